@@ -1,0 +1,231 @@
+#include "engine/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace crema {
+
+Node Node::scalar(std::string value, Mark mark, std::string path) {
+  Node n;
+  n.kind_ = Kind::Scalar;
+  n.scalar_ = std::move(value);
+  n.mark_ = std::move(mark);
+  n.path_ = std::move(path);
+  return n;
+}
+
+Node Node::map(Mark mark, std::string path) {
+  Node n;
+  n.kind_ = Kind::Map;
+  n.mark_ = std::move(mark);
+  n.path_ = std::move(path);
+  return n;
+}
+
+Node Node::seq(Mark mark, std::string path) {
+  Node n;
+  n.kind_ = Kind::Seq;
+  n.mark_ = std::move(mark);
+  n.path_ = std::move(path);
+  return n;
+}
+
+Node Node::null(Mark mark, std::string path) {
+  Node n;
+  n.mark_ = std::move(mark);
+  n.path_ = std::move(path);
+  return n;
+}
+
+void Node::fail(const std::string& message) const { throw ConfigError(mark_, path_, message); }
+
+const std::string& Node::str() const {
+  if (kind_ != Kind::Scalar) fail("expected a single value, got a " +
+                                  std::string(kind_ == Kind::Map ? "map" : kind_ == Kind::Seq ? "list" : "null"));
+  return scalar_;
+}
+
+long long Node::as_int64() const {
+  const std::string& s = str();
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || errno == ERANGE) fail("expected an integer, got '" + s + "'");
+  return v;
+}
+
+int Node::as_int() const {
+  const long long v = as_int64();
+  if (v < -2147483648LL || v > 2147483647LL) fail("integer " + str() + " is out of range");
+  return static_cast<int>(v);
+}
+
+double Node::as_double() const {
+  std::string s = str();
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "inf" || lower == ".inf" || lower == "+inf" || lower == "infinity") return INFINITY;
+  if (lower == "-inf" || lower == "-.inf" || lower == "-infinity") return -INFINITY;
+  if (lower == "nan" || lower == ".nan") return NAN;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0') fail("expected a number, got '" + s + "'");
+  return v;
+}
+
+float Node::as_float() const { return static_cast<float>(as_double()); }
+
+bool Node::as_bool() const {
+  const std::string& s = str();
+  if (s == "true" || s == "True" || s == "TRUE" || s == "t" || s == "1" || s == "yes") return true;
+  if (s == "false" || s == "False" || s == "FALSE" || s == "f" || s == "0" || s == "no") return false;
+  fail("expected true or false, got '" + s + "'");
+}
+
+const Node* Node::find(const std::string& key) const {
+  for (const auto& [k, v] : entries_)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+Node* Node::find(const std::string& key) {
+  for (auto& [k, v] : entries_)
+    if (k == key) return &v;
+  return nullptr;
+}
+
+Node& Node::set(const std::string& key, Node value) {
+  if (kind_ == Kind::Null) kind_ = Kind::Map;
+  if (Node* existing = find(key)) return *existing = std::move(value);
+  entries_.emplace_back(key, std::move(value));
+  return entries_.back().second;
+}
+
+void Node::set_path(const std::string& path) {
+  path_ = path;
+  for (auto& [k, v] : entries_) v.set_path(path.empty() ? k : path + "." + k);
+  for (size_t i = 0; i < items_.size(); ++i) items_[i].set_path(path + "[" + std::to_string(i) + "]");
+}
+
+int enum_value(const Node& n, const std::vector<std::string>& names) {
+  const std::string& s = n.str();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == s) return static_cast<int>(i);
+  std::string list;
+  for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
+  n.fail("unknown value '" + s + "'" + did_you_mean(s, names) + "; expected one of: " + list);
+}
+
+MapReader::MapReader(const Node* node, const Mark& fallback_mark, std::string path)
+    : node_(node && !node->is_null() ? node : nullptr),
+      mark_(node_ ? node_->mark() : fallback_mark),
+      path_(node_ ? node_->path() : std::move(path)) {
+  if (node_ && !node_->is_map()) node_->fail("expected a map of keys");
+}
+
+void MapReader::fail(const std::string& key, const std::string& message) const {
+  throw ConfigError(mark_, path_.empty() ? key : path_ + "." + key, message);
+}
+
+const Node* MapReader::find(const std::string& key) {
+  if (std::find(known_.begin(), known_.end(), key) == known_.end()) known_.push_back(key);
+  if (!node_) return nullptr;
+  const Node* n = node_->find(key);
+  return n && !n->is_null() ? n : nullptr;
+}
+
+bool MapReader::has(const std::string& key) { return find(key) != nullptr; }
+
+const Node& MapReader::required(const std::string& key) {
+  const Node* n = find(key);
+  if (!n) fail(key, "required key '" + key + "' is missing" + (node_ && node_->find(key) ? " (it is empty)" : ""));
+  return *n;
+}
+
+int MapReader::get_int(const std::string& key, int def) {
+  const Node* n = find(key);
+  return n ? n->as_int() : def;
+}
+long long MapReader::get_int64(const std::string& key, long long def) {
+  const Node* n = find(key);
+  return n ? n->as_int64() : def;
+}
+float MapReader::get_float(const std::string& key, float def) {
+  const Node* n = find(key);
+  return n ? n->as_float() : def;
+}
+double MapReader::get_double(const std::string& key, double def) {
+  const Node* n = find(key);
+  return n ? n->as_double() : def;
+}
+bool MapReader::get_bool(const std::string& key, bool def) {
+  const Node* n = find(key);
+  return n ? n->as_bool() : def;
+}
+std::string MapReader::get_string(const std::string& key, const std::string& def) {
+  const Node* n = find(key);
+  return n ? n->str() : def;
+}
+
+namespace {
+template <class T, class F>
+std::vector<T> repeated(const Node* n, F convert) {
+  std::vector<T> out;
+  if (!n) return out;
+  if (n->is_seq()) {
+    for (const auto& item : n->items()) out.push_back(convert(item));
+  } else {
+    out.push_back(convert(*n));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<int> MapReader::get_ints(const std::string& key) {
+  return repeated<int>(find(key), [](const Node& x) { return x.as_int(); });
+}
+std::vector<float> MapReader::get_floats(const std::string& key) {
+  return repeated<float>(find(key), [](const Node& x) { return x.as_float(); });
+}
+std::vector<std::string> MapReader::get_strings(const std::string& key) {
+  return repeated<std::string>(find(key), [](const Node& x) { return x.str(); });
+}
+
+int MapReader::get_enum(const std::string& key, const std::vector<std::string>& names, int def) {
+  const Node* n = find(key);
+  return n ? enum_value(*n, names) : def;
+}
+
+MapReader MapReader::sub(const std::string& key) {
+  const Node* n = find(key);
+  return MapReader(n, mark_, path_.empty() ? key : path_ + "." + key);
+}
+
+std::vector<MapReader> MapReader::subs(const std::string& key) {
+  std::vector<MapReader> out;
+  const Node* n = find(key);
+  if (!n) return out;
+  if (n->is_seq()) {
+    for (const auto& item : n->items()) out.emplace_back(&item, item.mark(), item.path());
+  } else {
+    out.emplace_back(n, n->mark(), n->path());
+  }
+  return out;
+}
+
+void MapReader::allow(const std::vector<std::string>& keys) {
+  for (const auto& k : keys) find(k);
+}
+
+void MapReader::finish() const {
+  if (!node_) return;
+  for (const auto& [key, value] : node_->entries()) {
+    if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+    throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
+                      "unknown key '" + key + "'" + did_you_mean(key, known_));
+  }
+}
+
+}  // namespace crema

@@ -1,0 +1,42 @@
+// Where and how layers run: the device (CPU or a CUDA device with its stream and
+// library handles) and the random stream that dropout, fillers and shuffling draw
+// from. Passed to every layer call, so there is no global mode.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/cuda/cuda_context.hpp"
+#include "engine/rng.hpp"
+
+namespace crema {
+
+enum class DeviceType { CPU, CUDA };
+
+struct Device {
+  DeviceType type = DeviceType::CPU;
+  int id = 0;
+  std::string str() const { return type == DeviceType::CPU ? "CPU" : "GPU " + std::to_string(id); }
+};
+
+class Context {
+ public:
+  // CPU context; seed < 0 seeds from the clock (Caffe's random_seed: -1).
+  explicit Context(long long seed = -1);
+  // GPU context on `device_id`; throws "no usable CUDA device: ..." when impossible.
+  static std::unique_ptr<Context> gpu(int device_id, long long seed = -1);
+
+  const Device& device() const { return device_; }
+  bool on_gpu() const { return device_.type == DeviceType::CUDA; }
+  cuda::CudaContext* cuda() const { return cuda_.get(); }
+  Rng& rng() { return rng_; }
+  long long seed() const { return seed_; }
+
+ private:
+  Device device_;
+  std::unique_ptr<cuda::CudaContext> cuda_;
+  Rng rng_;
+  long long seed_;
+};
+
+}  // namespace crema

@@ -1,0 +1,30 @@
+// Turns CUDA, cuBLAS and cuDNN status codes into crema::Error naming the call and
+// the source location. Included only by CUDA-enabled sources.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <string>
+
+#include "engine/error.hpp"
+
+namespace crema::cuda {
+
+[[noreturn]] void throw_cuda_error(const char* call, const std::string& what, const char* file, int line);
+
+inline void check(cudaError_t e, const char* call, const char* file, int line) {
+  if (e != cudaSuccess) throw_cuda_error(call, cudaGetErrorString(e), file, line);
+}
+inline void check(cublasStatus_t s, const char* call, const char* file, int line) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw_cuda_error(call, "cuBLAS status " + std::to_string(static_cast<int>(s)), file, line);
+}
+inline void check(cudnnStatus_t s, const char* call, const char* file, int line) {
+  if (s != CUDNN_STATUS_SUCCESS) throw_cuda_error(call, cudnnGetErrorString(s), file, line);
+}
+
+}  // namespace crema::cuda
+
+#define CREMA_CUDA_CHECK(call) ::crema::cuda::check((call), #call, __FILE__, __LINE__)

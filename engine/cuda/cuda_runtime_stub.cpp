@@ -1,0 +1,35 @@
+// Built when CUDA is off: every device request fails with one clear message.
+#include "engine/cuda/cuda_context.hpp"
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/error.hpp"
+
+namespace crema::cuda {
+
+namespace {
+[[noreturn]] void no_cuda() {
+  throw Error("no usable CUDA device: crema was built without CUDA (configure with -DCREMA_CUDA=ON)");
+}
+}  // namespace
+
+bool compiled_in() { return false; }
+int device_count(std::string* why) {
+  if (why) *why = "crema was built without CUDA";
+  return 0;
+}
+void require_device(int) { no_cuda(); }
+void* alloc_device(size_t, int*) { no_cuda(); }
+void free_device(void*, int) noexcept {}
+void zero_device(void*, size_t) { no_cuda(); }
+void copy_to_device(void*, const void*, size_t) { no_cuda(); }
+void copy_to_host(void*, const void*, size_t) { no_cuda(); }
+std::string runtime_version() { return "not compiled in"; }
+std::string cudnn_version() { return "not compiled in"; }
+
+std::unique_ptr<CudaContext> CudaContext::create(int device) {
+  require_device(device);
+  return nullptr;
+}
+CudaContext::~CudaContext() = default;
+void CudaContext::synchronize() const {}
+
+}  // namespace crema::cuda

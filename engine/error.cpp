@@ -1,0 +1,54 @@
+#include "engine/error.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+namespace crema {
+
+std::string Mark::str() const {
+  std::string s = file ? *file : std::string("<command line>");
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(col);
+  return s;
+}
+
+ConfigError::ConfigError(const Mark& mark, const std::string& path, const std::string& message)
+    : Error(mark.str() + ": " + (path.empty() ? std::string() : path + ": ") + message),
+      mark_(mark),
+      path_(path) {}
+
+namespace {
+int edit_distance(const std::string& a, const std::string& b) {
+  std::vector<int> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = static_cast<int>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = static_cast<int>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                        std::tolower(static_cast<unsigned char>(b[j - 1]));
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (same ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+}  // namespace
+
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  int best_d = 1 << 30;
+  for (const auto& c : candidates) {
+    const int d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  // Accept roughly one typo per three characters, at least two.
+  const int limit = std::max(2, static_cast<int>(word.size()) / 3);
+  return best_d <= limit ? best : std::string();
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  const std::string m = closest_match(word, candidates);
+  return m.empty() ? std::string() : " (did you mean '" + m + "'?)";
+}
+
+}  // namespace crema

@@ -1,0 +1,43 @@
+// Errors meant for people: every failure crema reports is one of these, caught in
+// app/ and printed as a single line. ConfigError carries the file:line:col and key
+// path of the offending config node and maps to exit status 2.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace crema {
+
+// Where a config value came from. The file name is shared by every node of a file.
+struct Mark {
+  std::shared_ptr<const std::string> file;
+  int line = 0;  // 1-based; 0 = unknown (e.g. a value set on the command line)
+  int col = 0;   // 1-based
+
+  std::string str() const;  // "file:line:col" or "file" or "<command line>"
+};
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class ConfigError : public Error {
+ public:
+  ConfigError(const Mark& mark, const std::string& path, const std::string& message);
+  const Mark& mark() const { return mark_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  Mark mark_;
+  std::string path_;
+};
+
+// Closest candidate within a small edit distance, or "" when nothing is close.
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
+// " (did you mean 'x'?)" or "".
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace crema

@@ -1,0 +1,123 @@
+#include "engine/layer.hpp"
+
+#include "engine/error.hpp"
+
+namespace crema {
+
+void Layer::check_blob_counts(const BlobVec& bottom, const BlobVec& top) const {
+  auto fail = [&](const std::string& what) {
+    spec_.fail(std::string(type()) + " layer " + what);
+  };
+  const int nb = static_cast<int>(bottom.size()), nt = static_cast<int>(top.size());
+  if (exact_num_bottom() >= 0 && nb != exact_num_bottom())
+    fail("takes " + std::to_string(exact_num_bottom()) + " bottom blob(s), got " + std::to_string(nb));
+  if (min_bottom() >= 0 && nb < min_bottom())
+    fail("takes at least " + std::to_string(min_bottom()) + " bottom blob(s), got " + std::to_string(nb));
+  if (max_bottom() >= 0 && nb > max_bottom())
+    fail("takes at most " + std::to_string(max_bottom()) + " bottom blob(s), got " + std::to_string(nb));
+  if (exact_num_top() >= 0 && nt != exact_num_top())
+    fail("produces " + std::to_string(exact_num_top()) + " top blob(s), got " + std::to_string(nt));
+  if (min_top() >= 0 && nt < min_top())
+    fail("produces at least " + std::to_string(min_top()) + " top blob(s), got " + std::to_string(nt));
+  if (max_top() >= 0 && nt > max_top())
+    fail("produces at most " + std::to_string(max_top()) + " top blob(s), got " + std::to_string(nt));
+}
+
+void Layer::setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  check_blob_counts(bottom, top);
+  layer_setup(ctx, bottom, top);
+  reshape(bottom, top);
+  // Loss weights: explicit ones from the spec, else 1 on a loss layer's first top.
+  loss_weights_.assign(top.size(), 0.f);
+  if (!spec_.loss_weight.empty()) {
+    if (spec_.loss_weight.size() != top.size())
+      spec_.fail("loss_weight has " + std::to_string(spec_.loss_weight.size()) + " value(s) but the layer has " +
+                 std::to_string(top.size()) + " top(s)");
+    loss_weights_ = spec_.loss_weight;
+  } else if (is_loss() && !top.empty()) {
+    loss_weights_[0] = 1.f;
+  }
+  if (param_propagate_down_.size() != blobs_.size()) param_propagate_down_.resize(blobs_.size(), true);
+}
+
+void Layer::set_loss_weight(int top_index, float w) {
+  if (loss_weights_.size() <= static_cast<size_t>(top_index)) loss_weights_.resize(static_cast<size_t>(top_index) + 1, 0.f);
+  loss_weights_[static_cast<size_t>(top_index)] = w;
+}
+
+void Layer::set_param_propagate_down(int i, bool value) {
+  if (param_propagate_down_.size() <= static_cast<size_t>(i)) param_propagate_down_.resize(static_cast<size_t>(i) + 1, true);
+  param_propagate_down_[static_cast<size_t>(i)] = value;
+}
+
+float Layer::forward(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  reshape(bottom, top);
+  if (ctx.on_gpu())
+    forward_gpu(ctx, bottom, top);
+  else
+    forward_cpu(ctx, bottom, top);
+  float loss = 0;
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float w = loss_weight(static_cast<int>(i));
+    if (w == 0.f) continue;
+    // Losses are reduced on the host; the tops are small (usually one value).
+    const float* d = top[i]->cpu_data();
+    double s = 0;
+    for (int j = 0; j < top[i]->count(); ++j) s += d[j];
+    loss += w * static_cast<float>(s);
+  }
+  return loss;
+}
+
+void Layer::backward(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down, const BlobVec& bottom) {
+  if (ctx.on_gpu())
+    backward_gpu(ctx, top, propagate_down, bottom);
+  else
+    backward_cpu(ctx, top, propagate_down, bottom);
+}
+
+void Layer::forward_gpu(Context& ctx, const BlobVec&, const BlobVec&) {
+  spec_.fail(std::string(type()) + " layer has no GPU implementation for " + ctx.device().str() +
+             " yet; run it with solver_mode: CPU");
+}
+
+void Layer::backward_gpu(Context& ctx, const BlobVec&, const std::vector<bool>&, const BlobVec&) {
+  spec_.fail(std::string(type()) + " layer has no GPU implementation for " + ctx.device().str() +
+             " yet; run it with solver_mode: CPU");
+}
+
+LayerRegistry& LayerRegistry::instance() {
+  static LayerRegistry registry;
+  return registry;
+}
+
+void LayerRegistry::add(const std::string& type, LayerFactory factory) {
+  if (factories_.count(type)) throw Error("layer type '" + type + "' registered twice");
+  factories_[type] = std::move(factory);
+}
+
+std::vector<std::string> LayerRegistry::types() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : factories_) out.push_back(k);
+  return out;
+}
+
+std::unique_ptr<Layer> LayerRegistry::create(const LayerSpec& spec) const {
+  auto it = factories_.find(spec.type);
+  if (it == factories_.end()) {
+    const Node* type_node = spec.config ? spec.config->find("type") : nullptr;
+    const Mark& m = type_node ? type_node->mark() : spec.mark;
+    throw ConfigError(m, spec.path + ".type", "unknown layer type '" + spec.type + "'" + did_you_mean(spec.type, types()));
+  }
+  auto layer = it->second(spec);
+  // Every key of the layer map must be either shared or read by the layer's constructor.
+  if (spec.config) {
+    MapReader r(spec.config);
+    r.allow(common_layer_keys());
+    r.allow(*spec.read_keys);
+    r.finish();
+  }
+  return layer;
+}
+
+}  // namespace crema

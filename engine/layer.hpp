@@ -1,0 +1,119 @@
+// The layer contract (Caffe's, without templates or a global mode):
+//   setup(bottom, top)       checks blob counts, calls layer_setup, then reshape
+//   reshape(bottom, top)     sizes the tops (and internal buffers) from the bottoms
+//   forward(ctx, bottom, top) returns the weighted loss this layer contributes
+//   backward(ctx, top, propagate_down, bottom)
+// A layer reads its typed parameters in its constructor from spec.params("x_param"),
+// owns its parameter blobs in blobs(), and registers itself in one line with
+// CREMA_REGISTER_LAYER. The device comes in through the Context; a layer that has
+// no GPU path says so through supports() and the net refuses to place it there.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/blob.hpp"
+#include "engine/context.hpp"
+#include "engine/layer_spec.hpp"
+
+namespace crema {
+
+class Layer {
+ public:
+  explicit Layer(const LayerSpec& spec) : spec_(spec) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  virtual const char* type() const = 0;
+
+  void setup(Context& ctx, const BlobVec& bottom, const BlobVec& top);
+  virtual void reshape(const BlobVec& bottom, const BlobVec& top) = 0;
+  float forward(Context& ctx, const BlobVec& bottom, const BlobVec& top);
+  void backward(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down, const BlobVec& bottom);
+
+  virtual bool supports(const Device& device) const { return device.type == DeviceType::CPU; }
+
+  // Blob-count contract; -1 means no constraint.
+  virtual int exact_num_bottom() const { return -1; }
+  virtual int min_bottom() const { return -1; }
+  virtual int max_bottom() const { return -1; }
+  virtual int exact_num_top() const { return -1; }
+  virtual int min_top() const { return -1; }
+  virtual int max_top() const { return -1; }
+  // Whether the net may create anonymous tops up to min_top/exact_num_top.
+  virtual bool auto_top_blobs() const { return false; }
+  // Whether force_backward may ask for a gradient of bottom i (labels: no).
+  virtual bool allow_force_backward(int /*bottom_index*/) const { return true; }
+  // Loss layers get loss_weight 1 on their first top by default.
+  virtual bool is_loss() const { return false; }
+  // Data layers: the net treats their tops as inputs (no backward).
+  virtual bool is_data() const { return false; }
+
+  const LayerSpec& spec() const { return spec_; }
+  const std::string& name() const { return spec_.name; }
+  std::vector<BlobPtr>& blobs() { return blobs_; }
+  const std::vector<BlobPtr>& blobs() const { return blobs_; }
+  float loss_weight(int top_index) const {
+    return top_index < static_cast<int>(loss_weights_.size()) ? loss_weights_[static_cast<size_t>(top_index)] : 0.f;
+  }
+  void set_loss_weight(int top_index, float w);
+  bool param_propagate_down(int i) const {
+    return i < static_cast<int>(param_propagate_down_.size()) && param_propagate_down_[static_cast<size_t>(i)];
+  }
+  void set_param_propagate_down(int i, bool value);
+
+  // Saved in snapshots for an exact resume (data readers' positions and RNGs).
+  virtual std::string save_state() const { return {}; }
+  virtual void restore_state(const std::string& /*state*/) {}
+
+ protected:
+  virtual void layer_setup(Context& /*ctx*/, const BlobVec& /*bottom*/, const BlobVec& /*top*/) {}
+  virtual void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) = 0;
+  virtual void backward_cpu(Context& /*ctx*/, const BlobVec& /*top*/, const std::vector<bool>& /*propagate_down*/,
+                            const BlobVec& /*bottom*/) {}
+  virtual void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top);
+  virtual void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                            const BlobVec& bottom);
+
+  // Creates the i-th parameter blob and fills it from a filler spec.
+  LayerSpec spec_;
+  std::vector<BlobPtr> blobs_;
+
+ private:
+  void check_blob_counts(const BlobVec& bottom, const BlobVec& top) const;
+  std::vector<float> loss_weights_;
+  std::vector<bool> param_propagate_down_;
+};
+
+using LayerFactory = std::function<std::unique_ptr<Layer>(const LayerSpec&)>;
+
+class LayerRegistry {
+ public:
+  static LayerRegistry& instance();
+  void add(const std::string& type, LayerFactory factory);
+  // Throws ConfigError (with a did-you-mean) for an unknown type.
+  std::unique_ptr<Layer> create(const LayerSpec& spec) const;
+  bool has(const std::string& type) const { return factories_.count(type) > 0; }
+  std::vector<std::string> types() const;
+
+ private:
+  std::map<std::string, LayerFactory> factories_;
+};
+
+struct LayerRegistrar {
+  LayerRegistrar(const std::string& type, LayerFactory factory) {
+    LayerRegistry::instance().add(type, std::move(factory));
+  }
+};
+
+}  // namespace crema
+
+#define CREMA_REGISTER_LAYER(type_name, Class)                                      \
+  static ::crema::LayerRegistrar crema_registrar_##Class(                             \
+      type_name, [](const ::crema::LayerSpec& spec) -> std::unique_ptr<::crema::Layer> { \
+        return std::make_unique<Class>(spec);                                         \
+      })

@@ -1,0 +1,82 @@
+#include "engine/layer_spec.hpp"
+
+#include <algorithm>
+
+namespace crema {
+
+bool rule_matches(const NetStateRule& rule, const NetState& state) {
+  if (rule.phase && *rule.phase != state.phase) return false;
+  if (rule.min_level && state.level < *rule.min_level) return false;
+  if (rule.max_level && state.level > *rule.max_level) return false;
+  auto has = [&](const std::string& s) { return std::find(state.stage.begin(), state.stage.end(), s) != state.stage.end(); };
+  for (const auto& s : rule.stage)
+    if (!has(s)) return false;
+  for (const auto& s : rule.not_stage)
+    if (has(s)) return false;
+  return true;
+}
+
+NetStateRule parse_rule(MapReader& r) {
+  NetStateRule rule;
+  if (r.has("phase")) rule.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+  if (r.has("min_level")) rule.min_level = r.get_int("min_level", 0);
+  if (r.has("max_level")) rule.max_level = r.get_int("max_level", 0);
+  rule.stage = r.get_strings("stage");
+  rule.not_stage = r.get_strings("not_stage");
+  r.finish();
+  return rule;
+}
+
+const std::vector<std::string>& common_layer_keys() {
+  static const std::vector<std::string> keys = {"name",   "type",       "bottom",         "top",     "param",
+                                                "loss_weight", "propagate_down", "include", "exclude", "phase"};
+  return keys;
+}
+
+LayerSpec parse_layer_spec(const Node& node) {
+  LayerSpec s;
+  MapReader r(&node);
+  s.config = &node;
+  s.mark = node.mark();
+  s.path = node.path();
+  s.type = r.required("type").str();
+  if (const Node* n = r.find("name")) s.name = n->str();
+  s.bottom = r.get_strings("bottom");
+  s.top = r.get_strings("top");
+  for (auto& p : r.subs("param")) {
+    ParamSpec ps;
+    ps.name = p.get_string("name", "");
+    ps.lr_mult = p.get_float("lr_mult", 1.f);
+    ps.decay_mult = p.get_float("decay_mult", 1.f);
+    p.allow({"share_mode"});
+    p.finish();
+    s.param.push_back(ps);
+  }
+  s.loss_weight = r.get_floats("loss_weight");
+  if (const Node* pd = r.find("propagate_down")) {
+    if (pd->is_seq())
+      for (const auto& item : pd->items()) s.propagate_down.push_back(item.as_bool());
+    else
+      s.propagate_down.push_back(pd->as_bool());
+  }
+  for (auto& inc : r.subs("include")) s.include.push_back(parse_rule(inc));
+  for (auto& exc : r.subs("exclude")) s.exclude.push_back(parse_rule(exc));
+  if (!s.include.empty() && !s.exclude.empty())
+    s.fail("a layer may have include rules or exclude rules, not both");
+  if (r.has("phase")) s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+  return s;
+}
+
+MapReader LayerSpec::params(const std::string& key) const {
+  read_keys->push_back(key);
+  const Node* n = config ? config->find(key) : nullptr;
+  return MapReader(n, mark, path.empty() ? key : path + "." + key);
+}
+
+void LayerSpec::fail(const std::string& message) const {
+  std::string where = path;
+  if (!name.empty()) where += (where.empty() ? "" : " ") + std::string("(") + name + ")";
+  throw ConfigError(mark, where, message);
+}
+
+}  // namespace crema

@@ -1,0 +1,68 @@
+// The parts of a layer definition that every layer shares (Caffe's LayerParameter
+// minus the typed *_param messages, which each layer reads itself from `config`).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/config.hpp"
+
+namespace crema {
+
+enum class Phase { TRAIN, TEST };
+inline const char* phase_name(Phase p) { return p == Phase::TRAIN ? "TRAIN" : "TEST"; }
+
+struct ParamSpec {
+  std::string name;  // shared parameters have the same non-empty name
+  float lr_mult = 1.f;
+  float decay_mult = 1.f;
+};
+
+// Caffe's NetStateRule: a layer is in the net when a rule matches the net state.
+struct NetStateRule {
+  std::optional<Phase> phase;
+  std::optional<int> min_level, max_level;
+  std::vector<std::string> stage, not_stage;
+};
+
+struct NetState {
+  Phase phase = Phase::TRAIN;
+  int level = 0;
+  std::vector<std::string> stage;
+};
+
+bool rule_matches(const NetStateRule& rule, const NetState& state);
+
+struct LayerSpec {
+  std::string name, type;
+  std::vector<std::string> bottom, top;
+  std::vector<ParamSpec> param;
+  std::vector<float> loss_weight;
+  std::vector<bool> propagate_down;
+  std::vector<NetStateRule> include, exclude;
+  Phase phase = Phase::TRAIN;  // the phase of the net the layer is built into
+  const Node* config = nullptr;  // the layer's whole config map (typed params live here)
+  Mark mark;
+  std::string path;  // key path of the layer, e.g. "net.layer[3]"
+  // *_param keys the layer asked for (shared between copies of the spec), so that
+  // the registry can reject a misspelt one after construction.
+  std::shared_ptr<std::vector<std::string>> read_keys = std::make_shared<std::vector<std::string>>();
+
+  // Reader for one typed parameter message, e.g. params("pooling_param"); the
+  // layer calls finish() on it once it has read every key it knows.
+  MapReader params(const std::string& key) const;
+  // A ConfigError at this layer: "file:line:col: net.layer[3] (conv1): message".
+  [[noreturn]] void fail(const std::string& message) const;
+};
+
+// Parses the shared keys of a layer map. Unknown keys are rejected by the registry
+// once the layer has read its typed parameters.
+LayerSpec parse_layer_spec(const Node& node);
+// The keys parse_layer_spec consumes.
+const std::vector<std::string>& common_layer_keys();
+
+NetStateRule parse_rule(MapReader& r);
+
+}  // namespace crema

@@ -1,0 +1,60 @@
+#include "engine/math.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+namespace crema {
+
+void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, const float* b,
+              float beta, float* c) {
+  const int lda = trans_a ? m : k;
+  const int ldb = trans_b ? k : n;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k,
+              alpha, a, lda, b, ldb, beta, c, n);
+}
+
+void cpu_gemv(bool trans_a, int m, int n, float alpha, const float* a, const float* x, float beta, float* y) {
+  cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, m, n, alpha, a, n, x, 1, beta, y, 1);
+}
+
+void cpu_axpy(int n, float alpha, const float* x, float* y) { cblas_saxpy(n, alpha, x, 1, y, 1); }
+
+void cpu_axpby(int n, float alpha, const float* x, float beta, float* y) {
+  for (int i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+}
+
+void cpu_scale(int n, float alpha, float* x) { cblas_sscal(n, alpha, x, 1); }
+
+void cpu_set(int n, float value, float* x) {
+  if (value == 0.f) {
+    std::memset(x, 0, sizeof(float) * static_cast<size_t>(n));
+    return;
+  }
+  std::fill(x, x + n, value);
+}
+
+void cpu_copy(int n, const float* x, float* y) {
+  if (x != y) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(n));
+}
+
+float cpu_dot(int n, const float* x, const float* y) { return cblas_sdot(n, x, 1, y, 1); }
+float cpu_asum(int n, const float* x) { return cblas_sasum(n, x, 1); }
+
+namespace {
+int g_threads = 0;
+}
+
+void set_num_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  g_threads = n;
+  openblas_set_num_threads(n);
+}
+
+int num_threads() {
+  return g_threads > 0 ? g_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace crema

@@ -1,0 +1,24 @@
+// CPU math on raw float arrays: BLAS wrappers (row-major, OpenBLAS CBLAS) and the few
+// vector helpers the layers and solvers share.
+#pragma once
+
+namespace crema {
+
+// C(M,N) = alpha * op(A) * op(B) + beta * C; op(A): (M,K), op(B): (K,N), row-major.
+void cpu_gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, const float* b,
+              float beta, float* c);
+// y(M or N) = alpha * op(A) * x + beta * y; A: (M,N) row-major.
+void cpu_gemv(bool trans_a, int m, int n, float alpha, const float* a, const float* x, float beta, float* y);
+void cpu_axpy(int n, float alpha, const float* x, float* y);            // y += alpha x
+void cpu_axpby(int n, float alpha, const float* x, float beta, float* y);  // y = alpha x + beta y
+void cpu_scale(int n, float alpha, float* x);                          // x *= alpha
+void cpu_set(int n, float value, float* x);
+void cpu_copy(int n, const float* x, float* y);
+float cpu_dot(int n, const float* x, const float* y);
+float cpu_asum(int n, const float* x);
+
+// Threads used by BLAS (and later oneDNN); <= 0 means all cores.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace crema

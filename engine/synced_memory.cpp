@@ -1,0 +1,91 @@
+#include "engine/synced_memory.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/error.hpp"
+
+namespace crema {
+
+std::atomic<long> SyncedMemory::h2d_{0};
+std::atomic<long> SyncedMemory::d2h_{0};
+
+namespace {
+// 64-byte alignment suits AVX-512 loads and oneDNN/BLAS kernels.
+constexpr size_t kAlign = 64;
+void* host_alloc(size_t bytes) {
+  const size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded == 0 ? kAlign : rounded);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+SyncedMemory::~SyncedMemory() {
+  std::free(cpu_);
+  if (gpu_) cuda::free_device(gpu_, gpu_device_);
+}
+
+void SyncedMemory::to_cpu() {
+  switch (head_) {
+    case Head::Uninitialized:
+      cpu_ = host_alloc(size_);
+      std::memset(cpu_, 0, size_);
+      head_ = Head::AtCpu;
+      break;
+    case Head::AtGpu:
+      if (!cpu_) cpu_ = host_alloc(size_);
+      cuda::copy_to_host(cpu_, gpu_, size_);
+      ++d2h_;
+      head_ = Head::Synced;
+      break;
+    case Head::AtCpu:
+    case Head::Synced:
+      break;
+  }
+}
+
+void SyncedMemory::to_gpu() {
+  switch (head_) {
+    case Head::Uninitialized:
+      gpu_ = cuda::alloc_device(size_, &gpu_device_);
+      cuda::zero_device(gpu_, size_);
+      head_ = Head::AtGpu;
+      break;
+    case Head::AtCpu:
+      if (!gpu_) gpu_ = cuda::alloc_device(size_, &gpu_device_);
+      cuda::copy_to_device(gpu_, cpu_, size_);
+      ++h2d_;
+      head_ = Head::Synced;
+      break;
+    case Head::AtGpu:
+    case Head::Synced:
+      break;
+  }
+}
+
+const void* SyncedMemory::cpu_data() {
+  to_cpu();
+  return cpu_;
+}
+
+void* SyncedMemory::mutable_cpu_data() {
+  to_cpu();
+  head_ = Head::AtCpu;
+  return cpu_;
+}
+
+const void* SyncedMemory::gpu_data() {
+  to_gpu();
+  return gpu_;
+}
+
+void* SyncedMemory::mutable_gpu_data() {
+  to_gpu();
+  head_ = Head::AtGpu;
+  return gpu_;
+}
+
+}  // namespace crema

@@ -1,0 +1,132 @@
+// Helpers for layer tests: build a layer from a YAML snippet, fill blobs, and check
+// gradients by central differences (Caffe's GradientChecker, reseeding the random
+// stream before every forward so stochastic layers such as Dropout are checkable).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/context.hpp"
+#include "engine/layer.hpp"
+#include "io/yaml_config.hpp"
+
+namespace crema::test {
+
+// Owns the config tree the spec points into.
+struct LayerUnderTest {
+  std::shared_ptr<Node> config;
+  std::unique_ptr<Layer> layer;
+};
+
+// `yaml` is one layer map, e.g. "{type: ReLU, relu_param: {negative_slope: 0.1}}".
+inline LayerUnderTest make_layer(const std::string& yaml, Phase phase = Phase::TRAIN) {
+  LayerUnderTest t;
+  t.config = std::make_shared<Node>(io::parse_yaml(yaml, "<test>"));
+  if (!t.config->find("name")) t.config->set("name", Node::scalar("test_layer"));
+  LayerSpec spec = parse_layer_spec(*t.config);
+  spec.phase = phase;
+  t.layer = LayerRegistry::instance().create(spec);
+  return t;
+}
+
+inline void fill_gaussian(Blob& b, Rng& rng, float stddev = 1.f, float mean = 0.f) {
+  float* p = b.mutable_cpu_data();
+  for (int i = 0; i < b.count(); ++i) p[i] = rng.gaussian(mean, stddev);
+}
+
+inline void fill_uniform(Blob& b, Rng& rng, float lo, float hi) {
+  float* p = b.mutable_cpu_data();
+  for (int i = 0; i < b.count(); ++i) p[i] = rng.uniform(lo, hi);
+}
+
+struct GradCheck {
+  float step = 1e-2f;
+  float threshold = 1e-2f;
+  // Elements whose input lies within kink_range of kink are skipped (ReLU at 0).
+  float kink = 0.f;
+  float kink_range = -1.f;
+  uint64_t seed = 1701;
+  // Bottoms to check (empty = all); parameter blobs are always checked.
+  std::vector<int> bottoms;
+  bool check_params = true;
+  // Elements per blob to check (0 = all); spread evenly over the blob.
+  int max_checks = 0;
+};
+
+// Objective: sum over tops of <top, r> with fixed random r (so every element of
+// every top contributes), or the layer's weighted loss for loss layers.
+inline double objective(Layer& layer, Context& ctx, const BlobVec& bottom, const BlobVec& top,
+                        const std::vector<std::vector<float>>& r, uint64_t seed) {
+  ctx.rng().seed(seed);
+  layer.forward(ctx, bottom, top);
+  double f = 0;
+  for (size_t t = 0; t < top.size(); ++t) {
+    const float* d = top[t]->cpu_data();
+    for (int i = 0; i < top[t]->count(); ++i) f += static_cast<double>(d[i]) * r[t][static_cast<size_t>(i)];
+  }
+  return f;
+}
+
+inline void check_gradients(Layer& layer, const BlobVec& bottom, const BlobVec& top, GradCheck opt = {}) {
+  Context ctx(static_cast<long long>(opt.seed));
+  layer.setup(ctx, bottom, top);
+  // Random objective weights (loss layers: their loss weight on the scalar loss).
+  Rng rng(opt.seed + 7);
+  std::vector<std::vector<float>> r(top.size());
+  for (size_t t = 0; t < top.size(); ++t) {
+    r[t].resize(static_cast<size_t>(top[t]->count()));
+    for (auto& v : r[t]) v = layer.is_loss() ? layer.loss_weight(static_cast<int>(t)) : rng.uniform(-1.f, 1.f);
+  }
+  std::vector<Blob*> targets;
+  std::vector<bool> propagate(bottom.size(), false);
+  for (size_t b = 0; b < bottom.size(); ++b) {
+    const bool wanted = opt.bottoms.empty() ||
+                        std::find(opt.bottoms.begin(), opt.bottoms.end(), static_cast<int>(b)) != opt.bottoms.end();
+    if (wanted) {
+      propagate[b] = true;
+      targets.push_back(bottom[b]);
+    }
+  }
+  if (opt.check_params)
+    for (auto& p : layer.blobs()) targets.push_back(p.get());
+
+  // Analytic gradients.
+  for (auto& p : layer.blobs()) p->set_diff(0.f);
+  objective(layer, ctx, bottom, top, r, opt.seed);
+  for (size_t t = 0; t < top.size(); ++t) {
+    float* d = top[t]->mutable_cpu_diff();
+    for (int i = 0; i < top[t]->count(); ++i) d[i] = r[t][static_cast<size_t>(i)];
+  }
+  for (auto* b : bottom) b->set_diff(0.f);
+  layer.backward(ctx, top, propagate, bottom);
+  std::vector<std::vector<float>> analytic;
+  for (auto* b : targets) analytic.emplace_back(b->cpu_diff(), b->cpu_diff() + b->count());
+
+  for (size_t k = 0; k < targets.size(); ++k) {
+    Blob* b = targets[k];
+    const int n = b->count();
+    const int stride = opt.max_checks > 0 && n > opt.max_checks ? n / opt.max_checks : 1;
+    for (int i = 0; i < n; i += stride) {
+      float* x = b->mutable_cpu_data();
+      const float x0 = x[i];
+      if (opt.kink_range > 0 && std::fabs(x0 - opt.kink) < opt.kink_range) continue;
+      x[i] = x0 + opt.step;
+      const double fp = objective(layer, ctx, bottom, top, r, opt.seed);
+      b->mutable_cpu_data()[i] = x0 - opt.step;
+      const double fm = objective(layer, ctx, bottom, top, r, opt.seed);
+      b->mutable_cpu_data()[i] = x0;
+      const double estimated = (fp - fm) / (2.0 * opt.step);
+      const double computed = analytic[k][static_cast<size_t>(i)];
+      const double scale = std::max({std::fabs(computed), std::fabs(estimated), 1.0});
+      INFO("layer " << layer.type() << ", blob " << k << " (" << b->shape_string() << "), element " << i
+                    << ": analytic " << computed << ", numeric " << estimated);
+      CHECK(std::fabs(computed - estimated) <= opt.threshold * scale);
+    }
+  }
+}
+
+}  // namespace crema::test
