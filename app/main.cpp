@@ -1,1 +1,118 @@
-int main() { return 0; }
+// crema's command line: parses options and hands each subcommand to app/commands.
+// Every error a user can cause ends here as one line; config errors exit with 2.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "app/commands.hpp"
+#include "engine/error.hpp"
+#include "engine/math.hpp"
+
+namespace {
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t comma = s.find(',', start);
+      const std::string part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!part.empty()) out.push_back(part);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+void setup_logging(const std::string& log_file) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
+  auto logger = std::make_shared<spdlog::logger>("crema", sinks.begin(), sinks.end());
+  // glog's layout, so Caffe's parse_log.py and similar tools read crema logs.
+  logger->set_pattern("%L%m%d %H:%M:%S.%f %6t crema] %v");
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"crema: train Caffe-style neural networks from YAML configs"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print the version and the compiled-in backends");
+  int threads = 0;
+  std::string log_file;
+
+  crema::app::TrainOptions train;
+  std::vector<std::string> train_weights;
+  auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
+  train_cmd->add_option("solver", train.solver, "Solver config (YAML)")->required();
+  train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel.h5), comma-separated; later files win");
+  train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate.h5");
+  train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)");
+  train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)");
+  train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+  train_cmd->add_option("--log", log_file, "Also write the log to this file");
+
+  crema::app::TestOptions test;
+  std::vector<std::string> test_weights;
+  auto* test_cmd = app.add_subcommand("test", "Score a trained net (TEST phase)");
+  test_cmd->add_option("--model", test.model, "Net config (YAML)")->required();
+  test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel.h5), comma-separated");
+  test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(CLI::PositiveNumber);
+  test_cmd->add_option("--gpu", test.gpu, "GPU device id");
+  test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+  test_cmd->add_option("--log", log_file, "Also write the log to this file");
+
+  crema::app::TimeOptions time;
+  auto* time_cmd = app.add_subcommand("time", "Benchmark each layer's forward and backward pass");
+  time_cmd->add_option("--model", time.model, "Net config (YAML)")->required();
+  time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(CLI::PositiveNumber);
+  time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
+      ->check(CLI::IsMember({"TRAIN", "TEST"}));
+  time_cmd->add_option("--gpu", time.gpu, "GPU device id");
+  time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (show_version) {
+    std::cout << crema::app::version_text();
+    return 0;
+  }
+  if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd)) {
+    std::cout << app.help();
+    return 2;
+  }
+  setup_logging(log_file);
+  crema::set_num_threads(threads);
+  try {
+    if (app.got_subcommand(train_cmd)) {
+      train.weights = split_commas(train_weights);
+      return crema::app::train(train);
+    }
+    if (app.got_subcommand(test_cmd)) {
+      test.weights = split_commas(test_weights);
+      return crema::app::test(test);
+    }
+    return crema::app::time(time);
+  } catch (const crema::ConfigError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const crema::Error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error: {}", e.what());
+    return 1;
+  }
+}

@@ -52,6 +52,7 @@ class Node {
   Node& set(const std::string& key, Node value);  // replaces or appends
 
   const std::vector<Node>& items() const { return items_; }
+  std::vector<Node>& items() { return items_; }
   void push_back(Node n) { items_.push_back(std::move(n)); }
 
   // A ConfigError located at this node.

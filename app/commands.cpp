@@ -1,0 +1,174 @@
+#include "app/commands.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "app/signals.hpp"
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "engine/solver.hpp"
+#include "io/checkpoint.hpp"
+#include "io/job_config.hpp"
+#include "io/yaml_config.hpp"
+
+namespace crema::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::unique_ptr<Context> make_context(int gpu, const std::string& solver_mode, int device_id, long long seed) {
+  if (gpu >= 0) return Context::gpu(gpu, seed);
+  if (solver_mode == "GPU") return Context::gpu(device_id, seed);
+  return std::make_unique<Context>(seed);
+}
+
+void load_weight_files(Net& net, const std::vector<std::string>& files) {
+  for (const auto& f : files) {
+    const auto report = io::copy_weights(net, io::load_weights(f), f);
+    spdlog::info("Loaded {} layer(s) from {}", report.loaded.size(), f);
+    for (const auto& l : report.ignored_source) spdlog::info("    ignored source layer '{}' (not in the net)", l);
+  }
+}
+
+}  // namespace
+
+int train(const TrainOptions& opt) {
+  if (!opt.weights.empty() && !opt.snapshot.empty())
+    throw Error("give either --weights (start from those weights) or --snapshot (resume a run), not both");
+  auto root = io::load_solver_config(opt.solver, opt.overrides);
+  const SolverSpec spec = SolverSpec::parse(*root);
+  const NetSpec net_spec = NetSpec::parse(*spec.net);
+  auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
+  spdlog::info("Using {}{}", ctx->device().str(),
+               spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string());
+
+  Solver solver(spec, net_spec, *ctx);
+  const std::string config_yaml = io::to_yaml(*root);
+  std::string last_state;
+  solver.on_snapshot = [&](Solver& s) {
+    const std::string prefix = spec.snapshot_prefix.empty() ? fs::path(opt.solver).stem().string() : spec.snapshot_prefix;
+    const fs::path dir = fs::path(prefix).parent_path();
+    if (!dir.empty()) fs::create_directories(dir);
+    const std::string base = io::snapshot_base(prefix, s.iter());
+    spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
+    io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff);
+    spdlog::info("Snapshotting solver state to HDF5 file {}.solverstate.h5", base);
+    io::save_solver_state(s.state(), base + ".caffemodel.h5", config_yaml, base + ".solverstate.h5");
+    last_state = base + ".solverstate.h5";
+  };
+  solver.poll_action = poll_signal_action;
+
+  if (!opt.snapshot.empty()) {
+    spdlog::info("Resuming from {}", opt.snapshot);
+    const io::LoadedState loaded = io::load_solver_state(opt.snapshot);
+    load_weight_files(solver.net(), {loaded.weights_path});
+    solver.restore(loaded.state);
+  } else {
+    load_weight_files(solver.net(), opt.weights);
+  }
+  install_signal_handlers();
+  solver.solve();
+  if (solver.stopped_early()) {
+    spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
+    spdlog::info("Resume with: crema train {} --snapshot {}", opt.solver, last_state);
+  }
+  return 0;
+}
+
+int test(const TestOptions& opt) {
+  auto root = io::load_net_config(opt.model);
+  const NetSpec spec = NetSpec::parse(*root);
+  auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
+  Net net(spec, NetState{Phase::TEST, 0, {}}, *ctx);
+  if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
+  load_weight_files(net, opt.weights);
+  std::vector<double> sums;
+  for (int i = 0; i < opt.iterations; ++i) {
+    net.forward(*ctx);
+    size_t k = 0;
+    for (size_t j = 0; j < net.outputs().size(); ++j) {
+      const Blob* out = net.outputs()[j];
+      for (int e = 0; e < out->count(); ++e, ++k) {
+        if (sums.size() <= k) sums.push_back(0);
+        sums[k] += out->cpu_data()[e];
+        spdlog::info("Batch {}, {} = {}", i, net.output_names()[j], out->cpu_data()[e]);
+      }
+    }
+  }
+  size_t k = 0;
+  for (size_t j = 0; j < net.outputs().size(); ++j) {
+    const float w = net.output_loss_weight(j);
+    for (int e = 0; e < net.outputs()[j]->count(); ++e, ++k) {
+      const double mean = sums[k] / opt.iterations;
+      if (w != 0.f)
+        spdlog::info("{} = {:.6g} (* {} = {:.6g} loss)", net.output_names()[j], mean, w, w * mean);
+      else
+        spdlog::info("{} = {:.6g}", net.output_names()[j], mean);
+    }
+  }
+  return 0;
+}
+
+int time(const TimeOptions& opt) {
+  auto root = io::load_net_config(opt.model);
+  const NetSpec spec = NetSpec::parse(*root);
+  auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
+  const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
+  Net net(spec, NetState{phase, 0, {}}, *ctx);
+  using clock = std::chrono::steady_clock;
+  auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
+  spdlog::info("Performing Forward");
+  net.forward(*ctx);  // warm-up
+  if (phase == Phase::TRAIN) net.backward(*ctx);
+  const int n = net.num_layers();
+  std::vector<double> fwd(static_cast<size_t>(n), 0.0), bwd(static_cast<size_t>(n), 0.0);
+  double total_fwd = 0, total_bwd = 0;
+  const auto start = clock::now();
+  for (int it = 0; it < opt.iterations; ++it) {
+    auto t = clock::now();
+    for (int i = 0; i < n; ++i) {
+      const auto l = clock::now();
+      net.forward_layer(*ctx, i);
+      fwd[static_cast<size_t>(i)] += ms_since(l);
+    }
+    total_fwd += ms_since(t);
+    if (phase == Phase::TRAIN) {
+      t = clock::now();
+      for (int i = n; i-- > 0;) {
+        const auto l = clock::now();
+        net.backward_layer(*ctx, i);
+        bwd[static_cast<size_t>(i)] += ms_since(l);
+      }
+      total_bwd += ms_since(t);
+    }
+    spdlog::info("Iteration: {} forward-backward time: {:.3f} ms.", it + 1, ms_since(t));
+  }
+  spdlog::info("Average time per layer:");
+  const double iters = opt.iterations;
+  for (int i = 0; i < n; ++i) {
+    spdlog::info("{:>16}\tforward: {:.4f} ms.", net.layer_name(i), fwd[static_cast<size_t>(i)] / iters);
+    if (phase == Phase::TRAIN)
+      spdlog::info("{:>16}\tbackward: {:.4f} ms.", net.layer_name(i), bwd[static_cast<size_t>(i)] / iters);
+  }
+  spdlog::info("Average Forward pass: {:.4f} ms.", total_fwd / iters);
+  if (phase == Phase::TRAIN) spdlog::info("Average Backward pass: {:.4f} ms.", total_bwd / iters);
+  spdlog::info("Average Forward-Backward: {:.4f} ms.", ms_since(start) / iters);
+  spdlog::info("Total Time: {:.3f} ms.", ms_since(start));
+  return 0;
+}
+
+std::string version_text() {
+  std::string s = std::string("crema ") + CREMA_VERSION + " (" + CREMA_BUILD_TYPE + " build)\n";
+  if (cuda::compiled_in())
+    s += "CUDA " + cuda::runtime_version() + ", cuDNN " + cuda::cudnn_version() + " (compiled in)\n";
+  else
+    s += "CUDA: not compiled in\n";
+  return s;
+}
+
+}  // namespace crema::app

@@ -1,0 +1,36 @@
+// The subcommands: each maps its options onto the engine and io/.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace crema::app {
+
+struct TrainOptions {
+  std::string solver;
+  std::vector<std::string> weights;
+  std::string snapshot;
+  std::vector<std::string> overrides;
+  int gpu = -1;
+};
+int train(const TrainOptions& opt);
+
+struct TestOptions {
+  std::string model;
+  std::vector<std::string> weights;
+  int iterations = 50;
+  int gpu = -1;
+};
+int test(const TestOptions& opt);
+
+struct TimeOptions {
+  std::string model;
+  int iterations = 50;
+  std::string phase = "TRAIN";
+  int gpu = -1;
+};
+int time(const TimeOptions& opt);
+
+std::string version_text();
+
+}  // namespace crema::app

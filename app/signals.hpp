@@ -1,0 +1,13 @@
+// SIGINT/SIGTERM: stop after the current iteration with a snapshot (a second SIGINT
+// exits at once); SIGHUP: snapshot and go on.
+#pragma once
+
+#include "engine/solver.hpp"
+
+namespace crema::app {
+
+void install_signal_handlers();
+// Consumes a pending request.
+Solver::Action poll_signal_action();
+
+}  // namespace crema::app

@@ -1,0 +1,415 @@
+#include "engine/net.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "engine/error.hpp"
+
+namespace crema {
+
+namespace {
+
+// Mark of the i-th entry of a repeated key (bottom/top), for precise errors.
+Mark entry_mark(const LayerSpec& spec, const std::string& key, size_t i) {
+  if (!spec.config) return spec.mark;
+  const Node* n = spec.config->find(key);
+  if (!n) return spec.mark;
+  if (n->is_seq() && i < n->items().size()) return n->items()[i].mark();
+  return n->mark();
+}
+
+std::string split_layer_name(const std::string& layer, const std::string& blob, size_t top) {
+  return blob + "_" + layer + "_" + std::to_string(top) + "_split";
+}
+std::string split_blob_name(const std::string& layer, const std::string& blob, size_t top, int k) {
+  return split_layer_name(layer, blob, top) + "_" + std::to_string(k);
+}
+
+}  // namespace
+
+NetSpec NetSpec::parse(const Node& node) {
+  NetSpec spec;
+  MapReader r(&node);
+  spec.mark = node.mark();
+  spec.path = node.path();
+  spec.name = r.get_string("name", "");
+  spec.force_backward = r.get_bool("force_backward", false);
+  MapReader st = r.sub("state");
+  spec.state.phase = static_cast<Phase>(st.get_enum("phase", {"TRAIN", "TEST"}, 0));
+  spec.state.level = st.get_int("level", 0);
+  spec.state.stage = st.get_strings("stage");
+  st.finish();
+  r.allow({"debug_info"});
+  const Node* layers = r.find("layer");
+  if (!layers) r.fail("layer", "a net needs a 'layer' list");
+  if (!layers->is_seq()) layers->fail("expected a list of layers");
+  for (const auto& l : layers->items()) {
+    if (!l.is_map()) l.fail("expected a layer map with at least 'name' and 'type'");
+    spec.layers.push_back(parse_layer_spec(l));
+  }
+  r.finish();
+  return spec;
+}
+
+bool layer_included(const LayerSpec& spec, const NetState& state) {
+  if (!spec.include.empty()) {
+    for (const auto& rule : spec.include)
+      if (rule_matches(rule, state)) return true;
+    return false;
+  }
+  for (const auto& rule : spec.exclude)
+    if (rule_matches(rule, state)) return false;
+  return true;
+}
+
+std::vector<LayerSpec> insert_splits(const std::vector<LayerSpec>& layers) {
+  using TopId = std::pair<size_t, size_t>;
+  std::map<std::string, TopId> last_top;
+  std::map<TopId, int> consumers;
+  std::map<TopId, float> loss_weight;
+  std::map<std::pair<size_t, size_t>, TopId> source_of_bottom;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& l = layers[i];
+    for (size_t j = 0; j < l.bottom.size(); ++j) {
+      auto it = last_top.find(l.bottom[j]);
+      if (it == last_top.end()) continue;  // reported with its position when the net is built
+      source_of_bottom[{i, j}] = it->second;
+      ++consumers[it->second];
+    }
+    for (size_t j = 0; j < l.top.size(); ++j) last_top[l.top[j]] = {i, j};
+    for (size_t j = 0; j < l.top.size() && j < l.loss_weight.size(); ++j)
+      if (l.loss_weight[j] != 0.f) {
+        loss_weight[{i, j}] = l.loss_weight[j];
+        ++consumers[{i, j}];
+      }
+  }
+  std::vector<LayerSpec> out;
+  std::map<TopId, int> next_split;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LayerSpec l = layers[i];
+    for (size_t j = 0; j < l.bottom.size(); ++j) {
+      auto it = source_of_bottom.find({i, j});
+      if (it == source_of_bottom.end() || consumers[it->second] <= 1) continue;
+      const auto& src = layers[it->second.first];
+      l.bottom[j] = split_blob_name(src.name, l.bottom[j], it->second.second, next_split[it->second]++);
+    }
+    std::vector<LayerSpec> splits;
+    for (size_t j = 0; j < l.top.size(); ++j) {
+      const int count = consumers[{i, j}];
+      if (count <= 1) continue;
+      LayerSpec s;
+      s.name = split_layer_name(l.name, l.top[j], j);
+      s.type = "Split";
+      s.bottom = {l.top[j]};
+      for (int k = 0; k < count; ++k) s.top.push_back(split_blob_name(l.name, l.top[j], j, k));
+      s.phase = l.phase;
+      s.mark = l.mark;
+      s.path = l.path;
+      auto lw = loss_weight.find({i, j});
+      if (lw != loss_weight.end()) {
+        // The loss moves to the split's first output; the other outputs feed consumers.
+        s.loss_weight.assign(static_cast<size_t>(count), 0.f);
+        s.loss_weight[0] = lw->second;
+        l.loss_weight[j] = 0.f;
+        next_split[{i, j}] = 1;
+      }
+      splits.push_back(std::move(s));
+    }
+    out.push_back(std::move(l));
+    for (auto& s : splits) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet) : name_(spec.name), state_(state) {
+  // Filter by phase/level/stage and validate names among the layers that remain.
+  std::vector<LayerSpec> kept;
+  std::map<std::string, const LayerSpec*> seen;
+  for (const auto& l : spec.layers) {
+    if (!layer_included(l, state)) continue;
+    if (l.name.empty()) l.fail("every layer needs a non-empty 'name'");
+    auto [it, inserted] = seen.emplace(l.name, &l);
+    if (!inserted)
+      l.fail("duplicate layer name '" + l.name + "' (also at " + it->second->mark.str() +
+             "); layer names must be unique within a " + phase_name(state.phase) + " net");
+    kept.push_back(l);
+    kept.back().phase = state.phase;
+  }
+  if (!quiet) spdlog::info("Initializing net '{}' for phase {} ({} layers)", name_, phase_name(state.phase), kept.size());
+  specs_ = insert_splits(kept);
+
+  std::map<std::string, int> available;  // blob name -> id, produced and not yet consumed
+  for (const auto& l : specs_) append_layer(l, ctx, available, quiet);
+
+  // Outputs: blobs nobody consumed, in name order as Caffe reports them.
+  std::set<std::string> names;
+  for (const auto& [n, id] : available) names.insert(n);
+  for (const auto& n : names) {
+    output_names_.push_back(n);
+    float w = 0.f;
+    const int id = blob_index_.at(n);
+    for (size_t i = 0; i < layers_.size(); ++i)
+      for (size_t j = 0; j < top_ids_[i].size(); ++j)
+        if (top_ids_[i][j] == id) w = layers_[i]->loss_weight(static_cast<int>(j));
+    output_loss_weights_.push_back(w);
+  }
+  compute_backward_needs(spec.force_backward);
+
+  if (!quiet) {
+    long long memory = 0;
+    for (const auto& b : blobs_) memory += b->count();
+    spdlog::info("Memory required for data: {} bytes", memory * static_cast<long long>(sizeof(float)));
+    spdlog::info("Network '{}' ({}) initialized: {} layers, {} parameters ({:.2f} MB)", name_,
+                 phase_name(state.phase), layers_.size(), num_parameters(),
+                 static_cast<double>(num_parameters()) * sizeof(float) / (1024.0 * 1024.0));
+  }
+}
+
+void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet) {
+  const size_t li = layers_.size();
+  auto layer = LayerRegistry::instance().create(spec);
+  if (!layer->supports(ctx.device()))
+    spec.fail(std::string(layer->type()) + " layer has no implementation for " + ctx.device().str() +
+              "; run this net on the CPU (solver_mode: CPU)");
+  bottom_vecs_.emplace_back();
+  top_vecs_.emplace_back();
+  bottom_ids_.emplace_back();
+  top_ids_.emplace_back();
+  for (size_t j = 0; j < spec.bottom.size(); ++j) {
+    const std::string& b = spec.bottom[j];
+    auto it = available.find(b);
+    if (it == available.end()) {
+      std::vector<std::string> candidates;
+      for (const auto& [n, id] : available) candidates.push_back(n);
+      const bool produced = blob_index_.count(b) > 0;
+      throw ConfigError(entry_mark(spec, "bottom", j), spec.path + " (" + spec.name + ").bottom",
+                        produced ? "bottom '" + b + "' was already consumed by another layer"
+                                 : "bottom '" + b + "' is not produced by any earlier layer in the " +
+                                       phase_name(state_.phase) + " net" + did_you_mean(b, candidates));
+    }
+    bottom_ids_[li].push_back(it->second);
+    bottom_vecs_[li].push_back(blobs_[static_cast<size_t>(it->second)].get());
+    available.erase(it);
+  }
+  auto add_top = [&](const std::string& top_name, size_t j) {
+    // In place: the top reuses the bottom of the same name.
+    for (size_t k = 0; k < spec.bottom.size(); ++k)
+      if (spec.bottom[k] == top_name) {
+        const int id = bottom_ids_[li][k];
+        top_ids_[li].push_back(id);
+        top_vecs_[li].push_back(blobs_[static_cast<size_t>(id)].get());
+        available[top_name] = id;
+        return;
+      }
+    if (!top_name.empty() && blob_index_.count(top_name))
+      throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
+                        "top '" + top_name + "' is already produced by another layer; only in-place layers "
+                        "(bottom == top) may reuse a blob name");
+    const int id = static_cast<int>(blobs_.size());
+    const std::string name = top_name.empty() ? spec.name + "_top_" + std::to_string(j) : top_name;
+    blobs_.push_back(std::make_shared<Blob>());
+    blob_names_.push_back(name);
+    blob_index_[name] = id;
+    blob_need_backward_.push_back(false);
+    top_ids_[li].push_back(id);
+    top_vecs_[li].push_back(blobs_.back().get());
+    available[name] = id;
+  };
+  for (size_t j = 0; j < spec.top.size(); ++j) add_top(spec.top[j], j);
+  // Anonymous tops for layers that need more than were named (e.g. a loss's output).
+  const int wanted = std::max(layer->exact_num_top(), layer->min_top());
+  if (layer->auto_top_blobs())
+    for (size_t j = spec.top.size(); static_cast<int>(j) < wanted; ++j) add_top("", j);
+
+  if (!quiet) spdlog::info("Setting up {} ({})", spec.name, layer->type());
+  layer->setup(ctx, bottom_vecs_[li], top_vecs_[li]);
+  if (!quiet)
+    for (size_t j = 0; j < top_vecs_[li].size(); ++j) {
+      spdlog::info("Top shape: {}", top_vecs_[li][j]->shape_string());
+      const float w = layer->loss_weight(static_cast<int>(j));
+      if (w != 0.f) spdlog::info("    with loss weight {}", w);
+    }
+  layers_.push_back(std::move(layer));
+  resolve_params(static_cast<int>(li), spec);
+}
+
+void Net::resolve_params(int li, const LayerSpec& spec) {
+  Layer& layer = *layers_[static_cast<size_t>(li)];
+  auto& blobs = layer.blobs();
+  if (spec.param.size() > blobs.size())
+    spec.fail("has " + std::to_string(spec.param.size()) + " 'param' entries but the " + layer.type() + " layer has " +
+              std::to_string(blobs.size()) + " parameter blob(s)");
+  param_shared_.emplace_back(blobs.size(), false);
+  for (size_t j = 0; j < blobs.size(); ++j) {
+    const ParamSpec ps = j < spec.param.size() ? spec.param[j] : ParamSpec{};
+    if (!ps.name.empty()) {
+      auto it = param_owner_by_name_.find(ps.name);
+      if (it != param_owner_by_name_.end()) {
+        const auto [owner_layer, owner_j] = it->second;
+        Blob& owner = *layers_[static_cast<size_t>(owner_layer)]->blobs()[static_cast<size_t>(owner_j)];
+        if (owner.shape() != blobs[j]->shape())
+          spec.fail("shared parameter '" + ps.name + "' has shape " + blobs[j]->shape_string() + " here but " +
+                    owner.shape_string() + " in layer '" + layer_name(owner_layer) + "'");
+        blobs[j] = layers_[static_cast<size_t>(owner_layer)]->blobs()[static_cast<size_t>(owner_j)];
+        param_shared_.back()[j] = true;
+        layer.set_param_propagate_down(static_cast<int>(j),
+                                       layers_[static_cast<size_t>(owner_layer)]->param_propagate_down(owner_j));
+        continue;
+      }
+      param_owner_by_name_[ps.name] = {li, static_cast<int>(j)};
+    }
+    learnable_params_.push_back(blobs[j].get());
+    params_lr_.push_back(ps.lr_mult);
+    params_decay_.push_back(ps.decay_mult);
+    // A frozen parameter (lr_mult 0) computes no gradient.
+    layer.set_param_propagate_down(static_cast<int>(j), ps.lr_mult != 0.f);
+  }
+}
+
+bool Net::param_is_shared(int layer_index, int j) const {
+  return param_shared_[static_cast<size_t>(layer_index)][static_cast<size_t>(j)];
+}
+
+void Net::compute_backward_needs(bool force_backward) {
+  const size_t n = layers_.size();
+  layer_need_backward_.assign(n, false);
+  bottom_need_backward_.assign(n, {});
+  for (size_t i = 0; i < n; ++i) {
+    const LayerSpec& spec = specs_[i];
+    bool need = false;
+    auto& bnb = bottom_need_backward_[i];
+    bnb.assign(bottom_ids_[i].size(), false);
+    if (!spec.propagate_down.empty() && spec.propagate_down.size() != bottom_ids_[i].size())
+      spec.fail("propagate_down has " + std::to_string(spec.propagate_down.size()) + " value(s) but the layer has " +
+                std::to_string(bottom_ids_[i].size()) + " bottom(s)");
+    for (size_t j = 0; j < bottom_ids_[i].size(); ++j) {
+      bool b = blob_need_backward_[static_cast<size_t>(bottom_ids_[i][j])];
+      if (!spec.propagate_down.empty()) b = b && spec.propagate_down[j];
+      bnb[j] = b;
+      need = need || b;
+    }
+    for (size_t j = 0; j < layers_[i]->blobs().size(); ++j)
+      need = need || layers_[i]->param_propagate_down(static_cast<int>(j));
+    layer_need_backward_[i] = need;
+    if (need)
+      for (int id : top_ids_[i]) blob_need_backward_[static_cast<size_t>(id)] = true;
+  }
+  // Skip layers whose outputs never reach a loss.
+  std::set<int> under_loss, skip_backprop;
+  for (size_t ii = n; ii-- > 0;) {
+    bool contributes = false, skip_propagate = true;
+    for (size_t j = 0; j < top_ids_[ii].size(); ++j) {
+      const int id = top_ids_[ii][j];
+      if (layers_[ii]->loss_weight(static_cast<int>(j)) != 0.f || under_loss.count(id)) {
+        contributes = true;
+        if (!skip_backprop.count(id)) skip_propagate = false;
+      }
+    }
+    if (layer_need_backward_[ii] && skip_propagate) {
+      layer_need_backward_[ii] = false;
+      std::fill(bottom_need_backward_[ii].begin(), bottom_need_backward_[ii].end(), false);
+    }
+    if (!contributes) layer_need_backward_[ii] = false;
+    for (size_t j = 0; j < bottom_ids_[ii].size(); ++j) {
+      const int id = bottom_ids_[ii][j];
+      if (contributes)
+        under_loss.insert(id);
+      else
+        bottom_need_backward_[ii][j] = false;
+      if (!bottom_need_backward_[ii][j]) skip_backprop.insert(id);
+    }
+  }
+  if (force_backward) {
+    for (size_t i = 0; i < n; ++i) {
+      layer_need_backward_[i] = true;
+      for (size_t j = 0; j < bottom_ids_[i].size(); ++j) {
+        const bool allowed = layers_[i]->allow_force_backward(static_cast<int>(j));
+        bottom_need_backward_[i][j] = bottom_need_backward_[i][j] || allowed;
+        if (bottom_need_backward_[i][j]) blob_need_backward_[static_cast<size_t>(bottom_ids_[i][j])] = true;
+      }
+    }
+  }
+}
+
+float Net::forward_layer(Context& ctx, int i) {
+  const size_t k = static_cast<size_t>(i);
+  return layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
+}
+
+void Net::backward_layer(Context& ctx, int i) {
+  const size_t k = static_cast<size_t>(i);
+  if (!layer_need_backward_[k]) return;
+  // A loss top's gradient is its loss weight (d total / d loss).
+  for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
+    const float w = layers_[k]->loss_weight(static_cast<int>(j));
+    if (w != 0.f) top_vecs_[k][j]->set_diff(w);
+  }
+  layers_[k]->backward(ctx, top_vecs_[k], bottom_need_backward_[k], bottom_vecs_[k]);
+}
+
+float Net::forward(Context& ctx) {
+  float loss = 0;
+  for (int i = 0; i < num_layers(); ++i) loss += forward_layer(ctx, i);
+  return loss;
+}
+
+void Net::backward(Context& ctx) {
+  for (int i = num_layers(); i-- > 0;) backward_layer(ctx, i);
+}
+
+void Net::clear_param_diffs() {
+  for (Blob* p : learnable_params_) p->set_diff(0.f);
+}
+
+void Net::update() {
+  for (Blob* p : learnable_params_) {
+    float* w = p->mutable_cpu_data();       // (count)
+    const float* u = p->cpu_diff();         // (count)
+    for (int i = 0; i < p->count(); ++i) w[i] -= u[i];
+  }
+}
+
+void Net::share_weights_from(const Net& other) {
+  for (auto& layer : layers_) {
+    Layer* src = other.layer_by_name(layer->name());
+    if (!src || src->blobs().empty()) continue;
+    if (src->blobs().size() != layer->blobs().size())
+      layer->spec().fail("has " + std::to_string(layer->blobs().size()) + " parameter blobs in the " +
+                         phase_name(phase()) + " net but " + std::to_string(src->blobs().size()) + " in the " +
+                         phase_name(other.phase()) + " net");
+    for (size_t j = 0; j < layer->blobs().size(); ++j) {
+      if (layer->blobs()[j]->shape() != src->blobs()[j]->shape())
+        layer->spec().fail("parameter " + std::to_string(j) + " has shape " + layer->blobs()[j]->shape_string() +
+                           " in the " + phase_name(phase()) + " net but " + src->blobs()[j]->shape_string() +
+                           " in the " + phase_name(other.phase()) + " net");
+      layer->blobs()[j]->share_data(*src->blobs()[j]);
+    }
+  }
+}
+
+Layer* Net::layer_by_name(const std::string& name) const {
+  for (const auto& l : layers_)
+    if (l->name() == name) return l.get();
+  return nullptr;
+}
+
+Blob* Net::blob(const std::string& name) const {
+  auto it = blob_index_.find(name);
+  return it == blob_index_.end() ? nullptr : blobs_[static_cast<size_t>(it->second)].get();
+}
+
+std::vector<Blob*> Net::outputs() const {
+  std::vector<Blob*> out;
+  for (const auto& n : output_names_) out.push_back(blob(n));
+  return out;
+}
+
+long long Net::num_parameters() const {
+  long long n = 0;
+  for (const Blob* p : learnable_params_) n += p->count();
+  return n;
+}
+
+}  // namespace crema

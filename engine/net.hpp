@@ -1,0 +1,117 @@
+// Net: the layers of one phase wired into a DAG by blob name (Caffe's Net).
+// Construction filters layers by include/exclude rules, inserts Split layers where
+// a blob feeds several consumers (so their gradients are summed), resolves in-place
+// layers and shared parameters, decides which layers need backward, and logs each
+// layer's top shapes plus the parameter count and memory.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/config.hpp"
+#include "engine/context.hpp"
+#include "engine/layer.hpp"
+#include "engine/layer_spec.hpp"
+
+namespace crema {
+
+struct NetSpec {
+  std::string name;
+  std::vector<LayerSpec> layers;
+  bool force_backward = false;
+  NetState state;  // from the net's own `state` key (the solver may override it)
+  Mark mark;
+  std::string path;
+
+  // Parses a net map: name, layer: [...], force_backward, state.
+  static NetSpec parse(const Node& node);
+};
+
+class Net {
+ public:
+  // `quiet` suppresses the per-layer setup log (used by tests and `crema time`).
+  Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet = false);
+
+  // Runs every layer; returns the total weighted loss.
+  float forward(Context& ctx);
+  // Backward through the layers that need it; parameter diffs accumulate.
+  void backward(Context& ctx);
+  float forward_backward(Context& ctx) {
+    const float loss = forward(ctx);
+    backward(ctx);
+    return loss;
+  }
+  // Single-layer steps, for per-layer timing.
+  float forward_layer(Context& ctx, int i);
+  void backward_layer(Context& ctx, int i);
+  void clear_param_diffs();
+  // data -= diff for every learnable (owned) parameter.
+  void update();
+
+  // Makes this net use the parameters of `other`'s layers with the same names
+  // (the TEST net shares the TRAIN net's weights).
+  void share_weights_from(const Net& other);
+
+  const std::string& name() const { return name_; }
+  Phase phase() const { return state_.phase; }
+  int num_layers() const { return static_cast<int>(layers_.size()); }
+  Layer& layer(int i) { return *layers_[static_cast<size_t>(i)]; }
+  const Layer& layer(int i) const { return *layers_[static_cast<size_t>(i)]; }
+  const std::string& layer_name(int i) const { return layers_[static_cast<size_t>(i)]->name(); }
+  Layer* layer_by_name(const std::string& name) const;
+  bool layer_needs_backward(int i) const { return layer_need_backward_[static_cast<size_t>(i)]; }
+  const BlobVec& bottom_vec(int i) const { return bottom_vecs_[static_cast<size_t>(i)]; }
+  const BlobVec& top_vec(int i) const { return top_vecs_[static_cast<size_t>(i)]; }
+
+  Blob* blob(const std::string& name) const;  // nullptr when absent
+  const std::vector<std::string>& blob_names() const { return blob_names_; }
+
+  // Learnable parameters: one entry per owner (shared copies excluded).
+  const std::vector<Blob*>& learnable_params() const { return learnable_params_; }
+  const std::vector<float>& params_lr() const { return params_lr_; }
+  const std::vector<float>& params_decay() const { return params_decay_; }
+  // Whether parameter j of layer i is a shared copy of another layer's parameter.
+  bool param_is_shared(int layer, int j) const;
+
+  // Blobs no layer consumes (losses, accuracies, predictions), in creation order.
+  const std::vector<std::string>& output_names() const { return output_names_; }
+  std::vector<Blob*> outputs() const;
+  // Loss weight of an output blob (0 for non-loss outputs).
+  float output_loss_weight(size_t k) const { return output_loss_weights_[k]; }
+
+  long long num_parameters() const;
+
+ private:
+  void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
+  void resolve_params(int layer_index, const LayerSpec& spec);
+  void compute_backward_needs(bool force_backward);
+
+  std::string name_;
+  NetState state_;
+  std::vector<LayerSpec> specs_;  // after filtering and split insertion
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<BlobPtr> blobs_;
+  std::vector<std::string> blob_names_;
+  std::map<std::string, int> blob_index_;
+  std::vector<BlobVec> bottom_vecs_, top_vecs_;
+  std::vector<std::vector<int>> bottom_ids_, top_ids_;
+  std::vector<std::vector<bool>> bottom_need_backward_;
+  std::vector<bool> layer_need_backward_;
+  std::vector<bool> blob_need_backward_;
+
+  std::vector<Blob*> learnable_params_;
+  std::vector<float> params_lr_, params_decay_;
+  std::map<std::string, std::pair<int, int>> param_owner_by_name_;  // name -> (layer, index)
+  std::vector<std::vector<bool>> param_shared_;
+  std::vector<std::string> output_names_;
+  std::vector<float> output_loss_weights_;
+};
+
+// Caffe's layer selection: include rules (any must match) or exclude rules (none may).
+bool layer_included(const LayerSpec& spec, const NetState& state);
+// Caffe's InsertSplits: a Split layer after every top consumed more than once.
+std::vector<LayerSpec> insert_splits(const std::vector<LayerSpec>& layers);
+
+}  // namespace crema

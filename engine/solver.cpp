@@ -1,0 +1,370 @@
+#include "engine/solver.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "engine/error.hpp"
+#include "engine/math.hpp"
+
+namespace crema {
+
+namespace {
+const std::vector<std::string> kPolicies = {"fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"};
+const std::vector<std::string> kSolverTypes = {"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"};
+
+NetState parse_state(MapReader r, Phase default_phase) {
+  NetState s;
+  s.phase = static_cast<Phase>(r.get_enum("phase", {"TRAIN", "TEST"}, static_cast<int>(default_phase)));
+  s.level = r.get_int("level", 0);
+  s.stage = r.get_strings("stage");
+  r.finish();
+  return s;
+}
+}  // namespace
+
+SolverSpec SolverSpec::parse(const Node& root) {
+  SolverSpec s;
+  MapReader r(&root);
+  s.mark = root.mark();
+  const Node& net = r.required("net");
+  if (!net.is_map()) net.fail("expected the net as a map (or a path to a net file)");
+  s.net = &net;
+  if (const Node* t = r.find("type")) {
+    s.type = kSolverTypes[static_cast<size_t>(enum_value(*t, kSolverTypes))];
+    if (s.type != "SGD")
+      t->fail("solver type '" + s.type + "' is not available in this version of crema yet; use type: SGD");
+  }
+  // Caffe's legacy `solver_type: SGD` enum spelling.
+  if (const Node* t = r.find("solver_type")) {
+    const int v = enum_value(*t, {"SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM"});
+    if (v != 0) t->fail("this solver type is not available in this version of crema yet; use SGD");
+  }
+  s.base_lr = r.required("base_lr").as_float();
+  if (const Node* p = r.find("lr_policy")) s.lr_policy = kPolicies[static_cast<size_t>(enum_value(*p, kPolicies))];
+  s.gamma = r.get_float("gamma", 0.f);
+  s.power = r.get_float("power", 0.f);
+  s.stepsize = r.get_int("stepsize", 0);
+  s.stepvalue = r.get_ints("stepvalue");
+  s.momentum = r.get_float("momentum", 0.f);
+  s.weight_decay = r.get_float("weight_decay", 0.f);
+  s.regularization_type = r.get_string("regularization_type", "L2");
+  if (s.regularization_type != "L2" && s.regularization_type != "L1")
+    r.find("regularization_type")->fail("unknown regularization_type '" + s.regularization_type + "'; expected L1 or L2");
+  s.clip_gradients = r.get_float("clip_gradients", -1.f);
+  s.iter_size = r.get_int("iter_size", 1);
+  s.delta = r.get_float("delta", 1e-8f);
+  s.momentum2 = r.get_float("momentum2", 0.999f);
+  s.rms_decay = r.get_float("rms_decay", 0.99f);
+  s.max_iter = r.required("max_iter").as_int();
+  s.display = r.get_int("display", 0);
+  s.average_loss = r.get_int("average_loss", 1);
+  s.test_iter = r.get_ints("test_iter");
+  s.test_interval = r.get_int("test_interval", 0);
+  s.test_initialization = r.get_bool("test_initialization", true);
+  s.test_compute_loss = r.get_bool("test_compute_loss", false);
+  s.snapshot = r.get_int("snapshot", 0);
+  s.snapshot_prefix = r.get_string("snapshot_prefix", "");
+  s.snapshot_after_train = r.get_bool("snapshot_after_train", true);
+  s.snapshot_diff = r.get_bool("snapshot_diff", false);
+  if (const Node* f = r.find("snapshot_format")) {
+    enum_value(*f, {"BINARYPROTO", "HDF5"});
+    if (f->str() != "HDF5") f->fail("crema writes HDF5 snapshots only; use snapshot_format: HDF5");
+  }
+  s.random_seed = r.get_int64("random_seed", -1);
+  s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
+  s.device_id = r.get_int("device_id", 0);
+  s.train_state = parse_state(r.sub("train_state"), Phase::TRAIN);
+  s.test_state = parse_state(r.sub("test_state"), Phase::TEST);
+  r.allow({"debug_info"});
+  r.finish();
+
+  auto positive = [&](const char* key, double v) {
+    if (!(v > 0)) r.fail(key, std::string(key) + " must be positive");
+  };
+  if (s.max_iter < 0) r.fail("max_iter", "max_iter must not be negative");
+  if (s.iter_size < 1) r.fail("iter_size", "iter_size must be at least 1");
+  if (s.average_loss < 1) r.fail("average_loss", "average_loss must be at least 1");
+  if (s.lr_policy == "step") positive("stepsize", s.stepsize), positive("gamma", s.gamma);
+  if (s.lr_policy == "exp" || s.lr_policy == "inv" || s.lr_policy == "multistep") positive("gamma", s.gamma);
+  if (s.lr_policy == "multistep" && s.stepvalue.empty()) r.fail("stepvalue", "lr_policy multistep needs stepvalue");
+  if (s.lr_policy == "poly" && s.max_iter == 0) r.fail("max_iter", "lr_policy poly needs max_iter > 0");
+  for (size_t i = 1; i < s.stepvalue.size(); ++i)
+    if (s.stepvalue[i] <= s.stepvalue[i - 1]) r.fail("stepvalue", "stepvalue must be increasing");
+  if (s.test_interval < 0) r.fail("test_interval", "test_interval must not be negative");
+  if (s.snapshot < 0) r.fail("snapshot", "snapshot must not be negative");
+  if (s.test_interval > 0 && s.test_iter.empty())
+    r.fail("test_iter", "test_interval is set, so test_iter (batches per test) is required");
+  return s;
+}
+
+float learning_rate(const SolverSpec& s, int iter, int* current_step) {
+  const double base = s.base_lr, it = iter;
+  if (s.lr_policy == "fixed") return s.base_lr;
+  if (s.lr_policy == "step") {
+    *current_step = iter / s.stepsize;
+    return static_cast<float>(base * std::pow(static_cast<double>(s.gamma), *current_step));
+  }
+  if (s.lr_policy == "exp") return static_cast<float>(base * std::pow(static_cast<double>(s.gamma), it));
+  if (s.lr_policy == "inv")
+    return static_cast<float>(base * std::pow(1.0 + static_cast<double>(s.gamma) * it, -static_cast<double>(s.power)));
+  if (s.lr_policy == "multistep") {
+    // Advances at most one step value per iteration, as Caffe does.
+    if (*current_step < static_cast<int>(s.stepvalue.size()) && iter >= s.stepvalue[static_cast<size_t>(*current_step)]) {
+      ++*current_step;
+      spdlog::info("MultiStep Status: Iteration {}, step = {}", iter, *current_step);
+    }
+    return static_cast<float>(base * std::pow(static_cast<double>(s.gamma), *current_step));
+  }
+  if (s.lr_policy == "poly")
+    return static_cast<float>(base * std::pow(1.0 - it / s.max_iter, static_cast<double>(s.power)));
+  if (s.lr_policy == "sigmoid")
+    return static_cast<float>(base / (1.0 + std::exp(-static_cast<double>(s.gamma) * (it - s.stepsize))));
+  throw Error("unknown lr_policy '" + s.lr_policy + "'");
+}
+
+Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx) : spec_(spec), ctx_(ctx) {
+  spdlog::info("Creating training net");
+  net_ = std::make_unique<Net>(net_spec, spec_.train_state, ctx_);
+  if (spec_.test_interval > 0 || !spec_.test_iter.empty()) {
+    spdlog::info("Creating test net (#0)");
+    auto test = std::make_unique<Net>(net_spec, spec_.test_state, ctx_);
+    test->share_weights_from(*net_);
+    test_nets_.push_back(std::move(test));
+  }
+  if (test_nets_.size() != spec_.test_iter.size() && !spec_.test_iter.empty())
+    throw ConfigError(spec_.mark, "test_iter",
+                      "test_iter has " + std::to_string(spec_.test_iter.size()) + " value(s) but there are " +
+                          std::to_string(test_nets_.size()) + " test net(s)");
+  for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
+  spdlog::info("Solver scaffolding done.");
+}
+
+void Solver::update_smoothed_loss(float loss) {
+  // Caffe's running mean over the last average_loss iterations.
+  const size_t window = static_cast<size_t>(spec_.average_loss);
+  if (losses_.size() < window) {
+    losses_.push_back(loss);
+    const size_t n = losses_.size();
+    smoothed_loss_ = (smoothed_loss_ * static_cast<float>(n - 1) + loss) / static_cast<float>(n);
+  } else {
+    const size_t idx = static_cast<size_t>(iter_ - loss_origin_) % window;
+    smoothed_loss_ += (loss - losses_[idx]) / static_cast<float>(window);
+    losses_[idx] = loss;
+  }
+}
+
+void Solver::step(int iters) {
+  const int stop_iter = iter_ + iters;
+  if (!keep_losses_) {
+    losses_.clear();
+    smoothed_loss_ = 0;
+    loss_origin_ = iter_;
+  }
+  keep_losses_ = false;
+  auto tick = std::chrono::steady_clock::now();
+  int tick_iter = iter_;
+  while (iter_ < stop_iter) {
+    net_->clear_param_diffs();
+    if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization))
+      test_all();
+    const bool display = spec_.display > 0 && iter_ % spec_.display == 0;
+    float loss = 0;
+    for (int i = 0; i < spec_.iter_size; ++i) loss += net_->forward_backward(ctx_);
+    loss /= static_cast<float>(spec_.iter_size);
+    update_smoothed_loss(loss);
+    if (display) {
+      const auto now = std::chrono::steady_clock::now();
+      const double secs = std::chrono::duration<double>(now - tick).count();
+      const int done = iter_ - tick_iter;
+      if (done > 0)
+        spdlog::info("Iteration {} ({:.4g} iter/s, {:.3f}s/{} iters), loss = {:.6g}", iter_, done / secs, secs, done,
+                     smoothed_loss_);
+      else
+        spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
+      tick = now;
+      tick_iter = iter_;
+      displayed_.emplace_back(iter_, smoothed_loss_);
+      int k = 0;
+      const auto outs = net_->outputs();
+      for (size_t j = 0; j < outs.size(); ++j) {
+        const float w = net_->output_loss_weight(j);
+        for (int e = 0; e < outs[j]->count(); ++e, ++k) {
+          const float v = outs[j]->cpu_data()[e];
+          if (w != 0.f)
+            spdlog::info("    Train net output #{}: {} = {:.6g} (* {:.6g} = {:.6g} loss)", k, net_->output_names()[j], v, w, w * v);
+          else
+            spdlog::info("    Train net output #{}: {} = {:.6g}", k, net_->output_names()[j], v);
+        }
+      }
+    }
+    apply_update();
+    ++iter_;
+    const Action action = poll_action ? poll_action() : Action::None;
+    if ((spec_.snapshot > 0 && iter_ % spec_.snapshot == 0) || action != Action::None) snapshot();
+    if (action == Action::Stop) {
+      stopped_early_ = true;
+      break;
+    }
+  }
+}
+
+void Solver::solve() {
+  spdlog::info("Solving {}", net_->name());
+  spdlog::info("Learning Rate Policy: {}", spec_.lr_policy);
+  stopped_early_ = false;
+  step(spec_.max_iter - iter_);
+  if (stopped_early_) {
+    spdlog::info("Optimization stopped early at iteration {}.", iter_);
+    return;
+  }
+  if (spec_.snapshot_after_train && (spec_.snapshot == 0 || iter_ % spec_.snapshot != 0)) snapshot();
+  if (spec_.display > 0 && iter_ % spec_.display == 0) {
+    // One more forward to report the final training loss, as Caffe does.
+    const float loss = net_->forward(ctx_);
+    spdlog::info("Iteration {}, loss = {:.6g}", iter_, loss);
+  }
+  if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) test_all();
+  spdlog::info("Optimization Done.");
+}
+
+std::vector<std::pair<std::string, float>> Solver::test_all() {
+  std::vector<std::pair<std::string, float>> first;
+  for (size_t t = 0; t < test_nets_.size(); ++t) {
+    Net& test = *test_nets_[t];
+    spdlog::info("Iteration {}, Testing net (#{})", iter_, t);
+    const int n = spec_.test_iter[t];
+    std::vector<double> scores;
+    double loss = 0;
+    for (int i = 0; i < n; ++i) {
+      loss += test.forward(ctx_);
+      size_t k = 0;
+      for (Blob* out : test.outputs())
+        for (int e = 0; e < out->count(); ++e, ++k) {
+          if (scores.size() <= k) scores.push_back(0.0);
+          scores[k] += out->cpu_data()[e];
+        }
+    }
+    if (spec_.test_compute_loss) spdlog::info("Test loss: {:.6g}", loss / n);
+    size_t k = 0;
+    const auto outs = test.outputs();
+    for (size_t j = 0; j < outs.size(); ++j) {
+      const float w = test.output_loss_weight(j);
+      for (int e = 0; e < outs[j]->count(); ++e, ++k) {
+        const float mean = static_cast<float>(scores[k] / n);
+        if (t == 0) first.emplace_back(test.output_names()[j], mean);
+        if (w != 0.f)
+          spdlog::info("    Test net output #{}: {} = {:.6g} (* {:.6g} = {:.6g} loss)", k, test.output_names()[j], mean, w, w * mean);
+        else
+          spdlog::info("    Test net output #{}: {} = {:.6g}", k, test.output_names()[j], mean);
+      }
+    }
+  }
+  return first;
+}
+
+void Solver::apply_update() {
+  const float rate = learning_rate(spec_, iter_, &current_step_);
+  if (spec_.display > 0 && iter_ % spec_.display == 0) spdlog::info("Iteration {}, lr = {:.6g}", iter_, rate);
+  const auto& params = net_->learnable_params();
+  // 1. Average over iter_size accumulated passes.
+  if (spec_.iter_size > 1)
+    for (Blob* p : params) cpu_scale(p->count(), 1.f / static_cast<float>(spec_.iter_size), p->mutable_cpu_diff());
+  // 2. Clip by the global L2 norm.
+  if (spec_.clip_gradients > 0) {
+    double sumsq = 0;
+    for (Blob* p : params) sumsq += p->sumsq_diff();
+    const double norm = std::sqrt(sumsq);
+    if (norm > spec_.clip_gradients) {
+      const float scale = static_cast<float>(spec_.clip_gradients / norm);
+      spdlog::info("Gradient clipping: scaling down gradients (L2 norm {} > {}) by scale factor {}", norm,
+                   spec_.clip_gradients, scale);
+      for (Blob* p : params) cpu_scale(p->count(), scale, p->mutable_cpu_diff());
+    }
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    Blob& p = *params[i];
+    const int n = p.count();
+    // 3. Regularise.
+    const float decay = spec_.weight_decay * net_->params_decay()[i];
+    if (decay != 0.f) {
+      const float* w = p.cpu_data();  // (n)
+      float* g = p.mutable_cpu_diff();  // (n)
+      if (spec_.regularization_type == "L2") {
+        cpu_axpy(n, decay, w, g);
+      } else {
+        for (int j = 0; j < n; ++j) g[j] += decay * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
+      }
+    }
+    // 4. SGD with momentum: V = momentum V + rate lr_mult g; the update is V.
+    const float local_rate = rate * net_->params_lr()[i];
+    float* v = history_[i]->mutable_cpu_data();  // (n)
+    float* g = p.mutable_cpu_diff();              // (n)
+    cpu_axpby(n, local_rate, g, spec_.momentum, v);
+    cpu_copy(n, v, g);
+  }
+  net_->update();
+}
+
+void Solver::snapshot() {
+  if (on_snapshot) on_snapshot(*this);
+}
+
+SolverState Solver::state() const {
+  SolverState s;
+  s.type = spec_.type;
+  s.iter = iter_;
+  s.current_step = current_step_;
+  for (const auto& h : history_) {
+    s.history.emplace_back(h->shape());
+    s.history.back().copy_from(*h);
+  }
+  s.rng_state = ctx_.rng().state();
+  s.recent_losses = losses_;
+  s.smoothed_loss = smoothed_loss_;
+  s.loss_origin = loss_origin_;
+  auto collect = [&](const Net& n, const std::string& prefix) {
+    for (int i = 0; i < n.num_layers(); ++i) {
+      std::string st = n.layer(i).save_state();
+      if (!st.empty()) s.layer_states[prefix + n.layer_name(i)] = std::move(st);
+    }
+  };
+  collect(*net_, "train/");
+  for (size_t t = 0; t < test_nets_.size(); ++t) collect(*test_nets_[t], "test" + std::to_string(t) + "/");
+  return s;
+}
+
+void Solver::restore(const SolverState& s) {
+  if (!s.type.empty() && s.type != spec_.type)
+    throw Error("the snapshot was written by a " + s.type + " solver but this config uses " + spec_.type +
+                "; resume with the same solver type (or start from its weights with --weights)");
+  if (s.history.size() != history_.size())
+    throw Error("the snapshot holds " + std::to_string(s.history.size()) + " history blobs but this net has " +
+                std::to_string(history_.size()) + " learnable parameters; it belongs to another net");
+  for (size_t i = 0; i < history_.size(); ++i) {
+    if (s.history[i].count() != history_[i]->count())
+      throw Error("history blob " + std::to_string(i) + " in the snapshot has shape " + s.history[i].shape_string() +
+                  " but the parameter has shape " + history_[i]->shape_string());
+    history_[i]->copy_from(s.history[i]);
+  }
+  iter_ = s.iter;
+  current_step_ = s.current_step;
+  if (!s.rng_state.empty()) ctx_.rng().set_state(s.rng_state);
+  auto apply = [&](Net& n, const std::string& prefix) {
+    for (int i = 0; i < n.num_layers(); ++i) {
+      auto it = s.layer_states.find(prefix + n.layer_name(i));
+      if (it != s.layer_states.end()) n.layer(i).restore_state(it->second);
+    }
+  };
+  apply(*net_, "train/");
+  for (size_t t = 0; t < test_nets_.size(); ++t) apply(*test_nets_[t], "test" + std::to_string(t) + "/");
+  // The displayed loss continues its smoothing window, so printed losses match an
+  // uninterrupted run exactly.
+  losses_ = s.recent_losses;
+  smoothed_loss_ = s.smoothed_loss;
+  loss_origin_ = s.loss_origin;
+  keep_losses_ = true;
+}
+
+}  // namespace crema

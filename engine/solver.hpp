@@ -1,0 +1,125 @@
+// Solver: Caffe's training loop and SGD update. The step order, learning-rate
+// policies and regularisation follow ../shared/reference/caffe-compat.md. Files
+// are not the engine's business: snapshots are handed to a callback the app sets,
+// and the full training state is exposed as SolverState for io/ to persist.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/config.hpp"
+#include "engine/context.hpp"
+#include "engine/net.hpp"
+
+namespace crema {
+
+struct SolverSpec {
+  const Node* net = nullptr;  // the net map (io/ resolves `net: file.yaml` into it)
+  std::string type = "SGD";
+  // Learning rate and its policy.
+  float base_lr = 0.f;
+  std::string lr_policy = "fixed";
+  float gamma = 0.f, power = 0.f;
+  int stepsize = 0;
+  std::vector<int> stepvalue;
+  // Update.
+  float momentum = 0.f, weight_decay = 0.f;
+  std::string regularization_type = "L2";
+  float clip_gradients = -1.f;
+  int iter_size = 1;
+  float delta = 1e-8f, momentum2 = 0.999f, rms_decay = 0.99f;
+  // Loop.
+  int max_iter = 0;
+  int display = 0;
+  int average_loss = 1;
+  std::vector<int> test_iter;
+  int test_interval = 0;
+  bool test_initialization = true;
+  bool test_compute_loss = false;
+  int snapshot = 0;
+  std::string snapshot_prefix;
+  bool snapshot_after_train = true;
+  bool snapshot_diff = false;
+  std::string snapshot_format = "HDF5";
+  long long random_seed = -1;
+  std::string solver_mode = "CPU";
+  int device_id = 0;
+  NetState train_state{Phase::TRAIN, 0, {}};
+  NetState test_state{Phase::TEST, 0, {}};
+  Mark mark;
+
+  // Parses a solver map (every key checked; `net` must already be a map).
+  static SolverSpec parse(const Node& root);
+};
+
+// Learning rate after `iter` updates; `current_step` is the multistep/step state.
+float learning_rate(const SolverSpec& spec, int iter, int* current_step);
+
+// Everything an exact resume needs.
+struct SolverState {
+  std::string type;
+  int iter = 0;
+  int current_step = 0;
+  std::vector<Blob> history;  // one per learnable parameter (SGD momentum)
+  std::string rng_state;
+  std::vector<float> recent_losses;  // smoothing window for the displayed loss
+  float smoothed_loss = 0.f;
+  int loss_origin = 0;  // iteration the smoothing window started at
+  std::map<std::string, std::string> layer_states;  // "train/<layer>", "test0/<layer>"
+};
+
+class Solver {
+ public:
+  enum class Action { None, Stop, Snapshot };
+
+  Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx);
+
+  // Trains from the current iteration to max_iter (Caffe's Solve()).
+  void solve();
+  // Runs `iters` training iterations (Caffe's Step()).
+  void step(int iters);
+  // Runs every test net once; returns {output name -> mean} of the first test net.
+  std::vector<std::pair<std::string, float>> test_all();
+
+  Net& net() { return *net_; }
+  Net* test_net(size_t i = 0) { return i < test_nets_.size() ? test_nets_[i].get() : nullptr; }
+  const SolverSpec& spec() const { return spec_; }
+  int iter() const { return iter_; }
+  bool stopped_early() const { return stopped_early_; }
+  // Losses shown at each display (smoothed), for tests.
+  const std::vector<std::pair<int, float>>& displayed_losses() const { return displayed_; }
+
+  SolverState state() const;
+  // Throws Error when the state does not fit this solver/net.
+  void restore(const SolverState& state);
+
+  // Called when a snapshot is due; the app writes files.
+  std::function<void(Solver&)> on_snapshot;
+  // Polled after each iteration (signal handling).
+  std::function<Action()> poll_action;
+
+ private:
+  void apply_update();
+  void update_smoothed_loss(float loss);
+  void snapshot();
+
+  SolverSpec spec_;
+  Context& ctx_;
+  std::unique_ptr<Net> net_;
+  std::vector<std::unique_ptr<Net>> test_nets_;
+  int iter_ = 0;
+  int current_step_ = 0;
+  std::vector<BlobPtr> history_;
+  std::vector<float> losses_;
+  float smoothed_loss_ = 0.f;
+  int loss_origin_ = 0;
+  bool keep_losses_ = false;
+  bool stopped_early_ = false;
+  std::vector<std::pair<int, float>> displayed_;
+};
+
+}  // namespace crema

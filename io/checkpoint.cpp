@@ -1,0 +1,231 @@
+#include "io/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "engine/error.hpp"
+#include "io/hdf5.hpp"
+
+namespace crema::io {
+
+namespace fs = std::filesystem;
+
+std::string escape_h5_name(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '%')
+      out += "%25";
+    else if (c == '/')
+      out += "%2F";
+    else
+      out += c;
+  }
+  if (out == ".") out = "%2E";
+  return out;
+}
+
+std::string unescape_h5_name(const std::string& name) {
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name[i] == '%' && i + 2 < name.size()) {
+      const std::string code = name.substr(i + 1, 2);
+      if (code == "25" || code == "2F" || code == "2E") {
+        out += code == "25" ? '%' : code == "2F" ? '/' : '.';
+        i += 2;
+        continue;
+      }
+    }
+    out += name[i];
+  }
+  return out;
+}
+
+std::string temp_name_for(const std::string& path) {
+  return path + ".tmp-" + std::to_string(::getpid());
+}
+
+void commit_file(const std::string& tmp_path, const std::string& path) {
+  // Flush the file's blocks before the rename makes it visible under its real name.
+  const int fd = ::open(tmp_path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::error_code ec;
+  fs::rename(tmp_path, path, ec);
+  if (ec) {
+    fs::remove(tmp_path, ec);
+    throw Error("cannot move the new checkpoint into place as '" + path + "': " + ec.message());
+  }
+  // Persist the directory entry as well.
+  const std::string dir = fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+std::string snapshot_base(const std::string& prefix, int iter) { return prefix + "_iter_" + std::to_string(iter); }
+
+void save_weights(const Net& net, const std::string& path, bool with_diff) {
+  write_atomically(path, [&](const std::string& tmp) {
+    H5File f(tmp, H5File::Mode::Create);
+    f.create_group("data");
+    if (with_diff) f.create_group("diff");
+    std::set<std::string> written;
+    for (int i = 0; i < net.num_layers(); ++i) {
+      const Layer& layer = net.layer(i);
+      // Split layers are inserted by crema, not written by the user.
+      if (std::string(layer.type()) == "Split") continue;
+      const std::string g = escape_h5_name(layer.name());
+      if (!written.insert(g).second) continue;
+      f.create_group("data/" + g);
+      if (with_diff) f.create_group("diff/" + g);
+      for (size_t j = 0; j < layer.blobs().size(); ++j) {
+        if (net.param_is_shared(i, static_cast<int>(j))) continue;  // weight-tied copies are not written
+        const Blob& b = *layer.blobs()[j];
+        f.write_floats("data/" + g + "/" + std::to_string(j), b.shape(), b.cpu_data());
+        if (with_diff) f.write_floats("diff/" + g + "/" + std::to_string(j), b.shape(), b.cpu_diff());
+      }
+    }
+    f.flush();
+  });
+}
+
+Weights load_weights(const std::string& path) {
+  H5File f(path, H5File::Mode::Read);
+  if (!f.exists("data"))
+    throw Error(path + ": not a Caffe HDF5 weights file (no /data group); expected a .caffemodel.h5");
+  Weights out;
+  for (const auto& g : f.children("data")) {
+    LayerWeights lw;
+    lw.layer = unescape_h5_name(g);
+    std::vector<std::string> names = f.children("data/" + g);
+    std::vector<int> indices;
+    for (const auto& n : names) {
+      char* end = nullptr;
+      const long v = std::strtol(n.c_str(), &end, 10);
+      if (n.empty() || *end != '\0') f.fail("unexpected dataset 'data/" + g + "/" + n + "' (expected 0, 1, ...)");
+      indices.push_back(static_cast<int>(v));
+    }
+    std::sort(indices.begin(), indices.end());
+    for (int idx : indices) {
+      std::vector<int> shape;
+      std::vector<float> v = f.read_floats("data/" + g + "/" + std::to_string(idx), &shape);
+      Blob b(shape);
+      std::copy(v.begin(), v.end(), b.mutable_cpu_data());
+      lw.blobs.emplace_back(idx, std::move(b));
+    }
+    out.push_back(std::move(lw));
+  }
+  return out;
+}
+
+CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name) {
+  CopyReport report;
+  for (const auto& lw : weights) {
+    Layer* target = net.layer_by_name(lw.layer);
+    if (!target) {
+      report.ignored_source.push_back(lw.layer);
+      continue;
+    }
+    auto& blobs = target->blobs();
+    int layer_index = 0;
+    for (int i = 0; i < net.num_layers(); ++i)
+      if (&net.layer(i) == target) layer_index = i;
+    for (size_t j = 0; j < blobs.size(); ++j) {
+      auto it = std::find_if(lw.blobs.begin(), lw.blobs.end(), [&](const auto& p) { return p.first == static_cast<int>(j); });
+      if (it == lw.blobs.end()) {
+        if (net.param_is_shared(layer_index, static_cast<int>(j))) continue;  // tied weights are stored once
+        throw Error(source_name + ": layer '" + lw.layer + "' has " + std::to_string(lw.blobs.size()) +
+                    " parameter blob(s) but the net's " + target->type() + " layer has " +
+                    std::to_string(blobs.size()) + "; rename the layer in the net to re-learn it from scratch");
+      }
+      if (it->second.shape() != blobs[j]->shape())
+        throw Error(source_name + ": layer '" + lw.layer + "' parameter " + std::to_string(j) + " has shape " +
+                    it->second.shape_string() + " in the file but " + blobs[j]->shape_string() +
+                    " in the net; rename the layer in the net to re-learn it from scratch");
+      blobs[j]->copy_from(it->second);
+    }
+    if (lw.blobs.size() > blobs.size())
+      throw Error(source_name + ": layer '" + lw.layer + "' has " + std::to_string(lw.blobs.size()) +
+                  " parameter blob(s) but the net's " + target->type() + " layer has " + std::to_string(blobs.size()));
+    report.loaded.push_back(lw.layer);
+  }
+  return report;
+}
+
+void save_solver_state(const SolverState& s, const std::string& learned_net, const std::string& config_yaml,
+                       const std::string& path) {
+  write_atomically(path, [&](const std::string& tmp) {
+    H5File f(tmp, H5File::Mode::Create);
+    f.write_int("iter", s.iter);
+    f.write_int("current_step", s.current_step);
+    f.write_string("learned_net", learned_net);
+    f.create_group("history");
+    for (size_t i = 0; i < s.history.size(); ++i)
+      f.write_floats("history/" + std::to_string(i), s.history[i].shape(), s.history[i].cpu_data());
+    f.create_group("crema");
+    f.write_string("crema/type", s.type);
+    f.write_bytes("crema/rng", s.rng_state);
+    f.write_floats("crema/recent_losses", {static_cast<int>(s.recent_losses.size())}, s.recent_losses.data());
+    f.write_floats("crema/smoothed_loss", {1}, &s.smoothed_loss);
+    f.write_int("crema/loss_origin", s.loss_origin);
+    f.write_bytes("crema/config", config_yaml);
+    f.create_group("crema/layer_state");
+    for (const auto& [key, value] : s.layer_states) f.write_bytes("crema/layer_state/" + escape_h5_name(key), value);
+    f.flush();
+  });
+}
+
+LoadedState load_solver_state(const std::string& path) {
+  H5File f(path, H5File::Mode::Read);
+  if (!f.exists("iter") || !f.exists("history"))
+    throw Error(path + ": not a solver state file (expected Caffe's iter/history layout, a .solverstate.h5)");
+  LoadedState out;
+  SolverState& s = out.state;
+  s.iter = static_cast<int>(f.read_int("iter"));
+  s.current_step = f.exists("current_step") ? static_cast<int>(f.read_int("current_step")) : 0;
+  std::vector<std::string> names = f.children("history");
+  std::vector<int> indices;
+  for (const auto& n : names) indices.push_back(std::atoi(n.c_str()));
+  std::sort(indices.begin(), indices.end());
+  for (int idx : indices) {
+    std::vector<int> shape;
+    std::vector<float> v = f.read_floats("history/" + std::to_string(idx), &shape);
+    s.history.emplace_back(shape);
+    std::copy(v.begin(), v.end(), s.history.back().mutable_cpu_data());
+  }
+  if (f.exists("crema")) {
+    s.type = f.read_string("crema/type");
+    s.rng_state = f.read_bytes("crema/rng");
+    std::vector<int> shape;
+    s.recent_losses = f.read_floats("crema/recent_losses", &shape);
+    s.smoothed_loss = f.read_floats("crema/smoothed_loss", &shape).at(0);
+    s.loss_origin = static_cast<int>(f.read_int("crema/loss_origin"));
+    out.config_yaml = f.read_bytes("crema/config");
+    for (const auto& key : f.children("crema/layer_state"))
+      s.layer_states[unescape_h5_name(key)] = f.read_bytes("crema/layer_state/" + key);
+  }
+  // The weights file: next to the state file first (a moved run directory), then as written.
+  const std::string learned = f.exists("learned_net") ? f.read_string("learned_net") : std::string();
+  const fs::path beside = fs::path(path).parent_path() / fs::path(learned).filename();
+  if (!learned.empty() && fs::exists(beside))
+    out.weights_path = beside.string();
+  else if (!learned.empty() && fs::exists(learned))
+    out.weights_path = learned;
+  else
+    throw Error(path + ": its weights file '" + learned + "' was found neither next to it (" + beside.string() +
+                ") nor at that path; keep the .caffemodel.h5 beside the .solverstate.h5");
+  return out;
+}
+
+}  // namespace crema::io

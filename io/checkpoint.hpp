@@ -1,0 +1,67 @@
+// Checkpoints in Caffe's HDF5 layout, so Caffe reads crema's files and crema reads
+// Caffe's:
+//   <prefix>_iter_<N>.caffemodel.h5   /data/<layer>/<i>  (float32, full N-D shape)
+//   <prefix>_iter_<N>.solverstate.h5  iter, current_step, learned_net, history/<i>
+// plus, beyond Caffe, a /crema group in the solver state with what an exact resume
+// needs (solver type, RNG state, smoothed-loss window, data reader positions and the
+// resolved config). Files are written to a temporary name, flushed, synced and
+// renamed, so a crash never leaves a half-written checkpoint under the real name.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/net.hpp"
+#include "engine/solver.hpp"
+
+namespace crema::io {
+
+// Layer names may contain '/', which HDF5 reads as a path separator: escaped as %2F.
+std::string escape_h5_name(const std::string& name);
+std::string unescape_h5_name(const std::string& name);
+
+struct LayerWeights {
+  std::string layer;
+  std::vector<std::pair<int, Blob>> blobs;  // (index in the layer, values)
+};
+using Weights = std::vector<LayerWeights>;
+
+void save_weights(const Net& net, const std::string& path, bool with_diff = false);
+Weights load_weights(const std::string& path);
+
+// What copy_weights did, for the fine-tuning report.
+struct CopyReport {
+  std::vector<std::string> loaded;         // target layers that received weights
+  std::vector<std::string> ignored_source; // source layers with no target of that name
+};
+// Copies by layer name; throws Error naming the layer and both shapes on a mismatch.
+CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name);
+
+// learned_net is stored as written (Caffe does the same); it is looked up relative
+// to the state file first when loading, so a moved run directory still resumes.
+void save_solver_state(const SolverState& state, const std::string& learned_net, const std::string& config_yaml,
+                       const std::string& path);
+struct LoadedState {
+  SolverState state;
+  std::string weights_path;  // resolved path of the learned_net file
+  std::string config_yaml;   // empty for Caffe-written files
+};
+LoadedState load_solver_state(const std::string& path);
+
+std::string snapshot_base(const std::string& prefix, int iter);  // "<prefix>_iter_<N>"
+
+// Writes `write(tmp_path)` to a temporary file next to `path`, then fsyncs and renames.
+template <class F>
+void write_atomically(const std::string& path, F write);
+void commit_file(const std::string& tmp_path, const std::string& path);
+std::string temp_name_for(const std::string& path);
+
+template <class F>
+void write_atomically(const std::string& path, F write) {
+  const std::string tmp = temp_name_for(path);
+  write(tmp);
+  commit_file(tmp, path);
+}
+
+}  // namespace crema::io

@@ -1,0 +1,179 @@
+#include "io/hdf5.hpp"
+
+#include <algorithm>
+
+#include "engine/error.hpp"
+
+namespace crema::io {
+
+void quiet_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+H5File::H5File(const std::string& path, Mode mode) : path_(path) {
+  quiet_hdf5_errors();
+  hid_t id = -1;
+  if (mode == Mode::Read) {
+    if (H5Fis_hdf5(path.c_str()) <= 0) throw Error("'" + path + "' is missing or not an HDF5 file");
+    id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  } else {
+    id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  }
+  if (id < 0) throw Error("cannot " + std::string(mode == Mode::Read ? "open" : "create") + " HDF5 file '" + path + "'");
+  file_ = H5Handle(id, H5Fclose);
+}
+
+void H5File::fail(const std::string& what) const { throw Error(path_ + ": " + what); }
+
+void H5File::flush() {
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail("flush failed (disk full?)");
+}
+
+bool H5File::exists(const std::string& object) const {
+  // H5Lexists must be asked level by level.
+  std::string prefix;
+  size_t start = 0;
+  while (start <= object.size()) {
+    const size_t slash = object.find('/', start);
+    prefix = object.substr(0, slash);
+    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+void H5File::create_group(const std::string& group) {
+  if (exists(group)) return;
+  const size_t slash = group.rfind('/');
+  if (slash != std::string::npos) create_group(group.substr(0, slash));
+  H5Handle g(H5Gcreate2(file_.get(), group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (g.get() < 0) fail("cannot create group '" + group + "'");
+}
+
+std::vector<std::string> H5File::children(const std::string& group) const {
+  std::vector<std::string> names;
+  H5Handle g(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (g.get() < 0) fail("missing group '" + group + "'");
+  H5G_info_t info;
+  if (H5Gget_info(g.get(), &info) < 0) fail("cannot list group '" + group + "'");
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    // Creation order is not tracked by files Caffe writes; ask by name index, then
+    // the caller sorts numerically where order matters.
+    const ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) fail("cannot list group '" + group + "'");
+    std::string name(static_cast<size_t>(len), '\0');
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), static_cast<size_t>(len) + 1,
+                       H5P_DEFAULT);
+    names.push_back(name);
+  }
+  return names;
+}
+
+void H5File::write_floats(const std::string& name, const std::vector<int>& shape, const float* data) {
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  if (dims.empty()) space = H5Handle(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+  if (ds.get() < 0) fail("cannot create dataset '" + name + "'");
+  if (H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    fail("cannot write dataset '" + name + "' (disk full?)");
+}
+
+std::vector<float> H5File::read_floats(const std::string& name, std::vector<int>* shape) const {
+  H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (ds.get() < 0) fail("missing dataset '" + name + "'");
+  H5Handle type(H5Dget_type(ds.get()), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type.get());
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail("dataset '" + name + "' is not numeric");
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  size_t count = 1;
+  shape->clear();
+  for (hsize_t d : dims) {
+    shape->push_back(static_cast<int>(d));
+    count *= d;
+  }
+  std::vector<float> out(count);
+  if (count > 0 && H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+    fail("cannot read dataset '" + name + "'");
+  return out;
+}
+
+void H5File::write_int(const std::string& name, long long value) {
+  const hsize_t one = 1;
+  H5Handle space(H5Screate_simple(1, &one, nullptr), H5Sclose);
+  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+  const int v = static_cast<int>(value);
+  if (ds.get() < 0 || H5Dwrite(ds.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+    fail("cannot write '" + name + "'");
+}
+
+long long H5File::read_int(const std::string& name) const {
+  std::vector<int> shape;
+  std::vector<float> v = read_floats(name, &shape);
+  if (v.size() != 1) fail("'" + name + "' should hold one integer");
+  // Read again exactly as an integer, floats lose precision past 2^24.
+  H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  long long out = 0;
+  if (H5Dread(ds.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &out) < 0) fail("cannot read '" + name + "'");
+  return out;
+}
+
+void H5File::write_string(const std::string& name, const std::string& value) {
+  // A fixed-length string, as Caffe's H5LTmake_dataset_string writes it.
+  H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), value.size() + 1);
+  H5Tset_strpad(type.get(), H5T_STR_NULLTERM);
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+  if (ds.get() < 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.c_str()) < 0)
+    fail("cannot write '" + name + "'");
+}
+
+std::string H5File::read_string(const std::string& name) const {
+  H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (ds.get() < 0) fail("missing dataset '" + name + "'");
+  H5Handle type(H5Dget_type(ds.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_STRING) fail("'" + name + "' is not a string");
+  if (H5Tis_variable_str(type.get()) > 0) {
+    char* p = nullptr;
+    H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    if (H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p) < 0) fail("cannot read '" + name + "'");
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const size_t size = H5Tget_size(type.get());
+  std::string s(size, '\0');
+  if (H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, s.data()) < 0) fail("cannot read '" + name + "'");
+  s.resize(std::min(s.size(), s.find('\0')));
+  return s;
+}
+
+void H5File::write_bytes(const std::string& name, const std::string& bytes) {
+  const hsize_t n = bytes.size();
+  H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+  if (ds.get() < 0) fail("cannot create '" + name + "'");
+  if (n > 0 && H5Dwrite(ds.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0)
+    fail("cannot write '" + name + "'");
+}
+
+std::string H5File::read_bytes(const std::string& name) const {
+  H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (ds.get() < 0) fail("missing dataset '" + name + "'");
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  std::string out(static_cast<size_t>(std::max<hssize_t>(n, 0)), '\0');
+  if (n > 0 && H5Dread(ds.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+    fail("cannot read '" + name + "'");
+  return out;
+}
+
+}  // namespace crema::io

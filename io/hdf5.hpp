@@ -1,0 +1,75 @@
+// Minimal RAII over the HDF5 C API for what crema stores: N-D float datasets,
+// scalar ints, strings and byte arrays, in nested groups. Every failure becomes a
+// crema::Error naming the file and object, instead of HDF5's error-stack dump.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+#include <vector>
+
+namespace crema::io {
+
+class H5Handle {
+ public:
+  H5Handle() = default;
+  H5Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Handle() { reset(); }
+  H5Handle(H5Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  H5Handle& operator=(H5Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      close_ = o.close_;
+      o.id_ = -1;
+    }
+    return *this;
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  hid_t get() const { return id_; }
+  void reset() {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+class H5File {
+ public:
+  enum class Mode { Read, Create };
+  H5File(const std::string& path, Mode mode);
+  const std::string& path() const { return path_; }
+  hid_t id() const { return file_.get(); }
+  void flush();
+  void close() { file_.reset(); }
+
+  // Object paths are relative to the file root, e.g. "data/conv1/0".
+  bool exists(const std::string& object) const;
+  void create_group(const std::string& group);
+  std::vector<std::string> children(const std::string& group) const;  // in creation/name order
+
+  void write_floats(const std::string& name, const std::vector<int>& shape, const float* data);
+  // Reads any numeric dataset as float; returns its shape.
+  std::vector<float> read_floats(const std::string& name, std::vector<int>* shape) const;
+  void write_int(const std::string& name, long long value);
+  long long read_int(const std::string& name) const;
+  void write_string(const std::string& name, const std::string& value);
+  std::string read_string(const std::string& name) const;
+  void write_bytes(const std::string& name, const std::string& bytes);
+  std::string read_bytes(const std::string& name) const;
+
+  [[noreturn]] void fail(const std::string& what) const;
+
+ private:
+  std::string path_;
+  H5Handle file_;
+};
+
+// Silences HDF5's automatic error-stack printing (called once at startup).
+void quiet_hdf5_errors();
+
+}  // namespace crema::io

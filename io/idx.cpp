@@ -1,0 +1,66 @@
+#include "io/idx.hpp"
+
+#include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include "engine/error.hpp"
+
+namespace crema::io {
+
+IdxArray read_idx(const std::string& path) {
+  // gzread reads gzip and plain files alike.
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> f(gzopen(path.c_str(), "rb"), gzclose);
+  if (!f) throw Error("cannot open IDX file '" + path + "': " + std::strerror(errno ? errno : ENOENT));
+  auto read = [&](void* dst, size_t n, const char* what) {
+    size_t done = 0;
+    while (done < n) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 30));
+      const int got = gzread(f.get(), static_cast<char*>(dst) + done, chunk);
+      if (got <= 0) throw Error("IDX file '" + path + "' is truncated or corrupt (while reading " + what + ")");
+      done += static_cast<size_t>(got);
+    }
+  };
+  uint8_t magic[4];
+  read(magic, 4, "the header");
+  if (magic[0] != 0 || magic[1] != 0)
+    throw Error("'" + path + "' is not an IDX file (bad magic number)");
+  if (magic[2] != 0x08)
+    throw Error("IDX file '" + path + "' holds element type 0x" + std::to_string(magic[2]) +
+                "; crema reads unsigned-byte (0x08) IDX files");
+  const int rank = magic[3];
+  if (rank < 1 || rank > 4) throw Error("IDX file '" + path + "' has unsupported rank " + std::to_string(rank));
+  IdxArray out;
+  size_t count = 1;
+  for (int i = 0; i < rank; ++i) {
+    uint8_t b[4];
+    read(b, 4, "the dimensions");
+    const uint32_t d = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+    if (d > (1u << 30)) throw Error("IDX file '" + path + "' has an implausible dimension " + std::to_string(d));
+    out.dims.push_back(static_cast<int>(d));
+    count *= d;
+  }
+  out.data.resize(count);
+  if (count > 0) read(out.data.data(), count, "the values");
+  return out;
+}
+
+void write_idx(const std::string& path, const IdxArray& array) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw Error("cannot write IDX file '" + path + "'");
+  const uint8_t magic[4] = {0, 0, 0x08, static_cast<uint8_t>(array.dims.size())};
+  out.write(reinterpret_cast<const char*>(magic), 4);
+  for (int d : array.dims) {
+    const uint32_t v = static_cast<uint32_t>(d);
+    const uint8_t b[4] = {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
+                          static_cast<uint8_t>(v)};
+    out.write(reinterpret_cast<const char*>(b), 4);
+  }
+  out.write(reinterpret_cast<const char*>(array.data.data()), static_cast<std::streamsize>(array.data.size()));
+  if (!out) throw Error("cannot write IDX file '" + path + "'");
+}
+
+}  // namespace crema::io

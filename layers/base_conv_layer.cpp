@@ -1,0 +1,199 @@
+#include "layers/base_conv_layer.hpp"
+
+#include <string>
+
+#include "engine/math.hpp"
+#include "layers/param_blobs.hpp"
+
+namespace crema {
+
+namespace {
+// Reads an `x_h`/`x_w` pair into `values` (as two values, for two spatial axes);
+// `values` holds what the repeated `x` field gave, which the pair may not join.
+// Returns whether the pair was given.
+bool read_hw_pair(MapReader& r, const std::string& name, std::vector<int>& values, bool both_required, int def) {
+  const std::string h = name + "_h", w = name + "_w";
+  const bool has_h = r.has(h), has_w = r.has(w);
+  if (!has_h && !has_w) return false;
+  if (!values.empty()) r.fail(h, "give either " + name + " or " + h + " and " + w + ", not both");
+  if (both_required && !(has_h && has_w)) r.fail(has_h ? w : h, h + " and " + w + " go together; give both");
+  values = {r.get_int(h, def), r.get_int(w, def)};
+  return true;
+}
+
+void check_all(MapReader& r, const std::string& key, const std::vector<int>& values, int min, const char* what) {
+  for (int v : values)
+    if (v < min) r.fail(key, key + " must be " + what + ", got " + std::to_string(v));
+}
+
+std::string count_str(size_t n) { return std::to_string(n) + " value" + (n == 1 ? "" : "s"); }
+}  // namespace
+
+ConvolutionParams ConvolutionParams::parse(MapReader r) {
+  ConvolutionParams p;
+  p.num_output = r.required("num_output").as_int();
+  if (p.num_output <= 0) r.fail("num_output", "num_output must be positive");
+  p.bias_term = r.get_bool("bias_term", true);
+
+  p.kernel_size = r.get_ints("kernel_size");
+  p.kernel_hw = read_hw_pair(r, "kernel", p.kernel_size, true, 0);
+  if (p.kernel_size.empty()) r.fail("kernel_size", "required key 'kernel_size' (or kernel_h and kernel_w) is missing");
+  check_all(r, "kernel_size", p.kernel_size, 1, "positive");
+
+  // Caffe: a missing pad_h or pad_w is 0; a lone stride_h or stride_w would leave
+  // the other at 0, which is never valid, so both are required.
+  p.pad = r.get_ints("pad");
+  p.pad_hw = read_hw_pair(r, "pad", p.pad, false, 0);
+  check_all(r, "pad", p.pad, 0, "non-negative");
+  p.stride = r.get_ints("stride");
+  p.stride_hw = read_hw_pair(r, "stride", p.stride, true, 1);
+  check_all(r, "stride", p.stride, 1, "positive");
+  p.dilation = r.get_ints("dilation");
+  check_all(r, "dilation", p.dilation, 1, "positive");
+
+  p.group = r.get_int("group", 1);
+  if (p.group <= 0) r.fail("group", "group must be positive");
+  p.axis = r.get_int("axis", 1);
+  p.weight_filler = FillerSpec::parse(r.sub("weight_filler"));
+  p.bias_filler = FillerSpec::parse(r.sub("bias_filler"));
+  // force_nd_im2col only picks Caffe's implementation; the result is the same.
+  r.allow({"engine", "force_nd_im2col"});
+  r.finish();
+  return p;
+}
+
+BaseConvolutionLayer::BaseConvolutionLayer(const LayerSpec& spec)
+    : Layer(spec), params_(ConvolutionParams::parse(spec.params("convolution_param"))) {}
+
+void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const std::string type_name = type();
+  if (top.size() != bottom.size())
+    spec_.fail(type_name + " layer needs one top per bottom, got " + std::to_string(bottom.size()) + " bottom(s) and " +
+               std::to_string(top.size()) + " top(s)");
+  const Blob& in = *bottom[0];
+  if (params_.axis < -in.num_axes() || params_.axis >= in.num_axes())
+    spec_.fail("convolution_param.axis " + std::to_string(params_.axis) + " is out of range for a bottom of shape " +
+               in.shape_string());
+  axis_ = in.canonical_axis(params_.axis);
+  const int axis = axis_;
+  if (in.num_axes() - axis - 1 != 2)
+    spec_.fail(type_name + " supports two spatial axes only (bottoms (N, C, H, W) with axis 1); got a bottom of shape " +
+               in.shape_string() + " with axis " + std::to_string(params_.axis));
+
+  // One value for every spatial axis, or one per axis (here: exactly two).
+  auto per_axis = [&](const std::vector<int>& v, const char* key, int def, int& h, int& w) {
+    if (v.size() > 2) spec_.fail("convolution_param." + std::string(key) + " has " + count_str(v.size()) +
+                                 "; give one, or one per spatial axis (2)");
+    h = v.empty() ? def : v[0];
+    w = v.empty() ? def : v.back();
+  };
+  ConvGeometry& g = geometry_;
+  per_axis(params_.kernel_size, "kernel_size", 1, g.kernel_h, g.kernel_w);
+  per_axis(params_.pad, "pad", 0, g.pad_h, g.pad_w);
+  per_axis(params_.stride, "stride", 1, g.stride_h, g.stride_w);
+  per_axis(params_.dilation, "dilation", 1, g.dilation_h, g.dilation_w);
+  is_1x1_ = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+
+  channels_ = in.shape(axis);
+  const int group = params_.group;
+  if (channels_ % group != 0)
+    spec_.fail("the bottom's " + std::to_string(channels_) + " channels do not divide into group " + std::to_string(group));
+  if (params_.num_output % group != 0)
+    spec_.fail("num_output " + std::to_string(params_.num_output) + " does not divide into group " + std::to_string(group));
+  conv_out_channels_ = reverse_dimensions() ? channels_ : params_.num_output;
+  conv_in_channels_ = reverse_dimensions() ? params_.num_output : channels_;
+  kernel_dim_ = conv_in_channels_ / group * g.kernel_h * g.kernel_w;
+  weight_offset_ = conv_out_channels_ * kernel_dim_ / group;
+
+  std::vector<ParamBlobSpec> wanted = {
+      {"weight", {conv_out_channels_, conv_in_channels_ / group, g.kernel_h, g.kernel_w}, params_.weight_filler}};
+  if (params_.bias_term) wanted.push_back({"bias", {params_.num_output}, params_.bias_filler});
+  setup_param_blobs(spec_, blobs_, wanted, ctx.rng());
+}
+
+void BaseConvolutionLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  const Blob& in = *bottom[0];
+  const int axis = axis_;
+  if (in.num_axes() != axis + 3 || in.shape(axis) != channels_)
+    spec_.fail(std::string(type()) + " layer was set up for " + std::to_string(channels_) +
+               " channels and two spatial axes; got a bottom of shape " + in.shape_string());
+  for (size_t i = 1; i < bottom.size(); ++i)
+    if (bottom[i]->shape() != in.shape())
+      spec_.fail("all bottoms must have the same shape; bottom 0 is " + in.shape_string() + ", bottom " +
+                 std::to_string(i) + " is " + bottom[i]->shape_string());
+  num_ = in.count(0, axis);
+  const int in_h = in.shape(axis + 1), in_w = in.shape(axis + 2);
+  std::vector<int> top_shape(in.shape().begin(), in.shape().begin() + axis);
+  top_shape.push_back(params_.num_output);
+  for (int d : output_spatial_shape(in_h, in_w)) top_shape.push_back(d);
+  for (Blob* t : top) t->reshape(top_shape);
+
+  bottom_dim_ = in.count(axis);
+  top_dim_ = top[0]->count(axis);
+  out_spatial_dim_ = top[0]->count(axis + 1);
+  // The conv input is the image im2col reads: the bottom, or the top when reversed.
+  const Blob& conv_input = reverse_dimensions() ? *top[0] : in;
+  geometry_.channels = conv_in_channels_;
+  geometry_.height = conv_input.shape(axis + 1);
+  geometry_.width = conv_input.shape(axis + 2);
+  conv_out_spatial_dim_ = reverse_dimensions() ? in.count(axis + 1) : out_spatial_dim_;
+  col_offset_ = kernel_dim_ * conv_out_spatial_dim_;
+  output_offset_ = conv_out_channels_ * conv_out_spatial_dim_ / params_.group;
+  col_buffer_.reshape({kernel_dim_ * params_.group, conv_out_spatial_dim_});
+}
+
+void BaseConvolutionLayer::forward_gemm(const float* input, const float* weights, float* output) {
+  // input: (Ci, H, W); weights: (G, Co/G, kernel_dim); output: (G, Co/G, S_out)
+  const float* col = input;  // (G, kernel_dim, S_out)
+  if (!is_1x1_) {
+    im2col(input, geometry_, col_buffer_.mutable_cpu_data());
+    col = col_buffer_.cpu_data();
+  }
+  const int group_out = conv_out_channels_ / params_.group;
+  for (int g = 0; g < params_.group; ++g)
+    cpu_gemm(false, false, group_out, conv_out_spatial_dim_, kernel_dim_, 1.f, weights + weight_offset_ * g,
+             col + col_offset_ * g, 0.f, output + output_offset_ * g);
+}
+
+void BaseConvolutionLayer::forward_bias(float* output, const float* bias) const {
+  // output: (num_output, out_spatial); bias: (num_output)
+  for (int o = 0; o < params_.num_output; ++o) {
+    float* row = output + static_cast<long>(o) * out_spatial_dim_;
+    for (int s = 0; s < out_spatial_dim_; ++s) row[s] += bias[o];
+  }
+}
+
+void BaseConvolutionLayer::backward_gemm(const float* output_diff, const float* weights, float* input_diff) {
+  // output_diff: (G, Co/G, S_out); weights: (G, Co/G, kernel_dim); input_diff: (Ci, H, W)
+  float* col = is_1x1_ ? input_diff : col_buffer_.mutable_cpu_data();  // (G, kernel_dim, S_out)
+  const int group_out = conv_out_channels_ / params_.group;
+  for (int g = 0; g < params_.group; ++g)
+    cpu_gemm(true, false, kernel_dim_, conv_out_spatial_dim_, group_out, 1.f, weights + weight_offset_ * g,
+             output_diff + output_offset_ * g, 0.f, col + col_offset_ * g);
+  if (!is_1x1_) col2im(col, geometry_, input_diff);
+}
+
+void BaseConvolutionLayer::weight_gemm(const float* input, const float* output_diff, float* weight_diff) {
+  // input: (Ci, H, W); output_diff: (G, Co/G, S_out); weight_diff: (G, Co/G, kernel_dim)
+  const float* col = input;  // (G, kernel_dim, S_out)
+  if (!is_1x1_) {
+    im2col(input, geometry_, col_buffer_.mutable_cpu_data());
+    col = col_buffer_.cpu_data();
+  }
+  const int group_out = conv_out_channels_ / params_.group;
+  for (int g = 0; g < params_.group; ++g)
+    cpu_gemm(false, true, group_out, kernel_dim_, conv_out_spatial_dim_, 1.f, output_diff + output_offset_ * g,
+             col + col_offset_ * g, 1.f, weight_diff + weight_offset_ * g);
+}
+
+void BaseConvolutionLayer::backward_bias(float* bias_diff, const float* output_diff) const {
+  // output_diff: (num_output, out_spatial); bias_diff: (num_output)
+  for (int o = 0; o < params_.num_output; ++o) {
+    const float* row = output_diff + static_cast<long>(o) * out_spatial_dim_;
+    double sum = 0;
+    for (int s = 0; s < out_spatial_dim_; ++s) sum += row[s];
+    bias_diff[o] += static_cast<float>(sum);
+  }
+}
+
+}  // namespace crema

@@ -1,0 +1,84 @@
+// What Convolution and Deconvolution share (Caffe's BaseConvolutionLayer): the
+// convolution_param message, the geometry, the parameter blobs and the per-image
+// matrix products. A convolution of one image with G groups is, per group g,
+//   out_g (Co/G, S_out) = W_g (Co/G, Ci/G*kh*kw) · im2col(in)_g (Ci/G*kh*kw, S_out)
+// Deconvolution runs the same products with forward and backward swapped, so the
+// "conv input" (the image im2col reads) is its top; reverse_dimensions() says which.
+// Only two spatial axes (4-D blobs with axis 1) are implemented.
+#pragma once
+
+#include <vector>
+
+#include "engine/filler.hpp"
+#include "engine/layer.hpp"
+#include "layers/im2col.hpp"
+
+namespace crema {
+
+struct ConvolutionParams {
+  int num_output = 0;
+  bool bias_term = true;
+  // As written: empty (default), one value for every spatial axis, or one per axis.
+  // kernel_h/kernel_w (and pad_*, stride_*) are stored here as two values and
+  // remembered in *_hw, since they are only valid for two spatial axes.
+  std::vector<int> kernel_size, pad, stride, dilation;
+  bool kernel_hw = false, pad_hw = false, stride_hw = false;
+  int group = 1;
+  int axis = 1;
+  FillerSpec weight_filler, bias_filler;
+
+  static ConvolutionParams parse(MapReader r);
+};
+
+class BaseConvolutionLayer : public Layer {
+ public:
+  explicit BaseConvolutionLayer(const LayerSpec& spec);
+  // Bottom i → top i, all with the same weights.
+  int min_bottom() const override { return 1; }
+  int min_top() const override { return 1; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  // false: Convolution; true: Deconvolution (im2col works on the top).
+  virtual bool reverse_dimensions() const = 0;
+  // Output spatial size (out_h, out_w) from geometry_ kernel/pad/stride/dilation and
+  // the bottom's spatial size.
+  virtual std::vector<int> output_spatial_shape(int in_h, int in_w) const = 0;
+
+  // The per-image products. `input` is the conv input (what im2col reads), `output`
+  // the conv output, whichever of bottom/top each is.
+  // output (Co, S_out) = W · im2col(input)
+  void forward_gemm(const float* input, const float* weights, float* output);
+  // output (Co, S_out) += bias (Co) on every position
+  void forward_bias(float* output, const float* bias) const;
+  // input_diff (Ci, H, W) = col2im(Wᵀ · output_diff)
+  void backward_gemm(const float* output_diff, const float* weights, float* input_diff);
+  // weight_diff (Co, Ci/G, kh, kw) += output_diff · im2col(input)ᵀ
+  void weight_gemm(const float* input, const float* output_diff, float* weight_diff);
+  // bias_diff (Co) += output_diff summed over positions
+  void backward_bias(float* bias_diff, const float* output_diff) const;
+
+  // Kernel, pad, stride and dilation per spatial axis; channels/height/width are the
+  // conv input's (set by reshape).
+  const ConvGeometry& geometry() const { return geometry_; }
+
+  ConvolutionParams params_;
+  int axis_ = 1;       // the channel axis, canonical
+  int channels_ = 0;   // channels of the bottom
+  int num_ = 0;        // images per bottom: the product of the axes before `axis`
+  int bottom_dim_ = 0, top_dim_ = 0;  // floats per image in a bottom / top
+  int out_spatial_dim_ = 0;           // positions per channel of the top
+
+ private:
+  ConvGeometry geometry_;
+  int conv_in_channels_ = 0, conv_out_channels_ = 0;
+  int conv_out_spatial_dim_ = 0;  // columns of the column buffer
+  int kernel_dim_ = 0;            // rows of the column buffer per group: Ci/G*kh*kw
+  int weight_offset_ = 0, col_offset_ = 0, output_offset_ = 0;  // per-group strides
+  // 1x1 kernel, stride 1, no padding: im2col would be a copy, so it is skipped.
+  bool is_1x1_ = false;
+  Blob col_buffer_;  // (Ci*kh*kw, S_out)
+};
+
+}  // namespace crema

@@ -1,0 +1,43 @@
+// Dropout (inverted, as Caffe's default): in TRAIN each element is kept with
+// probability 1 - p and scaled by 1 / (1 - p), so that TEST is the identity and needs
+// no rescaling. With scale_train: false (a Caffe fork option) TRAIN only masks and TEST
+// scales by 1 - p instead. The mask is kept for backward; runs in place.
+#pragma once
+
+#include <vector>
+
+#include "engine/layer.hpp"
+
+namespace crema {
+
+struct DropoutParams {
+  float dropout_ratio = 0.5f;  // p, the probability of dropping an element
+  bool scale_train = true;
+  static DropoutParams parse(MapReader r);
+};
+
+class DropoutLayer : public Layer {
+ public:
+  explicit DropoutLayer(const LayerSpec& spec);
+  const char* type() const override { return "Dropout"; }
+  int exact_num_bottom() const override { return 1; }
+  int exact_num_top() const override { return 1; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+
+ private:
+  // What a kept element is multiplied by in TRAIN, and every element in TEST.
+  float train_scale() const;
+  float test_scale() const;
+
+  DropoutParams params_;
+  // mask_: (count) 1 where the element was kept in the last TRAIN forward. A member,
+  // not recomputed from the top, because in place the top no longer shows it.
+  std::vector<unsigned char> mask_;
+};
+
+}  // namespace crema

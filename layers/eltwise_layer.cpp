@@ -1,0 +1,126 @@
+#include "layers/eltwise_layer.hpp"
+
+#include <string>
+
+#include "engine/math.hpp"
+
+namespace crema {
+
+EltwiseParams EltwiseParams::parse(MapReader r) {
+  EltwiseParams p;
+  p.operation = static_cast<EltwiseOp>(r.get_enum("operation", {"PROD", "SUM", "MAX"}, 1));
+  p.coeff = r.get_floats("coeff");
+  p.stable_prod_grad = r.get_bool("stable_prod_grad", true);
+  r.finish();
+  // Caffe rejects coefficients only for PROD and ignores them for MAX; ignoring a
+  // setting silently is worse, so crema rejects both.
+  if (!p.coeff.empty() && p.operation != EltwiseOp::SUM)
+    r.fail("coeff", "Eltwise takes coefficients only for operation SUM");
+  return p;
+}
+
+EltwiseLayer::EltwiseLayer(const LayerSpec& spec)
+    : Layer(spec), params_(EltwiseParams::parse(spec.params("eltwise_param"))) {}
+
+void EltwiseLayer::layer_setup(Context&, const BlobVec& bottom, const BlobVec&) {
+  if (!params_.coeff.empty() && params_.coeff.size() != bottom.size())
+    spec_.fail("eltwise_param.coeff has " + std::to_string(params_.coeff.size()) +
+               " value(s); Eltwise takes one coefficient per bottom blob (" + std::to_string(bottom.size()) + ")");
+  coeffs_ = params_.coeff.empty() ? std::vector<float>(bottom.size(), 1.f) : params_.coeff;
+}
+
+void EltwiseLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  // Forward overwrites the top before it has read every bottom.
+  for (Blob* b : bottom)
+    if (b == top[0]) spec_.fail("Eltwise layer does not allow in-place computation");
+  for (size_t k = 1; k < bottom.size(); ++k)
+    if (bottom[k]->shape() != bottom[0]->shape())
+      spec_.fail("Eltwise bottoms must have the same shape; bottom 0 is " + bottom[0]->shape_string() +
+                 ", bottom " + std::to_string(k) + " is " + bottom[k]->shape_string());
+  top[0]->reshape_like(*bottom[0]);
+  if (params_.operation == EltwiseOp::MAX) max_idx_.resize(static_cast<size_t>(bottom[0]->count()));
+}
+
+void EltwiseLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  const int n = top[0]->count();
+  float* y = top[0]->mutable_cpu_data();  // y: (n); every bottom is (n) too
+  switch (params_.operation) {
+    case EltwiseOp::PROD: {
+      const float* x0 = bottom[0]->cpu_data();
+      const float* x1 = bottom[1]->cpu_data();
+      for (int i = 0; i < n; ++i) y[i] = x0[i] * x1[i];
+      for (size_t k = 2; k < bottom.size(); ++k) {
+        const float* xk = bottom[k]->cpu_data();
+        for (int i = 0; i < n; ++i) y[i] *= xk[i];
+      }
+      break;
+    }
+    case EltwiseOp::SUM:
+      cpu_set(n, 0.f, y);
+      for (size_t k = 0; k < bottom.size(); ++k) cpu_axpy(n, coeffs_[k], bottom[k]->cpu_data(), y);
+      break;
+    case EltwiseOp::MAX: {
+      int* idx = max_idx_.data();  // idx: (n)
+      const float* x0 = bottom[0]->cpu_data();
+      const float* x1 = bottom[1]->cpu_data();
+      for (int i = 0; i < n; ++i) {
+        // Strict > for bottom 0, so a tie goes to bottom 1 (Caffe's rule).
+        idx[i] = x0[i] > x1[i] ? 0 : 1;
+        y[i] = x0[i] > x1[i] ? x0[i] : x1[i];
+      }
+      for (size_t k = 2; k < bottom.size(); ++k) {
+        const float* xk = bottom[k]->cpu_data();
+        for (int i = 0; i < n; ++i)
+          if (xk[i] > y[i]) {
+            y[i] = xk[i];
+            idx[i] = static_cast<int>(k);
+          }
+      }
+      break;
+    }
+  }
+}
+
+void EltwiseLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                const BlobVec& bottom) {
+  const int n = top[0]->count();
+  const float* y = top[0]->cpu_data();   // y: (n)
+  const float* dy = top[0]->cpu_diff();  // dy: (n)
+  for (size_t k = 0; k < bottom.size(); ++k) {
+    if (!propagate_down[k]) continue;
+    const float* xk = bottom[k]->cpu_data();    // xk: (n)
+    float* dx = bottom[k]->mutable_cpu_diff();  // dx: (n)
+    switch (params_.operation) {
+      case EltwiseOp::PROD:
+        if (params_.stable_prod_grad) {
+          // The product of the other inputs, without dividing by a possibly-zero x_k.
+          bool initialized = false;
+          for (size_t j = 0; j < bottom.size(); ++j) {
+            if (j == k) continue;
+            const float* xj = bottom[j]->cpu_data();  // xj: (n)
+            if (!initialized)
+              cpu_copy(n, xj, dx);
+            else
+              for (int i = 0; i < n; ++i) dx[i] *= xj[i];
+            initialized = true;
+          }
+        } else {
+          for (int i = 0; i < n; ++i) dx[i] = y[i] / xk[i];
+        }
+        for (int i = 0; i < n; ++i) dx[i] *= dy[i];
+        break;
+      case EltwiseOp::SUM:
+        for (int i = 0; i < n; ++i) dx[i] = coeffs_[k] * dy[i];
+        break;
+      case EltwiseOp::MAX: {
+        const int* idx = max_idx_.data();  // idx: (n)
+        for (int i = 0; i < n; ++i) dx[i] = idx[i] == static_cast<int>(k) ? dy[i] : 0.f;
+        break;
+      }
+    }
+  }
+}
+
+CREMA_REGISTER_LAYER("Eltwise", EltwiseLayer);
+
+}  // namespace crema

@@ -1,0 +1,87 @@
+#include "layers/inner_product_layer.hpp"
+
+#include <string>
+
+#include "engine/math.hpp"
+#include "layers/param_blobs.hpp"
+
+namespace crema {
+
+InnerProductParams InnerProductParams::parse(MapReader r) {
+  InnerProductParams p;
+  p.num_output = r.required("num_output").as_int();
+  if (p.num_output <= 0) r.fail("num_output", "num_output must be positive");
+  p.bias_term = r.get_bool("bias_term", true);
+  p.weight_filler = FillerSpec::parse(r.sub("weight_filler"));
+  p.bias_filler = FillerSpec::parse(r.sub("bias_filler"));
+  p.axis = r.get_int("axis", 1);
+  p.transpose = r.get_bool("transpose", false);
+  r.allow({"engine"});
+  r.finish();
+  return p;
+}
+
+InnerProductLayer::InnerProductLayer(const LayerSpec& spec)
+    : Layer(spec), params_(InnerProductParams::parse(spec.params("inner_product_param"))) {}
+
+void InnerProductLayer::layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec&) {
+  const Blob& in = *bottom[0];
+  if (params_.axis < -in.num_axes() || params_.axis >= in.num_axes())
+    spec_.fail("inner_product_param.axis " + std::to_string(params_.axis) + " is out of range for a bottom of shape " +
+               in.shape_string());
+  axis_ = in.canonical_axis(params_.axis);
+  n_ = params_.num_output;
+  k_ = in.count(axis_);
+  std::vector<ParamBlobSpec> wanted = {
+      {"weight", params_.transpose ? std::vector<int>{k_, n_} : std::vector<int>{n_, k_}, params_.weight_filler}};
+  if (params_.bias_term) wanted.push_back({"bias", {n_}, params_.bias_filler});
+  setup_param_blobs(spec_, blobs_, wanted, ctx.rng());
+}
+
+void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  const Blob& in = *bottom[0];
+  if (in.num_axes() <= axis_ || in.count(axis_) != k_)
+    spec_.fail("InnerProduct was set up for " + std::to_string(k_) + " inputs from axis " + std::to_string(axis_) +
+               " on; got a bottom of shape " + in.shape_string());
+  m_ = in.count(0, axis_);
+  std::vector<int> shape(in.shape().begin(), in.shape().begin() + axis_);
+  shape.push_back(n_);
+  top[0]->reshape(shape);
+}
+
+void InnerProductLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  const float* x = bottom[0]->cpu_data();  // x: (M, K)
+  const float* w = blobs_[0]->cpu_data();  // w: (N, K), or (K, N) with transpose
+  float* y = top[0]->mutable_cpu_data();   // y: (M, N)
+  cpu_gemm(false, !params_.transpose, m_, n_, k_, 1.f, x, w, 0.f, y);
+  if (params_.bias_term) {
+    const float* b = blobs_[1]->cpu_data();  // b: (N)
+    for (int i = 0; i < m_; ++i) cpu_axpy(n_, 1.f, b, y + static_cast<long>(i) * n_);
+  }
+}
+
+void InnerProductLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                     const BlobVec& bottom) {
+  const float* dy = top[0]->cpu_diff();    // dy: (M, N)
+  const float* x = bottom[0]->cpu_data();  // x: (M, K)
+  if (param_propagate_down(0)) {
+    float* dw = blobs_[0]->mutable_cpu_diff();  // dw: (N, K), or (K, N) with transpose
+    if (params_.transpose)
+      cpu_gemm(true, false, k_, n_, m_, 1.f, x, dy, 1.f, dw);  // dw += xᵀ dy
+    else
+      cpu_gemm(true, false, n_, k_, m_, 1.f, dy, x, 1.f, dw);  // dw += dyᵀ x
+  }
+  if (params_.bias_term && param_propagate_down(1)) {
+    float* db = blobs_[1]->mutable_cpu_diff();  // db: (N)
+    for (int i = 0; i < m_; ++i) cpu_axpy(n_, 1.f, dy + static_cast<long>(i) * n_, db);
+  }
+  if (propagate_down[0]) {
+    const float* w = blobs_[0]->cpu_data();     // w: (N, K), or (K, N) with transpose
+    float* dx = bottom[0]->mutable_cpu_diff();  // dx: (M, K)
+    cpu_gemm(false, params_.transpose, m_, k_, n_, 1.f, dy, w, 0.f, dx);
+  }
+}
+
+CREMA_REGISTER_LAYER("InnerProduct", InnerProductLayer);
+
+}  // namespace crema

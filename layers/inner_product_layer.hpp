@@ -1,0 +1,46 @@
+// InnerProduct (Caffe's InnerProductLayer), a fully connected layer. The bottom is
+// flattened from `axis` on into M rows of K = count(axis) values, then
+//   top (M, N) = bottom (M, K) · Wᵀ + bias (N)     weight W (N, K)
+// or with transpose: true, weight W (K, N) and top = bottom · W. The top keeps the
+// bottom's axes before `axis` and adds N. Parameter gradients accumulate (the solver
+// zeroes them).
+#pragma once
+
+#include "engine/filler.hpp"
+#include "engine/layer.hpp"
+
+namespace crema {
+
+struct InnerProductParams {
+  int num_output = 0;
+  bool bias_term = true;
+  FillerSpec weight_filler, bias_filler;
+  int axis = 1;
+  bool transpose = false;
+
+  static InnerProductParams parse(MapReader r);
+};
+
+class InnerProductLayer : public Layer {
+ public:
+  explicit InnerProductLayer(const LayerSpec& spec);
+  const char* type() const override { return "InnerProduct"; }
+  int exact_num_bottom() const override { return 1; }
+  int exact_num_top() const override { return 1; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+
+ private:
+  InnerProductParams params_;
+  int axis_ = 1;  // canonical
+  int m_ = 0;     // rows: the product of the bottom's axes before axis_
+  int k_ = 0;     // inputs per row, fixed at setup
+  int n_ = 0;     // outputs per row: num_output
+};
+
+}  // namespace crema

@@ -1,0 +1,63 @@
+#include "layers/loss_layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine/error.hpp"
+
+namespace crema {
+
+LossParams LossParams::parse(MapReader r) {
+  LossParams p;
+  if (r.has("ignore_label")) p.ignore_label = r.get_int("ignore_label", 0);
+  const bool has_normalize = r.has("normalize");
+  const bool normalize = r.get_bool("normalize", true);
+  if (r.has("normalization"))
+    p.normalization = static_cast<LossNormalization>(
+        r.get_enum("normalization", {"FULL", "VALID", "BATCH_SIZE", "NONE"}, 1));
+  else if (has_normalize)
+    p.normalization = normalize ? LossNormalization::VALID : LossNormalization::BATCH_SIZE;
+  r.finish();
+  return p;
+}
+
+float loss_normalizer(LossNormalization mode, int outer, int inner, int valid) {
+  float normalizer = 1.f;
+  switch (mode) {
+    case LossNormalization::FULL: normalizer = static_cast<float>(outer) * static_cast<float>(inner); break;
+    case LossNormalization::VALID:
+      normalizer = valid < 0 ? static_cast<float>(outer) * static_cast<float>(inner) : static_cast<float>(valid);
+      break;
+    case LossNormalization::BATCH_SIZE: normalizer = static_cast<float>(outer); break;
+    case LossNormalization::NONE: normalizer = 1.f; break;
+  }
+  return std::max(1.f, normalizer);
+}
+
+std::optional<int> read_label(const Layer& layer, float value, int num_classes,
+                              const std::optional<int>& ignore_label) {
+  auto fail = [&](const std::string& shown) {
+    std::string message = std::string(layer.type()) + " layer '" + layer.name() + "': label " + shown +
+                          " is out of range; labels must be class indices in [0, " + std::to_string(num_classes) +
+                          ")";
+    message += ignore_label ? " or the ignore_label " + std::to_string(*ignore_label)
+                            : " (set ignore_label to skip a label value)";
+    throw Error(message);
+  };
+  // The truncation to int is undefined for NaN and values beyond int's range.
+  if (!(std::fabs(value) < 2147483520.f)) fail(std::to_string(value));
+  const int label = static_cast<int>(value);
+  if (ignore_label && label == *ignore_label) return std::nullopt;
+  if (label < 0 || label >= num_classes) fail(std::to_string(label));
+  return label;
+}
+
+void LossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  if (bottom[0]->num_axes() == 0 || bottom[1]->num_axes() == 0 || bottom[0]->shape(0) != bottom[1]->shape(0))
+    spec_.fail(std::string(type()) + ": the data and label should have the same first dimension; got " +
+               bottom[0]->shape_string() + " and " + bottom[1]->shape_string());
+  top[0]->reshape({});
+}
+
+}  // namespace crema

@@ -1,0 +1,110 @@
+#include "layers/lrn_layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace crema {
+
+LRNParams LRNParams::parse(MapReader r) {
+  LRNParams p;
+  p.local_size = r.get_int("local_size", 5);
+  if (p.local_size <= 0 || p.local_size % 2 == 0)
+    r.fail("local_size", "local_size must be a positive odd number, got " + std::to_string(p.local_size));
+  p.alpha = r.get_float("alpha", 1.f);
+  p.beta = r.get_float("beta", 0.75f);
+  p.k = r.get_float("k", 1.f);
+  p.norm_region = static_cast<NormRegion>(r.get_enum("norm_region", {"ACROSS_CHANNELS", "WITHIN_CHANNEL"}, 0));
+  if (p.norm_region == NormRegion::WITHIN_CHANNEL && p.k != 1.f)
+    r.fail("k", "Caffe's WITHIN_CHANNEL LRN ignores k and always adds 1 (scale = 1 + alpha / local_size² * sum of "
+                "squares); set k: 1 or leave it out to get what Caffe computes");
+  r.allow({"engine"});
+  r.finish();
+  return p;
+}
+
+LRNLayer::LRNLayer(const LayerSpec& spec) : Layer(spec), params_(LRNParams::parse(spec.params("lrn_param"))) {
+  const bool across = params_.norm_region == LRNParams::NormRegion::ACROSS_CHANNELS;
+  const float n = static_cast<float>(across ? params_.local_size : params_.local_size * params_.local_size);
+  shift_ = across ? params_.k : 1.f;
+  coef_ = params_.alpha / n;
+}
+
+void LRNLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  const Blob& in = *bottom[0];
+  if (in.num_axes() != 4) spec_.fail("LRN needs a 4-D bottom (N, C, H, W), got shape " + in.shape_string());
+  top[0]->reshape_like(in);
+  scale_.reshape_like(in);
+  work_.reshape_like(in);
+  sum_.reshape_like(in);
+  if (params_.norm_region == LRNParams::NormRegion::WITHIN_CHANNEL) row_sum_.reshape_like(in);
+}
+
+namespace {
+// out[o, i, j] = sum of in[o, i', j] over i' in [i - half, i + half] ∩ [0, len).
+// in, out: (outer, len, inner), not aliased.
+void sum_along(const float* in, int outer, int len, int inner, int half, float* out) {
+  for (int o = 0; o < outer; ++o) {
+    const float* src = in + static_cast<long>(o) * len * inner;  // (len, inner)
+    float* dst = out + static_cast<long>(o) * len * inner;       // (len, inner)
+    for (int i = 0; i < len; ++i) {
+      float* d = dst + static_cast<long>(i) * inner;  // (inner)
+      std::fill(d, d + inner, 0.f);
+      for (int i2 = std::max(0, i - half); i2 <= std::min(len - 1, i + half); ++i2) {
+        const float* s = src + static_cast<long>(i2) * inner;  // (inner)
+        for (int j = 0; j < inner; ++j) d[j] += s[j];
+      }
+    }
+  }
+}
+}  // namespace
+
+void LRNLayer::window_sum(const float* in, float* out) {
+  // in, out: (N, C, H, W)
+  const int n = scale_.shape(0), c = scale_.shape(1), h = scale_.shape(2), w = scale_.shape(3);
+  const int half = (params_.local_size - 1) / 2;
+  if (params_.norm_region == LRNParams::NormRegion::ACROSS_CHANNELS) {
+    sum_along(in, n, c, h * w, half, out);
+  } else {
+    // The square window is separable: sum along each row, then along each column.
+    float* rows = row_sum_.mutable_cpu_data();  // (N, C, H, W)
+    sum_along(in, n * c * h, w, 1, half, rows);
+    sum_along(rows, n * c, h, w, half, out);
+  }
+}
+
+void LRNLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  const int count = bottom[0]->count();
+  const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
+  float* y = top[0]->mutable_cpu_data();      // y: (N, C, H, W)
+  float* scale = scale_.mutable_cpu_data();   // (N, C, H, W)
+  float* squares = work_.mutable_cpu_data();  // (N, C, H, W)
+  float* sum = sum_.mutable_cpu_data();       // (N, C, H, W)
+  for (int i = 0; i < count; ++i) squares[i] = x[i] * x[i];
+  window_sum(squares, sum);
+  for (int i = 0; i < count; ++i) {
+    scale[i] = shift_ + coef_ * sum[i];
+    y[i] = x[i] * std::pow(scale[i], -params_.beta);
+  }
+}
+
+void LRNLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                            const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int count = bottom[0]->count();
+  const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
+  const float* y = top[0]->cpu_data();        // y: (N, C, H, W)
+  const float* dy = top[0]->cpu_diff();       // dy: (N, C, H, W)
+  const float* scale = scale_.cpu_data();     // (N, C, H, W)
+  float* ratio = work_.mutable_cpu_data();    // (N, C, H, W)
+  float* sum = sum_.mutable_cpu_data();       // (N, C, H, W)
+  float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N, C, H, W)
+  for (int i = 0; i < count; ++i) ratio[i] = dy[i] * y[i] / scale[i];
+  window_sum(ratio, sum);
+  const float cross = 2.f * coef_ * params_.beta;
+  for (int i = 0; i < count; ++i) dx[i] = dy[i] * std::pow(scale[i], -params_.beta) - cross * x[i] * sum[i];
+}
+
+CREMA_REGISTER_LAYER("LRN", LRNLayer);
+
+}  // namespace crema

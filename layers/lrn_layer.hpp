@@ -1,0 +1,55 @@
+// LRN, local response normalisation (Caffe's LRNLayer), on (N, C, H, W):
+//   top = x * scale^-beta,   scale = shift + alpha / n * (sum of x² over the window)
+// ACROSS_CHANNELS: the window is local_size channels centred on x's (zero beyond the
+//   first and last channel), n = local_size, shift = k.
+// WITHIN_CHANNEL: the window is local_size x local_size pixels of x's own channel,
+//   centred and zero-padded, n = local_size², shift = 1. Caffe composes this from
+//   Power, average Pooling and Eltwise layers with shift fixed at 1 (k is ignored);
+//   crema computes the same directly and rejects k != 1 rather than ignore it.
+// Backward, with S the same window sum (the windows are symmetric, so the pixels
+// that see x are the ones x sees):
+//   dx = dy * scale^-beta - 2 alpha beta / n * x * S(dy * top / scale)
+#pragma once
+
+#include "engine/layer.hpp"
+
+namespace crema {
+
+struct LRNParams {
+  enum class NormRegion { ACROSS_CHANNELS, WITHIN_CHANNEL };
+  int local_size = 5;
+  float alpha = 1.f;
+  float beta = 0.75f;
+  float k = 1.f;
+  NormRegion norm_region = NormRegion::ACROSS_CHANNELS;
+
+  static LRNParams parse(MapReader r);
+};
+
+class LRNLayer : public Layer {
+ public:
+  explicit LRNLayer(const LayerSpec& spec);
+  const char* type() const override { return "LRN"; }
+  int exact_num_bottom() const override { return 1; }
+  int exact_num_top() const override { return 1; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+
+ private:
+  // out = S(in), the sum over each element's window; in, out: (N, C, H, W).
+  void window_sum(const float* in, float* out);
+
+  LRNParams params_;
+  float shift_ = 1.f;  // k, or 1 within a channel
+  float coef_ = 1.f;   // alpha / n
+  Blob scale_;         // (N, C, H, W), kept from forward for backward
+  Blob work_;          // (N, C, H, W): x², then dy * top / scale
+  Blob sum_;           // (N, C, H, W): S(work_)
+  Blob row_sum_;       // (N, C, H, W): WITHIN_CHANNEL's sums along rows
+};
+
+}  // namespace crema

@@ -1,0 +1,170 @@
+#include "layers/pooling_layer.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace crema {
+
+PoolingParams PoolingParams::parse(MapReader r) {
+  PoolingParams p;
+  p.pool = static_cast<Method>(r.get_enum("pool", {"MAX", "AVE", "STOCHASTIC"}, 0));
+  if (p.pool == Method::STOCHASTIC) r.fail("pool", "STOCHASTIC pooling is not supported yet; use MAX or AVE");
+  p.global_pooling = r.get_bool("global_pooling", false);
+  p.round_mode = static_cast<RoundMode>(r.get_enum("round_mode", {"CEIL", "FLOOR"}, 0));
+
+  // Each size is `name` for both axes, or `prefix_h` and `prefix_w` together.
+  auto read_pair = [&](const std::string& name, const std::string& prefix, int def, int& h, int& w) {
+    const std::string kh = prefix + "_h", kw = prefix + "_w";
+    const bool has_one = r.has(name), has_h = r.has(kh), has_w = r.has(kw);
+    if (has_one && (has_h || has_w)) r.fail(kh, "give either " + name + " or " + kh + " and " + kw + ", not both");
+    if (has_h != has_w) r.fail(has_h ? kw : kh, kh + " and " + kw + " go together; give both");
+    h = has_h ? r.get_int(kh, def) : r.get_int(name, def);
+    w = has_w ? r.get_int(kw, def) : r.get_int(name, def);
+    return has_one || has_h;
+  };
+  const bool has_kernel = read_pair("kernel_size", "kernel", 0, p.kernel_h, p.kernel_w);
+  read_pair("pad", "pad", 0, p.pad_h, p.pad_w);
+  read_pair("stride", "stride", 1, p.stride_h, p.stride_w);
+  if (p.global_pooling) {
+    if (has_kernel) r.fail("kernel_size", "global_pooling pools the whole image; remove the kernel size");
+    if (p.pad_h != 0 || p.pad_w != 0 || p.stride_h != 1 || p.stride_w != 1)
+      r.fail("global_pooling", "global_pooling needs pad 0 and stride 1");
+  } else {
+    if (!has_kernel) r.fail("kernel_size", "required key 'kernel_size' (or kernel_h and kernel_w) is missing");
+    if (p.kernel_h <= 0 || p.kernel_w <= 0) r.fail("kernel_size", "the kernel size must be positive");
+    // Caffe: a window must hold at least one pixel of the image.
+    if (p.pad_h >= p.kernel_h || p.pad_w >= p.kernel_w) r.fail("pad", "pad must be smaller than the kernel size");
+  }
+  if (p.pad_h < 0 || p.pad_w < 0) r.fail("pad", "pad must be non-negative");
+  if (p.stride_h <= 0 || p.stride_w <= 0) r.fail("stride", "stride must be positive");
+  r.allow({"engine"});
+  r.finish();
+  return p;
+}
+
+PoolingLayer::PoolingLayer(const LayerSpec& spec)
+    : Layer(spec), params_(PoolingParams::parse(spec.params("pooling_param"))) {}
+
+namespace {
+// Caffe's output size; `any_pad` is pad_h || pad_w, since Caffe drops a last window
+// that starts in the padding on both axes once either axis is padded.
+int pooled_size(int size, int kernel, int pad, int stride, PoolingParams::RoundMode mode, bool any_pad) {
+  const int span = size + 2 * pad - kernel;  // >= 0, checked by the caller
+  int pooled = (mode == PoolingParams::RoundMode::CEIL ? (span + stride - 1) / stride : span / stride) + 1;
+  if (any_pad && (pooled - 1) * stride >= size + pad) --pooled;
+  return pooled;
+}
+}  // namespace
+
+void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  const Blob& in = *bottom[0];
+  if (in.num_axes() != 4) spec_.fail("Pooling needs a 4-D bottom (N, C, H, W), got shape " + in.shape_string());
+  height_ = in.shape(2);
+  width_ = in.shape(3);
+  kernel_h_ = params_.global_pooling ? height_ : params_.kernel_h;
+  kernel_w_ = params_.global_pooling ? width_ : params_.kernel_w;
+  if (height_ + 2 * params_.pad_h < kernel_h_ || width_ + 2 * params_.pad_w < kernel_w_)
+    spec_.fail("the pooling kernel " + std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) +
+               " does not fit the padded bottom of shape " + in.shape_string());
+  const bool any_pad = params_.pad_h > 0 || params_.pad_w > 0;
+  pooled_height_ = pooled_size(height_, kernel_h_, params_.pad_h, params_.stride_h, params_.round_mode, any_pad);
+  pooled_width_ = pooled_size(width_, kernel_w_, params_.pad_w, params_.stride_w, params_.round_mode, any_pad);
+  const std::vector<int> shape = {in.shape(0), in.shape(1), pooled_height_, pooled_width_};
+  top[0]->reshape(shape);
+  if (params_.pool == PoolingParams::Method::MAX) {
+    if (static_cast<long>(height_) * width_ >= (1L << 24))
+      spec_.fail("MAX pooling keeps argmax indices as floats, exact only for images under 2^24 pixels; got " +
+                 in.shape_string());
+    if (top.size() > 1)
+      top[1]->reshape(shape);
+    else
+      mask_.reshape(shape);
+  }
+}
+
+PoolingLayer::Window PoolingLayer::window(int ph, int pw) const {
+  Window win;
+  win.h0 = ph * params_.stride_h - params_.pad_h;
+  win.w0 = pw * params_.stride_w - params_.pad_w;
+  win.h1 = std::min(win.h0 + kernel_h_, height_);
+  win.w1 = std::min(win.w0 + kernel_w_, width_ + params_.pad_w);
+  win.pool_size = (win.h1 - win.h0) * (win.w1 - win.w0);
+  win.h0 = std::max(win.h0, 0);
+  win.w0 = std::max(win.w0, 0);
+  win.h1 = std::min(win.h1, height_);
+  win.w1 = std::min(win.w1, width_);
+  return win;
+}
+
+float* PoolingLayer::mask_data(const BlobVec& top) {
+  return top.size() > 1 ? top[1]->mutable_cpu_data() : mask_.mutable_cpu_data();
+}
+
+const float* PoolingLayer::mask_data(const BlobVec& top) const {
+  return top.size() > 1 ? top[1]->cpu_data() : mask_.cpu_data();
+}
+
+// An empty window can occur only without padding and with stride > kernel, where
+// Caffe's ceil rule lets the last window start past the image. Caffe then writes
+// -FLT_MAX (MAX) or a negative-divisor average; crema writes 0 and passes no gradient.
+void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  const int planes = bottom[0]->count(0, 2);
+  const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
+  const float* x = bottom[0]->cpu_data();  // x: (N*C, H, W)
+  float* y = top[0]->mutable_cpu_data();   // y: (N*C, PH, PW)
+  const bool max = params_.pool == PoolingParams::Method::MAX;
+  float* mask = max ? mask_data(top) : nullptr;  // mask: (N*C, PH, PW), index into x's plane or -1
+  for (int p = 0; p < planes; ++p, x += in_plane, y += out_plane) {
+    for (int ph = 0; ph < pooled_height_; ++ph) {
+      for (int pw = 0; pw < pooled_width_; ++pw) {
+        const Window win = window(ph, pw);
+        const int out = ph * pooled_width_ + pw;
+        if (max) {
+          int best = -1;
+          for (int h = win.h0; h < win.h1; ++h)
+            for (int w = win.w0; w < win.w1; ++w)
+              if (best < 0 || x[h * width_ + w] > x[best]) best = h * width_ + w;
+          y[out] = best < 0 ? 0.f : x[best];
+          mask[p * out_plane + out] = static_cast<float>(best);
+        } else {
+          float sum = 0.f;
+          for (int h = win.h0; h < win.h1; ++h)
+            for (int w = win.w0; w < win.w1; ++w) sum += x[h * width_ + w];
+          y[out] = win.h0 < win.h1 && win.w0 < win.w1 ? sum / static_cast<float>(win.pool_size) : 0.f;
+        }
+      }
+    }
+  }
+}
+
+void PoolingLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int planes = bottom[0]->count(0, 2);
+  const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
+  const float* dy = top[0]->cpu_diff();      // dy: (N*C, PH, PW)
+  float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N*C, H, W)
+  std::fill(dx, dx + bottom[0]->count(), 0.f);
+  if (params_.pool == PoolingParams::Method::MAX) {
+    const float* mask = mask_data(top);  // mask: (N*C, PH, PW)
+    for (int p = 0; p < planes; ++p, dx += in_plane, dy += out_plane, mask += out_plane)
+      for (int out = 0; out < out_plane; ++out)
+        if (mask[out] >= 0.f) dx[static_cast<int>(mask[out])] += dy[out];
+    return;
+  }
+  for (int p = 0; p < planes; ++p, dx += in_plane, dy += out_plane) {
+    for (int ph = 0; ph < pooled_height_; ++ph) {
+      for (int pw = 0; pw < pooled_width_; ++pw) {
+        const Window win = window(ph, pw);
+        if (win.h0 >= win.h1 || win.w0 >= win.w1) continue;
+        const float g = dy[ph * pooled_width_ + pw] / static_cast<float>(win.pool_size);
+        for (int h = win.h0; h < win.h1; ++h)
+          for (int w = win.w0; w < win.w1; ++w) dx[h * width_ + w] += g;
+      }
+    }
+  }
+}
+
+CREMA_REGISTER_LAYER("Pooling", PoolingLayer);
+
+}  // namespace crema

@@ -1,0 +1,24 @@
+// Sigmoid: y = 1 / (1 + e^-x), computed as 0.5 tanh(x / 2) + 0.5 (as Caffe does),
+// which cannot overflow for large |x|. dy/dx = y (1 - y) needs only the top, so the
+// layer runs in place.
+#pragma once
+
+#include "engine/layer.hpp"
+
+namespace crema {
+
+class SigmoidLayer : public Layer {
+ public:
+  explicit SigmoidLayer(const LayerSpec& spec);
+  const char* type() const override { return "Sigmoid"; }
+  int exact_num_bottom() const override { return 1; }
+  int exact_num_top() const override { return 1; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+};
+
+}  // namespace crema

@@ -1,0 +1,33 @@
+#include "layers/split_layer.hpp"
+
+#include "engine/math.hpp"
+
+namespace crema {
+
+SplitLayer::SplitLayer(const LayerSpec& spec) : Layer(spec) {}
+
+void SplitLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  for (Blob* t : top) {
+    // In place, the bottom's gradient would be overwritten by one consumer's.
+    if (t == bottom[0]) spec_.fail("Split layer does not allow in-place computation");
+    t->reshape_like(*bottom[0]);
+    t->share_data(*bottom[0]);
+  }
+}
+
+void SplitLayer::forward_cpu(Context&, const BlobVec&, const BlobVec&) {
+  // Nothing to compute: reshape made every top share the bottom's data.
+}
+
+void SplitLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int n = bottom[0]->count();
+  float* dx = bottom[0]->mutable_cpu_diff();  // dx: (n)
+  cpu_copy(n, top[0]->cpu_diff(), dx);        // top diffs: (n) each
+  for (size_t t = 1; t < top.size(); ++t) cpu_axpy(n, 1.f, top[t]->cpu_diff(), dx);
+}
+
+CREMA_REGISTER_LAYER("Split", SplitLayer);
+
+}  // namespace crema
