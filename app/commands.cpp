@@ -130,7 +130,8 @@ int time(const TimeOptions& opt) {
   double total_fwd = 0, total_bwd = 0;
   const auto start = clock::now();
   for (int it = 0; it < opt.iterations; ++it) {
-    auto t = clock::now();
+    const auto iter_start = clock::now();
+    auto t = iter_start;
     for (int i = 0; i < n; ++i) {
       const auto l = clock::now();
       net.forward_layer(*ctx, i);
@@ -146,7 +147,7 @@ int time(const TimeOptions& opt) {
       }
       total_bwd += ms_since(t);
     }
-    spdlog::info("Iteration: {} forward-backward time: {:.3f} ms.", it + 1, ms_since(t));
+    spdlog::info("Iteration: {} forward-backward time: {:.3f} ms.", it + 1, ms_since(iter_start));
   }
   spdlog::info("Average time per layer:");
   const double iters = opt.iterations;

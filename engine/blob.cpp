@@ -28,11 +28,11 @@ void Blob::reshape(const std::vector<int>& shape) {
   }
   shape_ = shape;
   count_ = static_cast<int>(count);
-  if (static_cast<size_t>(count_) > capacity_ || !data_) {
-    capacity_ = static_cast<size_t>(count_);
-    data_ = std::make_shared<SyncedMemory>(capacity_ * sizeof(float));
-    diff_ = std::make_shared<SyncedMemory>(capacity_ * sizeof(float));
-  }
+  // Checked per buffer: after share_data/share_diff a blob may hold another blob's
+  // smaller buffer, so its own capacity says nothing about what it may write.
+  const size_t bytes = static_cast<size_t>(count_) * sizeof(float);
+  if (!data_ || data_->size() < bytes) data_ = std::make_shared<SyncedMemory>(bytes);
+  if (!diff_ || diff_->size() < bytes) diff_ = std::make_shared<SyncedMemory>(bytes);
 }
 
 int Blob::count(int start, int end) const {

@@ -140,7 +140,15 @@ bool MapReader::has(const std::string& key) { return find(key) != nullptr; }
 
 const Node& MapReader::required(const std::string& key) {
   const Node* n = find(key);
-  if (!n) fail(key, "required key '" + key + "' is missing" + (node_ && node_->find(key) ? " (it is empty)" : ""));
+  if (!n) {
+    if (node_ && node_->find(key)) fail(key, "required key '" + key + "' is empty");
+    // A misspelt required key would otherwise only be reported as missing.
+    if (node_)
+      for (const auto& [k, v] : node_->entries())
+        if (k != key && closest_match(k, {key}) == key)
+          throw ConfigError(v.key_mark(), v.path(), "unknown key '" + k + "' (did you mean '" + key + "'?)");
+    fail(key, "required key '" + key + "' is missing");
+  }
   return *n;
 }
 

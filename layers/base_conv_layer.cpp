@@ -10,15 +10,13 @@ namespace crema {
 namespace {
 // Reads an `x_h`/`x_w` pair into `values` (as two values, for two spatial axes);
 // `values` holds what the repeated `x` field gave, which the pair may not join.
-// Returns whether the pair was given.
-bool read_hw_pair(MapReader& r, const std::string& name, std::vector<int>& values, bool both_required, int def) {
+void read_hw_pair(MapReader& r, const std::string& name, std::vector<int>& values, bool both_required, int def) {
   const std::string h = name + "_h", w = name + "_w";
   const bool has_h = r.has(h), has_w = r.has(w);
-  if (!has_h && !has_w) return false;
+  if (!has_h && !has_w) return;
   if (!values.empty()) r.fail(h, "give either " + name + " or " + h + " and " + w + ", not both");
   if (both_required && !(has_h && has_w)) r.fail(has_h ? w : h, h + " and " + w + " go together; give both");
   values = {r.get_int(h, def), r.get_int(w, def)};
-  return true;
 }
 
 void check_all(MapReader& r, const std::string& key, const std::vector<int>& values, int min, const char* what) {
@@ -36,17 +34,17 @@ ConvolutionParams ConvolutionParams::parse(MapReader r) {
   p.bias_term = r.get_bool("bias_term", true);
 
   p.kernel_size = r.get_ints("kernel_size");
-  p.kernel_hw = read_hw_pair(r, "kernel", p.kernel_size, true, 0);
+  read_hw_pair(r, "kernel", p.kernel_size, true, 0);
   if (p.kernel_size.empty()) r.fail("kernel_size", "required key 'kernel_size' (or kernel_h and kernel_w) is missing");
   check_all(r, "kernel_size", p.kernel_size, 1, "positive");
 
   // Caffe: a missing pad_h or pad_w is 0; a lone stride_h or stride_w would leave
   // the other at 0, which is never valid, so both are required.
   p.pad = r.get_ints("pad");
-  p.pad_hw = read_hw_pair(r, "pad", p.pad, false, 0);
+  read_hw_pair(r, "pad", p.pad, false, 0);
   check_all(r, "pad", p.pad, 0, "non-negative");
   p.stride = r.get_ints("stride");
-  p.stride_hw = read_hw_pair(r, "stride", p.stride, true, 1);
+  read_hw_pair(r, "stride", p.stride, true, 1);
   check_all(r, "stride", p.stride, 1, "positive");
   p.dilation = r.get_ints("dilation");
   check_all(r, "dilation", p.dilation, 1, "positive");
@@ -77,13 +75,15 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
   axis_ = in.canonical_axis(params_.axis);
   const int axis = axis_;
   if (in.num_axes() - axis - 1 != 2)
-    spec_.fail(type_name + " supports two spatial axes only (bottoms (N, C, H, W) with axis 1); got a bottom of shape " +
+    spec_.fail(type_name +
+               " supports two spatial axes only (bottoms (N, C, H, W) with axis 1); got a bottom of shape " +
                in.shape_string() + " with axis " + std::to_string(params_.axis));
 
   // One value for every spatial axis, or one per axis (here: exactly two).
   auto per_axis = [&](const std::vector<int>& v, const char* key, int def, int& h, int& w) {
-    if (v.size() > 2) spec_.fail("convolution_param." + std::string(key) + " has " + count_str(v.size()) +
-                                 "; give one, or one per spatial axis (2)");
+    if (v.size() > 2)
+      spec_.fail("convolution_param." + std::string(key) + " has " + count_str(v.size()) +
+                 "; give one, or one per spatial axis (2)");
     h = v.empty() ? def : v[0];
     w = v.empty() ? def : v.back();
   };
@@ -97,9 +97,11 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
   channels_ = in.shape(axis);
   const int group = params_.group;
   if (channels_ % group != 0)
-    spec_.fail("the bottom's " + std::to_string(channels_) + " channels do not divide into group " + std::to_string(group));
+    spec_.fail("the bottom's " + std::to_string(channels_) + " channels do not divide into group " +
+               std::to_string(group));
   if (params_.num_output % group != 0)
-    spec_.fail("num_output " + std::to_string(params_.num_output) + " does not divide into group " + std::to_string(group));
+    spec_.fail("num_output " + std::to_string(params_.num_output) + " does not divide into group " +
+               std::to_string(group));
   conv_out_channels_ = reverse_dimensions() ? channels_ : params_.num_output;
   conv_in_channels_ = reverse_dimensions() ? params_.num_output : channels_;
   kernel_dim_ = conv_in_channels_ / group * g.kernel_h * g.kernel_w;

@@ -18,11 +18,9 @@ namespace crema {
 struct ConvolutionParams {
   int num_output = 0;
   bool bias_term = true;
-  // As written: empty (default), one value for every spatial axis, or one per axis.
-  // kernel_h/kernel_w (and pad_*, stride_*) are stored here as two values and
-  // remembered in *_hw, since they are only valid for two spatial axes.
+  // As written: empty (default), one value for every spatial axis, or one per axis;
+  // kernel_h/kernel_w (likewise pad_*, stride_*) are stored here as two values.
   std::vector<int> kernel_size, pad, stride, dilation;
-  bool kernel_hw = false, pad_hw = false, stride_hw = false;
   int group = 1;
   int axis = 1;
   FillerSpec weight_filler, bias_filler;
@@ -64,17 +62,17 @@ class BaseConvolutionLayer : public Layer {
   const ConvGeometry& geometry() const { return geometry_; }
 
   ConvolutionParams params_;
-  int axis_ = 1;       // the channel axis, canonical
-  int channels_ = 0;   // channels of the bottom
-  int num_ = 0;        // images per bottom: the product of the axes before `axis`
+  int axis_ = 1;                      // the channel axis, canonical
+  int channels_ = 0;                  // channels of the bottom
+  int num_ = 0;                       // images per bottom: the product of the axes before `axis`
   int bottom_dim_ = 0, top_dim_ = 0;  // floats per image in a bottom / top
   int out_spatial_dim_ = 0;           // positions per channel of the top
 
  private:
   ConvGeometry geometry_;
   int conv_in_channels_ = 0, conv_out_channels_ = 0;
-  int conv_out_spatial_dim_ = 0;  // columns of the column buffer
-  int kernel_dim_ = 0;            // rows of the column buffer per group: Ci/G*kh*kw
+  int conv_out_spatial_dim_ = 0;                                // columns of the column buffer
+  int kernel_dim_ = 0;                                          // rows of the column buffer per group: Ci/G*kh*kw
   int weight_offset_ = 0, col_offset_ = 0, output_offset_ = 0;  // per-group strides
   // 1x1 kernel, stride 1, no padding: im2col would be a copy, so it is skipped.
   bool is_1x1_ = false;

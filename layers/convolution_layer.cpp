@@ -1,12 +1,14 @@
 #include "layers/convolution_layer.hpp"
 
+#include <string>
+
 namespace crema {
 
 std::vector<int> ConvolutionLayer::output_spatial_shape(int in_h, int in_w) const {
   ConvGeometry g = geometry();
   g.height = in_h;
   g.width = in_w;
-  if (in_h + 2 * g.pad_h < g.extent_h() || in_w + 2 * g.pad_w < g.extent_w())
+  if (g.out_height() <= 0 || g.out_width() <= 0)
     spec_.fail("the kernel (" + std::to_string(g.extent_h()) + "x" + std::to_string(g.extent_w()) +
                " with dilation) does not fit the padded input (" + std::to_string(in_h + 2 * g.pad_h) + "x" +
                std::to_string(in_w + 2 * g.pad_w) + ")");
@@ -34,7 +36,7 @@ void ConvolutionLayer::backward_cpu(Context&, const BlobVec& top, const std::vec
   float* weight_diff = weight_wanted ? blobs_[0]->mutable_cpu_diff() : nullptr;  // (Co, C/G, kh, kw)
   float* bias_diff = bias_wanted ? blobs_[1]->mutable_cpu_diff() : nullptr;      // (Co)
   for (size_t i = 0; i < top.size(); ++i) {
-    const float* dy = top[i]->cpu_diff();  // dy: (N, Co, out_h, out_w)
+    const float* dy = top[i]->cpu_diff();    // dy: (N, Co, out_h, out_w)
     const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
     const bool bottom_wanted = i < propagate_down.size() && propagate_down[i];
     float* dx = bottom_wanted ? bottom[i]->mutable_cpu_diff() : nullptr;  // dx: (N, C, H, W)

@@ -1,6 +1,6 @@
 // Dropout (inverted, as Caffe's default): in TRAIN each element is kept with
 // probability 1 - p and scaled by 1 / (1 - p), so that TEST is the identity and needs
-// no rescaling. With scale_train: false (a Caffe fork option) TRAIN only masks and TEST
+// no rescaling. With dropout_param.scale_train: false, TRAIN only masks and TEST
 // scales by 1 - p instead. The mask is kept for backward; runs in place.
 #pragma once
 

@@ -24,7 +24,8 @@ void im2col(const float* image, const ConvGeometry& g, float* col) {
             continue;
           }
           int x = j * g.dilation_w - g.pad_w;
-          for (int ow = 0; ow < out_w; ++ow, x += g.stride_w) *col++ = inside(x, g.width) ? plane[y * g.width + x] : 0.f;
+          for (int ow = 0; ow < out_w; ++ow, x += g.stride_w)
+            *col++ = inside(x, g.width) ? plane[y * g.width + x] : 0.f;
         }
       }
     }

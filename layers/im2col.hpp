@@ -19,8 +19,9 @@ struct ConvGeometry {
   // Height and width of a kernel as it lies on the image, dilation included.
   int extent_h() const { return dilation_h * (kernel_h - 1) + 1; }
   int extent_w() const { return dilation_w * (kernel_w - 1) + 1; }
-  // Output size; only meaningful when the padded image holds at least one kernel
-  // extent (callers check this, since C++ division truncates negatives towards 0).
+  // Output size, Caffe's formula. C++ division truncates towards zero, so a kernel
+  // that overhangs the padded image by less than a stride still gives one output
+  // (reading zeros there), as in Caffe; a result <= 0 means no output fits.
   int out_height() const { return (height + 2 * pad_h - extent_h()) / stride_h + 1; }
   int out_width() const { return (width + 2 * pad_w - extent_w()) / stride_w + 1; }
   // Rows of the column buffer: channels * kernel_h * kernel_w.

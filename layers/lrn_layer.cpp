@@ -16,8 +16,9 @@ LRNParams LRNParams::parse(MapReader r) {
   p.k = r.get_float("k", 1.f);
   p.norm_region = static_cast<NormRegion>(r.get_enum("norm_region", {"ACROSS_CHANNELS", "WITHIN_CHANNEL"}, 0));
   if (p.norm_region == NormRegion::WITHIN_CHANNEL && p.k != 1.f)
-    r.fail("k", "Caffe's WITHIN_CHANNEL LRN ignores k and always adds 1 (scale = 1 + alpha / local_size² * sum of "
-                "squares); set k: 1 or leave it out to get what Caffe computes");
+    r.fail("k",
+           "Caffe's WITHIN_CHANNEL LRN ignores k and always adds 1 (scale = 1 + alpha / local_size² * sum of "
+           "squares); set k: 1 or leave it out to get what Caffe computes");
   r.allow({"engine"});
   r.finish();
   return p;

@@ -46,11 +46,16 @@ PoolingLayer::PoolingLayer(const LayerSpec& spec)
     : Layer(spec), params_(PoolingParams::parse(spec.params("pooling_param"))) {}
 
 namespace {
-// Caffe's output size; `any_pad` is pad_h || pad_w, since Caffe drops a last window
-// that starts in the padding on both axes once either axis is padded.
+// Caffe's output size, ceil or floor of (size + 2 pad - kernel) / stride, plus one.
+// The span may be negative (a kernel larger than the padded image): with CEIL, Caffe
+// still gives one window when the span exceeds -stride. `any_pad` is pad_h || pad_w,
+// since Caffe drops a last window that starts in the padding on both axes once
+// either axis is padded. Returns <= 0 when no window fits.
 int pooled_size(int size, int kernel, int pad, int stride, PoolingParams::RoundMode mode, bool any_pad) {
-  const int span = size + 2 * pad - kernel;  // >= 0, checked by the caller
-  int pooled = (mode == PoolingParams::RoundMode::CEIL ? (span + stride - 1) / stride : span / stride) + 1;
+  const int span = size + 2 * pad - kernel;
+  const int down = span >= 0 ? span / stride : -((-span + stride - 1) / stride);  // floor(span / stride)
+  const int up = span >= 0 ? (span + stride - 1) / stride : -(-span / stride);    // ceil(span / stride)
+  int pooled = (mode == PoolingParams::RoundMode::CEIL ? up : down) + 1;
   if (any_pad && (pooled - 1) * stride >= size + pad) --pooled;
   return pooled;
 }
@@ -63,12 +68,12 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   width_ = in.shape(3);
   kernel_h_ = params_.global_pooling ? height_ : params_.kernel_h;
   kernel_w_ = params_.global_pooling ? width_ : params_.kernel_w;
-  if (height_ + 2 * params_.pad_h < kernel_h_ || width_ + 2 * params_.pad_w < kernel_w_)
-    spec_.fail("the pooling kernel " + std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) +
-               " does not fit the padded bottom of shape " + in.shape_string());
   const bool any_pad = params_.pad_h > 0 || params_.pad_w > 0;
   pooled_height_ = pooled_size(height_, kernel_h_, params_.pad_h, params_.stride_h, params_.round_mode, any_pad);
   pooled_width_ = pooled_size(width_, kernel_w_, params_.pad_w, params_.stride_w, params_.round_mode, any_pad);
+  if (pooled_height_ <= 0 || pooled_width_ <= 0)
+    spec_.fail("the pooling kernel " + std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) +
+               " does not fit the padded bottom of shape " + in.shape_string());
   const std::vector<int> shape = {in.shape(0), in.shape(1), pooled_height_, pooled_width_};
   top[0]->reshape(shape);
   if (params_.pool == PoolingParams::Method::MAX) {
@@ -86,7 +91,7 @@ PoolingLayer::Window PoolingLayer::window(int ph, int pw) const {
   Window win;
   win.h0 = ph * params_.stride_h - params_.pad_h;
   win.w0 = pw * params_.stride_w - params_.pad_w;
-  win.h1 = std::min(win.h0 + kernel_h_, height_);
+  win.h1 = std::min(win.h0 + kernel_h_, height_ + params_.pad_h);
   win.w1 = std::min(win.w0 + kernel_w_, width_ + params_.pad_w);
   win.pool_size = (win.h1 - win.h0) * (win.w1 - win.w0);
   win.h0 = std::max(win.h0, 0);
@@ -104,9 +109,7 @@ const float* PoolingLayer::mask_data(const BlobVec& top) const {
   return top.size() > 1 ? top[1]->cpu_data() : mask_.cpu_data();
 }
 
-// An empty window can occur only without padding and with stride > kernel, where
-// Caffe's ceil rule lets the last window start past the image. Caffe then writes
-// -FLT_MAX (MAX) or a negative-divisor average; crema writes 0 and passes no gradient.
+// Empty windows (see the header) give 0 and mask -1.
 void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
   const int planes = bottom[0]->count(0, 2);
   const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
@@ -142,7 +145,7 @@ void PoolingLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
   if (!propagate_down[0]) return;
   const int planes = bottom[0]->count(0, 2);
   const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
-  const float* dy = top[0]->cpu_diff();      // dy: (N*C, PH, PW)
+  const float* dy = top[0]->cpu_diff();       // dy: (N*C, PH, PW)
   float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N*C, H, W)
   std::fill(dx, dx + bottom[0]->count(), 0.f);
   if (params_.pool == PoolingParams::Method::MAX) {

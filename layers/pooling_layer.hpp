@@ -8,6 +8,10 @@
 //   (H + pad), not to the image, so padding counts as zeros but the overhang past
 //   the padding does not.
 // global_pooling: the window is the whole image (pad 0, stride 1).
+// Without padding and with stride > kernel, the ceil rule can place a last window
+// wholly past the image; Caffe keeps that output (MAX writes -FLT_MAX with argmax
+// -1, which its backward then indexes); crema keeps the size, writes 0 and passes
+// no gradient.
 #pragma once
 
 #include "engine/layer.hpp"

@@ -90,9 +90,10 @@ TEST_CASE("Convolution forward: 2x2 kernel with bias on a 3x3 image") {
 
 TEST_CASE("Convolution forward: pad 1 and stride 2 read zeros outside the image") {
   Blob x = image_1_to_9(), y;
-  run_forward("{type: Convolution, convolution_param: {num_output: 1, kernel_size: 3, pad: 1, stride: 2, "
-              "bias_term: false}}",
-              x, y, {{{1, 1, 3, 3}, std::vector<float>(9, 1.f)}});
+  run_forward(
+      "{type: Convolution, convolution_param: {num_output: 1, kernel_size: 3, pad: 1, stride: 2, "
+      "bias_term: false}}",
+      x, y, {{{1, 1, 3, 3}, std::vector<float>(9, 1.f)}});
   // (3 + 2 - 3) / 2 + 1 = 2; each output sums the 2x2 corner block the window covers.
   CHECK(y.shape() == std::vector<int>{1, 1, 2, 2});
   check_values(y, {12, 16, 24, 28});
@@ -105,6 +106,16 @@ TEST_CASE("Convolution forward: dilation 2 spreads the kernel") {
   // The 2x2 kernel covers 3x3 and reads the corners: 1*1 + 3*2 + 7*3 + 9*4.
   CHECK(y.shape() == std::vector<int>{1, 1, 1, 1});
   check_values(y, {64});
+}
+
+TEST_CASE("Convolution forward: like Caffe, a kernel overhanging by less than a stride gives one output") {
+  // (2 - 3) / 2 + 1 truncates to 1; the overhang reads zeros.
+  Blob x({1, 1, 2, 2}), y;
+  set_values(x, {1, 2, 3, 4});
+  run_forward("{type: Convolution, convolution_param: {num_output: 1, kernel_size: 3, stride: 2, bias_term: false}}", x,
+              y, {{{1, 1, 3, 3}, std::vector<float>(9, 1.f)}});
+  CHECK(y.shape() == std::vector<int>{1, 1, 1, 1});
+  check_values(y, {10});
 }
 
 TEST_CASE("Convolution forward: a kernel and stride per axis") {
@@ -160,13 +171,30 @@ TEST_CASE("Convolution matches a direct convolution") {
   }
 }
 
+TEST_CASE("Convolution axis: every axis before it counts images") {
+  auto t = test::make_layer(
+      "{type: Convolution, convolution_param: {num_output: 2, kernel_size: 2, axis: 2, "
+      "weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}");
+  Blob x({2, 3, 2, 4, 4}), y;  // six images of (2, 4, 4)
+  Rng rng(7);
+  test::fill_gaussian(x, rng);
+  Context ctx(2);
+  t.layer->setup(ctx, {&x}, {&y});
+  t.layer->forward(ctx, {&x}, {&y});
+  CHECK(y.shape() == std::vector<int>{2, 3, 2, 3, 3});
+  Blob images({6, 2, 4, 4});
+  images.copy_from(x);
+  check_values(y, direct_conv(images, *t.layer->blobs()[0], t.layer->blobs()[1].get(), {2, 2, 0, 0, 1, 1, 1, 1, 1}));
+}
+
 TEST_CASE("Convolution parameter blobs: Caffe's shapes, fillers, bias_term false") {
   Blob x({2, 6, 5, 5}), y;
   Context ctx(3);
   {
-    auto t = test::make_layer("{type: Convolution, convolution_param: {num_output: 4, kernel_h: 3, kernel_w: 2, "
-                              "group: 2, weight_filler: {type: constant, value: 0.5}, "
-                              "bias_filler: {type: constant, value: -1}}}");
+    auto t = test::make_layer(
+        "{type: Convolution, convolution_param: {num_output: 4, kernel_h: 3, kernel_w: 2, "
+        "group: 2, weight_filler: {type: constant, value: 0.5}, "
+        "bias_filler: {type: constant, value: -1}}}");
     t.layer->setup(ctx, {&x}, {&y});
     REQUIRE(t.layer->blobs().size() == 2);
     const Blob& w = *t.layer->blobs()[0];
@@ -177,16 +205,18 @@ TEST_CASE("Convolution parameter blobs: Caffe's shapes, fillers, bias_term false
     CHECK(y.shape() == std::vector<int>{2, 4, 3, 4});
   }
   {
-    auto t = test::make_layer("{type: Convolution, convolution_param: {num_output: 3, kernel_size: 1, "
-                              "bias_term: false}}");
+    auto t = test::make_layer(
+        "{type: Convolution, convolution_param: {num_output: 3, kernel_size: 1, "
+        "bias_term: false}}");
     t.layer->setup(ctx, {&x}, {&y});
     CHECK(t.layer->blobs().size() == 1);
   }
 }
 
 TEST_CASE("Convolution with two bottoms uses the same weights for both") {
-  auto t = test::make_layer("{type: Convolution, convolution_param: {num_output: 2, kernel_size: 2, "
-                            "weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}");
+  auto t = test::make_layer(
+      "{type: Convolution, convolution_param: {num_output: 2, kernel_size: 2, "
+      "weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}");
   Blob a({1, 2, 4, 4}), b({1, 2, 4, 4}), ya, yb;
   Rng rng(9);
   test::fill_gaussian(a, rng);
@@ -204,8 +234,9 @@ TEST_CASE("Convolution with two bottoms uses the same weights for both") {
 }
 
 TEST_CASE("Convolution backward accumulates parameter gradients and honours param_propagate_down") {
-  auto t = test::make_layer("{type: Convolution, convolution_param: {num_output: 2, kernel_size: 2, "
-                            "weight_filler: {type: gaussian}}}");
+  auto t = test::make_layer(
+      "{type: Convolution, convolution_param: {num_output: 2, kernel_size: 2, "
+      "weight_filler: {type: gaussian}}}");
   Blob x({2, 3, 4, 4}), y;
   Rng rng(11);
   test::fill_gaussian(x, rng);
@@ -221,13 +252,15 @@ TEST_CASE("Convolution backward accumulates parameter gradients and honours para
   const std::vector<float> once_w(layer.blobs()[0]->cpu_diff(), layer.blobs()[0]->cpu_diff() + 24);
   const float once_b = layer.blobs()[1]->cpu_diff()[1];
   layer.backward(ctx, {&y}, {false}, {&x});
-  for (int i = 0; i < 24; ++i) CHECK(layer.blobs()[0]->cpu_diff()[i] == doctest::Approx(2 * once_w[static_cast<size_t>(i)]));
+  for (int i = 0; i < 24; ++i)
+    CHECK(layer.blobs()[0]->cpu_diff()[i] == doctest::Approx(2 * once_w[static_cast<size_t>(i)]));
   CHECK(layer.blobs()[1]->cpu_diff()[1] == doctest::Approx(2 * once_b));
 
   layer.set_param_propagate_down(0, false);
   layer.set_param_propagate_down(1, false);
   layer.backward(ctx, {&y}, {false}, {&x});
-  for (int i = 0; i < 24; ++i) CHECK(layer.blobs()[0]->cpu_diff()[i] == doctest::Approx(2 * once_w[static_cast<size_t>(i)]));
+  for (int i = 0; i < 24; ++i)
+    CHECK(layer.blobs()[0]->cpu_diff()[i] == doctest::Approx(2 * once_w[static_cast<size_t>(i)]));
   CHECK(layer.blobs()[1]->cpu_diff()[1] == doctest::Approx(2 * once_b));
 }
 
@@ -284,8 +317,6 @@ TEST_CASE("Convolution gradient") {
       bottom.push_back(&x1);
       top.push_back(&y1);
     }
-    test::GradCheck opt;
-    opt.max_checks = 40;
-    test::check_gradients(*t.layer, bottom, top, opt);
+    test::check_gradients(*t.layer, bottom, top);
   }
 }

@@ -86,7 +86,7 @@ TEST_CASE("Dropout scale_train: false masks without scaling and scales by 1 - p 
   for (int i = 0; i < x.count(); ++i) CHECK(y.cpu_data()[i] == doctest::Approx(0.75f * x.cpu_data()[i]));
 }
 
-TEST_CASE("Dropout rejects a ratio outside [0, 1)") {
+TEST_CASE("Dropout rejects a ratio outside 0 <= p < 1") {
   CHECK_THROWS_AS(test::make_layer("{type: Dropout, dropout_param: {dropout_ratio: 1}}"), ConfigError);
   CHECK_THROWS_AS(test::make_layer("{type: Dropout, dropout_param: {dropout_ratio: -0.1}}"), ConfigError);
 }

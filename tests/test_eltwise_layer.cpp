@@ -33,7 +33,7 @@ TEST_CASE("Eltwise SUM, with and without coefficients") {
   CHECK(forward("{type: Eltwise, eltwise_param: {operation: SUM, coeff: [1, -1]}}", {&in.a, &in.b}) ==
         Values{-3, -7, 9, 0});
   CHECK(forward("{type: Eltwise, eltwise_param: {coeff: [0.5, 2, -1]}}", {&in.a, &in.b, &in.c}) ==
-        Values{9.5f, 7, -20.5f, 1});
+        Values{9.5f, 7, -17.5f, 1});
 }
 
 TEST_CASE("Eltwise PROD and MAX") {
@@ -44,7 +44,7 @@ TEST_CASE("Eltwise PROD and MAX") {
         Values{4, 5, 7, 0.5f});
 }
 
-TEST_CASE("Eltwise MAX routes the gradient to the winning bottom; a tie goes to the later one") {
+TEST_CASE("Eltwise MAX routes the gradient to the winning bottom, a tie goes to the later one") {
   Inputs in;
   auto t = test::make_layer("{type: Eltwise, eltwise_param: {operation: MAX}}");
   Blob y;

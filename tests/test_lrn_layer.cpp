@@ -122,8 +122,6 @@ TEST_CASE("LRN gradient") {
     Blob x(c.shape), y;
     Rng rng(23);
     test::fill_gaussian(x, rng);
-    test::GradCheck opt;
-    opt.max_checks = 60;
-    test::check_gradients(*t.layer, {&x}, {&y}, opt);
+    test::check_gradients(*t.layer, {&x}, {&y});
   }
 }

@@ -20,7 +20,7 @@ TEST_CASE("Reshape: 0 copies a bottom dimension, one -1 is inferred") {
   CHECK(reshaped("{shape: {dim: [0, -1]}}") == Shape{2, 90});
   CHECK(reshaped("{shape: {dim: [0, 0, 0, 0]}}") == Shape{2, 3, 6, 5});
   CHECK(reshaped("{shape: {dim: [0, 3, 10, -1]}}") == Shape{2, 3, 10, 3});
-  CHECK(reshaped("{shape: {dim: [-1, 0, 2]}}") == Shape{10, 3, 2});
+  CHECK(reshaped("{shape: {dim: [-1, 0, 2]}}") == Shape{30, 3, 2});
   CHECK(reshaped("{shape: {dim: [6, 30]}}") == Shape{6, 30});
   CHECK(reshaped("{shape: {dim: [0, -1, 1, 1]}}") == Shape{2, 90, 1, 1});
 }

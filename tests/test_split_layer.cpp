@@ -2,7 +2,7 @@
 
 using namespace crema;
 
-TEST_CASE("Split tops share the bottom's data; backward sums their gradients") {
+TEST_CASE("Split tops share the bottom's data, backward sums their gradients") {
   for (int k = 1; k <= 3; ++k) {
     CAPTURE(k);
     auto t = test::make_layer("{type: Split}");

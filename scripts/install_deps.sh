@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything crema needs to build, test and train, from Debian's packages.
+# Safe to run twice. The CUDA toolkit and cuDNN are optional: when /usr/local/cuda
+# (or nvcc on PATH) is present, the build compiles the GPU backend too.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libcli11-dev libyaml-cpp-dev libspdlog-dev
+  libhdf5-dev hdf5-tools
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  doctest-dev libopenblas-dev zlib1g-dev
+  dataset-fashion-mnist
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all packages already installed"
+  exit 0
+fi
+echo "install_deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

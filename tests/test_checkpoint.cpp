@@ -1,0 +1,206 @@
+// HDF5 checkpoints: Caffe's layout both ways, '/' in layer names, atomic writes,
+// solver-state round trip, and files written by BVLC Caffe itself.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "engine/net.hpp"
+#include "engine/solver.hpp"
+#include "io/checkpoint.hpp"
+#include "io/hdf5.hpp"
+#include "io/yaml_config.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The CIFAR-10 quick deploy net (tests/data/caffe/cifar10_quick.prototxt) in YAML.
+const char* kCifarQuick = R"(
+name: CIFAR10_quick_test
+layer:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 3, 32, 32]}}}
+  - {name: conv1, type: Convolution, bottom: data, top: conv1, convolution_param: {num_output: 32, pad: 2, kernel_size: 5, stride: 1}}
+  - {name: pool1, type: Pooling, bottom: conv1, top: pool1, pooling_param: {pool: MAX, kernel_size: 3, stride: 2}}
+  - {name: relu1, type: ReLU, bottom: pool1, top: pool1}
+  - {name: conv2, type: Convolution, bottom: pool1, top: conv2, convolution_param: {num_output: 32, pad: 2, kernel_size: 5, stride: 1}}
+  - {name: relu2, type: ReLU, bottom: conv2, top: conv2}
+  - {name: pool2, type: Pooling, bottom: conv2, top: pool2, pooling_param: {pool: AVE, kernel_size: 3, stride: 2}}
+  - {name: conv3, type: Convolution, bottom: pool2, top: conv3, convolution_param: {num_output: 64, pad: 2, kernel_size: 5, stride: 1}}
+  - {name: relu3, type: ReLU, bottom: conv3, top: conv3}
+  - {name: pool3, type: Pooling, bottom: conv3, top: pool3, pooling_param: {pool: AVE, kernel_size: 3, stride: 2}}
+  - {name: ip1, type: InnerProduct, bottom: pool3, top: ip1, inner_product_param: {num_output: 64}}
+  - {name: ip2, type: InnerProduct, bottom: ip1, top: ip2, inner_product_param: {num_output: 10}}
+  - {name: prob, type: Softmax, bottom: ip2, top: prob}
+)";
+
+const char* kSmallNet = R"(
+name: small
+layer:
+  - {name: data, type: DummyData, top: [data, target], dummy_data_param: {shape: [{dim: [4, 3]}, {dim: [4, 2]}], data_filler: [{type: gaussian}, {type: constant, value: 0.5}]}}
+  - {name: "block/fc", type: InnerProduct, bottom: data, top: fc, inner_product_param: {num_output: 2, weight_filler: {type: gaussian, std: 0.1}, bias_filler: {type: constant, value: 0.2}}}
+  - {name: "50%/tied", type: InnerProduct, bottom: data, top: fc2, param: [{name: shared_w}], inner_product_param: {num_output: 2, bias_term: false, weight_filler: {type: gaussian}}}
+  - {name: tied_again, type: InnerProduct, bottom: data, top: fc3, param: [{name: shared_w}], inner_product_param: {num_output: 2, bias_term: false}}
+  - {name: sum, type: Eltwise, bottom: [fc, fc2, fc3], top: out}
+  - {name: loss, type: EuclideanLoss, bottom: [out, target], top: loss}
+)";
+
+struct Built {
+  std::shared_ptr<Node> config;
+  NetSpec spec;
+};
+
+Built parse(const char* yaml) {
+  Built b;
+  b.config = std::make_shared<Node>(io::parse_yaml(yaml, "test.yaml"));
+  b.spec = NetSpec::parse(*b.config);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("escaping keeps '/' and '%' in layer names round-trippable") {
+  for (std::string name : {"conv1", "block/conv", "a%2Fb", "%", "inception_3a/1x1", "."}) {
+    const std::string e = io::escape_h5_name(name);
+    CHECK(e.find('/') == std::string::npos);
+    CHECK(io::unescape_h5_name(e) == name);
+  }
+}
+
+TEST_CASE("weights round-trip in Caffe's layout, shared copies written once") {
+  test::TempDir dir;
+  auto b = parse(kSmallNet);
+  Context ctx(11);
+  Net net(b.spec, NetState{}, ctx, true);
+  const std::string path = dir / "w.caffemodel.h5";
+  io::save_weights(net, path);
+  CHECK_FALSE(fs::exists(io::temp_name_for(path)));  // the temporary was renamed away
+
+  io::H5File f(path, io::H5File::Mode::Read);
+  CHECK(f.exists("data/data"));  // parameter-free layers get an empty group
+  CHECK(f.exists("data/block%2Ffc/0"));
+  CHECK(f.exists("data/block%2Ffc/1"));
+  CHECK(f.exists("data/50%25%2Ftied/0"));
+  CHECK_FALSE(f.exists("data/tied_again/0"));  // weight-tied copy is not written
+  CHECK(f.exists("data/tied_again"));
+  std::vector<int> shape;
+  const auto w = f.read_floats("data/block%2Ffc/0", &shape);
+  CHECK(shape == std::vector<int>{2, 3});
+  for (int i = 0; i < 6; ++i) CHECK(w[static_cast<size_t>(i)] == net.layer_by_name("block/fc")->blobs()[0]->cpu_data()[i]);
+
+  // Into a fresh net with other initial values.
+  Context ctx2(99);
+  Net other(b.spec, NetState{}, ctx2, true);
+  const auto report = io::copy_weights(other, io::load_weights(path), path);
+  CHECK(report.ignored_source.empty());
+  for (const char* layer : {"block/fc", "50%/tied", "tied_again"}) {
+    const auto& a = net.layer_by_name(layer)->blobs();
+    const auto& c = other.layer_by_name(layer)->blobs();
+    REQUIRE(a.size() == c.size());
+    for (size_t j = 0; j < a.size(); ++j)
+      for (int i = 0; i < a[j]->count(); ++i) CHECK(a[j]->cpu_data()[i] == c[j]->cpu_data()[i]);
+  }
+}
+
+TEST_CASE("a shape mismatch names the layer and both shapes") {
+  test::TempDir dir;
+  auto b = parse(kSmallNet);
+  Context ctx(1);
+  Net net(b.spec, NetState{}, ctx, true);
+  io::save_weights(net, dir / "w.h5");
+  std::string other_yaml = kSmallNet;
+  other_yaml.replace(other_yaml.find("num_output: 2, weight_filler: {type: gaussian, std: 0.1}"), 13, "num_output: 5");
+  other_yaml.replace(other_yaml.find("[fc, fc2, fc3]"), 14, "[fc2, fc3]");
+  auto b2 = parse(other_yaml.c_str());
+  Net net2(b2.spec, NetState{}, ctx, true);
+  try {
+    io::copy_weights(net2, io::load_weights(dir / "w.h5"), "w.h5");
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("block/fc") != std::string::npos);
+    CHECK(msg.find("2 3 (6)") != std::string::npos);
+    CHECK(msg.find("5 3 (15)") != std::string::npos);
+    CHECK(msg.find("rename") != std::string::npos);
+  }
+}
+
+TEST_CASE("weights written by BVLC Caffe load into the same net") {
+  const std::string path = test::source_dir() + "/tests/data/caffe/cifar10_quick_iter_5000.caffemodel.h5";
+  auto b = parse(kCifarQuick);
+  Context ctx(1);
+  Net net(b.spec, NetState{Phase::TEST, 0, {}}, ctx, true);
+  const auto report = io::copy_weights(net, io::load_weights(path), path);
+  // The file is the TRAIN net's: its data layer "cifar" and "loss" have no match here,
+  // and this net's "data" and "prob" have none there.
+  CHECK(report.loaded.size() == 11);
+  CHECK(report.ignored_source == std::vector<std::string>{"cifar", "loss"});
+  CHECK(net.layer_by_name("ip1")->blobs()[0]->shape() == std::vector<int>{64, 1024});
+  // The trained net is confident on its own weights' structure: outputs are a distribution.
+  Blob* data = net.blob("data");
+  for (int i = 0; i < data->count(); ++i) data->mutable_cpu_data()[i] = static_cast<float>((i * 37) % 255) - 128.f;
+  net.forward(ctx);
+  const Blob* prob = net.blob("prob");
+  double sum = 0;
+  for (int i = 0; i < 10; ++i) sum += prob->cpu_data()[i];
+  CHECK(sum == doctest::Approx(1.0).epsilon(1e-5));
+  // Weights differ from a fresh initialisation (they really were copied).
+  CHECK(net.layer_by_name("conv1")->blobs()[0]->cpu_data()[0] != 0.f);
+}
+
+TEST_CASE("a solver state written by BVLC Caffe is read, learned_net found beside it") {
+  test::TempDir dir;
+  const std::string src = test::source_dir() + "/tests/data/caffe/";
+  // Caffe stored learned_net as "examples/cifar10/...": only the copy beside the state exists.
+  fs::copy_file(src + "cifar10_quick_iter_5000.solverstate.h5", dir / "cifar10_quick_iter_5000.solverstate.h5");
+  fs::copy_file(src + "cifar10_quick_iter_5000.caffemodel.h5", dir / "cifar10_quick_iter_5000.caffemodel.h5");
+  const auto loaded = io::load_solver_state(dir / "cifar10_quick_iter_5000.solverstate.h5");
+  CHECK(loaded.state.iter == 5000);
+  CHECK(loaded.state.history.size() == 10);
+  CHECK(loaded.state.history[0].shape() == std::vector<int>{32, 3, 5, 5});
+  CHECK(loaded.weights_path == dir / "cifar10_quick_iter_5000.caffemodel.h5");
+  CHECK(loaded.config_yaml.empty());
+
+  fs::remove(dir / "cifar10_quick_iter_5000.caffemodel.h5");
+  CHECK_THROWS_WITH_AS(io::load_solver_state(dir / "cifar10_quick_iter_5000.solverstate.h5"),
+                       doctest::Contains("cifar10_quick_iter_5000.caffemodel.h5"), Error);
+}
+
+TEST_CASE("solver state round trip keeps crema's resume extras") {
+  test::TempDir dir;
+  SolverState s;
+  s.type = "SGD";
+  s.iter = 30;
+  s.current_step = 2;
+  s.history.emplace_back(std::vector<int>{2, 3});
+  for (int i = 0; i < 6; ++i) s.history[0].mutable_cpu_data()[i] = 0.5f * static_cast<float>(i);
+  s.rng_state = "1 2 3 binary\n\x01";
+  s.recent_losses = {1.f, 2.f, 3.f};
+  s.smoothed_loss = 2.f;
+  s.loss_origin = 10;
+  s.layer_states["train/mnist"] = "state with / and \n newline";
+  fs::create_directories(dir.path() / "run");
+  test::write_file(dir / "run/x_iter_30.caffemodel.h5", "");
+  io::save_solver_state(s, "run/x_iter_30.caffemodel.h5", "base_lr: 0.1\n", dir / "run/x_iter_30.solverstate.h5");
+  // Moving the run directory keeps it resumable.
+  fs::rename(dir.path() / "run", dir.path() / "moved");
+  const auto l = io::load_solver_state(dir / "moved/x_iter_30.solverstate.h5");
+  CHECK(l.weights_path == dir / "moved/x_iter_30.caffemodel.h5");
+  CHECK(l.state.type == "SGD");
+  CHECK(l.state.iter == 30);
+  CHECK(l.state.current_step == 2);
+  CHECK(l.state.history[0].cpu_data()[5] == 2.5f);
+  CHECK(l.state.rng_state == s.rng_state);
+  CHECK(l.state.recent_losses == s.recent_losses);
+  CHECK(l.state.loss_origin == 10);
+  CHECK(l.state.layer_states.at("train/mnist") == s.layer_states.at("train/mnist"));
+  CHECK(l.config_yaml == "base_lr: 0.1\n");
+}
+
+TEST_CASE("reading a file that is not a checkpoint gives one clear error") {
+  test::TempDir dir;
+  test::write_file(dir / "junk.h5", "not hdf5 at all");
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "junk.h5"), doctest::Contains("not an HDF5 file"), Error);
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "missing.h5"), doctest::Contains("missing.h5"), Error);
+}

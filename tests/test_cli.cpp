@@ -1,0 +1,225 @@
+// The crema executable driven as a user drives it: training, exact resume, signals,
+// the test and time subcommands, and the errors people make.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "io/checkpoint.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string crema_cmd(const std::string& args) { return test::crema_binary() + " " + args; }
+
+// "Iteration N ..., loss = X" lines: N -> the printed X.
+std::map<int, std::string> printed_losses(const std::string& log) {
+  std::map<int, std::string> out;
+  static const std::regex re(R"(Iteration (\d+)[^\n]*, loss = ([-0-9.eE+naif]+))");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator(); ++it)
+    out[std::stoi((*it)[1])] = (*it)[2];
+  return out;
+}
+
+void check_same_weights(const std::string& a, const std::string& b) {
+  const auto wa = io::load_weights(a), wb = io::load_weights(b);
+  REQUIRE(wa.size() == wb.size());
+  size_t compared = 0;
+  for (size_t i = 0; i < wa.size(); ++i) {
+    REQUIRE(wa[i].layer == wb[i].layer);
+    REQUIRE(wa[i].blobs.size() == wb[i].blobs.size());
+    for (size_t j = 0; j < wa[i].blobs.size(); ++j) {
+      const Blob& x = wa[i].blobs[j].second;
+      const Blob& y = wb[i].blobs[j].second;
+      REQUIRE(x.shape() == y.shape());
+      int differing = 0;
+      for (int k = 0; k < x.count(); ++k) differing += x.cpu_data()[k] != y.cpu_data()[k];
+      INFO("layer " << wa[i].layer << " blob " << j);
+      CHECK(differing == 0);
+      compared += static_cast<size_t>(x.count());
+    }
+  }
+  CHECK(compared > 0);
+}
+
+struct ToyJob {
+  test::TempDir dir;
+  std::string solver;
+  explicit ToyJob(int max_iter) {
+    test::write_toy_idx(dir.path().string(), "train", 400, 1);
+    test::write_toy_idx(dir.path().string(), "test", 100, 2);
+    solver = dir / "solver.yaml";
+    test::write_file(solver, test::toy_solver_yaml(dir.path().string(), max_iter));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("crema --version names the version and the CUDA build") {
+  const auto r = test::run(crema_cmd("--version"));
+  CHECK(r.status == 0);
+  CHECK(r.output.find("crema 0.") != std::string::npos);
+  CHECK(r.output.find("CUDA") != std::string::npos);
+}
+
+TEST_CASE("training learns, and 30 + resume 30 equals 60 straight, bit for bit") {
+  ToyJob job(60);
+  const auto straight = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "a/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  const auto first = test::run(crema_cmd("train " + job.solver + " --set max_iter=30 --set snapshot_prefix=" + (job.dir / "b/toy")));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  REQUIRE(fs::exists(job.dir / "b/toy_iter_30.solverstate.h5"));
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "b/toy") +
+                                           " --snapshot " + (job.dir / "b/toy_iter_30.solverstate.h5")));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  check_same_weights(job.dir / "a/toy_iter_60.caffemodel.h5", job.dir / "b/toy_iter_60.caffemodel.h5");
+
+  const auto a = printed_losses(straight.output), b = printed_losses(resumed.output);
+  int compared = 0;
+  for (const auto& [iter, loss] : b) {
+    if (iter <= 30) continue;
+    REQUIRE(a.count(iter));
+    CHECK_MESSAGE(a.at(iter) == loss, "iteration " << iter);
+    ++compared;
+  }
+  CHECK(compared >= 6);
+  // It really learned: the final test accuracy is far above chance (10%).
+  std::smatch m;
+  const std::string& out = straight.output;
+  REQUIRE(std::regex_search(out, m, std::regex(R"(Iteration 60, Testing net[\s\S]*accuracy = ([0-9.]+))")));
+  CHECK(std::stod(m[1]) > 0.5);
+}
+
+TEST_CASE("resuming with another solver type or a foreign net is refused clearly") {
+  ToyJob job(10);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  const std::string state = job.dir / "snap/toy_iter_10.solverstate.h5";
+  REQUIRE(fs::exists(state));
+  const auto r = test::run(crema_cmd("train " + job.solver + " --set net.layer[2].convolution_param.num_output=5 --snapshot " + state));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("conv") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+}
+
+TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
+  ToyJob job(1000000);
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "interrupted.log");
+  REQUIRE(child.pid() > 0);
+  REQUIRE(child.wait_for_log("Iteration 45,", 60));
+  child.signal(SIGINT);
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Resume with: .* --snapshot (\S+_iter_(\d+)\.solverstate\.h5))")), log);
+  const std::string state = m[1];
+  const int stopped = std::stoi(m[2]);
+  REQUIRE(fs::exists(state));
+  const int finish = stopped + 25;
+
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set max_iter=" + std::to_string(finish) +
+                                           " --snapshot " + state));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  const auto straight = test::run(crema_cmd("train " + job.solver + " --set max_iter=" + std::to_string(finish) +
+                                            " --set snapshot_prefix=" + (job.dir / "straight/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  check_same_weights(job.dir / ("snap/toy_iter_" + std::to_string(finish) + ".caffemodel.h5"),
+                     job.dir / ("straight/toy_iter_" + std::to_string(finish) + ".caffemodel.h5"));
+}
+
+TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot") {
+  ToyJob job(1000000);
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "hup.log");
+  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  child.signal(SIGHUP);
+  REQUIRE(child.wait_for_log("Snapshotting solver state", 30));
+  // Still training afterwards.
+  const std::string before = child.log();
+  std::smatch m;
+  REQUIRE(std::regex_search(before, m, std::regex(R"(toy_iter_(\d+)\.solverstate\.h5)")));
+  const int snap_iter = std::stoi(m[1]);
+  REQUIRE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 10) + ",", 30));
+  child.signal(SIGTERM);
+  CHECK(child.wait() == 0);
+  CHECK(child.log().find("Resume with") != std::string::npos);
+}
+
+TEST_CASE("a misspelt key prints file:line:col and a suggestion, exit status 2") {
+  ToyJob job(10);
+  std::string yaml = test::read_file(job.solver);
+  yaml.replace(yaml.find("momentum:"), 9, "momentun:");
+  test::write_file(job.solver, yaml);
+  // Line of the typo, 1-based.
+  int line = 1;
+  for (size_t i = 0; i < yaml.find("momentun:"); ++i) line += yaml[i] == '\n';
+  const auto r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(job.solver + ":" + std::to_string(line) + ":1") != std::string::npos, r.output);
+  CHECK(r.output.find("did you mean 'momentum'") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+}
+
+TEST_CASE("a missing data file is named, no stack trace, non-zero exit") {
+  ToyJob job(10);
+  fs::remove(job.dir / "train-images-idx3-ubyte");
+  const auto r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status != 0);
+  CHECK(r.output.find(job.dir / "train-images-idx3-ubyte") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+  CHECK(r.output.find("Aborted") == std::string::npos);
+  // One error line.
+  int error_lines = 0;
+  for (size_t p = r.output.find("\nE"); p != std::string::npos; p = r.output.find("\nE", p + 1)) ++error_lines;
+  CHECK(error_lines + (r.output.rfind("E", 0) == 0 ? 1 : 0) == 1);
+}
+
+TEST_CASE("--weights with --snapshot, and bad command lines, are refused") {
+  ToyJob job(10);
+  auto r = test::run(crema_cmd("train " + job.solver + " --weights a.h5 --snapshot b.solverstate.h5"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("not both") != std::string::npos);
+  r = test::run(crema_cmd("train"));
+  CHECK(r.status == 2);
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=abc"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--set max_iter=abc") != std::string::npos);
+  r = test::run(crema_cmd("train " + job.dir / "nope.yaml"));
+  CHECK(r.status != 0);
+  CHECK(r.output.find("nope.yaml") != std::string::npos);
+}
+
+TEST_CASE("crema test scores a trained model, crema time prints per-layer times") {
+  ToyJob job(40);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  const std::string weights = job.dir / "snap/toy_iter_40.caffemodel.h5";
+  // The test subcommand accepts the solver file as the model (its net is used).
+  auto r = test::run(crema_cmd("test --model " + job.solver + " --weights " + weights + " --iterations 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(\] accuracy = ([0-9.]+))")));
+  CHECK(std::stod(m[1]) > 0.3);
+  CHECK(r.output.find("] loss = ") != std::string::npos);
+
+  r = test::run(crema_cmd("time --model " + job.solver + " --iterations 3"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  for (const char* text : {"conv\tforward:", "conv\tbackward:", "fc2\tforward:", "Average Forward pass:",
+                           "Average Backward pass:", "Average Forward-Backward:"})
+    CHECK_MESSAGE(r.output.find(text) != std::string::npos, text);
+}
+
+TEST_CASE("asking for a GPU without a usable one gives one clear message") {
+  std::string why;
+  if (cuda::device_count(&why) > 0) {
+    MESSAGE("SKIPPED: a CUDA device is present, so this no-device test does not apply");
+    return;
+  }
+  ToyJob job(10);
+  const auto r = test::run(crema_cmd("train " + job.solver + " --gpu 0"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("no usable CUDA device") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+}

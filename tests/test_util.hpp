@@ -1,0 +1,172 @@
+// Shared helpers for tests that use files or drive the crema executable.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace crema::test {
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "crema-test-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct RunResult {
+  int status = -1;  // exit status, or 128 + signal
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command line and captures its output.
+inline RunResult run(const std::string& command) {
+  RunResult r;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+inline std::string crema_binary() { return CREMA_BINARY; }
+inline std::string source_dir() { return CREMA_SOURCE_DIR; }
+
+inline bool fashion_mnist_available() {
+  return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+}
+
+}  // namespace crema::test
+
+#include <signal.h>
+#include <spawn.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "io/idx.hpp"
+
+extern char** environ;
+
+namespace crema::test {
+
+// A child process whose stdout+stderr go to a log file; for signal tests.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& log) : log_(log) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Child() {
+    if (pid_ > 0 && !done_) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+  pid_t pid() const { return pid_; }
+  // Waits (bounded) until the log contains `text`.
+  bool wait_for_log(const std::string& text, double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (read_file(log_).find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  int wait() {
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    done_ = true;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  std::string log() const { return read_file(log_); }
+
+ private:
+  pid_t pid_ = -1;
+  bool done_ = false;
+  std::string log_;
+};
+
+// A small learnable IDX data set: `n` images of 10x10 in 10 classes, each class a
+// bar at its own position plus noise. Writes <dir>/<split>-images-idx3-ubyte and
+// <dir>/<split>-labels-idx1-ubyte.
+inline void write_toy_idx(const std::string& dir, const std::string& split, int n, unsigned seed) {
+  io::IdxArray images{{n, 10, 10}, std::vector<uint8_t>(static_cast<size_t>(n) * 100)};
+  io::IdxArray labels{{n}, std::vector<uint8_t>(static_cast<size_t>(n))};
+  unsigned s = seed;
+  auto next = [&s]() { return (s = s * 1664525u + 1013904223u) >> 24; };
+  for (int i = 0; i < n; ++i) {
+    const int label = static_cast<int>(next() % 10);
+    labels.data[static_cast<size_t>(i)] = static_cast<uint8_t>(label);
+    for (int p = 0; p < 100; ++p) {
+      const bool bar = (p / 10 == label) || (p % 10 == label && label % 2 == 0);
+      images.data[static_cast<size_t>(i) * 100 + static_cast<size_t>(p)] = static_cast<uint8_t>((bar ? 160 : 0) + next() % 90);
+    }
+  }
+  io::write_idx(dir + "/" + split + "-images-idx3-ubyte", images);
+  io::write_idx(dir + "/" + split + "-labels-idx1-ubyte", labels);
+}
+
+// A solver + net over write_toy_idx data in `dir`, exercising shuffling, dropout,
+// momentum, a smoothed displayed loss and periodic testing.
+inline std::string toy_solver_yaml(const std::string& dir, int max_iter) {
+  return "net:\n"
+         "  name: toy\n"
+         "  layer:\n"
+         "    - {name: d, type: Data, top: [data, label], include: {phase: TRAIN}, transform_param: {scale: 0.004},\n"
+         "       data_param: {source: " + dir + "/train-images-idx3-ubyte, batch_size: 16}}\n"
+         "    - {name: d, type: Data, top: [data, label], include: {phase: TEST}, transform_param: {scale: 0.004},\n"
+         "       data_param: {source: " + dir + "/test-images-idx3-ubyte, batch_size: 50}}\n"
+         "    - {name: conv, type: Convolution, bottom: data, top: conv, convolution_param: {num_output: 4, kernel_size: 3, weight_filler: {type: xavier}}}\n"
+         "    - {name: relu, type: ReLU, bottom: conv, top: conv}\n"
+         "    - {name: fc1, type: InnerProduct, bottom: conv, top: fc1, inner_product_param: {num_output: 32, weight_filler: {type: xavier}}}\n"
+         "    - {name: drop, type: Dropout, bottom: fc1, top: fc1, dropout_param: {dropout_ratio: 0.3}}\n"
+         "    - {name: fc2, type: InnerProduct, bottom: fc1, top: fc2, inner_product_param: {num_output: 10, weight_filler: {type: xavier}}}\n"
+         "    - {name: acc, type: Accuracy, bottom: [fc2, label], top: accuracy, include: {phase: TEST}}\n"
+         "    - {name: loss, type: SoftmaxWithLoss, bottom: [fc2, label], top: loss}\n"
+         "base_lr: 0.05\nmomentum: 0.9\nweight_decay: 0.0005\nlr_policy: inv\ngamma: 0.0001\npower: 0.75\n"
+         "display: 5\naverage_loss: 7\ntest_iter: 2\ntest_interval: 20\n"
+         "max_iter: " + std::to_string(max_iter) + "\nsnapshot_prefix: " + dir + "/snap/toy\nrandom_seed: 42\n";
+}
+
+}  // namespace crema::test
