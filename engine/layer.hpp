@@ -79,7 +79,6 @@ class Layer {
   virtual void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                             const BlobVec& bottom);
 
-  // Creates the i-th parameter blob and fills it from a filler spec.
   LayerSpec spec_;
   std::vector<BlobPtr> blobs_;
 

@@ -75,7 +75,8 @@ class Net {
   // Whether parameter j of layer i is a shared copy of another layer's parameter.
   bool param_is_shared(int layer, int j) const;
 
-  // Blobs no layer consumes (losses, accuracies, predictions), in creation order.
+  // Blobs no layer consumes (losses, accuracies, predictions), in name order as
+  // Caffe reports them.
   const std::vector<std::string>& output_names() const { return output_names_; }
   std::vector<Blob*> outputs() const;
   // Loss weight of an output blob (0 for non-loss outputs).

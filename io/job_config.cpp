@@ -45,7 +45,10 @@ void apply_override(Node& root, const std::string& assignment) {
     int index = -1;
     const size_t bracket = part.find('[');
     if (bracket != std::string::npos) {
-      index = std::atoi(part.c_str() + bracket + 1);
+      const std::string digits = part.substr(bracket + 1, part.size() - bracket - 2);
+      if (part.back() != ']' || digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+        throw ConfigError(mark, key_path, "'" + part + "' is not a valid list index; write key[N] with N >= 0");
+      index = std::stoi(digits);
       part = part.substr(0, bracket);
     }
     if (part.empty()) throw ConfigError(mark, key_path, "empty key in --set path");

@@ -115,7 +115,7 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
 
 void BaseConvolutionLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   const Blob& in = *bottom[0];
-  const int axis = axis_;
+  const int axis = axis_;  // fixed at setup, like the number of axes
   if (in.num_axes() != axis + 3 || in.shape(axis) != channels_)
     spec_.fail(std::string(type()) + " layer was set up for " + std::to_string(channels_) +
                " channels and two spatial axes; got a bottom of shape " + in.shape_string());
@@ -160,7 +160,7 @@ void BaseConvolutionLayer::forward_gemm(const float* input, const float* weights
 void BaseConvolutionLayer::forward_bias(float* output, const float* bias) const {
   // output: (num_output, out_spatial); bias: (num_output)
   for (int o = 0; o < params_.num_output; ++o) {
-    float* row = output + static_cast<long>(o) * out_spatial_dim_;
+    float* row = output + static_cast<long>(o) * out_spatial_dim_;  // (out_spatial)
     for (int s = 0; s < out_spatial_dim_; ++s) row[s] += bias[o];
   }
 }
@@ -191,7 +191,7 @@ void BaseConvolutionLayer::weight_gemm(const float* input, const float* output_d
 void BaseConvolutionLayer::backward_bias(float* bias_diff, const float* output_diff) const {
   // output_diff: (num_output, out_spatial); bias_diff: (num_output)
   for (int o = 0; o < params_.num_output; ++o) {
-    const float* row = output_diff + static_cast<long>(o) * out_spatial_dim_;
+    const float* row = output_diff + static_cast<long>(o) * out_spatial_dim_;  // (out_spatial)
     double sum = 0;
     for (int s = 0; s < out_spatial_dim_; ++s) sum += row[s];
     bias_diff[o] += static_cast<float>(sum);

@@ -123,11 +123,19 @@ void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
         const Window win = window(ph, pw);
         const int out = ph * pooled_width_ + pw;
         if (max) {
-          int best = -1;
+          // Starts from the window's first pixel; selects rather than branches, since
+          // which pixel wins is unpredictable.
+          const bool empty = win.h0 >= win.h1 || win.w0 >= win.w1;
+          int best = empty ? -1 : win.h0 * width_ + win.w0;
+          float best_value = empty ? 0.f : x[best];
           for (int h = win.h0; h < win.h1; ++h)
-            for (int w = win.w0; w < win.w1; ++w)
-              if (best < 0 || x[h * width_ + w] > x[best]) best = h * width_ + w;
-          y[out] = best < 0 ? 0.f : x[best];
+            for (int w = win.w0; w < win.w1; ++w) {
+              const float v = x[h * width_ + w];
+              const bool take = v > best_value;
+              best = take ? h * width_ + w : best;
+              best_value = take ? v : best_value;
+            }
+          y[out] = best_value;
           mask[p * out_plane + out] = static_cast<float>(best);
         } else {
           float sum = 0.f;

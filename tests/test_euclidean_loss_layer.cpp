@@ -2,7 +2,7 @@
 
 using namespace crema;
 
-TEST_CASE("EuclideanLoss forward is sum (a - b)^2 / 2N; backward is +-(a - b) * weight / N") {
+TEST_CASE("EuclideanLoss forward is sum (a - b)^2 / 2N, backward is +-(a - b) * weight / N") {
   auto t = test::make_layer("{type: EuclideanLoss, loss_weight: 3}");
   Blob a({2, 2}), b({2, 2}), loss;
   const float av[] = {1, 2, 3, 4}, bv[] = {0, 0, 1, 1};  // a - b = 1 2 2 3, sum of squares 18

@@ -57,6 +57,15 @@ TEST_CASE("Pooling MAX 7x7, kernel 3, stride 2 gives 3x3 and the argmax mask") {
   check_values(mask, want);
 }
 
+TEST_CASE("Pooling MAX takes the first of equal values, as Caffe") {
+  Blob x({1, 1, 2, 3}), y, mask;
+  const float in[] = {1, 5, 5, 5, 2, 5};
+  std::copy(in, in + 6, x.mutable_cpu_data());
+  pool("pool: MAX, kernel_size: 2, stride: 1", x, {&y, &mask});
+  check_values(y, {5, 5});
+  check_values(mask, {1, 1});
+}
+
 TEST_CASE("Pooling output size: Caffe's ceil rule, and round_mode FLOOR") {
   Blob x({1, 1, 6, 6}), y;
   fill_counting(x, 0);

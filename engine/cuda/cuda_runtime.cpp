@@ -37,6 +37,12 @@ void require_device(int id) {
 }
 
 void* alloc_device(size_t bytes, int* device) {
+  // Without a usable device, say so plainly rather than with the runtime's first error.
+  static const std::string unusable = [] {
+    std::string why;
+    return device_count(&why) > 0 ? std::string() : why;
+  }();
+  if (!unusable.empty()) throw Error("no usable CUDA device: " + unusable);
   CREMA_CUDA_CHECK(cudaGetDevice(device));
   void* p = nullptr;
   CREMA_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 1 : bytes));

@@ -1,0 +1,146 @@
+// Blob and SyncedMemory: shapes, sharing, and the lazy host/device synchronisation.
+// The device half runs where a CUDA device is present and reports SKIPPED otherwise.
+#include <doctest/doctest.h>
+
+#include "engine/blob.hpp"
+#include "engine/context.hpp"
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/error.hpp"
+#include "engine/layer.hpp"
+
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#endif
+
+using namespace crema;
+
+namespace {
+// Empty when a device is usable, else why not.
+std::string no_device_reason() {
+  std::string why;
+  return cuda::device_count(&why) > 0 ? std::string() : why;
+}
+}  // namespace
+
+TEST_CASE("Blob shapes, counts, axes and Caffe's shape string") {
+  Blob b({64, 20, 24, 24});
+  CHECK(b.count() == 737280);
+  CHECK(b.count(1) == 20 * 24 * 24);
+  CHECK(b.count(1, 3) == 480);
+  CHECK(b.shape(-1) == 24);
+  CHECK(b.canonical_axis(-4) == 0);
+  CHECK_THROWS_AS(b.canonical_axis(4), Error);
+  CHECK(b.shape_string() == "64 20 24 24 (737280)");
+  CHECK_THROWS_AS(Blob({-1, 2}), Error);
+  CHECK_THROWS_WITH_AS(Blob({65536, 65536}), doctest::Contains("exceeds"), Error);
+}
+
+TEST_CASE("Blob memory starts zeroed and survives a shrinking reshape") {
+  Blob b({3, 4});
+  for (int i = 0; i < 12; ++i) CHECK(b.cpu_data()[i] == 0.f);
+  b.mutable_cpu_data()[5] = 7.f;
+  const float* before = b.cpu_data();
+  b.reshape({2, 2});
+  CHECK(b.cpu_data() == before);  // no reallocation when shrinking
+  b.reshape({4, 4});
+  CHECK(b.count() == 16);
+}
+
+TEST_CASE("share_data / share_diff alias memory, and a shared small buffer is never overrun") {
+  Blob a({2, 3}), b({6});
+  b.share_data(a);
+  b.share_diff(a);
+  a.mutable_cpu_data()[4] = 3.f;
+  a.mutable_cpu_diff()[1] = -1.f;
+  CHECK(b.cpu_data()[4] == 3.f);
+  CHECK(b.cpu_diff()[1] == -1.f);
+  // b was (6) and now holds a's 6-float buffers; growing b must give it its own.
+  b.reshape({10});
+  b.mutable_cpu_data()[9] = 1.f;
+  CHECK(a.cpu_data()[4] == 3.f);
+  CHECK_THROWS_AS(b.share_data(Blob({3})), Error);
+}
+
+TEST_CASE("copy_from checks counts unless asked to reshape") {
+  Blob a({2, 2}), b({4}), c({3});
+  a.set_data(2.f);
+  b.copy_from(a);
+  CHECK(b.cpu_data()[3] == 2.f);
+  CHECK_THROWS_AS(c.copy_from(a), Error);
+  c.copy_from(a, false, true);
+  CHECK(c.shape() == a.shape());
+}
+
+TEST_CASE("without CUDA, asking for a device fails with one clear message") {
+  if (cuda::compiled_in() && no_device_reason().empty()) {
+    MESSAGE("SKIPPED: a CUDA device is present");
+    return;
+  }
+  CHECK_THROWS_WITH_AS(Context::gpu(0), doctest::Contains("no usable CUDA device"), Error);
+  Blob b({4});
+  CHECK_THROWS_WITH_AS(b.gpu_data(), doctest::Contains("no usable CUDA device"), Error);
+}
+
+TEST_CASE("GPU: host and device copies synchronise lazily and transfers are counted") {
+  const std::string why = no_device_reason();
+  if (!why.empty()) {
+    MESSAGE("SKIPPED: no CUDA device (" << why << ")");
+    return;
+  }
+  auto ctx = Context::gpu(0, 1);
+  REQUIRE(ctx->on_gpu());
+  Blob b({1000});
+  for (int i = 0; i < b.count(); ++i) b.mutable_cpu_data()[i] = static_cast<float>(i);
+  const long h2d = SyncedMemory::host_to_device_copies(), d2h = SyncedMemory::device_to_host_copies();
+  b.gpu_data();
+  CHECK(SyncedMemory::host_to_device_copies() == h2d + 1);
+  b.gpu_data();  // already in sync: no copy
+  CHECK(SyncedMemory::host_to_device_copies() == h2d + 1);
+  b.cpu_data();  // still in sync: no copy
+  CHECK(SyncedMemory::device_to_host_copies() == d2h);
+#ifdef CREMA_WITH_CUDA
+  // A kernel writes on the device; reading on the host copies back once.
+  Blob x({1000});
+  x.set_data(1.f);
+  cuda::gpu_axpy(*ctx->cuda(), b.count(), 2.f, x.gpu_data(), b.mutable_gpu_data());
+  ctx->cuda()->synchronize();
+  for (int i = 0; i < b.count(); ++i) CHECK(b.cpu_data()[i] == static_cast<float>(i) + 2.f);
+  CHECK(SyncedMemory::device_to_host_copies() == d2h + 1);
+  cuda::gpu_set(*ctx->cuda(), b.count(), -3.f, b.mutable_gpu_data());
+  ctx->cuda()->synchronize();
+  CHECK(b.cpu_data()[999] == -3.f);
+#endif
+}
+
+TEST_CASE("GPU: a layer without a GPU path is refused by name, not run on the CPU") {
+  const std::string why = no_device_reason();
+  if (!why.empty()) {
+    MESSAGE("SKIPPED: no CUDA device (" << why << ")");
+    return;
+  }
+  auto ctx = Context::gpu(0, 1);
+  LayerSpec spec;
+  spec.name = "relu1";
+  spec.type = "ReLU";
+  auto layer = LayerRegistry::instance().create(spec);
+  CHECK_FALSE(layer->supports(ctx->device()));
+}
+
+TEST_CASE("every registered layer type can be constructed") {
+  const auto types = LayerRegistry::instance().types();
+  CHECK(types.size() >= 21);
+  for (const auto& t : types) {
+    LayerSpec spec;
+    spec.name = "probe";
+    spec.type = t;
+    INFO("layer type " << t);
+    // Types whose parameters have required keys refuse the empty config with a
+    // ConfigError; anything else (a crash, another exception) fails the test.
+    try {
+      auto layer = LayerRegistry::instance().create(spec);
+      CHECK(std::string(layer->type()) == t);
+    } catch (const ConfigError& e) {
+      CHECK(std::string(e.what()).find("required") != std::string::npos);
+    }
+  }
+}

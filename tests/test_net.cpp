@@ -1,0 +1,609 @@
+// Net construction: layer selection rules, split insertion, in-place layers,
+// shared parameters and the backward bookkeeping (force_backward, loss_weight,
+// propagate_down, lr_mult 0, layers outside every loss). Gradients are compared
+// with central differences of the net's total loss.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "io/yaml_config.hpp"
+
+using namespace crema;
+
+namespace {
+
+struct Built {
+  std::unique_ptr<Node> root;
+  NetSpec spec;
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Net> net;
+};
+
+std::unique_ptr<Built> build(const std::string& yaml, const NetState& state = NetState{Phase::TRAIN, 0, {}},
+                             long long seed = 1701) {
+  auto b = std::make_unique<Built>();
+  b->root = std::make_unique<Node>(io::parse_yaml(yaml, "net.yaml"));
+  b->spec = NetSpec::parse(*b->root);
+  b->ctx = std::make_unique<Context>(seed);
+  b->net = std::make_unique<Net>(b->spec, state, *b->ctx, /*quiet=*/true);
+  return b;
+}
+
+int index_of(const Net& net, const std::string& name) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer_name(i) == name) return i;
+  FAIL_CHECK("no layer named " << name);
+  return -1;
+}
+
+void fill_random(Blob& b, uint64_t seed, float lo = -1.f, float hi = 1.f) {
+  Rng rng(seed);
+  for (int i = 0; i < b.count(); ++i) b.mutable_cpu_data()[i] = rng.uniform(lo, hi);
+}
+
+std::vector<float> diff_of(const Blob& b) { return {b.cpu_diff(), b.cpu_diff() + b.count()}; }
+
+// d(total loss)/d(element i of b) by central differences.
+double numeric_derivative(Net& net, Context& ctx, Blob& b, int i, float h = 5e-3f) {
+  const float x0 = b.cpu_data()[i];
+  b.mutable_cpu_data()[i] = x0 + h;
+  const double fp = net.forward(ctx);
+  b.mutable_cpu_data()[i] = x0 - h;
+  const double fm = net.forward(ctx);
+  b.mutable_cpu_data()[i] = x0;
+  return (fp - fm) / (2.0 * h);
+}
+
+void check_against_numeric(Net& net, Context& ctx, Blob& b, const std::vector<float>& analytic,
+                           const std::string& what) {
+  REQUIRE(static_cast<int>(analytic.size()) == b.count());
+  for (int i = 0; i < b.count(); ++i) {
+    const double num = numeric_derivative(net, ctx, b, i);
+    const double an = analytic[static_cast<size_t>(i)];
+    INFO(what << " element " << i << ": analytic " << an << ", numeric " << num);
+    CHECK(std::fabs(an - num) <= 2e-3 * std::max(1.0, std::fabs(num)));
+  }
+}
+
+bool all_zero(const std::vector<float>& v) {
+  return std::all_of(v.begin(), v.end(), [](float x) { return x == 0.f; });
+}
+
+LayerSpec layer_spec(const std::string& yaml, std::shared_ptr<Node>& keep) {
+  keep = std::make_shared<Node>(io::parse_yaml(yaml, "layer.yaml"));
+  return parse_layer_spec(*keep);
+}
+
+LayerSpec simple(const std::string& name, const std::string& type, std::vector<std::string> bottom,
+                 std::vector<std::string> top) {
+  LayerSpec s;
+  s.name = name;
+  s.type = type;
+  s.bottom = std::move(bottom);
+  s.top = std::move(top);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("net: rule_matches checks phase, min_level, max_level, stage and not_stage") {
+  const NetState train{Phase::TRAIN, 0, {}};
+  const NetState test{Phase::TEST, 0, {}};
+  NetStateRule empty;
+  CHECK(rule_matches(empty, train));
+  CHECK(rule_matches(empty, test));
+
+  NetStateRule phase;
+  phase.phase = Phase::TEST;
+  CHECK_FALSE(rule_matches(phase, train));
+  CHECK(rule_matches(phase, test));
+
+  NetStateRule levels;
+  levels.min_level = 2;
+  levels.max_level = 4;
+  CHECK_FALSE(rule_matches(levels, NetState{Phase::TRAIN, 1, {}}));
+  CHECK(rule_matches(levels, NetState{Phase::TRAIN, 2, {}}));
+  CHECK(rule_matches(levels, NetState{Phase::TRAIN, 4, {}}));
+  CHECK_FALSE(rule_matches(levels, NetState{Phase::TRAIN, 5, {}}));
+
+  NetStateRule stages;
+  stages.stage = {"a", "b"};
+  CHECK_FALSE(rule_matches(stages, NetState{Phase::TRAIN, 0, {"a"}}));
+  CHECK(rule_matches(stages, NetState{Phase::TRAIN, 0, {"b", "c", "a"}}));
+
+  NetStateRule not_stage;
+  not_stage.not_stage = {"deploy"};
+  CHECK(rule_matches(not_stage, NetState{Phase::TRAIN, 0, {"x"}}));
+  CHECK_FALSE(rule_matches(not_stage, NetState{Phase::TRAIN, 0, {"x", "deploy"}}));
+
+  // Every condition of one rule must hold.
+  NetStateRule all;
+  all.phase = Phase::TRAIN;
+  all.min_level = 1;
+  all.stage = {"s"};
+  CHECK(rule_matches(all, NetState{Phase::TRAIN, 1, {"s"}}));
+  CHECK_FALSE(rule_matches(all, NetState{Phase::TEST, 1, {"s"}}));
+  CHECK_FALSE(rule_matches(all, NetState{Phase::TRAIN, 0, {"s"}}));
+  CHECK_FALSE(rule_matches(all, NetState{Phase::TRAIN, 1, {}}));
+}
+
+TEST_CASE("net: layer_included: any include rule admits, any exclude rule removes") {
+  std::shared_ptr<Node> keep;
+  const LayerSpec none = layer_spec("{name: l, type: ReLU}", keep);
+  CHECK(layer_included(none, NetState{Phase::TEST, 3, {"x"}}));
+
+  std::shared_ptr<Node> k1;
+  const LayerSpec inc = layer_spec("{name: l, type: ReLU, include: [{phase: TEST}, {stage: deploy}]}", k1);
+  REQUIRE(inc.include.size() == 2);
+  CHECK(layer_included(inc, NetState{Phase::TEST, 0, {}}));
+  CHECK(layer_included(inc, NetState{Phase::TRAIN, 0, {"deploy"}}));
+  CHECK_FALSE(layer_included(inc, NetState{Phase::TRAIN, 0, {}}));
+
+  std::shared_ptr<Node> k2;
+  const LayerSpec exc = layer_spec("{name: l, type: ReLU, exclude: [{phase: TEST}, {max_level: 1}]}", k2);
+  CHECK_FALSE(layer_included(exc, NetState{Phase::TEST, 5, {}}));
+  CHECK_FALSE(layer_included(exc, NetState{Phase::TRAIN, 1, {}}));
+  CHECK(layer_included(exc, NetState{Phase::TRAIN, 2, {}}));
+
+  std::shared_ptr<Node> k3;
+  CHECK_THROWS_WITH_AS(layer_spec("{name: l, type: ReLU, include: {phase: TEST}, exclude: {phase: TRAIN}}", k3),
+                       doctest::Contains("include rules or exclude rules, not both"), ConfigError);
+}
+
+TEST_CASE("net: include and exclude rules select the layers of a Net") {
+  const std::string yaml =
+      "name: rules\n"
+      "layer:\n"
+      "- {name: data, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+      "- {name: train_only, type: ReLU, bottom: data, top: data, include: {phase: TRAIN}}\n"
+      "- {name: test_only, type: ReLU, bottom: data, top: data, include: {phase: TEST}}\n"
+      "- {name: staged, type: ReLU, bottom: data, top: data, include: {stage: extra}}\n"
+      "- {name: not_deploy, type: ReLU, bottom: data, top: data, include: {not_stage: deploy}}\n"
+      "- {name: high, type: ReLU, bottom: data, top: data, include: {min_level: 2}}\n"
+      "- {name: low, type: ReLU, bottom: data, top: data, include: {max_level: 0}}\n"
+      "- {name: not_test, type: ReLU, bottom: data, top: data, exclude: {phase: TEST}}\n";
+  auto names = [&](const NetState& s) {
+    auto b = build(yaml, s);
+    std::vector<std::string> out;
+    for (int i = 0; i < b->net->num_layers(); ++i) out.push_back(b->net->layer_name(i));
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(names(NetState{Phase::TRAIN, 0, {}}) == V{"data", "train_only", "not_deploy", "low", "not_test"});
+  CHECK(names(NetState{Phase::TEST, 0, {}}) == V{"data", "test_only", "not_deploy", "low"});
+  CHECK(names(NetState{Phase::TRAIN, 2, {"extra", "deploy"}}) == V{"data", "train_only", "staged", "high", "not_test"});
+  CHECK(names(NetState{Phase::TEST, 1, {"deploy"}}) == V{"data", "test_only"});
+}
+
+TEST_CASE("net: insert_splits adds a Split after a top consumed twice, with Caffe's names") {
+  const std::vector<LayerSpec> in = {
+      simple("data", "Input", {}, {"data", "label"}),
+      simple("ip1", "InnerProduct", {"data"}, {"ip1"}),
+      simple("ip2", "InnerProduct", {"data"}, {"ip2"}),
+      simple("loss", "EuclideanLoss", {"ip1", "label"}, {"loss"}),
+  };
+  const auto out = insert_splits(in);
+  REQUIRE(out.size() == 5);
+  CHECK(out[0].name == "data");
+  CHECK(out[1].name == "data_data_0_split");
+  CHECK(out[1].type == "Split");
+  CHECK(out[1].bottom == std::vector<std::string>{"data"});
+  CHECK(out[1].top == std::vector<std::string>{"data_data_0_split_0", "data_data_0_split_1"});
+  CHECK(out[2].bottom == std::vector<std::string>{"data_data_0_split_0"});
+  CHECK(out[3].bottom == std::vector<std::string>{"data_data_0_split_1"});
+  // label is used once: no split.
+  CHECK(out[4].bottom == std::vector<std::string>{"ip1", "label"});
+
+  // After an in-place layer the split follows the last producer of the name.
+  const std::vector<LayerSpec> inplace = {
+      simple("in", "Input", {}, {"x"}),
+      simple("relu", "ReLU", {"x"}, {"x"}),
+      simple("a", "InnerProduct", {"x"}, {"a"}),
+      simple("b", "InnerProduct", {"x"}, {"b"}),
+      simple("c", "InnerProduct", {"x"}, {"c"}),
+  };
+  const auto out2 = insert_splits(inplace);
+  REQUIRE(out2.size() == 6);
+  CHECK(out2[1].bottom == std::vector<std::string>{"x"});  // the ReLU still reads the Input's x
+  CHECK(out2[2].name == "x_relu_0_split");
+  CHECK(out2[2].top.size() == 3);
+  CHECK(out2[3].bottom == std::vector<std::string>{"x_relu_0_split_0"});
+  CHECK(out2[4].bottom == std::vector<std::string>{"x_relu_0_split_1"});
+  CHECK(out2[5].bottom == std::vector<std::string>{"x_relu_0_split_2"});
+}
+
+TEST_CASE("net: insert_splits moves the loss weight of a consumed top onto the split's first output") {
+  std::vector<LayerSpec> in = {
+      simple("in", "Input", {}, {"x"}),
+      simple("ip", "InnerProduct", {"x"}, {"out"}),
+      simple("relu", "ReLU", {"out"}, {"r"}),
+  };
+  in[1].loss_weight = {1.5f};
+  const auto out = insert_splits(in);
+  REQUIRE(out.size() == 4);
+  CHECK(out[1].loss_weight == std::vector<float>{0.f});
+  CHECK(out[2].name == "out_ip_0_split");
+  CHECK(out[2].top == std::vector<std::string>{"out_ip_0_split_0", "out_ip_0_split_1"});
+  CHECK(out[2].loss_weight == std::vector<float>{1.5f, 0.f});
+  CHECK(out[3].bottom == std::vector<std::string>{"out_ip_0_split_1"});
+}
+
+TEST_CASE("net: the gradient reaching a blob used by two layers is the sum of both") {
+  auto b = build(
+      "name: split\n"
+      "force_backward: true\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, t1, t2], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}, {dim: [2, 4]}]}}\n"
+      "- {name: ip1, type: InnerProduct, bottom: data, top: p1, inner_product_param: {num_output: 2,"
+      " weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}\n"
+      "- {name: ip2, type: InnerProduct, bottom: data, top: p2, inner_product_param: {num_output: 4,"
+      " weight_filler: {type: gaussian}}}\n"
+      "- {name: loss1, type: EuclideanLoss, bottom: [p1, t1], top: l1}\n"
+      "- {name: loss2, type: EuclideanLoss, bottom: [p2, t2], top: l2, loss_weight: 0.5}\n");
+  Net& net = *b->net;
+  REQUIRE(net.num_layers() == 6);
+  CHECK(net.layer_name(1) == "data_input_0_split");
+  CHECK(std::string(net.layer(1).type()) == "Split");
+  CHECK(net.bottom_vec(index_of(net, "ip1"))[0] == net.blob("data_input_0_split_0"));
+  CHECK(net.bottom_vec(index_of(net, "ip2"))[0] == net.blob("data_input_0_split_1"));
+  fill_random(*net.blob("data"), 1);
+  fill_random(*net.blob("t1"), 2);
+  fill_random(*net.blob("t2"), 3);
+  net.clear_param_diffs();
+  net.forward_backward(*b->ctx);
+  const auto data_diff = diff_of(*net.blob("data"));
+  // Hand check of the sum: each branch alone gives W1ᵀ dp1 and 0.5 W2ᵀ dp2.
+  const auto s0 = diff_of(*net.blob("data_input_0_split_0"));
+  const auto s1 = diff_of(*net.blob("data_input_0_split_1"));
+  for (size_t i = 0; i < data_diff.size(); ++i) CHECK(data_diff[i] == doctest::Approx(s0[i] + s1[i]));
+  CHECK_FALSE(all_zero(s0));
+  CHECK_FALSE(all_zero(s1));
+  check_against_numeric(net, *b->ctx, *net.blob("data"), data_diff, "data");
+}
+
+TEST_CASE("net: an in-place ReLU shares its blob and back-propagates correctly") {
+  auto b = build(
+      "name: inplace\n"
+      "force_backward: true\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [3, 4]}, {dim: [3, 5]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: h, inner_product_param: {num_output: 5,"
+      " weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}\n"
+      "- {name: relu, type: ReLU, bottom: h, top: h}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [h, t], top: loss}\n");
+  Net& net = *b->net;
+  const int relu = index_of(net, "relu");
+  REQUIRE(net.num_layers() == 4);  // no split: h is consumed once after the ReLU
+  CHECK(net.top_vec(relu)[0] == net.bottom_vec(relu)[0]);
+  CHECK(net.top_vec(relu)[0] == net.blob("h"));
+  CHECK(std::count(net.blob_names().begin(), net.blob_names().end(), "h") == 1);
+  fill_random(*net.blob("data"), 4);
+  fill_random(*net.blob("t"), 5);
+  net.clear_param_diffs();
+  net.forward_backward(*b->ctx);
+  const Blob& h = *net.blob("h");
+  int zeros = 0;
+  for (int i = 0; i < h.count(); ++i) {
+    CHECK(h.cpu_data()[i] >= 0.f);
+    zeros += h.cpu_data()[i] == 0.f;
+  }
+  CHECK(zeros > 0);  // some pre-activations were negative, so the ReLU mattered
+  const auto data_diff = diff_of(*net.blob("data"));
+  Blob& w = *net.layer_by_name("ip")->blobs()[0];
+  const auto w_diff = diff_of(w);
+  check_against_numeric(net, *b->ctx, *net.blob("data"), data_diff, "data");
+  check_against_numeric(net, *b->ctx, w, w_diff, "ip weight");
+}
+
+TEST_CASE("net: parameters shared by name are one blob whose gradient sums both uses") {
+  auto b = build(
+      "name: share\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [a, c, ta, tc], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 3]},"
+      " {dim: [2, 2]}, {dim: [2, 2]}]}}\n"
+      "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: [{name: w}, {name: bias}],"
+      " inner_product_param: {num_output: 2, weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}\n"
+      "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: [{name: w}, {name: bias}],"
+      " inner_product_param: {num_output: 2, weight_filler: {type: gaussian}}}\n"
+      "- {name: loss_a, type: EuclideanLoss, bottom: [pa, ta], top: la}\n"
+      "- {name: loss_c, type: EuclideanLoss, bottom: [pc, tc], top: lc}\n");
+  Net& net = *b->net;
+  Layer& ip_a = *net.layer_by_name("ip_a");
+  Layer& ip_c = *net.layer_by_name("ip_c");
+  CHECK(ip_a.blobs()[0].get() == ip_c.blobs()[0].get());
+  CHECK(ip_a.blobs()[1].get() == ip_c.blobs()[1].get());
+  CHECK(net.learnable_params().size() == 2);
+  CHECK(net.learnable_params()[0] == ip_a.blobs()[0].get());
+  CHECK_FALSE(net.param_is_shared(index_of(net, "ip_a"), 0));
+  CHECK(net.param_is_shared(index_of(net, "ip_c"), 0));
+  CHECK(net.param_is_shared(index_of(net, "ip_c"), 1));
+  CHECK(net.num_parameters() == 2 * 3 + 2);
+
+  fill_random(*net.blob("a"), 6);
+  fill_random(*net.blob("c"), 7);
+  fill_random(*net.blob("ta"), 8);
+  fill_random(*net.blob("tc"), 9);
+  net.clear_param_diffs();
+  net.forward_backward(*b->ctx);
+  Blob& w = *ip_a.blobs()[0];
+  Blob& bias = *ip_a.blobs()[1];
+  const auto w_diff = diff_of(w), b_diff = diff_of(bias);
+  // By hand for the bias: the sum over both losses of (p - t) / N, N = 2.
+  const Blob &pa = *net.blob("pa"), &pc = *net.blob("pc"), &ta = *net.blob("ta"), &tc = *net.blob("tc");
+  for (int o = 0; o < 2; ++o) {
+    double want = 0;
+    for (int n = 0; n < 2; ++n)
+      want += (pa.cpu_data()[n * 2 + o] - ta.cpu_data()[n * 2 + o] + pc.cpu_data()[n * 2 + o] - tc.cpu_data()[n * 2 + o]) / 2.0;
+    CHECK(b_diff[static_cast<size_t>(o)] == doctest::Approx(want).epsilon(1e-4));
+  }
+  check_against_numeric(net, *b->ctx, w, w_diff, "shared weight");
+  check_against_numeric(net, *b->ctx, bias, b_diff, "shared bias");
+
+  // Sharing only the weight: three learnable parameters.
+  auto b2 = build(
+      "name: share\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
+      "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w}, inner_product_param: {num_output: 2}}\n"
+      "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w}, inner_product_param: {num_output: 2}}\n");
+  CHECK(b2->net->learnable_params().size() == 3);
+  CHECK(b2->net->layer_by_name("ip_a")->blobs()[1].get() != b2->net->layer_by_name("ip_c")->blobs()[1].get());
+}
+
+TEST_CASE("net: a shared parameter with another shape is an error") {
+  CHECK_THROWS_WITH_AS(
+      build("name: share\n"
+            "layer:\n"
+            "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
+            "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w}, inner_product_param: {num_output: 2}}\n"
+            "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w}, inner_product_param: {num_output: 3}}\n"),
+      doctest::Contains("shared parameter 'w'"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      build("name: share\n"
+            "layer:\n"
+            "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
+            "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w}, inner_product_param: {num_output: 2}}\n"
+            "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w}, inner_product_param: {num_output: 3}}\n"),
+      doctest::Contains("in layer 'ip_a'"), ConfigError);
+  // More param entries than parameter blobs.
+  CHECK_THROWS_AS(build("name: n\n"
+                        "layer:\n"
+                        "- {name: input, type: Input, top: a, input_param: {shape: {dim: [2, 3]}}}\n"
+                        "- {name: relu, type: ReLU, bottom: a, top: a, param: {lr_mult: 2}}\n"),
+                  ConfigError);
+}
+
+TEST_CASE("net: force_backward computes the gradient of the inputs") {
+  const std::string layers =
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: p, inner_product_param: {num_output: 2,"
+      " weight_filler: {type: gaussian}}}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [p, t], top: loss}\n";
+  auto plain = build("name: n\n" + layers);
+  auto forced = build("name: n\nforce_backward: true\n" + layers);
+  for (auto* b : {plain.get(), forced.get()}) {
+    fill_random(*b->net->blob("data"), 10);
+    fill_random(*b->net->blob("t"), 11);
+    b->net->blob("data")->set_diff(7.f);  // a sentinel: nothing should overwrite it without force_backward
+    b->net->clear_param_diffs();
+    b->net->forward_backward(*b->ctx);
+  }
+  CHECK_FALSE(plain->net->layer_needs_backward(0));
+  CHECK(plain->net->layer_needs_backward(1));
+  const auto untouched = diff_of(*plain->net->blob("data"));
+  CHECK(std::all_of(untouched.begin(), untouched.end(), [](float x) { return x == 7.f; }));
+  // The parameters get gradients either way, and the same ones.
+  const auto wp = diff_of(*plain->net->layer_by_name("ip")->blobs()[0]);
+  const auto wf = diff_of(*forced->net->layer_by_name("ip")->blobs()[0]);
+  CHECK_FALSE(all_zero(wp));
+  for (size_t i = 0; i < wp.size(); ++i) CHECK(wp[i] == doctest::Approx(wf[i]));
+  const auto forced_diff = diff_of(*forced->net->blob("data"));
+  check_against_numeric(*forced->net, *forced->ctx, *forced->net->blob("data"), forced_diff, "data");
+}
+
+TEST_CASE("net: loss_weight 2 doubles the reported loss and every gradient") {
+  auto make = [](const std::string& weight) {
+    return build("name: n\n"
+                 "force_backward: true\n"
+                 "layer:\n"
+                 "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}]}}\n"
+                 "- {name: ip, type: InnerProduct, bottom: data, top: p, inner_product_param: {num_output: 2,"
+                 " weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}\n"
+                 "- {name: loss, type: EuclideanLoss, bottom: [p, t], top: loss" +
+                 weight + "}\n");
+  };
+  auto one = make("");
+  auto two = make(", loss_weight: 2");
+  float loss[2];
+  std::vector<float> wd[2], bd[2], xd[2];
+  int k = 0;
+  for (auto* b : {one.get(), two.get()}) {
+    fill_random(*b->net->blob("data"), 12);
+    fill_random(*b->net->blob("t"), 13);
+    b->net->clear_param_diffs();
+    loss[k] = b->net->forward_backward(*b->ctx);
+    wd[k] = diff_of(*b->net->layer_by_name("ip")->blobs()[0]);
+    bd[k] = diff_of(*b->net->layer_by_name("ip")->blobs()[1]);
+    xd[k] = diff_of(*b->net->blob("data"));
+    ++k;
+  }
+  // Same seed, same fillers: the weights agree.
+  CHECK(one->net->layer_by_name("ip")->blobs()[0]->cpu_data()[0] ==
+        two->net->layer_by_name("ip")->blobs()[0]->cpu_data()[0]);
+  CHECK(loss[0] > 0.f);
+  CHECK(loss[1] == doctest::Approx(2 * loss[0]));
+  // The loss blob itself holds the unweighted loss.
+  CHECK(two->net->blob("loss")->cpu_data()[0] == doctest::Approx(loss[0]));
+  for (size_t i = 0; i < wd[0].size(); ++i) CHECK(wd[1][i] == doctest::Approx(2 * wd[0][i]));
+  for (size_t i = 0; i < bd[0].size(); ++i) CHECK(bd[1][i] == doctest::Approx(2 * bd[0][i]));
+  for (size_t i = 0; i < xd[0].size(); ++i) CHECK(xd[1][i] == doctest::Approx(2 * xd[0][i]));
+  REQUIRE(one->net->output_names() == std::vector<std::string>{"loss"});
+  CHECK(one->net->output_loss_weight(0) == 1.f);
+  CHECK(two->net->output_loss_weight(0) == 2.f);
+}
+
+TEST_CASE("net: propagate_down false stops the gradient into that bottom") {
+  auto make = [](const std::string& pd) {
+    return build("name: n\n"
+                 "layer:\n"
+                 "- {name: input, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+                 "- {name: ip1, type: InnerProduct, bottom: data, top: p1, inner_product_param: {num_output: 2,"
+                 " weight_filler: {type: gaussian}}}\n"
+                 "- {name: ip2, type: InnerProduct, bottom: data, top: p2, inner_product_param: {num_output: 2,"
+                 " weight_filler: {type: gaussian}}}\n"
+                 "- {name: loss, type: EuclideanLoss, bottom: [p1, p2], top: loss, propagate_down: " +
+                 pd + "}\n");
+  };
+  auto stopped = make("[true, false]");
+  auto both = make("[true, true]");
+  for (auto* b : {stopped.get(), both.get()}) {
+    fill_random(*b->net->blob("data"), 14);
+    b->net->clear_param_diffs();
+    b->net->forward_backward(*b->ctx);
+  }
+  Net& net = *stopped->net;
+  CHECK(net.layer_needs_backward(index_of(net, "ip1")));
+  CHECK_FALSE(net.layer_needs_backward(index_of(net, "ip2")));
+  CHECK(all_zero(diff_of(*net.layer_by_name("ip2")->blobs()[0])));
+  CHECK(all_zero(diff_of(*net.layer_by_name("ip2")->blobs()[1])));
+  const auto w1 = diff_of(*net.layer_by_name("ip1")->blobs()[0]);
+  CHECK_FALSE(all_zero(w1));
+  // ip1's gradient is unchanged by the other branch being cut: d/dW1 of ½|p1 - p2|²/N.
+  check_against_numeric(net, *stopped->ctx, *net.layer_by_name("ip1")->blobs()[0], w1, "ip1 weight");
+  // The control: with propagate_down true both branches learn.
+  CHECK(both->net->layer_needs_backward(index_of(*both->net, "ip2")));
+  CHECK_FALSE(all_zero(diff_of(*both->net->layer_by_name("ip2")->blobs()[0])));
+
+  CHECK_THROWS_WITH_AS(make("[true]"), doctest::Contains("propagate_down has 1 value(s) but the layer has 2 bottom(s)"),
+                       ConfigError);
+}
+
+TEST_CASE("net: lr_mult 0 freezes a parameter: no gradient is computed for it") {
+  auto b = build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: p, param: [{lr_mult: 0}, {lr_mult: 1}],"
+      " inner_product_param: {num_output: 2, weight_filler: {type: gaussian}}}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [p, t], top: loss}\n");
+  Net& net = *b->net;
+  Layer& ip = *net.layer_by_name("ip");
+  CHECK_FALSE(ip.param_propagate_down(0));
+  CHECK(ip.param_propagate_down(1));
+  REQUIRE(net.learnable_params().size() == 2);
+  CHECK(net.params_lr() == std::vector<float>{0.f, 1.f});
+  CHECK(net.layer_needs_backward(index_of(net, "ip")));
+  fill_random(*net.blob("data"), 15);
+  fill_random(*net.blob("t"), 16);
+  net.clear_param_diffs();
+  net.forward_backward(*b->ctx);
+  CHECK(all_zero(diff_of(*ip.blobs()[0])));
+  const auto bias = diff_of(*ip.blobs()[1]);
+  CHECK_FALSE(all_zero(bias));
+  check_against_numeric(net, *b->ctx, *ip.blobs()[1], bias, "bias");
+
+  // Both frozen and no input gradient wanted: the layer needs no backward at all.
+  auto frozen = build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: p, param: [{lr_mult: 0}, {lr_mult: 0}],"
+      " inner_product_param: {num_output: 2}}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [p, t], top: loss}\n");
+  CHECK_FALSE(frozen->net->layer_needs_backward(index_of(*frozen->net, "ip")));
+}
+
+TEST_CASE("net: outputs are the unconsumed blobs in name order, with their loss weights") {
+  auto b = build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, label], input_param: {shape: [{dim: [2, 3]}, {dim: [2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: score, inner_product_param: {num_output: 3}}\n"
+      "- {name: loss, type: SoftmaxWithLoss, bottom: [score, label], top: loss}\n"
+      "- {name: acc, type: Accuracy, bottom: [score, label], top: accuracy}\n"
+      "- {name: side, type: InnerProduct, bottom: data, top: aside, inner_product_param: {num_output: 1}}\n");
+  Net& net = *b->net;
+  // Created as loss, accuracy, aside; Caffe lists the remaining blobs sorted by name.
+  REQUIRE(net.output_names() == std::vector<std::string>{"accuracy", "aside", "loss"});
+  CHECK(net.output_loss_weight(0) == 0.f);
+  CHECK(net.output_loss_weight(1) == 0.f);
+  CHECK(net.output_loss_weight(2) == 1.f);
+  const auto outs = net.outputs();
+  REQUIRE(outs.size() == 3);
+  CHECK(outs[0] == net.blob("accuracy"));
+  CHECK(outs[2] == net.blob("loss"));
+}
+
+TEST_CASE("net: layers whose outputs reach no loss skip backward") {
+  auto b = build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, label], input_param: {shape: [{dim: [2, 3]}, {dim: [2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: score, inner_product_param: {num_output: 3,"
+      " weight_filler: {type: gaussian}}}\n"
+      "- {name: loss, type: SoftmaxWithLoss, bottom: [score, label], top: loss}\n"
+      "- {name: acc, type: Accuracy, bottom: [score, label], top: accuracy}\n"
+      "- {name: side, type: InnerProduct, bottom: data, top: feat, inner_product_param: {num_output: 2,"
+      " weight_filler: {type: gaussian}}}\n"
+      "- {name: side_relu, type: ReLU, bottom: feat, top: feat}\n");
+  Net& net = *b->net;
+  CHECK(net.layer_needs_backward(index_of(net, "ip")));
+  CHECK(net.layer_needs_backward(index_of(net, "loss")));
+  CHECK_FALSE(net.layer_needs_backward(index_of(net, "acc")));
+  CHECK_FALSE(net.layer_needs_backward(index_of(net, "side")));
+  CHECK_FALSE(net.layer_needs_backward(index_of(net, "side_relu")));
+  CHECK_FALSE(net.layer_needs_backward(index_of(net, "input")));
+  fill_random(*net.blob("data"), 17);
+  net.clear_param_diffs();
+  net.forward_backward(*b->ctx);
+  CHECK(all_zero(diff_of(*net.layer_by_name("side")->blobs()[0])));
+  CHECK(all_zero(diff_of(*net.layer_by_name("side")->blobs()[1])));
+  CHECK_FALSE(all_zero(diff_of(*net.layer_by_name("ip")->blobs()[0])));
+}
+
+TEST_CASE("net: a loss weight on a top that another layer also consumes counts both uses") {
+  // Total = 0.5 · Σ p + ½ |p - t|² / N: the split carries the 0.5 on its first output.
+  auto b = build(
+      "name: n\n"
+      "force_backward: true\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: p, loss_weight: 0.5, inner_product_param: {num_output: 2,"
+      " weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [p, t], top: loss}\n");
+  Net& net = *b->net;
+  REQUIRE(net.num_layers() == 4);
+  CHECK(net.layer_name(2) == "p_ip_0_split");
+  CHECK(net.layer(1).loss_weight(0) == 0.f);
+  CHECK(net.layer(2).loss_weight(0) == 0.5f);
+  fill_random(*net.blob("data"), 18);
+  fill_random(*net.blob("t"), 19);
+  net.clear_param_diffs();
+  const float total = net.forward_backward(*b->ctx);
+  const Blob &p = *net.blob("p"), &t = *net.blob("t");
+  double sum = 0, sq = 0;
+  for (int i = 0; i < 4; ++i) {
+    sum += p.cpu_data()[i];
+    sq += (p.cpu_data()[i] - t.cpu_data()[i]) * (p.cpu_data()[i] - t.cpu_data()[i]);
+  }
+  CHECK(total == doctest::Approx(0.5 * sum + sq / 2 / 2));
+  // Bias gradient by hand: 0.5 · N + Σ_n (p - t) / N per output.
+  const auto bias = diff_of(*net.layer_by_name("ip")->blobs()[1]);
+  for (int o = 0; o < 2; ++o) {
+    double want = 0.5 * 2;
+    for (int n = 0; n < 2; ++n) want += (p.cpu_data()[n * 2 + o] - t.cpu_data()[n * 2 + o]) / 2.0;
+    CHECK(bias[static_cast<size_t>(o)] == doctest::Approx(want).epsilon(1e-4));
+  }
+  Blob& w = *net.layer_by_name("ip")->blobs()[0];
+  const auto w_diff = diff_of(w);
+  const auto x_diff = diff_of(*net.blob("data"));
+  check_against_numeric(net, *b->ctx, w, w_diff, "ip weight");
+  check_against_numeric(net, *b->ctx, *net.blob("data"), x_diff, "data");
+}

@@ -1,0 +1,415 @@
+// Solver: learning-rate policies and the SGD update, against values worked out by
+// hand from the formulas in shared/reference/caffe-compat.md:
+//   g /= iter_size; clip by global L2 norm; g += wd·decay_mult·w (L2) or ·sign(w) (L1);
+//   V = μV + lr·lr_mult·g; w -= V.
+#include <doctest/doctest.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "engine/solver.hpp"
+#include "io/yaml_config.hpp"
+
+using namespace crema;
+
+namespace {
+
+// Keeps the solver's setup and per-iteration log out of the test output.
+struct QuietLog {
+  spdlog::level::level_enum saved = spdlog::get_level();
+  QuietLog() { spdlog::set_level(spdlog::level::warn); }
+  ~QuietLog() { spdlog::set_level(saved); }
+  QuietLog(const QuietLog&) = delete;
+  QuietLog& operator=(const QuietLog&) = delete;
+};
+
+struct Job {
+  std::unique_ptr<Node> root;
+  SolverSpec spec;
+  NetSpec net;
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Solver> solver;
+  Blob& blob(const std::string& name) { return *solver->net().blob(name); }
+  Blob& param(const std::string& layer, int i) { return *solver->net().layer_by_name(layer)->blobs()[static_cast<size_t>(i)]; }
+};
+
+std::unique_ptr<Job> make_job(const std::string& yaml) {
+  QuietLog quiet;
+  auto j = std::make_unique<Job>();
+  j->root = std::make_unique<Node>(io::parse_yaml(yaml, "solver.yaml"));
+  j->spec = SolverSpec::parse(*j->root);
+  j->net = NetSpec::parse(*j->spec.net);
+  j->ctx = std::make_unique<Context>(j->spec.random_seed >= 0 ? j->spec.random_seed : 1701);
+  j->solver = std::make_unique<Solver>(j->spec, j->net, *j->ctx);
+  return j;
+}
+
+void step(Job& j, int n) {
+  QuietLog quiet;
+  j.solver->step(n);
+}
+
+void set(Blob& b, const std::vector<float>& v) {
+  REQUIRE(static_cast<int>(v.size()) == b.count());
+  std::copy(v.begin(), v.end(), b.mutable_cpu_data());
+}
+
+void check_close(const Blob& b, const std::vector<double>& want, double tol = 2e-6) {
+  REQUIRE(static_cast<int>(want.size()) == b.count());
+  for (int i = 0; i < b.count(); ++i) {
+    INFO("element " << i << ": got " << b.cpu_data()[i] << ", want " << want[static_cast<size_t>(i)]);
+    CHECK(std::fabs(b.cpu_data()[i] - want[static_cast<size_t>(i)]) <= tol);
+  }
+}
+
+// One sample x = [1, 2], target y = [1], weight W (1, 2), bias b (1), Euclidean loss
+// ½(Wx + b - y)²: with W = [0.5, -1], b = 0.25 the output is -1.25, the error
+// d = -2.25, the loss 2.53125, dW = d·x = [-2.25, -4.5] and db = -2.25.
+std::string tiny_net(const std::string& param_line) {
+  return "net:\n"
+         "  name: tiny\n"
+         "  layer:\n"
+         "  - name: data\n"
+         "    type: DummyData\n"
+         "    top: [x, y]\n"
+         "    dummy_data_param: {shape: [{dim: [1, 2]}, {dim: [1, 1]}]}\n"
+         "  - name: ip\n"
+         "    type: InnerProduct\n"
+         "    bottom: x\n"
+         "    top: out\n" +
+         (param_line.empty() ? std::string() : "    param: " + param_line + "\n") +
+         "    inner_product_param: {num_output: 1}\n"
+         "  - name: loss\n"
+         "    type: EuclideanLoss\n"
+         "    bottom: [out, y]\n"
+         "    top: loss\n";
+}
+
+void init_tiny(Job& j) {
+  // DummyData with a constant filler does not refill, so these values stay.
+  set(j.blob("x"), {1, 2});
+  set(j.blob("y"), {1});
+  set(j.param("ip", 0), {0.5f, -1.f});
+  set(j.param("ip", 1), {0.25f});
+}
+
+SolverSpec policy(const std::string& name) {
+  SolverSpec s;
+  s.base_lr = 0.1f;
+  s.lr_policy = name;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("solver: learning_rate for fixed, step, exp, inv, poly and sigmoid") {
+  int cs = 0;
+  SolverSpec fixed = policy("fixed");
+  CHECK(learning_rate(fixed, 0, &cs) == doctest::Approx(0.1));
+  CHECK(learning_rate(fixed, 12345, &cs) == doctest::Approx(0.1));
+
+  // step: 0.1 · 0.5^floor(iter / 10), current_step = floor(iter / 10).
+  SolverSpec step_p = policy("step");
+  step_p.gamma = 0.5f;
+  step_p.stepsize = 10;
+  CHECK(learning_rate(step_p, 0, &cs) == doctest::Approx(0.1));
+  CHECK(cs == 0);
+  CHECK(learning_rate(step_p, 9, &cs) == doctest::Approx(0.1));
+  CHECK(learning_rate(step_p, 10, &cs) == doctest::Approx(0.05));
+  CHECK(cs == 1);
+  CHECK(learning_rate(step_p, 25, &cs) == doctest::Approx(0.025));
+  CHECK(cs == 2);
+
+  // exp: 0.1 · 0.9^3 = 0.0729.
+  SolverSpec exp_p = policy("exp");
+  exp_p.gamma = 0.9f;
+  CHECK(learning_rate(exp_p, 0, &cs) == doctest::Approx(0.1));
+  CHECK(learning_rate(exp_p, 3, &cs) == doctest::Approx(0.0729));
+
+  // inv: 0.1 · (1 + 0.01·100)^-0.75 = 0.1 · 2^-0.75 = 0.05946036.
+  SolverSpec inv = policy("inv");
+  inv.gamma = 0.01f;
+  inv.power = 0.75f;
+  CHECK(learning_rate(inv, 0, &cs) == doctest::Approx(0.1));
+  CHECK(learning_rate(inv, 100, &cs) == doctest::Approx(0.05946036));
+
+  // poly: 0.1 · (1 - 25/100)^2 = 0.05625; 0 at max_iter.
+  SolverSpec poly = policy("poly");
+  poly.max_iter = 100;
+  poly.power = 2.f;
+  CHECK(learning_rate(poly, 25, &cs) == doctest::Approx(0.05625));
+  CHECK(learning_rate(poly, 100, &cs) == doctest::Approx(0.0));
+  poly.power = 1.f;
+  CHECK(learning_rate(poly, 50, &cs) == doctest::Approx(0.05));
+
+  // sigmoid: 0.1 / (1 + e^(-0.1 (iter - 50))): 0.05 at 50, 0.1/(1 + e^-1) at 60, 0.1/(1 + e) at 40.
+  SolverSpec sig = policy("sigmoid");
+  sig.gamma = 0.1f;
+  sig.stepsize = 50;
+  CHECK(learning_rate(sig, 50, &cs) == doctest::Approx(0.05));
+  CHECK(learning_rate(sig, 60, &cs) == doctest::Approx(0.07310586));
+  CHECK(learning_rate(sig, 40, &cs) == doctest::Approx(0.02689414));
+}
+
+TEST_CASE("solver: multistep advances at most one step value per call") {
+  QuietLog quiet;
+  SolverSpec s = policy("multistep");
+  s.gamma = 0.1f;
+  s.stepvalue = {2, 3, 10};
+  int cs = 0;
+  const std::vector<double> want = {0.1, 0.1, 0.01, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 1e-4, 1e-4};
+  for (int it = 0; it < 12; ++it) {
+    CAPTURE(it);
+    CHECK(learning_rate(s, it, &cs) == doctest::Approx(want[static_cast<size_t>(it)]));
+  }
+  CHECK(cs == 3);
+
+  // Resuming far past every step value: one step per call, then it stays.
+  cs = 0;
+  CHECK(learning_rate(s, 50, &cs) == doctest::Approx(0.01));
+  CHECK(cs == 1);
+  CHECK(learning_rate(s, 50, &cs) == doctest::Approx(0.001));
+  CHECK(learning_rate(s, 50, &cs) == doctest::Approx(1e-4));
+  CHECK(learning_rate(s, 50, &cs) == doctest::Approx(1e-4));
+  CHECK(cs == 3);
+}
+
+TEST_CASE("solver: SGD with momentum, L2 decay, per-parameter lr_mult and decay_mult (two steps by hand)") {
+  auto j = make_job(tiny_net("[{lr_mult: 1, decay_mult: 1}, {lr_mult: 2, decay_mult: 0}]") +
+                    "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.01\nmax_iter: 10\ndisplay: 1\n");
+  init_tiny(*j);
+  step(*j, 1);
+  // W: g = [-2.25, -4.5] + 0.01·[0.5, -1] = [-2.245, -4.51]; V = 0.1 g; W = [0.7245, -0.549].
+  // b: no decay, rate 0.2: V = -0.45, b = 0.7.
+  check_close(j->param("ip", 0), {0.7245, -0.549});
+  check_close(j->param("ip", 1), {0.7});
+  REQUIRE(j->solver->displayed_losses().size() == 1);
+  CHECK(j->solver->displayed_losses()[0].second == doctest::Approx(2.53125));
+
+  step(*j, 1);
+  // out = 0.7245 - 1.098 + 0.7 = 0.3265, d = -0.6735, dW = [-0.6735, -1.347], db = -0.6735.
+  // W: g = dW + 0.01 W = [-0.666255, -1.35249]; V = 0.9·[-0.2245, -0.451] + 0.1 g = [-0.2686755, -0.541149].
+  // b: V = 0.9·(-0.45) + 0.2·(-0.6735) = -0.5397.
+  check_close(j->param("ip", 0), {0.9931755, -0.007851});
+  check_close(j->param("ip", 1), {1.2397});
+  REQUIRE(j->solver->displayed_losses().size() == 2);
+  CHECK(j->solver->displayed_losses()[1].second == doctest::Approx(0.226801125));
+  CHECK(j->solver->iter() == 2);
+  const SolverState st = j->solver->state();
+  REQUIRE(st.history.size() == 2);
+  check_close(st.history[0], {-0.2686755, -0.541149});
+  check_close(st.history[1], {-0.5397});
+}
+
+TEST_CASE("solver: L1 weight decay adds wd·decay_mult·sign(w)") {
+  auto j = make_job(tiny_net("[{}, {decay_mult: 0.5}]") +
+                    "base_lr: 0.1\nweight_decay: 0.1\nregularization_type: L1\nmax_iter: 10\n");
+  init_tiny(*j);
+  step(*j, 1);
+  // W: g = [-2.25 + 0.1, -4.5 - 0.1] = [-2.15, -4.6]; W = [0.715, -0.54].
+  // b: g = -2.25 + 0.05 = -2.2; b = 0.25 + 0.22 = 0.47.
+  check_close(j->param("ip", 0), {0.715, -0.54});
+  check_close(j->param("ip", 1), {0.47});
+}
+
+TEST_CASE("solver: clip_gradients scales by the global norm before regularisation") {
+  // |g| = sqrt(2.25² + 4.5² + 2.25²) = 2.25·sqrt(6); clipped to 1: g = [-1, -2, -1]/sqrt(6).
+  auto j = make_job(tiny_net("") + "base_lr: 1\nweight_decay: 0.1\nclip_gradients: 1\nmax_iter: 10\n");
+  init_tiny(*j);
+  step(*j, 1);
+  const double r6 = 1.0 / std::sqrt(6.0);
+  // W: g = [-r6 + 0.05, -2 r6 - 0.1]; b: g = -r6 + 0.025.
+  check_close(j->param("ip", 0), {0.5 + r6 - 0.05, -1.0 + 2 * r6 + 0.1});
+  check_close(j->param("ip", 1), {0.25 + r6 - 0.025});
+
+  // Below the threshold nothing is scaled: plain SGD with lr 0.1.
+  auto k = make_job(tiny_net("") + "base_lr: 0.1\nclip_gradients: 10\nmax_iter: 10\n");
+  init_tiny(*k);
+  step(*k, 1);
+  check_close(k->param("ip", 0), {0.725, -0.55});
+  check_close(k->param("ip", 1), {0.475});
+}
+
+TEST_CASE("solver: the policy's rate is used for each step (step policy, stepsize 1)") {
+  auto j = make_job(tiny_net("") + "base_lr: 0.1\nlr_policy: step\ngamma: 0.5\nstepsize: 1\nmax_iter: 10\n");
+  init_tiny(*j);
+  step(*j, 1);
+  check_close(j->param("ip", 0), {0.725, -0.55});
+  check_close(j->param("ip", 1), {0.475});
+  // out = 0.725 - 1.1 + 0.475 = 0.1, d = -0.9; rate at iter 1 is 0.05.
+  step(*j, 1);
+  check_close(j->param("ip", 0), {0.77, -0.46});
+  check_close(j->param("ip", 1), {0.52});
+  CHECK(j->solver->state().current_step == 1);
+}
+
+TEST_CASE("solver: lr_mult 0 freezes a parameter even with momentum and weight decay") {
+  auto j = make_job(tiny_net("[{lr_mult: 0}, {}]") + "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.1\nmax_iter: 10\n");
+  init_tiny(*j);
+  step(*j, 3);
+  check_close(j->param("ip", 0), {0.5, -1.0}, 0.0);
+  CHECK(j->param("ip", 1).cpu_data()[0] != doctest::Approx(0.25));
+}
+
+TEST_CASE("solver: iter_size 2 gives the same updates as iter_size 1 on the same data") {
+  auto net = [](int batch) {
+    return "net:\n"
+           "  name: n\n"
+           "  layer:\n"
+           "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [" +
+           std::to_string(batch) + ", 3]}, {dim: [" + std::to_string(batch) +
+           ", 2]}]}}\n"
+           "  - {name: ip, type: InnerProduct, bottom: x, top: out, inner_product_param: {num_output: 2}}\n"
+           "  - {name: loss, type: EuclideanLoss, bottom: [out, y], top: loss}\n";
+  };
+  const std::string solver = "base_lr: 0.05\nmomentum: 0.9\nweight_decay: 0.01\nmax_iter: 10\ndisplay: 1\n";
+  auto a = make_job(net(2) + solver);
+  auto b = make_job(net(2) + solver + "iter_size: 2\n");
+  auto c = make_job(net(4) + solver);  // the batch of two, twice
+  const std::vector<float> x = {1, -2, 0.5f, 3, 1, -1}, y = {0.5f, -1, 2, 0};
+  const std::vector<float> w = {0.1f, 0.2f, -0.3f, 0.4f, -0.5f, 0.6f}, bias = {0.05f, -0.05f};
+  for (Job* j : {a.get(), b.get(), c.get()}) {
+    if (j == c.get()) {
+      std::vector<float> x2 = x, y2 = y;
+      x2.insert(x2.end(), x.begin(), x.end());
+      y2.insert(y2.end(), y.begin(), y.end());
+      set(j->blob("x"), x2);
+      set(j->blob("y"), y2);
+    } else {
+      set(j->blob("x"), x);
+      set(j->blob("y"), y);
+    }
+    set(j->param("ip", 0), w);
+    set(j->param("ip", 1), bias);
+    step(*j, 3);
+  }
+  for (Job* j : {b.get(), c.get()}) {
+    for (int p = 0; p < 2; ++p)
+      for (int i = 0; i < j->param("ip", p).count(); ++i)
+        CHECK(j->param("ip", p).cpu_data()[i] == doctest::Approx(a->param("ip", p).cpu_data()[i]).epsilon(1e-5));
+    REQUIRE(j->solver->displayed_losses().size() == 3);
+    for (size_t k = 0; k < 3; ++k)
+      CHECK(j->solver->displayed_losses()[k].second ==
+            doctest::Approx(a->solver->displayed_losses()[k].second).epsilon(1e-5));
+  }
+  // And the weights did move.
+  CHECK(std::fabs(a->param("ip", 0).cpu_data()[0] - 0.1f) > 1e-3);
+
+  // The average over iter_size comes before clipping (caffe-compat.md's order), so an
+  // active clip_gradients also gives the same update for iter_size 1 and 2.
+  auto d = make_job(net(2) + solver + "clip_gradients: 0.1\n");
+  auto e = make_job(net(2) + solver + "clip_gradients: 0.1\niter_size: 2\n");
+  for (Job* j : {d.get(), e.get()}) {
+    set(j->blob("x"), x);
+    set(j->blob("y"), y);
+    set(j->param("ip", 0), w);
+    set(j->param("ip", 1), bias);
+    step(*j, 2);
+  }
+  for (int p = 0; p < 2; ++p)
+    for (int i = 0; i < d->param("ip", p).count(); ++i)
+      CHECK(e->param("ip", p).cpu_data()[i] == doctest::Approx(d->param("ip", p).cpu_data()[i]).epsilon(1e-5));
+  // The clip was active: |g| starts above 2 (dW row 0 alone is [-2.175, 0.325, 0.35]), so two
+  // clipped steps move the parameters by at most about lr·0.1·(1 + 1.9) plus a little decay.
+  auto moved = [&](Job& j) {
+    double sq = 0;
+    for (size_t i = 0; i < w.size(); ++i) sq += std::pow(j.param("ip", 0).cpu_data()[i] - w[i], 2);
+    for (size_t i = 0; i < bias.size(); ++i) sq += std::pow(j.param("ip", 1).cpu_data()[i] - bias[i], 2);
+    return std::sqrt(sq);
+  };
+  CHECK(moved(*d) < 0.02);
+  CHECK(moved(*d) > 0.01);
+  CHECK(moved(*a) > 0.05);
+}
+
+TEST_CASE("solver: the displayed loss is the running mean over average_loss iterations") {
+  // Losses of the two-step hand example: 2.53125, 0.226801125, then with W = [0.9931755, -0.007851],
+  // b = 1.2397: out = 2.2171735, d = 1.2171735, loss = d²/2 = 0.74075566.
+  auto j = make_job(tiny_net("[{lr_mult: 1, decay_mult: 1}, {lr_mult: 2, decay_mult: 0}]") +
+                    "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.01\nmax_iter: 10\ndisplay: 1\naverage_loss: 2\n");
+  init_tiny(*j);
+  step(*j, 3);
+  const auto& shown = j->solver->displayed_losses();
+  REQUIRE(shown.size() == 3);
+  CHECK(shown[0].first == 0);
+  CHECK(shown[2].first == 2);
+  CHECK(shown[0].second == doctest::Approx(2.53125));
+  CHECK(shown[1].second == doctest::Approx((2.53125 + 0.226801125) / 2));
+  CHECK(shown[2].second == doctest::Approx((0.226801125 + 0.74075566) / 2).epsilon(1e-4));
+}
+
+TEST_CASE("solver: the same random_seed gives bit-identical losses (random data and dropout)") {
+  auto job = [](int seed) {
+    return make_job(
+        "net:\n"
+        "  name: n\n"
+        "  layer:\n"
+        "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [4, 5]}, {dim: [4, 3]}],"
+        " data_filler: {type: gaussian, std: 1}}}\n"
+        "  - {name: ip, type: InnerProduct, bottom: x, top: h, inner_product_param: {num_output: 3,"
+        " weight_filler: {type: xavier}, bias_filler: {type: gaussian, std: 0.1}}}\n"
+        "  - {name: drop, type: Dropout, bottom: h, top: h, dropout_param: {dropout_ratio: 0.3}}\n"
+        "  - {name: loss, type: EuclideanLoss, bottom: [h, y], top: loss}\n"
+        "base_lr: 0.05\nmomentum: 0.9\nmax_iter: 100\ndisplay: 1\nrandom_seed: " +
+        std::to_string(seed) + "\n");
+  };
+  auto a = job(77), b = job(77), c = job(78);
+  step(*a, 6);
+  step(*b, 6);
+  step(*c, 6);
+  const auto& la = a->solver->displayed_losses();
+  const auto& lb = b->solver->displayed_losses();
+  REQUIRE(la.size() == 6);
+  REQUIRE(lb.size() == 6);
+  for (size_t i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(la[i].second == lb[i].second);  // exact
+  }
+  for (int p = 0; p < 2; ++p)
+    for (int i = 0; i < a->param("ip", p).count(); ++i)
+      CHECK(a->param("ip", p).cpu_data()[i] == b->param("ip", p).cpu_data()[i]);
+  // The data really is random per iteration, and another seed gives other losses.
+  CHECK(la[0].second != la[1].second);
+  CHECK(c->solver->displayed_losses()[0].second != la[0].second);
+}
+
+TEST_CASE("solver: SolverSpec::parse rejects bad values") {
+  const std::string net = "net: {name: n, layer: [{name: d, type: Input, top: d, input_param: {shape: {dim: [1]}}}]}\n";
+  auto parse = [&](const std::string& rest) {
+    const Node root = io::parse_yaml(net + rest, "solver.yaml");
+    return SolverSpec::parse(root);
+  };
+  CHECK_NOTHROW(parse("base_lr: 0.1\nmax_iter: 10\n"));
+  // Unknown policy: lists the choices; a near miss gets a suggestion, at the value (line 3, column 12).
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nlr_policy: bogus\nmax_iter: 10\n"),
+                       doctest::Contains("expected one of: fixed, step, exp, inv, multistep, poly, sigmoid"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: mutlistep\n"),
+                       doctest::Contains("solver.yaml:4:12: lr_policy: unknown value 'mutlistep' (did you mean 'multistep'?)"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: step\ngamma: 0.1\n"),
+                       doctest::Contains("stepsize"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\n"),
+                       doctest::Contains("stepvalue"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\nstepvalue: [5, 3]\n"),
+                       doctest::Contains("increasing"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ntest_interval: 5\n"), doctest::Contains("test_iter"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\niter_size: 0\n"), doctest::Contains("iter_size"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nregularization_type: L3\n"),
+                       doctest::Contains("regularization_type"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nmomentun: 0.9\n"), doctest::Contains("did you mean 'momentum'?"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: fast\nmax_iter: 10\n"), doctest::Contains("expected a number, got 'fast'"),
+                       ConfigError);
+  // A valid step policy parses with its values.
+  const SolverSpec s = parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: step\ngamma: 0.1\nstepsize: 4\niter_size: 3\n");
+  CHECK(s.lr_policy == "step");
+  CHECK(s.stepsize == 4);
+  CHECK(s.iter_size == 3);
+  CHECK(s.gamma == doctest::Approx(0.1f));
+}
