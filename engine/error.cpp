@@ -8,13 +8,7 @@ namespace crema {
 
 std::string Mark::str() const {
   std::string s = file ? *file : std::string("<command line>");
-  if (line > 0) {
-    // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on the chained operator+.
-    s += ':';
-    s += std::to_string(line);
-    s += ':';
-    s += std::to_string(col);
-  }
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(col);
   return s;
 }
 
