@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 
@@ -27,6 +30,19 @@ std::unique_ptr<Context> make_context(int gpu, const std::string& solver_mode, i
   return std::make_unique<Context>(seed);
 }
 
+void ensure_writable_directory(const fs::path& dir) {
+  const fs::path d = dir.empty() ? fs::path(".") : dir;
+  std::error_code ec;
+  fs::create_directories(d, ec);
+  const fs::path probe = d / (".crema-write-test-" + std::to_string(::getpid()));
+  std::FILE* f = std::fopen(probe.c_str(), "w");
+  if (!f)
+    throw Error("cannot write snapshots to '" + d.string() + "'" + (ec ? ": " + ec.message() : std::string()) +
+                "; set snapshot_prefix to a writable directory (e.g. --set snapshot_prefix=runs/myjob)");
+  std::fclose(f);
+  fs::remove(probe, ec);
+}
+
 void load_weight_files(Net& net, const std::vector<std::string>& files) {
   for (const auto& f : files) {
     const auto report = io::copy_weights(net, io::load_weights(f), f);
@@ -47,13 +63,14 @@ int train(const TrainOptions& opt) {
   spdlog::info("Using {}{}", ctx->device().str(),
                spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string());
 
+  // Fail now, not at the first snapshot hours later, when snapshots cannot be written.
+  const std::string prefix = spec.snapshot_prefix.empty() ? fs::path(opt.solver).stem().string() : spec.snapshot_prefix;
+  ensure_writable_directory(fs::path(prefix).parent_path());
+
   Solver solver(spec, net_spec, *ctx);
   const std::string config_yaml = io::to_yaml(*root);
   std::string last_state;
   solver.on_snapshot = [&](Solver& s) {
-    const std::string prefix = spec.snapshot_prefix.empty() ? fs::path(opt.solver).stem().string() : spec.snapshot_prefix;
-    const fs::path dir = fs::path(prefix).parent_path();
-    if (!dir.empty()) fs::create_directories(dir);
     const std::string base = io::snapshot_base(prefix, s.iter());
     spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
     io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff);

@@ -16,7 +16,7 @@ DropoutParams DropoutParams::parse(MapReader r) {
 }
 
 DropoutLayer::DropoutLayer(const LayerSpec& spec)
-    : Layer(spec), params_(DropoutParams::parse(spec.params("dropout_param"))) {}
+    : NeuronLayer(spec), params_(DropoutParams::parse(spec.params("dropout_param"))) {}
 
 float DropoutLayer::train_scale() const {
   return params_.scale_train ? 1.f / (1.f - params_.dropout_ratio) : 1.f;
@@ -25,7 +25,7 @@ float DropoutLayer::train_scale() const {
 float DropoutLayer::test_scale() const { return params_.scale_train ? 1.f : 1.f - params_.dropout_ratio; }
 
 void DropoutLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
-  if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+  NeuronLayer::reshape(bottom, top);
   mask_.resize(static_cast<size_t>(bottom[0]->count()));
 }
 

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "engine/layer.hpp"
+#include "layers/neuron_layer.hpp"
 
 namespace crema {
 
@@ -16,12 +16,10 @@ struct DropoutParams {
   static DropoutParams parse(MapReader r);
 };
 
-class DropoutLayer : public Layer {
+class DropoutLayer : public NeuronLayer {
  public:
   explicit DropoutLayer(const LayerSpec& spec);
   const char* type() const override { return "Dropout"; }
-  int exact_num_bottom() const override { return 1; }
-  int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:

@@ -10,11 +10,7 @@ ReLUParams ReLUParams::parse(MapReader r) {
   return p;
 }
 
-ReLULayer::ReLULayer(const LayerSpec& spec) : Layer(spec), params_(ReLUParams::parse(spec.params("relu_param"))) {}
-
-void ReLULayer::reshape(const BlobVec& bottom, const BlobVec& top) {
-  if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
-}
+ReLULayer::ReLULayer(const LayerSpec& spec) : NeuronLayer(spec), params_(ReLUParams::parse(spec.params("relu_param"))) {}
 
 void ReLULayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
   const int n = bottom[0]->count();

@@ -1,7 +1,7 @@
 // ReLU: top = max(0, x) + negative_slope * min(0, x). Runs in place.
 #pragma once
 
-#include "engine/layer.hpp"
+#include "layers/neuron_layer.hpp"
 
 namespace crema {
 
@@ -10,13 +10,10 @@ struct ReLUParams {
   static ReLUParams parse(MapReader r);
 };
 
-class ReLULayer : public Layer {
+class ReLULayer : public NeuronLayer {
  public:
   explicit ReLULayer(const LayerSpec& spec);
   const char* type() const override { return "ReLU"; }
-  int exact_num_bottom() const override { return 1; }
-  int exact_num_top() const override { return 1; }
-  void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

@@ -4,16 +4,7 @@
 
 namespace crema {
 
-SigmoidLayer::SigmoidLayer(const LayerSpec& spec) : Layer(spec) {
-  // sigmoid_param holds only the engine choice (Caffe's CAFFE/CUDNN).
-  MapReader r = spec.params("sigmoid_param");
-  r.allow({"engine"});
-  r.finish();
-}
-
-void SigmoidLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
-  if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
-}
+SigmoidLayer::SigmoidLayer(const LayerSpec& spec) : NeuronLayer(spec) { read_engine_only_params(spec, "sigmoid_param"); }
 
 void SigmoidLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
   const int n = bottom[0]->count();

@@ -3,17 +3,14 @@
 // layer runs in place.
 #pragma once
 
-#include "engine/layer.hpp"
+#include "layers/neuron_layer.hpp"
 
 namespace crema {
 
-class SigmoidLayer : public Layer {
+class SigmoidLayer : public NeuronLayer {
  public:
   explicit SigmoidLayer(const LayerSpec& spec);
   const char* type() const override { return "Sigmoid"; }
-  int exact_num_bottom() const override { return 1; }
-  int exact_num_top() const override { return 1; }
-  void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

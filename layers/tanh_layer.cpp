@@ -4,16 +4,7 @@
 
 namespace crema {
 
-TanHLayer::TanHLayer(const LayerSpec& spec) : Layer(spec) {
-  // tanh_param holds only the engine choice (Caffe's CAFFE/CUDNN).
-  MapReader r = spec.params("tanh_param");
-  r.allow({"engine"});
-  r.finish();
-}
-
-void TanHLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
-  if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
-}
+TanHLayer::TanHLayer(const LayerSpec& spec) : NeuronLayer(spec) { read_engine_only_params(spec, "tanh_param"); }
 
 void TanHLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
   const int n = bottom[0]->count();
