@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <map>
 
 #include "app/signals.hpp"
@@ -43,12 +44,44 @@ void ensure_writable_directory(const fs::path& dir) {
   fs::remove(probe, ec);
 }
 
-void load_weight_files(Net& net, const std::vector<std::string>& files) {
+// Copies weights by layer name from each file in turn (later files win), leaving the
+// --reinit layers at their filler initialisation, then prints where every layer with
+// parameters got its values: Caffe loads silently, and users lose runs to a layer
+// that quietly kept its random initialisation.
+void load_weight_files(Net& net, const std::vector<std::string>& files, const std::vector<std::string>& reinit = {},
+                       bool quiet = false) {
+  for (const auto& name : reinit)
+    if (!net.layer_by_name(name)) {
+      std::vector<std::string> names;
+      for (int i = 0; i < net.num_layers(); ++i) names.push_back(net.layer_name(i));
+      throw Error("--reinit names layer '" + name + "', which is not in the net" + did_you_mean(name, names));
+    }
+  std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
+  std::vector<std::pair<std::string, std::vector<std::string>>> ignored;
   for (const auto& f : files) {
-    const auto report = io::copy_weights(net, io::load_weights(f), f);
-    spdlog::info("Loaded {} layer(s) from {}", report.loaded.size(), f);
-    for (const auto& l : report.ignored_source) spdlog::info("    ignored source layer '{}' (not in the net)", l);
+    io::Weights weights = io::load_weights(f);
+    std::erase_if(weights, [&](const io::LayerWeights& lw) {
+      return std::find(reinit.begin(), reinit.end(), lw.layer) != reinit.end();
+    });
+    const auto report = io::copy_weights(net, weights, f);
+    for (const auto& l : report.loaded) source_of[l] = f;
+    ignored.emplace_back(f, report.ignored_source);
   }
+  if (files.empty() || quiet) return;
+  spdlog::info("Weights of the {} net:", phase_name(net.phase()));
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const Layer& l = net.layer(i);
+    if (l.blobs().empty()) continue;
+    const std::string& name = l.name();
+    const bool reinit_layer = std::find(reinit.begin(), reinit.end(), name) != reinit.end();
+    auto it = source_of.find(name);
+    const std::string from = it != source_of.end() ? "loaded from " + it->second
+                             : reinit_layer        ? "re-initialised from its fillers (--reinit)"
+                                                   : "kept at its filler initialisation (no layer of that name in the files)";
+    spdlog::info("    {:<20} {}", name, from);
+  }
+  for (const auto& [file, layers] : ignored)
+    for (const auto& l : layers) spdlog::info("    ignored '{}' from {} (no layer of that name in the net)", l, file);
 }
 
 }  // namespace
@@ -56,6 +89,8 @@ void load_weight_files(Net& net, const std::vector<std::string>& files) {
 int train(const TrainOptions& opt) {
   if (!opt.weights.empty() && !opt.snapshot.empty())
     throw Error("give either --weights (start from those weights) or --snapshot (resume a run), not both");
+  if (!opt.reinit.empty() && opt.weights.empty())
+    throw Error("--reinit applies to layers loaded with --weights; give --weights too");
   auto root = io::load_solver_config(opt.solver, opt.overrides);
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
@@ -83,10 +118,10 @@ int train(const TrainOptions& opt) {
   if (!opt.snapshot.empty()) {
     spdlog::info("Resuming from {}", opt.snapshot);
     const io::LoadedState loaded = io::load_solver_state(opt.snapshot);
-    load_weight_files(solver.net(), {loaded.weights_path});
+    load_weight_files(solver.net(), {loaded.weights_path}, {}, true);
     solver.restore(loaded.state);
   } else {
-    load_weight_files(solver.net(), opt.weights);
+    load_weight_files(solver.net(), opt.weights, opt.reinit);
   }
   install_signal_handlers();
   solver.solve();

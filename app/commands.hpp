@@ -9,6 +9,7 @@ namespace crema::app {
 struct TrainOptions {
   std::string solver;
   std::vector<std::string> weights;
+  std::vector<std::string> reinit;  // layers to leave at their fillers despite --weights
   std::string snapshot;
   std::vector<std::string> overrides;
   int gpu = -1;

@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
   train_cmd->add_option("solver", train.solver, "Solver config (YAML)")->required();
   train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel.h5), comma-separated; later files win");
+  std::vector<std::string> train_reinit;
+  train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them");
   train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate.h5");
   train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)");
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)");
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand(train_cmd)) {
       train.weights = split_commas(train_weights);
+      train.reinit = split_commas(train_reinit);
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {

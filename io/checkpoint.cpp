@@ -147,12 +147,12 @@ CopyReport copy_weights(Net& net, const Weights& weights, const std::string& sou
         if (net.param_is_shared(layer_index, static_cast<int>(j))) continue;  // tied weights are stored once
         throw Error(source_name + ": layer '" + lw.layer + "' has " + std::to_string(lw.blobs.size()) +
                     " parameter blob(s) but the net's " + target->type() + " layer has " +
-                    std::to_string(blobs.size()) + "; rename the layer in the net to re-learn it from scratch");
+                    std::to_string(blobs.size()) + "; rename the layer in the net or pass --reinit " + lw.layer + " to re-learn it from scratch");
       }
       if (it->second.shape() != blobs[j]->shape())
         throw Error(source_name + ": layer '" + lw.layer + "' parameter " + std::to_string(j) + " has shape " +
                     it->second.shape_string() + " in the file but " + blobs[j]->shape_string() +
-                    " in the net; rename the layer in the net to re-learn it from scratch");
+                    " in the net; rename the layer in the net or pass --reinit " + lw.layer + " to re-learn it from scratch");
       blobs[j]->copy_from(it->second);
     }
     if (lw.blobs.size() > blobs.size())

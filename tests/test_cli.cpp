@@ -223,3 +223,28 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   CHECK(r.output.find("no usable CUDA device") != std::string::npos);
   CHECK(r.output.find("terminate") == std::string::npos);
 }
+
+TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learns a mismatched layer") {
+  ToyJob job(20);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  const std::string weights = job.dir / "snap/toy_iter_20.caffemodel.h5";
+  // fc1 shrinks from 32 to 16 outputs, so fc1 and fc2 no longer fit the file.
+  const std::string retarget = " --set net.layer[4].inner_product_param.num_output=16 --set snapshot_prefix=" + (job.dir / "ft/toy");
+
+  auto r = test::run(crema_cmd("train " + job.solver + retarget + " --weights " + weights));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("fc1") != std::string::npos, r.output);
+  CHECK(r.output.find("32 256 (8192)") != std::string::npos);
+  CHECK(r.output.find("16 256 (4096)") != std::string::npos);
+  CHECK(r.output.find("--reinit fc1") != std::string::npos);
+
+  r = test::run(crema_cmd("train " + job.solver + retarget + " --weights " + weights + " --reinit fc1,fc2"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(std::regex_search(r.output, std::regex(R"(conv\s+loaded from \S+toy_iter_20\.caffemodel\.h5)")));
+  CHECK(std::regex_search(r.output, std::regex(R"(fc1\s+re-initialised from its fillers)")));
+  CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+re-initialised from its fillers)")));
+
+  r = test::run(crema_cmd("train " + job.solver + " --weights " + weights + " --reinit fcc2"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("did you mean 'fc2'") != std::string::npos);
+}
