@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +43,100 @@ inline void fill_gaussian(Blob& b, Rng& rng, float stddev = 1.f, float mean = 0.
 inline void fill_uniform(Blob& b, Rng& rng, float lo, float hi) {
   float* p = b.mutable_cpu_data();
   for (int i = 0; i < b.count(); ++i) p[i] = rng.uniform(lo, hi);
+}
+
+// x[i] = first + i.
+inline void fill_counting(Blob& b, float first) {
+  float* p = b.mutable_cpu_data();
+  for (int i = 0; i < b.count(); ++i) p[i] = first + static_cast<float>(i);
+}
+
+inline void set_values(Blob& b, const std::vector<float>& v) {
+  REQUIRE(static_cast<int>(v.size()) == b.count());
+  std::copy(v.begin(), v.end(), b.mutable_cpu_data());
+}
+
+inline void check_values(const Blob& b, const std::vector<float>& want) {
+  REQUIRE(static_cast<int>(want.size()) == b.count());
+  for (int i = 0; i < b.count(); ++i) {
+    INFO("element " << i);
+    CHECK(b.cpu_data()[i] == doctest::Approx(want[static_cast<size_t>(i)]));
+  }
+}
+
+// Sets the layer up on x -> y and runs forward, then gives y a gaussian gradient
+// from `rng` and zeroes the parameter gradients, ready for backward.
+inline void forward_with_random_top_diff(Layer& layer, Context& ctx, Blob& x, Blob& y, Rng& rng) {
+  layer.setup(ctx, {&x}, {&y});
+  layer.forward(ctx, {&x}, {&y});
+  fill_gaussian(y, rng);
+  std::copy(y.cpu_data(), y.cpu_data() + y.count(), y.mutable_cpu_diff());
+  for (auto& p : layer.blobs()) p->set_diff(0.f);
+}
+
+// The shape of the top after setting the layer `yaml` up on a bottom of `shape`.
+inline std::vector<int> top_shape(const std::string& yaml, const std::vector<int>& shape) {
+  auto t = make_layer(yaml);
+  Blob x(shape), y;
+  Context ctx(1);
+  t.layer->setup(ctx, {&x}, {&y});
+  return y.shape();
+}
+
+// A bottom of `shape` filled with N(0, stddev²) drawn from Rng(seed).
+struct GaussianInput {
+  std::vector<int> shape;
+  float stddev = 1.f;
+  uint64_t seed = 3;
+};
+
+inline Blob gaussian_blob(const GaussianInput& input) {
+  Blob x(input.shape);
+  Rng rng(input.seed);
+  fill_gaussian(x, rng, input.stddev);
+  return x;
+}
+
+// For layers whose top is a view of the bottom (Flatten, Reshape), already set up
+// on x -> y: forward makes y share x's data, and backward hands y's gradient back
+// to x unchanged.
+inline void check_view_forward_backward(Layer& layer, Context& ctx, Blob& x, Blob& y) {
+  layer.forward(ctx, {&x}, {&y});
+  CHECK(y.cpu_data() == x.cpu_data());
+  for (int i = 0; i < y.count(); ++i) y.mutable_cpu_diff()[i] = static_cast<float>(i);
+  layer.backward(ctx, {&y}, {true}, {&x});
+  for (int i = 0; i < x.count(); ++i) CHECK(x.cpu_diff()[i] == static_cast<float>(i));
+}
+
+enum class Compare { exact, approx };
+
+// Runs the layer `yaml` out of place (x -> y) and, as a second instance, in place
+// (x -> x) on the same input and the same top gradient: both must give the same top
+// and the same bottom gradient.
+inline void check_in_place_matches_out_of_place(const std::string& yaml, const GaussianInput& input,
+                                                Compare compare = Compare::exact) {
+  Blob x = gaussian_blob(input), y, x_in_place(input.shape);
+  x_in_place.copy_from(x);
+  Context ctx(1);
+  auto out = make_layer(yaml);
+  auto in = make_layer(yaml);
+  out.layer->setup(ctx, {&x}, {&y});
+  in.layer->setup(ctx, {&x_in_place}, {&x_in_place});
+  out.layer->forward(ctx, {&x}, {&y});
+  in.layer->forward(ctx, {&x_in_place}, {&x_in_place});
+  for (int i = 0; i < x.count(); ++i) y.mutable_cpu_diff()[i] = x_in_place.mutable_cpu_diff()[i] = 0.1f * i - 1;
+  out.layer->backward(ctx, {&y}, {true}, {&x});
+  in.layer->backward(ctx, {&x_in_place}, {true}, {&x_in_place});
+  for (int i = 0; i < x.count(); ++i) {
+    INFO("element " << i);
+    if (compare == Compare::exact) {
+      CHECK(x_in_place.cpu_data()[i] == y.cpu_data()[i]);
+      CHECK(x_in_place.cpu_diff()[i] == x.cpu_diff()[i]);
+    } else {
+      CHECK(x_in_place.cpu_data()[i] == doctest::Approx(y.cpu_data()[i]));
+      CHECK(x_in_place.cpu_diff()[i] == doctest::Approx(x.cpu_diff()[i]));
+    }
+  }
 }
 
 struct GradCheck {
@@ -127,6 +223,13 @@ inline void check_gradients(Layer& layer, const BlobVec& bottom, const BlobVec& 
       CHECK(std::fabs(computed - estimated) <= opt.threshold * scale);
     }
   }
+}
+
+// check_gradients for the layer `yaml` with one bottom, filled from `input`, and one top.
+inline void check_gradients(const std::string& yaml, const GaussianInput& input, GradCheck opt = {}) {
+  auto t = make_layer(yaml);
+  Blob x = gaussian_blob(input), y;
+  check_gradients(*t.layer, {&x}, {&y}, opt);
 }
 
 }  // namespace crema::test

@@ -2,19 +2,11 @@
 
 using namespace crema;
 
-namespace {
-
-void fill_iota(Blob& b, float start) {
-  for (int i = 0; i < b.count(); ++i) b.mutable_cpu_data()[i] = start + static_cast<float>(i);
-}
-
-}  // namespace
-
 TEST_CASE("Concat along axis 1 interleaves per sample") {
   auto t = test::make_layer("{type: Concat}");
   Blob a({2, 1, 2}), b({2, 2, 2}), y;
-  fill_iota(a, 0);    // a[n] = {0, 1}, {2, 3}
-  fill_iota(b, 100);  // b[n] = {100..103}, {104..107}
+  test::fill_counting(a, 0);    // a[n] = {0, 1}, {2, 3}
+  test::fill_counting(b, 100);  // b[n] = {100..103}, {104..107}
   Context ctx(1);
   t.layer->setup(ctx, {&a, &b}, {&y});
   t.layer->forward(ctx, {&a, &b}, {&y});
@@ -34,8 +26,8 @@ TEST_CASE("Concat along axis 0 appends, and legacy concat_dim means the same") {
     CAPTURE(cfg);
     auto t = test::make_layer(cfg);
     Blob a({1, 3}), b({2, 3}), y;
-    fill_iota(a, 0);
-    fill_iota(b, 10);
+    test::fill_counting(a, 0);
+    test::fill_counting(b, 10);
     Context ctx(1);
     t.layer->setup(ctx, {&a, &b}, {&y});
     t.layer->forward(ctx, {&a, &b}, {&y});

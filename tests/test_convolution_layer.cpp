@@ -5,20 +5,10 @@
 
 using namespace crema;
 
+using test::check_values;
+using test::set_values;
+
 namespace {
-
-void set_values(Blob& b, const std::vector<float>& v) {
-  REQUIRE(static_cast<int>(v.size()) == b.count());
-  std::copy(v.begin(), v.end(), b.mutable_cpu_data());
-}
-
-void check_values(const Blob& b, const std::vector<float>& want) {
-  REQUIRE(static_cast<int>(want.size()) == b.count());
-  for (int i = 0; i < b.count(); ++i) {
-    INFO("element " << i);
-    CHECK(b.cpu_data()[i] == doctest::Approx(want[static_cast<size_t>(i)]));
-  }
-}
 
 // 1x1x3x3 image holding 1..9.
 Blob image_1_to_9() {
@@ -242,11 +232,7 @@ TEST_CASE("Convolution backward accumulates parameter gradients and honours para
   test::fill_gaussian(x, rng);
   Context ctx(5);
   Layer& layer = *t.layer;
-  layer.setup(ctx, {&x}, {&y});
-  layer.forward(ctx, {&x}, {&y});
-  test::fill_gaussian(y, rng);
-  std::copy(y.cpu_data(), y.cpu_data() + y.count(), y.mutable_cpu_diff());
-  for (auto& p : layer.blobs()) p->set_diff(0.f);
+  test::forward_with_random_top_diff(layer, ctx, x, y, rng);
 
   layer.backward(ctx, {&y}, {false}, {&x});
   const std::vector<float> once_w(layer.blobs()[0]->cpu_diff(), layer.blobs()[0]->cpu_diff() + 24);

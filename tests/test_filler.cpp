@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,14 @@ FillerSpec parse_filler(const std::string& yaml) {
   return FillerSpec::parse(MapReader(&n));
 }
 
+// The statistics of a fresh blob of `shape` filled by the filler `yaml` from Rng(seed).
+Stats filled_stats(const std::string& yaml, const std::vector<int>& shape = {200, 500}, uint64_t seed = 1701) {
+  Blob b(shape);
+  Rng rng(seed);
+  fill(parse_filler(yaml), b, rng);
+  return stats(b);
+}
+
 }  // namespace
 
 TEST_CASE("filler: constant fills every element with the value") {
@@ -66,11 +75,7 @@ TEST_CASE("filler: constant fills every element with the value") {
 }
 
 TEST_CASE("filler: uniform stays in min..max, covers it and has mean (min+max)/2") {
-  Blob b({200, 500});
-  Rng rng(1701);
-  const FillerSpec f = parse_filler("{type: uniform, min: -2, max: 3}");
-  fill(f, b, rng);
-  const Stats s = stats(b);
+  const Stats s = filled_stats("{type: uniform, min: -2, max: 3}");
   CHECK(s.min >= -2.0);
   CHECK(s.max < 3.0);
   CHECK(s.min < -1.99);
@@ -81,11 +86,7 @@ TEST_CASE("filler: uniform stays in min..max, covers it and has mean (min+max)/2
 }
 
 TEST_CASE("filler: gaussian has the requested mean and standard deviation") {
-  Blob b({200, 500});
-  Rng rng(1701);
-  const FillerSpec f = parse_filler("{type: gaussian, mean: 1.5, std: 2}");
-  fill(f, b, rng);
-  const Stats s = stats(b);
+  const Stats s = filled_stats("{type: gaussian, mean: 1.5, std: 2}");
   CHECK(std::fabs(s.mean - 1.5) < 0.03);  // standard error 2/sqrt(1e5) = 0.0063
   CHECK(s.std == doctest::Approx(2.0).epsilon(0.02));
   CHECK(s.zero_fraction < 1e-4);
@@ -125,11 +126,7 @@ TEST_CASE("filler: xavier is uniform in ±sqrt(3/n) with Caffe's fan_in, fan_out
   for (const auto& c : cases) {
     CAPTURE(c.norm);
     CAPTURE(c.n);
-    Blob b(c.shape);
-    Rng rng(1701);
-    const FillerSpec f = parse_filler(std::string("{type: xavier, variance_norm: ") + c.norm + "}");
-    fill(f, b, rng);
-    const Stats s = stats(b);
+    const Stats s = filled_stats(std::string("{type: xavier, variance_norm: ") + c.norm + "}", c.shape);
     const double scale = std::sqrt(3.0 / c.n);
     CHECK(s.min >= -scale * (1 + 1e-6));
     CHECK(s.max <= scale * (1 + 1e-6));
@@ -140,11 +137,9 @@ TEST_CASE("filler: xavier is uniform in ±sqrt(3/n) with Caffe's fan_in, fan_out
     CHECK(s.std == doctest::Approx(std::sqrt(1.0 / c.n)).epsilon(0.02));
   }
   // The default is FAN_IN.
-  Blob b({200, 500});
-  Rng rng(3);
-  fill(parse_filler("{type: xavier}"), b, rng);
-  CHECK(stats(b).max <= std::sqrt(3.0 / 500) * (1 + 1e-6));
-  CHECK(stats(b).max > 0.99 * std::sqrt(3.0 / 500));
+  const Stats d = filled_stats("{type: xavier}", {200, 500}, 3);
+  CHECK(d.max <= std::sqrt(3.0 / 500) * (1 + 1e-6));
+  CHECK(d.max > 0.99 * std::sqrt(3.0 / 500));
 }
 
 TEST_CASE("filler: msra is gaussian with std sqrt(2/n)") {
@@ -154,10 +149,7 @@ TEST_CASE("filler: msra is gaussian with std sqrt(2/n)") {
   };
   for (const Case& c : {Case{"FAN_IN", 500}, Case{"FAN_OUT", 200}, Case{"AVERAGE", 350}}) {
     CAPTURE(c.norm);
-    Blob b({200, 500});
-    Rng rng(1701);
-    fill(parse_filler(std::string("{type: msra, variance_norm: ") + c.norm + "}"), b, rng);
-    const Stats s = stats(b);
+    const Stats s = filled_stats(std::string("{type: msra, variance_norm: ") + c.norm + "}");
     const double sd = std::sqrt(2.0 / c.n);
     CHECK(std::fabs(s.mean) < 0.02 * sd);
     CHECK(s.std == doctest::Approx(sd).epsilon(0.02));

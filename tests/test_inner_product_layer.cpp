@@ -5,22 +5,8 @@
 
 using namespace crema;
 
-namespace {
-
-void set_values(Blob& b, const std::vector<float>& v) {
-  REQUIRE(static_cast<int>(v.size()) == b.count());
-  std::copy(v.begin(), v.end(), b.mutable_cpu_data());
-}
-
-void check_values(const Blob& b, const std::vector<float>& want) {
-  REQUIRE(static_cast<int>(want.size()) == b.count());
-  for (int i = 0; i < b.count(); ++i) {
-    INFO("element " << i);
-    CHECK(b.cpu_data()[i] == doctest::Approx(want[static_cast<size_t>(i)]));
-  }
-}
-
-}  // namespace
+using test::check_values;
+using test::set_values;
 
 TEST_CASE("InnerProduct forward, and with transpose: true the weight is stored as (K, N)") {
   // x (2, 3), W (2, 3) = [[1, 0, -1], [2, 1, 0]], b = [0.5, -1]: y = x Wᵀ + b.
@@ -93,11 +79,7 @@ TEST_CASE("InnerProduct backward accumulates parameter gradients") {
   test::fill_gaussian(x, rng);
   Context ctx(2);
   Layer& layer = *t.layer;
-  layer.setup(ctx, {&x}, {&y});
-  layer.forward(ctx, {&x}, {&y});
-  test::fill_gaussian(y, rng);
-  std::copy(y.cpu_data(), y.cpu_data() + y.count(), y.mutable_cpu_diff());
-  for (auto& p : layer.blobs()) p->set_diff(0.f);
+  test::forward_with_random_top_diff(layer, ctx, x, y, rng);
   layer.backward(ctx, {&y}, {false}, {&x});
   // The bias gradient is the column sum of dy.
   for (int o = 0; o < 3; ++o) {
@@ -143,11 +125,8 @@ TEST_CASE("InnerProduct gradient") {
   for (const auto& c : cases) {
     const std::string params = c.params;
     CAPTURE(params);
-    auto t = test::make_layer("{type: InnerProduct, inner_product_param: {" + params +
-                              ", weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}");
-    Blob x(c.shape), y;
-    Rng rng(19);
-    test::fill_gaussian(x, rng);
-    test::check_gradients(*t.layer, {&x}, {&y});
+    const std::string yaml = "{type: InnerProduct, inner_product_param: {" + params +
+                             ", weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}";
+    test::check_gradients(yaml, {.shape = c.shape, .seed = 19});
   }
 }

@@ -6,15 +6,9 @@
 
 using namespace crema;
 
-namespace {
+using test::check_values;
 
-void check_values(const Blob& b, const std::vector<float>& want) {
-  REQUIRE(static_cast<int>(want.size()) == b.count());
-  for (int i = 0; i < b.count(); ++i) {
-    INFO("element " << i);
-    CHECK(b.cpu_data()[i] == doctest::Approx(want[static_cast<size_t>(i)]));
-  }
-}
+namespace {
 
 void lrn(const std::string& params, Blob& x, Blob& y) {
   auto t = test::make_layer("{type: LRN, lrn_param: {" + params + "}}");
@@ -118,10 +112,6 @@ TEST_CASE("LRN gradient") {
   for (const auto& c : cases) {
     const std::string params = c.params;
     CAPTURE(params);
-    auto t = test::make_layer("{type: LRN, lrn_param: {" + params + "}}");
-    Blob x(c.shape), y;
-    Rng rng(23);
-    test::fill_gaussian(x, rng);
-    test::check_gradients(*t.layer, {&x}, {&y});
+    test::check_gradients("{type: LRN, lrn_param: {" + params + "}}", {.shape = c.shape, .seed = 23});
   }
 }

@@ -42,9 +42,17 @@ int index_of(const Net& net, const std::string& name) {
   return -1;
 }
 
-void fill_random(Blob& b, uint64_t seed, float lo = -1.f, float hi = 1.f) {
+void fill_random(Blob& b, uint64_t seed) {
   Rng rng(seed);
-  for (int i = 0; i < b.count(); ++i) b.mutable_cpu_data()[i] = rng.uniform(lo, hi);
+  for (int i = 0; i < b.count(); ++i) b.mutable_cpu_data()[i] = rng.uniform(-1.f, 1.f);
+}
+
+// Fills the named input blobs with fill_random, the k-th from seed first_seed + k,
+// clears the parameter gradients and runs forward and backward once; returns the loss.
+float forward_backward_on_random(Built& b, const std::vector<std::string>& inputs, uint64_t first_seed) {
+  for (size_t k = 0; k < inputs.size(); ++k) fill_random(*b.net->blob(inputs[k]), first_seed + k);
+  b.net->clear_param_diffs();
+  return b.net->forward_backward(*b.ctx);
 }
 
 std::vector<float> diff_of(const Blob& b) { return {b.cpu_diff(), b.cpu_diff() + b.count()}; }
@@ -252,11 +260,7 @@ TEST_CASE("net: the gradient reaching a blob used by two layers is the sum of bo
   CHECK(std::string(net.layer(1).type()) == "Split");
   CHECK(net.bottom_vec(index_of(net, "ip1"))[0] == net.blob("data_input_0_split_0"));
   CHECK(net.bottom_vec(index_of(net, "ip2"))[0] == net.blob("data_input_0_split_1"));
-  fill_random(*net.blob("data"), 1);
-  fill_random(*net.blob("t1"), 2);
-  fill_random(*net.blob("t2"), 3);
-  net.clear_param_diffs();
-  net.forward_backward(*b->ctx);
+  forward_backward_on_random(*b, {"data", "t1", "t2"}, 1);
   const auto data_diff = diff_of(*net.blob("data"));
   // Hand check of the sum: each branch alone gives W1ᵀ dp1 and 0.5 W2ᵀ dp2.
   const auto s0 = diff_of(*net.blob("data_input_0_split_0"));
@@ -283,10 +287,7 @@ TEST_CASE("net: an in-place ReLU shares its blob and back-propagates correctly")
   CHECK(net.top_vec(relu)[0] == net.bottom_vec(relu)[0]);
   CHECK(net.top_vec(relu)[0] == net.blob("h"));
   CHECK(std::count(net.blob_names().begin(), net.blob_names().end(), "h") == 1);
-  fill_random(*net.blob("data"), 4);
-  fill_random(*net.blob("t"), 5);
-  net.clear_param_diffs();
-  net.forward_backward(*b->ctx);
+  forward_backward_on_random(*b, {"data", "t"}, 4);
   const Blob& h = *net.blob("h");
   int zeros = 0;
   for (int i = 0; i < h.count(); ++i) {
@@ -325,12 +326,7 @@ TEST_CASE("net: parameters shared by name are one blob whose gradient sums both 
   CHECK(net.param_is_shared(index_of(net, "ip_c"), 1));
   CHECK(net.num_parameters() == 2 * 3 + 2);
 
-  fill_random(*net.blob("a"), 6);
-  fill_random(*net.blob("c"), 7);
-  fill_random(*net.blob("ta"), 8);
-  fill_random(*net.blob("tc"), 9);
-  net.clear_param_diffs();
-  net.forward_backward(*b->ctx);
+  forward_backward_on_random(*b, {"a", "c", "ta", "tc"}, 6);
   Blob& w = *ip_a.blobs()[0];
   Blob& bias = *ip_a.blobs()[1];
   const auto w_diff = diff_of(w), b_diff = diff_of(bias);
@@ -357,20 +353,14 @@ TEST_CASE("net: parameters shared by name are one blob whose gradient sums both 
 }
 
 TEST_CASE("net: a shared parameter with another shape is an error") {
-  CHECK_THROWS_WITH_AS(
-      build("name: share\n"
-            "layer:\n"
-            "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
-            "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w}, inner_product_param: {num_output: 2}}\n"
-            "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w}, inner_product_param: {num_output: 3}}\n"),
-      doctest::Contains("shared parameter 'w'"), ConfigError);
-  CHECK_THROWS_WITH_AS(
-      build("name: share\n"
-            "layer:\n"
-            "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
-            "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w}, inner_product_param: {num_output: 2}}\n"
-            "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w}, inner_product_param: {num_output: 3}}\n"),
-      doctest::Contains("in layer 'ip_a'"), ConfigError);
+  const std::string mismatched =
+      "name: share\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
+      "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w}, inner_product_param: {num_output: 2}}\n"
+      "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w}, inner_product_param: {num_output: 3}}\n";
+  CHECK_THROWS_WITH_AS(build(mismatched), doctest::Contains("shared parameter 'w'"), ConfigError);
+  CHECK_THROWS_WITH_AS(build(mismatched), doctest::Contains("in layer 'ip_a'"), ConfigError);
   // More param entries than parameter blobs.
   CHECK_THROWS_AS(build("name: n\n"
                         "layer:\n"
@@ -389,11 +379,8 @@ TEST_CASE("net: force_backward computes the gradient of the inputs") {
   auto plain = build("name: n\n" + layers);
   auto forced = build("name: n\nforce_backward: true\n" + layers);
   for (auto* b : {plain.get(), forced.get()}) {
-    fill_random(*b->net->blob("data"), 10);
-    fill_random(*b->net->blob("t"), 11);
     b->net->blob("data")->set_diff(7.f);  // a sentinel: nothing should overwrite it without force_backward
-    b->net->clear_param_diffs();
-    b->net->forward_backward(*b->ctx);
+    forward_backward_on_random(*b, {"data", "t"}, 10);
   }
   CHECK_FALSE(plain->net->layer_needs_backward(0));
   CHECK(plain->net->layer_needs_backward(1));
@@ -425,10 +412,7 @@ TEST_CASE("net: loss_weight 2 doubles the reported loss and every gradient") {
   std::vector<float> wd[2], bd[2], xd[2];
   int k = 0;
   for (auto* b : {one.get(), two.get()}) {
-    fill_random(*b->net->blob("data"), 12);
-    fill_random(*b->net->blob("t"), 13);
-    b->net->clear_param_diffs();
-    loss[k] = b->net->forward_backward(*b->ctx);
+    loss[k] = forward_backward_on_random(*b, {"data", "t"}, 12);
     wd[k] = diff_of(*b->net->layer_by_name("ip")->blobs()[0]);
     bd[k] = diff_of(*b->net->layer_by_name("ip")->blobs()[1]);
     xd[k] = diff_of(*b->net->blob("data"));
@@ -464,9 +448,7 @@ TEST_CASE("net: propagate_down false stops the gradient into that bottom") {
   auto stopped = make("[true, false]");
   auto both = make("[true, true]");
   for (auto* b : {stopped.get(), both.get()}) {
-    fill_random(*b->net->blob("data"), 14);
-    b->net->clear_param_diffs();
-    b->net->forward_backward(*b->ctx);
+    forward_backward_on_random(*b, {"data"}, 14);
   }
   Net& net = *stopped->net;
   CHECK(net.layer_needs_backward(index_of(net, "ip1")));
@@ -500,10 +482,7 @@ TEST_CASE("net: lr_mult 0 freezes a parameter: no gradient is computed for it") 
   REQUIRE(net.learnable_params().size() == 2);
   CHECK(net.params_lr() == std::vector<float>{0.f, 1.f});
   CHECK(net.layer_needs_backward(index_of(net, "ip")));
-  fill_random(*net.blob("data"), 15);
-  fill_random(*net.blob("t"), 16);
-  net.clear_param_diffs();
-  net.forward_backward(*b->ctx);
+  forward_backward_on_random(*b, {"data", "t"}, 15);
   CHECK(all_zero(diff_of(*ip.blobs()[0])));
   const auto bias = diff_of(*ip.blobs()[1]);
   CHECK_FALSE(all_zero(bias));
@@ -560,9 +539,7 @@ TEST_CASE("net: layers whose outputs reach no loss skip backward") {
   CHECK_FALSE(net.layer_needs_backward(index_of(net, "side")));
   CHECK_FALSE(net.layer_needs_backward(index_of(net, "side_relu")));
   CHECK_FALSE(net.layer_needs_backward(index_of(net, "input")));
-  fill_random(*net.blob("data"), 17);
-  net.clear_param_diffs();
-  net.forward_backward(*b->ctx);
+  forward_backward_on_random(*b, {"data"}, 17);
   CHECK(all_zero(diff_of(*net.layer_by_name("side")->blobs()[0])));
   CHECK(all_zero(diff_of(*net.layer_by_name("side")->blobs()[1])));
   CHECK_FALSE(all_zero(diff_of(*net.layer_by_name("ip")->blobs()[0])));
@@ -583,10 +560,7 @@ TEST_CASE("net: a loss weight on a top that another layer also consumes counts b
   CHECK(net.layer_name(2) == "p_ip_0_split");
   CHECK(net.layer(1).loss_weight(0) == 0.f);
   CHECK(net.layer(2).loss_weight(0) == 0.5f);
-  fill_random(*net.blob("data"), 18);
-  fill_random(*net.blob("t"), 19);
-  net.clear_param_diffs();
-  const float total = net.forward_backward(*b->ctx);
+  const float total = forward_backward_on_random(*b, {"data", "t"}, 18);
   const Blob &p = *net.blob("p"), &t = *net.blob("t");
   double sum = 0, sq = 0;
   for (int i = 0; i < 4; ++i) {

@@ -7,13 +7,10 @@
 
 using namespace crema;
 
-namespace {
+using test::check_values;
+using test::fill_counting;
 
-// x[i] = first + i.
-void fill_counting(Blob& b, float first) {
-  float* p = b.mutable_cpu_data();
-  for (int i = 0; i < b.count(); ++i) p[i] = first + static_cast<float>(i);
-}
+namespace {
 
 // Distinct values 0.05 apart in random order, so that no max is tied, even after a
 // gradient-check step of 0.01.
@@ -24,14 +21,6 @@ void fill_distinct(Blob& b, uint64_t seed) {
   for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(static_cast<uint32_t>(i))]);
   for (int i = 0; i < b.count(); ++i)
     b.mutable_cpu_data()[i] = 0.05f * static_cast<float>(order[static_cast<size_t>(i)] - b.count() / 2);
-}
-
-void check_values(const Blob& b, const std::vector<float>& want) {
-  REQUIRE(static_cast<int>(want.size()) == b.count());
-  for (int i = 0; i < b.count(); ++i) {
-    INFO("element " << i);
-    CHECK(b.cpu_data()[i] == doctest::Approx(want[static_cast<size_t>(i)]));
-  }
 }
 
 // Sets up and runs the layer on `x`.

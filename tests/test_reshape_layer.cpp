@@ -5,11 +5,7 @@ using namespace crema;
 namespace {
 
 std::vector<int> reshaped(const std::string& params, const std::vector<int>& shape = {2, 3, 6, 5}) {
-  auto t = test::make_layer("{type: Reshape, reshape_param: " + params + "}");
-  Blob x(shape), y;
-  Context ctx(1);
-  t.layer->setup(ctx, {&x}, {&y});
-  return y.shape();
+  return test::top_shape("{type: Reshape, reshape_param: " + params + "}", shape);
 }
 
 using Shape = std::vector<int>;
@@ -54,12 +50,8 @@ TEST_CASE("Reshape shares data, follows a new bottom shape, and hands its gradie
   test::fill_gaussian(x, rng);
   Context ctx(1);
   t.layer->setup(ctx, {&x}, {&y});
-  t.layer->forward(ctx, {&x}, {&y});
+  test::check_view_forward_backward(*t.layer, ctx, x, y);
   CHECK(y.shape() == Shape{2, 6});
-  CHECK(y.cpu_data() == x.cpu_data());
-  for (int i = 0; i < y.count(); ++i) y.mutable_cpu_diff()[i] = static_cast<float>(i);
-  t.layer->backward(ctx, {&y}, {true}, {&x});
-  for (int i = 0; i < x.count(); ++i) CHECK(x.cpu_diff()[i] == static_cast<float>(i));
   // A larger batch later: forward reshapes again and shares the new memory.
   x.reshape({4, 3, 2});
   test::fill_gaussian(x, rng);
@@ -70,9 +62,5 @@ TEST_CASE("Reshape shares data, follows a new bottom shape, and hands its gradie
 }
 
 TEST_CASE("Reshape gradient") {
-  auto t = test::make_layer("{type: Reshape, reshape_param: {shape: {dim: [0, -1, 2]}}}");
-  Blob x({2, 3, 2, 2}), y;
-  Rng rng(3);
-  test::fill_gaussian(x, rng);
-  test::check_gradients(*t.layer, {&x}, {&y});
+  test::check_gradients("{type: Reshape, reshape_param: {shape: {dim: [0, -1, 2]}}}", {.shape = {2, 3, 2, 2}});
 }

@@ -17,30 +17,9 @@ TEST_CASE("Sigmoid forward is 1 / (1 + e^-x), saturating without overflow") {
 }
 
 TEST_CASE("Sigmoid in place gives the same top and gradient as out of place") {
-  Rng rng(5);
-  Blob x({2, 3, 4}), y, x_in_place({2, 3, 4});
-  test::fill_gaussian(x, rng, 2.f);
-  x_in_place.copy_from(x);
-  Context ctx(1);
-  auto out = test::make_layer("{type: Sigmoid}");
-  auto in = test::make_layer("{type: Sigmoid}");
-  out.layer->setup(ctx, {&x}, {&y});
-  in.layer->setup(ctx, {&x_in_place}, {&x_in_place});
-  out.layer->forward(ctx, {&x}, {&y});
-  in.layer->forward(ctx, {&x_in_place}, {&x_in_place});
-  for (int i = 0; i < x.count(); ++i) y.mutable_cpu_diff()[i] = x_in_place.mutable_cpu_diff()[i] = 0.1f * i - 1;
-  out.layer->backward(ctx, {&y}, {true}, {&x});
-  in.layer->backward(ctx, {&x_in_place}, {true}, {&x_in_place});
-  for (int i = 0; i < x.count(); ++i) {
-    CHECK(x_in_place.cpu_data()[i] == y.cpu_data()[i]);
-    CHECK(x_in_place.cpu_diff()[i] == x.cpu_diff()[i]);
-  }
+  test::check_in_place_matches_out_of_place("{type: Sigmoid}", {.shape = {2, 3, 4}, .stddev = 2.f, .seed = 5});
 }
 
 TEST_CASE("Sigmoid gradient") {
-  auto t = test::make_layer("{type: Sigmoid, sigmoid_param: {engine: CAFFE}}");
-  Blob x({2, 3, 4, 5}), y;
-  Rng rng(3);
-  test::fill_gaussian(x, rng, 2.f);
-  test::check_gradients(*t.layer, {&x}, {&y});
+  test::check_gradients("{type: Sigmoid, sigmoid_param: {engine: CAFFE}}", {.shape = {2, 3, 4, 5}, .stddev = 2.f});
 }

@@ -54,33 +54,13 @@ TEST_CASE("Softmax normalises along the chosen axis") {
 }
 
 TEST_CASE("Softmax in place gives the same top and gradient as out of place") {
-  Rng rng(5);
-  Blob x({2, 4, 3}), y, x_in_place({2, 4, 3});
-  test::fill_gaussian(x, rng);
-  x_in_place.copy_from(x);
-  Context ctx(1);
-  auto out = test::make_layer("{type: Softmax}");
-  auto in = test::make_layer("{type: Softmax}");
-  out.layer->setup(ctx, {&x}, {&y});
-  in.layer->setup(ctx, {&x_in_place}, {&x_in_place});
-  out.layer->forward(ctx, {&x}, {&y});
-  in.layer->forward(ctx, {&x_in_place}, {&x_in_place});
-  for (int i = 0; i < x.count(); ++i) y.mutable_cpu_diff()[i] = x_in_place.mutable_cpu_diff()[i] = 0.1f * i - 1;
-  out.layer->backward(ctx, {&y}, {true}, {&x});
-  in.layer->backward(ctx, {&x_in_place}, {true}, {&x_in_place});
-  for (int i = 0; i < x.count(); ++i) {
-    CHECK(x_in_place.cpu_data()[i] == doctest::Approx(y.cpu_data()[i]));
-    CHECK(x_in_place.cpu_diff()[i] == doctest::Approx(x.cpu_diff()[i]));
-  }
+  test::check_in_place_matches_out_of_place("{type: Softmax}", {.shape = {2, 4, 3}, .seed = 5}, test::Compare::approx);
 }
 
 TEST_CASE("Softmax gradient") {
   for (const char* cfg : {"{type: Softmax}", "{type: Softmax, softmax_param: {axis: 0}}",
                           "{type: Softmax, softmax_param: {axis: -1, engine: CAFFE}}"}) {
-    auto t = test::make_layer(cfg);
-    Blob x({2, 3, 2, 2}), y;
-    Rng rng(3);
-    test::fill_gaussian(x, rng);
-    test::check_gradients(*t.layer, {&x}, {&y});
+    CAPTURE(std::string(cfg));
+    test::check_gradients(cfg, {.shape = {2, 3, 2, 2}});
   }
 }
