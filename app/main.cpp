@@ -7,7 +7,10 @@
 
 #include <iostream>
 
+#include "app/classify.hpp"
 #include "app/commands.hpp"
+#include "app/convert.hpp"
+#include "app/imageset.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
 
@@ -42,7 +45,7 @@ void setup_logging(const std::string& log_file) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"crema: train Caffe-style neural networks from YAML configs"};
+  CLI::App app{"crema: train Caffe-style neural networks from YAML or prototxt configs"};
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "Print the version and the compiled-in backends");
@@ -52,11 +55,11 @@ int main(int argc, char** argv) {
   crema::app::TrainOptions train;
   std::vector<std::string> train_weights;
   auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
-  train_cmd->add_option("solver", train.solver, "Solver config (YAML)")->required();
-  train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel.h5), comma-separated; later files win");
+  train_cmd->add_option("solver", train.solver, "Solver config (YAML or prototxt)")->required();
+  train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win");
   std::vector<std::string> train_reinit;
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them");
-  train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate.h5");
+  train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate or .solverstate.h5");
   train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)");
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)");
   train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
@@ -65,8 +68,8 @@ int main(int argc, char** argv) {
   crema::app::TestOptions test;
   std::vector<std::string> test_weights;
   auto* test_cmd = app.add_subcommand("test", "Score a trained net (TEST phase)");
-  test_cmd->add_option("--model", test.model, "Net config (YAML)")->required();
-  test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel.h5), comma-separated");
+  test_cmd->add_option("--model", test.model, "Net config (YAML or prototxt)")->required();
+  test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated");
   test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(CLI::PositiveNumber);
   test_cmd->add_option("--gpu", test.gpu, "GPU device id");
   test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
@@ -74,12 +77,48 @@ int main(int argc, char** argv) {
 
   crema::app::TimeOptions time;
   auto* time_cmd = app.add_subcommand("time", "Benchmark each layer's forward and backward pass");
-  time_cmd->add_option("--model", time.model, "Net config (YAML)")->required();
+  time_cmd->add_option("--model", time.model, "Net config (YAML or prototxt)")->required();
   time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(CLI::PositiveNumber);
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--gpu", time.gpu, "GPU device id");
   time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+
+  crema::app::ConvertOptions convert;
+  auto* convert_cmd = app.add_subcommand("convert", "Convert a net or solver between prototxt and YAML, upgrading old Caffe formats");
+  convert_cmd->add_option("input", convert.input, "Net or solver (.prototxt or .yaml), or binary weights (.caffemodel)")->required();
+  convert_cmd->add_option("-o,--output", convert.output, "Output file: .yaml/.yml for YAML, .prototxt/.pt for prototxt, .caffemodel.h5 for weights")
+      ->required();
+
+  crema::app::ClassifyOptions classify;
+  std::vector<std::string> classify_weights, classify_mean;
+  auto* classify_cmd = app.add_subcommand("classify", "Print the top classes for images (Caffe's classification example)");
+  classify_cmd->add_option("--model", classify.model, "Deploy net starting with an Input layer (YAML or prototxt)")->required();
+  classify_cmd->add_option("--weights", classify_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated");
+  classify_cmd->add_option("--mean-value", classify_mean, "Mean subtracted per channel: one value or one per channel");
+  classify_cmd->add_option("--mean-file", classify.mean_file, "Mean image (.binaryproto); its per-channel means are used");
+  classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)");
+  classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
+  classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(CLI::PositiveNumber);
+  classify_cmd->add_option("--gpu", classify.gpu, "GPU device id");
+  classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
+
+  crema::app::ConvertImagesetOptions imageset;
+  auto* imageset_cmd = app.add_subcommand("convert-imageset", "Write listed images into an LMDB of Caffe Datums (Caffe's convert_imageset)");
+  imageset_cmd->add_option("root", imageset.root, "Folder the list's paths are relative to")->required();
+  imageset_cmd->add_option("list", imageset.list, "List file: one 'path label' per line")->required();
+  imageset_cmd->add_option("output", imageset.output, "New LMDB directory (must not exist)")->required();
+  imageset_cmd->add_option("--resize", imageset.resize, "Resize every image to WIDTHxHEIGHT, e.g. 256x256");
+  imageset_cmd->add_flag("--gray", imageset.gray, "Store grey images (1 channel) instead of BGR");
+  imageset_cmd->add_flag("--shuffle", imageset.shuffle, "Shuffle the list before writing");
+  imageset_cmd->add_flag("--encoded", imageset.encoded, "Store the image files (JPEG/PNG) instead of raw pixels");
+  imageset_cmd->add_option("--seed", imageset.seed, "Seed for --shuffle (default: from the clock, printed)")
+      ->check(CLI::NonNegativeNumber);
+
+  crema::app::ComputeMeanOptions mean;
+  auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");
+  mean_cmd->add_option("db", mean.db, "LMDB of Datums")->required();
+  mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
 
   try {
     app.parse(argc, argv);
@@ -91,7 +130,9 @@ int main(int argc, char** argv) {
     std::cout << crema::app::version_text();
     return 0;
   }
-  if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd)) {
+  if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd) &&
+      !app.got_subcommand(convert_cmd) && !app.got_subcommand(classify_cmd) && !app.got_subcommand(imageset_cmd) &&
+      !app.got_subcommand(mean_cmd)) {
     std::cout << app.help();
     return 2;
   }
@@ -106,6 +147,20 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(test_cmd)) {
       test.weights = split_commas(test_weights);
       return crema::app::test(test);
+    }
+    if (app.got_subcommand(convert_cmd)) return crema::app::convert(convert);
+    if (app.got_subcommand(imageset_cmd)) return crema::app::convert_imageset(imageset);
+    if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
+    if (app.got_subcommand(classify_cmd)) {
+      classify.weights = split_commas(classify_weights);
+      for (const auto& v : split_commas(classify_mean)) {
+        try {
+          classify.mean_value.push_back(std::stof(v));
+        } catch (const std::exception&) {
+          throw crema::ConfigError(crema::Mark{}, "--mean-value", "expected numbers, got '" + v + "'");
+        }
+      }
+      return crema::app::classify(classify);
     }
     return crema::app::time(time);
   } catch (const crema::ConfigError& e) {

@@ -232,11 +232,14 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
       if (w != 0.f) spdlog::info("    with loss weight {}", w);
     }
   layers_.push_back(std::move(layer));
-  resolve_params(static_cast<int>(li), spec);
+  resolve_params(static_cast<int>(li));
 }
 
-void Net::resolve_params(int li, const LayerSpec& spec) {
+void Net::resolve_params(int li) {
   Layer& layer = *layers_[static_cast<size_t>(li)];
+  // The layer's own copy of the spec, as in Caffe's AppendParam: a layer may fix its
+  // param entries in its constructor (BatchNorm gives its statistics lr_mult 0).
+  const LayerSpec& spec = layer.spec();
   auto& blobs = layer.blobs();
   if (spec.param.size() > blobs.size())
     spec.fail("has " + std::to_string(spec.param.size()) + " 'param' entries but the " + layer.type() + " layer has " +

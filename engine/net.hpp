@@ -86,7 +86,7 @@ class Net {
 
  private:
   void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
-  void resolve_params(int layer_index, const LayerSpec& spec);
+  void resolve_params(int layer_index);
   void compute_backward_needs(bool force_backward);
 
   std::string name_;

@@ -2,17 +2,51 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numbers>
 
 #include "engine/error.hpp"
 #include "engine/math.hpp"
+#include "engine/update_rules.hpp"
 
 namespace crema {
 
 namespace {
-const std::vector<std::string> kPolicies = {"fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid"};
-const std::vector<std::string> kSolverTypes = {"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"};
+const std::vector<std::string> kPolicies = {"fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid", "cosine"};
+
+// Refuses hyper-parameters an update rule cannot work with, at the offending key.
+void check_rule_params(MapReader& r, const SolverSpec& s) {
+  auto fail_at = [&](const char* key, const std::string& message) {
+    if (const Node* n = r.find(key)) n->fail(message);
+    r.fail(key, message);  // a default that does not fit: point at the solver map
+  };
+  auto unit_interval = [&](const char* key, float v, const std::string& what) {
+    if (!(v >= 0.f && v < 1.f)) fail_at(key, std::string(key) + " (" + what + ") must lie in [0, 1) for " + s.type);
+  };
+  const std::string& t = s.type;
+  // Caffe stops on these with a CHECK; here they are config errors.
+  if ((t == "AdaGrad" || t == "RMSProp") && s.momentum != 0.f)
+    fail_at("momentum",
+            "momentum cannot be used with " + t + "; remove it (or use type: Adam, whose momentum is beta1)");
+  if (t == "RMSProp") unit_interval("rms_decay", s.rms_decay, "the decay of the squared-gradient average");
+  if (t == "AdaDelta") unit_interval("momentum", s.momentum, "AdaDelta's decay");
+  if (t == "Adam" || t == "AdamW") {
+    unit_interval("momentum", s.momentum, "beta1");
+    unit_interval("momentum2", s.momentum2, "beta2");
+  }
+  // δ keeps the adaptive steps finite where a gradient and its history are zero.
+  if (t != "SGD" && t != "Nesterov" && !(s.delta > 0.f))
+    fail_at("delta", "delta must be positive for " + t + " (it guards the division; Caffe's default is 1e-8)");
+}
+
+// out += coeff·w (L2) or coeff·sign(w) (L1).
+void add_decay(int n, float coeff, const float* w, bool l1, float* out) {
+  // w, out: (n)
+  if (!l1) return cpu_axpy(n, coeff, w, out);
+  for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
+}
 
 NetState parse_state(MapReader r, Phase default_phase) {
   NetState s;
@@ -31,15 +65,14 @@ SolverSpec SolverSpec::parse(const Node& root) {
   const Node& net = r.required("net");
   if (!net.is_map()) net.fail("expected the net as a map (or a path to a net file)");
   s.net = &net;
-  if (const Node* t = r.find("type")) {
-    s.type = kSolverTypes[static_cast<size_t>(enum_value(*t, kSolverTypes))];
-    if (s.type != "SGD")
-      t->fail("solver type '" + s.type + "' is not available in this version of crema yet; use type: SGD");
-  }
-  // Caffe's legacy `solver_type: SGD` enum spelling.
-  if (const Node* t = r.find("solver_type")) {
-    const int v = enum_value(*t, {"SGD", "NESTEROV", "ADAGRAD", "RMSPROP", "ADADELTA", "ADAM"});
-    if (v != 0) t->fail("this solver type is not available in this version of crema yet; use SGD");
+  std::vector<std::string> types;
+  for (const UpdateRule& u : update_rules()) types.push_back(u.type);
+  const Node* type = r.find("type");
+  if (type) s.type = types[static_cast<size_t>(enum_value(*type, types))];
+  // Caffe's legacy `solver_type: NESTEROV` enum spelling.
+  if (const Node* legacy = r.find("solver_type")) {
+    if (type) legacy->fail("both type and the legacy solver_type are set; keep only type: " + s.type);
+    s.type = legacy_update_rule(*legacy).type;
   }
   s.base_lr = r.required("base_lr").as_float();
   if (const Node* p = r.find("lr_policy")) s.lr_policy = kPolicies[static_cast<size_t>(enum_value(*p, kPolicies))];
@@ -47,6 +80,9 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.power = r.get_float("power", 0.f);
   s.stepsize = r.get_int("stepsize", 0);
   s.stepvalue = r.get_ints("stepvalue");
+  s.min_lr = r.get_float("min_lr", 0.f);
+  s.warmup_iter = r.get_int("warmup_iter", 0);
+  s.warmup_start_lr = r.get_float("warmup_start_lr", 0.f);
   s.momentum = r.get_float("momentum", 0.f);
   s.weight_decay = r.get_float("weight_decay", 0.f);
   s.regularization_type = r.get_string("regularization_type", "L2");
@@ -89,7 +125,18 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (s.lr_policy == "step") positive("stepsize", s.stepsize), positive("gamma", s.gamma);
   if (s.lr_policy == "exp" || s.lr_policy == "inv" || s.lr_policy == "multistep") positive("gamma", s.gamma);
   if (s.lr_policy == "multistep" && s.stepvalue.empty()) r.fail("stepvalue", "lr_policy multistep needs stepvalue");
-  if (s.lr_policy == "poly" && s.max_iter == 0) r.fail("max_iter", "lr_policy poly needs max_iter > 0");
+  if ((s.lr_policy == "poly" || s.lr_policy == "cosine") && s.max_iter == 0)
+    r.fail("max_iter", "lr_policy " + s.lr_policy + " needs max_iter > 0");
+  if (const Node* m = r.find("min_lr")) {
+    if (s.lr_policy != "cosine") m->fail("min_lr is the floor of lr_policy cosine; remove it or use lr_policy: cosine");
+    if (s.min_lr < 0.f || s.min_lr > s.base_lr) m->fail("min_lr must lie between 0 and base_lr");
+  }
+  if (s.warmup_iter < 0) r.find("warmup_iter")->fail("warmup_iter must not be negative");
+  if (const Node* w = r.find("warmup_start_lr")) {
+    if (s.warmup_iter == 0) w->fail("warmup_start_lr needs warmup_iter (the number of warm-up iterations)");
+    if (s.warmup_start_lr < 0.f) w->fail("warmup_start_lr must not be negative");
+  }
+  check_rule_params(r, s);
   for (size_t i = 1; i < s.stepvalue.size(); ++i)
     if (s.stepvalue[i] <= s.stepvalue[i - 1]) r.fail("stepvalue", "stepvalue must be increasing");
   if (s.test_interval < 0) r.fail("test_interval", "test_interval must not be negative");
@@ -99,32 +146,46 @@ SolverSpec SolverSpec::parse(const Node& root) {
   return s;
 }
 
-float learning_rate(const SolverSpec& s, int iter, int* current_step) {
+namespace {
+// The policy's rate before any warm-up.
+double policy_rate(const SolverSpec& s, int iter, int* current_step) {
   const double base = s.base_lr, it = iter;
-  if (s.lr_policy == "fixed") return s.base_lr;
+  if (s.lr_policy == "fixed") return base;
   if (s.lr_policy == "step") {
     *current_step = iter / s.stepsize;
-    return static_cast<float>(base * std::pow(static_cast<double>(s.gamma), *current_step));
+    return base * std::pow(static_cast<double>(s.gamma), *current_step);
   }
-  if (s.lr_policy == "exp") return static_cast<float>(base * std::pow(static_cast<double>(s.gamma), it));
+  if (s.lr_policy == "exp") return base * std::pow(static_cast<double>(s.gamma), it);
   if (s.lr_policy == "inv")
-    return static_cast<float>(base * std::pow(1.0 + static_cast<double>(s.gamma) * it, -static_cast<double>(s.power)));
+    return base * std::pow(1.0 + static_cast<double>(s.gamma) * it, -static_cast<double>(s.power));
   if (s.lr_policy == "multistep") {
     // Advances at most one step value per iteration, as Caffe does.
     if (*current_step < static_cast<int>(s.stepvalue.size()) && iter >= s.stepvalue[static_cast<size_t>(*current_step)]) {
       ++*current_step;
       spdlog::info("MultiStep Status: Iteration {}, step = {}", iter, *current_step);
     }
-    return static_cast<float>(base * std::pow(static_cast<double>(s.gamma), *current_step));
+    return base * std::pow(static_cast<double>(s.gamma), *current_step);
   }
-  if (s.lr_policy == "poly")
-    return static_cast<float>(base * std::pow(1.0 - it / s.max_iter, static_cast<double>(s.power)));
-  if (s.lr_policy == "sigmoid")
-    return static_cast<float>(base / (1.0 + std::exp(-static_cast<double>(s.gamma) * (it - s.stepsize))));
+  if (s.lr_policy == "poly") return base * std::pow(1.0 - it / s.max_iter, static_cast<double>(s.power));
+  if (s.lr_policy == "sigmoid") return base / (1.0 + std::exp(-static_cast<double>(s.gamma) * (it - s.stepsize)));
+  if (s.lr_policy == "cosine") {
+    // Half a cosine from base_lr down to min_lr at max_iter, where it stays.
+    const double floor = s.min_lr, progress = std::min(it, static_cast<double>(s.max_iter)) / s.max_iter;
+    return floor + (base - floor) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+  }
   throw Error("unknown lr_policy '" + s.lr_policy + "'");
 }
+}  // namespace
 
-Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx) : spec_(spec), ctx_(ctx) {
+float learning_rate(const SolverSpec& s, int iter, int* current_step) {
+  const double rate = policy_rate(s, iter, current_step);
+  if (iter >= s.warmup_iter) return static_cast<float>(rate);
+  const double start = s.warmup_start_lr;
+  return static_cast<float>(start + (rate - start) * iter / s.warmup_iter);
+}
+
+Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
+    : spec_(spec), ctx_(ctx), rule_(&update_rule(spec.type)) {
   spdlog::info("Creating training net");
   net_ = std::make_unique<Net>(net_spec, spec_.train_state, ctx_);
   if (spec_.test_interval > 0 || !spec_.test_iter.empty()) {
@@ -137,7 +198,9 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx) : 
     throw ConfigError(spec_.mark, "test_iter",
                       "test_iter has " + std::to_string(spec_.test_iter.size()) + " value(s) but there are " +
                           std::to_string(test_nets_.size()) + " test net(s)");
-  for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
+  // Caffe's layout: a full set of K blobs per history kind, one after the other.
+  for (int h = 0; h < rule_->histories; ++h)
+    for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
   spdlog::info("Solver scaffolding done.");
 }
 
@@ -283,26 +346,25 @@ void Solver::apply_update() {
       for (Blob* p : params) cpu_scale(p->count(), scale, p->mutable_cpu_diff());
     }
   }
+  const bool l1 = spec_.regularization_type == "L1";
   for (size_t i = 0; i < params.size(); ++i) {
     Blob& p = *params[i];
     const int n = p.count();
-    // 3. Regularise.
     const float decay = spec_.weight_decay * net_->params_decay()[i];
-    if (decay != 0.f) {
-      const float* w = p.cpu_data();  // (n)
-      float* g = p.mutable_cpu_diff();  // (n)
-      if (spec_.regularization_type == "L2") {
-        cpu_axpy(n, decay, w, g);
-      } else {
-        for (int j = 0; j < n; ++j) g[j] += decay * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
-      }
-    }
-    // 4. SGD with momentum: V = momentum V + rate lr_mult g; the update is V.
-    const float local_rate = rate * net_->params_lr()[i];
-    float* v = history_[i]->mutable_cpu_data();  // (n)
-    float* g = p.mutable_cpu_diff();              // (n)
-    cpu_axpby(n, local_rate, g, spec_.momentum, v);
-    cpu_copy(n, v, g);
+    UpdateInput in;
+    in.n = n;
+    in.rate = rate * net_->params_lr()[i];
+    in.t = iter_ + 1;
+    in.g = p.mutable_cpu_diff();                    // (n)
+    in.h1 = history_[i]->mutable_cpu_data();        // (n)
+    if (rule_->histories > 1) in.h2 = history_[i + params.size()]->mutable_cpu_data();  // (n)
+    const float* w = p.cpu_data();                  // (n)
+    // 3. Regularise: Caffe adds the decay to the gradient, for every type but AdamW.
+    if (decay != 0.f && !rule_->decoupled_decay) add_decay(n, decay, w, l1, in.g);
+    // 4. The type's rule turns g into the step.
+    rule_->compute(spec_, in);
+    // AdamW: the decay goes beside the step, at the step's rate (w −= rate·wd·w).
+    if (decay != 0.f && rule_->decoupled_decay) add_decay(n, in.rate * decay, w, l1, in.g);
   }
   net_->update();
 }
@@ -337,15 +399,19 @@ SolverState Solver::state() const {
 
 void Solver::restore(const SolverState& s) {
   if (!s.type.empty() && s.type != spec_.type)
-    throw Error("the snapshot was written by a " + s.type + " solver but this config uses " + spec_.type +
+    throw Error("the snapshot was written with type: " + s.type + " but this config uses type: " + spec_.type +
                 "; resume with the same solver type (or start from its weights with --weights)");
-  if (s.history.size() != history_.size())
-    throw Error("the snapshot holds " + std::to_string(s.history.size()) + " history blobs but this net has " +
-                std::to_string(history_.size()) + " learnable parameters; it belongs to another net");
+  if (s.history.size() != history_.size()) {
+    const size_t params = net_->learnable_params().size();
+    const std::string per = rule_->histories == 1 ? "one per learnable parameter" : "two per learnable parameter";
+    throw Error("the snapshot holds " + std::to_string(s.history.size()) + " history blobs but this " + spec_.type +
+                " solver on this net keeps " + std::to_string(history_.size()) + " (" + per + ", " +
+                std::to_string(params) + " parameters); it belongs to another net or another solver type");
+  }
   for (size_t i = 0; i < history_.size(); ++i) {
     if (s.history[i].count() != history_[i]->count())
       throw Error("history blob " + std::to_string(i) + " in the snapshot has shape " + s.history[i].shape_string() +
-                  " but the parameter has shape " + history_[i]->shape_string());
+                  " but this solver's has shape " + history_[i]->shape_string());
     history_[i]->copy_from(s.history[i]);
   }
   iter_ = s.iter;

@@ -1,7 +1,8 @@
-// Solver: Caffe's training loop and SGD update. The step order, learning-rate
-// policies and regularisation follow ../shared/reference/caffe-compat.md. Files
-// are not the engine's business: snapshots are handed to a callback the app sets,
-// and the full training state is exposed as SolverState for io/ to persist.
+// Solver: Caffe's training loop and its update pipeline. The step order, learning-rate
+// policies and regularisation follow ../shared/reference/caffe-compat.md; what each
+// solver `type` does with the regularised gradient lives in engine/update_rules.hpp.
+// Files are not the engine's business: snapshots are handed to a callback the app
+// sets, and the full training state is exposed as SolverState for io/ to persist.
 #pragma once
 
 #include <functional>
@@ -17,15 +18,21 @@
 
 namespace crema {
 
+struct UpdateRule;
+
 struct SolverSpec {
   const Node* net = nullptr;  // the net map (io/ resolves `net: file.yaml` into it)
-  std::string type = "SGD";
+  std::string type = "SGD";  // an UpdateRule::type (engine/update_rules.hpp)
   // Learning rate and its policy.
   float base_lr = 0.f;
   std::string lr_policy = "fixed";
   float gamma = 0.f, power = 0.f;
   int stepsize = 0;
   std::vector<int> stepvalue;
+  float min_lr = 0.f;  // cosine's floor
+  // Linear warm-up in front of any policy (crema's extension; 0 = off).
+  int warmup_iter = 0;
+  float warmup_start_lr = 0.f;
   // Update.
   float momentum = 0.f, weight_decay = 0.f;
   std::string regularization_type = "L2";
@@ -57,6 +64,10 @@ struct SolverSpec {
 };
 
 // Learning rate after `iter` updates; `current_step` is the multistep/step state.
+// With warmup_iter N > 0, iterations before N ramp linearly from warmup_start_lr s
+// into the policy: lr = s + (policy(iter) − s)·iter/N. The policy runs underneath
+// for every iteration (its step state advances as without warm-up), so the rate
+// reaches the policy's own value at iter = N with no jump.
 float learning_rate(const SolverSpec& spec, int iter, int* current_step);
 
 // Everything an exact resume needs.
@@ -64,7 +75,10 @@ struct SolverState {
   std::string type;
   int iter = 0;
   int current_step = 0;
-  std::vector<Blob> history;  // one per learnable parameter (SGD momentum)
+  // Caffe's layout: K blobs in learnable-parameter order (SGD/Nesterov momentum,
+  // AdaGrad/RMSProp's H, AdaDelta's H, Adam's m), then for AdaDelta, Adam and AdamW
+  // K more (AdaDelta's D, Adam's v).
+  std::vector<Blob> history;
   std::string rng_state;
   std::vector<float> recent_losses;  // smoothing window for the displayed loss
   float smoothed_loss = 0.f;
@@ -109,6 +123,7 @@ class Solver {
 
   SolverSpec spec_;
   Context& ctx_;
+  const UpdateRule* rule_;
   std::unique_ptr<Net> net_;
   std::vector<std::unique_ptr<Net>> test_nets_;
   int iter_ = 0;

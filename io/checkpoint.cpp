@@ -11,6 +11,7 @@
 #include <set>
 
 #include "engine/error.hpp"
+#include "io/caffe_binary.hpp"
 #include "io/hdf5.hpp"
 
 namespace crema::io {
@@ -75,32 +76,66 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
 
 std::string snapshot_base(const std::string& prefix, int iter) { return prefix + "_iter_" + std::to_string(iter); }
 
-void save_weights(const Net& net, const std::string& path, bool with_diff) {
+namespace {
+
+// One writer for both sources of weights: every layer gets a group (parameter-free
+// ones too, as Caffe writes them), each listed blob a dataset under its index.
+struct BlobEntry {
+  std::string layer;
+  size_t index;
+  const Blob* blob;
+};
+
+void write_weights_file(const std::string& path, const std::vector<std::string>& layers,
+                        const std::vector<BlobEntry>& blobs, bool with_diff) {
   write_atomically(path, [&](const std::string& tmp) {
     H5File f(tmp, H5File::Mode::Create);
     f.create_group("data");
     if (with_diff) f.create_group("diff");
-    std::set<std::string> written;
-    for (int i = 0; i < net.num_layers(); ++i) {
-      const Layer& layer = net.layer(i);
-      // Split layers are inserted by crema, not written by the user.
-      if (std::string(layer.type()) == "Split") continue;
-      const std::string g = escape_h5_name(layer.name());
-      if (!written.insert(g).second) continue;
-      f.create_group("data/" + g);
-      if (with_diff) f.create_group("diff/" + g);
-      for (size_t j = 0; j < layer.blobs().size(); ++j) {
-        if (net.param_is_shared(i, static_cast<int>(j))) continue;  // weight-tied copies are not written
-        const Blob& b = *layer.blobs()[j];
-        f.write_floats("data/" + g + "/" + std::to_string(j), b.shape(), b.cpu_data());
-        if (with_diff) f.write_floats("diff/" + g + "/" + std::to_string(j), b.shape(), b.cpu_diff());
-      }
+    for (const auto& layer : layers) {
+      f.create_group("data/" + escape_h5_name(layer));
+      if (with_diff) f.create_group("diff/" + escape_h5_name(layer));
+    }
+    for (const auto& e : blobs) {
+      const std::string name = escape_h5_name(e.layer) + "/" + std::to_string(e.index);
+      f.write_floats("data/" + name, e.blob->shape(), e.blob->cpu_data());
+      if (with_diff) f.write_floats("diff/" + name, e.blob->shape(), e.blob->cpu_diff());
     }
     f.flush();
   });
 }
 
+}  // namespace
+
+void save_weights(const Net& net, const std::string& path, bool with_diff) {
+  std::vector<std::string> layers;
+  std::vector<BlobEntry> blobs;
+  std::set<std::string> seen;
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const Layer& layer = net.layer(i);
+    // Split layers are inserted by crema, not written by the user.
+    if (std::string(layer.type()) == "Split" || !seen.insert(layer.name()).second) continue;
+    layers.push_back(layer.name());
+    for (size_t j = 0; j < layer.blobs().size(); ++j)
+      if (!net.param_is_shared(i, static_cast<int>(j)))  // weight-tied copies are not written
+        blobs.push_back({layer.name(), j, layer.blobs()[j].get()});
+  }
+  write_weights_file(path, layers, blobs, with_diff);
+}
+
+void save_weights(const Weights& weights, const std::string& path) {
+  std::vector<std::string> layers;
+  std::vector<BlobEntry> blobs;
+  for (const auto& lw : weights) {
+    layers.push_back(lw.layer);
+    for (const auto& [index, blob] : lw.blobs) blobs.push_back({lw.layer, static_cast<size_t>(index), &blob});
+  }
+  write_weights_file(path, layers, blobs, false);
+}
+
 Weights load_weights(const std::string& path) {
+  // By content: Caffe users name binary and HDF5 weights alike (.caffemodel).
+  if (!has_hdf5_signature(path)) return read_caffemodel(path);
   H5File f(path, H5File::Mode::Read);
   if (!f.exists("data"))
     throw Error(path + ": not a Caffe HDF5 weights file (no /data group); expected a .caffemodel.h5");
@@ -129,6 +164,22 @@ Weights load_weights(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// Whether a parameter stored with shape `file` fits the net's `net`. Besides equal
+// shapes, Caffe's rule for the legacy num/channels/height/width of binary files: they
+// are always 4-D and fit a blob of fewer axes right-aligned, with 1s in front (an
+// InnerProduct weight stored 1x1xNxK fits NxK; a bias 1x1x1xN fits N).
+bool shape_fits(const std::vector<int>& file, const std::vector<int>& net) {
+  if (file == net) return true;
+  if (file.size() != 4 || net.size() >= 4) return false;
+  const auto lead = static_cast<std::ptrdiff_t>(4 - net.size());
+  return std::all_of(file.begin(), file.begin() + lead, [](int d) { return d == 1; }) &&
+         std::equal(net.begin(), net.end(), file.begin() + lead);
+}
+
+}  // namespace
+
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name) {
   CopyReport report;
   for (const auto& lw : weights) {
@@ -149,7 +200,7 @@ CopyReport copy_weights(Net& net, const Weights& weights, const std::string& sou
                     " parameter blob(s) but the net's " + target->type() + " layer has " +
                     std::to_string(blobs.size()) + "; rename the layer in the net or pass --reinit " + lw.layer + " to re-learn it from scratch");
       }
-      if (it->second.shape() != blobs[j]->shape())
+      if (!shape_fits(it->second.shape(), blobs[j]->shape()))
         throw Error(source_name + ": layer '" + lw.layer + "' parameter " + std::to_string(j) + " has shape " +
                     it->second.shape_string() + " in the file but " + blobs[j]->shape_string() +
                     " in the net; rename the layer in the net or pass --reinit " + lw.layer + " to re-learn it from scratch");
@@ -186,11 +237,13 @@ void save_solver_state(const SolverState& s, const std::string& learned_net, con
   });
 }
 
-LoadedState load_solver_state(const std::string& path) {
+namespace {
+
+// Caffe's HDF5 layout plus crema's /crema extras; returns learned_net as written.
+std::string load_h5_solver_state(const std::string& path, LoadedState& out) {
   H5File f(path, H5File::Mode::Read);
   if (!f.exists("iter") || !f.exists("history"))
     throw Error(path + ": not a solver state file (expected Caffe's iter/history layout, a .solverstate.h5)");
-  LoadedState out;
   SolverState& s = out.state;
   s.iter = static_cast<int>(f.read_int("iter"));
   s.current_step = f.exists("current_step") ? static_cast<int>(f.read_int("current_step")) : 0;
@@ -215,8 +268,23 @@ LoadedState load_solver_state(const std::string& path) {
     for (const auto& key : f.children("crema/layer_state"))
       s.layer_states[unescape_h5_name(key)] = f.read_bytes("crema/layer_state/" + key);
   }
+  return f.exists("learned_net") ? f.read_string("learned_net") : std::string();
+}
+
+}  // namespace
+
+LoadedState load_solver_state(const std::string& path) {
+  LoadedState out;
+  std::string learned;
+  // By content, as for weights: Caffe writes .solverstate (binary) or .solverstate.h5.
+  if (has_hdf5_signature(path)) {
+    learned = load_h5_solver_state(path, out);
+  } else {
+    CaffeSolverState binary = read_binary_solver_state(path);
+    out.state = std::move(binary.state);
+    learned = std::move(binary.learned_net);
+  }
   // The weights file: next to the state file first (a moved run directory), then as written.
-  const std::string learned = f.exists("learned_net") ? f.read_string("learned_net") : std::string();
   const fs::path beside = fs::path(path).parent_path() / fs::path(learned).filename();
   if (!learned.empty() && fs::exists(beside))
     out.weights_path = beside.string();
@@ -224,7 +292,7 @@ LoadedState load_solver_state(const std::string& path) {
     out.weights_path = learned;
   else
     throw Error(path + ": its weights file '" + learned + "' was found neither next to it (" + beside.string() +
-                ") nor at that path; keep the .caffemodel.h5 beside the .solverstate.h5");
+                ") nor at that path; keep the weights file (.caffemodel or .caffemodel.h5) beside the solver state");
   return out;
 }
 

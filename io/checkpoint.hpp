@@ -28,6 +28,10 @@ struct LayerWeights {
 using Weights = std::vector<LayerWeights>;
 
 void save_weights(const Net& net, const std::string& path, bool with_diff = false);
+// Writes weights read from elsewhere (e.g. a binary .caffemodel) in the same layout.
+void save_weights(const Weights& weights, const std::string& path);
+// Reads Caffe's HDF5 layout or a binary .caffemodel (io/caffe_binary.hpp), told apart
+// by content, not by the file name.
 Weights load_weights(const std::string& path);
 
 // What copy_weights did, for the fine-tuning report.
@@ -36,10 +40,13 @@ struct CopyReport {
   std::vector<std::string> ignored_source; // source layers with no target of that name
 };
 // Copies by layer name; throws Error naming the layer and both shapes on a mismatch.
+// A 4-D blob also fits a net blob of fewer axes right-aligned with leading 1s, as
+// Caffe reads the legacy num/channels/height/width of old binary files.
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name);
 
 // learned_net is stored as written (Caffe does the same); it is looked up relative
 // to the state file first when loading, so a moved run directory still resumes.
+// load_solver_state also reads Caffe's binary .solverstate (told apart by content).
 void save_solver_state(const SolverState& state, const std::string& learned_net, const std::string& config_yaml,
                        const std::string& path);
 struct LoadedState {

@@ -1,8 +1,18 @@
 #include "io/job_config.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
 
 #include "engine/error.hpp"
+#include "io/caffe_upgrade.hpp"
+#include "io/prototxt.hpp"
 #include "io/yaml_config.hpp"
 
 namespace crema::io {
@@ -11,22 +21,100 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool looks_like_solver(const Node& n) { return n.is_map() && n.find("net") && (n.find("base_lr") || n.find("max_iter")); }
+// A prototxt message block (`layer {`, `shape <`) outside comments; YAML has a ':'
+// between a key and its '{'.
+bool has_message_block(const std::string& text) {
+  static const std::regex block(R"((^|[\s{};,])[A-Za-z_]\w*\s*[{<])");
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line))
+    if (std::regex_search(line.substr(0, line.find('#')), block)) return true;
+  return false;
+}
 
-// Replaces a `net: path` entry by the net file's contents.
+void log_upgrade(const std::string& path, const std::vector<std::string>& notes) {
+  if (notes.empty()) return;
+  std::string what;
+  for (const auto& n : notes) what += (what.empty() ? "" : "; ") + n;
+  spdlog::info("{}: upgraded from an older Caffe format ({}); crema convert {} -o NEW.prototxt writes the upgraded file",
+               path, what, path);
+}
+
+// Caffe solvers may name separate train and test nets; crema builds both phases
+// from one net.
+void reject_split_nets(const Node& root) {
+  for (const char* key : {"train_net", "test_net", "train_net_param", "test_net_param"})
+    if (const Node* n = root.find(key))
+      throw ConfigError(n->key_mark(), n->path(),
+                        std::string("'") + key +
+                            "' (separate train and test nets) is not supported: crema builds the TRAIN and TEST nets "
+                            "from one net; give it with 'net:' and mark phase-only layers with include: {phase: TRAIN} "
+                            "or {phase: TEST}");
+}
+
+// Replaces a `net: path` entry by the net file's contents. The path is tried
+// relative to the solver file, then as written (Caffe's solvers name nets relative
+// to the Caffe root, i.e. the working directory).
 void resolve_net(Node& root, const std::string& solver_path) {
+  reject_split_nets(root);
   Node* net = root.find("net");
   if (!net || !net->is_scalar()) return;
-  fs::path p(net->str());
-  if (p.is_relative()) p = fs::path(solver_path).parent_path() / p;
-  if (!fs::exists(p)) net->fail("net file '" + p.string() + "' does not exist (paths are relative to the solver file)");
-  Node loaded = load_yaml_file(p.string());
+  const fs::path written(net->str());
+  std::vector<fs::path> candidates;
+  const fs::path solver_dir = fs::path(solver_path).parent_path();
+  if (written.is_relative() && !solver_dir.empty()) candidates.push_back(solver_dir / written);
+  candidates.push_back(written);
+  const auto found = std::find_if(candidates.begin(), candidates.end(), [](const fs::path& p) { return fs::is_regular_file(p); });
+  if (found == candidates.end())
+    net->fail("net file '" + written.string() + "' does not exist (looked for " +
+              (candidates.size() > 1 ? "'" + candidates[0].string() + "' next to the solver and " : std::string()) +
+              "'" + written.string() + "' from the working directory)");
+  Node loaded = load_config_file(found->string());
   if (!loaded.is_map()) loaded.fail("a net file must be a map with 'name' and 'layer'");
+  log_upgrade(found->string(), upgrade_net(loaded));
   loaded.set_path("net");
   *net = std::move(loaded);
 }
 
+// The solver with its net resolved and everything upgraded.
+std::shared_ptr<Node> load_solver(Node loaded, const std::string& path) {
+  auto root = std::make_shared<Node>(std::move(loaded));
+  log_upgrade(path, upgrade_solver(*root));
+  resolve_net(*root, path);
+  return root;
+}
+
 }  // namespace
+
+std::optional<ConfigFormat> config_format_for(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".prototxt" || ext == ".pt" || ext == ".pbtxt" || ext == ".prototext") return ConfigFormat::Prototxt;
+  if (ext == ".yaml" || ext == ".yml") return ConfigFormat::Yaml;
+  return std::nullopt;
+}
+
+Node load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read config file '" + path + "': " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  std::optional<ConfigFormat> format = config_format_for(path);
+  if (!format && has_message_block(text)) format = ConfigFormat::Prototxt;
+  if (format) return *format == ConfigFormat::Prototxt ? parse_prototxt(text, path) : parse_yaml(text, path);
+  // A flat prototxt (a solver) is mostly valid YAML with the same meaning; one YAML
+  // rejects (a repeated key) is read as prototxt.
+  try {
+    return parse_yaml(text, path);
+  } catch (const ConfigError& yaml_error) {
+    try {
+      return parse_prototxt(text, path);
+    } catch (const ConfigError&) {
+      throw yaml_error;
+    }
+  }
+}
 
 void apply_override(Node& root, const std::string& assignment) {
   const size_t eq = assignment.find('=');
@@ -82,20 +170,33 @@ void apply_override(Node& root, const std::string& assignment) {
 }
 
 std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides) {
-  auto root = std::make_shared<Node>(load_yaml_file(path));
-  if (!root->is_map()) root->fail("a solver file must be a map of solver keys (base_lr, max_iter, net, ...)");
-  resolve_net(*root, path);
-  for (const auto& o : overrides) apply_override(*root, o);
+  Node loaded = load_config_file(path);
+  if (!loaded.is_map()) loaded.fail("a solver file must be a map of solver keys (base_lr, max_iter, net, ...)");
+  // `--set net=other.prototxt` picks another net file, so it applies before the net
+  // is loaded; every other override applies to the loaded job.
+  std::vector<std::string> rest;
+  for (const auto& o : overrides) {
+    if (o.rfind("net=", 0) == 0)
+      apply_override(loaded, o);
+    else
+      rest.push_back(o);
+  }
+  auto root = load_solver(std::move(loaded), path);
+  for (const auto& o : rest) apply_override(*root, o);
   return root;
 }
 
 std::shared_ptr<Node> load_net_config(const std::string& path) {
-  auto root = std::make_shared<Node>(load_yaml_file(path));
-  if (!root->is_map()) root->fail("a net file must be a map with 'name' and 'layer'");
-  if (looks_like_solver(*root)) {
-    resolve_net(*root, path);
-    return std::make_shared<Node>(*root->find("net"));
+  Node loaded = load_config_file(path);
+  if (!loaded.is_map()) loaded.fail("a net file must be a map with 'name' and 'layer'");
+  if (is_solver_message(loaded)) {
+    auto solver = load_solver(std::move(loaded), path);
+    const Node* net = solver->find("net");
+    if (!net) solver->fail("this solver names no net ('net:'), so it has no net to use");
+    return std::make_shared<Node>(*net);
   }
+  auto root = std::make_shared<Node>(std::move(loaded));
+  log_upgrade(path, upgrade_net(*root));
   return root;
 }
 

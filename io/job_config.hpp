@@ -1,14 +1,25 @@
 // Loading a training job: the solver file, with its net either inline or named by
-// a path relative to the solver file, plus --set overrides from the command line.
+// a path (relative to the solver file, else to the working directory as in Caffe),
+// plus --set overrides from the command line. Solver and net files may be YAML or
+// Caffe's prototxt; older Caffe formats are upgraded on read (io/caffe_upgrade.hpp).
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/config.hpp"
 
 namespace crema::io {
+
+enum class ConfigFormat { Yaml, Prototxt };
+// By extension: .prototxt, .pt, .pbtxt, .prototext → Prototxt; .yaml, .yml → Yaml;
+// anything else → nullopt.
+std::optional<ConfigFormat> config_format_for(const std::string& path);
+// A YAML or prototxt file, told apart by its extension or else by its content
+// (prototxt's `key {` blocks; otherwise YAML, then prototxt if YAML cannot read it).
+Node load_config_file(const std::string& path);
 
 // The solver map with `net` resolved into an inline map.
 std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides = {});

@@ -2,11 +2,6 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 namespace crema::io {
 
 namespace {
@@ -68,20 +63,45 @@ Node parse_with_name(const std::string& text, const std::string& name) {
   }
 }
 
-void emit(YAML::Emitter& out, const Node& n) {
+// Width of `n` written in flow style, roughly (quotes are not counted).
+size_t flow_width(const Node& n) {
+  switch (n.kind()) {
+    case Node::Kind::Null: return 1;
+    case Node::Kind::Scalar: return n.str().size();
+    case Node::Kind::Seq: {
+      size_t w = 2;
+      for (const auto& item : n.items()) w += flow_width(item) + 2;
+      return w;
+    }
+    case Node::Kind::Map: {
+      size_t w = 2;
+      for (const auto& [k, v] : n.entries()) w += k.size() + 2 + flow_width(v) + 2;
+      return w;
+    }
+  }
+  return 0;
+}
+
+// Block style at the top, flow style for whatever fits on its line, so a converted
+// net reads like a hand-written one: `param: [{lr_mult: 1}, {lr_mult: 2}]`.
+void emit(YAML::Emitter& out, const Node& n, size_t column) {
+  constexpr size_t kLineWidth = 100;
+  const bool nested = column > 0;
   switch (n.kind()) {
     case Node::Kind::Null: out << YAML::Null; break;
     case Node::Kind::Scalar: out << n.str(); break;
     case Node::Kind::Seq:
+      if (nested && column + flow_width(n) <= kLineWidth) out << YAML::Flow;
       out << YAML::BeginSeq;
-      for (const auto& item : n.items()) emit(out, item);
+      for (const auto& item : n.items()) emit(out, item, column + 2);
       out << YAML::EndSeq;
       break;
     case Node::Kind::Map:
+      if (nested && column + flow_width(n) <= kLineWidth) out << YAML::Flow;
       out << YAML::BeginMap;
       for (const auto& [k, v] : n.entries()) {
         out << YAML::Key << k << YAML::Value;
-        emit(out, v);
+        emit(out, v, column + k.size() + 4);
       }
       out << YAML::EndMap;
       break;
@@ -89,14 +109,6 @@ void emit(YAML::Emitter& out, const Node& n) {
 }
 
 }  // namespace
-
-Node load_yaml_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read config file '" + path + "': " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_with_name(ss.str(), path);
-}
 
 Node parse_yaml(const std::string& text, const std::string& source_name) { return parse_with_name(text, source_name); }
 
@@ -107,8 +119,10 @@ Node parse_yaml_value(const std::string& text) {
 
 std::string to_yaml(const Node& node) {
   YAML::Emitter out;
-  emit(out, node);
-  return out.c_str();
+  emit(out, node, 0);
+  std::string text = out.c_str();
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  return text;
 }
 
 }  // namespace crema::io

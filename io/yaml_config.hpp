@@ -7,13 +7,14 @@
 
 namespace crema::io {
 
-// Throws ConfigError for syntax errors (with the position) and Error when the
-// file cannot be read.
-Node load_yaml_file(const std::string& path);
+// Throws ConfigError for syntax errors, with the position. Files are read by
+// io::load_config_file (io/job_config.hpp), which also reads prototxt.
 Node parse_yaml(const std::string& text, const std::string& source_name = "<string>");
 // Parses one scalar or flow value given on the command line (--set key=value).
 Node parse_yaml_value(const std::string& text);
-// Writes a Node back as YAML (used to store the resolved config in snapshots).
+// Writes a Node back as YAML (the resolved config in snapshots, `crema convert`):
+// block style at the top, flow style for what fits in 100 columns. Scalars keep
+// their text, so numbers keep their spelling.
 std::string to_yaml(const Node& node);
 
 }  // namespace crema::io

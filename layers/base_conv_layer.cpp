@@ -27,10 +27,14 @@ void check_all(MapReader& r, const std::string& key, const std::vector<int>& val
 std::string count_str(size_t n) { return std::to_string(n) + " value" + (n == 1 ? "" : "s"); }
 }  // namespace
 
-ConvolutionParams ConvolutionParams::parse(MapReader r) {
+ConvolutionParams ConvolutionParams::parse(MapReader r, bool needs_num_output) {
   ConvolutionParams p;
-  p.num_output = r.required("num_output").as_int();
-  if (p.num_output <= 0) r.fail("num_output", "num_output must be positive");
+  if (needs_num_output) {
+    p.num_output = r.required("num_output").as_int();
+    if (p.num_output <= 0) r.fail("num_output", "num_output must be positive");
+  } else {
+    r.allow({"num_output"});
+  }
   p.bias_term = r.get_bool("bias_term", true);
 
   p.kernel_size = r.get_ints("kernel_size");
@@ -60,6 +64,33 @@ ConvolutionParams ConvolutionParams::parse(MapReader r) {
   return p;
 }
 
+ConvGeometry ConvolutionParams::spatial_geometry(const LayerSpec& spec) const {
+  // One value for every spatial axis, or one per axis (here: exactly two).
+  auto per_axis = [&](const std::vector<int>& v, const char* key, int def, int& h, int& w) {
+    if (v.size() > 2)
+      spec.fail("convolution_param." + std::string(key) + " has " + count_str(v.size()) +
+                "; give one, or one per spatial axis (2)");
+    h = v.empty() ? def : v[0];
+    w = v.empty() ? def : v.back();
+  };
+  ConvGeometry g;
+  per_axis(kernel_size, "kernel_size", 1, g.kernel_h, g.kernel_w);
+  per_axis(pad, "pad", 0, g.pad_h, g.pad_w);
+  per_axis(stride, "stride", 1, g.stride_h, g.stride_w);
+  per_axis(dilation, "dilation", 1, g.dilation_h, g.dilation_w);
+  return g;
+}
+
+std::vector<int> conv_output_size(ConvGeometry g, int in_h, int in_w, const LayerSpec& spec) {
+  g.height = in_h;
+  g.width = in_w;
+  if (g.out_height() <= 0 || g.out_width() <= 0)
+    spec.fail("the kernel (" + std::to_string(g.extent_h()) + "x" + std::to_string(g.extent_w()) +
+              " with dilation) does not fit the padded input (" + std::to_string(in_h + 2 * g.pad_h) + "x" +
+              std::to_string(in_w + 2 * g.pad_w) + ")");
+  return {g.out_height(), g.out_width()};
+}
+
 BaseConvolutionLayer::BaseConvolutionLayer(const LayerSpec& spec)
     : Layer(spec), params_(ConvolutionParams::parse(spec.params("convolution_param"))) {}
 
@@ -79,19 +110,8 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
                " supports two spatial axes only (bottoms (N, C, H, W) with axis 1); got a bottom of shape " +
                in.shape_string() + " with axis " + std::to_string(params_.axis));
 
-  // One value for every spatial axis, or one per axis (here: exactly two).
-  auto per_axis = [&](const std::vector<int>& v, const char* key, int def, int& h, int& w) {
-    if (v.size() > 2)
-      spec_.fail("convolution_param." + std::string(key) + " has " + count_str(v.size()) +
-                 "; give one, or one per spatial axis (2)");
-    h = v.empty() ? def : v[0];
-    w = v.empty() ? def : v.back();
-  };
-  ConvGeometry& g = geometry_;
-  per_axis(params_.kernel_size, "kernel_size", 1, g.kernel_h, g.kernel_w);
-  per_axis(params_.pad, "pad", 0, g.pad_h, g.pad_w);
-  per_axis(params_.stride, "stride", 1, g.stride_h, g.stride_w);
-  per_axis(params_.dilation, "dilation", 1, g.dilation_h, g.dilation_w);
+  geometry_ = params_.spatial_geometry(spec_);
+  const ConvGeometry& g = geometry_;
   is_1x1_ = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
 
   channels_ = in.shape(axis);
@@ -142,6 +162,62 @@ void BaseConvolutionLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   col_offset_ = kernel_dim_ * conv_out_spatial_dim_;
   output_offset_ = conv_out_channels_ * conv_out_spatial_dim_ / params_.group;
   col_buffer_.reshape({kernel_dim_ * params_.group, conv_out_spatial_dim_});
+}
+
+void BaseConvolutionLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  // weight: Convolution (Co, C/G, kh, kw), Deconvolution (C, Co/G, kh, kw)
+  const float* weight = blobs_[0]->cpu_data();
+  const float* bias = params_.bias_term ? blobs_[1]->cpu_data() : nullptr;  // (Co)
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
+    float* y = top[i]->mutable_cpu_data();   // y: (N, Co, out_h, out_w)
+    for (int n = 0; n < num_; ++n) {
+      const float* x_n = x + static_cast<long>(n) * bottom_dim_;  // (C, H, W)
+      float* y_n = y + static_cast<long>(n) * top_dim_;          // (Co, out_h, out_w)
+      // Deconvolution is the convolution's data gradient: its bottom plays the conv output.
+      if (reverse_dimensions())
+        backward_gemm(x_n, weight, y_n);
+      else
+        forward_gemm(x_n, weight, y_n);
+      if (bias) forward_bias(y_n, bias);
+    }
+  }
+}
+
+void BaseConvolutionLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                        const BlobVec& bottom) {
+  const float* weight = blobs_[0]->cpu_data();  // as in forward_cpu
+  const bool weight_wanted = param_propagate_down(0);
+  const bool bias_wanted = params_.bias_term && param_propagate_down(1);
+  float* weight_diff = weight_wanted ? blobs_[0]->mutable_cpu_diff() : nullptr;  // the weight's shape
+  float* bias_diff = bias_wanted ? blobs_[1]->mutable_cpu_diff() : nullptr;      // (Co)
+  const bool reversed = reverse_dimensions();
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* dy = top[i]->cpu_diff();    // dy: (N, Co, out_h, out_w)
+    const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
+    const bool bottom_wanted = i < propagate_down.size() && propagate_down[i];
+    float* dx = bottom_wanted ? bottom[i]->mutable_cpu_diff() : nullptr;  // dx: (N, C, H, W)
+    for (int n = 0; n < num_; ++n) {
+      const float* dy_n = dy + static_cast<long>(n) * top_dim_;  // (Co, out_h, out_w)
+      const float* x_n = x + static_cast<long>(n) * bottom_dim_;  // (C, H, W)
+      if (bias_diff) backward_bias(bias_diff, dy_n);
+      // The image im2col reads: the bottom for Convolution, the top (here its
+      // gradient) for Deconvolution.
+      if (weight_diff) {
+        if (reversed)
+          weight_gemm(dy_n, x_n, weight_diff);
+        else
+          weight_gemm(x_n, dy_n, weight_diff);
+      }
+      if (dx) {
+        float* dx_n = dx + static_cast<long>(n) * bottom_dim_;  // (C, H, W)
+        if (reversed)
+          forward_gemm(dy_n, weight, dx_n);
+        else
+          backward_gemm(dy_n, weight, dx_n);
+      }
+    }
+  }
 }
 
 void BaseConvolutionLayer::forward_gemm(const float* input, const float* weights, float* output) {

@@ -25,8 +25,16 @@ struct ConvolutionParams {
   int axis = 1;
   FillerSpec weight_filler, bias_filler;
 
-  static ConvolutionParams parse(MapReader r);
+  // Im2col reads the same message without num_output.
+  static ConvolutionParams parse(MapReader r, bool needs_num_output = true);
+  // Kernel, pad, stride and dilation per spatial axis (two axes; channels and size
+  // left 0); fails at `spec` when a value list does not fit two axes.
+  ConvGeometry spatial_geometry(const LayerSpec& spec) const;
 };
+
+// Convolution's output size (out_h, out_w) for geometry `g` on an in_h x in_w image;
+// fails at `spec` when the kernel does not fit the padded image.
+std::vector<int> conv_output_size(ConvGeometry g, int in_h, int in_w, const LayerSpec& spec);
 
 class BaseConvolutionLayer : public Layer {
  public:
@@ -43,6 +51,11 @@ class BaseConvolutionLayer : public Layer {
   // Output spatial size (out_h, out_w) from geometry_ kernel/pad/stride/dilation and
   // the bottom's spatial size.
   virtual std::vector<int> output_spatial_shape(int in_h, int in_w) const = 0;
+
+  // Every bottom through the products, forward and backward swapped when reversed.
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
 
   // The per-image products. `input` is the conv input (what im2col reads), `output`
   // the conv output, whichever of bottom/top each is.

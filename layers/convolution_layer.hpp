@@ -17,9 +17,6 @@ class ConvolutionLayer : public BaseConvolutionLayer {
  protected:
   bool reverse_dimensions() const override { return false; }
   std::vector<int> output_spatial_shape(int in_h, int in_w) const override;
-  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
-  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
-                    const BlobVec& bottom) override;
 };
 
 }  // namespace crema

@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "engine/error.hpp"
+#include "io/datum.hpp"
+#include "io/idx.hpp"
+#include "io/lmdb.hpp"
 
 namespace crema {
 
@@ -16,8 +19,13 @@ DataParams DataParams::parse(MapReader r, Phase phase) {
   if (p.batch_size <= 0) r.fail("batch_size", "batch_size must be positive");
   if (const Node* b = r.find("backend")) {
     const int v = enum_value(*b, {"LEVELDB", "LMDB", "IDX"});
-    if (v != 2) b->fail("backend " + b->str() + " is not supported by this version of crema yet; use backend: IDX");
+    if (v == 0)
+      b->fail("backend LEVELDB is not supported: crema reads LMDB and IDX; convert the images into an LMDB with "
+              "`crema convert-imageset`");
+    p.backend = v == 1 ? "LMDB" : "IDX";
   }
+  if (p.backend == "LMDB" && !p.label_source.empty())
+    r.fail("label_source", "label_source is for IDX files only: LMDB records carry their labels");
   p.shuffle = r.get_bool("shuffle", phase == Phase::TRAIN);
   p.rand_skip = r.get_int("rand_skip", 0);
   r.allow({"prefetch", "scale", "mean_file", "crop_size", "mirror", "force_encoded_color"});
@@ -36,51 +44,159 @@ std::string default_label_source(const std::string& images) {
   return out;
 }
 
+class DataSource {
+ public:
+  virtual ~DataSource() = default;
+  virtual int size() const = 0;
+  // Sample `index` and its label; the view stays valid until the next read.
+  virtual io::DatumPixels read(int index, int* label) = 0;
+  // Names sample `index` in errors.
+  virtual std::string describe(int index) const = 0;
+};
+
+namespace {
+
+// IDX: the whole file in memory, one uint8 (C, H, W) image after the other.
+class IdxSource : public DataSource {
+ public:
+  IdxSource(io::IdxArray images, std::vector<uint8_t> labels, std::string source)
+      : images_(std::move(images)), labels_(std::move(labels)), source_(std::move(source)) {
+    const auto& d = images_.dims;
+    if (d.size() == 3)
+      channels_ = 1, height_ = d[1], width_ = d[2];
+    else
+      channels_ = d[1], height_ = d[2], width_ = d[3];
+  }
+  int size() const override { return images_.dims[0]; }
+  io::DatumPixels read(int index, int* label) override {
+    const size_t sample = static_cast<size_t>(channels_) * height_ * width_;
+    io::DatumPixels p;
+    p.channels = channels_, p.height = height_, p.width = width_;
+    p.bytes = images_.data.data() + sample * static_cast<size_t>(index);
+    *label = labels_.empty() ? 0 : labels_[static_cast<size_t>(index)];
+    return p;
+  }
+  std::string describe(int index) const override {
+    return "IDX file '" + source_ + "' image " + std::to_string(index);
+  }
+
+ private:
+  io::IdxArray images_;
+  std::vector<uint8_t> labels_;
+  std::string source_;
+  int channels_ = 1, height_ = 0, width_ = 0;
+};
+
+// LMDB: keys listed once; each read looks its record up and decodes the Datum
+// (and, for an encoded record, the image).
+class LmdbSource : public DataSource {
+ public:
+  LmdbSource(const std::string& path, const DataTransformer& transformer)
+      : db_(path), keys_(db_.keys()), channels_(transformer.decode_channels()),
+        forces_channels_(transformer.forces_channels()) {
+    if (keys_.empty()) throw Error("LMDB '" + path + "' holds no records");
+  }
+  int size() const override { return static_cast<int>(keys_.size()); }
+  io::DatumPixels read(int index, int* label) override {
+    const std::string where = describe(index);
+    io::decode_datum(db_.get(keys_[static_cast<size_t>(index)]), where, datum_);
+    if (forces_channels_ && !datum_.encoded && !warned_raw_) {
+      // Caffe logs this too: the pixels are stored decoded, with their own channels.
+      spdlog::warn("{}: force_color/force_gray apply to encoded (JPEG/PNG) records only; this one is stored raw",
+                   where);
+      warned_raw_ = true;
+    }
+    *label = datum_.label;
+    return io::datum_pixels(datum_, channels_, where, decoded_);
+  }
+  std::string describe(int index) const override {
+    return db_.record_name(keys_[static_cast<size_t>(index)]);
+  }
+
+ private:
+  io::LmdbReader db_;
+  std::vector<std::string> keys_;
+  int channels_;
+  bool forces_channels_;
+  bool warned_raw_ = false;
+  io::Datum datum_;
+  io::ImageU8 decoded_;
+};
+
+std::string shape_text(int c, int h, int w) {
+  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
+}
+
+}  // namespace
+
 DataLayer::DataLayer(const LayerSpec& spec)
     : Layer(spec),
       params_(DataParams::parse(spec.params("data_param"), spec.phase)),
       transformer_(TransformParams::parse(spec.params("transform_param")), spec.phase) {}
 
-void DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top) {
+DataLayer::~DataLayer() = default;
+
+std::unique_ptr<DataSource> DataLayer::open_source(bool want_labels) const {
+  std::string backend = params_.backend;
+  if (backend.empty()) backend = std::filesystem::is_directory(params_.source) ? "LMDB" : "IDX";
+  if (backend == "LMDB") {
+    if (!params_.label_source.empty())
+      spec_.fail("label_source is for IDX files only: LMDB records carry their labels");
+    try {
+      return std::make_unique<LmdbSource>(params_.source, transformer_);
+    } catch (const Error& e) {
+      spec_.fail(std::string(e.what()) + " (data_param.source)");
+    }
+  }
+  io::IdxArray images;
   try {
-    images_ = io::read_idx(params_.source);
+    images = io::read_idx(params_.source);
   } catch (const Error& e) {
     spec_.fail(std::string(e.what()) + " (data_param.source)");
   }
-  const auto& d = images_.dims;
-  if (d.size() == 3) {
-    channels_ = 1, height_ = d[1], width_ = d[2];
-  } else if (d.size() == 4) {
-    channels_ = d[1], height_ = d[2], width_ = d[3];
-  } else {
+  const auto& d = images.dims;
+  if (d.size() != 3 && d.size() != 4)
     spec_.fail("IDX images file '" + params_.source + "' should have rank 3 (N, H, W) or 4 (N, C, H, W)");
-  }
-  if (top.size() > 1) {
-    std::string labels = params_.label_source.empty() ? default_label_source(params_.source) : params_.label_source;
-    if (labels.empty())
+  std::vector<uint8_t> labels;
+  if (want_labels) {
+    std::string path = params_.label_source.empty() ? default_label_source(params_.source) : params_.label_source;
+    if (path.empty())
       spec_.fail("cannot derive the labels file from '" + params_.source +
                  "' (no 'images-idx3' in its name); set data_param.label_source");
     io::IdxArray l;
     try {
-      l = io::read_idx(labels);
+      l = io::read_idx(path);
     } catch (const Error& e) {
       spec_.fail(std::string(e.what()) + " (labels for " + params_.source + ")");
     }
     if (l.dims.size() != 1 || l.dims[0] != d[0])
-      spec_.fail("labels file '" + labels + "' holds " + std::to_string(l.dims.empty() ? 0 : l.dims[0]) +
+      spec_.fail("labels file '" + path + "' holds " + std::to_string(l.dims.empty() ? 0 : l.dims[0]) +
                  " labels but '" + params_.source + "' holds " + std::to_string(d[0]) + " images");
-    labels_ = std::move(l.data);
+    labels = std::move(l.data);
   }
+  return std::make_unique<IdxSource>(std::move(images), std::move(labels), params_.source);
+}
+
+void DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top) {
   try {
+    transformer_.load_mean_file();
+  } catch (const Error& e) {
+    spec_.fail(e.what());
+  }
+  source_ = open_source(top.size() > 1);
+  try {
+    int label = 0;
+    const io::DatumPixels first = source_->read(0, &label);
+    channels_ = first.channels, height_ = first.height, width_ = first.width;
     transformer_.output_shape(channels_, height_, width_);
   } catch (const Error& e) {
     spec_.fail(e.what());
   }
-  sampler_.init(d[0], params_.shuffle, ctx.rng().next_u32());
+  sampler_.init(source_->size(), params_.shuffle, ctx.rng().next_u32());
   transform_rng_.seed(ctx.rng().next_u32());
   for (int i = 0; i < params_.rand_skip; ++i) sampler_.next();
-  spdlog::info("{}: {} samples of {}x{}x{} from {}{}", spec_.name, d[0], channels_, height_, width_, params_.source,
-               params_.shuffle ? ", shuffled each epoch" : "");
+  spdlog::info("{}: {} samples of {}x{}x{} from {}{}", spec_.name, source_->size(), channels_, height_, width_,
+               params_.source, params_.shuffle ? ", shuffled each epoch" : "");
 }
 
 void DataLayer::reshape(const BlobVec&, const BlobVec& top) {
@@ -90,15 +206,35 @@ void DataLayer::reshape(const BlobVec&, const BlobVec& top) {
 }
 
 void DataLayer::forward_cpu(Context&, const BlobVec&, const BlobVec& top) {
-  const size_t sample = static_cast<size_t>(channels_) * height_ * width_;
   const int out_size = top[0]->count(1);
-  float* data = top[0]->mutable_cpu_data();                         // (N, C, H', W')
+  float* data = top[0]->mutable_cpu_data();                              // (N, C, H', W')
   float* label = top.size() > 1 ? top[1]->mutable_cpu_data() : nullptr;  // (N)
   for (int n = 0; n < params_.batch_size; ++n) {
     const int idx = sampler_.next();
-    transformer_.transform(images_.data.data() + sample * static_cast<size_t>(idx), channels_, height_, width_,
-                           data + static_cast<size_t>(n) * out_size, transform_rng_);
-    if (label) label[n] = static_cast<float>(labels_[static_cast<size_t>(idx)]);
+    int sample_label = 0;
+    const io::DatumPixels p = source_->read(idx, &sample_label);
+    if (p.channels != channels_ || p.height != height_ || p.width != width_) {
+      // Records of another size fit only where the crop cuts both to the same shape.
+      std::string why = "the first record's is " + shape_text(channels_, height_, width_);
+      try {
+        if (p.channels == channels_ && transformer_.output_shape(p.channels, p.height, p.width) ==
+                                           transformer_.output_shape(channels_, height_, width_))
+          why.clear();
+      } catch (const Error& e) {
+        why = e.what();
+      }
+      if (!why.empty())
+        throw Error("data layer '" + spec_.name + "': " + source_->describe(idx) + " is " +
+                    shape_text(p.channels, p.height, p.width) + " but " + why +
+                    "; convert the images to one size (crema convert-imageset --resize WxH) or crop them with "
+                    "transform_param.crop_size");
+    }
+    float* out = data + static_cast<size_t>(n) * out_size;  // out: (C, H', W')
+    if (p.bytes)
+      transformer_.transform(p.bytes, p.channels, p.height, p.width, out, transform_rng_);
+    else
+      transformer_.transform(p.floats, p.channels, p.height, p.width, out, transform_rng_);
+    if (label) label[n] = static_cast<float>(sample_label);
   }
 }
 

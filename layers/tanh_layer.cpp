@@ -2,25 +2,21 @@
 
 #include <cmath>
 
+#include "layers/elementwise_map.hpp"
+
 namespace crema {
 
 TanHLayer::TanHLayer(const LayerSpec& spec) : NeuronLayer(spec) { read_engine_only_params(spec, "tanh_param"); }
 
 void TanHLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
-  const int n = bottom[0]->count();
-  const float* x = bottom[0]->cpu_data();  // x: (n)
-  float* y = top[0]->mutable_cpu_data();   // y: (n), may alias x
-  for (int i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+  map_forward(*bottom[0], *top[0], [](float x) { return std::tanh(x); });
 }
 
 void TanHLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                              const BlobVec& bottom) {
   if (!propagate_down[0]) return;
-  const int n = bottom[0]->count();
-  const float* y = top[0]->cpu_data();        // y: (n)
-  const float* dy = top[0]->cpu_diff();       // dy: (n)
-  float* dx = bottom[0]->mutable_cpu_diff();  // dx: (n), may alias dy
-  for (int i = 0; i < n; ++i) dx[i] = dy[i] * (1.f - y[i] * y[i]);
+  // The derivative is a function of the output, so it works in place.
+  map_backward(top[0]->cpu_data(), *top[0], *bottom[0], [](float y) { return 1.f - y * y; });
 }
 
 CREMA_REGISTER_LAYER("TanH", TanHLayer);

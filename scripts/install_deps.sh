@@ -9,7 +9,7 @@ packages=(
   libcli11-dev libyaml-cpp-dev libspdlog-dev
   libhdf5-dev hdf5-tools
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  doctest-dev libopenblas-dev zlib1g-dev
+  doctest-dev libopenblas-dev zlib1g-dev liblmdb-dev
   dataset-fashion-mnist
 )
 

@@ -1,11 +1,13 @@
 #include <vector>
 
+#include "conv_test_util.hpp"
 #include "engine/error.hpp"
-#include "layer_test_util.hpp"
 
 using namespace crema;
 
 using test::check_values;
+using test::DirectConv;
+using test::run_forward;
 using test::set_values;
 
 namespace {
@@ -16,29 +18,6 @@ Blob image_1_to_9() {
   set_values(x, {1, 2, 3, 4, 5, 6, 7, 8, 9});
   return x;
 }
-
-// Gives the layer these parameter blobs before setup, which keeps them.
-void give_params(Layer& layer, const std::vector<std::pair<std::vector<int>, std::vector<float>>>& params) {
-  for (const auto& [shape, data] : params) {
-    auto b = std::make_shared<Blob>(shape);
-    set_values(*b, data);
-    layer.blobs().push_back(b);
-  }
-}
-
-// One forward pass with hand-set parameters.
-void run_forward(const std::string& yaml, Blob& x, Blob& y,
-                 const std::vector<std::pair<std::vector<int>, std::vector<float>>>& params) {
-  auto t = test::make_layer(yaml);
-  give_params(*t.layer, params);
-  Context ctx(1);
-  t.layer->setup(ctx, {&x}, {&y});
-  t.layer->forward(ctx, {&x}, {&y});
-}
-
-struct DirectConv {
-  int kh, kw, pad_h, pad_w, stride_h, stride_w, dil_h, dil_w, group;
-};
 
 // Convolution by its definition, one output at a time (independent of im2col):
 // y[n,o,oh,ow] = b[o] + sum_{c,i,j} w[o,c,i,j] x[n, g*C/G + c, oh*s - p + i*d, ow*s - p + j*d].
@@ -132,33 +111,18 @@ TEST_CASE("Convolution forward: with group 2 each output sees only its own input
 }
 
 TEST_CASE("Convolution matches a direct convolution") {
-  struct Case {
-    const char* params;
-    std::vector<int> shape;
-    DirectConv direct;
-  };
-  const std::vector<Case> cases = {
-      {"num_output: 4, kernel_size: 3", {2, 3, 6, 5}, {3, 3, 0, 0, 1, 1, 1, 1, 1}},
-      {"num_output: 4, kernel_size: 3, pad: 1, stride: 2", {2, 3, 7, 6}, {3, 3, 1, 1, 2, 2, 1, 1, 1}},
-      {"num_output: 6, kernel_h: 2, kernel_w: 3, pad_h: 1, pad_w: 0, stride_h: 1, stride_w: 2, group: 3",
-       {2, 6, 5, 7},
-       {2, 3, 1, 0, 1, 2, 1, 1, 3}},
-      {"num_output: 2, kernel_size: 3, dilation: [2, 1], pad: 2", {1, 2, 6, 6}, {3, 3, 2, 2, 1, 1, 2, 1, 1}},
-      {"num_output: 4, kernel_size: 1, group: 2", {2, 4, 3, 3}, {1, 1, 0, 0, 1, 1, 1, 1, 2}},  // the 1x1 path
-  };
-  for (const auto& c : cases) {
-    const std::string params = c.params;
-    CAPTURE(params);
-    auto t = test::make_layer(std::string("{type: Convolution, convolution_param: {") + c.params +
-                              ", weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}");
-    Blob x(c.shape), y;
-    Rng rng(5);
-    test::fill_gaussian(x, rng);
-    Context ctx(2);
-    t.layer->setup(ctx, {&x}, {&y});
-    t.layer->forward(ctx, {&x}, {&y});
-    check_values(y, direct_conv(x, *t.layer->blobs()[0], t.layer->blobs()[1].get(), c.direct));
-  }
+  test::check_against_reference(
+      "Convolution",
+      {
+          {"num_output: 4, kernel_size: 3", {2, 3, 6, 5}, {3, 3, 0, 0, 1, 1, 1, 1, 1}},
+          {"num_output: 4, kernel_size: 3, pad: 1, stride: 2", {2, 3, 7, 6}, {3, 3, 1, 1, 2, 2, 1, 1, 1}},
+          {"num_output: 6, kernel_h: 2, kernel_w: 3, pad_h: 1, pad_w: 0, stride_h: 1, stride_w: 2, group: 3",
+           {2, 6, 5, 7},
+           {2, 3, 1, 0, 1, 2, 1, 1, 3}},
+          {"num_output: 2, kernel_size: 3, dilation: [2, 1], pad: 2", {1, 2, 6, 6}, {3, 3, 2, 2, 1, 1, 2, 1, 1}},
+          {"num_output: 4, kernel_size: 1, group: 2", {2, 4, 3, 3}, {1, 1, 0, 0, 1, 1, 1, 1, 2}},  // the 1x1 path
+      },
+      direct_conv);
 }
 
 TEST_CASE("Convolution axis: every axis before it counts images") {
@@ -278,31 +242,12 @@ TEST_CASE("Convolution rejects bad configurations with clear messages") {
 }
 
 TEST_CASE("Convolution gradient") {
-  struct Case {
-    const char* params;
-    std::vector<int> shape;
-    int bottoms;
-  };
-  const std::vector<Case> cases = {
-      {"num_output: 3, kernel_size: 3, stride: 2, pad: 1", {2, 3, 6, 5}, 2},
-      {"num_output: 4, kernel_h: 2, kernel_w: 3, stride_h: 1, stride_w: 2, group: 2", {2, 4, 5, 6}, 1},
-      {"num_output: 2, kernel_size: 2, dilation: 2, pad: 1, bias_term: false", {2, 2, 5, 5}, 1},
-      {"num_output: 3, kernel_size: 1", {2, 4, 3, 3}, 1},  // the 1x1 path (no im2col)
-  };
-  for (const auto& c : cases) {
-    const std::string params = c.params;
-    CAPTURE(params);
-    auto t = test::make_layer(std::string("{type: Convolution, convolution_param: {") + c.params +
-                              ", weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}");
-    Rng rng(13);
-    Blob x0(c.shape), x1(c.shape), y0, y1;
-    test::fill_gaussian(x0, rng);
-    test::fill_gaussian(x1, rng);
-    BlobVec bottom = {&x0}, top = {&y0};
-    if (c.bottoms == 2) {
-      bottom.push_back(&x1);
-      top.push_back(&y1);
-    }
-    test::check_gradients(*t.layer, bottom, top);
-  }
+  test::check_conv_gradients(
+      "Convolution",
+      {
+          {"num_output: 3, kernel_size: 3, stride: 2, pad: 1", {2, 3, 6, 5}, 2},
+          {"num_output: 4, kernel_h: 2, kernel_w: 3, stride_h: 1, stride_w: 2, group: 2", {2, 4, 5, 6}, 1},
+          {"num_output: 2, kernel_size: 2, dilation: 2, pad: 1, bias_term: false", {2, 2, 5, 5}, 1},
+          {"num_output: 3, kernel_size: 1", {2, 4, 3, 3}, 1},  // the 1x1 path (no im2col)
+      });
 }

@@ -13,8 +13,10 @@
 #include "engine/error.hpp"
 #include "engine/net.hpp"
 #include "io/yaml_config.hpp"
+#include "net_test_util.hpp"
 
 using namespace crema;
+using test::numeric_derivative;
 
 namespace {
 
@@ -56,17 +58,6 @@ float forward_backward_on_random(Built& b, const std::vector<std::string>& input
 }
 
 std::vector<float> diff_of(const Blob& b) { return {b.cpu_diff(), b.cpu_diff() + b.count()}; }
-
-// d(total loss)/d(element i of b) by central differences.
-double numeric_derivative(Net& net, Context& ctx, Blob& b, int i, float h = 5e-3f) {
-  const float x0 = b.cpu_data()[i];
-  b.mutable_cpu_data()[i] = x0 + h;
-  const double fp = net.forward(ctx);
-  b.mutable_cpu_data()[i] = x0 - h;
-  const double fm = net.forward(ctx);
-  b.mutable_cpu_data()[i] = x0;
-  return (fp - fm) / (2.0 * h);
-}
 
 void check_against_numeric(Net& net, Context& ctx, Blob& b, const std::vector<float>& analytic,
                            const std::string& what) {

@@ -1,0 +1,121 @@
+#include "app/classify.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+
+#include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "io/caffe_binary.hpp"
+#include "io/checkpoint.hpp"
+#include "io/image.hpp"
+#include "io/job_config.hpp"
+
+namespace crema::app {
+
+namespace {
+
+std::vector<std::string> read_labels(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read the labels file '" + path + "'");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// The net's input: the first top of its first layer (an Input layer in a deploy net).
+Blob* input_blob(const Net& net) {
+  if (net.num_layers() == 0 || net.top_vec(0).empty() || net.bottom_vec(0).size() != 0)
+    throw Error("the deploy net must start with an Input layer giving the image blob");
+  Blob* b = net.top_vec(0)[0];
+  if (b->num_axes() != 4) throw Error("the deploy net's input must be 4-D (N, C, H, W), not " + b->shape_string());
+  return b;
+}
+
+// Caffe's classifier reads the first output; with several, "prob" is the natural one.
+const Blob* output_blob(const Net& net, std::string* name) {
+  const auto& names = net.output_names();
+  if (names.empty()) throw Error("the deploy net has no output blob");
+  auto it = std::find(names.begin(), names.end(), "prob");
+  *name = it != names.end() ? *it : names.front();
+  return net.blob(*name);
+}
+
+}  // namespace
+
+int classify(const ClassifyOptions& opt) {
+  auto root = io::load_net_config(opt.model);
+  const NetSpec spec = NetSpec::parse(*root);
+  auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
+  Net net(spec, NetState{Phase::TEST, 0, {}}, *ctx, true);
+  for (const auto& w : opt.weights) io::copy_weights(net, io::load_weights(w), w);
+  if (opt.weights.empty()) spdlog::warn("no --weights given: classifying with freshly initialised parameters");
+
+  Blob* input = input_blob(net);
+  const int channels = input->shape(1), height = input->shape(2), width = input->shape(3);
+  if (!opt.mean_value.empty() && opt.mean_value.size() != 1 && static_cast<int>(opt.mean_value.size()) != channels)
+    throw Error("--mean-value needs one value or one per input channel (" + std::to_string(channels) + ")");
+  if (!opt.mean_value.empty() && !opt.mean_file.empty()) throw Error("give --mean-value or --mean-file, not both");
+  // As Caffe's classifier: a mean image is reduced to one mean per channel.
+  std::vector<float> mean = opt.mean_value;
+  if (!opt.mean_file.empty()) {
+    const Blob m = io::read_binaryproto(opt.mean_file);
+    if (m.num_axes() < 3 || m.shape(-3) != channels)
+      throw Error(opt.mean_file + ": the mean image has shape " + m.shape_string() + " but the net's input has " +
+                  std::to_string(channels) + " channels");
+    const int plane = m.shape(-1) * m.shape(-2);
+    for (int c = 0; c < channels; ++c) {
+      double sum = 0;
+      for (int i = 0; i < plane; ++i) sum += m.cpu_data()[c * plane + i];
+      mean.push_back(static_cast<float>(sum / plane));
+    }
+  }
+  std::vector<std::string> labels;
+  if (!opt.labels.empty()) labels = read_labels(opt.labels);
+
+  // One batch holding every image, each resized to the net's input size.
+  input->reshape({static_cast<int>(opt.images.size()), channels, height, width});
+  float* x = input->mutable_cpu_data();  // (N, C, H, W)
+  const size_t per_image = static_cast<size_t>(channels) * height * width;
+  for (size_t n = 0; n < opt.images.size(); ++n) {
+    const io::Image img = io::read_image(opt.images[n], channels, height, width);
+    for (int c = 0; c < channels; ++c) {
+      const float m = mean.empty() ? 0.f : mean[mean.size() == 1 ? 0 : static_cast<size_t>(c)];
+      for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
+        const size_t k = static_cast<size_t>(c) * height * width + i;
+        x[n * per_image + k] = (img.data[k] - m) * opt.scale;
+      }
+    }
+  }
+  net.forward(*ctx);
+
+  std::string out_name;
+  const Blob* out = output_blob(net, &out_name);
+  const int classes = out->count(1);
+  if (!labels.empty() && static_cast<int>(labels.size()) < classes)
+    throw Error("the labels file '" + opt.labels + "' has " + std::to_string(labels.size()) + " lines but the net's output '" +
+                out_name + "' has " + std::to_string(classes) + " classes");
+  const int k = std::min(opt.top_k, classes);
+  for (size_t n = 0; n < opt.images.size(); ++n) {
+    const float* p = out->cpu_data() + n * static_cast<size_t>(classes);  // (classes)
+    std::vector<int> order(static_cast<size_t>(classes));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+    std::printf("---------- Prediction for %s ----------\n", opt.images[n].c_str());
+    for (int i = 0; i < k; ++i) {
+      const int c = order[static_cast<size_t>(i)];
+      const std::string label = labels.empty() ? std::to_string(c) : labels[static_cast<size_t>(c)];
+      std::printf("%.4f - \"%s\"\n", static_cast<double>(p[c]), label.c_str());
+    }
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace crema::app

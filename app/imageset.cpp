@@ -1,0 +1,217 @@
+#include "app/imageset.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "io/checkpoint.hpp"
+#include "io/datum.hpp"
+#include "io/image.hpp"
+#include "io/lmdb.hpp"
+#include "layers/epoch_sampler.hpp"
+
+namespace crema::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ListEntry {
+  std::string path;
+  int label = 0;
+  int line = 0;  // 1-based, in the list file
+};
+
+// Caffe's list format: "path label", split at the last space so that paths may hold
+// spaces. Blank lines are skipped; anything else that is not "path integer" stops
+// the conversion with the line's number (Caffe would read it as label 0).
+std::vector<ListEntry> read_list(const std::string& list) {
+  std::ifstream in(list);
+  if (!in) throw Error("cannot open the list file '" + list + "': " + std::strerror(errno ? errno : ENOENT));
+  std::vector<ListEntry> entries;
+  int number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const size_t split = line.find_last_of(" \t");
+    ListEntry e;
+    e.line = number;
+    bool ok = split != std::string::npos && split > 0;
+    if (ok) {
+      const std::string label = line.substr(split + 1);
+      size_t used = 0;
+      try {
+        e.label = std::stoi(label, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      e.path = line.substr(0, line.find_last_not_of(" \t", split) + 1);
+      ok = used == label.size() && !e.path.empty();
+    }
+    if (!ok)
+      throw Error(list + ":" + std::to_string(number) + ": expected 'path label' (the label an integer), got '" + line +
+                  "'");
+    entries.push_back(std::move(e));
+  }
+  if (entries.empty()) throw Error("the list file '" + list + "' names no images");
+  return entries;
+}
+
+// "28x28" -> {width 28, height 28}.
+std::pair<int, int> parse_resize(const std::string& text) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  std::istringstream is(text);
+  if (!(is >> w >> x >> h) || (x != 'x' && x != 'X') || (is >> extra) || w <= 0 || h <= 0)
+    throw ConfigError(Mark{}, "--resize", "expected WIDTHxHEIGHT such as 28x28, got '" + text + "'");
+  return {w, h};
+}
+
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : EIO));
+  return bytes;
+}
+
+// The encoding a re-encoded image keeps: its file's extension, as Caffe guesses it.
+std::string encoding_of(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  if (ext.size() > 1) ext = ext.substr(1);
+  else ext = "png";
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+// Caffe's key: the entry's position in the (shuffled) list, then its path.
+std::string record_key(size_t position, const std::string& path) {
+  char number[24];  // any size_t fits
+  std::snprintf(number, sizeof number, "%08zu", position);
+  return std::string(number) + "_" + path;
+}
+
+}  // namespace
+
+int convert_imageset(const ConvertImagesetOptions& opt) {
+  int width = 0, height = 0;
+  if (!opt.resize.empty()) std::tie(width, height) = parse_resize(opt.resize);
+  std::vector<ListEntry> entries = read_list(opt.list);
+  if (opt.shuffle) {
+    // The clock's seed is printed so that the order can be made again with --seed.
+    const uint64_t seed = opt.seed >= 0 ? static_cast<uint64_t>(opt.seed)
+                                        : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 2147483648u;
+    spdlog::info("Shuffling data (seed {}; --seed {} gives this order again)", seed, seed);
+    EpochSampler order;  // one epoch of a sampler is a seeded permutation
+    order.init(static_cast<int>(entries.size()), true, seed);
+    std::vector<ListEntry> shuffled;
+    shuffled.reserve(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i) shuffled.push_back(std::move(entries[static_cast<size_t>(order.next())]));
+    entries = std::move(shuffled);
+  }
+  spdlog::info("A total of {} images.", entries.size());
+
+  io::LmdbWriter db(opt.output);
+  const int channels = opt.gray ? 1 : 3;
+  size_t count = 0, skipped = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ListEntry& e = entries[i];
+    const std::string file = opt.root.empty() ? e.path : (fs::path(opt.root) / e.path).string();
+    io::Datum datum;
+    datum.label = e.label;
+    try {
+      io::ImageU8 img = io::read_image_u8(file, channels, height, width);
+      std::string bytes = read_file_bytes(file);
+      if (io::is_truncated_jpeg(bytes))
+        throw Error("image '" + file + "' is a truncated JPEG (no end marker after its image data)");
+      if (opt.encoded) {
+        // The file as it is, unless it was resized (Caffe's ReadImageToDatum).
+        datum.encoded = true;
+        datum.data = width > 0 ? io::encode_image(img, encoding_of(e.path)) : std::move(bytes);
+      } else {
+        datum.channels = img.channels, datum.height = img.height, datum.width = img.width;
+        datum.data.assign(img.data.begin(), img.data.end());
+      }
+    } catch (const Error& err) {
+      spdlog::warn("{}:{}: {}; skipped", opt.list, e.line, err.what());
+      ++skipped;
+      continue;
+    }
+    db.put(record_key(i, e.path), io::encode_datum(datum));
+    if (++count % 1000 == 0) spdlog::info("Processed {} files.", count);
+  }
+  db.commit();
+  if (count == 0) {
+    std::error_code ec;
+    fs::remove_all(opt.output, ec);  // it was created by this run and holds nothing
+    throw Error("none of the " + std::to_string(entries.size()) + " images listed in '" + opt.list +
+                "' could be read (is ROOT '" + opt.root + "' right?); nothing was written");
+  }
+  spdlog::info("Processed {} files.", count);
+  if (skipped > 0)
+    spdlog::warn("{} of {} listed images could not be read and were skipped (see above)", skipped, entries.size());
+  spdlog::info("Wrote {} {} records to {}", count, opt.encoded ? "encoded" : "raw", opt.output);
+  return 0;
+}
+
+int compute_mean(const ComputeMeanOptions& opt) {
+  io::LmdbReader db(opt.db);
+  io::Datum datum;
+  io::ImageU8 decoded;
+  std::vector<double> sum;  // (C, H, W); double: float sums of millions of pixels lose digits
+  int channels = 0, height = 0, width = 0;
+  size_t count = 0;
+  for (io::LmdbReader::Cursor c(db); c.next();) {
+    const std::string where = db.record_name(c.key());
+    io::decode_datum(c.value(), where, datum);
+    const io::DatumPixels p = io::datum_pixels(datum, 0, where, decoded);  // encoded: as stored, as Caffe
+    if (count == 0) {
+      channels = p.channels, height = p.height, width = p.width;
+      sum.assign(static_cast<size_t>(channels) * height * width, 0.0);
+    } else if (p.channels != channels || p.height != height || p.width != width) {
+      throw Error(where + " is " + std::to_string(p.channels) + "x" + std::to_string(p.height) + "x" +
+                  std::to_string(p.width) + " but the first record is " + std::to_string(channels) + "x" +
+                  std::to_string(height) + "x" + std::to_string(width) +
+                  "; a mean image needs images of one size (convert them with --resize WxH)");
+    }
+    if (p.bytes)
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += p.bytes[i];
+    else
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += p.floats[i];
+    if (++count % 10000 == 0) spdlog::info("Processed {} files.", count);
+  }
+  if (count == 0) throw Error("LMDB '" + opt.db + "' holds no records: there is nothing to average");
+  std::vector<float> mean(sum.size());  // (C, H, W)
+  for (size_t i = 0; i < sum.size(); ++i) mean[i] = static_cast<float>(sum[i] / static_cast<double>(count));
+  const std::string bytes = io::encode_mean_blob(channels, height, width, mean);
+  io::write_atomically(opt.output, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error("cannot write '" + opt.output + "': " + std::strerror(errno));
+  });
+  spdlog::info("Processed {} files.", count);
+  spdlog::info("Write to {}", opt.output);
+  // Caffe's summary: one mean per channel, the numbers transform_param.mean_value takes.
+  spdlog::info("Number of channels: {}", channels);
+  const size_t plane = static_cast<size_t>(height) * width;
+  for (int ch = 0; ch < channels; ++ch) {
+    double s = 0;
+    for (size_t i = 0; i < plane; ++i) s += mean[static_cast<size_t>(ch) * plane + i];
+    spdlog::info("mean_value channel [{}]: {}", ch, s / static_cast<double>(plane));
+  }
+  return 0;
+}
+
+}  // namespace crema::app

@@ -1,0 +1,52 @@
+// Update rules: what each solver `type` does with one parameter's gradient once the
+// common pipeline (÷ iter_size, clipping, regularisation) has run. A rule turns the
+// gradient g into the step (the net then does w −= step) and keeps its per-parameter
+// history. The rules are Caffe's sgd_solvers (SGD, Nesterov, AdaGrad, RMSProp,
+// AdaDelta, Adam) with their exact formulas, plus AdamW; see
+// ../shared/reference/caffe-compat.md. rate below is the local rate lr·lr_mult.
+//   SGD       V = μV + rate·g;                        step = V
+//   Nesterov  V' = μV + rate·g;                       step = (1+μ)V' − μV
+//   AdaGrad   H += g²;                                step = rate·g/(√H + δ)
+//   RMSProp   H = ρH + (1−ρ)g²   (ρ = rms_decay);     step = rate·g/(√H + δ)
+//   AdaDelta  H = μH + (1−μ)g²; u = g·√((D+δ)/(H+δ)); D = μD + (1−μ)u²; step = rate·u
+//   Adam      m = β1·m + (1−β1)g; v = β2·v + (1−β2)g²  (β1 = momentum, β2 = momentum2);
+//             step = rate·√(1−β2ᵗ)/(1−β1ᵗ)·m/(√v + δ), t = iter + 1
+//   AdamW     Adam's step + rate·wd·decay_mult·w: the decay is decoupled from the
+//             moments (Loshchilov & Hutter) instead of being added to g.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace crema {
+
+class Node;
+struct SolverSpec;
+
+// One parameter's update, in place.
+struct UpdateInput {
+  int n = 0;             // elements of the parameter
+  float rate = 0.f;      // local rate lr·lr_mult
+  int t = 1;             // updates including this one (iter + 1), for Adam's bias correction
+  float* g = nullptr;    // (n) regularised gradient in, step out
+  float* h1 = nullptr;   // (n) first history: momentum V, H, Adam's m
+  float* h2 = nullptr;   // (n) second history: AdaDelta's D, Adam's v; null for one-history rules
+};
+
+struct UpdateRule {
+  const char* type;        // the solver `type` value
+  const char* legacy;      // Caffe's `solver_type` enum spelling, "" when Caffe has none
+  int histories;           // history blobs per learnable parameter (Caffe's snapshot layout)
+  bool decoupled_decay;    // weight decay is applied to w beside the step, not added to g
+  void (*compute)(const SolverSpec& spec, const UpdateInput& in);
+};
+
+// Every rule, in Caffe's SolverType enum order, then crema's extensions.
+const std::vector<UpdateRule>& update_rules();
+// The rule for a `type` value; throws Error for an unknown one (parsing has checked it).
+const UpdateRule& update_rule(const std::string& type);
+// The rule a legacy `solver_type` value (NESTEROV, ADAM, …) names; a ConfigError at
+// the value, listing the spellings, for any other.
+const UpdateRule& legacy_update_rule(const Node& solver_type);
+
+}  // namespace crema

@@ -1,0 +1,113 @@
+#include "io/image.hpp"
+
+#include <filesystem>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "engine/error.hpp"
+
+namespace crema::io {
+
+namespace {
+
+// channels 0 (as stored) only where the caller accepts whatever the file holds.
+int imread_flag(int channels, bool as_stored_ok) {
+  if (channels != 1 && channels != 3 && !(as_stored_ok && channels == 0))
+    throw Error("images can be read with 1 (grey) or 3 (colour) channels, not " + std::to_string(channels));
+  return channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED;
+}
+
+cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
+  const int flag = imread_flag(channels, false);
+  if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
+  cv::Mat img = cv::imread(path, flag);
+  if (img.empty()) throw Error("image '" + path + "' could not be decoded (not an image, or truncated)");
+  if (height > 0 && width > 0 && (img.rows != height || img.cols != width)) {
+    cv::Mat resized;
+    cv::resize(img, resized, cv::Size(width, height), 0, 0, cv::INTER_LINEAR);
+    img = resized;
+  }
+  return img;
+}
+
+// Interleaved HWC (BGR) → planar CHW.
+template <class T>
+void to_planar(const cv::Mat& img, int& channels, int& height, int& width, std::vector<T>& data) {
+  channels = img.channels();
+  height = img.rows;
+  width = img.cols;
+  data.resize(static_cast<size_t>(channels) * img.rows * img.cols);
+  T* out = data.data();  // out: (C, H, W)
+  for (int y = 0; y < img.rows; ++y) {
+    const unsigned char* row = img.ptr<unsigned char>(y);  // row: (W, C)
+    for (int x = 0; x < img.cols; ++x)
+      for (int c = 0; c < channels; ++c)
+        out[(static_cast<size_t>(c) * img.rows + y) * img.cols + x] = static_cast<T>(row[x * channels + c]);
+  }
+}
+
+}  // namespace
+
+Image read_image(const std::string& path, int channels, int height, int width) {
+  Image out;
+  to_planar(read_mat(path, channels, height, width), out.channels, out.height, out.width, out.data);
+  return out;
+}
+
+ImageU8 read_image_u8(const std::string& path, int channels, int height, int width) {
+  ImageU8 out;
+  to_planar(read_mat(path, channels, height, width), out.channels, out.height, out.width, out.data);
+  return out;
+}
+
+void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out) {
+  const int flag = imread_flag(channels, true);
+  // imdecode only reads the buffer; the Mat header just cannot say so.
+  const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8UC1,
+                    const_cast<char*>(bytes.data()));  // buf: (bytes.size())
+  cv::Mat img;
+  try {
+    if (!bytes.empty()) img = cv::imdecode(buf, flag);
+  } catch (const cv::Exception&) {
+    img = cv::Mat();  // reported below like any undecodable image
+  }
+  if (img.empty())
+    throw Error(what + ": the encoded image (" + std::to_string(bytes.size()) +
+                " bytes) could not be decoded (not a JPEG/PNG, or truncated)");
+  if (img.depth() != CV_8U)
+    throw Error(what + ": the encoded image has " + std::to_string(8 * img.elemSize1()) +
+                "-bit samples; crema reads 8-bit images (convert it, or use force_color / force_gray)");
+  to_planar(img, out.channels, out.height, out.width, out.data);
+}
+
+bool is_truncated_jpeg(std::string_view bytes) {
+  if (bytes.size() < 3 || bytes.substr(0, 3) != "\xff\xd8\xff") return false;  // not a JPEG
+  // Inside scan data every 0xff is followed by 0x00 or a restart marker, so the last
+  // start-of-scan (0xff 0xda) is the main image's last scan, after any thumbnail's.
+  const size_t scan = bytes.rfind("\xff\xda");
+  return scan == std::string_view::npos || bytes.find("\xff\xd9", scan) == std::string_view::npos;
+}
+
+std::string encode_image(const ImageU8& image, const std::string& ext) {
+  const int c = image.channels;
+  cv::Mat img(image.height, image.width, CV_8UC(c));
+  // Planar CHW → interleaved HWC.
+  for (int y = 0; y < image.height; ++y) {
+    unsigned char* row = img.ptr<unsigned char>(y);  // row: (W, C)
+    for (int x = 0; x < image.width; ++x)
+      for (int ch = 0; ch < c; ++ch)
+        row[x * c + ch] = image.data[(static_cast<size_t>(ch) * image.height + y) * image.width + x];
+  }
+  std::vector<unsigned char> buf;
+  bool ok = false;
+  try {
+    ok = cv::imencode("." + ext, img, buf);
+  } catch (const cv::Exception&) {
+    ok = false;
+  }
+  if (!ok) throw Error("OpenCV cannot encode images as '" + ext + "' (use a .png or .jpg file name)");
+  return {reinterpret_cast<const char*>(buf.data()), buf.size()};
+}
+
+}  // namespace crema::io

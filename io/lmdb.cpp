@@ -1,0 +1,200 @@
+#include "io/lmdb.hpp"
+
+#include <lmdb.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "engine/error.hpp"
+
+namespace crema::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view as_view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+// LMDB's own message plus what the user can do about the common failures.
+std::string explain(int rc) {
+  std::string msg = mdb_strerror(rc);
+  switch (rc) {
+    case MDB_INVALID: return msg + "; it is not an LMDB database (crema reads LMDB, not LevelDB)";
+    case MDB_VERSION_MISMATCH: return msg + "; it was written by an incompatible LMDB version";
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND: return msg + "; the database is damaged: create it again";
+    case MDB_BAD_VALSIZE: return msg + " (LMDB keys are at most 511 bytes: use shorter image paths)";
+    case ENOSPC: return msg + "; free some disk space and run again";
+    default: return msg;
+  }
+}
+
+}  // namespace
+
+// ---- reading ----------------------------------------------------------------------
+
+void LmdbReader::fail(int rc, const std::string& what) const {
+  throw Error("LMDB '" + path_ + "': " + what + ": " + explain(rc));
+}
+
+LmdbReader::LmdbReader(const std::string& path) : path_(path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (!fs::exists(status))
+    throw Error("LMDB '" + path + "' does not exist; create one with `crema convert-imageset` (or check data_param.source)");
+  unsigned int flags = MDB_RDONLY | MDB_NOTLS;
+  if (fs::is_directory(status)) {
+    if (!fs::exists(fs::path(path) / "data.mdb")) {
+      const bool leveldb = fs::exists(fs::path(path) / "CURRENT");
+      throw Error("'" + path + "' holds no data.mdb, so it is not an LMDB database" +
+                  (leveldb ? std::string(" (it looks like a LevelDB, which crema does not read: convert the images "
+                                         "again with `crema convert-imageset`)")
+                           : std::string()));
+    }
+  } else {
+    flags |= MDB_NOSUBDIR;  // a database copied out as a single file
+  }
+  int rc = mdb_env_create(&env_);
+  if (rc != 0) fail(rc, "cannot create an LMDB environment");
+  rc = mdb_env_open(env_, path.c_str(), flags, 0664);
+  if (rc == EACCES || rc == EROFS) {
+    // A read-only location cannot hold the lock file; nobody writes there either.
+    mdb_env_close(env_);
+    env_ = nullptr;
+    rc = mdb_env_create(&env_);
+    if (rc == 0) rc = mdb_env_open(env_, path.c_str(), flags | MDB_NOLOCK, 0664);
+  }
+  if (rc == 0) rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_);
+  if (rc == 0) rc = mdb_dbi_open(txn_, nullptr, 0, &dbi_);
+  if (rc != 0) {
+    const std::string reason = explain(rc);
+    if (txn_) mdb_txn_abort(txn_);
+    if (env_) mdb_env_close(env_);
+    throw Error("LMDB '" + path + "': cannot open it for reading: " + reason);
+  }
+}
+
+LmdbReader::~LmdbReader() {
+  mdb_txn_abort(txn_);
+  mdb_env_close(env_);
+}
+
+size_t LmdbReader::count() const {
+  MDB_stat stat;
+  const int rc = mdb_stat(txn_, dbi_, &stat);
+  if (rc != 0) fail(rc, "cannot count its records");
+  return stat.ms_entries;
+}
+
+std::string LmdbReader::record_name(std::string_view key) const {
+  return "LMDB '" + path_ + "' record '" + std::string(key) + "'";
+}
+
+std::string_view LmdbReader::get(std::string_view key) const {
+  MDB_val k = as_val(key), v;
+  const int rc = mdb_get(txn_, dbi_, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    throw Error("LMDB '" + path_ + "' has no record with key '" + std::string(key) +
+                "' (was the database changed while crema read it?)");
+  if (rc != 0) fail(rc, "cannot read the record with key '" + std::string(key) + "'");
+  return as_view(v);
+}
+
+LmdbReader::Cursor::Cursor(const LmdbReader& db) : db_(db) {
+  const int rc = mdb_cursor_open(db.txn_, db.dbi_, &cursor_);
+  if (rc != 0) db.fail(rc, "cannot open a cursor");
+}
+
+LmdbReader::Cursor::~Cursor() { mdb_cursor_close(cursor_); }
+
+bool LmdbReader::Cursor::next() {
+  MDB_val k, v;
+  const int rc = mdb_cursor_get(cursor_, &k, &v, started_ ? MDB_NEXT : MDB_FIRST);
+  started_ = true;
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) db_.fail(rc, "cannot read the next record");
+  key_ = as_view(k);
+  value_ = as_view(v);
+  return true;
+}
+
+std::vector<std::string> LmdbReader::keys() const {
+  std::vector<std::string> out;
+  out.reserve(count());
+  Cursor c(*this);
+  while (c.next()) out.emplace_back(c.key());
+  return out;
+}
+
+// ---- writing ----------------------------------------------------------------------
+
+void LmdbWriter::fail(int rc, const std::string& what) const {
+  throw Error("LMDB '" + path_ + "': " + what + ": " + explain(rc));
+}
+
+LmdbWriter::LmdbWriter(const std::string& path, size_t batch, size_t initial_map_size)
+    : path_(path), batch_(batch > 0 ? batch : 1) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(path, ec)))
+    throw Error("'" + path + "' already exists; crema does not overwrite a database: remove it or choose another name");
+  fs::create_directories(path, ec);
+  if (ec) throw Error("cannot create the database directory '" + path + "': " + ec.message());
+  int rc = mdb_env_create(&env_);
+  if (rc == 0) rc = mdb_env_set_mapsize(env_, initial_map_size);
+  if (rc == 0) rc = mdb_env_open(env_, path.c_str(), 0, 0664);
+  if (rc != 0) {
+    const std::string reason = explain(rc);
+    if (env_) mdb_env_close(env_);
+    throw Error("LMDB '" + path + "': cannot create the database: " + reason);
+  }
+}
+
+LmdbWriter::~LmdbWriter() { mdb_env_close(env_); }
+
+size_t LmdbWriter::map_size() const {
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  return info.me_mapsize;
+}
+
+void LmdbWriter::put(std::string key, std::string value) {
+  pending_.emplace_back(std::move(key), std::move(value));
+  if (pending_.size() >= batch_) commit();
+}
+
+void LmdbWriter::commit() {
+  if (pending_.empty()) return;
+  for (;;) {
+    MDB_txn* txn = nullptr;
+    MDB_dbi dbi = 0;
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+    if (rc != 0) fail(rc, "cannot start a write transaction");
+    rc = mdb_dbi_open(txn, nullptr, 0, &dbi);
+    size_t failed = pending_.size();  // the record whose put failed, if one did
+    for (size_t i = 0; rc == 0 && i < pending_.size(); ++i) {
+      MDB_val k = as_val(pending_[i].first), v = as_val(pending_[i].second);
+      rc = mdb_put(txn, dbi, &k, &v, 0);
+      if (rc != 0) failed = i;
+    }
+    if (rc == 0)
+      rc = mdb_txn_commit(txn);  // frees the transaction, committed or not
+    else
+      mdb_txn_abort(txn);
+    if (rc == MDB_MAP_FULL) {
+      // Caffe's remedy: double the map and write the whole batch again. Allowed
+      // here because no transaction of this process is open.
+      const size_t bigger = map_size() * 2;
+      rc = mdb_env_set_mapsize(env_, bigger);
+      if (rc != 0) fail(rc, "cannot grow the map to " + std::to_string(bigger) + " bytes");
+      continue;
+    }
+    if (rc != 0 && failed < pending_.size())
+      fail(rc, "cannot store the record with key '" + pending_[failed].first + "'");
+    if (rc != 0) fail(rc, "cannot commit " + std::to_string(pending_.size()) + " record(s)");
+    break;
+  }
+  pending_.clear();
+}
+
+}  // namespace crema::io

@@ -1,0 +1,114 @@
+#include "layers/batch_norm_layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine/math.hpp"
+#include "layers/param_blobs.hpp"
+
+namespace crema {
+
+BatchNormParams BatchNormParams::parse(MapReader r) {
+  BatchNormParams p;
+  if (r.has("use_global_stats")) p.use_global_stats = r.get_bool("use_global_stats", false);
+  p.moving_average_fraction = r.get_float("moving_average_fraction", 0.999f);
+  p.eps = r.get_float("eps", 1e-5f);
+  if (p.eps < 0.f) r.fail("eps", "eps must not be negative");
+  r.allow({"engine"});
+  r.finish();
+  return p;
+}
+
+BatchNormLayer::BatchNormLayer(const LayerSpec& spec)
+    : Layer(spec), params_(BatchNormParams::parse(spec.params("batch_norm_param"))) {
+  use_global_stats_ = params_.use_global_stats.value_or(spec.phase == Phase::TEST);
+  // The statistics must never be touched by the solver. Caffe's rules: three param
+  // entries (the old definition) are frozen by its net upgrade; otherwise missing
+  // entries get lr_mult 0 and a non-zero one is an error. The net reads these entries
+  // back from the layer.
+  auto& param = spec_.param;
+  if (param.size() > 3)
+    spec_.fail("BatchNorm has 3 blobs (mean, variance, scale factor) but 'param' lists " +
+               std::to_string(param.size()));
+  for (size_t i = 0; i < param.size(); ++i) {
+    if (param.size() != 3 && param[i].lr_mult != 0.f)
+      spec_.fail("param[" + std::to_string(i) +
+                 "].lr_mult: BatchNorm's statistics are computed, not learnt; set lr_mult: 0 or drop the entry");
+    param[i].lr_mult = 0.f;
+    param[i].decay_mult = 0.f;
+  }
+  while (param.size() < 3) param.push_back(ParamSpec{"", 0.f, 0.f});
+}
+
+void BatchNormLayer::layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec&) {
+  const Blob& x = *bottom[0];
+  if (x.num_axes() < 1) spec_.fail("BatchNorm needs a bottom with at least one axis, got a scalar");
+  channels_ = x.num_axes() == 1 ? 1 : x.shape(1);
+  const FillerSpec zero;  // constant 0
+  setup_param_blobs(spec_, blobs_,
+                    {{"mean", {channels_}, zero}, {"variance", {channels_}, zero}, {"scale factor", {1}, zero}},
+                    ctx.rng());
+  for (int i = 0; i < 3; ++i) set_param_propagate_down(i, false);
+}
+
+void BatchNormLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  const Blob& x = *bottom[0];
+  if ((x.num_axes() == 1 ? 1 : x.shape(1)) != channels_)
+    spec_.fail("BatchNorm layer was set up for " + std::to_string(channels_) + " channels; got a bottom of shape " +
+               x.shape_string());
+  layout_.outer = x.shape(0);
+  layout_.dim = channels_;
+  layout_.inner = x.count(std::min(2, x.num_axes()));
+  if (top[0] != bottom[0]) top[0]->reshape_like(x);
+  x_norm_.reshape_like(x);
+  inv_std_.assign(static_cast<size_t>(channels_), 0.f);
+}
+
+void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  const size_t C = static_cast<size_t>(channels_);
+  const float* x = bottom[0]->cpu_data();  // x: (N, C, S)
+  std::vector<double> mean(C), var(C);
+  float* mean_blob = blobs_[0]->mutable_cpu_data();  // (C)
+  float* var_blob = blobs_[1]->mutable_cpu_data();   // (C)
+  float* factor = blobs_[2]->mutable_cpu_data();     // (1)
+  if (use_global_stats_) {
+    const double scale = factor[0] == 0.f ? 0.0 : 1.0 / factor[0];
+    for (size_t c = 0; c < C; ++c) {
+      mean[c] = mean_blob[c] * scale;
+      var[c] = var_blob[c] * scale;
+    }
+  } else {
+    layout_.moments(x, mean.data(), var.data());
+    // The running estimates take the unbiased variance (Bessel's correction).
+    const double m = static_cast<double>(layout_.outer) * layout_.inner;  // values per channel
+    const double correction = m > 1 ? m / (m - 1) : 1.0;
+    const float maf = params_.moving_average_fraction;
+    factor[0] = factor[0] * maf + 1.f;
+    for (size_t c = 0; c < C; ++c) {
+      mean_blob[c] = static_cast<float>(mean[c] + maf * mean_blob[c]);
+      var_blob[c] = static_cast<float>(correction * var[c] + maf * var_blob[c]);
+    }
+  }
+  for (size_t c = 0; c < C; ++c)
+    inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
+  float* y = top[0]->mutable_cpu_data();  // y: (N, C, S), may alias x
+  layout_.normalize(x, mean.data(), inv_std_.data(), y);
+  cpu_copy(top[0]->count(), y, x_norm_.mutable_cpu_data());
+}
+
+void BatchNormLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                  const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const float* dy = top[0]->cpu_diff();       // dy: (N, C, S)
+  float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N, C, S), may alias dy
+  // Global statistics are constants: only the division remains.
+  if (use_global_stats_)
+    layout_.apply(dy, inv_std_.data(), nullptr, dx);
+  else
+    layout_.normalize_backward(x_norm_.cpu_data(), dy, inv_std_.data(), dx);
+}
+
+CREMA_REGISTER_LAYER("BatchNorm", BatchNormLayer);
+
+}  // namespace crema

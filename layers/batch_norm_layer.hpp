@@ -1,0 +1,60 @@
+// BatchNorm (Caffe's BatchNormLayer): normalises each channel (axis 1; a 1-D bottom
+// is one channel) over the batch and every other axis,
+//   y = (x - mean_c) / sqrt(var_c + eps)
+// with the batch's own mean and (biased) variance, or, with use_global_stats, the
+// stored running estimates. No scale or shift: Caffe puts a Scale layer after it.
+// batch_norm_param: use_global_stats (default: false in TRAIN, true in TEST),
+// moving_average_fraction (0.999), eps (1e-5).
+// Three blobs, Caffe's layout: mean (C), variance (C), scale factor (1). Every
+// forward on batch statistics updates them as
+//   factor = maf factor + 1,  mean_blob = maf mean_blob + mean,
+//   var_blob = maf var_blob + m/(m-1) var   (m = values per channel)
+// so the estimates are mean_blob / factor and var_blob / factor (factor 0 gives 0).
+// They are statistics, not parameters: the layer gives them lr_mult 0 and
+// decay_mult 0 (as Caffe does; an explicit non-zero lr_mult is refused) and computes
+// no gradient for them. Backward, with batch statistics:
+//   dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)
+// and with global statistics dx = dy / sqrt(var + eps). Runs in place.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "layers/axis_broadcast.hpp"
+
+namespace crema {
+
+struct BatchNormParams {
+  std::optional<bool> use_global_stats;  // absent: true in TEST, false in TRAIN
+  float moving_average_fraction = 0.999f;
+  float eps = 1e-5f;
+  static BatchNormParams parse(MapReader r);
+};
+
+class BatchNormLayer : public Layer {
+ public:
+  explicit BatchNormLayer(const LayerSpec& spec);
+  const char* type() const override { return "BatchNorm"; }
+  int exact_num_bottom() const override { return 1; }
+  int exact_num_top() const override { return 1; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  bool use_global_stats() const { return use_global_stats_; }
+
+ protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+
+ private:
+  BatchNormParams params_;
+  bool use_global_stats_ = false;
+  int channels_ = 0;
+  AxisBroadcast layout_;  // the bottom seen as (N, C, the rest)
+  // The normalised output, kept for backward: a later in-place layer may overwrite
+  // the top.
+  Blob x_norm_;
+  std::vector<float> inv_std_;  // (C): 1 / sqrt(var + eps) of the last forward
+};
+
+}  // namespace crema

@@ -1,0 +1,37 @@
+// Filter (Caffe's FilterLayer): keeps the batch items a selector picks. The last
+// bottom is the selector, (N) or (N, 1, ...); every other bottom i (N, ...) gives
+// top i holding, in order, the items whose selector value is non-zero, so the tops'
+// first dimension changes with the data. At setup, when no data has been read yet,
+// the tops get all N items (as in Caffe), so that the layers after can set up.
+// Backward copies each kept item's gradient back and zeros the dropped ones; the
+// selector has no gradient.
+#pragma once
+
+#include <vector>
+
+#include "engine/layer.hpp"
+
+namespace crema {
+
+class FilterLayer : public Layer {
+ public:
+  explicit FilterLayer(const LayerSpec& spec) : Layer(spec) {}
+  const char* type() const override { return "Filter"; }
+  int min_bottom() const override { return 2; }
+  int min_top() const override { return 1; }
+  bool allow_force_backward(int bottom_index) const override { return bottom_index < selector_index_; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+
+ private:
+  int selector_index_ = 1 << 30;  // the last bottom, once known
+  bool first_reshape_ = true;
+  std::vector<int> kept_;  // items forwarded, in order
+};
+
+}  // namespace crema

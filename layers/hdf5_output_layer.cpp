@@ -1,0 +1,67 @@
+#include "layers/hdf5_output_layer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "engine/error.hpp"
+#include "io/checkpoint.hpp"
+#include "io/hdf5_append.hpp"
+
+namespace crema {
+
+HDF5OutputLayer::HDF5OutputLayer(const LayerSpec& spec) : Layer(spec) {
+  MapReader r = spec.params("hdf5_output_param");
+  file_name_ = r.required("file_name").str();
+  if (file_name_.empty()) r.fail("file_name", "file_name must not be empty");
+  const std::filesystem::path dir = std::filesystem::path(file_name_).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    r.fail("file_name", "folder '" + dir.string() + "' does not exist; create it or change file_name");
+  r.finish();
+}
+
+HDF5OutputLayer::~HDF5OutputLayer() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    spdlog::error("{}: {} (the rows written are in '{}')", spec_.name, e.what(), temp_name_);
+  }
+}
+
+void HDF5OutputLayer::close() {
+  if (!file_) return;
+  file_->flush();
+  file_.reset();
+  io::commit_file(temp_name_, file_name_);
+  spdlog::info("{}: wrote {}", spec_.name, file_name_);
+}
+
+void HDF5OutputLayer::layer_setup(Context&, const BlobVec&, const BlobVec&) {
+  if (file_) return;  // set up again: keep appending to the same file
+  temp_name_ = io::temp_name_for(file_name_);
+  try {
+    file_ = std::make_unique<io::H5File>(temp_name_, io::H5File::Mode::Create);
+  } catch (const Error& e) {
+    spec_.fail(std::string(e.what()) +
+               " for hdf5_output_param.file_name (is another HDF5Output layer writing the same file?)");
+  }
+}
+
+void HDF5OutputLayer::reshape(const BlobVec& bottom, const BlobVec&) {
+  for (int i = 0; i < 2; ++i)
+    if (bottom[static_cast<size_t>(i)]->num_axes() < 1)
+      spec_.fail("bottom " + std::to_string(i) + " must have a batch axis, got a scalar");
+  if (bottom[0]->shape(0) != bottom[1]->shape(0))
+    spec_.fail("data and label must have the same batch size; got " + bottom[0]->shape_string() + " and " +
+               bottom[1]->shape_string());
+}
+
+void HDF5OutputLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec&) {
+  io::append_rows(*file_, "data", bottom[0]->shape(), bottom[0]->cpu_data());   // (N, ...)
+  io::append_rows(*file_, "label", bottom[1]->shape(), bottom[1]->cpu_data());  // (N, ...)
+  file_->flush();
+}
+
+CREMA_REGISTER_LAYER("HDF5Output", HDF5OutputLayer);
+
+}  // namespace crema

@@ -1,0 +1,41 @@
+// HDF5Output (Caffe's HDF5OutputLayer): writes its two bottoms to an HDF5 file, the
+// first as dataset `data`, the second as `label` (the names HDF5Data reads), every
+// forward appending its batch, so the file ends up with all rows in order. Both
+// bottoms must have the same first dimension; datasets keep the bottoms' own shapes.
+// hdf5_output_param: file_name (required; its folder must exist).
+// The rows go to a temporary file next to file_name (`<file_name>.tmp-<pid>`,
+// flushed after every batch) that is synced and renamed to file_name when the net is
+// destroyed (end of `crema test` or training), so file_name only ever holds a
+// complete file. No tops, no gradient.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/layer.hpp"
+#include "io/hdf5.hpp"
+
+namespace crema {
+
+class HDF5OutputLayer : public Layer {
+ public:
+  explicit HDF5OutputLayer(const LayerSpec& spec);
+  ~HDF5OutputLayer() override;
+  const char* type() const override { return "HDF5Output"; }
+  int exact_num_bottom() const override { return 2; }
+  int exact_num_top() const override { return 0; }
+  bool allow_force_backward(int) const override { return false; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  // Renames the finished file into place now (also done on destruction).
+  void close();
+
+ protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+
+ private:
+  std::string file_name_, temp_name_;
+  std::unique_ptr<io::H5File> file_;
+};
+
+}  // namespace crema

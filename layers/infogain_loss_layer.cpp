@@ -1,0 +1,137 @@
+#include "layers/infogain_loss_layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "engine/math.hpp"
+#include "io/caffe_binary.hpp"
+#include "layers/multinomial_logistic_loss_layer.hpp"
+#include "layers/softmax_layer.hpp"
+
+namespace crema {
+
+InfogainLossParams InfogainLossParams::parse(MapReader r) {
+  InfogainLossParams p;
+  p.source = r.get_string("source", "");
+  p.axis = r.get_int("axis", 1);
+  r.finish();
+  return p;
+}
+
+namespace {
+
+LossParams parse_loss_params(const LayerSpec& spec) {
+  MapReader r = spec.params("loss_param");
+  if (r.has("normalize"))
+    r.fail("normalize", "is deprecated and InfogainLoss does not accept it; use normalization "
+                        "(VALID, BATCH_SIZE, FULL or NONE)");
+  return LossParams::parse(r);
+}
+
+}  // namespace
+
+InfogainLossLayer::InfogainLossLayer(const LayerSpec& spec)
+    : LossLayer(spec),
+      params_(InfogainLossParams::parse(spec.params("infogain_loss_param"))),
+      loss_params_(parse_loss_params(spec)) {}
+
+void InfogainLossLayer::layer_setup(Context&, const BlobVec& bottom, const BlobVec&) {
+  if (bottom.size() == 3) return;
+  if (params_.source.empty())
+    spec_.fail("InfogainLoss needs its matrix H: set infogain_loss_param.source to a .binaryproto file, "
+               "or give H as a third bottom");
+  try {
+    infogain_ = io::read_binaryproto(params_.source);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    throw Error("InfogainLoss layer '" + name() + "' (infogain_loss_param.source): " + e.what());
+  }
+}
+
+const float* InfogainLossLayer::infogain(const BlobVec& bottom) const {
+  return bottom.size() == 3 ? bottom[2]->cpu_data() : infogain_.cpu_data();
+}
+
+void InfogainLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  LossLayer::reshape(bottom, top);
+  const int axis = bottom[0]->canonical_axis(params_.axis);
+  outer_ = bottom[0]->count(0, axis);
+  num_labels_ = bottom[0]->shape(axis);
+  inner_ = bottom[0]->count(axis + 1);
+  if (outer_ * inner_ != bottom[1]->count())
+    spec_.fail("number of labels must match number of predictions: scores of shape " + bottom[0]->shape_string() +
+               " with infogain axis " + std::to_string(axis) + " need " + std::to_string(outer_ * inner_) +
+               " labels, but the label blob has shape " + bottom[1]->shape_string());
+  const Blob& h = bottom.size() == 3 ? *bottom[2] : infogain_;
+  if (h.count() != num_labels_ * num_labels_)
+    spec_.fail("the infogain matrix H must be " + std::to_string(num_labels_) + " x " + std::to_string(num_labels_) +
+               " for " + std::to_string(num_labels_) + " classes, but " +
+               (bottom.size() == 3 ? "the third bottom" : "'" + params_.source + "'") + " holds " +
+               std::to_string(h.count()) + " values (shape " + h.shape_string() + ")");
+  prob_.reshape_like(*bottom[0]);
+  if (top.size() >= 2) {
+    top[1]->reshape_like(*bottom[0]);
+    top[1]->share_data(prob_);
+  }
+}
+
+void InfogainLossLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  softmax_cpu(outer_, num_labels_, inner_, bottom[0]->cpu_data(), prob_.mutable_cpu_data());
+  const float* prob = prob_.cpu_data();        // prob: (outer, K, inner)
+  const float* label = bottom[1]->cpu_data();  // label: (outer, inner)
+  const float* h = infogain(bottom);           // h: (K, K)
+  double loss = 0;
+  int valid = 0;
+  for (int o = 0; o < outer_; ++o) {
+    const float* po = prob + static_cast<size_t>(o) * num_labels_ * inner_;  // po: (K, inner)
+    for (int i = 0; i < inner_; ++i) {
+      const auto l = read_label(*this, label[o * inner_ + i], num_labels_, loss_params_.ignore_label);
+      if (!l) continue;
+      const float* row = h + static_cast<size_t>(*l) * num_labels_;  // row: (K)
+      for (int k = 0; k < num_labels_; ++k) loss -= row[k] * std::log(std::max(po[k * inner_ + i], kLogThreshold));
+      ++valid;
+    }
+  }
+  top[0]->mutable_cpu_data()[0] =
+      static_cast<float>(loss) / loss_normalizer(loss_params_.normalization, outer_, inner_, valid);
+}
+
+void InfogainLossLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                     const BlobVec& bottom) {
+  // Labels and H have no gradient; Caffe aborts when asked for one, crema leaves them untouched.
+  if (!propagate_down[0]) return;
+  const float* prob = prob_.cpu_data();        // prob: (outer, K, inner)
+  const float* label = bottom[1]->cpu_data();  // label: (outer, inner)
+  const float* h = infogain(bottom);           // h: (K, K)
+  float* dx = bottom[0]->mutable_cpu_diff();   // dx: (outer, K, inner)
+  std::vector<float> row_sums(static_cast<size_t>(num_labels_));
+  for (int r = 0; r < num_labels_; ++r) {
+    double sum = 0;
+    for (int k = 0; k < num_labels_; ++k) sum += h[static_cast<size_t>(r) * num_labels_ + static_cast<size_t>(k)];
+    row_sums[static_cast<size_t>(r)] = static_cast<float>(sum);
+  }
+  int valid = 0;
+  for (int o = 0; o < outer_; ++o) {
+    const size_t base = static_cast<size_t>(o) * num_labels_ * inner_;
+    for (int i = 0; i < inner_; ++i) {
+      const auto l = read_label(*this, label[o * inner_ + i], num_labels_, loss_params_.ignore_label);
+      const float* row = l ? h + static_cast<size_t>(*l) * num_labels_ : nullptr;  // row: (K)
+      for (int k = 0; k < num_labels_; ++k) {
+        const size_t at = base + static_cast<size_t>(k) * inner_ + static_cast<size_t>(i);
+        dx[at] = row ? prob[at] * row_sums[static_cast<size_t>(*l)] - row[k] : 0.f;
+      }
+      if (l) ++valid;
+    }
+  }
+  // top diff holds d(total loss)/d(this loss), i.e. the loss weight.
+  const float scale = top[0]->cpu_diff()[0] / loss_normalizer(loss_params_.normalization, outer_, inner_, valid);
+  cpu_scale(bottom[0]->count(), scale, dx);
+}
+
+CREMA_REGISTER_LAYER("InfogainLoss", InfogainLossLayer);
+
+}  // namespace crema

@@ -1,0 +1,41 @@
+// For layers that may run in place but whose gradient needs the input x (Clip, BNLL,
+// Log, Power, AbsVal, PReLU, Scale). Run in place, the top overwrites x before backward; Caffe then reads the
+// overwritten values and computes a wrong gradient (or forbids in-place use). crema
+// keeps a copy of x in that case only, so out-of-place layers pay nothing.
+#pragma once
+
+#include "engine/blob.hpp"
+#include "layers/elementwise_map.hpp"
+
+namespace crema {
+
+class KeptInput {
+ public:
+  // Call at the start of forward, before the top is written.
+  void keep(const Blob& bottom, const Blob& top) {
+    if (&bottom == &top) copy_.copy_from(bottom, false, true);
+  }
+  // x as it was at forward: (count of bottom).
+  const float* data(const Blob& bottom, const Blob& top) const {
+    return &bottom == &top ? copy_.cpu_data() : bottom.cpu_data();
+  }
+
+  // The element-wise case of the two above: y_i = f(x_i), keeping x first when the
+  // layer runs in place ...
+  template <typename F>
+  void forward(const Blob& bottom, Blob& top, F f) {
+    keep(bottom, top);
+    map_forward(bottom, top, f);
+  }
+
+  // ... and dx_i = dy_i * dydx(x_i), with x as it was at forward.
+  template <typename F>
+  void backward(const Blob& top, Blob& bottom, F dydx) const {
+    map_backward(data(bottom, top), top, bottom, dydx);
+  }
+
+ private:
+  Blob copy_;
+};
+
+}  // namespace crema

@@ -1,0 +1,62 @@
+#include "layers/scale_layer.hpp"
+
+#include "layers/param_blobs.hpp"
+
+namespace crema {
+
+ScaleParams ScaleParams::parse(MapReader r) {
+  ScaleParams p;
+  p.operand = AxisOperandParams::parse(r, "filler", 1.f);
+  p.bias_term = r.get_bool("bias_term", false);
+  p.bias_filler = FillerSpec::parse(r.sub("bias_filler"));
+  r.finish();
+  return p;
+}
+
+ScaleLayer::ScaleLayer(const LayerSpec& spec) : Layer(spec), params_(ScaleParams::parse(spec.params("scale_param"))) {}
+
+void ScaleLayer::layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec&) {
+  std::vector<ParamBlobSpec> wanted;
+  std::vector<int> shape;
+  if (bottom.size() > 1) {
+    shape = bottom[1]->shape();
+  } else {
+    shape = AxisBroadcast::param_shape(spec_, *bottom[0], params_.operand.axis, params_.operand.num_axes);
+    wanted.push_back({"scale", shape, params_.operand.filler});
+  }
+  if (params_.bias_term) wanted.push_back({"bias", shape, params_.bias_filler});
+  setup_param_blobs(spec_, blobs_, wanted, ctx.rng());
+}
+
+void ScaleLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  broadcast_ = AxisBroadcast::of(spec_, *bottom[0], scale(bottom), params_.operand.axis,
+                                 bottom.size() > 1 ? "the scale (bottom 1)" : "the scale blob");
+  if (params_.bias_term && blobs_[static_cast<size_t>(bias_index())]->count() != broadcast_.dim)
+    spec_.fail("the bias blob has shape " + blobs_[static_cast<size_t>(bias_index())]->shape_string() +
+               " but the scale has " + std::to_string(broadcast_.dim) + " values");
+  if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+}
+
+void ScaleLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  input_.keep(*bottom[0], *top[0]);
+  const float* s = scale(bottom).cpu_data();                                                        // s: (dim)
+  const float* b = params_.bias_term ? blobs_[static_cast<size_t>(bias_index())]->cpu_data() : nullptr;  // b: (dim)
+  // x, y: (outer, dim, inner); y may alias x
+  broadcast_.apply(bottom[0]->cpu_data(), s, b, top[0]->mutable_cpu_data());
+}
+
+void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  const float* dy = top[0]->cpu_diff();                       // dy: (outer, dim, inner)
+  const float* x = input_.data(*bottom[0], *top[0]);          // x: (outer, dim, inner), as at forward
+  // The parameter gradients first: in place, dx overwrites dy.
+  if (params_.bias_term && param_propagate_down(bias_index()))
+    broadcast_.reduce(dy, nullptr, blobs_[static_cast<size_t>(bias_index())]->mutable_cpu_diff(), true);
+  if (bottom.size() > 1 && propagate_down[1]) broadcast_.reduce(dy, x, bottom[1]->mutable_cpu_diff(), false);
+  if (bottom.size() == 1 && param_propagate_down(0)) broadcast_.reduce(dy, x, blobs_[0]->mutable_cpu_diff(), true);
+  if (propagate_down[0]) broadcast_.apply(dy, scale(bottom).cpu_data(), nullptr, bottom[0]->mutable_cpu_diff());
+}
+
+CREMA_REGISTER_LAYER("Scale", ScaleLayer);
+
+}  // namespace crema

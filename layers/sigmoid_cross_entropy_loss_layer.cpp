@@ -1,0 +1,70 @@
+#include "layers/sigmoid_cross_entropy_loss_layer.hpp"
+
+#include <cmath>
+
+#include "engine/math.hpp"
+#include "layers/sigmoid_function.hpp"
+
+namespace crema {
+
+namespace {
+
+LossParams parse_loss_params(const LayerSpec& spec) {
+  MapReader r = spec.params("loss_param");
+  const bool explicit_mode = r.has("normalization") || r.has("normalize");
+  LossParams p = LossParams::parse(r);
+  if (!explicit_mode) p.normalization = LossNormalization::BATCH_SIZE;
+  return p;
+}
+
+}  // namespace
+
+SigmoidCrossEntropyLossLayer::SigmoidCrossEntropyLossLayer(const LayerSpec& spec)
+    : LossLayer(spec), loss_params_(parse_loss_params(spec)) {}
+
+void SigmoidCrossEntropyLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
+  LossLayer::reshape(bottom, top);
+  if (bottom[0]->count() != bottom[1]->count())
+    spec_.fail("SigmoidCrossEntropyLoss needs one target per score; got scores of shape " +
+               bottom[0]->shape_string() + " and targets of shape " + bottom[1]->shape_string());
+  sigmoid_.reshape_like(*bottom[0]);
+}
+
+bool SigmoidCrossEntropyLossLayer::ignored(float target) const {
+  return loss_params_.ignore_label && static_cast<int>(target) == *loss_params_.ignore_label;
+}
+
+void SigmoidCrossEntropyLossLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  const int n = bottom[0]->count();
+  const float* x = bottom[0]->cpu_data();  // x: (N, ...)
+  const float* t = bottom[1]->cpu_data();  // t: (n) targets
+  float* p = sigmoid_.mutable_cpu_data();  // p: (N, ...)
+  double loss = 0;
+  int valid = 0;
+  for (int i = 0; i < n; ++i) {
+    p[i] = sigmoid(x[i]);
+    if (ignored(t[i])) continue;
+    const float positive = x[i] >= 0.f ? 1.f : 0.f;
+    loss -= x[i] * (t[i] - positive) - std::log(1.f + std::exp(x[i] - 2.f * x[i] * positive));
+    ++valid;
+  }
+  normalizer_ = loss_normalizer(loss_params_.normalization, bottom[0]->shape(0), bottom[0]->count(1), valid);
+  top[0]->mutable_cpu_data()[0] = static_cast<float>(loss) / normalizer_;
+}
+
+void SigmoidCrossEntropyLossLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                                const BlobVec& bottom) {
+  // Targets have no gradient; Caffe aborts when asked for one, crema leaves it untouched.
+  if (!propagate_down[0]) return;
+  const int n = bottom[0]->count();
+  const float* p = sigmoid_.cpu_data();       // p: (N, ...)
+  const float* t = bottom[1]->cpu_data();     // t: (n)
+  float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N, ...)
+  // top diff holds d(total loss)/d(this loss), i.e. the loss weight.
+  const float scale = top[0]->cpu_diff()[0] / normalizer_;
+  for (int i = 0; i < n; ++i) dx[i] = ignored(t[i]) ? 0.f : scale * (p[i] - t[i]);
+}
+
+CREMA_REGISTER_LAYER("SigmoidCrossEntropyLoss", SigmoidCrossEntropyLossLayer);
+
+}  // namespace crema

@@ -1,0 +1,34 @@
+// SigmoidCrossEntropyLoss: the cross entropy between targets t in [0, 1] and the
+// sigmoid p of the scores x, summed over every element and divided by the normalizer:
+//   loss = -sum_i (t_i log p_i + (1 - t_i) log(1 - p_i)) / normalizer,
+// computed in Caffe's stable form x (t - [x >= 0]) - log(1 + e^(x - 2x [x >= 0])).
+// Bottoms: scores and targets of the same count. loss_param: ignore_label skips the
+// elements whose target, truncated to int, equals it; normalization is BATCH_SIZE
+// (the first dimension) unless normalization or the legacy normalize says otherwise
+// (Caffe's default for this layer, unlike SoftmaxWithLoss), with VALID counting the
+// elements not ignored. Backward: dx = (p - t) * top_diff / normalizer, zero where ignored.
+#pragma once
+
+#include "layers/loss_layer.hpp"
+
+namespace crema {
+
+class SigmoidCrossEntropyLossLayer : public LossLayer {
+ public:
+  explicit SigmoidCrossEntropyLossLayer(const LayerSpec& spec);
+  const char* type() const override { return "SigmoidCrossEntropyLoss"; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+
+ protected:
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+
+ private:
+  bool ignored(float target) const;
+  LossParams loss_params_;
+  Blob sigmoid_;           // p, same shape as the scores; kept for backward
+  float normalizer_ = 1.f;  // from the last forward
+};
+
+}  // namespace crema

@@ -1,0 +1,74 @@
+// `crema classify`: Caffe's cpp_classification output for images on disk.
+#include <doctest/doctest.h>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <regex>
+
+#include "io/idx.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+
+namespace {
+const char* kDeploy = R"(
+name: toy_deploy
+layer:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 10, 10]}}}
+  - {name: conv, type: Convolution, bottom: data, top: conv, convolution_param: {num_output: 4, kernel_size: 3}}
+  - {name: relu, type: ReLU, bottom: conv, top: conv}
+  - {name: fc1, type: InnerProduct, bottom: conv, top: fc1, inner_product_param: {num_output: 32}}
+  - {name: fc2, type: InnerProduct, bottom: fc1, top: fc2, inner_product_param: {num_output: 10}}
+  - {name: prob, type: Softmax, bottom: fc2, top: prob}
+)";
+}  // namespace
+
+TEST_CASE("classify prints the top classes per image, resizing the batch to the images") {
+  test::TempDir dir;
+  const std::string d = dir.path().string();
+  test::write_toy_idx(d, "train", 400, 1);
+  test::write_toy_idx(d, "test", 100, 2);
+  test::write_file(dir / "solver.yaml", test::toy_solver_yaml(d, 150));
+  const auto trained = test::run(test::crema_binary() + " train " + (dir / "solver.yaml"));
+  REQUIRE_MESSAGE(trained.status == 0, trained.output);
+  test::write_file(dir / "deploy.yaml", kDeploy);
+  std::string labels;
+  for (int c = 0; c < 10; ++c) labels += "class " + std::to_string(c) + " (toy)\n";
+  test::write_file(dir / "labels.txt", labels);
+
+  // Six test images as PNG files, 20x20 so that classify has to resize them.
+  const io::IdxArray images = io::read_idx(d + "/test-images-idx3-ubyte");
+  const io::IdxArray truth = io::read_idx(d + "/test-labels-idx1-ubyte");
+  std::string args;
+  for (int i = 0; i < 6; ++i) {
+    cv::Mat img(10, 10, CV_8UC1, const_cast<uint8_t*>(images.data.data()) + 100 * i), big;
+    cv::resize(img, big, cv::Size(20, 20), 0, 0, cv::INTER_NEAREST);
+    const std::string path = dir / ("img" + std::to_string(i) + ".png");
+    REQUIRE(cv::imwrite(path, big));
+    args += " " + path;
+  }
+  const auto r = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
+                           (dir / "snap/toy_iter_150.caffemodel.h5") + " --scale 0.004 --labels " + (dir / "labels.txt") +
+                           " --top-k 3" + args);
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  const std::regex block(R"re(---------- Prediction for (\S+img(\d)\.png) ----------\n([0-9]\.[0-9]{4}) - "class (\d) \(toy\)"\n[0-9]\.[0-9]{4} - "class \d \(toy\)"\n[0-9]\.[0-9]{4} - "class \d \(toy\)"\n)re");
+  int blocks = 0, correct = 0;
+  for (auto it = std::sregex_iterator(r.output.begin(), r.output.end(), block); it != std::sregex_iterator(); ++it) {
+    const int i = std::stoi((*it)[2]);
+    CHECK(i == blocks);  // in command-line order
+    correct += std::stoi((*it)[4]) == truth.data[static_cast<size_t>(i)];
+    ++blocks;
+  }
+  CHECK_MESSAGE(blocks == 6, r.output);
+  CHECK(correct >= 4);  // the toy classes are easy; the trained net gets most right
+
+  // Without labels the class index is printed; a missing image is one clear error.
+  const auto plain = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
+                               (dir / "snap/toy_iter_150.caffemodel.h5") + " --top-k 1 " + (dir / "img0.png"));
+  CHECK(std::regex_search(plain.output, std::regex(R"(\n[0-9]\.[0-9]{4} - "\d"\n)")));
+  const auto missing = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " " + (dir / "nope.png"));
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("nope.png") != std::string::npos);
+  CHECK(missing.output.find("terminate") == std::string::npos);
+}

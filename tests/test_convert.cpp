@@ -1,0 +1,166 @@
+// `crema convert` and prototxt files on the command line, driven as a user drives
+// them: nets and solvers back and forth between prototxt and YAML, Caffe's V1 files
+// upgraded on the way, training and timing straight from prototxt, and the errors.
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include <filesystem>
+#include <string>
+
+#include "io/prototxt.hpp"
+#include "io/yaml_config.hpp"
+#include "io/caffe_binary.hpp"
+#include "io/checkpoint.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string crema_cmd(const std::string& args) { return test::crema_binary() + " " + args; }
+std::string caffe_data(const std::string& name) { return test::source_dir() + "/tests/data/caffe/" + name; }
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("convert: a V1 prototxt becomes current YAML and prototxt, and converting again changes nothing") {
+  test::TempDir dir;
+  const auto to_yaml = test::run(crema_cmd("convert " + caffe_data("v1_lenet/lenet_train_test.prototxt") + " -o " +
+                                           (dir / "lenet.yaml")));
+  INFO(to_yaml.output);
+  REQUIRE(to_yaml.status == 0);
+  CHECK(contains(to_yaml.output, "upgraded: V1 'layers' → 'layer'"));
+  const std::string yaml = test::read_file(dir / "lenet.yaml");
+  const Node net = io::parse_yaml(yaml, "lenet.yaml");
+  const Node& conv1 = net.find("layer")->items()[2];
+  CHECK(conv1.find("type")->str() == "Convolution");
+  CHECK(conv1.find("param")->items()[1].find("lr_mult")->str() == "2");
+  CHECK(contains(yaml, "scale: 0.00390625"));
+
+  const auto to_proto = test::run(crema_cmd("convert " + (dir / "lenet.yaml") + " -o " + (dir / "lenet.prototxt")));
+  REQUIRE(to_proto.status == 0);
+  const std::string proto = test::read_file(dir / "lenet.prototxt");
+  CHECK(contains(proto, "layer {\n  name: \"conv1\"\n  type: \"Convolution\"\n"));
+  CHECK(contains(proto, "  param {\n    lr_mult: 2\n  }\n"));
+  CHECK(contains(proto, "    pool: MAX\n"));
+  CHECK(!contains(proto, "blobs_lr"));
+
+  REQUIRE(test::run(crema_cmd("convert " + (dir / "lenet.prototxt") + " -o " + (dir / "again.yml"))).status == 0);
+  CHECK(test::read_file(dir / "again.yml") == yaml);
+  REQUIRE(test::run(crema_cmd("convert " + (dir / "again.yml") + " -o " + (dir / "again.pt"))).status == 0);
+  CHECK(test::read_file(dir / "again.pt") == proto);
+}
+
+TEST_CASE("convert: a solver with an inline net converts both ways and trains from the prototxt") {
+  test::TempDir dir;
+  test::write_toy_idx(dir.path().string(), "train", 64, 1);
+  test::write_toy_idx(dir.path().string(), "test", 32, 2);
+  test::write_file(dir / "solver.yaml", test::toy_solver_yaml(dir.path().string(), 4));
+  const auto r = test::run(crema_cmd("convert " + (dir / "solver.yaml") + " -o " + (dir / "solver.prototxt")));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const std::string proto = test::read_file(dir / "solver.prototxt");
+  CHECK(proto.rfind("net_param {\n  name: \"toy\"\n", 0) == 0);
+  CHECK(contains(proto, "\nbase_lr: 0.05\n"));
+  CHECK(contains(proto, "      dropout_ratio: 0.3\n"));
+
+  const auto back = test::run(crema_cmd("convert " + (dir / "solver.prototxt") + " -o " + (dir / "back.yaml")));
+  REQUIRE(back.status == 0);
+  const Node solver = io::parse_yaml(test::read_file(dir / "back.yaml"), "back.yaml");
+  REQUIRE(solver.find("net"));
+  CHECK(solver.find("net")->is_map());
+  CHECK(!solver.find("net_param"));
+  CHECK(solver.find("max_iter")->str() == "4");
+
+  const auto train = test::run(crema_cmd("train " + (dir / "solver.prototxt") + " --threads 1"));
+  INFO(train.output);
+  CHECK(train.status == 0);
+  CHECK(contains(train.output, "Optimization Done."));
+  CHECK(fs::exists(dir / "snap/toy_iter_4.caffemodel.h5"));
+}
+
+TEST_CASE("convert: time and test take a prototxt net") {
+  const auto time = test::run(crema_cmd("time --model " + caffe_data("cifar10_quick.prototxt") +
+                                        " --iterations 2 --phase TEST --threads 1"));
+  INFO(time.output);
+  CHECK(time.status == 0);
+  CHECK(contains(time.output, "conv1\tforward: "));
+  CHECK(contains(time.output, "Average Forward pass: "));
+
+  const auto v1 = test::run(crema_cmd("time --model " + caffe_data("v1_lenet/lenet.prototxt") +
+                                      " --iterations 1 --threads 1"));
+  INFO(v1.output);
+  CHECK(v1.status == 0);
+  CHECK(contains(v1.output, "Top shape: 64 1 28 28 (50176)"));
+
+  const auto test_run = test::run(crema_cmd("test --model " + caffe_data("cifar10_quick.prototxt") + " --weights " +
+                                            caffe_data("cifar10_quick_iter_5000.caffemodel.h5") + " --iterations 1"));
+  INFO(test_run.output);
+  CHECK(test_run.status == 0);
+  CHECK(contains(test_run.output, "prob = "));
+}
+
+TEST_CASE("convert: errors say what is wrong, with exit status 2 for config mistakes") {
+  test::TempDir dir;
+  const auto ext = test::run(crema_cmd("convert " + caffe_data("cifar10_quick.prototxt") + " -o " + (dir / "x.txt")));
+  CHECK(ext.status == 2);
+  CHECK(contains(ext.output, (dir / "x.txt") + ": cannot tell the output format from the file name; name it .yaml (or "
+                                               ".yml) for YAML or .prototxt (or .pt) for Caffe's text format"));
+  CHECK(!fs::exists(dir / "x.txt"));
+
+  const auto binary = test::run(crema_cmd("convert " + (dir / "w.caffemodel") + " -o " + (dir / "w.caffemodel.h5")));
+  CHECK(binary.status == 1);
+  CHECK(contains(binary.output, dir / "w.caffemodel"));
+  CHECK(!fs::exists(dir / "w.caffemodel.h5"));
+
+  test::write_file(dir / "bad.prototxt", "name: \"n\"\nlayer {\n  name \"a\"\n}\n");
+  const auto syntax = test::run(crema_cmd("convert " + (dir / "bad.prototxt") + " -o " + (dir / "bad.yaml")));
+  CHECK(syntax.status == 2);
+  CHECK(contains(syntax.output,
+                 (dir / "bad.prototxt") + ":3:8: expected ':' or '{' after the field name 'name', got a quoted string"));
+
+  // The same mistake when training: the prototxt position, not a crash.
+  test::write_file(dir / "net.prototxt", "name: \"n\"\nlayer { name: \"d\" type: \"Input\" top: \"d\" inptu_param {} }\n");
+  test::write_file(dir / "solver.prototxt", "net: \"net.prototxt\"\nbase_lr: 0.1\nmax_iter: 1\n");
+  const auto train = test::run(crema_cmd("train " + (dir / "solver.prototxt")));
+  CHECK(train.status == 2);
+  CHECK(contains(train.output, (dir / "net.prototxt") +
+                                   ":2:42: net.layer[0].inptu_param: unknown key 'inptu_param' (did you mean "
+                                   "'input_param'?)"));
+
+  const auto missing = test::run(crema_cmd("convert"));
+  CHECK(missing.status == 2);
+}
+
+TEST_CASE("convert: a binary .caffemodel becomes Caffe's HDF5 layout with the same values") {
+  test::TempDir dir;
+  for (const char* name : {"lenet_deploy/lenet_iter_10000.caffemodel", "v1_lenet/lenet_iter_5000.caffemodel"}) {
+    const std::string in = caffe_data(name);
+    const std::string out = dir / "converted.caffemodel.h5";
+    const auto r = test::run(crema_cmd("convert " + in + " -o " + out));
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    CHECK(io::has_hdf5_signature(out));
+    const io::Weights a = io::load_weights(in), b = io::load_weights(out);
+    std::map<std::string, const io::LayerWeights*> by_name;
+    for (const auto& lw : b) by_name[lw.layer] = &lw;
+    REQUIRE(a.size() == b.size());
+    size_t values = 0;
+    for (const auto& lw : a) {
+      REQUIRE(by_name.count(lw.layer));
+      const auto& other = by_name.at(lw.layer)->blobs;
+      REQUIRE(other.size() == lw.blobs.size());
+      for (size_t j = 0; j < lw.blobs.size(); ++j) {
+        CHECK(other[j].first == lw.blobs[j].first);
+        REQUIRE(other[j].second.shape() == lw.blobs[j].second.shape());
+        for (int k = 0; k < lw.blobs[j].second.count(); ++k, ++values)
+          if (other[j].second.cpu_data()[k] != lw.blobs[j].second.cpu_data()[k]) FAIL("value differs in " << lw.layer);
+      }
+    }
+    CHECK(values > 400000);  // LeNet's 431,080 parameters
+  }
+  const auto wrong = test::run(crema_cmd("convert " + caffe_data("v1_lenet/lenet_iter_5000.caffemodel") + " -o " + (dir / "x.yaml")));
+  CHECK(wrong.status == 1);
+  CHECK(contains(wrong.output, ".caffemodel.h5"));
+}

@@ -1,0 +1,61 @@
+#include <filesystem>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "io/hdf5.hpp"
+#include "layer_test_util.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+using test::set_values;
+
+TEST_CASE("HDF5Output appends every batch to data and label, and renames the file into place at the end") {
+  test::TempDir dir;
+  const std::string path = dir / "out.h5";
+  {
+    auto t = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + path + "'}}");
+    Blob data({2, 3}), label({2});
+    Context ctx(1);
+    t.layer->setup(ctx, {&data, &label}, {});
+    for (int batch = 0; batch < 2; ++batch) {
+      for (int i = 0; i < 6; ++i) data.mutable_cpu_data()[i] = static_cast<float>(batch * 6 + i);
+      set_values(label, {static_cast<float>(batch * 2), static_cast<float>(batch * 2 + 1)});
+      t.layer->forward(ctx, {&data, &label}, {});
+    }
+    // Until the layer is done, the rows live in a temporary file.
+    CHECK_FALSE(std::filesystem::exists(path));
+  }
+  REQUIRE(std::filesystem::exists(path));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    CHECK(entry.path().filename() == "out.h5");  // no temporary file left behind
+  io::H5File f(path, io::H5File::Mode::Read);
+  std::vector<int> shape;
+  const std::vector<float> data = f.read_floats("data", &shape);
+  CHECK(shape == std::vector<int>{4, 3});
+  for (int i = 0; i < 12; ++i) CHECK(data[static_cast<size_t>(i)] == static_cast<float>(i));
+  const std::vector<float> label = f.read_floats("label", &shape);
+  CHECK(shape == std::vector<int>{4});
+  CHECK(label == std::vector<float>{0, 1, 2, 3});
+}
+
+TEST_CASE("HDF5Output errors: missing folder, batch sizes, changing row shapes") {
+  test::TempDir dir;
+  CHECK_THROWS_WITH_AS(
+      test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "no/such/out.h5") + "'}}"),
+      doctest::Contains("does not exist"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::make_layer("{type: HDF5Output}"), doctest::Contains("file_name"), ConfigError);
+  Context ctx(1);
+  {
+    auto t = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "a.h5") + "'}}");
+    Blob data({2, 3}), label({3});
+    CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&data, &label}, {}), doctest::Contains("same batch size"), ConfigError);
+  }
+  {
+    auto t = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "b.h5") + "'}}");
+    Blob data({2, 3}), label({2});
+    t.layer->setup(ctx, {&data, &label}, {});
+    t.layer->forward(ctx, {&data, &label}, {});
+    data.reshape({2, 4});
+    CHECK_THROWS_WITH_AS(t.layer->forward(ctx, {&data, &label}, {}), doctest::Contains("changed shape"), Error);
+  }
+}

@@ -1,0 +1,330 @@
+// `crema convert-imageset` and `crema compute-mean`, driven as a user would, on a
+// handful of images written with OpenCV; the databases are read back with the LMDB
+// reader and the Datum decoder and compared with OpenCV's own reading of the files.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <set>
+
+#include <regex>
+
+#include "io/caffe_binary.hpp"
+#include "io/datum.hpp"
+#include "io/idx.hpp"
+#include "io/lmdb.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+
+namespace {
+
+// A w x h colour image with a different value in every pixel and channel.
+cv::Mat pattern(int h, int w, int seed) {
+  cv::Mat m(h, w, CV_8UC3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      m.at<cv::Vec3b>(y, x) = {static_cast<uint8_t>(seed + 10 * y + x), static_cast<uint8_t>(seed + 100 + 7 * x),
+                               static_cast<uint8_t>(seed * 3 + 40 * y)};
+  return m;
+}
+
+// An interleaved HWC Mat as Caffe's planar CHW bytes.
+std::string planar(const cv::Mat& m) {
+  std::string out;
+  for (int c = 0; c < m.channels(); ++c)
+    for (int y = 0; y < m.rows; ++y)
+      for (int x = 0; x < m.cols; ++x) out.push_back(static_cast<char>(m.ptr<uint8_t>(y)[x * m.channels() + c]));
+  return out;
+}
+
+struct Record {
+  std::string key;
+  io::Datum datum;
+};
+
+std::vector<Record> read_db(const std::string& path) {
+  io::LmdbReader db(path);
+  std::vector<Record> out;
+  for (io::LmdbReader::Cursor c(db); c.next();) {
+    out.push_back({std::string(c.key()), {}});
+    io::decode_datum(c.value(), out.back().key, out.back().datum);
+  }
+  return out;
+}
+
+std::vector<std::string> keys_of(const std::vector<Record>& records) {
+  std::vector<std::string> keys;
+  for (const auto& r : records) keys.push_back(r.key);
+  return keys;
+}
+
+test::RunResult run_crema(const std::string& args) { return test::run(test::crema_binary() + " " + args); }
+
+// ROOT with a.png (4x5 colour), sub/b.jpg (6x3 colour), e.png (grey 4x5), a
+// truncated d.png and f.jpg, and a list naming those plus a missing c.png.
+struct ImageFolder {
+  test::TempDir dir;
+  std::string root = dir / "images";
+  ImageFolder() {
+    std::filesystem::create_directories(root + "/sub");
+    REQUIRE(cv::imwrite(root + "/a.png", pattern(4, 5, 1)));
+    REQUIRE(cv::imwrite(root + "/sub/b.jpg", pattern(6, 3, 2)));
+    cv::Mat grey;
+    cv::cvtColor(pattern(4, 5, 3), grey, cv::COLOR_BGR2GRAY);
+    REQUIRE(cv::imwrite(root + "/e.png", grey));
+    REQUIRE(cv::imwrite(root + "/d.png", pattern(30, 30, 4)));
+    const std::string whole = test::read_file(root + "/d.png");
+    std::ofstream(root + "/d.png", std::ios::binary | std::ios::trunc) << whole.substr(0, whole.size() / 2);
+    // A cut JPEG decodes (libjpeg fills the rest with grey): caught by its missing end marker.
+    REQUIRE(cv::imwrite(root + "/f.jpg", pattern(40, 40, 5)));
+    const std::string jpeg = test::read_file(root + "/f.jpg");
+    std::ofstream(root + "/f.jpg", std::ios::binary | std::ios::trunc) << jpeg.substr(0, jpeg.size() * 3 / 4);
+    test::write_file(dir / "list.txt", "a.png 3\nsub/b.jpg 1\nc.png 2\nd.png 0\n\ne.png 5\nf.jpg 6\n");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("convert-imageset writes raw BGR Datums in list order and skips missing and truncated images") {
+  ImageFolder f;
+  const auto r = run_crema("convert-imageset " + f.root + "/ " + (f.dir / "list.txt") + " " + (f.dir / "db"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("list.txt:3: image '" + f.root + "/c.png' does not exist; skipped") != std::string::npos);
+  CHECK(r.output.find("list.txt:4: image '" + f.root + "/d.png' could not be decoded") != std::string::npos);
+  CHECK(r.output.find("list.txt:7: image '" + f.root + "/f.jpg' is a truncated JPEG") != std::string::npos);
+  CHECK(r.output.find("Processed 3 files.") != std::string::npos);
+  CHECK(r.output.find("3 of 6 listed images could not be read") != std::string::npos);
+
+  const auto records = read_db(f.dir / "db");
+  // Keys number the list's entries (blank lines aside), skipped ones included.
+  REQUIRE(keys_of(records) == std::vector<std::string>{"00000000_a.png", "00000001_sub/b.jpg", "00000004_e.png"});
+  const cv::Mat a = cv::imread(f.root + "/a.png", cv::IMREAD_COLOR), b = cv::imread(f.root + "/sub/b.jpg", cv::IMREAD_COLOR),
+                e = cv::imread(f.root + "/e.png", cv::IMREAD_COLOR);
+  const io::Datum& da = records[0].datum;
+  CHECK(da.channels == 3);
+  CHECK(da.height == 4);
+  CHECK(da.width == 5);
+  CHECK(da.label == 3);
+  CHECK_FALSE(da.encoded);
+  CHECK(da.data == planar(a));
+  CHECK(da.data == planar(pattern(4, 5, 1)));  // PNG is lossless
+  CHECK(records[1].datum.height == 6);
+  CHECK(records[1].datum.width == 3);
+  CHECK(records[1].datum.label == 1);
+  CHECK(records[1].datum.data == planar(b));
+  // A grey file read in colour: three equal channels.
+  CHECK(records[2].datum.channels == 3);
+  CHECK(records[2].datum.data == planar(e));
+  CHECK(records[2].datum.data.substr(0, 20) == records[2].datum.data.substr(40, 20));
+}
+
+TEST_CASE("convert-imageset --resize and --gray store resized grey pixels") {
+  ImageFolder f;
+  test::write_file(f.dir / "list.txt", "a.png 3\nsub/b.jpg 1\n");
+  const auto r =
+      run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db") + " --resize 8x6 --gray");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  const auto records = read_db(f.dir / "db");
+  REQUIRE(records.size() == 2);
+  for (const auto& [file, rec] : {std::pair{"a.png", records[0]}, std::pair{"sub/b.jpg", records[1]}}) {
+    cv::Mat resized;
+    cv::resize(cv::imread(f.root + "/" + file, cv::IMREAD_GRAYSCALE), resized, cv::Size(8, 6), 0, 0, cv::INTER_LINEAR);
+    CHECK(rec.datum.channels == 1);
+    CHECK(rec.datum.height == 6);
+    CHECK(rec.datum.width == 8);
+    CHECK(rec.datum.data == planar(resized));
+  }
+}
+
+TEST_CASE("convert-imageset --encoded keeps the files' bytes, re-encoding only resized images") {
+  ImageFolder f;
+  test::write_file(f.dir / "list.txt", "a.png 3\nsub/b.jpg 1\n");
+  auto r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db") + " --encoded");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  auto records = read_db(f.dir / "db");
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].datum.encoded);
+  CHECK(records[0].datum.channels == 0);  // Caffe leaves the shape unset for encoded records
+  CHECK(records[0].datum.data == test::read_file(f.root + "/a.png"));
+  CHECK(records[1].datum.data == test::read_file(f.root + "/sub/b.jpg"));
+  CHECK(records[1].datum.label == 1);
+
+  r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db2") + " --encoded --resize 10x8");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  records = read_db(f.dir / "db2");
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].datum.encoded);
+  // a.png is re-encoded as a PNG of the resized image (lossless: exact pixels).
+  std::vector<uint8_t> png(records[0].datum.data.begin(), records[0].datum.data.end());
+  const cv::Mat decoded = cv::imdecode(png, cv::IMREAD_COLOR);
+  cv::Mat want;
+  cv::resize(cv::imread(f.root + "/a.png", cv::IMREAD_COLOR), want, cv::Size(10, 8), 0, 0, cv::INTER_LINEAR);
+  CHECK(planar(decoded) == planar(want));
+  std::vector<uint8_t> jpg(records[1].datum.data.begin(), records[1].datum.data.end());
+  CHECK(records[1].datum.data.substr(0, 2) == "\xff\xd8");  // still a JPEG
+  CHECK(cv::imdecode(jpg, cv::IMREAD_COLOR).size() == cv::Size(10, 8));
+}
+
+TEST_CASE("convert-imageset --shuffle is reproducible with --seed") {
+  test::TempDir dir;
+  std::string list;
+  for (int i = 0; i < 8; ++i) {
+    REQUIRE(cv::imwrite(dir / (std::to_string(i) + ".png"), pattern(2, 2, i)));
+    list += std::to_string(i) + ".png " + std::to_string(i) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+  auto convert = [&](const std::string& out, const std::string& seed) {
+    const auto r = run_crema("convert-imageset " + dir.path().string() + " " + (dir / "list.txt") + " " + (dir / out) +
+                         " --shuffle --seed " + seed);
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    CHECK(r.output.find("seed " + seed) != std::string::npos);
+    return read_db(dir / out);
+  };
+  const auto first = convert("db1", "7"), again = convert("db2", "7"), other = convert("db3", "8");
+  REQUIRE(first.size() == 8);
+  CHECK(keys_of(first) == keys_of(again));
+  CHECK(keys_of(first) != keys_of(other));
+  // Keys number the shuffled positions; each record still carries its own image and label.
+  std::set<int> labels;
+  bool moved = false;
+  for (size_t i = 0; i < first.size(); ++i) {
+    const std::string& key = first[i].key;
+    CHECK(key.substr(0, 9) == std::string(7, '0') + std::to_string(i) + "_");
+    const int original = std::stoi(key.substr(9));
+    CHECK(first[i].datum.label == original);
+    CHECK(first[i].datum.data == planar(pattern(2, 2, original)));
+    CHECK(first[i].datum.data == again[i].datum.data);
+    labels.insert(original);
+    moved = moved || original != static_cast<int>(i);
+  }
+  CHECK(labels.size() == 8);
+  CHECK(moved);
+}
+
+TEST_CASE("convert-imageset refuses to overwrite and reports bad lists and options") {
+  ImageFolder f;
+  std::filesystem::create_directory(f.dir / "db");
+  test::write_file(f.dir / "db/keep.txt", "mine");
+  auto r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("'" + (f.dir / "db") + "' already exists") != std::string::npos);
+  CHECK(test::read_file(f.dir / "db/keep.txt") == "mine");
+
+  test::write_file(f.dir / "bad.txt", "a.png 3\nsub/b.jpg one\n");
+  r = run_crema("convert-imageset " + f.root + " " + (f.dir / "bad.txt") + " " + (f.dir / "db2"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("bad.txt:2: expected 'path label'") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "db2"));
+
+  r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db3") + " --resize 8by6");
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--resize") != std::string::npos);
+
+  test::write_file(f.dir / "none.txt", "c.png 1\n");
+  r = run_crema("convert-imageset " + f.root + " " + (f.dir / "none.txt") + " " + (f.dir / "db4"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("none of the 1 images") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "db4"));
+}
+
+TEST_CASE("compute-mean writes the per-pixel mean as Caffe's BlobProto") {
+  test::TempDir dir;
+  {
+    io::LmdbWriter db(dir / "db");
+    const std::vector<std::string> pixels = {std::string("\x00\x0a\x14\xff", 4), std::string("\x02\x0a\x00\x01", 4),
+                                             std::string("\x04\x0a\x01\x00", 4)};
+    for (size_t i = 0; i < pixels.size(); ++i) {
+      io::Datum d;
+      d.channels = 1, d.height = 2, d.width = 2, d.data = pixels[i];
+      db.put("k" + std::to_string(i), io::encode_datum(d));
+    }
+    db.commit();
+  }
+  const auto r = run_crema("compute-mean " + (dir / "db") + " -o " + (dir / "mean.binaryproto"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  // Means by hand: (0+2+4)/3, (10*3)/3, (20+0+1)/3, (255+1+0)/3.
+  const Blob mean = io::read_binaryproto(dir / "mean.binaryproto");
+  CHECK(mean.shape() == std::vector<int>{1, 1, 2, 2});
+  CHECK(mean.cpu_data()[0] == 2.f);
+  CHECK(mean.cpu_data()[1] == 10.f);
+  CHECK(mean.cpu_data()[2] == 7.f);
+  CHECK(mean.cpu_data()[3] == doctest::Approx(256.0 / 3));
+  // num 1, channels 1, height 2, width 2, then 16 bytes of packed floats.
+  CHECK(test::read_file(dir / "mean.binaryproto").substr(0, 10) == "\x08\x01\x10\x01\x18\x02\x20\x02\x2a\x10");
+  CHECK(r.output.find("mean_value channel [0]: " + std::to_string(0.25 * (2 + 10 + 7 + 256.0 / 3)).substr(0, 6)) !=
+        std::string::npos);
+}
+
+TEST_CASE("compute-mean refuses images of different sizes, naming the record") {
+  ImageFolder f;
+  test::write_file(f.dir / "list.txt", "a.png 3\nsub/b.jpg 1\n");
+  REQUIRE(run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db")).status == 0);
+  const auto r = run_crema("compute-mean " + (f.dir / "db") + " -o " + (f.dir / "mean.binaryproto"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("record '00000001_sub/b.jpg' is 3x6x3 but the first record is 3x4x5") != std::string::npos);
+}
+
+namespace {
+
+// The toy IDX split as PNG files under <dir>/<split>/ and a list <dir>/<split>.txt in IDX order.
+void write_pngs(const std::string& dir, const std::string& split) {
+  const io::IdxArray images = io::read_idx(dir + "/" + split + "-images-idx3-ubyte");
+  const io::IdxArray labels = io::read_idx(dir + "/" + split + "-labels-idx1-ubyte");
+  std::filesystem::create_directories(dir + "/" + split);
+  std::string list;
+  for (int i = 0; i < images.dims[0]; ++i) {
+    const cv::Mat img(10, 10, CV_8UC1, const_cast<uint8_t*>(images.data.data()) + 100 * i);
+    const std::string name = split + "/" + std::to_string(i) + ".png";
+    REQUIRE(cv::imwrite(dir + "/" + name, img));
+    list += name + " " + std::to_string(labels.data[static_cast<size_t>(i)]) + "\n";
+  }
+  test::write_file(dir + "/" + split + ".txt", list);
+}
+
+// "Iteration N ..., loss = X" lines, as printed.
+std::vector<std::string> losses(const std::string& log) {
+  std::vector<std::string> out;
+  static const std::regex re(R"(Iteration \d+[^\n]*, loss = ([-0-9.eE+naif]+))");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back((*it)[1]);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("training from convert-imageset's LMDBs equals training from the IDX files, bit for bit") {
+  test::TempDir dir;
+  const std::string d = dir.path().string();
+  test::write_toy_idx(d, "train", 200, 1);
+  test::write_toy_idx(d, "test", 100, 2);
+  std::string sets;
+  for (const char* split : {"train", "test"}) {
+    write_pngs(d, split);
+    const auto r = run_crema("convert-imageset " + d + " " + d + "/" + split + ".txt " + d + "/" + split + "_lmdb --gray");
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    const std::string layer = std::string(" --set net.layer[") + (split == std::string("train") ? "0" : "1") + "].data_param.";
+    sets += layer + "backend=LMDB" + layer + "source=" + d + "/" + split + "_lmdb";
+  }
+  test::write_file(dir / "solver.yaml", test::toy_solver_yaml(d, 30));
+  const auto idx = run_crema("train " + (dir / "solver.yaml") + " --set snapshot_prefix=" + (dir / "idx/toy"));
+  REQUIRE_MESSAGE(idx.status == 0, idx.output);
+  const auto lmdb = run_crema("train " + (dir / "solver.yaml") + " --set snapshot_prefix=" + (dir / "lmdb/toy") + sets);
+  REQUIRE_MESSAGE(lmdb.status == 0, lmdb.output);
+  CHECK(lmdb.output.find("200 samples of 1x10x10 from " + d + "/train_lmdb") != std::string::npos);
+  // Same images, labels and order (the list kept the IDX order), same seeded shuffle.
+  const auto a = losses(idx.output), b = losses(lmdb.output);
+  CHECK(a.size() >= 6);
+  CHECK(a == b);
+
+  // And with the mean image compute-mean makes of the training set.
+  const auto mean = run_crema("compute-mean " + d + "/train_lmdb -o " + d + "/mean.binaryproto");
+  REQUIRE_MESSAGE(mean.status == 0, mean.output);
+  const auto centred = run_crema("train " + (dir / "solver.yaml") + " --set snapshot_prefix=" + (dir / "mean/toy") +
+                                 sets + " --set net.layer[0].transform_param.mean_file=" + d + "/mean.binaryproto" +
+                                 " --set net.layer[1].transform_param.mean_file=" + d + "/mean.binaryproto");
+  REQUIRE_MESSAGE(centred.status == 0, centred.output);
+  CHECK(losses(centred.output) != a);
+}
