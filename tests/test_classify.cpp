@@ -72,3 +72,23 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   CHECK(missing.output.find("nope.png") != std::string::npos);
   CHECK(missing.output.find("terminate") == std::string::npos);
 }
+
+TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and binary weights") {
+  test::TempDir dir;
+  // A handwritten-looking "1": a thick vertical stroke, white on black as in MNIST.
+  cv::Mat one(28, 28, CV_8UC1, cv::Scalar(0));
+  cv::line(one, cv::Point(14, 5), cv::Point(14, 22), cv::Scalar(255), 3);
+  // And a "0": a ring.
+  cv::Mat zero(28, 28, CV_8UC1, cv::Scalar(0));
+  cv::circle(zero, cv::Point(14, 14), 8, cv::Scalar(255), 3);
+  REQUIRE(cv::imwrite(dir / "one.png", one));
+  REQUIRE(cv::imwrite(dir / "zero.png", zero));
+  const std::string caffe = test::source_dir() + "/tests/data/caffe/lenet_deploy/";
+  // The tutorial scaled the input by 1/256 in its Data layer; the deploy net has no scale.
+  const auto r = test::run(test::crema_binary() + " classify --model " + caffe + "lenet.prototxt --weights " + caffe +
+                           "lenet_iter_10000.caffemodel --scale 0.00390625 --top-k 2 " + (dir / "one.png") + " " +
+                           (dir / "zero.png"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"re(Prediction for \S+one\.png -+\n[01]\.\d{4} - "1"\n)re")), r.output);
+  CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"re(Prediction for \S+zero\.png -+\n[01]\.\d{4} - "0"\n)re")), r.output);
+}
