@@ -108,10 +108,11 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   int width = 0, height = 0;
   if (!opt.resize.empty()) std::tie(width, height) = parse_resize(opt.resize);
   std::vector<ListEntry> entries = read_list(opt.list);
+  io::LmdbWriter db(opt.output);  // refuses an existing OUT before any work is done
   if (opt.shuffle) {
-    // The clock's seed is printed so that the order can be made again with --seed.
-    const uint64_t seed = opt.seed >= 0 ? static_cast<uint64_t>(opt.seed)
-                                        : static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 2147483648u;
+    // A seed from the clock is printed, so that the order can be made again with --seed.
+    const auto clock = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    const uint64_t seed = opt.seed >= 0 ? static_cast<uint64_t>(opt.seed) : clock % 2147483648u;
     spdlog::info("Shuffling data (seed {}; --seed {} gives this order again)", seed, seed);
     EpochSampler order;  // one epoch of a sampler is a seeded permutation
     order.init(static_cast<int>(entries.size()), true, seed);
@@ -122,7 +123,6 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   }
   spdlog::info("A total of {} images.", entries.size());
 
-  io::LmdbWriter db(opt.output);
   const int channels = opt.gray ? 1 : 3;
   size_t count = 0, skipped = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -158,7 +158,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
     throw Error("none of the " + std::to_string(entries.size()) + " images listed in '" + opt.list +
                 "' could be read (is ROOT '" + opt.root + "' right?); nothing was written");
   }
-  spdlog::info("Processed {} files.", count);
+  if (count % 1000 != 0) spdlog::info("Processed {} files.", count);  // Caffe's closing line
   if (skipped > 0)
     spdlog::warn("{} of {} listed images could not be read and were skipped (see above)", skipped, entries.size());
   spdlog::info("Wrote {} {} records to {}", count, opt.encoded ? "encoded" : "raw", opt.output);
@@ -180,9 +180,8 @@ int compute_mean(const ComputeMeanOptions& opt) {
       channels = p.channels, height = p.height, width = p.width;
       sum.assign(static_cast<size_t>(channels) * height * width, 0.0);
     } else if (p.channels != channels || p.height != height || p.width != width) {
-      throw Error(where + " is " + std::to_string(p.channels) + "x" + std::to_string(p.height) + "x" +
-                  std::to_string(p.width) + " but the first record is " + std::to_string(channels) + "x" +
-                  std::to_string(height) + "x" + std::to_string(width) +
+      throw Error(where + " is " + io::shape_text(p.channels, p.height, p.width) + " but the first record is " +
+                  io::shape_text(channels, height, width) +
                   "; a mean image needs images of one size (convert them with --resize WxH)");
     }
     if (p.bytes)
@@ -201,7 +200,7 @@ int compute_mean(const ComputeMeanOptions& opt) {
     out.flush();
     if (!out) throw Error("cannot write '" + opt.output + "': " + std::strerror(errno));
   });
-  spdlog::info("Processed {} files.", count);
+  if (count % 10000 != 0) spdlog::info("Processed {} files.", count);
   spdlog::info("Write to {}", opt.output);
   // Caffe's summary: one mean per channel, the numbers transform_param.mean_value takes.
   spdlog::info("Number of channels: {}", channels);

@@ -12,10 +12,6 @@ constexpr uint32_t kChannels = 1, kHeight = 2, kWidth = 3, kData = 4, kLabel = 5
 constexpr uint32_t kBlobNum = 1, kBlobChannels = 2, kBlobHeight = 3, kBlobWidth = 4, kBlobData = 5;
 }  // namespace field
 
-std::string dims_string(int c, int h, int w) {
-  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
-}
-
 }  // namespace
 
 void decode_datum(std::string_view bytes, const std::string& where, Datum& out) {
@@ -63,23 +59,27 @@ DatumPixels datum_pixels(const Datum& d, int channels, const std::string& where,
   }
   p.channels = d.channels, p.height = d.height, p.width = d.width;
   if (p.channels <= 0 || p.height <= 0 || p.width <= 0)
-    throw Error(where + ": the Datum's shape " + dims_string(p.channels, p.height, p.width) +
+    throw Error(where + ": the Datum's shape " + shape_text(p.channels, p.height, p.width) +
                 " is empty; is this a Caffe image database?");
   // In double first: corrupt dimensions may overflow any integer product.
   if (static_cast<double>(p.channels) * p.height * p.width > 1e12)
-    throw Error(where + ": the Datum's shape " + dims_string(p.channels, p.height, p.width) +
+    throw Error(where + ": the Datum's shape " + shape_text(p.channels, p.height, p.width) +
                 " is implausibly large; the database is damaged: convert the images again");
   const size_t want = static_cast<size_t>(p.channels) * static_cast<size_t>(p.height) * static_cast<size_t>(p.width);
   const size_t have = d.data.empty() ? d.float_data.size() : d.data.size();
   if (have != want)
     throw Error(where + ": the Datum holds " + std::to_string(have) + " value(s) but its shape " +
-                dims_string(p.channels, p.height, p.width) + " needs " + std::to_string(want) +
+                shape_text(p.channels, p.height, p.width) + " needs " + std::to_string(want) +
                 "; the database is damaged: convert the images again");
   if (d.data.empty())
     p.floats = d.float_data.data();
   else
     p.bytes = reinterpret_cast<const uint8_t*>(d.data.data());
   return p;
+}
+
+std::string shape_text(int channels, int height, int width) {
+  return std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width);
 }
 
 std::string encode_mean_blob(int channels, int height, int width, const std::vector<float>& mean) {

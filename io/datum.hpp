@@ -47,6 +47,9 @@ struct DatumPixels {
 // (0: as stored, 1: grey, 3: BGR); the view points into `d` or `decoded`.
 DatumPixels datum_pixels(const Datum& d, int channels, const std::string& where, ImageU8& decoded);
 
+// "CxHxW", as crema names image sizes in messages.
+std::string shape_text(int channels, int height, int width);
+
 // A mean image as Caffe's compute_image_mean writes it. mean: (channels, height, width).
 std::string encode_mean_blob(int channels, int height, int width, const std::vector<float>& mean);
 

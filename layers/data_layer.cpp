@@ -123,10 +123,6 @@ class LmdbSource : public DataSource {
   io::ImageU8 decoded_;
 };
 
-std::string shape_text(int c, int h, int w) {
-  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
-}
-
 }  // namespace
 
 DataLayer::DataLayer(const LayerSpec& spec)
@@ -215,7 +211,7 @@ void DataLayer::forward_cpu(Context&, const BlobVec&, const BlobVec& top) {
     const io::DatumPixels p = source_->read(idx, &sample_label);
     if (p.channels != channels_ || p.height != height_ || p.width != width_) {
       // Records of another size fit only where the crop cuts both to the same shape.
-      std::string why = "the first record's is " + shape_text(channels_, height_, width_);
+      std::string why = "the first record's is " + io::shape_text(channels_, height_, width_);
       try {
         if (p.channels == channels_ && transformer_.output_shape(p.channels, p.height, p.width) ==
                                            transformer_.output_shape(channels_, height_, width_))
@@ -225,7 +221,7 @@ void DataLayer::forward_cpu(Context&, const BlobVec&, const BlobVec& top) {
       }
       if (!why.empty())
         throw Error("data layer '" + spec_.name + "': " + source_->describe(idx) + " is " +
-                    shape_text(p.channels, p.height, p.width) + " but " + why +
+                    io::shape_text(p.channels, p.height, p.width) + " but " + why +
                     "; convert the images to one size (crema convert-imageset --resize WxH) or crop them with "
                     "transform_param.crop_size");
     }

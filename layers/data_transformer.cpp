@@ -4,6 +4,7 @@
 
 #include "engine/error.hpp"
 #include "io/caffe_binary.hpp"
+#include "io/datum.hpp"
 
 namespace crema {
 
@@ -40,10 +41,9 @@ std::vector<int> DataTransformer::output_shape(int channels, int height, int wid
     throw Error("transform_param.mean_value has " + std::to_string(mean.size()) + " values but the data has " +
                 std::to_string(channels) + " channels; give one value or one per channel");
   if (!mean_shape_.empty() && mean_shape_ != std::vector<int>{channels, height, width})
-    throw Error("transform_param.mean_file '" + params_.mean_file + "' is a " + std::to_string(mean_shape_[0]) + "x" +
-                std::to_string(mean_shape_[1]) + "x" + std::to_string(mean_shape_[2]) + " mean image but the data is " +
-                std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width) +
-                "; compute the mean of this data with `crema compute-mean`");
+    throw Error("transform_param.mean_file '" + params_.mean_file + "' is a " +
+                io::shape_text(mean_shape_[0], mean_shape_[1], mean_shape_[2]) + " mean image but the data is " +
+                io::shape_text(channels, height, width) + "; compute the mean of this data with `crema compute-mean`");
   const int crop = params_.crop_size;
   if (crop > 0 && (crop > height || crop > width))
     throw Error("transform_param.crop_size " + std::to_string(crop) + " is larger than the " + std::to_string(height) +
