@@ -44,12 +44,59 @@ void ensure_writable_directory(const fs::path& dir) {
   fs::remove(probe, ec);
 }
 
+// Single-quotes an argument for a POSIX shell when it needs it.
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./,:@%") ==
+                        std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Flattens a config tree into key path -> scalar text, for comparing two configs.
+void flatten(const Node& n, const std::string& path, std::map<std::string, std::string>& out) {
+  if (n.is_map()) {
+    for (const auto& [k, v] : n.entries()) flatten(v, path.empty() ? k : path + "." + k, out);
+  } else if (n.is_seq()) {
+    for (size_t i = 0; i < n.items().size(); ++i) flatten(n.items()[i], path + "[" + std::to_string(i) + "]", out);
+  } else {
+    out[path] = n.is_scalar() ? n.str() : "~";
+  }
+}
+
+// A resumed run matches an uninterrupted one only with the same config; say what changed.
+void warn_config_changes(const std::string& stored_yaml, const Node& current) {
+  if (stored_yaml.empty()) return;  // a Caffe-written snapshot records no config
+  std::map<std::string, std::string> before, now;
+  flatten(io::parse_yaml(stored_yaml, "<snapshot config>"), "", before);
+  flatten(current, "", now);
+  std::vector<std::string> changes;
+  for (const auto& [k, v] : now) {
+    auto it = before.find(k);
+    if (it == before.end())
+      changes.push_back(k + " (added: " + v + ")");
+    else if (it->second != v)
+      changes.push_back(k + " (" + it->second + " -> " + v + ")");
+  }
+  for (const auto& [k, v] : before)
+    if (!now.count(k)) changes.push_back(k + " (removed, was " + v + ")");
+  if (changes.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < changes.size() && i < 8; ++i) list += (i ? ", " : "") + changes[i];
+  if (changes.size() > 8) list += ", and " + std::to_string(changes.size() - 8) + " more";
+  spdlog::warn("The config differs from the one this snapshot was written with: {}. The run continues with the new "
+               "values, so it will not match an uninterrupted run beyond what you changed.",
+               list);
+}
+
 // Copies weights by layer name from each file in turn (later files win), leaving the
 // --reinit layers at their filler initialisation, then prints where every layer with
 // parameters got its values: Caffe loads silently, and users lose runs to a layer
 // that quietly kept its random initialisation.
-void load_weight_files(Net& net, const std::vector<std::string>& files, const std::vector<std::string>& reinit = {},
-                       bool quiet = false) {
+// Returns the layers with parameters that no file provided (and --reinit did not name).
+std::vector<std::string> load_weight_files(Net& net, const std::vector<std::string>& files,
+                                           const std::vector<std::string>& reinit = {}, bool quiet = false) {
   for (const auto& name : reinit)
     if (!net.layer_by_name(name)) {
       std::vector<std::string> names;
@@ -67,7 +114,14 @@ void load_weight_files(Net& net, const std::vector<std::string>& files, const st
     for (const auto& l : report.loaded) source_of[l] = f;
     ignored.emplace_back(f, report.ignored_source);
   }
-  if (files.empty() || quiet) return;
+  std::vector<std::string> kept;
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const std::string& name = net.layer(i).name();
+    if (!net.layer(i).blobs().empty() && !source_of.count(name) &&
+        std::find(reinit.begin(), reinit.end(), name) == reinit.end())
+      kept.push_back(name);
+  }
+  if (files.empty() || quiet) return kept;
   spdlog::info("Weights of the {} net:", phase_name(net.phase()));
   for (int i = 0; i < net.num_layers(); ++i) {
     const Layer& l = net.layer(i);
@@ -82,15 +136,16 @@ void load_weight_files(Net& net, const std::vector<std::string>& files, const st
   }
   for (const auto& [file, layers] : ignored)
     for (const auto& l : layers) spdlog::info("    ignored '{}' from {} (no layer of that name in the net)", l, file);
+  return kept;
 }
 
 }  // namespace
 
 int train(const TrainOptions& opt) {
   if (!opt.weights.empty() && !opt.snapshot.empty())
-    throw Error("give either --weights (start from those weights) or --snapshot (resume a run), not both");
+    throw ConfigError(Mark{}, "", "give either --weights (start from those weights) or --snapshot (resume a run), not both");
   if (!opt.reinit.empty() && opt.weights.empty())
-    throw Error("--reinit applies to layers loaded with --weights; give --weights too");
+    throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights; give --weights too");
   auto root = io::load_solver_config(opt.solver, opt.overrides);
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
@@ -118,8 +173,19 @@ int train(const TrainOptions& opt) {
   if (!opt.snapshot.empty()) {
     spdlog::info("Resuming from {}", opt.snapshot);
     const io::LoadedState loaded = io::load_solver_state(opt.snapshot);
-    load_weight_files(solver.net(), {loaded.weights_path}, {}, true);
+    const auto missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true);
+    if (!missing.empty())
+      throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +
+                  "': the net changed since the snapshot was written; resume with the same net, or start from "
+                  "these weights with --weights");
     solver.restore(loaded.state);
+    warn_config_changes(loaded.config_yaml, *root);
+    if (solver.iter() >= spec.max_iter) {
+      spdlog::info("The snapshot is at iteration {}, which reaches max_iter {}: nothing left to train (raise it, e.g. "
+                   "--set max_iter={}, to train on).",
+                   solver.iter(), spec.max_iter, spec.max_iter * 2);
+      return 0;
+    }
   } else {
     load_weight_files(solver.net(), opt.weights, opt.reinit);
   }
@@ -127,7 +193,10 @@ int train(const TrainOptions& opt) {
   solver.solve();
   if (solver.stopped_early()) {
     spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
-    spdlog::info("Resume with: crema train {} --snapshot {}", opt.solver, last_state);
+    std::string again = "crema train " + shell_quote(opt.solver);
+    for (const auto& o : opt.overrides) again += " --set " + shell_quote(o);
+    if (opt.gpu >= 0) again += " --gpu " + std::to_string(opt.gpu);
+    spdlog::info("Resume with: {} --snapshot {}", again, shell_quote(last_state));
   }
   return 0;
 }

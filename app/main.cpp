@@ -136,7 +136,12 @@ int main(int argc, char** argv) {
     std::cout << app.help();
     return 2;
   }
-  setup_logging(log_file);
+  try {
+    setup_logging(log_file);
+  } catch (const spdlog::spdlog_ex& e) {
+    std::cerr << "crema: cannot open the --log file '" << log_file << "': " << e.what() << "\n";
+    return 2;
+  }
   crema::set_num_threads(threads);
   try {
     if (app.got_subcommand(train_cmd)) {

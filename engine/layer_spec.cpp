@@ -63,7 +63,10 @@ LayerSpec parse_layer_spec(const Node& node) {
   for (auto& exc : r.subs("exclude")) s.exclude.push_back(parse_rule(exc));
   if (!s.include.empty() && !s.exclude.empty())
     s.fail("a layer may have include rules or exclude rules, not both");
-  if (r.has("phase")) s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+  if (r.has("phase")) {
+    s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+    s.phase_given = true;
+  }
   return s;
 }
 

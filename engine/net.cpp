@@ -135,7 +135,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet) :
       l.fail("duplicate layer name '" + l.name + "' (also at " + it->second->mark.str() +
              "); layer names must be unique within a " + phase_name(state.phase) + " net");
     kept.push_back(l);
-    kept.back().phase = state.phase;
+    if (!l.phase_given) kept.back().phase = state.phase;
   }
   if (!quiet) spdlog::info("Initializing net '{}' for phase {} ({} layers)", name_, phase_name(state.phase), kept.size());
   specs_ = insert_splits(kept);

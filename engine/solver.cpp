@@ -97,6 +97,8 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.display = r.get_int("display", 0);
   s.average_loss = r.get_int("average_loss", 1);
   s.test_iter = r.get_ints("test_iter");
+  for (int v : s.test_iter)
+    if (v <= 0) r.fail("test_iter", "each test_iter must be positive (batches per test)");
   s.test_interval = r.get_int("test_interval", 0);
   s.test_initialization = r.get_bool("test_initialization", true);
   s.test_compute_loss = r.get_bool("test_compute_loss", false);
@@ -414,6 +416,10 @@ void Solver::restore(const SolverState& s) {
                   " but this solver's has shape " + history_[i]->shape_string());
     history_[i]->copy_from(s.history[i]);
   }
+  if (s.iter < 0 || s.current_step < 0 ||
+      (spec_.lr_policy == "multistep" && s.current_step > static_cast<int>(spec_.stepvalue.size())))
+    throw Error("the snapshot's iteration (" + std::to_string(s.iter) + ") or step (" + std::to_string(s.current_step) +
+                ") is out of range; the file is corrupt or belongs to another schedule");
   iter_ = s.iter;
   current_step_ = s.current_step;
   if (!s.rng_state.empty()) ctx_.rng().set_state(s.rng_state);

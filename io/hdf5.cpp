@@ -139,6 +139,8 @@ std::string H5File::read_string(const std::string& name) const {
   if (ds.get() < 0) fail("missing dataset '" + name + "'");
   H5Handle type(H5Dget_type(ds.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_STRING) fail("'" + name + "' is not a string");
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
+  if (H5Sget_simple_extent_npoints(space.get()) != 1) fail("'" + name + "' should hold exactly one string");
   if (H5Tis_variable_str(type.get()) > 0) {
     char* p = nullptr;
     H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);

@@ -42,6 +42,9 @@ IdxArray read_idx(const std::string& path) {
     if (d > (1u << 30)) throw Error("IDX file '" + path + "' has an implausible dimension " + std::to_string(d));
     out.dims.push_back(static_cast<int>(d));
     count *= d;
+    // Each dimension is capped above; the product must stay sane too (2^36 bytes).
+    if (count > (size_t{1} << 36))
+      throw Error("IDX file '" + path + "' declares " + std::to_string(count) + "+ values; it is corrupt or not an IDX file");
   }
   out.data.resize(count);
   if (count > 0) read(out.data.data(), count, "the values");

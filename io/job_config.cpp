@@ -134,7 +134,8 @@ void apply_override(Node& root, const std::string& assignment) {
     const size_t bracket = part.find('[');
     if (bracket != std::string::npos) {
       const std::string digits = part.substr(bracket + 1, part.size() - bracket - 2);
-      if (part.back() != ']' || digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+      if (part.back() != ']' || digits.empty() || digits.size() > 9 ||
+          digits.find_first_not_of("0123456789") != std::string::npos)
         throw ConfigError(mark, key_path, "'" + part + "' is not a valid list index; write key[N] with N >= 0");
       index = std::stoi(digits);
       part = part.substr(0, bracket);

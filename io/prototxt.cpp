@@ -241,6 +241,7 @@ class Parser {
  public:
   Parser(const std::string& text, const std::string& name)
       : file_(std::make_shared<const std::string>(name)), lex_(text, file_) {}
+  static constexpr int kMaxDepth = 100;
 
   Node parse() {
     Node root = Node::map(Mark{file_, 1, 1});
@@ -250,6 +251,7 @@ class Parser {
   }
 
  private:
+  int depth_ = 0;
   [[noreturn]] static void fail(const Mark& mark, const std::string& message) { throw ConfigError(mark, "", message); }
 
   // Fields of one message up to its closing symbol (`open` is null for the file).
@@ -295,9 +297,12 @@ class Parser {
 
   // `mark` by value: it may be the lookahead token's, which reading the '{' replaces.
   Node parse_message(Mark mark) {
+    // Real configs nest a few levels; a runaway file must not exhaust the stack.
+    if (++depth_ > kMaxDepth) throw ConfigError(mark, "", "messages nested more than 100 levels deep");
     const Token open = lex_.next();
     Node message = Node::map(mark);
     parse_fields(message, &open);
+    --depth_;
     return message;
   }
 

@@ -16,8 +16,16 @@ Mark make_mark(const std::shared_ptr<const std::string>& file, const YAML::Mark&
   return out;
 }
 
-Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file, const std::string& path) {
+// Recursive aliases (`a: &x [*x]`) make yaml-cpp's tree cyclic and alias fan-out can
+// explode its size, so depth and node count are bounded.
+constexpr int kMaxDepth = 100;
+constexpr long kMaxNodes = 1000000;
+
+Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file, const std::string& path, int depth,
+             long& nodes) {
   const Mark mark = make_mark(file, y.Mark());
+  if (depth > kMaxDepth) throw ConfigError(mark, path, "nested more than 100 levels deep (a recursive YAML alias?)");
+  if (++nodes > kMaxNodes) throw ConfigError(mark, path, "more than a million values (runaway YAML aliases?)");
   switch (y.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -28,7 +36,7 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
       Node n = Node::seq(mark, path);
       size_t i = 0;
       for (const auto& item : y) {
-        n.push_back(convert(item, file, path + "[" + std::to_string(i) + "]"));
+        n.push_back(convert(item, file, path + "[" + std::to_string(i) + "]", depth + 1, nodes));
         ++i;
       }
       return n;
@@ -42,7 +50,7 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
         if (n.find(key))
           throw ConfigError(key_mark, path.empty() ? key : path + "." + key,
                             "duplicate key '" + key + "'; for a repeated field use a list: " + key + ": [a, b]");
-        Node child = convert(kv.second, file, path.empty() ? key : path + "." + key);
+        Node child = convert(kv.second, file, path.empty() ? key : path + "." + key, depth + 1, nodes);
         child.set_key_mark(key_mark);
         n.set(key, std::move(child));
       }
@@ -56,7 +64,8 @@ Node parse_with_name(const std::string& text, const std::string& name) {
   auto file = std::make_shared<const std::string>(name);
   try {
     YAML::Node root = YAML::Load(text);
-    return convert(root, file, "");
+    long nodes = 0;
+    return convert(root, file, "", 0, nodes);
   } catch (const YAML::Exception& e) {
     Mark m = make_mark(file, e.mark);
     throw ConfigError(m, "", "YAML syntax error: " + e.msg);

@@ -46,7 +46,10 @@ void EpochSampler::restore(const std::string& state) {
   is.ignore(1);
   std::string rng_state;
   std::getline(is, rng_state, '\0');
-  if (is.bad() || n != order_.size())
+  if (is.fail() || epoch < 0 || pos < 0 || pos > static_cast<int>(n))
+    throw Error("the snapshot's data reader state is corrupt (position " + std::to_string(pos) + " of " +
+                std::to_string(n) + ")");
+  if (n != order_.size())
     throw Error("the snapshot's data reader state is for a source of " + std::to_string(n) + " samples, but this one has " +
                 std::to_string(order_.size()) + "; was the data changed?");
   rng_.set_state(rng_state);

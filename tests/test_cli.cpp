@@ -180,7 +180,7 @@ TEST_CASE("a missing data file is named, no stack trace, non-zero exit") {
 TEST_CASE("--weights with --snapshot, and bad command lines, are refused") {
   ToyJob job(10);
   auto r = test::run(crema_cmd("train " + job.solver + " --weights a.h5 --snapshot b.solverstate.h5"));
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);
   CHECK(r.output.find("not both") != std::string::npos);
   r = test::run(crema_cmd("train"));
   CHECK(r.status == 2);
@@ -247,4 +247,66 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
   r = test::run(crema_cmd("train " + job.solver + " --weights " + weights + " --reinit fcc2"));
   CHECK(r.status == 1);
   CHECK(r.output.find("did you mean 'fc2'") != std::string::npos);
+}
+
+TEST_CASE("review regressions: bad inputs end with one clear error, never a crash") {
+  ToyJob job(10);
+  // test_iter 0 used to read past the scores.
+  auto r = test::run(crema_cmd("train " + job.solver + " --set test_iter=0"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("test_iter") != std::string::npos);
+  // An unopenable --log file used to terminate.
+  r = test::run(crema_cmd("train " + job.solver + " --log " + job.dir.path().string()));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--log") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+  // A huge list index used to escape as std::stoi's exception.
+  r = test::run(crema_cmd("train " + job.solver + " --set 'net.layer[99999999999].name=x'"));
+  CHECK(r.status == 2);
+  // Recursive YAML aliases and absurdly nested prototxt used to overflow the stack.
+  test::write_file(job.dir / "r.yaml", "a: &x [1, *x]\n");
+  r = test::run(crema_cmd("convert " + (job.dir / "r.yaml") + " -o " + (job.dir / "r.prototxt")));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("nested") != std::string::npos);
+  std::string deep;
+  for (int i = 0; i < 5000; ++i) deep += "a {";
+  for (int i = 0; i < 5000; ++i) deep += "}";
+  test::write_file(job.dir / "d.prototxt", deep + "\n");
+  r = test::run(crema_cmd("convert " + (job.dir / "d.prototxt") + " -o " + (job.dir / "d.yaml")));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("nested") != std::string::npos);
+  // An IDX header whose dimensions multiply past any real file.
+  const unsigned char header[] = {0, 0, 8, 3, 0x40, 0, 0, 0, 0x40, 0, 0, 0, 0x40, 0, 0, 0};
+  test::write_file(job.dir / "train-images-idx3-ubyte", std::string(reinterpret_cast<const char*>(header), 16));
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status != 0);
+  CHECK(r.output.find("corrupt") != std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+}
+
+TEST_CASE("resume: the printed command keeps --set overrides, changes are named, a finished run is left alone") {
+  ToyJob job(1000000);
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "base_lr=0.02", "--set", "display=1"},
+                    job.dir / "run.log");
+  REQUIRE(child.wait_for_log("Iteration 15,", 60));
+  child.signal(SIGTERM);
+  REQUIRE(child.wait() == 0);
+  std::smatch m;
+  const std::string log = child.log();
+  REQUIRE(std::regex_search(log, m, std::regex(R"(Resume with: (crema train .*) --snapshot (\S+))")));
+  CHECK(m[1].str().find("--set base_lr=0.02 --set display=1") != std::string::npos);
+  const std::string state = m[2];
+  std::smatch it;
+  REQUIRE(std::regex_search(state, it, std::regex(R"(_iter_(\d+)\.solverstate\.h5)")));
+  const std::string finish = std::to_string(std::stoi(it[1]) + 10);
+  // Resuming with another base_lr is allowed but named.
+  const std::string args = "train " + job.solver + " --set base_lr=0.03 --set display=1 --set max_iter=" + finish;
+  auto r = test::run(crema_cmd(args + " --snapshot " + state));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("base_lr (0.02 -> 0.03)") != std::string::npos);
+  // Resuming a snapshot that already reached max_iter trains nothing and says so.
+  r = test::run(crema_cmd(args + " --snapshot " + (job.dir / ("snap/toy_iter_" + finish + ".solverstate.h5"))));
+  CHECK(r.status == 0);
+  CHECK(r.output.find("nothing left to train") != std::string::npos);
+  CHECK(r.output.find("Snapshotting") == std::string::npos);
 }
