@@ -224,7 +224,13 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
     for (size_t j = spec.top.size(); static_cast<int>(j) < wanted; ++j) add_top("", j);
 
   if (!quiet) spdlog::info("Setting up {} ({})", spec.name, layer->type());
-  layer->setup(ctx, bottom_vecs_[li], top_vecs_[li]);
+  try {
+    layer->setup(ctx, bottom_vecs_[li], top_vecs_[li]);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    spec.fail(e.what());  // e.g. a top too large: name the layer that asked for it
+  }
   if (!quiet)
     for (size_t j = 0; j < top_vecs_[li].size(); ++j) {
       spdlog::info("Top shape: {}", top_vecs_[li][j]->shape_string());

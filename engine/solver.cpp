@@ -286,9 +286,9 @@ void Solver::solve() {
   }
   if (spec_.snapshot_after_train && (spec_.snapshot == 0 || iter_ % spec_.snapshot != 0)) snapshot();
   if (spec_.display > 0 && iter_ % spec_.display == 0) {
-    // One more forward to report the final training loss, as Caffe does.
-    const float loss = net_->forward(ctx_);
-    spdlog::info("Iteration {}, loss = {:.6g}", iter_, loss);
+    // One more forward to report the final training loss, smoothed, as Caffe does.
+    update_smoothed_loss(net_->forward(ctx_));
+    spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
   }
   if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) test_all();
   spdlog::info("Optimization Done.");

@@ -1,5 +1,6 @@
 #include "layers/base_conv_layer.hpp"
 
+#include <climits>
 #include <string>
 
 #include "engine/math.hpp"
@@ -159,6 +160,11 @@ void BaseConvolutionLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   geometry_.height = conv_input.shape(axis + 1);
   geometry_.width = conv_input.shape(axis + 2);
   conv_out_spatial_dim_ = reverse_dimensions() ? in.count(axis + 1) : out_spatial_dim_;
+  // The column buffer holds (Ci·kh·kw) × S_out floats; refuse shapes whose product
+  // would overflow int before the Blob could say so.
+  if (static_cast<long long>(kernel_dim_) * params_.group * conv_out_spatial_dim_ > INT_MAX)
+    spec_.fail("the im2col buffer for this input (" + std::to_string(kernel_dim_ * 1LL * params_.group) + " x " +
+               std::to_string(conv_out_spatial_dim_) + ") exceeds 2^31 elements; use a smaller input or kernel");
   col_offset_ = kernel_dim_ * conv_out_spatial_dim_;
   output_offset_ = conv_out_channels_ * conv_out_spatial_dim_ / params_.group;
   col_buffer_.reshape({kernel_dim_ * params_.group, conv_out_spatial_dim_});
