@@ -226,13 +226,16 @@ void BaseConvolutionLayer::backward_cpu(Context&, const BlobVec& top, const std:
   }
 }
 
+const float* BaseConvolutionLayer::columns(const float* input) {
+  // input: (Ci, H, W) → (G, kernel_dim, S_out); a 1x1 kernel's input already is that matrix.
+  if (is_1x1_) return input;
+  im2col(input, geometry_, col_buffer_.mutable_cpu_data());
+  return col_buffer_.cpu_data();
+}
+
 void BaseConvolutionLayer::forward_gemm(const float* input, const float* weights, float* output) {
   // input: (Ci, H, W); weights: (G, Co/G, kernel_dim); output: (G, Co/G, S_out)
-  const float* col = input;  // (G, kernel_dim, S_out)
-  if (!is_1x1_) {
-    im2col(input, geometry_, col_buffer_.mutable_cpu_data());
-    col = col_buffer_.cpu_data();
-  }
+  const float* col = columns(input);  // (G, kernel_dim, S_out)
   const int group_out = conv_out_channels_ / params_.group;
   for (int g = 0; g < params_.group; ++g)
     cpu_gemm(false, false, group_out, conv_out_spatial_dim_, kernel_dim_, 1.f, weights + weight_offset_ * g,
@@ -259,11 +262,7 @@ void BaseConvolutionLayer::backward_gemm(const float* output_diff, const float* 
 
 void BaseConvolutionLayer::weight_gemm(const float* input, const float* output_diff, float* weight_diff) {
   // input: (Ci, H, W); output_diff: (G, Co/G, S_out); weight_diff: (G, Co/G, kernel_dim)
-  const float* col = input;  // (G, kernel_dim, S_out)
-  if (!is_1x1_) {
-    im2col(input, geometry_, col_buffer_.mutable_cpu_data());
-    col = col_buffer_.cpu_data();
-  }
+  const float* col = columns(input);  // (G, kernel_dim, S_out)
   const int group_out = conv_out_channels_ / params_.group;
   for (int g = 0; g < params_.group; ++g)
     cpu_gemm(false, true, group_out, kernel_dim_, conv_out_spatial_dim_, 1.f, output_diff + output_offset_ * g,

@@ -59,6 +59,8 @@ class BaseConvolutionLayer : public Layer {
 
   // The per-image products. `input` is the conv input (what im2col reads), `output`
   // the conv output, whichever of bottom/top each is.
+  // The conv input as a column matrix, in col_buffer_ (or the input itself for 1x1).
+  const float* columns(const float* input);
   // output (Co, S_out) = W · im2col(input)
   void forward_gemm(const float* input, const float* weights, float* output);
   // output (Co, S_out) += bias (Co) on every position
