@@ -7,7 +7,10 @@
 #include <regex>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/net.hpp"
+#include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
+#include "io/job_config.hpp"
 #include "test_util.hpp"
 
 using namespace crema;
@@ -309,4 +312,23 @@ TEST_CASE("resume: the printed command keeps --set overrides, changes are named,
   CHECK(r.status == 0);
   CHECK(r.output.find("nothing left to train") != std::string::npos);
   CHECK(r.output.find("Snapshotting") == std::string::npos);
+}
+
+TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {
+  int solvers = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(test::source_dir() + "/configs")) {
+    const std::string path = entry.path().string();
+    if (entry.path().filename().string().find("_solver.yaml") == std::string::npos) continue;
+    INFO(path);
+    // The net is loaded and checked key by key; data files are opened only when a net is built.
+    const auto root = io::load_solver_config(path);
+    const SolverSpec spec = SolverSpec::parse(*root);
+    const NetSpec net = NetSpec::parse(*spec.net);
+    CHECK(!net.layers.empty());
+    ++solvers;
+  }
+  CHECK(solvers >= 4);
+  const auto r = test::run(crema_cmd("time --model " + test::source_dir() + "/configs/bench/lenet_b64.yaml --iterations 2"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("Average Forward-Backward:") != std::string::npos);
 }
