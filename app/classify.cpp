@@ -7,6 +7,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "app/data_tools.hpp"
 #include "engine/error.hpp"
 #include "engine/net.hpp"
 #include "io/caffe_binary.hpp"
@@ -76,8 +77,14 @@ int classify(const ClassifyOptions& opt) {
       mean.push_back(static_cast<float>(sum / plane));
     }
   }
+  // Without --labels, the class list training wrote next to the snapshot, if any.
+  std::string labels_path = opt.labels;
+  if (labels_path.empty() && !opt.weights.empty()) {
+    labels_path = classes_for_weights(opt.weights.back());
+    if (!labels_path.empty()) spdlog::info("Class names from {}", labels_path);
+  }
   std::vector<std::string> labels;
-  if (!opt.labels.empty()) labels = read_labels(opt.labels);
+  if (!labels_path.empty()) labels = read_labels(labels_path);
 
   // One batch holding every image, each resized to the net's input size.
   input->reshape({static_cast<int>(opt.images.size()), channels, height, width});
@@ -99,7 +106,7 @@ int classify(const ClassifyOptions& opt) {
   const Blob* out = output_blob(net, &out_name);
   const int classes = out->count(1);
   if (!labels.empty() && static_cast<int>(labels.size()) < classes)
-    throw Error("the labels file '" + opt.labels + "' has " + std::to_string(labels.size()) + " lines but the net's output '" +
+    throw Error("the labels file '" + labels_path + "' has " + std::to_string(labels.size()) + " lines but the net's output '" +
                 out_name + "' has " + std::to_string(classes) + " classes");
   const int k = std::min(opt.top_k, classes);
   for (size_t n = 0; n < opt.images.size(); ++n) {

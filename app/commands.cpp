@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <map>
 
+#include "app/data_tools.hpp"
 #include "app/signals.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
@@ -158,6 +159,7 @@ int train(const TrainOptions& opt) {
   ensure_writable_directory(fs::path(prefix).parent_path());
 
   Solver solver(spec, net_spec, *ctx);
+  write_class_names(solver.net(), prefix);
   const std::string config_yaml = io::to_yaml(*root);
   std::string last_state;
   solver.on_snapshot = [&](Solver& s) {

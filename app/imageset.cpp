@@ -14,60 +14,19 @@
 #include <sstream>
 #include <vector>
 
+#include "datasets/epoch_sampler.hpp"
+#include "datasets/list_file.hpp"
 #include "engine/error.hpp"
 #include "io/checkpoint.hpp"
 #include "io/datum.hpp"
 #include "io/image.hpp"
 #include "io/lmdb.hpp"
-#include "layers/epoch_sampler.hpp"
 
 namespace crema::app {
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ListEntry {
-  std::string path;
-  int label = 0;
-  int line = 0;  // 1-based, in the list file
-};
-
-// Caffe's list format: "path label", split at the last space so that paths may hold
-// spaces. Blank lines are skipped; anything else that is not "path integer" stops
-// the conversion with the line's number (Caffe would read it as label 0).
-std::vector<ListEntry> read_list(const std::string& list) {
-  std::ifstream in(list);
-  if (!in) throw Error("cannot open the list file '" + list + "': " + std::strerror(errno ? errno : ENOENT));
-  std::vector<ListEntry> entries;
-  int number = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++number;
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    const size_t split = line.find_last_of(" \t");
-    ListEntry e;
-    e.line = number;
-    bool ok = split != std::string::npos && split > 0;
-    if (ok) {
-      const std::string label = line.substr(split + 1);
-      size_t used = 0;
-      try {
-        e.label = std::stoi(label, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      e.path = line.substr(0, line.find_last_not_of(" \t", split) + 1);
-      ok = used == label.size() && !e.path.empty();
-    }
-    if (!ok)
-      throw Error(list + ":" + std::to_string(number) + ": expected 'path label' (the label an integer), got '" + line +
-                  "'");
-    entries.push_back(std::move(e));
-  }
-  if (entries.empty()) throw Error("the list file '" + list + "' names no images");
-  return entries;
-}
 
 // "28x28" -> {width 28, height 28}.
 std::pair<int, int> parse_resize(const std::string& text) {

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "app/classify.hpp"
+#include "app/data_tools.hpp"
 #include "app/commands.hpp"
 #include "app/convert.hpp"
 #include "app/imageset.hpp"
@@ -82,6 +83,16 @@ int main(int argc, char** argv) {
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--gpu", time.gpu, "GPU device id");
+  bool time_data = false;
+  time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net");
+
+  crema::app::PreviewOptions preview;
+  auto* preview_cmd = app.add_subcommand("preview", "Write transformed samples of a net's data layer as PNG files");
+  preview_cmd->add_option("--model", preview.model, "Net or solver config (YAML or prototxt)")->required();
+  preview_cmd->add_option("--out", preview.out, "Folder for the PNG files (created)")->required();
+  preview_cmd->add_option("--n", preview.count, "Samples to write")->check(CLI::PositiveNumber);
+  preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
+      ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
 
   crema::app::ConvertOptions convert;
@@ -132,7 +143,7 @@ int main(int argc, char** argv) {
   }
   if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd) &&
       !app.got_subcommand(convert_cmd) && !app.got_subcommand(classify_cmd) && !app.got_subcommand(imageset_cmd) &&
-      !app.got_subcommand(mean_cmd)) {
+      !app.got_subcommand(mean_cmd) && !app.got_subcommand(preview_cmd)) {
     std::cout << app.help();
     return 2;
   }
@@ -167,6 +178,8 @@ int main(int argc, char** argv) {
       }
       return crema::app::classify(classify);
     }
+    if (app.got_subcommand(preview_cmd)) return crema::app::preview(preview);
+    if (time_data) return crema::app::time_data({time.model, time.iterations, time.phase});
     return crema::app::time(time);
   } catch (const crema::ConfigError& e) {
     spdlog::error("{}", e.what());

@@ -8,7 +8,8 @@ Reads the gzipped IDX files that Debian's dataset-fashion-mnist package installs
     OUT/train.txt, OUT/test.txt   one "train/<class>/NNNNN.png label" line per image, in IDX order
 
 so that `crema convert-imageset OUT/ OUT/train.txt DB --gray` builds an LMDB whose records come in the
-IDX files' order. PNGs are written with zlib and struct only (8-bit greyscale, no Pillow needed).
+IDX files' order, and an ImageData layer reads OUT/train.txt (a list) or OUT/train (an image folder:
+class folders 0_tshirt_top … 9_ankle_boot sort in label order) with the IDX labels. PNGs are written with zlib and struct only (8-bit greyscale, no Pillow needed).
 
     python3 datasets/fashion_mnist_png.py OUT [--train-count N] [--test-count N] [--source DIR]
 """
@@ -20,8 +21,10 @@ import struct
 import sys
 import zlib
 
-CLASSES = ["tshirt_top", "trouser", "pullover", "dress", "coat",
-           "sandal", "shirt", "sneaker", "bag", "ankle_boot"]
+# Folder names sort in label order, so that an ImageData layer reading OUT/train as an
+# image folder (one sub-folder per class, classes in name order) gives the IDX labels.
+CLASSES = ["0_tshirt_top", "1_trouser", "2_pullover", "3_dress", "4_coat",
+           "5_sandal", "6_shirt", "7_sneaker", "8_bag", "9_ankle_boot"]
 SPLITS = {"train": "train", "test": "t10k"}  # our name -> the IDX files' prefix
 
 

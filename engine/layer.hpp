@@ -9,6 +9,7 @@
 // no GPU path says so through supports() and the net refuses to place it there.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -52,6 +53,16 @@ class Layer {
   virtual bool is_loss() const { return false; }
   // Data layers: the net treats their tops as inputs (no backward).
   virtual bool is_data() const { return false; }
+  // What a data layer reports: time forward spent waiting for its prefetcher, and
+  // how many distinct samples it skipped as bad.
+  struct DataStats {
+    double wait_seconds = 0;
+    int64_t batches = 0;
+    int64_t bad_samples = 0;
+  };
+  virtual DataStats data_stats() const { return {}; }
+  // Class names by label, where the data says them (an image folder's sub-folders).
+  virtual std::vector<std::string> class_names() const { return {}; }
 
   const LayerSpec& spec() const { return spec_; }
   const std::string& name() const { return spec_.name; }

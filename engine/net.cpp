@@ -398,6 +398,17 @@ void Net::share_weights_from(const Net& other) {
   }
 }
 
+Layer::DataStats Net::data_stats() const {
+  Layer::DataStats sum;
+  for (const auto& l : layers_) {
+    const Layer::DataStats d = l->data_stats();
+    sum.wait_seconds += d.wait_seconds;
+    sum.batches += d.batches;
+    sum.bad_samples += d.bad_samples;
+  }
+  return sum;
+}
+
 Layer* Net::layer_by_name(const std::string& name) const {
   for (const auto& l : layers_)
     if (l->name() == name) return l.get();

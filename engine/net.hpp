@@ -61,6 +61,8 @@ class Net {
   const Layer& layer(int i) const { return *layers_[static_cast<size_t>(i)]; }
   const std::string& layer_name(int i) const { return layers_[static_cast<size_t>(i)]->name(); }
   Layer* layer_by_name(const std::string& name) const;
+  // The data layers' statistics, summed.
+  Layer::DataStats data_stats() const;
   bool layer_needs_backward(int i) const { return layer_need_backward_[static_cast<size_t>(i)]; }
   const BlobVec& bottom_vec(int i) const { return bottom_vecs_[static_cast<size_t>(i)]; }
   const BlobVec& top_vec(int i) const { return top_vecs_[static_cast<size_t>(i)]; }

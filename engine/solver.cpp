@@ -230,6 +230,7 @@ void Solver::step(int iters) {
   keep_losses_ = false;
   auto tick = std::chrono::steady_clock::now();
   int tick_iter = iter_;
+  double tick_wait = net_->data_stats().wait_seconds;
   while (iter_ < stop_iter) {
     net_->clear_param_diffs();
     if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization))
@@ -243,13 +244,20 @@ void Solver::step(int iters) {
       const auto now = std::chrono::steady_clock::now();
       const double secs = std::chrono::duration<double>(now - tick).count();
       const int done = iter_ - tick_iter;
-      if (done > 0)
-        spdlog::info("Iteration {} ({:.4g} iter/s, {:.3f}s/{} iters), loss = {:.6g}", iter_, done / secs, secs, done,
+      const Layer::DataStats data = net_->data_stats();
+      if (done > 0) {
+        // How long the steps waited for their batches: near 0 when the prefetcher keeps up.
+        const double wait_ms = 1000 * (data.wait_seconds - tick_wait) / done;
+        spdlog::info("Iteration {} ({:.4g} iter/s, {:.3f}s/{} iters, data wait {:.3g} ms/iter{}), loss = {:.6g}", iter_,
+                     done / secs, secs, done, wait_ms,
+                     data.bad_samples > 0 ? fmt::format(", {} bad samples skipped", data.bad_samples) : "",
                      smoothed_loss_);
-      else
+      } else {
         spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
+      }
       tick = now;
       tick_iter = iter_;
+      tick_wait = data.wait_seconds;
       displayed_.emplace_back(iter_, smoothed_loss_);
       int k = 0;
       const auto outs = net_->outputs();
@@ -291,6 +299,9 @@ void Solver::solve() {
     spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
   }
   if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) test_all();
+  int64_t bad = net_->data_stats().bad_samples;
+  for (const auto& t : test_nets_) bad += t->data_stats().bad_samples;
+  if (bad > 0) spdlog::warn("{} bad sample(s) were skipped (each named in a warning above)", bad);
   spdlog::info("Optimization Done.");
 }
 

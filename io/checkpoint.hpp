@@ -8,6 +8,7 @@
 // renamed, so a crash never leaves a half-written checkpoint under the real name.
 #pragma once
 
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,7 +68,12 @@ std::string temp_name_for(const std::string& path);
 template <class F>
 void write_atomically(const std::string& path, F write) {
   const std::string tmp = temp_name_for(path);
-  write(tmp);
+  try {
+    write(tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());  // a half-written file must not stay behind
+    throw;
+  }
   commit_file(tmp, path);
 }
 

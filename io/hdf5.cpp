@@ -6,9 +6,50 @@
 
 namespace crema::io {
 
-void quiet_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+namespace {
+
+using Lock = std::lock_guard<std::recursive_mutex>;
+
+std::vector<hsize_t> extent(hid_t space) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return dims;
+}
+
+// For messages, e.g. "4-byte unsigned integer" or "variable-length string".
+std::string type_description(hid_t type) {
+  const std::string bytes = std::to_string(H5Tget_size(type)) + "-byte ";
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER: return bytes + (H5Tget_sign(type) == H5T_SGN_NONE ? "unsigned " : "") + "integer";
+    case H5T_FLOAT: return bytes + "float";
+    case H5T_STRING: return H5Tis_variable_str(type) > 0 ? "variable-length string" : "fixed-length string";
+    case H5T_COMPOUND: return "compound (struct)";
+    case H5T_ENUM: return "enum";
+    case H5T_OPAQUE: return "opaque";
+    case H5T_BITFIELD: return "bitfield";
+    case H5T_REFERENCE: return "reference";
+    case H5T_VLEN: return "variable-length sequence";
+    case H5T_ARRAY: return "array";
+    case H5T_TIME: return "time";
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
+
+void quiet_hdf5_errors() {
+  const Lock lock(hdf5_mutex());
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
+  const Lock lock(hdf5_mutex());
   quiet_hdf5_errors();
   hid_t id = -1;
   if (mode == Mode::Read) {
@@ -24,10 +65,12 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
 void H5File::fail(const std::string& what) const { throw Error(path_ + ": " + what); }
 
 void H5File::flush() {
+  const Lock lock(hdf5_mutex());
   if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail("flush failed (disk full?)");
 }
 
 bool H5File::exists(const std::string& object) const {
+  const Lock lock(hdf5_mutex());
   // H5Lexists must be asked level by level.
   std::string prefix;
   size_t start = 0;
@@ -42,6 +85,7 @@ bool H5File::exists(const std::string& object) const {
 }
 
 void H5File::create_group(const std::string& group) {
+  const Lock lock(hdf5_mutex());
   if (exists(group)) return;
   const size_t slash = group.rfind('/');
   if (slash != std::string::npos) create_group(group.substr(0, slash));
@@ -50,6 +94,7 @@ void H5File::create_group(const std::string& group) {
 }
 
 std::vector<std::string> H5File::children(const std::string& group) const {
+  const Lock lock(hdf5_mutex());
   std::vector<std::string> names;
   H5Handle g(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
   if (g.get() < 0) fail("missing group '" + group + "'");
@@ -69,6 +114,7 @@ std::vector<std::string> H5File::children(const std::string& group) const {
 }
 
 void H5File::write_floats(const std::string& name, const std::vector<int>& shape, const float* data) {
+  const Lock lock(hdf5_mutex());
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   if (dims.empty()) space = H5Handle(H5Screate(H5S_SCALAR), H5Sclose);
@@ -80,15 +126,14 @@ void H5File::write_floats(const std::string& name, const std::vector<int>& shape
 }
 
 std::vector<float> H5File::read_floats(const std::string& name, std::vector<int>* shape) const {
+  const Lock lock(hdf5_mutex());
   H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (ds.get() < 0) fail("missing dataset '" + name + "'");
   H5Handle type(H5Dget_type(ds.get()), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type.get());
   if (cls != H5T_FLOAT && cls != H5T_INTEGER) fail("dataset '" + name + "' is not numeric");
   H5Handle space(H5Dget_space(ds.get()), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  const std::vector<hsize_t> dims = extent(space.get());
   size_t count = 1;
   shape->clear();
   for (hsize_t d : dims) {
@@ -101,7 +146,48 @@ std::vector<float> H5File::read_floats(const std::string& name, std::vector<int>
   return out;
 }
 
+H5DatasetInfo H5File::dataset_info(const std::string& name) const {
+  const Lock lock(hdf5_mutex());
+  H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (ds.get() < 0) fail("missing dataset '" + name + "'");
+  H5Handle type(H5Dget_type(ds.get()), H5Tclose);
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
+  H5DatasetInfo info;
+  for (hsize_t d : extent(space.get())) info.dims.push_back(static_cast<long long>(d));
+  const H5T_class_t cls = H5Tget_class(type.get());
+  info.numeric = cls == H5T_FLOAT || cls == H5T_INTEGER;
+  info.type = type_description(type.get());
+  return info;
+}
+
+void H5File::read_rows(const std::string& name, long long first, long long count, float* out) const {
+  const Lock lock(hdf5_mutex());
+  H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (ds.get() < 0) fail("missing dataset '" + name + "'");
+  H5Handle type(H5Dget_type(ds.get()), H5Tclose);
+  const H5T_class_t cls = H5Tget_class(type.get());
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER)
+    fail("dataset '" + name + "' holds " + type_description(type.get()) + " values, not numbers");
+  H5Handle file_space(H5Dget_space(ds.get()), H5Sclose);
+  std::vector<hsize_t> block = extent(file_space.get());
+  if (block.empty()) fail("dataset '" + name + "' is a scalar; it has no rows");
+  const auto rows = static_cast<long long>(block[0]);
+  if (first < 0 || count < 0 || first + count > rows)
+    fail("rows " + std::to_string(first) + " to " + std::to_string(first + count) + " are outside dataset '" + name +
+         "' of " + std::to_string(rows) + " rows");
+  block[0] = static_cast<hsize_t>(count);
+  if (std::find(block.begin(), block.end(), 0) != block.end()) return;  // nothing to read
+  std::vector<hsize_t> start(block.size(), 0);
+  start[0] = static_cast<hsize_t>(first);
+  H5Handle mem_space(H5Screate_simple(static_cast<int>(block.size()), block.data(), nullptr), H5Sclose);
+  if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr) < 0 ||
+      H5Dread(ds.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0)
+    fail("cannot read rows " + std::to_string(first) + " to " + std::to_string(first + count) + " of dataset '" + name +
+         "'");
+}
+
 void H5File::write_int(const std::string& name, long long value) {
+  const Lock lock(hdf5_mutex());
   const hsize_t one = 1;
   H5Handle space(H5Screate_simple(1, &one, nullptr), H5Sclose);
   H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -112,6 +198,7 @@ void H5File::write_int(const std::string& name, long long value) {
 }
 
 long long H5File::read_int(const std::string& name) const {
+  const Lock lock(hdf5_mutex());
   std::vector<int> shape;
   std::vector<float> v = read_floats(name, &shape);
   if (v.size() != 1) fail("'" + name + "' should hold one integer");
@@ -123,6 +210,7 @@ long long H5File::read_int(const std::string& name) const {
 }
 
 void H5File::write_string(const std::string& name, const std::string& value) {
+  const Lock lock(hdf5_mutex());
   // A fixed-length string, as Caffe's H5LTmake_dataset_string writes it.
   H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), value.size() + 1);
@@ -135,6 +223,7 @@ void H5File::write_string(const std::string& name, const std::string& value) {
 }
 
 std::string H5File::read_string(const std::string& name) const {
+  const Lock lock(hdf5_mutex());
   H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (ds.get() < 0) fail("missing dataset '" + name + "'");
   H5Handle type(H5Dget_type(ds.get()), H5Tclose);
@@ -158,6 +247,7 @@ std::string H5File::read_string(const std::string& name) const {
 }
 
 void H5File::write_bytes(const std::string& name, const std::string& bytes) {
+  const Lock lock(hdf5_mutex());
   const hsize_t n = bytes.size();
   H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
@@ -168,6 +258,7 @@ void H5File::write_bytes(const std::string& name, const std::string& bytes) {
 }
 
 std::string H5File::read_bytes(const std::string& name) const {
+  const Lock lock(hdf5_mutex());
   H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (ds.get() < 0) fail("missing dataset '" + name + "'");
   H5Handle space(H5Dget_space(ds.get()), H5Sclose);

@@ -1,14 +1,26 @@
 // Minimal RAII over the HDF5 C API for what crema stores: N-D float datasets,
-// scalar ints, strings and byte arrays, in nested groups. Every failure becomes a
-// crema::Error naming the file and object, instead of HDF5's error-stack dump.
+// scalar ints, strings and byte arrays, in nested groups, and row blocks of large
+// datasets read a block at a time. Every failure becomes a crema::Error naming the
+// file and object, instead of HDF5's error-stack dump.
+//
+// Threads. A libhdf5 built without --enable-threadsafe (as some distributions
+// ship it) must never be entered by two threads at once, and data layers read
+// from worker threads while the solver writes snapshots. So every HDF5 call in
+// crema is made holding hdf5_mutex(): each H5File method and H5Handle::reset take
+// it, and code that calls the C API directly on file.id() must take it too.
 #pragma once
 
 #include <hdf5.h>
 
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace crema::io {
+
+// The one lock around the HDF5 library for the whole process. Recursive, so that
+// an H5File method may call another (and close handles) while holding it.
+std::recursive_mutex& hdf5_mutex();
 
 class H5Handle {
  public:
@@ -29,13 +41,23 @@ class H5Handle {
   H5Handle& operator=(const H5Handle&) = delete;
   hid_t get() const { return id_; }
   void reset() {
-    if (id_ >= 0 && close_) close_(id_);
+    if (id_ >= 0 && close_) {
+      std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+      close_(id_);
+    }
     id_ = -1;
   }
 
  private:
   hid_t id_ = -1;
   herr_t (*close_)(hid_t) = nullptr;
+};
+
+// A dataset's layout and element type, read without its data.
+struct H5DatasetInfo {
+  std::vector<long long> dims;  // empty for a scalar; dims[0] counts rows
+  bool numeric = false;         // integer or floating point, so readable as float
+  std::string type;             // for messages: "8-byte float", "string", …
 };
 
 class H5File {
@@ -55,6 +77,11 @@ class H5File {
   void write_floats(const std::string& name, const std::vector<int>& shape, const float* data);
   // Reads any numeric dataset as float; returns its shape.
   std::vector<float> read_floats(const std::string& name, std::vector<int>* shape) const;
+  // Metadata only: cheap for a dataset of any size.
+  H5DatasetInfo dataset_info(const std::string& name) const;
+  // Rows [first, first + count) of numeric dataset `name` (rank >= 1), selected by a
+  // hyperslab on the first axis and converted to float. out: (count, row size).
+  void read_rows(const std::string& name, long long first, long long count, float* out) const;
   void write_int(const std::string& name, long long value);
   long long read_int(const std::string& name) const;
   void write_string(const std::string& name, const std::string& value);

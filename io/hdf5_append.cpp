@@ -13,6 +13,7 @@ std::string dims_string(const std::vector<hsize_t>& dims) {
 }  // namespace
 
 void append_rows(H5File& file, const std::string& name, const std::vector<int>& shape, const float* data) {
+  const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());  // calls the C API directly
   if (shape.empty()) file.fail("cannot append a scalar to '" + name + "'; rows need a first axis");
   const int rank = static_cast<int>(shape.size());
   const std::vector<hsize_t> rows(shape.begin(), shape.end());

@@ -18,16 +18,20 @@ int imread_flag(int channels, bool as_stored_ok) {
   return channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED;
 }
 
+// height/width 0: as it is.
+void resize_to(cv::Mat& img, int height, int width) {
+  if (height <= 0 || width <= 0 || (img.rows == height && img.cols == width)) return;
+  cv::Mat resized;
+  cv::resize(img, resized, cv::Size(width, height), 0, 0, cv::INTER_LINEAR);
+  img = resized;
+}
+
 cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   const int flag = imread_flag(channels, false);
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
   cv::Mat img = cv::imread(path, flag);
   if (img.empty()) throw Error("image '" + path + "' could not be decoded (not an image, or truncated)");
-  if (height > 0 && width > 0 && (img.rows != height || img.cols != width)) {
-    cv::Mat resized;
-    cv::resize(img, resized, cv::Size(width, height), 0, 0, cv::INTER_LINEAR);
-    img = resized;
-  }
+  resize_to(img, height, width);
   return img;
 }
 
@@ -61,7 +65,8 @@ ImageU8 read_image_u8(const std::string& path, int channels, int height, int wid
   return out;
 }
 
-void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out) {
+void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out, int height,
+                  int width) {
   const int flag = imread_flag(channels, true);
   // imdecode only reads the buffer; the Mat header just cannot say so.
   const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8UC1,
@@ -78,6 +83,7 @@ void decode_image(std::string_view bytes, int channels, const std::string& what,
   if (img.depth() != CV_8U)
     throw Error(what + ": the encoded image has " + std::to_string(8 * img.elemSize1()) +
                 "-bit samples; crema reads 8-bit images (convert it, or use force_color / force_gray)");
+  resize_to(img, height, width);
   to_planar(img, out.channels, out.height, out.width, out.data);
 }
 

@@ -32,7 +32,9 @@ ImageU8 read_image_u8(const std::string& path, int channels, int height = 0, int
 // Decodes the bytes of an image file into `out` (reused between calls). channels:
 // 1 forces grey, 3 forces BGR, 0 keeps what the file holds (Caffe's
 // DecodeDatumNative). `what` names the bytes in errors (e.g. a database record).
-void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out);
+// height/width > 0 resize as read_image_u8 does.
+void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out, int height = 0,
+                  int width = 0);
 
 // Whether `bytes` are a JPEG file cut short: one with no end-of-image marker after
 // its last scan. libjpeg decodes such a file, filling the missing rows with grey,

@@ -1,14 +1,21 @@
 // HDF5Data: Caffe's HDF5 input layer. `source` is a text file listing .h5 files,
-// one per line; each file holds one dataset per top, named after the top (usually
-// `data` and `label`), whose first axis indexes samples. All files are loaded into
-// memory and served in a per-epoch shuffled order when `shuffle` is set.
+// one per line; each file holds one numeric dataset per top, named after the top
+// (usually `data` and `label`), whose first axis indexes samples: a dataset of
+// shape (N, d1, …) gives a top of shape (batch_size, d1, …), one of shape (N) a
+// top of shape (batch_size). Integer and floating-point datasets are read as float.
+//
+// The files are read a block of rows at a time (HDF5Source), so they may be larger
+// than memory, on `threads` workers, `prefetch` batches ahead of the solver
+// (Prefetcher). With `shuffle` every epoch visits the blocks in a new order and
+// the rows of each block in a new order; without it, file order and row order.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "engine/layer.hpp"
-#include "layers/epoch_sampler.hpp"
+#include "datasets/hdf5_source.hpp"
+#include "layers/prefetched_data_layer.hpp"
 
 namespace crema {
 
@@ -16,31 +23,23 @@ struct HDF5DataParams {
   std::string source;
   int batch_size = 0;
   bool shuffle = false;
-  static HDF5DataParams parse(MapReader r);
+  PrefetchOptions prefetch;  // prefetch (4), threads (1 here), on_bad_sample (skip)
+  static HDF5DataParams parse(MapReader r, const std::string& layer);
 };
 
-class HDF5DataLayer : public Layer {
+class HDF5DataLayer : public PrefetchedDataLayer {
  public:
   explicit HDF5DataLayer(const LayerSpec& spec);
   const char* type() const override { return "HDF5Data"; }
-  int exact_num_bottom() const override { return 0; }
   int min_top() const override { return 1; }
-  bool is_data() const override { return true; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
-  std::string save_state() const override { return sampler_.save(); }
-  void restore_state(const std::string& state) override { sampler_.restore(state); }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
-  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
 
  private:
   HDF5DataParams params_;
-  // Per top: all rows of every file, concatenated, and the shape of one row.
-  std::vector<std::vector<float>> rows_;
-  std::vector<std::vector<int>> row_shape_;
-  int num_rows_ = 0;
-  EpochSampler sampler_;
+  std::shared_ptr<HDF5Source> source_;  // shared with the prefetcher's reads
 };
 
 }  // namespace crema

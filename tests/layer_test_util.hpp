@@ -232,4 +232,26 @@ inline void check_gradients(const std::string& yaml, const GaussianInput& input,
   check_gradients(*t.layer, {&x}, {&y}, opt);
 }
 
+// A data layer (no bottoms; tops data and label) set up in `phase` with a context
+// seeded by `seed`.
+struct DataUnderTest {
+  LayerUnderTest t;
+  Blob data, label;
+  Context ctx;
+  DataUnderTest(const std::string& yaml, Phase phase, long long seed) : t(make_layer(yaml, phase)), ctx(seed) {
+    t.layer->setup(ctx, {}, {&data, &label});
+  }
+  void forward() { t.layer->forward(ctx, {}, {&data, &label}); }
+  std::vector<float> values() const { return {data.cpu_data(), data.cpu_data() + data.count()}; }
+  std::vector<float> labels() const { return {label.cpu_data(), label.cpu_data() + label.count()}; }
+  // One forward: the batch's values followed by its labels.
+  std::vector<float> next() {
+    forward();
+    std::vector<float> out = values();
+    const std::vector<float> l = labels();
+    out.insert(out.end(), l.begin(), l.end());
+    return out;
+  }
+};
+
 }  // namespace crema::test

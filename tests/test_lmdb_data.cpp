@@ -58,18 +58,7 @@ std::string key_of(int i) {
   return key;
 }
 
-// A Data layer over `db` in `phase`, set up with a context seeded by `seed`.
-struct DataUnderTest {
-  test::LayerUnderTest t;
-  Blob data, label;
-  Context ctx;
-  DataUnderTest(const std::string& yaml, Phase phase, long long seed) : t(test::make_layer(yaml, phase)), ctx(seed) {
-    t.layer->setup(ctx, {}, {&data, &label});
-  }
-  void forward() { t.layer->forward(ctx, {}, {&data, &label}); }
-  std::vector<float> values() const { return {data.cpu_data(), data.cpu_data() + data.count()}; }
-  std::vector<float> labels() const { return {label.cpu_data(), label.cpu_data() + label.count()}; }
-};
+using test::DataUnderTest;
 
 std::string data_yaml(const std::string& source, int batch, const std::string& transform = "{}",
                       const std::string& extra = "") {
@@ -405,13 +394,13 @@ TEST_CASE("Data layer LMDB: encoded PNG records decode to their pixels (BGR, pla
   grey.at<uint8_t>(0, 1) = 200;
   write_db(dir / "db", {{"a", encoded_datum(colour, 3)}, {"b", encoded_datum(grey, 4)}});
 
-  DataUnderTest d(data_yaml(dir / "db", 1), Phase::TEST, 1);
+  DataUnderTest d(data_yaml(dir / "db", 1, "{}", ", on_bad_sample: fail"), Phase::TEST, 1);
   CHECK(d.data.shape() == std::vector<int>{1, 3, 1, 2});
   d.forward();
   test::check_values(d.data, {10, 40, 20, 50, 30, 60});
   CHECK(d.labels() == std::vector<float>{3});
   // The grey record decodes to one channel, which does not fit the colour top.
-  CHECK_THROWS_WITH_AS(d.forward(), doctest::Contains("record 'b' is 1x1x2 but the first record's is 3x1x2"), Error);
+  CHECK_THROWS_WITH_AS(d.forward(), doctest::Contains("record 'b' is 1x1x2 but the first sample's is 3x1x2"), Error);
 
   // force_color turns the grey record into three equal channels.
   DataUnderTest c(data_yaml(dir / "db", 2, "{force_color: true}"), Phase::TEST, 1);
@@ -435,14 +424,20 @@ TEST_CASE("Data layer LMDB: force_gray on colour PNG records") {
   for (size_t i = 0; i < want.size(); ++i) CHECK(std::abs(d.values()[i] - want[i]) <= 1.01f);
 }
 
-TEST_CASE("Data layer LMDB: a record of another size is an error naming its key, unless the crop fits") {
+TEST_CASE("Data layer LMDB: a record of another size is a bad sample naming its key, unless the crop fits") {
   test::TempDir dir;
   std::vector<int> big(25);
   for (int i = 0; i < 25; ++i) big[static_cast<size_t>(i)] = i;
   write_db(dir / "db", {{"k1", raw_datum(1, 4, 4, std::vector<int>(16, 1), 0)}, {"k2", raw_datum(1, 5, 5, big, 1)}});
-  DataUnderTest plain(data_yaml(dir / "db", 2), Phase::TEST, 1);
-  CHECK_THROWS_WITH_AS(plain.forward(), doctest::Contains("record 'k2' is 1x5x5 but the first record's is 1x4x4"),
+  DataUnderTest strict(data_yaml(dir / "db", 2, "{}", ", on_bad_sample: fail"), Phase::TEST, 1);
+  CHECK_THROWS_WITH_AS(strict.forward(), doctest::Contains("record 'k2' is 1x5x5 but the first sample's is 1x4x4"),
                        Error);
+  // Skipped by default: the batch is filled from k1 again, and the skip is counted.
+  DataUnderTest skipping(data_yaml(dir / "db", 2), Phase::TEST, 1);
+  skipping.forward();
+  test::check_values(skipping.data, std::vector<float>(32, 1.f));
+  CHECK(skipping.labels() == std::vector<float>{0, 0});
+  CHECK(skipping.t.layer->data_stats().bad_samples == 1);
   DataUnderTest cropped(data_yaml(dir / "db", 2, "{crop_size: 3}"), Phase::TEST, 1);
   cropped.forward();
   // k1: all ones (offset 0); k2: rows/columns 1..3 of 0..24 (offset (5-3)/2 = 1).

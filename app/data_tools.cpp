@@ -1,0 +1,134 @@
+#include "app/data_tools.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "engine/context.hpp"
+#include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "io/checkpoint.hpp"
+#include "io/image.hpp"
+#include "io/job_config.hpp"
+#include "layers/image_batch_layer.hpp"
+
+namespace crema::app {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+Phase parse_phase(const std::string& phase) { return phase == "TEST" ? Phase::TEST : Phase::TRAIN; }
+
+std::unique_ptr<Net> load_net(const std::string& model, const std::string& phase, Context& ctx) {
+  auto root = io::load_net_config(model);
+  const NetSpec spec = NetSpec::parse(*root);
+  return std::make_unique<Net>(spec, NetState{parse_phase(phase), 0, {}}, ctx);
+}
+
+std::vector<int> data_layers(const Net& net, const std::string& model) {
+  std::vector<int> out;
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer(i).is_data()) out.push_back(i);
+  if (out.empty()) throw Error("the net in '" + model + "' has no data layer in this phase");
+  return out;
+}
+
+}  // namespace
+
+int time_data(const DataTimeOptions& opt) {
+  Context ctx(1701);
+  auto net = load_net(opt.model, opt.phase, ctx);
+  using clock = std::chrono::steady_clock;
+  for (int i : data_layers(*net, opt.model)) {
+    const int batch = net->top_vec(i).front()->shape(0);
+    net->forward_layer(ctx, i);  // starts the readers
+    const auto start = clock::now();
+    for (int it = 0; it < opt.iterations; ++it) net->forward_layer(ctx, i);
+    const double secs = std::chrono::duration<double>(clock::now() - start).count();
+    const double samples = static_cast<double>(batch) * opt.iterations;
+    spdlog::info("{:>16}\t{:.0f} samples/s ({} batches of {}, {:.3f} ms per batch; top {})", net->layer_name(i),
+                 samples / secs, opt.iterations, batch, 1000 * secs / opt.iterations,
+                 net->top_vec(i).front()->shape_string());
+  }
+  return 0;
+}
+
+int preview(const PreviewOptions& opt) {
+  Context ctx(1701);
+  auto net = load_net(opt.model, opt.phase, ctx);
+  const ImageBatchLayer* layer = nullptr;
+  int index = -1;
+  for (int i : data_layers(*net, opt.model))
+    if ((layer = dynamic_cast<const ImageBatchLayer*>(&net->layer(i)))) {
+      index = i;
+      break;
+    }
+  if (!layer)
+    throw Error("the net in '" + opt.model + "' has no image data layer (Data or ImageData) to preview in phase " +
+                opt.phase);
+  const Blob& data = *net->top_vec(index).front();
+  const Blob* label = net->top_vec(index).size() > 1 ? net->top_vec(index)[1] : nullptr;
+  const int channels = data.shape(1), height = data.shape(2), width = data.shape(3);
+  if (channels != 1 && channels != 3)
+    throw Error("layer '" + net->layer_name(index) + "' gives " + std::to_string(channels) +
+                " channels; a preview PNG needs 1 (grey) or 3 (colour)");
+  const std::vector<std::string> classes = layer->class_names();
+  fs::create_directories(opt.out);
+  io::ImageU8 image;
+  image.channels = channels, image.height = height, image.width = width;
+  image.data.resize(static_cast<size_t>(data.count(1)));
+  int written = 0;
+  while (written < opt.count) {
+    net->forward_layer(ctx, index);
+    for (int n = 0; n < data.shape(0) && written < opt.count; ++n, ++written) {
+      layer->transformer().to_pixels(data.cpu_data() + static_cast<size_t>(n) * data.count(1), channels, height, width,
+                                     image.data.data());
+      std::string name = "sample_" + std::to_string(written);
+      if (label) {
+        const int l = static_cast<int>(label->cpu_data()[n]);
+        name += "_label_" + (l >= 0 && l < static_cast<int>(classes.size()) ? classes[static_cast<size_t>(l)]
+                                                                             : std::to_string(l));
+      }
+      const std::string bytes = io::encode_image(image, "png");
+      const std::string path = (fs::path(opt.out) / (name + ".png")).string();
+      std::ofstream out(path, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (!out) throw Error("cannot write '" + path + "'");
+    }
+  }
+  spdlog::info("Wrote {} {}x{} samples of layer '{}' ({}) to {}", written, height, width, net->layer_name(index),
+               opt.phase, opt.out);
+  return 0;
+}
+
+std::string classes_path(const std::string& snapshot_prefix) { return snapshot_prefix + ".classes.txt"; }
+
+void write_class_names(const Net& net, const std::string& snapshot_prefix) {
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const std::vector<std::string> names = net.layer(i).class_names();
+    if (names.empty()) continue;
+    const std::string path = classes_path(snapshot_prefix);
+    io::write_atomically(path, [&](const std::string& tmp) {
+      std::ofstream out(tmp);
+      for (const auto& n : names) out << n << '\n';
+      out.flush();
+      if (!out) throw Error("cannot write the class list '" + path + "'");
+    });
+    spdlog::info("{} class names of layer '{}' written to {}", names.size(), net.layer_name(i), path);
+    return;
+  }
+}
+
+std::string classes_for_weights(const std::string& weights) {
+  static const std::regex snapshot(R"((.*)_iter_\d+\.caffemodel(\.h5)?)");
+  std::smatch m;
+  if (!std::regex_match(weights, m, snapshot)) return {};
+  const std::string path = classes_path(m[1]);
+  return fs::exists(path) ? path : std::string();
+}
+
+}  // namespace crema::app

@@ -1,0 +1,50 @@
+// The order in which a data layer visits its samples: sequential, or a fresh
+// permutation every epoch drawn from the layer's own seeded stream. Its state is
+// the stream as it was at the start of the current epoch plus the position, so a
+// resumed run continues with exactly the next sample.
+//
+// Grouped mode serves sources read in blocks (HDF5 files larger than memory): the
+// samples form groups of consecutive indices, and a shuffled epoch visits the
+// groups in a fresh order and the samples of each group in a fresh order of their
+// own. Consecutive samples therefore stay in one group (one block read serves
+// them all) while every sample is still visited exactly once per epoch. Only the
+// current group's order is held, so memory follows the group size, not the data.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/rng.hpp"
+
+namespace crema {
+
+class EpochSampler {
+ public:
+  void init(int num_samples, bool shuffle, uint64_t seed);
+  // Group g is the group_sizes[g] indices after those of groups 0..g-1. With one
+  // group this is init(): the same orders and the same saved state.
+  void init_groups(const std::vector<int>& group_sizes, bool shuffle, uint64_t seed);
+  int next();  // index of the next sample; starts a new epoch when one ends
+  int epoch() const { return epoch_; }
+  int size() const { return group_start_.empty() ? 0 : group_start_.back(); }
+  std::string save() const;
+  void restore(const std::string& state);  // throws Error on a mismatched state
+
+ private:
+  int num_groups() const { return static_cast<int>(group_start_.size()) - 1; }
+  void start_epoch();
+  void enter_group(int k);  // draws the order within the k-th group of this epoch
+
+  Rng rng_;
+  std::string epoch_rng_state_;
+  std::vector<int> group_start_;  // first index of each group, then the total
+  std::vector<int> group_order_;  // this epoch's order of the groups
+  std::vector<int> in_group_;     // the current group's indices, in this epoch's order
+  int group_ = 0;                 // position of the current group in group_order_
+  int in_pos_ = 0;                // position in in_group_
+  bool shuffle_ = false;
+  int pos_ = 0;  // samples handed out in this epoch
+  int epoch_ = 0;
+};
+
+}  // namespace crema

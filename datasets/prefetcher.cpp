@@ -1,0 +1,246 @@
+#include "datasets/prefetcher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+namespace crema {
+
+PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer) {
+  PrefetchOptions o;
+  o.layer = layer;
+  o.prefetch = r.get_int("prefetch", 4);
+  if (o.prefetch < 1) r.fail("prefetch", "prefetch must be at least 1 (batches prepared ahead)");
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  o.threads = r.get_int("threads", std::clamp(cores / 2, 1, 4));
+  if (o.threads < 1 || o.threads > 256) r.fail("threads", "threads must be between 1 and 256");
+  o.skip_bad = r.get_enum("on_bad_sample", {"fail", "skip"}, 1) == 1;
+  return o;
+}
+
+Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t seed, int batch_size,
+                       std::vector<size_t> sample_sizes, FillSample fill)
+    : options_(std::move(options)), sampler_(std::move(sampler)), seeds_(seed), batch_size_(batch_size),
+      sample_sizes_(std::move(sample_sizes)), fill_(std::move(fill)) {
+  if (options_.prefetch < 1) options_.prefetch = 1;
+  if (options_.threads < 1) options_.threads = 1;
+  consumed_state_ = reader_state();
+}
+
+Prefetcher::~Prefetcher() { stop(); }
+
+std::string Prefetcher::reader_state() const { return seeds_.state() + "\n" + sampler_.save(); }
+
+void Prefetcher::start() {
+  stopping_ = false;
+  started_ = true;
+  // One thread fills batches alone; more start helpers beside the producer.
+  if (options_.threads > 1)
+    for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
+  producer_ = std::thread([this] { produce(); });
+}
+
+void Prefetcher::stop() {
+  if (!started_) return;
+  {
+    std::lock_guard<std::mutex> q(queue_mutex_);
+    std::lock_guard<std::mutex> j(job_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  job_cv_.notify_all();
+  done_cv_.notify_all();
+  producer_.join();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  queue_.clear();
+  started_ = false;
+  // The producer ran ahead; what it made is dropped, so the reader goes back to
+  // where the solver is.
+  rewind(consumed_state_);
+}
+
+void Prefetcher::restore(const std::string& state) {
+  stop();
+  rewind(state);
+}
+
+void Prefetcher::rewind(const std::string& state) {
+  const size_t nl = state.find('\n');
+  if (nl == std::string::npos) throw Error("corrupt data reader state for layer '" + options_.layer + "'");
+  seeds_.set_state(state.substr(0, nl));
+  sampler_.restore(state.substr(nl + 1));
+  consumed_state_ = state;
+}
+
+Prefetcher::Batch Prefetcher::next() {
+  if (!started_) start();
+  const auto begin = std::chrono::steady_clock::now();
+  Batch batch;
+  {
+    std::unique_lock<std::mutex> lock(queue_mutex_);
+    queue_cv_.wait(lock, [this] { return !queue_.empty(); });
+    batch = std::move(queue_.front());
+    queue_.pop_front();
+  }
+  queue_cv_.notify_all();
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  if (batch.error) {
+    stop();
+    std::rethrow_exception(batch.error);
+  }
+  consumed_state_ = batch.state;
+  ++batches_;
+  return batch;
+}
+
+int64_t Prefetcher::bad_samples() const {
+  std::lock_guard<std::mutex> lock(bad_mutex_);
+  return static_cast<int64_t>(bad_.size());
+}
+
+void Prefetcher::produce() {
+  for (;;) {
+    Batch batch;
+    try {
+      make(batch);
+    } catch (...) {
+      batch.error = std::current_exception();
+    }
+    const bool failed = static_cast<bool>(batch.error);
+    {
+      std::unique_lock<std::mutex> lock(queue_mutex_);
+      queue_cv_.wait(lock, [this] { return stopping_ || static_cast<int>(queue_.size()) < options_.prefetch; });
+      if (stopping_) return;
+      queue_.push_back(std::move(batch));
+    }
+    queue_cv_.notify_all();
+    if (failed) return;  // nothing after a failed batch; next() rethrows its error
+  }
+}
+
+uint64_t Prefetcher::next_seed() { return (static_cast<uint64_t>(seeds_.next_u32()) << 32) | seeds_.next_u32(); }
+
+void Prefetcher::report_bad(int index, const std::string& why) {
+  if (why.empty()) return;  // known bad: reported when first met
+  if (!options_.skip_bad)
+    throw Error("data layer '" + options_.layer + "': " + why +
+                " (on_bad_sample: fail; set on_bad_sample: skip to train on without it)");
+  std::lock_guard<std::mutex> lock(bad_mutex_);
+  if (bad_.insert(index).second) spdlog::warn("data layer '{}': {}; skipped", options_.layer, why);
+}
+
+bool Prefetcher::fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why) {
+  {
+    std::lock_guard<std::mutex> lock(bad_mutex_);
+    if (bad_.count(index)) {  // known bad: it would fail again, so not read again
+      *why = {};
+      return false;
+    }
+  }
+  std::vector<float*> outs(sample_sizes_.size());
+  for (size_t t = 0; t < outs.size(); ++t) outs[t] = batch.tops[t].data() + static_cast<size_t>(slot) * sample_sizes_[t];
+  Rng rng(seed);
+  try {
+    fill_(index, rng, outs.data());
+  } catch (const BadSample& e) {
+    *why = e.what();
+    return false;
+  }
+  return true;
+}
+
+void Prefetcher::make(Batch& batch) {
+  batch.tops.resize(sample_sizes_.size());
+  for (size_t t = 0; t < sample_sizes_.size(); ++t)
+    batch.tops[t].resize(sample_sizes_[t] * static_cast<size_t>(batch_size_));
+  std::vector<int> index(static_cast<size_t>(batch_size_));
+  std::vector<uint64_t> seed(index.size());
+  for (size_t n = 0; n < index.size(); ++n) {
+    index[n] = sampler_.next();
+    seed[n] = next_seed();
+  }
+  std::vector<std::string> why(index.size());
+  std::vector<bool> ok(index.size(), false);
+  if (workers_.empty()) {
+    for (size_t n = 0; n < index.size(); ++n) ok[n] = fill_slot(batch, static_cast<int>(n), index[n], seed[n], &why[n]);
+  } else {
+    std::unique_lock<std::mutex> lock(job_mutex_);
+    job_ = &batch;
+    job_index_ = index;
+    job_seed_ = seed;
+    job_ok_.assign(index.size(), 0);
+    job_why_.assign(index.size(), std::string());
+    job_error_ = nullptr;
+    job_next_slot_ = 0;
+    job_done_ = 0;
+    job_cv_.notify_all();
+    // When stopping, slots already taken are still being written: wait for them,
+    // since `batch` goes away with this call.
+    done_cv_.wait(lock, [this] { return job_done_ == batch_size_ || (stopping_ && job_done_ == job_next_slot_); });
+    job_ = nullptr;
+    if (job_done_ != batch_size_) throw Error("data reader stopped");
+    if (job_error_) std::rethrow_exception(job_error_);
+    for (size_t n = 0; n < index.size(); ++n) ok[n] = job_ok_[n] != 0, why[n] = std::move(job_why_[n]);
+  }
+  // Skipping keeps the order: the good slots move up, in order, and the slots left
+  // at the end take the sampler's next samples, filled here in the producer so that
+  // the result does not depend on the workers.
+  size_t filled = 0;
+  for (size_t n = 0; n < index.size(); ++n) {
+    if (!ok[n]) {
+      report_bad(index[n], why[n]);
+      continue;
+    }
+    if (filled != n)
+      for (size_t t = 0; t < sample_sizes_.size(); ++t)
+        std::copy_n(batch.tops[t].begin() + static_cast<std::ptrdiff_t>(n * sample_sizes_[t]), sample_sizes_[t],
+                    batch.tops[t].begin() + static_cast<std::ptrdiff_t>(filled * sample_sizes_[t]));
+    ++filled;
+  }
+  int64_t misses = 0;
+  while (filled < index.size()) {
+    const int i = sampler_.next();
+    const uint64_t s = next_seed();
+    std::string reason;
+    if (fill_slot(batch, static_cast<int>(filled), i, s, &reason)) {
+      ++filled;
+      misses = 0;
+    } else {
+      report_bad(i, reason);
+      if (++misses > static_cast<int64_t>(sampler_.size()))
+        throw Error("data layer '" + options_.layer + "': every sample of the source is bad; nothing to train on");
+    }
+  }
+  batch.state = reader_state();
+}
+
+void Prefetcher::work() {
+  for (;;) {
+    std::unique_lock<std::mutex> lock(job_mutex_);
+    job_cv_.wait(lock, [this] { return stopping_ || (job_ && job_next_slot_ < batch_size_); });
+    if (stopping_) return;
+    const int slot = job_next_slot_++;
+    Batch* batch = job_;
+    const int index = job_index_[static_cast<size_t>(slot)];
+    const uint64_t seed = job_seed_[static_cast<size_t>(slot)];
+    lock.unlock();
+    std::string why;
+    std::exception_ptr error;
+    bool ok = false;
+    try {
+      ok = fill_slot(*batch, slot, index, seed, &why);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    job_ok_[static_cast<size_t>(slot)] = ok ? 1 : 0;
+    job_why_[static_cast<size_t>(slot)] = std::move(why);
+    if (error && !job_error_) job_error_ = error;
+    if (++job_done_ == batch_size_ || stopping_) done_cv_.notify_all();
+  }
+}
+
+}  // namespace crema

@@ -1,0 +1,135 @@
+// The prefetcher every data layer reads through: batches are assembled on worker
+// threads, `prefetch` of them ahead of the solver, while the solver computes.
+//
+// Determinism. One producer thread plans each batch in order: it draws the sample
+// indices from the EpochSampler and, for every sample, a seed from its own stream;
+// the workers fill the batch's slots in any order, each slot with an Rng seeded from
+// its own seed. The batch's content therefore depends on the seed alone, never on
+// the number of workers or on timing. Bad samples (BadSample) drop out of the batch,
+// which keeps its order and is completed by the producer with the sampler's next
+// samples, so that skipping is deterministic too.
+//
+// Resume. Every batch carries the reader state after it (sampler position and
+// seed stream); state() is the state after the last batch handed to the solver, not
+// after the last one prefetched, so a snapshot resumes with the next sample the
+// solver would have seen.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "datasets/epoch_sampler.hpp"
+#include "engine/config.hpp"
+#include "engine/error.hpp"
+#include "engine/rng.hpp"
+
+namespace crema {
+
+// A sample that cannot be used (a missing or undecodable file, a record of the
+// wrong shape). With on_bad_sample: skip it is logged once and replaced.
+class BadSample : public Error {
+ public:
+  using Error::Error;
+};
+
+struct PrefetchOptions {
+  int prefetch = 4;        // batches prepared ahead of the solver
+  int threads = 1;         // workers filling a batch's slots
+  bool skip_bad = true;    // on_bad_sample: skip (true) or fail (false)
+  std::string layer;       // names the layer in messages
+};
+
+// crema's keys in a data layer's parameters: prefetch, threads, on_bad_sample.
+// threads defaults to half the cores, at most 4: the other half computes.
+PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer);
+
+// How to fill one slot: read sample `index` and write its values, one array per
+// top, at outs[t] (each sample_sizes[t] floats). Called from several threads at
+// once with different slots. Throws BadSample for an unusable sample, Error to stop.
+using FillSample = std::function<void(int index, Rng& rng, float* const* outs)>;
+
+class Prefetcher {
+ public:
+  struct Batch {
+    std::vector<std::vector<float>> tops;  // per top: (batch_size, sample_sizes[t])
+    std::string state;                     // reader state after this batch
+    std::exception_ptr error;              // set when the batch could not be made
+  };
+
+  // `sampler` is taken over (already initialised, rand_skip applied); `seed` starts
+  // the per-sample seed stream.
+  Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t seed, int batch_size,
+             std::vector<size_t> sample_sizes, FillSample fill);
+  ~Prefetcher();
+  Prefetcher(const Prefetcher&) = delete;
+  Prefetcher& operator=(const Prefetcher&) = delete;
+
+  // The next batch in order, waiting for it when it is not ready; starts the
+  // threads on first use. Rethrows the error that stopped the batch.
+  Batch next();
+
+  std::string state() const { return consumed_state_; }
+  // Stops the threads and continues from `state` (throws Error when it does not fit).
+  void restore(const std::string& state);
+
+  // Statistics for display lines and `crema time --data`.
+  double wait_seconds() const { return wait_seconds_; }  // time next() spent waiting
+  int64_t batches() const { return batches_; }
+  int64_t bad_samples() const;                           // distinct bad samples met so far
+
+ private:
+  void start();
+  void stop();
+  void produce();                 // the producer thread
+  void work();                    // a worker thread
+  void make(Batch& batch);        // fills a planned batch, in the producer
+  bool fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why);
+  uint64_t next_seed();
+  void report_bad(int index, const std::string& why);  // throws with on_bad_sample: fail
+  std::string reader_state() const;
+  void rewind(const std::string& state);  // threads stopped
+
+  PrefetchOptions options_;
+  EpochSampler sampler_;  // producer thread only, once started
+  Rng seeds_;
+  int batch_size_;
+  std::vector<size_t> sample_sizes_;
+  FillSample fill_;
+
+  // Queue of finished batches.
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Batch> queue_;
+  bool stopping_ = false;
+  std::thread producer_;
+  bool started_ = false;
+
+  // The batch the workers are filling.
+  std::mutex job_mutex_;
+  std::condition_variable job_cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  Batch* job_ = nullptr;
+  std::vector<int> job_index_;
+  std::vector<uint64_t> job_seed_;
+  std::vector<char> job_ok_;          // per slot: filled
+  std::vector<std::string> job_why_;  // per slot: why it is bad; empty when known bad already
+  std::exception_ptr job_error_;
+  int job_next_slot_ = 0, job_done_ = 0;
+
+  mutable std::mutex bad_mutex_;
+  std::set<int> bad_;  // indices known to be bad
+
+  std::string consumed_state_;
+  double wait_seconds_ = 0;
+  int64_t batches_ = 0;
+};
+
+}  // namespace crema

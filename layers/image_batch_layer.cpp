@@ -1,0 +1,111 @@
+#include "layers/image_batch_layer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "engine/error.hpp"
+#include "io/datum.hpp"
+
+namespace crema {
+
+ImageBatchParams ImageBatchParams::parse(MapReader& r, const LayerSpec& spec, int default_batch_size) {
+  ImageBatchParams p;
+  p.batch_size = default_batch_size > 0 ? r.get_int("batch_size", default_batch_size) : r.required("batch_size").as_int();
+  if (p.batch_size <= 0) r.fail("batch_size", "batch_size must be positive");
+  p.shuffle = r.get_bool("shuffle", spec.phase == Phase::TRAIN);
+  p.rand_skip = r.get_int("rand_skip", 0);
+  if (p.rand_skip < 0) r.fail("rand_skip", "rand_skip must not be negative");
+  p.prefetch = parse_prefetch_options(r, spec.name);
+  return p;
+}
+
+ImageBatchLayer::ImageBatchLayer(const LayerSpec& spec, ImageBatchParams params)
+    : PrefetchedDataLayer(spec),
+      transformer_(TransformParams::parse(spec.params("transform_param")), spec.phase),
+      params_(std::move(params)) {}
+
+// The workers read this layer's members: they stop before those go.
+ImageBatchLayer::~ImageBatchLayer() { prefetcher_.reset(); }
+
+void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top) {
+  try {
+    transformer_.load_mean_file();
+    source_ = open_source(top.size() > 1);
+  } catch (const Error& e) {
+    spec_.fail(e.what());
+  }
+  // The shape comes from the first sample that can be read; bad ones before it are
+  // reported when the prefetcher meets them.
+  RawSample first;
+  std::string first_bad;
+  const int limit = std::min(source_->size(), 1000);
+  bool found = false;
+  for (int i = 0; i < limit && !found; ++i) {
+    try {
+      source_->read(i, first);
+      found = true;
+    } catch (const BadSample& e) {
+      if (!params_.prefetch.skip_bad) spec_.fail(std::string(e.what()) + " (on_bad_sample: fail)");
+      if (first_bad.empty()) first_bad = e.what();
+    }
+  }
+  if (!found)
+    spec_.fail("none of the first " + std::to_string(limit) + " samples of " + source_name() +
+               " can be read; the first: " + first_bad);
+  channels_ = first.channels, height_ = first.height, width_ = first.width;
+  try {
+    out_shape_ = transformer_.output_shape(channels_, height_, width_);
+  } catch (const Error& e) {
+    spec_.fail(e.what());
+  }
+  EpochSampler sampler;
+  sampler.init(source_->size(), params_.shuffle, ctx.rng().next_u32());
+  for (int i = 0; i < params_.rand_skip; ++i) sampler.next();
+  const uint64_t seed = ctx.rng().next_u32();
+  const size_t sample = static_cast<size_t>(out_shape_[0]) * out_shape_[1] * out_shape_[2];
+  std::vector<size_t> sizes = {sample};
+  labels_ = top.size() > 1;
+  if (labels_) sizes.push_back(1);
+  prefetcher_ = std::make_unique<Prefetcher>(params_.prefetch, std::move(sampler), seed, params_.batch_size,
+                                             std::move(sizes),
+                                             [this](int index, Rng& rng, float* const* outs) { fill(index, rng, outs); });
+  spdlog::info("{}: {} samples of {} from {}{}; {} prefetch thread(s)", spec_.name, source_->size(),
+               io::shape_text(channels_, height_, width_), source_name(),
+               params_.shuffle ? ", shuffled each epoch" : "", params_.prefetch.threads);
+}
+
+void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
+  thread_local RawSample raw;  // reused: each worker decodes sample after sample
+  source_->read(index, raw);
+  if (raw.channels != channels_ || raw.height != height_ || raw.width != width_) {
+    // Samples of another size fit only where the transform cuts both to one shape.
+    std::string why = "the first sample's is " + io::shape_text(channels_, height_, width_);
+    try {
+      if (raw.channels == channels_ && transformer_.output_shape(raw.channels, raw.height, raw.width) == out_shape_)
+        why.clear();
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    if (!why.empty())
+      throw BadSample(source_->describe(index) + " is " + io::shape_text(raw.channels, raw.height, raw.width) +
+                      " but " + why + "; give the images one size (new_height/new_width, convert-imageset --resize) "
+                      "or crop them with transform_param.crop_size");
+  }
+  if (raw.floats.empty())
+    transformer_.transform(raw.bytes.data(), raw.channels, raw.height, raw.width, outs[0], rng);
+  else
+    transformer_.transform(raw.floats.data(), raw.channels, raw.height, raw.width, outs[0], rng);
+  if (labels_) outs[1][0] = static_cast<float>(raw.label);
+}
+
+void ImageBatchLayer::reshape(const BlobVec&, const BlobVec& top) {
+  top[0]->reshape({params_.batch_size, out_shape_[0], out_shape_[1], out_shape_[2]});
+  if (top.size() > 1) top[1]->reshape({params_.batch_size});
+}
+
+std::vector<std::string> ImageBatchLayer::class_names() const {
+  return source_ ? source_->class_names() : std::vector<std::string>{};
+}
+
+}  // namespace crema

@@ -1,0 +1,57 @@
+// What the image data layers (Data, ImageData) share: an ImageSource read through
+// the Prefetcher, each sample checked for shape and passed through transform_param.
+// Tops: data (N, C, H', W') and, optionally, label (N). The sample shape is the
+// first readable sample's, as in Caffe; a sample of another shape is a bad sample
+// (skipped and reported, or fatal with on_bad_sample: fail) unless the transform
+// (a crop) makes it the same size.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "datasets/data_transformer.hpp"
+#include "datasets/image_source.hpp"
+#include "datasets/prefetcher.hpp"
+#include "layers/prefetched_data_layer.hpp"
+
+namespace crema {
+
+// The keys both layers read the same way.
+struct ImageBatchParams {
+  int batch_size = 0;
+  bool shuffle = true;  // crema: shuffle each epoch (default on in TRAIN, off in TEST)
+  int rand_skip = 0;
+  PrefetchOptions prefetch;
+  // Reads batch_size, shuffle, rand_skip, prefetch, threads and on_bad_sample.
+  static ImageBatchParams parse(MapReader& r, const LayerSpec& spec, int default_batch_size);
+};
+
+class ImageBatchLayer : public PrefetchedDataLayer {
+ public:
+  ImageBatchLayer(const LayerSpec& spec, ImageBatchParams params);
+  ~ImageBatchLayer() override;
+  int min_top() const override { return 1; }
+  int max_top() const override { return 2; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  std::vector<std::string> class_names() const override;
+  const DataTransformer& transformer() const { return transformer_; }
+
+ protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  // The layer's source; throws Error saying what is wrong with it.
+  virtual std::unique_ptr<ImageSource> open_source(bool want_labels) const = 0;
+  // Names the source in the setup log line.
+  virtual std::string source_name() const = 0;
+  DataTransformer transformer_;
+
+ private:
+  void fill(int index, Rng& rng, float* const* outs) const;
+  ImageBatchParams params_;
+  std::unique_ptr<ImageSource> source_;
+  int channels_ = 1, height_ = 0, width_ = 0;  // the first sample's shape
+  std::vector<int> out_shape_;                  // after the transform
+  bool labels_ = false;                         // a label top
+};
+
+}  // namespace crema

@@ -1,0 +1,38 @@
+// What every data layer served by a Prefetcher does the same way: forward copies
+// the next batch into the tops, the reader state goes into snapshots (the state
+// after the last batch the solver took, so a resume continues with the next one),
+// and the prefetcher's wait time and bad-sample count are the layer's data_stats().
+// A derived layer creates prefetcher_ in layer_setup. prefetcher_ is destroyed
+// after the derived layer's own members, so its FillSample must own or share what
+// it reads (e.g. capture a shared_ptr), or the derived destructor must reset
+// prefetcher_ first.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "datasets/prefetcher.hpp"
+#include "engine/layer.hpp"
+
+namespace crema {
+
+class PrefetchedDataLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int exact_num_bottom() const override { return 0; }
+  bool is_data() const override { return true; }
+  // Batches are assembled in host memory on any device; a GPU layer reading the
+  // tops has them copied over by the blob.
+  bool supports(const Device&) const override { return true; }
+  std::string save_state() const override { return prefetcher_ ? prefetcher_->state() : std::string(); }
+  void restore_state(const std::string& state) override;
+  DataStats data_stats() const override;
+
+ protected:
+  void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override { forward_cpu(ctx, bottom, top); }
+
+  std::unique_ptr<Prefetcher> prefetcher_;
+};
+
+}  // namespace crema

@@ -1,0 +1,425 @@
+// HDF5Data at scale: the grouped EpochSampler, HDF5Source reading blocks of rows
+// (types, ranks, block-local shuffling, bad files, read failures) and the layer
+// through the Prefetcher (thread counts, resume).
+#include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "datasets/epoch_sampler.hpp"
+#include "datasets/hdf5_source.hpp"
+#include "datasets/prefetcher.hpp"
+#include "io/hdf5.hpp"
+#include "layer_test_util.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+
+namespace {
+
+// One dataset for write_h5: values in the native type `mem_type`, stored as `file_type`.
+struct TestDataset {
+  std::string name;
+  std::vector<hsize_t> dims;
+  hid_t file_type, mem_type;
+  const void* values;
+};
+
+void write_h5(const std::string& path, const std::vector<TestDataset>& datasets) {
+  io::H5File f(path, io::H5File::Mode::Create);
+  const std::lock_guard<std::recursive_mutex> lock(io::hdf5_mutex());
+  for (const auto& d : datasets) {
+    io::H5Handle space(H5Screate_simple(static_cast<int>(d.dims.size()), d.dims.data(), nullptr), H5Sclose);
+    io::H5Handle ds(H5Dcreate2(f.id(), d.name.c_str(), d.file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                    H5Dclose);
+    REQUIRE(ds.get() >= 0);
+    REQUIRE(H5Dwrite(ds.get(), d.mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, d.values) >= 0);
+  }
+}
+
+// A file of `rows` rows numbered from `first`: data row i is (id, -id, `width`-2
+// more zeros), label row i is id.
+void write_numbered(const std::string& path, int first, int rows, int width = 2, int label_rows = -1) {
+  std::vector<float> data(static_cast<size_t>(rows * width), 0.f), label;
+  for (int i = 0; i < rows; ++i) {
+    data[static_cast<size_t>(i * width)] = static_cast<float>(first + i);
+    data[static_cast<size_t>(i * width + 1)] = -static_cast<float>(first + i);
+  }
+  if (label_rows < 0) label_rows = rows;
+  for (int i = 0; i < label_rows; ++i) label.push_back(static_cast<float>(first + i));
+  io::H5File f(path, io::H5File::Mode::Create);
+  f.write_floats("data", {rows, width}, data.data());
+  f.write_floats("label", {label_rows}, label.data());
+}
+
+// Three files of 7, 5 and 9 rows numbered 0..20, listed in `dir`/list.txt.
+std::string three_files(const test::TempDir& dir) {
+  write_numbered(dir / "a.h5", 0, 7);
+  write_numbered(dir / "b.h5", 7, 5);
+  write_numbered(dir / "c.h5", 12, 9);
+  test::write_file(dir / "list.txt", dir / "a.h5\n" + dir / "b.h5\n" + dir / "c.h5\n");
+  return dir / "list.txt";
+}
+
+HDF5SourceOptions data_and_label() {
+  HDF5SourceOptions o;
+  o.datasets = {"data", "label"};
+  return o;
+}
+
+// Row `index` of a source as (data values, label).
+std::pair<std::vector<float>, float> row(HDF5Source& source, int index) {
+  std::vector<float> data(source.row_size(0));
+  float label = -1;
+  float* outs[] = {data.data(), &label};
+  source.read_row(index, outs);
+  return {data, label};
+}
+
+// Routes spdlog's default logger into a string while alive.
+class CaptureLog {
+ public:
+  CaptureLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)));
+  }
+  ~CaptureLog() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+size_t count_of(const std::string& text, const std::string& word) {
+  size_t n = 0;
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
+  return n;
+}
+
+// Batches of an HDF5Data layer over `list`: per forward, data then label values.
+struct HDF5DataRun {
+  test::LayerUnderTest t;
+  Blob data, label;
+  HDF5DataRun(const std::string& list, const std::string& extra, Context& ctx)
+      : t(test::make_layer("{type: HDF5Data, top: [data, label], hdf5_data_param: {source: '" + list +
+                           "', batch_size: 4, shuffle: true" + extra + "}}")) {
+    t.layer->setup(ctx, {}, {&data, &label});
+  }
+  std::vector<float> forward(Context& ctx) {
+    t.layer->forward(ctx, {}, {&data, &label});
+    std::vector<float> v(data.cpu_data(), data.cpu_data() + data.count());
+    v.insert(v.end(), label.cpu_data(), label.cpu_data() + label.count());
+    return v;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("EpochSampler grouped: every sample once per epoch, groups kept together, new orders each epoch") {
+  const std::vector<int> sizes = {3, 5, 1, 4, 2};
+  std::vector<int> group_of;
+  for (int g = 0; g < static_cast<int>(sizes.size()); ++g) group_of.insert(group_of.end(), static_cast<size_t>(sizes[static_cast<size_t>(g)]), g);
+  const int n = static_cast<int>(group_of.size());
+
+  EpochSampler plain;
+  plain.init_groups(sizes, false, 7);
+  for (int i = 0; i < 2 * n; ++i) CHECK(plain.next() == i % n);  // unshuffled: index order, epoch after epoch
+
+  EpochSampler s;
+  s.init_groups(sizes, true, 7);
+  std::vector<std::vector<int>> epochs(3);
+  for (auto& e : epochs)
+    for (int i = 0; i < n; ++i) e.push_back(s.next());
+  CHECK(s.epoch() == 2);
+  std::vector<int> in_order(static_cast<size_t>(n));
+  std::iota(in_order.begin(), in_order.end(), 0);
+  for (const auto& e : epochs) {
+    std::vector<int> sorted = e;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == in_order);  // each sample exactly once
+    CHECK(e != in_order);
+    // The samples of a group come one after the other: the group changes once per group.
+    int changes = 0;
+    for (size_t i = 1; i < e.size(); ++i) changes += group_of[static_cast<size_t>(e[i])] != group_of[static_cast<size_t>(e[i - 1])];
+    CHECK(changes == static_cast<int>(sizes.size()) - 1);
+  }
+  CHECK(epochs[0] != epochs[1]);
+  CHECK(epochs[1] != epochs[2]);
+  // The group order changes too, not only the order within groups.
+  std::set<std::vector<int>> group_orders;
+  EpochSampler many;
+  many.init_groups(sizes, true, 11);
+  for (int epoch = 0; epoch < 6; ++epoch) {
+    std::vector<int> order;
+    for (int i = 0; i < n; ++i) {
+      const int g = group_of[static_cast<size_t>(many.next())];
+      if (order.empty() || order.back() != g) order.push_back(g);
+    }
+    group_orders.insert(order);
+  }
+  CHECK(group_orders.size() > 1);
+
+  CHECK_THROWS_AS(s.init_groups({3, 0, 2}, true, 1), Error);
+  CHECK_THROWS_AS(s.init_groups({}, true, 1), Error);
+}
+
+TEST_CASE("EpochSampler: one group is the plain sampler, orders and saved state alike") {
+  EpochSampler plain, grouped;
+  plain.init(10, true, 99);
+  grouped.init_groups({10}, true, 99);
+  for (int i = 0; i < 25; ++i) {
+    CHECK(plain.save() == grouped.save());
+    CHECK(plain.next() == grouped.next());
+  }
+  // The flat state keeps its format: samples, epoch, position, stream.
+  CHECK(plain.save().rfind("10\n2\n5\n", 0) == 0);
+}
+
+TEST_CASE("EpochSampler grouped: save and restore mid-epoch and mid-group continue with the same samples") {
+  const std::vector<int> sizes = {4, 2, 5, 3};
+  for (int stop : {0, 1, 3, 4, 6, 13, 14, 15, 20, 28}) {  // in groups, at group ends, at epoch ends
+    INFO("stopped after " << stop);
+    EpochSampler run;
+    run.init_groups(sizes, true, 5);
+    for (int i = 0; i < stop; ++i) run.next();
+    const std::string state = run.save();
+    CHECK(state.rfind("groups 4 4 2 5 3\n", 0) == 0);
+    EpochSampler resumed;
+    resumed.init_groups(sizes, true, 1234);  // another seed: the state decides
+    resumed.restore(state);
+    CHECK(resumed.epoch() == run.epoch());
+    for (int i = 0; i < 30; ++i) CHECK(resumed.next() == run.next());
+  }
+  EpochSampler run;
+  run.init_groups(sizes, true, 5);
+  const std::string state = run.save();
+  EpochSampler other;
+  other.init_groups({4, 2, 4, 4}, true, 5);  // same total, other blocks
+  CHECK_THROWS_WITH_AS(other.restore(state),
+                       doctest::Contains("in 4 block(s) of 4, 2, 5, 3, but this source has 4 block(s) of 4, 2, 4, 4"), Error);
+  other.init(14, true, 5);
+  CHECK_THROWS_WITH_AS(other.restore(state), doctest::Contains("but this source has 1 block(s) of 14"), Error);
+  CHECK_THROWS_WITH_AS(run.restore(other.save()), doctest::Contains("reads the 14 samples in 1 block(s) of 14"), Error);
+  CHECK_THROWS_AS(run.restore("groups 4 4 2\n"), Error);
+}
+
+TEST_CASE("HDF5 source: int32 and uint8 labels, float64 data of rank 4 and rank 1") {
+  test::TempDir dir;
+  const std::vector<double> data_a = {-1, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1e10};
+  const std::vector<int32_t> label_a = {-7, 0, 123456};
+  const std::vector<double> data_b = {10, 10.5, 11, 11.5, 12, 12.5, 13, 13.5};
+  const std::vector<uint8_t> label_b = {200, 3};
+  write_h5(dir / "a.h5", {{"data", {3, 2, 1, 2}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data_a.data()},
+                          {"label", {3}, H5T_STD_I32LE, H5T_NATIVE_INT32, label_a.data()}});
+  write_h5(dir / "b.h5", {{"data", {2, 2, 1, 2}, H5T_IEEE_F64BE, H5T_NATIVE_DOUBLE, data_b.data()},
+                          {"label", {2}, H5T_STD_U8LE, H5T_NATIVE_UINT8, label_b.data()}});
+  // Relative paths resolve next to the list; comments and blank lines are skipped.
+  test::write_file(dir / "list.txt", "# training files\na.h5\n\n  b.h5  \n");
+
+  HDF5Source source(dir / "list.txt", data_and_label());
+  REQUIRE(source.size() == 5);
+  CHECK(source.num_files() == 2);
+  CHECK(source.row_shape(0) == std::vector<int>{2, 1, 2});
+  CHECK(source.row_size(0) == 4);
+  CHECK(source.row_shape(1).empty());
+  CHECK(source.row_size(1) == 1);
+  std::vector<double> all_data = data_a;
+  all_data.insert(all_data.end(), data_b.begin(), data_b.end());
+  const std::vector<float> all_labels = {-7, 0, 123456, 200, 3};
+  for (int i = 0; i < 5; ++i) {
+    const auto [data, label] = row(source, i);
+    for (size_t k = 0; k < 4; ++k) CHECK(data[k] == static_cast<float>(all_data[static_cast<size_t>(i) * 4 + k]));
+    CHECK(label == all_labels[static_cast<size_t>(i)]);
+  }
+
+  // Through the layer: tops (batch, 2, 1, 2) and (batch), rows in file order.
+  Context ctx(1);
+  auto t = test::make_layer("{type: HDF5Data, top: [data, label], hdf5_data_param: {source: '" + dir / "list.txt" +
+                            "', batch_size: 5}}");
+  Blob data, label;
+  t.layer->setup(ctx, {}, {&data, &label});
+  CHECK(data.shape() == std::vector<int>{5, 2, 1, 2});
+  CHECK(label.shape() == std::vector<int>{5});
+  t.layer->forward(ctx, {}, {&data, &label});
+  for (int i = 0; i < 20; ++i) CHECK(data.cpu_data()[i] == static_cast<float>(all_data[static_cast<size_t>(i)]));
+  for (int i = 0; i < 5; ++i) CHECK(label.cpu_data()[i] == all_labels[static_cast<size_t>(i)]);
+
+  // A rank-1 data top: one value per row, top (batch).
+  const std::vector<double> scalars = {1.5, -2.25, 3};
+  write_h5(dir / "r1.h5", {{"data", {3}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, scalars.data()}});
+  test::write_file(dir / "r1.txt", "r1.h5\n");
+  auto r1 = test::make_layer("{type: HDF5Data, top: data, hdf5_data_param: {source: '" + dir / "r1.txt" +
+                             "', batch_size: 2}}");
+  Blob values;
+  r1.layer->setup(ctx, {}, {&values});
+  CHECK(values.shape() == std::vector<int>{2});
+  r1.layer->forward(ctx, {}, {&values});
+  test::check_values(values, {1.5f, -2.25f});
+  r1.layer->forward(ctx, {}, {&values});
+  test::check_values(values, {3.f, 1.5f});  // the next epoch starts
+}
+
+TEST_CASE("HDF5 source with small blocks over 3 files: a shuffled epoch reads each block once, in a new order") {
+  test::TempDir dir;
+  HDF5SourceOptions options = data_and_label();
+  options.block_bytes = 3 * 3 * sizeof(float);  // 3 rows of data (2) + label (1)
+  options.cached_blocks = 2;
+  HDF5Source source(three_files(dir), options);
+  REQUIRE(source.size() == 21);
+  CHECK(source.block_sizes() == std::vector<int>{3, 3, 1, 3, 2, 3, 3, 3});
+  EpochSampler sampler;
+  sampler.init_groups(source.block_sizes(), true, 42);
+  std::vector<std::vector<int>> epochs(2);
+  for (int e = 0; e < 2; ++e) {
+    for (int i = 0; i < 21; ++i) {
+      const int index = sampler.next();
+      const auto [data, label] = row(source, index);
+      CHECK(data[0] == static_cast<float>(index));  // the row asked for, from the right file
+      CHECK(data[1] == -static_cast<float>(index));
+      CHECK(label == static_cast<float>(index));
+      epochs[static_cast<size_t>(e)].push_back(index);
+    }
+    // Reads stay block-local: every block came from disk once this epoch (the second
+    // may start with the blocks the first ended with, still cached).
+    if (e == 0) CHECK(source.blocks_read() == 8);
+    if (e == 1) CHECK(source.blocks_read() >= 14);
+    CHECK(source.blocks_read() <= 8 * (e + 1));
+  }
+  std::vector<int> file_order(21);
+  std::iota(file_order.begin(), file_order.end(), 0);
+  for (const auto& e : epochs) {
+    CHECK(e != file_order);
+    CHECK(std::set<int>(e.begin(), e.end()).size() == 21);
+  }
+  CHECK(epochs[0] != epochs[1]);
+  CHECK(source.describe(8) == "row 1 of HDF5 file '" + dir / "b.h5" + "' (" + dir / "list.txt" + ":2)");
+}
+
+TEST_CASE("HDF5 source: a file with rows of another shape or uneven datasets is skipped once, or an error") {
+  test::TempDir dir;
+  write_numbered(dir / "a.h5", 0, 4);
+  write_numbered(dir / "b.h5", 100, 3, 3);     // data rows of 3 values, not 2
+  write_numbered(dir / "c.h5", 200, 2, 2, 3);  // 2 data rows, 3 labels
+  write_numbered(dir / "d.h5", 4, 2);
+  test::write_file(dir / "list.txt", "a.h5\nb.h5\nc.h5\nd.h5\n");
+  {
+    CaptureLog log;
+    HDF5Source source(dir / "list.txt", data_and_label());
+    CHECK(source.size() == 6);
+    CHECK(source.num_files() == 2);
+    CHECK(source.skipped_files() == 2);
+    for (int i = 0; i < 6; ++i) CHECK(row(source, i).second == static_cast<float>(i));  // a's rows, then d's
+    const std::string text = log.text();
+    CHECK(count_of(text, "b.h5") == 1);
+    CHECK(count_of(text, "c.h5") == 1);
+    CHECK(text.find("list.txt:2: HDF5 file") != std::string::npos);
+    CHECK(text.find("rows of shape (3)") != std::string::npos);
+    CHECK(text.find("list.txt:3: HDF5 file") != std::string::npos);
+    CHECK(text.find("different numbers of rows") != std::string::npos);
+  }
+  HDF5SourceOptions fail = data_and_label();
+  fail.skip_bad = false;
+  std::string want = "list.txt:2: HDF5 file '" + dir / "b.h5" + "': dataset 'data' has rows of shape (3) but the first file's have (2)";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "list.txt", fail), doctest::Contains(want.c_str()), Error);
+  test::write_file(dir / "list2.txt", "a.h5\nc.h5\n");
+  want = "list2.txt:2: HDF5 file '" + dir / "c.h5" + "': its datasets have different numbers of rows ('data' 2, 'label' 3)";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "list2.txt", fail), doctest::Contains(want.c_str()), Error);
+
+  // The layer: on_bad_sample: fail stops at setup with the layer's config position.
+  Context ctx(1);
+  auto t = test::make_layer("{type: HDF5Data, top: [data, label], hdf5_data_param: {source: '" + dir / "list.txt" +
+                            "', batch_size: 2, on_bad_sample: fail}}");
+  Blob data, label;
+  want = dir / "b.h5";
+  CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {}, {&data, &label}), doctest::Contains(want.c_str()), ConfigError);
+
+  // Only bad files: nothing to read.
+  test::write_file(dir / "bad.txt", "c.h5\n");
+  CaptureLog quiet;
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "bad.txt", data_and_label()), doctest::Contains("no usable file"), Error);
+}
+
+TEST_CASE("HDF5 source errors: missing file with its list line, empty list, missing and string datasets") {
+  test::TempDir dir;
+  write_numbered(dir / "a.h5", 0, 2);
+  test::write_file(dir / "list.txt", "a.h5\n\nmissing.h5\n");
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "list.txt", data_and_label()),
+                       doctest::Contains("list.txt:3: HDF5 file 'missing.h5' does not exist"), Error);
+
+  test::write_file(dir / "empty.txt", "# nothing\n\n");
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "empty.txt", data_and_label()), doctest::Contains("names no files"), Error);
+
+  HDF5SourceOptions other;
+  other.datasets = {"data", "target"};
+  test::write_file(dir / "one.txt", "a.h5\n");
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "one.txt", other),
+                       doctest::Contains("has no dataset 'target' (datasets are named after the tops; it has: data, label)"),
+                       Error);
+
+  // Strings are no numbers, whatever on_bad_sample says.
+  const char names[2][8] = {"cat", "dog"};
+  io::H5Handle string_type;
+  {
+    const std::lock_guard<std::recursive_mutex> lock(io::hdf5_mutex());
+    string_type = io::H5Handle(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(string_type.get(), 8);
+  }
+  const std::vector<float> rows = {1, 2, 3, 4};
+  write_h5(dir / "s.h5", {{"data", {2, 2}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data()},
+                          {"label", {2}, string_type.get(), string_type.get(), names}});
+  test::write_file(dir / "s.txt", "s.h5\n");
+  const std::string want = "s.txt:1: HDF5 file '" + dir / "s.h5" + "': dataset 'label' holds fixed-length string values";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "s.txt", data_and_label()), doctest::Contains(want.c_str()), Error);
+}
+
+TEST_CASE("HDF5 source: a row that cannot be read at run time is a BadSample naming file and row") {
+  test::TempDir dir;
+  write_numbered(dir / "a.h5", 0, 3);
+  write_numbered(dir / "b.h5", 3, 3);
+  test::write_file(dir / "list.txt", "a.h5\nb.h5\n");
+  HDF5Source source(dir / "list.txt", data_and_label());
+  test::write_file(dir / "b.h5", "not HDF5 any more");  // replaced after setup
+  CHECK(row(source, 2).second == 2.f);
+  const std::string want = "row 1 of HDF5 file '" + dir / "b.h5" + "' (" + dir / "list.txt" + ":2) cannot be read";
+  CHECK_THROWS_WITH_AS(row(source, 4), doctest::Contains(want.c_str()), BadSample);
+  CHECK_THROWS_AS(row(source, 5), BadSample);  // the block's other rows too
+}
+
+TEST_CASE("HDF5Data layer: threads 4 and threads 1 give the same batches") {
+  test::TempDir dir;
+  const std::string list = three_files(dir);
+  Context ctx1(3), ctx4(3);
+  HDF5DataRun one(list, ", threads: 1, prefetch: 2", ctx1), four(list, ", threads: 4", ctx4);
+  std::set<float> labels;
+  for (int b = 0; b < 12; ++b) {  // a little over two epochs
+    INFO("batch " << b);
+    const std::vector<float> batch = one.forward(ctx1);
+    CHECK(batch == four.forward(ctx4));
+    if (b < 5) labels.insert(batch.end() - 4, batch.end());
+  }
+  CHECK(labels.size() == 20);  // 20 of the first 21 rows: no repeats within the epoch
+}
+
+TEST_CASE("HDF5Data layer: a state saved mid-epoch resumes with the same rows") {
+  test::TempDir dir;
+  const std::string list = three_files(dir);
+  Context ctx(5);
+  HDF5DataRun run(list, "", ctx);
+  run.forward(ctx);
+  run.forward(ctx);
+  const std::string state = run.t.layer->save_state();
+  std::vector<std::vector<float>> after;
+  for (int b = 0; b < 6; ++b) after.push_back(run.forward(ctx));
+
+  Context other(77);  // another seed: the saved state decides
+  HDF5DataRun resumed(list, ", threads: 2", other);
+  resumed.forward(other);  // already reading ahead when the state comes
+  resumed.t.layer->restore_state(state);
+  for (int b = 0; b < 6; ++b) CHECK(resumed.forward(other) == after[static_cast<size_t>(b)]);
+  CHECK(resumed.t.layer->data_stats().batches >= 6);
+}

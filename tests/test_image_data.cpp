@@ -1,0 +1,352 @@
+// ImageData and the prefetcher behind every image data layer: list files and image
+// folders decoded through OpenCV, bad samples skipped and reported (or fatal), the
+// same batches whatever the number of workers, and a mid-epoch resume that continues
+// with the next sample, down to a real training run.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <opencv2/imgcodecs.hpp>
+#include <regex>
+
+#include "io/checkpoint.hpp"
+#include "io/idx.hpp"
+#include "layer_test_util.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A grey h x w image whose pixel (y, x) is base + 10·y + x.
+void write_png(const std::string& path, int h, int w, int base) {
+  cv::Mat m(h, w, CV_8UC1);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) m.at<uint8_t>(y, x) = static_cast<uint8_t>(base + 10 * y + x);
+  fs::create_directories(fs::path(path).parent_path());
+  REQUIRE(cv::imwrite(path, m));
+}
+
+// Cuts a file to half its size, as an interrupted copy leaves it.
+void truncate_half(const std::string& path) {
+  const auto size = fs::file_size(path);
+  fs::resize_file(path, size / 2);
+}
+
+using ImagesUnderTest = test::DataUnderTest;
+
+std::string image_yaml(const std::string& source, int batch, const std::string& extra = "",
+                       const std::string& transform = "{}") {
+  return "{type: ImageData, top: [data, label], transform_param: " + transform + ", image_data_param: {source: '" +
+         source + "', batch_size: " + std::to_string(batch) + extra + "}}";
+}
+
+std::string setup_error(const std::string& yaml) {
+  try {
+    ImagesUnderTest d(yaml, Phase::TEST, 1);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Six 2x3 grey images a0..a5 (values 10·i + 10·y + x) under dir/img, listed with
+// labels 0..5 in dir/list.txt (paths relative to dir).
+void write_six(const test::TempDir& dir) {
+  std::string list;
+  for (int i = 0; i < 6; ++i) {
+    write_png(dir / ("img/a" + std::to_string(i) + ".png"), 2, 3, 10 * i);
+    list += "img/a" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+}
+
+}  // namespace
+
+TEST_CASE("ImageData: a list under root_folder gives each image's pixels and label") {
+  test::TempDir dir;
+  write_six(dir);
+  ImagesUnderTest grey(image_yaml(dir / "list.txt", 2, ", root_folder: '" + dir.path().string() + "', is_color: false"),
+                       Phase::TEST, 1);
+  CHECK(grey.data.shape() == std::vector<int>{2, 1, 2, 3});
+  test::check_values(grey.data, std::vector<float>(12, 0.f));  // not read before the first forward
+  grey.next();
+  test::check_values(grey.data, {0, 1, 2, 10, 11, 12, 10, 11, 12, 20, 21, 22});
+  CHECK(grey.labels() == std::vector<float>{0, 1});
+
+  // Colour: three equal planes; new_height/new_width resize every image.
+  ImagesUnderTest colour(image_yaml(dir / "list.txt", 1, ", root_folder: '" + dir.path().string() +
+                                                             "', new_height: 4, new_width: 6"),
+                         Phase::TEST, 1);
+  CHECK(colour.data.shape() == std::vector<int>{1, 3, 4, 6});
+  colour.next();
+  for (int i = 0; i < 24; ++i) CHECK(colour.data.cpu_data()[i] == colour.data.cpu_data()[48 + i]);
+}
+
+TEST_CASE("ImageData: an image folder has one class per sub-folder, in name order") {
+  test::TempDir dir;
+  write_png(dir / "classes/zebra/1.png", 2, 2, 30);
+  write_png(dir / "classes/ant/2.png", 2, 2, 10);
+  write_png(dir / "classes/ant/1.png", 2, 2, 0);
+  write_png(dir / "classes/moth/x.png", 2, 2, 20);
+  test::write_file(dir / "classes/moth/notes.txt", "not an image");
+  ImagesUnderTest d(image_yaml(dir / "classes", 4, ", is_color: false"), Phase::TEST, 1);
+  CHECK(d.t.layer->class_names() == std::vector<std::string>{"ant", "moth", "zebra"});
+  d.next();
+  CHECK(d.labels() == std::vector<float>{0, 0, 1, 2});
+  // Files in name order within a class: ant/1.png (base 0) before ant/2.png (base 10).
+  CHECK(d.data.cpu_data()[0] == 0.f);
+  CHECK(d.data.cpu_data()[4] == 10.f);
+  CHECK(d.data.cpu_data()[12] == 30.f);
+
+  // A folder without class folders is refused.
+  fs::create_directories(dir / "none");
+  CHECK(setup_error(image_yaml(dir / "none", 1)).find("has no sub-folders") != std::string::npos);
+}
+
+TEST_CASE("ImageData: list mistakes are one error naming the file and line, before training") {
+  test::TempDir dir;
+  write_six(dir);
+  CHECK(setup_error(image_yaml(dir / "missing.txt", 1)).find("missing.txt") != std::string::npos);
+  test::write_file(dir / "empty.txt", "\n\n");
+  CHECK(setup_error(image_yaml(dir / "empty.txt", 1)).find("names no images") != std::string::npos);
+  test::write_file(dir / "nolabel.txt", "img/a0.png 0\nimg/a1.png one\n");
+  const std::string nolabel = setup_error(image_yaml(dir / "nolabel.txt", 1));
+  CHECK(nolabel.find("nolabel.txt:2") != std::string::npos);
+  CHECK(nolabel.find("integer") != std::string::npos);
+  test::write_file(dir / "outside.txt", "img/a0.png 0\n../../etc/passwd 1\n");
+  const std::string outside =
+      setup_error(image_yaml(dir / "outside.txt", 1, ", root_folder: '" + (dir / "img") + "'"));
+  CHECK(outside.find("outside.txt:2") != std::string::npos);
+  CHECK(outside.find("outside root_folder") != std::string::npos);
+}
+
+TEST_CASE("ImageData: a deleted file and a truncated PNG are skipped and counted, on_bad_sample fail stops at the first") {
+  test::TempDir dir;
+  write_six(dir);
+  fs::remove(dir / "img/a1.png");
+  truncate_half(dir / "img/a3.png");
+  const std::string root = ", root_folder: '" + dir.path().string() + "'";
+  ImagesUnderTest d(image_yaml(dir / "list.txt", 4, root + ", is_color: false"), Phase::TEST, 1);
+  d.next();
+  CHECK(d.labels() == std::vector<float>{0, 2, 4, 5});  // 1 and 3 skipped, in order
+  d.next();
+  CHECK(d.labels() == std::vector<float>{0, 2, 4, 5});  // the next epoch skips them again
+  CHECK(d.t.layer->data_stats().bad_samples == 2);
+
+  ImagesUnderTest strict(image_yaml(dir / "list.txt", 4, root + ", is_color: false, on_bad_sample: fail"),
+                         Phase::TEST, 1);
+  std::string error;
+  try {
+    strict.next();
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  CHECK(error.find("a1.png") != std::string::npos);
+  CHECK(error.find("list.txt:2") != std::string::npos);
+  CHECK(error.find("a3.png") == std::string::npos);
+}
+
+TEST_CASE("ImageData: the same seed gives the same batches with 1 and with 4 workers") {
+  test::TempDir dir;
+  std::string list;
+  for (int i = 0; i < 23; ++i) {
+    write_png(dir / ("img/" + std::to_string(i) + ".png"), 6, 6, 3 * i);
+    list += "img/" + std::to_string(i) + ".png " + std::to_string(i % 7) + "\n";
+  }
+  truncate_half(dir / "img/5.png");
+  test::write_file(dir / "list.txt", list);
+  auto batches = [&](int threads, long long seed) {
+    // Shuffled epochs, random crops and mirrors: everything that draws from the seed.
+    ImagesUnderTest d(image_yaml(dir / "list.txt", 5,
+                                 ", root_folder: '" + dir.path().string() + "', is_color: false, shuffle: true, threads: " +
+                                     std::to_string(threads) + ", prefetch: 3",
+                                 "{crop_size: 4, mirror: true}"),
+                      Phase::TRAIN, seed);
+    std::vector<std::vector<float>> out;
+    for (int b = 0; b < 12; ++b) out.push_back(d.next());  // over two epochs
+    CHECK(d.t.layer->data_stats().bad_samples == 1);
+    return out;
+  };
+  const auto one = batches(1, 7), four = batches(4, 7);
+  REQUIRE(one.size() == four.size());
+  for (size_t b = 0; b < one.size(); ++b) CHECK_MESSAGE(one[b] == four[b], "batch " << b);
+  CHECK(batches(4, 8) != one);  // and the seed does matter
+}
+
+TEST_CASE("ImageData: a reader state saved mid-epoch continues with the next sample") {
+  test::TempDir dir;
+  std::string list;
+  for (int i = 0; i < 17; ++i) {
+    write_png(dir / ("img/" + std::to_string(i) + ".png"), 5, 5, 2 * i);
+    list += "img/" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+  const std::string yaml = image_yaml(dir / "list.txt", 3,
+                                      ", root_folder: '" + dir.path().string() + "', shuffle: true, threads: 2",
+                                      "{crop_size: 3, mirror: true}");
+  ImagesUnderTest a(yaml, Phase::TRAIN, 11);
+  for (int b = 0; b < 3; ++b) a.next();  // 9 of 17: mid-epoch, with batches prefetched beyond
+  const std::string state = a.t.layer->save_state();
+  std::vector<std::vector<float>> after;
+  for (int b = 0; b < 6; ++b) after.push_back(a.next());  // into the next epoch
+
+  ImagesUnderTest resumed(yaml, Phase::TRAIN, 11);
+  resumed.next();  // the fresh reader has already moved; restoring puts it back
+  resumed.t.layer->restore_state(state);
+  for (size_t b = 0; b < after.size(); ++b) CHECK_MESSAGE(resumed.next() == after[b], "batch " << b);
+  CHECK_THROWS_AS(resumed.t.layer->restore_state("nonsense"), Error);
+}
+
+namespace {
+
+std::string crema_cmd(const std::string& args) { return test::crema_binary() + " " + args; }
+
+// The toy IDX data set of test_util written as PNG files and list files, and the toy
+// solver reading it through ImageData.
+struct ToyImageJob {
+  test::TempDir dir;
+  std::string solver;
+  explicit ToyImageJob(int max_iter, const std::string& extra = "") {
+    const std::string root = dir.path().string();
+    for (const std::string split : {"train", "test"}) {
+      test::write_toy_idx(root, split, split == "train" ? 200 : 100, split == "train" ? 1 : 2);
+      const io::IdxArray images = io::read_idx(root + "/" + split + "-images-idx3-ubyte");
+      const io::IdxArray labels = io::read_idx(root + "/" + split + "-labels-idx1-ubyte");
+      std::string list;
+      for (int i = 0; i < images.dims[0]; ++i) {
+        cv::Mat m(10, 10, CV_8UC1, const_cast<uint8_t*>(images.data.data()) + 100 * i);
+        const std::string name = split + "/" + std::to_string(i) + ".png";
+        fs::create_directories(dir / split);
+        REQUIRE(cv::imwrite(dir / name, m));
+        list += name + " " + std::to_string(labels.data[static_cast<size_t>(i)]) + "\n";
+      }
+      test::write_file(dir / (split + ".txt"), list);
+    }
+    std::string yaml = test::toy_solver_yaml(root, max_iter);
+    // The same net, its data from the PNGs.
+    for (const std::string split : {"train", "test"}) {
+      const std::string from = "data_param: {source: " + root + "/" + split + "-images-idx3-ubyte, batch_size: ";
+      const size_t at = yaml.find(from);
+      REQUIRE(at != std::string::npos);
+      yaml.replace(at, from.size(), "image_data_param: {source: " + root + "/" + split + ".txt, root_folder: " + root +
+                                        ", is_color: false, threads: 2" + extra + ", batch_size: ");
+    }
+    size_t at = 0;
+    while ((at = yaml.find("type: Data,", at)) != std::string::npos) yaml.replace(at, 11, "type: ImageData,");
+    solver = dir / "solver.yaml";
+    test::write_file(solver, yaml);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("training from PNG files names a deleted and a truncated one and finishes, fail stops at the first") {
+  ToyImageJob job(40);
+  fs::remove(job.dir / "train/7.png");
+  truncate_half(job.dir / "train/12.png");
+  const auto r = test::run(crema_cmd("train " + job.solver));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("train/7.png") != std::string::npos);
+  CHECK(r.output.find("train.txt:8") != std::string::npos);
+  CHECK(r.output.find("train/12.png") != std::string::npos);
+  CHECK(r.output.find("train.txt:13") != std::string::npos);
+  CHECK(r.output.find("2 bad sample(s) were skipped") != std::string::npos);
+  CHECK(r.output.find("data wait") != std::string::npos);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(Iteration 40, Testing net[\s\S]*accuracy = ([0-9.]+))")));
+  CHECK(std::stod(m[1]) > 0.3);  // it learns from the PNGs
+
+  const auto strict =
+      test::run(crema_cmd("train " + job.solver + " --set net.layer[0].image_data_param.on_bad_sample=fail"));
+  CHECK(strict.status != 0);
+  CHECK(strict.output.find("on_bad_sample") != std::string::npos);
+  CHECK(strict.output.find("terminate") == std::string::npos);
+}
+
+TEST_CASE("ImageData training interrupted mid-epoch resumes with the next sample: 20 + 20 equals 40") {
+  // 200 training images in batches of 16: iteration 20 is 120 samples into the second epoch.
+  ToyImageJob job(40);
+  const auto straight = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "a/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  const auto first =
+      test::run(crema_cmd("train " + job.solver + " --set max_iter=20 --set snapshot_prefix=" + (job.dir / "b/toy")));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "b/toy") +
+                                           " --snapshot " + (job.dir / "b/toy_iter_20.solverstate.h5")));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  const auto a = io::load_weights(job.dir / "a/toy_iter_40.caffemodel.h5");
+  const auto b = io::load_weights(job.dir / "b/toy_iter_40.caffemodel.h5");
+  REQUIRE(a.size() == b.size());
+  int differing = 0, compared = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a[i].blobs.size(); ++j)
+      for (int k = 0; k < a[i].blobs[j].second.count(); ++k, ++compared)
+        differing += a[i].blobs[j].second.cpu_data()[k] != b[i].blobs[j].second.cpu_data()[k];
+  CHECK(compared > 0);
+  CHECK(differing == 0);
+}
+
+TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time --data measures the readers") {
+  ToyImageJob job(10);
+  const std::string out = job.dir / "preview";
+  // TEST phase, not shuffled: sample k is test image k, its scale (0.004) undone.
+  const auto r = test::run(crema_cmd("preview --model " + job.solver + " --out " + out + " --n 5 --phase TEST"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(out)) {
+    ++files;
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    REQUIRE(std::regex_match(name, m, std::regex(R"(sample_(\d+)_label_(\d+)\.png)")));
+    const cv::Mat seen = cv::imread(e.path().string(), cv::IMREAD_UNCHANGED);
+    const cv::Mat source = cv::imread(job.dir / ("test/" + std::string(m[1]) + ".png"), cv::IMREAD_UNCHANGED);
+    REQUIRE(seen.rows == 10);
+    REQUIRE(seen.cols == 10);
+    CHECK(cv::norm(seen, source, cv::NORM_INF) <= 1.0);
+  }
+  CHECK(files == 5);
+
+  // The TRAIN phase (the default) previews the training layer.
+  const auto train = test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "train_preview") + " --n 3"));
+  REQUIRE_MESSAGE(train.status == 0, train.output);
+  CHECK(std::distance(fs::directory_iterator(job.dir / "train_preview"), fs::directory_iterator()) == 3);
+
+  const auto t = test::run(crema_cmd("time --data --model " + job.solver + " --iterations 5"));
+  REQUIRE_MESSAGE(t.status == 0, t.output);
+  CHECK(std::regex_search(t.output, std::regex(R"(d\s+[0-9]+ samples/s \(5 batches of 16)")));
+}
+
+TEST_CASE("an image folder's class names are kept beside the snapshots, and classify prints them") {
+  test::TempDir dir;
+  // Three classes of 2x2 grey images: dark, mid, bright.
+  const std::map<std::string, int> level = {{"bright", 220}, {"dark", 10}, {"mid", 120}};
+  for (const auto& [name, base] : level)
+    for (int i = 0; i < 4; ++i) write_png(dir / ("data/" + name + "/" + std::to_string(i) + ".png"), 2, 2, base + i);
+  test::write_file(dir / "solver.yaml",
+                   "net:\n  layer:\n"
+                   "    - {name: d, type: ImageData, top: [data, label], transform_param: {scale: 0.004},\n"
+                   "       image_data_param: {source: " + (dir / "data") + ", is_color: false, batch_size: 6}}\n"
+                   "    - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 3, "
+                   "weight_filler: {type: xavier}}}\n"
+                   "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"
+                   "base_lr: 0.5\nmax_iter: 60\nsnapshot_prefix: " + (dir / "run/x") + "\nrandom_seed: 3\n");
+  test::write_file(dir / "deploy.yaml",
+                   "layer:\n"
+                   "  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 2, 2]}}}\n"
+                   "  - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 3}}\n"
+                   "  - {name: prob, type: Softmax, bottom: ip, top: prob}\n");
+  const auto r = test::run(crema_cmd("train " + (dir / "solver.yaml")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  std::ifstream classes(dir / "run/x.classes.txt");
+  std::string text((std::istreambuf_iterator<char>(classes)), std::istreambuf_iterator<char>());
+  CHECK(text == "bright\ndark\nmid\n");
+  const auto c = test::run(crema_cmd("classify --model " + (dir / "deploy.yaml") + " --weights " +
+                                     (dir / "run/x_iter_60.caffemodel.h5") + " --scale 0.004 --top-k 1 " +
+                                     (dir / "data/dark/0.png")));
+  REQUIRE_MESSAGE(c.status == 0, c.output);
+  CHECK(c.output.find("x.classes.txt") != std::string::npos);
+  CHECK(c.output.find("\"dark\"") != std::string::npos);
+}
