@@ -1,6 +1,9 @@
 #include "datasets/prefetcher.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -33,13 +36,31 @@ Prefetcher::~Prefetcher() { stop(); }
 
 std::string Prefetcher::reader_state() const { return seeds_.state() + "\n" + sampler_.save(); }
 
+namespace {
+
+// Readers yield to the solver's threads: on a machine whose cores the compute keeps
+// busy, decoding at normal priority preempts a BLAS thread and stalls the whole
+// GEMM; at a lower priority it runs in the gaps, and `prefetch` batches of slack
+// absorb the rest.
+void lower_priority() {
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);  // best effort: failure changes nothing
+}
+
+}  // namespace
+
 void Prefetcher::start() {
   stopping_ = false;
   started_ = true;
   // One thread fills batches alone; more start helpers beside the producer.
   if (options_.threads > 1)
-    for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
-  producer_ = std::thread([this] { produce(); });
+    for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this] {
+      lower_priority();
+      work();
+    });
+  producer_ = std::thread([this] {
+    lower_priority();
+    produce();
+  });
 }
 
 void Prefetcher::stop() {

@@ -22,6 +22,16 @@
 
 namespace crema {
 
+// What a layer with a GPU path returns from supports(): the CPU always, CUDA devices
+// when crema was built with CUDA.
+inline bool cpu_or_cuda(const Device& device) {
+#ifdef CREMA_WITH_CUDA
+  return device.type == DeviceType::CPU || device.type == DeviceType::CUDA;
+#else
+  return device.type == DeviceType::CPU;
+#endif
+}
+
 class Layer {
  public:
   explicit Layer(const LayerSpec& spec) : spec_(spec) {}

@@ -23,7 +23,7 @@ class PrefetchedDataLayer : public Layer {
   bool is_data() const override { return true; }
   // Batches are assembled in host memory on any device; a GPU layer reading the
   // tops has them copied over by the blob.
-  bool supports(const Device&) const override { return true; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   std::string save_state() const override { return prefetcher_ ? prefetcher_->state() : std::string(); }
   void restore_state(const std::string& state) override;
   DataStats data_stats() const override;
