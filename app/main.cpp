@@ -6,11 +6,13 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <limits>
 
 #include "app/classify.hpp"
 #include "app/data_tools.hpp"
 #include "app/commands.hpp"
 #include "app/convert.hpp"
+#include "app/device.hpp"
 #include "app/imageset.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
@@ -131,6 +133,10 @@ int main(int argc, char** argv) {
   mean_cmd->add_option("db", mean.db, "LMDB of Datums")->required();
   mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
 
+  crema::app::DeviceOptions device;
+  auto* device_cmd = app.add_subcommand("device", "Describe the CUDA devices (Caffe's device_query)");
+  device_cmd->add_option("--gpu", device.gpu, "Only this device id")->check(CLI::Range(0, std::numeric_limits<int>::max()));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -143,7 +149,7 @@ int main(int argc, char** argv) {
   }
   if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd) &&
       !app.got_subcommand(convert_cmd) && !app.got_subcommand(classify_cmd) && !app.got_subcommand(imageset_cmd) &&
-      !app.got_subcommand(mean_cmd) && !app.got_subcommand(preview_cmd)) {
+      !app.got_subcommand(mean_cmd) && !app.got_subcommand(preview_cmd) && !app.got_subcommand(device_cmd)) {
     std::cout << app.help();
     return 2;
   }
@@ -179,6 +185,7 @@ int main(int argc, char** argv) {
       return crema::app::classify(classify);
     }
     if (app.got_subcommand(preview_cmd)) return crema::app::preview(preview);
+    if (app.got_subcommand(device_cmd)) return crema::app::device(device);
     if (time_data) return crema::app::time_data({time.model, time.iterations, time.phase});
     return crema::app::time(time);
   } catch (const crema::ConfigError& e) {

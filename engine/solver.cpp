@@ -8,7 +8,6 @@
 #include <numbers>
 
 #include "engine/error.hpp"
-#include "engine/math.hpp"
 #include "engine/update_rules.hpp"
 
 namespace crema {
@@ -39,13 +38,6 @@ void check_rule_params(MapReader& r, const SolverSpec& s) {
   // δ keeps the adaptive steps finite where a gradient and its history are zero.
   if (t != "SGD" && t != "Nesterov" && !(s.delta > 0.f))
     fail_at("delta", "delta must be positive for " + t + " (it guards the division; Caffe's default is 1e-8)");
-}
-
-// out += coeff·w (L2) or coeff·sign(w) (L1).
-void add_decay(int n, float coeff, const float* w, bool l1, float* out) {
-  // w, out: (n)
-  if (!l1) return cpu_axpy(n, coeff, w, out);
-  for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
 }
 
 NetState parse_state(MapReader r, Phase default_phase) {
@@ -232,7 +224,7 @@ void Solver::step(int iters) {
   int tick_iter = iter_;
   double tick_wait = net_->data_stats().wait_seconds;
   while (iter_ < stop_iter) {
-    net_->clear_param_diffs();
+    UpdateOps(ctx_).clear_param_diffs(*net_);
     if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization))
       test_all();
     const bool display = spec_.display > 0 && iter_ % spec_.display == 0;
@@ -344,19 +336,20 @@ void Solver::apply_update() {
   const float rate = learning_rate(spec_, iter_, &current_step_);
   if (spec_.display > 0 && iter_ % spec_.display == 0) spdlog::info("Iteration {}, lr = {:.6g}", iter_, rate);
   const auto& params = net_->learnable_params();
+  // Every vector step runs on the context's device; on a GPU the pointers below are
+  // device pointers and only the clipping norm comes back to the host.
+  const UpdateOps ops(ctx_);
   // 1. Average over iter_size accumulated passes.
   if (spec_.iter_size > 1)
-    for (Blob* p : params) cpu_scale(p->count(), 1.f / static_cast<float>(spec_.iter_size), p->mutable_cpu_diff());
+    for (Blob* p : params) ops.scale(p->count(), 1.f / static_cast<float>(spec_.iter_size), ops.mutable_diff(*p));
   // 2. Clip by the global L2 norm.
   if (spec_.clip_gradients > 0) {
-    double sumsq = 0;
-    for (Blob* p : params) sumsq += p->sumsq_diff();
-    const double norm = std::sqrt(sumsq);
+    const double norm = std::sqrt(ops.sumsq_diffs(params));
     if (norm > spec_.clip_gradients) {
       const float scale = static_cast<float>(spec_.clip_gradients / norm);
       spdlog::info("Gradient clipping: scaling down gradients (L2 norm {} > {}) by scale factor {}", norm,
                    spec_.clip_gradients, scale);
-      for (Blob* p : params) cpu_scale(p->count(), scale, p->mutable_cpu_diff());
+      for (Blob* p : params) ops.scale(p->count(), scale, ops.mutable_diff(*p));
     }
   }
   const bool l1 = spec_.regularization_type == "L1";
@@ -368,18 +361,18 @@ void Solver::apply_update() {
     in.n = n;
     in.rate = rate * net_->params_lr()[i];
     in.t = iter_ + 1;
-    in.g = p.mutable_cpu_diff();                    // (n)
-    in.h1 = history_[i]->mutable_cpu_data();        // (n)
-    if (rule_->histories > 1) in.h2 = history_[i + params.size()]->mutable_cpu_data();  // (n)
-    const float* w = p.cpu_data();                  // (n)
+    in.g = ops.mutable_diff(p);                     // (n)
+    in.h1 = ops.mutable_data(*history_[i]);         // (n)
+    if (rule_->histories > 1) in.h2 = ops.mutable_data(*history_[i + params.size()]);  // (n)
+    const float* w = ops.data(p);                   // (n)
     // 3. Regularise: Caffe adds the decay to the gradient, for every type but AdamW.
-    if (decay != 0.f && !rule_->decoupled_decay) add_decay(n, decay, w, l1, in.g);
+    if (decay != 0.f && !rule_->decoupled_decay) ops.add_decay(n, decay, w, l1, in.g);
     // 4. The type's rule turns g into the step.
-    rule_->compute(spec_, in);
+    ops.compute(*rule_, spec_, in);
     // AdamW: the decay goes beside the step, at the step's rate (w −= rate·wd·w).
-    if (decay != 0.f && rule_->decoupled_decay) add_decay(n, in.rate * decay, w, l1, in.g);
+    if (decay != 0.f && rule_->decoupled_decay) ops.add_decay(n, in.rate * decay, w, l1, in.g);
   }
-  net_->update();
+  ops.apply_steps(*net_);
 }
 
 void Solver::snapshot() {

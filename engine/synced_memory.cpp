@@ -25,7 +25,7 @@ void* host_alloc(size_t bytes) {
 
 SyncedMemory::~SyncedMemory() {
   std::free(cpu_);
-  if (gpu_) cuda::free_device(gpu_, gpu_device_);
+  if (gpu_) cuda::free_device(gpu_, gpu_device_);  // into the device's cache: the next blob of this size reuses it
 }
 
 void SyncedMemory::to_cpu() {

@@ -5,7 +5,12 @@
 #include "engine/config.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
+#include "engine/net.hpp"
 #include "engine/solver.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "engine/cuda/update_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -54,12 +59,17 @@ void adadelta(const SolverSpec& s, const UpdateInput& in) {
   }
 }
 
+// Adam's rate·√(1−β2ᵗ)/(1−β1ᵗ). Caffe computes the bias correction in double
+// (pow(float, int) promotes) and stores it as float.
+float adam_scale(const SolverSpec& s, const UpdateInput& in) {
+  const float correction = static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(s.momentum2), in.t)) /
+                                              (1.0 - std::pow(static_cast<double>(s.momentum), in.t)));
+  return in.rate * correction;
+}
+
 void adam(const SolverSpec& s, const UpdateInput& in) {
   const float b1 = s.momentum, b2 = s.momentum2;
-  // Caffe computes the bias correction in double (pow(float, int) promotes) and stores it as float.
-  const float correction = static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(b2), in.t)) /
-                                              (1.0 - std::pow(static_cast<double>(b1), in.t)));
-  const float scale = in.rate * correction;
+  const float scale = adam_scale(s, in);
   for (int i = 0; i < in.n; ++i) {
     in.h1[i] = (1.f - b1) * in.g[i] + b1 * in.h1[i];
     in.h2[i] = (1.f - b2) * (in.g[i] * in.g[i]) + b2 * in.h2[i];
@@ -67,18 +77,47 @@ void adam(const SolverSpec& s, const UpdateInput& in) {
   }
 }
 
+#ifdef CREMA_WITH_CUDA
+// The rules above as device kernels (engine/cuda/update_kernels.cu).
+void sgd_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
+  cuda::gpu_sgd_update(c, in.n, in.rate, s.momentum, in.g, in.h1);
+}
+void nesterov_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
+  cuda::gpu_nesterov_update(c, in.n, in.rate, s.momentum, in.g, in.h1);
+}
+void adagrad_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
+  cuda::gpu_adagrad_update(c, in.n, in.rate, s.delta, in.g, in.h1);
+}
+void rmsprop_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
+  cuda::gpu_rmsprop_update(c, in.n, in.rate, s.rms_decay, s.delta, in.g, in.h1);
+}
+void adadelta_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
+  cuda::gpu_adadelta_update(c, in.n, in.rate, s.momentum, s.delta, in.g, in.h1, in.h2);
+}
+void adam_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
+  cuda::gpu_adam_update(c, in.n, adam_scale(s, in), s.momentum, s.momentum2, s.delta, in.g, in.h1, in.h2);
+}
+#else
+constexpr void (*sgd_gpu)(const cuda::CudaContext&, const SolverSpec&, const UpdateInput&) = nullptr;
+constexpr auto nesterov_gpu = sgd_gpu, adagrad_gpu = sgd_gpu, rmsprop_gpu = sgd_gpu, adadelta_gpu = sgd_gpu,
+               adam_gpu = sgd_gpu;
+#endif
+
+// The device's kernels exist only with CUDA; a GPU Context cannot be made without it.
+[[noreturn]] void no_cuda() { throw Error("a GPU update was asked of a crema built without CUDA"); }
+
 }  // namespace
 
 const std::vector<UpdateRule>& update_rules() {
   static const std::vector<UpdateRule> rules = {
-      {"SGD", "SGD", 1, false, sgd},
-      {"Nesterov", "NESTEROV", 1, false, nesterov},
-      {"AdaGrad", "ADAGRAD", 1, false, adagrad},
-      {"RMSProp", "RMSPROP", 1, false, rmsprop},
-      {"AdaDelta", "ADADELTA", 2, false, adadelta},
-      {"Adam", "ADAM", 2, false, adam},
+      {"SGD", "SGD", 1, false, sgd, sgd_gpu},
+      {"Nesterov", "NESTEROV", 1, false, nesterov, nesterov_gpu},
+      {"AdaGrad", "ADAGRAD", 1, false, adagrad, adagrad_gpu},
+      {"RMSProp", "RMSPROP", 1, false, rmsprop, rmsprop_gpu},
+      {"AdaDelta", "ADADELTA", 2, false, adadelta, adadelta_gpu},
+      {"Adam", "ADAM", 2, false, adam, adam_gpu},
       // AdamW's step is Adam's; the solver adds the decoupled decay beside it.
-      {"AdamW", "", 2, true, adam},
+      {"AdamW", "", 2, true, adam, adam_gpu},
   };
   return rules;
 }
@@ -95,6 +134,66 @@ const UpdateRule& legacy_update_rule(const Node& solver_type) {
   for (const UpdateRule& r : update_rules())
     if (*r.legacy) names.push_back(r.legacy);
   return update_rules()[static_cast<size_t>(enum_value(solver_type, names))];
+}
+
+void UpdateOps::scale(int n, float alpha, float* x) const {
+  if (!cuda_) return cpu_scale(n, alpha, x);
+#ifdef CREMA_WITH_CUDA
+  cuda::gpu_scal(*cuda_, n, alpha, x);
+#else
+  no_cuda();
+#endif
+}
+
+void UpdateOps::add_decay(int n, float coeff, const float* w, bool l1, float* out) const {
+  if (cuda_) {
+#ifdef CREMA_WITH_CUDA
+    return cuda::gpu_add_decay(*cuda_, n, coeff, w, l1, out);
+#else
+    no_cuda();
+#endif
+  }
+  if (!l1) return cpu_axpy(n, coeff, w, out);
+  for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
+}
+
+double UpdateOps::sumsq_diffs(const std::vector<Blob*>& params) const {
+  if (cuda_) {
+#ifdef CREMA_WITH_CUDA
+    std::vector<cuda::DeviceSpan> spans;
+    for (Blob* p : params) spans.push_back({p->count(), p->gpu_diff()});
+    return cuda::gpu_sumsq(*cuda_, spans.data(), static_cast<int>(spans.size()));
+#else
+    no_cuda();
+#endif
+  }
+  double sumsq = 0;
+  for (Blob* p : params) sumsq += p->sumsq_diff();
+  return sumsq;
+}
+
+void UpdateOps::compute(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const {
+  if (!cuda_) return rule.compute(spec, in);
+  if (!rule.compute_gpu) no_cuda();
+  rule.compute_gpu(*cuda_, spec, in);
+}
+
+void UpdateOps::clear_param_diffs(Net& net) const {
+  if (!cuda_) return net.clear_param_diffs();
+#ifdef CREMA_WITH_CUDA
+  for (Blob* p : net.learnable_params()) cuda::gpu_set(*cuda_, p->count(), 0.f, p->mutable_gpu_diff());
+#else
+  no_cuda();
+#endif
+}
+
+void UpdateOps::apply_steps(Net& net) const {
+  if (!cuda_) return net.update();
+#ifdef CREMA_WITH_CUDA
+  for (Blob* p : net.learnable_params()) cuda::gpu_axpy(*cuda_, p->count(), -1.f, p->gpu_diff(), p->mutable_gpu_data());
+#else
+  no_cuda();
+#endif
 }
 
 }  // namespace crema

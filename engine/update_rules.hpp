@@ -18,8 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "engine/blob.hpp"
+#include "engine/context.hpp"
+
 namespace crema {
 
+class Net;
 class Node;
 struct SolverSpec;
 
@@ -39,6 +43,9 @@ struct UpdateRule {
   int histories;           // history blobs per learnable parameter (Caffe's snapshot layout)
   bool decoupled_decay;    // weight decay is applied to w beside the step, not added to g
   void (*compute)(const SolverSpec& spec, const UpdateInput& in);
+  // The same rule as device kernels (in's pointers are then device pointers); null in
+  // a build without CUDA, where no GPU Context can exist.
+  void (*compute_gpu)(const cuda::CudaContext& ctx, const SolverSpec& spec, const UpdateInput& in);
 };
 
 // Every rule, in Caffe's SolverType enum order, then crema's extensions.
@@ -48,5 +55,31 @@ const UpdateRule& update_rule(const std::string& type);
 // The rule a legacy `solver_type` value (NESTEROV, ADAM, …) names; a ConfigError at
 // the value, listing the spellings, for any other.
 const UpdateRule& legacy_update_rule(const Node& solver_type);
+
+// The vector steps of the solver's update pipeline on the Context's device: the CPU
+// loops, or device kernels on a GPU, where the pointers handed out are device pointers
+// and no parameter, gradient or history crosses the bus (only the clipping norm
+// comes back, as in Caffe).
+class UpdateOps {
+ public:
+  explicit UpdateOps(const Context& ctx) : cuda_(ctx.on_gpu() ? ctx.cuda() : nullptr) {}
+
+  const float* data(Blob& b) const { return cuda_ ? b.gpu_data() : b.cpu_data(); }
+  float* mutable_data(Blob& b) const { return cuda_ ? b.mutable_gpu_data() : b.mutable_cpu_data(); }
+  float* mutable_diff(Blob& b) const { return cuda_ ? b.mutable_gpu_diff() : b.mutable_cpu_diff(); }
+
+  void scale(int n, float alpha, float* x) const;  // x: (n)
+  // out += coeff·w (L2) or coeff·sign(w) (L1); w, out: (n).
+  void add_decay(int n, float coeff, const float* w, bool l1, float* out) const;
+  // Σ over the blobs of Σ diff², in double.
+  double sumsq_diffs(const std::vector<Blob*>& params) const;
+  void compute(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const;
+  // Zeroes the learnable parameters' gradients, and w −= step for each of them.
+  void clear_param_diffs(Net& net) const;
+  void apply_steps(Net& net) const;
+
+ private:
+  cuda::CudaContext* cuda_;  // null on the CPU
+};
 
 }  // namespace crema

@@ -4,6 +4,11 @@
 #include <vector>
 
 #include "layers/loss_layer.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/error.hpp"
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/loss_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -77,6 +82,29 @@ void AccuracyLayer::backward_cpu(Context&, const BlobVec&, const std::vector<boo
   for (size_t b = 0; b < bottom.size(); ++b)
     if (propagate_down[b]) bottom[b]->set_diff(0.f);
 }
+
+#ifdef CREMA_WITH_CUDA
+void AccuracyLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  counts_.reshape({cuda::accuracy_scratch_size(channels_)});
+  const cuda::LabelRule rule{params_.ignore_label.has_value(), params_.ignore_label.value_or(0), 0};
+  // score: (outer, C, inner); label: (outer, inner); accuracy: (1); per class: (C)
+  const cuda::LabelCheck check = cuda::accuracy_forward_gpu(
+      c, outer_, channels_, inner_, bottom[0]->gpu_data(), bottom[1]->gpu_data(), params_.top_k, rule,
+      counts_.mutable_gpu_data(), top[0]->mutable_gpu_data(), top.size() > 1 ? top[1]->mutable_gpu_data() : nullptr);
+  if (check.bad > 0.f) {
+    read_label(*this, check.bad_value, channels_, params_.ignore_label);  // throws the CPU's message
+    throw Error(std::string(type()) + " layer '" + name() + "': a label is out of range");
+  }
+}
+
+void AccuracyLayer::backward_gpu(Context& ctx, const BlobVec&, const std::vector<bool>& propagate_down,
+                                 const BlobVec& bottom) {
+  // The true (zero) gradient, as on the CPU.
+  for (size_t b = 0; b < bottom.size(); ++b)
+    if (propagate_down[b]) cuda::gpu_set(*ctx.cuda(), bottom[b]->count(), 0.f, bottom[b]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Accuracy", AccuracyLayer);
 

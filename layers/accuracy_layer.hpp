@@ -22,6 +22,7 @@ class AccuracyLayer : public Layer {
  public:
   explicit AccuracyLayer(const LayerSpec& spec);
   const char* type() const override { return "Accuracy"; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int exact_num_bottom() const override { return 2; }
   int min_top() const override { return 1; }
   int max_top() const override { return 2; }
@@ -32,10 +33,16 @@ class AccuracyLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   AccuracyParams params_;
   int outer_ = 0, channels_ = 0, inner_ = 0;
+  Blob counts_;  // GPU only: the device's scratch counts (loss_kernels.hpp)
 };
 
 }  // namespace crema

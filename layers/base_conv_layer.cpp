@@ -59,8 +59,13 @@ ConvolutionParams ConvolutionParams::parse(MapReader r, bool needs_num_output) {
   p.axis = r.get_int("axis", 1);
   p.weight_filler = FillerSpec::parse(r.sub("weight_filler"));
   p.bias_filler = FillerSpec::parse(r.sub("bias_filler"));
+  p.engine = parse_engine(r);
+  p.cudnn_workspace_limit_mb = r.get_int("cudnn_workspace_limit_mb", p.cudnn_workspace_limit_mb);
+  if (p.cudnn_workspace_limit_mb < 0)
+    r.fail("cudnn_workspace_limit_mb", "cudnn_workspace_limit_mb must be 0 or more (MiB), got " +
+                                           std::to_string(p.cudnn_workspace_limit_mb));
   // force_nd_im2col only picks Caffe's implementation; the result is the same.
-  r.allow({"engine", "force_nd_im2col"});
+  r.allow({"force_nd_im2col"});
   r.finish();
   return p;
 }
@@ -100,6 +105,9 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
   if (top.size() != bottom.size())
     spec_.fail(type_name + " layer needs one top per bottom, got " + std::to_string(bottom.size()) + " bottom(s) and " +
                std::to_string(top.size()) + " top(s)");
+  if (ctx.on_gpu() && params_.engine == Engine::CAFFE)
+    spec_.fail(type_name + " has no hand-written GPU kernel (convolution_param.engine: CAFFE); use engine: CUDNN " +
+               "or DEFAULT on " + ctx.device().str() + ", or run on the CPU");
   const Blob& in = *bottom[0];
   if (params_.axis < -in.num_axes() || params_.axis >= in.num_axes())
     spec_.fail("convolution_param.axis " + std::to_string(params_.axis) + " is out of range for a bottom of shape " +
@@ -225,6 +233,81 @@ void BaseConvolutionLayer::backward_cpu(Context&, const BlobVec& top, const std:
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+cuda::CudnnConvolution& BaseConvolutionLayer::cudnn(Context& ctx) {
+  if (!cudnn_) cudnn_ = std::make_unique<cuda::CudnnConvolution>();
+  const ConvGeometry& g = geometry_;  // the conv input's channels and size, set by reshape
+  cuda::CudnnConvShape s;
+  s.num = num_;
+  s.in_channels = conv_in_channels_;
+  s.in_h = g.height;
+  s.in_w = g.width;
+  s.out_channels = conv_out_channels_;
+  s.out_h = g.out_height();
+  s.out_w = g.out_width();
+  s.group = params_.group;
+  s.kernel_h = g.kernel_h;
+  s.kernel_w = g.kernel_w;
+  s.pad_h = g.pad_h;
+  s.pad_w = g.pad_w;
+  s.stride_h = g.stride_h;
+  s.stride_w = g.stride_w;
+  s.dilation_h = g.dilation_h;
+  s.dilation_w = g.dilation_w;
+  cudnn_->prepare(*ctx.cuda(), s, static_cast<size_t>(params_.cudnn_workspace_limit_mb) << 20);
+  return *cudnn_;
+}
+
+void BaseConvolutionLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  if (num_ == 0) return;  // cuDNN refuses empty tensors
+  const cuda::CudaContext& cc = *ctx.cuda();
+  cuda::CudnnConvolution& conv = cudnn(ctx);
+  const bool reversed = reverse_dimensions();
+  const float* weight = blobs_[0]->gpu_data();                              // as in forward_cpu
+  const float* bias = params_.bias_term ? blobs_[1]->gpu_data() : nullptr;  // (Co)
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const float* x = bottom[i]->gpu_data();  // x: (N, C, H, W)
+    float* y = top[i]->mutable_gpu_data();   // y: (N, Co, out_h, out_w)
+    // Deconvolution is the convolution's data gradient: its bottom plays the conv output.
+    if (reversed)
+      conv.backward_data(cc, x, weight, y);
+    else
+      conv.forward(cc, x, weight, y);
+    if (bias) conv.add_bias(cc, reversed, bias, y);
+  }
+}
+
+void BaseConvolutionLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                        const BlobVec& bottom) {
+  if (num_ == 0) return;
+  const cuda::CudaContext& cc = *ctx.cuda();
+  cuda::CudnnConvolution& conv = cudnn(ctx);
+  const bool reversed = reverse_dimensions();
+  const float* weight = blobs_[0]->gpu_data();  // as in forward_cpu
+  float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_gpu_diff() : nullptr;
+  float* bias_diff = params_.bias_term && param_propagate_down(1) ? blobs_[1]->mutable_gpu_diff() : nullptr;
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* dy = top[i]->gpu_diff();  // dy: (N, Co, out_h, out_w)
+    if (bias_diff) conv.backward_bias(cc, reversed, dy, bias_diff);
+    if (weight_diff) {
+      const float* x = bottom[i]->gpu_data();  // x: (N, C, H, W)
+      // The conv input is the bottom for Convolution, the top (here its gradient) for Deconvolution.
+      if (reversed)
+        conv.backward_filter(cc, dy, x, weight_diff);
+      else
+        conv.backward_filter(cc, x, dy, weight_diff);
+    }
+    if (i < propagate_down.size() && propagate_down[i]) {
+      float* dx = bottom[i]->mutable_gpu_diff();  // dx: (N, C, H, W)
+      if (reversed)
+        conv.forward(cc, dy, weight, dx);
+      else
+        conv.backward_data(cc, dy, weight, dx);
+    }
+  }
+}
+#endif
 
 const float* BaseConvolutionLayer::columns(const float* input) {
   // input: (Ci, H, W) → (G, kernel_dim, S_out); a 1x1 kernel's input already is that matrix.

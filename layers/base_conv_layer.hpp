@@ -11,7 +11,14 @@
 
 #include "engine/filler.hpp"
 #include "engine/layer.hpp"
+#include "layers/engine_choice.hpp"
 #include "layers/im2col.hpp"
+
+#ifdef CREMA_WITH_CUDA
+#include <memory>
+
+#include "layers/cuda/cudnn_conv.hpp"
+#endif
 
 namespace crema {
 
@@ -24,6 +31,9 @@ struct ConvolutionParams {
   int group = 1;
   int axis = 1;
   FillerSpec weight_filler, bias_filler;
+  Engine engine = Engine::DEFAULT;  // on a GPU only cuDNN runs a convolution; CAFFE is refused there
+  // The most workspace cuDNN's algorithms may use, in MiB; faster algorithms often need more.
+  int cudnn_workspace_limit_mb = 512;
 
   // Im2col reads the same message without num_output.
   static ConvolutionParams parse(MapReader r, bool needs_num_output = true);
@@ -43,6 +53,12 @@ class BaseConvolutionLayer : public Layer {
   int min_bottom() const override { return 1; }
   int min_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
+#ifdef CREMA_WITH_CUDA
+  // How many times cuDNN algorithms were chosen (once per distinct shape); 0 before
+  // the first GPU forward.
+  int cudnn_algorithm_searches() const { return cudnn_ ? cudnn_->algorithm_searches() : 0; }
+#endif
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
@@ -56,6 +72,12 @@ class BaseConvolutionLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  // cuDNN on the whole batch of each bottom, forward and backward swapped when reversed.
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
   // The per-image products. `input` is the conv input (what im2col reads), `output`
   // the conv output, whichever of bottom/top each is.
@@ -92,6 +114,12 @@ class BaseConvolutionLayer : public Layer {
   // 1x1 kernel, stride 1, no padding: im2col would be a copy, so it is skipped.
   bool is_1x1_ = false;
   Blob col_buffer_;  // (Ci*kh*kw, S_out)
+#ifdef CREMA_WITH_CUDA
+  // The current shape for cuDNN (the conv's own input/output view); chooses the
+  // algorithms again only when the shape changed since the last call.
+  cuda::CudnnConvolution& cudnn(Context& ctx);
+  std::unique_ptr<cuda::CudnnConvolution> cudnn_;
+#endif
 };
 
 }  // namespace crema

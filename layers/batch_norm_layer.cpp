@@ -7,6 +7,10 @@
 #include "engine/math.hpp"
 #include "layers/param_blobs.hpp"
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/batch_norm_kernels.hpp"
+#endif
+
 namespace crema {
 
 BatchNormParams BatchNormParams::parse(MapReader r) {
@@ -15,7 +19,7 @@ BatchNormParams BatchNormParams::parse(MapReader r) {
   p.moving_average_fraction = r.get_float("moving_average_fraction", 0.999f);
   p.eps = r.get_float("eps", 1e-5f);
   if (p.eps < 0.f) r.fail("eps", "eps must not be negative");
-  r.allow({"engine"});
+  p.engine = parse_engine(r);
   r.finish();
   return p;
 }
@@ -42,6 +46,10 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec)
 }
 
 void BatchNormLayer::layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec&) {
+  if (ctx.on_gpu() && params_.engine == Engine::CUDNN)
+    spec_.fail("BatchNorm has no cuDNN engine: cuDNN's running averages differ from Caffe's; use "
+               "batch_norm_param.engine: CAFFE or DEFAULT, which run crema's kernels on " +
+               ctx.device().str());
   const Blob& x = *bottom[0];
   if (x.num_axes() < 1) spec_.fail("BatchNorm needs a bottom with at least one axis, got a scalar");
   channels_ = x.num_axes() == 1 ? 1 : x.shape(1);
@@ -63,6 +71,7 @@ void BatchNormLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   if (top[0] != bottom[0]) top[0]->reshape_like(x);
   x_norm_.reshape_like(x);
   inv_std_.assign(static_cast<size_t>(channels_), 0.f);
+  gpu_stats_.reshape({5, channels_});
 }
 
 void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -108,6 +117,50 @@ void BatchNormLayer::backward_cpu(Context&, const BlobVec& top, const std::vecto
   else
     layout_.normalize_backward(x_norm_.cpu_data(), dy, inv_std_.data(), dx);
 }
+
+#ifdef CREMA_WITH_CUDA
+namespace {
+cuda::BatchNormShape gpu_shape(const AxisBroadcast& layout, const BatchNormParams& p) {
+  cuda::BatchNormShape s;
+  s.outer = layout.outer;
+  s.channels = layout.dim;
+  s.inner = layout.inner;
+  s.moving_average_fraction = p.moving_average_fraction;
+  s.eps = p.eps;
+  return s;
+}
+}  // namespace
+
+void BatchNormLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& cc = *ctx.cuda();
+  const cuda::BatchNormShape s = gpu_shape(layout_, params_);
+  const size_t C = static_cast<size_t>(channels_);
+  float* stats = gpu_stats_.mutable_gpu_data();  // (5, C)
+  float* mean = stats;                           // (C)
+  float* var = stats + C;                        // (C)
+  float* inv_std = stats + 2 * C;                // (C)
+  const float* x = bottom[0]->gpu_data();        // x: (N, C, S)
+  if (use_global_stats_)
+    cuda::batch_norm_global_stats(cc, s, blobs_[0]->gpu_data(), blobs_[1]->gpu_data(), blobs_[2]->gpu_data(), mean,
+                                  inv_std);
+  else
+    cuda::batch_norm_batch_stats(cc, s, x, mean, var, blobs_[0]->mutable_gpu_data(), blobs_[1]->mutable_gpu_data(),
+                                 blobs_[2]->mutable_gpu_data(), inv_std);
+  float* y = top[0]->mutable_gpu_data();  // y: (N, C, S), may alias x
+  cuda::batch_norm_normalize(cc, s, x, mean, inv_std, y, x_norm_.mutable_gpu_data());
+}
+
+void BatchNormLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                  const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const size_t C = static_cast<size_t>(channels_);
+  float* stats = gpu_stats_.mutable_gpu_data();  // (5, C): inv_std at 2C, sums at 3C
+  const float* dy = top[0]->gpu_diff();          // dy: (N, C, S)
+  float* dx = bottom[0]->mutable_gpu_diff();     // dx: (N, C, S), may alias dy
+  cuda::batch_norm_backward(*ctx.cuda(), gpu_shape(layout_, params_), use_global_stats_, x_norm_.gpu_data(), dy,
+                            stats + 2 * C, stats + 3 * C, dx);
+}
+#endif
 
 CREMA_REGISTER_LAYER("BatchNorm", BatchNormLayer);
 

@@ -15,12 +15,16 @@
 // no gradient for them. Backward, with batch statistics:
 //   dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)
 // and with global statistics dx = dy / sqrt(var + eps). Runs in place.
+// On a GPU crema's kernels compute exactly this (engine: CAFFE or DEFAULT). cuDNN's
+// batch norm keeps an exponential running average without the scale factor, so the
+// blobs would not mean what Caffe's mean; engine: CUDNN is refused on a GPU.
 #pragma once
 
 #include <optional>
 #include <vector>
 
 #include "layers/axis_broadcast.hpp"
+#include "layers/engine_choice.hpp"
 
 namespace crema {
 
@@ -28,6 +32,7 @@ struct BatchNormParams {
   std::optional<bool> use_global_stats;  // absent: true in TEST, false in TRAIN
   float moving_average_fraction = 0.999f;
   float eps = 1e-5f;
+  Engine engine = Engine::DEFAULT;
   static BatchNormParams parse(MapReader r);
 };
 
@@ -39,12 +44,18 @@ class BatchNormLayer : public Layer {
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool use_global_stats() const { return use_global_stats_; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   BatchNormParams params_;
@@ -55,6 +66,9 @@ class BatchNormLayer : public Layer {
   // the top.
   Blob x_norm_;
   std::vector<float> inv_std_;  // (C): 1 / sqrt(var + eps) of the last forward
+  // The GPU pass's statistics, (5, C): mean, variance, 1 / sqrt(var + eps), and
+  // backward's mean(dy) and mean(dy x_norm).
+  Blob gpu_stats_;
 };
 
 }  // namespace crema

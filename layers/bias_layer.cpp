@@ -2,6 +2,10 @@
 
 #include "engine/math.hpp"
 #include "layers/param_blobs.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/blas_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -46,6 +50,28 @@ void BiasLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<boo
   // In place, the bottom's gradient already is the top's.
   if (propagate_down[0] && top[0] != bottom[0]) cpu_copy(top[0]->count(), dy, bottom[0]->mutable_cpu_diff());
 }
+
+#ifdef CREMA_WITH_CUDA
+void BiasLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const float* b = (bottom.size() > 1 ? bottom[1] : blobs_[0].get())->gpu_data();  // b: (dim)
+  // x, y: (outer, dim, inner); y may alias x
+  cuda::broadcast_apply_gpu(*ctx.cuda(), broadcast_.outer, broadcast_.dim, broadcast_.inner, bottom[0]->gpu_data(),
+                            nullptr, b, top[0]->mutable_gpu_data());
+}
+
+void BiasLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                             const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const AxisBroadcast& v = broadcast_;
+  const float* dy = top[0]->gpu_diff();  // dy: (outer, dim, inner)
+  if (bottom.size() > 1 && propagate_down[1])
+    cuda::broadcast_reduce_gpu(c, v.outer, v.dim, v.inner, dy, nullptr, bottom[1]->mutable_gpu_diff(), false);
+  if (bottom.size() == 1 && param_propagate_down(0))  // db: (dim), accumulates
+    cuda::broadcast_reduce_gpu(c, v.outer, v.dim, v.inner, dy, nullptr, blobs_[0]->mutable_gpu_diff(), true);
+  // In place, the bottom's gradient already is the top's.
+  if (propagate_down[0] && top[0] != bottom[0]) cuda::gpu_copy(c, top[0]->count(), dy, bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Bias", BiasLayer);
 

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <string>
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 ClipParams ClipParams::parse(MapReader r) {
@@ -30,6 +34,22 @@ void ClipLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<boo
   const ClipParams p = params_;
   input_.backward(*top[0], *bottom[0], [p](float x) { return x >= p.min && x <= p.max ? 1.f : 0.f; });
 }
+
+#ifdef CREMA_WITH_CUDA
+void ClipLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  input_.keep_gpu(*ctx.cuda(), *bottom[0], *top[0]);
+  const int64_t n = bottom[0]->count();
+  cuda::clip_forward(*ctx.cuda(), n, params_.min, params_.max, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void ClipLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                             const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  const float* x = input_.gpu_data(*bottom[0], *top[0]);  // x: (n), as at forward
+  cuda::clip_backward(*ctx.cuda(), n, params_.min, params_.max, x, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Clip", ClipLayer);
 

@@ -3,6 +3,9 @@
 #include <string>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/blas_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -83,6 +86,35 @@ void ConcatLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<b
     offset += bottom_axis;
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void ConcatLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  float* y = top[0]->mutable_gpu_data();  // y: (num_concats, top_axis, inner)
+  const int top_axis = top[0]->shape(axis_);
+  int offset = 0;  // where this bottom starts along the axis
+  for (Blob* b : bottom) {
+    const int bottom_axis = b->shape(axis_);
+    // x: (num_concats, bottom_axis, inner) into its part of y
+    cuda::copy_axis_part_gpu(*ctx.cuda(), num_concats_, top_axis, bottom_axis, offset, inner_, false, b->gpu_data(), y);
+    offset += bottom_axis;
+  }
+}
+
+void ConcatLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                               const BlobVec& bottom) {
+  const float* dy = top[0]->gpu_diff();  // dy: (num_concats, top_axis, inner)
+  const int top_axis = top[0]->shape(axis_);
+  int offset = 0;
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const int bottom_axis = bottom[i]->shape(axis_);
+    // dx: (num_concats, bottom_axis, inner) from its part of dy
+    if (propagate_down[i])
+      cuda::copy_axis_part_gpu(*ctx.cuda(), num_concats_, top_axis, bottom_axis, offset, inner_, true, dy,
+                               bottom[i]->mutable_gpu_diff());
+    offset += bottom_axis;
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("Concat", ConcatLayer);
 

@@ -2,6 +2,10 @@
 
 #include <string>
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 DropoutParams DropoutParams::parse(MapReader r) {
@@ -63,6 +67,31 @@ void DropoutLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
     for (int i = 0; i < n; ++i) dx[i] = dy[i] * scale;
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void DropoutLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const int64_t n = bottom[0]->count();
+  if (spec_.phase == Phase::TRAIN) {
+    // A fresh seed from the context's stream per forward; backward redraws the same
+    // mask from it (see neuron_kernels.hpp), so no mask is stored on the device.
+    gpu_seed_ = static_cast<uint64_t>(ctx.rng().next_u32()) << 32 | ctx.rng().next_u32();
+    cuda::dropout_forward(*ctx.cuda(), n, gpu_seed_, 1.f - params_.dropout_ratio, train_scale(),
+                          bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+  } else {
+    // keep = 1 keeps every element: y = x test_scale.
+    cuda::dropout_forward(*ctx.cuda(), n, 0, 1.f, test_scale(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+  }
+}
+
+void DropoutLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  const bool train = spec_.phase == Phase::TRAIN;
+  cuda::dropout_backward(*ctx.cuda(), n, gpu_seed_, train ? 1.f - params_.dropout_ratio : 1.f,
+                         train ? train_scale() : test_scale(), top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Dropout", DropoutLayer);
 

@@ -4,6 +4,7 @@
 // scales by 1 - p instead. The mask is kept for backward; runs in place.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "layers/neuron_layer.hpp"
@@ -20,12 +21,18 @@ class DropoutLayer : public NeuronLayer {
  public:
   explicit DropoutLayer(const LayerSpec& spec);
   const char* type() const override { return "Dropout"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // What a kept element is multiplied by in TRAIN, and every element in TEST.
@@ -36,6 +43,9 @@ class DropoutLayer : public NeuronLayer {
   // mask_: (count) 1 where the element was kept in the last TRAIN forward. A member,
   // not recomputed from the top, because in place the top no longer shows it.
   std::vector<unsigned char> mask_;
+  // The seed of the last TRAIN forward on the GPU, whose mask is redrawn from it in
+  // backward (see layers/cuda/neuron_kernels.hpp).
+  uint64_t gpu_seed_ = 0;
 };
 
 }  // namespace crema

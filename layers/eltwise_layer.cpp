@@ -3,6 +3,10 @@
 #include <string>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/blas_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -120,6 +124,68 @@ void EltwiseLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void EltwiseLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int n = top[0]->count();
+  float* y = top[0]->mutable_gpu_data();  // y: (n); every bottom is (n) too
+  switch (params_.operation) {
+    case EltwiseOp::PROD:
+      cuda::gpu_mul(c, n, bottom[0]->gpu_data(), bottom[1]->gpu_data(), y);
+      for (size_t k = 2; k < bottom.size(); ++k) cuda::gpu_mul(c, n, y, bottom[k]->gpu_data(), y);
+      break;
+    case EltwiseOp::SUM:
+      cuda::gpu_set(c, n, 0.f, y);
+      for (size_t k = 0; k < bottom.size(); ++k) cuda::gpu_axpy(c, n, coeffs_[k], bottom[k]->gpu_data(), y);
+      break;
+    case EltwiseOp::MAX: {
+      max_from_.reshape({n});
+      float* from = max_from_.mutable_gpu_data();  // from: (n), the winning bottom's index
+      cuda::eltwise_max_first_gpu(c, n, bottom[0]->gpu_data(), bottom[1]->gpu_data(), y, from);
+      for (size_t k = 2; k < bottom.size(); ++k)
+        cuda::eltwise_max_next_gpu(c, n, bottom[k]->gpu_data(), static_cast<int>(k), y, from);
+      break;
+    }
+  }
+}
+
+void EltwiseLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int n = top[0]->count();
+  const float* dy = top[0]->gpu_diff();  // dy: (n)
+  for (size_t k = 0; k < bottom.size(); ++k) {
+    if (!propagate_down[k]) continue;
+    float* dx = bottom[k]->mutable_gpu_diff();  // dx: (n)
+    switch (params_.operation) {
+      case EltwiseOp::PROD:
+        if (params_.stable_prod_grad) {
+          // The product of the other inputs, without dividing by a possibly-zero x_k.
+          bool initialized = false;
+          for (size_t j = 0; j < bottom.size(); ++j) {
+            if (j == k) continue;
+            if (!initialized)
+              cuda::gpu_copy(c, n, bottom[j]->gpu_data(), dx);
+            else
+              cuda::gpu_mul(c, n, dx, bottom[j]->gpu_data(), dx);
+            initialized = true;
+          }
+        } else {
+          cuda::gpu_div(c, n, top[0]->gpu_data(), bottom[k]->gpu_data(), dx);
+        }
+        cuda::gpu_mul(c, n, dx, dy, dx);
+        break;
+      case EltwiseOp::SUM:
+        cuda::gpu_scale_to(c, n, coeffs_[k], dy, dx);
+        break;
+      case EltwiseOp::MAX:
+        cuda::eltwise_max_backward_gpu(c, n, dy, max_from_.gpu_data(), static_cast<int>(k), dx);
+        break;
+    }
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("Eltwise", EltwiseLayer);
 

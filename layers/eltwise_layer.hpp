@@ -27,6 +27,7 @@ class EltwiseLayer : public Layer {
  public:
   explicit EltwiseLayer(const LayerSpec& spec);
   const char* type() const override { return "Eltwise"; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int min_bottom() const override { return 2; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
@@ -36,11 +37,17 @@ class EltwiseLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   EltwiseParams params_;
   std::vector<float> coeffs_;  // (num bottoms): params_.coeff, or all 1
   std::vector<int> max_idx_;   // (count): for MAX, which bottom gave each output
+  Blob max_from_;              // (count): the same on the GPU, as floats
 };
 
 }  // namespace crema

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 ELUParams ELUParams::parse(MapReader r) {
@@ -40,6 +44,22 @@ void ELULayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool
   const float alpha = params_.alpha;
   for (int i = 0; i < n; ++i) dx[i] = x[i] > 0.f ? dy[i] : dy[i] * (y[i] + alpha);
 }
+
+#ifdef CREMA_WITH_CUDA
+void ELULayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const int64_t n = bottom[0]->count();
+  cuda::elu_forward(*ctx.cuda(), n, params_.alpha, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void ELULayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                            const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  // As on the CPU, the branch is read from the bottom (y when in place, same sign).
+  cuda::elu_backward(*ctx.cuda(), n, params_.alpha, bottom[0]->gpu_data(), top[0]->gpu_data(), top[0]->gpu_diff(),
+                     bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("ELU", ELULayer);
 

@@ -1,6 +1,10 @@
 #include "layers/euclidean_loss_layer.hpp"
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/loss_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -35,6 +39,29 @@ void EuclideanLossLayer::backward_cpu(Context&, const BlobVec& top, const std::v
     for (int i = 0; i < n; ++i) dx[i] = alpha * d[i];
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void EuclideanLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int n = bottom[0]->count();
+  // a, b, d: (N, ...), same count; the loss (1) is reduced and written on the device.
+  cuda::gpu_sub(c, n, bottom[0]->gpu_data(), bottom[1]->gpu_data(), diff_.mutable_gpu_data());
+  cuda::sumsq_to_gpu(c, n, diff_.gpu_data(), 0.5f / static_cast<float>(bottom[0]->shape(0)),
+                     top[0]->mutable_gpu_data());
+}
+
+void EuclideanLossLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                      const BlobVec& bottom) {
+  for (size_t k = 0; k < 2; ++k) {
+    if (!propagate_down[k]) continue;
+    const float sign = k == 0 ? 1.f : -1.f;
+    // dx (N, ...) = sign · top_diff / N · d, the top's diff (the loss weight) read on the device.
+    cuda::scale_by_scalar_gpu(*ctx.cuda(), diff_.count(), top[0]->gpu_diff(),
+                              sign / static_cast<float>(bottom[k]->shape(0)), diff_.gpu_data(),
+                              bottom[k]->mutable_gpu_diff());
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("EuclideanLoss", EuclideanLossLayer);
 

@@ -11,6 +11,7 @@ class EuclideanLossLayer : public LossLayer {
  public:
   explicit EuclideanLossLayer(const LayerSpec& spec) : LossLayer(spec) {}
   const char* type() const override { return "EuclideanLoss"; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   bool allow_force_backward(int) const override { return true; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
@@ -18,6 +19,11 @@ class EuclideanLossLayer : public LossLayer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   Blob diff_;  // a - b, kept from forward for backward

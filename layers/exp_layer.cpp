@@ -5,6 +5,10 @@
 
 #include "layers/elementwise_map.hpp"
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 BaseScaleShiftParams BaseScaleShiftParams::parse(MapReader r) {
@@ -36,6 +40,21 @@ void ExpLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool
   const float inner = inner_scale_;
   map_backward(top[0]->cpu_data(), *top[0], *bottom[0], [=](float y) { return y * inner; });
 }
+
+#ifdef CREMA_WITH_CUDA
+void ExpLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const int64_t n = bottom[0]->count();
+  cuda::exp_forward(*ctx.cuda(), n, inner_scale_, outer_scale_, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void ExpLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                            const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  cuda::exp_backward(*ctx.cuda(), n, inner_scale_, top[0]->gpu_data(), top[0]->gpu_diff(),
+                     bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Exp", ExpLayer);
 

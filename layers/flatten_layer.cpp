@@ -41,6 +41,16 @@ void FlattenLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
   bottom[0]->share_diff(*top[0]);
 }
 
+#ifdef CREMA_WITH_CUDA
+// No data moves on either device: the top shares the bottom's data, and backward
+// hands the bottom the top's gradient memory, exactly as on the CPU.
+void FlattenLayer::forward_gpu(Context&, const BlobVec&, const BlobVec&) {}
+
+void FlattenLayer::backward_gpu(Context&, const BlobVec& top, const std::vector<bool>&, const BlobVec& bottom) {
+  bottom[0]->share_diff(*top[0]);
+}
+#endif
+
 CREMA_REGISTER_LAYER("Flatten", FlattenLayer);
 
 }  // namespace crema

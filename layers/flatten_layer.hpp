@@ -17,6 +17,7 @@ class FlattenLayer : public Layer {
  public:
   explicit FlattenLayer(const LayerSpec& spec);
   const char* type() const override { return "Flatten"; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
@@ -25,6 +26,11 @@ class FlattenLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   FlattenParams params_;

@@ -4,6 +4,10 @@
 
 #include "engine/math.hpp"
 #include "layers/param_blobs.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/blas_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -81,6 +85,40 @@ void InnerProductLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
     cpu_gemm(false, params_.transpose, m_, k_, n_, 1.f, dy, w, 0.f, dx);
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+// The CPU's row-major products, through engine/cuda/math_kernels' cuBLAS mapping.
+void InnerProductLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const float* x = bottom[0]->gpu_data();  // x: (M, K)
+  const float* w = blobs_[0]->gpu_data();  // w: (N, K), or (K, N) with transpose
+  float* y = top[0]->mutable_gpu_data();   // y: (M, N)
+  cuda::gpu_gemm(c, false, !params_.transpose, m_, n_, k_, 1.f, x, w, 0.f, y);
+  // y += b on every row: the broadcast view (outer M, dim N, inner 1), in place.
+  if (params_.bias_term) cuda::broadcast_apply_gpu(c, m_, n_, 1, y, nullptr, blobs_[1]->gpu_data(), y);
+}
+
+void InnerProductLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                     const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const float* dy = top[0]->gpu_diff();    // dy: (M, N)
+  const float* x = bottom[0]->gpu_data();  // x: (M, K)
+  if (param_propagate_down(0)) {
+    float* dw = blobs_[0]->mutable_gpu_diff();  // dw: (N, K), or (K, N) with transpose
+    if (params_.transpose)
+      cuda::gpu_gemm(c, true, false, k_, n_, m_, 1.f, x, dy, 1.f, dw);  // dw += xᵀ dy
+    else
+      cuda::gpu_gemm(c, true, false, n_, k_, m_, 1.f, dy, x, 1.f, dw);  // dw += dyᵀ x
+  }
+  if (params_.bias_term && param_propagate_down(1))  // db (N) += the column sums of dy
+    cuda::broadcast_reduce_gpu(c, m_, n_, 1, dy, nullptr, blobs_[1]->mutable_gpu_diff(), true);
+  if (propagate_down[0]) {
+    const float* w = blobs_[0]->gpu_data();     // w: (N, K), or (K, N) with transpose
+    float* dx = bottom[0]->mutable_gpu_diff();  // dx: (M, K)
+    cuda::gpu_gemm(c, false, params_.transpose, m_, k_, n_, 1.f, dy, w, 0.f, dx);
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("InnerProduct", InnerProductLayer);
 

@@ -14,6 +14,8 @@ class InputLayer : public Layer {
  public:
   explicit InputLayer(const LayerSpec& spec);
   const char* type() const override { return "Input"; }
+  // The caller fills the tops on either device; forward computes nothing.
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int exact_num_bottom() const override { return 0; }
   int min_top() const override { return 1; }
   bool is_data() const override { return true; }
@@ -22,6 +24,7 @@ class InputLayer : public Layer {
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void forward_cpu(Context&, const BlobVec&, const BlobVec&) override {}
+  void forward_gpu(Context&, const BlobVec&, const BlobVec&) override {}
 
  private:
   std::vector<std::vector<int>> shapes_;

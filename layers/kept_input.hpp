@@ -6,6 +6,9 @@
 
 #include "engine/blob.hpp"
 #include "layers/elementwise_map.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -19,6 +22,18 @@ class KeptInput {
   const float* data(const Blob& bottom, const Blob& top) const {
     return &bottom == &top ? copy_.cpu_data() : bottom.cpu_data();
   }
+
+#ifdef CREMA_WITH_CUDA
+  // The same two on the device, for the layers' GPU paths (the copy stays on the device).
+  void keep_gpu(const cuda::CudaContext& ctx, const Blob& bottom, const Blob& top) {
+    if (&bottom != &top) return;
+    copy_.reshape_like(bottom);
+    cuda::gpu_copy(ctx, bottom.count(), bottom.gpu_data(), copy_.mutable_gpu_data());
+  }
+  const float* gpu_data(const Blob& bottom, const Blob& top) const {
+    return &bottom == &top ? copy_.gpu_data() : bottom.gpu_data();
+  }
+#endif
 
   // The element-wise case of the two above: y_i = f(x_i), keeping x first when the
   // layer runs in place ...

@@ -14,11 +14,17 @@ class LogLayer : public NeuronLayer {
  public:
   explicit LogLayer(const LayerSpec& spec);
   const char* type() const override { return "Log"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   BaseScaleShiftParams params_;

@@ -19,7 +19,7 @@ LRNParams LRNParams::parse(MapReader r) {
     r.fail("k",
            "Caffe's WITHIN_CHANNEL LRN ignores k and always adds 1 (scale = 1 + alpha / local_size² * sum of "
            "squares); set k: 1 or leave it out to get what Caffe computes");
-  r.allow({"engine"});
+  p.engine = parse_engine(r);
   r.finish();
   return p;
 }
@@ -105,6 +105,63 @@ void LRNLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool
   const float cross = 2.f * coef_ * params_.beta;
   for (int i = 0; i < count; ++i) dx[i] = dy[i] * std::pow(scale[i], -params_.beta) - cross * x[i] * sum[i];
 }
+
+#ifdef CREMA_WITH_CUDA
+bool LRNLayer::use_cudnn() const {
+  const bool possible = params_.norm_region == LRNParams::NormRegion::ACROSS_CHANNELS &&
+                        cuda::CudnnLRN::expressible(params_.local_size, params_.k, params_.beta);
+  if (params_.engine == Engine::CUDNN && !possible)
+    spec_.fail("lrn_param.engine: CUDNN needs norm_region ACROSS_CHANNELS, local_size <= 16, k >= 1e-5 and "
+               "beta >= 0.01; use engine: CAFFE or DEFAULT, which run crema's kernels");
+  return params_.engine != Engine::CAFFE && possible;
+}
+
+cuda::LrnShape LRNLayer::lrn_shape(const Blob& bottom) const {
+  cuda::LrnShape s;
+  s.num = bottom.shape(0);
+  s.channels = bottom.shape(1);
+  s.height = bottom.shape(2);
+  s.width = bottom.shape(3);
+  s.local_size = params_.local_size;
+  s.across_channels = params_.norm_region == LRNParams::NormRegion::ACROSS_CHANNELS;
+  s.shift = shift_;
+  s.coef = coef_;
+  s.beta = params_.beta;
+  return s;
+}
+
+cuda::CudnnLRN& LRNLayer::cudnn(const Blob& bottom) {
+  if (!cudnn_) cudnn_ = std::make_unique<cuda::CudnnLRN>();
+  cudnn_->prepare(bottom.shape(0), bottom.shape(1), bottom.shape(2), bottom.shape(3), params_.local_size,
+                  params_.alpha, params_.beta, params_.k);
+  return *cudnn_;
+}
+
+void LRNLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  if (bottom[0]->count() == 0) return;  // cuDNN refuses empty tensors
+  const cuda::CudaContext& cc = *ctx.cuda();
+  const float* x = bottom[0]->gpu_data();  // x: (N, C, H, W)
+  float* y = top[0]->mutable_gpu_data();   // y: (N, C, H, W)
+  if (use_cudnn())
+    cudnn(*bottom[0]).forward(cc, x, y);
+  else
+    cuda::lrn_forward(cc, lrn_shape(*bottom[0]), x, scale_.mutable_gpu_data(), y);
+}
+
+void LRNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                            const BlobVec& bottom) {
+  if (!propagate_down[0] || bottom[0]->count() == 0) return;
+  const cuda::CudaContext& cc = *ctx.cuda();
+  const float* x = bottom[0]->gpu_data();     // x: (N, C, H, W)
+  const float* y = top[0]->gpu_data();        // y: (N, C, H, W)
+  const float* dy = top[0]->gpu_diff();       // dy: (N, C, H, W)
+  float* dx = bottom[0]->mutable_gpu_diff();  // dx: (N, C, H, W)
+  if (use_cudnn())
+    cudnn(*bottom[0]).backward(cc, x, y, dy, dx);
+  else
+    cuda::lrn_backward(cc, lrn_shape(*bottom[0]), x, y, dy, scale_.gpu_data(), work_.mutable_gpu_data(), dx);
+}
+#endif
 
 CREMA_REGISTER_LAYER("LRN", LRNLayer);
 

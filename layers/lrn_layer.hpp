@@ -9,9 +9,20 @@
 // Backward, with S the same window sum (the windows are symmetric, so the pixels
 // that see x are the ones x sees):
 //   dx = dy * scale^-beta - 2 alpha beta / n * x * S(dy * top / scale)
+// On a GPU (lrn_param.engine): CUDNN runs cuDNN's cross-channel LRN (ACROSS_CHANNELS
+// with local_size <= 16, k >= 1e-5, beta >= 0.01; refused elsewhere), CAFFE crema's
+// kernels for both regions, DEFAULT cuDNN where it applies and the kernels elsewhere.
 #pragma once
 
 #include "engine/layer.hpp"
+#include "layers/engine_choice.hpp"
+
+#ifdef CREMA_WITH_CUDA
+#include <memory>
+
+#include "layers/cuda/cudnn_ops.hpp"
+#include "layers/cuda/lrn_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -22,6 +33,7 @@ struct LRNParams {
   float beta = 0.75f;
   float k = 1.f;
   NormRegion norm_region = NormRegion::ACROSS_CHANNELS;
+  Engine engine = Engine::DEFAULT;
 
   static LRNParams parse(MapReader r);
 };
@@ -33,11 +45,17 @@ class LRNLayer : public Layer {
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // out = S(in), the sum over each element's window; in, out: (N, C, H, W).
@@ -50,6 +68,14 @@ class LRNLayer : public Layer {
   Blob work_;          // (N, C, H, W): x², then dy * top / scale
   Blob sum_;           // (N, C, H, W): S(work_)
   Blob row_sum_;       // (N, C, H, W): WITHIN_CHANNEL's sums along rows
+#ifdef CREMA_WITH_CUDA
+  // Whether the GPU pass runs on cuDNN; fails for engine: CUDNN where cuDNN cannot.
+  bool use_cudnn() const;
+  cuda::LrnShape lrn_shape(const Blob& bottom) const;
+  // cuDNN's descriptors, set for the bottom's current shape.
+  cuda::CudnnLRN& cudnn(const Blob& bottom);
+  std::unique_ptr<cuda::CudnnLRN> cudnn_;
+#endif
 };
 
 }  // namespace crema

@@ -37,7 +37,7 @@ PoolingParams PoolingParams::parse(MapReader r) {
   }
   if (p.pad_h < 0 || p.pad_w < 0) r.fail("pad", "pad must be non-negative");
   if (p.stride_h <= 0 || p.stride_w <= 0) r.fail("stride", "stride must be positive");
-  r.allow({"engine"});
+  p.engine = parse_engine(r);
   r.finish();
   return p;
 }
@@ -175,6 +175,90 @@ void PoolingLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+bool PoolingLayer::cudnn_exact(const BlobVec& top) const {
+  // cuDNN's size is floor((size + 2 pad - kernel) / stride) + 1; where Caffe's equals
+  // it, no window reaches past the padded image, so AVE's divisor is the whole kernel.
+  auto floor_size = [](int size, int kernel, int pad, int stride) {
+    return size + 2 * pad >= kernel ? (size + 2 * pad - kernel) / stride + 1 : -1;
+  };
+  return top.size() == 1 &&
+         pooled_height_ == floor_size(height_, kernel_h_, params_.pad_h, params_.stride_h) &&
+         pooled_width_ == floor_size(width_, kernel_w_, params_.pad_w, params_.stride_w);
+}
+
+bool PoolingLayer::use_cudnn(const BlobVec& top) const {
+  switch (params_.engine) {
+    case Engine::CAFFE:
+      return false;
+    case Engine::CUDNN:
+      if (!cudnn_exact(top))
+        spec_.fail("pooling_param.engine: CUDNN cannot compute Caffe's pooling here (output " +
+                   std::to_string(pooled_height_) + "x" + std::to_string(pooled_width_) +
+                   " rounds up, or a mask top is asked for); use engine: CAFFE or DEFAULT, which run crema's kernels");
+      return true;
+    case Engine::DEFAULT:
+      break;
+  }
+  return params_.pool == PoolingParams::Method::AVE && cudnn_exact(top);
+}
+
+cuda::PoolShape PoolingLayer::pool_shape(const Blob& bottom) const {
+  cuda::PoolShape s;
+  s.planes = bottom.count(0, 2);
+  s.height = height_;
+  s.width = width_;
+  s.pooled_height = pooled_height_;
+  s.pooled_width = pooled_width_;
+  s.kernel_h = kernel_h_;
+  s.kernel_w = kernel_w_;
+  s.pad_h = params_.pad_h;
+  s.pad_w = params_.pad_w;
+  s.stride_h = params_.stride_h;
+  s.stride_w = params_.stride_w;
+  return s;
+}
+
+cuda::CudnnPooling& PoolingLayer::cudnn(const Blob& bottom) {
+  if (!cudnn_) cudnn_ = std::make_unique<cuda::CudnnPooling>();
+  cudnn_->prepare(params_.pool == PoolingParams::Method::AVE, bottom.shape(0), bottom.shape(1), height_, width_,
+                  pooled_height_, pooled_width_, kernel_h_, kernel_w_, params_.pad_h, params_.pad_w, params_.stride_h,
+                  params_.stride_w);
+  return *cudnn_;
+}
+
+void PoolingLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  if (bottom[0]->count() == 0) return;  // cuDNN refuses empty tensors
+  const cuda::CudaContext& cc = *ctx.cuda();
+  const float* x = bottom[0]->gpu_data();  // x: (N, C, H, W)
+  float* y = top[0]->mutable_gpu_data();   // y: (N, C, PH, PW)
+  if (use_cudnn(top)) {
+    cudnn(*bottom[0]).forward(cc, x, y);
+  } else if (params_.pool == PoolingParams::Method::MAX) {
+    float* mask = top.size() > 1 ? top[1]->mutable_gpu_data() : mask_.mutable_gpu_data();  // (N, C, PH, PW)
+    cuda::max_pool_forward(cc, pool_shape(*bottom[0]), x, y, mask);
+  } else {
+    cuda::ave_pool_forward(cc, pool_shape(*bottom[0]), x, y);
+  }
+}
+
+void PoolingLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                const BlobVec& bottom) {
+  if (!propagate_down[0] || bottom[0]->count() == 0) return;
+  const cuda::CudaContext& cc = *ctx.cuda();
+  const float* dy = top[0]->gpu_diff();       // dy: (N, C, PH, PW)
+  float* dx = bottom[0]->mutable_gpu_diff();  // dx: (N, C, H, W), overwritten
+  if (use_cudnn(top)) {
+    cudnn(*bottom[0]).backward(cc, top[0]->gpu_data(), dy, bottom[0]->gpu_data(), dx);
+  } else if (params_.pool == PoolingParams::Method::MAX) {
+    const float* mask = top.size() > 1 ? top[1]->gpu_data() : mask_.gpu_data();  // (N, C, PH, PW)
+    cuda::max_pool_backward(cc, pool_shape(*bottom[0]), dy, mask, dx);
+  } else {
+    cuda::ave_pool_backward(cc, pool_shape(*bottom[0]), dy, dx);
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("Pooling", PoolingLayer);
 

@@ -12,9 +12,24 @@
 // wholly past the image; Caffe keeps that output (MAX writes -FLT_MAX with argmax
 // -1, which its backward then indexes); crema keeps the size, writes 0 and passes
 // no gradient.
+// On a GPU (pooling_param.engine): CAFFE runs crema's kernels, which compute exactly
+// the above; CUDNN runs cuDNN, which pools to floor sizes, ignores the padding for
+// MAX and divides AVE by the whole kernel, so it is used only where that equals
+// Caffe's result (the ceil size equals the floor size, no mask top) and refused
+// elsewhere; DEFAULT takes cuDNN for such AVE pooling and the kernels otherwise
+// (MAX keeps its mask: cuDNN's MAX backward rereads the top, which a later in-place
+// layer may have changed).
 #pragma once
 
 #include "engine/layer.hpp"
+#include "layers/engine_choice.hpp"
+
+#ifdef CREMA_WITH_CUDA
+#include <memory>
+
+#include "layers/cuda/cudnn_ops.hpp"
+#include "layers/cuda/pooling_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -27,6 +42,7 @@ struct PoolingParams {
   int stride_h = 1, stride_w = 1;
   bool global_pooling = false;
   RoundMode round_mode = RoundMode::CEIL;
+  Engine engine = Engine::DEFAULT;
 
   static PoolingParams parse(MapReader r);
 };
@@ -39,11 +55,17 @@ class PoolingLayer : public Layer {
   int min_top() const override { return 1; }
   int max_top() const override { return params_.pool == PoolingParams::Method::MAX ? 2 : 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // One pooling window: rows [h0, h1) and columns [w0, w1) of the image, and the
@@ -62,6 +84,16 @@ class PoolingLayer : public Layer {
   // MAX: index h * W + w of each output's input within its plane, (N, C, PH, PW).
   // Stored as float, like Caffe's mask top; exact while H * W < 2^24.
   Blob mask_;
+#ifdef CREMA_WITH_CUDA
+  // Whether cuDNN computes Caffe's result for this shape (see the header comment).
+  bool cudnn_exact(const BlobVec& top) const;
+  // Whether the GPU pass runs on cuDNN; fails for engine: CUDNN where it is not exact.
+  bool use_cudnn(const BlobVec& top) const;
+  cuda::PoolShape pool_shape(const Blob& bottom) const;
+  // cuDNN's descriptors, set for the bottom's current shape.
+  cuda::CudnnPooling& cudnn(const Blob& bottom);
+  std::unique_ptr<cuda::CudnnPooling> cudnn_;
+#endif
 };
 
 }  // namespace crema

@@ -4,6 +4,10 @@
 
 #include "layers/param_blobs.hpp"
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 PReLUParams PReLUParams::parse(MapReader r) {
@@ -62,6 +66,31 @@ void PReLULayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
     for (int i = 0; i < n; ++i) dx[i] = x[i] > 0.f ? dy[i] : a[slope_index(i)] * dy[i];
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void PReLULayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  input_.keep_gpu(*ctx.cuda(), *bottom[0], *top[0]);
+  const int64_t n = bottom[0]->count();
+  // channel_shared is one channel holding all of C * dim.
+  const int channels = params_.channel_shared ? 1 : channels_;
+  const int64_t dim = params_.channel_shared ? static_cast<int64_t>(channels_) * dim_ : dim_;
+  cuda::prelu_forward(*ctx.cuda(), n, channels, dim, blobs_[0]->gpu_data(), bottom[0]->gpu_data(),
+                      top[0]->mutable_gpu_data());
+}
+
+void PReLULayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  const int64_t n = bottom[0]->count();
+  const int channels = params_.channel_shared ? 1 : channels_;
+  const int64_t dim = params_.channel_shared ? static_cast<int64_t>(channels_) * dim_ : dim_;
+  const float* x = input_.gpu_data(*bottom[0], *top[0]);  // x: (N, C, dim), as at forward
+  if (param_propagate_down(0))
+    cuda::prelu_backward_slope(*ctx.cuda(), n, channels, dim, x, top[0]->gpu_diff(), blobs_[0]->mutable_gpu_diff());
+  if (propagate_down[0])
+    cuda::prelu_backward_input(*ctx.cuda(), n, channels, dim, blobs_[0]->gpu_data(), x, top[0]->gpu_diff(),
+                               bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("PReLU", PReLULayer);
 

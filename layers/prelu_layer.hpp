@@ -22,6 +22,7 @@ class PReLULayer : public NeuronLayer {
  public:
   explicit PReLULayer(const LayerSpec& spec);
   const char* type() const override { return "PReLU"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
@@ -29,6 +30,11 @@ class PReLULayer : public NeuronLayer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // The slope index of element i of a bottom seen as (N, C, dim).

@@ -1,5 +1,9 @@
 #include "layers/relu_layer.hpp"
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 ReLUParams ReLUParams::parse(MapReader r) {
@@ -31,6 +35,22 @@ void ReLULayer::backward_cpu(Context&, const BlobVec& top, const std::vector<boo
   const float slope = params_.negative_slope;
   for (int i = 0; i < n; ++i) dx[i] = y[i] > 0.f ? dy[i] : slope * dy[i];
 }
+
+#ifdef CREMA_WITH_CUDA
+void ReLULayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const int64_t n = bottom[0]->count();
+  cuda::relu_forward(*ctx.cuda(), n, params_.negative_slope, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void ReLULayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                             const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  // As on the CPU, the branch is read from the top (works in place).
+  cuda::relu_backward(*ctx.cuda(), n, params_.negative_slope, top[0]->gpu_data(), top[0]->gpu_diff(),
+                      bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("ReLU", ReLULayer);
 

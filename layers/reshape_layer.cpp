@@ -83,6 +83,16 @@ void ReshapeLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
   bottom[0]->share_diff(*top[0]);
 }
 
+#ifdef CREMA_WITH_CUDA
+// No data moves on either device: the top shares the bottom's data, and backward
+// hands the bottom the top's gradient memory, exactly as on the CPU.
+void ReshapeLayer::forward_gpu(Context&, const BlobVec&, const BlobVec&) {}
+
+void ReshapeLayer::backward_gpu(Context&, const BlobVec& top, const std::vector<bool>&, const BlobVec& bottom) {
+  bottom[0]->share_diff(*top[0]);
+}
+#endif
+
 CREMA_REGISTER_LAYER("Reshape", ReshapeLayer);
 
 }  // namespace crema

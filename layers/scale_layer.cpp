@@ -1,6 +1,9 @@
 #include "layers/scale_layer.hpp"
 
 #include "layers/param_blobs.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/blas_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -56,6 +59,37 @@ void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
   if (bottom.size() == 1 && param_propagate_down(0)) broadcast_.reduce(dy, x, blobs_[0]->mutable_cpu_diff(), true);
   if (propagate_down[0]) broadcast_.apply(dy, scale(bottom).cpu_data(), nullptr, bottom[0]->mutable_cpu_diff());
 }
+
+#ifdef CREMA_WITH_CUDA
+void ScaleLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  input_.keep_gpu(c, *bottom[0], *top[0]);
+  const float* s = scale(bottom).gpu_data();                                                        // s: (dim)
+  const float* b = params_.bias_term ? blobs_[static_cast<size_t>(bias_index())]->gpu_data() : nullptr;  // b: (dim)
+  // x, y: (outer, dim, inner); y may alias x
+  cuda::broadcast_apply_gpu(c, broadcast_.outer, broadcast_.dim, broadcast_.inner, bottom[0]->gpu_data(), s, b,
+                            top[0]->mutable_gpu_data());
+}
+
+void ScaleLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const AxisBroadcast& v = broadcast_;
+  const float* dy = top[0]->gpu_diff();               // dy: (outer, dim, inner)
+  const float* x = input_.gpu_data(*bottom[0], *top[0]);  // x: (outer, dim, inner), as at forward
+  // The parameter gradients first: in place, dx overwrites dy.
+  if (params_.bias_term && param_propagate_down(bias_index()))
+    cuda::broadcast_reduce_gpu(c, v.outer, v.dim, v.inner, dy, nullptr,
+                               blobs_[static_cast<size_t>(bias_index())]->mutable_gpu_diff(), true);
+  if (bottom.size() > 1 && propagate_down[1])
+    cuda::broadcast_reduce_gpu(c, v.outer, v.dim, v.inner, dy, x, bottom[1]->mutable_gpu_diff(), false);
+  if (bottom.size() == 1 && param_propagate_down(0))
+    cuda::broadcast_reduce_gpu(c, v.outer, v.dim, v.inner, dy, x, blobs_[0]->mutable_gpu_diff(), true);
+  if (propagate_down[0])
+    cuda::broadcast_apply_gpu(c, v.outer, v.dim, v.inner, dy, scale(bottom).gpu_data(), nullptr,
+                              bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Scale", ScaleLayer);
 

@@ -25,6 +25,7 @@ class ScaleLayer : public Layer {
  public:
   explicit ScaleLayer(const LayerSpec& spec);
   const char* type() const override { return "Scale"; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int min_bottom() const override { return 1; }
   int max_bottom() const override { return 2; }
   int exact_num_top() const override { return 1; }
@@ -35,6 +36,11 @@ class ScaleLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   const Blob& scale(const BlobVec& bottom) const { return bottom.size() > 1 ? *bottom[1] : *blobs_[0]; }

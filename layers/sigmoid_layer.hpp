@@ -11,11 +11,17 @@ class SigmoidLayer : public NeuronLayer {
  public:
   explicit SigmoidLayer(const LayerSpec& spec);
   const char* type() const override { return "Sigmoid"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 };
 
 }  // namespace crema

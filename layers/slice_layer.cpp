@@ -3,6 +3,9 @@
 #include <string>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/blas_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -110,6 +113,34 @@ void SliceLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
     offset += part;
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void SliceLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const float* x = bottom[0]->gpu_data();  // x: (outer, length, inner)
+  const int length = bottom[0]->shape(axis_);
+  int offset = 0;
+  for (Blob* t : top) {
+    const int part = t->shape(axis_);
+    // y: (outer, part, inner)
+    cuda::copy_axis_part_gpu(*ctx.cuda(), outer_, length, part, offset, inner_, true, x, t->mutable_gpu_data());
+    offset += part;
+  }
+}
+
+void SliceLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  float* dx = bottom[0]->mutable_gpu_diff();  // dx: (outer, length, inner)
+  const int length = bottom[0]->shape(axis_);
+  int offset = 0;
+  for (Blob* t : top) {
+    const int part = t->shape(axis_);
+    // dy: (outer, part, inner)
+    cuda::copy_axis_part_gpu(*ctx.cuda(), outer_, length, part, offset, inner_, false, t->gpu_diff(), dx);
+    offset += part;
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("Slice", SliceLayer);
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/loss_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -65,6 +68,21 @@ void SoftmaxLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void SoftmaxLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // x, y: (outer, channels, inner); y may alias x
+  cuda::softmax_forward_gpu(*ctx.cuda(), outer_, channels_, inner_, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void SoftmaxLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // y, dy, dx: (outer, channels, inner); dx may alias dy
+  cuda::softmax_backward_gpu(*ctx.cuda(), outer_, channels_, inner_, top[0]->gpu_data(), top[0]->gpu_diff(),
+                             bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Softmax", SoftmaxLayer);
 

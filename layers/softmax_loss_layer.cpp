@@ -6,6 +6,10 @@
 #include <string>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/error.hpp"
+#include "layers/cuda/loss_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -26,6 +30,7 @@ void SoftmaxWithLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
                std::to_string(outer_ * inner_) + " labels, with integer values in [0, " + std::to_string(channels_) +
                "), but the label blob has shape " + bottom[1]->shape_string());
   prob_.reshape_like(*bottom[0]);
+  loss_stats_.reshape({3});
   if (top.size() >= 2) {
     top[1]->reshape_like(*bottom[0]);
     top[1]->share_data(prob_);
@@ -75,6 +80,38 @@ void SoftmaxWithLossLayer::backward_cpu(Context&, const BlobVec& top, const std:
   const float scale = top[0]->cpu_diff()[0] / loss_normalizer(loss_params_.normalization, outer_, inner_, valid);
   cpu_scale(prob_.count(), scale, dx);
 }
+
+#ifdef CREMA_WITH_CUDA
+namespace {
+cuda::LabelRule label_rule(const LossParams& p) {
+  return {p.ignore_label.has_value(), p.ignore_label.value_or(0), static_cast<int>(p.normalization)};
+}
+}  // namespace
+
+void SoftmaxWithLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  // prob: (outer, C, inner)
+  cuda::softmax_forward_gpu(c, outer_, channels_, inner_, bottom[0]->gpu_data(), prob_.mutable_gpu_data());
+  // label: (outer, inner); the loss (1) and loss_stats_ (3) are written on the device.
+  const cuda::LabelCheck check =
+      cuda::softmax_loss_forward_gpu(c, outer_, channels_, inner_, prob_.gpu_data(), bottom[1]->gpu_data(),
+                                     label_rule(loss_params_), top[0]->mutable_gpu_data(), loss_stats_.mutable_gpu_data());
+  if (check.bad > 0.f) {
+    read_label(*this, check.bad_value, channels_, loss_params_.ignore_label);  // throws the CPU's message
+    throw Error(std::string(type()) + " layer '" + name() + "': a label is out of range");
+  }
+}
+
+void SoftmaxWithLossLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                        const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // prob, dx: (outer, C, inner); label: (outer, inner); the valid count and the
+  // top's diff (the loss weight) are read on the device.
+  cuda::softmax_loss_backward_gpu(*ctx.cuda(), outer_, channels_, inner_, prob_.gpu_data(), bottom[1]->gpu_data(),
+                                  label_rule(loss_params_), loss_stats_.gpu_data(), top[0]->gpu_diff(),
+                                  bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("SoftmaxWithLoss", SoftmaxWithLossLayer);
 

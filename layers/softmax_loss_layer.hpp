@@ -17,6 +17,7 @@ class SoftmaxWithLossLayer : public LossLayer {
  public:
   explicit SoftmaxWithLossLayer(const LayerSpec& spec);
   const char* type() const override { return "SoftmaxWithLoss"; }
+  bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int exact_num_top() const override { return -1; }
   int min_top() const override { return 1; }
   int max_top() const override { return 2; }
@@ -26,11 +27,17 @@ class SoftmaxWithLossLayer : public LossLayer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   SoftmaxParams softmax_params_;
   LossParams loss_params_;
   Blob prob_;  // (outer, C, inner): kept for backward; the second top shares it
+  Blob loss_stats_;  // (3), GPU only: positions not ignored, bad labels, one bad label
   int outer_ = 0, channels_ = 0, inner_ = 0;
 };
 

@@ -1,6 +1,9 @@
 #include "layers/split_layer.hpp"
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -27,6 +30,22 @@ void SplitLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
   cpu_copy(n, top[0]->cpu_diff(), dx);        // top diffs: (n) each
   for (size_t t = 1; t < top.size(); ++t) cpu_axpy(n, 1.f, top[t]->cpu_diff(), dx);
 }
+
+#ifdef CREMA_WITH_CUDA
+void SplitLayer::forward_gpu(Context&, const BlobVec&, const BlobVec&) {
+  // Nothing to compute: reshape made every top share the bottom's data.
+}
+
+void SplitLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int n = bottom[0]->count();
+  float* dx = bottom[0]->mutable_gpu_diff();       // dx: (n)
+  cuda::gpu_copy(c, n, top[0]->gpu_diff(), dx);    // top diffs: (n) each
+  for (size_t t = 1; t < top.size(); ++t) cuda::gpu_axpy(c, n, 1.f, top[t]->gpu_diff(), dx);
+}
+#endif
 
 CREMA_REGISTER_LAYER("Split", SplitLayer);
 

@@ -2,6 +2,10 @@
 
 #include "layers/sigmoid_function.hpp"
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
+
 namespace crema {
 
 SwishParams SwishParams::parse(MapReader r) {
@@ -41,6 +45,22 @@ void SwishLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
   const float beta = params_.beta;
   for (int i = 0; i < n; ++i) dx[i] = dy[i] * (beta * y[i] + s[i] * (1.f - beta * y[i]));
 }
+
+#ifdef CREMA_WITH_CUDA
+void SwishLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const int64_t n = bottom[0]->count();
+  cuda::swish_forward(*ctx.cuda(), n, params_.beta, bottom[0]->gpu_data(), sigmoid_.mutable_gpu_data(),
+                      top[0]->mutable_gpu_data());
+}
+
+void SwishLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  cuda::swish_backward(*ctx.cuda(), n, params_.beta, sigmoid_.gpu_data(), top[0]->gpu_data(), top[0]->gpu_diff(),
+                       bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Swish", SwishLayer);
 

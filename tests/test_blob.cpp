@@ -7,6 +7,7 @@
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
 #include "engine/layer.hpp"
+#include "gpu_test_util.hpp"
 
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
@@ -15,11 +16,19 @@
 using namespace crema;
 
 namespace {
-// Empty when a device is usable, else why not.
-std::string no_device_reason() {
-  std::string why;
-  return cuda::device_count(&why) > 0 ? std::string() : why;
-}
+// A layer with only a CPU path, registered here so that the refusal test below never
+// goes stale as real layers gain GPU paths (tests/test_gpu_layers.cpp lists it).
+class CpuOnlyForTestLayer : public Layer {
+ public:
+  using Layer::Layer;
+  const char* type() const override { return "CpuOnlyForTest"; }
+  void reshape(const BlobVec& bottom, const BlobVec& top) override { top[0]->reshape_like(*bottom[0]); }
+
+ protected:
+  void forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) override { top[0]->copy_from(*bottom[0]); }
+};
+CREMA_REGISTER_LAYER("CpuOnlyForTest", CpuOnlyForTestLayer);
+
 }  // namespace
 
 TEST_CASE("Blob shapes, counts, axes and Caffe's shape string") {
@@ -72,7 +81,7 @@ TEST_CASE("copy_from checks counts unless asked to reshape") {
 }
 
 TEST_CASE("without CUDA, asking for a device fails with one clear message") {
-  if (cuda::compiled_in() && no_device_reason().empty()) {
+  if (cuda::compiled_in() && test::no_device_reason().empty()) {
     MESSAGE("SKIPPED: a CUDA device is present");
     return;
   }
@@ -82,11 +91,7 @@ TEST_CASE("without CUDA, asking for a device fails with one clear message") {
 }
 
 TEST_CASE("GPU: host and device copies synchronise lazily and transfers are counted") {
-  const std::string why = no_device_reason();
-  if (!why.empty()) {
-    MESSAGE("SKIPPED: no CUDA device (" << why << ")");
-    return;
-  }
+  SKIP_WITHOUT_DEVICE();
   auto ctx = Context::gpu(0, 1);
   REQUIRE(ctx->on_gpu());
   Blob b({1000});
@@ -113,17 +118,18 @@ TEST_CASE("GPU: host and device copies synchronise lazily and transfers are coun
 }
 
 TEST_CASE("GPU: a layer without a GPU path is refused by name, not run on the CPU") {
-  const std::string why = no_device_reason();
-  if (!why.empty()) {
-    MESSAGE("SKIPPED: no CUDA device (" << why << ")");
-    return;
-  }
+  SKIP_WITHOUT_DEVICE();
   auto ctx = Context::gpu(0, 1);
   LayerSpec spec;
-  spec.name = "relu1";
-  spec.type = "ReLU";
+  spec.name = "cpu_only1";
+  spec.type = "CpuOnlyForTest";
   auto layer = LayerRegistry::instance().create(spec);
+  CHECK(layer->supports(Device{}));
   CHECK_FALSE(layer->supports(ctx->device()));
+  // Run anyway, forward fails naming the layer instead of falling back to the CPU.
+  Blob x({3}), y;
+  layer->setup(*ctx, {&x}, {&y});
+  CHECK_THROWS_WITH_AS(layer->forward(*ctx, {&x}, {&y}), doctest::Contains("cpu_only1"), Error);
 }
 
 TEST_CASE("every registered layer type can be constructed") {

@@ -3,9 +3,13 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <mutex>
+#include <vector>
+
 #include "engine/cuda/cuda_check.hpp"
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/cuda/kernel_probe.hpp"
 
 namespace crema::cuda {
 
@@ -36,6 +40,93 @@ void require_device(int id) {
                 " present (ids 0.." + std::to_string(n - 1) + ")");
 }
 
+namespace {
+
+// Makes `device` current for one scope; device memory calls act on the current device.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device) {
+      if (cudaSetDevice(device) == cudaSuccess) switched_ = true;
+    }
+  }
+  ~DeviceGuard() {
+    if (switched_) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+  bool switched_ = false;
+};
+
+CachingAllocator::Backend device_backend(int device) {
+  CachingAllocator::Backend b;
+  b.alloc = [device](size_t bytes) -> void* {
+    DeviceGuard guard(device);
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // not sticky, but would be reported by the next check
+      return nullptr;
+    }
+    check(e, "cudaMalloc", __FILE__, __LINE__);
+    return p;
+  };
+  b.free = [device](void* p) {
+    DeviceGuard guard(device);
+    cudaFree(p);  // during exit the runtime may be gone already; nothing to do then
+  };
+  b.describe = [device]() -> std::string {
+    DeviceGuard guard(device);
+    size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+      cudaGetLastError();
+      return "no memory figures";
+    }
+    return format_bytes(free_bytes) + " free of " + format_bytes(total_bytes);
+  };
+  return b;
+}
+
+// One allocator per device id, created on first use. Never destroyed: blobs held by
+// static objects may free device memory while the program exits.
+struct Allocators {
+  std::mutex mutex;
+  std::vector<CachingAllocator*> by_device;
+};
+Allocators& allocators() {
+  static auto* all = new Allocators();
+  return *all;
+}
+
+CachingAllocator& allocator_for(int device) {
+  auto& all = allocators();
+  std::lock_guard<std::mutex> lock(all.mutex);
+  const size_t index = static_cast<size_t>(device);
+  if (all.by_device.size() <= index) all.by_device.resize(index + 1, nullptr);
+  if (!all.by_device[index])
+    all.by_device[index] = new CachingAllocator(device_backend(device), "CUDA device " + std::to_string(device));
+  return *all.by_device[index];
+}
+
+CachingAllocator* existing_allocator(int device) {
+  auto& all = allocators();
+  std::lock_guard<std::mutex> lock(all.mutex);
+  if (device < 0 || static_cast<size_t>(device) >= all.by_device.size()) return nullptr;
+  return all.by_device[static_cast<size_t>(device)];
+}
+
+// The runtime's synchronous copies and cudaMemset run on the legacy default stream,
+// which does not wait for the non-blocking stream the kernels run on (CudaContext),
+// nor make those kernels wait for it: wait for the device on both sides.
+void wait_for_device() { CREMA_CUDA_CHECK(cudaDeviceSynchronize()); }
+
+std::string version_string(int major, int minor) { return std::to_string(major) + "." + std::to_string(minor); }
+
+}  // namespace
+
 void* alloc_device(size_t bytes, int* device) {
   // Without a usable device, say so plainly rather than with the runtime's first error.
   static const std::string unusable = [] {
@@ -44,32 +135,104 @@ void* alloc_device(size_t bytes, int* device) {
   }();
   if (!unusable.empty()) throw Error("no usable CUDA device: " + unusable);
   CREMA_CUDA_CHECK(cudaGetDevice(device));
-  void* p = nullptr;
-  CREMA_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 1 : bytes));
-  return p;
+  return allocator_for(*device).allocate(bytes);
 }
 
 void free_device(void* p, int device) noexcept {
-  int current = -1;
-  cudaGetDevice(&current);
-  if (device >= 0 && device != current) cudaSetDevice(device);
-  cudaFree(p);
-  if (device >= 0 && device != current) cudaSetDevice(current);
+  if (!p) return;
+  int owner = device;
+  if (owner < 0 && cudaGetDevice(&owner) != cudaSuccess) return;
+  if (CachingAllocator* a = existing_allocator(owner)) {
+    a->deallocate(p);
+  } else {  // not from alloc_device
+    DeviceGuard guard(owner);
+    cudaFree(p);
+  }
 }
 
-void zero_device(void* p, size_t bytes) { CREMA_CUDA_CHECK(cudaMemset(p, 0, bytes)); }
+DeviceMemoryStats device_memory_stats(int id) {
+  const CachingAllocator* a = existing_allocator(id);
+  return a ? a->stats() : DeviceMemoryStats{};
+}
+
+void zero_device(void* p, size_t bytes) {
+  wait_for_device();
+  CREMA_CUDA_CHECK(cudaMemset(p, 0, bytes));
+  wait_for_device();
+}
 void copy_to_device(void* dst, const void* src, size_t bytes) {
+  wait_for_device();
   CREMA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+  wait_for_device();  // from pageable memory the copy may still be in flight on return
 }
 void copy_to_host(void* dst, const void* src, size_t bytes) {
+  wait_for_device();
   CREMA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 
 std::string runtime_version() {
-  return std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10);
+  return version_string(CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
 }
 std::string cudnn_version() {
   return std::to_string(CUDNN_MAJOR) + "." + std::to_string(CUDNN_MINOR) + "." + std::to_string(CUDNN_PATCHLEVEL);
+}
+
+std::string driver_version() {
+  int v = 0;
+  if (cudaDriverGetVersion(&v) != cudaSuccess || v == 0) return "none installed";
+  return version_string(v / 1000, v % 1000 / 10);
+}
+std::string loaded_runtime_version() {
+  int v = 0;
+  CREMA_CUDA_CHECK(cudaRuntimeGetVersion(&v));
+  return version_string(v / 1000, v % 1000 / 10);
+}
+std::string loaded_cudnn_version() {
+  // cuDNN 9 encodes major * 10000 + minor * 100 + patch.
+  const size_t v = cudnnGetVersion();
+  return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
+}
+
+std::vector<DeviceInfo> query_devices(int id) {
+  std::string why;
+  const int n = device_count(&why);
+  if (n == 0) throw Error("no usable CUDA device: " + why);
+  if (id >= 0) require_device(id);
+  std::vector<DeviceInfo> out;
+  for (int d = id >= 0 ? id : 0; d < (id >= 0 ? id + 1 : n); ++d) {
+    DeviceInfo info;
+    info.id = d;
+    cudaDeviceProp prop{};
+    CREMA_CUDA_CHECK(cudaGetDeviceProperties(&prop, d));
+    info.name = prop.name;
+    info.major = prop.major;
+    info.minor = prop.minor;
+    info.total_memory = prop.totalGlobalMem;
+    info.multiprocessors = prop.multiProcessorCount;
+    int khz = 0;
+    CREMA_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, d));
+    info.clock_mhz = khz / 1000;
+    CREMA_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, d));
+    info.memory_clock_mhz = khz / 1000;
+    CREMA_CUDA_CHECK(cudaDeviceGetAttribute(&info.memory_bus_bits, cudaDevAttrGlobalMemoryBusWidth, d));
+    // Free memory and the kernel probe need a context on the device, which a device
+    // in exclusive mode held by another process refuses.
+    int previous = 0;
+    CREMA_CUDA_CHECK(cudaGetDevice(&previous));
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaError_t e = cudaSetDevice(d);
+    if (e == cudaSuccess) e = cudaMemGetInfo(&free_bytes, &total_bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      info.kernels = std::string("no: the device cannot be opened: ") + cudaGetErrorString(e);
+    } else {
+      info.free_memory = free_bytes;
+      info.kernels_supported = probe_kernel_image(info.major, info.minor, &info.kernels);
+    }
+    cudaSetDevice(previous);
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 std::unique_ptr<CudaContext> CudaContext::create(int device) {

@@ -5,6 +5,9 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
+
+#include "engine/cuda/device_allocator.hpp"
 
 namespace crema::cuda {
 
@@ -14,13 +17,41 @@ int device_count(std::string* why = nullptr);
 // Throws Error("no usable CUDA device: ...") unless device `id` can be used.
 void require_device(int id);
 
+// Device memory through the current device's CachingAllocator: *device receives the
+// device the block lives on, which free_device needs back.
 void* alloc_device(size_t bytes, int* device);
 void free_device(void* p, int device) noexcept;
+// The counters of device `id`'s allocator (all zero before its first allocation).
+DeviceMemoryStats device_memory_stats(int id);
+// Copies and fills wait for the device's queued kernels (they run on a non-blocking
+// stream, which the runtime's synchronous calls would not wait for).
 void zero_device(void* p, size_t bytes);
 void copy_to_device(void* dst, const void* src, size_t bytes);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 
 std::string runtime_version();  // "13.0" or "not compiled in"
 std::string cudnn_version();    // "9.x.y" or "not compiled in"
+
+// What `crema device` prints about one device (Caffe's device_query).
+struct DeviceInfo {
+  int id = 0;
+  std::string name;
+  int major = 0, minor = 0;  // compute capability
+  size_t total_memory = 0, free_memory = 0;
+  int multiprocessors = 0;
+  int clock_mhz = 0, memory_clock_mhz = 0;
+  int memory_bus_bits = 0;
+  // Whether crema's kernels load on this device, and how: "yes (sm_90 binary)",
+  // "yes (PTX 9.0, compiled by the driver when loaded)" or "no: <why>".
+  bool kernels_supported = false;
+  std::string kernels;
+};
+// Every device (id < 0) or device `id`. Throws Error("no usable CUDA device: ...") when
+// there is none (or no device `id`), or crema was built without CUDA.
+std::vector<DeviceInfo> query_devices(int id = -1);
+std::string driver_version();           // the installed driver's CUDA version, e.g. "13.0"
+std::string loaded_runtime_version();   // the libcudart in use, e.g. "13.0"
+std::string loaded_cudnn_version();     // the libcudnn in use, e.g. "9.19.0"
+std::string compiled_architectures();   // "sm_80, sm_90"
 
 }  // namespace crema::cuda

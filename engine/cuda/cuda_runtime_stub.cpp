@@ -22,8 +22,14 @@ void free_device(void*, int) noexcept {}
 void zero_device(void*, size_t) { no_cuda(); }
 void copy_to_device(void*, const void*, size_t) { no_cuda(); }
 void copy_to_host(void*, const void*, size_t) { no_cuda(); }
+DeviceMemoryStats device_memory_stats(int) { return {}; }
 std::string runtime_version() { return "not compiled in"; }
 std::string cudnn_version() { return "not compiled in"; }
+std::vector<DeviceInfo> query_devices(int) { no_cuda(); }
+std::string driver_version() { return "not used"; }
+std::string loaded_runtime_version() { return "not compiled in"; }
+std::string loaded_cudnn_version() { return "not compiled in"; }
+std::string compiled_architectures() { return "none"; }
 
 std::unique_ptr<CudaContext> CudaContext::create(int device) {
   require_device(device);

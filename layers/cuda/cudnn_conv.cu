@@ -1,0 +1,175 @@
+// cuDNN convolution: descriptors, algorithm choice under a workspace limit, and the
+// five calls Convolution and Deconvolution need. Everything runs on the context's
+// stream, to which the cuDNN handle is bound.
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <string>
+
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "layers/cuda/cudnn_conv.hpp"
+#include "layers/cuda/cudnn_descriptors.hpp"
+
+namespace crema::cuda {
+
+namespace {
+bool same_shape(const CudnnConvShape& a, const CudnnConvShape& b) {
+  return a.num == b.num && a.in_channels == b.in_channels && a.in_h == b.in_h && a.in_w == b.in_w &&
+         a.out_channels == b.out_channels && a.out_h == b.out_h && a.out_w == b.out_w && a.group == b.group &&
+         a.kernel_h == b.kernel_h && a.kernel_w == b.kernel_w && a.pad_h == b.pad_h && a.pad_w == b.pad_w &&
+         a.stride_h == b.stride_h && a.stride_w == b.stride_w && a.dilation_h == b.dilation_h &&
+         a.dilation_w == b.dilation_w;
+}
+
+// TF32 tensor-core kernels round inputs to 10-bit mantissas; Caffe's results are FP32.
+bool fp32_exact(cudnnMathType_t m) { return m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH; }
+
+// The first (fastest by cuDNN's estimate) usable algorithm whose workspace fits
+// `limit`, else `fallback` (which needs the least workspace).
+template <typename Perf, typename Algo>
+Algo pick(const Perf* perf, int returned, size_t limit, Algo fallback) {
+  for (int i = 0; i < returned; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && fp32_exact(perf[i].mathType) && perf[i].memory <= limit)
+      return perf[i].algo;
+  return fallback;
+}
+
+const float kOne = 1.f, kZero = 0.f;
+}  // namespace
+
+struct CudnnConvolution::Impl {
+  TensorDescriptor input, output, bias;
+  FilterDescriptor filter;
+  ConvolutionDescriptor conv;
+  bool prepared = false;
+  CudnnConvShape shape;
+  size_t limit = 0;
+  int searches = 0;
+  cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  cudnnConvolutionBwdDataAlgo_t bwd_data_algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+  // From the device's caching allocator, which hands a freed block out again only
+  // to work queued after it on the same stream.
+  void* workspace = nullptr;  // bytes: workspace_bytes
+  size_t workspace_bytes = 0;
+  int workspace_device = -1;
+
+  ~Impl() { free_device(workspace, workspace_device); }
+
+  // Sets `bias` to (1, channels of the top, 1, 1) and returns the top's descriptor.
+  cudnnTensorDescriptor_t describe_bias(bool on_input) {
+    set_nchw(bias, 1, on_input ? shape.in_channels : shape.out_channels, 1, 1);
+    return on_input ? input.get() : output.get();
+  }
+
+  void ensure_workspace(size_t bytes) {
+    if (bytes <= workspace_bytes) return;
+    free_device(workspace, workspace_device);
+    workspace = nullptr;
+    workspace_bytes = 0;
+    workspace = alloc_device(bytes, &workspace_device);
+    workspace_bytes = bytes;
+  }
+};
+
+CudnnConvolution::CudnnConvolution() : impl_(std::make_unique<Impl>()) {}
+CudnnConvolution::~CudnnConvolution() = default;
+
+int CudnnConvolution::algorithm_searches() const { return impl_->searches; }
+
+void CudnnConvolution::prepare(const CudaContext& ctx, const CudnnConvShape& s, size_t limit) {
+  Impl& m = *impl_;
+  if (m.prepared && m.limit == limit && same_shape(m.shape, s)) return;
+  const cudnnHandle_t h = cudnn_handle(ctx);
+  set_nchw(m.input, s.num, s.in_channels, s.in_h, s.in_w);
+  set_nchw(m.output, s.num, s.out_channels, s.out_h, s.out_w);
+  CREMA_CUDA_CHECK(cudnnSetFilter4dDescriptor(m.filter.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s.out_channels,
+                                              s.in_channels / s.group, s.kernel_h, s.kernel_w));
+  CREMA_CUDA_CHECK(cudnnSetConvolution2dDescriptor(m.conv.get(), s.pad_h, s.pad_w, s.stride_h, s.stride_w, s.dilation_h,
+                                                   s.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CREMA_CUDA_CHECK(cudnnSetConvolutionGroupCount(m.conv.get(), s.group));
+  CREMA_CUDA_CHECK(cudnnSetConvolutionMathType(m.conv.get(), CUDNN_FMA_MATH));
+  // cuDNN must agree with the layer's output size, or the layer's shape rule and
+  // cuDNN's differ and the results would be garbage.
+  int n = 0, c = 0, oh = 0, ow = 0;
+  CREMA_CUDA_CHECK(
+      cudnnGetConvolution2dForwardOutputDim(m.conv.get(), m.input.get(), m.filter.get(), &n, &c, &oh, &ow));
+  if (n != s.num || c != s.out_channels || oh != s.out_h || ow != s.out_w)
+    throw Error("cuDNN computes a convolution output of " + std::to_string(n) + "x" + std::to_string(c) + "x" +
+                std::to_string(oh) + "x" + std::to_string(ow) + " where the layer expects " + std::to_string(s.num) +
+                "x" + std::to_string(s.out_channels) + "x" + std::to_string(s.out_h) + "x" + std::to_string(s.out_w) +
+                "; this geometry cannot run on cuDNN");
+
+  cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  cudnnConvolutionBwdDataAlgoPerf_t bwd_data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  int returned = 0;
+  CREMA_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, m.input.get(), m.filter.get(), m.conv.get(),
+                                                          m.output.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned,
+                                                          fwd));
+  m.fwd_algo = pick(fwd, returned, limit, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, m.filter.get(), m.output.get(), m.conv.get(),
+                                                               m.input.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                               &returned, bwd_data));
+  m.bwd_data_algo = pick(bwd_data, returned, limit, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
+  CREMA_CUDA_CHECK(
+      cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, m.input.get(), m.output.get(), m.conv.get(), m.filter.get(),
+                                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned, bwd_filter));
+  m.bwd_filter_algo = pick(bwd_filter, returned, limit, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
+
+  size_t fwd_bytes = 0, data_bytes = 0, filter_bytes = 0;
+  CREMA_CUDA_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, m.input.get(), m.filter.get(), m.conv.get(),
+                                                           m.output.get(), m.fwd_algo, &fwd_bytes));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, m.filter.get(), m.output.get(), m.conv.get(),
+                                                                m.input.get(), m.bwd_data_algo, &data_bytes));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, m.input.get(), m.output.get(), m.conv.get(),
+                                                                  m.filter.get(), m.bwd_filter_algo, &filter_bytes));
+  size_t bytes = fwd_bytes;
+  if (data_bytes > bytes) bytes = data_bytes;
+  if (filter_bytes > bytes) bytes = filter_bytes;
+  m.ensure_workspace(bytes);
+
+  m.shape = s;
+  m.limit = limit;
+  m.prepared = true;
+  ++m.searches;
+}
+
+void CudnnConvolution::forward(const CudaContext& ctx, const float* input, const float* filter, float* output) {
+  Impl& m = *impl_;
+  CREMA_CUDA_CHECK(cudnnConvolutionForward(cudnn_handle(ctx), &kOne, m.input.get(), input, m.filter.get(), filter,
+                                           m.conv.get(), m.fwd_algo, m.workspace, m.workspace_bytes, &kZero,
+                                           m.output.get(), output));
+}
+
+void CudnnConvolution::backward_data(const CudaContext& ctx, const float* output_diff, const float* filter,
+                                     float* input_diff) {
+  Impl& m = *impl_;
+  CREMA_CUDA_CHECK(cudnnConvolutionBackwardData(cudnn_handle(ctx), &kOne, m.filter.get(), filter, m.output.get(),
+                                                output_diff, m.conv.get(), m.bwd_data_algo, m.workspace,
+                                                m.workspace_bytes, &kZero, m.input.get(), input_diff));
+}
+
+void CudnnConvolution::backward_filter(const CudaContext& ctx, const float* input, const float* output_diff,
+                                       float* filter_diff) {
+  Impl& m = *impl_;
+  // beta 1: parameter gradients accumulate over bottoms and iterations (the solver zeroes them).
+  CREMA_CUDA_CHECK(cudnnConvolutionBackwardFilter(cudnn_handle(ctx), &kOne, m.input.get(), input, m.output.get(),
+                                                  output_diff, m.conv.get(), m.bwd_filter_algo, m.workspace,
+                                                  m.workspace_bytes, &kOne, m.filter.get(), filter_diff));
+}
+
+void CudnnConvolution::add_bias(const CudaContext& ctx, bool on_input, const float* bias, float* top) {
+  Impl& m = *impl_;
+  const cudnnTensorDescriptor_t top_desc = m.describe_bias(on_input);
+  CREMA_CUDA_CHECK(cudnnAddTensor(cudnn_handle(ctx), &kOne, m.bias.get(), bias, &kOne, top_desc, top));
+}
+
+void CudnnConvolution::backward_bias(const CudaContext& ctx, bool on_input, const float* top_diff, float* bias_diff) {
+  Impl& m = *impl_;
+  const cudnnTensorDescriptor_t top_desc = m.describe_bias(on_input);
+  CREMA_CUDA_CHECK(
+      cudnnConvolutionBackwardBias(cudnn_handle(ctx), &kOne, top_desc, top_diff, &kOne, m.bias.get(), bias_diff));
+}
+
+}  // namespace crema::cuda

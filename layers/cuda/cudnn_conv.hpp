@@ -1,0 +1,57 @@
+// cuDNN convolution for Convolution and Deconvolution, behind a plain C++ interface
+// (no CUDA header) so that the layers' .cpp files can hold one. The convolution is
+// described from its own point of view: `input` is the image the filter slides over
+// (Convolution's bottom, Deconvolution's top) and `output` what it produces; the
+// filter is (out_channels, in_channels / group, kh, kw) either way, Caffe's layout.
+// Algorithms are chosen once per shape by cuDNN's heuristics among the FP32 (no
+// TF32) ones whose workspace fits the limit, and kept until the shape changes.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "engine/cuda/cuda_context.hpp"
+
+namespace crema::cuda {
+
+struct CudnnConvShape {
+  int num = 0;                                 // images
+  int in_channels = 0, in_h = 0, in_w = 0;     // the conv input (num, Ci, H, W)
+  int out_channels = 0, out_h = 0, out_w = 0;  // the conv output (num, Co, OH, OW)
+  int group = 1;
+  int kernel_h = 1, kernel_w = 1, pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+};
+
+class CudnnConvolution {
+ public:
+  CudnnConvolution();
+  ~CudnnConvolution();
+  CudnnConvolution(const CudnnConvolution&) = delete;
+  CudnnConvolution& operator=(const CudnnConvolution&) = delete;
+
+  // Describes `shape` and chooses the algorithms, unless the last call had the same
+  // shape and limit. Allocates the workspace (the largest the algorithms need).
+  void prepare(const CudaContext& ctx, const CudnnConvShape& shape, size_t workspace_limit_bytes);
+  // How many times prepare() chose algorithms (tests: once per distinct shape).
+  int algorithm_searches() const;
+
+  // output (num, Co, OH, OW) = conv(input (num, Ci, H, W), filter)
+  void forward(const CudaContext& ctx, const float* input, const float* filter, float* output);
+  // input_diff (num, Ci, H, W) = convᵀ(output_diff (num, Co, OH, OW), filter), overwritten
+  void backward_data(const CudaContext& ctx, const float* output_diff, const float* filter, float* input_diff);
+  // filter_diff (Co, Ci/G, kh, kw) += gradient from input (num, Ci, H, W) and output_diff (num, Co, OH, OW)
+  void backward_filter(const CudaContext& ctx, const float* input, const float* output_diff, float* filter_diff);
+
+  // The bias (channels) belongs to the layer's top: the conv output for Convolution,
+  // the conv input for Deconvolution (`on_input`).
+  // top += bias on every position; top: (num, channels, h, w)
+  void add_bias(const CudaContext& ctx, bool on_input, const float* bias, float* top);
+  // bias_diff (channels) += top_diff summed over images and positions
+  void backward_bias(const CudaContext& ctx, bool on_input, const float* top_diff, float* bias_diff);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crema::cuda
