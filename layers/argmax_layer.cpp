@@ -6,6 +6,11 @@
 #include <utility>
 #include <vector>
 
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/misc_kernels.hpp"
+#endif
+
 namespace crema {
 
 ArgMaxParams ArgMaxParams::parse(MapReader r) {
@@ -55,7 +60,7 @@ void ArgMaxLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& to
   const float* x = bottom[0]->cpu_data();  // x: (outer, dim, inner)
   float* y = top[0]->mutable_cpu_data();   // y: (outer, top_k, inner), or (N, 2, top_k) for indices and values
   const int k = params_.top_k;
-  const int outer = dim_ == 0 ? 0 : bottom[0]->count() / (dim_ * inner_);
+  const int outer = outer_count(*bottom[0]);
   std::vector<std::pair<float, int>> ranked(static_cast<size_t>(dim_));
   for (int o = 0; o < outer; ++o) {
     for (int i = 0; i < inner_; ++i) {
@@ -81,6 +86,21 @@ void ArgMaxLayer::backward_cpu(Context&, const BlobVec&, const std::vector<bool>
                                const BlobVec& bottom) {
   if (propagate_down[0]) bottom[0]->set_diff(0.f);
 }
+
+#ifdef CREMA_WITH_CUDA
+void ArgMaxLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // x: (outer, dim, inner); y: (outer, top_k, inner), or (N, 2, top_k) for indices and values
+  cuda::argmax_forward(*ctx.cuda(), outer_count(*bottom[0]), dim_, inner_, params_.top_k,
+                       !params_.axis && params_.out_max_val, params_.out_max_val, bottom[0]->gpu_data(),
+                       top[0]->mutable_gpu_data());
+}
+
+void ArgMaxLayer::backward_gpu(Context& ctx, const BlobVec&, const std::vector<bool>& propagate_down,
+                               const BlobVec& bottom) {
+  // As on the CPU: indices have no gradient, so zeros.
+  if (propagate_down[0]) cuda::gpu_set(*ctx.cuda(), bottom[0]->count(), 0.f, bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("ArgMax", ArgMaxLayer);
 

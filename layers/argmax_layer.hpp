@@ -24,6 +24,7 @@ class ArgMaxLayer : public Layer {
  public:
   explicit ArgMaxLayer(const LayerSpec& spec);
   const char* type() const override { return "ArgMax"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
@@ -32,12 +33,20 @@ class ArgMaxLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   ArgMaxParams params_;
   // The bottom seen as (outer, dim_, inner_): dim_ values are ranked for each of the
   // outer * inner_ positions. Without an axis: dim_ = count(1), inner_ = 1.
   int dim_ = 0, inner_ = 0;
+  int outer_count(const Blob& bottom) const {
+    return dim_ == 0 || inner_ == 0 ? 0 : bottom.count() / (dim_ * inner_);
+  }
 };
 
 }  // namespace crema

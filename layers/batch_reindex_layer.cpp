@@ -5,8 +5,16 @@
 
 #include "engine/math.hpp"
 #include "layers/index_value.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/misc_kernels.hpp"
+#endif
 
 namespace crema {
+
+namespace {
+const char* const kIndexAdvice = "BatchReindex indices (bottom 1) must name items of bottom 0's batch";
+}  // namespace
 
 void BatchReindexLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   const Blob& x = *bottom[0];
@@ -16,11 +24,11 @@ void BatchReindexLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   std::vector<int> shape = x.shape();
   shape[0] = bottom[1]->shape(0);
   top[0]->reshape(shape);
+  index_check_.reshape({3});
 }
 
 int BatchReindexLayer::source(const BlobVec& bottom, int k) const {
-  return read_index(*this, bottom[1]->cpu_data()[k], bottom[0]->shape(0), k,
-                    "BatchReindex indices (bottom 1) must name items of bottom 0's batch");
+  return read_index(*this, bottom[1]->cpu_data()[k], bottom[0]->shape(0), k, kIndexAdvice);
 }
 
 void BatchReindexLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -42,6 +50,36 @@ void BatchReindexLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
   for (int k = 0; k < items; ++k)
     cpu_axpy(inner, 1.f, dy + static_cast<long>(k) * inner, dx + static_cast<long>(source(bottom, k)) * inner);
 }
+
+#ifdef CREMA_WITH_CUDA
+void BatchReindexLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int items = top[0]->shape(0), inner = top[0]->count(1), num = bottom[0]->shape(0);
+  // index: (K); checked on the device, only the verdict comes back (waits for the stream).
+  const cuda::BadIndex bad =
+      cuda::find_bad_index(c, items, bottom[1]->gpu_data(), num, cuda::IndexRule::index,
+                           index_check_.mutable_gpu_data());
+  if (bad.position >= 0) {
+    read_index(*this, bad.value, num, static_cast<long>(bad.position), kIndexAdvice);  // throws the CPU's message
+    throw Error(std::string(type()) + " layer '" + name() + "': an index is out of range; " + kIndexAdvice);
+  }
+  // x: (N, inner); y: (K, inner)
+  cuda::batch_reindex_forward(c, items, inner, bottom[0]->gpu_data(), bottom[1]->gpu_data(),
+                             top[0]->mutable_gpu_data());
+}
+
+void BatchReindexLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                     const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  if (propagate_down.size() > 1 && propagate_down[1])  // indices: no gradient
+    cuda::gpu_set(c, bottom[1]->count(), 0.f, bottom[1]->mutable_gpu_diff());
+  if (!propagate_down[0]) return;
+  const int items = top[0]->shape(0), inner = top[0]->count(1);
+  // dy: (K, inner); index: (K), checked by forward; dx: (N, inner), overwritten
+  cuda::batch_reindex_backward(c, bottom[0]->shape(0), items, inner, top[0]->gpu_diff(), bottom[1]->gpu_data(),
+                               bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("BatchReindex", BatchReindexLayer);
 

@@ -13,6 +13,7 @@ class BatchReindexLayer : public Layer {
  public:
   explicit BatchReindexLayer(const LayerSpec& spec) : Layer(spec) {}
   const char* type() const override { return "BatchReindex"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 2; }
   int exact_num_top() const override { return 1; }
   bool allow_force_backward(int bottom_index) const override { return bottom_index == 0; }
@@ -22,9 +23,15 @@ class BatchReindexLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   int source(const BlobVec& bottom, int k) const;  // the bottom item of top item k
+  Blob index_check_;  // (3) scratch of the GPU path's index check
 };
 
 }  // namespace crema

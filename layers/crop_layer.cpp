@@ -97,6 +97,38 @@ void CropLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<boo
   copy_window(top[0]->cpu_diff(), dx, false);  // small_shape_ → big_shape_
 }
 
+#ifdef CREMA_WITH_CUDA
+cuda::CropWindow CropLayer::device_window() const {
+  const size_t n = big_shape_.size();
+  if (n > static_cast<size_t>(cuda::kMaxCropAxes))
+    spec_.fail("Crop on the GPU handles blobs of up to " + std::to_string(cuda::kMaxCropAxes) +
+               " axes; bottom 0 has " + std::to_string(n) + " (run this net with solver_mode: CPU)");
+  cuda::CropWindow w;
+  w.axes = static_cast<int>(n);
+  int64_t stride = 1;
+  for (size_t k = n; k-- > 0;) {
+    w.small_shape[k] = small_shape_[k];
+    w.offset[k] = offsets_[k];
+    w.big_stride[k] = stride;
+    stride *= big_shape_[k];
+  }
+  return w;
+}
+
+void CropLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // big_shape_ → small_shape_
+  cuda::crop_forward(*ctx.cuda(), top[0]->count(), device_window(), bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void CropLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                             const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // small_shape_ → the window of big_shape_, zeros elsewhere
+  cuda::crop_backward(*ctx.cuda(), top[0]->count(), bottom[0]->count(), device_window(), top[0]->gpu_diff(),
+                      bottom[0]->mutable_gpu_diff());
+}
+#endif
+
 CREMA_REGISTER_LAYER("Crop", CropLayer);
 
 }  // namespace crema

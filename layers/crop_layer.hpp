@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "engine/layer.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/misc_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -22,6 +25,7 @@ class CropLayer : public Layer {
  public:
   explicit CropLayer(const LayerSpec& spec);
   const char* type() const override { return "Crop"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 2; }
   int exact_num_top() const override { return 1; }
   bool allow_force_backward(int bottom_index) const override { return bottom_index == 0; }
@@ -31,11 +35,19 @@ class CropLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // Copies the window between the big blob (bottom 0's shape) and the small one (the
   // top's): into the small one when `to_small`, else back into the window.
   void copy_window(const float* from, float* to, bool to_small) const;
+#ifdef CREMA_WITH_CUDA
+  cuda::CropWindow device_window() const;  // the same window for the GPU kernels
+#endif
 
   CropParams params_;
   std::vector<int> offsets_;      // per axis of bottom 0 (0 before the crop axis)

@@ -14,12 +14,21 @@ class MultinomialLogisticLossLayer : public LossLayer {
  public:
   using LossLayer::LossLayer;
   const char* type() const override { return "MultinomialLogisticLoss"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
+
+ private:
+  Blob label_check_;  // (3) scratch of the GPU path's label check
 };
 
 // Caffe's kLOG_THRESHOLD: probabilities below it are clamped before the log.

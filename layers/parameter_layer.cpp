@@ -28,6 +28,16 @@ void ParameterLayer::forward_cpu(Context&, const BlobVec&, const BlobVec&) {
   // Nothing to compute: the top is the parameter.
 }
 
+#ifdef CREMA_WITH_CUDA
+void ParameterLayer::forward_gpu(Context&, const BlobVec&, const BlobVec&) {
+  // Nothing to compute on any device: the top shares the parameter's memory.
+}
+
+void ParameterLayer::backward_gpu(Context&, const BlobVec&, const std::vector<bool>&, const BlobVec&) {
+  // The consumers' gradients already are the parameter's (shared diff).
+}
+#endif
+
 CREMA_REGISTER_LAYER("Parameter", ParameterLayer);
 
 }  // namespace crema

@@ -15,6 +15,7 @@ class ParameterLayer : public Layer {
  public:
   explicit ParameterLayer(const LayerSpec& spec);
   const char* type() const override { return "Parameter"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 0; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
@@ -22,6 +23,11 @@ class ParameterLayer : public Layer {
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   std::vector<int> shape_;

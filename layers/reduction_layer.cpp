@@ -3,6 +3,9 @@
 #include <cmath>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/misc_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -70,6 +73,30 @@ void ReductionLayer::backward_cpu(Context&, const BlobVec& top, const std::vecto
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+namespace {
+cuda::Reduce device_op(ReductionOp op) {
+  if (op == ReductionOp::ASUM) return cuda::Reduce::asum;
+  if (op == ReductionOp::SUMSQ) return cuda::Reduce::sumsq;
+  return cuda::Reduce::sum;  // SUM, and MEAN whose 1 / dim is in coeff_
+}
+}  // namespace
+
+void ReductionLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // x: (num, dim); y: (num)
+  cuda::reduction_forward(*ctx.cuda(), num_, dim_, device_op(params_.operation), coeff_, bottom[0]->gpu_data(),
+                          top[0]->mutable_gpu_data());
+}
+
+void ReductionLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                  const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // x, dx: (num, dim); dy: (num)
+  cuda::reduction_backward(*ctx.cuda(), num_, dim_, device_op(params_.operation), coeff_, bottom[0]->gpu_data(),
+                           top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Reduction", ReductionLayer);
 

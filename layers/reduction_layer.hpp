@@ -25,6 +25,7 @@ class ReductionLayer : public Layer {
  public:
   explicit ReductionLayer(const LayerSpec& spec);
   const char* type() const override { return "Reduction"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
@@ -33,6 +34,11 @@ class ReductionLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   ReductionParams params_;

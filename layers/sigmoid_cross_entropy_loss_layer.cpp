@@ -4,6 +4,10 @@
 
 #include "engine/math.hpp"
 #include "layers/sigmoid_function.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/misc_kernels.hpp"
+#include "layers/cuda/neuron_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -28,6 +32,7 @@ void SigmoidCrossEntropyLossLayer::reshape(const BlobVec& bottom, const BlobVec&
     spec_.fail("SigmoidCrossEntropyLoss needs one target per score; got scores of shape " +
                bottom[0]->shape_string() + " and targets of shape " + bottom[1]->shape_string());
   sigmoid_.reshape_like(*bottom[0]);
+  device_normalizer_.reshape({1});
 }
 
 bool SigmoidCrossEntropyLossLayer::ignored(float target) const {
@@ -64,6 +69,36 @@ void SigmoidCrossEntropyLossLayer::backward_cpu(Context&, const BlobVec& top, co
   const float scale = top[0]->cpu_diff()[0] / normalizer_;
   for (int i = 0; i < n; ++i) dx[i] = ignored(t[i]) ? 0.f : scale * (p[i] - t[i]);
 }
+
+#ifdef CREMA_WITH_CUDA
+cuda::TargetRule SigmoidCrossEntropyLossLayer::target_rule(const Blob& scores) const {
+  cuda::TargetRule rule;
+  rule.has_ignore = loss_params_.ignore_label.has_value();
+  rule.ignore_label = loss_params_.ignore_label.value_or(0);
+  // Only VALID depends on what the targets say; the other modes are known here.
+  rule.by_valid = loss_params_.normalization == LossNormalization::VALID;
+  rule.fixed_normalizer = loss_normalizer(loss_params_.normalization, scores.shape(0), scores.count(1), 0);
+  return rule;
+}
+
+void SigmoidCrossEntropyLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int n = bottom[0]->count();
+  // x, p: (N, ...); t: (n); the loss (1) and the normalizer (1) are written on the device.
+  cuda::sigmoid_forward(c, n, bottom[0]->gpu_data(), sigmoid_.mutable_gpu_data());
+  cuda::sigmoid_cross_entropy_forward(c, n, bottom[0]->gpu_data(), bottom[1]->gpu_data(), target_rule(*bottom[0]),
+                                      top[0]->mutable_gpu_data(), device_normalizer_.mutable_gpu_data());
+}
+
+void SigmoidCrossEntropyLossLayer::backward_gpu(Context& ctx, const BlobVec& top,
+                                                const std::vector<bool>& propagate_down, const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // p, t, dx: (n); the loss weight (top diff) and the normalizer are read on the device.
+  cuda::sigmoid_cross_entropy_backward(*ctx.cuda(), bottom[0]->count(), sigmoid_.gpu_data(), bottom[1]->gpu_data(),
+                                       target_rule(*bottom[0]), top[0]->gpu_diff(), device_normalizer_.gpu_data(),
+                                       bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("SigmoidCrossEntropyLoss", SigmoidCrossEntropyLossLayer);
 

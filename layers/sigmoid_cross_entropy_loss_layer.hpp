@@ -10,6 +10,9 @@
 #pragma once
 
 #include "layers/loss_layer.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/misc_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -17,18 +20,28 @@ class SigmoidCrossEntropyLossLayer : public LossLayer {
  public:
   explicit SigmoidCrossEntropyLossLayer(const LayerSpec& spec);
   const char* type() const override { return "SigmoidCrossEntropyLoss"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   bool ignored(float target) const;
+#ifdef CREMA_WITH_CUDA
+  cuda::TargetRule target_rule(const Blob& scores) const;  // ignored() and the normalizer, for the kernels
+#endif
   LossParams loss_params_;
   Blob sigmoid_;           // p, same shape as the scores; kept for backward
   float normalizer_ = 1.f;  // from the last forward
+  Blob device_normalizer_;  // (1) the same, kept on the device by the GPU path
 };
 
 }  // namespace crema

@@ -3,6 +3,9 @@
 #include <string>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/misc_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -48,6 +51,20 @@ void TileLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<boo
     for (int t = 1; t < params_.tiles; ++t) cpu_axpy(inner_, 1.f, dyo + static_cast<size_t>(t) * inner_, dxo);
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void TileLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // x: (outer, inner); y: (outer, tiles, inner)
+  cuda::tile_forward(*ctx.cuda(), outer_, params_.tiles, inner_, bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
+}
+
+void TileLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                             const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // dy: (outer, tiles, inner); dx: (outer, inner)
+  cuda::tile_backward(*ctx.cuda(), outer_, params_.tiles, inner_, top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Tile", TileLayer);
 

@@ -17,6 +17,7 @@ class TileLayer : public Layer {
  public:
   explicit TileLayer(const LayerSpec& spec);
   const char* type() const override { return "Tile"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
@@ -25,6 +26,11 @@ class TileLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   TileParams params_;

@@ -84,9 +84,15 @@ const std::vector<LayerCase>& cases() {
        Phase::TEST, 1e-5f, false, false},
       {"ArgMax", "{type: ArgMax, argmax_param: {top_k: 2, out_max_val: true}}", {fixed({3, 7})}, 1, Phase::TRAIN,
        1e-5f, false, false},
+      {"ArgMax", "{type: ArgMax}", {fixed({3, 2, 4})}, 1, Phase::TRAIN, 1e-5f, false, false},
+      {"ArgMax", "{type: ArgMax, argmax_param: {axis: 1, top_k: 3}}", {fixed({2, 5, 3})}, 1, Phase::TRAIN, 1e-5f,
+       false, false},
+      {"ArgMax", "{type: ArgMax, argmax_param: {axis: -1, top_k: 2, out_max_val: true}}", {fixed({2, 3, 6})}, 1,
+       Phase::TRAIN, 1e-5f, false, false},
       {"BatchNorm", "{type: BatchNorm}", {gauss({4, 3, 2, 2})}, 1, Phase::TRAIN, 1e-3f},
       {"BatchNorm", "{type: BatchNorm}", {gauss({4, 3, 2, 2})}, 1, Phase::TEST, 1e-3f},
       {"BatchReindex", "{type: BatchReindex}", {gauss({4, 2, 3}), labels({5}, 4)}},
+      {"BatchReindex", "{type: BatchReindex}", {gauss({3, 70}), labels({9}, 3)}},
       {"Bias", "{type: Bias, bias_param: {axis: 1, num_axes: 1}}", {gauss({2, 3, 4})}},
       {"Bias", "{type: Bias, bias_param: {axis: 1}}", {gauss({2, 3, 4}), gauss({3})}},
       {"BNLL", "{type: BNLL}", {gauss(nchw)}},
@@ -99,6 +105,8 @@ const std::vector<LayerCase>& cases() {
       {"Convolution", "{type: Convolution, convolution_param: {num_output: 3, kernel_size: 3, pad: 1, stride: 2}}",
        {gauss({2, 2, 5, 5})}, 1, Phase::TRAIN, 1e-3f},
       {"Crop", "{type: Crop, crop_param: {axis: 1, offset: [1, 1, 0]}}", {gauss({2, 3, 4, 3}), fixed({2, 2, 2, 3})}},
+      {"Crop", "{type: Crop, crop_param: {offset: [1]}}", {gauss({2, 3, 5, 4}), fixed({1, 1, 3, 2})}},
+      {"Crop", "{type: Crop, crop_param: {axis: 0, offset: [1, 0, 2]}}", {gauss({3, 2, 5}), fixed({2, 2, 3})}},
       {"Data", "", {}, 2, Phase::TRAIN, 0, false, false, false,
        "reads an LMDB or IDX source on disk on the host (tests/test_lmdb_data.cpp); nothing to compare"},
       {"Deconvolution", "{type: Deconvolution, convolution_param: {num_output: 2, kernel_size: 2, stride: 2}}",
@@ -144,6 +152,8 @@ const std::vector<LayerCase>& cases() {
       {"LRN", "{type: LRN, lrn_param: {local_size: 3, norm_region: WITHIN_CHANNEL}}", {gauss({2, 4, 3, 3})}, 1,
        Phase::TRAIN, 1e-3f},
       {"MultinomialLogisticLoss", "{type: MultinomialLogisticLoss}", {probability({3, 4}), labels({3}, 4)}},
+      {"MultinomialLogisticLoss", "{type: MultinomialLogisticLoss}",
+       {probability({300, 3, 1, 2}), labels({300, 1}, 6)}},
       {"MVN", "{type: MVN}", {gauss({2, 3, 4})}, 1, Phase::TRAIN, 1e-3f},
       {"Parameter", "{type: Parameter, parameter_param: {shape: {dim: [3, 2]}}}", {}},
       {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 3, stride: 2}}", {gauss({2, 2, 6, 6})}},
@@ -157,6 +167,8 @@ const std::vector<LayerCase>& cases() {
       in_place({"PReLU", "{type: PReLU}", {gauss({2, 3, 40, 5})}}),
       {"Reduction", "{type: Reduction, reduction_param: {operation: SUMSQ, axis: 1}}", {gauss({2, 3, 4})}},
       {"Reduction", "{type: Reduction, reduction_param: {operation: MEAN, coeff: 2}}", {gauss({2, 3, 4})}},
+      {"Reduction", "{type: Reduction, reduction_param: {operation: ASUM, axis: -1, coeff: -0.5}}", {gauss({2, 3, 4})}},
+      {"Reduction", "{type: Reduction, reduction_param: {axis: 1}}", {gauss({3, 700})}},
       {"ReLU", "{type: ReLU}", {gauss(nchw)}},
       {"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.1}}", {gauss(nchw)}},
       in_place({"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.1}}", {gauss(nchw)}}),
@@ -164,6 +176,11 @@ const std::vector<LayerCase>& cases() {
       {"Scale", "{type: Scale, scale_param: {axis: 1, bias_term: true}}", {gauss({2, 3, 4})}},
       {"Scale", "{type: Scale, scale_param: {axis: 1}}", {gauss({2, 3, 4}), gauss({3})}},
       {"SigmoidCrossEntropyLoss", "{type: SigmoidCrossEntropyLoss}", {gauss({3, 4}), binary({3, 4})}},
+      {"SigmoidCrossEntropyLoss",
+       "{type: SigmoidCrossEntropyLoss, loss_param: {ignore_label: 1, normalization: VALID}}",
+       {gauss({4, 100}), binary({4, 100})}},
+      {"SigmoidCrossEntropyLoss", "{type: SigmoidCrossEntropyLoss, loss_param: {normalization: FULL}}",
+       {gauss({2, 3, 5}), probability({2, 3, 5})}},
       {"Sigmoid", "{type: Sigmoid}", {gauss(nchw)}},
       in_place({"Sigmoid", "{type: Sigmoid}", {gauss(nchw)}}),
       {"Silence", "{type: Silence}", {gauss({2, 3}), gauss({4})}, 0},
@@ -179,6 +196,8 @@ const std::vector<LayerCase>& cases() {
       {"Threshold", "{type: Threshold, threshold_param: {threshold: 0.1}}", {gauss(nchw)}},
       in_place({"Threshold", "{type: Threshold}", {gauss(nchw)}}),
       {"Tile", "{type: Tile, tile_param: {axis: 1, tiles: 2}}", {gauss({2, 3, 2})}},
+      {"Tile", "{type: Tile, tile_param: {axis: 0, tiles: 3}}", {gauss({2, 3})}},
+      {"Tile", "{type: Tile, tile_param: {axis: -1, tiles: 4}}", {gauss({2, 3, 2})}},
       {"CpuOnlyForTest", "", {}, 1, Phase::TRAIN, 0, false, false, false,
        "test-only layer without a GPU path (tests/test_blob.cpp)"},
   };
@@ -390,4 +409,56 @@ TEST_CASE("GPU table: every layer on the GPU matches the CPU reference") {
   for (const auto& type : not_on_gpu) pending += " " + type;
   MESSAGE("compared " << compared << " cases on " << gpu->device().str() << "; no GPU path yet:" << pending);
   CHECK(compared > 0);
+}
+
+namespace {
+
+// The message forward ends with on ctx for bottoms holding `values` (the tops are
+// fresh blobs), or "" when it does not throw.
+std::string forward_error(const std::string& yaml, Context& ctx, const std::vector<std::vector<int>>& shapes,
+                          const std::vector<std::vector<float>>& values) {
+  auto t = test::make_layer(yaml);
+  std::vector<std::unique_ptr<Blob>> owned;
+  BlobVec bottom, top;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    owned.push_back(std::make_unique<Blob>(shapes[i]));
+    REQUIRE(values[i].size() == static_cast<size_t>(owned.back()->count()));
+    std::copy(values[i].begin(), values[i].end(), owned.back()->mutable_cpu_data());
+    bottom.push_back(owned.back().get());
+  }
+  owned.push_back(std::make_unique<Blob>());
+  top.push_back(owned.back().get());
+  try {
+    t.layer->setup(ctx, bottom, top);
+    t.layer->forward(ctx, bottom, top);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("GPU table: a bad index or label stops the GPU forward with the same message as the CPU") {
+  SKIP_WITHOUT_DEVICE();
+  auto gpu = Context::gpu(0, static_cast<long long>(kSeed));
+  Context cpu(static_cast<long long>(kSeed));
+  const std::vector<float> x(8, 1.f);  // (4, 2)
+  // The first bad value is the one reported: 2.5 at position 1 (not whole) before 4 (out of range).
+  const std::vector<std::vector<int>> reindex_shapes = {{4, 2}, {4}};
+  const std::vector<std::vector<float>> reindex_values = {x, {0.f, 2.5f, 4.f, 1.f}};
+  const std::string want = forward_error("{type: BatchReindex}", cpu, reindex_shapes, reindex_values);
+  CHECK(want.find("position 1") != std::string::npos);
+  CHECK(forward_error("{type: BatchReindex}", *gpu, reindex_shapes, reindex_values) == want);
+  // Good indices pass on both.
+  CHECK(forward_error("{type: BatchReindex}", *gpu, reindex_shapes, {x, {3.f, 0.f, 0.f, 2.f}}).empty());
+
+  const std::vector<std::vector<int>> loss_shapes = {{3, 4}, {3}};
+  const std::vector<std::vector<float>> loss_values = {std::vector<float>(12, 0.25f), {1.f, 7.f, -1.f}};
+  const std::string want_label = forward_error("{type: MultinomialLogisticLoss}", cpu, loss_shapes, loss_values);
+  CHECK(want_label.find("label 7") != std::string::npos);
+  CHECK(forward_error("{type: MultinomialLogisticLoss}", *gpu, loss_shapes, loss_values) == want_label);
+  CHECK(forward_error("{type: MultinomialLogisticLoss}", *gpu, loss_shapes,
+                      {std::vector<float>(12, 0.25f), {1.f, 3.f, 0.f}})
+            .empty());
 }

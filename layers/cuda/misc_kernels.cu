@@ -1,0 +1,343 @@
+// Kernels declared in misc_kernels.hpp. Element-wise work runs in grid-stride loops
+// with int64 indices; sums that give one value (a row of Reduction, a loss) run in
+// one block per value with a fixed reduction tree in double, so that they are the
+// same on every run. Where the CPU code uses std::max, the comparison is spelt out
+// so that a NaN gives the same result on both devices (fmaxf would drop it).
+#include "engine/cuda/grid.hpp"
+#include "layers/cuda/misc_kernels.hpp"
+
+namespace crema::cuda {
+
+namespace {
+
+// The sum of v over the block (blockDim.x == kThreads, a power of two); every thread
+// of the block must call it. partial: (kThreads) shared scratch.
+__device__ double block_sum(double v, double* partial) {
+  const int t = static_cast<int>(threadIdx.x);
+  partial[t] = v;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (t < half) partial[t] += partial[t + half];
+    __syncthreads();
+  }
+  const double total = partial[0];
+  __syncthreads();  // every thread has read the total before partial is reused
+  return total;
+}
+
+// std::max(a, b) exactly: (a < b) ? b : a.
+__device__ float std_max(float a, float b) { return a < b ? b : a; }
+
+// ---- Reduction ----------------------------------------------------------------------
+
+// One block per row (rows striding over the grid). x: (num, dim); y: (num)
+__global__ void reduction_forward_kernel(int num, int dim, Reduce op, float coeff, const float* x, float* y) {
+  __shared__ double partial[kThreads];
+  // r is the same for every thread of the block, so block_sum's barriers are uniform.
+  for (int64_t r = blockIdx.x; r < num; r += gridDim.x) {
+    const float* row = x + r * dim;  // row: (dim)
+    double s = 0;
+    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+      const double v = row[j];
+      s += op == Reduce::sum ? v : op == Reduce::asum ? fabs(v) : v * v;
+    }
+    const double total = block_sum(s, partial);
+    if (threadIdx.x == 0) y[r] = coeff * static_cast<float>(total);
+  }
+}
+
+__global__ void reduction_backward_kernel(int64_t n, int dim, Reduce op, float coeff, const float* x,
+                                          const float* dy, float* dx) {
+  // x, dx: (num, dim) = (n); dy: (num)
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const float g = coeff * dy[i / dim];
+    const float v = x[i];
+    switch (op) {
+      case Reduce::sum: dx[i] = g; break;
+      case Reduce::asum: dx[i] = v > 0.f ? g : v < 0.f ? -g : 0.f; break;
+      case Reduce::sumsq: dx[i] = 2.f * g * v; break;
+    }
+  }
+}
+
+// ---- Tile ---------------------------------------------------------------------------
+
+__global__ void tile_forward_kernel(int64_t n, int tiles, int inner, const float* x, float* y) {
+  // x: (outer, inner); y: (outer, tiles, inner) = (n)
+  const int64_t block = static_cast<int64_t>(tiles) * inner;
+  for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = x[i / block * inner + i % inner];
+}
+
+__global__ void tile_backward_kernel(int64_t n, int tiles, int inner, const float* dy, float* dx) {
+  // dy: (outer, tiles, inner); dx: (outer, inner) = (n)
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const float* from = dy + i / inner * tiles * inner + i % inner;  // tile 0 of (o, j)
+    float s = from[0];
+    for (int t = 1; t < tiles; ++t) s += from[static_cast<int64_t>(t) * inner];
+    dx[i] = s;
+  }
+}
+
+// ---- Crop ---------------------------------------------------------------------------
+
+// Offset in the big blob of element i of the small one.
+__device__ int64_t big_offset(int64_t i, const CropWindow& w) {
+  int64_t at = 0;
+  for (int a = w.axes - 1; a >= 0; --a) {
+    const int64_t index = i % w.small_shape[a];
+    i /= w.small_shape[a];
+    at += (index + w.offset[a]) * w.big_stride[a];
+  }
+  return at;
+}
+
+__global__ void crop_forward_kernel(int64_t n, CropWindow w, const float* big, float* small) {
+  // big: (big shape); small: (small shape) = (n)
+  for (int64_t i = first_index(); i < n; i += grid_stride()) small[i] = big[big_offset(i, w)];
+}
+
+__global__ void crop_backward_kernel(int64_t n, CropWindow w, const float* small, float* big) {
+  // small: (small shape) = (n); big: (big shape); each thread writes its own element
+  for (int64_t i = first_index(); i < n; i += grid_stride()) big[big_offset(i, w)] = small[i];
+}
+
+// ---- Index checks -------------------------------------------------------------------
+
+__device__ bool bad_index(float v, int limit, IndexRule rule) {
+  if (rule == IndexRule::index) return !(v >= 0.f && v < static_cast<float>(limit)) || floorf(v) != v;
+  if (!(fabsf(v) < 2147483520.f)) return true;  // NaN or beyond int's range
+  const int label = static_cast<int>(v);
+  return label < 0 || label >= limit;
+}
+
+// One block. out: (3) = {-1 when all are good, else position / 2^16; position % 2^16;
+// the value}, the position split so that each half is exact in a float.
+__global__ void find_bad_index_kernel(int n, const float* values, int limit, IndexRule rule, float* out) {
+  // values: (n)
+  __shared__ int64_t first[kThreads];
+  const int t = static_cast<int>(threadIdx.x);
+  int64_t mine = n;  // none
+  for (int64_t p = t; p < n; p += blockDim.x) {
+    if (bad_index(values[p], limit, rule)) {
+      mine = p;  // the thread's positions rise, so its first is its lowest
+      break;
+    }
+  }
+  first[t] = mine;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (t < half && first[t + half] < first[t]) first[t] = first[t + half];
+    __syncthreads();
+  }
+  if (t != 0) return;
+  const int64_t p = first[0];
+  out[0] = p == n ? -1.f : static_cast<float>(p >> 16);
+  out[1] = p == n ? 0.f : static_cast<float>(p & 0xFFFF);
+  out[2] = p == n ? 0.f : values[p];
+}
+
+// ---- BatchReindex -------------------------------------------------------------------
+
+__global__ void batch_reindex_forward_kernel(int64_t n, int inner, const float* x, const float* index, float* y) {
+  // x: (N, inner); index: (K); y: (K, inner) = (n)
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const int64_t source = static_cast<int64_t>(index[i / inner]);
+    y[i] = x[source * inner + i % inner];
+  }
+}
+
+__global__ void batch_reindex_backward_kernel(int64_t n, int items, int inner, const float* dy, const float* index,
+                                              float* dx) {
+  // dy: (K = items, inner); index: (K); dx: (N, inner) = (n)
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const float item = static_cast<float>(i / inner);
+    const int64_t j = i % inner;
+    float s = 0.f;
+    for (int k = 0; k < items; ++k)
+      if (index[k] == item) s += dy[static_cast<int64_t>(k) * inner + j];
+    dx[i] = s;
+  }
+}
+
+// ---- SigmoidCrossEntropyLoss --------------------------------------------------------
+
+__device__ bool ignored(float target, const TargetRule& rule) {
+  return rule.has_ignore && static_cast<int>(target) == rule.ignore_label;
+}
+
+// One block. x, t: (n); loss, normalizer: (1)
+__global__ void sigmoid_cross_entropy_forward_kernel(int n, const float* x, const float* t, TargetRule rule,
+                                                     float* loss, float* normalizer) {
+  __shared__ double partial[kThreads];
+  double my_loss = 0, my_valid = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    if (ignored(t[i], rule)) continue;
+    const float positive = x[i] >= 0.f ? 1.f : 0.f;
+    my_loss -= x[i] * (t[i] - positive) - logf(1.f + expf(x[i] - 2.f * x[i] * positive));
+    my_valid += 1;
+  }
+  const double sum = block_sum(my_loss, partial);
+  const double valid = block_sum(my_valid, partial);
+  if (threadIdx.x != 0) return;
+  const float norm = rule.by_valid ? std_max(1.f, static_cast<float>(valid)) : rule.fixed_normalizer;
+  loss[0] = static_cast<float>(sum) / norm;
+  normalizer[0] = norm;
+}
+
+__global__ void sigmoid_cross_entropy_backward_kernel(int64_t n, const float* p, const float* t, TargetRule rule,
+                                                      const float* top_diff, const float* normalizer, float* dx) {
+  // p, t, dx: (n); top_diff, normalizer: (1)
+  // top diff holds d(total loss)/d(this loss), i.e. the loss weight.
+  const float scale = top_diff[0] / normalizer[0];
+  for (int64_t i = first_index(); i < n; i += grid_stride()) dx[i] = ignored(t[i], rule) ? 0.f : scale * (p[i] - t[i]);
+}
+
+// ---- MultinomialLogisticLoss --------------------------------------------------------
+
+// One block. p: (num, dim); label: (num); loss: (1)
+__global__ void multinomial_logistic_forward_kernel(int num, int dim, float threshold, const float* p,
+                                                    const float* label, float* loss) {
+  __shared__ double partial[kThreads];
+  double s = 0;
+  for (int64_t r = threadIdx.x; r < num; r += blockDim.x) {
+    const int l = static_cast<int>(label[r]);
+    if (l < 0 || l >= dim) continue;  // checked before; never read out of bounds
+    s -= logf(std_max(p[r * dim + l], threshold));
+  }
+  const double sum = block_sum(s, partial);
+  if (threadIdx.x == 0) loss[0] = static_cast<float>(sum) / static_cast<float>(num);
+}
+
+__global__ void multinomial_logistic_backward_kernel(int64_t n, int num, int dim, float threshold, const float* p,
+                                                     const float* label, const float* top_diff, float* dp) {
+  // p, dp: (num, dim) = (n); label: (num); top_diff: (1)
+  // top diff holds d(total loss)/d(this loss), i.e. the loss weight.
+  const float scale = -top_diff[0] / static_cast<float>(num);
+  for (int64_t i = first_index(); i < n; i += grid_stride()) {
+    const int l = static_cast<int>(label[i / dim]);
+    dp[i] = i % dim == l ? scale / std_max(p[i], threshold) : 0.f;
+  }
+}
+
+// ---- ArgMax -------------------------------------------------------------------------
+
+// (a_value, a_index) < (b_value, b_index) as std::pair<float, int> compares.
+__device__ bool pair_less(float av, int ai, float bv, int bi) { return av < bv || (!(bv < av) && ai < bi); }
+
+__global__ void argmax_forward_kernel(int64_t positions, int dim, int inner, int top_k, bool indices_and_values,
+                                      bool out_values, const float* x, float* y) {
+  // x: (outer, dim, inner) with positions = outer * inner; y: see argmax_forward
+  for (int64_t p = first_index(); p < positions; p += grid_stride()) {
+    const int64_t o = p / inner, i = p % inner;
+    const float* column = x + o * dim * inner + i;  // column[c * inner]: (dim)
+    // The j-th pick is the largest pair below the (j-1)-th: pairs are distinct.
+    float prev_value = 0.f;
+    int prev_index = -1;  // -1: no pick yet
+    for (int j = 0; j < top_k; ++j) {
+      float best_value = 0.f;
+      int best_index = -1;
+      for (int c = 0; c < dim; ++c) {
+        const float v = column[static_cast<int64_t>(c) * inner];
+        if (prev_index >= 0 && !pair_less(v, c, prev_value, prev_index)) continue;
+        if (best_index < 0 || pair_less(best_value, best_index, v, c)) {
+          best_value = v;
+          best_index = c;
+        }
+      }
+      if (indices_and_values) {
+        y[2 * o * top_k + j] = static_cast<float>(best_index);
+        y[2 * o * top_k + top_k + j] = best_value;
+      } else {
+        y[(o * top_k + j) * inner + i] = out_values ? best_value : static_cast<float>(best_index);
+      }
+      prev_value = best_value;
+      prev_index = best_index;
+    }
+  }
+}
+
+}  // namespace
+
+void reduction_forward(const CudaContext& ctx, int num, int dim, Reduce op, float coeff, const float* x, float* y) {
+  if (num <= 0) return;
+  reduction_forward_kernel<<<num < 4096 ? num : 4096, kThreads, 0, stream_of(ctx)>>>(num, dim, op, coeff, x, y);
+  CREMA_CUDA_CHECK(cudaGetLastError());
+}
+
+void reduction_backward(const CudaContext& ctx, int num, int dim, Reduce op, float coeff, const float* x,
+                        const float* dy, float* dx) {
+  launch(ctx, static_cast<int64_t>(num) * dim, reduction_backward_kernel, dim, op, coeff, x, dy, dx);
+}
+
+void tile_forward(const CudaContext& ctx, int outer, int tiles, int inner, const float* x, float* y) {
+  launch(ctx, static_cast<int64_t>(outer) * tiles * inner, tile_forward_kernel, tiles, inner, x, y);
+}
+
+void tile_backward(const CudaContext& ctx, int outer, int tiles, int inner, const float* dy, float* dx) {
+  launch(ctx, static_cast<int64_t>(outer) * inner, tile_backward_kernel, tiles, inner, dy, dx);
+}
+
+void crop_forward(const CudaContext& ctx, int64_t n, const CropWindow& w, const float* big, float* small) {
+  launch(ctx, n, crop_forward_kernel, w, big, small);
+}
+
+void crop_backward(const CudaContext& ctx, int64_t n, int64_t big_count, const CropWindow& w, const float* small,
+                   float* big) {
+  if (big_count <= 0) return;
+  CREMA_CUDA_CHECK(cudaMemsetAsync(big, 0, sizeof(float) * static_cast<size_t>(big_count), stream_of(ctx)));
+  launch(ctx, n, crop_backward_kernel, w, small, big);
+}
+
+BadIndex find_bad_index(const CudaContext& ctx, int n, const float* values, int limit, IndexRule rule,
+                        float* scratch) {
+  if (n <= 0) return {};
+  find_bad_index_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, values, limit, rule, scratch);
+  CREMA_CUDA_CHECK(cudaGetLastError());
+  float host[3] = {0.f, 0.f, 0.f};
+  CREMA_CUDA_CHECK(cudaMemcpyAsync(host, scratch, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
+  CREMA_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
+  if (host[0] < 0.f) return {};
+  return {static_cast<int64_t>(host[0]) * 65536 + static_cast<int64_t>(host[1]), host[2]};
+}
+
+void batch_reindex_forward(const CudaContext& ctx, int items, int inner, const float* x, const float* index,
+                           float* y) {
+  launch(ctx, static_cast<int64_t>(items) * inner, batch_reindex_forward_kernel, inner, x, index, y);
+}
+
+void batch_reindex_backward(const CudaContext& ctx, int num, int items, int inner, const float* dy,
+                            const float* index, float* dx) {
+  launch(ctx, static_cast<int64_t>(num) * inner, batch_reindex_backward_kernel, items, inner, dy, index, dx);
+}
+
+void sigmoid_cross_entropy_forward(const CudaContext& ctx, int n, const float* x, const float* t,
+                                   const TargetRule& rule, float* loss, float* normalizer) {
+  sigmoid_cross_entropy_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, x, t, rule, loss, normalizer);
+  CREMA_CUDA_CHECK(cudaGetLastError());
+}
+
+void sigmoid_cross_entropy_backward(const CudaContext& ctx, int n, const float* p, const float* t,
+                                    const TargetRule& rule, const float* top_diff, const float* normalizer,
+                                    float* dx) {
+  launch(ctx, n, sigmoid_cross_entropy_backward_kernel, p, t, rule, top_diff, normalizer, dx);
+}
+
+void multinomial_logistic_forward(const CudaContext& ctx, int num, int dim, float threshold, const float* p,
+                                  const float* label, float* loss) {
+  multinomial_logistic_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(num, dim, threshold, p, label, loss);
+  CREMA_CUDA_CHECK(cudaGetLastError());
+}
+
+void multinomial_logistic_backward(const CudaContext& ctx, int num, int dim, float threshold, const float* p,
+                                   const float* label, const float* top_diff, float* dp) {
+  launch(ctx, static_cast<int64_t>(num) * dim, multinomial_logistic_backward_kernel, num, dim, threshold, p, label,
+         top_diff, dp);
+}
+
+void argmax_forward(const CudaContext& ctx, int outer, int dim, int inner, int top_k, bool indices_and_values,
+                    bool out_values, const float* x, float* y) {
+  launch(ctx, static_cast<int64_t>(outer) * inner, argmax_forward_kernel, dim, inner, top_k, indices_and_values,
+         out_values, x, y);
+}
+
+}  // namespace crema::cuda
