@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -25,6 +26,13 @@ namespace crema::app {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The process's peak resident memory so far, in MiB (Linux reports KiB).
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
 
 std::unique_ptr<Context> make_context(int gpu, const std::string& solver_mode, int device_id, long long seed) {
   if (gpu >= 0) return Context::gpu(gpu, seed);
@@ -193,6 +201,7 @@ int train(const TrainOptions& opt) {
   }
   install_signal_handlers();
   solver.solve();
+  spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   if (solver.stopped_early()) {
     spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
     std::string again = "crema train " + shell_quote(opt.solver);
@@ -283,6 +292,7 @@ int time(const TimeOptions& opt) {
   if (phase == Phase::TRAIN) spdlog::info("Average Backward pass: {:.4f} ms.", total_bwd / iters);
   spdlog::info("Average Forward-Backward: {:.4f} ms.", ms_since(start) / iters);
   spdlog::info("Total Time: {:.3f} ms.", ms_since(start));
+  spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "engine/math.hpp"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -50,6 +51,8 @@ int g_threads = 0;
 void set_num_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   g_threads = n;
+  // OpenBLAS's OpenMP build and oneDNN share libgomp's pool; both follow its size.
+  omp_set_num_threads(n);
   openblas_set_num_threads(n);
 }
 

@@ -108,6 +108,8 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
   if (ctx.on_gpu() && params_.engine == Engine::CAFFE)
     spec_.fail(type_name + " has no hand-written GPU kernel (convolution_param.engine: CAFFE); use engine: CUDNN " +
                "or DEFAULT on " + ctx.device().str() + ", or run on the CPU");
+  refuse_onednn_on_gpu(params_.engine, ctx, spec_, "convolution_param.engine");
+  if (!ctx.on_gpu() && wants_onednn(params_.engine)) onednn_ = std::make_unique<onednn::Convolution>();
   const Blob& in = *bottom[0];
   if (params_.axis < -in.num_axes() || params_.axis >= in.num_axes())
     spec_.fail("convolution_param.axis " + std::to_string(params_.axis) + " is out of range for a bottom of shape " +
@@ -176,9 +178,42 @@ void BaseConvolutionLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   col_offset_ = kernel_dim_ * conv_out_spatial_dim_;
   output_offset_ = conv_out_channels_ * conv_out_spatial_dim_ / params_.group;
   col_buffer_.reshape({kernel_dim_ * params_.group, conv_out_spatial_dim_});
+
+  use_onednn_ = false;
+  if (onednn_ && num_ > 0) {
+    // oneDNN's bias is on the conv output; Deconvolution's is on the conv input.
+    const std::string why = onednn_->prepare(conv_shape(), params_.bias_term && !reverse_dimensions());
+    if (!why.empty() && params_.engine == Engine::ONEDNN)
+      spec_.fail("oneDNN cannot compute this " + std::string(type()) + " (" + why +
+                 "); use convolution_param.engine: DEFAULT or CAFFE");
+    use_onednn_ = why.empty();
+  }
+}
+
+ConvShape BaseConvolutionLayer::conv_shape() const {
+  const ConvGeometry& g = geometry_;  // the conv input's channels and size, set by reshape
+  ConvShape s;
+  s.num = num_;
+  s.in_channels = conv_in_channels_;
+  s.in_h = g.height;
+  s.in_w = g.width;
+  s.out_channels = conv_out_channels_;
+  s.out_h = g.out_height();
+  s.out_w = g.out_width();
+  s.group = params_.group;
+  s.kernel_h = g.kernel_h;
+  s.kernel_w = g.kernel_w;
+  s.pad_h = g.pad_h;
+  s.pad_w = g.pad_w;
+  s.stride_h = g.stride_h;
+  s.stride_w = g.stride_w;
+  s.dilation_h = g.dilation_h;
+  s.dilation_w = g.dilation_w;
+  return s;
 }
 
 void BaseConvolutionLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (use_onednn_) return forward_onednn(bottom, top);
   // weight: Convolution (Co, C/G, kh, kw), Deconvolution (C, Co/G, kh, kw)
   const float* weight = blobs_[0]->cpu_data();
   const float* bias = params_.bias_term ? blobs_[1]->cpu_data() : nullptr;  // (Co)
@@ -200,6 +235,7 @@ void BaseConvolutionLayer::forward_cpu(Context&, const BlobVec& bottom, const Bl
 
 void BaseConvolutionLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                                         const BlobVec& bottom) {
+  if (use_onednn_) return backward_onednn(top, propagate_down, bottom);
   const float* weight = blobs_[0]->cpu_data();  // as in forward_cpu
   const bool weight_wanted = param_propagate_down(0);
   const bool bias_wanted = params_.bias_term && param_propagate_down(1);
@@ -234,28 +270,55 @@ void BaseConvolutionLayer::backward_cpu(Context&, const BlobVec& top, const std:
   }
 }
 
+void BaseConvolutionLayer::forward_onednn(const BlobVec& bottom, const BlobVec& top) {
+  const bool reversed = reverse_dimensions();
+  const float* weight = blobs_[0]->cpu_data();                              // as in forward_cpu
+  const float* bias = params_.bias_term ? blobs_[1]->cpu_data() : nullptr;  // (Co)
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
+    float* y = top[i]->mutable_cpu_data();   // y: (N, Co, out_h, out_w)
+    if (!reversed) {
+      onednn_->forward(x, weight, bias, y);
+      continue;
+    }
+    // Deconvolution is the convolution's data gradient, its bias on the conv input.
+    onednn_->backward_data(x, weight, y);
+    if (bias)
+      for (int n = 0; n < num_; ++n) forward_bias(y + static_cast<long>(n) * top_dim_, bias);
+  }
+}
+
+void BaseConvolutionLayer::backward_onednn(const BlobVec& top, const std::vector<bool>& propagate_down,
+                                           const BlobVec& bottom) {
+  const bool reversed = reverse_dimensions();
+  const float* weight = blobs_[0]->cpu_data();  // as in forward_cpu
+  float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_cpu_diff() : nullptr;
+  float* bias_diff = params_.bias_term && param_propagate_down(1) ? blobs_[1]->mutable_cpu_diff() : nullptr;  // (Co)
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* dy = top[i]->cpu_diff();    // dy: (N, Co, out_h, out_w)
+    const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
+    if (reversed) {
+      if (bias_diff)
+        for (int n = 0; n < num_; ++n) backward_bias(bias_diff, dy + static_cast<long>(n) * top_dim_);
+      // The conv input is the top (here its gradient), the conv output the bottom.
+      if (weight_diff) onednn_->backward_weights(dy, x, weight_diff, nullptr);
+    } else if (weight_diff || bias_diff) {
+      onednn_->backward_weights(x, dy, weight_diff, bias_diff);
+    }
+    if (i < propagate_down.size() && propagate_down[i]) {
+      float* dx = bottom[i]->mutable_cpu_diff();  // dx: (N, C, H, W)
+      if (reversed)
+        onednn_->forward(dy, weight, nullptr, dx);
+      else
+        onednn_->backward_data(dy, weight, dx);
+    }
+  }
+}
+
 #ifdef CREMA_WITH_CUDA
 cuda::CudnnConvolution& BaseConvolutionLayer::cudnn(Context& ctx) {
   if (!cudnn_) cudnn_ = std::make_unique<cuda::CudnnConvolution>();
-  const ConvGeometry& g = geometry_;  // the conv input's channels and size, set by reshape
-  cuda::CudnnConvShape s;
-  s.num = num_;
-  s.in_channels = conv_in_channels_;
-  s.in_h = g.height;
-  s.in_w = g.width;
-  s.out_channels = conv_out_channels_;
-  s.out_h = g.out_height();
-  s.out_w = g.out_width();
-  s.group = params_.group;
-  s.kernel_h = g.kernel_h;
-  s.kernel_w = g.kernel_w;
-  s.pad_h = g.pad_h;
-  s.pad_w = g.pad_w;
-  s.stride_h = g.stride_h;
-  s.stride_w = g.stride_w;
-  s.dilation_h = g.dilation_h;
-  s.dilation_w = g.dilation_w;
-  cudnn_->prepare(*ctx.cuda(), s, static_cast<size_t>(params_.cudnn_workspace_limit_mb) << 20);
+  cudnn_->prepare(*ctx.cuda(), conv_shape(), static_cast<size_t>(params_.cudnn_workspace_limit_mb) << 20);
   return *cudnn_;
 }
 

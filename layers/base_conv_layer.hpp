@@ -11,12 +11,14 @@
 
 #include "engine/filler.hpp"
 #include "engine/layer.hpp"
+#include "layers/conv_shape.hpp"
 #include "layers/engine_choice.hpp"
 #include "layers/im2col.hpp"
+#include "layers/onednn/onednn_conv.hpp"
 
-#ifdef CREMA_WITH_CUDA
 #include <memory>
 
+#ifdef CREMA_WITH_CUDA
 #include "layers/cuda/cudnn_conv.hpp"
 #endif
 
@@ -54,6 +56,10 @@ class BaseConvolutionLayer : public Layer {
   int min_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
+  // Whether the CPU runs oneDNN (after reshape), and how many times it built
+  // primitives (once per distinct shape).
+  bool uses_onednn() const { return use_onednn_; }
+  int onednn_builds() const { return onednn_ ? onednn_->builds() : 0; }
 #ifdef CREMA_WITH_CUDA
   // How many times cuDNN algorithms were chosen (once per distinct shape); 0 before
   // the first GPU forward.
@@ -78,6 +84,12 @@ class BaseConvolutionLayer : public Layer {
   void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
 #endif
+
+  // The whole convolution of this shape, as cuDNN and oneDNN take it (set by reshape).
+  ConvShape conv_shape() const;
+  // Forward and backward through oneDNN, forward and backward swapped when reversed.
+  void forward_onednn(const BlobVec& bottom, const BlobVec& top);
+  void backward_onednn(const BlobVec& top, const std::vector<bool>& propagate_down, const BlobVec& bottom);
 
   // The per-image products. `input` is the conv input (what im2col reads), `output`
   // the conv output, whichever of bottom/top each is.
@@ -113,7 +125,11 @@ class BaseConvolutionLayer : public Layer {
   int weight_offset_ = 0, col_offset_ = 0, output_offset_ = 0;  // per-group strides
   // 1x1 kernel, stride 1, no padding: im2col would be a copy, so it is skipped.
   bool is_1x1_ = false;
-  Blob col_buffer_;  // (Ci*kh*kw, S_out)
+  Blob col_buffer_;  // (Ci*kh*kw, S_out); the reference only
+  // oneDNN's primitives on the CPU, made at setup for engine DEFAULT or ONEDNN;
+  // use_onednn_ is false (DEFAULT only) while the shape is one oneDNN cannot compute.
+  std::unique_ptr<onednn::Convolution> onednn_;
+  bool use_onednn_ = false;
 #ifdef CREMA_WITH_CUDA
   // The current shape for cuDNN (the conv's own input/output view); chooses the
   // algorithms again only when the shape changed since the last call.

@@ -50,6 +50,8 @@ void BatchNormLayer::layer_setup(Context& ctx, const BlobVec& bottom, const Blob
     spec_.fail("BatchNorm has no cuDNN engine: cuDNN's running averages differ from Caffe's; use "
                "batch_norm_param.engine: CAFFE or DEFAULT, which run crema's kernels on " +
                ctx.device().str());
+  refuse_onednn_on_gpu(params_.engine, ctx, spec_, "batch_norm_param.engine");
+  if (!ctx.on_gpu() && wants_onednn(params_.engine)) onednn_ = std::make_unique<onednn::BatchNorm>();
   const Blob& x = *bottom[0];
   if (x.num_axes() < 1) spec_.fail("BatchNorm needs a bottom with at least one axis, got a scalar");
   channels_ = x.num_axes() == 1 ? 1 : x.shape(1);
@@ -72,32 +74,80 @@ void BatchNormLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   x_norm_.reshape_like(x);
   inv_std_.assign(static_cast<size_t>(channels_), 0.f);
   gpu_stats_.reshape({5, channels_});
+
+  use_onednn_ = false;
+  if (onednn_ && x.count() > 0) {
+    std::string why = "oneDNN takes 2-D and 4-D bottoms; got shape " + x.shape_string();
+    if (x.num_axes() == 2 || x.num_axes() == 4) {
+      onednn::BatchNormShape s;
+      s.num = x.shape(0);
+      s.channels = channels_;
+      s.height = x.num_axes() == 4 ? x.shape(2) : 1;
+      s.width = x.num_axes() == 4 ? x.shape(3) : 1;
+      s.eps = params_.eps;
+      s.global_stats = use_global_stats_;
+      why = onednn_->prepare(s);
+    }
+    if (!why.empty() && params_.engine == Engine::ONEDNN)
+      spec_.fail("oneDNN cannot compute this BatchNorm (" + why + "); use batch_norm_param.engine: DEFAULT or CAFFE");
+    use_onednn_ = why.empty();
+    onednn_mean_.assign(static_cast<size_t>(channels_), 0.f);
+    onednn_var_.assign(static_cast<size_t>(channels_), 0.f);
+  }
+}
+
+void BatchNormLayer::global_estimates(std::vector<double>& mean, std::vector<double>& var) const {
+  const float* mean_blob = blobs_[0]->cpu_data();  // (C)
+  const float* var_blob = blobs_[1]->cpu_data();   // (C)
+  const float factor = blobs_[2]->cpu_data()[0];
+  const double scale = factor == 0.f ? 0.0 : 1.0 / factor;
+  for (size_t c = 0; c < mean.size(); ++c) {
+    mean[c] = mean_blob[c] * scale;
+    var[c] = var_blob[c] * scale;
+  }
+}
+
+void BatchNormLayer::update_estimates(const std::vector<double>& mean, const std::vector<double>& var) {
+  float* mean_blob = blobs_[0]->mutable_cpu_data();  // (C)
+  float* var_blob = blobs_[1]->mutable_cpu_data();   // (C)
+  float* factor = blobs_[2]->mutable_cpu_data();     // (1)
+  // The running estimates take the unbiased variance (Bessel's correction).
+  const double m = static_cast<double>(layout_.outer) * layout_.inner;  // values per channel
+  const double correction = m > 1 ? m / (m - 1) : 1.0;
+  const float maf = params_.moving_average_fraction;
+  factor[0] = factor[0] * maf + 1.f;
+  for (size_t c = 0; c < mean.size(); ++c) {
+    mean_blob[c] = static_cast<float>(mean[c] + maf * mean_blob[c]);
+    var_blob[c] = static_cast<float>(correction * var[c] + maf * var_blob[c]);
+  }
 }
 
 void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
   const size_t C = static_cast<size_t>(channels_);
   const float* x = bottom[0]->cpu_data();  // x: (N, C, S)
   std::vector<double> mean(C), var(C);
-  float* mean_blob = blobs_[0]->mutable_cpu_data();  // (C)
-  float* var_blob = blobs_[1]->mutable_cpu_data();   // (C)
-  float* factor = blobs_[2]->mutable_cpu_data();     // (1)
-  if (use_global_stats_) {
-    const double scale = factor[0] == 0.f ? 0.0 : 1.0 / factor[0];
-    for (size_t c = 0; c < C; ++c) {
-      mean[c] = mean_blob[c] * scale;
-      var[c] = var_blob[c] * scale;
+  if (use_onednn_) {
+    float* saved = x_norm_.mutable_cpu_data();  // (N, C, S): the input, for backward
+    cpu_copy(bottom[0]->count(), x, saved);
+    if (use_global_stats_) {
+      global_estimates(mean, var);
+      for (size_t c = 0; c < C; ++c) {
+        onednn_mean_[c] = static_cast<float>(mean[c]);
+        onednn_var_[c] = static_cast<float>(var[c]);
+      }
     }
+    onednn_->forward(saved, onednn_mean_.data(), onednn_var_.data(), top[0]->mutable_cpu_data());
+    if (use_global_stats_) return;
+    mean.assign(onednn_mean_.begin(), onednn_mean_.end());
+    var.assign(onednn_var_.begin(), onednn_var_.end());
+    update_estimates(mean, var);
+    return;
+  }
+  if (use_global_stats_) {
+    global_estimates(mean, var);
   } else {
     layout_.moments(x, mean.data(), var.data());
-    // The running estimates take the unbiased variance (Bessel's correction).
-    const double m = static_cast<double>(layout_.outer) * layout_.inner;  // values per channel
-    const double correction = m > 1 ? m / (m - 1) : 1.0;
-    const float maf = params_.moving_average_fraction;
-    factor[0] = factor[0] * maf + 1.f;
-    for (size_t c = 0; c < C; ++c) {
-      mean_blob[c] = static_cast<float>(mean[c] + maf * mean_blob[c]);
-      var_blob[c] = static_cast<float>(correction * var[c] + maf * var_blob[c]);
-    }
+    update_estimates(mean, var);
   }
   for (size_t c = 0; c < C; ++c)
     inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
@@ -111,6 +161,8 @@ void BatchNormLayer::backward_cpu(Context&, const BlobVec& top, const std::vecto
   if (!propagate_down[0]) return;
   const float* dy = top[0]->cpu_diff();       // dy: (N, C, S)
   float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N, C, S), may alias dy
+  if (use_onednn_)
+    return onednn_->backward(x_norm_.cpu_data(), onednn_mean_.data(), onednn_var_.data(), dy, dx);
   // Global statistics are constants: only the division remains.
   if (use_global_stats_)
     layout_.apply(dy, inv_std_.data(), nullptr, dx);

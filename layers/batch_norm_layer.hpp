@@ -15,16 +15,21 @@
 // no gradient for them. Backward, with batch statistics:
 //   dx = (dy - mean(dy) - y mean(dy y)) / sqrt(var + eps)
 // and with global statistics dx = dy / sqrt(var + eps). Runs in place.
+// On the CPU, engine DEFAULT and ONEDNN run oneDNN's normalisation on 2-D and 4-D
+// bottoms (the reference elsewhere; ONEDNN is refused there), CAFFE and CUDNN the
+// reference; the running sums are updated as above either way.
 // On a GPU crema's kernels compute exactly this (engine: CAFFE or DEFAULT). cuDNN's
 // batch norm keeps an exponential running average without the scale factor, so the
 // blobs would not mean what Caffe's mean; engine: CUDNN is refused on a GPU.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <vector>
 
 #include "layers/axis_broadcast.hpp"
 #include "layers/engine_choice.hpp"
+#include "layers/onednn/onednn_batch_norm.hpp"
 
 namespace crema {
 
@@ -45,6 +50,8 @@ class BatchNormLayer : public Layer {
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool use_global_stats() const { return use_global_stats_; }
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
+  // Whether the CPU runs oneDNN (after reshape).
+  bool uses_onednn() const { return use_onednn_; }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
@@ -62,9 +69,18 @@ class BatchNormLayer : public Layer {
   bool use_global_stats_ = false;
   int channels_ = 0;
   AxisBroadcast layout_;  // the bottom seen as (N, C, the rest)
-  // The normalised output, kept for backward: a later in-place layer may overwrite
-  // the top.
+  // The stored estimates mean_blob / factor and var_blob / factor, (C) each.
+  void global_estimates(std::vector<double>& mean, std::vector<double>& var) const;
+  // Folds a batch's mean and biased variance (C) into the running sums.
+  void update_estimates(const std::vector<double>& mean, const std::vector<double>& var);
+
+  // Kept for backward, since a later in-place layer may overwrite the top (and this
+  // layer in place overwrites the bottom): the reference keeps the normalised
+  // output, oneDNN the input.
   Blob x_norm_;
+  std::unique_ptr<onednn::BatchNorm> onednn_;  // on the CPU with engine DEFAULT or ONEDNN
+  bool use_onednn_ = false;
+  std::vector<float> onednn_mean_, onednn_var_;  // (C) each: the statistics oneDNN normalised with
   std::vector<float> inv_std_;  // (C): 1 / sqrt(var + eps) of the last forward
   // The GPU pass's statistics, (5, C): mean, variance, 1 / sqrt(var + eps), and
   // backward's mean(dy) and mean(dy x_norm).

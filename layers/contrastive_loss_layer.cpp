@@ -4,6 +4,10 @@
 #include <cmath>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/catalog_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -88,6 +92,33 @@ void ContrastiveLossLayer::backward_cpu(Context&, const BlobVec& top, const std:
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void ContrastiveLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int num = bottom[0]->shape(0);
+  const int channels = bottom[0]->count(1);
+  float* d = diff_.mutable_gpu_data();  // d: (N, C) = a - b
+  cuda::gpu_sub(c, bottom[0]->count(), bottom[0]->gpu_data(), bottom[1]->gpu_data(), d);
+  float* dist_sq = dist_sq_.mutable_gpu_data();  // dist_sq: (N)
+  cuda::reduction_forward(c, num, channels, cuda::Reduce::sumsq, 1.f, d, dist_sq);
+  // y: (N); the loss (1) is written on the device.
+  cuda::contrastive_forward(c, num, {params_.margin, params_.legacy_version}, dist_sq, bottom[2]->gpu_data(),
+                            top[0]->mutable_gpu_data());
+}
+
+void ContrastiveLossLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                        const BlobVec& bottom) {
+  for (size_t k = 0; k < 2; ++k) {
+    if (!propagate_down[k]) continue;
+    // y: (N); d, dx: (N, C); the loss weight (top diff) is read on the device.
+    cuda::contrastive_backward(*ctx.cuda(), bottom[0]->shape(0), bottom[0]->count(1),
+                               {params_.margin, params_.legacy_version}, k == 0 ? 1.f : -1.f, dist_sq_.gpu_data(),
+                               bottom[2]->gpu_data(), diff_.gpu_data(), top[0]->gpu_diff(),
+                               bottom[k]->mutable_gpu_diff());
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("ContrastiveLoss", ContrastiveLossLayer);
 

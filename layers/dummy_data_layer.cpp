@@ -40,6 +40,14 @@ void DummyDataLayer::forward_cpu(Context& ctx, const BlobVec&, const BlobVec& to
     if (refill_[i]) fill(fillers_[fillers_.size() == 1 ? 0 : i], *top[i], ctx.rng());
 }
 
+#ifdef CREMA_WITH_CUDA
+void DummyDataLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  forward_cpu(ctx, bottom, top);  // the host's stream: the CPU path's values
+  for (size_t i = 0; i < top.size(); ++i)
+    if (refill_[i]) top[i]->gpu_data();  // the new values go to the device now, in one copy
+}
+#endif
+
 CREMA_REGISTER_LAYER("DummyData", DummyDataLayer);
 
 }  // namespace crema

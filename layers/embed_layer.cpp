@@ -3,8 +3,19 @@
 #include "engine/math.hpp"
 #include "layers/index_value.hpp"
 #include "layers/param_blobs.hpp"
+#ifdef CREMA_WITH_CUDA
+#include <string>
+
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/blas_kernels.hpp"
+#include "layers/cuda/catalog_kernels.hpp"
+#endif
 
 namespace crema {
+
+namespace {
+const char* const kIndexAdvice = "check the input data or raise embed_param.input_dim";
+}  // namespace
 
 EmbedParams EmbedParams::parse(MapReader r) {
   EmbedParams p;
@@ -31,10 +42,11 @@ void EmbedLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   std::vector<int> shape = bottom[0]->shape();
   shape.push_back(params_.num_output);
   top[0]->reshape(shape);
+  index_check_.reshape({3});
 }
 
 int EmbedLayer::row(float value, long i) const {
-  return read_index(*this, value, params_.input_dim, i, "check the input data or raise embed_param.input_dim");
+  return read_index(*this, value, params_.input_dim, i, kIndexAdvice);
 }
 
 void EmbedLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -67,6 +79,39 @@ void EmbedLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
   // The output is piecewise constant in the indices.
   if (propagate_down[0]) bottom[0]->set_diff(0.f);
 }
+
+#ifdef CREMA_WITH_CUDA
+void EmbedLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int m = bottom[0]->count(), n = params_.num_output;
+  const float* index = bottom[0]->gpu_data();  // index: (M)
+  // Checked on the device, only the verdict comes back (waits for the stream).
+  const cuda::BadIndex bad =
+      cuda::find_bad_index(c, m, index, params_.input_dim, cuda::IndexRule::index, index_check_.mutable_gpu_data());
+  if (bad.position >= 0) {
+    row(bad.value, static_cast<long>(bad.position));  // throws the CPU's message
+    throw Error(std::string(type()) + " layer '" + name() + "': an index is out of range; " + kIndexAdvice);
+  }
+  // w: (input_dim, n); bias: (n) or none; y: (M, n)
+  cuda::embed_forward(c, m, n, params_.input_dim, index, blobs_[0]->gpu_data(),
+                      params_.bias_term ? blobs_[1]->gpu_data() : nullptr, top[0]->mutable_gpu_data());
+}
+
+void EmbedLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                              const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int m = bottom[0]->count(), n = params_.num_output;
+  const float* dy = top[0]->gpu_diff();  // dy: (M, n)
+  // index: (M), checked by forward; dw: (input_dim, n), accumulates
+  if (param_propagate_down(0))
+    cuda::embed_backward(c, m, n, params_.input_dim, dy, bottom[0]->gpu_data(), blobs_[0]->mutable_gpu_diff());
+  // db: (n) += the column sums of dy, seen as (M, n, 1)
+  if (params_.bias_term && param_propagate_down(1))
+    cuda::broadcast_reduce_gpu(c, m, n, 1, dy, nullptr, blobs_[1]->mutable_gpu_diff(), true);
+  // The output is piecewise constant in the indices.
+  if (propagate_down[0]) cuda::gpu_set(c, m, 0.f, bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Embed", EmbedLayer);
 

@@ -28,6 +28,7 @@ class EmbedLayer : public Layer {
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
   bool allow_force_backward(int) const override { return false; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
@@ -35,12 +36,18 @@ class EmbedLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // The table row that bottom element i names; throws Error when invalid.
   int row(float value, long i) const;
 
   EmbedParams params_;
+  Blob index_check_;  // (3) scratch of the GPU path's index check
 };
 
 }  // namespace crema

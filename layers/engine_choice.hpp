@@ -1,20 +1,40 @@
 // The `engine:` key of the layers that have more than one implementation
-// (Convolution, Deconvolution, Pooling, LRN, BatchNorm), with Caffe's names:
-//   DEFAULT  the fastest correct one for the device (on a GPU: cuDNN where it
-//            computes exactly what Caffe computes, else crema's CUDA kernels)
+// (Convolution, Deconvolution, Pooling, LRN, BatchNorm), with Caffe's names and
+// crema's ONEDNN:
+//   DEFAULT  the fastest correct one for the device: on the CPU oneDNN where it
+//            computes exactly what Caffe computes, else the reference; on a GPU
+//            cuDNN where it does, else crema's CUDA kernels
 //   CAFFE    the plain implementation: the CPU reference, and on a GPU crema's own
 //            CUDA kernels where the layer has them
 //   CUDNN    cuDNN on a GPU (the CPU reference on the CPU, as in Caffe)
+//   ONEDNN   oneDNN on the CPU; refused on a GPU, and where oneDNN cannot compute
+//            Caffe's result
 #pragma once
 
+#include <string>
+
 #include "engine/config.hpp"
+#include "engine/context.hpp"
+#include "engine/layer_spec.hpp"
 
 namespace crema {
 
-enum class Engine { DEFAULT, CAFFE, CUDNN };
+enum class Engine { DEFAULT, CAFFE, CUDNN, ONEDNN };
 
 inline Engine parse_engine(MapReader& r) {
-  return static_cast<Engine>(r.get_enum("engine", {"DEFAULT", "CAFFE", "CUDNN"}, 0));
+  return static_cast<Engine>(r.get_enum("engine", {"DEFAULT", "CAFFE", "CUDNN", "ONEDNN"}, 0));
+}
+
+// Whether a layer set up on the CPU with `engine` should run oneDNN (when oneDNN
+// can compute its configuration).
+inline bool wants_onednn(Engine engine) { return engine == Engine::DEFAULT || engine == Engine::ONEDNN; }
+
+// Fails at `spec` when `engine` is ONEDNN and `ctx` is a GPU; `key` names the
+// parameter message (e.g. "convolution_param.engine").
+inline void refuse_onednn_on_gpu(Engine engine, const Context& ctx, const LayerSpec& spec, const std::string& key) {
+  if (engine == Engine::ONEDNN && ctx.on_gpu())
+    spec.fail(key + ": ONEDNN runs on the CPU only; use DEFAULT or CUDNN on " + ctx.device().str() +
+              ", or run on the CPU");
 }
 
 }  // namespace crema

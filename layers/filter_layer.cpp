@@ -4,6 +4,9 @@
 #include <string>
 
 #include "engine/math.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#endif
 
 namespace crema {
 
@@ -63,6 +66,48 @@ void FilterLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<b
       cpu_copy(inner, dy + static_cast<long>(k) * inner, dx + static_cast<long>(kept_[k]) * inner);
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+std::vector<FilterLayer::Run> FilterLayer::kept_runs() const {
+  std::vector<Run> runs;
+  for (size_t k = 0; k < kept_.size(); ++k) {
+    if (!runs.empty() && runs.back().item + runs.back().length == kept_[k])
+      ++runs.back().length;
+    else
+      runs.push_back({kept_[k], static_cast<int>(k), 1});
+  }
+  return runs;
+}
+
+void FilterLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const std::vector<Run> runs = kept_runs();
+  for (size_t i = 0; i < top.size(); ++i) {
+    const long inner = bottom[i]->count(1);
+    const float* x = bottom[i]->gpu_data();  // x: (N, inner)
+    float* y = top[i]->mutable_gpu_data();   // y: (kept, inner)
+    for (const Run& r : runs)
+      cuda::gpu_copy(*ctx.cuda(), static_cast<int>(r.length * inner), x + r.item * inner, y + r.row * inner);
+  }
+}
+
+void FilterLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                               const BlobVec& bottom) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  Blob& selector = *bottom[static_cast<size_t>(selector_index_)];
+  if (propagate_down[static_cast<size_t>(selector_index_)])
+    cuda::gpu_set(c, selector.count(), 0.f, selector.mutable_gpu_diff());  // the selector: no gradient
+  const std::vector<Run> runs = kept_runs();
+  for (size_t i = 0; i < top.size(); ++i) {
+    if (!propagate_down[i]) continue;
+    const long inner = bottom[i]->count(1);
+    const float* dy = top[i]->gpu_diff();       // dy: (kept, inner)
+    float* dx = bottom[i]->mutable_gpu_diff();  // dx: (N, inner); dropped items get 0
+    cuda::gpu_set(c, bottom[i]->count(), 0.f, dx);
+    for (const Run& r : runs)
+      cuda::gpu_copy(c, static_cast<int>(r.length * inner), dy + r.row * inner, dx + r.item * inner);
+  }
+}
+#endif
 
 CREMA_REGISTER_LAYER("Filter", FilterLayer);
 

@@ -6,7 +6,8 @@
 // The rows go to a temporary file next to file_name (`<file_name>.tmp-<pid>`,
 // flushed after every batch) that is synced and renamed to file_name when the net is
 // destroyed (end of `crema test` or training), so file_name only ever holds a
-// complete file. No tops, no gradient.
+// complete file. No tops, no gradient. On a GPU the layer still reads its bottoms on
+// the host: writing them to a file is its whole job.
 #pragma once
 
 #include <memory>
@@ -25,6 +26,7 @@ class HDF5OutputLayer : public Layer {
   int exact_num_bottom() const override { return 2; }
   int exact_num_top() const override { return 0; }
   bool allow_force_backward(int) const override { return false; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   // Renames the finished file into place now (also done on destruction).
   void close();
@@ -32,6 +34,11 @@ class HDF5OutputLayer : public Layer {
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+#ifdef CREMA_WITH_CUDA
+  // The bottoms come to the host (one copy each) to be written.
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override { forward_cpu(ctx, bottom, top); }
+  void backward_gpu(Context&, const BlobVec&, const std::vector<bool>&, const BlobVec&) override {}
+#endif
 
  private:
   std::string file_name_, temp_name_;

@@ -5,6 +5,9 @@
 
 #include "engine/math.hpp"
 #include "layers/multinomial_logistic_loss_layer.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/gpu_labels.hpp"
+#endif
 
 namespace crema {
 
@@ -22,6 +25,7 @@ void HingeLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   LossLayer::reshape(bottom, top);
   check_one_label_per_sample(spec_, *bottom[0], *bottom[1]);
   margins_.reshape_like(*bottom[0]);
+  label_check_.reshape({2});
 }
 
 void HingeLossLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -63,6 +67,31 @@ void HingeLossLayer::backward_cpu(Context&, const BlobVec& top, const std::vecto
     }
   }
 }
+
+#ifdef CREMA_WITH_CUDA
+void HingeLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  const int num = bottom[0]->shape(0);
+  const int dim = bottom[0]->count(1);
+  // label: (N), checked on the device (waits for the stream).
+  check_labels_gpu(*this, c, num, bottom[1]->gpu_data(), dim, std::nullopt, label_check_.mutable_gpu_data());
+  float* m = margins_.mutable_gpu_data();  // m: (N, dim), unsigned margins
+  cuda::hinge_margins(c, num, dim, bottom[0]->gpu_data(), bottom[1]->gpu_data(), m);
+  // The loss (1), sum m / N or sum m^2 / N, is written on the device.
+  const bool l1 = params_.norm == HingeLossParams::Norm::L1;
+  cuda::reduction_forward(c, 1, margins_.count(), l1 ? cuda::Reduce::asum : cuda::Reduce::sumsq,
+                          1.f / static_cast<float>(num), m, top[0]->mutable_gpu_data());
+}
+
+void HingeLossLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                  const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // m, dx: (N, dim); label: (N), checked by forward; the loss weight (top diff) is read on the device.
+  cuda::hinge_backward(*ctx.cuda(), bottom[0]->shape(0), bottom[0]->count(1),
+                       params_.norm == HingeLossParams::Norm::L1, margins_.gpu_data(), bottom[1]->gpu_data(),
+                       top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("HingeLoss", HingeLossLayer);
 

@@ -19,17 +19,24 @@ class HingeLossLayer : public LossLayer {
  public:
   explicit HingeLossLayer(const LayerSpec& spec);
   const char* type() const override { return "HingeLoss"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   HingeLossParams params_;
   // The margins m, kept for backward (Caffe keeps them, signed, in the bottom's diff).
   Blob margins_;
+  Blob label_check_;  // (2) scratch of the GPU path's label check
 };
 
 }  // namespace crema

@@ -2,6 +2,10 @@
 
 #include <string>
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/catalog_kernels.hpp"
+#endif
+
 namespace crema {
 
 // Caffe's Im2col reads convolution_param without num_output.
@@ -50,6 +54,22 @@ void Im2colLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<b
   for (int n = 0; n < num_; ++n)
     col2im(dy + static_cast<long>(n) * top_dim_, geometry_, dx + static_cast<long>(n) * bottom_dim_);
 }
+
+#ifdef CREMA_WITH_CUDA
+void Im2colLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // x: (num, C, H, W); y: (num, C kh kw, out_h, out_w)
+  cuda::im2col_gpu(*ctx.cuda(), num_, geometry_, geometry_.out_height(), geometry_.out_width(), bottom[0]->gpu_data(),
+                   top[0]->mutable_gpu_data());
+}
+
+void Im2colLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                               const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // dy: (num, C kh kw, out_h, out_w); dx: (num, C, H, W), overwritten
+  cuda::col2im_gpu(*ctx.cuda(), num_, geometry_, geometry_.out_height(), geometry_.out_width(), top[0]->gpu_diff(),
+                   bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("Im2col", Im2colLayer);
 

@@ -10,6 +10,10 @@
 #include "io/caffe_binary.hpp"
 #include "layers/multinomial_logistic_loss_layer.hpp"
 #include "layers/softmax_layer.hpp"
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/loss_kernels.hpp"
+#include "layers/gpu_labels.hpp"
+#endif
 
 namespace crema {
 
@@ -53,7 +57,7 @@ void InfogainLossLayer::layer_setup(Context&, const BlobVec& bottom, const BlobV
 }
 
 const float* InfogainLossLayer::infogain(const BlobVec& bottom) const {
-  return bottom.size() == 3 ? bottom[2]->cpu_data() : infogain_.cpu_data();
+  return infogain_blob(bottom).cpu_data();
 }
 
 void InfogainLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
@@ -66,13 +70,16 @@ void InfogainLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
     spec_.fail("number of labels must match number of predictions: scores of shape " + bottom[0]->shape_string() +
                " with infogain axis " + std::to_string(axis) + " need " + std::to_string(outer_ * inner_) +
                " labels, but the label blob has shape " + bottom[1]->shape_string());
-  const Blob& h = bottom.size() == 3 ? *bottom[2] : infogain_;
+  const Blob& h = infogain_blob(bottom);
   if (h.count() != num_labels_ * num_labels_)
     spec_.fail("the infogain matrix H must be " + std::to_string(num_labels_) + " x " + std::to_string(num_labels_) +
                " for " + std::to_string(num_labels_) + " classes, but " +
                (bottom.size() == 3 ? "the third bottom" : "'" + params_.source + "'") + " holds " +
                std::to_string(h.count()) + " values (shape " + h.shape_string() + ")");
   prob_.reshape_like(*bottom[0]);
+  label_check_.reshape({2});
+  normalizer_.reshape({1});
+  row_sums_.reshape({num_labels_});
   if (top.size() >= 2) {
     top[1]->reshape_like(*bottom[0]);
     top[1]->share_data(prob_);
@@ -131,6 +138,47 @@ void InfogainLossLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
   const float scale = top[0]->cpu_diff()[0] / loss_normalizer(loss_params_.normalization, outer_, inner_, valid);
   cpu_scale(bottom[0]->count(), scale, dx);
 }
+
+#ifdef CREMA_WITH_CUDA
+namespace {
+// The labels' rule for the device: the ignore_label, and the normalizer unless it
+// depends on how many labels count (VALID, found on the device).
+cuda::TargetRule target_rule(const LossParams& p, int outer, int inner) {
+  cuda::TargetRule rule;
+  rule.has_ignore = p.ignore_label.has_value();
+  rule.ignore_label = p.ignore_label.value_or(0);
+  rule.by_valid = p.normalization == LossNormalization::VALID;
+  rule.fixed_normalizer = loss_normalizer(p.normalization, outer, inner, 0);
+  return rule;
+}
+}  // namespace
+
+void InfogainLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  const cuda::CudaContext& c = *ctx.cuda();
+  // prob: (outer, K, inner)
+  cuda::softmax_forward_gpu(c, outer_, num_labels_, inner_, bottom[0]->gpu_data(), prob_.mutable_gpu_data());
+  // label: (outer, inner), checked on the device (waits for the stream).
+  check_labels_gpu(*this, c, outer_ * inner_, bottom[1]->gpu_data(), num_labels_, loss_params_.ignore_label,
+                   label_check_.mutable_gpu_data());
+  // h: (K, K); the loss (1) and the normalizer (1) are written on the device.
+  cuda::infogain_forward(c, outer_, num_labels_, inner_, kLogThreshold, prob_.gpu_data(), bottom[1]->gpu_data(),
+                         infogain_blob(bottom).gpu_data(), target_rule(loss_params_, outer_, inner_),
+                         top[0]->mutable_gpu_data(), normalizer_.mutable_gpu_data());
+}
+
+void InfogainLossLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                                     const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  const cuda::CudaContext& c = *ctx.cuda();
+  const float* h = infogain_blob(bottom).gpu_data();  // h: (K, K)
+  cuda::infogain_row_sums(c, num_labels_, h, row_sums_.mutable_gpu_data());
+  // prob, dx: (outer, K, inner); label: (outer, inner), checked by forward; the loss
+  // weight (top diff) and forward's normalizer are read on the device.
+  cuda::infogain_backward(c, outer_, num_labels_, inner_, prob_.gpu_data(), bottom[1]->gpu_data(), h,
+                          row_sums_.gpu_data(), target_rule(loss_params_, outer_, inner_), top[0]->gpu_diff(),
+                          normalizer_.gpu_data(), bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("InfogainLoss", InfogainLossLayer);
 

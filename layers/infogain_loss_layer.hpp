@@ -35,6 +35,7 @@ class InfogainLossLayer : public LossLayer {
   int max_top() const override { return 2; }
   // Only the scores take a gradient: not the labels, not H.
   bool allow_force_backward(int bottom_index) const override { return bottom_index == 0; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
@@ -42,14 +43,23 @@ class InfogainLossLayer : public LossLayer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   // H: (K, K), from the file or the third bottom.
   const float* infogain(const BlobVec& bottom) const;
+  const Blob& infogain_blob(const BlobVec& bottom) const { return bottom.size() == 3 ? *bottom[2] : infogain_; }
   InfogainLossParams params_;
   LossParams loss_params_;
   Blob infogain_;  // H read from source
   Blob prob_;      // (outer, K, inner): kept for backward; the second top shares it
+  // The GPU path's scratch: the label check (2), the normalizer forward used (1) and
+  // H's row sums (K).
+  Blob label_check_, normalizer_, row_sums_;
   int outer_ = 0, num_labels_ = 0, inner_ = 0;
 };
 

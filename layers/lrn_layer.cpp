@@ -31,6 +31,11 @@ LRNLayer::LRNLayer(const LayerSpec& spec) : Layer(spec), params_(LRNParams::pars
   coef_ = params_.alpha / n;
 }
 
+void LRNLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec&) {
+  refuse_onednn_on_gpu(params_.engine, ctx, spec_, "lrn_param.engine");
+  if (!ctx.on_gpu() && wants_onednn(params_.engine)) onednn_ = std::make_unique<onednn::LRN>();
+}
+
 void LRNLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   const Blob& in = *bottom[0];
   if (in.num_axes() != 4) spec_.fail("LRN needs a 4-D bottom (N, C, H, W), got shape " + in.shape_string());
@@ -39,6 +44,24 @@ void LRNLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   work_.reshape_like(in);
   sum_.reshape_like(in);
   if (params_.norm_region == LRNParams::NormRegion::WITHIN_CHANNEL) row_sum_.reshape_like(in);
+
+  use_onednn_ = false;
+  if (onednn_ && in.count() > 0) {
+    onednn::LrnShape s;
+    s.across_channels = params_.norm_region == LRNParams::NormRegion::ACROSS_CHANNELS;
+    s.num = in.shape(0);
+    s.channels = in.shape(1);
+    s.height = in.shape(2);
+    s.width = in.shape(3);
+    s.local_size = params_.local_size;
+    s.alpha = params_.alpha;
+    s.beta = params_.beta;
+    s.k = shift_;
+    const std::string why = onednn_->prepare(s);
+    if (!why.empty() && params_.engine == Engine::ONEDNN)
+      spec_.fail("oneDNN cannot compute this LRN (" + why + "); use lrn_param.engine: DEFAULT or CAFFE");
+    use_onednn_ = why.empty();
+  }
 }
 
 namespace {
@@ -75,6 +98,7 @@ void LRNLayer::window_sum(const float* in, float* out) {
 }
 
 void LRNLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (use_onednn_) return onednn_->forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
   const int count = bottom[0]->count();
   const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
   float* y = top[0]->mutable_cpu_data();      // y: (N, C, H, W)
@@ -92,6 +116,8 @@ void LRNLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) 
 void LRNLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                             const BlobVec& bottom) {
   if (!propagate_down[0]) return;
+  if (use_onednn_)
+    return onednn_->backward(bottom[0]->cpu_data(), top[0]->cpu_diff(), bottom[0]->mutable_cpu_diff());
   const int count = bottom[0]->count();
   const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
   const float* y = top[0]->cpu_data();        // y: (N, C, H, W)

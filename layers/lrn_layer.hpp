@@ -9,17 +9,20 @@
 // Backward, with S the same window sum (the windows are symmetric, so the pixels
 // that see x are the ones x sees):
 //   dx = dy * scale^-beta - 2 alpha beta / n * x * S(dy * top / scale)
+// On the CPU (lrn_param.engine): DEFAULT and ONEDNN run oneDNN, whose LRN is this
+// formula; CAFFE and CUDNN the reference.
 // On a GPU (lrn_param.engine): CUDNN runs cuDNN's cross-channel LRN (ACROSS_CHANNELS
 // with local_size <= 16, k >= 1e-5, beta >= 0.01; refused elsewhere), CAFFE crema's
 // kernels for both regions, DEFAULT cuDNN where it applies and the kernels elsewhere.
 #pragma once
 
-#include "engine/layer.hpp"
-#include "layers/engine_choice.hpp"
-
-#ifdef CREMA_WITH_CUDA
 #include <memory>
 
+#include "engine/layer.hpp"
+#include "layers/engine_choice.hpp"
+#include "layers/onednn/onednn_lrn.hpp"
+
+#ifdef CREMA_WITH_CUDA
 #include "layers/cuda/cudnn_ops.hpp"
 #include "layers/cuda/lrn_kernels.hpp"
 #endif
@@ -47,7 +50,11 @@ class LRNLayer : public Layer {
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
 
+  // Whether the CPU runs oneDNN (after reshape).
+  bool uses_onednn() const { return use_onednn_; }
+
  protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
@@ -68,6 +75,8 @@ class LRNLayer : public Layer {
   Blob work_;          // (N, C, H, W): x², then dy * top / scale
   Blob sum_;           // (N, C, H, W): S(work_)
   Blob row_sum_;       // (N, C, H, W): WITHIN_CHANNEL's sums along rows
+  std::unique_ptr<onednn::LRN> onednn_;  // on the CPU with engine DEFAULT or ONEDNN
+  bool use_onednn_ = false;
 #ifdef CREMA_WITH_CUDA
   // Whether the GPU pass runs on cuDNN; fails for engine: CUDNN where cuDNN cannot.
   bool use_cudnn() const;

@@ -3,6 +3,10 @@
 #include <cmath>
 #include <string>
 
+#ifdef CREMA_WITH_CUDA
+#include "layers/cuda/catalog_kernels.hpp"
+#endif
+
 namespace crema {
 
 MVNParams MVNParams::parse(MapReader r) {
@@ -26,6 +30,7 @@ void MVNLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   layout_.dim = params_.across_channels ? x.shape(0) : x.shape(0) * channels;
   layout_.inner = layout_.dim > 0 ? x.count() / layout_.dim : 0;
   inv_std_.assign(static_cast<size_t>(layout_.dim), 1.f);
+  gpu_inv_std_.reshape({layout_.dim});
   NeuronLayer::reshape(bottom, top);
 }
 
@@ -49,6 +54,24 @@ void MVNLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool
   layout_.normalize_backward(scaled ? top[0]->cpu_data() : nullptr, top[0]->cpu_diff(),
                              scaled ? inv_std_.data() : nullptr, bottom[0]->mutable_cpu_diff());
 }
+
+#ifdef CREMA_WITH_CUDA
+void MVNLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  // x, y: (groups, group size), y may alias x; inv_std: (groups)
+  cuda::mvn_forward(*ctx.cuda(), layout_.dim, layout_.inner, params_.normalize_variance, params_.eps,
+                    bottom[0]->gpu_data(), top[0]->mutable_gpu_data(), gpu_inv_std_.mutable_gpu_data());
+}
+
+void MVNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                            const BlobVec& bottom) {
+  if (!propagate_down[0]) return;
+  // y, dy, dx: (groups, group size); dx may alias dy. Without the variance step the
+  // gradient is dy - mean(dy).
+  const bool scaled = params_.normalize_variance;
+  cuda::mvn_backward(*ctx.cuda(), layout_.dim, layout_.inner, scaled ? top[0]->gpu_data() : nullptr,
+                     top[0]->gpu_diff(), scaled ? gpu_inv_std_.gpu_data() : nullptr, bottom[0]->mutable_gpu_diff());
+}
+#endif
 
 CREMA_REGISTER_LAYER("MVN", MVNLayer);
 

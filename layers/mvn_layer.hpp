@@ -28,17 +28,24 @@ class MVNLayer : public NeuronLayer {
  public:
   explicit MVNLayer(const LayerSpec& spec);
   const char* type() const override { return "MVN"; }
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
+                    const BlobVec& bottom) override;
+#endif
 
  private:
   MVNParams params_;
   AxisBroadcast layout_;        // the bottom seen as (1, groups, group size)
   std::vector<float> inv_std_;  // (groups): 1 / (std + eps) of the last forward
+  Blob gpu_inv_std_;            // (groups): the same, of the last GPU forward
 };
 
 }  // namespace crema

@@ -85,6 +85,61 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
     else
       mask_.reshape(shape);
   }
+
+  use_onednn_ = false;
+  if (onednn_ && in.count() > 0) {
+    onednn::PoolShape s;
+    std::string why = onednn_shape(bottom, top, s);
+    if (why.empty()) why = onednn_->prepare(s);
+    if (!why.empty() && params_.engine == Engine::ONEDNN)
+      spec_.fail("oneDNN cannot compute Caffe's pooling here (" + why +
+                 "); use pooling_param.engine: DEFAULT or CAFFE, which run the reference");
+    use_onednn_ = why.empty();
+  }
+}
+
+void PoolingLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec&) {
+  refuse_onednn_on_gpu(params_.engine, ctx, spec_, "pooling_param.engine");
+  if (!ctx.on_gpu() && wants_onednn(params_.engine)) onednn_ = std::make_unique<onednn::Pooling>();
+}
+
+std::string PoolingLayer::onednn_shape(const BlobVec& bottom, const BlobVec& top, onednn::PoolShape& s) const {
+  const int pad_h = params_.pad_h, pad_w = params_.pad_w;
+  const int last_h = (pooled_height_ - 1) * params_.stride_h - pad_h;  // where the last window starts
+  const int last_w = (pooled_width_ - 1) * params_.stride_w - pad_w;
+  if (top.size() > 1) return "a mask top is asked for";
+  if (last_h >= height_ || last_w >= width_) return "the last window lies wholly past the image";
+  using Method = onednn::PoolShape::Method;
+  s.method = Method::max;
+  if (params_.pool == PoolingParams::Method::AVE) {
+    // How far oneDNN pads past the image on the right to give Caffe's size.
+    const int right_h = last_h + kernel_h_ - height_, right_w = last_w + kernel_w_ - width_;
+    if (pad_h == 0 && pad_w == 0)
+      s.method = Method::average_without_padding;
+    else if (right_h <= pad_h && right_w <= pad_w)
+      s.method = Method::average_with_padding;
+    else
+      return "an AVE window overhangs the padding, where Caffe's divisor is neither the kernel nor the pixels";
+  }
+  s.num = bottom[0]->shape(0);
+  s.channels = bottom[0]->shape(1);
+  static_cast<PoolGeometry&>(s) = geometry();
+  return "";
+}
+
+PoolGeometry PoolingLayer::geometry() const {
+  PoolGeometry g;
+  g.height = height_;
+  g.width = width_;
+  g.pooled_height = pooled_height_;
+  g.pooled_width = pooled_width_;
+  g.kernel_h = kernel_h_;
+  g.kernel_w = kernel_w_;
+  g.pad_h = params_.pad_h;
+  g.pad_w = params_.pad_w;
+  g.stride_h = params_.stride_h;
+  g.stride_w = params_.stride_w;
+  return g;
 }
 
 PoolingLayer::Window PoolingLayer::window(int ph, int pw) const {
@@ -111,6 +166,7 @@ const float* PoolingLayer::mask_data(const BlobVec& top) const {
 
 // Empty windows (see the header) give 0 and mask -1.
 void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (use_onednn_) return onednn_->forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
   const int planes = bottom[0]->count(0, 2);
   const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
   const float* x = bottom[0]->cpu_data();  // x: (N*C, H, W)
@@ -151,6 +207,7 @@ void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
 void PoolingLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                                 const BlobVec& bottom) {
   if (!propagate_down[0]) return;
+  if (use_onednn_) return onednn_->backward(top[0]->cpu_diff(), bottom[0]->mutable_cpu_diff());
   const int planes = bottom[0]->count(0, 2);
   const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
   const float* dy = top[0]->cpu_diff();       // dy: (N*C, PH, PW)
@@ -198,6 +255,7 @@ bool PoolingLayer::use_cudnn(const BlobVec& top) const {
                    std::to_string(pooled_height_) + "x" + std::to_string(pooled_width_) +
                    " rounds up, or a mask top is asked for); use engine: CAFFE or DEFAULT, which run crema's kernels");
       return true;
+    case Engine::ONEDNN:  // refused on a GPU at setup
     case Engine::DEFAULT:
       break;
   }
@@ -206,17 +264,8 @@ bool PoolingLayer::use_cudnn(const BlobVec& top) const {
 
 cuda::PoolShape PoolingLayer::pool_shape(const Blob& bottom) const {
   cuda::PoolShape s;
+  static_cast<PoolGeometry&>(s) = geometry();
   s.planes = bottom.count(0, 2);
-  s.height = height_;
-  s.width = width_;
-  s.pooled_height = pooled_height_;
-  s.pooled_width = pooled_width_;
-  s.kernel_h = kernel_h_;
-  s.kernel_w = kernel_w_;
-  s.pad_h = params_.pad_h;
-  s.pad_w = params_.pad_w;
-  s.stride_h = params_.stride_h;
-  s.stride_w = params_.stride_w;
   return s;
 }
 

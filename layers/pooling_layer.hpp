@@ -12,6 +12,11 @@
 // wholly past the image; Caffe keeps that output (MAX writes -FLT_MAX with argmax
 // -1, which its backward then indexes); crema keeps the size, writes 0 and passes
 // no gradient.
+// On the CPU (pooling_param.engine): DEFAULT and ONEDNN run oneDNN where it computes
+// exactly the above: one top (no mask), no window wholly past the image, and for
+// AVE either no padding (oneDNN's divisor then counts the pixels in the image) or
+// padding no smaller than oneDNN's right padding (the whole kernel); DEFAULT runs the
+// reference elsewhere, ONEDNN is refused there. CAFFE and CUDNN run the reference.
 // On a GPU (pooling_param.engine): CAFFE runs crema's kernels, which compute exactly
 // the above; CUDNN runs cuDNN, which pools to floor sizes, ignores the padding for
 // MAX and divides AVE by the whole kernel, so it is used only where that equals
@@ -21,12 +26,14 @@
 // layer may have changed).
 #pragma once
 
+#include <memory>
+#include <string>
+
 #include "engine/layer.hpp"
 #include "layers/engine_choice.hpp"
+#include "layers/onednn/onednn_pooling.hpp"
 
 #ifdef CREMA_WITH_CUDA
-#include <memory>
-
 #include "layers/cuda/cudnn_ops.hpp"
 #include "layers/cuda/pooling_kernels.hpp"
 #endif
@@ -57,7 +64,11 @@ class PoolingLayer : public Layer {
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
 
+  // Whether the CPU runs oneDNN for the current shape (after reshape).
+  bool uses_onednn() const { return use_onednn_; }
+
  protected:
+  void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
@@ -84,6 +95,14 @@ class PoolingLayer : public Layer {
   // MAX: index h * W + w of each output's input within its plane, (N, C, PH, PW).
   // Stored as float, like Caffe's mask top; exact while H * W < 2^24.
   Blob mask_;
+  // oneDNN's primitives on the CPU (engine DEFAULT or ONEDNN), used while the shape
+  // is one where oneDNN computes Caffe's result.
+  std::unique_ptr<onednn::Pooling> onednn_;
+  bool use_onednn_ = false;
+  // The oneDNN pooling for the current shape, or "" and why it would differ from Caffe's.
+  std::string onednn_shape(const BlobVec& bottom, const BlobVec& top, onednn::PoolShape& s) const;
+  // The plane and window every engine pools with.
+  PoolGeometry geometry() const;
 #ifdef CREMA_WITH_CUDA
   // Whether cuDNN computes Caffe's result for this shape (see the header comment).
   bool cudnn_exact(const BlobVec& top) const;

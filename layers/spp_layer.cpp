@@ -118,7 +118,13 @@ void SPPLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   concat_.layer->reshape(concat_.bottom, concat_.top);
 }
 
-void SPPLayer::forward_cpu(Context& ctx, const BlobVec&, const BlobVec&) {
+void SPPLayer::forward_cpu(Context& ctx, const BlobVec&, const BlobVec&) { forward_stages(ctx); }
+
+void SPPLayer::backward_cpu(Context& ctx, const BlobVec&, const std::vector<bool>& propagate_down, const BlobVec&) {
+  backward_stages(ctx, propagate_down);
+}
+
+void SPPLayer::forward_stages(Context& ctx) {
   if (params_.pyramid_height == 1) {
     run_forward(ctx, poolings_[0]);
     return;
@@ -131,7 +137,7 @@ void SPPLayer::forward_cpu(Context& ctx, const BlobVec&, const BlobVec&) {
   run_forward(ctx, concat_);
 }
 
-void SPPLayer::backward_cpu(Context& ctx, const BlobVec&, const std::vector<bool>& propagate_down, const BlobVec&) {
+void SPPLayer::backward_stages(Context& ctx, const std::vector<bool>& propagate_down) {
   if (!propagate_down[0]) return;
   if (params_.pyramid_height == 1) {
     run_backward(ctx, poolings_[0], propagate_down);

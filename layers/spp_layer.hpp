@@ -7,7 +7,8 @@
 // composed of Split, Pooling, Flatten and Concat layers, and a pyramid_height of 1 is
 // one Pooling whose top stays (N, C, 1, 1). A new bottom size rebuilds the poolings.
 // Caffe's Pooling needs pad < kernel, which some small sizes break (e.g. H = 5 at
-// 4 bins: kernel 2, pad 2); crema says so instead of aborting.
+// 4 bins: kernel 2, pad 2); crema says so instead of aborting. On a GPU the inner
+// layers run their own GPU paths on the caller's context.
 #pragma once
 
 #include <memory>
@@ -30,6 +31,8 @@ class SPPLayer : public Layer {
   const char* type() const override { return "SPP"; }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
+  // Split, Pooling, Flatten and Concat all run on the GPU.
+  bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:
@@ -37,6 +40,12 @@ class SPPLayer : public Layer {
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   void backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
+#ifdef CREMA_WITH_CUDA
+  void forward_gpu(Context& ctx, const BlobVec&, const BlobVec&) override { forward_stages(ctx); }
+  void backward_gpu(Context& ctx, const BlobVec&, const std::vector<bool>& propagate_down, const BlobVec&) override {
+    backward_stages(ctx, propagate_down);
+  }
+#endif
 
  private:
   // One inner layer with the blobs it reads and writes.
@@ -53,6 +62,9 @@ class SPPLayer : public Layer {
   void run_backward(Context& ctx, Stage& s, const std::vector<bool>& propagate_down) {
     s.layer->backward(ctx, s.top, propagate_down, s.bottom);
   }
+  // The whole pyramid on ctx's device: each inner layer dispatches on ctx itself.
+  void forward_stages(Context& ctx);
+  void backward_stages(Context& ctx, const std::vector<bool>& propagate_down);
 
   SPPParams params_;
   int height_ = -1, width_ = -1;  // the bottom size the poolings were built for

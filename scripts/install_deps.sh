@@ -9,9 +9,12 @@ packages=(
   libcli11-dev libyaml-cpp-dev libspdlog-dev
   libhdf5-dev hdf5-tools
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  doctest-dev libopenblas-dev zlib1g-dev liblmdb-dev
+  doctest-dev libopenblas-openmp-dev libdnnl-dev zlib1g-dev liblmdb-dev
+  ocl-icd-opencl-dev opencl-c-headers
   dataset-fashion-mnist
 )
+# ocl-icd-opencl-dev: Debian's libdnnl is built with an OpenCL GPU runtime, and its CMake
+# package asks for the OpenCL headers and link library even though crema uses only its CPU engine.
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

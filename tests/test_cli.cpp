@@ -210,7 +210,7 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   r = test::run(crema_cmd("time --model " + job.solver + " --iterations 3"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   for (const char* text : {"conv\tforward:", "conv\tbackward:", "fc2\tforward:", "Average Forward pass:",
-                           "Average Backward pass:", "Average Forward-Backward:"})
+                           "Average Backward pass:", "Average Forward-Backward:", "Peak resident memory: "})
     CHECK_MESSAGE(r.output.find(text) != std::string::npos, text);
 }
 

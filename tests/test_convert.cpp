@@ -78,6 +78,7 @@ TEST_CASE("convert: a solver with an inline net converts both ways and trains fr
   INFO(train.output);
   CHECK(train.status == 0);
   CHECK(contains(train.output, "Optimization Done."));
+  CHECK(contains(train.output, "Peak resident memory: "));
   CHECK(fs::exists(dir / "snap/toy_iter_4.caffemodel.h5"));
 }
 

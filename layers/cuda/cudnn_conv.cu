@@ -13,14 +13,6 @@
 namespace crema::cuda {
 
 namespace {
-bool same_shape(const CudnnConvShape& a, const CudnnConvShape& b) {
-  return a.num == b.num && a.in_channels == b.in_channels && a.in_h == b.in_h && a.in_w == b.in_w &&
-         a.out_channels == b.out_channels && a.out_h == b.out_h && a.out_w == b.out_w && a.group == b.group &&
-         a.kernel_h == b.kernel_h && a.kernel_w == b.kernel_w && a.pad_h == b.pad_h && a.pad_w == b.pad_w &&
-         a.stride_h == b.stride_h && a.stride_w == b.stride_w && a.dilation_h == b.dilation_h &&
-         a.dilation_w == b.dilation_w;
-}
-
 // TF32 tensor-core kernels round inputs to 10-bit mantissas; Caffe's results are FP32.
 bool fp32_exact(cudnnMathType_t m) { return m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH; }
 
@@ -42,7 +34,7 @@ struct CudnnConvolution::Impl {
   FilterDescriptor filter;
   ConvolutionDescriptor conv;
   bool prepared = false;
-  CudnnConvShape shape;
+  ConvShape shape;
   size_t limit = 0;
   int searches = 0;
   cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
@@ -77,9 +69,9 @@ CudnnConvolution::~CudnnConvolution() = default;
 
 int CudnnConvolution::algorithm_searches() const { return impl_->searches; }
 
-void CudnnConvolution::prepare(const CudaContext& ctx, const CudnnConvShape& s, size_t limit) {
+void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_t limit) {
   Impl& m = *impl_;
-  if (m.prepared && m.limit == limit && same_shape(m.shape, s)) return;
+  if (m.prepared && m.limit == limit && m.shape == s) return;
   const cudnnHandle_t h = cudnn_handle(ctx);
   set_nchw(m.input, s.num, s.in_channels, s.in_h, s.in_w);
   set_nchw(m.output, s.num, s.out_channels, s.out_h, s.out_w);

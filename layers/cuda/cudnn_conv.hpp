@@ -11,16 +11,9 @@
 #include <memory>
 
 #include "engine/cuda/cuda_context.hpp"
+#include "layers/conv_shape.hpp"
 
 namespace crema::cuda {
-
-struct CudnnConvShape {
-  int num = 0;                                 // images
-  int in_channels = 0, in_h = 0, in_w = 0;     // the conv input (num, Ci, H, W)
-  int out_channels = 0, out_h = 0, out_w = 0;  // the conv output (num, Co, OH, OW)
-  int group = 1;
-  int kernel_h = 1, kernel_w = 1, pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
-};
 
 class CudnnConvolution {
  public:
@@ -31,7 +24,7 @@ class CudnnConvolution {
 
   // Describes `shape` and chooses the algorithms, unless the last call had the same
   // shape and limit. Allocates the workspace (the largest the algorithms need).
-  void prepare(const CudaContext& ctx, const CudnnConvShape& shape, size_t workspace_limit_bytes);
+  void prepare(const CudaContext& ctx, const ConvShape& shape, size_t workspace_limit_bytes);
   // How many times prepare() chose algorithms (tests: once per distinct shape).
   int algorithm_searches() const;
 

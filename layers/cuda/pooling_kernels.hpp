@@ -4,14 +4,12 @@
 #pragma once
 
 #include "engine/cuda/cuda_context.hpp"
+#include "layers/pool_geometry.hpp"
 
 namespace crema::cuda {
 
-struct PoolShape {
-  int planes = 0;                           // N * C
-  int height = 0, width = 0;                // the bottom's plane
-  int pooled_height = 0, pooled_width = 0;  // the top's plane
-  int kernel_h = 0, kernel_w = 0, pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1;
+struct PoolShape : PoolGeometry {
+  int planes = 0;  // N * C
 };
 
 // x: (planes, H, W); y, mask: (planes, PH, PW), mask = h * W + w of the max or -1

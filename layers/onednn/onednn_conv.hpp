@@ -1,0 +1,43 @@
+// oneDNN convolution for Convolution and Deconvolution on the CPU, behind a plain
+// interface (the layers do not include oneDNN's headers). As with cuDNN, the
+// convolution is described from its own point of view (layers/conv_shape.hpp):
+// Deconvolution runs forward as backward_data and backward_data as forward.
+// Primitives are built once per shape with the layouts oneDNN prefers and kept
+// until the shape changes; the caller's buffers stay plain NCHW / (Co, Ci/G, kh, kw).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "layers/conv_shape.hpp"
+
+namespace crema::onednn {
+
+class Convolution {
+ public:
+  Convolution();
+  ~Convolution();
+  Convolution(const Convolution&) = delete;
+  Convolution& operator=(const Convolution&) = delete;
+
+  // Builds the primitives for `shape` (with a bias on the conv output when
+  // `with_bias`) unless they are built for it already. Returns "" or, when oneDNN
+  // cannot compute this convolution, why.
+  std::string prepare(const ConvShape& shape, bool with_bias);
+  // How many times prepare() built primitives (tests: once per distinct shape).
+  int builds() const;
+
+  // output (num, Co, OH, OW) = conv(input (num, Ci, H, W), filter) [+ bias (Co)], overwritten
+  void forward(const float* input, const float* filter, const float* bias, float* output);
+  // input_diff (num, Ci, H, W) = convᵀ(output_diff (num, Co, OH, OW), filter), overwritten
+  void backward_data(const float* output_diff, const float* filter, float* input_diff);
+  // filter_diff (Co, Ci/G, kh, kw) += from input and output_diff; bias_diff (Co) +=
+  // output_diff summed over (num, OH, OW) when not null (needs with_bias).
+  void backward_weights(const float* input, const float* output_diff, float* filter_diff, float* bias_diff);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crema::onednn

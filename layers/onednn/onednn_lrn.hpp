@@ -1,0 +1,39 @@
+// oneDNN local response normalisation for the LRN layer on the CPU, behind a plain
+// interface. oneDNN's formula is Caffe's: y = x (k + alpha / n · Σ x²)^-beta with
+// n = local_size across channels and local_size² within a channel. Primitives are
+// built once per shape; backward uses oneDNN's workspace from forward.
+#pragma once
+
+#include <memory>
+#include <string>
+
+namespace crema::onednn {
+
+struct LrnShape {
+  bool across_channels = true;
+  int num = 0, channels = 0, height = 0, width = 0;
+  int local_size = 5;
+  float alpha = 1.f, beta = 0.75f, k = 1.f;
+  bool operator==(const LrnShape&) const = default;
+};
+
+class LRN {
+ public:
+  LRN();
+  ~LRN();
+  LRN(const LRN&) = delete;
+  LRN& operator=(const LRN&) = delete;
+
+  // Builds the primitives for `shape` unless built for it already; "" or why not.
+  std::string prepare(const LrnShape& shape);
+  // y (N, C, H, W) = lrn(x (N, C, H, W))
+  void forward(const float* x, float* y);
+  // dx (N, C, H, W) from x and dy (N, C, H, W), overwritten; after forward on x.
+  void backward(const float* x, const float* dy, float* dx);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crema::onednn

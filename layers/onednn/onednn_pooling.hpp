@@ -1,0 +1,42 @@
+// oneDNN pooling for the Pooling layer on the CPU, behind a plain interface. The
+// layer decides where oneDNN computes Caffe's result (see pooling_layer.hpp); this
+// only builds and runs the primitives, once per shape. MAX keeps oneDNN's workspace
+// (the argmax of every window) from forward for backward, as the reference keeps
+// its mask, so a later in-place layer changing the top does not matter.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "layers/pool_geometry.hpp"
+
+namespace crema::onednn {
+
+struct PoolShape : PoolGeometry {
+  enum class Method { max, average_with_padding, average_without_padding };
+  Method method = Method::max;
+  int num = 0, channels = 0;
+  bool operator==(const PoolShape&) const = default;
+};
+
+class Pooling {
+ public:
+  Pooling();
+  ~Pooling();
+  Pooling(const Pooling&) = delete;
+  Pooling& operator=(const Pooling&) = delete;
+
+  // Builds the primitives for `shape` unless built for it already. Returns "" or,
+  // when oneDNN cannot compute this pooling, why.
+  std::string prepare(const PoolShape& shape);
+  // y (N, C, PH, PW) = pool(x (N, C, H, W))
+  void forward(const float* x, float* y);
+  // dx (N, C, H, W) = the gradient from dy (N, C, PH, PW), overwritten; after forward.
+  void backward(const float* dy, float* dx);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crema::onednn

@@ -1,0 +1,216 @@
+// The CPU engine table: every layer configuration with a oneDNN engine runs with
+// `engine: ONEDNN` (which refuses to fall back) and with `engine: CAFFE` (the plain
+// reference) from identical inputs, parameters, top gradients and parameter
+// gradients already holding a value (Caffe's layers accumulate into those), and
+// every top, bottom gradient and parameter gradient must agree. Then what DEFAULT
+// picks, the shapes oneDNN is refused for, primitives built once per shape, and the
+// numerical gradient of the reference itself (the layer tests check DEFAULT, which
+// is oneDNN).
+#include <string>
+#include <vector>
+
+#include "backend_table.hpp"
+#include "engine/error.hpp"
+#include "layer_test_util.hpp"
+#include "layers/base_conv_layer.hpp"
+#include "layers/pooling_layer.hpp"
+
+using namespace crema;
+using namespace backend_table;
+
+namespace {
+
+// `yaml` with its "ENGINE" placeholder set to `engine`.
+std::string with_engine(std::string yaml, const std::string& engine) {
+  const size_t at = yaml.find("ENGINE");
+  REQUIRE(at != std::string::npos);
+  return yaml.replace(at, 6, engine);
+}
+
+LayerCase with_engine(const LayerCase& c, const std::string& engine) {
+  LayerCase e = c;
+  e.yaml = with_engine(c.yaml, engine);
+  return e;
+}
+
+// Values 0 or 1 with a gradient: MAX pooling windows full of ties (as after a ReLU).
+Input ties(std::vector<int> shape) { return {std::move(shape), Fill::binary, 0, true}; }
+
+const std::vector<LayerCase>& engine_cases() {
+  static const std::vector<LayerCase> table = {
+      // Convolution
+      {"Convolution", "{type: Convolution, convolution_param: {num_output: 4, kernel_size: 3, engine: ENGINE}}",
+       {gauss({2, 3, 7, 7})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 5, kernel_size: 3, pad: 1, stride: 2, engine: ENGINE}}",
+       {gauss({2, 3, 8, 8})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 6, kernel_size: 3, group: 2, pad: 1, engine: ENGINE}}",
+       {gauss({2, 4, 6, 6})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 3, kernel_size: 3, dilation: 2, pad: 2, engine: ENGINE}}",
+       {gauss({2, 3, 9, 9})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 7, kernel_size: 1, bias_term: false, engine: ENGINE}}",
+       {gauss({2, 5, 4, 4})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 2, kernel_h: 3, kernel_w: 1, stride_h: 2, stride_w: 1, "
+       "pad_h: 1, pad_w: 0, engine: ENGINE}}",
+       {gauss({2, 2, 7, 5})}},
+      // A kernel overhanging the image by less than a stride (Caffe's truncating size).
+      {"Convolution", "{type: Convolution, convolution_param: {num_output: 2, kernel_size: 2, stride: 3, engine: ENGINE}}",
+       {gauss({1, 2, 7, 7})}},
+      {"Convolution", "{type: Convolution, convolution_param: {num_output: 3, kernel_size: 2, engine: ENGINE}}",
+       {gauss({2, 2, 5, 5}), gauss({2, 2, 5, 5})}, 2},
+      // LeNet's and AlexNet's first layers.
+      {"Convolution", "{type: Convolution, convolution_param: {num_output: 20, kernel_size: 5, engine: ENGINE}}",
+       {gauss({4, 1, 28, 28})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 8, kernel_size: 11, stride: 4, engine: ENGINE}}",
+       {gauss({2, 3, 35, 35})}},
+      // Deconvolution
+      {"Deconvolution",
+       "{type: Deconvolution, convolution_param: {num_output: 2, kernel_size: 3, stride: 2, pad: 1, engine: ENGINE}}",
+       {gauss({2, 3, 4, 4})}},
+      {"Deconvolution",
+       "{type: Deconvolution, convolution_param: {num_output: 4, kernel_size: 2, stride: 2, group: 2, engine: ENGINE}}",
+       {gauss({2, 4, 3, 3})}},
+      {"Deconvolution",
+       "{type: Deconvolution, convolution_param: {num_output: 3, kernel_size: 3, bias_term: false, engine: ENGINE}}",
+       {gauss({1, 2, 4, 5}), gauss({1, 2, 4, 5})}, 2},
+      // Pooling
+      {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2, engine: ENGINE}}",
+       {gauss({2, 3, 8, 8})}},
+      {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 3, stride: 2, engine: ENGINE}}",
+       {gauss({2, 3, 8, 8})}},  // ceil: the last window overhangs the image
+      {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 3, stride: 2, pad: 1, engine: ENGINE}}",
+       {gauss({2, 3, 6, 7})}},
+      {"Pooling",
+       "{type: Pooling, pooling_param: {pool: MAX, kernel_h: 3, kernel_w: 2, stride_h: 2, stride_w: 1, engine: ENGINE}}",
+       {gauss({1, 2, 7, 6})}},
+      {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 3, stride: 2, engine: ENGINE}}",
+       {ties({2, 3, 7, 7})}},  // ties: the first maximum takes the gradient
+      {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, global_pooling: true, engine: ENGINE}}",
+       {gauss({2, 3, 5, 4})}},
+      {"Pooling", "{type: Pooling, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, engine: ENGINE}}",
+       {gauss({2, 3, 8, 8})}},  // no padding: divided by the pixels in the image
+      {"Pooling", "{type: Pooling, pooling_param: {pool: AVE, kernel_size: 3, stride: 1, pad: 1, engine: ENGINE}}",
+       {gauss({2, 3, 5, 5})}},  // padding: divided by the whole kernel
+      {"Pooling", "{type: Pooling, pooling_param: {pool: AVE, global_pooling: true, engine: ENGINE}}",
+       {gauss({2, 3, 5, 4})}},
+      {"Pooling",
+       "{type: Pooling, pooling_param: {pool: AVE, kernel_size: 2, stride: 2, round_mode: FLOOR, engine: ENGINE}}",
+       {gauss({1, 2, 5, 5})}},
+      // LRN
+      {"LRN", "{type: LRN, lrn_param: {local_size: 5, alpha: 0.0001, beta: 0.75, engine: ENGINE}}",
+       {gauss({2, 16, 5, 5})}},  // AlexNet's
+      {"LRN", "{type: LRN, lrn_param: {local_size: 3, alpha: 0.5, beta: 0.6, k: 2, engine: ENGINE}}",
+       {gauss({2, 7, 4, 3})}},  // channels not a multiple of oneDNN's block
+      {"LRN",
+       "{type: LRN, lrn_param: {local_size: 3, alpha: 0.3, beta: 0.75, norm_region: WITHIN_CHANNEL, engine: ENGINE}}",
+       {gauss({2, 3, 6, 5})}},
+      // BatchNorm (the running sums are parameters 0-2 of the comparison)
+      {"BatchNorm", "{type: BatchNorm, batch_norm_param: {engine: ENGINE}}", {gauss({4, 3, 5, 5})}},
+      in_place({"BatchNorm", "{type: BatchNorm, batch_norm_param: {engine: ENGINE}}", {gauss({4, 3, 5, 5})}}),
+      {"BatchNorm", "{type: BatchNorm, batch_norm_param: {use_global_stats: true, eps: 0.001, engine: ENGINE}}",
+       {gauss({4, 3, 5, 5})}},
+      in_place({"BatchNorm", "{type: BatchNorm, batch_norm_param: {use_global_stats: true, engine: ENGINE}}",
+                {gauss({2, 5, 3, 2})}}),
+      {"BatchNorm", "{type: BatchNorm, batch_norm_param: {moving_average_fraction: 0.9, engine: ENGINE}}",
+       {gauss({6, 4})}},
+  };
+  return table;
+}
+
+}  // namespace
+
+TEST_CASE("oneDNN engines: every case matches the CPU reference, forward and both backward paths") {
+  int compared = 0;
+  for (const LayerCase& c : engine_cases()) {
+    const LayerCase onednn = with_engine(c, "ONEDNN"), reference = with_engine(c, "CAFFE");
+    INFO("case " << onednn.name());
+    Context a(static_cast<long long>(kSeed)), b(static_cast<long long>(kSeed));
+    try {
+      const Outcome want = run_case(reference, a, 0.5f);
+      const Outcome got = run_case(onednn, b, 0.5f);
+      REQUIRE(got.results.size() == want.results.size());
+      for (size_t r = 0; r < want.results.size(); ++r) {
+        INFO(want.names[r]);
+        CHECK(normalised_error(want.results[r], got.results[r]) <= 1e-5);
+      }
+      ++compared;
+    } catch (const std::exception& e) {
+      FAIL_CHECK("threw: " << e.what());
+    }
+  }
+  CHECK(compared == static_cast<int>(engine_cases().size()));
+}
+
+TEST_CASE("oneDNN engines: DEFAULT runs oneDNN on the CPU and the reference where oneDNN would differ") {
+  Context ctx(1);
+  Blob x({1, 2, 6, 6}), y;
+  Rng rng(3);
+  test::fill_gaussian(x, rng);
+
+  auto conv = test::make_layer("{type: Convolution, convolution_param: {num_output: 2, kernel_size: 3}}");
+  conv.layer->setup(ctx, {&x}, {&y});
+  CHECK(dynamic_cast<BaseConvolutionLayer&>(*conv.layer).uses_onednn());
+  auto caffe = test::make_layer("{type: Convolution, convolution_param: {num_output: 2, kernel_size: 3, engine: CAFFE}}");
+  caffe.layer->setup(ctx, {&x}, {&y});
+  CHECK_FALSE(dynamic_cast<BaseConvolutionLayer&>(*caffe.layer).uses_onednn());
+
+  auto max = test::make_layer("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2}}");
+  max.layer->setup(ctx, {&x}, {&y});
+  CHECK(dynamic_cast<PoolingLayer&>(*max.layer).uses_onednn());
+  // The mask top only the reference writes.
+  Blob mask;
+  auto masked = test::make_layer("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2}}");
+  masked.layer->setup(ctx, {&x}, {&y, &mask});
+  CHECK_FALSE(dynamic_cast<PoolingLayer&>(*masked.layer).uses_onednn());
+
+  // AVE, kernel 3, stride 2, pad 1 on 6x6: Caffe's last window ends 2 past the image,
+  // 1 past the padding, and Caffe divides it by 6, neither 9 nor the pixels.
+  const std::string overhang = "{type: Pooling, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, pad: 1";
+  auto ave = test::make_layer(overhang + "}}");
+  Blob y_default, y_caffe;
+  ave.layer->setup(ctx, {&x}, {&y_default});
+  CHECK_FALSE(dynamic_cast<PoolingLayer&>(*ave.layer).uses_onednn());
+  ave.layer->forward(ctx, {&x}, {&y_default});
+  auto ave_caffe = test::make_layer(overhang + ", engine: CAFFE}}");
+  ave_caffe.layer->setup(ctx, {&x}, {&y_caffe});
+  ave_caffe.layer->forward(ctx, {&x}, {&y_caffe});
+  CHECK(normalised_error(values(y_caffe.cpu_data(), y_caffe.count()), values(y_default.cpu_data(), y_default.count())) == 0.0);
+  // ONEDNN is refused there, naming the layer and the way out.
+  auto forced = test::make_layer(overhang + ", engine: ONEDNN}}");
+  CHECK_THROWS_WITH_AS(forced.layer->setup(ctx, {&x}, {&y}), doctest::Contains("oneDNN cannot compute Caffe's pooling"),
+                       ConfigError);
+}
+
+TEST_CASE("oneDNN engines: convolution primitives are built once per shape") {
+  Context ctx(1);
+  auto t = test::make_layer("{type: Convolution, convolution_param: {num_output: 2, kernel_size: 3}}");
+  auto& conv = dynamic_cast<BaseConvolutionLayer&>(*t.layer);
+  Blob x({2, 1, 5, 5}), y;
+  t.layer->setup(ctx, {&x}, {&y});
+  t.layer->forward(ctx, {&x}, {&y});
+  t.layer->reshape({&x}, {&y});
+  t.layer->forward(ctx, {&x}, {&y});
+  CHECK(conv.onednn_builds() == 1);
+  x.reshape({3, 1, 5, 5});
+  t.layer->reshape({&x}, {&y});
+  t.layer->forward(ctx, {&x}, {&y});
+  CHECK(conv.onednn_builds() == 2);
+  CHECK(y.shape() == std::vector<int>{3, 2, 3, 3});
+}
+
+TEST_CASE("oneDNN engines: the reference engine's own numerical gradients") {
+  for (const char* yaml : {
+           "{type: Convolution, convolution_param: {num_output: 3, kernel_size: 3, pad: 1, stride: 2, group: 1, "
+           "engine: CAFFE, weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}",
+           "{type: Deconvolution, convolution_param: {num_output: 2, kernel_size: 3, stride: 2, engine: CAFFE, "
+           "weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}",
+       }) {
+    CAPTURE(yaml);
+    test::check_gradients(yaml, {{2, 2, 5, 5}, 1.f, 5});
+  }
+}
