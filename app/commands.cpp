@@ -159,8 +159,10 @@ int train(const TrainOptions& opt) {
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
-  spdlog::info("Using {}{}", ctx->device().str(),
-               spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string());
+  ctx->set_precision(spec.precision);
+  spdlog::info("Using {}{}{}", ctx->device().str(),
+               spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string(),
+               spec.precision == Precision::bf16 ? ", precision bf16" : "");
 
   // Fail now, not at the first snapshot hours later, when snapshots cannot be written.
   const std::string prefix = spec.snapshot_prefix.empty() ? fs::path(opt.solver).stem().string() : spec.snapshot_prefix;
@@ -250,6 +252,7 @@ int time(const TimeOptions& opt) {
   auto root = io::load_net_config(opt.model);
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
+  ctx->set_precision(opt.precision == "bf16" ? Precision::bf16 : Precision::fp32);
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   Net net(spec, NetState{phase, 0, {}}, *ctx);
   using clock = std::chrono::steady_clock;

@@ -29,6 +29,7 @@ struct TimeOptions {
   int iterations = 50;
   std::string phase = "TRAIN";
   int gpu = -1;
+  std::string precision = "fp32";
 };
 int time(const TimeOptions& opt);
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 
 namespace crema {
 
@@ -77,9 +78,9 @@ void Blob::copy_from(const Blob& source, bool copy_diff, bool reshape) {
   }
   if (count_ == 0) return;
   if (copy_diff)
-    std::memcpy(mutable_cpu_diff(), source.cpu_diff(), sizeof(float) * static_cast<size_t>(count_));
+    cpu_copy(count_, source.cpu_diff(), mutable_cpu_diff());
   else
-    std::memcpy(mutable_cpu_data(), source.cpu_data(), sizeof(float) * static_cast<size_t>(count_));
+    cpu_copy(count_, source.cpu_data(), mutable_cpu_data());
 }
 
 void Blob::set_data(float value) {

@@ -13,6 +13,10 @@ namespace crema {
 
 enum class DeviceType { CPU, CUDA };
 
+// The arithmetic of the products (convolutions, inner products): fp32, or bf16
+// inputs with fp32 accumulation, outputs and master weights (`precision: bf16`).
+enum class Precision { fp32, bf16 };
+
 struct Device {
   DeviceType type = DeviceType::CPU;
   int id = 0;
@@ -31,12 +35,15 @@ class Context {
   cuda::CudaContext* cuda() const { return cuda_.get(); }
   Rng& rng() { return rng_; }
   long long seed() const { return seed_; }
+  Precision precision() const { return precision_; }
+  void set_precision(Precision p) { precision_ = p; }
 
  private:
   Device device_;
   std::unique_ptr<cuda::CudaContext> cuda_;
   Rng rng_;
   long long seed_;
+  Precision precision_ = Precision::fp32;
 };
 
 }  // namespace crema

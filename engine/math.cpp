@@ -24,21 +24,34 @@ void cpu_gemv(bool trans_a, int m, int n, float alpha, const float* a, const flo
 void cpu_axpy(int n, float alpha, const float* x, float* y) { cblas_saxpy(n, alpha, x, 1, y, 1); }
 
 void cpu_axpby(int n, float alpha, const float* x, float beta, float* y) {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
   for (int i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
 }
 
 void cpu_scale(int n, float alpha, float* x) { cblas_sscal(n, alpha, x, 1); }
 
 void cpu_set(int n, float value, float* x) {
-  if (value == 0.f) {
+  if (value == 0.f && n < kParallelMinElements) {
     std::memset(x, 0, sizeof(float) * static_cast<size_t>(n));
     return;
   }
-  std::fill(x, x + n, value);
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+  for (int i = 0; i < n; ++i) x[i] = value;
 }
 
 void cpu_copy(int n, const float* x, float* y) {
-  if (x != y) std::memcpy(y, x, sizeof(float) * static_cast<size_t>(n));
+  if (x == y) return;
+  if (n < kParallelMinElements) {
+    std::memcpy(y, x, sizeof(float) * static_cast<size_t>(n));
+    return;
+  }
+  // One core's copy does not saturate memory bandwidth: split large copies.
+#pragma omp parallel
+  {
+    const int parts = omp_get_num_threads(), part = omp_get_thread_num();
+    const long begin = static_cast<long>(n) * part / parts, end = static_cast<long>(n) * (part + 1) / parts;
+    std::memcpy(y + begin, x + begin, sizeof(float) * static_cast<size_t>(end - begin));
+  }
 }
 
 float cpu_dot(int n, const float* x, const float* y) { return cblas_sdot(n, x, 1, y, 1); }

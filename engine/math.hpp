@@ -17,6 +17,10 @@ void cpu_copy(int n, const float* x, float* y);
 float cpu_dot(int n, const float* x, const float* y);
 float cpu_asum(int n, const float* x);
 
+// Element loops over fewer values than this run on one thread: below it, waking the
+// OpenMP pool costs more than the loop (a few microseconds against ~1 ns a value).
+constexpr long kParallelMinElements = 1L << 15;
+
 // Threads used by BLAS (and later oneDNN); <= 0 means all cores.
 void set_num_threads(int n);
 int num_threads();

@@ -105,6 +105,7 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.random_seed = r.get_int64("random_seed", -1);
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
   s.device_id = r.get_int("device_id", 0);
+  s.precision = r.get_enum("precision", {"fp32", "bf16"}, 0) == 0 ? Precision::fp32 : Precision::bf16;
   s.train_state = parse_state(r.sub("train_state"), Phase::TRAIN);
   s.test_state = parse_state(r.sub("test_state"), Phase::TEST);
   r.allow({"debug_info"});

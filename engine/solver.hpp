@@ -55,6 +55,7 @@ struct SolverSpec {
   long long random_seed = -1;
   std::string solver_mode = "CPU";
   int device_id = 0;
+  Precision precision = Precision::fp32;
   NetState train_state{Phase::TRAIN, 0, {}};
   NetState test_state{Phase::TEST, 0, {}};
   Mark mark;

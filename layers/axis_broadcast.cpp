@@ -1,6 +1,9 @@
 #include "layers/axis_broadcast.hpp"
 
+#include <algorithm>
 #include <string>
+
+#include "engine/math.hpp"
 
 namespace crema {
 
@@ -47,77 +50,146 @@ AxisBroadcast AxisBroadcast::of(const LayerSpec& spec, const Blob& x, const Blob
   return b;
 }
 
+// Every loop below is parallel over independent rows (outer, d) or channels d, so each
+// value is computed by one thread in the same order whatever the thread count: the
+// results do not depend on --threads. Sums are vectorised in double.
+
 void AxisBroadcast::apply(const float* x, const float* scale, const float* bias, float* y) const {
   // x, y: (outer, dim, inner); scale, bias: (dim)
-  for (int o = 0; o < outer; ++o)
-    for (int d = 0; d < dim; ++d) {
-      const long base = (static_cast<long>(o) * dim + d) * inner;
-      const float s = scale ? scale[d] : 1.f, t = bias ? bias[d] : 0.f;
-      for (int i = 0; i < inner; ++i) y[base + i] = x[base + i] * s + t;
-    }
+  const long rows = static_cast<long>(outer) * dim;
+#pragma omp parallel for if (rows * inner >= kParallelMinElements)
+  for (long r = 0; r < rows; ++r) {
+    const int d = static_cast<int>(r % dim);
+    const float s = scale ? scale[d] : 1.f, t = bias ? bias[d] : 0.f;
+    const float* xr = x + r * inner;  // (inner)
+    float* yr = y + r * inner;        // (inner)
+#pragma omp simd
+    for (int i = 0; i < inner; ++i) yr[i] = xr[i] * s + t;
+  }
 }
+
+namespace {
+// sum over i of a[i] (times b[i] where b is given), a and b: (n)
+double row_sum(const float* a, const float* b, int n) {
+  double sum = 0;
+  if (b) {
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; ++i) sum += static_cast<double>(a[i]) * b[i];
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; ++i) sum += a[i];
+  }
+  return sum;
+}
+}  // namespace
 
 void AxisBroadcast::reduce(const float* a, const float* b, float* out, bool accumulate) const {
   // a, b: (outer, dim, inner); out: (dim)
+#pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
   for (int d = 0; d < dim; ++d) {
     double sum = 0;
     for (int o = 0; o < outer; ++o) {
       const long base = (static_cast<long>(o) * dim + d) * inner;
-      for (int i = 0; i < inner; ++i) sum += b ? static_cast<double>(a[base + i]) * b[base + i] : a[base + i];
+      sum += row_sum(a + base, b ? b + base : nullptr, inner);
     }
     out[d] = static_cast<float>(accumulate ? out[d] + sum : sum);
+  }
+}
+
+void AxisBroadcast::reduce_both(const float* a, const float* b, float* sum_a, bool accumulate_a, float* sum_ab,
+                                bool accumulate_ab) const {
+  // a, b: (outer, dim, inner); sum_a, sum_ab: (dim)
+#pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
+  for (int d = 0; d < dim; ++d) {
+    double s = 0, sp = 0;
+    for (int o = 0; o < outer; ++o) {
+      const long base = (static_cast<long>(o) * dim + d) * inner;
+      const float* ar = a + base;  // (inner)
+      const float* br = b + base;  // (inner)
+#pragma omp simd reduction(+ : s, sp)
+      for (int i = 0; i < inner; ++i) {
+        s += ar[i];
+        sp += static_cast<double>(ar[i]) * br[i];
+      }
+    }
+    sum_a[d] = static_cast<float>(accumulate_a ? sum_a[d] + s : s);
+    sum_ab[d] = static_cast<float>(accumulate_ab ? sum_ab[d] + sp : sp);
   }
 }
 
 void AxisBroadcast::moments(const float* x, double* mean, double* var) const {
   // x: (outer, dim, inner); mean, var: (dim)
   const double m = static_cast<double>(outer) * inner;
+#pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
   for (int d = 0; d < dim; ++d) {
-    double sum = 0;
+    // One pass over x, in double, around a shift: one of the channel's own values,
+    // which lies within a few deviations of the mean, so E[(x-s)^2] - E[x-s]^2 does not
+    // cancel the way E[x^2] - E[x]^2 does for a mean far from zero.
+    const double shift = m > 0 ? x[static_cast<long>(d) * inner] : 0.0;
+    double sum = 0, sq = 0;
     for (int o = 0; o < outer; ++o) {
-      const long base = (static_cast<long>(o) * dim + d) * inner;
-      for (int i = 0; i < inner; ++i) sum += x[base + i];
+      const float* xr = x + (static_cast<long>(o) * dim + d) * inner;  // (inner)
+#pragma omp simd reduction(+ : sum, sq)
+      for (int i = 0; i < inner; ++i) {
+        const double v = xr[i] - shift;
+        sum += v;
+        sq += v * v;
+      }
     }
-    mean[d] = sum / m;
-    // Two passes: the deviations from the mean, not E[x^2] - E[x]^2, which cancels.
-    double sq = 0;
-    for (int o = 0; o < outer; ++o) {
-      const long base = (static_cast<long>(o) * dim + d) * inner;
-      for (int i = 0; i < inner; ++i) sq += (x[base + i] - mean[d]) * (x[base + i] - mean[d]);
-    }
-    var[d] = sq / m;
+    const double centred = sum / m;
+    mean[d] = shift + centred;
+    var[d] = std::max(0.0, sq / m - centred * centred);
   }
 }
 
-void AxisBroadcast::normalize(const float* x, const double* mean, const float* inv_std, float* y) const {
-  // x, y: (outer, dim, inner); mean, inv_std: (dim)
-  for (int o = 0; o < outer; ++o)
-    for (int d = 0; d < dim; ++d) {
-      const long base = (static_cast<long>(o) * dim + d) * inner;
-      for (int i = 0; i < inner; ++i) y[base + i] = static_cast<float>((x[base + i] - mean[d]) * inv_std[d]);
+void AxisBroadcast::normalize(const float* x, const double* mean, const float* inv_std, float* y,
+                              float* copy) const {
+  // x, y, copy: (outer, dim, inner); mean, inv_std: (dim)
+  const long rows = static_cast<long>(outer) * dim;
+#pragma omp parallel for if (rows * inner >= kParallelMinElements)
+  for (long r = 0; r < rows; ++r) {
+    const int d = static_cast<int>(r % dim);
+    const double mu = mean[d], inv = inv_std[d];
+    const float* xr = x + r * inner;  // (inner)
+    float* yr = y + r * inner;        // (inner)
+    if (copy) {
+      float* cr = copy + r * inner;  // (inner)
+#pragma omp simd
+      for (int i = 0; i < inner; ++i) cr[i] = yr[i] = static_cast<float>((xr[i] - mu) * inv);
+    } else {
+#pragma omp simd
+      for (int i = 0; i < inner; ++i) yr[i] = static_cast<float>((xr[i] - mu) * inv);
     }
+  }
 }
 
 void AxisBroadcast::normalize_backward(const float* y, const float* dy, const float* inv_std, float* dx) const {
   // y, dy, dx: (outer, dim, inner); inv_std: (dim)
   const double m = static_cast<double>(outer) * inner;
+#pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
   for (int d = 0; d < dim; ++d) {
     // Both means before any dx is written: dx may alias dy.
     double mean_dy = 0, mean_dy_y = 0;
     for (int o = 0; o < outer; ++o) {
       const long base = (static_cast<long>(o) * dim + d) * inner;
-      for (int i = 0; i < inner; ++i) {
-        mean_dy += dy[base + i];
-        if (y) mean_dy_y += static_cast<double>(dy[base + i]) * y[base + i];
-      }
+      mean_dy += row_sum(dy + base, nullptr, inner);
+      if (y) mean_dy_y += row_sum(dy + base, y + base, inner);
     }
     mean_dy /= m;
     mean_dy_y /= m;
     const double inv = inv_std ? inv_std[d] : 1.0;
     for (int o = 0; o < outer; ++o) {
       const long base = (static_cast<long>(o) * dim + d) * inner;
-      for (int i = 0; i < inner; ++i)
-        dx[base + i] = static_cast<float>((dy[base + i] - mean_dy - (y ? y[base + i] * mean_dy_y : 0.0)) * inv);
+      const float* dyr = dy + base;                   // (inner)
+      const float* yr = y ? y + base : nullptr;       // (inner)
+      float* dxr = dx + base;                         // (inner)
+      if (yr) {
+#pragma omp simd
+        for (int i = 0; i < inner; ++i) dxr[i] = static_cast<float>((dyr[i] - mean_dy - yr[i] * mean_dy_y) * inv);
+      } else {
+#pragma omp simd
+        for (int i = 0; i < inner; ++i) dxr[i] = static_cast<float>((dyr[i] - mean_dy) * inv);
+      }
     }
   }
 }

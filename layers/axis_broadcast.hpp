@@ -40,11 +40,16 @@ struct AxisBroadcast {
   // out[d] = sum over outer and inner of a (times b where b is given); added to out
   // when `accumulate` (parameter gradients), else written.
   void reduce(const float* a, const float* b, float* out, bool accumulate) const;
+  // Both sums in one pass over a (Scale's bias and scale gradients): sum_a[d] of a and
+  // sum_ab[d] of a times b, each added to or written as its flag says.
+  void reduce_both(const float* a, const float* b, float* sum_a, bool accumulate_a, float* sum_ab,
+                   bool accumulate_ab) const;
 
   // Per d over outer and inner: the mean and the biased variance of x.
   void moments(const float* x, double* mean, double* var) const;
-  // y = (x - mean[d]) * inv_std[d]; y may alias x.
-  void normalize(const float* x, const double* mean, const float* inv_std, float* y) const;
+  // y = (x - mean[d]) * inv_std[d]; y may alias x. Where `copy` is given (BatchNorm
+  // keeps the normalised values for backward) it receives y too.
+  void normalize(const float* x, const double* mean, const float* inv_std, float* y, float* copy = nullptr) const;
   // The gradient of that normalisation when mean and deviation are x's own:
   //   dx = (dy - mean(dy) - y mean(dy y)) * inv_std[d]
   // Without y (no deviation) the y term drops; without inv_std it is 1. dx may alias dy.

@@ -109,6 +109,7 @@ void BaseConvolutionLayer::layer_setup(Context& ctx, const BlobVec& bottom, cons
     spec_.fail(type_name + " has no hand-written GPU kernel (convolution_param.engine: CAFFE); use engine: CUDNN " +
                "or DEFAULT on " + ctx.device().str() + ", or run on the CPU");
   refuse_onednn_on_gpu(params_.engine, ctx, spec_, "convolution_param.engine");
+  bf16_ = wants_bf16(ctx, spec_, params_.engine);
   if (!ctx.on_gpu() && wants_onednn(params_.engine)) onednn_ = std::make_unique<onednn::Convolution>();
   const Blob& in = *bottom[0];
   if (params_.axis < -in.num_axes() || params_.axis >= in.num_axes())
@@ -182,7 +183,9 @@ void BaseConvolutionLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   use_onednn_ = false;
   if (onednn_ && num_ > 0) {
     // oneDNN's bias is on the conv output; Deconvolution's is on the conv input.
-    const std::string why = onednn_->prepare(conv_shape(), params_.bias_term && !reverse_dimensions());
+    const std::string why = onednn_->prepare(conv_shape(), params_.bias_term && !reverse_dimensions(), bf16_);
+    if (!why.empty() && bf16_)
+      spec_.fail("oneDNN cannot compute this " + std::string(type()) + " in bf16 (" + why + "); use precision: fp32");
     if (!why.empty() && params_.engine == Engine::ONEDNN)
       spec_.fail("oneDNN cannot compute this " + std::string(type()) + " (" + why +
                  "); use convolution_param.engine: DEFAULT or CAFFE");
@@ -297,21 +300,17 @@ void BaseConvolutionLayer::backward_onednn(const BlobVec& top, const std::vector
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->cpu_diff();    // dy: (N, Co, out_h, out_w)
     const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
-    if (reversed) {
-      if (bias_diff)
-        for (int n = 0; n < num_; ++n) backward_bias(bias_diff, dy + static_cast<long>(n) * top_dim_);
-      // The conv input is the top (here its gradient), the conv output the bottom.
-      if (weight_diff) onednn_->backward_weights(dy, x, weight_diff, nullptr);
-    } else if (weight_diff || bias_diff) {
-      onednn_->backward_weights(x, dy, weight_diff, bias_diff);
+    const bool down = i < propagate_down.size() && propagate_down[i];
+    float* dx = down ? bottom[i]->mutable_cpu_diff() : nullptr;  // dx: (N, C, H, W)
+    if (!reversed) {
+      onednn_->backward(x, dy, weight, weight_diff, bias_diff, dx);
+      continue;
     }
-    if (i < propagate_down.size() && propagate_down[i]) {
-      float* dx = bottom[i]->mutable_cpu_diff();  // dx: (N, C, H, W)
-      if (reversed)
-        onednn_->forward(dy, weight, nullptr, dx);
-      else
-        onednn_->backward_data(dy, weight, dx);
-    }
+    if (bias_diff)
+      for (int n = 0; n < num_; ++n) backward_bias(bias_diff, dy + static_cast<long>(n) * top_dim_);
+    // The conv input is the top (here its gradient), the conv output the bottom.
+    if (weight_diff) onednn_->backward_weights(dy, x, weight_diff, nullptr);
+    if (dx) onednn_->forward(dy, weight, nullptr, dx);
   }
 }
 

@@ -130,6 +130,7 @@ class BaseConvolutionLayer : public Layer {
   // use_onednn_ is false (DEFAULT only) while the shape is one oneDNN cannot compute.
   std::unique_ptr<onednn::Convolution> onednn_;
   bool use_onednn_ = false;
+  bool bf16_ = false;  // precision: bf16 (oneDNN only)
 #ifdef CREMA_WITH_CUDA
   // The current shape for cuDNN (the conv's own input/output view); chooses the
   // algorithms again only when the shape changed since the last call.

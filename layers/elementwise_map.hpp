@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/blob.hpp"
+#include "engine/math.hpp"
 
 namespace crema {
 
@@ -12,6 +13,7 @@ void map_forward(const Blob& bottom, Blob& top, F f) {
   const int n = bottom.count();
   const float* x = bottom.cpu_data();  // x: (n)
   float* y = top.mutable_cpu_data();   // y: (n), may alias x
+#pragma omp parallel for simd if (n >= kParallelMinElements)
   for (int i = 0; i < n; ++i) y[i] = f(x[i]);
 }
 
@@ -23,6 +25,7 @@ void map_backward(const float* v, const Blob& top, Blob& bottom, F dydx) {
   const int n = bottom.count();
   const float* dy = top.cpu_diff();       // dy: (n)
   float* dx = bottom.mutable_cpu_diff();  // dx: (n), may alias dy
+#pragma omp parallel for simd if (n >= kParallelMinElements)
   for (int i = 0; i < n; ++i) dx[i] = dy[i] * dydx(v[i]);
 }
 

@@ -52,21 +52,33 @@ void EltwiseLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
     case EltwiseOp::PROD: {
       const float* x0 = bottom[0]->cpu_data();
       const float* x1 = bottom[1]->cpu_data();
+#pragma omp parallel for simd if (n >= kParallelMinElements)
       for (int i = 0; i < n; ++i) y[i] = x0[i] * x1[i];
       for (size_t k = 2; k < bottom.size(); ++k) {
         const float* xk = bottom[k]->cpu_data();
+#pragma omp parallel for simd if (n >= kParallelMinElements)
         for (int i = 0; i < n; ++i) y[i] *= xk[i];
       }
       break;
     }
     case EltwiseOp::SUM:
-      cpu_set(n, 0.f, y);
-      for (size_t k = 0; k < bottom.size(); ++k) cpu_axpy(n, coeffs_[k], bottom[k]->cpu_data(), y);
+      for (size_t k = 0; k < bottom.size(); ++k) {
+        const float* xk = bottom[k]->cpu_data();  // xk: (n)
+        const float c = coeffs_[k];
+        if (k == 0) {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+          for (int i = 0; i < n; ++i) y[i] = c * xk[i];
+        } else {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+          for (int i = 0; i < n; ++i) y[i] += c * xk[i];
+        }
+      }
       break;
     case EltwiseOp::MAX: {
       int* idx = max_idx_.data();  // idx: (n)
       const float* x0 = bottom[0]->cpu_data();
       const float* x1 = bottom[1]->cpu_data();
+#pragma omp parallel for simd if (n >= kParallelMinElements)
       for (int i = 0; i < n; ++i) {
         // Strict > for bottom 0, so a tie goes to bottom 1 (Caffe's rule).
         idx[i] = x0[i] > x1[i] ? 0 : 1;
@@ -74,6 +86,7 @@ void EltwiseLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
       }
       for (size_t k = 2; k < bottom.size(); ++k) {
         const float* xk = bottom[k]->cpu_data();
+#pragma omp parallel for simd if (n >= kParallelMinElements)
         for (int i = 0; i < n; ++i)
           if (xk[i] > y[i]) {
             y[i] = xk[i];
@@ -102,22 +115,30 @@ void EltwiseLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<
           for (size_t j = 0; j < bottom.size(); ++j) {
             if (j == k) continue;
             const float* xj = bottom[j]->cpu_data();  // xj: (n)
-            if (!initialized)
+            if (!initialized) {
               cpu_copy(n, xj, dx);
-            else
+            } else {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
               for (int i = 0; i < n; ++i) dx[i] *= xj[i];
+            }
             initialized = true;
           }
         } else {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
           for (int i = 0; i < n; ++i) dx[i] = y[i] / xk[i];
         }
+#pragma omp parallel for simd if (n >= kParallelMinElements)
         for (int i = 0; i < n; ++i) dx[i] *= dy[i];
         break;
-      case EltwiseOp::SUM:
-        for (int i = 0; i < n; ++i) dx[i] = coeffs_[k] * dy[i];
+      case EltwiseOp::SUM: {
+        const float c = coeffs_[k];
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+        for (int i = 0; i < n; ++i) dx[i] = c * dy[i];
         break;
+      }
       case EltwiseOp::MAX: {
         const int* idx = max_idx_.data();  // idx: (n)
+#pragma omp parallel for simd if (n >= kParallelMinElements)
         for (int i = 0; i < n; ++i) dx[i] = idx[i] == static_cast<int>(k) ? dy[i] : 0.f;
         break;
       }

@@ -2,7 +2,8 @@
 // (Convolution, Deconvolution, Pooling, LRN, BatchNorm), with Caffe's names and
 // crema's ONEDNN:
 //   DEFAULT  the fastest correct one for the device: on the CPU oneDNN where it
-//            computes exactly what Caffe computes, else the reference; on a GPU
+//            computes exactly what Caffe computes, else the reference (BatchNorm:
+//            the reference, faster than oneDNN's on plain NCHW); on a GPU
 //            cuDNN where it does, else crema's CUDA kernels
 //   CAFFE    the plain implementation: the CPU reference, and on a GPU crema's own
 //            CUDA kernels where the layer has them
@@ -16,6 +17,7 @@
 #include "engine/config.hpp"
 #include "engine/context.hpp"
 #include "engine/layer_spec.hpp"
+#include "layers/onednn/onednn_support.hpp"
 
 namespace crema {
 
@@ -35,6 +37,21 @@ inline void refuse_onednn_on_gpu(Engine engine, const Context& ctx, const LayerS
   if (engine == Engine::ONEDNN && ctx.on_gpu())
     spec.fail(key + ": ONEDNN runs on the CPU only; use DEFAULT or CUDNN on " + ctx.device().str() +
               ", or run on the CPU");
+}
+
+// Whether a product layer (Convolution, Deconvolution, InnerProduct) set up in `ctx`
+// computes in bf16. Fails at `spec` where it cannot: on a GPU, on a CPU without
+// native bf16, or with the fp32 reference engine asked for by `engine`.
+inline bool wants_bf16(const Context& ctx, const LayerSpec& spec, Engine engine = Engine::DEFAULT) {
+  if (ctx.precision() != Precision::bf16) return false;
+  if (ctx.on_gpu())
+    spec.fail("precision: bf16 runs on the CPU (oneDNN); on " + ctx.device().str() + " use precision: fp32");
+  if (const std::string why = onednn::bf16_unsupported(); !why.empty())
+    spec.fail("precision: bf16 is refused: " + why + "; use precision: fp32");
+  if (engine == Engine::CAFFE || engine == Engine::CUDNN)
+    spec.fail("precision: bf16 runs on oneDNN, but this layer's engine asks for the fp32 reference; use engine: "
+              "DEFAULT or ONEDNN, or precision: fp32");
+  return true;
 }
 
 }  // namespace crema

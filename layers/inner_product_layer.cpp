@@ -3,6 +3,7 @@
 #include <string>
 
 #include "engine/math.hpp"
+#include "layers/engine_choice.hpp"
 #include "layers/param_blobs.hpp"
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
@@ -40,6 +41,11 @@ void InnerProductLayer::layer_setup(Context& ctx, const BlobVec& bottom, const B
       {"weight", params_.transpose ? std::vector<int>{k_, n_} : std::vector<int>{n_, k_}, params_.weight_filler}};
   if (params_.bias_term) wanted.push_back({"bias", {n_}, params_.bias_filler});
   setup_param_blobs(spec_, blobs_, wanted, ctx.rng());
+  if (wants_bf16(ctx, spec_)) {
+    bf16_forward_ = std::make_unique<onednn::Bf16Gemm>();
+    bf16_weight_diff_ = std::make_unique<onednn::Bf16Gemm>();
+    bf16_input_diff_ = std::make_unique<onednn::Bf16Gemm>();
+  }
 }
 
 void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
@@ -51,13 +57,30 @@ void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   std::vector<int> shape(in.shape().begin(), in.shape().begin() + axis_);
   shape.push_back(n_);
   top[0]->reshape(shape);
+  if (bf16_forward_ && m_ > 0) {
+    const bool t = params_.transpose;
+    std::string why = bf16_forward_->prepare(false, !t, m_, n_, k_, false);
+    if (why.empty())
+      why = t ? bf16_weight_diff_->prepare(true, false, k_, n_, m_, true)
+              : bf16_weight_diff_->prepare(true, false, n_, k_, m_, true);
+    if (why.empty()) why = bf16_input_diff_->prepare(false, t, m_, k_, n_, false);
+    if (!why.empty()) spec_.fail("oneDNN cannot compute this InnerProduct in bf16 (" + why + "); use precision: fp32");
+  }
+}
+
+void InnerProductLayer::product(onednn::Bf16Gemm* bf16, bool trans_a, bool trans_b, int m, int n, int k,
+                                const float* a, const float* b, float beta, float* c) {
+  if (bf16)
+    bf16->run(a, b, c);  // prepared with the same shape and beta by reshape
+  else
+    cpu_gemm(trans_a, trans_b, m, n, k, 1.f, a, b, beta, c);
 }
 
 void InnerProductLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
   const float* x = bottom[0]->cpu_data();  // x: (M, K)
   const float* w = blobs_[0]->cpu_data();  // w: (N, K), or (K, N) with transpose
   float* y = top[0]->mutable_cpu_data();   // y: (M, N)
-  cpu_gemm(false, !params_.transpose, m_, n_, k_, 1.f, x, w, 0.f, y);
+  product(bf16_forward_.get(), false, !params_.transpose, m_, n_, k_, x, w, 0.f, y);
   if (params_.bias_term) {
     const float* b = blobs_[1]->cpu_data();  // b: (N)
     for (int i = 0; i < m_; ++i) cpu_axpy(n_, 1.f, b, y + static_cast<long>(i) * n_);
@@ -71,9 +94,9 @@ void InnerProductLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
   if (param_propagate_down(0)) {
     float* dw = blobs_[0]->mutable_cpu_diff();  // dw: (N, K), or (K, N) with transpose
     if (params_.transpose)
-      cpu_gemm(true, false, k_, n_, m_, 1.f, x, dy, 1.f, dw);  // dw += xᵀ dy
+      product(bf16_weight_diff_.get(), true, false, k_, n_, m_, x, dy, 1.f, dw);  // dw += xᵀ dy
     else
-      cpu_gemm(true, false, n_, k_, m_, 1.f, dy, x, 1.f, dw);  // dw += dyᵀ x
+      product(bf16_weight_diff_.get(), true, false, n_, k_, m_, dy, x, 1.f, dw);  // dw += dyᵀ x
   }
   if (params_.bias_term && param_propagate_down(1)) {
     float* db = blobs_[1]->mutable_cpu_diff();  // db: (N)
@@ -82,7 +105,7 @@ void InnerProductLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
   if (propagate_down[0]) {
     const float* w = blobs_[0]->cpu_data();     // w: (N, K), or (K, N) with transpose
     float* dx = bottom[0]->mutable_cpu_diff();  // dx: (M, K)
-    cpu_gemm(false, params_.transpose, m_, k_, n_, 1.f, dy, w, 0.f, dx);
+    product(bf16_input_diff_.get(), false, params_.transpose, m_, k_, n_, dy, w, 0.f, dx);
   }
 }
 

@@ -6,8 +6,11 @@
 // zeroes them).
 #pragma once
 
+#include <memory>
+
 #include "engine/filler.hpp"
 #include "engine/layer.hpp"
+#include "layers/onednn/onednn_gemm.hpp"
 
 namespace crema {
 
@@ -47,6 +50,13 @@ class InnerProductLayer : public Layer {
   int m_ = 0;     // rows: the product of the bottom's axes before axis_
   int k_ = 0;     // inputs per row, fixed at setup
   int n_ = 0;     // outputs per row: num_output
+  // precision: bf16 on the CPU: the forward, weight-gradient and data-gradient
+  // products on oneDNN in bf16; null in fp32 (OpenBLAS's sgemm).
+  std::unique_ptr<onednn::Bf16Gemm> bf16_forward_, bf16_weight_diff_, bf16_input_diff_;
+
+  // cpu_gemm's C = op(A) op(B) + beta C (beta 0 or 1), through `bf16` when given.
+  static void product(onednn::Bf16Gemm* bf16, bool trans_a, bool trans_b, int m, int n, int k, const float* a,
+                      const float* b, float beta, float* c);
 };
 
 }  // namespace crema

@@ -1,5 +1,7 @@
 #include "layers/relu_layer.hpp"
 
+#include "engine/math.hpp"
+
 #ifdef CREMA_WITH_CUDA
 #include "layers/cuda/neuron_kernels.hpp"
 #endif
@@ -21,6 +23,7 @@ void ReLULayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top)
   const float* x = bottom[0]->cpu_data();  // x: (n)
   float* y = top[0]->mutable_cpu_data();   // y: (n), may alias x
   const float slope = params_.negative_slope;
+#pragma omp parallel for simd if (n >= kParallelMinElements)
   for (int i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : slope * x[i];
 }
 
@@ -33,6 +36,7 @@ void ReLULayer::backward_cpu(Context&, const BlobVec& top, const std::vector<boo
   const float* dy = top[0]->cpu_diff();      // (n)
   float* dx = bottom[0]->mutable_cpu_diff(); // (n), may alias dy
   const float slope = params_.negative_slope;
+#pragma omp parallel for simd if (n >= kParallelMinElements)
   for (int i = 0; i < n; ++i) dx[i] = y[i] > 0.f ? dy[i] : slope * dy[i];
 }
 

@@ -52,11 +52,21 @@ void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
                               const BlobVec& bottom) {
   const float* dy = top[0]->cpu_diff();                       // dy: (outer, dim, inner)
   const float* x = input_.data(*bottom[0], *top[0]);          // x: (outer, dim, inner), as at forward
-  // The parameter gradients first: in place, dx overwrites dy.
-  if (params_.bias_term && param_propagate_down(bias_index()))
-    broadcast_.reduce(dy, nullptr, blobs_[static_cast<size_t>(bias_index())]->mutable_cpu_diff(), true);
-  if (bottom.size() > 1 && propagate_down[1]) broadcast_.reduce(dy, x, bottom[1]->mutable_cpu_diff(), false);
-  if (bottom.size() == 1 && param_propagate_down(0)) broadcast_.reduce(dy, x, blobs_[0]->mutable_cpu_diff(), true);
+  // The parameter gradients first: in place, dx overwrites dy. Parameters accumulate;
+  // a scale bottom's gradient is written.
+  float* db = params_.bias_term && param_propagate_down(bias_index())
+                  ? blobs_[static_cast<size_t>(bias_index())]->mutable_cpu_diff()
+                  : nullptr;  // (dim)
+  float* ds = nullptr;        // (dim)
+  if (bottom.size() > 1 && propagate_down[1]) ds = bottom[1]->mutable_cpu_diff();
+  if (bottom.size() == 1 && param_propagate_down(0)) ds = blobs_[0]->mutable_cpu_diff();
+  const bool accumulate_ds = bottom.size() == 1;
+  if (db && ds)
+    broadcast_.reduce_both(dy, x, db, true, ds, accumulate_ds);  // one pass over dy for both
+  else if (db)
+    broadcast_.reduce(dy, nullptr, db, true);
+  else if (ds)
+    broadcast_.reduce(dy, x, ds, accumulate_ds);
   if (propagate_down[0]) broadcast_.apply(dy, scale(bottom).cpu_data(), nullptr, bottom[0]->mutable_cpu_diff());
 }
 

@@ -180,3 +180,36 @@ TEST_CASE("BatchNorm gradient") {
   set_values(*t.layer->blobs()[2], {1});
   test::check_gradients(*t.layer, {&x}, {&y}, opt);
 }
+
+// Activations far from zero with a small spread: E[x^2] - E[x]^2 in float would lose
+// every digit of the variance. The statistics must match a two-pass double computation.
+TEST_CASE("BatchNorm statistics stay exact for a large mean and a small spread") {
+  auto t = test::make_layer("{type: BatchNorm, batch_norm_param: {moving_average_fraction: 0, eps: 0}}");
+  Blob x({8, 3, 6, 6}), y;
+  Rng rng(5);
+  test::fill_gaussian(x, rng, 0.01f, 1000.f);
+  Context ctx(1);
+  t.layer->setup(ctx, {&x}, {&y});
+  t.layer->forward(ctx, {&x}, {&y});
+  const float* xs = x.cpu_data();  // (8, 3, 36)
+  for (int c = 0; c < 3; ++c) {
+    double sum = 0, sq = 0;
+    for (int n = 0; n < 8; ++n)
+      for (int s = 0; s < 36; ++s) sum += xs[(n * 3 + c) * 36 + s];
+    const double mean = sum / 288;
+    for (int n = 0; n < 8; ++n)
+      for (int s = 0; s < 36; ++s) sq += std::pow(xs[(n * 3 + c) * 36 + s] - mean, 2);
+    const double var = sq / 288;
+    CAPTURE(c);
+    // factor 1 after one forward with fraction 0: the blobs hold this batch's moments,
+    // the variance with Bessel's correction.
+    CHECK(t.layer->blobs()[0]->cpu_data()[c] == doctest::Approx(mean).epsilon(1e-7));
+    CHECK(t.layer->blobs()[1]->cpu_data()[c] == doctest::Approx(var * 288 / 287).epsilon(1e-4));
+  }
+  // The normalised output has unit variance per channel.
+  const float* ys = y.cpu_data();
+  double sq = 0;
+  for (int n = 0; n < 8; ++n)
+    for (int s = 0; s < 36; ++s) sq += static_cast<double>(ys[(n * 3) * 36 + s]) * ys[(n * 3) * 36 + s];
+  CHECK(sq / 288 == doctest::Approx(1.0).epsilon(1e-3));
+}

@@ -315,9 +315,15 @@ TEST_CASE("resume: the printed command keeps --set overrides, changes are named,
 }
 
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {
-  int solvers = 0;
+  int solvers = 0, bench_nets = 0;
   for (const auto& entry : fs::recursive_directory_iterator(test::source_dir() + "/configs")) {
     const std::string path = entry.path().string();
+    if (entry.path().parent_path().filename() == "bench") {
+      INFO(path);
+      CHECK(!NetSpec::parse(*io::load_net_config(path)).layers.empty());
+      ++bench_nets;
+      continue;
+    }
     if (entry.path().filename().string().find("_solver.yaml") == std::string::npos) continue;
     INFO(path);
     // The net is loaded and checked key by key; data files are opened only when a net is built.
@@ -328,7 +334,20 @@ TEST_CASE("every shipped config parses, and the benchmark net runs under crema t
     ++solvers;
   }
   CHECK(solvers >= 4);
+  CHECK(bench_nets == 5);  // the nets of scripts/bench/suite.py
   const auto r = test::run(crema_cmd("time --model " + test::source_dir() + "/configs/bench/lenet_b64.yaml --iterations 2"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("Average Forward-Backward:") != std::string::npos);
+}
+
+// DNNL_MAX_CPU_ISA makes oneDNN see an older CPU: the refusal a user without
+// AVX512-BF16 or AMX gets, one line naming the file, line and layer, and an exit code.
+TEST_CASE("precision bf16 on a CPU without bf16 is refused at net setup, naming the layer") {
+  const auto r = test::run("DNNL_MAX_CPU_ISA=AVX2 " + crema_cmd("time --model " + test::source_dir() +
+                                                                "/configs/bench/lenet_b64.yaml --iterations 1 --precision bf16"));
+  CHECK(r.status != 0);
+  CHECK(r.output.find("lenet_b64.yaml:") != std::string::npos);
+  CHECK(r.output.find("(conv1): precision: bf16 is refused: this CPU has neither AVX512-BF16 nor AMX") !=
+        std::string::npos);
+  CHECK(r.output.find("use precision: fp32") != std::string::npos);
 }

@@ -6,6 +6,7 @@
 // picks, the shapes oneDNN is refused for, primitives built once per shape, and the
 // numerical gradient of the reference itself (the layer tests check DEFAULT, which
 // is oneDNN).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "engine/error.hpp"
 #include "layer_test_util.hpp"
 #include "layers/base_conv_layer.hpp"
+#include "layers/onednn/onednn_support.hpp"
 #include "layers/pooling_layer.hpp"
 
 using namespace crema;
@@ -212,5 +214,105 @@ TEST_CASE("oneDNN engines: the reference engine's own numerical gradients") {
        }) {
     CAPTURE(yaml);
     test::check_gradients(yaml, {{2, 2, 5, 5}, 1.f, 5});
+  }
+}
+
+// Forward and backward run twice on new values in the same blobs, the second time
+// without the data gradient and then without the weight gradient: oneDNN's copies
+// of forward's input and of the top gradient, shared between primitives within a
+// pass, must never carry over from an earlier pass. 16 channels: blocked layouts,
+// so the copies exist.
+TEST_CASE("oneDNN engines: a conv's staged copies never outlive their pass") {
+  for (const char* type : {"Convolution", "Deconvolution"}) {
+    CAPTURE(type);
+    const std::string yaml = std::string("{type: ") + type +
+                             ", convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE, "
+                             "weight_filler: {type: gaussian}, bias_filler: {type: gaussian}}}";
+    std::vector<std::vector<float>> results[2];
+    for (int e = 0; e < 2; ++e) {
+      Context ctx(7);
+      auto t = test::make_layer(with_engine(yaml, e == 0 ? "CAFFE" : "ONEDNN"));
+      Blob x({2, 16, 6, 6}), y;
+      t.layer->setup(ctx, {&x}, {&y});
+      Rng rng(11);
+      for (int pass = 0; pass < 3; ++pass) {
+        test::fill_gaussian(x, rng);
+        t.layer->forward(ctx, {&x}, {&y});
+        float* dy = y.mutable_cpu_diff();
+        for (int i = 0; i < y.count(); ++i) dy[i] = rng.gaussian(0.f, 1.f);
+        for (auto& p : t.layer->blobs()) p->set_diff(0.f);
+        x.set_diff(0.f);
+        t.layer->set_param_propagate_down(0, pass != 2);
+        t.layer->backward(ctx, {&y}, {pass != 1}, {&x});
+        for (const Blob* b : std::vector<const Blob*>{&x, t.layer->blobs()[0].get(), t.layer->blobs()[1].get()})
+          results[e].push_back(values(b->cpu_diff(), b->count()));
+      }
+    }
+    REQUIRE(results[0].size() == results[1].size());
+    for (size_t r = 0; r < results[0].size(); ++r) {
+      INFO("pass " << r / 3 << ", gradient " << r % 3);
+      CHECK(normalised_error(results[0][r], results[1][r]) <= 1e-5);
+    }
+  }
+}
+
+// precision: bf16 — Convolution, Deconvolution and InnerProduct round their inputs to
+// bfloat16 (8 significant bits) and accumulate in fp32, so they agree with the fp32
+// reference to about 2^-8 of the values' scale, and differ from it: the rounding is
+// really there.
+TEST_CASE("oneDNN engines: precision bf16 matches the fp32 reference to bf16's rounding") {
+  if (const std::string why = onednn::bf16_unsupported(); !why.empty()) {
+    MESSAGE("skipped: " << why);
+    return;
+  }
+  const std::vector<LayerCase> cases = {
+      {"Convolution", "{type: Convolution, convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE}}",
+       {gauss({2, 16, 6, 6})}},
+      {"Convolution",
+       "{type: Convolution, convolution_param: {num_output: 6, kernel_size: 3, group: 2, stride: 2, engine: ENGINE}}",
+       {gauss({2, 4, 7, 7})}},
+      {"Deconvolution",
+       "{type: Deconvolution, convolution_param: {num_output: 4, kernel_size: 2, stride: 2, engine: ENGINE}}",
+       {gauss({2, 3, 4, 4})}},
+      // InnerProduct has no engine key: fp32 is OpenBLAS's sgemm, bf16 oneDNN's matmul.
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 10}}", {gauss({8, 3, 4, 4})}},
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 7, transpose: true}}", {gauss({5, 20})}},
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 6, axis: 2, bias_term: false}}",
+       {gauss({2, 3, 9})}},
+  };
+  for (const LayerCase& c : cases) {
+    const bool engine_key = c.yaml.find("ENGINE") != std::string::npos;
+    const LayerCase bf16 = engine_key ? with_engine(c, "DEFAULT") : c;
+    const LayerCase reference = engine_key ? with_engine(c, "CAFFE") : c;
+    INFO("case " << bf16.name());
+    Context a(static_cast<long long>(kSeed)), b(static_cast<long long>(kSeed));
+    b.set_precision(Precision::bf16);
+    const Outcome want = run_case(reference, a, 0.5f);
+    const Outcome got = run_case(bf16, b, 0.5f);
+    REQUIRE(got.results.size() == want.results.size());
+    double largest = 0;
+    for (size_t r = 0; r < want.results.size(); ++r) {
+      INFO(want.names[r]);
+      const double e = normalised_error(want.results[r], got.results[r]);
+      CHECK(e <= 1e-2);
+      largest = std::max(largest, e);
+    }
+    CHECK(largest > 1e-5);
+  }
+}
+
+TEST_CASE("oneDNN engines: precision bf16 is refused with the reference engine, or on a CPU without bf16") {
+  Context ctx(1);
+  ctx.set_precision(Precision::bf16);
+  Blob x({1, 2, 6, 6}), y;
+  if (onednn::bf16_unsupported().empty()) {
+    auto caffe = test::make_layer("{name: c1, type: Convolution, convolution_param: {num_output: 2, kernel_size: 3, engine: CAFFE}}");
+    CHECK_THROWS_WITH_AS(caffe.layer->setup(ctx, {&x}, {&y}),
+                         doctest::Contains("precision: bf16 runs on oneDNN, but this layer's engine asks for the fp32 reference"),
+                         ConfigError);
+  } else {
+    auto conv = test::make_layer("{name: c1, type: Convolution, convolution_param: {num_output: 2, kernel_size: 3}}");
+    CHECK_THROWS_WITH_AS(conv.layer->setup(ctx, {&x}, {&y}), doctest::Contains("neither AVX512-BF16 nor AMX"),
+                         ConfigError);
   }
 }

@@ -1,5 +1,7 @@
 #include "layers/onednn/onednn_common.hpp"
 
+#include "layers/onednn/onednn_support.hpp"
+
 namespace crema::onednn {
 
 using dnnl::memory;
@@ -20,8 +22,22 @@ memory::desc plain_desc(const memory::dims& dims) {
   return memory::desc(dims, memory::data_type::f32, tags[dims.size() - 1]);
 }
 
-memory::desc any_desc(const memory::dims& dims) {
-  return memory::desc(dims, memory::data_type::f32, memory::format_tag::any);
+memory::desc any_desc(const memory::dims& dims, memory::data_type type) {
+  return memory::desc(dims, type, memory::format_tag::any);
+}
+
+std::string bf16_unsupported() {
+  // oneDNN's view of the CPU (DNNL_MAX_CPU_ISA can lower it): bf16 products need
+  // AVX512-BF16 (Cooper Lake and later) or AMX (Sapphire Rapids and later).
+  using dnnl::cpu_isa;
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  auto has = [isa](cpu_isa i) { return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i); };
+  if (has(cpu_isa::avx512_core_bf16)) return "";
+  const char* best = has(cpu_isa::avx512_core_vnni) ? "AVX-512 with VNNI"
+                     : has(cpu_isa::avx512_core)    ? "AVX-512"
+                     : has(cpu_isa::avx2)           ? "AVX2"
+                                                    : "below AVX2";
+  return std::string("this CPU has neither AVX512-BF16 nor AMX (oneDNN sees ") + best + ")";
 }
 
 std::string describe(const dnnl::error& e) {
@@ -35,6 +51,7 @@ void Staged::prepare(const memory::desc& plain, const memory::desc& inner, Role 
   user_ = memory(plain, eng, DNNL_MEMORY_NONE);
   own_ = memory();
   reorder_ = dnnl::reorder();
+  staged_ = nullptr;
   if (same_ && role != Role::accumulate) return;  // the primitive works on the caller's buffer
   own_ = memory(inner, eng);
   if (role == Role::input) {
@@ -53,9 +70,15 @@ void Staged::prepare(const memory::desc& plain, const memory::desc& inner, Role 
 memory& Staged::input(const float* p) {
   // oneDNN takes a non-const handle, but an input is only read.
   user_.set_data_handle(const_cast<float*>(p));
+  staged_ = p;
   if (!own_) return user_;
   reorder_.execute(cpu_stream(), user_, own_);
   return own_;
+}
+
+memory* Staged::staged(const float* p) {
+  if (!p || p != staged_) return nullptr;
+  return own_ ? &own_ : &user_;
 }
 
 memory& Staged::output(float* p) {

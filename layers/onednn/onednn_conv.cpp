@@ -13,6 +13,7 @@ using Role = Staged::Role;
 struct Convolution::Impl {
   std::optional<ConvShape> shape;
   bool with_bias = false;
+  bool bf16 = false;
   int builds = 0;
   dnnl::convolution_forward forward;
   dnnl::convolution_backward_data backward_data;
@@ -23,6 +24,11 @@ struct Convolution::Impl {
   Staged d_diff_dst, d_weights, d_diff_src;
   // backward weights
   Staged w_src, w_diff_dst, w_diff_weights, w_diff_bias;
+  // Where the weight gradient takes its src as forward did, or its diff_dst as the
+  // data gradient does, backward() reuses their copies: an activation reorder each.
+  bool w_src_as_forward = false, w_diff_dst_as_data = false;
+
+  void weights_gradient(memory& src, memory& diff_dst, float* filter_diff, float* bias_diff);
 };
 
 Convolution::Convolution() : impl_(std::make_unique<Impl>()) {}
@@ -30,9 +36,9 @@ Convolution::~Convolution() = default;
 
 int Convolution::builds() const { return impl_->builds; }
 
-std::string Convolution::prepare(const ConvShape& s, bool with_bias) {
+std::string Convolution::prepare(const ConvShape& s, bool with_bias, bool bf16) {
   Impl& m = *impl_;
-  if (m.shape && *m.shape == s && m.with_bias == with_bias) return "";
+  if (m.shape && *m.shape == s && m.with_bias == with_bias && m.bf16 == bf16) return "";
   m.shape.reset();
   const memory::dims src = {s.num, s.in_channels, s.in_h, s.in_w};
   const memory::dims dst = {s.num, s.out_channels, s.out_h, s.out_w};
@@ -50,12 +56,15 @@ std::string Convolution::prepare(const ConvShape& s, bool with_bias) {
                               (s.out_w - 1) * s.stride_w + s.dilation_w * (s.kernel_w - 1) + 1 - s.in_w - s.pad_w};
   const auto alg = dnnl::algorithm::convolution_direct;  // Winograd would change the rounding
   dnnl::engine& eng = cpu_engine();
+  // The products' inputs: f32, or bf16 (converted by the staging reorders).
+  const memory::data_type in = input_type(bf16);
   try {
     using fwd = dnnl::convolution_forward;
-    const fwd::desc fd = with_bias ? fwd::desc(dnnl::prop_kind::forward_training, alg, any_desc(src), any_desc(weights),
-                                               any_desc(bias), any_desc(dst), strides, dilates, pad_l, pad_r)
-                                   : fwd::desc(dnnl::prop_kind::forward_training, alg, any_desc(src), any_desc(weights),
-                                               any_desc(dst), strides, dilates, pad_l, pad_r);
+    const fwd::desc fd = with_bias ? fwd::desc(dnnl::prop_kind::forward_training, alg, any_desc(src, in),
+                                               any_desc(weights, in), any_desc(bias), any_desc(dst), strides, dilates,
+                                               pad_l, pad_r)
+                                   : fwd::desc(dnnl::prop_kind::forward_training, alg, any_desc(src, in),
+                                               any_desc(weights, in), any_desc(dst), strides, dilates, pad_l, pad_r);
     const fwd::primitive_desc fpd(fd, eng);
     m.forward = fwd(fpd);
     m.f_src.prepare(plain_desc(src), fpd.src_desc(), Role::input);
@@ -65,16 +74,17 @@ std::string Convolution::prepare(const ConvShape& s, bool with_bias) {
 
     using bwd_data = dnnl::convolution_backward_data;
     const bwd_data::primitive_desc dpd(
-        bwd_data::desc(alg, any_desc(src), any_desc(weights), any_desc(dst), strides, dilates, pad_l, pad_r), eng, fpd);
+        bwd_data::desc(alg, any_desc(src), any_desc(weights, in), any_desc(dst, in), strides, dilates, pad_l, pad_r), eng,
+        fpd);
     m.backward_data = bwd_data(dpd);
     m.d_diff_dst.prepare(plain_desc(dst), dpd.diff_dst_desc(), Role::input);
     m.d_weights.prepare(plain_desc(weights), dpd.weights_desc(), Role::input);
     m.d_diff_src.prepare(plain_desc(src), dpd.diff_src_desc(), Role::output);
 
     using bwd_w = dnnl::convolution_backward_weights;
-    const bwd_w::desc wd = with_bias ? bwd_w::desc(alg, any_desc(src), any_desc(weights), any_desc(bias),
-                                                   any_desc(dst), strides, dilates, pad_l, pad_r)
-                                     : bwd_w::desc(alg, any_desc(src), any_desc(weights), any_desc(dst), strides,
+    const bwd_w::desc wd = with_bias ? bwd_w::desc(alg, any_desc(src, in), any_desc(weights), any_desc(bias),
+                                                   any_desc(dst, in), strides, dilates, pad_l, pad_r)
+                                     : bwd_w::desc(alg, any_desc(src, in), any_desc(weights), any_desc(dst, in), strides,
                                                    dilates, pad_l, pad_r);
     const bwd_w::primitive_desc wpd(wd, eng, fpd);
     m.backward_weights = bwd_w(wpd);
@@ -82,11 +92,14 @@ std::string Convolution::prepare(const ConvShape& s, bool with_bias) {
     m.w_diff_dst.prepare(plain_desc(dst), wpd.diff_dst_desc(), Role::input);
     m.w_diff_weights.prepare(plain_desc(weights), wpd.diff_weights_desc(), Role::accumulate);
     if (with_bias) m.w_diff_bias.prepare(plain_desc(bias), wpd.diff_bias_desc(), Role::accumulate);
+    m.w_src_as_forward = wpd.src_desc() == fpd.src_desc();
+    m.w_diff_dst_as_data = wpd.diff_dst_desc() == dpd.diff_dst_desc();
   } catch (const dnnl::error& e) {
     return describe(e);
   }
   m.shape = s;
   m.with_bias = with_bias;
+  m.bf16 = bf16;
   ++m.builds;
   return "";
 }
@@ -103,6 +116,7 @@ void Convolution::forward(const float* input, const float* filter, const float* 
 
 void Convolution::backward_data(const float* output_diff, const float* filter, float* input_diff) {
   Impl& m = *impl_;
+  m.f_src.forget();  // forward's src no longer pairs with the next backward_weights
   m.backward_data.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, m.d_diff_dst.input(output_diff)},
                                          {DNNL_ARG_WEIGHTS, m.d_weights.input(filter)},
                                          {DNNL_ARG_DIFF_SRC, m.d_diff_src.output(input_diff)}});
@@ -112,15 +126,39 @@ void Convolution::backward_data(const float* output_diff, const float* filter, f
 void Convolution::backward_weights(const float* input, const float* output_diff, float* filter_diff,
                                    float* bias_diff) {
   Impl& m = *impl_;
-  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, m.w_src.input(input)},
-                                          {DNNL_ARG_DIFF_DST, m.w_diff_dst.input(output_diff)},
-                                          {DNNL_ARG_DIFF_WEIGHTS, m.w_diff_weights.output(filter_diff)}};
+  m.f_src.forget();
+  m.weights_gradient(m.w_src.input(input), m.w_diff_dst.input(output_diff), filter_diff, bias_diff);
+}
+
+void Convolution::backward(const float* input, const float* output_diff, const float* filter, float* filter_diff,
+                           float* bias_diff, float* input_diff) {
+  Impl& m = *impl_;
+  memory* src = m.w_src_as_forward ? m.f_src.staged(input) : nullptr;  // forward's copy, if of this input
+  m.f_src.forget();
+  memory* diff_dst = nullptr;
+  if (input_diff) {
+    diff_dst = &m.d_diff_dst.input(output_diff);
+    m.backward_data.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, *diff_dst},
+                                           {DNNL_ARG_WEIGHTS, m.d_weights.input(filter)},
+                                           {DNNL_ARG_DIFF_SRC, m.d_diff_src.output(input_diff)}});
+    m.d_diff_src.finish_output();
+    if (!m.w_diff_dst_as_data) diff_dst = nullptr;
+  }
+  if (!filter_diff && !bias_diff) return;
+  m.weights_gradient(src ? *src : m.w_src.input(input), diff_dst ? *diff_dst : m.w_diff_dst.input(output_diff),
+                     filter_diff, bias_diff);
+}
+
+void Convolution::Impl::weights_gradient(memory& src, memory& diff_dst, float* filter_diff, float* bias_diff) {
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                          {DNNL_ARG_DIFF_DST, diff_dst},
+                                          {DNNL_ARG_DIFF_WEIGHTS, w_diff_weights.output(filter_diff)}};
   // The primitive computes every gradient it was built for; one nobody wants goes
   // to the scratch buffer of its Staged and is dropped.
-  if (m.with_bias) args[DNNL_ARG_DIFF_BIAS] = m.w_diff_bias.output(bias_diff);
-  m.backward_weights.execute(cpu_stream(), args);
-  if (filter_diff) m.w_diff_weights.finish_output();
-  if (bias_diff) m.w_diff_bias.finish_output();
+  if (with_bias) args[DNNL_ARG_DIFF_BIAS] = w_diff_bias.output(bias_diff);
+  backward_weights.execute(cpu_stream(), args);
+  if (filter_diff) w_diff_weights.finish_output();
+  if (bias_diff) w_diff_bias.finish_output();
 }
 
 }  // namespace crema::onednn

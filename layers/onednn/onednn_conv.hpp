@@ -23,7 +23,9 @@ class Convolution {
   // Builds the primitives for `shape` (with a bias on the conv output when
   // `with_bias`) unless they are built for it already. Returns "" or, when oneDNN
   // cannot compute this convolution, why.
-  std::string prepare(const ConvShape& shape, bool with_bias);
+  // With `bf16`, the input, filter and output gradient are rounded to bfloat16; the
+  // products accumulate, and outputs and gradients stay, in fp32.
+  std::string prepare(const ConvShape& shape, bool with_bias, bool bf16 = false);
   // How many times prepare() built primitives (tests: once per distinct shape).
   int builds() const;
 
@@ -34,6 +36,13 @@ class Convolution {
   // filter_diff (Co, Ci/G, kh, kw) += from input and output_diff; bias_diff (Co) +=
   // output_diff summed over (num, OH, OW) when not null (needs with_bias).
   void backward_weights(const float* input, const float* output_diff, float* filter_diff, float* bias_diff);
+  // Both gradients of a convolution after forward(input): input_diff as backward_data
+  // (skipped when null), then filter_diff and bias_diff as backward_weights (skipped
+  // when both are null). Copies to oneDNN's layouts made for forward's input and for
+  // the data gradient's output_diff are reused where the layouts agree, so `input`
+  // must hold what it held at forward, as Caffe's backward assumes.
+  void backward(const float* input, const float* output_diff, const float* filter, float* filter_diff,
+                float* bias_diff, float* input_diff);
 
  private:
   struct Impl;
