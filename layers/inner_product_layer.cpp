@@ -3,7 +3,6 @@
 #include <string>
 
 #include "engine/math.hpp"
-#include "layers/engine_choice.hpp"
 #include "layers/param_blobs.hpp"
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
@@ -21,7 +20,7 @@ InnerProductParams InnerProductParams::parse(MapReader r) {
   p.bias_filler = FillerSpec::parse(r.sub("bias_filler"));
   p.axis = r.get_int("axis", 1);
   p.transpose = r.get_bool("transpose", false);
-  r.allow({"engine"});
+  p.engine = parse_engine(r);
   r.finish();
   return p;
 }
@@ -41,10 +40,12 @@ void InnerProductLayer::layer_setup(Context& ctx, const BlobVec& bottom, const B
       {"weight", params_.transpose ? std::vector<int>{k_, n_} : std::vector<int>{n_, k_}, params_.weight_filler}};
   if (params_.bias_term) wanted.push_back({"bias", {n_}, params_.bias_filler});
   setup_param_blobs(spec_, blobs_, wanted, ctx.rng());
-  if (wants_bf16(ctx, spec_)) {
-    bf16_forward_ = std::make_unique<onednn::Bf16Gemm>();
-    bf16_weight_diff_ = std::make_unique<onednn::Bf16Gemm>();
-    bf16_input_diff_ = std::make_unique<onednn::Bf16Gemm>();
+  refuse_onednn_on_gpu(params_.engine, ctx, spec_, "inner_product_param.engine");
+  bf16_ = wants_bf16(ctx, spec_, params_.engine);
+  if (!ctx.on_gpu() && wants_onednn(params_.engine)) {
+    onednn_forward_ = std::make_unique<onednn::Gemm>();
+    onednn_weight_diff_ = std::make_unique<onednn::Gemm>();
+    onednn_input_diff_ = std::make_unique<onednn::Gemm>();
   }
 }
 
@@ -57,21 +58,26 @@ void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   std::vector<int> shape(in.shape().begin(), in.shape().begin() + axis_);
   shape.push_back(n_);
   top[0]->reshape(shape);
-  if (bf16_forward_ && m_ > 0) {
+  use_onednn_ = false;
+  if (onednn_forward_ && m_ > 0) {
     const bool t = params_.transpose;
-    std::string why = bf16_forward_->prepare(false, !t, m_, n_, k_, false);
+    std::string why = onednn_forward_->prepare(false, !t, m_, n_, k_, false, bf16_);
     if (why.empty())
-      why = t ? bf16_weight_diff_->prepare(true, false, k_, n_, m_, true)
-              : bf16_weight_diff_->prepare(true, false, n_, k_, m_, true);
-    if (why.empty()) why = bf16_input_diff_->prepare(false, t, m_, k_, n_, false);
-    if (!why.empty()) spec_.fail("oneDNN cannot compute this InnerProduct in bf16 (" + why + "); use precision: fp32");
+      why = t ? onednn_weight_diff_->prepare(true, false, k_, n_, m_, true, bf16_)
+              : onednn_weight_diff_->prepare(true, false, n_, k_, m_, true, bf16_);
+    if (why.empty()) why = onednn_input_diff_->prepare(false, t, m_, k_, n_, false, bf16_);
+    if (!why.empty() && bf16_)
+      spec_.fail("oneDNN cannot compute this InnerProduct in bf16 (" + why + "); use precision: fp32");
+    if (!why.empty() && params_.engine == Engine::ONEDNN)
+      spec_.fail("oneDNN cannot compute this InnerProduct (" + why + "); use inner_product_param.engine: DEFAULT or CAFFE");
+    use_onednn_ = why.empty();
   }
 }
 
-void InnerProductLayer::product(onednn::Bf16Gemm* bf16, bool trans_a, bool trans_b, int m, int n, int k,
-                                const float* a, const float* b, float beta, float* c) {
-  if (bf16)
-    bf16->run(a, b, c);  // prepared with the same shape and beta by reshape
+void InnerProductLayer::product(onednn::Gemm* gemm, bool trans_a, bool trans_b, int m, int n, int k, const float* a,
+                                const float* b, float beta, float* c) const {
+  if (use_onednn_)
+    gemm->run(a, b, c);  // prepared by reshape with this shape and beta
   else
     cpu_gemm(trans_a, trans_b, m, n, k, 1.f, a, b, beta, c);
 }
@@ -80,10 +86,16 @@ void InnerProductLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobV
   const float* x = bottom[0]->cpu_data();  // x: (M, K)
   const float* w = blobs_[0]->cpu_data();  // w: (N, K), or (K, N) with transpose
   float* y = top[0]->mutable_cpu_data();   // y: (M, N)
-  product(bf16_forward_.get(), false, !params_.transpose, m_, n_, k_, x, w, 0.f, y);
+  product(onednn_forward_.get(), false, !params_.transpose, m_, n_, k_, x, w, 0.f, y);
   if (params_.bias_term) {
     const float* b = blobs_[1]->cpu_data();  // b: (N)
-    for (int i = 0; i < m_; ++i) cpu_axpy(n_, 1.f, b, y + static_cast<long>(i) * n_);
+    const int m = m_, n = n_;
+#pragma omp parallel for if (static_cast<long>(m) * n >= kParallelMinElements)
+    for (int i = 0; i < m; ++i) {
+      float* row = y + static_cast<long>(i) * n;  // (N)
+#pragma omp simd
+      for (int j = 0; j < n; ++j) row[j] += b[j];
+    }
   }
 }
 
@@ -94,18 +106,19 @@ void InnerProductLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
   if (param_propagate_down(0)) {
     float* dw = blobs_[0]->mutable_cpu_diff();  // dw: (N, K), or (K, N) with transpose
     if (params_.transpose)
-      product(bf16_weight_diff_.get(), true, false, k_, n_, m_, x, dy, 1.f, dw);  // dw += xᵀ dy
+      product(onednn_weight_diff_.get(), true, false, k_, n_, m_, x, dy, 1.f, dw);  // dw += xᵀ dy
     else
-      product(bf16_weight_diff_.get(), true, false, n_, k_, m_, dy, x, 1.f, dw);  // dw += dyᵀ x
+      product(onednn_weight_diff_.get(), true, false, n_, k_, m_, dy, x, 1.f, dw);  // dw += dyᵀ x
   }
   if (params_.bias_term && param_propagate_down(1)) {
     float* db = blobs_[1]->mutable_cpu_diff();  // db: (N)
-    for (int i = 0; i < m_; ++i) cpu_axpy(n_, 1.f, dy + static_cast<long>(i) * n_, db);
+    ones_.resize(static_cast<size_t>(m_), 1.f);
+    cpu_gemv(true, m_, n_, 1.f, dy, ones_.data(), 1.f, db);  // db += dyᵀ 1, Caffe's bias multiplier
   }
   if (propagate_down[0]) {
     const float* w = blobs_[0]->cpu_data();     // w: (N, K), or (K, N) with transpose
     float* dx = bottom[0]->mutable_cpu_diff();  // dx: (M, K)
-    product(bf16_input_diff_.get(), false, params_.transpose, m_, k_, n_, dy, w, 0.f, dx);
+    product(onednn_input_diff_.get(), false, params_.transpose, m_, k_, n_, dy, w, 0.f, dx);
   }
 }
 

@@ -3,13 +3,16 @@
 //   top (M, N) = bottom (M, K) · Wᵀ + bias (N)     weight W (N, K)
 // or with transpose: true, weight W (K, N) and top = bottom · W. The top keeps the
 // bottom's axes before `axis` and adds N. Parameter gradients accumulate (the solver
-// zeroes them).
+// zeroes them). On the CPU the products run on oneDNN's matmul (engine DEFAULT or
+// ONEDNN; in bf16 under precision: bf16) or OpenBLAS's sgemm (engine CAFFE, the
+// reference); on a GPU on cuBLAS.
 #pragma once
 
 #include <memory>
 
 #include "engine/filler.hpp"
 #include "engine/layer.hpp"
+#include "layers/engine_choice.hpp"
 #include "layers/onednn/onednn_gemm.hpp"
 
 namespace crema {
@@ -20,6 +23,7 @@ struct InnerProductParams {
   FillerSpec weight_filler, bias_filler;
   int axis = 1;
   bool transpose = false;
+  Engine engine = Engine::DEFAULT;  // crema's addition (Caffe's InnerProduct has no engine)
 
   static InnerProductParams parse(MapReader r);
 };
@@ -50,13 +54,16 @@ class InnerProductLayer : public Layer {
   int m_ = 0;     // rows: the product of the bottom's axes before axis_
   int k_ = 0;     // inputs per row, fixed at setup
   int n_ = 0;     // outputs per row: num_output
-  // precision: bf16 on the CPU: the forward, weight-gradient and data-gradient
-  // products on oneDNN in bf16; null in fp32 (OpenBLAS's sgemm).
-  std::unique_ptr<onednn::Bf16Gemm> bf16_forward_, bf16_weight_diff_, bf16_input_diff_;
+  // The forward, weight-gradient and data-gradient products on oneDNN (CPU, engine
+  // DEFAULT or ONEDNN); use_onednn_ false while they run on OpenBLAS.
+  std::unique_ptr<onednn::Gemm> onednn_forward_, onednn_weight_diff_, onednn_input_diff_;
+  bool use_onednn_ = false;
+  bool bf16_ = false;  // precision: bf16
+  std::vector<float> ones_;  // (M) of 1: the bias gradient's column sums as a product
 
-  // cpu_gemm's C = op(A) op(B) + beta C (beta 0 or 1), through `bf16` when given.
-  static void product(onednn::Bf16Gemm* bf16, bool trans_a, bool trans_b, int m, int n, int k, const float* a,
-                      const float* b, float beta, float* c);
+  // cpu_gemm's C = op(A) op(B) + beta C (beta 0 or 1), through `gemm` when oneDNN runs.
+  void product(onednn::Gemm* gemm, bool trans_a, bool trans_b, int m, int n, int k, const float* a, const float* b,
+               float beta, float* c) const;
 };
 
 }  // namespace crema

@@ -80,6 +80,15 @@ const std::vector<LayerCase>& engine_cases() {
       {"Deconvolution",
        "{type: Deconvolution, convolution_param: {num_output: 3, kernel_size: 3, bias_term: false, engine: ENGINE}}",
        {gauss({1, 2, 4, 5}), gauss({1, 2, 4, 5})}, 2},
+      // InnerProduct (oneDNN's matmul against OpenBLAS's sgemm)
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 10, engine: ENGINE}}",
+       {gauss({8, 3, 4, 4})}},
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 7, transpose: true, engine: ENGINE}}",
+       {gauss({5, 20})}},
+      {"InnerProduct",
+       "{type: InnerProduct, inner_product_param: {num_output: 6, axis: 2, bias_term: false, engine: ENGINE}}",
+       {gauss({2, 3, 9})}},
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 3, engine: ENGINE}}", {gauss({1, 5})}},
       // Pooling
       {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2, engine: ENGINE}}",
        {gauss({2, 3, 8, 8})}},
@@ -274,16 +283,16 @@ TEST_CASE("oneDNN engines: precision bf16 matches the fp32 reference to bf16's r
       {"Deconvolution",
        "{type: Deconvolution, convolution_param: {num_output: 4, kernel_size: 2, stride: 2, engine: ENGINE}}",
        {gauss({2, 3, 4, 4})}},
-      // InnerProduct has no engine key: fp32 is OpenBLAS's sgemm, bf16 oneDNN's matmul.
-      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 10}}", {gauss({8, 3, 4, 4})}},
-      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 7, transpose: true}}", {gauss({5, 20})}},
-      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 6, axis: 2, bias_term: false}}",
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 10, engine: ENGINE}}",
+       {gauss({8, 3, 4, 4})}},
+      {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 7, transpose: true, engine: ENGINE}}",
+       {gauss({5, 20})}},
+      {"InnerProduct",
+       "{type: InnerProduct, inner_product_param: {num_output: 6, axis: 2, bias_term: false, engine: ENGINE}}",
        {gauss({2, 3, 9})}},
   };
   for (const LayerCase& c : cases) {
-    const bool engine_key = c.yaml.find("ENGINE") != std::string::npos;
-    const LayerCase bf16 = engine_key ? with_engine(c, "DEFAULT") : c;
-    const LayerCase reference = engine_key ? with_engine(c, "CAFFE") : c;
+    const LayerCase bf16 = with_engine(c, "DEFAULT"), reference = with_engine(c, "CAFFE");
     INFO("case " << bf16.name());
     Context a(static_cast<long long>(kSeed)), b(static_cast<long long>(kSeed));
     b.set_precision(Precision::bf16);

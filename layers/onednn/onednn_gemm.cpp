@@ -9,18 +9,18 @@ namespace crema::onednn {
 
 using dnnl::memory;
 
-struct Bf16Gemm::Impl {
-  std::optional<std::array<int, 6>> shape;  // trans_a, trans_b, m, n, k, accumulate
+struct Gemm::Impl {
+  std::optional<std::array<int, 7>> shape;  // trans_a, trans_b, m, n, k, accumulate, bf16
   dnnl::matmul product;
   Staged a, b, c;
 };
 
-Bf16Gemm::Bf16Gemm() : impl_(std::make_unique<Impl>()) {}
-Bf16Gemm::~Bf16Gemm() = default;
+Gemm::Gemm() : impl_(std::make_unique<Impl>()) {}
+Gemm::~Gemm() = default;
 
-std::string Bf16Gemm::prepare(bool trans_a, bool trans_b, int m, int n, int k, bool accumulate) {
+std::string Gemm::prepare(bool trans_a, bool trans_b, int m, int n, int k, bool accumulate, bool bf16) {
   Impl& g = *impl_;
-  const std::array<int, 6> shape = {trans_a, trans_b, m, n, k, accumulate};
+  const std::array<int, 7> shape = {trans_a, trans_b, m, n, k, accumulate, bf16};
   if (g.shape == shape) return "";
   g.shape.reset();
   // The caller's row-major buffers seen as op(A) (M, K) and op(B) (K, N) through strides.
@@ -37,7 +37,9 @@ std::string Bf16Gemm::prepare(bool trans_a, bool trans_b, int m, int n, int k, b
       attr.set_post_ops(sum);
     }
     const dnnl::matmul::primitive_desc pd(
-        dnnl::matmul::desc(any_desc({m, k}, memory::data_type::bf16), any_desc({k, n}, memory::data_type::bf16), c_user),
+        bf16 ? dnnl::matmul::desc(any_desc({m, k}, memory::data_type::bf16), any_desc({k, n}, memory::data_type::bf16),
+                                  c_user)
+             : dnnl::matmul::desc(a_user, b_user, c_user),
         attr, cpu_engine());
     g.product = dnnl::matmul(pd);
     g.a.prepare(a_user, pd.src_desc(), Staged::Role::input);
@@ -50,7 +52,7 @@ std::string Bf16Gemm::prepare(bool trans_a, bool trans_b, int m, int n, int k, b
   return "";
 }
 
-void Bf16Gemm::run(const float* a, const float* b, float* c) {
+void Gemm::run(const float* a, const float* b, float* c) {
   Impl& g = *impl_;
   g.product.execute(cpu_stream(), {{DNNL_ARG_SRC, g.a.input(a)}, {DNNL_ARG_WEIGHTS, g.b.input(b)},
                                    {DNNL_ARG_DST, g.c.output(c)}});
