@@ -221,6 +221,7 @@ int test(const TestOptions& opt) {
   Net net(spec, NetState{Phase::TEST, 0, {}}, *ctx);
   if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
   load_weight_files(net, opt.weights);
+  log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {
     net.forward(*ctx);

@@ -350,6 +350,9 @@ float Net::forward_layer(Context& ctx, int i) {
 void Net::backward_layer(Context& ctx, int i) {
   const size_t k = static_cast<size_t>(i);
   if (!layer_need_backward_[k]) return;
+  if (forward_only_)
+    throw Error("net '" + name_ + "' shares activation memory between blobs (forward only); backward would read "
+                "overwritten values");
   // A loss top's gradient is its loss weight (d total / d loss).
   for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
     const float w = layers_[k]->loss_weight(static_cast<int>(j));
@@ -378,6 +381,92 @@ void Net::update() {
     const float* u = p->cpu_diff();         // (count)
     for (int i = 0; i < p->count(); ++i) w[i] -= u[i];
   }
+}
+
+Net::MemoryPlan Net::reuse_activation_memory() {
+  MemoryPlan plan;
+  // Storage, not blob names: Split, Reshape and Flatten tops and in-place layers share
+  // their bottom's buffer, so a buffer lives from the first layer writing any blob in
+  // it to the last layer reading or writing one.
+  struct Storage {
+    std::shared_ptr<SyncedMemory> memory;
+    std::vector<Blob*> blobs;
+    int first = -1, last = -1;
+    bool pinned = false;  // keeps its own buffer
+  };
+  std::vector<Storage> storages;
+  std::map<const SyncedMemory*, size_t> index;
+  auto storage_of = [&](Blob* b) -> Storage& {
+    auto [it, added] = index.emplace(b->data_memory().get(), storages.size());
+    if (added) storages.push_back(Storage{b->data_memory(), {}, -1, -1, false});
+    Storage& s = storages[it->second];
+    if (std::find(s.blobs.begin(), s.blobs.end(), b) == s.blobs.end()) s.blobs.push_back(b);
+    return s;
+  };
+  for (int i = 0; i < num_layers(); ++i) {
+    const size_t k = static_cast<size_t>(i);
+    for (Blob* b : top_vecs_[k]) {
+      Storage& s = storage_of(b);
+      if (s.first < 0) s.first = i;
+      s.last = i;
+      if (layers_[k]->is_data() || bottom_vecs_[k].empty()) s.pinned = true;  // readers may keep batches there
+    }
+    for (Blob* b : bottom_vecs_[k]) {
+      Storage& s = storage_of(b);
+      if (s.first < 0) s.pinned = true;  // read before any layer wrote it
+      s.last = i;
+    }
+  }
+  // The bytes of every distinct buffer behind a blob.
+  auto held_bytes = [this] {
+    long long bytes = 0;
+    std::set<const SyncedMemory*> distinct;
+    for (const auto& blob : blobs_)
+      if (distinct.insert(blob->data_memory().get()).second) bytes += static_cast<long long>(blob->data_memory()->size());
+    return bytes;
+  };
+  plan.bytes_before = held_bytes();
+  for (Blob* out : outputs()) storage_of(out).pinned = true;
+  for (const auto& layer : layers_)
+    for (const auto& p : layer->blobs())
+      if (auto it = index.find(p->data_memory().get()); it != index.end()) storages[it->second].pinned = true;
+  forward_only_ = true;
+
+  // Greedy by first use: each storage takes the smallest free buffer (one whose last
+  // occupant was last used before this storage is first written) that is large
+  // enough, else the largest free one (grown), else a new one.
+  struct Buffer {
+    size_t bytes = 0;
+    int free_after = -1;  // the last layer using its current occupant
+    std::vector<Storage*> occupants;
+  };
+  std::vector<Buffer> buffers;
+  std::vector<Storage*> order;
+  for (Storage& s : storages)
+    if (!s.pinned && s.first >= 0) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [](const Storage* a, const Storage* b) { return a->first < b->first; });
+  for (Storage* s : order) {
+    const size_t bytes = s->memory->size();
+    Buffer* best = nullptr;
+    for (Buffer& b : buffers) {
+      if (b.free_after >= s->first) continue;
+      const bool fits = b.bytes >= bytes, best_fits = best && best->bytes >= bytes;
+      if (!best || (fits && (!best_fits || b.bytes < best->bytes)) || (!fits && !best_fits && b.bytes > best->bytes))
+        best = &b;
+    }
+    if (!best) best = &buffers.emplace_back();
+    best->bytes = std::max(best->bytes, bytes);
+    best->free_after = s->last;
+    best->occupants.push_back(s);
+  }
+  for (Buffer& b : buffers) {
+    auto memory = std::make_shared<SyncedMemory>(b.bytes);
+    for (Storage* s : b.occupants)
+      for (Blob* blob : s->blobs) blob->data_memory() = memory;
+  }
+  plan.bytes_after = held_bytes();
+  plan.buffers = static_cast<int>(buffers.size());
+  return plan;
 }
 
 void Net::share_weights_from(const Net& other) {

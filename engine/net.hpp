@@ -86,6 +86,18 @@ class Net {
 
   long long num_parameters() const;
 
+  // For nets that only run forward (a TEST net, `crema test`): lets blobs whose lives
+  // do not overlap share one buffer, as inference frameworks do. A blob's buffer is
+  // free once the last layer reading it has run; outputs, data layers' tops and blobs
+  // that share memory with a parameter keep their own. Call after construction;
+  // callers that read a blob other than an output after forward must not call it.
+  // Backward then throws. Returns the bytes of the blobs' buffers before and after.
+  struct MemoryPlan {
+    long long bytes_before = 0, bytes_after = 0;
+    int buffers = 0;
+  };
+  MemoryPlan reuse_activation_memory();
+
  private:
   void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
   void resolve_params(int layer_index);
@@ -110,6 +122,7 @@ class Net {
   std::vector<std::vector<bool>> param_shared_;
   std::vector<std::string> output_names_;
   std::vector<float> output_loss_weights_;
+  bool forward_only_ = false;  // reuse_activation_memory was called
 };
 
 // Caffe's layer selection: include rules (any must match) or exclude rules (none may).

@@ -179,6 +179,13 @@ float learning_rate(const SolverSpec& s, int iter, int* current_step) {
   return static_cast<float>(start + (rate - start) * iter / s.warmup_iter);
 }
 
+void log_memory_plan(const Net::MemoryPlan& plan) {
+  if (plan.bytes_after == plan.bytes_before) return;
+  spdlog::info("Activation memory: {:.1f} MB, blobs sharing {} buffers ({:.1f} MB without sharing)",
+               static_cast<double>(plan.bytes_after) / (1 << 20), plan.buffers,
+               static_cast<double>(plan.bytes_before) / (1 << 20));
+}
+
 Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     : spec_(spec), ctx_(ctx), rule_(&update_rule(spec.type)) {
   spdlog::info("Creating training net");
@@ -187,6 +194,7 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     spdlog::info("Creating test net (#0)");
     auto test = std::make_unique<Net>(net_spec, spec_.test_state, ctx_);
     test->share_weights_from(*net_);
+    log_memory_plan(test->reuse_activation_memory());
     test_nets_.push_back(std::move(test));
   }
   if (test_nets_.size() != spec_.test_iter.size() && !spec_.test_iter.empty())

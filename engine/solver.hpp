@@ -64,6 +64,9 @@ struct SolverSpec {
   static SolverSpec parse(const Node& root);
 };
 
+// Logs what Net::reuse_activation_memory saved, if anything.
+void log_memory_plan(const Net::MemoryPlan& plan);
+
 // Learning rate after `iter` updates; `current_step` is the multistep/step state.
 // With warmup_iter N > 0, iterations before N ramp linearly from warmup_start_lr s
 // into the policy: lr = s + (policy(iter) − s)·iter/N. The policy runs underneath

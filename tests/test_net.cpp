@@ -572,3 +572,59 @@ TEST_CASE("net: a loss weight on a top that another layer also consumes counts b
   check_against_numeric(net, *b->ctx, w, w_diff, "ip weight");
   check_against_numeric(net, *b->ctx, *net.blob("data"), x_diff, "data");
 }
+
+// A TEST net whose blobs' lives do not overlap shares buffers between them; its
+// outputs must not change, over several forwards with new inputs, and it must hold
+// less. A net that needs backward keeps every buffer.
+TEST_CASE("net: a forward-only net reuses activation memory without changing its outputs") {
+  const std::string yaml = R"(
+name: reuse
+layer:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [2, 3, 8, 8]}}}
+  - {name: conv1, type: Convolution, bottom: data, top: conv1,
+     convolution_param: {num_output: 4, kernel_size: 3, pad: 1, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
+  - {name: conv2a, type: Convolution, bottom: conv1, top: conv2a,
+     convolution_param: {num_output: 4, kernel_size: 3, pad: 1, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: relu2a, type: ReLU, bottom: conv2a, top: conv2a}
+  - {name: conv2b, type: Convolution, bottom: conv2a, top: conv2b,
+     convolution_param: {num_output: 4, kernel_size: 3, pad: 1, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: sum, type: Eltwise, bottom: [conv1, conv2b], top: sum}
+  - {name: pool, type: Pooling, bottom: sum, top: pool, pooling_param: {pool: MAX, kernel_size: 2, stride: 2}}
+  - {name: flat, type: Flatten, bottom: pool, top: flat}
+  - {name: ip, type: InnerProduct, bottom: flat, top: ip,
+     inner_product_param: {num_output: 5, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: prob, type: Softmax, bottom: ip, top: prob}
+)";
+  const NetState test_phase{Phase::TEST, 0, {}};
+  auto plain = build(yaml, test_phase), shared = build(yaml, test_phase);
+  const Net::MemoryPlan plan = shared->net->reuse_activation_memory();
+  MESSAGE("activation bytes: " << plan.bytes_before << " -> " << plan.bytes_after << " in " << plan.buffers
+                               << " shared buffers");
+  CHECK(plan.buffers >= 2);
+  CHECK(plan.bytes_after < plan.bytes_before);
+  CHECK(plan.bytes_after <= plan.bytes_before * 3 / 4);
+  // Blobs in one buffer really are: conv2a's and sum's lives do not overlap.
+  CHECK(shared->net->blob("conv2a")->cpu_data() == shared->net->blob("sum")->cpu_data());
+  CHECK(plain->net->blob("conv2a")->cpu_data() != plain->net->blob("sum")->cpu_data());
+  for (uint64_t seed : {3u, 4u, 5u}) {
+    fill_random(*plain->net->blob("data"), seed);
+    fill_random(*shared->net->blob("data"), seed);
+    plain->net->forward(*plain->ctx);
+    shared->net->forward(*shared->ctx);
+    const Blob& want = *plain->net->blob("prob");
+    const Blob& got = *shared->net->blob("prob");
+    CHECK(std::vector<float>(want.cpu_data(), want.cpu_data() + want.count()) ==
+          std::vector<float>(got.cpu_data(), got.cpu_data() + got.count()));
+  }
+
+  // A net with a loss shares too (a TEST net usually has one), and then refuses backward.
+  const std::string with_loss = yaml + R"(
+  - {name: label, type: Input, top: label, input_param: {shape: {dim: [2]}}}
+  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
+)";
+  auto trained = build(with_loss);
+  CHECK(trained->net->reuse_activation_memory().buffers >= 2);
+  trained->net->forward(*trained->ctx);
+  CHECK_THROWS_WITH_AS(trained->net->backward(*trained->ctx), doctest::Contains("forward only"), Error);
+}
