@@ -151,6 +151,9 @@ struct GradCheck {
   bool check_params = true;
   // Elements per blob to check (0 = all); spread evenly over the blob.
   int max_checks = 0;
+  // Where the layer runs: a GPU context for the device's gradient checks; null, a CPU
+  // context seeded with `seed`.
+  Context* ctx = nullptr;
 };
 
 // Objective: sum over tops of <top, r> with fixed random r (so every element of
@@ -168,7 +171,9 @@ inline double objective(Layer& layer, Context& ctx, const BlobVec& bottom, const
 }
 
 inline void check_gradients(Layer& layer, const BlobVec& bottom, const BlobVec& top, GradCheck opt = {}) {
-  Context ctx(static_cast<long long>(opt.seed));
+  std::unique_ptr<Context> own;
+  if (!opt.ctx) own = std::make_unique<Context>(static_cast<long long>(opt.seed));
+  Context& ctx = opt.ctx ? *opt.ctx : *own;
   layer.setup(ctx, bottom, top);
   // Random objective weights (loss layers: their loss weight on the scalar loss).
   Rng rng(opt.seed + 7);
