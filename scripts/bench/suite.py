@@ -62,6 +62,7 @@ class Rounds:
     torch_ms: list = field(default_factory=list)  # forward+backward
     torch_step_ms: list = field(default_factory=list)  # forward+backward+SGD step
     ratio: list = field(default_factory=list)  # crema_ms / torch_ms of the same round
+    bf16_ms: list = field(default_factory=list)  # crema with --precision bf16 (--bf16), forward+backward
     flops: int = 0  # Convolution+InnerProduct FLOPs of one training step (from the PyTorch twin)
 
 
@@ -72,10 +73,10 @@ def run(args, env=None):
     return out
 
 
-def crema_time(crema, net, iterations, threads):
+def crema_time(crema, net, iterations, threads, precision="fp32"):
     """crema's log parsed: step ms, per-layer ms and type and first top shape."""
     args = [crema, "time", "--model", os.path.join(ROOT, "configs", "bench", net.config),
-            "--iterations", str(iterations), "--threads", str(threads)]
+            "--iterations", str(iterations), "--threads", str(threads), "--precision", precision]
     log = run(args).stderr
     steps = [float(v) for v in re.findall(r"Iteration: \d+ forward-backward time: ([0-9.]+) ms", log)]
     if len(steps) != iterations:
@@ -129,6 +130,8 @@ def measure(keys, args):
             for side in (("crema", "torch") if r % 2 == 0 else ("torch", "crema")):
                 if side == "crema":
                     ms, layers = crema_time(args.crema, net, args.iterations, args.threads)
+                    if args.bf16:
+                        res.bf16_ms.append(crema_time(args.crema, net, args.iterations, args.threads, "bf16")[0])
                 else:
                     twin = helper("torch_twins.py", key, "--iterations", args.iterations, "--threads", args.threads)
             check_twin(net, layers, twin["layers"])
@@ -153,6 +156,10 @@ def table(keys, results, sgemm_gflops, threads):
         f"| conv+ip FLOPs over crema's whole step, % of SGEMM | BVLC Caffe ms (batch) | crema speed-up vs Caffe |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    bf16 = all(results[k].bf16_ms for k in keys)
+    if bf16:
+        lines[0] += " crema bf16 ms/step | crema bf16 / PyTorch fp32 |"
+        lines[1] += "--:|--:|"
     for key in keys:
         net, res = NETS[key], results[key]
         crema_ms, torch_ms = med(res.crema_ms), med(res.torch_ms)
@@ -167,6 +174,8 @@ def table(keys, results, sgemm_gflops, threads):
                      f"| **{med(res.ratio):.2f}** | {net.batch / crema_ms * 1000:.0f} | {net.batch / torch_ms * 1000:.0f} "
                      f"| {gflops:.0f} ({100 * gflops / sgemm_gflops:.0f}%) | {100 * step_gflops / sgemm_gflops:.0f}% "
                      f"| {caffe} | {speedup} |")
+        if bf16:
+            lines[-1] += f" {med(res.bf16_ms):.1f} | {med(res.bf16_ms) / torch_ms:.2f} |"
     return "\n".join(lines)
 
 
@@ -204,6 +213,10 @@ def document(keys, args, results, info, command, started, seconds, loads):
                       f"(what crema's own OpenBLAS calls get); the % columns divide by the higher")
     built = datetime.datetime.fromtimestamp(os.path.getmtime(args.crema), datetime.timezone.utc)
     env = " ".join(f"{k}={os.environ[k]}" for k in sorted(os.environ) if k.startswith(("OPENBLAS_", "OMP_", "MKL_")))
+    bf16_text = ("- **crema bf16** (`--bf16`): `crema time --precision bf16`, timed in the same rounds right after\n"
+                 "  the fp32 run: convolutions and inner products on bfloat16 inputs with fp32 accumulation, the\n"
+                 "  rest fp32 (README, *CPU engines*); compared with PyTorch's fp32 step, not like for like.\n"
+                 if args.bf16 else "")
     return f"""# Benchmarks
 
 Written by `scripts/bench/suite.py`; run it again to refresh this page on your machine.
@@ -228,7 +241,7 @@ What each column measures:
   divides the same FLOPs by crema's whole step instead (every other layer's time included).
 - **BVLC Caffe**: the `caffe time` CPU medians of issue 6 on this kind of machine (forward +
   backward, DummyData); AlexNet's is at batch 16, so its speed-up is per image.
-
+{bf16_text}
 Networks: LeNet (batch 64, as `configs/fashion_mnist/lenet.yaml`), CIFAR-10 quick (batch 100,
 Caffe's `cifar10_quick_train_test.prototxt`; pooling in Caffe's ceil mode, the PyTorch twin uses
 `ceil_mode=True`), AlexNet (batch 32 at 227×227, Caffe's `bvlc_alexnet`, grouped convolutions and
@@ -264,6 +277,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--crema", default=os.path.join(ROOT, "build", "crema"))
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time crema with --precision bf16 (needs AVX512-BF16 or AMX); extra columns")
     args = parser.parse_args()
     keys = [k.strip() for k in args.nets.split(",") if k.strip()]
     unknown = [k for k in keys if k not in NETS]
