@@ -54,8 +54,8 @@ AxisBroadcast AxisBroadcast::of(const LayerSpec& spec, const Blob& x, const Blob
 // value is computed by one thread in the same order whatever the thread count: the
 // results do not depend on --threads. Sums are vectorised in double.
 
-void AxisBroadcast::apply(const float* x, const float* scale, const float* bias, float* y) const {
-  // x, y: (outer, dim, inner); scale, bias: (dim)
+void AxisBroadcast::apply(const float* x, const float* scale, const float* bias, float* y, float* x_copy) const {
+  // x, y, x_copy: (outer, dim, inner); scale, bias: (dim)
   const long rows = static_cast<long>(outer) * dim;
 #pragma omp parallel for if (rows * inner >= kParallelMinElements)
   for (long r = 0; r < rows; ++r) {
@@ -63,8 +63,18 @@ void AxisBroadcast::apply(const float* x, const float* scale, const float* bias,
     const float s = scale ? scale[d] : 1.f, t = bias ? bias[d] : 0.f;
     const float* xr = x + r * inner;  // (inner)
     float* yr = y + r * inner;        // (inner)
+    if (x_copy) {
+      float* cr = x_copy + r * inner;  // (inner)
 #pragma omp simd
-    for (int i = 0; i < inner; ++i) yr[i] = xr[i] * s + t;
+      for (int i = 0; i < inner; ++i) {
+        const float v = xr[i];  // read once: y may alias x
+        cr[i] = v;
+        yr[i] = v * s + t;
+      }
+    } else {
+#pragma omp simd
+      for (int i = 0; i < inner; ++i) yr[i] = xr[i] * s + t;
+    }
   }
 }
 

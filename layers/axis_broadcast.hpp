@@ -35,8 +35,8 @@ struct AxisBroadcast {
   static std::vector<int> param_shape(const LayerSpec& spec, const Blob& x, int axis, int num_axes);
 
   // y (outer, dim, inner) = x * scale[d] + bias[d]; scale or bias may be null (1 / 0).
-  // y may alias x.
-  void apply(const float* x, const float* scale, const float* bias, float* y) const;
+  // y may alias x. Where `x_copy` is given it receives x, in the same pass.
+  void apply(const float* x, const float* scale, const float* bias, float* y, float* x_copy = nullptr) const;
   // out[d] = sum over outer and inner of a (times b where b is given); added to out
   // when `accumulate` (parameter gradients), else written.
   void reduce(const float* a, const float* b, float* out, bool accumulate) const;

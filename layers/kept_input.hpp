@@ -18,6 +18,13 @@ class KeptInput {
   void keep(const Blob& bottom, const Blob& top) {
     if (&bottom == &top) copy_.copy_from(bottom, false, true);
   }
+  // Instead of keep(), for a forward that writes the copy itself in the pass that
+  // reads x: where the copy is to go (count of bottom), or null when not in place.
+  float* copy_target(const Blob& bottom, const Blob& top) {
+    if (&bottom != &top) return nullptr;
+    copy_.reshape_like(bottom);
+    return copy_.mutable_cpu_data();
+  }
   // x as it was at forward: (count of bottom).
   const float* data(const Blob& bottom, const Blob& top) const {
     return &bottom == &top ? copy_.cpu_data() : bottom.cpu_data();

@@ -41,11 +41,12 @@ void ScaleLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 }
 
 void ScaleLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
-  input_.keep(*bottom[0], *top[0]);
+  // In place, x is kept for backward in the same pass that scales it.
+  float* kept = input_.copy_target(*bottom[0], *top[0]);  // (outer, dim, inner) or null
   const float* s = scale(bottom).cpu_data();                                                        // s: (dim)
   const float* b = params_.bias_term ? blobs_[static_cast<size_t>(bias_index())]->cpu_data() : nullptr;  // b: (dim)
   // x, y: (outer, dim, inner); y may alias x
-  broadcast_.apply(bottom[0]->cpu_data(), s, b, top[0]->mutable_cpu_data());
+  broadcast_.apply(bottom[0]->cpu_data(), s, b, top[0]->mutable_cpu_data(), kept);
 }
 
 void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
