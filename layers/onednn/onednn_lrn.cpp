@@ -16,6 +16,7 @@ struct LRN::Impl {
   dnnl::lrn_backward backward;
   Staged f_src, f_dst, b_src, b_diff_dst, b_diff_src;
   memory workspace;
+  bool b_src_as_forward = false;  // backward takes x in forward's layout: reuse forward's copy
 };
 
 LRN::LRN() : impl_(std::make_unique<Impl>()) {}
@@ -44,6 +45,7 @@ std::string LRN::prepare(const LrnShape& s) {
     const bwd::primitive_desc bpd(bwd::desc(alg, blocked, blocked, s.local_size, s.alpha, s.beta, s.k), eng, fpd);
     m.backward = bwd(bpd);
     m.b_src.prepare(plain, bpd.src_desc(), Role::input);
+    m.b_src_as_forward = bpd.src_desc() == fpd.src_desc();
     m.b_diff_dst.prepare(plain, bpd.diff_dst_desc(), Role::input);
     m.b_diff_src.prepare(plain, bpd.diff_src_desc(), Role::output);
   } catch (const dnnl::error& e) {
@@ -63,7 +65,9 @@ void LRN::forward(const float* x, float* y) {
 
 void LRN::backward(const float* x, const float* dy, float* dx) {
   Impl& m = *impl_;
-  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, m.b_src.input(x)},
+  // x as at forward (Caffe's backward assumes it), so forward's copy serves when it was of x.
+  memory* src = m.b_src_as_forward ? m.f_src.staged(x) : nullptr;
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src ? *src : m.b_src.input(x)},
                                           {DNNL_ARG_DIFF_DST, m.b_diff_dst.input(dy)},
                                           {DNNL_ARG_DIFF_SRC, m.b_diff_src.output(dx)}};
   if (m.workspace) args[DNNL_ARG_WORKSPACE] = m.workspace;
