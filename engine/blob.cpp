@@ -27,6 +27,11 @@ void Blob::reshape(const std::vector<int>& shape) {
     count *= d;
     if (count > INT_MAX) throw Error("blob of shape " + crema::shape_string(shape) + " exceeds 2^31 elements");
   }
+  if (shape != shape_) {
+    // A layout copy was made for the old shape; the values stay, in plain order.
+    if (data_) data_->drop_layout();
+    if (diff_) diff_->drop_layout();
+  }
   shape_ = shape;
   count_ = static_cast<int>(count);
   // Checked per buffer: after share_data/share_diff a blob may hold another blob's

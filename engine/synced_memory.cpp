@@ -1,5 +1,6 @@
 #include "engine/synced_memory.hpp"
 
+#include <cassert>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -41,6 +42,11 @@ void SyncedMemory::to_cpu() {
       ++d2h_;
       head_ = Head::Synced;
       break;
+    case Head::AtLayout:
+      if (!cpu_) cpu_ = host_alloc(size_);
+      layout_->to_plain(cpu_);
+      head_ = Head::AtCpu;  // the layout copy stays current beside it
+      break;
     case Head::AtCpu:
     case Head::Synced:
       break;
@@ -48,6 +54,7 @@ void SyncedMemory::to_cpu() {
 }
 
 void SyncedMemory::to_gpu() {
+  if (head_ == Head::AtLayout) to_cpu();  // the device side is filled from the plain one
   switch (head_) {
     case Head::Uninitialized:
       gpu_ = cuda::alloc_device(size_, &gpu_device_);
@@ -62,8 +69,26 @@ void SyncedMemory::to_gpu() {
       break;
     case Head::AtGpu:
     case Head::Synced:
+    case Head::AtLayout:
       break;
   }
+}
+
+void SyncedMemory::set_layout(std::shared_ptr<LayoutCopy> copy) {
+  layout_ = std::move(copy);
+  head_ = Head::AtLayout;
+}
+
+LayoutCopy* SyncedMemory::mutable_layout() {
+  assert(layout_);
+  head_ = Head::AtLayout;
+  return layout_.get();
+}
+
+void SyncedMemory::drop_layout() {
+  if (!layout_) return;
+  to_cpu();
+  layout_.reset();
 }
 
 const void* SyncedMemory::cpu_data() {
@@ -74,6 +99,7 @@ const void* SyncedMemory::cpu_data() {
 void* SyncedMemory::mutable_cpu_data() {
   to_cpu();
   head_ = Head::AtCpu;
+  layout_.reset();
   return cpu_;
 }
 
@@ -85,6 +111,7 @@ const void* SyncedMemory::gpu_data() {
 void* SyncedMemory::mutable_gpu_data() {
   to_gpu();
   head_ = Head::AtGpu;
+  layout_.reset();
   return gpu_;
 }
 

@@ -278,16 +278,17 @@ void BaseConvolutionLayer::forward_onednn(const BlobVec& bottom, const BlobVec& 
   const float* weight = blobs_[0]->cpu_data();                              // as in forward_cpu
   const float* bias = params_.bias_term ? blobs_[1]->cpu_data() : nullptr;  // (Co)
   for (size_t i = 0; i < bottom.size(); ++i) {
-    const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
-    float* y = top[i]->mutable_cpu_data();   // y: (N, Co, out_h, out_w)
+    SyncedMemory& x = *bottom[i]->data_memory();  // x: (N, C, H, W)
+    SyncedMemory& y = *top[i]->data_memory();     // y: (N, Co, out_h, out_w)
     if (!reversed) {
       onednn_->forward(x, weight, bias, y);
       continue;
     }
     // Deconvolution is the convolution's data gradient, its bias on the conv input.
     onednn_->backward_data(x, weight, y);
-    if (bias)
-      for (int n = 0; n < num_; ++n) forward_bias(y + static_cast<long>(n) * top_dim_, bias);
+    if (!bias) continue;
+    float* y_plain = top[i]->mutable_cpu_data();
+    for (int n = 0; n < num_; ++n) forward_bias(y_plain + static_cast<long>(n) * top_dim_, bias);
   }
 }
 
@@ -298,19 +299,21 @@ void BaseConvolutionLayer::backward_onednn(const BlobVec& top, const std::vector
   float* weight_diff = param_propagate_down(0) ? blobs_[0]->mutable_cpu_diff() : nullptr;
   float* bias_diff = params_.bias_term && param_propagate_down(1) ? blobs_[1]->mutable_cpu_diff() : nullptr;  // (Co)
   for (size_t i = 0; i < top.size(); ++i) {
-    const float* dy = top[i]->cpu_diff();    // dy: (N, Co, out_h, out_w)
-    const float* x = bottom[i]->cpu_data();  // x: (N, C, H, W)
+    SyncedMemory& dy = *top[i]->diff_memory();    // dy: (N, Co, out_h, out_w)
+    SyncedMemory& x = *bottom[i]->data_memory();  // x: (N, C, H, W)
     const bool down = i < propagate_down.size() && propagate_down[i];
-    float* dx = down ? bottom[i]->mutable_cpu_diff() : nullptr;  // dx: (N, C, H, W)
+    SyncedMemory* dx = down ? bottom[i]->diff_memory().get() : nullptr;  // dx: (N, C, H, W)
     if (!reversed) {
       onednn_->backward(x, dy, weight, weight_diff, bias_diff, dx);
       continue;
     }
-    if (bias_diff)
-      for (int n = 0; n < num_; ++n) backward_bias(bias_diff, dy + static_cast<long>(n) * top_dim_);
+    if (bias_diff) {
+      const float* dy_plain = top[i]->cpu_diff();
+      for (int n = 0; n < num_; ++n) backward_bias(bias_diff, dy_plain + static_cast<long>(n) * top_dim_);
+    }
     // The conv input is the top (here its gradient), the conv output the bottom.
     if (weight_diff) onednn_->backward_weights(dy, x, weight_diff, nullptr);
-    if (dx) onednn_->forward(dy, weight, nullptr, dx);
+    if (dx) onednn_->forward(dy, weight, nullptr, *dx);
   }
 }
 

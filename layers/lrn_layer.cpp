@@ -98,7 +98,7 @@ void LRNLayer::window_sum(const float* in, float* out) {
 }
 
 void LRNLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
-  if (use_onednn_) return onednn_->forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+  if (use_onednn_) return onednn_->forward(*bottom[0]->data_memory(), *top[0]->data_memory());
   const int count = bottom[0]->count();
   const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
   float* y = top[0]->mutable_cpu_data();      // y: (N, C, H, W)
@@ -117,7 +117,7 @@ void LRNLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool
                             const BlobVec& bottom) {
   if (!propagate_down[0]) return;
   if (use_onednn_)
-    return onednn_->backward(bottom[0]->cpu_data(), top[0]->cpu_diff(), bottom[0]->mutable_cpu_diff());
+    return onednn_->backward(*bottom[0]->data_memory(), *top[0]->diff_memory(), *bottom[0]->diff_memory());
   const int count = bottom[0]->count();
   const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
   const float* y = top[0]->cpu_data();        // y: (N, C, H, W)

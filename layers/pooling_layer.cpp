@@ -166,7 +166,7 @@ const float* PoolingLayer::mask_data(const BlobVec& top) const {
 
 // Empty windows (see the header) give 0 and mask -1.
 void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
-  if (use_onednn_) return onednn_->forward(bottom[0]->cpu_data(), top[0]->mutable_cpu_data());
+  if (use_onednn_) return onednn_->forward(*bottom[0]->data_memory(), *top[0]->data_memory());
   const int planes = bottom[0]->count(0, 2);
   const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
   const float* x = bottom[0]->cpu_data();  // x: (N*C, H, W)
@@ -207,7 +207,7 @@ void PoolingLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
 void PoolingLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                                 const BlobVec& bottom) {
   if (!propagate_down[0]) return;
-  if (use_onednn_) return onednn_->backward(top[0]->cpu_diff(), bottom[0]->mutable_cpu_diff());
+  if (use_onednn_) return onednn_->backward(*top[0]->diff_memory(), *bottom[0]->diff_memory());
   const int planes = bottom[0]->count(0, 2);
   const int in_plane = height_ * width_, out_plane = pooled_height_ * pooled_width_;
   const float* dy = top[0]->cpu_diff();       // dy: (N*C, PH, PW)

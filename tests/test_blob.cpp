@@ -2,6 +2,9 @@
 // The device half runs where a CUDA device is present and reports SKIPPED otherwise.
 #include <doctest/doctest.h>
 
+#include <memory>
+#include <vector>
+
 #include "engine/blob.hpp"
 #include "engine/context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
@@ -78,6 +81,70 @@ TEST_CASE("copy_from checks counts unless asked to reshape") {
   CHECK_THROWS_AS(c.copy_from(a), Error);
   c.copy_from(a, false, true);
   CHECK(c.shape() == a.shape());
+}
+
+namespace {
+// A layout copy that stores its values reversed and padded with two zeros, so that
+// a plain read that skipped the conversion would show.
+class ReversedCopy : public LayoutCopy {
+ public:
+  explicit ReversedCopy(std::vector<float> plain) : values_(plain.rbegin(), plain.rend()) {
+    values_.push_back(0.f);
+    values_.push_back(0.f);
+  }
+  void to_plain(void* plain) override {
+    ++conversions;
+    auto* out = static_cast<float*>(plain);
+    for (size_t i = 0; i + 2 < values_.size(); ++i) out[i] = values_[values_.size() - 3 - i];
+  }
+  float* floats() override { return values_.data(); }
+  size_t float_count() const override { return values_.size(); }
+  bool same_layout(const LayoutCopy& other) const override {
+    return dynamic_cast<const ReversedCopy*>(&other) && other.float_count() == float_count();
+  }
+  int conversions = 0;
+
+ private:
+  std::vector<float> values_;
+};
+
+std::vector<float> data_of(const Blob& b) { return {b.cpu_data(), b.cpu_data() + b.count()}; }
+}  // namespace
+
+TEST_CASE("a layout copy is the head until read plain, and any plain write forgets it") {
+  Blob b({2, 2});
+  b.mutable_cpu_data()[0] = 9.f;
+  auto copy = std::make_shared<ReversedCopy>(std::vector<float>{1, 2, 3, 4});
+  b.data_memory()->set_layout(copy);
+  CHECK(b.data_memory()->head() == SyncedMemory::Head::AtLayout);
+  CHECK(copy->conversions == 0);  // nothing converted until somebody reads plain
+  CHECK(data_of(b) == std::vector<float>{1, 2, 3, 4});
+  CHECK(copy->conversions == 1);
+  CHECK(data_of(b) == std::vector<float>{1, 2, 3, 4});
+  CHECK(copy->conversions == 1);                // the plain side is current now ...
+  CHECK(b.data_memory()->layout() == copy.get());  // ... and so is the copy still
+
+  // Changed in place: the plain side is stale again.
+  for (size_t i = 0; i < b.data_memory()->mutable_layout()->float_count(); ++i) copy->floats()[i] *= 10.f;
+  CHECK(data_of(b) == std::vector<float>{10, 20, 30, 40});
+  CHECK(copy->conversions == 2);
+
+  // A plain write wins: the copy is forgotten and never converted again.
+  b.mutable_cpu_data()[1] = -1.f;
+  CHECK(b.data_memory()->layout() == nullptr);
+  CHECK(data_of(b) == std::vector<float>{10, -1, 30, 40});
+  CHECK(copy->conversions == 2);
+
+  // A shape change keeps the values, plain.
+  b.data_memory()->set_layout(std::make_shared<ReversedCopy>(std::vector<float>{5, 6, 7, 8}));
+  b.reshape({4});
+  CHECK(b.data_memory()->layout() == nullptr);
+  CHECK(data_of(b) == std::vector<float>{5, 6, 7, 8});
+  // Blobs sharing the memory share its layout copy too.
+  Blob other({4});
+  other.share_data(b);
+  b.data_memory()->set_layout(std::make_shared<ReversedCopy>(std::vector<float>{4, 3, 2, 1}));
+  CHECK(data_of(other) == std::vector<float>{4, 3, 2, 1});
 }
 
 TEST_CASE("without CUDA, asking for a device fails with one clear message") {

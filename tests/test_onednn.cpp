@@ -7,11 +7,14 @@
 // numerical gradient of the reference itself (the layer tests check DEFAULT, which
 // is oneDNN).
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backend_table.hpp"
 #include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "io/yaml_config.hpp"
 #include "layer_test_util.hpp"
 #include "layers/base_conv_layer.hpp"
 #include "layers/onednn/onednn_support.hpp"
@@ -323,5 +326,136 @@ TEST_CASE("oneDNN engines: precision bf16 is refused with the reference engine, 
     auto conv = test::make_layer("{name: c1, type: Convolution, convolution_param: {num_output: 2, kernel_size: 3}}");
     CHECK_THROWS_WITH_AS(conv.layer->setup(ctx, {&x}, {&y}), doctest::Contains("neither AVX512-BF16 nor AMX"),
                          ConfigError);
+  }
+}
+
+// Layouts between layers: in a chain of oneDNN layers each blob stays in the blocked
+// layout its producer left it in (onednn_common.hpp), read plain only where a layer
+// without a layout of its own (Eltwise, Split, InnerProduct, the loss) or the test
+// reads it. The whole net, run with the oneDNN engines (DEFAULT) and with the
+// reference (CAFFE) from the same parameters and inputs over two passes, must agree
+// in every blob's value and gradient and every parameter gradient; and the blocked
+// layouts must really have been used, else this would test nothing new.
+namespace {
+
+const char* const kLayoutNet = R"(
+name: layouts
+layer:
+- {name: data, type: Input, top: data, input_param: {shape: {dim: [3, 3, 21, 21]}}}
+- {name: label, type: Input, top: label, input_param: {shape: {dim: [3]}}}
+- {name: conv1, type: Convolution, bottom: data, top: conv1,
+   convolution_param: {num_output: 20, kernel_size: 5, stride: 2, engine: ENGINE,
+                       weight_filler: {type: gaussian, std: 0.2}, bias_filler: {type: gaussian, std: 0.1}}}
+- {name: relu1, type: ReLU, bottom: conv1, top: conv1}
+- {name: norm1, type: LRN, bottom: conv1, top: norm1, lrn_param: {local_size: 5, alpha: 0.1, beta: 0.75, engine: ENGINE}}
+- {name: pool1, type: Pooling, bottom: norm1, top: pool1, pooling_param: {pool: MAX, kernel_size: 3, stride: 2, engine: ENGINE}}
+- {name: conv2, type: Convolution, bottom: pool1, top: conv2,
+   convolution_param: {num_output: 32, kernel_size: 3, pad: 1, group: 2, engine: ENGINE,
+                       weight_filler: {type: gaussian, std: 0.2}, bias_filler: {type: gaussian, std: 0.1}}}
+- {name: relu2, type: ReLU, bottom: conv2, top: conv2, relu_param: {negative_slope: 0.1}}
+- {name: conv3, type: Convolution, bottom: conv2, top: conv3,
+   convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE,
+                       weight_filler: {type: gaussian, std: 0.2}, bias_filler: {type: gaussian, std: 0.1}}}
+- {name: relu3, type: ReLU, bottom: conv3, top: conv3}
+- {name: side, type: Convolution, bottom: pool1, top: side,
+   convolution_param: {num_output: 16, kernel_size: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.2}}}
+- {name: sum, type: Eltwise, bottom: [conv3, side], top: sum}
+- {name: up, type: Deconvolution, bottom: sum, top: up,
+   convolution_param: {num_output: 16, kernel_size: 2, stride: 2, bias_term: false, engine: ENGINE,
+                       weight_filler: {type: gaussian, std: 0.2}}}
+- {name: relu4, type: ReLU, bottom: up, top: up}
+- {name: pool2, type: Pooling, bottom: up, top: pool2, pooling_param: {pool: AVE, kernel_size: 2, stride: 2, engine: ENGINE}}
+- {name: conv4, type: Convolution, bottom: pool2, top: conv4,
+   convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.2}}}
+- {name: ip, type: InnerProduct, bottom: conv4, top: ip,
+   inner_product_param: {num_output: 5, weight_filler: {type: gaussian, std: 0.1}}}
+- {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
+)";
+
+struct LayoutNet {
+  std::unique_ptr<Node> root;
+  NetSpec spec;
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Net> net;
+  LayoutNet(const std::string& engine, Phase phase) {
+    std::string yaml = kLayoutNet;
+    for (size_t at; (at = yaml.find("ENGINE")) != std::string::npos;) yaml.replace(at, 6, engine);
+    root = std::make_unique<Node>(io::parse_yaml(yaml, "layouts.yaml"));
+    spec = NetSpec::parse(*root);
+    ctx = std::make_unique<Context>(5);
+    net = std::make_unique<Net>(spec, NetState{phase, 0, {}}, *ctx, /*quiet=*/true);
+  }
+};
+
+void fill_inputs(Net& net, uint64_t seed) {
+  Rng rng(seed);
+  test::fill_gaussian(*net.blob("data"), rng);
+  float* label = net.blob("label")->mutable_cpu_data();
+  for (int i = 0; i < 3; ++i) label[i] = static_cast<float>((seed + static_cast<uint64_t>(i) * 2) % 5);
+}
+
+}  // namespace
+
+TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and matches the reference") {
+  LayoutNet onednn("DEFAULT", Phase::TRAIN), reference("CAFFE", Phase::TRAIN);
+  // The same parameters in both (the fillers draw alike, but this does not rely on it).
+  const auto& from = onednn.net->learnable_params();
+  const auto& to = reference.net->learnable_params();
+  REQUIRE(from.size() == to.size());
+  for (size_t i = 0; i < from.size(); ++i) to[i]->copy_from(*from[i]);
+
+  for (uint64_t pass : {1u, 2u}) {
+    CAPTURE(pass);
+    for (LayoutNet* n : {&onednn, &reference}) {
+      fill_inputs(*n->net, pass);
+      n->net->clear_param_diffs();
+      n->net->forward_backward(*n->ctx);
+    }
+    // Blocked in the oneDNN net, before anything below reads them plain: forward
+    // through convolutions, ReLU in place, LRN and pooling, and gradients back.
+    // (conv2, grouped with 10 input channels a group, is plain: oneDNN's choice, so
+    // conv3 takes a plain input; a Deconvolution with a bias adds it plain.)
+    for (const std::string name : {"conv1", "norm1", "pool1", "conv3", "up", "pool2", "conv4"}) {
+      INFO(name);
+      CHECK(onednn.net->blob(name)->data_memory()->layout() != nullptr);
+      CHECK(reference.net->blob(name)->data_memory()->layout() == nullptr);
+    }
+    // (pool1's and conv3's come plain from the Split and the Eltwise.)
+    for (const std::string name : {"conv1", "norm1", "up", "pool2"}) {
+      INFO(name << " gradient");
+      CHECK(onednn.net->blob(name)->diff_memory()->layout() != nullptr);
+    }
+    // Every value and gradient a user could read, plain, as the reference has them.
+    for (const std::string& name : reference.net->blob_names()) {
+      INFO(name);
+      const Blob& want = *reference.net->blob(name);
+      const Blob& got = *onednn.net->blob(name);
+      REQUIRE(want.shape() == got.shape());
+      CHECK(normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count())) <= 1e-5);
+      if (name != "data" && name != "label")
+        CHECK(normalised_error(values(want.cpu_diff(), want.count()), values(got.cpu_diff(), got.count())) <= 1e-5);
+    }
+    for (size_t i = 0; i < to.size(); ++i) {
+      INFO("parameter " << i);
+      CHECK(normalised_error(values(to[i]->cpu_diff(), to[i]->count()), values(from[i]->cpu_diff(), from[i]->count())) <=
+            1e-5);
+    }
+  }
+
+  // A TEST net that reuses activation memory between blobs: a blob's buffer then
+  // holds other blobs' layouts in turn.
+  LayoutNet shared("DEFAULT", Phase::TEST);
+  const auto& shared_params = shared.net->learnable_params();
+  for (size_t i = 0; i < from.size(); ++i) shared_params[i]->copy_from(*from[i]);
+  REQUIRE(shared.net->reuse_activation_memory().buffers >= 2);
+  for (uint64_t pass : {3u, 4u}) {
+    CAPTURE(pass);
+    fill_inputs(*shared.net, pass);
+    fill_inputs(*reference.net, pass);
+    shared.net->forward(*shared.ctx);
+    reference.net->forward(*reference.ctx);
+    const Blob& want = *reference.net->blob("ip");
+    const Blob& got = *shared.net->blob("ip");
+    CHECK(normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count())) <= 1e-5);
   }
 }

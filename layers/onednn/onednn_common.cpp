@@ -44,16 +44,46 @@ std::string describe(const dnnl::error& e) {
   return std::string(e.what()) + " (oneDNN status " + std::to_string(static_cast<int>(e.status)) + ")";
 }
 
+BlockedCopy::BlockedCopy(const memory::desc& desc) : desc_(desc), memory_(desc, cpu_engine()) {}
+
+void BlockedCopy::to_plain(void* plain) {
+  if (!to_plain_) {
+    plain_ = dnnl::memory(plain_desc(desc_.dims()), cpu_engine(), DNNL_MEMORY_NONE);
+    to_plain_ = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), desc_, cpu_engine(), plain_.get_desc()));
+  }
+  plain_.set_data_handle(plain);
+  to_plain_.execute(cpu_stream(), memory_, plain_);
+}
+
+bool BlockedCopy::same_layout(const LayoutCopy& other) const {
+  const auto* o = dynamic_cast<const BlockedCopy*>(&other);
+  return o && o->desc_ == desc_;
+}
+
+memory::desc current_desc(SyncedMemory& m, const memory::dims& dims) {
+  const auto* copy = dynamic_cast<const BlockedCopy*>(m.layout());
+  return copy && copy->desc().dims() == dims ? copy->desc() : plain_desc(dims);
+}
+
 void Staged::prepare(const memory::desc& plain, const memory::desc& inner, Role role) {
   role_ = role;
   same_ = plain == inner;
+  inner_ = inner;
   dnnl::engine& eng = cpu_engine();
   user_ = memory(plain, eng, DNNL_MEMORY_NONE);
   own_ = memory();
+  out_.reset();
   reorder_ = dnnl::reorder();
+  relayout_ = dnnl::reorder();
+  relayout_from_ = memory::desc();
   staged_ = nullptr;
   if (same_ && role != Role::accumulate) return;  // the primitive works on the caller's buffer
-  own_ = memory(inner, eng);
+  if (role == Role::output) {
+    out_ = std::make_shared<BlockedCopy>(inner);
+    own_ = out_->memory();
+  } else {
+    own_ = memory(inner, eng);
+  }
   if (role == Role::input) {
     reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng, plain, eng, inner));
   } else {
@@ -76,9 +106,29 @@ memory& Staged::input(const float* p) {
   return own_;
 }
 
-memory* Staged::staged(const float* p) {
-  if (!p || p != staged_) return nullptr;
-  return own_ ? &own_ : &user_;
+memory& Staged::input(SyncedMemory& m) {
+  auto* copy = dynamic_cast<BlockedCopy*>(m.layout());
+  if (copy && copy->desc() == inner_) {
+    staged_ = nullptr;  // nothing copied: taking it again is free
+    return copy->memory();
+  }
+  if (copy && own_ && copy->desc().dims() == inner_.dims()) {
+    // Another blocked layout: one reorder straight into ours, not two through plain.
+    if (!relayout_ || relayout_from_ != copy->desc()) {
+      relayout_from_ = copy->desc();
+      relayout_ = dnnl::reorder(dnnl::reorder::primitive_desc(cpu_engine(), relayout_from_, cpu_engine(), inner_));
+    }
+    relayout_.execute(cpu_stream(), copy->memory(), own_);
+    staged_ = &m;
+    return own_;
+  }
+  memory& staged = input(static_cast<const float*>(m.cpu_data()));
+  staged_ = own_ ? static_cast<const void*>(&m) : nullptr;
+  return staged;
+}
+
+memory* Staged::staged(const SyncedMemory& m) {
+  return staged_ == &m ? &own_ : nullptr;
 }
 
 memory& Staged::output(float* p) {
@@ -88,6 +138,21 @@ memory& Staged::output(float* p) {
 
 void Staged::finish_output() {
   if (own_) reorder_.execute(cpu_stream(), own_, user_);
+}
+
+memory& Staged::output(SyncedMemory& m) {
+  if (!out_) return output(static_cast<float*>(m.mutable_cpu_data()));
+  // The buffer may still hold another blob's contents (this Staged's output went
+  // there before); that blob keeps it, and this output takes a fresh one.
+  if (out_.use_count() > 1 && m.layout() != out_.get()) {
+    out_ = std::make_shared<BlockedCopy>(inner_);
+    own_ = out_->memory();
+  }
+  return own_;
+}
+
+void Staged::finish_output(SyncedMemory& m) {
+  if (out_) m.set_layout(out_);
 }
 
 }  // namespace crema::onednn

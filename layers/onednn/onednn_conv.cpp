@@ -104,34 +104,34 @@ std::string Convolution::prepare(const ConvShape& s, bool with_bias, bool bf16) 
   return "";
 }
 
-void Convolution::forward(const float* input, const float* filter, const float* bias, float* output) {
+void Convolution::forward(SyncedMemory& input, const float* filter, const float* bias, SyncedMemory& output) {
   Impl& m = *impl_;
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, m.f_src.input(input)},
                                           {DNNL_ARG_WEIGHTS, m.f_weights.input(filter)},
                                           {DNNL_ARG_DST, m.f_dst.output(output)}};
   if (m.with_bias) args[DNNL_ARG_BIAS] = m.f_bias.input(bias);
   m.forward.execute(cpu_stream(), args);
-  m.f_dst.finish_output();
+  m.f_dst.finish_output(output);
 }
 
-void Convolution::backward_data(const float* output_diff, const float* filter, float* input_diff) {
+void Convolution::backward_data(SyncedMemory& output_diff, const float* filter, SyncedMemory& input_diff) {
   Impl& m = *impl_;
   m.f_src.forget();  // forward's src no longer pairs with the next backward_weights
   m.backward_data.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, m.d_diff_dst.input(output_diff)},
                                          {DNNL_ARG_WEIGHTS, m.d_weights.input(filter)},
                                          {DNNL_ARG_DIFF_SRC, m.d_diff_src.output(input_diff)}});
-  m.d_diff_src.finish_output();
+  m.d_diff_src.finish_output(input_diff);
 }
 
-void Convolution::backward_weights(const float* input, const float* output_diff, float* filter_diff,
+void Convolution::backward_weights(SyncedMemory& input, SyncedMemory& output_diff, float* filter_diff,
                                    float* bias_diff) {
   Impl& m = *impl_;
   m.f_src.forget();
   m.weights_gradient(m.w_src.input(input), m.w_diff_dst.input(output_diff), filter_diff, bias_diff);
 }
 
-void Convolution::backward(const float* input, const float* output_diff, const float* filter, float* filter_diff,
-                           float* bias_diff, float* input_diff) {
+void Convolution::backward(SyncedMemory& input, SyncedMemory& output_diff, const float* filter, float* filter_diff,
+                           float* bias_diff, SyncedMemory* input_diff) {
   Impl& m = *impl_;
   memory* src = m.w_src_as_forward ? m.f_src.staged(input) : nullptr;  // forward's copy, if of this input
   m.f_src.forget();
@@ -140,8 +140,8 @@ void Convolution::backward(const float* input, const float* output_diff, const f
     diff_dst = &m.d_diff_dst.input(output_diff);
     m.backward_data.execute(cpu_stream(), {{DNNL_ARG_DIFF_DST, *diff_dst},
                                            {DNNL_ARG_WEIGHTS, m.d_weights.input(filter)},
-                                           {DNNL_ARG_DIFF_SRC, m.d_diff_src.output(input_diff)}});
-    m.d_diff_src.finish_output();
+                                           {DNNL_ARG_DIFF_SRC, m.d_diff_src.output(*input_diff)}});
+    m.d_diff_src.finish_output(*input_diff);
     if (!m.w_diff_dst_as_data) diff_dst = nullptr;
   }
   if (!filter_diff && !bias_diff) return;

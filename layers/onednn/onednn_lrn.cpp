@@ -55,15 +55,15 @@ std::string LRN::prepare(const LrnShape& s) {
   return "";
 }
 
-void LRN::forward(const float* x, float* y) {
+void LRN::forward(SyncedMemory& x, SyncedMemory& y) {
   Impl& m = *impl_;
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, m.f_src.input(x)}, {DNNL_ARG_DST, m.f_dst.output(y)}};
   if (m.workspace) args[DNNL_ARG_WORKSPACE] = m.workspace;
   m.forward.execute(cpu_stream(), args);
-  m.f_dst.finish_output();
+  m.f_dst.finish_output(y);
 }
 
-void LRN::backward(const float* x, const float* dy, float* dx) {
+void LRN::backward(SyncedMemory& x, SyncedMemory& dy, SyncedMemory& dx) {
   Impl& m = *impl_;
   // x as at forward (Caffe's backward assumes it), so forward's copy serves when it was of x.
   memory* src = m.b_src_as_forward ? m.f_src.staged(x) : nullptr;
@@ -72,7 +72,7 @@ void LRN::backward(const float* x, const float* dy, float* dx) {
                                           {DNNL_ARG_DIFF_SRC, m.b_diff_src.output(dx)}};
   if (m.workspace) args[DNNL_ARG_WORKSPACE] = m.workspace;
   m.backward.execute(cpu_stream(), args);
-  m.b_diff_src.finish_output();
+  m.b_diff_src.finish_output(dx);
 }
 
 }  // namespace crema::onednn

@@ -1,11 +1,15 @@
 // oneDNN local response normalisation for the LRN layer on the CPU, behind a plain
 // interface. oneDNN's formula is Caffe's: y = x (k + alpha / n · Σ x²)^-beta with
 // n = local_size across channels and local_size² within a channel. Primitives are
-// built once per shape; backward uses oneDNN's workspace from forward.
+// built once per shape; backward uses oneDNN's workspace from forward. They work on
+// channel blocks of 16, the layout a oneDNN convolution leaves its output in, so
+// activations (blob memories, see onednn_common.hpp) pass between them unconverted.
 #pragma once
 
 #include <memory>
 #include <string>
+
+#include "engine/synced_memory.hpp"
 
 namespace crema::onednn {
 
@@ -27,9 +31,9 @@ class LRN {
   // Builds the primitives for `shape` unless built for it already; "" or why not.
   std::string prepare(const LrnShape& shape);
   // y (N, C, H, W) = lrn(x (N, C, H, W))
-  void forward(const float* x, float* y);
+  void forward(SyncedMemory& x, SyncedMemory& y);
   // dx (N, C, H, W) from x and dy (N, C, H, W), overwritten; after forward on x.
-  void backward(const float* x, const float* dy, float* dx);
+  void backward(SyncedMemory& x, SyncedMemory& dy, SyncedMemory& dx);
 
  private:
   struct Impl;

@@ -3,11 +3,14 @@
 // only builds and runs the primitives, once per shape. MAX keeps oneDNN's workspace
 // (the argmax of every window) from forward for backward, as the reference keeps
 // its mask, so a later in-place layer changing the top does not matter.
+// Activations are blob memories (onednn_common.hpp): pooling works in the layout its
+// input arrives in, blocked after a oneDNN convolution, and leaves its output so.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "engine/synced_memory.hpp"
 #include "layers/pool_geometry.hpp"
 
 namespace crema::onednn {
@@ -29,10 +32,11 @@ class Pooling {
   // Builds the primitives for `shape` unless built for it already. Returns "" or,
   // when oneDNN cannot compute this pooling, why.
   std::string prepare(const PoolShape& shape);
-  // y (N, C, PH, PW) = pool(x (N, C, H, W))
-  void forward(const float* x, float* y);
+  // y (N, C, PH, PW) = pool(x (N, C, H, W)); rebuilds the primitives when x comes in
+  // another layout than last time.
+  void forward(SyncedMemory& x, SyncedMemory& y);
   // dx (N, C, H, W) = the gradient from dy (N, C, PH, PW), overwritten; after forward.
-  void backward(const float* dy, float* dx);
+  void backward(SyncedMemory& dy, SyncedMemory& dx);
 
  private:
   struct Impl;
