@@ -1,5 +1,6 @@
 // The `engine:` key of the layers that have more than one implementation
-// (Convolution, Deconvolution, Pooling, LRN, BatchNorm), with Caffe's names and
+// (Convolution, Deconvolution, Pooling, LRN, BatchNorm, and the activations of
+// activation_layer.hpp: ReLU, Sigmoid, TanH), with Caffe's names and
 // crema's ONEDNN:
 //   DEFAULT  the fastest correct one for the device: on the CPU oneDNN where it
 //            computes exactly what Caffe computes, else the reference (BatchNorm:

@@ -18,12 +18,4 @@ class NeuronLayer : public Layer {
   }
 };
 
-// Reads a *_param message whose only key is Caffe's `engine` choice (CAFFE/CUDNN),
-// so that such files load and a misspelt key is still reported.
-inline void read_engine_only_params(const LayerSpec& spec, const std::string& key) {
-  MapReader r = spec.params(key);
-  r.allow({"engine"});
-  r.finish();
-}
-
 }  // namespace crema

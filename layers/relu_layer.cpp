@@ -11,12 +11,14 @@ namespace crema {
 ReLUParams ReLUParams::parse(MapReader r) {
   ReLUParams p;
   p.negative_slope = r.get_float("negative_slope", 0.f);
-  r.allow({"engine"});
+  p.engine = parse_engine(r);
   r.finish();
   return p;
 }
 
-ReLULayer::ReLULayer(const LayerSpec& spec) : NeuronLayer(spec), params_(ReLUParams::parse(spec.params("relu_param"))) {}
+ReLULayer::ReLULayer(const LayerSpec& spec, const ReLUParams& params)
+    : ActivationLayer(spec, "relu_param", params.engine, {onednn::EltwiseOp::Kind::relu, params.negative_slope}),
+      params_(params) {}
 
 namespace {
 // y = max(x, 0) + slope * min(x, 0) over n values; y may alias x.
@@ -33,15 +35,8 @@ void relu_gradient(const float* y, const float* dy, float* dx, long n, float slo
 }
 }  // namespace
 
-// In place on a layout copy (a oneDNN convolution's blocked output), ReLU runs on
-// that buffer as it is, padding included (ReLU keeps its zeros), so the next oneDNN
-// layer takes the blob without a conversion either way.
 void ReLULayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
-  SyncedMemory& x_memory = *bottom[0]->data_memory();
-  if (x_memory.layout() && &x_memory == top[0]->data_memory().get()) {
-    LayoutCopy& x = *x_memory.mutable_layout();
-    return relu(x.floats(), x.floats(), static_cast<long>(x.float_count()), params_.negative_slope);
-  }
+  if (forward_onednn(bottom, top)) return;
   const float* x = bottom[0]->cpu_data();  // x: (n)
   float* y = top[0]->mutable_cpu_data();   // y: (n), may alias x
   relu(x, y, bottom[0]->count(), params_.negative_slope);
@@ -49,15 +44,7 @@ void ReLULayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top)
 
 void ReLULayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                              const BlobVec& bottom) {
-  if (!propagate_down[0]) return;
-  LayoutCopy* y_layout = top[0]->data_memory()->layout();
-  SyncedMemory& dy_memory = *top[0]->diff_memory();
-  if (y_layout && dy_memory.layout() && &dy_memory == bottom[0]->diff_memory().get() &&
-      y_layout->same_layout(*dy_memory.layout())) {
-    LayoutCopy& dy = *dy_memory.mutable_layout();
-    return relu_gradient(y_layout->floats(), dy.floats(), dy.floats(),
-                         static_cast<long>(dy.float_count()), params_.negative_slope);
-  }
+  if (!propagate_down[0] || backward_onednn(top, bottom)) return;
   const float* y = top[0]->cpu_data();        // (n)
   const float* dy = top[0]->cpu_diff();       // (n)
   float* dx = bottom[0]->mutable_cpu_diff();  // (n), may alias dy

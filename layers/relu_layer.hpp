@@ -1,18 +1,19 @@
 // ReLU: top = max(0, x) + negative_slope * min(0, x). Runs in place.
 #pragma once
 
-#include "layers/neuron_layer.hpp"
+#include "layers/activation_layer.hpp"
 
 namespace crema {
 
 struct ReLUParams {
   float negative_slope = 0.f;
+  Engine engine = Engine::DEFAULT;
   static ReLUParams parse(MapReader r);
 };
 
-class ReLULayer : public NeuronLayer {
+class ReLULayer : public ActivationLayer {
  public:
-  explicit ReLULayer(const LayerSpec& spec);
+  explicit ReLULayer(const LayerSpec& spec) : ReLULayer(spec, ReLUParams::parse(spec.params("relu_param"))) {}
   const char* type() const override { return "ReLU"; }
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
 
@@ -27,6 +28,7 @@ class ReLULayer : public NeuronLayer {
 #endif
 
  private:
+  ReLULayer(const LayerSpec& spec, const ReLUParams& params);
   ReLUParams params_;
 };
 

@@ -9,15 +9,17 @@
 
 namespace crema {
 
-SigmoidLayer::SigmoidLayer(const LayerSpec& spec) : NeuronLayer(spec) { read_engine_only_params(spec, "sigmoid_param"); }
+SigmoidLayer::SigmoidLayer(const LayerSpec& spec)
+    : ActivationLayer(spec, "sigmoid_param", parse_engine_only(spec, "sigmoid_param"), {onednn::EltwiseOp::Kind::logistic}) {}
 
 void SigmoidLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (forward_onednn(bottom, top)) return;
   map_forward(*bottom[0], *top[0], [](float x) { return sigmoid(x); });
 }
 
 void SigmoidLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                                 const BlobVec& bottom) {
-  if (!propagate_down[0]) return;
+  if (!propagate_down[0] || backward_onednn(top, bottom)) return;
   // The derivative is a function of the output, so it works in place.
   map_backward(top[0]->cpu_data(), *top[0], *bottom[0], [](float y) { return y * (1.f - y); });
 }

@@ -3,11 +3,11 @@
 // layer runs in place.
 #pragma once
 
-#include "layers/neuron_layer.hpp"
+#include "layers/activation_layer.hpp"
 
 namespace crema {
 
-class SigmoidLayer : public NeuronLayer {
+class SigmoidLayer : public ActivationLayer {
  public:
   explicit SigmoidLayer(const LayerSpec& spec);
   const char* type() const override { return "Sigmoid"; }

@@ -10,15 +10,17 @@
 
 namespace crema {
 
-TanHLayer::TanHLayer(const LayerSpec& spec) : NeuronLayer(spec) { read_engine_only_params(spec, "tanh_param"); }
+TanHLayer::TanHLayer(const LayerSpec& spec)
+    : ActivationLayer(spec, "tanh_param", parse_engine_only(spec, "tanh_param"), {onednn::EltwiseOp::Kind::tanh}) {}
 
 void TanHLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (forward_onednn(bottom, top)) return;
   map_forward(*bottom[0], *top[0], [](float x) { return std::tanh(x); });
 }
 
 void TanHLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                              const BlobVec& bottom) {
-  if (!propagate_down[0]) return;
+  if (!propagate_down[0] || backward_onednn(top, bottom)) return;
   // The derivative is a function of the output, so it works in place.
   map_backward(top[0]->cpu_data(), *top[0], *bottom[0], [](float y) { return 1.f - y * y; });
 }

@@ -1,11 +1,11 @@
 // TanH: y = tanh(x). dy/dx = 1 - y^2 needs only the top, so the layer runs in place.
 #pragma once
 
-#include "layers/neuron_layer.hpp"
+#include "layers/activation_layer.hpp"
 
 namespace crema {
 
-class TanHLayer : public NeuronLayer {
+class TanHLayer : public ActivationLayer {
  public:
   explicit TanHLayer(const LayerSpec& spec);
   const char* type() const override { return "TanH"; }

@@ -16,6 +16,7 @@
 #include "engine/net.hpp"
 #include "io/yaml_config.hpp"
 #include "layer_test_util.hpp"
+#include "layers/activation_layer.hpp"
 #include "layers/base_conv_layer.hpp"
 #include "layers/onednn/onednn_support.hpp"
 #include "layers/pooling_layer.hpp"
@@ -123,6 +124,14 @@ const std::vector<LayerCase>& engine_cases() {
       {"LRN",
        "{type: LRN, lrn_param: {local_size: 3, alpha: 0.3, beta: 0.75, norm_region: WITHIN_CHANNEL, engine: ENGINE}}",
        {gauss({2, 3, 6, 5})}},
+      // Activations (oneDNN's eltwise, backward from the output)
+      {"ReLU", "{type: ReLU, relu_param: {engine: ENGINE}}", {gauss({2, 3, 4, 5})}},
+      {"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.2, engine: ENGINE}}", {gauss({2, 17, 3, 3})}},
+      in_place({"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.1, engine: ENGINE}}", {gauss({4, 9})}}),
+      {"Sigmoid", "{type: Sigmoid, sigmoid_param: {engine: ENGINE}}", {gauss({2, 3, 4, 5})}},
+      in_place({"Sigmoid", "{type: Sigmoid, sigmoid_param: {engine: ENGINE}}", {gauss({3, 70})}}),
+      {"TanH", "{type: TanH, tanh_param: {engine: ENGINE}}", {gauss({2, 3, 4, 5})}},
+      in_place({"TanH", "{type: TanH, tanh_param: {engine: ENGINE}}", {gauss({3, 70})}}),
       // BatchNorm (the running sums are parameters 0-2 of the comparison)
       {"BatchNorm", "{type: BatchNorm, batch_norm_param: {engine: ENGINE}}", {gauss({4, 3, 5, 5})}},
       in_place({"BatchNorm", "{type: BatchNorm, batch_norm_param: {engine: ENGINE}}", {gauss({4, 3, 5, 5})}}),
@@ -329,8 +338,8 @@ TEST_CASE("oneDNN engines: precision bf16 is refused with the reference engine, 
   }
 }
 
-// Layouts between layers: in a chain of oneDNN layers each blob stays in the blocked
-// layout its producer left it in (onednn_common.hpp), read plain only where a layer
+// Layouts between layers: in a chain of oneDNN layers (activations too, in place or
+// not) each blob stays in the blocked layout its producer left it in (onednn_common.hpp), read plain only where a layer
 // without a layout of its own (Eltwise, Split, InnerProduct, the loss) or the test
 // reads it. The whole net, run with the oneDNN engines (DEFAULT) and with the
 // reference (CAFFE) from the same parameters and inputs over two passes, must agree
@@ -365,8 +374,10 @@ layer:
                        weight_filler: {type: gaussian, std: 0.2}}}
 - {name: relu4, type: ReLU, bottom: up, top: up}
 - {name: pool2, type: Pooling, bottom: up, top: pool2, pooling_param: {pool: AVE, kernel_size: 2, stride: 2, engine: ENGINE}}
-- {name: conv4, type: Convolution, bottom: pool2, top: conv4,
+- {name: squash, type: Sigmoid, bottom: pool2, top: squashed, sigmoid_param: {engine: ENGINE}}
+- {name: conv4, type: Convolution, bottom: squashed, top: conv4,
    convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.2}}}
+- {name: tanh4, type: TanH, bottom: conv4, top: conv4, tanh_param: {engine: ENGINE}}
 - {name: ip, type: InnerProduct, bottom: conv4, top: ip,
    inner_product_param: {num_output: 5, weight_filler: {type: gaussian, std: 0.1}}}
 - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
@@ -415,13 +426,13 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
     // through convolutions, ReLU in place, LRN and pooling, and gradients back.
     // (conv2, grouped with 10 input channels a group, is plain: oneDNN's choice, so
     // conv3 takes a plain input; a Deconvolution with a bias adds it plain.)
-    for (const std::string name : {"conv1", "norm1", "pool1", "conv3", "up", "pool2", "conv4"}) {
+    for (const std::string name : {"conv1", "norm1", "pool1", "conv3", "up", "pool2", "squashed", "conv4"}) {
       INFO(name);
       CHECK(onednn.net->blob(name)->data_memory()->layout() != nullptr);
       CHECK(reference.net->blob(name)->data_memory()->layout() == nullptr);
     }
     // (pool1's and conv3's come plain from the Split and the Eltwise.)
-    for (const std::string name : {"conv1", "norm1", "up", "pool2"}) {
+    for (const std::string name : {"conv1", "norm1", "up", "pool2", "squashed", "conv4"}) {
       INFO(name << " gradient");
       CHECK(onednn.net->blob(name)->diff_memory()->layout() != nullptr);
     }
@@ -458,4 +469,26 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
     const Blob& got = *shared.net->blob("ip");
     CHECK(normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count())) <= 1e-5);
   }
+}
+
+TEST_CASE("oneDNN engines: what activations run by DEFAULT, and ONEDNN refused where it would differ") {
+  Context ctx(1);
+  Blob x({2, 3, 4, 4}), y;
+  auto uses_onednn = [&](const std::string& yaml) {
+    auto t = test::make_layer(yaml);
+    t.layer->setup(ctx, {&x}, {&y});
+    return dynamic_cast<ActivationLayer&>(*t.layer).uses_onednn();
+  };
+  CHECK(uses_onednn("{type: ReLU}"));
+  CHECK_FALSE(uses_onednn("{type: ReLU, relu_param: {engine: CAFFE}}"));
+  CHECK(uses_onednn("{type: Sigmoid}"));
+  CHECK_FALSE(uses_onednn("{type: Sigmoid, sigmoid_param: {engine: CAFFE}}"));
+  CHECK(uses_onednn("{type: TanH}"));
+  CHECK_FALSE(uses_onednn("{type: TanH, tanh_param: {engine: CUDNN}}"));
+  // The gradient is taken from the output, whose sign a negative slope flips.
+  CHECK_FALSE(uses_onednn("{type: ReLU, relu_param: {negative_slope: -0.5}}"));
+  CHECK_THROWS_WITH_AS(uses_onednn("{type: ReLU, relu_param: {negative_slope: -0.5, engine: ONEDNN}}"),
+                       doctest::Contains("relu_param.engine: DEFAULT or CAFFE"), ConfigError);
+  CHECK_THROWS_WITH_AS(test::make_layer("{type: TanH, tanh_param: {engine: ONEDNN, slope: 2}}"),
+                       doctest::Contains("slope"), ConfigError);
 }
