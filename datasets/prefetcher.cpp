@@ -9,7 +9,52 @@
 #include <chrono>
 #include <sstream>
 
+#include "engine/cuda/cuda_runtime_api.hpp"
+
 namespace crema {
+
+// One batch's arrays, reused from batch to batch. Allocated in the producer's thread
+// (whose current device is options.device when staging); freed with the prefetcher.
+struct Prefetcher::Buffers {
+  std::vector<std::vector<float>> pageable;  // host arrays when not staging
+  std::vector<float*> host;                  // per top: (count)
+  std::vector<float*> device_arrays;         // per top: (count), when staging
+  int device = -1;                           // where device_arrays live
+  bool pinned = false;                       // host arrays are page-locked
+  void* consumed = nullptr;  // event: the solver's stream has read device_arrays
+  bool pending = false;      // `consumed` was recorded and the producer has not yet waited for it
+  bool free = false;
+
+  Buffers() = default;
+  Buffers(const Buffers&) = delete;
+  Buffers& operator=(const Buffers&) = delete;
+  // What is allocated is freed by the destructor, also after a failure half-way.
+  void allocate(int staging_device, const std::vector<size_t>& counts) {
+    if (staging_device < 0) {
+      for (size_t count : counts) {
+        pageable.emplace_back(count);
+        host.push_back(pageable.back().data());
+      }
+      return;
+    }
+    pinned = true;
+    consumed = cuda::create_event(staging_device);
+    for (size_t count : counts) {
+      host.push_back(static_cast<float*>(cuda::alloc_pinned(count * sizeof(float))));
+      device_arrays.push_back(static_cast<float*>(cuda::alloc_device(count * sizeof(float), &device)));
+    }
+  }
+  ~Buffers() {
+    try {
+      if (pending) cuda::wait_event_on_host(consumed);  // the solver's stream may still read them
+    } catch (const Error&) {  // the device failed: nothing left to wait for
+    }
+    for (float* p : device_arrays) cuda::free_device(p, device);
+    if (pinned)
+      for (float* p : host) cuda::free_pinned(p);
+    cuda::destroy_event(consumed);
+  }
+};
 
 PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer) {
   PrefetchOptions o;
@@ -32,7 +77,11 @@ Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t s
   consumed_state_ = reader_state();
 }
 
-Prefetcher::~Prefetcher() { stop(); }
+Prefetcher::~Prefetcher() {
+  stop();
+  buffers_.clear();
+  cuda::destroy_stream(copy_stream_);
+}
 
 std::string Prefetcher::reader_state() const { return seeds_.state() + "\n" + sampler_.save(); }
 
@@ -78,6 +127,13 @@ void Prefetcher::stop() {
   workers_.clear();
   queue_.clear();
   started_ = false;
+  // Every batch made is dropped or was given back (the solver holds none between
+  // its steps): every buffer set is free.
+  free_.clear();
+  for (auto& b : buffers_) {
+    b->free = true;
+    free_.push_back(b.get());
+  }
   // The producer ran ahead; what it made is dropped, so the reader goes back to
   // where the solver is.
   rewind(consumed_state_);
@@ -122,11 +178,80 @@ int64_t Prefetcher::bad_samples() const {
   return static_cast<int64_t>(bad_.size());
 }
 
+void Prefetcher::recycle(Batch& batch, void* stream) {
+  Buffers* b = batch.buffers;
+  if (!b) return;
+  if (stream && b->consumed) {
+    cuda::record_event(b->consumed, stream);  // on failure the batch still holds b
+    b->pending = true;                        // published to the producer by the mutex below
+  }
+  batch.buffers = nullptr;
+  batch.host.clear();
+  batch.device.clear();
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    if (b->free) return;
+    b->free = true;
+    free_.push_back(b);
+  }
+  queue_cv_.notify_all();
+}
+
+Prefetcher::Buffers* Prefetcher::take_buffers() {
+  std::unique_lock<std::mutex> lock(queue_mutex_);
+  const size_t most = static_cast<size_t>(options_.prefetch) + 2;
+  queue_cv_.wait(lock, [this, most] { return stopping_ || !free_.empty() || buffers_.size() < most; });
+  if (stopping_) return nullptr;
+  if (!free_.empty()) {
+    Buffers* b = free_.back();
+    free_.pop_back();
+    b->free = false;
+    return b;
+  }
+  buffers_.push_back(std::make_unique<Buffers>());
+  Buffers* b = buffers_.back().get();
+  lock.unlock();
+  std::vector<size_t> counts;
+  for (size_t size : sample_sizes_) counts.push_back(size * static_cast<size_t>(batch_size_));
+  try {
+    b->allocate(options_.device, counts);
+  } catch (...) {
+    lock.lock();
+    buffers_.pop_back();  // only the producer adds sets: this one is the last
+    throw;
+  }
+  return b;
+}
+
+void Prefetcher::stage(Batch& batch) {
+  Buffers& b = *batch.buffers;
+  if (b.pending) {  // the solver's last copy out of these device arrays comes first
+    cuda::wait_event(copy_stream_, b.consumed);
+    b.pending = false;
+  }
+  for (size_t t = 0; t < b.host.size(); ++t)
+    cuda::copy_async(b.device_arrays[t], b.host[t], batch.counts[t] * sizeof(float), copy_stream_);
+  // The host arrays may be refilled once the batch is handed over: the copy must be done.
+  cuda::synchronize_stream(copy_stream_);
+  batch.device.assign(b.device_arrays.begin(), b.device_arrays.end());
+}
+
 void Prefetcher::produce() {
+  bool device_ready = options_.device < 0;
   for (;;) {
     Batch batch;
     try {
+      if (!device_ready) {  // this thread's device, and the copy stream on first start
+        cuda::use_device(options_.device);
+        if (!copy_stream_) copy_stream_ = cuda::create_stream(options_.device);
+        device_ready = true;
+      }
+      batch.buffers = take_buffers();
+      if (!batch.buffers) return;  // stopping
+      batch.host = batch.buffers->host;
+      for (size_t size : sample_sizes_) batch.counts.push_back(size * static_cast<size_t>(batch_size_));
       make(batch);
+      if (options_.device >= 0) stage(batch);
     } catch (...) {
       batch.error = std::current_exception();
     }
@@ -162,7 +287,7 @@ bool Prefetcher::fill_slot(Batch& batch, int slot, int index, uint64_t seed, std
     }
   }
   std::vector<float*> outs(sample_sizes_.size());
-  for (size_t t = 0; t < outs.size(); ++t) outs[t] = batch.tops[t].data() + static_cast<size_t>(slot) * sample_sizes_[t];
+  for (size_t t = 0; t < outs.size(); ++t) outs[t] = batch.host[t] + static_cast<size_t>(slot) * sample_sizes_[t];
   Rng rng(seed);
   try {
     fill_(index, rng, outs.data());
@@ -174,9 +299,6 @@ bool Prefetcher::fill_slot(Batch& batch, int slot, int index, uint64_t seed, std
 }
 
 void Prefetcher::make(Batch& batch) {
-  batch.tops.resize(sample_sizes_.size());
-  for (size_t t = 0; t < sample_sizes_.size(); ++t)
-    batch.tops[t].resize(sample_sizes_[t] * static_cast<size_t>(batch_size_));
   std::vector<int> index(static_cast<size_t>(batch_size_));
   std::vector<uint64_t> seed(index.size());
   for (size_t n = 0; n < index.size(); ++n) {
@@ -217,8 +339,7 @@ void Prefetcher::make(Batch& batch) {
     }
     if (filled != n)
       for (size_t t = 0; t < sample_sizes_.size(); ++t)
-        std::copy_n(batch.tops[t].begin() + static_cast<std::ptrdiff_t>(n * sample_sizes_[t]), sample_sizes_[t],
-                    batch.tops[t].begin() + static_cast<std::ptrdiff_t>(filled * sample_sizes_[t]));
+        std::copy_n(batch.host[t] + n * sample_sizes_[t], sample_sizes_[t], batch.host[t] + filled * sample_sizes_[t]);
     ++filled;
   }
   int64_t misses = 0;

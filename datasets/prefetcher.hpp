@@ -13,6 +13,14 @@
 // seed stream); state() is the state after the last batch handed to the solver, not
 // after the last one prefetched, so a snapshot resumes with the next sample the
 // solver would have seen.
+//
+// Buffers. A batch's arrays live in one of prefetch + 2 buffer sets (the queue, the
+// batch being made, the one the solver holds), reused from batch to batch; the
+// solver gives each back with recycle(). For a GPU solver (options.device) the host
+// arrays are page-locked, and the producer also copies each finished batch to
+// device arrays on a stream of its own, so the solver finds it on the device and
+// the copy over the bus overlaps the solver's work; recycle(batch, stream) holds
+// the device arrays until the solver's stream is done reading them.
 #pragma once
 
 #include <condition_variable>
@@ -20,6 +28,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -45,6 +54,7 @@ struct PrefetchOptions {
   int threads = 1;         // workers filling a batch's slots
   bool skip_bad = true;    // on_bad_sample: skip (true) or fail (false)
   std::string layer;       // names the layer in messages
+  int device = -1;         // CUDA device to stage batches on; -1: host only
 };
 
 // crema's keys in a data layer's parameters: prefetch, threads, on_bad_sample.
@@ -58,10 +68,14 @@ using FillSample = std::function<void(int index, Rng& rng, float* const* outs)>;
 
 class Prefetcher {
  public:
+  struct Buffers;
   struct Batch {
-    std::vector<std::vector<float>> tops;  // per top: (batch_size, sample_sizes[t])
-    std::string state;                     // reader state after this batch
-    std::exception_ptr error;              // set when the batch could not be made
+    std::vector<float*> host;          // per top: (batch_size, sample_sizes[t])
+    std::vector<const float*> device;  // the same on options.device; empty when host only
+    std::vector<size_t> counts;        // per top: batch_size * sample_sizes[t]
+    std::string state;                 // reader state after this batch
+    std::exception_ptr error;          // set when the batch could not be made
+    Buffers* buffers = nullptr;        // where the arrays live: give back with recycle()
   };
 
   // `sampler` is taken over (already initialised, rand_skip applied); `seed` starts
@@ -75,6 +89,10 @@ class Prefetcher {
   // The next batch in order, waiting for it when it is not ready; starts the
   // threads on first use. Rethrows the error that stopped the batch.
   Batch next();
+  // Gives the batch's buffers back for a later batch; with `stream` (a cudaStream_t
+  // of options.device), only once the work queued on it so far, which reads the
+  // device arrays, has run.
+  void recycle(Batch& batch, void* stream = nullptr);
 
   std::string state() const { return consumed_state_; }
   // Stops the threads and continues from `state` (throws Error when it does not fit).
@@ -91,6 +109,8 @@ class Prefetcher {
   void produce();                 // the producer thread
   void work();                    // a worker thread
   void make(Batch& batch);        // fills a planned batch, in the producer
+  Buffers* take_buffers();        // a free buffer set, made when fewer exist than needed; null when stopping
+  void stage(Batch& batch);       // copies the batch to options.device, in the producer
   bool fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why);
   uint64_t next_seed();
   void report_bad(int index, const std::string& why);  // throws with on_bad_sample: fail
@@ -126,6 +146,11 @@ class Prefetcher {
 
   mutable std::mutex bad_mutex_;
   std::set<int> bad_;  // indices known to be bad
+
+  // Buffer sets: all of them, and those free (under queue_mutex_).
+  std::vector<std::unique_ptr<Buffers>> buffers_;
+  std::vector<Buffers*> free_;
+  void* copy_stream_ = nullptr;  // the producer's, on options.device
 
   std::string consumed_state_;
   double wait_seconds_ = 0;

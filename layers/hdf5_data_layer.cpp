@@ -40,7 +40,7 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
   std::vector<size_t> sample_sizes;
   for (size_t t = 0; t < top.size(); ++t) sample_sizes.push_back(source_->row_size(t));
   prefetcher_ = std::make_unique<Prefetcher>(
-      params_.prefetch, std::move(sampler), ctx.rng().next_u32(), params_.batch_size, std::move(sample_sizes),
+      staged_for(ctx, params_.prefetch), std::move(sampler), ctx.rng().next_u32(), params_.batch_size, std::move(sample_sizes),
       [source = source_](int index, Rng&, float* const* outs) { source->read_row(index, outs); });
   spdlog::info("{}: {} rows from {} HDF5 file(s){}, in {} block(s)", spec_.name, source_->size(), source_->num_files(),
                source_->skipped_files() ? " (" + std::to_string(source_->skipped_files()) + " skipped)" : "",

@@ -67,7 +67,7 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
   std::vector<size_t> sizes = {sample};
   labels_ = top.size() > 1;
   if (labels_) sizes.push_back(1);
-  prefetcher_ = std::make_unique<Prefetcher>(params_.prefetch, std::move(sampler), seed, params_.batch_size,
+  prefetcher_ = std::make_unique<Prefetcher>(staged_for(ctx, params_.prefetch), std::move(sampler), seed, params_.batch_size,
                                              std::move(sizes),
                                              [this](int index, Rng& rng, float* const* outs) { fill(index, rng, outs); });
   spdlog::info("{}: {} samples of {} from {}{}; {} prefetch thread(s)", spec_.name, source_->size(),

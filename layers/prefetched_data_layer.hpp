@@ -1,5 +1,6 @@
 // What every data layer served by a Prefetcher does the same way: forward copies
-// the next batch into the tops, the reader state goes into snapshots (the state
+// the next batch into the tops (on a GPU from the device arrays the prefetcher
+// staged it in, queued on the compute stream: no host-to-device copy in the step), the reader state goes into snapshots (the state
 // after the last batch the solver took, so a resume continues with the next one),
 // and the prefetcher's wait time and bad-sample count are the layer's data_stats().
 // A derived layer creates prefetcher_ in layer_setup. prefetcher_ is destroyed
@@ -21,8 +22,6 @@ class PrefetchedDataLayer : public Layer {
   using Layer::Layer;
   int exact_num_bottom() const override { return 0; }
   bool is_data() const override { return true; }
-  // Batches are assembled in host memory on any device; a GPU layer reading the
-  // tops has them copied over by the blob.
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   std::string save_state() const override { return prefetcher_ ? prefetcher_->state() : std::string(); }
   void restore_state(const std::string& state) override;
@@ -30,7 +29,9 @@ class PrefetchedDataLayer : public Layer {
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
-  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override { forward_cpu(ctx, bottom, top); }
+  void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  // `options` with the device to stage batches on when `ctx` is a GPU's.
+  static PrefetchOptions staged_for(const Context& ctx, PrefetchOptions options);
 
   std::unique_ptr<Prefetcher> prefetcher_;
 };

@@ -13,6 +13,8 @@
 #include "datasets/epoch_sampler.hpp"
 #include "datasets/hdf5_source.hpp"
 #include "datasets/prefetcher.hpp"
+#include "engine/context.hpp"
+#include "gpu_test_util.hpp"
 #include "io/hdf5.hpp"
 #include "layer_test_util.hpp"
 #include "test_util.hpp"
@@ -422,4 +424,32 @@ TEST_CASE("HDF5Data layer: a state saved mid-epoch resumes with the same rows") 
   resumed.t.layer->restore_state(state);
   for (int b = 0; b < 6; ++b) CHECK(resumed.forward(other) == after[static_cast<size_t>(b)]);
   CHECK(resumed.t.layer->data_stats().batches >= 6);
+}
+
+// On a GPU the prefetcher copies each batch to the device on its own stream, and the
+// layer's forward only queues a device-to-device copy: no host-to-device transfer in
+// the step, and the same batches as on the CPU, also once the buffer sets (prefetch
+// + 2) are reused.
+TEST_CASE("GPU: HDF5Data stages its batches on the device: the CPU's batches, no host-to-device copy in a step") {
+  SKIP_WITHOUT_DEVICE();
+  test::TempDir dir;
+  const std::string list = three_files(dir);
+  Context cpu(3);
+  auto gpu = Context::gpu(0, 3);
+  HDF5DataRun on_cpu(list, ", threads: 2, prefetch: 2", cpu), on_gpu(list, ", threads: 2, prefetch: 2", *gpu);
+  for (int b = 0; b < 12; ++b) {
+    INFO("batch " << b);
+    const long h2d = SyncedMemory::host_to_device_copies();
+    on_gpu.t.layer->forward(*gpu, {}, {&on_gpu.data, &on_gpu.label});
+    CHECK(SyncedMemory::host_to_device_copies() == h2d);
+    CHECK(on_gpu.data.data_memory()->head() == SyncedMemory::Head::AtGpu);
+    std::vector<float> got(on_gpu.data.cpu_data(), on_gpu.data.cpu_data() + on_gpu.data.count());
+    got.insert(got.end(), on_gpu.label.cpu_data(), on_gpu.label.cpu_data() + on_gpu.label.count());
+    CHECK(got == on_cpu.forward(cpu));
+  }
+  // A resume on the device: the saved state restarts the staging too.
+  const std::string state = on_gpu.t.layer->save_state();
+  const std::vector<float> next = on_cpu.forward(cpu);
+  on_gpu.t.layer->restore_state(state);
+  CHECK(on_gpu.forward(*gpu) == next);
 }

@@ -170,6 +170,50 @@ void copy_to_host(void* dst, const void* src, size_t bytes) {
   CREMA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 
+void use_device(int device) { CREMA_CUDA_CHECK(cudaSetDevice(device)); }
+
+void* alloc_pinned(size_t bytes) {
+  void* p = nullptr;
+  CREMA_CUDA_CHECK(cudaHostAlloc(&p, bytes == 0 ? 1 : bytes, cudaHostAllocPortable));
+  return p;
+}
+void free_pinned(void* p) noexcept {
+  if (p) cudaFreeHost(p);
+}
+
+void* create_stream(int device) {
+  DeviceGuard guard(device);
+  cudaStream_t stream = nullptr;
+  CREMA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return stream;
+}
+void destroy_stream(void* stream) noexcept {
+  if (stream) cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+}
+
+void* create_event(int device) {
+  DeviceGuard guard(device);
+  cudaEvent_t event = nullptr;
+  CREMA_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  return event;
+}
+void destroy_event(void* event) noexcept {
+  if (event) cudaEventDestroy(static_cast<cudaEvent_t>(event));
+}
+
+void record_event(void* event, void* stream) {
+  CREMA_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)));
+}
+void wait_event(void* stream, void* event) {
+  CREMA_CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(event), 0));
+}
+void wait_event_on_host(void* event) { CREMA_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event))); }
+
+void copy_async(void* dst, const void* src, size_t bytes, void* stream) {
+  CREMA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(stream)));
+}
+void synchronize_stream(void* stream) { CREMA_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream))); }
+
 std::string runtime_version() {
   return version_string(CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
 }

@@ -29,6 +29,24 @@ void zero_device(void* p, size_t bytes);
 void copy_to_device(void* dst, const void* src, size_t bytes);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 
+// For staging data beside the compute stream (the prefetcher's batches):
+// page-locked host memory, which the device copies from asynchronously (from
+// pageable memory the runtime stages each copy itself, and blocks); streams and
+// events of a device as opaque handles (cudaStream_t, cudaEvent_t); and the calls
+// that order them. use_device makes `device` the calling thread's device.
+void use_device(int device);
+void* alloc_pinned(size_t bytes);
+void free_pinned(void* p) noexcept;
+void* create_stream(int device);  // non-blocking: never waits for the legacy default stream
+void destroy_stream(void* stream) noexcept;
+void* create_event(int device);   // timing disabled
+void destroy_event(void* event) noexcept;
+void record_event(void* event, void* stream);  // queued on `stream`
+void wait_event(void* stream, void* event);    // `stream`'s later work waits for `event`
+void wait_event_on_host(void* event);          // the calling thread waits for `event`
+void copy_async(void* dst, const void* src, size_t bytes, void* stream);  // any direction
+void synchronize_stream(void* stream);
+
 std::string runtime_version();  // "13.0" or "not compiled in"
 std::string cudnn_version();    // "9.x.y" or "not compiled in"
 

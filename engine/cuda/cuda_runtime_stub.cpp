@@ -23,6 +23,19 @@ void zero_device(void*, size_t) { no_cuda(); }
 void copy_to_device(void*, const void*, size_t) { no_cuda(); }
 void copy_to_host(void*, const void*, size_t) { no_cuda(); }
 DeviceMemoryStats device_memory_stats(int) { return {}; }
+void use_device(int) { no_cuda(); }
+void* alloc_pinned(size_t) { no_cuda(); }
+void free_pinned(void*) noexcept {}
+void* create_stream(int) { no_cuda(); }
+void destroy_stream(void*) noexcept {}
+void* create_event(int) { no_cuda(); }
+void destroy_event(void*) noexcept {}
+void record_event(void*, void*) { no_cuda(); }
+void wait_event(void*, void*) { no_cuda(); }
+void wait_event_on_host(void*) { no_cuda(); }
+void copy_async(void*, const void*, size_t, void*) { no_cuda(); }
+void synchronize_stream(void*) { no_cuda(); }
+
 std::string runtime_version() { return "not compiled in"; }
 std::string cudnn_version() { return "not compiled in"; }
 std::vector<DeviceInfo> query_devices(int) { no_cuda(); }
