@@ -52,6 +52,8 @@ class Blob {
 
   std::shared_ptr<SyncedMemory>& data_memory() { return data_; }
   std::shared_ptr<SyncedMemory>& diff_memory() { return diff_; }
+  const std::shared_ptr<SyncedMemory>& data_memory() const { return data_; }
+  const std::shared_ptr<SyncedMemory>& diff_memory() const { return diff_; }
 
  private:
   std::vector<int> shape_;

@@ -28,6 +28,20 @@ void cpu_axpby(int n, float alpha, const float* x, float beta, float* y) {
   for (int i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
 }
 
+void cpu_weighted_sum(long n, const std::vector<const float*>& x, const std::vector<float>& coeff, float* y) {
+  for (size_t k = 0; k < x.size(); ++k) {
+    const float* xk = x[k];  // (n)
+    const float c = coeff[k];
+    if (k == 0) {  // written, not added: y may hold anything before
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+      for (long i = 0; i < n; ++i) y[i] = c * xk[i];
+    } else {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+      for (long i = 0; i < n; ++i) y[i] += c * xk[i];
+    }
+  }
+}
+
 void cpu_scale(int n, float alpha, float* x) { cblas_sscal(n, alpha, x, 1); }
 
 void cpu_set(int n, float value, float* x) {

@@ -2,6 +2,8 @@
 // vector helpers the layers and solvers share.
 #pragma once
 
+#include <vector>
+
 namespace crema {
 
 // C(M,N) = alpha * op(A) * op(B) + beta * C; op(A): (M,K), op(B): (K,N), row-major.
@@ -14,6 +16,8 @@ void cpu_axpby(int n, float alpha, const float* x, float beta, float* y);  // y 
 void cpu_scale(int n, float alpha, float* x);                          // x *= alpha
 void cpu_set(int n, float value, float* x);
 void cpu_copy(int n, const float* x, float* y);
+// y = Σ_k coeff[k] x[k]; every x[k] and y: (n). y may be one of the x[k] only as x[0].
+void cpu_weighted_sum(long n, const std::vector<const float*>& x, const std::vector<float>& coeff, float* y);
 float cpu_dot(int n, const float* x, const float* y);
 float cpu_asum(int n, const float* x);
 

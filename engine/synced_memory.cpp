@@ -85,6 +85,14 @@ LayoutCopy* SyncedMemory::mutable_layout() {
   return layout_.get();
 }
 
+LayoutCopy& LayoutOutput::prepare(const LayoutCopy& like, const SyncedMemory& m) {
+  const bool held_elsewhere = copy_.use_count() > 1 && m.layout() != copy_.get();
+  if (!copy_ || held_elsewhere || !copy_->same_layout(like)) copy_ = like.make_like();
+  return *copy_;
+}
+
+void LayoutOutput::commit(SyncedMemory& m) { m.set_layout(copy_); }
+
 void SyncedMemory::drop_layout() {
   if (!layout_) return;
   to_cpu();

@@ -31,7 +31,15 @@ class LayoutCopy {
   // Whether `other` places the same elements at the same offsets, so that a map of
   // two buffers (a gradient and its value) can run on both.
   virtual bool same_layout(const LayoutCopy& other) const = 0;
+  // b when the layout stores an (N, C, H, W) blob as (N, ceil(C/b), H, W, b): channels
+  // in blocks of b, the last block padded with zeros; else 0. Per-channel loops
+  // (BatchNorm, Scale) can run on such a layout as is.
+  virtual int channel_block() const { return 0; }
+  // A new buffer in the same layout, its padding zero (an output a layer's own loop
+  // fills in this layout).
+  virtual std::shared_ptr<LayoutCopy> make_like() const = 0;
 };
+
 
 class SyncedMemory {
  public:
@@ -77,6 +85,19 @@ class SyncedMemory {
   Head head_ = Head::Uninitialized;
   std::shared_ptr<LayoutCopy> layout_;
   static std::atomic<long> h2d_, d2h_;
+};
+
+// A layer's output in an input's layout, kept from pass to pass.
+class LayoutOutput {
+ public:
+  // The buffer for `m`'s next value in `like`'s layout: the kept one unless it has
+  // another layout or still holds another memory's contents.
+  LayoutCopy& prepare(const LayoutCopy& like, const SyncedMemory& m);
+  // Hands the buffer filled since prepare() to `m` as its contents.
+  void commit(SyncedMemory& m);
+
+ private:
+  std::shared_ptr<LayoutCopy> copy_;
 };
 
 }  // namespace crema

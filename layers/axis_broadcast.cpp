@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "engine/error.hpp"
 #include "engine/math.hpp"
 
 namespace crema {
@@ -50,11 +51,182 @@ AxisBroadcast AxisBroadcast::of(const LayerSpec& spec, const Blob& x, const Blob
   return b;
 }
 
+namespace {
+
+// The functions of AxisBroadcast on channel blocks: arrays (outer, blocks, inner, b),
+// channel d = block * b + lane. Operands are copied into per-lane arrays padded with
+// zeros, so the padding lanes compute 0 (0 * 0 + 0) and loops run over whole blocks,
+// the lanes vectorised. Parallel over (outer, block) rows or over blocks, each value
+// computed by one thread in a fixed order, as in the plain loops.
+struct Blocked {
+  static constexpr int kMaxBlock = 16;  // LayoutCopy::channel_block() is 8 or 16
+  int outer, dim, inner, b, blocks;
+  explicit Blocked(const AxisBroadcast& a)
+      : outer(a.outer), dim(a.dim), inner(a.inner), b(a.block), blocks((a.dim + a.block - 1) / a.block) {
+    if (b > kMaxBlock) throw Error("channel blocks of " + std::to_string(b) + " are not supported");
+  }
+
+  long lanes() const { return static_cast<long>(blocks) * b; }
+  long elements() const { return static_cast<long>(outer) * lanes() * inner; }
+  // `v` (dim) padded with `pad` to (blocks * b), or null when v is.
+  template <typename T>
+  std::vector<T> padded(const T* v, T fill) const {
+    std::vector<T> out(static_cast<size_t>(lanes()), T(0));
+    for (int d = 0; d < dim; ++d) out[static_cast<size_t>(d)] = v ? v[d] : fill;
+    return out;
+  }
+  // Offset of row (o, block k): (inner, b) values.
+  long row(int o, int k) const { return (static_cast<long>(o) * blocks + k) * inner * b; }
+
+  void apply(const float* x, const float* scale, const float* bias, float* y, float* x_copy) const {
+    const std::vector<float> s = padded(scale, 1.f), t = padded(bias, 0.f);
+    const long rows = static_cast<long>(outer) * blocks;
+#pragma omp parallel for if (elements() >= kParallelMinElements)
+    for (long r = 0; r < rows; ++r) {
+      const float* sk = s.data() + (r % blocks) * b;  // (b)
+      const float* tk = t.data() + (r % blocks) * b;  // (b)
+      const long base = r * inner * b;
+      for (int i = 0; i < inner; ++i) {
+        const float* xi = x + base + static_cast<long>(i) * b;  // (b)
+        float* yi = y + base + static_cast<long>(i) * b;        // (b)
+        float* ci = x_copy ? x_copy + base + static_cast<long>(i) * b : nullptr;
+#pragma omp simd
+        for (int l = 0; l < b; ++l) {
+          const float v = xi[l];  // read once: y may alias x
+          if (ci) ci[l] = v;
+          yi[l] = v * sk[l] + tk[l];
+        }
+      }
+    }
+  }
+
+  // Per channel: sum_ab of a times b_ (of a alone without b_), and sum_a of a where
+  // given; each added to its output or written, as its flag says.
+  void reduce(const float* a, const float* b_, float* sum_ab, bool accumulate_ab, float* sum_a,
+              bool accumulate_a) const {
+#pragma omp parallel for if (elements() >= kParallelMinElements)
+    for (int k = 0; k < blocks; ++k) {
+      double s[kMaxBlock] = {}, sp[kMaxBlock] = {};
+      for (int o = 0; o < outer; ++o)
+        for (int i = 0; i < inner; ++i) {
+          const float* ai = a + row(o, k) + static_cast<long>(i) * b;  // (b)
+          if (b_) {
+            const float* bi = b_ + row(o, k) + static_cast<long>(i) * b;  // (b)
+#pragma omp simd
+            for (int l = 0; l < b; ++l) {
+              s[l] += ai[l];
+              sp[l] += static_cast<double>(ai[l]) * bi[l];
+            }
+          } else {
+#pragma omp simd
+            for (int l = 0; l < b; ++l) s[l] += ai[l];
+          }
+        }
+      for (int l = 0; l < b && k * b + l < dim; ++l) {
+        const int d = k * b + l;
+        const double with_b = b_ ? sp[l] : s[l];
+        sum_ab[d] = static_cast<float>(accumulate_ab ? sum_ab[d] + with_b : with_b);
+        if (sum_a) sum_a[d] = static_cast<float>(accumulate_a ? sum_a[d] + s[l] : s[l]);
+      }
+    }
+  }
+
+  void moments(const float* x, double* mean, double* var) const {
+    const double m = static_cast<double>(outer) * inner;
+#pragma omp parallel for if (elements() >= kParallelMinElements)
+    for (int k = 0; k < blocks; ++k) {
+      double shift[kMaxBlock] = {}, sum[kMaxBlock] = {}, sq[kMaxBlock] = {};
+      if (m > 0)
+        for (int l = 0; l < b; ++l) shift[l] = x[row(0, k) + l];  // as the plain loop: a value of the channel
+      for (int o = 0; o < outer; ++o)
+        for (int i = 0; i < inner; ++i) {
+          const float* xi = x + row(o, k) + static_cast<long>(i) * b;  // (b)
+#pragma omp simd
+          for (int l = 0; l < b; ++l) {
+            const double v = xi[l] - shift[l];
+            sum[l] += v;
+            sq[l] += v * v;
+          }
+        }
+      for (int l = 0; l < b && k * b + l < dim; ++l) {
+        const double centred = sum[l] / m;
+        mean[k * b + l] = shift[l] + centred;
+        var[k * b + l] = std::max(0.0, sq[l] / m - centred * centred);
+      }
+    }
+  }
+
+  void normalize(const float* x, const double* mean, const float* inv_std, float* y, float* copy) const {
+    const std::vector<double> mu = padded(mean, 0.0);
+    const std::vector<float> inv = padded(inv_std, 0.f);  // 0 in the padding: it stays 0
+    const long rows = static_cast<long>(outer) * blocks;
+#pragma omp parallel for if (elements() >= kParallelMinElements)
+    for (long r = 0; r < rows; ++r) {
+      const double* mk = mu.data() + (r % blocks) * b;  // (b)
+      const float* ik = inv.data() + (r % blocks) * b;  // (b)
+      const long base = r * inner * b;
+      for (int i = 0; i < inner; ++i) {
+        const long at = base + static_cast<long>(i) * b;
+#pragma omp simd
+        for (int l = 0; l < b; ++l) {
+          const float v = static_cast<float>((x[at + l] - mk[l]) * ik[l]);
+          y[at + l] = v;
+          if (copy) copy[at + l] = v;
+        }
+      }
+    }
+  }
+
+  void normalize_backward(const float* y, const float* dy, const float* inv_std, float* dx) const {
+    const double m = static_cast<double>(outer) * inner;
+    const std::vector<float> inv = inv_std ? padded(inv_std, 0.f) : padded<float>(nullptr, 1.f);
+#pragma omp parallel for if (elements() >= kParallelMinElements)
+    for (int k = 0; k < blocks; ++k) {
+      // Both means before any dx is written: dx may alias dy.
+      double mean_dy[kMaxBlock] = {}, mean_dy_y[kMaxBlock] = {};
+      for (int o = 0; o < outer; ++o)
+        for (int i = 0; i < inner; ++i) {
+          const long at = row(o, k) + static_cast<long>(i) * b;
+          if (y) {
+#pragma omp simd
+            for (int l = 0; l < b; ++l) {
+              mean_dy[l] += dy[at + l];
+              mean_dy_y[l] += static_cast<double>(dy[at + l]) * y[at + l];
+            }
+          } else {
+#pragma omp simd
+            for (int l = 0; l < b; ++l) mean_dy[l] += dy[at + l];
+          }
+        }
+      for (int l = 0; l < b; ++l) {
+        mean_dy[l] /= m;
+        mean_dy_y[l] /= m;
+      }
+      const float* ik = inv.data() + static_cast<long>(k) * b;  // (b)
+      for (int o = 0; o < outer; ++o)
+        for (int i = 0; i < inner; ++i) {
+          const long at = row(o, k) + static_cast<long>(i) * b;
+          if (y) {
+#pragma omp simd
+            for (int l = 0; l < b; ++l)
+              dx[at + l] = static_cast<float>((dy[at + l] - mean_dy[l] - y[at + l] * mean_dy_y[l]) * ik[l]);
+          } else {
+#pragma omp simd
+            for (int l = 0; l < b; ++l) dx[at + l] = static_cast<float>((dy[at + l] - mean_dy[l]) * ik[l]);
+          }
+        }
+    }
+  }
+};
+
+}  // namespace
+
 // Every loop below is parallel over independent rows (outer, d) or channels d, so each
 // value is computed by one thread in the same order whatever the thread count: the
 // results do not depend on --threads. Sums are vectorised in double.
 
 void AxisBroadcast::apply(const float* x, const float* scale, const float* bias, float* y, float* x_copy) const {
+  if (block) return Blocked(*this).apply(x, scale, bias, y, x_copy);
   // x, y, x_copy: (outer, dim, inner); scale, bias: (dim)
   const long rows = static_cast<long>(outer) * dim;
 #pragma omp parallel for if (rows * inner >= kParallelMinElements)
@@ -94,6 +266,7 @@ double row_sum(const float* a, const float* b, int n) {
 }  // namespace
 
 void AxisBroadcast::reduce(const float* a, const float* b, float* out, bool accumulate) const {
+  if (block) return Blocked(*this).reduce(a, b, out, accumulate, nullptr, false);
   // a, b: (outer, dim, inner); out: (dim)
 #pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
   for (int d = 0; d < dim; ++d) {
@@ -108,6 +281,7 @@ void AxisBroadcast::reduce(const float* a, const float* b, float* out, bool accu
 
 void AxisBroadcast::reduce_both(const float* a, const float* b, float* sum_a, bool accumulate_a, float* sum_ab,
                                 bool accumulate_ab) const {
+  if (block) return Blocked(*this).reduce(a, b, sum_ab, accumulate_ab, sum_a, accumulate_a);
   // a, b: (outer, dim, inner); sum_a, sum_ab: (dim)
 #pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
   for (int d = 0; d < dim; ++d) {
@@ -128,6 +302,7 @@ void AxisBroadcast::reduce_both(const float* a, const float* b, float* sum_a, bo
 }
 
 void AxisBroadcast::moments(const float* x, double* mean, double* var) const {
+  if (block) return Blocked(*this).moments(x, mean, var);
   // x: (outer, dim, inner); mean, var: (dim)
   const double m = static_cast<double>(outer) * inner;
 #pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
@@ -154,6 +329,7 @@ void AxisBroadcast::moments(const float* x, double* mean, double* var) const {
 
 void AxisBroadcast::normalize(const float* x, const double* mean, const float* inv_std, float* y,
                               float* copy) const {
+  if (block) return Blocked(*this).normalize(x, mean, inv_std, y, copy);
   // x, y, copy: (outer, dim, inner); mean, inv_std: (dim)
   const long rows = static_cast<long>(outer) * dim;
 #pragma omp parallel for if (rows * inner >= kParallelMinElements)
@@ -174,6 +350,7 @@ void AxisBroadcast::normalize(const float* x, const double* mean, const float* i
 }
 
 void AxisBroadcast::normalize_backward(const float* y, const float* dy, const float* inv_std, float* dx) const {
+  if (block) return Blocked(*this).normalize_backward(y, dy, inv_std, dx);
   // y, dy, dx: (outer, dim, inner); inv_std: (dim)
   const double m = static_cast<double>(outer) * inner;
 #pragma omp parallel for if (static_cast<long>(outer) * dim * inner >= kParallelMinElements)
@@ -202,6 +379,13 @@ void AxisBroadcast::normalize_backward(const float* y, const float* dy, const fl
       }
     }
   }
+}
+
+LayoutCopy* channel_blocked(SyncedMemory& m, const AxisBroadcast& a, const Blob& blob) {
+  LayoutCopy* copy = m.layout();
+  if (!copy || copy->channel_block() == 0 || blob.num_axes() != 4) return nullptr;
+  const bool channels = a.outer == blob.shape(0) && a.dim == blob.shape(1) && a.inner == blob.count(2);
+  return channels ? copy : nullptr;
 }
 
 }  // namespace crema

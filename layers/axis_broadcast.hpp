@@ -27,6 +27,10 @@ struct AxisOperandParams {
 
 struct AxisBroadcast {
   int outer = 0, dim = 0, inner = 0;
+  // 0: the arrays are plain (outer, dim, inner). b > 0: they are in channel blocks of
+  // b (a LayoutCopy's channel_block()), (outer, ceil(dim/b), inner, b), and the padding
+  // lanes past dim hold 0 and are left 0 by every function below.
+  int block = 0;
 
   // Checks that `operand` lines up with `x` at `axis` (errors name the layer and
   // `what`, e.g. "the scale (bottom 1)").
@@ -55,5 +59,10 @@ struct AxisBroadcast {
   // Without y (no deviation) the y term drops; without inv_std it is 1. dx may alias dy.
   void normalize_backward(const float* y, const float* dy, const float* inv_std, float* dx) const;
 };
+
+// The channel-blocked layout copy `m` (the memory of `blob`) holds, when `a` sees the
+// blob, (N, C, H, W), as (N, C, H*W); else null. Per-channel loops run on it with
+// a.block set to its channel_block().
+LayoutCopy* channel_blocked(SyncedMemory& m, const AxisBroadcast& a, const Blob& blob);
 
 }  // namespace crema

@@ -125,7 +125,52 @@ void BatchNormLayer::update_estimates(const std::vector<double>& mean, const std
   }
 }
 
+bool BatchNormLayer::forward_blocked(const BlobVec& bottom, const BlobVec& top) {
+  SyncedMemory& x_memory = *bottom[0]->data_memory();
+  SyncedMemory& y_memory = *top[0]->data_memory();
+  LayoutCopy* x = channel_blocked(x_memory, layout_, *bottom[0]);
+  if (!x) return false;
+  AxisBroadcast blocked = layout_;
+  blocked.block = x->channel_block();
+  std::vector<double> mean(static_cast<size_t>(channels_)), var(mean.size());
+  if (use_global_stats_) {
+    global_estimates(mean, var);
+  } else {
+    blocked.moments(x->floats(), mean.data(), var.data());
+    update_estimates(mean, var);
+  }
+  for (size_t c = 0; c < mean.size(); ++c)
+    inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
+  const bool in_place = &x_memory == &y_memory;
+  LayoutCopy& y = in_place ? *x_memory.mutable_layout() : top_out_.prepare(*x, y_memory);
+  SyncedMemory& norm_memory = *x_norm_.data_memory();
+  LayoutCopy& norm = x_norm_out_.prepare(*x, norm_memory);
+  blocked.normalize(x->floats(), mean.data(), inv_std_.data(), y.floats(), norm.floats());
+  if (!in_place) top_out_.commit(y_memory);
+  x_norm_out_.commit(norm_memory);  // read plain by backward when its gradient comes plain
+  return true;
+}
+
+bool BatchNormLayer::backward_blocked(const BlobVec& top, const BlobVec& bottom) {
+  SyncedMemory& dy_memory = *top[0]->diff_memory();
+  SyncedMemory& dx_memory = *bottom[0]->diff_memory();
+  LayoutCopy* dy = channel_blocked(dy_memory, layout_, *top[0]);
+  LayoutCopy* norm = x_norm_.data_memory()->layout();
+  if (!dy || (!use_global_stats_ && !(norm && norm->same_layout(*dy)))) return false;
+  AxisBroadcast blocked = layout_;
+  blocked.block = dy->channel_block();
+  const bool in_place = &dy_memory == &dx_memory;
+  LayoutCopy& dx = in_place ? *dx_memory.mutable_layout() : bottom_diff_out_.prepare(*dy, dx_memory);
+  if (use_global_stats_)
+    blocked.apply(dy->floats(), inv_std_.data(), nullptr, dx.floats());
+  else
+    blocked.normalize_backward(norm->floats(), dy->floats(), inv_std_.data(), dx.floats());
+  if (!in_place) bottom_diff_out_.commit(dx_memory);
+  return true;
+}
+
 void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (!use_onednn_ && forward_blocked(bottom, top)) return;
   const size_t C = static_cast<size_t>(channels_);
   const float* x = bottom[0]->cpu_data();  // x: (N, C, S)
   std::vector<double> mean(C), var(C);
@@ -161,6 +206,7 @@ void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec&
 void BatchNormLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                                   const BlobVec& bottom) {
   if (!propagate_down[0]) return;
+  if (!use_onednn_ && backward_blocked(top, bottom)) return;
   const float* dy = top[0]->cpu_diff();       // dy: (N, C, S)
   float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N, C, S), may alias dy
   if (use_onednn_)

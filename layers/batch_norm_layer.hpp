@@ -78,6 +78,11 @@ class BatchNormLayer : public Layer {
   // layer in place overwrites the bottom): the reference keeps the normalised
   // output, oneDNN the input.
   Blob x_norm_;
+  // On a channel-blocked input (a oneDNN convolution's output) the reference runs in
+  // that layout: x_norm_ and a top or bottom gradient not in place get these buffers.
+  bool forward_blocked(const BlobVec& bottom, const BlobVec& top);
+  bool backward_blocked(const BlobVec& top, const BlobVec& bottom);
+  LayoutOutput top_out_, x_norm_out_, bottom_diff_out_;
   std::unique_ptr<onednn::BatchNorm> onednn_;  // on the CPU with engine DEFAULT or ONEDNN
   bool use_onednn_ = false;
   std::vector<float> onednn_mean_, onednn_var_;  // (C) each: the statistics oneDNN normalised with

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "engine/math.hpp"
+#include "layers/layout_sum.hpp"
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
 #include "layers/cuda/blas_kernels.hpp"
@@ -46,6 +47,11 @@ void EltwiseLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 }
 
 void EltwiseLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (params_.operation == EltwiseOp::SUM) {
+    std::vector<SyncedMemory*> in;
+    for (Blob* b : bottom) in.push_back(b->data_memory().get());
+    if (sum_in_layout(in, coeffs_, *top[0]->data_memory(), top_out_)) return;
+  }
   const int n = top[0]->count();
   float* y = top[0]->mutable_cpu_data();  // y: (n); every bottom is (n) too
   switch (params_.operation) {
@@ -61,19 +67,12 @@ void EltwiseLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
       }
       break;
     }
-    case EltwiseOp::SUM:
-      for (size_t k = 0; k < bottom.size(); ++k) {
-        const float* xk = bottom[k]->cpu_data();  // xk: (n)
-        const float c = coeffs_[k];
-        if (k == 0) {
-#pragma omp parallel for simd if (n >= kParallelMinElements)
-          for (int i = 0; i < n; ++i) y[i] = c * xk[i];
-        } else {
-#pragma omp parallel for simd if (n >= kParallelMinElements)
-          for (int i = 0; i < n; ++i) y[i] += c * xk[i];
-        }
-      }
+    case EltwiseOp::SUM: {
+      std::vector<const float*> x;  // each (n)
+      for (Blob* b : bottom) x.push_back(b->cpu_data());
+      cpu_weighted_sum(n, x, coeffs_, y);
       break;
+    }
     case EltwiseOp::MAX: {
       int* idx = max_idx_.data();  // idx: (n)
       const float* x0 = bottom[0]->cpu_data();
@@ -100,6 +99,15 @@ void EltwiseLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& t
 
 void EltwiseLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                                 const BlobVec& bottom) {
+  if (params_.operation == EltwiseOp::SUM && top[0]->diff_memory()->layout()) {
+    bottom_diff_out_.resize(bottom.size());
+    bool done = true;
+    for (size_t k = 0; k < bottom.size() && done; ++k)
+      if (propagate_down[k])
+        done = sum_in_layout({top[0]->diff_memory().get()}, {coeffs_[k]}, *bottom[k]->diff_memory(),
+                             bottom_diff_out_[k]);
+    if (done) return;  // else the plain loop below redoes every bottom
+  }
   const int n = top[0]->count();
   const float* y = top[0]->cpu_data();   // y: (n)
   const float* dy = top[0]->cpu_diff();  // dy: (n)

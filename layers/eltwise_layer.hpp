@@ -48,6 +48,10 @@ class EltwiseLayer : public Layer {
   std::vector<float> coeffs_;  // (num bottoms): params_.coeff, or all 1
   std::vector<int> max_idx_;   // (count): for MAX, which bottom gave each output
   Blob max_from_;              // (count): the same on the GPU, as floats
+  // SUM of bottoms in one layout copy (oneDNN's blocked layout): the top and the
+  // gradients stay in it (layers/layout_sum.hpp).
+  LayoutOutput top_out_;
+  std::vector<LayoutOutput> bottom_diff_out_;  // (num bottoms)
 };
 
 }  // namespace crema

@@ -25,9 +25,22 @@ class KeptInput {
     copy_.reshape_like(bottom);
     return copy_.mutable_cpu_data();
   }
+  // copy_target for an x held in a layout copy (a channel-blocked activation): the
+  // buffer in `like`'s layout, or null when not in place. data() still reads it plain.
+  LayoutCopy* layout_target(const Blob& bottom, const Blob& top, const LayoutCopy& like) {
+    if (&bottom != &top) return nullptr;
+    copy_.reshape_like(bottom);
+    LayoutCopy& target = layout_copy_.prepare(like, *copy_.data_memory());
+    layout_copy_.commit(*copy_.data_memory());
+    return &target;
+  }
   // x as it was at forward: (count of bottom).
   const float* data(const Blob& bottom, const Blob& top) const {
     return &bottom == &top ? copy_.cpu_data() : bottom.cpu_data();
+  }
+  // The same in its layout copy, when it has one; else null.
+  LayoutCopy* layout(const Blob& bottom, const Blob& top) const {
+    return &bottom == &top ? copy_.data_memory()->layout() : bottom.data_memory()->layout();
   }
 
 #ifdef CREMA_WITH_CUDA
@@ -58,6 +71,7 @@ class KeptInput {
 
  private:
   Blob copy_;
+  LayoutOutput layout_copy_;
 };
 
 }  // namespace crema

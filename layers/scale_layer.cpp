@@ -40,7 +40,54 @@ void ScaleLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
 }
 
+bool ScaleLayer::forward_blocked(const BlobVec& bottom, const BlobVec& top) {
+  SyncedMemory& x_memory = *bottom[0]->data_memory();
+  SyncedMemory& y_memory = *top[0]->data_memory();
+  LayoutCopy* x = bottom.size() == 1 ? channel_blocked(x_memory, broadcast_, *bottom[0]) : nullptr;
+  if (!x) return false;
+  AxisBroadcast blocked = broadcast_;
+  blocked.block = x->channel_block();
+  LayoutCopy* kept = input_.layout_target(*bottom[0], *top[0], *x);
+  const bool in_place = &x_memory == &y_memory;
+  LayoutCopy& y = in_place ? *x_memory.mutable_layout() : top_out_.prepare(*x, y_memory);
+  const float* b = params_.bias_term ? blobs_[static_cast<size_t>(bias_index())]->cpu_data() : nullptr;  // (dim)
+  blocked.apply(x->floats(), blobs_[0]->cpu_data(), b, y.floats(), kept ? kept->floats() : nullptr);
+  if (!in_place) top_out_.commit(y_memory);
+  return true;
+}
+
+bool ScaleLayer::backward_blocked(const BlobVec& top, const std::vector<bool>& propagate_down,
+                                  const BlobVec& bottom) {
+  SyncedMemory& dy_memory = *top[0]->diff_memory();
+  SyncedMemory& dx_memory = *bottom[0]->diff_memory();
+  LayoutCopy* dy = bottom.size() == 1 ? channel_blocked(dy_memory, broadcast_, *top[0]) : nullptr;
+  if (!dy) return false;
+  const bool scale_gradient = param_propagate_down(0);
+  LayoutCopy* x = input_.layout(*bottom[0], *top[0]);  // as at forward
+  if (scale_gradient && !(x && x->same_layout(*dy))) return false;
+  AxisBroadcast blocked = broadcast_;
+  blocked.block = dy->channel_block();
+  // As the plain path: parameter gradients first (in place, dx overwrites dy).
+  float* db = params_.bias_term && param_propagate_down(bias_index())
+                  ? blobs_[static_cast<size_t>(bias_index())]->mutable_cpu_diff()
+                  : nullptr;                                                   // (dim)
+  float* ds = scale_gradient ? blobs_[0]->mutable_cpu_diff() : nullptr;  // (dim)
+  if (db && ds)
+    blocked.reduce_both(dy->floats(), x->floats(), db, true, ds, true);
+  else if (db)
+    blocked.reduce(dy->floats(), nullptr, db, true);
+  else if (ds)
+    blocked.reduce(dy->floats(), x->floats(), ds, true);
+  if (!propagate_down[0]) return true;
+  const bool in_place = &dy_memory == &dx_memory;
+  LayoutCopy& dx = in_place ? *dx_memory.mutable_layout() : bottom_diff_out_.prepare(*dy, dx_memory);
+  blocked.apply(dy->floats(), blobs_[0]->cpu_data(), nullptr, dx.floats());
+  if (!in_place) bottom_diff_out_.commit(dx_memory);
+  return true;
+}
+
 void ScaleLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  if (forward_blocked(bottom, top)) return;
   // In place, x is kept for backward in the same pass that scales it.
   float* kept = input_.copy_target(*bottom[0], *top[0]);  // (outer, dim, inner) or null
   const float* s = scale(bottom).cpu_data();                                                        // s: (dim)
@@ -51,6 +98,7 @@ void ScaleLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top
 
 void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                               const BlobVec& bottom) {
+  if (backward_blocked(top, propagate_down, bottom)) return;
   const float* dy = top[0]->cpu_diff();                       // dy: (outer, dim, inner)
   const float* x = input_.data(*bottom[0], *top[0]);          // x: (outer, dim, inner), as at forward
   // The parameter gradients first: in place, dx overwrites dy. Parameters accumulate;

@@ -47,9 +47,15 @@ class ScaleLayer : public Layer {
   // Index of the bias in blobs_ (-1 without bias_term).
   int bias_index() const { return params_.bias_term ? static_cast<int>(blobs_.size()) - 1 : -1; }
 
+  // On a channel-blocked bottom (a oneDNN convolution's output, through BatchNorm)
+  // with the scale a parameter, the same loops in that layout; false elsewhere.
+  bool forward_blocked(const BlobVec& bottom, const BlobVec& top);
+  bool backward_blocked(const BlobVec& top, const std::vector<bool>& propagate_down, const BlobVec& bottom);
+
   ScaleParams params_;
   AxisBroadcast broadcast_;
   KeptInput input_;
+  LayoutOutput top_out_, bottom_diff_out_;  // their layout buffers when not in place
 };
 
 }  // namespace crema

@@ -1,6 +1,7 @@
 #include "layers/split_layer.hpp"
 
 #include "engine/math.hpp"
+#include "layers/layout_sum.hpp"
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
 #endif
@@ -25,6 +26,10 @@ void SplitLayer::forward_cpu(Context&, const BlobVec&, const BlobVec&) {
 void SplitLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                               const BlobVec& bottom) {
   if (!propagate_down[0]) return;
+  std::vector<SyncedMemory*> dy;
+  for (Blob* t : top) dy.push_back(t->diff_memory().get());
+  // Gradients from oneDNN layers, all in one layout: summed in it.
+  if (sum_in_layout(dy, std::vector<float>(top.size(), 1.f), *bottom[0]->diff_memory(), diff_out_)) return;
   const int n = bottom[0]->count();
   float* dx = bottom[0]->mutable_cpu_diff();  // dx: (n)
   cpu_copy(n, top[0]->cpu_diff(), dx);        // top diffs: (n) each

@@ -25,6 +25,9 @@ class SplitLayer : public Layer {
   void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
 #endif
+
+ private:
+  LayoutOutput diff_out_;  // the summed gradient, when the tops' are in one layout copy
 };
 
 }  // namespace crema

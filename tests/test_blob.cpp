@@ -102,6 +102,9 @@ class ReversedCopy : public LayoutCopy {
   bool same_layout(const LayoutCopy& other) const override {
     return dynamic_cast<const ReversedCopy*>(&other) && other.float_count() == float_count();
   }
+  std::shared_ptr<LayoutCopy> make_like() const override {
+    return std::make_shared<ReversedCopy>(std::vector<float>(values_.size() - 2));
+  }
   int conversions = 0;
 
  private:

@@ -339,9 +339,10 @@ TEST_CASE("oneDNN engines: precision bf16 is refused with the reference engine, 
 }
 
 // Layouts between layers: in a chain of oneDNN layers (activations too, in place or
-// not) each blob stays in the blocked layout its producer left it in (onednn_common.hpp), read plain only where a layer
-// without a layout of its own (Eltwise, Split, InnerProduct, the loss) or the test
-// reads it. The whole net, run with the oneDNN engines (DEFAULT) and with the
+// not), and through BatchNorm, Scale, Eltwise SUM and Split, whose own loops run on
+// channel-blocked layouts, each blob stays in the blocked layout its producer left
+// it in (onednn_common.hpp), read plain only where a layer without a layout of its
+// own (InnerProduct, the loss) or the test reads it. The whole net, run with the oneDNN engines (DEFAULT) and with the
 // reference (CAFFE) from the same parameters and inputs over two passes, must agree
 // in every blob's value and gradient and every parameter gradient; and the blocked
 // layouts must really have been used, else this would test nothing new.
@@ -365,10 +366,17 @@ layer:
 - {name: conv3, type: Convolution, bottom: conv2, top: conv3,
    convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE,
                        weight_filler: {type: gaussian, std: 0.2}, bias_filler: {type: gaussian, std: 0.1}}}
+- {name: bn3, type: BatchNorm, bottom: conv3, top: conv3}
+- {name: scale3, type: Scale, bottom: conv3, top: conv3,
+   scale_param: {bias_term: true, filler: {type: uniform, min: 0.5, max: 1.5}, bias_filler: {type: gaussian, std: 0.1}}}
 - {name: relu3, type: ReLU, bottom: conv3, top: conv3}
 - {name: side, type: Convolution, bottom: pool1, top: side,
    convolution_param: {num_output: 16, kernel_size: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.2}}}
-- {name: sum, type: Eltwise, bottom: [conv3, side], top: sum}
+- {name: side_bn, type: BatchNorm, bottom: side, top: side_norm}
+- {name: side_scale, type: Scale, bottom: side_norm, top: side_scaled, scale_param: {filler: {type: uniform, min: 0.5, max: 1.5}}}
+- {name: conv3b, type: Convolution, bottom: conv3, top: conv3b,
+   convolution_param: {num_output: 16, kernel_size: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.2}}}
+- {name: sum, type: Eltwise, bottom: [conv3, conv3b, side_scaled], top: sum, eltwise_param: {coeff: [1, 0.5, -0.5]}}
 - {name: up, type: Deconvolution, bottom: sum, top: up,
    convolution_param: {num_output: 16, kernel_size: 2, stride: 2, bias_term: false, engine: ENGINE,
                        weight_filler: {type: gaussian, std: 0.2}}}
@@ -426,13 +434,15 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
     // through convolutions, ReLU in place, LRN and pooling, and gradients back.
     // (conv2, grouped with 10 input channels a group, is plain: oneDNN's choice, so
     // conv3 takes a plain input; a Deconvolution with a bias adds it plain.)
-    for (const std::string name : {"conv1", "norm1", "pool1", "conv3", "up", "pool2", "squashed", "conv4"}) {
+    for (const std::string name :
+         {"conv1", "norm1", "pool1", "conv3", "side", "side_norm", "side_scaled", "sum", "up", "pool2", "squashed", "conv4"}) {
       INFO(name);
       CHECK(onednn.net->blob(name)->data_memory()->layout() != nullptr);
       CHECK(reference.net->blob(name)->data_memory()->layout() == nullptr);
     }
-    // (pool1's and conv3's come plain from the Split and the Eltwise.)
-    for (const std::string name : {"conv1", "norm1", "up", "pool2", "squashed", "conv4"}) {
+    // (pool1's comes plain from the Split: one of its two tops, conv2's input, is plain.)
+    for (const std::string name :
+         {"conv1", "norm1", "conv3", "side", "side_norm", "side_scaled", "sum", "up", "pool2", "squashed", "conv4"}) {
       INFO(name << " gradient");
       CHECK(onednn.net->blob(name)->diff_memory()->layout() != nullptr);
     }
@@ -453,19 +463,24 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
     }
   }
 
-  // A TEST net that reuses activation memory between blobs: a blob's buffer then
-  // holds other blobs' layouts in turn.
-  LayoutNet shared("DEFAULT", Phase::TEST);
-  const auto& shared_params = shared.net->learnable_params();
-  for (size_t i = 0; i < from.size(); ++i) shared_params[i]->copy_from(*from[i]);
+  // TEST nets (BatchNorm on its running statistics, which two TRAIN passes filled),
+  // one reusing activation memory between blobs: a blob's buffer then holds other
+  // blobs' layouts in turn.
+  LayoutNet shared("DEFAULT", Phase::TEST), reference_test("CAFFE", Phase::TEST);
+  for (LayoutNet* n : {&shared, &reference_test}) {
+    REQUIRE(n->net->num_layers() == onednn.net->num_layers());
+    for (int l = 0; l < n->net->num_layers(); ++l)
+      for (size_t i = 0; i < n->net->layer(l).blobs().size(); ++i)
+        n->net->layer(l).blobs()[i]->copy_from(*onednn.net->layer(l).blobs()[i]);
+  }
   REQUIRE(shared.net->reuse_activation_memory().buffers >= 2);
   for (uint64_t pass : {3u, 4u}) {
     CAPTURE(pass);
     fill_inputs(*shared.net, pass);
-    fill_inputs(*reference.net, pass);
+    fill_inputs(*reference_test.net, pass);
     shared.net->forward(*shared.ctx);
-    reference.net->forward(*reference.ctx);
-    const Blob& want = *reference.net->blob("ip");
+    reference_test.net->forward(*reference_test.ctx);
+    const Blob& want = *reference_test.net->blob("ip");
     const Blob& got = *shared.net->blob("ip");
     CHECK(normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count())) <= 1e-5);
   }

@@ -1,5 +1,7 @@
 #include "layers/onednn/onednn_common.hpp"
 
+#include <cstring>
+
 #include "layers/onednn/onednn_support.hpp"
 
 namespace crema::onednn {
@@ -44,7 +46,19 @@ std::string describe(const dnnl::error& e) {
   return std::string(e.what()) + " (oneDNN status " + std::to_string(static_cast<int>(e.status)) + ")";
 }
 
-BlockedCopy::BlockedCopy(const memory::desc& desc) : desc_(desc), memory_(desc, cpu_engine()) {}
+BlockedCopy::BlockedCopy(const memory::desc& desc) : desc_(desc), memory_(desc, cpu_engine()) {
+  const memory::dims dims = desc.dims();
+  if (dims.size() == 4 && desc.data_type() == memory::data_type::f32) {
+    if (desc == memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw16c)) channel_block_ = 16;
+    if (desc == memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw8c)) channel_block_ = 8;
+  }
+}
+
+std::shared_ptr<LayoutCopy> BlockedCopy::make_like() const {
+  auto copy = std::make_shared<BlockedCopy>(desc_);
+  std::memset(copy->floats(), 0, desc_.get_size());  // the padding a layer's own loop never writes
+  return copy;
+}
 
 void BlockedCopy::to_plain(void* plain) {
   if (!to_plain_) {

@@ -46,9 +46,12 @@ class BlockedCopy final : public LayoutCopy {
   float* floats() override { return static_cast<float*>(memory_.get_data_handle()); }
   size_t float_count() const override { return desc_.get_size() / sizeof(float); }
   bool same_layout(const LayoutCopy& other) const override;
+  int channel_block() const override { return channel_block_; }
+  std::shared_ptr<LayoutCopy> make_like() const override;
 
  private:
   dnnl::memory::desc desc_;
+  int channel_block_ = 0;  // 16 or 8 for oneDNN's nChw16c and nChw8c, else 0
   dnnl::memory memory_;
   dnnl::reorder to_plain_;  // built on first use
   dnnl::memory plain_;
