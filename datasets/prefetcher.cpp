@@ -41,7 +41,10 @@ struct Prefetcher::Buffers {
     consumed = cuda::create_event(staging_device);
     for (size_t count : counts) {
       host.push_back(static_cast<float*>(cuda::alloc_pinned(count * sizeof(float))));
-      device_arrays.push_back(static_cast<float*>(cuda::alloc_device(count * sizeof(float), &device)));
+      // Not from the cache: the copy stream writes them, and a cached block may be
+      // one the compute stream's queued kernels still use.
+      device = staging_device;
+      device_arrays.push_back(static_cast<float*>(cuda::alloc_device_uncached(count * sizeof(float))));
     }
   }
   ~Buffers() {
@@ -49,7 +52,7 @@ struct Prefetcher::Buffers {
       if (pending) cuda::wait_event_on_host(consumed);  // the solver's stream may still read them
     } catch (const Error&) {  // the device failed: nothing left to wait for
     }
-    for (float* p : device_arrays) cuda::free_device(p, device);
+    for (float* p : device_arrays) cuda::free_device_uncached(p, device);
     if (pinned)
       for (float* p : host) cuda::free_pinned(p);
     cuda::destroy_event(consumed);
@@ -74,11 +77,18 @@ Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t s
       sample_sizes_(std::move(sample_sizes)), fill_(std::move(fill)) {
   if (options_.prefetch < 1) options_.prefetch = 1;
   if (options_.threads < 1) options_.threads = 1;
+  free_.reserve(static_cast<size_t>(options_.prefetch) + 2);  // recycle() then never allocates
   consumed_state_ = reader_state();
 }
 
 Prefetcher::~Prefetcher() {
   stop();
+  if (copy_stream_) {
+    try {
+      cuda::synchronize_stream(copy_stream_);  // a staging copy cut short by an error may still run
+    } catch (const Error&) {  // the device failed: nothing left to wait for
+    }
+  }
   buffers_.clear();
   cuda::destroy_stream(copy_stream_);
 }
@@ -181,6 +191,13 @@ int64_t Prefetcher::bad_samples() const {
 void Prefetcher::recycle(Batch& batch, void* stream) {
   Buffers* b = batch.buffers;
   if (!b) return;
+  {
+    std::lock_guard<std::mutex> lock(queue_mutex_);
+    if (b->free) {  // given back already (stop() frees every set)
+      batch.buffers = nullptr;
+      return;
+    }
+  }
   if (stream && b->consumed) {
     cuda::record_event(b->consumed, stream);  // on failure the batch still holds b
     b->pending = true;                        // published to the producer by the mutex below

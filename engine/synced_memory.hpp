@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace crema {
 
@@ -35,6 +36,10 @@ class LayoutCopy {
   // in blocks of b, the last block padded with zeros; else 0. Per-channel loops
   // (BatchNorm, Scale) can run on such a layout as is.
   virtual int channel_block() const { return 0; }
+  // Whether the copy was made for a blob of `shape`: blobs sharing one memory
+  // (Reshape, Flatten) may see another blob's copy, fine for element-wise work and
+  // plain reads, not for per-channel loops.
+  virtual bool made_for(const std::vector<int>& shape) const = 0;
   // A new buffer in the same layout, its padding zero (an output a layer's own loop
   // fills in this layout).
   virtual std::shared_ptr<LayoutCopy> make_like() const = 0;

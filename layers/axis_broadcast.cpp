@@ -383,7 +383,7 @@ void AxisBroadcast::normalize_backward(const float* y, const float* dy, const fl
 
 LayoutCopy* channel_blocked(SyncedMemory& m, const AxisBroadcast& a, const Blob& blob) {
   LayoutCopy* copy = m.layout();
-  if (!copy || copy->channel_block() == 0 || blob.num_axes() != 4) return nullptr;
+  if (!copy || copy->channel_block() == 0 || blob.num_axes() != 4 || !copy->made_for(blob.shape())) return nullptr;
   const bool channels = a.outer == blob.shape(0) && a.dim == blob.shape(1) && a.inner == blob.count(2);
   return channels ? copy : nullptr;
 }

@@ -60,9 +60,9 @@ void PrefetchedDataLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const
     return;
   }
   void* stream = ctx.cuda()->stream();
+  recycler.stream = stream;  // the arrays are free once the stream has run the copies below
   for (size_t t = 0; t < top.size(); ++t)  // device to device, in order with the step's kernels
     cuda::copy_async(top[t]->mutable_gpu_data(), batch.device[t], batch.counts[t] * sizeof(float), stream);
-  recycler.stream = stream;  // the arrays are free once the stream has run those copies
 }
 
 }  // namespace crema

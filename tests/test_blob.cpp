@@ -102,6 +102,11 @@ class ReversedCopy : public LayoutCopy {
   bool same_layout(const LayoutCopy& other) const override {
     return dynamic_cast<const ReversedCopy*>(&other) && other.float_count() == float_count();
   }
+  bool made_for(const std::vector<int>& shape) const override {
+    size_t n = 1;
+    for (int d : shape) n *= static_cast<size_t>(d);
+    return n + 2 == values_.size();
+  }
   std::shared_ptr<LayoutCopy> make_like() const override {
     return std::make_shared<ReversedCopy>(std::vector<float>(values_.size() - 2));
   }

@@ -386,7 +386,9 @@ layer:
 - {name: conv4, type: Convolution, bottom: squashed, top: conv4,
    convolution_param: {num_output: 16, kernel_size: 3, pad: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.2}}}
 - {name: tanh4, type: TanH, bottom: conv4, top: conv4, tanh_param: {engine: ENGINE}}
-- {name: ip, type: InnerProduct, bottom: conv4, top: ip,
+- {name: regroup, type: Reshape, bottom: conv4, top: regrouped, reshape_param: {shape: {dim: [0, 32, 2, 4]}}}
+- {name: bn5, type: BatchNorm, bottom: regrouped, top: normed}
+- {name: ip, type: InnerProduct, bottom: normed, top: ip,
    inner_product_param: {num_output: 5, weight_filler: {type: gaussian, std: 0.1}}}
 - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
 )";

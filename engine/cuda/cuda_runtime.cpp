@@ -181,6 +181,17 @@ void free_pinned(void* p) noexcept {
   if (p) cudaFreeHost(p);
 }
 
+void* alloc_device_uncached(size_t bytes) {
+  void* p = nullptr;
+  CREMA_CUDA_CHECK(cudaMalloc(&p, bytes == 0 ? 1 : bytes));
+  return p;
+}
+void free_device_uncached(void* p, int device) noexcept {
+  if (!p) return;
+  DeviceGuard guard(device);
+  cudaFree(p);
+}
+
 void* create_stream(int device) {
   DeviceGuard guard(device);
   cudaStream_t stream = nullptr;

@@ -37,6 +37,11 @@ void copy_to_host(void* dst, const void* src, size_t bytes);
 void use_device(int device);
 void* alloc_pinned(size_t bytes);
 void free_pinned(void* p) noexcept;
+// Device memory outside the caching allocator, on the calling thread's device: for
+// buffers written from another stream than the compute stream (the cache hands a
+// freed block out again at once, which is safe only while one stream uses it).
+void* alloc_device_uncached(size_t bytes);
+void free_device_uncached(void* p, int device) noexcept;
 void* create_stream(int device);  // non-blocking: never waits for the legacy default stream
 void destroy_stream(void* stream) noexcept;
 void* create_event(int device);   // timing disabled

@@ -26,6 +26,8 @@ DeviceMemoryStats device_memory_stats(int) { return {}; }
 void use_device(int) { no_cuda(); }
 void* alloc_pinned(size_t) { no_cuda(); }
 void free_pinned(void*) noexcept {}
+void* alloc_device_uncached(size_t) { no_cuda(); }
+void free_device_uncached(void*, int) noexcept {}
 void* create_stream(int) { no_cuda(); }
 void destroy_stream(void*) noexcept {}
 void* create_event(int) { no_cuda(); }

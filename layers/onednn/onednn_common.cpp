@@ -1,5 +1,6 @@
 #include "layers/onednn/onednn_common.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "layers/onednn/onednn_support.hpp"
@@ -52,6 +53,11 @@ BlockedCopy::BlockedCopy(const memory::desc& desc) : desc_(desc), memory_(desc, 
     if (desc == memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw16c)) channel_block_ = 16;
     if (desc == memory::desc(dims, memory::data_type::f32, memory::format_tag::nChw8c)) channel_block_ = 8;
   }
+}
+
+bool BlockedCopy::made_for(const std::vector<int>& shape) const {
+  const memory::dims dims = desc_.dims();
+  return std::equal(dims.begin(), dims.end(), shape.begin(), shape.end());
 }
 
 std::shared_ptr<LayoutCopy> BlockedCopy::make_like() const {

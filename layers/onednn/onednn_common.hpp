@@ -47,6 +47,7 @@ class BlockedCopy final : public LayoutCopy {
   size_t float_count() const override { return desc_.get_size() / sizeof(float); }
   bool same_layout(const LayoutCopy& other) const override;
   int channel_block() const override { return channel_block_; }
+  bool made_for(const std::vector<int>& shape) const override;
   std::shared_ptr<LayoutCopy> make_like() const override;
 
  private:

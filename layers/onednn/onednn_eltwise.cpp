@@ -12,6 +12,7 @@ using Role = Staged::Role;
 struct Eltwise::Impl {
   std::optional<EltwiseOp> op;
   memory::desc built_for;  // the layout the primitives take
+  memory::desc refused;    // a layout oneDNN would not build for: read plain instead
   dnnl::eltwise_forward forward;
   dnnl::eltwise_backward backward;
   Staged f_src, f_dst, b_dst, b_diff_dst, b_diff_src;
@@ -82,7 +83,14 @@ BlockedCopy* in_place_copy(SyncedMemory& m, const memory::desc& built_for) {
 void Eltwise::forward(SyncedMemory& x, SyncedMemory& y) {
   Impl& m = *impl_;
   const memory::desc layout = m.layout_of(x);
-  if (layout != m.built_for) m.build(layout);  // prepare() validated the op
+  if (layout != m.built_for && layout != m.refused) {
+    try {
+      m.build(layout);
+    } catch (const dnnl::error&) {  // not for this layout: the plain one, which prepare() built
+      m.refused = layout;
+      m.build(plain_desc({m.op->count}));
+    }
+  }
   if (BlockedCopy* copy = &x == &y ? in_place_copy(x, m.built_for) : nullptr) {
     m.forward.execute(cpu_stream(), {{DNNL_ARG_SRC, copy->memory()}, {DNNL_ARG_DST, copy->memory()}});
     y.mutable_layout();

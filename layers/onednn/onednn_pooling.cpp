@@ -13,6 +13,7 @@ using Role = Staged::Role;
 struct Pooling::Impl {
   std::optional<PoolShape> shape;
   memory::desc built_for;  // the input layout the primitives take
+  memory::desc refused;    // a layout oneDNN would not build for: read plain instead
   dnnl::pooling_forward forward;
   dnnl::pooling_backward backward;
   Staged f_src, f_dst, b_diff_dst, b_diff_src;
@@ -76,7 +77,14 @@ void Pooling::Impl::build(const PoolShape& s, const memory::desc& src_layout) {
 void Pooling::forward(SyncedMemory& x, SyncedMemory& y) {
   Impl& m = *impl_;
   const memory::desc layout = current_desc(x, input_dims(*m.shape));
-  if (layout != m.built_for) m.build(*m.shape, layout);  // prepare() validated this shape
+  if (layout != m.built_for && layout != m.refused) {
+    try {
+      m.build(*m.shape, layout);
+    } catch (const dnnl::error&) {  // not for this layout: the plain one, which prepare() built
+      m.refused = layout;
+      m.build(*m.shape, plain_desc(input_dims(*m.shape)));
+    }
+  }
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, m.f_src.input(x)}, {DNNL_ARG_DST, m.f_dst.output(y)}};
   if (m.workspace) args[DNNL_ARG_WORKSPACE] = m.workspace;
   m.forward.execute(cpu_stream(), args);
