@@ -89,12 +89,17 @@ struct Blocked {
       for (int i = 0; i < inner; ++i) {
         const float* xi = x + base + static_cast<long>(i) * b;  // (b)
         float* yi = y + base + static_cast<long>(i) * b;        // (b)
-        float* ci = x_copy ? x_copy + base + static_cast<long>(i) * b : nullptr;
+        if (x_copy) {
+          float* ci = x_copy + base + static_cast<long>(i) * b;  // (b)
 #pragma omp simd
-        for (int l = 0; l < b; ++l) {
-          const float v = xi[l];  // read once: y may alias x
-          if (ci) ci[l] = v;
-          yi[l] = v * sk[l] + tk[l];
+          for (int l = 0; l < b; ++l) {
+            const float v = xi[l];  // read once: y may alias x
+            ci[l] = v;
+            yi[l] = v * sk[l] + tk[l];
+          }
+        } else {
+#pragma omp simd
+          for (int l = 0; l < b; ++l) yi[l] = xi[l] * sk[l] + tk[l];
         }
       }
     }
@@ -167,11 +172,12 @@ struct Blocked {
       const long base = r * inner * b;
       for (int i = 0; i < inner; ++i) {
         const long at = base + static_cast<long>(i) * b;
+        if (copy) {
 #pragma omp simd
-        for (int l = 0; l < b; ++l) {
-          const float v = static_cast<float>((x[at + l] - mk[l]) * ik[l]);
-          y[at + l] = v;
-          if (copy) copy[at + l] = v;
+          for (int l = 0; l < b; ++l) copy[at + l] = y[at + l] = static_cast<float>((x[at + l] - mk[l]) * ik[l]);
+        } else {
+#pragma omp simd
+          for (int l = 0; l < b; ++l) y[at + l] = static_cast<float>((x[at + l] - mk[l]) * ik[l]);
         }
       }
     }

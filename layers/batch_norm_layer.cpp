@@ -143,11 +143,12 @@ bool BatchNormLayer::forward_blocked(const BlobVec& bottom, const BlobVec& top) 
     inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
   const bool in_place = &x_memory == &y_memory;
   LayoutCopy& y = in_place ? *x_memory.mutable_layout() : top_out_.prepare(*x, y_memory);
+  // With global statistics backward needs no normalised values (see the plain path).
   SyncedMemory& norm_memory = *x_norm_.data_memory();
-  LayoutCopy& norm = x_norm_out_.prepare(*x, norm_memory);
-  blocked.normalize(x->floats(), mean.data(), inv_std_.data(), y.floats(), norm.floats());
+  LayoutCopy* norm = use_global_stats_ ? nullptr : &x_norm_out_.prepare(*x, norm_memory);
+  blocked.normalize(x->floats(), mean.data(), inv_std_.data(), y.floats(), norm ? norm->floats() : nullptr);
   if (!in_place) top_out_.commit(y_memory);
-  x_norm_out_.commit(norm_memory);  // read plain by backward when its gradient comes plain
+  if (norm) x_norm_out_.commit(norm_memory);  // read plain by backward when its gradient comes plain
   return true;
 }
 
@@ -200,7 +201,10 @@ void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec&
   for (size_t c = 0; c < C; ++c)
     inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
   float* y = top[0]->mutable_cpu_data();  // y: (N, C, S), may alias x
-  layout_.normalize(x, mean.data(), inv_std_.data(), y, x_norm_.mutable_cpu_data());
+  // Backward with global statistics (TEST nets, frozen BatchNorm) only divides by the
+  // deviation: the normalised values are kept only for the batch-statistics gradient,
+  // and a forward-only net never allocates them.
+  layout_.normalize(x, mean.data(), inv_std_.data(), y, use_global_stats_ ? nullptr : x_norm_.mutable_cpu_data());
 }
 
 void BatchNormLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
