@@ -125,6 +125,19 @@ void BatchNormLayer::update_estimates(const std::vector<double>& mean, const std
   }
 }
 
+std::vector<double> BatchNormLayer::statistics(const AxisBroadcast& view, const float* x) {
+  std::vector<double> mean(static_cast<size_t>(channels_)), var(mean.size());
+  if (use_global_stats_) {
+    global_estimates(mean, var);
+  } else {
+    view.moments(x, mean.data(), var.data());
+    update_estimates(mean, var);
+  }
+  for (size_t c = 0; c < mean.size(); ++c)
+    inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
+  return mean;
+}
+
 bool BatchNormLayer::forward_blocked(const BlobVec& bottom, const BlobVec& top) {
   SyncedMemory& x_memory = *bottom[0]->data_memory();
   SyncedMemory& y_memory = *top[0]->data_memory();
@@ -132,15 +145,7 @@ bool BatchNormLayer::forward_blocked(const BlobVec& bottom, const BlobVec& top) 
   if (!x) return false;
   AxisBroadcast blocked = layout_;
   blocked.block = x->channel_block();
-  std::vector<double> mean(static_cast<size_t>(channels_)), var(mean.size());
-  if (use_global_stats_) {
-    global_estimates(mean, var);
-  } else {
-    blocked.moments(x->floats(), mean.data(), var.data());
-    update_estimates(mean, var);
-  }
-  for (size_t c = 0; c < mean.size(); ++c)
-    inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
+  const std::vector<double> mean = statistics(blocked, x->floats());
   const bool in_place = &x_memory == &y_memory;
   LayoutCopy& y = in_place ? *x_memory.mutable_layout() : top_out_.prepare(*x, y_memory);
   // With global statistics backward needs no normalised values (see the plain path).
@@ -192,14 +197,7 @@ void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec&
     update_estimates(mean, var);
     return;
   }
-  if (use_global_stats_) {
-    global_estimates(mean, var);
-  } else {
-    layout_.moments(x, mean.data(), var.data());
-    update_estimates(mean, var);
-  }
-  for (size_t c = 0; c < C; ++c)
-    inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var[c] + static_cast<double>(params_.eps)));
+  mean = statistics(layout_, x);
   float* y = top[0]->mutable_cpu_data();  // y: (N, C, S), may alias x
   // Backward with global statistics (TEST nets, frozen BatchNorm) only divides by the
   // deviation: the normalised values are kept only for the batch-statistics gradient,

@@ -73,6 +73,9 @@ class BatchNormLayer : public Layer {
   void global_estimates(std::vector<double>& mean, std::vector<double>& var) const;
   // Folds a batch's mean and biased variance (C) into the running sums.
   void update_estimates(const std::vector<double>& mean, const std::vector<double>& var);
+  // The mean (C) to normalise x with, seen through `view` (plain or channel-blocked):
+  // the global estimates, or x's own folded into them; sets inv_std_.
+  std::vector<double> statistics(const AxisBroadcast& view, const float* x);
 
   // Kept for backward, since a later in-place layer may overwrite the top (and this
   // layer in place overwrites the bottom): the reference keeps the normalised

@@ -62,22 +62,11 @@ bool ScaleLayer::backward_blocked(const BlobVec& top, const std::vector<bool>& p
   SyncedMemory& dx_memory = *bottom[0]->diff_memory();
   LayoutCopy* dy = bottom.size() == 1 ? channel_blocked(dy_memory, broadcast_, *top[0]) : nullptr;
   if (!dy) return false;
-  const bool scale_gradient = param_propagate_down(0);
   LayoutCopy* x = input_.layout(*bottom[0], *top[0]);  // as at forward
-  if (scale_gradient && !(x && x->same_layout(*dy))) return false;
+  if (param_propagate_down(0) && !(x && x->same_layout(*dy))) return false;
   AxisBroadcast blocked = broadcast_;
   blocked.block = dy->channel_block();
-  // As the plain path: parameter gradients first (in place, dx overwrites dy).
-  float* db = params_.bias_term && param_propagate_down(bias_index())
-                  ? blobs_[static_cast<size_t>(bias_index())]->mutable_cpu_diff()
-                  : nullptr;                                                   // (dim)
-  float* ds = scale_gradient ? blobs_[0]->mutable_cpu_diff() : nullptr;  // (dim)
-  if (db && ds)
-    blocked.reduce_both(dy->floats(), x->floats(), db, true, ds, true);
-  else if (db)
-    blocked.reduce(dy->floats(), nullptr, db, true);
-  else if (ds)
-    blocked.reduce(dy->floats(), x->floats(), ds, true);
+  operand_gradients(blocked, dy->floats(), x ? x->floats() : nullptr, propagate_down, bottom);
   if (!propagate_down[0]) return true;
   const bool in_place = &dy_memory == &dx_memory;
   LayoutCopy& dx = in_place ? *dx_memory.mutable_layout() : bottom_diff_out_.prepare(*dy, dx_memory);
@@ -99,10 +88,16 @@ void ScaleLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top
 void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                               const BlobVec& bottom) {
   if (backward_blocked(top, propagate_down, bottom)) return;
-  const float* dy = top[0]->cpu_diff();                       // dy: (outer, dim, inner)
-  const float* x = input_.data(*bottom[0], *top[0]);          // x: (outer, dim, inner), as at forward
-  // The parameter gradients first: in place, dx overwrites dy. Parameters accumulate;
-  // a scale bottom's gradient is written.
+  const float* dy = top[0]->cpu_diff();               // dy: (outer, dim, inner)
+  const float* x = input_.data(*bottom[0], *top[0]);  // x: (outer, dim, inner), as at forward
+  // The operand gradients first: in place, dx overwrites dy.
+  operand_gradients(broadcast_, dy, x, propagate_down, bottom);
+  if (propagate_down[0]) broadcast_.apply(dy, scale(bottom).cpu_data(), nullptr, bottom[0]->mutable_cpu_diff());
+}
+
+void ScaleLayer::operand_gradients(const AxisBroadcast& view, const float* dy, const float* x,
+                                   const std::vector<bool>& propagate_down, const BlobVec& bottom) {
+  // Parameters accumulate; a scale bottom's gradient is written.
   float* db = params_.bias_term && param_propagate_down(bias_index())
                   ? blobs_[static_cast<size_t>(bias_index())]->mutable_cpu_diff()
                   : nullptr;  // (dim)
@@ -111,12 +106,11 @@ void ScaleLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
   if (bottom.size() == 1 && param_propagate_down(0)) ds = blobs_[0]->mutable_cpu_diff();
   const bool accumulate_ds = bottom.size() == 1;
   if (db && ds)
-    broadcast_.reduce_both(dy, x, db, true, ds, accumulate_ds);  // one pass over dy for both
+    view.reduce_both(dy, x, db, true, ds, accumulate_ds);  // one pass over dy for both
   else if (db)
-    broadcast_.reduce(dy, nullptr, db, true);
+    view.reduce(dy, nullptr, db, true);
   else if (ds)
-    broadcast_.reduce(dy, x, ds, accumulate_ds);
-  if (propagate_down[0]) broadcast_.apply(dy, scale(bottom).cpu_data(), nullptr, bottom[0]->mutable_cpu_diff());
+    view.reduce(dy, x, ds, accumulate_ds);
 }
 
 #ifdef CREMA_WITH_CUDA

@@ -51,6 +51,10 @@ class ScaleLayer : public Layer {
   // with the scale a parameter, the same loops in that layout; false elsewhere.
   bool forward_blocked(const BlobVec& bottom, const BlobVec& top);
   bool backward_blocked(const BlobVec& top, const std::vector<bool>& propagate_down, const BlobVec& bottom);
+  // The bias's and the scale's gradients (parameters or bottom 1) from dy and x, both
+  // (outer, dim, inner) as `view` sees them (plain or channel-blocked).
+  void operand_gradients(const AxisBroadcast& view, const float* dy, const float* x,
+                         const std::vector<bool>& propagate_down, const BlobVec& bottom);
 
   ScaleParams params_;
   AxisBroadcast broadcast_;
