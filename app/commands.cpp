@@ -99,13 +99,22 @@ void warn_config_changes(const std::string& stored_yaml, const Node& current) {
                list);
 }
 
+std::vector<Net*> solver_test_nets(Solver& solver) {
+  std::vector<Net*> nets;
+  for (size_t t = 0; solver.test_net(t); ++t) nets.push_back(solver.test_net(t));
+  return nets;
+}
+
 // Copies weights by layer name from each file in turn (later files win), leaving the
 // --reinit layers at their filler initialisation, then prints where every layer with
 // parameters got its values: Caffe loads silently, and users lose runs to a layer
 // that quietly kept its random initialisation.
+// Layers only the test nets have (`test_nets`) get their weights too, as in Caffe; the
+// others share the TRAIN net's parameters.
 // Returns the layers with parameters that no file provided (and --reinit did not name).
 std::vector<std::string> load_weight_files(Net& net, const std::vector<std::string>& files,
-                                           const std::vector<std::string>& reinit = {}, bool quiet = false) {
+                                           const std::vector<std::string>& reinit = {}, bool quiet = false,
+                                           const std::vector<Net*>& test_nets = {}) {
   for (const auto& name : reinit)
     if (!net.layer_by_name(name)) {
       std::vector<std::string> names;
@@ -119,8 +128,16 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     std::erase_if(weights, [&](const io::LayerWeights& lw) {
       return std::find(reinit.begin(), reinit.end(), lw.layer) != reinit.end();
     });
-    const auto report = io::copy_weights(net, weights, f);
+    auto report = io::copy_weights(net, weights, f);
     for (const auto& l : report.loaded) source_of[l] = f;
+    for (Net* test : test_nets) {
+      io::Weights test_only = weights;
+      std::erase_if(test_only, [&](const io::LayerWeights& lw) { return net.layer_by_name(lw.layer) != nullptr; });
+      for (const auto& l : io::copy_weights(*test, test_only, f).loaded) {
+        source_of[l] = f;
+        std::erase(report.ignored_source, l);
+      }
+    }
     ignored.emplace_back(f, report.ignored_source);
   }
   std::vector<std::string> kept;
@@ -131,9 +148,16 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
       kept.push_back(name);
   }
   if (files.empty() || quiet) return kept;
-  spdlog::info("Weights of the {} net:", phase_name(net.phase()));
-  for (int i = 0; i < net.num_layers(); ++i) {
-    const Layer& l = net.layer(i);
+  std::vector<const Layer*> shown;
+  for (int i = 0; i < net.num_layers(); ++i) shown.push_back(&net.layer(i));
+  for (const Net* test : test_nets)
+    for (int i = 0; i < test->num_layers(); ++i)
+      if (!net.layer_by_name(test->layer_name(i)) &&
+          std::none_of(shown.begin(), shown.end(), [&](const Layer* l) { return l->name() == test->layer_name(i); }))
+        shown.push_back(&test->layer(i));
+  spdlog::info("Weights of the {} net{}:", phase_name(net.phase()), shown.size() > static_cast<size_t>(net.num_layers()) ? " and test-only layers" : "");
+  for (const Layer* layer : shown) {
+    const Layer& l = *layer;
     if (l.blobs().empty()) continue;
     const std::string& name = l.name();
     const bool reinit_layer = std::find(reinit.begin(), reinit.end(), name) != reinit.end();
@@ -175,7 +199,8 @@ int train(const TrainOptions& opt) {
   solver.on_snapshot = [&](Solver& s) {
     const std::string base = io::snapshot_base(prefix, s.iter());
     spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
-    io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff);
+    const std::vector<Net*> test_nets = solver_test_nets(s);
+    io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff, {test_nets.begin(), test_nets.end()});
     spdlog::info("Snapshotting solver state to HDF5 file {}.solverstate.h5", base);
     io::save_solver_state(s.state(), base + ".caffemodel.h5", config_yaml, base + ".solverstate.h5");
     last_state = base + ".solverstate.h5";
@@ -185,7 +210,7 @@ int train(const TrainOptions& opt) {
   if (!opt.snapshot.empty()) {
     spdlog::info("Resuming from {}", opt.snapshot);
     const io::LoadedState loaded = io::load_solver_state(opt.snapshot);
-    const auto missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true);
+    const auto missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
     if (!missing.empty())
       throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +
                   "': the net changed since the snapshot was written; resume with the same net, or start from "
@@ -199,7 +224,7 @@ int train(const TrainOptions& opt) {
       return 0;
     }
   } else {
-    load_weight_files(solver.net(), opt.weights, opt.reinit);
+    load_weight_files(solver.net(), opt.weights, opt.reinit, false, solver_test_nets(solver));
   }
   install_signal_handlers();
   solver.solve();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include "engine/error.hpp"
 #include "engine/update_rules.hpp"
@@ -234,8 +235,16 @@ void Solver::step(int iters) {
   double tick_wait = net_->data_stats().wait_seconds;
   while (iter_ < stop_iter) {
     UpdateOps(ctx_).clear_param_diffs(*net_);
-    if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization))
+    if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization)) {
       test_all();
+      if (test_interrupted_) {
+        // The weights are those of iteration iter_ and the test nets are back at the pass's
+        // start, so a resumed run tests again and goes on exactly as an uninterrupted one.
+        snapshot();
+        stopped_early_ = true;
+        break;
+      }
+    }
     const bool display = spec_.display > 0 && iter_ % spec_.display == 0;
     float loss = 0;
     for (int i = 0; i < spec_.iter_size; ++i) loss += net_->forward_backward(ctx_);
@@ -275,9 +284,10 @@ void Solver::step(int iters) {
     }
     apply_update();
     ++iter_;
-    const Action action = poll_action ? poll_action() : Action::None;
-    if ((spec_.snapshot > 0 && iter_ % spec_.snapshot == 0) || action != Action::None) snapshot();
-    if (action == Action::Stop) {
+    const bool stop = stop_requested();
+    if ((spec_.snapshot > 0 && iter_ % spec_.snapshot == 0) || stop || std::exchange(snapshot_requested_, false))
+      snapshot();
+    if (stop) {
       stopped_early_ = true;
       break;
     }
@@ -299,15 +309,32 @@ void Solver::solve() {
     update_smoothed_loss(net_->forward(ctx_));
     spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
   }
-  if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) test_all();
+  if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) {
+    test_all();
+    // Training is complete and its snapshot (if asked for) written; only these scores are lost.
+    if (test_interrupted_) return;
+  }
   int64_t bad = net_->data_stats().bad_samples;
   for (const auto& t : test_nets_) bad += t->data_stats().bad_samples;
   if (bad > 0) spdlog::warn("{} bad sample(s) were skipped (each named in a warning above)", bad);
   spdlog::info("Optimization Done.");
 }
 
+bool Solver::stop_requested() {
+  const Action action = poll_action ? poll_action() : Action::None;
+  if (action == Action::Snapshot) snapshot_requested_ = true;
+  return action == Action::Stop;
+}
+
 std::vector<std::pair<std::string, float>> Solver::test_all() {
   std::vector<std::pair<std::string, float>> first;
+  test_interrupted_ = false;
+  // A long test pass must not outlast a scheduler's grace period after SIGTERM, so a stop
+  // is honoured between batches; the nets' starting points are kept to rewind to.
+  std::vector<std::vector<std::string>> start_states(test_nets_.size());
+  for (size_t t = 0; t < test_nets_.size(); ++t)
+    for (int i = 0; i < test_nets_[t]->num_layers(); ++i) start_states[t].push_back(test_nets_[t]->layer(i).save_state());
+  const std::string start_rng = ctx_.rng().state();
   for (size_t t = 0; t < test_nets_.size(); ++t) {
     Net& test = *test_nets_[t];
     spdlog::info("Iteration {}, Testing net (#{})", iter_, t);
@@ -315,6 +342,15 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
     std::vector<double> scores;
     double loss = 0;
     for (int i = 0; i < n; ++i) {
+      if ((i > 0 || t > 0) && stop_requested()) {
+        spdlog::warn("Test pass of net #{} interrupted after {} of {} batches; no scores reported", t, i, n);
+        for (size_t u = 0; u < test_nets_.size(); ++u)
+          for (int l = 0; l < test_nets_[u]->num_layers(); ++l)
+            if (!start_states[u][l].empty()) test_nets_[u]->layer(l).restore_state(start_states[u][l]);
+        ctx_.rng().set_state(start_rng);
+        test_interrupted_ = true;
+        return {};
+      }
       loss += test.forward(ctx_);
       size_t k = 0;
       for (Blob* out : test.outputs())

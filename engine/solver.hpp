@@ -100,7 +100,8 @@ class Solver {
   void solve();
   // Runs `iters` training iterations (Caffe's Step()).
   void step(int iters);
-  // Runs every test net once; returns {output name -> mean} of the first test net.
+  // Runs every test net once; returns {output name -> mean} of the first test net, or
+  // nothing when a stop arrived during the pass (test_interrupted_).
   std::vector<std::pair<std::string, float>> test_all();
 
   Net& net() { return *net_; }
@@ -117,13 +118,15 @@ class Solver {
 
   // Called when a snapshot is due; the app writes files.
   std::function<void(Solver&)> on_snapshot;
-  // Polled after each iteration (signal handling).
+  // Polled after each iteration and between test batches (signal handling).
   std::function<Action()> poll_action;
 
  private:
   void apply_update();
   void update_smoothed_loss(float loss);
   void snapshot();
+  // Polls once; a snapshot request is kept in snapshot_requested_ for the iteration's end.
+  bool stop_requested();
 
   SolverSpec spec_;
   Context& ctx_;
@@ -138,6 +141,8 @@ class Solver {
   int loss_origin_ = 0;
   bool keep_losses_ = false;
   bool stopped_early_ = false;
+  bool test_interrupted_ = false;
+  bool snapshot_requested_ = false;
   std::vector<std::pair<int, float>> displayed_;
 };
 

@@ -107,19 +107,24 @@ void write_weights_file(const std::string& path, const std::vector<std::string>&
 
 }  // namespace
 
-void save_weights(const Net& net, const std::string& path, bool with_diff) {
+void save_weights(const Net& net, const std::string& path, bool with_diff, const std::vector<const Net*>& test_nets) {
   std::vector<std::string> layers;
   std::vector<BlobEntry> blobs;
   std::set<std::string> seen;
-  for (int i = 0; i < net.num_layers(); ++i) {
-    const Layer& layer = net.layer(i);
-    // Split layers are inserted by crema, not written by the user.
-    if (std::string(layer.type()) == "Split" || !seen.insert(layer.name()).second) continue;
-    layers.push_back(layer.name());
-    for (size_t j = 0; j < layer.blobs().size(); ++j)
-      if (!net.param_is_shared(i, static_cast<int>(j)))  // weight-tied copies are not written
-        blobs.push_back({layer.name(), j, layer.blobs()[j].get()});
-  }
+  const auto add = [&](const Net& from, bool parameters_only) {
+    for (int i = 0; i < from.num_layers(); ++i) {
+      const Layer& layer = from.layer(i);
+      if (parameters_only && layer.blobs().empty()) continue;
+      // Split layers are inserted by crema, not written by the user.
+      if (std::string(layer.type()) == "Split" || !seen.insert(layer.name()).second) continue;
+      layers.push_back(layer.name());
+      for (size_t j = 0; j < layer.blobs().size(); ++j)
+        if (!from.param_is_shared(i, static_cast<int>(j)))  // weight-tied copies are not written
+          blobs.push_back({layer.name(), j, layer.blobs()[j].get()});
+    }
+  };
+  add(net, false);
+  for (const Net* test : test_nets) add(*test, true);  // layers the main net lacks
   write_weights_file(path, layers, blobs, with_diff);
 }
 

@@ -28,7 +28,9 @@ struct LayerWeights {
 };
 using Weights = std::vector<LayerWeights>;
 
-void save_weights(const Net& net, const std::string& path, bool with_diff = false);
+// Layers with parameters that only `test_nets` have are written after the net's own.
+void save_weights(const Net& net, const std::string& path, bool with_diff = false,
+                  const std::vector<const Net*>& test_nets = {});
 // Writes weights read from elsewhere (e.g. a binary .caffemodel) in the same layout.
 void save_weights(const Weights& weights, const std::string& path);
 // Reads Caffe's HDF5 layout or a binary .caffemodel (io/caffe_binary.hpp), told apart

@@ -1,6 +1,7 @@
 #include "io/hdf5.hpp"
 
 #include <algorithm>
+#include <climits>
 
 #include "engine/error.hpp"
 
@@ -37,6 +38,12 @@ std::string type_description(hid_t type) {
 }
 
 }  // namespace
+
+std::string dims_string(const std::vector<hsize_t>& dims) {
+  std::string s;
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
+  return "(" + s + ")";
+}
 
 std::recursive_mutex& hdf5_mutex() {
   static std::recursive_mutex mutex;
@@ -137,8 +144,11 @@ std::vector<float> H5File::read_floats(const std::string& name, std::vector<int>
   size_t count = 1;
   shape->clear();
   for (hsize_t d : dims) {
-    shape->push_back(static_cast<int>(d));
     count *= d;
+    // Blobs index with int: a larger dataset would wrap, not fail.
+    if (d > INT_MAX || count > INT_MAX)
+      fail("dataset '" + name + "' " + dims_string(dims) + " holds more than 2^31-1 values, more than one crema blob holds");
+    shape->push_back(static_cast<int>(d));
   }
   std::vector<float> out(count);
   if (count > 0 && H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)

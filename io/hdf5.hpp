@@ -99,4 +99,7 @@ class H5File {
 // Silences HDF5's automatic error-stack printing (called once at startup).
 void quiet_hdf5_errors();
 
+// "(2 x 3 x 4)", for messages.
+std::string dims_string(const std::vector<hsize_t>& dims);
+
 }  // namespace crema::io

@@ -4,14 +4,6 @@
 
 namespace crema::io {
 
-namespace {
-std::string dims_string(const std::vector<hsize_t>& dims) {
-  std::string s;
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
-  return "(" + s + ")";
-}
-}  // namespace
-
 void append_rows(H5File& file, const std::string& name, const std::vector<int>& shape, const float* data) {
   const std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());  // calls the C API directly
   if (shape.empty()) file.fail("cannot append a scalar to '" + name + "'; rows need a first axis");

@@ -204,3 +204,23 @@ TEST_CASE("reading a file that is not a checkpoint gives one clear error") {
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "junk.h5"), doctest::Contains("not an HDF5 file"), Error);
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "missing.h5"), doctest::Contains("missing.h5"), Error);
 }
+
+TEST_CASE("a weights dataset too large for a blob is refused, not wrapped") {
+  test::TempDir dir;
+  {
+    io::H5File f(dir / "huge.caffemodel.h5", io::H5File::Mode::Create);
+    f.create_group("data");
+    f.create_group("data/fc");
+    // 2 x 2^30 floats (8 GiB) declared, never written: chunked storage keeps the file tiny.
+    const std::vector<hsize_t> dims{2, hsize_t{1} << 30}, chunk{1, 1024};
+    io::H5Handle space(H5Screate_simple(2, dims.data(), nullptr), H5Sclose);
+    io::H5Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(plist.get(), 2, chunk.data());
+    io::H5Handle ds(H5Dcreate2(f.id(), "data/fc/0", H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT),
+                    H5Dclose);
+    REQUIRE(ds.get() >= 0);
+  }
+  CHECK(fs::file_size(dir / "huge.caffemodel.h5") < (1 << 20));
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "huge.caffemodel.h5"), doctest::Contains("(2 x 1073741824) holds more than 2^31-1"),
+                       Error);
+}

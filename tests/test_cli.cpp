@@ -2,9 +2,11 @@
 // the test and time subcommands, and the errors people make.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/net.hpp"
@@ -151,6 +153,46 @@ TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot"
   CHECK(child.log().find("Resume with") != std::string::npos);
 }
 
+TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot; the resumed run tests again exactly") {
+  ToyJob job(1000000);
+  // 130 test images in batches of 50: a pass stopped after any batch but the 13th leaves the
+  // reader mid-way, so a resume that did not rewind would score other images.
+  test::write_toy_idx(job.dir.path().string(), "test", 130, 2);
+  // A test pass far longer than any grace period a scheduler gives after SIGTERM.
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "test_initialization=false", "--set",
+                     "test_iter=100000000"},
+                    job.dir / "in_test.log");
+  REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  child.signal(SIGINT);
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  CHECK_MESSAGE(log.find("interrupted after") != std::string::npos, log);
+  CHECK(log.find("Iteration 21,") == std::string::npos);  // no further training step
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Resume with: .* --snapshot (\S+_iter_20\.solverstate\.h5))")), log);
+  const std::string state = m[1];
+
+  // Resumed with a short test pass, it scores iteration 20 as a run that was never stopped.
+  const std::string common = " --set test_initialization=false --set test_iter=3 --set max_iter=30";
+  const auto resumed = test::run(crema_cmd("train " + job.solver + common + " --snapshot " + state));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  const auto straight = test::run(crema_cmd("train " + job.solver + common + " --set snapshot_prefix=" +
+                                            (job.dir / "straight/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  const auto scores = [](const std::string& out) {
+    std::string s;
+    std::smatch hit;
+    for (auto it = out.cbegin(); std::regex_search(it, out.cend(), hit, std::regex(R"(Test net output #\d+: .*)"));
+         it = hit[0].second)
+      s += hit[0].str() + "\n";
+    return s;
+  };
+  CHECK(scores(resumed.output).find("loss = ") != std::string::npos);
+  CHECK(scores(resumed.output) == scores(straight.output));
+  check_same_weights(job.dir / "snap/toy_iter_30.caffemodel.h5", job.dir / "straight/toy_iter_30.caffemodel.h5");
+}
+
 TEST_CASE("a misspelt key prints file:line:col and a suggestion, exit status 2") {
   ToyJob job(10);
   std::string yaml = test::read_file(job.solver);
@@ -250,6 +292,44 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
   r = test::run(crema_cmd("train " + job.solver + " --weights " + weights + " --reinit fcc2"));
   CHECK(r.status == 1);
   CHECK(r.output.find("did you mean 'fc2'") != std::string::npos);
+}
+
+TEST_CASE("--weights also reaches a layer only the TEST net has, as in Caffe") {
+  ToyJob job(40);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  const std::string weights = job.dir / "snap/toy_iter_40.caffemodel.h5";
+  // The TRAIN net learns a new classifier; the TEST net keeps the trained one under its old name.
+  std::string yaml = test::read_file(job.solver);
+  const size_t at = yaml.find("    - {name: fc2,");
+  REQUIRE(at != std::string::npos);
+  const size_t end = yaml.find('\n', at) + 1;
+  std::string fc2 = yaml.substr(at, end - at), fresh = fc2;
+  fc2.replace(fc2.find("bottom:"), 0, "include: {phase: TEST}, ");
+  fresh.replace(fresh.find("fc2,"), 4, "fc2_new,");
+  fresh.replace(fresh.find("bottom:"), 0, "include: {phase: TRAIN}, ");
+  yaml.replace(at, end - at, fc2 + fresh);
+  test::write_file(job.dir / "split.yaml", yaml);
+
+  const auto r = test::run(crema_cmd("train " + job.dir / "split.yaml" + " --set max_iter=1 --set snapshot_prefix=" +
+                                     (job.dir / "split/toy") + " --weights " + weights));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"(fc2\s+loaded from \S+toy_iter_40\.caffemodel\.h5)")), r.output);
+  CHECK(std::regex_search(r.output, std::regex(R"(fc2_new\s+kept at its filler initialisation)")));
+  CHECK(r.output.find("ignored 'fc2'") == std::string::npos);
+  // Tested before any step: only the loaded classifier scores far above chance.
+  std::smatch m;
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(Iteration 0, Testing net[\s\S]*?accuracy = ([0-9.]+))")));
+  CHECK(std::stod(m[1]) > 0.5);
+
+  // Snapshots keep the test-only layer, so a resumed run scores with it too.
+  const io::Weights snap = io::load_weights(job.dir / "split/toy_iter_1.caffemodel.h5");
+  CHECK(std::any_of(snap.begin(), snap.end(), [](const io::LayerWeights& l) { return l.layer == "fc2"; }));
+  const auto resumed = test::run(crema_cmd("train " + job.dir / "split.yaml" + " --set max_iter=2 --set test_interval=1 " +
+                                           "--set snapshot_prefix=" + (job.dir / "split/toy") + " --snapshot " +
+                                           (job.dir / "split/toy_iter_1.solverstate.h5")));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  REQUIRE(std::regex_search(resumed.output, m, std::regex(R"(Iteration 1, Testing net[\s\S]*?accuracy = ([0-9.]+))")));
+  CHECK(std::stod(m[1]) > 0.5);
 }
 
 TEST_CASE("review regressions: bad inputs end with one clear error, never a crash") {
