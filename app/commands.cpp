@@ -13,6 +13,7 @@
 
 #include "app/data_tools.hpp"
 #include "app/signals.hpp"
+#include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
 #include "engine/net.hpp"
@@ -282,27 +283,33 @@ int time(const TimeOptions& opt) {
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   Net net(spec, NetState{phase, 0, {}}, *ctx);
   using clock = std::chrono::steady_clock;
-  auto ms_since = [](clock::time_point t) { return std::chrono::duration<double, std::milli>(clock::now() - t).count(); };
+  // On a GPU a layer's call only queues its kernels: waiting for them before each reading
+  // charges every layer its own work (Caffe's timer does the same with CUDA events).
+  auto now = [&ctx] {
+    if (ctx->on_gpu() && ctx->cuda()) ctx->cuda()->synchronize();
+    return clock::now();
+  };
+  auto ms_since = [&now](clock::time_point t) { return std::chrono::duration<double, std::milli>(now() - t).count(); };
   spdlog::info("Performing Forward");
   net.forward(*ctx);  // warm-up
   if (phase == Phase::TRAIN) net.backward(*ctx);
   const int n = net.num_layers();
   std::vector<double> fwd(static_cast<size_t>(n), 0.0), bwd(static_cast<size_t>(n), 0.0);
   double total_fwd = 0, total_bwd = 0;
-  const auto start = clock::now();
+  const auto start = now();
   for (int it = 0; it < opt.iterations; ++it) {
-    const auto iter_start = clock::now();
+    const auto iter_start = now();
     auto t = iter_start;
     for (int i = 0; i < n; ++i) {
-      const auto l = clock::now();
+      const auto l = now();
       net.forward_layer(*ctx, i);
       fwd[static_cast<size_t>(i)] += ms_since(l);
     }
     total_fwd += ms_since(t);
     if (phase == Phase::TRAIN) {
-      t = clock::now();
+      t = now();
       for (int i = n; i-- > 0;) {
-        const auto l = clock::now();
+        const auto l = now();
         net.backward_layer(*ctx, i);
         bwd[static_cast<size_t>(i)] += ms_since(l);
       }

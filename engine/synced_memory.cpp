@@ -57,7 +57,7 @@ void SyncedMemory::to_gpu() {
   if (head_ == Head::AtLayout) to_cpu();  // the device side is filled from the plain one
   switch (head_) {
     case Head::Uninitialized:
-      gpu_ = cuda::alloc_device(size_, &gpu_device_);
+      if (!gpu_) gpu_ = cuda::alloc_device(size_, &gpu_device_);  // kept if zeroing failed before
       cuda::zero_device(gpu_, size_);
       head_ = Head::AtGpu;
       break;

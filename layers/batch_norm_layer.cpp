@@ -76,7 +76,7 @@ void BatchNormLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   if (top[0] != bottom[0]) top[0]->reshape_like(x);
   x_norm_.reshape_like(x);
   inv_std_.assign(static_cast<size_t>(channels_), 0.f);
-  gpu_stats_.reshape({5, channels_});
+  gpu_stats_.reshape({8, channels_});  // see forward_gpu
 
   use_onednn_ = false;
   if (onednn_ && x.count() > 0) {
@@ -237,11 +237,13 @@ void BatchNormLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const Blob
   const cuda::CudaContext& cc = *ctx.cuda();
   const cuda::BatchNormShape s = gpu_shape(layout_, params_);
   const size_t C = static_cast<size_t>(channels_);
-  float* stats = gpu_stats_.mutable_gpu_data();  // (5, C)
-  float* mean = stats;                           // (C)
-  float* var = stats + C;                        // (C)
-  float* inv_std = stats + 2 * C;                // (C)
-  const float* x = bottom[0]->gpu_data();        // x: (N, C, S)
+  // (8, C) floats: the means and the backward's sums as doubles first (device blocks are
+  // 256-byte aligned, so both are 8-byte aligned), then var and inv_std.
+  float* stats = gpu_stats_.mutable_gpu_data();
+  double* mean = reinterpret_cast<double*>(stats);  // (C)
+  float* var = stats + 6 * C;                        // (C)
+  float* inv_std = stats + 7 * C;                    // (C)
+  const float* x = bottom[0]->gpu_data();            // x: (N, C, S)
   if (use_global_stats_)
     cuda::batch_norm_global_stats(cc, s, blobs_[0]->gpu_data(), blobs_[1]->gpu_data(), blobs_[2]->gpu_data(), mean,
                                   inv_std);
@@ -249,18 +251,20 @@ void BatchNormLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const Blob
     cuda::batch_norm_batch_stats(cc, s, x, mean, var, blobs_[0]->mutable_gpu_data(), blobs_[1]->mutable_gpu_data(),
                                  blobs_[2]->mutable_gpu_data(), inv_std);
   float* y = top[0]->mutable_gpu_data();  // y: (N, C, S), may alias x
-  cuda::batch_norm_normalize(cc, s, x, mean, inv_std, y, x_norm_.mutable_gpu_data());
+  // With global statistics the gradient only divides: no normalised copy (as on the CPU).
+  cuda::batch_norm_normalize(cc, s, x, mean, inv_std, y, use_global_stats_ ? nullptr : x_norm_.mutable_gpu_data());
 }
 
 void BatchNormLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                                   const BlobVec& bottom) {
   if (!propagate_down[0]) return;
   const size_t C = static_cast<size_t>(channels_);
-  float* stats = gpu_stats_.mutable_gpu_data();  // (5, C): inv_std at 2C, sums at 3C
-  const float* dy = top[0]->gpu_diff();          // dy: (N, C, S)
-  float* dx = bottom[0]->mutable_gpu_diff();     // dx: (N, C, S), may alias dy
-  cuda::batch_norm_backward(*ctx.cuda(), gpu_shape(layout_, params_), use_global_stats_, x_norm_.gpu_data(), dy,
-                            stats + 2 * C, stats + 3 * C, dx);
+  float* stats = gpu_stats_.mutable_gpu_data();             // (8, C) as in forward_gpu
+  double* sums = reinterpret_cast<double*>(stats + 2 * C);  // (2, C)
+  const float* dy = top[0]->gpu_diff();                     // dy: (N, C, S)
+  float* dx = bottom[0]->mutable_gpu_diff();                // dx: (N, C, S), may alias dy
+  cuda::batch_norm_backward(*ctx.cuda(), gpu_shape(layout_, params_), use_global_stats_,
+                            use_global_stats_ ? nullptr : x_norm_.gpu_data(), dy, stats + 7 * C, sums, dx);
 }
 #endif
 

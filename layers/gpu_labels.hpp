@@ -1,7 +1,8 @@
 // The GPU paths' label check: labels stay on the device, one kernel finds the first
 // one that read_label would refuse, and only that verdict comes back to the host,
 // which then throws read_label's own message, so a bad label reads the same on
-// both devices. Shared by the losses that read labels on the GPU (Hinge, Infogain).
+// both devices. Shared by the layers that read labels on the GPU (Hinge, Infogain,
+// and SoftmaxWithLoss and Accuracy once their own kernels have counted a bad one).
 #pragma once
 
 #ifdef CREMA_WITH_CUDA

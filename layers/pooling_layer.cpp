@@ -250,6 +250,10 @@ bool PoolingLayer::use_cudnn(const BlobVec& top) const {
     case Engine::CAFFE:
       return false;
     case Engine::CUDNN:
+      if (params_.pool == PoolingParams::Method::MAX)
+        spec_.fail("pooling_param.engine: CUDNN is not offered for MAX pooling: cuDNN's backward finds each maximum "
+                   "again from the top's values, which a later in-place layer may have changed, and gives ties to "
+                   "another input than Caffe; use engine: DEFAULT or CAFFE, whose kernels keep the argmax");
       if (!cudnn_exact(top))
         spec_.fail("pooling_param.engine: CUDNN cannot compute Caffe's pooling here (output " +
                    std::to_string(pooled_height_) + "x" + std::to_string(pooled_width_) +

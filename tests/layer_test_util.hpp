@@ -69,8 +69,9 @@ inline void check_values(const Blob& b, const std::vector<float>& want) {
 inline void forward_with_random_top_diff(Layer& layer, Context& ctx, Blob& x, Blob& y, Rng& rng) {
   layer.setup(ctx, {&x}, {&y});
   layer.forward(ctx, {&x}, {&y});
-  fill_gaussian(y, rng);
-  std::copy(y.cpu_data(), y.cpu_data() + y.count(), y.mutable_cpu_diff());
+  Blob dy(y.shape());  // drawn aside: a backward may read y's data
+  fill_gaussian(dy, rng);
+  std::copy(dy.cpu_data(), dy.cpu_data() + dy.count(), y.mutable_cpu_diff());
   for (auto& p : layer.blobs()) p->set_diff(0.f);
 }
 

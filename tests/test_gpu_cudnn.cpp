@@ -46,13 +46,16 @@ using ParamInit = std::function<void(Layer&)>;
 // the same input, parameters and top gradients, and compares everything. Then runs
 // the GPU pass again and checks it moved nothing between host and device.
 void check_gpu_matches_cpu(const std::string& yaml, const std::vector<int>& shape, int num_tops = 1,
-                           Phase phase = Phase::TRAIN, const ParamInit& init = nullptr) {
+                           Phase phase = Phase::TRAIN, const ParamInit& init = nullptr,
+                           const std::function<float(float)>& input = nullptr) {
   INFO("layer " << yaml << " on " << crema::shape_string(shape));
   Context cpu(1);
   auto gpu = Context::gpu(0, 1);
   auto ref = make_layer(yaml, phase), dut = make_layer(yaml, phase);
   REQUIRE(dut.layer->supports(gpu->device()));
   Blob x_cpu = gaussian_blob({shape}), x_gpu;
+  if (input)  // reshapes the gaussian values (ties, offsets)
+    for (int i = 0; i < x_cpu.count(); ++i) x_cpu.mutable_cpu_data()[i] = input(x_cpu.cpu_data()[i]);
   x_gpu.copy_from(x_cpu, false, true);
   Blob y_cpu[2], y_gpu[2];
   BlobVec top_cpu, top_gpu;
@@ -82,9 +85,12 @@ void check_gpu_matches_cpu(const std::string& yaml, const std::vector<int>& shap
 
   Rng rng(11);
   for (int t = 0; t < num_tops; ++t) {
-    fill_gaussian(y_cpu[t], rng);
-    std::copy(y_cpu[t].cpu_data(), y_cpu[t].cpu_data() + y_cpu[t].count(), y_cpu[t].mutable_cpu_diff());
-    std::copy(y_cpu[t].cpu_diff(), y_cpu[t].cpu_diff() + y_cpu[t].count(), y_gpu[t].mutable_cpu_diff());
+    // Drawn aside: backward reads the tops' data (LRN's y, pooling's mask), which must stay
+    // what forward wrote.
+    Blob dy(y_cpu[t].shape());
+    fill_gaussian(dy, rng);
+    std::copy(dy.cpu_data(), dy.cpu_data() + dy.count(), y_cpu[t].mutable_cpu_diff());
+    std::copy(dy.cpu_data(), dy.cpu_data() + dy.count(), y_gpu[t].mutable_cpu_diff());
   }
   for (size_t i = 0; i < ref_params.size(); ++i) {
     ref_params[i]->set_diff(0.f);
@@ -153,12 +159,15 @@ TEST_CASE("GPU cuDNN: Pooling matches the CPU on ceil shapes, AVE padding and em
   check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 3, stride: 2, pad: 1}}", {2, 3, 8, 7});
   // AVE whose last window passes the padded image: divided by the clipped window.
   check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, pad: 1}}", {2, 3, 8, 8});
-  // Floor-equal shapes: cuDNN (DEFAULT for AVE, CUDNN for MAX), and the kernels by request.
+  // Floor-equal shapes: cuDNN (DEFAULT and CUDNN for AVE), and the kernels by request.
   check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, pad: 1}}", {2, 3, 7, 7});
   check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, pad: 1, engine: CAFFE}}",
                         {2, 3, 7, 7});
-  check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2, engine: CUDNN}}",
+  check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: AVE, kernel_size: 2, stride: 2, engine: CUDNN}}",
                         {2, 3, 8, 6});
+  // Overlapping MAX windows on ReLU-like data (many ties at 0): the first maximum, as on the CPU.
+  check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 3, stride: 1}}", {2, 3, 6, 6}, 1,
+                        Phase::TRAIN, nullptr, [](float v) { return std::max(v, 0.f); });
   check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: AVE, global_pooling: true}}", {2, 3, 5, 4});
   // The ceil rule places the last window wholly past the image: 0, mask -1, no gradient.
   check_gpu_matches_cpu("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 1, stride: 3}}", {1, 2, 5, 5}, 2);
@@ -172,6 +181,10 @@ TEST_CASE("GPU cuDNN: engine CUDNN is refused where cuDNN cannot pool like Caffe
   Blob x({1, 1, 8, 8}), y;
   t.layer->setup(*gpu, {&x}, {&y});
   CHECK_THROWS_WITH_AS(t.layer->forward(*gpu, {&x}, {&y}), doctest::Contains("engine: CUDNN cannot"), Error);
+  // MAX: cuDNN's backward re-derives the argmax from the top, which in-place layers may change.
+  auto m = make_layer("{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2, engine: CUDNN}}");
+  m.layer->setup(*gpu, {&x}, {&y});
+  CHECK_THROWS_WITH_AS(m.layer->forward(*gpu, {&x}, {&y}), doctest::Contains("not offered for MAX pooling"), Error);
 }
 
 TEST_CASE("GPU cuDNN: LRN matches the CPU across and within channels") {
@@ -187,6 +200,9 @@ TEST_CASE("GPU cuDNN: BatchNorm matches the CPU with batch and global statistics
   SKIP_WITHOUT_DEVICE();
   check_gpu_matches_cpu("{type: BatchNorm, batch_norm_param: {moving_average_fraction: 0.9}}", {4, 3, 3, 2});
   check_gpu_matches_cpu("{type: BatchNorm}", {8, 5});
+  // A large offset over a small spread: the mean must be subtracted in double, as on the CPU.
+  check_gpu_matches_cpu("{type: BatchNorm}", {16, 3, 2, 2}, 1, Phase::TRAIN, nullptr,
+                        [](float v) { return 30000.f + v; });
   // Running sums as a few iterations leave them: estimates are blob / factor.
   const ParamInit stored = [](Layer& layer) {
     Rng rng(5);

@@ -370,6 +370,19 @@ TEST_CASE("GPU table: a bad index or label stops the GPU forward with the same m
             .empty());
   CHECK(forward_error("{type: HingeLoss}", *gpu, loss_shapes, loss_values) ==
         forward_error("{type: HingeLoss}", cpu, loss_shapes, loss_values));
+  // Several different bad labels over many positions (more than one GPU thread's share):
+  // the first one is named, as on the CPU, by the layers with their own counting kernels.
+  std::vector<float> many_labels(600, 1.f);
+  many_labels[300] = 9.f;
+  many_labels[301] = -4.f;
+  many_labels[599] = 6.f;
+  for (const char* layer : {"{type: SoftmaxWithLoss}", "{type: Accuracy}"}) {
+    const std::vector<std::vector<int>> shapes = {{600, 4}, {600}};
+    const std::vector<std::vector<float>> values = {std::vector<float>(2400, 0.25f), many_labels};
+    const std::string first = forward_error(layer, cpu, shapes, values);
+    CHECK_MESSAGE(first.find("label 9") != std::string::npos, first);
+    CHECK(forward_error(layer, *gpu, shapes, values) == first);
+  }
 
   // Embed: 3 at position 2 is out of range [0, 3) before the fraction at position 3.
   const std::string embed = "{type: Embed, embed_param: {num_output: 2, input_dim: 3}}";

@@ -95,6 +95,10 @@ TEST_CASE("LRN rejects bad configurations with clear messages") {
   Blob x({2, 3, 4}), y;
   Context ctx(1);
   CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&x}, {&y}), doctest::Contains("4-D bottom"), ConfigError);
+  // In place, each output would read neighbours already overwritten (a race on the GPU).
+  auto in_place = test::make_layer("{type: LRN}");
+  Blob z({2, 3, 4, 4});
+  CHECK_THROWS_WITH_AS(in_place.layer->setup(ctx, {&z}, {&z}), doctest::Contains("in-place"), ConfigError);
 }
 
 TEST_CASE("LRN gradient") {

@@ -25,6 +25,13 @@ inline void check(cudnnStatus_t s, const char* call, const char* file, int line)
   if (s != CUDNN_STATUS_SUCCESS) throw_cuda_error(call, cudnnGetErrorString(s), file, line);
 }
 
+// After a kernel launch: a bad launch configuration is an error here. With CREMA_CUDA_SYNC=1
+// in the environment (for bringing up a new device or chasing a fault) every launch also
+// waits for its kernel, so a fault inside one names its own launch instead of the next
+// call that happens to synchronise.
+void check_launch(cudaStream_t stream, const char* file, int line);
+
 }  // namespace crema::cuda
 
 #define CREMA_CUDA_CHECK(call) ::crema::cuda::check((call), #call, __FILE__, __LINE__)
+#define CREMA_CUDA_LAUNCHED(stream) ::crema::cuda::check_launch((stream), __FILE__, __LINE__)

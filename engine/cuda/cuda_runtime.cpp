@@ -3,7 +3,9 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "engine/cuda/cuda_check.hpp"
@@ -15,6 +17,15 @@ namespace crema::cuda {
 
 void throw_cuda_error(const char* call, const std::string& what, const char* file, int line) {
   throw Error(std::string(call) + " failed: " + what + " (" + file + ":" + std::to_string(line) + ")");
+}
+
+void check_launch(cudaStream_t stream, const char* file, int line) {
+  check(cudaGetLastError(), "kernel launch", file, line);
+  static const bool sync = [] {
+    const char* v = std::getenv("CREMA_CUDA_SYNC");
+    return v && *v && std::string(v) != "0";
+  }();
+  if (sync) check(cudaStreamSynchronize(stream), "kernel (waited for by CREMA_CUDA_SYNC)", file, line);
 }
 
 bool compiled_in() { return true; }
@@ -310,6 +321,9 @@ std::unique_ptr<CudaContext> CudaContext::create(int device) {
 }
 
 CudaContext::~CudaContext() {
+  // Blocks freed to the caching allocator are handed out again without waiting, which is
+  // safe only while their last users have finished: let this stream's queued work end.
+  if (stream_) (void)cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   if (cudnn_) cudnnDestroy(static_cast<cudnnHandle_t>(cudnn_));
   if (cublas_) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));

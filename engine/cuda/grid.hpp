@@ -13,9 +13,10 @@ namespace crema::cuda {
 constexpr int kThreads = 256;
 
 // Enough blocks for one element per thread, capped: the loops stride over the rest.
+// At least one, as a grid of 0 blocks is a launch error, not an empty loop.
 inline int blocks_for(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return blocks < 4096 ? static_cast<int>(blocks) : 4096;
+  return blocks < 1 ? 1 : blocks < 4096 ? static_cast<int>(blocks) : 4096;
 }
 
 inline cudaStream_t stream_of(const CudaContext& ctx) { return static_cast<cudaStream_t>(ctx.stream()); }
@@ -29,7 +30,7 @@ template <typename Kernel, typename... Args>
 void launch(const CudaContext& ctx, int64_t n, Kernel kernel, Args... args) {
   if (n <= 0) return;
   kernel<<<blocks_for(n), kThreads, 0, stream_of(ctx)>>>(n, args...);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 }  // namespace crema::cuda

@@ -35,7 +35,7 @@ __device__ int64_t at(const BatchNormShape& s, int c, int64_t k) {
   return (o * s.channels + c) * s.inner + j;
 }
 
-__global__ void batch_stats_kernel(BatchNormShape s, const float* x, float* mean, float* var, float* mean_blob,
+__global__ void batch_stats_kernel(BatchNormShape s, const float* x, double* mean, float* var, float* mean_blob,
                                    float* var_blob, float* inv_std) {
   // x: (N, C, S); mean, var, mean_blob, var_blob, inv_std: (C)
   __shared__ double buf[2 * kThreads];
@@ -57,7 +57,7 @@ __global__ void batch_stats_kernel(BatchNormShape s, const float* x, float* mean
       const double v = m > 0 ? sq / static_cast<double>(m) : 0.0;
       const double correction = m > 1 ? static_cast<double>(m) / static_cast<double>(m - 1) : 1.0;
       const float maf = s.moving_average_fraction;
-      mean[c] = static_cast<float>(mu);
+      mean[c] = mu;
       var[c] = static_cast<float>(v);
       mean_blob[c] = static_cast<float>(mu + maf * mean_blob[c]);
       var_blob[c] = static_cast<float>(correction * v + maf * var_blob[c]);
@@ -71,27 +71,28 @@ __global__ void update_factor_kernel(float maf, float* factor) {  // factor: (1)
 }
 
 __global__ void global_stats_kernel(BatchNormShape s, const float* mean_blob, const float* var_blob,
-                                    const float* factor, float* mean, float* inv_std) {
+                                    const float* factor, double* mean, float* inv_std) {
   // mean_blob, var_blob, mean, inv_std: (C); factor: (1)
   const double scale = factor[0] == 0.f ? 0.0 : 1.0 / factor[0];
   for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < s.channels; c += blockDim.x * gridDim.x) {
-    mean[c] = static_cast<float>(mean_blob[c] * scale);
+    mean[c] = mean_blob[c] * scale;
     inv_std[c] = static_cast<float>(1.0 / sqrt(var_blob[c] * scale + static_cast<double>(s.eps)));
   }
 }
 
-__global__ void normalize_kernel(int64_t n, BatchNormShape s, const float* x, const float* mean, const float* inv_std,
+__global__ void normalize_kernel(int64_t n, BatchNormShape s, const float* x, const double* mean, const float* inv_std,
                                  float* y, float* x_norm) {
   // x, y, x_norm: (N, C, S); mean, inv_std: (C)
+  // In double, as the CPU: x - mean in float loses |mean| 2^-24 / std, large for offset inputs.
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int c = static_cast<int>((i / s.inner) % s.channels);
-    const float v = (x[i] - mean[c]) * inv_std[c];
+    const float v = static_cast<float>((x[i] - mean[c]) * static_cast<double>(inv_std[c]));
     y[i] = v;
-    x_norm[i] = v;
+    if (x_norm) x_norm[i] = v;
   }
 }
 
-__global__ void backward_sums_kernel(BatchNormShape s, const float* x_norm, const float* dy, float* sums) {
+__global__ void backward_sums_kernel(BatchNormShape s, const float* x_norm, const float* dy, double* sums) {
   // x_norm, dy: (N, C, S); sums: (2, C) = mean(dy), mean(dy x_norm)
   __shared__ double buf[2 * kThreads];
   const int64_t m = static_cast<int64_t>(s.outer) * s.inner;
@@ -104,55 +105,57 @@ __global__ void backward_sums_kernel(BatchNormShape s, const float* x_norm, cons
     }
     block_sum2(buf, sum_dy, sum_dy_y);
     if (threadIdx.x == 0) {
-      sums[c] = m > 0 ? static_cast<float>(sum_dy / static_cast<double>(m)) : 0.f;
-      sums[s.channels + c] = m > 0 ? static_cast<float>(sum_dy_y / static_cast<double>(m)) : 0.f;
+      sums[c] = m > 0 ? sum_dy / static_cast<double>(m) : 0.0;
+      sums[s.channels + c] = m > 0 ? sum_dy_y / static_cast<double>(m) : 0.0;
     }
   }
 }
 
 __global__ void backward_kernel(int64_t n, BatchNormShape s, bool global, const float* x_norm, const float* dy,
-                                const float* inv_std, const float* sums, float* dx) {
+                                const float* inv_std, const double* sums, float* dx) {
   // x_norm, dy, dx: (N, C, S); inv_std: (C); sums: (2, C)
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const int c = static_cast<int>((i / s.inner) % s.channels);
-    dx[i] = global ? dy[i] * inv_std[c] : (dy[i] - sums[c] - x_norm[i] * sums[s.channels + c]) * inv_std[c];
+    dx[i] = global ? dy[i] * inv_std[c]
+                   : static_cast<float>((dy[i] - sums[c] - x_norm[i] * sums[s.channels + c]) *
+                                        static_cast<double>(inv_std[c]));
   }
 }
 
 int64_t count_of(const BatchNormShape& s) { return static_cast<int64_t>(s.outer) * s.channels * s.inner; }
 }  // namespace
 
-void batch_norm_batch_stats(const CudaContext& ctx, const BatchNormShape& s, const float* x, float* mean, float* var,
+void batch_norm_batch_stats(const CudaContext& ctx, const BatchNormShape& s, const float* x, double* mean, float* var,
                             float* mean_blob, float* var_blob, float* factor, float* inv_std) {
   if (s.channels <= 0) return;
   batch_stats_kernel<<<channel_blocks(s.channels), kThreads, 0, stream_of(ctx)>>>(s, x, mean, var, mean_blob, var_blob,
                                                                                   inv_std);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
   update_factor_kernel<<<1, 1, 0, stream_of(ctx)>>>(s.moving_average_fraction, factor);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void batch_norm_global_stats(const CudaContext& ctx, const BatchNormShape& s, const float* mean_blob,
-                             const float* var_blob, const float* factor, float* mean, float* inv_std) {
+                             const float* var_blob, const float* factor, double* mean, float* inv_std) {
   if (s.channels <= 0) return;
   global_stats_kernel<<<blocks_for(s.channels), kThreads, 0, stream_of(ctx)>>>(s, mean_blob, var_blob, factor, mean,
                                                                                inv_std);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
-void batch_norm_normalize(const CudaContext& ctx, const BatchNormShape& s, const float* x, const float* mean,
+void batch_norm_normalize(const CudaContext& ctx, const BatchNormShape& s, const float* x, const double* mean,
                           const float* inv_std, float* y, float* x_norm) {
   launch(ctx, count_of(s), normalize_kernel, s, x, mean, inv_std, y, x_norm);
 }
 
 void batch_norm_backward(const CudaContext& ctx, const BatchNormShape& s, bool global, const float* x_norm,
-                         const float* dy, const float* inv_std, float* sums, float* dx) {
+                         const float* dy, const float* inv_std, double* sums, float* dx) {
   const int64_t n = count_of(s);
   if (n <= 0) return;
   // The sums are taken before any dx is written: dx may alias dy.
   if (!global) {
     backward_sums_kernel<<<channel_blocks(s.channels), kThreads, 0, stream_of(ctx)>>>(s, x_norm, dy, sums);
-    CREMA_CUDA_CHECK(cudaGetLastError());
+    CREMA_CUDA_LAUNCHED(stream_of(ctx));
   }
   launch(ctx, n, backward_kernel, s, global, x_norm, dy, inv_std, sums, dx);
 }

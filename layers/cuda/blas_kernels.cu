@@ -72,7 +72,7 @@ void broadcast_reduce_gpu(const CudaContext& ctx, int outer, int dim, int inner,
   if (dim <= 0) return;
   const int blocks = dim < 65535 ? dim : 65535;
   broadcast_reduce_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(outer, dim, inner, a, b, out, accumulate);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void copy_axis_part_gpu(const CudaContext& ctx, int outer, int whole_axis, int part_axis, int offset, int inner,

@@ -309,7 +309,7 @@ __global__ void col2im_kernel(int64_t count, ConvGeometry s, int out_h, int out_
 void contrastive_forward(const CudaContext& ctx, int num, const ContrastiveRule& rule, const float* dist_sq,
                          const float* y, float* loss) {
   contrastive_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(num, rule, dist_sq, y, loss);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void contrastive_backward(const CudaContext& ctx, int num, int channels, const ContrastiveRule& rule, float sign,
@@ -331,7 +331,7 @@ BadIndex find_bad_label(const CudaContext& ctx, int n, const float* labels, int 
                         float* scratch) {
   if (n <= 0) return {};
   find_bad_label_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, labels, limit, rule, scratch);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
   float host[2] = {0.f, 0.f};
   CREMA_CUDA_CHECK(cudaMemcpyAsync(host, scratch, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
   CREMA_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
@@ -345,7 +345,7 @@ void infogain_forward(const CudaContext& ctx, int outer, int classes, int inner,
                       const float* label, const float* h, const TargetRule& rule, float* loss, float* normalizer) {
   infogain_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(outer, classes, inner, threshold, prob, label, h, rule,
                                                              loss, normalizer);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void infogain_row_sums(const CudaContext& ctx, int classes, const float* h, float* row_sums) {
@@ -373,14 +373,14 @@ void mvn_forward(const CudaContext& ctx, int groups, int size, bool normalize_va
   if (groups <= 0) return;
   mvn_forward_kernel<<<blocks_per_item(groups), kThreads, 0, stream_of(ctx)>>>(groups, size, normalize_variance, eps,
                                                                               x, y, inv_std);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void mvn_backward(const CudaContext& ctx, int groups, int size, const float* y, const float* dy,
                   const float* inv_std, float* dx) {
   if (groups <= 0) return;
   mvn_backward_kernel<<<blocks_per_item(groups), kThreads, 0, stream_of(ctx)>>>(groups, size, y, dy, inv_std, dx);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void im2col_gpu(const CudaContext& ctx, int num, const ConvGeometry& g, int out_h, int out_w, const float* x,

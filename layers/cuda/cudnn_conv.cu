@@ -17,12 +17,16 @@ namespace {
 bool fp32_exact(cudnnMathType_t m) { return m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH; }
 
 // The first (fastest by cuDNN's estimate) usable algorithm whose workspace fits
-// `limit`, else `fallback` (which needs the least workspace).
+// `limit`, preferring deterministic ones (some backward algorithms sum with atomics, so
+// two runs of one config would differ in the last bits and a resumed run would not
+// repeat an uninterrupted one); else `fallback` (which needs the least workspace).
 template <typename Perf, typename Algo>
 Algo pick(const Perf* perf, int returned, size_t limit, Algo fallback) {
-  for (int i = 0; i < returned; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && fp32_exact(perf[i].mathType) && perf[i].memory <= limit)
-      return perf[i].algo;
+  for (const bool need_determinism : {true, false})
+    for (int i = 0; i < returned; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && fp32_exact(perf[i].mathType) && perf[i].memory <= limit &&
+          (!need_determinism || perf[i].determinism == CUDNN_DETERMINISTIC))
+        return perf[i].algo;
   return fallback;
 }
 

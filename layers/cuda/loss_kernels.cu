@@ -72,18 +72,13 @@ __global__ void softmax_loss_forward_kernel(int outer, int channels, int inner, 
   // prob: (outer, channels, inner); label: (outer, inner); loss: (1); stats: (3)
   __shared__ double loss_sum[kThreads];
   __shared__ int valid[kThreads], bad[kThreads];
-  __shared__ float bad_value[kThreads];
   const int t = static_cast<int>(threadIdx.x);
   double my_loss = 0;
   int my_valid = 0, my_bad = 0;
-  float my_bad_value = 0.f;
   const int64_t positions = static_cast<int64_t>(outer) * inner;
   for (int64_t p = t; p < positions; p += blockDim.x) {
     const int l = device_label(label[p], channels, rule);
-    if (l == kBad) {
-      ++my_bad;
-      my_bad_value = label[p];
-    }
+    if (l == kBad) ++my_bad;
     if (l < 0) continue;
     const float pr = prob[(p / inner * channels + l) * inner + p % inner];
     my_loss -= logf(fmaxf(pr, FLT_MIN));
@@ -92,13 +87,11 @@ __global__ void softmax_loss_forward_kernel(int outer, int channels, int inner, 
   loss_sum[t] = my_loss;
   valid[t] = my_valid;
   bad[t] = my_bad;
-  bad_value[t] = my_bad_value;
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {
     if (t < half) {
       loss_sum[t] += loss_sum[t + half];
       valid[t] += valid[t + half];
-      if (bad[t] == 0) bad_value[t] = bad_value[t + half];
       bad[t] += bad[t + half];
     }
     __syncthreads();
@@ -108,7 +101,6 @@ __global__ void softmax_loss_forward_kernel(int outer, int channels, int inner, 
     loss[0] = static_cast<float>(loss_sum[0]) / device_normalizer(rule.normalization, outer, inner, n);
     stats[0] = n;
     stats[1] = static_cast<float>(bad[0]);
-    stats[2] = bad_value[0];
   }
 }
 
@@ -125,17 +117,14 @@ __global__ void softmax_loss_backward_kernel(int64_t n, int outer, int channels,
   }
 }
 
-// counts: {correct, counted, bad labels, one bad label, per class totals (channels),
+// counts: {correct, counted, bad labels, unused, per class totals (channels),
 // per class correct (channels)}, zeroed before.
 __global__ void accuracy_count_kernel(int64_t positions, int channels, int inner, const float* score,
                                       const float* label, int top_k, LabelRule rule, float* counts) {
   // score: (outer, channels, inner); label: (outer, inner) = (positions)
   for (int64_t p = first_index(); p < positions; p += grid_stride()) {
     const int l = device_label(label[p], channels, rule);
-    if (l == kBad) {
-      atomicAdd(&counts[2], 1.f);
-      counts[3] = label[p];  // any one of them
-    }
+    if (l == kBad) atomicAdd(&counts[2], 1.f);
     if (l < 0) continue;
     const int64_t base = p / inner * channels * inner + p % inner;  // (o, 0, i)
     const float true_score = score[base + static_cast<int64_t>(l) * inner];
@@ -182,12 +171,12 @@ __global__ void scale_by_scalar_kernel(int64_t n, const float* s, float factor, 
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = alpha * x[i];
 }
 
-// Copies the label check (two floats at `at`) to the host, once the stream is done.
+// Copies the count of bad labels (a float at `at`) to the host, once the stream is done.
 LabelCheck read_check(const CudaContext& ctx, const float* at) {
-  float host[2] = {0.f, 0.f};
-  CREMA_CUDA_CHECK(cudaMemcpyAsync(host, at, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
+  float host = 0.f;
+  CREMA_CUDA_CHECK(cudaMemcpyAsync(&host, at, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
   CREMA_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
-  return {host[0], host[1]};
+  return {host};
 }
 }  // namespace
 
@@ -204,7 +193,7 @@ LabelCheck softmax_loss_forward_gpu(const CudaContext& ctx, int outer, int chann
                                     const float* label, const LabelRule& rule, float* loss, float* stats) {
   softmax_loss_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(outer, channels, inner, prob, label, rule, loss,
                                                                   stats);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
   return read_check(ctx, stats + 1);
 }
 
@@ -226,13 +215,13 @@ LabelCheck accuracy_forward_gpu(const CudaContext& ctx, int outer, int channels,
          counts);
   accuracy_finish_kernel<<<blocks_for(channels), kThreads, 0, stream_of(ctx)>>>(channels, counts, accuracy,
                                                                                  per_class);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
   return read_check(ctx, counts + 2);
 }
 
 void sumsq_to_gpu(const CudaContext& ctx, int n, const float* x, float scale, float* out) {
   sumsq_to_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, x, scale, out);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void scale_by_scalar_gpu(const CudaContext& ctx, int n, const float* s, float factor, const float* x, float* y) {

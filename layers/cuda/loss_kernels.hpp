@@ -22,15 +22,14 @@ struct LabelRule {
   int normalization = 1;
 };
 
-// What the host needs to report a bad label the way the CPU does: how many labels
-// were out of range (or not numbers), and one of them.
+// How many labels were out of range (or not numbers); when some were, the layer finds
+// the first (check_labels_gpu) to report it as the CPU does.
 struct LabelCheck {
   float bad = 0.f;
-  float bad_value = 0.f;
 };
 
 // loss[0] = −Σ_valid log(max(p_label, FLT_MIN)) / normalizer, with stats (3) =
-// {positions not ignored, bad labels, one bad label}. Waits for the stream to return
+// {positions not ignored, bad labels, unused}. Waits for the stream to return
 // the label check. prob: (outer, channels, inner); label: (outer, inner); loss: (1)
 LabelCheck softmax_loss_forward_gpu(const CudaContext& ctx, int outer, int channels, int inner, const float* prob,
                                     const float* label, const LabelRule& rule, float* loss, float* stats);

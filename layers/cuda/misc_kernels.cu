@@ -261,7 +261,7 @@ __global__ void argmax_forward_kernel(int64_t positions, int dim, int inner, int
 void reduction_forward(const CudaContext& ctx, int num, int dim, Reduce op, float coeff, const float* x, float* y) {
   if (num <= 0) return;
   reduction_forward_kernel<<<num < 4096 ? num : 4096, kThreads, 0, stream_of(ctx)>>>(num, dim, op, coeff, x, y);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void reduction_backward(const CudaContext& ctx, int num, int dim, Reduce op, float coeff, const float* x,
@@ -292,7 +292,7 @@ BadIndex find_bad_index(const CudaContext& ctx, int n, const float* values, int 
                         float* scratch) {
   if (n <= 0) return {};
   find_bad_index_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, values, limit, rule, scratch);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
   float host[3] = {0.f, 0.f, 0.f};
   CREMA_CUDA_CHECK(cudaMemcpyAsync(host, scratch, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
   CREMA_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
@@ -313,7 +313,7 @@ void batch_reindex_backward(const CudaContext& ctx, int num, int items, int inne
 void sigmoid_cross_entropy_forward(const CudaContext& ctx, int n, const float* x, const float* t,
                                    const TargetRule& rule, float* loss, float* normalizer) {
   sigmoid_cross_entropy_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, x, t, rule, loss, normalizer);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void sigmoid_cross_entropy_backward(const CudaContext& ctx, int n, const float* p, const float* t,
@@ -325,7 +325,7 @@ void sigmoid_cross_entropy_backward(const CudaContext& ctx, int n, const float* 
 void multinomial_logistic_forward(const CudaContext& ctx, int num, int dim, float threshold, const float* p,
                                   const float* label, float* loss) {
   multinomial_logistic_forward_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(num, dim, threshold, p, label, loss);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void multinomial_logistic_backward(const CudaContext& ctx, int num, int dim, float threshold, const float* p,

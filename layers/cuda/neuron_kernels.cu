@@ -317,7 +317,7 @@ void prelu_backward_slope(const CudaContext& ctx, int64_t n, int channels, int64
                           const float* dy, float* da) {
   if (n <= 0 || channels <= 0) return;
   prelu_backward_slope_kernel<<<channels, kThreads, 0, stream_of(ctx)>>>(n, channels, dim, x, dy, da);
-  CREMA_CUDA_CHECK(cudaGetLastError());
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
 }
 
 void dropout_forward(const CudaContext& ctx, int64_t n, uint64_t seed, float keep, float scale, const float* x,
