@@ -55,7 +55,10 @@ int classify(const ClassifyOptions& opt) {
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
   Net net(spec, NetState{Phase::TEST, 0, {}}, *ctx, true);
-  for (const auto& w : opt.weights) io::copy_weights(net, io::load_weights(w), w);
+  std::vector<std::string> loaded;
+  for (const auto& w : opt.weights)
+    for (const auto& l : io::copy_weights(net, io::load_weights(w), w).loaded) loaded.push_back(l);
+  io::refuse_unloaded(io::layers_not_loaded(net, loaded), opt.weights);
   if (opt.weights.empty()) spdlog::warn("no --weights given: classifying with freshly initialised parameters");
 
   Blob* input = input_blob(net);

@@ -76,10 +76,15 @@ void flatten(const Node& n, const std::string& path, std::map<std::string, std::
 }
 
 // A resumed run matches an uninterrupted one only with the same config; say what changed.
-void warn_config_changes(const std::string& stored_yaml, const Node& current) {
+void warn_config_changes(const std::string& snapshot, const std::string& stored_yaml, const Node& current) {
   if (stored_yaml.empty()) return;  // a Caffe-written snapshot records no config
   std::map<std::string, std::string> before, now;
-  flatten(io::parse_yaml(stored_yaml, "<snapshot config>"), "", before);
+  try {
+    flatten(io::parse_yaml(stored_yaml, snapshot + " (its stored config)"), "", before);
+  } catch (const Error& e) {  // only a comparison is lost: the weights and state were read
+    spdlog::warn("{}; config changes since the snapshot are not checked", e.what());
+    return;
+  }
   flatten(current, "", now);
   std::vector<std::string> changes;
   for (const auto& [k, v] : now) {
@@ -98,6 +103,24 @@ void warn_config_changes(const std::string& stored_yaml, const Node& current) {
   spdlog::warn("The config differs from the one this snapshot was written with: {}. The run continues with the new "
                "values, so it will not match an uninterrupted run beyond what you changed.",
                list);
+}
+
+// Caffe's UpgradeSnapshotPrefixProperty: no prefix is the solver's path without its
+// extension (beside the solver, so two jobs' solver.yaml files do not share snapshots);
+// a directory (existing, or written with a trailing '/') gets the solver's name in it.
+std::string snapshot_prefix(const std::string& written, const std::string& solver_path) {
+  const fs::path solver(solver_path);
+  std::error_code ec;
+  std::string prefix = written;
+  if (written.empty())
+    prefix = (solver.parent_path() / solver.stem()).string();
+  else if (written.back() == '/' || fs::is_directory(written, ec))
+    prefix = (fs::path(written) / solver.stem()).string();
+  else
+    return written;
+  spdlog::info("snapshot_prefix {} is {}", written.empty() ? "was not given, so it" : "'" + written + "' is a directory; it",
+               prefix);
+  return prefix;
 }
 
 std::vector<Net*> solver_test_nets(Solver& solver) {
@@ -141,13 +164,9 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     }
     ignored.emplace_back(f, report.ignored_source);
   }
-  std::vector<std::string> kept;
-  for (int i = 0; i < net.num_layers(); ++i) {
-    const std::string& name = net.layer(i).name();
-    if (!net.layer(i).blobs().empty() && !source_of.count(name) &&
-        std::find(reinit.begin(), reinit.end(), name) == reinit.end())
-      kept.push_back(name);
-  }
+  std::vector<std::string> loaded(reinit);  // --reinit layers count as provided
+  for (const auto& [layer, file] : source_of) loaded.push_back(layer);
+  const std::vector<std::string> kept = io::layers_not_loaded(net, loaded);
   if (files.empty() || quiet) return kept;
   std::vector<const Layer*> shown;
   for (int i = 0; i < net.num_layers(); ++i) shown.push_back(&net.layer(i));
@@ -190,7 +209,7 @@ int train(const TrainOptions& opt) {
                spec.precision == Precision::bf16 ? ", precision bf16" : "");
 
   // Fail now, not at the first snapshot hours later, when snapshots cannot be written.
-  const std::string prefix = spec.snapshot_prefix.empty() ? fs::path(opt.solver).stem().string() : spec.snapshot_prefix;
+  const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
   ensure_writable_directory(fs::path(prefix).parent_path());
 
   Solver solver(spec, net_spec, *ctx);
@@ -217,7 +236,7 @@ int train(const TrainOptions& opt) {
                   "': the net changed since the snapshot was written; resume with the same net, or start from "
                   "these weights with --weights");
     solver.restore(loaded.state);
-    warn_config_changes(loaded.config_yaml, *root);
+    warn_config_changes(opt.snapshot, loaded.config_yaml, *root);
     if (solver.iter() >= spec.max_iter) {
       spdlog::info("The snapshot is at iteration {}, which reaches max_iter {}: nothing left to train (raise it, e.g. "
                    "--set max_iter={}, to train on).",
@@ -241,12 +260,17 @@ int train(const TrainOptions& opt) {
 }
 
 int test(const TestOptions& opt) {
-  auto root = io::load_net_config(opt.model);
+  std::shared_ptr<Node> solver;
+  auto root = io::load_net_config(opt.model, &solver);
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
-  Net net(spec, NetState{Phase::TEST, 0, {}}, *ctx);
+  // The TEST net as training built its first one (the solver's test_state), or from the
+  // net's own state; --stage/--level on top, as Caffe's `caffe test`.
+  const NetState base = solver ? SolverSpec::parse(*solver).test_net_state(spec, 0)
+                               : merged(NetState{Phase::TEST, 0, {}}, spec.state);
+  Net net(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *ctx);
   if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
-  load_weight_files(net, opt.weights);
+  io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {

@@ -1,6 +1,7 @@
 // The subcommands: each maps its options onto the engine and io/.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct TestOptions {
   std::vector<std::string> weights;
   int iterations = 50;
   int gpu = -1;
+  std::vector<std::string> stages;  // added to the TEST net's state (Caffe's --stage)
+  std::optional<int> level;         // replaces its level (Caffe's --level)
 };
 int test(const TestOptions& opt);
 

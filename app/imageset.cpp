@@ -95,9 +95,13 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
       if (io::is_truncated_jpeg(bytes))
         throw Error("image '" + file + "' is a truncated JPEG (no end marker after its image data)");
       if (opt.encoded) {
-        // The file as it is, unless it was resized (Caffe's ReadImageToDatum).
+        // The file as it is when it decodes as asked: not resized, and as many channels as
+        // the records hold (Caffe's ReadImageToDatum); else the converted image, encoded.
         datum.encoded = true;
-        datum.data = width > 0 ? io::encode_image(img, encoding_of(e.path)) : std::move(bytes);
+        io::ImageU8 stored;
+        if (width <= 0 && height <= 0) io::decode_image(bytes, 0, file, stored);
+        const bool as_is = width <= 0 && height <= 0 && stored.channels == img.channels;
+        datum.data = as_is ? std::move(bytes) : io::encode_image(img, encoding_of(e.path));
       } else {
         datum.channels = img.channels, datum.height = img.height, datum.width = img.width;
         datum.data.assign(img.data.begin(), img.data.end());

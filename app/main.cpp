@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <iostream>
 #include <limits>
 
@@ -56,14 +57,16 @@ int main(int argc, char** argv) {
   std::string log_file;
 
   crema::app::TrainOptions train;
+  // Repeatable options take one value each (allow_extra_args(false)): otherwise a vector
+  // option swallows the positional arguments after it (classify's images).
   std::vector<std::string> train_weights;
   auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
   train_cmd->add_option("solver", train.solver, "Solver config (YAML or prototxt)")->required();
-  train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win");
+  train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win")->allow_extra_args(false);
   std::vector<std::string> train_reinit;
-  train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them");
+  train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
   train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate or .solverstate.h5");
-  train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)");
+  train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)")->allow_extra_args(false);
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)");
   train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
   train_cmd->add_option("--log", log_file, "Also write the log to this file");
@@ -72,8 +75,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> test_weights;
   auto* test_cmd = app.add_subcommand("test", "Score a trained net (TEST phase)");
   test_cmd->add_option("--model", test.model, "Net config (YAML or prototxt)")->required();
-  test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated");
+  test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
   test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(CLI::PositiveNumber);
+  std::vector<std::string> test_stages;
+  test_cmd->add_option("--stage", test_stages, "Stage(s) of the TEST net's state, comma-separated (include/exclude rules)")
+      ->allow_extra_args(false);
+  int test_level = 0;
+  auto* test_level_opt =
+      test_cmd->add_option("--level", test_level, "Level of the TEST net's state (min_level/max_level rules)");
   test_cmd->add_option("--gpu", test.gpu, "GPU device id");
   test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
@@ -109,8 +118,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> classify_weights, classify_mean;
   auto* classify_cmd = app.add_subcommand("classify", "Print the top classes for images (Caffe's classification example)");
   classify_cmd->add_option("--model", classify.model, "Deploy net starting with an Input layer (YAML or prototxt)")->required();
-  classify_cmd->add_option("--weights", classify_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated");
-  classify_cmd->add_option("--mean-value", classify_mean, "Mean subtracted per channel: one value or one per channel");
+  classify_cmd->add_option("--weights", classify_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
+  classify_cmd->add_option("--mean-value", classify_mean, "Mean subtracted per channel: one value or one per channel")->allow_extra_args(false);
   classify_cmd->add_option("--mean-file", classify.mean_file, "Mean image (.binaryproto); its per-channel means are used");
   classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)");
   classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
@@ -170,6 +179,8 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand(test_cmd)) {
       test.weights = split_commas(test_weights);
+      test.stages = split_commas(test_stages);
+      if (test_level_opt->count() > 0) test.level = test_level;
       return crema::app::test(test);
     }
     if (app.got_subcommand(convert_cmd)) return crema::app::convert(convert);
@@ -178,11 +189,14 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(classify_cmd)) {
       classify.weights = split_commas(classify_weights);
       for (const auto& v : split_commas(classify_mean)) {
+        size_t used = 0;
         try {
-          classify.mean_value.push_back(std::stof(v));
+          classify.mean_value.push_back(std::stof(v, &used));
         } catch (const std::exception&) {
-          throw crema::ConfigError(crema::Mark{}, "--mean-value", "expected numbers, got '" + v + "'");
+          used = 0;
         }
+        if (used == 0 || used != v.size())  // all of it a number: "1abc" is not 1
+          throw crema::ConfigError(crema::Mark{}, "--mean-value", "expected numbers, got '" + v + "'");
       }
       return crema::app::classify(classify);
     }
@@ -195,6 +209,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const crema::Error& e) {
     spdlog::error("{}", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path the system refused: name it plainly
+    spdlog::error("{}: {}", e.path1().string(), e.code().message());
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("unexpected error: {}", e.what());

@@ -35,6 +35,10 @@ HDF5Source::HDF5Source(const std::string& list_file, HDF5SourceOptions options)
   int line_no = 0;
   while (std::getline(list, line)) {
     ++line_no;
+    if (line_no == 1 && line.rfind("\x89HDF", 0) == 0)
+      throw Error("'" + list_file_ + "' is an HDF5 file, but HDF5Data's source is a text file listing HDF5 files, "
+                  "one path per line: write its path into such a list and name the list as the source");
+    if (line_no == 1 && line.rfind("\xef\xbb\xbf", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
     line.erase(0, line.find_first_not_of(" \t\r"));
     line.erase(line.find_last_not_of(" \t\r") + 1);
     if (line.empty() || line[0] == '#') continue;
@@ -117,6 +121,8 @@ std::string HDF5Source::check_file(const File& file, long long* rows) {
       if (info.dims[i] > INT_MAX) throw Error(where(file) + ": dataset '" + name + "' has an axis too long for crema");
       row.push_back(static_cast<int>(info.dims[i]));
     }
+    if (wrong.empty() && std::find(row.begin(), row.end(), 0) != row.end())
+      wrong = "dataset '" + name + "' has empty rows (shape " + row_text(row) + ")";
     if (first_rows < 0) first_rows = info.dims[0];
     if (wrong.empty() && info.dims[0] != first_rows)
       wrong = "its datasets have different numbers of rows ('" + options_.datasets.front() + "' " +

@@ -67,7 +67,12 @@ class LmdbSource : public ImageSource {
     io::Datum datum;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      io::decode_datum(db_.get(keys_[static_cast<size_t>(index)]), where, datum);
+      const std::string_view bytes = db_.get(keys_[static_cast<size_t>(index)]);  // LMDB failures stay fatal
+      try {
+        io::decode_datum(bytes, where, datum);
+      } catch (const Error& e) {  // one damaged record: a bad sample, skippable
+        throw BadSample(e.what());
+      }
     }
     if (forces_ && !datum.encoded && !warned_raw_.exchange(true))
       // Caffe logs this too: the pixels are stored decoded, with their own channels.

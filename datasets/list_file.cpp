@@ -16,6 +16,7 @@ std::vector<ListEntry> read_list(const std::string& list) {
   int number = 0;
   for (std::string line; std::getline(in, line);) {
     ++number;
+    if (number == 1 && line.rfind("\xef\xbb\xbf", 0) == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const size_t split = line.find_last_of(" \t");

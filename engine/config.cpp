@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 
@@ -68,14 +69,22 @@ double Node::as_double() const {
   for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "inf" || lower == ".inf" || lower == "+inf" || lower == "infinity") return INFINITY;
   if (lower == "-inf" || lower == "-.inf" || lower == "-infinity") return -INFINITY;
-  if (lower == "nan" || lower == ".nan") return NAN;
+  if (lower == "nan" || lower == ".nan" || lower == "-nan" || lower == "-.nan")
+    fail("NaN is not a usable value here; give a number");
   char* end = nullptr;
+  errno = 0;
   const double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0') fail("expected a number, got '" + s + "'");
+  // Overflow gives ±inf: written as a number it is a typo, not a wish (inf is spelt out).
+  if (errno == ERANGE && std::isinf(v)) fail("number " + s + " is out of range");
   return v;
 }
 
-float Node::as_float() const { return static_cast<float>(as_double()); }
+float Node::as_float() const {
+  const double v = as_double();
+  if (std::isfinite(v) && std::abs(v) > FLT_MAX) fail("number " + str() + " is out of range for a float (at most ~3.4e38)");
+  return static_cast<float>(v);
+}
 
 bool Node::as_bool() const {
   const std::string& s = str();

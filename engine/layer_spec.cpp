@@ -27,6 +27,22 @@ NetStateRule parse_rule(MapReader& r) {
   return rule;
 }
 
+NetState merged(NetState base, const NetStateSetting& setting) {
+  if (setting.phase) base.phase = *setting.phase;
+  if (setting.level) base.level = *setting.level;
+  base.stage.insert(base.stage.end(), setting.stage.begin(), setting.stage.end());
+  return base;
+}
+
+NetStateSetting parse_state_setting(MapReader& r) {
+  NetStateSetting s;
+  if (r.has("phase")) s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+  if (r.has("level")) s.level = r.get_int("level", 0);
+  s.stage = r.get_strings("stage");
+  r.finish();
+  return s;
+}
+
 const std::vector<std::string>& common_layer_keys() {
   static const std::vector<std::string> keys = {"name",   "type",       "bottom",         "top",     "param",
                                                 "loss_weight", "propagate_down", "include", "exclude", "phase"};
@@ -46,9 +62,11 @@ LayerSpec parse_layer_spec(const Node& node) {
   for (auto& p : r.subs("param")) {
     ParamSpec ps;
     ps.name = p.get_string("name", "");
+    ps.lr_mult_given = p.has("lr_mult");
+    ps.decay_mult_given = p.has("decay_mult");
     ps.lr_mult = p.get_float("lr_mult", 1.f);
     ps.decay_mult = p.get_float("decay_mult", 1.f);
-    p.allow({"share_mode"});
+    ps.permissive = p.get_enum("share_mode", {"STRICT", "PERMISSIVE"}, 0) == 1;
     p.finish();
     s.param.push_back(ps);
   }

@@ -18,6 +18,11 @@ struct ParamSpec {
   std::string name;  // shared parameters have the same non-empty name
   float lr_mult = 1.f;
   float decay_mult = 1.f;
+  // Written in the config (Caffe's has_lr_mult): a sharer's multiplier applies when the
+  // owner left it at its default, and two written ones must agree.
+  bool lr_mult_given = false;
+  bool decay_mult_given = false;
+  bool permissive = false;  // share_mode: PERMISSIVE, sharing by element count, not shape
 };
 
 // Caffe's NetStateRule: a layer is in the net when a rule matches the net state.
@@ -34,6 +39,17 @@ struct NetState {
 };
 
 bool rule_matches(const NetStateRule& rule, const NetState& state);
+
+// A state as a config writes it (a net's `state`, a solver's train_state/test_state):
+// only what it sets. Merged over a base as Caffe's protobuf MergeFrom does: a phase or
+// level written replaces the base's, stages are appended.
+struct NetStateSetting {
+  std::optional<Phase> phase;
+  std::optional<int> level;
+  std::vector<std::string> stage;
+};
+NetState merged(NetState base, const NetStateSetting& setting);
+NetStateSetting parse_state_setting(MapReader& r);
 
 struct LayerSpec {
   std::string name, type;

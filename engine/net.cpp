@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "engine/error.hpp"
@@ -37,11 +38,8 @@ NetSpec NetSpec::parse(const Node& node) {
   spec.name = r.get_string("name", "");
   spec.force_backward = r.get_bool("force_backward", false);
   MapReader st = r.sub("state");
-  spec.state.phase = static_cast<Phase>(st.get_enum("phase", {"TRAIN", "TEST"}, 0));
-  spec.state.level = st.get_int("level", 0);
-  spec.state.stage = st.get_strings("stage");
-  st.finish();
-  r.allow({"debug_info"});
+  spec.state = parse_state_setting(st);
+  spec.debug_info = r.get_bool("debug_info", false);
   const Node* layers = r.find("layer");
   if (!layers) r.fail("layer", "a net needs a 'layer' list");
   if (!layers->is_seq()) layers->fail("expected a list of layers");
@@ -123,7 +121,8 @@ std::vector<LayerSpec> insert_splits(const std::vector<LayerSpec>& layers) {
   return out;
 }
 
-Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet) : name_(spec.name), state_(state) {
+Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
+    : name_(spec.name), state_(state), debug_info_(spec.debug_info) {
   // Filter by phase/level/stage and validate names among the layers that remain.
   std::vector<LayerSpec> kept;
   std::map<std::string, const LayerSpec*> seen;
@@ -155,6 +154,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet) :
         if (top_ids_[i][j] == id) w = layers_[i]->loss_weight(static_cast<int>(j));
     output_loss_weights_.push_back(w);
   }
+  set_param_gradients();
   compute_backward_needs(spec.force_backward);
 
   if (!quiet) {
@@ -251,30 +251,63 @@ void Net::resolve_params(int li) {
     spec.fail("has " + std::to_string(spec.param.size()) + " 'param' entries but the " + layer.type() + " layer has " +
               std::to_string(blobs.size()) + " parameter blob(s)");
   param_shared_.emplace_back(blobs.size(), false);
+  param_ids_.emplace_back(blobs.size(), -1);
   for (size_t j = 0; j < blobs.size(); ++j) {
     const ParamSpec ps = j < spec.param.size() ? spec.param[j] : ParamSpec{};
     if (!ps.name.empty()) {
       auto it = param_owner_by_name_.find(ps.name);
       if (it != param_owner_by_name_.end()) {
         const auto [owner_layer, owner_j] = it->second;
-        Blob& owner = *layers_[static_cast<size_t>(owner_layer)]->blobs()[static_cast<size_t>(owner_j)];
-        if (owner.shape() != blobs[j]->shape())
+        const std::string owner_name = layer_name(owner_layer);
+        const BlobPtr& owner = layers_[static_cast<size_t>(owner_layer)]->blobs()[static_cast<size_t>(owner_j)];
+        if (ps.permissive ? owner->count() != blobs[j]->count() : owner->shape() != blobs[j]->shape())
           spec.fail("shared parameter '" + ps.name + "' has shape " + blobs[j]->shape_string() + " here but " +
-                    owner.shape_string() + " in layer '" + layer_name(owner_layer) + "'");
-        blobs[j] = layers_[static_cast<size_t>(owner_layer)]->blobs()[static_cast<size_t>(owner_j)];
+                    owner->shape_string() + " in layer '" + owner_name + "'" +
+                    (ps.permissive ? "" : " (share_mode: PERMISSIVE shares blobs of equal element count)"));
+        if (owner->shape() == blobs[j]->shape()) {
+          blobs[j] = owner;
+        } else {  // PERMISSIVE: this layer's shape over the owner's memory
+          blobs[j]->share_data(*owner);
+          blobs[j]->share_diff(*owner);
+        }
         param_shared_.back()[j] = true;
-        layer.set_param_propagate_down(static_cast<int>(j),
-                                       layers_[static_cast<size_t>(owner_layer)]->param_propagate_down(owner_j));
+        const int id = param_ids_[static_cast<size_t>(owner_layer)][static_cast<size_t>(owner_j)];
+        param_ids_.back()[j] = id;
+        // Caffe's AppendParam: a multiplier written here applies if the owner left its
+        // own at the default; two written ones must agree.
+        const auto merge = [&](const char* key, bool given, float value, std::vector<float>& values,
+                               std::vector<bool>& values_given) {
+          if (!given) return;
+          const size_t i = static_cast<size_t>(id);
+          if (values_given[i] && values[i] != value)
+            spec.fail("shared parameter '" + ps.name + "' has " + key + " " + fmt::format("{}", value) + " here but " +
+                      fmt::format("{}", values[i]) + " in an earlier layer sharing it (e.g. '" + owner_name +
+                      "'); give every layer the same " + key + " or write it once");
+          values[i] = value;
+          values_given[i] = true;
+        };
+        merge("lr_mult", ps.lr_mult_given, ps.lr_mult, params_lr_, params_lr_given_);
+        merge("decay_mult", ps.decay_mult_given, ps.decay_mult, params_decay_, params_decay_given_);
         continue;
       }
       param_owner_by_name_[ps.name] = {li, static_cast<int>(j)};
     }
+    param_ids_.back()[j] = static_cast<int>(learnable_params_.size());
     learnable_params_.push_back(blobs[j].get());
     params_lr_.push_back(ps.lr_mult);
     params_decay_.push_back(ps.decay_mult);
-    // A frozen parameter (lr_mult 0) computes no gradient.
-    layer.set_param_propagate_down(static_cast<int>(j), ps.lr_mult != 0.f);
+    params_lr_given_.push_back(ps.lr_mult_given);
+    params_decay_given_.push_back(ps.decay_mult_given);
   }
+}
+
+void Net::set_param_gradients() {
+  // After every layer is in: a later sharer may have changed a parameter's lr_mult.
+  // A frozen parameter (lr_mult 0) computes no gradient in any layer that uses it.
+  for (size_t li = 0; li < layers_.size(); ++li)
+    for (size_t j = 0; j < param_ids_[li].size(); ++j)
+      layers_[li]->set_param_propagate_down(static_cast<int>(j),
+                                            params_lr_[static_cast<size_t>(param_ids_[li][j])] != 0.f);
 }
 
 bool Net::param_is_shared(int layer_index, int j) const {
@@ -342,9 +375,30 @@ void Net::compute_backward_needs(bool force_backward) {
   }
 }
 
+namespace {
+// Caffe's debug_info figure: the mean absolute value (asum / count), read on the host.
+double mean_abs(const float* v, int n) {
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::abs(static_cast<double>(v[i]));
+  return n > 0 ? sum / n : 0.0;
+}
+}  // namespace
+
 float Net::forward_layer(Context& ctx, int i) {
   const size_t k = static_cast<size_t>(i);
-  return layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
+  const float loss = layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
+  if (debug_info_) {
+    for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
+      const Blob& top = *top_vecs_[k][j];
+      spdlog::info("    [Forward] Layer {}, top blob {} data: {:.6g}", layer_name(i),
+                   blob_names_[static_cast<size_t>(top_ids_[k][j])], mean_abs(top.cpu_data(), top.count()));
+    }
+    for (size_t j = 0; j < layers_[k]->blobs().size(); ++j) {
+      const Blob& p = *layers_[k]->blobs()[j];
+      spdlog::info("    [Forward] Layer {}, param blob {} data: {:.6g}", layer_name(i), j, mean_abs(p.cpu_data(), p.count()));
+    }
+  }
+  return loss;
 }
 
 void Net::backward_layer(Context& ctx, int i) {
@@ -359,6 +413,30 @@ void Net::backward_layer(Context& ctx, int i) {
     if (w != 0.f) top_vecs_[k][j]->set_diff(w);
   }
   layers_[k]->backward(ctx, top_vecs_[k], bottom_need_backward_[k], bottom_vecs_[k]);
+  if (debug_info_) {
+    for (size_t j = 0; j < bottom_vecs_[k].size(); ++j) {
+      if (!bottom_need_backward_[k][j]) continue;
+      const Blob& bottom = *bottom_vecs_[k][j];
+      spdlog::info("    [Backward] Layer {}, bottom blob {} diff: {:.6g}", layer_name(i),
+                   blob_names_[static_cast<size_t>(bottom_ids_[k][j])], mean_abs(bottom.cpu_diff(), bottom.count()));
+    }
+    for (size_t j = 0; j < layers_[k]->blobs().size(); ++j) {
+      if (!layers_[k]->param_propagate_down(static_cast<int>(j))) continue;
+      const Blob& p = *layers_[k]->blobs()[j];
+      spdlog::info("    [Backward] Layer {}, param blob {} diff: {:.6g}", layer_name(i), j, mean_abs(p.cpu_diff(), p.count()));
+    }
+  }
+}
+
+void Net::log_update_debug_info() const {
+  // Each learnable parameter once, under the layer that owns it.
+  for (size_t li = 0; li < layers_.size(); ++li)
+    for (size_t j = 0; j < param_ids_[li].size(); ++j) {
+      if (param_shared_[li][j]) continue;
+      const Blob& p = *layers_[li]->blobs()[j];
+      spdlog::info("    [Update] Layer {}, param {} data: {:.6g}; diff: {:.6g}", layer_name(static_cast<int>(li)), j,
+                   mean_abs(p.cpu_data(), p.count()), mean_abs(p.cpu_diff(), p.count()));
+    }
 }
 
 float Net::forward(Context& ctx) {

@@ -21,7 +21,8 @@ struct NetSpec {
   std::string name;
   std::vector<LayerSpec> layers;
   bool force_backward = false;
-  NetState state;  // from the net's own `state` key (the solver may override it)
+  NetStateSetting state;  // the net's own `state` key, the base the solver's states merge over
+  bool debug_info = false;  // log each layer's data and gradient magnitudes (Caffe's debug_info)
   Mark mark;
   std::string path;
 
@@ -101,6 +102,15 @@ class Net {
  private:
   void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
   void resolve_params(int layer_index);
+ public:
+  // Caffe's debug_info: after each layer's forward and backward, the mean absolute value
+  // of its tops / bottom gradients and parameters; log_update_debug_info after an update.
+  void set_debug_info(bool on) { debug_info_ = on; }
+  bool debug_info() const { return debug_info_; }
+  void log_update_debug_info() const;
+
+ private:
+  void set_param_gradients();
   void compute_backward_needs(bool force_backward);
 
   std::string name_;
@@ -118,11 +128,14 @@ class Net {
 
   std::vector<Blob*> learnable_params_;
   std::vector<float> params_lr_, params_decay_;
+  std::vector<bool> params_lr_given_, params_decay_given_;
+  std::vector<std::vector<int>> param_ids_;  // [layer][blob] -> index in learnable_params_
   std::map<std::string, std::pair<int, int>> param_owner_by_name_;  // name -> (layer, index)
   std::vector<std::vector<bool>> param_shared_;
   std::vector<std::string> output_names_;
   std::vector<float> output_loss_weights_;
   bool forward_only_ = false;  // reuse_activation_memory was called
+  bool debug_info_ = false;
 };
 
 // Caffe's layer selection: include rules (any must match) or exclude rules (none may).

@@ -41,15 +41,16 @@ void check_rule_params(MapReader& r, const SolverSpec& s) {
     fail_at("delta", "delta must be positive for " + t + " (it guards the division; Caffe's default is 1e-8)");
 }
 
-NetState parse_state(MapReader r, Phase default_phase) {
-  NetState s;
-  s.phase = static_cast<Phase>(r.get_enum("phase", {"TRAIN", "TEST"}, static_cast<int>(default_phase)));
-  s.level = r.get_int("level", 0);
-  s.stage = r.get_strings("stage");
-  r.finish();
-  return s;
-}
 }  // namespace
+
+NetState SolverSpec::train_net_state(const NetSpec& net) const {
+  return merged(merged(NetState{Phase::TRAIN, 0, {}}, net.state), train_state);
+}
+
+NetState SolverSpec::test_net_state(const NetSpec& net, size_t i) const {
+  const NetState base = merged(NetState{Phase::TEST, 0, {}}, net.state);
+  return i < test_state.size() ? merged(base, test_state[i]) : base;
+}
 
 SolverSpec SolverSpec::parse(const Node& root) {
   SolverSpec s;
@@ -107,9 +108,11 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
   s.device_id = r.get_int("device_id", 0);
   s.precision = r.get_enum("precision", {"fp32", "bf16"}, 0) == 0 ? Precision::fp32 : Precision::bf16;
-  s.train_state = parse_state(r.sub("train_state"), Phase::TRAIN);
-  s.test_state = parse_state(r.sub("test_state"), Phase::TEST);
-  r.allow({"debug_info"});
+  s.debug_info = r.get_bool("debug_info", false);
+  MapReader train_state = r.sub("train_state");
+  s.train_state = parse_state_setting(train_state);
+  // One map (a single test net) or a list of them, one per test_iter entry.
+  for (auto& item : r.subs("test_state")) s.test_state.push_back(parse_state_setting(item));
   r.finish();
 
   auto positive = [&](const char* key, double v) {
@@ -139,6 +142,11 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (s.snapshot < 0) r.fail("snapshot", "snapshot must not be negative");
   if (s.test_interval > 0 && s.test_iter.empty())
     r.fail("test_iter", "test_interval is set, so test_iter (batches per test) is required");
+  if (!s.test_state.empty() && s.test_state.size() != s.test_iter.size())
+    r.fail("test_state", "test_state has " + std::to_string(s.test_state.size()) + " entr" +
+                             (s.test_state.size() == 1 ? "y" : "ies") + " but test_iter has " +
+                             std::to_string(s.test_iter.size()) +
+                             " (one per test net); give one test_state per test_iter value, or none");
   return s;
 }
 
@@ -190,18 +198,15 @@ void log_memory_plan(const Net::MemoryPlan& plan) {
 Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     : spec_(spec), ctx_(ctx), rule_(&update_rule(spec.type)) {
   spdlog::info("Creating training net");
-  net_ = std::make_unique<Net>(net_spec, spec_.train_state, ctx_);
-  if (spec_.test_interval > 0 || !spec_.test_iter.empty()) {
-    spdlog::info("Creating test net (#0)");
-    auto test = std::make_unique<Net>(net_spec, spec_.test_state, ctx_);
+  net_ = std::make_unique<Net>(net_spec, spec_.train_net_state(net_spec), ctx_);
+  if (spec_.debug_info) net_->set_debug_info(true);  // the TRAIN net only, as Caffe
+  for (size_t t = 0; t < spec_.test_nets(); ++t) {
+    spdlog::info("Creating test net (#{})", t);
+    auto test = std::make_unique<Net>(net_spec, spec_.test_net_state(net_spec, t), ctx_);
     test->share_weights_from(*net_);
     log_memory_plan(test->reuse_activation_memory());
     test_nets_.push_back(std::move(test));
   }
-  if (test_nets_.size() != spec_.test_iter.size() && !spec_.test_iter.empty())
-    throw ConfigError(spec_.mark, "test_iter",
-                      "test_iter has " + std::to_string(spec_.test_iter.size()) + " value(s) but there are " +
-                          std::to_string(test_nets_.size()) + " test net(s)");
   // Caffe's layout: a full set of K blobs per history kind, one after the other.
   for (int h = 0; h < rule_->histories; ++h)
     for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
@@ -418,6 +423,7 @@ void Solver::apply_update() {
     if (decay != 0.f && rule_->decoupled_decay) ops.add_decay(n, in.rate * decay, w, l1, in.g);
   }
   ops.apply_steps(*net_);
+  if (net_->debug_info()) net_->log_update_debug_info();
 }
 
 void Solver::snapshot() {

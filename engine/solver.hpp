@@ -56,8 +56,16 @@ struct SolverSpec {
   std::string solver_mode = "CPU";
   int device_id = 0;
   Precision precision = Precision::fp32;
-  NetState train_state{Phase::TRAIN, 0, {}};
-  NetState test_state{Phase::TEST, 0, {}};
+  bool debug_info = false;  // per-layer magnitudes in the TRAIN net (see Net::set_debug_info)
+  NetStateSetting train_state;
+  std::vector<NetStateSetting> test_state;  // one per test net (test_iter entry), or none
+
+  // Caffe's InitTrainNet/InitTestNets: the phase, then the net's own state, then the
+  // solver's state for that net, merged in that order.
+  NetState train_net_state(const NetSpec& net) const;
+  NetState test_net_state(const NetSpec& net, size_t i) const;
+  // One per test_iter entry when the solver tests at all.
+  size_t test_nets() const { return test_interval > 0 || !test_iter.empty() ? test_iter.size() : 0; }
   Mark mark;
 
   // Parses a solver map (every key checked; `net` must already be a map).

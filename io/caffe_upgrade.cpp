@@ -233,6 +233,7 @@ std::optional<Node> input_layer(const Node& net) {
   }
   const std::vector<const Node*> names = values_of(input);
   if (!dims && !shapes) return std::nullopt;
+  if (names.empty()) throw ConfigError(input->key_mark(), input->path(), "'input' names no blob; name at least one");
   if (dims && shapes)
     throw ConfigError(shapes->key_mark(), shapes->path(), "give the inputs' shapes with input_shape or input_dim, not both");
   Node param = Node::map(dims ? dims->mark() : shapes->mark());

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -185,6 +186,25 @@ bool shape_fits(const std::vector<int>& file, const std::vector<int>& net) {
 
 }  // namespace
 
+std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std::string>& loaded) {
+  std::vector<std::string> out;
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (!net.layer(i).blobs().empty() && std::find(loaded.begin(), loaded.end(), net.layer_name(i)) == loaded.end())
+      out.push_back(net.layer_name(i));
+  return out;
+}
+
+void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files) {
+  if (missing.empty() || files.empty()) return;
+  std::string names, from;
+  for (size_t i = 0; i < missing.size() && i < 5; ++i) names += (i ? ", '" : "'") + missing[i] + "'";
+  if (missing.size() > 5) names += " and " + std::to_string(missing.size() - 5) + " more";
+  for (size_t i = 0; i < files.size(); ++i) from += (i ? ", " : "") + files[i];
+  throw Error(from + " hold(s) no weights for layer " + names +
+              ": the scores would come from random parameters. Give the weights this net was trained to "
+              "(layers are matched by name)");
+}
+
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name) {
   CopyReport report;
   for (const auto& lw : weights) {
@@ -250,8 +270,15 @@ std::string load_h5_solver_state(const std::string& path, LoadedState& out) {
   if (!f.exists("iter") || !f.exists("history"))
     throw Error(path + ": not a solver state file (expected Caffe's iter/history layout, a .solverstate.h5)");
   SolverState& s = out.state;
-  s.iter = static_cast<int>(f.read_int("iter"));
-  s.current_step = f.exists("current_step") ? static_cast<int>(f.read_int("current_step")) : 0;
+  // Counters beyond int would wrap to another iteration, not fail.
+  const auto counter = [&](const std::string& name) {
+    const long long v = f.read_int(name);
+    if (v < 0 || v > INT_MAX)
+      throw Error(path + ": '" + name + "' is " + std::to_string(v) + ", not an iteration count; the file is damaged");
+    return static_cast<int>(v);
+  };
+  s.iter = counter("iter");
+  s.current_step = f.exists("current_step") ? counter("current_step") : 0;
   std::vector<std::string> names = f.children("history");
   std::vector<int> indices;
   for (const auto& n : names) indices.push_back(std::atoi(n.c_str()));
@@ -267,8 +294,10 @@ std::string load_h5_solver_state(const std::string& path, LoadedState& out) {
     s.rng_state = f.read_bytes("crema/rng");
     std::vector<int> shape;
     s.recent_losses = f.read_floats("crema/recent_losses", &shape);
-    s.smoothed_loss = f.read_floats("crema/smoothed_loss", &shape).at(0);
-    s.loss_origin = static_cast<int>(f.read_int("crema/loss_origin"));
+    const std::vector<float> smoothed = f.read_floats("crema/smoothed_loss", &shape);
+    if (smoothed.size() != 1) throw Error(path + ": 'crema/smoothed_loss' should hold one value; the file is damaged");
+    s.smoothed_loss = smoothed[0];
+    s.loss_origin = counter("crema/loss_origin");
     out.config_yaml = f.read_bytes("crema/config");
     for (const auto& key : f.children("crema/layer_state"))
       s.layer_states[unescape_h5_name(key)] = f.read_bytes("crema/layer_state/" + key);

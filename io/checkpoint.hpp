@@ -46,6 +46,11 @@ struct CopyReport {
 // A 4-D blob also fits a net blob of fewer axes right-aligned with leading 1s, as
 // Caffe reads the legacy num/channels/height/width of old binary files.
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name);
+// The net's layers with parameters whose names are not in `loaded`, in net order.
+std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std::string>& loaded);
+// For scoring (test, classify): a layer with parameters that none of `files` provided
+// would score with random parameters. Throws Error naming the `missing` layers, if any.
+void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files);
 
 // learned_net is stored as written (Caffe does the same); it is looked up relative
 // to the state file first when loading, so a moved run directory still resumes.

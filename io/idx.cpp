@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -40,14 +41,21 @@ IdxArray read_idx(const std::string& path) {
     read(b, 4, "the dimensions");
     const uint32_t d = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
     if (d > (1u << 30)) throw Error("IDX file '" + path + "' has an implausible dimension " + std::to_string(d));
+    if (d == 0) throw Error("IDX file '" + path + "' has a dimension of 0 (axis " + std::to_string(i) + "): it holds no samples or empty ones");
     out.dims.push_back(static_cast<int>(d));
     count *= d;
     // Each dimension is capped above; the product must stay sane too (2^36 bytes).
     if (count > (size_t{1} << 36))
       throw Error("IDX file '" + path + "' declares " + std::to_string(count) + "+ values; it is corrupt or not an IDX file");
   }
-  out.data.resize(count);
-  if (count > 0) read(out.data.data(), count, "the values");
+  // Grown as the values arrive: a corrupt header claiming gigabytes fails at the file's
+  // end instead of allocating what it claims first.
+  constexpr size_t kChunk = size_t{64} << 20;
+  while (out.data.size() < count) {
+    const size_t done = out.data.size(), n = std::min(count - done, kChunk);
+    out.data.resize(done + n);
+    read(out.data.data() + done, n, "the values");
+  }
   return out;
 }
 

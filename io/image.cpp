@@ -15,7 +15,8 @@ namespace {
 int imread_flag(int channels, bool as_stored_ok) {
   if (channels != 1 && channels != 3 && !(as_stored_ok && channels == 0))
     throw Error("images can be read with 1 (grey) or 3 (colour) channels, not " + std::to_string(channels));
-  return channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED;
+  // As stored is Caffe's ANYCOLOR: grey or colour as encoded, 8 bits (alpha dropped, 16-bit scaled).
+  return channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_ANYCOLOR;
 }
 
 // height/width 0: as it is.
@@ -29,9 +30,14 @@ void resize_to(cv::Mat& img, int height, int width) {
 cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   const int flag = imread_flag(channels, false);
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
-  cv::Mat img = cv::imread(path, flag);
+  cv::Mat img;
+  try {  // OpenCV throws on some files (a header claiming more pixels than it allows)
+    img = cv::imread(path, flag);
+    if (!img.empty()) resize_to(img, height, width);
+  } catch (const cv::Exception& e) {
+    throw Error("image '" + path + "' could not be decoded: " + e.err);
+  }
   if (img.empty()) throw Error("image '" + path + "' could not be decoded (not an image, or truncated)");
-  resize_to(img, height, width);
   return img;
 }
 
@@ -80,9 +86,6 @@ void decode_image(std::string_view bytes, int channels, const std::string& what,
   if (img.empty())
     throw Error(what + ": the encoded image (" + std::to_string(bytes.size()) +
                 " bytes) could not be decoded (not a JPEG/PNG, or truncated)");
-  if (img.depth() != CV_8U)
-    throw Error(what + ": the encoded image has " + std::to_string(8 * img.elemSize1()) +
-                "-bit samples; crema reads 8-bit images (convert it, or use force_color / force_gray)");
   resize_to(img, height, width);
   to_planar(img, out.channels, out.height, out.width, out.data);
 }

@@ -3,11 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "engine/error.hpp"
@@ -23,12 +23,26 @@ namespace {
 
 // A prototxt message block (`layer {`, `shape <`) outside comments; YAML has a ':'
 // between a key and its '{'.
+// Scanned by hand: std::regex recurses per character and overflows the stack on a long word.
 bool has_message_block(const std::string& text) {
-  static const std::regex block(R"((^|[\s{};,])[A-Za-z_]\w*\s*[{<])");
+  const auto word_start = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; };
+  const auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
   std::istringstream lines(text);
   std::string line;
-  while (std::getline(lines, line))
-    if (std::regex_search(line.substr(0, line.find('#')), block)) return true;
+  while (std::getline(lines, line)) {
+    line = line.substr(0, line.find('#'));
+    for (size_t i = 0; i < line.size();) {
+      const bool boundary = i == 0 || std::strchr(" \t\r\f\v{};,", line[i - 1]) != nullptr;
+      if (!word_start(line[i]) || !boundary) {
+        ++i;
+        continue;
+      }
+      while (i < line.size() && word_char(line[i])) ++i;
+      size_t j = i;
+      while (j < line.size() && std::isspace(static_cast<unsigned char>(line[j]))) ++j;
+      if (j < line.size() && (line[j] == '{' || line[j] == '<')) return true;
+    }
+  }
   return false;
 }
 
@@ -64,7 +78,10 @@ void resolve_net(Node& root, const std::string& solver_path) {
   const fs::path solver_dir = fs::path(solver_path).parent_path();
   if (written.is_relative() && !solver_dir.empty()) candidates.push_back(solver_dir / written);
   candidates.push_back(written);
-  const auto found = std::find_if(candidates.begin(), candidates.end(), [](const fs::path& p) { return fs::is_regular_file(p); });
+  const auto found = std::find_if(candidates.begin(), candidates.end(), [](const fs::path& p) {
+    std::error_code ec;  // a name too long for the file system is just not there
+    return fs::is_regular_file(p, ec);
+  });
   if (found == candidates.end())
     net->fail("net file '" + written.string() + "' does not exist (looked for " +
               (candidates.size() > 1 ? "'" + candidates[0].string() + "' next to the solver and " : std::string()) +
@@ -187,14 +204,16 @@ std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vec
   return root;
 }
 
-std::shared_ptr<Node> load_net_config(const std::string& path) {
+std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<Node>* solver_root) {
   Node loaded = load_config_file(path);
   if (!loaded.is_map()) loaded.fail("a net file must be a map with 'name' and 'layer'");
   if (is_solver_message(loaded)) {
     auto solver = load_solver(std::move(loaded), path);
     const Node* net = solver->find("net");
     if (!net) solver->fail("this solver names no net ('net:'), so it has no net to use");
-    return std::make_shared<Node>(*net);
+    auto out = std::make_shared<Node>(*net);
+    if (solver_root) *solver_root = std::move(solver);
+    return out;
   }
   auto root = std::make_shared<Node>(std::move(loaded));
   log_upgrade(path, upgrade_net(*root));

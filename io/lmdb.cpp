@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
 
 #include "engine/error.hpp"
 
@@ -17,8 +18,9 @@ MDB_val as_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(
 std::string_view as_view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
 
 // LMDB's own message plus what the user can do about the common failures.
-std::string explain(int rc) {
+std::string explain(int rc, bool reading = false) {
   std::string msg = mdb_strerror(rc);
+  if (reading && rc == MDB_BAD_VALSIZE) rc = MDB_CORRUPTED;  // a size read back from a damaged page
   switch (rc) {
     case MDB_INVALID: return msg + "; it is not an LMDB database (crema reads LMDB, not LevelDB)";
     case MDB_VERSION_MISMATCH: return msg + "; it was written by an incompatible LMDB version";
@@ -35,7 +37,7 @@ std::string explain(int rc) {
 // ---- reading ----------------------------------------------------------------------
 
 void LmdbReader::fail(int rc, const std::string& what) const {
-  throw Error("LMDB '" + path_ + "': " + what + ": " + explain(rc));
+  throw Error("LMDB '" + path_ + "': " + what + ": " + explain(rc, true));
 }
 
 LmdbReader::LmdbReader(const std::string& path) : path_(path) {
@@ -53,7 +55,17 @@ LmdbReader::LmdbReader(const std::string& path) : path_(path) {
                            : std::string()));
     }
   } else {
-    flags |= MDB_NOSUBDIR;  // a database copied out as a single file
+    // A database copied out as a single file. Opening one makes LMDB create "<path>-lock"
+    // beside it, so a file that is no database (a mistyped source) is refused first, and
+    // no lock file is kept: a copied-out database has no writer to coordinate with.
+    std::ifstream f(path, std::ios::binary);
+    unsigned char head[20] = {};
+    f.read(reinterpret_cast<char*>(head), sizeof head);
+    const bool lmdb_magic = f && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe;
+    if (!lmdb_magic)
+      throw Error("LMDB '" + path + "': not an LMDB database (a single-file LMDB starts with its magic number; "
+                  "crema reads LMDB, not LevelDB; for an IDX file set backend: IDX)");
+    flags |= MDB_NOSUBDIR | MDB_NOLOCK;
   }
   int rc = mdb_env_create(&env_);
   if (rc != 0) fail(rc, "cannot create an LMDB environment");
@@ -65,10 +77,28 @@ LmdbReader::LmdbReader(const std::string& path) : path_(path) {
     rc = mdb_env_create(&env_);
     if (rc == 0) rc = mdb_env_open(env_, path.c_str(), flags | MDB_NOLOCK, 0664);
   }
+  if (rc == 0) {
+    // LMDB reads through a memory map: a page past the end of a cut-short file is a
+    // SIGBUS, not an error code, so the file must hold every page the header names.
+    MDB_envinfo info;
+    MDB_stat stat;
+    const fs::path file = (flags & MDB_NOSUBDIR) ? fs::path(path) : fs::path(path) / "data.mdb";
+    const auto size = fs::file_size(file, ec);
+    if (!ec && mdb_env_info(env_, &info) == 0 && mdb_env_stat(env_, &stat) == 0) {
+      const auto needed = (static_cast<uintmax_t>(info.me_last_pgno) + 1) * stat.ms_psize;
+      if (size < needed) {
+        mdb_env_close(env_);
+        env_ = nullptr;
+        throw Error("LMDB '" + path + "' is truncated: " + file.string() + " has " + std::to_string(size) +
+                    " bytes but its pages reach " + std::to_string(needed) +
+                    "; copy it again or re-create it with `crema convert-imageset`");
+      }
+    }
+  }
   if (rc == 0) rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_);
   if (rc == 0) rc = mdb_dbi_open(txn_, nullptr, 0, &dbi_);
   if (rc != 0) {
-    const std::string reason = explain(rc);
+    const std::string reason = explain(rc, true);
     if (txn_) mdb_txn_abort(txn_);
     if (env_) mdb_env_close(env_);
     throw Error("LMDB '" + path + "': cannot open it for reading: " + reason);

@@ -93,9 +93,11 @@ void AccuracyLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobV
   const cuda::LabelCheck check = cuda::accuracy_forward_gpu(
       c, outer_, channels_, inner_, bottom[0]->gpu_data(), bottom[1]->gpu_data(), params_.top_k, rule,
       counts_.mutable_gpu_data(), top[0]->mutable_gpu_data(), top.size() > 1 ? top[1]->mutable_gpu_data() : nullptr);
-  if (check.bad > 0.f)  // find the first bad label, the one the CPU names (counts_ is scratch now)
+  if (check.bad > 0.f) {  // find the first bad label, the one the CPU names (counts_ is scratch now)
     check_labels_gpu(*this, c, outer_ * inner_, bottom[1]->gpu_data(), channels_, params_.ignore_label,
                      counts_.mutable_gpu_data());
+    throw Error(std::string(type()) + " layer '" + name() + "': a label is out of range");  // never a silent pass
+  }
 }
 
 void AccuracyLayer::backward_gpu(Context& ctx, const BlobVec&, const std::vector<bool>& propagate_down,

@@ -40,9 +40,11 @@ BatchNormLayer::BatchNormLayer(const LayerSpec& spec)
       spec_.fail("param[" + std::to_string(i) +
                  "].lr_mult: BatchNorm's statistics are computed, not learnt; set lr_mult: 0 or drop the entry");
     param[i].lr_mult = 0.f;
+    param[i].lr_mult_given = true;
     param[i].decay_mult = 0.f;
+    param[i].decay_mult_given = true;
   }
-  while (param.size() < 3) param.push_back(ParamSpec{"", 0.f, 0.f});
+  while (param.size() < 3) param.push_back(ParamSpec{"", 0.f, 0.f, true, true});
 }
 
 void BatchNormLayer::layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec&) {

@@ -90,8 +90,8 @@ class BatchNormLayer : public Layer {
   bool use_onednn_ = false;
   std::vector<float> onednn_mean_, onednn_var_;  // (C) each: the statistics oneDNN normalised with
   std::vector<float> inv_std_;  // (C): 1 / sqrt(var + eps) of the last forward
-  // The GPU pass's statistics, (5, C): mean, variance, 1 / sqrt(var + eps), and
-  // backward's mean(dy) and mean(dy x_norm).
+  // The GPU pass's statistics, (8, C) floats: the mean (C doubles), backward's mean(dy)
+  // and mean(dy x_norm) (2C doubles), then the variance and 1 / sqrt(var + eps) (C floats each).
   Blob gpu_stats_;
 };
 

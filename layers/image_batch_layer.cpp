@@ -61,7 +61,9 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
   }
   EpochSampler sampler;
   sampler.init(source_->size(), params_.shuffle, ctx.rng().next_u32());
-  for (int i = 0; i < params_.rand_skip; ++i) sampler.next();
+  // Whole passes over the source change nothing a user can tell apart: skip the remainder
+  // (a huge rand_skip would otherwise step through billions of samples at setup).
+  for (int i = 0; i < params_.rand_skip % source_->size(); ++i) sampler.next();
   const uint64_t seed = ctx.rng().next_u32();
   const size_t sample = static_cast<size_t>(out_shape_[0]) * out_shape_[1] * out_shape_[2];
   std::vector<size_t> sizes = {sample};

@@ -97,9 +97,11 @@ void SoftmaxWithLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, cons
   const cuda::LabelCheck check =
       cuda::softmax_loss_forward_gpu(c, outer_, channels_, inner_, prob_.gpu_data(), bottom[1]->gpu_data(),
                                      label_rule(loss_params_), top[0]->mutable_gpu_data(), loss_stats_.mutable_gpu_data());
-  if (check.bad > 0.f)  // find the first bad label, the one the CPU names (loss_stats_ is scratch now)
+  if (check.bad > 0.f) {  // find the first bad label, the one the CPU names (loss_stats_ is scratch now)
     check_labels_gpu(*this, c, outer_ * inner_, bottom[1]->gpu_data(), channels_, loss_params_.ignore_label,
                      loss_stats_.mutable_gpu_data());
+    throw Error(std::string(type()) + " layer '" + name() + "': a label is out of range");  // never a silent pass
+  }
 }
 
 void SoftmaxWithLossLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,

@@ -37,7 +37,7 @@ class SoftmaxWithLossLayer : public LossLayer {
   SoftmaxParams softmax_params_;
   LossParams loss_params_;
   Blob prob_;  // (outer, C, inner): kept for backward; the second top shares it
-  Blob loss_stats_;  // (3), GPU only: positions not ignored, bad labels, one bad label
+  Blob loss_stats_;  // (3), GPU only: positions not ignored, bad labels, unused
   int outer_ = 0, channels_ = 0, inner_ = 0;
 };
 

@@ -223,15 +223,6 @@ void check_probs(const Blob& prob, int image, const std::vector<double>& expect)
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("protobuf wire reader: varints, fixed values, packed and unpacked, unknown fields skipped") {
@@ -267,7 +258,7 @@ TEST_CASE("protobuf wire reader: varints, fixed values, packed and unpacked, unk
 
   // Errors name the file, the byte offset and the message.
   auto fails = [](const std::string& b, const std::string& what) {
-    const std::string msg = error_of([&] {
+    const std::string msg = test::error_of([&] {
       io::pb::Reader rr("mem.bin", b, "Test");
       while (rr.next()) rr.skip();
     });
@@ -521,7 +512,7 @@ TEST_CASE("the wrong kind of file is named as such") {
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "net.prototxt"),
                        doctest::Contains("not an HDF5 file, nor a binary Caffe NetParameter: it holds text"), Error);
   const std::string state = caffe_data("cifar10_quick_iter_4000.solverstate");
-  const std::string msg = error_of([&] { io::load_weights(state); });
+  const std::string msg = test::error_of([&] { io::load_weights(state); });
   CHECK(msg.find(state + ": not an HDF5 file, nor a binary Caffe NetParameter") == 0);
   CHECK(msg.find("looks like a .solverstate") != std::string::npos);
   CHECK_THROWS_WITH_AS(io::load_solver_state(caffe_data("cifar10_quick_iter_4000.caffemodel")),
@@ -550,7 +541,7 @@ TEST_CASE("truncated or corrupt binary files give one clear error, never a crash
       CAPTURE(cut);
       const std::string path = dir / "cut.bin";
       write_bytes(path, bytes.substr(0, cut));
-      const std::string msg = error_of([&] {
+      const std::string msg = test::error_of([&] {
         if (is_state)
           io::read_binary_solver_state(path);
         else

@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 #include <regex>
 
+#include "io/checkpoint.hpp"
 #include "io/idx.hpp"
 #include "test_util.hpp"
 
@@ -91,4 +92,26 @@ TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and bina
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"re(Prediction for \S+one\.png -+\n[01]\.\d{4} - "1"\n)re")), r.output);
   CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"re(Prediction for \S+zero\.png -+\n[01]\.\d{4} - "0"\n)re")), r.output);
+
+  // Images straight after --weights are images, not more weight files.
+  const auto direct = test::run(test::crema_binary() + " classify --model " + caffe + "lenet.prototxt --scale 0.00390625 " +
+                                "--top-k 2 --weights " + caffe + "lenet_iter_10000.caffemodel " + (dir / "one.png") + " " +
+                                (dir / "zero.png"));
+  REQUIRE_MESSAGE(direct.status == 0, direct.output);
+  CHECK(std::regex_search(direct.output, std::regex(R"re(Prediction for \S+one\.png -+\n[01]\.\d{4} - "1"\n)re")));
+  CHECK(std::regex_search(direct.output, std::regex(R"re(Prediction for \S+zero\.png -+\n[01]\.\d{4} - "0"\n)re")));
+
+  // Weights of another net would classify with random parameters: refused, naming the layers.
+  io::Weights other;
+  other.push_back({"other", {}});
+  other.back().blobs.emplace_back(0, Blob({2}));
+  io::save_weights(other, dir / "other.caffemodel.h5");
+  for (const std::string& image : {" " + (dir / "one.png"), std::string()}) {  // classify, then test
+    const std::string command = image.empty() ? " test --iterations 1 --model " : " classify --model ";
+    const auto foreign = test::run(test::crema_binary() + command + caffe + "lenet.prototxt --weights " +
+                                   (dir / "other.caffemodel.h5") + image);
+    CHECK(foreign.status == 1);
+    CHECK_MESSAGE(foreign.output.find("no weights for layer 'conv1', 'conv2', 'ip1', 'ip2'") != std::string::npos,
+                  foreign.output);
+  }
 }

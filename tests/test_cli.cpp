@@ -332,6 +332,86 @@ TEST_CASE("--weights also reaches a layer only the TEST net has, as in Caffe") {
   CHECK(std::stod(m[1]) > 0.5);
 }
 
+TEST_CASE("several test nets, one per test_iter with its test_state; crema test rebuilds them by stage") {
+  ToyJob job(20);
+  // The TEST data layer becomes two: validation images (stage val) and training images
+  // (stage train_subset), as Caffe users score both.
+  std::string yaml = test::read_file(job.solver);
+  const size_t at = yaml.find("    - {name: d, type: Data, top: [data, label], include: {phase: TEST}");
+  REQUIRE(at != std::string::npos);
+  const size_t end = yaml.find('\n', yaml.find('\n', at) + 1) + 1;  // the layer spans two lines
+  std::string val = yaml.substr(at, end - at), train = val;
+  val.replace(val.find("{phase: TEST}"), 13, "{phase: TEST, stage: val}");
+  train.replace(train.find("{phase: TEST}"), 13, "{phase: TEST, stage: train_subset}");
+  train.replace(train.find("name: d,"), 8, "name: d_train,");
+  train.replace(train.find("test-images"), 11, "train-images");
+  yaml.replace(at, end - at, val + train);
+  yaml.replace(yaml.find("test_iter: 2"), 12, "test_iter: [2, 3]\ntest_state: [{stage: [val]}, {stage: [train_subset]}]");
+  test::write_file(job.dir / "two.yaml", yaml);
+
+  const auto r = test::run(crema_cmd("train " + job.dir / "two.yaml" + " --set snapshot_prefix=" + (job.dir / "two/toy")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(r.output, m,
+                                    std::regex(R"(Iteration 20, Testing net \(#0\)[\s\S]*?accuracy = ([0-9.]+)[\s\S]*?)"
+                                               R"(Iteration 20, Testing net \(#1\)[\s\S]*?accuracy = ([0-9.]+))")),
+                  r.output);
+  const std::string val_accuracy = m[1];
+
+  // crema test on the solver builds its first test net (stage val) and scores the same.
+  const std::string weights = job.dir / "two/toy_iter_20.caffemodel.h5";
+  auto t = test::run(crema_cmd("test --model " + job.dir / "two.yaml" + " --weights " + weights + " --iterations 2"));
+  REQUIRE_MESSAGE(t.status == 0, t.output);
+  REQUIRE(std::regex_search(t.output, m, std::regex(R"(accuracy = ([0-9.]+))")));
+  CHECK(m[1] == val_accuracy);
+  // A stage on the command line selects layers as Caffe's --stage does: both data
+  // layers now produce 'data', which names the conflict.
+  t = test::run(crema_cmd("test --model " + job.dir / "two.yaml" + " --weights " + weights + " --stage train_subset"));
+  CHECK(t.status != 0);
+  CHECK_MESSAGE(t.output.find("d_train") != std::string::npos, t.output);
+
+  // A test_state count that does not match test_iter is refused.
+  const auto bad = test::run(crema_cmd("train " + job.dir / "two.yaml" + " --set test_iter=[2]"));
+  CHECK(bad.status == 2);
+  CHECK(bad.output.find("test_state has 2 entries but test_iter has 1") != std::string::npos);
+}
+
+TEST_CASE("snapshot_prefix: unset is beside the solver, a directory gets the solver's name, as in Caffe") {
+  ToyJob job(10);
+  std::string yaml = test::read_file(job.solver);
+  yaml.erase(yaml.find("snapshot_prefix:"), yaml.find('\n', yaml.find("snapshot_prefix:")) - yaml.find("snapshot_prefix:") + 1);
+  fs::create_directories(job.dir / "jobs/a");
+  test::write_file(job.dir / "jobs/a/solver.yaml", yaml);
+  auto r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(fs::exists(job.dir / "jobs/a/solver_iter_10.caffemodel.h5"));
+  CHECK(fs::exists(job.dir / "jobs/a/solver_iter_10.solverstate.h5"));
+  fs::create_directories(job.dir / "out");
+  for (const std::string& dir : {job.dir / "out", job.dir / "new/"}) {
+    r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" + " --set snapshot_prefix=" + dir));
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    CHECK_MESSAGE(fs::exists(fs::path(dir) / "solver_iter_10.caffemodel.h5"), r.output);
+  }
+}
+
+TEST_CASE("debug_info logs each layer's data and gradient magnitudes and each update, as Caffe") {
+  ToyJob job(2);
+  const auto r = test::run(crema_cmd("train " + job.solver + " --set debug_info=true --set test_interval=0 --set test_iter=[]"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  const std::string num = R"(([0-9.e+-]+|nan|inf))";
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(r.output, m, std::regex(R"(\[Forward\] Layer conv, top blob conv data: )" + num)),
+                  r.output.substr(0, 3000));
+  CHECK(std::stod(m[1]) > 0);
+  CHECK(std::regex_search(r.output, std::regex(R"(\[Forward\] Layer fc1, param blob 0 data: )" + num)));
+  CHECK(std::regex_search(r.output, std::regex(R"(\[Backward\] Layer fc2, bottom blob fc1 diff: )" + num)));
+  CHECK(std::regex_search(r.output, std::regex(R"(\[Backward\] Layer conv, param blob 1 diff: )" + num)));
+  REQUIRE(std::regex_search(r.output, m, std::regex(R"(\[Update\] Layer fc2, param 0 data: )" + num + "; diff: " + num)));
+  CHECK(std::stod(m[2]) > 0);  // a step was taken
+  // The data layer needs no gradient: no backward line for its tops.
+  CHECK(r.output.find("[Backward] Layer conv, bottom blob data") == std::string::npos);
+}
+
 TEST_CASE("review regressions: bad inputs end with one clear error, never a crash") {
   ToyJob job(10);
   // test_iter 0 used to read past the scores.

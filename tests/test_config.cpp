@@ -351,7 +351,7 @@ TEST_CASE("config: a net embedded in a solver reports paths under net.") {
   const NetSpec spec = NetSpec::parse(*s.net);
   Context ctx(1701);
   // "  - {name: relu, type: ReLU, bottom: data, top: data, " is 54 characters.
-  const std::string msg = config_error([&] { Net net(spec, s.train_state, ctx, true); });
+  const std::string msg = config_error([&] { Net net(spec, s.train_net_state(spec), ctx, true); });
   CHECK(starts_with(msg, "solver.yaml:7:55: net.layer[1].relu_parm: "));
   CHECK(msg.find("did you mean 'relu_param'?") != std::string::npos);
 }
@@ -379,6 +379,7 @@ TEST_CASE("config: --set overrides a nested path, creating maps as needed") {
   io::apply_override(root, "net.name=renamed");
   const SolverSpec s = SolverSpec::parse(root);
   CHECK(s.train_state.level == 3);
+  CHECK(s.train_net_state(NetSpec::parse(*s.net)).level == 3);
   CHECK(s.train_state.stage == std::vector<std::string>{"deploy", "extra"});
   CHECK(NetSpec::parse(*s.net).name == "renamed");
   // A misspelt key set on the command line is still caught, at the --set argument.
@@ -406,7 +407,7 @@ TEST_CASE("config: --set overrides an indexed path net.layer(i)") {
   CHECK(spec.layers[0].name == "input");
   CHECK(spec.layers[1].name == "ip");
   Context ctx(1701);
-  Net net(spec, s.train_state, ctx, true);
+  Net net(spec, s.train_net_state(spec), ctx, true);
   CHECK(net.blob("data")->shape() == std::vector<int>{4, 7});
   CHECK(net.blob("ip")->shape() == std::vector<int>{4, 5});
   CHECK(net.layer_by_name("ip")->blobs()[0]->shape() == std::vector<int>{5, 7});
@@ -415,7 +416,7 @@ TEST_CASE("config: --set overrides an indexed path net.layer(i)") {
   io::apply_override(root, "net.layer[1].inner_product_param.num_output=2.5");
   const SolverSpec s2 = SolverSpec::parse(root);
   const NetSpec spec2 = NetSpec::parse(*s2.net);
-  const std::string msg = config_error([&] { Net bad(spec2, s2.train_state, ctx, true); });
+  const std::string msg = config_error([&] { Net bad(spec2, s2.train_net_state(spec2), ctx, true); });
   CHECK(starts_with(msg, "--set net.layer[1].inner_product_param.num_output=2.5: "));
   CHECK(msg.find("net.layer[1].inner_product_param.num_output: expected an integer") != std::string::npos);
 }
@@ -440,4 +441,29 @@ TEST_CASE("config: bad --set overrides are rejected with a reason") {
   const SolverSpec s = SolverSpec::parse(root);
   CHECK(s.max_iter == 10);
   CHECK(NetSpec::parse(*s.net).name == "n");
+}
+
+TEST_CASE("config: the net's own state is the base the solver's train_state and test_state merge over") {
+  const std::string yaml = "base_lr: 0.1\nmax_iter: 1\ntest_iter: [1, 1]\ntest_interval: 1\n"
+                           "train_state: {level: 2}\n"
+                           "test_state: [{stage: [val]}, {phase: TRAIN, level: 5}]\n"
+                           "net:\n"
+                           "  name: n\n"
+                           "  state: {stage: [deploy], level: 1}\n"
+                           "  layer: [{name: data, type: Input, top: data, input_param: {shape: {dim: [1]}}}]\n";
+  const Node root = io::parse_yaml(yaml, "solver.yaml");  // the spec points into it
+  const SolverSpec s = SolverSpec::parse(root);
+  const NetSpec net = NetSpec::parse(*s.net);
+  CHECK(s.test_nets() == 2);
+  const NetState train = s.train_net_state(net);
+  CHECK(train.phase == Phase::TRAIN);
+  CHECK(train.level == 2);  // the solver's replaces the net's
+  CHECK(train.stage == std::vector<std::string>{"deploy"});
+  const NetState val = s.test_net_state(net, 0);
+  CHECK(val.phase == Phase::TEST);
+  CHECK(val.level == 1);  // the net's, not overridden
+  CHECK(val.stage == std::vector<std::string>{"deploy", "val"});  // stages append
+  const NetState odd = s.test_net_state(net, 1);
+  CHECK(odd.phase == Phase::TRAIN);  // as protobuf's MergeFrom: a written phase wins
+  CHECK(odd.level == 5);
 }

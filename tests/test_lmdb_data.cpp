@@ -66,19 +66,8 @@ std::string data_yaml(const std::string& source, int batch, const std::string& t
          ", backend: LMDB, batch_size: " + std::to_string(batch) + extra + "}}";
 }
 
-// The message of the Error that `f` throws, or "" when it throws none.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::string setup_error(const std::string& yaml, Phase phase = Phase::TEST) {
-  return error_of([&] { DataUnderTest d(yaml, phase, 1); });
+  return test::error_of([&] { DataUnderTest d(yaml, phase, 1); });
 }
 
 // Runs both readers for `batches` batches: they must give the same data and labels.
@@ -197,7 +186,7 @@ TEST_CASE("LMDB reader counts, lists keys in byte order and finds records by key
   REQUIRE(c.next());
   CHECK(c.key() == "B");
   CHECK(c.value() == "value of B");
-  CHECK(contains(error_of([&] { db.get("zz"); }), "'" + path + "' has no record with key 'zz'"));
+  CHECK(contains(test::error_of([&] { db.get("zz"); }), "'" + path + "' has no record with key 'zz'"));
 }
 
 TEST_CASE("LMDB writer doubles a full map and keeps every record") {
@@ -220,15 +209,15 @@ TEST_CASE("LMDB writer doubles a full map and keeps every record") {
 
 TEST_CASE("LMDB errors name the path and say what to do") {
   test::TempDir dir;
-  CHECK(contains(error_of([&] { io::LmdbReader db(dir / "nope"); }), "'" + (dir / "nope") + "' does not exist"));
+  CHECK(contains(test::error_of([&] { io::LmdbReader db(dir / "nope"); }), "'" + (dir / "nope") + "' does not exist"));
   std::filesystem::create_directory(dir / "empty");
-  CHECK(contains(error_of([&] { io::LmdbReader db(dir / "empty"); }), "holds no data.mdb"));
+  CHECK(contains(test::error_of([&] { io::LmdbReader db(dir / "empty"); }), "holds no data.mdb"));
   std::filesystem::create_directory(dir / "leveldb");
   test::write_file(dir / "leveldb/CURRENT", "MANIFEST-000001\n");
-  CHECK(contains(error_of([&] { io::LmdbReader db(dir / "leveldb"); }), "LevelDB"));
+  CHECK(contains(test::error_of([&] { io::LmdbReader db(dir / "leveldb"); }), "LevelDB"));
   test::write_file(dir / "junk", "not a database at all, just some text that is long enough");
-  CHECK(contains(error_of([&] { io::LmdbReader db(dir / "junk"); }), "LMDB '" + (dir / "junk") + "'"));
-  CHECK(contains(error_of([&] { io::LmdbWriter db(dir / "empty"); }), "already exists"));
+  CHECK(contains(test::error_of([&] { io::LmdbReader db(dir / "junk"); }), "LMDB '" + (dir / "junk") + "'"));
+  CHECK(contains(test::error_of([&] { io::LmdbWriter db(dir / "empty"); }), "already exists"));
 }
 
 TEST_CASE("Data layer LMDB: values, labels and key order") {

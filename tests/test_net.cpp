@@ -360,6 +360,61 @@ TEST_CASE("net: a shared parameter with another shape is an error") {
                   ConfigError);
 }
 
+TEST_CASE("net: a shared parameter takes a sharer's lr_mult/decay_mult as Caffe does; two written ones must agree") {
+  const auto net_with = [](const std::string& first, const std::string& second) {
+    return "name: share\n"
+           "layer:\n"
+           "- {name: input, type: Input, top: [a, c], input_param: {shape: {dim: [2, 3]}}}\n"
+           "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w" + first +
+           "}, inner_product_param: {num_output: 2}}\n"
+           "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w" + second +
+           "}, inner_product_param: {num_output: 2}}\n";
+  };
+  // The owner left them at the defaults: the sharer's freeze applies to the one blob,
+  // in both layers (no gradient computed for it anywhere).
+  auto frozen = build(net_with("", ", lr_mult: 0, decay_mult: 0"));
+  Net& net = *frozen->net;
+  REQUIRE(net.learnable_params().size() == 3);
+  CHECK(net.params_lr()[0] == 0.f);
+  CHECK(net.params_decay()[0] == 0.f);
+  CHECK_FALSE(net.layer_by_name("ip_a")->param_propagate_down(0));
+  CHECK_FALSE(net.layer_by_name("ip_c")->param_propagate_down(0));
+  CHECK(net.layer_by_name("ip_a")->param_propagate_down(1));  // the biases are not shared
+  // Written once, on the owner: the same.
+  auto owner = build(net_with(", lr_mult: 0.5", ""));
+  CHECK(owner->net->params_lr()[0] == 0.5f);
+  // Written on both and equal: fine; different: refused, naming both values.
+  CHECK(build(net_with(", lr_mult: 2", ", lr_mult: 2"))->net->params_lr()[0] == 2.f);
+  CHECK_THROWS_WITH_AS(build(net_with(", lr_mult: 1", ", lr_mult: 0")),
+                       doctest::Contains("shared parameter 'w' has lr_mult 0 here but 1"), ConfigError);
+  CHECK_THROWS_WITH_AS(build(net_with(", decay_mult: 1", ", decay_mult: 2")), doctest::Contains("decay_mult 2"),
+                       ConfigError);
+}
+
+TEST_CASE("net: share_mode PERMISSIVE shares a parameter of equal count and another shape") {
+  const std::string yaml =
+      "name: share\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [a, c], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 2]}]}}\n"
+      "- {name: ip_a, type: InnerProduct, bottom: a, top: pa, param: {name: w},"
+      " inner_product_param: {num_output: 2, weight_filler: {type: gaussian}}}\n"
+      "- {name: ip_c, type: InnerProduct, bottom: c, top: pc, param: {name: w, share_mode: PERMISSIVE},"
+      " inner_product_param: {num_output: 3}}\n";
+  auto b = build(yaml);
+  Net& net = *b->net;
+  const Blob& wa = *net.layer_by_name("ip_a")->blobs()[0];
+  const Blob& wc = *net.layer_by_name("ip_c")->blobs()[0];
+  CHECK(wa.shape() == std::vector<int>{2, 3});
+  CHECK(wc.shape() == std::vector<int>{3, 2});
+  CHECK(wa.cpu_data() == wc.cpu_data());  // one buffer
+  CHECK(net.learnable_params().size() == 3);
+  CHECK(net.param_is_shared(index_of(net, "ip_c"), 0));
+  // STRICT (the default) names the way out.
+  std::string strict = yaml;
+  strict.replace(strict.find(", share_mode: PERMISSIVE"), 24, "");
+  CHECK_THROWS_WITH_AS(build(strict), doctest::Contains("share_mode: PERMISSIVE"), ConfigError);
+}
+
 TEST_CASE("net: force_backward computes the gradient of the inputs") {
   const std::string layers =
       "layer:\n"

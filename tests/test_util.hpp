@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "engine/error.hpp"
+
 namespace crema::test {
 
 // A fresh directory under the system temp dir, removed when the object dies.
@@ -61,6 +63,17 @@ inline RunResult run(const std::string& command) {
 
 inline std::string crema_binary() { return CREMA_BINARY; }
 inline std::string source_dir() { return CREMA_SOURCE_DIR; }
+
+// The message of the crema::Error that `f` throws, or "" when it throws none.
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 inline bool fashion_mnist_available() {
   return std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
