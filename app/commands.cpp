@@ -305,7 +305,7 @@ int time(const TimeOptions& opt) {
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
   ctx->set_precision(opt.precision == "bf16" ? Precision::bf16 : Precision::fp32);
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
-  Net net(spec, NetState{phase, 0, {}}, *ctx);
+  Net net(spec, merged(NetState{phase, 0, {}}, spec.state), *ctx);
   using clock = std::chrono::steady_clock;
   // On a GPU a layer's call only queues its kernels: waiting for them before each reading
   // charges every layer its own work (Caffe's timer does the same with CUDA events).

@@ -309,15 +309,18 @@ void Solver::solve() {
     return;
   }
   if (spec_.snapshot_after_train && (spec_.snapshot == 0 || iter_ % spec_.snapshot != 0)) snapshot();
-  if (spec_.display > 0 && iter_ % spec_.display == 0) {
-    // One more forward to report the final training loss, smoothed, as Caffe does.
-    update_smoothed_loss(net_->forward(ctx_));
-    spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
-  }
+  // The final test before the final loss line (Caffe has them the other way round): that
+  // line's extra TRAIN forward moves BatchNorm's running statistics, and the scores must be
+  // those of the snapshot just written, as `crema test` on it gives.
   if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) {
     test_all();
     // Training is complete and its snapshot (if asked for) written; only these scores are lost.
     if (test_interrupted_) return;
+  }
+  if (spec_.display > 0 && iter_ % spec_.display == 0) {
+    // One more forward to report the final training loss, smoothed, as Caffe does.
+    update_smoothed_loss(net_->forward(ctx_));
+    spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
   }
   int64_t bad = net_->data_stats().bad_samples;
   for (const auto& t : test_nets_) bad += t->data_stats().bad_samples;

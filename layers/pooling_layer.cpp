@@ -100,6 +100,10 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 
 void PoolingLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec&) {
   refuse_onednn_on_gpu(params_.engine, ctx, spec_, "pooling_param.engine");
+  if (ctx.on_gpu() && params_.engine == Engine::CUDNN && params_.pool == PoolingParams::Method::MAX)
+    spec_.fail("pooling_param.engine: CUDNN is not offered for MAX pooling: cuDNN's backward finds each maximum "
+               "again from the top's values, which a later in-place layer may have changed, and gives ties to "
+               "another input than Caffe; use engine: DEFAULT or CAFFE, whose kernels keep the argmax");
   if (!ctx.on_gpu() && wants_onednn(params_.engine)) onednn_ = std::make_unique<onednn::Pooling>();
 }
 
@@ -249,11 +253,7 @@ bool PoolingLayer::use_cudnn(const BlobVec& top) const {
   switch (params_.engine) {
     case Engine::CAFFE:
       return false;
-    case Engine::CUDNN:
-      if (params_.pool == PoolingParams::Method::MAX)
-        spec_.fail("pooling_param.engine: CUDNN is not offered for MAX pooling: cuDNN's backward finds each maximum "
-                   "again from the top's values, which a later in-place layer may have changed, and gives ties to "
-                   "another input than Caffe; use engine: DEFAULT or CAFFE, whose kernels keep the argmax");
+    case Engine::CUDNN:  // MAX was refused at setup
       if (!cudnn_exact(top))
         spec_.fail("pooling_param.engine: CUDNN cannot compute Caffe's pooling here (output " +
                    std::to_string(pooled_height_) + "x" + std::to_string(pooled_width_) +

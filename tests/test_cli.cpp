@@ -362,7 +362,7 @@ TEST_CASE("several test nets, one per test_iter with its test_state; crema test 
   const std::string weights = job.dir / "two/toy_iter_20.caffemodel.h5";
   auto t = test::run(crema_cmd("test --model " + job.dir / "two.yaml" + " --weights " + weights + " --iterations 2"));
   REQUIRE_MESSAGE(t.status == 0, t.output);
-  REQUIRE(std::regex_search(t.output, m, std::regex(R"(accuracy = ([0-9.]+))")));
+  REQUIRE(std::regex_search(t.output, m, std::regex(R"(crema\] accuracy = ([0-9.]+))")));  // the mean
   CHECK(m[1] == val_accuracy);
   // A stage on the command line selects layers as Caffe's --stage does: both data
   // layers now produce 'data', which names the conflict.
@@ -410,6 +410,29 @@ TEST_CASE("debug_info logs each layer's data and gradient magnitudes and each up
   CHECK(std::stod(m[2]) > 0);  // a step was taken
   // The data layer needs no gradient: no backward line for its tops.
   CHECK(r.output.find("[Backward] Layer conv, bottom blob data") == std::string::npos);
+}
+
+TEST_CASE("the final in-run test scores the final snapshot, BatchNorm included: crema test on it agrees") {
+  ToyJob job(20);  // still learning: a loss far above float rounding
+  std::string yaml = test::read_file(job.solver);
+  const size_t relu = yaml.find("    - {name: relu,");
+  REQUIRE(relu != std::string::npos);
+  yaml.insert(relu, "    - {name: bn, type: BatchNorm, bottom: conv, top: conv}\n");
+  test::write_file(job.solver, yaml);
+  const auto r = test::run(crema_cmd("train " + job.solver));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  // The 100 test images are 2 batches, so every pass, in the run or not, sees them all from the start.
+  std::smatch in_run, tested;
+  REQUIRE(std::regex_search(r.output, in_run,
+                            std::regex(R"(Iteration 20, Testing net[\s\S]*?accuracy = ([0-9.]+)[\s\S]*?loss = ([0-9.e+-]+))")));
+  const auto t = test::run(crema_cmd("test --model " + job.solver + " --weights " + (job.dir / "snap/toy_iter_20.caffemodel.h5") +
+                                     " --iterations 2"));
+  REQUIRE_MESSAGE(t.status == 0, t.output);
+  // The means, not the per-batch lines ("Batch 0, accuracy = …").
+  REQUIRE(std::regex_search(t.output, tested,
+                            std::regex(R"(crema\] accuracy = ([0-9.]+)[\s\S]*?crema\] loss = ([0-9.e+-]+))")));
+  CHECK(in_run[1] == tested[1]);
+  CHECK(in_run[2] == tested[2]);
 }
 
 TEST_CASE("review regressions: bad inputs end with one clear error, never a crash") {
