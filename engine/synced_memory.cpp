@@ -75,12 +75,14 @@ void SyncedMemory::to_gpu() {
 }
 
 void SyncedMemory::set_layout(std::shared_ptr<LayoutCopy> copy) {
+  ++writes_;
   layout_ = std::move(copy);
   head_ = Head::AtLayout;
 }
 
 LayoutCopy* SyncedMemory::mutable_layout() {
   assert(layout_);
+  ++writes_;
   head_ = Head::AtLayout;
   return layout_.get();
 }
@@ -105,6 +107,7 @@ const void* SyncedMemory::cpu_data() {
 }
 
 void* SyncedMemory::mutable_cpu_data() {
+  ++writes_;
   to_cpu();
   head_ = Head::AtCpu;
   layout_.reset();
@@ -117,6 +120,7 @@ const void* SyncedMemory::gpu_data() {
 }
 
 void* SyncedMemory::mutable_gpu_data() {
+  ++writes_;
   to_gpu();
   head_ = Head::AtGpu;
   layout_.reset();

@@ -76,6 +76,11 @@ class SyncedMemory {
   // changes: the copy's layout was for the old shape).
   void drop_layout();
 
+  // Counts the writable accesses (mutable_*, set_layout, mutable_layout): a copy taken
+  // earlier (a layer's staged input kept for backward) is still current only while this
+  // has not changed, whoever wrote (a view of another shape, a later in-place layer).
+  unsigned long long writes() const { return writes_; }
+
   static long host_to_device_copies() { return h2d_.load(); }
   static long device_to_host_copies() { return d2h_.load(); }
 
@@ -89,6 +94,7 @@ class SyncedMemory {
   int gpu_device_ = -1;
   Head head_ = Head::Uninitialized;
   std::shared_ptr<LayoutCopy> layout_;
+  unsigned long long writes_ = 0;
   static std::atomic<long> h2d_, d2h_;
 };
 

@@ -37,7 +37,7 @@ bool ActivationLayer::forward_onednn(const BlobVec& bottom, const BlobVec& top) 
 
 bool ActivationLayer::backward_onednn(const BlobVec& top, const BlobVec& bottom) {
   if (!use_onednn_) return false;
-  onednn_->backward(*top[0]->data_memory(), *top[0]->diff_memory(), *bottom[0]->diff_memory());
+  onednn_->backward(*backward_values(top, bottom).data_memory(), *top[0]->diff_memory(), *bottom[0]->diff_memory());
   return true;
 }
 

@@ -36,6 +36,8 @@ class ActivationLayer : public NeuronLayer {
   // Run oneDNN where it was chosen, and say whether it ran.
   bool forward_onednn(const BlobVec& bottom, const BlobVec& top);
   bool backward_onednn(const BlobVec& top, const BlobVec& bottom);
+  // The values backward derives the gradient from: the top (Sigmoid, TanH, as Caffe).
+  virtual Blob& backward_values(const BlobVec& top, const BlobVec& /*bottom*/) const { return *top[0]; }
 
  private:
   std::string key_;

@@ -122,13 +122,14 @@ void LRNLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool
     return onednn_->backward(*bottom[0]->data_memory(), *top[0]->diff_memory(), *bottom[0]->diff_memory());
   const int count = bottom[0]->count();
   const float* x = bottom[0]->cpu_data();     // x: (N, C, H, W)
-  const float* y = top[0]->cpu_data();        // y: (N, C, H, W)
   const float* dy = top[0]->cpu_diff();       // dy: (N, C, H, W)
   const float* scale = scale_.cpu_data();     // (N, C, H, W)
   float* ratio = work_.mutable_cpu_data();    // (N, C, H, W)
   float* sum = sum_.mutable_cpu_data();       // (N, C, H, W)
   float* dx = bottom[0]->mutable_cpu_diff();  // dx: (N, C, H, W)
-  for (int i = 0; i < count; ++i) ratio[i] = dy[i] * y[i] / scale[i];
+  // y = x scale^-beta, from x rather than read from the top (Caffe reads it), which a later
+  // in-place layer may have rewritten; oneDNN's backward works from x too.
+  for (int i = 0; i < count; ++i) ratio[i] = dy[i] * x[i] * std::pow(scale[i], -params_.beta) / scale[i];
   window_sum(ratio, sum);
   const float cross = 2.f * coef_ * params_.beta;
   for (int i = 0; i < count; ++i) dx[i] = dy[i] * std::pow(scale[i], -params_.beta) - cross * x[i] * sum[i];
@@ -181,13 +182,12 @@ void LRNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<
   if (!propagate_down[0] || bottom[0]->count() == 0) return;
   const cuda::CudaContext& cc = *ctx.cuda();
   const float* x = bottom[0]->gpu_data();     // x: (N, C, H, W)
-  const float* y = top[0]->gpu_data();        // y: (N, C, H, W)
   const float* dy = top[0]->gpu_diff();       // dy: (N, C, H, W)
   float* dx = bottom[0]->mutable_gpu_diff();  // dx: (N, C, H, W)
-  if (use_cudnn())
-    cudnn(*bottom[0]).backward(cc, x, y, dy, dx);
+  if (use_cudnn())  // cuDNN's backward takes y: as Caffe, it assumes no later layer rewrote it
+    cudnn(*bottom[0]).backward(cc, x, top[0]->gpu_data(), dy, dx);
   else
-    cuda::lrn_backward(cc, lrn_shape(*bottom[0]), x, y, dy, scale_.gpu_data(), work_.mutable_gpu_data(), dx);
+    cuda::lrn_backward(cc, lrn_shape(*bottom[0]), x, dy, scale_.gpu_data(), work_.mutable_gpu_data(), dx);
 }
 #endif
 

@@ -29,9 +29,9 @@ void ReLULayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top)
 void ReLULayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bool>& propagate_down,
                              const BlobVec& bottom) {
   if (!propagate_down[0] || backward_onednn(top, bottom)) return;
-  // In place, x was overwritten by y; sign(y) == sign(x) for slope >= 0, so y works.
   const float slope = params_.negative_slope;
-  map_backward(top[0]->cpu_data(), *top[0], *bottom[0], [slope](float y) { return y > 0.f ? 1.f : slope; });
+  map_backward(backward_values(top, bottom).cpu_data(), *top[0], *bottom[0],
+               [slope](float v) { return v > 0.f ? 1.f : slope; });
 }
 
 #ifdef CREMA_WITH_CUDA
@@ -44,9 +44,9 @@ void ReLULayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector
                              const BlobVec& bottom) {
   if (!propagate_down[0]) return;
   const int64_t n = bottom[0]->count();
-  // As on the CPU, the branch is read from the top (works in place).
-  cuda::relu_backward(*ctx.cuda(), n, params_.negative_slope, top[0]->gpu_data(), top[0]->gpu_diff(),
-                      bottom[0]->mutable_gpu_diff());
+  // As on the CPU, the branch is read from the input, or from the top in place.
+  cuda::relu_backward(*ctx.cuda(), n, params_.negative_slope, backward_values(top, bottom).gpu_data(),
+                      top[0]->gpu_diff(), bottom[0]->mutable_gpu_diff());
 }
 #endif
 

@@ -26,6 +26,12 @@ class ReLULayer : public ActivationLayer {
   void backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                     const BlobVec& bottom) override;
 #endif
+  // The input when it is still there: a later in-place layer may rewrite the top (e.g.
+  // BatchNorm on it), and the mask must be the input's signs. In place, the top holds y,
+  // whose signs are x's for slope >= 0.
+  Blob& backward_values(const BlobVec& top, const BlobVec& bottom) const override {
+    return bottom[0] != top[0] ? *bottom[0] : *top[0];
+  }
 
  private:
   ReLULayer(const LayerSpec& spec, const ReLUParams& params);

@@ -683,3 +683,87 @@ layer:
   trained->net->forward(*trained->ctx);
   CHECK_THROWS_WITH_AS(trained->net->backward(*trained->ctx), doctest::Contains("forward only"), Error);
 }
+
+namespace {
+// Every learnable parameter's gradient of `a` and `b` (nets with the same parameters in
+// the same order) agree to float rounding.
+void check_same_param_diffs(Net& a, Net& b, const std::string& what) {
+  REQUIRE(a.learnable_params().size() == b.learnable_params().size());
+  for (size_t i = 0; i < a.learnable_params().size(); ++i) {
+    const Blob &pa = *a.learnable_params()[i], &pb = *b.learnable_params()[i];
+    REQUIRE(pa.count() == pb.count());
+    double diff = 0, norm = 0;
+    for (int k = 0; k < pa.count(); ++k) {
+      diff += std::pow(static_cast<double>(pa.cpu_diff()[k]) - pb.cpu_diff()[k], 2);
+      norm += std::pow(static_cast<double>(pb.cpu_diff()[k]), 2);
+    }
+    INFO(what << ", parameter " << i);
+    CHECK(std::sqrt(diff) <= 1e-4 * std::max(std::sqrt(norm), 1e-6));
+  }
+}
+
+std::string replaced(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("net: a backward never reads values a later in-place layer rewrote (LRN, ReLU), on either engine") {
+  // LRN's backward used y, ReLU's (not in place) used y as its mask: a Scale or BatchNorm
+  // in place on their tops then changed the gradient. Each net is compared with its twin
+  // that writes those tops elsewhere, which must give the same parameter gradients.
+  const std::string head =
+      "name: n\nlayer:\n"
+      "- {name: input, type: Input, top: [data, t], input_param: {shape: [{dim: [2, 8, 6, 6]}, {dim: [2, 3]}]}}\n"
+      "- {name: c1, type: Convolution, bottom: data, top: c1, convolution_param: {num_output: 16, kernel_size: 3,"
+      " pad: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.3}}}\n";
+  const std::string lrn =
+      head +
+      "- {name: n1, type: LRN, bottom: c1, top: n1, lrn_param: {local_size: 5, alpha: 0.5, beta: 0.75, engine: ENGINE}}\n"
+      "- {name: s1, type: Scale, bottom: n1, top: OUT, scale_param: {filler: {type: gaussian, std: 2}}}\n"
+      "- {name: fc, type: InnerProduct, bottom: OUT, top: fc, inner_product_param: {num_output: 3,"
+      " weight_filler: {type: gaussian, std: 0.1}}}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [fc, t], top: loss}\n";
+  const std::string relu =
+      head +
+      "- {name: r1, type: ReLU, bottom: c1, top: r, relu_param: {engine: ENGINE}}\n"
+      "- {name: bn, type: BatchNorm, bottom: r, top: OUT}\n"
+      "- {name: fc, type: InnerProduct, bottom: OUT, top: fc, inner_product_param: {num_output: 3,"
+      " weight_filler: {type: gaussian, std: 0.1}}}\n"
+      "- {name: loss, type: EuclideanLoss, bottom: [fc, t], top: loss}\n";
+  for (const std::string engine : {"DEFAULT", "CAFFE"})
+    for (const auto& [net, blob] : {std::pair{lrn, std::string("n1")}, std::pair{relu, std::string("r")}}) {
+      auto in_place = build(replaced(replaced(net, "ENGINE", engine), "OUT", blob));
+      auto apart = build(replaced(replaced(net, "ENGINE", engine), "OUT", "out"));
+      forward_backward_on_random(*in_place, {"data", "t"}, 5);
+      forward_backward_on_random(*apart, {"data", "t"}, 5);
+      check_same_param_diffs(*in_place->net, *apart->net, engine + " with " + blob + " rewritten in place");
+    }
+}
+
+TEST_CASE("net: oneDNN's convolution restages an input rewritten since forward, as the reference reads it") {
+  // c1 feeds c2 and, through Flatten (the same memory), a ReLU in place that rewrites it
+  // after c2's forward: the weight gradient must come from the values there now, as the
+  // reference (and Caffe) computes it, not from the copy forward staged.
+  const std::string net =
+      "name: n\nlayer:\n"
+      "- {name: input, type: Input, top: [data, t, u], input_param: {shape: [{dim: [2, 4, 6, 6]}, {dim: [2, 3]},"
+      " {dim: [2, 3]}]}}\n"
+      "- {name: c1, type: Convolution, bottom: data, top: c1, convolution_param: {num_output: 32, kernel_size: 3,"
+      " pad: 1, engine: CAFFE, weight_filler: {type: gaussian, std: 0.3}}}\n"
+      "- {name: c2, type: Convolution, bottom: c1, top: c2, convolution_param: {num_output: 16, kernel_size: 3,"
+      " engine: ENGINE, weight_filler: {type: gaussian, std: 0.1}}}\n"
+      "- {name: flat, type: Flatten, bottom: c1, top: f}\n"
+      "- {name: r, type: ReLU, bottom: f, top: f, relu_param: {engine: CAFFE}}\n"
+      "- {name: fc1, type: InnerProduct, bottom: f, top: fc1, inner_product_param: {num_output: 3,"
+      " weight_filler: {type: gaussian, std: 0.1}}}\n"
+      "- {name: fc2, type: InnerProduct, bottom: c2, top: fc2, inner_product_param: {num_output: 3,"
+      " weight_filler: {type: gaussian, std: 0.1}}}\n"
+      "- {name: l1, type: EuclideanLoss, bottom: [fc1, t], top: l1}\n"
+      "- {name: l2, type: EuclideanLoss, bottom: [fc2, u], top: l2}\n";
+  auto fast = build(replaced(net, "ENGINE", "DEFAULT"));
+  auto reference = build(replaced(net, "ENGINE", "CAFFE"));
+  forward_backward_on_random(*fast, {"data", "t", "u"}, 9);
+  forward_backward_on_random(*reference, {"data", "t", "u"}, 9);
+  check_same_param_diffs(*fast->net, *reference->net, "c2 after its input was rewritten");
+}

@@ -46,9 +46,10 @@ __global__ void forward_kernel(int64_t n, LrnShape s, const float* x, float* sca
   }
 }
 
-__global__ void ratio_kernel(int64_t n, const float* dy, const float* y, const float* scale, float* ratio) {
-  // all: (N, C, H, W)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) ratio[i] = dy[i] * y[i] / scale[i];
+__global__ void ratio_kernel(int64_t n, float beta, const float* dy, const float* x, const float* scale, float* ratio) {
+  // all: (N, C, H, W). y = x scale^-beta from x, not the top, which a later in-place layer
+  // may have rewritten (as on the CPU).
+  for (int64_t i = first_index(); i < n; i += grid_stride()) ratio[i] = dy[i] * x[i] * powf(scale[i], -beta) / scale[i];
 }
 
 __global__ void backward_kernel(int64_t n, LrnShape s, const float* x, const float* dy, const float* scale,
@@ -64,11 +65,11 @@ void lrn_forward(const CudaContext& ctx, const LrnShape& s, const float* x, floa
   launch(ctx, count_of(s), forward_kernel, s, x, scale, y);
 }
 
-void lrn_backward(const CudaContext& ctx, const LrnShape& s, const float* x, const float* y, const float* dy,
-                  const float* scale, float* ratio, float* dx) {
+void lrn_backward(const CudaContext& ctx, const LrnShape& s, const float* x, const float* dy, const float* scale,
+                  float* ratio, float* dx) {
   const int64_t n = count_of(s);
   // Two launches: every dx reads the ratios of its whole window.
-  launch(ctx, n, ratio_kernel, dy, y, scale, ratio);
+  launch(ctx, n, ratio_kernel, s.beta, dy, x, scale, ratio);
   launch(ctx, n, backward_kernel, s, x, dy, scale, ratio, dx);
 }
 

@@ -15,8 +15,8 @@ struct LrnShape {
 
 // x, scale, y: (N, C, H, W)
 void lrn_forward(const CudaContext& ctx, const LrnShape& s, const float* x, float* scale, float* y);
-// x, y, dy, scale, dx: (N, C, H, W); ratio: (N, C, H, W) scratch; dx overwritten
-void lrn_backward(const CudaContext& ctx, const LrnShape& s, const float* x, const float* y, const float* dy,
-                  const float* scale, float* ratio, float* dx);
+// x, dy, scale, dx: (N, C, H, W); ratio: (N, C, H, W) scratch; dx overwritten
+void lrn_backward(const CudaContext& ctx, const LrnShape& s, const float* x, const float* dy, const float* scale,
+                  float* ratio, float* dx);
 
 }  // namespace crema::cuda

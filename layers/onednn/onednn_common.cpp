@@ -140,15 +140,19 @@ memory& Staged::input(SyncedMemory& m) {
     }
     relayout_.execute(cpu_stream(), copy->memory(), own_);
     staged_ = &m;
+    staged_writes_ = m.writes();
     return own_;
   }
   memory& staged = input(static_cast<const float*>(m.cpu_data()));
   staged_ = own_ ? static_cast<const void*>(&m) : nullptr;
+  staged_writes_ = m.writes();
   return staged;
 }
 
 memory* Staged::staged(const SyncedMemory& m) {
-  return staged_ == &m ? &own_ : nullptr;
+  // Written since (through a view of another shape, or by a later in-place layer): the
+  // copy is stale, and backward must stage the current values again.
+  return staged_ == &m && m.writes() == staged_writes_ ? &own_ : nullptr;
 }
 
 memory& Staged::output(float* p) {

@@ -107,6 +107,7 @@ class Staged {
   dnnl::memory::desc relayout_from_;  // an input's other blocked layout ...
   dnnl::reorder relayout_;            // ... and its reorder to inner, built when first met
   const void* staged_ = nullptr;  // what the last input() copied from (a pointer or a SyncedMemory)
+  unsigned long long staged_writes_ = 0;  // that memory's writes() when copied
 };
 
 }  // namespace crema::onednn
