@@ -60,6 +60,8 @@ auto parse_file(const std::string& path, const std::string& message, const std::
   } catch (const pb::WireError& e) {
     const std::string kind = path + ": " + not_this_kind;
     if (looks_like_text(bytes)) throw Error(kind + ": it holds text (a .prototxt or a YAML config?)");
+    if (bytes.rfind("\x89PNG", 0) == 0) throw Error(kind + ": it is a PNG image");
+    if (bytes.rfind("\xff\xd8\xff", 0) == 0) throw Error(kind + ": it is a JPEG image");
     if (e.offset() == 0)
       throw Error(kind + " (at byte 0: " + e.detail() + ")" + hint(static_cast<unsigned char>(bytes[0])));
     throw Error(std::string(e.what()) + "; the file is damaged or incomplete: copy or download it again");

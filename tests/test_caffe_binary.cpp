@@ -511,6 +511,9 @@ TEST_CASE("the wrong kind of file is named as such") {
   test::write_file(dir / "net.prototxt", "name: \"LeNet\"\nlayer {\n  name: \"data\"\n}\n");
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "net.prototxt"),
                        doctest::Contains("not an HDF5 file, nor a binary Caffe NetParameter: it holds text"), Error);
+  // An image given as weights (arguments swapped) is named as one, not as a damaged file.
+  test::write_file(dir / "digit.png", std::string("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16));
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "digit.png"), doctest::Contains("it is a PNG image"), Error);
   const std::string state = caffe_data("cifar10_quick_iter_4000.solverstate");
   const std::string msg = test::error_of([&] { io::load_weights(state); });
   CHECK(msg.find(state + ": not an HDF5 file, nor a binary Caffe NetParameter") == 0);
