@@ -54,7 +54,7 @@ int classify(const ClassifyOptions& opt) {
   auto root = io::load_net_config(opt.model);
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
-  Net net(spec, merged(NetState{Phase::TEST, 0, {}}, spec.state), *ctx, true);
+  Net net(spec, spec.state_for(Phase::TEST), *ctx, true);
   std::vector<std::string> loaded;
   for (const auto& w : opt.weights)
     for (const auto& l : io::copy_weights(net, io::load_weights(w), w).loaded) loaded.push_back(l);

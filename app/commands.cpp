@@ -267,7 +267,7 @@ int test(const TestOptions& opt) {
   // The TEST net as training built its first one (the solver's test_state), or from the
   // net's own state; --stage/--level on top, as Caffe's `caffe test`.
   const NetState base = solver ? SolverSpec::parse(*solver).test_net_state(spec, 0)
-                               : merged(NetState{Phase::TEST, 0, {}}, spec.state);
+                               : spec.state_for(Phase::TEST);
   Net net(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *ctx);
   if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
   io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);
@@ -305,7 +305,7 @@ int time(const TimeOptions& opt) {
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
   ctx->set_precision(opt.precision == "bf16" ? Precision::bf16 : Precision::fp32);
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
-  Net net(spec, merged(NetState{phase, 0, {}}, spec.state), *ctx);
+  Net net(spec, spec.state_for(phase), *ctx);
   using clock = std::chrono::steady_clock;
   // On a GPU a layer's call only queues its kernels: waiting for them before each reading
   // charges every layer its own work (Caffe's timer does the same with CUDA events).

@@ -26,7 +26,7 @@ Phase parse_phase(const std::string& phase) { return phase == "TEST" ? Phase::TE
 std::unique_ptr<Net> load_net(const std::string& model, const std::string& phase, Context& ctx) {
   auto root = io::load_net_config(model);
   const NetSpec spec = NetSpec::parse(*root);
-  return std::make_unique<Net>(spec, merged(NetState{parse_phase(phase), 0, {}}, spec.state), ctx);
+  return std::make_unique<Net>(spec, spec.state_for(parse_phase(phase)), ctx);
 }
 
 std::vector<int> data_layers(const Net& net, const std::string& model) {

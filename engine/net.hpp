@@ -28,6 +28,8 @@ struct NetSpec {
 
   // Parses a net map: name, layer: [...], force_backward, state.
   static NetSpec parse(const Node& node);
+  // The state a net of this spec is built in for `phase`: the phase, then `state` merged.
+  NetState state_for(Phase phase) const { return merged(NetState{phase, 0, {}}, state); }
 };
 
 class Net {
@@ -99,10 +101,6 @@ class Net {
   };
   MemoryPlan reuse_activation_memory();
 
- private:
-  void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
-  void resolve_params(int layer_index);
- public:
   // Caffe's debug_info: after each layer's forward and backward, the mean absolute value
   // of its tops / bottom gradients and parameters; log_update_debug_info after an update.
   void set_debug_info(bool on) { debug_info_ = on; }
@@ -110,6 +108,8 @@ class Net {
   void log_update_debug_info() const;
 
  private:
+  void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
+  void resolve_params(int layer_index);
   void set_param_gradients();
   void compute_backward_needs(bool force_backward);
 

@@ -44,11 +44,11 @@ void check_rule_params(MapReader& r, const SolverSpec& s) {
 }  // namespace
 
 NetState SolverSpec::train_net_state(const NetSpec& net) const {
-  return merged(merged(NetState{Phase::TRAIN, 0, {}}, net.state), train_state);
+  return merged(net.state_for(Phase::TRAIN), train_state);
 }
 
 NetState SolverSpec::test_net_state(const NetSpec& net, size_t i) const {
-  const NetState base = merged(NetState{Phase::TEST, 0, {}}, net.state);
+  const NetState base = net.state_for(Phase::TEST);
   return i < test_state.size() ? merged(base, test_state[i]) : base;
 }
 
