@@ -94,6 +94,10 @@ MapReader LayerSpec::params(const std::string& key) const {
   return MapReader(n, mark, path.empty() ? key : path + "." + key);
 }
 
+std::string LayerSpec::bottom_label(size_t i) const {
+  return "bottom " + std::to_string(i) + (i < bottom.size() ? " (" + bottom[i] + ")" : std::string());
+}
+
 void LayerSpec::fail(const std::string& message) const {
   std::string where = path;
   if (!name.empty()) where += (where.empty() ? "" : " ") + std::string("(") + name + ")";

@@ -72,6 +72,8 @@ struct LayerSpec {
   MapReader params(const std::string& key) const;
   // A ConfigError at this layer: "file:line:col: net.layer[3] (conv1): message".
   [[noreturn]] void fail(const std::string& message) const;
+  // "bottom 1 (cont)" for messages about one bottom ("bottom 1" when it has no name).
+  std::string bottom_label(size_t i) const;
 };
 
 // Parses the shared keys of a layer map. Unknown keys are rejected by the registry

@@ -21,10 +21,12 @@ struct GradCase {
   float stddev = 1.f;
   float kink_range = -1.f;  // around 0, for piecewise layers
   bool check_params = true;
-  // A second bottom: none, labels in [0, classes) (not checked), or Gaussian.
-  enum class Second { none, labels, gaussian } second = Second::none;
+  // A second bottom: none, labels in [0, classes) or the given values (neither
+  // checked), or Gaussian.
+  enum class Second { none, labels, values, gaussian } second = Second::none;
   std::vector<int> second_shape = {};
   int classes = 0;
+  std::vector<float> values = {};
   int tops = 1;
 };
 
@@ -69,6 +71,14 @@ const std::vector<GradCase>& grad_cases() {
       {.yaml = "{type: SigmoidCrossEntropyLoss}", .shape = {3, 4}, .second = S::labels, .second_shape = {3, 4},
        .classes = 2},
       {.yaml = "{type: EuclideanLoss}", .shape = {3, 4}, .second = S::gaussian, .second_shape = {3, 4}},
+      // cont 0 at the first step drops the state carried from the previous forward, so
+      // every forward of the check computes the same function; stream 1 restarts at t 2.
+      {.yaml = "{type: LSTM, recurrent_param: {num_output: 3, weight_filler: {type: uniform, min: -0.5, max: 0.5}, "
+               "bias_filler: {type: uniform, min: -0.3, max: 0.3}}}",
+       .shape = {3, 2, 4}, .second = S::values, .second_shape = {3, 2}, .values = {0, 0, 1, 1, 1, 0}},
+      {.yaml = "{type: RNN, recurrent_param: {num_output: 3, weight_filler: {type: uniform, min: -0.5, max: 0.5}, "
+               "bias_filler: {type: uniform, min: -0.3, max: 0.3}}}",
+       .shape = {3, 2, 4}, .second = S::values, .second_shape = {3, 2}, .values = {0, 0, 1, 1, 1, 0}},
   };
   return table;
 }
@@ -86,6 +96,8 @@ void check_all(Context* ctx) {
       if (c.second == GradCase::Second::labels)
         for (int i = 0; i < second.count(); ++i)
           second.mutable_cpu_data()[i] = static_cast<float>(rng.below(static_cast<uint32_t>(c.classes)));
+      else if (c.second == GradCase::Second::values)
+        test::set_values(second, c.values);
       else
         test::fill_gaussian(second, rng);
       bottom.push_back(&second);
@@ -96,7 +108,7 @@ void check_all(Context* ctx) {
     test::GradCheck opt;
     opt.kink_range = c.kink_range;
     opt.check_params = c.check_params;
-    if (c.second == GradCase::Second::labels) opt.bottoms = {0};
+    if (c.second == GradCase::Second::labels || c.second == GradCase::Second::values) opt.bottoms = {0};
     if (c.yaml.find("BatchNorm") != std::string::npos) opt.step = 1e-3f;
     opt.ctx = ctx;
     test::check_gradients(*t.layer, bottom, top, opt);

@@ -125,6 +125,14 @@ const std::vector<LayerCase>& cases() {
       {"LRN", "{type: LRN, lrn_param: {local_size: 3}}", {gauss({2, 4, 3, 3})}, 1, Phase::TRAIN, 1e-3f},
       {"LRN", "{type: LRN, lrn_param: {local_size: 3, norm_region: WITHIN_CHANNEL}}", {gauss({2, 4, 3, 3})}, 1,
        Phase::TRAIN, 1e-3f},
+      {"LSTM", "{type: LSTM, recurrent_param: {num_output: 4}}", {gauss({3, 2, 5}), binary({3, 2})}, 1,
+       Phase::TRAIN, 1e-3f},
+      {"LSTM", "{type: LSTM, recurrent_param: {num_output: 3, expose_hidden: true}}",
+       {gauss({4, 3, 2, 2}), binary({4, 3}), gauss({3, 5}), gauss({1, 3, 3}), gauss({1, 3, 3})}, 3, Phase::TRAIN,
+       1e-3f},
+      {"LSTM", "{type: LSTM, recurrent_param: {num_output: 40}}", {gauss({6, 20, 30}), binary({6, 20})}, 1,
+       Phase::TRAIN, 1e-3f},
+      {"LSTMUnit", "{type: LSTMUnit}", {gauss({1, 3, 4}), gauss({1, 3, 16}), binary({1, 3})}, 2},
       {"MultinomialLogisticLoss", "{type: MultinomialLogisticLoss}", {probability({3, 4}), labels({3}, 4)}},
       {"MultinomialLogisticLoss", "{type: MultinomialLogisticLoss}",
        {probability({300, 3, 1, 2}), labels({300, 1}, 6)}},
@@ -146,6 +154,13 @@ const std::vector<LayerCase>& cases() {
       {"Reduction", "{type: Reduction, reduction_param: {operation: MEAN, coeff: 2}}", {gauss({2, 3, 4})}},
       {"Reduction", "{type: Reduction, reduction_param: {operation: ASUM, axis: -1, coeff: -0.5}}", {gauss({2, 3, 4})}},
       {"Reduction", "{type: Reduction, reduction_param: {axis: 1}}", {gauss({3, 700})}},
+      // Recurrent layers: cont mixes restarts (0) and continuations (1); the weights are
+      // the table's [0.5, 1.5], so many gates saturate and the recurrence compounds the
+      // products' rounding: a looser tolerance.
+      {"RNN", "{type: RNN, recurrent_param: {num_output: 4}}", {gauss({3, 2, 5}), binary({3, 2})}, 1, Phase::TRAIN,
+       1e-3f},
+      {"RNN", "{type: RNN, recurrent_param: {num_output: 3, expose_hidden: true}}",
+       {gauss({4, 3, 2}), binary({4, 3}), gauss({3, 2}), gauss({1, 3, 3})}, 2, Phase::TRAIN, 1e-3f},
       {"ReLU", "{type: ReLU}", {gauss(nchw)}},
       {"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.1}}", {gauss(nchw)}},
       in_place({"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.1}}", {gauss(nchw)}}),

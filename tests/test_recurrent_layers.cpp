@@ -1,0 +1,485 @@
+// LSTM, RNN and LSTMUnit (Caffe's recurrent layers): PyTorch golden values, gradient
+// checks, the state carried between forwards (truncated BPTT), expose_hidden, snapshots
+// of the carried state, clear errors, and nets that must learn to remember.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/error.hpp"
+#include "io/checkpoint.hpp"
+#include "io/hdf5.hpp"
+#include "layers/lstm_unit_math.hpp"
+#include "layer_test_util.hpp"
+#include "solver_test_util.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+using test::set_values;
+
+namespace {
+
+// Bottoms owned by the test, filled from a fixed stream.
+struct Bottoms {
+  std::vector<std::unique_ptr<Blob>> owned;
+  BlobVec vec;
+  Blob& add(const std::vector<int>& shape) {
+    owned.push_back(std::make_unique<Blob>(shape));
+    vec.push_back(owned.back().get());
+    return *owned.back();
+  }
+};
+
+struct Tops {
+  std::vector<std::unique_ptr<Blob>> owned;
+  BlobVec vec;
+  explicit Tops(int n) {
+    for (int i = 0; i < n; ++i) {
+      owned.push_back(std::make_unique<Blob>());
+      vec.push_back(owned.back().get());
+    }
+  }
+};
+
+std::vector<float> values(const Blob& b) { return {b.cpu_data(), b.cpu_data() + b.count()}; }
+
+double largest_difference(const std::vector<float>& got, const std::vector<float>& want) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
+  return worst;
+}
+
+const char* const kSmallWeights =
+    "weight_filler: {type: uniform, min: -0.5, max: 0.5}, bias_filler: {type: uniform, min: -0.3, max: 0.3}";
+
+std::string lstm_yaml(int h, const std::string& extra = "") {
+  return "{type: LSTM, recurrent_param: {num_output: " + std::to_string(h) + ", " + kSmallWeights + extra + "}}";
+}
+std::string rnn_yaml(int h, const std::string& extra = "") {
+  return "{type: RNN, recurrent_param: {num_output: " + std::to_string(h) + ", " + kSmallWeights + extra + "}}";
+}
+
+// Runs the golden case `which` ("lstm" or "rnn") of tests/data/golden/recurrent.h5.
+void check_golden(const std::string& which, const std::string& yaml, bool with_static) {
+  io::H5File f(test::source_dir() + "/tests/data/golden/recurrent.h5", io::H5File::Mode::Read);
+  std::vector<int> shape;
+  auto load = [&](const std::string& name, Blob& into) {
+    const auto v = f.read_floats(which + "/" + name, &shape);
+    into.reshape(shape);
+    std::copy(v.begin(), v.end(), into.mutable_cpu_data());
+  };
+  auto t = test::make_layer(yaml);
+  Blob x, cont, xs;
+  load("x", x);
+  load("cont", cont);
+  BlobVec bottom = {&x, &cont};
+  if (with_static) {
+    load("x_static", xs);
+    bottom.push_back(&xs);
+  }
+  Blob y;
+  Context ctx(1);
+  t.layer->setup(ctx, bottom, {&y});
+  for (size_t i = 0; i < t.layer->blobs().size(); ++i) {
+    Blob want;
+    load("init/" + std::to_string(i), want);
+    REQUIRE_MESSAGE(want.shape() == t.layer->blobs()[i]->shape(), "parameter " << i);
+    t.layer->blobs()[i]->copy_from(want);
+    t.layer->blobs()[i]->set_diff(0.f);
+  }
+  t.layer->forward(ctx, bottom, {&y});
+  Blob want_top, r;
+  load("top", want_top);
+  load("r", r);
+  REQUIRE(y.shape() == want_top.shape());
+  CHECK(largest_difference(values(y), values(want_top)) < 1e-5);
+  std::copy(r.cpu_data(), r.cpu_data() + r.count(), y.mutable_cpu_diff());
+  std::vector<bool> down(bottom.size(), true);
+  down[1] = false;
+  t.layer->backward(ctx, {&y}, down, bottom);
+  auto compare_diff = [&](const std::string& name, const Blob& got) {
+    Blob want;
+    load(name, want);
+    REQUIRE(want.count() == got.count());
+    INFO(which << " " << name);
+    CHECK(largest_difference({got.cpu_diff(), got.cpu_diff() + got.count()}, values(want)) < 1e-5);
+  };
+  compare_diff("grad/x", x);
+  if (with_static) compare_diff("grad/x_static", xs);
+  for (size_t i = 0; i < t.layer->blobs().size(); ++i) compare_diff("grad/" + std::to_string(i), *t.layer->blobs()[i]);
+}
+
+}  // namespace
+
+TEST_CASE("LSTM matches PyTorch's nn.LSTM: outputs, input, static input and parameter gradients, with restarts") {
+  check_golden("lstm", "{type: LSTM, recurrent_param: {num_output: 3}}", true);
+}
+
+TEST_CASE("RNN matches PyTorch's nn.RNN plus Caffe's output transform, with restarts") {
+  check_golden("rnn", "{type: RNN, recurrent_param: {num_output: 3}}", false);
+}
+
+TEST_CASE("LSTM and RNN keep Caffe's parameter blobs and order (weights from .caffemodel files fit)") {
+  Bottoms b;
+  b.add({3, 2, 4, 2});  // x: T 3, N 2, I 8
+  b.add({3, 2});
+  b.add({2, 5});        // static
+  Tops y(1);
+  Context ctx(1);
+  auto lstm = test::make_layer(lstm_yaml(6));
+  lstm.layer->setup(ctx, b.vec, y.vec);
+  std::vector<std::vector<int>> shapes;
+  for (auto& p : lstm.layer->blobs()) shapes.push_back(p->shape());
+  CHECK(shapes == std::vector<std::vector<int>>{{24, 8}, {24}, {24, 5}, {24, 6}});  // W_xc, b_c, W_xc_static, W_hc
+  CHECK(y.vec[0]->shape() == std::vector<int>{3, 2, 6});
+  auto rnn = test::make_layer(rnn_yaml(6));
+  Tops o(1);
+  rnn.layer->setup(ctx, {b.vec[0], b.vec[1]}, o.vec);
+  shapes.clear();
+  for (auto& p : rnn.layer->blobs()) shapes.push_back(p->shape());
+  CHECK(shapes == std::vector<std::vector<int>>{{6, 8}, {6}, {6, 6}, {6, 6}, {6}});  // W_xh, b_h, W_hh, W_ho, b_o
+}
+
+TEST_CASE("the CPU's vectorised tanh is within 1.5 ulp of the exact value, odd, and keeps NaN and the limits") {
+  double worst = 0;
+  float worst_at = 0;
+  int not_odd = 0;
+  uint32_t bits_max;
+  const float top = 12.f;
+  std::memcpy(&bits_max, &top, 4);
+  for (uint32_t bits = 0; bits <= bits_max; bits += 257) {  // every 257th float in [0, 12]
+    float x;
+    std::memcpy(&x, &bits, 4);
+    const float want = static_cast<float>(std::tanh(static_cast<double>(x)));
+    const double ulp = std::nextafter(std::fabs(want), INFINITY) - std::fabs(want);
+    const double error = std::fabs(static_cast<double>(lstm::host_tanh(x)) - std::tanh(static_cast<double>(x))) / ulp;
+    if (error > worst) {
+      worst = error;
+      worst_at = x;
+    }
+    not_odd += lstm::host_tanh(-x) != -lstm::host_tanh(x);
+  }
+  MESSAGE("largest error " << worst << " ulp at " << worst_at);
+  CHECK(worst <= 1.5);
+  CHECK(not_odd == 0);
+  CHECK(lstm::host_tanh(30.f) == 1.f);
+  CHECK(lstm::host_tanh(-INFINITY) == -1.f);
+  CHECK(lstm::host_tanh(1e-30f) == 1e-30f);
+  CHECK(std::isnan(lstm::host_tanh(NAN)));
+}
+
+TEST_CASE("LSTMUnit: one step by hand, and cont 0 drops the previous cell") {
+  auto t = test::make_layer("{type: LSTMUnit}");
+  Blob c_prev({1, 2, 1}), x({1, 2, 4}), cont({1, 2}), c, h;
+  set_values(c_prev, {2.f, 2.f});
+  set_values(x, {0.5f, -1.f, 2.f, 0.3f, 0.5f, -1.f, 2.f, 0.3f});  // i, f, o, g for each stream
+  set_values(cont, {1.f, 0.f});
+  Context ctx(1);
+  t.layer->setup(ctx, {&c_prev, &x, &cont}, {&c, &h});
+  t.layer->forward(ctx, {&c_prev, &x, &cont}, {&c, &h});
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  const double i = sig(0.5), f = sig(-1), o = sig(2), g = std::tanh(0.3);
+  const double c0 = f * 2 + i * g, c1 = i * g;
+  CHECK(c.cpu_data()[0] == doctest::Approx(c0).epsilon(1e-6));
+  CHECK(c.cpu_data()[1] == doctest::Approx(c1).epsilon(1e-6));
+  CHECK(h.cpu_data()[0] == doctest::Approx(o * std::tanh(c0)).epsilon(1e-6));
+  CHECK(h.cpu_data()[1] == doctest::Approx(o * std::tanh(c1)).epsilon(1e-6));
+}
+
+TEST_CASE("LSTMUnit gradient check") {
+  auto t = test::make_layer("{type: LSTMUnit}");
+  Blob c_prev({1, 3, 4}), x({1, 3, 16}), cont({1, 3}), c, h;
+  Rng rng(5);
+  test::fill_gaussian(c_prev, rng);
+  test::fill_gaussian(x, rng);
+  set_values(cont, {1.f, 0.f, 1.f});
+  test::check_gradients(*t.layer, {&c_prev, &x, &cont}, {&c, &h}, {.bottoms = {0, 1}});
+}
+
+TEST_CASE("LSTM gradient check: input, static input, initial states, final-state tops and parameters") {
+  auto t = test::make_layer(lstm_yaml(3, ", expose_hidden: true"));
+  Blob x({3, 2, 4}), cont({3, 2}), xs({2, 3}), h0({1, 2, 3}), c0({1, 2, 3});
+  Rng rng(6);
+  for (Blob* b : {&x, &xs, &h0, &c0}) test::fill_gaussian(*b, rng);
+  set_values(cont, {1, 0, 1, 1, 0, 1});  // stream 0 starts from h0/c0 and restarts at t 2; stream 1 starts fresh
+  Blob y, h_t, c_t;
+  test::check_gradients(*t.layer, {&x, &cont, &xs, &h0, &c0}, {&y, &h_t, &c_t}, {.bottoms = {0, 2, 3, 4}});
+}
+
+TEST_CASE("RNN gradient check: input, static input, initial state, final-state top and parameters") {
+  auto t = test::make_layer(rnn_yaml(3, ", expose_hidden: true"));
+  Blob x({4, 2, 3}), cont({4, 2}), xs({2, 2}), h0({1, 2, 3});
+  Rng rng(7);
+  for (Blob* b : {&x, &xs, &h0}) test::fill_gaussian(*b, rng);
+  set_values(cont, {1, 0, 1, 1, 0, 1, 1, 1});
+  Blob y, h_t;
+  test::check_gradients(*t.layer, {&x, &cont, &xs, &h0}, {&y, &h_t}, {.bottoms = {0, 2, 3}});
+}
+
+TEST_CASE("LSTM and RNN gradient checks with the carried state (cont 0 at the first step)") {
+  // Without expose_hidden each forward starts from the last one's final state; cont 0
+  // at t 0 drops it, so the objective is a function of the bottoms alone.
+  for (const std::string& yaml : {lstm_yaml(4), rnn_yaml(4)}) {
+    INFO(yaml);
+    auto t = test::make_layer(yaml);
+    Blob x({3, 2, 5}), cont({3, 2});
+    Rng rng(8);
+    test::fill_gaussian(x, rng);
+    set_values(cont, {0, 0, 1, 1, 1, 0});
+    Blob y;
+    test::check_gradients(*t.layer, {&x, &cont}, {&y}, {.bottoms = {0}});
+  }
+}
+
+TEST_CASE("LSTM and RNN carry the final state into the next forward: two halves equal one whole") {
+  for (const std::string& yaml : {lstm_yaml(3), rnn_yaml(3)}) {
+    INFO(yaml);
+    Rng rng(9);
+    Blob whole({6, 2, 4}), whole_cont({6, 2});
+    test::fill_gaussian(whole, rng);
+    set_values(whole_cont, {0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1});  // stream 1 restarts at t 3
+    auto one = test::make_layer(yaml);
+    Blob y_whole;
+    Context ctx(3);
+    one.layer->setup(ctx, {&whole, &whole_cont}, {&y_whole});
+    one.layer->forward(ctx, {&whole, &whole_cont}, {&y_whole});
+
+    auto two = test::make_layer(yaml);
+    Blob half({3, 2, 4}), half_cont({3, 2}), y_half;
+    const int n = half.count(), nc = half_cont.count();
+    std::copy(whole.cpu_data(), whole.cpu_data() + n, half.mutable_cpu_data());
+    std::copy(whole_cont.cpu_data(), whole_cont.cpu_data() + nc, half_cont.mutable_cpu_data());
+    two.layer->setup(ctx, {&half, &half_cont}, {&y_half});
+    for (size_t i = 0; i < one.layer->blobs().size(); ++i) two.layer->blobs()[i]->copy_from(*one.layer->blobs()[i]);
+    two.layer->forward(ctx, {&half, &half_cont}, {&y_half});
+    std::vector<float> got = values(y_half);
+    std::copy(whole.cpu_data() + n, whole.cpu_data() + 2 * n, half.mutable_cpu_data());
+    std::copy(whole_cont.cpu_data() + nc, whole_cont.cpu_data() + 2 * nc, half_cont.mutable_cpu_data());
+    two.layer->forward(ctx, {&half, &half_cont}, {&y_half});
+    const std::vector<float> second = values(y_half);
+    got.insert(got.end(), second.begin(), second.end());
+    CHECK(largest_difference(got, values(y_whole)) < 1e-6);
+
+    // The carried state survives a snapshot: a fresh layer restored from it continues alike.
+    const std::string state = two.layer->save_state();
+    auto three = test::make_layer(yaml);
+    Blob y_three, y_two;
+    three.layer->setup(ctx, {&half, &half_cont}, {&y_three});
+    for (size_t i = 0; i < one.layer->blobs().size(); ++i) three.layer->blobs()[i]->copy_from(*one.layer->blobs()[i]);
+    three.layer->restore_state(state);
+    set_values(half_cont, {1, 1, 1, 1, 1, 1});
+    two.layer->forward(ctx, {&half, &half_cont}, {&y_two});
+    three.layer->forward(ctx, {&half, &half_cont}, {&y_three});
+    CHECK(values(y_three) == values(y_two));
+    CHECK_THROWS_WITH_AS(three.layer->restore_state("garbage"), doctest::Contains("recurrent state is damaged"), Error);
+  }
+}
+
+TEST_CASE("LSTM expose_hidden: h_T and c_T fed back as h_0 and c_0 continue the sequence") {
+  Rng rng(10);
+  Blob whole({4, 1, 2}), whole_cont({4, 1});
+  test::fill_gaussian(whole, rng);
+  set_values(whole_cont, {0, 1, 1, 1});
+  auto carried = test::make_layer(lstm_yaml(3));
+  Blob y_whole;
+  Context ctx(4);
+  carried.layer->setup(ctx, {&whole, &whole_cont}, {&y_whole});
+  carried.layer->forward(ctx, {&whole, &whole_cont}, {&y_whole});
+
+  auto exposed = test::make_layer(lstm_yaml(3, ", expose_hidden: true"));
+  Blob x({2, 1, 2}), cont({2, 1}), h0({1, 1, 3}), c0({1, 1, 3}), y, h_t, c_t;
+  std::copy(whole.cpu_data(), whole.cpu_data() + 4, x.mutable_cpu_data());
+  set_values(cont, {0, 1});
+  const BlobVec bottom = {&x, &cont, &h0, &c0}, top = {&y, &h_t, &c_t};
+  exposed.layer->setup(ctx, bottom, top);
+  for (size_t i = 0; i < 3; ++i) exposed.layer->blobs()[i]->copy_from(*carried.layer->blobs()[i]);
+  exposed.layer->forward(ctx, bottom, top);
+  std::vector<float> got = values(y);
+  CHECK(values(h_t) == std::vector<float>(got.begin() + 3, got.end()));  // h_T is the last step's h
+  h0.copy_from(h_t);
+  c0.copy_from(c_t);
+  std::copy(whole.cpu_data() + 4, whole.cpu_data() + 8, x.mutable_cpu_data());
+  set_values(cont, {1, 1});
+  exposed.layer->forward(ctx, bottom, top);
+  const std::vector<float> second = values(y);
+  got.insert(got.end(), second.begin(), second.end());
+  CHECK(largest_difference(got, values(y_whole)) < 1e-6);
+  CHECK(exposed.layer->save_state().empty());  // nothing carried: the net holds the state
+}
+
+TEST_CASE("LSTM: new streams (another N) start from zero; T may change between forwards") {
+  auto t = test::make_layer(lstm_yaml(2));
+  Blob x({2, 3, 2}), cont({2, 3}), y;
+  Rng rng(12);
+  test::fill_gaussian(x, rng);
+  cont.set_data(1.f);
+  Context ctx(5);
+  t.layer->setup(ctx, {&x, &cont}, {&y});
+  t.layer->forward(ctx, {&x, &cont}, {&y});
+  // Two streams now: the state of three does not fit, so both start from zero, as a
+  // fresh layer with the same weights does.
+  Blob x2({3, 2, 2}), cont2({3, 2}), y2, y_fresh;
+  test::fill_gaussian(x2, rng);
+  cont2.set_data(1.f);
+  t.layer->reshape({&x2, &cont2}, {&y2});
+  t.layer->forward(ctx, {&x2, &cont2}, {&y2});
+  CHECK(y2.shape() == std::vector<int>{3, 2, 2});
+  auto fresh = test::make_layer(lstm_yaml(2));
+  fresh.layer->setup(ctx, {&x2, &cont2}, {&y_fresh});
+  for (size_t i = 0; i < t.layer->blobs().size(); ++i) fresh.layer->blobs()[i]->copy_from(*t.layer->blobs()[i]);
+  fresh.layer->forward(ctx, {&x2, &cont2}, {&y_fresh});
+  CHECK(values(y2) == values(y_fresh));
+}
+
+TEST_CASE("LSTM, RNN and LSTMUnit: bad shapes and settings are clear errors") {
+  Context ctx(1);
+  auto setup_error = [&](const std::string& yaml, std::vector<std::vector<int>> shapes, int tops) {
+    return test::error_of([&] {
+      auto t = test::make_layer(yaml);
+      Bottoms b;
+      for (auto& s : shapes) b.add(s);
+      Tops y(tops);
+      t.layer->setup(ctx, b.vec, y.vec);
+    });
+  };
+  CHECK(setup_error(lstm_yaml(2), {{3, 2, 4}, {3, 3}}, 1).find("must be (T, N) = (3, 2)") != std::string::npos);
+  CHECK(setup_error(lstm_yaml(2), {{3}, {3, 1}}, 1).find("must be (timesteps T, streams N, ...)") != std::string::npos);
+  CHECK(setup_error(lstm_yaml(2), {{3, 2, 4}, {3, 2}, {5, 1}}, 1).find("static input and must be (N = 2") !=
+        std::string::npos);
+  CHECK(setup_error(lstm_yaml(2, ", expose_hidden: true"), {{3, 2, 4}, {3, 2}, {1, 2, 2}, {1, 2, 3}}, 3)
+            .find("bottom 3 is an initial state (expose_hidden) and must be (1, N, num_output) = (1, 2, 2)") !=
+        std::string::npos);
+  CHECK(setup_error(lstm_yaml(2, ", expose_hidden: true"), {{3, 2, 4}, {3, 2}}, 1).find("bottom") !=
+        std::string::npos);  // h_0 and c_0 missing
+  CHECK(setup_error("{type: RNN, recurrent_param: {}}", {{3, 2, 4}, {3, 2}}, 1).find("num_output") !=
+        std::string::npos);
+  CHECK(setup_error("{type: RNN, recurrent_param: {num_output: 2, unknown_key: 1}}", {{3, 2, 4}, {3, 2}}, 1)
+            .find("unknown_key") != std::string::npos);
+  CHECK(setup_error("{type: LSTMUnit}", {{1, 2, 3}, {1, 2, 3}, {1, 2}}, 2).find("must be (1, N, 4H) = (1, 2, 12)") !=
+        std::string::npos);
+  // The input size is fixed by the weights.
+  auto t = test::make_layer(lstm_yaml(2));
+  Blob x({3, 2, 4}), cont({3, 2}), y;
+  t.layer->setup(ctx, {&x, &cont}, {&y});
+  Blob wider({3, 2, 5});
+  CHECK(test::error_of([&] { t.layer->reshape({&wider, &cont}, {&y}); }).find("was set up for 4 input values") !=
+        std::string::npos);
+  CHECK(test::error_of([&] { t.layer->reshape({&x, &cont}, {&x}); }).find("does not compute in place") !=
+        std::string::npos);
+}
+
+namespace {
+
+// A net that must remember: at every step the target is the input of two steps before
+// (0 for the first two), so the top at t depends on x_{t-2}, which only a recurrent
+// state can carry. Fresh random sequences each iteration (cont 0 at t 0).
+double delay_task_loss_ratio(const std::string& type) {
+  const std::string yaml = R"(
+net:
+  name: delay
+  layer:
+  - {name: input, type: Input, top: [x, cont, target], input_param: {shape: [{dim: [8, 16, 1]}, {dim: [8, 16]}, {dim: [8, 16, 1]}]}}
+  - name: rec
+    type: )" + type + R"(
+    bottom: [x, cont]
+    top: h
+    recurrent_param: {num_output: 12, weight_filler: {type: uniform, min: -0.3, max: 0.3}, bias_filler: {type: constant}}
+  - {name: out, type: InnerProduct, bottom: h, top: y, inner_product_param: {num_output: 1, axis: 2, weight_filler: {type: xavier}}}
+  - {name: loss, type: EuclideanLoss, bottom: [y, target], top: loss}
+type: Adam
+base_lr: 0.02
+momentum: 0.9
+momentum2: 0.999
+lr_policy: fixed
+max_iter: 400
+display: 0
+snapshot_after_train: false
+random_seed: 3
+)";
+  auto job = test::make_job(yaml);
+  Rng rng(99);
+  auto fill_batch = [&] {
+    Blob& x = job->blob("x");
+    Blob& cont = job->blob("cont");
+    Blob& target = job->blob("target");
+    float* xv = x.mutable_cpu_data();
+    float* tv = target.mutable_cpu_data();
+    float* cv = cont.mutable_cpu_data();
+    const int steps = 8, streams = 16;
+    for (int t = 0; t < steps; ++t)
+      for (int n = 0; n < streams; ++n) {
+        xv[t * streams + n] = rng.uniform(0.f, 1.f) < 0.5f ? -1.f : 1.f;
+        cv[t * streams + n] = t == 0 ? 0.f : 1.f;
+      }
+    for (int t = 0; t < steps; ++t)
+      for (int n = 0; n < streams; ++n) tv[t * streams + n] = t < 2 ? 0.f : xv[(t - 2) * streams + n];
+  };
+  double first = 0, last = 0;
+  for (int i = 0; i < 400; ++i) {
+    fill_batch();
+    test::step(*job, 1);
+    const double loss = job->blob("loss").cpu_data()[0];
+    if (i < 20) first += loss / 20;
+    if (i >= 380) last += loss / 20;
+  }
+  return last / first;
+}
+
+}  // namespace
+
+TEST_CASE("LSTM and RNN nets learn to recall the input of two steps before") {
+  // Guessing 0 gives loss 6 × 16 / (2 × 8) = 6 per batch; a net without memory cannot do
+  // better. Both must bring it near zero.
+  const double lstm = delay_task_loss_ratio("LSTM");
+  const double rnn = delay_task_loss_ratio("RNN");
+  MESSAGE("final / initial loss: LSTM " << lstm << ", RNN " << rnn);
+  CHECK(lstm < 0.1);
+  CHECK(rnn < 0.1);
+}
+
+TEST_CASE("a Caffe prototxt LSTM net trains from the command line; 3 + resume 3 equals 6, carried state included") {
+  // cont is 1 everywhere, so every batch continues the streams of the one before: the
+  // resumed run must restore the LSTM's carried state to match the straight run.
+  test::TempDir dir;
+  test::write_file(dir / "net.prototxt", R"(name: "seq"
+layer { name: "data" type: "DummyData" top: "x" top: "cont" top: "target"
+  dummy_data_param {
+    shape { dim: 4 dim: 3 dim: 5 } shape { dim: 4 dim: 3 } shape { dim: 4 dim: 3 dim: 2 }
+    data_filler { type: "gaussian" std: 1 } data_filler { type: "constant" value: 1 } data_filler { type: "gaussian" }
+  } }
+layer { name: "lstm1" type: "LSTM" bottom: "x" bottom: "cont" top: "h"
+  recurrent_param { num_output: 6 weight_filler { type: "uniform" min: -0.1 max: 0.1 } bias_filler { type: "constant" value: 0 } } }
+layer { name: "out" type: "InnerProduct" bottom: "h" top: "y"
+  inner_product_param { num_output: 2 axis: 2 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "target" top: "loss" }
+)");
+  test::write_file(dir / "solver.prototxt", "net: \"" + (dir / "net.prototxt") +
+                                                "\"\nbase_lr: 0.1\nmomentum: 0.9\nlr_policy: \"fixed\"\nmax_iter: 6\n"
+                                                "display: 1\nrandom_seed: 5\n");
+  const std::string train = test::crema_binary() + " train " + (dir / "solver.prototxt");
+  const auto straight = test::run(train + " --set snapshot_prefix=" + (dir / "a/seq"));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  const auto first = test::run(train + " --set max_iter=3 --set snapshot_prefix=" + (dir / "b/seq"));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const auto resumed =
+      test::run(train + " --set snapshot_prefix=" + (dir / "b/seq") + " --snapshot " + (dir / "b/seq_iter_3.solverstate.h5"));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  const auto a = io::load_weights(dir / "a/seq_iter_6.caffemodel.h5");
+  const auto b = io::load_weights(dir / "b/seq_iter_6.caffemodel.h5");
+  REQUIRE(a.size() == b.size());
+  int compared = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a[i].blobs.size(); ++j) {
+      const Blob& x = a[i].blobs[j].second;
+      const Blob& y = b[i].blobs[j].second;
+      REQUIRE(x.count() == y.count());
+      INFO(a[i].layer << " blob " << j);
+      CHECK(std::equal(x.cpu_data(), x.cpu_data() + x.count(), y.cpu_data()));
+      ++compared;
+    }
+  CHECK(compared == 5);  // W_xc, b_c, W_hc, and the InnerProduct's two
+}
