@@ -517,7 +517,7 @@ TEST_CASE("every shipped config parses, and the benchmark net runs under crema t
     ++solvers;
   }
   CHECK(solvers >= 4);
-  CHECK(bench_nets == 5);  // the nets of scripts/bench/suite.py
+  CHECK(bench_nets == 6);  // the nets of scripts/bench/suite.py
   const auto r = test::run(crema_cmd("time --model " + test::source_dir() + "/configs/bench/lenet_b64.yaml --iterations 2"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("Average Forward-Backward:") != std::string::npos);

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""crema against PyTorch and BVLC Caffe on five networks: ms per training step and SGEMM fraction.
+"""crema against PyTorch and BVLC Caffe on six networks: ms per training step and SGEMM fraction.
 
   python3 scripts/bench/suite.py [--nets lenet,alexnet] [--rounds 3] [--iterations 20] [--threads N]
                                  [--out docs/benchmarks.md | --no-write] [--crema build/crema]
 
 For each network of configs/bench (LeNet b64, CIFAR-10 quick b100, AlexNet b32, ResNet-18 b16, an
-MLP b256), alternating crema and PyTorch for --rounds rounds (the order flips every round, so a
+MLP b256, an LSTM over 32 sequences), alternating crema and PyTorch for --rounds rounds (the order flips every round, so a
 drifting machine load hits both alike), it runs
   - `crema time --model configs/bench/<net>.yaml --iterations N --threads T`: forward+backward, the
     median of its per-iteration lines, and its per-layer averages;
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-MATMUL_TYPES = ("Convolution", "InnerProduct")
+MATMUL_TYPES = ("Convolution", "InnerProduct", "LSTM")
 BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not idle enough to compare
 
 
@@ -51,6 +51,7 @@ NETS = {
     "alexnet": Net("AlexNet", "alexnet_b32.yaml", 32, 644.0, 16),
     "resnet18": Net("ResNet-18", "resnet18_b16.yaml", 16),
     "mlp": Net("MLP 784-1024-1024-10", "mlp_b256.yaml", 256),
+    "lstm": Net("LSTM 64-256, 20 steps", "lstm_b32.yaml", 32),
 }
 
 
@@ -230,10 +231,12 @@ What each column measures:
   suite checks them against crema's log; same thread count; the same constant input and label),
   median over timed steps after warm-up. *fwd+bwd* is the like-for-like figure, and
   *crema / PyTorch* compares it (median of the per-round ratios); *fwd+bwd+SGD step* adds
-  `optimizer.step()` (SGD, momentum 0.9). Images per second are batch / fwd+bwd.
-- **conv+ip GFLOP/s**: the Convolution and InnerProduct FLOPs of one training step (forward
-  2·MACs, from the shapes; backward the weight gradient plus the input gradient, which the first
-  layer, fed by the data, does not need: 3× forward, 2× for that layer; biases left out) divided
+  `optimizer.step()` (SGD, momentum 0.9). Images per second are batch / fwd+bwd (for the LSTM:
+  sequences of 20 steps).
+- **conv+ip GFLOP/s**: the Convolution, InnerProduct and LSTM matrix-product FLOPs of one training
+  step (forward 2·MACs, from the shapes; backward the weight gradient plus the input gradient,
+  which the first layer, fed by the data, does not need: 3× forward, 2× for that layer, though an
+  LSTM's recurrent products always take 3×; biases and the LSTM's gate arithmetic left out) divided
   by crema's per-layer forward+backward time of those layers; as a fraction of the machine's
   SGEMM throughput (2048³ `cblas_sgemm` of the OpenBLAS crema links, best of {3 * args.rounds} calls
   at {args.threads} threads; see the machine notes below). SGEMM's 2048³ multiply-adds count as 2·2048³ FLOPs, and so do the
@@ -247,7 +250,9 @@ Caffe's `cifar10_quick_train_test.prototxt`; pooling in Caffe's ceil mode, the P
 `ceil_mode=True`), AlexNet (batch 32 at 227×227, Caffe's `bvlc_alexnet`, grouped convolutions and
 LRN), ResNet-18 (batch 16 at 224×224, torchvision's topology; BatchNorm + Scale is PyTorch's
 BatchNorm2d; pool1 3×3/2 pad 1 with `round_mode: FLOOR`, 112 → 56 as PyTorch; Caffe's default ceil
-mode would give 57), MLP (batch 256, 784 → 1024 → ReLU → 1024 → ReLU → 10).
+mode would give 57), MLP (batch 256, 784 → 1024 → ReLU → 1024 → ReLU → 10), LSTM (Caffe's LSTM
+layer, 32 streams × 20 timesteps of 64 inputs, 256 units, then a 10-way InnerProduct at every step;
+PyTorch's `nn.LSTM` + `nn.Linear`).
 
 {table(keys, results, info['sgemm'], args.threads)}
 

@@ -3,10 +3,10 @@
 
   python3 scripts/bench/torch_twins.py NET [--iterations 20] [--threads N]
 
-NET is one of lenet, cifar10_quick, alexnet, resnet18, mlp. Prints one JSON line: the median ms of
-forward+backward and of forward+backward+SGD step over --iterations timed steps (after warm-up),
-and, for every Convolution/InnerProduct layer, its crema layer name, output shape and the FLOPs it
-does in one training step. suite.py runs this in a fresh process per measurement, so PyTorch's
+NET is one of lenet, cifar10_quick, alexnet, resnet18, mlp, lstm. Prints one JSON line: the median ms
+of forward+backward and of forward+backward+SGD step over --iterations timed steps (after warm-up),
+and, for every Convolution/InnerProduct/LSTM layer, its crema layer name, output shape and the FLOPs
+it does in one training step. suite.py runs this in a fresh process per measurement, so PyTorch's
 threads never share a process with crema's timing or with the SGEMM measurement.
 
 Each twin has the shapes of its crema config (suite.py checks them against crema's log), not its
@@ -110,25 +110,52 @@ def mlp():
                ("fc2", nn.Linear(1024, 1024)), ("relu2", nn.ReLU(inplace=True)), ("fc3", nn.Linear(1024, 10)))
 
 
-# name -> (builder, input shape (N, C, H, W) of the crema config's DummyData)
+class SequenceClassifier(nn.Module):
+    """LSTM 64 -> 256 over (T, N, 64), a 10-way Linear at every step; rows (T*N, 10) for the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(64, 256)
+        self.lstm.crema_name = "lstm1"
+        self.fc = nn.Linear(256, 10)
+        self.fc.crema_name = "fc1"
+
+    def forward(self, x):
+        return self.fc(self.lstm(x)[0]).reshape(-1, 10)
+
+
+def lstm():
+    return SequenceClassifier()
+
+
+# name -> (builder, input shape of the crema config's DummyData: (N, C, H, W), or (T, N, I) for lstm)
 NETS = {
     "lenet": (lenet, (64, 1, 28, 28)),
     "cifar10_quick": (cifar10_quick, (100, 3, 32, 32)),
     "alexnet": (alexnet, (32, 3, 227, 227)),
     "resnet18": (resnet18, (16, 3, 224, 224)),
     "mlp": (mlp, (256, 1, 28, 28)),
+    "lstm": (lstm, (20, 32, 64)),
 }
 
 
 def layer_flops(model, x):
-    """{crema name: (output shape, FLOPs of one training step)} for every Conv2d and Linear.
+    """{crema name: (output shape, FLOPs of one training step)} for every Conv2d, Linear and LSTM.
 
     Forward is 2*MACs; backward computes the weight gradient (as many FLOPs as forward) and, unless
     the layer's input needs no gradient (the first layer, fed by the data), the input gradient too.
-    Bias terms are left out (a few per mille)."""
+    An LSTM's recurrent products always need both (the gradient flows back through time). Bias
+    terms and the LSTM's gate arithmetic are left out (a few per cent at most)."""
     found = {}
 
     def hook(module, inputs, output):
+        if isinstance(module, nn.LSTM):
+            steps, streams, _ = inputs[0].shape
+            gates = 4 * module.hidden_size * steps * streams
+            input_passes = 3 if inputs[0].requires_grad else 2
+            found[module.crema_name] = (list(output[0].shape), 2 * gates * (module.input_size * input_passes +
+                                                                           module.hidden_size * 3))
+            return
         if isinstance(module, nn.Conv2d):
             macs = output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
         else:
@@ -136,7 +163,8 @@ def layer_flops(model, x):
         passes = 3 if inputs[0].requires_grad else 2
         found[module.crema_name] = (list(output.shape), 2 * macs * passes)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear, nn.LSTM))]
     model(x)
     for h in handles:
         h.remove()
@@ -145,7 +173,9 @@ def layer_flops(model, x):
 
 def time_steps(model, x, iterations):
     """Median ms of forward+backward and of forward+backward+SGD step (momentum 0.9)."""
-    y = torch.full((x.shape[0],), 3, dtype=torch.long)  # the configs' constant label
+    with torch.no_grad():
+        rows = model(x).shape[0]  # the batch, or every timestep of every stream
+    y = torch.full((rows,), 3, dtype=torch.long)  # the configs' constant label
     loss_fn = nn.CrossEntropyLoss()  # = SoftmaxWithLoss, averaged over the batch
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     fwd_bwd, full = [], []
