@@ -37,9 +37,9 @@ void LSTMUnitLayer::run_forward(Context& ctx, const BlobVec& bottom, const BlobV
 
 void LSTMUnitLayer::run_backward(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
                                  const BlobVec& bottom) {
-  if (propagate_down[2]) bottom[2]->set_diff(0.f);  // cont: no gradient
-  if (!propagate_down[0] && !propagate_down[1]) return;
   auto m = SequenceMath::for_context(ctx);
+  if (propagate_down[2]) m->set(bottom[2]->count(), 0.f, m->mutable_diff(*bottom[2]));  // cont: no gradient
+  if (!propagate_down[0] && !propagate_down[1]) return;
   float* unused = m->mutable_data(scratch_);  // (N, 4H) then (N, H)
   float* dx = propagate_down[1] ? m->mutable_diff(*bottom[1]) : unused;
   float* dc_prev = propagate_down[0] ? m->mutable_diff(*bottom[0]) : unused + 4L * num_ * hidden_;

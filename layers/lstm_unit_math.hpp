@@ -4,9 +4,10 @@
 // i, f, o, g, and cont (0 or 1) flushes the previous cell at a sequence start:
 //   i = σ(x_i), f = cont σ(x_f), o = σ(x_o), g = tanh(x_g)
 //   c = f c_prev + i g,   h = o tanh(c)
-// σ(x) is Caffe's 0.5 tanh(x/2) + 0.5 (layers/sigmoid_function.hpp), which cannot
-// overflow. The tanh is a parameter: the device's tanhf in the kernels, HostTanh on the
-// CPU, where glibc's tanhf (a call per element) took most of an LSTM's time.
+// σ(x) is 0.5 tanh(x/2) + 0.5, as crema's Sigmoid (layers/sigmoid_function.hpp), which
+// cannot overflow (Caffe's LSTMUnit writes 1/(1 + e^-x): equal within a few ulp). The
+// tanh is a parameter: the device's tanhf in the kernels, HostTanh on the CPU, where
+// glibc's tanhf (a call per element) took most of an LSTM's time.
 #pragma once
 
 #include <math.h>
@@ -31,7 +32,7 @@ inline float host_tanh(float x) {
   const float a = fabsf(x);
   const float u = x * x;
   const float q = (((-0.005703943f * u + 0.020637775f) * u - 0.05373913f) * u + 0.13331431f) * u - 0.33333281f;
-  const float small = x + x * u * q;
+  const float small = copysignf(x + x * u * q, x);  // -0 stays -0
 
   const float y = a * 2.f < 40.f ? a * 2.f : (a * 2.f == a * 2.f ? 40.f : a * 2.f);  // min(2|x|, 40), NaN kept
   const float magic = 12582912.f;  // 1.5 · 2^23: adding it rounds to an integer in the low mantissa bits
@@ -47,10 +48,11 @@ inline float host_tanh(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.f;
   p = p * r + 1.f;
-  int32_t t_bits, magic_bits;
+  uint32_t t_bits, magic_bits;
   memcpy(&t_bits, &t, 4);
   memcpy(&magic_bits, &magic, 4);
-  const int32_t scale_bits = (t_bits - magic_bits + 127) * (1 << 23);  // 2^n, n in [0, 58]
+  // 2^n: n in [0, 58] for every number (unsigned, so a NaN's bits wrap instead of overflowing).
+  const uint32_t scale_bits = (t_bits - magic_bits + 127u) << 23;
   float scale;
   memcpy(&scale, &scale_bits, 4);
   const float big = 1.f - 2.f / (p * scale + 1.f);

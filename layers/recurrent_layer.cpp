@@ -86,10 +86,9 @@ void RecurrentLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 }
 
 SequenceMath& RecurrentLayer::math(Context& ctx) {
-  if (!math_ || math_context_ != &ctx) {
-    math_ = SequenceMath::for_context(ctx);
-    math_context_ = &ctx;
-  }
+  // The CPU's math holds only its cached products, valid in any context; the GPU's
+  // holds ctx's stream and handles, so it is made for each pass.
+  if (!math_ || ctx.on_gpu() || math_->gpu()) math_ = SequenceMath::for_context(ctx);
   return *math_;
 }
 
@@ -184,38 +183,31 @@ void RecurrentLayer::initial_state_diff(const SequenceMath& m, const std::vector
   if (exposed() && propagate_down[b]) m.copy(static_cast<int>(step()), dstate, m.mutable_diff(*bottom[b]));
 }
 
-// The carried states as text: a header line, then the floats in hexadecimal so that
-// they come back bit for bit.
+// The carried states: a text header, then the floats' bytes.
 std::string RecurrentLayer::save_state() const {
   if (exposed()) return {};
-  std::ostringstream out;
-  out << "recurrent-state " << states_ << ' ' << n_ << ' ' << h_ << '\n' << std::hexfloat;
-  for (int k = 0; k < states_; ++k) {
-    const float* v = carried_[static_cast<size_t>(k)].cpu_data();
-    for (long i = 0; i < step(); ++i) out << v[i] << ' ';
-  }
-  return out.str();
+  std::string out = "recurrent-state " + std::to_string(states_) + ' ' + std::to_string(n_) + ' ' +
+                    std::to_string(h_) + '\n';
+  const size_t bytes = static_cast<size_t>(step()) * sizeof(float);
+  for (int k = 0; k < states_; ++k)
+    out.append(reinterpret_cast<const char*>(carried_[static_cast<size_t>(k)].cpu_data()), bytes);
+  return out;
 }
 
 void RecurrentLayer::restore_state(const std::string& state) {
-  std::istringstream in(state);
+  const size_t end = state.find('\n');
+  std::istringstream header(state.substr(0, end));
   std::string tag;
-  int states = 0, n = 0, h = 0;
-  in >> tag >> states >> n >> h;
-  if (!in || tag != "recurrent-state") throw Error("layer " + name() + ": the snapshot's recurrent state is damaged");
+  int states = -1, n = -1, h = -1;
+  header >> tag >> states >> n >> h;
+  const bool parsed = end != std::string::npos && header && tag == "recurrent-state" && states >= 0 && n >= 0 && h >= 0;
+  const size_t each = parsed ? static_cast<size_t>(n) * static_cast<size_t>(h) * sizeof(float) : 0;  // one state
+  if (!parsed || state.size() - end - 1 != static_cast<size_t>(states) * each)
+    throw Error("layer " + name() + ": the snapshot's recurrent state is damaged");
   // Other streams or another hidden size: the streams start again from zero.
   if (exposed() || states != states_ || n != n_ || h != h_) return;
-  for (int k = 0; k < states_; ++k) {
-    float* v = carried_[static_cast<size_t>(k)].mutable_cpu_data();
-    for (long i = 0; i < step(); ++i) {
-      std::string word;
-      in >> word;
-      char* end = nullptr;
-      v[i] = std::strtof(word.c_str(), &end);
-      if (word.empty() || *end != '\0')
-        throw Error("layer " + name() + ": the snapshot's recurrent state is damaged");
-    }
-  }
+  for (int k = 0; k < states_; ++k)
+    std::memcpy(carried_[static_cast<size_t>(k)].mutable_cpu_data(), state.data() + end + 1 + k * each, each);
 }
 
 }  // namespace crema

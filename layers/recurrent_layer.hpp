@@ -111,10 +111,9 @@ class RecurrentLayer : public Layer {
 
  private:
   void check_bottoms(const BlobVec& bottom) const;
-  // The math for ctx's device, kept across passes (the CPU's caches its matrix products).
+  // The math for ctx's device (the CPU's kept across passes: it caches its products).
   SequenceMath& math(Context& ctx);
   std::unique_ptr<SequenceMath> math_;
-  const Context* math_context_ = nullptr;
 };
 
 }  // namespace crema

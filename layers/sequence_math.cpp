@@ -23,9 +23,15 @@ namespace {
 // a few thousand elements between threads, far below the cheap loops' threshold.
 constexpr long kUnitParallelMin = 2048;
 
-// The element loops are bound by vector arithmetic, so they are compiled for SSE2
-// (crema's portable baseline), AVX2 and AVX-512F, picked at load time by the CPU's features.
+// The element loops are bound by vector arithmetic, so on x86-64 they are compiled for
+// SSE2 (crema's portable baseline), AVX2 and AVX-512F, picked at load time by the CPU's
+// features. The file is compiled without contracting a*b + c into FMA (CMakeLists.txt),
+// so every variant computes the same bits and a snapshot resumes alike on any machine.
+#if defined(__x86_64__)
 #define CREMA_VECTOR_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define CREMA_VECTOR_CLONES
+#endif
 
 CREMA_VECTOR_CLONES void unit_forward_rows(int num, int hidden, const float* c_prev, const float* x, const float* cont,
                                            float* c, float* h) {
@@ -62,6 +68,8 @@ class CpuSequenceMath final : public SequenceMath {
       const auto key = std::make_tuple(trans_a, trans_b, m, n, k, beta == 1.f);
       auto it = products_.find(key);
       if (it == products_.end()) {
+        // A few shapes per sequence length: batches of ever new lengths must not grow it forever.
+        if (products_.size() >= kMaxProducts) products_.clear();
         auto product = std::make_unique<onednn::Gemm>();
         if (!product->prepare(trans_a, trans_b, m, n, k, beta == 1.f, false).empty()) product.reset();
         it = products_.emplace(key, std::move(product)).first;
@@ -111,6 +119,7 @@ class CpuSequenceMath final : public SequenceMath {
 
  private:
   using Shape = std::tuple<bool, bool, int, int, int, bool>;  // trans_a, trans_b, m, n, k, accumulate
+  static constexpr size_t kMaxProducts = 64;
   mutable std::map<Shape, std::unique_ptr<onednn::Gemm>> products_;  // null where oneDNN declined
 };
 

@@ -7,12 +7,14 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/error.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
 #include "layers/lstm_unit_math.hpp"
+#include "layers/sequence_math.hpp"
 #include "layer_test_util.hpp"
 #include "solver_test_util.hpp"
 #include "test_util.hpp"
@@ -169,7 +171,19 @@ TEST_CASE("the CPU's vectorised tanh is within 1.5 ulp of the exact value, odd, 
   CHECK(lstm::host_tanh(30.f) == 1.f);
   CHECK(lstm::host_tanh(-INFINITY) == -1.f);
   CHECK(lstm::host_tanh(1e-30f) == 1e-30f);
+  CHECK(std::signbit(lstm::host_tanh(-0.f)));
   CHECK(std::isnan(lstm::host_tanh(NAN)));
+
+  // The loops the layers run are the CPU variant picked at load time (SSE2, AVX2 or
+  // AVX-512): the same bits as the function above.
+  Context ctx(1);
+  const auto m = SequenceMath::for_context(ctx);
+  std::vector<float> x(4096), y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = -12.f + 24.f * static_cast<float>(i) / static_cast<float>(x.size());
+  m->tanh_forward(static_cast<int>(x.size()), x.data(), y.data());
+  int differing = 0;
+  for (size_t i = 0; i < x.size(); ++i) differing += y[i] != lstm::host_tanh(x[i]);
+  CHECK(differing == 0);
 }
 
 TEST_CASE("LSTMUnit: one step by hand, and cont 0 drops the previous cell") {
@@ -198,6 +212,75 @@ TEST_CASE("LSTMUnit gradient check") {
   test::fill_gaussian(x, rng);
   set_values(cont, {1.f, 0.f, 1.f});
   test::check_gradients(*t.layer, {&c_prev, &x, &cont}, {&c, &h}, {.bottoms = {0, 1}});
+}
+
+TEST_CASE("LSTMUnit: a gradient asked of only one bottom is the same as when both are") {
+  Blob c_prev({1, 2, 3}), x({1, 2, 12}), cont({1, 2}), c, h;
+  Rng rng(4);
+  test::fill_gaussian(c_prev, rng);
+  test::fill_gaussian(x, rng);
+  set_values(cont, {1.f, 1.f});
+  Context ctx(1);
+  auto run = [&](std::vector<bool> down) {
+    auto t = test::make_layer("{type: LSTMUnit}");
+    t.layer->setup(ctx, {&c_prev, &x, &cont}, {&c, &h});
+    t.layer->forward(ctx, {&c_prev, &x, &cont}, {&c, &h});
+    test::fill_gaussian(c, rng, 1.f);  // values unused by backward (it recomputes c)
+    Rng diff_rng(8);
+    for (Blob* b : {&c, &h}) {
+      float* d = b->mutable_cpu_diff();
+      for (int i = 0; i < b->count(); ++i) d[i] = diff_rng.gaussian(0.f, 1.f);
+    }
+    c_prev.set_diff(7.f);
+    x.set_diff(7.f);
+    cont.set_diff(7.f);
+    t.layer->backward(ctx, {&c, &h}, down, {&c_prev, &x, &cont});
+    return std::make_pair(std::vector<float>(c_prev.cpu_diff(), c_prev.cpu_diff() + c_prev.count()),
+                          std::vector<float>(x.cpu_diff(), x.cpu_diff() + x.count()));
+  };
+  const auto both = run({true, true, true});
+  CHECK(cont.cpu_diff()[0] == 0.f);  // cont gets a zero gradient
+  const auto only_c = run({true, false, false});
+  const auto only_x = run({false, true, false});
+  CHECK(only_c.first == both.first);
+  CHECK(only_x.second == both.second);
+  CHECK(only_c.second == std::vector<float>(12 * 2, 7.f));  // untouched
+}
+
+TEST_CASE("LSTM and RNN backward: parameter gradients accumulate, bottom gradients are overwritten") {
+  for (const std::string& yaml : {lstm_yaml(3), rnn_yaml(3)}) {
+    INFO(yaml);
+    auto t = test::make_layer(yaml);
+    Blob x({3, 2, 4}), cont({3, 2}), xs({2, 2}), y;
+    Rng rng(13);
+    test::fill_gaussian(x, rng);
+    test::fill_gaussian(xs, rng);
+    set_values(cont, {0, 0, 1, 1, 1, 0});
+    const BlobVec bottom = {&x, &cont, &xs};
+    Context ctx(1);
+    t.layer->setup(ctx, bottom, {&y});
+    t.layer->forward(ctx, bottom, {&y});
+    test::fill_gaussian(y, rng);
+    std::copy(y.cpu_data(), y.cpu_data() + y.count(), y.mutable_cpu_diff());
+    auto backward = [&] {
+      x.set_diff(5.f);
+      xs.set_diff(5.f);
+      t.layer->backward(ctx, {&y}, {true, false, true}, bottom);
+      std::vector<std::vector<float>> out = {{x.cpu_diff(), x.cpu_diff() + x.count()},
+                                             {xs.cpu_diff(), xs.cpu_diff() + xs.count()}};
+      for (auto& p : t.layer->blobs()) out.emplace_back(p->cpu_diff(), p->cpu_diff() + p->count());
+      return out;
+    };
+    for (auto& p : t.layer->blobs()) p->set_diff(0.f);
+    const auto once = backward();
+    const auto twice = backward();
+    CHECK(twice[0] == once[0]);
+    CHECK(twice[1] == once[1]);
+    for (size_t i = 2; i < once.size(); ++i) {
+      INFO("parameter " << i - 2);
+      for (size_t j = 0; j < once[i].size(); ++j) CHECK(twice[i][j] == doctest::Approx(2 * once[i][j]).epsilon(1e-6));
+    }
+  }
 }
 
 TEST_CASE("LSTM gradient check: input, static input, initial states, final-state tops and parameters") {
@@ -276,6 +359,8 @@ TEST_CASE("LSTM and RNN carry the final state into the next forward: two halves 
     three.layer->forward(ctx, {&half, &half_cont}, {&y_three});
     CHECK(values(y_three) == values(y_two));
     CHECK_THROWS_WITH_AS(three.layer->restore_state("garbage"), doctest::Contains("recurrent state is damaged"), Error);
+    CHECK_THROWS_WITH_AS(three.layer->restore_state(state.substr(0, state.size() - 1)),
+                         doctest::Contains("recurrent state is damaged"), Error);
   }
 }
 
@@ -309,6 +394,20 @@ TEST_CASE("LSTM expose_hidden: h_T and c_T fed back as h_0 and c_0 continue the 
   got.insert(got.end(), second.begin(), second.end());
   CHECK(largest_difference(got, values(y_whole)) < 1e-6);
   CHECK(exposed.layer->save_state().empty());  // nothing carried: the net holds the state
+
+  // h_0/h_T and c_0/c_T may be one blob each (a deploy net stepping through a sequence).
+  auto in_place = test::make_layer(lstm_yaml(3, ", expose_hidden: true"));
+  Blob h({1, 1, 3}), c({1, 1, 3}), y2;
+  const BlobVec bottom2 = {&x, &cont, &h, &c}, top2 = {&y2, &h, &c};
+  in_place.layer->setup(ctx, bottom2, top2);
+  for (size_t i = 0; i < 3; ++i) in_place.layer->blobs()[i]->copy_from(*carried.layer->blobs()[i]);
+  std::copy(whole.cpu_data(), whole.cpu_data() + 4, x.mutable_cpu_data());
+  set_values(cont, {0, 1});
+  in_place.layer->forward(ctx, bottom2, top2);
+  std::copy(whole.cpu_data() + 4, whole.cpu_data() + 8, x.mutable_cpu_data());
+  set_values(cont, {1, 1});
+  in_place.layer->forward(ctx, bottom2, top2);
+  CHECK(values(y2) == second);
 }
 
 TEST_CASE("LSTM: new streams (another N) start from zero; T may change between forwards") {
