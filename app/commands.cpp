@@ -249,7 +249,23 @@ int train(const TrainOptions& opt) {
   install_signal_handlers();
   solver.solve();
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
-  if (solver.stopped_early()) {
+  if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
+    // Every iteration ran; only the final test pass was stopped or never started. A resume
+    // would have nothing to train, so point at the command that scores the weights.
+    const std::string weights = io::snapshot_base(prefix, solver.iter()) + ".caffemodel.h5";
+    std::string score = "crema test --model " + shell_quote(opt.solver) + " --weights " + shell_quote(weights);
+    if (!spec.test_iter.empty()) score += " --iterations " + std::to_string(spec.test_iter.front());
+    if (opt.gpu >= 0) score += " --gpu " + std::to_string(opt.gpu);
+    if (!opt.overrides.empty()) score += " (crema test reads the config as written, without this run's --set)";
+    if (fs::exists(weights))
+      spdlog::info("Training stopped at iteration {}, its last: the weights are written, the final test was not "
+                   "run. Score them with: {}",
+                   solver.iter(), score);
+    else
+      spdlog::info("Training stopped at iteration {}, its last; the final test was not run (and snapshot_after_train "
+                   "is off, so no final weights were written).",
+                   solver.iter());
+  } else if (solver.stopped_early()) {
     spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
     std::string again = "crema train " + shell_quote(opt.solver);
     for (const auto& o : opt.overrides) again += " --set " + shell_quote(o);

@@ -1,5 +1,7 @@
 #include "engine/layer.hpp"
 
+#include <map>
+
 #include "engine/error.hpp"
 
 namespace crema {
@@ -102,11 +104,32 @@ std::vector<std::string> LayerRegistry::types() const {
   return out;
 }
 
+namespace {
+// Caffe's layer types that crema does not provide, and what to use instead.
+const std::map<std::string, std::string>& caffe_types_left_out() {
+  static const std::map<std::string, std::string> advice = {
+      {"Python",
+       "Caffe's Python layer runs Python code inside pycaffe, and crema embeds no Python; write the layer's "
+       "work as crema layers, or compute its output beforehand into an HDF5 file read by HDF5Data"},
+      {"MemoryData",
+       "Caffe's MemoryData is filled by a program through pycaffe or the C++ API; from the command line use "
+       "Input (crema classify fills a deploy net's Input) or a Data, ImageData or HDF5Data layer"},
+      {"WindowData",
+       "Caffe's WindowData (R-CNN's window file, deprecated in Caffe) is not provided; crop the windows into "
+       "images listed for ImageData, or into an HDF5 file for HDF5Data"},
+  };
+  return advice;
+}
+}  // namespace
+
 std::unique_ptr<Layer> LayerRegistry::create(const LayerSpec& spec) const {
   auto it = factories_.find(spec.type);
   if (it == factories_.end()) {
     const Node* type_node = spec.config ? spec.config->find("type") : nullptr;
     const Mark& m = type_node ? type_node->mark() : spec.mark;
+    const auto left_out = caffe_types_left_out().find(spec.type);
+    if (left_out != caffe_types_left_out().end())
+      throw ConfigError(m, spec.path + ".type", "layer type '" + spec.type + "' is not supported: " + left_out->second);
     throw ConfigError(m, spec.path + ".type", "unknown layer type '" + spec.type + "'" + did_you_mean(spec.type, types()));
   }
   auto layer = it->second(spec);

@@ -314,8 +314,12 @@ void Solver::solve() {
   // those of the snapshot just written, as `crema test` on it gives.
   if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) {
     test_all();
-    // Training is complete and its snapshot (if asked for) written; only these scores are lost.
-    if (test_interrupted_) return;
+    // Training is complete and its snapshot (if asked for) written; only these scores are
+    // lost, and the caller says how to get them.
+    if (test_interrupted_) {
+      stopped_early_ = true;
+      return;
+    }
   }
   if (spec_.display > 0 && iter_ % spec_.display == 0) {
     // One more forward to report the final training loss, smoothed, as Caffe does.

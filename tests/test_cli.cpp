@@ -193,6 +193,27 @@ TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot; the res
   check_same_weights(job.dir / "snap/toy_iter_30.caffemodel.h5", job.dir / "straight/toy_iter_30.caffemodel.h5");
 }
 
+TEST_CASE("Ctrl-C in the final test pass keeps the final weights and names the crema test command that scores them") {
+  ToyJob job(20);  // the only test pass is the final one, at iteration 20
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "test_initialization=false", "--set",
+                     "test_iter=100000000"},
+                    job.dir / "final_test.log");
+  REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+  child.signal(SIGINT);
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  CHECK_MESSAGE(log.find("interrupted after") != std::string::npos, log);
+  CHECK(log.find("Resume with") == std::string::npos);  // a resume would have nothing to train
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Score them with: (crema test .*) \(crema test reads)")), log);
+  std::string command = m[1];
+  CHECK(command.find("--iterations 100000000") != std::string::npos);
+  command.replace(command.find("100000000"), 9, "2");
+  const auto scored = test::run(test::crema_binary() + command.substr(5));
+  REQUIRE_MESSAGE(scored.status == 0, scored.output);
+  CHECK(scored.output.find("accuracy = ") != std::string::npos);
+}
+
 TEST_CASE("a misspelt key prints file:line:col and a suggestion, exit status 2") {
   ToyJob job(10);
   std::string yaml = test::read_file(job.solver);

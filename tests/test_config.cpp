@@ -313,6 +313,15 @@ TEST_CASE("config: an unknown layer type suggests the closest registered type") 
   CHECK(msg2.find("did you mean 'SoftmaxWithLoss'?") != std::string::npos);
 }
 
+TEST_CASE("config: Caffe's Python, MemoryData and WindowData layers are named as left out, with what to use") {
+  const std::string python = config_error([&] { build_net(kHead + "- {name: p, type: Python, bottom: data, top: p}\n"); });
+  CHECK(python.find("layer type 'Python' is not supported: Caffe's Python layer runs Python code") != std::string::npos);
+  const std::string memory = config_error([&] { build_net(kHead + "- {name: m, type: MemoryData, top: [d, l]}\n"); });
+  CHECK(memory.find("use Input") != std::string::npos);
+  const std::string window = config_error([&] { build_net(kHead + "- {name: w, type: WindowData, top: [d, l]}\n"); });
+  CHECK(window.find("ImageData") != std::string::npos);
+}
+
 TEST_CASE("config: an unknown enum value suggests the closest and lists the choices") {
   const std::string yaml = kHead +
                            "- name: pool\n"                                   // 7
