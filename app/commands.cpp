@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "app/data_tools.hpp"
 #include "app/signals.hpp"
@@ -215,7 +216,8 @@ int train(const TrainOptions& opt) {
   Solver solver(spec, net_spec, *ctx);
   write_class_names(solver.net(), prefix);
   const std::string config_yaml = io::to_yaml(*root);
-  std::string last_state;
+  std::string last_state, last_weights;  // the files of the latest snapshot this run wrote
+  int last_snapshot_iter = -1;
   solver.on_snapshot = [&](Solver& s) {
     const std::string base = io::snapshot_base(prefix, s.iter());
     spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
@@ -224,6 +226,8 @@ int train(const TrainOptions& opt) {
     spdlog::info("Snapshotting solver state to HDF5 file {}.solverstate.h5", base);
     io::save_solver_state(s.state(), base + ".caffemodel.h5", config_yaml, base + ".solverstate.h5");
     last_state = base + ".solverstate.h5";
+    last_weights = base + ".caffemodel.h5";
+    last_snapshot_iter = s.iter();
   };
   solver.poll_action = poll_signal_action;
 
@@ -249,41 +253,46 @@ int train(const TrainOptions& opt) {
   install_signal_handlers();
   solver.solve();
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
+  std::string overrides;  // this run's --set arguments, for the commands printed below
+  for (const auto& o : opt.overrides) overrides += " --set " + shell_quote(o);
+  if (ctx->on_gpu()) overrides += " --gpu " + std::to_string(ctx->device().id);
+  const bool final_weights = last_snapshot_iter == solver.iter();
   if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
-    // Every iteration ran; only the final test pass was stopped or never started. A resume
-    // would have nothing to train, so point at the command that scores the weights.
-    const std::string weights = io::snapshot_base(prefix, solver.iter()) + ".caffemodel.h5";
-    std::string score = "crema test --model " + shell_quote(opt.solver) + " --weights " + shell_quote(weights);
-    if (!spec.test_iter.empty()) score += " --iterations " + std::to_string(spec.test_iter.front());
-    if (opt.gpu >= 0) score += " --gpu " + std::to_string(opt.gpu);
-    if (!opt.overrides.empty()) score += " (crema test reads the config as written, without this run's --set)";
-    if (fs::exists(weights))
-      spdlog::info("Training stopped at iteration {}, its last: the weights are written, the final test was not "
-                   "run. Score them with: {}",
-                   solver.iter(), score);
-    else
-      spdlog::info("Training stopped at iteration {}, its last; the final test was not run (and snapshot_after_train "
-                   "is off, so no final weights were written).",
+    // Every iteration ran: a resume would have nothing to train. Say where the final
+    // weights are and, if the final test was due, the command that scores them.
+    const bool final_test_due = spec.test_interval > 0 && spec.max_iter % spec.test_interval == 0 &&
+                                !spec.test_iter.empty();
+    if (!final_weights)
+      spdlog::info("Training reached its last iteration, {}; the final test was stopped, and no final weights were "
+                   "written (snapshot_after_train is off).",
                    solver.iter());
+    else if (!final_test_due)
+      spdlog::info("Training reached its last iteration, {}, as the stop came; the weights are in {}.", solver.iter(),
+                   last_weights);
+    else
+      spdlog::info("Training reached its last iteration, {}, but the final test was not run. Score its weights with: "
+                   "crema test --model {} --weights {} --iterations {}{}",
+                   solver.iter(), shell_quote(opt.solver), shell_quote(last_weights), spec.test_iter.front(),
+                   overrides);
   } else if (solver.stopped_early()) {
     spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
-    std::string again = "crema train " + shell_quote(opt.solver);
-    for (const auto& o : opt.overrides) again += " --set " + shell_quote(o);
-    if (opt.gpu >= 0) again += " --gpu " + std::to_string(opt.gpu);
-    spdlog::info("Resume with: {} --snapshot {}", again, shell_quote(last_state));
+    spdlog::info("Resume with: crema train {}{} --snapshot {}", shell_quote(opt.solver), overrides,
+                 shell_quote(last_state));
   }
   return 0;
 }
 
 int test(const TestOptions& opt) {
   std::shared_ptr<Node> solver;
-  auto root = io::load_net_config(opt.model, &solver);
+  auto root = io::load_net_config(opt.model, &solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*root);
+  const std::optional<SolverSpec> solver_spec = solver ? std::optional(SolverSpec::parse(*solver)) : std::nullopt;
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
+  // A solver file's precision too, so the scores are those its training's tests print.
+  if (solver_spec) ctx->set_precision(solver_spec->precision);
   // The TEST net as training built its first one (the solver's test_state), or from the
   // net's own state; --stage/--level on top, as Caffe's `caffe test`.
-  const NetState base = solver ? SolverSpec::parse(*solver).test_net_state(spec, 0)
-                               : spec.state_for(Phase::TEST);
+  const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
   Net net(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *ctx);
   if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
   io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);

@@ -21,6 +21,7 @@ struct TestOptions {
   std::string model;
   std::vector<std::string> weights;
   int iterations = 50;
+  std::vector<std::string> overrides;  // --set, applied to the --model file
   int gpu = -1;
   std::vector<std::string> stages;  // added to the TEST net's state (Caffe's --stage)
   std::optional<int> level;         // replaces its level (Caffe's --level)

@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   test_cmd->add_option("--model", test.model, "Net config (YAML or prototxt)")->required();
   test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
   test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(CLI::PositiveNumber);
+  test_cmd->add_option("--set", test.overrides,
+                       "Override a key of the --model file: --set key.path=value (repeatable; a solver file's keys "
+                       "as for train)")
+      ->allow_extra_args(false);
   std::vector<std::string> test_stages;
   test_cmd->add_option("--stage", test_stages, "Stage(s) of the TEST net's state, comma-separated (include/exclude rules)")
       ->allow_extra_args(false);

@@ -116,6 +116,8 @@ class Solver {
   Net* test_net(size_t i = 0) { return i < test_nets_.size() ? test_nets_[i].get() : nullptr; }
   const SolverSpec& spec() const { return spec_; }
   int iter() const { return iter_; }
+  // A stop request ended solve(): before max_iter (a snapshot to resume from was written),
+  // or at max_iter, during the last iteration or the final test pass (iter() tells which).
   bool stopped_early() const { return stopped_early_; }
   // Losses shown at each display (smoothed), for tests.
   const std::vector<std::pair<int, float>>& displayed_losses() const { return displayed_; }

@@ -56,6 +56,12 @@ IdxArray read_idx(const std::string& path) {
     out.data.resize(done + n);
     read(out.data.data() + done, n, "the values");
   }
+  // Bytes beyond what the header declares: the header or the file is damaged (or two
+  // files were joined), and the samples read may not be the ones meant.
+  char extra;
+  if (gzread(f.get(), &extra, 1) > 0)
+    throw Error("IDX file '" + path + "' holds more bytes than its header declares (" + std::to_string(count) +
+                " values); the file is damaged or its header is wrong");
   return out;
 }
 

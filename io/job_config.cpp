@@ -187,11 +187,12 @@ void apply_override(Node& root, const std::string& assignment) {
   }
 }
 
-std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides) {
-  Node loaded = load_config_file(path);
-  if (!loaded.is_map()) loaded.fail("a solver file must be a map of solver keys (base_lr, max_iter, net, ...)");
-  // `--set net=other.prototxt` picks another net file, so it applies before the net
-  // is loaded; every other override applies to the loaded job.
+namespace {
+// The solver `loaded` from `path` with its net resolved and the overrides applied.
+// `--set net=other.prototxt` picks another net file, so it applies before the net is
+// loaded; every other override applies to the loaded job.
+std::shared_ptr<Node> solver_with_overrides(Node loaded, const std::string& path,
+                                            const std::vector<std::string>& overrides) {
   std::vector<std::string> rest;
   for (const auto& o : overrides) {
     if (o.rfind("net=", 0) == 0)
@@ -203,12 +204,20 @@ std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vec
   for (const auto& o : rest) apply_override(*root, o);
   return root;
 }
+}  // namespace
 
-std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<Node>* solver_root) {
+std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Node loaded = load_config_file(path);
+  if (!loaded.is_map()) loaded.fail("a solver file must be a map of solver keys (base_lr, max_iter, net, ...)");
+  return solver_with_overrides(std::move(loaded), path, overrides);
+}
+
+std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<Node>* solver_root,
+                                      const std::vector<std::string>& overrides) {
   Node loaded = load_config_file(path);
   if (!loaded.is_map()) loaded.fail("a net file must be a map with 'name' and 'layer'");
   if (is_solver_message(loaded)) {
-    auto solver = load_solver(std::move(loaded), path);
+    auto solver = solver_with_overrides(std::move(loaded), path, overrides);
     const Node* net = solver->find("net");
     if (!net) solver->fail("this solver names no net ('net:'), so it has no net to use");
     auto out = std::make_shared<Node>(*net);
@@ -217,6 +226,7 @@ std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<N
   }
   auto root = std::make_shared<Node>(std::move(loaded));
   log_upgrade(path, upgrade_net(*root));
+  for (const auto& o : overrides) apply_override(*root, o);
   return root;
 }
 

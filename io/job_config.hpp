@@ -25,7 +25,10 @@ Node load_config_file(const std::string& path);
 std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // A net file; a solver file is accepted too and yields its net.
 // `solver_root`, when given, receives the whole solver if `path` is one (else stays null).
-std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<Node>* solver_root = nullptr);
+// The overrides apply to the file's root: the solver's keys (and `net.…`) for a solver
+// file, as for training, else the net's.
+std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<Node>* solver_root = nullptr,
+                                      const std::vector<std::string>& overrides = {});
 // Applies one "key.path=value" override (e.g. "max_iter=100",
 // "net.layer[0].data_param.batch_size=32"); the value is parsed as YAML.
 void apply_override(Node& root, const std::string& assignment);

@@ -41,8 +41,8 @@ void LSTMUnitLayer::run_backward(Context& ctx, const BlobVec& top, const std::ve
   if (propagate_down[2]) m->set(bottom[2]->count(), 0.f, m->mutable_diff(*bottom[2]));  // cont: no gradient
   if (!propagate_down[0] && !propagate_down[1]) return;
   float* unused = m->mutable_data(scratch_);  // (N, 4H) then (N, H)
-  float* dx = propagate_down[1] ? m->mutable_diff(*bottom[1]) : unused;
-  float* dc_prev = propagate_down[0] ? m->mutable_diff(*bottom[0]) : unused + 4L * num_ * hidden_;
+  float* dx = propagate_down[1] ? m->mutable_diff(*bottom[1]) : unused;                             // (N, 4H)
+  float* dc_prev = propagate_down[0] ? m->mutable_diff(*bottom[0]) : unused + 4L * num_ * hidden_;  // (N, H)
   m->lstm_unit_backward(num_, hidden_, m->data(*bottom[0]), m->data(*bottom[1]), m->data(*bottom[2]),
                         m->diff(*top[0]), m->diff(*top[1]), dx, dc_prev);
 }

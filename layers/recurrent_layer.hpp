@@ -78,9 +78,9 @@ class RecurrentLayer : public Layer {
   // From da (T N, G): the gradients of W_x, b, W_static, x and x_static (and none for cont).
   void input_backward(const SequenceMath& m, const float* da, const std::vector<bool>& propagate_down,
                       const BlobVec& bottom);
-  // conted_t = cont_t ⊙ h_prev, then a_t += conted_t W_hᵀ.  h_prev: (N, H); a_t: (N, G)
+  // conted_t = cont_t ⊙ h_prev, then a_t += conted_t W_hᵀ.  cont: (T, N); h_prev: (N, H); a_t: (N, G)
   void recur_forward(const SequenceMath& m, int t, const float* cont, const float* h_prev, float* a_t);
-  // dh_prev = cont_t ⊙ (da_t W_h).  da_t: (N, G); dh_prev: (N, H)
+  // dh_prev = cont_t ⊙ (da_t W_h).  cont: (T, N); da_t: (N, G); dh_prev: (N, H)
   void recur_backward(const SequenceMath& m, int t, const float* cont, const float* da_t, float* dh_prev);
   // dW_h += daᵀ conted over all timesteps.  da: (T N, G)
   void recur_param_backward(const SequenceMath& m, const float* da);

@@ -26,7 +26,8 @@ constexpr long kUnitParallelMin = 2048;
 // The element loops are bound by vector arithmetic, so on x86-64 they are compiled for
 // SSE2 (crema's portable baseline), AVX2 and AVX-512F, picked at load time by the CPU's
 // features. The file is compiled without contracting a*b + c into FMA (CMakeLists.txt),
-// so every variant computes the same bits and a snapshot resumes alike on any machine.
+// so the variants compute the same bits (the matrix products, oneDNN's and OpenBLAS's,
+// still pick their kernels by CPU).
 #if defined(__x86_64__)
 #define CREMA_VECTOR_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
 #else

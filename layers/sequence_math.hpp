@@ -39,6 +39,7 @@ class SequenceMath {
   virtual void tanh_forward(int n, const float* x, float* y) const = 0;
   virtual void tanh_backward(int n, const float* y, const float* dy, float* dx) const = 0;
   // layers/lstm_unit_math.hpp's step over all (N, H) elements.
+  // c_prev, c, h, dc, dh, dc_prev: (N, H), dc_prev may alias dc; x, dx: (N, 4H); cont: (N)
   virtual void lstm_unit_forward(int num, int hidden, const float* c_prev, const float* x, const float* cont,
                                  float* c, float* h) const = 0;
   virtual void lstm_unit_backward(int num, int hidden, const float* c_prev, const float* x, const float* cont,

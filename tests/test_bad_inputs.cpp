@@ -107,7 +107,7 @@ TEST_CASE("a huge rand_skip is taken modulo the samples, at once") {
   CHECK(huge.labels() == two.labels());
 }
 
-TEST_CASE("IDX: a zero dimension and a header claiming far more than the file holds are errors") {
+TEST_CASE("IDX: a zero dimension, and a header claiming more or less than the file holds, are errors") {
   test::TempDir dir;
   write_bytes(dir / "zero", std::string("\0\0\x08\x03", 4) + be32(10) + be32(0) + be32(28));
   CHECK(test::error_of([&] { io::read_idx(dir / "zero"); }).find("dimension of 0") != std::string::npos);
@@ -115,6 +115,12 @@ TEST_CASE("IDX: a zero dimension and a header claiming far more than the file ho
   write_bytes(dir / "huge", std::string("\0\0\x08\x03", 4) + be32(60000) + be32(1024) + be32(1024) + std::string(100, 'x'));
   const std::string e = test::error_of([&] { io::read_idx(dir / "huge"); });
   CHECK_MESSAGE(e.find("truncated") != std::string::npos, e);
+  // Two 2-byte samples declared, five bytes present: the header does not describe the file.
+  write_bytes(dir / "long", std::string("\0\0\x08\x02", 4) + be32(2) + be32(2) + std::string(5, 'x'));
+  const std::string more = test::error_of([&] { io::read_idx(dir / "long"); });
+  CHECK_MESSAGE(more.find("holds more bytes than its header declares (4 values)") != std::string::npos, more);
+  write_bytes(dir / "exact", std::string("\0\0\x08\x02", 4) + be32(2) + be32(2) + std::string(4, 'x'));
+  CHECK(io::read_idx(dir / "exact").data.size() == 4);
 }
 
 TEST_CASE("HDF5Data: rows with an empty axis and an HDF5 file given as the list are named") {
@@ -149,7 +155,7 @@ TEST_CASE("an image whose header claims more pixels than OpenCV allows is an err
   CHECK(e.find("could not be decoded") != std::string::npos);
 }
 
-TEST_CASE("config numbers: overflow and NaN are errors with their position; inf spelt out is kept") {
+TEST_CASE("config numbers: overflow and NaN are errors with their position, inf spelt out is kept") {
   const auto parse = [](const std::string& yaml) { return io::parse_yaml(yaml, "t.yaml"); };
   CHECK_THROWS_WITH_AS(parse("base_lr: 1e999\n").find("base_lr")->as_double(), doctest::Contains("out of range"),
                        ConfigError);
@@ -195,7 +201,7 @@ TEST_CASE("a solver state with an iteration beyond int or no smoothed loss is re
   CHECK_MESSAGE(no_loss.find("smoothed_loss") != std::string::npos, no_loss.substr(0, 300));
 }
 
-TEST_CASE("list files: a UTF-8 byte-order mark is not part of the first path; --mean-value takes whole numbers only") {
+TEST_CASE("list files: a UTF-8 byte-order mark is not part of the first path, --mean-value takes whole numbers only") {
   test::TempDir dir;
   test::write_file(dir / "list.txt", "\xef\xbb\xbf" "a.png 1\nb.png 2\n");
   const std::vector<ListEntry> entries = read_list(dir / "list.txt");

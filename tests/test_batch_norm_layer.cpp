@@ -70,7 +70,7 @@ TEST_CASE("BatchNorm TEST forward uses the stored statistics divided by the fact
   check_values(*t.layer->blobs()[2], {2});  // untouched in TEST
 }
 
-TEST_CASE("BatchNorm use_global_stats overrides the phase; a zero factor means zero statistics") {
+TEST_CASE("BatchNorm use_global_stats overrides the phase, a zero factor means zero statistics") {
   {
     // TRAIN with global statistics, all zero (factor 0): y = x / sqrt(eps).
     auto t = test::make_layer("{type: BatchNorm, batch_norm_param: {use_global_stats: true, eps: 0.25}}");

@@ -153,7 +153,7 @@ TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot"
   CHECK(child.log().find("Resume with") != std::string::npos);
 }
 
-TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot; the resumed run tests again exactly") {
+TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot, the resumed run tests again exactly") {
   ToyJob job(1000000);
   // 130 test images in batches of 50: a pass stopped after any batch but the 13th leaves the
   // reader mid-way, so a resume that did not rewind would score other images.
@@ -193,25 +193,37 @@ TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot; the res
   check_same_weights(job.dir / "snap/toy_iter_30.caffemodel.h5", job.dir / "straight/toy_iter_30.caffemodel.h5");
 }
 
-TEST_CASE("Ctrl-C in the final test pass keeps the final weights and names the crema test command that scores them") {
+TEST_CASE("Ctrl-C in the final test pass names the crema test command that scores the final weights") {
   ToyJob job(20);  // the only test pass is the final one, at iteration 20
-  test::Child child({test::crema_binary(), "train", job.solver, "--set", "test_initialization=false", "--set",
-                     "test_iter=100000000"},
-                    job.dir / "final_test.log");
-  REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
-  child.signal(SIGINT);
-  CHECK(child.wait() == 0);
-  const std::string log = child.log();
-  CHECK_MESSAGE(log.find("interrupted after") != std::string::npos, log);
-  CHECK(log.find("Resume with") == std::string::npos);  // a resume would have nothing to train
+  auto stopped_in_final_test = [&](const std::string& extra, const std::string& log_name) {
+    std::vector<std::string> args = {test::crema_binary(), "train", job.solver, "--set", "test_initialization=false",
+                                     "--set", "test_iter=100000000"};
+    if (!extra.empty()) args.insert(args.end(), {"--set", extra});
+    test::Child child(args, job.dir / log_name);
+    REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+    child.signal(SIGINT);
+    CHECK(child.wait() == 0);
+    const std::string log = child.log();
+    CHECK_MESSAGE(log.find("interrupted after") != std::string::npos, log);
+    CHECK(log.find("Resume with") == std::string::npos);  // a resume would have nothing to train
+    return log;
+  };
+  const std::string log = stopped_in_final_test("", "final_test.log");
   std::smatch m;
-  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Score them with: (crema test .*) \(crema test reads)")), log);
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Score its weights with: (crema test .*))")), log);
   std::string command = m[1];
-  CHECK(command.find("--iterations 100000000") != std::string::npos);
-  command.replace(command.find("100000000"), 9, "2");
+  // The run's --set overrides come along, so crema test builds the net training tested.
+  CHECK(command.find("--iterations 100000000 --set test_initialization=false --set test_iter=100000000") !=
+        std::string::npos);
+  command.replace(command.find("--iterations 100000000"), 22, "--iterations 2");
   const auto scored = test::run(test::crema_binary() + command.substr(5));
   REQUIRE_MESSAGE(scored.status == 0, scored.output);
   CHECK(scored.output.find("accuracy = ") != std::string::npos);
+
+  // Without snapshot_after_train there are no final weights to score, and crema says so
+  // (an older run's file of the same name is not taken for them).
+  const std::string none = stopped_in_final_test("snapshot_after_train=false", "no_final.log");
+  CHECK_MESSAGE(none.find("no final weights were written (snapshot_after_train is off)") != std::string::npos, none);
 }
 
 TEST_CASE("a misspelt key prints file:line:col and a suggestion, exit status 2") {
@@ -353,7 +365,7 @@ TEST_CASE("--weights also reaches a layer only the TEST net has, as in Caffe") {
   CHECK(std::stod(m[1]) > 0.5);
 }
 
-TEST_CASE("several test nets, one per test_iter with its test_state; crema test rebuilds them by stage") {
+TEST_CASE("several test nets, one per test_iter with its test_state, crema test rebuilds them by stage") {
   ToyJob job(20);
   // The TEST data layer becomes two: validation images (stage val) and training images
   // (stage train_subset), as Caffe users score both.

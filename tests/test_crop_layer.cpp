@@ -31,7 +31,7 @@ TEST_CASE("Crop forward: offsets none, one for all axes, one per axis") {
   CHECK(crop_4x5(", crop_param: {axis: -2, offset: [1, 0]}") == std::vector<float>{5, 6, 7, 10, 11, 12});
 }
 
-TEST_CASE("Crop axis 1 crops channels too; axes before it keep bottom 0's size") {
+TEST_CASE("Crop axis 1 crops channels too, axes before it keep bottom 0's size") {
   auto t = test::make_layer("{type: Crop, crop_param: {axis: 1, offset: [1, 0, 2]}}");
   Blob x({2, 3, 3, 4}), like({5, 2, 2, 2}), y;
   fill_counting(x, 0);

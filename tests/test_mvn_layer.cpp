@@ -30,7 +30,7 @@ TEST_CASE("MVN forward: each channel of each image to mean 0 and deviation 1") {
   check_values(forward("{type: MVN, mvn_param: {normalize_variance: false}}", x), {-3, -1, 1, 3, -1, -1, -1, 3});
 }
 
-TEST_CASE("MVN across_channels normalises each whole image; eps adds to the deviation") {
+TEST_CASE("MVN across_channels normalises each whole image, eps adds to the deviation") {
   Blob x({2, 2, 1});
   set_values(x, {1, 3, 10, 20});  // image 0: mean 2, deviation 1; image 1: mean 15, deviation 5
   check_values(forward("{type: MVN, mvn_param: {across_channels: true}}", x), {-1, 1, -1, 1});

@@ -360,7 +360,7 @@ TEST_CASE("net: a shared parameter with another shape is an error") {
                   ConfigError);
 }
 
-TEST_CASE("net: a shared parameter takes a sharer's lr_mult/decay_mult as Caffe does; two written ones must agree") {
+TEST_CASE("net: a shared parameter takes a sharer's lr_mult/decay_mult as Caffe does, two written ones must agree") {
   const auto net_with = [](const std::string& first, const std::string& second) {
     return "name: share\n"
            "layer:\n"

@@ -26,7 +26,7 @@ TEST_CASE("Parameter: its top is the parameter blob, data and gradient") {
   CHECK(p.cpu_diff()[4] == 2.5f);
 }
 
-TEST_CASE("Parameter without a shape is one value; two shapes are an error") {
+TEST_CASE("Parameter without a shape is one value, two shapes are an error") {
   auto t = test::make_layer("{type: Parameter}");
   Blob y;
   Context ctx(1);

@@ -10,11 +10,14 @@
 #include <utility>
 #include <vector>
 
+#include "engine/cuda/cuda_context.hpp"
 #include "engine/error.hpp"
+#include "engine/synced_memory.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5.hpp"
 #include "layers/lstm_unit_math.hpp"
 #include "layers/sequence_math.hpp"
+#include "gpu_test_util.hpp"
 #include "layer_test_util.hpp"
 #include "solver_test_util.hpp"
 #include "test_util.hpp"
@@ -47,6 +50,12 @@ struct Tops {
 };
 
 std::vector<float> values(const Blob& b) { return {b.cpu_data(), b.cpu_data() + b.count()}; }
+
+// `to` takes `from`'s parameter values (two layers of the same configuration).
+void copy_params(const Layer& from, Layer& to) {
+  REQUIRE(from.blobs().size() == to.blobs().size());
+  for (size_t i = 0; i < from.blobs().size(); ++i) to.blobs()[i]->copy_from(*from.blobs()[i]);
+}
 
 double largest_difference(const std::vector<float>& got, const std::vector<float>& want) {
   REQUIRE(got.size() == want.size());
@@ -337,7 +346,7 @@ TEST_CASE("LSTM and RNN carry the final state into the next forward: two halves 
     std::copy(whole.cpu_data(), whole.cpu_data() + n, half.mutable_cpu_data());
     std::copy(whole_cont.cpu_data(), whole_cont.cpu_data() + nc, half_cont.mutable_cpu_data());
     two.layer->setup(ctx, {&half, &half_cont}, {&y_half});
-    for (size_t i = 0; i < one.layer->blobs().size(); ++i) two.layer->blobs()[i]->copy_from(*one.layer->blobs()[i]);
+    copy_params(*one.layer, *two.layer);
     two.layer->forward(ctx, {&half, &half_cont}, {&y_half});
     std::vector<float> got = values(y_half);
     std::copy(whole.cpu_data() + n, whole.cpu_data() + 2 * n, half.mutable_cpu_data());
@@ -352,7 +361,7 @@ TEST_CASE("LSTM and RNN carry the final state into the next forward: two halves 
     auto three = test::make_layer(yaml);
     Blob y_three, y_two;
     three.layer->setup(ctx, {&half, &half_cont}, {&y_three});
-    for (size_t i = 0; i < one.layer->blobs().size(); ++i) three.layer->blobs()[i]->copy_from(*one.layer->blobs()[i]);
+    copy_params(*one.layer, *three.layer);
     three.layer->restore_state(state);
     set_values(half_cont, {1, 1, 1, 1, 1, 1});
     two.layer->forward(ctx, {&half, &half_cont}, {&y_two});
@@ -381,7 +390,7 @@ TEST_CASE("LSTM expose_hidden: h_T and c_T fed back as h_0 and c_0 continue the 
   set_values(cont, {0, 1});
   const BlobVec bottom = {&x, &cont, &h0, &c0}, top = {&y, &h_t, &c_t};
   exposed.layer->setup(ctx, bottom, top);
-  for (size_t i = 0; i < 3; ++i) exposed.layer->blobs()[i]->copy_from(*carried.layer->blobs()[i]);
+  copy_params(*carried.layer, *exposed.layer);
   exposed.layer->forward(ctx, bottom, top);
   std::vector<float> got = values(y);
   CHECK(values(h_t) == std::vector<float>(got.begin() + 3, got.end()));  // h_T is the last step's h
@@ -400,7 +409,7 @@ TEST_CASE("LSTM expose_hidden: h_T and c_T fed back as h_0 and c_0 continue the 
   Blob h({1, 1, 3}), c({1, 1, 3}), y2;
   const BlobVec bottom2 = {&x, &cont, &h, &c}, top2 = {&y2, &h, &c};
   in_place.layer->setup(ctx, bottom2, top2);
-  for (size_t i = 0; i < 3; ++i) in_place.layer->blobs()[i]->copy_from(*carried.layer->blobs()[i]);
+  copy_params(*carried.layer, *in_place.layer);
   std::copy(whole.cpu_data(), whole.cpu_data() + 4, x.mutable_cpu_data());
   set_values(cont, {0, 1});
   in_place.layer->forward(ctx, bottom2, top2);
@@ -410,7 +419,7 @@ TEST_CASE("LSTM expose_hidden: h_T and c_T fed back as h_0 and c_0 continue the 
   CHECK(values(y2) == second);
 }
 
-TEST_CASE("LSTM: new streams (another N) start from zero; T may change between forwards") {
+TEST_CASE("LSTM: new streams (another N) start from zero, T may change between forwards") {
   auto t = test::make_layer(lstm_yaml(2));
   Blob x({2, 3, 2}), cont({2, 3}), y;
   Rng rng(12);
@@ -429,7 +438,7 @@ TEST_CASE("LSTM: new streams (another N) start from zero; T may change between f
   CHECK(y2.shape() == std::vector<int>{3, 2, 2});
   auto fresh = test::make_layer(lstm_yaml(2));
   fresh.layer->setup(ctx, {&x2, &cont2}, {&y_fresh});
-  for (size_t i = 0; i < t.layer->blobs().size(); ++i) fresh.layer->blobs()[i]->copy_from(*t.layer->blobs()[i]);
+  copy_params(*t.layer, *fresh.layer);
   fresh.layer->forward(ctx, {&x2, &cont2}, {&y_fresh});
   CHECK(values(y2) == values(y_fresh));
 }
@@ -476,8 +485,8 @@ namespace {
 // A net that must remember: at every step the target is the input of two steps before
 // (0 for the first two), so the top at t depends on x_{t-2}, which only a recurrent
 // state can carry. Fresh random sequences each iteration (cont 0 at t 0).
-double delay_task_loss_ratio(const std::string& type) {
-  const std::string yaml = R"(
+std::string delay_job_yaml(const std::string& type) {
+  return R"(
 net:
   name: delay
   layer:
@@ -499,27 +508,28 @@ display: 0
 snapshot_after_train: false
 random_seed: 3
 )";
-  auto job = test::make_job(yaml);
+}
+
+void fill_delay_batch(test::Job& job, Rng& rng) {
+  float* xv = job.blob("x").mutable_cpu_data();         // (T, N, 1)
+  float* cv = job.blob("cont").mutable_cpu_data();      // (T, N)
+  float* tv = job.blob("target").mutable_cpu_data();    // (T, N, 1)
+  const int steps = 8, streams = 16;
+  for (int t = 0; t < steps; ++t)
+    for (int n = 0; n < streams; ++n) {
+      xv[t * streams + n] = rng.uniform(0.f, 1.f) < 0.5f ? -1.f : 1.f;
+      cv[t * streams + n] = t == 0 ? 0.f : 1.f;
+    }
+  for (int t = 0; t < steps; ++t)
+    for (int n = 0; n < streams; ++n) tv[t * streams + n] = t < 2 ? 0.f : xv[(t - 2) * streams + n];
+}
+
+double delay_task_loss_ratio(const std::string& type) {
+  auto job = test::make_job(delay_job_yaml(type));
   Rng rng(99);
-  auto fill_batch = [&] {
-    Blob& x = job->blob("x");
-    Blob& cont = job->blob("cont");
-    Blob& target = job->blob("target");
-    float* xv = x.mutable_cpu_data();
-    float* tv = target.mutable_cpu_data();
-    float* cv = cont.mutable_cpu_data();
-    const int steps = 8, streams = 16;
-    for (int t = 0; t < steps; ++t)
-      for (int n = 0; n < streams; ++n) {
-        xv[t * streams + n] = rng.uniform(0.f, 1.f) < 0.5f ? -1.f : 1.f;
-        cv[t * streams + n] = t == 0 ? 0.f : 1.f;
-      }
-    for (int t = 0; t < steps; ++t)
-      for (int n = 0; n < streams; ++n) tv[t * streams + n] = t < 2 ? 0.f : xv[(t - 2) * streams + n];
-  };
   double first = 0, last = 0;
   for (int i = 0; i < 400; ++i) {
-    fill_batch();
+    fill_delay_batch(*job, rng);
     test::step(*job, 1);
     const double loss = job->blob("loss").cpu_data()[0];
     if (i < 20) first += loss / 20;
@@ -540,7 +550,7 @@ TEST_CASE("LSTM and RNN nets learn to recall the input of two steps before") {
   CHECK(rnn < 0.1);
 }
 
-TEST_CASE("a Caffe prototxt LSTM net trains from the command line; 3 + resume 3 equals 6, carried state included") {
+TEST_CASE("a Caffe prototxt LSTM net trains from the command line, 3 + resume 3 equals 6, carried state included") {
   // cont is 1 everywhere, so every batch continues the streams of the one before: the
   // resumed run must restore the LSTM's carried state to match the straight run.
   test::TempDir dir;
@@ -581,4 +591,43 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "target" top: "lo
       ++compared;
     }
   CHECK(compared == 5);  // W_xc, b_c, W_hc, and the InnerProduct's two
+}
+
+TEST_CASE("GPU recurrent: LSTM and RNN nets train on the GPU as on the CPU, moving nothing across the bus in a step") {
+  SKIP_WITHOUT_DEVICE();
+  for (const std::string type : {"LSTM", "RNN"}) {
+    INFO(type);
+    std::unique_ptr<test::Job> jobs[2];
+    for (int gpu = 0; gpu < 2; ++gpu) {
+      test::QuietLog quiet;
+      auto& j = jobs[gpu];
+      j = std::make_unique<test::Job>();
+      j->root = std::make_unique<Node>(io::parse_yaml(delay_job_yaml(type), "solver.yaml"));
+      j->spec = SolverSpec::parse(*j->root);
+      j->net = NetSpec::parse(*j->spec.net);
+      j->ctx = gpu ? Context::gpu(0, j->spec.random_seed) : std::make_unique<Context>(j->spec.random_seed);
+      j->solver = std::make_unique<Solver>(j->spec, j->net, *j->ctx);
+      Rng rng(99);
+      for (int i = 0; i < 5; ++i) {
+        fill_delay_batch(*j, rng);
+        test::step(*j, 1);
+      }
+    }
+    jobs[1]->ctx->cuda()->synchronize();
+    const auto& on_gpu = jobs[1]->solver->net().learnable_params();
+    const auto& on_cpu = jobs[0]->solver->net().learnable_params();
+    REQUIRE(on_gpu.size() == on_cpu.size());
+    for (size_t p = 0; p < on_gpu.size(); ++p)
+      for (int i = 0; i < on_gpu[p]->count(); ++i) {
+        INFO("parameter " << p << " element " << i);
+        CHECK(on_gpu[p]->cpu_data()[i] == doctest::Approx(on_cpu[p]->cpu_data()[i]).epsilon(1e-3).scale(0.1));
+      }
+    // Steady state on the same batch: the loss value comes to the host and the loss
+    // weight goes to the device, nothing else (the carried state stays on the device).
+    const long h2d = SyncedMemory::host_to_device_copies(), d2h = SyncedMemory::device_to_host_copies();
+    test::step(*jobs[1], 3);
+    jobs[1]->ctx->cuda()->synchronize();
+    CHECK(SyncedMemory::host_to_device_copies() - h2d <= 3);
+    CHECK(SyncedMemory::device_to_host_copies() - d2h <= 3);
+  }
 }

@@ -55,7 +55,7 @@ TEST_CASE("Scale axis and num_axes pick the axes the scale spans") {
   check_values(run("{type: Scale, scale_param: {axis: -1}}", x, nullptr, {{1, -1}}), {1, -2, 3, -4, 5, -6, 7, -8});
 }
 
-TEST_CASE("Scale with the scale as second bottom; its bias is a parameter of that shape") {
+TEST_CASE("Scale with the scale as second bottom, its bias is a parameter of that shape") {
   Blob x({2, 2, 2}), s({2});
   fill_counting(x, 1);
   set_values(s, {2, 0});

@@ -12,12 +12,14 @@ struct DeviceTanh {
   __device__ float operator()(float x) const { return tanhf(x); }
 };
 
+// n = N H elements. c_prev, c, h: (N, H); x: (N, 4H); cont: (N)
 __global__ void unit_forward_kernel(int64_t n, int hidden, const float* c_prev, const float* x, const float* cont,
                                     float* c, float* h) {
   for (int64_t i = first_index(); i < n; i += grid_stride())
     lstm::unit_forward(DeviceTanh{}, hidden, static_cast<int>(i / hidden), static_cast<int>(i % hidden), c_prev, x, cont, c, h);
 }
 
+// n = N H elements. c_prev, dc, dh, dc_prev: (N, H); x, dx: (N, 4H); cont: (N)
 __global__ void unit_backward_kernel(int64_t n, int hidden, const float* c_prev, const float* x, const float* cont,
                                      const float* dc, const float* dh, float* dx, float* dc_prev) {
   for (int64_t i = first_index(); i < n; i += grid_stride())
