@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA device: the GPU tests (with every kernel
-# launch waited for, so a fault names its own launch), then GPU step times of LeNet and
-# CIFAR-10 quick beside the CPU's. Run from a built tree (scripts/build.sh).
+# launch waited for, so a fault names its own launch), then GPU step times of LeNet,
+# CIFAR-10 quick and the LSTM benchmark net beside the CPU's. Run from a built tree
+# (scripts/build.sh).
 #
 #   bash scripts/gpu_tests.sh [FASHION_MNIST_DIR]
 #
@@ -23,7 +24,7 @@ build/crema device || { echo "gpu_tests: no usable CUDA device" >&2; exit 1; }
 status=0
 (cd build && CREMA_CUDA_SYNC=1 ctest -R GPU --output-on-failure --timeout 1200) || status=$?
 
-for model in lenet_b64 cifar10_quick_b100; do
+for model in lenet_b64 cifar10_quick_b100 lstm_b32; do
   for where in "--gpu 0" ""; do
     echo "== $model ${where:-CPU}"
     build/crema time --model "configs/bench/$model.yaml" --iterations 20 $where 2>&1 |

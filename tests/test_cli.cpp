@@ -281,6 +281,11 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   REQUIRE(std::regex_search(r.output, m, std::regex(R"(\] accuracy = ([0-9.]+))")));
   CHECK(std::stod(m[1]) > 0.3);
   CHECK(r.output.find("] loss = ") != std::string::npos);
+  // --set reaches the model file as for train: a net key that does not exist is refused by name.
+  r = test::run(crema_cmd("test --model " + job.solver + " --weights " + weights +
+                          " --iterations 2 --set net.force_backwards=true"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(r.output.find("force_backwards") != std::string::npos, r.output);
 
   r = test::run(crema_cmd("time --model " + job.solver + " --iterations 3"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
