@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/math.hpp"
+#include "layers/axis_broadcast.hpp"
 #include "layers/lstm_unit_math.hpp"
 #include "layers/onednn/onednn_gemm.hpp"
 #ifdef CREMA_WITH_CUDA
@@ -85,12 +86,13 @@ class CpuSequenceMath final : public SequenceMath {
   void set(int n, float value, float* y) const override { cpu_set(n, value, y); }
   void copy(int n, const float* x, float* y) const override { cpu_copy(n, x, y); }
   void add(int n, const float* x, float* y) const override { cpu_axpy(n, 1.f, x, y); }
+  // The host twin of the GPU's broadcast_apply_gpu call: AxisBroadcast (outer 1, dim
+  // rows, inner cols).
   void scale_rows(int rows, int cols, const float* s, const float* x, float* y) const override {
-    for (int r = 0; r < rows; ++r) {
-      const long at = static_cast<long>(r) * cols;
-      for (int j = 0; j < cols; ++j) y[at + j] = s[r] * x[at + j];
-    }
+    AxisBroadcast{1, rows, cols}.apply(x, s, nullptr, y);
   }
+  // The bias rows and column sums have inner 1, where AxisBroadcast would go element by
+  // element and column by column through memory; these go row by row (as InnerProduct's).
   void add_to_rows(int rows, int cols, const float* b, float* y) const override {
     for (int r = 0; r < rows; ++r) {
       float* row = y + static_cast<long>(r) * cols;  // (cols)
