@@ -21,6 +21,7 @@
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
 #include "io/job_config.hpp"
+#include "io/metrics.hpp"
 #include "io/yaml_config.hpp"
 
 namespace crema::app {
@@ -249,6 +250,13 @@ int train(const TrainOptions& opt) {
     }
   } else {
     load_weight_files(solver.net(), opt.weights, opt.reinit, false, solver_test_nets(solver));
+  }
+  std::unique_ptr<io::MetricsWriter> metrics;
+  if (spec.metrics_csv || spec.metrics_tensorboard) {
+    metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,
+                                                  static_cast<int>(spec.test_nets()), solver.iter(),
+                                                  !opt.snapshot.empty());
+    solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
   install_signal_handlers();
   solver.solve();

@@ -41,6 +41,30 @@ void check_rule_params(MapReader& r, const SolverSpec& s) {
     fail_at("delta", "delta must be positive for " + t + " (it guards the division; Caffe's default is 1e-8)");
 }
 
+// The names a metrics row has besides the nets' outputs (the files add iter and wall_time).
+const std::vector<std::string> kMetricsColumns = {"iter",         "wall_time", "smoothed_loss", "lr",
+                                                  "data_wait_ms", "test_loss", "iter_per_s"};
+
+// Appends a net's outputs (`values`, one per output element, in the log's order) to a
+// row: by name, `name[e]` for each element of a multi-element output; a name that is one
+// of the row's own gets "output_" in front.
+void append_outputs(MetricsRow& row, const Net& net, const std::vector<double>& values) {
+  size_t k = 0;
+  const auto outs = net.outputs();
+  for (size_t j = 0; j < outs.size(); ++j) {
+    std::string name = net.output_names()[j];
+    if (std::find(kMetricsColumns.begin(), kMetricsColumns.end(), name) != kMetricsColumns.end())
+      name = "output_" + name;
+    const int count = outs[j]->count();
+    for (int e = 0; e < count; ++e, ++k)
+      row.values.emplace_back(count > 1 ? name + "[" + std::to_string(e) + "]" : name, values[k]);
+  }
+}
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 NetState SolverSpec::train_net_state(const NetSpec& net) const {
@@ -109,6 +133,18 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.device_id = r.get_int("device_id", 0);
   s.precision = r.get_enum("precision", {"fp32", "bf16"}, 0) == 0 ? Precision::fp32 : Precision::bf16;
   s.debug_info = r.get_bool("debug_info", false);
+  if (const Node* m = r.find("metrics")) {
+    // A list of kinds, one kind, or none.
+    const std::vector<std::string> kinds = {"csv", "tensorboard", "none"};
+    const std::vector<Node> items = m->is_seq() ? m->items() : std::vector<Node>{*m};
+    s.metrics_csv = s.metrics_tensorboard = false;
+    for (const Node& item : items) {
+      const int kind = enum_value(item, kinds);
+      if (kind == 2 && items.size() > 1) item.fail("metrics: none cannot be combined with other kinds");
+      s.metrics_csv |= kind == 0;
+      s.metrics_tensorboard |= kind == 1;
+    }
+  }
   MapReader train_state = r.sub("train_state");
   s.train_state = parse_state_setting(train_state);
   // One map (a single test net) or a list of them, one per test_iter entry.
@@ -251,6 +287,7 @@ void Solver::step(int iters) {
       }
     }
     const bool display = spec_.display > 0 && iter_ % spec_.display == 0;
+    std::optional<double> iter_per_s, data_wait_ms;  // for the display's metrics row
     float loss = 0;
     for (int i = 0; i < spec_.iter_size; ++i) loss += net_->forward_backward(ctx_);
     loss /= static_cast<float>(spec_.iter_size);
@@ -263,6 +300,8 @@ void Solver::step(int iters) {
       if (done > 0) {
         // How long the steps waited for their batches: near 0 when the prefetcher keeps up.
         const double wait_ms = 1000 * (data.wait_seconds - tick_wait) / done;
+        iter_per_s = done / secs;
+        data_wait_ms = wait_ms;
         spdlog::info("Iteration {} ({:.4g} iter/s, {:.3f}s/{} iters, data wait {:.3g} ms/iter{}), loss = {:.6g}", iter_,
                      done / secs, secs, done, wait_ms,
                      data.bad_samples > 0 ? fmt::format(", {} bad samples skipped", data.bad_samples) : "",
@@ -287,7 +326,8 @@ void Solver::step(int iters) {
         }
       }
     }
-    apply_update();
+    const float rate = apply_update();
+    if (display) emit(train_metrics(rate, iter_per_s, data_wait_ms));
     ++iter_;
     const bool stop = stop_requested();
     if ((spec_.snapshot > 0 && iter_ % spec_.snapshot == 0) || stop || std::exchange(snapshot_requested_, false))
@@ -325,6 +365,7 @@ void Solver::solve() {
     // One more forward to report the final training loss, smoothed, as Caffe does.
     update_smoothed_loss(net_->forward(ctx_));
     spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
+    emit(train_metrics(std::nullopt, std::nullopt, std::nullopt));
   }
   int64_t bad = net_->data_stats().bad_samples;
   for (const auto& t : test_nets_) bad += t->data_stats().bad_samples;
@@ -372,12 +413,16 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
         }
     }
     if (spec_.test_compute_loss) spdlog::info("Test loss: {:.6g}", loss / n);
+    MetricsRow row{iter_, static_cast<int>(t), unix_seconds(), {}};
+    if (spec_.test_compute_loss) row.values.emplace_back("test_loss", loss / n);
+    std::vector<double> means;
     size_t k = 0;
     const auto outs = test.outputs();
     for (size_t j = 0; j < outs.size(); ++j) {
       const float w = test.output_loss_weight(j);
       for (int e = 0; e < outs[j]->count(); ++e, ++k) {
         const float mean = static_cast<float>(scores[k] / n);
+        means.push_back(mean);
         if (t == 0) first.emplace_back(test.output_names()[j], mean);
         if (w != 0.f)
           spdlog::info("    Test net output #{}: {} = {:.6g} (* {:.6g} = {:.6g} loss)", k, test.output_names()[j], mean, w, w * mean);
@@ -385,11 +430,28 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
           spdlog::info("    Test net output #{}: {} = {:.6g}", k, test.output_names()[j], mean);
       }
     }
+    append_outputs(row, test, means);
+    emit(row);
   }
   return first;
 }
 
-void Solver::apply_update() {
+MetricsRow Solver::train_metrics(std::optional<double> lr, std::optional<double> iter_per_s,
+                                 std::optional<double> data_wait_ms) const {
+  MetricsRow row{iter_, -1, unix_seconds(), {}};
+  row.values = {{"smoothed_loss", smoothed_loss_}, {"lr", lr}, {"iter_per_s", iter_per_s}, {"data_wait_ms", data_wait_ms}};
+  std::vector<double> outputs;
+  for (const Blob* out : net_->outputs())
+    for (int e = 0; e < out->count(); ++e) outputs.push_back(out->cpu_data()[e]);
+  append_outputs(row, *net_, outputs);
+  return row;
+}
+
+void Solver::emit(const MetricsRow& row) const {
+  if (on_metrics) on_metrics(row);
+}
+
+float Solver::apply_update() {
   const float rate = learning_rate(spec_, iter_, &current_step_);
   if (spec_.display > 0 && iter_ % spec_.display == 0) spdlog::info("Iteration {}, lr = {:.6g}", iter_, rate);
   const auto& params = net_->learnable_params();
@@ -431,6 +493,7 @@ void Solver::apply_update() {
   }
   ops.apply_steps(*net_);
   if (net_->debug_info()) net_->log_update_debug_info();
+  return rate;
 }
 
 void Solver::snapshot() {

@@ -57,6 +57,8 @@ struct SolverSpec {
   int device_id = 0;
   Precision precision = Precision::fp32;
   bool debug_info = false;  // per-layer magnitudes in the TRAIN net (see Net::set_debug_info)
+  // Which metrics files the app writes from Solver::on_metrics (crema's extension).
+  bool metrics_csv = true, metrics_tensorboard = true;
   NetStateSetting train_state;
   std::vector<NetStateSetting> test_state;  // one per test net (test_iter entry), or none
 
@@ -98,6 +100,17 @@ struct SolverState {
   std::map<std::string, std::string> layer_states;  // "train/<layer>", "test0/<layer>"
 };
 
+// One row of training metrics: the numbers a display (training row) or a test pass (a
+// test row) logs, handed to Solver::on_metrics for the app to write as files. `values`
+// come in the order they are logged, and every row of one kind has the same names; a
+// value that does not apply to a row (the rate on the final loss line) is empty.
+struct MetricsRow {
+  int iter = 0;
+  int test_net = -1;     // -1: a training row; k ≥ 0: test net #k
+  double wall_time = 0;  // seconds since the Unix epoch
+  std::vector<std::pair<std::string, std::optional<double>>> values;
+};
+
 class Solver {
  public:
   enum class Action { None, Stop, Snapshot };
@@ -130,10 +143,15 @@ class Solver {
   std::function<void(Solver&)> on_snapshot;
   // Polled after each iteration and between test batches (signal handling).
   std::function<Action()> poll_action;
+  // Called with each display's and each test pass's numbers.
+  std::function<void(const MetricsRow&)> on_metrics;
 
  private:
-  void apply_update();
+  float apply_update();  // returns the learning rate it used
   void update_smoothed_loss(float loss);
+  // A training row with the TRAIN net's current outputs; the caller fills in the rest.
+  MetricsRow train_metrics(std::optional<double> lr, std::optional<double> iter_per_s, std::optional<double> data_wait_ms) const;
+  void emit(const MetricsRow& row) const;
   void snapshot();
   // Polls once; a snapshot request is kept in snapshot_requested_ for the iteration's end.
   bool stop_requested();

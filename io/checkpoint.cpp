@@ -64,7 +64,7 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
   fs::rename(tmp_path, path, ec);
   if (ec) {
     fs::remove(tmp_path, ec);
-    throw Error("cannot move the new checkpoint into place as '" + path + "': " + ec.message());
+    throw Error("cannot move the new file into place as '" + path + "': " + ec.message());
   }
   // Persist the directory entry as well.
   const std::string dir = fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string();

@@ -210,12 +210,16 @@ void Writer::varint(uint32_t field, uint64_t value) {
   raw_varint(value);
 }
 
-void Writer::fixed32_float(uint32_t field, float value) {
-  tag(field, WireType::Fixed32);
+template <class T>
+void Writer::fixed(uint32_t field, WireType type, T value) {
+  tag(field, type);
   char le[sizeof value];
   std::memcpy(le, &value, sizeof value);  // little-endian host (asserted above)
   out_.append(le, sizeof le);
 }
+
+void Writer::fixed32_float(uint32_t field, float value) { fixed(field, WireType::Fixed32, value); }
+void Writer::fixed64_double(uint32_t field, double value) { fixed(field, WireType::Fixed64, value); }
 
 void Writer::bytes(uint32_t field, std::string_view value) {
   tag(field, WireType::Bytes);

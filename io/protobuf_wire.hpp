@@ -1,11 +1,12 @@
 // A small, bounds-checked reader for the protobuf wire format, enough to read the
 // binary files Caffe writes (.caffemodel, .solverstate, .binaryproto, LMDB Datums)
 // without depending on libprotobuf or caffe.proto, and a writer for the few
-// messages crema writes in Caffe's encoding (Datum, a mean-image BlobProto). Caffe users bring files that were cut
-// short by a full disk or an interrupted download, so nothing read from the file
-// is trusted: every length is checked against the bytes left in its message,
-// varints are at most 10 bytes, groups nest at most kMaxDepth deep, and every
-// failure is a WireError naming the file, the byte offset and the message.
+// messages crema writes (Caffe's Datum and mean-image BlobProto, TensorBoard's Event).
+// Caffe users bring files that were cut short by a full disk or an interrupted
+// download, so nothing read from the file is trusted: every length is checked
+// against the bytes left in its message, varints are at most 10 bytes, groups nest
+// at most kMaxDepth deep, and every failure is a WireError naming the file, the byte
+// offset and the message.
 //
 // Wire format: a message is a sequence of (tag, value); tag = field << 3 | type,
 // with type 0 varint, 1 fixed64, 2 length-delimited, 3/4 group start/end (obsolete,
@@ -110,6 +111,7 @@ class Writer {
   // int32 (and int64): a negative value is sign-extended to 10 bytes, as protobuf does.
   void int32(uint32_t field, int32_t value) { varint(field, static_cast<uint64_t>(static_cast<int64_t>(value))); }
   void fixed32_float(uint32_t field, float value);  // one unpacked `float`
+  void fixed64_double(uint32_t field, double value);  // one `double`
   void bytes(uint32_t field, std::string_view value);  // string, bytes or an embedded message
   // Repeated [packed = true] fields; nothing at all when empty, as protobuf.
   void packed_floats(uint32_t field, const float* values, size_t n);
@@ -121,6 +123,8 @@ class Writer {
  private:
   void tag(uint32_t field, WireType type);
   void raw_varint(uint64_t value);
+  template <class T>
+  void fixed(uint32_t field, WireType type, T value);
   std::string out_;
 };
 

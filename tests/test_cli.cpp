@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string crema_cmd(const std::string& args) { return test::crema_binary() + " " + args; }
+using test::crema_cmd;
 
 // "Iteration N ..., loss = X" lines: N -> the printed X.
 std::map<int, std::string> printed_losses(const std::string& log) {
@@ -52,16 +52,7 @@ void check_same_weights(const std::string& a, const std::string& b) {
   CHECK(compared > 0);
 }
 
-struct ToyJob {
-  test::TempDir dir;
-  std::string solver;
-  explicit ToyJob(int max_iter) {
-    test::write_toy_idx(dir.path().string(), "train", 400, 1);
-    test::write_toy_idx(dir.path().string(), "test", 100, 2);
-    solver = dir / "solver.yaml";
-    test::write_file(solver, test::toy_solver_yaml(dir.path().string(), max_iter));
-  }
-};
+using test::ToyJob;
 
 }  // namespace
 

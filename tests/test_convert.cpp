@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string crema_cmd(const std::string& args) { return test::crema_binary() + " " + args; }
+using test::crema_cmd;
 std::string caffe_data(const std::string& name) { return test::source_dir() + "/tests/data/caffe/" + name; }
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

@@ -202,7 +202,7 @@ TEST_CASE("ImageData: a reader state saved mid-epoch continues with the next sam
 
 namespace {
 
-std::string crema_cmd(const std::string& args) { return test::crema_binary() + " " + args; }
+using test::crema_cmd;
 
 // The toy IDX data set of test_util written as PNG files and list files, and the toy
 // solver reading it through ImageData.

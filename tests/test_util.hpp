@@ -63,6 +63,8 @@ inline RunResult run(const std::string& command) {
 
 inline std::string crema_binary() { return CREMA_BINARY; }
 inline std::string source_dir() { return CREMA_SOURCE_DIR; }
+// A crema command line: the binary under test, then `args`.
+inline std::string crema_cmd(const std::string& args) { return crema_binary() + " " + args; }
 
 // The message of the crema::Error that `f` throws, or "" when it throws none.
 template <class F>
@@ -181,5 +183,17 @@ inline std::string toy_solver_yaml(const std::string& dir, int max_iter) {
          "display: 5\naverage_loss: 7\ntest_iter: 2\ntest_interval: 20\n"
          "max_iter: " + std::to_string(max_iter) + "\nsnapshot_prefix: " + dir + "/snap/toy\nrandom_seed: 42\n";
 }
+
+// toy_solver_yaml's job in a fresh directory: its data, and the solver file.
+struct ToyJob {
+  TempDir dir;
+  std::string solver;
+  explicit ToyJob(int max_iter) {
+    write_toy_idx(dir.path().string(), "train", 400, 1);
+    write_toy_idx(dir.path().string(), "test", 100, 2);
+    solver = dir / "solver.yaml";
+    write_file(solver, toy_solver_yaml(dir.path().string(), max_iter));
+  }
+};
 
 }  // namespace crema::test

@@ -1,0 +1,119 @@
+#include "io/tensorboard.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "engine/error.hpp"
+#include "io/protobuf_wire.hpp"
+
+namespace crema::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Byte-wise table of the reflected Castagnoli polynomial 0x82f63b78.
+constexpr std::array<uint32_t, 256> make_crc32c_table() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    table[i] = c;
+  }
+  return table;
+}
+constexpr std::array<uint32_t, 256> kCrc32cTable = make_crc32c_table();
+
+// Event fields (tensorflow/core/util/event.proto).
+constexpr uint32_t kWallTime = 1, kStep = 2, kFileVersion = 3, kSummary = 5, kSessionLog = 7;
+constexpr uint32_t kSummaryValue = 1, kValueTag = 1, kValueSimple = 2;  // summary.proto
+constexpr uint32_t kSessionStatus = 1, kSessionStart = 1;
+
+pb::Writer event_header(double wall_time, int64_t step) {
+  pb::Writer event;
+  event.fixed64_double(kWallTime, wall_time);
+  if (step != 0) event.varint(kStep, static_cast<uint64_t>(step));  // proto3 leaves the default out
+  return event;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+}  // namespace
+
+uint32_t crc32c(std::string_view bytes) {
+  uint32_t c = 0xffffffffu;
+  for (unsigned char b : bytes) c = kCrc32cTable[(c ^ b) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
+uint32_t masked_crc32c(std::string_view bytes) {
+  const uint32_t c = crc32c(bytes);
+  return ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
+
+std::string file_version_event(double wall_time) {
+  pb::Writer event = event_header(wall_time, 0);
+  event.bytes(kFileVersion, "brain.Event:2");
+  return event.take();
+}
+
+std::string session_start_event(double wall_time, int64_t step) {
+  pb::Writer log;
+  log.varint(kSessionStatus, kSessionStart);
+  pb::Writer event = event_header(wall_time, step);
+  event.bytes(kSessionLog, log.str());
+  return event.take();
+}
+
+std::string scalars_event(double wall_time, int64_t step, const std::vector<std::pair<std::string, float>>& scalars) {
+  pb::Writer summary;
+  for (const auto& [tag, value] : scalars) {
+    pb::Writer v;
+    v.bytes(kValueTag, tag);
+    v.fixed32_float(kValueSimple, value);
+    summary.bytes(kSummaryValue, v.str());
+  }
+  pb::Writer event = event_header(wall_time, step);
+  event.bytes(kSummary, summary.str());
+  return event.take();
+}
+
+std::string tf_record(std::string_view data) {
+  auto le = [](auto v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); };  // little-endian host
+  const std::string length = le(static_cast<uint64_t>(data.size()));
+  return length + le(masked_crc32c(length)) + std::string(data) + le(masked_crc32c(data));
+}
+
+EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  path_ = (fs::path(dir) / ("events.out.tfevents." + std::to_string(static_cast<long long>(std::floor(wall_time))) + "." +
+                            host_name() + "." + std::to_string(::getpid()) + ".crema"))
+              .string();
+  file_ = std::fopen(path_.c_str(), "wb");
+  if (!file_)
+    throw Error("cannot create the TensorBoard events file '" + path_ + "': " + std::strerror(errno) +
+                "; set snapshot_prefix to a writable directory, or leave tensorboard out of the solver's metrics");
+  write_event(file_version_event(wall_time));
+}
+
+EventFileWriter::~EventFileWriter() {
+  if (file_) std::fclose(file_);
+}
+
+void EventFileWriter::write_event(const std::string& event) {
+  const std::string record = tf_record(event);
+  if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() || std::fflush(file_) != 0)
+    throw Error("cannot write to the TensorBoard events file '" + path_ + "': " + std::strerror(errno));
+}
+
+}  // namespace crema::io

@@ -1,0 +1,195 @@
+// Training metrics: the CSV files and TensorBoard events written beside the snapshots
+// (io/metrics.hpp, io/tensorboard.hpp), their encoding against TensorBoard's own writer,
+// and what a resumed run does to them.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "engine/solver.hpp"
+#include "io/metrics.hpp"
+#include "io/tensorboard.hpp"
+#include "io/yaml_config.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+namespace fs = std::filesystem;
+using test::crema_cmd;
+
+namespace {
+
+MetricsRow row(int iter, int test_net, std::vector<std::pair<std::string, std::optional<double>>> values) {
+  return MetricsRow{iter, test_net, 1796322488.0 + iter, std::move(values)};
+}
+
+// The CSV without the columns that differ between runs (times and speeds).
+std::string stable_columns(const std::string& csv) {
+  std::stringstream in(csv);
+  std::string line, out;
+  std::vector<bool> keep;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream fields(line);
+    for (std::string c; std::getline(fields, c, ',');) cells.push_back(c);
+    if (line.back() == ',') cells.emplace_back();
+    if (keep.empty())
+      for (const auto& c : cells) keep.push_back(c != "wall_time" && c != "iter_per_s" && c != "data_wait_ms");
+    for (size_t i = 0; i < cells.size(); ++i)
+      if (i < keep.size() && keep[i]) out += cells[i] + ",";
+    out += "\n";
+  }
+  return out;
+}
+
+bool tensorboard_installed() { return test::run("python3 -c 'import tensorboard'").status == 0; }
+
+}  // namespace
+
+TEST_CASE("TensorBoard records: CRC-32C's check value, and byte for byte what TensorBoard's own writer makes") {
+  CHECK(io::crc32c("123456789") == 0xe3069283u);  // the published CRC-32C check value
+  CHECK(io::crc32c("") == 0u);
+  // Four records made by TensorBoard's protobuf classes and RecordWriter
+  // (scripts/golden/make_tensorboard_golden.py).
+  const std::string golden = test::read_file(test::source_dir() + "/tests/data/golden/tensorboard_events.bin");
+  REQUIRE(golden.size() == 220);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const std::string ours =
+      io::tf_record(io::file_version_event(1796322488.5)) + io::tf_record(io::session_start_event(1796322489.25, 200)) +
+      io::tf_record(io::scalars_event(1796322490.0, 0, {{"train/loss", 2.387383f}, {"train/lr", 0.01f}})) +
+      io::tf_record(io::scalars_event(1796322491.125, 300, {{"test/accuracy[3]", 0.815f}, {"test/x", nan}, {"test/y", -inf}}));
+  CHECK(ours == golden);
+}
+
+TEST_CASE("the solver metrics key takes a list of kinds, one kind, or none, and a wrong kind names its line") {
+  const std::string net = "net: {name: n, layer: [{name: d, type: Input, top: d, input_param: {shape: {dim: [1]}}}]}\n"
+                          "base_lr: 0.1\nmax_iter: 10\n";
+  auto parse = [&](const std::string& rest) { return SolverSpec::parse(io::parse_yaml(net + rest, "solver.yaml")); };
+  const SolverSpec plain = parse("");
+  CHECK((plain.metrics_csv && plain.metrics_tensorboard));
+  const SolverSpec csv = parse("metrics: csv\n");
+  CHECK((csv.metrics_csv && !csv.metrics_tensorboard));
+  const SolverSpec tb = parse("metrics: [tensorboard]\n");
+  CHECK((!tb.metrics_csv && tb.metrics_tensorboard));
+  const SolverSpec none = parse("metrics: none\n");
+  CHECK((!none.metrics_csv && !none.metrics_tensorboard));
+  CHECK_THROWS_WITH_AS(parse("metrics: [csv, tensorbord]\n"),
+                       doctest::Contains("solver.yaml:4:16: metrics[1]: unknown value 'tensorbord' (did you mean 'tensorboard'?)"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("metrics: [none, csv]\n"), doctest::Contains("none cannot be combined"), ConfigError);
+}
+
+TEST_CASE("metrics CSV: a header, a row per display, empty cells, nan and inf, quoted names") {
+  test::TempDir dir;
+  const std::string prefix = dir / "run";
+  {
+    io::MetricsWriter w(prefix, true, false, 2, 0, false);
+    w.write(row(0, -1, {{"smoothed_loss", 2.5}, {"lr", 0.01}, {"iter_per_s", std::nullopt}, {"a,b", 1.0}}));
+    w.write(row(10, -1, {{"smoothed_loss", std::nan("")}, {"lr", 0.01}, {"iter_per_s", 12.5}, {"a,b", -INFINITY}}));
+    w.write(row(10, 1, {{"accuracy", 0.75}}));
+  }
+  CHECK(test::read_file(prefix + ".train.csv") ==
+        "iter,wall_time,smoothed_loss,lr,iter_per_s,\"a,b\"\n"
+        "0,1796322488.000,2.5,0.01,,1\n"
+        "10,1796322498.000,nan,0.01,12.5,-inf\n");
+  CHECK(test::read_file(prefix + ".test1.csv") == "iter,wall_time,accuracy\n10,1796322498.000,0.75\n");
+  CHECK_FALSE(fs::exists(prefix + ".test.csv"));  // test net #0 wrote no row
+  CHECK_FALSE(fs::exists(io::tensorboard_dir(prefix)));
+}
+
+TEST_CASE("a resumed run keeps the rows before its iteration and drops the rest, a row cut short included") {
+  test::TempDir dir;
+  const std::string prefix = dir / "run", path = prefix + ".train.csv";
+  {
+    io::MetricsWriter w(prefix, true, false, 0, 0, false);
+    for (int it = 0; it <= 30; it += 10) w.write(row(it, -1, {{"smoothed_loss", it}}));
+  }
+  test::write_file(path, test::read_file(path) + "40,1796322528.0");  // killed in the middle of a row
+  {
+    io::MetricsWriter w(prefix, true, false, 0, 20, true);  // resumed from the snapshot at 20
+    CHECK(test::read_file(path) == "iter,wall_time,smoothed_loss\n0,1796322488.000,0\n10,1796322498.000,10\n");
+    w.write(row(20, -1, {{"smoothed_loss", 21}}));
+  }
+  CHECK(test::read_file(path) ==
+        "iter,wall_time,smoothed_loss\n0,1796322488.000,0\n10,1796322498.000,10\n20,1796322508.000,21\n");
+
+  // Resumed with other columns (an output added to the net): the earlier rows move aside.
+  {
+    io::MetricsWriter w(prefix, true, false, 0, 20, true);
+    w.write(row(20, -1, {{"smoothed_loss", 22}, {"accuracy", 0.5}}));
+  }
+  CHECK(test::read_file(path) == "iter,wall_time,smoothed_loss,accuracy\n20,1796322508.000,22,0.5\n");
+  CHECK(test::read_file(prefix + ".train.until_iter_20.csv") ==
+        "iter,wall_time,smoothed_loss\n0,1796322488.000,0\n10,1796322498.000,10\n");
+
+  // A fresh run on the same prefix starts anew.
+  {
+    io::MetricsWriter w(prefix, true, false, 0, 0, false);
+    CHECK_FALSE(fs::exists(path));
+  }
+}
+
+TEST_CASE("a metrics file that cannot be written is reported once and training goes on") {
+  test::TempDir dir;
+  {
+    io::MetricsWriter w(dir / "missing/run", true, false, 0, 0, false);  // its directory does not exist
+    CHECK_NOTHROW(w.write(row(0, -1, {{"smoothed_loss", 1}})));
+    CHECK_NOTHROW(w.write(row(10, -1, {{"smoothed_loss", 1}})));
+  }
+  // A full disk: every write to /dev/full fails with ENOSPC when it is flushed.
+  io::MetricsWriter w(dir / "run", true, false, 0, 0, false);
+  fs::create_symlink("/dev/full", dir / "run.train.csv");
+  CHECK_NOTHROW(w.write(row(0, -1, {{"smoothed_loss", 1}})));
+  CHECK_NOTHROW(w.write(row(10, -1, {{"smoothed_loss", 1}})));
+}
+
+TEST_CASE("the metrics files of a stopped and resumed run equal an uninterrupted run's") {
+  test::ToyJob job(60);
+  const auto straight = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "a/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  // A run that gets to 50 (snapshots every 20) and dies in the middle of writing a row...
+  const auto first = test::run(crema_cmd("train " + job.solver + " --set max_iter=50 --set snapshot=20 --set snapshot_prefix=" +
+                                         (job.dir / "b/toy")));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  test::write_file(job.dir / "b/toy.train.csv", test::read_file(job.dir / "b/toy.train.csv") + "55,17");
+  // ... is resumed from its snapshot at 40 and finishes.
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "b/toy") +
+                                           " --snapshot " + (job.dir / "b/toy_iter_40.solverstate.h5")));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK(resumed.output.find("toy.train.csv: kept the 8 rows before iteration 40") != std::string::npos);
+  for (const std::string file : {"toy.train.csv", "toy.test.csv"}) {
+    const std::string a = test::read_file(job.dir / ("a/" + file)), b = test::read_file(job.dir / ("b/" + file));
+    INFO(file);
+    CHECK(stable_columns(a) == stable_columns(b));
+    CHECK(std::count(a.begin(), a.end(), '\n') == (file == "toy.train.csv" ? 14 : 5));  // header + 0..60 by 5 + final; 0..60 by 20
+  }
+  // The toy net's outputs: the train file has the loss, the test file accuracy and loss.
+  CHECK(test::read_file(job.dir / "a/toy.train.csv").rfind("iter,wall_time,smoothed_loss,lr,iter_per_s,data_wait_ms,loss\n", 0) == 0);
+  CHECK(test::read_file(job.dir / "a/toy.test.csv").rfind("iter,wall_time,accuracy,loss\n", 0) == 0);
+
+}
+
+TEST_CASE("TensorBoard shows a resumed run's metrics exactly, the replaced events purged") {
+  test::ToyJob job(30);
+  const auto first = test::run(crema_cmd("train " + job.solver + " --set snapshot=10"));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --snapshot " + (job.dir / "snap/toy_iter_10.solverstate.h5")));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  size_t event_files = 0;
+  for (const auto& e : fs::directory_iterator(job.dir / "snap/toy.tensorboard"))
+    event_files += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
+  CHECK(event_files == 2);
+  if (!tensorboard_installed()) {
+    MESSAGE("SKIPPED: reading the events with TensorBoard needs its Python package (pip install tensorboard)");
+    return;
+  }
+  // The first run's events from iteration 10 on are purged by the resumed run's SessionLog
+  // START, so TensorBoard shows one value per CSV cell, the same float.
+  const auto check = test::run("python3 " + test::source_dir() + "/tests/tensorboard_check.py " +
+                               (job.dir / "snap/toy.tensorboard") + " train=" + (job.dir / "snap/toy.train.csv") +
+                               " test=" + (job.dir / "snap/toy.test.csv"));
+  CHECK_MESSAGE(check.status == 0, check.output);
+  CHECK(check.output.find("values compared; agree") != std::string::npos);
+}
