@@ -55,10 +55,7 @@ int classify(const ClassifyOptions& opt) {
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
   Net net(spec, spec.state_for(Phase::TEST), *ctx, true);
-  std::vector<std::string> loaded;
-  for (const auto& w : opt.weights)
-    for (const auto& l : io::copy_weights(net, io::load_weights(w), w).loaded) loaded.push_back(l);
-  io::refuse_unloaded(io::layers_not_loaded(net, loaded), opt.weights);
+  io::load_inference_weights(net, opt.weights);
   if (opt.weights.empty()) spdlog::warn("no --weights given: classifying with freshly initialised parameters");
 
   Blob* input = input_blob(net);

@@ -2,14 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-
+#include "engine/context.hpp"
 #include "engine/error.hpp"
+#include "engine/net.hpp"
 #include "io/caffe_upgrade.hpp"
 #include "io/checkpoint.hpp"
 #include "io/job_config.hpp"
+#include "io/onnx.hpp"
 #include "io/prototxt.hpp"
 #include "io/yaml_config.hpp"
 
@@ -56,12 +55,7 @@ int convert_config(const ConvertOptions& opt) {
   const std::vector<std::string> notes = solver ? io::upgrade_solver(root) : io::upgrade_net(root);
   const std::string text =
       *format == io::ConfigFormat::Yaml ? io::to_yaml(root) : io::to_prototxt(io::caffe_text_layout(root));
-  io::write_atomically(opt.output, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    out.flush();
-    if (!out) throw Error("cannot write '" + opt.output + "': " + std::strerror(errno));
-  });
+  io::write_file_atomically(opt.output, text);
   std::string upgraded;
   for (const auto& n : notes) upgraded += (upgraded.empty() ? " (upgraded: " : "; ") + n;
   if (!upgraded.empty()) upgraded += ")";
@@ -69,9 +63,33 @@ int convert_config(const ConvertOptions& opt) {
   return 0;
 }
 
+// A deploy net and its weights → an ONNX model.
+int convert_onnx(const ConvertOptions& opt) {
+  if (opt.weights.empty())
+    throw ConfigError(Mark{}, "--weights", "an ONNX model carries its weights: give --weights W.caffemodel[.h5]");
+  auto root = io::load_net_config(opt.input, nullptr, opt.overrides);
+  const NetSpec spec = NetSpec::parse(*root);
+  Context ctx(1701);
+  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  io::load_inference_weights(net, opt.weights);
+  io::save_onnx(net, opt.output, CREMA_VERSION);
+  auto describe = [&](const std::string& blob) { return blob + " " + net.blob(blob)->shape_string(); };
+  std::string inputs, outputs;
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer(i).spec().type == "Input")
+      for (const auto& top : net.layer(i).spec().top) inputs += (inputs.empty() ? "" : ", ") + describe(top);
+  for (const auto& name : net.output_names()) outputs += (outputs.empty() ? "" : ", ") + describe(name);
+  spdlog::info("Wrote ONNX model {} (opset 17) from {} and {}: inputs {}; outputs {}", opt.output, opt.input,
+               opt.weights.back(), inputs, outputs);
+  return 0;
+}
+
 }  // namespace
 
 int convert(const ConvertOptions& opt) {
+  if (ends_with(opt.output, ".onnx")) return convert_onnx(opt);
+  if (!opt.weights.empty() || !opt.overrides.empty())
+    throw ConfigError(Mark{}, "--weights", "--weights and --set belong to an ONNX export (-o MODEL.onnx)");
   switch (input_kind(opt.input)) {
     case InputKind::BinaryCaffemodel:
       return convert_weights(opt);

@@ -1,15 +1,20 @@
 // `crema convert IN -o OUT`: rewrites a net or a solver between Caffe's prototxt and
 // crema's YAML (the output format follows OUT's extension), writing the current
 // format: older Caffe files (V1 layers, input fields, ...) come out upgraded.
+// `crema convert DEPLOY --weights W -o OUT.onnx` exports a deploy net with its weights
+// as an ONNX model (io/onnx.hpp).
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace crema::app {
 
 struct ConvertOptions {
   std::string input;
   std::string output;
+  std::vector<std::string> weights;  // for an ONNX output
+  std::vector<std::string> overrides;  // --set, applied to the net for an ONNX output
 };
 int convert(const ConvertOptions& opt);
 

@@ -38,13 +38,6 @@ std::pair<int, int> parse_resize(const std::string& text) {
   return {w, h};
 }
 
-std::string read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : EIO));
-  return bytes;
-}
-
 // The encoding a re-encoded image keeps: its file's extension, as Caffe guesses it.
 std::string encoding_of(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -91,7 +84,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
     datum.label = e.label;
     try {
       io::ImageU8 img = io::read_image_u8(file, channels, height, width);
-      std::string bytes = read_file_bytes(file);
+      std::string bytes = io::read_file_bytes(file);
       if (io::is_truncated_jpeg(bytes))
         throw Error("image '" + file + "' is a truncated JPEG (no end marker after its image data)");
       if (opt.encoded) {

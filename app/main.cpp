@@ -115,8 +115,15 @@ int main(int argc, char** argv) {
   crema::app::ConvertOptions convert;
   auto* convert_cmd = app.add_subcommand("convert", "Convert a net or solver between prototxt and YAML, upgrading old Caffe formats");
   convert_cmd->add_option("input", convert.input, "Net or solver (.prototxt or .yaml), or binary weights (.caffemodel)")->required();
-  convert_cmd->add_option("-o,--output", convert.output, "Output file: .yaml/.yml for YAML, .prototxt/.pt for prototxt, .caffemodel.h5 for weights")
+  convert_cmd->add_option("-o,--output", convert.output,
+                          "Output file: .yaml/.yml for YAML, .prototxt/.pt for prototxt, .caffemodel.h5 for weights, "
+                          ".onnx for an ONNX model of a deploy net (with --weights)")
       ->required();
+  std::vector<std::string> convert_weights;
+  convert_cmd->add_option("--weights", convert_weights, "For .onnx: the weights (.caffemodel or .caffemodel.h5), comma-separated")
+      ->allow_extra_args(false);
+  convert_cmd->add_option("--set", convert.overrides, "For .onnx: override a key of the net (key.path=value)")
+      ->allow_extra_args(false);
 
   crema::app::ClassifyOptions classify;
   std::vector<std::string> classify_weights, classify_mean;
@@ -187,7 +194,10 @@ int main(int argc, char** argv) {
       if (test_level_opt->count() > 0) test.level = test_level;
       return crema::app::test(test);
     }
-    if (app.got_subcommand(convert_cmd)) return crema::app::convert(convert);
+    if (app.got_subcommand(convert_cmd)) {
+      convert.weights = split_commas(convert_weights);
+      return crema::app::convert(convert);
+    }
     if (app.got_subcommand(imageset_cmd)) return crema::app::convert_imageset(imageset);
     if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
     if (app.got_subcommand(classify_cmd)) {

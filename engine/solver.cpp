@@ -61,11 +61,11 @@ void append_outputs(MetricsRow& row, const Net& net, const std::vector<double>& 
   }
 }
 
+}  // namespace
+
 double unix_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-}  // namespace
 
 NetState SolverSpec::train_net_state(const NetSpec& net) const {
   return merged(net.state_for(Phase::TRAIN), train_state);
@@ -381,6 +381,7 @@ bool Solver::stop_requested() {
 
 std::vector<std::pair<std::string, float>> Solver::test_all() {
   std::vector<std::pair<std::string, float>> first;
+  std::vector<MetricsRow> rows;  // emitted once every test net has finished: a pass counts whole or not at all
   test_interrupted_ = false;
   // A long test pass must not outlast a scheduler's grace period after SIGTERM, so a stop
   // is honoured between batches; the nets' starting points are kept to rewind to.
@@ -431,8 +432,9 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
       }
     }
     append_outputs(row, test, means);
-    emit(row);
+    rows.push_back(std::move(row));
   }
+  for (const MetricsRow& row : rows) emit(row);
   return first;
 }
 

@@ -111,6 +111,9 @@ struct MetricsRow {
   std::vector<std::pair<std::string, std::optional<double>>> values;
 };
 
+// The clock of MetricsRow::wall_time: seconds since the Unix epoch.
+double unix_seconds();
+
 class Solver {
  public:
   enum class Action { None, Stop, Snapshot };

@@ -49,32 +49,6 @@ std::string unescape_h5_name(const std::string& name) {
   return out;
 }
 
-std::string temp_name_for(const std::string& path) {
-  return path + ".tmp-" + std::to_string(::getpid());
-}
-
-void commit_file(const std::string& tmp_path, const std::string& path) {
-  // Flush the file's blocks before the rename makes it visible under its real name.
-  const int fd = ::open(tmp_path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  std::error_code ec;
-  fs::rename(tmp_path, path, ec);
-  if (ec) {
-    fs::remove(tmp_path, ec);
-    throw Error("cannot move the new file into place as '" + path + "': " + ec.message());
-  }
-  // Persist the directory entry as well.
-  const std::string dir = fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string();
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
 std::string snapshot_base(const std::string& prefix, int iter) { return prefix + "_iter_" + std::to_string(iter); }
 
 namespace {
@@ -203,6 +177,13 @@ void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<
   throw Error(from + " hold(s) no weights for layer " + names +
               ": the scores would come from random parameters. Give the weights this net was trained to "
               "(layers are matched by name)");
+}
+
+void load_inference_weights(Net& net, const std::vector<std::string>& files) {
+  std::vector<std::string> loaded;
+  for (const auto& f : files)
+    for (const auto& l : copy_weights(net, load_weights(f), f).loaded) loaded.push_back(l);
+  refuse_unloaded(layers_not_loaded(net, loaded), files);
 }
 
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name) {

@@ -15,6 +15,7 @@
 
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
+#include "io/files.hpp"
 
 namespace crema::io {
 
@@ -51,6 +52,9 @@ std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std
 // For scoring (test, classify): a layer with parameters that none of `files` provided
 // would score with random parameters. Throws Error naming the `missing` layers, if any.
 void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files);
+// For inference (classify, export): copies each file's weights in turn (later files win),
+// then refuse_unloaded.
+void load_inference_weights(Net& net, const std::vector<std::string>& files);
 
 // learned_net is stored as written (Caffe does the same); it is looked up relative
 // to the state file first when loading, so a moved run directory still resumes.
@@ -65,23 +69,5 @@ struct LoadedState {
 LoadedState load_solver_state(const std::string& path);
 
 std::string snapshot_base(const std::string& prefix, int iter);  // "<prefix>_iter_<N>"
-
-// Writes `write(tmp_path)` to a temporary file next to `path`, then fsyncs and renames.
-template <class F>
-void write_atomically(const std::string& path, F write);
-void commit_file(const std::string& tmp_path, const std::string& path);
-std::string temp_name_for(const std::string& path);
-
-template <class F>
-void write_atomically(const std::string& path, F write) {
-  const std::string tmp = temp_name_for(path);
-  try {
-    write(tmp);
-  } catch (...) {
-    std::remove(tmp.c_str());  // a half-written file must not stay behind
-    throw;
-  }
-  commit_file(tmp, path);
-}
 
 }  // namespace crema::io

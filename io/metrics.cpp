@@ -4,15 +4,13 @@
 
 #include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "engine/error.hpp"
-#include "io/checkpoint.hpp"
+#include "io/files.hpp"
 
 namespace crema::io {
 
@@ -43,49 +41,47 @@ std::string header_line(const MetricsRow& row) {
   return line + "\n";
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// The complete lines ('\n'-terminated; a row cut short by a kill is not one).
-std::vector<std::string> complete_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  for (size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
-    lines.push_back(text.substr(start, end + 1 - start));
-  return lines;
-}
-
-// Keeps the header and the rows before iteration `iter` of an existing CSV file.
+// Keeps the header and the rows before iteration `iter` of an existing CSV file; a row
+// cut short (no line end) goes too.
 void keep_rows_before(const std::string& path, int iter) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return;
-  const std::string text = read_text(path);
-  const std::vector<std::string> lines = complete_lines(text);
+  const std::string text = read_file_bytes(path);
   std::string kept;
-  size_t rows = 0;
-  for (size_t i = 0; i < lines.size(); ++i) {
+  size_t rows = 0, dropped = 0;
+  for (size_t start = 0, end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+    const std::string_view line(text.data() + start, end + 1 - start);
     int row_iter = 0;
-    const auto [end, err] = std::from_chars(lines[i].data(), lines[i].data() + lines[i].size(), row_iter);
-    if (i == 0 || (err == std::errc() && *end == ',' && row_iter < iter)) {
-      kept += lines[i];
-      rows += i > 0;
+    const auto [stop, err] = std::from_chars(line.data(), line.data() + line.size(), row_iter);
+    const bool header = start == 0;
+    if (header || (err == std::errc() && *stop == ',' && row_iter < iter)) {
+      kept += line;
+      rows += !header;
+    } else {
+      ++dropped;
     }
   }
   if (kept == text) return;  // nothing after the snapshot, nothing cut short
-  write_atomically(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << kept;
-    if (!out.flush()) throw Error("cannot rewrite the metrics file '" + path + "': " + std::strerror(errno));
-  });
-  spdlog::info("{}: kept the {} rows before iteration {}; {} after it came from the run that was cut short", path,
-               rows, iter, lines.size() - (rows + (lines.empty() ? 0 : 1)));
+  write_file_atomically(path, kept);
+  spdlog::info("{}: kept the {} rows before iteration {}; dropped {} the run that was cut short wrote after it", path,
+               rows, iter, dropped + (text.back() != '\n'));
 }
 
-double unix_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+// The file's first line, '\n' included ("" for an empty file).
+std::string first_line(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  if (std::getline(in, line) && !in.eof()) line += "\n";
+  return line;
+}
+
+// "<stem>.until_iter_<N>.csv", or with ".2", ".3", … before ".csv" when that exists.
+std::string aside_name(const std::string& csv_path, int iter) {
+  const std::string stem = csv_path.substr(0, csv_path.size() - 4) + ".until_iter_" + std::to_string(iter);
+  std::error_code ec;
+  std::string name = stem + ".csv";
+  for (int k = 2; fs::exists(name, ec); ++k) name = stem + "." + std::to_string(k) + ".csv";
+  return name;
 }
 
 }  // namespace
@@ -100,26 +96,35 @@ std::string tensorboard_dir(const std::string& prefix) { return prefix + ".tenso
 MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int test_nets, int start_iter,
                              bool resumed)
     : prefix_(std::move(prefix)), start_iter_(start_iter) {
+  // Nothing here stops the training: a file that cannot be prepared is reported and left out.
   if (csv) {
+    std::string paths;
     for (int k = -1; k < test_nets; ++k) {
       CsvFile f{metrics_csv_path(prefix_, k)};
-      std::error_code ec;
-      if (resumed)
-        keep_rows_before(f.path, start_iter);
-      else
-        fs::remove(f.path, ec);  // a fresh run's rows start anew, as its snapshots do
+      try {
+        std::error_code ec;
+        if (resumed)
+          keep_rows_before(f.path, start_iter);
+        else if (fs::is_regular_file(f.path, ec))
+          fs::remove(f.path, ec);  // a fresh run's rows start anew, as its snapshots do
+      } catch (const Error& e) {
+        fail(f.path, e.what(), f.failed);
+      }
+      paths += (paths.empty() ? "" : ", ") + f.path;
       csv_.push_back(std::move(f));
     }
-    std::string paths;
-    for (const CsvFile& f : csv_) paths += (paths.empty() ? "" : ", ") + f.path;
     spdlog::info("Metrics: {}", paths);
   }
   if (tensorboard) {
     const double now = unix_seconds();
-    events_ = std::make_unique<EventFileWriter>(tensorboard_dir(prefix_), now);
-    events_->write_event(session_start_event(now, start_iter));
-    spdlog::info("TensorBoard events: {} (tensorboard --logdir {})", events_->path(),
-                 fs::path(prefix_).parent_path().empty() ? "." : fs::path(prefix_).parent_path().string());
+    try {
+      events_ = std::make_unique<EventFileWriter>(tensorboard_dir(prefix_), now);
+      events_->write_event(session_start_event(now, start_iter));
+      spdlog::info("TensorBoard events: {} (tensorboard --logdir {})", events_->path(),
+                   fs::path(prefix_).parent_path().empty() ? "." : fs::path(prefix_).parent_path().string());
+    } catch (const Error& e) {
+      fail(tensorboard_dir(prefix_), e.what(), events_failed_);
+    }
   }
 }
 
@@ -137,31 +142,39 @@ void MetricsWriter::write_csv(CsvFile& csv, const MetricsRow& row) {
   if (csv.failed) return;
   const std::string header = header_line(row);
   if (!csv.file) {
-    // A resumed run appends to its earlier rows when the columns are still the same.
     std::error_code ec;
-    if (fs::is_regular_file(csv.path, ec)) {
-      const std::vector<std::string> lines = complete_lines(read_text(csv.path));
-      if (lines.empty() || lines[0] != header) {
-        std::string aside = csv.path.substr(0, csv.path.size() - 4) + ".until_iter_" + std::to_string(start_iter_) + ".csv";
+    const bool exists = fs::exists(csv.path, ec);
+    // Never a FIFO or a device: opening one could block the training.
+    if (exists && !fs::is_regular_file(csv.path, ec)) return fail(csv.path, "it is not a regular file", csv.failed);
+    // A resumed run appends to its earlier rows when the columns are still the same.
+    if (exists && first_line(csv.path) != header) {
+      if (fs::file_size(csv.path, ec) == 0) {
+        fs::remove(csv.path, ec);
+      } else {
+        const std::string aside = aside_name(csv.path, start_iter_);
         fs::rename(csv.path, aside, ec);
+        if (ec) return fail(csv.path, "the columns changed and the earlier rows cannot be moved aside: " + ec.message(), csv.failed);
         spdlog::warn("{}: the columns changed since its earlier rows; those are kept in {}", csv.path, aside);
       }
     }
     const bool append = fs::exists(csv.path, ec);
     csv.file = std::fopen(csv.path.c_str(), append ? "ab" : "wb");
-    if (!csv.file || (!append && std::fputs(header.c_str(), csv.file) < 0)) return fail(csv.path, std::strerror(errno), csv.failed);
+    if (!csv.file || (!append && std::fputs(header.c_str(), csv.file) < 0))
+      return fail(csv.path, std::strerror(errno), csv.failed);
   }
   std::string line = std::to_string(row.iter) + "," + fmt::format("{:.3f}", row.wall_time);
   for (const auto& [name, value] : row.values) line += "," + csv_number(value);
   line += "\n";
-  if (std::fputs(line.c_str(), csv.file) < 0 || std::fflush(csv.file) != 0) fail(csv.path, std::strerror(errno), csv.failed);
+  if (std::fputs(line.c_str(), csv.file) < 0 || std::fflush(csv.file) != 0)
+    fail(csv.path, std::strerror(errno), csv.failed);
 }
 
 void MetricsWriter::write(const MetricsRow& row) {
   const size_t slot = static_cast<size_t>(row.test_net + 1);
   if (slot < csv_.size()) write_csv(csv_[slot], row);
   if (events_ && !events_failed_) {
-    const std::string group = row.test_net < 0 ? "train/" : row.test_net == 0 ? "test/" : "test" + std::to_string(row.test_net) + "/";
+    const std::string group =
+        row.test_net < 0 ? "train/" : row.test_net == 0 ? "test/" : "test" + std::to_string(row.test_net) + "/";
     std::vector<std::pair<std::string, float>> scalars;
     for (const auto& [name, value] : row.values)
       if (value) scalars.emplace_back(group + name, static_cast<float>(*value));

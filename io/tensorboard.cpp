@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -96,10 +98,22 @@ std::string tf_record(std::string_view data) {
 EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  path_ = (fs::path(dir) / ("events.out.tfevents." + std::to_string(static_cast<long long>(std::floor(wall_time))) + "." +
-                            host_name() + "." + std::to_string(::getpid()) + ".crema"))
+  // TensorBoard reads a directory's files in name order, and a resumed run's SessionLog
+  // START must come after the events it replaces: the seconds in the name go past every
+  // events file already there (a run that starts within the same second as the last).
+  long long seconds = static_cast<long long>(std::floor(wall_time));
+  const std::string stem = "events.out.tfevents.";
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    long long t = 0;
+    if (name.rfind(stem, 0) == 0 &&
+        std::from_chars(name.data() + stem.size(), name.data() + name.size(), t).ec == std::errc())
+      seconds = std::max(seconds, t + 1);
+  }
+  path_ = (fs::path(dir) / (stem + std::to_string(seconds) + "." + host_name() + "." + std::to_string(::getpid()) +
+                            ".crema"))
               .string();
-  file_ = std::fopen(path_.c_str(), "wb");
+  file_ = std::fopen(path_.c_str(), "wbx");  // never over an existing file
   if (!file_)
     throw Error("cannot create the TensorBoard events file '" + path_ + "': " + std::strerror(errno) +
                 "; set snapshot_prefix to a writable directory, or leave tensorboard out of the solver's metrics");

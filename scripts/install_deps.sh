@@ -12,7 +12,10 @@ packages=(
   doctest-dev libopenblas-openmp-dev libdnnl-dev zlib1g-dev liblmdb-dev
   ocl-icd-opencl-dev opencl-c-headers
   dataset-fashion-mnist
+  python3-venv
 )
+# python3-venv: scripts/install_test_references.sh puts the tests' reference readers
+# (onnxruntime, TensorBoard) in a virtual environment; crema itself needs no Python.
 # ocl-icd-opencl-dev: Debian's libdnnl is built with an OpenCL GPU runtime, and its CMake
 # package asks for the OpenCL headers and link library even though crema uses only its CPU engine.
 

@@ -2,7 +2,6 @@
 // (types, ranks, block-local shuffling, bad files, read failures) and the layer
 // through the Prefetcher (thread counts, resume).
 #include <doctest/doctest.h>
-#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -82,26 +81,6 @@ std::pair<std::vector<float>, float> row(HDF5Source& source, int index) {
   return {data, label};
 }
 
-// Routes spdlog's default logger into a string while alive.
-class CaptureLog {
- public:
-  CaptureLog() : previous_(spdlog::default_logger()) {
-    spdlog::set_default_logger(
-        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)));
-  }
-  ~CaptureLog() { spdlog::set_default_logger(previous_); }
-  std::string text() const { return out_.str(); }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
-size_t count_of(const std::string& text, const std::string& word) {
-  size_t n = 0;
-  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
-  return n;
-}
 
 // Batches of an HDF5Data layer over `list`: per forward, data then label values.
 struct HDF5DataRun {
@@ -310,15 +289,15 @@ TEST_CASE("HDF5 source: a file with rows of another shape or uneven datasets is 
   write_numbered(dir / "d.h5", 4, 2);
   test::write_file(dir / "list.txt", "a.h5\nb.h5\nc.h5\nd.h5\n");
   {
-    CaptureLog log;
+    test::CaptureLog log;
     HDF5Source source(dir / "list.txt", data_and_label());
     CHECK(source.size() == 6);
     CHECK(source.num_files() == 2);
     CHECK(source.skipped_files() == 2);
     for (int i = 0; i < 6; ++i) CHECK(row(source, i).second == static_cast<float>(i));  // a's rows, then d's
     const std::string text = log.text();
-    CHECK(count_of(text, "b.h5") == 1);
-    CHECK(count_of(text, "c.h5") == 1);
+    CHECK(test::count_of(text, "b.h5") == 1);
+    CHECK(test::count_of(text, "c.h5") == 1);
     CHECK(text.find("list.txt:2: HDF5 file") != std::string::npos);
     CHECK(text.find("rows of shape (3)") != std::string::npos);
     CHECK(text.find("list.txt:3: HDF5 file") != std::string::npos);
@@ -342,7 +321,7 @@ TEST_CASE("HDF5 source: a file with rows of another shape or uneven datasets is 
 
   // Only bad files: nothing to read.
   test::write_file(dir / "bad.txt", "c.h5\n");
-  CaptureLog quiet;
+  test::CaptureLog quiet;
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "bad.txt", data_and_label()), doctest::Contains("no usable file"), Error);
 }
 

@@ -3,7 +3,11 @@
 // and what a resumed run does to them.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -13,6 +17,7 @@
 #include "io/metrics.hpp"
 #include "io/tensorboard.hpp"
 #include "io/yaml_config.hpp"
+#include "solver_test_util.hpp"
 #include "test_util.hpp"
 
 using namespace crema;
@@ -44,7 +49,7 @@ std::string stable_columns(const std::string& csv) {
   return out;
 }
 
-bool tensorboard_installed() { return test::run("python3 -c 'import tensorboard'").status == 0; }
+bool tensorboard_installed() { return test::run(test::reference_python() + " -c 'import tensorboard'").status == 0; }
 
 }  // namespace
 
@@ -133,16 +138,85 @@ TEST_CASE("a resumed run keeps the rows before its iteration and drops the rest,
 
 TEST_CASE("a metrics file that cannot be written is reported once and training goes on") {
   test::TempDir dir;
+  auto warnings = [](const test::CaptureLog& log) { return test::count_of(log.text(), "cannot write metrics to"); };
   {
+    test::CaptureLog log;
     io::MetricsWriter w(dir / "missing/run", true, false, 0, 0, false);  // its directory does not exist
     CHECK_NOTHROW(w.write(row(0, -1, {{"smoothed_loss", 1}})));
     CHECK_NOTHROW(w.write(row(10, -1, {{"smoothed_loss", 1}})));
+    CHECK(warnings(log) == 1);
+    CHECK(log.text().find("No such file or directory") != std::string::npos);
   }
-  // A full disk: every write to /dev/full fails with ENOSPC when it is flushed.
-  io::MetricsWriter w(dir / "run", true, false, 0, 0, false);
-  fs::create_symlink("/dev/full", dir / "run.train.csv");
-  CHECK_NOTHROW(w.write(row(0, -1, {{"smoothed_loss", 1}})));
-  CHECK_NOTHROW(w.write(row(10, -1, {{"smoothed_loss", 1}})));
+  {
+    // A full disk: past 64 bytes every write of this process fails (EFBIG, SIGXFSZ ignored).
+    test::CaptureLog log;
+    io::MetricsWriter w(dir / "run", true, false, 0, 0, false);
+    rlimit saved{};
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = saved;
+    small.rlim_cur = 64;
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    for (int it = 0; it < 4; ++it) CHECK_NOTHROW(w.write(row(it * 10, -1, {{"smoothed_loss", 1}})));
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, previous_handler);
+    CHECK(warnings(log) == 1);
+    CHECK(log.text().find("File too large") != std::string::npos);
+    CHECK(test::read_file(dir / "run.train.csv").rfind("iter,wall_time,smoothed_loss\n0,", 0) == 0);
+  }
+  {
+    // A FIFO where the file should be: opening it would wait for a reader, so it is left alone.
+    test::CaptureLog log;
+    REQUIRE(::mkfifo((dir / "pipe.train.csv").c_str(), 0644) == 0);
+    io::MetricsWriter w(dir / "pipe", true, false, 0, 0, true);
+    CHECK_NOTHROW(w.write(row(0, -1, {{"smoothed_loss", 1}})));
+    CHECK(log.text().find("not a regular file") != std::string::npos);
+  }
+}
+
+TEST_CASE("metrics rows: the log's numbers, outputs by name, an element per column, no clash with the fixed columns") {
+  test::QuietLog quiet;
+  auto job = test::make_job(R"(
+net:
+  name: n
+  layer:
+    - {name: x, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [4, 3]}, {dim: [4, 2]}], data_filler: {type: gaussian}}}
+    - {name: fc, type: InnerProduct, bottom: x, top: fc, inner_product_param: {num_output: 2, weight_filler: {type: gaussian}}}
+    - {name: lr, type: EuclideanLoss, bottom: [fc, y], top: lr}
+    - {name: pair, type: Reduction, bottom: y, top: pair, reduction_param: {axis: 1}}
+base_lr: 0.01
+max_iter: 4
+display: 2
+test_iter: 1
+test_interval: 2
+test_compute_loss: true
+)");
+  std::vector<MetricsRow> rows;
+  job->solver->on_metrics = [&rows](const MetricsRow& r) { rows.push_back(r); };
+  job->solver->solve();
+  auto names = [](const MetricsRow& r) {
+    std::vector<std::string> n;
+    for (const auto& [name, value] : r.values) n.push_back(name);
+    return n;
+  };
+  // Test passes at 0, 2, 4 and displays at 0, 2 plus the final loss line at 4, in log order.
+  REQUIRE(rows.size() == 6);
+  const std::vector<int> iters = {0, 0, 2, 2, 4, 4}, nets = {0, -1, 0, -1, 0, -1};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    CHECK(rows[i].iter == iters[i]);
+    CHECK(rows[i].test_net == nets[i]);
+  }
+  const std::vector<std::string> train = {"smoothed_loss", "lr", "iter_per_s", "data_wait_ms", "output_lr", "pair[0]",
+                                          "pair[1]", "pair[2]", "pair[3]"};
+  CHECK(names(rows[1]) == train);
+  CHECK(names(rows[5]) == train);
+  CHECK(names(rows[0]) == std::vector<std::string>{"test_loss", "output_lr", "pair[0]", "pair[1]", "pair[2]", "pair[3]"});
+  // The displayed numbers: the rate, the smoothed loss the log printed; nothing to time at first.
+  CHECK(rows[1].values[1].second == doctest::Approx(0.01));
+  CHECK(rows[1].values[0].second == doctest::Approx(job->solver->displayed_losses()[0].second));
+  CHECK_FALSE(rows[1].values[2].second.has_value());
+  CHECK(rows[3].values[2].second.has_value());
+  CHECK_FALSE(rows[5].values[1].second.has_value());  // the final loss line has no update
 }
 
 TEST_CASE("the metrics files of a stopped and resumed run equal an uninterrupted run's") {
@@ -182,12 +256,12 @@ TEST_CASE("TensorBoard shows a resumed run's metrics exactly, the replaced event
     event_files += e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
   CHECK(event_files == 2);
   if (!tensorboard_installed()) {
-    MESSAGE("SKIPPED: reading the events with TensorBoard needs its Python package (pip install tensorboard)");
+    MESSAGE("SKIPPED: reading the events with TensorBoard needs its Python package (scripts/install_test_references.sh)");
     return;
   }
   // The first run's events from iteration 10 on are purged by the resumed run's SessionLog
   // START, so TensorBoard shows one value per CSV cell, the same float.
-  const auto check = test::run("python3 " + test::source_dir() + "/tests/tensorboard_check.py " +
+  const auto check = test::run(test::reference_python() + " " + test::source_dir() + "/tests/tensorboard_check.py " +
                                (job.dir / "snap/toy.tensorboard") + " train=" + (job.dir / "snap/toy.train.csv") +
                                " test=" + (job.dir / "snap/toy.test.csv"));
   CHECK_MESSAGE(check.status == 0, check.output);

@@ -1,6 +1,8 @@
 // Shared helpers for tests that use files or drive the crema executable.
 #pragma once
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,8 +63,36 @@ inline RunResult run(const std::string& command) {
   return r;
 }
 
+// Routes spdlog's default logger into a string while alive.
+class CaptureLog {
+ public:
+  CaptureLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)));
+  }
+  ~CaptureLog() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// How many times `word` occurs in `text`.
+inline size_t count_of(const std::string& text, const std::string& word) {
+  size_t n = 0;
+  for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++n;
+  return n;
+}
+
 inline std::string crema_binary() { return CREMA_BINARY; }
 inline std::string source_dir() { return CREMA_SOURCE_DIR; }
+// The Python of the test-time references (scripts/install_test_references.sh): the
+// build's virtual environment when it exists, else the system's python3.
+inline std::string reference_python() {
+  const std::string venv = (std::filesystem::path(CREMA_BINARY).parent_path() / "pyref/bin/python3").string();
+  return std::filesystem::exists(venv) ? venv : "python3";
+}
 // A crema command line: the binary under test, then `args`.
 inline std::string crema_cmd(const std::string& args) { return crema_binary() + " " + args; }
 

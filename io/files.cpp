@@ -1,0 +1,62 @@
+#include "io/files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "engine/error.hpp"
+
+namespace crema::io {
+
+namespace fs = std::filesystem;
+
+std::string read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : ENOENT));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : EIO));
+  return bytes;
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::FILE* file = std::fopen(tmp.c_str(), "wb");
+    bool ok = file && std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+    if (file) ok = std::fclose(file) == 0 && ok;
+    if (!ok) throw Error("cannot write '" + path + "': " + std::strerror(errno ? errno : EIO));
+  });
+}
+
+std::string temp_name_for(const std::string& path) {
+  return path + ".tmp-" + std::to_string(::getpid());
+}
+
+void commit_file(const std::string& tmp_path, const std::string& path) {
+  // Flush the file's blocks before the rename makes it visible under its real name.
+  const int fd = ::open(tmp_path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::error_code ec;
+  fs::rename(tmp_path, path, ec);
+  if (ec) {
+    fs::remove(tmp_path, ec);
+    throw Error("cannot move the new file into place as '" + path + "': " + ec.message());
+  }
+  // Persist the directory entry as well.
+  const std::string dir = fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+
+}  // namespace crema::io

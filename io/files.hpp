@@ -1,0 +1,37 @@
+// Whole files: read at once, and written so that an interrupted write (a kill, a full
+// disk, a crash) never leaves a broken file under the real name — checkpoints,
+// converted configs, exported models and the metrics a resumed run rewrites.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace crema::io {
+
+// The file's bytes; throws Error naming it when it cannot be read.
+std::string read_file_bytes(const std::string& path);
+
+// Writes `write(tmp_path)` to a temporary file next to `path`, then fsyncs and renames;
+// the temporary is removed if `write` throws.
+template <class F>
+void write_atomically(const std::string& path, F write);
+// write_atomically of `bytes`.
+void write_file_atomically(const std::string& path, std::string_view bytes);
+// The two halves of write_atomically, for writers that keep a file open for a while.
+std::string temp_name_for(const std::string& path);
+void commit_file(const std::string& tmp_path, const std::string& path);
+
+template <class F>
+void write_atomically(const std::string& path, F write) {
+  const std::string tmp = temp_name_for(path);
+  try {
+    write(tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());  // a half-written file must not stay behind
+    throw;
+  }
+  commit_file(tmp, path);
+}
+
+}  // namespace crema::io

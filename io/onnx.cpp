@@ -1,0 +1,552 @@
+#include "io/onnx.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+
+#include "engine/error.hpp"
+#include "engine/net.hpp"
+#include "io/files.hpp"
+#include "io/protobuf_wire.hpp"
+#include "layers/axis_broadcast.hpp"
+#include "layers/base_conv_layer.hpp"
+#include "layers/batch_norm_layer.hpp"
+#include "layers/clip_layer.hpp"
+#include "layers/concat_layer.hpp"
+#include "layers/dropout_layer.hpp"
+#include "layers/eltwise_layer.hpp"
+#include "layers/elu_layer.hpp"
+#include "layers/exp_layer.hpp"
+#include "layers/inner_product_layer.hpp"
+#include "layers/lrn_layer.hpp"
+#include "layers/pooling_layer.hpp"
+#include "layers/power_layer.hpp"
+#include "layers/prelu_layer.hpp"
+#include "layers/relu_layer.hpp"
+#include "layers/scale_layer.hpp"
+#include "layers/slice_layer.hpp"
+#include "layers/softmax_layer.hpp"
+#include "layers/swish_layer.hpp"
+
+namespace crema::io {
+
+namespace {
+
+constexpr int64_t kIrVersion = 8;  // the IR that opset 17 belongs to
+constexpr int64_t kOpset = 17;
+constexpr int kFloat = 1, kInt64 = 7;  // TensorProto.DataType
+
+// onnx.proto field numbers.
+namespace f {
+constexpr uint32_t kModelIrVersion = 1, kModelProducer = 2, kModelProducerVersion = 3, kModelGraph = 7,
+                   kModelOpset = 8;
+constexpr uint32_t kOpsetVersion = 2;
+constexpr uint32_t kGraphNode = 1, kGraphName = 2, kGraphInitializer = 5, kGraphInput = 11, kGraphOutput = 12;
+constexpr uint32_t kNodeInput = 1, kNodeOutput = 2, kNodeName = 3, kNodeOpType = 4, kNodeAttribute = 5;
+constexpr uint32_t kAttrName = 1, kAttrF = 2, kAttrI = 3, kAttrFloats = 7, kAttrInts = 8, kAttrType = 20;
+constexpr uint32_t kTensorDims = 1, kTensorDataType = 2, kTensorName = 8, kTensorRaw = 9;
+constexpr uint32_t kValueName = 1, kValueType = 2, kTypeTensor = 1, kTensorElemType = 1, kTensorShape = 2,
+                   kShapeDim = 1, kDimValue = 1;
+}  // namespace f
+
+// AttributeProto.AttributeType
+enum class AttrType { Float = 1, Int = 2, Floats = 6, Ints = 7 };
+
+struct Attr {
+  std::string name;
+  AttrType type;
+  float f = 0.f;
+  int64_t i = 0;
+  std::vector<int64_t> ints;
+};
+Attr attr_f(std::string name, float v) { return {std::move(name), AttrType::Float, v, 0, {}}; }
+Attr attr_i(std::string name, int64_t v) { return {std::move(name), AttrType::Int, 0.f, v, {}}; }
+Attr attr_ints(std::string name, std::vector<int64_t> v) { return {std::move(name), AttrType::Ints, 0.f, 0, std::move(v)}; }
+
+std::string encode_attr(const Attr& a) {
+  pb::Writer w;
+  w.bytes(f::kAttrName, a.name);
+  if (a.type == AttrType::Float) w.fixed32_float(f::kAttrF, a.f);
+  if (a.type == AttrType::Int) w.varint(f::kAttrI, static_cast<uint64_t>(a.i));
+  for (int64_t v : a.ints) w.varint(f::kAttrInts, static_cast<uint64_t>(v));  // proto2: unpacked
+  w.varint(f::kAttrType, static_cast<uint64_t>(a.type));
+  return w.take();
+}
+
+std::string encode_value_info(const std::string& name, const std::vector<int>& shape) {
+  pb::Writer dims;
+  for (int d : shape) {
+    pb::Writer dim;
+    dim.varint(f::kDimValue, static_cast<uint64_t>(d));
+    dims.bytes(f::kShapeDim, dim.str());
+  }
+  pb::Writer tensor;
+  tensor.varint(f::kTensorElemType, kFloat);
+  tensor.bytes(f::kTensorShape, dims.str());
+  pb::Writer type;
+  type.bytes(f::kTypeTensor, tensor.str());
+  pb::Writer value;
+  value.bytes(f::kValueName, name);
+  value.bytes(f::kValueType, type.str());
+  return value.take();
+}
+
+std::vector<int64_t> dims64(const std::vector<int>& shape) { return {shape.begin(), shape.end()}; }
+
+// The ONNX graph under construction. ONNX names each tensor once, while Caffe's in-place
+// layers write a blob several times: a blob's last value keeps the blob's name (so the
+// outputs are named as in the net) and the earlier ones get "<blob>__<k>".
+class Graph {
+ public:
+  explicit Graph(const Net& net) {
+    for (int i = 0; i < net.num_layers(); ++i)
+      for (const auto& top : net.layer(i).spec().top) ++writes_left_[top];
+  }
+
+  const std::string& read(const std::string& blob) const { return current_.at(blob); }
+  std::string write(const std::string& blob) {
+    const int left = --writes_left_[blob];
+    std::string name = left == 0 ? blob : blob + "__" + std::to_string(++versions_[blob]);
+    current_[blob] = name;
+    return name;
+  }
+
+  // An initializer; `data` holds the product of `dims` floats.
+  std::string constant(const std::string& name, const std::vector<int64_t>& dims, const float* data) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return initializer(name, dims, kFloat, std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * 4));
+  }
+  std::string constant_i64(const std::string& name, const std::vector<int64_t>& values) {
+    return initializer(name, {static_cast<int64_t>(values.size())}, kInt64,
+                       std::string_view(reinterpret_cast<const char*>(values.data()), values.size() * 8));
+  }
+
+  void node(const std::string& name, const std::string& op, const std::vector<std::string>& in,
+            const std::vector<std::string>& out, const std::vector<Attr>& attrs = {}) {
+    pb::Writer n;
+    for (const auto& i : in) n.bytes(f::kNodeInput, i);
+    for (const auto& o : out) n.bytes(f::kNodeOutput, o);
+    n.bytes(f::kNodeName, name);
+    n.bytes(f::kNodeOpType, op);
+    for (const Attr& a : attrs) n.bytes(f::kNodeAttribute, encode_attr(a));
+    nodes_.push_back(n.take());
+  }
+
+  void input(const std::string& name, const std::vector<int>& shape) { inputs_.push_back(encode_value_info(name, shape)); }
+  void output(const std::string& name, const std::vector<int>& shape) { outputs_.push_back(encode_value_info(name, shape)); }
+
+  std::string model(const std::string& graph_name, const std::string& producer_version) const {
+    pb::Writer g;
+    for (const auto& n : nodes_) g.bytes(f::kGraphNode, n);
+    g.bytes(f::kGraphName, graph_name);
+    for (const auto& t : initializers_) g.bytes(f::kGraphInitializer, t);
+    for (const auto& v : inputs_) g.bytes(f::kGraphInput, v);
+    for (const auto& v : outputs_) g.bytes(f::kGraphOutput, v);
+    pb::Writer opset;
+    opset.varint(f::kOpsetVersion, kOpset);  // the default domain
+    pb::Writer m;
+    m.varint(f::kModelIrVersion, kIrVersion);
+    m.bytes(f::kModelProducer, "crema");
+    m.bytes(f::kModelProducerVersion, producer_version);
+    m.bytes(f::kModelGraph, g.str());
+    m.bytes(f::kModelOpset, opset.str());
+    return m.take();
+  }
+
+ private:
+  std::string initializer(const std::string& name, const std::vector<int64_t>& dims, int type, std::string_view raw) {
+    pb::Writer t;
+    for (int64_t d : dims) t.varint(f::kTensorDims, static_cast<uint64_t>(d));
+    t.varint(f::kTensorDataType, static_cast<uint64_t>(type));
+    t.bytes(f::kTensorName, name);
+    t.bytes(f::kTensorRaw, raw);
+    initializers_.push_back(t.take());
+    return name;
+  }
+
+  std::map<std::string, int> writes_left_, versions_;
+  std::map<std::string, std::string> current_;
+  std::vector<std::string> nodes_, initializers_, inputs_, outputs_;
+};
+
+// One layer being translated: its spec, blobs, and tensor names.
+struct LayerExport {
+  LayerExport(const Layer& l, const BlobVec& b, const BlobVec& t, Graph& graph)
+      : layer(l), spec(l.spec()), bottom(b), top(t), g(graph) {
+    for (const auto& name : spec.bottom) in.push_back(g.read(name));
+  }
+  const Layer& layer;
+  const LayerSpec& spec;
+  const BlobVec& bottom;  // for shapes
+  const BlobVec& top;
+  Graph& g;
+  std::vector<std::string> in;  // the bottoms' tensors, read before any top is written
+
+  std::string out(size_t i) { return g.write(spec.top[i]); }
+  // A tensor name private to this layer.
+  std::string temp(const std::string& what) const { return spec.name + "/" + what; }
+  // Parameter blob j as an initializer, in `dims` (its own shape when empty).
+  std::string param(size_t j, std::vector<int64_t> dims = {}) const {
+    const Blob& b = *layer.blobs()[j];
+    if (dims.empty()) dims = dims64(b.shape());
+    return g.constant(spec.name + "/" + std::to_string(j), dims, b.cpu_data());
+  }
+  std::string scalar(const std::string& what, float v) const { return g.constant(temp(what), {}, &v); }
+  void node(const std::string& op, const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
+            const std::vector<Attr>& attrs = {}) {
+    g.node(spec.name + (op_count_++ ? "/" + std::to_string(op_count_) : std::string()), op, inputs, outputs, attrs);
+  }
+  [[noreturn]] void refuse(const std::string& why) const {
+    throw Error("layer '" + spec.name + "' (" + spec.type + ") cannot be exported to ONNX: " + why);
+  }
+  int rank() const { return bottom[0]->num_axes(); }
+  int axis(int a) const { return a < 0 ? a + rank() : a; }
+
+ private:
+  int op_count_ = 0;
+};
+
+// The shape an operand of `operand_axes` axes starting at `axis` must have to broadcast
+// against a bottom of rank `rank` (ONNX aligns shapes at the right): trailing 1s.
+std::vector<int64_t> broadcast_dims(const std::vector<int>& operand, int axis, int rank) {
+  std::vector<int64_t> dims = dims64(operand);
+  for (int a = axis + static_cast<int>(operand.size()); a < rank; ++a) dims.push_back(1);
+  return dims;
+}
+
+// Scale and Bias: y = x ∘ operand over axes [axis, axis + num_axes), the operand a
+// parameter blob or bottom 1.
+void broadcast_op(LayerExport& e, const std::string& op, const AxisOperandParams& p, bool with_bias) {
+  const int axis = e.axis(p.axis);
+  std::string operand;
+  if (e.bottom.size() > 1) {
+    const std::vector<int64_t> dims = broadcast_dims(e.bottom[1]->shape(), axis, e.rank());
+    operand = e.temp("operand");
+    e.node("Reshape", {e.in[1], e.g.constant_i64(e.temp("operand_shape"), dims)}, {operand});
+  } else {
+    operand = e.param(0, broadcast_dims(e.layer.blobs()[0]->shape(), axis, e.rank()));
+  }
+  if (!with_bias) return e.node(op, {e.in[0], operand}, {e.out(0)});
+  const std::string scaled = e.temp("scaled");
+  e.node(op, {e.in[0], operand}, {scaled});
+  const size_t bias_blob = e.bottom.size() > 1 ? 0 : 1;
+  const std::string bias = e.param(bias_blob, broadcast_dims(e.layer.blobs()[bias_blob]->shape(), axis, e.rank()));
+  e.node("Add", {scaled, bias}, {e.out(0)});
+}
+
+// Caffe's pooling as ONNX pads: begin = pad, end = pad plus whatever the output size
+// (the net's own top) needs beyond the padded image, which is where ceil rounding adds
+// a partial window.
+std::vector<int64_t> pool_pads(int in_h, int in_w, int out_h, int out_w, int k_h, int k_w, int s_h, int s_w, int p_h,
+                               int p_w) {
+  const int extra_h = std::max(0, (out_h - 1) * s_h + k_h - (in_h + 2 * p_h));
+  const int extra_w = std::max(0, (out_w - 1) * s_w + k_w - (in_w + 2 * p_w));
+  return {p_h, p_w, p_h + extra_h, p_w + extra_w};
+}
+
+void export_pooling(LayerExport& e) {
+  const PoolingParams p = PoolingParams::parse(e.spec.params("pooling_param"));
+  if (e.top.size() > 1) e.refuse("the second top (the max positions) has no ONNX counterpart; remove it");
+  const bool max = p.pool == PoolingParams::Method::MAX;
+  if (p.global_pooling) return e.node(max ? "GlobalMaxPool" : "GlobalAveragePool", {e.in[0]}, {e.out(0)});
+  const Blob& x = *e.bottom[0];
+  const Blob& y = *e.top[0];
+  std::vector<int64_t> pads = pool_pads(x.shape(2), x.shape(3), y.shape(2), y.shape(3), p.kernel_h, p.kernel_w,
+                                        p.stride_h, p.stride_w, p.pad_h, p.pad_w);
+  const std::vector<Attr> window = {attr_ints("kernel_shape", {p.kernel_h, p.kernel_w}),
+                                    attr_ints("strides", {p.stride_h, p.stride_w})};
+  if (max) {
+    std::vector<Attr> attrs = window;
+    attrs.push_back(attr_ints("pads", pads));
+    return e.node("MaxPool", {e.in[0]}, {e.out(0)}, attrs);
+  }
+  // Caffe divides by the window clipped to the padded image, zeros of the padding
+  // included, but not by the part that hangs over it: pad with zeros explicitly, then
+  // average without counting the overhang.
+  std::string source = e.in[0];
+  if (p.pad_h > 0 || p.pad_w > 0) {
+    source = e.temp("padded");
+    e.node("Pad", {e.in[0], e.g.constant_i64(e.temp("pads"), {0, 0, p.pad_h, p.pad_w, 0, 0, p.pad_h, p.pad_w})}, {source});
+  }
+  std::vector<Attr> attrs = window;
+  attrs.push_back(attr_ints("pads", {0, 0, pads[2] - p.pad_h, pads[3] - p.pad_w}));
+  attrs.push_back(attr_i("count_include_pad", 0));
+  e.node("AveragePool", {source}, {e.out(0)}, attrs);
+}
+
+void export_convolution(LayerExport& e, bool deconvolution) {
+  const ConvolutionParams p = ConvolutionParams::parse(e.spec.params("convolution_param"));
+  const ConvGeometry geo = p.spatial_geometry(e.spec);
+  if (e.bottom.size() > 1) e.refuse("several bottoms sharing one convolution; export one per bottom");
+  std::vector<std::string> inputs = {e.in[0], e.param(0)};
+  if (p.bias_term) inputs.push_back(e.param(1));
+  e.node(deconvolution ? "ConvTranspose" : "Conv", inputs, {e.out(0)},
+         {attr_ints("kernel_shape", {geo.kernel_h, geo.kernel_w}), attr_ints("strides", {geo.stride_h, geo.stride_w}),
+          attr_ints("pads", {geo.pad_h, geo.pad_w, geo.pad_h, geo.pad_w}),
+          attr_ints("dilations", {geo.dilation_h, geo.dilation_w}), attr_i("group", p.group)});
+}
+
+void export_inner_product(LayerExport& e) {
+  const InnerProductParams p = InnerProductParams::parse(e.spec.params("inner_product_param"));
+  const int axis = e.axis(p.axis);
+  const Blob& x = *e.bottom[0];
+  // Gemm multiplies matrices: the bottom as (outer, inner), then back to the top's shape.
+  const std::string flat = e.temp("flat");
+  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
+  std::vector<std::string> inputs = {flat, e.param(0)};
+  if (p.bias_term) inputs.push_back(e.param(1));
+  const bool top_is_2d = e.top[0]->num_axes() == 2;
+  const std::string product = top_is_2d ? e.out(0) : e.temp("product");
+  e.node("Gemm", inputs, {product}, {attr_i("transB", p.transpose ? 0 : 1)});
+  if (!top_is_2d)
+    e.node("Reshape", {product, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+}
+
+void export_batch_norm(LayerExport& e) {
+  const BatchNormParams p = BatchNormParams::parse(e.spec.params("batch_norm_param"));
+  if (p.use_global_stats == false)
+    e.refuse("use_global_stats: false normalises with each batch's own statistics; export with the running "
+             "statistics (remove use_global_stats, the TEST default)");
+  // Caffe stores the running sums and their scale factor: mean = blob0 / s, var = blob1 / s.
+  const auto& blobs = e.layer.blobs();
+  const float s = blobs[2]->cpu_data()[0];
+  const float factor = s == 0.f ? 0.f : 1.f / s;
+  const int channels = blobs[0]->count();
+  std::vector<float> mean(static_cast<size_t>(channels)), var(mean.size()), ones(mean.size(), 1.f), zeros(mean.size(), 0.f);
+  for (int c = 0; c < channels; ++c) {
+    mean[static_cast<size_t>(c)] = blobs[0]->cpu_data()[c] * factor;
+    var[static_cast<size_t>(c)] = blobs[1]->cpu_data()[c] * factor;
+  }
+  const std::vector<int64_t> dims = {channels};
+  e.node("BatchNormalization",
+         {e.in[0], e.g.constant(e.temp("scale"), dims, ones.data()), e.g.constant(e.temp("bias"), dims, zeros.data()),
+          e.g.constant(e.temp("mean"), dims, mean.data()), e.g.constant(e.temp("var"), dims, var.data())},
+         {e.out(0)}, {attr_f("epsilon", p.eps)});
+}
+
+void export_eltwise(LayerExport& e) {
+  const EltwiseParams p = EltwiseParams::parse(e.spec.params("eltwise_param"));
+  if (p.operation == EltwiseOp::PROD) {
+    std::string acc = e.in[0];
+    for (size_t i = 1; i < e.in.size(); ++i) {
+      const std::string next = i + 1 == e.in.size() ? e.out(0) : e.temp("product" + std::to_string(i));
+      e.node("Mul", {acc, e.in[i]}, {next});
+      acc = next;
+    }
+    return;
+  }
+  if (p.operation == EltwiseOp::MAX) return e.node("Max", e.in, {e.out(0)});
+  std::vector<std::string> terms = e.in;
+  for (size_t i = 0; i < p.coeff.size(); ++i) {
+    if (p.coeff[i] == 1.f) continue;
+    terms[i] = e.temp("term" + std::to_string(i));
+    e.node("Mul", {e.in[i], e.scalar("coeff" + std::to_string(i), p.coeff[i])}, {terms[i]});
+  }
+  e.node("Sum", terms, {e.out(0)});
+}
+
+void export_slice(LayerExport& e) {
+  const SliceParams p = SliceParams::parse(e.spec.params("slice_param"));
+  const int axis = e.axis(p.slice_dim ? *p.slice_dim : p.axis);
+  std::vector<int64_t> sizes;
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < e.top.size(); ++i) {
+    sizes.push_back(e.top[i]->shape(axis));
+    outs.push_back(e.out(i));
+  }
+  e.node("Split", {e.in[0], e.g.constant_i64(e.temp("sizes"), sizes)}, outs, {attr_i("axis", axis)});
+}
+
+// y = base^(shift + scale·x) (Exp) or log_base(shift + scale·x) (Log), as ONNX's e-based
+// Exp and Log with the constants folded: base^u = e^(u·ln base), log_base v = ln v / ln base.
+void export_exp_log(LayerExport& e, bool log) {
+  const BaseScaleShiftParams p = BaseScaleShiftParams::parse(e.spec.params(log ? "log_param" : "exp_param"));
+  const float ln_base = p.base == -1.f ? 1.f : std::log(p.base);
+  std::string u = e.in[0];
+  const float scale = log ? p.scale : p.scale * ln_base, shift = log ? p.shift : p.shift * ln_base;
+  if (scale != 1.f) {
+    const std::string scaled = e.temp("scaled");
+    e.node("Mul", {u, e.scalar("scale", scale)}, {scaled});
+    u = scaled;
+  }
+  if (shift != 0.f) {
+    const std::string shifted = e.temp("shifted");
+    e.node("Add", {u, e.scalar("shift", shift)}, {shifted});
+    u = shifted;
+  }
+  if (!log || ln_base == 1.f) return e.node(log ? "Log" : "Exp", {u}, {e.out(0)});
+  const std::string ln = e.temp("ln");
+  e.node("Log", {u}, {ln});
+  e.node("Mul", {ln, e.scalar("inv_ln_base", 1.f / ln_base)}, {e.out(0)});
+}
+
+// y = (shift + scale·x)^power.
+void export_power(LayerExport& e) {
+  const PowerParams p = PowerParams::parse(e.spec.params("power_param"));
+  std::string u = e.in[0];
+  if (p.scale != 1.f) {
+    const std::string scaled = e.temp("scaled");
+    e.node("Mul", {u, e.scalar("scale", p.scale)}, {scaled});
+    u = scaled;
+  }
+  if (p.shift != 0.f) {
+    const std::string shifted = e.temp("shifted");
+    e.node("Add", {u, e.scalar("shift", p.shift)}, {shifted});
+    u = shifted;
+  }
+  if (p.power == 1.f) return e.node("Identity", {u}, {e.out(0)});
+  e.node("Pow", {u, e.scalar("power", p.power)}, {e.out(0)});
+}
+
+using Exporter = std::function<void(LayerExport&)>;
+
+const std::map<std::string, Exporter>& exporters() {
+  auto unary = [](const char* op) { return [op](LayerExport& e) { e.node(op, {e.in[0]}, {e.out(0)}); }; };
+  static const std::map<std::string, Exporter> table = {
+      {"Convolution", [](LayerExport& e) { export_convolution(e, false); }},
+      {"Deconvolution", [](LayerExport& e) { export_convolution(e, true); }},
+      {"InnerProduct", export_inner_product},
+      {"Pooling", export_pooling},
+      {"LRN",
+       [](LayerExport& e) {
+         const LRNParams p = LRNParams::parse(e.spec.params("lrn_param"));
+         if (p.norm_region != LRNParams::NormRegion::ACROSS_CHANNELS)
+           e.refuse("norm_region WITHIN_CHANNEL has no ONNX operator (ONNX's LRN is across channels)");
+         e.node("LRN", {e.in[0]}, {e.out(0)},
+                {attr_f("alpha", p.alpha), attr_f("beta", p.beta), attr_f("bias", p.k), attr_i("size", p.local_size)});
+       }},
+      {"BatchNorm", export_batch_norm},
+      {"Scale",
+       [](LayerExport& e) {
+         const ScaleParams p = ScaleParams::parse(e.spec.params("scale_param"));
+         broadcast_op(e, "Mul", p.operand, p.bias_term);
+       }},
+      {"Bias",
+       [](LayerExport& e) {
+         MapReader r = e.spec.params("bias_param");
+         broadcast_op(e, "Add", AxisOperandParams::parse(r, "filler", 0.f), false);
+       }},
+      {"ReLU",
+       [](LayerExport& e) {
+         const ReLUParams p = ReLUParams::parse(e.spec.params("relu_param"));
+         if (p.negative_slope == 0.f) return e.node("Relu", {e.in[0]}, {e.out(0)});
+         e.node("LeakyRelu", {e.in[0]}, {e.out(0)}, {attr_f("alpha", p.negative_slope)});
+       }},
+      {"PReLU",
+       [](LayerExport& e) {
+         const PReLUParams p = PReLUParams::parse(e.spec.params("prelu_param"));
+         const std::string slope =
+             p.channel_shared ? e.param(0, {1}) : e.param(0, broadcast_dims(e.layer.blobs()[0]->shape(), 1, e.rank()));
+         e.node("PRelu", {e.in[0], slope}, {e.out(0)});
+       }},
+      {"ELU",
+       [](LayerExport& e) {
+         e.node("Elu", {e.in[0]}, {e.out(0)}, {attr_f("alpha", ELUParams::parse(e.spec.params("elu_param")).alpha)});
+       }},
+      {"Sigmoid", unary("Sigmoid")},
+      {"TanH", unary("Tanh")},
+      {"AbsVal", unary("Abs")},
+      {"BNLL", unary("Softplus")},  // log(1 + e^x)
+      {"Dropout",
+       [](LayerExport& e) {
+         // Inference: the identity when training scaled the kept values (the default), else
+         // the expected value, x·(1 − p), as Caffe's TEST phase.
+         const DropoutParams p = DropoutParams::parse(e.spec.params("dropout_param"));
+         if (p.scale_train) return e.node("Identity", {e.in[0]}, {e.out(0)});
+         e.node("Mul", {e.in[0], e.scalar("keep", 1.f - p.dropout_ratio)}, {e.out(0)});
+       }},
+      {"Swish",
+       [](LayerExport& e) {
+         const float beta = SwishParams::parse(e.spec.params("swish_param")).beta;
+         std::string z = e.in[0];
+         if (beta != 1.f) {
+           z = e.temp("scaled");
+           e.node("Mul", {e.in[0], e.scalar("beta", beta)}, {z});
+         }
+         const std::string gate = e.temp("gate");
+         e.node("Sigmoid", {z}, {gate});
+         e.node("Mul", {e.in[0], gate}, {e.out(0)});
+       }},
+      {"Clip",
+       [](LayerExport& e) {
+         const ClipParams p = ClipParams::parse(e.spec.params("clip_param"));
+         e.node("Clip", {e.in[0], e.scalar("min", p.min), e.scalar("max", p.max)}, {e.out(0)});
+       }},
+      {"Exp", [](LayerExport& e) { export_exp_log(e, false); }},
+      {"Log", [](LayerExport& e) { export_exp_log(e, true); }},
+      {"Power", export_power},
+      {"Softmax",
+       [](LayerExport& e) {
+         const int axis = e.axis(SoftmaxParams::parse(e.spec.params("softmax_param")).axis);
+         e.node("Softmax", {e.in[0]}, {e.out(0)}, {attr_i("axis", axis)});
+       }},
+      {"Eltwise", export_eltwise},
+      {"Concat",
+       [](LayerExport& e) {
+         const ConcatParams p = ConcatParams::parse(e.spec.params("concat_param"));
+         e.node("Concat", e.in, {e.out(0)}, {attr_i("axis", e.axis(p.concat_dim ? *p.concat_dim : p.axis))});
+       }},
+      {"Slice", export_slice},
+      {"Split",  // Caffe's copies of a blob read by several layers: the same tensor in ONNX
+       [](LayerExport& e) {
+         for (size_t i = 0; i < e.top.size(); ++i) e.node("Identity", {e.in[0]}, {e.out(i)});
+       }},
+      // Shapes are the net's own, so Flatten and Reshape are one static Reshape.
+      {"Flatten",
+       [](LayerExport& e) {
+         e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+       }},
+      {"Reshape",
+       [](LayerExport& e) {
+         e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+       }},
+  };
+  return table;
+}
+
+}  // namespace
+
+const std::vector<std::string>& onnx_exportable_types() {
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> t = {"Input"};
+    for (const auto& [type, exporter] : exporters()) t.push_back(type);
+    return t;
+  }();
+  return types;
+}
+
+void save_onnx(const Net& net, const std::string& path, const std::string& producer_version) {
+  Graph g(net);
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const Layer& layer = net.layer(i);
+    const LayerSpec& spec = layer.spec();
+    if (spec.type == "Input") {
+      for (size_t t = 0; t < spec.top.size(); ++t) g.input(g.write(spec.top[t]), net.top_vec(i)[t]->shape());
+      continue;
+    }
+    auto it = exporters().find(spec.type);
+    if (it == exporters().end()) {
+      std::string why = "no ONNX translation for this type";
+      if (spec.bottom.empty())
+        why = "a data layer; export a deploy net, whose Input layer declares the input (as Caffe's deploy.prototxt)";
+      else if (spec.type.find("Loss") != std::string::npos || spec.type == "Accuracy")
+        why = "a training or scoring layer; export a deploy net, which ends with the predictions (e.g. Softmax)";
+      std::string types;
+      for (const auto& t : onnx_exportable_types()) types += (types.empty() ? "" : ", ") + t;
+      throw Error("layer '" + spec.name + "' (" + spec.type + ") cannot be exported to ONNX: " + why +
+                  ". Exported types: " + types);
+    }
+    LayerExport e(layer, net.bottom_vec(i), net.top_vec(i), g);
+    it->second(e);
+  }
+  const auto outputs = net.outputs();
+  for (size_t k = 0; k < outputs.size(); ++k) g.output(g.read(net.output_names()[k]), outputs[k]->shape());
+  write_file_atomically(path, g.model(net.name(), producer_version));
+}
+
+}  // namespace crema::io

@@ -1,0 +1,187 @@
+// ONNX export (io/onnx.hpp, `crema convert … -o X.onnx`): a net of every exported layer
+// type and Caffe's own LeNet run in onnxruntime must give crema's outputs; what cannot
+// be exported is refused by layer name.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "engine/net.hpp"
+#include "io/checkpoint.hpp"
+#include "io/job_config.hpp"
+#include "io/onnx.hpp"
+#include "io/yaml_config.hpp"
+#include "layer_test_util.hpp"
+#include "test_util.hpp"
+
+using namespace crema;
+namespace fs = std::filesystem;
+using test::crema_cmd;
+
+namespace {
+
+// Every type save_onnx translates, with Caffe's awkward cases: grouped, strided and
+// dilated convolution, ceil-mode pooling whose last window hangs over the image (max,
+// and average with padding), in-place chains (a blob written four times), blobs read by
+// several layers (Caffe's Split), Scale with a second bottom, InnerProduct transposed
+// and on axis 2, Dropout without scale_train.
+const char* kEveryType = R"(
+name: every_exported_type
+layer:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [2, 3, 11, 11]}}}
+  - {name: conv, type: Convolution, bottom: data, top: conv, convolution_param: {num_output: 6, kernel_size: 3, pad: 1, stride: 2, group: 3}}
+  - {name: dil, type: Convolution, bottom: conv, top: dil, convolution_param: {num_output: 4, kernel_size: 2, dilation: 2, pad: 1}}
+  - {name: bn, type: BatchNorm, bottom: dil, top: dil}
+  - {name: scale, type: Scale, bottom: dil, top: dil, scale_param: {bias_term: true}}
+  - {name: prelu, type: PReLU, bottom: dil, top: dil}
+  - {name: maxpool, type: Pooling, bottom: dil, top: maxpool, pooling_param: {pool: MAX, kernel_size: 3, stride: 2}}
+  - {name: avepool, type: Pooling, bottom: dil, top: avepool, pooling_param: {pool: AVE, kernel_size: 3, stride: 2, pad: 1}}
+  - {name: lrn, type: LRN, bottom: maxpool, top: lrn, lrn_param: {local_size: 3, alpha: 0.5, beta: 0.75, k: 2}}
+  - {name: gap, type: Pooling, bottom: lrn, top: gap, pooling_param: {pool: AVE, global_pooling: true}}
+  - {name: deconv, type: Deconvolution, bottom: lrn, top: deconv, convolution_param: {num_output: 4, kernel_size: 2, stride: 2, pad: 1}}
+  - {name: sum, type: Eltwise, bottom: [deconv, avepool], top: sum, eltwise_param: {operation: SUM, coeff: [0.5, -2]}}
+  - {name: prod, type: Eltwise, bottom: [deconv, avepool, sum], top: prod, eltwise_param: {operation: PROD}}
+  - {name: emax, type: Eltwise, bottom: [sum, prod], top: emax, eltwise_param: {operation: MAX}}
+  - {name: cat, type: Concat, bottom: [sum, emax], top: cat}
+  - {name: slice, type: Slice, bottom: cat, top: [s1, s2, s3], slice_param: {axis: 1, slice_point: [2, 5]}}
+  - {name: elu, type: ELU, bottom: s1, top: s1, elu_param: {alpha: 0.7}}
+  - {name: leaky, type: ReLU, bottom: s2, top: s2, relu_param: {negative_slope: 0.1}}
+  - {name: sig, type: Sigmoid, bottom: s3, top: sig}
+  - {name: tanh, type: TanH, bottom: s3, top: tanh}
+  - {name: abs, type: AbsVal, bottom: tanh, top: abs}
+  - {name: pow, type: Power, bottom: abs, top: pow, power_param: {power: 1.5, scale: 2, shift: 1}}
+  - {name: log, type: Log, bottom: pow, top: log, log_param: {base: 10, scale: 0.5, shift: 0.25}}
+  - {name: exp, type: Exp, bottom: sig, top: exp, exp_param: {base: 2, scale: 0.5, shift: 0.1}}
+  - {name: bnll, type: BNLL, bottom: s1, top: bnll}
+  - {name: swish, type: Swish, bottom: s2, top: swish, swish_param: {beta: 1.5}}
+  - {name: clip, type: Clip, bottom: swish, top: clip, clip_param: {min: -0.2, max: 0.3}}
+  - {name: drop, type: Dropout, bottom: clip, top: drop, dropout_param: {dropout_ratio: 0.25, scale_train: false}}
+  - {name: flat, type: Flatten, bottom: drop, top: flat}
+  - {name: ip, type: InnerProduct, bottom: exp, top: ip, inner_product_param: {num_output: 2}}
+  - {name: scale2, type: Scale, bottom: [bnll, ip], top: scaled, scale_param: {axis: 0, num_axes: 2}}
+  - {name: bias, type: Bias, bottom: scaled, top: biased}
+  - {name: ipt, type: InnerProduct, bottom: log, top: ipt, inner_product_param: {num_output: 5, transpose: true}}
+  - {name: reshape, type: Reshape, bottom: biased, top: reshaped, reshape_param: {shape: {dim: [0, -1, 2]}}}
+  - {name: ip3d, type: InnerProduct, bottom: reshaped, top: ip3d, inner_product_param: {num_output: 3, axis: 2}}
+  - {name: softmax, type: Softmax, bottom: ip3d, top: prob, softmax_param: {axis: 2}}
+)";
+
+void write_f32(const std::string& path, const Blob& b) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f);
+  std::fwrite(b.cpu_data(), sizeof(float), static_cast<size_t>(b.count()), f);
+  std::fclose(f);
+}
+
+bool onnxruntime_installed() { return test::run(test::reference_python() + " -c 'import onnxruntime, numpy'").status == 0; }
+
+// Runs `net` forward on a random input, exports it, and has onnxruntime compare.
+void check_in_onnxruntime(Net& net, Context& ctx, const std::string& input, const test::TempDir& dir) {
+  test::fill_gaussian(*net.blob(input), ctx.rng());
+  net.forward(ctx);
+  write_f32(dir / (input + ".f32"), *net.blob(input));
+  const auto outputs = net.outputs();
+  for (size_t k = 0; k < outputs.size(); ++k) write_f32(dir / (net.output_names()[k] + ".f32"), *outputs[k]);
+  const std::string model = dir / "model.onnx";
+  io::save_onnx(net, model, "test");
+  REQUIRE(fs::file_size(model) > 0);
+  if (!onnxruntime_installed()) {
+    MESSAGE("SKIPPED: running the exported model needs onnxruntime and numpy (scripts/install_test_references.sh)");
+    return;
+  }
+  const auto check = test::run(test::reference_python() + " " + test::source_dir() + "/tests/onnx_check.py " + model + " " +
+                               dir.path().string() + " 1e-5");
+  CHECK_MESSAGE(check.status == 0, check.output);
+  CHECK(check.output.find(std::to_string(outputs.size()) + " outputs compared; agree") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("ONNX export: a net of every exported type gives crema's outputs in onnxruntime") {
+  const Node root = io::parse_yaml(kEveryType, "every_type.yaml");  // the spec points into it
+  const NetSpec spec = NetSpec::parse(root);
+  Context ctx(7);
+  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  // Every type of the list is in the net (the list is what the README promises).
+  for (const auto& type : io::onnx_exportable_types()) {
+    bool present = false;
+    for (int i = 0; i < net.num_layers(); ++i) present |= net.layer(i).spec().type == type;
+    CHECK_MESSAGE(present, type);
+  }
+  // Parameters away from their fillers' constants; BatchNorm's running sums with a
+  // scale factor of 2 and positive variances.
+  for (int i = 0; i < net.num_layers(); ++i) {
+    auto& blobs = net.layer(i).blobs();
+    for (auto& b : blobs) test::fill_uniform(*b, ctx.rng(), -0.8f, 0.8f);
+    if (net.layer(i).spec().type == "BatchNorm") {
+      test::fill_uniform(*blobs[1], ctx.rng(), 0.5f, 3.f);
+      blobs[2]->mutable_cpu_data()[0] = 2.f;
+    }
+  }
+  test::TempDir dir;
+  check_in_onnxruntime(net, ctx, "data", dir);
+}
+
+TEST_CASE("ONNX export: Caffe's own LeNet (deploy net, binary .caffemodel) gives crema's outputs in onnxruntime") {
+  const std::string caffe = test::source_dir() + "/tests/data/caffe/lenet_deploy/";
+  const auto root = io::load_net_config(caffe + "lenet.prototxt");
+  const NetSpec spec = NetSpec::parse(*root);
+  Context ctx(3);
+  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  io::load_inference_weights(net, {caffe + "lenet_iter_10000.caffemodel"});
+  test::TempDir dir;
+  check_in_onnxruntime(net, ctx, "data", dir);
+}
+
+TEST_CASE("crema convert exports ONNX from the command line and refuses what it cannot export") {
+  const std::string caffe = test::source_dir() + "/tests/data/caffe/";
+  test::TempDir dir;
+  const auto ok = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights " + caffe +
+                                      "lenet_deploy/lenet_iter_10000.caffemodel --set layer[0].input_param.shape.dim[0]=1 -o " +
+                                      (dir / "lenet.onnx")));
+  REQUIRE_MESSAGE(ok.status == 0, ok.output);
+  CHECK(ok.output.find("inputs data 1 1 28 28") != std::string::npos);
+  CHECK(ok.output.find("outputs prob 1 10") != std::string::npos);
+  CHECK(fs::file_size(dir / "lenet.onnx") > 1'000'000);  // LeNet's 431,080 weights as float32
+
+  // No weights: an ONNX model carries them.
+  const auto no_weights = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt -o " + (dir / "x.onnx")));
+  CHECK(no_weights.status == 2);
+  CHECK(no_weights.output.find("give --weights") != std::string::npos);
+  // A training net: its data layer is named, with what to do instead.
+  test::write_file(dir / "train.yaml",
+                   "name: t\nlayer:\n"
+                   "  - {name: feed, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+                   "  - {name: prob, type: Softmax, bottom: x, top: prob}\n");
+  const auto train_net = test::run(crema_cmd("convert " + (dir / "train.yaml") + " --weights " + caffe +
+                                             "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / "x.onnx")));
+  CHECK(train_net.status == 1);
+  CHECK(train_net.output.find("layer 'feed' (DummyData) cannot be exported to ONNX: a data layer; export a deploy net") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "x.onnx"));
+  // --weights is for ONNX only.
+  const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
+  CHECK(stray.status == 2);
+  CHECK(stray.output.find("belong to an ONNX export") != std::string::npos);
+}
+
+TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming it") {
+  auto refusal = [](const std::string& layer) {
+    const Node root = io::parse_yaml(
+        "name: n\nlayer:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 4, 5, 5]}}}\n  - " + layer +
+            "\n",
+        "n.yaml");
+    const NetSpec spec = NetSpec::parse(root);
+    Context ctx(1);
+    Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+    test::TempDir dir;
+    return test::error_of([&] { io::save_onnx(net, dir / "m.onnx", "test"); });
+  };
+  CHECK(refusal("{name: lrn, type: LRN, bottom: data, top: y, lrn_param: {norm_region: WITHIN_CHANNEL}}")
+            .find("layer 'lrn' (LRN) cannot be exported to ONNX: norm_region WITHIN_CHANNEL") != std::string::npos);
+  CHECK(refusal("{name: loss, type: EuclideanLoss, bottom: [data, data], top: loss}")
+            .find("layer 'loss' (EuclideanLoss) cannot be exported to ONNX: a training or scoring layer") != std::string::npos);
+  CHECK(refusal("{name: t, type: Tile, bottom: data, top: y, tile_param: {tiles: 2}}")
+            .find("layer 't' (Tile) cannot be exported to ONNX: no ONNX translation for this type. Exported types: Input, ") !=
+        std::string::npos);
+}
