@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <bit>
 #include <map>
+#include <set>
 
 #include "engine/error.hpp"
 #include "engine/net.hpp"
@@ -33,6 +35,10 @@
 #include "layers/swish_layer.hpp"
 
 namespace crema::io {
+
+// Initializers are float and int64 in the host's byte order, which ONNX's raw_data
+// (little-endian) must be.
+static_assert(std::endian::native == std::endian::little, "the ONNX writer assumes a little-endian host");
 
 namespace {
 
@@ -98,21 +104,32 @@ std::string encode_value_info(const std::string& name, const std::vector<int>& s
 std::vector<int64_t> dims64(const std::vector<int>& shape) { return {shape.begin(), shape.end()}; }
 
 // The ONNX graph under construction. ONNX names each tensor once, while Caffe's in-place
-// layers write a blob several times: a blob's last value keeps the blob's name (so the
-// outputs are named as in the net) and the earlier ones get "<blob>__<k>".
+// layers write a blob several times: an output blob's last value keeps the blob's name
+// (so the outputs are named as in the net), any other blob's first value does (so the
+// inputs are), and the other values get "<blob>__<k>". Every name is claimed once: a
+// blob named like one crema makes up ("<layer>/<what>", "<blob>__<k>") is refused.
 class Graph {
  public:
   explicit Graph(const Net& net) {
     for (int i = 0; i < net.num_layers(); ++i)
       for (const auto& top : net.layer(i).spec().top) ++writes_left_[top];
+    for (const auto& name : net.output_names()) outputs_named_.insert(name);
   }
 
   const std::string& read(const std::string& blob) const { return current_.at(blob); }
   std::string write(const std::string& blob) {
     const int left = --writes_left_[blob];
-    std::string name = left == 0 ? blob : blob + "__" + std::to_string(++versions_[blob]);
+    const int k = versions_[blob]++;
+    const bool plain = outputs_named_.count(blob) ? left == 0 : k == 0;
+    const int suffix = outputs_named_.count(blob) ? k + 1 : k;
+    std::string name = plain ? blob : blob + "__" + std::to_string(suffix);
     current_[blob] = name;
     return name;
+  }
+  void claim(const std::string& name) {
+    if (!names_.insert(name).second)
+      throw Error("cannot export to ONNX: the tensor name '" + name + "' would be used twice (crema names its own " +
+                  "tensors '<layer>/<what>' and '<blob>__<k>'); rename the blob or layer that is called so");
   }
 
   // An initializer; `data` holds the product of `dims` floats.
@@ -128,6 +145,7 @@ class Graph {
 
   void node(const std::string& name, const std::string& op, const std::vector<std::string>& in,
             const std::vector<std::string>& out, const std::vector<Attr>& attrs = {}) {
+    for (const auto& o : out) claim(o);
     pb::Writer n;
     for (const auto& i : in) n.bytes(f::kNodeInput, i);
     for (const auto& o : out) n.bytes(f::kNodeOutput, o);
@@ -137,7 +155,10 @@ class Graph {
     nodes_.push_back(n.take());
   }
 
-  void input(const std::string& name, const std::vector<int>& shape) { inputs_.push_back(encode_value_info(name, shape)); }
+  void input(const std::string& name, const std::vector<int>& shape) {
+    claim(name);
+    inputs_.push_back(encode_value_info(name, shape));
+  }
   void output(const std::string& name, const std::vector<int>& shape) { outputs_.push_back(encode_value_info(name, shape)); }
 
   std::string model(const std::string& graph_name, const std::string& producer_version) const {
@@ -160,6 +181,7 @@ class Graph {
 
  private:
   std::string initializer(const std::string& name, const std::vector<int64_t>& dims, int type, std::string_view raw) {
+    claim(name);
     pb::Writer t;
     for (int64_t d : dims) t.varint(f::kTensorDims, static_cast<uint64_t>(d));
     t.varint(f::kTensorDataType, static_cast<uint64_t>(type));
@@ -170,6 +192,7 @@ class Graph {
   }
 
   std::map<std::string, int> writes_left_, versions_;
+  std::set<std::string> outputs_named_, names_;
   std::map<std::string, std::string> current_;
   std::vector<std::string> nodes_, initializers_, inputs_, outputs_;
 };
@@ -239,14 +262,11 @@ void broadcast_op(LayerExport& e, const std::string& op, const AxisOperandParams
   e.node("Add", {scaled, bias}, {e.out(0)});
 }
 
-// Caffe's pooling as ONNX pads: begin = pad, end = pad plus whatever the output size
-// (the net's own top) needs beyond the padded image, which is where ceil rounding adds
-// a partial window.
-std::vector<int64_t> pool_pads(int in_h, int in_w, int out_h, int out_w, int k_h, int k_w, int s_h, int s_w, int p_h,
-                               int p_w) {
-  const int extra_h = std::max(0, (out_h - 1) * s_h + k_h - (in_h + 2 * p_h));
-  const int extra_w = std::max(0, (out_w - 1) * s_w + k_w - (in_w + 2 * p_w));
-  return {p_h, p_w, p_h + extra_h, p_w + extra_w};
+// Caffe's pooling as ONNX pads for `out` windows along one axis: begin = pad, end = pad
+// plus whatever those windows need beyond the padded image, which is where ceil rounding
+// adds a partial window.
+int64_t pool_end_pad(int in, int out, int kernel, int stride, int pad) {
+  return pad + std::max(0, (out - 1) * stride + kernel - (in + 2 * pad));
 }
 
 void export_pooling(LayerExport& e) {
@@ -254,29 +274,40 @@ void export_pooling(LayerExport& e) {
   if (e.top.size() > 1) e.refuse("the second top (the max positions) has no ONNX counterpart; remove it");
   const bool max = p.pool == PoolingParams::Method::MAX;
   if (p.global_pooling) return e.node(max ? "GlobalMaxPool" : "GlobalAveragePool", {e.in[0]}, {e.out(0)});
-  const Blob& x = *e.bottom[0];
-  const Blob& y = *e.top[0];
-  std::vector<int64_t> pads = pool_pads(x.shape(2), x.shape(3), y.shape(2), y.shape(3), p.kernel_h, p.kernel_w,
-                                        p.stride_h, p.stride_w, p.pad_h, p.pad_w);
-  const std::vector<Attr> window = {attr_ints("kernel_shape", {p.kernel_h, p.kernel_w}),
-                                    attr_ints("strides", {p.stride_h, p.stride_w})};
+  const int in_h = e.bottom[0]->shape(2), in_w = e.bottom[0]->shape(3);
+  const int out_h = e.top[0]->shape(2), out_w = e.top[0]->shape(3);
+  // A window that starts past the image is empty and crema writes 0 there; ONNX cannot
+  // pool one (its pads must be smaller than the kernel), so the others are pooled and
+  // the output padded with zeros.
+  const int valid_h = std::min(out_h, (in_h + p.pad_h - 1) / p.stride_h + 1);
+  const int valid_w = std::min(out_w, (in_w + p.pad_w - 1) / p.stride_w + 1);
+  const bool empty_windows = valid_h < out_h || valid_w < out_w;
+  const std::string out = e.out(0);
+  const std::string pooled = empty_windows ? e.temp("pooled") : out;
+  const int64_t end_h = pool_end_pad(in_h, valid_h, p.kernel_h, p.stride_h, p.pad_h);
+  const int64_t end_w = pool_end_pad(in_w, valid_w, p.kernel_w, p.stride_w, p.pad_w);
+  std::vector<Attr> attrs = {attr_ints("kernel_shape", {p.kernel_h, p.kernel_w}),
+                             attr_ints("strides", {p.stride_h, p.stride_w})};
   if (max) {
-    std::vector<Attr> attrs = window;
-    attrs.push_back(attr_ints("pads", pads));
-    return e.node("MaxPool", {e.in[0]}, {e.out(0)}, attrs);
+    attrs.push_back(attr_ints("pads", {p.pad_h, p.pad_w, end_h, end_w}));
+    e.node("MaxPool", {e.in[0]}, {pooled}, attrs);
+  } else {
+    // Caffe divides by the window clipped to the padded image, zeros of the padding
+    // included, but not by the part that hangs over it: pad with zeros explicitly, then
+    // average without counting the overhang.
+    std::string source = e.in[0];
+    if (p.pad_h > 0 || p.pad_w > 0) {
+      source = e.temp("padded");
+      e.node("Pad", {e.in[0], e.g.constant_i64(e.temp("pads"), {0, 0, p.pad_h, p.pad_w, 0, 0, p.pad_h, p.pad_w})},
+             {source});
+    }
+    attrs.push_back(attr_ints("pads", {0, 0, end_h - p.pad_h, end_w - p.pad_w}));
+    attrs.push_back(attr_i("count_include_pad", 0));
+    e.node("AveragePool", {source}, {pooled}, attrs);
   }
-  // Caffe divides by the window clipped to the padded image, zeros of the padding
-  // included, but not by the part that hangs over it: pad with zeros explicitly, then
-  // average without counting the overhang.
-  std::string source = e.in[0];
-  if (p.pad_h > 0 || p.pad_w > 0) {
-    source = e.temp("padded");
-    e.node("Pad", {e.in[0], e.g.constant_i64(e.temp("pads"), {0, 0, p.pad_h, p.pad_w, 0, 0, p.pad_h, p.pad_w})}, {source});
-  }
-  std::vector<Attr> attrs = window;
-  attrs.push_back(attr_ints("pads", {0, 0, pads[2] - p.pad_h, pads[3] - p.pad_w}));
-  attrs.push_back(attr_i("count_include_pad", 0));
-  e.node("AveragePool", {source}, {e.out(0)}, attrs);
+  if (empty_windows)
+    e.node("Pad", {pooled, e.g.constant_i64(e.temp("empty_windows"), {0, 0, 0, 0, 0, 0, out_h - valid_h, out_w - valid_w})},
+           {out});
 }
 
 void export_convolution(LayerExport& e, bool deconvolution) {
@@ -285,9 +316,16 @@ void export_convolution(LayerExport& e, bool deconvolution) {
   if (e.bottom.size() > 1) e.refuse("several bottoms sharing one convolution; export one per bottom");
   std::vector<std::string> inputs = {e.in[0], e.param(0)};
   if (p.bias_term) inputs.push_back(e.param(1));
+  // A kernel that overhangs the padded image by less than a stride still gives one
+  // output in Caffe (reading zeros there); ONNX needs those zeros as end padding.
+  int64_t end_h = geo.pad_h, end_w = geo.pad_w;
+  if (!deconvolution) {
+    end_h += std::max(0, geo.extent_h() - (e.bottom[0]->shape(2) + 2 * geo.pad_h));
+    end_w += std::max(0, geo.extent_w() - (e.bottom[0]->shape(3) + 2 * geo.pad_w));
+  }
   e.node(deconvolution ? "ConvTranspose" : "Conv", inputs, {e.out(0)},
          {attr_ints("kernel_shape", {geo.kernel_h, geo.kernel_w}), attr_ints("strides", {geo.stride_h, geo.stride_w}),
-          attr_ints("pads", {geo.pad_h, geo.pad_w, geo.pad_h, geo.pad_w}),
+          attr_ints("pads", {geo.pad_h, geo.pad_w, end_h, end_w}),
           attr_ints("dilations", {geo.dilation_h, geo.dilation_w}), attr_i("group", p.group)});
 }
 
@@ -362,13 +400,27 @@ void export_slice(LayerExport& e) {
   e.node("Split", {e.in[0], e.g.constant_i64(e.temp("sizes"), sizes)}, outs, {attr_i("axis", axis)});
 }
 
-// y = base^(shift + scale·x) (Exp) or log_base(shift + scale·x) (Log), as ONNX's e-based
-// Exp and Log with the constants folded: base^u = e^(u·ln base), log_base v = ln v / ln base.
-void export_exp_log(LayerExport& e, bool log) {
-  const BaseScaleShiftParams p = BaseScaleShiftParams::parse(e.spec.params(log ? "log_param" : "exp_param"));
-  const float ln_base = p.base == -1.f ? 1.f : std::log(p.base);
+// Exp: y = outer·e^(inner·x) with inner = scale·ln(base) and outer = base^shift, as
+// crema computes it (folding the shift into the exponent would overflow elsewhere).
+void export_exp(LayerExport& e) {
+  const BaseScaleShiftParams p = BaseScaleShiftParams::parse(e.spec.params("exp_param"));
+  const bool natural = p.base == -1.f;
+  const float inner = (natural ? 1.f : std::log(p.base)) * p.scale;
+  const float outer = p.shift == 0.f ? 1.f : natural ? std::exp(p.shift) : std::pow(p.base, p.shift);
   std::string u = e.in[0];
-  const float scale = log ? p.scale : p.scale * ln_base, shift = log ? p.shift : p.shift * ln_base;
+  if (inner != 1.f) {
+    u = e.temp("scaled");
+    e.node("Mul", {e.in[0], e.scalar("inner", inner)}, {u});
+  }
+  if (outer == 1.f) return e.node("Exp", {u}, {e.out(0)});
+  const std::string exp = e.temp("exp");
+  e.node("Exp", {u}, {exp});
+  e.node("Mul", {exp, e.scalar("outer", outer)}, {e.out(0)});
+}
+
+// u = shift + scale·x, the inner part Log and Power share.
+std::string scaled_shifted(LayerExport& e, float scale, float shift) {
+  std::string u = e.in[0];
   if (scale != 1.f) {
     const std::string scaled = e.temp("scaled");
     e.node("Mul", {u, e.scalar("scale", scale)}, {scaled});
@@ -379,26 +431,29 @@ void export_exp_log(LayerExport& e, bool log) {
     e.node("Add", {u, e.scalar("shift", shift)}, {shifted});
     u = shifted;
   }
-  if (!log || ln_base == 1.f) return e.node(log ? "Log" : "Exp", {u}, {e.out(0)});
-  const std::string ln = e.temp("ln");
-  e.node("Log", {u}, {ln});
-  e.node("Mul", {ln, e.scalar("inv_ln_base", 1.f / ln_base)}, {e.out(0)});
+  return u;
 }
 
-// y = (shift + scale·x)^power.
+// Log: y = ln(shift + scale·x) / ln(base).
+void export_log(LayerExport& e) {
+  const BaseScaleShiftParams p = BaseScaleShiftParams::parse(e.spec.params("log_param"));
+  const std::string u = scaled_shifted(e, p.scale, p.shift);
+  if (p.base == -1.f) return e.node("Log", {u}, {e.out(0)});
+  const std::string ln = e.temp("ln");
+  e.node("Log", {u}, {ln});
+  e.node("Mul", {ln, e.scalar("base_scale", 1.f / std::log(p.base))}, {e.out(0)});
+}
+
+// Power: y = (shift + scale·x)^power; a constant when power·scale = 0, even where x is
+// inf or NaN, as crema.
 void export_power(LayerExport& e) {
   const PowerParams p = PowerParams::parse(e.spec.params("power_param"));
-  std::string u = e.in[0];
-  if (p.scale != 1.f) {
-    const std::string scaled = e.temp("scaled");
-    e.node("Mul", {u, e.scalar("scale", p.scale)}, {scaled});
-    u = scaled;
+  if (p.power * p.scale == 0.f) {
+    const float value = p.power == 0.f ? 1.f : std::pow(p.shift, p.power);
+    return e.node("Expand", {e.scalar("value", value), e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))},
+                  {e.out(0)});
   }
-  if (p.shift != 0.f) {
-    const std::string shifted = e.temp("shifted");
-    e.node("Add", {u, e.scalar("shift", p.shift)}, {shifted});
-    u = shifted;
-  }
+  const std::string u = scaled_shifted(e, p.scale, p.shift);
   if (p.power == 1.f) return e.node("Identity", {u}, {e.out(0)});
   e.node("Pow", {u, e.scalar("power", p.power)}, {e.out(0)});
 }
@@ -477,8 +532,8 @@ const std::map<std::string, Exporter>& exporters() {
          const ClipParams p = ClipParams::parse(e.spec.params("clip_param"));
          e.node("Clip", {e.in[0], e.scalar("min", p.min), e.scalar("max", p.max)}, {e.out(0)});
        }},
-      {"Exp", [](LayerExport& e) { export_exp_log(e, false); }},
-      {"Log", [](LayerExport& e) { export_exp_log(e, true); }},
+      {"Exp", export_exp},
+      {"Log", export_log},
       {"Power", export_power},
       {"Softmax",
        [](LayerExport& e) {
@@ -521,6 +576,10 @@ const std::vector<std::string>& onnx_exportable_types() {
 }
 
 void save_onnx(const Net& net, const std::string& path, const std::string& producer_version) {
+  // What a model computes at inference is the TEST phase's forward: dropout off,
+  // BatchNorm on its running statistics.
+  if (net.phase() != Phase::TEST)
+    throw Error("cannot export the TRAIN phase of net '" + net.name() + "' to ONNX; build the net in its TEST phase");
   Graph g(net);
   for (int i = 0; i < net.num_layers(); ++i) {
     const Layer& layer = net.layer(i);
@@ -546,7 +605,7 @@ void save_onnx(const Net& net, const std::string& path, const std::string& produ
   }
   const auto outputs = net.outputs();
   for (size_t k = 0; k < outputs.size(); ++k) g.output(g.read(net.output_names()[k]), outputs[k]->shape());
-  write_file_atomically(path, g.model(net.name(), producer_version));
+  write_file_atomically(path, g.model(net.name().empty() ? "crema" : net.name(), producer_version));
 }
 
 }  // namespace crema::io

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs an ONNX model crema exported in onnxruntime and compares its outputs with crema's.
+"""Checks an ONNX model crema exported with ONNX's own checker (full_check: shape inference
+too), runs it in onnxruntime and compares its outputs with crema's.
 Usage: onnx_check.py MODEL.onnx DIR TOLERANCE
 DIR holds <name>.f32 for every graph input (crema's input) and every graph output (crema's
 forward), raw little-endian float32 in the declared shapes. Each output must agree within
@@ -10,11 +11,13 @@ import os
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 
 def main():
     model, folder, tolerance = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    onnx.checker.check_model(onnx.load(model), full_check=True)  # the format and every shape, by ONNX itself
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     load = lambda name, shape: np.fromfile(os.path.join(folder, name + ".f32"), dtype="<f4").reshape(shape)
     feeds = {i.name: load(i.name, i.shape) for i in session.get_inputs()}

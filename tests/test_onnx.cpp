@@ -73,26 +73,46 @@ void write_f32(const std::string& path, const Blob& b) {
   std::fclose(f);
 }
 
-bool onnxruntime_installed() { return test::run(test::reference_python() + " -c 'import onnxruntime, numpy'").status == 0; }
+bool onnxruntime_installed() {
+  return test::run(test::reference_python() + " -c 'import onnxruntime, onnx, numpy'").status == 0;
+}
 
-// Runs `net` forward on a random input, exports it, and has onnxruntime compare.
-void check_in_onnxruntime(Net& net, Context& ctx, const std::string& input, const test::TempDir& dir) {
-  test::fill_gaussian(*net.blob(input), ctx.rng());
+// Runs `net` forward on random inputs (every Input layer's tops), exports it, and has
+// onnxruntime compare (after ONNX's own checker accepts the model).
+void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer(i).spec().type == "Input")
+      for (const auto& top : net.layer(i).spec().top) {
+        test::fill_gaussian(*net.blob(top), ctx.rng());
+        write_f32(dir / (top + ".f32"), *net.blob(top));
+      }
   net.forward(ctx);
-  write_f32(dir / (input + ".f32"), *net.blob(input));
   const auto outputs = net.outputs();
   for (size_t k = 0; k < outputs.size(); ++k) write_f32(dir / (net.output_names()[k] + ".f32"), *outputs[k]);
   const std::string model = dir / "model.onnx";
   io::save_onnx(net, model, "test");
   REQUIRE(fs::file_size(model) > 0);
   if (!onnxruntime_installed()) {
-    MESSAGE("SKIPPED: running the exported model needs onnxruntime and numpy (scripts/install_test_references.sh)");
+    MESSAGE("SKIPPED: running the exported model needs onnxruntime, onnx and numpy (scripts/install_test_references.sh)");
     return;
   }
-  const auto check = test::run(test::reference_python() + " " + test::source_dir() + "/tests/onnx_check.py " + model + " " +
-                               dir.path().string() + " 1e-5");
+  const auto check = test::run(test::reference_python() + " " + test::source_dir() + "/tests/onnx_check.py " + model +
+                               " " + dir.path().string() + " 1e-5");
   CHECK_MESSAGE(check.status == 0, check.output);
   CHECK(check.output.find(std::to_string(outputs.size()) + " outputs compared; agree") != std::string::npos);
+}
+
+// Every parameter away from its filler's constant; BatchNorm's running sums with the
+// given scale factor and positive variances.
+void randomise_parameters(Net& net, Context& ctx, float batch_norm_factor) {
+  for (int i = 0; i < net.num_layers(); ++i) {
+    auto& blobs = net.layer(i).blobs();
+    for (auto& b : blobs) test::fill_uniform(*b, ctx.rng(), -0.8f, 0.8f);
+    if (net.layer(i).spec().type == "BatchNorm") {
+      test::fill_uniform(*blobs[1], ctx.rng(), 0.5f, 3.f);
+      blobs[2]->mutable_cpu_data()[0] = batch_norm_factor;
+    }
+  }
 }
 
 }  // namespace
@@ -108,18 +128,49 @@ TEST_CASE("ONNX export: a net of every exported type gives crema's outputs in on
     for (int i = 0; i < net.num_layers(); ++i) present |= net.layer(i).spec().type == type;
     CHECK_MESSAGE(present, type);
   }
-  // Parameters away from their fillers' constants; BatchNorm's running sums with a
-  // scale factor of 2 and positive variances.
-  for (int i = 0; i < net.num_layers(); ++i) {
-    auto& blobs = net.layer(i).blobs();
-    for (auto& b : blobs) test::fill_uniform(*b, ctx.rng(), -0.8f, 0.8f);
-    if (net.layer(i).spec().type == "BatchNorm") {
-      test::fill_uniform(*blobs[1], ctx.rng(), 0.5f, 3.f);
-      blobs[2]->mutable_cpu_data()[0] = 2.f;
-    }
-  }
+  randomise_parameters(net, ctx, 2.f);
   test::TempDir dir;
-  check_in_onnxruntime(net, ctx, "data", dir);
+  check_in_onnxruntime(net, ctx, dir);
+}
+
+TEST_CASE("ONNX export: the edge cases of Caffe's geometry and layer parameters give crema's outputs in onnxruntime") {
+  // Pooling windows wholly past the image (crema writes 0), floor rounding, global max;
+  // a kernel larger than the image; a grouped, dilated, strided deconvolution; an input
+  // written in place (the graph input keeps its name); Scale with a second bottom and a
+  // bias, on a negative axis, over every axis, as a scalar; PReLU shared; Power's
+  // constant case; Exp base e; Eltwise PROD of two; InnerProduct on axis 0; BatchNorm
+  // with a zero scale factor (mean and variance 0).
+  const Node root = io::parse_yaml(R"(
+name: edge_cases
+layer:
+  - {name: data, type: Input, top: [data, gain], input_param: {shape: [{dim: [2, 2, 4, 4]}, {dim: [2]}]}}
+  - {name: inplace, type: ReLU, bottom: data, top: data, relu_param: {negative_slope: 0.3}}
+  - {name: sparse_max, type: Pooling, bottom: data, top: sparse_max, pooling_param: {pool: MAX, kernel_size: 1, stride: 2}}
+  - {name: sparse_ave, type: Pooling, bottom: data, top: sparse_ave, pooling_param: {pool: AVE, kernel_h: 1, kernel_w: 2, stride: 2}}
+  - {name: floor_max, type: Pooling, bottom: data, top: floor_max, pooling_param: {pool: MAX, kernel_size: 3, stride: 2, round_mode: FLOOR}}
+  - {name: gmax, type: Pooling, bottom: data, top: gmax, pooling_param: {pool: MAX, global_pooling: true}}
+  - {name: bigk, type: Convolution, bottom: data, top: bigk, convolution_param: {num_output: 3, kernel_size: 5, stride: 2, bias_term: false}}
+  - {name: bn0, type: BatchNorm, bottom: bigk, top: bn0}
+  - {name: dgroup, type: Deconvolution, bottom: data, top: dgroup, convolution_param: {num_output: 4, kernel_size: 3, stride: 2, pad: 1, dilation: 2, group: 2}}
+  - {name: shared, type: PReLU, bottom: dgroup, top: shared, prelu_param: {channel_shared: true}}
+  - {name: const, type: Power, bottom: data, top: const, power_param: {power: 2, scale: 0, shift: 3}}
+  - {name: e, type: Exp, bottom: data, top: e}
+  - {name: prod2, type: Eltwise, bottom: [e, const], top: prod2, eltwise_param: {operation: PROD}}
+  - {name: ip0, type: InnerProduct, bottom: data, top: ip0, inner_product_param: {num_output: 3, axis: 0}}
+  - {name: scaleb, type: Scale, bottom: [data, gain], top: scaleb, scale_param: {bias_term: true}}
+  - {name: scale_neg, type: Scale, bottom: data, top: scale_neg, scale_param: {axis: -1}}
+  - {name: scale_all, type: Scale, bottom: data, top: scale_all, scale_param: {axis: 0, num_axes: -1}}
+  - {name: scale_scalar, type: Scale, bottom: data, top: scale_scalar, scale_param: {num_axes: 0}}
+)",
+                                   "edge_cases.yaml");
+  const NetSpec spec = NetSpec::parse(root);
+  Context ctx(11);
+  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  randomise_parameters(net, ctx, 0.f);
+  CHECK(net.blob("sparse_max")->shape(2) == 3);  // its third row of windows starts past the image
+  CHECK(net.blob("bigk")->shape(2) == 1);        // the kernel overhangs the image
+  test::TempDir dir;
+  check_in_onnxruntime(net, ctx, dir);
 }
 
 TEST_CASE("ONNX export: Caffe's own LeNet (deploy net, binary .caffemodel) gives crema's outputs in onnxruntime") {
@@ -130,7 +181,7 @@ TEST_CASE("ONNX export: Caffe's own LeNet (deploy net, binary .caffemodel) gives
   Net net(spec, spec.state_for(Phase::TEST), ctx, true);
   io::load_inference_weights(net, {caffe + "lenet_iter_10000.caffemodel"});
   test::TempDir dir;
-  check_in_onnxruntime(net, ctx, "data", dir);
+  check_in_onnxruntime(net, ctx, dir);
 }
 
 TEST_CASE("crema convert exports ONNX from the command line and refuses what it cannot export") {
@@ -165,22 +216,27 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   CHECK(stray.output.find("belong to an ONNX export") != std::string::npos);
 }
 
-TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming it") {
-  auto refusal = [](const std::string& layer) {
+TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming it, and a TRAIN-phase net") {
+  auto refusal = [](const std::string& layer, Phase phase = Phase::TEST) {
     const Node root = io::parse_yaml(
         "name: n\nlayer:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 4, 5, 5]}}}\n  - " + layer +
             "\n",
         "n.yaml");
     const NetSpec spec = NetSpec::parse(root);
     Context ctx(1);
-    Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+    Net net(spec, spec.state_for(phase), ctx, true);
     test::TempDir dir;
     return test::error_of([&] { io::save_onnx(net, dir / "m.onnx", "test"); });
   };
   CHECK(refusal("{name: lrn, type: LRN, bottom: data, top: y, lrn_param: {norm_region: WITHIN_CHANNEL}}")
             .find("layer 'lrn' (LRN) cannot be exported to ONNX: norm_region WITHIN_CHANNEL") != std::string::npos);
+  CHECK(refusal("{name: relu, type: ReLU, bottom: data, top: y}", Phase::TRAIN)
+            .find("cannot export the TRAIN phase of net 'n' to ONNX") != std::string::npos);
   CHECK(refusal("{name: loss, type: EuclideanLoss, bottom: [data, data], top: loss}")
             .find("layer 'loss' (EuclideanLoss) cannot be exported to ONNX: a training or scoring layer") != std::string::npos);
+  // A blob named like the tensors crema makes up for a layer's parameters.
+  CHECK(refusal("{name: fc, type: InnerProduct, bottom: data, top: fc/0, inner_product_param: {num_output: 2}}")
+            .find("the tensor name 'fc/0' would be used twice") != std::string::npos);
   CHECK(refusal("{name: t, type: Tile, bottom: data, top: y, tile_param: {tiles: 2}}")
             .find("layer 't' (Tile) cannot be exported to ONNX: no ONNX translation for this type. Exported types: Input, ") !=
         std::string::npos);
