@@ -5,6 +5,7 @@
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/net.hpp"
+#include "engine/solver.hpp"
 #include "io/caffe_upgrade.hpp"
 #include "io/checkpoint.hpp"
 #include "io/job_config.hpp"
@@ -63,24 +64,26 @@ int convert_config(const ConvertOptions& opt) {
   return 0;
 }
 
-// A deploy net and its weights → an ONNX model.
+// A net (a deploy net, a training net, or a solver's) and its weights → an ONNX model.
 int convert_onnx(const ConvertOptions& opt) {
   if (opt.weights.empty())
     throw ConfigError(Mark{}, "--weights", "an ONNX model carries its weights: give --weights W.caffemodel[.h5]");
-  auto root = io::load_net_config(opt.input, nullptr, opt.overrides);
+  std::shared_ptr<Node> solver;
+  auto root = io::load_net_config(opt.input, &solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*root);
+  // A solver file's net in the state of its first test net, as `crema test` builds it.
+  const NetState state = solver ? SolverSpec::parse(*solver).test_net_state(spec, 0) : spec.state_for(Phase::TEST);
   Context ctx(1701);
-  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  Net net(spec, state, ctx, true);
   io::load_inference_weights(net, opt.weights);
-  io::save_onnx(net, opt.output, CREMA_VERSION);
-  auto describe = [&](const std::string& blob) { return blob + " " + net.blob(blob)->shape_string(); };
-  std::string inputs, outputs;
-  for (int i = 0; i < net.num_layers(); ++i)
-    if (net.layer(i).spec().type == "Input")
-      for (const auto& top : net.layer(i).spec().top) inputs += (inputs.empty() ? "" : ", ") + describe(top);
-  for (const auto& name : net.output_names()) outputs += (outputs.empty() ? "" : ", ") + describe(name);
+  const io::OnnxModel model = io::save_onnx(net, opt.output, CREMA_VERSION);
+  auto describe = [](const auto& blobs) {
+    std::string text;
+    for (const auto& [name, shape] : blobs) text += (text.empty() ? "" : ", ") + name + " " + shape_string(shape);
+    return text;
+  };
   spdlog::info("Wrote ONNX model {} (opset 17) from {} and {}: inputs {}; outputs {}", opt.output, opt.input,
-               opt.weights.back(), inputs, outputs);
+               opt.weights.back(), describe(model.inputs), describe(model.outputs));
   return 0;
 }
 

@@ -110,10 +110,9 @@ std::vector<int64_t> dims64(const std::vector<int>& shape) { return {shape.begin
 // blob named like one crema makes up ("<layer>/<what>", "<blob>__<k>") is refused.
 class Graph {
  public:
-  explicit Graph(const Net& net) {
+  Graph(const Net& net, std::set<std::string> outputs) : outputs_named_(std::move(outputs)) {
     for (int i = 0; i < net.num_layers(); ++i)
       for (const auto& top : net.layer(i).spec().top) ++writes_left_[top];
-    for (const auto& name : net.output_names()) outputs_named_.insert(name);
   }
 
   const std::string& read(const std::string& blob) const { return current_.at(blob); }
@@ -568,44 +567,102 @@ const std::map<std::string, Exporter>& exporters() {
 
 const std::vector<std::string>& onnx_exportable_types() {
   static const std::vector<std::string> types = [] {
-    std::vector<std::string> t = {"Input"};
+    std::vector<std::string> t = {"Input"};  // and data layers, whose tops become inputs
     for (const auto& [type, exporter] : exporters()) t.push_back(type);
     return t;
   }();
   return types;
 }
 
-void save_onnx(const Net& net, const std::string& path, const std::string& producer_version) {
+namespace {
+
+// What the model holds of a net: the layers that compute predictions. Losses, Accuracy
+// and Silence score or discard them and are left out, and so are Caffe's Split copies
+// that only they read (a label's); data layers (no bottoms, no translation) hand their
+// tops in as graph inputs where a kept layer reads them, so a training net exports as
+// its deploy net would.
+struct ModelPlan {
+  std::vector<bool> kept, data;                    // per layer
+  std::vector<std::pair<std::string, int>> inputs;  // blob, the layer that makes it
+  std::set<std::string> outputs;
+};
+
+bool scoring_layer(const std::string& type) {
+  return type.find("Loss") != std::string::npos || type == "Accuracy" || type == "Silence";
+}
+
+ModelPlan plan_model(const Net& net) {
+  const int n = net.num_layers();
+  ModelPlan plan{std::vector<bool>(static_cast<size_t>(n)), std::vector<bool>(static_cast<size_t>(n)), {}, {}};
+  for (int i = 0; i < n; ++i) {
+    const LayerSpec& spec = net.layer(i).spec();
+    plan.kept[static_cast<size_t>(i)] = !scoring_layer(spec.type);
+    plan.data[static_cast<size_t>(i)] = spec.bottom.empty() && spec.type != "Input" && !exporters().count(spec.type);
+  }
+  auto read_by_kept = [&](const std::string& blob) {
+    for (int i = 0; i < n; ++i)
+      if (plan.kept[static_cast<size_t>(i)] && !plan.data[static_cast<size_t>(i)]) {
+        const auto& bottoms = net.layer(i).spec().bottom;
+        if (std::find(bottoms.begin(), bottoms.end(), blob) != bottoms.end()) return true;
+      }
+    return false;
+  };
+  for (int i = 0; i < n; ++i) {
+    const LayerSpec& spec = net.layer(i).spec();
+    if (spec.type == "Split" && std::none_of(spec.top.begin(), spec.top.end(), read_by_kept))
+      plan.kept[static_cast<size_t>(i)] = false;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (!plan.kept[static_cast<size_t>(i)]) continue;
+    const LayerSpec& spec = net.layer(i).spec();
+    for (const auto& top : spec.top) {
+      const bool read = read_by_kept(top);
+      if (plan.data[static_cast<size_t>(i)] || spec.type == "Input") {
+        if (read || spec.type == "Input") plan.inputs.emplace_back(top, i);
+      } else if (!read) {
+        plan.outputs.insert(top);
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace
+
+OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& producer_version) {
   // What a model computes at inference is the TEST phase's forward: dropout off,
   // BatchNorm on its running statistics.
   if (net.phase() != Phase::TEST)
     throw Error("cannot export the TRAIN phase of net '" + net.name() + "' to ONNX; build the net in its TEST phase");
-  Graph g(net);
+  const ModelPlan plan = plan_model(net);
+  if (plan.outputs.empty()) throw Error("net '" + net.name() + "' has nothing to export: no layer computes an output");
+  Graph g(net, plan.outputs);
+  OnnxModel model;
+  for (const auto& [blob, layer] : plan.inputs) {
+    const Blob* b = net.blob(blob);
+    g.input(g.write(blob), b->shape());
+    model.inputs.emplace_back(blob, b->shape());
+  }
   for (int i = 0; i < net.num_layers(); ++i) {
-    const Layer& layer = net.layer(i);
-    const LayerSpec& spec = layer.spec();
-    if (spec.type == "Input") {
-      for (size_t t = 0; t < spec.top.size(); ++t) g.input(g.write(spec.top[t]), net.top_vec(i)[t]->shape());
-      continue;
-    }
+    const size_t li = static_cast<size_t>(i);
+    const LayerSpec& spec = net.layer(i).spec();
+    if (!plan.kept[li] || plan.data[li] || spec.type == "Input") continue;
     auto it = exporters().find(spec.type);
     if (it == exporters().end()) {
-      std::string why = "no ONNX translation for this type";
-      if (spec.bottom.empty())
-        why = "a data layer; export a deploy net, whose Input layer declares the input (as Caffe's deploy.prototxt)";
-      else if (spec.type.find("Loss") != std::string::npos || spec.type == "Accuracy")
-        why = "a training or scoring layer; export a deploy net, which ends with the predictions (e.g. Softmax)";
       std::string types;
       for (const auto& t : onnx_exportable_types()) types += (types.empty() ? "" : ", ") + t;
-      throw Error("layer '" + spec.name + "' (" + spec.type + ") cannot be exported to ONNX: " + why +
-                  ". Exported types: " + types);
+      throw Error("layer '" + spec.name + "' (" + spec.type +
+                  ") cannot be exported to ONNX: no ONNX translation for this type. Exported types: " + types);
     }
-    LayerExport e(layer, net.bottom_vec(i), net.top_vec(i), g);
+    LayerExport e(net.layer(i), net.bottom_vec(i), net.top_vec(i), g);
     it->second(e);
   }
-  const auto outputs = net.outputs();
-  for (size_t k = 0; k < outputs.size(); ++k) g.output(g.read(net.output_names()[k]), outputs[k]->shape());
+  for (const auto& blob : plan.outputs) {
+    g.output(g.read(blob), net.blob(blob)->shape());
+    model.outputs.emplace_back(blob, net.blob(blob)->shape());
+  }
   write_file_atomically(path, g.model(net.name().empty() ? "crema" : net.name(), producer_version));
+  return model;
 }
 
 }  // namespace crema::io

@@ -5,13 +5,14 @@
 //
 // Each Caffe layer becomes the ONNX operators that compute the same numbers (README,
 // *ONNX export*, lists them); shapes are the net's own, so the batch size is the one its
-// Input layer declares. Caffe's pooling geometry is reproduced exactly: the windows that
+// Input or data layer declares. Caffe's pooling geometry is reproduced exactly: the windows that
 // ceil rounding adds at the bottom/right become extra end padding, and average pooling
 // divides as Caffe does (explicit zero padding, then an average over what lies inside
 // it). A layer with no ONNX counterpart here is refused by name.
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace crema {
@@ -20,9 +21,18 @@ class Net;
 
 namespace crema::io {
 
-// Writes `net` (its layers, every output, parameters as initializers) to `path`,
-// atomically. Throws Error naming the first layer that cannot be exported.
-void save_onnx(const Net& net, const std::string& path, const std::string& producer_version);
+// The model's inputs and outputs: blob names and shapes.
+struct OnnxModel {
+  std::vector<std::pair<std::string, std::vector<int>>> inputs, outputs;
+};
+
+// Writes `net` (a TEST-phase net, weights loaded) to `path`, atomically: its layers but
+// the losses, Accuracy and Silence (and the label copies only they read); inputs are the
+// tops of its Input layers and the tops of its data layers that the model reads (the
+// values the data layer hands the net, after transform_param); outputs are the blobs no
+// kept layer reads (a deploy net's `prob`, a training net's logits). Throws Error naming
+// the first layer that cannot be exported.
+OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& producer_version);
 
 // The layer types save_onnx translates.
 const std::vector<std::string>& onnx_exportable_types();

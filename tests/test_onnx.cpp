@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "engine/net.hpp"
 #include "io/checkpoint.hpp"
@@ -77,21 +78,25 @@ bool onnxruntime_installed() {
   return test::run(test::reference_python() + " -c 'import onnxruntime, onnx, numpy'").status == 0;
 }
 
-// Runs `net` forward on random inputs (every Input layer's tops), exports it, and has
-// onnxruntime compare (after ONNX's own checker accepts the model).
+// Runs `net` forward (its Input layers' tops random; data layers read their data),
+// exports it, and has onnxruntime compare (after ONNX's own checker accepts the model).
 void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
-  for (int i = 0; i < net.num_layers(); ++i)
-    if (net.layer(i).spec().type == "Input")
-      for (const auto& top : net.layer(i).spec().top) {
-        test::fill_gaussian(*net.blob(top), ctx.rng());
-        write_f32(dir / (top + ".f32"), *net.blob(top));
-      }
-  net.forward(ctx);
-  const auto outputs = net.outputs();
-  for (size_t k = 0; k < outputs.size(); ++k) write_f32(dir / (net.output_names()[k] + ".f32"), *outputs[k]);
+  // Layer by layer, keeping what each source layer handed the net before an in-place
+  // layer could overwrite it.
+  std::map<std::string, Blob> sources;
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const LayerSpec& spec = net.layer(i).spec();
+    if (spec.type == "Input")
+      for (const auto& top : spec.top) test::fill_gaussian(*net.blob(top), ctx.rng());
+    net.forward_layer(ctx, i);
+    if (spec.bottom.empty())
+      for (const auto& top : spec.top) sources.emplace(top, Blob(net.blob(top)->shape())).first->second.copy_from(*net.blob(top));
+  }
   const std::string model = dir / "model.onnx";
-  io::save_onnx(net, model, "test");
+  const io::OnnxModel exported = io::save_onnx(net, model, "test");
   REQUIRE(fs::file_size(model) > 0);
+  for (const auto& [name, shape] : exported.inputs) write_f32(dir / (name + ".f32"), sources.at(name));
+  for (const auto& [name, shape] : exported.outputs) write_f32(dir / (name + ".f32"), *net.blob(name));
   if (!onnxruntime_installed()) {
     MESSAGE("SKIPPED: running the exported model needs onnxruntime, onnx and numpy (scripts/install_test_references.sh)");
     return;
@@ -99,7 +104,7 @@ void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
   const auto check = test::run(test::reference_python() + " " + test::source_dir() + "/tests/onnx_check.py " + model +
                                " " + dir.path().string() + " 1e-5");
   CHECK_MESSAGE(check.status == 0, check.output);
-  CHECK(check.output.find(std::to_string(outputs.size()) + " outputs compared; agree") != std::string::npos);
+  CHECK(check.output.find(std::to_string(exported.outputs.size()) + " outputs compared; agree") != std::string::npos);
 }
 
 // Every parameter away from its filler's constant; BatchNorm's running sums with the
@@ -199,21 +204,49 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   const auto no_weights = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt -o " + (dir / "x.onnx")));
   CHECK(no_weights.status == 2);
   CHECK(no_weights.output.find("give --weights") != std::string::npos);
-  // A training net: its data layer is named, with what to do instead.
-  test::write_file(dir / "train.yaml",
+  // A net whose data comes from a data layer: its top is the input.
+  test::write_file(dir / "fed.yaml",
                    "name: t\nlayer:\n"
                    "  - {name: feed, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
                    "  - {name: prob, type: Softmax, bottom: x, top: prob}\n");
-  const auto train_net = test::run(crema_cmd("convert " + (dir / "train.yaml") + " --weights " + caffe +
-                                             "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / "x.onnx")));
-  CHECK(train_net.status == 1);
-  CHECK(train_net.output.find("layer 'feed' (DummyData) cannot be exported to ONNX: a data layer; export a deploy net") !=
-        std::string::npos);
-  CHECK_FALSE(fs::exists(dir / "x.onnx"));
+  const auto fed = test::run(crema_cmd("convert " + (dir / "fed.yaml") + " --weights " + caffe +
+                                       "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / "fed.onnx")));
+  CHECK_MESSAGE(fed.status == 0, fed.output);
+  CHECK(fed.output.find("inputs x 2 3 (6); outputs prob 2 3 (6)") != std::string::npos);
+  // A layer without a translation is named, and nothing is written.
+  test::write_file(dir / "tile.yaml",
+                   "name: t\nlayer:\n"
+                   "  - {name: data, type: Input, top: x, input_param: {shape: {dim: [2, 3]}}}\n"
+                   "  - {name: tile, type: Tile, bottom: x, top: y, tile_param: {tiles: 2}}\n");
+  const auto tile = test::run(crema_cmd("convert " + (dir / "tile.yaml") + " --weights " + caffe +
+                                        "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / "x.onnx")));
+  CHECK(tile.status == 1);
+  CHECK(tile.output.find("layer 'tile' (Tile) cannot be exported to ONNX") != std::string::npos);
   // --weights is for ONNX only.
   const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
   CHECK(stray.status == 2);
   CHECK(stray.output.find("belong to an ONNX export") != std::string::npos);
+}
+
+TEST_CASE("ONNX export of a trained crema job: its solver file and snapshot give the TEST net's logits in onnxruntime") {
+  test::ToyJob job(20);
+  const auto train = test::run(crema_cmd("train " + job.solver));
+  REQUIRE_MESSAGE(train.status == 0, train.output);
+  const std::string weights = job.dir / "snap/toy_iter_20.caffemodel.h5";
+  // From the command line: the data layer's top is the input, the accuracy and the loss
+  // are left out (with the label), the logits are the output.
+  const auto cli = test::run(crema_cmd("convert " + job.solver + " --weights " + weights + " -o " + (job.dir / "toy.onnx")));
+  REQUIRE_MESSAGE(cli.status == 0, cli.output);
+  CHECK(cli.output.find("inputs data 50 1 10 10 (5000); outputs fc2 50 10 (500)") != std::string::npos);
+  // The same model's numbers on a batch of the test data, against crema's TEST forward.
+  std::shared_ptr<Node> solver;
+  const auto root = io::load_net_config(job.solver, &solver);
+  const NetSpec spec = NetSpec::parse(*root);
+  Context ctx(5);
+  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  io::load_inference_weights(net, {weights});
+  test::TempDir dir;
+  check_in_onnxruntime(net, ctx, dir);
 }
 
 TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming it, and a TRAIN-phase net") {
@@ -233,7 +266,7 @@ TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming i
   CHECK(refusal("{name: relu, type: ReLU, bottom: data, top: y}", Phase::TRAIN)
             .find("cannot export the TRAIN phase of net 'n' to ONNX") != std::string::npos);
   CHECK(refusal("{name: loss, type: EuclideanLoss, bottom: [data, data], top: loss}")
-            .find("layer 'loss' (EuclideanLoss) cannot be exported to ONNX: a training or scoring layer") != std::string::npos);
+            .find("net 'n' has nothing to export: no layer computes an output") != std::string::npos);
   // A blob named like the tensors crema makes up for a layer's parameters.
   CHECK(refusal("{name: fc, type: InnerProduct, bottom: data, top: fc/0, inner_product_param: {num_output: 2}}")
             .find("the tensor name 'fc/0' would be used twice") != std::string::npos);
