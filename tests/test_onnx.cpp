@@ -204,24 +204,24 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   const auto no_weights = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt -o " + (dir / "x.onnx")));
   CHECK(no_weights.status == 2);
   CHECK(no_weights.output.find("give --weights") != std::string::npos);
+  // A two-layer net written as `name`.yaml and exported to `name`.onnx (any weights do:
+  // these nets have no parameters).
+  auto export_net = [&](const std::string& name, const std::string& first, const std::string& second) {
+    test::write_file(dir / (name + ".yaml"), "name: t\nlayer:\n  - " + first + "\n  - " + second + "\n");
+    return test::run(crema_cmd("convert " + (dir / (name + ".yaml")) + " --weights " + caffe +
+                               "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / (name + ".onnx"))));
+  };
   // A net whose data comes from a data layer: its top is the input.
-  test::write_file(dir / "fed.yaml",
-                   "name: t\nlayer:\n"
-                   "  - {name: feed, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
-                   "  - {name: prob, type: Softmax, bottom: x, top: prob}\n");
-  const auto fed = test::run(crema_cmd("convert " + (dir / "fed.yaml") + " --weights " + caffe +
-                                       "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / "fed.onnx")));
+  const auto fed = export_net("fed", "{name: feed, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}",
+                              "{name: prob, type: Softmax, bottom: x, top: prob}");
   CHECK_MESSAGE(fed.status == 0, fed.output);
   CHECK(fed.output.find("inputs x 2 3 (6); outputs prob 2 3 (6)") != std::string::npos);
   // A layer without a translation is named, and nothing is written.
-  test::write_file(dir / "tile.yaml",
-                   "name: t\nlayer:\n"
-                   "  - {name: data, type: Input, top: x, input_param: {shape: {dim: [2, 3]}}}\n"
-                   "  - {name: tile, type: Tile, bottom: x, top: y, tile_param: {tiles: 2}}\n");
-  const auto tile = test::run(crema_cmd("convert " + (dir / "tile.yaml") + " --weights " + caffe +
-                                        "lenet_deploy/lenet_iter_10000.caffemodel -o " + (dir / "x.onnx")));
+  const auto tile = export_net("tile", "{name: data, type: Input, top: x, input_param: {shape: {dim: [2, 3]}}}",
+                               "{name: tile, type: Tile, bottom: x, top: y, tile_param: {tiles: 2}}");
   CHECK(tile.status == 1);
   CHECK(tile.output.find("layer 'tile' (Tile) cannot be exported to ONNX") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "tile.onnx"));
   // --weights is for ONNX only.
   const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
   CHECK(stray.status == 2);
