@@ -77,13 +77,15 @@ int convert_onnx(const ConvertOptions& opt) {
   Net net(spec, state, ctx, true);
   io::load_inference_weights(net, opt.weights);
   const io::OnnxModel model = io::save_onnx(net, opt.output, CREMA_VERSION);
-  auto describe = [](const auto& blobs) {
+  auto describe = [](const std::vector<io::OnnxTensor>& tensors) {
     std::string text;
-    for (const auto& [name, shape] : blobs) text += (text.empty() ? "" : ", ") + name + " " + shape_string(shape);
+    for (const auto& t : tensors) text += (text.empty() ? "" : ", ") + t.tensor + " " + shape_string(t.shape);
     return text;
   };
-  spdlog::info("Wrote ONNX model {} (opset 17) from {} and {}: inputs {}; outputs {}", opt.output, opt.input,
-               opt.weights.back(), describe(model.inputs), describe(model.outputs));
+  std::string weights;
+  for (const auto& w : opt.weights) weights += (weights.empty() ? "" : ", ") + w;
+  spdlog::info("Wrote ONNX model {} (opset 17) from {} and {}: inputs {}; outputs {}", opt.output, opt.input, weights,
+               describe(model.inputs), describe(model.outputs));
   return 0;
 }
 
@@ -92,7 +94,8 @@ int convert_onnx(const ConvertOptions& opt) {
 int convert(const ConvertOptions& opt) {
   if (ends_with(opt.output, ".onnx")) return convert_onnx(opt);
   if (!opt.weights.empty() || !opt.overrides.empty())
-    throw ConfigError(Mark{}, "--weights", "--weights and --set belong to an ONNX export (-o MODEL.onnx)");
+    throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",
+                      "--weights and --set belong to an ONNX export (-o MODEL.onnx)");
   switch (input_kind(opt.input)) {
     case InputKind::BinaryCaffemodel:
       return convert_weights(opt);

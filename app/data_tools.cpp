@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 
 #include "engine/context.hpp"
@@ -95,9 +94,7 @@ int preview(const PreviewOptions& opt) {
       }
       const std::string bytes = io::encode_image(image, "png");
       const std::string path = (fs::path(opt.out) / (name + ".png")).string();
-      std::ofstream out(path, std::ios::binary);
-      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-      if (!out) throw Error("cannot write '" + path + "'");
+      io::write_file_atomically(path, bytes);
     }
   }
   spdlog::info("Wrote {} {}x{} samples of layer '{}' ({}) to {}", written, height, width, net->layer_name(index),
@@ -112,12 +109,9 @@ void write_class_names(const Net& net, const std::string& snapshot_prefix) {
     const std::vector<std::string> names = net.layer(i).class_names();
     if (names.empty()) continue;
     const std::string path = classes_path(snapshot_prefix);
-    io::write_atomically(path, [&](const std::string& tmp) {
-      std::ofstream out(tmp);
-      for (const auto& n : names) out << n << '\n';
-      out.flush();
-      if (!out) throw Error("cannot write the class list '" + path + "'");
-    });
+    std::string text;
+    for (const auto& n : names) text += n + '\n';
+    io::write_file_atomically(path, text);
     spdlog::info("{} class names of layer '{}' written to {}", names.size(), net.layer_name(i), path);
     return;
   }

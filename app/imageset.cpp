@@ -4,20 +4,17 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <vector>
 
 #include "datasets/epoch_sampler.hpp"
 #include "datasets/list_file.hpp"
 #include "engine/error.hpp"
-#include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/datum.hpp"
 #include "io/image.hpp"
 #include "io/lmdb.hpp"
@@ -149,13 +146,7 @@ int compute_mean(const ComputeMeanOptions& opt) {
   if (count == 0) throw Error("LMDB '" + opt.db + "' holds no records: there is nothing to average");
   std::vector<float> mean(sum.size());  // (C, H, W)
   for (size_t i = 0; i < sum.size(); ++i) mean[i] = static_cast<float>(sum[i] / static_cast<double>(count));
-  const std::string bytes = io::encode_mean_blob(channels, height, width, mean);
-  io::write_atomically(opt.output, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw Error("cannot write '" + opt.output + "': " + std::strerror(errno));
-  });
+  io::write_file_atomically(opt.output, io::encode_mean_blob(channels, height, width, mean));
   if (count % 10000 != 0) spdlog::info("Processed {} files.", count);
   spdlog::info("Write to {}", opt.output);
   // Caffe's summary: one mean per channel, the numbers transform_param.mean_value takes.

@@ -107,7 +107,7 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
           keep_rows_before(f.path, start_iter);
         else if (fs::is_regular_file(f.path, ec))
           fs::remove(f.path, ec);  // a fresh run's rows start anew, as its snapshots do
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {  // crema's Error, or the file system's
         fail(f.path, e.what(), f.failed);
       }
       paths += (paths.empty() ? "" : ", ") + f.path;
@@ -122,7 +122,7 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
       events_->write_event(session_start_event(now, start_iter));
       spdlog::info("TensorBoard events: {} (tensorboard --logdir {})", events_->path(),
                    fs::path(prefix_).parent_path().empty() ? "." : fs::path(prefix_).parent_path().string());
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
       fail(tensorboard_dir(prefix_), e.what(), events_failed_);
     }
   }

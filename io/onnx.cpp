@@ -104,24 +104,29 @@ std::string encode_value_info(const std::string& name, const std::vector<int>& s
 std::vector<int64_t> dims64(const std::vector<int>& shape) { return {shape.begin(), shape.end()}; }
 
 // The ONNX graph under construction. ONNX names each tensor once, while Caffe's in-place
-// layers write a blob several times: an output blob's last value keeps the blob's name
-// (so the outputs are named as in the net), any other blob's first value does (so the
-// inputs are), and the other values get "<blob>__<k>". Every name is claimed once: a
-// blob named like one crema makes up ("<layer>/<what>", "<blob>__<k>") is refused.
+// layers write a blob several times: a graph input keeps the blob's name for its first
+// value, a graph output for its last (unless it is an input too), any other blob for its
+// first; the other values get "<blob>__<k>". Every name is claimed once: a blob named
+// like one crema makes up ("<layer>/<what>", "<blob>__<k>") is refused.
 class Graph {
  public:
-  Graph(const Net& net, std::set<std::string> outputs) : outputs_named_(std::move(outputs)) {
+  Graph(const Net& net, const std::set<std::string>& inputs, const std::set<std::string>& outputs)
+      : inputs_named_(inputs), outputs_named_(outputs) {
     for (int i = 0; i < net.num_layers(); ++i)
       for (const auto& top : net.layer(i).spec().top) ++writes_left_[top];
   }
 
-  const std::string& read(const std::string& blob) const { return current_.at(blob); }
+  const std::string& read(const std::string& blob) const {
+    auto it = current_.find(blob);
+    if (it == current_.end()) throw Error("cannot export to ONNX: blob '" + blob + "' is read but not part of the model");
+    return it->second;
+  }
   std::string write(const std::string& blob) {
     const int left = --writes_left_[blob];
     const int k = versions_[blob]++;
-    const bool plain = outputs_named_.count(blob) ? left == 0 : k == 0;
-    const int suffix = outputs_named_.count(blob) ? k + 1 : k;
-    std::string name = plain ? blob : blob + "__" + std::to_string(suffix);
+    const bool last_plain = outputs_named_.count(blob) && !inputs_named_.count(blob);
+    const bool plain = last_plain ? left == 0 : k == 0;
+    const std::string name = plain ? blob : blob + "__" + std::to_string(last_plain ? k + 1 : k);
     current_[blob] = name;
     return name;
   }
@@ -191,7 +196,7 @@ class Graph {
   }
 
   std::map<std::string, int> writes_left_, versions_;
-  std::set<std::string> outputs_named_, names_;
+  std::set<std::string> inputs_named_, outputs_named_, names_;
   std::map<std::string, std::string> current_;
   std::vector<std::string> nodes_, initializers_, inputs_, outputs_;
 };
@@ -399,25 +404,8 @@ void export_slice(LayerExport& e) {
   e.node("Split", {e.in[0], e.g.constant_i64(e.temp("sizes"), sizes)}, outs, {attr_i("axis", axis)});
 }
 
-// Exp: y = outer·e^(inner·x) with inner = scale·ln(base) and outer = base^shift, as
-// crema computes it (folding the shift into the exponent would overflow elsewhere).
-void export_exp(LayerExport& e) {
-  const BaseScaleShiftParams p = BaseScaleShiftParams::parse(e.spec.params("exp_param"));
-  const bool natural = p.base == -1.f;
-  const float inner = (natural ? 1.f : std::log(p.base)) * p.scale;
-  const float outer = p.shift == 0.f ? 1.f : natural ? std::exp(p.shift) : std::pow(p.base, p.shift);
-  std::string u = e.in[0];
-  if (inner != 1.f) {
-    u = e.temp("scaled");
-    e.node("Mul", {e.in[0], e.scalar("inner", inner)}, {u});
-  }
-  if (outer == 1.f) return e.node("Exp", {u}, {e.out(0)});
-  const std::string exp = e.temp("exp");
-  e.node("Exp", {u}, {exp});
-  e.node("Mul", {exp, e.scalar("outer", outer)}, {e.out(0)});
-}
-
-// u = shift + scale·x, the inner part Log and Power share.
+// u = shift + scale·x (each step only where it changes something), the inner part of
+// Exp, Log, Power and Swish.
 std::string scaled_shifted(LayerExport& e, float scale, float shift) {
   std::string u = e.in[0];
   if (scale != 1.f) {
@@ -431,6 +419,20 @@ std::string scaled_shifted(LayerExport& e, float scale, float shift) {
     u = shifted;
   }
   return u;
+}
+
+// Exp: y = outer·e^(inner·x) with inner = scale·ln(base) and outer = base^shift, as
+// crema computes it (folding the shift into the exponent would overflow elsewhere).
+void export_exp(LayerExport& e) {
+  const BaseScaleShiftParams p = BaseScaleShiftParams::parse(e.spec.params("exp_param"));
+  const bool natural = p.base == -1.f;
+  const float inner = (natural ? 1.f : std::log(p.base)) * p.scale;
+  const float outer = p.shift == 0.f ? 1.f : natural ? std::exp(p.shift) : std::pow(p.base, p.shift);
+  const std::string u = scaled_shifted(e, inner, 0.f);
+  if (outer == 1.f) return e.node("Exp", {u}, {e.out(0)});
+  const std::string exp = e.temp("exp");
+  e.node("Exp", {u}, {exp});
+  e.node("Mul", {exp, e.scalar("outer", outer)}, {e.out(0)});
 }
 
 // Log: y = ln(shift + scale·x) / ln(base).
@@ -455,6 +457,10 @@ void export_power(LayerExport& e) {
   const std::string u = scaled_shifted(e, p.scale, p.shift);
   if (p.power == 1.f) return e.node("Identity", {u}, {e.out(0)});
   e.node("Pow", {u, e.scalar("power", p.power)}, {e.out(0)});
+}
+
+void export_static_reshape(LayerExport& e) {
+  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
 }
 
 using Exporter = std::function<void(LayerExport&)>;
@@ -516,12 +522,7 @@ const std::map<std::string, Exporter>& exporters() {
        }},
       {"Swish",
        [](LayerExport& e) {
-         const float beta = SwishParams::parse(e.spec.params("swish_param")).beta;
-         std::string z = e.in[0];
-         if (beta != 1.f) {
-           z = e.temp("scaled");
-           e.node("Mul", {e.in[0], e.scalar("beta", beta)}, {z});
-         }
+         const std::string z = scaled_shifted(e, SwishParams::parse(e.spec.params("swish_param")).beta, 0.f);
          const std::string gate = e.temp("gate");
          e.node("Sigmoid", {z}, {gate});
          e.node("Mul", {e.in[0], gate}, {e.out(0)});
@@ -551,14 +552,10 @@ const std::map<std::string, Exporter>& exporters() {
          for (size_t i = 0; i < e.top.size(); ++i) e.node("Identity", {e.in[0]}, {e.out(i)});
        }},
       // Shapes are the net's own, so Flatten and Reshape are one static Reshape.
-      {"Flatten",
-       [](LayerExport& e) {
-         e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
-       }},
-      {"Reshape",
-       [](LayerExport& e) {
-         e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
-       }},
+      {"Flatten", export_static_reshape},
+      {"Reshape", export_static_reshape},
+      {"Parameter",  // its learnt blob, as a constant
+       [](LayerExport& e) { e.node("Identity", {e.param(0)}, {e.out(0)}); }},
   };
   return table;
 }
@@ -577,14 +574,14 @@ const std::vector<std::string>& onnx_exportable_types() {
 namespace {
 
 // What the model holds of a net: the layers that compute predictions. Losses, Accuracy
-// and Silence score or discard them and are left out, and so are Caffe's Split copies
-// that only they read (a label's); data layers (no bottoms, no translation) hand their
-// tops in as graph inputs where a kept layer reads them, so a training net exports as
-// its deploy net would.
+// and Silence score or discard them and are left out, with every layer that reads what
+// they make and Caffe's Split copies only they read (a label's); data layers (no bottoms,
+// no translation) hand their tops in as graph inputs where a kept layer reads them, so a
+// training net exports as its deploy net would. Outputs are the values no kept layer
+// (nor Silence) reads after they are written, Split copies aside, in net order.
 struct ModelPlan {
-  std::vector<bool> kept, data;                    // per layer
-  std::vector<std::pair<std::string, int>> inputs;  // blob, the layer that makes it
-  std::set<std::string> outputs;
+  std::vector<bool> kept, source;  // per layer; source: Input or a data layer
+  std::vector<std::string> inputs, outputs;
 };
 
 bool scoring_layer(const std::string& type) {
@@ -592,35 +589,45 @@ bool scoring_layer(const std::string& type) {
 }
 
 ModelPlan plan_model(const Net& net) {
-  const int n = net.num_layers();
-  ModelPlan plan{std::vector<bool>(static_cast<size_t>(n)), std::vector<bool>(static_cast<size_t>(n)), {}, {}};
-  for (int i = 0; i < n; ++i) {
-    const LayerSpec& spec = net.layer(i).spec();
-    plan.kept[static_cast<size_t>(i)] = !scoring_layer(spec.type);
-    plan.data[static_cast<size_t>(i)] = spec.bottom.empty() && spec.type != "Input" && !exporters().count(spec.type);
+  const size_t n = static_cast<size_t>(net.num_layers());
+  ModelPlan plan{std::vector<bool>(n), std::vector<bool>(n), {}, {}};
+  auto spec = [&](size_t i) -> const LayerSpec& { return net.layer(static_cast<int>(i)).spec(); };
+  auto reads = [&](size_t i, const std::string& blob) {
+    return std::find(spec(i).bottom.begin(), spec(i).bottom.end(), blob) != spec(i).bottom.end();
+  };
+  std::set<std::string> dropped;  // blobs whose current value a left-out layer made
+  for (size_t i = 0; i < n; ++i) {
+    const LayerSpec& s = spec(i);
+    plan.source[i] = s.type == "Input" || (s.bottom.empty() && !exporters().count(s.type));
+    plan.kept[i] = !scoring_layer(s.type) && std::none_of(s.bottom.begin(), s.bottom.end(),
+                                                           [&](const std::string& b) { return dropped.count(b) > 0; });
+    for (const auto& top : s.top) plan.kept[i] ? (void)dropped.erase(top) : (void)dropped.insert(top);
   }
-  auto read_by_kept = [&](const std::string& blob) {
-    for (int i = 0; i < n; ++i)
-      if (plan.kept[static_cast<size_t>(i)] && !plan.data[static_cast<size_t>(i)]) {
-        const auto& bottoms = net.layer(i).spec().bottom;
-        if (std::find(bottoms.begin(), bottoms.end(), blob) != bottoms.end()) return true;
-      }
+  // Whether a kept computing layer (or Silence) after layer w reads `blob` before it is
+  // written again.
+  auto read_after = [&](size_t w, const std::string& blob, bool count_silence) {
+    for (size_t i = w + 1; i < n; ++i) {
+      const bool reader = (plan.kept[i] && !plan.source[i]) || (count_silence && spec(i).type == "Silence");
+      if (reader && reads(i, blob)) return true;
+      if (std::find(spec(i).top.begin(), spec(i).top.end(), blob) != spec(i).top.end()) return false;
+    }
     return false;
   };
-  for (int i = 0; i < n; ++i) {
-    const LayerSpec& spec = net.layer(i).spec();
-    if (spec.type == "Split" && std::none_of(spec.top.begin(), spec.top.end(), read_by_kept))
-      plan.kept[static_cast<size_t>(i)] = false;
-  }
-  for (int i = 0; i < n; ++i) {
-    if (!plan.kept[static_cast<size_t>(i)]) continue;
-    const LayerSpec& spec = net.layer(i).spec();
-    for (const auto& top : spec.top) {
-      const bool read = read_by_kept(top);
-      if (plan.data[static_cast<size_t>(i)] || spec.type == "Input") {
-        if (read || spec.type == "Input") plan.inputs.emplace_back(top, i);
-      } else if (!read) {
-        plan.outputs.insert(top);
+  for (size_t i = 0; i < n; ++i)
+    if (spec(i).type == "Split" && plan.kept[i] &&
+        std::none_of(spec(i).top.begin(), spec(i).top.end(), [&](const std::string& t) { return read_after(i, t, false); }))
+      plan.kept[i] = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (!plan.kept[i]) continue;
+    for (const auto& top : spec(i).top) {
+      if (plan.source[i]) {
+        if (read_after(i, top, false)) plan.inputs.push_back(top);
+      } else if (spec(i).type != "Split" && !read_after(i, top, true)) {
+        // The blob's last value from a kept layer, unless a later kept layer writes it again.
+        bool rewritten = false;
+        for (size_t j = i + 1; j < n && !rewritten; ++j)
+          rewritten = plan.kept[j] && std::find(spec(j).top.begin(), spec(j).top.end(), top) != spec(j).top.end();
+        if (!rewritten) plan.outputs.push_back(top);
       }
     }
   }
@@ -636,17 +643,22 @@ OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& 
     throw Error("cannot export the TRAIN phase of net '" + net.name() + "' to ONNX; build the net in its TEST phase");
   const ModelPlan plan = plan_model(net);
   if (plan.outputs.empty()) throw Error("net '" + net.name() + "' has nothing to export: no layer computes an output");
-  Graph g(net, plan.outputs);
+  Graph g(net, {plan.inputs.begin(), plan.inputs.end()}, {plan.outputs.begin(), plan.outputs.end()});
   OnnxModel model;
-  for (const auto& [blob, layer] : plan.inputs) {
-    const Blob* b = net.blob(blob);
-    g.input(g.write(blob), b->shape());
-    model.inputs.emplace_back(blob, b->shape());
-  }
   for (int i = 0; i < net.num_layers(); ++i) {
     const size_t li = static_cast<size_t>(i);
     const LayerSpec& spec = net.layer(i).spec();
-    if (!plan.kept[li] || plan.data[li] || spec.type == "Input") continue;
+    if (!plan.kept[li]) continue;
+    if (plan.source[li]) {
+      for (size_t t = 0; t < spec.top.size(); ++t)
+        if (std::find(plan.inputs.begin(), plan.inputs.end(), spec.top[t]) != plan.inputs.end()) {
+          const std::vector<int>& shape = net.top_vec(i)[t]->shape();
+          const std::string tensor = g.write(spec.top[t]);
+          g.input(tensor, shape);
+          model.inputs.push_back({spec.top[t], tensor, shape});
+        }
+      continue;
+    }
     auto it = exporters().find(spec.type);
     if (it == exporters().end()) {
       std::string types;
@@ -658,8 +670,9 @@ OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& 
     it->second(e);
   }
   for (const auto& blob : plan.outputs) {
-    g.output(g.read(blob), net.blob(blob)->shape());
-    model.outputs.emplace_back(blob, net.blob(blob)->shape());
+    const std::vector<int>& shape = net.blob(blob)->shape();
+    g.output(g.read(blob), shape);
+    model.outputs.push_back({blob, g.read(blob), shape});
   }
   write_file_atomically(path, g.model(net.name().empty() ? "crema" : net.name(), producer_version));
   return model;

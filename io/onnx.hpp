@@ -21,16 +21,21 @@ class Net;
 
 namespace crema::io {
 
-// The model's inputs and outputs: blob names and shapes.
+// The model's inputs and outputs: the net's blob, the ONNX tensor that holds it (the
+// blob's name unless it is both an input and an output), its shape.
+struct OnnxTensor {
+  std::string blob, tensor;
+  std::vector<int> shape;
+};
 struct OnnxModel {
-  std::vector<std::pair<std::string, std::vector<int>>> inputs, outputs;
+  std::vector<OnnxTensor> inputs, outputs;
 };
 
 // Writes `net` (a TEST-phase net, weights loaded) to `path`, atomically: its layers but
-// the losses, Accuracy and Silence (and the label copies only they read); inputs are the
-// tops of its Input layers and the tops of its data layers that the model reads (the
-// values the data layer hands the net, after transform_param); outputs are the blobs no
-// kept layer reads (a deploy net's `prob`, a training net's logits). Throws Error naming
+// the losses, Accuracy and Silence (with what reads their tops, and the label copies only
+// they read); inputs are the tops of its Input and data layers that the model reads (the
+// values the data layer hands the net, after transform_param); outputs are the values no
+// kept layer reads (a deploy net's `prob`, a training net's logits), in net order. Throws Error naming
 // the first layer that cannot be exported.
 OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& producer_version);
 

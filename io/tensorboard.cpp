@@ -103,8 +103,8 @@ EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
   // events file already there (a run that starts within the same second as the last).
   long long seconds = static_cast<long long>(std::floor(wall_time));
   const std::string stem = "events.out.tfevents.";
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     long long t = 0;
     if (name.rfind(stem, 0) == 0 &&
         std::from_chars(name.data() + stem.size(), name.data() + name.size(), t).ec == std::errc())

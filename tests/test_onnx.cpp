@@ -24,8 +24,8 @@ namespace {
 // Every type save_onnx translates, with Caffe's awkward cases: grouped, strided and
 // dilated convolution, ceil-mode pooling whose last window hangs over the image (max,
 // and average with padding), in-place chains (a blob written four times), blobs read by
-// several layers (Caffe's Split), Scale with a second bottom, InnerProduct transposed
-// and on axis 2, Dropout without scale_train.
+// several layers (Caffe's Split), Scale and Bias with a second bottom (a Parameter's),
+// InnerProduct transposed and on axis 2, Dropout without scale_train.
 const char* kEveryType = R"(
 name: every_exported_type
 layer:
@@ -61,8 +61,10 @@ layer:
   - {name: ip, type: InnerProduct, bottom: exp, top: ip, inner_product_param: {num_output: 2}}
   - {name: scale2, type: Scale, bottom: [bnll, ip], top: scaled, scale_param: {axis: 0, num_axes: 2}}
   - {name: bias, type: Bias, bottom: scaled, top: biased}
+  - {name: offset, type: Parameter, top: offset, parameter_param: {shape: {dim: [2]}}}
+  - {name: shift, type: Bias, bottom: [biased, offset], top: shifted}
   - {name: ipt, type: InnerProduct, bottom: log, top: ipt, inner_product_param: {num_output: 5, transpose: true}}
-  - {name: reshape, type: Reshape, bottom: biased, top: reshaped, reshape_param: {shape: {dim: [0, -1, 2]}}}
+  - {name: reshape, type: Reshape, bottom: shifted, top: reshaped, reshape_param: {shape: {dim: [0, -1, 2]}}}
   - {name: ip3d, type: InnerProduct, bottom: reshaped, top: ip3d, inner_product_param: {num_output: 3, axis: 2}}
   - {name: softmax, type: Softmax, bottom: ip3d, top: prob, softmax_param: {axis: 2}}
 )";
@@ -95,8 +97,8 @@ void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
   const std::string model = dir / "model.onnx";
   const io::OnnxModel exported = io::save_onnx(net, model, "test");
   REQUIRE(fs::file_size(model) > 0);
-  for (const auto& [name, shape] : exported.inputs) write_f32(dir / (name + ".f32"), sources.at(name));
-  for (const auto& [name, shape] : exported.outputs) write_f32(dir / (name + ".f32"), *net.blob(name));
+  for (const io::OnnxTensor& t : exported.inputs) write_f32(dir / (t.tensor + ".f32"), sources.at(t.blob));
+  for (const io::OnnxTensor& t : exported.outputs) write_f32(dir / (t.tensor + ".f32"), *net.blob(t.blob));
   if (!onnxruntime_installed()) {
     MESSAGE("SKIPPED: running the exported model needs onnxruntime, onnx and numpy (scripts/install_test_references.sh)");
     return;
@@ -106,6 +108,17 @@ void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
   CHECK_MESSAGE(check.status == 0, check.output);
   CHECK(check.output.find(std::to_string(exported.outputs.size()) + " outputs compared; agree") != std::string::npos);
 }
+
+// A TEST net built from YAML text, with what it points into.
+struct TestNet {
+  TestNet(const std::string& yaml, uint64_t seed)
+      : root(io::parse_yaml(yaml, "net.yaml")), spec(NetSpec::parse(root)), ctx(seed),
+        net(spec, spec.state_for(Phase::TEST), ctx, true) {}
+  Node root;
+  NetSpec spec;
+  Context ctx;
+  Net net;
+};
 
 // Every parameter away from its filler's constant; BatchNorm's running sums with the
 // given scale factor and positive variances.
@@ -123,19 +136,17 @@ void randomise_parameters(Net& net, Context& ctx, float batch_norm_factor) {
 }  // namespace
 
 TEST_CASE("ONNX export: a net of every exported type gives crema's outputs in onnxruntime") {
-  const Node root = io::parse_yaml(kEveryType, "every_type.yaml");  // the spec points into it
-  const NetSpec spec = NetSpec::parse(root);
-  Context ctx(7);
-  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
+  TestNet t(kEveryType, 7);
+  Net& net = t.net;
   // Every type of the list is in the net (the list is what the README promises).
   for (const auto& type : io::onnx_exportable_types()) {
     bool present = false;
     for (int i = 0; i < net.num_layers(); ++i) present |= net.layer(i).spec().type == type;
     CHECK_MESSAGE(present, type);
   }
-  randomise_parameters(net, ctx, 2.f);
+  randomise_parameters(net, t.ctx, 2.f);
   test::TempDir dir;
-  check_in_onnxruntime(net, ctx, dir);
+  check_in_onnxruntime(net, t.ctx, dir);
 }
 
 TEST_CASE("ONNX export: the edge cases of Caffe's geometry and layer parameters give crema's outputs in onnxruntime") {
@@ -145,7 +156,7 @@ TEST_CASE("ONNX export: the edge cases of Caffe's geometry and layer parameters 
   // bias, on a negative axis, over every axis, as a scalar; PReLU shared; Power's
   // constant case; Exp base e; Eltwise PROD of two; InnerProduct on axis 0; BatchNorm
   // with a zero scale factor (mean and variance 0).
-  const Node root = io::parse_yaml(R"(
+  TestNet t(R"(
 name: edge_cases
 layer:
   - {name: data, type: Input, top: [data, gain], input_param: {shape: [{dim: [2, 2, 4, 4]}, {dim: [2]}]}}
@@ -167,15 +178,13 @@ layer:
   - {name: scale_all, type: Scale, bottom: data, top: scale_all, scale_param: {axis: 0, num_axes: -1}}
   - {name: scale_scalar, type: Scale, bottom: data, top: scale_scalar, scale_param: {num_axes: 0}}
 )",
-                                   "edge_cases.yaml");
-  const NetSpec spec = NetSpec::parse(root);
-  Context ctx(11);
-  Net net(spec, spec.state_for(Phase::TEST), ctx, true);
-  randomise_parameters(net, ctx, 0.f);
+             11);
+  Net& net = t.net;
+  randomise_parameters(net, t.ctx, 0.f);
   CHECK(net.blob("sparse_max")->shape(2) == 3);  // its third row of windows starts past the image
   CHECK(net.blob("bigk")->shape(2) == 1);        // the kernel overhangs the image
   test::TempDir dir;
-  check_in_onnxruntime(net, ctx, dir);
+  check_in_onnxruntime(net, t.ctx, dir);
 }
 
 TEST_CASE("ONNX export: Caffe's own LeNet (deploy net, binary .caffemodel) gives crema's outputs in onnxruntime") {
@@ -226,6 +235,53 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
   CHECK(stray.status == 2);
   CHECK(stray.output.find("belong to an ONNX export") != std::string::npos);
+}
+
+TEST_CASE("ONNX export picks the model out of a net: what scores or discards is left out, outputs are the last values") {
+  // A learnt Parameter as Scale's operand; fc read by the prediction and by a loss (Caffe
+  // puts a Split between); a layer reading the loss; a branch ending in an in-place
+  // layer; a blob only Silence reads; an Input only the loss reads.
+  TestNet t(R"(
+name: plan
+layer:
+  - {name: data, type: Input, top: [data, target], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 4]}]}}
+  - {name: gain, type: Parameter, top: gain, parameter_param: {shape: {dim: [3]}}}
+  - {name: scaled, type: Scale, bottom: [data, gain], top: scaled}
+  - {name: fc, type: InnerProduct, bottom: scaled, top: fc, inner_product_param: {num_output: 4}}
+  - {name: prob, type: Softmax, bottom: fc, top: prob}
+  - {name: loss, type: EuclideanLoss, bottom: [fc, target], top: loss}
+  - {name: doubled, type: Power, bottom: loss, top: doubled, power_param: {scale: 2}}
+  - {name: side, type: InnerProduct, bottom: scaled, top: side, inner_product_param: {num_output: 2}}
+  - {name: squash, type: Sigmoid, bottom: side, top: side}
+  - {name: quiet, type: ReLU, bottom: scaled, top: quiet}
+  - {name: silence, type: Silence, bottom: quiet}
+)",
+             13);
+  Net& net = t.net;
+  randomise_parameters(net, t.ctx, 1.f);
+  test::TempDir dir;
+  check_in_onnxruntime(net, t.ctx, dir);
+  const io::OnnxModel model = io::save_onnx(net, dir / "again.onnx", "test");
+  std::vector<std::string> inputs, outputs;
+  for (const auto& tensor : model.inputs) inputs.push_back(tensor.tensor);
+  for (const auto& tensor : model.outputs) outputs.push_back(tensor.tensor);
+  CHECK(inputs == std::vector<std::string>{"data"});
+  CHECK(outputs == std::vector<std::string>{"prob", "side"});
+
+  // An input that an in-place layer rewrites, and nothing reads after: the input keeps the
+  // name, the output is its last value.
+  TestNet in_place(
+      "name: p\nlayer:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+      "  - {name: relu, type: ReLU, bottom: data, top: data}\n",
+      17);
+  test::TempDir relu_dir;
+  check_in_onnxruntime(in_place.net, in_place.ctx, relu_dir);
+  const io::OnnxModel relu_model = io::save_onnx(in_place.net, relu_dir / "again.onnx", "test");
+  REQUIRE(relu_model.inputs.size() == 1);
+  REQUIRE(relu_model.outputs.size() == 1);
+  CHECK(relu_model.inputs[0].tensor == "data");
+  CHECK(relu_model.outputs[0].tensor == "data__1");
+  CHECK(relu_model.outputs[0].blob == "data");
 }
 
 TEST_CASE("ONNX export of a trained crema job: its solver file and snapshot give the TEST net's logits in onnxruntime") {
