@@ -14,25 +14,31 @@
 #include "engine/net.hpp"
 #include "io/files.hpp"
 #include "io/protobuf_wire.hpp"
+#include "layers/argmax_layer.hpp"
 #include "layers/axis_broadcast.hpp"
 #include "layers/base_conv_layer.hpp"
 #include "layers/batch_norm_layer.hpp"
 #include "layers/clip_layer.hpp"
 #include "layers/concat_layer.hpp"
+#include "layers/crop_layer.hpp"
 #include "layers/dropout_layer.hpp"
 #include "layers/eltwise_layer.hpp"
 #include "layers/elu_layer.hpp"
+#include "layers/embed_layer.hpp"
 #include "layers/exp_layer.hpp"
 #include "layers/inner_product_layer.hpp"
 #include "layers/lrn_layer.hpp"
 #include "layers/pooling_layer.hpp"
 #include "layers/power_layer.hpp"
 #include "layers/prelu_layer.hpp"
+#include "layers/reduction_layer.hpp"
 #include "layers/relu_layer.hpp"
 #include "layers/scale_layer.hpp"
 #include "layers/slice_layer.hpp"
 #include "layers/softmax_layer.hpp"
 #include "layers/swish_layer.hpp"
+#include "layers/threshold_layer.hpp"
+#include "layers/tile_layer.hpp"
 
 namespace crema::io {
 
@@ -459,6 +465,83 @@ void export_power(LayerExport& e) {
   e.node("Pow", {u, e.scalar("power", p.power)}, {e.out(0)});
 }
 
+// Crop: bottom 0 cut to bottom 1's shape on the axes from crop_param.axis on, starting at
+// the offsets (none: 0; one: every cropped axis; else one per axis).
+void export_crop(LayerExport& e) {
+  const CropParams p = CropParams::parse(e.spec.params("crop_param"));
+  const int axis = e.axis(p.axis);
+  std::vector<int64_t> starts, ends, axes;
+  for (int a = axis; a < e.rank(); ++a) {
+    const size_t k = static_cast<size_t>(a - axis);
+    const int offset = p.offset.empty() ? 0 : p.offset.size() == 1 ? p.offset[0] : p.offset[k];
+    starts.push_back(offset);
+    ends.push_back(offset + e.bottom[1]->shape(a));
+    axes.push_back(a);
+  }
+  e.node("Slice",
+         {e.in[0], e.g.constant_i64(e.temp("starts"), starts), e.g.constant_i64(e.temp("ends"), ends),
+          e.g.constant_i64(e.temp("axes"), axes)},
+         {e.out(0)});
+}
+
+// Reduction: every axis from reduction_param.axis on reduced to one value, times coeff.
+void export_reduction(LayerExport& e) {
+  const ReductionParams p = ReductionParams::parse(e.spec.params("reduction_param"));
+  const int axis = e.axis(p.axis);
+  const Blob& x = *e.bottom[0];
+  const std::string flat = e.temp("flat");
+  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
+  const char* op = p.operation == ReductionOp::SUM     ? "ReduceSum"
+                   : p.operation == ReductionOp::ASUM  ? "ReduceL1"
+                   : p.operation == ReductionOp::SUMSQ ? "ReduceSumSquare"
+                                                       : "ReduceMean";
+  const std::string reduced = e.temp("reduced");
+  if (p.operation == ReductionOp::SUM)  // opset 13 on: ReduceSum takes its axes as an input
+    e.node(op, {flat, e.g.constant_i64(e.temp("reduce_axes"), {1})}, {reduced}, {attr_i("keepdims", 0)});
+  else
+    e.node(op, {flat}, {reduced}, {attr_ints("axes", {1}), attr_i("keepdims", 0)});
+  std::string value = reduced;
+  if (p.coeff != 1.f) {
+    value = e.temp("scaled");
+    e.node("Mul", {reduced, e.scalar("coeff", p.coeff)}, {value});
+  }
+  e.node("Reshape", {value, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+}
+
+// ArgMax with top_k 1: the index of the largest value (ties to the larger index, as
+// Caffe) along `axis`, or per sample over everything after axis 0 into (N, 1, 1); with
+// an axis, out_max_val gives the largest value instead.
+void export_argmax(LayerExport& e) {
+  const ArgMaxParams p = ArgMaxParams::parse(e.spec.params("argmax_param"));
+  if (p.top_k != 1 || (p.out_max_val && !p.axis))
+    e.refuse("only top_k 1 is exported, and out_max_val only with an axis");
+  const int axis = p.axis ? e.axis(*p.axis) : 1;
+  if (p.out_max_val)
+    return e.node("ReduceMax", {e.in[0]}, {e.out(0)}, {attr_ints("axes", {axis}), attr_i("keepdims", 1)});
+  std::string source = e.in[0];
+  if (!p.axis) {
+    source = e.temp("flat");
+    const Blob& x = *e.bottom[0];
+    e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.shape(0), x.count(1)})}, {source});
+  }
+  const std::string index = e.temp("index"), as_float = p.axis ? e.out(0) : e.temp("as_float");
+  e.node("ArgMax", {source}, {index}, {attr_i("axis", axis), attr_i("keepdims", 1), attr_i("select_last_index", 1)});
+  e.node("Cast", {index}, {as_float}, {attr_i("to", kFloat)});  // Caffe's indices are floats
+  if (!p.axis)
+    e.node("Reshape", {as_float, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+}
+
+// Embed: row x of the weight (input_dim, num_output) for every value x, plus the bias.
+void export_embed(LayerExport& e) {
+  const EmbedParams p = EmbedParams::parse(e.spec.params("embed_param"));
+  const std::string index = e.temp("index");
+  e.node("Cast", {e.in[0]}, {index}, {attr_i("to", kInt64)});
+  if (!p.bias_term) return e.node("Gather", {e.param(0), index}, {e.out(0)}, {attr_i("axis", 0)});
+  const std::string rows = e.temp("rows");
+  e.node("Gather", {e.param(0), index}, {rows}, {attr_i("axis", 0)});
+  e.node("Add", {rows, e.param(1)}, {e.out(0)});
+}
+
 void export_static_reshape(LayerExport& e) {
   e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
 }
@@ -554,6 +637,24 @@ const std::map<std::string, Exporter>& exporters() {
       // Shapes are the net's own, so Flatten and Reshape are one static Reshape.
       {"Flatten", export_static_reshape},
       {"Reshape", export_static_reshape},
+      {"Crop", export_crop},
+      {"Reduction", export_reduction},
+      {"ArgMax", export_argmax},
+      {"Embed", export_embed},
+      {"Tile",  // Caffe repeats the whole block from the axis on: ONNX's Tile on that axis
+       [](LayerExport& e) {
+         const TileParams p = TileParams::parse(e.spec.params("tile_param"));
+         std::vector<int64_t> repeats(static_cast<size_t>(e.rank()), 1);
+         repeats[static_cast<size_t>(e.axis(p.axis))] = p.tiles;
+         e.node("Tile", {e.in[0], e.g.constant_i64(e.temp("repeats"), repeats)}, {e.out(0)});
+       }},
+      {"Threshold",  // 1 where x > threshold, else 0
+       [](LayerExport& e) {
+         const std::string above = e.temp("above");
+         e.node("Greater", {e.in[0], e.scalar("threshold", ThresholdParams::parse(e.spec.params("threshold_param")).threshold)},
+                {above});
+         e.node("Cast", {above}, {e.out(0)}, {attr_i("to", kFloat)});
+       }},
       {"Parameter",  // its learnt blob, as a constant
        [](LayerExport& e) { e.node("Identity", {e.param(0)}, {e.out(0)}); }},
   };

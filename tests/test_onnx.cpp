@@ -25,7 +25,8 @@ namespace {
 // dilated convolution, ceil-mode pooling whose last window hangs over the image (max,
 // and average with padding), in-place chains (a blob written four times), blobs read by
 // several layers (Caffe's Split), Scale and Bias with a second bottom (a Parameter's),
-// InnerProduct transposed and on axis 2, Dropout without scale_train.
+// InnerProduct transposed and on axis 2, Dropout without scale_train, every Reduction,
+// ArgMax's indices feeding an Embed.
 const char* kEveryType = R"(
 name: every_exported_type
 layer:
@@ -67,6 +68,17 @@ layer:
   - {name: reshape, type: Reshape, bottom: shifted, top: reshaped, reshape_param: {shape: {dim: [0, -1, 2]}}}
   - {name: ip3d, type: InnerProduct, bottom: reshaped, top: ip3d, inner_product_param: {num_output: 3, axis: 2}}
   - {name: softmax, type: Softmax, bottom: ip3d, top: prob, softmax_param: {axis: 2}}
+  - {name: crop, type: Crop, bottom: [deconv, lrn], top: cropped, crop_param: {axis: 2, offset: [1]}}
+  - {name: tile, type: Tile, bottom: gap, top: tiled, tile_param: {tiles: 3}}
+  - {name: thr, type: Threshold, bottom: ipt, top: thr, threshold_param: {threshold: 0.1}}
+  - {name: rsum, type: Reduction, bottom: deconv, top: rsum, reduction_param: {operation: SUM, axis: 1}}
+  - {name: rasum, type: Reduction, bottom: cat, top: rasum, reduction_param: {operation: ASUM, axis: 2, coeff: -1.5}}
+  - {name: rsumsq, type: Reduction, bottom: lrn, top: rsumsq, reduction_param: {operation: SUMSQ, axis: 1, coeff: 0.5}}
+  - {name: rmean, type: Reduction, bottom: gap, top: rmean, reduction_param: {operation: MEAN}}
+  - {name: pick, type: ArgMax, bottom: cat, top: pick, argmax_param: {axis: 1}}
+  - {name: embed, type: Embed, bottom: pick, top: embedded, embed_param: {num_output: 3, input_dim: 8}}
+  - {name: best, type: ArgMax, bottom: cat, top: best}
+  - {name: best_value, type: ArgMax, bottom: cat, top: best_value, argmax_param: {axis: -1, out_max_val: true}}
 )";
 
 void write_f32(const std::string& path, const Blob& b) {
@@ -226,11 +238,11 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   CHECK_MESSAGE(fed.status == 0, fed.output);
   CHECK(fed.output.find("inputs x 2 3 (6); outputs prob 2 3 (6)") != std::string::npos);
   // A layer without a translation is named, and nothing is written.
-  const auto tile = export_net("tile", "{name: data, type: Input, top: x, input_param: {shape: {dim: [2, 3]}}}",
-                               "{name: tile, type: Tile, bottom: x, top: y, tile_param: {tiles: 2}}");
-  CHECK(tile.status == 1);
-  CHECK(tile.output.find("layer 'tile' (Tile) cannot be exported to ONNX") != std::string::npos);
-  CHECK_FALSE(fs::exists(dir / "tile.onnx"));
+  const auto mvn = export_net("mvn", "{name: data, type: Input, top: x, input_param: {shape: {dim: [2, 3, 4]}}}",
+                              "{name: mvn, type: MVN, bottom: x, top: y}");
+  CHECK(mvn.status == 1);
+  CHECK(mvn.output.find("layer 'mvn' (MVN) cannot be exported to ONNX") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "mvn.onnx"));
   // --weights is for ONNX only.
   const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
   CHECK(stray.status == 2);
@@ -326,7 +338,7 @@ TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming i
   // A blob named like the tensors crema makes up for a layer's parameters.
   CHECK(refusal("{name: fc, type: InnerProduct, bottom: data, top: fc/0, inner_product_param: {num_output: 2}}")
             .find("the tensor name 'fc/0' would be used twice") != std::string::npos);
-  CHECK(refusal("{name: t, type: Tile, bottom: data, top: y, tile_param: {tiles: 2}}")
-            .find("layer 't' (Tile) cannot be exported to ONNX: no ONNX translation for this type. Exported types: Input, ") !=
+  CHECK(refusal("{name: m, type: MVN, bottom: data, top: y}")
+            .find("layer 'm' (MVN) cannot be exported to ONNX: no ONNX translation for this type. Exported types: Input, ") !=
         std::string::npos);
 }
