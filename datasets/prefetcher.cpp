@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <sstream>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
@@ -16,11 +17,11 @@ namespace crema {
 // One batch's arrays, reused from batch to batch. Allocated in the producer's thread
 // (whose current device is options.device when staging); freed with the prefetcher.
 struct Prefetcher::Buffers {
-  std::vector<std::vector<float>> pageable;  // host arrays when not staging
+  std::vector<std::vector<float>> pageable;  // host arrays not page-locked
   std::vector<float*> host;                  // per top: (count)
+  std::vector<float*> pinned;                // those of `host` that are page-locked
   std::vector<float*> device_arrays;         // per top: (count), when staging
   int device = -1;                           // where device_arrays live
-  bool pinned = false;                       // host arrays are page-locked
   void* consumed = nullptr;  // event: the solver's stream has read device_arrays
   bool pending = false;      // `consumed` was recorded and the producer has not yet waited for it
   bool free = false;
@@ -37,10 +38,24 @@ struct Prefetcher::Buffers {
       }
       return;
     }
-    pinned = true;
     consumed = cuda::create_event(staging_device);
     for (size_t count : counts) {
-      host.push_back(static_cast<float*>(cuda::alloc_pinned(count * sizeof(float))));
+      try {
+        pinned.push_back(static_cast<float*>(cuda::alloc_pinned(count * sizeof(float))));
+        host.push_back(pinned.back());
+      } catch (const Error& e) {
+        // Page-locked memory can be refused (a container's limits, a loaded host).
+        // Copies from pageable memory are as correct, only slower: the runtime stages
+        // them itself, and stage() waits for each batch's copy anyway.
+        static std::once_flag warned;
+        std::call_once(warned, [&] {
+          spdlog::warn("page-locked host memory refused ({}); batches are copied to the device from pageable "
+                       "memory, more slowly",
+                       e.what());
+        });
+        pageable.emplace_back(count);
+        host.push_back(pageable.back().data());
+      }
       // Not from the cache: the copy stream writes them, and a cached block may be
       // one the compute stream's queued kernels still use.
       device = staging_device;
@@ -53,8 +68,7 @@ struct Prefetcher::Buffers {
     } catch (const Error&) {  // the device failed: nothing left to wait for
     }
     for (float* p : device_arrays) cuda::free_device_uncached(p, device);
-    if (pinned)
-      for (float* p : host) cuda::free_pinned(p);
+    for (float* p : pinned) cuda::free_pinned(p);
     cuda::destroy_event(consumed);
   }
 };
@@ -284,7 +298,7 @@ void Prefetcher::produce() {
   }
 }
 
-uint64_t Prefetcher::next_seed() { return (static_cast<uint64_t>(seeds_.next_u32()) << 32) | seeds_.next_u32(); }
+uint64_t Prefetcher::next_seed() { return seeds_.next_u64(); }
 
 void Prefetcher::report_bad(int index, const std::string& why) {
   if (why.empty()) return;  // known bad: reported when first met

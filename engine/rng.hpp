@@ -16,6 +16,12 @@ class Rng {
   void seed(uint64_t seed) { engine_.seed(static_cast<std::mt19937::result_type>(seed)); }
 
   uint32_t next_u32() { return static_cast<uint32_t>(engine_()); }
+  // Two draws, the first in the high half. Drawn in named steps: the operands of `|`
+  // are unsequenced, so `a() << 32 | a()` may draw in either order per compiler.
+  uint64_t next_u64() {
+    const uint64_t high = next_u32();
+    return high << 32 | next_u32();
+  }
   double uniform01();                          // [0, 1)
   float uniform(float a, float b);             // [a, b)
   float gaussian(float mean, float stddev);    // Box-Muller

@@ -74,7 +74,7 @@ void DropoutLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVe
   if (spec_.phase == Phase::TRAIN) {
     // A fresh seed from the context's stream per forward; backward redraws the same
     // mask from it (see neuron_kernels.hpp), so no mask is stored on the device.
-    gpu_seed_ = static_cast<uint64_t>(ctx.rng().next_u32()) << 32 | ctx.rng().next_u32();
+    gpu_seed_ = ctx.rng().next_u64();
     cuda::dropout_forward(*ctx.cuda(), n, gpu_seed_, 1.f - params_.dropout_ratio, train_scale(),
                           bottom[0]->gpu_data(), top[0]->mutable_gpu_data());
   } else {

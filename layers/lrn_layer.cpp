@@ -184,9 +184,15 @@ void LRNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<
   const float* x = bottom[0]->gpu_data();     // x: (N, C, H, W)
   const float* dy = top[0]->gpu_diff();       // dy: (N, C, H, W)
   float* dx = bottom[0]->mutable_gpu_diff();  // dx: (N, C, H, W)
-  if (use_cudnn())  // cuDNN's backward takes y: as Caffe, it assumes no later layer rewrote it
-    cudnn(*bottom[0]).backward(cc, x, top[0]->gpu_data(), dy, dx);
-  else
+  if (use_cudnn()) {
+    // cuDNN's backward takes y. Caffe hands it the top, which a later in-place layer
+    // (ReLU, Dropout, Scale...) may have rewritten; recomputing y from x keeps the
+    // gradient right whatever follows, as the CPU and the kernels are.
+    cuda::CudnnLRN& lrn = cudnn(*bottom[0]);
+    float* y = work_.mutable_gpu_data();  // y: (N, C, H, W)
+    lrn.forward(cc, x, y);
+    lrn.backward(cc, x, y, dy, dx);
+  } else
     cuda::lrn_backward(cc, lrn_shape(*bottom[0]), x, dy, scale_.gpu_data(), work_.mutable_gpu_data(), dx);
 }
 #endif

@@ -72,7 +72,7 @@ class LRNLayer : public Layer {
   float shift_ = 1.f;  // k, or 1 within a channel
   float coef_ = 1.f;   // alpha / n
   Blob scale_;         // (N, C, H, W), kept from forward for backward
-  Blob work_;          // (N, C, H, W): x², then dy * top / scale
+  Blob work_;          // (N, C, H, W): x², then dy * top / scale (cuDNN: y again)
   Blob sum_;           // (N, C, H, W): S(work_)
   Blob row_sum_;       // (N, C, H, W): WITHIN_CHANNEL's sums along rows
   std::unique_ptr<onednn::LRN> onednn_;  // on the CPU with engine DEFAULT or ONEDNN

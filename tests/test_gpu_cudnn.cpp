@@ -196,6 +196,39 @@ TEST_CASE("GPU cuDNN: LRN matches the CPU across and within channels") {
                         {2, 3, 5, 4});
 }
 
+TEST_CASE("GPU cuDNN: LRN's gradient holds when a later in-place layer rewrites its top") {
+  SKIP_WITHOUT_DEVICE();
+  // An in-place ReLU after LRN (as in AlexNet-style nets) zeroes the negative outputs
+  // before backward runs; the gradient must still be the one of the LRN that ran.
+  for (const char* engine : {"CUDNN", "CAFFE"}) {
+    const std::string yaml =
+        std::string("{type: LRN, lrn_param: {local_size: 5, alpha: 0.5, beta: 0.75, k: 2, engine: ") + engine + "}}";
+    INFO(yaml);
+    Context cpu(1);
+    auto gpu = Context::gpu(0, 1);
+    auto ref = make_layer(yaml), dut = make_layer(yaml);
+    Blob x_cpu = gaussian_blob({{2, 7, 3, 3}}), x_gpu, y_cpu, y_gpu;
+    x_gpu.copy_from(x_cpu, false, true);
+    ref.layer->setup(cpu, {&x_cpu}, {&y_cpu});
+    dut.layer->setup(*gpu, {&x_gpu}, {&y_gpu});
+    ref.layer->forward(cpu, {&x_cpu}, {&y_cpu});
+    dut.layer->forward(*gpu, {&x_gpu}, {&y_gpu});
+    gpu->cuda()->synchronize();
+    Rng rng(5);
+    Blob dy(y_cpu.shape());
+    fill_gaussian(dy, rng);
+    for (Blob* y : {&y_cpu, &y_gpu}) {
+      float* v = y->mutable_cpu_data();
+      for (int i = 0; i < y->count(); ++i) v[i] = std::max(v[i], 0.f);
+      std::copy(dy.cpu_data(), dy.cpu_data() + dy.count(), y->mutable_cpu_diff());
+    }
+    ref.layer->backward(cpu, {&y_cpu}, {true}, {&x_cpu});
+    dut.layer->backward(*gpu, {&y_gpu}, {true}, {&x_gpu});
+    gpu->cuda()->synchronize();
+    check_close("bottom diff", 0, x_gpu.cpu_diff(), x_cpu.cpu_diff(), x_cpu.count());
+  }
+}
+
 TEST_CASE("GPU cuDNN: BatchNorm matches the CPU with batch and global statistics") {
   SKIP_WITHOUT_DEVICE();
   check_gpu_matches_cpu("{type: BatchNorm, batch_norm_param: {moving_average_fraction: 0.9}}", {4, 3, 3, 2});

@@ -3,6 +3,8 @@
 #include "engine/cuda/grid.hpp"
 #include "engine/cuda/update_kernels.hpp"
 
+#include "engine/cuda/cuda_runtime_api.hpp"
+
 namespace crema::cuda {
 
 namespace {
@@ -103,21 +105,20 @@ void gpu_add_decay(const CudaContext& ctx, int n, float coeff, const float* w, b
 
 double gpu_sumsq(const CudaContext& ctx, const DeviceSpan* spans, int count) {
   const cudaStream_t stream = stream_of(ctx);
-  // A stream-ordered scratch double: the pool reuses it, so steady-state steps do not cudaMalloc.
-  void* scratch = nullptr;
-  CREMA_CUDA_CHECK(cudaMallocAsync(&scratch, sizeof(double), stream));
-  double* sum = static_cast<double*>(scratch);  // (1)
+  // The scratch double comes from the caching allocator (safe: it is used on the
+  // compute stream only), so steady-state steps do not cudaMalloc, and devices
+  // without stream-ordered memory pools work too.
+  struct Scratch {
+    int device = -1;
+    void* p = alloc_device(sizeof(double), &device);
+    ~Scratch() { free_device(p, device); }
+  } scratch;
+  double* sum = static_cast<double*>(scratch.p);  // (1)
   double result = 0;
-  try {
-    CREMA_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream));
-    for (int i = 0; i < count; ++i) launch(ctx, spans[i].n, sumsq_kernel, spans[i].x, sum);
-    CREMA_CUDA_CHECK(cudaMemcpyAsync(&result, sum, sizeof(double), cudaMemcpyDeviceToHost, stream));
-    CREMA_CUDA_CHECK(cudaStreamSynchronize(stream));
-  } catch (...) {
-    cudaFreeAsync(scratch, stream);
-    throw;
-  }
-  CREMA_CUDA_CHECK(cudaFreeAsync(scratch, stream));
+  CREMA_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream));
+  for (int i = 0; i < count; ++i) launch(ctx, spans[i].n, sumsq_kernel, spans[i].x, sum);
+  CREMA_CUDA_CHECK(cudaMemcpyAsync(&result, sum, sizeof(double), cudaMemcpyDeviceToHost, stream));
+  CREMA_CUDA_CHECK(cudaStreamSynchronize(stream));
   return result;
 }
 

@@ -76,6 +76,9 @@ int CudnnConvolution::algorithm_searches() const { return impl_->searches; }
 void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_t limit) {
   Impl& m = *impl_;
   if (m.prepared && m.limit == limit && m.shape == s) return;
+  // The descriptors change from here on: until the new shape is fully prepared, a call
+  // with the old one (after a caught error) must not run them.
+  m.prepared = false;
   const cudnnHandle_t h = cudnn_handle(ctx);
   set_nchw(m.input, s.num, s.in_channels, s.in_h, s.in_w);
   set_nchw(m.output, s.num, s.out_channels, s.out_h, s.out_w);
