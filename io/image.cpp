@@ -2,8 +2,10 @@
 
 #include <filesystem>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#ifdef CREMA_WITH_IMAGE_CODECS
+#include <opencv2/imgcodecs.hpp>
+#endif
 
 #include "engine/error.hpp"
 
@@ -11,12 +13,35 @@ namespace crema::io {
 
 namespace {
 
+// OpenCV's imgcodecs calls, the only ones here; a build without them
+// (CREMA_IMAGE_CODECS=OFF) says so where an image would be read or written.
+#ifdef CREMA_WITH_IMAGE_CODECS
+// channels 1 grey, 3 colour, 0 as stored: Caffe's ANYCOLOR, grey or colour as encoded,
+// 8 bits (alpha dropped, 16-bit scaled).
+int imread_flag(int channels) {
+  return channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_ANYCOLOR;
+}
+cv::Mat decode_file(const std::string& path, int channels) { return cv::imread(path, imread_flag(channels)); }
+cv::Mat decode_bytes(const cv::Mat& bytes, int channels) { return cv::imdecode(bytes, imread_flag(channels)); }
+bool encode(const std::string& ext, const cv::Mat& img, std::vector<unsigned char>& out) {
+  return cv::imencode(ext, img, out);
+}
+#else
+[[noreturn]] void no_codecs(const std::string& what) {
+  throw Error(what + ": this crema was built without image codecs (CREMA_IMAGE_CODECS=OFF); rebuild it with "
+                     "-DCREMA_IMAGE_CODECS=ON to read or write image files");
+}
+cv::Mat decode_file(const std::string& path, int) { no_codecs("image '" + path + "'"); }
+cv::Mat decode_bytes(const cv::Mat&, int) { no_codecs("an encoded image"); }
+bool encode(const std::string& ext, const cv::Mat&, std::vector<unsigned char>&) {
+  no_codecs("writing a '" + ext + "' image");
+}
+#endif
+
 // channels 0 (as stored) only where the caller accepts whatever the file holds.
-int imread_flag(int channels, bool as_stored_ok) {
+void check_channels(int channels, bool as_stored_ok) {
   if (channels != 1 && channels != 3 && !(as_stored_ok && channels == 0))
     throw Error("images can be read with 1 (grey) or 3 (colour) channels, not " + std::to_string(channels));
-  // As stored is Caffe's ANYCOLOR: grey or colour as encoded, 8 bits (alpha dropped, 16-bit scaled).
-  return channels == 1 ? cv::IMREAD_GRAYSCALE : channels == 3 ? cv::IMREAD_COLOR : cv::IMREAD_ANYCOLOR;
 }
 
 // height/width 0: as it is.
@@ -28,11 +53,11 @@ void resize_to(cv::Mat& img, int height, int width) {
 }
 
 cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
-  const int flag = imread_flag(channels, false);
+  check_channels(channels, false);
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
   cv::Mat img;
   try {  // OpenCV throws on some files (a header claiming more pixels than it allows)
-    img = cv::imread(path, flag);
+    img = decode_file(path, channels);
     if (!img.empty()) resize_to(img, height, width);
   } catch (const cv::Exception& e) {
     throw Error("image '" + path + "' could not be decoded: " + e.err);
@@ -73,13 +98,13 @@ ImageU8 read_image_u8(const std::string& path, int channels, int height, int wid
 
 void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out, int height,
                   int width) {
-  const int flag = imread_flag(channels, true);
+  check_channels(channels, true);
   // imdecode only reads the buffer; the Mat header just cannot say so.
   const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8UC1,
                     const_cast<char*>(bytes.data()));  // buf: (bytes.size())
   cv::Mat img;
   try {
-    if (!bytes.empty()) img = cv::imdecode(buf, flag);
+    if (!bytes.empty()) img = decode_bytes(buf, channels);
   } catch (const cv::Exception&) {
     img = cv::Mat();  // reported below like any undecodable image
   }
@@ -111,7 +136,7 @@ std::string encode_image(const ImageU8& image, const std::string& ext) {
   std::vector<unsigned char> buf;
   bool ok = false;
   try {
-    ok = cv::imencode("." + ext, img, buf);
+    ok = encode("." + ext, img, buf);
   } catch (const cv::Exception&) {
     ok = false;
   }

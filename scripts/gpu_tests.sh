@@ -8,26 +8,29 @@
 #
 # FASHION_MNIST_DIR: a copy of /usr/share/datasets/fashion-mnist for a node that cannot
 # install dataset-fashion-mnist; without the data the two LeNet training tests skip.
+# CREMA_BUILD names the build directory (build/ by default; scripts/gpu_check.sh runs
+# the bundle's build-gpu/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ ! -x build/crema || ! -x build/tests/crema_tests ]]; then
-  echo "gpu_tests: no build here; run scripts/build.sh first" >&2
+build=${CREMA_BUILD:-build}
+if [[ ! -x $build/crema || ! -x $build/tests/crema_tests ]]; then
+  echo "gpu_tests: no build in $build/; run scripts/build.sh first" >&2
   exit 2
 fi
 if [[ $# -ge 1 && ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]]; then
   mkdir -p /usr/share/datasets/fashion-mnist
   cp "$1"/*.gz /usr/share/datasets/fashion-mnist/
 fi
-build/crema --version
-build/crema device || { echo "gpu_tests: no usable CUDA device" >&2; exit 1; }
+"$build/crema" --version
+"$build/crema" device || { echo "gpu_tests: no usable CUDA device" >&2; exit 1; }
 
 status=0
-(cd build && CREMA_CUDA_SYNC=1 ctest -R GPU --output-on-failure --timeout 1200) || status=$?
+(cd "$build" && CREMA_CUDA_SYNC=1 ctest -R GPU --output-on-failure --timeout 1200) || status=$?
 
 for model in lenet_b64 cifar10_quick_b100 lstm_b32; do
   for where in "--gpu 0" ""; do
     echo "== $model ${where:-CPU}"
-    build/crema time --model "configs/bench/$model.yaml" --iterations 20 $where 2>&1 |
+    "$build/crema" time --model "configs/bench/$model.yaml" --iterations 20 $where 2>&1 |
       grep -E "Average (Forward pass|Backward pass|Forward-Backward)" || status=1
   done
 done

@@ -152,7 +152,11 @@ TEST_CASE("an image whose header claims more pixels than OpenCV allows is an err
   write_bytes(dir / "huge.png", png);
   const std::string e = test::error_of([&] { io::read_image(dir / "huge.png", 3); });
   CHECK_MESSAGE(e.find("huge.png") != std::string::npos, e);
+#ifdef CREMA_WITH_IMAGE_CODECS
   CHECK(e.find("could not be decoded") != std::string::npos);
+#else  // a build without codecs says so, and how to get them
+  CHECK(e.find("-DCREMA_IMAGE_CODECS=ON") != std::string::npos);
+#endif
 }
 
 TEST_CASE("config numbers: overflow and NaN are errors with their position, inf spelt out is kept") {
