@@ -28,6 +28,7 @@
 #include "layers/exp_layer.hpp"
 #include "layers/inner_product_layer.hpp"
 #include "layers/lrn_layer.hpp"
+#include "layers/mvn_layer.hpp"
 #include "layers/pooling_layer.hpp"
 #include "layers/power_layer.hpp"
 #include "layers/prelu_layer.hpp"
@@ -252,6 +253,19 @@ std::vector<int64_t> broadcast_dims(const std::vector<int>& operand, int axis, i
   return dims;
 }
 
+// The bottom as a matrix (count(0, axis), count(axis)): Gemm's and the reductions' view.
+std::string flatten_at(LayerExport& e, int axis) {
+  const Blob& x = *e.bottom[0];
+  const std::string flat = e.temp("flat");
+  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
+  return flat;
+}
+
+// `value` reshaped to the layer's top 0.
+void reshape_to_top(LayerExport& e, const std::string& value) {
+  e.node("Reshape", {value, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+}
+
 // Scale and Bias: y = x ∘ operand over axes [axis, axis + num_axes), the operand a
 // parameter blob or bottom 1.
 void broadcast_op(LayerExport& e, const std::string& op, const AxisOperandParams& p, bool with_bias) {
@@ -341,18 +355,13 @@ void export_convolution(LayerExport& e, bool deconvolution) {
 
 void export_inner_product(LayerExport& e) {
   const InnerProductParams p = InnerProductParams::parse(e.spec.params("inner_product_param"));
-  const int axis = e.axis(p.axis);
-  const Blob& x = *e.bottom[0];
   // Gemm multiplies matrices: the bottom as (outer, inner), then back to the top's shape.
-  const std::string flat = e.temp("flat");
-  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
-  std::vector<std::string> inputs = {flat, e.param(0)};
+  std::vector<std::string> inputs = {flatten_at(e, e.axis(p.axis)), e.param(0)};
   if (p.bias_term) inputs.push_back(e.param(1));
   const bool top_is_2d = e.top[0]->num_axes() == 2;
   const std::string product = top_is_2d ? e.out(0) : e.temp("product");
   e.node("Gemm", inputs, {product}, {attr_i("transB", p.transpose ? 0 : 1)});
-  if (!top_is_2d)
-    e.node("Reshape", {product, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+  if (!top_is_2d) reshape_to_top(e, product);
 }
 
 void export_batch_norm(LayerExport& e) {
@@ -487,10 +496,7 @@ void export_crop(LayerExport& e) {
 // Reduction: every axis from reduction_param.axis on reduced to one value, times coeff.
 void export_reduction(LayerExport& e) {
   const ReductionParams p = ReductionParams::parse(e.spec.params("reduction_param"));
-  const int axis = e.axis(p.axis);
-  const Blob& x = *e.bottom[0];
-  const std::string flat = e.temp("flat");
-  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
+  const std::string flat = flatten_at(e, e.axis(p.axis));
   const char* op = p.operation == ReductionOp::SUM     ? "ReduceSum"
                    : p.operation == ReductionOp::ASUM  ? "ReduceL1"
                    : p.operation == ReductionOp::SUMSQ ? "ReduceSumSquare"
@@ -505,7 +511,29 @@ void export_reduction(LayerExport& e) {
     value = e.temp("scaled");
     e.node("Mul", {reduced, e.scalar("coeff", p.coeff)}, {value});
   }
-  e.node("Reshape", {value, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+  reshape_to_top(e, value);
+}
+
+// MVN: each group (an image's channel, or with across_channels the whole image) shifted
+// to mean 0 and, with normalize_variance, divided by its standard deviation plus eps.
+void export_mvn(LayerExport& e) {
+  const MVNParams p = MVNParams::parse(e.spec.params("mvn_param"));
+  const std::string groups = flatten_at(e, p.across_channels ? 1 : 2);
+  auto mean = [&](const std::string& in, const std::string& what) {
+    const std::string out = e.temp(what);
+    e.node("ReduceMean", {in}, {out}, {attr_ints("axes", {1}), attr_i("keepdims", 1)});
+    return out;
+  };
+  const std::string centred = e.temp("centred");
+  e.node("Sub", {groups, mean(groups, "mean")}, {centred});
+  if (!p.normalize_variance) return reshape_to_top(e, centred);
+  const std::string squares = e.temp("squares"), deviation = e.temp("deviation"), divisor = e.temp("divisor"),
+                    normalised = e.temp("normalised");
+  e.node("Mul", {centred, centred}, {squares});
+  e.node("Sqrt", {mean(squares, "variance")}, {deviation});
+  e.node("Add", {deviation, e.scalar("eps", p.eps)}, {divisor});
+  e.node("Div", {centred, divisor}, {normalised});
+  reshape_to_top(e, normalised);
 }
 
 // ArgMax with top_k 1: the index of the largest value (ties to the larger index, as
@@ -519,16 +547,11 @@ void export_argmax(LayerExport& e) {
   if (p.out_max_val)
     return e.node("ReduceMax", {e.in[0]}, {e.out(0)}, {attr_ints("axes", {axis}), attr_i("keepdims", 1)});
   std::string source = e.in[0];
-  if (!p.axis) {
-    source = e.temp("flat");
-    const Blob& x = *e.bottom[0];
-    e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.shape(0), x.count(1)})}, {source});
-  }
+  if (!p.axis) source = flatten_at(e, 1);
   const std::string index = e.temp("index"), as_float = p.axis ? e.out(0) : e.temp("as_float");
   e.node("ArgMax", {source}, {index}, {attr_i("axis", axis), attr_i("keepdims", 1), attr_i("select_last_index", 1)});
   e.node("Cast", {index}, {as_float}, {attr_i("to", kFloat)});  // Caffe's indices are floats
-  if (!p.axis)
-    e.node("Reshape", {as_float, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+  if (!p.axis) reshape_to_top(e, as_float);
 }
 
 // Embed: row x of the weight (input_dim, num_output) for every value x, plus the bias.
@@ -542,9 +565,7 @@ void export_embed(LayerExport& e) {
   e.node("Add", {rows, e.param(1)}, {e.out(0)});
 }
 
-void export_static_reshape(LayerExport& e) {
-  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
-}
+void export_static_reshape(LayerExport& e) { reshape_to_top(e, e.in[0]); }
 
 using Exporter = std::function<void(LayerExport&)>;
 
@@ -639,6 +660,7 @@ const std::map<std::string, Exporter>& exporters() {
       {"Reshape", export_static_reshape},
       {"Crop", export_crop},
       {"Reduction", export_reduction},
+      {"MVN", export_mvn},
       {"ArgMax", export_argmax},
       {"Embed", export_embed},
       {"Tile",  // Caffe repeats the whole block from the axis on: ONNX's Tile on that axis

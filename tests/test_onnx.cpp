@@ -79,6 +79,9 @@ layer:
   - {name: embed, type: Embed, bottom: pick, top: embedded, embed_param: {num_output: 3, input_dim: 8}}
   - {name: best, type: ArgMax, bottom: cat, top: best}
   - {name: best_value, type: ArgMax, bottom: cat, top: best_value, argmax_param: {axis: -1, out_max_val: true}}
+  - {name: mvn, type: MVN, bottom: deconv, top: mvn}
+  - {name: mvn_image, type: MVN, bottom: lrn, top: mvn_image, mvn_param: {across_channels: true, eps: 0.01}}
+  - {name: mvn_mean, type: MVN, bottom: cat, top: mvn_mean, mvn_param: {normalize_variance: false}}
 )";
 
 void write_f32(const std::string& path, const Blob& b) {
@@ -238,11 +241,11 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   CHECK_MESSAGE(fed.status == 0, fed.output);
   CHECK(fed.output.find("inputs x 2 3 (6); outputs prob 2 3 (6)") != std::string::npos);
   // A layer without a translation is named, and nothing is written.
-  const auto mvn = export_net("mvn", "{name: data, type: Input, top: x, input_param: {shape: {dim: [2, 3, 4]}}}",
-                              "{name: mvn, type: MVN, bottom: x, top: y}");
-  CHECK(mvn.status == 1);
-  CHECK(mvn.output.find("layer 'mvn' (MVN) cannot be exported to ONNX") != std::string::npos);
-  CHECK_FALSE(fs::exists(dir / "mvn.onnx"));
+  const auto im2col = export_net("im2col", "{name: data, type: Input, top: x, input_param: {shape: {dim: [1, 2, 4, 4]}}}",
+                                 "{name: im2col, type: Im2col, bottom: x, top: y, convolution_param: {kernel_size: 2}}");
+  CHECK(im2col.status == 1);
+  CHECK(im2col.output.find("layer 'im2col' (Im2col) cannot be exported to ONNX") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "im2col.onnx"));
   // --weights is for ONNX only.
   const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
   CHECK(stray.status == 2);
@@ -338,7 +341,7 @@ TEST_CASE("ONNX export refuses a layer it has no exact translation for, naming i
   // A blob named like the tensors crema makes up for a layer's parameters.
   CHECK(refusal("{name: fc, type: InnerProduct, bottom: data, top: fc/0, inner_product_param: {num_output: 2}}")
             .find("the tensor name 'fc/0' would be used twice") != std::string::npos);
-  CHECK(refusal("{name: m, type: MVN, bottom: data, top: y}")
-            .find("layer 'm' (MVN) cannot be exported to ONNX: no ONNX translation for this type. Exported types: Input, ") !=
+  CHECK(refusal("{name: m, type: Im2col, bottom: data, top: y, convolution_param: {kernel_size: 2}}")
+            .find("layer 'm' (Im2col) cannot be exported to ONNX: no ONNX translation for this type. Exported types: Input, ") !=
         std::string::npos);
 }
