@@ -474,17 +474,16 @@ void export_power(LayerExport& e) {
   e.node("Pow", {u, e.scalar("power", p.power)}, {e.out(0)});
 }
 
-// Crop: bottom 0 cut to bottom 1's shape on the axes from crop_param.axis on, starting at
-// the offsets (none: 0; one: every cropped axis; else one per axis).
+// Crop: bottom 0 cut to the top's shape on the axes from crop_param.axis on, starting at
+// the layer's own offsets.
 void export_crop(LayerExport& e) {
-  const CropParams p = CropParams::parse(e.spec.params("crop_param"));
-  const int axis = e.axis(p.axis);
+  const int axis = e.axis(CropParams::parse(e.spec.params("crop_param")).axis);
+  const std::vector<int>& offsets = static_cast<const CropLayer&>(e.layer).offsets();
   std::vector<int64_t> starts, ends, axes;
   for (int a = axis; a < e.rank(); ++a) {
-    const size_t k = static_cast<size_t>(a - axis);
-    const int offset = p.offset.empty() ? 0 : p.offset.size() == 1 ? p.offset[0] : p.offset[k];
+    const int offset = offsets[static_cast<size_t>(a)];
     starts.push_back(offset);
-    ends.push_back(offset + e.bottom[1]->shape(a));
+    ends.push_back(offset + e.top[0]->shape(a));
     axes.push_back(a);
   }
   e.node("Slice",
