@@ -1,0 +1,655 @@
+// The host side of the CUDA emulation (tests/cuda_emu/README.md): the part of the CUDA
+// runtime, cuBLAS and cuDNN that crema calls, implemented on the host, and the
+// scheduler that runs emulated kernels (cuda_emu.hpp). One emulated device, device 0.
+//
+// Besides computing, it checks what a real device would only fault on, or not at all:
+// kernel pointer arguments and cuBLAS/cuDNN data must be device memory (not host
+// memory, not freed), copies must stay inside their allocations and go the way their
+// kind says, a __syncthreads must be reached by all of a block's threads or none, and
+// fresh device memory reads as NaN so that a result built on unwritten memory shows.
+// Every such finding is an error from the call (or the launch) with a message naming
+// the kernel or call, which crema's checks then turn into an exception.
+// First: it defines __shared__ before the CUDA headers would.
+#include "tests/cuda_emu/cuda_emu.hpp"
+// Then the rest.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cblas.h>
+#include <cudnn.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/cuda_emu/emu_memory.hpp"
+
+namespace crema_emu {
+namespace {
+
+constexpr size_t kDeviceMemory = size_t{16} << 30;  // what the emulated device reports
+constexpr size_t kFiberStack = 256 << 10;
+
+// ---- errors --------------------------------------------------------------------
+
+thread_local cudaError_t last_error = cudaSuccess;
+std::mutex message_mutex;
+std::string last_message;  // the latest finding, for cudaGetErrorString
+
+cudaError_t fail(cudaError_t e, const std::string& what) {
+  std::fprintf(stderr, "cuda emulation: %s\n", what.c_str());
+  {
+    std::lock_guard<std::mutex> lock(message_mutex);
+    last_message = what;
+  }
+  last_error = e;
+  return e;
+}
+
+std::string hex(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%p", p);
+  return buf;
+}
+
+// ---- memory ------------------------------------------------------------------------
+
+enum class Space { device, pinned, pageable };
+
+struct Region {
+  size_t bytes;
+  Space space;
+};
+
+std::mutex memory_mutex;
+std::map<uintptr_t, Region> regions;  // by base address
+size_t device_in_use = 0;
+
+// Where [p, p + bytes) lies; *why says what is wrong when a device or pinned range runs
+// past its allocation's end.
+Space space_of(const void* p, size_t bytes, std::string* why) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(memory_mutex);
+  auto it = regions.upper_bound(a);
+  if (it == regions.begin()) return Space::pageable;
+  --it;
+  const uintptr_t base = it->first;
+  const Region& r = it->second;
+  // A pointer one past the end of an allocation is still its pointer (an empty tail).
+  if (a > base + r.bytes) return Space::pageable;
+  if (a + bytes > base + r.bytes)
+    *why = hex(p) + " + " + std::to_string(bytes) + " bytes runs " + std::to_string(a + bytes - base - r.bytes) +
+           " bytes past the end of its " + std::to_string(r.bytes) + "-byte allocation";
+  return r.space;
+}
+
+const char* space_name(Space s) {
+  return s == Space::device ? "device memory" : s == Space::pinned ? "pinned host memory" : "host memory";
+}
+
+// Device memory for [p, p + bytes): an error naming `what` otherwise.
+bool require_device(const void* p, size_t bytes, const std::string& what) {
+  std::string why;
+  const Space s = space_of(p, bytes, &why);
+  if (s != Space::device) {
+    fail(cudaErrorIllegalAddress, what + ": " + hex(p) + " is " + space_name(s) + ", not device memory");
+    return false;
+  }
+  if (!why.empty()) {
+    fail(cudaErrorIllegalAddress, what + ": " + why);
+    return false;
+  }
+  return true;
+}
+
+void* allocate(size_t bytes, Space space) {
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  void* p = std::aligned_alloc(256, rounded);
+  if (!p) return nullptr;
+  // Fresh device memory is not zero on a real device either: NaN shows a read of it.
+  std::memset(p, space == Space::device ? 0xff : 0, rounded);
+  std::lock_guard<std::mutex> lock(memory_mutex);
+  regions[reinterpret_cast<uintptr_t>(p)] = Region{bytes, space};
+  if (space == Space::device) device_in_use += bytes;
+  return p;
+}
+
+bool release(void* p, Space space) {
+  std::lock_guard<std::mutex> lock(memory_mutex);
+  const auto it = regions.find(reinterpret_cast<uintptr_t>(p));
+  if (it == regions.end() || it->second.space != space) return false;
+  if (space == Space::device) device_in_use -= it->second.bytes;
+  regions.erase(it);
+  std::free(p);
+  return true;
+}
+
+// ---- streams and events ------------------------------------------------------------
+
+std::mutex handle_mutex;
+std::set<const void*> streams, events;
+
+bool known(const std::set<const void*>& set, const void* h) {
+  std::lock_guard<std::mutex> lock(handle_mutex);
+  return set.count(h) != 0;
+}
+
+// A fresh opaque handle (a stream or an event), entered in `set`.
+void* new_handle(std::set<const void*>& set) {
+  void* h = new char;
+  std::lock_guard<std::mutex> lock(handle_mutex);
+  set.insert(h);
+  return h;
+}
+// Whether `h` was in `set`; it is freed if so.
+bool drop_handle(std::set<const void*>& set, const void* h) {
+  {
+    std::lock_guard<std::mutex> lock(handle_mutex);
+    if (!set.erase(h)) return false;
+  }
+  delete static_cast<const char*>(h);
+  return true;
+}
+
+// The legacy default stream (null) or a stream created and not yet destroyed.
+bool valid_stream(cudaStream_t s, const char* call) {
+  if (s == nullptr || known(streams, s)) return true;
+  fail(cudaErrorInvalidResourceHandle, std::string(call) + ": stream " + hex(s) + " was never created or is destroyed");
+  return false;
+}
+
+// ---- copies ------------------------------------------------------------------------
+
+cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call) {
+  if (bytes == 0) return cudaSuccess;
+  std::string why_dst, why_src;
+  const Space d = space_of(dst, bytes, &why_dst), s = space_of(src, bytes, &why_src);
+  if (!why_dst.empty()) return fail(cudaErrorInvalidValue, std::string(call) + " destination: " + why_dst);
+  if (!why_src.empty()) return fail(cudaErrorInvalidValue, std::string(call) + " source: " + why_src);
+  const bool want_dst_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool want_src_device = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (kind != cudaMemcpyDefault) {
+    if ((d == Space::device) != want_dst_device)
+      return fail(cudaErrorInvalidValue, std::string(call) + ": the destination " + hex(dst) + " is " + space_name(d) +
+                                             ", against the copy's kind");
+    if ((s == Space::device) != want_src_device)
+      return fail(cudaErrorInvalidValue, std::string(call) + ": the source " + hex(src) + " is " + space_name(s) +
+                                             ", against the copy's kind");
+  }
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+// ---- the kernel scheduler ----------------------------------------------------------
+
+// Switching between device threads: glibc's swapcontext also saves the signal mask,
+// a system call per switch, which made reductions (a barrier per step, 256 threads)
+// dominate the tests' time. This switch saves only what the x86-64 SysV ABI says a
+// call preserves (rbx, rbp, r12-r15 and the stack pointer; the kernels leave the
+// floating-point control words alone) and jumps.
+#if !defined(__x86_64__)
+#error "the CUDA emulation's thread switch is written for x86-64"
+#endif
+extern "C" void crema_emu_switch(void** save_sp, void* next_sp);
+asm(R"(
+  .text
+  .p2align 4
+  .type crema_emu_switch, @function
+crema_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size crema_emu_switch, .-crema_emu_switch
+)");
+
+struct Fiber {
+  void* sp = nullptr;  // saved stack pointer while switched out
+  std::unique_ptr<char[]> stack;
+  bool done = false;
+};
+
+// The launch running on this host thread. Each block runs thread 0 first, as a fiber;
+// if it ends without a __syncthreads, the block never synchronises (CUDA requires all
+// of a block's threads or none to reach one), and the other threads run as plain
+// calls, which is most kernels and much faster. Otherwise every thread becomes a fiber
+// and they run in rounds, each round from one barrier to the next.
+struct Launch {
+  const std::function<void()>* thread = nullptr;
+  std::vector<Fiber> fibers;
+  void* scheduler_sp = nullptr;
+  unsigned current = 0;
+  bool running = false;
+  bool plain = false;       // the current thread runs as a plain call
+  bool divergent = false;   // a __syncthreads reached by only some threads
+  std::vector<uint64_t> lanes;  // the values of a warp shuffle
+};
+thread_local Launch launch_state;
+
+// Where a fiber starts (crema_emu_switch "returns" into it); it never returns, it
+// switches back to the scheduler for good once the thread has run.
+[[noreturn]] void fiber_main() {
+  Launch& l = launch_state;
+  (*l.thread)();
+  Fiber& f = l.fibers[l.current];
+  f.done = true;
+  crema_emu_switch(&f.sp, l.scheduler_sp);
+  std::abort();  // not reached: a finished fiber is never resumed
+}
+
+void start_fiber(Launch& l, unsigned t) {
+  Fiber& f = l.fibers[t];
+  if (!f.stack) f.stack.reset(new char[kFiberStack]);
+  // The top of the stack as crema_emu_switch pops it: six saved registers, then the
+  // "return address" fiber_main, above it a null one for fiber_main itself, so that
+  // fiber_main starts with the stack aligned as after a call.
+  auto top = reinterpret_cast<uintptr_t>(f.stack.get() + kFiberStack) & ~uintptr_t{15};
+  auto* slots = reinterpret_cast<void**>(top);
+  slots[-1] = nullptr;
+  slots[-2] = reinterpret_cast<void*>(&fiber_main);
+  for (int i = 3; i <= 8; ++i) slots[-i] = nullptr;
+  f.sp = &slots[-8];
+  f.done = false;
+}
+
+void resume(Launch& l, unsigned t) {
+  l.current = t;
+  threadIdx = uint3{t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
+  crema_emu_switch(&l.scheduler_sp, l.fibers[t].sp);
+}
+
+void run_block(Launch& l, unsigned threads) {
+  if (l.fibers.size() < threads) l.fibers.resize(threads);
+  start_fiber(l, 0);
+  resume(l, 0);
+  if (l.fibers[0].done) {
+    l.plain = true;
+    for (unsigned t = 1; t < threads; ++t) {
+      l.current = t;
+      threadIdx = uint3{t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
+      (*l.thread)();
+    }
+    l.plain = false;
+    return;
+  }
+  for (unsigned t = 1; t < threads; ++t) {
+    start_fiber(l, t);
+    resume(l, t);
+  }
+  for (;;) {
+    unsigned waiting = 0, finished = 0;
+    for (unsigned t = 0; t < threads; ++t) (l.fibers[t].done ? finished : waiting) += 1;
+    if (waiting == 0) return;
+    // Some threads wait at a barrier that others ended without reaching.
+    if (finished != 0) l.divergent = true;
+    for (unsigned t = 0; t < threads; ++t)
+      if (!l.fibers[t].done) resume(l, t);
+  }
+}
+
+}  // namespace
+
+void report(cudaError_t e, const std::string& what) { fail(e, what); }
+
+// OpenBLAS's OpenMP build asks omp_get_max_threads() at each call, which follows this
+// thread's setting.
+SingleThreadedBlas::SingleThreadedBlas() : previous_(omp_get_max_threads()) { omp_set_num_threads(1); }
+SingleThreadedBlas::~SingleThreadedBlas() { omp_set_num_threads(previous_); }
+bool device_data(const void* p, size_t bytes, const std::string& what) { return require_device(p, bytes, what); }
+
+void sync_threads() {
+  Launch& l = launch_state;
+  if (!l.running || l.plain) {  // thread 0 ended without it: a barrier only some reach
+    l.divergent = true;
+    return;
+  }
+  crema_emu_switch(&l.fibers[l.current].sp, l.scheduler_sp);
+}
+
+uint64_t shuffle_down(uint64_t bits, unsigned delta) {
+  Launch& l = launch_state;
+  const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
+  if (l.lanes.size() < threads) l.lanes.resize(threads);
+  const unsigned t = l.current;
+  l.lanes[t] = bits;
+  sync_threads();
+  const unsigned lane = t % 32;
+  const uint64_t out = lane + delta < 32 && t + delta < threads ? l.lanes[t + delta] : bits;
+  sync_threads();  // every thread has read before the next shuffle writes
+  return out;
+}
+
+void run_grid(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+              const std::function<void()>& thread, const void* const* pointers, size_t pointer_count) {
+  const std::string name = std::string("kernel ") + kernel;
+  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || grid.y > 65535 ||
+      grid.z > 65535 || block.z > 64 || shared_bytes > 48 * 1024) {
+    fail(cudaErrorInvalidConfiguration, name + ": launch configuration grid (" + std::to_string(grid.x) + ", " +
+                                            std::to_string(grid.y) + ", " + std::to_string(grid.z) + "), block (" +
+                                            std::to_string(block.x) + ", " + std::to_string(block.y) + ", " +
+                                            std::to_string(block.z) + ") is invalid");
+    return;
+  }
+  if (!valid_stream(stream, name.c_str())) return;
+  for (size_t i = 0; i < pointer_count; ++i)
+    if (pointers[i] && !require_device(pointers[i], 0, name + " pointer argument " + std::to_string(i + 1))) return;
+
+  Launch& l = launch_state;
+  if (l.running) {
+    fail(cudaErrorLaunchFailure, name + ": launched from inside a kernel");
+    return;
+  }
+  l.thread = &thread;
+  l.running = true;
+  l.divergent = false;
+  gridDim = grid;
+  blockDim = block;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blockIdx = uint3{x, y, z};
+        run_block(l, static_cast<unsigned>(threads));
+        if (l.divergent) {
+          l.running = false;
+          fail(cudaErrorLaunchFailure, name + ": a __syncthreads in block (" + std::to_string(x) + ", " +
+                                           std::to_string(y) + ", " + std::to_string(z) +
+                                           ") is reached by only some of its threads");
+          return;
+        }
+      }
+  l.running = false;
+}
+
+}  // namespace crema_emu
+
+using namespace crema_emu;
+
+// ---- CUDA runtime ------------------------------------------------------------------
+
+namespace {
+thread_local int current_device = 0;
+thread_local std::string error_text;
+}  // namespace
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = last_error;
+  last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return last_error; }
+
+const char* cudaGetErrorString(cudaError_t e) {
+  if (e == cudaSuccess) return "no error";
+  std::lock_guard<std::mutex> lock(message_mutex);
+  error_text = "emulated CUDA error " + std::to_string(static_cast<int>(e)) +
+               (last_message.empty() ? std::string() : ": " + last_message);
+  return error_text.c_str();
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaSetDevice(" + std::to_string(device) + "): one device");
+  current_device = device;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) {
+  *device = current_device;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties: one device");
+  *prop = cudaDeviceProp{};
+  std::snprintf(prop->name, sizeof prop->name, "crema CUDA emulation (host)");
+  prop->major = 9;
+  prop->minor = 0;
+  prop->totalGlobalMem = kDeviceMemory;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice, "cudaDeviceGetAttribute: one device");
+  *value = attr == cudaDevAttrClockRate ? 1000000 : attr == cudaDevAttrMemoryClockRate ? 1000000
+         : attr == cudaDevAttrGlobalMemoryBusWidth ? 64 : 0;
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
+  std::lock_guard<std::mutex> lock(memory_mutex);
+  *total = kDeviceMemory;
+  *free_bytes = kDeviceMemory - std::min(device_in_use, kDeviceMemory);
+  return cudaSuccess;
+}
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes* attr, const void*) {
+  *attr = cudaFuncAttributes{};
+  attr->binaryVersion = 90;
+  attr->ptxVersion = 90;
+  attr->maxThreadsPerBlock = 1024;
+  return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(memory_mutex);
+    if (device_in_use + bytes > kDeviceMemory) {
+      *p = nullptr;
+      return cudaErrorMemoryAllocation;  // not sticky, and not a finding
+    }
+  }
+  *p = allocate(bytes, Space::device);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void* p) {
+  if (!p || release(p, Space::device)) return cudaSuccess;
+  return fail(cudaErrorInvalidValue, "cudaFree(" + hex(p) + "): not an allocation of cudaMalloc, or freed already");
+}
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
+  *p = allocate(bytes, Space::pinned);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFreeHost(void* p) {
+  if (!p || release(p, Space::pinned)) return cudaSuccess;
+  return fail(cudaErrorInvalidValue, "cudaFreeHost(" + hex(p) + "): not an allocation of cudaHostAlloc");
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return copy(dst, src, bytes, kind, "cudaMemcpy");
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  if (!valid_stream(s, "cudaMemcpyAsync")) return last_error;
+  return copy(dst, src, bytes, kind, "cudaMemcpyAsync");
+}
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t s) {
+  if (!valid_stream(s, "cudaMemcpy2DAsync")) return last_error;
+  if (width > dpitch || width > spitch) return fail(cudaErrorInvalidPitchValue, "cudaMemcpy2DAsync: width > pitch");
+  for (size_t r = 0; r < height; ++r) {
+    const cudaError_t e = copy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
+                               width, kind, "cudaMemcpy2DAsync");
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  if (bytes == 0) return cudaSuccess;
+  if (!require_device(p, bytes, "cudaMemset")) return last_error;
+  std::memset(p, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+  if (!valid_stream(s, "cudaMemsetAsync")) return last_error;
+  return cudaMemset(p, value, bytes);
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+  *s = static_cast<cudaStream_t>(new_handle(streams));
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  return drop_handle(streams, s) ? cudaSuccess
+                                 : fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream " + hex(s));
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  return valid_stream(s, "cudaStreamSynchronize") ? cudaSuccess : last_error;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+  *e = static_cast<cudaEvent_t>(new_handle(events));
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  return drop_handle(events, e) ? cudaSuccess
+                                : fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy: unknown event " + hex(e));
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (!known(events, e)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: unknown event " + hex(e));
+  return valid_stream(s, "cudaEventRecord") ? cudaSuccess : last_error;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!known(events, e)) return fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: unknown event " + hex(e));
+  return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  if (!known(events, e)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: unknown event " + hex(e));
+  return valid_stream(s, "cudaStreamWaitEvent") ? cudaSuccess : last_error;
+}
+
+// ---- cuBLAS (column-major, host pointer mode: alpha, beta and results on the host) ----
+
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
+
+namespace {
+
+// The elements a column-major rows x cols matrix with leading dimension ld spans.
+size_t span(int rows, int cols, int ld) {
+  return rows == 0 || cols == 0 ? 0 : static_cast<size_t>(ld) * static_cast<size_t>(cols - 1) + rows;
+}
+size_t vector_span(int n, int inc) { return n <= 0 ? 0 : static_cast<size_t>(inc) * (n - 1) + 1; }
+
+bool blas_device(const void* p, size_t floats, const char* call, const char* what) {
+  return floats == 0 || require_device(p, floats * sizeof(float), std::string(call) + " " + what);
+}
+bool blas_host(const void* p, const char* call, const char* what) {
+  std::string why;
+  if (space_of(p, sizeof(float), &why) != Space::device) return true;
+  fail(cudaErrorIllegalAddress, std::string(call) + " " + what + ": " + hex(p) +
+                                    " is device memory, but the handle is in host pointer mode");
+  return false;
+}
+
+}  // namespace
+
+cublasStatus_t cublasCreate(cublasHandle_t* h) {
+  *h = new cublasContext();
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+  delete h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+  if (!valid_stream(s, "cublasSetStream")) return CUBLAS_STATUS_INVALID_VALUE;
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float* alpha, const float* A, int lda, const float* B, int ldb, const float* beta,
+                           float* C, int ldc) {
+  const bool at = ta != CUBLAS_OP_N, bt = tb != CUBLAS_OP_N;
+  const int a_rows = at ? k : m, a_cols = at ? m : k, b_rows = bt ? n : k, b_cols = bt ? k : n;
+  if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) || ldc < std::max(1, m)) {
+    fail(cudaErrorInvalidValue, "cublasSgemm: m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
+                                    std::to_string(k) + " with lda " + std::to_string(lda) + ", ldb " +
+                                    std::to_string(ldb) + ", ldc " + std::to_string(ldc));
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  if (!valid_stream(h->stream, "cublasSgemm") || !blas_host(alpha, "cublasSgemm", "alpha") ||
+      !blas_host(beta, "cublasSgemm", "beta") || !blas_device(A, span(a_rows, a_cols, lda), "cublasSgemm", "A") ||
+      !blas_device(B, span(b_rows, b_cols, ldb), "cublasSgemm", "B") ||
+      !blas_device(C, span(m, n, ldc), "cublasSgemm", "C"))
+    return CUBLAS_STATUS_EXECUTION_FAILED;
+  // OpenBLAS, column-major as cuBLAS (crema's CPU code calls it row-major): beta 0
+  // means C is not read, as in cuBLAS, so NaN in fresh memory does not leak in.
+  const SingleThreadedBlas one_thread;
+  cblas_sgemm(CblasColMajor, at ? CblasTrans : CblasNoTrans, bt ? CblasTrans : CblasNoTrans, m, n, k, *alpha, A, lda,
+              B, ldb, *beta, C, ldc);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int n, const float* alpha,
+                           const float* A, int lda, const float* x, int incx, const float* beta, float* y, int incy) {
+  const bool t = trans != CUBLAS_OP_N;
+  const int x_len = t ? m : n, y_len = t ? n : m;
+  if (m < 0 || n < 0 || lda < std::max(1, m) || incx <= 0 || incy <= 0) {
+    fail(cudaErrorInvalidValue, "cublasSgemv: m " + std::to_string(m) + ", n " + std::to_string(n) + ", lda " +
+                                    std::to_string(lda) + ", incx " + std::to_string(incx) + ", incy " +
+                                    std::to_string(incy));
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  if (!valid_stream(h->stream, "cublasSgemv") || !blas_host(alpha, "cublasSgemv", "alpha") ||
+      !blas_host(beta, "cublasSgemv", "beta") || !blas_device(A, span(m, n, lda), "cublasSgemv", "A") ||
+      !blas_device(x, vector_span(x_len, incx), "cublasSgemv", "x") ||
+      !blas_device(y, vector_span(y_len, incy), "cublasSgemv", "y"))
+    return CUBLAS_STATUS_EXECUTION_FAILED;
+  const SingleThreadedBlas one_thread;
+  cblas_sgemv(CblasColMajor, t ? CblasTrans : CblasNoTrans, m, n, *alpha, A, lda, x, incx, *beta, y, incy);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSdot(cublasHandle_t h, int n, const float* x, int incx, const float* y, int incy,
+                          float* result) {
+  if (!valid_stream(h->stream, "cublasSdot") || !blas_host(result, "cublasSdot", "result") ||
+      !blas_device(x, vector_span(n, incx), "cublasSdot", "x") ||
+      !blas_device(y, vector_span(n, incy), "cublasSdot", "y"))
+    return CUBLAS_STATUS_EXECUTION_FAILED;
+  double sum = 0;
+  for (int i = 0; i < n; ++i)
+    sum += static_cast<double>(x[static_cast<size_t>(i) * incx]) * y[static_cast<size_t>(i) * incy];
+  *result = static_cast<float>(sum);
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSasum(cublasHandle_t h, int n, const float* x, int incx, float* result) {
+  if (!valid_stream(h->stream, "cublasSasum") || !blas_host(result, "cublasSasum", "result") ||
+      !blas_device(x, vector_span(n, incx), "cublasSasum", "x"))
+    return CUBLAS_STATUS_EXECUTION_FAILED;
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::fabs(static_cast<double>(x[static_cast<size_t>(i) * incx]));
+  *result = static_cast<float>(sum);
+  return CUBLAS_STATUS_SUCCESS;
+}

@@ -1,0 +1,138 @@
+// The CUDA emulation's own checks (tests/cuda_emu/README.md), in the emulation build
+// only: what it must catch for the GPU tests run on it to mean anything. Each case
+// commits the mistake on purpose and expects the emulation to report it.
+#include "tests/cuda_emu/cuda_emu.hpp"  // first: it defines __shared__ for the CUDA headers
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/cuda/cuda_context.hpp"
+#include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/error.hpp"
+#include "engine/cuda/math_kernels.hpp"
+#include "layers/cuda/neuron_kernels.hpp"
+
+using namespace crema;
+
+namespace {
+
+constexpr int kThreadsPerBlock = 64;
+
+// A block's sum by halving, in shared memory: correct only with its barriers.
+void block_sum(const float* x, float* out, bool with_barriers) {  // x: (kThreadsPerBlock), out: (1)
+  __shared__ float partial[kThreadsPerBlock];
+  partial[threadIdx.x] = x[threadIdx.x];
+  if (with_barriers) __syncthreads();
+  for (unsigned half = kThreadsPerBlock / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    if (with_barriers) __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = partial[0];
+}
+
+// A barrier inside a branch that only some of the block's threads take.
+void divergent_barrier(float* out) {  // out: (1)
+  if (threadIdx.x < 3) __syncthreads();
+  if (threadIdx.x == 0) *out = 1.f;
+}
+
+// Each warp's sum by shuffles, written by the warp's first lane.
+void warp_sums(const float* x, float* out) {  // x: (kThreadsPerBlock), out: (kThreadsPerBlock / 32)
+  float v = x[threadIdx.x];
+  for (unsigned offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
+  if (threadIdx.x % 32 == 0) out[threadIdx.x / 32] = v;
+}
+
+struct DeviceBuffer {
+  explicit DeviceBuffer(size_t floats) : p(static_cast<float*>(cuda::alloc_device(floats * sizeof(float), &device))) {}
+  ~DeviceBuffer() { cuda::free_device(p, device); }
+  int device = -1;
+  float* p;
+};
+
+std::vector<float> ramp(int n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(i + 1);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("CUDA emulation: a block's barriers order its threads, and a missing one shows") {
+  const std::vector<float> x = ramp(kThreadsPerBlock);
+  DeviceBuffer dx(kThreadsPerBlock), out(1);
+  cuda::copy_to_device(dx.p, x.data(), x.size() * sizeof(float));
+  float sum = 0;
+  // Without them thread 0 reads partners that have not written yet. (First: shared
+  // memory is a static here, so a correct run before would have left the partial sums.)
+  crema_emu::launch("block_sum", dim3(1), dim3(kThreadsPerBlock), 0, nullptr, &block_sum, dx.p, out.p, false);
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  cuda::copy_to_host(&sum, out.p, sizeof sum);
+  CHECK(sum != kThreadsPerBlock * (kThreadsPerBlock + 1) / 2);
+  crema_emu::launch("block_sum", dim3(1), dim3(kThreadsPerBlock), 0, nullptr, &block_sum, dx.p, out.p, true);
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  cuda::copy_to_host(&sum, out.p, sizeof sum);
+  CHECK(sum == kThreadsPerBlock * (kThreadsPerBlock + 1) / 2);
+}
+
+TEST_CASE("CUDA emulation: a barrier only some threads reach is a launch failure") {
+  DeviceBuffer out(1);
+  crema_emu::launch("divergent_barrier", dim3(2), dim3(32), 0, nullptr, &divergent_barrier, out.p);
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+  CHECK(cudaGetLastError() == cudaSuccess);  // not sticky: the next test starts clean
+}
+
+TEST_CASE("CUDA emulation: warp shuffles exchange within each warp") {
+  const std::vector<float> x = ramp(kThreadsPerBlock);
+  DeviceBuffer dx(kThreadsPerBlock), out(2);
+  cuda::copy_to_device(dx.p, x.data(), x.size() * sizeof(float));
+  crema_emu::launch("warp_sums", dim3(1), dim3(kThreadsPerBlock), 0, nullptr, &warp_sums, dx.p, out.p);
+  REQUIRE(cudaGetLastError() == cudaSuccess);
+  float sums[2];
+  cuda::copy_to_host(sums, out.p, sizeof sums);
+  CHECK(sums[0] == 32 * 33 / 2);               // 1 + … + 32
+  CHECK(sums[1] == 32 * 33 / 2 + 32 * 32);     // 33 + … + 64
+}
+
+TEST_CASE("CUDA emulation: a host pointer given to a kernel stops the launch, naming the kernel") {
+  auto ctx = cuda::CudaContext::create(0);
+  std::vector<float> host(16, 1.f);
+  DeviceBuffer y(16);
+  std::string what;
+  try {
+    cuda::relu_forward(*ctx, 16, 0.f, host.data(), y.p);
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  CHECK(what.find("ReluForward") != std::string::npos);  // the launch names the formula's type
+  CHECK(what.find("is host memory, not device memory") != std::string::npos);
+}
+
+TEST_CASE("CUDA emulation: copies and cuBLAS calls past an allocation's end are refused") {
+  auto ctx = cuda::CudaContext::create(0);
+  // Straight from cudaMalloc: the caching allocator rounds blocks up (to 512 bytes at
+  // least), and only what runs past the block can show.
+  std::vector<float> host(20, 1.f);
+  auto* a = static_cast<float*>(cuda::alloc_device_uncached(16 * sizeof(float)));
+  auto* b = static_cast<float*>(cuda::alloc_device_uncached(16 * sizeof(float)));
+  auto* c = static_cast<float*>(cuda::alloc_device_uncached(20 * sizeof(float)));
+  CHECK_THROWS_WITH_AS(cuda::copy_to_device(a, host.data(), 17 * sizeof(float)),
+                       doctest::Contains("4 bytes past the end of its 64-byte allocation"), Error);
+  cuda::copy_to_device(a, host.data(), 16 * sizeof(float));
+  cuda::copy_to_device(b, host.data(), 16 * sizeof(float));
+  // 4 x 4 times 4 x 5 reads 20 floats of b, which holds 16.
+  CHECK_THROWS_WITH_AS(cuda::gpu_gemm(*ctx, false, false, 4, 5, 4, 1.f, a, b, 0.f, c),
+                       doctest::Contains("cublasSgemm"), Error);
+  for (float* p : {a, b, c}) cuda::free_device_uncached(p, 0);
+}
+
+TEST_CASE("CUDA emulation: fresh device memory reads as NaN") {
+  // Straight from cudaMalloc: the caching allocator may hand out a block used before.
+  void* a = cuda::alloc_device_uncached(4 * sizeof(float));
+  float v[4];
+  cuda::copy_to_host(v, a, sizeof v);
+  cuda::free_device_uncached(a, 0);
+  for (const float x : v) CHECK(x != x);
+}
