@@ -80,8 +80,9 @@ TEST_CASE("CUDA emulation: a block's barriers order its threads, and a missing o
 TEST_CASE("CUDA emulation: a barrier only some threads reach is a launch failure") {
   DeviceBuffer out(1);
   crema_emu::launch("divergent_barrier", dim3(2), dim3(32), 0, nullptr, &divergent_barrier, out.p);
-  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
-  CHECK(cudaGetLastError() == cudaSuccess);  // not sticky: the next test starts clean
+  CHECK(cudaGetLastError() == cudaSuccess);  // queued: it has not run yet
+  CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
+  CHECK(cudaGetLastError() == cudaSuccess);  // reported once
 }
 
 TEST_CASE("CUDA emulation: warp shuffles exchange within each warp") {
@@ -135,4 +136,34 @@ TEST_CASE("CUDA emulation: fresh device memory reads as NaN") {
   cuda::copy_to_host(v, a, sizeof v);
   cuda::free_device_uncached(a, 0);
   for (const float x : v) CHECK(x != x);
+}
+
+TEST_CASE("CUDA emulation: a stream's work waits until the host, or a stream through an event, waits for it") {
+  void* s1 = cuda::create_stream(0);
+  void* s2 = cuda::create_stream(0);
+  void* done = cuda::create_event(0);
+  auto* pinned = static_cast<float*>(cuda::alloc_pinned(4 * sizeof(float)));
+  for (int i = 0; i < 4; ++i) pinned[i] = static_cast<float>(i + 1);
+  void* a = cuda::alloc_device_uncached(4 * sizeof(float));
+  void* b = cuda::alloc_device_uncached(4 * sizeof(float));
+  float out[4];
+  // s2 copies a before s1 has filled it: nothing ordered the two streams.
+  cuda::copy_async(a, pinned, sizeof out, s1);
+  cuda::copy_async(b, a, sizeof out, s2);
+  cuda::synchronize_stream(s2);
+  REQUIRE(cudaMemcpy(out, b, sizeof out, cudaMemcpyDeviceToHost) == cudaSuccess);  // waits for neither stream
+  CHECK(out[0] != out[0]);  // still the NaN of fresh memory
+  // With an event recorded after the fill and waited for by s2, the copy sees it.
+  cuda::record_event(done, s1);
+  cuda::wait_event(s2, done);
+  cuda::copy_async(b, a, sizeof out, s2);
+  cuda::synchronize_stream(s2);
+  REQUIRE(cudaMemcpy(out, b, sizeof out, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(out[3] == 4.f);
+  cuda::free_device_uncached(a, 0);
+  cuda::free_device_uncached(b, 0);
+  cuda::free_pinned(pinned);
+  cuda::destroy_event(done);
+  cuda::destroy_stream(s1);
+  cuda::destroy_stream(s2);
 }

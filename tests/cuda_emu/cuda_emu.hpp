@@ -4,8 +4,8 @@
 // into `crema_emu::launch(...)`. The files then compile as plain C++ and their kernels
 // run on the host, each block's threads as fibers switching at __syncthreads, so the
 // GPU tests check crema's kernels and its use of the CUDA, cuBLAS and cuDNN APIs on a
-// machine without a GPU. It proves the arithmetic and the bookkeeping, not timing:
-// streams are synchronous here, so a missing stream wait cannot show.
+// machine without a GPU. Work waits in its stream until the host waits for it, so a
+// missing wait shows; it proves the arithmetic and the ordering, not timing or races.
 #pragma once
 
 // Blocks run one after another on one host thread, so a block's shared memory can be
@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -36,10 +37,11 @@ namespace crema_emu {
 // Suspends the calling device thread until every thread of its block has arrived.
 void sync_threads();
 
-// The scheduler (emu_runtime.cpp): runs `thread` once per thread of the grid.
-// `pointers` are the kernel's pointer arguments, checked to lie in device memory.
+// The scheduler (emu_runtime.cpp): checks the launch now and queues it on `stream`,
+// to run `thread` once per thread of the grid. `pointers` are the kernel's pointer
+// arguments, checked to lie in device memory.
 void run_grid(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-              const std::function<void()>& thread, const void* const* pointers, size_t pointer_count);
+              std::function<void()> thread, const void* const* pointers, size_t pointer_count);
 
 // A warp shuffle as every thread of the block calls it (crema calls them only so): the
 // value from the thread `delta` lanes up in the same warp, or the caller's own when
@@ -69,23 +71,24 @@ const void* pointer_of(const T& arg) {
 }
 
 // kernel<<<grid, block, shared, stream>>>(args...): the arguments are converted to the
-// kernel's parameter types once, as the launch would copy them, and each thread calls
-// the kernel with its own copy of them.
+// kernel's parameter types once, as the launch would copy them, kept until the launch
+// runs, and each thread calls the kernel with its own copy of them.
 template <typename... Params, typename... Args>
 void launch(const char* name, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, void (*kernel)(Params...),
             Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "kernel launched with the wrong number of arguments");
-  const std::tuple<Params...> params(std::forward<Args>(args)...);
+  const auto params = std::make_shared<const std::tuple<Params...>>(std::forward<Args>(args)...);
   const void* pointers[sizeof...(Params) + 1] = {nullptr};
   size_t count = 0;
   std::apply(
       [&](const auto&... p) {
         ((std::is_pointer_v<std::decay_t<decltype(p)>> ? void(pointers[count++] = pointer_of(p)) : void()), ...);
       },
-      params);
+      *params);
   const std::string described = std::string(name) + "(" + parameter_types<Params...>() + ")";
-  run_grid(described.c_str(), grid, block, shared, stream, [&] { std::apply([&](Params... copy) { kernel(copy...); }, params); },
-           pointers, count);
+  run_grid(
+      described.c_str(), grid, block, shared, stream,
+      [params, kernel] { std::apply([kernel](Params... copy) { kernel(copy...); }, *params); }, pointers, count);
 }
 
 }  // namespace crema_emu

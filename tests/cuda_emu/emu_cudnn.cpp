@@ -1,7 +1,9 @@
 // The cuDNN calls crema makes, emulated on the host (tests/cuda_emu/README.md):
 // NCHW float convolution (groups, padding, stride, dilation) forward, backward data,
 // filter and bias, cudnnAddTensor, 2-D max and average pooling, and cross-channel LRN,
-// each written from cuDNN's documented definition, in double. The algorithm queries
+// each written from cuDNN's documented definition. Each call checks its arguments at
+// once and queues its work on the handle's stream, descriptors and scalars copied as
+// they are at the call (tests/cuda_emu/emu_runtime.cpp, "queued work"). The algorithm queries
 // answer a fixed list (a TF32 one, a non-deterministic one, two deterministic ones
 // with and without workspace) so that crema's choice among them is exercised, and
 // each call checks that its workspace is large enough and its data device memory.
@@ -138,7 +140,7 @@ struct ConvGeometry {
   const cudnnTensorStruct& y;
   int out_per_group() const { return w.k / c.groups; }
   int taps() const { return w.c * w.h * w.w; }  // rows of col
-  int positions() const { return y.h * y.w; }    // columns of col
+  int positions() const { return y.h * y.w; }   // columns of col
   // Input element of tap row r at output position p of image n, group g; -1 in the padding.
   long input_index(int n, int g, int r, int p) const {
     const int kw = r % w.w, kh = r / w.w % w.h, ci = r / (w.w * w.h);
@@ -184,10 +186,14 @@ int pool_out(int in, int pad, int window_size, int stride) { return 1 + (in + 2 
 
 const char* cudnnGetErrorString(cudnnStatus_t s) {
   switch (s) {
-    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
-    case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM (emulated cuDNN; see the message above)";
-    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED (emulated cuDNN)";
-    default: return "CUDNN_STATUS_EXECUTION_FAILED (emulated cuDNN; see the message above)";
+    case CUDNN_STATUS_SUCCESS:
+      return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_BAD_PARAM:
+      return "CUDNN_STATUS_BAD_PARAM (emulated cuDNN; see the message above)";
+    case CUDNN_STATUS_NOT_SUPPORTED:
+      return "CUDNN_STATUS_NOT_SUPPORTED (emulated cuDNN)";
+    default:
+      return "CUDNN_STATUS_EXECUTION_FAILED (emulated cuDNN; see the message above)";
   }
 }
 size_t cudnnGetVersion() { return CUDNN_VERSION; }
@@ -225,12 +231,12 @@ CREMA_EMU_DESCRIPTOR(cudnnPoolingDescriptor_t, cudnnPoolingStruct, cudnnCreatePo
 CREMA_EMU_DESCRIPTOR(cudnnLRNDescriptor_t, cudnnLRNStruct, cudnnCreateLRNDescriptor, cudnnDestroyLRNDescriptor)
 #undef CREMA_EMU_DESCRIPTOR
 
-cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format,
-                                         cudnnDataType_t type, int n, int c, int h, int w) {
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t format, cudnnDataType_t type,
+                                         int n, int c, int h, int w) {
   if (format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
   if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
-    return bad("cudnnSetTensor4dDescriptor: " + std::to_string(n) + "x" + std::to_string(c) + "x" +
-               std::to_string(h) + "x" + std::to_string(w) + " has an empty dimension");
+    return bad("cudnnSetTensor4dDescriptor: " + std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) +
+               "x" + std::to_string(w) + " has an empty dimension");
   *d = cudnnTensorStruct{n, c, h, w, true};
   return CUDNN_STATUS_SUCCESS;
 }
@@ -271,7 +277,8 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
                                                     const cudnnTensorDescriptor_t x, const cudnnFilterDescriptor_t w,
                                                     int* n, int* k, int* h, int* wo) {
   if (!c->set || !x->set || !w->set) return bad("cudnnGetConvolution2dForwardOutputDim: a descriptor was never set");
-  if (x->c != w->c * c->groups) return bad("cudnnGetConvolution2dForwardOutputDim: input channels != filter's x groups");
+  if (x->c != w->c * c->groups)
+    return bad("cudnnGetConvolution2dForwardOutputDim: input channels != filter's x groups");
   *n = x->n;
   *k = w->k;
   *h = conv_out(x->h, c->pad_h, w->h, c->stride_h, c->dilation_h);
@@ -280,10 +287,9 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
 }
 
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
-                                                     const cudnnFilterDescriptor_t,
-                                                     const cudnnConvolutionDescriptor_t,
-                                                     const cudnnTensorDescriptor_t, const int requested,
-                                                     int* returned, cudnnConvolutionFwdAlgoPerf_t* perf) {
+                                                     const cudnnFilterDescriptor_t, const cudnnConvolutionDescriptor_t,
+                                                     const cudnnTensorDescriptor_t, const int requested, int* returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t* perf) {
   algorithm_list<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(perf, requested, returned);
   return CUDNN_STATUS_SUCCESS;
 }
@@ -304,8 +310,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
-                                                      const cudnnFilterDescriptor_t,
-                                                      const cudnnConvolutionDescriptor_t,
+                                                      const cudnnFilterDescriptor_t, const cudnnConvolutionDescriptor_t,
                                                       const cudnnTensorDescriptor_t, cudnnConvolutionFwdAlgo_t algo,
                                                       size_t* bytes) {
   *bytes = workspace_for(algo);
@@ -328,7 +333,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cons
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, const cudnnTensorDescriptor_t xd,
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void* alpha, const cudnnTensorDescriptor_t xd,
                                       const void* x, const cudnnFilterDescriptor_t wd, const void* w,
                                       const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo,
                                       void* workspace, size_t workspace_bytes, const void* beta,
@@ -340,24 +345,28 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, const cu
       !device_data(w, wd->count() * 4, "cudnnConvolutionForward w") ||
       !device_data(y, yd->count() * 4, "cudnnConvolutionForward y"))
     return memory_fault();
-  const ConvGeometry geo{*xd, *wd, *cd, *yd};
-  const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
-  const crema_emu::SingleThreadedBlas one_thread;
-  std::vector<float> sum(yd->count()), col;
-  for (int n = 0; n < yd->n; ++n)
-    for (int g = 0; g < cd->groups; ++g) {
-      geo.im2col(static_cast<const float*>(x), n, g, &col);
-      // y[n, group g] (kg x p) = w[group g] (kg x q) col (q x p)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kg, p, q, 1.f,
-                  static_cast<const float*>(w) + geo.filter_offset(g), q, col.data(), p, 0.f,
-                  sum.data() + geo.output_offset(n, g), p);
-    }
-  auto* ys = static_cast<float*>(y);
-  for (size_t i = 0; i < sum.size(); ++i) blend(&ys[i], sum[i], scalar(alpha), scalar(beta));
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream,
+                     [=, xd_ = *xd, wd_ = *wd, cd_ = *cd, yd_ = *yd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+                       const ConvGeometry geo{xd_, wd_, cd_, yd_};
+                       const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
+                       const crema_emu::SingleThreadedBlas one_thread;
+                       std::vector<float> sum(yd_.count()), col;
+                       for (int n = 0; n < yd_.n; ++n)
+                         for (int g = 0; g < cd_.groups; ++g) {
+                           geo.im2col(static_cast<const float*>(x), n, g, &col);
+                           // y[n, group g] (kg x p) = w[group g] (kg x q) col (q x p)
+                           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kg, p, q, 1.f,
+                                       static_cast<const float*>(w) + geo.filter_offset(g), q, col.data(), p, 0.f,
+                                       sum.data() + geo.output_offset(n, g), p);
+                         }
+                       auto* ys = static_cast<float*>(y);
+                       for (size_t i = 0; i < sum.size(); ++i) blend(&ys[i], sum[i], alpha_, beta_);
+                     });
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, const cudnnFilterDescriptor_t wd,
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void* alpha, const cudnnFilterDescriptor_t wd,
                                            const void* w, const cudnnTensorDescriptor_t dyd, const void* dy,
                                            const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
                                            void* workspace, size_t workspace_bytes, const void* beta,
@@ -369,24 +378,28 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, con
       !device_data(dy, dyd->count() * 4, "cudnnConvolutionBackwardData dy") ||
       !device_data(dx, dxd->count() * 4, "cudnnConvolutionBackwardData dx"))
     return memory_fault();
-  const ConvGeometry geo{*dxd, *wd, *cd, *dyd};
-  const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
-  const crema_emu::SingleThreadedBlas one_thread;
-  std::vector<float> sum(dxd->count(), 0.f), col(static_cast<size_t>(q) * p);
-  for (int n = 0; n < dyd->n; ++n)
-    for (int g = 0; g < cd->groups; ++g) {
-      // col (q x p) = w[group g]^T (q x kg) dy[n, group g] (kg x p), then back onto the image
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q, p, kg, 1.f,
-                  static_cast<const float*>(w) + geo.filter_offset(g), q,
-                  static_cast<const float*>(dy) + geo.output_offset(n, g), p, 0.f, col.data(), p);
-      geo.col2im_add(col, n, g, sum.data());
-    }
-  auto* dxs = static_cast<float*>(dx);
-  for (size_t i = 0; i < sum.size(); ++i) blend(&dxs[i], sum[i], scalar(alpha), scalar(beta));
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream,
+                     [=, wd_ = *wd, dyd_ = *dyd, cd_ = *cd, dxd_ = *dxd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+                       const ConvGeometry geo{dxd_, wd_, cd_, dyd_};
+                       const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
+                       const crema_emu::SingleThreadedBlas one_thread;
+                       std::vector<float> sum(dxd_.count(), 0.f), col(static_cast<size_t>(q) * p);
+                       for (int n = 0; n < dyd_.n; ++n)
+                         for (int g = 0; g < cd_.groups; ++g) {
+                           // col (q x p) = w[group g]^T (q x kg) dy[n, group g] (kg x p), then back onto the image
+                           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q, p, kg, 1.f,
+                                       static_cast<const float*>(w) + geo.filter_offset(g), q,
+                                       static_cast<const float*>(dy) + geo.output_offset(n, g), p, 0.f, col.data(), p);
+                           geo.col2im_add(col, n, g, sum.data());
+                         }
+                       auto* dxs = static_cast<float*>(dx);
+                       for (size_t i = 0; i < sum.size(); ++i) blend(&dxs[i], sum[i], alpha_, beta_);
+                     });
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, const cudnnTensorDescriptor_t xd,
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* alpha, const cudnnTensorDescriptor_t xd,
                                              const void* x, const cudnnTensorDescriptor_t dyd, const void* dy,
                                              const cudnnConvolutionDescriptor_t cd,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void* workspace,
@@ -399,24 +412,28 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, c
       !device_data(dy, dyd->count() * 4, "cudnnConvolutionBackwardFilter dy") ||
       !device_data(dw, dwd->count() * 4, "cudnnConvolutionBackwardFilter dw"))
     return memory_fault();
-  const ConvGeometry geo{*xd, *dwd, *cd, *dyd};
-  const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
-  const crema_emu::SingleThreadedBlas one_thread;
-  std::vector<float> sum(dwd->count(), 0.f), col;
-  for (int n = 0; n < dyd->n; ++n)
-    for (int g = 0; g < cd->groups; ++g) {
-      geo.im2col(static_cast<const float*>(x), n, g, &col);
-      // dw[group g] (kg x q) += dy[n, group g] (kg x p) col^T (p x q)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kg, q, p, 1.f,
-                  static_cast<const float*>(dy) + geo.output_offset(n, g), p, col.data(), p, 1.f,
-                  sum.data() + geo.filter_offset(g), q);
-    }
-  auto* dws = static_cast<float*>(dw);
-  for (size_t i = 0; i < sum.size(); ++i) blend(&dws[i], sum[i], scalar(alpha), scalar(beta));
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream,
+                     [=, xd_ = *xd, dyd_ = *dyd, cd_ = *cd, dwd_ = *dwd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+                       const ConvGeometry geo{xd_, dwd_, cd_, dyd_};
+                       const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
+                       const crema_emu::SingleThreadedBlas one_thread;
+                       std::vector<float> sum(dwd_.count(), 0.f), col;
+                       for (int n = 0; n < dyd_.n; ++n)
+                         for (int g = 0; g < cd_.groups; ++g) {
+                           geo.im2col(static_cast<const float*>(x), n, g, &col);
+                           // dw[group g] (kg x q) += dy[n, group g] (kg x p) col^T (p x q)
+                           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kg, q, p, 1.f,
+                                       static_cast<const float*>(dy) + geo.output_offset(n, g), p, col.data(), p, 1.f,
+                                       sum.data() + geo.filter_offset(g), q);
+                         }
+                       auto* dws = static_cast<float*>(dw);
+                       for (size_t i = 0; i < sum.size(); ++i) blend(&dws[i], sum[i], alpha_, beta_);
+                     });
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t, const void* alpha, const cudnnTensorDescriptor_t dyd,
+cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t handle, const void* alpha, const cudnnTensorDescriptor_t dyd,
                                            const void* dy, const void* beta, const cudnnTensorDescriptor_t dbd,
                                            void* db) {
   if (!dyd->set || !dbd->set || dbd->n != 1 || dbd->c != dyd->c || dbd->h != 1 || dbd->w != 1)
@@ -424,34 +441,40 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t, const void* alpha, con
   if (!device_data(dy, dyd->count() * 4, "cudnnConvolutionBackwardBias dy") ||
       !device_data(db, dbd->count() * 4, "cudnnConvolutionBackwardBias db"))
     return memory_fault();
-  const auto* dys = static_cast<const float*>(dy);
-  auto* dbs = static_cast<float*>(db);
-  for (int c = 0; c < dyd->c; ++c) {
-    double sum = 0;
-    for (int n = 0; n < dyd->n; ++n)
-      for (int h = 0; h < dyd->h; ++h)
-        for (int w = 0; w < dyd->w; ++w) sum += dys[at(*dyd, n, c, h, w)];
-    blend(&dbs[c], sum, scalar(alpha), scalar(beta));
-  }
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream, [=, dyd_ = *dyd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+    const auto* dys = static_cast<const float*>(dy);
+    auto* dbs = static_cast<float*>(db);
+    for (int c = 0; c < dyd_.c; ++c) {
+      double sum = 0;
+      for (int n = 0; n < dyd_.n; ++n)
+        for (int h = 0; h < dyd_.h; ++h)
+          for (int w = 0; w < dyd_.w; ++w) sum += dys[at(dyd_, n, c, h, w)];
+      blend(&dbs[c], sum, alpha_, beta_);
+    }
+  });
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnAddTensor(cudnnHandle_t, const void* alpha, const cudnnTensorDescriptor_t ad, const void* a,
+cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void* alpha, const cudnnTensorDescriptor_t ad, const void* a,
                              const void* beta, const cudnnTensorDescriptor_t cd, void* c) {
   const auto fits = [](int from, int to) { return from == 1 || from == to; };
   if (!ad->set || !cd->set || !fits(ad->n, cd->n) || !fits(ad->c, cd->c) || !fits(ad->h, cd->h) || !fits(ad->w, cd->w))
     return bad("cudnnAddTensor: A does not broadcast to C");
   if (!device_data(a, ad->count() * 4, "cudnnAddTensor A") || !device_data(c, cd->count() * 4, "cudnnAddTensor C"))
     return memory_fault();
-  const auto* as = static_cast<const float*>(a);
-  auto* cs = static_cast<float*>(c);
-  for (int n = 0; n < cd->n; ++n)
-    for (int ch = 0; ch < cd->c; ++ch)
-      for (int h = 0; h < cd->h; ++h)
-        for (int w = 0; w < cd->w; ++w)
-          blend(&cs[at(*cd, n, ch, h, w)],
-                as[at(*ad, ad->n == 1 ? 0 : n, ad->c == 1 ? 0 : ch, ad->h == 1 ? 0 : h, ad->w == 1 ? 0 : w)],
-                scalar(alpha), scalar(beta));
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream, [=, ad_ = *ad, cd_ = *cd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+    const auto* as = static_cast<const float*>(a);
+    auto* cs = static_cast<float*>(c);
+    for (int n = 0; n < cd_.n; ++n)
+      for (int ch = 0; ch < cd_.c; ++ch)
+        for (int h = 0; h < cd_.h; ++h)
+          for (int w = 0; w < cd_.w; ++w)
+            blend(&cs[at(cd_, n, ch, h, w)],
+                  as[at(ad_, ad_.n == 1 ? 0 : n, ad_.c == 1 ? 0 : ch, ad_.h == 1 ? 0 : h, ad_.w == 1 ? 0 : w)], alpha_,
+                  beta_);
+  });
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -461,8 +484,8 @@ cudnnStatus_t cudnnSetPooling2dDescriptor(cudnnPoolingDescriptor_t d, cudnnPooli
   if (mode != CUDNN_POOLING_MAX && mode != CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING &&
       mode != CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING)
     return CUDNN_STATUS_NOT_SUPPORTED;
-  if (window_h <= 0 || window_w <= 0 || pad_h < 0 || pad_w < 0 || stride_h <= 0 || stride_w <= 0 ||
-      pad_h >= window_h || pad_w >= window_w)
+  if (window_h <= 0 || window_w <= 0 || pad_h < 0 || pad_w < 0 || stride_h <= 0 || stride_w <= 0 || pad_h >= window_h ||
+      pad_w >= window_w)
     return bad("cudnnSetPooling2dDescriptor: a bad window, padding or stride");
   *d = cudnnPoolingStruct{mode, window_h, window_w, pad_h, pad_w, stride_h, stride_w, true};
   return CUDNN_STATUS_SUCCESS;
@@ -489,37 +512,41 @@ bool pool_consistent(const cudnnPoolingStruct& p, const cudnnTensorStruct& x, co
 }
 }  // namespace
 
-cudnnStatus_t cudnnPoolingForward(cudnnHandle_t, const cudnnPoolingDescriptor_t pd, const void* alpha,
+cudnnStatus_t cudnnPoolingForward(cudnnHandle_t handle, const cudnnPoolingDescriptor_t pd, const void* alpha,
                                   const cudnnTensorDescriptor_t xd, const void* x, const void* beta,
                                   const cudnnTensorDescriptor_t yd, void* y) {
   if (!pool_consistent(*pd, *xd, *yd, "cudnnPoolingForward")) return CUDNN_STATUS_BAD_PARAM;
   if (!device_data(x, xd->count() * 4, "cudnnPoolingForward x") ||
       !device_data(y, yd->count() * 4, "cudnnPoolingForward y"))
     return memory_fault();
-  const auto* xs = static_cast<const float*>(x);
-  auto* ys = static_cast<float*>(y);
-  for (int n = 0; n < yd->n; ++n)
-    for (int c = 0; c < yd->c; ++c)
-      for (int oh = 0; oh < yd->h; ++oh)
-        for (int ow = 0; ow < yd->w; ++ow) {
-          const Window win = window(*pd, *xd, oh, ow);
-          double v = pd->mode == CUDNN_POOLING_MAX ? -std::numeric_limits<double>::max() : 0.0;
-          for (int h = win.h0; h < win.h1; ++h)
-            for (int w = win.w0; w < win.w1; ++w) {
-              const double e = xs[at(*xd, n, c, h, w)];
-              if (pd->mode == CUDNN_POOLING_MAX) {
-                if (e > v) v = e;  // a NaN is not propagated
-              } else {
-                v += e;
-              }
-            }
-          if (pd->mode != CUDNN_POOLING_MAX) v /= average_divisor(*pd, win);
-          blend(&ys[at(*yd, n, c, oh, ow)], v, scalar(alpha), scalar(beta));
-        }
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream,
+                     [=, pd_ = *pd, xd_ = *xd, yd_ = *yd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+                       const auto* xs = static_cast<const float*>(x);
+                       auto* ys = static_cast<float*>(y);
+                       for (int n = 0; n < yd_.n; ++n)
+                         for (int c = 0; c < yd_.c; ++c)
+                           for (int oh = 0; oh < yd_.h; ++oh)
+                             for (int ow = 0; ow < yd_.w; ++ow) {
+                               const Window win = window(pd_, xd_, oh, ow);
+                               double v = pd_.mode == CUDNN_POOLING_MAX ? -std::numeric_limits<double>::max() : 0.0;
+                               for (int h = win.h0; h < win.h1; ++h)
+                                 for (int w = win.w0; w < win.w1; ++w) {
+                                   const double e = xs[at(xd_, n, c, h, w)];
+                                   if (pd_.mode == CUDNN_POOLING_MAX) {
+                                     if (e > v) v = e;  // a NaN is not propagated
+                                   } else {
+                                     v += e;
+                                   }
+                                 }
+                               if (pd_.mode != CUDNN_POOLING_MAX) v /= average_divisor(pd_, win);
+                               blend(&ys[at(yd_, n, c, oh, ow)], v, alpha_, beta_);
+                             }
+                     });
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnPoolingBackward(cudnnHandle_t, const cudnnPoolingDescriptor_t pd, const void* alpha,
+cudnnStatus_t cudnnPoolingBackward(cudnnHandle_t handle, const cudnnPoolingDescriptor_t pd, const void* alpha,
                                    const cudnnTensorDescriptor_t yd, const void* y, const cudnnTensorDescriptor_t dyd,
                                    const void* dy, const cudnnTensorDescriptor_t xd, const void* x, const void* beta,
                                    const cudnnTensorDescriptor_t dxd, void* dx) {
@@ -531,34 +558,38 @@ cudnnStatus_t cudnnPoolingBackward(cudnnHandle_t, const cudnnPoolingDescriptor_t
       !device_data(x, xd->count() * 4, "cudnnPoolingBackward x") ||
       !device_data(dx, dxd->count() * 4, "cudnnPoolingBackward dx"))
     return memory_fault();
-  const auto* xs = static_cast<const float*>(x);
-  const auto* ys = static_cast<const float*>(y);
-  const auto* dys = static_cast<const float*>(dy);
-  std::vector<double> sum(dxd->count(), 0.0);
-  for (int n = 0; n < yd->n; ++n)
-    for (int c = 0; c < yd->c; ++c)
-      for (int oh = 0; oh < yd->h; ++oh)
-        for (int ow = 0; ow < yd->w; ++ow) {
-          const Window win = window(*pd, *xd, oh, ow);
-          const double g = dys[at(*dyd, n, c, oh, ow)];
-          if (pd->mode == CUDNN_POOLING_MAX) {
-            // To the first element of the window equal to the output (the maximum).
-            const float m = ys[at(*yd, n, c, oh, ow)];
-            bool found = false;
-            for (int h = win.h0; h < win.h1 && !found; ++h)
-              for (int w = win.w0; w < win.w1 && !found; ++w)
-                if (xs[at(*xd, n, c, h, w)] == m) {
-                  sum[at(*dxd, n, c, h, w)] += g;
-                  found = true;
-                }
-          } else {
-            const double share = g / average_divisor(*pd, win);
-            for (int h = win.h0; h < win.h1; ++h)
-              for (int w = win.w0; w < win.w1; ++w) sum[at(*dxd, n, c, h, w)] += share;
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream, [=, pd_ = *pd, yd_ = *yd, dyd_ = *dyd, xd_ = *xd, dxd_ = *dxd,
+                                      alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+    const auto* xs = static_cast<const float*>(x);
+    const auto* ys = static_cast<const float*>(y);
+    const auto* dys = static_cast<const float*>(dy);
+    std::vector<double> sum(dxd_.count(), 0.0);
+    for (int n = 0; n < yd_.n; ++n)
+      for (int c = 0; c < yd_.c; ++c)
+        for (int oh = 0; oh < yd_.h; ++oh)
+          for (int ow = 0; ow < yd_.w; ++ow) {
+            const Window win = window(pd_, xd_, oh, ow);
+            const double g = dys[at(dyd_, n, c, oh, ow)];
+            if (pd_.mode == CUDNN_POOLING_MAX) {
+              // To the first element of the window equal to the output (the maximum).
+              const float m = ys[at(yd_, n, c, oh, ow)];
+              bool found = false;
+              for (int h = win.h0; h < win.h1 && !found; ++h)
+                for (int w = win.w0; w < win.w1 && !found; ++w)
+                  if (xs[at(xd_, n, c, h, w)] == m) {
+                    sum[at(dxd_, n, c, h, w)] += g;
+                    found = true;
+                  }
+            } else {
+              const double share = g / average_divisor(pd_, win);
+              for (int h = win.h0; h < win.h1; ++h)
+                for (int w = win.w0; w < win.w1; ++w) sum[at(dxd_, n, c, h, w)] += share;
+            }
           }
-        }
-  auto* dxs = static_cast<float*>(dx);
-  for (size_t i = 0; i < sum.size(); ++i) blend(&dxs[i], sum[i], scalar(alpha), scalar(beta));
+    auto* dxs = static_cast<float*>(dx);
+    for (size_t i = 0; i < sum.size(); ++i) blend(&dxs[i], sum[i], alpha_, beta_);
+  });
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -584,7 +615,7 @@ double lrn_scale(const cudnnLRNStruct& l, const cudnnTensorStruct& t, const floa
 }
 }  // namespace
 
-cudnnStatus_t cudnnLRNCrossChannelForward(cudnnHandle_t, cudnnLRNDescriptor_t ld, cudnnLRNMode_t mode,
+cudnnStatus_t cudnnLRNCrossChannelForward(cudnnHandle_t handle, cudnnLRNDescriptor_t ld, cudnnLRNMode_t mode,
                                           const void* alpha, const cudnnTensorDescriptor_t xd, const void* x,
                                           const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
   if (mode != CUDNN_LRN_CROSS_CHANNEL_DIM1) return CUDNN_STATUS_NOT_SUPPORTED;
@@ -592,19 +623,23 @@ cudnnStatus_t cudnnLRNCrossChannelForward(cudnnHandle_t, cudnnLRNDescriptor_t ld
   if (!device_data(x, xd->count() * 4, "cudnnLRNCrossChannelForward x") ||
       !device_data(y, yd->count() * 4, "cudnnLRNCrossChannelForward y"))
     return memory_fault();
-  const auto* xs = static_cast<const float*>(x);
-  std::vector<double> out(xd->count());
-  for (int n = 0; n < xd->n; ++n)
-    for (int c = 0; c < xd->c; ++c)
-      for (int h = 0; h < xd->h; ++h)
-        for (int w = 0; w < xd->w; ++w)
-          out[at(*xd, n, c, h, w)] = xs[at(*xd, n, c, h, w)] * std::pow(lrn_scale(*ld, *xd, xs, n, c, h, w), -ld->beta);
-  auto* ys = static_cast<float*>(y);
-  for (size_t i = 0; i < out.size(); ++i) blend(&ys[i], out[i], scalar(alpha), scalar(beta));
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream, [=, ld_ = *ld, xd_ = *xd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+    const auto* xs = static_cast<const float*>(x);
+    std::vector<double> out(xd_.count());
+    for (int n = 0; n < xd_.n; ++n)
+      for (int c = 0; c < xd_.c; ++c)
+        for (int h = 0; h < xd_.h; ++h)
+          for (int w = 0; w < xd_.w; ++w)
+            out[at(xd_, n, c, h, w)] =
+                xs[at(xd_, n, c, h, w)] * std::pow(lrn_scale(ld_, xd_, xs, n, c, h, w), -ld_.beta);
+    auto* ys = static_cast<float*>(y);
+    for (size_t i = 0; i < out.size(); ++i) blend(&ys[i], out[i], alpha_, beta_);
+  });
   return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnLRNCrossChannelBackward(cudnnHandle_t, cudnnLRNDescriptor_t ld, cudnnLRNMode_t mode,
+cudnnStatus_t cudnnLRNCrossChannelBackward(cudnnHandle_t handle, cudnnLRNDescriptor_t ld, cudnnLRNMode_t mode,
                                            const void* alpha, const cudnnTensorDescriptor_t yd, const void* y,
                                            const cudnnTensorDescriptor_t dyd, const void* dy,
                                            const cudnnTensorDescriptor_t xd, const void* x, const void* beta,
@@ -618,27 +653,30 @@ cudnnStatus_t cudnnLRNCrossChannelBackward(cudnnHandle_t, cudnnLRNDescriptor_t l
       !device_data(x, bytes, "cudnnLRNCrossChannelBackward x") ||
       !device_data(dx, bytes, "cudnnLRNCrossChannelBackward dx"))
     return memory_fault();
-  const auto* xs = static_cast<const float*>(x);
-  const auto* ys = static_cast<const float*>(y);
-  const auto* dys = static_cast<const float*>(dy);
-  const cudnnTensorStruct& t = *xd;
-  const int behind = static_cast<int>((ld->n - 1) / 2), ahead = static_cast<int>(ld->n) - 1 - behind;
-  std::vector<double> out(t.count());
-  // dx_c = dy_c s_c^-beta - 2 alpha beta / N x_c sum over the j whose window holds c of
-  // dy_j y_j / s_j, with y as given (cuDNN reads it, it does not recompute it).
-  for (int n = 0; n < t.n; ++n)
-    for (int h = 0; h < t.h; ++h)
-      for (int w = 0; w < t.w; ++w)
-        for (int c = 0; c < t.c; ++c) {
-          double cross = 0;
-          for (int j = std::max(0, c - ahead); j <= std::min(t.c - 1, c + behind); ++j)
-            cross += static_cast<double>(dys[at(t, n, j, h, w)]) * ys[at(t, n, j, h, w)] /
-                     lrn_scale(*ld, t, xs, n, j, h, w);
-          const size_t i = at(t, n, c, h, w);
-          out[i] = dys[i] * std::pow(lrn_scale(*ld, t, xs, n, c, h, w), -ld->beta) -
-                   2.0 * ld->alpha * ld->beta / ld->n * xs[i] * cross;
-        }
-  auto* dxs = static_cast<float*>(dx);
-  for (size_t i = 0; i < out.size(); ++i) blend(&dxs[i], out[i], scalar(alpha), scalar(beta));
+  // Descriptors and scalars as they are now: the call reads them before it returns.
+  crema_emu::enqueue(handle->stream, [=, ld_ = *ld, xd_ = *xd, alpha_ = scalar(alpha), beta_ = scalar(beta)] {
+    const auto* xs = static_cast<const float*>(x);
+    const auto* ys = static_cast<const float*>(y);
+    const auto* dys = static_cast<const float*>(dy);
+    const cudnnTensorStruct& t = xd_;
+    const int behind = static_cast<int>((ld_.n - 1) / 2), ahead = static_cast<int>(ld_.n) - 1 - behind;
+    std::vector<double> out(t.count());
+    // dx_c = dy_c s_c^-beta - 2 alpha beta / N x_c sum over the j whose window holds c of
+    // dy_j y_j / s_j, with y as given (cuDNN reads it, it does not recompute it).
+    for (int n = 0; n < t.n; ++n)
+      for (int h = 0; h < t.h; ++h)
+        for (int w = 0; w < t.w; ++w)
+          for (int c = 0; c < t.c; ++c) {
+            double cross = 0;
+            for (int j = std::max(0, c - ahead); j <= std::min(t.c - 1, c + behind); ++j)
+              cross += static_cast<double>(dys[at(t, n, j, h, w)]) * ys[at(t, n, j, h, w)] /
+                       lrn_scale(ld_, t, xs, n, j, h, w);
+            const size_t i = at(t, n, c, h, w);
+            out[i] = dys[i] * std::pow(lrn_scale(ld_, t, xs, n, c, h, w), -ld_.beta) -
+                     2.0 * ld_.alpha * ld_.beta / ld_.n * xs[i] * cross;
+          }
+    auto* dxs = static_cast<float*>(dx);
+    for (size_t i = 0; i < out.size(); ++i) blend(&dxs[i], out[i], alpha_, beta_);
+  });
   return CUDNN_STATUS_SUCCESS;
 }

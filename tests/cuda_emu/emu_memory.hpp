@@ -1,10 +1,11 @@
-// What the emulated cuBLAS and cuDNN share with the emulated runtime
-// (tests/cuda_emu/emu_runtime.cpp): its findings and its map of device memory.
+// What the emulated cuDNN shares with the emulated runtime (tests/cuda_emu/emu_runtime.cpp):
+// its findings, its map of device memory and its stream queues.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace crema_emu {
@@ -16,6 +17,11 @@ void report(cudaError_t e, const std::string& what);
 // Whether [p, p + bytes) lies inside one device allocation; a finding naming `what`
 // where it does not.
 bool device_data(const void* p, size_t bytes, const std::string& what);
+
+// Queues `work` on `stream`, to run in order with the stream's kernels and copies when
+// the host waits for them; and waits for (runs) everything queued on `stream`.
+void enqueue(cudaStream_t stream, std::function<void()> work);
+void wait_for(cudaStream_t stream);
 
 // Keeps OpenBLAS to the calling thread while it lives. The emulation's products are
 // many and small, and OpenMP's spinning workers made them ten times slower when two

@@ -2,6 +2,8 @@
 // runtime, cuBLAS and cuDNN that crema calls, implemented on the host, and the
 // scheduler that runs emulated kernels (cuda_emu.hpp). One emulated device, device 0.
 //
+// Work given to a stream waits in that stream's queue until the host waits for it (see
+// "queued work" below), so a missing wait shows as a value not yet computed or copied.
 // Besides computing, it checks what a real device would only fault on, or not at all:
 // kernel pointer arguments and cuBLAS/cuDNN data must be device memory (not host
 // memory, not freed), copies must stay inside their allocations and go the way their
@@ -12,18 +14,20 @@
 // First: it defines __shared__ before the CUDA headers would.
 #include "tests/cuda_emu/cuda_emu.hpp"
 // Then the rest.
+#include <cblas.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <cblas.h>
 #include <cudnn.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -170,10 +174,11 @@ bool valid_stream(cudaStream_t s, const char* call) {
 
 // ---- copies ------------------------------------------------------------------------
 
-cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call) {
-  if (bytes == 0) return cudaSuccess;
+// Checks a copy's ranges and direction; *d and *s receive where its ends lie.
+cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call,
+                       Space* dst_space, Space* src_space) {
   std::string why_dst, why_src;
-  const Space d = space_of(dst, bytes, &why_dst), s = space_of(src, bytes, &why_src);
+  const Space d = *dst_space = space_of(dst, bytes, &why_dst), s = *src_space = space_of(src, bytes, &why_src);
   if (!why_dst.empty()) return fail(cudaErrorInvalidValue, std::string(call) + " destination: " + why_dst);
   if (!why_src.empty()) return fail(cudaErrorInvalidValue, std::string(call) + " source: " + why_src);
   const bool want_dst_device = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
@@ -186,7 +191,81 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
       return fail(cudaErrorInvalidValue, std::string(call) + ": the source " + hex(src) + " is " + space_name(s) +
                                              ", against the copy's kind");
   }
-  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+// ---- queued work ---------------------------------------------------------------------
+// Kernels, asynchronous copies and memsets, cuBLAS and cuDNN calls wait in their
+// stream's queue, in order, until the host waits for them: the stream, an event recorded
+// after them or the whole device synchronised, a call that must see them (cudaFree, a
+// copy into pageable memory, cublasSdot), or another stream reaching a
+// cudaStreamWaitEvent on them. A result crema reads without waiting for it has then not
+// been computed yet, as on a device still busy, instead of being right by luck.
+
+struct Queue {
+  std::deque<std::function<void()>> work;
+  uint64_t queued = 0, done = 0;  // items ever queued and run
+};
+std::recursive_mutex device_mutex;                                 // held while work is queued or run
+std::map<const void*, Queue> queues;                               // by stream; null is the legacy default stream
+std::map<const void*, std::pair<const void*, uint64_t>> recorded;  // event -> (stream, items before it)
+std::atomic<int> device_error{cudaSuccess};                        // a failure inside queued work
+
+// Runs `stream`'s work until `count` items have run.
+void run_until(const void* stream, uint64_t count) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  Queue& q = queues[stream];
+  while (q.done < count && !q.work.empty()) {
+    std::function<void()> item = std::move(q.work.front());
+    q.work.pop_front();
+    ++q.done;
+    item();
+  }
+}
+void drain(const void* stream) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  run_until(stream, queues[stream].queued);
+}
+void drain_all() {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  for (auto& [stream, q] : queues) run_until(stream, q.queued);
+}
+// Returns how many items `stream` has had queued, this one included.
+uint64_t queue_work(const void* stream, std::function<void()> item) {
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  Queue& q = queues[stream];
+  q.work.push_back(std::move(item));
+  return ++q.queued;
+}
+
+// A failure found while queued work ran: reported by the next call that returns errors.
+void fail_in_queue(cudaError_t e, const std::string& what) {
+  const cudaError_t saved = last_error;
+  fail(e, what);
+  last_error = saved;  // it belongs to the device, not to whichever thread ran the work
+  device_error = e;
+}
+cudaError_t take_device_error() { return static_cast<cudaError_t>(device_error.exchange(cudaSuccess)); }
+
+// An asynchronous copy, checked now. From pageable memory the source is read now (the
+// runtime stages it before returning); into pageable memory the call returns only once
+// the stream has reached it; between device and pinned memory it is queued.
+cudaError_t copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream,
+                       const char* call) {
+  if (!valid_stream(stream, call)) return last_error;
+  if (bytes == 0) return cudaSuccess;
+  Space d = Space::pageable, s = Space::pageable;
+  if (const cudaError_t e = check_copy(dst, src, bytes, kind, call, &d, &s); e != cudaSuccess) return e;
+  if (s == Space::pageable) {
+    auto staged =
+        std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + bytes);
+    queue_work(stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
+  } else if (d == Space::pageable) {
+    drain(stream);
+    std::memmove(dst, src, bytes);
+  } else {
+    queue_work(stream, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+  }
   return cudaSuccess;
 }
 
@@ -241,8 +320,8 @@ struct Launch {
   void* scheduler_sp = nullptr;
   unsigned current = 0;
   bool running = false;
-  bool plain = false;       // the current thread runs as a plain call
-  bool divergent = false;   // a __syncthreads reached by only some threads
+  bool plain = false;           // the current thread runs as a plain call
+  bool divergent = false;       // a __syncthreads reached by only some threads
   std::vector<uint64_t> lanes;  // the values of a warp shuffle
 };
 thread_local Launch launch_state;
@@ -340,12 +419,41 @@ uint64_t shuffle_down(uint64_t bits, unsigned delta) {
   return out;
 }
 
+namespace {
+
+// Runs one launch, block after block, on the calling thread.
+void run_launch(const std::string& name, dim3 grid, dim3 block, const std::function<void()>& thread) {
+  Launch& l = launch_state;
+  l.thread = &thread;
+  l.running = true;
+  l.divergent = false;
+  gridDim = grid;
+  blockDim = block;
+  const unsigned threads = block.x * block.y * block.z;
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blockIdx = uint3{x, y, z};
+        run_block(l, threads);
+        if (l.divergent) {
+          l.running = false;
+          fail_in_queue(cudaErrorLaunchFailure, name + ": a __syncthreads in block (" + std::to_string(x) + ", " +
+                                                    std::to_string(y) + ", " + std::to_string(z) +
+                                                    ") is reached by only some of its threads");
+          return;
+        }
+      }
+  l.running = false;
+}
+
+}  // namespace
+
 void run_grid(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
-              const std::function<void()>& thread, const void* const* pointers, size_t pointer_count) {
+              std::function<void()> thread, const void* const* pointers, size_t pointer_count) {
   const std::string name = std::string("kernel ") + kernel;
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
-  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || grid.y > 65535 ||
-      grid.z > 65535 || block.z > 64 || shared_bytes > 48 * 1024) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || grid.y > 65535 || grid.z > 65535 ||
+      block.z > 64 || shared_bytes > 48 * 1024) {
     fail(cudaErrorInvalidConfiguration, name + ": launch configuration grid (" + std::to_string(grid.x) + ", " +
                                             std::to_string(grid.y) + ", " + std::to_string(grid.z) + "), block (" +
                                             std::to_string(block.x) + ", " + std::to_string(block.y) + ", " +
@@ -355,32 +463,15 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cu
   if (!valid_stream(stream, name.c_str())) return;
   for (size_t i = 0; i < pointer_count; ++i)
     if (pointers[i] && !require_device(pointers[i], 0, name + " pointer argument " + std::to_string(i + 1))) return;
-
-  Launch& l = launch_state;
-  if (l.running) {
+  if (launch_state.running) {
     fail(cudaErrorLaunchFailure, name + ": launched from inside a kernel");
     return;
   }
-  l.thread = &thread;
-  l.running = true;
-  l.divergent = false;
-  gridDim = grid;
-  blockDim = block;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        blockIdx = uint3{x, y, z};
-        run_block(l, static_cast<unsigned>(threads));
-        if (l.divergent) {
-          l.running = false;
-          fail(cudaErrorLaunchFailure, name + ": a __syncthreads in block (" + std::to_string(x) + ", " +
-                                           std::to_string(y) + ", " + std::to_string(z) +
-                                           ") is reached by only some of its threads");
-          return;
-        }
-      }
-  l.running = false;
+  queue_work(stream, [name, grid, block, thread = std::move(thread)] { run_launch(name, grid, block, thread); });
 }
+
+void enqueue(cudaStream_t stream, std::function<void()> work) { queue_work(stream, std::move(work)); }
+void wait_for(cudaStream_t stream) { drain(stream); }
 
 }  // namespace crema_emu
 
@@ -396,9 +487,11 @@ thread_local std::string error_text;
 cudaError_t cudaGetLastError() {
   const cudaError_t e = last_error;
   last_error = cudaSuccess;
-  return e;
+  return e != cudaSuccess ? e : take_device_error();
 }
-cudaError_t cudaPeekAtLastError() { return last_error; }
+cudaError_t cudaPeekAtLastError() {
+  return last_error != cudaSuccess ? last_error : static_cast<cudaError_t>(device_error.load());
+}
 
 const char* cudaGetErrorString(cudaError_t e) {
   if (e == cudaSuccess) return "no error";
@@ -421,7 +514,10 @@ cudaError_t cudaGetDevice(int* device) {
   *device = current_device;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  drain_all();
+  return take_device_error();
+}
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (device != 0) return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties: one device");
@@ -435,8 +531,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 }
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (device != 0) return fail(cudaErrorInvalidDevice, "cudaDeviceGetAttribute: one device");
-  *value = attr == cudaDevAttrClockRate ? 1000000 : attr == cudaDevAttrMemoryClockRate ? 1000000
-         : attr == cudaDevAttrGlobalMemoryBusWidth ? 64 : 0;
+  *value = attr == cudaDevAttrClockRate              ? 1000000
+           : attr == cudaDevAttrMemoryClockRate      ? 1000000
+           : attr == cudaDevAttrGlobalMemoryBusWidth ? 64
+                                                     : 0;
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
@@ -473,6 +571,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void* p) {
+  drain_all();  // cudaFree waits for the device
   if (!p || release(p, Space::device)) return cudaSuccess;
   return fail(cudaErrorInvalidValue, "cudaFree(" + hex(p) + "): not an allocation of cudaMalloc, or freed already");
 }
@@ -481,24 +580,30 @@ cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
   return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFreeHost(void* p) {
+  drain_all();
   if (!p || release(p, Space::pinned)) return cudaSuccess;
   return fail(cudaErrorInvalidValue, "cudaFreeHost(" + hex(p) + "): not an allocation of cudaHostAlloc");
 }
 
+// The synchronous calls run on the legacy default stream, which does not wait for
+// crema's streams (they are non-blocking): only its own queue is run first.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  return copy(dst, src, bytes, kind, "cudaMemcpy");
+  if (bytes == 0) return cudaSuccess;
+  Space d = Space::pageable, s = Space::pageable;
+  if (const cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy", &d, &s); e != cudaSuccess) return e;
+  drain(nullptr);
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
-  if (!valid_stream(s, "cudaMemcpyAsync")) return last_error;
-  return copy(dst, src, bytes, kind, "cudaMemcpyAsync");
+  return copy_async(dst, src, bytes, kind, s, "cudaMemcpyAsync");
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                               cudaMemcpyKind kind, cudaStream_t s) {
-  if (!valid_stream(s, "cudaMemcpy2DAsync")) return last_error;
   if (width > dpitch || width > spitch) return fail(cudaErrorInvalidPitchValue, "cudaMemcpy2DAsync: width > pitch");
   for (size_t r = 0; r < height; ++r) {
-    const cudaError_t e = copy(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
-                               width, kind, "cudaMemcpy2DAsync");
+    const cudaError_t e = copy_async(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch,
+                                     width, kind, s, "cudaMemcpy2DAsync");
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
@@ -506,12 +611,16 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   if (bytes == 0) return cudaSuccess;
   if (!require_device(p, bytes, "cudaMemset")) return last_error;
+  drain(nullptr);
   std::memset(p, value, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
   if (!valid_stream(s, "cudaMemsetAsync")) return last_error;
-  return cudaMemset(p, value, bytes);
+  if (bytes == 0) return cudaSuccess;
+  if (!require_device(p, bytes, "cudaMemsetAsync")) return last_error;
+  queue_work(s, [p, value, bytes] { std::memset(p, value, bytes); });
+  return cudaSuccess;
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
@@ -519,31 +628,60 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  return drop_handle(streams, s) ? cudaSuccess
-                                 : fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream " + hex(s));
+  if (!known(streams, s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream " + hex(s));
+  {
+    std::lock_guard<std::recursive_mutex> lock(device_mutex);
+    drain(s);  // its work still completes
+    queues.erase(s);
+  }
+  drop_handle(streams, s);
+  return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-  return valid_stream(s, "cudaStreamSynchronize") ? cudaSuccess : last_error;
+  if (!valid_stream(s, "cudaStreamSynchronize")) return last_error;
+  drain(s);
+  return take_device_error();
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
   *e = static_cast<cudaEvent_t>(new_handle(events));
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  {
+    std::lock_guard<std::recursive_mutex> lock(device_mutex);
+    recorded.erase(e);
+  }
   return drop_handle(events, e) ? cudaSuccess
                                 : fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy: unknown event " + hex(e));
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   if (!known(events, e)) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: unknown event " + hex(e));
-  return valid_stream(s, "cudaEventRecord") ? cudaSuccess : last_error;
+  if (!valid_stream(s, "cudaEventRecord")) return last_error;
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  recorded[e] = {s, queue_work(s, [] {})};
+  return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   if (!known(events, e)) return fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: unknown event " + hex(e));
-  return cudaSuccess;
+  {
+    std::lock_guard<std::recursive_mutex> lock(device_mutex);
+    const auto it = recorded.find(e);
+    if (it != recorded.end()) run_until(it->second.first, it->second.second);
+  }
+  return take_device_error();
 }
+// The stream's later work waits for what the event's stream had queued when it was
+// recorded (the latest record at the time of this call, as in CUDA).
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
   if (!known(events, e)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: unknown event " + hex(e));
-  return valid_stream(s, "cudaStreamWaitEvent") ? cudaSuccess : last_error;
+  if (!valid_stream(s, "cudaStreamWaitEvent")) return last_error;
+  std::lock_guard<std::recursive_mutex> lock(device_mutex);
+  const auto it = recorded.find(e);
+  if (it != recorded.end()) {
+    const auto [stream, count] = it->second;
+    queue_work(s, [stream, count] { run_until(stream, count); });
+  }
+  return cudaSuccess;
 }
 
 // ---- cuBLAS (column-major, host pointer mode: alpha, beta and results on the host) ----
@@ -566,8 +704,8 @@ bool blas_device(const void* p, size_t floats, const char* call, const char* wha
 bool blas_host(const void* p, const char* call, const char* what) {
   std::string why;
   if (space_of(p, sizeof(float), &why) != Space::device) return true;
-  fail(cudaErrorIllegalAddress, std::string(call) + " " + what + ": " + hex(p) +
-                                    " is device memory, but the handle is in host pointer mode");
+  fail(cudaErrorIllegalAddress,
+       std::string(call) + " " + what + ": " + hex(p) + " is device memory, but the handle is in host pointer mode");
   return false;
 }
 
@@ -605,14 +743,17 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
     return CUBLAS_STATUS_EXECUTION_FAILED;
   // OpenBLAS, column-major as cuBLAS (crema's CPU code calls it row-major): beta 0
   // means C is not read, as in cuBLAS, so NaN in fresh memory does not leak in.
-  const SingleThreadedBlas one_thread;
-  cblas_sgemm(CblasColMajor, at ? CblasTrans : CblasNoTrans, bt ? CblasTrans : CblasNoTrans, m, n, k, *alpha, A, lda,
-              B, ldb, *beta, C, ldc);
+  const float a = *alpha, b = *beta;  // host pointer mode: read at the call
+  queue_work(h->stream, [=] {
+    const SingleThreadedBlas one_thread;
+    cblas_sgemm(CblasColMajor, at ? CblasTrans : CblasNoTrans, bt ? CblasTrans : CblasNoTrans, m, n, k, a, A, lda, B,
+                ldb, b, C, ldc);
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int n, const float* alpha,
-                           const float* A, int lda, const float* x, int incx, const float* beta, float* y, int incy) {
+cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int n, const float* alpha, const float* A,
+                           int lda, const float* x, int incx, const float* beta, float* y, int incy) {
   const bool t = trans != CUBLAS_OP_N;
   const int x_len = t ? m : n, y_len = t ? n : m;
   if (m < 0 || n < 0 || lda < std::max(1, m) || incx <= 0 || incy <= 0) {
@@ -626,17 +767,20 @@ cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int
       !blas_device(x, vector_span(x_len, incx), "cublasSgemv", "x") ||
       !blas_device(y, vector_span(y_len, incy), "cublasSgemv", "y"))
     return CUBLAS_STATUS_EXECUTION_FAILED;
-  const SingleThreadedBlas one_thread;
-  cblas_sgemv(CblasColMajor, t ? CblasTrans : CblasNoTrans, m, n, *alpha, A, lda, x, incx, *beta, y, incy);
+  const float a = *alpha, b = *beta;
+  queue_work(h->stream, [=] {
+    const SingleThreadedBlas one_thread;
+    cblas_sgemv(CblasColMajor, t ? CblasTrans : CblasNoTrans, m, n, a, A, lda, x, incx, b, y, incy);
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSdot(cublasHandle_t h, int n, const float* x, int incx, const float* y, int incy,
-                          float* result) {
+cublasStatus_t cublasSdot(cublasHandle_t h, int n, const float* x, int incx, const float* y, int incy, float* result) {
   if (!valid_stream(h->stream, "cublasSdot") || !blas_host(result, "cublasSdot", "result") ||
       !blas_device(x, vector_span(n, incx), "cublasSdot", "x") ||
       !blas_device(y, vector_span(n, incy), "cublasSdot", "y"))
     return CUBLAS_STATUS_EXECUTION_FAILED;
+  drain(h->stream);  // the result goes to the host: the call returns when it is there
   double sum = 0;
   for (int i = 0; i < n; ++i)
     sum += static_cast<double>(x[static_cast<size_t>(i) * incx]) * y[static_cast<size_t>(i) * incy];
@@ -648,6 +792,7 @@ cublasStatus_t cublasSasum(cublasHandle_t h, int n, const float* x, int incx, fl
   if (!valid_stream(h->stream, "cublasSasum") || !blas_host(result, "cublasSasum", "result") ||
       !blas_device(x, vector_span(n, incx), "cublasSasum", "x"))
     return CUBLAS_STATUS_EXECUTION_FAILED;
+  drain(h->stream);
   double sum = 0;
   for (int i = 0; i < n; ++i) sum += std::fabs(static_cast<double>(x[static_cast<size_t>(i) * incx]));
   *result = static_cast<float>(sum);
