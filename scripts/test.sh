@@ -14,7 +14,10 @@ scripts/install_test_references.sh ||
 if [[ -f /usr/local/cuda/include/cuda_runtime.h && -f /usr/local/cuda/include/cudnn.h ]]; then
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DCREMA_CUDA_EMULATION=ON -DCREMA_WERROR=ON
   cmake --build build-emu -j"$(nproc 2>/dev/null || echo 2)"
-  (cd build-emu && ctest -j2 -R "GPU|CUDA emulation" --output-on-failure --timeout 1200)
+  rm -f build-emu/launches.log  # which kernels the tests launch, for the coverage line below
+  (cd build-emu && CREMA_EMU_LAUNCH_LOG="$PWD/launches.log" ctest -j2 -R "GPU|CUDA emulation" --output-on-failure \
+    --timeout 1200)
+  python3 tests/cuda_emu/coverage.py build-emu/launches.log
 else
   echo "test.sh: no CUDA headers under /usr/local/cuda/include, so the GPU tests did not run on the CUDA emulation"
 fi

@@ -80,7 +80,11 @@ const std::vector<LayerCase>& cases() {
       {"Eltwise", "{type: Eltwise, eltwise_param: {coeff: [0.5, 2, -1]}}",
        {gauss({2, 3}), gauss({2, 3}), gauss({2, 3})}},
       {"Eltwise", "{type: Eltwise, eltwise_param: {operation: PROD}}", {gauss({2, 3}), gauss({2, 3})}},
+      // The gradient as top / x_k (Caffe's unstable form), and a third input's running max.
+      {"Eltwise", "{type: Eltwise, eltwise_param: {operation: PROD, stable_prod_grad: false}}",
+       {gauss({2, 3}), gauss({2, 3}), gauss({2, 3})}},
       {"Eltwise", "{type: Eltwise, eltwise_param: {operation: MAX}}", {gauss({2, 3}), gauss({2, 3})}},
+      {"Eltwise", "{type: Eltwise, eltwise_param: {operation: MAX}}", {gauss({2, 3}), gauss({2, 3}), gauss({2, 3})}},
       {"ELU", "{type: ELU, elu_param: {alpha: 0.5}}", {gauss(nchw)}},
       in_place({"ELU", "{type: ELU, elu_param: {alpha: 0.5}}", {gauss(nchw)}}),
       {"Embed", "{type: Embed, embed_param: {num_output: 3, input_dim: 4}}", {labels({2, 3}, 4)}},

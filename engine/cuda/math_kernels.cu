@@ -14,20 +14,12 @@ __global__ void axpy_kernel(int64_t n, float alpha, const float* x, float* y) { 
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] += alpha * x[i];
 }
 
-__global__ void axpby_kernel(int64_t n, float alpha, const float* x, float beta, float* y) {  // x, y: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = alpha * x[i] + beta * y[i];
-}
-
 __global__ void scal_kernel(int64_t n, float alpha, float* x) {  // x: (n)
   for (int64_t i = first_index(); i < n; i += grid_stride()) x[i] *= alpha;
 }
 
 __global__ void scale_to_kernel(int64_t n, float alpha, const float* x, float* y) {  // x, y: (n)
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = alpha * x[i];
-}
-
-__global__ void add_kernel(int64_t n, const float* a, const float* b, float* y) {  // a, b, y: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = a[i] + b[i];
 }
 
 __global__ void sub_kernel(int64_t n, const float* a, const float* b, float* y) {  // a, b, y: (n)
@@ -78,10 +70,6 @@ void gpu_gemv(const CudaContext& ctx, bool trans_a, int m, int n, float alpha, c
   CREMA_CUDA_CHECK(cublasSgemv(blas_of(ctx), op, n, m, &alpha, a, n, x, 1, &beta, y, 1));
 }
 
-void gpu_axpby(const CudaContext& ctx, int n, float alpha, const float* x, float beta, float* y) {
-  launch(ctx, n, axpby_kernel, alpha, x, beta, y);
-}
-
 void gpu_scal(const CudaContext& ctx, int n, float alpha, float* x) {
   launch(ctx, n, scal_kernel, alpha, x);
 }
@@ -94,10 +82,6 @@ void gpu_copy(const CudaContext& ctx, int n, const float* x, float* y) {
 
 void gpu_scale_to(const CudaContext& ctx, int n, float alpha, const float* x, float* y) {
   launch(ctx, n, scale_to_kernel, alpha, x, y);
-}
-
-void gpu_add(const CudaContext& ctx, int n, const float* a, const float* b, float* y) {
-  launch(ctx, n, add_kernel, a, b, y);
 }
 
 void gpu_sub(const CudaContext& ctx, int n, const float* a, const float* b, float* y) {

@@ -20,12 +20,10 @@ void gpu_gemm(const CudaContext& ctx, bool trans_a, bool trans_b, int m, int n, 
 // x: (M) and y: (N) with trans_a (cpu_gemv's contract).
 void gpu_gemv(const CudaContext& ctx, bool trans_a, int m, int n, float alpha, const float* a, const float* x,
               float beta, float* y);
-void gpu_axpby(const CudaContext& ctx, int n, float alpha, const float* x, float beta, float* y);  // y = αx + βy
 void gpu_scal(const CudaContext& ctx, int n, float alpha, float* x);                              // x *= α
 void gpu_copy(const CudaContext& ctx, int n, const float* x, float* y);  // y = x; x, y: (n), may be equal
 void gpu_scale_to(const CudaContext& ctx, int n, float alpha, const float* x, float* y);  // y = αx
 // Element-wise on (n) arrays; y may alias a or b.
-void gpu_add(const CudaContext& ctx, int n, const float* a, const float* b, float* y);  // y = a + b
 void gpu_sub(const CudaContext& ctx, int n, const float* a, const float* b, float* y);  // y = a − b
 void gpu_mul(const CudaContext& ctx, int n, const float* a, const float* b, float* y);  // y = a ⊙ b
 void gpu_div(const CudaContext& ctx, int n, const float* a, const float* b, float* y);  // y = a / b

@@ -40,7 +40,8 @@ void sync_threads();
 // The scheduler (emu_runtime.cpp): checks the launch now and queues it on `stream`,
 // to run `thread` once per thread of the grid. `pointers` are the kernel's pointer
 // arguments, checked to lie in device memory.
-void run_grid(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+// `entry` is the kernel function itself, for the launch log (CREMA_EMU_LAUNCH_LOG).
+void run_grid(const char* kernel, const void* entry, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
               std::function<void()> thread, const void* const* pointers, size_t pointer_count);
 
 // A warp shuffle as every thread of the block calls it (crema calls them only so): the
@@ -53,8 +54,7 @@ uint64_t shuffle_down(uint64_t bits, unsigned delta);
 // template (engine/cuda/grid.hpp) the launch's own name is only "kernel".
 template <typename... Params>
 const char* parameter_types() {
-  static const std::string types = [] {
-    const std::string f = __PRETTY_FUNCTION__;
+  static const std::string types = [f = std::string(__PRETTY_FUNCTION__)] {
     const size_t from = f.find("Params = {");
     return from == std::string::npos ? f : f.substr(from + 10, f.rfind('}') - from - 10);
   }();
@@ -87,7 +87,7 @@ void launch(const char* name, dim3 grid, dim3 block, size_t shared, cudaStream_t
       *params);
   const std::string described = std::string(name) + "(" + parameter_types<Params...>() + ")";
   run_grid(
-      described.c_str(), grid, block, shared, stream,
+      described.c_str(), reinterpret_cast<const void*>(kernel), grid, block, shared, stream,
       [params, kernel] { std::apply([kernel](Params... copy) { kernel(copy...); }, *params); }, pointers, count);
 }
 

@@ -18,6 +18,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -448,8 +449,33 @@ void run_launch(const std::string& name, dim3 grid, dim3 block, const std::funct
 
 }  // namespace
 
-void run_grid(const char* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+namespace {
+
+// With CREMA_EMU_LAUNCH_LOG=FILE, each kernel is appended to FILE the first time the
+// process launches it, as its offset in the executable and the executable's path (which
+// tests/cuda_emu/coverage.py names from the symbol table: kernels in anonymous
+// namespaces have no dynamic symbol), then its launch description.
+void log_launch(const char* kernel, const void* entry) {
+  static const char* path = std::getenv("CREMA_EMU_LAUNCH_LOG");
+  if (!path) return;
+  static std::mutex mutex;
+  static std::set<const void*> seen;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!seen.insert(entry).second) return;
+  Dl_info info{};
+  if (!dladdr(entry, &info) || !info.dli_fname) return;
+  if (FILE* f = std::fopen(path, "a")) {
+    const auto offset = reinterpret_cast<uintptr_t>(entry) - reinterpret_cast<uintptr_t>(info.dli_fbase);
+    std::fprintf(f, "%lx %s %s\n", static_cast<unsigned long>(offset), info.dli_fname, kernel);
+    std::fclose(f);
+  }
+}
+
+}  // namespace
+
+void run_grid(const char* kernel, const void* entry, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
               std::function<void()> thread, const void* const* pointers, size_t pointer_count) {
+  log_launch(kernel, entry);
   const std::string name = std::string("kernel ") + kernel;
   const uint64_t threads = uint64_t{block.x} * block.y * block.z;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || grid.y > 65535 || grid.z > 65535 ||
