@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
 #include "engine/cuda/math_kernels.hpp"
+#include "tests/cuda_emu/emu_memory.hpp"
 #include "layers/cuda/neuron_kernels.hpp"
 
 using namespace crema;
@@ -52,6 +54,16 @@ struct DeviceBuffer {
   float* p;
 };
 
+// Copies 4 floats from `from` to `to` on `stream`, waits for that stream alone, and
+// reads `to` back with cudaMemcpy, which waits for none of crema's streams.
+std::vector<float> copied_on(void* stream, const void* from, void* to) {
+  std::vector<float> out(4);
+  cuda::copy_async(to, from, 4 * sizeof(float), stream);
+  cuda::synchronize_stream(stream);
+  REQUIRE(cudaMemcpy(out.data(), to, 4 * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+  return out;
+}
+
 std::vector<float> ramp(int n) {
   std::vector<float> v(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>(i + 1);
@@ -82,7 +94,8 @@ TEST_CASE("CUDA emulation: a barrier only some threads reach is a launch failure
   crema_emu::launch("divergent_barrier", dim3(2), dim3(32), 0, nullptr, &divergent_barrier, out.p);
   CHECK(cudaGetLastError() == cudaSuccess);  // queued: it has not run yet
   CHECK(cudaDeviceSynchronize() == cudaErrorLaunchFailure);
-  CHECK(cudaGetLastError() == cudaSuccess);  // reported once
+  CHECK(cudaGetLastError() == cudaErrorLaunchFailure);  // sticky, as a device fault
+  crema_emu::clear_device_error();                       // so that this process's later cases can run
 }
 
 TEST_CASE("CUDA emulation: warp shuffles exchange within each warp") {
@@ -146,24 +159,31 @@ TEST_CASE("CUDA emulation: a stream's work waits until the host, or a stream thr
   for (int i = 0; i < 4; ++i) pinned[i] = static_cast<float>(i + 1);
   void* a = cuda::alloc_device_uncached(4 * sizeof(float));
   void* b = cuda::alloc_device_uncached(4 * sizeof(float));
-  float out[4];
   // s2 copies a before s1 has filled it: nothing ordered the two streams.
-  cuda::copy_async(a, pinned, sizeof out, s1);
-  cuda::copy_async(b, a, sizeof out, s2);
-  cuda::synchronize_stream(s2);
-  REQUIRE(cudaMemcpy(out, b, sizeof out, cudaMemcpyDeviceToHost) == cudaSuccess);  // waits for neither stream
-  CHECK(out[0] != out[0]);  // still the NaN of fresh memory
+  cuda::copy_async(a, pinned, 4 * sizeof(float), s1);
+  CHECK(std::isnan(copied_on(s2, a, b)[0]));  // still the NaN of fresh memory
   // With an event recorded after the fill and waited for by s2, the copy sees it.
   cuda::record_event(done, s1);
   cuda::wait_event(s2, done);
-  cuda::copy_async(b, a, sizeof out, s2);
-  cuda::synchronize_stream(s2);
-  REQUIRE(cudaMemcpy(out, b, sizeof out, cudaMemcpyDeviceToHost) == cudaSuccess);
-  CHECK(out[3] == 4.f);
+  CHECK(copied_on(s2, a, b)[3] == 4.f);
   cuda::free_device_uncached(a, 0);
   cuda::free_device_uncached(b, 0);
   cuda::free_pinned(pinned);
   cuda::destroy_event(done);
   cuda::destroy_stream(s1);
   cuda::destroy_stream(s2);
+}
+
+TEST_CASE("CUDA emulation: cudaMemset returns before it is done, and crema's streams do not wait for it") {
+  void* s = cuda::create_stream(0);
+  void* a = cuda::alloc_device_uncached(4 * sizeof(float));
+  void* b = cuda::alloc_device_uncached(4 * sizeof(float));
+  REQUIRE(cudaMemset(a, 0, 4 * sizeof(float)) == cudaSuccess);  // queued on the legacy default stream
+  // A non-blocking stream is not ordered after it: the copy runs first and finds NaN.
+  CHECK(std::isnan(copied_on(s, a, b)[0]));
+  cuda::zero_device(a, 4 * sizeof(float));  // crema's own: waits on both sides
+  CHECK(copied_on(s, a, b)[0] == 0.f);
+  cuda::free_device_uncached(a, 0);
+  cuda::free_device_uncached(b, 0);
+  cuda::destroy_stream(s);
 }

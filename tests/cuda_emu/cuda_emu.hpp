@@ -14,6 +14,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -130,8 +131,13 @@ inline int __float_as_int(float f) {
   std::memcpy(&i, &f, sizeof i);
   return i;
 }
+// CUDA's min and max for the types kernels use (its float ones are fminf and fmaxf).
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a < b ? b : a; }
+inline int64_t min(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max(int64_t a, int64_t b) { return a < b ? b : a; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
 
 // cuda_runtime.h declares this overload for nvcc only.
 template <typename T>

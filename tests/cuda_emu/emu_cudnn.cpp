@@ -50,7 +50,7 @@ namespace {
 using crema_emu::device_data;
 
 cudnnStatus_t bad(const std::string& what) {
-  crema_emu::report(cudaErrorInvalidValue, what);
+  crema_emu::report(what);
   return CUDNN_STATUS_BAD_PARAM;
 }
 cudnnStatus_t memory_fault() { return CUDNN_STATUS_EXECUTION_FAILED; }
@@ -122,7 +122,7 @@ bool conv_consistent(const cudnnTensorStruct& x, const cudnnFilterStruct& w, con
 bool workspace_ok(int algo, const void* workspace, size_t bytes, const char* call) {
   const size_t need = workspace_for(algo);
   if (bytes < need) {
-    crema_emu::report(cudaErrorInvalidValue, std::string(call) + ": algorithm " + std::to_string(algo) + " needs " +
+    crema_emu::report(std::string(call) + ": algorithm " + std::to_string(algo) + " needs " +
                                                  std::to_string(need) + " bytes of workspace, given " +
                                                  std::to_string(bytes));
     return false;
@@ -185,16 +185,15 @@ int pool_out(int in, int pad, int window_size, int stride) { return 1 + (in + 2 
 }  // namespace
 
 const char* cudnnGetErrorString(cudnnStatus_t s) {
+  static thread_local std::string text;
   switch (s) {
-    case CUDNN_STATUS_SUCCESS:
-      return "CUDNN_STATUS_SUCCESS";
-    case CUDNN_STATUS_BAD_PARAM:
-      return "CUDNN_STATUS_BAD_PARAM (emulated cuDNN; see the message above)";
-    case CUDNN_STATUS_NOT_SUPPORTED:
-      return "CUDNN_STATUS_NOT_SUPPORTED (emulated cuDNN)";
-    default:
-      return "CUDNN_STATUS_EXECUTION_FAILED (emulated cuDNN; see the message above)";
+    case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
+    case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED (emulated cuDNN)";
+    case CUDNN_STATUS_BAD_PARAM: text = "CUDNN_STATUS_BAD_PARAM"; break;
+    default: text = "CUDNN_STATUS_EXECUTION_FAILED"; break;
   }
+  text += " (emulated cuDNN: " + crema_emu::latest_finding() + ")";
+  return text.c_str();
 }
 size_t cudnnGetVersion() { return CUDNN_VERSION; }
 
@@ -602,6 +601,10 @@ cudnnStatus_t cudnnSetLRNDescriptor(cudnnLRNDescriptor_t d, unsigned n, double a
 }
 
 namespace {
+bool same_shape(const cudnnTensorStruct& a, const cudnnTensorStruct& b) {
+  return b.set && a.n == b.n && a.c == b.c && a.h == b.h && a.w == b.w;
+}
+
 // k + alpha / N * (sum of x^2 over the channel window of c), cuDNN's window being
 // [c - floor((N - 1) / 2), c + N - 1 - floor((N - 1) / 2)].
 double lrn_scale(const cudnnLRNStruct& l, const cudnnTensorStruct& t, const float* x, int n, int c, int h, int w) {
@@ -619,7 +622,7 @@ cudnnStatus_t cudnnLRNCrossChannelForward(cudnnHandle_t handle, cudnnLRNDescript
                                           const void* alpha, const cudnnTensorDescriptor_t xd, const void* x,
                                           const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
   if (mode != CUDNN_LRN_CROSS_CHANNEL_DIM1) return CUDNN_STATUS_NOT_SUPPORTED;
-  if (!xd->set || !yd->set || xd->count() != yd->count()) return bad("cudnnLRNCrossChannelForward: x and y differ");
+  if (!xd->set || !same_shape(*xd, *yd)) return bad("cudnnLRNCrossChannelForward: x and y differ in shape");
   if (!device_data(x, xd->count() * 4, "cudnnLRNCrossChannelForward x") ||
       !device_data(y, yd->count() * 4, "cudnnLRNCrossChannelForward y"))
     return memory_fault();
@@ -645,8 +648,8 @@ cudnnStatus_t cudnnLRNCrossChannelBackward(cudnnHandle_t handle, cudnnLRNDescrip
                                            const cudnnTensorDescriptor_t xd, const void* x, const void* beta,
                                            const cudnnTensorDescriptor_t dxd, void* dx) {
   if (mode != CUDNN_LRN_CROSS_CHANNEL_DIM1) return CUDNN_STATUS_NOT_SUPPORTED;
-  if (!xd->set || xd->count() != yd->count() || xd->count() != dyd->count() || xd->count() != dxd->count())
-    return bad("cudnnLRNCrossChannelBackward: the tensors differ in size");
+  if (!xd->set || !same_shape(*xd, *yd) || !same_shape(*xd, *dyd) || !same_shape(*xd, *dxd))
+    return bad("cudnnLRNCrossChannelBackward: the tensors differ in shape");
   const size_t bytes = xd->count() * 4;
   if (!device_data(y, bytes, "cudnnLRNCrossChannelBackward y") ||
       !device_data(dy, bytes, "cudnnLRNCrossChannelBackward dy") ||

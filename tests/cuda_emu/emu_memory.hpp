@@ -10,13 +10,18 @@
 
 namespace crema_emu {
 
-// Records a finding: printed to stderr, returned by the next cudaGetLastError and
-// spelt out by cudaGetErrorString.
-void report(cudaError_t e, const std::string& what);
+// Records a finding of cuBLAS or cuDNN: printed to stderr and kept for their error
+// strings (latest_finding), but not the runtime's error.
+void report(const std::string& what);
+std::string latest_finding();
 
-// Whether [p, p + bytes) lies inside one device allocation; a finding naming `what`
-// where it does not.
+// Whether [p, p + bytes) lies inside one device allocation; a finding (reported as
+// above) naming `what` where it does not.
 bool device_data(const void* p, size_t bytes, const std::string& what);
+
+// Clears the device's sticky error (a finding inside queued work), which otherwise
+// every later call reports: for tests that make such a mistake on purpose.
+void clear_device_error();
 
 // Queues `work` on `stream`, to run in order with the stream's kernels and copies when
 // the host waits for them; and waits for (runs) everything queued on `stream`.

@@ -20,6 +20,7 @@
 #include <cudnn.h>
 #include <dlfcn.h>
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <set>
 #include <string>
 #include <vector>
@@ -149,21 +151,20 @@ bool known(const std::set<const void*>& set, const void* h) {
   return set.count(h) != 0;
 }
 
-// A fresh opaque handle (a stream or an event), entered in `set`.
+// A fresh opaque handle (a stream or an event), entered in `set`. Handles are never
+// reused: a new stream at a destroyed one's address would inherit its queued work and
+// the events recorded on it.
 void* new_handle(std::set<const void*>& set) {
-  void* h = new char;
+  static std::atomic<uintptr_t> next{0};
+  void* h = reinterpret_cast<void*>(uintptr_t{0x7e0000000000} + 64 * ++next);  // never dereferenced
   std::lock_guard<std::mutex> lock(handle_mutex);
   set.insert(h);
   return h;
 }
-// Whether `h` was in `set`; it is freed if so.
+// Whether `h` was in `set` (and is not any more).
 bool drop_handle(std::set<const void*>& set, const void* h) {
-  {
-    std::lock_guard<std::mutex> lock(handle_mutex);
-    if (!set.erase(h)) return false;
-  }
-  delete static_cast<const char*>(h);
-  return true;
+  std::lock_guard<std::mutex> lock(handle_mutex);
+  return set.erase(h) != 0;
 }
 
 // The legacy default stream (null) or a stream created and not yet destroyed.
@@ -210,7 +211,7 @@ struct Queue {
 std::recursive_mutex device_mutex;                                 // held while work is queued or run
 std::map<const void*, Queue> queues;                               // by stream; null is the legacy default stream
 std::map<const void*, std::pair<const void*, uint64_t>> recorded;  // event -> (stream, items before it)
-std::atomic<int> device_error{cudaSuccess};                        // a failure inside queued work
+std::atomic<int> device_error{cudaSuccess};  // a failure inside queued work: sticky, as a device fault
 
 // Runs `stream`'s work until `count` items have run.
 void run_until(const void* stream, uint64_t count) {
@@ -239,16 +240,18 @@ uint64_t queue_work(const void* stream, std::function<void()> item) {
   return ++q.queued;
 }
 
-// A failure found while queued work ran: reported by the next call that returns errors.
+// A failure found while queued work ran: from then on every call that reports errors
+// reports it, on every thread, as a fault poisons a real device's context.
 void fail_in_queue(cudaError_t e, const std::string& what) {
   const cudaError_t saved = last_error;
   fail(e, what);
   last_error = saved;  // it belongs to the device, not to whichever thread ran the work
   device_error = e;
 }
-cudaError_t take_device_error() { return static_cast<cudaError_t>(device_error.exchange(cudaSuccess)); }
+cudaError_t device_status() { return static_cast<cudaError_t>(device_error.load()); }
 
-// An asynchronous copy, checked now. From pageable memory the source is read now (the
+// An asynchronous copy, checked now. Between two host buffers it is done at the call
+// (CUDA makes those synchronous); from pageable memory the source is read now (the
 // runtime stages it before returning); into pageable memory the call returns only once
 // the stream has reached it; between device and pinned memory it is queued.
 cudaError_t copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream,
@@ -257,7 +260,10 @@ cudaError_t copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   if (bytes == 0) return cudaSuccess;
   Space d = Space::pageable, s = Space::pageable;
   if (const cudaError_t e = check_copy(dst, src, bytes, kind, call, &d, &s); e != cudaSuccess) return e;
-  if (s == Space::pageable) {
+  if (d != Space::device && s != Space::device) {
+    drain(stream);
+    std::memmove(dst, src, bytes);
+  } else if (s == Space::pageable) {
     auto staged =
         std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + bytes);
     queue_work(stream, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
@@ -304,17 +310,39 @@ crema_emu_switch:
   .size crema_emu_switch, .-crema_emu_switch
 )");
 
+// A fiber's stack, with an inaccessible page below it: an overflow faults at once
+// instead of overwriting the heap.
+class Stack {
+ public:
+  Stack() {
+    void* p = mmap(nullptr, kFiberStack + kGuard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    mprotect(p, kGuard, PROT_NONE);
+    base_ = static_cast<char*>(p);
+  }
+  ~Stack() { munmap(base_, kFiberStack + kGuard); }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  char* top() const { return base_ + kGuard + kFiberStack; }
+
+ private:
+  static constexpr size_t kGuard = 4096;
+  char* base_;
+};
+
 struct Fiber {
   void* sp = nullptr;  // saved stack pointer while switched out
-  std::unique_ptr<char[]> stack;
+  std::unique_ptr<Stack> stack;
   bool done = false;
 };
 
-// The launch running on this host thread. Each block runs thread 0 first, as a fiber;
-// if it ends without a __syncthreads, the block never synchronises (CUDA requires all
-// of a block's threads or none to reach one), and the other threads run as plain
+// The launch running on this host thread. Each block runs its first thread first, as a
+// fiber; if it ends without a __syncthreads, the block never synchronises (CUDA requires
+// all of a block's threads or none to reach one), and the other threads run as plain
 // calls, which is most kernels and much faster. Otherwise every thread becomes a fiber
-// and they run in rounds, each round from one barrier to the next.
+// and they run in rounds, each round from one barrier to the next. Every other launch
+// runs its threads in descending order, so that a barrier missing between one thread's
+// write and another's read shows whichever of the two has the lower index.
 struct Launch {
   const std::function<void()>* thread = nullptr;
   std::vector<Fiber> fibers;
@@ -323,6 +351,7 @@ struct Launch {
   bool running = false;
   bool plain = false;           // the current thread runs as a plain call
   bool divergent = false;       // a __syncthreads reached by only some threads
+  bool descending = false;      // this launch's thread order
   std::vector<uint64_t> lanes;  // the values of a warp shuffle
 };
 thread_local Launch launch_state;
@@ -340,11 +369,11 @@ thread_local Launch launch_state;
 
 void start_fiber(Launch& l, unsigned t) {
   Fiber& f = l.fibers[t];
-  if (!f.stack) f.stack.reset(new char[kFiberStack]);
+  if (!f.stack) f.stack = std::make_unique<Stack>();
   // The top of the stack as crema_emu_switch pops it: six saved registers, then the
   // "return address" fiber_main, above it a null one for fiber_main itself, so that
   // fiber_main starts with the stack aligned as after a call.
-  auto top = reinterpret_cast<uintptr_t>(f.stack.get() + kFiberStack) & ~uintptr_t{15};
+  auto top = reinterpret_cast<uintptr_t>(f.stack->top()) & ~uintptr_t{15};
   auto* slots = reinterpret_cast<void**>(top);
   slots[-1] = nullptr;
   slots[-2] = reinterpret_cast<void*>(&fiber_main);
@@ -361,11 +390,14 @@ void resume(Launch& l, unsigned t) {
 
 void run_block(Launch& l, unsigned threads) {
   if (l.fibers.size() < threads) l.fibers.resize(threads);
-  start_fiber(l, 0);
-  resume(l, 0);
-  if (l.fibers[0].done) {
+  // The i-th thread to run, in this launch's order.
+  const auto nth = [&l, threads](unsigned i) { return l.descending ? threads - 1 - i : i; };
+  start_fiber(l, nth(0));
+  resume(l, nth(0));
+  if (l.fibers[nth(0)].done) {
     l.plain = true;
-    for (unsigned t = 1; t < threads; ++t) {
+    for (unsigned i = 1; i < threads; ++i) {
+      const unsigned t = nth(i);
       l.current = t;
       threadIdx = uint3{t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
       (*l.thread)();
@@ -373,9 +405,9 @@ void run_block(Launch& l, unsigned threads) {
     l.plain = false;
     return;
   }
-  for (unsigned t = 1; t < threads; ++t) {
-    start_fiber(l, t);
-    resume(l, t);
+  for (unsigned i = 1; i < threads; ++i) {
+    start_fiber(l, nth(i));
+    resume(l, nth(i));
   }
   for (;;) {
     unsigned waiting = 0, finished = 0;
@@ -383,20 +415,35 @@ void run_block(Launch& l, unsigned threads) {
     if (waiting == 0) return;
     // Some threads wait at a barrier that others ended without reaching.
     if (finished != 0) l.divergent = true;
-    for (unsigned t = 0; t < threads; ++t)
-      if (!l.fibers[t].done) resume(l, t);
+    for (unsigned i = 0; i < threads; ++i)
+      if (!l.fibers[nth(i)].done) resume(l, nth(i));
   }
 }
 
 }  // namespace
 
-void report(cudaError_t e, const std::string& what) { fail(e, what); }
+// cuBLAS's and cuDNN's findings are theirs: printed and spelt out by cudnnGetErrorString,
+// but not the runtime's error, which a later launch check would report as its own.
+void report(const std::string& what) {
+  const cudaError_t saved = last_error;
+  fail(cudaErrorInvalidValue, what);
+  last_error = saved;
+}
+std::string latest_finding() {
+  std::lock_guard<std::mutex> lock(message_mutex);
+  return last_message;
+}
 
 // OpenBLAS's OpenMP build asks omp_get_max_threads() at each call, which follows this
 // thread's setting.
 SingleThreadedBlas::SingleThreadedBlas() : previous_(omp_get_max_threads()) { omp_set_num_threads(1); }
 SingleThreadedBlas::~SingleThreadedBlas() { omp_set_num_threads(previous_); }
-bool device_data(const void* p, size_t bytes, const std::string& what) { return require_device(p, bytes, what); }
+bool device_data(const void* p, size_t bytes, const std::string& what) {
+  const cudaError_t saved = last_error;
+  const bool ok = require_device(p, bytes, what);
+  last_error = saved;
+  return ok;
+}
 
 void sync_threads() {
   Launch& l = launch_state;
@@ -424,10 +471,12 @@ namespace {
 
 // Runs one launch, block after block, on the calling thread.
 void run_launch(const std::string& name, dim3 grid, dim3 block, const std::function<void()>& thread) {
+  static std::atomic<unsigned> launches{0};
   Launch& l = launch_state;
   l.thread = &thread;
   l.running = true;
   l.divergent = false;
+  l.descending = launches++ % 2 == 1;
   gridDim = grid;
   blockDim = block;
   const unsigned threads = block.x * block.y * block.z;
@@ -496,6 +545,7 @@ void run_grid(const char* kernel, const void* entry, dim3 grid, dim3 block, size
   queue_work(stream, [name, grid, block, thread = std::move(thread)] { run_launch(name, grid, block, thread); });
 }
 
+void clear_device_error() { device_error = cudaSuccess; }
 void enqueue(cudaStream_t stream, std::function<void()> work) { queue_work(stream, std::move(work)); }
 void wait_for(cudaStream_t stream) { drain(stream); }
 
@@ -513,7 +563,7 @@ thread_local std::string error_text;
 cudaError_t cudaGetLastError() {
   const cudaError_t e = last_error;
   last_error = cudaSuccess;
-  return e != cudaSuccess ? e : take_device_error();
+  return e != cudaSuccess ? e : device_status();
 }
 cudaError_t cudaPeekAtLastError() {
   return last_error != cudaSuccess ? last_error : static_cast<cudaError_t>(device_error.load());
@@ -542,7 +592,7 @@ cudaError_t cudaGetDevice(int* device) {
 }
 cudaError_t cudaDeviceSynchronize() {
   drain_all();
-  return take_device_error();
+  return device_status();
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
@@ -611,12 +661,16 @@ cudaError_t cudaFreeHost(void* p) {
   return fail(cudaErrorInvalidValue, "cudaFreeHost(" + hex(p) + "): not an allocation of cudaHostAlloc");
 }
 
-// The synchronous calls run on the legacy default stream, which does not wait for
-// crema's streams (they are non-blocking): only its own queue is run first.
+// cudaMemcpy and cudaMemset run on the legacy default stream, which does not wait for
+// crema's streams (they are non-blocking) nor they for it, and return as CUDA says:
+// a copy into host memory, from pinned memory or between host buffers once done; one
+// from pageable memory into device memory once the source is staged, and one between
+// device buffers and a memset at once, both still queued.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
   Space d = Space::pageable, s = Space::pageable;
   if (const cudaError_t e = check_copy(dst, src, bytes, kind, "cudaMemcpy", &d, &s); e != cudaSuccess) return e;
+  if (d == Space::device && s != Space::pinned) return copy_async(dst, src, bytes, kind, nullptr, "cudaMemcpy");
   drain(nullptr);
   std::memmove(dst, src, bytes);
   return cudaSuccess;
@@ -634,13 +688,7 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
   }
   return cudaSuccess;
 }
-cudaError_t cudaMemset(void* p, int value, size_t bytes) {
-  if (bytes == 0) return cudaSuccess;
-  if (!require_device(p, bytes, "cudaMemset")) return last_error;
-  drain(nullptr);
-  std::memset(p, value, bytes);
-  return cudaSuccess;
-}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemsetAsync(p, value, bytes, nullptr); }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
   if (!valid_stream(s, "cudaMemsetAsync")) return last_error;
   if (bytes == 0) return cudaSuccess;
@@ -653,20 +701,17 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   *s = static_cast<cudaStream_t>(new_handle(streams));
   return cudaSuccess;
 }
+// Returns at once; the stream's queued work still runs, at the next device-wide wait
+// (or when a stream waits for an event recorded on it).
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  if (!known(streams, s)) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream " + hex(s));
-  {
-    std::lock_guard<std::recursive_mutex> lock(device_mutex);
-    drain(s);  // its work still completes
-    queues.erase(s);
-  }
-  drop_handle(streams, s);
+  if (!drop_handle(streams, s))
+    return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream " + hex(s));
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   if (!valid_stream(s, "cudaStreamSynchronize")) return last_error;
   drain(s);
-  return take_device_error();
+  return device_status();
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
   *e = static_cast<cudaEvent_t>(new_handle(events));
@@ -694,7 +739,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     const auto it = recorded.find(e);
     if (it != recorded.end()) run_until(it->second.first, it->second.second);
   }
-  return take_device_error();
+  return device_status();
 }
 // The stream's later work waits for what the event's stream had queued when it was
 // recorded (the latest record at the time of this call, as in CUDA).
@@ -725,13 +770,12 @@ size_t span(int rows, int cols, int ld) {
 size_t vector_span(int n, int inc) { return n <= 0 ? 0 : static_cast<size_t>(inc) * (n - 1) + 1; }
 
 bool blas_device(const void* p, size_t floats, const char* call, const char* what) {
-  return floats == 0 || require_device(p, floats * sizeof(float), std::string(call) + " " + what);
+  return floats == 0 || device_data(p, floats * sizeof(float), std::string(call) + " " + what);
 }
 bool blas_host(const void* p, const char* call, const char* what) {
   std::string why;
   if (space_of(p, sizeof(float), &why) != Space::device) return true;
-  fail(cudaErrorIllegalAddress,
-       std::string(call) + " " + what + ": " + hex(p) + " is device memory, but the handle is in host pointer mode");
+  report(std::string(call) + " " + what + ": " + hex(p) + " is device memory, but the handle is in host pointer mode");
   return false;
 }
 
@@ -757,7 +801,7 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
   const bool at = ta != CUBLAS_OP_N, bt = tb != CUBLAS_OP_N;
   const int a_rows = at ? k : m, a_cols = at ? m : k, b_rows = bt ? n : k, b_cols = bt ? k : n;
   if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) || ldc < std::max(1, m)) {
-    fail(cudaErrorInvalidValue, "cublasSgemm: m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
+    report("cublasSgemm: m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
                                     std::to_string(k) + " with lda " + std::to_string(lda) + ", ldb " +
                                     std::to_string(ldb) + ", ldc " + std::to_string(ldc));
     return CUBLAS_STATUS_INVALID_VALUE;
@@ -783,7 +827,7 @@ cublasStatus_t cublasSgemv(cublasHandle_t h, cublasOperation_t trans, int m, int
   const bool t = trans != CUBLAS_OP_N;
   const int x_len = t ? m : n, y_len = t ? n : m;
   if (m < 0 || n < 0 || lda < std::max(1, m) || incx <= 0 || incy <= 0) {
-    fail(cudaErrorInvalidValue, "cublasSgemv: m " + std::to_string(m) + ", n " + std::to_string(n) + ", lda " +
+    report("cublasSgemv: m " + std::to_string(m) + ", n " + std::to_string(n) + ", lda " +
                                     std::to_string(lda) + ", incx " + std::to_string(incx) + ", incy " +
                                     std::to_string(incy));
     return CUBLAS_STATUS_INVALID_VALUE;
