@@ -47,6 +47,16 @@ void warp_sums(const float* x, float* out) {  // x: (kThreadsPerBlock), out: (kT
   if (threadIdx.x % 32 == 0) out[threadIdx.x / 32] = v;
 }
 
+// Only block 0 writes the shared cell; every block reads it. (The call after the
+// declaration is what rewrite_launches.py adds to crema's kernels.)
+void read_shared_cell(float* out) {  // out: (gridDim.x)
+  __shared__ float cell;
+  crema_emu::fresh_shared(&cell, sizeof cell);
+  if (threadIdx.x == 0 && blockIdx.x == 0) cell = 1.f;
+  __syncthreads();
+  if (threadIdx.x == 0) out[blockIdx.x] = cell;
+}
+
 struct DeviceBuffer {
   explicit DeviceBuffer(size_t floats) : p(static_cast<float*>(cuda::alloc_device(floats * sizeof(float), &device))) {}
   ~DeviceBuffer() { cuda::free_device(p, device); }
@@ -186,4 +196,13 @@ TEST_CASE("CUDA emulation: cudaMemset returns before it is done, and crema's str
   cuda::free_device_uncached(a, 0);
   cuda::free_device_uncached(b, 0);
   cuda::destroy_stream(s);
+}
+
+TEST_CASE("CUDA emulation: each block finds its shared memory unwritten, not the last block's values") {
+  DeviceBuffer out(2);
+  crema_emu::launch("read_shared_cell", dim3(2), dim3(32), 0, nullptr, &read_shared_cell, out.p);
+  float v[2];
+  cuda::copy_to_host(v, out.p, sizeof v);
+  CHECK(v[0] == 1.f);
+  CHECK(std::isnan(v[1]));  // block 1 never wrote the cell
 }

@@ -10,6 +10,7 @@
 
 // Blocks run one after another on one host thread, so a block's shared memory can be
 // a static: every thread of the block sees the same one, the next block reuses it.
+// (rewrite_launches.py also makes each block find it filled with 0xff: fresh_shared.)
 #define __shared__ static
 
 #include <cuda_runtime.h>
@@ -44,6 +45,11 @@ void sync_threads();
 // `entry` is the kernel function itself, for the launch log (CREMA_EMU_LAUNCH_LOG).
 void run_grid(const char* kernel, const void* entry, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
               std::function<void()> thread, const void* const* pointers, size_t pointer_count);
+
+// Fills the shared variable at p (bytes long) with 0xff bytes the first time the
+// current block reaches its declaration, so that a read of it before any thread of the
+// block wrote it shows (NaN, -1) instead of the previous block's value.
+void fresh_shared(void* p, size_t bytes);
 
 // A warp shuffle as every thread of the block calls it (crema calls them only so): the
 // value from the thread `delta` lanes up in the same warp, or the caller's own when

@@ -352,9 +352,11 @@ struct Launch {
   bool plain = false;           // the current thread runs as a plain call
   bool divergent = false;       // a __syncthreads reached by only some threads
   bool descending = false;      // this launch's thread order
+  uint64_t block = 0;           // the running block's serial number, for fresh_shared
   std::vector<uint64_t> lanes;  // the values of a warp shuffle
 };
 thread_local Launch launch_state;
+std::atomic<uint64_t> blocks_run{0};  // every block of every launch: a serial number each
 
 // Where a fiber starts (crema_emu_switch "returns" into it); it never returns, it
 // switches back to the scheduler for good once the thread has run.
@@ -454,6 +456,16 @@ void sync_threads() {
   crema_emu_switch(&l.fibers[l.current].sp, l.scheduler_sp);
 }
 
+void fresh_shared(void* p, size_t bytes) {
+  // Kernels run under device_mutex (run_until), so the map needs no lock of its own.
+  static std::map<const void*, uint64_t> filled_in;  // shared variable -> block that last filled it
+  const uint64_t block = launch_state.block;
+  uint64_t& filled = filled_in[p];
+  if (filled == block) return;  // another thread of this block got here first
+  filled = block;
+  std::memset(p, 0xff, bytes);
+}
+
 uint64_t shuffle_down(uint64_t bits, unsigned delta) {
   Launch& l = launch_state;
   const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
@@ -484,6 +496,7 @@ void run_launch(const std::string& name, dim3 grid, dim3 block, const std::funct
     for (unsigned y = 0; y < grid.y; ++y)
       for (unsigned x = 0; x < grid.x; ++x) {
         blockIdx = uint3{x, y, z};
+        l.block = ++blocks_run;
         run_block(l, threads);
         if (l.divergent) {
           l.running = false;

@@ -4,14 +4,19 @@
     rewrite_launches.py IN.cu OUT.cpp
 
 Each launch `kernel<<<grid, block, shared, stream>>>(args)` becomes
-`::crema_emu::launch("kernel", grid, block, shared, stream, kernel, args)`; nothing else
-changes, and a #line directive keeps compiler messages pointing at IN.cu. A launch
-this script cannot read (fewer than four configuration values, no argument list) is
-an error naming its line, so that no launch is left for the C++ compiler to misread.
+`::crema_emu::launch("kernel", grid, block, shared, stream, kernel, args)`, and each
+`__shared__ T a[N], b;` becomes `static T a[N], b;` followed, on the same line, by
+`::crema_emu::fresh_shared(&a, sizeof(a));` for each name, which fills the array with
+0xff bytes when a block first reaches it (a block's shared memory starts undefined; the
+statics would otherwise hold the previous block's values). Nothing else changes, and a
+#line directive keeps compiler messages pointing at IN.cu. A launch this script cannot
+read (fewer than four configuration values, no argument list) is an error naming its
+line, so that no launch is left for the C++ compiler to misread.
 """
 import re
 import sys
 
+SHARED = re.compile(r"__shared__\s+([A-Za-z_][\w:]*)\s+([^;]+);")
 LAUNCH = re.compile(r"([A-Za-z_][\w:]*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*\(", re.S)
 
 
@@ -30,7 +35,15 @@ def split_top_level(text):
     return [p.strip() for p in parts]
 
 
+def fresh_shared(match):
+    """static declaration, then one fresh_shared call per declared name."""
+    names = [re.match(r"\s*([A-Za-z_]\w*)", d).group(1) for d in split_top_level(match.group(2))]
+    calls = " ".join(f"::crema_emu::fresh_shared(&{n}, sizeof({n}));" for n in names)
+    return f"static {match.group(1)} {match.group(2)}; {calls}"
+
+
 def rewrite(source, path):
+    source = SHARED.sub(fresh_shared, source)
     out, pos = [], 0
     for m in LAUNCH.finditer(source):
         line = source.count("\n", 0, m.start()) + 1
