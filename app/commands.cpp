@@ -395,6 +395,9 @@ std::string version_text() {
     s += "CUDA " + cuda::runtime_version() + ", cuDNN " + cuda::cudnn_version() + " (compiled in)\n";
   else
     s += "CUDA: not compiled in\n";
+#ifdef CREMA_CUDA_EMULATION
+  s += "CUDA emulation build (tests/cuda_emu): the CUDA backend runs on the host, for tests only\n";
+#endif
   return s;
 }
 
