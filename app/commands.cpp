@@ -205,10 +205,14 @@ int train(const TrainOptions& opt) {
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
+  if (spec.precision == Precision::tf32 && !ctx->on_gpu())
+    throw ConfigError(spec.precision_mark, "precision",
+                      "precision: tf32 runs on a GPU's tensor cores; train with solver_mode: GPU (or --gpu N), or use "
+                      "precision: fp32 (or bf16 on a CPU with AVX512-BF16 or AMX)");
   ctx->set_precision(spec.precision);
   spdlog::info("Using {}{}{}", ctx->device().str(),
                spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string(),
-               spec.precision == Precision::bf16 ? ", precision bf16" : "");
+               spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
 
   // Fail now, not at the first snapshot hours later, when snapshots cannot be written.
   const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
@@ -296,8 +300,14 @@ int test(const TestOptions& opt) {
   const NetSpec spec = NetSpec::parse(*root);
   const std::optional<SolverSpec> solver_spec = solver ? std::optional(SolverSpec::parse(*solver)) : std::nullopt;
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
-  // A solver file's precision too, so the scores are those its training's tests print.
-  if (solver_spec) ctx->set_precision(solver_spec->precision);
+  // A solver file's precision too, so the scores are those its training's tests print
+  // (TF32 exists on a GPU only: on the CPU such a net is tested in FP32).
+  if (solver_spec) {
+    if (solver_spec->precision == Precision::tf32 && !ctx->on_gpu())
+      spdlog::info("the solver's precision: tf32 applies on a GPU; testing on the CPU in fp32");
+    else
+      ctx->set_precision(solver_spec->precision);
+  }
   // The TEST net as training built its first one (the solver's test_state), or from the
   // net's own state; --stage/--level on top, as Caffe's `caffe test`.
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
@@ -336,7 +346,11 @@ int time(const TimeOptions& opt) {
   auto root = io::load_net_config(opt.model);
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
-  ctx->set_precision(opt.precision == "bf16" ? Precision::bf16 : Precision::fp32);
+  if (opt.precision == "tf32" && !ctx->on_gpu())
+    throw ConfigError(Mark{}, "", "--precision tf32 runs on a GPU's tensor cores; give --gpu N too");
+  ctx->set_precision(opt.precision == "bf16"   ? Precision::bf16
+                     : opt.precision == "tf32" ? Precision::tf32
+                                               : Precision::fp32);
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   Net net(spec, spec.state_for(phase), *ctx);
   using clock = std::chrono::steady_clock;

@@ -98,8 +98,10 @@ int main(int argc, char** argv) {
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--gpu", time.gpu, "GPU device id");
-  time_cmd->add_option("--precision", time.precision, "fp32, or bf16: convolutions and inner products in bfloat16")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  time_cmd
+      ->add_option("--precision", time.precision,
+                   "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores")
+      ->check(CLI::IsMember({"fp32", "bf16", "tf32"}));
   bool time_data = false;
   time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net");
 

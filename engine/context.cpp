@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "engine/error.hpp"
+
 namespace crema {
 
 namespace {
@@ -18,6 +20,27 @@ std::unique_ptr<Context> Context::gpu(int device_id, long long seed) {
   ctx->cuda_ = cuda::CudaContext::create(device_id);
   ctx->device_ = Device{DeviceType::CUDA, device_id};
   return ctx;
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::fp32:
+      return "fp32";
+    case Precision::bf16:
+      return "bf16";
+    case Precision::tf32:
+      return "tf32";
+  }
+  return "fp32";
+}
+
+void Context::set_precision(Precision p) {
+  if (p == Precision::tf32 && !on_gpu())
+    throw Error(
+        "precision: tf32 runs on a GPU's tensor cores (cuDNN, cuBLAS); on the CPU use precision: fp32, or "
+        "bf16 (oneDNN)");
+  if (cuda_) cuda_->allow_tf32(p == Precision::tf32);
+  precision_ = p;
 }
 
 }  // namespace crema

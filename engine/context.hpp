@@ -13,9 +13,14 @@ namespace crema {
 
 enum class DeviceType { CPU, CUDA };
 
-// The arithmetic of the products (convolutions, inner products): fp32, or bf16
-// inputs with fp32 accumulation, outputs and master weights (`precision: bf16`).
-enum class Precision { fp32, bf16 };
+// The arithmetic of the products (convolutions, inner products): fp32; bf16 inputs
+// with fp32 accumulation, outputs and master weights on the CPU (`precision: bf16`,
+// oneDNN); or TF32 inputs (10-bit mantissas) with fp32 accumulation on a GPU's tensor
+// cores (`precision: tf32`, cuDNN and cuBLAS, as PyTorch's allow_tf32).
+enum class Precision { fp32, bf16, tf32 };
+
+// "fp32", "bf16", "tf32".
+const char* precision_name(Precision p);
 
 struct Device {
   DeviceType type = DeviceType::CPU;
@@ -36,7 +41,8 @@ class Context {
   Rng& rng() { return rng_; }
   long long seed() const { return seed_; }
   Precision precision() const { return precision_; }
-  void set_precision(Precision p) { precision_ = p; }
+  // tf32 also lets the GPU's cuBLAS handle use tensor cores; it throws Error on the CPU.
+  void set_precision(Precision p);
 
  private:
   Device device_;

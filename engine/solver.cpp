@@ -131,7 +131,8 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.random_seed = r.get_int64("random_seed", -1);
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
   s.device_id = r.get_int("device_id", 0);
-  s.precision = r.get_enum("precision", {"fp32", "bf16"}, 0) == 0 ? Precision::fp32 : Precision::bf16;
+  if (const Node* p = r.find("precision")) s.precision_mark = p->mark();
+  s.precision = static_cast<Precision>(r.get_enum("precision", {"fp32", "bf16", "tf32"}, 0));  // Precision's order
   s.debug_info = r.get_bool("debug_info", false);
   if (const Node* m = r.find("metrics")) {
     // A list of kinds, one kind, or none.

@@ -56,6 +56,7 @@ struct SolverSpec {
   std::string solver_mode = "CPU";
   int device_id = 0;
   Precision precision = Precision::fp32;
+  Mark precision_mark;      // where `precision` was set, for errors
   bool debug_info = false;  // per-layer magnitudes in the TRAIN net (see Net::set_debug_info)
   // Which metrics files the app writes from Solver::on_metrics (crema's extension).
   bool metrics_csv = true, metrics_tensorboard = true;

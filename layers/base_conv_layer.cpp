@@ -320,7 +320,8 @@ void BaseConvolutionLayer::backward_onednn(const BlobVec& top, const std::vector
 #ifdef CREMA_WITH_CUDA
 cuda::CudnnConvolution& BaseConvolutionLayer::cudnn(Context& ctx) {
   if (!cudnn_) cudnn_ = std::make_unique<cuda::CudnnConvolution>();
-  cudnn_->prepare(*ctx.cuda(), conv_shape(), static_cast<size_t>(params_.cudnn_workspace_limit_mb) << 20);
+  cudnn_->prepare(*ctx.cuda(), conv_shape(), static_cast<size_t>(params_.cudnn_workspace_limit_mb) << 20,
+                  ctx.precision() == Precision::tf32);
   return *cudnn_;
 }
 

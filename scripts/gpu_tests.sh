@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, for a machine with an NVIDIA device: the GPU tests (with every kernel
 # launch waited for, so a fault names its own launch), then GPU step times of LeNet,
-# CIFAR-10 quick and the LSTM benchmark net beside the CPU's. Run from a built tree
+# CIFAR-10 quick and the LSTM benchmark net beside the CPU's, and AlexNet's, each in
+# FP32 and under precision tf32. Run from a built tree
 # (scripts/build.sh).
 #
 #   bash scripts/gpu_tests.sh [FASHION_MNIST_DIR]
@@ -27,8 +28,9 @@ fi
 status=0
 (cd "$build" && CREMA_CUDA_SYNC=1 ctest -R GPU --output-on-failure --timeout 1200) || status=$?
 
-for model in lenet_b64 cifar10_quick_b100 lstm_b32; do
-  for where in "--gpu 0" ""; do
+for model in lenet_b64 cifar10_quick_b100 lstm_b32 alexnet_b32; do
+  for where in "--gpu 0" "--gpu 0 --precision tf32" ""; do
+    [[ $model == alexnet_b32 && -z $where ]] && continue  # seconds per step on the CPU
     echo "== $model ${where:-CPU}"
     "$build/crema" time --model "configs/bench/$model.yaml" --iterations 20 $where 2>&1 |
       grep -E "Average (Forward pass|Backward pass|Forward-Backward)" || status=1

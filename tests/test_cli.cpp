@@ -563,3 +563,26 @@ TEST_CASE("precision bf16 on a CPU without bf16 is refused at net setup, naming 
         std::string::npos);
   CHECK(r.output.find("use precision: fp32") != std::string::npos);
 }
+
+// TF32 exists on tensor cores only: on the CPU it is refused before anything is built,
+// naming the solver file and line (train), or the flag (time).
+TEST_CASE("precision tf32 on the CPU is refused with one line naming where it was asked for") {
+  ToyJob job(10);
+  std::string yaml = test::read_file(job.solver);
+  yaml += "precision: tf32\n";
+  test::write_file(job.solver, yaml);
+  int line = 1;
+  for (size_t i = 0; i < yaml.find("precision: tf32"); ++i) line += yaml[i] == '\n';
+  const auto r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(r.output.find(job.solver + ":" + std::to_string(line) + ":") != std::string::npos, r.output);
+  CHECK(r.output.find("precision: tf32 runs on a GPU's tensor cores; train with solver_mode: GPU") !=
+        std::string::npos);
+  CHECK(r.output.find("terminate") == std::string::npos);
+
+  const auto t = test::run(crema_cmd("time --model " + test::source_dir() +
+                                     "/configs/bench/lenet_b64.yaml --iterations 1 --precision tf32"));
+  CHECK(t.status != 0);
+  CHECK_MESSAGE(t.output.find("--precision tf32 runs on a GPU's tensor cores; give --gpu N too") != std::string::npos,
+                t.output);
+}

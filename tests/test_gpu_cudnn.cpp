@@ -34,23 +34,39 @@ double normalised_error(const float* got, const float* want, int n) {
   return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-12);
 }
 
-void check_close(const char* what, int index, const float* got, const float* want, int n) {
+// Within `bound` by normalised error; returns the error.
+double check_close(const char* what, int index, const float* got, const float* want, int n, double bound = 1e-4) {
   INFO(what << " " << index);
-  CHECK(normalised_error(got, want, n) <= 1e-4);
+  const double e = normalised_error(got, want, n);
+  CHECK(e <= bound);
+  return e;
 }
+
+// TF32 rounds each input of a product to 11 significant bits (relative error up to
+// 2^-11 ≈ 4.9e-4 per factor); sums of such products stay well inside this bound.
+constexpr double kTf32Bound = 5e-3;
 
 // Sets parameter blobs of the reference layer before they are copied to the GPU one.
 using ParamInit = std::function<void(Layer&)>;
 
 // Runs `yaml` on bottom `shape` with `num_tops` tops on the CPU and on GPU 0 from
 // the same input, parameters and top gradients, and compares everything. Then runs
-// the GPU pass again and checks it moved nothing between host and device.
-void check_gpu_matches_cpu(const std::string& yaml, const std::vector<int>& shape, int num_tops = 1,
-                           Phase phase = Phase::TRAIN, const ParamInit& init = nullptr,
-                           const std::function<float(float)>& input = nullptr) {
-  INFO("layer " << yaml << " on " << crema::shape_string(shape));
+// the GPU pass again and checks it moved nothing between host and device. With
+// `precision` tf32 the GPU computes under TF32 and the bound is TF32's. Returns the
+// largest normalised error seen.
+double check_gpu_matches_cpu(const std::string& yaml, const std::vector<int>& shape, int num_tops = 1,
+                             Phase phase = Phase::TRAIN, const ParamInit& init = nullptr,
+                             const std::function<float(float)>& input = nullptr,
+                             Precision precision = Precision::fp32) {
+  INFO("layer " << yaml << " on " << crema::shape_string(shape) << ", GPU in " << precision_name(precision));
+  const double bound = precision == Precision::tf32 ? kTf32Bound : 1e-4;
+  double worst = 0;
+  const auto check_close = [&](const char* what, int index, const float* got, const float* want, int n) {
+    worst = std::max(worst, ::check_close(what, index, got, want, n, bound));
+  };
   Context cpu(1);
   auto gpu = Context::gpu(0, 1);
+  gpu->set_precision(precision);
   auto ref = make_layer(yaml, phase), dut = make_layer(yaml, phase);
   REQUIRE(dut.layer->supports(gpu->device()));
   Blob x_cpu = gaussian_blob({shape}), x_gpu;
@@ -123,6 +139,7 @@ void check_gpu_matches_cpu(const std::string& yaml, const std::vector<int>& shap
   gpu->cuda()->synchronize();
   CHECK(SyncedMemory::host_to_device_copies() == h2d);
   CHECK(SyncedMemory::device_to_host_copies() == d2h);
+  return worst;
 }
 
 const char* kFillers = "weight_filler: {type: gaussian, std: 0.5}, bias_filler: {type: gaussian, std: 0.5}";
@@ -246,6 +263,39 @@ TEST_CASE("GPU cuDNN: BatchNorm matches the CPU with batch and global statistics
   check_gpu_matches_cpu("{type: BatchNorm, batch_norm_param: {use_global_stats: true, eps: 0.001}}", {3, 4, 2, 2}, 1,
                         Phase::TRAIN, stored);
   check_gpu_matches_cpu("{type: BatchNorm}", {3, 4, 2, 2}, 1, Phase::TEST, stored);
+}
+
+// precision: tf32 lets cuDNN's convolutions and cuBLAS's products (InnerProduct) round
+// their inputs to TF32 on tensor cores: the results stay within TF32's rounding of the
+// FP32 reference. The emulation rounds wherever TF32 is allowed, so there the error
+// must also show that it was (on a device cuDNN may still pick an FP32 algorithm).
+TEST_CASE("GPU cuDNN: precision tf32 keeps Convolution, Deconvolution and InnerProduct within TF32's rounding") {
+  SKIP_WITHOUT_DEVICE();
+  const std::function<float(float)> keep = nullptr;
+  const double conv_error =
+      check_gpu_matches_cpu(conv("Convolution", "num_output: 6, kernel_size: 3, pad: 1, group: 2"), {2, 4, 7, 7}, 1,
+                            Phase::TRAIN, nullptr, keep, Precision::tf32);
+  const double deconv_error = check_gpu_matches_cpu(conv("Deconvolution", "num_output: 4, kernel_size: 3, stride: 2"),
+                                                    {2, 3, 4, 5}, 1, Phase::TRAIN, nullptr, keep, Precision::tf32);
+  const double ip_error = check_gpu_matches_cpu(
+      "{type: InnerProduct, inner_product_param: {num_output: 7, weight_filler: {type: gaussian, std: 0.5}, "
+      "bias_filler: {type: gaussian, std: 0.5}}}",
+      {4, 3, 5, 5}, 1, Phase::TRAIN, nullptr, keep, Precision::tf32);
+#ifdef CREMA_CUDA_EMULATION
+  CHECK(conv_error > 1e-6);
+  CHECK(deconv_error > 1e-6);
+  CHECK(ip_error > 1e-6);
+#else
+  MESSAGE("TF32 errors: Convolution " << conv_error << ", Deconvolution " << deconv_error << ", InnerProduct "
+                                      << ip_error);
+#endif
+}
+
+TEST_CASE("precision tf32 is refused on the CPU") {
+  Context cpu(1);
+  CHECK_THROWS_WITH_AS(cpu.set_precision(Precision::tf32),
+                       doctest::Contains("precision: tf32 runs on a GPU's tensor cores (cuDNN, cuBLAS)"), Error);
+  CHECK(cpu.precision() == Precision::fp32);
 }
 
 TEST_CASE("GPU cuDNN: convolution algorithms are chosen once per shape") {

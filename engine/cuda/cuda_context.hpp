@@ -20,6 +20,10 @@ class CudaContext {
   void* cublas() const { return cublas_; }         // cublasHandle_t
   void* cudnn() const { return cudnn_; }           // cudnnHandle_t
   void synchronize() const;
+  // Whether cuBLAS's products may round their inputs to TF32 on tensor cores
+  // (precision: tf32); off by default, so every product is computed in FP32.
+  void allow_tf32(bool allowed);
+  bool tf32_allowed() const { return tf32_; }
 
  private:
   CudaContext() = default;
@@ -27,6 +31,7 @@ class CudaContext {
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
   void* cudnn_ = nullptr;
+  bool tf32_ = false;
 };
 
 }  // namespace crema::cuda

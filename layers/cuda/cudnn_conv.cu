@@ -12,22 +12,34 @@
 
 namespace crema::cuda {
 
+// The math type a convolution runs with is the descriptor's when it is called, and cuDNN
+// wants the one its search reported with each algorithm (as PyTorch sets it): FP32 runs
+// everything in FMA math, where no tensor core rounds an input; TF32 (precision: tf32)
+// takes the search's math type, under which Ampere and later round inputs to 10-bit
+// mantissas on tensor cores.
+template <typename Algo>
+struct Choice {
+  Algo algo;
+  cudnnMathType_t math;
+};
+
 namespace {
-// TF32 tensor-core kernels round inputs to 10-bit mantissas; Caffe's results are FP32.
-bool fp32_exact(cudnnMathType_t m) { return m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH; }
 
 // The first (fastest by cuDNN's estimate) usable algorithm whose workspace fits
 // `limit`, preferring deterministic ones (some backward algorithms sum with atomics, so
 // two runs of one config would differ in the last bits and a resumed run would not
-// repeat an uninterrupted one); else `fallback` (which needs the least workspace).
+// repeat an uninterrupted one); else `fallback` (which needs the least workspace). In
+// FP32 only algorithms reported without tensor-core math qualify.
 template <typename Perf, typename Algo>
-Algo pick(const Perf* perf, int returned, size_t limit, Algo fallback) {
+Choice<Algo> pick(const Perf* perf, int returned, size_t limit, bool tf32, Algo fallback) {
+  const cudnnMathType_t fp32_math = CUDNN_FMA_MATH;
   for (const bool need_determinism : {true, false})
     for (int i = 0; i < returned; ++i)
-      if (perf[i].status == CUDNN_STATUS_SUCCESS && fp32_exact(perf[i].mathType) && perf[i].memory <= limit &&
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= limit &&
+          (tf32 || perf[i].mathType == CUDNN_DEFAULT_MATH || perf[i].mathType == CUDNN_FMA_MATH) &&
           (!need_determinism || perf[i].determinism == CUDNN_DETERMINISTIC))
-        return perf[i].algo;
-  return fallback;
+        return {perf[i].algo, tf32 ? perf[i].mathType : fp32_math};
+  return {fallback, tf32 ? CUDNN_DEFAULT_MATH : fp32_math};
 }
 
 const float kOne = 1.f, kZero = 0.f;
@@ -40,10 +52,11 @@ struct CudnnConvolution::Impl {
   bool prepared = false;
   ConvShape shape;
   size_t limit = 0;
+  bool tf32 = false;
   int searches = 0;
-  cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-  cudnnConvolutionBwdDataAlgo_t bwd_data_algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+  Choice<cudnnConvolutionFwdAlgo_t> fwd{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_FMA_MATH};
+  Choice<cudnnConvolutionBwdDataAlgo_t> bwd_data{CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_FMA_MATH};
+  Choice<cudnnConvolutionBwdFilterAlgo_t> bwd_filter{CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_FMA_MATH};
   // From the device's caching allocator, which hands a freed block out again only
   // to work queued after it on the same stream.
   void* workspace = nullptr;  // bytes: workspace_bytes
@@ -56,6 +69,12 @@ struct CudnnConvolution::Impl {
   cudnnTensorDescriptor_t describe_bias(bool on_input) {
     set_nchw(bias, 1, on_input ? shape.in_channels : shape.out_channels, 1, 1);
     return on_input ? input.get() : output.get();
+  }
+
+  // The descriptor in the math type `math` was chosen with.
+  cudnnConvolutionDescriptor_t conv_in(cudnnMathType_t math) {
+    CREMA_CUDA_CHECK(cudnnSetConvolutionMathType(conv.get(), math));
+    return conv.get();
   }
 
   void ensure_workspace(size_t bytes) {
@@ -73,9 +92,9 @@ CudnnConvolution::~CudnnConvolution() = default;
 
 int CudnnConvolution::algorithm_searches() const { return impl_->searches; }
 
-void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_t limit) {
+void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_t limit, bool tf32) {
   Impl& m = *impl_;
-  if (m.prepared && m.limit == limit && m.shape == s) return;
+  if (m.prepared && m.limit == limit && m.tf32 == tf32 && m.shape == s) return;
   // The descriptors change from here on: until the new shape is fully prepared, a call
   // with the old one (after a caught error) must not run them.
   m.prepared = false;
@@ -87,7 +106,8 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
   CREMA_CUDA_CHECK(cudnnSetConvolution2dDescriptor(m.conv.get(), s.pad_h, s.pad_w, s.stride_h, s.stride_w, s.dilation_h,
                                                    s.dilation_w, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   CREMA_CUDA_CHECK(cudnnSetConvolutionGroupCount(m.conv.get(), s.group));
-  CREMA_CUDA_CHECK(cudnnSetConvolutionMathType(m.conv.get(), CUDNN_FMA_MATH));
+  // The searches report the algorithms the descriptor's math type allows.
+  CREMA_CUDA_CHECK(cudnnSetConvolutionMathType(m.conv.get(), tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
   // cuDNN must agree with the layer's output size, or the layer's shape rule and
   // cuDNN's differ and the results would be garbage.
   int n = 0, c = 0, oh = 0, ow = 0;
@@ -106,23 +126,24 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
   CREMA_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, m.input.get(), m.filter.get(), m.conv.get(),
                                                           m.output.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned,
                                                           fwd));
-  m.fwd_algo = pick(fwd, returned, limit, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+  m.fwd = pick(fwd, returned, limit, tf32, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
   CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, m.filter.get(), m.output.get(), m.conv.get(),
                                                                m.input.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                                &returned, bwd_data));
-  m.bwd_data_algo = pick(bwd_data, returned, limit, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
+  m.bwd_data = pick(bwd_data, returned, limit, tf32, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
   CREMA_CUDA_CHECK(
       cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, m.input.get(), m.output.get(), m.conv.get(), m.filter.get(),
                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned, bwd_filter));
-  m.bwd_filter_algo = pick(bwd_filter, returned, limit, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
+  m.bwd_filter = pick(bwd_filter, returned, limit, tf32, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
 
   size_t fwd_bytes = 0, data_bytes = 0, filter_bytes = 0;
-  CREMA_CUDA_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, m.input.get(), m.filter.get(), m.conv.get(),
-                                                           m.output.get(), m.fwd_algo, &fwd_bytes));
-  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, m.filter.get(), m.output.get(), m.conv.get(),
-                                                                m.input.get(), m.bwd_data_algo, &data_bytes));
-  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, m.input.get(), m.output.get(), m.conv.get(),
-                                                                  m.filter.get(), m.bwd_filter_algo, &filter_bytes));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, m.input.get(), m.filter.get(), m.conv_in(m.fwd.math),
+                                                           m.output.get(), m.fwd.algo, &fwd_bytes));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
+      h, m.filter.get(), m.output.get(), m.conv_in(m.bwd_data.math), m.input.get(), m.bwd_data.algo, &data_bytes));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, m.input.get(), m.output.get(),
+                                                                  m.conv_in(m.bwd_filter.math), m.filter.get(),
+                                                                  m.bwd_filter.algo, &filter_bytes));
   size_t bytes = fwd_bytes;
   if (data_bytes > bytes) bytes = data_bytes;
   if (filter_bytes > bytes) bytes = filter_bytes;
@@ -130,6 +151,7 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
 
   m.shape = s;
   m.limit = limit;
+  m.tf32 = tf32;
   m.prepared = true;
   ++m.searches;
 }
@@ -137,7 +159,7 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
 void CudnnConvolution::forward(const CudaContext& ctx, const float* input, const float* filter, float* output) {
   Impl& m = *impl_;
   CREMA_CUDA_CHECK(cudnnConvolutionForward(cudnn_handle(ctx), &kOne, m.input.get(), input, m.filter.get(), filter,
-                                           m.conv.get(), m.fwd_algo, m.workspace, m.workspace_bytes, &kZero,
+                                           m.conv_in(m.fwd.math), m.fwd.algo, m.workspace, m.workspace_bytes, &kZero,
                                            m.output.get(), output));
 }
 
@@ -145,7 +167,7 @@ void CudnnConvolution::backward_data(const CudaContext& ctx, const float* output
                                      float* input_diff) {
   Impl& m = *impl_;
   CREMA_CUDA_CHECK(cudnnConvolutionBackwardData(cudnn_handle(ctx), &kOne, m.filter.get(), filter, m.output.get(),
-                                                output_diff, m.conv.get(), m.bwd_data_algo, m.workspace,
+                                                output_diff, m.conv_in(m.bwd_data.math), m.bwd_data.algo, m.workspace,
                                                 m.workspace_bytes, &kZero, m.input.get(), input_diff));
 }
 
@@ -154,8 +176,8 @@ void CudnnConvolution::backward_filter(const CudaContext& ctx, const float* inpu
   Impl& m = *impl_;
   // beta 1: parameter gradients accumulate over bottoms and iterations (the solver zeroes them).
   CREMA_CUDA_CHECK(cudnnConvolutionBackwardFilter(cudnn_handle(ctx), &kOne, m.input.get(), input, m.output.get(),
-                                                  output_diff, m.conv.get(), m.bwd_filter_algo, m.workspace,
-                                                  m.workspace_bytes, &kOne, m.filter.get(), filter_diff));
+                                                  output_diff, m.conv_in(m.bwd_filter.math), m.bwd_filter.algo,
+                                                  m.workspace, m.workspace_bytes, &kOne, m.filter.get(), filter_diff));
 }
 
 void CudnnConvolution::add_bias(const CudaContext& ctx, bool on_input, const float* bias, float* top) {

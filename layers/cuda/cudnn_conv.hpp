@@ -3,8 +3,9 @@
 // described from its own point of view: `input` is the image the filter slides over
 // (Convolution's bottom, Deconvolution's top) and `output` what it produces; the
 // filter is (out_channels, in_channels / group, kh, kw) either way, Caffe's layout.
-// Algorithms are chosen once per shape by cuDNN's heuristics among the FP32 (no
-// TF32) ones whose workspace fits the limit, and kept until the shape changes.
+// Algorithms are chosen once per shape by cuDNN's heuristics among those whose
+// workspace fits the limit, FP32 ones only unless TF32 is allowed, and kept until the
+// shape changes.
 #pragma once
 
 #include <cstddef>
@@ -23,8 +24,9 @@ class CudnnConvolution {
   CudnnConvolution& operator=(const CudnnConvolution&) = delete;
 
   // Describes `shape` and chooses the algorithms, unless the last call had the same
-  // shape and limit. Allocates the workspace (the largest the algorithms need).
-  void prepare(const CudaContext& ctx, const ConvShape& shape, size_t workspace_limit_bytes);
+  // shape, limit and `tf32`. Allocates the workspace (the largest the algorithms need).
+  // tf32: tensor cores may round the inputs to TF32 (precision: tf32).
+  void prepare(const CudaContext& ctx, const ConvShape& shape, size_t workspace_limit_bytes, bool tf32);
   // How many times prepare() chose algorithms (tests: once per distinct shape).
   int algorithm_searches() const;
 

@@ -7,6 +7,10 @@
 // answer a fixed list (a TF32 one, a non-deterministic one, two deterministic ones
 // with and without workspace) so that crema's choice among them is exercised, and
 // each call checks that its workspace is large enough and its data device memory.
+// A convolution runs as on Ampere and later: in any math type but FMA (cuDNN's
+// default DEFAULT included) its inputs are rounded to TF32; the queries offer the
+// deterministic algorithm 1 in tensor-core math when the descriptor allows it, and the
+// tensor-core-only algorithm refuses FMA math.
 #include <cblas.h>
 #include <cudnn.h>
 
@@ -33,6 +37,7 @@ struct cudnnFilterStruct {
 };
 struct cudnnConvolutionStruct {
   int pad_h = 0, pad_w = 0, stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1, groups = 1;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;  // cuDNN's default, which allows TF32 on Ampere and later
   bool set = false;
 };
 struct cudnnPoolingStruct {
@@ -70,18 +75,50 @@ size_t at(const cudnnTensorStruct& t, int n, int c, int h, int w) {
 // algorithm 0 (every fallback crema names) none.
 size_t workspace_for(int algo) { return algo == 0 ? 0 : algo == 1 ? 4096 : algo == 2 ? (1 << 20) : (64 << 20); }
 
+// The algorithms the queries offer, fastest first, with the math type each is offered
+// in: algorithm 3 needs tensor cores; the deterministic algorithm 1 runs on them when
+// the descriptor allows it (any math type but FMA).
+struct OfferedAlgorithm {
+  int algo;
+  cudnnDeterminism_t determinism;
+  cudnnMathType_t math;
+};
+constexpr int kTensorOnly = 3;
+std::vector<OfferedAlgorithm> offered(cudnnMathType_t descriptor_math) {
+  const bool tensor_cores = descriptor_math != CUDNN_FMA_MATH;
+  return {{kTensorOnly, CUDNN_NON_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},
+          {2, CUDNN_NON_DETERMINISTIC, CUDNN_DEFAULT_MATH},
+          {1, CUDNN_DETERMINISTIC, tensor_cores ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH},
+          {0, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH}};
+}
+
+// Whether a convolution runs on TF32 tensor cores: the descriptor's math type at the
+// call allows it (anything but FMA, as on Ampere and later). The tensor-core-only
+// algorithm cannot run in FMA math: a finding.
+bool runs_tf32(int algo, const cudnnConvolutionStruct& c, const char* call, bool* ok) {
+  *ok = !(algo == kTensorOnly && c.math == CUDNN_FMA_MATH);
+  if (!*ok)
+    crema_emu::report(std::string(call) + ": algorithm " + std::to_string(algo) +
+                      " was offered with CUDNN_TENSOR_OP_MATH, but the descriptor is in CUDNN_FMA_MATH");
+  return c.math != CUDNN_FMA_MATH;
+}
+
+// x as the call's products see it: the device's values, or TF32-rounded copies.
+struct Operand {
+  const float* p;
+  std::vector<float> rounded;
+  Operand(const void* x, size_t n, bool tf32) : p(static_cast<const float*>(x)) {
+    if (tf32) {
+      rounded = crema_emu::to_tf32(p, n);
+      p = rounded.data();
+    }
+  }
+};
+
 template <typename Perf, typename Algo>
-void algorithm_list(Perf* perf, int requested, int* returned) {
-  const struct {
-    int algo;
-    cudnnDeterminism_t determinism;
-    cudnnMathType_t math;
-  } list[] = {{3, CUDNN_NON_DETERMINISTIC, CUDNN_TENSOR_OP_MATH},
-              {2, CUDNN_NON_DETERMINISTIC, CUDNN_DEFAULT_MATH},
-              {1, CUDNN_DETERMINISTIC, CUDNN_FMA_MATH},
-              {0, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH}};
+void algorithm_list(const cudnnConvolutionStruct& c, Perf* perf, int requested, int* returned) {
   *returned = 0;
-  for (const auto& e : list) {
+  for (const auto& e : offered(c.math)) {
     if (*returned >= requested) break;
     Perf& p = perf[(*returned)++];
     p = Perf{};
@@ -268,7 +305,11 @@ cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int 
   d->groups = groups;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t, cudnnMathType_t) {
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t math) {
+  if (math != CUDNN_DEFAULT_MATH && math != CUDNN_TENSOR_OP_MATH && math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+      math != CUDNN_FMA_MATH)
+    return bad("cudnnSetConvolutionMathType: math type " + std::to_string(static_cast<int>(math)));
+  d->math = math;
   return CUDNN_STATUS_SUCCESS;
 }
 
@@ -286,26 +327,27 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
 }
 
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
-                                                     const cudnnFilterDescriptor_t, const cudnnConvolutionDescriptor_t,
+                                                     const cudnnFilterDescriptor_t,
+                                                     const cudnnConvolutionDescriptor_t c,
                                                      const cudnnTensorDescriptor_t, const int requested, int* returned,
                                                      cudnnConvolutionFwdAlgoPerf_t* perf) {
-  algorithm_list<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(perf, requested, returned);
+  algorithm_list<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(*c, perf, requested, returned);
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t,
                                                           const cudnnTensorDescriptor_t,
-                                                          const cudnnConvolutionDescriptor_t,
+                                                          const cudnnConvolutionDescriptor_t c,
                                                           const cudnnTensorDescriptor_t, const int requested,
                                                           int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
-  algorithm_list<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(perf, requested, returned);
+  algorithm_list<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(*c, perf, requested, returned);
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                             const cudnnTensorDescriptor_t,
-                                                            const cudnnConvolutionDescriptor_t,
+                                                            const cudnnConvolutionDescriptor_t c,
                                                             const cudnnFilterDescriptor_t, const int requested,
                                                             int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
-  algorithm_list<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(perf, requested, returned);
+  algorithm_list<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(*c, perf, requested, returned);
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
@@ -339,6 +381,9 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void* alpha, c
                                       const cudnnTensorDescriptor_t yd, void* y) {
   std::string why;
   if (!conv_consistent(*xd, *wd, *cd, *yd, "cudnnConvolutionForward", &why)) return bad(why);
+  bool math_ok = true;
+  const bool tf32 = runs_tf32(algo, *cd, "cudnnConvolutionForward", &math_ok);
+  if (!math_ok) return CUDNN_STATUS_NOT_SUPPORTED;
   if (!workspace_ok(algo, workspace, workspace_bytes, "cudnnConvolutionForward") ||
       !device_data(x, xd->count() * 4, "cudnnConvolutionForward x") ||
       !device_data(w, wd->count() * 4, "cudnnConvolutionForward w") ||
@@ -350,13 +395,14 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void* alpha, c
                        const ConvGeometry geo{xd_, wd_, cd_, yd_};
                        const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
                        const crema_emu::SingleThreadedBlas one_thread;
+                       const Operand xs(x, xd_.count(), tf32), ws(w, wd_.count(), tf32);
                        std::vector<float> sum(yd_.count()), col;
                        for (int n = 0; n < yd_.n; ++n)
                          for (int g = 0; g < cd_.groups; ++g) {
-                           geo.im2col(static_cast<const float*>(x), n, g, &col);
+                           geo.im2col(xs.p, n, g, &col);
                            // y[n, group g] (kg x p) = w[group g] (kg x q) col (q x p)
                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kg, p, q, 1.f,
-                                       static_cast<const float*>(w) + geo.filter_offset(g), q, col.data(), p, 0.f,
+                                       ws.p + geo.filter_offset(g), q, col.data(), p, 0.f,
                                        sum.data() + geo.output_offset(n, g), p);
                          }
                        auto* ys = static_cast<float*>(y);
@@ -372,6 +418,9 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void* alp
                                            const cudnnTensorDescriptor_t dxd, void* dx) {
   std::string why;
   if (!conv_consistent(*dxd, *wd, *cd, *dyd, "cudnnConvolutionBackwardData", &why)) return bad(why);
+  bool math_ok = true;
+  const bool tf32 = runs_tf32(algo, *cd, "cudnnConvolutionBackwardData", &math_ok);
+  if (!math_ok) return CUDNN_STATUS_NOT_SUPPORTED;
   if (!workspace_ok(algo, workspace, workspace_bytes, "cudnnConvolutionBackwardData") ||
       !device_data(w, wd->count() * 4, "cudnnConvolutionBackwardData w") ||
       !device_data(dy, dyd->count() * 4, "cudnnConvolutionBackwardData dy") ||
@@ -383,13 +432,14 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void* alp
                        const ConvGeometry geo{dxd_, wd_, cd_, dyd_};
                        const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
                        const crema_emu::SingleThreadedBlas one_thread;
+                       const Operand ws(w, wd_.count(), tf32), dys(dy, dyd_.count(), tf32);
                        std::vector<float> sum(dxd_.count(), 0.f), col(static_cast<size_t>(q) * p);
                        for (int n = 0; n < dyd_.n; ++n)
                          for (int g = 0; g < cd_.groups; ++g) {
                            // col (q x p) = w[group g]^T (q x kg) dy[n, group g] (kg x p), then back onto the image
                            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, q, p, kg, 1.f,
-                                       static_cast<const float*>(w) + geo.filter_offset(g), q,
-                                       static_cast<const float*>(dy) + geo.output_offset(n, g), p, 0.f, col.data(), p);
+                                       ws.p + geo.filter_offset(g), q, dys.p + geo.output_offset(n, g), p, 0.f,
+                                       col.data(), p);
                            geo.col2im_add(col, n, g, sum.data());
                          }
                        auto* dxs = static_cast<float*>(dx);
@@ -406,6 +456,9 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* a
                                              const cudnnFilterDescriptor_t dwd, void* dw) {
   std::string why;
   if (!conv_consistent(*xd, *dwd, *cd, *dyd, "cudnnConvolutionBackwardFilter", &why)) return bad(why);
+  bool math_ok = true;
+  const bool tf32 = runs_tf32(algo, *cd, "cudnnConvolutionBackwardFilter", &math_ok);
+  if (!math_ok) return CUDNN_STATUS_NOT_SUPPORTED;
   if (!workspace_ok(algo, workspace, workspace_bytes, "cudnnConvolutionBackwardFilter") ||
       !device_data(x, xd->count() * 4, "cudnnConvolutionBackwardFilter x") ||
       !device_data(dy, dyd->count() * 4, "cudnnConvolutionBackwardFilter dy") ||
@@ -417,13 +470,14 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void* a
                        const ConvGeometry geo{xd_, dwd_, cd_, dyd_};
                        const int kg = geo.out_per_group(), q = geo.taps(), p = geo.positions();
                        const crema_emu::SingleThreadedBlas one_thread;
+                       const Operand xs(x, xd_.count(), tf32), dys(dy, dyd_.count(), tf32);
                        std::vector<float> sum(dwd_.count(), 0.f), col;
                        for (int n = 0; n < dyd_.n; ++n)
                          for (int g = 0; g < cd_.groups; ++g) {
-                           geo.im2col(static_cast<const float*>(x), n, g, &col);
+                           geo.im2col(xs.p, n, g, &col);
                            // dw[group g] (kg x q) += dy[n, group g] (kg x p) col^T (p x q)
                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kg, q, p, 1.f,
-                                       static_cast<const float*>(dy) + geo.output_offset(n, g), p, col.data(), p, 1.f,
+                                       dys.p + geo.output_offset(n, g), p, col.data(), p, 1.f,
                                        sum.data() + geo.filter_offset(g), q);
                          }
                        auto* dws = static_cast<float*>(dw);

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace crema_emu {
 
@@ -27,6 +28,11 @@ void clear_device_error();
 // the host waits for them; and waits for (runs) everything queued on `stream`.
 void enqueue(cudaStream_t stream, std::function<void()> work);
 void wait_for(cudaStream_t stream);
+
+// x rounded to TF32 (8-bit exponent, 10-bit mantissa; to nearest, ties to even), as
+// tensor cores take FP32 inputs when TF32 is allowed; and n floats so rounded.
+float to_tf32(float x);
+std::vector<float> to_tf32(const float* x, size_t n);
 
 // Keeps OpenBLAS to the calling thread while it lives. The emulation's products are
 // many and small, and OpenMP's spinning workers made them ten times slower when two

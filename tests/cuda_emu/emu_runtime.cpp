@@ -436,6 +436,23 @@ std::string latest_finding() {
   return last_message;
 }
 
+float to_tf32(float x) {
+  if (!std::isfinite(x)) return x;
+  uint32_t bits = 0;
+  std::memcpy(&bits, &x, sizeof bits);
+  // Drop 13 of the 23 mantissa bits, rounding to nearest with ties to even (a carry
+  // into the exponent is the correct rounding up; near FLT_MAX it gives infinity).
+  bits += 0x0fffu + ((bits >> 13) & 1u);
+  bits &= ~0x1fffu;
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+std::vector<float> to_tf32(const float* x, size_t n) {
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = to_tf32(x[i]);
+  return out;
+}
+
 // OpenBLAS's OpenMP build asks omp_get_max_threads() at each call, which follows this
 // thread's setting.
 SingleThreadedBlas::SingleThreadedBlas() : previous_(omp_get_max_threads()) { omp_set_num_threads(1); }
@@ -772,6 +789,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
 
 struct cublasContext {
   cudaStream_t stream = nullptr;
+  cublasMath_t math = CUBLAS_DEFAULT_MATH;
 };
 
 namespace {
@@ -808,6 +826,15 @@ cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
   return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
+  if (mode != CUBLAS_DEFAULT_MATH && mode != CUBLAS_TF32_TENSOR_OP_MATH && mode != CUBLAS_PEDANTIC_MATH) {
+    report("cublasSetMathMode: mode " + std::to_string(static_cast<int>(mode)) + " is not emulated");
+    return CUBLAS_STATUS_INVALID_VALUE;
+  }
+  h->math = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float* alpha, const float* A, int lda, const float* B, int ldb, const float* beta,
                            float* C, int ldc) {
@@ -827,10 +854,17 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
   // OpenBLAS, column-major as cuBLAS (crema's CPU code calls it row-major): beta 0
   // means C is not read, as in cuBLAS, so NaN in fresh memory does not leak in.
   const float a = *alpha, b = *beta;  // host pointer mode: read at the call
+  const bool tf32 = h->math == CUBLAS_TF32_TENSOR_OP_MATH;  // the mode at the call
   queue_work(h->stream, [=] {
     const SingleThreadedBlas one_thread;
-    cblas_sgemm(CblasColMajor, at ? CblasTrans : CblasNoTrans, bt ? CblasTrans : CblasNoTrans, m, n, k, a, A, lda, B,
-                ldb, b, C, ldc);
+    // Under TF32 math the tensor cores see A and B rounded to TF32.
+    std::vector<float> a_tf32, b_tf32;
+    if (tf32) {
+      a_tf32 = to_tf32(A, span(a_rows, a_cols, lda));
+      b_tf32 = to_tf32(B, span(b_rows, b_cols, ldb));
+    }
+    cblas_sgemm(CblasColMajor, at ? CblasTrans : CblasNoTrans, bt ? CblasTrans : CblasNoTrans, m, n, k, a,
+                tf32 ? a_tf32.data() : A, lda, tf32 ? b_tf32.data() : B, ldb, b, C, ldc);
   });
   return CUBLAS_STATUS_SUCCESS;
 }
