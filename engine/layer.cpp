@@ -1,7 +1,9 @@
 #include "engine/layer.hpp"
 
 #include <map>
+#include <vector>
 
+#include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
 
 namespace crema {
@@ -63,7 +65,20 @@ float Layer::forward(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
     const float w = loss_weight(static_cast<int>(i));
     if (w == 0.f) continue;
     // Losses are reduced on the host; the tops are small (usually one value).
-    const float* d = top[i]->cpu_data();
+    const float* d = nullptr;
+    std::vector<float> from_device;
+    if (ctx.on_gpu() && top[i]->data_memory()->head() == SyncedMemory::Head::AtGpu) {
+      // Queued behind the kernels that wrote it and waited for on their stream alone
+      // (a host read of the blob would wait for the whole device, the prefetcher's copies
+      // included); the blob stays current on the device only.
+      from_device.resize(static_cast<size_t>(top[i]->count()));
+      cuda::copy_async(from_device.data(), top[i]->gpu_data(), from_device.size() * sizeof(float),
+                       ctx.cuda()->stream());
+      cuda::synchronize_stream(ctx.cuda()->stream());
+      d = from_device.data();
+    } else {
+      d = top[i]->cpu_data();
+    }
     double s = 0;
     for (int j = 0; j < top[i]->count(); ++j) s += d[j];
     loss += w * static_cast<float>(s);

@@ -8,6 +8,10 @@
 
 #include "engine/error.hpp"
 
+#ifdef CREMA_WITH_CUDA
+#include "engine/cuda/math_kernels.hpp"
+#endif
+
 namespace crema {
 
 namespace {
@@ -407,10 +411,20 @@ void Net::backward_layer(Context& ctx, int i) {
   if (forward_only_)
     throw Error("net '" + name_ + "' shares activation memory between blobs (forward only); backward would read "
                 "overwritten values");
-  // A loss top's gradient is its loss weight (d total / d loss).
+  // A loss top's gradient is its loss weight (d total / d loss), written where the
+  // backward pass reads it: on a GPU a host write would cost a copy and two waits for
+  // the device every iteration.
   for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
     const float w = layers_[k]->loss_weight(static_cast<int>(j));
-    if (w != 0.f) top_vecs_[k][j]->set_diff(w);
+    if (w == 0.f) continue;
+    Blob& top = *top_vecs_[k][j];
+    if (ctx.on_gpu()) {
+#ifdef CREMA_WITH_CUDA
+      cuda::gpu_set(*ctx.cuda(), top.count(), w, top.mutable_gpu_diff());
+#endif
+    } else {
+      top.set_diff(w);
+    }
   }
   layers_[k]->backward(ctx, top_vecs_[k], bottom_need_backward_[k], bottom_vecs_[k]);
   if (debug_info_) {
@@ -451,14 +465,6 @@ void Net::backward(Context& ctx) {
 
 void Net::clear_param_diffs() {
   for (Blob* p : learnable_params_) p->set_diff(0.f);
-}
-
-void Net::update() {
-  for (Blob* p : learnable_params_) {
-    float* w = p->mutable_cpu_data();       // (count)
-    const float* u = p->cpu_diff();         // (count)
-    for (int i = 0; i < p->count(); ++i) w[i] -= u[i];
-  }
 }
 
 Net::MemoryPlan Net::reuse_activation_memory() {

@@ -50,8 +50,6 @@ class Net {
   float forward_layer(Context& ctx, int i);
   void backward_layer(Context& ctx, int i);
   void clear_param_diffs();
-  // data -= diff for every learnable (owned) parameter.
-  void update();
 
   // Makes this net use the parameters of `other`'s layers with the same names
   // (the TEST net shares the TRAIN net's weights).

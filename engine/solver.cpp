@@ -474,27 +474,27 @@ float Solver::apply_update() {
       for (Blob* p : params) ops.scale(p->count(), scale, ops.mutable_diff(*p));
     }
   }
-  const bool l1 = spec_.regularization_type == "L1";
   for (size_t i = 0; i < params.size(); ++i) {
     Blob& p = *params[i];
-    const int n = p.count();
     const float decay = spec_.weight_decay * net_->params_decay()[i];
     UpdateInput in;
-    in.n = n;
+    in.n = p.count();
     in.rate = rate * net_->params_lr()[i];
     in.t = iter_ + 1;
+    in.w = ops.mutable_data(p);                     // (n)
     in.g = ops.mutable_diff(p);                     // (n)
     in.h1 = ops.mutable_data(*history_[i]);         // (n)
     if (rule_->histories > 1) in.h2 = ops.mutable_data(*history_[i + params.size()]);  // (n)
-    const float* w = ops.data(p);                   // (n)
-    // 3. Regularise: Caffe adds the decay to the gradient, for every type but AdamW.
-    if (decay != 0.f && !rule_->decoupled_decay) ops.add_decay(n, decay, w, l1, in.g);
-    // 4. The type's rule turns g into the step.
-    ops.compute(*rule_, spec_, in);
-    // AdamW: the decay goes beside the step, at the step's rate (w −= rate·wd·w).
-    if (decay != 0.f && rule_->decoupled_decay) ops.add_decay(n, in.rate * decay, w, l1, in.g);
+    // 3. Regularise: Caffe adds the decay to the gradient, for every type but AdamW,
+    // whose decay goes beside the step at the step's rate (w −= rate·wd·w).
+    if (rule_->decoupled_decay)
+      in.decoupled_decay = in.rate * decay;
+    else
+      in.coupled_decay = decay;
+    in.l1 = spec_.regularization_type == "L1";
+    // 4. The type's rule turns g into the step; 5. w −= step.
+    ops.step(*rule_, spec_, in);
   }
-  ops.apply_steps(*net_);
   if (net_->debug_info()) net_->log_update_debug_info();
   return rate;
 }

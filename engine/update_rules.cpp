@@ -78,24 +78,27 @@ void adam(const SolverSpec& s, const UpdateInput& in) {
 }
 
 #ifdef CREMA_WITH_CUDA
-// The rules above as device kernels (engine/cuda/update_kernels.cu).
+// The rules above as device kernels, each making the whole step of a parameter
+// (engine/cuda/update_kernels.cu).
+cuda::StepBuffers buffers(const UpdateInput& in) { return {in.n, in.w, in.g, in.h1, in.h2}; }
+cuda::StepDecay decay(const UpdateInput& in) { return {in.coupled_decay, in.decoupled_decay, in.l1}; }
 void sgd_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
-  cuda::gpu_sgd_update(c, in.n, in.rate, s.momentum, in.g, in.h1);
+  cuda::gpu_sgd_step(c, buffers(in), decay(in), in.rate, s.momentum);
 }
 void nesterov_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
-  cuda::gpu_nesterov_update(c, in.n, in.rate, s.momentum, in.g, in.h1);
+  cuda::gpu_nesterov_step(c, buffers(in), decay(in), in.rate, s.momentum);
 }
 void adagrad_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
-  cuda::gpu_adagrad_update(c, in.n, in.rate, s.delta, in.g, in.h1);
+  cuda::gpu_adagrad_step(c, buffers(in), decay(in), in.rate, s.delta);
 }
 void rmsprop_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
-  cuda::gpu_rmsprop_update(c, in.n, in.rate, s.rms_decay, s.delta, in.g, in.h1);
+  cuda::gpu_rmsprop_step(c, buffers(in), decay(in), in.rate, s.rms_decay, s.delta);
 }
 void adadelta_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
-  cuda::gpu_adadelta_update(c, in.n, in.rate, s.momentum, s.delta, in.g, in.h1, in.h2);
+  cuda::gpu_adadelta_step(c, buffers(in), decay(in), in.rate, s.momentum, s.delta);
 }
 void adam_gpu(const cuda::CudaContext& c, const SolverSpec& s, const UpdateInput& in) {
-  cuda::gpu_adam_update(c, in.n, adam_scale(s, in), s.momentum, s.momentum2, s.delta, in.g, in.h1, in.h2);
+  cuda::gpu_adam_step(c, buffers(in), decay(in), adam_scale(s, in), s.momentum, s.momentum2, s.delta);
 }
 #else
 constexpr void (*sgd_gpu)(const cuda::CudaContext&, const SolverSpec&, const UpdateInput&) = nullptr;
@@ -145,18 +148,6 @@ void UpdateOps::scale(int n, float alpha, float* x) const {
 #endif
 }
 
-void UpdateOps::add_decay(int n, float coeff, const float* w, bool l1, float* out) const {
-  if (cuda_) {
-#ifdef CREMA_WITH_CUDA
-    return cuda::gpu_add_decay(*cuda_, n, coeff, w, l1, out);
-#else
-    no_cuda();
-#endif
-  }
-  if (!l1) return cpu_axpy(n, coeff, w, out);
-  for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
-}
-
 double UpdateOps::sumsq_diffs(const std::vector<Blob*>& params) const {
   if (cuda_) {
 #ifdef CREMA_WITH_CUDA
@@ -172,25 +163,29 @@ double UpdateOps::sumsq_diffs(const std::vector<Blob*>& params) const {
   return sumsq;
 }
 
-void UpdateOps::compute(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const {
-  if (!cuda_) return rule.compute(spec, in);
-  if (!rule.compute_gpu) no_cuda();
-  rule.compute_gpu(*cuda_, spec, in);
+namespace {
+// out += coeff·w (L2) or coeff·sign(w) (L1); w, out: (n).
+void add_decay(int n, float coeff, const float* w, bool l1, float* out) {
+  if (!l1) return cpu_axpy(n, coeff, w, out);
+  for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
+}
+}  // namespace
+
+void UpdateOps::step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const {
+  if (cuda_) {
+    if (!rule.step_gpu) no_cuda();
+    return rule.step_gpu(*cuda_, spec, in);
+  }
+  if (in.coupled_decay != 0.f) add_decay(in.n, in.coupled_decay, in.w, in.l1, in.g);
+  rule.compute(spec, in);
+  if (in.decoupled_decay != 0.f) add_decay(in.n, in.decoupled_decay, in.w, in.l1, in.g);
+  for (int i = 0; i < in.n; ++i) in.w[i] -= in.g[i];
 }
 
 void UpdateOps::clear_param_diffs(Net& net) const {
   if (!cuda_) return net.clear_param_diffs();
 #ifdef CREMA_WITH_CUDA
   for (Blob* p : net.learnable_params()) cuda::gpu_set(*cuda_, p->count(), 0.f, p->mutable_gpu_diff());
-#else
-  no_cuda();
-#endif
-}
-
-void UpdateOps::apply_steps(Net& net) const {
-  if (!cuda_) return net.update();
-#ifdef CREMA_WITH_CUDA
-  for (Blob* p : net.learnable_params()) cuda::gpu_axpy(*cuda_, p->count(), -1.f, p->gpu_diff(), p->mutable_gpu_data());
 #else
   no_cuda();
 #endif

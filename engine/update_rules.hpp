@@ -32,9 +32,15 @@ struct UpdateInput {
   int n = 0;             // elements of the parameter
   float rate = 0.f;      // local rate lr·lr_mult
   int t = 1;             // updates including this one (iter + 1), for Adam's bias correction
-  float* g = nullptr;    // (n) regularised gradient in, step out
+  float* w = nullptr;    // (n) the parameter, stepped in place (w −= step)
+  float* g = nullptr;    // (n) gradient in, step out
   float* h1 = nullptr;   // (n) first history: momentum V, H, Adam's m
   float* h2 = nullptr;   // (n) second history: AdaDelta's D, Adam's v; null for one-history rules
+  // Regularisation: coupled is added to g before the rule (Caffe's weight decay:
+  // wd·decay_mult), decoupled to the step after it (AdamW: rate·wd·decay_mult); each
+  // times w, or sign(w) with l1.
+  float coupled_decay = 0.f, decoupled_decay = 0.f;
+  bool l1 = false;
 };
 
 struct UpdateRule {
@@ -42,10 +48,12 @@ struct UpdateRule {
   const char* legacy;      // Caffe's `solver_type` enum spelling, "" when Caffe has none
   int histories;           // history blobs per learnable parameter (Caffe's snapshot layout)
   bool decoupled_decay;    // weight decay is applied to w beside the step, not added to g
+  // The rule alone: g (regularised) becomes the step, the histories are updated.
   void (*compute)(const SolverSpec& spec, const UpdateInput& in);
-  // The same rule as device kernels (in's pointers are then device pointers); null in
-  // a build without CUDA, where no GPU Context can exist.
-  void (*compute_gpu)(const cuda::CudaContext& ctx, const SolverSpec& spec, const UpdateInput& in);
+  // The whole step on the device in one kernel (in's pointers are device pointers):
+  // decay, rule, decoupled decay, w −= step. Null in a build without CUDA, where no GPU
+  // Context can exist.
+  void (*step_gpu)(const cuda::CudaContext& ctx, const SolverSpec& spec, const UpdateInput& in);
 };
 
 // Every rule, in Caffe's SolverType enum order, then crema's extensions.
@@ -69,14 +77,13 @@ class UpdateOps {
   float* mutable_diff(Blob& b) const { return cuda_ ? b.mutable_gpu_diff() : b.mutable_cpu_diff(); }
 
   void scale(int n, float alpha, float* x) const;  // x: (n)
-  // out += coeff·w (L2) or coeff·sign(w) (L1); w, out: (n).
-  void add_decay(int n, float coeff, const float* w, bool l1, float* out) const;
   // Σ over the blobs of Σ diff², in double.
   double sumsq_diffs(const std::vector<Blob*>& params) const;
-  void compute(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const;
-  // Zeroes the learnable parameters' gradients, and w −= step for each of them.
+  // One parameter's step: g += coupled decay; the rule makes g the step; step +=
+  // decoupled decay; w −= step. On a GPU in one kernel, on the CPU loop by loop.
+  void step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const;
+  // Zeroes the learnable parameters' gradients.
   void clear_param_diffs(Net& net) const;
-  void apply_steps(Net& net) const;
 
  private:
   cuda::CudaContext* cuda_;  // null on the CPU

@@ -123,6 +123,10 @@ const std::vector<LayerCase>& cases() {
        {gauss({300, 3}), labels({300}, 3), {{3, 3}, Fill::gaussian, 0, false}}},
       {"InnerProduct", "{type: InnerProduct, inner_product_param: {num_output: 4}}", {gauss({3, 2, 3})}, 1,
        Phase::TRAIN, 1e-3f},
+      // 300 outputs: the bias gradient sums columns one thread each (256 or more columns).
+      {"InnerProduct",
+       "{type: InnerProduct, inner_product_param: {num_output: 300, bias_filler: {type: gaussian, std: 1}}}",
+       {gauss({5, 7})}, 1, Phase::TRAIN, 1e-3f},
       {"Input", "{type: Input, input_param: {shape: {dim: [2, 3]}}}", {}, 1, Phase::TRAIN, 1e-5f, false, false},
       {"Log", "{type: Log, log_param: {base: 10, scale: 2, shift: 1}}", {positive(nchw)}},
       in_place({"Log", "{type: Log}", {positive(nchw)}}),
@@ -183,7 +187,11 @@ const std::vector<LayerCase>& cases() {
       {"Silence", "{type: Silence}", {gauss({2, 3}), gauss({4})}, 0},
       {"Slice", "{type: Slice, slice_param: {axis: 1, slice_point: [1]}}", {gauss({2, 3, 2})}, 2},
       {"Softmax", "{type: Softmax}", {gauss({2, 5, 3})}},
+      // Rows of 64 classes or more take a block each; 300 is more than a block's threads.
+      {"Softmax", "{type: Softmax}", {gauss({3, 100})}},
+      in_place({"Softmax", "{type: Softmax}", {gauss({2, 300})}}),
       {"SoftmaxWithLoss", "{type: SoftmaxWithLoss}", {gauss({4, 5}), labels({4}, 5)}},
+      {"SoftmaxWithLoss", "{type: SoftmaxWithLoss}", {gauss({5, 80}), labels({5}, 80)}},
       {"Split", "{type: Split}", {gauss({2, 3})}, 2},
       {"SPP", "{type: SPP, spp_param: {pyramid_height: 2}}", {gauss({2, 2, 4, 4})}},
       {"SPP", "{type: SPP, spp_param: {pyramid_height: 3, pool: AVE}}", {gauss({2, 2, 8, 8})}},

@@ -1,5 +1,6 @@
 // The update rules of engine/update_rules.cpp as device kernels, one thread per
-// element in grid-stride loops, with the CPU loops' order of float operations.
+// element in grid-stride loops, with the CPU pipeline's order of float operations:
+// one kernel per rule (a template over the rule) makes a parameter's whole step.
 #include "engine/cuda/grid.hpp"
 #include "engine/cuda/update_kernels.hpp"
 
@@ -8,59 +9,80 @@
 namespace crema::cuda {
 
 namespace {
-__global__ void sgd_kernel(int64_t n, float rate, float mu, float* g, float* h1) {  // g, h1: (n)
+// The rules: each turns the (regularised) gradient into the step, updating its
+// histories h1 and h2 (h2 is a scratch value for one-history rules).
+struct Sgd {
+  float rate, mu;
+  __device__ float operator()(float g, float& h1, float&) const {
+    h1 = rate * g + mu * h1;  // V = μV + rate·g
+    return h1;
+  }
+};
+struct Nesterov {
+  float rate, mu;
+  __device__ float operator()(float g, float& h1, float&) const {
+    const float previous = h1;
+    h1 = rate * g + mu * previous;
+    return (1.f + mu) * h1 - mu * previous;
+  }
+};
+struct AdaGrad {
+  float rate, delta;
+  __device__ float operator()(float g, float& h1, float&) const {
+    h1 += g * g;
+    return rate * (g / (sqrtf(h1) + delta));
+  }
+};
+struct RmsProp {
+  float rate, rho, delta;
+  __device__ float operator()(float g, float& h1, float&) const {
+    h1 = (1.f - rho) * (g * g) + rho * h1;
+    return rate * (g / (sqrtf(h1) + delta));
+  }
+};
+struct AdaDelta {
+  float rate, mu, delta;
+  __device__ float operator()(float g, float& h1, float& h2) const {
+    h1 = (1.f - mu) * (g * g) + mu * h1;
+    const float u = g * sqrtf((delta + h2) / (delta + h1));
+    h2 = (1.f - mu) * (u * u) + mu * h2;
+    return rate * u;
+  }
+};
+struct Adam {
+  float scale, b1, b2, delta;
+  __device__ float operator()(float g, float& h1, float& h2) const {  // h1 = m, h2 = v
+    h1 = (1.f - b1) * g + b1 * h1;
+    h2 = (1.f - b2) * (g * g) + b2 * h2;
+    return scale * (h1 / (sqrtf(h2) + delta));
+  }
+};
+
+// coeff·w, or coeff·sign(w) with l1.
+__device__ float decay_term(float coeff, float w, bool l1) {
+  return l1 ? coeff * static_cast<float>((w > 0.f) - (w < 0.f)) : coeff * w;
+}
+
+template <typename Rule>
+__global__ void step_kernel(int64_t n, Rule rule, StepDecay d, float* w, float* g, float* h1, float* h2) {
+  // w, g, h1: (n); h2: (n) or null
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    h1[i] = rate * g[i] + mu * h1[i];  // V = μV + rate·g
-    g[i] = h1[i];
+    const float wi = w[i];
+    float gi = g[i];
+    if (d.coupled != 0.f) gi += decay_term(d.coupled, wi, d.l1);
+    float first = h1[i], second = h2 ? h2[i] : 0.f;
+    float step = rule(gi, first, second);
+    if (d.decoupled != 0.f) step += decay_term(d.decoupled, wi, d.l1);
+    h1[i] = first;
+    if (h2) h2[i] = second;
+    g[i] = step;
+    w[i] = wi - step;
   }
 }
 
-__global__ void nesterov_kernel(int64_t n, float rate, float mu, float* g, float* h1) {  // g, h1: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    const float previous = h1[i];
-    h1[i] = rate * g[i] + mu * previous;
-    g[i] = (1.f + mu) * h1[i] - mu * previous;
-  }
-}
-
-__global__ void adagrad_kernel(int64_t n, float rate, float delta, float* g, float* h1) {  // g, h1: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    h1[i] += g[i] * g[i];
-    g[i] = rate * (g[i] / (sqrtf(h1[i]) + delta));
-  }
-}
-
-__global__ void rmsprop_kernel(int64_t n, float rate, float rho, float delta, float* g, float* h1) {  // g, h1: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    h1[i] = (1.f - rho) * (g[i] * g[i]) + rho * h1[i];
-    g[i] = rate * (g[i] / (sqrtf(h1[i]) + delta));
-  }
-}
-
-__global__ void adadelta_kernel(int64_t n, float rate, float mu, float delta, float* g, float* h1,
-                                float* h2) {  // g, h1, h2: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    h1[i] = (1.f - mu) * (g[i] * g[i]) + mu * h1[i];
-    const float u = g[i] * sqrtf((delta + h2[i]) / (delta + h1[i]));
-    h2[i] = (1.f - mu) * (u * u) + mu * h2[i];
-    g[i] = rate * u;
-  }
-}
-
-__global__ void adam_kernel(int64_t n, float scale, float b1, float b2, float delta, float* g, float* h1,
-                            float* h2) {  // g, h1 (m), h2 (v): (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    h1[i] = (1.f - b1) * g[i] + b1 * h1[i];
-    h2[i] = (1.f - b2) * (g[i] * g[i]) + b2 * h2[i];
-    g[i] = scale * (h1[i] / (sqrtf(h2[i]) + delta));
-  }
-}
-
-__global__ void add_decay_kernel(int64_t n, float coeff, const float* w, bool l1, float* out) {  // w, out: (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    const float v = w[i];
-    out[i] += l1 ? coeff * static_cast<float>((v > 0.f) - (v < 0.f)) : coeff * v;
-  }
+template <typename Rule>
+void step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, Rule rule) {
+  launch(ctx, b.n, step_kernel<Rule>, rule, d, b.w, b.g, b.h1, b.h2);
 }
 
 // Each block sums its grid-stride share in shared memory, then adds it to *sum.
@@ -79,28 +101,26 @@ __global__ void sumsq_kernel(int64_t n, const float* x, double* sum) {  // x: (n
 
 }  // namespace
 
-void gpu_sgd_update(const CudaContext& ctx, int n, float rate, float momentum, float* g, float* h1) {
-  launch(ctx, n, sgd_kernel, rate, momentum, g, h1);
+void gpu_sgd_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float rate, float momentum) {
+  step(ctx, b, d, Sgd{rate, momentum});
 }
-void gpu_nesterov_update(const CudaContext& ctx, int n, float rate, float momentum, float* g, float* h1) {
-  launch(ctx, n, nesterov_kernel, rate, momentum, g, h1);
+void gpu_nesterov_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float rate, float momentum) {
+  step(ctx, b, d, Nesterov{rate, momentum});
 }
-void gpu_adagrad_update(const CudaContext& ctx, int n, float rate, float delta, float* g, float* h1) {
-  launch(ctx, n, adagrad_kernel, rate, delta, g, h1);
+void gpu_adagrad_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float rate, float delta) {
+  step(ctx, b, d, AdaGrad{rate, delta});
 }
-void gpu_rmsprop_update(const CudaContext& ctx, int n, float rate, float rms_decay, float delta, float* g, float* h1) {
-  launch(ctx, n, rmsprop_kernel, rate, rms_decay, delta, g, h1);
+void gpu_rmsprop_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float rate, float rms_decay,
+                      float delta) {
+  step(ctx, b, d, RmsProp{rate, rms_decay, delta});
 }
-void gpu_adadelta_update(const CudaContext& ctx, int n, float rate, float momentum, float delta, float* g, float* h1,
-                         float* h2) {
-  launch(ctx, n, adadelta_kernel, rate, momentum, delta, g, h1, h2);
+void gpu_adadelta_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float rate, float momentum,
+                       float delta) {
+  step(ctx, b, d, AdaDelta{rate, momentum, delta});
 }
-void gpu_adam_update(const CudaContext& ctx, int n, float scale, float beta1, float beta2, float delta, float* g,
-                     float* h1, float* h2) {
-  launch(ctx, n, adam_kernel, scale, beta1, beta2, delta, g, h1, h2);
-}
-void gpu_add_decay(const CudaContext& ctx, int n, float coeff, const float* w, bool l1, float* out) {
-  launch(ctx, n, add_decay_kernel, coeff, w, l1, out);
+void gpu_adam_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float scale, float beta1,
+                   float beta2, float delta) {
+  step(ctx, b, d, Adam{scale, beta1, beta2, delta});
 }
 
 double gpu_sumsq(const CudaContext& ctx, const DeviceSpan* spans, int count) {

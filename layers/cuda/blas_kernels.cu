@@ -39,6 +39,23 @@ __global__ void broadcast_reduce_kernel(int outer, int dim, int inner, const flo
   }
 }
 
+// inner 1 with many columns (InnerProduct's bias over a batch): one thread per column
+// walking down the rows, so a warp reads 32 neighbouring columns of a row at once where
+// the block per column above would read elements `dim` apart; summed in double in row
+// order.
+__global__ void column_reduce_kernel(int64_t dim, int outer, const float* a, const float* b, float* out,
+                                     bool accumulate) {
+  // a, b: (outer, dim); out: (dim)
+  for (int64_t d = first_index(); d < dim; d += grid_stride()) {
+    double sum = 0;
+    for (int64_t j = 0; j < outer; ++j) {
+      const int64_t at = j * dim + d;
+      sum += b ? static_cast<double>(a[at]) * b[at] : static_cast<double>(a[at]);
+    }
+    out[d] = static_cast<float>(accumulate ? out[d] + sum : sum);
+  }
+}
+
 __global__ void max_first_kernel(int64_t n, const float* x0, const float* x1, float* y, float* from) {  // all (n)
   for (int64_t i = first_index(); i < n; i += grid_stride()) {
     const bool first = x0[i] > x1[i];  // strict: a tie goes to bottom 1, as on the CPU
@@ -70,6 +87,10 @@ void broadcast_apply_gpu(const CudaContext& ctx, int outer, int dim, int inner, 
 void broadcast_reduce_gpu(const CudaContext& ctx, int outer, int dim, int inner, const float* a, const float* b,
                           float* out, bool accumulate) {
   if (dim <= 0) return;
+  if (inner == 1 && dim >= kThreads) {
+    launch(ctx, dim, column_reduce_kernel, outer, a, b, out, accumulate);
+    return;
+  }
   const int blocks = dim < 65535 ? dim : 65535;
   broadcast_reduce_kernel<<<blocks, kThreads, 0, stream_of(ctx)>>>(outer, dim, inner, a, b, out, accumulate);
   CREMA_CUDA_LAUNCHED(stream_of(ctx));

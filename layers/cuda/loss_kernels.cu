@@ -1,8 +1,13 @@
 // Kernels declared in loss_kernels.hpp. Softmax runs one thread per (outer, inner)
-// position with the CPU loop's order of operations; the loss sums run in one block
+// position with the CPU loop's order of operations, except over rows of many classes
+// (inner 1, a classifier's scores), where one thread per row would read its row alone
+// and threads kChannels apart would not coalesce: there a block shares each row, and
+// its max and sums are block reductions (a tree, so the sum's last bits differ from
+// the CPU's sequential one). The loss sums run in one block
 // (a fixed tree, so the loss is the same on every run); Accuracy counts with atomic
 // float additions of whole numbers, which are exact below 2^24.
 #include <cfloat>
+#include <cmath>
 
 #include "engine/cuda/grid.hpp"
 #include "layers/cuda/loss_kernels.hpp"
@@ -63,6 +68,66 @@ __global__ void softmax_backward_kernel(int64_t positions, int channels, int inn
       const int64_t at = base + static_cast<int64_t>(c) * inner;
       dx[at] = (dy[at] - dot) * y[at];
     }
+  }
+}
+
+// The combination of v over the block (blockDim.x == kThreads) by `op`, returned to
+// every thread; every thread of the block must call it. scratch: (kThreads) shared.
+template <typename Op>
+__device__ float block_reduce(float v, float* scratch, Op op) {
+  const int t = static_cast<int>(threadIdx.x);
+  scratch[t] = v;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (t < half) scratch[t] = op(scratch[t], scratch[t + half]);
+    __syncthreads();
+  }
+  const float total = scratch[0];
+  __syncthreads();  // every thread has read the total before scratch is reused
+  return total;
+}
+
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+
+// Rows of at least this many classes (with inner 1) take a block each.
+constexpr int kRowsKernelMinChannels = 64;
+
+// One block per row (striding over the rest). x, y: (rows, channels); y may alias x.
+// fmaxf from -inf skips NaN as the per-position kernel's fmaxf from the first value
+// does, and a NaN or infinity in the row gives the same NaN through the sum.
+__global__ void softmax_rows_forward_kernel(int rows, int channels, const float* x, float* y) {
+  __shared__ float scratch[kThreads];
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float* xr = x + static_cast<int64_t>(r) * channels;
+    float* yr = y + static_cast<int64_t>(r) * channels;
+    float m = -INFINITY;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x) m = fmaxf(m, xr[c]);
+    const float max = block_reduce(m, scratch, MaxOp());
+    float s = 0.f;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x) {
+      yr[c] = expf(xr[c] - max);
+      s += yr[c];
+    }
+    const float sum = block_reduce(s, scratch, SumOp());
+    for (int c = threadIdx.x; c < channels; c += blockDim.x) yr[c] /= sum;  // the elements this thread wrote
+  }
+}
+
+// One block per row. y, dy, dx: (rows, channels); dx may alias dy (each thread reads
+// the elements it writes, and all reads of the dot product end at the reduction).
+__global__ void softmax_rows_backward_kernel(int rows, int channels, const float* y, const float* dy, float* dx) {
+  __shared__ float scratch[kThreads];
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    const int64_t row = static_cast<int64_t>(r) * channels;
+    float d = 0.f;
+    for (int c = threadIdx.x; c < channels; c += blockDim.x) d += dy[row + c] * y[row + c];
+    const float dot = block_reduce(d, scratch, SumOp());
+    for (int c = threadIdx.x; c < channels; c += blockDim.x) dx[row + c] = (dy[row + c] - dot) * y[row + c];
   }
 }
 
@@ -171,6 +236,9 @@ __global__ void scale_by_scalar_kernel(int64_t n, const float* s, float factor, 
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = alpha * x[i];
 }
 
+// A block per row, at most 4096 (the kernels stride over the rest).
+int blocks_per_row(int rows) { return rows < 4096 ? rows : 4096; }
+
 // Copies the count of bad labels (a float at `at`) to the host, once the stream is done.
 LabelCheck read_check(const CudaContext& ctx, const float* at) {
   float host = 0.f;
@@ -181,11 +249,21 @@ LabelCheck read_check(const CudaContext& ctx, const float* at) {
 }  // namespace
 
 void softmax_forward_gpu(const CudaContext& ctx, int outer, int channels, int inner, const float* x, float* y) {
+  if (inner == 1 && channels >= kRowsKernelMinChannels && outer > 0) {
+    softmax_rows_forward_kernel<<<blocks_per_row(outer), kThreads, 0, stream_of(ctx)>>>(outer, channels, x, y);
+    CREMA_CUDA_LAUNCHED(stream_of(ctx));
+    return;
+  }
   launch(ctx, static_cast<int64_t>(outer) * inner, softmax_forward_kernel, channels, inner, x, y);
 }
 
 void softmax_backward_gpu(const CudaContext& ctx, int outer, int channels, int inner, const float* y,
                           const float* dy, float* dx) {
+  if (inner == 1 && channels >= kRowsKernelMinChannels && outer > 0) {
+    softmax_rows_backward_kernel<<<blocks_per_row(outer), kThreads, 0, stream_of(ctx)>>>(outer, channels, y, dy, dx);
+    CREMA_CUDA_LAUNCHED(stream_of(ctx));
+    return;
+  }
   launch(ctx, static_cast<int64_t>(outer) * inner, softmax_backward_kernel, channels, inner, y, dy, dx);
 }
 
