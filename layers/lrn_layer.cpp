@@ -171,10 +171,13 @@ void LRNLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& t
   const cuda::CudaContext& cc = *ctx.cuda();
   const float* x = bottom[0]->gpu_data();  // x: (N, C, H, W)
   float* y = top[0]->mutable_gpu_data();   // y: (N, C, H, W)
-  if (use_cudnn())
+  if (use_cudnn()) {
     cudnn(*bottom[0]).forward(cc, x, y);
-  else
+    forward_top_ = top[0]->data_memory();
+    forward_top_writes_ = top[0]->data_memory()->writes();
+  } else {
     cuda::lrn_forward(cc, lrn_shape(*bottom[0]), x, scale_.mutable_gpu_data(), y);
+  }
 }
 
 void LRNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
@@ -186,11 +189,17 @@ void LRNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<
   float* dx = bottom[0]->mutable_gpu_diff();  // dx: (N, C, H, W)
   if (use_cudnn()) {
     // cuDNN's backward takes y. Caffe hands it the top, which a later in-place layer
-    // (ReLU, Dropout, Scale...) may have rewritten; recomputing y from x keeps the
-    // gradient right whatever follows, as the CPU and the kernels are.
+    // (ReLU, Dropout, Scale...) may have rewritten; then y is recomputed from x, so the
+    // gradient is right whatever follows, as the CPU's and the kernels' are.
     cuda::CudnnLRN& lrn = cudnn(*bottom[0]);
-    float* y = work_.mutable_gpu_data();  // y: (N, C, H, W)
-    lrn.forward(cc, x, y);
+    const bool top_as_left = forward_top_.lock() == top[0]->data_memory() &&
+                             top[0]->data_memory()->writes() == forward_top_writes_;
+    const float* y = top[0]->gpu_data();  // y: (N, C, H, W)
+    if (!top_as_left) {
+      float* recomputed = work_.mutable_gpu_data();  // (N, C, H, W)
+      lrn.forward(cc, x, recomputed);
+      y = recomputed;
+    }
     lrn.backward(cc, x, y, dy, dx);
   } else
     cuda::lrn_backward(cc, lrn_shape(*bottom[0]), x, dy, scale_.gpu_data(), work_.mutable_gpu_data(), dx);
