@@ -1,5 +1,8 @@
 #include "io/image.hpp"
 
+#include <zlib.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -8,6 +11,7 @@
 #endif
 
 #include "engine/error.hpp"
+#include "io/files.hpp"
 
 namespace crema::io {
 
@@ -38,6 +42,38 @@ bool encode(const std::string& ext, const cv::Mat&, std::vector<unsigned char>&)
 }
 #endif
 
+uint32_t be32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+
+// What is wrong with the chunks of a PNG file: "" when `bytes` are no PNG or their
+// chunks, walked from the signature to IEND, each fit inside the bytes with the
+// critical ones' CRCs right. libpng finds the same faults, but reports them itself on
+// stderr (OpenCV gives it no handler) beside crema's own error; checked first, such a
+// file never reaches it. Ancillary chunks' CRCs are libpng's business (it drops them).
+std::string png_damage(std::string_view bytes) {
+  const std::string_view signature("\x89PNG\r\n\x1a\n", 8);
+  if (bytes.substr(0, 8) != signature) return "";
+  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t at = 8;
+  for (;;) {
+    if (bytes.size() - at < 12)
+      return "it is cut short: it ends inside the chunk header at byte " + std::to_string(at) + ", before IEND";
+    const uint32_t length = be32(b + at);
+    const std::string type(bytes.substr(at + 4, 4));
+    if (length > bytes.size() - at - 12)
+      return "it is cut short: chunk '" + type + "' at byte " + std::to_string(at) + " holds " +
+             std::to_string(length) + " bytes, the file ends " + std::to_string(bytes.size() - at - 12) +
+             " bytes into it";
+    const bool critical = type[0] >= 'A' && type[0] <= 'Z';
+    const uLong crc = crc32(0, b + at + 4, static_cast<uInt>(length + 4));
+    if (critical && static_cast<uint32_t>(crc) != be32(b + at + 8 + length))
+      return "chunk '" + type + "' at byte " + std::to_string(at) + " fails its CRC (the file is damaged)";
+    if (type == "IEND") return "";
+    at += 12 + length;
+  }
+}
+
 // channels 0 (as stored) only where the caller accepts whatever the file holds.
 void check_channels(int channels, bool as_stored_ok) {
   if (channels != 1 && channels != 3 && !(as_stored_ok && channels == 0))
@@ -55,6 +91,8 @@ void resize_to(cv::Mat& img, int height, int width) {
 cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   check_channels(channels, false);
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
+  if (const std::string damage = png_damage(read_file_bytes(path)); !damage.empty())
+    throw Error("image '" + path + "' could not be decoded: " + damage);
   cv::Mat img;
   try {  // OpenCV throws on some files (a header claiming more pixels than it allows)
     img = decode_file(path, channels);
@@ -99,6 +137,9 @@ ImageU8 read_image_u8(const std::string& path, int channels, int height, int wid
 void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out, int height,
                   int width) {
   check_channels(channels, true);
+  if (const std::string damage = png_damage(bytes); !damage.empty())
+    throw Error(what + ": the encoded PNG image (" + std::to_string(bytes.size()) + " bytes) could not be decoded: " +
+                damage);
   // imdecode only reads the buffer; the Mat header just cannot say so.
   const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8UC1,
                     const_cast<char*>(bytes.data()));  // buf: (bytes.size())

@@ -3,7 +3,11 @@
 #include <doctest/doctest.h>
 #include <zlib.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -142,6 +146,69 @@ TEST_CASE("HDF5Data: rows with an empty axis and an HDF5 file given as the list 
   CHECK_THROWS_WITH_AS(test::DataUnderTest(yaml(dir / "empty_rows.h5"), Phase::TEST, 1),
                        doctest::Contains("is an HDF5 file, but HDF5Data's source is a text file listing"), Error);
 }
+
+#ifdef CREMA_WITH_IMAGE_CODECS
+namespace {
+// What the process writes to its stderr (file descriptor 2, where libpng prints)
+// while `f` runs.
+template <class F>
+std::string stderr_of(F f) {
+  test::TempDir dir;
+  const std::string path = dir / "stderr";
+  std::fflush(stderr);
+  const int saved = ::dup(2);
+  const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ::dup2(file, 2);
+  ::close(file);
+  f();
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  return test::read_file(path);
+}
+}  // namespace
+
+// OpenCV hands libpng no error handler, so libpng prints "libpng error: ..." on stderr
+// for a damaged PNG beside crema's own message; crema checks the chunks first, so the
+// error is one, its own, and says what is wrong.
+TEST_CASE("a cut-short or damaged PNG is one clear error, with nothing from libpng on stderr") {
+  test::TempDir dir;
+  io::ImageU8 image{3, 8, 8, std::vector<uint8_t>(3 * 8 * 8)};
+  for (size_t i = 0; i < image.data.size(); ++i) image.data[i] = static_cast<uint8_t>(i * 7);
+  const std::string png = io::encode_image(image, "png");
+  std::string flipped = png;
+  flipped[png.find("IDAT") + 6] ^= 0x5a;  // inside the image data: the CRC no longer holds
+  const struct {
+    const char* name;
+    std::string bytes;
+    std::string says;
+  } cases[] = {{"half", png.substr(0, png.size() / 2), "it is cut short: "},
+               {"no_end", png.substr(0, png.size() - 12), "ends inside the chunk header"},  // IEND is 12 bytes
+               {"flipped", flipped,
+                "chunk 'IDAT' at byte " + std::to_string(png.find("IDAT") - 4) + " fails its CRC"}};
+  for (const auto& c : cases) {
+    INFO(c.name);
+    write_bytes(dir / (std::string(c.name) + ".png"), c.bytes);
+    io::ImageU8 out;
+    std::string from_memory, from_file;
+    const std::string printed = stderr_of([&] {
+      from_memory = test::error_of([&] { io::decode_image(c.bytes, 3, "record 7", out); });
+      from_file = test::error_of([&] { io::read_image(dir / (std::string(c.name) + ".png"), 3); });
+    });
+    CHECK_MESSAGE(printed.empty(), printed);
+    CHECK_MESSAGE(from_memory.find("record 7: the encoded PNG image") != std::string::npos, from_memory);
+    CHECK_MESSAGE(from_memory.find(c.says) != std::string::npos, from_memory);
+    CHECK_MESSAGE(from_file.find(std::string(c.name) + ".png' could not be decoded: ") != std::string::npos, from_file);
+    CHECK_MESSAGE(from_file.find(c.says) != std::string::npos, from_file);
+  }
+  // The intact file still decodes, from memory and from a file.
+  io::ImageU8 out;
+  io::decode_image(png, 3, "record 8", out);
+  CHECK(out.data == image.data);
+  write_bytes(dir / "whole.png", png);
+  CHECK(io::read_image(dir / "whole.png", 3).height == 8);
+}
+#endif
 
 TEST_CASE("an image whose header claims more pixels than OpenCV allows is an error naming it") {
   test::TempDir dir;
