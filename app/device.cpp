@@ -22,6 +22,9 @@ void print_device(const cuda::DeviceInfo& d) {
   row("Clock:", std::to_string(d.clock_mhz) + " MHz");
   row("Memory clock:", std::to_string(d.memory_clock_mhz) + " MHz, " + std::to_string(d.memory_bus_bits) + "-bit bus");
   row("Runs crema's kernels:", d.kernels);
+  // Tensor cores take TF32 from compute capability 8.0 (Ampere) on; before that
+  // precision: tf32 computes as fp32.
+  row("TF32 tensor cores:", d.major >= 8 ? "yes (precision: tf32 uses them)" : "no (precision: tf32 computes in fp32)");
 }
 
 }  // namespace

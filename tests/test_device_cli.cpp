@@ -43,6 +43,10 @@ TEST_CASE("GPU: crema device prints each device's name and compute capability") 
   for (const auto& d : devices) {
     CHECK_MESSAGE(r.output.find("Device " + std::to_string(d.id) + ": " + d.name) != std::string::npos, r.output);
     CHECK(r.output.find(std::to_string(d.major) + "." + std::to_string(d.minor)) != std::string::npos);
+    const size_t tf32 = r.output.find("TF32 tensor cores:", r.output.find("Device " + std::to_string(d.id) + ":"));
+    REQUIRE(tf32 != std::string::npos);
+    const size_t answer = r.output.find_first_not_of(' ', tf32 + 18);
+    CHECK(r.output.compare(answer, d.major >= 8 ? 3 : 2, d.major >= 8 ? "yes" : "no") == 0);
     CHECK(d.total_memory > 0);
     CHECK(d.free_memory <= d.total_memory);
     CHECK(d.multiprocessors > 0);
