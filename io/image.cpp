@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 #ifdef CREMA_WITH_IMAGE_CODECS
@@ -42,6 +43,8 @@ bool encode(const std::string& ext, const cv::Mat&, std::vector<unsigned char>&)
 }
 #endif
 
+constexpr std::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
+
 uint32_t be32(const unsigned char* p) {
   return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
 }
@@ -52,8 +55,7 @@ uint32_t be32(const unsigned char* p) {
 // stderr (OpenCV gives it no handler) beside crema's own error; checked first, such a
 // file never reaches it. Ancillary chunks' CRCs are libpng's business (it drops them).
 std::string png_damage(std::string_view bytes) {
-  const std::string_view signature("\x89PNG\r\n\x1a\n", 8);
-  if (bytes.substr(0, 8) != signature) return "";
+  if (bytes.substr(0, 8) != kPngSignature) return "";
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
   size_t at = 8;
   for (;;) {
@@ -66,12 +68,20 @@ std::string png_damage(std::string_view bytes) {
              std::to_string(length) + " bytes, the file ends " + std::to_string(bytes.size() - at - 12) +
              " bytes into it";
     const bool critical = type[0] >= 'A' && type[0] <= 'Z';
-    const uLong crc = crc32(0, b + at + 4, static_cast<uInt>(length + 4));
-    if (critical && static_cast<uint32_t>(crc) != be32(b + at + 8 + length))
+    const size_t data = length;  // fits: checked against the bytes left above
+    const uLong crc = crc32(0, b + at + 4, static_cast<uInt>(data + 4));
+    if (critical && static_cast<uint32_t>(crc) != be32(b + at + 8 + data))
       return "chunk '" + type + "' at byte " + std::to_string(at) + " fails its CRC (the file is damaged)";
     if (type == "IEND") return "";
-    at += 12 + length;
+    at += 12 + data;
   }
+}
+
+// Whether the file starts with PNG's signature (read before the whole file is).
+bool is_png_file(const std::string& path) {
+  char head[8] = {};
+  std::ifstream in(path, std::ios::binary);
+  return in.read(head, sizeof head) && std::string_view(head, sizeof head) == kPngSignature;
 }
 
 // channels 0 (as stored) only where the caller accepts whatever the file holds.
@@ -91,8 +101,9 @@ void resize_to(cv::Mat& img, int height, int width) {
 cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   check_channels(channels, false);
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
-  if (const std::string damage = png_damage(read_file_bytes(path)); !damage.empty())
-    throw Error("image '" + path + "' could not be decoded: " + damage);
+  if (is_png_file(path))
+    if (const std::string damage = png_damage(read_file_bytes(path)); !damage.empty())
+      throw Error("image '" + path + "' could not be decoded: " + damage);
   cv::Mat img;
   try {  // OpenCV throws on some files (a header claiming more pixels than it allows)
     img = decode_file(path, channels);

@@ -175,6 +175,7 @@ void LRNLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& t
     cudnn(*bottom[0]).forward(cc, x, y);
     forward_top_ = top[0]->data_memory();
     forward_top_writes_ = top[0]->data_memory()->writes();
+    forward_bottom_writes_ = bottom[0]->data_memory()->writes();
   } else {
     cuda::lrn_forward(cc, lrn_shape(*bottom[0]), x, scale_.mutable_gpu_data(), y);
   }
@@ -190,12 +191,17 @@ void LRNLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<
   if (use_cudnn()) {
     // cuDNN's backward takes y. Caffe hands it the top, which a later in-place layer
     // (ReLU, Dropout, Scale...) may have rewritten; then y is recomputed from x, so the
-    // gradient is right whatever follows, as the CPU's and the kernels' are.
+    // gradient is right whatever follows, as the CPU's and the kernels' are. A bottom
+    // rewritten since forward recomputes y too (cuDNN then differentiates at the new x,
+    // where the CPU mixes the new x with forward's scale, as Caffe does).
     cuda::CudnnLRN& lrn = cudnn(*bottom[0]);
-    const bool top_as_left = forward_top_.lock() == top[0]->data_memory() &&
-                             top[0]->data_memory()->writes() == forward_top_writes_;
-    const float* y = top[0]->gpu_data();  // y: (N, C, H, W)
-    if (!top_as_left) {
+    const bool as_left = forward_top_.lock() == top[0]->data_memory() &&
+                         top[0]->data_memory()->writes() == forward_top_writes_ &&
+                         bottom[0]->data_memory()->writes() == forward_bottom_writes_;
+    const float* y = nullptr;  // y: (N, C, H, W)
+    if (as_left) {
+      y = top[0]->gpu_data();
+    } else {
       float* recomputed = work_.mutable_gpu_data();  // (N, C, H, W)
       lrn.forward(cc, x, recomputed);
       y = recomputed;

@@ -84,10 +84,11 @@ class LRNLayer : public Layer {
   // cuDNN's descriptors, set for the bottom's current shape.
   cuda::CudnnLRN& cudnn(const Blob& bottom);
   std::unique_ptr<cuda::CudnnLRN> cudnn_;
-  // The top's data as cuDNN's forward left it, and its write count then: backward
-  // hands the top to cuDNN while nothing has written it since, else recomputes y.
+  // The top's data as cuDNN's forward left it, and its and the bottom's write counts
+  // then: backward hands the top to cuDNN while neither was written since, else
+  // recomputes y from the bottom as it is now.
   std::weak_ptr<SyncedMemory> forward_top_;
-  unsigned long long forward_top_writes_ = 0;
+  unsigned long long forward_top_writes_ = 0, forward_bottom_writes_ = 0;
 #endif
 };
 

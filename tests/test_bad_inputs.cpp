@@ -201,12 +201,22 @@ TEST_CASE("a cut-short or damaged PNG is one clear error, with nothing from libp
     CHECK_MESSAGE(from_file.find(std::string(c.name) + ".png' could not be decoded: ") != std::string::npos, from_file);
     CHECK_MESSAGE(from_file.find(c.says) != std::string::npos, from_file);
   }
-  // The intact file still decodes, from memory and from a file.
-  io::ImageU8 out;
-  io::decode_image(png, 3, "record 8", out);
-  CHECK(out.data == image.data);
-  write_bytes(dir / "whole.png", png);
-  CHECK(io::read_image(dir / "whole.png", 3).height == 8);
+  // The intact file still decodes, from memory and from a file, as do files libpng
+  // accepts whole: bytes after IEND, a zero-length ancillary chunk (its CRC right) and
+  // an ancillary chunk whose CRC is wrong (libpng's to drop; the walk checks only
+  // critical ones).
+  const size_t idat = png.find("IDAT") - 4;
+  const uLong empty_crc = crc32(0, reinterpret_cast<const Bytef*>("zzZz"), 4);
+  const std::string empty_chunk = be32(0) + "zzZz" + be32(static_cast<uint32_t>(empty_crc));
+  const std::string bad_crc_chunk = be32(0) + "zzZz" + be32(static_cast<uint32_t>(empty_crc) ^ 1u);
+  for (const std::string& whole : {png, png + "trailing bytes", png.substr(0, idat) + empty_chunk + png.substr(idat),
+                                   png.substr(0, idat) + bad_crc_chunk + png.substr(idat)}) {
+    io::ImageU8 out;
+    io::decode_image(whole, 3, "record 8", out);
+    CHECK(out.data == image.data);
+    write_bytes(dir / "whole.png", whole);
+    CHECK(io::read_image(dir / "whole.png", 3).height == 8);
+  }
 }
 #endif
 

@@ -76,7 +76,9 @@ __global__ void step_kernel(int64_t n, Rule rule, StepDecay d, float* w, float* 
     h1[i] = first;
     if (h2) h2[i] = second;
     g[i] = step;
-    w[i] = wi - step;
+    // Rounded on its own, as the CPU's loop and Caffe's axpy subtract the stored step:
+    // nvcc would otherwise fuse the rule's last product into this subtraction.
+    w[i] = __fsub_rn(wi, step);
   }
 }
 

@@ -39,10 +39,13 @@ __global__ void broadcast_reduce_kernel(int outer, int dim, int inner, const flo
   }
 }
 
-// inner 1 with many columns (InnerProduct's bias over a batch): one thread per column
-// walking down the rows, so a warp reads 32 neighbouring columns of a row at once where
-// the block per column above would read elements `dim` apart; summed in double in row
-// order.
+// inner 1 with many columns and not too many rows (InnerProduct's bias over a batch):
+// one thread per column walking down the rows, so a warp reads 32 neighbouring columns
+// of a row at once where the block per column above would read elements `dim` apart;
+// summed in double in row order. Tall matrices keep the block per column, whose threads
+// share the rows.
+constexpr int kColumnKernelMaxRows = 2048;
+
 __global__ void column_reduce_kernel(int64_t dim, int outer, const float* a, const float* b, float* out,
                                      bool accumulate) {
   // a, b: (outer, dim); out: (dim)
@@ -87,7 +90,7 @@ void broadcast_apply_gpu(const CudaContext& ctx, int outer, int dim, int inner, 
 void broadcast_reduce_gpu(const CudaContext& ctx, int outer, int dim, int inner, const float* a, const float* b,
                           float* out, bool accumulate) {
   if (dim <= 0) return;
-  if (inner == 1 && dim >= kThreads) {
+  if (inner == 1 && dim >= kThreads && outer <= kColumnKernelMaxRows) {
     launch(ctx, dim, column_reduce_kernel, outer, a, b, out, accumulate);
     return;
   }

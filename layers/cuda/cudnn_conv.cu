@@ -29,14 +29,17 @@ namespace {
 // `limit`, preferring deterministic ones (some backward algorithms sum with atomics, so
 // two runs of one config would differ in the last bits and a resumed run would not
 // repeat an uninterrupted one); else `fallback` (which needs the least workspace). In
-// FP32 only algorithms reported without tensor-core math qualify.
+// FP32 only algorithms reported without tensor-core math qualify; under TF32 tensor-core
+// math too, but never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which may convert to FP16.
 template <typename Perf, typename Algo>
 Choice<Algo> pick(const Perf* perf, int returned, size_t limit, bool tf32, Algo fallback) {
   const cudnnMathType_t fp32_math = CUDNN_FMA_MATH;
+  const auto allowed = [tf32](cudnnMathType_t m) {
+    return m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH || (tf32 && m == CUDNN_TENSOR_OP_MATH);
+  };
   for (const bool need_determinism : {true, false})
     for (int i = 0; i < returned; ++i)
-      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= limit &&
-          (tf32 || perf[i].mathType == CUDNN_DEFAULT_MATH || perf[i].mathType == CUDNN_FMA_MATH) &&
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= limit && allowed(perf[i].mathType) &&
           (!need_determinism || perf[i].determinism == CUDNN_DETERMINISTIC))
         return {perf[i].algo, tf32 ? perf[i].mathType : fp32_math};
   return {fallback, tf32 ? CUDNN_DEFAULT_MATH : fp32_math};

@@ -5,7 +5,7 @@
 // filter is (out_channels, in_channels / group, kh, kw) either way, Caffe's layout.
 // Algorithms are chosen once per shape by cuDNN's heuristics among those whose
 // workspace fits the limit, FP32 ones only unless TF32 is allowed, and kept until the
-// shape changes.
+// shape, the limit or the precision changes.
 #pragma once
 
 #include <cstddef>

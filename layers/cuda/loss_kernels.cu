@@ -1,7 +1,7 @@
 // Kernels declared in loss_kernels.hpp. Softmax runs one thread per (outer, inner)
 // position with the CPU loop's order of operations, except over rows of many classes
 // (inner 1, a classifier's scores), where one thread per row would read its row alone
-// and threads kChannels apart would not coalesce: there a block shares each row, and
+// and threads `channels` floats apart would not coalesce: there a block shares each row, and
 // its max and sums are block reductions (a tree, so the sum's last bits differ from
 // the CPU's sequential one). The loss sums run in one block
 // (a fixed tree, so the loss is the same on every run); Accuracy counts with atomic

@@ -127,6 +127,10 @@ T atomicMin(T* p, T v) {
   return old;
 }
 
+// Round-to-nearest arithmetic that the compiler may not fuse: host code is compiled
+// without contraction across statements anyway.
+inline float __fsub_rn(float a, float b) { return a - b; }
+
 inline float __int_as_float(int i) {
   float f;
   std::memcpy(&f, &i, sizeof f);
