@@ -21,7 +21,9 @@ using namespace crema;
 inline constexpr uint64_t kSeed = 1234;
 
 // How a bottom is filled, and whether it gets a gradient.
-enum class Fill { gaussian, positive, probability, labels, binary };
+// special: gaussian, with every seventh value NaN, +inf, -inf or ±1e30 in turn, for
+// NaN/Inf parity.
+enum class Fill { gaussian, positive, probability, labels, binary, special };
 
 struct Input {
   std::vector<int> shape;
@@ -31,6 +33,7 @@ struct Input {
 };
 
 inline Input gauss(std::vector<int> shape) { return {std::move(shape), Fill::gaussian, 0, true}; }
+inline Input special(std::vector<int> shape) { return {std::move(shape), Fill::special, 0, true}; }
 inline Input positive(std::vector<int> shape) { return {std::move(shape), Fill::positive, 0, true}; }      // [0.5, 2)
 inline Input probability(std::vector<int> shape) { return {std::move(shape), Fill::probability, 0, true}; }  // [0.1, 1)
 inline Input labels(std::vector<int> shape, int classes) { return {std::move(shape), Fill::labels, classes, false}; }
@@ -86,6 +89,11 @@ inline void fill(Blob& b, const Input& in, Rng& rng) {
       case Fill::probability: p[i] = rng.uniform(0.1f, 1.f); break;
       case Fill::labels: p[i] = static_cast<float>(rng.below(static_cast<uint32_t>(in.classes))); break;
       case Fill::binary: p[i] = static_cast<float>(rng.below(2)); break;
+      case Fill::special: {
+        const float odd[] = {std::nanf(""), INFINITY, -INFINITY, 1e30f, -1e30f};
+        p[i] = i % 7 == 3 ? odd[(i / 7) % 5] : rng.gaussian(0.f, 1.f);
+        break;
+      }
     }
   }
 }

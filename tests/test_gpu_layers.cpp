@@ -190,6 +190,22 @@ const std::vector<LayerCase>& cases() {
       // Rows of 64 classes or more take a block each; 300 is more than a block's threads.
       {"Softmax", "{type: Softmax}", {gauss({3, 100})}},
       in_place({"Softmax", "{type: Softmax}", {gauss({2, 300})}}),
+      // NaN, ±inf and ±1e30 among the inputs: the same NaNs, infinities and zeros on both
+      // devices (Softmax: with both kernels, a block per row and a thread per position).
+      {"Softmax", "{type: Softmax}", {special({5, 70})}},
+      {"Softmax", "{type: Softmax}", {special({3, 5, 4})}},
+      // The reference ReLU (as Caffe: NaN for NaN and for -inf · 0); oneDNN's gives 0 for both
+      // and passes the gradient at NaN, so the default engine is left out here (README).
+      {"ReLU", "{type: ReLU, relu_param: {engine: CAFFE}}", {special({2, 3, 4, 5})}},
+      {"ReLU", "{type: ReLU, relu_param: {negative_slope: 0.1, engine: CAFFE}}", {special({2, 3, 4, 5})}},
+      {"Sigmoid", "{type: Sigmoid}", {special({2, 3, 4, 5})}},
+      {"TanH", "{type: TanH}", {special({2, 3, 4, 5})}},
+      {"AbsVal", "{type: AbsVal}", {special({2, 3, 4, 5})}},
+      {"ELU", "{type: ELU}", {special({2, 3, 4, 5})}},
+      {"Pooling", "{type: Pooling, pooling_param: {pool: MAX, kernel_size: 2, stride: 2}}", {special({2, 3, 4, 4})}},
+      {"Pooling", "{type: Pooling, pooling_param: {pool: AVE, kernel_size: 2, stride: 2}}", {special({2, 3, 4, 4})}},
+      {"Clip", "{type: Clip, clip_param: {min: -0.5, max: 0.5}}", {special({2, 3, 4, 5})}},
+      {"Eltwise", "{type: Eltwise, eltwise_param: {operation: MAX}}", {special({2, 3, 4}), gauss({2, 3, 4})}},
       {"SoftmaxWithLoss", "{type: SoftmaxWithLoss}", {gauss({4, 5}), labels({4}, 5)}},
       {"SoftmaxWithLoss", "{type: SoftmaxWithLoss}", {gauss({5, 80}), labels({5}, 80)}},
       {"Split", "{type: Split}", {gauss({2, 3})}, 2},
@@ -267,7 +283,10 @@ TEST_CASE("GPU table: every case runs on the CPU reference") {
     try {
       const Outcome o = run_case(c, ctx);
       CHECK(!o.results.empty());
-      for (size_t r = 0; r < o.results.size(); ++r) {
+      // Finite results from finite inputs (the NaN/Inf cases are there to give others).
+      const bool special = std::any_of(c.bottoms.begin(), c.bottoms.end(),
+                                       [](const Input& in) { return in.fill == Fill::special; });
+      for (size_t r = 0; r < o.results.size() && !special; ++r) {
         INFO(o.names[r]);
         CHECK(std::all_of(o.results[r].begin(), o.results[r].end(), [](float v) { return std::isfinite(v); }));
       }
