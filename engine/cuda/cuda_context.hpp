@@ -23,7 +23,6 @@ class CudaContext {
   // Whether cuBLAS's products may round their inputs to TF32 on tensor cores
   // (precision: tf32); off by default, so every product is computed in FP32.
   void allow_tf32(bool allowed);
-  bool tf32_allowed() const { return tf32_; }
 
  private:
   CudaContext() = default;
@@ -31,7 +30,6 @@ class CudaContext {
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
   void* cudnn_ = nullptr;
-  bool tf32_ = false;
 };
 
 }  // namespace crema::cuda

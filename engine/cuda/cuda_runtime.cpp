@@ -337,7 +337,6 @@ void CudaContext::allow_tf32(bool allowed) {
   // CUBLAS_DEFAULT_MATH keeps cublasSgemm in FP32 (no tensor cores for float data).
   CREMA_CUDA_CHECK(cublasSetMathMode(static_cast<cublasHandle_t>(cublas_),
                                      allowed ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
-  tf32_ = allowed;
 }
 
 }  // namespace crema::cuda

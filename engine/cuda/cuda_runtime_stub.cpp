@@ -52,6 +52,6 @@ std::unique_ptr<CudaContext> CudaContext::create(int device) {
 }
 CudaContext::~CudaContext() = default;
 void CudaContext::synchronize() const {}
-void CudaContext::allow_tf32(bool allowed) { tf32_ = allowed; }
+void CudaContext::allow_tf32(bool) {}
 
 }  // namespace crema::cuda

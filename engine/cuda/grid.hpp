@@ -19,6 +19,10 @@ inline int blocks_for(int64_t n) {
   return blocks < 1 ? 1 : blocks < 4096 ? static_cast<int>(blocks) : 4096;
 }
 
+// One block per item (a row, a group) for kernels whose blocks stride over items,
+// capped as blocks_for is.
+inline int blocks_per_item(int items) { return items < 4096 ? items : 4096; }
+
 inline cudaStream_t stream_of(const CudaContext& ctx) { return static_cast<cudaStream_t>(ctx.stream()); }
 inline cublasHandle_t blas_of(const CudaContext& ctx) { return static_cast<cublasHandle_t>(ctx.cublas()); }
 

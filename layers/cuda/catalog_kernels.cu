@@ -30,9 +30,6 @@ __device__ double block_total(double v, double* warp_totals) {
 // std::max(a, b) exactly: (a < b) ? b : a.
 __device__ float std_max(float a, float b) { return a < b ? b : a; }
 
-// One block for `items` values (at most 4096 blocks; the kernels stride over the rest).
-int blocks_per_item(int items) { return items < 4096 ? items : 4096; }
-
 // ---- ContrastiveLoss --------------------------------------------------------------
 
 __device__ float contrastive_term(const ContrastiveRule& rule, float dist_sq, float y) {

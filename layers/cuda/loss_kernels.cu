@@ -236,8 +236,10 @@ __global__ void scale_by_scalar_kernel(int64_t n, const float* s, float factor, 
   for (int64_t i = first_index(); i < n; i += grid_stride()) y[i] = alpha * x[i];
 }
 
-// A block per row, at most 4096 (the kernels stride over the rest).
-int blocks_per_row(int rows) { return rows < 4096 ? rows : 4096; }
+// Whether softmax takes the block-per-row kernels.
+bool uses_rows_kernels(int outer, int channels, int inner) {
+  return inner == 1 && channels >= kRowsKernelMinChannels && outer > 0;
+}
 
 // Copies the count of bad labels (a float at `at`) to the host, once the stream is done.
 LabelCheck read_check(const CudaContext& ctx, const float* at) {
@@ -249,8 +251,8 @@ LabelCheck read_check(const CudaContext& ctx, const float* at) {
 }  // namespace
 
 void softmax_forward_gpu(const CudaContext& ctx, int outer, int channels, int inner, const float* x, float* y) {
-  if (inner == 1 && channels >= kRowsKernelMinChannels && outer > 0) {
-    softmax_rows_forward_kernel<<<blocks_per_row(outer), kThreads, 0, stream_of(ctx)>>>(outer, channels, x, y);
+  if (uses_rows_kernels(outer, channels, inner)) {
+    softmax_rows_forward_kernel<<<blocks_per_item(outer), kThreads, 0, stream_of(ctx)>>>(outer, channels, x, y);
     CREMA_CUDA_LAUNCHED(stream_of(ctx));
     return;
   }
@@ -259,8 +261,8 @@ void softmax_forward_gpu(const CudaContext& ctx, int outer, int channels, int in
 
 void softmax_backward_gpu(const CudaContext& ctx, int outer, int channels, int inner, const float* y,
                           const float* dy, float* dx) {
-  if (inner == 1 && channels >= kRowsKernelMinChannels && outer > 0) {
-    softmax_rows_backward_kernel<<<blocks_per_row(outer), kThreads, 0, stream_of(ctx)>>>(outer, channels, y, dy, dx);
+  if (uses_rows_kernels(outer, channels, inner)) {
+    softmax_rows_backward_kernel<<<blocks_per_item(outer), kThreads, 0, stream_of(ctx)>>>(outer, channels, y, dy, dx);
     CREMA_CUDA_LAUNCHED(stream_of(ctx));
     return;
   }
