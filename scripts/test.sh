@@ -11,8 +11,11 @@ scripts/install_test_references.sh ||
 (cd build && ctest --output-on-failure --timeout 1200)
 
 # The emulation needs only the CUDA toolkit's and cuDNN's headers, no driver or library.
+# It is built under AddressSanitizer and UBSan: each device block is of the exact size asked
+# for, the rest poisoned, so that a kernel's access past its data stops the test.
 if [[ -f /usr/local/cuda/include/cuda_runtime.h && -f /usr/local/cuda/include/cudnn.h ]]; then
-  cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DCREMA_CUDA_EMULATION=ON -DCREMA_WERROR=ON
+  cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DCREMA_CUDA_EMULATION=ON -DCREMA_WERROR=ON \
+    -DCREMA_SANITIZE=address,undefined
   cmake --build build-emu -j"$(nproc 2>/dev/null || echo 2)"
   rm -f build-emu/launches.log  # which kernels the tests launch, for the coverage line below
   (cd build-emu && CREMA_EMU_LAUNCH_LOG="$PWD/launches.log" ctest -j2 -R "GPU|CUDA emulation" --output-on-failure \

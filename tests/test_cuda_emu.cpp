@@ -5,9 +5,16 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
@@ -55,6 +62,11 @@ void read_shared_cell(float* out) {  // out: (gridDim.x)
   if (threadIdx.x == 0 && blockIdx.x == 0) cell = 1.f;
   __syncthreads();
   if (threadIdx.x == 0) out[blockIdx.x] = cell;
+}
+
+// Reads the element just past x's n: the off-by-one of a kernel whose loop runs to <= n.
+void read_one_past(const float* x, float* out, int n) {  // x: (n), out: (1)
+  if (threadIdx.x == 0) *out = x[n];
 }
 
 struct DeviceBuffer {
@@ -136,20 +148,53 @@ TEST_CASE("CUDA emulation: a host pointer given to a kernel stops the launch, na
 
 TEST_CASE("CUDA emulation: copies and cuBLAS calls past an allocation's end are refused") {
   auto ctx = cuda::CudaContext::create(0);
-  // Straight from cudaMalloc: the caching allocator rounds blocks up (to 512 bytes at
-  // least), and only what runs past the block can show.
+  // Through the caching allocator, as blobs get theirs: in the emulation build its blocks
+  // are of the exact size asked for, where size classes would round 64 bytes up to 512.
   std::vector<float> host(20, 1.f);
-  auto* a = static_cast<float*>(cuda::alloc_device_uncached(16 * sizeof(float)));
-  auto* b = static_cast<float*>(cuda::alloc_device_uncached(16 * sizeof(float)));
-  auto* c = static_cast<float*>(cuda::alloc_device_uncached(20 * sizeof(float)));
-  CHECK_THROWS_WITH_AS(cuda::copy_to_device(a, host.data(), 17 * sizeof(float)),
+  DeviceBuffer a(16), b(16), c(20);
+  CHECK_THROWS_WITH_AS(cuda::copy_to_device(a.p, host.data(), 17 * sizeof(float)),
                        doctest::Contains("4 bytes past the end of its 64-byte allocation"), Error);
-  cuda::copy_to_device(a, host.data(), 16 * sizeof(float));
-  cuda::copy_to_device(b, host.data(), 16 * sizeof(float));
+  cuda::copy_to_device(a.p, host.data(), 16 * sizeof(float));
+  cuda::copy_to_device(b.p, host.data(), 16 * sizeof(float));
   // 4 x 4 times 4 x 5 reads 20 floats of b, which holds 16.
-  CHECK_THROWS_WITH_AS(cuda::gpu_gemm(*ctx, false, false, 4, 5, 4, 1.f, a, b, 0.f, c),
+  CHECK_THROWS_WITH_AS(cuda::gpu_gemm(*ctx, false, false, 4, 5, 4, 1.f, a.p, b.p, 0.f, c.p),
                        doctest::Contains("cublasSgemm"), Error);
-  for (float* p : {a, b, c}) cuda::free_device_uncached(p, 0);
+}
+
+TEST_CASE("CUDA emulation: under AddressSanitizer a kernel reading past its data stops with ASan's report") {
+#if defined(__SANITIZE_ADDRESS__)
+  DeviceBuffer x(10), out(1);
+  CHECK(__asan_address_is_poisoned(x.p + 9) == 0);
+  CHECK(__asan_address_is_poisoned(x.p + 10) != 0);  // inside CUDA's 256-byte alignment, yet poisoned
+  // The mistake itself, in a child process: ASan ends the process that makes it.
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  std::fflush(nullptr);
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    dup2(pipe_fds[1], 2);
+    close(pipe_fds[0]);
+    crema_emu::launch("read_one_past", dim3(1), dim3(32), 0, nullptr, &read_one_past, x.p, out.p, 10);
+    cudaDeviceSynchronize();
+    _exit(0);  // not reached when ASan catches the read
+  }
+  close(pipe_fds[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t got; (got = read(pipe_fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<size_t>(got));
+  close(pipe_fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(report.find("ERROR: AddressSanitizer") != std::string::npos);
+  CHECK(report.find("READ of size 4") != std::string::npos);
+  CHECK(report.find("read_one_past") != std::string::npos);
+#else
+  MESSAGE(
+      "SKIPPED: this build is not under AddressSanitizer (scripts/test.sh builds build-emu with "
+      "-DCREMA_SANITIZE=address,undefined)");
+#endif
 }
 
 TEST_CASE("CUDA emulation: fresh device memory reads as NaN") {

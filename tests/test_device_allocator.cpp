@@ -99,6 +99,29 @@ TEST_CASE("device allocator: a freed block is reused for a request of its class"
   CHECK(a.stats().cached == 0);
 }
 
+TEST_CASE("device allocator: with exact sizes a block is the request's size and reused only for that size") {
+  FakeDevice dev(1 << 20);
+  auto backend = dev.backend();
+  backend.exact_sizes = true;
+  CachingAllocator a(backend, "fake device");
+  void* p = a.allocate(700);
+  REQUIRE(dev.blocks.size() == 1);
+  CHECK(dev.blocks[0].second == 700);
+  CHECK(a.stats().in_use == 700);
+  a.deallocate(p);
+  void* q = a.allocate(900);  // the 1024-byte class would have reused p
+  CHECK(q != p);
+  CHECK(dev.blocks.back().second == 900);
+  CHECK(a.allocate(700) == p);
+  void* empty = a.allocate(0);  // a block of one byte: every block is a distinct address
+  CHECK(dev.blocks.back().second == 1);
+  CHECK(dev.allocs == 3);
+  a.deallocate(p);
+  a.deallocate(q);
+  a.deallocate(empty);
+  CHECK(a.stats().cached == 1601);
+}
+
 TEST_CASE("device allocator: a steady training loop allocates from the backend only in its first step") {
   FakeDevice dev(64 << 20);
   CachingAllocator a(dev.backend(), "fake device");

@@ -98,6 +98,12 @@ CachingAllocator::Backend device_backend(int device) {
     }
     return format_bytes(free_bytes) + " free of " + format_bytes(total_bytes);
   };
+#ifdef CREMA_CUDA_EMULATION
+  // The emulation checks every copy and cuBLAS/cuDNN operand against its block, and its
+  // sanitized build every kernel's access: size classes would hide an overrun of up to
+  // a quarter of a blob.
+  b.exact_sizes = true;
+#endif
   return b;
 }
 

@@ -33,7 +33,7 @@ CachingAllocator::CachingAllocator(Backend backend, std::string device_name)
 CachingAllocator::~CachingAllocator() { release_cached_locked(); }
 
 void* CachingAllocator::allocate(size_t bytes) {
-  const size_t size = size_class(bytes);
+  const size_t size = backend_.exact_sizes ? std::max<size_t>(bytes, 1) : size_class(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
   void* p = nullptr;
   auto cached = free_.find(size);

@@ -40,6 +40,10 @@ class CachingAllocator {
     // Optional: what the device itself reports (e.g. "12.0 GiB free of 80.0 GiB"), for the
     // out-of-memory message.
     std::function<std::string()> describe;
+    // Blocks of exactly the requested size (a block is reused only for that size) instead
+    // of size classes: for a backend that checks each access against its block, which the
+    // rounding would loosen (the CUDA emulation of the tests).
+    bool exact_sizes = false;
   };
 
   // `device_name` names the device in errors, e.g. "CUDA device 0".

@@ -21,6 +21,10 @@
 #include <dlfcn.h>
 #include <omp.h>
 #include <sys/mman.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -119,12 +123,31 @@ bool require_device(const void* p, size_t bytes, const std::string& what) {
   return true;
 }
 
+// Under AddressSanitizer (a build with -fsanitize=address), the bytes of an allocation
+// past what was asked for are poisoned, so that a kernel reading or writing past the end
+// of its data fails at once with ASan's report instead of using the padding of CUDA's
+// 256-byte alignment. (crema's caching allocator asks the emulation for blocks of the
+// exact size it needs: Backend::exact_sizes.)
+void set_poisoned(const void* p, size_t bytes, bool poisoned) {
+#if defined(__SANITIZE_ADDRESS__)
+  if (poisoned)
+    ASAN_POISON_MEMORY_REGION(p, bytes);
+  else
+    ASAN_UNPOISON_MEMORY_REGION(p, bytes);
+#else
+  (void)p, (void)bytes, (void)poisoned;
+#endif
+}
+
+size_t rounded_size(size_t bytes) { return (std::max<size_t>(bytes, 1) + 255) / 256 * 256; }
+
 void* allocate(size_t bytes, Space space) {
-  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  const size_t rounded = rounded_size(bytes);
   void* p = std::aligned_alloc(256, rounded);
   if (!p) return nullptr;
   // Fresh device memory is not zero on a real device either: NaN shows a read of it.
   std::memset(p, space == Space::device ? 0xff : 0, rounded);
+  set_poisoned(static_cast<char*>(p) + bytes, rounded - bytes, true);
   std::lock_guard<std::mutex> lock(memory_mutex);
   regions[reinterpret_cast<uintptr_t>(p)] = Region{bytes, space};
   if (space == Space::device) device_in_use += bytes;
@@ -136,6 +159,7 @@ bool release(void* p, Space space) {
   const auto it = regions.find(reinterpret_cast<uintptr_t>(p));
   if (it == regions.end() || it->second.space != space) return false;
   if (space == Space::device) device_in_use -= it->second.bytes;
+  set_poisoned(p, rounded_size(it->second.bytes), false);
   regions.erase(it);
   std::free(p);
   return true;
@@ -310,6 +334,30 @@ crema_emu_switch:
   .size crema_emu_switch, .-crema_emu_switch
 )");
 
+// A stack's memory, [bottom, bottom + size): what AddressSanitizer is told at each switch.
+struct StackSpan {
+  const void* bottom = nullptr;
+  size_t size = 0;
+};
+
+// Switches this host thread from the running stack (its stack pointer saved in *save_sp)
+// to the one saved in next_sp, whose memory is `next`. Under AddressSanitizer the switch
+// is announced, so that it checks against the right stack (`leaving`: the running
+// fiber has ended and is never resumed); *came_from receives, once this stack is resumed,
+// the stack that switched back to it.
+void switch_stack(void** save_sp, void* next_sp, StackSpan next, bool leaving, StackSpan* came_from) {
+#if defined(__SANITIZE_ADDRESS__)
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(leaving ? nullptr : &fake_stack, next.bottom, next.size);
+  crema_emu_switch(save_sp, next_sp);
+  __sanitizer_finish_switch_fiber(fake_stack, came_from ? &came_from->bottom : nullptr,
+                                  came_from ? &came_from->size : nullptr);
+#else
+  (void)next, (void)leaving, (void)came_from;
+  crema_emu_switch(save_sp, next_sp);
+#endif
+}
+
 // A fiber's stack, with an inaccessible page below it: an overflow faults at once
 // instead of overwriting the heap.
 class Stack {
@@ -324,6 +372,7 @@ class Stack {
   Stack(const Stack&) = delete;
   Stack& operator=(const Stack&) = delete;
   char* top() const { return base_ + kGuard + kFiberStack; }
+  StackSpan span() const { return StackSpan{base_ + kGuard, kFiberStack}; }
 
  private:
   static constexpr size_t kGuard = 4096;
@@ -347,6 +396,7 @@ struct Launch {
   const std::function<void()>* thread = nullptr;
   std::vector<Fiber> fibers;
   void* scheduler_sp = nullptr;
+  StackSpan scheduler_stack;  // the host thread's own stack, which the fibers switch back to
   unsigned current = 0;
   bool running = false;
   bool plain = false;           // the current thread runs as a plain call
@@ -362,10 +412,14 @@ std::atomic<uint64_t> blocks_run{0};  // every block of every launch: a serial n
 // switches back to the scheduler for good once the thread has run.
 [[noreturn]] void fiber_main() {
   Launch& l = launch_state;
+#if defined(__SANITIZE_ADDRESS__)
+  // The first arrival on this stack (later ones return from switch_stack).
+  __sanitizer_finish_switch_fiber(nullptr, &l.scheduler_stack.bottom, &l.scheduler_stack.size);
+#endif
   (*l.thread)();
   Fiber& f = l.fibers[l.current];
   f.done = true;
-  crema_emu_switch(&f.sp, l.scheduler_sp);
+  switch_stack(&f.sp, l.scheduler_sp, l.scheduler_stack, true, nullptr);
   std::abort();  // not reached: a finished fiber is never resumed
 }
 
@@ -387,7 +441,7 @@ void start_fiber(Launch& l, unsigned t) {
 void resume(Launch& l, unsigned t) {
   l.current = t;
   threadIdx = uint3{t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
-  crema_emu_switch(&l.scheduler_sp, l.fibers[t].sp);
+  switch_stack(&l.scheduler_sp, l.fibers[t].sp, l.fibers[t].stack->span(), false, nullptr);
 }
 
 void run_block(Launch& l, unsigned threads) {
@@ -470,7 +524,7 @@ void sync_threads() {
     l.divergent = true;
     return;
   }
-  crema_emu_switch(&l.fibers[l.current].sp, l.scheduler_sp);
+  switch_stack(&l.fibers[l.current].sp, l.scheduler_sp, l.scheduler_stack, false, &l.scheduler_stack);
 }
 
 void fresh_shared(void* p, size_t bytes) {
