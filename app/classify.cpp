@@ -34,6 +34,11 @@ std::vector<std::string> read_labels(const std::string& path) {
 Blob* input_blob(const Net& net) {
   if (net.num_layers() == 0 || net.top_vec(0).empty() || net.bottom_vec(0).size() != 0)
     throw Error("the deploy net must start with an Input layer giving the image blob");
+  // A training net's data layer would feed its own batch and ignore the images.
+  if (std::string(net.layer(0).type()) != "Input")
+    throw Error("--model starts with a " + std::string(net.layer(0).type()) + " layer ('" + net.layer_name(0) +
+                "'), which reads its own data: classify needs a deploy net whose first layer is an Input layer "
+                "giving the image blob");
   Blob* b = net.top_vec(0)[0];
   if (b->num_axes() != 4) throw Error("the deploy net's input must be 4-D (N, C, H, W), not " + b->shape_string());
   return b;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <new>
 
 #include "app/classify.hpp"
 #include "app/data_tools.hpp"
@@ -56,6 +57,8 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::string log_file;
 
+  // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
+  const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
   crema::app::TrainOptions train;
   // Repeatable options take one value each (allow_extra_args(false)): otherwise a vector
   // option swallows the positional arguments after it (classify's images).
@@ -76,7 +79,7 @@ int main(int argc, char** argv) {
   auto* test_cmd = app.add_subcommand("test", "Score a trained net (TEST phase)");
   test_cmd->add_option("--model", test.model, "Net config (YAML or prototxt)")->required();
   test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
-  test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(CLI::PositiveNumber);
+  test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(at_least_one);
   test_cmd->add_option("--set", test.overrides,
                        "Override a key of the --model file: --set key.path=value (repeatable; a solver file's keys "
                        "as for train)")
@@ -94,7 +97,7 @@ int main(int argc, char** argv) {
   crema::app::TimeOptions time;
   auto* time_cmd = app.add_subcommand("time", "Benchmark each layer's forward and backward pass");
   time_cmd->add_option("--model", time.model, "Net config (YAML or prototxt)")->required();
-  time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(CLI::PositiveNumber);
+  time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(at_least_one);
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--gpu", time.gpu, "GPU device id");
@@ -109,7 +112,7 @@ int main(int argc, char** argv) {
   auto* preview_cmd = app.add_subcommand("preview", "Write transformed samples of a net's data layer as PNG files");
   preview_cmd->add_option("--model", preview.model, "Net or solver config (YAML or prototxt)")->required();
   preview_cmd->add_option("--out", preview.out, "Folder for the PNG files (created)")->required();
-  preview_cmd->add_option("--n", preview.count, "Samples to write")->check(CLI::PositiveNumber);
+  preview_cmd->add_option("--n", preview.count, "Samples to write")->check(at_least_one);
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
@@ -136,7 +139,7 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--mean-file", classify.mean_file, "Mean image (.binaryproto); its per-channel means are used");
   classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)");
   classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
-  classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(CLI::PositiveNumber);
+  classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id");
   classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
 
@@ -228,6 +231,10 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::filesystem::filesystem_error& e) {  // a path the system refused: name it plainly
     spdlog::error("{}: {}", e.path1().string(), e.code().message());
+    return 1;
+  } catch (const std::bad_alloc&) {  // outside a layer (which names itself, engine/net.cpp)
+    spdlog::error("out of host memory; reduce batch_size in the data layers (or the input shapes), or use a machine "
+                  "with more memory");
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("unexpected error: {}", e.what());

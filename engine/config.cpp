@@ -135,7 +135,10 @@ MapReader::MapReader(const Node* node, const Mark& fallback_mark, std::string pa
 }
 
 void MapReader::fail(const std::string& key, const std::string& message) const {
-  throw ConfigError(mark_, path_.empty() ? key : path_ + "." + key, message);
+  // At the key's own value where one was written (a solver check fails after the whole
+  // map is read), else at the map (an empty value's mark is the next token's).
+  const Node* n = node_ ? node_->find(key) : nullptr;
+  throw ConfigError(n && !n->is_null() ? n->mark() : mark_, path_.empty() ? key : path_ + "." + key, message);
 }
 
 const Node* MapReader::find(const std::string& key) {

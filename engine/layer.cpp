@@ -29,6 +29,13 @@ void Layer::check_blob_counts(const BlobVec& bottom, const BlobVec& top) const {
 
 void Layer::setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
   check_blob_counts(bottom, top);
+  for (size_t t = 0; t < top.size(); ++t)
+    for (size_t b = 0; b < bottom.size(); ++b)
+      if (top[t] == bottom[b] && !runs_in_place(static_cast<int>(t), static_cast<int>(b)))
+        spec_.fail(std::string(type()) +
+                   " cannot run in place (a top that is also its bottom): give the top a name of its own. Only the "
+                   "element-wise layers (ReLU, Dropout, Power, …), Scale, Bias, Softmax and BatchNorm may write over "
+                   "their bottom");
   layer_setup(ctx, bottom, top);
   reshape(bottom, top);
   // Loss weights: explicit ones from the spec, else 1 on a loss layer's first top.

@@ -55,6 +55,10 @@ class Layer {
   virtual int exact_num_top() const { return -1; }
   virtual int min_top() const { return -1; }
   virtual int max_top() const { return -1; }
+  // Whether top `top` may be bottom `bottom` (in place: one blob). Only layers whose forward
+  // and backward stay right when that top overwrites that input say so; setup refuses the
+  // rest by name, where Caffe would compute a wrong gradient without a word.
+  virtual bool runs_in_place(int /*top*/, int /*bottom*/) const { return false; }
   // Whether the net may create anonymous tops up to min_top/exact_num_top.
   virtual bool auto_top_blobs() const { return false; }
   // Whether force_backward may ask for a gradient of bottom i (labels: no).

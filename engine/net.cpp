@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <set>
 
 #include "engine/error.hpp"
@@ -30,6 +31,15 @@ std::string split_layer_name(const std::string& layer, const std::string& blob, 
 }
 std::string split_blob_name(const std::string& layer, const std::string& blob, size_t top, int k) {
   return split_layer_name(layer, blob, top) + "_" + std::to_string(k);
+}
+
+// What std::bad_alloc does not say: where the memory ran out, how large the layer's tops
+// are, and what to do.
+std::string out_of_host_memory(const char* during, const BlobVec& tops) {
+  std::string shapes;
+  for (const Blob* t : tops) shapes += (shapes.empty() ? "" : ", ") + t->shape_string();
+  return std::string("out of host memory during ") + during + (shapes.empty() ? "" : " (tops " + shapes + ")") +
+         "; reduce batch_size in the data layers (or the input shapes), or use a machine with more memory";
 }
 
 }  // namespace
@@ -234,6 +244,8 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
     throw;
   } catch (const Error& e) {
     spec.fail(e.what());  // e.g. a top too large: name the layer that asked for it
+  } catch (const std::bad_alloc&) {
+    spec.fail(out_of_host_memory("setup", top_vecs_[li]));
   }
   if (!quiet)
     for (size_t j = 0; j < top_vecs_[li].size(); ++j) {
@@ -390,7 +402,13 @@ double mean_abs(const float* v, int n) {
 
 float Net::forward_layer(Context& ctx, int i) {
   const size_t k = static_cast<size_t>(i);
-  const float loss = layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
+  float loss = 0;
+  try {
+    loss = layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
+  } catch (const std::bad_alloc&) {
+    throw Error(std::string(layers_[k]->type()) + " layer '" + layer_name(i) + "': " +
+                out_of_host_memory("forward pass", top_vecs_[k]));
+  }
   if (debug_info_) {
     for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
       const Blob& top = *top_vecs_[k][j];
@@ -426,7 +444,12 @@ void Net::backward_layer(Context& ctx, int i) {
       top.set_diff(w);
     }
   }
-  layers_[k]->backward(ctx, top_vecs_[k], bottom_need_backward_[k], bottom_vecs_[k]);
+  try {
+    layers_[k]->backward(ctx, top_vecs_[k], bottom_need_backward_[k], bottom_vecs_[k]);
+  } catch (const std::bad_alloc&) {
+    throw Error(std::string(layers_[k]->type()) + " layer '" + layer_name(i) + "': " +
+                out_of_host_memory("backward pass", top_vecs_[k]));
+  }
   if (debug_info_) {
     for (size_t j = 0; j < bottom_vecs_[k].size(); ++j) {
       if (!bottom_need_backward_[k][j]) continue;

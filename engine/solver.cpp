@@ -152,8 +152,11 @@ SolverSpec SolverSpec::parse(const Node& root) {
   for (auto& item : r.subs("test_state")) s.test_state.push_back(parse_state_setting(item));
   r.finish();
 
+  // A key the policy needs: where it is missing, the error points at lr_policy.
   auto positive = [&](const char* key, double v) {
-    if (!(v > 0)) r.fail(key, std::string(key) + " must be positive");
+    if (v > 0) return;
+    if (!r.find(key)) r.fail("lr_policy", "lr_policy " + s.lr_policy + " needs " + key + " (a positive number)");
+    r.fail(key, std::string(key) + " must be positive");
   };
   if (s.max_iter < 0) r.fail("max_iter", "max_iter must not be negative");
   if (s.iter_size < 1) r.fail("iter_size", "iter_size must be at least 1");

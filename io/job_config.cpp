@@ -114,9 +114,16 @@ std::optional<ConfigFormat> config_format_for(const std::string& path) {
 Node load_config_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read config file '" + path + "': " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  // A config is a few kilobytes; reading one from /dev/zero, or a dataset given by mistake,
+  // would fill the memory first.
+  constexpr size_t kMaxConfigBytes = 64 << 20;
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes)
+      throw Error("config file '" + path + "' is larger than 64 MiB, so it is not a config: give the solver or net file");
+  }
   std::optional<ConfigFormat> format = config_format_for(path);
   if (!format && has_message_block(text)) format = ConfigFormat::Prototxt;
   if (format) return *format == ConfigFormat::Prototxt ? parse_prototxt(text, path) : parse_yaml(text, path);

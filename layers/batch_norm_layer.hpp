@@ -47,6 +47,7 @@ class BatchNormLayer : public Layer {
   const char* type() const override { return "BatchNorm"; }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
+  bool runs_in_place(int top, int bottom) const override { return top == 0 && bottom == 0; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool use_global_stats() const { return use_global_stats_; }
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }

@@ -40,7 +40,6 @@ void LRNLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   const Blob& in = *bottom[0];
   if (in.num_axes() != 4) spec_.fail("LRN needs a 4-D bottom (N, C, H, W), got shape " + in.shape_string());
   // Each output reads its neighbours' inputs, and backward reads both x and y.
-  if (top[0] == bottom[0]) spec_.fail("LRN layer does not allow in-place computation; give the top its own name");
   top[0]->reshape_like(in);
   scale_.reshape_like(in);
   work_.reshape_like(in);

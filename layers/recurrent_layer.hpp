@@ -44,6 +44,8 @@ class RecurrentLayer : public Layer {
   int min_bottom() const override { return 2 + exposed(); }
   int max_bottom() const override { return 3 + exposed(); }
   int exact_num_top() const override { return 1 + exposed(); }
+  // h_T may be h_0's blob and c_T c_0's (a deploy net stepping through a sequence).
+  bool runs_in_place(int top, int bottom) const override { return top >= 1 && bottom == top + 1; }
   bool allow_force_backward(int bottom_index) const override { return bottom_index != 1; }  // cont: no gradient
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 

@@ -29,6 +29,7 @@ class ScaleLayer : public Layer {
   int min_bottom() const override { return 1; }
   int max_bottom() const override { return 2; }
   int exact_num_top() const override { return 1; }
+  bool runs_in_place(int top, int bottom) const override { return top == 0 && bottom == 0; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:

@@ -24,6 +24,7 @@ class SoftmaxLayer : public Layer {
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }
+  bool runs_in_place(int top, int bottom) const override { return top == 0 && bottom == 0; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 
  protected:

@@ -12,8 +12,6 @@ SplitLayer::SplitLayer(const LayerSpec& spec) : Layer(spec) {}
 
 void SplitLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   for (Blob* t : top) {
-    // In place, the bottom's gradient would be overwritten by one consumer's.
-    if (t == bottom[0]) spec_.fail("Split layer does not allow in-place computation");
     t->reshape_like(*bottom[0]);
     t->share_data(*bottom[0]);
   }

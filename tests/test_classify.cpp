@@ -72,6 +72,16 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   CHECK(missing.status == 1);
   CHECK(missing.output.find("nope.png") != std::string::npos);
   CHECK(missing.output.find("terminate") == std::string::npos);
+
+  // The training solver as --model: its data layer would feed its own batch, so the
+  // images would be ignored and the Accuracy printed as a prediction.
+  const auto training = test::run(test::crema_binary() + " classify --model " + (dir / "solver.yaml") +
+                                  " --weights " + (dir / "snap/toy_iter_150.caffemodel.h5") + " " + (dir / "img0.png"));
+  CHECK(training.status == 1);
+  CHECK_MESSAGE(training.output.find("Data layer ('d'), which reads its own data: classify needs a deploy net") !=
+                    std::string::npos,
+                training.output);
+  CHECK(training.output.find("Prediction") == std::string::npos);
 }
 
 TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and binary weights") {

@@ -497,6 +497,30 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   CHECK(r.status != 0);
   CHECK(r.output.find("corrupt") != std::string::npos);
   CHECK(r.output.find("terminate") == std::string::npos);
+  // A count of 0 used to be "not in range 0.000000 to 17976931348623157…" (309 digits).
+  r = test::run(crema_cmd("test --model " + job.solver + " --iterations 0"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("not in range 1 to 2147483647") != std::string::npos, r.output);
+  // /dev/zero as the solver used to fill the memory and end in std::bad_alloc.
+  r = test::run(crema_cmd("train /dev/zero"));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(r.output.find("is larger than 64 MiB, so it is not a config") != std::string::npos, r.output);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's shadow memory needs more address space than the limit below
+  // Host memory running out in a layer used to be "unexpected error: std::bad_alloc": a
+  // 3.6 GB top under a 2.5 GB address-space limit.
+  test::write_file(job.dir / "big.yaml",
+                   "name: big\nlayer:\n"
+                   "- {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 100, 100]}}}\n"
+                   "- {name: tile, type: Tile, bottom: data, top: tiled, tile_param: {axis: 1, tiles: 90000}}\n");
+  r = test::run("(ulimit -v 2500000; exec " + crema_cmd("time --model " + (job.dir / "big.yaml") + " --iterations 1") +
+                ")");
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("Tile layer 'tile': out of host memory during forward pass (tops 1 90000 100 100 (900000000)") !=
+                    std::string::npos,
+                r.output);
+  CHECK(r.output.find("reduce batch_size") != std::string::npos);
+  CHECK(r.output.find("bad_alloc") == std::string::npos);
+#endif
 }
 
 TEST_CASE("resume: the printed command keeps --set overrides, changes are named, a finished run is left alone") {

@@ -293,6 +293,47 @@ TEST_CASE("net: an in-place ReLU shares its blob and back-propagates correctly")
   check_against_numeric(net, *b->ctx, w, w_diff, "ip weight");
 }
 
+TEST_CASE("net: a layer that cannot run in place is refused by name when its top is its bottom") {
+  // Each would overwrite the input its own backward needs (or change its shape): Caffe
+  // trains such a net with wrong gradients.
+  const std::vector<std::pair<std::string, std::string>> layers = {
+      {"Convolution", "convolution_param: {num_output: 2, kernel_size: 1}"},
+      {"InnerProduct", "inner_product_param: {num_output: 2}"},
+      {"Pooling", "pooling_param: {pool: MAX, kernel_size: 1}"},
+      {"LRN", "lrn_param: {local_size: 1}"},
+  };
+  for (const auto& [type, params] : layers) {
+    CAPTURE(type);
+    const std::string yaml =
+        "name: inplace\n"
+        "layer:\n"
+        "- {name: input, type: Input, top: data, input_param: {shape: [{dim: [2, 3, 4, 4]}]}}\n"
+        "- {name: bad, type: " + type + ", bottom: data, top: data, " + params + "}\n";
+    const std::string expected = "(bad): " + type + " cannot run in place";
+    CHECK_THROWS_WITH_AS(build(yaml), doctest::Contains(expected.c_str()), ConfigError);
+  }
+  // A loss whose top is its score bottom: the same message, not a shape error.
+  CHECK_THROWS_WITH_AS(build("name: inplace\n"
+                             "layer:\n"
+                             "- {name: input, type: Input, top: [s, label], input_param: {shape: [{dim: [2, 3]}, "
+                             "{dim: [2]}]}}\n"
+                             "- {name: loss, type: SoftmaxWithLoss, bottom: [s, label], top: s}\n"),
+                       doctest::Contains("SoftmaxWithLoss cannot run in place"), ConfigError);
+  // The layers that may: element-wise ones, Scale, Bias, Softmax and BatchNorm.
+  auto ok = build(
+      "name: inplace\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: data, input_param: {shape: [{dim: [2, 3, 4, 4]}]}}\n"
+      "- {name: bn, type: BatchNorm, bottom: data, top: data}\n"
+      "- {name: scale, type: Scale, bottom: data, top: data, scale_param: {bias_term: true}}\n"
+      "- {name: bias, type: Bias, bottom: data, top: data}\n"
+      "- {name: relu, type: ReLU, bottom: data, top: data}\n"
+      "- {name: drop, type: Dropout, bottom: data, top: data}\n"
+      "- {name: softmax, type: Softmax, bottom: data, top: data}\n",
+      NetState{Phase::TEST, 0, {}});
+  CHECK(ok->net->num_layers() == 7);
+}
+
 TEST_CASE("net: parameters shared by name are one blob whose gradient sums both uses") {
   auto b = build(
       "name: share\n"

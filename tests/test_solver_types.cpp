@@ -407,6 +407,12 @@ TEST_CASE("solver types: parsing types, the legacy solver_type enum, defaults an
   refused("warmup_start_lr: 0.01\n", "warmup_start_lr needs warmup_iter");
   refused("warmup_iter: -1\n", "warmup_iter must not be negative");
   refused("warmup_iter: 3\nwarmup_start_lr: -1\n", "warmup_start_lr must not be negative");
+  // Checks made after the whole map is read point at the key's own line, not at 1:1.
+  refused("iter_size: 0\n", "solver.yaml:4:12: iter_size: iter_size must be at least 1");
+  refused("snapshot: -1\n", "solver.yaml:4:11: snapshot: snapshot must not be negative");
+  refused("lr_policy: step\nstepsize: 0\ngamma: 0.1\n", "solver.yaml:5:11: stepsize: stepsize must be positive");
+  // A key the policy needs and nobody wrote: at lr_policy.
+  refused("lr_policy: step\ngamma: 0.1\n", "solver.yaml:4:12: lr_policy: lr_policy step needs stepsize");
   // SGD and Nesterov ignore delta, as Caffe does.
   CHECK_NOTHROW(parse("type: Nesterov\nmomentum: 0.9\ndelta: 0\n"));
 }
