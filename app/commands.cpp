@@ -142,9 +142,12 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
                                            const std::vector<std::string>& reinit = {}, bool quiet = false,
                                            const std::vector<Net*>& test_nets = {}) {
   for (const auto& name : reinit)
-    if (!net.layer_by_name(name)) {
+    if (!net.layer_by_name(name) &&
+        std::none_of(test_nets.begin(), test_nets.end(), [&](const Net* t) { return t->layer_by_name(name); })) {
       std::vector<std::string> names;
       for (int i = 0; i < net.num_layers(); ++i) names.push_back(net.layer_name(i));
+      for (const Net* t : test_nets)
+        for (int i = 0; i < t->num_layers(); ++i) names.push_back(t->layer_name(i));
       throw Error("--reinit names layer '" + name + "', which is not in the net" + did_you_mean(name, names));
     }
   std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
@@ -205,9 +208,12 @@ int train(const TrainOptions& opt) {
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
+  std::string overrides;  // this run's --set arguments and device, for the commands printed to the user
+  for (const auto& o : opt.overrides) overrides += " --set " + shell_quote(o);
+  if (ctx->on_gpu()) overrides += " --gpu " + std::to_string(ctx->device().id);
   if (spec.precision == Precision::tf32 && !ctx->on_gpu())
     throw ConfigError(spec.precision_mark, "precision",
-                      "precision: tf32 runs on a GPU's tensor cores; train with solver_mode: GPU (or --gpu N), or use "
+                      "tf32 runs on a GPU's tensor cores; train with solver_mode: GPU (or --gpu N), or use "
                       "precision: fp32 (or bf16 on a CPU with AVX512-BF16 or AMX)");
   ctx->set_precision(spec.precision);
   spdlog::info("Using {}{}{}", ctx->device().str(),
@@ -239,7 +245,19 @@ int train(const TrainOptions& opt) {
   if (!opt.snapshot.empty()) {
     spdlog::info("Resuming from {}", opt.snapshot);
     const io::LoadedState loaded = io::load_solver_state(opt.snapshot);
-    const auto missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
+    std::vector<std::string> missing;
+    try {
+      missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
+    } catch (const io::WeightsMismatch& e) {
+      // --reinit cannot go with --snapshot: re-learning a layer starts a new run, under a
+      // prefix of its own so that it does not overwrite the snapshots it starts from.
+      throw Error(std::string(e.what()) +
+                  ": the net changed since the snapshot was written. Resume with the net it was written with, or "
+                  "start a new run from its weights, re-learning " +
+                  (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + shell_quote(opt.solver) +
+                  overrides + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --weights " +
+                  shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
+    }
     if (!missing.empty())
       throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +
                   "': the net changed since the snapshot was written; resume with the same net, or start from "
@@ -253,7 +271,15 @@ int train(const TrainOptions& opt) {
       return 0;
     }
   } else {
-    load_weight_files(solver.net(), opt.weights, opt.reinit, false, solver_test_nets(solver));
+    try {
+      load_weight_files(solver.net(), opt.weights, opt.reinit, false, solver_test_nets(solver));
+    } catch (const io::WeightsMismatch& e) {
+      std::string reinit;  // the layers already given and these
+      for (const auto& l : opt.reinit) reinit += (reinit.empty() ? "" : ",") + l;
+      reinit += (reinit.empty() ? "" : ",") + e.layer_list();
+      throw Error(std::string(e.what()) + "; rename the layer in the net, or pass --reinit " + shell_quote(reinit) +
+                  " to re-learn " + (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
+    }
   }
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
@@ -265,9 +291,6 @@ int train(const TrainOptions& opt) {
   install_signal_handlers();
   solver.solve();
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
-  std::string overrides;  // this run's --set arguments, for the commands printed below
-  for (const auto& o : opt.overrides) overrides += " --set " + shell_quote(o);
-  if (ctx->on_gpu()) overrides += " --gpu " + std::to_string(ctx->device().id);
   const bool final_weights = last_snapshot_iter == solver.iter();
   if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
     // Every iteration ran: a resume would have nothing to train. Say where the final
@@ -313,7 +336,11 @@ int test(const TestOptions& opt) {
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
   Net net(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *ctx);
   if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
-  io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);
+  try {
+    io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);
+  } catch (const io::WeightsMismatch& e) {
+    io::refuse_other_net(e);
+  }
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {

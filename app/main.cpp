@@ -5,15 +5,17 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <limits>
 #include <new>
 
 #include "app/classify.hpp"
-#include "app/data_tools.hpp"
 #include "app/commands.hpp"
 #include "app/convert.hpp"
+#include "app/data_tools.hpp"
 #include "app/device.hpp"
 #include "app/imageset.hpp"
 #include "engine/error.hpp"
@@ -47,6 +49,68 @@ void setup_logging(const std::string& log_file) {
   spdlog::set_default_logger(logger);
 }
 
+bool is_number(const std::string& s) {
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  return !s.empty() && *end == '\0';
+}
+
+// CLI11 lists unexpected arguments last-first and suggests nothing (and a misspelt
+// required option only shows as "--model is required"), while the usual cause is one
+// misspelt option or command: name the first such with its closest real spelling.
+// "" when every option and command is known (an extra positional argument, a bad value).
+std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
+  const std::vector<CLI::App*> subs = app.get_subcommands([](CLI::App*) { return true; });
+  std::vector<std::string> commands;
+  for (const CLI::App* c : subs) commands.push_back(c->get_name());
+  auto option_names = [](const CLI::App& a) {
+    std::vector<std::string> names = {"--help"};
+    for (const CLI::Option* o : a.get_options()) {
+      for (const std::string& n : o->get_lnames()) names.push_back("--" + n);
+      for (const std::string& n : o->get_snames()) names.push_back("-" + n);
+    }
+    return names;
+  };
+  CLI::App* sub = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    CLI::App& at = sub ? *sub : app;
+    const std::string where = sub ? "crema " + sub->get_name() : std::string("crema");
+    if (arg.size() > 1 && arg[0] == '-' && !is_number(arg)) {
+      // --name=value, or -o with its value attached (-ofile).
+      const std::string name = arg[1] == '-' ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
+      if (name == "-h" || name == "--help") continue;
+      if (const CLI::Option* o = at.get_option_no_throw(name)) {
+        // Its value is the next argument, whatever it looks like (--set -x, --log -f).
+        if (o->get_type_size_min() > 0 && name.size() == arg.size()) ++i;
+        continue;
+      }
+      if (!sub)
+        for (const CLI::App* c : subs)
+          if (c->get_option_no_throw(name))
+            return "crema: '" + name +
+                   "' is an option of the commands, not of crema itself: put it after the command "
+                   "(crema " +
+                   c->get_name() + " … " + name + " …)";
+      // "-x" is a distance of one from every short option: no suggestion for those.
+      const bool word = name.find_first_not_of('-') != std::string::npos && name.size() > 2;
+      const std::string hint = word ? crema::did_you_mean(name, option_names(at)) : "";
+      return where + ": unknown option '" + name + "'" + hint + "; '" + where + " --help' lists the options";
+    }
+    if (!sub) {
+      if (std::find(commands.begin(), commands.end(), arg) == commands.end()) {
+        std::string list;
+        for (const auto& c : commands) list += (list.empty() ? "" : ", ") + c;
+        return "crema: unknown command '" + arg + "'" + crema::did_you_mean(arg, commands) + "; the commands are " +
+               list + " ('crema --help' describes them)";
+      }
+      sub = app.get_subcommand(arg);
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,6 +123,7 @@ int main(int argc, char** argv) {
 
   // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
   const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
+  const auto device_id = CLI::Range(0, std::numeric_limits<int>::max());
   crema::app::TrainOptions train;
   // Repeatable options take one value each (allow_extra_args(false)): otherwise a vector
   // option swallows the positional arguments after it (classify's images).
@@ -70,8 +135,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
   train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate or .solverstate.h5");
   train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)")->allow_extra_args(false);
-  train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)");
-  train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+  train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)")->check(device_id);
+  train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
   train_cmd->add_option("--log", log_file, "Also write the log to this file");
 
   crema::app::TestOptions test;
@@ -90,8 +155,8 @@ int main(int argc, char** argv) {
   int test_level = 0;
   auto* test_level_opt =
       test_cmd->add_option("--level", test_level, "Level of the TEST net's state (min_level/max_level rules)");
-  test_cmd->add_option("--gpu", test.gpu, "GPU device id");
-  test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+  test_cmd->add_option("--gpu", test.gpu, "GPU device id")->check(device_id);
+  test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
 
   crema::app::TimeOptions time;
@@ -100,7 +165,7 @@ int main(int argc, char** argv) {
   time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(at_least_one);
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
-  time_cmd->add_option("--gpu", time.gpu, "GPU device id");
+  time_cmd->add_option("--gpu", time.gpu, "GPU device id")->check(device_id);
   time_cmd
       ->add_option("--precision", time.precision,
                    "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores")
@@ -115,7 +180,7 @@ int main(int argc, char** argv) {
   preview_cmd->add_option("--n", preview.count, "Samples to write")->check(at_least_one);
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
-  time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)");
+  time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
 
   crema::app::ConvertOptions convert;
   auto* convert_cmd = app.add_subcommand("convert", "Convert a net or solver between prototxt and YAML, upgrading old Caffe formats");
@@ -140,7 +205,7 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)");
   classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
   classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
-  classify_cmd->add_option("--gpu", classify.gpu, "GPU device id");
+  classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
   classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
 
   crema::app::ConvertImagesetOptions imageset;
@@ -162,11 +227,17 @@ int main(int argc, char** argv) {
 
   crema::app::DeviceOptions device;
   auto* device_cmd = app.add_subcommand("device", "Describe the CUDA devices (Caffe's device_query)");
-  device_cmd->add_option("--gpu", device.gpu, "Only this device id")->check(CLI::Range(0, std::numeric_limits<int>::max()));
+  device_cmd->add_option("--gpu", device.gpu, "Only this device id")->check(device_id);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with status 0, and print what was asked for.
+    const std::string why = e.get_exit_code() != 0 ? explain_unexpected(app, argc, argv) : "";
+    if (!why.empty()) {
+      std::cerr << why << "\n";
+      return 2;
+    }
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }

@@ -239,12 +239,14 @@ void MapReader::allow(const std::vector<std::string>& keys) {
   for (const auto& k : keys) find(k);
 }
 
-void MapReader::finish() const {
+void MapReader::finish(const std::function<std::string(const std::string&)>& explain) const {
   if (!node_) return;
   for (const auto& [key, value] : node_->entries()) {
     if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
+    const std::string suggestion = did_you_mean(key, known_);
+    const std::string why = suggestion.empty() && explain ? explain(key) : "";
     throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
-                      "unknown key '" + key + "'" + did_you_mean(key, known_));
+                      why.empty() ? "unknown key '" + key + "'" + suggestion : why);
   }
 }
 

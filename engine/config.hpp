@@ -4,6 +4,7 @@
 // and unknown enum values with file:line:col, the key path and a suggestion.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -105,7 +106,9 @@ class MapReader {
 
   // Marks keys as known without reading them (e.g. keys another reader owns).
   void allow(const std::vector<std::string>& keys);
-  void finish() const;
+  // Throws ConfigError at the first key nothing read; `explain(key)` may give the
+  // message for it (e.g. a parameter block of another layer type), "" for the usual one.
+  void finish(const std::function<std::string(const std::string&)>& explain = nullptr) const;
 
   const Mark& mark() const { return mark_; }
   const std::string& path() const { return path_; }

@@ -34,8 +34,8 @@ void Layer::setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
       if (top[t] == bottom[b] && !runs_in_place(static_cast<int>(t), static_cast<int>(b)))
         spec_.fail(std::string(type()) +
                    " cannot run in place (a top that is also its bottom): give the top a name of its own. Only the "
-                   "element-wise layers (ReLU, Dropout, Power, …), Scale, Bias, Softmax and BatchNorm may write over "
-                   "their bottom");
+                   "element-wise layers (ReLU, Dropout, Power, …), Scale, Bias, Softmax, MVN and BatchNorm may write "
+                   "over their bottom, and LSTM/RNN their h_T/c_T over h_0/c_0");
   layer_setup(ctx, bottom, top);
   reshape(bottom, top);
   // Loss weights: explicit ones from the spec, else 1 on a loss layer's first top.
@@ -160,7 +160,18 @@ std::unique_ptr<Layer> LayerRegistry::create(const LayerSpec& spec) const {
     MapReader r(spec.config);
     r.allow(common_layer_keys());
     r.allow(*spec.read_keys);
-    r.finish();
+    // A parameter block of another type (pooling_param on an InnerProduct layer) is the
+    // usual way to get here: say which block this type reads.
+    r.finish([&](const std::string& key) -> std::string {
+      const auto is_block = [](const std::string& k) { return k.size() > 6 && k.ends_with("_param"); };
+      if (!is_block(key)) return "";
+      std::string own;
+      for (const auto& k : *spec.read_keys)
+        if (is_block(k) && k != "transform_param") own += (own.empty() ? "" : " and ") + k;
+      return "'" + key + "' is not a parameter block of " + spec.type + " layers; " +
+             (own.empty() ? spec.type + " takes none" : spec.type + " reads " + own) +
+             " (check the layer's type, or move the values into its own block)";
+    });
   }
   return layer;
 }

@@ -42,6 +42,11 @@ std::string out_of_host_memory(const char* during, const BlobVec& tops) {
          "; reduce batch_size in the data layers (or the input shapes), or use a machine with more memory";
 }
 
+// The same, from a running layer (setup's errors name their layer by its config position).
+Error layer_out_of_host_memory(const Layer& layer, const char* during, const BlobVec& tops) {
+  return Error(std::string(layer.type()) + " layer '" + layer.name() + "': " + out_of_host_memory(during, tops));
+}
+
 }  // namespace
 
 NetSpec NetSpec::parse(const Node& node) {
@@ -406,8 +411,7 @@ float Net::forward_layer(Context& ctx, int i) {
   try {
     loss = layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
   } catch (const std::bad_alloc&) {
-    throw Error(std::string(layers_[k]->type()) + " layer '" + layer_name(i) + "': " +
-                out_of_host_memory("forward pass", top_vecs_[k]));
+    throw layer_out_of_host_memory(*layers_[k], "forward pass", top_vecs_[k]);
   }
   if (debug_info_) {
     for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
@@ -447,8 +451,7 @@ void Net::backward_layer(Context& ctx, int i) {
   try {
     layers_[k]->backward(ctx, top_vecs_[k], bottom_need_backward_[k], bottom_vecs_[k]);
   } catch (const std::bad_alloc&) {
-    throw Error(std::string(layers_[k]->type()) + " layer '" + layer_name(i) + "': " +
-                out_of_host_memory("backward pass", top_vecs_[k]));
+    throw layer_out_of_host_memory(*layers_[k], "backward pass", top_vecs_[k]);
   }
   if (debug_info_) {
     for (size_t j = 0; j < bottom_vecs_[k].size(); ++j) {

@@ -36,6 +36,9 @@ void check_rule_params(MapReader& r, const SolverSpec& s) {
     unit_interval("momentum", s.momentum, "beta1");
     unit_interval("momentum2", s.momentum2, "beta2");
   }
+  // Momentum is a decay: at 1 or above the velocity never forgets and the steps grow without bound.
+  if ((t == "SGD" || t == "Nesterov") && !(s.momentum >= 0.f && s.momentum < 1.f))
+    fail_at("momentum", "momentum must lie in [0, 1) for " + t + " (Caffe's nets use 0.9)");
   // δ keeps the adaptive steps finite where a gradient and its history are zero.
   if (t != "SGD" && t != "Nesterov" && !(s.delta > 0.f))
     fail_at("delta", "delta must be positive for " + t + " (it guards the division; Caffe's default is 1e-8)");
@@ -60,6 +63,9 @@ void append_outputs(MetricsRow& row, const Net& net, const std::vector<double>& 
       row.values.emplace_back(count > 1 ? name + "[" + std::to_string(e) + "]" : name, values[k]);
   }
 }
+
+// A value for a message: "nan", not fmt's "-nan".
+std::string number(float v) { return std::isnan(v) ? "nan" : fmt::format("{:.6g}", v); }
 
 }  // namespace
 
@@ -158,6 +164,16 @@ SolverSpec SolverSpec::parse(const Node& root) {
     if (!r.find(key)) r.fail("lr_policy", "lr_policy " + s.lr_policy + " needs " + key + " (a positive number)");
     r.fail(key, std::string(key) + " must be positive");
   };
+  if (!(s.base_lr >= 0.f && std::isfinite(s.base_lr)))
+    r.fail("base_lr", "base_lr must be a finite number >= 0 (Caffe's nets mostly use 0.001 to 0.1)");
+  if (!(s.weight_decay >= 0.f && std::isfinite(s.weight_decay)))
+    r.fail("weight_decay", "weight_decay must be a finite number >= 0 (0 switches it off; Caffe's nets use 0.0005)");
+  if (!std::isfinite(s.clip_gradients)) r.fail("clip_gradients", "clip_gradients must be a finite number (<= 0: off)");
+  if (s.display < 0) r.fail("display", "display must not be negative (0: no loss lines)");
+  if (const Node* p = r.find("snapshot_prefix"); p && s.snapshot_prefix.empty())
+    p->fail(
+        "snapshot_prefix is empty; give a path prefix such as runs/lenet (or remove the key for the solver "
+        "file's name)");
   if (s.max_iter < 0) r.fail("max_iter", "max_iter must not be negative");
   if (s.iter_size < 1) r.fail("iter_size", "iter_size must be at least 1");
   if (s.average_loss < 1) r.fail("average_loss", "average_loss must be at least 1");
@@ -180,6 +196,7 @@ SolverSpec SolverSpec::parse(const Node& root) {
     if (s.stepvalue[i] <= s.stepvalue[i - 1]) r.fail("stepvalue", "stepvalue must be increasing");
   if (s.test_interval < 0) r.fail("test_interval", "test_interval must not be negative");
   if (s.snapshot < 0) r.fail("snapshot", "snapshot must not be negative");
+  if (const Node* ti = r.find("test_iter")) s.test_iter_mark = ti->mark();
   if (s.test_interval > 0 && s.test_iter.empty())
     r.fail("test_iter", "test_interval is set, so test_iter (batches per test) is required");
   if (!s.test_state.empty() && s.test_state.size() != s.test_iter.size())
@@ -240,6 +257,18 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
   spdlog::info("Creating training net");
   net_ = std::make_unique<Net>(net_spec, spec_.train_net_state(net_spec), ctx_);
   if (spec_.debug_info) net_->set_debug_info(true);  // the TRAIN net only, as Caffe
+  // Caffe trains such a net, changing nothing, for as long as it is told to.
+  // (A net whose parameters are all frozen, e.g. one refreshing BatchNorm's statistics, is fine.)
+  bool has_loss = false, learns = false;
+  for (int i = 0; i < net_->num_layers(); ++i)
+    for (size_t j = 0; j < net_->top_vec(i).size(); ++j)
+      has_loss |= net_->layer(i).loss_weight(static_cast<int>(j)) != 0.f;
+  for (float lr : net_->params_lr()) learns |= lr != 0.f;
+  if (!has_loss && learns)
+    throw ConfigError(spec_.net ? spec_.net->key_mark() : spec_.mark, "net",
+                      "the TRAIN net '" + net_->name() +
+                          "' has no loss (no top with a loss weight), so training would change no weight; add a loss "
+                          "layer such as SoftmaxWithLoss to the TRAIN phase, or give a top a loss_weight");
   for (size_t t = 0; t < spec_.test_nets(); ++t) {
     spdlog::info("Creating test net (#{})", t);
     auto test = std::make_unique<Net>(net_spec, spec_.test_net_state(net_spec, t), ctx_);
@@ -250,6 +279,11 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
   // Caffe's layout: a full set of K blobs per history kind, one after the other.
   for (int h = 0; h < rule_->histories; ++h)
     for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
+  if (!spec_.test_iter.empty() && spec_.test_interval == 0)
+    spdlog::warn(
+        "{}: test_iter is set but test_interval is not, so the test nets never run; set test_interval "
+        "(training iterations between test passes) to test",
+        spec_.test_iter_mark.str());
   spdlog::info("Solver scaffolding done.");
 }
 
@@ -295,6 +329,10 @@ void Solver::step(int iters) {
     float loss = 0;
     for (int i = 0; i < spec_.iter_size; ++i) loss += net_->forward_backward(ctx_);
     loss /= static_cast<float>(spec_.iter_size);
+    // Once the loss is NaN or infinite every gradient is too, and an update would make every
+    // weight NaN: the run cannot recover, so it stops before the update, leaving the
+    // snapshots already written as they are.
+    if (!std::isfinite(loss)) throw Error(diverged(non_finite_losses()));
     update_smoothed_loss(loss);
     if (display) {
       const auto now = std::chrono::steady_clock::now();
@@ -470,6 +508,7 @@ float Solver::apply_update() {
   // 2. Clip by the global L2 norm.
   if (spec_.clip_gradients > 0) {
     const double norm = std::sqrt(ops.sumsq_diffs(params));
+    if (!std::isfinite(norm)) throw Error(diverged("the gradients' L2 norm is " + number(static_cast<float>(norm))));
     if (norm > spec_.clip_gradients) {
       const float scale = static_cast<float>(spec_.clip_gradients / norm);
       spdlog::info("Gradient clipping: scaling down gradients (L2 norm {} > {}) by scale factor {}", norm,
@@ -500,6 +539,29 @@ float Solver::apply_update() {
   }
   if (net_->debug_info()) net_->log_update_debug_info();
   return rate;
+}
+
+std::string Solver::non_finite_losses() const {
+  std::string named;
+  const auto outs = net_->outputs();
+  for (size_t j = 0; j < outs.size(); ++j) {
+    if (net_->output_loss_weight(j) == 0.f) continue;
+    const float* v = outs[j]->cpu_data();  // (count)
+    for (int e = 0; e < outs[j]->count(); ++e)
+      if (!std::isfinite(v[e])) {
+        named += (named.empty() ? "" : ", ") + net_->output_names()[j] + " = " + number(v[e]);
+        break;
+      }
+  }
+  return named.empty() ? "the loss is not a finite number" : "the loss is not a finite number (" + named + ")";
+}
+
+std::string Solver::diverged(const std::string& what) const {
+  int step = current_step_;
+  return "training diverged at iteration " + std::to_string(iter_) + ": " + what + " (learning rate " +
+         fmt::format("{:.6g}", learning_rate(spec_, iter_, &step)) +
+         "). Stopped before the update; no snapshot was written and earlier ones are kept. Lower base_lr, set "
+         "clip_gradients (e.g. 10), or look for NaN/Inf in the data (debug_info: true logs each layer's magnitudes)";
 }
 
 void Solver::snapshot() {

@@ -44,6 +44,7 @@ struct SolverSpec {
   int display = 0;
   int average_loss = 1;
   std::vector<int> test_iter;
+  Mark test_iter_mark;  // where test_iter was set, for the warning when test_interval is not
   int test_interval = 0;
   bool test_initialization = true;
   bool test_compute_loss = false;
@@ -157,6 +158,10 @@ class Solver {
   MetricsRow train_metrics(std::optional<double> lr, std::optional<double> iter_per_s, std::optional<double> data_wait_ms) const;
   void emit(const MetricsRow& row) const;
   void snapshot();
+  // The message that stops a run whose loss or gradients stopped being finite (`what`).
+  std::string diverged(const std::string& what) const;
+  // "the loss is not a finite number", with "name = value" of each such loss output.
+  std::string non_finite_losses() const;
   // Polls once; a snapshot request is kept in snapshot_requested_ for the iteration's end.
   bool stop_requested();
 

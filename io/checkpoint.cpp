@@ -179,42 +179,90 @@ void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<
               "(layers are matched by name)");
 }
 
+std::string WeightsMismatch::layer_list() const {
+  std::string list;
+  for (const auto& l : layers_) list += (list.empty() ? "" : ",") + l;
+  return list;
+}
+
+void refuse_other_net(const WeightsMismatch& e) {
+  throw Error(std::string(e.what()) + ": the weights were trained for another net; give this net's weights");
+}
+
 void load_inference_weights(Net& net, const std::vector<std::string>& files) {
   std::vector<std::string> loaded;
-  for (const auto& f : files)
-    for (const auto& l : copy_weights(net, load_weights(f), f).loaded) loaded.push_back(l);
+  try {
+    for (const auto& f : files)
+      for (const auto& l : copy_weights(net, load_weights(f), f).loaded) loaded.push_back(l);
+  } catch (const WeightsMismatch& e) {
+    refuse_other_net(e);
+  }
   refuse_unloaded(layers_not_loaded(net, loaded), files);
 }
 
+namespace {
+// Why the file's weights `lw` do not fit the net's layer `li`, or "" when they do.
+std::string misfit(const Net& net, int li, const LayerWeights& lw, const std::string& source_name) {
+  const Layer& target = net.layer(li);
+  const auto& blobs = target.blobs();
+  const std::string count_differs = source_name + ": layer '" + lw.layer + "' has " + std::to_string(lw.blobs.size()) +
+                                    " parameter blob(s) but the net's " + target.type() + " layer has " +
+                                    std::to_string(blobs.size());
+  for (size_t j = 0; j < blobs.size(); ++j) {
+    auto it =
+        std::find_if(lw.blobs.begin(), lw.blobs.end(), [&](const auto& p) { return p.first == static_cast<int>(j); });
+    if (it == lw.blobs.end()) {
+      if (net.param_is_shared(li, static_cast<int>(j))) continue;  // tied weights are stored once
+      return count_differs;
+    }
+    if (!shape_fits(it->second.shape(), blobs[j]->shape()))
+      return source_name + ": layer '" + lw.layer + "' parameter " + std::to_string(j) + " has shape " +
+             it->second.shape_string() + " in the file but " + blobs[j]->shape_string() + " in the net";
+  }
+  return lw.blobs.size() > blobs.size() ? count_differs : "";
+}
+
+int layer_index(const Net& net, const std::string& name) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer_name(i) == name) return i;
+  return -1;
+}
+}  // namespace
+
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name) {
+  // Every layer is checked before any is copied: a refusal leaves the net as it was and
+  // names every layer that does not fit, so one --reinit covers them all.
+  std::string first;
+  std::vector<std::string> misfits;
+  for (const auto& lw : weights) {
+    const int li = layer_index(net, lw.layer);
+    if (li < 0) continue;
+    const std::string why = misfit(net, li, lw, source_name);
+    if (why.empty()) continue;
+    if (first.empty()) first = why;
+    misfits.push_back(lw.layer);
+  }
+  if (!misfits.empty()) {
+    std::string others;
+    for (size_t i = 1; i < misfits.size(); ++i) others += (i > 1 ? ", '" : "'") + misfits[i] + "'";
+    throw WeightsMismatch(
+        first + (misfits.size() > 1 ? " (layer" + std::string(misfits.size() > 2 ? "s " : " ") + others + " do" +
+                                          (misfits.size() > 2 ? "" : "es") + " not fit either)"
+                                    : ""),
+        misfits);
+  }
   CopyReport report;
   for (const auto& lw : weights) {
-    Layer* target = net.layer_by_name(lw.layer);
-    if (!target) {
+    const int li = layer_index(net, lw.layer);
+    if (li < 0) {
       report.ignored_source.push_back(lw.layer);
       continue;
     }
-    auto& blobs = target->blobs();
-    int layer_index = 0;
-    for (int i = 0; i < net.num_layers(); ++i)
-      if (&net.layer(i) == target) layer_index = i;
+    auto& blobs = net.layer(li).blobs();
     for (size_t j = 0; j < blobs.size(); ++j) {
       auto it = std::find_if(lw.blobs.begin(), lw.blobs.end(), [&](const auto& p) { return p.first == static_cast<int>(j); });
-      if (it == lw.blobs.end()) {
-        if (net.param_is_shared(layer_index, static_cast<int>(j))) continue;  // tied weights are stored once
-        throw Error(source_name + ": layer '" + lw.layer + "' has " + std::to_string(lw.blobs.size()) +
-                    " parameter blob(s) but the net's " + target->type() + " layer has " +
-                    std::to_string(blobs.size()) + "; rename the layer in the net or pass --reinit " + lw.layer + " to re-learn it from scratch");
-      }
-      if (!shape_fits(it->second.shape(), blobs[j]->shape()))
-        throw Error(source_name + ": layer '" + lw.layer + "' parameter " + std::to_string(j) + " has shape " +
-                    it->second.shape_string() + " in the file but " + blobs[j]->shape_string() +
-                    " in the net; rename the layer in the net or pass --reinit " + lw.layer + " to re-learn it from scratch");
-      blobs[j]->copy_from(it->second);
+      if (it != lw.blobs.end()) blobs[j]->copy_from(it->second);
     }
-    if (lw.blobs.size() > blobs.size())
-      throw Error(source_name + ": layer '" + lw.layer + "' has " + std::to_string(lw.blobs.size()) +
-                  " parameter blob(s) but the net's " + target->type() + " layer has " + std::to_string(blobs.size()));
     report.loaded.push_back(lw.layer);
   }
   return report;

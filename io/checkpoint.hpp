@@ -43,7 +43,24 @@ struct CopyReport {
   std::vector<std::string> loaded;         // target layers that received weights
   std::vector<std::string> ignored_source; // source layers with no target of that name
 };
-// Copies by layer name; throws Error naming the layer and both shapes on a mismatch.
+// A file's parameters do not fit the net's layers of the same names. The message names
+// the file, the first such layer and both shapes, then the others; what to do about it
+// depends on the command, so callers add it.
+class WeightsMismatch : public Error {
+ public:
+  WeightsMismatch(const std::string& message, std::vector<std::string> layers)
+      : Error(message), layers_(std::move(layers)) {}
+  const std::vector<std::string>& layers() const { return layers_; }
+  std::string layer_list() const;  // "a,b", as --reinit takes them
+
+ private:
+  std::vector<std::string> layers_;
+};
+
+// For scoring (test, classify, export): such a file holds another net's weights.
+[[noreturn]] void refuse_other_net(const WeightsMismatch& e);
+
+// Copies by layer name; throws WeightsMismatch on a mismatch.
 // A 4-D blob also fits a net blob of fewer axes right-aligned with leading 1s, as
 // Caffe reads the legacy num/channels/height/width of old binary files.
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name);

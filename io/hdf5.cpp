@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <filesystem>
 
 #include "engine/error.hpp"
 
@@ -37,6 +38,31 @@ std::string type_description(hid_t type) {
   }
 }
 
+// Creation properties for a dataset of `dims`, `elem_bytes` each: one chunk holding it
+// all, with a Fletcher-32 checksum, so a checkpoint damaged after it was written (a bad
+// disk, a flipped bit in a copy) fails to read instead of loading wrong weights. HDF5
+// applies the filter itself: Caffe, h5py and h5dump read such files as any other.
+// Scalars, empty datasets and those of 4 GiB or more (HDF5's limit on a chunk) stay
+// contiguous, without a checksum.
+H5Handle checksummed(const std::vector<hsize_t>& dims, size_t elem_bytes) {
+  H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  hsize_t bytes = elem_bytes;
+  for (hsize_t d : dims) bytes *= d;
+  if (dims.empty() || bytes == 0 || bytes >= (hsize_t{1} << 32) - 1) return dcpl;
+  if (H5Pset_chunk(dcpl.get(), static_cast<int>(dims.size()), dims.data()) < 0 || H5Pset_fletcher32(dcpl.get()) < 0)
+    return H5Handle(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  return dcpl;
+}
+
+bool has_checksum(hid_t ds) {
+  H5Handle dcpl(H5Dget_create_plist(ds), H5Pclose);
+  unsigned flags = 0;
+  size_t values = 0;
+  unsigned filter_config = 0;
+  return dcpl.get() >= 0 && H5Pget_filter_by_id2(dcpl.get(), H5Z_FILTER_FLETCHER32, &flags, &values, nullptr, 0,
+                                                 nullptr, &filter_config) >= 0;
+}
+
 }  // namespace
 
 std::string dims_string(const std::vector<hsize_t>& dims) {
@@ -65,11 +91,29 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   } else {
     id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   }
-  if (id < 0) throw Error("cannot " + std::string(mode == Mode::Read ? "open" : "create") + " HDF5 file '" + path + "'");
+  if (id < 0 && mode == Mode::Read) {
+    // HDF5's signature is there but the library refuses the rest: most often a file cut
+    // short by an interrupted copy or download (HDF5 checks the stored end of file).
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    throw Error("cannot open HDF5 file '" + path + "'" +
+                (ec ? std::string() : " (" + std::to_string(size) + " bytes)") +
+                ": it starts as an HDF5 file but is damaged or cut short (an interrupted copy or download?); use "
+                "another copy, or an earlier snapshot");
+  }
+  if (id < 0) throw Error("cannot create HDF5 file '" + path + "'");
   file_ = H5Handle(id, H5Fclose);
 }
 
 void H5File::fail(const std::string& what) const { throw Error(path_ + ": " + what); }
+
+void H5File::fail_read(hid_t dataset, const std::string& what) const {
+  if (has_checksum(dataset))
+    fail("cannot read " + what +
+         ": its checksum does not match, so the file was damaged after it was written (a bad "
+         "disk, or a broken copy); use another copy, or an earlier snapshot");
+  fail("cannot read " + what);
+}
 
 void H5File::flush() {
   const Lock lock(hdf5_mutex());
@@ -125,8 +169,10 @@ void H5File::write_floats(const std::string& name, const std::vector<int>& shape
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   H5Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   if (dims.empty()) space = H5Handle(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-              H5Dclose);
+  const H5Handle layout = checksummed(dims, sizeof(float));
+  H5Handle ds(
+      H5Dcreate2(file_.get(), name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, layout.get(), H5P_DEFAULT),
+      H5Dclose);
   if (ds.get() < 0) fail("cannot create dataset '" + name + "'");
   if (H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     fail("cannot write dataset '" + name + "' (disk full?)");
@@ -152,7 +198,7 @@ std::vector<float> H5File::read_floats(const std::string& name, std::vector<int>
   }
   std::vector<float> out(count);
   if (count > 0 && H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-    fail("cannot read dataset '" + name + "'");
+    fail_read(ds.get(), "dataset '" + name + "'");
   return out;
 }
 
@@ -192,8 +238,8 @@ void H5File::read_rows(const std::string& name, long long first, long long count
   H5Handle mem_space(H5Screate_simple(static_cast<int>(block.size()), block.data(), nullptr), H5Sclose);
   if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, block.data(), nullptr) < 0 ||
       H5Dread(ds.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT, out) < 0)
-    fail("cannot read rows " + std::to_string(first) + " to " + std::to_string(first + count) + " of dataset '" + name +
-         "'");
+    fail_read(ds.get(),
+              "rows " + std::to_string(first) + " to " + std::to_string(first + count) + " of dataset '" + name + "'");
 }
 
 void H5File::write_int(const std::string& name, long long value) {
@@ -260,7 +306,8 @@ void H5File::write_bytes(const std::string& name, const std::string& bytes) {
   const Lock lock(hdf5_mutex());
   const hsize_t n = bytes.size();
   H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  const H5Handle layout = checksummed({n}, 1);
+  H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, layout.get(), H5P_DEFAULT),
               H5Dclose);
   if (ds.get() < 0) fail("cannot create '" + name + "'");
   if (n > 0 && H5Dwrite(ds.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0)
@@ -275,7 +322,7 @@ std::string H5File::read_bytes(const std::string& name) const {
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   std::string out(static_cast<size_t>(std::max<hssize_t>(n, 0)), '\0');
   if (n > 0 && H5Dread(ds.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
-    fail("cannot read '" + name + "'");
+    fail_read(ds.get(), "'" + name + "'");
   return out;
 }
 

@@ -90,6 +90,9 @@ class H5File {
   std::string read_bytes(const std::string& name) const;
 
   [[noreturn]] void fail(const std::string& what) const;
+  // A read of `dataset` (`what`, e.g. "dataset 'x'") failed: says so, and whether its
+  // checksum is why.
+  [[noreturn]] void fail_read(hid_t dataset, const std::string& what) const;
 
  private:
   std::string path_;

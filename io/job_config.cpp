@@ -80,7 +80,8 @@ void resolve_net(Node& root, const std::string& solver_path) {
   candidates.push_back(written);
   const auto found = std::find_if(candidates.begin(), candidates.end(), [](const fs::path& p) {
     std::error_code ec;  // a name too long for the file system is just not there
-    return fs::is_regular_file(p, ec);
+    // Not only regular files: a net may come from a pipe (<(generate_net)), as the solver may.
+    return fs::exists(p, ec) && !fs::is_directory(p, ec);
   });
   if (found == candidates.end())
     net->fail("net file '" + written.string() + "' does not exist (looked for " +
@@ -147,7 +148,7 @@ void apply_override(Node& root, const std::string& assignment) {
   if (eq == std::string::npos || eq == 0)
     throw ConfigError(mark, "", "expected --set key.path=value, e.g. --set max_iter=1000");
   const std::string key_path = assignment.substr(0, eq);
-  Node value = parse_yaml_value(assignment.substr(eq + 1));
+  Node value = parse_yaml_value(assignment.substr(eq + 1), mark, key_path);
   Node* cur = &root;
   std::string path;
   size_t start = 0;

@@ -2,6 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace crema::io {
 
 namespace {
@@ -60,15 +63,183 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
   return Node();
 }
 
+// The text's lines, without their line ends.
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    start = end + 1;
+  }
+  return lines;
+}
+
+size_t indent_of(const std::string& line) {
+  const size_t i = line.find_first_not_of(" \t");
+  return i == std::string::npos ? line.size() : i;
+}
+
+bool blank_or_comment(const std::string& line) {
+  const size_t i = line.find_first_not_of(" \t");
+  return i == std::string::npos || line[i] == '#';
+}
+
+// The line without its indentation, a trailing comment and trailing spaces (quotes are
+// followed, so a '#' inside a quoted string stays).
+std::string code_of(const std::string& line) {
+  std::string out;
+  char quote = 0;
+  for (size_t i = indent_of(line); i < line.size(); ++i) {
+    const char c = line[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#' && (out.empty() || out.back() == ' ' || out.back() == '\t')) {
+      break;
+    }
+    out += c;
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  return out;
+}
+
+// A line's code after any "- " list markers, and the column its key starts at.
+std::string key_part(const std::string& line, size_t* key_column = nullptr) {
+  std::string code = code_of(line);
+  size_t column = indent_of(line);
+  while (code.rfind("- ", 0) == 0) {
+    const size_t skip = code.find_first_not_of(' ', 1);
+    column += skip;
+    code = code.substr(skip);
+  }
+  if (key_column) *key_column = column;
+  return code;
+}
+
+// Whether each line is content of a block scalar (`key: |` or `key: >` and the lines
+// indented under it), where any text, tabs and colons included, is allowed.
+std::vector<bool> block_scalar_lines(const std::vector<std::string>& lines) {
+  std::vector<bool> inside(lines.size(), false);
+  size_t parent = std::string::npos;  // key column of the line that opened a block scalar
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (parent != std::string::npos) {
+      if (lines[i].find_first_not_of(" \t") == std::string::npos || indent_of(lines[i]) > parent) {
+        inside[i] = true;
+        continue;
+      }
+      parent = std::string::npos;
+    }
+    size_t column = 0;
+    const std::string code = key_part(lines[i], &column);
+    const size_t bar = code.find_last_of("|>");
+    if (bar != std::string::npos && (bar == 0 || code[bar - 1] == ' ') &&
+        code.find_first_not_of("-+0123456789", bar + 1) == std::string::npos)
+      parent = column;
+  }
+  return inside;
+}
+
+// "key value" without its ':' (a line with a space and no ':' that does not start a
+// quoted or flow value): the line as it should read, or "".
+std::string with_colon(const std::string& line) {
+  const std::string code = key_part(line);
+  const size_t space = code.find(' ');
+  if (code.empty() || code.find(':') != std::string::npos || space == std::string::npos ||
+      std::string("\"'{[&*!|>").find(code[0]) != std::string::npos)
+    return "";
+  return code.substr(0, space) + ":" + code.substr(space);
+}
+
+// yaml-cpp's messages name the parser's state ("illegal map value", "end of map not
+// found"), often a line after the mistake. The usual mistakes behind them — a tab in
+// the indentation, a key without its ':', a second ': ' in a value, a line indented
+// deeper or shallower than its block — can be seen in the text, so the error is moved
+// to that line and says what to change. `mark` (where yaml-cpp stopped) is updated.
+std::string explain_syntax_error(const std::string& text, const std::string& yaml_message, Mark& mark) {
+  const std::vector<std::string> lines = split_lines(text);
+  const std::vector<bool> in_block = block_scalar_lines(lines);
+  const size_t stop = std::min(static_cast<size_t>(std::max(mark.line, 1)), lines.size());  // 1-based
+  auto at_line = [&](size_t line_1based) {
+    mark.line = static_cast<int>(line_1based);
+    mark.col = static_cast<int>(indent_of(lines[line_1based - 1]) + 1);
+  };
+  // YAML forbids tabs in indentation; yaml-cpp reports whatever it made of them.
+  for (size_t i = 0; i < stop; ++i) {
+    const std::string& l = lines[i];
+    const size_t tab = l.find('\t');
+    if (!in_block[i] && tab != std::string::npos && tab <= indent_of(l) && !blank_or_comment(l)) {
+      mark.line = static_cast<int>(i + 1);
+      mark.col = static_cast<int>(tab + 1);
+      return "a tab indents this line; YAML indents with spaces only (replace the tab with spaces)";
+    }
+  }
+  const std::string& here = lines[stop - 1];
+  const bool here_code = !in_block[stop - 1] && !blank_or_comment(here);
+  const bool block_message = yaml_message == YAML::ErrorMsg::END_OF_MAP || yaml_message == YAML::ErrorMsg::END_OF_SEQ;
+  if (yaml_message != YAML::ErrorMsg::MAP_VALUE && !block_message) return yaml_message;
+  auto no_colon = [&](size_t line_1based) {
+    at_line(line_1based);
+    const std::string code = key_part(lines[line_1based - 1]);
+    return "'" + code + "' has no ':' after its key; write '" + with_colon(lines[line_1based - 1]) + "'";
+  };
+  // yaml-cpp stops at the key without ':' itself when a comment follows it.
+  if (here_code && !with_colon(here).empty()) return no_colon(stop);
+  // The previous line of code, before the line yaml-cpp stopped at.
+  size_t prev = stop - 1;  // 1-based; 0: none
+  while (prev > 0 && (blank_or_comment(lines[prev - 1]) || in_block[prev - 1])) --prev;
+  size_t here_key = 0, prev_key = 0;
+  const std::string here_part = key_part(here, &here_key);
+  const std::string prev_part = prev > 0 ? key_part(lines[prev - 1], &prev_key) : "";
+  // Otherwise a line later, at its next sibling.
+  if (prev > 0 && here_code && prev_key == here_key && !with_colon(lines[prev - 1]).empty()) return no_colon(prev);
+  if (yaml_message == YAML::ErrorMsg::MAP_VALUE && here_code) {
+    const size_t first = here_part.find(": ");
+    const size_t second = first == std::string::npos ? first : here_part.find(": ", first + 2);
+    const size_t value = first == std::string::npos ? first : here_part.find_first_not_of(' ', first + 1);
+    if (second != std::string::npos && value != std::string::npos &&
+        std::string("\"'{[").find(here_part[value]) == std::string::npos) {
+      at_line(stop);
+      return "a second ': ' in '" + here_part + "'; a value containing ': ' must be quoted ('" +
+             here_part.substr(0, first) + ": \"" + here_part.substr(value) + "\"')";
+    }
+    const size_t colon = prev_part.find(": ");
+    if (prev > 0 && here_key > prev_key && colon != std::string::npos &&
+        prev_part.find_first_not_of(' ', colon + 1) != std::string::npos)
+      return "this line is indented deeper than line " + std::to_string(prev) +
+             ", which already has its value; indent it as that line (or end that line with ':' to open a block)";
+    return "a ':' YAML did not expect; check this line and the one above for a key without ':' or an indentation "
+           "that differs from the lines beside it (" +
+           yaml_message + ")";
+  }
+  if (block_message)
+    return "this line's indentation fits no block above it; indent it as the lines it belongs with (the items of "
+           "one list, the keys of one map, start in the same column) (" +
+           yaml_message + ")";
+  return yaml_message;
+}
+
 Node parse_with_name(const std::string& text, const std::string& name) {
   auto file = std::make_shared<const std::string>(name);
   try {
-    YAML::Node root = YAML::Load(text);
+    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    // A second document (after a '---' line) would be ignored: a config pasted twice, or
+    // two configs in one file.
+    for (size_t i = 1; i < docs.size(); ++i)
+      if (!docs[i].IsNull())
+        throw ConfigError(make_mark(file, docs[i].Mark()), "",
+                          "a second YAML document starts here (after a '---' line); a crema config is one document: "
+                          "remove the '---' line, or split the file in two");
     long nodes = 0;
-    return convert(root, file, "", 0, nodes);
+    return convert(docs.empty() ? YAML::Node() : docs[0], file, "", 0, nodes);
   } catch (const YAML::Exception& e) {
     Mark m = make_mark(file, e.mark);
-    throw ConfigError(m, "", "YAML syntax error: " + e.msg);
+    const std::string what = explain_syntax_error(text, e.msg, m);
+    throw ConfigError(m, "", "YAML syntax error: " + what);
   }
 }
 
@@ -121,9 +292,16 @@ void emit(YAML::Emitter& out, const Node& n, size_t column) {
 
 Node parse_yaml(const std::string& text, const std::string& source_name) { return parse_with_name(text, source_name); }
 
-Node parse_yaml_value(const std::string& text) {
-  Node n = parse_with_name(text, "<command line>");
-  return n;
+Node parse_yaml_value(const std::string& text, const Mark& where, const std::string& key_path) {
+  try {
+    YAML::Load(text);  // the syntax first: a position inside a one-line value adds nothing
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(where, key_path,
+                      "the value '" + text + "' is not valid YAML (" + e.msg +
+                          "); close its brackets, or quote it as a string: --set '" + key_path + "=\"...\"'");
+  }
+  // Later errors inside a list or map value point into the --set argument.
+  return parse_with_name(text, where.file ? *where.file : "<command line>");
 }
 
 std::string to_yaml(const Node& node) {

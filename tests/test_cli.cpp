@@ -96,10 +96,31 @@ TEST_CASE("resuming with another solver type or a foreign net is refused clearly
   REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
   const std::string state = job.dir / "snap/toy_iter_10.solverstate.h5";
   REQUIRE(fs::exists(state));
-  const auto r = test::run(crema_cmd("train " + job.solver + " --set net.layer[2].convolution_param.num_output=5 --snapshot " + state));
+  const std::string change = " --set net.layer[2].convolution_param.num_output=5";
+  const auto r = test::run(crema_cmd("train " + job.solver + change + " --snapshot " + state));
   CHECK(r.status == 1);
   CHECK(r.output.find("conv") != std::string::npos);
   CHECK(r.output.find("terminate") == std::string::npos);
+  // The advice is a command that works (it once said --reinit, which --snapshot refuses):
+  // a new run from the snapshot's weights, with the changed layer re-learnt.
+  std::smatch advice;
+  REQUIRE_MESSAGE(std::regex_search(r.output, advice,
+                                    std::regex("the net changed since the snapshot was written\\. "
+                                               "Resume with the net it was written with, or start a "
+                                               "new run from its weights, re-learning those layers: "
+                                               "crema (train [^\\n]*--reinit conv,fc1)\\n")),
+                  r.output);
+  CHECK(advice[1].str().find("--set 'net.layer[2].convolution_param.num_output=5'") != std::string::npos);
+  // Under a prefix of its own: the new run must not overwrite the snapshot it starts from.
+  CHECK(advice[1].str().find("snapshot_prefix=" + (job.dir / "snap/toy_reinit")) != std::string::npos);
+  const auto before = test::read_file(job.dir / "snap/toy_iter_10.caffemodel.h5");
+  const auto fresh = test::run(crema_cmd(advice[1].str()));
+  CHECK_MESSAGE(fresh.status == 0, fresh.output);
+  CHECK(fs::exists(job.dir / "snap/toy_reinit_iter_10.caffemodel.h5"));
+  CHECK(test::read_file(job.dir / "snap/toy_iter_10.caffemodel.h5") == before);
+  CHECK(std::regex_search(fresh.output.c_str(), std::regex(R"(conv\s+re-initialised from its fillers)")));
+  CHECK(std::regex_search(fresh.output.c_str(), std::regex(R"(fc1\s+re-initialised from its fillers)")));
+  CHECK(std::regex_search(fresh.output.c_str(), std::regex(R"(fc2\s+loaded from \S+toy_iter_10\.caffemodel\.h5)")));
 }
 
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
@@ -259,6 +280,127 @@ TEST_CASE("--weights with --snapshot, and bad command lines, are refused") {
   r = test::run(crema_cmd("train " + job.dir / "nope.yaml"));
   CHECK(r.status != 0);
   CHECK(r.output.find("nope.yaml") != std::string::npos);
+}
+
+TEST_CASE("a misspelt option or command is named with its closest spelling, in one line, exit status 2") {
+  ToyJob job(10);
+  auto r = test::run(crema_cmd("train " + job.solver + " --wieghts a.h5"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema train: unknown option '--wieghts' (did you mean '--weights'?); 'crema train "
+                              "--help' lists the options") != std::string::npos,
+                r.output);
+  r = test::run(crema_cmd("train " + job.solver + " --snapshto=x.solverstate.h5"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("unknown option '--snapshto' (did you mean '--snapshot'?)") != std::string::npos,
+                r.output);
+  r = test::run(crema_cmd("trian " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(
+      r.output.find("crema: unknown command 'trian' (did you mean 'train'?); the commands are train, test,") !=
+          std::string::npos,
+      r.output);
+  // An option of another subcommand: named, nothing suggested.
+  r = test::run(crema_cmd("train " + job.solver + " --iterations 5"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema train: unknown option '--iterations'; 'crema train --help'") != std::string::npos,
+                r.output);
+  // --gpu -1 was taken as "no GPU" and trained on the CPU.
+  r = test::run(crema_cmd("train " + job.solver + " --gpu -1"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--gpu: Value -1 not in range 0 to 2147483647") != std::string::npos, r.output);
+  r = test::run(crema_cmd("train " + job.solver + " --threads 0"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--threads: Value 0 not in range 1") != std::string::npos);
+  // A misspelt required option is the mistake, not the option it hides.
+  r = test::run(crema_cmd("test --modle " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema test: unknown option '--modle' (did you mean '--model'?)") != std::string::npos,
+                r.output);
+  // A command's option before the command; an option's value that starts with '-'.
+  r = test::run(crema_cmd("--threads 2 train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("'--threads' is an option of the commands, not of crema itself: put it after the "
+                              "command") != std::string::npos,
+                r.output);
+  r = test::run(crema_cmd("convert " + job.solver + " -o" + (job.dir / "c.yaml") + " --set -x --bogus"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema convert: unknown option '--bogus'") != std::string::npos, r.output);
+}
+
+TEST_CASE("YAML mistakes are reported at the line to change, saying what to change") {
+  ToyJob job(10);
+  const std::string yaml = test::read_file(job.solver);
+  auto line_of = [&](const std::string& text, const std::string& what) {
+    int line = 1;
+    for (size_t i = 0; i < text.find(what); ++i) line += text[i] == '\n';
+    return std::to_string(line);
+  };
+  // A key without its colon: yaml-cpp stops a line later with "illegal map value".
+  std::string bad = yaml;
+  bad.replace(bad.find("max_iter:"), 9, "max_iter");
+  test::write_file(job.solver, bad);
+  auto r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(job.solver + ":" + line_of(bad, "max_iter") +
+                              ":1: YAML syntax error: 'max_iter 10' has "
+                              "no ':' after its key; write 'max_iter: 10'") != std::string::npos,
+                r.output);
+  // A tab in the indentation.
+  bad = yaml;
+  const size_t layer = bad.find("\n    - {name: conv");
+  REQUIRE(layer != std::string::npos);
+  bad.replace(layer + 1, 4, "\t");
+  test::write_file(job.solver, bad);
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(":" + line_of(bad, "\t") +
+                              ":1: YAML syntax error: a tab indents this line; YAML "
+                              "indents with spaces only") != std::string::npos,
+                r.output);
+  // A comment after the key without ':' makes yaml-cpp stop there, saying "end of map not found".
+  bad = yaml;
+  bad.replace(bad.find("max_iter:"), 9, "max_iter");
+  bad.insert(bad.find("\n", bad.find("max_iter")), "  # how long");
+  test::write_file(job.solver, bad);
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK_MESSAGE(r.output.find(":" + line_of(bad, "max_iter") + ":1: YAML syntax error: 'max_iter 10' has no ':'") !=
+                    std::string::npos,
+                r.output);
+  // A value holding ': ' unquoted, in a block list item; a block scalar's free text is not blamed.
+  bad = yaml;
+  bad.insert(bad.find("base_lr"), "note: |\n  free text here\n  \tand a tab\ntype: SGD: fast\n");
+  test::write_file(job.solver, bad);
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK_MESSAGE(
+      r.output.find(":" + line_of(bad, "type: SGD") +
+                    ":1: YAML syntax error: a second ': ' in 'type: SGD: "
+                    "fast'; a value containing ': ' must be quoted ('type: \"SGD: fast\"')") != std::string::npos,
+      r.output);
+  // A second document would be ignored.
+  test::write_file(job.solver, yaml + "---\nmax_iter: 1\n");
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("a second YAML document starts here") != std::string::npos, r.output);
+  // A --set value that is not YAML names its --set, not "<command line>:1:1".
+  test::write_file(job.solver, yaml);
+  r = test::run(crema_cmd("train " + job.solver + " --set 'base_lr=[1,'"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--set base_lr=[1,: base_lr: the value '[1,' is not valid YAML") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("<command line>") == std::string::npos);
+}
+
+TEST_CASE("a net file may be a pipe, as the solver file may") {
+  ToyJob job(10);
+  const std::string yaml = test::read_file(job.solver);
+  const size_t solver_keys = yaml.find("base_lr:");
+  REQUIRE(yaml.rfind("net:\n", 0) == 0);
+  test::write_file(job.dir / "net.yaml", yaml.substr(5, solver_keys - 5));
+  test::write_file(job.dir / "piped.yaml", "net: /dev/stdin\n" + yaml.substr(solver_keys));
+  // It used to say "net file '/dev/stdin' does not exist" of anything but a regular file.
+  const auto r = test::run("cat " + (job.dir / "net.yaml") + " | " + crema_cmd("train " + job.dir / "piped.yaml"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("Optimization Done.") != std::string::npos);
 }
 
 TEST_CASE("crema test scores a trained model, crema time prints per-layer times") {
@@ -600,8 +742,11 @@ TEST_CASE("precision tf32 on the CPU is refused with one line naming where it wa
   const auto r = test::run(crema_cmd("train " + job.solver));
   CHECK(r.status != 0);
   CHECK_MESSAGE(r.output.find(job.solver + ":" + std::to_string(line) + ":") != std::string::npos, r.output);
-  CHECK(r.output.find("precision: tf32 runs on a GPU's tensor cores; train with solver_mode: GPU") !=
-        std::string::npos);
+  // Once "precision: precision: tf32 runs …" (the key path, then a message repeating it).
+  CHECK_MESSAGE(r.output.find(":" + std::to_string(line) +
+                              ":12: precision: tf32 runs on a GPU's tensor cores; train "
+                              "with solver_mode: GPU") != std::string::npos,
+                r.output);
   CHECK(r.output.find("terminate") == std::string::npos);
 
   const auto t = test::run(crema_cmd("time --model " + test::source_dir() +

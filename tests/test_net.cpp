@@ -334,6 +334,26 @@ TEST_CASE("net: a layer that cannot run in place is refused by name when its top
   CHECK(ok->net->num_layers() == 7);
 }
 
+TEST_CASE("net: another type's parameter block on a layer says which block the layer reads") {
+  const std::string head =
+      "name: blocks\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: data, input_param: {shape: [{dim: [2, 3, 4, 4]}]}}\n";
+  // pooling_param on an InnerProduct layer (a type changed, its block left): once just "unknown key".
+  CHECK_THROWS_WITH_AS(build(head + "- {name: fc, type: InnerProduct, bottom: data, top: fc, inner_product_param: "
+                                    "{num_output: 2}, pooling_param: {pool: MAX}}\n"),
+                       doctest::Contains("layer[1].pooling_param: 'pooling_param' is not a parameter block of "
+                                         "InnerProduct layers; InnerProduct reads inner_product_param (check the "
+                                         "layer's type"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(build(head + "- {name: s, type: Sigmoid, bottom: data, top: s, relu_param: {}}\n"),
+                       doctest::Contains("'relu_param' is not a parameter block of Sigmoid layers"), ConfigError);
+  // A misspelt block of the layer's own still gets its suggestion.
+  CHECK_THROWS_WITH_AS(build(head + "- {name: p, type: Pooling, bottom: data, top: p, pooling_param: {kernel_size: 2}, "
+                                    "pooling_parm: {pool: MAX}}\n"),
+                       doctest::Contains("unknown key 'pooling_parm' (did you mean 'pooling_param'?)"), ConfigError);
+}
+
 TEST_CASE("net: parameters shared by name are one blob whose gradient sums both uses") {
   auto b = build(
       "name: share\n"

@@ -332,3 +332,84 @@ TEST_CASE("solver: SolverSpec::parse rejects bad values") {
   CHECK(s.iter_size == 3);
   CHECK(s.gamma == doctest::Approx(0.1f));
 }
+
+TEST_CASE("solver: SolverSpec::parse refuses rates, decays and momenta that cannot train") {
+  const std::string net = "net: {name: n, layer: [{name: d, type: Input, top: d, input_param: {shape: {dim: [1]}}}]}\n";
+  auto parse = [&](const std::string& rest) {
+    const Node root = io::parse_yaml(net + rest, "solver.yaml");
+    return SolverSpec::parse(root);
+  };
+  // Each points at the value, on line 2 (the net is line 1).
+  CHECK_THROWS_WITH_AS(parse("max_iter: 10\nbase_lr: .inf\n"),
+                       doctest::Contains("solver.yaml:3:10: base_lr: base_lr must be a finite number >= 0"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("max_iter: 10\nbase_lr: -0.1\n"), doctest::Contains("solver.yaml:3:10: base_lr"),
+                       ConfigError);
+  CHECK_NOTHROW(parse("max_iter: 10\nbase_lr: 0\n"));  // evaluating or refreshing BatchNorm statistics
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nweight_decay: -0.0005\n"),
+                       doctest::Contains("solver.yaml:4:15: weight_decay: weight_decay must be a finite number >= 0"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nmomentum: 1.5\n"),
+                       doctest::Contains("solver.yaml:4:11: momentum: momentum must lie in [0, 1) for SGD"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ntype: Nesterov\nmomentum: 1\n"),
+                       doctest::Contains("for Nesterov"), ConfigError);
+  CHECK_NOTHROW(parse("base_lr: 0.1\nmax_iter: 10\nmomentum: 0.99\n"));
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ndisplay: -1\n"),
+                       doctest::Contains("display must not be negative"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nclip_gradients: .inf\n"),
+                       doctest::Contains("clip_gradients must be a finite number"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nsnapshot_prefix: ''\n"),
+                       doctest::Contains("solver.yaml:4:18: snapshot_prefix: snapshot_prefix is empty"), ConfigError);
+}
+
+TEST_CASE("solver: a parameter's negative or infinite decay_mult is refused at its layer") {
+  CHECK_THROWS_WITH_AS(make_job(tiny_net("[{decay_mult: -1}, {}]") + "base_lr: 0.1\nmax_iter: 10\n"),
+                       doctest::Contains("decay_mult must be a finite number >= 0"), ConfigError);
+  CHECK_THROWS_WITH_AS(make_job(tiny_net("[{lr_mult: .inf}, {}]") + "base_lr: 0.1\nmax_iter: 10\n"),
+                       doctest::Contains("lr_mult must be a finite number"), ConfigError);
+}
+
+TEST_CASE("solver: a TRAIN net without a loss is refused (training it would change nothing)") {
+  const std::string yaml =
+      "base_lr: 0.1\nmax_iter: 10\n"
+      "net:\n  name: noloss\n  layer:\n"
+      "  - {name: data, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+      "  - name: ip\n    type: InnerProduct\n    bottom: x\n    top: out\n    inner_product_param: {num_output: 2}\n";
+  CHECK_THROWS_WITH_AS(make_job(yaml), doctest::Contains("solver.yaml:3:1: net: the TRAIN net 'noloss' has no loss"),
+                       ConfigError);
+  // The same net with a loss weight on its top trains.
+  CHECK_NOTHROW(make_job(yaml + "    loss_weight: 1\n"));
+  // A net that learns nothing needs no loss: BatchNorm refreshing its statistics (its lr_mult is 0).
+  CHECK_NOTHROW(
+      make_job("base_lr: 0\nmax_iter: 10\n"
+               "net:\n  name: stats\n  layer:\n"
+               "  - {name: data, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+               "  - {name: bn, type: BatchNorm, bottom: x, top: y}\n"));
+}
+
+TEST_CASE("solver: a loss that stops being finite stops training before the update, naming the iteration") {
+  SUBCASE("NaN in the data: at the first iteration, weights untouched") {
+    auto j = make_job(tiny_net("") + "base_lr: 0.1\nmax_iter: 10\n");
+    init_tiny(*j);
+    set(j->blob("x"), {std::nanf(""), 2});
+    CHECK_THROWS_WITH_AS(step(*j, 3),
+                         doctest::Contains("training diverged at iteration 0: the loss is not a finite number "
+                                           "(loss = nan) (learning rate 0.1). Stopped before the update"),
+                         Error);
+    CHECK(j->solver->iter() == 0);
+    check_close(j->param("ip", 0), {0.5, -1});  // no NaN step was applied
+    check_close(j->param("ip", 1), {0.25});
+  }
+  SUBCASE("a rate so large the weights overflow: at the next iteration, its weights kept") {
+    auto j = make_job(tiny_net("") + "base_lr: 1e30\nmax_iter: 10\n");
+    init_tiny(*j);
+    CHECK_THROWS_WITH_AS(
+        step(*j, 3),
+        doctest::Contains("training diverged at iteration 1: the loss is not a finite number (loss = inf)"), Error);
+    CHECK(j->solver->iter() == 1);
+    // One step of W -= 1e30·dW with dW = [-2.25, -4.5]: huge but finite.
+    CHECK(j->param("ip", 0).cpu_data()[0] == doctest::Approx(2.25e30));
+    CHECK(std::isfinite(j->param("ip", 0).cpu_data()[1]));
+  }
+}
