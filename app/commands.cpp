@@ -204,6 +204,9 @@ int train(const TrainOptions& opt) {
     throw ConfigError(Mark{}, "", "give either --weights (start from those weights) or --snapshot (resume a run), not both");
   if (!opt.reinit.empty() && opt.weights.empty())
     throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights; give --weights too");
+  // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
+  // process with nothing said; handled, it stops after the first iteration with a snapshot.
+  install_signal_handlers();
   auto root = io::load_solver_config(opt.solver, opt.overrides);
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
@@ -263,11 +266,12 @@ int train(const TrainOptions& opt) {
                   "': the net changed since the snapshot was written; resume with the same net, or start from "
                   "these weights with --weights");
     solver.restore(loaded.state);
-    warn_config_changes(opt.snapshot, loaded.config_yaml, *root);
+    if (solver.iter() < spec.max_iter) warn_config_changes(opt.snapshot, loaded.config_yaml, *root);
     if (solver.iter() >= spec.max_iter) {
-      spdlog::info("The snapshot is at iteration {}, which reaches max_iter {}: nothing left to train (raise it, e.g. "
-                   "--set max_iter={}, to train on).",
-                   solver.iter(), spec.max_iter, spec.max_iter * 2);
+      spdlog::info(
+          "The snapshot is at iteration {}, which reaches max_iter {}: nothing left to train (raise it, e.g. "
+          "--set max_iter={}, to train on).",
+          solver.iter(), spec.max_iter, std::max(solver.iter() * 2, solver.iter() + 1));
       return 0;
     }
   } else {
@@ -288,7 +292,6 @@ int train(const TrainOptions& opt) {
                                                   !opt.snapshot.empty());
     solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
-  install_signal_handlers();
   solver.solve();
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const bool final_weights = last_snapshot_iter == solver.iter();
@@ -341,6 +344,16 @@ int test(const TestOptions& opt) {
   } catch (const io::WeightsMismatch& e) {
     io::refuse_other_net(e);
   }
+  // Scores need data: an Input layer's top would stay as set up (zeros), and the scores with it.
+  bool reads_data = false;
+  for (int i = 0; i < net.num_layers(); ++i)
+    reads_data |= net.layer(i).is_data() && std::string(net.layer(i).type()) != "Input";
+  if (!reads_data)
+    throw ConfigError(Mark{}, "--model",
+                      "the TEST net of '" + opt.model +
+                          "' has no data layer (Data, ImageData, HDF5Data, …), so there "
+                          "is nothing to score; give the net with its TEST data layer (to label images with a deploy "
+                          "net, use crema classify)");
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {

@@ -42,7 +42,14 @@ int time_data(const DataTimeOptions& opt) {
   Context ctx(1701);
   auto net = load_net(opt.model, opt.phase, ctx);
   using clock = std::chrono::steady_clock;
-  for (int i : data_layers(*net, opt.model)) {
+  std::vector<int> readers;  // Input layers read nothing: their values come from the caller
+  for (int i : data_layers(*net, opt.model))
+    if (std::string(net->layer(i).type()) != "Input") readers.push_back(i);
+  if (readers.empty())
+    throw Error("the net in '" + opt.model + "' has no layer that reads data in phase " + opt.phase +
+                " (only Input layers, whose values come from the caller); time --data times Data, ImageData, "
+                "HDF5Data and DummyData layers, and plain `crema time` the whole net");
+  for (int i : readers) {
     const int batch = net->top_vec(i).front()->shape(0);
     net->forward_layer(ctx, i);  // starts the readers
     const auto start = clock::now();

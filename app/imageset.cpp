@@ -1,6 +1,7 @@
 #include "app/imageset.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -8,14 +9,16 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 #include <vector>
 
+#include "app/signals.hpp"
 #include "datasets/epoch_sampler.hpp"
 #include "datasets/list_file.hpp"
 #include "engine/error.hpp"
-#include "io/files.hpp"
 #include "io/datum.hpp"
+#include "io/files.hpp"
 #include "io/image.hpp"
 #include "io/lmdb.hpp"
 
@@ -57,7 +60,23 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   int width = 0, height = 0;
   if (!opt.resize.empty()) std::tie(width, height) = parse_resize(opt.resize);
   std::vector<ListEntry> entries = read_list(opt.list);
-  io::LmdbWriter db(opt.output);  // refuses an existing OUT before any work is done
+  std::error_code ec;
+  if (fs::exists(opt.output, ec))
+    throw Error("'" + opt.output +
+                "' already exists; convert-imageset writes a new LMDB directory and overwrites "
+                "nothing: remove it or choose another name");
+  // Written under a name of its own and renamed when complete, so an interrupted run
+  // (a signal, a full disk) never leaves a partial database under the name users read.
+  const std::string partial = opt.output + ".partial-" + std::to_string(::getpid());
+  auto db = std::make_unique<io::LmdbWriter>(partial);
+  struct RemovePartial {  // on any error below
+    const std::string& path;
+    bool keep = false;
+    ~RemovePartial() {
+      std::error_code ignored;
+      if (!keep) fs::remove_all(path, ignored);
+    }
+  } cleanup{partial};
   if (opt.shuffle) {
     // A seed from the clock is printed, so that the order can be made again with --seed.
     const auto clock = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -74,7 +93,11 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
 
   const int channels = opt.gray ? 1 : 3;
   size_t count = 0, skipped = 0;
+  install_signal_handlers();  // Ctrl-C or SIGTERM: stop, and remove the partial database
   for (size_t i = 0; i < entries.size(); ++i) {
+    if (poll_signal_action() == Solver::Action::Stop)
+      throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
+                  " images; nothing was written to '" + opt.output + "'");
     const ListEntry& e = entries[i];
     const std::string file = opt.root.empty() ? e.path : (fs::path(opt.root) / e.path).string();
     io::Datum datum;
@@ -101,16 +124,17 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
       ++skipped;
       continue;
     }
-    db.put(record_key(i, e.path), io::encode_datum(datum));
+    db->put(record_key(i, e.path), io::encode_datum(datum));
     if (++count % 1000 == 0) spdlog::info("Processed {} files.", count);
   }
-  db.commit();
-  if (count == 0) {
-    std::error_code ec;
-    fs::remove_all(opt.output, ec);  // it was created by this run and holds nothing
+  db->commit();
+  db.reset();  // closes the environment before its directory moves
+  if (count == 0)
     throw Error("none of the " + std::to_string(entries.size()) + " images listed in '" + opt.list +
                 "' could be read (is ROOT '" + opt.root + "' right?); nothing was written");
-  }
+  fs::rename(partial, opt.output, ec);
+  if (ec) throw Error("cannot move the finished LMDB '" + partial + "' to '" + opt.output + "': " + ec.message());
+  cleanup.keep = true;
   if (count % 1000 != 0) spdlog::info("Processed {} files.", count);  // Caffe's closing line
   if (skipped > 0)
     spdlog::warn("{} of {} listed images could not be read and were skipped (see above)", skipped, entries.size());

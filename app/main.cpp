@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
   imageset_cmd->add_flag("--shuffle", imageset.shuffle, "Shuffle the list before writing");
   imageset_cmd->add_flag("--encoded", imageset.encoded, "Store the image files (JPEG/PNG) instead of raw pixels");
   imageset_cmd->add_option("--seed", imageset.seed, "Seed for --shuffle (default: from the clock, printed)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
 
   crema::app::ComputeMeanOptions mean;
   auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");

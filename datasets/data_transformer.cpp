@@ -101,6 +101,10 @@ float mean_grey(const float* image, int channels, size_t plane) {
 TransformParams TransformParams::parse(MapReader r) {
   TransformParams p;
   p.scale = r.get_float("scale", 1.f);
+  if (p.scale == 0.f || !std::isfinite(p.scale))
+    r.fail("scale",
+           "scale must be a finite non-zero number (0 makes every input 0); 1/255 = 0.00390625 maps bytes "
+           "to [0, 1]");
   p.mean_value = r.get_floats("mean_value");
   p.mean_file = r.get_string("mean_file", "");
   p.std_dev = r.get_floats("std");
@@ -308,8 +312,6 @@ void DataTransformer::to_pixels(const float* sample, int channels, int height, i
     throw Error("transform_param.mean_file '" + params_.mean_file + "' has " +
                 std::to_string(mean_channel_avg_.size()) + " channels but the samples have " +
                 std::to_string(channels));
-  if (params_.scale == 0)
-    throw Error("transform_param.scale is 0, so the samples hold no pixel values to show; give a non-zero scale");
   const size_t plane = static_cast<size_t>(height) * width;
   for (int c = 0; c < channels; ++c) {
     const float m = mean_channel_avg_.empty() ? mean_of(c) : mean_channel_avg_[c];

@@ -146,7 +146,11 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   std::vector<LayerSpec> kept;
   std::map<std::string, const LayerSpec*> seen;
   for (const auto& l : spec.layers) {
-    if (!layer_included(l, state)) continue;
+    if (!layer_included(l, state)) {
+      // A bottom that only a left-out layer makes is the usual way a phase or stage goes wrong.
+      for (const auto& t : l.top) left_out_tops_.emplace(t, "layer '" + l.name + "' (" + l.mark.str() + ")");
+      continue;
+    }
     if (l.name.empty()) l.fail("every layer needs a non-empty 'name'");
     auto [it, inserted] = seen.emplace(l.name, &l);
     if (!inserted)
@@ -160,6 +164,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
 
   std::map<std::string, int> available;  // blob name -> id, produced and not yet consumed
   for (const auto& l : specs_) append_layer(l, ctx, available, quiet);
+  left_out_tops_.clear();
 
   // Outputs: blobs nobody consumed, in name order as Caffe reports them.
   std::set<std::string> names;
@@ -186,6 +191,15 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   }
 }
 
+std::string Net::left_out_maker(const std::string& blob) const {
+  const auto it = left_out_tops_.find(blob);
+  if (it == left_out_tops_.end()) return "";
+  std::string stages;
+  for (const auto& st : state_.stage) stages += (stages.empty() ? "" : ", ") + st;
+  return ": " + it->second + " makes it, but its include/exclude rules leave it out of this net (phase " +
+         phase_name(state_.phase) + ", level " + std::to_string(state_.level) + ", stages [" + stages + "])";
+}
+
 void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet) {
   const size_t li = layers_.size();
   auto layer = LayerRegistry::instance().create(spec);
@@ -204,9 +218,10 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
       for (const auto& [n, id] : available) candidates.push_back(n);
       const bool produced = blob_index_.count(b) > 0;
       throw ConfigError(entry_mark(spec, "bottom", j), spec.path + " (" + spec.name + ").bottom",
-                        produced ? "bottom '" + b + "' was already consumed by another layer"
-                                 : "bottom '" + b + "' is not produced by any earlier layer in the " +
-                                       phase_name(state_.phase) + " net" + did_you_mean(b, candidates));
+                        produced
+                            ? "bottom '" + b + "' was already consumed by another layer"
+                            : "bottom '" + b + "' is not produced by any earlier layer in the " +
+                                  phase_name(state_.phase) + " net" + left_out_maker(b) + did_you_mean(b, candidates));
     }
     bottom_ids_[li].push_back(it->second);
     bottom_vecs_[li].push_back(blobs_[static_cast<size_t>(it->second)].get());

@@ -107,6 +107,8 @@ class Net {
 
  private:
   void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
+  // ": layer 'x' (file:line) makes it, but …" when only a left-out layer makes `blob`.
+  std::string left_out_maker(const std::string& blob) const;
   void resolve_params(int layer_index);
   void set_param_gradients();
   void compute_backward_needs(bool force_backward);
@@ -114,6 +116,7 @@ class Net {
   std::string name_;
   NetState state_;
   std::vector<LayerSpec> specs_;  // after filtering and split insertion
+  std::map<std::string, std::string> left_out_tops_;  // during construction: top -> the left-out layer making it
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<BlobPtr> blobs_;
   std::vector<std::string> blob_names_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -113,7 +114,33 @@ void save_weights(const Weights& weights, const std::string& path) {
   write_weights_file(path, layers, blobs, false);
 }
 
+namespace {
+Weights read_weights(const std::string& path);
+
+// Weights of a run that diverged load without complaint and poison everything after
+// them (a ReLU even hides them, turning NaN into 0): refused, naming the first blob.
+void refuse_non_finite(const Weights& weights, const std::string& path) {
+  for (const LayerWeights& lw : weights)
+    for (const auto& [index, blob] : lw.blobs) {
+      const float* v = blob.cpu_data();  // (count)
+      long long bad = 0;
+      for (int i = 0; i < blob.count(); ++i) bad += !std::isfinite(v[i]);
+      if (bad > 0)
+        throw Error(path + ": layer '" + lw.layer + "' parameter " + std::to_string(index) + " holds " +
+                    std::to_string(bad) + " NaN or infinite value(s) of " + std::to_string(blob.count()) +
+                    ": the weights of a run that diverged; use an earlier snapshot");
+    }
+}
+}  // namespace
+
 Weights load_weights(const std::string& path) {
+  Weights out = read_weights(path);
+  refuse_non_finite(out, path);
+  return out;
+}
+
+namespace {
+Weights read_weights(const std::string& path) {
   // By content: Caffe users name binary and HDF5 weights alike (.caffemodel).
   if (!has_hdf5_signature(path)) return read_caffemodel(path);
   H5File f(path, H5File::Mode::Read);
@@ -143,8 +170,6 @@ Weights load_weights(const std::string& path) {
   }
   return out;
 }
-
-namespace {
 
 // Whether a parameter stored with shape `file` fits the net's `net`. Besides equal
 // shapes, Caffe's rule for the legacy num/channels/height/width of binary files: they

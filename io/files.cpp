@@ -33,6 +33,12 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
 }
 
 std::string temp_name_for(const std::string& path) {
+  // Said here, naming the file asked for: the writer would report its temporary name.
+  const fs::path parent = fs::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    throw Error("cannot write '" + path + "': the folder '" + parent.string() +
+                "' does not exist; create it or choose another path");
   return path + ".tmp-" + std::to_string(::getpid());
 }
 
@@ -44,6 +50,11 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
     ::close(fd);
   }
   std::error_code ec;
+  if (fs::is_directory(path, ec)) {  // rename would fail, and say "Success"
+    fs::remove(tmp_path, ec);
+    throw Error("cannot write '" + path +
+                "': a directory of that name is in the way; remove it or choose another name");
+  }
   fs::rename(tmp_path, path, ec);
   if (ec) {
     fs::remove(tmp_path, ec);

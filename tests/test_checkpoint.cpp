@@ -2,6 +2,7 @@
 // solver-state round trip, and files written by BVLC Caffe itself.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "engine/net.hpp"
@@ -242,6 +243,23 @@ TEST_CASE("a checkpoint damaged after it was written fails its checksum instead 
                        doctest::Contains("cannot read dataset 'data/block%2Ffc/0': its checksum does not match, so the "
                                          "file was damaged after it was written"),
                        Error);
+}
+
+TEST_CASE("weights holding NaN or infinities (a diverged run's) are refused, naming the blob") {
+  test::TempDir dir;
+  auto b = parse(kSmallNet);
+  Context ctx(1);
+  Net net(b.spec, NetState{}, ctx, true);
+  Blob& bias = *net.layer_by_name("block/fc")->blobs()[1];  // (2)
+  bias.mutable_cpu_data()[1] = std::nanf("");
+  io::save_weights(net, dir / "nan.h5");
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "nan.h5"),
+                       doctest::Contains("nan.h5: layer 'block/fc' parameter 1 holds 1 NaN or infinite value(s) of 2: "
+                                         "the weights of a run that diverged; use an earlier snapshot"),
+                       Error);
+  bias.mutable_cpu_data()[1] = INFINITY;
+  io::save_weights(net, dir / "inf.h5");
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "inf.h5"), doctest::Contains("holds 1 NaN or infinite"), Error);
 }
 
 TEST_CASE("a weights dataset too large for a blob is refused, not wrapped") {

@@ -325,6 +325,22 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   r = test::run(crema_cmd("convert " + job.solver + " -o" + (job.dir / "c.yaml") + " --set -x --bogus"));
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("crema convert: unknown option '--bogus'") != std::string::npos, r.output);
+  r = test::run(crema_cmd("convert-imageset a b c --shuffle --seed -1"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--seed: Value -1 not in range 0 to 9223372036854775807") != std::string::npos, r.output);
+  // An output name taken by a directory: said so (the rename's failure once read "Success").
+  fs::create_directories(job.dir / "taken.prototxt");
+  r = test::run(crema_cmd("convert " + job.solver + " -o " + (job.dir / "taken.prototxt")));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(r.output.find("cannot write '" + (job.dir / "taken.prototxt") +
+                              "': a directory of that name is in the way") != std::string::npos,
+                r.output);
+  // An output in a folder that does not exist: named, not its temporary file.
+  r = test::run(crema_cmd("convert " + job.solver + " -o " + (job.dir / "nodir/c.yaml")));
+  CHECK(r.status != 0);
+  CHECK_MESSAGE(r.output.find("cannot write '" + (job.dir / "nodir/c.yaml") + "': the folder '" + (job.dir / "nodir") +
+                              "' does not exist") != std::string::npos,
+                r.output);
 }
 
 TEST_CASE("YAML mistakes are reported at the line to change, saying what to change") {
@@ -690,6 +706,13 @@ TEST_CASE("resume: the printed command keeps --set overrides, changes are named,
   CHECK(r.status == 0);
   CHECK(r.output.find("nothing left to train") != std::string::npos);
   CHECK(r.output.find("Snapshotting") == std::string::npos);
+  // With max_iter set below the snapshot's iteration, the suggested value must reach past it
+  // (it once suggested 2 x max_iter: --set max_iter=2 for a snapshot at iteration 10+).
+  const std::string last = job.dir / ("snap/toy_iter_" + finish + ".solverstate.h5");
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --snapshot " + last));
+  CHECK(r.status == 0);
+  const std::string twice = std::to_string(2 * std::stoi(finish));
+  CHECK_MESSAGE(r.output.find("e.g. --set max_iter=" + twice + ", to train on") != std::string::npos, r.output);
 }
 
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {

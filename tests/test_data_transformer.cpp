@@ -282,6 +282,8 @@ TEST_CASE("transform_param augmentation errors name the key and say what to do")
   CHECK(contains(brightness, "color_jitter.brightness"));
   CHECK(contains(brightness, "must be >= 0"));
   CHECK(contains(parse_error("{color_jitter: {hue: 0.1}}"), "unknown key 'hue'"));
+  // scale 0 trained on all-zero inputs without a word.
+  CHECK(contains(parse_error("{scale: 0}"), "<test>:1:9: scale: scale must be a finite non-zero number"));
   const std::string std_zero = parse_error("{std: [1, 0]}");
   CHECK(contains(std_zero, "std: "));
   CHECK(contains(std_zero, "must be > 0"));

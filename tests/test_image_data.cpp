@@ -317,6 +317,14 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
   const auto t = test::run(crema_cmd("time --data --model " + job.solver + " --iterations 5"));
   REQUIRE_MESSAGE(t.status == 0, t.output);
   CHECK(std::regex_search(t.output, std::regex(R"(d\s+[0-9]+ samples/s \(5 batches of 16)")));
+  // An Input layer reads nothing: it once reported 200000000 samples/s.
+  test::write_file(job.dir / "deploy.yaml",
+                   "name: deploy\nlayer:\n- {name: in, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n");
+  const auto input = test::run(crema_cmd("time --data --model " + job.dir / "deploy.yaml"));
+  CHECK(input.status != 0);
+  CHECK_MESSAGE(
+      input.output.find("has no layer that reads data in phase TRAIN (only Input layers") != std::string::npos,
+      input.output);
 }
 
 TEST_CASE("an image folder's class names are kept beside the snapshots, and classify prints them") {

@@ -3,13 +3,13 @@
 // reader and the Datum decoder and compared with OpenCV's own reading of the files.
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <set>
-
 #include <regex>
+#include <set>
 
 #include "io/caffe_binary.hpp"
 #include "io/datum.hpp"
@@ -202,6 +202,25 @@ TEST_CASE("convert-imageset --shuffle is reproducible with --seed") {
   }
   CHECK(labels.size() == 8);
   CHECK(moved);
+}
+
+TEST_CASE("convert-imageset stopped by a signal leaves no database, partial or whole") {
+  ImageFolder f;
+  std::string list;
+  for (int i = 0; i < 200000; ++i) list += "a.png " + std::to_string(i % 10) + "\n";
+  test::write_file(f.dir / "many.txt", list);
+  test::Child child({test::crema_binary(), "convert-imageset", f.root, f.dir / "many.txt", f.dir / "db"},
+                    f.dir / "convert.log");
+  REQUIRE(child.pid() > 0);
+  REQUIRE(child.wait_for_log("Processed 1000 files.", 60));
+  child.signal(SIGTERM);
+  CHECK(child.wait() == 1);
+  const std::string log = test::read_file(f.dir / "convert.log");
+  CHECK_MESSAGE(log.find("images; nothing was written to '" + (f.dir / "db") + "'") != std::string::npos, log);
+  // Once a partial LMDB under the real name, which compute-mean and training took as whole.
+  CHECK_FALSE(std::filesystem::exists(f.dir / "db"));
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path()))
+    CHECK_MESSAGE(entry.path().filename().string().find("partial") == std::string::npos, entry.path());
 }
 
 TEST_CASE("convert-imageset refuses to overwrite and reports bad lists and options") {

@@ -180,6 +180,21 @@ TEST_CASE("net: include and exclude rules select the layers of a Net") {
   CHECK(names(NetState{Phase::TEST, 1, {"deploy"}}) == V{"data", "test_only"});
 }
 
+TEST_CASE("net: a bottom only a left-out layer makes names that layer and the net's state") {
+  const std::string yaml =
+      "name: staged\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}, include: {stage: val}}\n"
+      "- {name: relu, type: ReLU, bottom: data, top: r}\n";
+  // A misspelt --stage: once only "not produced by any earlier layer".
+  CHECK_THROWS_WITH_AS(build(yaml, NetState{Phase::TEST, 0, {"vla"}}),
+                       doctest::Contains("bottom 'data' is not produced by any earlier layer in the TEST net: layer "
+                                         "'input' (net.yaml:3:3) makes it, but its include/exclude rules leave it out "
+                                         "of this net (phase TEST, level 0, stages [vla])"),
+                       ConfigError);
+  CHECK_NOTHROW(build(yaml, NetState{Phase::TEST, 0, {"val"}}));
+}
+
 TEST_CASE("net: insert_splits adds a Split after a top consumed twice, with Caffe's names") {
   const std::vector<LayerSpec> in = {
       simple("data", "Input", {}, {"data", "label"}),
