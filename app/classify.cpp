@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 
@@ -20,6 +21,10 @@ namespace crema::app {
 namespace {
 
 std::vector<std::string> read_labels(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))  // an ifstream opens it and reads no line
+    throw ConfigError(Mark{}, "--labels",
+                      "'" + path + "' is a directory; give a text file with one class name per line");
   std::ifstream in(path);
   if (!in) throw Error("cannot read the labels file '" + path + "'");
   std::vector<std::string> lines;
@@ -27,30 +32,34 @@ std::vector<std::string> read_labels(const std::string& path) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     lines.push_back(line);
   }
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();  // blank lines at the end name no class
   return lines;
 }
 
 // The net's input: the first top of its first layer (an Input layer in a deploy net).
 Blob* input_blob(const Net& net) {
   if (net.num_layers() == 0 || net.top_vec(0).empty() || net.bottom_vec(0).size() != 0)
-    throw Error("the deploy net must start with an Input layer giving the image blob");
+    throw ConfigError(Mark{}, "--model", "the deploy net must start with an Input layer giving the image blob");
   // A training net's data layer would feed its own batch and ignore the images.
   if (std::string(net.layer(0).type()) != "Input")
-    throw Error("--model starts with a " + std::string(net.layer(0).type()) + " layer ('" + net.layer_name(0) +
-                "'), which reads its own data: classify needs a deploy net whose first layer is an Input layer "
-                "giving the image blob");
+    throw ConfigError(Mark{}, "--model",
+                      "the net starts with a " + std::string(net.layer(0).type()) + " layer ('" + net.layer_name(0) +
+                          "'), which reads its own data: classify needs a deploy net whose first layer is an Input "
+                          "layer giving the image blob");
   Blob* b = net.top_vec(0)[0];
-  if (b->num_axes() != 4) throw Error("the deploy net's input must be 4-D (N, C, H, W), not " + b->shape_string());
+  if (b->num_axes() != 4)
+    throw ConfigError(Mark{}, "--model", "the deploy net's input must be 4-D (N, C, H, W), not " + b->shape_string());
   return b;
 }
 
 // Caffe's classifier reads the first output; with several, "prob" is the natural one.
 const Blob* output_blob(const Net& net, std::string* name) {
   const auto& names = net.output_names();
-  if (names.empty()) throw Error("the deploy net has no output blob");
+  if (names.empty()) throw ConfigError(Mark{}, "--model", "the deploy net has no output blob");
   auto it = std::find(names.begin(), names.end(), "prob");
-  *name = it != names.end() ? *it : names.front();
-  return net.blob(*name);
+  if (it == names.end()) it = names.begin();
+  *name = *it;
+  return net.outputs()[static_cast<size_t>(it - names.begin())];
 }
 
 }  // namespace
@@ -66,8 +75,10 @@ int classify(const ClassifyOptions& opt) {
   Blob* input = input_blob(net);
   const int channels = input->shape(1), height = input->shape(2), width = input->shape(3);
   if (!opt.mean_value.empty() && opt.mean_value.size() != 1 && static_cast<int>(opt.mean_value.size()) != channels)
-    throw Error("--mean-value needs one value or one per input channel (" + std::to_string(channels) + ")");
-  if (!opt.mean_value.empty() && !opt.mean_file.empty()) throw Error("give --mean-value or --mean-file, not both");
+    throw ConfigError(Mark{}, "--mean-value",
+                      "needs one value or one per input channel (" + std::to_string(channels) + ")");
+  if (!opt.mean_value.empty() && !opt.mean_file.empty())
+    throw ConfigError(Mark{}, "", "give --mean-value or --mean-file, not both");
   // As Caffe's classifier: a mean image is reduced to one mean per channel.
   std::vector<float> mean = opt.mean_value;
   if (!opt.mean_file.empty()) {
@@ -110,9 +121,16 @@ int classify(const ClassifyOptions& opt) {
   std::string out_name;
   const Blob* out = output_blob(net, &out_name);
   const int classes = out->count(1);
-  if (!labels.empty() && static_cast<int>(labels.size()) < classes)
-    throw Error("the labels file '" + labels_path + "' has " + std::to_string(labels.size()) + " lines but the net's output '" +
-                out_name + "' has " + std::to_string(classes) + " classes");
+  if (!labels_path.empty() && static_cast<int>(labels.size()) != classes) {
+    // As Caffe's classifier: one name per class, else the names would be shifted or missing.
+    const std::string mismatch = "the labels file '" + labels_path + "' names " + std::to_string(labels.size()) +
+                                 " classes but the net's output '" + out_name + "' has " + std::to_string(classes);
+    if (opt.labels.empty())
+      throw Error(mismatch +
+                  "; crema found it beside the weights, where training wrote the class names of its data; "
+                  "give --labels FILE to use other names");
+    throw ConfigError(Mark{}, "--labels", mismatch + "; give one name per line, in class order");
+  }
   const int k = std::min(opt.top_k, classes);
   for (size_t n = 0; n < opt.images.size(); ++n) {
     const float* p = out->cpu_data() + n * static_cast<size_t>(classes);  // (classes)

@@ -1,14 +1,14 @@
 #include "app/commands.hpp"
 
 #include <spdlog/spdlog.h>
-
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -20,6 +20,7 @@
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/job_config.hpp"
 #include "io/metrics.hpp"
 #include "io/yaml_config.hpp"
@@ -43,17 +44,39 @@ std::unique_ptr<Context> make_context(int gpu, const std::string& solver_mode, i
   return std::make_unique<Context>(seed);
 }
 
-void ensure_writable_directory(const fs::path& dir) {
-  const fs::path d = dir.empty() ? fs::path(".") : dir;
+// Creates the snapshots' folder and writes the longest file name the run will use
+// there (the solver state of max_iter, as its temporary file), so that a folder that
+// cannot be written or a prefix too long for the file system fails now, not at the
+// first snapshot hours later.
+void ensure_snapshots_writable(const std::string& prefix, int max_iter, const Mark& where) {
+  const fs::path dir = fs::path(prefix).parent_path(), d = dir.empty() ? fs::path(".") : dir;
   std::error_code ec;
   fs::create_directories(d, ec);
-  const fs::path probe = d / (".crema-write-test-" + std::to_string(::getpid()));
-  std::FILE* f = std::fopen(probe.c_str(), "w");
+  const std::string longest = io::temp_name_for(io::snapshot_base(prefix, max_iter) + ".solverstate.h5");
+  std::FILE* f = std::fopen(longest.c_str(), "w");
+  if (!f && errno == ENAMETOOLONG) {
+    const std::string name = fs::path(longest).filename().string();
+    throw ConfigError(where, "snapshot_prefix",
+                      "'" + prefix + "' is too long: snapshot files such as '" + name + "' (" +
+                          std::to_string(name.size()) +
+                          " bytes) are longer than the file system allows; choose a "
+                          "shorter prefix (e.g. --set snapshot_prefix=runs/myjob)");
+  }
   if (!f)
-    throw Error("cannot write snapshots to '" + d.string() + "'" + (ec ? ": " + ec.message() : std::string()) +
-                "; set snapshot_prefix to a writable directory (e.g. --set snapshot_prefix=runs/myjob)");
+    throw ConfigError(where, "snapshot_prefix",
+                      "cannot write snapshots to '" + d.string() + "'" + (ec ? ": " + ec.message() : std::string()) +
+                          "; set snapshot_prefix to a writable directory (e.g. --set snapshot_prefix=runs/myjob)");
   std::fclose(f);
-  fs::remove(probe, ec);
+  fs::remove(longest, ec);
+}
+
+// The solver's precision on a context, as training would use it; TF32 exists on a GPU
+// only, so on the CPU such a net runs in FP32 (`doing`: "testing", "timing").
+void apply_solver_precision(Context& ctx, const SolverSpec& solver, const std::string& doing) {
+  if (solver.precision == Precision::tf32 && !ctx.on_gpu())
+    spdlog::info("the solver's precision: tf32 applies on a GPU; {} on the CPU in fp32", doing);
+  else
+    ctx.set_precision(solver.precision);
 }
 
 // Single-quotes an argument for a POSIX shell when it needs it.
@@ -148,7 +171,8 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
       for (int i = 0; i < net.num_layers(); ++i) names.push_back(net.layer_name(i));
       for (const Net* t : test_nets)
         for (int i = 0; i < t->num_layers(); ++i) names.push_back(t->layer_name(i));
-      throw Error("--reinit names layer '" + name + "', which is not in the net" + did_you_mean(name, names));
+      throw ConfigError(Mark{}, "--reinit",
+                        "names layer '" + name + "', which is not in the net" + did_you_mean(name, names));
     }
   std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
   std::vector<std::pair<std::string, std::vector<std::string>>> ignored;
@@ -204,6 +228,17 @@ int train(const TrainOptions& opt) {
     throw ConfigError(Mark{}, "", "give either --weights (start from those weights) or --snapshot (resume a run), not both");
   if (!opt.reinit.empty() && opt.weights.empty())
     throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights; give --weights too");
+  // Before the nets are built (minutes for a large one), not after.
+  const auto refuse_missing = [](const std::string& option, const std::string& path, const char* what) {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec) && fs::exists(path, ec)) return;
+    throw ConfigError(
+        Mark{}, option,
+        "'" + path + "' " + (fs::is_directory(path, ec) ? "is a directory" : "does not exist") + "; give " + what);
+  };
+  if (!opt.snapshot.empty())
+    refuse_missing("--snapshot", opt.snapshot, "the .solverstate.h5 (or Caffe's .solverstate) of a snapshot");
+  for (const auto& w : opt.weights) refuse_missing("--weights", w, "a .caffemodel or .caffemodel.h5 file");
   // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
   // process with nothing said; handled, it stops after the first iteration with a snapshot.
   install_signal_handlers();
@@ -223,9 +258,8 @@ int train(const TrainOptions& opt) {
                spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string(),
                spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
 
-  // Fail now, not at the first snapshot hours later, when snapshots cannot be written.
   const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
-  ensure_writable_directory(fs::path(prefix).parent_path());
+  ensure_snapshots_writable(prefix, spec.max_iter, spec.snapshot_prefix_mark);
 
   Solver solver(spec, net_spec, *ctx);
   write_class_names(solver.net(), prefix);
@@ -234,6 +268,10 @@ int train(const TrainOptions& opt) {
   int last_snapshot_iter = -1;
   solver.on_snapshot = [&](Solver& s) {
     const std::string base = io::snapshot_base(prefix, s.iter());
+    // The folder was made at start; a clean-up job may have removed it since, and the
+    // weights in memory are all there is of the run.
+    std::error_code ec;
+    if (const fs::path dir = fs::path(prefix).parent_path(); !dir.empty()) fs::create_directories(dir, ec);
     spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
     const std::vector<Net*> test_nets = solver_test_nets(s);
     io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff, {test_nets.begin(), test_nets.end()});
@@ -252,13 +290,23 @@ int train(const TrainOptions& opt) {
     try {
       missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
     } catch (const io::WeightsMismatch& e) {
+      size_t learnable = 0;  // layers with weights: when none fits, re-learning them all is a fresh start
+      for (int i = 0; i < solver.net().num_layers(); ++i) learnable += !solver.net().layer(i).blobs().empty();
+      if (e.layers().size() >= learnable)
+        throw Error(std::string(e.what()) +
+                    ": none of the snapshot's weights fit this net, so it was written for another one. Resume with "
+                    "the net it was written with, or train this one from the start (without --snapshot)");
       // --reinit cannot go with --snapshot: re-learning a layer starts a new run, under a
       // prefix of its own so that it does not overwrite the snapshots it starts from.
+      std::string kept;  // the run's overrides but its snapshot_prefix, which the command replaces
+      for (const auto& o : opt.overrides)
+        if (o.rfind("snapshot_prefix=", 0) != 0) kept += " --set " + shell_quote(o);
+      if (ctx->on_gpu()) kept += " --gpu " + std::to_string(ctx->device().id);
       throw Error(std::string(e.what()) +
                   ": the net changed since the snapshot was written. Resume with the net it was written with, or "
                   "start a new run from its weights, re-learning " +
                   (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + shell_quote(opt.solver) +
-                  overrides + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --weights " +
+                  kept + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --weights " +
                   shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
     }
     if (!missing.empty())
@@ -269,7 +317,7 @@ int train(const TrainOptions& opt) {
     if (solver.iter() < spec.max_iter) warn_config_changes(opt.snapshot, loaded.config_yaml, *root);
     if (solver.iter() >= spec.max_iter) {
       spdlog::info(
-          "The snapshot is at iteration {}, which reaches max_iter {}: nothing left to train (raise it, e.g. "
+          "The snapshot is at iteration {}, at or beyond max_iter {}: nothing left to train (raise it, e.g. "
           "--set max_iter={}, to train on).",
           solver.iter(), spec.max_iter, std::max(solver.iter() * 2, solver.iter() + 1));
       return 0;
@@ -326,14 +374,8 @@ int test(const TestOptions& opt) {
   const NetSpec spec = NetSpec::parse(*root);
   const std::optional<SolverSpec> solver_spec = solver ? std::optional(SolverSpec::parse(*solver)) : std::nullopt;
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
-  // A solver file's precision too, so the scores are those its training's tests print
-  // (TF32 exists on a GPU only: on the CPU such a net is tested in FP32).
-  if (solver_spec) {
-    if (solver_spec->precision == Precision::tf32 && !ctx->on_gpu())
-      spdlog::info("the solver's precision: tf32 applies on a GPU; testing on the CPU in fp32");
-    else
-      ctx->set_precision(solver_spec->precision);
-  }
+  // A solver file's precision too, so the scores are those its training's tests print.
+  if (solver_spec) apply_solver_precision(*ctx, *solver_spec, "testing");
   // The TEST net as training built its first one (the solver's test_state), or from the
   // net's own state; --stage/--level on top, as Caffe's `caffe test`.
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
@@ -355,6 +397,7 @@ int test(const TestOptions& opt) {
                           "is nothing to score; give the net with its TEST data layer (to label images with a deploy "
                           "net, use crema classify)");
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
+  note_pass_coverage(net, opt.iterations, "--iterations", "crema test");
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {
     net.forward(*ctx);
@@ -383,15 +426,21 @@ int test(const TestOptions& opt) {
 }
 
 int time(const TimeOptions& opt) {
-  auto root = io::load_net_config(opt.model);
+  std::shared_ptr<Node> solver;
+  auto root = io::load_net_config(opt.model, &solver);
   const NetSpec spec = NetSpec::parse(*root);
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
   if (opt.precision == "tf32" && !ctx->on_gpu())
     throw ConfigError(Mark{}, "", "--precision tf32 runs on a GPU's tensor cores; give --gpu N too");
-  ctx->set_precision(opt.precision == "bf16"   ? Precision::bf16
-                     : opt.precision == "tf32" ? Precision::tf32
-                                               : Precision::fp32);
+  if (!opt.precision.empty())
+    ctx->set_precision(opt.precision == "bf16"   ? Precision::bf16
+                       : opt.precision == "tf32" ? Precision::tf32
+                                                 : Precision::fp32);
+  else if (solver)  // a solver file is timed as it trains
+    apply_solver_precision(*ctx, SolverSpec::parse(*solver), "timing");
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
+  spdlog::info("Timing the {} phase in {} on the {}", phase == Phase::TEST ? "TEST" : "TRAIN",
+               precision_name(ctx->precision()), ctx->on_gpu() ? "GPU" : "CPU");
   Net net(spec, spec.state_for(phase), *ctx);
   using clock = std::chrono::steady_clock;
   // On a GPU a layer's call only queues its kernels: waiting for them before each reading

@@ -33,7 +33,7 @@ struct TimeOptions {
   int iterations = 50;
   std::string phase = "TRAIN";
   int gpu = -1;
-  std::string precision = "fp32";
+  std::string precision;  // fp32, bf16 or tf32; empty: a solver file's own, else fp32
 };
 int time(const TimeOptions& opt);
 

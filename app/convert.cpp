@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/net.hpp"
@@ -20,8 +24,12 @@ namespace {
 // What convert can read; it dispatches on this before opening the file.
 enum class InputKind { Config, BinaryCaffemodel };
 
+// Letter case aside, as config_format_for does (MODEL.ONNX, W.CAFFEMODEL.H5).
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  if (s.size() < suffix.size()) return false;
+  return std::equal(suffix.begin(), suffix.end(), s.end() - static_cast<long>(suffix.size()), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  });
 }
 
 InputKind input_kind(const std::string& path) {
@@ -32,7 +40,8 @@ InputKind input_kind(const std::string& path) {
 // stay 4-D; they load into nets right-aligned).
 int convert_weights(const ConvertOptions& opt) {
   if (!ends_with(opt.output, ".h5"))
-    throw Error("weights convert to HDF5 only: name the output .caffemodel.h5 (got '" + opt.output + "')");
+    throw ConfigError(Mark{}, "--output",
+                      "weights convert to HDF5 only: name the output .caffemodel.h5 (got '" + opt.output + "')");
   const io::Weights weights = io::load_weights(opt.input);
   io::save_weights(weights, opt.output);
   size_t blobs = 0;
@@ -92,6 +101,13 @@ int convert_onnx(const ConvertOptions& opt) {
 }  // namespace
 
 int convert(const ConvertOptions& opt) {
+  // Before the input is read and a net built, not after.
+  const std::filesystem::path folder = std::filesystem::path(opt.output).parent_path();
+  std::error_code ec;
+  if (!folder.empty() && !std::filesystem::is_directory(folder, ec))
+    throw ConfigError(Mark{}, "--output",
+                      "cannot write '" + opt.output + "': the folder '" + folder.string() +
+                          "' does not exist; create it or choose another path");
   if (ends_with(opt.output, ".onnx")) return convert_onnx(opt);
   if (!opt.weights.empty() || !opt.overrides.empty())
     throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",

@@ -32,7 +32,7 @@ std::vector<int> data_layers(const Net& net, const std::string& model) {
   std::vector<int> out;
   for (int i = 0; i < net.num_layers(); ++i)
     if (net.layer(i).is_data()) out.push_back(i);
-  if (out.empty()) throw Error("the net in '" + model + "' has no data layer in this phase");
+  if (out.empty()) throw ConfigError(Mark{}, "--model", "the net in '" + model + "' has no data layer in this phase");
   return out;
 }
 
@@ -46,9 +46,10 @@ int time_data(const DataTimeOptions& opt) {
   for (int i : data_layers(*net, opt.model))
     if (std::string(net->layer(i).type()) != "Input") readers.push_back(i);
   if (readers.empty())
-    throw Error("the net in '" + opt.model + "' has no layer that reads data in phase " + opt.phase +
-                " (only Input layers, whose values come from the caller); time --data times Data, ImageData, "
-                "HDF5Data and DummyData layers, and plain `crema time` the whole net");
+    throw ConfigError(Mark{}, "--model",
+                      "the net in '" + opt.model + "' has no layer that reads data in phase " + opt.phase +
+                          " (only Input layers, whose values come from the caller); time --data times Data, ImageData, "
+                          "HDF5Data and DummyData layers, and plain `crema time` the whole net");
   for (int i : readers) {
     const int batch = net->top_vec(i).front()->shape(0);
     net->forward_layer(ctx, i);  // starts the readers
@@ -74,8 +75,9 @@ int preview(const PreviewOptions& opt) {
       break;
     }
   if (!layer)
-    throw Error("the net in '" + opt.model + "' has no image data layer (Data or ImageData) to preview in phase " +
-                opt.phase);
+    throw ConfigError(
+        Mark{}, "--model",
+        "the net in '" + opt.model + "' has no image data layer (Data or ImageData) to preview in phase " + opt.phase);
   const Blob& data = *net->top_vec(index).front();
   const Blob* label = net->top_vec(index).size() > 1 ? net->top_vec(index)[1] : nullptr;
   const int channels = data.shape(1), height = data.shape(2), width = data.shape(3);

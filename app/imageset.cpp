@@ -15,6 +15,7 @@
 
 #include "app/signals.hpp"
 #include "datasets/epoch_sampler.hpp"
+#include "datasets/image_source.hpp"
 #include "datasets/list_file.hpp"
 #include "engine/error.hpp"
 #include "io/datum.hpp"
@@ -62,14 +63,14 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   std::vector<ListEntry> entries = read_list(opt.list);
   std::error_code ec;
   if (fs::exists(opt.output, ec))
-    throw Error("'" + opt.output +
-                "' already exists; convert-imageset writes a new LMDB directory and overwrites "
-                "nothing: remove it or choose another name");
+    throw ConfigError(Mark{}, "",
+                      "'" + opt.output +
+                          "' already exists; convert-imageset writes a new LMDB directory and overwrites "
+                          "nothing: remove it or choose another name");
   // Written under a name of its own and renamed when complete, so an interrupted run
   // (a signal, a full disk) never leaves a partial database under the name users read.
   const std::string partial = opt.output + ".partial-" + std::to_string(::getpid());
-  auto db = std::make_unique<io::LmdbWriter>(partial);
-  struct RemovePartial {  // on any error below
+  struct RemovePartial {  // on any error below, after the database is closed
     const std::string& path;
     bool keep = false;
     ~RemovePartial() {
@@ -77,6 +78,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
       if (!keep) fs::remove_all(path, ignored);
     }
   } cleanup{partial};
+  auto db = std::make_unique<io::LmdbWriter>(partial);
   if (opt.shuffle) {
     // A seed from the clock is printed, so that the order can be made again with --seed.
     const auto clock = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -143,33 +145,37 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
 }
 
 int compute_mean(const ComputeMeanOptions& opt) {
-  io::LmdbReader db(opt.db);
-  io::Datum datum;
-  io::ImageU8 decoded;
+  // The sources the Data layer reads: an LMDB directory, else an IDX images file.
+  std::error_code ec;
+  if (!fs::exists(opt.db, ec))
+    throw ConfigError(Mark{}, "", "'" + opt.db + "' does not exist; give an LMDB directory or an IDX images file");
+  const bool lmdb = fs::is_directory(opt.db, ec);
+  const std::unique_ptr<ImageSource> source =
+      lmdb ? open_lmdb_source(opt.db, 0, false)  // encoded records as stored, as Caffe
+           : open_idx_source(opt.db, "");
+  if (source->size() == 0) throw Error("'" + opt.db + "' holds no images: there is nothing to average");
   std::vector<double> sum;  // (C, H, W); double: float sums of millions of pixels lose digits
   int channels = 0, height = 0, width = 0;
-  size_t count = 0;
-  for (io::LmdbReader::Cursor c(db); c.next();) {
-    const std::string where = db.record_name(c.key());
-    io::decode_datum(c.value(), where, datum);
-    const io::DatumPixels p = io::datum_pixels(datum, 0, where, decoded);  // encoded: as stored, as Caffe
-    if (count == 0) {
-      channels = p.channels, height = p.height, width = p.width;
+  RawSample sample;
+  for (int i = 0; i < source->size(); ++i) {
+    source->read(i, sample);  // a damaged record stops the mean: it would be wrong without it
+    if (i == 0) {
+      channels = sample.channels, height = sample.height, width = sample.width;
       sum.assign(static_cast<size_t>(channels) * height * width, 0.0);
-    } else if (p.channels != channels || p.height != height || p.width != width) {
-      throw Error(where + " is " + io::shape_text(p.channels, p.height, p.width) + " but the first record is " +
-                  io::shape_text(channels, height, width) +
+    } else if (sample.channels != channels || sample.height != height || sample.width != width) {
+      throw Error(source->describe(i) + " is " + io::shape_text(sample.channels, sample.height, sample.width) +
+                  " but the first record is " + io::shape_text(channels, height, width) +
                   "; a mean image needs images of one size (convert them with --resize WxH)");
     }
-    if (p.bytes)
-      for (size_t i = 0; i < sum.size(); ++i) sum[i] += p.bytes[i];
+    if (!sample.bytes.empty())
+      for (size_t k = 0; k < sum.size(); ++k) sum[k] += sample.bytes[k];
     else
-      for (size_t i = 0; i < sum.size(); ++i) sum[i] += p.floats[i];
-    if (++count % 10000 == 0) spdlog::info("Processed {} files.", count);
+      for (size_t k = 0; k < sum.size(); ++k) sum[k] += sample.floats[k];
+    if ((i + 1) % 10000 == 0) spdlog::info("Processed {} files.", i + 1);
   }
-  if (count == 0) throw Error("LMDB '" + opt.db + "' holds no records: there is nothing to average");
+  const size_t count = static_cast<size_t>(source->size());
   std::vector<float> mean(sum.size());  // (C, H, W)
-  for (size_t i = 0; i < sum.size(); ++i) mean[i] = static_cast<float>(sum[i] / static_cast<double>(count));
+  for (size_t k = 0; k < sum.size(); ++k) mean[k] = static_cast<float>(sum[k] / static_cast<double>(count));
   io::write_file_atomically(opt.output, io::encode_mean_blob(channels, height, width, mean));
   if (count % 10000 != 0) spdlog::info("Processed {} files.", count);
   spdlog::info("Write to {}", opt.output);
@@ -178,7 +184,7 @@ int compute_mean(const ComputeMeanOptions& opt) {
   const size_t plane = static_cast<size_t>(height) * width;
   for (int ch = 0; ch < channels; ++ch) {
     double s = 0;
-    for (size_t i = 0; i < plane; ++i) s += mean[static_cast<size_t>(ch) * plane + i];
+    for (size_t k = 0; k < plane; ++k) s += mean[static_cast<size_t>(ch) * plane + k];
     spdlog::info("mean_value channel [{}]: {}", ch, s / static_cast<double>(plane));
   }
   return 0;

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <new>
@@ -20,6 +22,7 @@
 #include "app/imageset.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
+#include "io/job_config.hpp"
 
 namespace {
 
@@ -49,6 +52,33 @@ void setup_logging(const std::string& log_file) {
   spdlog::set_default_logger(logger);
 }
 
+// Why --log FILE must not be used, or "": the log is appended, so naming one of the
+// command's own files (the solver, weights, a snapshot) would write log lines into it.
+std::string log_file_problem(const std::string& log_file, int argc, char** argv) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(log_file, ec)) return "";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--log") ++i;  // the option itself and its value
+    if (arg == "--log" || arg.rfind("--log=", 0) == 0) continue;
+    if (const size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) arg = arg.substr(eq + 1);
+    for (size_t start = 0; start <= arg.size();) {  // comma-separated lists (--weights a,b) too
+      const size_t comma = std::min(arg.find(',', start), arg.size());
+      const std::string part = arg.substr(start, comma - start);
+      if (!part.empty() && fs::equivalent(log_file, part, ec))
+        return "'" + part + "' is also an input of this command, and the log is appended to its file";
+      start = comma + 1;
+    }
+  }
+  std::ifstream in(log_file, std::ios::binary);
+  char head[512];
+  in.read(head, sizeof head);
+  if (std::memchr(head, '\0', static_cast<size_t>(in.gcount())))
+    return "it holds binary data (weights, a snapshot or a database?), and the log is appended to it";
+  return "";
+}
+
 bool is_number(const std::string& s) {
   char* end = nullptr;
   std::strtod(s.c_str(), &end);
@@ -72,6 +102,8 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
     return names;
   };
   CLI::App* sub = nullptr;
+  std::string config_positional;  // a config file given without --model (crema time lenet.yaml)
+  bool model_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") break;
@@ -81,9 +113,10 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       // --name=value, or -o with its value attached (-ofile).
       const std::string name = arg[1] == '-' ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
       if (name == "-h" || name == "--help") continue;
+      model_given |= name == "--model";
       if (const CLI::Option* o = at.get_option_no_throw(name)) {
         // Its value is the next argument, whatever it looks like (--set -x, --log -f).
-        if (o->get_type_size_min() > 0 && name.size() == arg.size()) ++i;
+        if (o->get_items_expected_min() > 0 && name.size() == arg.size()) ++i;  // not a flag
         continue;
       }
       if (!sub)
@@ -106,8 +139,13 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
                list + " ('crema --help' describes them)";
       }
       sub = app.get_subcommand(arg);
+    } else if (config_positional.empty() && crema::io::config_format_for(arg)) {
+      config_positional = arg;
     }
   }
+  if (sub && !model_given && !config_positional.empty() && sub->get_option_no_throw("--model"))
+    return "crema " + sub->get_name() + ": give the net with --model (crema " + sub->get_name() + " --model " +
+           config_positional + " …)";
   return "";
 }
 
@@ -166,12 +204,15 @@ int main(int argc, char** argv) {
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   time_cmd->add_option("--gpu", time.gpu, "GPU device id")->check(device_id);
-  time_cmd
-      ->add_option("--precision", time.precision,
-                   "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores")
-      ->check(CLI::IsMember({"fp32", "bf16", "tf32"}));
+  auto* time_precision =
+      time_cmd
+          ->add_option("--precision", time.precision,
+                       "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores "
+                       "(default: a solver file's precision, else fp32)")
+          ->check(CLI::IsMember({"fp32", "bf16", "tf32"}));
   bool time_data = false;
-  time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net");
+  time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net")
+      ->excludes(time_precision);  // the readers compute nothing
 
   crema::app::PreviewOptions preview;
   auto* preview_cmd = app.add_subcommand("preview", "Write transformed samples of a net's data layer as PNG files");
@@ -215,19 +256,31 @@ int main(int argc, char** argv) {
   imageset_cmd->add_option("output", imageset.output, "New LMDB directory (must not exist)")->required();
   imageset_cmd->add_option("--resize", imageset.resize, "Resize every image to WIDTHxHEIGHT, e.g. 256x256");
   imageset_cmd->add_flag("--gray", imageset.gray, "Store grey images (1 channel) instead of BGR");
-  imageset_cmd->add_flag("--shuffle", imageset.shuffle, "Shuffle the list before writing");
+  auto* shuffle_flag = imageset_cmd->add_flag("--shuffle", imageset.shuffle, "Shuffle the list before writing");
   imageset_cmd->add_flag("--encoded", imageset.encoded, "Store the image files (JPEG/PNG) instead of raw pixels");
   imageset_cmd->add_option("--seed", imageset.seed, "Seed for --shuffle (default: from the clock, printed)")
-      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
+      ->needs(shuffle_flag);  // alone it would be ignored
 
   crema::app::ComputeMeanOptions mean;
   auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");
-  mean_cmd->add_option("db", mean.db, "LMDB of Datums")->required();
+  mean_cmd->add_option("db", mean.db, "LMDB of Datums, or an IDX images file")->required();
   mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
 
   crema::app::DeviceOptions device;
   auto* device_cmd = app.add_subcommand("device", "Describe the CUDA devices (Caffe's device_query)");
   device_cmd->add_option("--gpu", device.gpu, "Only this device id")->check(device_id);
+
+  // `crema help [COMMAND]`, as git and many tools take it, is `crema [COMMAND] --help`.
+  if (argc >= 2 && std::string(argv[1]) == "help") {
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      if (argc >= 3 && sub->get_name() == argv[2]) {
+        std::cout << sub->help();
+        return 0;
+      }
+    std::cout << app.help();
+    return argc >= 3 ? 2 : 0;
+  }
 
   try {
     app.parse(argc, argv);
@@ -252,9 +305,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    if (const std::string why = log_file_problem(log_file, argc, argv); !log_file.empty() && !why.empty()) {
+      std::cerr << "crema: --log '" << log_file << "': " << why << "; give the log a file of its own\n";
+      return 2;
+    }
     setup_logging(log_file);
   } catch (const spdlog::spdlog_ex& e) {
-    std::cerr << "crema: cannot open the --log file '" << log_file << "': " << e.what() << "\n";
+    // spdlog says "Failed opening file X for writing: <reason>": the reason is what is new.
+    std::string why = e.what();
+    if (const size_t colon = why.rfind(": "); colon != std::string::npos) why = why.substr(colon + 2);
+    std::cerr << "crema: cannot open the --log file '" << log_file << "': " << why << "\n";
     return 2;
   }
   crema::set_num_threads(threads);

@@ -153,7 +153,8 @@ void DataTransformer::check_channels(int channels) const {
   const auto check = [&](const std::vector<float>& values, const std::string& key) {
     if (!values.empty() && values.size() != 1 && static_cast<int>(values.size()) != channels)
       throw Error("transform_param." + key + " has " + std::to_string(values.size()) + " values but the data has " +
-                  std::to_string(channels) + " channels; give one value or one per channel");
+                  std::to_string(channels) + (channels == 1 ? " channel" : " channels") +
+                  "; give one value or one per channel");
   };
   check(params_.mean_value, "mean_value");
   check(params_.std_dev, "std");

@@ -109,8 +109,10 @@ void EpochSampler::restore(const std::string& state) {
     throw Error("the snapshot's data reader state is corrupt (position " + std::to_string(pos) + " of " +
                 std::to_string(n) + ")");
   if (n != static_cast<size_t>(size()))
-    throw Error("the snapshot's data reader state is for a source of " + std::to_string(n) + " samples, but this one has " +
-                std::to_string(size()) + "; was the data changed?");
+    throw Error("the snapshot's data reader state is for a source of " + std::to_string(n) +
+                " samples, but this one has " + std::to_string(size()) +
+                "; was the data changed? Resume with the data the run started with, or start a new run from the "
+                "snapshot's weights (--weights with its .caffemodel.h5)");
   std::vector<int> groups;
   for (int g = 0; g < num_groups(); ++g) groups.push_back(group_start_[static_cast<size_t>(g) + 1] - group_start_[static_cast<size_t>(g)]);
   if (saved_groups.empty()) saved_groups = {static_cast<int>(n)};

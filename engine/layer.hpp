@@ -77,6 +77,9 @@ class Layer {
   virtual DataStats data_stats() const { return {}; }
   // Class names by label, where the data says them (an image folder's sub-folders).
   virtual std::vector<std::string> class_names() const { return {}; }
+  // Samples in one pass over a data layer's source, after setup; -1 where there is no
+  // such source (Input, DummyData, and every other layer).
+  virtual int64_t source_size() const { return -1; }
 
   const LayerSpec& spec() const { return spec_; }
   const std::string& name() const { return spec_.name; }

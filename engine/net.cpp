@@ -166,13 +166,26 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   for (const auto& l : specs_) append_layer(l, ctx, available, quiet);
   left_out_tops_.clear();
 
-  // Outputs: blobs nobody consumed, in name order as Caffe reports them.
-  std::set<std::string> names;
-  for (const auto& [n, id] : available) names.insert(n);
-  for (const auto& n : names) {
+  // Outputs: blobs nobody consumed, in name order as Caffe reports them. A loss on a
+  // blob that other layers also read sits on the first top of the Split inserted for
+  // it: the output is named after the user's blob ("ip"), not the split's top
+  // ("ip_ip_0_split_0", which Caffe prints).
+  std::map<std::string, int> named;
+  for (const auto& [n, id] : available) {
+    std::string shown = n;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const LayerSpec& s = specs_[i];
+      const bool inserted_split = s.type == "Split" && s.bottom.size() == 1 && s.name.ends_with("_split") &&
+                                  s.name.starts_with(s.bottom[0] + "_");
+      if (inserted_split && std::find(top_ids_[i].begin(), top_ids_[i].end(), id) != top_ids_[i].end())
+        shown = s.bottom[0];
+    }
+    named.emplace(shown, id);
+  }
+  for (const auto& [n, id] : named) {
     output_names_.push_back(n);
+    output_ids_.push_back(id);
     float w = 0.f;
-    const int id = blob_index_.at(n);
     for (size_t i = 0; i < layers_.size(); ++i)
       for (size_t j = 0; j < top_ids_[i].size(); ++j)
         if (top_ids_[i][j] == id) w = layers_[i]->loss_weight(static_cast<int>(j));
@@ -237,6 +250,10 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
         available[top_name] = id;
         return;
       }
+    if (!top_name.empty() && std::find(spec.top.begin(), spec.top.begin() + static_cast<long>(j), top_name) !=
+                                 spec.top.begin() + static_cast<long>(j))
+      throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
+                        "top '" + top_name + "' is named twice in this layer's tops; give each top its own name");
     if (!top_name.empty() && blob_index_.count(top_name))
       throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
                         "top '" + top_name + "' is already produced by another layer; only in-place layers "
@@ -636,7 +653,7 @@ Blob* Net::blob(const std::string& name) const {
 
 std::vector<Blob*> Net::outputs() const {
   std::vector<Blob*> out;
-  for (const auto& n : output_names_) out.push_back(blob(n));
+  for (int id : output_ids_) out.push_back(blobs_[static_cast<size_t>(id)].get());
   return out;
 }
 

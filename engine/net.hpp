@@ -133,7 +133,8 @@ class Net {
   std::vector<std::vector<int>> param_ids_;  // [layer][blob] -> index in learnable_params_
   std::map<std::string, std::pair<int, int>> param_owner_by_name_;  // name -> (layer, index)
   std::vector<std::vector<bool>> param_shared_;
-  std::vector<std::string> output_names_;
+  std::vector<std::string> output_names_;  // as users named the blobs
+  std::vector<int> output_ids_;
   std::vector<float> output_loss_weights_;
   bool forward_only_ = false;  // reuse_activation_memory was called
   bool debug_info_ = false;

@@ -170,10 +170,17 @@ SolverSpec SolverSpec::parse(const Node& root) {
     r.fail("weight_decay", "weight_decay must be a finite number >= 0 (0 switches it off; Caffe's nets use 0.0005)");
   if (!std::isfinite(s.clip_gradients)) r.fail("clip_gradients", "clip_gradients must be a finite number (<= 0: off)");
   if (s.display < 0) r.fail("display", "display must not be negative (0: no loss lines)");
-  if (const Node* p = r.find("snapshot_prefix"); p && s.snapshot_prefix.empty())
-    p->fail(
-        "snapshot_prefix is empty; give a path prefix such as runs/lenet (or remove the key for the solver "
-        "file's name)");
+  if (const Node* p = r.find("snapshot_prefix")) {
+    s.snapshot_prefix_mark = p->mark();
+    if (s.snapshot_prefix.empty())
+      p->fail(
+          "snapshot_prefix is empty; give a path prefix such as runs/lenet (or remove the key for the solver "
+          "file's name)");
+    if (s.snapshot_prefix[0] == '~')  // a folder literally named "~" would be made
+      p->fail("snapshot_prefix '" + s.snapshot_prefix +
+              "' starts with '~', which only a shell expands, not a config; write the whole path (or one relative to "
+              "the working directory)");
+  }
   if (s.max_iter < 0) r.fail("max_iter", "max_iter must not be negative");
   if (s.iter_size < 1) r.fail("iter_size", "iter_size must be at least 1");
   if (s.average_loss < 1) r.fail("average_loss", "average_loss must be at least 1");
@@ -252,6 +259,30 @@ void log_memory_plan(const Net::MemoryPlan& plan) {
                static_cast<double>(plan.bytes_before) / (1 << 20));
 }
 
+void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which) {
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const int64_t samples = net.layer(i).source_size();
+    if (samples <= 0 || net.top_vec(i).empty() || net.top_vec(i)[0]->num_axes() == 0) continue;
+    const int64_t batch = net.top_vec(i)[0]->shape(0), read = batch * batches;
+    if (read == samples) continue;
+    const std::string layer = "layer '" + net.layer_name(i) + "' (" + net.layer(i).spec().mark.str() + ")";
+    if (read > samples) {
+      // Caffe's classic trap: the data wraps round within the pass, so the score
+      // counts the first samples twice and is not the data set's.
+      const int64_t once = std::max<int64_t>(1, samples / batch);
+      spdlog::warn(
+          "{}: {} {} x batch_size {} = {} samples per pass, but {} holds {}: the pass goes round the data {:.3g} "
+          "times, so some samples weigh more than others in its scores; set {} {} ({} samples) to read each at most "
+          "once",
+          which, knob, batches, batch, read, layer, samples, static_cast<double>(read) / static_cast<double>(samples),
+          knob, once, once * batch);
+    } else {
+      spdlog::info("{}: {} {} x batch_size {} reads {} of the {} samples of {} per pass", which, knob, batches, batch,
+                   read, samples, layer);
+    }
+  }
+}
+
 Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     : spec_(spec), ctx_(ctx), rule_(&update_rule(spec.type)) {
   spdlog::info("Creating training net");
@@ -274,6 +305,8 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     auto test = std::make_unique<Net>(net_spec, spec_.test_net_state(net_spec, t), ctx_);
     test->share_weights_from(*net_);
     log_memory_plan(test->reuse_activation_memory());
+    if (spec_.test_interval > 0)  // else the test nets never run (warned below)
+      note_pass_coverage(*test, spec_.test_iter[t], "test_iter", "test net #" + std::to_string(t));
     test_nets_.push_back(std::move(test));
   }
   // Caffe's layout: a full set of K blobs per history kind, one after the other.
@@ -281,9 +314,22 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
   if (!spec_.test_iter.empty() && spec_.test_interval == 0)
     spdlog::warn(
-        "{}: test_iter is set but test_interval is not, so the test nets never run; set test_interval "
+        "{}: test_iter is set but test_interval is 0 or not set, so the test nets never run; set test_interval "
         "(training iterations between test passes) to test",
         spec_.test_iter_mark.str());
+  for (int i = 0; i < net_->num_layers(); ++i) {
+    const int64_t samples = net_->layer(i).source_size();
+    if (samples > 0 && !net_->top_vec(i).empty() && net_->top_vec(i)[0]->num_axes() > 0 &&
+        net_->top_vec(i)[0]->shape(0) > samples)
+      spdlog::warn(
+          "layer '{}' ({}): batch_size {} is larger than the {} samples of its source, so every batch holds "
+          "some samples more than once; use a batch_size of {} or less",
+          net_->layer_name(i), net_->layer(i).spec().mark.str(), net_->top_vec(i)[0]->shape(0), samples, samples);
+  }
+  if (spec_.snapshot == 0 && !spec_.snapshot_after_train)
+    spdlog::warn(
+        "snapshot is 0 and snapshot_after_train is false, so this run writes no weights (only a stop by "
+        "Ctrl-C or SIGTERM does); set snapshot: N or snapshot_after_train: true to keep what it learns");
   spdlog::info("Solver scaffolding done.");
 }
 
@@ -608,6 +654,25 @@ void Solver::restore(const SolverState& s) {
       throw Error("history blob " + std::to_string(i) + " in the snapshot has shape " + s.history[i].shape_string() +
                   " but this solver's has shape " + history_[i]->shape_string());
     history_[i]->copy_from(s.history[i]);
+  }
+  if (s.type.empty()) {
+    // Caffe's solver states do not record their type; a state of another rule with as
+    // many histories (SGD's signed momentum read as RMSProp's squares) would turn into
+    // NaN at the first update, reported as a divergence. Squares are never negative.
+    spdlog::info(
+        "The snapshot does not record its solver type (Caffe's do not): resuming as {}, which must be the "
+        "type that wrote it",
+        spec_.type);
+    const size_t params = net_->learnable_params().size();
+    for (size_t i = params * static_cast<size_t>(rule_->squared_from); i < history_.size(); ++i) {
+      const float* h = history_[i]->cpu_data();  // (the parameter's shape)
+      if (std::any_of(h, h + history_[i]->count(), [](float v) { return v < 0.f; }))
+        throw Error("history blob " + std::to_string(i) + " of the snapshot holds negative values where a " +
+                    spec_.type +
+                    " solver keeps running squares of the gradients, so another solver type wrote it (SGD and "
+                    "Nesterov keep a signed momentum); resume with the type that wrote it, or start from its weights "
+                    "with --weights");
+    }
   }
   if (s.iter < 0 || s.current_step < 0 ||
       (spec_.lr_policy == "multistep" && s.current_step > static_cast<int>(spec_.stepvalue.size())))

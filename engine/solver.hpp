@@ -58,6 +58,7 @@ struct SolverSpec {
   int device_id = 0;
   Precision precision = Precision::fp32;
   Mark precision_mark;      // where `precision` was set, for errors
+  Mark snapshot_prefix_mark;  // where snapshot_prefix was set (no file: unset, or --set)
   bool debug_info = false;  // per-layer magnitudes in the TRAIN net (see Net::set_debug_info)
   // Which metrics files the app writes from Solver::on_metrics (crema's extension).
   bool metrics_csv = true, metrics_tensorboard = true;
@@ -78,6 +79,12 @@ struct SolverSpec {
 
 // Logs what Net::reuse_activation_memory saved, if anything.
 void log_memory_plan(const Net::MemoryPlan& plan);
+
+// Says how much of each data layer's source `batches` forward passes of `net` read,
+// when that is not exactly one pass: a warning when samples are read twice within
+// a pass (a test score that counts some samples twice), a note when some are left
+// out. `knob` names what sets `batches` (test_iter, --iterations); `which` the net.
+void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which);
 
 // Learning rate after `iter` updates; `current_step` is the multistep/step state.
 // With warmup_iter N > 0, iterations before N ramp linearly from warmup_start_lr s

@@ -113,14 +113,14 @@ constexpr auto nesterov_gpu = sgd_gpu, adagrad_gpu = sgd_gpu, rmsprop_gpu = sgd_
 
 const std::vector<UpdateRule>& update_rules() {
   static const std::vector<UpdateRule> rules = {
-      {"SGD", "SGD", 1, false, sgd, sgd_gpu},
-      {"Nesterov", "NESTEROV", 1, false, nesterov, nesterov_gpu},
-      {"AdaGrad", "ADAGRAD", 1, false, adagrad, adagrad_gpu},
-      {"RMSProp", "RMSPROP", 1, false, rmsprop, rmsprop_gpu},
-      {"AdaDelta", "ADADELTA", 2, false, adadelta, adadelta_gpu},
-      {"Adam", "ADAM", 2, false, adam, adam_gpu},
+      {"SGD", "SGD", 1, 1, false, sgd, sgd_gpu},  // momentum: signed
+      {"Nesterov", "NESTEROV", 1, 1, false, nesterov, nesterov_gpu},
+      {"AdaGrad", "ADAGRAD", 1, 0, false, adagrad, adagrad_gpu},      // sum of squared gradients
+      {"RMSProp", "RMSPROP", 1, 0, false, rmsprop, rmsprop_gpu},      // mean of squared gradients
+      {"AdaDelta", "ADADELTA", 2, 0, false, adadelta, adadelta_gpu},  // of squared gradients and steps
+      {"Adam", "ADAM", 2, 1, false, adam, adam_gpu},                  // m signed, v squared
       // AdamW's step is Adam's; the solver adds the decoupled decay beside it.
-      {"AdamW", "", 2, true, adam, adam_gpu},
+      {"AdamW", "", 2, 1, true, adam, adam_gpu},
   };
   return rules;
 }

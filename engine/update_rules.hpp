@@ -47,6 +47,8 @@ struct UpdateRule {
   const char* type;        // the solver `type` value
   const char* legacy;      // Caffe's `solver_type` enum spelling, "" when Caffe has none
   int histories;           // history blobs per learnable parameter (Caffe's snapshot layout)
+  int squared_from;        // the history sets from this one on hold running squares, never
+                           // negative (= histories when none do): a resume's check of the type
   bool decoupled_decay;    // weight decay is applied to w beside the step, not added to g
   // The rule alone: g (regularised) becomes the step, the histories are updated.
   void (*compute)(const SolverSpec& spec, const UpdateInput& in);

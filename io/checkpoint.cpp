@@ -144,8 +144,13 @@ Weights read_weights(const std::string& path) {
   // By content: Caffe users name binary and HDF5 weights alike (.caffemodel).
   if (!has_hdf5_signature(path)) return read_caffemodel(path);
   H5File f(path, H5File::Mode::Read);
-  if (!f.exists("data"))
+  if (!f.exists("data")) {
+    if (f.exists("iter") && f.exists("history"))  // the other file of a snapshot
+      throw Error(path +
+                  ": this is a solver state (the .solverstate.h5 of a snapshot), not weights: resume from it "
+                  "with --snapshot, or give its .caffemodel.h5 as weights");
     throw Error(path + ": not a Caffe HDF5 weights file (no /data group); expected a .caffemodel.h5");
+  }
   Weights out;
   for (const auto& g : f.children("data")) {
     LayerWeights lw;

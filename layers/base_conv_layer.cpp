@@ -90,10 +90,16 @@ ConvGeometry ConvolutionParams::spatial_geometry(const LayerSpec& spec) const {
 std::vector<int> conv_output_size(ConvGeometry g, int in_h, int in_w, const LayerSpec& spec) {
   g.height = in_h;
   g.width = in_w;
-  if (g.out_height() <= 0 || g.out_width() <= 0)
-    spec.fail("the kernel (" + std::to_string(g.extent_h()) + "x" + std::to_string(g.extent_w()) +
-              " with dilation) does not fit the padded input (" + std::to_string(in_h + 2 * g.pad_h) + "x" +
-              std::to_string(in_w + 2 * g.pad_w) + ")");
+  if (g.out_height() <= 0 || g.out_width() <= 0) {
+    const bool dilated = g.dilation_h > 1 || g.dilation_w > 1;
+    spec.fail("the kernel (" + std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w) +
+              (dilated ? ", spanning " + std::to_string(g.extent_h()) + "x" + std::to_string(g.extent_w()) +
+                             " with dilation " + std::to_string(g.dilation_h) + "x" + std::to_string(g.dilation_w)
+                       : std::string()) +
+              ") does not fit the padded input (" + std::to_string(in_h + 2 * g.pad_h) + "x" +
+              std::to_string(in_w + 2 * g.pad_w) + "); use a smaller kernel" + (dilated ? " or dilation" : "") +
+              ", more pad, or a larger input");
+  }
   return {g.out_height(), g.out_width()};
 }
 

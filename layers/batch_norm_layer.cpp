@@ -75,6 +75,12 @@ void BatchNormLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   layout_.outer = x.shape(0);
   layout_.dim = channels_;
   layout_.inner = x.count(std::min(2, x.num_axes()));
+  // x - mean(x) over a single value is 0 whatever x is: the top would be the bias alone
+  // and no gradient would reach the layers below (PyTorch refuses this too).
+  if (!use_global_stats_ && layout_.outer * layout_.inner == 1)
+    spec_.fail("the bottom (" + x.shape_string() +
+               ") gives batch statistics over 1 value per channel, which normalise every value to 0, so nothing "
+               "before this layer would learn; use a batch_size above 1, or use_global_stats: true");
   if (top[0] != bottom[0]) top[0]->reshape_like(x);
   x_norm_.reshape_like(x);
   inv_std_.assign(static_cast<size_t>(channels_), 0.f);

@@ -1,5 +1,7 @@
 #include "layers/clip_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <string>
 
@@ -16,7 +18,7 @@ ClipParams ClipParams::parse(MapReader r) {
   r.finish();
   // Caffe accepts min > max and then outputs min everywhere; that is never meant.
   if (p.min > p.max)
-    r.fail("max", "must not be below min (" + std::to_string(p.min) + "), got " + std::to_string(p.max));
+    r.fail("max", "must not be below min (" + fmt::format("{}", p.min) + "), got " + fmt::format("{}", p.max));
   return p;
 }
 

@@ -1,5 +1,7 @@
 #include "layers/data_layer.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 
 #include "engine/error.hpp"
@@ -54,6 +56,11 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
       throw Error("cannot derive the labels file from '" + params_.source +
                   "' (no 'images-idx3' in its name); set data_param.label_source");
   }
+  if (transformer_.forces_channels())  // as for raw LMDB records: the pixels come as stored
+    spdlog::warn(
+        "layer '{}': force_color/force_gray apply to encoded (JPEG/PNG) LMDB records only; the IDX images "
+        "in '{}' are used as stored",
+        name(), params_.source);
   try {
     return open_idx_source(params_.source, labels);
   } catch (const Error& e) {

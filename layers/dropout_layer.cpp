@@ -1,5 +1,7 @@
 #include "layers/dropout_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <string>
 
 #ifdef CREMA_WITH_CUDA
@@ -15,7 +17,7 @@ DropoutParams DropoutParams::parse(MapReader r) {
   r.finish();
   // p = 1 would drop everything and make the scale 1 / 0.
   if (!(p.dropout_ratio >= 0.f && p.dropout_ratio < 1.f))
-    r.fail("dropout_ratio", "must be in [0, 1), got " + std::to_string(p.dropout_ratio));
+    r.fail("dropout_ratio", "must be in [0, 1), got " + fmt::format("{}", p.dropout_ratio));
   return p;
 }
 

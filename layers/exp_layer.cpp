@@ -1,5 +1,7 @@
 #include "layers/exp_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <cmath>
 #include <string>
 
@@ -18,7 +20,7 @@ BaseScaleShiftParams BaseScaleShiftParams::parse(MapReader r) {
   p.shift = r.get_float("shift", 0.f);
   r.finish();
   if (p.base != -1.f && !(p.base > 0.f))
-    r.fail("base", "must be strictly positive, or -1 for e; got " + std::to_string(p.base));
+    r.fail("base", "must be strictly positive, or -1 for e; got " + fmt::format("{}", p.base));
   return p;
 }
 

@@ -33,6 +33,7 @@ class HDF5DataLayer : public PrefetchedDataLayer {
   const char* type() const override { return "HDF5Data"; }
   int min_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  int64_t source_size() const override { return source_ ? source_->size() : -1; }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

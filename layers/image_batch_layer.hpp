@@ -35,6 +35,7 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   int max_top() const override { return 2; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   std::vector<std::string> class_names() const override;
+  int64_t source_size() const override { return source_ ? source_->size() : -1; }
   const DataTransformer& transformer() const { return transformer_; }
 
  protected:

@@ -3,6 +3,8 @@
 // reads out of bounds; crema stops with a message naming the layer instead.
 #pragma once
 
+#include <spdlog/fmt/fmt.h>
+
 #include <cmath>
 #include <string>
 
@@ -15,7 +17,7 @@ namespace crema {
 // else — negative, too large, fractional, NaN — throws an Error that ends in `advice`.
 inline int read_index(const Layer& layer, float value, int limit, long position, const std::string& advice) {
   if (!(value >= 0.f && value < static_cast<float>(limit)) || std::floor(value) != value)
-    throw Error(std::string(layer.type()) + " layer '" + layer.name() + "': value " + std::to_string(value) +
+    throw Error(std::string(layer.type()) + " layer '" + layer.name() + "': value " + fmt::format("{}", value) +
                 " at position " + std::to_string(position) + " is not an index in [0, " + std::to_string(limit) +
                 "); " + advice);
   return static_cast<int>(value);

@@ -1,5 +1,7 @@
 #include "layers/loss_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -37,19 +39,21 @@ float loss_normalizer(LossNormalization mode, int outer, int inner, int valid) {
 
 std::optional<int> read_label(const Layer& layer, float value, int num_classes,
                               const std::optional<int>& ignore_label) {
-  auto fail = [&](const std::string& shown) {
-    std::string message = std::string(layer.type()) + " layer '" + layer.name() + "': label " + shown +
-                          " is out of range; labels must be class indices in [0, " + std::to_string(num_classes) +
-                          ")";
+  auto fail = [&](const std::string& what) {
+    std::string message = std::string(layer.type()) + " layer '" + layer.name() + "': label " + what +
+                          "; labels must be class indices in [0, " + std::to_string(num_classes) + ")";
     message += ignore_label ? " or the ignore_label " + std::to_string(*ignore_label)
                             : " (set ignore_label to skip a label value)";
     throw Error(message);
   };
   // The truncation to int is undefined for NaN and values beyond int's range.
-  if (!(std::fabs(value) < 2147483520.f)) fail(std::to_string(value));
+  if (!(std::fabs(value) < 2147483520.f)) fail(fmt::format("{}", value) + " is out of range");
+  // Caffe truncates 2.7 to class 2 silently; such labels are regression targets or
+  // damaged data, never classes.
+  if (value != std::floor(value)) fail(fmt::format("{}", value) + " is not a whole number");
   const int label = static_cast<int>(value);
   if (ignore_label && label == *ignore_label) return std::nullopt;
-  if (label < 0 || label >= num_classes) fail(std::to_string(label));
+  if (label < 0 || label >= num_classes) fail(std::to_string(label) + " is out of range");
   return label;
 }
 

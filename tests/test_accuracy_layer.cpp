@@ -67,6 +67,16 @@ TEST_CASE("Accuracy skips the ignore_label") {
     CHECK(std::string(e.what()).find("label -1") != std::string::npos);
     CHECK(std::string(e.what()).find("[0, 3)") != std::string::npos);
   }
+  // A fraction is no class: Caffe truncates 1.5 to class 1 (and -0.5 to class 0) silently.
+  for (float fraction : {1.5f, -0.5f}) {
+    label.mutable_cpu_data()[1] = fraction;
+    for (const char* yaml : {"{type: Accuracy}", "{type: Accuracy, accuracy_param: {ignore_label: -1}}"})
+      CHECK_THROWS_WITH_AS(run(yaml, x, label),
+                           doctest::Contains(fraction > 0 ? "label 1.5 is not a whole number; labels must be class "
+                                                            "indices in [0, 3)"
+                                                          : "label -0.5 is not a whole number"),
+                           Error);
+  }
 }
 
 TEST_CASE("Accuracy along other axes") {

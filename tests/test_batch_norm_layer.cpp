@@ -167,6 +167,22 @@ TEST_CASE("BatchNorm on 2-D and 1-D bottoms") {
   check_values(y1, {-1, -1, 1, 1});
 }
 
+TEST_CASE("BatchNorm refuses batch statistics over one value per channel, which zero every output") {
+  Context ctx(1);
+  Blob one({1, 3, 1, 1}), y;  // batch 1, 1x1: each channel's batch holds a single value
+  set_values(one, {0.5f, -2.f, 7.f});
+  auto t = test::make_layer("{type: BatchNorm}");
+  CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&one}, {&y}),
+                       doctest::Contains("the bottom (1 3 1 1 (3)) gives batch statistics over 1 value per channel, "
+                                         "which normalise every value to 0"),
+                       ConfigError);
+  // With the stored statistics (TEST, or use_global_stats) one image is fine.
+  auto test_phase = test::make_layer("{type: BatchNorm}", Phase::TEST);
+  test_phase.layer->setup(ctx, {&one}, {&y});
+  test_phase.layer->forward(ctx, {&one}, {&y});
+  CHECK(y.count() == 3);
+}
+
 TEST_CASE("BatchNorm gradient") {
   test::GradCheck opt;
   opt.check_params = false;  // statistics, not parameters

@@ -25,7 +25,7 @@ int last_iteration(const std::string& log) {
 const std::string kCifarDummy =
     " --set 'net.layer[0]={name: cifar, type: DummyData, top: [data, label], include: {phase: TRAIN},"
     " dummy_data_param: {shape: [{dim: [100, 3, 32, 32]}, {dim: [100]}],"
-    " data_filler: [{type: gaussian, std: 60}, {type: uniform, min: 0, max: 9.99}]}}'"
+    " data_filler: [{type: gaussian, std: 60}, {type: constant, value: 3}]}}'"
     " --set 'net.layer[1]={name: cifar, type: DummyData, top: [data, label], include: {phase: TEST},"
     " dummy_data_param: {shape: [{dim: [100, 3, 32, 32]}, {dim: [100]}], data_filler: [{type: gaussian, std: 60}]}}'";
 }  // namespace
@@ -71,4 +71,16 @@ TEST_CASE("cifar10_quick: the 4000-iteration binary snapshot and the 5000-iterat
                 " --set max_iter=5010 --snapshot " + caffe("cifar10_quick_iter_5000.solverstate.h5"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(std::filesystem::exists(dir / "cifar_iter_5010.caffemodel.h5"));
+  CHECK(r.output.find("does not record its solver type (Caffe's do not): resuming as SGD") != std::string::npos);
+
+  // Caffe's states do not say which rule wrote them: SGD's signed momentum read as
+  // RMSProp's squared gradients once became NaN at the first update ("diverged").
+  r = test::run(test::crema_binary() + " train " + solver + common +
+                " --set type=RMSProp --set momentum=0 --set max_iter=4010 --snapshot " +
+                caffe("cifar10_quick_iter_4000.solverstate"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("of the snapshot holds negative values where a RMSProp solver keeps running squares of "
+                              "the gradients, so another solver type wrote it") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("diverged") == std::string::npos);
 }

@@ -77,11 +77,34 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   // images would be ignored and the Accuracy printed as a prediction.
   const auto training = test::run(test::crema_binary() + " classify --model " + (dir / "solver.yaml") +
                                   " --weights " + (dir / "snap/toy_iter_150.caffemodel.h5") + " " + (dir / "img0.png"));
-  CHECK(training.status == 1);
+  CHECK(training.status == 2);
   CHECK_MESSAGE(training.output.find("Data layer ('d'), which reads its own data: classify needs a deploy net") !=
                     std::string::npos,
                 training.output);
   CHECK(training.output.find("Prediction") == std::string::npos);
+
+  // A labels file must name every class, no more and no fewer (names would be shifted),
+  // and a folder given as --labels used to be read as an empty file and ignored.
+  const std::string classify = test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
+                               (dir / "snap/toy_iter_150.caffemodel.h5") + " --labels ";
+  test::write_file(dir / "eleven.txt", labels + "class 10\n\n");
+  const auto eleven = test::run(classify + (dir / "eleven.txt") + " " + (dir / "img0.png"));
+  CHECK(eleven.status == 2);
+  CHECK_MESSAGE(eleven.output.find("--labels: the labels file '" + (dir / "eleven.txt") +
+                                   "' names 11 classes but the net's output 'prob' has 10; give one name per line") !=
+                    std::string::npos,
+                eleven.output);
+  test::write_file(dir / "ten.txt", labels + "\n\n");  // blank lines at the end name no class
+  CHECK(test::run(classify + (dir / "ten.txt") + " " + (dir / "img0.png")).status == 0);
+  const auto folder = test::run(classify + dir.path().string() + " " + (dir / "img0.png"));
+  CHECK(folder.status == 2);
+  CHECK_MESSAGE(
+      folder.output.find("is a directory; give a text file with one class name per line") != std::string::npos,
+      folder.output);
+  const auto both =
+      test::run(classify + (dir / "labels.txt") + " --mean-value 1 --mean-file m.binaryproto " + (dir / "img0.png"));
+  CHECK(both.status == 2);
+  CHECK(both.output.find("give --mean-value or --mean-file, not both") != std::string::npos);
 }
 
 TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and binary weights") {

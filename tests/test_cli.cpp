@@ -121,6 +121,21 @@ TEST_CASE("resuming with another solver type or a foreign net is refused clearly
   CHECK(std::regex_search(fresh.output.c_str(), std::regex(R"(conv\s+re-initialised from its fillers)")));
   CHECK(std::regex_search(fresh.output.c_str(), std::regex(R"(fc1\s+re-initialised from its fillers)")));
   CHECK(std::regex_search(fresh.output.c_str(), std::regex(R"(fc2\s+loaded from \S+toy_iter_10\.caffemodel\.h5)")));
+  // The run's own snapshot_prefix is replaced in the advice, not given twice.
+  const auto prefixed = test::run(crema_cmd(
+      "train " + job.solver + change + " --set snapshot_prefix=" + (job.dir / "snap/toy") + " --snapshot " + state));
+  CHECK(prefixed.status == 1);
+  const size_t first = prefixed.output.find("snapshot_prefix=");
+  REQUIRE(first != std::string::npos);
+  CHECK_MESSAGE(prefixed.output.find("snapshot_prefix=", first + 1) == std::string::npos, prefixed.output);
+  // No layer fits: not a --reinit of every layer (a fresh start in disguise), but another net.
+  const auto foreign = test::run(crema_cmd("train " + job.solver + change +
+                                           " --set net.layer[6].inner_product_param.num_output=7 --snapshot " + state));
+  CHECK(foreign.status == 1);
+  CHECK_MESSAGE(foreign.output.find("none of the snapshot's weights fit this net, so it was written for another one") !=
+                    std::string::npos,
+                foreign.output);
+  CHECK(foreign.output.find("--reinit") == std::string::npos);
 }
 
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
@@ -299,6 +314,19 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
       r.output.find("crema: unknown command 'trian' (did you mean 'train'?); the commands are train, test,") !=
           std::string::npos,
       r.output);
+  // The net without --model: said so, not only "--model is required".
+  r = test::run(crema_cmd("time " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(
+      r.output.find("crema time: give the net with --model (crema time --model " + job.solver) != std::string::npos,
+      r.output);
+  // `crema help` and `crema help train`, as git takes them.
+  r = test::run(crema_cmd("help"));
+  CHECK(r.status == 0);
+  CHECK(r.output.find("convert-imageset") != std::string::npos);
+  r = test::run(crema_cmd("help train"));
+  CHECK(r.status == 0);
+  CHECK(r.output.find("--snapshot") != std::string::npos);
   // An option of another subcommand: named, nothing suggested.
   r = test::run(crema_cmd("train " + job.solver + " --iterations 5"));
   CHECK(r.status == 2);
@@ -325,6 +353,10 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   r = test::run(crema_cmd("convert " + job.solver + " -o" + (job.dir / "c.yaml") + " --set -x --bogus"));
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("crema convert: unknown option '--bogus'") != std::string::npos, r.output);
+  // A flag takes no value: the option after it was once skipped as its value.
+  r = test::run(crema_cmd("convert-imageset --gray --bogus a b c"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema convert-imageset: unknown option '--bogus'") != std::string::npos, r.output);
   r = test::run(crema_cmd("convert-imageset a b c --shuffle --seed -1"));
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("--seed: Value -1 not in range 0 to 9223372036854775807") != std::string::npos, r.output);
@@ -335,9 +367,10 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   CHECK_MESSAGE(r.output.find("cannot write '" + (job.dir / "taken.prototxt") +
                               "': a directory of that name is in the way") != std::string::npos,
                 r.output);
-  // An output in a folder that does not exist: named, not its temporary file.
+  // An output in a folder that does not exist: named, not its temporary file, before the
+  // input is read (an ONNX export built the net first).
   r = test::run(crema_cmd("convert " + job.solver + " -o " + (job.dir / "nodir/c.yaml")));
-  CHECK(r.status != 0);
+  CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("cannot write '" + (job.dir / "nodir/c.yaml") + "': the folder '" + (job.dir / "nodir") +
                               "' does not exist") != std::string::npos,
                 r.output);
@@ -477,7 +510,7 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
   CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+re-initialised from its fillers)")));
 
   r = test::run(crema_cmd("train " + job.solver + " --weights " + weights + " --reinit fcc2"));
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);
   CHECK(r.output.find("did you mean 'fc2'") != std::string::npos);
 }
 
@@ -579,6 +612,28 @@ TEST_CASE("snapshot_prefix: unset is beside the solver, a directory gets the sol
     REQUIRE_MESSAGE(r.status == 0, r.output);
     CHECK_MESSAGE(fs::exists(fs::path(dir) / "solver_iter_10.caffemodel.h5"), r.output);
   }
+  // A name too long for the file system is refused before training, not at the first snapshot.
+  r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" +
+                          " --set snapshot_prefix=" + (job.dir / std::string(240, 'y'))));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("snapshot_prefix: '" + (job.dir / std::string(240, 'y')) +
+                              "' is too long: snapshot files "
+                              "such as 'yyy") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("Iteration 0") == std::string::npos);
+  // '~' is the shell's: a config's would make a folder named "~".
+  r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" + " --set 'snapshot_prefix=~/runs/x'"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("starts with '~', which only a shell expands") != std::string::npos, r.output);
+  // A missing snapshot or weights file is named before the nets are built, as a command-line mistake.
+  for (const std::string option : {"--snapshot", "--weights"}) {
+    r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" + " " + option + " " + (job.dir / "nope.h5")));
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(
+        r.output.find(option + ": '" + (job.dir / "nope.h5") + "' does not exist; give ") != std::string::npos,
+        r.output);
+    CHECK(r.output.find("Creating training net") == std::string::npos);
+  }
 }
 
 TEST_CASE("debug_info logs each layer's data and gradient magnitudes and each update, as Caffe") {
@@ -633,6 +688,19 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   CHECK(r.status == 2);
   CHECK(r.output.find("--log") != std::string::npos);
   CHECK(r.output.find("terminate") == std::string::npos);
+  // --log appends: naming the solver (or weights) wrote log lines into it.
+  const std::string solver_before = test::read_file(job.solver);
+  r = test::run(crema_cmd("train " + job.solver + " --log " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(
+      r.output.find("crema: --log '" + job.solver + "': '" + job.solver +
+                    "' is also an input of this command, and the log is appended to its file") != std::string::npos,
+      r.output);
+  CHECK(test::read_file(job.solver) == solver_before);
+  test::write_file(job.dir / "w.bin", std::string("\x89HDF\r\n\x1a\n\0\0", 10));
+  r = test::run(crema_cmd("train " + job.solver + " --log=" + (job.dir / "w.bin")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("it holds binary data") != std::string::npos, r.output);
   // A huge list index used to escape as std::stoi's exception.
   r = test::run(crema_cmd("train " + job.solver + " --set 'net.layer[99999999999].name=x'"));
   CHECK(r.status == 2);
@@ -679,6 +747,33 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   CHECK(r.output.find("reduce batch_size") != std::string::npos);
   CHECK(r.output.find("bad_alloc") == std::string::npos);
 #endif
+}
+
+TEST_CASE("data read more than once per pass or batch, and a run that keeps no weights, are said") {
+  ToyJob job(1);
+  // 3 test batches of 50 over 100 test samples: Caffe's trap, scores that count half the set twice.
+  auto r = test::run(crema_cmd("train " + job.solver + " --set test_iter=3 --set max_iter=20"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("test net #0: test_iter 3 x batch_size 50 = 150 samples per pass, but layer 'd' (") !=
+                    std::string::npos,
+                r.output);
+  CHECK(r.output.find("holds 100: the pass goes round the data 1.5 times, so some samples weigh more than others in "
+                      "its scores; set test_iter 2 (100 samples) to read each at most once") != std::string::npos);
+  r = test::run(crema_cmd("test --model " + job.solver + " --weights " + (job.dir / "snap/toy_iter_20.caffemodel.h5") +
+                          " --iterations 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("crema test: --iterations 1 x batch_size 50 reads 50 of the 100 samples of layer 'd'") !=
+                    std::string::npos,
+                r.output);
+  // The exact pass (test_iter 2 x 50) says nothing.
+  r = test::run(crema_cmd("train " + job.solver +
+                          " --set net.layer[0].data_param.batch_size=500 --set snapshot=0 "
+                          "--set snapshot_after_train=false"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("samples per pass") == std::string::npos);
+  CHECK_MESSAGE(r.output.find("batch_size 500 is larger than the 400 samples of its source") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("this run writes no weights") != std::string::npos);
 }
 
 TEST_CASE("resume: the printed command keeps --set overrides, changes are named, a finished run is left alone") {
@@ -777,4 +872,14 @@ TEST_CASE("precision tf32 on the CPU is refused with one line naming where it wa
   CHECK(t.status != 0);
   CHECK_MESSAGE(t.output.find("--precision tf32 runs on a GPU's tensor cores; give --gpu N too") != std::string::npos,
                 t.output);
+  // The solver file timed on the CPU: its tf32 becomes fp32, said, as crema test does
+  // (time once ignored the solver's precision silently).
+  const auto solver_time = test::run(crema_cmd("time --model " + job.solver + " --iterations 1"));
+  REQUIRE_MESSAGE(solver_time.status == 0, solver_time.output);
+  CHECK(solver_time.output.find("the solver's precision: tf32 applies on a GPU; timing on the CPU in fp32") !=
+        std::string::npos);
+  CHECK(solver_time.output.find("Timing the TRAIN phase in fp32 on the CPU") != std::string::npos);
+  const auto data_time = test::run(crema_cmd("time --data --model " + job.solver + " --precision bf16"));
+  CHECK(data_time.status == 2);
+  CHECK(data_time.output.find("--precision excludes --data") != std::string::npos);
 }

@@ -164,6 +164,6 @@ TEST_CASE("convert: a binary .caffemodel becomes Caffe's HDF5 layout with the sa
     CHECK(values > 400000);  // LeNet's 431,080 parameters
   }
   const auto wrong = test::run(crema_cmd("convert " + caffe_data("v1_lenet/lenet_iter_5000.caffemodel") + " -o " + (dir / "x.yaml")));
-  CHECK(wrong.status == 1);
+  CHECK(wrong.status == 2);
   CHECK(contains(wrong.output, ".caffemodel.h5"));
 }

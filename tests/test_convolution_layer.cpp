@@ -226,7 +226,12 @@ TEST_CASE("Convolution rejects bad configurations with clear messages") {
   setup_error("num_output: 2, kernel_size: [1, 2, 3]", {1, 1, 4, 4}, "one per spatial axis");
   setup_error("num_output: 2, kernel_size: 2, group: 2", {1, 3, 4, 4}, "do not divide into group");
   setup_error("num_output: 3, kernel_size: 2, group: 2", {1, 4, 4, 4}, "num_output 3 does not divide");
-  setup_error("num_output: 1, kernel_size: 5", {1, 1, 4, 4}, "does not fit");
+  setup_error(
+      "num_output: 1, kernel_size: 5", {1, 1, 4, 4},
+      "the kernel (5x5) does not fit the padded input (4x4); use a smaller kernel, more pad, or a larger input");
+  setup_error("num_output: 1, kernel_size: 3, dilation: 3, pad: 1", {1, 1, 4, 4},
+              "the kernel (3x3, spanning 7x7 with dilation 3x3) does not fit the padded input (6x6); use a smaller "
+              "kernel or dilation");
 
   auto parse_error = [&](const std::string& params, const char* message) {
     CAPTURE(params);

@@ -187,6 +187,20 @@ TEST_CASE("GPU losses: a label out of range stops with the CPU's message") {
     CHECK_THROWS_WITH_AS(run_layer(yaml, *gpu, {&in.scores, &in.labels}, 1, {false, false}),
                          doctest::Contains("label 7 is out of range"), Error);
   }
+  test::set_values(in.labels, {0, 1, 2, 2.5f, 1, 0});  // a fraction is refused, not truncated to class 2
+  for (const char* yaml : {"{type: SoftmaxWithLoss}", "{type: Accuracy}"}) {
+    INFO(yaml);
+    CHECK_THROWS_WITH_AS(run_layer(yaml, *gpu, {&in.scores, &in.labels}, 1, {false, false}),
+                         doctest::Contains("label 2.5 is not a whole number"), Error);
+  }
+  Blob probs({6, 4}), labels({6});  // one label per row, for the layers that read (N, C)
+  probs.set_data(0.25f);
+  test::set_values(labels, {0, 1, 2, 2.5f, 1, 0});
+  for (const char* yaml : {"{type: MultinomialLogisticLoss}", "{type: HingeLoss}"}) {
+    INFO(yaml);
+    CHECK_THROWS_WITH_AS(run_layer(yaml, *gpu, {&probs, &labels}, 1, {false, false}),
+                         doctest::Contains("label 2.5 is not a whole number"), Error);
+  }
 }
 
 TEST_CASE("GPU layers: InnerProduct transposed and on a later axis, and EuclideanLoss, match the CPU") {

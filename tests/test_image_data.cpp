@@ -321,10 +321,22 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
   test::write_file(job.dir / "deploy.yaml",
                    "name: deploy\nlayer:\n- {name: in, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n");
   const auto input = test::run(crema_cmd("time --data --model " + job.dir / "deploy.yaml"));
-  CHECK(input.status != 0);
+  CHECK(input.status == 2);
   CHECK_MESSAGE(
       input.output.find("has no layer that reads data in phase TRAIN (only Input layers") != std::string::npos,
       input.output);
+
+  // force_color on IDX images (stored grey) cannot be honoured: said, not silently ignored.
+  test::write_toy_idx(job.dir.path().string(), "idx", 20, 5);
+  test::write_file(job.dir / "idx.yaml",
+                   "name: idx\nlayer:\n- {name: d, type: Data, top: [data, label], "
+                   "transform_param: {force_color: true}, data_param: {source: " +
+                       (job.dir / "idx-images-idx3-ubyte") + ", batch_size: 4}}\n");
+  const auto forced = test::run(crema_cmd("time --data --model " + job.dir / "idx.yaml" + " --iterations 1"));
+  REQUIRE_MESSAGE(forced.status == 0, forced.output);
+  CHECK_MESSAGE(forced.output.find("layer 'd': force_color/force_gray apply to encoded (JPEG/PNG) LMDB records only; "
+                                   "the IDX images in") != std::string::npos,
+                forced.output);
 }
 
 TEST_CASE("an image folder's class names are kept beside the snapshots, and classify prints them") {

@@ -185,6 +185,11 @@ TEST_CASE("convert-imageset --shuffle is reproducible with --seed") {
   };
   const auto first = convert("db1", "7"), again = convert("db2", "7"), other = convert("db3", "8");
   REQUIRE(first.size() == 8);
+  // --seed alone would be ignored: the list's order is kept without --shuffle.
+  const auto alone = run_crema("convert-imageset " + dir.path().string() + " " + (dir / "list.txt") + " " +
+                               (dir / "db4") + " --seed 7");
+  CHECK(alone.status == 2);
+  CHECK_MESSAGE(alone.output.find("--seed requires --shuffle") != std::string::npos, alone.output);
   CHECK(keys_of(first) == keys_of(again));
   CHECK(keys_of(first) != keys_of(other));
   // Keys number the shuffled positions; each record still carries its own image and label.
@@ -228,7 +233,7 @@ TEST_CASE("convert-imageset refuses to overwrite and reports bad lists and optio
   std::filesystem::create_directory(f.dir / "db");
   test::write_file(f.dir / "db/keep.txt", "mine");
   auto r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db"));
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);
   CHECK(r.output.find("'" + (f.dir / "db") + "' already exists") != std::string::npos);
   CHECK(test::read_file(f.dir / "db/keep.txt") == "mine");
 
@@ -275,6 +280,27 @@ TEST_CASE("compute-mean writes the per-pixel mean as Caffe's BlobProto") {
   CHECK(test::read_file(dir / "mean.binaryproto").substr(0, 10) == "\x08\x01\x10\x01\x18\x02\x20\x02\x2a\x10");
   CHECK(r.output.find("mean_value channel [0]: " + std::to_string(0.25 * (2 + 10 + 7 + 256.0 / 3)).substr(0, 6)) !=
         std::string::npos);
+}
+
+TEST_CASE("compute-mean reads an IDX images file, as the Data layer does") {
+  test::TempDir dir;
+  io::IdxArray images;
+  images.dims = {2, 1, 3};
+  images.data = {0, 10, 255, 4, 20, 0};
+  io::write_idx(dir / "x-images-idx3-ubyte", images);
+  const auto r = run_crema("compute-mean " + (dir / "x-images-idx3-ubyte") + " -o " + (dir / "mean.binaryproto"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  const Blob mean = io::read_binaryproto(dir / "mean.binaryproto");
+  CHECK(mean.shape() == std::vector<int>{1, 1, 1, 3});
+  CHECK(mean.cpu_data()[0] == 2.f);
+  CHECK(mean.cpu_data()[1] == 15.f);
+  CHECK(mean.cpu_data()[2] == 127.5f);
+
+  const auto missing = run_crema("compute-mean " + (dir / "nope") + " -o " + (dir / "m2.binaryproto"));
+  CHECK(missing.status == 2);
+  CHECK(missing.output.find("'" + (dir / "nope") + "' does not exist; give an LMDB directory or an IDX images file") !=
+        std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "m2.binaryproto"));
 }
 
 TEST_CASE("compute-mean refuses images of different sizes, naming the record") {

@@ -327,6 +327,12 @@ TEST_CASE("net: a layer that cannot run in place is refused by name when its top
     const std::string expected = "(bad): " + type + " cannot run in place";
     CHECK_THROWS_WITH_AS(build(yaml), doctest::Contains(expected.c_str()), ConfigError);
   }
+  // One top name given twice in a layer: not "produced by another layer".
+  CHECK_THROWS_WITH_AS(build("name: twice\n"
+                             "layer:\n"
+                             "- {name: input, type: Input, top: data, input_param: {shape: [{dim: [2, 6]}]}}\n"
+                             "- {name: cut, type: Slice, bottom: data, top: [a, a, b], slice_param: {axis: 1}}\n"),
+                       doctest::Contains("top 'a' is named twice in this layer's tops"), ConfigError);
   // A loss whose top is its score bottom: the same message, not a shape error.
   CHECK_THROWS_WITH_AS(build("name: inplace\n"
                              "layer:\n"
@@ -640,6 +646,22 @@ TEST_CASE("net: outputs are the unconsumed blobs in name order, with their loss 
   REQUIRE(outs.size() == 3);
   CHECK(outs[0] == net.blob("accuracy"));
   CHECK(outs[2] == net.blob("loss"));
+}
+
+TEST_CASE("net: a loss on a blob other layers read is output under the user's name, not the split's") {
+  auto b = build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: ip, loss_weight: 1, inner_product_param: {num_output: 2}}\n"
+      "- {name: relu, type: ReLU, bottom: ip, top: r}\n");
+  Net& net = *b->net;
+  // Caffe prints "ip_ip_0_split_0" (the inserted Split's top carrying the loss).
+  REQUIRE(net.output_names() == std::vector<std::string>{"ip", "r"});
+  CHECK(net.output_loss_weight(0) == 1.f);
+  CHECK(net.output_loss_weight(1) == 0.f);
+  CHECK(net.outputs()[0] == net.blob("ip_ip_0_split_0"));
+  CHECK(net.outputs()[1] == net.blob("r"));
 }
 
 TEST_CASE("net: layers whose outputs reach no loss skip backward") {

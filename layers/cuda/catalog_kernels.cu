@@ -102,6 +102,7 @@ __global__ void hinge_backward_kernel(int64_t count, int num, int dim, bool l1, 
 // read_label's rule: a class in [0, limit) or the ignore_label is good.
 __device__ bool bad_label(float v, int limit, const TargetRule& rule) {
   if (!(fabsf(v) < 2147483520.f)) return true;  // NaN or beyond int's range
+  if (floorf(v) != v) return true;              // not a class: refused, not truncated
   const int label = static_cast<int>(v);
   if (rule.has_ignore && label == rule.ignore_label) return false;
   return label < 0 || label >= limit;

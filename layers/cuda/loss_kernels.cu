@@ -20,6 +20,7 @@ constexpr int kIgnored = -1, kBad = -2;
 // read_label's rule on the device: the class, kIgnored or kBad.
 __device__ int device_label(float value, int channels, const LabelRule& rule) {
   if (!(fabsf(value) < 2147483520.f)) return kBad;  // NaN or beyond int's range
+  if (floorf(value) != value) return kBad;          // not a class: refused, not truncated
   const int label = static_cast<int>(value);
   if (rule.has_ignore && label == rule.ignore_label) return kIgnored;
   return label < 0 || label >= channels ? kBad : label;

@@ -106,6 +106,7 @@ __global__ void crop_backward_kernel(int64_t n, CropWindow w, const float* small
 __device__ bool bad_index(float v, int limit, IndexRule rule) {
   if (rule == IndexRule::index) return !(v >= 0.f && v < static_cast<float>(limit)) || floorf(v) != v;
   if (!(fabsf(v) < 2147483520.f)) return true;  // NaN or beyond int's range
+  if (floorf(v) != v) return true;              // not a class: refused, not truncated
   const int label = static_cast<int>(v);
   return label < 0 || label >= limit;
 }
