@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "app/data_tools.hpp"
 #include "app/signals.hpp"
@@ -52,6 +54,14 @@ void ensure_snapshots_writable(const std::string& prefix, int max_iter, const Ma
   const fs::path dir = fs::path(prefix).parent_path(), d = dir.empty() ? fs::path(".") : dir;
   std::error_code ec;
   fs::create_directories(d, ec);
+  const auto cannot_write = [&](const std::string& why) {
+    return ConfigError(where, "snapshot_prefix",
+                       "cannot write snapshots to '" + d.string() + "'" + (why.empty() ? "" : ": " + why) +
+                           "; set snapshot_prefix to a writable directory (e.g. --set snapshot_prefix=runs/myjob)");
+  };
+  std::error_code is_dir;
+  if (!fs::is_directory(d, is_dir))  // a file in the way, or a folder name too long
+    throw cannot_write(ec ? ec.message() : "it is not a folder");
   const std::string longest = io::temp_name_for(io::snapshot_base(prefix, max_iter) + ".solverstate.h5");
   std::FILE* f = std::fopen(longest.c_str(), "w");
   if (!f && errno == ENAMETOOLONG) {
@@ -62,10 +72,7 @@ void ensure_snapshots_writable(const std::string& prefix, int max_iter, const Ma
                           " bytes) are longer than the file system allows; choose a "
                           "shorter prefix (e.g. --set snapshot_prefix=runs/myjob)");
   }
-  if (!f)
-    throw ConfigError(where, "snapshot_prefix",
-                      "cannot write snapshots to '" + d.string() + "'" + (ec ? ": " + ec.message() : std::string()) +
-                          "; set snapshot_prefix to a writable directory (e.g. --set snapshot_prefix=runs/myjob)");
+  if (!f) throw cannot_write(std::strerror(errno));
   std::fclose(f);
   fs::remove(longest, ec);
 }
@@ -290,9 +297,13 @@ int train(const TrainOptions& opt) {
     try {
       missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
     } catch (const io::WeightsMismatch& e) {
-      size_t learnable = 0;  // layers with weights: when none fits, re-learning them all is a fresh start
-      for (int i = 0; i < solver.net().num_layers(); ++i) learnable += !solver.net().layer(i).blobs().empty();
-      if (e.layers().size() >= learnable)
+      std::set<std::string> learnable;  // layers with weights: when none fits, re-learning all is a fresh start
+      std::vector<const Net*> nets = {&solver.net()};
+      for (const Net* t : solver_test_nets(solver)) nets.push_back(t);
+      for (const Net* n : nets)
+        for (int i = 0; i < n->num_layers(); ++i)
+          if (!n->layer(i).blobs().empty()) learnable.insert(n->layer_name(i));
+      if (e.layers().size() >= learnable.size())
         throw Error(std::string(e.what()) +
                     ": none of the snapshot's weights fit this net, so it was written for another one. Resume with "
                     "the net it was written with, or train this one from the start (without --snapshot)");

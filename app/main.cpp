@@ -54,23 +54,14 @@ void setup_logging(const std::string& log_file) {
 
 // Why --log FILE must not be used, or "": the log is appended, so naming one of the
 // command's own files (the solver, weights, a snapshot) would write log lines into it.
-std::string log_file_problem(const std::string& log_file, int argc, char** argv) {
+// `inputs`: the files the command reads (solver or model, weights, snapshot).
+std::string log_file_problem(const std::string& log_file, const std::vector<std::string>& inputs) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(log_file, ec)) return "";
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--log") ++i;  // the option itself and its value
-    if (arg == "--log" || arg.rfind("--log=", 0) == 0) continue;
-    if (const size_t eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) arg = arg.substr(eq + 1);
-    for (size_t start = 0; start <= arg.size();) {  // comma-separated lists (--weights a,b) too
-      const size_t comma = std::min(arg.find(',', start), arg.size());
-      const std::string part = arg.substr(start, comma - start);
-      if (!part.empty() && fs::equivalent(log_file, part, ec))
-        return "'" + part + "' is also an input of this command, and the log is appended to its file";
-      start = comma + 1;
-    }
-  }
+  for (const std::string& input : inputs)
+    if (!input.empty() && fs::equivalent(log_file, input, ec))
+      return "'" + input + "' is also an input of this command, and the log is appended to its file";
   std::ifstream in(log_file, std::ios::binary);
   char head[512];
   in.read(head, sizeof head);
@@ -273,13 +264,21 @@ int main(int argc, char** argv) {
 
   // `crema help [COMMAND]`, as git and many tools take it, is `crema [COMMAND] --help`.
   if (argc >= 2 && std::string(argv[1]) == "help") {
-    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      names.push_back(sub->get_name());
       if (argc >= 3 && sub->get_name() == argv[2]) {
         std::cout << sub->help();
         return 0;
       }
+    }
+    if (argc >= 3) {
+      std::cerr << "crema help: unknown command '" << argv[2] << "'" << crema::did_you_mean(argv[2], names)
+                << "; 'crema --help' lists the commands\n";
+      return 2;
+    }
     std::cout << app.help();
-    return argc >= 3 ? 2 : 0;
+    return 0;
   }
 
   try {
@@ -305,7 +304,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (const std::string why = log_file_problem(log_file, argc, argv); !log_file.empty() && !why.empty()) {
+    std::vector<std::string> inputs =
+        app.got_subcommand(train_cmd) ? split_commas(train_weights) : split_commas(test_weights);
+    inputs.insert(inputs.end(), {train.solver, train.snapshot, test.model});
+    if (const std::string why = log_file_problem(log_file, inputs); !log_file.empty() && !why.empty()) {
       std::cerr << "crema: --log '" << log_file << "': " << why << "; give the log a file of its own\n";
       return 2;
     }

@@ -60,6 +60,7 @@ struct LayerSpec {
   std::vector<NetStateRule> include, exclude;
   Phase phase = Phase::TRAIN;  // the phase of the net the layer is built into
   bool phase_given = false;    // the layer's own `phase:` wins over the net's (as in Caffe)
+  bool inserted_split = false;   // a Split insert_splits made, not one the user wrote
   const Node* config = nullptr;  // the layer's whole config map (typed params live here)
   Mark mark;
   std::string path;  // key path of the layer, e.g. "net.layer[3]"

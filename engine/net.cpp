@@ -119,6 +119,7 @@ std::vector<LayerSpec> insert_splits(const std::vector<LayerSpec>& layers) {
       LayerSpec s;
       s.name = split_layer_name(l.name, l.top[j], j);
       s.type = "Split";
+      s.inserted_split = true;
       s.bottom = {l.top[j]};
       for (int k = 0; k < count; ++k) s.top.push_back(split_blob_name(l.name, l.top[j], j, k));
       s.phase = l.phase;
@@ -175,9 +176,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
     std::string shown = n;
     for (size_t i = 0; i < layers_.size(); ++i) {
       const LayerSpec& s = specs_[i];
-      const bool inserted_split = s.type == "Split" && s.bottom.size() == 1 && s.name.ends_with("_split") &&
-                                  s.name.starts_with(s.bottom[0] + "_");
-      if (inserted_split && std::find(top_ids_[i].begin(), top_ids_[i].end(), id) != top_ids_[i].end())
+      if (s.inserted_split && std::find(top_ids_[i].begin(), top_ids_[i].end(), id) != top_ids_[i].end())
         shown = s.bottom[0];
     }
     named.emplace(shown, id);

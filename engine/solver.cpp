@@ -266,16 +266,21 @@ void note_pass_coverage(const Net& net, int batches, const std::string& knob, co
     const int64_t batch = net.top_vec(i)[0]->shape(0), read = batch * batches;
     if (read == samples) continue;
     const std::string layer = "layer '" + net.layer_name(i) + "' (" + net.layer(i).spec().mark.str() + ")";
-    if (read > samples) {
+    if (read > samples && read % samples == 0) {
+      // Every sample read equally often: the scores are the data set's, only slower.
+      spdlog::info("{}: {} {} x batch_size {} reads each of the {} samples of {} {} times per pass", which, knob,
+                   batches, batch, samples, layer, read / samples);
+    } else if (read > samples) {
       // Caffe's classic trap: the data wraps round within the pass, so the score
       // counts the first samples twice and is not the data set's.
-      const int64_t once = std::max<int64_t>(1, samples / batch);
+      const std::string advice = batch <= samples ? knob + " " + std::to_string(samples / batch) + " (" +
+                                                        std::to_string(samples / batch * batch) + " samples)"
+                                                  : "a batch_size of " + std::to_string(samples) + " or less";
       spdlog::warn(
           "{}: {} {} x batch_size {} = {} samples per pass, but {} holds {}: the pass goes round the data {:.3g} "
-          "times, so some samples weigh more than others in its scores; set {} {} ({} samples) to read each at most "
-          "once",
+          "times, so some samples weigh more than others in its scores; set {} to read each at most once",
           which, knob, batches, batch, read, layer, samples, static_cast<double>(read) / static_cast<double>(samples),
-          knob, once, once * batch);
+          advice);
     } else {
       spdlog::info("{}: {} {} x batch_size {} reads {} of the {} samples of {} per pass", which, knob, batches, batch,
                    read, samples, layer);

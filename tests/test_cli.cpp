@@ -324,6 +324,9 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   r = test::run(crema_cmd("help"));
   CHECK(r.status == 0);
   CHECK(r.output.find("convert-imageset") != std::string::npos);
+  r = test::run(crema_cmd("help trian"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("crema help: unknown command 'trian' (did you mean 'train'?)") != std::string::npos);
   r = test::run(crema_cmd("help train"));
   CHECK(r.status == 0);
   CHECK(r.output.find("--snapshot") != std::string::npos);
@@ -621,6 +624,13 @@ TEST_CASE("snapshot_prefix: unset is beside the solver, a directory gets the sol
                               "such as 'yyy") != std::string::npos,
                 r.output);
   CHECK(r.output.find("Iteration 0") == std::string::npos);
+  // A file where the folder should be: the reason, at the prefix, exit 2.
+  r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" +
+                          " --set snapshot_prefix=" + (job.dir / "jobs/a/solver.yaml/run")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("snapshot_prefix: cannot write snapshots to '" + (job.dir / "jobs/a/solver.yaml") +
+                              "': ") != std::string::npos,
+                r.output);
   // '~' is the shell's: a config's would make a folder named "~".
   r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" + " --set 'snapshot_prefix=~/runs/x'"));
   CHECK(r.status == 2);
@@ -759,6 +769,14 @@ TEST_CASE("data read more than once per pass or batch, and a run that keeps no w
                 r.output);
   CHECK(r.output.find("holds 100: the pass goes round the data 1.5 times, so some samples weigh more than others in "
                       "its scores; set test_iter 2 (100 samples) to read each at most once") != std::string::npos);
+  // Twice over exactly: every sample weighs the same, so a note, not a warning.
+  r = test::run(crema_cmd("train " + job.solver + " --set test_iter=4 --set max_iter=20"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(
+      r.output.find("test net #0: test_iter 4 x batch_size 50 reads each of the 100 samples of layer 'd' (") !=
+          std::string::npos,
+      r.output);
+  CHECK(r.output.find("samples per pass") == std::string::npos);
   r = test::run(crema_cmd("test --model " + job.solver + " --weights " + (job.dir / "snap/toy_iter_20.caffemodel.h5") +
                           " --iterations 1"));
   REQUIRE_MESSAGE(r.status == 0, r.output);

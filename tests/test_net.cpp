@@ -662,6 +662,13 @@ TEST_CASE("net: a loss on a blob other layers read is output under the user's na
   CHECK(net.output_loss_weight(1) == 0.f);
   CHECK(net.outputs()[0] == net.blob("ip_ip_0_split_0"));
   CHECK(net.outputs()[1] == net.blob("r"));
+  // A Split the user wrote keeps its tops' names, whatever the layer is called.
+  auto own = build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+      "- {name: data_split, type: Split, bottom: data, top: [a, b]}\n");
+  CHECK(own->net->output_names() == std::vector<std::string>{"a", "b"});
 }
 
 TEST_CASE("net: layers whose outputs reach no loss skip backward") {
