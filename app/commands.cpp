@@ -1,5 +1,6 @@
 #include "app/commands.hpp"
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -253,9 +254,16 @@ int train(const TrainOptions& opt) {
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
-  std::string overrides;  // this run's --set arguments and device, for the commands printed to the user
-  for (const auto& o : opt.overrides) overrides += " --set " + shell_quote(o);
-  if (ctx->on_gpu()) overrides += " --gpu " + std::to_string(ctx->device().id);
+  // This run's --set arguments and device, for the commands printed to the user; a command
+  // that sets its own snapshot_prefix leaves the run's out.
+  auto run_flags = [&](bool without_prefix) {
+    std::string flags;
+    for (const auto& o : opt.overrides)
+      if (!without_prefix || o.rfind("snapshot_prefix=", 0) != 0) flags += " --set " + shell_quote(o);
+    if (ctx->on_gpu()) flags += " --gpu " + std::to_string(ctx->device().id);
+    return flags;
+  };
+  const std::string overrides = run_flags(false);
   if (spec.precision == Precision::tf32 && !ctx->on_gpu())
     throw ConfigError(spec.precision_mark, "precision",
                       "tf32 runs on a GPU's tensor cores; train with solver_mode: GPU (or --gpu N), or use "
@@ -309,15 +317,11 @@ int train(const TrainOptions& opt) {
                     "the net it was written with, or train this one from the start (without --snapshot)");
       // --reinit cannot go with --snapshot: re-learning a layer starts a new run, under a
       // prefix of its own so that it does not overwrite the snapshots it starts from.
-      std::string kept;  // the run's overrides but its snapshot_prefix, which the command replaces
-      for (const auto& o : opt.overrides)
-        if (o.rfind("snapshot_prefix=", 0) != 0) kept += " --set " + shell_quote(o);
-      if (ctx->on_gpu()) kept += " --gpu " + std::to_string(ctx->device().id);
       throw Error(std::string(e.what()) +
                   ": the net changed since the snapshot was written. Resume with the net it was written with, or "
                   "start a new run from its weights, re-learning " +
                   (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + shell_quote(opt.solver) +
-                  kept + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --weights " +
+                  run_flags(true) + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --weights " +
                   shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
     }
     if (!missing.empty())
@@ -337,11 +341,11 @@ int train(const TrainOptions& opt) {
     try {
       load_weight_files(solver.net(), opt.weights, opt.reinit, false, solver_test_nets(solver));
     } catch (const io::WeightsMismatch& e) {
-      std::string reinit;  // the layers already given and these
-      for (const auto& l : opt.reinit) reinit += (reinit.empty() ? "" : ",") + l;
-      reinit += (reinit.empty() ? "" : ",") + e.layer_list();
-      throw Error(std::string(e.what()) + "; rename the layer in the net, or pass --reinit " + shell_quote(reinit) +
-                  " to re-learn " + (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
+      std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
+      reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());
+      throw Error(std::string(e.what()) + "; rename the layer in the net, or pass --reinit " +
+                  shell_quote(fmt::format("{}", fmt::join(reinit, ","))) + " to re-learn " +
+                  (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
     }
   }
   std::unique_ptr<io::MetricsWriter> metrics;
@@ -444,9 +448,7 @@ int time(const TimeOptions& opt) {
   if (opt.precision == "tf32" && !ctx->on_gpu())
     throw ConfigError(Mark{}, "", "--precision tf32 runs on a GPU's tensor cores; give --gpu N too");
   if (!opt.precision.empty())
-    ctx->set_precision(opt.precision == "bf16"   ? Precision::bf16
-                       : opt.precision == "tf32" ? Precision::tf32
-                                                 : Precision::fp32);
+    ctx->set_precision(precision_from_name(opt.precision));
   else if (solver)  // a solver file is timed as it trains
     apply_solver_precision(*ctx, SolverSpec::parse(*solver), "timing");
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;

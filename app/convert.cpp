@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
 
 #include "engine/context.hpp"
 #include "engine/error.hpp"
@@ -12,6 +11,7 @@
 #include "engine/solver.hpp"
 #include "io/caffe_upgrade.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/job_config.hpp"
 #include "io/onnx.hpp"
 #include "io/prototxt.hpp"
@@ -88,13 +88,14 @@ int convert_onnx(const ConvertOptions& opt) {
   const io::OnnxModel model = io::save_onnx(net, opt.output, CREMA_VERSION);
   auto describe = [](const std::vector<io::OnnxTensor>& tensors) {
     std::string text;
-    for (const auto& t : tensors) text += (text.empty() ? "" : ", ") + t.tensor + " " + shape_string(t.shape);
+    for (const auto& t : tensors) text += (text.empty() ? "" : ", ") + io::describe(t);
     return text;
   };
   std::string weights;
   for (const auto& w : opt.weights) weights += (weights.empty() ? "" : ", ") + w;
   spdlog::info("Wrote ONNX model {} (opset 17) from {} and {}: inputs {}; outputs {}", opt.output, opt.input, weights,
                describe(model.inputs), describe(model.outputs));
+  if (!model.fixed_batch.empty()) spdlog::info("{}", model.fixed_batch);
   return 0;
 }
 
@@ -102,12 +103,7 @@ int convert_onnx(const ConvertOptions& opt) {
 
 int convert(const ConvertOptions& opt) {
   // Before the input is read and a net built, not after.
-  const std::filesystem::path folder = std::filesystem::path(opt.output).parent_path();
-  std::error_code ec;
-  if (!folder.empty() && !std::filesystem::is_directory(folder, ec))
-    throw ConfigError(Mark{}, "--output",
-                      "cannot write '" + opt.output + "': the folder '" + folder.string() +
-                          "' does not exist; create it or choose another path");
+  if (auto problem = io::missing_folder(opt.output)) throw ConfigError(Mark{}, "--output", *problem);
   if (ends_with(opt.output, ".onnx")) return convert_onnx(opt);
   if (!opt.weights.empty() || !opt.overrides.empty())
     throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",

@@ -20,6 +20,7 @@
 #include "app/data_tools.hpp"
 #include "app/device.hpp"
 #include "app/imageset.hpp"
+#include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
 #include "io/job_config.hpp"
@@ -200,7 +201,7 @@ int main(int argc, char** argv) {
           ->add_option("--precision", time.precision,
                        "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores "
                        "(default: a solver file's precision, else fp32)")
-          ->check(CLI::IsMember({"fp32", "bf16", "tf32"}));
+          ->check(CLI::IsMember(crema::precision_names()));
   bool time_data = false;
   time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net")
       ->excludes(time_precision);  // the readers compute nothing

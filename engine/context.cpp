@@ -1,5 +1,6 @@
 #include "engine/context.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "engine/error.hpp"
@@ -22,16 +23,18 @@ std::unique_ptr<Context> Context::gpu(int device_id, long long seed) {
   return ctx;
 }
 
-const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::fp32:
-      return "fp32";
-    case Precision::bf16:
-      return "bf16";
-    case Precision::tf32:
-      return "tf32";
-  }
-  return "fp32";
+const std::vector<std::string>& precision_names() {
+  static const std::vector<std::string> names = {"fp32", "bf16", "tf32"};
+  return names;
+}
+
+const char* precision_name(Precision p) { return precision_names()[static_cast<size_t>(p)].c_str(); }
+
+Precision precision_from_name(const std::string& name) {
+  const auto& names = precision_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) throw Error("unknown precision '" + name + "'; use fp32, bf16 or tf32");
+  return static_cast<Precision>(it - names.begin());
 }
 
 void Context::set_precision(Precision p) {

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/rng.hpp"
@@ -19,8 +20,11 @@ enum class DeviceType { CPU, CUDA };
 // cores (`precision: tf32`, cuDNN and cuBLAS, as PyTorch's allow_tf32).
 enum class Precision { fp32, bf16, tf32 };
 
-// "fp32", "bf16", "tf32".
+// "fp32", "bf16", "tf32": the names configs and --precision use, in Precision's order.
+const std::vector<std::string>& precision_names();
 const char* precision_name(Precision p);
+// Throws Error for a name not in precision_names().
+Precision precision_from_name(const std::string& name);
 
 struct Device {
   DeviceType type = DeviceType::CPU;

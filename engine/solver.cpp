@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <numbers>
+#include <set>
 #include <utility>
 
 #include "engine/error.hpp"
@@ -138,16 +139,20 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
   s.device_id = r.get_int("device_id", 0);
   if (const Node* p = r.find("precision")) s.precision_mark = p->mark();
-  s.precision = static_cast<Precision>(r.get_enum("precision", {"fp32", "bf16", "tf32"}, 0));  // Precision's order
+  s.precision = static_cast<Precision>(r.get_enum("precision", precision_names(), 0));
   s.debug_info = r.get_bool("debug_info", false);
   if (const Node* m = r.find("metrics")) {
     // A list of kinds, one kind, or none.
     const std::vector<std::string> kinds = {"csv", "tensorboard", "none"};
     const std::vector<Node> items = m->is_seq() ? m->items() : std::vector<Node>{*m};
+    // An empty list would turn the metrics off as silently as a mistake; none says so.
+    if (items.empty()) m->fail("metrics: [] lists no kind; write metrics: none to write no metrics files");
     s.metrics_csv = s.metrics_tensorboard = false;
+    std::set<int> seen;
     for (const Node& item : items) {
       const int kind = enum_value(item, kinds);
       if (kind == 2 && items.size() > 1) item.fail("metrics: none cannot be combined with other kinds");
+      if (!seen.insert(kind).second) item.fail("metrics: " + kinds[static_cast<size_t>(kind)] + " is listed twice");
       s.metrics_csv |= kind == 0;
       s.metrics_tensorboard |= kind == 1;
     }
@@ -228,10 +233,8 @@ double policy_rate(const SolverSpec& s, int iter, int* current_step) {
     return base * std::pow(1.0 + static_cast<double>(s.gamma) * it, -static_cast<double>(s.power));
   if (s.lr_policy == "multistep") {
     // Advances at most one step value per iteration, as Caffe does.
-    if (*current_step < static_cast<int>(s.stepvalue.size()) && iter >= s.stepvalue[static_cast<size_t>(*current_step)]) {
+    if (*current_step < static_cast<int>(s.stepvalue.size()) && iter >= s.stepvalue[static_cast<size_t>(*current_step)])
       ++*current_step;
-      spdlog::info("MultiStep Status: Iteration {}, step = {}", iter, *current_step);
-    }
     return base * std::pow(static_cast<double>(s.gamma), *current_step);
   }
   if (s.lr_policy == "poly") return base * std::pow(1.0 - it / s.max_iter, static_cast<double>(s.power));
@@ -259,13 +262,29 @@ void log_memory_plan(const Net::MemoryPlan& plan) {
                static_cast<double>(plan.bytes_before) / (1 << 20));
 }
 
-void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which) {
+namespace {
+// A layer reading a source of known size, and its batch.
+struct SourcedBatch {
+  std::string layer;  // "layer 'name' (file:line:column)"
+  int64_t samples, batch;
+};
+
+std::vector<SourcedBatch> sourced_batches(const Net& net) {
+  std::vector<SourcedBatch> found;
   for (int i = 0; i < net.num_layers(); ++i) {
     const int64_t samples = net.layer(i).source_size();
     if (samples <= 0 || net.top_vec(i).empty() || net.top_vec(i)[0]->num_axes() == 0) continue;
-    const int64_t batch = net.top_vec(i)[0]->shape(0), read = batch * batches;
+    found.push_back({"layer '" + net.layer_name(i) + "' (" + net.layer(i).spec().mark.str() + ")", samples,
+                     net.top_vec(i)[0]->shape(0)});
+  }
+  return found;
+}
+}  // namespace
+
+void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which) {
+  for (const auto& [layer, samples, batch] : sourced_batches(net)) {
+    const int64_t read = batch * batches;
     if (read == samples) continue;
-    const std::string layer = "layer '" + net.layer_name(i) + "' (" + net.layer(i).spec().mark.str() + ")";
     if (read > samples && read % samples == 0) {
       // Every sample read equally often: the scores are the data set's, only slower.
       spdlog::info("{}: {} {} x batch_size {} reads each of the {} samples of {} {} times per pass", which, knob,
@@ -322,15 +341,12 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
         "{}: test_iter is set but test_interval is 0 or not set, so the test nets never run; set test_interval "
         "(training iterations between test passes) to test",
         spec_.test_iter_mark.str());
-  for (int i = 0; i < net_->num_layers(); ++i) {
-    const int64_t samples = net_->layer(i).source_size();
-    if (samples > 0 && !net_->top_vec(i).empty() && net_->top_vec(i)[0]->num_axes() > 0 &&
-        net_->top_vec(i)[0]->shape(0) > samples)
+  for (const auto& [layer, samples, batch] : sourced_batches(*net_))
+    if (batch > samples)
       spdlog::warn(
-          "layer '{}' ({}): batch_size {} is larger than the {} samples of its source, so every batch holds "
-          "some samples more than once; use a batch_size of {} or less",
-          net_->layer_name(i), net_->layer(i).spec().mark.str(), net_->top_vec(i)[0]->shape(0), samples, samples);
-  }
+          "{}: batch_size {} is larger than the {} samples of its source, so every batch holds some samples more "
+          "than once; use a batch_size of {} or less",
+          layer, batch, samples, samples);
   if (spec_.snapshot == 0 && !spec_.snapshot_after_train)
     spdlog::warn(
         "snapshot is 0 and snapshot_after_train is false, so this run writes no weights (only a stop by "
@@ -547,7 +563,11 @@ void Solver::emit(const MetricsRow& row) const {
 }
 
 float Solver::apply_update() {
+  const int step_before = current_step_;
   const float rate = learning_rate(spec_, iter_, &current_step_);
+  // Said here, not in the policy, which also serves messages that must not move the step.
+  if (spec_.lr_policy == "multistep" && current_step_ != step_before)
+    spdlog::info("MultiStep Status: Iteration {}, step = {}", iter_, current_step_);
   if (spec_.display > 0 && iter_ % spec_.display == 0) spdlog::info("Iteration {}, lr = {:.6g}", iter_, rate);
   const auto& params = net_->learnable_params();
   // Every vector step runs on the context's device; on a GPU the pointers below are

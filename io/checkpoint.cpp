@@ -1,6 +1,7 @@
 #include "io/checkpoint.hpp"
 
 #include <fcntl.h>
+#include <spdlog/fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -209,11 +210,7 @@ void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<
               "(layers are matched by name)");
 }
 
-std::string WeightsMismatch::layer_list() const {
-  std::string list;
-  for (const auto& l : layers_) list += (list.empty() ? "" : ",") + l;
-  return list;
-}
+std::string WeightsMismatch::layer_list() const { return fmt::format("{}", fmt::join(layers_, ",")); }
 
 void refuse_other_net(const WeightsMismatch& e) {
   throw Error(std::string(e.what()) + ": the weights were trained for another net; give this net's weights");

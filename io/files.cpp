@@ -32,13 +32,17 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   });
 }
 
-std::string temp_name_for(const std::string& path) {
-  // Said here, naming the file asked for: the writer would report its temporary name.
+std::optional<std::string> missing_folder(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
   std::error_code ec;
-  if (!parent.empty() && !fs::is_directory(parent, ec))
-    throw Error("cannot write '" + path + "': the folder '" + parent.string() +
-                "' does not exist; create it or choose another path");
+  if (parent.empty() || fs::is_directory(parent, ec)) return std::nullopt;
+  return "cannot write '" + path + "': the folder '" + parent.string() +
+         "' does not exist; create it or choose another path";
+}
+
+std::string temp_name_for(const std::string& path) {
+  // Said here, naming the file asked for: the writer would report its temporary name.
+  if (auto problem = missing_folder(path)) throw Error(*problem);
   return path + ".tmp-" + std::to_string(::getpid());
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +19,8 @@ template <class F>
 void write_atomically(const std::string& path, F write);
 // write_atomically of `bytes`.
 void write_file_atomically(const std::string& path, std::string_view bytes);
+// Why `path` cannot be written because its folder does not exist, or nothing.
+std::optional<std::string> missing_folder(const std::string& path);
 // The two halves of write_atomically, for writers that keep a file open for a while.
 std::string temp_name_for(const std::string& path);
 void commit_file(const std::string& tmp_path, const std::string& path);

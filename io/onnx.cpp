@@ -1,13 +1,14 @@
 #include "io/onnx.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <bit>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "engine/error.hpp"
@@ -63,7 +64,7 @@ constexpr uint32_t kNodeInput = 1, kNodeOutput = 2, kNodeName = 3, kNodeOpType =
 constexpr uint32_t kAttrName = 1, kAttrF = 2, kAttrI = 3, kAttrFloats = 7, kAttrInts = 8, kAttrType = 20;
 constexpr uint32_t kTensorDims = 1, kTensorDataType = 2, kTensorName = 8, kTensorRaw = 9;
 constexpr uint32_t kValueName = 1, kValueType = 2, kTypeTensor = 1, kTensorElemType = 1, kTensorShape = 2,
-                   kShapeDim = 1, kDimValue = 1;
+                   kShapeDim = 1, kDimValue = 1, kDimParam = 2;
 }  // namespace f
 
 // AttributeProto.AttributeType
@@ -90,13 +91,30 @@ std::string encode_attr(const Attr& a) {
   return w.take();
 }
 
-std::string encode_value_info(const std::string& name, const std::vector<int>& shape) {
+// The symbolic name of the batch dimension in a model that takes any batch size.
+constexpr const char* kBatchDim = "N";
+
+// A graph input's or output's name and shape; per dimension, "" for the number in
+// `shape`, kBatchDim for the batch, "?" for a size that varies with it otherwise (a
+// dimension without value or name, which ONNX reads as unknown).
+struct ValueInfo {
+  std::string name;
+  std::vector<int> shape;
+  std::vector<std::string> symbols;
+};
+
+std::string encode_value_info(const ValueInfo& v) {
   pb::Writer dims;
-  for (int d : shape) {
+  for (size_t a = 0; a < v.shape.size(); ++a) {
     pb::Writer dim;
-    dim.varint(f::kDimValue, static_cast<uint64_t>(d));
+    const std::string symbol = a < v.symbols.size() ? v.symbols[a] : std::string();
+    if (symbol.empty())
+      dim.varint(f::kDimValue, static_cast<uint64_t>(v.shape[a]));
+    else if (symbol != "?")
+      dim.bytes(f::kDimParam, symbol);
     dims.bytes(f::kShapeDim, dim.str());
   }
+  const std::string& name = v.name;
   pb::Writer tensor;
   tensor.varint(f::kTensorElemType, kFloat);
   tensor.bytes(f::kTensorShape, dims.str());
@@ -153,6 +171,12 @@ class Graph {
     return initializer(name, {static_cast<int64_t>(values.size())}, kInt64,
                        std::string_view(reinterpret_cast<const char*>(values.data()), values.size() * 8));
   }
+  // The shape input of a Reshape: an entry that scales with the batch size may become -1
+  // (inferred) in a model that takes any batch size (generalise_batch).
+  std::string reshape_shape(const std::string& name, const std::vector<int64_t>& values) {
+    reshape_shapes_.insert(name);
+    return constant_i64(name, values);
+  }
 
   void node(const std::string& name, const std::string& op, const std::vector<std::string>& in,
             const std::vector<std::string>& out, const std::vector<Attr>& attrs = {}) {
@@ -164,21 +188,90 @@ class Graph {
     n.bytes(f::kNodeOpType, op);
     for (const Attr& a : attrs) n.bytes(f::kNodeAttribute, encode_attr(a));
     nodes_.push_back(n.take());
+    node_names_.push_back(name);
   }
 
   void input(const std::string& name, const std::vector<int>& shape) {
     claim(name);
-    inputs_.push_back(encode_value_info(name, shape));
+    inputs_.push_back({name, shape, {}});
   }
-  void output(const std::string& name, const std::vector<int>& shape) { outputs_.push_back(encode_value_info(name, shape)); }
+  void output(const std::string& name, const std::vector<int>& shape) { outputs_.push_back({name, shape, {}}); }
+
+  // The per-dimension symbols (ValueInfo) of an input or output tensor.
+  std::vector<std::string> input_symbols(const std::string& tensor) const { return symbols_of(inputs_, tensor); }
+  std::vector<std::string> output_symbols(const std::string& tensor) const { return symbols_of(outputs_, tensor); }
+
+  // Makes this graph, built at batch size `batch`, take any batch size, given `other`,
+  // the same net's graph at batch size `other_batch`: the two may differ only in the
+  // inputs' leading dimension (which becomes kBatchDim), the outputs' dimensions (the
+  // batch, or unknown) and one entry of a Reshape shape that scales with the batch
+  // (which becomes -1). Anything else depends on the batch size in a way the model
+  // cannot follow: returns why, changing nothing.
+  std::optional<std::string> generalise_batch(const Graph& other, int batch, int other_batch) {
+    const std::string fixed = "the model takes batches of exactly " + std::to_string(batch) + ": ";
+    if (nodes_.size() != other.nodes_.size() || initializers_.size() != other.initializers_.size())
+      return fixed + "its operators depend on the batch size";
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (nodes_[i] != other.nodes_[i])
+        return fixed + "the attributes of operator '" + node_names_[i] + "' depend on it";
+    std::vector<std::pair<size_t, size_t>> batch_entries;  // (initializer, entry) to become -1
+    for (size_t i = 0; i < initializers_.size(); ++i) {
+      const Initializer& a = initializers_[i];
+      const Initializer& b = other.initializers_[i];
+      if (a.raw == b.raw) continue;
+      const std::string why = fixed + "the constant '" + a.name + "' depends on it";
+      if (a.type != kInt64 || a.raw.size() != b.raw.size() || !reshape_shapes_.count(a.name)) return why;
+      std::vector<int64_t> va(a.raw.size() / 8), vb(va.size());
+      std::memcpy(va.data(), a.raw.data(), a.raw.size());
+      std::memcpy(vb.data(), b.raw.data(), b.raw.size());
+      std::optional<size_t> entry;
+      for (size_t k = 0; k < va.size(); ++k) {
+        if (va[k] == vb[k]) continue;
+        // Reshape infers one -1 entry from the element count: that entry must be the only
+        // one that changes, in proportion to the batch.
+        if (entry || va[k] % batch != 0 || vb[k] % other_batch != 0 || va[k] / batch != vb[k] / other_batch) return why;
+        entry = k;
+      }
+      batch_entries.emplace_back(i, *entry);
+    }
+    std::vector<ValueInfo> inputs = inputs_, outputs = outputs_;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const std::vector<int>&a = inputs[i].shape, &b = other.inputs_[i].shape;
+      if (a.empty() || a[0] != batch || b[0] != other_batch || !std::equal(a.begin() + 1, a.end(), b.begin() + 1))
+        return fixed + "input '" + inputs[i].name + "' has no batch axis";
+      inputs[i].symbols.assign(a.size(), "");
+      inputs[i].symbols[0] = kBatchDim;
+    }
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const std::vector<int>&a = outputs[i].shape, &b = other.outputs_[i].shape;
+      if (a.size() != b.size()) return fixed + "the rank of output '" + outputs[i].name + "' depends on it";
+      outputs[i].symbols.assign(a.size(), "");
+      for (size_t d = 0; d < a.size(); ++d)
+        if (a[d] != b[d]) outputs[i].symbols[d] = d == 0 && a[d] == batch && b[d] == other_batch ? kBatchDim : "?";
+    }
+    for (const auto& [i, k] : batch_entries) {
+      const int64_t inferred = -1;
+      std::memcpy(initializers_[i].raw.data() + k * 8, &inferred, 8);
+    }
+    inputs_ = std::move(inputs);
+    outputs_ = std::move(outputs);
+    return std::nullopt;
+  }
 
   std::string model(const std::string& graph_name, const std::string& producer_version) const {
     pb::Writer g;
     for (const auto& n : nodes_) g.bytes(f::kGraphNode, n);
     g.bytes(f::kGraphName, graph_name);
-    for (const auto& t : initializers_) g.bytes(f::kGraphInitializer, t);
-    for (const auto& v : inputs_) g.bytes(f::kGraphInput, v);
-    for (const auto& v : outputs_) g.bytes(f::kGraphOutput, v);
+    for (const auto& t : initializers_) {
+      pb::Writer w;
+      for (int64_t d : t.dims) w.varint(f::kTensorDims, static_cast<uint64_t>(d));
+      w.varint(f::kTensorDataType, static_cast<uint64_t>(t.type));
+      w.bytes(f::kTensorName, t.name);
+      w.bytes(f::kTensorRaw, t.raw);
+      g.bytes(f::kGraphInitializer, w.str());
+    }
+    for (const auto& v : inputs_) g.bytes(f::kGraphInput, encode_value_info(v));
+    for (const auto& v : outputs_) g.bytes(f::kGraphOutput, encode_value_info(v));
     pb::Writer opset;
     opset.varint(f::kOpsetVersion, kOpset);  // the default domain
     pb::Writer m;
@@ -193,19 +286,29 @@ class Graph {
  private:
   std::string initializer(const std::string& name, const std::vector<int64_t>& dims, int type, std::string_view raw) {
     claim(name);
-    pb::Writer t;
-    for (int64_t d : dims) t.varint(f::kTensorDims, static_cast<uint64_t>(d));
-    t.varint(f::kTensorDataType, static_cast<uint64_t>(type));
-    t.bytes(f::kTensorName, name);
-    t.bytes(f::kTensorRaw, raw);
-    initializers_.push_back(t.take());
+    initializers_.push_back({name, dims, type, std::string(raw)});
     return name;
   }
 
+  static std::vector<std::string> symbols_of(const std::vector<ValueInfo>& values, const std::string& tensor) {
+    for (const auto& v : values)
+      if (v.name == tensor) return v.symbols;
+    return {};
+  }
+
+  struct Initializer {
+    std::string name;
+    std::vector<int64_t> dims;
+    int type;
+    std::string raw;
+  };
+
   std::map<std::string, int> writes_left_, versions_;
-  std::set<std::string> inputs_named_, outputs_named_, names_;
+  std::set<std::string> inputs_named_, outputs_named_, names_, reshape_shapes_;
   std::map<std::string, std::string> current_;
-  std::vector<std::string> nodes_, initializers_, inputs_, outputs_;
+  std::vector<std::string> nodes_, node_names_;  // encoded NodeProtos and their names
+  std::vector<Initializer> initializers_;
+  std::vector<ValueInfo> inputs_, outputs_;
 };
 
 // One layer being translated: its spec, blobs, and tensor names.
@@ -257,13 +360,13 @@ std::vector<int64_t> broadcast_dims(const std::vector<int>& operand, int axis, i
 std::string flatten_at(LayerExport& e, int axis) {
   const Blob& x = *e.bottom[0];
   const std::string flat = e.temp("flat");
-  e.node("Reshape", {e.in[0], e.g.constant_i64(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
+  e.node("Reshape", {e.in[0], e.g.reshape_shape(e.temp("flat_shape"), {x.count(0, axis), x.count(axis)})}, {flat});
   return flat;
 }
 
 // `value` reshaped to the layer's top 0.
 void reshape_to_top(LayerExport& e, const std::string& value) {
-  e.node("Reshape", {value, e.g.constant_i64(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
+  e.node("Reshape", {value, e.g.reshape_shape(e.temp("top_shape"), dims64(e.top[0]->shape()))}, {e.out(0)});
 }
 
 // Scale and Bias: y = x ∘ operand over axes [axis, axis + num_axes), the operand a
@@ -274,7 +377,7 @@ void broadcast_op(LayerExport& e, const std::string& op, const AxisOperandParams
   if (e.bottom.size() > 1) {
     const std::vector<int64_t> dims = broadcast_dims(e.bottom[1]->shape(), axis, e.rank());
     operand = e.temp("operand");
-    e.node("Reshape", {e.in[1], e.g.constant_i64(e.temp("operand_shape"), dims)}, {operand});
+    e.node("Reshape", {e.in[1], e.g.reshape_shape(e.temp("operand_shape"), dims)}, {operand});
   } else {
     operand = e.param(0, broadcast_dims(e.layer.blobs()[0]->shape(), axis, e.rank()));
   }
@@ -466,8 +569,10 @@ void export_power(LayerExport& e) {
   const PowerParams p = PowerParams::parse(e.spec.params("power_param"));
   if (p.power * p.scale == 0.f) {
     const float value = p.power == 0.f ? 1.f : std::pow(p.shift, p.power);
-    return e.node("Expand", {e.scalar("value", value), e.g.constant_i64(e.temp("shape"), dims64(e.top[0]->shape()))},
-                  {e.out(0)});
+    // The bottom's own shape, so that the constant follows the batch size.
+    const std::string shape = e.temp("shape");
+    e.node("Shape", {e.in[0]}, {shape});
+    return e.node("Expand", {e.scalar("value", value), shape}, {e.out(0)});
   }
   const std::string u = scaled_shifted(e, p.scale, p.shift);
   if (p.power == 1.f) return e.node("Identity", {u}, {e.out(0)});
@@ -756,17 +861,9 @@ ModelPlan plan_model(const Net& net) {
   return plan;
 }
 
-}  // namespace
-
-OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& producer_version) {
-  // What a model computes at inference is the TEST phase's forward: dropout off,
-  // BatchNorm on its running statistics.
-  if (net.phase() != Phase::TEST)
-    throw Error("cannot export the TRAIN phase of net '" + net.name() + "' to ONNX; build the net in its TEST phase");
-  const ModelPlan plan = plan_model(net);
-  if (plan.outputs.empty()) throw Error("net '" + net.name() + "' has nothing to export: no layer computes an output");
+// The graph of `net` as it is shaped now; its inputs and outputs in *model.
+Graph build_graph(const Net& net, const ModelPlan& plan, OnnxModel* model) {
   Graph g(net, {plan.inputs.begin(), plan.inputs.end()}, {plan.outputs.begin(), plan.outputs.end()});
-  OnnxModel model;
   for (int i = 0; i < net.num_layers(); ++i) {
     const size_t li = static_cast<size_t>(i);
     const LayerSpec& spec = net.layer(i).spec();
@@ -777,7 +874,7 @@ OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& 
           const std::vector<int>& shape = net.top_vec(i)[t]->shape();
           const std::string tensor = g.write(spec.top[t]);
           g.input(tensor, shape);
-          model.inputs.push_back({spec.top[t], tensor, shape});
+          model->inputs.push_back({spec.top[t], tensor, shape, {}});
         }
       continue;
     }
@@ -794,10 +891,93 @@ OnnxModel save_onnx(const Net& net, const std::string& path, const std::string& 
   for (const auto& blob : plan.outputs) {
     const std::vector<int>& shape = net.blob(blob)->shape();
     g.output(g.read(blob), shape);
-    model.outputs.push_back({blob, g.read(blob), shape});
+    model->outputs.push_back({blob, g.read(blob), shape, {}});
+  }
+  return g;
+}
+
+// The model's inputs given a leading dimension of `batch`, and every kept layer reshaped
+// to follow, as a forward pass would.
+void reshape_inputs(Net& net, const ModelPlan& plan, int batch) {
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const size_t li = static_cast<size_t>(i);
+    if (!plan.kept[li]) continue;
+    if (!plan.source[li]) {
+      net.layer(i).reshape(net.bottom_vec(i), net.top_vec(i));
+      continue;
+    }
+    for (size_t t = 0; t < net.layer(i).spec().top.size(); ++t)
+      if (std::find(plan.inputs.begin(), plan.inputs.end(), net.layer(i).spec().top[t]) != plan.inputs.end()) {
+        Blob& top = *net.top_vec(i)[t];
+        std::vector<int> shape = top.shape();
+        shape[0] = batch;
+        top.reshape(shape);
+      }
+  }
+}
+
+// Makes `g`, the graph of `net` at its own batch size, take any batch size, by building
+// the graph again at one more and keeping what changes as the batch (Graph::
+// generalise_batch). The net is put back as it was, shapes and values. Returns why
+// the model keeps its fixed batch size, when it must.
+std::optional<std::string> take_any_batch(Net& net, const ModelPlan& plan, Graph& g) {
+  if (plan.inputs.empty()) return std::nullopt;  // nothing to vary
+  const Blob& first = *net.blob(plan.inputs.front());
+  if (first.num_axes() == 0)
+    return "the model keeps the net's shapes: input '" + plan.inputs.front() + "' has no batch axis";
+  const int batch = first.shape(0);
+  for (const auto& name : plan.inputs)
+    if (net.blob(name)->num_axes() == 0 || net.blob(name)->shape(0) != batch)
+      return "the model keeps the net's shapes: the inputs '" + plan.inputs.front() + "' and '" + name +
+             "' have different batch sizes";
+  // Reshaping may hand blobs new buffers: what a caller's forward left in them is kept.
+  std::vector<std::vector<float>> values;
+  for (const auto& name : net.blob_names()) {
+    const Blob& b = *net.blob(name);
+    values.emplace_back(b.cpu_data(), b.cpu_data() + b.count());
+  }
+  std::optional<std::string> why;
+  try {
+    reshape_inputs(net, plan, batch + 1);
+    OnnxModel probe;
+    why = g.generalise_batch(build_graph(net, plan, &probe), batch, batch + 1);
+  } catch (const Error& e) {
+    why = "the model takes batches of exactly " + std::to_string(batch) + ": at another batch size, " + e.what();
+  }
+  reshape_inputs(net, plan, batch);
+  for (size_t i = 0; i < values.size(); ++i)
+    std::copy(values[i].begin(), values[i].end(), net.blob(net.blob_names()[i])->mutable_cpu_data());
+  return why;
+}
+
+}  // namespace
+
+OnnxModel save_onnx(Net& net, const std::string& path, const std::string& producer_version) {
+  // What a model computes at inference is the TEST phase's forward: dropout off,
+  // BatchNorm on its running statistics.
+  if (net.phase() != Phase::TEST)
+    throw Error("cannot export the TRAIN phase of net '" + net.name() + "' to ONNX; build the net in its TEST phase");
+  const ModelPlan plan = plan_model(net);
+  if (plan.outputs.empty()) throw Error("net '" + net.name() + "' has nothing to export: no layer computes an output");
+  OnnxModel model;
+  Graph g = build_graph(net, plan, &model);
+  if (auto why = take_any_batch(net, plan, g)) {
+    model.fixed_batch = *why;
+  } else {
+    for (auto& t : model.inputs) t.symbols = g.input_symbols(t.tensor);
+    for (auto& t : model.outputs) t.symbols = g.output_symbols(t.tensor);
   }
   write_file_atomically(path, g.model(net.name().empty() ? "crema" : net.name(), producer_version));
   return model;
+}
+
+std::string describe(const OnnxTensor& t) {
+  std::string dims;
+  for (size_t a = 0; a < t.shape.size(); ++a) {
+    const std::string symbol = a < t.symbols.size() ? t.symbols[a] : std::string();
+    dims += (a ? ", " : "") + (symbol.empty() ? std::to_string(t.shape[a]) : symbol);
+  }
+  return t.tensor + " [" + dims + "]";
 }
 
 }  // namespace crema::io

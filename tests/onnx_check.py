@@ -20,7 +20,8 @@ def main():
     onnx.checker.check_model(onnx.load(model), full_check=True)  # the format and every shape, by ONNX itself
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     load = lambda name, shape: np.fromfile(os.path.join(folder, name + ".f32"), dtype="<f4").reshape(shape)
-    feeds = {i.name: load(i.name, i.shape) for i in session.get_inputs()}
+    # A symbolic dimension (the batch "N") takes the size the file holds.
+    feeds = {i.name: load(i.name, [d if isinstance(d, int) else -1 for d in i.shape]) for i in session.get_inputs()}
     names = [o.name for o in session.get_outputs()]
     worst = 0.0
     for name, got in zip(names, session.run(names, feeds)):

@@ -177,6 +177,24 @@ TEST_CASE("GPU losses: Accuracy with top_k, ignore_label and per-class accuracy 
                        {false, false});
 }
 
+TEST_CASE("GPU losses: Accuracy counts past 2^24 positions as the CPU does") {
+  SKIP_WITHOUT_DEVICE();
+  // Counters that stop at 2^24 (float additions of 1) would report 0.625 here, not 0.5:
+  // a segmentation batch (8 images of 1500 x 1500 pixels) has more positions than that.
+  const int positions = (1 << 24) + (1 << 22);
+  Blob scores({1, 2, positions}), labels({1, positions});
+  float* s = scores.mutable_cpu_data();  // s: (1, 2, positions); class 0 always scores higher
+  std::fill(s, s + positions, 1.f);
+  std::fill(s + positions, s + 2 * positions, 0.f);
+  float* l = labels.mutable_cpu_data();  // l: (1, positions); half class 0 (right), half class 1 (wrong)
+  for (int i = 0; i < positions; ++i) l[i] = static_cast<float>(i % 2);
+  auto gpu = Context::gpu(0, 5);
+  const auto tops = run_layer("{type: Accuracy}", *gpu, {&scores, &labels}, 2, {false, false});
+  CHECK(tops[0][0] == 0.5f);  // accuracy
+  CHECK(tops[1][0] == 1.f);   // per class
+  CHECK(tops[1][1] == 0.f);
+}
+
 TEST_CASE("GPU losses: a label out of range stops with the CPU's message") {
   SKIP_WITHOUT_DEVICE();
   Scored in;

@@ -84,6 +84,11 @@ TEST_CASE("the solver metrics key takes a list of kinds, one kind, or none, and 
                        doctest::Contains("solver.yaml:4:16: metrics[1]: unknown value 'tensorbord' (did you mean 'tensorboard'?)"),
                        ConfigError);
   CHECK_THROWS_WITH_AS(parse("metrics: [none, csv]\n"), doctest::Contains("none cannot be combined"), ConfigError);
+  // An empty list or a kind twice is a slip, not a choice.
+  CHECK_THROWS_WITH_AS(parse("metrics: []\n"), doctest::Contains("write metrics: none to write no metrics files"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("metrics: [csv, csv]\n"),
+                       doctest::Contains("solver.yaml:4:16: metrics[1]: metrics: csv is listed twice"), ConfigError);
 }
 
 TEST_CASE("metrics CSV: a header, a row per display, empty cells, nan and inf, quoted names") {

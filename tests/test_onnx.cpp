@@ -95,11 +95,10 @@ bool onnxruntime_installed() {
   return test::run(test::reference_python() + " -c 'import onnxruntime, onnx, numpy'").status == 0;
 }
 
-// Runs `net` forward (its Input layers' tops random; data layers read their data),
-// exports it, and has onnxruntime compare (after ONNX's own checker accepts the model).
-void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
-  // Layer by layer, keeping what each source layer handed the net before an in-place
-  // layer could overwrite it.
+// Runs `net` forward (its Input layers' tops random; data layers read their data) and
+// returns what each source layer handed the net, kept before an in-place layer could
+// overwrite it.
+std::map<std::string, Blob> run_forward(Net& net, Context& ctx) {
   std::map<std::string, Blob> sources;
   for (int i = 0; i < net.num_layers(); ++i) {
     const LayerSpec& spec = net.layer(i).spec();
@@ -109,9 +108,13 @@ void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
     if (spec.bottom.empty())
       for (const auto& top : spec.top) sources.emplace(top, Blob(net.blob(top)->shape())).first->second.copy_from(*net.blob(top));
   }
-  const std::string model = dir / "model.onnx";
-  const io::OnnxModel exported = io::save_onnx(net, model, "test");
-  REQUIRE(fs::file_size(model) > 0);
+  return sources;
+}
+
+// Has onnxruntime run `model` on the inputs written in `dir` and compare its outputs with
+// crema's there (after ONNX's own checker accepts the model).
+void compare_in_onnxruntime(const std::string& model, const io::OnnxModel& exported, const Net& net,
+                            const std::map<std::string, Blob>& sources, const test::TempDir& dir) {
   for (const io::OnnxTensor& t : exported.inputs) write_f32(dir / (t.tensor + ".f32"), sources.at(t.blob));
   for (const io::OnnxTensor& t : exported.outputs) write_f32(dir / (t.tensor + ".f32"), *net.blob(t.blob));
   if (!onnxruntime_installed()) {
@@ -122,6 +125,16 @@ void check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
                                " " + dir.path().string() + " 1e-5");
   CHECK_MESSAGE(check.status == 0, check.output);
   CHECK(check.output.find(std::to_string(exported.outputs.size()) + " outputs compared; agree") != std::string::npos);
+}
+
+// Runs `net` forward, exports it, and has onnxruntime compare. Returns what was exported.
+io::OnnxModel check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& dir) {
+  const std::map<std::string, Blob> sources = run_forward(net, ctx);
+  const std::string model = dir / "model.onnx";
+  const io::OnnxModel exported = io::save_onnx(net, model, "test");
+  REQUIRE(fs::file_size(model) > 0);
+  compare_in_onnxruntime(model, exported, net, sources, dir);
+  return exported;
 }
 
 // A TEST net built from YAML text, with what it points into.
@@ -161,7 +174,28 @@ TEST_CASE("ONNX export: a net of every exported type gives crema's outputs in on
   }
   randomise_parameters(net, t.ctx, 2.f);
   test::TempDir dir;
-  check_in_onnxruntime(net, t.ctx, dir);
+  const io::OnnxModel exported = check_in_onnxruntime(net, t.ctx, dir);
+  // Exported at batch 2, it takes any: the same model file at batches 1 and 5 gives what
+  // the net built for those batches (with the same weights) gives.
+  CHECK_MESSAGE(exported.fixed_batch.empty(), exported.fixed_batch);
+  REQUIRE(exported.inputs.size() == 1);
+  CHECK(io::describe(exported.inputs[0]) == "data [N, 3, 11, 11]");
+  for (const io::OnnxTensor& out : exported.outputs)  // rmean, a mean over everything, is a scalar
+    if (!out.shape.empty()) CHECK_MESSAGE(out.symbols.at(0) == "N", io::describe(out));
+  for (int batch : {1, 5}) {
+    INFO("batch " << batch);
+    std::string yaml = kEveryType;
+    const std::string shape = "dim: [2, 3, 11, 11]";
+    yaml.replace(yaml.find(shape), shape.size(), "dim: [" + std::to_string(batch) + ", 3, 11, 11]");
+    TestNet other(yaml, 8);
+    for (int i = 0; i < net.num_layers(); ++i)
+      for (size_t j = 0; j < net.layer(i).blobs().size(); ++j)
+        other.net.layer(i).blobs()[j]->copy_from(*net.layer(i).blobs()[j]);
+    test::TempDir other_dir;
+    const std::map<std::string, Blob> sources = run_forward(other.net, other.ctx);
+    REQUIRE(other.net.blob("data")->shape(0) == batch);
+    compare_in_onnxruntime(dir / "model.onnx", exported, other.net, sources, other_dir);
+  }
 }
 
 TEST_CASE("ONNX export: the edge cases of Caffe's geometry and layer parameters give crema's outputs in onnxruntime") {
@@ -199,7 +233,12 @@ layer:
   CHECK(net.blob("sparse_max")->shape(2) == 3);  // its third row of windows starts past the image
   CHECK(net.blob("bigk")->shape(2) == 1);        // the kernel overhangs the image
   test::TempDir dir;
-  check_in_onnxruntime(net, t.ctx, dir);
+  const io::OnnxModel exported = check_in_onnxruntime(net, t.ctx, dir);
+  // InnerProduct on axis 0 (its weights span the batch) holds the model to the net's batch,
+  // and the export says which layer does.
+  CHECK(exported.fixed_batch.find("the model takes batches of exactly 2") != std::string::npos);
+  CHECK_MESSAGE(exported.fixed_batch.find("layer[13] (ip0)") != std::string::npos, exported.fixed_batch);
+  CHECK(io::describe(exported.inputs[0]) == "data [2, 2, 4, 4]");
 }
 
 TEST_CASE("ONNX export: Caffe's own LeNet (deploy net, binary .caffemodel) gives crema's outputs in onnxruntime") {
@@ -220,8 +259,8 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
                                       "lenet_deploy/lenet_iter_10000.caffemodel --set layer[0].input_param.shape.dim[0]=1 -o " +
                                       (dir / "lenet.onnx")));
   REQUIRE_MESSAGE(ok.status == 0, ok.output);
-  CHECK(ok.output.find("inputs data 1 1 28 28") != std::string::npos);
-  CHECK(ok.output.find("outputs prob 1 10") != std::string::npos);
+  CHECK(ok.output.find("inputs data [N, 1, 28, 28]") != std::string::npos);
+  CHECK(ok.output.find("outputs prob [N, 10]") != std::string::npos);
   CHECK(fs::file_size(dir / "lenet.onnx") > 1'000'000);  // LeNet's 431,080 weights as float32
 
   // No weights: an ONNX model carries them.
@@ -239,7 +278,7 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   const auto fed = export_net("fed", "{name: feed, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}",
                               "{name: prob, type: Softmax, bottom: x, top: prob}");
   CHECK_MESSAGE(fed.status == 0, fed.output);
-  CHECK(fed.output.find("inputs x 2 3 (6); outputs prob 2 3 (6)") != std::string::npos);
+  CHECK(fed.output.find("inputs x [N, 3]; outputs prob [N, 3]") != std::string::npos);
   // A layer without a translation is named, and nothing is written.
   const auto im2col = export_net("im2col", "{name: data, type: Input, top: x, input_param: {shape: {dim: [1, 2, 4, 4]}}}",
                                  "{name: im2col, type: Im2col, bottom: x, top: y, convolution_param: {kernel_size: 2}}");
@@ -308,7 +347,7 @@ TEST_CASE("ONNX export of a trained crema job: its solver file and snapshot give
   // are left out (with the label), the logits are the output.
   const auto cli = test::run(crema_cmd("convert " + job.solver + " --weights " + weights + " -o " + (job.dir / "toy.onnx")));
   REQUIRE_MESSAGE(cli.status == 0, cli.output);
-  CHECK(cli.output.find("inputs data 50 1 10 10 (5000); outputs fc2 50 10 (500)") != std::string::npos);
+  CHECK(cli.output.find("inputs data [N, 1, 10, 10]; outputs fc2 [N, 10]") != std::string::npos);
   // The same model's numbers on a batch of the test data, against crema's TEST forward.
   std::shared_ptr<Node> solver;
   const auto root = io::load_net_config(job.solver, &solver);

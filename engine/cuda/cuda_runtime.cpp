@@ -330,6 +330,7 @@ CudaContext::~CudaContext() {
   // Blocks freed to the caching allocator are handed out again without waiting, which is
   // safe only while their last users have finished: let this stream's queued work end.
   if (stream_) (void)cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
+  free_device(workspace_, workspace_device_);
   if (cudnn_) cudnnDestroy(static_cast<cudnnHandle_t>(cudnn_));
   if (cublas_) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
@@ -337,6 +338,18 @@ CudaContext::~CudaContext() {
 
 void CudaContext::synchronize() const {
   CREMA_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream_)));
+}
+
+void* CudaContext::workspace(size_t bytes) const {
+  if (bytes <= workspace_bytes_) return workspace_;
+  // Freed first, so that the cache can hand the old block out as part of the answer
+  // when the device is short of memory.
+  free_device(workspace_, workspace_device_);
+  workspace_ = nullptr;
+  workspace_bytes_ = 0;
+  workspace_ = alloc_device(bytes, &workspace_device_);
+  workspace_bytes_ = bytes;
+  return workspace_;
 }
 
 void CudaContext::allow_tf32(bool allowed) {

@@ -53,5 +53,6 @@ std::unique_ptr<CudaContext> CudaContext::create(int device) {
 CudaContext::~CudaContext() = default;
 void CudaContext::synchronize() const {}
 void CudaContext::allow_tf32(bool) {}
+void* CudaContext::workspace(size_t) const { return nullptr; }
 
 }  // namespace crema::cuda

@@ -87,18 +87,33 @@ void step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, Rule
   launch(ctx, b.n, step_kernel<Rule>, rule, d, b.w, b.g, b.h1, b.h2);
 }
 
-// Each block sums its grid-stride share in shared memory, then adds it to *sum.
-__global__ void sumsq_kernel(int64_t n, const float* x, double* sum) {  // x: (n); sum: (1)
+// The sum of each thread's `s` over its block, in a tree fixed by the thread indices
+// alone (not by the order the threads run in). All kThreads threads call it.
+__device__ double block_sum(double s) {
   __shared__ double partial[kThreads];
-  double s = 0;
-  for (int64_t i = first_index(); i < n; i += grid_stride()) s += static_cast<double>(x[i]) * x[i];
   partial[threadIdx.x] = s;
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {
     if (static_cast<int>(threadIdx.x) < half) partial[threadIdx.x] += partial[threadIdx.x + half];
     __syncthreads();
   }
-  if (threadIdx.x == 0) atomicAdd(sum, partial[0]);
+  return partial[0];
+}
+
+// partials[block] = the block's grid-stride share of Σ x². x: (n); partials: (blocks)
+__global__ void sumsq_blocks_kernel(int64_t n, const float* x, double* partials) {
+  double s = 0;
+  for (int64_t i = first_index(); i < n; i += grid_stride()) s += static_cast<double>(x[i]) * x[i];
+  const double total = block_sum(s);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+// One block: sum[0] = Σ partials. partials: (n); sum: (1)
+__global__ void sum_partials_kernel(int n, const double* partials, double* sum) {
+  double s = 0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) s += partials[i];
+  const double total = block_sum(s);
+  if (threadIdx.x == 0) sum[0] = total;
 }
 
 }  // namespace
@@ -127,20 +142,38 @@ void gpu_adam_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay
 
 double gpu_sumsq(const CudaContext& ctx, const DeviceSpan* spans, int count) {
   const cudaStream_t stream = stream_of(ctx);
-  // The scratch double comes from the caching allocator (safe: it is used on the
-  // compute stream only), so steady-state steps do not cudaMalloc, and devices
-  // without stream-ordered memory pools work too.
+  // Each block writes its partial sum to a slot of its own, and one block adds the slots
+  // up in a fixed order: atomic additions would add them in the order the blocks finish,
+  // so the norm, and with it clip_gradients' scale, would differ between two runs in
+  // the last bits, and a resumed run would not repeat an uninterrupted one.
+  int slots = 0;
+  for (int i = 0; i < count; ++i)
+    if (spans[i].n > 0) slots += blocks_for(spans[i].n);
+  // The scratch comes from the caching allocator (safe: it is used on the compute
+  // stream only), so steady-state steps do not cudaMalloc.
   struct Scratch {
     int device = -1;
-    void* p = alloc_device(sizeof(double), &device);
+    void* p;
+    explicit Scratch(size_t bytes) : p(alloc_device(bytes, &device)) {}
     ~Scratch() { free_device(p, device); }
-  } scratch;
-  double* sum = static_cast<double*>(scratch.p);  // (1)
+  } scratch(sizeof(double) * (static_cast<size_t>(slots) + 1));
+  double* sum = static_cast<double*>(scratch.p);  // sum: (1), then the partials: (slots)
+  double* partials = sum + 1;
+  int offset = 0;
+  for (int i = 0; i < count; ++i) {
+    if (spans[i].n <= 0) continue;
+    const int blocks = blocks_for(spans[i].n);
+    sumsq_blocks_kernel<<<blocks, kThreads, 0, stream>>>(spans[i].n, spans[i].x, partials + offset);
+    CREMA_CUDA_LAUNCHED(stream);
+    offset += blocks;
+  }
   double result = 0;
-  CREMA_CUDA_CHECK(cudaMemsetAsync(sum, 0, sizeof(double), stream));
-  for (int i = 0; i < count; ++i) launch(ctx, spans[i].n, sumsq_kernel, spans[i].x, sum);
-  CREMA_CUDA_CHECK(cudaMemcpyAsync(&result, sum, sizeof(double), cudaMemcpyDeviceToHost, stream));
-  CREMA_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (slots > 0) {
+    sum_partials_kernel<<<1, kThreads, 0, stream>>>(slots, partials, sum);
+    CREMA_CUDA_LAUNCHED(stream);
+    CREMA_CUDA_CHECK(cudaMemcpyAsync(&result, sum, sizeof(double), cudaMemcpyDeviceToHost, stream));
+    CREMA_CUDA_CHECK(cudaStreamSynchronize(stream));
+  }
   return result;
 }
 

@@ -36,7 +36,8 @@ void gpu_adadelta_step(const CudaContext& ctx, const StepBuffers& b, const StepD
 void gpu_adam_step(const CudaContext& ctx, const StepBuffers& b, const StepDecay& d, float scale, float beta1,
                    float beta2, float delta);
 
-// Σ x² over several arrays, reduced on the device in double; only the sum comes back
+// Σ x² over several arrays, reduced on the device in double in the same order on every
+// run (block partials, then one block); only the sum comes back
 // to the host (the one scalar that gradient clipping reads, as in Caffe).
 struct DeviceSpan {
   int n;           // elements

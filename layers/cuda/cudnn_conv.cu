@@ -4,7 +4,9 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "layers/cuda/cudnn_conv.hpp"
@@ -60,13 +62,8 @@ struct CudnnConvolution::Impl {
   Choice<cudnnConvolutionFwdAlgo_t> fwd{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_FMA_MATH};
   Choice<cudnnConvolutionBwdDataAlgo_t> bwd_data{CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_FMA_MATH};
   Choice<cudnnConvolutionBwdFilterAlgo_t> bwd_filter{CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_FMA_MATH};
-  // From the device's caching allocator, which hands a freed block out again only
-  // to work queued after it on the same stream.
-  void* workspace = nullptr;  // bytes: workspace_bytes
+  // What the three chosen algorithms need of the context's shared workspace.
   size_t workspace_bytes = 0;
-  int workspace_device = -1;
-
-  ~Impl() { free_device(workspace, workspace_device); }
 
   // Sets `bias` to (1, channels of the top, 1, 1) and returns the top's descriptor.
   cudnnTensorDescriptor_t describe_bias(bool on_input) {
@@ -78,15 +75,6 @@ struct CudnnConvolution::Impl {
   cudnnConvolutionDescriptor_t conv_in(cudnnMathType_t math) {
     CREMA_CUDA_CHECK(cudnnSetConvolutionMathType(conv.get(), math));
     return conv.get();
-  }
-
-  void ensure_workspace(size_t bytes) {
-    if (bytes <= workspace_bytes) return;
-    free_device(workspace, workspace_device);
-    workspace = nullptr;
-    workspace_bytes = 0;
-    workspace = alloc_device(bytes, &workspace_device);
-    workspace_bytes = bytes;
   }
 };
 
@@ -122,22 +110,28 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
                 "x" + std::to_string(s.out_channels) + "x" + std::to_string(s.out_h) + "x" + std::to_string(s.out_w) +
                 "; this geometry cannot run on cuDNN");
 
-  cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  cudnnConvolutionBwdDataAlgoPerf_t bwd_data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-  int returned = 0;
+  // Room for every entry this cuDNN can list: its lists may hold more than the headers'
+  // *_ALGO_COUNT algorithms (an algorithm in more than one math type), and a shorter
+  // request cuts a list short, perhaps before every algorithm that fits the limit.
+  int fwd_max = 0, data_max = 0, filter_max = 0, returned = 0;
+  CREMA_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &fwd_max));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &data_max));
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &filter_max));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(static_cast<size_t>(std::max(fwd_max, 1)));
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bwd_data(static_cast<size_t>(std::max(data_max, 1)));
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bwd_filter(static_cast<size_t>(std::max(filter_max, 1)));
   CREMA_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, m.input.get(), m.filter.get(), m.conv.get(),
-                                                          m.output.get(), CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned,
-                                                          fwd));
-  m.fwd = pick(fwd, returned, limit, tf32, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
+                                                          m.output.get(), static_cast<int>(fwd.size()), &returned,
+                                                          fwd.data()));
+  m.fwd = pick(fwd.data(), returned, limit, tf32, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM);
   CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, m.filter.get(), m.output.get(), m.conv.get(),
-                                                               m.input.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                               &returned, bwd_data));
-  m.bwd_data = pick(bwd_data, returned, limit, tf32, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
-  CREMA_CUDA_CHECK(
-      cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, m.input.get(), m.output.get(), m.conv.get(), m.filter.get(),
-                                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &returned, bwd_filter));
-  m.bwd_filter = pick(bwd_filter, returned, limit, tf32, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
+                                                               m.input.get(), static_cast<int>(bwd_data.size()),
+                                                               &returned, bwd_data.data()));
+  m.bwd_data = pick(bwd_data.data(), returned, limit, tf32, CUDNN_CONVOLUTION_BWD_DATA_ALGO_0);
+  CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, m.input.get(), m.output.get(), m.conv.get(),
+                                                                 m.filter.get(), static_cast<int>(bwd_filter.size()),
+                                                                 &returned, bwd_filter.data()));
+  m.bwd_filter = pick(bwd_filter.data(), returned, limit, tf32, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0);
 
   size_t fwd_bytes = 0, data_bytes = 0, filter_bytes = 0;
   CREMA_CUDA_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, m.input.get(), m.filter.get(), m.conv_in(m.fwd.math),
@@ -147,10 +141,8 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
   CREMA_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, m.input.get(), m.output.get(),
                                                                   m.conv_in(m.bwd_filter.math), m.filter.get(),
                                                                   m.bwd_filter.algo, &filter_bytes));
-  size_t bytes = fwd_bytes;
-  if (data_bytes > bytes) bytes = data_bytes;
-  if (filter_bytes > bytes) bytes = filter_bytes;
-  m.ensure_workspace(bytes);
+  m.workspace_bytes = std::max({fwd_bytes, data_bytes, filter_bytes});
+  ctx.workspace(m.workspace_bytes);  // allocated now, so that a shortage shows at setup
 
   m.shape = s;
   m.limit = limit;
@@ -162,25 +154,25 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
 void CudnnConvolution::forward(const CudaContext& ctx, const float* input, const float* filter, float* output) {
   Impl& m = *impl_;
   CREMA_CUDA_CHECK(cudnnConvolutionForward(cudnn_handle(ctx), &kOne, m.input.get(), input, m.filter.get(), filter,
-                                           m.conv_in(m.fwd.math), m.fwd.algo, m.workspace, m.workspace_bytes, &kZero,
-                                           m.output.get(), output));
+                                           m.conv_in(m.fwd.math), m.fwd.algo, ctx.workspace(m.workspace_bytes),
+                                           m.workspace_bytes, &kZero, m.output.get(), output));
 }
 
 void CudnnConvolution::backward_data(const CudaContext& ctx, const float* output_diff, const float* filter,
                                      float* input_diff) {
   Impl& m = *impl_;
-  CREMA_CUDA_CHECK(cudnnConvolutionBackwardData(cudnn_handle(ctx), &kOne, m.filter.get(), filter, m.output.get(),
-                                                output_diff, m.conv_in(m.bwd_data.math), m.bwd_data.algo, m.workspace,
-                                                m.workspace_bytes, &kZero, m.input.get(), input_diff));
+  CREMA_CUDA_CHECK(cudnnConvolutionBackwardData(
+      cudnn_handle(ctx), &kOne, m.filter.get(), filter, m.output.get(), output_diff, m.conv_in(m.bwd_data.math),
+      m.bwd_data.algo, ctx.workspace(m.workspace_bytes), m.workspace_bytes, &kZero, m.input.get(), input_diff));
 }
 
 void CudnnConvolution::backward_filter(const CudaContext& ctx, const float* input, const float* output_diff,
                                        float* filter_diff) {
   Impl& m = *impl_;
   // beta 1: parameter gradients accumulate over bottoms and iterations (the solver zeroes them).
-  CREMA_CUDA_CHECK(cudnnConvolutionBackwardFilter(cudnn_handle(ctx), &kOne, m.input.get(), input, m.output.get(),
-                                                  output_diff, m.conv_in(m.bwd_filter.math), m.bwd_filter.algo,
-                                                  m.workspace, m.workspace_bytes, &kOne, m.filter.get(), filter_diff));
+  CREMA_CUDA_CHECK(cudnnConvolutionBackwardFilter(
+      cudnn_handle(ctx), &kOne, m.input.get(), input, m.output.get(), output_diff, m.conv_in(m.bwd_filter.math),
+      m.bwd_filter.algo, ctx.workspace(m.workspace_bytes), m.workspace_bytes, &kOne, m.filter.get(), filter_diff));
 }
 
 void CudnnConvolution::add_bias(const CudaContext& ctx, bool on_input, const float* bias, float* top) {

@@ -24,7 +24,8 @@ class CudnnConvolution {
   CudnnConvolution& operator=(const CudnnConvolution&) = delete;
 
   // Describes `shape` and chooses the algorithms, unless the last call had the same
-  // shape, limit and `tf32`. Allocates the workspace (the largest the algorithms need).
+  // shape, limit and `tf32`. Grows the context's shared workspace to the largest the
+  // algorithms need.
   // tf32: tensor cores may round the inputs to TF32 (precision: tf32).
   void prepare(const CudaContext& ctx, const ConvShape& shape, size_t workspace_limit_bytes, bool tf32);
   // How many times prepare() chose algorithms (tests: once per distinct shape).

@@ -5,7 +5,8 @@
 // its max and sums are block reductions (a tree, so the sum's last bits differ from
 // the CPU's sequential one). The loss sums run in one block
 // (a fixed tree, so the loss is the same on every run); Accuracy counts with atomic
-// float additions of whole numbers, which are exact below 2^24.
+// unsigned additions, exact to 2^32 (float ones would stop counting at 2^24, which a
+// segmentation batch's positions pass).
 #include <cfloat>
 #include <cmath>
 
@@ -183,14 +184,15 @@ __global__ void softmax_loss_backward_kernel(int64_t n, int outer, int channels,
   }
 }
 
-// counts: {correct, counted, bad labels, unused, per class totals (channels),
-// per class correct (channels)}, zeroed before.
+// counts: {correct, counted, bad labels, (the bad labels as a float, set by
+// accuracy_finish_kernel), per class totals (channels), per class correct (channels)},
+// zeroed before.
 __global__ void accuracy_count_kernel(int64_t positions, int channels, int inner, const float* score,
-                                      const float* label, int top_k, LabelRule rule, float* counts) {
+                                      const float* label, int top_k, LabelRule rule, unsigned* counts) {
   // score: (outer, channels, inner); label: (outer, inner) = (positions)
   for (int64_t p = first_index(); p < positions; p += grid_stride()) {
     const int l = device_label(label[p], channels, rule);
-    if (l == kBad) atomicAdd(&counts[2], 1.f);
+    if (l == kBad) atomicAdd(&counts[2], 1u);
     if (l < 0) continue;
     const int64_t base = p / inner * channels * inner + p % inner;  // (o, 0, i)
     const float true_score = score[base + static_cast<int64_t>(l) * inner];
@@ -198,22 +200,26 @@ __global__ void accuracy_count_kernel(int64_t positions, int channels, int inner
     int num_better = -1;
     for (int c = 0; c < channels && num_better < top_k; ++c)
       num_better += score[base + static_cast<int64_t>(c) * inner] >= true_score;
-    atomicAdd(&counts[4 + l], 1.f);
+    atomicAdd(&counts[4 + l], 1u);
     if (num_better < top_k) {
-      atomicAdd(&counts[0], 1.f);
-      atomicAdd(&counts[4 + channels + l], 1.f);
+      atomicAdd(&counts[0], 1u);
+      atomicAdd(&counts[4 + channels + l], 1u);
     }
-    atomicAdd(&counts[1], 1.f);
+    atomicAdd(&counts[1], 1u);
   }
 }
 
-__global__ void accuracy_finish_kernel(int channels, const float* counts, float* accuracy, float* per_class) {
+__global__ void accuracy_finish_kernel(int channels, unsigned* counts, float* accuracy, float* per_class) {
   // counts: (4 + 2 channels); accuracy: (1); per_class: (channels) or null
-  if (blockIdx.x == 0 && threadIdx.x == 0) accuracy[0] = counts[1] == 0.f ? 0.f : counts[0] / counts[1];
+  // The counts fit the CPU's int counters, so the quotients convert as the CPU's do.
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    accuracy[0] = counts[1] == 0 ? 0.f : static_cast<float>(counts[0]) / static_cast<float>(counts[1]);
+    reinterpret_cast<float*>(counts)[3] = static_cast<float>(counts[2]);  // read back by read_check
+  }
   if (!per_class) return;
   for (int64_t c = first_index(); c < channels; c += grid_stride()) {
-    const float total = counts[4 + c];
-    per_class[c] = total == 0.f ? 0.f : counts[4 + channels + c] / total;
+    const unsigned total = counts[4 + c];
+    per_class[c] = total == 0 ? 0.f : static_cast<float>(counts[4 + channels + c]) / static_cast<float>(total);
   }
 }
 
@@ -290,14 +296,17 @@ int accuracy_scratch_size(int channels) { return 4 + 2 * channels; }
 LabelCheck accuracy_forward_gpu(const CudaContext& ctx, int outer, int channels, int inner, const float* score,
                                 const float* label, int top_k, const LabelRule& rule, float* counts, float* accuracy,
                                 float* per_class) {
-  const size_t scratch = sizeof(float) * static_cast<size_t>(accuracy_scratch_size(channels));
-  CREMA_CUDA_CHECK(cudaMemsetAsync(counts, 0, scratch, stream_of(ctx)));  // all-zero bits are 0.f
+  // The float scratch holds unsigned counters: both are 4 bytes with 4-byte alignment.
+  static_assert(sizeof(unsigned) == sizeof(float) && alignof(unsigned) == alignof(float));
+  unsigned* counters = reinterpret_cast<unsigned*>(counts);
+  const size_t scratch = sizeof(unsigned) * static_cast<size_t>(accuracy_scratch_size(channels));
+  CREMA_CUDA_CHECK(cudaMemsetAsync(counters, 0, scratch, stream_of(ctx)));
   launch(ctx, static_cast<int64_t>(outer) * inner, accuracy_count_kernel, channels, inner, score, label, top_k, rule,
-         counts);
-  accuracy_finish_kernel<<<blocks_for(channels), kThreads, 0, stream_of(ctx)>>>(channels, counts, accuracy,
-                                                                                 per_class);
+         counters);
+  accuracy_finish_kernel<<<blocks_for(channels), kThreads, 0, stream_of(ctx)>>>(channels, counters, accuracy,
+                                                                                per_class);
   CREMA_CUDA_LAUNCHED(stream_of(ctx));
-  return read_check(ctx, counts + 2);
+  return read_check(ctx, counts + 3);
 }
 
 void sumsq_to_gpu(const CudaContext& ctx, int n, const float* x, float scale, float* out) {

@@ -115,8 +115,18 @@ struct Operand {
   }
 };
 
+// What the MaxCount queries answer: more than the headers' *_ALGO_COUNT, as cuDNN's
+// lists can be (an algorithm in more than one math type), so that a request for only
+// *_ALGO_COUNT entries, which cuDNN would answer with a list cut short, is a finding.
+constexpr int kListLonger = 2;
+
 template <typename Perf, typename Algo>
-void algorithm_list(const cudnnConvolutionStruct& c, Perf* perf, int requested, int* returned) {
+void algorithm_list(const cudnnConvolutionStruct& c, Perf* perf, int requested, int max_count, const char* call,
+                    int* returned) {
+  if (requested < max_count)
+    crema_emu::report(std::string(call) + ": asked for " + std::to_string(requested) +
+                      " algorithms, fewer than the MaxCount query's " + std::to_string(max_count) +
+                      ", so the list may be cut short");
   *returned = 0;
   for (const auto& e : offered(c.math)) {
     if (*returned >= requested) break;
@@ -326,12 +336,26 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
   return CUDNN_STATUS_SUCCESS;
 }
 
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = CUDNN_CONVOLUTION_FWD_ALGO_COUNT + kListLonger;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT + kListLonger;
+  return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnnHandle_t, int* count) {
+  *count = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT + kListLonger;
+  return CUDNN_STATUS_SUCCESS;
+}
 cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
                                                      const cudnnFilterDescriptor_t,
                                                      const cudnnConvolutionDescriptor_t c,
                                                      const cudnnTensorDescriptor_t, const int requested, int* returned,
                                                      cudnnConvolutionFwdAlgoPerf_t* perf) {
-  algorithm_list<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(*c, perf, requested, returned);
+  algorithm_list<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
+      *c, perf, requested, CUDNN_CONVOLUTION_FWD_ALGO_COUNT + kListLonger, "cudnnGetConvolutionForwardAlgorithm_v7",
+      returned);
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t,
@@ -339,7 +363,9 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const c
                                                           const cudnnConvolutionDescriptor_t c,
                                                           const cudnnTensorDescriptor_t, const int requested,
                                                           int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
-  algorithm_list<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(*c, perf, requested, returned);
+  algorithm_list<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
+      *c, perf, requested, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT + kListLonger,
+      "cudnnGetConvolutionBackwardDataAlgorithm_v7", returned);
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t,
@@ -347,7 +373,9 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
                                                             const cudnnConvolutionDescriptor_t c,
                                                             const cudnnFilterDescriptor_t, const int requested,
                                                             int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
-  algorithm_list<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(*c, perf, requested, returned);
+  algorithm_list<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(
+      *c, perf, requested, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT + kListLonger,
+      "cudnnGetConvolutionBackwardFilterAlgorithm_v7", returned);
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t,
