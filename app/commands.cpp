@@ -281,6 +281,7 @@ int train(const TrainOptions& opt) {
   const std::string config_yaml = io::to_yaml(*root);
   std::string last_state, last_weights;  // the files of the latest snapshot this run wrote
   int last_snapshot_iter = -1;
+  int resumed_iter = -1;  // the iteration of --snapshot, once restored
   solver.on_snapshot = [&](Solver& s) {
     const std::string base = io::snapshot_base(prefix, s.iter());
     // The folder was made at start; a clean-up job may have removed it since, and the
@@ -329,6 +330,7 @@ int train(const TrainOptions& opt) {
                   "': the net changed since the snapshot was written; resume with the same net, or start from "
                   "these weights with --weights");
     solver.restore(loaded.state);
+    resumed_iter = solver.iter();
     if (solver.iter() < spec.max_iter) warn_config_changes(opt.snapshot, loaded.config_yaml, *root);
     if (solver.iter() >= spec.max_iter) {
       spdlog::info(
@@ -355,7 +357,23 @@ int train(const TrainOptions& opt) {
                                                   !opt.snapshot.empty());
     solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
-  solver.solve();
+  try {
+    solver.solve();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    // A bad sample or label, a full disk, a device fault: the snapshots stay, and the
+    // message ends with how to go on from the latest once the cause is fixed (a cluster
+    // job's log shows the command to run).
+    const bool wrote = !last_state.empty();
+    if (!wrote && resumed_iter < 0) throw;
+    std::string what = e.what();
+    if (!what.empty() && what.back() == '.') what.pop_back();
+    throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
+                "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
+                ". Once the cause is fixed, resume with: crema train " + shell_quote(opt.solver) + overrides +
+                " --snapshot " + shell_quote(wrote ? last_state : opt.snapshot));
+  }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const bool final_weights = last_snapshot_iter == solver.iter();
   if (solver.stopped_early() && solver.iter() >= spec.max_iter) {

@@ -930,24 +930,60 @@ std::optional<std::string> take_any_batch(Net& net, const ModelPlan& plan, Graph
     if (net.blob(name)->num_axes() == 0 || net.blob(name)->shape(0) != batch)
       return "the model keeps the net's shapes: the inputs '" + plan.inputs.front() + "' and '" + name +
              "' have different batch sizes";
-  // Reshaping may hand blobs new buffers: what a caller's forward left in them is kept.
-  std::vector<std::vector<float>> values;
+  if (batch < 1) return "the model keeps the net's shapes: its batch size is 0";
+  // Reshaping to the larger batch hands the growing blobs new buffers: the net gets its
+  // own back (the values a caller's forward left, and buffers blobs share), untouched,
+  // as the guard goes, whatever is thrown.
+  struct Restore {
+    Net& net;
+    const ModelPlan& plan;
+    int batch;
+    std::vector<std::pair<Blob*, std::pair<std::shared_ptr<SyncedMemory>, std::shared_ptr<SyncedMemory>>>> buffers;
+    ~Restore() {
+      try {
+        reshape_inputs(net, plan, batch);  // the shapes it had, which it took before
+      } catch (...) {
+      }
+      for (auto& [blob, kept] : buffers) {
+        blob->data_memory() = kept.first;
+        blob->diff_memory() = kept.second;
+      }
+    }
+  } restore{net, plan, batch, {}};
+  std::vector<std::vector<int>> tops;  // the shapes of every kept layer's tops, in order
   for (const auto& name : net.blob_names()) {
-    const Blob& b = *net.blob(name);
-    values.emplace_back(b.cpu_data(), b.cpu_data() + b.count());
+    Blob* b = net.blob(name);
+    restore.buffers.push_back({b, {b->data_memory(), b->diff_memory()}});
   }
-  std::optional<std::string> why;
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (plan.kept[static_cast<size_t>(i)] && !plan.source[static_cast<size_t>(i)])
+      for (const Blob* t : net.top_vec(i)) tops.push_back(t->shape());
+  const std::string fixed = "the model takes batches of exactly " + std::to_string(batch) + ": ";
   try {
     reshape_inputs(net, plan, batch + 1);
-    OnnxModel probe;
-    why = g.generalise_batch(build_graph(net, plan, &probe), batch, batch + 1);
   } catch (const Error& e) {
-    why = "the model takes batches of exactly " + std::to_string(batch) + ": at another batch size, " + e.what();
+    return fixed + "at another batch size, " + e.what();
   }
-  reshape_inputs(net, plan, batch);
-  for (size_t i = 0; i < values.size(); ++i)
-    std::copy(values[i].begin(), values[i].end(), net.blob(net.blob_names()[i])->mutable_cpu_data());
-  return why;
+  // The batch must stay on the leading axis: folded into another one (a Reshape that
+  // moves it), two batch sizes could not tell a size that follows it from one that
+  // pooling or convolution rounds.
+  size_t k = 0;
+  for (int i = 0; i < net.num_layers(); ++i) {
+    if (!plan.kept[static_cast<size_t>(i)] || plan.source[static_cast<size_t>(i)]) continue;
+    for (size_t t = 0; t < net.top_vec(i).size(); ++t, ++k) {
+      const std::vector<int>&before = tops[k], &after = net.top_vec(i)[t]->shape();
+      if (before.size() != after.size() ||
+          !std::equal(before.begin() + (before.empty() ? 0 : 1), before.end(), after.begin() + (after.empty() ? 0 : 1)))
+        return fixed + "layer '" + net.layer_name(i) + "' moves the batch off the leading axis of its top '" +
+               net.layer(i).spec().top[t] + "' (" + shape_string(before) + ")";
+    }
+  }
+  try {
+    OnnxModel probe;
+    return g.generalise_batch(build_graph(net, plan, &probe), batch, batch + 1);
+  } catch (const Error& e) {
+    return fixed + "at another batch size, " + e.what();
+  }
 }
 
 }  // namespace

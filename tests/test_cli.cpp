@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <thread>
@@ -136,6 +137,52 @@ TEST_CASE("resuming with another solver type or a foreign net is refused clearly
                     std::string::npos,
                 foreign.output);
   CHECK(foreign.output.find("--reinit") == std::string::npos);
+}
+
+TEST_CASE("an error in the middle of training ends with the command that resumes from the latest snapshot") {
+  test::ToyJob job(40);
+  // Sample 300 of the (unshuffled) training data gets label 12 of 10 classes: batch 18 of
+  // 16 samples reads it, after the snapshot of iteration 10.
+  const std::string labels = job.dir / "train-labels-idx1-ubyte";
+  {
+    std::fstream f(labels, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8 + 300);  // the IDX header, then one byte per label
+    f.put(12);
+  }
+  const auto bad = test::run(crema_cmd("train " + job.solver + " --set snapshot=10"));
+  CHECK(bad.status == 1);
+  CHECK_MESSAGE(bad.output.find("label 12 is out of range") != std::string::npos, bad.output);
+  CHECK_MESSAGE(bad.output.find("Training stopped at iteration 18; the latest snapshot is of iteration 10. Once the "
+                                "cause is fixed, resume with: crema train " +
+                                job.solver +
+                                " --set snapshot=10 "
+                                "--snapshot " +
+                                (job.dir / "snap/toy_iter_10.solverstate.h5")) != std::string::npos,
+                bad.output);
+  // The data fixed, the printed command finishes the run.
+  {
+    std::fstream f(labels, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8 + 300);
+    f.put(3);
+  }
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set snapshot=10 --snapshot " +
+                                           (job.dir / "snap/toy_iter_10.solverstate.h5")));
+  CHECK_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_40.caffemodel.h5"));
+  // Resumed and failing again before a snapshot of its own: the snapshot it started from.
+  {
+    std::fstream f(labels, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8 + 300);
+    f.put(12);
+  }
+  const auto again =
+      test::run(crema_cmd("train " + job.solver + " --snapshot " + (job.dir / "snap/toy_iter_10.solverstate.h5")));
+  CHECK(again.status == 1);
+  CHECK_MESSAGE(again.output.find("the latest snapshot is of iteration 10. Once the cause is fixed, resume with: crema "
+                                  "train " +
+                                  job.solver + " --snapshot " + (job.dir / "snap/toy_iter_10.solverstate.h5")) !=
+                    std::string::npos,
+                again.output);
 }
 
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {

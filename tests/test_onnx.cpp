@@ -134,6 +134,26 @@ io::OnnxModel check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& 
   const io::OnnxModel exported = io::save_onnx(net, model, "test");
   REQUIRE(fs::file_size(model) > 0);
   compare_in_onnxruntime(model, exported, net, sources, dir);
+  // The export reshaped the net to another batch size and back: a forward from the same
+  // inputs (put back: in-place layers overwrote them) must give the same outputs, bit for bit.
+  bool inputs_only = true;
+  for (int i = 0; i < net.num_layers(); ++i)
+    inputs_only &= !net.layer(i).spec().bottom.empty() || net.layer(i).spec().type == "Input";
+  if (inputs_only) {
+    std::map<std::string, std::vector<float>> before;
+    for (const io::OnnxTensor& t : exported.outputs) {
+      const Blob& b = *net.blob(t.blob);
+      before[t.blob].assign(b.cpu_data(), b.cpu_data() + b.count());
+    }
+    for (const auto& [top, values] : sources) net.blob(top)->copy_from(values);
+    for (int i = 0; i < net.num_layers(); ++i)
+      if (net.layer(i).spec().type != "Input") net.forward_layer(ctx, i);
+    for (const auto& [blob, values] : before) {
+      INFO("output " << blob << " after the export");
+      const Blob& b = *net.blob(blob);
+      CHECK(std::vector<float>(b.cpu_data(), b.cpu_data() + b.count()) == values);
+    }
+  }
   return exported;
 }
 
@@ -239,6 +259,36 @@ layer:
   CHECK(exported.fixed_batch.find("the model takes batches of exactly 2") != std::string::npos);
   CHECK_MESSAGE(exported.fixed_batch.find("layer[13] (ip0)") != std::string::npos, exported.fixed_batch);
   CHECK(io::describe(exported.inputs[0]) == "data [2, 2, 4, 4]");
+}
+
+TEST_CASE("ONNX export: a model whose shapes cannot follow the batch keeps the net's and says why") {
+  // The batch folded into axis 2 by a Reshape: pooling it would round differently at
+  // other sizes, which two probes cannot rule out.
+  TestNet folded(R"(
+name: folded
+layer:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [3, 2, 1, 1]}}}
+  - {name: fold, type: Reshape, bottom: data, top: folded, reshape_param: {shape: {dim: [1, 1, -1, 1]}}}
+  - {name: pool, type: Pooling, bottom: folded, top: pool, pooling_param: {pool: MAX, kernel_h: 2, kernel_w: 1, stride_h: 4, stride_w: 1}}
+)",
+                 5);
+  test::TempDir dir;
+  const io::OnnxModel exported = check_in_onnxruntime(folded.net, folded.ctx, dir);
+  CHECK_MESSAGE(exported.fixed_batch.find("the model takes batches of exactly 3: layer 'fold' moves the batch off the "
+                                          "leading axis of its top 'folded'") != std::string::npos,
+                exported.fixed_batch);
+  CHECK(io::describe(exported.inputs[0]) == "data [3, 2, 1, 1]");
+  // The export leaves the net as it found it: shapes, and the values its forward left.
+  CHECK(folded.net.blob("data")->shape(0) == 3);
+  CHECK(folded.net.blob("pool")->shape() == std::vector<int>{1, 1, 2, 1});
+
+  // A batch of 0 has nothing to scale.
+  TestNet empty(
+      "name: e\nlayer:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [0, 3]}}}\n"
+      "  - {name: prob, type: Softmax, bottom: data, top: prob}\n",
+      5);
+  const io::OnnxModel none = io::save_onnx(empty.net, dir / "empty.onnx", "test");
+  CHECK(none.fixed_batch == "the model keeps the net's shapes: its batch size is 0");
 }
 
 TEST_CASE("ONNX export: Caffe's own LeNet (deploy net, binary .caffemodel) gives crema's outputs in onnxruntime") {
