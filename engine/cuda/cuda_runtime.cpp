@@ -342,6 +342,7 @@ void CudaContext::synchronize() const {
 
 void* CudaContext::workspace(size_t bytes) const {
   if (bytes <= workspace_bytes_) return workspace_;
+  DeviceGuard guard(device_);  // on this context's device, whichever the thread has current
   // Freed first, so that the cache can hand the old block out as part of the answer
   // when the device is short of memory.
   free_device(workspace_, workspace_device_);

@@ -1,10 +1,11 @@
 // The update rules of engine/update_rules.cpp as device kernels, one thread per
 // element in grid-stride loops, with the CPU pipeline's order of float operations:
 // one kernel per rule (a template over the rule) makes a parameter's whole step.
-#include "engine/cuda/grid.hpp"
-#include "engine/cuda/update_kernels.hpp"
+#include <exception>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/cuda/grid.hpp"
+#include "engine/cuda/update_kernels.hpp"
 
 namespace crema::cuda {
 
@@ -152,11 +153,17 @@ double gpu_sumsq(const CudaContext& ctx, const DeviceSpan* spans, int count) {
   // The scratch comes from the caching allocator (safe: it is used on the compute
   // stream only), so steady-state steps do not cudaMalloc.
   struct Scratch {
+    cudaStream_t stream;
     int device = -1;
     void* p;
-    explicit Scratch(size_t bytes) : p(alloc_device(bytes, &device)) {}
-    ~Scratch() { free_device(p, device); }
-  } scratch(sizeof(double) * (static_cast<size_t>(slots) + 1));
+    Scratch(cudaStream_t s, size_t bytes) : stream(s), p(alloc_device(bytes, &device)) {}
+    ~Scratch() {
+      // Left by an error, the queued kernels may still use the block, which the cache
+      // would hand out again at once: let them finish first.
+      if (std::uncaught_exceptions() > 0) (void)cudaStreamSynchronize(stream);
+      free_device(p, device);
+    }
+  } scratch(stream, sizeof(double) * (static_cast<size_t>(slots) + 1));
   double* sum = static_cast<double*>(scratch.p);  // sum: (1), then the partials: (slots)
   double* partials = sum + 1;
   int offset = 0;
