@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -23,8 +24,12 @@
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
+#include "io/datum.hpp"
 #include "io/files.hpp"
+#include "io/hdf5.hpp"
+#include "io/hdf5_append.hpp"
 #include "io/job_config.hpp"
+#include "io/lmdb.hpp"
 #include "io/metrics.hpp"
 #include "io/yaml_config.hpp"
 
@@ -264,6 +269,9 @@ int train(const TrainOptions& opt) {
     return flags;
   };
   const std::string overrides = run_flags(false);
+  const auto resume_command = [&](const std::string& state) {
+    return "crema train " + shell_quote(opt.solver) + overrides + " --snapshot " + shell_quote(state);
+  };
   if (spec.precision == Precision::tf32 && !ctx->on_gpu())
     throw ConfigError(spec.precision_mark, "precision",
                       "tf32 runs on a GPU's tensor cores; train with solver_mode: GPU (or --gpu N), or use "
@@ -371,8 +379,7 @@ int train(const TrainOptions& opt) {
     if (!what.empty() && what.back() == '.') what.pop_back();
     throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                 "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
-                ". Once the cause is fixed, resume with: crema train " + shell_quote(opt.solver) + overrides +
-                " --snapshot " + shell_quote(wrote ? last_state : opt.snapshot));
+                ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : opt.snapshot));
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const bool final_weights = last_snapshot_iter == solver.iter();
@@ -395,45 +402,64 @@ int train(const TrainOptions& opt) {
                    overrides);
   } else if (solver.stopped_early()) {
     spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
-    spdlog::info("Resume with: crema train {}{} --snapshot {}", shell_quote(opt.solver), overrides,
-                 shell_quote(last_state));
+    spdlog::info("Resume with: {}", resume_command(last_state));
   }
   return 0;
 }
 
-int test(const TestOptions& opt) {
-  std::shared_ptr<Node> solver;
-  auto root = io::load_net_config(opt.model, &solver, opt.overrides);
-  const NetSpec spec = NetSpec::parse(*root);
-  const std::optional<SolverSpec> solver_spec = solver ? std::optional(SolverSpec::parse(*solver)) : std::nullopt;
-  auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
+namespace {
+
+// The net `crema test` scores and `crema extract-features` reads, with what it needs.
+struct TestNet {
+  std::shared_ptr<Node> root, solver;  // the layers' specs point into these
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Net> net;
+};
+
+// The TEST net of a net or solver file as training built its first one (the solver's
+// test_state), or from the net's own state; --stage/--level on top, as Caffe's `caffe
+// test`; with its weights, and a data layer that reads data. `command` and `purpose`
+// ("score", "extract features from") name what it is for in messages.
+TestNet build_test_net(const TestOptions& opt, const std::string& command, const std::string& purpose) {
+  TestNet t;
+  t.root = io::load_net_config(opt.model, &t.solver, opt.overrides);
+  const NetSpec spec = NetSpec::parse(*t.root);
+  const std::optional<SolverSpec> solver_spec = t.solver ? std::optional(SolverSpec::parse(*t.solver)) : std::nullopt;
+  t.ctx = make_context(opt.gpu, "CPU", 0, 1701);
   // A solver file's precision too, so the scores are those its training's tests print.
-  if (solver_spec) apply_solver_precision(*ctx, *solver_spec, "testing");
-  // The TEST net as training built its first one (the solver's test_state), or from the
-  // net's own state; --stage/--level on top, as Caffe's `caffe test`.
+  if (solver_spec) apply_solver_precision(*t.ctx, *solver_spec, "testing");
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
-  Net net(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *ctx);
-  if (opt.weights.empty()) spdlog::warn("no --weights given: testing freshly initialised parameters");
+  t.net = std::make_unique<Net>(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *t.ctx);
+  Net& net = *t.net;
+  if (opt.weights.empty()) spdlog::warn("no --weights given: the parameters are freshly initialised");
   try {
     io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);
   } catch (const io::WeightsMismatch& e) {
     io::refuse_other_net(e);
   }
-  // Scores need data: an Input layer's top would stay as set up (zeros), and the scores with it.
+  // An Input layer's top would stay as set up (zeros), and everything computed from it.
   bool reads_data = false;
   for (int i = 0; i < net.num_layers(); ++i)
     reads_data |= net.layer(i).is_data() && std::string(net.layer(i).type()) != "Input";
   if (!reads_data)
     throw ConfigError(Mark{}, "--model",
                       "the TEST net of '" + opt.model +
-                          "' has no data layer (Data, ImageData, HDF5Data, …), so there "
-                          "is nothing to score; give the net with its TEST data layer (to label images with a deploy "
-                          "net, use crema classify)");
+                          "' has no data layer (Data, ImageData, HDF5Data, …), so there is nothing to " + purpose +
+                          "; give the net with its TEST data layer (to label images with a deploy net, use crema "
+                          "classify)");
+  note_pass_coverage(net, opt.iterations, "--iterations", command);
+  return t;
+}
+
+}  // namespace
+
+int test(const TestOptions& opt) {
+  const TestNet t = build_test_net(opt, "crema test", "score");
+  Net& net = *t.net;
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
-  note_pass_coverage(net, opt.iterations, "--iterations", "crema test");
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {
-    net.forward(*ctx);
+    net.forward(*t.ctx);
     size_t k = 0;
     for (size_t j = 0; j < net.outputs().size(); ++j) {
       const Blob* out = net.outputs()[j];
@@ -455,6 +481,115 @@ int test(const TestOptions& opt) {
         spdlog::info("{} = {:.6g}", net.output_names()[j], mean);
     }
   }
+  return 0;
+}
+
+int extract_features(const ExtractOptions& opt) {
+  const auto is_h5 = [](std::string name) {
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name.ends_with(".h5") || name.ends_with(".hdf5");
+  };
+  // The outputs and the blob list first: before the net is built and the weights read.
+  const bool hdf5 = opt.outputs.size() == 1 && is_h5(opt.outputs[0]);
+  if (!hdf5 && std::any_of(opt.outputs.begin(), opt.outputs.end(), is_h5))
+    throw ConfigError(Mark{}, "--output", "one HDF5 file holds every blob: give -o FEATURES.h5 alone");
+  if (!hdf5 && opt.outputs.size() != opt.blobs.size())
+    throw ConfigError(Mark{}, "--output",
+                      "give one HDF5 file (-o FEATURES.h5) for all the blobs, or one LMDB folder per blob: --blobs "
+                      "names " +
+                          std::to_string(opt.blobs.size()) + ", -o " + std::to_string(opt.outputs.size()));
+  for (size_t i = 0; i < opt.blobs.size(); ++i)
+    if (std::find(opt.blobs.begin(), opt.blobs.begin() + static_cast<long>(i), opt.blobs[i]) !=
+        opt.blobs.begin() + static_cast<long>(i))
+      throw ConfigError(Mark{}, "--blobs", "names blob '" + opt.blobs[i] + "' twice");
+  for (const auto& out : opt.outputs) {
+    std::error_code ec;
+    if (fs::exists(out, ec))
+      throw ConfigError(Mark{}, "--output",
+                        "'" + out + "' already exists; extract-features writes a new " + (hdf5 ? "file" : "database") +
+                            ": remove it or choose another name");
+    if (auto problem = io::missing_folder(out)) throw ConfigError(Mark{}, "--output", *problem);
+  }
+
+  const TestNet t = build_test_net(opt.net, "crema extract-features", "extract features from");
+  Net& net = *t.net;
+  std::vector<const Blob*> blobs;
+  for (const auto& name : opt.blobs) {
+    const Blob* b = net.blob(name);
+    if (!b)
+      throw ConfigError(
+          Mark{}, "--blobs",
+          "names blob '" + name + "', which the TEST net does not have" + did_you_mean(name, net.blob_names()));
+    if (b->num_axes() < 1)
+      throw ConfigError(Mark{}, "--blobs",
+                        "blob '" + name +
+                            "' is a scalar (a loss, say), with no row per sample; name a blob whose "
+                            "first axis is the batch");
+    blobs.push_back(b);
+  }
+  // Runs the batches; after each, `write(k, blob)` for the k-th blob of --blobs.
+  const auto run = [&](const auto& write) {
+    for (int i = 0; i < opt.net.iterations; ++i) {
+      net.forward(*t.ctx);
+      for (size_t k = 0; k < blobs.size(); ++k) write(k, blobs[k]);
+    }
+  };
+  long long samples = 0;
+  if (hdf5) {
+    io::write_atomically(opt.outputs[0], [&](const std::string& tmp) {
+      io::H5File file(tmp, io::H5File::Mode::Create);
+      run([&](size_t k, const Blob* b) {
+        // (N, ...): one row per sample; '/' in a blob name would open a group.
+        io::append_rows(file, io::escape_h5_name(opt.blobs[k]), b->shape(), b->cpu_data());
+        if (k == 0) samples += b->shape(0);
+      });
+      file.flush();
+    });
+  } else {
+    // Written under temporary names and renamed once complete, as convert-imageset does.
+    struct Partial {
+      std::string path, final_path;
+      std::unique_ptr<io::LmdbWriter> db;
+      ~Partial() {
+        db.reset();
+        std::error_code ignored;
+        if (!path.empty()) fs::remove_all(path, ignored);
+      }
+    };
+    std::vector<Partial> dbs(opt.outputs.size());
+    for (size_t k = 0; k < dbs.size(); ++k) {
+      dbs[k].final_path = opt.outputs[k];
+      dbs[k].path = opt.outputs[k] + ".partial-" + std::to_string(::getpid());
+      dbs[k].db = std::make_unique<io::LmdbWriter>(dbs[k].path);
+    }
+    io::Datum datum;
+    std::vector<long long> next(blobs.size(), 0);
+    run([&](size_t k, const Blob* b) {
+      // Caffe's legacy channels/height/width: (N, C, H, W), (N, C) as C x 1 x 1, and
+      // anything of more axes as its per-sample count x 1 x 1.
+      const int axes = b->num_axes(), rows = b->shape(0), per = b->count(1);
+      datum.channels = axes > 4 ? per : axes > 1 ? b->shape(1) : 1;
+      datum.height = axes == 3 || axes == 4 ? b->shape(2) : 1;
+      datum.width = axes == 4 ? b->shape(3) : 1;
+      for (int n = 0; n < rows; ++n) {
+        const float* row = b->cpu_data() + static_cast<long long>(n) * per;  // (per)
+        datum.float_data.assign(row, row + per);
+        dbs[k].db->put(fmt::format("{:010d}", next[k]++), io::encode_datum(datum));
+      }
+      if (k == 0) samples += rows;
+    });
+    for (Partial& p : dbs) {
+      p.db->commit();
+      p.db.reset();
+      fs::rename(p.path, p.final_path);
+      p.path.clear();
+    }
+  }
+  std::string what;
+  for (size_t k = 0; k < blobs.size(); ++k)
+    what += (what.empty() ? "" : ", ") + opt.blobs[k] + " " + blobs[k]->shape_string();
+  spdlog::info("Wrote {} samples ({} batches) of {} to {}", samples, opt.net.iterations, what,
+               fmt::join(opt.outputs, ", "));
   return 0;
 }
 

@@ -28,6 +28,17 @@ struct TestOptions {
 };
 int test(const TestOptions& opt);
 
+// `crema extract-features`, Caffe's extract_features: runs the TEST net as `crema test`
+// does and writes the named blobs of every sample, into one HDF5 file (OUT.h5: a
+// dataset per blob, one row per sample) or into one LMDB per blob, as Caffe writes
+// them (Datums of float_data, keys %010d).
+struct ExtractOptions {
+  TestOptions net;                   // the net, its weights and --iterations, as for test
+  std::vector<std::string> blobs;    // the blobs to write
+  std::vector<std::string> outputs;  // one .h5 file, or one new LMDB folder per blob
+};
+int extract_features(const ExtractOptions& opt);
+
 struct TimeOptions {
   std::string model;
   int iterations = 50;

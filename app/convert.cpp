@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
+#include "io/caffe_binary.hpp"
 #include "io/caffe_upgrade.hpp"
 #include "io/checkpoint.hpp"
 #include "io/files.hpp"
@@ -19,10 +21,9 @@
 
 namespace crema::app {
 
-namespace {
+namespace fs = std::filesystem;
 
-// What convert can read; it dispatches on this before opening the file.
-enum class InputKind { Config, BinaryCaffemodel };
+namespace {
 
 // Letter case aside, as config_format_for does (MODEL.ONNX, W.CAFFEMODEL.H5).
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -32,8 +33,19 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   });
 }
 
+// What convert can read, told apart by content as --weights is: Caffe users name
+// binary and HDF5 weights alike (.caffemodel), and rename files.
+enum class InputKind { Config, BinaryWeights, Hdf5 };
+
 InputKind input_kind(const std::string& path) {
-  return ends_with(path, ".caffemodel") ? InputKind::BinaryCaffemodel : InputKind::Config;
+  if (io::has_hdf5_signature(path)) return InputKind::Hdf5;
+  return io::looks_like_text(path) ? InputKind::Config : InputKind::BinaryWeights;
+}
+
+ConfigError input_error(const std::string& input, const std::string& message) {
+  Mark where;
+  where.file = std::make_shared<const std::string>(input);
+  return ConfigError(where, "", message);
 }
 
 // Binary .caffemodel → Caffe's HDF5 layout, blob shapes as stored (legacy 4-D shapes
@@ -41,13 +53,60 @@ InputKind input_kind(const std::string& path) {
 int convert_weights(const ConvertOptions& opt) {
   if (!ends_with(opt.output, ".h5"))
     throw ConfigError(Mark{}, "--output",
-                      "weights convert to HDF5 only: name the output .caffemodel.h5 (got '" + opt.output + "')");
+                      "'" + opt.input +
+                          "' is binary, not a net or solver in text, so convert reads it as Caffe weights, which "
+                          "convert to HDF5 only: name the output .caffemodel.h5 (got '" +
+                          opt.output + "')");
   const io::Weights weights = io::load_weights(opt.input);
   io::save_weights(weights, opt.output);
   size_t blobs = 0;
   for (const auto& lw : weights) blobs += lw.blobs.size();
   spdlog::info("Wrote {} layers ({} parameter blobs) from {} to {}", weights.size(), blobs, opt.input, opt.output);
   return 0;
+}
+
+// A solver's `net: path` as it should be written into `output`: unchanged when it
+// finds the same file from there, else relative to the output's folder (where crema
+// looks first). Checks the net file's layers on the way. `found` is the net file.
+std::string net_path_for_output(const std::string& written, const std::string& found, const std::string& output) {
+  std::error_code ec;
+  const auto from_output = io::find_net_file(written, output);
+  if (from_output && fs::equivalent(*from_output, found, ec)) return written;
+  const fs::path out_dir = fs::absolute(fs::path(output), ec).parent_path();
+  const fs::path relative = fs::relative(fs::absolute(found, ec), out_dir, ec);
+  return ec || relative.empty() ? fs::absolute(found).string() : relative.string();
+}
+
+// The upgraded solver `root` (read from `input`), checked as `crema train` reads it:
+// its keys, and its net's layers when the net is inline or its file is found. A `net:`
+// path is rewritten so that the converted solver finds the net from `output`.
+void check_solver(Node& root, const std::string& input, const std::string& output) {
+  Node checked = root;
+  Node* net = checked.find("net");
+  if (net && net->is_scalar()) {
+    const std::string written = net->str();
+    std::string looked;
+    const auto found = io::find_net_file(written, input, &looked);
+    if (!found) {
+      spdlog::warn(
+          "{}: net file '{}' not found (looked for {}): its layers are not checked, and the converted solver "
+          "names it as written",
+          input, written, looked);
+      *net = Node::map(net->mark(), "net");  // the solver's own keys are still checked
+      SolverSpec::parse(checked);
+      return;
+    }
+    *net = io::load_net_file(*found);
+    net->set_path("net");
+    const std::string rewritten = net_path_for_output(written, *found, output);
+    if (rewritten != written) {
+      Node* original = root.find("net");
+      *original = Node::scalar(rewritten, original->mark(), original->path());
+      spdlog::info("net: '{}' is written as '{}', where the converted solver finds it", written, rewritten);
+    }
+  }
+  const SolverSpec spec = SolverSpec::parse(checked);
+  NetSpec::parse(*spec.net).check_layer_params();
 }
 
 int convert_config(const ConvertOptions& opt) {
@@ -63,6 +122,12 @@ int convert_config(const ConvertOptions& opt) {
   if (!root.is_map()) root.fail("expected a net or a solver: a map of keys");
   const bool solver = io::is_solver_message(root);
   const std::vector<std::string> notes = solver ? io::upgrade_solver(root) : io::upgrade_net(root);
+  // A file crema would refuse to train is refused here, where its mistakes still
+  // have the input's line numbers.
+  if (solver)
+    check_solver(root, opt.input, opt.output);
+  else
+    NetSpec::parse(root).check_layer_params();
   const std::string text =
       *format == io::ConfigFormat::Yaml ? io::to_yaml(root) : io::to_prototxt(io::caffe_text_layout(root));
   io::write_file_atomically(opt.output, text);
@@ -109,8 +174,15 @@ int convert(const ConvertOptions& opt) {
     throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",
                       "--weights and --set belong to an ONNX export (-o MODEL.onnx)");
   switch (input_kind(opt.input)) {
-    case InputKind::BinaryCaffemodel:
+    case InputKind::BinaryWeights:
       return convert_weights(opt);
+    case InputKind::Hdf5:
+      io::load_weights(opt.input);  // says so when it is a solver state or not weights at all
+      throw input_error(opt.input,
+                        "these weights are in Caffe's HDF5 layout already, which crema and Caffe read as they are; "
+                        "convert turns a binary .caffemodel into it, or exports an ONNX model with -o MODEL.onnx "
+                        "--weights " +
+                            opt.input + " and the net as input");
     case InputKind::Config:
       break;
   }

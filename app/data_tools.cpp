@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <regex>
+#include <set>
 
 #include "engine/context.hpp"
 #include "engine/error.hpp"
@@ -90,6 +91,7 @@ int preview(const PreviewOptions& opt) {
   image.channels = channels, image.height = height, image.width = width;
   image.data.resize(static_cast<size_t>(data.count(1)));
   int written = 0;
+  std::set<std::string> names;  // the files this preview wrote
   while (written < opt.count) {
     net->forward_layer(ctx, index);
     for (int n = 0; n < data.shape(0) && written < opt.count; ++n, ++written) {
@@ -104,8 +106,19 @@ int preview(const PreviewOptions& opt) {
       const std::string bytes = io::encode_image(image, "png");
       const std::string path = (fs::path(opt.out) / (name + ".png")).string();
       io::write_file_atomically(path, bytes);
+      names.insert(name + ".png");
     }
   }
+  // An earlier preview's samples (more of them, or other labels) would mix with these:
+  // removed. Only files named as preview names them are touched.
+  static const std::regex earlier(R"(sample_\d+(_label_.+)?\.png)");
+  int removed = 0;
+  for (const auto& entry : fs::directory_iterator(opt.out)) {
+    const std::string file = entry.path().filename().string();
+    if (entry.is_regular_file() && !names.count(file) && std::regex_match(file, earlier) && fs::remove(entry.path()))
+      ++removed;
+  }
+  if (removed > 0) spdlog::info("Removed {} sample file(s) of an earlier preview from {}", removed, opt.out);
   spdlog::info("Wrote {} {}x{} samples of layer '{}' ({}) to {}", written, height, width, net->layer_name(index),
                opt.phase, opt.out);
   return 0;

@@ -189,6 +189,32 @@ int main(int argc, char** argv) {
   test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
 
+  crema::app::ExtractOptions extract;
+  std::vector<std::string> extract_weights, extract_blobs, extract_outputs, extract_stages;
+  auto* extract_cmd = app.add_subcommand(
+      "extract-features", "Write blobs of the TEST net for every sample to HDF5 or LMDB (Caffe's extract_features)");
+  extract_cmd->add_option("--model", extract.net.model, "Net or solver config (YAML or prototxt)")->required();
+  extract_cmd->add_option("--weights", extract_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")
+      ->allow_extra_args(false);
+  extract_cmd->add_option("--blobs", extract_blobs, "Blobs to write, comma-separated (e.g. fc7,prob)")
+      ->required()
+      ->allow_extra_args(false);
+  extract_cmd->add_option("--iterations", extract.net.iterations, "Batches to run")->check(at_least_one);
+  extract_cmd
+      ->add_option("-o,--output", extract_outputs,
+                   "One HDF5 file (FEATURES.h5) for all blobs, or one new LMDB folder per blob, comma-separated")
+      ->required()
+      ->allow_extra_args(false);
+  extract_cmd->add_option("--set", extract.net.overrides, "Override a key of the --model file: --set key.path=value")
+      ->allow_extra_args(false);
+  extract_cmd->add_option("--stage", extract_stages, "Stage(s) of the TEST net's state, comma-separated")
+      ->allow_extra_args(false);
+  int extract_level = 0;
+  auto* extract_level_opt = extract_cmd->add_option("--level", extract_level, "Level of the TEST net's state");
+  extract_cmd->add_option("--gpu", extract.net.gpu, "GPU device id")->check(device_id);
+  extract_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
+  extract_cmd->add_option("--log", log_file, "Also write the log to this file");
+
   crema::app::TimeOptions time;
   auto* time_cmd = app.add_subcommand("time", "Benchmark each layer's forward and backward pass");
   time_cmd->add_option("--model", time.model, "Net config (YAML or prototxt)")->required();
@@ -300,14 +326,17 @@ int main(int argc, char** argv) {
   }
   if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd) &&
       !app.got_subcommand(convert_cmd) && !app.got_subcommand(classify_cmd) && !app.got_subcommand(imageset_cmd) &&
-      !app.got_subcommand(mean_cmd) && !app.got_subcommand(preview_cmd) && !app.got_subcommand(device_cmd)) {
+      !app.got_subcommand(mean_cmd) && !app.got_subcommand(preview_cmd) && !app.got_subcommand(device_cmd) &&
+      !app.got_subcommand(extract_cmd)) {
     std::cout << app.help();
     return 2;
   }
   try {
     std::vector<std::string> inputs =
         app.got_subcommand(train_cmd) ? split_commas(train_weights) : split_commas(test_weights);
-    inputs.insert(inputs.end(), {train.solver, train.snapshot, test.model});
+    inputs.insert(inputs.end(), {train.solver, train.snapshot, test.model, extract.net.model});
+    for (const auto& list : {extract_weights, extract_outputs})
+      for (const auto& f : split_commas(list)) inputs.push_back(f);
     if (const std::string why = log_file_problem(log_file, inputs); !log_file.empty() && !why.empty()) {
       std::cerr << "crema: --log '" << log_file << "': " << why << "; give the log a file of its own\n";
       return 2;
@@ -332,6 +361,14 @@ int main(int argc, char** argv) {
       test.stages = split_commas(test_stages);
       if (test_level_opt->count() > 0) test.level = test_level;
       return crema::app::test(test);
+    }
+    if (app.got_subcommand(extract_cmd)) {
+      extract.net.weights = split_commas(extract_weights);
+      extract.net.stages = split_commas(extract_stages);
+      if (extract_level_opt->count() > 0) extract.net.level = extract_level;
+      extract.blobs = split_commas(extract_blobs);
+      extract.outputs = split_commas(extract_outputs);
+      return crema::app::extract_features(extract);
     }
     if (app.got_subcommand(convert_cmd)) {
       convert.weights = split_commas(convert_weights);

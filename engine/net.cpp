@@ -70,6 +70,10 @@ NetSpec NetSpec::parse(const Node& node) {
   return spec;
 }
 
+void NetSpec::check_layer_params() const {
+  for (const LayerSpec& layer : layers) LayerRegistry::instance().create(layer);
+}
+
 bool layer_included(const LayerSpec& spec, const NetState& state) {
   if (!spec.include.empty()) {
     for (const auto& rule : spec.include)

@@ -28,6 +28,10 @@ struct NetSpec {
 
   // Parses a net map: name, layer: [...], force_backward, state.
   static NetSpec parse(const Node& node);
+  // Creates each layer from its spec, as building the net does, so that a mistake in
+  // a layer's parameters (an unknown key or type, a bad value) is found without a net:
+  // nothing is set up, no data opened, and no shape checked. For `crema convert`.
+  void check_layer_params() const;
   // The state a net of this spec is built in for `phase`: the phase, then `state` merged.
   NetState state_for(Phase phase) const { return merged(NetState{phase, 0, {}}, state); }
 };

@@ -1,12 +1,15 @@
 #include "io/caffe_binary.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "io/protobuf_wire.hpp"
 
@@ -143,6 +146,29 @@ LayerWeights parse_layer(pb::Reader r, bool v1) {
   return lw;
 }
 
+// Caffe does not require unique layer names, so a .caffemodel may hold two layers of
+// one name. Weights are matched to a net by name, and Caffe copies both in turn, so
+// the later layer's parameters are the ones a net receives: kept here, with a warning
+// when both had parameters (an HDF5 file cannot hold two groups of one name).
+Weights merge_same_names(Weights in, const std::string& path) {
+  Weights out;
+  std::map<std::string, size_t> at;
+  for (auto& lw : in) {
+    const auto [it, fresh] = at.emplace(lw.layer, out.size());
+    if (fresh) {
+      out.push_back(std::move(lw));
+      continue;
+    }
+    LayerWeights& earlier = out[it->second];
+    if (lw.blobs.empty()) continue;
+    if (!earlier.blobs.empty())
+      spdlog::warn("{}: two layers are named '{}' and both hold parameters; as in Caffe, the later one's are used",
+                   path, lw.layer);
+    earlier.blobs = std::move(lw.blobs);
+  }
+  return out;
+}
+
 }  // namespace
 
 bool has_hdf5_signature(const std::string& path) {
@@ -186,7 +212,7 @@ Weights read_caffemodel(const std::string& path) {
       });
   if (out.empty())
     throw Error(path + ": holds no layers; expected Caffe weights (a binary .caffemodel or a .caffemodel.h5)");
-  return out;
+  return merge_same_names(std::move(out), path);
 }
 
 CaffeSolverState read_binary_solver_state(const std::string& path) {

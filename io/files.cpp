@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +30,21 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
     bool ok = file && std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
     if (file) ok = std::fclose(file) == 0 && ok;
     if (!ok) throw Error("cannot write '" + path + "': " + std::strerror(errno ? errno : EIO));
+  });
+}
+
+bool looks_like_text(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return true;
+  std::ifstream in(path, std::ios::binary);
+  char head[4096];
+  in.read(head, sizeof head);
+  // Tab, newline, vertical tab, form feed, carriage return and escape occur in text;
+  // the other C0 controls do not, while a protobuf's small lengths and tags (and any
+  // float data) produce them within the first bytes.
+  return std::none_of(head, head + in.gcount(), [](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    return b < 0x20 && !(b >= 0x09 && b <= 0x0d) && b != 0x1b;
   });
 }
 

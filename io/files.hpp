@@ -19,6 +19,10 @@ template <class F>
 void write_atomically(const std::string& path, F write);
 // write_atomically of `bytes`.
 void write_file_atomically(const std::string& path, std::string_view bytes);
+// Whether the start of a regular file holds only text (configs) rather than binary
+// data (weights, databases): a control byte that no text file has decides. Anything
+// but a regular file (a pipe) counts as text, since sniffing would consume it.
+bool looks_like_text(const std::string& path);
 // Why `path` cannot be written because its folder does not exist, or nothing.
 std::optional<std::string> missing_folder(const std::string& path);
 // The two halves of write_atomically, for writers that keep a file open for a while.

@@ -66,30 +66,15 @@ void reject_split_nets(const Node& root) {
                             "or {phase: TEST}");
 }
 
-// Replaces a `net: path` entry by the net file's contents. The path is tried
-// relative to the solver file, then as written (Caffe's solvers name nets relative
-// to the Caffe root, i.e. the working directory).
+// Replaces a `net: path` entry by the net file's contents.
 void resolve_net(Node& root, const std::string& solver_path) {
   reject_split_nets(root);
   Node* net = root.find("net");
   if (!net || !net->is_scalar()) return;
-  const fs::path written(net->str());
-  std::vector<fs::path> candidates;
-  const fs::path solver_dir = fs::path(solver_path).parent_path();
-  if (written.is_relative() && !solver_dir.empty()) candidates.push_back(solver_dir / written);
-  candidates.push_back(written);
-  const auto found = std::find_if(candidates.begin(), candidates.end(), [](const fs::path& p) {
-    std::error_code ec;  // a name too long for the file system is just not there
-    // Not only regular files: a net may come from a pipe (<(generate_net)), as the solver may.
-    return fs::exists(p, ec) && !fs::is_directory(p, ec);
-  });
-  if (found == candidates.end())
-    net->fail("net file '" + written.string() + "' does not exist (looked for " +
-              (candidates.size() > 1 ? "'" + candidates[0].string() + "' next to the solver and " : std::string()) +
-              "'" + written.string() + "' from the working directory)");
-  Node loaded = load_config_file(found->string());
-  if (!loaded.is_map()) loaded.fail("a net file must be a map with 'name' and 'layer'");
-  log_upgrade(found->string(), upgrade_net(loaded));
+  std::string looked;
+  const auto found = find_net_file(net->str(), solver_path, &looked);
+  if (!found) net->fail("net file '" + net->str() + "' does not exist (looked for " + looked + ")");
+  Node loaded = load_net_file(*found);
   loaded.set_path("net");
   *net = std::move(loaded);
 }
@@ -139,6 +124,31 @@ Node load_config_file(const std::string& path) {
       throw yaml_error;
     }
   }
+}
+
+std::optional<std::string> find_net_file(const std::string& written, const std::string& solver_path,
+                                         std::string* looked) {
+  const fs::path path(written);
+  std::vector<fs::path> candidates;
+  const fs::path solver_dir = fs::path(solver_path).parent_path();
+  if (path.is_relative() && !solver_dir.empty()) candidates.push_back(solver_dir / path);
+  candidates.push_back(path);
+  if (looked)
+    *looked = (candidates.size() > 1 ? "'" + candidates[0].string() + "' next to the solver and " : std::string()) +
+              "'" + written + "' from the working directory";
+  for (const fs::path& p : candidates) {
+    std::error_code ec;  // a name too long for the file system is just not there
+    // Not only regular files: a net may come from a pipe (<(generate_net)), as the solver may.
+    if (fs::exists(p, ec) && !fs::is_directory(p, ec)) return p.string();
+  }
+  return std::nullopt;
+}
+
+Node load_net_file(const std::string& path) {
+  Node loaded = load_config_file(path);
+  if (!loaded.is_map()) loaded.fail("a net file must be a map with 'name' and 'layer'");
+  log_upgrade(path, upgrade_net(loaded));
+  return loaded;
 }
 
 void apply_override(Node& root, const std::string& assignment) {

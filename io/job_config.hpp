@@ -21,6 +21,14 @@ std::optional<ConfigFormat> config_format_for(const std::string& path);
 // (prototxt's `key {` blocks; otherwise YAML, then prototxt if YAML cannot read it).
 Node load_config_file(const std::string& path);
 
+// The net file a solver's `net: <written>` names: `written` relative to the solver's
+// folder, else as written (from the working directory, as Caffe reads it); nothing
+// when neither exists. Also says, in `looked`, where it looked.
+std::optional<std::string> find_net_file(const std::string& written, const std::string& solver_path,
+                                         std::string* looked = nullptr);
+// A net file, upgraded from older Caffe formats (the upgrade logged).
+Node load_net_file(const std::string& path);
+
 // The solver map with `net` resolved into an inline map.
 std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides = {});
 // A net file; a solver file is accepted too and yields its net.

@@ -24,8 +24,33 @@ Mark make_mark(const std::shared_ptr<const std::string>& file, const YAML::Mark&
 constexpr int kMaxDepth = 100;
 constexpr long kMaxNodes = 1000000;
 
-Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file, const std::string& path, int depth,
-             long& nodes) {
+// yaml-cpp accepts a quoted scalar whose closing quote never comes, running to the end
+// of the file (YAML does not): a missing quote on the first line swallowed the whole
+// config into one value, reported as a net without layers. `at` is where yaml-cpp
+// says the scalar starts, its opening quote if it has one.
+void refuse_unclosed_quote(const std::string& text, const YAML::Mark& at, const Mark& mark, const std::string& path) {
+  if (at.pos < 0 || static_cast<size_t>(at.pos) >= text.size()) return;
+  const auto open = static_cast<size_t>(at.pos);
+  const char quote = text[open];
+  if (quote != '"' && quote != '\'') return;
+  for (size_t i = open + 1; i < text.size(); ++i) {
+    if (quote == '"' && text[i] == '\\') {
+      ++i;  // an escaped character, '\"' among them
+    } else if (text[i] == quote) {
+      if (quote == '\'' && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;  // '' is a quote inside a single-quoted value
+        continue;
+      }
+      return;
+    }
+  }
+  throw ConfigError(mark, path,
+                    std::string("this value opens a quote (") + quote +
+                        ") that is never closed, so it runs to the end of the file; add the closing " + quote);
+}
+
+Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file, const std::string& text,
+             const std::string& path, int depth, long& nodes) {
   const Mark mark = make_mark(file, y.Mark());
   if (depth > kMaxDepth) throw ConfigError(mark, path, "nested more than 100 levels deep (a recursive YAML alias?)");
   if (++nodes > kMaxNodes) throw ConfigError(mark, path, "more than a million values (runaway YAML aliases?)");
@@ -34,12 +59,13 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
     case YAML::NodeType::Undefined:
       return Node::null(mark, path);
     case YAML::NodeType::Scalar:
+      refuse_unclosed_quote(text, y.Mark(), mark, path);
       return Node::scalar(y.Scalar(), mark, path);
     case YAML::NodeType::Sequence: {
       Node n = Node::seq(mark, path);
       size_t i = 0;
       for (const auto& item : y) {
-        n.push_back(convert(item, file, path + "[" + std::to_string(i) + "]", depth + 1, nodes));
+        n.push_back(convert(item, file, text, path + "[" + std::to_string(i) + "]", depth + 1, nodes));
         ++i;
       }
       return n;
@@ -49,11 +75,12 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
       for (const auto& kv : y) {
         const Mark key_mark = make_mark(file, kv.first.Mark());
         if (!kv.first.IsScalar()) throw ConfigError(key_mark, path, "map keys must be plain names");
+        refuse_unclosed_quote(text, kv.first.Mark(), key_mark, path);
         const std::string key = kv.first.Scalar();
         if (n.find(key))
           throw ConfigError(key_mark, path.empty() ? key : path + "." + key,
                             "duplicate key '" + key + "'; for a repeated field use a list: " + key + ": [a, b]");
-        Node child = convert(kv.second, file, path.empty() ? key : path + "." + key, depth + 1, nodes);
+        Node child = convert(kv.second, file, text, path.empty() ? key : path + "." + key, depth + 1, nodes);
         child.set_key_mark(key_mark);
         n.set(key, std::move(child));
       }
@@ -235,7 +262,7 @@ Node parse_with_name(const std::string& text, const std::string& name) {
                           "a second YAML document starts here (after a '---' line); a crema config is one document: "
                           "remove the '---' line, or split the file in two");
     long nodes = 0;
-    return convert(docs.empty() ? YAML::Node() : docs[0], file, "", 0, nodes);
+    return convert(docs.empty() ? YAML::Node() : docs[0], file, text, "", 0, nodes);
   } catch (const YAML::Exception& e) {
     Mark m = make_mark(file, e.mark);
     const std::string what = explain_syntax_error(text, e.msg, m);

@@ -48,6 +48,8 @@ class EmbedLayer : public Layer {
 
   EmbedParams params_;
   Blob index_check_;  // (3) scratch of the GPU path's index check
+  // (2 input_dim + 1 + M) ints, stored in a float blob: the GPU weight gradient's sort
+  Blob sort_scratch_;
 };
 
 }  // namespace crema

@@ -14,9 +14,6 @@ HDF5OutputLayer::HDF5OutputLayer(const LayerSpec& spec) : Layer(spec) {
   MapReader r = spec.params("hdf5_output_param");
   file_name_ = r.required("file_name").str();
   if (file_name_.empty()) r.fail("file_name", "file_name must not be empty");
-  const std::filesystem::path dir = std::filesystem::path(file_name_).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    r.fail("file_name", "folder '" + dir.string() + "' does not exist; create it or change file_name");
   r.finish();
 }
 
@@ -38,6 +35,11 @@ void HDF5OutputLayer::close() {
 
 void HDF5OutputLayer::layer_setup(Context&, const BlobVec&, const BlobVec&) {
   if (file_) return;  // set up again: keep appending to the same file
+  // Here, not when the spec is read: `crema convert` reads it on any machine.
+  const std::filesystem::path dir = std::filesystem::path(file_name_).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    spec_.params("hdf5_output_param")
+        .fail("file_name", "folder '" + dir.string() + "' does not exist; create it or change file_name");
   temp_name_ = io::temp_name_for(file_name_);
   try {
     file_ = std::make_unique<io::H5File>(temp_name_, io::H5File::Mode::Create);

@@ -213,6 +213,22 @@ TEST_CASE("config: a YAML syntax error carries its position") {
   CHECK(msg.find("YAML syntax error") != std::string::npos);
 }
 
+TEST_CASE("config: a quote that is never closed is an error at the value that opens it") {
+  // yaml-cpp reads such a value to the end of the file: on the first line it took the whole
+  // net in, which was then reported as a net without layers.
+  const std::string first =
+      config_error([&] { io::parse_yaml("name: \"lenet\nlayer:\n  - {name: d, type: Input, top: d}\n", "net.yaml"); });
+  CHECK_MESSAGE(starts_with(first, "net.yaml:1:7: name: this value opens a quote (\") that is never closed"), first);
+  const std::string last =
+      config_error([&] { io::parse_yaml("layer:\n  - {name: d, type: Input, top: d}\nname: 'lenet\n", "net.yaml"); });
+  CHECK_MESSAGE(starts_with(last, "net.yaml:3:7: name: this value opens a quote (') that is never closed"), last);
+  // Closed quotes, escaped ones and quoted keys are fine, over several lines too.
+  const Node ok = io::parse_yaml("\"a\": \"x \\\" y\"\nb: 'it''s'\nc: \"two\n  lines\"\n", "ok.yaml");
+  CHECK(ok.find("a")->str() == "x \" y");
+  CHECK(ok.find("b")->str() == "it's");
+  CHECK(ok.find("c")->str() == "two lines");
+}
+
 TEST_CASE("config: duplicate layer names within one phase are rejected, across phases they are fine") {
   const std::string dup = kHead +
                           "- name: data\n"                          // 7

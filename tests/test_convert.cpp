@@ -3,15 +3,17 @@
 // upgraded on the way, training and timing straight from prototxt, and the errors.
 #include <doctest/doctest.h>
 
-#include <map>
-
 #include <filesystem>
+#include <map>
+#include <sstream>
 #include <string>
+#include <vector>
 
-#include "io/prototxt.hpp"
-#include "io/yaml_config.hpp"
 #include "io/caffe_binary.hpp"
 #include "io/checkpoint.hpp"
+#include "io/protobuf_wire.hpp"
+#include "io/prototxt.hpp"
+#include "io/yaml_config.hpp"
 #include "test_util.hpp"
 
 using namespace crema;
@@ -166,4 +168,124 @@ TEST_CASE("convert: a binary .caffemodel becomes Caffe's HDF5 layout with the sa
   const auto wrong = test::run(crema_cmd("convert " + caffe_data("v1_lenet/lenet_iter_5000.caffemodel") + " -o " + (dir / "x.yaml")));
   CHECK(wrong.status == 2);
   CHECK(contains(wrong.output, ".caffemodel.h5"));
+}
+
+TEST_CASE("convert: the input's kind comes from its content, not its name") {
+  test::TempDir dir;
+  // Binary weights under another name convert; into a config they cannot.
+  fs::copy_file(caffe_data("lenet_deploy/lenet_iter_10000.caffemodel"), dir / "renamed.bin");
+  const auto renamed = test::run(crema_cmd("convert " + (dir / "renamed.bin") + " -o " + (dir / "w.caffemodel.h5")));
+  CHECK_MESSAGE(renamed.status == 0, renamed.output);
+  CHECK(io::has_hdf5_signature(dir / "w.caffemodel.h5"));
+  const auto to_yaml = test::run(crema_cmd("convert " + (dir / "renamed.bin") + " -o " + (dir / "w.yaml")));
+  CHECK(to_yaml.status == 2);
+  CHECK_MESSAGE(contains(to_yaml.output,
+                         "renamed.bin' is binary, not a net or solver in text, so convert reads it as "
+                         "Caffe weights, which convert to HDF5 only"),
+                to_yaml.output);
+  CHECK(!fs::exists(dir / "w.yaml"));
+
+  // HDF5 weights are there already; a solver state is not weights. Neither is read as text.
+  const auto h5 = test::run(
+      crema_cmd("convert " + caffe_data("cifar10_quick_iter_5000.caffemodel.h5") + " -o " + (dir / "x.yaml")));
+  CHECK(h5.status == 2);
+  CHECK_MESSAGE(contains(h5.output, "these weights are in Caffe's HDF5 layout already"), h5.output);
+  CHECK_FALSE(contains(h5.output, "unexpected byte"));
+  const auto state = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_iter_5000.solverstate.h5") + " -o " +
+                                         (dir / "x.caffemodel.h5")));
+  CHECK(state.status == 1);
+  CHECK_MESSAGE(contains(state.output, "this is a solver state"), state.output);
+  CHECK(!fs::exists(dir / "x.caffemodel.h5"));
+}
+
+TEST_CASE("convert: a net or solver crema would refuse to train is refused at the input's line") {
+  test::TempDir dir;
+  // A misspelt layer parameter: written out unchecked, it failed only when training from the output.
+  std::string net = test::read_file(caffe_data("lenet_deploy/lenet.prototxt"));
+  const size_t at = net.find("num_output");
+  REQUIRE(at != std::string::npos);
+  net.replace(at, 10, "num_ouput");
+  test::write_file(dir / "bad.prototxt", net);
+  const auto r = test::run(crema_cmd("convert " + (dir / "bad.prototxt") + " -o " + (dir / "bad.yaml")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(contains(r.output, "convolution_param.num_ouput: unknown key 'num_ouput' (did you mean 'num_output'?)"),
+                r.output);
+  CHECK(contains(r.output, (dir / "bad.prototxt") + ":"));
+  CHECK(!fs::exists(dir / "bad.yaml"));
+
+  // An unknown layer type and a bad solver key, likewise.
+  test::write_file(dir / "type.prototxt", "name: \"n\"\nlayer { name: \"a\" type: \"Pyhton\" top: \"a\" }\n");
+  const auto type = test::run(crema_cmd("convert " + (dir / "type.prototxt") + " -o " + (dir / "type.yaml")));
+  CHECK(type.status == 2);
+  CHECK_MESSAGE(contains(type.output, (dir / "type.prototxt") + ":2:25: layer[0].type: unknown layer type 'Pyhton'"),
+                type.output);
+  test::write_file(dir / "solver.prototxt", "net: \"type.prototxt\"\nbase_lr: 0.1\nmax_iter: 1\nlr_policy: \"stpe\"\n");
+  const auto solver = test::run(crema_cmd("convert " + (dir / "solver.prototxt") + " -o " + (dir / "s.yaml")));
+  CHECK(solver.status == 2);
+  CHECK_MESSAGE(contains(solver.output, (dir / "solver.prototxt") + ":4:"), solver.output);
+  CHECK(!fs::exists(dir / "s.yaml"));
+}
+
+TEST_CASE("convert: a solver's relative net path still finds the net from the output's folder") {
+  test::ToyJob job(4);
+  // The toy job with its net in a file of its own, named relative to the solver.
+  const std::string whole = test::read_file(job.solver);
+  const size_t rest = whole.find("base_lr:");
+  REQUIRE(rest != std::string::npos);
+  std::string net;
+  std::istringstream lines(whole.substr(5, rest - 5));  // after "net:\n"
+  for (std::string line; std::getline(lines, line);) net += line.substr(2) + "\n";
+  test::write_file(job.dir / "toy_net.yaml", net);
+  test::write_file(job.solver, "net: toy_net.yaml\n" + whole.substr(rest));
+  fs::create_directory(job.dir / "converted");
+
+  const auto r = test::run(crema_cmd("convert " + job.solver + " -o " + (job.dir / "converted/solver.prototxt")));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.output, "net: 'toy_net.yaml' is written as '../toy_net.yaml', where the converted solver finds it"));
+  CHECK(contains(test::read_file(job.dir / "converted/solver.prototxt"), "net: \"../toy_net.yaml\"\n"));
+  const auto train = test::run(crema_cmd("train " + (job.dir / "converted/solver.prototxt") + " --threads 1"));
+  INFO(train.output);
+  CHECK(train.status == 0);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_4.caffemodel.h5"));
+
+  // Beside the solver, the path stays as written.
+  const auto beside = test::run(crema_cmd("convert " + job.solver + " -o " + (job.dir / "again.prototxt")));
+  REQUIRE(beside.status == 0);
+  CHECK(contains(test::read_file(job.dir / "again.prototxt"), "net: \"toy_net.yaml\"\n"));
+  CHECK_FALSE(contains(beside.output, "is written as"));
+}
+
+TEST_CASE("convert: a .caffemodel with two layers of one name keeps the later one's parameters, as Caffe loads it") {
+  test::TempDir dir;
+  // NetParameter { layer { name: "ip" blobs { shape { dim: 2 } data: [...] } } ... }
+  const auto layer = [](const std::string& name, std::vector<float> values) {
+    io::pb::Writer shape, blob, l;
+    shape.packed_varints(1, {static_cast<int64_t>(values.size())});
+    blob.packed_floats(5, values.data(), values.size());
+    blob.bytes(7, shape.str());
+    l.bytes(1, name);
+    if (!values.empty()) l.bytes(7, blob.str());
+    return l.take();
+  };
+  io::pb::Writer net;
+  net.bytes(1, "dup");
+  net.bytes(100, layer("ip", {1.f, 2.f}));
+  net.bytes(100, layer("relu", {}));
+  net.bytes(100, layer("ip", {3.f, 4.f}));
+  net.bytes(100, layer("relu", {}));
+  test::write_file(dir / "dup.caffemodel", net.str());
+
+  const auto r = test::run(crema_cmd("convert " + (dir / "dup.caffemodel") + " -o " + (dir / "dup.caffemodel.h5")));
+  INFO(r.output);
+  REQUIRE(r.status == 0);  // it said "cannot create dataset"
+  CHECK(
+      contains(r.output, "two layers are named 'ip' and both hold parameters; as in Caffe, the later one's are used"));
+  CHECK_FALSE(contains(r.output, "named 'relu'"));  // no parameters, nothing lost
+  const io::Weights w = io::load_weights(dir / "dup.caffemodel.h5");
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].layer == "ip");
+  REQUIRE(w[0].blobs.size() == 1);
+  CHECK(w[0].blobs[0].second.cpu_data()[0] == 3.f);
+  CHECK(w[0].blobs[0].second.cpu_data()[1] == 4.f);
 }

@@ -233,6 +233,44 @@ TEST_CASE("GPU layers: InnerProduct transposed and on a later axis, and Euclidea
   check_layer_on_gpu("{type: EuclideanLoss}", {&in.scores, &target}, 1, {true, true});
 }
 
+TEST_CASE("GPU layers: Embed's weight gradient equals the CPU's bit for bit when rows are named many times") {
+  SKIP_WITHOUT_DEVICE();
+  // Float atomics add a row's terms in the order the threads come, which differs
+  // between runs in the last bits; sorted by row, they are added in the CPU's order.
+  // 1000 positions span four chunks of the sort; row 7 is named at every third, rows
+  // 11 and 299 never; 300 rows give each thread of the scan a share of two.
+  const int m = 1000, rows = 300, n = 5;
+  Blob index({m});
+  float* ix = index.mutable_cpu_data();  // ix: (m)
+  for (int i = 0; i < m; ++i) {
+    const int r = (i * 37) % rows;
+    ix[i] = i % 3 == 0 ? 7.f : static_cast<float>(r == 11 || r == 299 ? 12 : r);
+  }
+  const std::string yaml = "{type: Embed, embed_param: {num_output: 5, input_dim: 300}}";
+  auto run = [&](Context& ctx) {
+    auto t = test::make_layer(yaml);
+    Blob bottom, top;
+    bottom.copy_from(index, false, true);
+    t.layer->setup(ctx, {&bottom}, {&top});
+    t.layer->forward(ctx, {&bottom}, {&top});
+    float* dy = top.mutable_cpu_diff();  // dy: (m, n); magnitudes far apart, so the order shows in the sums
+    for (int k = 0; k < m * n; ++k) dy[k] = static_cast<float>(std::sin(k * 0.7) * std::pow(10.0, k % 7 - 3));
+    float* dw = t.layer->blobs()[0]->mutable_cpu_diff();  // dw: (rows, n), accumulated into
+    for (int k = 0; k < rows * n; ++k) dw[k] = 0.01f * static_cast<float>(k % 13);
+    t.layer->blobs()[1]->set_diff(0.f);
+    t.layer->backward(ctx, {&top}, {false}, {&bottom});
+    finish(ctx);
+    const float* got = t.layer->blobs()[0]->cpu_diff();
+    return std::vector<float>(got, got + rows * n);
+  };
+  auto gpu = Context::gpu(0, 5);
+  Context cpu(5);
+  const std::vector<float> want = run(cpu), first = run(*gpu), second = run(*gpu);
+  CHECK(first == want);
+  CHECK(second == first);
+  CHECK(want[11 * n] == 0.01f * static_cast<float>((11 * n) % 13));  // a row never named keeps its gradient
+}
+
 TEST_CASE("GPU math: gemm, gemv, dot and asum follow the row-major CPU contract") {
   SKIP_WITHOUT_DEVICE();
 #ifdef CREMA_WITH_CUDA  // the wrappers exist only with CUDA; without it no device is reported above

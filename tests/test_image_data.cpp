@@ -9,6 +9,7 @@
 #include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
+#include <set>
 
 #include "io/checkpoint.hpp"
 #include "io/idx.hpp"
@@ -313,6 +314,18 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
   const auto train = test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "train_preview") + " --n 3"));
   REQUIRE_MESSAGE(train.status == 0, train.output);
   CHECK(std::distance(fs::directory_iterator(job.dir / "train_preview"), fs::directory_iterator()) == 3);
+  // A second, shorter preview into the same folder replaces the first's samples (they
+  // mixed before) and leaves the user's other files alone.
+  test::write_file(out + "/notes.txt", "mine");
+  test::write_file(out + "/sample_9.jpg", "mine too");
+  const auto again = test::run(crema_cmd("preview --model " + job.solver + " --out " + out + " --n 2 --phase TEST"));
+  REQUIRE_MESSAGE(again.status == 0, again.output);
+  CHECK_MESSAGE(again.output.find("Removed 3 sample file(s) of an earlier preview") != std::string::npos, again.output);
+  std::set<std::string> left;
+  for (const auto& e : fs::directory_iterator(out)) left.insert(e.path().filename().string());
+  CHECK(left.size() == 4);
+  CHECK(left.count("notes.txt"));
+  CHECK(left.count("sample_9.jpg"));
 
   const auto t = test::run(crema_cmd("time --data --model " + job.solver + " --iterations 5"));
   REQUIRE_MESSAGE(t.status == 0, t.output);
