@@ -502,8 +502,12 @@ int extract_features(const ExtractOptions& opt) {
     if (std::find(opt.blobs.begin(), opt.blobs.begin() + static_cast<long>(i), opt.blobs[i]) !=
         opt.blobs.begin() + static_cast<long>(i))
       throw ConfigError(Mark{}, "--blobs", "names blob '" + opt.blobs[i] + "' twice");
-  for (const auto& out : opt.outputs) {
+  for (size_t k = 0; k < opt.outputs.size(); ++k) {
+    const std::string& out = opt.outputs[k];
     std::error_code ec;
+    for (size_t earlier = 0; earlier < k; ++earlier)
+      if (fs::weakly_canonical(out, ec) == fs::weakly_canonical(opt.outputs[earlier], ec))
+        throw ConfigError(Mark{}, "--output", "'" + out + "' is named twice; give each blob a database of its own");
     if (fs::exists(out, ec))
       throw ConfigError(Mark{}, "--output",
                         "'" + out + "' already exists; extract-features writes a new " + (hdf5 ? "file" : "database") +
@@ -581,9 +585,17 @@ int extract_features(const ExtractOptions& opt) {
     for (Partial& p : dbs) {
       p.db->commit();
       p.db.reset();
-      fs::rename(p.path, p.final_path);
-      p.path.clear();
     }
+    // All or none: a database renamed before a later rename failed is taken back.
+    size_t renamed = 0;
+    try {
+      for (; renamed < dbs.size(); ++renamed) fs::rename(dbs[renamed].path, dbs[renamed].final_path);
+    } catch (...) {
+      std::error_code ignored;
+      for (size_t k = 0; k < renamed; ++k) fs::remove_all(dbs[k].final_path, ignored);
+      throw;
+    }
+    for (Partial& p : dbs) p.path.clear();
   }
   std::string what;
   for (size_t k = 0; k < blobs.size(); ++k)

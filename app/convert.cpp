@@ -13,6 +13,7 @@
 #include "io/caffe_binary.hpp"
 #include "io/caffe_upgrade.hpp"
 #include "io/checkpoint.hpp"
+#include "io/dot.hpp"
 #include "io/files.hpp"
 #include "io/job_config.hpp"
 #include "io/onnx.hpp"
@@ -38,6 +39,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 enum class InputKind { Config, BinaryWeights, Hdf5 };
 
 InputKind input_kind(const std::string& path) {
+  std::error_code ec;
+  // A pipe (<(generate_net)) cannot be read twice: a config, as the loaders take it.
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec)) return InputKind::Config;
   if (io::has_hdf5_signature(path)) return InputKind::Hdf5;
   return io::looks_like_text(path) ? InputKind::Config : InputKind::BinaryWeights;
 }
@@ -81,7 +85,9 @@ std::string net_path_for_output(const std::string& written, const std::string& f
 // its keys, and its net's layers when the net is inline or its file is found. A `net:`
 // path is rewritten so that the converted solver finds the net from `output`.
 void check_solver(Node& root, const std::string& input, const std::string& output) {
+  io::reject_split_nets(root);
   Node checked = root;
+  std::string rewritten_note;  // said once the solver has passed
   Node* net = checked.find("net");
   if (net && net->is_scalar()) {
     const std::string written = net->str();
@@ -102,11 +108,12 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
     if (rewritten != written) {
       Node* original = root.find("net");
       *original = Node::scalar(rewritten, original->mark(), original->path());
-      spdlog::info("net: '{}' is written as '{}', where the converted solver finds it", written, rewritten);
+      rewritten_note = "net: '" + written + "' is written as '" + rewritten + "', where the converted solver finds it";
     }
   }
   const SolverSpec spec = SolverSpec::parse(checked);
   NetSpec::parse(*spec.net).check_layer_params();
+  if (!rewritten_note.empty()) spdlog::info("{}", rewritten_note);
 }
 
 int convert_config(const ConvertOptions& opt) {
@@ -164,15 +171,29 @@ int convert_onnx(const ConvertOptions& opt) {
   return 0;
 }
 
+// A net, or a solver's net, drawn as a Graphviz graph (io/dot.hpp), as draw_net.py.
+int convert_dot(const ConvertOptions& opt) {
+  const auto root = io::load_net_config(opt.input, nullptr, opt.overrides);
+  const NetSpec spec = NetSpec::parse(*root);
+  io::write_file_atomically(opt.output, io::to_dot(spec, opt.rankdir));
+  spdlog::info("Wrote the graph of net '{}' ({} layers) to {}; draw it with: dot -Tpng {} -o net.png", spec.name,
+               spec.layers.size(), opt.output, opt.output);
+  return 0;
+}
+
 }  // namespace
 
 int convert(const ConvertOptions& opt) {
   // Before the input is read and a net built, not after.
   if (auto problem = io::missing_folder(opt.output)) throw ConfigError(Mark{}, "--output", *problem);
   if (ends_with(opt.output, ".onnx")) return convert_onnx(opt);
-  if (!opt.weights.empty() || !opt.overrides.empty())
+  const bool graph = ends_with(opt.output, ".dot") || ends_with(opt.output, ".gv");
+  if (opt.rankdir_given && !graph) throw ConfigError(Mark{}, "--rankdir", "--rankdir belongs to a graph (-o NET.dot)");
+  if (!opt.weights.empty() || (!opt.overrides.empty() && !graph))
     throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",
-                      "--weights and --set belong to an ONNX export (-o MODEL.onnx)");
+                      opt.weights.empty() ? "--set belongs to an ONNX export (-o MODEL.onnx) or a graph (-o NET.dot)"
+                                          : "--weights belongs to an ONNX export (-o MODEL.onnx)");
+  if (graph) return convert_dot(opt);
   switch (input_kind(opt.input)) {
     case InputKind::BinaryWeights:
       return convert_weights(opt);

@@ -2,7 +2,8 @@
 // crema's YAML (the output format follows OUT's extension), writing the current
 // format: older Caffe files (V1 layers, input fields, ...) come out upgraded.
 // `crema convert DEPLOY --weights W -o OUT.onnx` exports a deploy net with its weights
-// as an ONNX model (io/onnx.hpp).
+// as an ONNX model (io/onnx.hpp). `crema convert NET -o NET.dot` draws the net as a
+// Graphviz graph (io/dot.hpp), as Caffe's draw_net.py.
 #pragma once
 
 #include <string>
@@ -14,7 +15,9 @@ struct ConvertOptions {
   std::string input;
   std::string output;
   std::vector<std::string> weights;  // for an ONNX output
-  std::vector<std::string> overrides;  // --set, applied to the net for an ONNX output
+  std::vector<std::string> overrides;  // --set, applied to the net for an ONNX or a graph output
+  std::string rankdir = "TB";          // for a graph output (.dot, .gv): Graphviz's direction
+  bool rankdir_given = false;
 };
 int convert(const ConvertOptions& opt);
 

@@ -115,7 +115,9 @@ int preview(const PreviewOptions& opt) {
   int removed = 0;
   for (const auto& entry : fs::directory_iterator(opt.out)) {
     const std::string file = entry.path().filename().string();
-    if (entry.is_regular_file() && !names.count(file) && std::regex_match(file, earlier) && fs::remove(entry.path()))
+    std::error_code ec;  // a file that cannot be removed stays, as any other file there
+    if (entry.is_regular_file(ec) && !names.count(file) && std::regex_match(file, earlier) &&
+        fs::remove(entry.path(), ec))
       ++removed;
   }
   if (removed > 0) spdlog::info("Removed {} sample file(s) of an earlier preview from {}", removed, opt.out);

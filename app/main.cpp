@@ -244,15 +244,20 @@ int main(int argc, char** argv) {
   crema::app::ConvertOptions convert;
   auto* convert_cmd = app.add_subcommand("convert", "Convert a net or solver between prototxt and YAML, upgrading old Caffe formats");
   convert_cmd->add_option("input", convert.input, "Net or solver (.prototxt or .yaml), or binary weights (.caffemodel)")->required();
-  convert_cmd->add_option("-o,--output", convert.output,
-                          "Output file: .yaml/.yml for YAML, .prototxt/.pt for prototxt, .caffemodel.h5 for weights, "
-                          ".onnx for an ONNX model of a deploy net (with --weights)")
+  convert_cmd
+      ->add_option("-o,--output", convert.output,
+                   "Output file: .yaml/.yml for YAML, .prototxt/.pt for prototxt, .caffemodel.h5 for weights, "
+                   ".onnx for an ONNX model of a deploy net (with --weights), .dot/.gv for a Graphviz drawing")
       ->required();
   std::vector<std::string> convert_weights;
   convert_cmd->add_option("--weights", convert_weights, "For .onnx: the weights (.caffemodel or .caffemodel.h5), comma-separated")
       ->allow_extra_args(false);
-  convert_cmd->add_option("--set", convert.overrides, "For .onnx: override a key of the net (key.path=value)")
+  convert_cmd->add_option("--set", convert.overrides, "For .onnx and .dot: override a key of the net (key.path=value)")
       ->allow_extra_args(false);
+  auto* convert_rankdir = convert_cmd
+                              ->add_option("--rankdir", convert.rankdir,
+                                           "For .dot: the graph's direction, TB (top to bottom), BT, LR or RL")
+                              ->check(CLI::IsMember({"TB", "BT", "LR", "RL"}));
 
   crema::app::ClassifyOptions classify;
   std::vector<std::string> classify_weights, classify_mean;
@@ -372,6 +377,7 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand(convert_cmd)) {
       convert.weights = split_commas(convert_weights);
+      convert.rankdir_given = convert_rankdir->count() > 0;
       return crema::app::convert(convert);
     }
     if (app.got_subcommand(imageset_cmd)) return crema::app::convert_imageset(imageset);

@@ -149,7 +149,9 @@ LayerWeights parse_layer(pb::Reader r, bool v1) {
 // Caffe does not require unique layer names, so a .caffemodel may hold two layers of
 // one name. Weights are matched to a net by name, and Caffe copies both in turn, so
 // the later layer's parameters are the ones a net receives: kept here, with a warning
-// when both had parameters (an HDF5 file cannot hold two groups of one name).
+// when both had parameters (an HDF5 file cannot hold two groups of one name). A later
+// one without parameters leaves the earlier one's (Caffe would stop at it with
+// "Incompatible number of blobs").
 Weights merge_same_names(Weights in, const std::string& path) {
   Weights out;
   std::map<std::string, size_t> at;

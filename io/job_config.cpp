@@ -54,18 +54,6 @@ void log_upgrade(const std::string& path, const std::vector<std::string>& notes)
                path, what, path);
 }
 
-// Caffe solvers may name separate train and test nets; crema builds both phases
-// from one net.
-void reject_split_nets(const Node& root) {
-  for (const char* key : {"train_net", "test_net", "train_net_param", "test_net_param"})
-    if (const Node* n = root.find(key))
-      throw ConfigError(n->key_mark(), n->path(),
-                        std::string("'") + key +
-                            "' (separate train and test nets) is not supported: crema builds the TRAIN and TEST nets "
-                            "from one net; give it with 'net:' and mark phase-only layers with include: {phase: TRAIN} "
-                            "or {phase: TEST}");
-}
-
 // Replaces a `net: path` entry by the net file's contents.
 void resolve_net(Node& root, const std::string& solver_path) {
   reject_split_nets(root);
@@ -124,6 +112,16 @@ Node load_config_file(const std::string& path) {
       throw yaml_error;
     }
   }
+}
+
+void reject_split_nets(const Node& root) {
+  for (const char* key : {"train_net", "test_net", "train_net_param", "test_net_param"})
+    if (const Node* n = root.find(key))
+      throw ConfigError(n->key_mark(), n->path(),
+                        std::string("'") + key +
+                            "' (separate train and test nets) is not supported: crema builds the TRAIN and TEST nets "
+                            "from one net; give it with 'net:' and mark phase-only layers with include: {phase: TRAIN} "
+                            "or {phase: TEST}");
 }
 
 std::optional<std::string> find_net_file(const std::string& written, const std::string& solver_path,

@@ -21,6 +21,9 @@ std::optional<ConfigFormat> config_format_for(const std::string& path);
 // (prototxt's `key {` blocks; otherwise YAML, then prototxt if YAML cannot read it).
 Node load_config_file(const std::string& path);
 
+// Caffe's separate train and test nets (train_net, test_net, …), which crema does not
+// take, refused at their key with what to write instead.
+void reject_split_nets(const Node& solver);
 // The net file a solver's `net: <written>` names: `written` relative to the solver's
 // folder, else as written (from the working directory, as Caffe reads it); nothing
 // when neither exists. Also says, in `looked`, where it looked.

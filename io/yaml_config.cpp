@@ -29,8 +29,12 @@ constexpr long kMaxNodes = 1000000;
 // config into one value, reported as a net without layers. `at` is where yaml-cpp
 // says the scalar starts, its opening quote if it has one.
 void refuse_unclosed_quote(const std::string& text, const YAML::Mark& at, const Mark& mark, const std::string& path) {
-  if (at.pos < 0 || static_cast<size_t>(at.pos) >= text.size()) return;
-  const auto open = static_cast<size_t>(at.pos);
+  // yaml-cpp drops a byte-order mark without counting it in its positions; text in
+  // UTF-16 or UTF-32 is not checked (its positions count converted characters).
+  const size_t shift = text.starts_with("\xEF\xBB\xBF") ? 3 : 0;
+  if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF") || (!text.empty() && text[0] == '\0')) return;
+  if (at.pos < 0 || static_cast<size_t>(at.pos) + shift >= text.size()) return;
+  const size_t open = static_cast<size_t>(at.pos) + shift;
   const char quote = text[open];
   if (quote != '"' && quote != '\'') return;
   for (size_t i = open + 1; i < text.size(); ++i) {

@@ -227,6 +227,16 @@ TEST_CASE("config: a quote that is never closed is an error at the value that op
   CHECK(ok.find("a")->str() == "x \" y");
   CHECK(ok.find("b")->str() == "it's");
   CHECK(ok.find("c")->str() == "two lines");
+  // After a byte-order mark (which yaml-cpp does not count in its positions) likewise.
+  const Node bom = io::parse_yaml("\xEF\xBB\xBFname: Caffe's\nlayer: []\n", "bom.yaml");
+  CHECK(bom.find("name")->str() == "Caffe's");
+  const std::string bom_open = config_error([&] {
+    io::parse_yaml(
+        "\xEF\xBB\xBF"
+        "a: 1\nname: \"x\n",
+        "bom.yaml");
+  });
+  CHECK_MESSAGE(starts_with(bom_open, "bom.yaml:2:7: name: this value opens a quote"), bom_open);
 }
 
 TEST_CASE("config: duplicate layer names within one phase are rejected, across phases they are fine") {

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -224,6 +226,17 @@ TEST_CASE("convert: a net or solver crema would refuse to train is refused at th
   CHECK(solver.status == 2);
   CHECK_MESSAGE(contains(solver.output, (dir / "solver.prototxt") + ":4:"), solver.output);
   CHECK(!fs::exists(dir / "s.yaml"));
+  // Caffe's separate train and test nets: what to write instead, as training says.
+  test::write_file(dir / "split.prototxt", "train_net: \"a.prototxt\"\ntest_net: \"b.prototxt\"\nbase_lr: 0.1\n");
+  const auto split = test::run(crema_cmd("convert " + (dir / "split.prototxt") + " -o " + (dir / "split.yaml")));
+  CHECK(split.status == 2);
+  CHECK_MESSAGE(contains(split.output, "'train_net' (separate train and test nets) is not supported"), split.output);
+
+  // A net through a pipe converts (sniffing the input must not consume it).
+  const auto piped = test::run("cat " + caffe_data("lenet_deploy/lenet.prototxt") + " | " +
+                               crema_cmd("convert /dev/stdin -o " + (dir / "piped.yaml")));
+  CHECK_MESSAGE(piped.status == 0, piped.output);
+  CHECK(contains(test::read_file(dir / "piped.yaml"), "type: Convolution"));
 }
 
 TEST_CASE("convert: a solver's relative net path still finds the net from the output's folder") {
@@ -288,4 +301,84 @@ TEST_CASE("convert: a .caffemodel with two layers of one name keeps the later on
   REQUIRE(w[0].blobs.size() == 1);
   CHECK(w[0].blobs[0].second.cpu_data()[0] == 3.f);
   CHECK(w[0].blobs[0].second.cpu_data()[1] == 4.f);
+}
+
+TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draws it") {
+  test::TempDir dir;
+  const std::string dot = dir / "cifar.dot";
+  const auto r = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_train_test.prototxt") + " -o " + dot));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.output, "draw it with: dot -Tpng " + dot));
+  const std::string text = test::read_file(dot);
+  CHECK(text.rfind("digraph \"CIFAR10_quick\" {\n  rankdir=TB;\n", 0) == 0);
+  CHECK(text.ends_with("}\n"));
+  // A layer's box: its name, type, and its parameter block's plain values (not the fillers).
+  CHECK(contains(text,
+                 "layer2 [label=\"conv1\\n(Convolution)\\nnum_output: 32\\npad: 2\\nkernel_size: 5\\nstride: 1\", "
+                 "shape=box, style=filled, fillcolor=\"#FF5050\"];"));
+  CHECK_FALSE(contains(text, "gaussian"));
+  CHECK(contains(text, "layer0 [label=\"cifar\\n(Data)\\n"));
+  CHECK(contains(text, "(TRAIN only)\""));
+  CHECK(contains(text, "(TEST only)\""));
+
+  // Nodes and edges: every edge joins declared nodes, each blob of the two data layers is
+  // one node, and the in-place ReLU makes a second pool1 node, so the graph runs one way.
+  std::set<std::string> nodes;
+  std::map<std::string, int> blobs;  // label -> nodes with it
+  std::vector<std::pair<std::string, std::string>> edges;
+  std::istringstream lines(text);
+  const std::regex node(R"(^  (\w+) \[label="([^"\\]*)(\\n|")[^\]]*\];$)"), edge(R"(^  (\w+) -> (\w+);$)");
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, node)) {
+      nodes.insert(m[1]);
+      if (std::string(m[1]).rfind("blob", 0) == 0) ++blobs[m[2]];
+    } else if (std::regex_match(line, m, edge)) {
+      edges.emplace_back(m[1], m[2]);
+    }
+  }
+  CHECK(blobs["data"] == 1);
+  CHECK(blobs["label"] == 1);
+  CHECK(blobs["pool1"] == 2);
+  CHECK(blobs["conv2"] == 2);
+  CHECK(nodes.count("layer0"));
+  for (const auto& [from, to] : edges) {
+    CHECK_MESSAGE(nodes.count(from), from);
+    CHECK_MESSAGE(nodes.count(to), to);
+  }
+  // No cycle (Kahn's algorithm removes every node).
+  std::map<std::string, int> incoming;
+  for (const auto& [from, to] : edges) ++incoming[to];
+  std::vector<std::string> ready;
+  for (const auto& n : nodes)
+    if (!incoming[n]) ready.push_back(n);
+  size_t removed = 0;
+  while (!ready.empty()) {
+    const std::string n = ready.back();
+    ready.pop_back();
+    ++removed;
+    for (const auto& [from, to] : edges)
+      if (from == n && --incoming[to] == 0) ready.push_back(to);
+  }
+  CHECK(removed == nodes.size());
+  CHECK(edges.size() > 20);
+  // Graphviz itself reads it, where it is installed (scripts/install_test_references.sh).
+  if (test::run("command -v dot").status == 0) {
+    const auto svg = test::run("dot -Tsvg " + dot + " -o " + (dir / "cifar.svg"));
+    CHECK_MESSAGE(svg.status == 0, svg.output);
+    CHECK(contains(test::read_file(dir / "cifar.svg"), "<svg"));
+  } else {
+    MESSAGE("skipped rendering the graph: Graphviz's dot is not installed");
+  }
+
+  // --rankdir and --set reach the graph; --rankdir is refused for another output.
+  const auto lr = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_train_test.prototxt") + " -o " +
+                                      (dir / "lr.gv") + " --rankdir LR --set name=renamed"));
+  REQUIRE_MESSAGE(lr.status == 0, lr.output);
+  CHECK(test::read_file(dir / "lr.gv").rfind("digraph \"renamed\" {\n  rankdir=LR;\n", 0) == 0);
+  const auto wrong = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_train_test.prototxt") + " -o " +
+                                         (dir / "x.yaml") + " --rankdir LR"));
+  CHECK(wrong.status == 2);
+  CHECK(contains(wrong.output, "--rankdir belongs to a graph (-o NET.dot)"));
 }

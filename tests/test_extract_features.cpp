@@ -103,6 +103,7 @@ TEST_CASE("extract-features refuses a mistake before it writes anything, exit st
   refused(" --blobs fc1,fc2 -o " + (job.dir / "a.h5") + "," + (job.dir / "b_lmdb"),
           "one HDF5 file holds every blob: give -o FEATURES.h5 alone");
   refused(" --blobs fc2,fc2 -o " + (job.dir / "a.h5"), "names blob 'fc2' twice");
+  refused(" --blobs fc1,fc2 -o " + (job.dir / "db") + "," + (job.dir / "./db"), "is named twice");
   refused(" --blobs fc2 -o " + job.solver, "already exists; extract-features writes a new database");
   refused(" --blobs fc2 -o " + (job.dir / "no/such.h5"), "the folder '" + (job.dir / "no") + "' does not exist");
   test::write_file(job.dir / "deploy.yaml",

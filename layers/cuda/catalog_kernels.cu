@@ -278,6 +278,9 @@ __global__ void embed_gather_kernel(int64_t count, int n, int rows, const float*
     if (start[r] != p) continue;  // not the first of its row's run
     float* out = dw + static_cast<int64_t>(r) * n + j;
     float acc = *out;
+    // The loads do not depend on the sum: unrolled, several are in flight at once, so a
+    // row named thousands of times is not one load's latency per term.
+#pragma unroll 8
     for (int q = p; q < start[r + 1]; ++q) acc += dy[static_cast<int64_t>(order[q]) * n + j];
     *out = acc;
   }
