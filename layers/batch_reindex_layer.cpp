@@ -25,6 +25,9 @@ void BatchReindexLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   shape[0] = bottom[1]->shape(0);
   top[0]->reshape(shape);
   index_check_.reshape({3});
+#ifdef CREMA_WITH_CUDA
+  reshape_index_scratch(*this, sort_scratch_, top[0]->shape(0), bottom[0]->shape(0));
+#endif
 }
 
 int BatchReindexLayer::source(const BlobVec& bottom, int k) const {
@@ -75,9 +78,12 @@ void BatchReindexLayer::backward_gpu(Context& ctx, const BlobVec& top, const std
     cuda::gpu_set(c, bottom[1]->count(), 0.f, bottom[1]->mutable_gpu_diff());
   if (!propagate_down[0]) return;
   const int items = top[0]->shape(0), inner = top[0]->count(1);
-  // dy: (K, inner); index: (K), checked by forward; dx: (N, inner), overwritten
-  cuda::batch_reindex_backward(c, bottom[0]->shape(0), items, inner, top[0]->gpu_diff(), bottom[1]->gpu_data(),
-                               bottom[0]->mutable_gpu_diff());
+  // dy: (K, inner); index: (K), checked by forward; dx: (N, inner) = 0, then each item's
+  // rows added in k order, as the CPU loop adds them
+  float* dx = bottom[0]->mutable_gpu_diff();
+  cuda::gpu_set(c, bottom[0]->count(), 0.f, dx);
+  cuda::add_rows_by_index(c, items, inner, bottom[0]->shape(0), top[0]->gpu_diff(), bottom[1]->gpu_data(),
+                          reinterpret_cast<int*>(sort_scratch_.mutable_gpu_data()), dx);
 }
 #endif
 

@@ -32,6 +32,7 @@ class BatchReindexLayer : public Layer {
  private:
   int source(const BlobVec& bottom, int k) const;  // the bottom item of top item k
   Blob index_check_;  // (3) scratch of the GPU path's index check
+  Blob sort_scratch_;  // (2 N + 1 + K) ints: the GPU input gradient's (reshape_index_scratch)
 };
 
 }  // namespace crema

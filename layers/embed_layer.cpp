@@ -1,7 +1,5 @@
 #include "layers/embed_layer.hpp"
 
-#include <limits>
-
 #include "engine/math.hpp"
 #include "layers/index_value.hpp"
 #include "layers/param_blobs.hpp"
@@ -46,12 +44,7 @@ void EmbedLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   top[0]->reshape(shape);
   index_check_.reshape({3});
 #ifdef CREMA_WITH_CUDA
-  static_assert(sizeof(int) == sizeof(float));
-  const int64_t ints = cuda::embed_backward_scratch(bottom[0]->count(), params_.input_dim);
-  if (ints > std::numeric_limits<int>::max())
-    spec_.fail("the GPU weight gradient's scratch (" + std::to_string(ints) +
-               " entries: twice input_dim plus the indices) exceeds 2^31; reduce input_dim or the batch");
-  sort_scratch_.reshape({static_cast<int>(ints)});
+  reshape_index_scratch(*this, sort_scratch_, bottom[0]->count(), params_.input_dim);
 #endif
 }
 
@@ -114,8 +107,8 @@ void EmbedLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vecto
   const float* dy = top[0]->gpu_diff();  // dy: (M, n)
   // index: (M), checked by forward; dw: (input_dim, n), accumulates
   if (param_propagate_down(0))
-    cuda::embed_backward(c, m, n, params_.input_dim, dy, bottom[0]->gpu_data(),
-                         reinterpret_cast<int*>(sort_scratch_.mutable_gpu_data()), blobs_[0]->mutable_gpu_diff());
+    cuda::add_rows_by_index(c, m, n, params_.input_dim, dy, bottom[0]->gpu_data(),
+                            reinterpret_cast<int*>(sort_scratch_.mutable_gpu_data()), blobs_[0]->mutable_gpu_diff());
   // db: (n) += the column sums of dy, seen as (M, n, 1)
   if (params_.bias_term && param_propagate_down(1))
     cuda::broadcast_reduce_gpu(c, m, n, 1, dy, nullptr, blobs_[1]->mutable_gpu_diff(), true);

@@ -48,8 +48,7 @@ class EmbedLayer : public Layer {
 
   EmbedParams params_;
   Blob index_check_;  // (3) scratch of the GPU path's index check
-  // (2 input_dim + 1 + M) ints, stored in a float blob: the GPU weight gradient's sort
-  Blob sort_scratch_;
+  Blob sort_scratch_;  // (2 input_dim + 1 + M) ints: the GPU weight gradient's (reshape_index_scratch)
 };
 
 }  // namespace crema

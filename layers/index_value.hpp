@@ -6,6 +6,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "engine/error.hpp"
@@ -21,6 +22,18 @@ inline int read_index(const Layer& layer, float value, int limit, long position,
                 " at position " + std::to_string(position) + " is not an index in [0, " + std::to_string(limit) +
                 "); " + advice);
   return static_cast<int>(value);
+}
+
+// Sizes `scratch` for the GPU's add_rows_by_index (layers/cuda/misc_kernels.hpp) over
+// `m` indices into `rows` rows: 2 rows + 1 + m ints, held in a float blob's memory.
+inline void reshape_index_scratch(const Layer& layer, Blob& scratch, int m, int rows) {
+  static_assert(sizeof(int) == sizeof(float));
+  const long long ints = 2LL * rows + 1 + m;
+  if (ints > std::numeric_limits<int>::max())
+    throw Error(std::string(layer.type()) + " layer '" + layer.name() + "': the GPU gradient's index scratch (" +
+                std::to_string(ints) + " entries: twice " + std::to_string(rows) + " rows plus " + std::to_string(m) +
+                " indices) exceeds 2^31; use fewer rows or a smaller batch");
+  scratch.reshape({static_cast<int>(ints)});
 }
 
 }  // namespace crema

@@ -271,6 +271,35 @@ TEST_CASE("GPU layers: Embed's weight gradient equals the CPU's bit for bit when
   CHECK(want[11 * n] == 0.01f * static_cast<float>((11 * n) % 13));  // a row never named keeps its gradient
 }
 
+TEST_CASE("GPU layers: BatchReindex's input gradient equals the CPU's bit for bit when items are picked many times") {
+  SKIP_WITHOUT_DEVICE();
+  // 600 picks of 7 items (item 2 at every other pick, item 5 never): the gradient of an
+  // item is the sum of its picks' rows, added in pick order on both devices.
+  const int items = 600, num = 7, inner = 3;
+  Blob x({num, inner}), index({items});
+  for (int k = 0; k < num * inner; ++k) x.mutable_cpu_data()[k] = static_cast<float>(k);
+  float* ix = index.mutable_cpu_data();  // ix: (items)
+  for (int k = 0; k < items; ++k) ix[k] = k % 2 == 0 ? 2.f : static_cast<float>((k * 5) % num == 5 ? 1 : (k * 5) % num);
+  auto run = [&](Context& ctx) {
+    auto t = test::make_layer("{type: BatchReindex}");
+    Blob bottom, picks, top;
+    bottom.copy_from(x, false, true);
+    picks.copy_from(index, false, true);
+    t.layer->setup(ctx, {&bottom, &picks}, {&top});
+    t.layer->forward(ctx, {&bottom, &picks}, {&top});
+    float* dy = top.mutable_cpu_diff();  // dy: (items, inner)
+    for (int k = 0; k < items * inner; ++k) dy[k] = static_cast<float>(std::cos(k * 0.3) * std::pow(10.0, k % 5 - 2));
+    t.layer->backward(ctx, {&top}, {true, false}, {&bottom, &picks});
+    finish(ctx);
+    return std::vector<float>(bottom.cpu_diff(), bottom.cpu_diff() + num * inner);
+  };
+  auto gpu = Context::gpu(0, 5);
+  Context cpu(5);
+  const std::vector<float> want = run(cpu), got = run(*gpu);
+  CHECK(got == want);
+  CHECK(want[5 * inner] == 0.f);  // never picked
+}
+
 TEST_CASE("GPU math: gemm, gemv, dot and asum follow the row-major CPU contract") {
   SKIP_WITHOUT_DEVICE();
 #ifdef CREMA_WITH_CUDA  // the wrappers exist only with CUDA; without it no device is reported above

@@ -4,8 +4,8 @@
 // Each computes what the layer's CPU loop computes, in the same order of operations
 // where that order changes the rounding, on the context's stream. Every pointer is a
 // device pointer. Sums that give one value run in one block with a fixed reduction
-// order in double, so they are the same on every run; Embed's weight gradient sorts
-// the positions by row and adds each row's in order (no float atomics), likewise.
+// order in double, so they are the same on every run; Embed's weight gradient
+// (add_rows_by_index) adds each row's terms in order, without float atomics, likewise.
 #pragma once
 
 #include <cstdint>
@@ -63,14 +63,7 @@ void infogain_backward(const CudaContext& ctx, int outer, int classes, int inner
 // y_i = w[index_i] + bias. index: (M); w: (rows, n); bias: (n) or null; y: (M, n)
 void embed_forward(const CudaContext& ctx, int m, int n, int rows, const float* index, const float* w,
                    const float* bias, float* y);
-// dw[index_i] += dy_i, each row's terms added in increasing i as the CPU adds them (the
-// positions are sorted by row first, not added with atomics), so the result is the
-// same on every run and equal to the CPU's.
-// dy: (M, n); index: (M); scratch: (2 rows + 1 + M) ints; dw: (rows, n)
-void embed_backward(const CudaContext& ctx, int m, int n, int rows, const float* dy, const float* index, int* scratch,
-                    float* dw);
-// The ints of scratch embed_backward needs.
-inline int64_t embed_backward_scratch(int m, int rows) { return 2 * static_cast<int64_t>(rows) + 1 + m; }
+// Its weight gradient is add_rows_by_index (misc_kernels.hpp) of dy by the indices.
 
 // ---- MVN: x seen as (groups, size), one mean and deviation per group -----------------
 // y = (x - mean) inv_std with inv_std = 1 / (sqrt(var) + eps) (biased variance, two

@@ -147,16 +147,97 @@ __global__ void batch_reindex_forward_kernel(int64_t n, int inner, const float* 
   }
 }
 
-__global__ void batch_reindex_backward_kernel(int64_t n, int items, int inner, const float* dy, const float* index,
-                                              float* dx) {
-  // dy: (K = items, inner); index: (K); dx: (N, inner) = (n)
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    const float item = static_cast<float>(i / inner);
-    const int64_t j = i % inner;
-    float s = 0.f;
-    for (int k = 0; k < items; ++k)
-      if (index[k] == item) s += dy[static_cast<int64_t>(k) * inner + j];
-    dx[i] = s;
+// ---- Rows added by index --------------------------------------------------------------
+
+// One block (blockDim.x == kThreads). A stable counting sort of the positions by the
+// row they name: order lists row 0's positions, then row 1's, ..., each in increasing
+// order, and row r's run is order[start[r] .. start[r + 1]). Rows out of range (none
+// where the layer's forward checked them) are left out. index: (m); start: (rows + 1);
+// cursor: (rows) scratch; order: (m).
+__global__ void index_sort_kernel(int m, int rows, const float* index, int* start, int* cursor, int* order) {
+  __shared__ int keys[kThreads];    // one chunk's rows
+  __shared__ int totals[kThreads];  // each thread's share of the row counts
+  const int t = static_cast<int>(threadIdx.x);
+  const auto key_of = [&](int i) {
+    const int r = static_cast<int>(index[i]);
+    return r >= 0 && r < rows ? r : -1;
+  };
+  for (int r = t; r < rows; r += kThreads) cursor[r] = 0;
+  __syncthreads();
+  for (int i = t; i < m; i += kThreads)
+    if (const int r = key_of(i); r >= 0) atomicAdd(cursor + r, 1);  // integer counts: any order gives the same
+  __syncthreads();
+  // Exclusive scan of the counts: each thread sums a contiguous share of the rows,
+  // thread 0 scans the shares, then each thread writes its share's starts.
+  const int per = (rows + kThreads - 1) / kThreads;
+  const int lo = t * per < rows ? t * per : rows, hi = lo + per < rows ? lo + per : rows;
+  int share = 0;
+  for (int r = lo; r < hi; ++r) share += cursor[r];
+  totals[t] = share;
+  __syncthreads();
+  if (t == 0) {
+    int running = 0;
+    for (int k = 0; k < kThreads; ++k) {
+      const int v = totals[k];
+      totals[k] = running;
+      running += v;
+    }
+    start[rows] = running;
+  }
+  __syncthreads();
+  int running = totals[t];
+  for (int r = lo; r < hi; ++r) {
+    const int count = cursor[r];
+    start[r] = running;
+    cursor[r] = running;
+    running += count;
+  }
+  __syncthreads();
+  // Positions in chunks of kThreads, in order: within a chunk, a position goes after
+  // the earlier ones of its row, and the chunk's last of each row moves the cursor on.
+  for (int base = 0; base < m; base += kThreads) {
+    const int i = base + t;
+    const int key = i < m ? key_of(i) : -1;
+    keys[t] = key;
+    __syncthreads();
+    const int in_chunk = m - base < kThreads ? m - base : kThreads;
+    int before = 0;
+    bool last = true;
+    if (key >= 0) {
+      for (int k = 0; k < in_chunk; ++k)
+        if (keys[k] == key) {
+          if (k < t) ++before;
+          if (k > t) last = false;
+        }
+      order[cursor[key] + before] = i;
+    }
+    __syncthreads();  // every thread has read the cursors before they move
+    if (key >= 0 && last) cursor[key] += before + 1;
+    __syncthreads();
+  }
+}
+
+// out[r] += rows_i over row r's positions in increasing order, as the CPU loops add
+// them, so the sum is the same on every run and equal to the CPU's. The thread of
+// column j of the first position of each run does the run. count = m * n.
+// index: (m); start: (rows + 1); order: (m); dy: (m, n) the rows; dw: (rows, n) out
+__global__ void add_sorted_rows_kernel(int64_t count, int n, int rows, const float* index, const int* start,
+                                       const int* order, const float* dy, float* dw) {
+  for (int64_t e = first_index(); e < count; e += grid_stride()) {
+    const int p = static_cast<int>(e / n);
+    const int64_t j = e % n;
+    if (p >= start[rows]) continue;  // past the sorted positions (none when every row was in range)
+    const int r = static_cast<int>(index[order[p]]);
+    if (start[r] != p) continue;  // not the first of its row's run
+    float* out = dw + static_cast<int64_t>(r) * n + j;
+    float acc = *out;
+    // The loads do not depend on the sum: unrolled, several are in flight at once, so a
+    // row named thousands of times is not one load's latency per term.
+#ifdef __CUDACC__  // nvcc's; the host emulation's compiler does not know it
+#pragma unroll 8
+#endif
+    for (int q = p; q < start[r + 1]; ++q) acc += dy[static_cast<int64_t>(order[q]) * n + j];
+    *out = acc;
   }
 }
 
@@ -306,9 +387,16 @@ void batch_reindex_forward(const CudaContext& ctx, int items, int inner, const f
   launch(ctx, static_cast<int64_t>(items) * inner, batch_reindex_forward_kernel, inner, x, index, y);
 }
 
-void batch_reindex_backward(const CudaContext& ctx, int num, int items, int inner, const float* dy,
-                            const float* index, float* dx) {
-  launch(ctx, static_cast<int64_t>(num) * inner, batch_reindex_backward_kernel, items, inner, dy, index, dx);
+void add_rows_by_index(const CudaContext& ctx, int m, int n, int out_rows, const float* rows, const float* index,
+                       int* scratch, float* out) {
+  if (m <= 0) return;
+  int* start = scratch;                // (out_rows + 1)
+  int* cursor = start + out_rows + 1;  // (out_rows)
+  int* order = cursor + out_rows;      // (m)
+  index_sort_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(m, out_rows, index, start, cursor, order);
+  CREMA_CUDA_LAUNCHED(stream_of(ctx));
+  // m * n threads, of which the first position of each row's run does the work.
+  launch(ctx, static_cast<int64_t>(m) * n, add_sorted_rows_kernel, n, out_rows, index, start, order, rows, out);
 }
 
 void sigmoid_cross_entropy_forward(const CudaContext& ctx, int n, const float* x, const float* t,

@@ -56,9 +56,18 @@ BadIndex find_bad_index(const CudaContext& ctx, int n, const float* values, int 
 // ---- BatchReindex: x (N, inner), indices (K), y (K, inner); indices already checked ----
 void batch_reindex_forward(const CudaContext& ctx, int items, int inner, const float* x, const float* index,
                            float* y);  // x: (N, inner); index: (K = items); y: (K, inner)
-// dx_n = sum of dy_k over k with index_k = n, in k order. dy: (K, inner); index: (K); dx: (N, inner)
-void batch_reindex_backward(const CudaContext& ctx, int num, int items, int inner, const float* dy,
-                            const float* index, float* dx);
+// Its backward: dx = 0, then add_rows_by_index of dy by the indices.
+
+// ---- Rows added by index: Embed's weight gradient, BatchReindex's input gradient ------
+// out[index_i] += rows_i for i = 0 .. m-1, each out row's terms added in increasing i as
+// the CPU loops add them: the positions are sorted by index first (one block), then one
+// thread per column of each index's run adds the run. No float atomics, so the result
+// is the same on every run and equal to the CPU's, bit for bit. Indices outside
+// [0, out_rows) are skipped (the layers' forward refuses them).
+// rows: (m, n); index: (m); scratch: (2 out_rows + 1 + m) ints (reshape_index_scratch,
+// layers/index_value.hpp); out: (out_rows, n)
+void add_rows_by_index(const CudaContext& ctx, int m, int n, int out_rows, const float* rows, const float* index,
+                       int* scratch, float* out);
 
 // ---- SigmoidCrossEntropyLoss over n scores and targets ---------------------------
 struct TargetRule {
