@@ -505,8 +505,14 @@ int extract_features(const ExtractOptions& opt) {
   for (size_t k = 0; k < opt.outputs.size(); ++k) {
     const std::string& out = opt.outputs[k];
     std::error_code ec;
+    // The same file however it is spelt (./db, a link); lexically where a path cannot be resolved.
+    const auto resolved = [](const std::string& path) {
+      std::error_code failed;
+      const fs::path p = fs::weakly_canonical(path, failed);
+      return failed ? fs::absolute(path).lexically_normal() : p;
+    };
     for (size_t earlier = 0; earlier < k; ++earlier)
-      if (fs::weakly_canonical(out, ec) == fs::weakly_canonical(opt.outputs[earlier], ec))
+      if (resolved(out) == resolved(opt.outputs[earlier]))
         throw ConfigError(Mark{}, "--output", "'" + out + "' is named twice; give each blob a database of its own");
     if (fs::exists(out, ec))
       throw ConfigError(Mark{}, "--output",

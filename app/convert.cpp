@@ -186,15 +186,20 @@ int convert_dot(const ConvertOptions& opt) {
 int convert(const ConvertOptions& opt) {
   // Before the input is read and a net built, not after.
   if (auto problem = io::missing_folder(opt.output)) throw ConfigError(Mark{}, "--output", *problem);
-  if (ends_with(opt.output, ".onnx")) return convert_onnx(opt);
+  const bool onnx = ends_with(opt.output, ".onnx");
   const bool graph = ends_with(opt.output, ".dot") || ends_with(opt.output, ".gv");
   if (opt.rankdir_given && !graph) throw ConfigError(Mark{}, "--rankdir", "--rankdir belongs to a graph (-o NET.dot)");
+  const InputKind kind = input_kind(opt.input);
+  if ((onnx || graph) && kind != InputKind::Config)
+    throw input_error(opt.input, "these are weights, not a net: give the net's .prototxt or .yaml as the input" +
+                                     std::string(onnx ? ", and the weights with --weights" : ""));
+  if (onnx) return convert_onnx(opt);
   if (!opt.weights.empty() || (!opt.overrides.empty() && !graph))
     throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",
                       opt.weights.empty() ? "--set belongs to an ONNX export (-o MODEL.onnx) or a graph (-o NET.dot)"
                                           : "--weights belongs to an ONNX export (-o MODEL.onnx)");
   if (graph) return convert_dot(opt);
-  switch (input_kind(opt.input)) {
+  switch (kind) {
     case InputKind::BinaryWeights:
       return convert_weights(opt);
     case InputKind::Hdf5:

@@ -16,7 +16,7 @@ struct ConvertOptions {
   std::string output;
   std::vector<std::string> weights;  // for an ONNX output
   std::vector<std::string> overrides;  // --set, applied to the net for an ONNX or a graph output
-  std::string rankdir = "TB";          // for a graph output (.dot, .gv): Graphviz's direction
+  std::string rankdir = "LR";          // for a graph output (.dot, .gv): Graphviz's direction, draw_net's default
   bool rankdir_given = false;
 };
 int convert(const ConvertOptions& opt);

@@ -113,11 +113,12 @@ int preview(const PreviewOptions& opt) {
   // removed. Only files named as preview names them are touched.
   static const std::regex earlier(R"(sample_\d+(_label_.+)?\.png)");
   int removed = 0;
-  for (const auto& entry : fs::directory_iterator(opt.out)) {
-    const std::string file = entry.path().filename().string();
-    std::error_code ec;  // a file that cannot be removed stays, as any other file there
-    if (entry.is_regular_file(ec) && !names.count(file) && std::regex_match(file, earlier) &&
-        fs::remove(entry.path(), ec))
+  std::error_code ec;  // a file that cannot be listed or removed stays, as any other file there
+  for (fs::directory_iterator it(opt.out, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string file = it->path().filename().string();
+    std::error_code ignored;
+    if (it->is_regular_file(ignored) && !names.count(file) && std::regex_match(file, earlier) &&
+        fs::remove(it->path(), ignored))
       ++removed;
   }
   if (removed > 0) spdlog::info("Removed {} sample file(s) of an earlier preview from {}", removed, opt.out);

@@ -254,10 +254,11 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   convert_cmd->add_option("--set", convert.overrides, "For .onnx and .dot: override a key of the net (key.path=value)")
       ->allow_extra_args(false);
-  auto* convert_rankdir = convert_cmd
-                              ->add_option("--rankdir", convert.rankdir,
-                                           "For .dot: the graph's direction, TB (top to bottom), BT, LR or RL")
-                              ->check(CLI::IsMember({"TB", "BT", "LR", "RL"}));
+  auto* convert_rankdir =
+      convert_cmd
+          ->add_option("--rankdir", convert.rankdir,
+                       "For .dot: the graph's direction, LR (left to right, the default), RL, TB or BT")
+          ->check(CLI::IsMember({"TB", "BT", "LR", "RL"}));
 
   crema::app::ClassifyOptions classify;
   std::vector<std::string> classify_weights, classify_mean;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
+#include <vector>
 
 namespace crema::io {
 
@@ -58,16 +58,27 @@ std::string parameter_lines(const LayerSpec& layer) {
   return out;
 }
 
-// "TRAIN only" for a layer that only some phases include, else "".
-std::string phase_note(const LayerSpec& layer) {
-  std::set<std::string> phases;
-  for (const auto& rule : layer.include) phases.insert(rule.phase ? phase_name(*rule.phase) : "any");
-  if (phases.size() == 1 && !phases.count("any")) return "\n(" + *phases.begin() + " only)";
-  for (const auto& rule : layer.exclude)
-    if (rule.phase && rule.min_level == std::nullopt && rule.max_level == std::nullopt && rule.stage.empty() &&
-        rule.not_stage.empty())
-      return std::string("\n(") + (*rule.phase == Phase::TRAIN ? "TEST" : "TRAIN") + " only)";
-  return "";
+// A rule as words: "TRAIN, stage deploy, level >= 2".
+std::string rule_words(const NetStateRule& rule) {
+  std::vector<std::string> parts;
+  if (rule.phase) parts.emplace_back(phase_name(*rule.phase));
+  for (const auto& s : rule.stage) parts.push_back("stage " + s);
+  for (const auto& s : rule.not_stage) parts.push_back("not stage " + s);
+  if (rule.min_level) parts.push_back("level >= " + std::to_string(*rule.min_level));
+  if (rule.max_level) parts.push_back("level <= " + std::to_string(*rule.max_level));
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out.empty() ? "always" : out;
+}
+
+// "\n(only TRAIN)", "\n(only TEST or stage deploy)", "\n(except TEST)": the layer's
+// include or exclude rules; "" when it has none.
+std::string rules_note(const LayerSpec& layer) {
+  const bool include = !layer.include.empty();
+  std::string out;
+  for (const auto& rule : include ? layer.include : layer.exclude)
+    out += (out.empty() ? "" : " or ") + rule_words(rule);
+  return out.empty() ? "" : std::string("\n(") + (include ? "only " : "except ") + out + ")";
 }
 
 }  // namespace
@@ -88,7 +99,7 @@ std::string to_dot(const NetSpec& spec, const std::string& rankdir) {
     const LayerSpec& layer = spec.layers[i];
     const std::string id = "layer" + std::to_string(i);
     out += "  " + id +
-           " [label=" + quoted(layer.name + "\n(" + layer.type + ")" + parameter_lines(layer) + phase_note(layer)) +
+           " [label=" + quoted(layer.name + "\n(" + layer.type + ")" + parameter_lines(layer) + rules_note(layer)) +
            ", shape=box, style=filled, fillcolor=" + quoted(layer_colour(layer.type)) + "];\n";
     for (const auto& bottom : layer.bottom) {
       const auto it = current.find(bottom);

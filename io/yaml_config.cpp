@@ -32,7 +32,7 @@ void refuse_unclosed_quote(const std::string& text, const YAML::Mark& at, const 
   // yaml-cpp drops a byte-order mark without counting it in its positions; text in
   // UTF-16 or UTF-32 is not checked (its positions count converted characters).
   const size_t shift = text.starts_with("\xEF\xBB\xBF") ? 3 : 0;
-  if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF") || (!text.empty() && text[0] == '\0')) return;
+  if (text.starts_with("\xFF\xFE") || text.starts_with("\xFE\xFF") || text.find('\0') < 4) return;
   if (at.pos < 0 || static_cast<size_t>(at.pos) + shift >= text.size()) return;
   const size_t open = static_cast<size_t>(at.pos) + shift;
   const char quote = text[open];

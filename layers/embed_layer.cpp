@@ -9,6 +9,7 @@
 #include "engine/cuda/math_kernels.hpp"
 #include "layers/cuda/blas_kernels.hpp"
 #include "layers/cuda/catalog_kernels.hpp"
+#include "layers/cuda/misc_kernels.hpp"
 #endif
 
 namespace crema {

@@ -30,9 +30,9 @@ inline void reshape_index_scratch(const Layer& layer, Blob& scratch, int m, int 
   static_assert(sizeof(int) == sizeof(float));
   const long long ints = 2LL * rows + 1 + m;
   if (ints > std::numeric_limits<int>::max())
-    throw Error(std::string(layer.type()) + " layer '" + layer.name() + "': the GPU gradient's index scratch (" +
-                std::to_string(ints) + " entries: twice " + std::to_string(rows) + " rows plus " + std::to_string(m) +
-                " indices) exceeds 2^31; use fewer rows or a smaller batch");
+    layer.spec().fail("the GPU gradient's index scratch (" + std::to_string(ints) + " entries: twice " +
+                      std::to_string(rows) + " rows plus " + std::to_string(m) +
+                      " indices) exceeds 2^31; use fewer rows or a smaller batch");
   scratch.reshape({static_cast<int>(ints)});
 }
 

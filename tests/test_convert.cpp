@@ -311,7 +311,7 @@ TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draw
   REQUIRE(r.status == 0);
   CHECK(contains(r.output, "draw it with: dot -Tpng " + dot));
   const std::string text = test::read_file(dot);
-  CHECK(text.rfind("digraph \"CIFAR10_quick\" {\n  rankdir=TB;\n", 0) == 0);
+  CHECK(text.rfind("digraph \"CIFAR10_quick\" {\n  rankdir=LR;\n", 0) == 0);  // draw_net's default
   CHECK(text.ends_with("}\n"));
   // A layer's box: its name, type, and its parameter block's plain values (not the fillers).
   CHECK(contains(text,
@@ -319,8 +319,8 @@ TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draw
                  "shape=box, style=filled, fillcolor=\"#FF5050\"];"));
   CHECK_FALSE(contains(text, "gaussian"));
   CHECK(contains(text, "layer0 [label=\"cifar\\n(Data)\\n"));
-  CHECK(contains(text, "(TRAIN only)\""));
-  CHECK(contains(text, "(TEST only)\""));
+  CHECK(contains(text, "(only TRAIN)\""));
+  CHECK(contains(text, "(only TEST)\""));
 
   // Nodes and edges: every edge joins declared nodes, each blob of the two data layers is
   // one node, and the in-place ReLU makes a second pool1 node, so the graph runs one way.
@@ -373,12 +373,30 @@ TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draw
   }
 
   // --rankdir and --set reach the graph; --rankdir is refused for another output.
-  const auto lr = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_train_test.prototxt") + " -o " +
-                                      (dir / "lr.gv") + " --rankdir LR --set name=renamed"));
-  REQUIRE_MESSAGE(lr.status == 0, lr.output);
-  CHECK(test::read_file(dir / "lr.gv").rfind("digraph \"renamed\" {\n  rankdir=LR;\n", 0) == 0);
+  const auto tb = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_train_test.prototxt") + " -o " +
+                                      (dir / "tb.gv") + " --rankdir TB --set name=renamed"));
+  REQUIRE_MESSAGE(tb.status == 0, tb.output);
+  CHECK(test::read_file(dir / "tb.gv").rfind("digraph \"renamed\" {\n  rankdir=TB;\n", 0) == 0);
+  // Rules beyond the phase are drawn too; weights are not a net.
+  test::write_file(
+      dir / "staged.yaml",
+      "name: s\nlayer:\n- {name: in, type: Input, top: d, input_param: {shape: {dim: [1, 2]}},\n"
+      "   include: {stage: deploy}}\n- {name: r, type: ReLU, bottom: d, top: d, exclude: {phase: TEST}}\n");
+  REQUIRE(test::run(crema_cmd("convert " + (dir / "staged.yaml") + " -o " + (dir / "staged.dot"))).status == 0);
+  const std::string staged = test::read_file(dir / "staged.dot");
+  CHECK(contains(staged, "(only stage deploy)\""));
+  CHECK(contains(staged, "(except TEST)\""));
+  const auto weights = test::run(
+      crema_cmd("convert " + caffe_data("lenet_deploy/lenet_iter_10000.caffemodel") + " -o " + (dir / "w.dot")));
+  CHECK(weights.status == 2);
+  CHECK_MESSAGE(contains(weights.output, "these are weights, not a net"), weights.output);
   const auto wrong = test::run(crema_cmd("convert " + caffe_data("cifar10_quick_train_test.prototxt") + " -o " +
                                          (dir / "x.yaml") + " --rankdir LR"));
   CHECK(wrong.status == 2);
   CHECK(contains(wrong.output, "--rankdir belongs to a graph (-o NET.dot)"));
+  const auto onnx = test::run(crema_cmd("convert " + caffe_data("lenet_deploy/lenet.prototxt") + " --weights " +
+                                        caffe_data("lenet_deploy/lenet_iter_10000.caffemodel") + " -o " +
+                                        (dir / "x.onnx") + " --rankdir LR"));
+  CHECK(onnx.status == 2);
+  CHECK(contains(onnx.output, "--rankdir belongs to a graph (-o NET.dot)"));
 }

@@ -1,9 +1,11 @@
 // Host-callable launchers for the device kernels of the smaller layers: Reduction,
 // Tile, Crop, BatchReindex, SigmoidCrossEntropyLoss, MultinomialLogisticLoss and
-// ArgMax. Each computes what the layer's CPU loop computes, in the same order of
-// operations where the order changes the rounding, on the context's stream. Every
-// pointer is a device pointer. Gradients are gathered (one thread per bottom
-// element), so no kernel here uses atomics and every result is the same on every run.
+// ArgMax, and the rows added by index that BatchReindex's and Embed's gradients use.
+// Each computes what the layer's CPU loop computes, in the same order of operations
+// where the order changes the rounding, on the context's stream. Every pointer is a
+// device pointer. Gradients are gathered (one thread per output element, or per column
+// of a sorted run of indices); the only atomics count integers, so every result is the
+// same on every run.
 #pragma once
 
 #include <cstdint>
