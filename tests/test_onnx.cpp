@@ -338,7 +338,8 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   // --weights is for ONNX only.
   const auto stray = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights w -o " + (dir / "x.yaml")));
   CHECK(stray.status == 2);
-  CHECK(stray.output.find("belong to an ONNX export") != std::string::npos);
+  CHECK_MESSAGE(stray.output.find("--weights belongs to an ONNX export (-o MODEL.onnx)") != std::string::npos,
+                stray.output);
 }
 
 TEST_CASE("ONNX export picks the model out of a net: what scores or discards is left out, outputs are the last values") {
