@@ -71,7 +71,7 @@ int convert_weights(const ConvertOptions& opt) {
 
 // A solver's `net: path` as it should be written into `output`: unchanged when it
 // finds the same file from there, else relative to the output's folder (where crema
-// looks first). Checks the net file's layers on the way. `found` is the net file.
+// looks first). `found` is the net file the input solver names.
 std::string net_path_for_output(const std::string& written, const std::string& found, const std::string& output) {
   std::error_code ec;
   const auto from_output = io::find_net_file(written, output);
