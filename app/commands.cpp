@@ -3,7 +3,6 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -485,9 +484,8 @@ int test(const TestOptions& opt) {
 }
 
 int extract_features(const ExtractOptions& opt) {
-  const auto is_h5 = [](std::string name) {
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return name.ends_with(".h5") || name.ends_with(".hdf5");
+  const auto is_h5 = [](const std::string& name) {
+    return io::ends_with_nocase(name, ".h5") || io::ends_with_nocase(name, ".hdf5");
   };
   // The outputs and the blob list first: before the net is built and the weights read.
   const bool hdf5 = opt.outputs.size() == 1 && is_h5(opt.outputs[0]);
@@ -556,22 +554,7 @@ int extract_features(const ExtractOptions& opt) {
       file.flush();
     });
   } else {
-    // Written under temporary names and renamed once complete, as convert-imageset does.
-    struct Partial {
-      std::string path, final_path;
-      std::unique_ptr<io::LmdbWriter> db;
-      ~Partial() {
-        db.reset();
-        std::error_code ignored;
-        if (!path.empty()) fs::remove_all(path, ignored);
-      }
-    };
-    std::vector<Partial> dbs(opt.outputs.size());
-    for (size_t k = 0; k < dbs.size(); ++k) {
-      dbs[k].final_path = opt.outputs[k];
-      dbs[k].path = opt.outputs[k] + ".partial-" + std::to_string(::getpid());
-      dbs[k].db = std::make_unique<io::LmdbWriter>(dbs[k].path);
-    }
+    io::LmdbDrafts dbs(opt.outputs);  // moved into place only once all are complete
     io::Datum datum;
     std::vector<long long> next(blobs.size(), 0);
     run([&](size_t k, const Blob* b) {
@@ -584,24 +567,11 @@ int extract_features(const ExtractOptions& opt) {
       for (int n = 0; n < rows; ++n) {
         const float* row = b->cpu_data() + static_cast<long long>(n) * per;  // (per)
         datum.float_data.assign(row, row + per);
-        dbs[k].db->put(fmt::format("{:010d}", next[k]++), io::encode_datum(datum));
+        dbs[k].put(fmt::format("{:010d}", next[k]++), io::encode_datum(datum));
       }
       if (k == 0) samples += rows;
     });
-    for (Partial& p : dbs) {
-      p.db->commit();
-      p.db.reset();
-    }
-    // All or none: a database renamed before a later rename failed is taken back.
-    size_t renamed = 0;
-    try {
-      for (; renamed < dbs.size(); ++renamed) fs::rename(dbs[renamed].path, dbs[renamed].final_path);
-    } catch (...) {
-      std::error_code ignored;
-      for (size_t k = 0; k < renamed; ++k) fs::remove_all(dbs[k].final_path, ignored);
-      throw;
-    }
-    for (Partial& p : dbs) p.path.clear();
+    dbs.publish();
   }
   std::string what;
   for (size_t k = 0; k < blobs.size(); ++k)

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 
 #include "engine/context.hpp"
@@ -26,14 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Letter case aside, as config_format_for does (MODEL.ONNX, W.CAFFEMODEL.H5).
-bool ends_with(const std::string& s, const std::string& suffix) {
-  if (s.size() < suffix.size()) return false;
-  return std::equal(suffix.begin(), suffix.end(), s.end() - static_cast<long>(suffix.size()), [](char a, char b) {
-    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-  });
-}
-
 // What convert can read, told apart by content as --weights is: Caffe users name
 // binary and HDF5 weights alike (.caffemodel), and rename files.
 enum class InputKind { Config, BinaryWeights, Hdf5 };
@@ -55,7 +46,7 @@ ConfigError input_error(const std::string& input, const std::string& message) {
 // Binary .caffemodel → Caffe's HDF5 layout, blob shapes as stored (legacy 4-D shapes
 // stay 4-D; they load into nets right-aligned).
 int convert_weights(const ConvertOptions& opt) {
-  if (!ends_with(opt.output, ".h5"))
+  if (!io::ends_with_nocase(opt.output, ".h5"))
     throw ConfigError(Mark{}, "--output",
                       "'" + opt.input +
                           "' is binary, not a net or solver in text, so convert reads it as Caffe weights, which "
@@ -186,8 +177,8 @@ int convert_dot(const ConvertOptions& opt) {
 int convert(const ConvertOptions& opt) {
   // Before the input is read and a net built, not after.
   if (auto problem = io::missing_folder(opt.output)) throw ConfigError(Mark{}, "--output", *problem);
-  const bool onnx = ends_with(opt.output, ".onnx");
-  const bool graph = ends_with(opt.output, ".dot") || ends_with(opt.output, ".gv");
+  const bool onnx = io::ends_with_nocase(opt.output, ".onnx");
+  const bool graph = io::ends_with_nocase(opt.output, ".dot") || io::ends_with_nocase(opt.output, ".gv");
   if (opt.rankdir_given && !graph) throw ConfigError(Mark{}, "--rankdir", "--rankdir belongs to a graph (-o NET.dot)");
   const InputKind kind = input_kind(opt.input);
   if ((onnx || graph) && kind != InputKind::Config)

@@ -1,7 +1,6 @@
 #include "app/imageset.hpp"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -67,18 +66,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
                       "'" + opt.output +
                           "' already exists; convert-imageset writes a new LMDB directory and overwrites "
                           "nothing: remove it or choose another name");
-  // Written under a name of its own and renamed when complete, so an interrupted run
-  // (a signal, a full disk) never leaves a partial database under the name users read.
-  const std::string partial = opt.output + ".partial-" + std::to_string(::getpid());
-  struct RemovePartial {  // on any error below, after the database is closed
-    const std::string& path;
-    bool keep = false;
-    ~RemovePartial() {
-      std::error_code ignored;
-      if (!keep) fs::remove_all(path, ignored);
-    }
-  } cleanup{partial};
-  auto db = std::make_unique<io::LmdbWriter>(partial);
+  io::LmdbDrafts db({opt.output});  // moved to opt.output only once complete
   if (opt.shuffle) {
     // A seed from the clock is printed, so that the order can be made again with --seed.
     const auto clock = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -95,7 +83,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
 
   const int channels = opt.gray ? 1 : 3;
   size_t count = 0, skipped = 0;
-  install_signal_handlers();  // Ctrl-C or SIGTERM: stop, and remove the partial database
+  install_signal_handlers();  // Ctrl-C or SIGTERM: stop, and remove the draft
   for (size_t i = 0; i < entries.size(); ++i) {
     if (poll_signal_action() == Solver::Action::Stop)
       throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
@@ -126,17 +114,13 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
       ++skipped;
       continue;
     }
-    db->put(record_key(i, e.path), io::encode_datum(datum));
+    db[0].put(record_key(i, e.path), io::encode_datum(datum));
     if (++count % 1000 == 0) spdlog::info("Processed {} files.", count);
   }
-  db->commit();
-  db.reset();  // closes the environment before its directory moves
   if (count == 0)
     throw Error("none of the " + std::to_string(entries.size()) + " images listed in '" + opt.list +
                 "' could be read (is ROOT '" + opt.root + "' right?); nothing was written");
-  fs::rename(partial, opt.output, ec);
-  if (ec) throw Error("cannot move the finished LMDB '" + partial + "' to '" + opt.output + "': " + ec.message());
-  cleanup.keep = true;
+  db.publish();
   if (count % 1000 != 0) spdlog::info("Processed {} files.", count);  // Caffe's closing line
   if (skipped > 0)
     spdlog::warn("{} of {} listed images could not be read and were skipped (see above)", skipped, entries.size());

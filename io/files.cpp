@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -45,6 +46,13 @@ bool looks_like_text(const std::string& path) {
   return std::none_of(head, head + in.gcount(), [](char c) {
     const auto b = static_cast<unsigned char>(c);
     return b < 0x20 && !(b >= 0x09 && b <= 0x0d) && b != 0x1b;
+  });
+}
+
+bool ends_with_nocase(std::string_view name, std::string_view suffix) {
+  if (name.size() < suffix.size()) return false;
+  return std::equal(suffix.begin(), suffix.end(), name.end() - static_cast<long>(suffix.size()), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
   });
 }
 

@@ -23,6 +23,8 @@ void write_file_atomically(const std::string& path, std::string_view bytes);
 // data (weights, databases): a control byte that no text file has decides. Anything
 // but a regular file (a pipe) counts as text, since sniffing would consume it.
 bool looks_like_text(const std::string& path);
+// Whether `name` ends with `suffix`, letter case aside (MODEL.ONNX, W.CAFFEMODEL.H5).
+bool ends_with_nocase(std::string_view name, std::string_view suffix);
 // Why `path` cannot be written because its folder does not exist, or nothing.
 std::optional<std::string> missing_folder(const std::string& path);
 // The two halves of write_atomically, for writers that keep a file open for a while.

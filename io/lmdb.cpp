@@ -1,6 +1,7 @@
 #include "io/lmdb.hpp"
 
 #include <lmdb.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -225,6 +226,42 @@ void LmdbWriter::commit() {
     break;
   }
   pending_.clear();
+}
+
+// ---- drafts -----------------------------------------------------------------------
+
+LmdbDrafts::LmdbDrafts(const std::vector<std::string>& paths) : final_paths_(paths) {
+  for (const std::string& path : paths)
+    dbs_.push_back(std::make_unique<LmdbWriter>(path + ".partial-" + std::to_string(::getpid())));
+}
+
+LmdbDrafts::~LmdbDrafts() {
+  if (published_) return;
+  for (auto& db : dbs_) {
+    const std::string draft = db->path();
+    db.reset();  // closes the environment before its directory goes
+    std::error_code ignored;
+    fs::remove_all(draft, ignored);
+  }
+}
+
+void LmdbDrafts::publish() {
+  std::vector<std::string> drafts;
+  for (auto& db : dbs_) {
+    db->commit();
+    drafts.push_back(db->path());
+  }
+  dbs_.clear();  // closed, so that the directories can move
+  for (size_t k = 0; k < drafts.size(); ++k) {
+    std::error_code ec;
+    fs::rename(drafts[k], final_paths_[k], ec);
+    if (!ec) continue;
+    std::error_code ignored;
+    for (size_t moved = 0; moved < k; ++moved) fs::remove_all(final_paths_[moved], ignored);
+    for (const std::string& draft : drafts) fs::remove_all(draft, ignored);
+    throw Error("cannot move the finished LMDB '" + drafts[k] + "' to '" + final_paths_[k] + "': " + ec.message());
+  }
+  published_ = true;
 }
 
 }  // namespace crema::io

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -92,6 +93,28 @@ class LmdbWriter {
   size_t batch_;
   MDB_env* env_ = nullptr;
   std::vector<std::pair<std::string, std::string>> pending_;
+};
+
+// New databases written under temporary names beside their final ones
+// (NAME.partial-PID) and moved into place together by publish(), so that an
+// interrupted writer (a signal, a full disk, an error) never leaves a partial
+// database under a name users read. Destroyed unpublished, the drafts are removed.
+class LmdbDrafts {
+ public:
+  explicit LmdbDrafts(const std::vector<std::string>& paths);  // the final paths
+  ~LmdbDrafts();
+  LmdbDrafts(const LmdbDrafts&) = delete;
+  LmdbDrafts& operator=(const LmdbDrafts&) = delete;
+
+  LmdbWriter& operator[](size_t k) { return *dbs_[k]; }
+  // Commits and closes every database, then moves each to its final path: all or
+  // none (one moved before a later move failed is removed again).
+  void publish();
+
+ private:
+  std::vector<std::string> final_paths_;
+  std::vector<std::unique_ptr<LmdbWriter>> dbs_;  // each at its draft path
+  bool published_ = false;
 };
 
 }  // namespace crema::io

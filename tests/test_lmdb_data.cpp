@@ -211,6 +211,43 @@ TEST_CASE("LMDB writer doubles a full map and keeps every record") {
   for (int i = 0; i < 300; i += 37) CHECK(db.get(key_of(i)) == std::string(4000, static_cast<char>('a' + i % 26)));
 }
 
+TEST_CASE("LMDB drafts appear under their names all together, or not at all") {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  const auto names = [&] {
+    std::set<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir.path())) out.insert(e.path().filename().string());
+    return out;
+  };
+  {
+    io::LmdbDrafts dbs({dir / "a", dir / "b"});
+    dbs[0].put("k", "in a");
+    dbs[1].put("k", "in b");
+    CHECK(!fs::exists(dir / "a"));  // not under its name until published
+    dbs.publish();
+  }
+  CHECK(io::LmdbReader(dir / "a").get("k") == "in a");
+  CHECK(io::LmdbReader(dir / "b").get("k") == "in b");
+  {
+    io::LmdbDrafts dbs({dir / "c"});
+    dbs[0].put("k", "v");
+  }  // dropped unpublished (an error, a signal): nothing is left
+  CHECK(names() == std::set<std::string>{"a", "b"});
+  {
+    // The second move fails (its final name is a non-empty folder): the first is taken back.
+    fs::create_directory(dir / "e");
+    test::write_file(dir / "e/keep", "the user's");
+    io::LmdbDrafts dbs({dir / "d", dir / "e"});
+    dbs[0].put("k", "v");
+    dbs[1].put("k", "v");
+    const std::string err = test::error_of([&] { dbs.publish(); });
+    CHECK(contains(err, "cannot move the finished LMDB '" + (dir / "e") + ".partial-"));
+    CHECK(contains(err, "' to '" + (dir / "e") + "'"));
+  }
+  CHECK(names() == std::set<std::string>{"a", "b", "e"});
+  CHECK(test::read_file(dir / "e/keep") == "the user's");
+}
+
 TEST_CASE("LMDB errors name the path and say what to do") {
   test::TempDir dir;
   CHECK(contains(test::error_of([&] { io::LmdbReader db(dir / "nope"); }), "'" + (dir / "nope") + "' does not exist"));
