@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <thread>
 
@@ -70,6 +71,12 @@ void cpu_copy(int n, const float* x, float* y) {
 
 float cpu_dot(int n, const float* x, const float* y) { return cblas_sdot(n, x, 1, y, 1); }
 float cpu_asum(int n, const float* x) { return cblas_sasum(n, x, 1); }
+
+long long cpu_count_non_finite(long long n, const float* x) {
+  long long bad = 0;
+  for (long long i = 0; i < n; ++i) bad += !std::isfinite(x[i]);
+  return bad;
+}
 
 namespace {
 int g_threads = 0;

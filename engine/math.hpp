@@ -20,6 +20,8 @@ void cpu_copy(int n, const float* x, float* y);
 void cpu_weighted_sum(long n, const std::vector<const float*>& x, const std::vector<float>& coeff, float* y);
 float cpu_dot(int n, const float* x, const float* y);
 float cpu_asum(int n, const float* x);
+// How many of x(n) are NaN or infinite.
+long long cpu_count_non_finite(long long n, const float* x);
 
 // Element loops over fewer values than this run on one thread: below it, waking the
 // OpenMP pool costs more than the loop (a few microseconds against ~1 ns a value).

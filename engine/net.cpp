@@ -503,6 +503,14 @@ void Net::backward_layer(Context& ctx, int i) {
   }
 }
 
+std::string Net::param_owner(size_t id) const {
+  for (size_t li = 0; li < layers_.size(); ++li)
+    for (size_t j = 0; j < param_ids_[li].size(); ++j)
+      if (!param_shared_[li][j] && param_ids_[li][j] == static_cast<int>(id))
+        return "layer '" + layer_name(static_cast<int>(li)) + "' parameter " + std::to_string(j);
+  return "parameter " + std::to_string(id);
+}
+
 void Net::log_update_debug_info() const {
   // Each learnable parameter once, under the layer that owns it.
   for (size_t li = 0; li < layers_.size(); ++li)

@@ -81,6 +81,8 @@ class Net {
   const std::vector<float>& params_decay() const { return params_decay_; }
   // Whether parameter j of layer i is a shared copy of another layer's parameter.
   bool param_is_shared(int layer, int j) const;
+  // "layer 'conv1' parameter 0": the owner of learnable_params()[id], for messages.
+  std::string param_owner(size_t id) const;
 
   // Blobs no layer consumes (losses, accuracies, predictions), in name order as
   // Caffe reports them.

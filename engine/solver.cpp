@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "engine/update_rules.hpp"
 
 namespace crema {
@@ -67,6 +68,11 @@ void append_outputs(MetricsRow& row, const Net& net, const std::vector<double>& 
 
 // A value for a message: "nan", not fmt's "-nan".
 std::string number(float v) { return std::isnan(v) ? "nan" : fmt::format("{:.6g}", v); }
+
+// How weights can break while the loss stays finite.
+constexpr const char* kHiddenNaN =
+    " although the loss was finite (a ReLU or max pooling can hide NaN in the data from it, and a gradient can "
+    "overflow where the output does not)";
 
 }  // namespace
 
@@ -606,7 +612,9 @@ float Solver::apply_update() {
       in.coupled_decay = decay;
     in.l1 = spec_.regularization_type == "L1";
     // 4. The type's rule turns g into the step; 5. w −= step.
-    ops.step(*rule_, spec_, in);
+    if (!ops.step(*rule_, spec_, in))
+      throw Error(diverged("after the update, " + net_->param_owner(i) + " holds NaN or infinite values" + kHiddenNaN,
+                           "Stopped in the update"));
   }
   if (net_->debug_info()) net_->log_update_debug_info();
   return rate;
@@ -627,15 +635,27 @@ std::string Solver::non_finite_losses() const {
   return named.empty() ? "the loss is not a finite number" : "the loss is not a finite number (" + named + ")";
 }
 
-std::string Solver::diverged(const std::string& what) const {
+std::string Solver::diverged(const std::string& what, const std::string& stopped) const {
   int step = current_step_;
   return "training diverged at iteration " + std::to_string(iter_) + ": " + what + " (learning rate " +
-         fmt::format("{:.6g}", learning_rate(spec_, iter_, &step)) +
-         "). Stopped before the update; no snapshot was written and earlier ones are kept. Lower base_lr, set "
-         "clip_gradients (e.g. 10), or look for NaN/Inf in the data (debug_info: true logs each layer's magnitudes)";
+         fmt::format("{:.6g}", learning_rate(spec_, iter_, &step)) + "). " + stopped +
+         "; no snapshot was written and earlier ones are kept. Lower base_lr, set clip_gradients (e.g. 10), or look "
+         "for NaN/Inf in the data (debug_info: true logs each layer's magnitudes)";
 }
 
 void Solver::snapshot() {
+  // Weights a non-finite gradient broke while the loss stayed finite must not become the
+  // latest snapshot, which a resume would take: the CPU's update finds them at once, a
+  // GPU's here (its weights are read to the host for writing anyway).
+  if (ctx_.on_gpu()) {
+    const auto& params = net_->learnable_params();
+    for (size_t i = 0; i < params.size(); ++i)
+      if (const long long bad = cpu_count_non_finite(params[i]->count(), params[i]->cpu_data()); bad > 0)
+        throw Error(diverged(net_->param_owner(i) + " holds " + std::to_string(bad) + " NaN or infinite value(s) of " +
+                                 std::to_string(params[i]->count()) + " after the update of iteration " +
+                                 std::to_string(iter_ - 1) + kHiddenNaN,
+                             "Stopped before the snapshot"));
+  }
   if (on_snapshot) on_snapshot(*this);
 }
 

@@ -165,8 +165,9 @@ class Solver {
   MetricsRow train_metrics(std::optional<double> lr, std::optional<double> iter_per_s, std::optional<double> data_wait_ms) const;
   void emit(const MetricsRow& row) const;
   void snapshot();
-  // The message that stops a run whose loss or gradients stopped being finite (`what`).
-  std::string diverged(const std::string& what) const;
+  // The message that stops a run whose loss, gradients or weights stopped being finite
+  // (`what`); `stopped` says how far the iteration got.
+  std::string diverged(const std::string& what, const std::string& stopped = "Stopped before the update") const;
   // "the loss is not a finite number", with "name = value" of each such loss output.
   std::string non_finite_losses() const;
   // Polls once; a snapshot request is kept in snapshot_requested_ for the iteration's end.

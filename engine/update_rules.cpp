@@ -171,15 +171,21 @@ void add_decay(int n, float coeff, const float* w, bool l1, float* out) {
 }
 }  // namespace
 
-void UpdateOps::step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const {
+bool UpdateOps::step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const {
   if (cuda_) {
     if (!rule.step_gpu) no_cuda();
-    return rule.step_gpu(*cuda_, spec, in);
+    rule.step_gpu(*cuda_, spec, in);
+    return true;
   }
   if (in.coupled_decay != 0.f) add_decay(in.n, in.coupled_decay, in.w, in.l1, in.g);
   rule.compute(spec, in);
   if (in.decoupled_decay != 0.f) add_decay(in.n, in.decoupled_decay, in.w, in.l1, in.g);
-  for (int i = 0; i < in.n; ++i) in.w[i] -= in.g[i];
+  int bad = 0;  // or-ed, not branched on, so that the loop stays vectorised
+  for (int i = 0; i < in.n; ++i) {
+    in.w[i] -= in.g[i];
+    bad |= !(in.w[i] - in.w[i] == 0.f);  // NaN for NaN and ±inf
+  }
+  return bad == 0;
 }
 
 void UpdateOps::clear_param_diffs(Net& net) const {

@@ -83,7 +83,9 @@ class UpdateOps {
   double sumsq_diffs(const std::vector<Blob*>& params) const;
   // One parameter's step: g += coupled decay; the rule makes g the step; step +=
   // decoupled decay; w −= step. On a GPU in one kernel, on the CPU loop by loop.
-  void step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const;
+  // False when the CPU's step left a weight NaN or infinite (checked in its last loop, at no
+  // extra pass); the device's weights are not read back, and Solver::snapshot checks them.
+  bool step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const;
   // Zeroes the learnable parameters' gradients.
   void clear_param_diffs(Net& net) const;
 

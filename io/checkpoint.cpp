@@ -14,6 +14,7 @@
 #include <set>
 
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "io/caffe_binary.hpp"
 #include "io/hdf5.hpp"
 
@@ -123,9 +124,7 @@ Weights read_weights(const std::string& path);
 void refuse_non_finite(const Weights& weights, const std::string& path) {
   for (const LayerWeights& lw : weights)
     for (const auto& [index, blob] : lw.blobs) {
-      const float* v = blob.cpu_data();  // (count)
-      long long bad = 0;
-      for (int i = 0; i < blob.count(); ++i) bad += !std::isfinite(v[i]);
+      const long long bad = cpu_count_non_finite(blob.count(), blob.cpu_data());
       if (bad > 0)
         throw Error(path + ": layer '" + lw.layer + "' parameter " + std::to_string(index) + " holds " +
                     std::to_string(bad) + " NaN or infinite value(s) of " + std::to_string(blob.count()) +

@@ -90,6 +90,20 @@ inline std::string tiny_net(const std::string& param_line) {
          "    top: loss\n";
 }
 
+// x = [1, 1] → InnerProduct (zero weights) → Power 0.5 → EuclideanLoss against 1: the output
+// is sqrt(0) and the loss finite, but the square root's gradient at 0 is infinite, so the
+// first update makes the weights infinite.
+inline std::string sqrt_at_zero_net() {
+  return "net:\n"
+         "  name: sqrt0\n"
+         "  layer:\n"
+         "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [1, 2]}, {dim: [1, 1]}], "
+         "data_filler: [{type: constant, value: 1}, {type: constant, value: 1}]}}\n"
+         "  - {name: ip, type: InnerProduct, bottom: x, top: out, inner_product_param: {num_output: 1}}\n"
+         "  - {name: sqrt, type: Power, bottom: out, top: root, power_param: {power: 0.5}}\n"
+         "  - {name: loss, type: EuclideanLoss, bottom: [root, y], top: loss}\n";
+}
+
 inline void init_tiny(Job& j) {
   // DummyData with a constant filler does not refill, so these values stay.
   set(j.blob("x"), {1, 2});

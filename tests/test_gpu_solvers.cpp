@@ -443,6 +443,21 @@ TEST_CASE("GPU solvers: a few steps of each solver type match the CPU run") {
     }
 }
 
+TEST_CASE("GPU solvers: weights that a non-finite gradient broke while the loss stayed finite are not snapshotted") {
+  SKIP_WITHOUT_DEVICE();
+  // The GPU's update does not read its weights back; the snapshot checks them.
+  auto j = make_job_on(test::sqrt_at_zero_net() + "base_lr: 0.01\nmax_iter: 10\nsnapshot: 1\nsnapshot_prefix: unused\n",
+                       true);
+  int snapshots = 0;
+  j->solver->on_snapshot = [&](Solver&) { ++snapshots; };
+  CHECK_THROWS_WITH_AS(test::step(*j, 3),
+                       doctest::Contains("training diverged at iteration 1: layer 'ip' parameter 0 holds 2 NaN or "
+                                         "infinite value(s) of 2 after the update of iteration 0 although the loss was "
+                                         "finite"),
+                       Error);
+  CHECK(snapshots == 0);
+}
+
 TEST_CASE("GPU solvers: a training step moves no parameter, gradient or history across the bus") {
   SKIP_WITHOUT_DEVICE();
   auto j = make_job_on(tiny_solver("Adam", "weight_decay: 0.01\nclip_gradients: 0.5\n"), true);

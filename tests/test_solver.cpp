@@ -388,6 +388,54 @@ TEST_CASE("solver: a TRAIN net without a loss is refused (training it would chan
                "  - {name: bn, type: BatchNorm, bottom: x, top: y}\n"));
 }
 
+TEST_CASE("solver: a gradient that stops being finite while the loss stays finite stops training at that update") {
+  SUBCASE("a gradient that overflows where the output does not") {
+    auto j = make_job(sqrt_at_zero_net() + "base_lr: 0.01\nmax_iter: 10\nsnapshot: 1\nsnapshot_prefix: unused\n");
+    int snapshots = 0;
+    j->solver->on_snapshot = [&](Solver&) { ++snapshots; };
+    CHECK_THROWS_WITH_AS(step(*j, 3),
+                         doctest::Contains("training diverged at iteration 0: after the update, layer 'ip' parameter "
+                                           "0 holds NaN or infinite values although the loss was finite"),
+                         Error);
+    CHECK(j->solver->iter() == 0);
+    CHECK(snapshots == 0);  // the broken weights were not snapshotted
+  }
+  // Caffe's ReLU keeps NaN and the loss shows it; oneDNN's turns it into 0, so the loss
+  // stays finite while the first layer's weight gradient is NaN.
+  const std::string net =
+      "net:\n"
+      "  name: hidden\n"
+      "  layer:\n"
+      "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [1, 2]}, {dim: [1, 1]}]}}\n"
+      "  - {name: ip1, type: InnerProduct, bottom: x, top: h, inner_product_param: {num_output: 2, weight_filler: "
+      "{type: constant, value: 1}}}\n"
+      "  - {name: relu, type: ReLU, bottom: h, top: h, relu_param: {engine: ENGINE}}\n"
+      "  - {name: ip2, type: InnerProduct, bottom: h, top: out, inner_product_param: {num_output: 1, weight_filler: "
+      "{type: constant, value: 1}}}\n"
+      "  - {name: loss, type: EuclideanLoss, bottom: [out, y], top: loss}\n"
+      "base_lr: 0.1\nmax_iter: 10\n";
+  const auto make = [&](const std::string& engine) {
+    std::string yaml = net;
+    yaml.replace(yaml.find("ENGINE"), 6, engine);
+    auto j = make_job(yaml);
+    set(j->blob("x"), {std::nanf(""), 1});
+    set(j->blob("y"), {1});
+    return j;
+  };
+  SUBCASE("NaN in the data that oneDNN's ReLU hides from the loss") {
+    auto j = make("ONEDNN");
+    CHECK_THROWS_WITH_AS(
+        step(*j, 3),
+        doctest::Contains("training diverged at iteration 0: after the update, layer 'ip1' parameter 0 holds NaN"),
+        Error);
+  }
+  SUBCASE("the same with Caffe's ReLU, where the loss shows it") {
+    auto j = make("CAFFE");
+    CHECK_THROWS_WITH_AS(step(*j, 3),
+                         doctest::Contains("training diverged at iteration 0: the loss is not a finite number"), Error);
+  }
+}
+
 TEST_CASE("solver: a loss that stops being finite stops training before the update, naming the iteration") {
   SUBCASE("NaN in the data: at the first iteration, weights untouched") {
     auto j = make_job(tiny_net("") + "base_lr: 0.1\nmax_iter: 10\n");

@@ -1,6 +1,8 @@
 // The update rules of engine/update_rules.cpp as device kernels, one thread per
-// element in grid-stride loops, with the CPU pipeline's order of float operations:
-// one kernel per rule (a template over the rule) makes a parameter's whole step.
+// element in grid-stride loops, with the CPU pipeline's order of float operations
+// (this file is compiled with --fmad=false, as the CPU's with -ffp-contract=off: a
+// fused multiply-add rounds once where the CPU rounds twice): one kernel per rule (a
+// template over the rule) makes a parameter's whole step.
 #include <exception>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
