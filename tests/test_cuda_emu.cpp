@@ -120,6 +120,22 @@ TEST_CASE("CUDA emulation: a barrier only some threads reach is a launch failure
   crema_emu::clear_device_error();                       // so that this process's later cases can run
 }
 
+TEST_CASE("CUDA emulation: a device fault names the call that met it and says it may be an earlier kernel's") {
+  DeviceBuffer out(1);
+  crema_emu::launch("divergent_barrier", dim3(2), dim3(32), 0, nullptr, &divergent_barrier, out.p);
+  float host = 0;
+  std::string message;
+  try {
+    cuda::copy_to_host(&host, out.p, sizeof host);  // the first call that waits for the device
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  crema_emu::clear_device_error();
+  CHECK(message.find("cudaDeviceSynchronize() failed: ") != std::string::npos);
+  CHECK(message.find("possibly an earlier layer's kernel, not this call's; run again with CREMA_CUDA_SYNC=1") !=
+        std::string::npos);
+}
+
 TEST_CASE("CUDA emulation: warp shuffles exchange within each warp") {
   const std::vector<float> x = ramp(kThreadsPerBlock);
   DeviceBuffer dx(kThreadsPerBlock), out(2);

@@ -13,9 +13,13 @@
 namespace crema::cuda {
 
 [[noreturn]] void throw_cuda_error(const char* call, const std::string& what, const char* file, int line);
+// The runtime's message, and for a fault inside a kernel (an illegal address, a failed
+// launch: reported by whichever call next waits for the device, and by every call after
+// it) that it need not be this call's, and how to find the kernel.
+std::string describe(cudaError_t e);
 
 inline void check(cudaError_t e, const char* call, const char* file, int line) {
-  if (e != cudaSuccess) throw_cuda_error(call, cudaGetErrorString(e), file, line);
+  if (e != cudaSuccess) throw_cuda_error(call, describe(e), file, line);
 }
 inline void check(cublasStatus_t s, const char* call, const char* file, int line) {
   if (s != CUBLAS_STATUS_SUCCESS)

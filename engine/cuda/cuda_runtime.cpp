@@ -19,13 +19,44 @@ void throw_cuda_error(const char* call, const std::string& what, const char* fil
   throw Error(std::string(call) + " failed: " + what + " (" + file + ":" + std::to_string(line) + ")");
 }
 
-void check_launch(cudaStream_t stream, const char* file, int line) {
-  check(cudaGetLastError(), "kernel launch", file, line);
+namespace {
+bool sync_launches() {
   static const bool sync = [] {
     const char* v = std::getenv("CREMA_CUDA_SYNC");
     return v && *v && std::string(v) != "0";
   }();
-  if (sync) check(cudaStreamSynchronize(stream), "kernel (waited for by CREMA_CUDA_SYNC)", file, line);
+  return sync;
+}
+}  // namespace
+
+std::string describe(cudaError_t e) {
+  switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorHardwareStackError:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+      if (!sync_launches())
+        return std::string(cudaGetErrorString(e)) +
+               " (a fault inside a kernel, reported by the first call that waited for the device after it: "
+               "possibly an earlier layer's kernel, not this call's; run again with CREMA_CUDA_SYNC=1 to name the "
+               "kernel; the device is unusable for the rest of this run)";
+      [[fallthrough]];
+    default:
+      return cudaGetErrorString(e);
+  }
+}
+
+void check_launch(cudaStream_t stream, const char* file, int line) {
+  check(cudaGetLastError(), "kernel launch", file, line);
+  if (!sync_launches()) return;
+  // Waited for at once, a fault is this kernel's own.
+  const cudaError_t e = cudaStreamSynchronize(stream);
+  if (e != cudaSuccess) throw_cuda_error("kernel (waited for by CREMA_CUDA_SYNC)", cudaGetErrorString(e), file, line);
 }
 
 bool compiled_in() { return true; }
