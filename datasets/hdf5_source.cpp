@@ -10,6 +10,7 @@
 
 #include "datasets/prefetcher.hpp"
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "io/hdf5.hpp"
 
 namespace crema {
@@ -221,14 +222,22 @@ void HDF5Source::read_row(int index, float* const* outs) {
     // so that only rows that really cannot be read are bad.
     try {
       read_single_row(index, outs);
-      return;
     } catch (const Error& e) {
       throw BadSample(describe(index) + " cannot be read: " + e.what());
     }
+    return refuse_non_finite(index, outs);
   }
   const size_t row = static_cast<size_t>(index - blocks_[static_cast<size_t>(b)].start);
   for (size_t d = 0; d < data->size(); ++d)
     std::memcpy(outs[d], (*data)[d].data() + row * row_size_[d], row_size_[d] * sizeof(float));
+  refuse_non_finite(index, outs);
+}
+
+void HDF5Source::refuse_non_finite(int index, const float* const* outs) const {
+  for (size_t d = 0; d < options_.datasets.size(); ++d)
+    if (const long long bad = cpu_count_non_finite(static_cast<long long>(row_size_[d]), outs[d]); bad > 0)
+      throw BadSample(describe(index) + ": dataset '" + options_.datasets[d] + "' holds " + std::to_string(bad) +
+                      " NaN or infinite value(s) of " + std::to_string(row_size_[d]) + " in this row");
 }
 
 }  // namespace crema

@@ -50,7 +50,8 @@ class HDF5Source {
   std::vector<int> block_sizes() const;  // rows of each block, in order: the sampler's groups
 
   // Copies row `index` of every dataset to outs[d] (row_size(d) floats each). Safe
-  // to call from several threads. Throws BadSample when the row cannot be read.
+  // to call from several threads. Throws BadSample when the row cannot be read, or holds
+  // NaN or infinite values (which no loss can use, and which a ReLU can hide from the loss).
   void read_row(int index, float* const* outs);
   std::string describe(int index) const;  // names the row's file, list line and row
   int64_t blocks_read() const { return blocks_read_; }  // block reads from disk so far, failed ones included
@@ -79,6 +80,7 @@ class HDF5Source {
   std::shared_ptr<const BlockData> block(int b);  // from the cache, or read
   std::shared_ptr<const BlockData> read_block(int b) const;
   void read_single_row(int index, float* const* outs) const;
+  void refuse_non_finite(int index, const float* const* outs) const;  // BadSample naming the dataset
   int block_of(int index) const;
 
   std::string list_file_;

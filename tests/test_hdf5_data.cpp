@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -369,6 +371,37 @@ TEST_CASE("HDF5 source: a row that cannot be read at run time is a BadSample nam
   const std::string want = "row 1 of HDF5 file '" + dir / "b.h5" + "' (" + dir / "list.txt" + ":2) cannot be read";
   CHECK_THROWS_WITH_AS(row(source, 4), doctest::Contains(want.c_str()), BadSample);
   CHECK_THROWS_AS(row(source, 5), BadSample);  // the block's other rows too
+}
+
+TEST_CASE("HDF5 source: a row holding NaN or infinity is a BadSample naming file, row and dataset") {
+  // NaN reaches no loss intact (oneDNN's ReLU turns it into 0) and breaks the weights it
+  // touches: the row is refused where it is read, like a row that cannot be read.
+  test::TempDir dir;
+  std::vector<float> data = {0, 1, 2, 3, 4, 5, 6, 7}, label = {0, 1, 2, 3};
+  data[3] = std::nanf("");                             // row 1 of data
+  label[2] = -std::numeric_limits<float>::infinity();  // row 2 of label
+  {
+    io::H5File f(dir / "a.h5", io::H5File::Mode::Create);
+    f.write_floats("data", {4, 2}, data.data());
+    f.write_floats("label", {4}, label.data());
+  }
+  test::write_file(dir / "list.txt", "a.h5\n");
+  HDF5SourceOptions small = data_and_label();
+  small.block_bytes = 1;  // a block per row: the rows after a bad one read as well
+  for (const HDF5SourceOptions& options : {data_and_label(), small}) {
+    HDF5Source source(dir / "list.txt", options);
+    CHECK(row(source, 0).first == std::vector<float>{0, 1});
+    const std::string file = "HDF5 file '" + dir / "a.h5" + "' (" + dir / "list.txt" + ":1)";
+    CHECK_THROWS_WITH_AS(
+        row(source, 1),
+        doctest::Contains(("row 1 of " + file + ": dataset 'data' holds 1 NaN or infinite value(s) of 2").c_str()),
+        BadSample);
+    CHECK_THROWS_WITH_AS(
+        row(source, 2),
+        doctest::Contains(("row 2 of " + file + ": dataset 'label' holds 1 NaN or infinite value(s) of 1").c_str()),
+        BadSample);
+    CHECK(row(source, 3).second == 3.f);
+  }
 }
 
 TEST_CASE("HDF5Data layer: threads 4 and threads 1 give the same batches") {
