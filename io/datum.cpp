@@ -1,6 +1,7 @@
 #include "io/datum.hpp"
 
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "io/protobuf_wire.hpp"
 
 namespace crema::io {
@@ -71,10 +72,16 @@ DatumPixels datum_pixels(const Datum& d, int channels, const std::string& where,
     throw Error(where + ": the Datum holds " + std::to_string(have) + " value(s) but its shape " +
                 shape_text(p.channels, p.height, p.width) + " needs " + std::to_string(want) +
                 "; the database is damaged: convert the images again");
-  if (d.data.empty())
+  if (d.data.empty()) {
+    // As HDF5Data's rows: NaN reaches no loss intact (a ReLU may hide it) and breaks the
+    // weights it touches.
+    if (const long long bad = cpu_count_non_finite(static_cast<long long>(want), d.float_data.data()); bad > 0)
+      throw Error(where + ": the Datum's float_data holds " + std::to_string(bad) + " NaN or infinite value(s) of " +
+                  std::to_string(want));
     p.floats = d.float_data.data();
-  else
+  } else {
     p.bytes = reinterpret_cast<const uint8_t*>(d.data.data());
+  }
   return p;
 }
 

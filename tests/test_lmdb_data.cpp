@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <opencv2/core.hpp>
@@ -287,6 +288,24 @@ TEST_CASE("Data layer LMDB: float_data records with mean_value and scale") {
   // (v - mean[c]) * 2
   test::check_values(d.data, {1, -6, 16, -3.5});
   CHECK(d.labels() == std::vector<float>{4});
+}
+
+TEST_CASE("Data layer LMDB: a float_data record holding NaN or infinity is a bad sample naming its key") {
+  test::TempDir dir;
+  io::Datum good, bad;
+  good.channels = bad.channels = 1, good.height = bad.height = 1, good.width = bad.width = 2;
+  good.float_data = {1.f, 2.f}, good.label = 1;
+  bad.float_data = {std::nanf(""), 2.f}, bad.label = 2;
+  write_db(dir / "db", {{"a", good}, {"b", bad}});
+  DataUnderTest strict(data_yaml(dir / "db", 2, "{}", ", on_bad_sample: fail"), Phase::TEST, 1);
+  CHECK_THROWS_WITH_AS(strict.forward(),
+                       doctest::Contains("record 'b': the Datum's float_data holds 1 NaN or infinite value(s) of 2"),
+                       Error);
+  DataUnderTest skipping(data_yaml(dir / "db", 2), Phase::TEST, 1);  // skipped by default
+  skipping.forward();
+  test::check_values(skipping.data, {1, 2, 1, 2});
+  CHECK(skipping.labels() == std::vector<float>{1, 1});
+  CHECK(skipping.t.layer->data_stats().bad_samples == 1);
 }
 
 TEST_CASE("Data layer LMDB: centre crop with a mean image, by hand") {
