@@ -652,8 +652,8 @@ void Solver::snapshot() {
     for (size_t i = 0; i < params.size(); ++i)
       if (const long long bad = cpu_count_non_finite(params[i]->count(), params[i]->cpu_data()); bad > 0)
         throw Error(diverged(net_->param_owner(i) + " holds " + std::to_string(bad) + " NaN or infinite value(s) of " +
-                                 std::to_string(params[i]->count()) + " after the update of iteration " +
-                                 std::to_string(iter_ - 1) + kHiddenNaN,
+                                 std::to_string(params[i]->count()) + ", made so by an update since the last snapshot" +
+                                 kHiddenNaN,
                              "Stopped before the snapshot"));
   }
   if (on_snapshot) on_snapshot(*this);

@@ -164,10 +164,16 @@ double UpdateOps::sumsq_diffs(const std::vector<Blob*>& params) const {
 }
 
 namespace {
-// out += coeff·w (L2) or coeff·sign(w) (L1); w, out: (n).
+// out += coeff·w (L2) or coeff·sign(w) (L1); w, out: (n). A loop of its own, not
+// OpenBLAS's saxpy, whose kernels fuse the multiply-add: rounded twice, as on the GPU.
 void add_decay(int n, float coeff, const float* w, bool l1, float* out) {
-  if (!l1) return cpu_axpy(n, coeff, w, out);
-  for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
+  if (l1) {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+    for (int j = 0; j < n; ++j) out[j] += coeff * static_cast<float>((w[j] > 0.f) - (w[j] < 0.f));
+  } else {
+#pragma omp parallel for simd if (n >= kParallelMinElements)
+    for (int j = 0; j < n; ++j) out[j] += coeff * w[j];
+  }
 }
 }  // namespace
 

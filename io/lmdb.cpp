@@ -231,8 +231,24 @@ void LmdbWriter::commit() {
 // ---- drafts -----------------------------------------------------------------------
 
 LmdbDrafts::LmdbDrafts(const std::vector<std::string>& paths) : final_paths_(paths) {
-  for (const std::string& path : paths)
-    dbs_.push_back(std::make_unique<LmdbWriter>(path + ".partial-" + std::to_string(::getpid())));
+  // "db/" names the folder db: its draft goes beside it ("db.partial-PID"), not into it.
+  for (std::string& path : final_paths_)
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+  std::vector<std::string> made;  // drafts this constructor creates, the one that fails included
+  try {
+    for (const std::string& path : final_paths_) {
+      const std::string draft = path + ".partial-" + std::to_string(::getpid());
+      std::error_code ec;
+      if (!fs::exists(fs::symlink_status(draft, ec))) made.push_back(draft);  // else refused, and not ours
+      dbs_.push_back(std::make_unique<LmdbWriter>(draft));
+    }
+  } catch (...) {
+    // The destructor does not run for a constructor that throws.
+    dbs_.clear();
+    std::error_code ignored;
+    for (const std::string& draft : made) fs::remove_all(draft, ignored);
+    throw;
+  }
 }
 
 LmdbDrafts::~LmdbDrafts() {

@@ -247,6 +247,17 @@ TEST_CASE("LMDB drafts appear under their names all together, or not at all") {
   }
   CHECK(names() == std::set<std::string>{"a", "b", "e"});
   CHECK(test::read_file(dir / "e/keep") == "the user's");
+  {
+    io::LmdbDrafts dbs({dir / "t//"});  // a folder named with a trailing slash
+    dbs[0].put("k", "v");
+    dbs.publish();
+  }
+  CHECK(io::LmdbReader(dir / "t").get("k") == "v");
+  std::filesystem::remove_all(dir / "t");
+  // A draft that cannot be made (its folder is a file) takes the ones made before it back.
+  test::write_file(dir / "file", "");
+  CHECK(contains(test::error_of([&] { io::LmdbDrafts dbs({dir / "f", dir / "file/g"}); }), "file/g.partial-"));
+  CHECK(names() == std::set<std::string>{"a", "b", "e", "file"});
 }
 
 TEST_CASE("LMDB errors name the path and say what to do") {
