@@ -233,11 +233,80 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   return kept;
 }
 
+// "iterations 10 and 20", "12 snapshots, iterations 1000 to 12000".
+std::string iterations_of(const std::vector<io::SnapshotOnDisk>& snaps) {
+  if (snaps.size() > 3)
+    return fmt::format("{} snapshots, iterations {} to {}", snaps.size(), snaps.front().iter, snaps.back().iter);
+  std::string list;
+  for (size_t i = 0; i < snaps.size(); ++i)
+    list += (i == 0 ? "" : i + 1 == snaps.size() ? " and " : ", ") + std::to_string(snaps[i].iter);
+  return (snaps.size() == 1 ? "iteration " : "iterations ") + list;
+}
+
+// --resume: the state file of the latest snapshot under `prefix` (by iteration, not by
+// name: 100 comes after 20), or "" when there is none and the run starts anew.
+std::string latest_to_resume(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
+                             const std::vector<std::string>& weights) {
+  const auto latest =
+      std::find_if(earlier.rbegin(), earlier.rend(), [](const io::SnapshotOnDisk& s) { return !s.state.empty(); });
+  if (latest == earlier.rend()) {
+    spdlog::info("--resume: no snapshot under {} yet, so the run starts anew", prefix);
+    return {};
+  }
+  if (!weights.empty())
+    spdlog::info("--resume: --weights not loaded; the run continues from its snapshot of iteration {}", latest->iter);
+  return latest->state;
+}
+
+// A fresh run would overwrite the snapshots an earlier run left under its prefix (a job
+// requeued without --resume, a config run again): say what is there and the ways on.
+std::string earlier_run_message(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix) {
+  const io::SnapshotOnDisk& last = earlier.back();
+  const bool resumable = std::any_of(earlier.begin(), earlier.end(), [](const auto& s) { return !s.state.empty(); });
+  return "'" + prefix + "' already holds the snapshots of an earlier run (" + iterations_of(earlier) +
+         "; the latest: " + (last.state.empty() ? last.weights : last.state) + "), which a new run would overwrite. " +
+         (resumable ? "Continue that run with --resume (from its latest snapshot) or --snapshot FILE; s"
+                    : "Start from its weights with --weights FILE under another prefix; s") +
+         "tart anew over it with --overwrite (which deletes its snapshots and metrics first); or give this run a "
+         "prefix of its own (--set snapshot_prefix=" +
+         prefix + "_2)";
+}
+
+// --overwrite: the earlier run's snapshots and metrics go, so that a later --resume
+// cannot pick up one of its snapshots and its curves do not mix with this run's.
+void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix) {
+  std::vector<std::string> files;
+  for (const io::SnapshotOnDisk& s : earlier)
+    for (const std::string& f : {s.weights, s.state})
+      if (!f.empty()) files.push_back(f);
+  const size_t snapshot_files = files.size();
+  for (std::string& f : io::metrics_files_on_disk(prefix)) files.push_back(std::move(f));
+  for (const std::string& f : files) {
+    std::error_code ec;
+    fs::remove(f, ec);
+    if (ec) throw Error("--overwrite: cannot delete '" + f + "' of the earlier run: " + ec.message());
+  }
+  if (!files.empty())
+    spdlog::warn("--overwrite: deleted the earlier run's files under {}: {} of snapshots{}, {} of metrics", prefix,
+                 snapshot_files, earlier.empty() ? "" : " (" + iterations_of(earlier) + ")",
+                 files.size() - snapshot_files);
+}
+
 }  // namespace
 
 int train(const TrainOptions& opt) {
   if (!opt.weights.empty() && !opt.snapshot.empty())
     throw ConfigError(Mark{}, "", "give either --weights (start from those weights) or --snapshot (resume a run), not both");
+  if (!opt.snapshot.empty() && (opt.resume || opt.overwrite))
+    throw ConfigError(Mark{}, "",
+                      std::string("give either --snapshot (resume from that file) or ") +
+                          (opt.resume ? "--resume (resume from the latest snapshot under snapshot_prefix)"
+                                      : "--overwrite (start anew over an earlier run's snapshots)") +
+                          ", not both");
+  if (opt.resume && opt.overwrite)
+    throw ConfigError(Mark{}, "",
+                      "give either --resume (continue the earlier run) or --overwrite (start anew, deleting its "
+                      "snapshots), not both");
   if (!opt.reinit.empty() && opt.weights.empty())
     throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights; give --weights too");
   // Before the nets are built (minutes for a large one), not after.
@@ -281,7 +350,15 @@ int train(const TrainOptions& opt) {
                spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
 
   const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
-  ensure_snapshots_writable(prefix, spec.max_iter, spec.snapshot_prefix_mark);
+  Mark prefix_mark = spec.snapshot_prefix_mark;  // unset: the prefix comes from the solver's file name
+  if (!prefix_mark.file && spec.snapshot_prefix.empty()) prefix_mark.file = std::make_shared<std::string>(opt.solver);
+  ensure_snapshots_writable(prefix, spec.max_iter, prefix_mark);
+  // Before the nets are built: which snapshot this run resumes from, and whether a fresh
+  // start would overwrite another run's.
+  const std::vector<io::SnapshotOnDisk> earlier = io::snapshots_on_disk(prefix);
+  const std::string snapshot = opt.resume ? latest_to_resume(earlier, prefix, opt.weights) : opt.snapshot;
+  if (snapshot.empty() && !earlier.empty() && !opt.overwrite)
+    throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix));
 
   Solver solver(spec, net_spec, *ctx);
   write_class_names(solver.net(), prefix);
@@ -306,9 +383,9 @@ int train(const TrainOptions& opt) {
   };
   solver.poll_action = poll_signal_action;
 
-  if (!opt.snapshot.empty()) {
-    spdlog::info("Resuming from {}", opt.snapshot);
-    const io::LoadedState loaded = io::load_solver_state(opt.snapshot);
+  if (!snapshot.empty()) {
+    spdlog::info("Resuming from {}", snapshot);
+    const io::LoadedState loaded = io::load_solver_state(snapshot);
     std::vector<std::string> missing;
     try {
       missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
@@ -338,7 +415,7 @@ int train(const TrainOptions& opt) {
                   "these weights with --weights");
     solver.restore(loaded.state);
     resumed_iter = solver.iter();
-    if (solver.iter() < spec.max_iter) warn_config_changes(opt.snapshot, loaded.config_yaml, *root);
+    if (solver.iter() < spec.max_iter) warn_config_changes(snapshot, loaded.config_yaml, *root);
     if (solver.iter() >= spec.max_iter) {
       spdlog::info(
           "The snapshot is at iteration {}, at or beyond max_iter {}: nothing left to train (raise it, e.g. "
@@ -357,11 +434,12 @@ int train(const TrainOptions& opt) {
                   (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
     }
   }
+  // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
+  if (opt.overwrite) remove_earlier_run(earlier, prefix);
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
     metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,
-                                                  static_cast<int>(spec.test_nets()), solver.iter(),
-                                                  !opt.snapshot.empty());
+                                                  static_cast<int>(spec.test_nets()), solver.iter(), !snapshot.empty());
     solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
   try {
@@ -378,7 +456,7 @@ int train(const TrainOptions& opt) {
     if (!what.empty() && what.back() == '.') what.pop_back();
     throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                 "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
-                ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : opt.snapshot));
+                ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const bool final_weights = last_snapshot_iter == solver.iter();

@@ -12,6 +12,8 @@ struct TrainOptions {
   std::vector<std::string> weights;
   std::vector<std::string> reinit;  // layers to leave at their fillers despite --weights
   std::string snapshot;
+  bool resume = false;     // from the latest snapshot under snapshot_prefix, if there is one
+  bool overwrite = false;  // start anew although snapshot_prefix holds an earlier run's snapshots
   std::vector<std::string> overrides;
   int gpu = -1;
 };

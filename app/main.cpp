@@ -153,7 +153,16 @@ int main(int argc, char** argv) {
 
   // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
   const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
-  const auto device_id = CLI::Range(0, std::numeric_limits<int>::max());
+  // Caffe's `--gpu 0,1` and `--gpu all` train on several devices at once; crema trains on
+  // one, and says so rather than "not in range".
+  const CLI::Validator device_id(
+      [](std::string& v) -> std::string {
+        if (v.find(',') != std::string::npos || v == "all")
+          return "crema trains on one GPU per process: give one device number (e.g. --gpu 0); '" + v +
+                 "' (several devices at once, as in Caffe) is not supported";
+        return CLI::Range(0, std::numeric_limits<int>::max())(v);
+      },
+      "", "device id");
   crema::app::TrainOptions train;
   // Repeatable options take one value each (allow_extra_args(false)): otherwise a vector
   // option swallows the positional arguments after it (classify's images).
@@ -164,6 +173,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> train_reinit;
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
   train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate or .solverstate.h5");
+  train_cmd->add_flag("--resume", train.resume,
+                      "Resume from the latest snapshot under snapshot_prefix if there is one, else start anew");
+  train_cmd->add_flag("--overwrite", train.overwrite,
+                      "Start anew although snapshot_prefix holds an earlier run's snapshots, deleting them and its "
+                      "metrics first");
   train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)")->allow_extra_args(false);
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)")->check(device_id);
   train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);

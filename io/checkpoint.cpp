@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "engine/error.hpp"
@@ -53,6 +55,25 @@ std::string unescape_h5_name(const std::string& name) {
 }
 
 std::string snapshot_base(const std::string& prefix, int iter) { return prefix + "_iter_" + std::to_string(iter); }
+
+std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix) {
+  const fs::path dir = fs::path(prefix).parent_path();
+  const std::string start = fs::path(prefix).filename().string() + "_iter_";
+  std::map<int, SnapshotOnDisk> found;
+  for (const std::string& name : regular_file_names(dir.string())) {
+    if (name.rfind(start, 0) != 0) continue;
+    size_t digits = start.size();
+    while (digits < name.size() && std::isdigit(static_cast<unsigned char>(name[digits]))) ++digits;
+    const std::string number = name.substr(start.size(), digits - start.size()), kind = name.substr(digits);
+    if (number.empty() || number.size() > 9 || (kind != ".solverstate.h5" && kind != ".caffemodel.h5")) continue;
+    SnapshotOnDisk& s = found[std::stoi(number)];
+    s.iter = std::stoi(number);
+    (kind == ".solverstate.h5" ? s.state : s.weights) = (dir / name).string();
+  }
+  std::vector<SnapshotOnDisk> out;
+  for (auto& [iter, s] : found) out.push_back(std::move(s));
+  return out;
+}
 
 namespace {
 

@@ -87,4 +87,12 @@ LoadedState load_solver_state(const std::string& path);
 
 std::string snapshot_base(const std::string& prefix, int iter);  // "<prefix>_iter_<N>"
 
+// The snapshots crema wrote under `prefix` (its <prefix>_iter_<N>.solverstate.h5 and
+// .caffemodel.h5 files), by iteration; a file of a pair may be missing (removed by hand).
+struct SnapshotOnDisk {
+  int iter = 0;
+  std::string state, weights;  // "" where that file is not there
+};
+std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix);
+
 }  // namespace crema::io

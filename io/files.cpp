@@ -56,6 +56,17 @@ bool ends_with_nocase(std::string_view name, std::string_view suffix) {
   });
 }
 
+std::vector<std::string> regular_file_names(const std::string& folder) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(folder.empty() ? fs::path(".") : fs::path(folder), ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code file_ec;
+    if (it->is_regular_file(file_ec)) names.push_back(it->path().filename().string());
+  }
+  return names;
+}
+
 std::optional<std::string> missing_folder(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
   std::error_code ec;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crema::io {
 
@@ -27,6 +28,9 @@ bool looks_like_text(const std::string& path);
 bool ends_with_nocase(std::string_view name, std::string_view suffix);
 // Why `path` cannot be written because its folder does not exist, or nothing.
 std::optional<std::string> missing_folder(const std::string& path);
+// The names of the regular files in `folder` ("": the current one), in no set order;
+// none when it cannot be read.
+std::vector<std::string> regular_file_names(const std::string& folder);
 // The two halves of write_atomically, for writers that keep a file open for a while.
 std::string temp_name_for(const std::string& path);
 void commit_file(const std::string& tmp_path, const std::string& path);

@@ -25,6 +25,9 @@ namespace crema::io {
 
 std::string metrics_csv_path(const std::string& prefix, int test_net);  // test_net −1: the training rows
 std::string tensorboard_dir(const std::string& prefix);
+// The metrics files runs wrote under `prefix`: its CSV files (those moved aside included)
+// and the events files crema wrote in its TensorBoard folder.
+std::vector<std::string> metrics_files_on_disk(const std::string& prefix);
 
 class MetricsWriter {
  public:

@@ -4,13 +4,14 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 
 #include "engine/error.hpp"
+#include "io/files.hpp"
 #include "io/protobuf_wire.hpp"
 
 namespace crema::io {
@@ -103,8 +104,7 @@ EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
   // events file already there (a run that starts within the same second as the last).
   long long seconds = static_cast<long long>(std::floor(wall_time));
   const std::string stem = "events.out.tfevents.";
-  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const std::string name = it->path().filename().string();
+  for (const std::string& name : regular_file_names(dir)) {
     long long t = 0;
     if (name.rfind(stem, 0) == 0 &&
         std::from_chars(name.data() + stem.size(), name.data() + name.size(), t).ec == std::errc())

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The README's main job: installs dependencies, builds, trains LeNet on Fashion-MNIST
 # for 10,000 iterations (about 5 minutes on 2 cores) and prints the test accuracy.
+# Run again after a stop (Ctrl-C, a killed job) it continues from the latest snapshot
+# (--resume); --overwrite starts anew instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh
-build/crema train configs/fashion_mnist/lenet_solver.yaml --log runs/fashion_mnist/lenet.log "$@"
+resume=(--resume)
+for arg in "$@"; do
+  case "$arg" in --overwrite | --snapshot | --snapshot=*) resume=() ;; esac
+done
+build/crema train configs/fashion_mnist/lenet_solver.yaml --log runs/fashion_mnist/lenet.log "${resume[@]}" "$@"

@@ -286,3 +286,25 @@ TEST_CASE("a weights dataset too large for a blob is refused, not wrapped") {
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "huge.caffemodel.h5"), doctest::Contains("(2 x 1073741824) holds more than 2^31-1"),
                        Error);
 }
+
+TEST_CASE("snapshots_on_disk finds a prefix's snapshots by iteration, and nothing else") {
+  test::TempDir dir;
+  for (const char* name : {"toy_iter_5.solverstate.h5", "toy_iter_5.caffemodel.h5", "toy_iter_10.caffemodel.h5",
+                           "toy_iter_20.solverstate.h5", "toy_iter_20.caffemodel.h5",
+                           // Not toy's: another prefix, a temporary file, no number, another kind.
+                           "toy_reinit_iter_30.solverstate.h5", "toy_iter_40.solverstate.h5.tmp-123",
+                           "toy_iter_.caffemodel.h5", "toy_iter_50.caffemodel", "toy.train.csv"})
+    test::write_file(dir / name, "x");
+  fs::create_directories(dir / "toy_iter_60.solverstate.h5");  // a folder is no snapshot
+  const auto found = io::snapshots_on_disk(dir / "toy");
+  REQUIRE(found.size() == 3);
+  CHECK(found[0].iter == 5);
+  CHECK(found[0].state == dir / "toy_iter_5.solverstate.h5");
+  CHECK(found[0].weights == dir / "toy_iter_5.caffemodel.h5");
+  CHECK(found[1].iter == 10);  // by number: "10" sorts before "5" by name
+  CHECK(found[1].state.empty());
+  CHECK(found[2].iter == 20);
+  CHECK(found[2].state == dir / "toy_iter_20.solverstate.h5");
+  CHECK(io::snapshots_on_disk(dir / "other").empty());
+  CHECK(io::snapshots_on_disk(dir / "missing/toy").empty());
+}

@@ -269,10 +269,10 @@ TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot, the res
 
 TEST_CASE("Ctrl-C in the final test pass names the crema test command that scores the final weights") {
   ToyJob job(20);  // the only test pass is the final one, at iteration 20
-  auto stopped_in_final_test = [&](const std::string& extra, const std::string& log_name) {
+  auto stopped_in_final_test = [&](const std::vector<std::string>& extra, const std::string& log_name) {
     std::vector<std::string> args = {test::crema_binary(), "train", job.solver, "--set", "test_initialization=false",
                                      "--set", "test_iter=100000000"};
-    if (!extra.empty()) args.insert(args.end(), {"--set", extra});
+    args.insert(args.end(), extra.begin(), extra.end());
     test::Child child(args, job.dir / log_name);
     REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
     child.signal(SIGINT);
@@ -282,21 +282,23 @@ TEST_CASE("Ctrl-C in the final test pass names the crema test command that score
     CHECK(log.find("Resume with") == std::string::npos);  // a resume would have nothing to train
     return log;
   };
-  const std::string log = stopped_in_final_test("", "final_test.log");
+  const std::string log = stopped_in_final_test({"--set", "snapshot=10"}, "final_test.log");
   std::smatch m;
   REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Score its weights with: (crema test .*))")), log);
   std::string command = m[1];
   // The run's --set overrides come along, so crema test builds the net training tested.
-  CHECK(command.find("--iterations 100000000 --set test_initialization=false --set test_iter=100000000") !=
-        std::string::npos);
+  CHECK(command.find("--iterations 100000000 --set test_initialization=false --set test_iter=100000000 --set "
+                     "snapshot=10") != std::string::npos);
   command.replace(command.find("--iterations 100000000"), 22, "--iterations 2");
   const auto scored = test::run(test::crema_binary() + command.substr(5));
   REQUIRE_MESSAGE(scored.status == 0, scored.output);
   CHECK(scored.output.find("accuracy = ") != std::string::npos);
 
   // Without snapshot_after_train there are no final weights to score, and crema says so
-  // (an older run's file of the same name is not taken for them).
-  const std::string none = stopped_in_final_test("snapshot_after_train=false", "no_final.log");
+  // (the file of the same name that the run resumed here wrote is not taken for them).
+  const std::string none = stopped_in_final_test(
+      {"--set", "snapshot_after_train=false", "--snapshot", job.dir / "snap/toy_iter_10.solverstate.h5"},
+      "no_final.log");
   CHECK_MESSAGE(none.find("no final weights were written (snapshot_after_train is off)") != std::string::npos, none);
 }
 
@@ -539,6 +541,21 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   CHECK(r.output.find("terminate") == std::string::npos);
 }
 
+TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices, on every command") {
+  for (const std::string command : {"train solver.yaml", "test --model m --weights w", "time --model m", "device"})
+    for (const std::string devices : {"0,1", "all"}) {
+      const auto r = test::run(crema_cmd(command + " --gpu " + devices));
+      CHECK(r.status == 2);
+      CHECK_MESSAGE(
+          r.output.find("--gpu: crema trains on one GPU per process: give one device number (e.g. --gpu 0); '" +
+                        devices + "' (several devices at once, as in Caffe) is not supported") != std::string::npos,
+          r.output);
+    }
+  const auto r = test::run(crema_cmd("time --model m --gpu -1"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--gpu: Value -1 not in range") != std::string::npos);
+}
+
 TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learns a mismatched layer") {
   ToyJob job(20);
   REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
@@ -559,7 +576,8 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
   CHECK(std::regex_search(r.output, std::regex(R"(fc1\s+re-initialised from its fillers)")));
   CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+re-initialised from its fillers)")));
 
-  r = test::run(crema_cmd("train " + job.solver + " --weights " + weights + " --reinit fcc2"));
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
+                          weights + " --reinit fcc2"));
   CHECK(r.status == 2);
   CHECK(r.output.find("did you mean 'fc2'") != std::string::npos);
 }
@@ -817,7 +835,7 @@ TEST_CASE("data read more than once per pass or batch, and a run that keeps no w
   CHECK(r.output.find("holds 100: the pass goes round the data 1.5 times, so some samples weigh more than others in "
                       "its scores; set test_iter 2 (100 samples) to read each at most once") != std::string::npos);
   // Twice over exactly: every sample weighs the same, so a note, not a warning.
-  r = test::run(crema_cmd("train " + job.solver + " --set test_iter=4 --set max_iter=20"));
+  r = test::run(crema_cmd("train " + job.solver + " --set test_iter=4 --set max_iter=20 --overwrite"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(
       r.output.find("test net #0: test_iter 4 x batch_size 50 reads each of the 100 samples of layer 'd' (") !=
@@ -833,7 +851,7 @@ TEST_CASE("data read more than once per pass or batch, and a run that keeps no w
   // The exact pass (test_iter 2 x 50) says nothing.
   r = test::run(crema_cmd("train " + job.solver +
                           " --set net.layer[0].data_param.batch_size=500 --set snapshot=0 "
-                          "--set snapshot_after_train=false"));
+                          "--set snapshot_after_train=false --overwrite"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("samples per pass") == std::string::npos);
   CHECK_MESSAGE(r.output.find("batch_size 500 is larger than the 400 samples of its source") != std::string::npos,
@@ -873,6 +891,78 @@ TEST_CASE("resume: the printed command keeps --set overrides, changes are named,
   CHECK(r.status == 0);
   const std::string twice = std::to_string(2 * std::stoi(finish));
   CHECK_MESSAGE(r.output.find("e.g. --set max_iter=" + twice + ", to train on") != std::string::npos, r.output);
+}
+
+TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume continues it, --overwrite starts anew") {
+  ToyJob job(10);
+  const std::string snap = job.dir / "snap";
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --set snapshot=5")).status == 0);
+  const std::string state10 = snap + "/toy_iter_10.solverstate.h5";
+  const auto weights10 = test::read_file(snap + "/toy_iter_10.caffemodel.h5");
+
+  // Run again as it was (a requeued job, a config run twice): refused, the files untouched.
+  const std::string again = "train " + job.solver + " --set snapshot=5 --set max_iter=20";
+  auto r = test::run(crema_cmd(again));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("snapshot_prefix: '" + snap +
+                              "/toy' already holds the snapshots of an earlier run "
+                              "(iterations 5 and 10; the latest: " +
+                              state10 +
+                              "), which a new run would overwrite. "
+                              "Continue that run with --resume") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("--overwrite") != std::string::npos);
+  CHECK(r.output.find("Snapshotting") == std::string::npos);
+  CHECK(test::read_file(snap + "/toy_iter_10.caffemodel.h5") == weights10);
+
+  // --resume takes the latest by iteration (10, although "5" sorts after "10" by name), and
+  // a finished run's --resume trains nothing, so a job script can always say --resume.
+  r = test::run(crema_cmd(again + " --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("Resuming from " + state10) != std::string::npos, r.output);
+  CHECK(fs::exists(snap + "/toy_iter_20.solverstate.h5"));
+  r = test::run(crema_cmd(again + " --resume --weights " + snap + "/toy_iter_5.caffemodel.h5"));
+  CHECK(r.status == 0);
+  CHECK_MESSAGE(r.output.find("--resume: --weights not loaded; the run continues from its snapshot of iteration 20") !=
+                    std::string::npos,
+                r.output);
+  CHECK(r.output.find("nothing left to train") != std::string::npos);
+
+  // With one of the others, it is one or the other.
+  r = test::run(crema_cmd(again + " --resume --overwrite"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("give either --resume (continue the earlier run) or --overwrite") != std::string::npos);
+  r = test::run(crema_cmd(again + " --resume --snapshot " + state10));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("give either --snapshot (resume from that file) or --resume") != std::string::npos);
+
+  // --overwrite starts anew and first deletes the earlier run's snapshots and metrics: a
+  // later --resume must not take up its iteration 20, nor TensorBoard mix its curves in.
+  REQUIRE(fs::exists(snap + "/toy.train.csv"));
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=5 --overwrite"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(
+      r.output.find("--overwrite: deleted the earlier run's files under " + snap +
+                    "/toy: 8 of snapshots (4 snapshots, iterations 5 to 20), 4 of metrics") != std::string::npos,
+      r.output);
+  for (const char* gone : {"10.caffemodel.h5", "15.solverstate.h5", "20.caffemodel.h5", "20.solverstate.h5"})
+    CHECK_MESSAGE(!fs::exists(snap + "/toy_iter_" + gone), gone);
+  CHECK(fs::exists(snap + "/toy_iter_5.solverstate.h5"));
+  int event_files = 0;
+  for (const auto& e : fs::directory_iterator(snap + "/toy.tensorboard")) event_files += e.is_regular_file();
+  CHECK(event_files == 1);
+  const std::string rows = test::read_file(snap + "/toy.train.csv");
+  CHECK_MESSAGE(rows.find("\n10,") == std::string::npos, rows);
+  CHECK(rows.find("\n5,") != std::string::npos);
+
+  // --resume where nothing was written yet starts anew, from --weights when given.
+  r = test::run(crema_cmd("train " + job.solver + " --resume --set snapshot_prefix=" + (job.dir / "ft/toy") +
+                          " --weights " + snap + "/toy_iter_5.caffemodel.h5"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("--resume: no snapshot under " + (job.dir / "ft/toy") + " yet, so the run starts anew") !=
+        std::string::npos);
+  CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+loaded from \S+toy_iter_5\.caffemodel\.h5)")));
+  CHECK(fs::exists(job.dir / "ft/toy_iter_10.solverstate.h5"));
 }
 
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {

@@ -34,7 +34,8 @@ TEST_CASE("fine-tuning Caffe's MNIST LeNet on Fashion-MNIST beats training from 
   const std::string solver = test::source_dir() + "/configs/fashion_mnist/lenet_finetune_solver.yaml";
   const std::string weights = test::source_dir() + "/tests/data/caffe/lenet_deploy/lenet_iter_10000.caffemodel";
   auto accuracy = [&](const std::string& extra) {
-    const auto r = test::run(test::crema_binary() + " train " + solver + " --set snapshot_prefix=" + (dir / "ft") + extra);
+    const auto r = test::run(test::crema_binary() + " train " + solver +
+                             " --set snapshot_prefix=" + (dir / (extra.empty() ? "scratch" : "ft")) + extra);
     REQUIRE_MESSAGE(r.status == 0, r.output);
     std::smatch m;
     REQUIRE(std::regex_search(r.output, m, std::regex(R"(Iteration 500, Testing net[^\n]*\n[^\n]*accuracy = ([0-9.]+))")));
@@ -76,7 +77,7 @@ TEST_CASE("precision bf16 trains LeNet on Fashion-MNIST to within 0.5 points of 
     const auto r = test::run(test::crema_binary() + " train " + test::source_dir() +
                              "/configs/fashion_mnist/lenet_solver.yaml --set max_iter=3000 --set test_interval=500"
                              " --set test_initialization=false --set snapshot=0 --set precision=" +
-                             (bf16 ? "bf16" : "fp32") + " --set snapshot_prefix=" + (dir / "lenet"));
+                             (bf16 ? "bf16" : "fp32") + " --set snapshot_prefix=" + (dir / (bf16 ? "bf16" : "fp32")));
     REQUIRE_MESSAGE(r.status == 0, r.output);
     if (bf16) CHECK(r.output.find("precision bf16") != std::string::npos);
     accuracy[bf16] = test_accuracies(r.output);

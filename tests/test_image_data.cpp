@@ -260,8 +260,8 @@ TEST_CASE("training from PNG files names a deleted and a truncated one and finis
   REQUIRE(std::regex_search(r.output, m, std::regex(R"(Iteration 40, Testing net[\s\S]*accuracy = ([0-9.]+))")));
   CHECK(std::stod(m[1]) > 0.3);  // it learns from the PNGs
 
-  const auto strict =
-      test::run(crema_cmd("train " + job.solver + " --set net.layer[0].image_data_param.on_bad_sample=fail"));
+  const auto strict = test::run(
+      crema_cmd("train " + job.solver + " --set net.layer[0].image_data_param.on_bad_sample=fail --overwrite"));
   CHECK(strict.status != 0);
   CHECK(strict.output.find("on_bad_sample") != std::string::npos);
   CHECK(strict.output.find("terminate") == std::string::npos);

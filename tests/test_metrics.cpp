@@ -272,3 +272,24 @@ TEST_CASE("TensorBoard shows a resumed run's metrics exactly, the replaced event
   CHECK_MESSAGE(check.status == 0, check.output);
   CHECK(check.output.find("values compared; agree") != std::string::npos);
 }
+
+TEST_CASE("metrics_files_on_disk lists a prefix's CSV files, their asides and crema's events files only") {
+  test::TempDir dir;
+  fs::create_directories(dir / "run.tensorboard");
+  for (const char* name :
+       {"run.train.csv", "run.test.csv", "run.test1.csv", "run.train.until_iter_20.csv", "run.test.until_iter_20.2.csv",
+        "run.tensorboard/events.out.tfevents.1796322488.host.7.crema",
+        // Not the run's metrics: another prefix, other files, another writer's events.
+        "run_2.train.csv", "run.train.csv.bak", "run.classes.txt", "run_iter_5.caffemodel.h5",
+        "run.tensorboard/events.out.tfevents.1796322488.host.v2", "run.tensorboard/notes.txt"})
+    test::write_file(dir / name, "x");
+  const auto files = io::metrics_files_on_disk(dir / "run");
+  const std::vector<std::string> want = {dir / "run.tensorboard/events.out.tfevents.1796322488.host.7.crema",
+                                         dir / "run.test.csv",
+                                         dir / "run.test.until_iter_20.2.csv",
+                                         dir / "run.test1.csv",
+                                         dir / "run.train.csv",
+                                         dir / "run.train.until_iter_20.csv"};
+  CHECK(files == want);
+  CHECK(io::metrics_files_on_disk(dir / "none").empty());
+}
