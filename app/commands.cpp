@@ -244,52 +244,89 @@ std::string iterations_of(const std::vector<io::SnapshotOnDisk>& snaps) {
 }
 
 // --resume: the state file of the latest snapshot under `prefix` (by iteration, not by
-// name: 100 comes after 20), or "" when there is none and the run starts anew.
+// name: 100 comes after 20), or "" when there is none and the run starts anew (or, with
+// weights only there, is refused by earlier_run_message).
 std::string latest_to_resume(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
-                             const std::vector<std::string>& weights) {
+                             const TrainOptions& opt) {
   const auto latest =
       std::find_if(earlier.rbegin(), earlier.rend(), [](const io::SnapshotOnDisk& s) { return !s.state.empty(); });
   if (latest == earlier.rend()) {
-    spdlog::info("--resume: no snapshot under {} yet, so the run starts anew", prefix);
+    // A mistyped prefix, or a requeued job in another working directory, lands here too.
+    if (earlier.empty())
+      spdlog::warn("--resume: no snapshot under {} yet, so the run starts anew", fs::absolute(prefix).string());
     return {};
   }
-  if (!weights.empty())
-    spdlog::info("--resume: --weights not loaded; the run continues from its snapshot of iteration {}", latest->iter);
+  if (!opt.weights.empty() || !opt.reinit.empty())
+    spdlog::info("--resume: {} not used; the run continues from its snapshot of iteration {}",
+                 opt.reinit.empty() ? "--weights" : "--weights and --reinit", latest->iter);
   return latest->state;
 }
 
 // A fresh run would overwrite the snapshots an earlier run left under its prefix (a job
 // requeued without --resume, a config run again): say what is there and the ways on.
-std::string earlier_run_message(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix) {
+std::string earlier_run_message(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
+                                bool resume) {
   const io::SnapshotOnDisk& last = earlier.back();
-  const bool resumable = std::any_of(earlier.begin(), earlier.end(), [](const auto& s) { return !s.state.empty(); });
-  return "'" + prefix + "' already holds the snapshots of an earlier run (" + iterations_of(earlier) +
-         "; the latest: " + (last.state.empty() ? last.weights : last.state) + "), which a new run would overwrite. " +
-         (resumable ? "Continue that run with --resume (from its latest snapshot) or --snapshot FILE; s"
-                    : "Start from its weights with --weights FILE under another prefix; s") +
-         "tart anew over it with --overwrite (which deletes its snapshots and metrics first); or give this run a "
-         "prefix of its own (--set snapshot_prefix=" +
-         prefix + "_2)";
+  const std::string own_prefix = "--set " + shell_quote("snapshot_prefix=" + prefix + "_2");
+  const std::string overwrite = "start anew over it with --overwrite (which deletes its snapshots and metrics first)";
+  if (std::none_of(earlier.begin(), earlier.end(), [](const auto& s) { return !s.state.empty(); }))
+    return "weights of an earlier run exist under the prefix '" + prefix + "' (" + iterations_of(earlier) +
+           "; the latest: " + last.weights + ") but no solver state" +
+           (resume ? ", so --resume has nothing to continue from" : "") +
+           ", and a new run would overwrite them. Start from those weights under a prefix of its own (--weights " +
+           shell_quote(last.weights) + " " + own_prefix + "), or " + overwrite;
+  return "snapshots of an earlier run exist under the prefix '" + prefix + "' (" + iterations_of(earlier) +
+         "; the latest: " + (last.state.empty() ? last.weights : last.state) +
+         "), and a new run would overwrite them. Continue that run with --resume (from its latest snapshot) or "
+         "--snapshot FILE; " +
+         overwrite + "; or give this run a prefix of its own (" + own_prefix + ")";
 }
 
-// --overwrite: the earlier run's snapshots and metrics go, so that a later --resume
-// cannot pick up one of its snapshots and its curves do not mix with this run's.
-void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix) {
-  std::vector<std::string> files;
+// --overwrite: the earlier run's snapshots, metrics and class list go, so that a later
+// --resume cannot pick up one of its snapshots, its curves do not mix with this run's and
+// classify does not name this run's classes by its list. Files this run loaded with
+// --weights stay: it starts from them.
+void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
+                        const std::vector<std::string>& loaded) {
+  // A stop asked for during setup (Ctrl-C, a scheduler's SIGTERM) comes before the deletion.
+  if (stop_requested())
+    throw Error("stopped before training began; --overwrite deleted nothing of the earlier run under " + prefix);
+  const auto is_loaded = [&](const std::string& f) {
+    std::error_code ec;
+    return std::any_of(loaded.begin(), loaded.end(), [&](const std::string& w) { return fs::equivalent(f, w, ec); });
+  };
+  std::vector<std::string> files, kept;
   for (const io::SnapshotOnDisk& s : earlier)
     for (const std::string& f : {s.weights, s.state})
-      if (!f.empty()) files.push_back(f);
+      if (!f.empty()) (is_loaded(f) ? kept : files).push_back(f);
   const size_t snapshot_files = files.size();
   for (std::string& f : io::metrics_files_on_disk(prefix)) files.push_back(std::move(f));
+  std::error_code ec;
+  if (fs::is_regular_file(classes_path(prefix), ec)) files.push_back(classes_path(prefix));
   for (const std::string& f : files) {
-    std::error_code ec;
     fs::remove(f, ec);
     if (ec) throw Error("--overwrite: cannot delete '" + f + "' of the earlier run: " + ec.message());
   }
   if (!files.empty())
-    spdlog::warn("--overwrite: deleted the earlier run's files under {}: {} of snapshots{}, {} of metrics", prefix,
-                 snapshot_files, earlier.empty() ? "" : " (" + iterations_of(earlier) + ")",
-                 files.size() - snapshot_files);
+    spdlog::warn(
+        "--overwrite: deleted the earlier run's {} snapshot files{} and {} other files (metrics, class list) "
+        "under {}{}",
+        snapshot_files, earlier.empty() ? "" : " (" + iterations_of(earlier) + ")", files.size() - snapshot_files,
+        prefix, kept.empty() ? "" : fmt::format("; kept {}, loaded with --weights", fmt::join(kept, ", ")));
+}
+
+// A resume at iteration `iter` under a prefix that holds later snapshots (resuming an
+// earlier one on purpose): they are of the run this one replaces from there on.
+void warn_later_snapshots(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix, int iter) {
+  std::vector<io::SnapshotOnDisk> later;
+  std::copy_if(earlier.begin(), earlier.end(), std::back_inserter(later),
+               [&](const io::SnapshotOnDisk& s) { return s.iter > iter; });
+  if (later.empty()) return;
+  spdlog::warn(
+      "the prefix '{}' holds snapshots later than the one resumed (iteration {}): {}, of the run this one "
+      "replaces from there on. This run overwrites those of the iterations it snapshots, and until it has "
+      "passed them --resume would take the latest of them; move them away to keep them",
+      prefix, iter, iterations_of(later));
 }
 
 }  // namespace
@@ -356,12 +393,11 @@ int train(const TrainOptions& opt) {
   // Before the nets are built: which snapshot this run resumes from, and whether a fresh
   // start would overwrite another run's.
   const std::vector<io::SnapshotOnDisk> earlier = io::snapshots_on_disk(prefix);
-  const std::string snapshot = opt.resume ? latest_to_resume(earlier, prefix, opt.weights) : opt.snapshot;
+  const std::string snapshot = opt.resume ? latest_to_resume(earlier, prefix, opt) : opt.snapshot;
   if (snapshot.empty() && !earlier.empty() && !opt.overwrite)
-    throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix));
+    throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix, opt.resume));
 
   Solver solver(spec, net_spec, *ctx);
-  write_class_names(solver.net(), prefix);
   const std::string config_yaml = io::to_yaml(*root);
   std::string last_state, last_weights;  // the files of the latest snapshot this run wrote
   int last_snapshot_iter = -1;
@@ -406,8 +442,9 @@ int train(const TrainOptions& opt) {
                   ": the net changed since the snapshot was written. Resume with the net it was written with, or "
                   "start a new run from its weights, re-learning " +
                   (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + shell_quote(opt.solver) +
-                  run_flags(true) + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --weights " +
-                  shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
+                  run_flags(true) + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") +
+                  " --resume --weights " + shell_quote(loaded.weights_path) + " --reinit " +
+                  shell_quote(e.layer_list()));
     }
     if (!missing.empty())
       throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +
@@ -415,6 +452,7 @@ int train(const TrainOptions& opt) {
                   "these weights with --weights");
     solver.restore(loaded.state);
     resumed_iter = solver.iter();
+    warn_later_snapshots(earlier, prefix, resumed_iter);
     if (solver.iter() < spec.max_iter) warn_config_changes(snapshot, loaded.config_yaml, *root);
     if (solver.iter() >= spec.max_iter) {
       spdlog::info(
@@ -435,7 +473,8 @@ int train(const TrainOptions& opt) {
     }
   }
   // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
-  if (opt.overwrite) remove_earlier_run(earlier, prefix);
+  if (opt.overwrite) remove_earlier_run(earlier, prefix, opt.weights);
+  write_class_names(solver.net(), prefix);
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
     metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,

@@ -143,10 +143,9 @@ void write_class_names(const Net& net, const std::string& snapshot_prefix) {
 }
 
 std::string classes_for_weights(const std::string& weights) {
-  static const std::regex snapshot(R"((.*)_iter_\d+\.caffemodel(\.h5)?)");
-  std::smatch m;
-  if (!std::regex_match(weights, m, snapshot)) return {};
-  const std::string path = classes_path(m[1]);
+  const auto name = io::parse_snapshot_name(weights);
+  if (!name || (name->kind != ".caffemodel" && name->kind != ".caffemodel.h5")) return {};
+  const std::string path = classes_path(name->prefix);
   return fs::exists(path) ? path : std::string();
 }
 

@@ -153,12 +153,12 @@ int main(int argc, char** argv) {
 
   // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
   const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
-  // Caffe's `--gpu 0,1` and `--gpu all` train on several devices at once; crema trains on
+  // Caffe's `--gpu 0,1` and `--gpu all` train on several devices at once; crema runs on
   // one, and says so rather than "not in range".
   const CLI::Validator device_id(
       [](std::string& v) -> std::string {
         if (v.find(',') != std::string::npos || v == "all")
-          return "crema trains on one GPU per process: give one device number (e.g. --gpu 0); '" + v +
+          return "crema runs on one GPU per process: give one device number (e.g. --gpu 0); '" + v +
                  "' (several devices at once, as in Caffe) is not supported";
         return CLI::Range(0, std::numeric_limits<int>::max())(v);
       },
@@ -307,7 +307,17 @@ int main(int argc, char** argv) {
 
   crema::app::DeviceOptions device;
   auto* device_cmd = app.add_subcommand("device", "Describe the CUDA devices (Caffe's device_query)");
-  device_cmd->add_option("--gpu", device.gpu, "Only this device id")->check(device_id);
+  // As Caffe's device_query, `--gpu all` lists every device (as no --gpu does).
+  const CLI::Validator device_or_all(
+      [device_id](std::string& v) -> std::string {
+        if (v == "all") {
+          v = "-1";
+          return {};
+        }
+        return device_id(v);
+      },
+      "", "device id or all");
+  device_cmd->add_option("--gpu", device.gpu, "Only this device id (all: every device)")->transform(device_or_all);
 
   // `crema help [COMMAND]`, as git and many tools take it, is `crema [COMMAND] --help`.
   if (argc >= 2 && std::string(argv[1]) == "help") {

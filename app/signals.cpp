@@ -33,8 +33,10 @@ void install_signal_handlers() {
   sigaction(SIGHUP, &hup, nullptr);
 }
 
+bool stop_requested() { return g_stop.load() > 0; }
+
 Solver::Action poll_signal_action() {
-  if (g_stop.load() > 0) return Solver::Action::Stop;
+  if (stop_requested()) return Solver::Action::Stop;
   if (g_snapshot.exchange(0) != 0) return Solver::Action::Snapshot;
   return Solver::Action::None;
 }

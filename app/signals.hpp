@@ -9,5 +9,7 @@ namespace crema::app {
 void install_signal_handlers();
 // Consumes a pending request.
 Solver::Action poll_signal_action();
+// Whether a stop was asked for (consumes nothing).
+bool stop_requested();
 
 }  // namespace crema::app

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -56,19 +57,30 @@ std::string unescape_h5_name(const std::string& name) {
 
 std::string snapshot_base(const std::string& prefix, int iter) { return prefix + "_iter_" + std::to_string(iter); }
 
+std::optional<SnapshotName> parse_snapshot_name(const std::string& path) {
+  const size_t at = path.rfind("_iter_");
+  if (at == std::string::npos) return std::nullopt;
+  const char* digits = path.data() + at + 6;
+  const char* end = path.data() + path.size();
+  long long iter = -1;
+  const auto [rest, ec] = std::from_chars(digits, end, iter);
+  if (ec != std::errc() || iter < 0 || iter > INT_MAX || (*digits == '0' && rest - digits > 1)) return std::nullopt;
+  SnapshotName name{path.substr(0, at), static_cast<int>(iter), std::string(rest, end)};
+  for (const char* kind : {".caffemodel.h5", ".solverstate.h5", ".caffemodel", ".solverstate"})
+    if (name.kind == kind) return name;
+  return std::nullopt;
+}
+
 std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix) {
   const fs::path dir = fs::path(prefix).parent_path();
-  const std::string start = fs::path(prefix).filename().string() + "_iter_";
+  const std::string base = fs::path(prefix).filename().string();
   std::map<int, SnapshotOnDisk> found;
-  for (const std::string& name : regular_file_names(dir.string())) {
-    if (name.rfind(start, 0) != 0) continue;
-    size_t digits = start.size();
-    while (digits < name.size() && std::isdigit(static_cast<unsigned char>(name[digits]))) ++digits;
-    const std::string number = name.substr(start.size(), digits - start.size()), kind = name.substr(digits);
-    if (number.empty() || number.size() > 9 || (kind != ".solverstate.h5" && kind != ".caffemodel.h5")) continue;
-    SnapshotOnDisk& s = found[std::stoi(number)];
-    s.iter = std::stoi(number);
-    (kind == ".solverstate.h5" ? s.state : s.weights) = (dir / name).string();
+  for (const std::string& file : regular_file_names(dir.string())) {
+    const auto name = parse_snapshot_name(file);
+    if (!name || name->prefix != base || (name->kind != ".solverstate.h5" && name->kind != ".caffemodel.h5")) continue;
+    SnapshotOnDisk& s = found[name->iter];
+    s.iter = name->iter;
+    (name->kind == ".solverstate.h5" ? s.state : s.weights) = (dir / file).string();
   }
   std::vector<SnapshotOnDisk> out;
   for (auto& [iter, s] : found) out.push_back(std::move(s));

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +87,16 @@ struct LoadedState {
 LoadedState load_solver_state(const std::string& path);
 
 std::string snapshot_base(const std::string& prefix, int iter);  // "<prefix>_iter_<N>"
+
+// "<prefix>_iter_<N><kind>" taken apart, for the kinds crema and Caffe write
+// (".caffemodel.h5", ".solverstate.h5", ".caffemodel", ".solverstate"); nothing for any
+// other name (N in 0..INT_MAX, written without leading zeros).
+struct SnapshotName {
+  std::string prefix;
+  int iter = 0;
+  std::string kind;
+};
+std::optional<SnapshotName> parse_snapshot_name(const std::string& path);
 
 // The snapshots crema wrote under `prefix` (its <prefix>_iter_<N>.solverstate.h5 and
 // .caffemodel.h5 files), by iteration; a file of a pair may be missing (removed by hand).

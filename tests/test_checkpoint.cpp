@@ -308,3 +308,18 @@ TEST_CASE("snapshots_on_disk finds a prefix's snapshots by iteration, and nothin
   CHECK(io::snapshots_on_disk(dir / "other").empty());
   CHECK(io::snapshots_on_disk(dir / "missing/toy").empty());
 }
+
+TEST_CASE("parse_snapshot_name takes <prefix>_iter_<N><kind> apart, refusing what crema would not write") {
+  const auto a = io::parse_snapshot_name("runs/my_iter_net_iter_2000000000.solverstate.h5");
+  REQUIRE(a);
+  CHECK(a->prefix == "runs/my_iter_net");
+  CHECK(a->iter == 2000000000);
+  CHECK(a->kind == ".solverstate.h5");
+  const auto b = io::parse_snapshot_name("lenet_iter_0.caffemodel");
+  REQUIRE(b);
+  CHECK(b->iter == 0);
+  CHECK(b->kind == ".caffemodel");
+  for (const char* name : {"x_iter_3000000000.caffemodel.h5", "x_iter_05.caffemodel.h5", "x_iter_-5.caffemodel.h5",
+                           "x_iter_.caffemodel.h5", "x_iter_5.caffemodel.h5.tmp-12", "x_iter_5.h5", "x_5.caffemodel"})
+    CHECK_MESSAGE(!io::parse_snapshot_name(name), name);
+}

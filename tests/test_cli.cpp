@@ -541,19 +541,24 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   CHECK(r.output.find("terminate") == std::string::npos);
 }
 
-TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices, on every command") {
+TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices; crema device --gpu all lists all") {
   for (const std::string command : {"train solver.yaml", "test --model m --weights w", "time --model m", "device"})
     for (const std::string devices : {"0,1", "all"}) {
+      if (command == "device" && devices == "all") continue;
       const auto r = test::run(crema_cmd(command + " --gpu " + devices));
       CHECK(r.status == 2);
       CHECK_MESSAGE(
-          r.output.find("--gpu: crema trains on one GPU per process: give one device number (e.g. --gpu 0); '" +
-                        devices + "' (several devices at once, as in Caffe) is not supported") != std::string::npos,
+          r.output.find("--gpu: crema runs on one GPU per process: give one device number (e.g. --gpu 0); '" + devices +
+                        "' (several devices at once, as in Caffe) is not supported") != std::string::npos,
           r.output);
     }
   const auto r = test::run(crema_cmd("time --model m --gpu -1"));
   CHECK(r.status == 2);
   CHECK(r.output.find("--gpu: Value -1 not in range") != std::string::npos);
+  // As Caffe's device_query: the same as no --gpu.
+  const auto all = test::run(crema_cmd("device --gpu all")), none = test::run(crema_cmd("device"));
+  CHECK(all.status == none.status);
+  CHECK(all.output == none.output);
 }
 
 TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learns a mismatched layer") {
@@ -904,14 +909,11 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   const std::string again = "train " + job.solver + " --set snapshot=5 --set max_iter=20";
   auto r = test::run(crema_cmd(again));
   CHECK(r.status == 2);
-  CHECK_MESSAGE(r.output.find("snapshot_prefix: '" + snap +
-                              "/toy' already holds the snapshots of an earlier run "
-                              "(iterations 5 and 10; the latest: " +
-                              state10 +
-                              "), which a new run would overwrite. "
-                              "Continue that run with --resume") != std::string::npos,
+  CHECK_MESSAGE(r.output.find("snapshot_prefix: snapshots of an earlier run exist under the prefix '" + snap +
+                              "/toy' (iterations 5 and 10; the latest: " + state10 +
+                              "), and a new run would overwrite them. Continue that run with --resume (from its latest "
+                              "snapshot) or --snapshot FILE; start anew over it with --overwrite") != std::string::npos,
                 r.output);
-  CHECK(r.output.find("--overwrite") != std::string::npos);
   CHECK(r.output.find("Snapshotting") == std::string::npos);
   CHECK(test::read_file(snap + "/toy_iter_10.caffemodel.h5") == weights10);
 
@@ -920,13 +922,23 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   r = test::run(crema_cmd(again + " --resume"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(r.output.find("Resuming from " + state10) != std::string::npos, r.output);
+  CHECK(r.output.find("later than the one resumed") == std::string::npos);
   CHECK(fs::exists(snap + "/toy_iter_20.solverstate.h5"));
   r = test::run(crema_cmd(again + " --resume --weights " + snap + "/toy_iter_5.caffemodel.h5"));
   CHECK(r.status == 0);
-  CHECK_MESSAGE(r.output.find("--resume: --weights not loaded; the run continues from its snapshot of iteration 20") !=
+  CHECK_MESSAGE(r.output.find("--resume: --weights not used; the run continues from its snapshot of iteration 20") !=
                     std::string::npos,
                 r.output);
   CHECK(r.output.find("nothing left to train") != std::string::npos);
+
+  // Resuming an earlier snapshot on purpose: the later ones are named, as --resume would
+  // take them up while this run has not passed them.
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=12 --snapshot " + state10));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("the prefix '" + snap +
+                              "/toy' holds snapshots later than the one resumed (iteration 10): iterations 15 and 20, "
+                              "of the run this one replaces from there on") != std::string::npos,
+                r.output);
 
   // With one of the others, it is one or the other.
   r = test::run(crema_cmd(again + " --resume --overwrite"));
@@ -936,32 +948,41 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   CHECK(r.status == 2);
   CHECK(r.output.find("give either --snapshot (resume from that file) or --resume") != std::string::npos);
 
-  // --overwrite starts anew and first deletes the earlier run's snapshots and metrics: a
-  // later --resume must not take up its iteration 20, nor TensorBoard mix its curves in.
-  REQUIRE(fs::exists(snap + "/toy.train.csv"));
-  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=5 --overwrite"));
+  // --overwrite starts anew and first deletes the earlier run's snapshots and metrics (a
+  // later --resume must not take up its iteration 20, nor TensorBoard mix its curves in),
+  // but not the weights this run starts from.
+  const std::string from = snap + "/toy_iter_10.caffemodel.h5";
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=5 --overwrite --weights " + from));
   REQUIRE_MESSAGE(r.status == 0, r.output);
-  CHECK_MESSAGE(
-      r.output.find("--overwrite: deleted the earlier run's files under " + snap +
-                    "/toy: 8 of snapshots (4 snapshots, iterations 5 to 20), 4 of metrics") != std::string::npos,
-      r.output);
-  for (const char* gone : {"10.caffemodel.h5", "15.solverstate.h5", "20.caffemodel.h5", "20.solverstate.h5"})
+  CHECK_MESSAGE(r.output.find("--overwrite: deleted the earlier run's 9 snapshot files (5 snapshots, iterations 5 to "
+                              "20) and 5 other files (metrics, class list) under " +
+                              snap + "/toy; kept " + from + ", loaded with --weights") != std::string::npos,
+                r.output);
+  for (const char* gone : {"10.solverstate.h5", "12.caffemodel.h5", "15.solverstate.h5", "20.caffemodel.h5"})
     CHECK_MESSAGE(!fs::exists(snap + "/toy_iter_" + gone), gone);
+  CHECK(test::read_file(from) == weights10);
   CHECK(fs::exists(snap + "/toy_iter_5.solverstate.h5"));
   int event_files = 0;
   for (const auto& e : fs::directory_iterator(snap + "/toy.tensorboard")) event_files += e.is_regular_file();
   CHECK(event_files == 1);
-  const std::string rows = test::read_file(snap + "/toy.train.csv");
-  CHECK_MESSAGE(rows.find("\n10,") == std::string::npos, rows);
-  CHECK(rows.find("\n5,") != std::string::npos);
+
+  // Weights without a solver state: --resume has nothing to continue from, and says so.
+  fs::remove(snap + "/toy_iter_5.solverstate.h5");
+  r = test::run(crema_cmd(again + " --resume"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("weights of an earlier run exist under the prefix '" + snap +
+                              "/toy' (iterations 5 and 10; the latest: " + from +
+                              ") but no solver state, so --resume has nothing to continue from") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("starts anew") == std::string::npos);
 
   // --resume where nothing was written yet starts anew, from --weights when given.
   r = test::run(crema_cmd("train " + job.solver + " --resume --set snapshot_prefix=" + (job.dir / "ft/toy") +
-                          " --weights " + snap + "/toy_iter_5.caffemodel.h5"));
+                          " --weights " + from));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("--resume: no snapshot under " + (job.dir / "ft/toy") + " yet, so the run starts anew") !=
         std::string::npos);
-  CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+loaded from \S+toy_iter_5\.caffemodel\.h5)")));
+  CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+loaded from \S+toy_iter_10\.caffemodel\.h5)")));
   CHECK(fs::exists(job.dir / "ft/toy_iter_10.solverstate.h5"));
 }
 
