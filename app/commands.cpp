@@ -357,6 +357,8 @@ int train(const TrainOptions& opt) {
   if (!opt.snapshot.empty())
     refuse_missing("--snapshot", opt.snapshot, "the .solverstate.h5 (or Caffe's .solverstate) of a snapshot");
   for (const auto& w : opt.weights) refuse_missing("--weights", w, "a .caffemodel or .caffemodel.h5 file");
+  // Counted from here, setup included: the scheduler's clock runs from the job's start.
+  const auto started = std::chrono::steady_clock::now();
   // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
   // process with nothing said; handled, it stops after the first iteration with a snapshot.
   install_signal_handlers();
@@ -417,7 +419,19 @@ int train(const TrainOptions& opt) {
     last_weights = base + ".caffemodel.h5";
     last_snapshot_iter = s.iter();
   };
-  solver.poll_action = poll_signal_action;
+  // --time-limit stops as a scheduler's SIGTERM does, but while there is still time to
+  // write the snapshot (a scheduler kills a few seconds after its SIGTERM).
+  bool time_is_up = false;
+  solver.poll_action = [&]() {
+    const Solver::Action action = poll_signal_action();
+    if (action == Solver::Action::Stop || opt.time_limit_s <= 0 || time_is_up) return action;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (elapsed < static_cast<double>(opt.time_limit_s)) return action;
+    time_is_up = true;
+    spdlog::warn("--time-limit {} has passed ({:.0f} s since the start) at iteration {}: stopping with a snapshot",
+                 opt.time_limit, elapsed, solver.iter());
+    return Solver::Action::Stop;
+  };
 
   if (!snapshot.empty()) {
     spdlog::info("Resuming from {}", snapshot);
@@ -519,6 +533,7 @@ int train(const TrainOptions& opt) {
   } else if (solver.stopped_early()) {
     spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
     spdlog::info("Resume with: {}", resume_command(last_state));
+    if (time_is_up) return kExitTimeLimit;  // not finished: a job script requeues on this status
   }
   return 0;
 }

@@ -14,9 +14,14 @@ struct TrainOptions {
   std::string snapshot;
   bool resume = false;     // from the latest snapshot under snapshot_prefix, if there is one
   bool overwrite = false;  // start anew although snapshot_prefix holds an earlier run's snapshots
+  std::string time_limit;  // as given; time_limit_s > 0: stop with a snapshot once it has passed
+  long long time_limit_s = 0;
   std::vector<std::string> overrides;
   int gpu = -1;
 };
+// Exit status of a run stopped by --time-limit (sysexits' EX_TEMPFAIL: not finished, run
+// again with --resume to go on).
+constexpr int kExitTimeLimit = 75;
 int train(const TrainOptions& opt);
 
 struct TestOptions {

@@ -1,11 +1,14 @@
 // crema's command line: parses options and hands each subcommand to app/commands.
 // Every error a user can cause ends here as one line; config errors exit with 2.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +16,8 @@
 #include <iostream>
 #include <limits>
 #include <new>
+#include <optional>
+#include <string_view>
 
 #include "app/classify.hpp"
 #include "app/commands.hpp"
@@ -26,6 +31,60 @@
 #include "io/job_config.hpp"
 
 namespace {
+
+// A job's time limit in seconds, as Slurm writes it (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM,
+// D-HH:MM:SS; a bare number is minutes) or with units (3h50m, 90m, 45s, 1d12h); nothing
+// when `text` is neither, or not positive.
+std::optional<long long> parse_duration_s(const std::string& text) {
+  const auto number = [](std::string_view s) -> std::optional<long long> {
+    long long v = -1;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 0 || v > 100000000) return std::nullopt;
+    return v;
+  };
+  long long total = 0;
+  if (!text.empty() && std::isalpha(static_cast<unsigned char>(text.back()))) {
+    size_t at = 0;  // one or more <number><unit>, units in d, h, m, s
+    while (at < text.size()) {
+      const size_t unit = text.find_first_not_of("0123456789", at);
+      if (unit == std::string::npos) return std::nullopt;
+      const auto v = number(std::string_view(text).substr(at, unit - at));
+      const std::string_view units = "dhms";
+      const size_t k = units.find(text[unit]);
+      if (!v || k == std::string_view::npos) return std::nullopt;
+      total += *v * std::array<long long, 4>{86400, 3600, 60, 1}[k];
+      at = unit + 1;
+    }
+  } else {
+    std::string_view rest = text;
+    long long days = 0;
+    if (const size_t dash = rest.find('-'); dash != std::string_view::npos) {
+      const auto d = number(rest.substr(0, dash));
+      if (!d) return std::nullopt;
+      days = *d;
+      rest = rest.substr(dash + 1);
+    }
+    std::vector<long long> parts;
+    for (size_t start = 0;;) {
+      const size_t colon = rest.find(':', start);
+      const auto v =
+          number(rest.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
+      if (!v) return std::nullopt;
+      parts.push_back(*v);
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() > 3) return std::nullopt;
+    // Slurm: after a day count, H, H:M or H:M:S; otherwise M, M:S or H:M:S.
+    static const std::array<std::array<long long, 3>, 3> with_days = {{{3600}, {3600, 60}, {3600, 60, 1}}},
+                                                         without = {{{60}, {60, 1}, {3600, 60, 1}}};
+    const auto& scale = (text.find('-') != std::string::npos ? with_days : without)[parts.size() - 1];
+    total = days * 86400;
+    for (size_t i = 0; i < parts.size(); ++i) total += parts[i] * scale[i];
+  }
+  if (total <= 0) return std::nullopt;
+  return total;
+}
 
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
   std::vector<std::string> out;
@@ -173,6 +232,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> train_reinit;
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
   train_cmd->add_option("--snapshot", train.snapshot, "Resume from a .solverstate or .solverstate.h5");
+  train_cmd
+      ->add_option("--time-limit", train.time_limit,
+                   "Stop with a snapshot (exit 75) once this much time has passed: Slurm's 3:50:00, 1-12:00:00, 90 "
+                   "(minutes), or 3h50m, 45s")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (parse_duration_s(v)) return {};
+            return "'" + v +
+                   "' is not a positive duration; write it as Slurm does (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM:SS) "
+                   "or with units (3h50m, 90m, 45s, 1d12h)";
+          },
+          "", "duration"));
   train_cmd->add_flag("--resume", train.resume,
                       "Resume from the latest snapshot under snapshot_prefix if there is one, else start anew");
   train_cmd->add_flag("--overwrite", train.overwrite,
@@ -384,6 +455,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(train_cmd)) {
       train.weights = split_commas(train_weights);
       train.reinit = split_commas(train_reinit);
+      if (!train.time_limit.empty()) train.time_limit_s = *parse_duration_s(train.time_limit);
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {

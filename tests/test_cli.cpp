@@ -986,6 +986,47 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   CHECK(fs::exists(job.dir / "ft/toy_iter_10.solverstate.h5"));
 }
 
+TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as an uninterrupted run") {
+  ToyJob job(1000000);
+  const auto limited = test::run(crema_cmd("train " + job.solver + " --set display=1 --time-limit 2s"));
+  CHECK(limited.status == 75);
+  std::smatch m;
+  REQUIRE_MESSAGE(
+      std::regex_search(
+          limited.output, m,
+          std::regex(
+              R"(--time-limit 2s has passed \((\d+) s since the start\) at iteration (\d+): stopping with a snapshot)")),
+      limited.output);
+  CHECK(std::stoi(m[1]) >= 2);
+  const int stopped = std::stoi(m[2]);
+  CHECK(stopped > 0);
+  CHECK(fs::exists(job.dir / ("snap/toy_iter_" + std::to_string(stopped) + ".solverstate.h5")));
+  CHECK(limited.output.find("Resume with: ") != std::string::npos);
+
+  const std::string finish = " --set max_iter=" + std::to_string(stopped + 7);
+  const auto resumed = test::run(crema_cmd("train " + job.solver + finish + " --resume --time-limit 1-00:00:00"));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  const auto straight =
+      test::run(crema_cmd("train " + job.solver + finish + " --set snapshot_prefix=" + (job.dir / "straight/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  const std::string last = "_iter_" + std::to_string(stopped + 7) + ".caffemodel.h5";
+  check_same_weights(job.dir / ("snap/toy" + last), job.dir / ("straight/toy" + last));
+
+  // Slurm's forms and units are read; anything else is refused before training, naming them.
+  for (const std::string limit : {"90", "1:30", "2:00:00", "1-2", "1-0:30", "1-0:0:30", "3h50m", "1d12h", "45s"}) {
+    const auto r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --overwrite --time-limit " + limit));
+    CHECK_MESSAGE(r.status == 0, limit << ": " << r.output);
+  }
+  for (const std::string limit : {"0", "0:00", "3 hours", "1:2:3:4", "1.5h", "h", "-5", "1-", "5x"}) {
+    const auto r = test::run(crema_cmd("train " + job.solver + " --time-limit '" + limit + "'"));
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(r.output.find("--time-limit: '" + limit +
+                                "' is not a positive duration; write it as Slurm does (MM, MM:SS, HH:MM:SS, D-HH, "
+                                "D-HH:MM:SS) or with units (3h50m, 90m, 45s, 1d12h)") != std::string::npos,
+                  limit << ": " << r.output);
+  }
+}
+
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {
   int solvers = 0, bench_nets = 0;
   for (const auto& entry : fs::recursive_directory_iterator(test::source_dir() + "/configs")) {
