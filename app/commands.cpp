@@ -363,7 +363,10 @@ int train(const TrainOptions& opt) {
   // process with nothing said; handled, it stops after the first iteration with a snapshot.
   install_signal_handlers();
   auto root = io::load_solver_config(opt.solver, opt.overrides);
-  const SolverSpec spec = SolverSpec::parse(*root);
+  SolverSpec spec = SolverSpec::parse(*root);
+  // As Caffe's `caffe train --stage/--level`: the TRAIN net's state only.
+  spec.train_state.stage.insert(spec.train_state.stage.end(), opt.stages.begin(), opt.stages.end());
+  if (opt.level) spec.train_state.level = opt.level;
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
   // This run's --set arguments and device, for the commands printed to the user; a command
@@ -376,8 +379,14 @@ int train(const TrainOptions& opt) {
     return flags;
   };
   const std::string overrides = run_flags(false);
+  // --stage/--level, for the train commands printed (crema test's would act on the TEST net).
+  std::string train_state_flags;
+  if (!opt.stages.empty())
+    train_state_flags += " --stage " + shell_quote(fmt::format("{}", fmt::join(opt.stages, ",")));
+  if (opt.level) train_state_flags += " --level " + std::to_string(*opt.level);
   const auto resume_command = [&](const std::string& state) {
-    return "crema train " + shell_quote(opt.solver) + overrides + " --snapshot " + shell_quote(state);
+    return "crema train " + shell_quote(opt.solver) + overrides + train_state_flags + " --snapshot " +
+           shell_quote(state);
   };
   if (spec.precision == Precision::tf32 && !ctx->on_gpu())
     throw ConfigError(spec.precision_mark, "precision",
@@ -456,9 +465,9 @@ int train(const TrainOptions& opt) {
                   ": the net changed since the snapshot was written. Resume with the net it was written with, or "
                   "start a new run from its weights, re-learning " +
                   (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + shell_quote(opt.solver) +
-                  run_flags(true) + " --set " + shell_quote("snapshot_prefix=" + prefix + "_reinit") +
-                  " --resume --weights " + shell_quote(loaded.weights_path) + " --reinit " +
-                  shell_quote(e.layer_list()));
+                  run_flags(true) + train_state_flags + " --set " +
+                  shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --resume --weights " +
+                  shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
     }
     if (!missing.empty())
       throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +

@@ -14,7 +14,9 @@ struct TrainOptions {
   std::string snapshot;
   bool resume = false;     // from the latest snapshot under snapshot_prefix, if there is one
   bool overwrite = false;  // start anew although snapshot_prefix holds an earlier run's snapshots
-  std::string time_limit;  // as given; time_limit_s > 0: stop with a snapshot once it has passed
+  std::vector<std::string> stages;  // added to the TRAIN net's state (Caffe's train --stage)
+  std::optional<int> level;         // replaces its level (Caffe's train --level)
+  std::string time_limit;           // as given; time_limit_s > 0: stop with a snapshot once it has passed
   long long time_limit_s = 0;
   std::vector<std::string> overrides;
   int gpu = -1;

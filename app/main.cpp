@@ -227,7 +227,13 @@ int main(int argc, char** argv) {
   // option swallows the positional arguments after it (classify's images).
   std::vector<std::string> train_weights;
   auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
-  train_cmd->add_option("solver", train.solver, "Solver config (YAML or prototxt)")->required();
+  // Positional, or --solver as Caffe's `caffe train --solver=…` spells it.
+  train_cmd->add_option("solver,--solver", train.solver, "Solver config (YAML or prototxt)")->required();
+  std::vector<std::string> train_stages;
+  train_cmd->add_option("--stage", train_stages, "Stage(s) added to the TRAIN net's state, comma-separated")
+      ->allow_extra_args(false);
+  int train_level = 0;
+  auto* train_level_opt = train_cmd->add_option("--level", train_level, "Level of the TRAIN net's state");
   train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win")->allow_extra_args(false);
   std::vector<std::string> train_reinit;
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
@@ -456,6 +462,8 @@ int main(int argc, char** argv) {
       train.weights = split_commas(train_weights);
       train.reinit = split_commas(train_reinit);
       if (!train.time_limit.empty()) train.time_limit_s = *parse_duration_s(train.time_limit);
+      train.stages = split_commas(train_stages);
+      if (train_level_opt->count() > 0) train.level = train_level;
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {

@@ -1027,6 +1027,32 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   }
 }
 
+TEST_CASE("train takes Caffe's --solver, --stage and --level; the TRAIN net's state only, kept in the resume command") {
+  ToyJob job(1000000);
+  std::string yaml = test::read_file(job.solver);
+  const std::string loss_line = "    - {name: loss,";
+  REQUIRE(yaml.find(loss_line) != std::string::npos);
+  yaml.insert(yaml.find(loss_line),
+              "    - {name: staged, type: Silence, bottom: fc1, include: {phase: TRAIN, stage: extra}}\n"
+              "    - {name: leveled, type: Silence, bottom: conv, include: {phase: TRAIN, min_level: 2}}\n"
+              "    - {name: test_staged, type: Silence, bottom: fc1, include: {phase: TEST, stage: extra}}\n");
+  test::write_file(job.solver, yaml);
+  auto r = test::run(crema_cmd("train --solver " + job.solver + " --set max_iter=1"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("Setting up staged") == std::string::npos);
+  CHECK(r.output.find("Setting up leveled") == std::string::npos);
+  r = test::run(crema_cmd("train " + job.solver + " --stage extra --level 2 --time-limit 1s --overwrite"));
+  CHECK(r.status == 75);
+  CHECK(r.output.find("Setting up staged") != std::string::npos);
+  CHECK(r.output.find("Setting up leveled") != std::string::npos);
+  CHECK(r.output.find("Setting up test_staged") == std::string::npos);  // not the TEST net's
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(r.output, m, std::regex(R"(Resume with: crema (train .*))")), r.output);
+  CHECK_MESSAGE(m[1].str().find(" --stage extra --level 2 --snapshot ") != std::string::npos, m[1].str());
+  const auto resumed = test::run(crema_cmd(m[1].str() + " --set max_iter=1000"));
+  CHECK_MESSAGE(resumed.status == 0, resumed.output);
+}
+
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {
   int solvers = 0, bench_nets = 0;
   for (const auto& entry : fs::recursive_directory_iterator(test::source_dir() + "/configs")) {
