@@ -363,10 +363,23 @@ int train(const TrainOptions& opt) {
   // process with nothing said; handled, it stops after the first iteration with a snapshot.
   install_signal_handlers();
   auto root = io::load_solver_config(opt.solver, opt.overrides);
-  SolverSpec spec = SolverSpec::parse(*root);
-  // As Caffe's `caffe train --stage/--level`: the TRAIN net's state only.
-  spec.train_state.stage.insert(spec.train_state.stage.end(), opt.stages.begin(), opt.stages.end());
-  if (opt.level) spec.train_state.level = opt.level;
+  if (!opt.stages.empty() || opt.level) {
+    // As Caffe's `caffe train --stage/--level` (the TRAIN net's state only), written into the
+    // config: the snapshot keeps them, and a resume without them is told what changed.
+    std::vector<std::string> with_state = opt.overrides;
+    std::vector<std::string> stages = SolverSpec::parse(*root).train_state.stage;
+    stages.insert(stages.end(), opt.stages.begin(), opt.stages.end());
+    std::string list;
+    for (const std::string& stage : stages) {
+      std::string quoted;  // a YAML double-quoted scalar
+      for (const char c : stage) quoted += (c == '"' || c == '\\') ? std::string{'\\', c} : std::string{c};
+      list += (list.empty() ? "" : ", ") + ('"' + quoted + '"');
+    }
+    with_state.push_back("train_state.stage=[" + list + "]");
+    if (opt.level) with_state.push_back("train_state.level=" + std::to_string(*opt.level));
+    root = io::load_solver_config(opt.solver, with_state);
+  }
+  const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
   // This run's --set arguments and device, for the commands printed to the user; a command
@@ -384,9 +397,10 @@ int train(const TrainOptions& opt) {
   if (!opt.stages.empty())
     train_state_flags += " --stage " + shell_quote(fmt::format("{}", fmt::join(opt.stages, ",")));
   if (opt.level) train_state_flags += " --level " + std::to_string(*opt.level);
+  // The solver as a train command's argument: "-x.yaml" would read as an option.
+  const std::string solver_arg = shell_quote(opt.solver.rfind('-', 0) == 0 ? "./" + opt.solver : opt.solver);
   const auto resume_command = [&](const std::string& state) {
-    return "crema train " + shell_quote(opt.solver) + overrides + train_state_flags + " --snapshot " +
-           shell_quote(state);
+    return "crema train " + solver_arg + overrides + train_state_flags + " --snapshot " + shell_quote(state);
   };
   if (spec.precision == Precision::tf32 && !ctx->on_gpu())
     throw ConfigError(spec.precision_mark, "precision",
@@ -437,10 +451,15 @@ int train(const TrainOptions& opt) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (elapsed < static_cast<double>(opt.time_limit_s)) return action;
     time_is_up = true;
-    spdlog::warn("--time-limit {} has passed ({:.0f} s since the start) at iteration {}: stopping with a snapshot",
-                 opt.time_limit, elapsed, solver.iter());
+    spdlog::warn(
+        "--time-limit {} has passed ({:.0f} s since the start) at iteration {}: stopping with a snapshot (exit "
+        "status {}; the same command with --resume continues)",
+        opt.time_limit, elapsed, solver.iter(), kExitTimeLimit);
     return Solver::Action::Stop;
   };
+  if (opt.time_limit_s > 0)
+    spdlog::info("--time-limit {}: training stops with a snapshot once {} s have passed since the start",
+                 opt.time_limit, opt.time_limit_s);
 
   if (!snapshot.empty()) {
     spdlog::info("Resuming from {}", snapshot);
@@ -464,7 +483,7 @@ int train(const TrainOptions& opt) {
       throw Error(std::string(e.what()) +
                   ": the net changed since the snapshot was written. Resume with the net it was written with, or "
                   "start a new run from its weights, re-learning " +
-                  (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + shell_quote(opt.solver) +
+                  (e.layers().size() > 1 ? "those layers" : "that layer") + ": crema train " + solver_arg +
                   run_flags(true) + train_state_flags + " --set " +
                   shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --resume --weights " +
                   shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
@@ -504,6 +523,7 @@ int train(const TrainOptions& opt) {
                                                   static_cast<int>(spec.test_nets()), solver.iter(), !snapshot.empty());
     solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
+  const int start_iter = solver.iter();
   try {
     solver.solve();
   } catch (const ConfigError&) {
@@ -521,17 +541,24 @@ int train(const TrainOptions& opt) {
                 ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
+  // A limit that passes before the first iteration (in setup or the test pass it starts
+  // with) would stop every requeued job at the same place.
+  if (time_is_up && solver.iter() == start_iter)
+    throw Error("--time-limit " + opt.time_limit + " passed before this run finished an iteration (in its setup or " +
+                "the test pass at iteration " + std::to_string(start_iter) +
+                "), so it made no progress, and a requeued job would do the same; raise --time-limit");
   const bool final_weights = last_snapshot_iter == solver.iter();
   if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
     // Every iteration ran: a resume would have nothing to train. Say where the final
     // weights are and, if the final test was due, the command that scores them.
     const bool final_test_due = spec.test_interval > 0 && spec.max_iter % spec.test_interval == 0 &&
                                 !spec.test_iter.empty();
-    if (!final_weights)
+    if (!final_weights) {
       spdlog::info("Training reached its last iteration, {}; the final test was stopped, and no final weights were "
                    "written (snapshot_after_train is off).",
                    solver.iter());
-    else if (!final_test_due)
+      if (time_is_up) return kExitTimeLimit;  // not finished: --resume trains the last stretch and tests again
+    } else if (!final_test_due)
       spdlog::info("Training reached its last iteration, {}, as the stop came; the weights are in {}.", solver.iter(),
                    last_weights);
     else

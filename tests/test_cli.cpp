@@ -541,7 +541,7 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   CHECK(r.output.find("terminate") == std::string::npos);
 }
 
-TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices; crema device --gpu all lists all") {
+TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices, crema device --gpu all lists all") {
   for (const std::string command : {"train solver.yaml", "test --model m --weights w", "time --model m", "device"})
     for (const std::string devices : {"0,1", "all"}) {
       if (command == "device" && devices == "all") continue;
@@ -988,7 +988,9 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
 
 TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as an uninterrupted run") {
   ToyJob job(1000000);
-  const auto limited = test::run(crema_cmd("train " + job.solver + " --set display=1 --time-limit 2s"));
+  // No test pass at iteration 0: on a loaded machine it could outlast the limit (tested below).
+  const auto limited =
+      test::run(crema_cmd("train " + job.solver + " --set display=1 --set test_initialization=false --time-limit 2s"));
   CHECK(limited.status == 75);
   std::smatch m;
   REQUIRE_MESSAGE(
@@ -1003,7 +1005,7 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   CHECK(fs::exists(job.dir / ("snap/toy_iter_" + std::to_string(stopped) + ".solverstate.h5")));
   CHECK(limited.output.find("Resume with: ") != std::string::npos);
 
-  const std::string finish = " --set max_iter=" + std::to_string(stopped + 7);
+  const std::string finish = " --set max_iter=" + std::to_string(stopped + 7) + " --set test_initialization=false";
   const auto resumed = test::run(crema_cmd("train " + job.solver + finish + " --resume --time-limit 1-00:00:00"));
   REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
   const auto straight =
@@ -1012,10 +1014,25 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   const std::string last = "_iter_" + std::to_string(stopped + 7) + ".caffemodel.h5";
   check_same_weights(job.dir / ("snap/toy" + last), job.dir / ("straight/toy" + last));
 
+  // A limit that passes before the first iteration (here in the test pass at iteration 0)
+  // would stop every requeued job at the same place: an error, not a 75.
+  const auto stuck =
+      test::run(crema_cmd("train " + job.solver + " --set test_iter=[100000] --time-limit 1s --overwrite"));
+  CHECK(stuck.status == 1);
+  CHECK_MESSAGE(stuck.output.find("--time-limit 1s passed before this run finished an iteration (in its setup or the "
+                                  "test pass at iteration 0), so it made no progress") != std::string::npos,
+                stuck.output);
+
   // Slurm's forms and units are read; anything else is refused before training, naming them.
-  for (const std::string limit : {"90", "1:30", "2:00:00", "1-2", "1-0:30", "1-0:0:30", "3h50m", "1d12h", "45s"}) {
+  const std::vector<std::pair<std::string, int>> forms = {{"90", 5400},     {"1:30", 90},      {"2:00:00", 7200},
+                                                          {"1-2", 93600},   {"1-0:30", 88200}, {"1-0:0:30", 86430},
+                                                          {"3h50m", 13800}, {"1d12h", 129600}, {"45s", 45}};
+  for (const auto& [limit, seconds] : forms) {
     const auto r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --overwrite --time-limit " + limit));
     CHECK_MESSAGE(r.status == 0, limit << ": " << r.output);
+    CHECK_MESSAGE(r.output.find("--time-limit " + limit + ": training stops with a snapshot once " +
+                                std::to_string(seconds) + " s have passed") != std::string::npos,
+                  limit << ": " << r.output);
   }
   for (const std::string limit : {"0", "0:00", "3 hours", "1:2:3:4", "1.5h", "h", "-5", "1-", "5x"}) {
     const auto r = test::run(crema_cmd("train " + job.solver + " --time-limit '" + limit + "'"));
@@ -1027,7 +1044,7 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   }
 }
 
-TEST_CASE("train takes Caffe's --solver, --stage and --level; the TRAIN net's state only, kept in the resume command") {
+TEST_CASE("train takes Caffe's --solver, --stage and --level: the TRAIN net's state only, kept in the snapshot") {
   ToyJob job(1000000);
   std::string yaml = test::read_file(job.solver);
   const std::string loss_line = "    - {name: loss,";
@@ -1047,10 +1064,23 @@ TEST_CASE("train takes Caffe's --solver, --stage and --level; the TRAIN net's st
   CHECK(r.output.find("Setting up leveled") != std::string::npos);
   CHECK(r.output.find("Setting up test_staged") == std::string::npos);  // not the TEST net's
   std::smatch m;
-  REQUIRE_MESSAGE(std::regex_search(r.output, m, std::regex(R"(Resume with: crema (train .*))")), r.output);
+  REQUIRE_MESSAGE(
+      std::regex_search(r.output, m, std::regex(R"(Resume with: crema (train .*_iter_(\d+)\.solverstate\.h5))")),
+      r.output);
   CHECK_MESSAGE(m[1].str().find(" --stage extra --level 2 --snapshot ") != std::string::npos, m[1].str());
-  const auto resumed = test::run(crema_cmd(m[1].str() + " --set max_iter=1000"));
+  const std::string finish = " --set max_iter=" + std::to_string(std::stoi(m[2]) + 5);
+  const auto resumed = test::run(crema_cmd(m[1].str() + finish));
   CHECK_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK(resumed.output.find("Resuming from") != std::string::npos);
+  CHECK(resumed.output.find("Setting up staged") != std::string::npos);
+  CHECK_FALSE(std::regex_search(resumed.output, std::regex("The config differs[^\\n]*train_state")));
+  // The snapshot keeps them: a resume without them is told what changed.
+  const auto without =
+      test::run(crema_cmd("train " + job.solver + " --resume --set max_iter=" + std::to_string(std::stoi(m[2]) + 8)));
+  CHECK(without.status == 0);
+  CHECK_MESSAGE(std::regex_search(without.output, std::regex("The config differs from the one this snapshot was "
+                                                             "written with: [^\\n]*train_state\\.level")),
+                without.output);
 }
 
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {
