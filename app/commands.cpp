@@ -315,6 +315,23 @@ void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const st
         prefix, kept.empty() ? "" : fmt::format("; kept {}, loaded with --weights", fmt::join(kept, ", ")));
 }
 
+// snapshot_keep: N. After the snapshot of `iter`, those under `prefix` up to it beyond the
+// latest N go, so a long run's disk use stays bounded; later ones (of a run this one
+// replaces, see warn_later_snapshots) are not this run's to remove. A file that cannot be
+// removed is said and left: the training goes on.
+void prune_snapshots(const std::string& prefix, int iter, int keep) {
+  std::vector<io::SnapshotOnDisk> upto = io::snapshots_on_disk(prefix);
+  std::erase_if(upto, [&](const io::SnapshotOnDisk& s) { return s.iter > iter; });
+  if (upto.size() <= static_cast<size_t>(keep)) return;
+  upto.resize(upto.size() - static_cast<size_t>(keep));
+  for (const io::SnapshotOnDisk& s : upto)
+    for (const std::string& f : {s.weights, s.state}) {
+      std::error_code ec;
+      if (!f.empty() && !fs::remove(f, ec) && ec) spdlog::warn("snapshot_keep: cannot remove {}: {}", f, ec.message());
+    }
+  spdlog::info("snapshot_keep {}: removed the snapshot{} of {}", keep, upto.size() > 1 ? "s" : "", iterations_of(upto));
+}
+
 // A resume at iteration `iter` under a prefix that holds later snapshots (resuming an
 // earlier one on purpose): they are of the run this one replaces from there on.
 void warn_later_snapshots(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix, int iter) {
@@ -441,6 +458,7 @@ int train(const TrainOptions& opt) {
     last_state = base + ".solverstate.h5";
     last_weights = base + ".caffemodel.h5";
     last_snapshot_iter = s.iter();
+    if (spec.snapshot_keep > 0) prune_snapshots(prefix, s.iter(), spec.snapshot_keep);
   };
   // --time-limit stops as a scheduler's SIGTERM does, but while there is still time to
   // write the snapshot (a scheduler kills a few seconds after its SIGTERM).

@@ -137,6 +137,9 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.snapshot_prefix = r.get_string("snapshot_prefix", "");
   s.snapshot_after_train = r.get_bool("snapshot_after_train", true);
   s.snapshot_diff = r.get_bool("snapshot_diff", false);
+  s.snapshot_keep = r.get_int("snapshot_keep", 0);
+  if (s.snapshot_keep < 0)
+    r.fail("snapshot_keep", "must be 0 (keep every snapshot) or how many of the latest snapshots to keep");
   if (const Node* f = r.find("snapshot_format")) {
     enum_value(*f, {"BINARYPROTO", "HDF5"});
     if (f->str() != "HDF5") f->fail("crema writes HDF5 snapshots only; use snapshot_format: HDF5");

@@ -52,6 +52,7 @@ struct SolverSpec {
   std::string snapshot_prefix;
   bool snapshot_after_train = true;
   bool snapshot_diff = false;
+  int snapshot_keep = 0;  // crema's: only the latest N snapshots stay on disk (0: all); the caller removes them
   std::string snapshot_format = "HDF5";
   long long random_seed = -1;
   std::string solver_mode = "CPU";

@@ -1083,6 +1083,29 @@ TEST_CASE("train takes Caffe's --solver, --stage and --level: the TRAIN net's st
                 without.output);
 }
 
+TEST_CASE("snapshot_keep: N keeps the latest N snapshots on disk, a resumed run's included") {
+  ToyJob job(30);
+  const std::string snap = job.dir / "snap/toy_iter_";
+  auto r = test::run(crema_cmd("train " + job.solver + " --set snapshot=5 --set snapshot_keep=2"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  for (int iter = 5; iter <= 30; iter += 5)
+    for (const char* kind : {".caffemodel.h5", ".solverstate.h5"})
+      CHECK_MESSAGE(fs::exists(snap + std::to_string(iter) + kind) == (iter >= 25), iter << kind);
+  CHECK(r.output.find("snapshot_keep 2: removed the snapshot of iteration 15") != std::string::npos);
+  // Resumed, it goes on from what is there; at most N of them stay.
+  r = test::run(
+      crema_cmd("train " + job.solver + " --set snapshot=5 --set snapshot_keep=1 --set max_iter=40 --resume"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("snapshot_keep 1: removed the snapshots of iterations 25 and 30") != std::string::npos,
+                r.output);
+  for (int iter : {25, 30, 35}) CHECK_FALSE(fs::exists(snap + std::to_string(iter) + ".solverstate.h5"));
+  CHECK(fs::exists(snap + "40.solverstate.h5"));
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_keep=-1 --overwrite"));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("snapshot_keep: must be 0 (keep every snapshot) or how many of the latest snapshots to keep") !=
+        std::string::npos);
+}
+
 TEST_CASE("every shipped config parses, and the benchmark net runs under crema time") {
   int solvers = 0, bench_nets = 0;
   for (const auto& entry : fs::recursive_directory_iterator(test::source_dir() + "/configs")) {
