@@ -284,21 +284,14 @@ std::string earlier_run_message(const std::vector<io::SnapshotOnDisk>& earlier, 
 
 // --overwrite: the earlier run's snapshots, metrics and class list go, so that a later
 // --resume cannot pick up one of its snapshots, its curves do not mix with this run's and
-// classify does not name this run's classes by its list. Files this run loaded with
-// --weights stay: it starts from them.
-void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
-                        const std::vector<std::string>& loaded) {
+// classify does not name this run's classes by its list.
+void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix) {
   // A stop asked for during setup (Ctrl-C, a scheduler's SIGTERM) comes before the deletion.
-  if (stop_requested())
-    throw Error("stopped before training began; --overwrite deleted nothing of the earlier run under " + prefix);
-  const auto is_loaded = [&](const std::string& f) {
-    std::error_code ec;
-    return std::any_of(loaded.begin(), loaded.end(), [&](const std::string& w) { return fs::equivalent(f, w, ec); });
-  };
-  std::vector<std::string> files, kept;
+  if (stop_requested()) throw Error("stopped before training began; --overwrite deleted nothing under " + prefix);
+  std::vector<std::string> files;
   for (const io::SnapshotOnDisk& s : earlier)
     for (const std::string& f : {s.weights, s.state})
-      if (!f.empty()) (is_loaded(f) ? kept : files).push_back(f);
+      if (!f.empty()) files.push_back(f);
   const size_t snapshot_files = files.size();
   for (std::string& f : io::metrics_files_on_disk(prefix)) files.push_back(std::move(f));
   std::error_code ec;
@@ -310,9 +303,9 @@ void remove_earlier_run(const std::vector<io::SnapshotOnDisk>& earlier, const st
   if (!files.empty())
     spdlog::warn(
         "--overwrite: deleted the earlier run's {} snapshot files{} and {} other files (metrics, class list) "
-        "under {}{}",
+        "under {}",
         snapshot_files, earlier.empty() ? "" : " (" + iterations_of(earlier) + ")", files.size() - snapshot_files,
-        prefix, kept.empty() ? "" : fmt::format("; kept {}, loaded with --weights", fmt::join(kept, ", ")));
+        prefix);
 }
 
 // snapshot_keep: N. After the snapshot of `iter`, those under `prefix` up to it beyond the
@@ -383,18 +376,15 @@ int train(const TrainOptions& opt) {
   if (!opt.stages.empty() || opt.level) {
     // As Caffe's `caffe train --stage/--level` (the TRAIN net's state only), written into the
     // config: the snapshot keeps them, and a resume without them is told what changed.
-    std::vector<std::string> with_state = opt.overrides;
+    const Mark flag{std::make_shared<const std::string>("--stage/--level")};
     std::vector<std::string> stages = SolverSpec::parse(*root).train_state.stage;
     stages.insert(stages.end(), opt.stages.begin(), opt.stages.end());
-    std::string list;
-    for (const std::string& stage : stages) {
-      std::string quoted;  // a YAML double-quoted scalar
-      for (const char c : stage) quoted += (c == '"' || c == '\\') ? std::string{'\\', c} : std::string{c};
-      list += (list.empty() ? "" : ", ") + ('"' + quoted + '"');
-    }
-    with_state.push_back("train_state.stage=[" + list + "]");
-    if (opt.level) with_state.push_back("train_state.level=" + std::to_string(*opt.level));
-    root = io::load_solver_config(opt.solver, with_state);
+    Node* state = root->find("train_state");
+    if (!state || !state->is_map()) state = &root->set("train_state", Node::map(flag, "train_state"));
+    Node list = Node::seq(flag, "train_state.stage");
+    for (const std::string& stage : stages) list.push_back(Node::scalar(stage, flag, "train_state.stage"));
+    state->set("stage", std::move(list));
+    if (opt.level) state->set("level", Node::scalar(std::to_string(*opt.level), flag, "train_state.level"));
   }
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
@@ -438,6 +428,16 @@ int train(const TrainOptions& opt) {
   const std::string snapshot = opt.resume ? latest_to_resume(earlier, prefix, opt) : opt.snapshot;
   if (snapshot.empty() && !earlier.empty() && !opt.overwrite)
     throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix, opt.resume));
+  if (opt.overwrite)
+    for (const std::string& w : opt.weights)
+      for (const io::SnapshotOnDisk& s : earlier) {
+        std::error_code ec;
+        if (!s.weights.empty() && fs::equivalent(w, s.weights, ec))
+          throw ConfigError(Mark{}, "--weights",
+                            "'" + w + "' is a snapshot of the earlier run that --overwrite deletes; start from it " +
+                                "under a prefix of its own: --weights " + shell_quote(w) + " --set " +
+                                shell_quote("snapshot_prefix=" + prefix + "_2"));
+      }
 
   Solver solver(spec, net_spec, *ctx);
   const std::string config_yaml = io::to_yaml(*root);
@@ -463,11 +463,25 @@ int train(const TrainOptions& opt) {
   // --time-limit stops as a scheduler's SIGTERM does, but while there is still time to
   // write the snapshot (a scheduler kills a few seconds after its SIGTERM).
   bool time_is_up = false;
+  int start_iter = 0;  // where solve() starts (the snapshot's iteration when resumed)
+  const auto seconds_since_start = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  // A limit that passes before the run finishes an iteration (in its setup, or the test pass
+  // it starts with) would stop every requeued job at the same place: an error, thrown before
+  // a snapshot of no progress is written.
+  const auto no_progress = [&] {
+    return Error("--time-limit " + opt.time_limit + " passed before this run finished an iteration (in its setup or " +
+                 "the test pass at iteration " + std::to_string(start_iter) +
+                 "), so it made no progress, and a requeued job would do the same; raise --time-limit");
+  };
   solver.poll_action = [&]() {
     const Solver::Action action = poll_signal_action();
-    if (action == Solver::Action::Stop || opt.time_limit_s <= 0 || time_is_up) return action;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (time_is_up) return Solver::Action::Stop;
+    if (action == Solver::Action::Stop || opt.time_limit_s <= 0) return action;
+    const double elapsed = seconds_since_start();
     if (elapsed < static_cast<double>(opt.time_limit_s)) return action;
+    if (solver.iter() == start_iter) throw no_progress();
     time_is_up = true;
     spdlog::warn(
         "--time-limit {} has passed ({:.0f} s since the start) at iteration {}: stopping with a snapshot (exit "
@@ -533,7 +547,7 @@ int train(const TrainOptions& opt) {
     }
   }
   // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
-  if (opt.overwrite) remove_earlier_run(earlier, prefix, opt.weights);
+  if (opt.overwrite) remove_earlier_run(earlier, prefix);
   write_class_names(solver.net(), prefix);
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
@@ -541,7 +555,8 @@ int train(const TrainOptions& opt) {
                                                   static_cast<int>(spec.test_nets()), solver.iter(), !snapshot.empty());
     solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
-  const int start_iter = solver.iter();
+  start_iter = solver.iter();
+  if (opt.time_limit_s > 0 && seconds_since_start() >= static_cast<double>(opt.time_limit_s)) throw no_progress();
   try {
     solver.solve();
   } catch (const ConfigError&) {
@@ -559,12 +574,6 @@ int train(const TrainOptions& opt) {
                 ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
-  // A limit that passes before the first iteration (in setup or the test pass it starts
-  // with) would stop every requeued job at the same place.
-  if (time_is_up && solver.iter() == start_iter)
-    throw Error("--time-limit " + opt.time_limit + " passed before this run finished an iteration (in its setup or " +
-                "the test pass at iteration " + std::to_string(start_iter) +
-                "), so it made no progress, and a requeued job would do the same; raise --time-limit");
   const bool final_weights = last_snapshot_iter == solver.iter();
   if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
     // Every iteration ran: a resume would have nothing to train. Say where the final

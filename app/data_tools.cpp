@@ -11,6 +11,7 @@
 #include "engine/error.hpp"
 #include "engine/net.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/image.hpp"
 #include "io/job_config.hpp"
 #include "layers/image_batch_layer.hpp"
@@ -113,12 +114,9 @@ int preview(const PreviewOptions& opt) {
   // removed. Only files named as preview names them are touched.
   static const std::regex earlier(R"(sample_\d+(_label_.+)?\.png)");
   int removed = 0;
-  std::error_code ec;  // a file that cannot be listed or removed stays, as any other file there
-  for (fs::directory_iterator it(opt.out, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const std::string file = it->path().filename().string();
-    std::error_code ignored;
-    if (it->is_regular_file(ignored) && !names.count(file) && std::regex_match(file, earlier) &&
-        fs::remove(it->path(), ignored))
+  for (const std::string& file : io::regular_file_names(opt.out)) {
+    std::error_code ignored;  // a file that cannot be removed stays, as any other file there
+    if (!names.count(file) && std::regex_match(file, earlier) && fs::remove(fs::path(opt.out) / file, ignored))
       ++removed;
   }
   if (removed > 0) spdlog::info("Removed {} sample file(s) of an earlier preview from {}", removed, opt.out);

@@ -99,14 +99,13 @@ std::vector<std::string> metrics_files_on_disk(const std::string& prefix) {
   const fs::path dir = fs::path(prefix).parent_path(), events_dir = tensorboard_dir(prefix);
   // <base>.train.csv, <base>.test<k>.csv and their asides, <base>.test.until_iter_<N>[.<k>].csv
   static const std::regex csv(R"(\.(train|test[0-9]*)(\.until_iter_[0-9]+(\.[0-9]+)?)?\.csv)");
-  static const std::regex events(R"(events\.out\.tfevents\..*\.crema)");
   const std::string start = fs::path(prefix).filename().string();
   std::vector<std::string> files;
   for (const std::string& name : regular_file_names(dir.string()))
     if (name.rfind(start, 0) == 0 && std::regex_match(name.substr(start.size()), csv))
       files.push_back((dir / name).string());
   for (const std::string& name : regular_file_names(events_dir.string()))
-    if (std::regex_match(name, events)) files.push_back((events_dir / name).string());
+    if (is_crema_events_file(name)) files.push_back((events_dir / name).string());
   std::sort(files.begin(), files.end());
   return files;
 }

@@ -96,6 +96,15 @@ std::string tf_record(std::string_view data) {
   return length + le(masked_crc32c(length)) + std::string(data) + le(masked_crc32c(data));
 }
 
+namespace {
+constexpr std::string_view kEventsStem = "events.out.tfevents.", kEventsSuffix = ".crema";
+}  // namespace
+
+bool is_crema_events_file(std::string_view name) {
+  return name.size() > kEventsStem.size() + kEventsSuffix.size() && name.substr(0, kEventsStem.size()) == kEventsStem &&
+         name.substr(name.size() - kEventsSuffix.size()) == kEventsSuffix;
+}
+
 EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -103,7 +112,7 @@ EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
   // START must come after the events it replaces: the seconds in the name go past every
   // events file already there (a run that starts within the same second as the last).
   long long seconds = static_cast<long long>(std::floor(wall_time));
-  const std::string stem = "events.out.tfevents.";
+  const std::string stem(kEventsStem);
   for (const std::string& name : regular_file_names(dir)) {
     long long t = 0;
     if (name.rfind(stem, 0) == 0 &&
@@ -111,7 +120,7 @@ EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
       seconds = std::max(seconds, t + 1);
   }
   path_ = (fs::path(dir) / (stem + std::to_string(seconds) + "." + host_name() + "." + std::to_string(::getpid()) +
-                            ".crema"))
+                            std::string(kEventsSuffix)))
               .string();
   file_ = std::fopen(path_.c_str(), "wbx");  // never over an existing file
   if (!file_)

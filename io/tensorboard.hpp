@@ -29,6 +29,9 @@ std::string scalars_event(double wall_time, int64_t step, const std::vector<std:
 // One TFRecord around `data`.
 std::string tf_record(std::string_view data);
 
+// Whether `name` is one of crema's events files (as EventFileWriter names them).
+bool is_crema_events_file(std::string_view name);
+
 // A new events file `<dir>/events.out.tfevents.<seconds>.<host>.<pid>.crema` (TensorBoard
 // finds files by the "tfevents" in their names); it starts with the version event. Each
 // record is flushed as it is written, so TensorBoard shows a running job and a killed one

@@ -948,19 +948,30 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   CHECK(r.status == 2);
   CHECK(r.output.find("give either --snapshot (resume from that file) or --resume") != std::string::npos);
 
-  // --overwrite starts anew and first deletes the earlier run's snapshots and metrics (a
-  // later --resume must not take up its iteration 20, nor TensorBoard mix its curves in),
-  // but not the weights this run starts from.
+  // --overwrite would delete a --weights file of the earlier run: refused, saying how to
+  // start from it instead.
   const std::string from = snap + "/toy_iter_10.caffemodel.h5";
   r = test::run(crema_cmd("train " + job.solver + " --set max_iter=5 --overwrite --weights " + from));
-  REQUIRE_MESSAGE(r.status == 0, r.output);
-  CHECK_MESSAGE(r.output.find("--overwrite: deleted the earlier run's 9 snapshot files (5 snapshots, iterations 5 to "
-                              "20) and 5 other files (metrics, class list) under " +
-                              snap + "/toy; kept " + from + ", loaded with --weights") != std::string::npos,
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--weights: '" + from +
+                              "' is a snapshot of the earlier run that --overwrite deletes; "
+                              "start from it under a prefix of its own: --weights " +
+                              from + " --set snapshot_prefix=" + snap + "/toy_2") != std::string::npos,
                 r.output);
-  for (const char* gone : {"10.solverstate.h5", "12.caffemodel.h5", "15.solverstate.h5", "20.caffemodel.h5"})
-    CHECK_MESSAGE(!fs::exists(snap + "/toy_iter_" + gone), gone);
   CHECK(test::read_file(from) == weights10);
+  const std::string base = job.dir / "base.caffemodel.h5";
+  fs::copy_file(from, base);
+
+  // --overwrite starts anew and first deletes the earlier run's snapshots and metrics: a
+  // later --resume must not take up its iteration 20, nor TensorBoard mix its curves in.
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=5 --overwrite"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("--overwrite: deleted the earlier run's 10 snapshot files (5 snapshots, iterations 5 "
+                              "to 20) and 5 other files (metrics, class list) under " +
+                              snap + "/toy\n") != std::string::npos,
+                r.output);
+  for (const char* gone : {"10.caffemodel.h5", "12.caffemodel.h5", "15.solverstate.h5", "20.caffemodel.h5"})
+    CHECK_MESSAGE(!fs::exists(snap + "/toy_iter_" + gone), gone);
   CHECK(fs::exists(snap + "/toy_iter_5.solverstate.h5"));
   int event_files = 0;
   for (const auto& e : fs::directory_iterator(snap + "/toy.tensorboard")) event_files += e.is_regular_file();
@@ -971,18 +982,19 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   r = test::run(crema_cmd(again + " --resume"));
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("weights of an earlier run exist under the prefix '" + snap +
-                              "/toy' (iterations 5 and 10; the latest: " + from +
-                              ") but no solver state, so --resume has nothing to continue from") != std::string::npos,
+                              "/toy' (iteration 5; the latest: " + snap +
+                              "/toy_iter_5.caffemodel.h5) but no solver state, so --resume has nothing to continue "
+                              "from") != std::string::npos,
                 r.output);
   CHECK(r.output.find("starts anew") == std::string::npos);
 
   // --resume where nothing was written yet starts anew, from --weights when given.
   r = test::run(crema_cmd("train " + job.solver + " --resume --set snapshot_prefix=" + (job.dir / "ft/toy") +
-                          " --weights " + from));
+                          " --weights " + base));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("--resume: no snapshot under " + (job.dir / "ft/toy") + " yet, so the run starts anew") !=
         std::string::npos);
-  CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+loaded from \S+toy_iter_10\.caffemodel\.h5)")));
+  CHECK(std::regex_search(r.output, std::regex(R"(fc2\s+loaded from \S+base\.caffemodel\.h5)")));
   CHECK(fs::exists(job.dir / "ft/toy_iter_10.solverstate.h5"));
 }
 
@@ -1022,6 +1034,7 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   CHECK_MESSAGE(stuck.output.find("--time-limit 1s passed before this run finished an iteration (in its setup or the "
                                   "test pass at iteration 0), so it made no progress") != std::string::npos,
                 stuck.output);
+  CHECK_FALSE(fs::exists(job.dir / "snap/toy_iter_0.solverstate.h5"));  // a snapshot of no progress is not written
 
   // Slurm's forms and units are read; anything else is refused before training, naming them.
   const std::vector<std::pair<std::string, int>> forms = {{"90", 5400},     {"1:30", 90},      {"2:00:00", 7200},
