@@ -371,7 +371,7 @@ int train(const TrainOptions& opt) {
   const auto started = std::chrono::steady_clock::now();
   // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
   // process with nothing said; handled, it stops after the first iteration with a snapshot.
-  install_signal_handlers();
+  install_signal_handlers(opt.signal_effects);
   auto root = io::load_solver_config(opt.solver, opt.overrides);
   if (!opt.stages.empty() || opt.level) {
     // As Caffe's `caffe train --stage/--level` (the TRAIN net's state only), written into the
@@ -730,9 +730,15 @@ int extract_features(const ExtractOptions& opt) {
                             "first axis is the batch");
     blobs.push_back(b);
   }
+  // Ctrl-C, SIGTERM, …: stop between batches, so that the drafts are removed (a long pass
+  // killed outright would leave them).
+  install_signal_handlers(default_signal_effects(), false);
   // Runs the batches; after each, `write(k, blob)` for the k-th blob of --blobs.
   const auto run = [&](const auto& write) {
     for (int i = 0; i < opt.net.iterations; ++i) {
+      if (poll_signal_action() == Solver::Action::Stop)
+        throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(opt.net.iterations) +
+                    " batches; nothing was written to " + fmt::format("{}", fmt::join(opt.outputs, ", ")));
       net.forward(*t.ctx);
       for (size_t k = 0; k < blobs.size(); ++k) write(k, blobs[k]);
     }

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "app/signals.hpp"
+
 namespace crema::app {
 
 struct TrainOptions {
@@ -20,6 +22,7 @@ struct TrainOptions {
   long long time_limit_s = 0;
   std::vector<std::string> overrides;
   int gpu = -1;
+  SignalEffects signal_effects = default_signal_effects();
 };
 // Exit status of a run stopped by --time-limit (sysexits' EX_TEMPFAIL: not finished, run
 // again with --resume to go on).

@@ -83,7 +83,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
 
   const int channels = opt.gray ? 1 : 3;
   size_t count = 0, skipped = 0;
-  install_signal_handlers();  // Ctrl-C or SIGTERM: stop, and remove the draft
+  install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, and remove the draft
   for (size_t i = 0; i < entries.size(); ++i) {
     if (poll_signal_action() == Solver::Action::Stop)
       throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +

@@ -250,6 +250,29 @@ int main(int argc, char** argv) {
                    "or with units (3h50m, 90m, 45s, 1d12h)";
           },
           "", "duration"));
+  // Caffe's --sigint_effect/--sighup_effect (either spelling), and crema's for every signal.
+  const auto effect_check = CLI::IsMember({"stop", "snapshot", "none"});
+  std::string sigint_effect, sighup_effect;
+  std::vector<std::string> signal_effects;
+  train_cmd
+      ->add_option("--sigint-effect,--sigint_effect", sigint_effect,
+                   "What Ctrl-C (SIGINT) does: stop (with a snapshot; the default), snapshot (and go on) or none")
+      ->check(effect_check);
+  train_cmd
+      ->add_option("--sighup-effect,--sighup_effect", sighup_effect,
+                   "What SIGHUP does: snapshot (and go on; the default), stop (with a snapshot) or none")
+      ->check(effect_check);
+  train_cmd
+      ->add_option("--signal-effect", signal_effects,
+                   "SIG=EFFECT[,…] for INT, TERM, HUP, USR1, USR2, XCPU: stop, snapshot or none (default: HUP "
+                   "snapshots, the others stop)")
+      ->allow_extra_args(false)
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            crema::app::SignalEffects effects;
+            return crema::app::apply_signal_effects(v, effects);
+          },
+          "", "SIG=EFFECT"));
   train_cmd->add_flag("--resume", train.resume,
                       "Resume from the latest snapshot under snapshot_prefix if there is one, else start anew");
   train_cmd->add_flag("--overwrite", train.overwrite,
@@ -464,6 +487,12 @@ int main(int argc, char** argv) {
       if (!train.time_limit.empty()) train.time_limit_s = *parse_duration_s(train.time_limit);
       train.stages = split_commas(train_stages);
       if (train_level_opt->count() > 0) train.level = train_level;
+      if (!sigint_effect.empty()) signal_effects.push_back("INT=" + sigint_effect);
+      if (!sighup_effect.empty()) signal_effects.push_back("HUP=" + sighup_effect);
+      const std::string effects = fmt::format("{}", fmt::join(signal_effects, ","));
+      if (const std::string why = crema::app::apply_signal_effects(effects, train.signal_effects);
+          !effects.empty() && !why.empty())
+        throw crema::ConfigError(crema::Mark{}, "--signal-effect", why);
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {

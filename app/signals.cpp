@@ -1,43 +1,116 @@
 #include "app/signals.hpp"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <csignal>
+#include <vector>
 
 namespace crema::app {
 
 namespace {
-std::atomic<int> g_stop{0};
-std::atomic<int> g_snapshot{0};
+// Written before the handlers are installed, read by them.
+volatile sig_atomic_t g_effect[NSIG];
+std::atomic<int> g_stops{0};
+std::atomic<int> g_stop_signal{0};      // the signal of the first stop
+std::atomic<int> g_snapshot_signal{0};  // a pending snapshot's signal
+std::atomic<bool> g_stop_logged{false};
 
-void on_stop(int sig) {
-  if (g_stop.fetch_add(1) > 0 && sig == SIGINT) {
+const std::pair<int, const char*> kSignals[] = {{SIGINT, "SIGINT"},   {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
+                                                {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}, {SIGXCPU, "SIGXCPU"}};
+
+void on_signal(int sig) {
+  if (g_effect[sig] == static_cast<sig_atomic_t>(SignalEffect::snapshot)) {
+    g_snapshot_signal.store(sig);
+    return;
+  }
+  int first = 0;
+  g_stop_signal.compare_exchange_strong(first, sig);
+  if (g_stops.fetch_add(1) > 0 && sig == SIGINT) {
     static const char msg[] = "\nSecond interrupt: exiting now without a snapshot.\n";
     (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
     ::_exit(130);
   }
 }
-void on_hup(int) { g_snapshot.store(1); }
 }  // namespace
 
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  struct sigaction hup {};
-  hup.sa_handler = on_hup;
-  sigemptyset(&hup.sa_mask);
-  sigaction(SIGHUP, &hup, nullptr);
+SignalEffects default_signal_effects() {
+  SignalEffects effects;
+  for (const auto& [sig, name] : kSignals) effects[sig] = sig == SIGHUP ? SignalEffect::snapshot : SignalEffect::stop;
+  return effects;
 }
 
-bool stop_requested() { return g_stop.load() > 0; }
+bool parse_signal_effect(const std::string& text, SignalEffect& effect) {
+  if (text == "stop")
+    effect = SignalEffect::stop;
+  else if (text == "snapshot")
+    effect = SignalEffect::snapshot;
+  else if (text == "none")
+    effect = SignalEffect::none;
+  else
+    return false;
+  return true;
+}
+
+std::string signal_name(int sig) {
+  for (const auto& [s, name] : kSignals)
+    if (s == sig) return name;
+  return "signal " + std::to_string(sig);
+}
+
+std::string apply_signal_effects(const std::string& text, SignalEffects& effects) {
+  SignalEffects changed = effects;
+  std::vector<int> given;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    start = comma + 1;
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) return "'" + item + "' is not SIGNAL=EFFECT (e.g. USR1=snapshot)";
+    std::string name = item.substr(0, eq);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (name.rfind("SIG", 0) != 0) name = "SIG" + name;
+    const auto known =
+        std::find_if(std::begin(kSignals), std::end(kSignals), [&](const auto& s) { return name == s.second; });
+    if (known == std::end(kSignals))
+      return "'" + item.substr(0, eq) + "' is not a signal crema handles; give INT, TERM, HUP, USR1, USR2 or XCPU";
+    if (std::find(given.begin(), given.end(), known->first) != given.end())
+      return "it gives " + name + " an effect twice";
+    given.push_back(known->first);
+    if (!parse_signal_effect(item.substr(eq + 1), changed[known->first]))
+      return "'" + item.substr(eq + 1) + "' is not an effect; give stop, snapshot or none";
+  }
+  effects = changed;
+  return "";
+}
+
+void install_signal_handlers(const SignalEffects& effects, bool can_snapshot) {
+  for (const auto& [sig, effect] : effects) {
+    const SignalEffect e = effect == SignalEffect::snapshot && !can_snapshot ? SignalEffect::none : effect;
+    g_effect[sig] = static_cast<sig_atomic_t>(e);
+    struct sigaction sa {};
+    sa.sa_handler = e == SignalEffect::none ? SIG_IGN : on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, nullptr);
+  }
+  std::signal(SIGPIPE, SIG_IGN);  // a failed write to the log is an EPIPE, not the end of the run
+}
+
+bool stop_requested() { return g_stops.load() > 0; }
 
 Solver::Action poll_signal_action() {
-  if (stop_requested()) return Solver::Action::Stop;
-  if (g_snapshot.exchange(0) != 0) return Solver::Action::Snapshot;
+  if (stop_requested()) {
+    if (!g_stop_logged.exchange(true)) spdlog::warn("{} received: stopping", signal_name(g_stop_signal.load()));
+    return Solver::Action::Stop;
+  }
+  if (const int sig = g_snapshot_signal.exchange(0); sig != 0) {
+    spdlog::info("{} received: a snapshot is written after this iteration", signal_name(sig));
+    return Solver::Action::Snapshot;
+  }
   return Solver::Action::None;
 }
 

@@ -1,13 +1,36 @@
-// SIGINT/SIGTERM: stop after the current iteration with a snapshot (a second SIGINT
-// exits at once); SIGHUP: snapshot and go on.
+// How crema's long commands (train, convert-imageset) answer the signals that end or warn a
+// job: stop after the current step (train: with a snapshot), snapshot and go on, or nothing —
+// Caffe's --sigint_effect/--sighup_effect, for every signal a terminal or a scheduler sends.
+// SIGPIPE is ignored: a reader of the log that went away (`| tee` ended by the same Ctrl-C)
+// must not kill a run before its snapshot.
 #pragma once
+
+#include <map>
+#include <string>
 
 #include "engine/solver.hpp"
 
 namespace crema::app {
 
-void install_signal_handlers();
-// Consumes a pending request.
+enum class SignalEffect { stop, snapshot, none };
+
+// Signal number -> effect, for SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 and SIGXCPU. Defaults:
+// SIGHUP snapshots, the others stop (SIGUSR1/SIGUSR2/SIGXCPU are the warnings Slurm's
+// --signal, SGE and LSF send before a kill; by default they would kill without a snapshot).
+using SignalEffects = std::map<int, SignalEffect>;
+SignalEffects default_signal_effects();
+
+// "stop", "snapshot" or "none".
+bool parse_signal_effect(const std::string& text, SignalEffect& effect);
+// Applies "USR1=snapshot,TERM=stop" (names with or without "SIG", any case); returns what is
+// wrong with it, or "" (and leaves `effects` as it was then).
+std::string apply_signal_effects(const std::string& text, SignalEffects& effects);
+// "SIGUSR1".
+std::string signal_name(int sig);
+
+// `can_snapshot` false: a command with nothing to snapshot leaves those signals alone (ignored).
+void install_signal_handlers(const SignalEffects& effects = default_signal_effects(), bool can_snapshot = true);
+// Consumes a pending request; logs the signal that asked for it, once.
 Solver::Action poll_signal_action();
 // Whether a stop was asked for (consumes nothing).
 bool stop_requested();

@@ -227,6 +227,56 @@ TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot"
   CHECK(child.log().find("Resume with") != std::string::npos);
 }
 
+TEST_CASE("a scheduler's warning signal stops with a snapshot though the log's reader is gone") {
+  ToyJob job(1000000);
+  // Slurm's --signal=USR1@T (SGE's and LSF's warnings too) killed crema without a snapshot, and
+  // so did the first log line written after `| tee` ended (SIGPIPE).
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1", "--log", job.dir / "usr1.log"},
+                    job.dir / "usr1.log", test::Child::Output::closed_pipe);
+  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  child.signal(SIGUSR1);
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  CHECK_MESSAGE(log.find("SIGUSR1 received: stopping") != std::string::npos, log);
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(Resume with: .* --snapshot (\S+\.solverstate\.h5))")), log);
+  CHECK(fs::exists(m[1].str()));
+}
+
+TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choose what each signal does") {
+  ToyJob job(1000000);
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1", "--sigint_effect", "snapshot",
+                     "--sighup-effect", "stop", "--signal-effect", "TERM=none"},
+                    job.dir / "effects.log");
+  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  child.signal(SIGINT);  // a snapshot, and training goes on
+  REQUIRE(child.wait_for_log("Snapshotting solver state", 30));
+  std::smatch m;
+  const std::string after_int = child.log();
+  REQUIRE(std::regex_search(after_int, m, std::regex(R"(toy_iter_(\d+)\.solverstate\.h5)")));
+  const int snap_iter = std::stoi(m[1]);
+  CHECK(after_int.find("SIGINT received: a snapshot is written after this iteration") != std::string::npos);
+  REQUIRE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 5) + ",", 30));
+  child.signal(SIGTERM);  // ignored
+  const int term_iter = snap_iter + 5;
+  REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 10) + ",", 30));
+  child.signal(SIGHUP);  // stops
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  CHECK(log.find("SIGTERM") == std::string::npos);
+  CHECK_MESSAGE(log.find("SIGHUP received: stopping") != std::string::npos, log);
+  CHECK(log.find("Resume with") != std::string::npos);
+
+  const auto unknown = test::run(crema_cmd("train " + job.solver + " --signal-effect KILL=stop"));
+  CHECK(unknown.status == 2);
+  CHECK_MESSAGE(unknown.output.find("'KILL' is not a signal crema handles; give INT, TERM, HUP, USR1, USR2 or XCPU") !=
+                    std::string::npos,
+                unknown.output);
+  const auto twice = test::run(crema_cmd("train " + job.solver + " --signal-effect INT=none --sigint-effect stop"));
+  CHECK(twice.status == 2);
+  CHECK_MESSAGE(twice.output.find("it gives SIGINT an effect twice") != std::string::npos, twice.output);
+}
+
 TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot, the resumed run tests again exactly") {
   ToyJob job(1000000);
   // 130 test images in batches of 50: a pass stopped after any batch but the 13th leaves the

@@ -4,9 +4,11 @@
 // and the mistakes a user makes, refused before anything is written.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/datum.hpp"
@@ -85,6 +87,37 @@ TEST_CASE("extract-features writes every test sample's blobs to HDF5 and to Caff
   CHECK(d.float_data == std::vector<float>(conv.begin() + 99 * 256, conv.end()));
   for (const auto& e : fs::directory_iterator(job.dir.path()))
     CHECK_FALSE(contains(e.path().filename().string(), ".partial-"));
+}
+
+TEST_CASE("extract-features stopped by a signal leaves no output, partial or whole") {
+  test::ToyJob job(10);
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --threads 1")).status == 0);
+  const std::string weights = job.dir / "snap/toy_iter_10.caffemodel.h5";
+  for (const std::string out : {"features.h5", "features_db"}) {
+    const std::string path = job.dir / out;
+    // A pass far longer than the test waits: it must stop between batches.
+    test::Child child({test::crema_binary(), "extract-features", "--model", job.solver, "--weights", weights, "--blobs",
+                       "fc2", "--iterations", "100000000", "--threads", "1", "-o", path},
+                      job.dir / "extract.log");
+    REQUIRE(child.pid() > 0);
+    const auto draft_exists = [&] {
+      for (const auto& entry : fs::directory_iterator(job.dir.path()))
+        if (entry.path().filename().string().rfind(out + ".", 0) == 0) return true;
+      return false;
+    };
+    for (int i = 0; i < 3000 && !draft_exists(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    REQUIRE(draft_exists());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    child.signal(SIGTERM);
+    CHECK(child.wait() == 1);
+    const std::string log = child.log();
+    CHECK_MESSAGE(std::regex_search(log, std::regex("SIGTERM received: stopping\\n[^\\n]*interrupted after \\d+ of "
+                                                    "100000000 batches; nothing was written to " +
+                                                    path)),
+                  log);
+    CHECK_FALSE(fs::exists(path));
+    CHECK_FALSE(draft_exists());
+  }
 }
 
 TEST_CASE("extract-features refuses a mistake before it writes anything, exit status 2") {

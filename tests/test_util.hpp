@@ -130,15 +130,36 @@ namespace crema::test {
 // A child process whose stdout+stderr go to a log file; for signal tests.
 class Child {
  public:
-  Child(const std::vector<std::string>& argv, const std::string& log) : log_(log) {
+  // Output::log: stdout and stderr to `log`. Output::closed_pipe: to a pipe nobody reads (as
+  // `| tee` after the same Ctrl-C ended tee), with SIGPIPE at its default action; the child
+  // must write `log` itself (--log).
+  enum class Output { log, closed_pipe };
+  Child(const std::vector<std::string>& argv, const std::string& log, Output output = Output::log) : log_(log) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    int ends[2] = {-1, -1};
+    if (output == Output::closed_pipe && ::pipe(ends) == 0) {
+      posix_spawn_file_actions_adddup2(&fa, ends[1], 1);
+      posix_spawn_file_actions_addclose(&fa, ends[0]);
+      posix_spawn_file_actions_addclose(&fa, ends[1]);
+      sigset_t defaults;
+      sigemptyset(&defaults);
+      sigaddset(&defaults, SIGPIPE);  // a test runner that ignores it must not hide the bug
+      posix_spawnattr_setsigdefault(&attr, &defaults);
+      posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    }
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    if (posix_spawn(&pid_, args[0], &fa, &attr, args.data(), environ) != 0) pid_ = -1;
+    for (const int end : ends)
+      if (end >= 0) ::close(end);  // the reader is gone before the child writes a byte
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
   }
   ~Child() {
