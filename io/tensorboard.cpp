@@ -105,6 +105,62 @@ bool is_crema_events_file(std::string_view name) {
          name.substr(name.size() - kEventsSuffix.size()) == kEventsSuffix;
 }
 
+size_t keep_events_before(const std::string& path, int64_t step) {
+  const std::string bytes = read_file_bytes(path);
+  const auto le = [&](size_t at, auto value) {  // little-endian host, as tf_record writes
+    std::memcpy(&value, bytes.data() + at, sizeof value);
+    return value;
+  };
+  std::string kept;
+  size_t events = 0, dropped = 0, scalars_kept = 0;
+  size_t at = 0;
+  while (at < bytes.size()) {
+    // length (8), its masked CRC (4), the event, its masked CRC (4)
+    const std::string_view rest(bytes.data() + at, bytes.size() - at);
+    const uint64_t length = rest.size() >= 12 ? le(at, uint64_t{0}) : 0;
+    if (rest.size() < 12 || le(at + 8, uint32_t{0}) != masked_crc32c(rest.substr(0, 8)) || length > rest.size() - 16) {
+      ++dropped;  // cut short, or not a record: TensorBoard stops reading the file here too
+      break;
+    }
+    const std::string_view event = rest.substr(12, length);
+    const size_t size = 16 + static_cast<size_t>(length);
+    if (le(at + 12 + length, uint32_t{0}) != masked_crc32c(event)) {
+      ++dropped;
+      break;
+    }
+    int64_t event_step = 0;
+    bool summary = false;
+    try {
+      pb::Reader reader(path, event, "Event");
+      while (reader.next()) {
+        if (reader.field() == kStep)
+          event_step = reader.read_int64();
+        else {
+          summary = summary || reader.field() == kSummary;
+          reader.skip();
+        }
+      }
+    } catch (const pb::WireError&) {
+      ++dropped;
+      break;
+    }
+    ++events;
+    if (event_step < step) {
+      kept.append(rest.substr(0, size));
+      scalars_kept += summary;
+    } else {
+      ++dropped;
+    }
+    at += size;
+  }
+  if (dropped == 0) return 0;
+  if (scalars_kept == 0)
+    fs::remove(path);
+  else
+    write_file_atomically(path, kept);
+  return dropped;
+}
+
 EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -32,6 +32,14 @@ std::string tf_record(std::string_view data);
 // Whether `name` is one of crema's events files (as EventFileWriter names them).
 bool is_crema_events_file(std::string_view name);
 
+// Rewrites the events file at `path` (atomically, under its name, so it keeps its place in
+// the directory's order) without its events at step >= `step` and without a record cut short
+// (a kill while writing); removes it when nothing before `step` is left but its version
+// event. What a resumed run does to the events the run it replaces wrote after its snapshot,
+// as it does to their CSV rows: TensorBoard's default loader ignores SessionLog START.
+// Returns how many events it dropped (0: the file is left as it was).
+size_t keep_events_before(const std::string& path, int64_t step);
+
 // A new events file `<dir>/events.out.tfevents.<seconds>.<host>.<pid>.crema` (TensorBoard
 // finds files by the "tfevents" in their names); it starts with the version event. Each
 // record is flushed as it is written, so TensorBoard shows a running job and a killed one

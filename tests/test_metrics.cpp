@@ -2,18 +2,18 @@
 // (io/metrics.hpp, io/tensorboard.hpp), their encoding against TensorBoard's own writer,
 // and what a resumed run does to them.
 #include <doctest/doctest.h>
-
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <limits>
 #include <sstream>
 
 #include "engine/solver.hpp"
+#include "io/files.hpp"
 #include "io/metrics.hpp"
 #include "io/tensorboard.hpp"
 #include "io/yaml_config.hpp"
@@ -271,6 +271,76 @@ TEST_CASE("TensorBoard shows a resumed run's metrics exactly, the replaced event
                                " test=" + (job.dir / "snap/toy.test.csv"));
   CHECK_MESSAGE(check.status == 0, check.output);
   CHECK(check.output.find("values compared; agree") != std::string::npos);
+  // TensorBoard's default loader ignores SessionLog: the first run's file itself must have
+  // lost its events from iteration 10 on, or its curve would show them beside the new ones.
+  const auto raw = test::run(test::reference_python() + " " + test::source_dir() +
+                             "/tests/tensorboard_check.py --raw " + (job.dir / "snap/toy.tensorboard") +
+                             " train=" + (job.dir / "snap/toy.train.csv") + " test=" + (job.dir / "snap/toy.test.csv"));
+  CHECK_MESSAGE(raw.status == 0, raw.output);
+  CHECK(raw.output.find("values compared; agree") != std::string::npos);
+}
+
+TEST_CASE("keep_events_before cuts an events file back to a step, a record cut short included") {
+  test::TempDir dir;
+  std::string path;
+  {
+    io::EventFileWriter writer(dir.path().string(), 1796322488.0);
+    path = writer.path();
+    writer.write_event(io::session_start_event(1796322488.0, 0));
+    for (int step : {0, 5, 10, 15})
+      writer.write_event(io::scalars_event(1796322489.0 + step, step, {{"train/loss", 1.0f / (step + 1)}}));
+  }
+  const std::string whole = test::read_file(path);
+  const std::string fifteen = io::tf_record(io::scalars_event(1796322504.0, 15, {{"train/loss", 1.0f / 16}}));
+  const std::string ten = io::tf_record(io::scalars_event(1796322499.0, 10, {{"train/loss", 1.0f / 11}}));
+  REQUIRE(whole.size() > ten.size() + fifteen.size());
+  const std::string before_ten = whole.substr(0, whole.size() - ten.size() - fifteen.size());
+  CHECK(io::keep_events_before(path, 16) == 0);  // nothing at 16 or later: untouched
+  CHECK(test::read_file(path) == whole);
+  // A kill in the middle of a record leaves part of one.
+  test::write_file(path, whole + fifteen.substr(0, 9));
+  CHECK(io::keep_events_before(path, 10) == 3);  // 10, 15 and the part
+  CHECK(test::read_file(path) == before_ten);
+  CHECK(io::keep_events_before(path, 10) == 0);
+  // A record whose bytes changed is where a reader stops: it and the rest go.
+  std::string damaged = before_ten + ten;
+  damaged[before_ten.size() + 20] ^= 0x01;
+  test::write_file(path, damaged);
+  CHECK(io::keep_events_before(path, 100) == 1);
+  CHECK(test::read_file(path) == before_ten);
+  // Nothing left before the step but the version and SessionLog events: the file goes.
+  CHECK(io::keep_events_before(path, 0) == 4);
+  CHECK_FALSE(fs::exists(path));
+
+  // MetricsWriter: a resumed run cuts the earlier files back to its iteration, a fresh run
+  // removes them (as it does the CSV files).
+  const std::string prefix = dir / "run";
+  const auto events_files = [&] {
+    std::vector<std::string> files;
+    for (const std::string& name : io::regular_file_names(prefix + ".tensorboard")) files.push_back(name);
+    std::sort(files.begin(), files.end());
+    return files;
+  };
+  {
+    io::MetricsWriter w(prefix, false, true, 0, 0, false);
+    for (int it = 0; it <= 30; it += 10) w.write(row(it, -1, {{"smoothed_loss", it}}));
+  }
+  REQUIRE(events_files().size() == 1);
+  const std::string first = prefix + ".tensorboard/" + events_files()[0];
+  const size_t first_size = test::read_file(first).size();
+  {
+    io::MetricsWriter w(prefix, false, true, 0, 20, true);
+    CHECK(test::read_file(first).size() < first_size);  // 20 and 30 gone
+    CHECK(io::keep_events_before(first, 20) == 0);
+    w.write(row(20, -1, {{"smoothed_loss", 21}}));
+  }
+  CHECK(events_files().size() == 2);
+  {
+    io::MetricsWriter w(prefix, false, true, 0, 0, false);
+    REQUIRE(events_files().size() == 1);  // its own, which may reuse the first's name (the same second)
+    CHECK(test::read_file(prefix + ".tensorboard/" + events_files()[0]).find("train/smoothed_loss") ==
+          std::string::npos);
+  }
 }
 
 TEST_CASE("metrics_files_on_disk lists a prefix's CSV files, their asides and crema's events files only") {
