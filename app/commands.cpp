@@ -3,6 +3,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -80,6 +82,18 @@ void ensure_snapshots_writable(const std::string& prefix, int max_iter, const Ma
   if (!f) throw cannot_write(std::strerror(errno));
   std::fclose(f);
   fs::remove(longest, ec);
+}
+
+// Who holds a prefix's lock, for a run that finds it taken.
+std::string run_holder(const std::string& solver) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::strcpy(host, "localhost");
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  char started[32] = {};
+  std::strftime(started, sizeof started, "%Y-%m-%d %H:%M:%S UTC", &utc);
+  return fmt::format("crema train {}, pid {} on host {}, started {}", solver, ::getpid(), host, started);
 }
 
 // The solver's precision on a context, as training would use it; TF32 exists on a GPU
@@ -388,6 +402,28 @@ int train(const TrainOptions& opt) {
   }
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
+  const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
+  Mark prefix_mark = spec.snapshot_prefix_mark;  // unset: the prefix comes from the solver's file name
+  if (!prefix_mark.file && spec.snapshot_prefix.empty()) prefix_mark.file = std::make_shared<std::string>(opt.solver);
+  ensure_snapshots_writable(prefix, spec.max_iter, prefix_mark);
+  // One run per prefix: two would overwrite each other's snapshots and metrics, and --resume
+  // would take up a mixture (a job submitted twice; a requeued job whose first instance is
+  // still running). Taken before the device is: a second run on an exclusive-mode GPU is told
+  // this, not that the device is busy.
+  const io::FileLock lock(prefix + ".lock", run_holder(opt.solver));
+  if (lock.state() == io::FileLock::State::taken)
+    throw Error("another crema run is training under the prefix '" + prefix + "' (" +
+                (lock.holder_found().empty() ? "it holds " + lock.path() : lock.holder_found()) +
+                "); two would overwrite each other's snapshots and metrics. Wait for it to finish or stop it (it "
+                "stops with a snapshot, and --resume continues it), or give this run a prefix of its own (--set " +
+                shell_quote("snapshot_prefix=" + prefix + "_2") + "). If that run is gone (its host crashed), remove " +
+                lock.path());
+  if (lock.state() == io::FileLock::State::unsupported)
+    spdlog::warn("cannot lock {} ({}): nothing keeps another run from training under the prefix '{}' at the same time",
+                 lock.path(), lock.why(), prefix);
+  if (!lock.left_by().empty())
+    spdlog::info("{} was left by a run that ended without letting go of it ({}); taken over", lock.path(),
+                 lock.left_by());
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
   // This run's --set arguments and device, for the commands printed to the user; a command
   // that sets its own snapshot_prefix leaves the run's out.
@@ -418,10 +454,6 @@ int train(const TrainOptions& opt) {
                spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string(),
                spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
 
-  const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
-  Mark prefix_mark = spec.snapshot_prefix_mark;  // unset: the prefix comes from the solver's file name
-  if (!prefix_mark.file && spec.snapshot_prefix.empty()) prefix_mark.file = std::make_shared<std::string>(opt.solver);
-  ensure_snapshots_writable(prefix, spec.max_iter, prefix_mark);
   // Before the nets are built: which snapshot this run resumes from, and whether a fresh
   // start would overwrite another run's.
   const std::vector<io::SnapshotOnDisk> earlier = io::snapshots_on_disk(prefix);

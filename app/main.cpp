@@ -489,10 +489,11 @@ int main(int argc, char** argv) {
       if (train_level_opt->count() > 0) train.level = train_level;
       if (!sigint_effect.empty()) signal_effects.push_back("INT=" + sigint_effect);
       if (!sighup_effect.empty()) signal_effects.push_back("HUP=" + sighup_effect);
-      const std::string effects = fmt::format("{}", fmt::join(signal_effects, ","));
-      if (const std::string why = crema::app::apply_signal_effects(effects, train.signal_effects);
-          !effects.empty() && !why.empty())
-        throw crema::ConfigError(crema::Mark{}, "--signal-effect", why);
+      if (!signal_effects.empty())
+        if (const std::string why = crema::app::apply_signal_effects(fmt::format("{}", fmt::join(signal_effects, ",")),
+                                                                     train.signal_effects);
+            !why.empty())
+          throw crema::ConfigError(crema::Mark{}, "--signal-effect", why);
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {

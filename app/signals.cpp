@@ -15,6 +15,7 @@ namespace {
 // Written before the handlers are installed, read by them.
 volatile sig_atomic_t g_effect[NSIG];
 std::atomic<int> g_stops{0};
+std::atomic<int> g_interrupts{0};       // SIGINTs that stopped: the second exits at once
 std::atomic<int> g_stop_signal{0};      // the signal of the first stop
 std::atomic<int> g_snapshot_signal{0};  // a pending snapshot's signal
 std::atomic<bool> g_stop_logged{false};
@@ -29,7 +30,8 @@ void on_signal(int sig) {
   }
   int first = 0;
   g_stop_signal.compare_exchange_strong(first, sig);
-  if (g_stops.fetch_add(1) > 0 && sig == SIGINT) {
+  g_stops.fetch_add(1);
+  if (sig == SIGINT && g_interrupts.fetch_add(1) > 0) {
     static const char msg[] = "\nSecond interrupt: exiting now without a snapshot.\n";
     (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
     ::_exit(130);
@@ -67,7 +69,9 @@ std::string apply_signal_effects(const std::string& text, SignalEffects& effects
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
+    std::string item;  // "USR1=snapshot, TERM=stop": the spaces go
+    for (const char c : text.substr(start, comma - start))
+      if (!std::isspace(static_cast<unsigned char>(c))) item += c;
     start = comma + 1;
     const size_t eq = item.find('=');
     if (eq == std::string::npos) return "'" + item + "' is not SIGNAL=EFFECT (e.g. USR1=snapshot)";
@@ -92,8 +96,10 @@ void install_signal_handlers(const SignalEffects& effects, bool can_snapshot) {
   for (const auto& [sig, effect] : effects) {
     const SignalEffect e = effect == SignalEffect::snapshot && !can_snapshot ? SignalEffect::none : effect;
     g_effect[sig] = static_cast<sig_atomic_t>(e);
+    if (sig <= 0 || sig >= NSIG) continue;
     struct sigaction sa {};
     sa.sa_handler = e == SignalEffect::none ? SIG_IGN : on_signal;
+    sa.sa_flags = SA_RESTART;  // a write or read the signal lands in goes on rather than failing with EINTR
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, nullptr);
   }

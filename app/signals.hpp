@@ -1,5 +1,6 @@
-// How crema's long commands (train, convert-imageset) answer the signals that end or warn a
-// job: stop after the current step (train: with a snapshot), snapshot and go on, or nothing —
+// How crema's long commands (train, convert-imageset, extract-features) answer the signals
+// that end or warn a job: stop after the current step (train: with a snapshot), snapshot and
+// go on, or nothing —
 // Caffe's --sigint_effect/--sighup_effect, for every signal a terminal or a scheduler sends.
 // SIGPIPE is ignored: a reader of the log that went away (`| tee` ended by the same Ctrl-C)
 // must not kill a run before its snapshot.
@@ -28,7 +29,8 @@ std::string apply_signal_effects(const std::string& text, SignalEffects& effects
 // "SIGUSR1".
 std::string signal_name(int sig);
 
-// `can_snapshot` false: a command with nothing to snapshot leaves those signals alone (ignored).
+// `can_snapshot` false: a command with nothing to snapshot ignores the signals whose effect is
+// `snapshot` (SIG_IGN).
 void install_signal_handlers(const SignalEffects& effects = default_signal_effects(), bool can_snapshot = true);
 // Consumes a pending request; logs the signal that asked for it, once.
 Solver::Action poll_signal_action();

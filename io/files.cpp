@@ -1,6 +1,8 @@
 #include "io/files.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,13 +27,16 @@ std::string read_file_bytes(const std::string& path) {
   return bytes;
 }
 
-void write_file_atomically(const std::string& path, std::string_view bytes) {
-  write_atomically(path, [&](const std::string& tmp) {
-    std::FILE* file = std::fopen(tmp.c_str(), "wb");
-    bool ok = file && std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
-    if (file) ok = std::fclose(file) == 0 && ok;
-    if (!ok) throw Error("cannot write '" + path + "': " + std::strerror(errno ? errno : EIO));
-  });
+void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& tmp_name) {
+  write_atomically(
+      path,
+      [&](const std::string& tmp) {
+        std::FILE* file = std::fopen(tmp.c_str(), "wb");
+        bool ok = file && std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size();
+        if (file) ok = std::fclose(file) == 0 && ok;
+        if (!ok) throw Error("cannot write '" + path + "': " + std::strerror(errno ? errno : EIO));
+      },
+      tmp_name);
 }
 
 bool looks_like_text(const std::string& path) {
@@ -108,5 +113,69 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
   }
 }
 
+namespace {
+// Whether `fd` is the file now at `path` (not one removed or replaced since it was opened).
+bool still_at(int fd, const std::string& path) {
+  struct stat open_file {
+  }, now{};
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &now) == 0 && open_file.st_dev == now.st_dev &&
+         open_file.st_ino == now.st_ino;
+}
+std::string read_holder(int fd) {
+  char text[1024] = {};
+  const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
+  std::string holder = n > 0 ? std::string(text, static_cast<size_t>(n)) : "";
+  while (!holder.empty() && std::isspace(static_cast<unsigned char>(holder.back()))) holder.pop_back();
+  return holder;
+}
+}  // namespace
+
+FileLock::FileLock(std::string path, const std::string& holder) : path_(std::move(path)) {
+  // A holder removes the file as it lets go: a lock taken on a file that was removed (or
+  // replaced) meanwhile guards nothing, so it is taken again on the file now at the path.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EACCES)
+      fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);  // another user's: flock works read-only
+    if (fd < 0) {
+      why_ = std::strerror(errno);
+      return;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      const bool removed = !still_at(fd, path_);  // its holder is letting go: try the next one
+      if (err == EWOULDBLOCK && !removed) {
+        holder_found_ = read_holder(fd);
+        state_ = State::taken;
+      } else if (err != EWOULDBLOCK) {
+        why_ = std::strerror(err);  // ENOLCK, EOPNOTSUPP: a file system without locks
+      }
+      ::close(fd);
+      if (err == EWOULDBLOCK && removed) {
+        ::usleep(10000);
+        continue;
+      }
+      return;
+    }
+    if (still_at(fd, path_)) {
+      fd_ = fd;
+      state_ = State::held;
+      left_by_ = read_holder(fd);  // a killed run's line: the kernel let go of its lock
+      // Who holds it is a courtesy to whoever finds it taken: the lock holds without it.
+      if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, holder.data(), holder.size(), 0);
+      return;
+    }
+    ::close(fd);
+  }
+  why_ = "the lock file keeps being replaced";
+}
+
+FileLock::~FileLock() {
+  if (fd_ < 0) return;
+  // While still holding it (a waiter then finds the file gone and tries the next), and only
+  // if it is still ours: one made anew at the path meanwhile is another run's.
+  if (still_at(fd_, path_)) ::unlink(path_.c_str());
+  ::close(fd_);
+}
 
 }  // namespace crema::io

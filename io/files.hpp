@@ -14,12 +14,12 @@ namespace crema::io {
 // The file's bytes; throws Error naming it when it cannot be read.
 std::string read_file_bytes(const std::string& path);
 
-// Writes `write(tmp_path)` to a temporary file next to `path`, then fsyncs and renames;
-// the temporary is removed if `write` throws.
+// Writes `write(tmp_path)` to a temporary file next to `path` (`tmp`, or temp_name_for(path)),
+// then fsyncs and renames; the temporary is removed if `write` throws.
 template <class F>
-void write_atomically(const std::string& path, F write);
+void write_atomically(const std::string& path, F write, std::string tmp = {});
 // write_atomically of `bytes`.
-void write_file_atomically(const std::string& path, std::string_view bytes);
+void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& tmp = {});
 // Whether the start of a regular file holds only text (configs) rather than binary
 // data (weights, databases): a control byte that no text file has decides. Anything
 // but a regular file (a pipe) counts as text, since sniffing would consume it.
@@ -35,9 +35,41 @@ std::vector<std::string> regular_file_names(const std::string& folder);
 std::string temp_name_for(const std::string& path);
 void commit_file(const std::string& tmp_path, const std::string& path);
 
+// An exclusive advisory lock (flock) on `path`, made if need be, held while the object lives.
+// The kernel releases it when the process ends however it ends, so a killed holder leaves no
+// stale lock on a local file system (NFSv3 keeps a crashed host's locks until it returns; some
+// cluster file systems' flock is per node). The file holds `holder` (who took it, for whoever
+// finds it taken) and is removed when the lock is let go.
+class FileLock {
+ public:
+  enum class State {
+    held,         // this process has it
+    taken,        // another has it: holder_found() says who
+    unsupported,  // the file system has no locks, or the file cannot be made (why())
+  };
+  FileLock(std::string path, const std::string& holder);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+  State state() const { return state_; }
+  const std::string& holder_found() const { return holder_found_; }
+  const std::string& why() const { return why_; }
+  const std::string& path() const { return path_; }
+  // held: what the file said when this process took it ("" if it was new), i.e. who left it
+  // without letting go (a run killed outright).
+  const std::string& left_by() const { return left_by_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  State state_ = State::unsupported;
+  std::string holder_found_, why_, left_by_;
+};
+
 template <class F>
-void write_atomically(const std::string& path, F write) {
-  const std::string tmp = temp_name_for(path);
+void write_atomically(const std::string& path, F write, std::string tmp) {
+  if (tmp.empty()) tmp = temp_name_for(path);
   try {
     write(tmp);
   } catch (...) {

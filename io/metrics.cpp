@@ -135,25 +135,34 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
   if (tensorboard) {
     // The earlier events: a resumed run cuts them back to its snapshot, a fresh run's start anew.
     const std::string dir = tensorboard_dir(prefix_);
+    size_t removed = 0;
     for (const std::string& name : regular_file_names(dir)) {
       if (!is_crema_events_file(name)) continue;
       const std::string path = (fs::path(dir) / name).string();
       try {
         if (!resumed) {
-          fs::remove(path);
+          removed += fs::remove(path);
         } else if (const size_t dropped = keep_events_before(path, start_iter); dropped > 0) {
           spdlog::info(
-              "{}: dropped {} event(s) at iteration {} or later, which the run that was cut short wrote "
-              "after its snapshot",
+              "{}: dropped {} record(s) at iteration {} or later (or cut short), which the run that was "
+              "cut short wrote after its snapshot",
               path, dropped, start_iter);
         }
       } catch (const std::exception& e) {
-        spdlog::warn(
-            "cannot cut back the TensorBoard events file {}: {}; TensorBoard may show the run that was cut "
-            "short beyond iteration {} until this run gets there",
-            path, e.what(), start_iter);
+        if (resumed)
+          spdlog::warn(
+              "cannot cut back the TensorBoard events file {}: {}; TensorBoard may show the run that was "
+              "cut short beyond iteration {} until this run gets there",
+              path, e.what(), start_iter);
+        else
+          spdlog::warn(
+              "cannot remove the earlier run's TensorBoard events file {}: {}; TensorBoard shows its curves "
+              "beside this run's",
+              path, e.what());
       }
     }
+    if (removed > 0)
+      spdlog::info("{}: removed the {} events file(s) of an earlier run; this run starts anew", dir, removed);
     const double now = unix_seconds();
     try {
       events_ = std::make_unique<EventFileWriter>(tensorboard_dir(prefix_), now);

@@ -90,10 +90,25 @@ std::string scalars_event(double wall_time, int64_t step, const std::vector<std:
   return event.take();
 }
 
+namespace {
+// TFRecord's integers are little-endian whatever the host.
+template <class T>
+std::string little_endian(T v) {
+  std::string out(sizeof v, '\0');
+  for (size_t i = 0; i < sizeof v; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+  return out;
+}
+template <class T>
+T from_little_endian(std::string_view bytes) {  // sizeof(T) bytes
+  uint64_t v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  return static_cast<T>(v);
+}
+}  // namespace
+
 std::string tf_record(std::string_view data) {
-  auto le = [](auto v) { return std::string(reinterpret_cast<const char*>(&v), sizeof v); };  // little-endian host
-  const std::string length = le(static_cast<uint64_t>(data.size()));
-  return length + le(masked_crc32c(length)) + std::string(data) + le(masked_crc32c(data));
+  const std::string length = little_endian(static_cast<uint64_t>(data.size()));
+  return length + little_endian(masked_crc32c(length)) + std::string(data) + little_endian(masked_crc32c(data));
 }
 
 namespace {
@@ -107,44 +122,46 @@ bool is_crema_events_file(std::string_view name) {
 
 size_t keep_events_before(const std::string& path, int64_t step) {
   const std::string bytes = read_file_bytes(path);
-  const auto le = [&](size_t at, auto value) {  // little-endian host, as tf_record writes
-    std::memcpy(&value, bytes.data() + at, sizeof value);
-    return value;
+  const auto damaged = [&](size_t at, const std::string& what) {
+    // Not a kill's cut: the rest may hold good events, so nothing is rewritten.
+    return Error("'" + path + "' is damaged at byte " + std::to_string(at) + " (" + what + "); it is left as it is");
   };
   std::string kept;
-  size_t events = 0, dropped = 0, scalars_kept = 0;
-  size_t at = 0;
-  while (at < bytes.size()) {
+  size_t dropped = 0, scalars_kept = 0;
+  bool cut_short = false;
+  for (size_t at = 0; at < bytes.size();) {
     // length (8), its masked CRC (4), the event, its masked CRC (4)
     const std::string_view rest(bytes.data() + at, bytes.size() - at);
-    const uint64_t length = rest.size() >= 12 ? le(at, uint64_t{0}) : 0;
-    if (rest.size() < 12 || le(at + 8, uint32_t{0}) != masked_crc32c(rest.substr(0, 8)) || length > rest.size() - 16) {
-      ++dropped;  // cut short, or not a record: TensorBoard stops reading the file here too
+    if (rest.size() < 12) {
+      cut_short = true;
+      break;
+    }
+    if (from_little_endian<uint32_t>(rest.substr(8, 4)) != masked_crc32c(rest.substr(0, 8)))
+      throw damaged(at, "a record's length fails its checksum");
+    const uint64_t length = from_little_endian<uint64_t>(rest.substr(0, 8));
+    if (length > rest.size() - 12 || rest.size() - 12 - length < 4) {  // the file ends inside the record
+      cut_short = true;
       break;
     }
     const std::string_view event = rest.substr(12, length);
-    const size_t size = 16 + static_cast<size_t>(length);
-    if (le(at + 12 + length, uint32_t{0}) != masked_crc32c(event)) {
-      ++dropped;
-      break;
-    }
+    if (from_little_endian<uint32_t>(rest.substr(12 + length, 4)) != masked_crc32c(event))
+      throw damaged(at, "a record's event fails its checksum");
     int64_t event_step = 0;
     bool summary = false;
     try {
       pb::Reader reader(path, event, "Event");
       while (reader.next()) {
-        if (reader.field() == kStep)
+        if (reader.field() == kStep) {
           event_step = reader.read_int64();
-        else {
+        } else {
           summary = summary || reader.field() == kSummary;
           reader.skip();
         }
       }
-    } catch (const pb::WireError&) {
-      ++dropped;
-      break;
+    } catch (const pb::WireError& e) {
+      throw damaged(at, e.what());
     }
-    ++events;
+    const size_t size = 16 + static_cast<size_t>(length);
     if (event_step < step) {
       kept.append(rest.substr(0, size));
       scalars_kept += summary;
@@ -153,12 +170,15 @@ size_t keep_events_before(const std::string& path, int64_t step) {
     }
     at += size;
   }
-  if (dropped == 0) return 0;
-  if (scalars_kept == 0)
+  if (dropped == 0 && !cut_short) return 0;
+  if (scalars_kept == 0) {
     fs::remove(path);
-  else
-    write_file_atomically(path, kept);
-  return dropped;
+  } else {
+    // Not "<name>.tmp-PID": TensorBoard reads every file with "tfevents" in its name.
+    write_file_atomically(path, kept,
+                          (fs::path(path).parent_path() / (".cut-back.tmp-" + std::to_string(::getpid()))).string());
+  }
+  return dropped + cut_short;
 }
 
 EventFileWriter::EventFileWriter(const std::string& dir, double wall_time) {

@@ -33,11 +33,12 @@ std::string tf_record(std::string_view data);
 bool is_crema_events_file(std::string_view name);
 
 // Rewrites the events file at `path` (atomically, under its name, so it keeps its place in
-// the directory's order) without its events at step >= `step` and without a record cut short
-// (a kill while writing); removes it when nothing before `step` is left but its version
-// event. What a resumed run does to the events the run it replaces wrote after its snapshot,
-// as it does to their CSV rows: TensorBoard's default loader ignores SessionLog START.
-// Returns how many events it dropped (0: the file is left as it was).
+// the directory's order) without its events at step >= `step` and without a record the file
+// ends inside (a kill while writing); removes it when no scalars before `step` are left.
+// What a resumed run does to the events the run it replaces wrote after its snapshot, as it
+// does to their CSV rows: TensorBoard's default loader ignores SessionLog START. Returns how
+// many records it dropped (0: the file is left as it was); throws Error, leaving the file as it
+// is, when a record in it is damaged (a checksum fails with all its bytes there).
 size_t keep_events_before(const std::string& path, int64_t step);
 
 // A new events file `<dir>/events.out.tfevents.<seconds>.<host>.<pid>.crema` (TensorBoard

@@ -39,6 +39,8 @@ def raw_scalars(folder):
 
 def main():
     args = sys.argv[1:]
+    if len(args) < 2 or (args[0] == "--raw" and len(args) < 3):
+        sys.exit(__doc__)
     raw = args[0] == "--raw"
     if raw:
         args = args[1:]

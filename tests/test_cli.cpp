@@ -233,6 +233,7 @@ TEST_CASE("a scheduler's warning signal stops with a snapshot though the log's r
   // so did the first log line written after `| tee` ended (SIGPIPE).
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1", "--log", job.dir / "usr1.log"},
                     job.dir / "usr1.log", test::Child::Output::closed_pipe);
+  REQUIRE(child.pid() > 0);
   REQUIRE(child.wait_for_log("Iteration 20,", 60));
   child.signal(SIGUSR1);
   CHECK(child.wait() == 0);
@@ -246,7 +247,7 @@ TEST_CASE("a scheduler's warning signal stops with a snapshot though the log's r
 TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choose what each signal does") {
   ToyJob job(1000000);
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1", "--sigint_effect", "snapshot",
-                     "--sighup-effect", "stop", "--signal-effect", "TERM=none"},
+                     "--sighup-effect", "stop", "--signal-effect", "TERM=none, sigusr2=snapshot"},
                     job.dir / "effects.log");
   REQUIRE(child.wait_for_log("Iteration 20,", 60));
   child.signal(SIGINT);  // a snapshot, and training goes on
@@ -260,6 +261,9 @@ TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choos
   child.signal(SIGTERM);  // ignored
   const int term_iter = snap_iter + 5;
   REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 10) + ",", 30));
+  child.signal(SIGUSR2);  // a snapshot too
+  REQUIRE(child.wait_for_log("SIGUSR2 received: a snapshot is written after this iteration", 30));
+  REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 20) + ",", 30));
   child.signal(SIGHUP);  // stops
   CHECK(child.wait() == 0);
   const std::string log = child.log();
@@ -275,6 +279,50 @@ TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choos
   const auto twice = test::run(crema_cmd("train " + job.solver + " --signal-effect INT=none --sigint-effect stop"));
   CHECK(twice.status == 2);
   CHECK_MESSAGE(twice.output.find("it gives SIGINT an effect twice") != std::string::npos, twice.output);
+}
+
+TEST_CASE("one run per snapshot_prefix: a second is refused while the first trains, and a killed one leaves no lock") {
+  ToyJob job(1000000);
+  const std::string lock = job.dir / "snap/toy.lock";
+  {
+    test::Child first({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "first.log");
+    REQUIRE(first.wait_for_log("Iteration 5,", 60));
+    CHECK(test::read_file(lock).find("crema train " + job.solver + ", pid " + std::to_string(first.pid()) +
+                                     " on host ") != std::string::npos);
+    // A job submitted twice, or requeued while its first instance still runs.
+    const auto second = test::run(crema_cmd("train " + job.solver + " --resume --set max_iter=3"));
+    CHECK(second.status == 1);
+    CHECK_MESSAGE(second.output.find("another crema run is training under the prefix '" + (job.dir / "snap/toy") +
+                                     "' (crema train " + job.solver + ", pid " + std::to_string(first.pid())) !=
+                      std::string::npos,
+                  second.output);
+    CHECK(second.output.find("give this run a prefix of its own (--set snapshot_prefix=" + (job.dir / "snap/toy_2") +
+                             "). If that run is gone (its host crashed), remove " + lock) != std::string::npos);
+    const auto overwrite = test::run(crema_cmd("train " + job.solver + " --overwrite --set max_iter=3"));
+    CHECK(overwrite.status == 1);
+    CHECK(overwrite.output.find("another crema run is training") != std::string::npos);
+    first.signal(SIGINT);
+    REQUIRE(first.wait() == 0);
+  }
+  CHECK_FALSE(fs::exists(lock));  // let go with the run
+  std::smatch m;
+  const std::string log = test::read_file(job.dir / "first.log");
+  REQUIRE(std::regex_search(log, m, std::regex(R"(toy_iter_(\d+)\.solverstate\.h5)")));
+  const std::string finish = std::to_string(std::stoi(m[1]) + 3);
+  // Killed outright (SIGKILL, a node's crash): the file stays, the kernel let go of the lock.
+  test::Child killed({test::crema_binary(), "train", job.solver, "--resume", "--set", "display=1"},
+                     job.dir / "killed.log");
+  REQUIRE(killed.wait_for_log("Iteration " + std::string(m[1]) + ",", 60));
+  killed.signal(SIGKILL);
+  killed.wait();
+  CHECK(fs::exists(lock));
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --resume --set max_iter=" + finish));
+  CHECK_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK(resumed.output.find("Optimization Done.") != std::string::npos);
+  CHECK_MESSAGE(resumed.output.find(lock + " was left by a run that ended without letting go of it (crema train " +
+                                    job.solver + ", pid " + std::to_string(killed.pid())) != std::string::npos,
+                resumed.output);
+  CHECK_FALSE(fs::exists(lock));
 }
 
 TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot, the resumed run tests again exactly") {

@@ -297,17 +297,38 @@ TEST_CASE("keep_events_before cuts an events file back to a step, a record cut s
   const std::string before_ten = whole.substr(0, whole.size() - ten.size() - fifteen.size());
   CHECK(io::keep_events_before(path, 16) == 0);  // nothing at 16 or later: untouched
   CHECK(test::read_file(path) == whole);
-  // A kill in the middle of a record leaves part of one.
-  test::write_file(path, whole + fifteen.substr(0, 9));
-  CHECK(io::keep_events_before(path, 10) == 3);  // 10, 15 and the part
-  CHECK(test::read_file(path) == before_ten);
+  // A kill in the middle of a record leaves part of one: of its header, all of the header
+  // (whose checksum then holds) and part of the event, all but the event's checksum.
+  for (const size_t part : {size_t{9}, size_t{12}, size_t{13}, size_t{15}, size_t{20}, fifteen.size() - 1}) {
+    INFO("a record cut after " << part << " bytes");
+    test::write_file(path, whole + fifteen.substr(0, part));
+    CHECK(io::keep_events_before(path, 16) == 1);  // only the part
+    CHECK(test::read_file(path) == whole);
+    test::write_file(path, whole + fifteen.substr(0, part));
+    CHECK(io::keep_events_before(path, 10) == 3);  // 10, 15 and the part
+    CHECK(test::read_file(path) == before_ten);
+  }
   CHECK(io::keep_events_before(path, 10) == 0);
-  // A record whose bytes changed is where a reader stops: it and the rest go.
-  std::string damaged = before_ten + ten;
-  damaged[before_ten.size() + 20] ^= 0x01;
-  test::write_file(path, damaged);
-  CHECK(io::keep_events_before(path, 100) == 1);
-  CHECK(test::read_file(path) == before_ten);
+  // A record whose bytes changed with all of them there is damage, not a kill's cut: the
+  // events after it may be good, so the file is left as it is.
+  for (const size_t at : {size_t{3}, size_t{10}, size_t{20}, ten.size() - 2}) {
+    INFO("a byte changed at " << at);
+    std::string damaged = before_ten + ten + fifteen;
+    damaged[before_ten.size() + at] ^= 0x01;
+    test::write_file(path, damaged);
+    std::string error;
+    try {
+      io::keep_events_before(path, 12);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    CHECK_MESSAGE(error.find("is damaged at byte " + std::to_string(before_ten.size()) + " (") != std::string::npos,
+                  error);
+    CHECK(test::read_file(path) == damaged);
+  }
+  test::write_file(path, before_ten);
+  // The rewrite's temporary name has no "tfevents" in it (TensorBoard would read it).
+  CHECK(io::regular_file_names(dir.path().string()).size() == 1);
   // Nothing left before the step but the version and SessionLog events: the file goes.
   CHECK(io::keep_events_before(path, 0) == 4);
   CHECK_FALSE(fs::exists(path));

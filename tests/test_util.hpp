@@ -140,7 +140,8 @@ class Child {
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     int ends[2] = {-1, -1};
-    if (output == Output::closed_pipe && ::pipe(ends) == 0) {
+    if (output == Output::closed_pipe && ::pipe(ends) != 0) return;  // pid() -1: the test fails
+    if (output == Output::closed_pipe) {
       posix_spawn_file_actions_adddup2(&fa, ends[1], 1);
       posix_spawn_file_actions_addclose(&fa, ends[0]);
       posix_spawn_file_actions_addclose(&fa, ends[1]);
