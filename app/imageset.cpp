@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "app/signals.hpp"
+#include "datasets/cifar.hpp"
 #include "datasets/epoch_sampler.hpp"
 #include "datasets/image_source.hpp"
 #include "datasets/list_file.hpp"
@@ -66,6 +67,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
                       "'" + opt.output +
                           "' already exists; convert-imageset writes a new LMDB directory and overwrites "
                           "nothing: remove it or choose another name");
+  install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, and remove the draft
   io::LmdbDrafts db({opt.output});  // moved to opt.output only once complete
   if (opt.shuffle) {
     // A seed from the clock is printed, so that the order can be made again with --seed.
@@ -83,7 +85,6 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
 
   const int channels = opt.gray ? 1 : 3;
   size_t count = 0, skipped = 0;
-  install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, and remove the draft
   for (size_t i = 0; i < entries.size(); ++i) {
     if (poll_signal_action() == Solver::Action::Stop)
       throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
@@ -125,6 +126,77 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   if (skipped > 0)
     spdlog::warn("{} of {} listed images could not be read and were skipped (see above)", skipped, entries.size());
   spdlog::info("Wrote {} {} records to {}", count, opt.encoded ? "encoded" : "raw", opt.output);
+  return 0;
+}
+
+int convert_cifar(const ConvertCifarOptions& opt) {
+  std::vector<std::string> inputs;
+  for (int k = 1; k <= 5; ++k)
+    inputs.push_back((fs::path(opt.input) / ("data_batch_" + std::to_string(k) + ".bin")).string());
+  inputs.push_back((fs::path(opt.input) / "test_batch.bin").string());
+  if (!opt.db_type.empty() && opt.db_type != "lmdb")
+    throw ConfigError(Mark{}, "", "db_type '" + opt.db_type + "': crema writes LMDB only (give lmdb, or leave it out)");
+  std::error_code ec;
+  for (const std::string& file : inputs) {
+    if (!fs::is_regular_file(file, ec))
+      throw ConfigError(Mark{}, "",
+                        "'" + file + "' " + (fs::exists(file, ec) ? "is not a file" : "does not exist") +
+                            "; give the folder of CIFAR-10's binary batches (data_batch_1.bin … data_batch_5.bin, "
+                            "test_batch.bin: what cifar-10-binary.tar.gz unpacks to, cifar-10-batches-bin)");
+    // Before anything is written: a wrong last file would otherwise show after 50,000 records.
+    if (const std::string problem = cifar10_batch_size_problem(file); !problem.empty())
+      throw ConfigError(Mark{}, "", problem);
+  }
+  const std::string train_db = (fs::path(opt.output) / "cifar10_train_lmdb").string(),
+                    test_db = (fs::path(opt.output) / "cifar10_test_lmdb").string();
+  for (const std::string& db : {train_db, test_db})
+    if (fs::exists(db, ec))
+      throw ConfigError(Mark{}, "",
+                        "'" + db +
+                            "' already exists; convert-cifar writes new LMDB directories and overwrites "
+                            "nothing: remove it or choose another output folder");
+  install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, and remove the drafts
+  const bool made = !fs::exists(opt.output, ec);
+  fs::create_directories(opt.output, ec);
+  if (!fs::is_directory(opt.output, ec))
+    throw ConfigError(Mark{}, "",
+                      "cannot make the output folder '" + opt.output + "'" + (ec ? ": " + ec.message() : ""));
+  // A folder this run made goes again if the run fails (fs::remove takes it only if empty).
+  struct RemoveIfEmpty {
+    std::string folder;
+    bool armed;
+    ~RemoveIfEmpty() {
+      std::error_code ignored;
+      if (armed) fs::remove(folder, ignored);
+    }
+  } made_folder{opt.output, made};
+  io::LmdbDrafts dbs({train_db, test_db});  // both moved into place once complete
+  io::Datum datum;
+  datum.channels = kCifarChannels, datum.height = kCifarSide, datum.width = kCifarSide;
+  size_t written[2] = {0, 0};
+  // Caffe's keys: "%05d" of batch * 10,000 + position for training, the position for testing.
+  const auto write = [&](size_t db, const std::string& file, int first_key) {
+    const std::vector<CifarImage> images = read_cifar10_batch(file);
+    for (size_t i = 0; i < images.size(); ++i) {
+      if (poll_signal_action() == Solver::Action::Stop)
+        throw Error("interrupted in '" + file + "'; nothing was written to '" + opt.output + "'");
+      datum.label = images[i].label;
+      datum.data = images[i].pixels;
+      dbs[db].put(fmt::format("{:05d}", first_key + static_cast<int>(i)), io::encode_datum(datum));
+    }
+    written[db] += images.size();
+  };
+  spdlog::info("Writing Training data");
+  for (int k = 0; k < 5; ++k) {
+    spdlog::info("Training Batch {}", k + 1);
+    write(0, inputs[static_cast<size_t>(k)], k * kCifarBatchImages);
+  }
+  spdlog::info("Writing Testing data");
+  write(1, inputs[5], 0);
+  dbs.publish();
+  made_folder.armed = false;
+  spdlog::info("Wrote {} training images to {} and {} test images to {} (3x32x32, RGB planes as CIFAR-10 stores them)",
+               written[0], train_db, written[1], test_db);
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // Caffe's dataset tools as subcommands:
 //   crema convert-imageset ROOT/ LIST.txt OUT_LMDB   (Caffe's convert_imageset)
+//   crema convert-cifar IN OUT                       (Caffe's convert_cifar_data)
 //   crema compute-mean DB -o mean.binaryproto        (Caffe's compute_image_mean)
-// Both read and write Caffe's encodings (Datum records, a legacy 4-D BlobProto), so
+// They read and write Caffe's encodings (Datum records, a legacy 4-D BlobProto), so
 // their files pass between crema and Caffe's tools both ways.
 #pragma once
 
@@ -21,6 +22,15 @@ struct ConvertImagesetOptions {
   int64_t seed = -1;  // shuffle seed; -1: from the clock (printed, so the order can be repeated)
 };
 int convert_imageset(const ConvertImagesetOptions& opt);
+
+// crema convert-cifar IN OUT   (Caffe's convert_cifar_data): CIFAR-10's binary batches in IN
+// → OUT/cifar10_train_lmdb and OUT/cifar10_test_lmdb.
+struct ConvertCifarOptions {
+  std::string input;    // the folder of data_batch_1.bin … data_batch_5.bin and test_batch.bin
+  std::string output;   // the folder the two LMDBs go into (made if missing)
+  std::string db_type;  // Caffe's third argument: "lmdb" or empty
+};
+int convert_cifar(const ConvertCifarOptions& opt);
 
 struct ComputeMeanOptions {
   std::string db;

@@ -400,6 +400,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->needs(shuffle_flag);  // alone it would be ignored
 
+  crema::app::ConvertCifarOptions cifar;
+  auto* cifar_cmd = app.add_subcommand(
+      "convert-cifar", "Write CIFAR-10's binary batches into a training and a test LMDB (Caffe's convert_cifar_data)");
+  cifar_cmd->add_option("input", cifar.input, "Folder of data_batch_1.bin … data_batch_5.bin and test_batch.bin")
+      ->required();
+  cifar_cmd->add_option("output", cifar.output, "Folder for cifar10_train_lmdb and cifar10_test_lmdb")->required();
+  cifar_cmd->add_option("db_type", cifar.db_type, "lmdb (Caffe's third argument; the only kind crema writes)");
+
   crema::app::ComputeMeanOptions mean;
   auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");
   mean_cmd->add_option("db", mean.db, "LMDB of Datums, or an IDX images file")->required();
@@ -454,10 +462,7 @@ int main(int argc, char** argv) {
     std::cout << crema::app::version_text();
     return 0;
   }
-  if (!app.got_subcommand(train_cmd) && !app.got_subcommand(test_cmd) && !app.got_subcommand(time_cmd) &&
-      !app.got_subcommand(convert_cmd) && !app.got_subcommand(classify_cmd) && !app.got_subcommand(imageset_cmd) &&
-      !app.got_subcommand(mean_cmd) && !app.got_subcommand(preview_cmd) && !app.got_subcommand(device_cmd) &&
-      !app.got_subcommand(extract_cmd)) {
+  if (app.get_subcommands().empty()) {  // no command given
     std::cout << app.help();
     return 2;
   }
@@ -516,6 +521,7 @@ int main(int argc, char** argv) {
       return crema::app::convert(convert);
     }
     if (app.got_subcommand(imageset_cmd)) return crema::app::convert_imageset(imageset);
+    if (app.got_subcommand(cifar_cmd)) return crema::app::convert_cifar(cifar);
     if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
     if (app.got_subcommand(classify_cmd)) {
       classify.weights = split_commas(classify_weights);

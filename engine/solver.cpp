@@ -66,6 +66,14 @@ void append_outputs(MetricsRow& row, const Net& net, const std::vector<double>& 
   }
 }
 
+// "1h05m", "3m20s", "45s": as --time-limit takes it.
+std::string duration_text(double seconds) {
+  const long long t = std::llround(std::max(0.0, seconds));
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
 // A value for a message: "nan", not fmt's "-nan".
 std::string number(float v) { return std::isnan(v) ? "nan" : fmt::format("{:.6g}", v); }
 
@@ -388,6 +396,9 @@ void Solver::step(int iters) {
   auto tick = std::chrono::steady_clock::now();
   int tick_iter = iter_;
   double tick_wait = net_->data_stats().wait_seconds;
+  // For the time left: the pace since this call began, test passes and snapshots included.
+  const auto began = tick;
+  const int began_iter = iter_;
   while (iter_ < stop_iter) {
     UpdateOps(ctx_).clear_param_diffs(*net_);
     if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization)) {
@@ -420,10 +431,12 @@ void Solver::step(int iters) {
         const double wait_ms = 1000 * (data.wait_seconds - tick_wait) / done;
         iter_per_s = done / secs;
         data_wait_ms = wait_ms;
-        spdlog::info("Iteration {} ({:.4g} iter/s, {:.3f}s/{} iters, data wait {:.3g} ms/iter{}), loss = {:.6g}", iter_,
-                     done / secs, secs, done, wait_ms,
-                     data.bad_samples > 0 ? fmt::format(", {} bad samples skipped", data.bad_samples) : "",
-                     smoothed_loss_);
+        const double per_iter = std::chrono::duration<double>(now - began).count() / (iter_ - began_iter);
+        spdlog::info(
+            "Iteration {} ({:.4g} iter/s, {:.3f}s/{} iters, data wait {:.3g} ms/iter{}, {} left), loss = {:.6g}", iter_,
+            done / secs, secs, done, wait_ms,
+            data.bad_samples > 0 ? fmt::format(", {} bad samples skipped", data.bad_samples) : "",
+            duration_text(per_iter * (stop_iter - iter_)), smoothed_loss_);
       } else {
         spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);
       }

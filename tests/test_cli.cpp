@@ -85,6 +85,13 @@ TEST_CASE("training learns, and 30 + resume 30 equals 60 straight, bit for bit")
     ++compared;
   }
   CHECK(compared >= 6);
+  // The display line says how long the run has left, as --time-limit takes a duration.
+  std::smatch left;
+  REQUIRE_MESSAGE(
+      std::regex_search(straight.output, left,
+                        std::regex(R"(Iteration 55 \([^)\n]*ms/iter, (\d+h\d\dm|\d+m\d\ds|\d+s) left\), loss = )")),
+      straight.output);
+  CHECK(std::stoi(left[1]) < 60);  // 5 more toy iterations
   // It really learned: the final test accuracy is far above chance (10%).
   std::smatch m;
   const std::string& out = straight.output;

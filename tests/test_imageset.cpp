@@ -373,3 +373,84 @@ TEST_CASE("training from convert-imageset's LMDBs equals training from the IDX f
   REQUIRE_MESSAGE(centred.status == 0, centred.output);
   CHECK(losses(centred.output) != a);
 }
+
+TEST_CASE("convert-cifar writes CIFAR-10's binary batches as Caffe's convert_cifar_data does") {
+  test::TempDir dir;
+  const std::string in = dir / "cifar-10-batches-bin", out = dir / "out";
+  std::filesystem::create_directories(in);
+  // Three images per training batch, two in the test batch (the real ones hold 10,000 each).
+  const auto image = [](int file, int i) {
+    std::string pixels(3072, '\0');  // (3, 32, 32): R, G, B planes
+    for (size_t k = 0; k < pixels.size(); ++k) pixels[k] = static_cast<char>((k * 7 + file * 31 + i * 13) % 251);
+    return pixels;
+  };
+  const auto label = [](int file, int i) { return (file * 3 + i) % 10; };
+  const auto batch = [&](int file, int count) {
+    std::string bytes;
+    for (int i = 0; i < count; ++i) bytes += static_cast<char>(label(file, i)) + image(file, i);
+    return bytes;
+  };
+  for (int k = 1; k <= 5; ++k) test::write_file(in + "/data_batch_" + std::to_string(k) + ".bin", batch(k, 3));
+  test::write_file(in + "/test_batch.bin", batch(0, 2));
+
+  const auto r = run_crema("convert-cifar " + in + " " + out + " lmdb");  // Caffe's third argument too
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("Wrote 15 training images to " + out + "/cifar10_train_lmdb and 2 test images to " + out +
+                      "/cifar10_test_lmdb") != std::string::npos);
+  const auto train = read_db(out + "/cifar10_train_lmdb"), test = read_db(out + "/cifar10_test_lmdb");
+  // Caffe's keys: batch * 10,000 + position for training, the position for testing.
+  CHECK(keys_of(train) == std::vector<std::string>{"00000", "00001", "00002", "10000", "10001", "10002", "20000",
+                                                   "20001", "20002", "30000", "30001", "30002", "40000", "40001",
+                                                   "40002"});
+  CHECK(keys_of(test) == std::vector<std::string>{"00000", "00001"});
+  for (const Record& rec : train) {
+    const int file = std::stoi(rec.key) / 10000 + 1, i = std::stoi(rec.key) % 10000;
+    INFO(rec.key);
+    CHECK(rec.datum.channels == 3);
+    CHECK(rec.datum.height == 32);
+    CHECK(rec.datum.width == 32);
+    CHECK_FALSE(rec.datum.encoded);
+    CHECK(rec.datum.label == label(file, i));
+    CHECK(rec.datum.data == image(file, i));  // the planes as the file stores them
+  }
+  CHECK(test[1].datum.label == label(0, 1));
+  CHECK(test[1].datum.data == image(0, 1));
+  // The Data layer's reader takes them: compute-mean's per-channel means are the pixels'.
+  const auto mean = run_crema("compute-mean " + out + "/cifar10_test_lmdb -o " + (dir / "mean.binaryproto"));
+  REQUIRE_MESSAGE(mean.status == 0, mean.output);
+  double red = 0;
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 1024; ++k) red += static_cast<unsigned char>(image(0, i)[static_cast<size_t>(k)]);
+  std::smatch m;
+  REQUIRE(std::regex_search(mean.output, m, std::regex(R"(mean_value channel \[0\]: ([0-9.]+))")));
+  CHECK(std::stod(m[1]) == doctest::Approx(red / 2048).epsilon(1e-5));
+
+  // Mistakes, each refused before anything is written.
+  const auto again = run_crema("convert-cifar " + in + " " + out);
+  CHECK(again.status == 2);
+  CHECK(again.output.find("'" + out + "/cifar10_train_lmdb' already exists") != std::string::npos);
+  std::filesystem::rename(in + "/test_batch.bin", dir / "test_batch.bin");
+  const auto missing = run_crema("convert-cifar " + in + " " + (dir / "out2"));
+  CHECK(missing.status == 2);
+  CHECK(
+      missing.output.find("'" + in + "/test_batch.bin' does not exist; give the folder of CIFAR-10's binary batches") !=
+      std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "out2"));
+  // CIFAR-100's records (coarse and fine label bytes), found by size before anything is written.
+  test::write_file(in + "/test_batch.bin", std::string(3074 * 2, '\1'));
+  const auto hundred = run_crema("convert-cifar " + in + " " + (dir / "out3"));
+  CHECK(hundred.status == 2);
+  CHECK(hundred.output.find("(they are of 3,074-byte ones, CIFAR-100's, which crema does not convert)") !=
+        std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "out3"));
+  // A label above 9 shows only once the test batch is read, after the training records: the
+  // drafts and the folder this run made go again.
+  test::write_file(in + "/test_batch.bin", batch(0, 1) + static_cast<char>(10) + image(0, 1));
+  const auto ten = run_crema("convert-cifar " + in + " " + (dir / "out4"));
+  CHECK(ten.status == 1);
+  CHECK(ten.output.find("'" + in + "/test_batch.bin' record 1 (byte 3073) has label 10") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "out4"));
+  const auto leveldb = run_crema("convert-cifar " + in + " " + (dir / "out5") + " leveldb");
+  CHECK(leveldb.status == 2);
+  CHECK(leveldb.output.find("db_type 'leveldb': crema writes LMDB only") != std::string::npos);
+}
