@@ -154,7 +154,8 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
   };
   CLI::App* sub = nullptr;
   std::string config_positional;  // a config file given without --model (crema time lenet.yaml)
-  bool model_given = false;
+  bool model_given = false, solver_given = false;
+  int positionals = 0;  // after the command
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") break;
@@ -165,6 +166,7 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       const std::string name = arg[1] == '-' ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
       if (name == "-h" || name == "--help") continue;
       model_given |= name == "--model";
+      solver_given |= sub && name == "--solver";
       if (const CLI::Option* o = at.get_option_no_throw(name)) {
         // Its value is the next argument, whatever it looks like (--set -x, --log -f).
         if (o->get_items_expected_min() > 0 && name.size() == arg.size()) ++i;  // not a flag
@@ -190,10 +192,18 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
                list + " ('crema --help' describes them)";
       }
       sub = app.get_subcommand(arg);
-    } else if (config_positional.empty() && crema::io::config_format_for(arg)) {
-      config_positional = arg;
+    } else {
+      ++positionals;
+      if (config_positional.empty() && crema::io::config_format_for(arg)) config_positional = arg;
     }
   }
+  // train's solver: positional or --solver (Caffe's spelling), once.
+  if (sub && sub->get_name() == "train" && (positionals + solver_given != 1))
+    return positionals + solver_given == 0
+               ? "crema train: give the solver config: crema train SOLVER.yaml (or --solver SOLVER.yaml)"
+               : "crema train: the solver is given " +
+                     std::string(solver_given ? "both as an argument and with --solver" : "more than once") +
+                     "; give it once: crema train SOLVER.yaml (or --solver SOLVER.yaml)";
   if (sub && !model_given && !config_positional.empty() && sub->get_option_no_throw("--model"))
     return "crema " + sub->get_name() + ": give the net with --model (crema " + sub->get_name() + " --model " +
            config_positional + " …)";

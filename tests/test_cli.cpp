@@ -462,6 +462,17 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("unknown option '--snapshto' (did you mean '--snapshot'?)") != std::string::npos,
                 r.output);
+  // train's solver, given twice or not at all (CLI11 said "--solver: At Most 1 required but received 2").
+  r = test::run(crema_cmd("train " + job.solver + " --solver " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema train: the solver is given both as an argument and with --solver; give it once: "
+                              "crema train SOLVER.yaml (or --solver SOLVER.yaml)") != std::string::npos,
+                r.output);
+  r = test::run(crema_cmd("train --set max_iter=5"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema train: give the solver config: crema train SOLVER.yaml (or --solver "
+                              "SOLVER.yaml)") != std::string::npos,
+                r.output);
   r = test::run(crema_cmd("trian " + job.solver));
   CHECK(r.status == 2);
   CHECK_MESSAGE(
