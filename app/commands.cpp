@@ -96,6 +96,29 @@ std::string run_holder(const std::string& solver) {
   return fmt::format("crema train {}, pid {} on host {}, started {}", solver, ::getpid(), host, started);
 }
 
+// Snapshot files a killed run left unfinished under the prefix ("<prefix>_iter_<N>.caffemodel.h5
+// .tmp-<pid>": checkpoints are written to a temporary name and renamed when complete). Called with
+// the prefix locked, when no other run can be writing them; one per preemption during a
+// snapshot would otherwise pile up, each as large as the model.
+void remove_unfinished_snapshots(const std::string& prefix) {
+  const fs::path dir = fs::path(prefix).parent_path();
+  const std::string base = fs::path(prefix).filename().string();
+  for (const std::string& name : io::regular_file_names(dir.string())) {
+    const size_t tmp = name.rfind(".tmp-");
+    if (tmp == std::string::npos || tmp + 5 == name.size() ||
+        name.find_first_not_of("0123456789", tmp + 5) != std::string::npos)
+      continue;
+    const auto snapshot = io::parse_snapshot_name(name.substr(0, tmp));
+    if (!snapshot || snapshot->prefix != base) continue;
+    std::error_code size_ec, ec;
+    const fs::path path = dir / name;
+    const auto bytes = fs::file_size(path, size_ec);
+    if (fs::remove(path, ec))
+      spdlog::info("Removed {} ({:.1f} MiB), a snapshot file a killed run left unfinished", path.string(),
+                   size_ec ? 0.0 : static_cast<double>(bytes) / (1 << 20));
+  }
+}
+
 // The solver's precision on a context, as training would use it; TF32 exists on a GPU
 // only, so on the CPU such a net runs in FP32 (`doing`: "testing", "timing").
 void apply_solver_precision(Context& ctx, const SolverSpec& solver, const std::string& doing) {
@@ -424,6 +447,7 @@ int train(const TrainOptions& opt) {
   if (!lock.left_by().empty())
     spdlog::info("{} was left by a run that ended without letting go of it ({}); taken over", lock.path(),
                  lock.left_by());
+  if (lock.state() == io::FileLock::State::held) remove_unfinished_snapshots(prefix);
   auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
   // This run's --set arguments and device, for the commands printed to the user; a command
   // that sets its own snapshot_prefix leaves the run's out.

@@ -323,9 +323,20 @@ TEST_CASE("one run per snapshot_prefix: a second is refused while the first trai
   killed.signal(SIGKILL);
   killed.wait();
   CHECK(fs::exists(lock));
+  // A kill in the middle of a snapshot leaves its temporary file; only this prefix's go.
+  const std::string unfinished = job.dir / "snap/toy_iter_77.caffemodel.h5.tmp-12345",
+                    other_prefix = job.dir / "snap/toy_2_iter_77.caffemodel.h5.tmp-12345",
+                    not_temp = job.dir / "snap/toy_iter_77.caffemodel.h5.tmp-x";
+  for (const std::string& f : {unfinished, other_prefix, not_temp}) test::write_file(f, std::string(2 << 20, 'w'));
   const auto resumed = test::run(crema_cmd("train " + job.solver + " --resume --set max_iter=" + finish));
   CHECK_MESSAGE(resumed.status == 0, resumed.output);
   CHECK(resumed.output.find("Optimization Done.") != std::string::npos);
+  CHECK_MESSAGE(resumed.output.find("Removed " + unfinished +
+                                    " (2.0 MiB), a snapshot file a killed run left unfinished") != std::string::npos,
+                resumed.output);
+  CHECK_FALSE(fs::exists(unfinished));
+  CHECK(fs::exists(other_prefix));
+  CHECK(fs::exists(not_temp));
   CHECK_MESSAGE(resumed.output.find(lock + " was left by a run that ended without letting go of it (crema train " +
                                     job.solver + ", pid " + std::to_string(killed.pid())) != std::string::npos,
                 resumed.output);
