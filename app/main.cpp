@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
             crema::app::SignalEffects effects;
-            return crema::app::apply_signal_effects(v, effects);
+            return crema::app::apply_signal_effects(split_commas({v}), effects);
           },
           "", "SIG=EFFECT"));
   train_cmd->add_flag("--resume", train.resume,
@@ -504,11 +504,9 @@ int main(int argc, char** argv) {
       if (train_level_opt->count() > 0) train.level = train_level;
       if (!sigint_effect.empty()) signal_effects.push_back("INT=" + sigint_effect);
       if (!sighup_effect.empty()) signal_effects.push_back("HUP=" + sighup_effect);
-      if (!signal_effects.empty())
-        if (const std::string why = crema::app::apply_signal_effects(fmt::format("{}", fmt::join(signal_effects, ",")),
-                                                                     train.signal_effects);
-            !why.empty())
-          throw crema::ConfigError(crema::Mark{}, "--signal-effect", why);
+      if (const std::string why = crema::app::apply_signal_effects(split_commas(signal_effects), train.signal_effects);
+          !why.empty())
+        throw crema::ConfigError(crema::Mark{}, "--signal-effect", why);
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {

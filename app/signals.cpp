@@ -37,14 +37,8 @@ void on_signal(int sig) {
     ::_exit(130);
   }
 }
-}  // namespace
 
-SignalEffects default_signal_effects() {
-  SignalEffects effects;
-  for (const auto& [sig, name] : kSignals) effects[sig] = sig == SIGHUP ? SignalEffect::snapshot : SignalEffect::stop;
-  return effects;
-}
-
+// "stop", "snapshot" or "none".
 bool parse_signal_effect(const std::string& text, SignalEffect& effect) {
   if (text == "stop")
     effect = SignalEffect::stop;
@@ -57,22 +51,27 @@ bool parse_signal_effect(const std::string& text, SignalEffect& effect) {
   return true;
 }
 
+}  // namespace
+
+SignalEffects default_signal_effects() {
+  SignalEffects effects;
+  for (const auto& [sig, name] : kSignals) effects[sig] = sig == SIGHUP ? SignalEffect::snapshot : SignalEffect::stop;
+  return effects;
+}
+
 std::string signal_name(int sig) {
   for (const auto& [s, name] : kSignals)
     if (s == sig) return name;
   return "signal " + std::to_string(sig);
 }
 
-std::string apply_signal_effects(const std::string& text, SignalEffects& effects) {
+std::string apply_signal_effects(const std::vector<std::string>& items, SignalEffects& effects) {
   SignalEffects changed = effects;
   std::vector<int> given;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
+  for (const std::string& written : items) {
     std::string item;  // "USR1=snapshot, TERM=stop": the spaces go
-    for (const char c : text.substr(start, comma - start))
+    for (const char c : written)
       if (!std::isspace(static_cast<unsigned char>(c))) item += c;
-    start = comma + 1;
     const size_t eq = item.find('=');
     if (eq == std::string::npos) return "'" + item + "' is not SIGNAL=EFFECT (e.g. USR1=snapshot)";
     std::string name = item.substr(0, eq);

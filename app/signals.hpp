@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "engine/solver.hpp"
 
@@ -21,11 +22,10 @@ enum class SignalEffect { stop, snapshot, none };
 using SignalEffects = std::map<int, SignalEffect>;
 SignalEffects default_signal_effects();
 
-// "stop", "snapshot" or "none".
-bool parse_signal_effect(const std::string& text, SignalEffect& effect);
-// Applies "USR1=snapshot,TERM=stop" (names with or without "SIG", any case); returns what is
-// wrong with it, or "" (and leaves `effects` as it was then).
-std::string apply_signal_effects(const std::string& text, SignalEffects& effects);
+// Applies items such as "USR1=snapshot" and "sigterm = stop" (names with or without "SIG", any
+// case; the command line's comma lists already split); returns what is wrong with them, or ""
+// (and leaves `effects` as it was then).
+std::string apply_signal_effects(const std::vector<std::string>& items, SignalEffects& effects);
 // "SIGUSR1".
 std::string signal_name(int sig);
 
