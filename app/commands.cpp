@@ -104,11 +104,9 @@ void remove_unfinished_snapshots(const std::string& prefix) {
   const fs::path dir = fs::path(prefix).parent_path();
   const std::string base = fs::path(prefix).filename().string();
   for (const std::string& name : io::regular_file_names(dir.string())) {
-    const size_t tmp = name.rfind(".tmp-");
-    if (tmp == std::string::npos || tmp + 5 == name.size() ||
-        name.find_first_not_of("0123456789", tmp + 5) != std::string::npos)
-      continue;
-    const auto snapshot = io::parse_snapshot_name(name.substr(0, tmp));
+    const auto target = io::temp_name_target(name);
+    if (!target) continue;
+    const auto snapshot = io::parse_snapshot_name(*target);
     if (!snapshot || snapshot->prefix != base) continue;
     std::error_code size_ec, ec;
     const fs::path path = dir / name;

@@ -86,6 +86,14 @@ std::string temp_name_for(const std::string& path) {
   return path + ".tmp-" + std::to_string(::getpid());
 }
 
+std::optional<std::string> temp_name_target(const std::string& name) {
+  const size_t tmp = name.rfind(".tmp-");
+  if (tmp == std::string::npos || tmp + 5 == name.size() ||
+      name.find_first_not_of("0123456789", tmp + 5) != std::string::npos)
+    return std::nullopt;
+  return name.substr(0, tmp);
+}
+
 void commit_file(const std::string& tmp_path, const std::string& path) {
   // Flush the file's blocks before the rename makes it visible under its real name.
   const int fd = ::open(tmp_path.c_str(), O_RDONLY);

@@ -33,6 +33,9 @@ std::optional<std::string> missing_folder(const std::string& path);
 std::vector<std::string> regular_file_names(const std::string& folder);
 // The two halves of write_atomically, for writers that keep a file open for a while.
 std::string temp_name_for(const std::string& path);
+// The name a temp_name_for name stands for (`name` without its ".tmp-PID"), or nothing when
+// `name` is not one: how a later run recognises what a killed writer left.
+std::optional<std::string> temp_name_target(const std::string& name);
 void commit_file(const std::string& tmp_path, const std::string& path);
 
 // An exclusive advisory lock (flock) on `path`, made if need be, held while the object lives.

@@ -77,6 +77,12 @@ TEST_CASE("weights round-trip in Caffe's layout, shared copies written once") {
   const std::string path = dir / "w.caffemodel.h5";
   io::save_weights(net, path);
   CHECK_FALSE(fs::exists(io::temp_name_for(path)));  // the temporary was renamed away
+  // A later run knows such a temporary by its name, and only by the whole suffix.
+  CHECK(io::temp_name_target(fs::path(io::temp_name_for(path)).filename().string()) == "w.caffemodel.h5");
+  CHECK(io::temp_name_target("a.tmp-1.h5") == std::nullopt);
+  CHECK(io::temp_name_target("a.tmp-") == std::nullopt);
+  CHECK(io::temp_name_target("a.tmp-12x") == std::nullopt);
+  CHECK(io::temp_name_target("a.h5") == std::nullopt);
 
   io::H5File f(path, io::H5File::Mode::Read);
   CHECK(f.exists("data/data"));  // parameter-free layers get an empty group

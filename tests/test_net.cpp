@@ -595,6 +595,24 @@ TEST_CASE("net: propagate_down false stops the gradient into that bottom") {
                        ConfigError);
 }
 
+TEST_CASE("net: propagate_down true on a loss layer's labels is refused in a training net, by layer and bottom") {
+  // Caffe builds this net and aborts at the first backward pass; a test net never runs one.
+  const std::string yaml =
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [data, label], input_param: {shape: [{dim: [2, 3]}, {dim: [2]}]}}\n"
+      "- {name: ip, type: InnerProduct, bottom: data, top: p, inner_product_param: {num_output: 3}}\n"
+      "- {name: loss, type: SoftmaxWithLoss, bottom: [p, label], top: loss, propagate_down: [true, true]}\n";
+  CHECK_THROWS_WITH_AS(build(yaml), doctest::Contains("(loss): propagate_down is true for bottom 1 (label)"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(build(yaml), doctest::Contains("SoftmaxWithLoss layer computes no gradient for that input"),
+                       ConfigError);
+  CHECK_NOTHROW(build(yaml, NetState{Phase::TEST, 0, {}}));
+  std::string allowed = yaml;
+  allowed.replace(allowed.find("[true, true]"), 12, "[true, false]");
+  CHECK_NOTHROW(build(allowed));
+}
+
 TEST_CASE("net: lr_mult 0 freezes a parameter: no gradient is computed for it") {
   auto b = build(
       "name: n\n"
