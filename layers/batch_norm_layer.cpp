@@ -184,6 +184,9 @@ bool BatchNormLayer::backward_blocked(const BlobVec& top, const BlobVec& bottom)
 }
 
 void BatchNormLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
+  // An empty batch (a Filter that kept no item) has no statistics: dividing by its 0 values
+  // would make the running estimates NaN for good, so they stay as they were.
+  if (bottom[0]->count() == 0) return;
   if (!use_onednn_ && forward_blocked(bottom, top)) return;
   const size_t C = static_cast<size_t>(channels_);
   const float* x = bottom[0]->cpu_data();  // x: (N, C, S)
@@ -242,6 +245,7 @@ cuda::BatchNormShape gpu_shape(const AxisBroadcast& layout, const BatchNormParam
 }  // namespace
 
 void BatchNormLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
+  if (bottom[0]->count() == 0) return;  // as forward_cpu
   const cuda::CudaContext& cc = *ctx.cuda();
   const cuda::BatchNormShape s = gpu_shape(layout_, params_);
   const size_t C = static_cast<size_t>(channels_);

@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "engine/error.hpp"
+#include "gpu_test_util.hpp"
 #include "layer_test_util.hpp"
 
 using namespace crema;
@@ -228,4 +229,30 @@ TEST_CASE("BatchNorm statistics stay exact for a large mean and a small spread")
   for (int n = 0; n < 8; ++n)
     for (int s = 0; s < 36; ++s) sq += static_cast<double>(ys[(n * 3) * 36 + s]) * ys[(n * 3) * 36 + s];
   CHECK(sq / 288 == doctest::Approx(1.0).epsilon(1e-3));
+}
+
+namespace {
+// The running statistics after a full batch and then an empty one (a Filter that kept
+// no item) on ctx: the empty batch must leave them as the full one left them.
+void check_empty_batch_keeps_statistics(Context& ctx) {
+  auto t = test::make_layer("{type: BatchNorm, batch_norm_param: {moving_average_fraction: 0.5}}");
+  Blob x = two_channels(), y;
+  t.layer->setup(ctx, {&x}, {&y});
+  t.layer->forward(ctx, {&x}, {&y});
+  Blob empty({0, 2, 2}), out;
+  t.layer->reshape({&empty}, {&out});
+  t.layer->forward(ctx, {&empty}, {&out});
+  CHECK(out.count() == 0);
+  check_values(*t.layer->blobs()[0], {4, 1});
+  check_values(*t.layer->blobs()[1], {5 * 4.f / 3, 4.f / 3});
+  check_values(*t.layer->blobs()[2], {1});
+}
+}  // namespace
+
+TEST_CASE("BatchNorm on an empty batch keeps its running statistics, on the CPU and the GPU") {
+  Context cpu(1);
+  check_empty_batch_keeps_statistics(cpu);
+  SKIP_WITHOUT_DEVICE();
+  auto gpu = Context::gpu(0, 1);
+  check_empty_batch_keeps_statistics(*gpu);
 }

@@ -334,6 +334,12 @@ TEST_CASE("GPU math: gemm, gemv, dot and asum follow the row-major CPU contract"
     cpu_gemv(trans, 3, 4, 2.f, a.cpu_data(), (trans ? x3 : x4).cpu_data(), 0.5f, expected.data());
     finish(*gpu_ctx);
     check_near(y.cpu_data(), expected.data(), out, "y", 1e-6, 1.0);
+    // An empty sum (no columns, or no rows with trans_a) leaves y = beta * y, as BLAS does.
+    y.set_data(4.f);
+    cuda::gpu_gemv(c, trans, trans ? 0 : 3, trans ? 4 : 0, 2.f, a.gpu_data(), x4.gpu_data(), 0.5f,
+                   y.mutable_gpu_data());
+    finish(*gpu_ctx);
+    for (int i = 0; i < out; ++i) CHECK(y.cpu_data()[i] == 2.f);
   }
   // c (3, 2) = a (3, 4) · b (4, 2), and cᵀ-shaped products with both operands transposed.
   Blob prod({3, 2});

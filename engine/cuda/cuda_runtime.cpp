@@ -84,16 +84,26 @@ void require_device(int id) {
 
 namespace {
 
+// For calls whose failure changes nothing for crema (a free, restoring the current device):
+// their error must not stay in the runtime's last-error slot, where the next launch check
+// would report it as that kernel's.
+void discard_error(cudaError_t e) noexcept {
+  if (e != cudaSuccess) cudaGetLastError();
+}
+
 // Makes `device` current for one scope; device memory calls act on the current device.
 class DeviceGuard {
  public:
+  // A failure here is left to the call that needs the device to report.
   explicit DeviceGuard(int device) {
-    if (cudaGetDevice(&previous_) == cudaSuccess && previous_ != device) {
-      if (cudaSetDevice(device) == cudaSuccess) switched_ = true;
-    }
+    const cudaError_t got = cudaGetDevice(&previous_);
+    discard_error(got);
+    if (got != cudaSuccess || previous_ == device) return;
+    switched_ = cudaSetDevice(device) == cudaSuccess;
+    if (!switched_) cudaGetLastError();
   }
   ~DeviceGuard() {
-    if (switched_) cudaSetDevice(previous_);
+    if (switched_) discard_error(cudaSetDevice(previous_));
   }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;
@@ -118,7 +128,7 @@ CachingAllocator::Backend device_backend(int device) {
   };
   b.free = [device](void* p) {
     DeviceGuard guard(device);
-    cudaFree(p);  // during exit the runtime may be gone already; nothing to do then
+    discard_error(cudaFree(p));  // during exit the runtime may be gone already; nothing to do then
   };
   b.describe = [device]() -> std::string {
     DeviceGuard guard(device);
@@ -194,7 +204,7 @@ void free_device(void* p, int device) noexcept {
     a->deallocate(p);
   } else {  // not from alloc_device
     DeviceGuard guard(owner);
-    cudaFree(p);
+    discard_error(cudaFree(p));
   }
 }
 
@@ -226,7 +236,7 @@ void* alloc_pinned(size_t bytes) {
   return p;
 }
 void free_pinned(void* p) noexcept {
-  if (p) cudaFreeHost(p);
+  if (p) discard_error(cudaFreeHost(p));
 }
 
 void* alloc_device_uncached(size_t bytes) {
@@ -237,7 +247,7 @@ void* alloc_device_uncached(size_t bytes) {
 void free_device_uncached(void* p, int device) noexcept {
   if (!p) return;
   DeviceGuard guard(device);
-  cudaFree(p);
+  discard_error(cudaFree(p));
 }
 
 void* create_stream(int device) {
@@ -332,7 +342,7 @@ std::vector<DeviceInfo> query_devices(int id) {
       info.free_memory = free_bytes;
       info.kernels_supported = probe_kernel_image(info.major, info.minor, &info.kernels);
     }
-    cudaSetDevice(previous);
+    discard_error(cudaSetDevice(previous));
     out.push_back(std::move(info));
   }
   return out;

@@ -63,7 +63,12 @@ void gpu_gemm(const CudaContext& ctx, bool trans_a, bool trans_b, int m, int n, 
 
 void gpu_gemv(const CudaContext& ctx, bool trans_a, int m, int n, float alpha, const float* a, const float* x,
               float beta, float* y) {
-  if (m <= 0 || n <= 0) return;
+  const int y_count = trans_a ? n : m, summed = trans_a ? m : n;
+  if (y_count <= 0) return;
+  if (summed <= 0) {  // an empty sum: y = beta * y, as BLAS (cuBLAS would refuse lda = 0)
+    if (beta == 0.f) return gpu_set(ctx, y_count, 0.f, y);
+    return gpu_scal(ctx, y_count, beta, y);
+  }
   // The row-major A (M,N) read column-major is Aᵀ (N,M) with lda = N: A·x is a
   // transposed column-major product, Aᵀ·x a plain one.
   const cublasOperation_t op = trans_a ? CUBLAS_OP_N : CUBLAS_OP_T;

@@ -71,6 +71,12 @@ struct CudnnConvolution::Impl {
     return on_input ? input.get() : output.get();
   }
 
+  // Every call but prepare() runs the descriptors and algorithms of one prepared shape; after a
+  // prepare() that threw they describe none.
+  void require_prepared() const {
+    if (!prepared) throw Error("a cuDNN convolution was run before its shape was prepared (or after that failed)");
+  }
+
   // The descriptor in the math type `math` was chosen with.
   cudnnConvolutionDescriptor_t conv_in(cudnnMathType_t math) {
     CREMA_CUDA_CHECK(cudnnSetConvolutionMathType(conv.get(), math));
@@ -153,6 +159,7 @@ void CudnnConvolution::prepare(const CudaContext& ctx, const ConvShape& s, size_
 
 void CudnnConvolution::forward(const CudaContext& ctx, const float* input, const float* filter, float* output) {
   Impl& m = *impl_;
+  m.require_prepared();
   CREMA_CUDA_CHECK(cudnnConvolutionForward(cudnn_handle(ctx), &kOne, m.input.get(), input, m.filter.get(), filter,
                                            m.conv_in(m.fwd.math), m.fwd.algo, ctx.workspace(m.workspace_bytes),
                                            m.workspace_bytes, &kZero, m.output.get(), output));
@@ -161,6 +168,7 @@ void CudnnConvolution::forward(const CudaContext& ctx, const float* input, const
 void CudnnConvolution::backward_data(const CudaContext& ctx, const float* output_diff, const float* filter,
                                      float* input_diff) {
   Impl& m = *impl_;
+  m.require_prepared();
   CREMA_CUDA_CHECK(cudnnConvolutionBackwardData(
       cudnn_handle(ctx), &kOne, m.filter.get(), filter, m.output.get(), output_diff, m.conv_in(m.bwd_data.math),
       m.bwd_data.algo, ctx.workspace(m.workspace_bytes), m.workspace_bytes, &kZero, m.input.get(), input_diff));
@@ -169,6 +177,7 @@ void CudnnConvolution::backward_data(const CudaContext& ctx, const float* output
 void CudnnConvolution::backward_filter(const CudaContext& ctx, const float* input, const float* output_diff,
                                        float* filter_diff) {
   Impl& m = *impl_;
+  m.require_prepared();
   // beta 1: parameter gradients accumulate over bottoms and iterations (the solver zeroes them).
   CREMA_CUDA_CHECK(cudnnConvolutionBackwardFilter(
       cudnn_handle(ctx), &kOne, m.input.get(), input, m.output.get(), output_diff, m.conv_in(m.bwd_filter.math),
@@ -177,12 +186,14 @@ void CudnnConvolution::backward_filter(const CudaContext& ctx, const float* inpu
 
 void CudnnConvolution::add_bias(const CudaContext& ctx, bool on_input, const float* bias, float* top) {
   Impl& m = *impl_;
+  m.require_prepared();
   const cudnnTensorDescriptor_t top_desc = m.describe_bias(on_input);
   CREMA_CUDA_CHECK(cudnnAddTensor(cudnn_handle(ctx), &kOne, m.bias.get(), bias, &kOne, top_desc, top));
 }
 
 void CudnnConvolution::backward_bias(const CudaContext& ctx, bool on_input, const float* top_diff, float* bias_diff) {
   Impl& m = *impl_;
+  m.require_prepared();
   const cudnnTensorDescriptor_t top_desc = m.describe_bias(on_input);
   CREMA_CUDA_CHECK(
       cudnnConvolutionBackwardBias(cudnn_handle(ctx), &kOne, top_desc, top_diff, &kOne, m.bias.get(), bias_diff));
