@@ -494,6 +494,19 @@ int train(const TrainOptions& opt) {
       }
 
   Solver solver(spec, net_spec, *ctx);
+  // Room for one snapshot (the weights, and the solver state with its history), checked once:
+  // a cluster job learns at its start, not hours later at its first snapshot, that the disk
+  // cannot take one. Only a warning: space may be freed meanwhile.
+  if (spec.snapshot > 0 || spec.snapshot_after_train) {
+    const double needed = 4.0 * static_cast<double>(solver.net().num_parameters() * (spec.snapshot_diff ? 2 : 1) +
+                                                    solver.history_count());
+    const std::string dir = fs::path(prefix).parent_path().string();
+    if (const auto left = io::free_bytes(dir); left && static_cast<double>(*left) < needed)
+      spdlog::warn(
+          "snapshot_prefix: the file system of '{}' has {:.1f} MiB free, less than a snapshot of this run needs (about "
+          "{:.1f} MiB of weights and solver state); snapshots will fail unless space is freed",
+          dir.empty() ? "." : dir, static_cast<double>(*left) / (1 << 20), needed / (1 << 20));
+  }
   const std::string config_yaml = io::to_yaml(*root);
   std::string last_state, last_weights;  // the files of the latest snapshot this run wrote
   int last_snapshot_iter = -1;
@@ -529,12 +542,44 @@ int train(const TrainOptions& opt) {
                  "the test pass at iteration " + std::to_string(start_iter) +
                  "), so it made no progress, and a requeued job would do the same; raise --time-limit");
   };
+  // Once the pace is known, whether the limit cuts the run short is said once, so that a job's
+  // owner learns it at the start rather than at the stop. The pace counts from the end of the
+  // first iteration, past setup, the opening test pass and the first step's warm-up (later
+  // test passes in the window count).
+  std::optional<std::pair<double, int>> pace_from;  // (seconds since the start, iteration)
+  bool pace_told = false;
+  const auto tell_pace = [&](double elapsed) {
+    if (pace_told || solver.iter() <= start_iter) return;
+    if (!pace_from) pace_from = {elapsed, solver.iter()};
+    const int done = solver.iter() - pace_from->second;
+    const double spent = elapsed - pace_from->first;
+    if (done < 10 || spent < std::min(30.0, opt.time_limit_s / 20.0)) return;
+    pace_told = true;
+    const double per_iter = spent / done;
+    const double needed = per_iter * (spec.max_iter - solver.iter());
+    const double left = static_cast<double>(opt.time_limit_s) - elapsed;
+    if (needed <= left) {
+      spdlog::info(
+          "--time-limit {}: at {:.3g} s per iteration the {} iterations left take about {}, within the {} left",
+          opt.time_limit, per_iter, spec.max_iter - solver.iter(), duration_text(needed), duration_text(left));
+      return;
+    }
+    spdlog::warn(
+        "--time-limit {}: at {:.3g} s per iteration the {} iterations left take about {}, but the limit comes in {}: "
+        "expect a stop with a snapshot near iteration {} of {} (exit status {}; the same command with --resume "
+        "continues)",
+        opt.time_limit, per_iter, spec.max_iter - solver.iter(), duration_text(needed), duration_text(left),
+        solver.iter() + static_cast<int>(left / per_iter), spec.max_iter, kExitTimeLimit);
+  };
   solver.poll_action = [&]() {
     const Solver::Action action = poll_signal_action();
     if (time_is_up) return Solver::Action::Stop;
     if (action == Solver::Action::Stop || opt.time_limit_s <= 0) return action;
     const double elapsed = seconds_since_start();
-    if (elapsed < static_cast<double>(opt.time_limit_s)) return action;
+    if (elapsed < static_cast<double>(opt.time_limit_s)) {
+      tell_pace(elapsed);
+      return action;
+    }
     if (solver.iter() == start_iter) throw no_progress();
     time_is_up = true;
     spdlog::warn(

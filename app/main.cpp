@@ -28,6 +28,7 @@
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
+#include "io/hdf5.hpp"
 #include "io/job_config.hpp"
 
 namespace {
@@ -213,6 +214,7 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  crema::io::skip_hdf5_exit_cleanup();  // first: a failed write must end in its message, not a crash
   CLI::App app{"crema: train Caffe-style neural networks from YAML or prototxt configs"};
   app.require_subcommand(0, 1);
   bool show_version = false;

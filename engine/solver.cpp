@@ -66,14 +66,6 @@ void append_outputs(MetricsRow& row, const Net& net, const std::vector<double>& 
   }
 }
 
-// "1h05m", "3m20s", "45s": as --time-limit takes it.
-std::string duration_text(double seconds) {
-  const long long t = std::llround(std::max(0.0, seconds));
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
-}
-
 // A value for a message: "nan", not fmt's "-nan".
 std::string number(float v) { return std::isnan(v) ? "nan" : fmt::format("{:.6g}", v); }
 
@@ -83,6 +75,13 @@ constexpr const char* kHiddenNaN =
     "overflow where the output does not)";
 
 }  // namespace
+
+std::string duration_text(double seconds) {
+  const long long t = std::llround(std::max(0.0, seconds));
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
 
 double unix_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -673,6 +672,12 @@ void Solver::snapshot() {
                              "Stopped before the snapshot"));
   }
   if (on_snapshot) on_snapshot(*this);
+}
+
+long long Solver::history_count() const {
+  long long n = 0;
+  for (const auto& h : history_) n += h->count();
+  return n;
 }
 
 SolverState Solver::state() const {

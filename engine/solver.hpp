@@ -123,6 +123,8 @@ struct MetricsRow {
 
 // The clock of MetricsRow::wall_time: seconds since the Unix epoch.
 double unix_seconds();
+// "1h05m", "3m20s", "45s": a duration as --time-limit takes it, for messages.
+std::string duration_text(double seconds);
 
 class Solver {
  public:
@@ -149,6 +151,8 @@ class Solver {
   const std::vector<std::pair<int, float>>& displayed_losses() const { return displayed_; }
 
   SolverState state() const;
+  // Values of update history a snapshot's solver state holds (for its size on disk).
+  long long history_count() const;
   // Throws Error when the state does not fit this solver/net.
   void restore(const SolverState& state);
 

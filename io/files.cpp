@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +80,41 @@ std::optional<std::string> missing_folder(const std::string& path) {
   if (parent.empty() || fs::is_directory(parent, ec)) return std::nullopt;
   return "cannot write '" + path + "': the folder '" + parent.string() +
          "' does not exist; create it or choose another path";
+}
+
+std::optional<unsigned long long> free_bytes(const std::string& folder) {
+  struct statvfs space {};
+  if (::statvfs(folder.empty() ? "." : folder.c_str(), &space) != 0) return std::nullopt;
+  return static_cast<unsigned long long>(space.f_bavail) * space.f_frsize;
+}
+
+std::string write_failure_reason(const std::string& path, int error_number) {
+  std::string why;
+  switch (error_number) {
+    case ENOSPC:
+      why = "the disk is full";
+      break;
+    case EDQUOT:
+      why = "the disk quota is used up";
+      break;
+    case EFBIG:
+      why = "the file grew past the size this process may write (ulimit -f)";
+      break;
+    case EIO:
+      why = "the device reported an input/output error";
+      break;
+    case EROFS:
+      why = "the file system is read-only";
+      break;
+    default:
+      why = "a full disk or a used-up quota?";
+  }
+  if (const auto left = free_bytes(fs::path(path).parent_path().string())) {
+    char free_text[64];
+    std::snprintf(free_text, sizeof free_text, "%.1f MiB", static_cast<double>(*left) / (1 << 20));
+    why += std::string("; ") + free_text + " free there";
+  }
+  return why;
 }
 
 std::string temp_name_for(const std::string& path) {

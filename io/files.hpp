@@ -31,6 +31,13 @@ std::optional<std::string> missing_folder(const std::string& path);
 // The names of the regular files in `folder` ("": the current one), in no set order;
 // none when it cannot be read.
 std::vector<std::string> regular_file_names(const std::string& folder);
+// Bytes an unprivileged process may still write in the file system holding `folder` ("":
+// the current one); nothing when it cannot be told.
+std::optional<unsigned long long> free_bytes(const std::string& folder);
+// Why a write into `path` failed, for a message: the system's reason for `error_number` (the
+// errno the failed write left) where it is one a full or limited disk gives, else a guess,
+// then the space left in the file system of the file's folder.
+std::string write_failure_reason(const std::string& path, int error_number);
 // The two halves of write_atomically, for writers that keep a file open for a while.
 std::string temp_name_for(const std::string& path);
 // The name a temp_name_for name stands for (`name` without its ".tmp-PID"), or nothing when

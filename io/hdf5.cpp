@@ -1,10 +1,12 @@
 #include "io/hdf5.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <filesystem>
 
 #include "engine/error.hpp"
+#include "io/files.hpp"
 
 namespace crema::io {
 
@@ -81,6 +83,8 @@ void quiet_hdf5_errors() {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 }
 
+void skip_hdf5_exit_cleanup() { H5dont_atexit(); }
+
 H5File::H5File(const std::string& path, Mode mode) : path_(path) {
   const Lock lock(hdf5_mutex());
   quiet_hdf5_errors();
@@ -107,6 +111,11 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
 
 void H5File::fail(const std::string& what) const { throw Error(path_ + ": " + what); }
 
+void H5File::fail_write(const std::string& what) const {
+  const int error_number = errno;
+  fail(what + " (" + write_failure_reason(path_, error_number) + ")");
+}
+
 void H5File::fail_read(hid_t dataset, const std::string& what) const {
   if (has_checksum(dataset))
     fail("cannot read " + what +
@@ -117,7 +126,7 @@ void H5File::fail_read(hid_t dataset, const std::string& what) const {
 
 void H5File::flush() {
   const Lock lock(hdf5_mutex());
-  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail("flush failed (disk full?)");
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail_write("flush failed");
 }
 
 bool H5File::exists(const std::string& object) const {
@@ -175,7 +184,7 @@ void H5File::write_floats(const std::string& name, const std::vector<int>& shape
       H5Dclose);
   if (ds.get() < 0) fail("cannot create dataset '" + name + "'");
   if (H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    fail("cannot write dataset '" + name + "' (disk full?)");
+    fail_write("cannot write dataset '" + name + "'");
 }
 
 std::vector<float> H5File::read_floats(const std::string& name, std::vector<int>* shape) const {
@@ -250,7 +259,7 @@ void H5File::write_int(const std::string& name, long long value) {
               H5Dclose);
   const int v = static_cast<int>(value);
   if (ds.get() < 0 || H5Dwrite(ds.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
-    fail("cannot write '" + name + "'");
+    fail_write("cannot write '" + name + "'");
 }
 
 long long H5File::read_int(const std::string& name) const {
@@ -275,7 +284,7 @@ void H5File::write_string(const std::string& name, const std::string& value) {
   H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
               H5Dclose);
   if (ds.get() < 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.c_str()) < 0)
-    fail("cannot write '" + name + "'");
+    fail_write("cannot write '" + name + "'");
 }
 
 std::string H5File::read_string(const std::string& name) const {
@@ -311,7 +320,7 @@ void H5File::write_bytes(const std::string& name, const std::string& bytes) {
               H5Dclose);
   if (ds.get() < 0) fail("cannot create '" + name + "'");
   if (n > 0 && H5Dwrite(ds.get(), H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) < 0)
-    fail("cannot write '" + name + "'");
+    fail_write("cannot write '" + name + "'");
 }
 
 std::string H5File::read_bytes(const std::string& name) const {

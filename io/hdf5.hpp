@@ -90,6 +90,9 @@ class H5File {
   std::string read_bytes(const std::string& name) const;
 
   [[noreturn]] void fail(const std::string& what) const;
+  // A write (`what`, e.g. "cannot write dataset 'x'") failed: says so with the system's
+  // reason. Called straight after the failed call, while errno still holds it.
+  [[noreturn]] void fail_write(const std::string& what) const;
   // A read of `dataset` (`what`, e.g. "dataset 'x'") failed: says so, and whether its
   // checksum is why.
   [[noreturn]] void fail_read(hid_t dataset, const std::string& what) const;
@@ -101,6 +104,13 @@ class H5File {
 
 // Silences HDF5's automatic error-stack printing (called once at startup).
 void quiet_hdf5_errors();
+
+// Called first in main, before any other HDF5 call: HDF5 then closes no files at exit. After
+// a write fails on a full disk (or over a quota or a file-size limit), H5Fclose cannot flush
+// the file and HDF5 keeps it open; its exit handler would try again and crash (HDF5 1.10
+// segfaults in H5F__close_cb), turning a clear error into a core dump. Every file crema writes
+// is closed by its owner before main returns, so the handler has nothing else to do.
+void skip_hdf5_exit_cleanup();
 
 // "(2 x 3 x 4)", for messages.
 std::string dims_string(const std::vector<hsize_t>& dims);

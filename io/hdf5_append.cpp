@@ -44,7 +44,7 @@ void append_rows(H5File& file, const std::string& name, const std::vector<int>& 
   H5Handle mem_space(H5Screate_simple(rank, rows.data(), nullptr), H5Sclose);
   if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, rows.data(), nullptr) < 0 ||
       H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(), H5P_DEFAULT, data) < 0)
-    file.fail("cannot write dataset '" + name + "' (disk full?)");
+    file.fail_write("cannot write dataset '" + name + "'");
 }
 
 }  // namespace crema::io

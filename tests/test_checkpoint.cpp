@@ -2,12 +2,14 @@
 // solver-state round trip, and files written by BVLC Caffe itself.
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <cmath>
 #include <filesystem>
 
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/hdf5.hpp"
 #include "io/yaml_config.hpp"
 #include "test_util.hpp"
@@ -83,6 +85,15 @@ TEST_CASE("weights round-trip in Caffe's layout, shared copies written once") {
   CHECK(io::temp_name_target("a.tmp-") == std::nullopt);
   CHECK(io::temp_name_target("a.tmp-12x") == std::nullopt);
   CHECK(io::temp_name_target("a.h5") == std::nullopt);
+  // What a failed write says: the system's reason, and the space left where it wrote.
+  const auto left = io::free_bytes(dir.path().string());
+  REQUIRE(left.has_value());
+  CHECK(*left > 0);
+  CHECK_FALSE(io::free_bytes(dir / "no such folder").has_value());
+  CHECK(io::write_failure_reason(path, ENOSPC).rfind("the disk is full; ", 0) == 0);
+  CHECK(io::write_failure_reason(path, EDQUOT).rfind("the disk quota is used up; ", 0) == 0);
+  CHECK(io::write_failure_reason(path, 0).rfind("a full disk or a used-up quota?; ", 0) == 0);
+  CHECK(io::write_failure_reason(path, ENOSPC).find(" MiB free there") != std::string::npos);
 
   io::H5File f(path, io::H5File::Mode::Read);
   CHECK(f.exists("data/data"));  // parameter-free layers get an empty group

@@ -13,6 +13,7 @@
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/job_config.hpp"
 #include "test_util.hpp"
 
@@ -190,6 +191,27 @@ TEST_CASE("an error in the middle of training ends with the command that resumes
                                   job.solver + " --snapshot " + (job.dir / "snap/toy_iter_10.solverstate.h5")) !=
                     std::string::npos,
                 again.output);
+}
+
+TEST_CASE("a snapshot the disk cannot take stops training with the reason and the resume command, without a crash") {
+  test::ToyJob job(20);
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --set max_iter=10")).status == 0);
+  // A file-size limit of 50 KB (dash counts 512-byte blocks) fails the weights file's write as
+  // a full disk or a quota would; HDF5 then cannot close it, and its exit handler used to crash.
+  const std::string state = job.dir / "snap/toy_iter_10.solverstate.h5";
+  const auto full =
+      test::run("ulimit -f 100; trap '' XFSZ; exec " + crema_cmd("train " + job.solver + " --snapshot " + state));
+  CHECK(full.status == 1);
+  CHECK_MESSAGE(full.output.find("toy_iter_20.caffemodel.h5.tmp-") != std::string::npos, full.output);
+  CHECK_MESSAGE(
+      full.output.find("(the file grew past the size this process may write (ulimit -f); ") != std::string::npos,
+      full.output);
+  CHECK_MESSAGE(full.output.find("MiB free there). Training stopped at iteration 20; the latest snapshot is of "
+                                 "iteration 10. Once the cause is fixed, resume with: crema train " +
+                                 job.solver + " --snapshot " + state) != std::string::npos,
+                full.output);
+  for (const auto& name : io::regular_file_names(job.dir / "snap"))
+    CHECK_MESSAGE(name.find("_iter_20") == std::string::npos, name);  // no partial snapshot, under any name
 }
 
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
@@ -1142,12 +1164,23 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   CHECK(std::stoi(m[1]) >= 2);
   const int stopped = std::stoi(m[2]);
   CHECK(stopped > 0);
+  // Said once, as soon as the pace is known: the limit comes before max_iter.
+  std::smatch told;
+  REQUIRE_MESSAGE(
+      std::regex_search(limited.output, told,
+                        std::regex(R"(--time-limit 2s: at \S+ s per iteration the \d+ iterations left take )"
+                                   R"(about \S+, but the limit comes in \S+: expect a stop with a snapshot )"
+                                   R"(near iteration (\d+) of 1000000 \(exit status 75)")),
+      limited.output);
+  CHECK(std::stoi(told[1]) > 0);
+  CHECK(told.position(0) < m.position(0));
   CHECK(fs::exists(job.dir / ("snap/toy_iter_" + std::to_string(stopped) + ".solverstate.h5")));
   CHECK(limited.output.find("Resume with: ") != std::string::npos);
 
   const std::string finish = " --set max_iter=" + std::to_string(stopped + 7) + " --set test_initialization=false";
   const auto resumed = test::run(crema_cmd("train " + job.solver + finish + " --resume --time-limit 1-00:00:00"));
   REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK_MESSAGE(resumed.output.find("but the limit comes in") == std::string::npos, resumed.output);
   const auto straight =
       test::run(crema_cmd("train " + job.solver + finish + " --set snapshot_prefix=" + (job.dir / "straight/toy")));
   REQUIRE_MESSAGE(straight.status == 0, straight.output);
