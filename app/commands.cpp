@@ -665,9 +665,11 @@ int train(const TrainOptions& opt) {
     // message ends with how to go on from the latest once the cause is fixed (a cluster
     // job's log shows the command to run).
     const bool wrote = !last_state.empty();
-    if (!wrote && resumed_iter < 0) throw;
     std::string what = e.what();
     if (!what.empty() && what.back() == '.') what.pop_back();
+    if (!wrote && resumed_iter < 0)
+      throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
+                  ", before its first snapshot");
     throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                 "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
                 ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));

@@ -195,12 +195,17 @@ TEST_CASE("an error in the middle of training ends with the command that resumes
 
 TEST_CASE("a snapshot the disk cannot take stops training with the reason and the resume command, without a crash") {
   test::ToyJob job(20);
-  REQUIRE(test::run(crema_cmd("train " + job.solver + " --set max_iter=10")).status == 0);
   // A file-size limit of 50 KB (dash counts 512-byte blocks) fails the weights file's write as
   // a full disk or a quota would; HDF5 then cannot close it, and its exit handler used to crash.
+  const std::string limited = "ulimit -f 100; trap '' XFSZ; exec ";
+  const auto first = test::run(limited + crema_cmd("train " + job.solver + " --set max_iter=10"));
+  CHECK(first.status == 1);
+  CHECK_MESSAGE(first.output.find("MiB free there). Training stopped at iteration 10, before its first snapshot") !=
+                    std::string::npos,
+                first.output);
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --set max_iter=10")).status == 0);
   const std::string state = job.dir / "snap/toy_iter_10.solverstate.h5";
-  const auto full =
-      test::run("ulimit -f 100; trap '' XFSZ; exec " + crema_cmd("train " + job.solver + " --snapshot " + state));
+  const auto full = test::run(limited + crema_cmd("train " + job.solver + " --snapshot " + state));
   CHECK(full.status == 1);
   CHECK_MESSAGE(full.output.find("toy_iter_20.caffemodel.h5.tmp-") != std::string::npos, full.output);
   CHECK_MESSAGE(
