@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/error.hpp"
 
 namespace crema {
 
@@ -77,7 +78,8 @@ PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer) {
   PrefetchOptions o;
   o.layer = layer;
   o.prefetch = r.get_int("prefetch", 4);
-  if (o.prefetch < 1) r.fail("prefetch", "prefetch must be at least 1 (batches prepared ahead)");
+  if (o.prefetch < 1 || o.prefetch > 256)
+    r.fail("prefetch", "prefetch must be between 1 and 256 (batches prepared ahead; 4 keeps a GPU fed)");
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   o.threads = r.get_int("threads", std::clamp(cores / 2, 1, 4));
   if (o.threads < 1 || o.threads > 256) r.fail("threads", "threads must be between 1 and 256");
@@ -91,6 +93,19 @@ Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t s
       sample_sizes_(std::move(sample_sizes)), fill_(std::move(fill)) {
   if (options_.prefetch < 1) options_.prefetch = 1;
   if (options_.threads < 1) options_.threads = 1;
+  // The batches held ahead are allocated as they fill, so too many would take the machine's
+  // memory a little at a time, minutes into the run: said now instead.
+  double batch_bytes = 0;
+  for (size_t size : sample_sizes_) batch_bytes += 4.0 * static_cast<double>(size) * batch_size_;
+  const double held = batch_bytes * (options_.prefetch + 2);
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (memory > 0 && held > memory / 2)
+    throw Error("data layer '" + options_.layer + "': prefetch " + std::to_string(options_.prefetch) + " holds " +
+                std::to_string(options_.prefetch + 2) + " batches of " +
+                std::to_string(static_cast<long long>(batch_bytes / (1 << 20))) +
+                " MiB, more than half of this "
+                "machine's memory (" +
+                std::to_string(static_cast<long long>(memory / (1 << 30))) + " GiB); lower prefetch or batch_size");
   free_.reserve(static_cast<size_t>(options_.prefetch) + 2);  // recycle() then never allocates
   consumed_state_ = reader_state();
 }

@@ -35,6 +35,10 @@ class ConfigError : public Error {
   std::string path_;
 };
 
+// `text` for a message: control characters (a NUL, an escape sequence) written as \xNN, so
+// that the one line stays one line and a terminal shows it as it is.
+std::string printable(const std::string& text);
+
 // Closest candidate within a small edit distance, or "" when nothing is close.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 // " (did you mean 'x'?)" or "".

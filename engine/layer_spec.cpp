@@ -82,6 +82,17 @@ LayerSpec parse_layer_spec(const Node& node) {
     else
       s.propagate_down.push_back(pd->as_bool());
   }
+  // Names become HDF5 paths, messages and shell commands: a control character (a NUL cuts the
+  // name short in all of them) would fail only at the first snapshot, after the training.
+  const auto check_name = [&s](const std::string& key, const std::string& name) {
+    for (const char c : name)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        s.fail(key + " '" + printable(name) + "' holds a control character; use printable characters");
+  };
+  check_name("name", s.name);
+  for (const auto& b : s.bottom) check_name("bottom", b);
+  for (const auto& t : s.top) check_name("top", t);
+  for (const auto& ps : s.param) check_name("param name", ps.name);
   for (auto& inc : r.subs("include")) s.include.push_back(parse_rule(inc));
   for (auto& exc : r.subs("exclude")) s.exclude.push_back(parse_rule(exc));
   if (!s.include.empty() && !s.exclude.empty())
@@ -105,7 +116,7 @@ std::string LayerSpec::bottom_label(size_t i) const {
 
 void LayerSpec::fail(const std::string& message) const {
   std::string where = path;
-  if (!name.empty()) where += (where.empty() ? "" : " ") + std::string("(") + name + ")";
+  if (!name.empty()) where += (where.empty() ? "" : " ") + std::string("(") + printable(name) + ")";
   throw ConfigError(mark, where, message);
 }
 

@@ -117,9 +117,28 @@ std::string write_failure_reason(const std::string& path, int error_number) {
   return why;
 }
 
+namespace {
+// Why the rename that completes a write must not replace what is at `path`, or nothing: a
+// device, a FIFO or a socket there would be replaced by a plain file (`-o /dev/null` run as root
+// would remove the null device). A folder is refused by commit_file.
+std::optional<std::string> not_replaceable(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st) || fs::is_regular_file(st) || fs::is_directory(st)) return std::nullopt;
+  const char* what = fs::is_character_file(st) || fs::is_block_file(st) ? "a device"
+                     : fs::is_fifo(st)                                  ? "a FIFO"
+                     : fs::is_socket(st)                                ? "a socket"
+                                                                        : "not a regular file";
+  return "cannot write '" + path + "': it is " + what +
+         ", and crema writes a new file and renames it into place, which would replace it; give the path of a "
+         "file";
+}
+}  // namespace
+
 std::string temp_name_for(const std::string& path) {
   // Said here, naming the file asked for: the writer would report its temporary name.
   if (auto problem = missing_folder(path)) throw Error(*problem);
+  if (auto problem = not_replaceable(path)) throw Error(*problem);
   return path + ".tmp-" + std::to_string(::getpid());
 }
 
@@ -139,6 +158,10 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
     ::close(fd);
   }
   std::error_code ec;
+  if (auto problem = not_replaceable(path)) {  // made there since temp_name_for looked
+    fs::remove(tmp_path, ec);
+    throw Error(*problem);
+  }
   if (fs::is_directory(path, ec)) {  // rename would fail, and say "Success"
     fs::remove(tmp_path, ec);
     throw Error("cannot write '" + path +

@@ -1,6 +1,7 @@
 // HDF5 checkpoints: Caffe's layout both ways, '/' in layer names, atomic writes,
 // solver-state round trip, and files written by BVLC Caffe itself.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cmath>
@@ -85,6 +86,14 @@ TEST_CASE("weights round-trip in Caffe's layout, shared copies written once") {
   CHECK(io::temp_name_target("a.tmp-") == std::nullopt);
   CHECK(io::temp_name_target("a.tmp-12x") == std::nullopt);
   CHECK(io::temp_name_target("a.h5") == std::nullopt);
+  // A device or a FIFO at the path is never replaced by the rename that completes a write.
+  const std::string fifo = dir / "a fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(
+      io::write_file_atomically(fifo, "bytes"),
+      doctest::Contains(("cannot write '" + fifo + "': it is a FIFO, and crema writes a new file").c_str()), Error);
+  CHECK(fs::is_fifo(fifo));
+  CHECK(io::regular_file_names(dir.path().string()).size() == 1);  // w.caffemodel.h5 only: no temporary left
   // What a failed write says: the system's reason, and the space left where it wrote.
   const auto left = io::free_bytes(dir.path().string());
   REQUIRE(left.has_value());

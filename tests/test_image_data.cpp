@@ -3,6 +3,7 @@
 // same batches whatever the number of workers, and a mid-epoch resume that continues
 // with the next sample, down to a real training run.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -122,6 +123,27 @@ TEST_CASE("ImageData: list mistakes are one error naming the file and line, befo
       setup_error(image_yaml(dir / "outside.txt", 1, ", root_folder: '" + (dir / "img") + "'"));
   CHECK(outside.find("outside.txt:2") != std::string::npos);
   CHECK(outside.find("outside root_folder") != std::string::npos);
+}
+
+TEST_CASE("ImageData: prefetch beyond 256 batches, or beyond half the memory, is refused at setup") {
+  test::TempDir dir;
+  write_six(dir);
+  CHECK(setup_error(image_yaml(dir / "list.txt", 1, ", prefetch: 300")).find("prefetch must be between 1 and 256") !=
+        std::string::npos);
+  // 2000x2000 grey samples are 15.3 MiB each: enough of them per batch that 258 batches (prefetch
+  // 256 and the two in use) pass half the memory, where that stays a batch of at most 256 MiB.
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  const int batch = static_cast<int>(memory / 2 / 258 / (4.0 * 2000 * 2000)) + 1;
+  if (batch > 16) {
+    MESSAGE("the memory check needs batches over 256 MiB on this machine: not tried");
+    return;
+  }
+  const std::string err =
+      setup_error(image_yaml(dir / "list.txt", batch,
+                             ", root_folder: '" + dir.path().string() +
+                                 "', prefetch: 256, new_height: 2000, new_width: 2000, is_color: false"));
+  CHECK_MESSAGE(err.find("prefetch 256 holds 258 batches of ") != std::string::npos, err);
+  CHECK_MESSAGE(err.find("more than half of this machine's memory") != std::string::npos, err);
 }
 
 TEST_CASE("ImageData: a deleted file and a truncated PNG are skipped and counted, on_bad_sample fail stops at the first") {

@@ -890,3 +890,22 @@ TEST_CASE("net: oneDNN's convolution restages an input rewritten since forward, 
   forward_backward_on_random(*reference, {"data", "t", "u"}, 9);
   check_same_param_diffs(*fast->net, *reference->net, "c2 after its input was rewritten");
 }
+
+TEST_CASE("net: a control character in a layer, blob or parameter name is refused at setup, shown escaped") {
+  // A NUL cut the name short in the snapshot's HDF5 path: the run failed after its training.
+  const auto net_with = [](const std::string& field) {
+    return "name: n\n"
+           "layer:\n"
+           "- {name: input, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+           "- {" +
+           field + ", type: InnerProduct, bottom: data, inner_product_param: {num_output: 2}}\n";
+  };
+  CHECK_THROWS_WITH_AS(build(net_with("name: \"ip\\0a\", top: p")),
+                       doctest::Contains("name 'ip\\x00a' holds a control character; use printable characters"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(build(net_with("name: ip, top: \"p\\e[31m\"")),
+                       doctest::Contains("top 'p\\x1b[31m' holds a control character"), ConfigError);
+  CHECK_THROWS_WITH_AS(build(net_with("name: ip, top: p, param: [{name: \"w\\tx\"}]")),
+                       doctest::Contains("param name 'w\\x09x' holds a control character"), ConfigError);
+  CHECK_NOTHROW(build(net_with("name: \"ip/β 1\", top: p")));
+}
