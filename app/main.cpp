@@ -9,7 +9,6 @@
 #include <array>
 #include <cctype>
 #include <charconv>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -216,9 +215,7 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   crema::io::skip_hdf5_exit_cleanup();  // first: a failed write must end in its message, not a crash
-  // A file growing past `ulimit -f` then fails its write (EFBIG), which crema reports with the
-  // file and what to do, instead of killing the process with a snapshot half written.
-  std::signal(SIGXFSZ, SIG_IGN);
+  crema::app::install_process_signal_handlers();
   CLI::App app{"crema: train Caffe-style neural networks from YAML or prototxt configs"};
   app.require_subcommand(0, 1);
   bool show_version = false;

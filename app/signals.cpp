@@ -38,6 +38,18 @@ void on_signal(int sig) {
   }
 }
 
+// A page of a memory-mapped file that no longer exists (an LMDB truncated or rewritten while
+// read; crema checks the size when it opens one) cannot be read, and the iteration cannot go
+// on: the one thing left is to say so, with what to do, rather than "Bus error".
+void on_bus_error(int) {
+  static const char msg[] =
+      "crema: SIGBUS: a memory-mapped file (an LMDB database being read) was cut short or replaced while crema "
+      "read it, or the memory failed. Stopped without a snapshot; once the data is whole again, resume from "
+      "the latest snapshot (crema train ... --resume).\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  ::_exit(1);
+}
+
 // "stop", "snapshot" or "none".
 bool parse_signal_effect(const std::string& text, SignalEffect& effect) {
   if (text == "stop")
@@ -103,6 +115,14 @@ void install_signal_handlers(const SignalEffects& effects, bool can_snapshot) {
     sigaction(sig, &sa, nullptr);
   }
   std::signal(SIGPIPE, SIG_IGN);  // a failed write to the log is an EPIPE, not the end of the run
+}
+
+void install_process_signal_handlers() {
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = on_bus_error;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, nullptr);
 }
 
 bool stop_requested() { return g_stops.load() > 0; }

@@ -29,6 +29,10 @@ std::string apply_signal_effects(const std::vector<std::string>& items, SignalEf
 // "SIGUSR1".
 std::string signal_name(int sig);
 
+// For every command, first thing in main: SIGXFSZ ignored (a file past `ulimit -f` fails its
+// write, which is reported with the file, instead of the signal killing crema mid-snapshot), and
+// SIGBUS (a memory-mapped LMDB cut short while read) ends in a line saying so, exit 1.
+void install_process_signal_handlers();
 // `can_snapshot` false: a command with nothing to snapshot ignores the signals whose effect is
 // `snapshot` (SIG_IGN).
 void install_signal_handlers(const SignalEffects& effects = default_signal_effects(), bool can_snapshot = true);

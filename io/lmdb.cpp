@@ -33,6 +33,18 @@ std::string explain(int rc, bool reading = false) {
   }
 }
 
+// LMDB checks a page's kind with assertions that abort the process (a page zeroed by an
+// interrupted copy fails `IS_LEAF(mp)` in mdb_cursor_next); this callback, run before the
+// abort, turns that into the Error a damaged database gives elsewhere. It is thrown through
+// LMDB's C frames, which are built with unwind tables (GCC's default on Debian's targets);
+// the reader's destructor then ends its transaction and closes the environment.
+void damaged_page(MDB_env* env, const char* check) {
+  const char* path = nullptr;
+  if (mdb_env_get_path(env, &path) != 0 || !path) path = "?";
+  throw Error("LMDB '" + std::string(path) + "': a page is damaged (LMDB says: " + check +
+              "; a copy cut short or overwritten?); the database is damaged: create it again");
+}
+
 }  // namespace
 
 // ---- reading ----------------------------------------------------------------------
@@ -70,12 +82,14 @@ LmdbReader::LmdbReader(const std::string& path) : path_(path) {
   }
   int rc = mdb_env_create(&env_);
   if (rc != 0) fail(rc, "cannot create an LMDB environment");
+  mdb_env_set_assert(env_, damaged_page);
   rc = mdb_env_open(env_, path.c_str(), flags, 0664);
   if (rc == EACCES || rc == EROFS) {
     // A read-only location cannot hold the lock file; nobody writes there either.
     mdb_env_close(env_);
     env_ = nullptr;
     rc = mdb_env_create(&env_);
+    if (rc == 0) mdb_env_set_assert(env_, damaged_page);
     if (rc == 0) rc = mdb_env_open(env_, path.c_str(), flags | MDB_NOLOCK, 0664);
   }
   if (rc == 0) {

@@ -374,6 +374,29 @@ TEST_CASE("training from convert-imageset's LMDBs equals training from the IDX f
   CHECK(losses(centred.output) != a);
 }
 
+TEST_CASE("an LMDB cut short while training reads it ends in a line saying so, not a bus error") {
+  test::TempDir dir;
+  const std::string d = dir.path().string();
+  test::write_toy_idx(d, "train", 200, 1);
+  write_pngs(d, "train");
+  const auto r = run_crema("convert-imageset " + d + " " + d + "/train.txt " + d + "/train_lmdb --gray");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  test::write_toy_idx(d, "test", 100, 2);
+  test::write_file(dir / "solver.yaml", test::toy_solver_yaml(d, 1000000));
+  test::Child child(
+      {test::crema_binary(), "train", dir / "solver.yaml", "--set", "display=1", "--set", "test_interval=0", "--set",
+       "net.layer[0].data_param.backend=LMDB", "--set", "net.layer[0].data_param.source=" + d + "/train_lmdb"},
+      dir / "train.log");
+  REQUIRE(child.pid() > 0);
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20,", 60), child.log());
+  // Someone re-creates or rsyncs the database in place: the pages crema maps are gone.
+  std::filesystem::resize_file(d + "/train_lmdb/data.mdb", 4096);
+  CHECK(child.wait() == 1);
+  CHECK_MESSAGE(child.log().find("crema: SIGBUS: a memory-mapped file (an LMDB database being read) was cut short") !=
+                    std::string::npos,
+                child.log());
+}
+
 TEST_CASE("convert-cifar writes CIFAR-10's binary batches as Caffe's convert_cifar_data does") {
   test::TempDir dir;
   const std::string in = dir / "cifar-10-batches-bin", out = dir / "out";

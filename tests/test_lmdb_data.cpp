@@ -273,6 +273,30 @@ TEST_CASE("LMDB errors name the path and say what to do") {
   CHECK(contains(test::error_of([&] { io::LmdbWriter db(dir / "empty"); }), "already exists"));
 }
 
+TEST_CASE("LMDB with a zeroed page (a copy cut short) gives an error naming it, not LMDB's abort") {
+  test::TempDir dir;
+  const std::string path = dir / "db";
+  {
+    io::LmdbWriter db(path);
+    for (int i = 0; i < 200; ++i) db.put(std::to_string(1000 + i), std::string(900, static_cast<char>('a' + i % 26)));
+    db.commit();
+  }
+  {  // page 3 (4 KiB pages): a leaf among the records, zeroed
+    std::fstream f(path + "/data.mdb", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(3 * 4096);
+    const std::string zeros(4096, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  const std::string err = test::error_of([&] {
+    io::LmdbReader db(path);
+    io::LmdbReader::Cursor c(db);
+    while (c.next()) {
+    }
+  });
+  CHECK_MESSAGE(contains(err, "LMDB '" + path), err);
+  CHECK_MESSAGE(contains(err, "the database is damaged: create it again"), err);
+}
+
 TEST_CASE("Data layer LMDB: values, labels and key order") {
   test::TempDir dir;
   // Written out of key order: the layer must read them sorted by key.
