@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -623,7 +624,13 @@ int train(const TrainOptions& opt) {
       throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +
                   "': the net changed since the snapshot was written; resume with the same net, or start from "
                   "these weights with --weights");
-    solver.restore(loaded.state);
+    try {
+      solver.restore(loaded.state);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const Error& e) {
+      throw Error(snapshot + ": " + e.what());  // which file, wherever restoring it failed
+    }
     resumed_iter = solver.iter();
     warn_later_snapshots(earlier, prefix, resumed_iter);
     if (solver.iter() < spec.max_iter) warn_config_changes(snapshot, loaded.config_yaml, *root);
@@ -631,7 +638,8 @@ int train(const TrainOptions& opt) {
       spdlog::info(
           "The snapshot is at iteration {}, at or beyond max_iter {}: nothing left to train (raise it, e.g. "
           "--set max_iter={}, to train on).",
-          solver.iter(), spec.max_iter, std::max(solver.iter() * 2, solver.iter() + 1));
+          solver.iter(), spec.max_iter,
+          std::min<long long>(std::max(2LL * solver.iter(), solver.iter() + 1LL), INT_MAX));
       return 0;
     }
   } else {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -225,6 +226,18 @@ int main(int argc, char** argv) {
 
   // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
   const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
+  // "nan" and "inf" parse as numbers, and then every output is made up.
+  const CLI::Validator finite_number(
+      [](std::string& v) -> std::string {
+        try {
+          size_t used = 0;
+          const float x = std::stof(v, &used);
+          return used == v.size() && std::isfinite(x) ? std::string() : "expected a finite number, got '" + v + "'";
+        } catch (const std::exception&) {
+          return "expected a finite number, got '" + v + "'";
+        }
+      },
+      "FINITE");
   // Caffe's `--gpu 0,1` and `--gpu all` train on several devices at once; crema runs on
   // one, and says so rather than "not in range".
   const CLI::Validator device_id(
@@ -394,7 +407,8 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--weights", classify_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
   classify_cmd->add_option("--mean-value", classify_mean, "Mean subtracted per channel: one value or one per channel")->allow_extra_args(false);
   classify_cmd->add_option("--mean-file", classify.mean_file, "Mean image (.binaryproto); its per-channel means are used");
-  classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)");
+  classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)")
+      ->check(finite_number);
   classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
   classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
@@ -543,8 +557,8 @@ int main(int argc, char** argv) {
         } catch (const std::exception&) {
           used = 0;
         }
-        if (used == 0 || used != v.size())  // all of it a number: "1abc" is not 1
-          throw crema::ConfigError(crema::Mark{}, "--mean-value", "expected numbers, got '" + v + "'");
+        if (used == 0 || used != v.size() || !std::isfinite(classify.mean_value.back()))  // "1abc" is not 1
+          throw crema::ConfigError(crema::Mark{}, "--mean-value", "expected finite numbers, got '" + v + "'");
       }
       return crema::app::classify(classify);
     }

@@ -719,6 +719,12 @@ void Solver::restore(const SolverState& s) {
     if (s.history[i].count() != history_[i]->count())
       throw Error("history blob " + std::to_string(i) + " in the snapshot has shape " + s.history[i].shape_string() +
                   " but this solver's has shape " + history_[i]->shape_string());
+    // A NaN momentum would make every weight NaN at the first update, then read as a divergence.
+    const float* h = s.history[i].cpu_data();  // (the parameter's shape)
+    if (!std::all_of(h, h + s.history[i].count(), [](float v) { return std::isfinite(v); }))
+      throw Error("history blob " + std::to_string(i) +
+                  " of the snapshot holds NaN or infinite values, so the file is damaged (crema never writes such a "
+                  "snapshot); resume from an earlier one");
     history_[i]->copy_from(s.history[i]);
   }
   if (s.type.empty()) {

@@ -86,6 +86,9 @@ std::optional<ConfigFormat> config_format_for(const std::string& path) {
 }
 
 Node load_config_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("config file '" + path + "' is a folder; give the solver or net file in it");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read config file '" + path + "': " + std::strerror(errno));
   // A config is a few kilobytes; reading one from /dev/zero, or a dataset given by mistake,

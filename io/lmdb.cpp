@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/error.hpp"
+#include "io/files.hpp"
 
 namespace crema::io {
 
@@ -175,7 +176,11 @@ std::vector<std::string> LmdbReader::keys() const {
 // ---- writing ----------------------------------------------------------------------
 
 void LmdbWriter::fail(int rc, const std::string& what) const {
-  throw Error("LMDB '" + path_ + "': " + what + ": " + explain(rc));
+  // LMDB passes a failed write's errno through (a full disk can come back as EIO): said with
+  // what it means and the space left there.
+  const std::string why =
+      rc > 0 ? std::string(mdb_strerror(rc)) + " (" + write_failure_reason(path_ + "/data.mdb", rc) + ")" : explain(rc);
+  throw Error("LMDB '" + path_ + "': " + what + ": " + why);
 }
 
 LmdbWriter::LmdbWriter(const std::string& path, size_t batch, size_t initial_map_size)

@@ -90,14 +90,26 @@ ConvGeometry ConvolutionParams::spatial_geometry(const LayerSpec& spec) const {
 std::vector<int> conv_output_size(ConvGeometry g, int in_h, int in_w, const LayerSpec& spec) {
   g.height = in_h;
   g.width = in_w;
-  if (g.out_height() <= 0 || g.out_width() <= 0) {
+  // ConvGeometry's formula in 64 bits: a huge dilation or pad (a typo) must not wrap around.
+  const auto extent = [](long long kernel, long long dilation) { return dilation * (kernel - 1) + 1; };
+  const auto out = [&](long long in, long long pad, long long kernel, long long dilation, long long stride) {
+    return (in + 2 * pad - extent(kernel, dilation)) / stride + 1;
+  };
+  const long long out_h = out(in_h, g.pad_h, g.kernel_h, g.dilation_h, g.stride_h);
+  const long long out_w = out(in_w, g.pad_w, g.kernel_w, g.dilation_w, g.stride_w);
+  if (out_h > INT_MAX || out_w > INT_MAX)
+    spec.fail("the output would be " + std::to_string(out_h) + "x" + std::to_string(out_w) +
+              ", more than a blob can hold; check pad (" + std::to_string(g.pad_h) + "x" + std::to_string(g.pad_w) +
+              ")");
+  if (out_h <= 0 || out_w <= 0) {
     const bool dilated = g.dilation_h > 1 || g.dilation_w > 1;
     spec.fail("the kernel (" + std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w) +
-              (dilated ? ", spanning " + std::to_string(g.extent_h()) + "x" + std::to_string(g.extent_w()) +
-                             " with dilation " + std::to_string(g.dilation_h) + "x" + std::to_string(g.dilation_w)
+              (dilated ? ", spanning " + std::to_string(extent(g.kernel_h, g.dilation_h)) + "x" +
+                             std::to_string(extent(g.kernel_w, g.dilation_w)) + " with dilation " +
+                             std::to_string(g.dilation_h) + "x" + std::to_string(g.dilation_w)
                        : std::string()) +
-              ") does not fit the padded input (" + std::to_string(in_h + 2 * g.pad_h) + "x" +
-              std::to_string(in_w + 2 * g.pad_w) + "); use a smaller kernel" + (dilated ? " or dilation" : "") +
+              ") does not fit the padded input (" + std::to_string(in_h + 2LL * g.pad_h) + "x" +
+              std::to_string(in_w + 2LL * g.pad_w) + "); use a smaller kernel" + (dilated ? " or dilation" : "") +
               ", more pad, or a larger input");
   }
   return {g.out_height(), g.out_width()};

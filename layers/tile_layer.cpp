@@ -1,5 +1,6 @@
 #include "layers/tile_layer.hpp"
 
+#include <climits>
 #include <string>
 
 #include "engine/math.hpp"
@@ -24,7 +25,11 @@ void TileLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   if (top[0] == bottom[0]) spec_.fail("Tile layer does not allow in-place computation; give the top its own name");
   const int axis = bottom[0]->canonical_axis(params_.axis);
   std::vector<int> shape = bottom[0]->shape();
-  shape[static_cast<size_t>(axis)] *= params_.tiles;
+  const long long tiled = static_cast<long long>(shape[static_cast<size_t>(axis)]) * params_.tiles;
+  if (tiled > INT_MAX)
+    spec_.fail("tiles " + std::to_string(params_.tiles) + " makes axis " + std::to_string(axis) + " " +
+               std::to_string(tiled) + " long, more than a blob can hold");
+  shape[static_cast<size_t>(axis)] = static_cast<int>(tiled);
   outer_ = bottom[0]->count(0, axis);
   inner_ = bottom[0]->count(axis);
   top[0]->reshape(shape);

@@ -282,7 +282,9 @@ TEST_CASE("a solver state with an iteration beyond int or no smoothed loss is re
   CHECK_MESSAGE(no_loss.find("smoothed_loss") != std::string::npos, no_loss.substr(0, 300));
 }
 
-TEST_CASE("list files: a UTF-8 byte-order mark is not part of the first path, --mean-value takes whole numbers only") {
+TEST_CASE(
+    "list files: a UTF-8 byte-order mark is not part of the first path, --mean-value and --scale take whole finite "
+    "numbers only") {
   test::TempDir dir;
   test::write_file(dir / "list.txt", "\xef\xbb\xbf" "a.png 1\nb.png 2\n");
   const std::vector<ListEntry> entries = read_list(dir / "list.txt");
@@ -291,5 +293,20 @@ TEST_CASE("list files: a UTF-8 byte-order mark is not part of the first path, --
   const auto r = test::run(test::crema_binary() + " classify --model " + (dir / "m.yaml") + " --mean-value 1abc " +
                            (dir / "a.png"));
   CHECK(r.status == 2);
-  CHECK_MESSAGE(r.output.find("expected numbers, got '1abc'") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("expected finite numbers, got '1abc'") != std::string::npos, r.output);
+  // nan and inf parse as numbers; every score would then be made up.
+  const auto nan_mean = test::run(test::crema_binary() + " classify --model " + (dir / "m.yaml") +
+                                  " --mean-value 1,nan " + (dir / "a.png"));
+  CHECK(nan_mean.status == 2);
+  CHECK_MESSAGE(nan_mean.output.find("expected finite numbers, got 'nan'") != std::string::npos, nan_mean.output);
+  const auto inf_scale =
+      test::run(test::crema_binary() + " classify --model " + (dir / "m.yaml") + " --scale inf " + (dir / "a.png"));
+  CHECK(inf_scale.status == 2);
+  CHECK_MESSAGE(inf_scale.output.find("--scale: expected a finite number, got 'inf'") != std::string::npos,
+                inf_scale.output);
+  // A folder given as the config says so, not that it is no map of solver keys.
+  const auto folder = test::run(test::crema_binary() + " train " + dir.path().string());
+  CHECK(folder.status == 1);
+  CHECK_MESSAGE(folder.output.find("config file '" + dir.path().string() + "' is a folder") != std::string::npos,
+                folder.output);
 }

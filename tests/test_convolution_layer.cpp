@@ -232,6 +232,11 @@ TEST_CASE("Convolution rejects bad configurations with clear messages") {
   setup_error("num_output: 1, kernel_size: 3, dilation: 3, pad: 1", {1, 1, 4, 4},
               "the kernel (3x3, spanning 7x7 with dilation 3x3) does not fit the padded input (6x6); use a smaller "
               "kernel or dilation");
+  // Typos too large for 32 bits are said as they are, not wrapped around into a bogus shape.
+  setup_error("num_output: 1, kernel_size: 3, dilation: 2000000000", {1, 1, 4, 4},
+              "the kernel (3x3, spanning 4000000001x4000000001 with dilation 2000000000x2000000000) does not fit");
+  setup_error("num_output: 1, kernel_size: 1, pad: 2000000000", {1, 1, 4, 4},
+              "the output would be 4000000004x4000000004, more than a blob can hold; check pad");
 
   auto parse_error = [&](const std::string& params, const char* message) {
     CAPTURE(params);

@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <string>
 #include <vector>
@@ -359,6 +360,10 @@ TEST_CASE("solver types: a state with the wrong history count or type is refused
   // A Caffe-written SGD state fits a Nesterov solver (same layout, as Caffe allows).
   auto nesterov = tiny_job("type: Nesterov\nbase_lr: 0.1\nmomentum: 0.9\n");
   CHECK_NOTHROW(nesterov->solver->restore(st));
+  // A damaged state's NaN momentum would turn every weight NaN at the first update.
+  st.history[1].mutable_cpu_data()[0] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(nesterov->solver->restore(st),
+                       doctest::Contains("history blob 1 of the snapshot holds NaN or infinite values"), Error);
 }
 
 TEST_CASE("solver types: parsing types, the legacy solver_type enum, defaults and bad values") {

@@ -46,6 +46,13 @@ TEST_CASE("Tile needs a positive tiles") {
   CHECK_THROWS_AS(test::make_layer("{type: Tile}"), ConfigError);
   CHECK_THROWS_AS(test::make_layer("{type: Tile, tile_param: {tiles: 0}}"), ConfigError);
   CHECK_THROWS_AS(test::make_layer("{type: Tile, tile_param: {tiles: 2, axes: 1}}"), ConfigError);
+  // A tiled axis longer than a blob can hold is said as such, not as a negative dimension.
+  auto t = test::make_layer("{type: Tile, tile_param: {tiles: 2000000000}}");
+  Context ctx(1);
+  Blob x({4, 3}), y;
+  CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&x}, {&y}),
+                       doctest::Contains("tiles 2000000000 makes axis 1 6000000000 long, more than a blob can hold"),
+                       ConfigError);
 }
 
 TEST_CASE("Tile gradient") {
