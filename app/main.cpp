@@ -19,6 +19,7 @@
 #include <new>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 #include "app/classify.hpp"
 #include "app/commands.hpp"
@@ -511,6 +512,11 @@ int main(int argc, char** argv) {
     std::cerr << "crema: cannot open the --log file '" << log_file << "': " << why << "\n";
     return 2;
   }
+  if (const unsigned cores = std::thread::hardware_concurrency(); cores > 0 && threads > static_cast<int>(cores))
+    spdlog::warn(
+        "--threads {} is more than the {} cores here: the threads take turns, and each step runs slower "
+        "than with --threads {}",
+        threads, cores, cores);
   crema::set_num_threads(threads);
   try {
     if (app.got_subcommand(train_cmd)) {

@@ -680,6 +680,15 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   for (const char* text : {"conv\tforward:", "conv\tbackward:", "fc2\tforward:", "Average Forward pass:",
                            "Average Backward pass:", "Average Forward-Backward:", "Peak resident memory: "})
     CHECK_MESSAGE(r.output.find(text) != std::string::npos, text);
+  // More threads than cores only take turns: said, not silently slower.
+  const unsigned cores = std::thread::hardware_concurrency();
+  if (cores > 0) {
+    r = test::run(crema_cmd("time --model " + job.solver + " --iterations 1 --threads " + std::to_string(cores + 1)));
+    CHECK(r.status == 0);
+    CHECK_MESSAGE(r.output.find("--threads " + std::to_string(cores + 1) + " is more than the " +
+                                std::to_string(cores) + " cores here") != std::string::npos,
+                  r.output);
+  }
 }
 
 TEST_CASE("asking for a GPU without a usable one gives one clear message") {
