@@ -675,9 +675,11 @@ int train(const TrainOptions& opt) {
     const bool wrote = !last_state.empty();
     std::string what = e.what();
     if (!what.empty() && what.back() == '.') what.pop_back();
-    if (!wrote && resumed_iter < 0)
+    if (!wrote && resumed_iter < 0) {
+      if (what.find("no snapshot was written") != std::string::npos) throw;  // a divergence says where it stopped
       throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                   ", before its first snapshot");
+    }
     throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                 "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
                 ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));

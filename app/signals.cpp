@@ -44,8 +44,8 @@ void on_signal(int sig) {
 void on_bus_error(int) {
   static const char msg[] =
       "crema: SIGBUS: a memory-mapped file (an LMDB database being read) was cut short or replaced while crema "
-      "read it, or the memory failed. Stopped without a snapshot; once the data is whole again, resume from "
-      "the latest snapshot (crema train ... --resume).\n";
+      "read it, or the memory failed. Stopped without a snapshot; once the data is whole again, run the command "
+      "again (a train resumes from its latest snapshot with --resume).\n";
   (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
   ::_exit(1);
 }

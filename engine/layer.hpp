@@ -63,6 +63,11 @@ class Layer {
   virtual bool auto_top_blobs() const { return false; }
   // Whether force_backward may ask for a gradient of bottom i (labels: no).
   virtual bool allow_force_backward(int /*bottom_index*/) const { return true; }
+  // Whether `propagate_down: true` on bottom i makes Caffe's backward of this layer abort
+  // ("cannot backpropagate to label inputs"): such a training net is refused at setup. Layers
+  // whose Caffe backward just leaves that input alone (Crop's reference, ContrastiveLoss's
+  // similarity, HDF5Output) say false.
+  virtual bool backward_refuses(int bottom_index) const { return !allow_force_backward(bottom_index); }
   // Loss layers get loss_weight 1 on their first top by default.
   virtual bool is_loss() const { return false; }
   // Data layers: the net treats their tops as inputs (no backward).

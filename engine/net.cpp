@@ -383,13 +383,6 @@ void Net::compute_backward_needs(bool force_backward) {
       spec.fail("propagate_down has " + std::to_string(spec.propagate_down.size()) + " value(s) but the layer has " +
                 std::to_string(bottom_ids_[i].size()) + " bottom(s)");
     for (size_t j = 0; j < bottom_ids_[i].size(); ++j) {
-      // Caffe builds such a training net and then aborts at its first backward pass ("cannot
-      // backpropagate to label inputs"); a test net never runs backward, so Caffe's deploy
-      // files that say it still load.
-      if (!spec.propagate_down.empty() && spec.propagate_down[j] && state_.phase == Phase::TRAIN &&
-          !layers_[i]->allow_force_backward(static_cast<int>(j)))
-        spec.fail("propagate_down is true for " + spec.bottom_label(j) + ", but a " + layers_[i]->type() +
-                  " layer computes no gradient for that input (labels, indices, selectors); write false for it");
       bool b = blob_need_backward_[static_cast<size_t>(bottom_ids_[i][j])];
       if (!spec.propagate_down.empty()) b = b && spec.propagate_down[j];
       bnb[j] = b;
@@ -436,6 +429,19 @@ void Net::compute_backward_needs(bool force_backward) {
       }
     }
   }
+  // Caffe builds a training net that asks a layer for a gradient it refuses (a loss layer's
+  // labels) and aborts at that layer's first backward pass ("cannot backpropagate to label
+  // inputs"); a layer whose backward never runs (a test net, a monitor with loss_weight 0)
+  // never gets there, so those still load, as in Caffe.
+  if (state_.phase == Phase::TRAIN)
+    for (size_t i = 0; i < n; ++i) {
+      const LayerSpec& spec = specs_[i];
+      if (!layer_need_backward_[i]) continue;
+      for (size_t j = 0; j < spec.propagate_down.size(); ++j)
+        if (spec.propagate_down[j] && layers_[i]->backward_refuses(static_cast<int>(j)))
+          spec.fail("propagate_down is true for " + spec.bottom_label(j) + ", but a " + layers_[i]->type() +
+                    " layer computes no gradient for that input (labels, indices, selectors); write false for it");
+    }
 }
 
 namespace {

@@ -258,7 +258,8 @@ void H5File::write_int(const std::string& name, long long value) {
   H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
               H5Dclose);
   const int v = static_cast<int>(value);
-  if (ds.get() < 0 || H5Dwrite(ds.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+  if (ds.get() < 0) fail("cannot create '" + name + "'");
+  if (H5Dwrite(ds.get(), H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
     fail_write("cannot write '" + name + "'");
 }
 
@@ -283,7 +284,8 @@ void H5File::write_string(const std::string& name, const std::string& value) {
   H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   H5Handle ds(H5Dcreate2(file_.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
               H5Dclose);
-  if (ds.get() < 0 || H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.c_str()) < 0)
+  if (ds.get() < 0) fail("cannot create '" + name + "'");
+  if (H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.c_str()) < 0)
     fail_write("cannot write '" + name + "'");
 }
 

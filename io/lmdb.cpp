@@ -178,8 +178,9 @@ std::vector<std::string> LmdbReader::keys() const {
 void LmdbWriter::fail(int rc, const std::string& what) const {
   // LMDB passes a failed write's errno through (a full disk can come back as EIO): said with
   // what it means and the space left there.
+  const bool disk = rc == ENOSPC || rc == EDQUOT || rc == EFBIG || rc == EIO;
   const std::string why =
-      rc > 0 ? std::string(mdb_strerror(rc)) + " (" + write_failure_reason(path_ + "/data.mdb", rc) + ")" : explain(rc);
+      disk ? std::string(mdb_strerror(rc)) + " (" + write_failure_reason(path_ + "/data.mdb", rc) + ")" : explain(rc);
   throw Error("LMDB '" + path_ + "': " + what + ": " + why);
 }
 

@@ -1,5 +1,6 @@
 #include "layers/base_conv_layer.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <string>
 
@@ -95,12 +96,15 @@ std::vector<int> conv_output_size(ConvGeometry g, int in_h, int in_w, const Laye
   const auto out = [&](long long in, long long pad, long long kernel, long long dilation, long long stride) {
     return (in + 2 * pad - extent(kernel, dilation)) / stride + 1;
   };
+  // im2col and cuDNN take the padded size and the kernel's extent as 32-bit integers.
+  const long long padded_h = in_h + 2LL * g.pad_h, padded_w = in_w + 2LL * g.pad_w;
+  const long long extent_h = extent(g.kernel_h, g.dilation_h), extent_w = extent(g.kernel_w, g.dilation_w);
+  if (std::max({padded_h, padded_w, extent_h, extent_w}) > INT_MAX)
+    spec.fail("the padded input (" + std::to_string(padded_h) + "x" + std::to_string(padded_w) +
+              ") or the kernel's extent with dilation (" + std::to_string(extent_h) + "x" + std::to_string(extent_w) +
+              ") is beyond 32-bit sizes; check pad and dilation");
   const long long out_h = out(in_h, g.pad_h, g.kernel_h, g.dilation_h, g.stride_h);
   const long long out_w = out(in_w, g.pad_w, g.kernel_w, g.dilation_w, g.stride_w);
-  if (out_h > INT_MAX || out_w > INT_MAX)
-    spec.fail("the output would be " + std::to_string(out_h) + "x" + std::to_string(out_w) +
-              ", more than a blob can hold; check pad (" + std::to_string(g.pad_h) + "x" + std::to_string(g.pad_w) +
-              ")");
   if (out_h <= 0 || out_w <= 0) {
     const bool dilated = g.dilation_h > 1 || g.dilation_w > 1;
     spec.fail("the kernel (" + std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w) +
@@ -112,7 +116,7 @@ std::vector<int> conv_output_size(ConvGeometry g, int in_h, int in_w, const Laye
               std::to_string(in_w + 2LL * g.pad_w) + "); use a smaller kernel" + (dilated ? " or dilation" : "") +
               ", more pad, or a larger input");
   }
-  return {g.out_height(), g.out_width()};
+  return {static_cast<int>(out_h), static_cast<int>(out_w)};
 }
 
 BaseConvolutionLayer::BaseConvolutionLayer(const LayerSpec& spec)

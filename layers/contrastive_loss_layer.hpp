@@ -26,6 +26,7 @@ class ContrastiveLossLayer : public LossLayer {
   int exact_num_bottom() const override { return 3; }
   // a and b take gradients; the similarity label does not.
   bool allow_force_backward(int bottom_index) const override { return bottom_index != 2; }
+  bool backward_refuses(int) const override { return false; }  // as Caffe's backward
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
 

@@ -29,6 +29,7 @@ class CropLayer : public Layer {
   int exact_num_bottom() const override { return 2; }
   int exact_num_top() const override { return 1; }
   bool allow_force_backward(int bottom_index) const override { return bottom_index == 0; }
+  bool backward_refuses(int) const override { return false; }  // as Caffe's backward
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   // Where the window starts on each axis of bottom 0 (0 before the crop axis), after reshape.
   const std::vector<int>& offsets() const { return offsets_; }

@@ -26,6 +26,7 @@ class HDF5OutputLayer : public Layer {
   int exact_num_bottom() const override { return 2; }
   int exact_num_top() const override { return 0; }
   bool allow_force_backward(int) const override { return false; }
+  bool backward_refuses(int) const override { return false; }  // as Caffe's backward
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   // Renames the finished file into place now (also done on destruction).

@@ -93,7 +93,14 @@ TEST_CASE("weights round-trip in Caffe's layout, shared copies written once") {
       io::write_file_atomically(fifo, "bytes"),
       doctest::Contains(("cannot write '" + fifo + "': it is a FIFO, and crema writes a new file").c_str()), Error);
   CHECK(fs::is_fifo(fifo));
-  CHECK(io::regular_file_names(dir.path().string()).size() == 1);  // w.caffemodel.h5 only: no temporary left
+  // And if one appears between the temporary's naming and the rename, the rename refuses too.
+  const std::string late = dir / "late";
+  const std::string tmp = io::temp_name_for(late);
+  test::write_file(tmp, "bytes");
+  REQUIRE(::mkfifo(late.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(io::commit_file(tmp, late), doctest::Contains("it is a FIFO"), Error);
+  CHECK(fs::is_fifo(late));
+  CHECK_FALSE(fs::exists(tmp));  // the temporary is removed
   // What a failed write says: the system's reason, and the space left where it wrote.
   const auto left = io::free_bytes(dir.path().string());
   REQUIRE(left.has_value());

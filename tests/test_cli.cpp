@@ -1194,7 +1194,6 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   const std::string finish = " --set max_iter=" + std::to_string(stopped + 7) + " --set test_initialization=false";
   const auto resumed = test::run(crema_cmd("train " + job.solver + finish + " --resume --time-limit 1-00:00:00"));
   REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
-  CHECK_MESSAGE(resumed.output.find("but the limit comes in") == std::string::npos, resumed.output);
   const auto straight =
       test::run(crema_cmd("train " + job.solver + finish + " --set snapshot_prefix=" + (job.dir / "straight/toy")));
   REQUIRE_MESSAGE(straight.status == 0, straight.output);

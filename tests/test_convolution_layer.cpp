@@ -234,9 +234,10 @@ TEST_CASE("Convolution rejects bad configurations with clear messages") {
               "kernel or dilation");
   // Typos too large for 32 bits are said as they are, not wrapped around into a bogus shape.
   setup_error("num_output: 1, kernel_size: 3, dilation: 2000000000", {1, 1, 4, 4},
-              "the kernel (3x3, spanning 4000000001x4000000001 with dilation 2000000000x2000000000) does not fit");
-  setup_error("num_output: 1, kernel_size: 1, pad: 2000000000", {1, 1, 4, 4},
-              "the output would be 4000000004x4000000004, more than a blob can hold; check pad");
+              "the padded input (4x4) or the kernel's extent with dilation (4000000001x4000000001) is beyond 32-bit "
+              "sizes; check pad and dilation");
+  setup_error("num_output: 1, kernel_size: 1, pad: 1500000000, stride: 1500000000", {1, 1, 4, 4},
+              "the padded input (3000000004x3000000004)");
 
   auto parse_error = [&](const std::string& params, const char* message) {
     CAPTURE(params);

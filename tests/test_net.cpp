@@ -611,6 +611,19 @@ TEST_CASE("net: propagate_down true on a loss layer's labels is refused in a tra
   std::string allowed = yaml;
   allowed.replace(allowed.find("[true, true]"), 12, "[true, false]");
   CHECK_NOTHROW(build(allowed));
+  // A loss layer whose backward never runs (a monitor, loss_weight 0) is never asked, as in Caffe.
+  std::string monitor = yaml;
+  monitor.replace(monitor.find("propagate_down"), 0, "loss_weight: 0, ");
+  CHECK_NOTHROW(build(monitor));
+  // Caffe's ContrastiveLoss backward leaves its similarity input alone rather than aborting.
+  CHECK_NOTHROW(build(
+      "name: n\n"
+      "layer:\n"
+      "- {name: input, type: Input, top: [a, b, sim], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 3]}, {dim: "
+      "[2]}]}}\n"
+      "- {name: ipa, type: InnerProduct, bottom: a, top: pa, inner_product_param: {num_output: 2}}\n"
+      "- {name: ipb, type: InnerProduct, bottom: b, top: pb, inner_product_param: {num_output: 2}}\n"
+      "- {name: loss, type: ContrastiveLoss, bottom: [pa, pb, sim], top: loss, propagate_down: [true, true, true]}\n"));
 }
 
 TEST_CASE("net: lr_mult 0 freezes a parameter: no gradient is computed for it") {
