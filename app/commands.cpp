@@ -676,7 +676,7 @@ int train(const TrainOptions& opt) {
     std::string what = e.what();
     if (!what.empty() && what.back() == '.') what.pop_back();
     if (!wrote && resumed_iter < 0) {
-      if (what.find("no snapshot was written") != std::string::npos) throw;  // a divergence says where it stopped
+      if (dynamic_cast<const Diverged*>(&e)) throw;  // its message already says where it stopped
       throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                   ", before its first snapshot");
     }

@@ -24,6 +24,13 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Training reached a NaN or an infinity. The message already says where training stopped and
+// which snapshots are kept, so callers do not add their own account of the stop.
+class Diverged : public Error {
+ public:
+  using Error::Error;
+};
+
 class ConfigError : public Error {
  public:
   ConfigError(const Mark& mark, const std::string& path, const std::string& message);

@@ -418,7 +418,7 @@ void Solver::step(int iters) {
     // Once the loss is NaN or infinite every gradient is too, and an update would make every
     // weight NaN: the run cannot recover, so it stops before the update, leaving the
     // snapshots already written as they are.
-    if (!std::isfinite(loss)) throw Error(diverged(non_finite_losses()));
+    if (!std::isfinite(loss)) throw Diverged(diverged(non_finite_losses()));
     update_smoothed_loss(loss);
     if (display) {
       const auto now = std::chrono::steady_clock::now();
@@ -600,7 +600,7 @@ float Solver::apply_update() {
   // 2. Clip by the global L2 norm.
   if (spec_.clip_gradients > 0) {
     const double norm = std::sqrt(ops.sumsq_diffs(params));
-    if (!std::isfinite(norm)) throw Error(diverged("the gradients' L2 norm is " + number(static_cast<float>(norm))));
+    if (!std::isfinite(norm)) throw Diverged(diverged("the gradients' L2 norm is " + number(static_cast<float>(norm))));
     if (norm > spec_.clip_gradients) {
       const float scale = static_cast<float>(spec_.clip_gradients / norm);
       spdlog::info("Gradient clipping: scaling down gradients (L2 norm {} > {}) by scale factor {}", norm,
@@ -628,8 +628,9 @@ float Solver::apply_update() {
     in.l1 = spec_.regularization_type == "L1";
     // 4. The type's rule turns g into the step; 5. w −= step.
     if (!ops.step(*rule_, spec_, in))
-      throw Error(diverged("after the update, " + net_->param_owner(i) + " holds NaN or infinite values" + kHiddenNaN,
-                           "Stopped in the update"));
+      throw Diverged(
+          diverged("after the update, " + net_->param_owner(i) + " holds NaN or infinite values" + kHiddenNaN,
+                   "Stopped in the update"));
   }
   if (net_->debug_info()) net_->log_update_debug_info();
   return rate;
@@ -666,10 +667,10 @@ void Solver::snapshot() {
     const auto& params = net_->learnable_params();
     for (size_t i = 0; i < params.size(); ++i)
       if (const long long bad = cpu_count_non_finite(params[i]->count(), params[i]->cpu_data()); bad > 0)
-        throw Error(diverged(net_->param_owner(i) + " holds " + std::to_string(bad) + " NaN or infinite value(s) of " +
-                                 std::to_string(params[i]->count()) + ", made so by an update since the last snapshot" +
-                                 kHiddenNaN,
-                             "Stopped before the snapshot"));
+        throw Diverged(diverged(net_->param_owner(i) + " holds " + std::to_string(bad) +
+                                    " NaN or infinite value(s) of " + std::to_string(params[i]->count()) +
+                                    ", made so by an update since the last snapshot" + kHiddenNaN,
+                                "Stopped before the snapshot"));
   }
   if (on_snapshot) on_snapshot(*this);
 }

@@ -193,6 +193,15 @@ TEST_CASE("an error in the middle of training ends with the command that resumes
                 again.output);
 }
 
+TEST_CASE("a run that diverges before its first snapshot says so once, without a second account of the stop") {
+  test::ToyJob job(20);
+  const auto r = test::run(crema_cmd("train " + job.solver + " --set base_lr=1e30"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("training diverged at iteration ") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("no snapshot was written and earlier ones are kept") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("before its first snapshot") == std::string::npos, r.output);
+}
+
 TEST_CASE("a snapshot the disk cannot take stops training with the reason and the resume command, without a crash") {
   test::ToyJob job(20);
   // A file-size limit of 50 KB (dash counts 512-byte blocks) fails the weights file's write as
