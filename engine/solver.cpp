@@ -763,11 +763,24 @@ void Solver::restore(const SolverState& s) {
   apply(*net_, "train/");
   for (size_t t = 0; t < test_nets_.size(); ++t) apply(*test_nets_[t], "test" + std::to_string(t) + "/");
   // The displayed loss continues its smoothing window, so printed losses match an
-  // uninterrupted run exactly.
-  losses_ = s.recent_losses;
-  smoothed_loss_ = s.smoothed_loss;
-  loss_origin_ = s.loss_origin;
-  keep_losses_ = true;
+  // uninterrupted run exactly. A window that cannot be this run's (average_loss changed
+  // since the snapshot, a Caffe state that keeps none, an edited file) starts afresh:
+  // it only affects the printed loss.
+  const size_t window = static_cast<size_t>(spec_.average_loss);
+  const long long since = static_cast<long long>(s.iter) - s.loss_origin;
+  const bool finite = std::isfinite(s.smoothed_loss) && std::all_of(s.recent_losses.begin(), s.recent_losses.end(),
+                                                                    [](float v) { return std::isfinite(v); });
+  keep_losses_ = finite && since >= 0 && s.recent_losses.size() == std::min(window, static_cast<size_t>(since));
+  if (!keep_losses_ && !s.recent_losses.empty())
+    spdlog::info(
+        "The snapshot's loss average ({} losses since iteration {}) does not fit average_loss: {}; the "
+        "displayed loss starts a new average here",
+        s.recent_losses.size(), s.loss_origin, window);
+  if (keep_losses_) {
+    losses_ = s.recent_losses;
+    smoothed_loss_ = s.smoothed_loss;
+    loss_origin_ = s.loss_origin;
+  }
 }
 
 }  // namespace crema

@@ -1,8 +1,11 @@
 #include "io/hdf5.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <filesystem>
 
 #include "engine/error.hpp"
@@ -272,6 +275,12 @@ long long H5File::read_int(const std::string& name) const {
   H5Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   long long out = 0;
   if (H5Dread(ds.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &out) < 0) fail("cannot read '" + name + "'");
+  // HDF5 converts 3.5 to 3 without a word; a count stored as a float must be a whole number.
+  double exact = 0;
+  if (H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &exact) < 0)
+    fail("cannot read '" + name + "'");
+  if (exact != static_cast<double>(out) && std::abs(exact) < 9e15)
+    fail("'" + name + "' holds " + fmt::format("{:.9g}", exact) + ", not a whole number; the file is damaged");
   return out;
 }
 

@@ -256,23 +256,29 @@ TEST_CASE("config files: a very long word does not overflow the stack, an empty 
   CHECK_THROWS_WITH_AS(io::load_net_config(dir / "e.prototxt"), doctest::Contains("names no blob"), ConfigError);
 }
 
-TEST_CASE("a solver state with an iteration beyond int or no smoothed loss is refused as damaged") {
+TEST_CASE("a solver state with an iteration beyond int or not whole, or no smoothed loss, is refused as damaged") {
   test::TempDir dir;
-  const auto write_state = [&](long long iter, bool with_loss) {
+  const auto write_state = [&](long long iter, bool with_loss, float float_iter = -1) {
     io::H5File f(dir / "s.solverstate.h5", io::H5File::Mode::Create);
-    const hsize_t one = 1;  // 64-bit, as another writer may store it
-    io::H5Handle space(H5Screate_simple(1, &one, nullptr), H5Sclose);
-    io::H5Handle ds(H5Dcreate2(f.id(), "iter", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                    H5Dclose);
-    REQUIRE(H5Dwrite(ds.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &iter) >= 0);
+    if (float_iter >= 0) {
+      f.write_floats("iter", {1}, &float_iter);
+    } else {
+      const hsize_t one = 1;  // 64-bit, as another writer may store it
+      io::H5Handle space(H5Screate_simple(1, &one, nullptr), H5Sclose);
+      io::H5Handle ds(H5Dcreate2(f.id(), "iter", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                      H5Dclose);
+      REQUIRE(H5Dwrite(ds.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &iter) >= 0);
+    }
     f.create_group("history");
     f.create_group("crema");
     f.write_string("crema/type", "SGD");
     f.write_bytes("crema/rng", "state");
     const std::vector<float> none;
     f.write_floats("crema/recent_losses", {0}, none.data());
-    if (with_loss) f.write_floats("crema/smoothed_loss", {1}, std::vector<float>{0.5f}.data());
-    else f.write_floats("crema/smoothed_loss", {0}, none.data());
+    if (with_loss)
+      f.write_floats("crema/smoothed_loss", {1}, std::vector<float>{0.5f}.data());
+    else
+      f.write_floats("crema/smoothed_loss", {0}, none.data());
   };
   write_state(1LL << 40, true);
   const std::string huge = test::error_of([&] { io::load_solver_state(dir / "s.solverstate.h5"); });
@@ -280,6 +286,16 @@ TEST_CASE("a solver state with an iteration beyond int or no smoothed loss is re
   write_state(10, false);
   const std::string no_loss = test::error_of([&] { io::load_solver_state(dir / "s.solverstate.h5"); });
   CHECK_MESSAGE(no_loss.find("smoothed_loss") != std::string::npos, no_loss.substr(0, 300));
+  // An iteration stored as a float must be whole: HDF5 turns 3.5 into 3 without a word, and a
+  // resume at 3 with another iteration's weights would follow.
+  write_state(10, true, 3.5f);
+  const std::string fraction = test::error_of([&] { io::load_solver_state(dir / "s.solverstate.h5"); });
+  CHECK_MESSAGE(
+      fraction.find("s.solverstate.h5: 'iter' holds 3.5, not a whole number; the file is damaged") != std::string::npos,
+      fraction.substr(0, 300));
+  write_state(10, true, 3.f);
+  const std::string whole = test::error_of([&] { io::load_solver_state(dir / "s.solverstate.h5"); });
+  CHECK_MESSAGE((!whole.empty() && whole.find("whole number") == std::string::npos), whole.substr(0, 300));
 }
 
 TEST_CASE(

@@ -262,6 +262,38 @@ TEST_CASE("solver: the displayed loss is the running mean over average_loss iter
   CHECK(shown[2].second == doctest::Approx((0.226801125 + 0.74075566) / 2).epsilon(1e-4));
 }
 
+TEST_CASE(
+    "solver: a resume continues the loss average, or starts a new one when the saved window cannot be this run's") {
+  // The hand example's losses again: 2.53125, 0.226801125, 0.74075566 (average_loss 2).
+  const std::string keys =
+      "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.01\nmax_iter: 10\ndisplay: 1\naverage_loss: 2\n";
+  auto first = make_job(tiny_net("[{lr_mult: 1, decay_mult: 1}, {lr_mult: 2, decay_mult: 0}]") + keys);
+  init_tiny(*first);
+  step(*first, 2);
+  const SolverState saved = first->solver->state();
+  const auto resume = [&](const SolverState& s) {
+    auto j = make_job(tiny_net("[{lr_mult: 1, decay_mult: 1}, {lr_mult: 2, decay_mult: 0}]") + keys);
+    init_tiny(*j);  // the data; the weights are the first run's
+    for (int p = 0; p < 2; ++p) j->param("ip", p).copy_from(first->param("ip", p));
+    j->solver->restore(s);
+    step(*j, 1);
+    REQUIRE(j->solver->displayed_losses().size() == 1);
+    return j->solver->displayed_losses()[0].second;
+  };
+  CHECK(resume(saved) == doctest::Approx((0.226801125 + 0.74075566) / 2).epsilon(1e-4));
+  // An edited file (or a snapshot of a run with a larger average_loss): a million saved losses
+  // were once accepted and indexed modulo the window, a NaN kept the printed loss NaN for good.
+  SolverState many = saved;
+  many.recent_losses.assign(1000000, 5.f);
+  CHECK(resume(many) == doctest::Approx(0.74075566).epsilon(1e-4));
+  SolverState nan = saved;
+  nan.recent_losses[0] = std::nanf("");
+  CHECK(resume(nan) == doctest::Approx(0.74075566).epsilon(1e-4));
+  SolverState ahead = saved;
+  ahead.loss_origin = 7;  // after the snapshot's own iteration
+  CHECK(resume(ahead) == doctest::Approx(0.74075566).epsilon(1e-4));
+}
+
 TEST_CASE("solver: the same random_seed gives bit-identical losses (random data and dropout)") {
   auto job = [](int seed) {
     return make_job(
