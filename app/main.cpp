@@ -519,6 +519,11 @@ int main(int argc, char** argv) {
         threads, cores, cores);
   crema::set_num_threads(threads);
   try {
+    // The commands that run nets: OpenBLAS's buffers are taken before anything is built (the
+    // others leave OpenBLAS as it loaded).
+    if (app.got_subcommand(train_cmd) || app.got_subcommand(test_cmd) || app.got_subcommand(extract_cmd) ||
+        app.got_subcommand(classify_cmd) || (app.got_subcommand(time_cmd) && !time_data))
+      crema::reserve_blas_buffers(threads <= 0);
     if (app.got_subcommand(train_cmd)) {
       train.weights = split_commas(train_weights);
       train.reinit = split_commas(train_reinit);
@@ -582,8 +587,10 @@ int main(int argc, char** argv) {
     spdlog::error("{}: {}", e.path1().string(), e.code().message());
     return 1;
   } catch (const std::bad_alloc&) {  // outside a layer (which names itself, engine/net.cpp)
-    spdlog::error("out of host memory; reduce batch_size in the data layers (or the input shapes), or use a machine "
-                  "with more memory");
+    spdlog::error(
+        "out of host memory; reduce batch_size in the data layers (or the input shapes), or use a machine "
+        "with more memory.{}",
+        crema::address_space_limit_note());
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("unexpected error: {}", e.what());

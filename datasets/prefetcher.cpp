@@ -9,9 +9,11 @@
 #include <chrono>
 #include <mutex>
 #include <sstream>
+#include <system_error>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 
 namespace crema {
 
@@ -139,16 +141,31 @@ void lower_priority() {
 void Prefetcher::start() {
   stopping_ = false;
   started_ = true;
-  // One thread fills batches alone; more start helpers beside the producer.
-  if (options_.threads > 1)
-    for (int i = 0; i < options_.threads; ++i) workers_.emplace_back([this] {
+  try {
+    // One thread fills batches alone; more start helpers beside the producer.
+    if (options_.threads > 1)
+      for (int i = 0; i < options_.threads; ++i)
+        workers_.emplace_back([this] {
+          lower_priority();
+          work();
+        });
+    producer_ = std::thread([this] {
       lower_priority();
-      work();
+      produce();
     });
-  producer_ = std::thread([this] {
-    lower_priority();
-    produce();
-  });
+  } catch (const std::system_error& e) {
+    // No memory for a thread's stack (a virtual-memory limit) or too many threads: the ones
+    // started are stopped, and the reason is said.
+    stop();
+    // A thread's stack is as large as the stack size limit: a huge one cannot be mapped.
+    std::string stack;
+    if (rlimit limit{};
+        getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > (rlim_t{1} << 30))
+      stack = " Each thread's stack is as large as the stack size limit (ulimit -s), " +
+              std::to_string(limit.rlim_cur >> 20) + " MiB here: lower it (8192 KiB is usual).";
+    throw Error("cannot start a thread to read the data: " + std::string(e.what()) +
+                "; the system is short of memory or of threads." + stack + address_space_limit_note());
+  }
 }
 
 void Prefetcher::stop() {
@@ -161,7 +178,7 @@ void Prefetcher::stop() {
   queue_cv_.notify_all();
   job_cv_.notify_all();
   done_cv_.notify_all();
-  producer_.join();
+  if (producer_.joinable()) producer_.join();  // not when start() failed to make it
   for (auto& w : workers_) w.join();
   workers_.clear();
   queue_.clear();

@@ -2,11 +2,18 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
+
+#include "engine/error.hpp"
 
 namespace crema {
 
@@ -85,13 +92,102 @@ int g_threads = 0;
 void set_num_threads(int n) {
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   g_threads = n;
-  // OpenBLAS's OpenMP build and oneDNN share libgomp's pool; both follow its size.
+  // oneDNN and crema's loops follow libgomp's pool size; OpenBLAS's is set with its buffers
+  // (reserve_blas_buffers).
   omp_set_num_threads(n);
-  openblas_set_num_threads(n);
 }
 
 int num_threads() {
   return g_threads > 0 ? g_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+namespace {
+
+// This process's mapped address space (VmSize), in MiB; 0 when unknown.
+double mapped_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmSize:", 0) == 0) return std::atof(line.c_str() + 7) / 1024.0;  // "VmSize:  123456 kB"
+  return 0;
+}
+
+// RLIMIT_AS in MiB, or a negative number when there is none.
+double address_space_limit_mib() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return -1;
+  return static_cast<double>(limit.rlim_cur) / (1024.0 * 1024.0);
+}
+
+}  // namespace
+
+std::string address_space_limit_note() {
+  const double limit = address_space_limit_mib();
+  if (limit < 0) return "";
+  return " A virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of " + std::to_string(std::lround(limit)) +
+         " MiB is set, and " + std::to_string(std::lround(mapped_mib())) +
+         " MiB are mapped: raise the limit if the machine has the memory.";
+}
+
+namespace {
+
+// Whether `bytes` more of writable private memory can be mapped now. It counts against a
+// virtual-memory limit and strict overcommit as OpenBLAS's malloc will; untouched, it costs
+// nothing.
+bool address_space_free(size_t bytes) {
+  void* probe = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (probe == MAP_FAILED) return false;
+  munmap(probe, bytes);
+  return true;
+}
+
+}  // namespace
+
+void reserve_blas_buffers(bool fewer_threads_allowed) {
+  // OpenBLAS 0.3's BUFFER_SIZE (128 MiB) plus alignment and guard pages. With k threads it
+  // keeps one per thread for its own pool's workers and takes one more per concurrent caller
+  // (up to k, from crema's parallel regions): 2k at most. Beside them the least room for the
+  // nets, threads' stacks and oneDNN's generated code, which crashes inside oneDNN when its
+  // mapping is refused: LeNet's training needs about 100 MiB.
+  constexpr size_t kBuffer = size_t{129} << 20, kNets = size_t{256} << 20;
+  const auto needed = [](int threads) { return 2 * kBuffer * static_cast<size_t>(threads) + kNets; };
+  const int wanted = num_threads();
+  int threads = wanted;
+  if (!address_space_free(needed(wanted))) {
+    threads = 0;
+    if (fewer_threads_allowed)
+      for (int k = wanted - 1; k >= 1 && threads == 0; --k)
+        if (address_space_free(needed(k))) threads = k;
+    const double limit = address_space_limit_mib();
+    const std::string why = limit >= 0 ? "a virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of " +
+                                             std::to_string(std::lround(limit)) + " MiB is set and " +
+                                             std::to_string(std::lround(mapped_mib())) + " MiB are mapped already"
+                                       : "the machine's memory is committed (strict overcommit)";
+    const std::string what = std::to_string(2 * (kBuffer >> 20)) + " MiB of OpenBLAS work buffers per thread (it " +
+                             "would hang rather than fail without them) and " + std::to_string(kNets >> 20) +
+                             " MiB for the nets at the least";
+    if (threads == 0)
+      throw Error("the system refuses the " + std::to_string(needed(fewer_threads_allowed ? 1 : wanted) >> 20) +
+                  " MiB of address space needed to run " +
+                  (fewer_threads_allowed ? std::string("even one thread") : std::to_string(wanted) + " threads") +
+                  " (" + what + "): " + why + ". " + (limit >= 0 ? "Raise the limit" : "Free memory") +
+                  (fewer_threads_allowed || wanted == 1 ? "" : ", or run fewer threads (--threads)"));
+    spdlog::warn("Running {} of {} threads: {}, which leaves room for only {} ({}); {} to use every core", threads,
+                 wanted, why, threads, what, limit >= 0 ? "raise the limit" : "free memory");
+    set_num_threads(threads);
+  }
+  openblas_set_num_threads(threads);
+  // Each thread of a parallel region runs its own single-threaded product, taking one buffer
+  // (OpenBLAS's OpenMP build); 256³ is past OpenBLAS's small-matrix path, which takes none.
+  // The larger product after runs on OpenBLAS's own threads.
+  constexpr int kSmall = 256, kLarge = 512;
+  std::vector<float> a(static_cast<size_t>(kLarge) * kLarge, 0.f), c(a.size(), 0.f);  // (kLarge, kLarge) each
+#pragma omp parallel
+  {
+    std::vector<float> own(static_cast<size_t>(kSmall) * kSmall, 0.f);  // (kSmall, kSmall)
+    cpu_gemm(false, false, kSmall, kSmall, kSmall, 1.f, a.data(), a.data(), 0.f, own.data());
+  }
+  cpu_gemm(false, false, kLarge, kLarge, kLarge, 1.f, a.data(), a.data(), 0.f, c.data());
 }
 
 }  // namespace crema

@@ -2,6 +2,7 @@
 // vector helpers the layers and solvers share.
 #pragma once
 
+#include <string>
 #include <vector>
 
 namespace crema {
@@ -30,5 +31,17 @@ constexpr long kParallelMinElements = 1L << 15;
 // Threads used by BLAS (and later oneDNN); <= 0 means all cores.
 void set_num_threads(int n);
 int num_threads();
+
+// OpenBLAS takes work buffers of about 129 MiB per thread at its first products and, when the
+// system refuses one (a virtual-memory limit such as `ulimit -v` or SGE's h_vmem, or strict
+// overcommit), retries for ever at full speed: the run hangs, deaf to SIGTERM. This sets
+// OpenBLAS's thread count to num_threads() once the room for its buffers is known to be there
+// (with `fewer_threads_allowed`, to as many threads as fit, with a warning), throws an Error
+// saying what is missing when not, and has every thread take its buffers now so that the
+// products later reuse them. Call before the nets are built.
+void reserve_blas_buffers(bool fewer_threads_allowed);
+// " A virtual-memory limit (ulimit -v) of N MiB is set, and M MiB are mapped." or "" without a limit:
+// for out-of-memory messages, where the limit, not the machine, may be what ran out.
+std::string address_space_limit_note();
 
 }  // namespace crema

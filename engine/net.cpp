@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
@@ -39,7 +40,8 @@ std::string out_of_host_memory(const char* during, const BlobVec& tops) {
   std::string shapes;
   for (const Blob* t : tops) shapes += (shapes.empty() ? "" : ", ") + t->shape_string();
   return std::string("out of host memory during ") + during + (shapes.empty() ? "" : " (tops " + shapes + ")") +
-         "; reduce batch_size in the data layers (or the input shapes), or use a machine with more memory";
+         "; reduce batch_size in the data layers (or the input shapes), or use a machine with more memory." +
+         address_space_limit_note();
 }
 
 // The same, from a running layer (setup's errors name their layer by its config position).

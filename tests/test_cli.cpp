@@ -193,6 +193,74 @@ TEST_CASE("an error in the middle of training ends with the command that resumes
                 again.output);
 }
 
+TEST_CASE("under a virtual-memory limit crema trains, or says what the limit is too small for, and never hangs") {
+  // OpenBLAS retries a refused work buffer (129 MiB per thread) for ever: while it loads, before
+  // main, and at a product. A limit from too small to load the libraries up to plenty: each run
+  // must end by itself, each with a clear line when it cannot train.
+  test::ToyJob job(5);
+  bool too_small_to_start = false, refused = false, trained = false;
+  for (int mib = 700; mib <= 2600; mib += 50) {
+    CAPTURE(mib);
+    const auto r = test::run("ulimit -v " + std::to_string(mib * 1024) + "; exec timeout -s KILL 60 " +
+                             crema_cmd("train " + job.solver + " --overwrite"));
+    CHECK_MESSAGE(r.status != 137, r.output);  // killed by the timeout: a hang
+    if (r.status == 127) continue;             // the libraries do not fit: the loader says so
+    if (r.output.find("is too small to start: crema's libraries map ") != std::string::npos) {
+      CHECK(r.status == 1);
+      too_small_to_start = true;
+    } else if (r.output.find("MiB of address space needed to run even one thread (258 MiB of OpenBLAS work "
+                             "buffers per thread") != std::string::npos) {
+      CHECK(r.status == 1);
+      refused = true;
+    } else if (r.status == 0) {
+      trained = true;
+      break;
+    } else {
+      // Past OpenBLAS's buffers, the nets: out of memory, said as such.
+      CHECK_MESSAGE(r.output.find("out of host memory") != std::string::npos, r.output);
+      CHECK_MESSAGE(r.output.find("A virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of ") != std::string::npos,
+                    r.output);
+    }
+  }
+  CHECK(too_small_to_start);
+  CHECK(refused);
+  CHECK(trained);
+  // A thread count given on the command line is not lowered: refused, naming the way out.
+  const auto many = test::run("ulimit -v 3000000; exec timeout -s KILL 60 " +
+                              crema_cmd("train " + job.solver + " --overwrite --threads 64"));
+  CHECK(many.status == 1);
+  CHECK_MESSAGE(
+      many.output.find("needed to run 64 threads (258 MiB of OpenBLAS work buffers per thread") != std::string::npos,
+      many.output);
+  CHECK_MESSAGE(many.output.find("for the nets at the least): a virtual-memory limit (ulimit -v; SGE's h_vmem sets "
+                                 "one) of 2930 MiB is set") != std::string::npos,
+                many.output);
+  CHECK_MESSAGE(many.output.find("Raise the limit, or run fewer threads (--threads)") != std::string::npos,
+                many.output);
+}
+
+TEST_CASE("a data reader's thread the system cannot start stops training with the reason, not an abort") {
+  // A stack size limit of 1 TiB makes every new thread's stack unmappable; with one thread no
+  // OpenMP worker is started, so the data reader's thread is the first to fail. It used to end
+  // in "terminate called after throwing an instance of 'std::system_error'" (status 134).
+  std::ifstream overcommit("/proc/sys/vm/overcommit_memory");
+  int mode = 0;
+  overcommit >> mode;
+  if (mode == 1) {  // every mapping granted: a 1 TiB stack too
+    MESSAGE("SKIPPED: vm.overcommit_memory is 1 here, so a 1 TiB thread stack can be mapped");
+    return;
+  }
+  test::ToyJob job(5);
+  const auto r =
+      test::run("ulimit -s 1073741824; exec timeout -s KILL 60 " + crema_cmd("train " + job.solver + " --threads 1"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("cannot start a thread to read the data: Resource temporarily unavailable; the system "
+                              "is short of memory or of threads. Each thread's stack is as large as the stack size "
+                              "limit (ulimit -s), 1048576 MiB here") != std::string::npos,
+                r.output);
+  CHECK_MESSAGE(r.output.find("terminate called") == std::string::npos, r.output);
+}
+
 TEST_CASE("a run that diverges before its first snapshot says so once, without a second account of the stop") {
   test::ToyJob job(20);
   const auto r = test::run(crema_cmd("train " + job.solver + " --set base_lr=1e30"));
