@@ -107,8 +107,18 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in) {
 void setup_logging(const std::string& log_file) {
   std::vector<spdlog::sink_ptr> sinks;
   sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
+  std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
+  if (!log_file.empty()) sinks.push_back(file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
   auto logger = std::make_shared<spdlog::logger>("crema", sinks.begin(), sinks.end());
+  // A log file that cannot take a line (a full disk) is said once, in crema's words, and left
+  // alone after: the run goes on with the terminal's log (spdlog would print its own error
+  // for every line).
+  logger->set_error_handler([file, log_file](const std::string& what) {
+    if (file) file->set_level(spdlog::level::off);
+    std::string why = what;  // "Failed writing to file X: <reason>"
+    if (const size_t colon = why.rfind(": "); colon != std::string::npos) why = why.substr(colon + 2);
+    std::cerr << "crema: cannot write the --log file '" << log_file << "' (" << why << "); the log goes on here only\n";
+  });
   // glog's layout, so Caffe's parse_log.py and similar tools read crema logs.
   logger->set_pattern("%L%m%d %H:%M:%S.%f %6t crema] %v");
   logger->flush_on(spdlog::level::info);
@@ -125,6 +135,8 @@ std::string log_file_problem(const std::string& log_file, const std::vector<std:
   for (const std::string& input : inputs)
     if (!input.empty() && fs::equivalent(log_file, input, ec))
       return "'" + input + "' is also an input of this command, and the log is appended to its file";
+  // A device or a FIFO is written as it is (a FIFO would also block the read below).
+  if (!fs::is_regular_file(log_file, ec)) return "";
   std::ifstream in(log_file, std::ios::binary);
   char head[512];
   in.read(head, sizeof head);

@@ -92,6 +92,10 @@ LayerSpec parse_layer_spec(const Node& node) {
   check_name("name", s.name);
   for (const auto& b : s.bottom) check_name("bottom", b);
   for (const auto& t : s.top) check_name("top", t);
+  // An empty blob name ("" or a bare `top:` item) fails only where a reader looks it up.
+  for (const auto& [key, names] : {std::pair{"bottom", &s.bottom}, std::pair{"top", &s.top}})
+    if (std::find(names->begin(), names->end(), "") != names->end())
+      s.fail(std::string("a ") + key + " has an empty name; give every blob a name");
   for (const auto& ps : s.param) check_name("param name", ps.name);
   for (auto& inc : r.subs("include")) s.include.push_back(parse_rule(inc));
   for (auto& exc : r.subs("exclude")) s.exclude.push_back(parse_rule(exc));

@@ -101,6 +101,21 @@ Node load_config_file(const std::string& path) {
     if (text.size() > kMaxConfigBytes)
       throw Error("config file '" + path + "' is larger than 64 MiB, so it is not a config: give the solver or net file");
   }
+  // A binary file (weights, a snapshot, an image) given as the config: the parsers would stop
+  // at some byte of it with a message about escapes or keys.
+  if (const size_t nul = text.find('\0'); nul != std::string::npos) {
+    if (text.rfind("\x89HDF\r\n\x1a\n", 0) == 0)
+      throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
+                        "this is an HDF5 file (weights or a snapshot), not a config: give the solver or net file, "
+                        "weights with --weights and a solver state with --snapshot");
+    const size_t line_start = text.rfind('\n', nul);
+    const Mark m{std::make_shared<const std::string>(path),
+                 static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n')) + 1,
+                 static_cast<int>(nul - (line_start == std::string::npos ? 0 : line_start + 1)) + 1};
+    throw ConfigError(m, "",
+                      "this is not a text file (it holds a NUL byte here), so not a config; is it the right file (a "
+                      ".caffemodel, an image or a database given as the config)?");
+  }
   std::optional<ConfigFormat> format = config_format_for(path);
   if (!format && has_message_block(text)) format = ConfigFormat::Prototxt;
   if (format) return *format == ConfigFormat::Prototxt ? parse_prototxt(text, path) : parse_yaml(text, path);

@@ -1,8 +1,8 @@
 #include "io/yaml_config.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
 #include <vector>
 
 namespace crema::io {
@@ -269,7 +269,11 @@ Node parse_with_name(const std::string& text, const std::string& name) {
     return convert(docs.empty() ? YAML::Node() : docs[0], file, text, "", 0, nodes);
   } catch (const YAML::Exception& e) {
     Mark m = make_mark(file, e.mark);
-    const std::string what = explain_syntax_error(text, e.msg, m);
+    // yaml-cpp says "bad file" at its depth limit; its messages may quote the offending byte raw.
+    const std::string what =
+        dynamic_cast<const YAML::DeepRecursion*>(&e) != nullptr
+            ? "lists or maps nest deeper than the YAML reader allows (about 2000 levels); is this a crema config?"
+            : printable(explain_syntax_error(text, e.msg, m));
     throw ConfigError(m, "", "YAML syntax error: " + what);
   }
 }

@@ -256,6 +256,28 @@ TEST_CASE("config files: a very long word does not overflow the stack, an empty 
   CHECK_THROWS_WITH_AS(io::load_net_config(dir / "e.prototxt"), doctest::Contains("names no blob"), ConfigError);
 }
 
+TEST_CASE("config files: a binary file or a nesting too deep for YAML is said to be one, no raw bytes echoed") {
+  test::TempDir dir;
+  // yaml-cpp stopped at some byte with "unknown escape character: " and the byte itself.
+  test::write_file(dir / "w.yaml", std::string("name: x\nblob: \"\x01\\\0\x02\"\n", 19));
+  const std::string binary = test::error_of([&] { io::load_config_file(dir / "w.yaml"); });
+  CHECK_MESSAGE(binary.find("w.yaml:2:10: this is not a text file (it holds a NUL byte here), so not a config") !=
+                    std::string::npos,
+                binary);
+  CHECK(binary.find('\0') == std::string::npos);
+  test::write_file(dir / "s.caffemodel.h5", std::string("\x89HDF\r\n\x1a\n\0\0\0\0", 12));
+  const std::string hdf5 = test::error_of([&] { io::load_config_file(dir / "s.caffemodel.h5"); });
+  CHECK_MESSAGE(hdf5.find("s.caffemodel.h5: this is an HDF5 file (weights or a snapshot), not a config: give the "
+                          "solver or net file, "
+                          "weights with --weights and a solver state with --snapshot") != std::string::npos,
+                hdf5);
+  // yaml-cpp's own depth limit said "bad file".
+  test::write_file(dir / "deep.yaml", "a: " + std::string(3000, '[') + std::string(3000, ']') + "\n");
+  const std::string deep = test::error_of([&] { io::load_config_file(dir / "deep.yaml"); });
+  CHECK_MESSAGE(
+      deep.find("YAML syntax error: lists or maps nest deeper than the YAML reader allows") != std::string::npos, deep);
+}
+
 TEST_CASE("a solver state with an iteration beyond int or not whole, or no smoothed loss, is refused as damaged") {
   test::TempDir dir;
   const auto write_state = [&](long long iter, bool with_loss, float float_iter = -1) {

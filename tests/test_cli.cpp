@@ -1021,6 +1021,20 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   r = test::run(crema_cmd("train " + job.solver + " --log=" + (job.dir / "w.bin")));
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("it holds binary data") != std::string::npos, r.output);
+  // A log file that cannot take the lines (here /dev/full, which used to be "binary data"; a full
+  // disk the same) is said once, and the run goes on (spdlog printed "[*** LOG ERROR ***]" per line).
+  if (std::filesystem::exists("/dev/full")) {
+    r = test::run(crema_cmd("train " + job.solver + " --set display=1 --set snapshot_prefix=" + (job.dir / "full/toy") +
+                            " --log /dev/full"));
+    CHECK_MESSAGE(r.status == 0, r.output);
+    CHECK_MESSAGE(r.output.find("crema: cannot write the --log file '/dev/full' (No space left on device); the log "
+                                "goes on here only") != std::string::npos,
+                  r.output);
+    CHECK(r.output.find("cannot write the --log file", r.output.find("cannot write the --log file") + 1) ==
+          std::string::npos);
+    CHECK(r.output.find("LOG ERROR") == std::string::npos);
+    CHECK(r.output.find("Optimization Done") != std::string::npos);
+  }
   // A huge list index used to escape as std::stoi's exception.
   r = test::run(crema_cmd("train " + job.solver + " --set 'net.layer[99999999999].name=x'"));
   CHECK(r.status == 2);
@@ -1041,7 +1055,7 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   test::write_file(job.dir / "train-images-idx3-ubyte", std::string(reinterpret_cast<const char*>(header), 16));
   r = test::run(crema_cmd("train " + job.solver));
   CHECK(r.status != 0);
-  CHECK(r.output.find("corrupt") != std::string::npos);
+  CHECK_MESSAGE(r.output.find("corrupt") != std::string::npos, r.output);
   CHECK(r.output.find("terminate") == std::string::npos);
   // A count of 0 used to be "not in range 0.000000 to 17976931348623157…" (309 digits).
   r = test::run(crema_cmd("test --model " + job.solver + " --iterations 0"));

@@ -904,7 +904,7 @@ TEST_CASE("net: oneDNN's convolution restages an input rewritten since forward, 
   check_same_param_diffs(*fast->net, *reference->net, "c2 after its input was rewritten");
 }
 
-TEST_CASE("net: a control character in a layer, blob or parameter name is refused at setup, shown escaped") {
+TEST_CASE("net: a control character in a layer, blob or parameter name, or an empty blob name, is refused at setup") {
   // A NUL cut the name short in the snapshot's HDF5 path: the run failed after its training.
   const auto net_with = [](const std::string& field) {
     return "name: n\n"
@@ -921,4 +921,9 @@ TEST_CASE("net: a control character in a layer, blob or parameter name is refuse
   CHECK_THROWS_WITH_AS(build(net_with("name: ip, top: p, param: [{name: \"w\\tx\"}]")),
                        doctest::Contains("param name 'w\\x09x' holds a control character"), ConfigError);
   CHECK_NOTHROW(build(net_with("name: \"ip/β 1\", top: p")));
+  // An empty blob name used to fail only at the layer that read it.
+  CHECK_THROWS_WITH_AS(build(net_with("name: ip, top: \"\"")),
+                       doctest::Contains("(ip): a top has an empty name; give every blob a name"), ConfigError);
+  CHECK_THROWS_WITH_AS(build(net_with("name: ip, top: [p, \"\"]")), doctest::Contains("a top has an empty name"),
+                       ConfigError);
 }
