@@ -113,12 +113,16 @@ void setup_logging(const std::string& log_file) {
   // A log file that cannot take a line (a full disk) is said once, in crema's words, and left
   // alone after: the run goes on with the terminal's log (spdlog would print its own error
   // for every line).
-  logger->set_error_handler([file, log_file](const std::string& what) {
-    if (file) file->set_level(spdlog::level::off);
-    std::string why = what;  // "Failed writing to file X: <reason>"
-    if (const size_t colon = why.rfind(": "); colon != std::string::npos) why = why.substr(colon + 2);
-    std::cerr << "crema: cannot write the --log file '" << log_file << "' (" << why << "); the log goes on here only\n";
-  });
+  if (file)
+    logger->set_error_handler([file, log_file](const std::string& what) {
+      static std::atomic<bool> said{false};  // two threads may fail on their lines at once
+      file->set_level(spdlog::level::off);
+      if (said.exchange(true)) return;
+      std::string why = what;  // "Failed writing to file X: <reason>"
+      if (const size_t colon = why.rfind(": "); colon != std::string::npos) why = why.substr(colon + 2);
+      std::cerr << "crema: cannot write the --log file '" << log_file << "' (" << why
+                << "); the log goes on here only\n";
+    });
   // glog's layout, so Caffe's parse_log.py and similar tools read crema logs.
   logger->set_pattern("%L%m%d %H:%M:%S.%f %6t crema] %v");
   logger->flush_on(spdlog::level::info);

@@ -1,14 +1,15 @@
 // What crema does before any library it links is initialised.
 //
 // OpenBLAS (0.3.21, Debian 12's OpenMP build) takes a 128 MiB work buffer per core while it
-// loads, before main, and when a virtual-memory limit (`ulimit -v`, SGE's h_vmem, on a node with
-// many cores) refuses one it retries for ever at full speed: the process hangs before it has
-// printed a line. The one setting it reads that early is the environment, and libgomp's
-// OMP_NUM_THREADS=1 makes it take a single buffer. So, under such a limit and with no thread
-// count of the user's in the environment, crema starts itself again with OMP_NUM_THREADS=1 from
-// the executable's pre-initialisers, which run before any shared library's constructor; main
-// then sets the thread counts itself once it knows how many threads' buffers fit
-// (reserve_blas_buffers in engine/math). Without a limit nothing changes.
+// loads, before main, and when a memory limit (`ulimit -v`, SGE's h_vmem; `ulimit -d`, PBS's
+// pmem, which also counts private mappings since Linux 4.7) refuses one on a node with many cores,
+// it retries for ever at full speed: the process hangs before it has printed a line. The one
+// setting it reads that early is OMP_NUM_THREADS (not OPENBLAS_NUM_THREADS, in this build), and
+// OMP_NUM_THREADS=1 makes it take a single buffer. So, under such a limit and without an
+// OMP_NUM_THREADS of the user's, crema starts itself again with OMP_NUM_THREADS=1 from the
+// executable's pre-initialisers, which run before any shared library's constructor; main then sets
+// the thread counts itself once it knows how many threads' buffers fit (reserve_blas_buffers in
+// engine/math). Without a limit nothing changes.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -24,9 +25,9 @@ bool named(const char* entry, const char* name) {
   return std::strncmp(entry, name, n) == 0 && entry[n] == '=';
 }
 
-// This process's mapped address space in KiB (VmSize: every library is mapped by now), 0 when
-// unknown; read with system calls alone.
-unsigned long mapped_kib() {
+// A "Vm…:" line of /proc/self/status in KiB (every library is mapped by now), 0 when unknown;
+// read with system calls alone.
+unsigned long status_kib(const char* field) {
   char text[4096];
   const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
@@ -34,10 +35,10 @@ unsigned long mapped_kib() {
   close(fd);
   if (n <= 0) return 0;
   text[n] = '\0';
-  const char* at = std::strstr(text, "VmSize:");
+  const char* at = std::strstr(text, field);
   if (at == nullptr) return 0;
   unsigned long kib = 0;
-  for (at += 7; *at == ' ' || *at == '\t'; ++at) {
+  for (at += std::strlen(field); *at == ' ' || *at == '\t'; ++at) {
   }
   for (; *at >= '0' && *at <= '9'; ++at) kib = kib * 10 + static_cast<unsigned long>(*at - '0');
   return kib;
@@ -60,14 +61,25 @@ void append(char* out, size_t cap, size_t& len, unsigned long value) {
 // Only system calls and plain string functions: libc is not initialised yet (setenv here would
 // be lost), but the arguments and the environment are there.
 void restart_with_one_openblas_buffer(int /*argc*/, char** argv, char** envp) {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || envp == nullptr) return;
+  struct Limit {
+    int resource;
+    const char* status_field;  // what the limit counts
+    const char* name;
+  };
+  static const Limit kLimits[] = {{RLIMIT_AS, "VmSize:", "a virtual-memory limit (ulimit -v; SGE's h_vmem sets one)"},
+                                  {RLIMIT_DATA, "VmData:", "a data-size limit (ulimit -d; PBS's pmem sets one)"}};
+  bool limited = false;
+  for (const Limit& l : kLimits)
+    if (rlimit r{}; getrlimit(l.resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) limited = true;
+  if (!limited || envp == nullptr) return;
   static char one_thread[] = "OMP_NUM_THREADS=1";
   static char* env[4096];
   size_t count = 0;
   for (char** e = envp; *e != nullptr; ++e) {
-    // The user's own count is kept (and so is a restarted run's).
-    if (named(*e, "OMP_NUM_THREADS") || named(*e, "OPENBLAS_NUM_THREADS") || named(*e, "GOTO_NUM_THREADS")) return;
+    if (named(*e, "OMP_NUM_THREADS")) {
+      if ((*e)[16] != '\0') return;  // the user's own count is kept (and so is a restarted run's)
+      continue;                      // an empty one, which libgomp ignores, is replaced
+    }
     if (count + 2 > std::size(env)) return;  // an environment this large is left as it is
     env[count++] = *e;
   }
@@ -76,24 +88,33 @@ void restart_with_one_openblas_buffer(int /*argc*/, char** argv, char** envp) {
   // Even the one buffer needs room (OpenBLAS's 129 MiB and a little for the threads' stacks,
   // 143 MiB measured in all): without it the restarted process would hang the same way.
   constexpr unsigned long kLoadKib = 144ul << 10;
-  const unsigned long mapped = mapped_kib(), limit_kib = static_cast<unsigned long>(limit.rlim_cur >> 10);
-  if (mapped > 0 && mapped + kLoadKib > limit_kib) {
+  for (const Limit& l : kLimits) {
+    rlimit r{};
+    if (getrlimit(l.resource, &r) != 0 || r.rlim_cur == RLIM_INFINITY) continue;
+    const unsigned long used = status_kib(l.status_field), limit_kib = static_cast<unsigned long>(r.rlim_cur >> 10);
+    if (used == 0 || used + kLoadKib <= limit_kib) continue;
     char message[512];
     size_t len = 0;
-    append(message, sizeof(message), len, "crema: a virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of ");
+    append(message, sizeof(message), len, "crema: ");
+    append(message, sizeof(message), len, l.name);
+    append(message, sizeof(message), len, " of ");
     append(message, sizeof(message), len, limit_kib >> 10);
-    append(message, sizeof(message), len, " MiB is too small to start: crema's libraries map ");
-    append(message, sizeof(message), len, mapped >> 10);
+    append(message, sizeof(message), len, " MiB is too small to start: crema's libraries take ");
+    append(message, sizeof(message), len, used >> 10);
     append(message, sizeof(message), len,
-           " MiB, and OpenBLAS takes 129 MiB more while it loads (where it would hang, not fail). Raise the limit "
-           "to at least ");
-    append(message, sizeof(message), len, (mapped >> 10) + 1024);
+           " MiB of it, and OpenBLAS takes 129 MiB more while it loads (where it would hang, not fail). Raise the "
+           "limit to at least ");
+    append(message, sizeof(message), len, (used >> 10) + 1024);
     append(message, sizeof(message), len, " MiB (a net's blobs and each thread's buffers come on top).\n");
     (void)!write(STDERR_FILENO, message, len);
     _exit(1);
   }
   execve("/proc/self/exe", argv, env);
-  // No /proc (or no permission): go on; OpenBLAS may then hang as it would have anyway.
+  // No /proc (or no permission): go on, saying what may follow.
+  static const char kNoRestart[] =
+      "crema: warning: could not restart itself with OMP_NUM_THREADS=1 under a memory limit (no /proc/self/exe?); if "
+      "it hangs while loading, set OMP_NUM_THREADS=1 in the environment\n";
+  (void)!write(STDERR_FILENO, kNoRestart, sizeof(kNoRestart) - 1);
 }
 
 }  // namespace

@@ -154,8 +154,8 @@ void Prefetcher::start() {
       produce();
     });
   } catch (const std::system_error& e) {
-    // No memory for a thread's stack (a virtual-memory limit) or too many threads: the ones
-    // started are stopped, and the reason is said.
+    // No memory for a thread's stack (a memory limit) or too many threads: the ones started
+    // are stopped, and the reason is said.
     stop();
     // A thread's stack is as large as the stack size limit: a huge one cannot be mapped.
     std::string stack;
@@ -163,8 +163,11 @@ void Prefetcher::start() {
         getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > (rlim_t{1} << 30))
       stack = " Each thread's stack is as large as the stack size limit (ulimit -s), " +
               std::to_string(limit.rlim_cur >> 20) + " MiB here: lower it (8192 KiB is usual).";
-    throw Error("cannot start a thread to read the data: " + std::string(e.what()) +
+    throw Error("layer '" + options_.layer + "': cannot start a thread to read the data: " + std::string(e.what()) +
                 "; the system is short of memory or of threads." + stack + address_space_limit_note());
+  } catch (...) {
+    stop();  // out of memory for the thread list: nothing may be left half started
+    throw;
   }
 }
 

@@ -2,11 +2,13 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -103,37 +105,48 @@ int num_threads() {
 
 namespace {
 
-// This process's mapped address space (VmSize), in MiB; 0 when unknown.
-double mapped_mib() {
+// A "Vm…:" line of /proc/self/status in MiB; 0 when unknown.
+double status_mib(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("VmSize:", 0) == 0) return std::atof(line.c_str() + 7) / 1024.0;  // "VmSize:  123456 kB"
+    if (line.rfind(field, 0) == 0) return std::atof(line.c_str() + field.size()) / 1024.0;  // "VmSize:  123456 kB"
   return 0;
 }
 
-// RLIMIT_AS in MiB, or a negative number when there is none.
-double address_space_limit_mib() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return -1;
-  return static_cast<double>(limit.rlim_cur) / (1024.0 * 1024.0);
+// The memory limits set on this process, said with what they count now: "a virtual-memory
+// limit (…) of N MiB is set and M MiB are mapped already"; "" when none is set. Since Linux 4.7
+// the data-size limit counts private mappings too, so either refuses OpenBLAS's buffers.
+std::string memory_limits_text() {
+  struct Kind {
+    int resource;
+    const char* name;
+    const char* field;
+    const char* counted;
+  };
+  static const Kind kKinds[] = {
+      {RLIMIT_AS, "a virtual-memory limit (ulimit -v; SGE's h_vmem sets one)", "VmSize:", "are mapped"},
+      {RLIMIT_DATA, "a data-size limit (ulimit -d; PBS's pmem sets one)", "VmData:", "count against it"}};
+  std::string text;
+  for (const Kind& k : kKinds) {
+    rlimit limit{};
+    if (getrlimit(k.resource, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) continue;
+    text += (text.empty() ? "" : ", and ") + std::string(k.name) + " of " +
+            std::to_string(std::lround(static_cast<double>(limit.rlim_cur) / (1024.0 * 1024.0))) + " MiB is set and " +
+            std::to_string(std::lround(status_mib(k.field))) + " MiB " + k.counted + " already";
+  }
+  return text;
 }
 
-}  // namespace
-
-std::string address_space_limit_note() {
-  const double limit = address_space_limit_mib();
-  if (limit < 0) return "";
-  return " A virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of " + std::to_string(std::lround(limit)) +
-         " MiB is set, and " + std::to_string(std::lround(mapped_mib())) +
-         " MiB are mapped: raise the limit if the machine has the memory.";
+// vm.overcommit_memory 2: every writable private mapping is charged against a fixed total.
+bool strict_overcommit() {
+  std::ifstream mode("/proc/sys/vm/overcommit_memory");
+  int value = 0;
+  return (mode >> value) && value == 2;
 }
 
-namespace {
-
-// Whether `bytes` more of writable private memory can be mapped now. It counts against a
-// virtual-memory limit and strict overcommit as OpenBLAS's malloc will; untouched, it costs
-// nothing.
+// Whether `bytes` more of writable private memory can be mapped now. It counts against the
+// limits and strict overcommit as OpenBLAS's malloc will; untouched, it costs nothing.
 bool address_space_free(size_t bytes) {
   void* probe = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (probe == MAP_FAILED) return false;
@@ -141,40 +154,62 @@ bool address_space_free(size_t bytes) {
   return true;
 }
 
+std::string threads_text(int n) { return n == 1 ? "one thread" : std::to_string(n) + " threads"; }
+
 }  // namespace
 
+std::string address_space_limit_note() {
+  std::string text = memory_limits_text();
+  if (text.empty()) return "";
+  text[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(text[0])));
+  return " " + text + ": raise the limit if the machine has the memory.";
+}
+
 void reserve_blas_buffers(bool fewer_threads_allowed) {
-  // OpenBLAS 0.3's BUFFER_SIZE (128 MiB) plus alignment and guard pages. With k threads it
-  // keeps one per thread for its own pool's workers and takes one more per concurrent caller
-  // (up to k, from crema's parallel regions): 2k at most. Beside them the least room for the
-  // nets, threads' stacks and oneDNN's generated code, which crashes inside oneDNN when its
-  // mapping is refused: LeNet's training needs about 100 MiB.
-  constexpr size_t kBuffer = size_t{129} << 20, kNets = size_t{256} << 20;
-  const auto needed = [](int threads) { return 2 * kBuffer * static_cast<size_t>(threads) + kNets; };
   const int wanted = num_threads();
   int threads = wanted;
-  if (!address_space_free(needed(wanted))) {
-    threads = 0;
-    if (fewer_threads_allowed)
-      for (int k = wanted - 1; k >= 1 && threads == 0; --k)
-        if (address_space_free(needed(k))) threads = k;
-    const double limit = address_space_limit_mib();
-    const std::string why = limit >= 0 ? "a virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of " +
-                                             std::to_string(std::lround(limit)) + " MiB is set and " +
-                                             std::to_string(std::lround(mapped_mib())) + " MiB are mapped already"
-                                       : "the machine's memory is committed (strict overcommit)";
-    const std::string what = std::to_string(2 * (kBuffer >> 20)) + " MiB of OpenBLAS work buffers per thread (it " +
-                             "would hang rather than fail without them) and " + std::to_string(kNets >> 20) +
-                             " MiB for the nets at the least";
-    if (threads == 0)
-      throw Error("the system refuses the " + std::to_string(needed(fewer_threads_allowed ? 1 : wanted) >> 20) +
-                  " MiB of address space needed to run " +
-                  (fewer_threads_allowed ? std::string("even one thread") : std::to_string(wanted) + " threads") +
-                  " (" + what + "): " + why + ". " + (limit >= 0 ? "Raise the limit" : "Free memory") +
-                  (fewer_threads_allowed || wanted == 1 ? "" : ", or run fewer threads (--threads)"));
-    spdlog::warn("Running {} of {} threads: {}, which leaves room for only {} ({}); {} to use every core", threads,
-                 wanted, why, threads, what, limit >= 0 ? "raise the limit" : "free memory");
-    set_num_threads(threads);
+  const std::string limits = memory_limits_text();
+  // Without a limit or strict overcommit, a refused mapping cannot happen short of the
+  // machine's memory and swap (and one large probe could be refused where OpenBLAS's
+  // separate buffers would not).
+  if (!limits.empty() || strict_overcommit()) {
+    // OpenBLAS 0.3's BUFFER_SIZE (128 MiB) plus alignment and guard pages: it keeps one per
+    // thread of its pool (at most 64 in Debian's build) and takes one more per concurrent
+    // caller (up to k, from crema's parallel regions). Each thread past the first also has a
+    // stack and, at its first allocation, a 64 MiB malloc arena. Beside them the least room for
+    // the nets and oneDNN's generated code (oneDNN crashes when that mapping is refused):
+    // LeNet's training needs about 100 MiB.
+    constexpr size_t kMiB = size_t{1} << 20, kBuffer = 129 * kMiB, kArena = 64 * kMiB, kNets = 256 * kMiB;
+    size_t stack = 8 * kMiB;
+    if (pthread_attr_t attr; pthread_getattr_default_np(&attr) == 0) {
+      pthread_attr_getstacksize(&attr, &stack);
+      pthread_attr_destroy(&attr);
+    }
+    const auto needed = [&](int k) {
+      const auto n = static_cast<size_t>(k);
+      return kBuffer * (std::min<size_t>(n, 64) + n) + (stack + kArena) * (n - 1) + kNets;
+    };
+    if (!address_space_free(needed(wanted))) {
+      threads = 0;
+      if (fewer_threads_allowed)
+        for (int k = wanted - 1; k >= 1 && threads == 0; --k)
+          if (address_space_free(needed(k))) threads = k;
+      const std::string why = limits.empty() ? "the machine's memory is committed (strict overcommit)" : limits;
+      const std::string what = std::to_string(2 * kBuffer / kMiB) +
+                               " MiB of OpenBLAS work buffers per thread, without which it would hang " +
+                               "rather than fail, " + std::to_string((stack + kArena) / kMiB) +
+                               " MiB of stack and malloc arena per thread past the first, and " +
+                               std::to_string(kNets / kMiB) + " MiB for the nets at the least";
+      const int asked = fewer_threads_allowed ? 1 : wanted;
+      if (threads == 0)
+        throw Error("the system refuses the " + std::to_string(needed(asked) / kMiB) + " MiB of memory needed to run " +
+                    (fewer_threads_allowed ? "even " : "") + threads_text(asked) + " (" + what + "): " + why + ". " +
+                    (limits.empty() ? "Free memory" : "Raise the limit") +
+                    (fewer_threads_allowed || wanted == 1 ? "" : ", or run fewer threads (--threads)"));
+      spdlog::warn("Running {} of {} threads: {}, which leaves room for only {} ({}); {} to use every core", threads,
+                   wanted, why, threads_text(threads), what, limits.empty() ? "free memory" : "raise the limit");
+      set_num_threads(threads);
+    }
   }
   openblas_set_num_threads(threads);
   // Each thread of a parallel region runs its own single-threaded product, taking one buffer

@@ -773,8 +773,8 @@ void Solver::restore(const SolverState& s) {
   keep_losses_ = finite && since >= 0 && s.recent_losses.size() == std::min(window, static_cast<size_t>(since));
   if (!keep_losses_ && !s.recent_losses.empty())
     spdlog::info(
-        "The snapshot's loss average ({} losses since iteration {}) does not fit average_loss: {}; the "
-        "displayed loss starts a new average here",
+        "The snapshot's loss average ({} losses since iteration {}) cannot be continued with average_loss: {}; "
+        "the displayed loss starts a new average here",
         s.recent_losses.size(), s.loss_origin, window);
   if (keep_losses_) {
     losses_ = s.recent_losses;

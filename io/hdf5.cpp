@@ -279,7 +279,7 @@ long long H5File::read_int(const std::string& name) const {
   double exact = 0;
   if (H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &exact) < 0)
     fail("cannot read '" + name + "'");
-  if (exact != static_cast<double>(out) && std::abs(exact) < 9e15)
+  if (!std::isfinite(exact) || (exact != static_cast<double>(out) && std::abs(exact) < 9e15))
     fail("'" + name + "' holds " + fmt::format("{:.9g}", exact) + ", not a whole number; the file is damaged");
   return out;
 }

@@ -104,6 +104,9 @@ Node load_config_file(const std::string& path) {
   // A binary file (weights, a snapshot, an image) given as the config: the parsers would stop
   // at some byte of it with a message about escapes or keys.
   if (const size_t nul = text.find('\0'); nul != std::string::npos) {
+    if (text.rfind("\xff\xfe", 0) == 0 || text.rfind("\xfe\xff", 0) == 0)  // PowerShell's `>` writes these
+      throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
+                        "this file is UTF-16 text; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)");
     if (text.rfind("\x89HDF\r\n\x1a\n", 0) == 0)
       throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
                         "this is an HDF5 file (weights or a snapshot), not a config: give the solver or net file, "

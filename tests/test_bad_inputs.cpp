@@ -271,6 +271,9 @@ TEST_CASE("config files: a binary file or a nesting too deep for YAML is said to
                           "solver or net file, "
                           "weights with --weights and a solver state with --snapshot") != std::string::npos,
                 hdf5);
+  test::write_file(dir / "u.yaml", std::string("\xff\xfen\0a\0m\0e\0:\0 \0x\0\n\0", 18));
+  const std::string utf16 = test::error_of([&] { io::load_config_file(dir / "u.yaml"); });
+  CHECK_MESSAGE(utf16.find("u.yaml: this file is UTF-16 text; save it as UTF-8") != std::string::npos, utf16);
   // yaml-cpp's own depth limit said "bad file".
   test::write_file(dir / "deep.yaml", "a: " + std::string(3000, '[') + std::string(3000, ']') + "\n");
   const std::string deep = test::error_of([&] { io::load_config_file(dir / "deep.yaml"); });

@@ -205,11 +205,11 @@ TEST_CASE("under a virtual-memory limit crema trains, or says what the limit is 
                              crema_cmd("train " + job.solver + " --overwrite"));
     CHECK_MESSAGE(r.status != 137, r.output);  // killed by the timeout: a hang
     if (r.status == 127) continue;             // the libraries do not fit: the loader says so
-    if (r.output.find("is too small to start: crema's libraries map ") != std::string::npos) {
+    if (r.output.find("is too small to start: crema's libraries take ") != std::string::npos) {
       CHECK(r.status == 1);
       too_small_to_start = true;
-    } else if (r.output.find("MiB of address space needed to run even one thread (258 MiB of OpenBLAS work "
-                             "buffers per thread") != std::string::npos) {
+    } else if (r.output.find("MiB of memory needed to run even one thread (258 MiB of OpenBLAS work buffers per "
+                             "thread") != std::string::npos) {
       CHECK(r.status == 1);
       refused = true;
     } else if (r.status == 0) {
@@ -225,6 +225,13 @@ TEST_CASE("under a virtual-memory limit crema trains, or says what the limit is 
   CHECK(too_small_to_start);
   CHECK(refused);
   CHECK(trained);
+  // A data-size limit (PBS's pmem) counts private mappings too, OpenBLAS's buffers among them.
+  const auto data_limited =
+      test::run("ulimit -d 400000; exec timeout -s KILL 60 " + crema_cmd("train " + job.solver + " --overwrite"));
+  CHECK_MESSAGE(data_limited.status != 137, data_limited.output);
+  CHECK_MESSAGE(data_limited.output.find("a data-size limit (ulimit -d; PBS's pmem sets one) of 391 MiB is set") !=
+                    std::string::npos,
+                data_limited.output);
   // A thread count given on the command line is not lowered: refused, naming the way out.
   const auto many = test::run("ulimit -v 3000000; exec timeout -s KILL 60 " +
                               crema_cmd("train " + job.solver + " --overwrite --threads 64"));
@@ -254,7 +261,7 @@ TEST_CASE("a data reader's thread the system cannot start stops training with th
   const auto r =
       test::run("ulimit -s 1073741824; exec timeout -s KILL 60 " + crema_cmd("train " + job.solver + " --threads 1"));
   CHECK(r.status == 1);
-  CHECK_MESSAGE(r.output.find("cannot start a thread to read the data: Resource temporarily unavailable; the system "
+  CHECK_MESSAGE(r.output.find("': cannot start a thread to read the data: Resource temporarily unavailable; the system "
                               "is short of memory or of threads. Each thread's stack is as large as the stack size "
                               "limit (ulimit -s), 1048576 MiB here") != std::string::npos,
                 r.output);
