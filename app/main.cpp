@@ -3,6 +3,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -234,6 +235,18 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
   crema::io::skip_hdf5_exit_cleanup();  // first: a failed write must end in its message, not a crash
   crema::app::install_process_signal_handlers();
+  // A run keeps a few dozen files open (data, metrics, HDF5, libraries'): a low soft limit
+  // (ulimit -n 5) failed only the final snapshot, after the training. It is raised as far as
+  // the hard limit allows; a hard limit that low is refused before anything runs.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < 256) {
+    const rlim_t was = files.rlim_cur;
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 1024);
+    if (files.rlim_cur < 16 || setrlimit(RLIMIT_NOFILE, &files) != 0) {
+      std::cerr << "crema: the open-file limit (ulimit -n) is " << was << ", with a hard limit of " << files.rlim_max
+                << "; crema needs at least 16 open files\n";
+      return 1;
+    }
+  }
   CLI::App app{"crema: train Caffe-style neural networks from YAML or prototxt configs"};
   app.require_subcommand(0, 1);
   bool show_version = false;

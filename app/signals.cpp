@@ -1,12 +1,14 @@
 #include "app/signals.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <csignal>
+#include <cstring>
 #include <vector>
 
 namespace crema::app {
@@ -48,6 +50,16 @@ void on_bus_error(int) {
       "again (a train resumes from its latest snapshot with --resume).\n";
   (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
   ::_exit(1);
+}
+
+// Under a memory limit a library that does not check its own allocations (oneDNN's code
+// generator) may crash when the limit is reached: say why before the crash takes its course.
+char g_crash_note[512];
+size_t g_crash_note_length = 0;
+
+void on_crash_under_limit(int sig) {
+  (void)!::write(STDERR_FILENO, g_crash_note, g_crash_note_length);
+  std::signal(sig, SIG_DFL);  // returning repeats the fault, which now ends the process (a core, if enabled)
 }
 
 // "stop", "snapshot" or "none".
@@ -123,6 +135,24 @@ void install_process_signal_handlers() {
   sa.sa_handler = on_bus_error;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGBUS, &sa, nullptr);
+  std::string limits;
+  for (const auto& [resource, name] : {std::pair{RLIMIT_AS, "a virtual-memory limit (ulimit -v)"},
+                                       std::pair{RLIMIT_DATA, "a data-size limit (ulimit -d)"}})
+    if (rlimit limit{}; getrlimit(resource, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+      limits +=
+          (limits.empty() ? "" : " and ") + std::string(name) + " of " + std::to_string(limit.rlim_cur >> 20) + " MiB";
+  if (!limits.empty()) {
+    const std::string note = "crema: crashed (SIGSEGV) under " + limits +
+                             ", most likely inside a library that could not get memory as the limit was reached "
+                             "(oneDNN's code generator does not check): raise the limit. Snapshots written so far "
+                             "are kept.\n";
+    g_crash_note_length = std::min(note.size(), sizeof(g_crash_note));
+    std::memcpy(g_crash_note, note.data(), g_crash_note_length);
+    struct sigaction crash {};
+    crash.sa_handler = on_crash_under_limit;
+    sigemptyset(&crash.sa_mask);
+    sigaction(SIGSEGV, &crash, nullptr);
+  }
 }
 
 bool stop_requested() { return g_stops.load() > 0; }

@@ -58,9 +58,59 @@ void append(char* out, size_t cap, size_t& len, unsigned long value) {
   out[len] = '\0';
 }
 
+struct Message {
+  char text[768];
+  size_t len = 0;
+  Message& operator<<(const char* part) {
+    append(text, sizeof(text), len, part);
+    return *this;
+  }
+  Message& operator<<(unsigned long value) {
+    append(text, sizeof(text), len, value);
+    return *this;
+  }
+  void say() const { (void)!write(STDERR_FILENO, text, len); }
+};
+
+// OMP_NUM_THREADS as libgomp reads it (the first number of a list), 0 when unset or not a count.
+unsigned long omp_threads(const char* value) {
+  if (value == nullptr) return 0;
+  unsigned long n = 0;
+  const char* p = value;
+  for (; *p >= '0' && *p <= '9' && n < 1000000; ++p) n = n * 10 + static_cast<unsigned long>(*p - '0');
+  return p != value && (*p == '\0' || *p == ',') && n < 1000000 ? n : 0;
+}
+
 // Only system calls and plain string functions: libc is not initialised yet (setenv here would
 // be lost), but the arguments and the environment are there.
-void restart_with_one_openblas_buffer(int /*argc*/, char** argv, char** envp) {
+void prepare_process(int /*argc*/, char** argv, char** envp) {
+  if (envp == nullptr) return;
+  bool restart = false;
+  // The stack size limit is every thread's stack size: below 1 MiB oneDNN's and the solver's
+  // frames overflow it (a crash without a word); above 1 GiB no thread can be started. Both
+  // are set for this process before glibc reads it, with a line saying so.
+  constexpr rlim_t kKiB = 1024, kUsualStack = 8192 * kKiB;
+  if (rlimit stack{}; getrlimit(RLIMIT_STACK, &stack) == 0 && stack.rlim_cur != RLIM_INFINITY &&
+                      (stack.rlim_cur < 1024 * kKiB || stack.rlim_cur > (rlim_t{1} << 30))) {
+    const rlim_t was = stack.rlim_cur;
+    stack.rlim_cur =
+        stack.rlim_max == RLIM_INFINITY ? kUsualStack : (stack.rlim_max < kUsualStack ? stack.rlim_max : kUsualStack);
+    if (stack.rlim_cur < 256 * kKiB) {
+      (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
+                 << " KiB, with a hard limit of " << static_cast<unsigned long>(stack.rlim_max / kKiB)
+                 << " KiB, is too small for crema's threads; give it at least 1024 KiB (8192 is usual)\n")
+          .say();
+      _exit(1);
+    }
+    if (setrlimit(RLIMIT_STACK, &stack) == 0) {
+      (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
+                 << " KiB is every thread's stack size, " << (was < kUsualStack ? "too small" : "too large")
+                 << " for crema's threads: this run uses " << static_cast<unsigned long>(stack.rlim_cur / kKiB)
+                 << " KiB\n")
+          .say();
+      restart = true;
+    }
+  }
   struct Limit {
     int resource;
     const char* status_field;  // what the limit counts
@@ -71,54 +121,60 @@ void restart_with_one_openblas_buffer(int /*argc*/, char** argv, char** envp) {
   bool limited = false;
   for (const Limit& l : kLimits)
     if (rlimit r{}; getrlimit(l.resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) limited = true;
-  if (!limited || envp == nullptr) return;
-  static char one_thread[] = "OMP_NUM_THREADS=1";
-  static char* env[4096];
-  size_t count = 0;
-  for (char** e = envp; *e != nullptr; ++e) {
-    if (named(*e, "OMP_NUM_THREADS")) {
-      if ((*e)[16] != '\0') return;  // the user's own count is kept (and so is a restarted run's)
-      continue;                      // an empty one, which libgomp ignores, is replaced
+  char** env = envp;
+  unsigned long load_threads = 0;  // OpenBLAS's buffers while it loads
+  if (limited) {
+    const char* omp = nullptr;
+    for (char** e = envp; *e != nullptr; ++e)
+      if (named(*e, "OMP_NUM_THREADS")) omp = *e + 16;
+    load_threads = omp_threads(omp);
+    if (load_threads == 0) {
+      // Unset, empty or not a count (which libgomp ignores): OMP_NUM_THREADS=1 takes its place.
+      static char one_thread[] = "OMP_NUM_THREADS=1";
+      static char* with_one[4096];
+      size_t count = 0;
+      for (char** e = envp; *e != nullptr && count + 2 <= std::size(with_one); ++e)
+        if (!named(*e, "OMP_NUM_THREADS")) with_one[count++] = *e;
+      with_one[count++] = one_thread;
+      with_one[count] = nullptr;
+      env = with_one;
+      load_threads = 1;
+      restart = true;
+    } else if (const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+               cores > 0 && load_threads > static_cast<unsigned long>(cores)) {
+      load_threads = static_cast<unsigned long>(cores);  // OpenBLAS takes no more than the cores
     }
-    if (count + 2 > std::size(env)) return;  // an environment this large is left as it is
-    env[count++] = *e;
+    // Each buffer is 129 MiB, and the threads' stacks want a little (143 MiB measured for one):
+    // without the room, OpenBLAS would hang the same way after the restart.
+    const unsigned long load_kib = load_threads * (129ul << 10) + (15ul << 10);
+    for (const Limit& l : kLimits) {
+      rlimit r{};
+      if (getrlimit(l.resource, &r) != 0 || r.rlim_cur == RLIM_INFINITY) continue;
+      const unsigned long used = status_kib(l.status_field), limit_kib = static_cast<unsigned long>(r.rlim_cur >> 10);
+      if (used == 0 || used + load_kib <= limit_kib) continue;
+      // Training on one thread needs 514 MiB more once loaded (engine/math's reserve_blas_buffers).
+      const unsigned long train_mib = ((used + load_kib) / 1024 + 514 + 49) / 50 * 50;
+      Message m;
+      m << "crema: " << l.name << " of " << (limit_kib >> 10) << " MiB is too small to start: crema's libraries take "
+        << (used >> 10) << " MiB of it, and OpenBLAS takes " << (load_kib >> 10) << " MiB more while it loads";
+      if (load_threads > 1) m << " (" << load_threads << " buffers of 129 MiB, as OMP_NUM_THREADS asks)";
+      m << ", where it would hang, not fail. Raise the limit; training on one thread needs about " << train_mib
+        << " MiB";
+      if (load_threads > 1) m << ", with OMP_NUM_THREADS=1 (or unset)";
+      (m << "\n").say();
+      _exit(1);
+    }
   }
-  env[count++] = one_thread;
-  env[count] = nullptr;
-  // Even the one buffer needs room (OpenBLAS's 129 MiB and a little for the threads' stacks,
-  // 143 MiB measured in all): without it the restarted process would hang the same way.
-  constexpr unsigned long kLoadKib = 144ul << 10;
-  for (const Limit& l : kLimits) {
-    rlimit r{};
-    if (getrlimit(l.resource, &r) != 0 || r.rlim_cur == RLIM_INFINITY) continue;
-    const unsigned long used = status_kib(l.status_field), limit_kib = static_cast<unsigned long>(r.rlim_cur >> 10);
-    if (used == 0 || used + kLoadKib <= limit_kib) continue;
-    char message[512];
-    size_t len = 0;
-    append(message, sizeof(message), len, "crema: ");
-    append(message, sizeof(message), len, l.name);
-    append(message, sizeof(message), len, " of ");
-    append(message, sizeof(message), len, limit_kib >> 10);
-    append(message, sizeof(message), len, " MiB is too small to start: crema's libraries take ");
-    append(message, sizeof(message), len, used >> 10);
-    append(message, sizeof(message), len,
-           " MiB of it, and OpenBLAS takes 129 MiB more while it loads (where it would hang, not fail). Raise the "
-           "limit to at least ");
-    append(message, sizeof(message), len, (used >> 10) + 1024);
-    append(message, sizeof(message), len, " MiB (a net's blobs and each thread's buffers come on top).\n");
-    (void)!write(STDERR_FILENO, message, len);
-    _exit(1);
-  }
+  if (!restart) return;
   execve("/proc/self/exe", argv, env);
   // No /proc (or no permission): go on, saying what may follow.
   static const char kNoRestart[] =
-      "crema: warning: could not restart itself with OMP_NUM_THREADS=1 under a memory limit (no /proc/self/exe?); if "
-      "it hangs while loading, set OMP_NUM_THREADS=1 in the environment\n";
+      "crema: warning: could not restart itself with the settings above (no /proc/self/exe?); if it hangs while "
+      "loading, set OMP_NUM_THREADS=1 in the environment\n";
   (void)!write(STDERR_FILENO, kNoRestart, sizeof(kNoRestart) - 1);
 }
 
 }  // namespace
 
 // An executable's .preinit_array runs before the constructors of the libraries it links.
-__attribute__((section(".preinit_array"), used)) void (*crema_preinit)(int, char**,
-                                                                       char**) = restart_with_one_openblas_buffer;
+__attribute__((section(".preinit_array"), used)) void (*crema_preinit)(int, char**, char**) = prepare_process;

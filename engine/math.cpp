@@ -138,6 +138,18 @@ std::string memory_limits_text() {
   return text;
 }
 
+// The least value of the memory limits set (in MiB) that leaves `more` bytes beyond what each
+// counts now; 0 when none is set.
+long limit_needed_mib(size_t more) {
+  long target = 0;
+  for (const auto& [resource, field] : {std::pair{RLIMIT_AS, "VmSize:"}, std::pair{RLIMIT_DATA, "VmData:"}}) {
+    rlimit limit{};
+    if (getrlimit(resource, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) continue;
+    target = std::max(target, std::lround(status_mib(field) + static_cast<double>(more) / (1024.0 * 1024.0) + 0.5));
+  }
+  return target;
+}
+
 // vm.overcommit_memory 2: every writable private mapping is charged against a fixed total.
 bool strict_overcommit() {
   std::ifstream mode("/proc/sys/vm/overcommit_memory");
@@ -204,7 +216,9 @@ void reserve_blas_buffers(bool fewer_threads_allowed) {
       if (threads == 0)
         throw Error("the system refuses the " + std::to_string(needed(asked) / kMiB) + " MiB of memory needed to run " +
                     (fewer_threads_allowed ? "even " : "") + threads_text(asked) + " (" + what + "): " + why + ". " +
-                    (limits.empty() ? "Free memory" : "Raise the limit") +
+                    (limits.empty()
+                         ? "Free memory"
+                         : "Raise the limit to at least " + std::to_string(limit_needed_mib(needed(asked))) + " MiB") +
                     (fewer_threads_allowed || wanted == 1 ? "" : ", or run fewer threads (--threads)"));
       spdlog::warn("Running {} of {} threads: {}, which leaves room for only {} ({}); {} to use every core", threads,
                    wanted, why, threads_text(threads), what, limits.empty() ? "free memory" : "raise the limit");

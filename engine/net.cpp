@@ -287,7 +287,8 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
   } catch (const Error& e) {
     spec.fail(e.what());  // e.g. a top too large: name the layer that asked for it
   } catch (const std::bad_alloc&) {
-    spec.fail(out_of_host_memory("setup", top_vecs_[li]));
+    // Not the config's fault (exit 1, not 2), and the tops have no shapes yet.
+    throw layer_out_of_host_memory(*layer, "setup", {});
   }
   if (!quiet)
     for (size_t j = 0; j < top_vecs_[li].size(); ++j) {
