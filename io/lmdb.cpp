@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "io/files.hpp"
 
 namespace crema::io {
@@ -30,6 +31,10 @@ std::string explain(int rc, bool reading = false) {
     case MDB_PAGE_NOTFOUND: return msg + "; the database is damaged: create it again";
     case MDB_BAD_VALSIZE: return msg + " (LMDB keys are at most 511 bytes: use shorter image paths)";
     case ENOSPC: return msg + "; free some disk space and run again";
+    // LMDB maps the whole database (a reader) or its map size (a writer) into the address
+    // space, which a memory limit counts in full.
+    case ENOMEM:
+      return msg + " (LMDB maps the whole database into memory)." + address_space_limit_note();
     default: return msg;
   }
 }

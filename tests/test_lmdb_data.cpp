@@ -2,6 +2,7 @@
 // checked by hand against the wire format), the LMDB reader and writer, and the
 // Data layer's LMDB backend with every transform_param field, values by hand.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
@@ -210,6 +211,35 @@ TEST_CASE("LMDB writer doubles a full map and keeps every record") {
   io::LmdbReader db(path);
   REQUIRE(db.count() == 300);
   for (int i = 0; i < 300; i += 37) CHECK(db.get(key_of(i)) == std::string(4000, static_cast<char>('a' + i % 26)));
+}
+
+TEST_CASE("an LMDB that a memory limit leaves no room to map says so, naming the limit") {
+  // LMDB maps the whole database (its map size) into the address space: under `ulimit -v` a
+  // large one fails with a bare "Cannot allocate memory".
+  test::TempDir dir;
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_AS, &saved) == 0);
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  size_t mapped = 0;
+  while (std::getline(status, line))
+    if (line.rfind("VmSize:", 0) == 0) mapped = std::stoul(line.substr(7)) * 1024;
+  REQUIRE(mapped > 0);
+  rlimit tight = saved;
+  tight.rlim_cur = mapped + (size_t{256} << 20);
+  REQUIRE(setrlimit(RLIMIT_AS, &tight) == 0);
+  std::string error;
+  try {
+    io::LmdbWriter db(dir / "db", 1, size_t{4} << 30);
+  } catch (const Error& e) {
+    error = e.what();
+  } catch (...) {
+  }
+  REQUIRE(setrlimit(RLIMIT_AS, &saved) == 0);
+  CHECK_MESSAGE(
+      error.find("cannot create the database: Cannot allocate memory (LMDB maps the whole database into "
+                 "memory). A virtual-memory limit (ulimit -v; SGE's h_vmem sets one) of ") != std::string::npos,
+      error);
 }
 
 TEST_CASE("LMDB drafts appear under their names all together, or not at all") {
