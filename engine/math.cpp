@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -117,24 +118,31 @@ double status_mib(const std::string& field) {
 // The memory limits set on this process, said with what they count now: "a virtual-memory
 // limit (…) of N MiB is set and M MiB are mapped already"; "" when none is set. Since Linux 4.7
 // the data-size limit counts private mappings too, so either refuses OpenBLAS's buffers.
+// The limits that refuse OpenBLAS's buffers, each with the /proc/self/status line it counts.
+struct MemoryLimitKind {
+  int resource;
+  const char* name;
+  const char* field;
+  const char* counted;
+};
+constexpr MemoryLimitKind kMemoryLimits[] = {
+    {RLIMIT_AS, "a virtual-memory limit (ulimit -v; SGE's h_vmem sets one)", "VmSize:", "are mapped"},
+    {RLIMIT_DATA, "a data-size limit (ulimit -d; PBS's pmem sets one)", "VmData:", "count against it"}};
+
+// The soft limit of `resource` in bytes, or nothing when it is not set.
+std::optional<rlim_t> soft_limit(int resource) {
+  rlimit limit{};
+  if (getrlimit(resource, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::nullopt;
+  return limit.rlim_cur;
+}
+
 std::string memory_limits_text() {
-  struct Kind {
-    int resource;
-    const char* name;
-    const char* field;
-    const char* counted;
-  };
-  static const Kind kKinds[] = {
-      {RLIMIT_AS, "a virtual-memory limit (ulimit -v; SGE's h_vmem sets one)", "VmSize:", "are mapped"},
-      {RLIMIT_DATA, "a data-size limit (ulimit -d; PBS's pmem sets one)", "VmData:", "count against it"}};
   std::string text;
-  for (const Kind& k : kKinds) {
-    rlimit limit{};
-    if (getrlimit(k.resource, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) continue;
-    text += (text.empty() ? "" : ", and ") + std::string(k.name) + " of " +
-            std::to_string(std::lround(static_cast<double>(limit.rlim_cur) / (1024.0 * 1024.0))) + " MiB is set and " +
-            std::to_string(std::lround(status_mib(k.field))) + " MiB " + k.counted + " already";
-  }
+  for (const MemoryLimitKind& k : kMemoryLimits)
+    if (const auto limit = soft_limit(k.resource))
+      text += (text.empty() ? "" : ", and ") + std::string(k.name) + " of " +
+              std::to_string(std::lround(static_cast<double>(*limit) / (1024.0 * 1024.0))) + " MiB is set and " +
+              std::to_string(std::lround(status_mib(k.field))) + " MiB " + k.counted + " already";
   return text;
 }
 
@@ -142,11 +150,9 @@ std::string memory_limits_text() {
 // counts now; 0 when none is set.
 long limit_needed_mib(size_t more) {
   long target = 0;
-  for (const auto& [resource, field] : {std::pair{RLIMIT_AS, "VmSize:"}, std::pair{RLIMIT_DATA, "VmData:"}}) {
-    rlimit limit{};
-    if (getrlimit(resource, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) continue;
-    target = std::max(target, std::lround(status_mib(field) + static_cast<double>(more) / (1024.0 * 1024.0) + 0.5));
-  }
+  for (const MemoryLimitKind& k : kMemoryLimits)
+    if (soft_limit(k.resource))
+      target = std::max(target, std::lround(status_mib(k.field) + static_cast<double>(more) / (1024.0 * 1024.0) + 0.5));
   return target;
 }
 
