@@ -685,31 +685,43 @@ int train(const TrainOptions& opt) {
                 ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
-  const bool final_weights = last_snapshot_iter == solver.iter();
-  if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
-    // Every iteration ran: a resume would have nothing to train. Say where the final
-    // weights are and, if the final test was due, the command that scores them.
-    const bool final_test_due = spec.test_interval > 0 && spec.max_iter % spec.test_interval == 0 &&
-                                !spec.test_iter.empty();
-    if (!final_weights) {
-      spdlog::info("Training reached its last iteration, {}; the final test was stopped, and no final weights were "
-                   "written (snapshot_after_train is off).",
-                   solver.iter());
-      if (time_is_up) return kExitTimeLimit;  // not finished: --resume trains the last stretch and tests again
-    } else if (!final_test_due)
-      spdlog::info("Training reached its last iteration, {}, as the stop came; the weights are in {}.", solver.iter(),
-                   last_weights);
-    else
-      spdlog::info("Training reached its last iteration, {}, but the final test was not run. Score its weights with: "
-                   "crema test --model {} --weights {} --iterations {}{}",
-                   solver.iter(), shell_quote(opt.solver), shell_quote(last_weights), spec.test_iter.front(),
-                   overrides);
-  } else if (solver.stopped_early()) {
-    spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
-    spdlog::info("Resume with: {}", resume_command(last_state));
-    if (time_is_up) return kExitTimeLimit;  // not finished: a job script requeues on this status
-  }
-  return 0;
+  const int status = [&] {
+    const bool final_weights = last_snapshot_iter == solver.iter();
+    if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
+      // Every iteration ran: a resume would have nothing to train. Say where the final
+      // weights are and, if the final test was due, the command that scores them.
+      const bool final_test_due =
+          spec.test_interval > 0 && spec.max_iter % spec.test_interval == 0 && !spec.test_iter.empty();
+      if (!final_weights) {
+        spdlog::info(
+            "Training reached its last iteration, {}; the final test was stopped, and no final weights were "
+            "written (snapshot_after_train is off).",
+            solver.iter());
+        if (time_is_up) return kExitTimeLimit;  // not finished: --resume trains the last stretch and tests again
+      } else if (!final_test_due)
+        spdlog::info("Training reached its last iteration, {}, as the stop came; the weights are in {}.", solver.iter(),
+                     last_weights);
+      else
+        spdlog::info(
+            "Training reached its last iteration, {}, but the final test was not run. Score its weights with: "
+            "crema test --model {} --weights {} --iterations {}{}",
+            solver.iter(), shell_quote(opt.solver), shell_quote(last_weights), spec.test_iter.front(), overrides);
+    } else if (solver.stopped_early()) {
+      spdlog::info("Training stopped at iteration {}; snapshot written.", solver.iter());
+      spdlog::info("Resume with: {}", resume_command(last_state));
+      if (time_is_up) return kExitTimeLimit;  // not finished: a job script requeues on this status
+    }
+    return 0;
+  }();
+  // The reader the stop found waiting may be blocked in a read no signal ends, and the data
+  // layer's clean-up waits for it: the snapshot is written, so that wait must not outlast
+  // a scheduler's grace period.
+  if (const std::string& layer = solver.stopped_waiting_for(); !layer.empty())
+    exit_if_still_running(10, status,
+                          "data layer '" + layer +
+                              "': its reader is still blocked 10 s after the stop; the snapshot is written, so "
+                              "crema exits without waiting for the read to end");
+  return status;
 }
 
 namespace {
@@ -846,10 +858,21 @@ int extract_features(const ExtractOptions& opt) {
   install_signal_handlers(default_signal_effects(), false);
   // Runs the batches; after each, `write(k, blob)` for the k-th blob of --blobs.
   const auto run = [&](const auto& write) {
+    const auto stop = [] { return poll_signal_action() == Solver::Action::Stop; };
     for (int i = 0; i < opt.net.iterations; ++i) {
-      if (poll_signal_action() == Solver::Action::Stop)
-        throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(opt.net.iterations) +
-                    " batches; nothing was written to " + fmt::format("{}", fmt::join(opt.outputs, ", ")));
+      // A reader stuck in a read (a stalled file system) does not hold the stop up.
+      std::string stuck;
+      if (stop() || !(stuck = net.await_data(1, stop)).empty()) {
+        const std::string what = "interrupted after " + std::to_string(i) + " of " +
+                                 std::to_string(opt.net.iterations) + " batches; nothing was written to " +
+                                 fmt::format("{}", fmt::join(opt.outputs, ", "));
+        // The error is printed once the net is gone, and the stuck reader may keep it from going.
+        if (!stuck.empty())
+          exit_if_still_running(10, 1,
+                                what + " (data layer '" + stuck +
+                                    "' is still blocked in a read 10 s later; exiting without waiting for it)");
+        throw Error(what);
+      }
       net.forward(*t.ctx);
       for (size_t k = 0; k < blobs.size(); ++k) write(k, blobs[k]);
     }

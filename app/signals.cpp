@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstring>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace crema::app {
@@ -156,6 +159,15 @@ void install_process_signal_handlers() {
 }
 
 bool stop_requested() { return g_stops.load() > 0; }
+
+void exit_if_still_running(double seconds, int status, const std::string& why) {
+  std::thread([seconds, status, why] {
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    spdlog::log(status == 0 ? spdlog::level::warn : spdlog::level::err, "{}", why);
+    spdlog::default_logger()->flush();
+    ::_exit(status);  // no exit handlers: one of them could wait on the blocked thread too
+  }).detach();
+}
 
 Solver::Action poll_signal_action() {
   if (stop_requested()) {

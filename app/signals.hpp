@@ -40,5 +40,9 @@ void install_signal_handlers(const SignalEffects& effects = default_signal_effec
 Solver::Action poll_signal_action();
 // Whether a stop was asked for (consumes nothing).
 bool stop_requested();
+// Ends the process with `status`, logging `why` (as an error for a non-zero status), if it is
+// still running `seconds` from now (a thread of its own waits): for a clean-up that may wait
+// for ever on a blocked read.
+void exit_if_still_running(double seconds, int status, const std::string& why);
 
 }  // namespace crema::app

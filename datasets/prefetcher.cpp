@@ -199,8 +199,22 @@ void Prefetcher::stop() {
 }
 
 void Prefetcher::restore(const std::string& state) {
-  stop();
-  rewind(state);
+  if (!started_) return rewind(state);  // a resume: the state is checked here
+  // Running: a test pass rewound after a stop, to a state of this prefetcher's own. Its
+  // reader may be stuck in a read that stopping would wait for, so the threads are stopped
+  // only when batches are wanted again; the state is the one snapshots record from now on.
+  if (state.find('\n') == std::string::npos)
+    throw Error("corrupt data reader state for layer '" + options_.layer + "'");
+  consumed_state_ = state;
+  restart_pending_ = true;
+}
+
+void Prefetcher::run() {
+  if (restart_pending_) {
+    restart_pending_ = false;
+    stop();  // rewinds the reader to consumed_state_
+  }
+  if (!started_) start();
 }
 
 void Prefetcher::rewind(const std::string& state) {
@@ -212,7 +226,7 @@ void Prefetcher::rewind(const std::string& state) {
 }
 
 Prefetcher::Batch Prefetcher::next() {
-  if (!started_) start();
+  run();
   const auto begin = std::chrono::steady_clock::now();
   Batch batch;
   {
@@ -230,6 +244,27 @@ Prefetcher::Batch Prefetcher::next() {
   consumed_state_ = batch.state;
   ++batches_;
   return batch;
+}
+
+bool Prefetcher::await(int count, const std::function<bool()>& give_up) {
+  run();
+  const size_t want = static_cast<size_t>(std::clamp(count, 1, options_.prefetch));
+  const auto begin = std::chrono::steady_clock::now();
+  // The producer stops after a failed batch, so one at the back is all there will be.
+  const auto ready = [&] { return queue_.size() >= want || (!queue_.empty() && queue_.back().error); };
+  bool waited_out = false;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mutex_);
+      if (queue_cv_.wait_for(lock, std::chrono::milliseconds(100), ready)) break;
+    }
+    if (give_up()) {  // unlocked: it may log, or throw
+      waited_out = true;
+      break;
+    }
+  }
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  return !waited_out;
 }
 
 int64_t Prefetcher::bad_samples() const {

@@ -89,13 +89,19 @@ class Prefetcher {
   // The next batch in order, waiting for it when it is not ready; starts the
   // threads on first use. Rethrows the error that stopped the batch.
   Batch next();
+  // Waits until the next `count` batches (at most `prefetch`) are ready, or one that
+  // failed, asking `give_up` every 100 ms; false, with nothing taken, once it says yes.
+  // Starts the threads on first use; the wait counts in wait_seconds().
+  bool await(int count, const std::function<bool()>& give_up);
   // Gives the batch's buffers back for a later batch; with `stream` (a cudaStream_t
   // of options.device), only once the work queued on it so far, which reads the
   // device arrays, has run.
   void recycle(Batch& batch, void* stream = nullptr);
 
   std::string state() const { return consumed_state_; }
-  // Stops the threads and continues from `state` (throws Error when it does not fit).
+  // Continues from `state` (throws Error when it does not fit). While the threads run, they
+  // are stopped only at the next next() or await() (a reader stuck in a read would hold the
+  // stop up); state() is `state` at once.
   void restore(const std::string& state);
 
   // Statistics for display lines and `crema time --data`.
@@ -106,6 +112,7 @@ class Prefetcher {
  private:
   void start();
   void stop();
+  void run();                     // the threads started, after the stop a restore left pending
   void produce();                 // the producer thread
   void work();                    // a worker thread
   void make(Batch& batch);        // fills a planned batch, in the producer
@@ -131,6 +138,7 @@ class Prefetcher {
   bool stopping_ = false;
   std::thread producer_;
   bool started_ = false;
+  bool restart_pending_ = false;  // restore() while running: stop() at the next run()
 
   // The batch the workers are filling.
   std::mutex job_mutex_;

@@ -80,6 +80,12 @@ class Layer {
     int64_t bad_samples = 0;
   };
   virtual DataStats data_stats() const { return {}; }
+  // Data layers: waits until the next `batches` batches are ready to be taken (at most as
+  // many as the layer prepares ahead), asking `give_up` about every 100 ms; false, with
+  // nothing taken, once it says yes. So a stop lands between iterations even while a reader
+  // is stuck (a stalled network file system, a FIFO with no writer), where a forward's wait
+  // could not be left without an iteration half done.
+  virtual bool await_batches(int /*batches*/, const std::function<bool()>& /*give_up*/) { return true; }
   // Class names by label, where the data says them (an image folder's sub-folders).
   virtual std::vector<std::string> class_names() const { return {}; }
   // Samples in one pass over a data layer's source, after setup; -1 where there is no

@@ -667,6 +667,12 @@ Layer::DataStats Net::data_stats() const {
   return sum;
 }
 
+std::string Net::await_data(int batches, const std::function<bool()>& give_up) {
+  for (const auto& l : layers_)
+    if (!l->await_batches(batches, give_up)) return l->name();
+  return {};
+}
+
 Layer* Net::layer_by_name(const std::string& name) const {
   for (const auto& l : layers_)
     if (l->name() == name) return l.get();

@@ -68,6 +68,9 @@ class Net {
   Layer* layer_by_name(const std::string& name) const;
   // The data layers' statistics, summed.
   Layer::DataStats data_stats() const;
+  // Layer::await_batches over the data layers: "" once every one is ready, else the name
+  // of the one given up on.
+  std::string await_data(int batches, const std::function<bool()>& give_up);
   bool layer_needs_backward(int i) const { return layer_need_backward_[static_cast<size_t>(i)]; }
   const BlobVec& bottom_vec(int i) const { return bottom_vecs_[static_cast<size_t>(i)]; }
   const BlobVec& top_vec(int i) const { return top_vecs_[static_cast<size_t>(i)]; }

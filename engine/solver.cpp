@@ -399,6 +399,13 @@ void Solver::step(int iters) {
   const auto began = tick;
   const int began_iter = iter_;
   while (iter_ < stop_iter) {
+    // Before anything of the iteration is done: a stop that comes while a reader is stuck
+    // then snapshots this iteration exactly, nothing of its data taken (a resume reads it).
+    if (!await_data(*net_, spec_.iter_size)) {
+      if (snapshot_iter_ != iter_) snapshot();  // the previous iteration's end may have written it
+      stopped_early_ = true;
+      break;
+    }
     UpdateOps(ctx_).clear_param_diffs(*net_);
     if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization)) {
       test_all();
@@ -503,6 +510,19 @@ void Solver::solve() {
   spdlog::info("Optimization Done.");
 }
 
+bool Solver::await_data(Net& net, int batches) {
+  const auto began = std::chrono::steady_clock::now();
+  const std::string layer = net.await_data(batches, [this] { return stop_requested(); });
+  if (layer.empty()) return true;
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  spdlog::warn(
+      "Stopped at iteration {} while data layer '{}'{} waited {:.1f} s for its next batch{}", iter_, layer,
+      net.phase() == Phase::TEST ? " of a test net" : "", waited,
+      waited >= 1 ? " (a reader this slow may be stuck: a stalled network file system, a FIFO with no writer)" : "");
+  stalled_layer_ = layer;
+  return false;
+}
+
 bool Solver::stop_requested() {
   const Action action = poll_action ? poll_action() : Action::None;
   if (action == Action::Snapshot) snapshot_requested_ = true;
@@ -526,7 +546,7 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
     std::vector<double> scores;
     double loss = 0;
     for (int i = 0; i < n; ++i) {
-      if ((i > 0 || t > 0) && stop_requested()) {
+      if (((i > 0 || t > 0) && stop_requested()) || !await_data(test, 1)) {
         spdlog::warn("Test pass of net #{} interrupted after {} of {} batches; no scores reported", t, i, n);
         for (size_t u = 0; u < test_nets_.size(); ++u)
           for (int l = 0; l < test_nets_[u]->num_layers(); ++l)
@@ -673,6 +693,7 @@ void Solver::snapshot() {
                                 "Stopped before the snapshot"));
   }
   if (on_snapshot) on_snapshot(*this);
+  snapshot_iter_ = iter_;
 }
 
 long long Solver::history_count() const {

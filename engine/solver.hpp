@@ -147,6 +147,9 @@ class Solver {
   // A stop request ended solve(): before max_iter (a snapshot to resume from was written),
   // or at max_iter, during the last iteration or the final test pass (iter() tells which).
   bool stopped_early() const { return stopped_early_; }
+  // The data layer a stop found waiting for its next batch, "" if none: its reader may be
+  // blocked for good (a stalled file system), and waiting for it to end could take for ever.
+  const std::string& stopped_waiting_for() const { return stalled_layer_; }
   // Losses shown at each display (smoothed), for tests.
   const std::vector<std::pair<int, float>>& displayed_losses() const { return displayed_; }
 
@@ -158,7 +161,8 @@ class Solver {
 
   // Called when a snapshot is due; the app writes files.
   std::function<void(Solver&)> on_snapshot;
-  // Polled after each iteration and between test batches (signal handling).
+  // Polled after each iteration, between test batches and while waiting for data (signal
+  // handling).
   std::function<Action()> poll_action;
   // Called with each display's and each test pass's numbers.
   std::function<void(const MetricsRow&)> on_metrics;
@@ -177,6 +181,8 @@ class Solver {
   std::string non_finite_losses() const;
   // Polls once; a snapshot request is kept in snapshot_requested_ for the iteration's end.
   bool stop_requested();
+  // Net::await_data with stop_requested: false (said in the log) when a stop came first.
+  bool await_data(Net& net, int batches);
 
   SolverSpec spec_;
   Context& ctx_;
@@ -193,6 +199,8 @@ class Solver {
   bool stopped_early_ = false;
   bool test_interrupted_ = false;
   bool snapshot_requested_ = false;
+  std::string stalled_layer_;
+  int snapshot_iter_ = -1;  // of the latest snapshot() in this process
   std::vector<std::pair<int, float>> displayed_;
 };
 

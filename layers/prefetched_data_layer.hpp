@@ -26,6 +26,9 @@ class PrefetchedDataLayer : public Layer {
   std::string save_state() const override { return prefetcher_ ? prefetcher_->state() : std::string(); }
   void restore_state(const std::string& state) override;
   DataStats data_stats() const override;
+  bool await_batches(int batches, const std::function<bool()>& give_up) override {
+    return !prefetcher_ || prefetcher_->await(batches, give_up);
+  }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

@@ -1,11 +1,15 @@
 // The crema executable driven as a user drives it: training, exact resume, signals,
 // the test and time subcommands, and the errors people make.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <thread>
 
@@ -360,6 +364,135 @@ TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot"
   child.signal(SIGTERM);
   CHECK(child.wait() == 0);
   CHECK(child.log().find("Resume with") != std::string::npos);
+}
+
+// A job whose reader gets stuck: small grey images listed in order (no shuffle), one list
+// entry a FIFO that nobody writes, so opening it blocks as a read on a stalled network file
+// system does. `train_stall` / `test_stall`: the FIFO's place in the TRAIN / TEST list (-1: none).
+struct StalledReaderJob {
+  test::TempDir dir;
+  StalledReaderJob(int train_stall, int test_stall) {
+    std::string train, test;
+    for (int i = 0; i < 16; ++i) {
+      cv::Mat m(4, 4, CV_8UC1);
+      for (int p = 0; p < 16; ++p) m.data[p] = static_cast<uint8_t>((p == i % 3 ? 200 : 0) + (p * 7 + i * 13) % 40);
+      REQUIRE(cv::imwrite(image(i), m));
+      train += (i == train_stall ? fifo() : image(i)) + " " + std::to_string(i % 3) + "\n";
+      if (i < 4) test += (i == test_stall ? fifo() : image(i)) + " " + std::to_string(i % 3) + "\n";
+    }
+    REQUIRE(::mkfifo(fifo().c_str(), 0600) == 0);
+    test::write_file(dir / "train.txt", train);
+    test::write_file(dir / "test.txt", test);
+    test::write_file(dir / "solver.yaml", solver_yaml("snap/stall"));
+    test::write_file(dir / "straight.yaml", solver_yaml("straight/stall"));
+  }
+  std::string image(int i) const { return dir / ("img" + std::to_string(i) + ".png"); }
+  std::string fifo() const { return dir / "stalled.png"; }
+  // The FIFO becomes the image it stands for, as a file system that comes back.
+  void unstall(int i) const {
+    fs::remove(fifo());
+    fs::copy_file(image(i), fifo());
+  }
+  std::string solver_yaml(const std::string& prefix) const {
+    const auto data = [&](const char* phase, const char* list) {
+      return "    - {name: data, type: ImageData, top: [data, label], include: {phase: " + std::string(phase) +
+             "}, image_data_param: {source: " + (dir / list) +
+             ", batch_size: 2, shuffle: false, is_color: false, prefetch: 2}, transform_param: {scale: 0.004}}\n";
+    };
+    return "net:\n  name: stall\n  layer:\n" + data("TRAIN", "train.txt") + data("TEST", "test.txt") +
+           "    - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 3, "
+           "weight_filler: {type: xavier}}}\n"
+           "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"
+           "base_lr: 0.1\nmomentum: 0.9\nlr_policy: fixed\ndisplay: 1\nmax_iter: 1000\ntest_iter: 2\n"
+           "test_interval: 5\ntest_initialization: false\nsnapshot_after_train: true\nrandom_seed: "
+           "5\nsnapshot_prefix: " +
+           (dir / prefix) + "\n";
+  }
+  // Runs crema with `args` until `running` is in the log, waits a moment (the reader is stuck
+  // by then) and sends SIGTERM; `after_stop` runs once `stopped` is in the log. Returns the log.
+  std::string stop_while_stuck(const std::vector<std::string>& args, const std::string& running,
+                               const std::string& stopped, const std::function<void()>& after_stop,
+                               int expected_status) const {
+    std::vector<std::string> argv{test::crema_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    test::Child child(argv, dir / "stall.log");
+    REQUIRE(child.wait_for_log(running, 60));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    const auto signalled = std::chrono::steady_clock::now();
+    child.signal(SIGTERM);
+    REQUIRE_MESSAGE(child.wait_for_log(stopped, 30), child.log());
+    after_stop();
+    const int status = child.wait_at_most(60);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled).count();
+    CHECK_MESSAGE(status == expected_status, child.log());
+    CHECK_MESSAGE(took < 20, took);
+    return child.log();
+  }
+  // With image `stalled` readable again, the run resumed from the stop's snapshot (of
+  // `stopped`) and an uninterrupted one end on the same weights at `iter`.
+  void check_exact_resume(int stopped, int stalled, int iter) const {
+    const std::string state = dir / ("snap/stall_iter_" + std::to_string(stopped) + ".solverstate.h5");
+    REQUIRE(fs::exists(state));
+    unstall(stalled);
+    const std::string max_iter = " --set max_iter=" + std::to_string(iter);
+    const auto resumed = test::run(crema_cmd("train " + (dir / "solver.yaml") + max_iter + " --snapshot " + state));
+    REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+    const auto straight = test::run(crema_cmd("train " + (dir / "straight.yaml") + max_iter));
+    REQUIRE_MESSAGE(straight.status == 0, straight.output);
+    const std::string weights = "stall_iter_" + std::to_string(iter) + ".caffemodel.h5";
+    check_same_weights(dir / ("snap/" + weights), dir / ("straight/" + weights));
+  }
+};
+
+TEST_CASE("a stop while a reader is stuck in a read snapshots the iteration exactly and ends the process") {
+  // The reader's read used to hold the stop until the scheduler's SIGKILL took the run.
+  StalledReaderJob job(8, -1);  // batches of two: iterations 0 to 3 run, the fifth batch waits
+  const std::string log = job.stop_while_stuck(
+      {"train", job.dir / "solver.yaml"}, "Iteration 3,", "Resume with:", [] {}, 0);
+  CHECK_MESSAGE(log.find("Stopped at iteration 4 while data layer 'data' waited ") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("(a reader this slow may be stuck") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("Training stopped at iteration 4; snapshot written.") != std::string::npos, log);
+  // The reader never comes back: crema ends without it.
+  CHECK_MESSAGE(
+      log.find("data layer 'data': its reader is still blocked 10 s after the stop; the snapshot is written") !=
+          std::string::npos,
+      log);
+  CHECK(log.find("Iteration 4,") == std::string::npos);
+  job.check_exact_resume(4, 8, 9);  // nothing of iteration 4 was taken
+}
+
+TEST_CASE("a stop while a test net's reader is stuck ends the test pass with a snapshot, and the resume tests again") {
+  StalledReaderJob job(-1, 2);  // the test pass at iteration 5 takes its first batch, the second waits
+  const std::string log = job.stop_while_stuck(
+      {"train", job.dir / "solver.yaml"}, "Iteration 5, Testing net (#0)", "Resume with:",
+      [&] {
+        // The reader comes back once the snapshot is written: crema then ends at once.
+        const int fd = ::open(job.fifo().c_str(), O_WRONLY);
+        REQUIRE(fd >= 0);
+        ::close(fd);
+      },
+      0);
+  CHECK_MESSAGE(log.find("Stopped at iteration 5 while data layer 'data' of a test net waited ") != std::string::npos,
+                log);
+  CHECK_MESSAGE(log.find("Test pass of net #0 interrupted after 1 of 2 batches") != std::string::npos, log);
+  CHECK(log.find("still blocked") == std::string::npos);
+  job.check_exact_resume(5, 2, 11);
+}
+
+TEST_CASE("extract-features stopped while its reader is stuck ends, writing nothing") {
+  StalledReaderJob job(-1, 2);  // the TEST net's first batch is read, the second waits
+  const std::string out = job.dir / "features.h5";
+  const std::string log = job.stop_while_stuck(
+      {"extract-features", "--model", job.dir / "solver.yaml", "--blobs", "ip", "--iterations", "2", "-o", out},
+      "Setting up ip", "interrupted after 1 of 2 batches", [] {}, 1);
+  CHECK_MESSAGE(log.find("SIGTERM received: stopping") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("interrupted after 1 of 2 batches; nothing was written to " + out +
+                         " (data layer 'data' is still blocked in a read 10 s later; exiting without waiting") !=
+                    std::string::npos,
+                log);
+  CHECK_FALSE(fs::exists(out));
+  for (const auto& name : io::regular_file_names(job.dir.path()))
+    CHECK_MESSAGE(name.rfind("features.h5", 0) != 0, name);  // no draft left either
 }
 
 TEST_CASE("a scheduler's warning signal stops with a snapshot though the log's reader is gone") {

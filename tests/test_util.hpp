@@ -186,6 +186,22 @@ class Child {
     done_ = true;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
+  // The exit status, or -1 if the child is still running after `seconds` (then killed, so a
+  // hang fails the test instead of stalling it).
+  int wait_at_most(double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        done_ = true;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::kill(pid_, SIGKILL);
+    wait();
+    return -1;
+  }
   std::string log() const { return read_file(log_); }
 
  private:
