@@ -539,8 +539,8 @@ int train(const TrainOptions& opt) {
   // it starts with) would stop every requeued job at the same place: an error, thrown before
   // a snapshot of no progress is written.
   const auto no_progress = [&] {
-    return Error("--time-limit " + opt.time_limit + " passed before this run finished an iteration (in its setup or " +
-                 "the test pass at iteration " + std::to_string(start_iter) +
+    return Error("--time-limit " + opt.time_limit + " passed before this run finished an iteration (in its setup, " +
+                 "waiting for its first batch, or the test pass at iteration " + std::to_string(start_iter) +
                  "), so it made no progress, and a requeued job would do the same; raise --time-limit");
   };
   // Once the pace is known, whether the limit cuts the run short is said once, so that a job's
@@ -664,6 +664,13 @@ int train(const TrainOptions& opt) {
   }
   start_iter = solver.iter();
   if (opt.time_limit_s > 0 && seconds_since_start() >= static_cast<double>(opt.time_limit_s)) throw no_progress();
+  // However training ends, the data layers' clean-up waits for their readers, and one may be
+  // blocked in a read no signal ends (a stalled network file system, a FIFO nobody writes; the
+  // readers work ahead of the solver, so even a finished run can meet one). What is written is
+  // kept; that wait must not outlast a scheduler's grace period, nor hide the outcome.
+  const auto exit_past_blocked_reader = [&](int status, const std::string& outcome) {
+    app::exit_past_blocked_reader(status, outcome, solver.stopped_waiting_for());
+  };
   try {
     solver.solve();
   } catch (const ConfigError&) {
@@ -676,13 +683,17 @@ int train(const TrainOptions& opt) {
     std::string what = e.what();
     if (!what.empty() && what.back() == '.') what.pop_back();
     if (!wrote && resumed_iter < 0) {
+      exit_past_blocked_reader(1, e.what());
       if (dynamic_cast<const Diverged*>(&e)) throw;  // its message already says where it stopped
       throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
                   ", before its first snapshot");
     }
-    throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
-                "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
-                ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
+    const Error stopped(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
+                        "; the latest snapshot is of iteration " +
+                        std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
+                        ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
+    exit_past_blocked_reader(1, stopped.what());
+    throw stopped;
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const int status = [&] {
@@ -713,14 +724,10 @@ int train(const TrainOptions& opt) {
     }
     return 0;
   }();
-  // The reader the stop found waiting may be blocked in a read no signal ends, and the data
-  // layer's clean-up waits for it: the snapshot is written, so that wait must not outlast
-  // a scheduler's grace period.
-  if (const std::string& layer = solver.stopped_waiting_for(); !layer.empty())
-    exit_if_still_running(10, status,
-                          "data layer '" + layer +
-                              "': its reader is still blocked 10 s after the stop; the snapshot is written, so "
-                              "crema exits without waiting for the read to end");
+  exit_past_blocked_reader(
+      status, last_snapshot_iter == solver.iter()
+                  ? "Training ended at iteration " + std::to_string(solver.iter()) + " with its snapshot written"
+                  : "Training ended at iteration " + std::to_string(solver.iter()));
   return status;
 }
 
@@ -856,6 +863,7 @@ int extract_features(const ExtractOptions& opt) {
   // Ctrl-C, SIGTERM, …: stop between batches, so that the drafts are removed (a long pass
   // killed outright would leave them).
   install_signal_handlers(default_signal_effects(), false);
+  spdlog::info("Extracting {} from {} batches", fmt::join(opt.blobs, ", "), opt.net.iterations);
   // Runs the batches; after each, `write(k, blob)` for the k-th blob of --blobs.
   const auto run = [&](const auto& write) {
     const auto stop = [] { return poll_signal_action() == Solver::Action::Stop; };
@@ -867,10 +875,7 @@ int extract_features(const ExtractOptions& opt) {
                                  std::to_string(opt.net.iterations) + " batches; nothing was written to " +
                                  fmt::format("{}", fmt::join(opt.outputs, ", "));
         // The error is printed once the net is gone, and the stuck reader may keep it from going.
-        if (!stuck.empty())
-          exit_if_still_running(10, 1,
-                                what + " (data layer '" + stuck +
-                                    "' is still blocked in a read 10 s later; exiting without waiting for it)");
+        exit_past_blocked_reader(1, what, stuck);
         throw Error(what);
       }
       net.forward(*t.ctx);

@@ -256,6 +256,8 @@ int main(int argc, char** argv) {
 
   // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
   const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
+  // A whole number: without it, one too large for an int was only "Could not convert".
+  const auto any_level = CLI::Range(std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
   // "nan" and "inf" parse as numbers, and then every output is made up.
   const CLI::Validator finite_number(
       [](std::string& v) -> std::string {
@@ -289,7 +291,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--stage", train_stages, "Stage(s) added to the TRAIN net's state, comma-separated")
       ->allow_extra_args(false);
   int train_level = 0;
-  auto* train_level_opt = train_cmd->add_option("--level", train_level, "Level of the TRAIN net's state");
+  auto* train_level_opt =
+      train_cmd->add_option("--level", train_level, "Level of the TRAIN net's state")->check(any_level);
   train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win")->allow_extra_args(false);
   std::vector<std::string> train_reinit;
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
@@ -354,7 +357,8 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   int test_level = 0;
   auto* test_level_opt =
-      test_cmd->add_option("--level", test_level, "Level of the TEST net's state (min_level/max_level rules)");
+      test_cmd->add_option("--level", test_level, "Level of the TEST net's state (min_level/max_level rules)")
+          ->check(any_level);
   test_cmd->add_option("--gpu", test.gpu, "GPU device id")->check(device_id);
   test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
@@ -380,7 +384,8 @@ int main(int argc, char** argv) {
   extract_cmd->add_option("--stage", extract_stages, "Stage(s) of the TEST net's state, comma-separated")
       ->allow_extra_args(false);
   int extract_level = 0;
-  auto* extract_level_opt = extract_cmd->add_option("--level", extract_level, "Level of the TEST net's state");
+  auto* extract_level_opt =
+      extract_cmd->add_option("--level", extract_level, "Level of the TEST net's state")->check(any_level);
   extract_cmd->add_option("--gpu", extract.net.gpu, "GPU device id")->check(device_id);
   extract_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
   extract_cmd->add_option("--log", log_file, "Also write the log to this file");

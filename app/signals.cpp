@@ -160,9 +160,11 @@ void install_process_signal_handlers() {
 
 bool stop_requested() { return g_stops.load() > 0; }
 
-void exit_if_still_running(double seconds, int status, const std::string& why) {
-  std::thread([seconds, status, why] {
-    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+void exit_past_blocked_reader(int status, const std::string& outcome, const std::string& layer) {
+  const std::string why = outcome + " [" + (layer.empty() ? "a data reader" : "data layer '" + layer + "'") +
+                          " is still blocked in a read 10 s later; crema exits without waiting for it]";
+  std::thread([status, why] {
+    std::this_thread::sleep_for(std::chrono::seconds(10));
     spdlog::log(status == 0 ? spdlog::level::warn : spdlog::level::err, "{}", why);
     spdlog::default_logger()->flush();
     ::_exit(status);  // no exit handlers: one of them could wait on the blocked thread too

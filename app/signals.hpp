@@ -40,9 +40,11 @@ void install_signal_handlers(const SignalEffects& effects = default_signal_effec
 Solver::Action poll_signal_action();
 // Whether a stop was asked for (consumes nothing).
 bool stop_requested();
-// Ends the process with `status`, logging `why` (as an error for a non-zero status), if it is
-// still running `seconds` from now (a thread of its own waits): for a clean-up that may wait
-// for ever on a blocked read.
-void exit_if_still_running(double seconds, int status, const std::string& why);
+// A data layer's clean-up waits for its reader, which may be blocked in a read no signal
+// ends (a stalled network file system, a FIFO nobody writes): if the process is still
+// running 10 s from now (a thread of its own waits), this logs `outcome` (as an error for a
+// non-zero status) and that the reader of data layer `layer` ("" when not known) still
+// blocks, and ends the process with `status` without waiting for it.
+void exit_past_blocked_reader(int status, const std::string& outcome, const std::string& layer = "");
 
 }  // namespace crema::app

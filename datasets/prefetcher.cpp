@@ -113,7 +113,10 @@ Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t s
 }
 
 Prefetcher::~Prefetcher() {
-  stop();
+  try {
+    stop();
+  } catch (const Error&) {  // a state restore() left to check did not fit: nothing to go on with
+  }
   if (copy_stream_) {
     try {
       cuda::synchronize_stream(copy_stream_);  // a staging copy cut short by an error may still run
@@ -140,6 +143,7 @@ void lower_priority() {
 
 void Prefetcher::start() {
   stopping_ = false;
+  abandon_ = false;
   started_ = true;
   try {
     // One thread fills batches alone; more start helpers beside the producer.
@@ -178,6 +182,7 @@ void Prefetcher::stop() {
     std::lock_guard<std::mutex> j(job_mutex_);
     stopping_ = true;
   }
+  abandon_ = true;
   queue_cv_.notify_all();
   job_cv_.notify_all();
   done_cv_.notify_all();
@@ -408,8 +413,16 @@ void Prefetcher::make(Batch& batch) {
   }
   std::vector<std::string> why(index.size());
   std::vector<bool> ok(index.size(), false);
+  // A stop need not wait for the rest of a batch that will be dropped (a big batch of big
+  // images takes seconds to decode on one thread).
+  const auto check_abandoned = [this] {
+    if (abandon_) throw Error("data reader stopped");
+  };
   if (workers_.empty()) {
-    for (size_t n = 0; n < index.size(); ++n) ok[n] = fill_slot(batch, static_cast<int>(n), index[n], seed[n], &why[n]);
+    for (size_t n = 0; n < index.size(); ++n) {
+      check_abandoned();
+      ok[n] = fill_slot(batch, static_cast<int>(n), index[n], seed[n], &why[n]);
+    }
   } else {
     std::unique_lock<std::mutex> lock(job_mutex_);
     job_ = &batch;
@@ -445,6 +458,7 @@ void Prefetcher::make(Batch& batch) {
   }
   int64_t misses = 0;
   while (filled < index.size()) {
+    check_abandoned();
     const int i = sampler_.next();
     const uint64_t s = next_seed();
     std::string reason;

@@ -23,6 +23,7 @@
 // the device arrays until the solver's stream is done reading them.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -99,9 +100,10 @@ class Prefetcher {
   void recycle(Batch& batch, void* stream = nullptr);
 
   std::string state() const { return consumed_state_; }
-  // Continues from `state` (throws Error when it does not fit). While the threads run, they
-  // are stopped only at the next next() or await() (a reader stuck in a read would hold the
-  // stop up); state() is `state` at once.
+  // Continues from `state` (throws Error when it does not fit). While the threads run (the
+  // solver rewinding a test pass to a state of this prefetcher's own), they are stopped only
+  // at the next next() or await(), which also check the state then, since a reader stuck in
+  // a read would hold the stop up; state() is `state` at once.
   void restore(const std::string& state);
 
   // Statistics for display lines and `crema time --data`.
@@ -136,6 +138,7 @@ class Prefetcher {
   std::condition_variable queue_cv_;
   std::deque<Batch> queue_;
   bool stopping_ = false;
+  std::atomic<bool> abandon_{false};  // stopping_, read by the producer between samples without the lock
   std::thread producer_;
   bool started_ = false;
   bool restart_pending_ = false;  // restore() while running: stop() at the next run()

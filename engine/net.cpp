@@ -667,6 +667,10 @@ Layer::DataStats Net::data_stats() const {
   return sum;
 }
 
+Net::~Net() {
+  while (!layers_.empty()) layers_.pop_back();
+}
+
 std::string Net::await_data(int batches, const std::function<bool()>& give_up) {
   for (const auto& l : layers_)
     if (!l->await_batches(batches, give_up)) return l->name();

@@ -40,6 +40,9 @@ class Net {
  public:
   // `quiet` suppresses the per-layer setup log (used by tests and `crema time`).
   Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet = false);
+  // The layers go last to first: an output layer publishes its file before a data layer's
+  // clean-up, which waits for its reader (a read stalled on a network file system can hold it).
+  ~Net();
 
   // Runs every layer; returns the total weighted loss.
   float forward(Context& ctx);

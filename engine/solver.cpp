@@ -498,7 +498,7 @@ void Solver::solve() {
       return;
     }
   }
-  if (spec_.display > 0 && iter_ % spec_.display == 0) {
+  if (spec_.display > 0 && iter_ % spec_.display == 0 && await_data(*net_, 1)) {
     // One more forward to report the final training loss, smoothed, as Caffe does.
     update_smoothed_loss(net_->forward(ctx_));
     spdlog::info("Iteration {}, loss = {:.6g}", iter_, smoothed_loss_);

@@ -11,6 +11,7 @@
 #include <map>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
@@ -371,14 +372,15 @@ TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot"
 // system does. `train_stall` / `test_stall`: the FIFO's place in the TRAIN / TEST list (-1: none).
 struct StalledReaderJob {
   test::TempDir dir;
-  StalledReaderJob(int train_stall, int test_stall) {
+  bool hdf5_output = false;  // the TRAIN net writes ip to out.h5 (HDF5Output)
+  StalledReaderJob(int train_stall, int test_stall, bool with_output = false) : hdf5_output(with_output) {
     std::string train, test;
     for (int i = 0; i < 16; ++i) {
       cv::Mat m(4, 4, CV_8UC1);
       for (int p = 0; p < 16; ++p) m.data[p] = static_cast<uint8_t>((p == i % 3 ? 200 : 0) + (p * 7 + i * 13) % 40);
       REQUIRE(cv::imwrite(image(i), m));
       train += (i == train_stall ? fifo() : image(i)) + " " + std::to_string(i % 3) + "\n";
-      if (i < 4) test += (i == test_stall ? fifo() : image(i)) + " " + std::to_string(i % 3) + "\n";
+      if (i < 6) test += (i == test_stall ? fifo() : image(i)) + " " + std::to_string(i % 3) + "\n";
     }
     REQUIRE(::mkfifo(fifo().c_str(), 0600) == 0);
     test::write_file(dir / "train.txt", train);
@@ -402,7 +404,11 @@ struct StalledReaderJob {
     return "net:\n  name: stall\n  layer:\n" + data("TRAIN", "train.txt") + data("TEST", "test.txt") +
            "    - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 3, "
            "weight_filler: {type: xavier}}}\n"
-           "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"
+           "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n" +
+           (hdf5_output ? "    - {name: out, type: HDF5Output, bottom: [ip, label], include: {phase: TRAIN}, "
+                          "hdf5_output_param: {file_name: " +
+                              (dir / "out.h5") + "}}\n"
+                        : "") +
            "base_lr: 0.1\nmomentum: 0.9\nlr_policy: fixed\ndisplay: 1\nmax_iter: 1000\ntest_iter: 2\n"
            "test_interval: 5\ntest_initialization: false\nsnapshot_after_train: true\nrandom_seed: "
            "5\nsnapshot_prefix: " +
@@ -417,7 +423,7 @@ struct StalledReaderJob {
     argv.insert(argv.end(), args.begin(), args.end());
     test::Child child(argv, dir / "stall.log");
     REQUIRE(child.wait_for_log(running, 60));
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
     const auto signalled = std::chrono::steady_clock::now();
     child.signal(SIGTERM);
     REQUIRE_MESSAGE(child.wait_for_log(stopped, 30), child.log());
@@ -441,6 +447,23 @@ struct StalledReaderJob {
     REQUIRE_MESSAGE(straight.status == 0, straight.output);
     const std::string weights = "stall_iter_" + std::to_string(iter) + ".caffemodel.h5";
     check_same_weights(dir / ("snap/" + weights), dir / ("straight/" + weights));
+    // The test passes from `stopped` on score the same batches (one pass reads 4 of the 6 test
+    // images, so a test reader rewound to the wrong place scores others).
+    const auto scores = [&](const std::string& log) {
+      std::map<int, std::string> by_iter;
+      std::smatch m;
+      int at = -1;
+      std::istringstream lines(log);
+      for (std::string line; std::getline(lines, line);)
+        if (std::regex_search(line, m, std::regex(R"(Iteration (\d+), Testing net)")))
+          at = std::stoi(m[1]);
+        else if (std::regex_search(line, m, std::regex(R"(Test net output #\d+: .*)")) && at >= stopped)
+          by_iter[at] += m[0].str() + "\n";
+      return by_iter;
+    };
+    const auto resumed_scores = scores(resumed.output);
+    CHECK(resumed_scores.size() == static_cast<size_t>(iter / 5 - (stopped - 1) / 5));  // test_interval 5
+    CHECK(resumed_scores == scores(straight.output));
   }
 };
 
@@ -453,10 +476,9 @@ TEST_CASE("a stop while a reader is stuck in a read snapshots the iteration exac
   CHECK_MESSAGE(log.find("(a reader this slow may be stuck") != std::string::npos, log);
   CHECK_MESSAGE(log.find("Training stopped at iteration 4; snapshot written.") != std::string::npos, log);
   // The reader never comes back: crema ends without it.
-  CHECK_MESSAGE(
-      log.find("data layer 'data': its reader is still blocked 10 s after the stop; the snapshot is written") !=
-          std::string::npos,
-      log);
+  CHECK_MESSAGE(log.find("Training ended at iteration 4 with its snapshot written [data layer 'data' is still blocked "
+                         "in a read 10 s later; crema exits without waiting for it]") != std::string::npos,
+                log);
   CHECK(log.find("Iteration 4,") == std::string::npos);
   job.check_exact_resume(4, 8, 9);  // nothing of iteration 4 was taken
 }
@@ -466,8 +488,13 @@ TEST_CASE("a stop while a test net's reader is stuck ends the test pass with a s
   const std::string log = job.stop_while_stuck(
       {"train", job.dir / "solver.yaml"}, "Iteration 5, Testing net (#0)", "Resume with:",
       [&] {
-        // The reader comes back once the snapshot is written: crema then ends at once.
-        const int fd = ::open(job.fifo().c_str(), O_WRONLY);
+        // The reader comes back once the snapshot is written: crema then ends at once. (Without
+        // O_NONBLOCK the open would wait for ever if crema were not reading.)
+        int fd = -1;
+        for (int i = 0; i < 500 && fd < 0; ++i) {
+          fd = ::open(job.fifo().c_str(), O_WRONLY | O_NONBLOCK);
+          if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
         REQUIRE(fd >= 0);
         ::close(fd);
       },
@@ -479,16 +506,33 @@ TEST_CASE("a stop while a test net's reader is stuck ends the test pass with a s
   job.check_exact_resume(5, 2, 11);
 }
 
+TEST_CASE("a run that finishes while its reader is stuck reading ahead still ends") {
+  // Iterations 0 to 3 take images 0 to 7; the reader, working ahead, is stuck on image 8.
+  StalledReaderJob job(8, -1, true);
+  test::Child child(
+      {test::crema_binary(), "train", job.dir / "solver.yaml", "--set", "max_iter=4", "--set", "display=3"},
+      job.dir / "ahead.log");
+  CHECK(child.wait_at_most(60) == 0);
+  const std::string log = child.log();
+  CHECK_MESSAGE(log.find("Optimization Done.") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("Training ended at iteration 4 with its snapshot written [a data reader is still blocked in "
+                         "a read 10 s later; crema exits without waiting for it]") != std::string::npos,
+                log);
+  CHECK(fs::exists(job.dir / "snap/stall_iter_4.caffemodel.h5"));
+  // The HDF5Output layer closes (and publishes its file) before the data layer waits.
+  CHECK(fs::exists(job.dir / "out.h5"));
+}
+
 TEST_CASE("extract-features stopped while its reader is stuck ends, writing nothing") {
   StalledReaderJob job(-1, 2);  // the TEST net's first batch is read, the second waits
   const std::string out = job.dir / "features.h5";
   const std::string log = job.stop_while_stuck(
       {"extract-features", "--model", job.dir / "solver.yaml", "--blobs", "ip", "--iterations", "2", "-o", out},
-      "Setting up ip", "interrupted after 1 of 2 batches", [] {}, 1);
+      "Extracting ip from 2 batches", "interrupted after 1 of 2 batches", [] {}, 1);
   CHECK_MESSAGE(log.find("SIGTERM received: stopping") != std::string::npos, log);
   CHECK_MESSAGE(log.find("interrupted after 1 of 2 batches; nothing was written to " + out +
-                         " (data layer 'data' is still blocked in a read 10 s later; exiting without waiting") !=
-                    std::string::npos,
+                         " [data layer 'data' is still blocked in a read 10 s later; crema exits without waiting "
+                         "for it]") != std::string::npos,
                 log);
   CHECK_FALSE(fs::exists(out));
   for (const auto& name : io::regular_file_names(job.dir.path()))
@@ -779,6 +823,12 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   r = test::run(crema_cmd("train " + job.solver + " --threads 0"));
   CHECK(r.status == 2);
   CHECK(r.output.find("--threads: Value 0 not in range 1") != std::string::npos);
+  // A level beyond an int was "Could not convert: --level = …".
+  r = test::run(crema_cmd("train " + job.solver + " --level -99999999999"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(
+      r.output.find("--level: Value -99999999999 not in range -2147483648 to 2147483647") != std::string::npos,
+      r.output);
   // A misspelt required option is the mistake, not the option it hides.
   r = test::run(crema_cmd("test --modle " + job.solver));
   CHECK(r.status == 2);
@@ -1453,8 +1503,9 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   const auto stuck =
       test::run(crema_cmd("train " + job.solver + " --set test_iter=[100000] --time-limit 1s --overwrite"));
   CHECK(stuck.status == 1);
-  CHECK_MESSAGE(stuck.output.find("--time-limit 1s passed before this run finished an iteration (in its setup or the "
-                                  "test pass at iteration 0), so it made no progress") != std::string::npos,
+  CHECK_MESSAGE(stuck.output.find("--time-limit 1s passed before this run finished an iteration (in its setup, waiting "
+                                  "for its first batch, or the test pass at iteration 0), so it made no progress") !=
+                    std::string::npos,
                 stuck.output);
   CHECK_FALSE(fs::exists(job.dir / "snap/toy_iter_0.solverstate.h5"));  // a snapshot of no progress is not written
 

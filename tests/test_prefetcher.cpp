@@ -35,7 +35,7 @@ float take(Prefetcher& p) {
 
 }  // namespace
 
-TEST_CASE("Prefetcher::await: a stop leaves a wait for a stuck reader with nothing taken; ready batches pass") {
+TEST_CASE("Prefetcher::await: a stop leaves a wait for a stuck reader with nothing taken, and ready batches pass") {
   StallingSource source;
   source.stuck = 3;
   source.broken = 5;
