@@ -345,7 +345,7 @@ int main(int argc, char** argv) {
   crema::app::TestOptions test;
   std::vector<std::string> test_weights;
   auto* test_cmd = app.add_subcommand("test", "Score a trained net (TEST phase)");
-  test_cmd->add_option("--model", test.model, "Net config (YAML or prototxt)")->required();
+  test_cmd->add_option("--model", test.model, "Net or solver config (YAML or prototxt)")->required();
   test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
   test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(at_least_one);
   test_cmd->add_option("--set", test.overrides,
@@ -392,11 +392,11 @@ int main(int argc, char** argv) {
 
   crema::app::TimeOptions time;
   auto* time_cmd = app.add_subcommand("time", "Benchmark each layer's forward and backward pass");
-  time_cmd->add_option("--model", time.model, "Net config (YAML or prototxt)")->required();
+  time_cmd->add_option("--model", time.model, "Net or solver config (YAML or prototxt)")->required();
   time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(at_least_one);
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
-  time_cmd->add_option("--gpu", time.gpu, "GPU device id")->check(device_id);
+  auto* time_gpu = time_cmd->add_option("--gpu", time.gpu, "GPU device id")->check(device_id);
   auto* time_precision =
       time_cmd
           ->add_option("--precision", time.precision,
@@ -405,7 +405,8 @@ int main(int argc, char** argv) {
           ->check(CLI::IsMember(crema::precision_names()));
   bool time_data = false;
   time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net")
-      ->excludes(time_precision);  // the readers compute nothing
+      ->excludes(time_precision)
+      ->excludes(time_gpu);  // the readers compute nothing, on the host
 
   crema::app::PreviewOptions preview;
   auto* preview_cmd = app.add_subcommand("preview", "Write transformed samples of a net's data layer as PNG files");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: installs dependencies, builds, trains LeNet on Fashion-MNIST
-# for 10,000 iterations (about 5 minutes on 2 cores) and prints the test accuracy.
+# for 10,000 iterations (under two minutes of training on 2 cores, about 7.5 ms a step) and prints the test accuracy.
 # Run again after a stop (Ctrl-C, a killed job) it continues from the latest snapshot
 # (--resume); --overwrite starts anew instead.
 set -euo pipefail

@@ -829,6 +829,12 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   CHECK_MESSAGE(
       r.output.find("--level: Value -99999999999 not in range -2147483648 to 2147483647") != std::string::npos,
       r.output);
+  // The readers `time --data` times run on the host: a --gpu was silently ignored.
+  r = test::run(crema_cmd("time --data --model " + job.solver + " --gpu 0"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE((r.output.find("--data excludes --gpu") != std::string::npos ||
+                 r.output.find("--gpu excludes --data") != std::string::npos),
+                r.output);
   // A misspelt required option is the mistake, not the option it hides.
   r = test::run(crema_cmd("test --modle " + job.solver));
   CHECK(r.status == 2);
