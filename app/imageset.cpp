@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "app/signals.hpp"
@@ -17,6 +19,7 @@
 #include "datasets/epoch_sampler.hpp"
 #include "datasets/image_source.hpp"
 #include "datasets/list_file.hpp"
+#include "datasets/ordered_pool.hpp"
 #include "engine/error.hpp"
 #include "io/datum.hpp"
 #include "io/files.hpp"
@@ -68,7 +71,6 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
                           "' already exists; convert-imageset writes a new LMDB directory and overwrites "
                           "nothing: remove it or choose another name");
   install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, and remove the draft
-  io::LmdbDrafts db({opt.output});  // moved to opt.output only once complete
   if (opt.shuffle) {
     // A seed from the clock is printed, so that the order can be made again with --seed.
     const auto clock = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
@@ -84,20 +86,27 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   spdlog::info("A total of {} images.", entries.size());
 
   const int channels = opt.gray ? 1 : 3;
-  size_t count = 0, skipped = 0;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (poll_signal_action() == Solver::Action::Stop)
-      throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
-                  " images; nothing was written to '" + opt.output + "'");
-    const ListEntry& e = entries[i];
+  // An image made into a record, or why it cannot be one; on the pool's threads.
+  struct Converted {
+    std::string record;   // the encoded Datum
+    std::string problem;  // non-empty: skipped for this reason
+  };
+  const auto convert = [&](int64_t i) {
+    const ListEntry& e = entries[static_cast<size_t>(i)];
     const std::string file = opt.root.empty() ? e.path : (fs::path(opt.root) / e.path).string();
+    Converted out;
     io::Datum datum;
     datum.label = e.label;
     try {
-      io::ImageU8 img = io::read_image_u8(file, channels, height, width);
+      // The file is read once, and a truncated JPEG found before libjpeg decodes it (it would
+      // fill the missing rows with grey, printing a line of its own that names no file).
+      std::error_code unknown;  // a file that cannot be checked is reported by the read
+      if (!fs::exists(file, unknown) && !unknown) throw Error("image '" + file + "' does not exist");
       std::string bytes = io::read_file_bytes(file);
       if (io::is_truncated_jpeg(bytes))
         throw Error("image '" + file + "' is a truncated JPEG (no end marker after its image data)");
+      io::ImageU8 img;
+      io::decode_image(bytes, channels, "image '" + file + "'", img, height, width);
       if (opt.encoded) {
         // The file as it is when it decodes as asked: not resized, and as many channels as
         // the records hold (Caffe's ReadImageToDatum); else the converted image, encoded.
@@ -111,11 +120,38 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
         datum.data.assign(img.data.begin(), img.data.end());
       }
     } catch (const Error& err) {
-      spdlog::warn("{}:{}: {}; skipped", opt.list, e.line, err.what());
+      out.problem = err.what();
+      return out;
+    }
+    out.record = io::encode_datum(datum);
+    return out;
+  };
+  const int threads =
+      opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Declared before the draft database, so that a stop removes the draft before this waits
+  // for a reader stuck in a read.
+  OrderedPool<Converted> pool(static_cast<int64_t>(entries.size()), threads, 4 * threads, convert);
+  io::LmdbDrafts db({opt.output});  // moved to opt.output only once complete
+  size_t count = 0, skipped = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto interrupted = [&] {
+      return Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
+                   " images; nothing was written to '" + opt.output + "'");
+    };
+    if (poll_signal_action() == Solver::Action::Stop) throw interrupted();
+    std::optional<Converted> done = pool.next(stop_requested);
+    if (!done) {
+      poll_signal_action();  // logs the signal
+      const Error stop = interrupted();
+      exit_past_blocked_reader(1, stop.what());  // a reader stuck in a read must not hold the exit
+      throw stop;
+    }
+    if (!done->problem.empty()) {
+      spdlog::warn("{}:{}: {}; skipped", opt.list, entries[i].line, done->problem);
       ++skipped;
       continue;
     }
-    db[0].put(record_key(i, e.path), io::encode_datum(datum));
+    db[0].put(record_key(i, entries[i].path), done->record);
     if (++count % 1000 == 0) spdlog::info("Processed {} files.", count);
   }
   if (count == 0)
@@ -212,9 +248,17 @@ int compute_mean(const ComputeMeanOptions& opt) {
   if (source->size() == 0) throw Error("'" + opt.db + "' holds no images: there is nothing to average");
   std::vector<double> sum;  // (C, H, W); double: float sums of millions of pixels lose digits
   int channels = 0, height = 0, width = 0;
-  RawSample sample;
+  // Records are read (and encoded ones decoded) on the pool's threads and summed here in
+  // order, so the mean is the same for any number of threads.
+  const int threads =
+      opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  OrderedPool<RawSample> pool(source->size(), threads, 4 * threads, [&](int64_t i) {
+    RawSample sample;
+    source->read(static_cast<int>(i), sample);  // a damaged record stops the mean: it would be wrong without it
+    return sample;
+  });
   for (int i = 0; i < source->size(); ++i) {
-    source->read(i, sample);  // a damaged record stops the mean: it would be wrong without it
+    const RawSample sample = *pool.next();
     if (i == 0) {
       channels = sample.channels, height = sample.height, width = sample.width;
       sum.assign(static_cast<size_t>(channels) * height * width, 0.0);

@@ -20,6 +20,7 @@ struct ConvertImagesetOptions {
   bool shuffle = false;
   bool encoded = false;
   int64_t seed = -1;  // shuffle seed; -1: from the clock (printed, so the order can be repeated)
+  int threads = 0;    // decoding threads; 0: one per core
 };
 int convert_imageset(const ConvertImagesetOptions& opt);
 
@@ -35,6 +36,7 @@ int convert_cifar(const ConvertCifarOptions& opt);
 struct ComputeMeanOptions {
   std::string db;
   std::string output;
+  int threads = 0;  // reading threads; 0: one per core
 };
 int compute_mean(const ComputeMeanOptions& opt);
 

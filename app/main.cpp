@@ -462,6 +462,8 @@ int main(int argc, char** argv) {
   imageset_cmd->add_option("--seed", imageset.seed, "Seed for --shuffle (default: from the clock, printed)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
       ->needs(shuffle_flag);  // alone it would be ignored
+  imageset_cmd->add_option("--threads", imageset.threads, "Threads reading and decoding images (default: one per core)")
+      ->check(CLI::Range(1, 256));
 
   crema::app::ConvertCifarOptions cifar;
   auto* cifar_cmd = app.add_subcommand(
@@ -475,6 +477,8 @@ int main(int argc, char** argv) {
   auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");
   mean_cmd->add_option("db", mean.db, "LMDB of Datums, or an IDX images file")->required();
   mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
+  mean_cmd->add_option("--threads", mean.threads, "Threads reading and decoding records (default: one per core)")
+      ->check(CLI::Range(1, 256));
 
   crema::app::DeviceOptions device;
   auto* device_cmd = app.add_subcommand("device", "Describe the CUDA devices (Caffe's device_query)");

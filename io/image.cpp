@@ -139,12 +139,6 @@ Image read_image(const std::string& path, int channels, int height, int width) {
   return out;
 }
 
-ImageU8 read_image_u8(const std::string& path, int channels, int height, int width) {
-  ImageU8 out;
-  to_planar(read_mat(path, channels, height, width), out.channels, out.height, out.width, out.data);
-  return out;
-}
-
 void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out, int height,
                   int width) {
   check_channels(channels, true);

@@ -25,14 +25,10 @@ struct ImageU8 {
 // naming the file when it is missing or cannot be decoded.
 Image read_image(const std::string& path, int channels, int height = 0, int width = 0);
 
-// As read_image, 8-bit. A resize uses bilinear interpolation, as Caffe's
-// ReadImageToCVMat (cv::resize's default).
-ImageU8 read_image_u8(const std::string& path, int channels, int height = 0, int width = 0);
-
 // Decodes the bytes of an image file into `out` (reused between calls). channels:
 // 1 forces grey, 3 forces BGR, 0 keeps what the file holds (Caffe's
 // DecodeDatumNative). `what` names the bytes in errors (e.g. a database record).
-// height/width > 0 resize as read_image_u8 does.
+// height/width > 0 resize, bilinearly as Caffe's ReadImageToCVMat (cv::resize's default).
 void decode_image(std::string_view bytes, int channels, const std::string& what, ImageU8& out, int height = 0,
                   int width = 0);
 

@@ -2,7 +2,9 @@
 // handful of images written with OpenCV; the databases are read back with the LMDB
 // reader and the Datum decoder and compared with OpenCV's own reading of the files.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <opencv2/core.hpp>
@@ -10,6 +12,8 @@
 #include <opencv2/imgproc.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include "io/caffe_binary.hpp"
 #include "io/datum.hpp"
@@ -93,7 +97,7 @@ TEST_CASE("convert-imageset writes raw BGR Datums in list order and skips missin
   const auto r = run_crema("convert-imageset " + f.root + "/ " + (f.dir / "list.txt") + " " + (f.dir / "db"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("list.txt:3: image '" + f.root + "/c.png' does not exist; skipped") != std::string::npos);
-  CHECK(r.output.find("list.txt:4: image '" + f.root + "/d.png' could not be decoded") != std::string::npos);
+  CHECK(r.output.find("list.txt:4: image '" + f.root + "/d.png': the encoded PNG image (") != std::string::npos);
   CHECK(r.output.find("list.txt:7: image '" + f.root + "/f.jpg' is a truncated JPEG") != std::string::npos);
   CHECK(r.output.find("Processed 3 files.") != std::string::npos);
   CHECK(r.output.find("3 of 6 listed images could not be read") != std::string::npos);
@@ -223,6 +227,78 @@ TEST_CASE("convert-imageset stopped by a signal leaves no database, partial or w
   const std::string log = test::read_file(f.dir / "convert.log");
   CHECK_MESSAGE(log.find("images; nothing was written to '" + (f.dir / "db") + "'") != std::string::npos, log);
   // Once a partial LMDB under the real name, which compute-mean and training took as whole.
+  CHECK_FALSE(std::filesystem::exists(f.dir / "db"));
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir.path()))
+    CHECK_MESSAGE(entry.path().filename().string().find("partial") == std::string::npos, entry.path());
+}
+
+TEST_CASE("convert-imageset and compute-mean write the same files whatever the number of threads") {
+  ImageFolder f;  // skips among the images: their warnings must keep the list's order too
+  std::string list = test::read_file(f.dir / "list.txt");
+  for (int i = 0; i < 60; ++i) {
+    const std::string name = "p" + std::to_string(i) + (i % 2 ? ".png" : ".jpg");
+    REQUIRE(cv::imwrite(f.root + "/" + name, pattern(9 + i % 4, 7 + i % 3, i)));
+    list += name + " " + std::to_string(i % 10) + "\n";
+  }
+  test::write_file(f.dir / "big.txt", list);
+  std::string first_log, first_mean;
+  std::vector<Record> first;
+  for (const char* threads : {"1", "3"}) {
+    CAPTURE(threads);
+    const std::string db = f.dir / ("db" + std::string(threads));
+    const auto r = run_crema("convert-imageset " + f.root + " " + (f.dir / "big.txt") + " " + db +
+                             " --resize 8x6 --encoded --shuffle --seed 5 --threads " + threads);
+    REQUIRE_MESSAGE(r.status == 0, r.output);
+    CHECK(r.output.find("Processed 63 files.") != std::string::npos);
+    const auto m =
+        run_crema("compute-mean " + db + " -o " + (f.dir / ("mean" + std::string(threads))) + " --threads " + threads);
+    REQUIRE_MESSAGE(m.status == 0, m.output);
+    const auto records = read_db(db);
+    REQUIRE(records.size() == 63);
+    // crema's log lines without their time stamps and the database's name.
+    std::string log;
+    std::istringstream lines(r.output);
+    for (std::string line; std::getline(lines, line);)
+      if (const size_t at = line.find(" crema] "); at != std::string::npos) log += line.substr(at) + "\n";
+    log = std::regex_replace(log, std::regex("db" + std::string(threads)), "db");
+    CHECK(log.find("truncated JPEG") != std::string::npos);
+    if (first.empty()) {
+      first = records, first_log = log, first_mean = test::read_file(f.dir / "mean1");
+      continue;
+    }
+    CHECK(keys_of(records) == keys_of(first));
+    for (size_t i = 0; i < records.size(); ++i) {
+      CHECK(records[i].datum.label == first[i].datum.label);
+      CHECK(records[i].datum.data == first[i].datum.data);
+    }
+    CHECK(log == first_log);
+    CHECK(test::read_file(f.dir / "mean3") == first_mean);
+  }
+  const auto bad =
+      run_crema("convert-imageset " + f.root + " " + (f.dir / "big.txt") + " " + (f.dir / "db0") + " --threads 0");
+  CHECK(bad.status == 2);
+  CHECK_MESSAGE(bad.output.find("--threads") != std::string::npos, bad.output);
+}
+
+TEST_CASE("convert-imageset stops while an image read is stuck, without waiting for the read") {
+  ImageFolder f;
+  const std::string fifo = f.root + "/stuck.png";  // a read that blocks, as on a stalled file system
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  test::write_file(f.dir / "stuck.txt", "a.png 1\nstuck.png 2\ne.png 3\n");
+  test::Child child(
+      {test::crema_binary(), "convert-imageset", f.root, f.dir / "stuck.txt", f.dir / "db", "--threads", "2"},
+      f.dir / "convert.log");
+  REQUIRE(child.pid() > 0);
+  REQUIRE(child.wait_for_log("A total of 3 images.", 30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // into the read
+  child.signal(SIGTERM);
+  const int status = child.wait_at_most(30);  // the old code waited for the read for ever
+  CHECK(status == 1);
+  const std::string log = test::read_file(f.dir / "convert.log");
+  CHECK_MESSAGE(log.find("SIGTERM received: stopping") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("interrupted after 1 of 3 images; nothing was written") != std::string::npos, log);
+  CHECK_MESSAGE(
+      log.find("is still blocked in a read 10 s later; crema exits without waiting for it") != std::string::npos, log);
   CHECK_FALSE(std::filesystem::exists(f.dir / "db"));
   for (const auto& entry : std::filesystem::directory_iterator(f.dir.path()))
     CHECK_MESSAGE(entry.path().filename().string().find("partial") == std::string::npos, entry.path());
