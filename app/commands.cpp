@@ -432,7 +432,8 @@ int train(const TrainOptions& opt) {
   // would take up a mixture (a job submitted twice; a requeued job whose first instance is
   // still running). Taken before the device is: a second run on an exclusive-mode GPU is told
   // this, not that the device is busy.
-  const io::FileLock lock(prefix + ".lock", run_holder(opt.solver));
+  io::FileLock lock(prefix + ".lock", run_holder(opt.solver));
+  const app::BeforeForcedExit let_go_of_lock([&lock] { lock.release(); });  // past a reader stuck in a read
   if (lock.state() == io::FileLock::State::taken)
     throw Error("another crema run is training under the prefix '" + prefix + "' (" +
                 (lock.holder_found().empty() ? "it holds " + lock.path() : lock.holder_found()) +

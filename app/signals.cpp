@@ -10,6 +10,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +27,18 @@ std::atomic<int> g_interrupts{0};       // SIGINTs that stopped: the second exit
 std::atomic<int> g_stop_signal{0};      // the signal of the first stop
 std::atomic<int> g_snapshot_signal{0};  // a pending snapshot's signal
 std::atomic<bool> g_stop_logged{false};
+
+// BeforeForcedExit's work, by object. Made once and never destroyed: the forced exit's thread
+// may run while the main thread's exit destroys static objects. The lock is held from the
+// work to _exit.
+std::mutex& forced_exit_mutex() {
+  static auto* mutex = new std::mutex;
+  return *mutex;
+}
+std::map<const void*, std::function<void()>>& forced_exit_work() {
+  static auto* work = new std::map<const void*, std::function<void()>>;
+  return *work;
+}
 
 const std::pair<int, const char*> kSignals[] = {{SIGINT, "SIGINT"},   {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
                                                 {SIGUSR1, "SIGUSR1"}, {SIGUSR2, "SIGUSR2"}, {SIGXCPU, "SIGXCPU"}};
@@ -165,10 +180,27 @@ void exit_past_blocked_reader(int status, const std::string& outcome, const std:
                           " is still blocked in a read 10 s later; crema exits without waiting for it]";
   std::thread([status, why] {
     std::this_thread::sleep_for(std::chrono::seconds(10));
+    std::lock_guard<std::mutex> lock(forced_exit_mutex());  // held until _exit
+    for (const auto& [owner, work] : forced_exit_work()) {
+      try {
+        work();
+      } catch (...) {  // the exit goes on
+      }
+    }
     spdlog::log(status == 0 ? spdlog::level::warn : spdlog::level::err, "{}", why);
     spdlog::default_logger()->flush();
     ::_exit(status);  // no exit handlers: one of them could wait on the blocked thread too
   }).detach();
+}
+
+BeforeForcedExit::BeforeForcedExit(std::function<void()> work) {
+  std::lock_guard<std::mutex> lock(forced_exit_mutex());
+  forced_exit_work()[this] = std::move(work);
+}
+
+BeforeForcedExit::~BeforeForcedExit() {
+  std::lock_guard<std::mutex> lock(forced_exit_mutex());
+  forced_exit_work().erase(this);
 }
 
 Solver::Action poll_signal_action() {

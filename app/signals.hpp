@@ -6,6 +6,7 @@
 // must not kill a run before its snapshot.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,5 +47,16 @@ bool stop_requested();
 // non-zero status) and that the reader of data layer `layer` ("" when not known) still
 // blocks, and ends the process with `status` without waiting for it.
 void exit_past_blocked_reader(int status, const std::string& outcome, const std::string& layer = "");
+
+// What destructors would have done that such an exit must still do (let go of a run's lock
+// file, so the next run does not find it left behind): while this object lives, `work` runs
+// just before the exit; the object's destructor waits while the exit is under way.
+class BeforeForcedExit {
+ public:
+  explicit BeforeForcedExit(std::function<void()> work);
+  ~BeforeForcedExit();
+  BeforeForcedExit(const BeforeForcedExit&) = delete;
+  BeforeForcedExit& operator=(const BeforeForcedExit&) = delete;
+};
 
 }  // namespace crema::app

@@ -238,12 +238,13 @@ FileLock::FileLock(std::string path, const std::string& holder) : path_(std::mov
   why_ = "the lock file keeps being replaced";
 }
 
-FileLock::~FileLock() {
+void FileLock::release() {
   if (fd_ < 0) return;
   // While still holding it (a waiter then finds the file gone and tries the next), and only
   // if it is still ours: one made anew at the path meanwhile is another run's.
   if (still_at(fd_, path_)) ::unlink(path_.c_str());
   ::close(fd_);
+  fd_ = -1;
 }
 
 }  // namespace crema::io

@@ -58,7 +58,7 @@ class FileLock {
     unsupported,  // the file system has no locks, or the file cannot be made (why())
   };
   FileLock(std::string path, const std::string& holder);
-  ~FileLock();
+  ~FileLock() { release(); }
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
 
@@ -69,6 +69,8 @@ class FileLock {
   // held: what the file said when this process took it ("" if it was new), i.e. who left it
   // without letting go (a run killed outright).
   const std::string& left_by() const { return left_by_; }
+  // Lets go now, as the destructor does (once): for an exit that runs no destructors.
+  void release();
 
  private:
   std::string path_;

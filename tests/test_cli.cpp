@@ -443,6 +443,7 @@ struct StalledReaderJob {
     const std::string max_iter = " --set max_iter=" + std::to_string(iter);
     const auto resumed = test::run(crema_cmd("train " + (dir / "solver.yaml") + max_iter + " --snapshot " + state));
     REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+    CHECK_MESSAGE(resumed.output.find("without letting go") == std::string::npos, resumed.output);
     const auto straight = test::run(crema_cmd("train " + (dir / "straight.yaml") + max_iter));
     REQUIRE_MESSAGE(straight.status == 0, straight.output);
     const std::string weights = "stall_iter_" + std::to_string(iter) + ".caffemodel.h5";
@@ -480,6 +481,8 @@ TEST_CASE("a stop while a reader is stuck in a read snapshots the iteration exac
                          "in a read 10 s later; crema exits without waiting for it]") != std::string::npos,
                 log);
   CHECK(log.find("Iteration 4,") == std::string::npos);
+  // The exit let go of the run's lock as a normal one does: the resume finds none left behind.
+  CHECK_FALSE(fs::exists(job.dir / "snap/stall.lock"));
   job.check_exact_resume(4, 8, 9);  // nothing of iteration 4 was taken
 }
 
@@ -519,6 +522,7 @@ TEST_CASE("a run that finishes while its reader is stuck reading ahead still end
                          "a read 10 s later; crema exits without waiting for it]") != std::string::npos,
                 log);
   CHECK(fs::exists(job.dir / "snap/stall_iter_4.caffemodel.h5"));
+  CHECK_FALSE(fs::exists(job.dir / "snap/stall.lock"));
   // The HDF5Output layer closes (and publishes its file) before the data layer waits.
   CHECK(fs::exists(job.dir / "out.h5"));
 }
