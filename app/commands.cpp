@@ -377,6 +377,18 @@ void warn_later_snapshots(const std::vector<io::SnapshotOnDisk>& earlier, const 
 
 }  // namespace
 
+void refuse_missing_input(const std::string& option, const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec) && fs::exists(path, ec)) return;
+  throw ConfigError(
+      Mark{}, option,
+      "'" + path + "' " + (fs::is_directory(path, ec) ? "is a directory" : "does not exist") + "; give " + what);
+}
+
+void refuse_missing_weights(const std::vector<std::string>& weights) {
+  for (const auto& w : weights) refuse_missing_input("--weights", w, "a .caffemodel or .caffemodel.h5 file");
+}
+
 int train(const TrainOptions& opt) {
   if (!opt.weights.empty() && !opt.snapshot.empty())
     throw ConfigError(Mark{}, "", "give either --weights (start from those weights) or --snapshot (resume a run), not both");
@@ -393,16 +405,9 @@ int train(const TrainOptions& opt) {
   if (!opt.reinit.empty() && opt.weights.empty())
     throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights; give --weights too");
   // Before the nets are built (minutes for a large one), not after.
-  const auto refuse_missing = [](const std::string& option, const std::string& path, const char* what) {
-    std::error_code ec;
-    if (!fs::is_directory(path, ec) && fs::exists(path, ec)) return;
-    throw ConfigError(
-        Mark{}, option,
-        "'" + path + "' " + (fs::is_directory(path, ec) ? "is a directory" : "does not exist") + "; give " + what);
-  };
   if (!opt.snapshot.empty())
-    refuse_missing("--snapshot", opt.snapshot, "the .solverstate.h5 (or Caffe's .solverstate) of a snapshot");
-  for (const auto& w : opt.weights) refuse_missing("--weights", w, "a .caffemodel or .caffemodel.h5 file");
+    refuse_missing_input("--snapshot", opt.snapshot, "the .solverstate.h5 (or Caffe's .solverstate) of a snapshot");
+  refuse_missing_weights(opt.weights);
   // Counted from here, setup included: the scheduler's clock runs from the job's start.
   const auto started = std::chrono::steady_clock::now();
   // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
@@ -749,6 +754,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   TestNet t;
   t.root = io::load_net_config(opt.model, &t.solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*t.root);
+  spec.check_layer_params();  // the TRAIN-only layers too, as train and convert check them
   const std::optional<SolverSpec> solver_spec = t.solver ? std::optional(SolverSpec::parse(*t.solver)) : std::nullopt;
   t.ctx = make_context(opt.gpu, "CPU", 0, 1701);
   // A solver file's precision too, so the scores are those its training's tests print.
@@ -772,7 +778,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
                           "' has no data layer (Data, ImageData, HDF5Data, …), so there is nothing to " + purpose +
                           "; give the net with its TEST data layer (to label images with a deploy net, use crema "
                           "classify)");
-  note_pass_coverage(net, opt.iterations, "--iterations", command);
+  note_pass_coverage(net, opt.iterations, "--iterations", command, command != "extract-features");
   return t;
 }
 
@@ -926,6 +932,7 @@ int time(const TimeOptions& opt) {
   std::shared_ptr<Node> solver;
   auto root = io::load_net_config(opt.model, &solver);
   const NetSpec spec = NetSpec::parse(*root);
+  spec.check_layer_params();  // the other phase's layers too, as train and convert check them
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
   if (opt.precision == "tf32" && !ctx->on_gpu())
     throw ConfigError(Mark{}, "", "--precision tf32 runs on a GPU's tensor cores; give --gpu N too");

@@ -62,4 +62,10 @@ int time(const TimeOptions& opt);
 
 std::string version_text();
 
+// Before a net is built (minutes for a large one), not after: a file named on the command line
+// (`option`) that does not exist, or is a folder, is a ConfigError saying to give `what`.
+void refuse_missing_input(const std::string& option, const std::string& path, const std::string& what);
+// Every --weights file, so.
+void refuse_missing_weights(const std::vector<std::string>& weights);
+
 }  // namespace crema::app

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <vector>
 
+#include "app/commands.hpp"
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/net.hpp"
@@ -61,13 +63,15 @@ int convert_weights(const ConvertOptions& opt) {
 }
 
 // A solver's `net: path` as it should be written into `output`: unchanged when it
-// finds the same file from there, else relative to the output's folder (where crema
-// looks first). `found` is the net file the input solver names.
+// names the same file from the output's folder (or is absolute), else relative to that
+// folder (where crema looks first). `found` is the net file the input solver names. Not
+// from the working directory, crema's other place to look: the converted solver is
+// run from elsewhere.
 std::string net_path_for_output(const std::string& written, const std::string& found, const std::string& output) {
   std::error_code ec;
-  const auto from_output = io::find_net_file(written, output);
-  if (from_output && fs::equivalent(*from_output, found, ec)) return written;
   const fs::path out_dir = fs::absolute(fs::path(output), ec).parent_path();
+  const fs::path as_written(written);
+  if (fs::equivalent(as_written.is_absolute() ? as_written : out_dir / as_written, found, ec)) return written;
   const fs::path relative = fs::relative(fs::absolute(found, ec), out_dir, ec);
   return ec || relative.empty() ? fs::absolute(found).string() : relative.string();
 }
@@ -177,6 +181,17 @@ int convert_dot(const ConvertOptions& opt) {
 int convert(const ConvertOptions& opt) {
   // Before the input is read and a net built, not after.
   if (auto problem = io::missing_folder(opt.output)) throw ConfigError(Mark{}, "--output", *problem);
+  // The output replaces the input otherwise: its comments and layout gone for good.
+  std::error_code ec;
+  for (const std::string& input : [&] {
+         std::vector<std::string> all = opt.weights;
+         all.push_back(opt.input);
+         return all;
+       }())
+    if (fs::equivalent(input, opt.output, ec))
+      throw ConfigError(Mark{}, "--output",
+                        "'" + opt.output + "' is also an input of this conversion ('" + input +
+                            "'), which the output would replace; give the output a name of its own");
   const bool onnx = io::ends_with_nocase(opt.output, ".onnx");
   const bool graph = io::ends_with_nocase(opt.output, ".dot") || io::ends_with_nocase(opt.output, ".gv");
   if (opt.rankdir_given && !graph) throw ConfigError(Mark{}, "--rankdir", "--rankdir belongs to a graph (-o NET.dot)");
@@ -184,7 +199,10 @@ int convert(const ConvertOptions& opt) {
   if ((onnx || graph) && kind != InputKind::Config)
     throw input_error(opt.input, "these are weights, not a net: give the net's .prototxt or .yaml as the input" +
                                      std::string(onnx ? ", and the weights with --weights" : ""));
-  if (onnx) return convert_onnx(opt);
+  if (onnx) {
+    refuse_missing_weights(opt.weights);  // before the net is built
+    return convert_onnx(opt);
+  }
   if (!opt.weights.empty() || (!opt.overrides.empty() && !graph))
     throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",
                       opt.weights.empty() ? "--set belongs to an ONNX export (-o MODEL.onnx) or a graph (-o NET.dot)"

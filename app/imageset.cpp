@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -39,6 +40,12 @@ std::pair<int, int> parse_resize(const std::string& text) {
   std::istringstream is(text);
   if (!(is >> w >> x >> h) || (x != 'x' && x != 'X') || (is >> extra) || w <= 0 || h <= 0)
     throw ConfigError(Mark{}, "--resize", "expected WIDTHxHEIGHT such as 28x28, got '" + text + "'");
+  // Every image would fail to be made (each "could not be decoded"), and a database of such
+  // records would not fit a Datum (its size is an int) anyway.
+  if (static_cast<long long>(w) * h * 3 > std::numeric_limits<int>::max())
+    throw ConfigError(Mark{}, "--resize",
+                      text + " is " + std::to_string(static_cast<long long>(w) * h) +
+                          " pixels per image, too many for a Datum's 2^31 bytes: give a smaller size");
   return {w, h};
 }
 

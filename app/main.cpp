@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -150,6 +151,22 @@ std::string log_file_problem(const std::string& log_file, const std::vector<std:
   return "";
 }
 
+// CLI::Range on a whole-number option calls 1e3 or 2.5 "not in range" (it is no integer at
+// all): said as such here; a whole number outside says CLI11's "Value V not in range L to H".
+CLI::Validator whole_number(long long lo, long long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const long long n = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0') return "'" + v + "' is not a whole number";
+        if (errno == ERANGE || n < lo || n > hi)
+          return "Value " + v + " not in range " + std::to_string(lo) + " to " + std::to_string(hi);
+        return "";
+      },
+      "INT");
+}
+
 bool is_number(const std::string& s) {
   char* end = nullptr;
   std::strtod(s.c_str(), &end);
@@ -255,9 +272,9 @@ int main(int argc, char** argv) {
   std::string log_file;
 
   // CLI::PositiveNumber says "Value 0 not in range 0.000000 to 1.79…e308" (309 digits).
-  const auto at_least_one = CLI::Range(1, std::numeric_limits<int>::max());
+  const auto at_least_one = whole_number(1, std::numeric_limits<int>::max());
   // A whole number: without it, one too large for an int was only "Could not convert".
-  const auto any_level = CLI::Range(std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
+  const auto any_level = whole_number(std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
   // "nan" and "inf" parse as numbers, and then every output is made up.
   const CLI::Validator finite_number(
       [](std::string& v) -> std::string {
@@ -277,7 +294,7 @@ int main(int argc, char** argv) {
         if (v.find(',') != std::string::npos || v == "all")
           return "crema runs on one GPU per process: give one device number (e.g. --gpu 0); '" + v +
                  "' (several devices at once, as in Caffe) is not supported";
-        return CLI::Range(0, std::numeric_limits<int>::max())(v);
+        return whole_number(0, std::numeric_limits<int>::max())(v);
       },
       "", "device id");
   crema::app::TrainOptions train;
@@ -460,10 +477,10 @@ int main(int argc, char** argv) {
   auto* shuffle_flag = imageset_cmd->add_flag("--shuffle", imageset.shuffle, "Shuffle the list before writing");
   imageset_cmd->add_flag("--encoded", imageset.encoded, "Store the image files (JPEG/PNG) instead of raw pixels");
   imageset_cmd->add_option("--seed", imageset.seed, "Seed for --shuffle (default: from the clock, printed)")
-      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()))
+      ->check(whole_number(0, std::numeric_limits<int64_t>::max()))
       ->needs(shuffle_flag);  // alone it would be ignored
   imageset_cmd->add_option("--threads", imageset.threads, "Threads reading and decoding images (default: one per core)")
-      ->check(CLI::Range(1, 256));
+      ->check(whole_number(1, 256));
 
   crema::app::ConvertCifarOptions cifar;
   auto* cifar_cmd = app.add_subcommand(
@@ -478,7 +495,7 @@ int main(int argc, char** argv) {
   mean_cmd->add_option("db", mean.db, "LMDB of Datums, or an IDX images file")->required();
   mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
   mean_cmd->add_option("--threads", mean.threads, "Threads reading and decoding records (default: one per core)")
-      ->check(CLI::Range(1, 256));
+      ->check(whole_number(1, 256));
 
   crema::app::DeviceOptions device;
   auto* device_cmd = app.add_subcommand("device", "Describe the CUDA devices (Caffe's device_query)");
@@ -522,8 +539,17 @@ int main(int argc, char** argv) {
       std::cerr << why << "\n";
       return 2;
     }
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);
+    // CLI11's own words ("--top-k: Value 0 not in range …", "images is required"), said as
+    // crema says its errors: the command first, then where to look.
+    std::string where = "crema";
+    for (int i = 1; i < argc && std::string_view(argv[i]) != "--"; ++i)
+      if (!app.get_subcommands([&](CLI::App* c) { return c->get_name() == argv[i]; }).empty()) {
+        where += " " + std::string(argv[i]);
+        break;
+      }
+    std::cerr << where << ": " << e.what() << "; '" << where << " --help' lists the options\n";
+    return 2;
   }
   if (show_version) {
     std::cout << crema::app::version_text();
@@ -578,14 +604,22 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand(test_cmd)) {
       test.weights = split_commas(test_weights);
+      crema::app::refuse_missing_weights(test.weights);
       test.stages = split_commas(test_stages);
       if (test_level_opt->count() > 0) test.level = test_level;
       return crema::app::test(test);
     }
     if (app.got_subcommand(extract_cmd)) {
       extract.net.weights = split_commas(extract_weights);
+      crema::app::refuse_missing_weights(extract.net.weights);
       extract.net.stages = split_commas(extract_stages);
       if (extract_level_opt->count() > 0) extract.net.level = extract_level;
+      // An empty name among them is a typo (it was skipped, and `--blobs ""` wrote an empty file).
+      for (const auto& [option, given] : {std::pair{"--blobs", &extract_blobs}, std::pair{"-o", &extract_outputs}})
+        for (const std::string& list : *given)
+          if (list.empty() || list.front() == ',' || list.back() == ',' || list.find(",,") != std::string::npos)
+            throw crema::ConfigError(crema::Mark{}, option,
+                                     "'" + list + "' has an empty name; give names separated by single commas");
       extract.blobs = split_commas(extract_blobs);
       extract.outputs = split_commas(extract_outputs);
       return crema::app::extract_features(extract);
@@ -600,6 +634,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
     if (app.got_subcommand(classify_cmd)) {
       classify.weights = split_commas(classify_weights);
+      crema::app::refuse_missing_weights(classify.weights);
       for (const auto& v : split_commas(classify_mean)) {
         size_t used = 0;
         try {

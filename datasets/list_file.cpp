@@ -28,6 +28,9 @@ std::vector<ListEntry> read_list(const std::string& list) {
       size_t used = 0;
       try {
         e.label = std::stoi(label, &used);
+      } catch (const std::out_of_range&) {
+        throw Error(list + ":" + std::to_string(number) + ": label " + label +
+                    " is out of range (labels are class numbers: 0 to 2147483647)");
       } catch (const std::exception&) {
         used = 0;
       }

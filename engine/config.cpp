@@ -136,9 +136,14 @@ MapReader::MapReader(const Node* node, const Mark& fallback_mark, std::string pa
 
 void MapReader::fail(const std::string& key, const std::string& message) const {
   // At the key's own value where one was written (a solver check fails after the whole
-  // map is read), else at the map (an empty value's mark is the next token's).
+  // map is read); for an empty value (whose mark is the next token's) at its key, in the file
+  // or the --set argument; else at the map.
   const Node* n = node_ ? node_->find(key) : nullptr;
-  throw ConfigError(n && !n->is_null() ? n->mark() : mark_, path_.empty() ? key : path_ + "." + key, message);
+  const Mark& where = !n                                             ? mark_
+                      : !n->is_null()                                ? n->mark()
+                      : n->key_mark().line > 0 || n->key_mark().file ? n->key_mark()
+                                                                     : mark_;
+  throw ConfigError(where, path_.empty() ? key : path_ + "." + key, message);
 }
 
 const Node* MapReader::find(const std::string& key) {
@@ -146,6 +151,14 @@ const Node* MapReader::find(const std::string& key) {
   if (!node_) return nullptr;
   const Node* n = node_->find(key);
   return n && !n->is_null() ? n : nullptr;
+}
+
+const Node* MapReader::find_value(const std::string& key) {
+  const Node* n = find(key);
+  // `snapshot:` with nothing after it: a value left out by mistake, not a wish for the default.
+  if (!n && node_ && node_->find(key))
+    fail(key, "'" + key + "' is empty; give it a value, or leave the key out for its default");
+  return n;
 }
 
 bool MapReader::has(const std::string& key) { return find(key) != nullptr; }
@@ -165,27 +178,38 @@ const Node& MapReader::required(const std::string& key) {
 }
 
 int MapReader::get_int(const std::string& key, int def) {
-  const Node* n = find(key);
+  const Node* n = find_value(key);
   return n ? n->as_int() : def;
 }
 long long MapReader::get_int64(const std::string& key, long long def) {
-  const Node* n = find(key);
+  const Node* n = find_value(key);
   return n ? n->as_int64() : def;
 }
+namespace {
+// A key read with a default takes finite numbers only: no parameter of crema's or Caffe's
+// that has a default means anything at infinity (a filler's bound, a mean, a learning-rate
+// factor), and an infinite one fails far from the config (a layer of zeros, a run that
+// diverges); the few that can be infinite (Clip's bounds) are read with as_float.
+double finite(const Node& n, double v) {
+  if (std::isinf(v)) n.fail("an infinite value is not usable here; give a finite number");
+  return v;
+}
+}  // namespace
+
 float MapReader::get_float(const std::string& key, float def) {
-  const Node* n = find(key);
-  return n ? n->as_float() : def;
+  const Node* n = find_value(key);
+  return n ? static_cast<float>(finite(*n, n->as_float())) : def;
 }
 double MapReader::get_double(const std::string& key, double def) {
-  const Node* n = find(key);
-  return n ? n->as_double() : def;
+  const Node* n = find_value(key);
+  return n ? finite(*n, n->as_double()) : def;
 }
 bool MapReader::get_bool(const std::string& key, bool def) {
-  const Node* n = find(key);
+  const Node* n = find_value(key);
   return n ? n->as_bool() : def;
 }
 std::string MapReader::get_string(const std::string& key, const std::string& def) {
-  const Node* n = find(key);
+  const Node* n = find_value(key);
   return n ? n->str() : def;
 }
 
@@ -207,14 +231,14 @@ std::vector<int> MapReader::get_ints(const std::string& key) {
   return repeated<int>(find(key), [](const Node& x) { return x.as_int(); });
 }
 std::vector<float> MapReader::get_floats(const std::string& key) {
-  return repeated<float>(find(key), [](const Node& x) { return x.as_float(); });
+  return repeated<float>(find(key), [](const Node& x) { return static_cast<float>(finite(x, x.as_float())); });
 }
 std::vector<std::string> MapReader::get_strings(const std::string& key) {
   return repeated<std::string>(find(key), [](const Node& x) { return x.str(); });
 }
 
 int MapReader::get_enum(const std::string& key, const std::vector<std::string>& names, int def) {
-  const Node* n = find(key);
+  const Node* n = find_value(key);
   return n ? enum_value(*n, names) : def;
 }
 

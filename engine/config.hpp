@@ -84,9 +84,12 @@ class MapReader {
   bool has(const std::string& key);
   const Node* find(const std::string& key);        // marks the key known
   const Node& required(const std::string& key);    // error when missing
+  // The single values below: a key given with an empty value (`snapshot:`) is an error, a
+  // missing one gives `def`.
 
   int get_int(const std::string& key, int def);
   long long get_int64(const std::string& key, long long def);
+  // Finite numbers only (an infinity is refused at the key).
   float get_float(const std::string& key, float def);
   double get_double(const std::string& key, double def);
   bool get_bool(const std::string& key, bool def);
@@ -94,7 +97,7 @@ class MapReader {
 
   // Repeated fields accept a single scalar or a sequence of scalars.
   std::vector<int> get_ints(const std::string& key);
-  std::vector<float> get_floats(const std::string& key);
+  std::vector<float> get_floats(const std::string& key);  // finite numbers only
   std::vector<std::string> get_strings(const std::string& key);
 
   // Enums by name. `names` lists the accepted spellings in value order.
@@ -115,6 +118,7 @@ class MapReader {
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
  private:
+  const Node* find_value(const std::string& key);  // find(), refusing an empty value
   const Node* node_;
   Mark mark_;
   std::string path_;

@@ -67,7 +67,6 @@ LayerSpec parse_layer_spec(const Node& node) {
     ps.decay_mult_given = p.has("decay_mult");
     ps.lr_mult = p.get_float("lr_mult", 1.f);
     ps.decay_mult = p.get_float("decay_mult", 1.f);
-    if (!std::isfinite(ps.lr_mult)) p.fail("lr_mult", "lr_mult must be a finite number");
     // A negative decay pushes weights away from zero without bound: never what was meant.
     if (!(ps.decay_mult >= 0.f && std::isfinite(ps.decay_mult)))
       p.fail("decay_mult", "decay_mult must be a finite number >= 0 (0 switches weight decay off for this blob)");

@@ -189,7 +189,6 @@ SolverSpec SolverSpec::parse(const Node& root) {
     r.fail("base_lr", "base_lr must be a finite number >= 0 (Caffe's nets mostly use 0.001 to 0.1)");
   if (!(s.weight_decay >= 0.f && std::isfinite(s.weight_decay)))
     r.fail("weight_decay", "weight_decay must be a finite number >= 0 (0 switches it off; Caffe's nets use 0.0005)");
-  if (!std::isfinite(s.clip_gradients)) r.fail("clip_gradients", "clip_gradients must be a finite number (<= 0: off)");
   if (s.display < 0) r.fail("display", "display must not be negative (0: no loss lines)");
   if (const Node* p = r.find("snapshot_prefix")) {
     s.snapshot_prefix_mark = p->mark();
@@ -297,7 +296,7 @@ std::vector<SourcedBatch> sourced_batches(const Net& net) {
 }
 }  // namespace
 
-void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which) {
+void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which, bool scored) {
   for (const auto& [layer, samples, batch] : sourced_batches(net)) {
     const int64_t read = batch * batches;
     if (read == samples) continue;
@@ -313,8 +312,9 @@ void note_pass_coverage(const Net& net, int batches, const std::string& knob, co
                                                   : "a batch_size of " + std::to_string(samples) + " or less";
       spdlog::warn(
           "{}: {} {} x batch_size {} = {} samples per pass, but {} holds {}: the pass goes round the data {:.3g} "
-          "times, so some samples weigh more than others in its scores; set {} to read each at most once",
+          "times, so {}; set {} to read each at most once",
           which, knob, batches, batch, read, layer, samples, static_cast<double>(read) / static_cast<double>(samples),
+          scored ? "some samples weigh more than others in its scores" : "some samples are written more than once",
           advice);
     } else {
       spdlog::info("{}: {} {} x batch_size {} reads {} of the {} samples of {} per pass", which, knob, batches, batch,

@@ -84,8 +84,10 @@ void log_memory_plan(const Net::MemoryPlan& plan);
 // Says how much of each data layer's source `batches` forward passes of `net` read,
 // when that is not exactly one pass: a warning when samples are read twice within
 // a pass (a test score that counts some samples twice), a note when some are left
-// out. `knob` names what sets `batches` (test_iter, --iterations); `which` the net.
-void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which);
+// out. `knob` names what sets `batches` (test_iter, --iterations); `which` the net;
+// `scored`: the passes make a score (else their rows are written, as extract-features does).
+void note_pass_coverage(const Net& net, int batches, const std::string& knob, const std::string& which,
+                        bool scored = true);
 
 // Learning rate after `iter` updates; `current_step` is the multistep/step state.
 // With warmup_iter N > 0, iterations before N ramp linearly from warmup_start_lr s

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 
+#include "io/files.hpp"
 #include "io/protobuf_wire.hpp"
 
 namespace crema::io {
@@ -208,8 +209,11 @@ Weights read_caffemodel(const std::string& path) {
         }
         return w;
       },
-      [](unsigned char first) -> std::string {
-        // SolverState and a legacy BlobProto both start with field 1 as a varint.
+      [&path](unsigned char first) -> std::string {
+        // An ONNX model, SolverState and a legacy BlobProto all start with field 1 as a varint.
+        if (ends_with_nocase(path, ".onnx"))
+          return "; it is an ONNX model, which crema writes (convert -o MODEL.onnx) but does not read: give the "
+                 "Caffe weights it was exported from";
         return first == 0x08 ? "; it looks like a .solverstate or .binaryproto, not weights" : "";
       });
   if (out.empty())

@@ -121,6 +121,10 @@ namespace {
 // Why the rename that completes a write must not replace what is at `path`, or nothing: a
 // device, a FIFO or a socket there would be replaced by a plain file (`-o /dev/null` run as root
 // would remove the null device). A folder is refused by commit_file.
+std::string directory_in_the_way(const std::string& path) {
+  return "cannot write '" + path + "': a directory of that name is in the way; remove it or choose another name";
+}
+
 std::optional<std::string> not_replaceable(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -139,6 +143,8 @@ std::string temp_name_for(const std::string& path) {
   // Said here, naming the file asked for: the writer would report its temporary name.
   if (auto problem = missing_folder(path)) throw Error(*problem);
   if (auto problem = not_replaceable(path)) throw Error(*problem);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(directory_in_the_way(path));
   return path + ".tmp-" + std::to_string(::getpid());
 }
 
@@ -164,8 +170,7 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
   }
   if (fs::is_directory(path, ec)) {  // rename would fail, and say "Success"
     fs::remove(tmp_path, ec);
-    throw Error("cannot write '" + path +
-                "': a directory of that name is in the way; remove it or choose another name");
+    throw Error(directory_in_the_way(path));
   }
   fs::rename(tmp_path, path, ec);
   if (ec) {

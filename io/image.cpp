@@ -77,6 +77,14 @@ std::string png_damage(std::string_view bytes) {
   }
 }
 
+// OpenCV's reason, in words where its text is one of its source's assertions.
+std::string opencv_reason(const cv::Exception& e) {
+  if (e.err.find("CV_IO_MAX_IMAGE_PIXELS") != std::string::npos)
+    return "its header claims more pixels than OpenCV decodes (2^30 at most; the file is damaged, or the image too "
+           "large)";
+  return e.err;
+}
+
 // Whether the file starts with PNG's signature (read before the whole file is).
 bool is_png_file(const std::string& path) {
   char head[8] = {};
@@ -109,7 +117,7 @@ cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
     img = decode_file(path, channels);
     if (!img.empty()) resize_to(img, height, width);
   } catch (const cv::Exception& e) {
-    throw Error("image '" + path + "' could not be decoded: " + e.err);
+    throw Error("image '" + path + "' could not be decoded: " + opencv_reason(e));
   }
   if (img.empty()) throw Error("image '" + path + "' could not be decoded (not an image, or truncated)");
   return img;

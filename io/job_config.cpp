@@ -263,7 +263,14 @@ std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<N
   }
   auto root = std::make_shared<Node>(std::move(loaded));
   log_upgrade(path, upgrade_net(*root));
-  for (const auto& o : overrides) apply_override(*root, o);
+  for (const auto& o : overrides) {
+    // `net.layer[0]…`, as a solver's overrides are written: a net file's keys have no `net.`.
+    if (o.rfind("net.", 0) == 0 && !root->find("net"))
+      throw ConfigError(
+          Mark{}, "--set",
+          "'" + o + "': " + path + " is a net, not a solver, so its keys are set without 'net.': --set " + o.substr(4));
+    apply_override(*root, o);
+  }
   return root;
 }
 

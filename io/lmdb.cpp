@@ -75,16 +75,28 @@ LmdbReader::LmdbReader(const std::string& path) : path_(path) {
     }
   } else {
     // A database copied out as a single file. Opening one makes LMDB create "<path>-lock"
-    // beside it, so a file that is no database (a mistyped source) is refused first, and
-    // no lock file is kept: a copied-out database has no writer to coordinate with.
-    std::ifstream f(path, std::ios::binary);
+    // beside it, so a file that is no database (a mistyped source) is refused first (below),
+    // and no lock file is kept: a copied-out database has no writer to coordinate with.
+    flags |= MDB_NOSUBDIR | MDB_NOLOCK;
+  }
+  // LMDB's own word for an empty or foreign data file is "Bad file descriptor" or "Invalid
+  // argument": its first page is checked here. An LMDB file starts with a meta page whose
+  // magic number follows the 16-byte page header.
+  const std::string file = (flags & MDB_NOSUBDIR) ? path : (fs::path(path) / "data.mdb").string();
+  if (std::ifstream f(file, std::ios::binary); f.is_open()) {  // else LMDB says why it cannot open it
     unsigned char head[20] = {};
     f.read(reinterpret_cast<char*>(head), sizeof head);
-    const bool lmdb_magic = f && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe;
+    const auto got = f.gcount();
+    if (got == 0 && fs::file_size(file, ec) == 0)
+      throw Error("LMDB '" + path + "': " + file +
+                  " is empty (a copy or a conversion that did not finish?); copy it again or re-create it with "
+                  "`crema convert-imageset`");
+    const bool lmdb_magic = got == 20 && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe;
     if (!lmdb_magic)
-      throw Error("LMDB '" + path + "': not an LMDB database (a single-file LMDB starts with its magic number; "
-                  "crema reads LMDB, not LevelDB; for an IDX file set backend: IDX)");
-    flags |= MDB_NOSUBDIR | MDB_NOLOCK;
+      throw Error("LMDB '" + path + "': not an LMDB database (" + file +
+                  " does not start with LMDB's magic number: another format, or damaged from its start; crema reads "
+                  "LMDB, not LevelDB" +
+                  ((flags & MDB_NOSUBDIR) ? "; for an IDX file set backend: IDX)" : ")"));
   }
   int rc = mdb_env_create(&env_);
   if (rc != 0) fail(rc, "cannot create an LMDB environment");
@@ -103,14 +115,13 @@ LmdbReader::LmdbReader(const std::string& path) : path_(path) {
     // SIGBUS, not an error code, so the file must hold every page the header names.
     MDB_envinfo info;
     MDB_stat stat;
-    const fs::path file = (flags & MDB_NOSUBDIR) ? fs::path(path) : fs::path(path) / "data.mdb";
     const auto size = fs::file_size(file, ec);
     if (!ec && mdb_env_info(env_, &info) == 0 && mdb_env_stat(env_, &stat) == 0) {
       const auto needed = (static_cast<uintmax_t>(info.me_last_pgno) + 1) * stat.ms_psize;
       if (size < needed) {
         mdb_env_close(env_);
         env_ = nullptr;
-        throw Error("LMDB '" + path + "' is truncated: " + file.string() + " has " + std::to_string(size) +
+        throw Error("LMDB '" + path + "' is truncated: " + file + " has " + std::to_string(size) +
                     " bytes but its pages reach " + std::to_string(needed) +
                     "; copy it again or re-create it with `crema convert-imageset`");
       }

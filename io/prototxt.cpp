@@ -157,6 +157,12 @@ class Lexer {
       if (errno == ERANGE) return invalid();
       return std::to_string(v);
     }
+    // protobuf reads a leading zero as octal and refuses the rest ("09", "00.5").
+    if (s.size() > 1 && s[0] == '0' && is_digit(s[1]))
+      throw ConfigError(mark, "",
+                        "invalid number '" + s +
+                            "': a number with a leading zero is octal in a prototxt (protobuf "
+                            "refuses this one); leave the zero out");
     std::string body = s;
     if (body.size() > 1 && (body.back() == 'f' || body.back() == 'F')) body.pop_back();
     const char* begin = body.c_str();
@@ -424,8 +430,14 @@ std::string format_scalar(const std::string& key, const std::string& v) {
   if (l == ".inf" || l == "+.inf" || l == "+inf") return "inf";
   if (l == "-.inf") return "-inf";
   if (l == ".nan") return "nan";
-  const std::string unsigned_v = v[0] == '+' ? v.substr(1) : v;
-  if (!unsigned_v.empty() && is_number_text(unsigned_v)) return unsigned_v;
+  std::string unsigned_v = v[0] == '+' ? v.substr(1) : v;
+  if (!unsigned_v.empty() && is_number_text(unsigned_v)) {
+    // YAML's 010 is ten, a prototxt's eight: leading zeros go.
+    const size_t digits = unsigned_v[0] == '-' ? 1 : 0;
+    while (unsigned_v.size() > digits + 1 && unsigned_v[digits] == '0' && is_digit(unsigned_v[digits + 1]))
+      unsigned_v.erase(digits, 1);
+    return unsigned_v;
+  }
   if (v == "true" || v == "false" || v == "True" || v == "False" || v == "t" || v == "f") return v;
   if (l == "yes" || v == "TRUE") return "true";
   if (l == "no" || v == "FALSE") return "false";

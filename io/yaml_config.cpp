@@ -81,9 +81,12 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
         if (!kv.first.IsScalar()) throw ConfigError(key_mark, path, "map keys must be plain names");
         refuse_unclosed_quote(text, kv.first.Mark(), key_mark, path);
         const std::string key = kv.first.Scalar();
-        if (n.find(key))
+        if (const Node* first = n.find(key))
           throw ConfigError(key_mark, path.empty() ? key : path + "." + key,
-                            "duplicate key '" + key + "'; for a repeated field use a list: " + key + ": [a, b]");
+                            "duplicate key '" + key + "' (first at line " + std::to_string(first->key_mark().line) +
+                                "); give it once, or, for a repeated field (top, bottom, stepvalue, …), once with a "
+                                "list: " +
+                                key + ": [a, b]");
         Node child = convert(kv.second, file, text, path.empty() ? key : path + "." + key, depth + 1, nodes);
         child.set_key_mark(key_mark);
         n.set(key, std::move(child));

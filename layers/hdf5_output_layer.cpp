@@ -1,7 +1,10 @@
 #include "layers/hdf5_output_layer.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "engine/error.hpp"
@@ -21,7 +24,10 @@ HDF5OutputLayer::~HDF5OutputLayer() {
   try {
     close();
   } catch (const std::exception& e) {
-    spdlog::error("{}: {} (the rows written are in '{}')", spec_.name, e.what(), temp_name_);
+    std::error_code unknown;
+    const bool kept = std::filesystem::exists(temp_name_, unknown);
+    spdlog::error("{}: {} ({})", spec_.name, e.what(),
+                  kept ? "the rows written are in '" + temp_name_ + "'" : "the rows written are lost");
   }
 }
 
@@ -40,12 +46,22 @@ void HDF5OutputLayer::layer_setup(Context&, const BlobVec&, const BlobVec&) {
   if (!dir.empty() && !std::filesystem::is_directory(dir))
     spec_.params("hdf5_output_param")
         .fail("file_name", "folder '" + dir.string() + "' does not exist; create it or change file_name");
-  temp_name_ = io::temp_name_for(file_name_);
+  try {
+    temp_name_ = io::temp_name_for(file_name_);  // a folder or a FIFO in the way, said now
+  } catch (const Error& e) {
+    spec_.params("hdf5_output_param").fail("file_name", e.what());
+  }
+  std::error_code unknown;
+  const bool shared = std::filesystem::exists(temp_name_, unknown);  // this process's name: another layer's file
   try {
     file_ = std::make_unique<io::H5File>(temp_name_, io::H5File::Mode::Create);
   } catch (const Error& e) {
-    spec_.fail(std::string(e.what()) +
-               " for hdf5_output_param.file_name (is another HDF5Output layer writing the same file?)");
+    const std::string folder = dir.empty() ? "." : dir.string();
+    const std::string why = shared ? "another HDF5Output layer of this run writes the same file; give each its own"
+                            : ::access(folder.c_str(), W_OK) != 0
+                                ? "crema cannot write in the folder '" + folder + "': " + std::strerror(errno)
+                                : "";
+    spec_.params("hdf5_output_param").fail("file_name", std::string(e.what()) + (why.empty() ? "" : " (" + why + ")"));
   }
 }
 

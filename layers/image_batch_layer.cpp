@@ -89,10 +89,15 @@ void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
     } catch (const Error& e) {
       why = e.what();
     }
+    // The keys this layer has: ImageData resizes as it reads, a Data layer's records are as stored.
+    const std::string one_size = spec_.type == "ImageData"
+                                     ? "image_data_param.new_height/new_width"
+                                     : "convert the images again with convert-imageset --resize, or "
+                                       "transform_param.resize with crop_size";
     if (!why.empty())
       throw BadSample(source_->describe(index) + " is " + io::shape_text(raw.channels, raw.height, raw.width) +
-                      " but " + why + "; give the images one size (new_height/new_width, convert-imageset --resize) "
-                      "or crop them with transform_param.crop_size");
+                      " but " + why + "; give the images one size (" + one_size +
+                      ") or crop them with transform_param.crop_size");
   }
   if (raw.floats.empty())
     transformer_.transform(raw.bytes.data(), raw.channels, raw.height, raw.width, outs[0], rng);

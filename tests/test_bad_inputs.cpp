@@ -72,6 +72,17 @@ TEST_CASE("a cut-short LMDB is an error naming both sizes, not a SIGBUS") {
   const std::string e = test::error_of([&] { io::LmdbReader db(dir / "db"); });
   CHECK_MESSAGE(e.find("is truncated") != std::string::npos, e);
   CHECK(e.find("5000 bytes") != std::string::npos);
+  // Empty, or cut inside its first page: LMDB itself said "Bad file descriptor".
+  fs::resize_file(data, 0);
+  CHECK(test::error_of([&] { io::LmdbReader db(dir / "db"); }) ==
+        "LMDB '" + (dir / "db") + "': " + data +
+            " is empty (a copy or a conversion that did not finish?); copy it again or re-create it with `crema "
+            "convert-imageset`");
+  fs::copy_file(dir / "single.mdb", data, fs::copy_options::overwrite_existing);
+  fs::resize_file(data, 12);
+  const std::string cut = test::error_of([&] { io::LmdbReader db(dir / "db"); });
+  CHECK_MESSAGE(
+      cut.find("not an LMDB database (" + data + " does not start with LMDB's magic number") != std::string::npos, cut);
 }
 
 TEST_CASE("a damaged Datum record is a bad sample, skipped like any other") {
@@ -225,12 +236,15 @@ TEST_CASE("an image whose header claims more pixels than OpenCV allows is an err
   // A PNG signature and an IHDR chunk for 50000 x 50000 RGB, CRC included, and nothing else.
   std::string ihdr = "IHDR" + be32(50000) + be32(50000) + std::string("\x08\x02\x00\x00\x00", 5);
   const uLong crc = crc32(0, reinterpret_cast<const Bytef*>(ihdr.data()), static_cast<uInt>(ihdr.size()));
-  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + ihdr + be32(static_cast<uint32_t>(crc));
+  // With an (empty) IDAT and IEND, so that crema's own chunk check passes it on to OpenCV.
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + ihdr + be32(static_cast<uint32_t>(crc)) +
+                          be32(0) + "IDAT" + be32(0x35AF061Eu) + be32(0) + "IEND" + be32(0xAE426082u);
   write_bytes(dir / "huge.png", png);
   const std::string e = test::error_of([&] { io::read_image(dir / "huge.png", 3); });
   CHECK_MESSAGE(e.find("huge.png") != std::string::npos, e);
 #ifdef CREMA_WITH_IMAGE_CODECS
-  CHECK(e.find("could not be decoded") != std::string::npos);
+  CHECK(e.find("could not be decoded: its header claims more pixels than OpenCV decodes") != std::string::npos);
+  CHECK(e.find("CV_IO") == std::string::npos);  // OpenCV's assertion text
 #else  // a build without codecs says so, and how to get them
   CHECK(e.find("-DCREMA_IMAGE_CODECS=ON") != std::string::npos);
 #endif
@@ -245,6 +259,60 @@ TEST_CASE("config numbers: overflow and NaN are errors with their position, inf 
                        ConfigError);
   CHECK(std::isinf(parse("max: .inf\n").find("max")->as_float()));
   CHECK(parse("x: 2.5e-3\n").find("x")->as_float() == doctest::Approx(0.0025));
+}
+
+TEST_CASE("config numbers: a key with a default refuses infinity at its position") {
+  // A uniform filler up to .inf made a layer of zeros, Adam's delta: .inf a run that never
+  // moved, std: [.inf] inputs of zeros: all with status 0.
+  const Node root = io::parse_yaml("a: {max: .inf, delta: -.inf, std: [1, .inf], ok: 2, oks: [1, 2]}\n", "t.yaml");
+  MapReader r(root.find("a"));
+  CHECK_THROWS_WITH_AS(r.get_float("max", 1),
+                       "t.yaml:1:10: a.max: an infinite value is not usable here; give a finite number", ConfigError);
+  CHECK_THROWS_WITH_AS(r.get_double("delta", 1), doctest::Contains("t.yaml:1:23: a.delta: an infinite value"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(r.get_floats("std"), doctest::Contains("t.yaml:1:39: a.std[1]: an infinite value"), ConfigError);
+  CHECK(r.get_float("ok", 0) == 2.f);
+  CHECK(r.get_floats("oks") == std::vector<float>{1, 2});
+  // End to end: the filler of a net run by `crema time`.
+  test::TempDir dir;
+  test::write_file(dir / "net.yaml",
+                   "layer:\n"
+                   "  - {name: d, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+                   "  - {name: ip, type: InnerProduct, bottom: x, top: y,\n"
+                   "     inner_product_param: {num_output: 2, weight_filler: {type: uniform, max: .inf}}}\n");
+  const auto r2 = test::run(test::crema_binary() + " time --model " + (dir / "net.yaml") + " --iterations 1");
+  CHECK(r2.status == 2);
+  CHECK_MESSAGE(r2.output.find("net.yaml:4:79: layer[1].inner_product_param.weight_filler.max: an infinite value "
+                               "is not usable here") != std::string::npos,
+                r2.output);
+}
+
+TEST_CASE("test, time and extract-features check the layers of the phase they leave out, as train does") {
+  test::TempDir dir;
+  test::write_file(
+      dir / "net.yaml",
+      "layer:\n"
+      "  - {name: d, type: DummyData, top: x, include: {phase: TRAIN},\n"
+      "     dummy_data_param: {shape: {dim: [2, 3]}, batch_siz: 2}}\n"
+      "  - {name: d, type: DummyData, top: x, include: {phase: TEST}, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+      "  - {name: ip, type: InnerProduct, bottom: x, top: y, inner_product_param: {num_output: 2}}\n");
+  const std::string typo = "net.yaml:3:47: layer[0].dummy_data_param.batch_siz: unknown key 'batch_siz'";
+  for (const std::string& command :
+       {std::string("test --iterations 1"), std::string("time --phase TEST --iterations 1"),
+        "extract-features --blobs y -o " + (dir / "f.h5")}) {
+    CAPTURE(command);
+    const auto r = test::run(test::crema_binary() + " " + command + " --model " + (dir / "net.yaml"));
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(r.output.find(typo) != std::string::npos, r.output);
+  }
+  // A solver's `net.` prefix on a net file's override: said so (it was "no list 'layer' to index").
+  const auto prefixed =
+      test::run(test::crema_binary() + " test --model " + (dir / "net.yaml") + " --set net.layer[0].name=e");
+  CHECK(prefixed.status == 2);
+  CHECK_MESSAGE(
+      prefixed.output.find("is a net, not a solver, so its keys are set without 'net.': --set layer[0].name=e") !=
+          std::string::npos,
+      prefixed.output);
 }
 
 TEST_CASE("config files: a very long word does not overflow the stack, an empty input list is refused") {

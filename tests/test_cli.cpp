@@ -1,5 +1,6 @@
 // The crema executable driven as a user drives it: training, exact resume, signals,
 // the test and time subcommands, and the errors people make.
+#include <dlfcn.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -996,6 +997,16 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   CHECK(r.status == 1);
   CHECK(r.output.find("no usable CUDA device") != std::string::npos);
   CHECK(r.output.find("terminate") == std::string::npos);
+  // Without a driver at all, the runtime's "driver version is insufficient" sent users to
+  // upgrade one; said as it is instead.
+  if (void* driver = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL); driver) {
+    ::dlclose(driver);
+  } else if (cuda::compiled_in()) {
+    CHECK_MESSAGE(
+        r.output.find("no NVIDIA driver is installed here (libcuda.so.1 cannot be loaded)") != std::string::npos,
+        r.output);
+    CHECK(r.output.find("insufficient") == std::string::npos);
+  }
 }
 
 TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices, crema device --gpu all lists all") {

@@ -139,6 +139,24 @@ TEST_CASE("convert: errors say what is wrong, with exit status 2 for config mist
 
   const auto missing = test::run(crema_cmd("convert"));
   CHECK(missing.status == 2);
+  CHECK_MESSAGE(contains(missing.output, "crema convert: input is required; 'crema convert --help' lists the options"),
+                missing.output);
+
+  // Onto itself: the file (and its comments) would be replaced.
+  const std::string mine =
+      "# my notes\nname: n\nlayer:\n  - {name: d, type: Input, top: d, input_param: {shape: {dim: [1]}}}\n";
+  test::write_file(dir / "mine.yaml", mine);
+  const auto onto = test::run("cd " + dir.path().string() + " && " + crema_cmd("convert mine.yaml -o ./mine.yaml"));
+  CHECK(onto.status == 2);
+  CHECK_MESSAGE(contains(onto.output, "'./mine.yaml' is also an input of this conversion ('mine.yaml')"), onto.output);
+  CHECK(test::read_file(dir / "mine.yaml") == mine);
+  // A missing --weights file is named as train names it, before the net is built.
+  const auto no_weights = test::run(crema_cmd("convert " + (dir / "mine.yaml") + " -o " + (dir / "m.onnx") +
+                                              " --weights " + (dir / "nosuch.caffemodel")));
+  CHECK(no_weights.status == 2);
+  CHECK_MESSAGE(contains(no_weights.output, "--weights: '" + (dir / "nosuch.caffemodel") +
+                                                "' does not exist; give a .caffemodel or .caffemodel.h5 file"),
+                no_weights.output);
 }
 
 TEST_CASE("convert: a binary .caffemodel becomes Caffe's HDF5 layout with the same values") {
@@ -267,6 +285,14 @@ TEST_CASE("convert: a solver's relative net path still finds the net from the ou
   REQUIRE(beside.status == 0);
   CHECK(contains(test::read_file(job.dir / "again.prototxt"), "net: \"toy_net.yaml\"\n"));
   CHECK_FALSE(contains(beside.output, "is written as"));
+
+  // Run from the solver's folder, naming it without one: the net is found from the working
+  // directory, but the converted solver will be run from elsewhere (its path was kept).
+  const auto here =
+      test::run("cd " + job.dir.path().string() + " && " +
+                crema_cmd("convert " + fs::path(job.solver).filename().string() + " -o converted/from_here.prototxt"));
+  REQUIRE_MESSAGE(here.status == 0, here.output);
+  CHECK(contains(test::read_file(job.dir / "converted/from_here.prototxt"), "net: \"../toy_net.yaml\"\n"));
 }
 
 TEST_CASE("convert: a .caffemodel with two layers of one name keeps the later one's parameters, as Caffe loads it") {

@@ -136,6 +136,13 @@ TEST_CASE("extract-features refuses a mistake before it writes anything, exit st
   refused(" --blobs fc1,fc2 -o " + (job.dir / "a.h5") + "," + (job.dir / "b_lmdb"),
           "one HDF5 file holds every blob: give -o FEATURES.h5 alone");
   refused(" --blobs fc2,fc2 -o " + (job.dir / "a.h5"), "names blob 'fc2' twice");
+  // An empty name was skipped (`--blobs ""` wrote an empty file, status 0).
+  refused(" --blobs '' -o " + (job.dir / "a.h5"), "--blobs: '' has an empty name");
+  refused(" --blobs fc1,,fc2 -o " + (job.dir / "a.h5"), "--blobs: 'fc1,,fc2' has an empty name");
+  refused(" --blobs fc2 -o " + (job.dir / "a.h5") + ",", "-o: '" + (job.dir / "a.h5") + ",' has an empty name");
+  CHECK_FALSE(fs::exists(job.dir / "a.h5"));
+  refused(" --blobs fc2 -o " + (job.dir / "a.h5") + " --weights " + (job.dir / "nosuch.caffemodel.h5"),
+          "--weights: '" + (job.dir / "nosuch.caffemodel.h5") + "' does not exist");
   refused(" --blobs fc1,fc2 -o " + (job.dir / "db") + "," + (job.dir / "./db"), "is named twice");
   refused(" --blobs fc2 -o " + job.solver, "already exists; extract-features writes a new database");
   refused(" --blobs fc2 -o " + (job.dir / "no/such.h5"), "the folder '" + (job.dir / "no") + "' does not exist");

@@ -38,7 +38,7 @@ TEST_CASE("HDF5Output appends every batch to data and label, and renames the fil
   CHECK(label == std::vector<float>{0, 1, 2, 3});
 }
 
-TEST_CASE("HDF5Output errors: missing folder, batch sizes, changing row shapes") {
+TEST_CASE("HDF5Output errors: missing folder, a folder at the name, one file twice, batch sizes, changing row shapes") {
   test::TempDir dir;
   CHECK_THROWS_WITH_AS(test::make_layer("{type: HDF5Output}"), doctest::Contains("file_name"), ConfigError);
   Context ctx(1);
@@ -49,6 +49,24 @@ TEST_CASE("HDF5Output errors: missing folder, batch sizes, changing row shapes")
     const std::string expected =
         "hdf5_output_param.file_name: folder '" + (dir / "no/such") + "' does not exist; create it or change file_name";
     CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&data, &label}, {}), doctest::Contains(expected.c_str()), ConfigError);
+  }
+  {
+    // A folder at the name: said at setup (the run used to end with status 0, its rows lost).
+    std::filesystem::create_directory(dir / "taken.h5");
+    auto t = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "taken.h5") + "'}}");
+    Blob data({2, 3}), label({2});
+    const std::string expected = "hdf5_output_param.file_name: cannot write '" + (dir / "taken.h5") +
+                                 "': a directory of that name is in the way; remove it or choose another name";
+    CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&data, &label}, {}), doctest::Contains(expected.c_str()), ConfigError);
+  }
+  {
+    // Two layers writing one file.
+    auto first = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "one.h5") + "'}}");
+    auto second = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "one.h5") + "'}}");
+    Blob data({2, 3}), label({2});
+    first.layer->setup(ctx, {&data, &label}, {});
+    CHECK_THROWS_WITH_AS(second.layer->setup(ctx, {&data, &label}, {}),
+                         doctest::Contains("another HDF5Output layer of this run writes the same file"), ConfigError);
   }
   {
     auto t = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "a.h5") + "'}}");

@@ -348,6 +348,12 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
   CHECK(left.size() == 4);
   CHECK(left.count("notes.txt"));
   CHECK(left.count("sample_9.jpg"));
+  // --out naming a file: said with the option (it was "…: Not a directory").
+  const auto onto_file =
+      test::run(crema_cmd("preview --model " + job.solver + " --out " + job.solver + " --n 1 --phase TEST"));
+  CHECK(onto_file.status == 2);
+  CHECK_MESSAGE(onto_file.output.find("--out: '" + job.solver + "' is a file, not a folder") != std::string::npos,
+                onto_file.output);
 
   const auto t = test::run(crema_cmd("time --data --model " + job.solver + " --iterations 5"));
   REQUIRE_MESSAGE(t.status == 0, t.output);

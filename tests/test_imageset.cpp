@@ -317,11 +317,21 @@ TEST_CASE("convert-imageset refuses to overwrite and reports bad lists and optio
   r = run_crema("convert-imageset " + f.root + " " + (f.dir / "bad.txt") + " " + (f.dir / "db2"));
   CHECK(r.status == 1);
   CHECK(r.output.find("bad.txt:2: expected 'path label'") != std::string::npos);
+  test::write_file(f.dir / "big_label.txt", "a.png 99999999999\n");
+  r = run_crema("convert-imageset " + f.root + " " + (f.dir / "big_label.txt") + " " + (f.dir / "db2"));
+  CHECK_MESSAGE(r.output.find("big_label.txt:1: label 99999999999 is out of range") != std::string::npos, r.output);
   CHECK_FALSE(std::filesystem::exists(f.dir / "db2"));
 
   r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db3") + " --resize 8by6");
   CHECK(r.status == 2);
   CHECK(r.output.find("--resize") != std::string::npos);
+  // Too large for any record: once, before the images (each was "could not be decoded").
+  r = run_crema("convert-imageset " + f.root + " " + (f.dir / "list.txt") + " " + (f.dir / "db3") +
+                " --resize 100000x100000");
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--resize: 100000x100000 is 10000000000 pixels per image, too many") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("skipped") == std::string::npos);
 
   test::write_file(f.dir / "none.txt", "c.png 1\n");
   r = run_crema("convert-imageset " + f.root + " " + (f.dir / "none.txt") + " " + (f.dir / "db4"));

@@ -312,6 +312,13 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   CHECK(ok.output.find("inputs data [N, 1, 28, 28]") != std::string::npos);
   CHECK(ok.output.find("outputs prob [N, 10]") != std::string::npos);
   CHECK(fs::file_size(dir / "lenet.onnx") > 1'000'000);  // LeNet's 431,080 weights as float32
+  // The model given back as weights: named as what it is (it "looked like a .solverstate").
+  const auto back = test::run(crema_cmd("test --model " + caffe + "lenet_deploy/lenet.prototxt --weights " +
+                                        (dir / "lenet.onnx") + " --iterations 1"));
+  CHECK(back.status != 0);
+  CHECK_MESSAGE(back.output.find("it is an ONNX model, which crema writes (convert -o MODEL.onnx) but does not read") !=
+                    std::string::npos,
+                back.output);
 
   // No weights: an ONNX model carries them.
   const auto no_weights = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt -o " + (dir / "x.onnx")));

@@ -316,6 +316,23 @@ TEST_CASE("prototxt: the writer quotes strings, leaves numbers, bools and enums 
                        ConfigError);
 }
 
+TEST_CASE("prototxt: numbers with leading zeros: YAML's decimal written without them, protobuf's octal kept") {
+  // YAML's 010 is ten; written as 010, a prototxt (and Caffe) reads eight.
+  const std::string text =
+      io::to_prototxt(io::parse_yaml("a: 010\nb: -007\nc: 00.5\nd: 0\ne: +0012e1\nf: 0.25\n", "z.yaml"));
+  CHECK(text == "a: 10\nb: -7\nc: 0.5\nd: 0\ne: 12e1\nf: 0.25\n");
+  const Node back = io::parse_prototxt(text, "z.prototxt");
+  CHECK(at(back, "a").as_int() == 10);
+  CHECK(at(back, "b").as_int() == -7);
+  // protobuf's own octal reads as protobuf does; a leading zero it refuses is refused.
+  CHECK(at(io::parse_prototxt("a: 010\n", "o.prototxt"), "a").as_int() == 8);
+  CHECK_THROWS_WITH_AS(io::parse_prototxt("name: \"x\"\nnum_output: 09\n", "o.prototxt"),
+                       doctest::Contains("o.prototxt:2:13: invalid number '09': a number with a leading zero is octal"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(io::parse_prototxt("a: 00.5\n", "o.prototxt"), doctest::Contains("invalid number '00.5'"),
+                       ConfigError);
+}
+
 TEST_CASE("prototxt: a V1 net is upgraded and builds, with lr_mult from blobs_lr") {
   const std::string path = caffe_data("v1_lenet/lenet_train_test.prototxt");
   const auto root = io::load_net_config(path);

@@ -2,6 +2,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <dlfcn.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -61,11 +62,29 @@ void check_launch(cudaStream_t stream, const char* file, int line) {
 
 bool compiled_in() { return true; }
 
+std::string version_string(int major, int minor) { return std::to_string(major) + "." + std::to_string(minor); }
+
 int device_count(std::string* why) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     if (why) *why = cudaGetErrorString(e);
+    // The runtime says "driver version is insufficient" also where no driver is installed at
+    // all (a machine without a GPU), which would send a user to upgrade one.
+    if (e == cudaErrorInsufficientDriver && why) {
+      if (void* driver = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+        ::dlclose(driver);
+        int driver_version = 0, runtime_version = 0;
+        if (cudaDriverGetVersion(&driver_version) == cudaSuccess &&
+            cudaRuntimeGetVersion(&runtime_version) == cudaSuccess)
+          *why += " (the driver supports CUDA " + version_string(driver_version / 1000, driver_version % 1000 / 10) +
+                  ", this crema was built with CUDA " +
+                  version_string(runtime_version / 1000, runtime_version % 1000 / 10) +
+                  ": update the NVIDIA driver, or build crema with the CUDA toolkit the driver supports)";
+      } else {
+        *why = "no NVIDIA driver is installed here (libcuda.so.1 cannot be loaded), so no GPU can be used";
+      }
+    }
     cudaGetLastError();  // clear the sticky error so later calls report their own
     return 0;
   }
@@ -180,8 +199,6 @@ CachingAllocator* existing_allocator(int device) {
 // which does not wait for the non-blocking stream the kernels run on (CudaContext),
 // nor make those kernels wait for it: wait for the device on both sides.
 void wait_for_device() { CREMA_CUDA_CHECK(cudaDeviceSynchronize()); }
-
-std::string version_string(int major, int minor) { return std::to_string(major) + "." + std::to_string(minor); }
 
 }  // namespace
 
