@@ -98,6 +98,11 @@ int preview(const PreviewOptions& opt) {
   io::ImageU8 image;
   image.channels = channels, image.height = height, image.width = width;
   image.data.resize(static_cast<size_t>(data.count(1)));
+  if (const int64_t samples = layer->source_size(); samples > 0 && opt.count > samples)
+    spdlog::warn(
+        "--n {} is more than the {} samples of layer '{}': the preview goes round them {:.3g} times, writing "
+        "each more than once (as transformed anew)",
+        opt.count, samples, net->layer_name(index), static_cast<double>(opt.count) / static_cast<double>(samples));
   int written = 0;
   std::set<std::string> names;  // the files this preview wrote
   while (written < opt.count) {

@@ -56,7 +56,9 @@ void refuse_unclosed_quote(const std::string& text, const YAML::Mark& at, const 
 Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file, const std::string& text,
              const std::string& path, int depth, long& nodes) {
   const Mark mark = make_mark(file, y.Mark());
-  if (depth > kMaxDepth) throw ConfigError(mark, path, "nested more than 100 levels deep (a recursive YAML alias?)");
+  if (depth > kMaxDepth)  // its path repeats the loop a hundred times: its start says where
+    throw ConfigError(mark, path.size() > 80 ? path.substr(0, 80) + "…" : path,
+                      "nested more than 100 levels deep (a recursive YAML alias?)");
   if (++nodes > kMaxNodes) throw ConfigError(mark, path, "more than a million values (runaway YAML aliases?)");
   switch (y.Type()) {
     case YAML::NodeType::Null:
@@ -266,8 +268,8 @@ Node parse_with_name(const std::string& text, const std::string& name) {
     for (size_t i = 1; i < docs.size(); ++i)
       if (!docs[i].IsNull())
         throw ConfigError(make_mark(file, docs[i].Mark()), "",
-                          "a second YAML document starts here (after a '---' line); a crema config is one document: "
-                          "remove the '---' line, or split the file in two");
+                          "a second YAML document starts here (after a '---' or '...' line); a crema config is one "
+                          "document: remove that line, or split the file in two");
     long nodes = 0;
     return convert(docs.empty() ? YAML::Node() : docs[0], file, text, "", 0, nodes);
   } catch (const YAML::Exception& e) {

@@ -209,6 +209,15 @@ TEST_CASE("config: a duplicate YAML key is an error at the second occurrence") {
   CHECK(starts_with(top_msg, "s.yaml:3:1: base_lr: duplicate key 'base_lr'"));
 }
 
+TEST_CASE("config: a recursive YAML alias is one short line, and text after '...' is a second document") {
+  const std::string msg = config_error([&] { io::parse_yaml("layer: &x\n  - name: a\n    include: *x\n", "r.yaml"); });
+  CHECK_MESSAGE(msg.find("nested more than 100 levels deep (a recursive YAML alias?)") != std::string::npos, msg);
+  CHECK_MESSAGE(msg.size() < 300, msg);  // the path repeated the loop a hundred times
+  const std::string dots = config_error([&] { io::parse_yaml("base_lr: 1\n...\nmax_iter: 2\n", "d.yaml"); });
+  CHECK_MESSAGE(dots.find("a second YAML document starts here (after a '---' or '...' line)") != std::string::npos,
+                dots);
+}
+
 TEST_CASE("config: a YAML syntax error carries its position") {
   const std::string msg = config_error([&] { io::parse_yaml("name: n\nlayer: [a, b\n", "net.yaml"); });
   CHECK(starts_with(msg, "net.yaml:"));

@@ -354,6 +354,11 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
   CHECK(onto_file.status == 2);
   CHECK_MESSAGE(onto_file.output.find("--out: '" + job.solver + "' is a file, not a folder") != std::string::npos,
                 onto_file.output);
+  // More samples than the data set has: written, and said.
+  const auto round =
+      test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "round") + " --n 150 --phase TEST"));
+  REQUIRE_MESSAGE(round.status == 0, round.output);
+  CHECK_MESSAGE(round.output.find("--n 150 is more than the 100 samples of layer") != std::string::npos, round.output);
 
   const auto t = test::run(crema_cmd("time --data --model " + job.solver + " --iterations 5"));
   REQUIRE_MESSAGE(t.status == 0, t.output);
