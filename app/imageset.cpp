@@ -264,8 +264,17 @@ int compute_mean(const ComputeMeanOptions& opt) {
     source->read(static_cast<int>(i), sample);  // a damaged record stops the mean: it would be wrong without it
     return sample;
   });
+  install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, writing nothing
   for (int i = 0; i < source->size(); ++i) {
-    const RawSample sample = *pool.next();
+    std::optional<RawSample> next = pool.next(stop_requested);
+    if (!next) {
+      poll_signal_action();  // logs the signal
+      const Error stop("interrupted after " + std::to_string(i) + " of " + std::to_string(source->size()) +
+                       " records; nothing was written to '" + opt.output + "'");
+      exit_past_blocked_reader(1, stop.what());  // a read stuck in a worker must not hold the exit
+      throw stop;
+    }
+    const RawSample sample = std::move(*next);
     if (i == 0) {
       channels = sample.channels, height = sample.height, width = sample.width;
       sum.assign(static_cast<size_t>(channels) * height * width, 0.0);

@@ -43,6 +43,11 @@ Node Node::null(Mark mark, std::string path) {
 void Node::fail(const std::string& message) const { throw ConfigError(mark_, path_, message); }
 
 const std::string& Node::str() const {
+  // Several values: a YAML list, or a prototxt field written more than once (`name: "x"` on
+  // two lines), which the user may not have meant as a list at all.
+  if (kind_ == Kind::Seq && items_.size() > 1 && items_[1].mark().line > 0)
+    fail("expected a single value, got " + std::to_string(items_.size()) + " (the second at line " +
+         std::to_string(items_[1].mark().line) + "); give it once");
   if (kind_ != Kind::Scalar) fail("expected a single value, got a " +
                                   std::string(kind_ == Kind::Map ? "map" : kind_ == Kind::Seq ? "list" : "null"));
   return scalar_;

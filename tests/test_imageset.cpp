@@ -368,6 +368,33 @@ TEST_CASE("compute-mean writes the per-pixel mean as Caffe's BlobProto") {
         std::string::npos);
 }
 
+TEST_CASE("compute-mean stopped by a signal writes no mean file") {
+  test::TempDir dir;
+  {
+    std::vector<uchar> png;
+    REQUIRE(cv::imencode(".png", pattern(16, 16, 1), png));
+    io::Datum d;
+    d.encoded = true, d.label = 1, d.data.assign(png.begin(), png.end());
+    const std::string record = io::encode_datum(d);
+    io::LmdbWriter db(dir / "db");
+    for (int i = 0; i < 150000; ++i) db.put(std::to_string(1000000 + i), record);  // decoded one by one: seconds
+    db.commit();
+  }
+  test::Child child(
+      {test::crema_binary(), "compute-mean", dir / "db", "-o", dir / "mean.binaryproto", "--threads", "1"},
+      dir / "mean.log");
+  REQUIRE(child.pid() > 0);
+  REQUIRE(child.wait_for_log("Processed 10000 files.", 60));
+  child.signal(SIGTERM);
+  CHECK(child.wait_at_most(30) == 1);
+  const std::string log = test::read_file(dir / "mean.log");
+  CHECK_MESSAGE(log.find("SIGTERM received: stopping") != std::string::npos, log);
+  CHECK_MESSAGE(
+      log.find(" of 150000 records; nothing was written to '" + (dir / "mean.binaryproto") + "'") != std::string::npos,
+      log);
+  CHECK_FALSE(std::filesystem::exists(dir / "mean.binaryproto"));
+}
+
 TEST_CASE("compute-mean reads an IDX images file, as the Data layer does") {
   test::TempDir dir;
   io::IdxArray images;

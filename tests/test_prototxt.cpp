@@ -333,6 +333,14 @@ TEST_CASE("prototxt: numbers with leading zeros: YAML's decimal written without 
                        ConfigError);
 }
 
+TEST_CASE("prototxt: a single-valued field written twice names its second line") {
+  const Node root = io::parse_prototxt("name: \"x\"\nname: \"y\"\n", "t.prototxt");
+  // It was "expected a single value, got a list", though the user wrote no list.
+  CHECK_THROWS_WITH_AS(at(root, "name").str(),
+                       "t.prototxt:1:7: name: expected a single value, got 2 (the second at line 2); give it once",
+                       ConfigError);
+}
+
 TEST_CASE("prototxt: a V1 net is upgraded and builds, with lr_mult from blobs_lr") {
   const std::string path = caffe_data("v1_lenet/lenet_train_test.prototxt");
   const auto root = io::load_net_config(path);
