@@ -23,6 +23,7 @@
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
@@ -942,7 +943,8 @@ int time(const TimeOptions& opt) {
     apply_solver_precision(*ctx, SolverSpec::parse(*solver), "timing");
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   spdlog::info("Timing the {} phase in {} on the {}", phase == Phase::TEST ? "TEST" : "TRAIN",
-               precision_name(ctx->precision()), ctx->on_gpu() ? "GPU" : "CPU");
+               precision_name(ctx->precision()),
+               ctx->on_gpu() ? "GPU" : "CPU with " + std::to_string(num_threads()) + " thread(s)");
   Net net(spec, spec.state_for(phase), *ctx);
   using clock = std::chrono::steady_clock;
   // On a GPU a layer's call only queues its kernels: waiting for them before each reading

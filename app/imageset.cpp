@@ -22,6 +22,7 @@
 #include "datasets/list_file.hpp"
 #include "datasets/ordered_pool.hpp"
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "io/datum.hpp"
 #include "io/files.hpp"
 #include "io/image.hpp"
@@ -133,8 +134,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
     out.record = io::encode_datum(datum);
     return out;
   };
-  const int threads =
-      opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = opt.threads > 0 ? opt.threads : available_cores();
   // Declared before the draft database, so that a stop removes the draft before this waits
   // for a reader stuck in a read.
   OrderedPool<Converted> pool(static_cast<int64_t>(entries.size()), threads, 4 * threads, convert);
@@ -257,8 +257,7 @@ int compute_mean(const ComputeMeanOptions& opt) {
   int channels = 0, height = 0, width = 0;
   // Records are read (and encoded ones decoded) on the pool's threads and summed here in
   // order, so the mean is the same for any number of threads.
-  const int threads =
-      opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = opt.threads > 0 ? opt.threads : available_cores();
   OrderedPool<RawSample> pool(source->size(), threads, 4 * threads, [&](int64_t i) {
     RawSample sample;
     source->read(static_cast<int>(i), sample);  // a damaged record stops the mean: it would be wrong without it
@@ -266,7 +265,9 @@ int compute_mean(const ComputeMeanOptions& opt) {
   });
   install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, writing nothing
   for (int i = 0; i < source->size(); ++i) {
-    std::optional<RawSample> next = pool.next(stop_requested);
+    // Checked before each record too: next() asks only while it waits.
+    std::optional<RawSample> next;
+    if (!stop_requested()) next = pool.next(stop_requested);
     if (!next) {
       poll_signal_action();  // logs the signal
       const Error stop("interrupted after " + std::to_string(i) + " of " + std::to_string(source->size()) +

@@ -356,7 +356,8 @@ int main(int argc, char** argv) {
                       "metrics first");
   train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)")->allow_extra_args(false);
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)")->check(device_id);
-  train_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
+  train_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+      ->check(at_least_one);
   train_cmd->add_option("--log", log_file, "Also write the log to this file");
 
   crema::app::TestOptions test;
@@ -377,7 +378,8 @@ int main(int argc, char** argv) {
       test_cmd->add_option("--level", test_level, "Level of the TEST net's state (min_level/max_level rules)")
           ->check(any_level);
   test_cmd->add_option("--gpu", test.gpu, "GPU device id")->check(device_id);
-  test_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
+  test_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+      ->check(at_least_one);
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
 
   crema::app::ExtractOptions extract;
@@ -404,7 +406,8 @@ int main(int argc, char** argv) {
   auto* extract_level_opt =
       extract_cmd->add_option("--level", extract_level, "Level of the TEST net's state")->check(any_level);
   extract_cmd->add_option("--gpu", extract.net.gpu, "GPU device id")->check(device_id);
-  extract_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
+  extract_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+      ->check(at_least_one);
   extract_cmd->add_option("--log", log_file, "Also write the log to this file");
 
   crema::app::TimeOptions time;
@@ -432,7 +435,8 @@ int main(int argc, char** argv) {
   preview_cmd->add_option("--n", preview.count, "Samples to write")->check(at_least_one);
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
-  time_cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(at_least_one);
+  time_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+      ->check(at_least_one);
 
   crema::app::ConvertOptions convert;
   auto* convert_cmd = app.add_subcommand("convert", "Convert a net or solver between prototxt and YAML, upgrading old Caffe formats");
@@ -577,9 +581,10 @@ int main(int argc, char** argv) {
     std::cerr << "crema: cannot open the --log file '" << log_file << "': " << why << "\n";
     return 2;
   }
-  if (const unsigned cores = std::thread::hardware_concurrency(); cores > 0 && threads > static_cast<int>(cores))
+  if (const int cores = crema::available_cores(); threads > cores)
     spdlog::warn(
-        "--threads {} is more than the {} cores here: the threads take turns, and each step runs slower "
+        "--threads {} is more than the {} cores crema may run on here: the threads take turns, and each step runs "
+        "slower "
         "than with --threads {}",
         threads, cores, cores);
   crema::set_num_threads(threads);

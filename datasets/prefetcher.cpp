@@ -82,7 +82,7 @@ PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer) {
   o.prefetch = r.get_int("prefetch", 4);
   if (o.prefetch < 1 || o.prefetch > 256)
     r.fail("prefetch", "prefetch must be between 1 and 256 (batches prepared ahead; 4 keeps a GPU fed)");
-  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = available_cores();
   o.threads = r.get_int("threads", std::clamp(cores / 2, 1, 4));
   if (o.threads < 1 || o.threads > 256) r.fail("threads", "threads must be between 1 and 256");
   o.skip_bad = r.get_enum("on_bad_sample", {"fail", "skip"}, 1) == 1;

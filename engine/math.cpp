@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -92,17 +93,23 @@ namespace {
 int g_threads = 0;
 }
 
+int available_cores() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  // Fails only past CPU_SETSIZE (1024) CPUs: then every CPU is taken as usable.
+  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0) return CPU_COUNT(&cpus);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 void set_num_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n <= 0) n = available_cores();
   g_threads = n;
   // oneDNN and crema's loops follow libgomp's pool size; OpenBLAS's is set with its buffers
   // (reserve_blas_buffers).
   omp_set_num_threads(n);
 }
 
-int num_threads() {
-  return g_threads > 0 ? g_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-}
+int num_threads() { return g_threads > 0 ? g_threads : available_cores(); }
 
 namespace {
 

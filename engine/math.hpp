@@ -28,7 +28,12 @@ long long cpu_count_non_finite(long long n, const float* x);
 // OpenMP pool costs more than the loop (a few microseconds against ~1 ns a value).
 constexpr long kParallelMinElements = 1L << 15;
 
-// Threads used by BLAS (and later oneDNN); <= 0 means all cores.
+// The CPUs this process may run on: a Slurm job's cpuset or `taskset`'s, not the machine's
+// (std::thread::hardware_concurrency counts every CPU of the node, and an OpenMP pool that
+// large on a job's few cores makes every step many times slower). At least 1.
+int available_cores();
+
+// Threads used by BLAS, oneDNN and crema's loops; <= 0 means available_cores().
 void set_num_threads(int n);
 int num_threads();
 

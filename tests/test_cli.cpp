@@ -981,9 +981,17 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
     r = test::run(crema_cmd("time --model " + job.solver + " --iterations 1 --threads " + std::to_string(cores + 1)));
     CHECK(r.status == 0);
     CHECK_MESSAGE(r.output.find("--threads " + std::to_string(cores + 1) + " is more than the " +
-                                std::to_string(cores) + " cores here") != std::string::npos,
+                                std::to_string(cores) + " cores crema may run on here") != std::string::npos,
                   r.output);
   }
+  // A job's share of the node (Slurm's cpuset; here taskset's): the default pool is that
+  // size, not the node's (which made every OpenMP barrier spin on one core).
+  r = test::run("taskset -c 0 " + crema_cmd("time --model " + job.solver + " --iterations 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("on the CPU with 1 thread(s)") != std::string::npos, r.output);
+  r = test::run("taskset -c 0 " + crema_cmd("time --model " + job.solver + " --iterations 1 --threads 2"));
+  CHECK_MESSAGE(r.output.find("--threads 2 is more than the 1 cores crema may run on here") != std::string::npos,
+                r.output);
 }
 
 TEST_CASE("asking for a GPU without a usable one gives one clear message") {
