@@ -67,9 +67,10 @@ const Blob* output_blob(const Net& net, std::string* name) {
 int classify(const ClassifyOptions& opt) {
   auto root = io::load_net_config(opt.model);
   const NetSpec spec = NetSpec::parse(*root);
-  spec.check_layer_params();  // layers of other phases too, as train and convert check them
+  const NetState state = spec.state_for(Phase::TEST);
+  spec.check_layer_params(&state);  // the keys of layers it leaves out too
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
-  Net net(spec, spec.state_for(Phase::TEST), *ctx, true);
+  Net net(spec, state, *ctx, true);
   io::load_inference_weights(net, opt.weights);
   if (opt.weights.empty()) spdlog::warn("no --weights given: classifying with freshly initialised parameters");
 

@@ -755,13 +755,14 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   TestNet t;
   t.root = io::load_net_config(opt.model, &t.solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*t.root);
-  spec.check_layer_params();  // the TRAIN-only layers too, as train and convert check them
   const std::optional<SolverSpec> solver_spec = t.solver ? std::optional(SolverSpec::parse(*t.solver)) : std::nullopt;
   t.ctx = make_context(opt.gpu, "CPU", 0, 1701);
   // A solver file's precision too, so the scores are those its training's tests print.
   if (solver_spec) apply_solver_precision(*t.ctx, *solver_spec, "testing");
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
-  t.net = std::make_unique<Net>(spec, merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages}), *t.ctx);
+  const NetState state = merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages});
+  spec.check_layer_params(&state);  // the keys of the TRAIN-only layers too (a typo there passed)
+  t.net = std::make_unique<Net>(spec, state, *t.ctx);
   Net& net = *t.net;
   if (opt.weights.empty()) spdlog::warn("no --weights given: the parameters are freshly initialised");
   try {
@@ -933,7 +934,9 @@ int time(const TimeOptions& opt) {
   std::shared_ptr<Node> solver;
   auto root = io::load_net_config(opt.model, &solver);
   const NetSpec spec = NetSpec::parse(*root);
-  spec.check_layer_params();  // the other phase's layers too, as train and convert check them
+  const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
+  const NetState state = spec.state_for(phase);
+  spec.check_layer_params(&state);  // the keys of the other phase's layers too
   auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
   if (opt.precision == "tf32" && !ctx->on_gpu())
     throw ConfigError(Mark{}, "", "--precision tf32 runs on a GPU's tensor cores; give --gpu N too");
@@ -941,11 +944,10 @@ int time(const TimeOptions& opt) {
     ctx->set_precision(precision_from_name(opt.precision));
   else if (solver)  // a solver file is timed as it trains
     apply_solver_precision(*ctx, SolverSpec::parse(*solver), "timing");
-  const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   spdlog::info("Timing the {} phase in {} on the {}", phase == Phase::TEST ? "TEST" : "TRAIN",
                precision_name(ctx->precision()),
                ctx->on_gpu() ? "GPU" : "CPU with " + std::to_string(num_threads()) + " thread(s)");
-  Net net(spec, spec.state_for(phase), *ctx);
+  Net net(spec, state, *ctx);
   using clock = std::chrono::steady_clock;
   // On a GPU a layer's call only queues its kernels: waiting for them before each reading
   // charges every layer its own work (Caffe's timer does the same with CUDA events).

@@ -27,8 +27,9 @@ Phase parse_phase(const std::string& phase) { return phase == "TEST" ? Phase::TE
 std::unique_ptr<Net> load_net(const std::string& model, const std::string& phase, Context& ctx) {
   auto root = io::load_net_config(model);
   const NetSpec spec = NetSpec::parse(*root);
-  spec.check_layer_params();  // the other phase's layers too, as train and convert check them
-  return std::make_unique<Net>(spec, spec.state_for(parse_phase(phase)), ctx);
+  const NetState state = spec.state_for(parse_phase(phase));
+  spec.check_layer_params(&state);  // the keys of the other phase's layers too
+  return std::make_unique<Net>(spec, state, ctx);
 }
 
 std::vector<int> data_layers(const Net& net, const std::string& model) {
@@ -73,8 +74,6 @@ int preview(const PreviewOptions& opt) {
   if (fs::exists(opt.out, ec) && !fs::is_directory(opt.out, ec))
     throw ConfigError(Mark{}, "--out",
                       "'" + opt.out + "' is a file, not a folder; give a folder for the sample images");
-  if (fs::create_directories(opt.out, ec); ec)
-    throw ConfigError(Mark{}, "--out", "cannot make the folder '" + opt.out + "': " + ec.message());
   Context ctx(1701);
   auto net = load_net(opt.model, opt.phase, ctx);
   const ImageBatchLayer* layer = nullptr;
@@ -95,6 +94,8 @@ int preview(const PreviewOptions& opt) {
     throw Error("layer '" + net->layer_name(index) + "' gives " + std::to_string(channels) +
                 " channels; a preview PNG needs 1 (grey) or 3 (colour)");
   const std::vector<std::string> classes = layer->class_names();
+  if (fs::create_directories(opt.out, ec); ec)  // only now: a config error leaves no empty folder
+    throw ConfigError(Mark{}, "--out", "cannot make the folder '" + opt.out + "': " + ec.message());
   io::ImageU8 image;
   image.channels = channels, image.height = height, image.width = width;
   image.data.resize(static_cast<size_t>(data.count(1)));

@@ -59,6 +59,19 @@ std::string encoding_of(const std::string& path) {
   return ext;
 }
 
+// Runs `step` of a loop over an OrderedPool's results: whatever it throws (a stop, a damaged
+// record, a full disk) unwinds through the pool, whose destructor joins its threads, so the
+// exit is first arranged not to wait for one stuck in a read.
+template <class F>
+void exit_past_stuck_reads(F step) {
+  try {
+    step();
+  } catch (const std::exception& e) {
+    exit_past_blocked_reader(1, e.what());
+    throw;
+  }
+}
+
 // Caffe's key: the entry's position in the (shuffled) list, then its path.
 std::string record_key(size_t position, const std::string& path) {
   char number[24];  // any size_t fits
@@ -137,28 +150,25 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   const int threads = opt.threads > 0 ? opt.threads : available_cores();
   // Declared before the draft database, so that a stop removes the draft before this waits
   // for a reader stuck in a read.
-  OrderedPool<Converted> pool(static_cast<int64_t>(entries.size()), threads, 4 * threads, convert);
+  OrderedPool<Converted> pool(static_cast<int64_t>(entries.size()), threads, threads + 2, convert);
   io::LmdbDrafts db({opt.output});  // moved to opt.output only once complete
   size_t count = 0, skipped = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
-    const auto interrupted = [&] {
-      return Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
-                   " images; nothing was written to '" + opt.output + "'");
-    };
-    if (poll_signal_action() == Solver::Action::Stop) throw interrupted();
-    std::optional<Converted> done = pool.next(stop_requested);
-    if (!done) {
-      poll_signal_action();  // logs the signal
-      const Error stop = interrupted();
-      exit_past_blocked_reader(1, stop.what());  // a reader stuck in a read must not hold the exit
-      throw stop;
-    }
+    std::optional<Converted> done;
+    exit_past_stuck_reads([&] {
+      if (poll_signal_action() != Solver::Action::Stop) done = pool.next(stop_requested);
+      if (!done) {
+        poll_signal_action();  // logs the signal
+        throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(entries.size()) +
+                    " images; nothing was written to '" + opt.output + "'");
+      }
+      if (done->problem.empty()) db[0].put(record_key(i, entries[i].path), done->record);
+    });
     if (!done->problem.empty()) {
       spdlog::warn("{}:{}: {}; skipped", opt.list, entries[i].line, done->problem);
       ++skipped;
       continue;
     }
-    db[0].put(record_key(i, entries[i].path), done->record);
     if (++count % 1000 == 0) spdlog::info("Processed {} files.", count);
   }
   if (count == 0)
@@ -258,32 +268,33 @@ int compute_mean(const ComputeMeanOptions& opt) {
   // Records are read (and encoded ones decoded) on the pool's threads and summed here in
   // order, so the mean is the same for any number of threads.
   const int threads = opt.threads > 0 ? opt.threads : available_cores();
-  OrderedPool<RawSample> pool(source->size(), threads, 4 * threads, [&](int64_t i) {
+  OrderedPool<RawSample> pool(source->size(), threads, threads + 2, [&](int64_t i) {
     RawSample sample;
     source->read(static_cast<int>(i), sample);  // a damaged record stops the mean: it would be wrong without it
     return sample;
   });
   install_signal_handlers(default_signal_effects(), false);  // Ctrl-C, SIGTERM, …: stop, writing nothing
   for (int i = 0; i < source->size(); ++i) {
-    // Checked before each record too: next() asks only while it waits.
-    std::optional<RawSample> next;
-    if (!stop_requested()) next = pool.next(stop_requested);
-    if (!next) {
-      poll_signal_action();  // logs the signal
-      const Error stop("interrupted after " + std::to_string(i) + " of " + std::to_string(source->size()) +
-                       " records; nothing was written to '" + opt.output + "'");
-      exit_past_blocked_reader(1, stop.what());  // a read stuck in a worker must not hold the exit
-      throw stop;
-    }
-    const RawSample sample = std::move(*next);
-    if (i == 0) {
-      channels = sample.channels, height = sample.height, width = sample.width;
-      sum.assign(static_cast<size_t>(channels) * height * width, 0.0);
-    } else if (sample.channels != channels || sample.height != height || sample.width != width) {
-      throw Error(source->describe(i) + " is " + io::shape_text(sample.channels, sample.height, sample.width) +
-                  " but the first record is " + io::shape_text(channels, height, width) +
-                  "; a mean image needs images of one size (convert them with --resize WxH)");
-    }
+    RawSample sample;
+    exit_past_stuck_reads([&] {
+      // Checked before each record too: next() asks only while it waits.
+      std::optional<RawSample> next;
+      if (!stop_requested()) next = pool.next(stop_requested);
+      if (!next) {
+        poll_signal_action();  // logs the signal
+        throw Error("interrupted after " + std::to_string(i) + " of " + std::to_string(source->size()) +
+                    " records; nothing was written to '" + opt.output + "'");
+      }
+      sample = std::move(*next);
+      if (i == 0) {
+        channels = sample.channels, height = sample.height, width = sample.width;
+        sum.assign(static_cast<size_t>(channels) * height * width, 0.0);
+      } else if (sample.channels != channels || sample.height != height || sample.width != width) {
+        throw Error(source->describe(i) + " is " + io::shape_text(sample.channels, sample.height, sample.width) +
+                    " but the first record is " + io::shape_text(channels, height, width) +
+                    "; a mean image needs images of one size (convert them with --resize WxH)");
+      }
+    });
     if (!sample.bytes.empty())
       for (size_t k = 0; k < sum.size(); ++k) sum[k] += sample.bytes[k];
     else

@@ -32,16 +32,14 @@ class OrderedPool {
   // order and at most `ahead` (at least 1) past the one next() hands back next.
   OrderedPool(int64_t count, int threads, int ahead, std::function<T(int64_t)> work)
       : count_(count), ahead_(std::max(ahead, 1)), work_(std::move(work)) {
-    for (int t = 0; t < std::max(threads, 1); ++t) threads_.emplace_back([this] { run(); });
-  }
-  ~OrderedPool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
+    try {
+      for (int t = 0; t < std::max(threads, 1); ++t) threads_.emplace_back([this] { run(); });
+    } catch (...) {  // a thread refused (ulimit -u): the ones started must not outlive the pool
+      stop();
+      throw;
     }
-    cv_.notify_all();
-    for (std::thread& t : threads_) t.join();
   }
+  ~OrderedPool() { stop(); }
   OrderedPool(const OrderedPool&) = delete;
   OrderedPool& operator=(const OrderedPool&) = delete;
 
@@ -71,6 +69,16 @@ class OrderedPool {
 
  private:
   using Result = std::variant<T, std::exception_ptr>;
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
 
   void run() {
     for (;;) {

@@ -80,6 +80,7 @@ double Node::as_double() const {
   errno = 0;
   const double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0') fail("expected a number, got '" + s + "'");
+  if (std::isnan(v)) fail("NaN is not a usable value here; give a number");  // +nan, nan(1)
   // Overflow gives ±inf: written as a number it is a typo, not a wish (inf is spelt out).
   if (errno == ERANGE && std::isinf(v)) fail("number " + s + " is out of range");
   return v;
@@ -233,13 +234,13 @@ std::vector<T> repeated(const Node* n, F convert) {
 }  // namespace
 
 std::vector<int> MapReader::get_ints(const std::string& key) {
-  return repeated<int>(find(key), [](const Node& x) { return x.as_int(); });
+  return repeated<int>(find_value(key), [](const Node& x) { return x.as_int(); });
 }
 std::vector<float> MapReader::get_floats(const std::string& key) {
-  return repeated<float>(find(key), [](const Node& x) { return static_cast<float>(finite(x, x.as_float())); });
+  return repeated<float>(find_value(key), [](const Node& x) { return static_cast<float>(finite(x, x.as_float())); });
 }
 std::vector<std::string> MapReader::get_strings(const std::string& key) {
-  return repeated<std::string>(find(key), [](const Node& x) { return x.str(); });
+  return repeated<std::string>(find_value(key), [](const Node& x) { return x.str(); });
 }
 
 int MapReader::get_enum(const std::string& key, const std::vector<std::string>& names, int def) {

@@ -30,8 +30,10 @@ struct NetSpec {
   static NetSpec parse(const Node& node);
   // Creates each layer from its spec, as building the net does, so that a mistake in
   // a layer's parameters (an unknown key or type, a bad value) is found without a net:
-  // nothing is set up, no data opened, and no shape checked. For `crema convert`.
-  void check_layer_params() const;
+  // nothing is set up, no data opened, and no shape checked. For `crema convert`; and for the
+  // commands that build one net (`built`, its state), which check the layers it leaves out
+  // too, except those of a type crema does not have (a layer they never build may be).
+  void check_layer_params(const NetState* built = nullptr) const;
   // The state a net of this spec is built in for `phase`: the phase, then `state` merged.
   NetState state_for(Phase phase) const { return merged(NetState{phase, 0, {}}, state); }
 };

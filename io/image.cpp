@@ -159,13 +159,14 @@ void decode_image(std::string_view bytes, int channels, const std::string& what,
   cv::Mat img;
   try {
     if (!bytes.empty()) img = decode_bytes(buf, channels);
-  } catch (const cv::Exception&) {
-    img = cv::Mat();  // reported below like any undecodable image
+    if (!img.empty()) resize_to(img, height, width);
+  } catch (const cv::Exception& e) {
+    throw Error(what + ": the encoded image (" + std::to_string(bytes.size()) +
+                " bytes) could not be decoded: " + opencv_reason(e));
   }
   if (img.empty())
     throw Error(what + ": the encoded image (" + std::to_string(bytes.size()) +
                 " bytes) could not be decoded (not a JPEG/PNG, or truncated)");
-  resize_to(img, height, width);
   to_planar(img, out.channels, out.height, out.width, out.data);
 }
 

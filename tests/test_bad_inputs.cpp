@@ -255,6 +255,10 @@ TEST_CASE("config numbers: overflow and NaN are errors with their position, inf 
   CHECK_THROWS_WITH_AS(parse("base_lr: 1e999\n").find("base_lr")->as_double(), doctest::Contains("out of range"),
                        ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: nan\n").find("base_lr")->as_double(), doctest::Contains("NaN"), ConfigError);
+  // Spellings strtod also reads as NaN.
+  for (const char* nan : {"+nan", "nan(1)", "-NAN"})
+    CHECK_THROWS_WITH_AS(parse(std::string("x: ") + nan + "\n").find("x")->as_double(), doctest::Contains("NaN"),
+                         ConfigError);
   CHECK_THROWS_WITH_AS(parse("scale: 1e39\n").find("scale")->as_float(), doctest::Contains("range for a float"),
                        ConfigError);
   CHECK(std::isinf(parse("max: .inf\n").find("max")->as_float()));
@@ -273,6 +277,11 @@ TEST_CASE("config numbers: a key with a default refuses infinity at its position
   CHECK_THROWS_WITH_AS(r.get_floats("std"), doctest::Contains("t.yaml:1:39: a.std[1]: an infinite value"), ConfigError);
   CHECK(r.get_float("ok", 0) == 2.f);
   CHECK(r.get_floats("oks") == std::vector<float>{1, 2});
+  // A list key written with no value, as a single one: refused, not an empty list.
+  const Node lists = io::parse_yaml("a: {mean_value: , top: }\n", "l.yaml");
+  MapReader l(lists.find("a"));
+  CHECK_THROWS_WITH_AS(l.get_floats("mean_value"), doctest::Contains("'mean_value' is empty"), ConfigError);
+  CHECK_THROWS_WITH_AS(l.get_strings("top"), doctest::Contains("'top' is empty"), ConfigError);
   // End to end: the filler of a net run by `crema time`.
   test::TempDir dir;
   test::write_file(dir / "net.yaml",
@@ -305,6 +314,17 @@ TEST_CASE("test, time and extract-features check the layers of the phase they le
     CHECK(r.status == 2);
     CHECK_MESSAGE(r.output.find(typo) != std::string::npos, r.output);
   }
+  // A layer the command leaves out may be of a type crema lacks (Caffe's Python data layer in a
+  // trainval net): `time --phase TEST` runs the net as before; train would refuse it.
+  test::write_file(
+      dir / "python.yaml",
+      "layer:\n"
+      "  - {name: d, type: Python, top: x, include: {phase: TRAIN}, python_param: {module: m}}\n"
+      "  - {name: d, type: DummyData, top: x, include: {phase: TEST}, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+      "  - {name: ip, type: InnerProduct, bottom: x, top: y, inner_product_param: {num_output: 2}}\n");
+  const auto python =
+      test::run(test::crema_binary() + " time --phase TEST --iterations 1 --model " + (dir / "python.yaml"));
+  CHECK_MESSAGE(python.status == 0, python.output);
   // A solver's `net.` prefix on a net file's override: said so (it was "no list 'layer' to index").
   const auto prefixed =
       test::run(test::crema_binary() + " test --model " + (dir / "net.yaml") + " --set net.layer[0].name=e");
