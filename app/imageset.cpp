@@ -12,7 +12,6 @@
 #include <memory>
 #include <optional>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "app/signals.hpp"
@@ -31,6 +30,9 @@
 namespace crema::app {
 
 namespace {
+
+// The threads a tool's --threads asks for; 0 asks for one per core crema may run on.
+int pool_threads(int asked) { return asked > 0 ? asked : available_cores(); }
 
 namespace fs = std::filesystem;
 
@@ -147,7 +149,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
     out.record = io::encode_datum(datum);
     return out;
   };
-  const int threads = opt.threads > 0 ? opt.threads : available_cores();
+  const int threads = pool_threads(opt.threads);
   // Declared before the draft database, so that a stop removes the draft before this waits
   // for a reader stuck in a read.
   OrderedPool<Converted> pool(static_cast<int64_t>(entries.size()), threads, threads + 2, convert);
@@ -267,7 +269,7 @@ int compute_mean(const ComputeMeanOptions& opt) {
   int channels = 0, height = 0, width = 0;
   // Records are read (and encoded ones decoded) on the pool's threads and summed here in
   // order, so the mean is the same for any number of threads.
-  const int threads = opt.threads > 0 ? opt.threads : available_cores();
+  const int threads = pool_threads(opt.threads);
   OrderedPool<RawSample> pool(source->size(), threads, threads + 2, [&](int64_t i) {
     RawSample sample;
     source->read(static_cast<int>(i), sample);  // a damaged record stops the mean: it would be wrong without it

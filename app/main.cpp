@@ -483,7 +483,9 @@ int main(int argc, char** argv) {
   imageset_cmd->add_option("--seed", imageset.seed, "Seed for --shuffle (default: from the clock, printed)")
       ->check(whole_number(0, std::numeric_limits<int64_t>::max()))
       ->needs(shuffle_flag);  // alone it would be ignored
-  imageset_cmd->add_option("--threads", imageset.threads, "Threads reading and decoding images (default: one per core)")
+  imageset_cmd
+      ->add_option("--threads", imageset.threads,
+                   "Threads reading and decoding images (default: one per core crema may run on)")
       ->check(whole_number(1, 256));
 
   crema::app::ConvertCifarOptions cifar;
@@ -498,7 +500,9 @@ int main(int argc, char** argv) {
   auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");
   mean_cmd->add_option("db", mean.db, "LMDB of Datums, or an IDX images file")->required();
   mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
-  mean_cmd->add_option("--threads", mean.threads, "Threads reading and decoding records (default: one per core)")
+  mean_cmd
+      ->add_option("--threads", mean.threads,
+                   "Threads reading and decoding records (default: one per core crema may run on)")
       ->check(whole_number(1, 256));
 
   crema::app::DeviceOptions device;

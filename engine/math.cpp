@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -93,12 +94,141 @@ namespace {
 int g_threads = 0;
 }
 
+namespace {
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+// The kernel writes a space in a mountinfo path as "\040" (tab, newline and backslash likewise).
+std::string unescape_mount_path(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool has_token(const std::string& list, const std::string& token) {
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    if (list.compare(start, end - start, token) == 0) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// The quota, in CPUs, of one cgroup folder; nothing when it sets none. cgroup v2's cpu.max
+// holds "max 100000" or "<quota> <period>"; v1 has cpu.cfs_quota_us (-1: none) and
+// cpu.cfs_period_us.
+std::optional<double> folder_cpu_quota(const std::string& dir, bool v2) {
+  double quota = 0, period = 0;
+  if (v2) {
+    std::istringstream in(read_first_line(dir + "/cpu.max"));
+    std::string q;
+    if (!(in >> q >> period) || q == "max") return std::nullopt;
+    quota = std::atof(q.c_str());
+  } else {
+    const std::string q = read_first_line(dir + "/cpu.cfs_quota_us");
+    if (q.empty()) return std::nullopt;
+    quota = std::atof(q.c_str());
+    period = std::atof(read_first_line(dir + "/cpu.cfs_period_us").c_str());
+  }
+  if (quota <= 0 || period <= 0) return std::nullopt;
+  return quota / period;
+}
+
+}  // namespace
+
+std::optional<double> cgroup_cpu_quota(const std::string& root) {
+  // Which cgroup this process is in, per hierarchy: "0::/path" (v2) or "N:cpu,cpuacct:/path" (v1).
+  std::string v2_path, v1_path;
+  bool v2_seen = false, v1_seen = false;
+  {
+    std::ifstream in(root + "/proc/self/cgroup");
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
+      if (b == std::string::npos) continue;
+      const std::string controllers = line.substr(a + 1, b - a - 1);
+      if (line.compare(0, a, "0") == 0 && controllers.empty()) {
+        v2_seen = true;
+        v2_path = line.substr(b + 1);
+      } else if (has_token(controllers, "cpu")) {
+        v1_seen = true;
+        v1_path = line.substr(b + 1);
+      }
+    }
+  }
+  if (!v2_seen && !v1_seen) return std::nullopt;
+  // Where each hierarchy is mounted, and which of its folders the mount shows as its top (a
+  // container sees its own cgroup, "/docker/<id>", mounted as /sys/fs/cgroup/cpu).
+  std::optional<double> quota;
+  std::ifstream mounts(root + "/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    // "36 25 0:31 <root> <mount point> <options> [optional fields] - <type> <source> <super options>"
+    std::istringstream fields(line);
+    std::string id, parent, dev, mount_root, mount_point, field;
+    if (!(fields >> id >> parent >> dev >> mount_root >> mount_point)) continue;
+    while (fields >> field && field != "-") {
+    }
+    std::string type, source, super_options;
+    if (!(fields >> type >> source >> super_options)) continue;
+    bool v2 = false;
+    if (type == "cgroup2" && v2_seen) {
+      v2 = true;
+    } else if (!(type == "cgroup" && v1_seen && has_token(super_options, "cpu"))) {
+      continue;
+    }
+    const std::string& path = v2 ? v2_path : v1_path;
+    mount_root = unescape_mount_path(mount_root);
+    mount_point = root + unescape_mount_path(mount_point);
+    // The process's folder below the mount; one outside what the mount shows is not reachable.
+    std::string rel;
+    if (mount_root == "/") {
+      rel = path;
+    } else if (path == mount_root || path.rfind(mount_root + "/", 0) == 0) {
+      rel = path.substr(mount_root.size());
+    } else {
+      continue;
+    }
+    while (!rel.empty() && rel.back() == '/') rel.pop_back();
+    // Every folder from the process's up to the mount's top limits it: the smallest quota holds.
+    for (;;) {
+      if (const auto q = folder_cpu_quota(mount_point + rel, v2); q && (!quota || *q < *quota)) quota = q;
+      if (rel.empty()) break;
+      rel.erase(rel.rfind('/'));
+    }
+  }
+  return quota;
+}
+
 int available_cores() {
-  cpu_set_t cpus;
-  CPU_ZERO(&cpus);
-  // Fails only past CPU_SETSIZE (1024) CPUs: then every CPU is taken as usable.
-  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0) return CPU_COUNT(&cpus);
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  static const int cores = [] {
+    int n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    // Fails only past CPU_SETSIZE (1024) CPUs: then every CPU is taken as usable.
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0) n = CPU_COUNT(&cpus);
+    // A quota of 1.5 CPUs lets two threads run half the time each: rounded up, as a quota
+    // is a share of time, not of cores.
+    if (const auto quota = cgroup_cpu_quota(""))
+      n = std::min(n, std::max(1, static_cast<int>(std::ceil(*quota - 1e-9))));
+    return n;
+  }();
+  return cores;
 }
 
 void set_num_threads(int n) {

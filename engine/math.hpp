@@ -2,6 +2,7 @@
 // vector helpers the layers and solvers share.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,16 @@ constexpr long kParallelMinElements = 1L << 15;
 
 // The CPUs this process may run on: a Slurm job's cpuset or `taskset`'s, not the machine's
 // (std::thread::hardware_concurrency counts every CPU of the node, and an OpenMP pool that
-// large on a job's few cores makes every step many times slower). At least 1.
+// large on a job's few cores makes every step many times slower), and no more than a cgroup
+// CPU quota grants (Docker's --cpus, a Kubernetes CPU limit), rounded up. At least 1; found
+// once, at the first call.
 int available_cores();
+
+// The CPU time this process's cgroups grant, in CPUs (cgroup v2's cpu.max, v1's
+// cpu.cfs_quota_us / cpu.cfs_period_us; the smallest over the process's folder and those above
+// it); nothing when none is set or the cgroup files are not there. `root` is prefixed to every
+// path read (/proc/self/cgroup, /proc/self/mountinfo, the mount points), for tests.
+std::optional<double> cgroup_cpu_quota(const std::string& root);
 
 // Threads used by BLAS, oneDNN and crema's loops; <= 0 means available_cores().
 void set_num_threads(int n);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "engine/cuda/cuda_runtime_api.hpp"
+#include "engine/math.hpp"
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
@@ -976,8 +977,8 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
                            "Average Backward pass:", "Average Forward-Backward:", "Peak resident memory: "})
     CHECK_MESSAGE(r.output.find(text) != std::string::npos, text);
   // More threads than cores only take turns: said, not silently slower.
-  const unsigned cores = std::thread::hardware_concurrency();
-  if (cores > 0) {
+  const int cores = crema::available_cores();
+  {
     r = test::run(crema_cmd("time --model " + job.solver + " --iterations 1 --threads " + std::to_string(cores + 1)));
     CHECK(r.status == 0);
     CHECK_MESSAGE(r.output.find("--threads " + std::to_string(cores + 1) + " is more than the " +
@@ -992,6 +993,61 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   r = test::run("taskset -c 0 " + crema_cmd("time --model " + job.solver + " --iterations 1 --threads 2"));
   CHECK_MESSAGE(r.output.find("--threads 2 is more than the 1 cores crema may run on here") != std::string::npos,
                 r.output);
+}
+
+TEST_CASE("a cgroup CPU quota (Docker's --cpus, a Kubernetes limit) bounds the cores crema counts") {
+  test::TempDir dir;
+  const std::string root = dir.path().string();
+  const auto put = [&](const std::string& path, const std::string& text) {
+    std::filesystem::create_directories(std::filesystem::path(root + path).parent_path());
+    test::write_file(root + path, text);
+  };
+  // No cgroup files at all (not Linux's layout, or /proc not mounted): no quota.
+  CHECK_FALSE(crema::cgroup_cpu_quota(root).has_value());
+
+  SUBCASE("cgroup v2 in its own namespace (Docker, Podman): cpu.max at the mount's top") {
+    put("/proc/self/cgroup", "0::/\n");
+    put("/proc/self/mountinfo",
+        "22 28 0:21 / /proc rw,nosuid - proc proc rw\n"
+        "30 28 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n");
+    put("/sys/fs/cgroup/cpu.max", "150000 100000\n");
+    CHECK(crema::cgroup_cpu_quota(root).value_or(-1) == doctest::Approx(1.5));
+    put("/sys/fs/cgroup/cpu.max", "max 100000\n");
+    CHECK_FALSE(crema::cgroup_cpu_quota(root).has_value());
+  }
+  SUBCASE("cgroup v2 seen from the host (systemd, Slurm): the smallest quota on the way up holds") {
+    put("/proc/self/cgroup", "0::/system.slice/job.scope\n");
+    put("/proc/self/mountinfo", "30 28 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+    put("/sys/fs/cgroup/system.slice/job.scope/cpu.max", "max 100000\n");
+    put("/sys/fs/cgroup/system.slice/cpu.max", "200000 50000\n");
+    put("/sys/fs/cgroup/cpu.max", "max 100000\n");
+    CHECK(crema::cgroup_cpu_quota(root).value_or(-1) == doctest::Approx(4.0));
+    put("/sys/fs/cgroup/system.slice/job.scope/cpu.max", "250000 100000\n");
+    CHECK(crema::cgroup_cpu_quota(root).value_or(-1) == doctest::Approx(2.5));
+  }
+  SUBCASE("cgroup v1 in a container: the mount shows the container's own folder as its top") {
+    put("/proc/self/cgroup",
+        "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n3:cpuset:/docker/abc\n1:name=systemd:/docker/abc\n");
+    put("/proc/self/mountinfo",
+        "40 31 0:35 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid - cgroup cgroup rw,cpu,cpuacct\n"
+        "41 31 0:36 /docker/abc /sys/fs/cgroup/cpuset ro,nosuid - cgroup cgroup rw,cpuset\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "50000\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+    CHECK(crema::cgroup_cpu_quota(root).value_or(-1) == doctest::Approx(0.5));
+    put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+    CHECK_FALSE(crema::cgroup_cpu_quota(root).has_value());
+  }
+  SUBCASE("cgroup v1 with a space in the mount point (written \\040 by the kernel)") {
+    put("/proc/self/cgroup", "2:cpu:/batch/j1\n");
+    put("/proc/self/mountinfo", "32 31 0:29 / /cg\\040roups/cpu rw - cgroup cgroup rw,cpu\n");
+    put("/cg roups/cpu/batch/j1/cpu.cfs_quota_us", "300000\n");
+    put("/cg roups/cpu/batch/j1/cpu.cfs_period_us", "100000\n");
+    CHECK(crema::cgroup_cpu_quota(root).value_or(-1) == doctest::Approx(3.0));
+  }
+  // The process itself: whatever this machine sets, the count is at least 1 and at most the
+  // CPUs of its affinity.
+  CHECK(crema::available_cores() >= 1);
+  CHECK(crema::available_cores() <= static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 TEST_CASE("asking for a GPU without a usable one gives one clear message") {
