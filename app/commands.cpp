@@ -438,7 +438,8 @@ int train(const TrainOptions& opt) {
   // would take up a mixture (a job submitted twice; a requeued job whose first instance is
   // still running). Taken before the device is: a second run on an exclusive-mode GPU is told
   // this, not that the device is busy.
-  io::FileLock lock(prefix + ".lock", run_holder(opt.solver));
+  const std::string holder = run_holder(opt.solver);
+  io::FileLock lock(prefix + ".lock", holder);
   const app::BeforeForcedExit let_go_of_lock([&lock] { lock.release(); });  // past a reader stuck in a read
   if (lock.state() == io::FileLock::State::taken)
     throw Error("another crema run is training under the prefix '" + prefix + "' (" +
@@ -519,12 +520,32 @@ int train(const TrainOptions& opt) {
   std::string last_state, last_weights;  // the files of the latest snapshot this run wrote
   int last_snapshot_iter = -1;
   int resumed_iter = -1;  // the iteration of --snapshot, once restored
+  // The folder was made at start; a clean-up job may have removed it since (the weights in
+  // memory are then all there is of the run), and the lock file with it: without it a second
+  // run could start under this prefix. Checked before each snapshot and at each poll (a stat).
+  const auto keep_prefix = [&] {
+    std::error_code ec;
+    const fs::path dir = fs::path(prefix).parent_path();
+    if (!dir.empty() && !fs::exists(dir, ec) && fs::create_directories(dir, ec))
+      spdlog::warn("the snapshot folder '{}' was removed during the run (a clean-up job?); made again", dir.string());
+    if (!lock.lost()) return;
+    lock.take_again(holder);
+    if (lock.state() == io::FileLock::State::held)
+      spdlog::warn("{} was removed during the run; taken again", lock.path());
+    else if (lock.state() == io::FileLock::State::taken)
+      spdlog::warn(
+          "{} was removed during the run, and another run took it since ({}): the two overwrite each other's "
+          "snapshots and metrics under the prefix '{}'; stop one of them",
+          lock.path(), lock.holder_found().empty() ? "its holder is not named" : lock.holder_found(), prefix);
+    else
+      spdlog::warn(
+          "{} was removed during the run and cannot be made again ({}): nothing keeps another run from training "
+          "under the prefix '{}'",
+          lock.path(), lock.why(), prefix);
+  };
   solver.on_snapshot = [&](Solver& s) {
     const std::string base = io::snapshot_base(prefix, s.iter());
-    // The folder was made at start; a clean-up job may have removed it since, and the
-    // weights in memory are all there is of the run.
-    std::error_code ec;
-    if (const fs::path dir = fs::path(prefix).parent_path(); !dir.empty()) fs::create_directories(dir, ec);
+    keep_prefix();
     spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
     const std::vector<Net*> test_nets = solver_test_nets(s);
     io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff, {test_nets.begin(), test_nets.end()});
@@ -580,6 +601,7 @@ int train(const TrainOptions& opt) {
         solver.iter() + static_cast<int>(left / per_iter), spec.max_iter, kExitTimeLimit);
   };
   solver.poll_action = [&]() {
+    keep_prefix();
     const Solver::Action action = poll_signal_action();
     if (time_is_up) return Solver::Action::Stop;
     if (action == Solver::Action::Stop || opt.time_limit_s <= 0) return action;
@@ -704,19 +726,14 @@ int train(const TrainOptions& opt) {
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const int status = [&] {
-    const bool final_weights = last_snapshot_iter == solver.iter();
     if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
       // Every iteration ran: a resume would have nothing to train. Say where the final
       // weights are and, if the final test was due, the command that scores them.
       const bool final_test_due =
           spec.test_interval > 0 && spec.max_iter % spec.test_interval == 0 && !spec.test_iter.empty();
-      if (!final_weights) {
-        spdlog::info(
-            "Training reached its last iteration, {}; the final test was stopped, and no final weights were "
-            "written (snapshot_after_train is off).",
-            solver.iter());
-        if (time_is_up) return kExitTimeLimit;  // not finished: --resume trains the last stretch and tests again
-      } else if (!final_test_due)
+      // A stop always leaves the final weights (the solver writes them if snapshot_after_train
+      // did not), in last_weights.
+      if (!final_test_due)
         spdlog::info("Training reached its last iteration, {}, as the stop came; the weights are in {}.", solver.iter(),
                      last_weights);
       else

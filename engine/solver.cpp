@@ -401,7 +401,10 @@ void Solver::step(int iters) {
   while (iter_ < stop_iter) {
     // Before anything of the iteration is done: a stop that comes while a reader is stuck
     // then snapshots this iteration exactly, nothing of its data taken (a resume reads it).
-    if (!await_data(*net_, spec_.iter_size)) {
+    // One that came while the previous iteration's snapshot was written (seconds for a large
+    // net) stops here too, its data ready or not: running one more iteration and writing a
+    // second snapshot would eat the scheduler's grace period.
+    if (stop_requested() || !await_data(*net_, spec_.iter_size)) {
       if (snapshot_iter_ != iter_) snapshot();  // the previous iteration's end may have written it
       stopped_early_ = true;
       break;
@@ -411,8 +414,9 @@ void Solver::step(int iters) {
       test_all();
       if (test_interrupted_) {
         // The weights are those of iteration iter_ and the test nets are back at the pass's
-        // start, so a resumed run tests again and goes on exactly as an uninterrupted one.
-        snapshot();
+        // start, so a resumed run tests again and goes on exactly as an uninterrupted one
+        // (the snapshot the previous iteration's end wrote, if it did, is that one).
+        if (snapshot_iter_ != iter_) snapshot();
         stopped_early_ = true;
         break;
       }
@@ -491,13 +495,18 @@ void Solver::solve() {
   // those of the snapshot just written, as `crema test` on it gives.
   if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0) {
     test_all();
-    // Training is complete and its snapshot (if asked for) written; only these scores are
-    // lost, and the caller says how to get them.
+    // Training is complete; only these scores are lost, and the caller says how to get them.
+    // A stop always leaves a checkpoint: the final weights are written now if
+    // snapshot_after_train did not write them.
     if (test_interrupted_) {
+      if (snapshot_iter_ != iter_) snapshot();
       stopped_early_ = true;
       return;
     }
   }
+  // A SIGHUP seen during the final snapshot or test pass: there is no next iteration to
+  // write it after.
+  if (std::exchange(snapshot_requested_, false) && snapshot_iter_ != iter_) snapshot();
   if (spec_.display > 0 && iter_ % spec_.display == 0 && await_data(*net_, 1)) {
     // One more forward to report the final training loss, smoothed, as Caffe does.
     update_smoothed_loss(net_->forward(ctx_));

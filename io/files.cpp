@@ -186,14 +186,14 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
   }
 }
 
-namespace {
-// Whether `fd` is the file now at `path` (not one removed or replaced since it was opened).
 bool still_at(int fd, const std::string& path) {
   struct stat open_file {
   }, now{};
   return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &now) == 0 && open_file.st_dev == now.st_dev &&
          open_file.st_ino == now.st_ino;
 }
+
+namespace {
 std::string read_holder(int fd) {
   char text[1024] = {};
   const ssize_t n = ::pread(fd, text, sizeof text - 1, 0);
@@ -203,7 +203,19 @@ std::string read_holder(int fd) {
 }
 }  // namespace
 
-FileLock::FileLock(std::string path, const std::string& holder) : path_(std::move(path)) {
+FileLock::FileLock(std::string path, const std::string& holder) : path_(std::move(path)) { take(holder); }
+
+void FileLock::take_again(const std::string& holder) {
+  if (fd_ >= 0) ::close(fd_);  // not release(): the file at the path now is not this lock's
+  fd_ = -1;
+  state_ = State::unsupported;
+  holder_found_.clear();
+  why_.clear();
+  left_by_.clear();
+  take(holder);
+}
+
+void FileLock::take(const std::string& holder) {
   // A holder removes the file as it lets go: a lock taken on a file that was removed (or
   // replaced) meanwhile guards nothing, so it is taken again on the file now at the path.
   for (int attempt = 0; attempt < 100; ++attempt) {

@@ -44,6 +44,9 @@ std::string temp_name_for(const std::string& path);
 // `name` is not one: how a later run recognises what a killed writer left.
 std::optional<std::string> temp_name_target(const std::string& name);
 void commit_file(const std::string& tmp_path, const std::string& path);
+// Whether `fd` is the file now at `path`: false once the file was removed (a clean-up job
+// emptying the run's folder) or replaced since it was opened.
+bool still_at(int fd, const std::string& path);
 
 // An exclusive advisory lock (flock) on `path`, made if need be, held while the object lives.
 // The kernel releases it when the process ends however it ends, so a killed holder leaves no
@@ -71,8 +74,15 @@ class FileLock {
   const std::string& left_by() const { return left_by_; }
   // Lets go now, as the destructor does (once): for an exit that runs no destructors.
   void release();
+  // Held, but its file is no longer at the path (removed with the run's folder): the lock
+  // then keeps no other run out.
+  bool lost() const { return state_ == State::held && !still_at(fd_, path_); }
+  // Lets go of a lost lock and takes one on a new file at the path; state() says how it went
+  // (taken: another run made it meanwhile).
+  void take_again(const std::string& holder);
 
  private:
+  void take(const std::string& holder);
   std::string path_;
   int fd_ = -1;
   State state_ = State::unsupported;

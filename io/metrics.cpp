@@ -187,6 +187,14 @@ void MetricsWriter::fail(const std::string& path, const std::string& why, bool& 
 
 void MetricsWriter::write_csv(CsvFile& csv, const MetricsRow& row) {
   if (csv.failed) return;
+  if (csv.file && !still_at(::fileno(csv.file), csv.path)) {
+    // Removed with the run's folder (a clean-up job): rows written to it now would be lost.
+    std::fclose(csv.file);
+    csv.file = nullptr;
+    std::error_code ec;
+    fs::create_directories(fs::path(csv.path).parent_path(), ec);
+    spdlog::warn("{} was removed during the run; the rows from iteration {} on go to a new one", csv.path, row.iter);
+  }
   const std::string header = header_line(row);
   if (!csv.file) {
     std::error_code ec;
@@ -219,6 +227,16 @@ void MetricsWriter::write_csv(CsvFile& csv, const MetricsRow& row) {
 void MetricsWriter::write(const MetricsRow& row) {
   const size_t slot = static_cast<size_t>(row.test_net + 1);
   if (slot < csv_.size()) write_csv(csv_[slot], row);
+  if (events_ && !events_failed_ && events_->removed()) {
+    // Removed with the run's folder (a clean-up job): the rows to come go to a new file.
+    try {
+      events_ = std::make_unique<EventFileWriter>(tensorboard_dir(prefix_), row.wall_time);
+      spdlog::warn("the TensorBoard events file was removed during the run; the rows from iteration {} on go to {}",
+                   row.iter, events_->path());
+    } catch (const std::exception& e) {
+      fail(tensorboard_dir(prefix_), e.what(), events_failed_);
+    }
+  }
   if (events_ && !events_failed_) {
     const std::string group =
         row.test_net < 0 ? "train/" : row.test_net == 0 ? "test/" : "test" + std::to_string(row.test_net) + "/";

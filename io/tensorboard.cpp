@@ -209,6 +209,8 @@ EventFileWriter::~EventFileWriter() {
   if (file_) std::fclose(file_);
 }
 
+bool EventFileWriter::removed() const { return !still_at(::fileno(file_), path_); }
+
 void EventFileWriter::write_event(const std::string& event) {
   const std::string record = tf_record(event);
   if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() || std::fflush(file_) != 0)

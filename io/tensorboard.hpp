@@ -54,6 +54,8 @@ class EventFileWriter {
 
   void write_event(const std::string& event);
   const std::string& path() const { return path_; }
+  // The file was removed (or replaced) since it was made.
+  bool removed() const;
 
  private:
   std::string path_;

@@ -599,6 +599,38 @@ TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choos
   CHECK_MESSAGE(twice.output.find("it gives SIGINT an effect twice") != std::string::npos, twice.output);
 }
 
+TEST_CASE("a snapshot folder removed during a run comes back with its lock and metrics files") {
+  // A clean-up job (or a user) empties the run's folder: the run's open files went with it.
+  ToyJob job(1000000);
+  const std::string snap = job.dir / "snap";
+  test::Child run({test::crema_binary(), "train", job.solver, "--set", "display=1", "--set", "snapshot=200"},
+                  job.dir / "run.log");
+  REQUIRE(run.wait_for_log("Snapshotting solver state", 60));
+  fs::rename(snap, snap + ".gone");  // at once, as the run keeps writing there
+  fs::remove_all(snap + ".gone");
+  // The lock is taken again at once: a second run under the prefix is still refused.
+  REQUIRE_MESSAGE(run.wait_for_log("toy.lock was removed during the run; taken again", 30), run.log());
+  CHECK(fs::exists(snap + "/toy.lock"));
+  const auto second = test::run(crema_cmd("train " + job.solver + " --resume --set max_iter=3"));
+  CHECK(second.status == 1);
+  CHECK_MESSAGE(second.output.find("another crema run is training under the prefix") != std::string::npos,
+                second.output);
+  REQUIRE(run.wait_for_log("toy.train.csv was removed during the run; the rows from iteration", 30));
+  REQUIRE(run.wait_for_log("the TensorBoard events file was removed during the run", 30));
+  REQUIRE(run.wait_for_log("Snapshotting solver state to HDF5 file " + snap + "/toy_iter_400", 60));
+  run.signal(SIGTERM);
+  CHECK(run.wait() == 0);
+  // The new CSV file starts with its header, then rows.
+  const std::string csv = test::read_file(snap + "/toy.train.csv");
+  CHECK(csv.rfind("iter,wall_time,smoothed_loss,", 0) == 0);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') > 2);
+  CHECK(fs::exists(snap + "/toy_iter_400.caffemodel.h5"));
+  CHECK_FALSE(fs::exists(snap + "/toy.lock"));  // let go at the end
+  bool events = false;
+  for (const auto& e : fs::directory_iterator(snap + "/toy.tensorboard")) events = events || e.is_regular_file();
+  CHECK(events);
+}
+
 TEST_CASE("one run per snapshot_prefix: a second is refused while the first trains, and a killed one leaves no lock") {
   ToyJob job(1000000);
   const std::string lock = job.dir / "snap/toy.lock";
@@ -721,12 +753,33 @@ TEST_CASE("Ctrl-C in the final test pass names the crema test command that score
   REQUIRE_MESSAGE(scored.status == 0, scored.output);
   CHECK(scored.output.find("accuracy = ") != std::string::npos);
 
-  // Without snapshot_after_train there are no final weights to score, and crema says so
-  // (the file of the same name that the run resumed here wrote is not taken for them).
-  const std::string none = stopped_in_final_test(
-      {"--set", "snapshot_after_train=false", "--snapshot", job.dir / "snap/toy_iter_10.solverstate.h5"},
-      "no_final.log");
-  CHECK_MESSAGE(none.find("no final weights were written (snapshot_after_train is off)") != std::string::npos, none);
+  // Without snapshot_after_train (and here with no periodic snapshots either: the start
+  // warned that only a stop writes weights), the stop still leaves the final weights.
+  fs::remove(job.dir / "snap/toy_iter_20.caffemodel.h5");
+  const std::string none = stopped_in_final_test({"--set", "snapshot_after_train=false", "--set", "snapshot=0",
+                                                  "--snapshot", job.dir / "snap/toy_iter_10.solverstate.h5"},
+                                                 "no_final.log");
+  CHECK_MESSAGE(none.find("only a stop by Ctrl-C or SIGTERM") != std::string::npos, none);
+  CHECK_MESSAGE(none.find("Score its weights with: crema test") != std::string::npos, none);
+  CHECK_MESSAGE(none.find("toy_iter_20.caffemodel.h5") != std::string::npos, none);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_20.caffemodel.h5"));
+  CHECK(fs::exists(job.dir / "snap/toy_iter_20.solverstate.h5"));
+}
+
+TEST_CASE("SIGHUP in the final test pass writes the final weights when snapshot_after_train is off") {
+  ToyJob job(20);
+  // 20000 test batches: seconds, long enough for the signal to land in the pass.
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "test_initialization=false", "--set",
+                     "test_iter=20000", "--set", "snapshot=0", "--set", "snapshot_after_train=false"},
+                    job.dir / "hup.log");
+  REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+  child.signal(SIGHUP);
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  CHECK_MESSAGE(log.find("SIGHUP received: a snapshot is written") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("Optimization Done.") != std::string::npos, log);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_20.caffemodel.h5"));
+  CHECK(fs::exists(job.dir / "snap/toy_iter_20.solverstate.h5"));
 }
 
 TEST_CASE("a misspelt key prints file:line:col and a suggestion, exit status 2") {

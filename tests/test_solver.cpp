@@ -421,6 +421,42 @@ TEST_CASE("solver: a TRAIN net without a loss is refused (training it would chan
                "  - {name: bn, type: BatchNorm, bottom: x, top: y}\n"));
 }
 
+TEST_CASE("solver: a stop that comes while a snapshot is written stops right after it") {
+  // A large net's snapshot takes seconds; a scheduler's SIGTERM often lands in it. One more
+  // iteration and a second snapshot would eat the grace period before the kill.
+  const std::string yaml =
+      "base_lr: 0.1\nmax_iter: 20\nsnapshot: 5\nsnapshot_prefix: unused\n"
+      "net:\n  name: tiny\n  layer:\n"
+      "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [2, 3]}, {dim: [2, 1]}], "
+      "data_filler: {type: gaussian}}}\n"
+      "  - {name: ip, type: InnerProduct, bottom: x, top: out, inner_product_param: {num_output: 1}}\n"
+      "  - {name: loss, type: EuclideanLoss, bottom: [out, y], top: loss}\n";
+  auto j = make_job(yaml);
+  std::vector<int> snapshots;
+  bool stop = false;
+  j->solver->on_snapshot = [&](Solver& s) {
+    snapshots.push_back(s.iter());
+    stop = true;  // the signal arrives while this snapshot is written
+  };
+  j->solver->poll_action = [&] { return stop ? Solver::Action::Stop : Solver::Action::None; };
+  QuietLog quiet;
+  j->solver->solve();
+  CHECK(j->solver->stopped_early());
+  CHECK(j->solver->iter() == 5);
+  CHECK(snapshots == std::vector<int>{5});
+
+  // One asked for during setup, seen at the first poll: the snapshot is of the starting
+  // weights, nothing trained.
+  auto early = make_job(yaml);
+  snapshots.clear();
+  early->solver->on_snapshot = [&](Solver& s) { snapshots.push_back(s.iter()); };
+  early->solver->poll_action = [] { return Solver::Action::Stop; };
+  early->solver->solve();
+  CHECK(early->solver->stopped_early());
+  CHECK(early->solver->iter() == 0);
+  CHECK(snapshots == std::vector<int>{0});
+}
+
 TEST_CASE("solver: a gradient that stops being finite while the loss stays finite stops training at that update") {
   SUBCASE("a gradient that overflows where the output does not") {
     auto j = make_job(sqrt_at_zero_net() + "base_lr: 0.01\nmax_iter: 10\nsnapshot: 1\nsnapshot_prefix: unused\n");
