@@ -64,6 +64,7 @@ struct TransformParams {
 class DataTransformer {
  public:
   DataTransformer(TransformParams params, Phase phase) : params_(std::move(params)), phase_(phase) {}
+  const TransformParams& params() const { return params_; }
   // Reads mean_file, if any; throws Error naming it when it cannot be read.
   void load_mean_file();
   // Shape of one transformed sample (C, H', W') for an input of (C, H, W), after

@@ -75,6 +75,13 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
   spdlog::info("{}: {} samples of {} from {}{}; {} prefetch thread(s)", spec_.name, source_->size(),
                io::shape_text(channels_, height_, width_), source_name(),
                params_.shuffle ? ", shuffled each epoch" : "", params_.prefetch.threads);
+  // Caffe flips TEST images at random as well; crema's scores are of the images as they are,
+  // the same at every pass. Said, as a zoo net's scores can differ a little from Caffe's.
+  if (spec_.phase == Phase::TEST && transformer_.params().mirror)
+    spdlog::warn(
+        "{}: transform_param.mirror is set in a TEST net; crema flips only TRAIN images (Caffe flips TEST "
+        "images at random too), so the scores are of the images as they are",
+        spec_.name);
 }
 
 void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {

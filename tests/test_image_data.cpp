@@ -87,6 +87,39 @@ TEST_CASE("ImageData: a list under root_folder gives each image's pixels and lab
   for (int i = 0; i < 24; ++i) CHECK(colour.data.cpu_data()[i] == colour.data.cpu_data()[48 + i]);
 }
 
+TEST_CASE("ImageData: mirror flips TRAIN images only, and a TEST net that sets it is told so") {
+  test::TempDir dir;
+  write_six(dir);
+  const std::string yaml = image_yaml(
+      dir / "list.txt", 6, ", root_folder: '" + dir.path().string() + "', is_color: false", "{mirror: true}");
+  const auto flipped_rows = [](const Blob& data) {  // of the six 2x3 images, how many come flipped
+    int flipped = 0;
+    for (int i = 0; i < 6; ++i) flipped += data.cpu_data()[i * 6] > data.cpu_data()[i * 6 + 2];
+    return flipped;
+  };
+  int train_flips = 0;
+  {
+    test::CaptureLog log;
+    ImagesUnderTest train(yaml, Phase::TRAIN, 1);
+    for (int pass = 0; pass < 4; ++pass) {
+      train.next();
+      train_flips += flipped_rows(train.data);
+    }
+    CHECK(log.text().find("mirror") == std::string::npos);
+  }
+  CHECK(train_flips > 0);
+  CHECK(train_flips < 24);
+  test::CaptureLog log;
+  ImagesUnderTest test_net(yaml, Phase::TEST, 1);
+  for (int pass = 0; pass < 4; ++pass) {
+    test_net.next();
+    CHECK(flipped_rows(test_net.data) == 0);
+  }
+  CHECK_MESSAGE(log.text().find("transform_param.mirror is set in a TEST net; crema flips only TRAIN images") !=
+                    std::string::npos,
+                log.text());
+}
+
 TEST_CASE("ImageData: an image folder has one class per sub-folder, in name order") {
   test::TempDir dir;
   write_png(dir / "classes/zebra/1.png", 2, 2, 30);
