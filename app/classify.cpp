@@ -147,6 +147,7 @@ int classify(const ClassifyOptions& opt) {
     }
   }
   std::fflush(stdout);
+  net.finish();
   return 0;
 }
 

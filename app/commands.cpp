@@ -724,6 +724,15 @@ int train(const TrainOptions& opt) {
     exit_past_blocked_reader(1, stopped.what());
     throw stopped;
   }
+  // What output layers (HDF5Output) wrote is published now, where a failure still sets the
+  // exit status.
+  try {
+    solver.net().finish();
+    for (Net* test_net : solver_test_nets(solver)) test_net->finish();
+  } catch (const Error& e) {
+    exit_past_blocked_reader(1, e.what());
+    throw;
+  }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const int status = [&] {
     if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
@@ -831,6 +840,7 @@ int test(const TestOptions& opt) {
         spdlog::info("{} = {:.6g}", net.output_names()[j], mean);
     }
   }
+  net.finish();
   return 0;
 }
 
@@ -944,6 +954,7 @@ int extract_features(const ExtractOptions& opt) {
     what += (what.empty() ? "" : ", ") + opt.blobs[k] + " " + blobs[k]->shape_string();
   spdlog::info("Wrote {} samples ({} batches) of {} to {}", samples, opt.net.iterations, what,
                fmt::join(opt.outputs, ", "));
+  t.net->finish();
   return 0;
 }
 
@@ -1012,6 +1023,7 @@ int time(const TimeOptions& opt) {
   spdlog::info("Average Forward-Backward: {:.4f} ms.", ms_since(start) / iters);
   spdlog::info("Total Time: {:.3f} ms.", ms_since(start));
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
+  net.finish();
   return 0;
 }
 

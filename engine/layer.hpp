@@ -109,6 +109,10 @@ class Layer {
   virtual std::string save_state() const { return {}; }
   virtual void restore_state(const std::string& /*state*/) {}
 
+  // The command is done with the net: what the layer writes is completed now, and a failure
+  // throws (a destructor could only log it, and the command would end with status 0).
+  virtual void finish() {}
+
  protected:
   virtual void layer_setup(Context& /*ctx*/, const BlobVec& /*bottom*/, const BlobVec& /*top*/) {}
   virtual void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) = 0;

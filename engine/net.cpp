@@ -672,6 +672,10 @@ Layer::DataStats Net::data_stats() const {
   return sum;
 }
 
+void Net::finish() {
+  for (const auto& l : layers_) l->finish();
+}
+
 Net::~Net() {
   while (!layers_.empty()) layers_.pop_back();
 }

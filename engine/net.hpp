@@ -46,6 +46,9 @@ class Net {
   // clean-up, which waits for its reader (a read stalled on a network file system can hold it).
   ~Net();
 
+  // Layer::finish of every layer, first to last: the command is done with the net.
+  void finish();
+
   // Runs every layer; returns the total weighted loss.
   float forward(Context& ctx);
   // Backward through the layers that need it; parameter diffs accumulate.

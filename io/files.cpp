@@ -156,7 +156,7 @@ std::optional<std::string> temp_name_target(const std::string& name) {
   return name.substr(0, tmp);
 }
 
-void commit_file(const std::string& tmp_path, const std::string& path) {
+void commit_file(const std::string& tmp_path, const std::string& path, bool keep_tmp_on_failure) {
   // Flush the file's blocks before the rename makes it visible under its real name.
   const int fd = ::open(tmp_path.c_str(), O_RDONLY);
   if (fd >= 0) {
@@ -164,19 +164,14 @@ void commit_file(const std::string& tmp_path, const std::string& path) {
     ::close(fd);
   }
   std::error_code ec;
-  if (auto problem = not_replaceable(path)) {  // made there since temp_name_for looked
-    fs::remove(tmp_path, ec);
-    throw Error(*problem);
-  }
-  if (fs::is_directory(path, ec)) {  // rename would fail, and say "Success"
-    fs::remove(tmp_path, ec);
-    throw Error(directory_in_the_way(path));
-  }
+  const auto fail = [&](const std::string& why) {
+    if (!keep_tmp_on_failure) fs::remove(tmp_path, ec);
+    throw Error(why);
+  };
+  if (auto problem = not_replaceable(path)) fail(*problem);          // made there since temp_name_for looked
+  if (fs::is_directory(path, ec)) fail(directory_in_the_way(path));  // rename would fail, and say "Success"
   fs::rename(tmp_path, path, ec);
-  if (ec) {
-    fs::remove(tmp_path, ec);
-    throw Error("cannot move the new file into place as '" + path + "': " + ec.message());
-  }
+  if (ec) fail("cannot move the new file into place as '" + path + "': " + ec.message());
   // Persist the directory entry as well.
   const std::string dir = fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string();
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);

@@ -43,7 +43,9 @@ std::string temp_name_for(const std::string& path);
 // The name a temp_name_for name stands for (`name` without its ".tmp-PID"), or nothing when
 // `name` is not one: how a later run recognises what a killed writer left.
 std::optional<std::string> temp_name_target(const std::string& name);
-void commit_file(const std::string& tmp_path, const std::string& path);
+// A failure removes the temporary file unless `keep_tmp_on_failure` (when it holds what exists
+// nowhere else, as an output layer's rows).
+void commit_file(const std::string& tmp_path, const std::string& path, bool keep_tmp_on_failure = false);
 // Whether `fd` is the file now at `path`: false once the file was removed (a clean-up job
 // emptying the run's folder) or replaced since it was opened.
 bool still_at(int fd, const std::string& path);

@@ -22,20 +22,28 @@ HDF5OutputLayer::HDF5OutputLayer(const LayerSpec& spec) : Layer(spec) {
 
 HDF5OutputLayer::~HDF5OutputLayer() {
   try {
-    close();
+    finish();
   } catch (const std::exception& e) {
-    std::error_code unknown;
-    const bool kept = std::filesystem::exists(temp_name_, unknown);
-    spdlog::error("{}: {} ({})", spec_.name, e.what(),
-                  kept ? "the rows written are in '" + temp_name_ + "'" : "the rows written are lost");
+    spdlog::error("{}", e.what());
   }
 }
 
-void HDF5OutputLayer::close() {
+void HDF5OutputLayer::finish() {
   if (!file_) return;
-  file_->flush();
-  file_.reset();
-  io::commit_file(temp_name_, file_name_);
+  try {
+    file_->flush();
+    file_.reset();
+    io::commit_file(temp_name_, file_name_, true);  // the rows exist nowhere else
+  } catch (const std::exception& e) {
+    file_.reset();
+    std::error_code unknown;
+    const bool kept = std::filesystem::exists(temp_name_, unknown);
+    throw Error(
+        spec_.name + ": " + e.what() + " (" +
+        (kept ? "the rows written are in '" + temp_name_ + "'; move it to '" + file_name_ + "' once the way is clear"
+              : "the rows written are lost") +
+        ")");
+  }
   spdlog::info("{}: wrote {}", spec_.name, file_name_);
 }
 

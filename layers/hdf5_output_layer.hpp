@@ -5,7 +5,7 @@
 // hdf5_output_param: file_name (required; its folder must exist).
 // The rows go to a temporary file next to file_name (`<file_name>.tmp-<pid>`,
 // flushed after every batch) that is synced and renamed to file_name when the net is
-// destroyed (end of `crema test` or training), so file_name only ever holds a
+// finished (end of `crema test` or training; or destroyed), so file_name only ever holds a
 // complete file. No tops, no gradient. On a GPU the layer still reads its bottoms on
 // the host: writing them to a file is its whole job.
 #pragma once
@@ -29,8 +29,9 @@ class HDF5OutputLayer : public Layer {
   bool backward_refuses(int) const override { return false; }  // as Caffe's backward
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
-  // Renames the finished file into place now (also done on destruction).
-  void close();
+  // Renames the finished file into place (also done on destruction, where a failure can only
+  // be logged); a failure throws, naming the layer and where the rows are.
+  void finish() override;
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

@@ -529,6 +529,23 @@ TEST_CASE("a run that finishes while its reader is stuck reading ahead still end
   CHECK(fs::exists(job.dir / "out.h5"));
 }
 
+TEST_CASE("an HDF5Output file that cannot be put in place at the end fails the run, naming where its rows are") {
+  StalledReaderJob job(-1, -1, true);  // no reader stuck: the TRAIN net writes ip to out.h5
+  test::Child child({test::crema_binary(), "train", job.dir / "solver.yaml", "--set", "max_iter=100000000"},
+                    job.dir / "blocked_output.log");
+  REQUIRE(child.wait_for_log("Iteration 5,", 60));
+  // Something made at the name during the run (a folder, here): the rename cannot replace it.
+  fs::create_directories(job.dir / "out.h5/inside");
+  child.signal(SIGTERM);
+  CHECK(child.wait() == 1);  // was 0: the failure was only logged as the net was destroyed
+  const std::string log = child.log();
+  CHECK_MESSAGE(log.find("out: cannot") != std::string::npos, log);
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(the rows written are in '([^']+)')")), log);
+  CHECK(fs::exists(std::string(m[1])));
+  CHECK(fs::exists(job.dir / "snap"));  // the stop's snapshot was written before
+}
+
 TEST_CASE("extract-features stopped while its reader is stuck ends, writing nothing") {
   StalledReaderJob job(-1, 2);  // the TEST net's first batch is read, the second waits
   const std::string out = job.dir / "features.h5";
