@@ -177,6 +177,41 @@ bool is_number(const std::string& s) {
 // required option only shows as "--model is required"), while the usual cause is one
 // misspelt option or command: name the first such with its closest real spelling.
 // "" when every option and command is known (an extra positional argument, a bad value).
+// Caffe's flags are gflags, which take one dash as two: the model zoo's instructions write
+// `caffe train -solver S -weights W -gpu 0`. A single-dash word that is a long option's name
+// (after the command) is taken as that option; anything else is left for CLI11 (-ofile).
+std::vector<std::string> with_caffe_single_dash_flags(CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  CLI::App* sub = nullptr;
+  bool value_next = false;  // the previous word was an option that takes the next as its value
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") break;
+    if (std::exchange(value_next, false)) continue;
+    if (!sub && arg[0] != '-') {
+      const auto found = app.get_subcommands([&](CLI::App* c) { return c->get_name() == arg; });
+      sub = found.empty() ? nullptr : found.front();
+      continue;
+    }
+    if (!sub || arg.size() < 2 || arg[0] != '-' ||
+        !std::isalpha(static_cast<unsigned char>(arg[arg[1] == '-' ? 2 : 1])))
+      continue;
+    const size_t eq = arg.find('=');
+    const auto option = [&](const std::string& name) {
+      const CLI::Option* o = sub->get_option_no_throw(name);
+      return o != nullptr ? o : app.get_option_no_throw(name);
+    };
+    const CLI::Option* o = nullptr;
+    if (arg[1] == '-' || arg.size() == 2) {
+      o = option(arg.substr(0, eq));  // --name[=value], -o
+    } else if ((o = option("-" + arg.substr(0, eq)))) {
+      arg = "-" + arg;
+    }
+    value_next = o != nullptr && eq == std::string::npos && o->get_items_expected_min() > 0;
+  }
+  return args;
+}
+
 std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
   const std::vector<CLI::App*> subs = app.get_subcommands([](CLI::App*) { return true; });
   std::vector<std::string> commands;
@@ -199,8 +234,14 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
     CLI::App& at = sub ? *sub : app;
     const std::string where = sub ? "crema " + sub->get_name() : std::string("crema");
     if (arg.size() > 1 && arg[0] == '-' && !is_number(arg)) {
-      // --name=value, or -o with its value attached (-ofile).
-      const std::string name = arg[1] == '-' ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
+      // --name=value, or -o with its value attached (-ofile); a single-dash word that starts
+      // with no short option is a long one misspelt in gflags' style (-solverx).
+      std::string name = arg[1] == '-' ? arg.substr(0, arg.find('=')) : arg.substr(0, 2);
+      std::string written = name;
+      if (arg[1] != '-' && arg.size() > 2 && !at.get_option_no_throw(name)) {
+        written = arg.substr(0, arg.find('='));
+        name = "-" + written;
+      }
       if (name == "-h" || name == "--help") continue;
       model_given |= name == "--model";
       solver_given |= sub && name == "--solver";
@@ -219,7 +260,7 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       // "-x" is a distance of one from every short option: no suggestion for those.
       const bool word = name.find_first_not_of('-') != std::string::npos && name.size() > 2;
       const std::string hint = word ? crema::did_you_mean(name, option_names(at)) : "";
-      return where + ": unknown option '" + name + "'" + hint + "; '" + where + " --help' lists the options";
+      return where + ": unknown option '" + written + "'" + hint + "; '" + where + " --help' lists the options";
     }
     if (!sub) {
       if (std::find(commands.begin(), commands.end(), arg) == commands.end()) {
@@ -538,6 +579,10 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  std::vector<std::string> arg_words = with_caffe_single_dash_flags(app, argc, argv);
+  std::vector<char*> arg_pointers;
+  for (std::string& w : arg_words) arg_pointers.push_back(w.data());
+  argv = arg_pointers.data();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

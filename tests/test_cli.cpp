@@ -1143,6 +1143,26 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   }
 }
 
+TEST_CASE("Caffe's single-dash flags (the model zoo's commands) are taken as the long options") {
+  ToyJob job(10);
+  auto r = test::run(crema_cmd("train -solver " + job.solver + " -sigint_effect stop -threads=1"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  const std::string weights = job.dir / "snap/toy_iter_10.caffemodel.h5";
+  r = test::run(crema_cmd("test -model " + job.solver + " -weights " + weights + " -iterations 2"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("accuracy = ") != std::string::npos);
+  // A misspelt one gets the suggestion a misspelt --option gets, in the spelling written.
+  r = test::run(crema_cmd("train -solverx " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema train: unknown option '-solverx' (did you mean '--solver'?)") != std::string::npos,
+                r.output);
+  // A value that starts with a dash is left as it is: here the log file '-weights'.
+  r = test::run("cd " + job.dir.path().string() + " && " +
+                crema_cmd("test --model " + job.solver + " --weights " + weights + " --iterations 1 --log -weights"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK(fs::exists(job.dir / "-weights"));
+}
+
 TEST_CASE("Caffe's --gpu 0,1 and --gpu all are refused as several devices, crema device --gpu all lists all") {
   for (const std::string command : {"train solver.yaml", "test --model m --weights w", "time --model m", "device"})
     for (const std::string devices : {"0,1", "all"}) {
