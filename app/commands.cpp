@@ -412,7 +412,7 @@ int train(const TrainOptions& opt) {
   // Counted from here, setup included: the scheduler's clock runs from the job's start.
   const auto started = std::chrono::steady_clock::now();
   // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
-  // process with nothing said; handled, it stops after the first iteration with a snapshot.
+  // process with nothing said; handled, it stops before the first iteration with a snapshot.
   install_signal_handlers(opt.signal_effects);
   auto root = io::load_solver_config(opt.solver, opt.overrides);
   if (!opt.stages.empty() || opt.level) {
@@ -522,35 +522,55 @@ int train(const TrainOptions& opt) {
   int resumed_iter = -1;  // the iteration of --snapshot, once restored
   // The folder was made at start; a clean-up job may have removed it since (the weights in
   // memory are then all there is of the run), and the lock file with it: without it a second
-  // run could start under this prefix. Checked before each snapshot and at each poll (a stat).
-  const auto keep_prefix = [&] {
+  // run could start under this prefix. Checked before each snapshot and, at most once a
+  // second, at the solver's polls (stat calls cost on a network file system).
+  bool lock_to_retake = false;  // removed, and taking it again failed: tried again later
+  auto last_kept = std::chrono::steady_clock::now();
+  const auto keep_prefix = [&](bool now) {
+    const auto at = std::chrono::steady_clock::now();
+    if (!now && at - last_kept < std::chrono::seconds(1)) return;
+    last_kept = at;
     std::error_code ec;
     const fs::path dir = fs::path(prefix).parent_path();
     if (!dir.empty() && !fs::exists(dir, ec) && fs::create_directories(dir, ec))
       spdlog::warn("the snapshot folder '{}' was removed during the run (a clean-up job?); made again", dir.string());
-    if (!lock.lost()) return;
+    if (!lock.lost() && !lock_to_retake) return;
+    const bool retry = std::exchange(lock_to_retake, false);
     lock.take_again(holder);
-    if (lock.state() == io::FileLock::State::held)
+    if (lock.state() == io::FileLock::State::held) {
       spdlog::warn("{} was removed during the run; taken again", lock.path());
-    else if (lock.state() == io::FileLock::State::taken)
+    } else if (lock.state() == io::FileLock::State::taken) {
       spdlog::warn(
           "{} was removed during the run, and another run took it since ({}): the two overwrite each other's "
           "snapshots and metrics under the prefix '{}'; stop one of them",
           lock.path(), lock.holder_found().empty() ? "its holder is not named" : lock.holder_found(), prefix);
-    else
-      spdlog::warn(
-          "{} was removed during the run and cannot be made again ({}): nothing keeps another run from training "
-          "under the prefix '{}'",
-          lock.path(), lock.why(), prefix);
+    } else {
+      lock_to_retake = true;
+      if (!retry)
+        spdlog::warn(
+            "{} was removed during the run and cannot be made again now ({}): until it is, nothing keeps another run "
+            "from training under the prefix '{}'",
+            lock.path(), lock.why(), prefix);
+    }
   };
   solver.on_snapshot = [&](Solver& s) {
     const std::string base = io::snapshot_base(prefix, s.iter());
-    keep_prefix();
-    spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
     const std::vector<Net*> test_nets = solver_test_nets(s);
-    io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff, {test_nets.begin(), test_nets.end()});
-    spdlog::info("Snapshotting solver state to HDF5 file {}.solverstate.h5", base);
-    io::save_solver_state(s.state(), base + ".caffemodel.h5", config_yaml, base + ".solverstate.h5");
+    const auto save = [&] {
+      keep_prefix(true);
+      spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
+      io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff, {test_nets.begin(), test_nets.end()});
+      spdlog::info("Snapshotting solver state to HDF5 file {}.solverstate.h5", base);
+      io::save_solver_state(s.state(), base + ".caffemodel.h5", config_yaml, base + ".solverstate.h5");
+    };
+    try {
+      save();
+    } catch (const Error&) {
+      // The folder removed while the snapshot was written: made again, and written again.
+      std::error_code ec;
+      if (const fs::path dir = fs::path(prefix).parent_path(); dir.empty() || fs::exists(dir, ec)) throw;
+      save();
+    }
     last_state = base + ".solverstate.h5";
     last_weights = base + ".caffemodel.h5";
     last_snapshot_iter = s.iter();
@@ -601,7 +621,7 @@ int train(const TrainOptions& opt) {
         solver.iter() + static_cast<int>(left / per_iter), spec.max_iter, kExitTimeLimit);
   };
   solver.poll_action = [&]() {
-    keep_prefix();
+    keep_prefix(false);
     const Solver::Action action = poll_signal_action();
     if (time_is_up) return Solver::Action::Stop;
     if (action == Solver::Action::Stop || opt.time_limit_s <= 0) return action;
@@ -612,10 +632,16 @@ int train(const TrainOptions& opt) {
     }
     if (solver.iter() == start_iter) throw no_progress();
     time_is_up = true;
-    spdlog::warn(
-        "--time-limit {} has passed ({:.0f} s since the start) at iteration {}: stopping with a snapshot (exit "
-        "status {}; the same command with --resume continues)",
-        opt.time_limit, elapsed, solver.iter(), kExitTimeLimit);
+    if (solver.iter() >= spec.max_iter)  // in the final test pass: the training is done
+      spdlog::warn(
+          "--time-limit {} has passed ({:.0f} s since the start) in the final test pass: stopping it; training is "
+          "complete (exit status 0), and its final weights can be scored with the command below",
+          opt.time_limit, elapsed);
+    else
+      spdlog::warn(
+          "--time-limit {} has passed ({:.0f} s since the start) at iteration {}: stopping with a snapshot (exit "
+          "status {}; the same command with --resume continues)",
+          opt.time_limit, elapsed, solver.iter(), kExitTimeLimit);
     return Solver::Action::Stop;
   };
   if (opt.time_limit_s > 0)

@@ -632,9 +632,8 @@ int main(int argc, char** argv) {
   }
   if (const int cores = crema::available_cores(); threads > cores)
     spdlog::warn(
-        "--threads {} is more than the {} cores crema may run on here: the threads take turns, and each step runs "
-        "slower "
-        "than with --threads {}",
+        "--threads {} is more than the {} CPU(s) crema may use here (its CPU affinity, and its cgroup's CPU quota if "
+        "one is set): the threads take turns, and each step runs slower than with --threads {}",
         threads, cores, cores);
   crema::set_num_threads(threads);
   try {

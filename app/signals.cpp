@@ -209,7 +209,8 @@ Solver::Action poll_signal_action() {
     return Solver::Action::Stop;
   }
   if (const int sig = g_snapshot_signal.exchange(0); sig != 0) {
-    spdlog::info("{} received: a snapshot is written after this iteration", signal_name(sig));
+    spdlog::info("{} received: a snapshot is written once the current iteration (or the final test pass) is done",
+                 signal_name(sig));
     return Solver::Action::Snapshot;
   }
   return Solver::Action::None;

@@ -489,7 +489,7 @@ void Solver::solve() {
     spdlog::info("Optimization stopped early at iteration {}.", iter_);
     return;
   }
-  if (spec_.snapshot_after_train && (spec_.snapshot == 0 || iter_ % spec_.snapshot != 0)) snapshot();
+  if (spec_.snapshot_after_train && snapshot_iter_ != iter_) snapshot();  // not twice (a periodic one, a SIGHUP)
   // The final test before the final loss line (Caffe has them the other way round): that
   // line's extra TRAIN forward moves BatchNorm's running statistics, and the scores must be
   // those of the snapshot just written, as `crema test` on it gives.

@@ -591,13 +591,13 @@ TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choos
   const std::string after_int = child.log();
   REQUIRE(std::regex_search(after_int, m, std::regex(R"(toy_iter_(\d+)\.solverstate\.h5)")));
   const int snap_iter = std::stoi(m[1]);
-  CHECK(after_int.find("SIGINT received: a snapshot is written after this iteration") != std::string::npos);
+  CHECK(after_int.find("SIGINT received: a snapshot is written once the current iteration") != std::string::npos);
   REQUIRE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 5) + ",", 30));
   child.signal(SIGTERM);  // ignored
   const int term_iter = snap_iter + 5;
   REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 10) + ",", 30));
   child.signal(SIGUSR2);  // a snapshot too
-  REQUIRE(child.wait_for_log("SIGUSR2 received: a snapshot is written after this iteration", 30));
+  REQUIRE(child.wait_for_log("SIGUSR2 received: a snapshot is written once the current iteration", 30));
   REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 20) + ",", 30));
   child.signal(SIGHUP);  // stops
   CHECK(child.wait() == 0);
@@ -634,14 +634,21 @@ TEST_CASE("a snapshot folder removed during a run comes back with its lock and m
                 second.output);
   REQUIRE(run.wait_for_log("toy.train.csv was removed during the run; the rows from iteration", 30));
   REQUIRE(run.wait_for_log("the TensorBoard events file was removed during the run", 30));
-  REQUIRE(run.wait_for_log("Snapshotting solver state to HDF5 file " + snap + "/toy_iter_400", 60));
+  // A snapshot written once all that came back (not one the log held before).
+  const auto snapshots = [&] { return test::count_of(run.log(), "Snapshotting solver state"); };
+  const size_t before = snapshots();
+  for (int i = 0; i < 3000 && snapshots() == before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(snapshots() > before);
   run.signal(SIGTERM);
   CHECK(run.wait() == 0);
+  const std::string log = run.log();
+  const std::string mark = "Snapshotting to HDF5 file ";
+  const size_t at = log.rfind(mark) + mark.size();
+  CHECK(fs::exists(log.substr(at, log.find('\n', at) - at)));  // the latest snapshot
   // The new CSV file starts with its header, then rows.
   const std::string csv = test::read_file(snap + "/toy.train.csv");
   CHECK(csv.rfind("iter,wall_time,smoothed_loss,", 0) == 0);
   CHECK(std::count(csv.begin(), csv.end(), '\n') > 2);
-  CHECK(fs::exists(snap + "/toy_iter_400.caffemodel.h5"));
   CHECK_FALSE(fs::exists(snap + "/toy.lock"));  // let go at the end
   bool events = false;
   for (const auto& e : fs::directory_iterator(snap + "/toy.tensorboard")) events = events || e.is_regular_file();
@@ -1052,7 +1059,7 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
     r = test::run(crema_cmd("time --model " + job.solver + " --iterations 1 --threads " + std::to_string(cores + 1)));
     CHECK(r.status == 0);
     CHECK_MESSAGE(r.output.find("--threads " + std::to_string(cores + 1) + " is more than the " +
-                                std::to_string(cores) + " cores crema may run on here") != std::string::npos,
+                                std::to_string(cores) + " CPU(s) crema may use here") != std::string::npos,
                   r.output);
   }
   // A job's share of the node (Slurm's cpuset; here taskset's): the default pool is that
@@ -1061,7 +1068,7 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(r.output.find("on the CPU with 1 thread(s)") != std::string::npos, r.output);
   r = test::run("taskset -c 0 " + crema_cmd("time --model " + job.solver + " --iterations 1 --threads 2"));
-  CHECK_MESSAGE(r.output.find("--threads 2 is more than the 1 cores crema may run on here") != std::string::npos,
+  CHECK_MESSAGE(r.output.find("--threads 2 is more than the 1 CPU(s) crema may use here") != std::string::npos,
                 r.output);
 }
 
@@ -1683,6 +1690,19 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
                     std::string::npos,
                 stuck.output);
   CHECK_FALSE(fs::exists(job.dir / "snap/toy_iter_0.solverstate.h5"));  // a snapshot of no progress is not written
+
+  // A limit that passes in the final test pass: training is complete, its weights written
+  // (snapshot_after_train off: the stop writes them), exit 0, and the log says so.
+  const auto final_test = test::run(crema_cmd("train " + job.solver +
+                                              " --set max_iter=20 --set test_initialization=false --set "
+                                              "test_iter=[100000000] --set snapshot=0 --set snapshot_after_train=false "
+                                              "--time-limit 2s --overwrite"));
+  CHECK_MESSAGE(final_test.status == 0, final_test.output);
+  CHECK_MESSAGE(final_test.output.find("--time-limit 2s has passed") != std::string::npos, final_test.output);
+  CHECK(final_test.output.find("in the final test pass: stopping it; training is complete (exit status 0)") !=
+        std::string::npos);
+  CHECK(final_test.output.find("Score its weights with: crema test") != std::string::npos);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_20.caffemodel.h5"));
 
   // Slurm's forms and units are read; anything else is refused before training, naming them.
   const std::vector<std::pair<std::string, int>> forms = {{"90", 5400},     {"1:30", 90},      {"2:00:00", 7200},
