@@ -49,10 +49,24 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
-std::unique_ptr<Context> make_context(int gpu, const std::string& solver_mode, int device_id, long long seed) {
+std::unique_ptr<Context> make_context(int gpu, long long seed) {
   if (gpu >= 0) return Context::gpu(gpu, seed);
-  if (solver_mode == "GPU") return Context::gpu(device_id, seed);
   return std::make_unique<Context>(seed);
+}
+
+// Training's: --gpu N, or else the solver's solver_mode and device_id.
+std::unique_ptr<Context> make_context(int gpu, const SolverSpec& spec) {
+  if (gpu >= 0 || spec.solver_mode != "GPU") return make_context(gpu, spec.random_seed);
+  try {
+    return Context::gpu(spec.device_id, spec.random_seed);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    // Every model-zoo solver says solver_mode: GPU: where it is written, and the way to the
+    // CPU (exit 1 still, as for --gpu N: the file is right for a machine with a GPU).
+    throw Error(spec.solver_mode_mark.str() + ": solver_mode: GPU: " + e.what() +
+                "; to train on the CPU, give --set solver_mode=CPU (or write solver_mode: CPU)");
+  }
 }
 
 // Creates the snapshots' folder and writes the longest file name the run will use
@@ -455,7 +469,7 @@ int train(const TrainOptions& opt) {
     spdlog::info("{} was left by a run that ended without letting go of it ({}); taken over", lock.path(),
                  lock.left_by());
   if (lock.state() == io::FileLock::State::held) remove_unfinished_snapshots(prefix);
-  auto ctx = make_context(opt.gpu, spec.solver_mode, spec.device_id, spec.random_seed);
+  auto ctx = make_context(opt.gpu, spec);
   // This run's --set arguments and device, for the commands printed to the user; a command
   // that sets its own snapshot_prefix leaves the run's out.
   auto run_flags = [&](bool without_prefix) {
@@ -808,7 +822,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   t.root = io::load_net_config(opt.model, &t.solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*t.root);
   const std::optional<SolverSpec> solver_spec = t.solver ? std::optional(SolverSpec::parse(*t.solver)) : std::nullopt;
-  t.ctx = make_context(opt.gpu, "CPU", 0, 1701);
+  t.ctx = make_context(opt.gpu, 1701);
   // A solver file's precision too, so the scores are those its training's tests print.
   if (solver_spec) apply_solver_precision(*t.ctx, *solver_spec, "testing");
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
@@ -991,7 +1005,7 @@ int time(const TimeOptions& opt) {
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   const NetState state = spec.state_for(phase);
   spec.check_layer_params(&state);  // the keys of the other phase's layers too
-  auto ctx = make_context(opt.gpu, "CPU", 0, 1701);
+  auto ctx = make_context(opt.gpu, 1701);
   if (opt.precision == "tf32" && !ctx->on_gpu())
     throw ConfigError(Mark{}, "", "--precision tf32 runs on a GPU's tensor cores; give --gpu N too");
   if (!opt.precision.empty())

@@ -152,6 +152,7 @@ SolverSpec SolverSpec::parse(const Node& root) {
     if (f->str() != "HDF5") f->fail("crema writes HDF5 snapshots only; use snapshot_format: HDF5");
   }
   s.random_seed = r.get_int64("random_seed", -1);
+  if (const Node* m = r.find("solver_mode")) s.solver_mode_mark = m->mark();
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
   s.device_id = r.get_int("device_id", 0);
   if (const Node* p = r.find("precision")) s.precision_mark = p->mark();

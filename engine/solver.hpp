@@ -59,6 +59,7 @@ struct SolverSpec {
   int device_id = 0;
   Precision precision = Precision::fp32;
   Mark precision_mark;      // where `precision` was set, for errors
+  Mark solver_mode_mark;    // where `solver_mode` was set, for errors
   Mark snapshot_prefix_mark;  // where snapshot_prefix was set (no file: unset, or --set)
   bool debug_info = false;  // per-layer magnitudes in the TRAIN net (see Net::set_debug_info)
   // Which metrics files the app writes from Solver::on_metrics (crema's extension).

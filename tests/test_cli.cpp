@@ -1138,6 +1138,18 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   CHECK(r.status == 1);
   CHECK(r.output.find("no usable CUDA device") != std::string::npos);
   CHECK(r.output.find("terminate") == std::string::npos);
+  // A model-zoo solver as it is (solver_mode: GPU): the line is named, and the way to the CPU.
+  const std::string zoo = job.dir / "zoo_solver.yaml";
+  std::string yaml = test::read_file(job.solver);
+  const int line = static_cast<int>(std::count(yaml.begin(), yaml.end(), '\n')) + 1;
+  test::write_file(zoo, yaml + "solver_mode: GPU\n");
+  const auto from_file = test::run(crema_cmd("train " + zoo));
+  CHECK(from_file.status == 1);
+  CHECK_MESSAGE(from_file.output.find(zoo + ":" + std::to_string(line) +
+                                      ":14: solver_mode: GPU: no usable CUDA device") != std::string::npos,
+                from_file.output);
+  CHECK(from_file.output.find("to train on the CPU, give --set solver_mode=CPU") != std::string::npos);
+  CHECK(test::run(crema_cmd("train " + zoo + " --set solver_mode=CPU")).status == 0);
   // Without a driver at all, the runtime's "driver version is insufficient" sent users to
   // upgrade one; said as it is instead.
   if (void* driver = ::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL); driver) {
