@@ -62,14 +62,18 @@ int convert_weights(const ConvertOptions& opt) {
   return 0;
 }
 
-// A solver's `net: path` as it should be written into `output`: unchanged when it
-// names the same file from the output's folder (or is absolute), else relative to that
-// folder (where crema looks first). `found` is the net file the input solver names. Not
-// from the working directory, crema's other place to look: the converted solver is
-// run from elsewhere.
-std::string net_path_for_output(const std::string& written, const std::string& found, const std::string& output) {
+// A solver's `net: path` as it should be written into `output`: unchanged when the output
+// is in the input's folder (the path resolves from it as from the input: a Caffe solver's
+// path, from Caffe's root as the working directory, still works for Caffe) or when it names
+// the same file from the output's folder (or is absolute), else relative to that folder
+// (where crema looks first). `found` is the net file the input solver names. Not from the
+// working directory, crema's other place to look: a solver written elsewhere is run from
+// elsewhere.
+std::string net_path_for_output(const std::string& written, const std::string& found, const std::string& input,
+                                const std::string& output) {
   std::error_code ec;
   const fs::path out_dir = fs::absolute(fs::path(output), ec).parent_path();
+  if (fs::equivalent(fs::absolute(fs::path(input), ec).parent_path(), out_dir, ec)) return written;
   const fs::path as_written(written);
   if (fs::equivalent(as_written.is_absolute() ? as_written : out_dir / as_written, found, ec)) return written;
   const fs::path relative = fs::relative(fs::absolute(found, ec), out_dir, ec);
@@ -99,7 +103,7 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
     }
     *net = io::load_net_file(*found);
     net->set_path("net");
-    const std::string rewritten = net_path_for_output(written, *found, output);
+    const std::string rewritten = net_path_for_output(written, *found, input, output);
     if (rewritten != written) {
       Node* original = root.find("net");
       *original = Node::scalar(rewritten, original->mark(), original->path());

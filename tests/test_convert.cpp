@@ -293,6 +293,18 @@ TEST_CASE("convert: a solver's relative net path still finds the net from the ou
                 crema_cmd("convert " + fs::path(job.solver).filename().string() + " -o converted/from_here.prototxt"));
   REQUIRE_MESSAGE(here.status == 0, here.output);
   CHECK(contains(test::read_file(job.dir / "converted/from_here.prototxt"), "net: \"../toy_net.yaml\"\n"));
+
+  // Caffe's layout: the solver names its net from Caffe's root (the working directory), as
+  // examples/mnist/lenet_solver.prototxt does. Upgraded beside itself, the path is kept, so
+  // Caffe (and crema) run from the root still find it.
+  fs::create_directories(job.dir / "examples/toy");
+  fs::copy_file(job.dir / "toy_net.yaml", job.dir / "examples/toy/toy_net.yaml");
+  test::write_file(job.dir / "examples/toy/solver.yaml", "net: examples/toy/toy_net.yaml\n" + whole.substr(rest));
+  const auto zoo = test::run("cd " + job.dir.path().string() + " && " +
+                             crema_cmd("convert examples/toy/solver.yaml -o examples/toy/solver2.prototxt"));
+  REQUIRE_MESSAGE(zoo.status == 0, zoo.output);
+  CHECK(contains(test::read_file(job.dir / "examples/toy/solver2.prototxt"), "net: \"examples/toy/toy_net.yaml\"\n"));
+  CHECK_FALSE(contains(zoo.output, "is written as"));
 }
 
 TEST_CASE("convert: a .caffemodel with two layers of one name keeps the later one's parameters, as Caffe loads it") {
