@@ -45,8 +45,9 @@ ConfigError input_error(const std::string& input, const std::string& message) {
   return ConfigError(where, "", message);
 }
 
-// Binary .caffemodel → Caffe's HDF5 layout, blob shapes as stored (legacy 4-D shapes
-// stay 4-D; they load into nets right-aligned).
+// Binary .caffemodel → Caffe's HDF5 layout, in the shapes Caffe's net gives the blobs (the
+// reader turns old files' legacy 4-D shapes of InnerProduct and convolution blobs into
+// those; others stay as stored, and load into nets right-aligned).
 int convert_weights(const ConvertOptions& opt) {
   if (!io::ends_with_nocase(opt.output, ".h5"))
     throw ConfigError(Mark{}, "--output",

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 
+#include "io/caffe_upgrade.hpp"
 #include "io/files.hpp"
 #include "io/protobuf_wire.hpp"
 
@@ -21,8 +22,8 @@ namespace {
 // Field numbers from caffe.proto (see /work/shared/reference/caffe-compat.md).
 namespace field {
 constexpr uint32_t kNetName = 1, kNetLayersV1 = 2, kNetLayer = 100;
-constexpr uint32_t kLayerName = 1, kLayerBlobs = 7;
-constexpr uint32_t kV0Layer = 1, kV1Name = 4, kV1Blobs = 6;
+constexpr uint32_t kLayerName = 1, kLayerType = 2, kLayerBlobs = 7;
+constexpr uint32_t kV0Layer = 1, kV1Name = 4, kV1Type = 5, kV1Blobs = 6;
 constexpr uint32_t kBlobNum = 1, kBlobWidth = 4, kBlobData = 5, kBlobShape = 7, kBlobDoubleData = 8;
 constexpr uint32_t kShapeDim = 1;
 constexpr uint32_t kStateIter = 1, kStateLearnedNet = 2, kStateHistory = 3, kStateCurrentStep = 4;
@@ -123,16 +124,38 @@ Blob parse_blob(pb::Reader r) {
   return blob;
 }
 
+// Old files (V1 nets, and any written before N-D shapes) keep a blob's shape in the legacy
+// num/channels/height/width, which makes it 4-D: an InnerProduct weight 1×1×N×K, a bias
+// 1×1×1×N. The shapes Caffe's net has for them are given back where the layer type says
+// what they are (Caffe writes those, e.g. converting to HDF5, and refuses others there).
+void give_net_shapes(LayerWeights& lw, const std::string& type) {
+  const bool inner_product = type == "InnerProduct";
+  if (!inner_product && type != "Convolution" && type != "Deconvolution") return;
+  for (auto& [index, blob] : lw.blobs) {
+    const std::vector<int>& s = blob.shape();
+    if (s.size() != 4 || s[0] != 1 || s[1] != 1) continue;
+    if (index == 0 && inner_product)
+      blob.reshape({s[2], s[3]});  // (N, K)
+    else if (index == 1 && s[2] == 1)
+      blob.reshape({s[3]});  // the bias (N)
+  }
+}
+
 // A LayerParameter (`v1` false) or V1LayerParameter (`v1` true): its name and blobs.
 LayerWeights parse_layer(pb::Reader r, bool v1) {
   const size_t start = r.field_offset();
   const uint32_t name_field = v1 ? field::kV1Name : field::kLayerName;
   const uint32_t blobs_field = v1 ? field::kV1Blobs : field::kLayerBlobs;
   LayerWeights lw;
+  std::string type;
   while (r.next()) {
     if (r.field() == name_field) {
       lw.layer = r.read_string();
       r.set_message(r.message() + " '" + lw.layer + "'");
+    } else if (!v1 && r.field() == field::kLayerType) {
+      type = r.read_string();
+    } else if (v1 && r.field() == field::kV1Type) {
+      type = v1_type_name(r.read_int32());
     } else if (r.field() == blobs_field) {
       const int index = static_cast<int>(lw.blobs.size());
       lw.blobs.emplace_back(index, parse_blob(r.read_message(r.message() + ".blobs[" + std::to_string(index) + "]")));
@@ -144,6 +167,7 @@ LayerWeights parse_layer(pb::Reader r, bool v1) {
   }
   if (lw.layer.empty() && !lw.blobs.empty())
     r.fail_at(start, "a layer with parameter blobs but no name (weights are matched to the net by layer name)");
+  give_net_shapes(lw, type);
   return lw;
 }
 

@@ -5,8 +5,9 @@
 //   .binaryproto  one BlobProto, e.g. the mean image compute_image_mean writes
 // A BlobProto's shape is its legacy num/channels/height/width when any of them is
 // present (always 4-D, as Caffe reads it), else its `shape`; `double_data` wins over
-// `data`. Every problem is one Error naming the file (and, for a corrupt file, the
-// byte offset and the message being read).
+// `data`. The 4-D legacy shapes of InnerProduct, Convolution and Deconvolution blobs are
+// given the net's shapes (1×1×N×K weight → N×K, 1×1×1×N bias → N), which Caffe writes. Every problem is one Error
+// naming the file (and, for a corrupt file, the byte offset and the message being read).
 #pragma once
 
 #include <string>

@@ -274,6 +274,11 @@ std::optional<Node> input_layer(const Node& net) {
 
 }  // namespace
 
+std::string v1_type_name(int value) {
+  const auto& types = v1_types();
+  return value >= 0 && static_cast<size_t>(value) < types.size() ? types[static_cast<size_t>(value)].second : "";
+}
+
 std::vector<std::string> upgrade_net(Node& net) {
   std::vector<std::string> notes;
   if (!net.is_map()) return notes;

@@ -27,6 +27,10 @@ std::vector<std::string> upgrade_net(Node& net);
 // Upgrades a solver map in place, and its net when it is inline.
 std::vector<std::string> upgrade_solver(Node& solver);
 
+// The type name of a V1LayerParameter.LayerType value (14: "InnerProduct"); "" for NONE or a
+// value Caffe never had.
+std::string v1_type_name(int value);
+
 // Whether a config map is a solver (it names a net or has solver keys such as
 // base_lr) rather than a net (which has layers).
 bool is_solver_message(const Node& root);

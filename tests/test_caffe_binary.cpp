@@ -134,16 +134,25 @@ const LayerExpect kCifarQuick4000[] = {
     {"ip2", {{{10, 64}, 0.227042735f, 0.00945626479f, -2.76409148, 46.3330285}, {{10}, -0.121972956f, -0.148432598f, -3.40864062e-07, 1.30311167}}},
     {"loss", {}},
 };
-// V1: legacy num/channels/height/width, so every blob is 4-D.
+// V1: legacy num/channels/height/width, so every blob is stored 4-D; the InnerProduct and
+// Convolution blobs get the shapes Caffe's net gives them (Caffe writes those to HDF5).
 const LayerExpect kV1Lenet[] = {
     {"mnist", {}},
-    {"conv1", {{{20, 1, 5, 5}, 0.233082727f, 0.228454039f, 13.1537003, 97.1857239}, {{1, 1, 1, 20}, -0.130289018f, -0.280529708f, -1.58127841, 2.54991983}}},
+    {"conv1",
+     {{{20, 1, 5, 5}, 0.233082727f, 0.228454039f, 13.1537003, 97.1857239},
+      {{20}, -0.130289018f, -0.280529708f, -1.58127841, 2.54991983}}},
     {"pool1", {}},
-    {"conv2", {{{50, 20, 5, 5}, -0.00818201993f, 0.026446972f, -107.818536, 920.745991}, {{1, 1, 1, 50}, -0.054208383f, -0.126785725f, -2.04258801, 2.35719849}}},
+    {"conv2",
+     {{{50, 20, 5, 5}, -0.00818201993f, 0.026446972f, -107.818536, 920.745991},
+      {{50}, -0.054208383f, -0.126785725f, -2.04258801, 2.35719849}}},
     {"pool2", {}},
-    {"ip1", {{{1, 1, 500, 800}, -0.0198981669f, 0.00448918063f, 85.6192982, 2467.96707}, {{1, 1, 1, 500}, 0.00606228691f, -0.00161689427f, 0.602491686, 1.74666788}}},
+    {"ip1",
+     {{{500, 800}, -0.0198981669f, 0.00448918063f, 85.6192982, 2467.96707},
+      {{500}, 0.00606228691f, -0.00161689427f, 0.602491686, 1.74666788}}},
     {"relu1", {}},
-    {"ip2", {{{1, 1, 10, 500}, -0.0800207779f, 0.00556459744f, 0.242823243, 238.280167}, {{1, 1, 1, 10}, -0.048620265f, -0.0432556681f, -4.79351729e-06, 0.452245667}}},
+    {"ip2",
+     {{{10, 500}, -0.0800207779f, 0.00556459744f, 0.242823243, 238.280167},
+      {{10}, -0.048620265f, -0.0432556681f, -4.79351729e-06, 0.452245667}}},
     {"loss", {}},
 };
 // iter 4000, current_step 0, learned_net "examples/cifar10/cifar10_quick_iter_4000.caffemodel"
@@ -296,7 +305,7 @@ TEST_CASE("binary caffemodel in the current layer format decodes as protobuf doe
   check_weights(io::load_weights(caffe_data("cifar10_quick_iter_4000.caffemodel")), kCifarQuick4000);
 }
 
-TEST_CASE("binary caffemodel in the V1 layers format decodes with legacy 4-D shapes") {
+TEST_CASE("binary caffemodel in the V1 layers format decodes with the net's shapes for its legacy 4-D blobs") {
   check_weights(io::load_weights(caffe_data("v1_lenet/lenet_iter_5000.caffemodel")), kV1Lenet);
 }
 
@@ -373,7 +382,7 @@ TEST_CASE("hand-made NetParameter: both layer lists, unknown fields, nameless an
   REQUIRE(w.size() == 3);
   CHECK(w[0].layer == "old");
   REQUIRE(w[0].blobs.size() == 1);
-  CHECK(w[0].blobs[0].second.shape() == std::vector<int>{1, 1, 1, 2});
+  CHECK(w[0].blobs[0].second.shape() == std::vector<int>{1, 2});  // stored 1x1x1x2: an InnerProduct's (N, K)
   CHECK(w[0].blobs[0].second.cpu_data()[1] == 2.f);
   CHECK(w[1].layer == "new");
   REQUIRE(w[1].blobs.size() == 1);

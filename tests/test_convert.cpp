@@ -184,6 +184,12 @@ TEST_CASE("convert: a binary .caffemodel becomes Caffe's HDF5 layout with the sa
       }
     }
     CHECK(values > 400000);  // LeNet's 431,080 parameters
+    // The V1 file's legacy 4-D shapes are written as Caffe's net has them (Caffe's HDF5
+    // loader refuses 1x1x500x800 for ip1's 500x800 weight).
+    CHECK(by_name.at("ip1")->blobs[0].second.shape() == std::vector<int>{500, 800});
+    CHECK(by_name.at("ip1")->blobs[1].second.shape() == std::vector<int>{500});
+    CHECK(by_name.at("conv1")->blobs[0].second.shape() == std::vector<int>{20, 1, 5, 5});
+    CHECK(by_name.at("conv1")->blobs[1].second.shape() == std::vector<int>{20});
   }
   const auto wrong = test::run(crema_cmd("convert " + caffe_data("v1_lenet/lenet_iter_5000.caffemodel") + " -o " + (dir / "x.yaml")));
   CHECK(wrong.status == 2);
