@@ -417,8 +417,8 @@ int train(const TrainOptions& opt) {
     throw ConfigError(Mark{}, "",
                       "give either --resume (continue the earlier run) or --overwrite (start anew, deleting its "
                       "snapshots), not both");
-  if (!opt.reinit.empty() && opt.weights.empty())
-    throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights; give --weights too");
+  if (!opt.reinit.empty() && !opt.snapshot.empty())
+    throw ConfigError(Mark{}, "", "--reinit applies to layers loaded with --weights, not to a --snapshot run");
   // Before the nets are built (minutes for a large one), not after.
   if (!opt.snapshot.empty())
     refuse_missing_input("--snapshot", opt.snapshot, "the .solverstate.h5 (or Caffe's .solverstate) of a snapshot");
@@ -505,8 +505,26 @@ int train(const TrainOptions& opt) {
   const std::string snapshot = opt.resume ? latest_to_resume(earlier, prefix, opt) : opt.snapshot;
   if (snapshot.empty() && !earlier.empty() && !opt.overwrite)
     throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix, opt.resume));
+  // A fresh run starts from the solver's `weights` (Caffe's key), then --weights: later files
+  // override earlier ones, as Caffe adds --weights to the solver's list.
+  std::vector<std::string> weights;
+  if (snapshot.empty()) {
+    for (const std::string& w : spec.weights) {
+      std::string looked;
+      const auto found = io::find_beside_solver(w, opt.solver, &looked);
+      if (!found)
+        throw ConfigError(
+            spec.weights_mark, "weights",
+            "'" + w + "' not found (looked for " + looked + "); give a .caffemodel or .caffemodel.h5 file");
+      weights.push_back(*found);
+    }
+    weights.insert(weights.end(), opt.weights.begin(), opt.weights.end());
+    if (!opt.reinit.empty() && weights.empty())
+      throw ConfigError(
+          Mark{}, "", "--reinit applies to layers loaded with --weights (or the solver's weights); give --weights too");
+  }
   if (opt.overwrite)
-    for (const std::string& w : opt.weights)
+    for (const std::string& w : weights)
       for (const io::SnapshotOnDisk& s : earlier) {
         std::error_code ec;
         if (!s.weights.empty() && fs::equivalent(w, s.weights, ec))
@@ -713,7 +731,7 @@ int train(const TrainOptions& opt) {
     }
   } else {
     try {
-      load_weight_files(solver.net(), opt.weights, opt.reinit, false, solver_test_nets(solver));
+      load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver));
     } catch (const io::WeightsMismatch& e) {
       std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
       reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());

@@ -92,7 +92,7 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
   if (net && net->is_scalar()) {
     const std::string written = net->str();
     std::string looked;
-    const auto found = io::find_net_file(written, input, &looked);
+    const auto found = io::find_beside_solver(written, input, &looked);
     if (!found) {
       spdlog::warn(
           "{}: net file '{}' not found (looked for {}): its layers are not checked, and the converted solver "

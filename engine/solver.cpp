@@ -158,6 +158,19 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (const Node* p = r.find("precision")) s.precision_mark = p->mark();
   s.precision = static_cast<Precision>(r.get_enum("precision", precision_names(), 0));
   s.debug_info = r.get_bool("debug_info", false);
+  if (const Node* w = r.find("weights")) s.weights_mark = w->mark();
+  for (const std::string& listed : r.get_strings("weights")) {
+    for (size_t start = 0; start <= listed.size();) {
+      size_t comma = listed.find(',', start);
+      if (comma == std::string::npos) comma = listed.size();
+      if (comma > start) s.weights.push_back(listed.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  if (r.find("weights") && s.weights.empty())
+    r.fail("weights", "weights names no file; give a .caffemodel or leave it out");
+  // Caffe's multi-GPU gradient reduction per layer: crema trains on one device, so it has no effect.
+  (void)r.get_bool("layer_wise_reduce", true);
   if (const Node* m = r.find("metrics")) {
     // A list of kinds, one kind, or none.
     const std::vector<std::string> kinds = {"csv", "tensorboard", "none"};

@@ -60,7 +60,7 @@ void resolve_net(Node& root, const std::string& solver_path) {
   Node* net = root.find("net");
   if (!net || !net->is_scalar()) return;
   std::string looked;
-  const auto found = find_net_file(net->str(), solver_path, &looked);
+  const auto found = find_beside_solver(net->str(), solver_path, &looked);
   if (!found) net->fail("net file '" + net->str() + "' does not exist (looked for " + looked + ")");
   Node loaded = load_net_file(*found);
   loaded.set_path("net");
@@ -145,8 +145,8 @@ void reject_split_nets(const Node& root) {
                             "or {phase: TEST}");
 }
 
-std::optional<std::string> find_net_file(const std::string& written, const std::string& solver_path,
-                                         std::string* looked) {
+std::optional<std::string> find_beside_solver(const std::string& written, const std::string& solver_path,
+                                              std::string* looked) {
   const fs::path path(written);
   std::vector<fs::path> candidates;
   const fs::path solver_dir = fs::path(solver_path).parent_path();

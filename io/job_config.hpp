@@ -24,11 +24,11 @@ Node load_config_file(const std::string& path);
 // Caffe's separate train and test nets (train_net, test_net, …), which crema does not
 // take, refused at their key with what to write instead.
 void reject_split_nets(const Node& solver);
-// The net file a solver's `net: <written>` names: `written` relative to the solver's
-// folder, else as written (from the working directory, as Caffe reads it); nothing
-// when neither exists. Also says, in `looked`, where it looked.
-std::optional<std::string> find_net_file(const std::string& written, const std::string& solver_path,
-                                         std::string* looked = nullptr);
+// The file a solver's `net: <written>` (or `weights:`) names: `written` relative to the
+// solver's folder, else as written (from the working directory, as Caffe reads it);
+// nothing when neither exists. Also says, in `looked`, where it looked.
+std::optional<std::string> find_beside_solver(const std::string& written, const std::string& solver_path,
+                                              std::string* looked = nullptr);
 // A net file, upgraded from older Caffe formats (the upgrade logged).
 Node load_net_file(const std::string& path);
 

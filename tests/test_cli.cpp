@@ -1162,6 +1162,34 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   }
 }
 
+TEST_CASE("Caffe's solver key weights starts a fresh run from those files, before --weights") {
+  ToyJob job(10);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  // A fine-tuning solver beside the first run's folder names its weights relative to itself;
+  // layer_wise_reduce (Caffe's multi-GPU key) is accepted.
+  std::string yaml = test::read_file(job.solver);
+  yaml.replace(yaml.find("/snap/toy"), 9, "/tune/toy");
+  test::write_file(job.dir / "tune.yaml", yaml + "weights: snap/toy_iter_10.caffemodel.h5\nlayer_wise_reduce: false\n");
+  const std::string from = job.dir / "snap/toy_iter_10.caffemodel.h5";
+  auto r = test::run("cd / && " + crema_cmd("train " + (job.dir / "tune.yaml")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("conv                 loaded from " + from) != std::string::npos, r.output);
+  // --weights comes after them, and wins for the layers it holds.
+  fs::copy_file(job.dir / "tune/toy_iter_10.caffemodel.h5", job.dir / "other.caffemodel.h5");
+  r = test::run(
+      crema_cmd("train " + (job.dir / "tune.yaml") + " --overwrite --weights " + (job.dir / "other.caffemodel.h5")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(
+      r.output.find("conv                 loaded from " + (job.dir / "other.caffemodel.h5")) != std::string::npos,
+      r.output);
+  // A file that is not there is named at its line, before anything is built.
+  test::write_file(job.dir / "missing.yaml", yaml + "weights: [snap/none.caffemodel]\n");
+  r = test::run(crema_cmd("train " + (job.dir / "missing.yaml") + " --overwrite"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("missing.yaml:") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("weights: 'snap/none.caffemodel' not found") != std::string::npos, r.output);
+}
+
 TEST_CASE("Caffe's single-dash flags (the model zoo's commands) are taken as the long options") {
   ToyJob job(10);
   auto r = test::run(crema_cmd("train -solver " + job.solver + " -sigint_effect stop -threads=1"));
