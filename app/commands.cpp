@@ -62,6 +62,11 @@ std::unique_ptr<Context> make_context(int gpu, const SolverSpec& spec) {
   } catch (const ConfigError&) {
     throw;
   } catch (const Error& e) {
+    // Devices there, but not device_id's: that line is the one to change.
+    std::string why;
+    if (const int present = cuda::device_count(&why); present > 0 && spec.device_id >= present)
+      throw Error(spec.device_id_mark.str() + ": device_id: " + e.what() + "; give a device_id below " +
+                  std::to_string(present) + " ('crema device --gpu all' lists them)");
     // Every model-zoo solver says solver_mode: GPU: where it is written, and the way to the
     // CPU (exit 1 still, as for --gpu N: the file is right for a machine with a GPU).
     throw Error(spec.solver_mode_mark.str() + ": solver_mode: GPU: " + e.what() +
@@ -298,7 +303,7 @@ std::string iterations_of(const std::vector<io::SnapshotOnDisk>& snaps) {
 // name: 100 comes after 20), or "" when there is none and the run starts anew (or, with
 // weights only there, is refused by earlier_run_message).
 std::string latest_to_resume(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
-                             const TrainOptions& opt) {
+                             const TrainOptions& opt, bool solver_weights) {
   const auto latest =
       std::find_if(earlier.rbegin(), earlier.rend(), [](const io::SnapshotOnDisk& s) { return !s.state.empty(); });
   if (latest == earlier.rend()) {
@@ -307,9 +312,13 @@ std::string latest_to_resume(const std::vector<io::SnapshotOnDisk>& earlier, con
       spdlog::warn("--resume: no snapshot under {} yet, so the run starts anew", fs::absolute(prefix).string());
     return {};
   }
-  if (!opt.weights.empty() || !opt.reinit.empty())
+  std::vector<std::string> unused;
+  if (!opt.weights.empty()) unused.push_back("--weights");
+  if (solver_weights) unused.push_back("the solver's weights");
+  if (!opt.reinit.empty()) unused.push_back("--reinit");
+  if (!unused.empty())
     spdlog::info("--resume: {} not used; the run continues from its snapshot of iteration {}",
-                 opt.reinit.empty() ? "--weights" : "--weights and --reinit", latest->iter);
+                 fmt::format("{}", fmt::join(unused, " and ")), latest->iter);
   return latest->state;
 }
 
@@ -444,6 +453,25 @@ int train(const TrainOptions& opt) {
   }
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
+  // The solver's `weights` files, found as its net is (beside it, then from the working
+  // directory); one that is not there is refused at its line.
+  const auto solver_weights = [&] {
+    std::vector<std::string> found;
+    for (size_t i = 0; i < spec.weights.size(); ++i) {
+      std::string looked;
+      const auto file = io::find_beside_solver(spec.weights[i], opt.solver, &looked);
+      if (!file)
+        throw ConfigError(spec.weights_marks[i], "weights",
+                          "'" + spec.weights[i] + "' not found (looked for " + looked +
+                              "); give a .caffemodel or .caffemodel.h5 file");
+      found.push_back(*file);
+    }
+    return found;
+  };
+  if (!opt.reinit.empty() && opt.weights.empty() && spec.weights.empty())
+    throw ConfigError(Mark{}, "",
+                      "--reinit applies to layers loaded with --weights (or the solver's weights); give --weights too");
+  if (!opt.resume && opt.snapshot.empty()) (void)solver_weights();  // a fresh run: said before anything is made
   const std::string prefix = snapshot_prefix(spec.snapshot_prefix, opt.solver);
   Mark prefix_mark = spec.snapshot_prefix_mark;  // unset: the prefix comes from the solver's file name
   if (!prefix_mark.file && spec.snapshot_prefix.empty()) prefix_mark.file = std::make_shared<std::string>(opt.solver);
@@ -502,36 +530,31 @@ int train(const TrainOptions& opt) {
   // Before the nets are built: which snapshot this run resumes from, and whether a fresh
   // start would overwrite another run's.
   const std::vector<io::SnapshotOnDisk> earlier = io::snapshots_on_disk(prefix);
-  const std::string snapshot = opt.resume ? latest_to_resume(earlier, prefix, opt) : opt.snapshot;
+  const std::string snapshot =
+      opt.resume ? latest_to_resume(earlier, prefix, opt, !spec.weights.empty()) : opt.snapshot;
   if (snapshot.empty() && !earlier.empty() && !opt.overwrite)
     throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix, opt.resume));
   // A fresh run starts from the solver's `weights` (Caffe's key), then --weights: later files
   // override earlier ones, as Caffe adds --weights to the solver's list.
   std::vector<std::string> weights;
   if (snapshot.empty()) {
-    for (const std::string& w : spec.weights) {
-      std::string looked;
-      const auto found = io::find_beside_solver(w, opt.solver, &looked);
-      if (!found)
-        throw ConfigError(
-            spec.weights_mark, "weights",
-            "'" + w + "' not found (looked for " + looked + "); give a .caffemodel or .caffemodel.h5 file");
-      weights.push_back(*found);
-    }
+    weights = solver_weights();
     weights.insert(weights.end(), opt.weights.begin(), opt.weights.end());
-    if (!opt.reinit.empty() && weights.empty())
-      throw ConfigError(
-          Mark{}, "", "--reinit applies to layers loaded with --weights (or the solver's weights); give --weights too");
   }
   if (opt.overwrite)
-    for (const std::string& w : weights)
+    for (size_t i = 0; i < weights.size(); ++i)
       for (const io::SnapshotOnDisk& s : earlier) {
         std::error_code ec;
-        if (!s.weights.empty() && fs::equivalent(w, s.weights, ec))
-          throw ConfigError(Mark{}, "--weights",
-                            "'" + w + "' is a snapshot of the earlier run that --overwrite deletes; start from it " +
-                                "under a prefix of its own: --weights " + shell_quote(w) + " --set " +
+        if (s.weights.empty() || !fs::equivalent(weights[i], s.weights, ec)) continue;
+        const bool listed = i < spec.weights.size();  // by the solver, not by --weights
+        const std::string what = "'" + weights[i] + "' is a snapshot of the earlier run that --overwrite deletes; ";
+        if (listed)
+          throw ConfigError(spec.weights_marks[i], "weights",
+                            what + "start from it under a prefix of its own: --set " +
                                 shell_quote("snapshot_prefix=" + prefix + "_2"));
+        throw ConfigError(Mark{}, "--weights",
+                          what + "start from it under a prefix of its own: --weights " + shell_quote(weights[i]) +
+                              " --set " + shell_quote("snapshot_prefix=" + prefix + "_2"));
       }
 
   Solver solver(spec, net_spec, *ctx);
@@ -782,15 +805,6 @@ int train(const TrainOptions& opt) {
     exit_past_blocked_reader(1, stopped.what());
     throw stopped;
   }
-  // What output layers (HDF5Output) wrote is published now, where a failure still sets the
-  // exit status.
-  try {
-    solver.net().finish();
-    for (Net* test_net : solver_test_nets(solver)) test_net->finish();
-  } catch (const Error& e) {
-    exit_past_blocked_reader(1, e.what());
-    throw;
-  }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const int status = [&] {
     if (solver.stopped_early() && solver.iter() >= spec.max_iter) {
@@ -815,6 +829,15 @@ int train(const TrainOptions& opt) {
     }
     return 0;
   }();
+  // What output layers (HDF5Output) wrote is published now, where a failure still sets the
+  // exit status (1: the run's outcome, resume command included, is said above).
+  try {
+    solver.net().finish();
+    for (Net* test_net : solver_test_nets(solver)) test_net->finish();
+  } catch (const Error& e) {
+    exit_past_blocked_reader(1, e.what());
+    throw;
+  }
   exit_past_blocked_reader(
       status, last_snapshot_iter == solver.iter()
                   ? "Training ended at iteration " + std::to_string(solver.iter()) + " with its snapshot written"

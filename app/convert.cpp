@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "app/commands.hpp"
@@ -81,11 +82,39 @@ std::string net_path_for_output(const std::string& written, const std::string& f
   return ec || relative.empty() ? fs::absolute(found).string() : relative.string();
 }
 
+// Caffe's `weights` files of solver `root` (read from `input`) are found as its net is:
+// rewritten for `output` the same way (one not found is kept as written; training says so
+// at its line).
+void rewrite_weights_paths(Node& root, const std::string& input, const std::string& output) {
+  if (Node* weights = root.find("weights")) {
+    std::vector<Node*> entries;
+    if (weights->is_seq())
+      for (Node& item : weights->items()) entries.push_back(&item);
+    else
+      entries.push_back(weights);
+    for (Node* entry : entries) {
+      std::string written = entry->str(), rewritten;
+      for (size_t start = 0; start <= written.size();) {  // an entry may list several, comma-separated
+        size_t comma = written.find(',', start);
+        if (comma == std::string::npos) comma = written.size();
+        const std::string part = written.substr(start, comma - start);
+        const auto found = part.empty() ? std::nullopt : io::find_beside_solver(part, input);
+        rewritten += (start > 0 ? "," : "") + (found ? net_path_for_output(part, *found, input, output) : part);
+        start = comma + 1;
+      }
+      if (rewritten == written) continue;
+      *entry = Node::scalar(rewritten, entry->mark(), entry->path());
+      spdlog::info("weights: '{}' is written as '{}', where the converted solver finds it", written, rewritten);
+    }
+  }
+}
+
 // The upgraded solver `root` (read from `input`), checked as `crema train` reads it:
 // its keys, and its net's layers when the net is inline or its file is found. A `net:`
 // path is rewritten so that the converted solver finds the net from `output`.
 void check_solver(Node& root, const std::string& input, const std::string& output) {
   io::reject_split_nets(root);
+  rewrite_weights_paths(root, input, output);
   Node checked = root;
   std::string rewritten_note;  // said once the solver has passed
   Node* net = checked.find("net");

@@ -179,7 +179,8 @@ bool is_number(const std::string& s) {
 // "" when every option and command is known (an extra positional argument, a bad value).
 // Caffe's flags are gflags, which take one dash as two: the model zoo's instructions write
 // `caffe train -solver S -weights W -gpu 0`. A single-dash word that is a long option's name
-// (after the command) is taken as that option; anything else is left for CLI11 (-ofile).
+// (of the command, or of crema before it: -version) is taken as that option; anything else
+// is left for CLI11 (-ofile).
 std::vector<std::string> with_caffe_single_dash_flags(CLI::App& app, int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   CLI::App* sub = nullptr;
@@ -193,20 +194,16 @@ std::vector<std::string> with_caffe_single_dash_flags(CLI::App& app, int argc, c
       sub = found.empty() ? nullptr : found.front();
       continue;
     }
-    if (!sub || arg.size() < 2 || arg[0] != '-' ||
-        !std::isalpha(static_cast<unsigned char>(arg[arg[1] == '-' ? 2 : 1])))
+    if (arg.size() < 2 || arg[0] != '-' || !std::isalpha(static_cast<unsigned char>(arg[arg[1] == '-' ? 2 : 1])))
       continue;
     const size_t eq = arg.find('=');
     const auto option = [&](const std::string& name) {
-      const CLI::Option* o = sub->get_option_no_throw(name);
+      const CLI::Option* o = sub ? sub->get_option_no_throw(name) : nullptr;
       return o != nullptr ? o : app.get_option_no_throw(name);
     };
-    const CLI::Option* o = nullptr;
-    if (arg[1] == '-' || arg.size() == 2) {
-      o = option(arg.substr(0, eq));  // --name[=value], -o
-    } else if ((o = option("-" + arg.substr(0, eq)))) {
-      arg = "-" + arg;
-    }
+    const CLI::Option* o = arg[1] == '-' || arg.size() == 2 ? option(arg.substr(0, eq)) : nullptr;  // --name, -o
+    if (o == nullptr && arg[1] != '-' && (o = option("-" + arg.substr(0, eq))))
+      arg = "-" + arg;  // -name, and -n for a one-letter long option (preview's --n)
     value_next = o != nullptr && eq == std::string::npos && o->get_items_expected_min() > 0;
   }
   return args;

@@ -154,21 +154,26 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.random_seed = r.get_int64("random_seed", -1);
   if (const Node* m = r.find("solver_mode")) s.solver_mode_mark = m->mark();
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
+  if (const Node* d = r.find("device_id")) s.device_id_mark = d->mark();
   s.device_id = r.get_int("device_id", 0);
   if (const Node* p = r.find("precision")) s.precision_mark = p->mark();
   s.precision = static_cast<Precision>(r.get_enum("precision", precision_names(), 0));
   s.debug_info = r.get_bool("debug_info", false);
-  if (const Node* w = r.find("weights")) s.weights_mark = w->mark();
-  for (const std::string& listed : r.get_strings("weights")) {
-    for (size_t start = 0; start <= listed.size();) {
-      size_t comma = listed.find(',', start);
-      if (comma == std::string::npos) comma = listed.size();
-      if (comma > start) s.weights.push_back(listed.substr(start, comma - start));
-      start = comma + 1;
+  if (const Node* w = r.find("weights")) {
+    for (const Node& item : w->is_seq() ? w->items() : std::vector<Node>{*w}) {
+      const std::string listed = item.str();
+      for (size_t start = 0; start <= listed.size();) {
+        size_t comma = listed.find(',', start);
+        if (comma == std::string::npos) comma = listed.size();
+        if (comma > start) {
+          s.weights.push_back(listed.substr(start, comma - start));
+          s.weights_marks.push_back(item.mark());
+        }
+        start = comma + 1;
+      }
     }
+    if (s.weights.empty()) w->fail("weights names no file; give a .caffemodel or leave it out");
   }
-  if (r.find("weights") && s.weights.empty())
-    r.fail("weights", "weights names no file; give a .caffemodel or leave it out");
   // Caffe's multi-GPU gradient reduction per layer: crema trains on one device, so it has no effect.
   (void)r.get_bool("layer_wise_reduce", true);
   if (const Node* m = r.find("metrics")) {

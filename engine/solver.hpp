@@ -60,10 +60,11 @@ struct SolverSpec {
   Precision precision = Precision::fp32;
   Mark precision_mark;      // where `precision` was set, for errors
   Mark solver_mode_mark;    // where `solver_mode` was set, for errors
+  Mark device_id_mark;      // where `device_id` was set
   // Caffe's `weights`: the files a fresh run starts from, in order (later ones override),
   // as written (the command finds them); each entry may list several, split at commas.
   std::vector<std::string> weights;
-  Mark weights_mark;
+  std::vector<Mark> weights_marks;  // where each was written
   Mark snapshot_prefix_mark;  // where snapshot_prefix was set (no file: unset, or --set)
   bool debug_info = false;  // per-layer magnitudes in the TRAIN net (see Net::set_debug_info)
   // Which metrics files the app writes from Solver::on_metrics (crema's extension).

@@ -544,6 +544,7 @@ TEST_CASE("an HDF5Output file that cannot be put in place at the end fails the r
   REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(the rows written are in '([^']+)')")), log);
   CHECK(fs::exists(std::string(m[1])));
   CHECK(fs::exists(job.dir / "snap"));  // the stop's snapshot was written before
+  CHECK_MESSAGE(log.find("Resume with: ") != std::string::npos, log);  // and the way on is still said
 }
 
 TEST_CASE("extract-features stopped while its reader is stuck ends, writing nothing") {
@@ -1188,6 +1189,24 @@ TEST_CASE("Caffe's solver key weights starts a fresh run from those files, befor
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("missing.yaml:") != std::string::npos, r.output);
   CHECK_MESSAGE(r.output.find("weights: 'snap/none.caffemodel' not found") != std::string::npos, r.output);
+  // --reinit needs weights to re-learn layers of: the solver's count, none at all is refused.
+  r = test::run(crema_cmd("train " + job.solver + " --resume --reinit fc2"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(
+      r.output.find("--reinit applies to layers loaded with --weights (or the solver's weights)") != std::string::npos,
+      r.output);
+  // On a resume, the solver's weights are not used, and said so.
+  r = test::run(crema_cmd("train " + (job.dir / "tune.yaml") + " --resume --set max_iter=12"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("--resume: the solver's weights not used") != std::string::npos, r.output);
+  // convert to another folder rewrites them as it rewrites the net path.
+  fs::create_directory(job.dir / "elsewhere");
+  r = test::run(crema_cmd("convert " + (job.dir / "tune.yaml") + " -o " + (job.dir / "elsewhere/tune.prototxt")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(
+      test::read_file(job.dir / "elsewhere/tune.prototxt").find("weights: \"../snap/toy_iter_10.caffemodel.h5\"") !=
+          std::string::npos,
+      test::read_file(job.dir / "elsewhere/tune.prototxt"));
 }
 
 TEST_CASE("Caffe's single-dash flags (the model zoo's commands) are taken as the long options") {
@@ -1198,6 +1217,7 @@ TEST_CASE("Caffe's single-dash flags (the model zoo's commands) are taken as the
   r = test::run(crema_cmd("test -model " + job.solver + " -weights " + weights + " -iterations 2"));
   CHECK_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("accuracy = ") != std::string::npos);
+  CHECK(test::run(crema_cmd("-version")).output.find("crema ") == 0);
   // A misspelt one gets the suggestion a misspelt --option gets, in the spelling written.
   r = test::run(crema_cmd("train -solverx " + job.solver));
   CHECK(r.status == 2);
