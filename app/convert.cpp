@@ -93,15 +93,13 @@ void rewrite_weights_paths(Node& root, const std::string& input, const std::stri
     else
       entries.push_back(weights);
     for (Node* entry : entries) {
-      std::string written = entry->str(), rewritten;
-      for (size_t start = 0; start <= written.size();) {  // an entry may list several, comma-separated
-        size_t comma = written.find(',', start);
-        if (comma == std::string::npos) comma = written.size();
-        const std::string part = written.substr(start, comma - start);
+      const std::string written = entry->str();
+      std::string rewritten;
+      for (const std::string& part : split_commas(written)) {  // an entry may list several
         const auto found = part.empty() ? std::nullopt : io::find_beside_solver(part, input);
-        rewritten += (start > 0 ? "," : "") + (found ? net_path_for_output(part, *found, input, output) : part);
-        start = comma + 1;
+        rewritten += (found ? net_path_for_output(part, *found, input, output) : part) + ",";
       }
+      rewritten.pop_back();  // the comma after the last piece
       if (rewritten == written) continue;
       *entry = Node::scalar(rewritten, entry->mark(), entry->path());
       spdlog::info("weights: '{}' is written as '{}', where the converted solver finds it", written, rewritten);

@@ -91,18 +91,12 @@ std::optional<long long> parse_duration_s(const std::string& text) {
   return total;
 }
 
+// The non-empty comma-separated entries of every option value, in order ("-weights a,b").
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
   std::vector<std::string> out;
-  for (const auto& s : in) {
-    size_t start = 0;
-    while (start <= s.size()) {
-      const size_t comma = s.find(',', start);
-      const std::string part = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (!part.empty()) out.push_back(part);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-  }
+  for (const auto& s : in)
+    for (auto& part : crema::split_commas(s))
+      if (!part.empty()) out.push_back(std::move(part));
   return out;
 }
 

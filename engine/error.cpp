@@ -17,6 +17,16 @@ ConfigError::ConfigError(const Mark& mark, const std::string& path, const std::s
       mark_(mark),
       path_(path) {}
 
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> pieces;
+  for (size_t start = 0;;) {
+    const size_t comma = list.find(',', start);
+    pieces.push_back(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return pieces;
+    start = comma + 1;
+  }
+}
+
 std::string printable(const std::string& text) {
   static const char* const kHex = "0123456789abcdef";
   std::string out;

@@ -51,4 +51,9 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 // " (did you mean 'x'?)" or "".
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
+// The pieces of `list` between commas, in order, empty ones included ("a,,b" -> a, "", b;
+// "" -> one empty piece): each caller decides whether an empty piece is a mistake, skipped
+// or kept as written.
+std::vector<std::string> split_commas(const std::string& list);
+
 }  // namespace crema

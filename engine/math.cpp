@@ -119,14 +119,8 @@ std::string unescape_mount_path(const std::string& s) {
 }
 
 bool has_token(const std::string& list, const std::string& token) {
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    if (list.compare(start, end - start, token) == 0) return true;
-    start = end + 1;
-  }
-  return false;
+  const std::vector<std::string> tokens = split_commas(list);
+  return std::find(tokens.begin(), tokens.end(), token) != tokens.end();
 }
 
 // The quota, in CPUs, of one cgroup folder; nothing when it sets none. cgroup v2's cpu.max

@@ -161,15 +161,10 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.debug_info = r.get_bool("debug_info", false);
   if (const Node* w = r.find("weights")) {
     for (const Node& item : w->is_seq() ? w->items() : std::vector<Node>{*w}) {
-      const std::string listed = item.str();
-      for (size_t start = 0; start <= listed.size();) {
-        size_t comma = listed.find(',', start);
-        if (comma == std::string::npos) comma = listed.size();
-        if (comma > start) {
-          s.weights.push_back(listed.substr(start, comma - start));
-          s.weights_marks.push_back(item.mark());
-        }
-        start = comma + 1;
+      for (std::string& file : split_commas(item.str())) {
+        if (file.empty()) continue;
+        s.weights.push_back(std::move(file));
+        s.weights_marks.push_back(item.mark());
       }
     }
     if (s.weights.empty()) w->fail("weights names no file; give a .caffemodel or leave it out");

@@ -513,3 +513,11 @@ TEST_CASE("config: the net's own state is the base the solver's train_state and 
   CHECK(odd.phase == Phase::TRAIN);  // as protobuf's MergeFrom: a written phase wins
   CHECK(odd.level == 5);
 }
+
+TEST_CASE("config: split_commas keeps every piece, empty ones included, in order") {
+  CHECK(crema::split_commas("a,b") == std::vector<std::string>{"a", "b"});
+  CHECK(crema::split_commas("a,,b,") == std::vector<std::string>{"a", "", "b", ""});
+  CHECK(crema::split_commas("") == std::vector<std::string>{""});
+  CHECK(crema::split_commas(",") == std::vector<std::string>{"", ""});
+  CHECK(crema::split_commas("one file.caffemodel") == std::vector<std::string>{"one file.caffemodel"});
+}
