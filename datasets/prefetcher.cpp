@@ -76,7 +76,7 @@ struct Prefetcher::Buffers {
   }
 };
 
-PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer) {
+PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, bool paired) {
   PrefetchOptions o;
   o.layer = layer;
   o.prefetch = r.get_int("prefetch", 4);
@@ -85,7 +85,12 @@ PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer) {
   const int cores = available_cores();
   o.threads = r.get_int("threads", std::clamp(cores / 2, 1, 4));
   if (o.threads < 1 || o.threads > 256) r.fail("threads", "threads must be between 1 and 256");
-  o.skip_bad = r.get_enum("on_bad_sample", {"fail", "skip"}, 1) == 1;
+  o.skip_bad_written = r.has("on_bad_sample");
+  o.skip_bad = r.get_enum("on_bad_sample", {"fail", "skip"}, paired ? 0 : 1) == 1;
+  if (paired)
+    o.fail_advice =
+        "fix the sample or take it out of the source: this layer's samples pair up with another data "
+        "layer's by position, so skipping it would shift every pair after it";
   return o;
 }
 
@@ -378,8 +383,7 @@ uint64_t Prefetcher::next_seed() { return seeds_.next_u64(); }
 void Prefetcher::report_bad(int index, const std::string& why) {
   if (why.empty()) return;  // known bad: reported when first met
   if (!options_.skip_bad)
-    throw Error("data layer '" + options_.layer + "': " + why +
-                " (on_bad_sample: fail; set on_bad_sample: skip to train on without it)");
+    throw Error("data layer '" + options_.layer + "': " + why + " (on_bad_sample: fail; " + options_.fail_advice + ")");
   std::lock_guard<std::mutex> lock(bad_mutex_);
   if (bad_.insert(index).second) spdlog::warn("data layer '{}': {}; skipped", options_.layer, why);
 }

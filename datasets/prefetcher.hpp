@@ -54,13 +54,18 @@ struct PrefetchOptions {
   int prefetch = 4;        // batches prepared ahead of the solver
   int threads = 1;         // workers filling a batch's slots
   bool skip_bad = true;    // on_bad_sample: skip (true) or fail (false)
+  bool skip_bad_written = false;  // on_bad_sample is in the config, not the default
+  // What the on_bad_sample: fail error advises.
+  std::string fail_advice = "set on_bad_sample: skip to train on without it";
   std::string layer;       // names the layer in messages
   int device = -1;         // CUDA device to stage batches on; -1: host only
 };
 
 // crema's keys in a data layer's parameters: prefetch, threads, on_bad_sample.
-// threads defaults to half the cores, at most 4: the other half computes.
-PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer);
+// threads defaults to half the cores, at most 4: the other half computes; on_bad_sample
+// to skip, or to fail for a layer whose samples are `paired` with another layer's by
+// position (skipping one in one layer would shift all the pairs after it).
+PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, bool paired = false);
 
 // How to fill one slot: read sample `index` and write its values, one array per
 // top, at outs[t] (each sample_sizes[t] floats). Called from several threads at

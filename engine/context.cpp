@@ -16,6 +16,12 @@ uint64_t resolve_seed(long long seed) {
 
 Context::Context(long long seed) : rng_(resolve_seed(seed)), seed_(seed) {}
 
+uint64_t Context::shared_seed(const std::string& key) {
+  const auto [it, drawn] = shared_seeds_.try_emplace(key, 0);
+  if (drawn) it->second = rng_.next_u32();
+  return it->second;
+}
+
 std::unique_ptr<Context> Context::gpu(int device_id, long long seed) {
   auto ctx = std::make_unique<Context>(seed);
   ctx->cuda_ = cuda::CudaContext::create(device_id);

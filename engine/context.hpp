@@ -3,6 +3,8 @@
 // from. Passed to every layer call, so there is no global mode.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +45,9 @@ class Context {
   bool on_gpu() const { return device_.type == DeviceType::CUDA; }
   cuda::CudaContext* cuda() const { return cuda_.get(); }
   Rng& rng() { return rng_; }
+  // A seed drawn from rng() the first time `key` is asked for, and the same one after: for
+  // layers that must draw alike (data layers shuffling their paired samples in one order).
+  uint64_t shared_seed(const std::string& key);
   long long seed() const { return seed_; }
   Precision precision() const { return precision_; }
   // tf32 also lets the GPU's cuBLAS handle use tensor cores; it throws Error on the CPU.
@@ -52,6 +57,7 @@ class Context {
   Device device_;
   std::unique_ptr<cuda::CudaContext> cuda_;
   Rng rng_;
+  std::map<std::string, uint64_t> shared_seeds_;
   long long seed_;
   Precision precision_ = Precision::fp32;
 };

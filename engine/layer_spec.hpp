@@ -51,6 +51,11 @@ struct NetStateSetting {
 NetState merged(NetState base, const NetStateSetting& setting);
 NetStateSetting parse_state_setting(MapReader& r);
 
+// One layer of a net, as other layers of the net may need to know of it.
+struct NetLayerRef {
+  std::string name, type;
+};
+
 struct LayerSpec {
   std::string name, type;
   std::vector<std::string> bottom, top;
@@ -67,6 +72,10 @@ struct LayerSpec {
   // *_param keys the layer asked for (shared between copies of the spec), so that
   // the registry can reject a misspelt one after construction.
   std::shared_ptr<std::vector<std::string>> read_keys = std::make_shared<std::vector<std::string>>();
+  // Every layer of the net this one is built into, in order; null when the spec is checked
+  // on its own. For the few layers whose defaults depend on the rest of the net (data
+  // layers whose samples pair up by position).
+  std::shared_ptr<const std::vector<NetLayerRef>> net_layers;
 
   // Reader for one typed parameter message, e.g. params("pooling_param"); the
   // layer calls finish() on it once it has read every key it knows.

@@ -8,13 +8,15 @@
 
 namespace crema {
 
-HDF5DataParams HDF5DataParams::parse(MapReader r, const std::string& layer) {
+HDF5DataParams HDF5DataParams::parse(MapReader r, const LayerSpec& spec) {
   HDF5DataParams p;
   p.source = r.required("source").str();
   p.batch_size = r.required("batch_size").as_int();
   if (p.batch_size <= 0) r.fail("batch_size", "batch_size must be positive");
+  p.shuffle_written = r.has("shuffle");
   p.shuffle = r.get_bool("shuffle", false);
-  p.prefetch = parse_prefetch_options(r, layer);
+  // With other data layers in the net their samples pair up by position (see paired_readers).
+  p.prefetch = parse_prefetch_options(r, spec.name, !paired_readers(spec).empty());
   // Every HDF5 read holds the one library lock, so more reader threads mostly wait.
   if (!r.has("threads")) p.prefetch.threads = 1;
   r.finish();
@@ -22,7 +24,7 @@ HDF5DataParams HDF5DataParams::parse(MapReader r, const std::string& layer) {
 }
 
 HDF5DataLayer::HDF5DataLayer(const LayerSpec& spec)
-    : PrefetchedDataLayer(spec), params_(HDF5DataParams::parse(spec.params("hdf5_data_param"), spec.name)) {}
+    : PrefetchedDataLayer(spec), params_(HDF5DataParams::parse(spec.params("hdf5_data_param"), spec)) {}
 
 void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top) {
   prefetcher_.reset();
@@ -36,7 +38,7 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
     spec_.fail(e.what());
   }
   EpochSampler sampler;
-  sampler.init_groups(source_->block_sizes(), params_.shuffle, ctx.rng().next_u32());
+  sampler.init_groups(source_->block_sizes(), params_.shuffle, order_seed(ctx, params_.shuffle));
   std::vector<size_t> sample_sizes;
   for (size_t t = 0; t < top.size(); ++t) sample_sizes.push_back(source_->row_size(t));
   prefetcher_ = std::make_unique<Prefetcher>(
@@ -45,6 +47,7 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
   spdlog::info("{}: {} rows from {} HDF5 file(s){}, in {} block(s)", spec_.name, source_->size(), source_->num_files(),
                source_->skipped_files() ? " (" + std::to_string(source_->skipped_files()) + " skipped)" : "",
                source_->num_blocks());
+  say_pairing(params_.shuffle, params_.shuffle_written, params_.prefetch, source_->num_blocks() > 1);
 }
 
 void HDF5DataLayer::reshape(const BlobVec&, const BlobVec& top) {

@@ -23,8 +23,9 @@ struct HDF5DataParams {
   std::string source;
   int batch_size = 0;
   bool shuffle = false;
+  bool shuffle_written = false;
   PrefetchOptions prefetch;  // prefetch (4), threads (1 here), on_bad_sample (skip)
-  static HDF5DataParams parse(MapReader r, const std::string& layer);
+  static HDF5DataParams parse(MapReader r, const LayerSpec& spec);
 };
 
 class HDF5DataLayer : public PrefetchedDataLayer {

@@ -13,10 +13,13 @@ ImageBatchParams ImageBatchParams::parse(MapReader& r, const LayerSpec& spec, in
   ImageBatchParams p;
   p.batch_size = default_batch_size > 0 ? r.get_int("batch_size", default_batch_size) : r.required("batch_size").as_int();
   if (p.batch_size <= 0) r.fail("batch_size", "batch_size must be positive");
-  p.shuffle = r.get_bool("shuffle", spec.phase == Phase::TRAIN);
+  // With other data layers in the net their samples pair up by position: read in order, as Caffe.
+  const bool paired = !paired_readers(spec).empty();
+  p.shuffle_written = r.has("shuffle");
+  p.shuffle = r.get_bool("shuffle", spec.phase == Phase::TRAIN && !paired);
   p.rand_skip = r.get_int("rand_skip", 0);
   if (p.rand_skip < 0) r.fail("rand_skip", "rand_skip must not be negative");
-  p.prefetch = parse_prefetch_options(r, spec.name);
+  p.prefetch = parse_prefetch_options(r, spec.name, paired);
   return p;
 }
 
@@ -60,7 +63,7 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
     spec_.fail(e.what());
   }
   EpochSampler sampler;
-  sampler.init(source_->size(), params_.shuffle, ctx.rng().next_u32());
+  sampler.init(source_->size(), params_.shuffle, order_seed(ctx, params_.shuffle));
   // Whole passes over the source change nothing a user can tell apart: skip the remainder
   // (a huge rand_skip would otherwise step through billions of samples at setup).
   for (int i = 0; i < params_.rand_skip % source_->size(); ++i) sampler.next();
@@ -75,6 +78,7 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
   spdlog::info("{}: {} samples of {} from {}{}; {} prefetch thread(s)", spec_.name, source_->size(),
                io::shape_text(channels_, height_, width_), source_name(),
                params_.shuffle ? ", shuffled each epoch" : "", params_.prefetch.threads);
+  say_pairing(params_.shuffle, params_.shuffle_written, params_.prefetch, false);
   // Caffe flips TEST images at random as well; crema's scores are of the images as they are,
   // the same at every pass. Said, as a zoo net's scores can differ a little from Caffe's.
   if (spec_.phase == Phase::TEST && transformer_.params().mirror)

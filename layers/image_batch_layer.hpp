@@ -1,9 +1,10 @@
 // What the image data layers (Data, ImageData) share: an ImageSource read through
 // the Prefetcher, each sample checked for shape and passed through transform_param.
 // Tops: data (N, C, H', W') and, optionally, label (N). The sample shape is the
-// first readable sample's, as in Caffe; a sample of another shape is a bad sample
-// (skipped and reported, or fatal with on_bad_sample: fail) unless the transform
-// (a crop) makes it the same size.
+// first readable sample's, fixed at setup (Caffe reshapes every batch to its first
+// sample, which lets batch_size 1 take images of any size; crema does not); a sample
+// of another shape is a bad sample (skipped and reported, or fatal with
+// on_bad_sample: fail) unless the transform (a crop) makes it the same size.
 #pragma once
 
 #include <memory>
@@ -20,7 +21,8 @@ namespace crema {
 // The keys both layers read the same way.
 struct ImageBatchParams {
   int batch_size = 0;
-  bool shuffle = true;  // crema: shuffle each epoch (default on in TRAIN, off in TEST)
+  bool shuffle = true;  // crema: shuffle each epoch (default on in TRAIN, off in TEST and beside other readers)
+  bool shuffle_written = false;
   int rand_skip = 0;
   PrefetchOptions prefetch;
   // Reads batch_size, shuffle, rand_skip, prefetch, threads and on_bad_sample.

@@ -1,5 +1,7 @@
 #include "layers/prefetched_data_layer.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "engine/cuda/cuda_context.hpp"
@@ -7,6 +9,67 @@
 #include "engine/error.hpp"
 
 namespace crema {
+
+std::vector<std::string> paired_readers(const LayerSpec& spec) {
+  std::vector<std::string> others;
+  if (spec.net_layers)
+    for (const NetLayerRef& l : *spec.net_layers)
+      if (l.name != spec.name && (l.type == "Data" || l.type == "ImageData" || l.type == "HDF5Data"))
+        others.push_back(l.name);
+  return others;
+}
+
+namespace {
+// "'a'", "'a' and 'b'", "'a', 'b' and 'c'".
+std::string quoted_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + ("'" + names[i] + "'");
+  return out;
+}
+}  // namespace
+
+uint64_t PrefetchedDataLayer::order_seed(Context& ctx, bool shuffle) const {
+  const std::vector<std::string> others = paired_readers(spec_);
+  if (!shuffle || others.empty()) return ctx.rng().next_u32();
+  // One key per net: its phase and its readers' names, in net order.
+  std::string key = std::string("data order, ") + phase_name(spec_.phase);
+  for (const NetLayerRef& l : *spec_.net_layers)
+    if (l.name == spec_.name || std::find(others.begin(), others.end(), l.name) != others.end()) key += ", " + l.name;
+  return ctx.shared_seed(key);
+}
+
+void PrefetchedDataLayer::say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options,
+                                      bool own_blocks) const {
+  const std::vector<std::string> others = paired_readers(spec_);
+  if (others.empty()) return;
+  const std::string with = quoted_list(others);
+  std::vector<std::string> parts;
+  if (!shuffle_written && spec_.phase == Phase::TRAIN)
+    parts.push_back("read in order, as Caffe reads it (shuffle: true on each of them shuffles them in one order)");
+  else if (shuffle && !own_blocks)
+    parts.push_back("shuffled in one order with those that shuffle too (paired where they hold as many samples)");
+  if (!options.skip_bad_written)
+    parts.push_back(
+        "a bad sample stops training (on_bad_sample: fail), as skipping it in one layer only would "
+        "shift the pairs");
+  std::string said;
+  for (const std::string& part : parts) said += (said.empty() ? "" : "; ") + part;
+  if (!said.empty())
+    spdlog::info("{}: its samples pair up by position with those of the net's other data layer(s) {}: {}", spec_.name,
+                 with, said);
+  if (shuffle && own_blocks)
+    spdlog::warn(
+        "{}: shuffle: true shuffles this HDF5Data layer's rows in blocks of its own, in no other layer's order: its "
+        "samples do not pair up with those of {}; shuffle the rows when writing the files, or give every top one "
+        "HDF5Data layer",
+        spec_.name, with);
+  if (options.skip_bad)
+    spdlog::warn(
+        "{}: on_bad_sample: skip with other data layers in the net ({}): a skipped sample shifts this layer's "
+        "batches against theirs, so their samples no longer pair up; on_bad_sample: fail keeps them in step",
+        spec_.name, with);
+}
 
 void PrefetchedDataLayer::restore_state(const std::string& state) {
   if (!prefetcher_) throw Error("data layer '" + spec_.name + "' restored before setup");

@@ -9,13 +9,22 @@
 // prefetcher_ first.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "datasets/prefetcher.hpp"
 #include "engine/layer.hpp"
 
 namespace crema {
+
+// The other layers of `spec`'s net that read a source sample by sample (Data, ImageData,
+// HDF5Data), by name; none when the spec is checked on its own. Such layers' samples pair
+// up by position (an image with its mask, or with targets from another database), so their
+// defaults keep them in step as Caffe's do: read in order, and a bad sample stops training
+// rather than dropping out of one layer's batches only.
+std::vector<std::string> paired_readers(const LayerSpec& spec);
 
 class PrefetchedDataLayer : public Layer {
  public:
@@ -35,6 +44,13 @@ class PrefetchedDataLayer : public Layer {
   void forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   // `options` with the device to stage batches on when `ctx` is a GPU's.
   static PrefetchOptions staged_for(const Context& ctx, PrefetchOptions options);
+  // The seed of the layer's sample order. Paired readers (above) that shuffle share one,
+  // drawn once per net, so layers holding the same number of samples go in one order.
+  uint64_t order_seed(Context& ctx, bool shuffle) const;
+  // Says at setup how pairing with the net's other readers set this layer's defaults, or
+  // warns where a written key breaks it. `own_blocks`: the layer shuffles in blocks of its
+  // own size (HDF5Data), never in another layer's order.
+  void say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options, bool own_blocks) const;
 
   std::unique_ptr<Prefetcher> prefetcher_;
 };

@@ -12,8 +12,10 @@
 #include <regex>
 #include <set>
 
+#include "engine/net.hpp"
 #include "io/checkpoint.hpp"
 #include "io/idx.hpp"
+#include "io/yaml_config.hpp"
 #include "layer_test_util.hpp"
 #include "test_util.hpp"
 
@@ -203,6 +205,100 @@ TEST_CASE("ImageData: a deleted file and a truncated PNG are skipped and counted
   CHECK(error.find("a1.png") != std::string::npos);
   CHECK(error.find("list.txt:2") != std::string::npos);
   CHECK(error.find("a3.png") == std::string::npos);
+}
+
+// A net of two ImageData layers, a (tops da, la) and b (db, lb), over lists of six images
+// labelled 0..5 (b's images are a's plus 100), batch 4, then a Silence; `a_extra` and
+// `b_extra` go into each layer's image_data_param.
+struct TwoReaders {
+  Node root;
+  NetSpec spec;
+  Context ctx{5};
+  std::unique_ptr<Net> net;
+  TwoReaders(const test::TempDir& dir, const std::string& a_list, const std::string& a_extra,
+             const std::string& b_extra)
+      : root(io::parse_yaml("{name: pair, layer: [" + layer("a", a_list, dir, a_extra) + ", " +
+                                layer("b", "list_b.txt", dir, b_extra) +
+                                ", {name: s, type: Silence, bottom: [da, la, db, lb]}]}",
+                            "pair.yaml")),
+        spec(NetSpec::parse(root)),
+        net(std::make_unique<Net>(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true)) {}
+  static std::string layer(const std::string& name, const std::string& list, const test::TempDir& dir,
+                           const std::string& extra) {
+    return "{name: " + name + ", type: ImageData, top: [d" + name + ", l" + name + "], image_data_param: {source: '" +
+           (dir / list) + "', root_folder: '" + dir.path().string() + "', is_color: false, batch_size: 4" + extra +
+           "}}";
+  }
+  std::vector<float> labels(const std::string& top) {
+    const Blob& b = *net->blob(top);
+    return {b.cpu_data(), b.cpu_data() + b.count()};
+  }
+};
+
+TEST_CASE(
+    "ImageData: two readers in one net pair up sample by sample, in order or shuffled alike; a bad sample stops") {
+  test::TempDir dir;
+  write_six(dir);
+  std::string list_b;
+  for (int i = 0; i < 6; ++i) {
+    write_png(dir / ("img/b" + std::to_string(i) + ".png"), 2, 3, 10 * i + 100);
+    list_b += "img/b" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
+  }
+  test::write_file(dir / "list_b.txt", list_b);
+  // Each sample of a with the one of b at its position: the same label, pixels 100 apart.
+  const auto check_paired = [](TwoReaders& n) {
+    CHECK(n.labels("la") == n.labels("lb"));
+    const Blob &a = *n.net->blob("da"), &b = *n.net->blob("db");
+    for (int i = 0; i < a.count(); ++i) CHECK(b.cpu_data()[i] == a.cpu_data()[i] + 100);
+  };
+
+  SUBCASE("by default in order, as Caffe reads them (a lone reader shuffles in TRAIN)") {
+    test::CaptureLog log;
+    TwoReaders n(dir, "list.txt", "", "");
+    std::vector<float> seen;
+    for (int step = 0; step < 3; ++step) {
+      n.net->forward(n.ctx);
+      check_paired(n);
+      for (float l : n.labels("la")) seen.push_back(l);
+    }
+    CHECK(seen == std::vector<float>{0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5});
+    CHECK_MESSAGE(test::count_of(log.text(), "pair up by position with those of the net's other data layer(s)") == 2,
+                  log.text());
+    CHECK(log.text().find("shuffled each epoch") == std::string::npos);
+    ImagesUnderTest alone(image_yaml(dir / "list.txt", 4, ", root_folder: '" + dir.path().string() + "'"), Phase::TRAIN,
+                          1);
+    CHECK(log.text().find("shuffled each epoch") != std::string::npos);
+  }
+  SUBCASE("shuffle: true on both shuffles them in one order") {
+    TwoReaders n(dir, "list.txt", ", shuffle: true", ", shuffle: true");
+    std::vector<float> seen;
+    for (int step = 0; step < 6; ++step) {  // four epochs
+      n.net->forward(n.ctx);
+      check_paired(n);
+      for (float l : n.labels("la")) seen.push_back(l);
+    }
+    std::vector<float> in_order;
+    for (int k = 0; k < 24; ++k) in_order.push_back(static_cast<float>(k % 6));
+    CHECK(seen != in_order);
+  }
+  SUBCASE("a bad sample stops training, with advice that keeps the pairs; on_bad_sample: skip is warned about") {
+    fs::remove(dir / "img/a2.png");
+    TwoReaders n(dir, "list.txt", "", "");
+    std::string error;
+    try {
+      n.net->forward(n.ctx);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    CHECK_MESSAGE(error.find("a2.png") != std::string::npos, error);
+    CHECK_MESSAGE(error.find("fix the sample or take it out of the source") != std::string::npos, error);
+
+    test::CaptureLog log;
+    TwoReaders skipping(dir, "list.txt", ", on_bad_sample: skip", "");
+    CHECK_MESSAGE(
+        log.text().find("a: on_bad_sample: skip with other data layers in the net ('b')") != std::string::npos,
+        log.text());
+  }
 }
 
 TEST_CASE("ImageData: the same seed gives the same batches with 1 and with 4 workers") {
