@@ -102,7 +102,14 @@ void prepare_process(int /*argc*/, char** argv, char** envp) {
           .say();
       _exit(1);
     }
-    if (setrlimit(RLIMIT_STACK, &stack) == 0) {
+    if (stack.rlim_cur == was) {
+      // The hard limit (between 256 KiB and 1 MiB) allows no more: run with it, said once
+      // (starting again would find the same limit, and again).
+      (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
+                 << " KiB is every thread's stack size, below the 1024 KiB crema's threads want, and its hard limit "
+                    "allows no more; running with it (raise the hard limit to 8192 KiB if crema crashes)\n")
+          .say();
+    } else if (setrlimit(RLIMIT_STACK, &stack) == 0) {
       (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
                  << " KiB is every thread's stack size, " << (was < kUsualStack ? "too small" : "too large")
                  << " for crema's threads: this run uses " << static_cast<unsigned long>(stack.rlim_cur / kKiB)

@@ -276,6 +276,22 @@ TEST_CASE("stack size and open-file limits crema cannot run under are refused or
   CHECK_MESSAGE(tiny.output.find("crema: the stack size limit (ulimit -s) of 128 KiB, with a hard limit of 128 KiB, "
                                  "is too small for crema's threads; give it at least 1024 KiB") != std::string::npos,
                 tiny.output);
+  // A hard limit between 256 KiB and 1 MiB: raised to it once, then run with it (it started
+  // itself again without end when the soft limit was the hard one).
+  const auto small = test::run("ulimit -s 512; exec timeout 120 " + crema_cmd("train " + job.solver + " --overwrite"));
+  CHECK_MESSAGE(small.status == 0, small.output);
+  CHECK_MESSAGE(test::count_of(small.output, "crema: the stack size limit") == 1, small.output);
+  CHECK_MESSAGE(small.output.find("crema: the stack size limit (ulimit -s) of 512 KiB is every thread's stack size, "
+                                  "below the 1024 KiB crema's threads want, and its hard limit allows no more; "
+                                  "running with it") != std::string::npos,
+                small.output);
+  const auto raised = test::run("bash -c 'ulimit -Ss 300; ulimit -Hs 512; exec timeout 120 " +
+                                crema_cmd("train " + job.solver + " --overwrite'"));
+  CHECK_MESSAGE(raised.status == 0, raised.output);
+  CHECK_MESSAGE(raised.output.find("of 300 KiB is every thread's stack size, too small for crema's threads: this run "
+                                   "uses 512 KiB") != std::string::npos,
+                raised.output);
+  CHECK_MESSAGE(test::count_of(raised.output, "crema: the stack size limit") == 2, raised.output);
   const auto huge = test::run("ulimit -s 1073741824; exec " + crema_cmd("train " + job.solver + " --overwrite"));
   CHECK_MESSAGE(huge.status == 0, huge.output);
   CHECK_MESSAGE(huge.output.find("crema: the stack size limit (ulimit -s) of 1073741824 KiB is every thread's stack "
