@@ -72,7 +72,7 @@ int classify(const ClassifyOptions& opt) {
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
   Net net(spec, state, *ctx, true);
   io::load_inference_weights(net, opt.weights);
-  if (opt.weights.empty()) spdlog::warn("no --weights given: classifying with freshly initialised parameters");
+  if (opt.weights.empty()) spdlog::warn("no --weights given: the parameters are freshly initialised");
 
   Blob* input = input_blob(net);
   const int channels = input->shape(1), height = input->shape(2), width = input->shape(3);

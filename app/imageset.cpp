@@ -260,7 +260,7 @@ int compute_mean(const ComputeMeanOptions& opt) {
   std::error_code ec;
   if (!fs::exists(opt.db, ec))
     throw ConfigError(Mark{}, "", "'" + opt.db + "' does not exist; give an LMDB directory or an IDX images file");
-  const bool lmdb = fs::is_directory(opt.db, ec);
+  const bool lmdb = io::is_lmdb(opt.db);
   const std::unique_ptr<ImageSource> source =
       lmdb ? open_lmdb_source(opt.db, 0, false)  // encoded records as stored, as Caffe
            : open_idx_source(opt.db, "");

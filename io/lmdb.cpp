@@ -59,6 +59,17 @@ void LmdbReader::fail(int rc, const std::string& what) const {
   throw Error("LMDB '" + path_ + "': " + what + ": " + explain(rc, true));
 }
 
+bool is_lmdb(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return true;
+  // Page 0 is a meta page: a 16-byte page header (page number, flags, bounds), then the
+  // meta record, which opens with MDB_MAGIC, stored in the machine's (little-endian) order.
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[20] = {};
+  if (!in.read(reinterpret_cast<char*>(head), sizeof(head))) return false;
+  return head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe;
+}
+
 LmdbReader::LmdbReader(const std::string& path) : path_(path) {
   std::error_code ec;
   const auto status = fs::status(path, ec);

@@ -21,6 +21,10 @@ struct MDB_cursor;
 
 namespace crema::io {
 
+// Whether `path` is an LMDB database: a directory, or a single data file (data.mdb copied
+// out) whose first page carries LMDB's magic number.
+bool is_lmdb(const std::string& path);
+
 class LmdbReader {
  public:
   // Opens the database at `path` (a directory, or a single data file) read-only.

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "engine/error.hpp"
+#include "io/lmdb.hpp"
 
 namespace crema {
 
@@ -40,7 +41,7 @@ std::string default_label_source(const std::string& images) {
 
 std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
   std::string backend = params_.backend;
-  if (backend.empty()) backend = std::filesystem::is_directory(params_.source) ? "LMDB" : "IDX";
+  if (backend.empty()) backend = io::is_lmdb(params_.source) ? "LMDB" : "IDX";
   if (backend == "LMDB") {
     if (!params_.label_source.empty()) throw Error("label_source is for IDX files only: LMDB records carry their labels");
     try {

@@ -366,6 +366,11 @@ TEST_CASE("compute-mean writes the per-pixel mean as Caffe's BlobProto") {
   CHECK(test::read_file(dir / "mean.binaryproto").substr(0, 10) == "\x08\x01\x10\x01\x18\x02\x20\x02\x2a\x10");
   CHECK(r.output.find("mean_value channel [0]: " + std::to_string(0.25 * (2 + 10 + 7 + 256.0 / 3)).substr(0, 6)) !=
         std::string::npos);
+  // A data.mdb copied out on its own is read the same (it was taken for an IDX file).
+  std::filesystem::copy_file(dir / "db/data.mdb", dir / "single.mdb");
+  const auto single = run_crema("compute-mean " + (dir / "single.mdb") + " -o " + (dir / "single.binaryproto"));
+  REQUIRE_MESSAGE(single.status == 0, single.output);
+  CHECK(test::read_file(dir / "single.binaryproto") == test::read_file(dir / "mean.binaryproto"));
 }
 
 TEST_CASE("compute-mean stopped by a signal writes no mean file") {

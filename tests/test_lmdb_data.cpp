@@ -444,6 +444,19 @@ TEST_CASE("Data layer LMDB: data_param errors and the backend chosen from the so
   d.forward();
   CHECK(d.values() == std::vector<float>{9});
   CHECK(d.labels() == std::vector<float>{5});
+  // So is a data.mdb copied out on its own (it was taken for an IDX file, whose labels file
+  // it then looked for); an IDX file is not.
+  std::filesystem::copy_file(dir / "db/data.mdb", dir / "single.mdb");
+  CHECK(io::is_lmdb(dir / "single.mdb"));
+  DataUnderTest single(
+      "{type: Data, top: [data, label], data_param: {source: " + (dir / "single.mdb") + ", batch_size: 1}}",
+      Phase::TEST, 1);
+  single.forward();
+  CHECK(single.values() == std::vector<float>{9});
+  CHECK(single.labels() == std::vector<float>{5});
+  test::write_file(dir / "x-images-idx3-ubyte",
+                   std::string("\x00\x00\x08\x03\x00\x00\x00\x00", 8) + std::string(16, '\0'));
+  CHECK_FALSE(io::is_lmdb(dir / "x-images-idx3-ubyte"));
 }
 
 TEST_CASE("Data layer LMDB: shuffled epochs are seeded, and save_state/restore_state resume exactly") {
