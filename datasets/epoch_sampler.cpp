@@ -1,5 +1,6 @@
 #include "datasets/epoch_sampler.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <numeric>
 #include <sstream>
@@ -28,7 +29,7 @@ void EpochSampler::init(int num_samples, bool shuffle, uint64_t seed) {
   init_groups({num_samples}, shuffle, seed);
 }
 
-void EpochSampler::init_groups(const std::vector<int>& group_sizes, bool shuffle, uint64_t seed) {
+void EpochSampler::init_groups(const std::vector<int>& group_sizes, bool shuffle, uint64_t seed, int window) {
   if (group_sizes.empty()) throw Error("a data source with no samples cannot be read");
   group_start_.assign(1, 0);
   long long total = 0;
@@ -40,6 +41,7 @@ void EpochSampler::init_groups(const std::vector<int>& group_sizes, bool shuffle
   }
   rng_.seed(seed);
   shuffle_ = shuffle;
+  window_ = std::max(window, 1);
   epoch_ = 0;
   start_epoch();
 }
@@ -55,17 +57,19 @@ void EpochSampler::start_epoch() {
 
 void EpochSampler::enter_group(int k) {
   group_ = k;
-  const auto g = static_cast<size_t>(group_order_[static_cast<size_t>(k)]);
-  in_group_.resize(static_cast<size_t>(group_start_[g + 1] - group_start_[g]));
-  std::iota(in_group_.begin(), in_group_.end(), group_start_[g]);
+  in_group_.clear();
+  for (int w = k; w < std::min(k + window_, num_groups()); ++w) {
+    const auto g = static_cast<size_t>(group_order_[static_cast<size_t>(w)]);
+    for (int i = group_start_[g]; i < group_start_[g + 1]; ++i) in_group_.push_back(i);
+  }
   if (shuffle_) shuffle_in_place(in_group_, rng_);
   in_pos_ = 0;
 }
 
 int EpochSampler::next() {
   if (in_pos_ >= static_cast<int>(in_group_.size())) {
-    if (group_ + 1 < num_groups()) {
-      enter_group(group_ + 1);
+    if (group_ + window_ < num_groups()) {
+      enter_group(group_ + window_);
     } else {
       ++epoch_;
       start_epoch();
@@ -83,6 +87,7 @@ std::string EpochSampler::save() const {
     os << "groups " << num_groups();
     for (int g = 0; g < num_groups(); ++g) os << ' ' << group_start_[static_cast<size_t>(g) + 1] - group_start_[static_cast<size_t>(g)];
     os << '\n';
+    if (window_ > 1) os << "window " << window_ << '\n';
   }
   os << size() << '\n' << epoch_ << '\n' << pos_ << '\n' << epoch_rng_state_;
   return os.str();
@@ -98,6 +103,14 @@ void EpochSampler::restore(const std::string& state) {
     if (is.fail() || count > state.size()) throw Error("the snapshot's data reader state is corrupt (group layout)");
     saved_groups.resize(count);
     for (int& s : saved_groups) is >> s;
+    is.ignore(1);
+  }
+  int window = 1;
+  if (is.peek() == 'w') {
+    std::string word;
+    is >> word >> window;
+    if (is.fail() || word != "window" || window < 1)
+      throw Error("the snapshot's data reader state is corrupt (window)");
   }
   size_t n = 0;
   int epoch = 0, pos = 0;
@@ -122,13 +135,14 @@ void EpochSampler::restore(const std::string& state) {
                 std::to_string(groups.size()) + " block(s) of " + sizes_string(groups) +
                 "; was the data or the block size changed?");
   rng_.set_state(rng_state);
+  window_ = window;
   start_epoch();  // regenerates the epoch's order from the saved stream
   epoch_ = epoch;
   // Replay the groups before `pos`, drawing their orders as the run did.
   int left = pos;
   while (left > static_cast<int>(in_group_.size())) {
     left -= static_cast<int>(in_group_.size());
-    enter_group(group_ + 1);
+    enter_group(group_ + window_);
   }
   in_pos_ = left;
   pos_ = pos;

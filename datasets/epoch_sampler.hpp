@@ -9,6 +9,9 @@
 // own. Consecutive samples therefore stay in one group (one block read serves
 // them all) while every sample is still visited exactly once per epoch. Only the
 // current group's order is held, so memory follows the group size, not the data.
+// A window of W > 1 mixes W groups at a time: the samples of the next W groups of
+// the epoch's order are visited in one fresh order (a block-sorted source, such as a
+// class-sorted HDF5 file, is then mixed across W random blocks, not within one).
 #pragma once
 
 #include <string>
@@ -23,17 +26,19 @@ class EpochSampler {
   void init(int num_samples, bool shuffle, uint64_t seed);
   // Group g is the group_sizes[g] indices after those of groups 0..g-1. With one
   // group this is init(): the same orders and the same saved state.
-  void init_groups(const std::vector<int>& group_sizes, bool shuffle, uint64_t seed);
+  void init_groups(const std::vector<int>& group_sizes, bool shuffle, uint64_t seed, int window = 1);
   int next();  // index of the next sample; starts a new epoch when one ends
   int epoch() const { return epoch_; }
   int size() const { return group_start_.empty() ? 0 : group_start_.back(); }
   std::string save() const;
-  void restore(const std::string& state);  // throws Error on a mismatched state
+  // Throws Error on a mismatched state. The saved window is taken (a state saved before
+  // windows existed has 1), so a resume goes on in the order the run had.
+  void restore(const std::string& state);
 
  private:
   int num_groups() const { return static_cast<int>(group_start_.size()) - 1; }
   void start_epoch();
-  void enter_group(int k);  // draws the order within the k-th group of this epoch
+  void enter_group(int k);  // draws the order within the k-th group (and the window after it) of this epoch
 
   Rng rng_;
   std::string epoch_rng_state_;
@@ -43,6 +48,7 @@ class EpochSampler {
   int group_ = 0;                 // position of the current group in group_order_
   int in_pos_ = 0;                // position in in_group_
   bool shuffle_ = false;
+  int window_ = 1;  // groups mixed together
   int pos_ = 0;  // samples handed out in this epoch
   int epoch_ = 0;
 };

@@ -28,6 +28,8 @@
 namespace crema {
 
 inline constexpr size_t kHDF5BlockBytes = size_t{16} << 20;
+// Blocks whose rows a shuffled epoch mixes together (EpochSampler's window): 64 MiB of rows.
+inline constexpr int kHDF5MixedBlocks = 4;
 
 struct HDF5SourceOptions {
   std::vector<std::string> datasets;     // one per top, named after it

@@ -31,14 +31,17 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
   HDF5SourceOptions options;
   options.datasets = spec_.top;
   options.skip_bad = params_.prefetch.skip_bad;
-  options.cached_blocks = 2 * params_.prefetch.threads + 2;  // the blocks in use plus the next ones
+  // Shuffled rows are mixed across kHDF5MixedBlocks blocks at a time (a class-sorted file would
+  // otherwise give batches of one class), all of which stay cached while they are read.
+  const int window = params_.shuffle ? kHDF5MixedBlocks : 1;
+  options.cached_blocks = window + 2 * params_.prefetch.threads + 1;  // the blocks in use plus the next ones
   try {
     source_ = std::make_shared<HDF5Source>(params_.source, options);
   } catch (const Error& e) {
     spec_.fail(e.what());
   }
   EpochSampler sampler;
-  sampler.init_groups(source_->block_sizes(), params_.shuffle, order_seed(ctx, params_.shuffle));
+  sampler.init_groups(source_->block_sizes(), params_.shuffle, order_seed(ctx, params_.shuffle), window);
   std::vector<size_t> sample_sizes;
   for (size_t t = 0; t < top.size(); ++t) sample_sizes.push_back(source_->row_size(t));
   prefetcher_ = std::make_unique<Prefetcher>(

@@ -191,6 +191,74 @@ TEST_CASE("EpochSampler grouped: save and restore mid-epoch and mid-group contin
   CHECK_THROWS_AS(run.restore("groups 4 4 2\n"), Error);
 }
 
+TEST_CASE(
+    "EpochSampler window: W groups at a time mixed in one order, every sample once, the window kept by a resume") {
+  const std::vector<int> sizes = {3, 5, 1, 4, 2, 3};  // 18 samples in 6 groups
+  std::vector<int> group_of;
+  for (int g = 0; g < static_cast<int>(sizes.size()); ++g)
+    group_of.insert(group_of.end(), static_cast<size_t>(sizes[static_cast<size_t>(g)]), g);
+  const int n = static_cast<int>(group_of.size());
+  EpochSampler s;
+  s.init_groups(sizes, true, 3, 2);
+  int mixed = 0;  // positions where the group changes more often than a window's span allows
+  for (int epoch = 0; epoch < 4; ++epoch) {
+    std::vector<int> e;
+    for (int i = 0; i < n; ++i) e.push_back(s.next());
+    std::vector<int> sorted = e;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<int> in_order(static_cast<size_t>(n));
+    std::iota(in_order.begin(), in_order.end(), 0);
+    CHECK(sorted == in_order);  // each sample exactly once
+    // The epoch falls into 3 windows of 2 groups: each window's samples come together.
+    std::set<int> window_groups;
+    size_t at = 0;
+    for (int w = 0; w < 3; ++w) {
+      std::set<int> groups;
+      int count = 0;
+      while (groups.size() <= 2 && at < e.size()) {
+        const int g = group_of[static_cast<size_t>(e[at])];
+        if (!groups.count(g) && groups.size() == 2) break;
+        if (groups.insert(g).second) CHECK(!window_groups.count(g));  // a group in one window only
+        ++count, ++at;
+      }
+      for (int g : groups) window_groups.insert(g);
+      int expected = 0;
+      for (int g : groups) expected += sizes[static_cast<size_t>(g)];
+      CHECK(count == expected);
+    }
+    CHECK(at == e.size());
+    // Within a window the two groups' samples interleave (one window would keep them apart).
+    for (size_t i = 2; i < e.size(); ++i)
+      mixed += group_of[static_cast<size_t>(e[i])] != group_of[static_cast<size_t>(e[i - 1])] &&
+               group_of[static_cast<size_t>(e[i - 1])] != group_of[static_cast<size_t>(e[i - 2])];
+  }
+  CHECK(mixed > 0);
+
+  // A resume takes the window from the state, mid-window included.
+  for (int stop : {0, 2, 7, 8, 17, 18, 25}) {
+    INFO("stopped after " << stop);
+    EpochSampler run;
+    run.init_groups(sizes, true, 9, 2);
+    for (int i = 0; i < stop; ++i) run.next();
+    const std::string state = run.save();
+    CHECK(state.find("\nwindow 2\n") != std::string::npos);
+    EpochSampler resumed;
+    resumed.init_groups(sizes, true, 1, 1);
+    resumed.restore(state);
+    for (int i = 0; i < 40; ++i) CHECK(resumed.next() == run.next());
+  }
+  // A state saved without a window (a snapshot from before windows) goes on with one group at a time.
+  EpochSampler old_run;
+  old_run.init_groups(sizes, true, 9);
+  for (int i = 0; i < 5; ++i) old_run.next();
+  CHECK(old_run.save().find("window") == std::string::npos);
+  EpochSampler windowed;
+  windowed.init_groups(sizes, true, 9, 4);
+  windowed.restore(old_run.save());
+  for (int i = 0; i < 40; ++i) CHECK(windowed.next() == old_run.next());
+  CHECK_THROWS_AS(windowed.restore("groups 6 3 5 1 4 2 3\nwindow 0\n18\n0\n0\n"), Error);
+}
+
 TEST_CASE("HDF5 source: int32 and uint8 labels, float64 data of rank 4 and rank 1") {
   test::TempDir dir;
   const std::vector<double> data_a = {-1, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1e10};
@@ -281,6 +349,30 @@ TEST_CASE("HDF5 source with small blocks over 3 files: a shuffled epoch reads ea
   }
   CHECK(epochs[0] != epochs[1]);
   CHECK(source.describe(8) == "row 1 of HDF5 file '" + dir / "b.h5" + "' (" + dir / "list.txt" + ":2)");
+}
+
+TEST_CASE(
+    "HDF5 source, shuffled over a window of blocks: rows of several blocks mixed, each block read once per epoch") {
+  test::TempDir dir;
+  HDF5SourceOptions options = data_and_label();
+  options.block_bytes = 3 * 3 * sizeof(float);
+  options.cached_blocks = 4 + 1;  // the window and the next block, as the layer keeps
+  HDF5Source source(three_files(dir), options);
+  EpochSampler sampler;
+  sampler.init_groups(source.block_sizes(), true, 42, 4);
+  std::vector<int> first_window;
+  for (int i = 0; i < 21; ++i) {
+    const int index = sampler.next();
+    CHECK(row(source, index).first[0] == static_cast<float>(index));
+    if (i < 6) first_window.push_back(index);
+  }
+  CHECK(source.blocks_read() == 8);
+  // The first six rows come from more than two blocks (one block at a time gives at most two).
+  std::set<int> blocks;
+  const std::vector<int> starts = {0, 3, 6, 7, 10, 12, 15, 18, 21};
+  for (int index : first_window)
+    blocks.insert(static_cast<int>(std::upper_bound(starts.begin(), starts.end(), index) - starts.begin()));
+  CHECK(blocks.size() > 2);
 }
 
 TEST_CASE("HDF5 source: a file with rows of another shape or uneven datasets is skipped once, or an error") {
