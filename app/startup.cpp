@@ -86,6 +86,8 @@ unsigned long omp_threads(const char* value) {
 void prepare_process(int /*argc*/, char** argv, char** envp) {
   if (envp == nullptr) return;
   bool restart = false;
+  bool small_stack = false;  // running under a hard stack limit below 1 MiB, said once at the end
+  unsigned long small_stack_kib = 0;
   // The stack size limit is every thread's stack size: below 1 MiB oneDNN's and the solver's
   // frames overflow it (a crash without a word); above 1 GiB no thread can be started. Both
   // are set for this process before glibc reads it, with a line saying so.
@@ -102,13 +104,16 @@ void prepare_process(int /*argc*/, char** argv, char** envp) {
           .say();
       _exit(1);
     }
-    if (stack.rlim_cur == was) {
-      // The hard limit (between 256 KiB and 1 MiB) allows no more: run with it, said once
-      // (starting again would find the same limit, and again).
-      (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
-                 << " KiB is every thread's stack size, below the 1024 KiB crema's threads want, and its hard limit "
-                    "allows no more; running with it (raise the hard limit to 8192 KiB if crema crashes)\n")
-          .say();
+    if (stack.rlim_cur < 1024 * kKiB) {
+      // The hard limit (between 256 KiB and 1 MiB) allows no more: the soft limit is raised to
+      // it, silently, and the process that runs says so once (below: a restart for the soft
+      // limit or for OMP_NUM_THREADS finds the same limit again).
+      if (stack.rlim_cur == was) {
+        small_stack = true;
+        small_stack_kib = static_cast<unsigned long>(was / kKiB);
+      } else if (setrlimit(RLIMIT_STACK, &stack) == 0) {
+        restart = true;
+      }
     } else if (setrlimit(RLIMIT_STACK, &stack) == 0) {
       (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
                  << " KiB is every thread's stack size, " << (was < kUsualStack ? "too small" : "too large")
@@ -172,7 +177,14 @@ void prepare_process(int /*argc*/, char** argv, char** envp) {
       _exit(1);
     }
   }
-  if (!restart) return;
+  if (!restart) {
+    if (small_stack)
+      (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(small_stack_kib)
+                 << " KiB is every thread's stack size, below the 1024 KiB crema's threads want, and its hard limit "
+                    "allows no more; running with it (raise the hard limit to 8192 KiB if crema crashes)\n")
+          .say();
+    return;
+  }
   execve("/proc/self/exe", argv, env);
   // No /proc (or no permission): go on, saying what may follow.
   static const char kNoRestart[] =

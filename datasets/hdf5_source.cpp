@@ -60,7 +60,10 @@ HDF5Source::HDF5Source(const std::string& list_file, HDF5SourceOptions options)
     const std::string wrong = check_file(file, &rows);
     if (!wrong.empty()) {
       if (!options_.skip_bad)
-        throw Error(where(file) + ": " + wrong + "; fix or remove it, or set on_bad_sample: skip to leave it out");
+        throw Error(where(file) + ": " + wrong +
+                    (options_.paired ? "; fix it or take it out of the list (skipping it would shift this layer's rows "
+                                       "against those of the net's other data layers)"
+                                     : "; fix or remove it, or set on_bad_sample: skip to leave it out"));
       spdlog::warn("{}: {}; skipped (on_bad_sample: skip)", where(file), wrong);
       ++skipped_files_;
       continue;

@@ -34,6 +34,7 @@ inline constexpr int kHDF5MixedBlocks = 4;
 struct HDF5SourceOptions {
   std::vector<std::string> datasets;     // one per top, named after it
   bool skip_bad = true;                  // on_bad_sample: skip a file that does not fit, else fail
+  bool paired = false;                   // the net's other data layers pair up with this one's rows
   size_t block_bytes = kHDF5BlockBytes;  // a block's floats over all datasets, at most (one row at least)
   int cached_blocks = 4;                 // blocks kept in memory: 2 per reader thread + 2
 };

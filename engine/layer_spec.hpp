@@ -2,6 +2,7 @@
 // minus the typed *_param messages, which each layer reads itself from `config`).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,7 @@ NetStateSetting parse_state_setting(MapReader& r);
 // One layer of a net, as other layers of the net may need to know of it.
 struct NetLayerRef {
   std::string name, type;
+  const Node* config = nullptr;  // its whole config map, as LayerSpec::config
 };
 
 struct LayerSpec {
@@ -76,6 +78,7 @@ struct LayerSpec {
   // on its own. For the few layers whose defaults depend on the rest of the net (data
   // layers whose samples pair up by position).
   std::shared_ptr<const std::vector<NetLayerRef>> net_layers;
+  uint64_t net_serial = 0;  // tells the nets of one process apart (0: checked on its own)
 
   // Reader for one typed parameter message, e.g. params("pooling_param"); the
   // layer calls finish() on it once it has read every key it knows.

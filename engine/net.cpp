@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <new>
 #include <set>
@@ -174,8 +175,13 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   if (!quiet) spdlog::info("Initializing net '{}' for phase {} ({} layers)", name_, phase_name(state.phase), kept.size());
   specs_ = insert_splits(kept);
   auto net_layers = std::make_shared<std::vector<NetLayerRef>>();
-  for (const auto& l : specs_) net_layers->push_back({l.name, l.type});
-  for (auto& l : specs_) l.net_layers = net_layers;
+  for (const auto& l : specs_) net_layers->push_back({l.name, l.type, l.config});
+  static std::atomic<uint64_t> nets_built{0};
+  const uint64_t serial = ++nets_built;
+  for (auto& l : specs_) {
+    l.net_layers = net_layers;
+    l.net_serial = serial;
+  }
 
   std::map<std::string, int> available;  // blob name -> id, produced and not yet consumed
   for (const auto& l : specs_) append_layer(l, ctx, available, quiet);

@@ -62,6 +62,9 @@ void LmdbReader::fail(int rc, const std::string& what) const {
 bool is_lmdb(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return true;
+  // Only a regular file is looked into: a pipe's bytes would be gone for the IDX reader (a
+  // `<(zcat …)` source), and a FIFO without a writer would block here.
+  if (!fs::is_regular_file(path, ec)) return false;
   // Page 0 is a meta page: a 16-byte page header (page number, flags, bounds), then the
   // meta record, which opens with MDB_MAGIC, stored in the machine's (little-endian) order.
   std::ifstream in(path, std::ios::binary);

@@ -31,6 +31,7 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
   HDF5SourceOptions options;
   options.datasets = spec_.top;
   options.skip_bad = params_.prefetch.skip_bad;
+  options.paired = !paired_readers(spec_).empty();
   // Shuffled rows are mixed across kHDF5MixedBlocks blocks at a time (a class-sorted file would
   // otherwise give batches of one class), all of which stay cached while they are read.
   const int window = params_.shuffle ? kHDF5MixedBlocks : 1;

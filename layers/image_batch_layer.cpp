@@ -49,7 +49,8 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
       source_->read(i, first);
       found = true;
     } catch (const BadSample& e) {
-      if (!params_.prefetch.skip_bad) spec_.fail(std::string(e.what()) + " (on_bad_sample: fail)");
+      if (!params_.prefetch.skip_bad)
+        spec_.fail(std::string(e.what()) + " (on_bad_sample: fail; " + params_.prefetch.fail_advice + ")");
       if (first_bad.empty()) first_bad = e.what();
     }
   }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
@@ -32,35 +33,59 @@ std::string quoted_list(const std::vector<std::string>& names) {
 uint64_t PrefetchedDataLayer::order_seed(Context& ctx, bool shuffle) const {
   const std::vector<std::string> others = paired_readers(spec_);
   if (!shuffle || others.empty()) return ctx.rng().next_u32();
-  // One key per net: its phase and its readers' names, in net order.
-  std::string key = std::string("data order, ") + phase_name(spec_.phase);
-  for (const NetLayerRef& l : *spec_.net_layers)
-    if (l.name == spec_.name || std::find(others.begin(), others.end(), l.name) != others.end()) key += ", " + l.name;
-  return ctx.shared_seed(key);
+  // One seed per net (the TRAIN net and the test nets share the context).
+  return ctx.shared_seed("data order of net " + std::to_string(spec_.net_serial));
 }
+
+namespace {
+// Whether reader `l` of a net shuffles: its written `shuffle`, else not (beside other
+// readers every default is Caffe's order).
+bool reader_shuffles(const NetLayerRef& l) {
+  static const std::map<std::string, std::string> param_of = {
+      {"Data", "data_param"}, {"ImageData", "image_data_param"}, {"HDF5Data", "hdf5_data_param"}};
+  const auto it = param_of.find(l.type);
+  const Node* params = l.config && it != param_of.end() ? l.config->find(it->second) : nullptr;
+  const Node* shuffle = params && params->is_map() ? params->find("shuffle") : nullptr;
+  try {
+    return shuffle && shuffle->as_bool();
+  } catch (const Error&) {  // a bad value is refused at that layer's own setup
+    return false;
+  }
+}
+}  // namespace
 
 void PrefetchedDataLayer::say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options,
                                       bool own_blocks) const {
   const std::vector<std::string> others = paired_readers(spec_);
   if (others.empty()) return;
   const std::string with = quoted_list(others);
+  std::vector<std::string> in_order;  // the others that do not shuffle, when this one does
+  if (shuffle)
+    for (const NetLayerRef& l : *spec_.net_layers)
+      if (std::find(others.begin(), others.end(), l.name) != others.end() && !reader_shuffles(l))
+        in_order.push_back(l.name);
   std::vector<std::string> parts;
   if (!shuffle_written && spec_.phase == Phase::TRAIN)
     parts.push_back("read in order, as Caffe reads it (shuffle: true on each of them shuffles them in one order)");
-  else if (shuffle && !own_blocks)
-    parts.push_back("shuffled in one order with those that shuffle too (paired where they hold as many samples)");
+  else if (shuffle && !own_blocks && in_order.empty())
+    parts.push_back("shuffled in one order with them (paired where they hold as many samples)");
   if (!options.skip_bad_written)
     parts.push_back(
-        "a bad sample stops training (on_bad_sample: fail), as skipping it in one layer only would "
-        "shift the pairs");
+        "a bad sample is an error (on_bad_sample: fail), as skipping it in one layer only would shift "
+        "the pairs");
   std::string said;
   for (const std::string& part : parts) said += (said.empty() ? "" : "; ") + part;
   if (!said.empty())
     spdlog::info("{}: its samples pair up by position with those of the net's other data layer(s) {}: {}", spec_.name,
                  with, said);
-  if (shuffle && own_blocks)
+  if (shuffle && !in_order.empty())
     spdlog::warn(
-        "{}: shuffle: true shuffles this HDF5Data layer's rows in blocks of its own, in no other layer's order: its "
+        "{}: shuffle: true, but the net's other data layer(s) {} read in order: their samples do not pair up; write "
+        "shuffle: true on each of them, or on none",
+        spec_.name, quoted_list(in_order));
+  else if (shuffle && own_blocks)
+    spdlog::warn(
+        "{}: shuffle: true shuffles this HDF5Data layer's rows block by block, in no other layer's order: its "
         "samples do not pair up with those of {}; shuffle the rows when writing the files, or give every top one "
         "HDF5Data layer",
         spec_.name, with);

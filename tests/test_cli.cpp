@@ -288,10 +288,15 @@ TEST_CASE("stack size and open-file limits crema cannot run under are refused or
   const auto raised = test::run("bash -c 'ulimit -Ss 300; ulimit -Hs 512; exec timeout 120 " +
                                 crema_cmd("train " + job.solver + " --overwrite'"));
   CHECK_MESSAGE(raised.status == 0, raised.output);
-  CHECK_MESSAGE(raised.output.find("of 300 KiB is every thread's stack size, too small for crema's threads: this run "
-                                   "uses 512 KiB") != std::string::npos,
+  CHECK_MESSAGE(raised.output.find("crema: the stack size limit (ulimit -s) of 512 KiB is every thread's stack size, "
+                                   "below the 1024 KiB") != std::string::npos,
                 raised.output);
-  CHECK_MESSAGE(test::count_of(raised.output, "crema: the stack size limit") == 2, raised.output);
+  CHECK_MESSAGE(test::count_of(raised.output, "crema: the stack size limit") == 1, raised.output);
+  // Under a memory limit too, which makes crema start itself again with OMP_NUM_THREADS=1.
+  const auto limited = test::run("bash -c 'ulimit -s 512; ulimit -v 16000000; exec timeout 120 " +
+                                 crema_cmd("train " + job.solver + " --overwrite'"));
+  CHECK_MESSAGE(limited.status == 0, limited.output);
+  CHECK_MESSAGE(test::count_of(limited.output, "crema: the stack size limit") == 1, limited.output);
   const auto huge = test::run("ulimit -s 1073741824; exec " + crema_cmd("train " + job.solver + " --overwrite"));
   CHECK_MESSAGE(huge.status == 0, huge.output);
   CHECK_MESSAGE(huge.output.find("crema: the stack size limit (ulimit -s) of 1073741824 KiB is every thread's stack "

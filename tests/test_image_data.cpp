@@ -14,6 +14,7 @@
 
 #include "engine/net.hpp"
 #include "io/checkpoint.hpp"
+#include "io/hdf5.hpp"
 #include "io/idx.hpp"
 #include "io/yaml_config.hpp"
 #include "layer_test_util.hpp"
@@ -236,7 +237,8 @@ struct TwoReaders {
 };
 
 TEST_CASE(
-    "ImageData: two readers in one net pair up sample by sample, in order or shuffled alike; a bad sample stops") {
+    "ImageData: two readers in one net pair up sample by sample, in order or shuffled alike, and a bad sample stops "
+    "them") {
   test::TempDir dir;
   write_six(dir);
   std::string list_b;
@@ -280,6 +282,42 @@ TEST_CASE(
     std::vector<float> in_order;
     for (int k = 0; k < 24; ++k) in_order.push_back(static_cast<float>(k % 6));
     CHECK(seen != in_order);
+  }
+  SUBCASE("shuffle: true on one of them only is warned about") {
+    test::CaptureLog log;
+    TwoReaders n(dir, "list.txt", ", shuffle: true", "");
+    CHECK_MESSAGE(log.text().find("a: shuffle: true, but the net's other data layer(s) 'b' read in order: their "
+                                  "samples do not pair up") != std::string::npos,
+                  log.text());
+    CHECK(log.text().find("b: shuffle: true") == std::string::npos);
+  }
+  SUBCASE("an HDF5Data layer of one block shuffles in the same order as an ImageData layer of as many samples") {
+    std::vector<float> rows = {0, 1, 2, 3, 4, 5};
+    {
+      io::H5File f(dir / "rows.h5", io::H5File::Mode::Create);
+      f.write_floats("lh", {6}, rows.data());
+    }
+    test::write_file(dir / "h5.txt", dir / "rows.h5\n");
+    test::CaptureLog log;
+    Node root =
+        io::parse_yaml("{name: pair, layer: [" + TwoReaders::layer("a", "list.txt", dir, ", shuffle: true") +
+                           ", {name: h, type: HDF5Data, top: [lh], hdf5_data_param: {source: '" + dir / "h5.txt" +
+                           "', batch_size: 4, shuffle: true}}, {name: s, type: Silence, bottom: [da, la, lh]}]}",
+                       "pair.yaml");
+    const NetSpec spec = NetSpec::parse(root);
+    Context ctx(5);
+    Net net(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true);
+    std::vector<float> seen;
+    for (int step = 0; step < 6; ++step) {
+      net.forward(ctx);
+      const Blob &la = *net.blob("la"), &lh = *net.blob("lh");
+      for (int i = 0; i < 4; ++i) CHECK(la.cpu_data()[i] == lh.cpu_data()[i]);
+      seen.insert(seen.end(), la.cpu_data(), la.cpu_data() + 4);
+    }
+    std::vector<float> in_order;
+    for (int k = 0; k < 24; ++k) in_order.push_back(static_cast<float>(k % 6));
+    CHECK(seen != in_order);
+    CHECK_MESSAGE(log.text().find("warn") == std::string::npos, log.text());
   }
   SUBCASE("a bad sample stops training, with advice that keeps the pairs; on_bad_sample: skip is warned about") {
     fs::remove(dir / "img/a2.png");
