@@ -74,7 +74,9 @@ __global__ void global_stats_kernel(BatchNormShape s, const float* mean_blob, co
                                     const float* factor, double* mean, float* inv_std) {
   // mean_blob, var_blob, mean, inv_std: (C); factor: (1)
   const double scale = factor[0] == 0.f ? 0.0 : 1.0 / factor[0];
-  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < s.channels; c += blockDim.x * gridDim.x) {
+  // 64-bit: a channel count near INT_MAX would wrap an int past the last one.
+  for (int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < s.channels;
+       c += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     mean[c] = mean_blob[c] * scale;
     inv_std[c] = static_cast<float>(1.0 / sqrt(var_blob[c] * scale + static_cast<double>(s.eps)));
   }

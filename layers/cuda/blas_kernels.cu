@@ -107,10 +107,17 @@ void copy_axis_part_gpu(const CudaContext& ctx, int outer, int whole_axis, int p
   const size_t row = sizeof(float) * static_cast<size_t>(part_axis) * static_cast<size_t>(inner);
   const size_t whole_pitch = sizeof(float) * static_cast<size_t>(whole_axis) * static_cast<size_t>(inner);
   const size_t whole_start = static_cast<size_t>(offset) * static_cast<size_t>(inner);
-  if (outer == 1) {  // one contiguous run; a 2-D copy would also cap the pitch at cudaDevAttrMaxPitch
-    float* dst = to_part ? to : to + whole_start;
-    const float* src = to_part ? from + whole_start : from;
-    CREMA_CUDA_CHECK(cudaMemcpyAsync(dst, src, row, cudaMemcpyDeviceToDevice, stream_of(ctx)));
+  // A 2-D copy caps its pitches at cudaDevAttrMaxPitch (2^31 - 1 bytes on current GPUs): one
+  // outer slice, or rows of the whole beyond that (2 GiB each, so few of them), are copied as
+  // contiguous runs, one per row.
+  constexpr size_t kMaxPitch = (size_t{1} << 31) - 1;
+  if (outer == 1 || whole_pitch > kMaxPitch) {
+    for (size_t o = 0; o < static_cast<size_t>(outer); ++o) {
+      const size_t whole_at = o * (whole_pitch / sizeof(float)) + whole_start, part_at = o * (row / sizeof(float));
+      float* dst = to_part ? to + part_at : to + whole_at;
+      const float* src = to_part ? from + whole_at : from + part_at;
+      CREMA_CUDA_CHECK(cudaMemcpyAsync(dst, src, row, cudaMemcpyDeviceToDevice, stream_of(ctx)));
+    }
     return;
   }
   if (to_part)

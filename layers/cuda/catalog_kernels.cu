@@ -3,6 +3,7 @@
 // is summed by one block, each warp with shuffles and then the warps' totals in
 // order, so the result is the same on every run. Where the CPU code uses std::max,
 // the comparison is spelt out so that a NaN gives the same result on both devices.
+#include <cstdint>
 #include <cstring>
 
 #include "engine/cuda/grid.hpp"
@@ -121,9 +122,10 @@ __global__ void find_bad_label_kernel(int n, const float* labels, int limit, Tar
   __shared__ int first;
   if (threadIdx.x == 0) first = n;
   __syncthreads();
-  for (int p = static_cast<int>(threadIdx.x); p < n; p += static_cast<int>(blockDim.x)) {
+  // 64-bit steps: n near INT_MAX would wrap an int past the end.
+  for (int64_t p = threadIdx.x; p < n; p += blockDim.x) {
     if (bad_label(labels[p], limit, rule)) {
-      atomicMin(&first, p);  // the thread's positions rise, so its first is its lowest
+      atomicMin(&first, static_cast<int>(p));  // the thread's positions rise, so its first is its lowest
       break;
     }
   }
