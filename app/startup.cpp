@@ -108,12 +108,10 @@ void prepare_process(int /*argc*/, char** argv, char** envp) {
       // The hard limit (between 256 KiB and 1 MiB) allows no more: the soft limit is raised to
       // it, silently, and the process that runs says so once (below: a restart for the soft
       // limit or for OMP_NUM_THREADS finds the same limit again).
-      if (stack.rlim_cur == was) {
-        small_stack = true;
-        small_stack_kib = static_cast<unsigned long>(was / kKiB);
-      } else if (setrlimit(RLIMIT_STACK, &stack) == 0) {
-        restart = true;
-      }
+      // Said with `was`: this process's threads keep it (no restart, or one that fails).
+      small_stack = true;
+      small_stack_kib = static_cast<unsigned long>(was / kKiB);
+      if (stack.rlim_cur != was && setrlimit(RLIMIT_STACK, &stack) == 0) restart = true;
     } else if (setrlimit(RLIMIT_STACK, &stack) == 0) {
       (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(was / kKiB)
                  << " KiB is every thread's stack size, " << (was < kUsualStack ? "too small" : "too large")
@@ -177,15 +175,19 @@ void prepare_process(int /*argc*/, char** argv, char** envp) {
       _exit(1);
     }
   }
-  if (!restart) {
+  const auto say_small_stack = [&] {
     if (small_stack)
-      (Message() << "crema: the stack size limit (ulimit -s) of " << static_cast<unsigned long>(small_stack_kib)
+      (Message() << "crema: the stack size limit (ulimit -s) of " << small_stack_kib
                  << " KiB is every thread's stack size, below the 1024 KiB crema's threads want, and its hard limit "
                     "allows no more; running with it (raise the hard limit to 8192 KiB if crema crashes)\n")
           .say();
+  };
+  if (!restart) {
+    say_small_stack();
     return;
   }
   execve("/proc/self/exe", argv, env);
+  say_small_stack();
   // No /proc (or no permission): go on, saying what may follow.
   static const char kNoRestart[] =
       "crema: warning: could not restart itself with the settings above (no /proc/self/exe?); if it hangs while "

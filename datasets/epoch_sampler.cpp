@@ -43,10 +43,11 @@ void EpochSampler::init_groups(const std::vector<int>& group_sizes, bool shuffle
   shuffle_ = shuffle;
   window_ = std::max(window, 1);
   epoch_ = 0;
-  start_epoch();
+  start_epoch(window_);
 }
 
-void EpochSampler::start_epoch() {
+void EpochSampler::start_epoch(int window) {
+  epoch_window_ = window;
   epoch_rng_state_ = rng_.state();
   group_order_.resize(static_cast<size_t>(num_groups()));
   std::iota(group_order_.begin(), group_order_.end(), 0);
@@ -58,7 +59,7 @@ void EpochSampler::start_epoch() {
 void EpochSampler::enter_group(int k) {
   group_ = k;
   in_group_.clear();
-  for (int w = k; w < std::min(k + window_, num_groups()); ++w) {
+  for (int w = k; w < std::min(k + epoch_window_, num_groups()); ++w) {
     const auto g = static_cast<size_t>(group_order_[static_cast<size_t>(w)]);
     for (int i = group_start_[g]; i < group_start_[g + 1]; ++i) in_group_.push_back(i);
   }
@@ -68,11 +69,11 @@ void EpochSampler::enter_group(int k) {
 
 int EpochSampler::next() {
   if (in_pos_ >= static_cast<int>(in_group_.size())) {
-    if (group_ + window_ < num_groups()) {
-      enter_group(group_ + window_);
+    if (group_ + epoch_window_ < num_groups()) {
+      enter_group(group_ + epoch_window_);
     } else {
       ++epoch_;
-      start_epoch();
+      start_epoch(window_);
     }
   }
   ++pos_;
@@ -87,7 +88,7 @@ std::string EpochSampler::save() const {
     os << "groups " << num_groups();
     for (int g = 0; g < num_groups(); ++g) os << ' ' << group_start_[static_cast<size_t>(g) + 1] - group_start_[static_cast<size_t>(g)];
     os << '\n';
-    if (window_ > 1) os << "window " << window_ << '\n';
+    if (epoch_window_ > 1) os << "window " << epoch_window_ << '\n';
   }
   os << size() << '\n' << epoch_ << '\n' << pos_ << '\n' << epoch_rng_state_;
   return os.str();
@@ -135,14 +136,13 @@ void EpochSampler::restore(const std::string& state) {
                 std::to_string(groups.size()) + " block(s) of " + sizes_string(groups) +
                 "; was the data or the block size changed?");
   rng_.set_state(rng_state);
-  window_ = window;
-  start_epoch();  // regenerates the epoch's order from the saved stream
+  start_epoch(window);  // regenerates the epoch's order from the saved stream
   epoch_ = epoch;
   // Replay the groups before `pos`, drawing their orders as the run did.
   int left = pos;
   while (left > static_cast<int>(in_group_.size())) {
     left -= static_cast<int>(in_group_.size());
-    enter_group(group_ + window_);
+    enter_group(group_ + epoch_window_);
   }
   in_pos_ = left;
   pos_ = pos;

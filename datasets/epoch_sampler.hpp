@@ -31,13 +31,14 @@ class EpochSampler {
   int epoch() const { return epoch_; }
   int size() const { return group_start_.empty() ? 0 : group_start_.back(); }
   std::string save() const;
-  // Throws Error on a mismatched state. The saved window is taken (a state saved before
-  // windows existed has 1), so a resume goes on in the order the run had.
+  // Throws Error on a mismatched state. The saved window is taken for the rest of the saved
+  // epoch (a state saved before windows existed has 1), so a resume goes on in the order
+  // the run had; the epochs after it use the sampler's own window.
   void restore(const std::string& state);
 
  private:
   int num_groups() const { return static_cast<int>(group_start_.size()) - 1; }
-  void start_epoch();
+  void start_epoch(int window);  // with `window` groups mixed together this epoch
   void enter_group(int k);  // draws the order within the k-th group (and the window after it) of this epoch
 
   Rng rng_;
@@ -48,7 +49,8 @@ class EpochSampler {
   int group_ = 0;                 // position of the current group in group_order_
   int in_pos_ = 0;                // position in in_group_
   bool shuffle_ = false;
-  int window_ = 1;  // groups mixed together
+  int window_ = 1;        // groups mixed together, from init_groups
+  int epoch_window_ = 1;  // this epoch's: window_, or a restored state's until its epoch ends
   int pos_ = 0;  // samples handed out in this epoch
   int epoch_ = 0;
 };

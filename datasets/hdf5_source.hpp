@@ -36,7 +36,7 @@ struct HDF5SourceOptions {
   bool skip_bad = true;                  // on_bad_sample: skip a file that does not fit, else fail
   bool paired = false;                   // the net's other data layers pair up with this one's rows
   size_t block_bytes = kHDF5BlockBytes;  // a block's floats over all datasets, at most (one row at least)
-  int cached_blocks = 4;                 // blocks kept in memory: 2 per reader thread + 2
+  int cached_blocks = 4;                 // blocks kept in memory (the layer: its shuffle window + 2 per thread + 1)
 };
 
 class HDF5Source {

@@ -243,11 +243,12 @@ TEST_CASE(
     const std::string state = run.save();
     CHECK(state.find("\nwindow 2\n") != std::string::npos);
     EpochSampler resumed;
-    resumed.init_groups(sizes, true, 1, 1);
+    resumed.init_groups(sizes, true, 1, 2);  // another seed: the state decides
     resumed.restore(state);
     for (int i = 0; i < 40; ++i) CHECK(resumed.next() == run.next());
   }
-  // A state saved without a window (a snapshot from before windows) goes on with one group at a time.
+  // A state saved without a window (a snapshot from before windows, or of an unshuffled run)
+  // finishes its epoch one group at a time, as it ran; the epochs after it take the window.
   EpochSampler old_run;
   old_run.init_groups(sizes, true, 9);
   for (int i = 0; i < 5; ++i) old_run.next();
@@ -255,7 +256,11 @@ TEST_CASE(
   EpochSampler windowed;
   windowed.init_groups(sizes, true, 9, 4);
   windowed.restore(old_run.save());
-  for (int i = 0; i < 40; ++i) CHECK(windowed.next() == old_run.next());
+  for (int i = 5; i < n; ++i) CHECK(windowed.next() == old_run.next());
+  CHECK(windowed.save().find("window") == std::string::npos);  // the epoch ends with the next sample
+  windowed.next();
+  CHECK(windowed.epoch() == 1);
+  CHECK(windowed.save().find("\nwindow 4\n") != std::string::npos);
   CHECK_THROWS_AS(windowed.restore("groups 6 3 5 1 4 2 3\nwindow 0\n18\n0\n0\n"), Error);
 }
 

@@ -30,7 +30,7 @@ __device__ void block_sum2(double* buf, double& a, double& b) {
 }
 
 // Element k (of outer * inner) of channel c in an (N, C, S) array.
-__device__ int64_t at(const BatchNormShape& s, int c, int64_t k) {
+__device__ int64_t at(const BatchNormShape& s, int64_t c, int64_t k) {
   const int64_t o = k / s.inner, j = k % s.inner;
   return (o * s.channels + c) * s.inner + j;
 }
@@ -40,7 +40,7 @@ __global__ void batch_stats_kernel(BatchNormShape s, const float* x, double* mea
   // x: (N, C, S); mean, var, mean_blob, var_blob, inv_std: (C)
   __shared__ double buf[2 * kThreads];
   const int64_t m = static_cast<int64_t>(s.outer) * s.inner;  // values per channel
-  for (int c = blockIdx.x; c < s.channels; c += gridDim.x) {
+  for (int64_t c = blockIdx.x; c < s.channels; c += gridDim.x) {  // 64-bit: no wrap near INT_MAX
     double sum = 0, unused = 0;
     for (int64_t k = threadIdx.x; k < m; k += kThreads) sum += x[at(s, c, k)];
     block_sum2(buf, sum, unused);
@@ -98,7 +98,7 @@ __global__ void backward_sums_kernel(BatchNormShape s, const float* x_norm, cons
   // x_norm, dy: (N, C, S); sums: (2, C) = mean(dy), mean(dy x_norm)
   __shared__ double buf[2 * kThreads];
   const int64_t m = static_cast<int64_t>(s.outer) * s.inner;
-  for (int c = blockIdx.x; c < s.channels; c += gridDim.x) {
+  for (int64_t c = blockIdx.x; c < s.channels; c += gridDim.x) {  // 64-bit: no wrap near INT_MAX
     double sum_dy = 0, sum_dy_y = 0;
     for (int64_t k = threadIdx.x; k < m; k += kThreads) {
       const int64_t i = at(s, c, k);
