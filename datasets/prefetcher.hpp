@@ -114,6 +114,7 @@ class Prefetcher {
   // Statistics for display lines and `crema time --data`.
   double wait_seconds() const { return wait_seconds_; }  // time next() spent waiting
   int64_t batches() const { return batches_; }
+  int samples() const { return samples_; }               // in the source: one epoch
   int64_t bad_samples() const;                           // distinct bad samples met so far
 
  private:
@@ -135,6 +136,7 @@ class Prefetcher {
   EpochSampler sampler_;  // producer thread only, once started
   Rng seeds_;
   int batch_size_;
+  int samples_ = 0;
   std::vector<size_t> sample_sizes_;
   FillSample fill_;
 

@@ -78,6 +78,7 @@ class Layer {
     double wait_seconds = 0;
     int64_t batches = 0;
     int64_t bad_samples = 0;
+    int64_t samples = -1;  // in its source, one epoch; -1 where it reads none (Input, DummyData)
   };
   virtual DataStats data_stats() const { return {}; }
   // Data layers: waits until the next `batches` batches are ready to be taken (at most as

@@ -186,6 +186,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   std::map<std::string, int> available;  // blob name -> id, produced and not yet consumed
   for (const auto& l : specs_) append_layer(l, ctx, available, quiet);
   left_out_tops_.clear();
+  warn_unequal_sources();
 
   // Outputs: blobs nobody consumed, in name order as Caffe reports them. A loss on a
   // blob that other layers also read sits on the first top of the Split inserted for
@@ -221,6 +222,27 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
                  phase_name(state.phase), layers_.size(), num_parameters(),
                  static_cast<double>(num_parameters()) * sizeof(float) / (1024.0 * 1024.0));
   }
+}
+
+void Net::warn_unequal_sources() const {
+  // Data layers of one net pair up their samples by position (layers/prefetched_data_layer.hpp):
+  // sources of different sizes pair up only until the smaller one's epoch ends.
+  std::string sizes;
+  int64_t first = -1;
+  bool differ = false;
+  for (const auto& layer : layers_) {
+    const int64_t n = layer->data_stats().samples;
+    if (n < 0) continue;
+    if (first >= 0 && n != first) differ = true;
+    if (first < 0) first = n;
+    sizes += (sizes.empty() ? "'" : ", '") + std::string(layer->name()) + "' " + std::to_string(n);
+  }
+  if (differ)
+    spdlog::warn(
+        "the {} net's data layers read sources of different sizes ({} samples): their samples pair up by position "
+        "only until the smallest source's first epoch ends, after which they drift apart; give them sources of one "
+        "size",
+        phase_name(state_.phase), sizes);
 }
 
 std::string Net::left_out_maker(const std::string& blob) const {

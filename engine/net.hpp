@@ -124,6 +124,8 @@ class Net {
 
  private:
   void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
+  // Warns when the net's data layers read sources of different sizes.
+  void warn_unequal_sources() const;
   // ": layer 'x' (file:line) makes it, but …" when only a left-out layer makes `blob`.
   std::string left_out_maker(const std::string& blob) const;
   void resolve_params(int layer_index);

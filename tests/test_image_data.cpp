@@ -267,6 +267,7 @@ TEST_CASE(
     CHECK_MESSAGE(test::count_of(log.text(), "pair up by position with those of the net's other data layer(s)") == 2,
                   log.text());
     CHECK(log.text().find("shuffled each epoch") == std::string::npos);
+    CHECK(log.text().find("different sizes") == std::string::npos);
     ImagesUnderTest alone(image_yaml(dir / "list.txt", 4, ", root_folder: '" + dir.path().string() + "'"), Phase::TRAIN,
                           1);
     CHECK(log.text().find("shuffled each epoch") != std::string::npos);
@@ -282,6 +283,16 @@ TEST_CASE(
     std::vector<float> in_order;
     for (int k = 0; k < 24; ++k) in_order.push_back(static_cast<float>(k % 6));
     CHECK(seen != in_order);
+  }
+  SUBCASE("sources of different sizes are warned about") {
+    std::string five;
+    for (int i = 0; i < 5; ++i) five += "img/a" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
+    test::write_file(dir / "five.txt", five);
+    test::CaptureLog log;
+    TwoReaders n(dir, "five.txt", "", "");
+    CHECK_MESSAGE(log.text().find("the TRAIN net's data layers read sources of different sizes ('a' 5, 'b' 6 "
+                                  "samples)") != std::string::npos,
+                  log.text());
   }
   SUBCASE("shuffle: true on one of them only is warned about") {
     test::CaptureLog log;
