@@ -11,16 +11,27 @@
 
 namespace crema {
 
-std::vector<std::string> paired_readers(const LayerSpec& spec) {
-  std::vector<std::string> others;
-  if (spec.net_layers)
-    for (const NetLayerRef& l : *spec.net_layers)
-      if (l.name != spec.name && (l.type == "Data" || l.type == "ImageData" || l.type == "HDF5Data"))
-        others.push_back(l.name);
-  return others;
+namespace {
+// The layer types that read a source sample by sample, with the parameter map each reads.
+const std::map<std::string, std::string>& reader_params() {
+  static const std::map<std::string, std::string> params = {
+      {"Data", "data_param"}, {"ImageData", "image_data_param"}, {"HDF5Data", "hdf5_data_param"}};
+  return params;
 }
 
-namespace {
+// Whether reader `l` of a net shuffles: its written `shuffle`, else not (beside other
+// readers every default is Caffe's order).
+bool reader_shuffles(const NetLayerRef& l) {
+  const auto it = reader_params().find(l.type);
+  const Node* params = l.config && it != reader_params().end() ? l.config->find(it->second) : nullptr;
+  const Node* shuffle = params && params->is_map() ? params->find("shuffle") : nullptr;
+  try {
+    return shuffle && shuffle->as_bool();
+  } catch (const Error&) {  // a bad value is refused at that layer's own setup
+    return false;
+  }
+}
+
 // "'a'", "'a' and 'b'", "'a', 'b' and 'c'".
 std::string quoted_list(const std::vector<std::string>& names) {
   std::string out;
@@ -30,29 +41,20 @@ std::string quoted_list(const std::vector<std::string>& names) {
 }
 }  // namespace
 
+std::vector<std::string> paired_readers(const LayerSpec& spec) {
+  std::vector<std::string> others;
+  if (spec.net_layers)
+    for (const NetLayerRef& l : *spec.net_layers)
+      if (l.name != spec.name && reader_params().count(l.type)) others.push_back(l.name);
+  return others;
+}
+
 uint64_t PrefetchedDataLayer::order_seed(Context& ctx, bool shuffle) const {
   const std::vector<std::string> others = paired_readers(spec_);
   if (!shuffle || others.empty()) return ctx.rng().next_u32();
   // One seed per net (the TRAIN net and the test nets share the context).
   return ctx.shared_seed("data order of net " + std::to_string(spec_.net_serial));
 }
-
-namespace {
-// Whether reader `l` of a net shuffles: its written `shuffle`, else not (beside other
-// readers every default is Caffe's order).
-bool reader_shuffles(const NetLayerRef& l) {
-  static const std::map<std::string, std::string> param_of = {
-      {"Data", "data_param"}, {"ImageData", "image_data_param"}, {"HDF5Data", "hdf5_data_param"}};
-  const auto it = param_of.find(l.type);
-  const Node* params = l.config && it != param_of.end() ? l.config->find(it->second) : nullptr;
-  const Node* shuffle = params && params->is_map() ? params->find("shuffle") : nullptr;
-  try {
-    return shuffle && shuffle->as_bool();
-  } catch (const Error&) {  // a bad value is refused at that layer's own setup
-    return false;
-  }
-}
-}  // namespace
 
 void PrefetchedDataLayer::say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options,
                                       bool own_blocks) const {
