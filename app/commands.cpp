@@ -896,6 +896,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
 int test(const TestOptions& opt) {
   const TestNet t = build_test_net(opt, "crema test", "score");
   Net& net = *t.net;
+  net.refuse_size_following_outputs("crema test");
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
   std::vector<double> sums;
   for (int i = 0; i < opt.iterations; ++i) {
@@ -1003,7 +1004,16 @@ int extract_features(const ExtractOptions& opt) {
   if (hdf5) {
     io::write_atomically(opt.outputs[0], [&](const std::string& tmp) {
       io::H5File file(tmp, io::H5File::Mode::Create);
+      std::vector<std::vector<int>> first(blobs.size());
       run([&](size_t k, const Blob* b) {
+        // A dataset's rows have one shape; a net fed images of their own size (batch_size 1,
+        // no crop) gives each its own.
+        if (first[k].empty()) first[k] = b->shape();
+        if (!std::equal(first[k].begin() + 1, first[k].end(), b->shape().begin() + 1, b->shape().end()))
+          throw Error("blob '" + opt.blobs[k] + "' is " + b->shape_string() + " in this batch but was " +
+                      shape_string(first[k]) +
+                      " in the first: an HDF5 dataset holds rows of one shape; write one LMDB per blob (-o FOLDER "
+                      "for each), whose records keep their own shapes, or give the images one size");
         // (N, ...): one row per sample; '/' in a blob name would open a group.
         io::append_rows(file, io::escape_h5_name(opt.blobs[k]), b->shape(), b->cpu_data());
         if (k == 0) samples += b->shape(0);

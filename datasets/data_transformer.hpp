@@ -72,6 +72,11 @@ class DataTransformer {
   // Checks that mean_value and std have 1 or C values, that the mean image is the
   // (resized) input's size and that the crop fits. Throws Error saying what to change.
   std::vector<int> output_shape(int channels, int height, int width) const;
+  // Whether the output's size follows the input's (no crop, no mean image of one size):
+  // then a batch of one image may have any size.
+  bool output_follows_input() const {
+    return params_.crop_size == 0 && params_.random_resized_crop.size == 0 && params_.mean_file.empty();
+  }
   // Channels to decode an encoded image with: 1 (force_gray), 3 (force_color) or 0
   // (as stored).
   int decode_channels() const { return params_.force_gray ? 1 : params_.force_color ? 3 : 0; }

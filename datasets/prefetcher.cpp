@@ -10,7 +10,9 @@
 #include <mutex>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
+#include "engine/blob.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
@@ -20,13 +22,17 @@ namespace crema {
 // One batch's arrays, reused from batch to batch. Allocated in the producer's thread
 // (whose current device is options.device when staging); freed with the prefetcher.
 struct Prefetcher::Buffers {
-  std::vector<std::vector<float>> pageable;  // host arrays not page-locked
-  std::vector<float*> host;                  // per top: (count)
-  std::vector<float*> pinned;                // those of `host` that are page-locked
-  std::vector<float*> device_arrays;         // per top: (count), when staging
-  int device = -1;                           // where device_arrays live
-  void* consumed = nullptr;  // event: the solver's stream has read device_arrays
-  bool pending = false;      // `consumed` was recorded and the producer has not yet waited for it
+  struct Array {                  // one top's
+    std::vector<float> pageable;  // the host array when not page-locked
+    float* pinned = nullptr;      // the host array when page-locked
+    float* device = nullptr;      // when staging
+    size_t count = 0;             // floats each holds
+    float* host() { return pinned ? pinned : pageable.data(); }
+  };
+  std::vector<Array> arrays;  // per top
+  int device = -1;            // where the device arrays live; -1: host only
+  void* consumed = nullptr;   // event: the solver's stream has read the device arrays
+  bool pending = false;       // `consumed` was recorded and the producer has not yet waited for it
   bool free = false;
 
   Buffers() = default;
@@ -34,44 +40,60 @@ struct Prefetcher::Buffers {
   Buffers& operator=(const Buffers&) = delete;
   // What is allocated is freed by the destructor, also after a failure half-way.
   void allocate(int staging_device, const std::vector<size_t>& counts) {
-    if (staging_device < 0) {
-      for (size_t count : counts) {
-        pageable.emplace_back(count);
-        host.push_back(pageable.back().data());
-      }
+    if (staging_device >= 0) {
+      consumed = cuda::create_event(staging_device);
+      device = staging_device;
+    }
+    arrays.resize(counts.size());
+    for (size_t t = 0; t < counts.size(); ++t) reserve(t, counts[t]);
+  }
+  // Array t holds at least `count` floats; what it held is not kept (a larger image came).
+  void reserve(size_t t, size_t count) {
+    Array& a = arrays[t];
+    if (a.count > 0 && a.count >= count) return;
+    if (pending) {  // the solver's stream may still read the device arrays about to go
+      cuda::wait_event_on_host(consumed);
+      pending = false;
+    }
+    release(a);
+    if (device < 0) {
+      a.pageable.resize(count);
+      a.count = count;
       return;
     }
-    consumed = cuda::create_event(staging_device);
-    for (size_t count : counts) {
-      try {
-        pinned.push_back(static_cast<float*>(cuda::alloc_pinned(count * sizeof(float))));
-        host.push_back(pinned.back());
-      } catch (const Error& e) {
-        // Page-locked memory can be refused (a container's limits, a loaded host).
-        // Copies from pageable memory are as correct, only slower: the runtime stages
-        // them itself, and stage() waits for each batch's copy anyway.
-        static std::once_flag warned;
-        std::call_once(warned, [&] {
-          spdlog::warn("page-locked host memory refused ({}); batches are copied to the device from pageable "
-                       "memory, more slowly",
-                       e.what());
-        });
-        pageable.emplace_back(count);
-        host.push_back(pageable.back().data());
-      }
-      // Not from the cache: the copy stream writes them, and a cached block may be
-      // one the compute stream's queued kernels still use.
-      device = staging_device;
-      device_arrays.push_back(static_cast<float*>(cuda::alloc_device_uncached(count * sizeof(float))));
+    try {
+      a.pinned = static_cast<float*>(cuda::alloc_pinned(count * sizeof(float)));
+    } catch (const Error& e) {
+      // Page-locked memory can be refused (a container's limits, a loaded host).
+      // Copies from pageable memory are as correct, only slower: the runtime stages
+      // them itself, and stage() waits for each batch's copy anyway.
+      static std::once_flag warned;
+      std::call_once(warned, [&] {
+        spdlog::warn(
+            "page-locked host memory refused ({}); batches are copied to the device from pageable "
+            "memory, more slowly",
+            e.what());
+      });
+      a.pageable.resize(count);
     }
+    // Not from the cache: the copy stream writes them, and a cached block may be
+    // one the compute stream's queued kernels still use.
+    a.device = static_cast<float*>(cuda::alloc_device_uncached(count * sizeof(float)));
+    a.count = count;
+  }
+  void release(Array& a) {
+    cuda::free_device_uncached(a.device, device);
+    cuda::free_pinned(a.pinned);
+    a.device = a.pinned = nullptr;
+    std::vector<float>().swap(a.pageable);
+    a.count = 0;
   }
   ~Buffers() {
     try {
       if (pending) cuda::wait_event_on_host(consumed);  // the solver's stream may still read them
     } catch (const Error&) {  // the device failed: nothing left to wait for
     }
-    for (float* p : device_arrays) cuda::free_device_uncached(p, device);
-    for (float* p : pinned) cuda::free_pinned(p);
+    for (Array& a : arrays) release(a);
     cuda::destroy_event(consumed);
   }
 };
@@ -116,6 +138,13 @@ Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t s
                 std::to_string(static_cast<long long>(memory / (1 << 30))) + " GiB); lower prefetch or batch_size");
   free_.reserve(static_cast<size_t>(options_.prefetch) + 2);  // recycle() then never allocates
   consumed_state_ = reader_state();
+}
+
+Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t seed, std::vector<size_t> first_sizes,
+                       FillShaped fill)
+    : Prefetcher(std::move(options), std::move(sampler), seed, 1, std::move(first_sizes), FillSample()) {
+  fill_shaped_ = std::move(fill);
+  shaped_.resize(1);
 }
 
 Prefetcher::~Prefetcher() {
@@ -341,11 +370,13 @@ void Prefetcher::stage(Batch& batch) {
     cuda::wait_event(copy_stream_, b.consumed);
     b.pending = false;
   }
-  for (size_t t = 0; t < b.host.size(); ++t)
-    cuda::copy_async(b.device_arrays[t], b.host[t], batch.counts[t] * sizeof(float), copy_stream_);
+  batch.device.clear();
+  for (size_t t = 0; t < b.arrays.size(); ++t) {
+    cuda::copy_async(b.arrays[t].device, batch.host[t], batch.counts[t] * sizeof(float), copy_stream_);
+    batch.device.push_back(b.arrays[t].device);
+  }
   // The host arrays may be refilled once the batch is handed over: the copy must be done.
   cuda::synchronize_stream(copy_stream_);
-  batch.device.assign(b.device_arrays.begin(), b.device_arrays.end());
 }
 
 void Prefetcher::produce() {
@@ -360,7 +391,7 @@ void Prefetcher::produce() {
       }
       batch.buffers = take_buffers();
       if (!batch.buffers) return;  // stopping
-      batch.host = batch.buffers->host;
+      for (Buffers::Array& a : batch.buffers->arrays) batch.host.push_back(a.host());
       for (size_t size : sample_sizes_) batch.counts.push_back(size * static_cast<size_t>(batch_size_));
       make(batch);
       if (options_.device >= 0) stage(batch);
@@ -397,11 +428,15 @@ bool Prefetcher::fill_slot(Batch& batch, int slot, int index, uint64_t seed, std
       return false;
     }
   }
-  std::vector<float*> outs(sample_sizes_.size());
-  for (size_t t = 0; t < outs.size(); ++t) outs[t] = batch.host[t] + static_cast<size_t>(slot) * sample_sizes_[t];
   Rng rng(seed);
   try {
-    fill_(index, rng, outs.data());
+    if (fill_shaped_) {
+      fill_shaped_(index, rng, shaped_[static_cast<size_t>(slot)]);
+    } else {
+      std::vector<float*> outs(sample_sizes_.size());
+      for (size_t t = 0; t < outs.size(); ++t) outs[t] = batch.host[t] + static_cast<size_t>(slot) * sample_sizes_[t];
+      fill_(index, rng, outs.data());
+    }
   } catch (const BadSample& e) {
     *why = e.what();
     return false;
@@ -456,7 +491,9 @@ void Prefetcher::make(Batch& batch) {
       report_bad(index[n], why[n]);
       continue;
     }
-    if (filled != n)
+    if (filled != n && fill_shaped_)
+      std::swap(shaped_[filled], shaped_[n]);
+    else if (filled != n)
       for (size_t t = 0; t < sample_sizes_.size(); ++t)
         std::copy_n(batch.host[t] + n * sample_sizes_[t], sample_sizes_[t], batch.host[t] + filled * sample_sizes_[t]);
     ++filled;
@@ -476,7 +513,29 @@ void Prefetcher::make(Batch& batch) {
         throw Error("data layer '" + options_.layer + "': every sample of the source is bad; nothing to train on");
     }
   }
+  if (fill_shaped_) place_shaped(batch);
   batch.state = reader_state();
+}
+
+void Prefetcher::place_shaped(Batch& batch) {
+  const ShapedSample& sample = shaped_[0];
+  if (sample.values.size() != sample_sizes_.size() || sample.shapes.size() != sample_sizes_.size())
+    throw Error("data layer '" + options_.layer + "': a sample came with " + std::to_string(sample.values.size()) +
+                " top(s) instead of " + std::to_string(sample_sizes_.size()));
+  batch.shapes = sample.shapes;
+  for (size_t t = 0; t < sample_sizes_.size(); ++t) {
+    const std::vector<float>& values = sample.values[t];
+    size_t count = 1;
+    for (int d : sample.shapes[t]) count *= static_cast<size_t>(d);
+    if (count != values.size() || sample.shapes[t].empty() || sample.shapes[t][0] != 1)
+      throw Error("data layer '" + options_.layer + "': a sample's top " + std::to_string(t) + " holds " +
+                  std::to_string(values.size()) + " values for the shape " + shape_string(sample.shapes[t]) +
+                  " (a batch of one)");
+    batch.buffers->reserve(t, count);
+    batch.host[t] = batch.buffers->arrays[t].host();
+    std::copy(values.begin(), values.end(), batch.host[t]);
+    batch.counts[t] = count;
+  }
 }
 
 void Prefetcher::work() {

@@ -72,13 +72,25 @@ PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, b
 // once with different slots. Throws BadSample for an unusable sample, Error to stop.
 using FillSample = std::function<void(int index, Rng& rng, float* const* outs)>;
 
+// A sample that sets its batch's shape: Caffe shapes each batch like its first sample, so
+// that batch_size 1 takes images of any size (fully convolutional nets). Per top, the values
+// and their shape, the batch axis (1) included.
+struct ShapedSample {
+  std::vector<std::vector<float>> values;
+  std::vector<std::vector<int>> shapes;
+};
+// Reads sample `index` into `out` (its vectors are reused from sample to sample); otherwise
+// as FillSample.
+using FillShaped = std::function<void(int index, Rng& rng, ShapedSample& out)>;
+
 class Prefetcher {
  public:
   struct Buffers;
   struct Batch {
     std::vector<float*> host;          // per top: (batch_size, sample_sizes[t])
     std::vector<const float*> device;  // the same on options.device; empty when host only
-    std::vector<size_t> counts;        // per top: batch_size * sample_sizes[t]
+    std::vector<size_t> counts;        // per top: batch_size * sample_sizes[t], or a shaped sample's count
+    std::vector<std::vector<int>> shapes;  // per top: the shaped sample's shape; empty for FillSample
     std::string state;                 // reader state after this batch
     std::exception_ptr error;          // set when the batch could not be made
     Buffers* buffers = nullptr;        // where the arrays live: give back with recycle()
@@ -88,6 +100,10 @@ class Prefetcher {
   // the per-sample seed stream.
   Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t seed, int batch_size,
              std::vector<size_t> sample_sizes, FillSample fill);
+  // Batches of one shaped sample each; `first_sizes` (per top, as sample_sizes above) sizes the
+  // first arrays and the memory check, and the arrays grow when a larger sample comes.
+  Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t seed, std::vector<size_t> first_sizes,
+             FillShaped fill);
   ~Prefetcher();
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
@@ -126,6 +142,7 @@ class Prefetcher {
   void make(Batch& batch);        // fills a planned batch, in the producer
   Buffers* take_buffers();        // a free buffer set, made when fewer exist than needed; null when stopping
   void stage(Batch& batch);       // copies the batch to options.device, in the producer
+  void place_shaped(Batch& batch);  // copies a shaped sample into the batch's arrays, in the producer
   bool fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why);
   uint64_t next_seed();
   void report_bad(int index, const std::string& why);  // throws with on_bad_sample: fail
@@ -139,6 +156,8 @@ class Prefetcher {
   int samples_ = 0;
   std::vector<size_t> sample_sizes_;
   FillSample fill_;
+  FillShaped fill_shaped_;            // instead of fill_, for shaped samples
+  std::vector<ShapedSample> shaped_;  // per slot, for fill_shaped_
 
   // Queue of finished batches.
   std::mutex queue_mutex_;

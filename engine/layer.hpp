@@ -87,6 +87,11 @@ class Layer {
   // is stuck (a stalled network file system, a FIFO with no writer), where a forward's wait
   // could not be left without an iteration half done.
   virtual bool await_batches(int /*batches*/, const std::function<bool()>& /*give_up*/) { return true; }
+  // A data layer whose tops may take each batch's own shape (batch_size 1, images of any
+  // size, as Caffe): the net checks at setup that its other layers take another size, and
+  // where `layer` refuses one, calls keep_one_size(layer), after which the shape set up stays.
+  virtual bool gives_own_sizes() const { return false; }
+  virtual void keep_one_size(const std::string& /*layer*/) {}
   // Class names by label, where the data says them (an image folder's sub-folders).
   virtual std::vector<std::string> class_names() const { return {}; }
   // Samples in one pass over a data layer's source, after setup; -1 where there is no

@@ -211,6 +211,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
         if (top_ids_[i][j] == id) w = layers_[i]->loss_weight(static_cast<int>(j));
     output_loss_weights_.push_back(w);
   }
+  check_other_sizes();
   set_param_gradients();
   compute_backward_needs(spec.force_backward);
 
@@ -222,6 +223,68 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
                  phase_name(state.phase), layers_.size(), num_parameters(),
                  static_cast<double>(num_parameters()) * sizeof(float) / (1024.0 * 1024.0));
   }
+}
+
+void Net::check_other_sizes() {
+  std::vector<size_t> own;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->gives_own_sizes()) own.push_back(i);
+  if (own.empty()) return;
+  // Their images' tops are made smaller for a moment (smaller, as a larger size would enlarge
+  // every buffer for good; a side of 1 grows to 2) and the other layers reshaped. Each side
+  // loses its largest power-of-two factor, at most 32 and at most half the side, and so stays
+  // a multiple of it: a net that halves sizes and doubles them back (pooling, then upsampling
+  // added to the skip) takes the probe where it takes images of the first one's factors.
+  std::vector<std::vector<int>> before;  // every blob's shape, put back afterwards
+  for (const auto& blob : blobs_) before.push_back(blob->shape());
+  for (size_t i : own)
+    for (Blob* top : top_vecs_[i]) {
+      if (top->num_axes() != 4) continue;
+      std::vector<int> probe = top->shape();
+      for (size_t axis = 2; axis < 4; ++axis) {
+        int& side = probe[axis];
+        int step = std::min(side & -side, 32);
+        while (step > 1 && step > side / 2) step /= 2;
+        side = side < 2 ? side + 1 : side - step;
+      }
+      top->reshape(probe);
+    }
+  std::string refusing;
+  for (size_t i = 0; i < layers_.size() && refusing.empty(); ++i)
+    if (!layers_[i]->gives_own_sizes()) try {
+        layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
+      } catch (const Error&) {
+        refusing = layers_[i]->name();
+      }
+  // Outputs that follow the image cannot be averaged over batches (Solver, `crema test`).
+  size_following_outputs_.clear();
+  if (refusing.empty())
+    for (size_t j = 0; j < output_ids_.size(); ++j) {
+      const size_t id = static_cast<size_t>(output_ids_[j]);
+      if (blobs_[id]->shape() != before[id])
+        size_following_outputs_ += (size_following_outputs_.empty() ? "'" : ", '") + output_names_[j] + "'";
+    }
+  for (size_t id = 0; id < blobs_.size(); ++id) blobs_[id]->reshape(before[id]);
+  // As set up: they took these shapes then. A layer whose reshape reads values (Filter's
+  // selector) may still size its tops otherwise, so every blob gets its shape back too.
+  // Every forward reshapes again, so a refusal here (Filter's tops of no items) changes nothing.
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (!layers_[i]->gives_own_sizes()) try {
+        layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
+      } catch (const Error&) {
+      }
+  for (size_t id = 0; id < blobs_.size(); ++id) blobs_[id]->reshape(before[id]);
+  if (!refusing.empty())
+    for (size_t i : own) layers_[i]->keep_one_size(refusing);
+}
+
+void Net::refuse_size_following_outputs(const std::string& reporter) const {
+  if (size_following_outputs_.empty()) return;
+  throw Error(std::string("the ") + phase_name(state_.phase) + " net's output(s) " + size_following_outputs_ +
+              " take the size of each image (a data layer with batch_size 1 gives each image at its own size), so " +
+              reporter +
+              " cannot average them over batches; consume them (a Silence layer takes them) or give the "
+              "images one size");
 }
 
 void Net::warn_unequal_sources() const {

@@ -104,6 +104,13 @@ class Net {
 
   long long num_parameters() const;
 
+  // The outputs ("'a', 'b'") whose shape follows the images of a data layer that gives
+  // each its own size (Layer::gives_own_sizes): their values cannot be averaged over
+  // batches, so a caller that reports outputs refuses them.
+  const std::string& size_following_outputs() const { return size_following_outputs_; }
+  // Throws Error naming them, for `reporter` ("training", "crema test") that averages outputs.
+  void refuse_size_following_outputs(const std::string& reporter) const;
+
   // For nets that only run forward (a TEST net, `crema test`): lets blobs whose lives
   // do not overlap share one buffer, as inference frameworks do. A blob's buffer is
   // free once the last layer reading it has run; outputs, data layers' tops and blobs
@@ -126,6 +133,9 @@ class Net {
   void append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet);
   // Warns when the net's data layers read sources of different sizes.
   void warn_unequal_sources() const;
+  // Whether the net takes inputs of another size from layers that give each batch its own
+  // (Layer::gives_own_sizes); where a layer refuses one, they keep the size set up.
+  void check_other_sizes();
   // ": layer 'x' (file:line) makes it, but …" when only a left-out layer makes `blob`.
   std::string left_out_maker(const std::string& blob) const;
   void resolve_params(int layer_index);
@@ -155,6 +165,7 @@ class Net {
   std::vector<std::string> output_names_;  // as users named the blobs
   std::vector<int> output_ids_;
   std::vector<float> output_loss_weights_;
+  std::string size_following_outputs_;
   bool forward_only_ = false;  // reuse_activation_memory was called
   bool debug_info_ = false;
 };

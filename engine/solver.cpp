@@ -342,6 +342,7 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
   spdlog::info("Creating training net");
   net_ = std::make_unique<Net>(net_spec, spec_.train_net_state(net_spec), ctx_);
   if (spec_.debug_info) net_->set_debug_info(true);  // the TRAIN net only, as Caffe
+  net_->refuse_size_following_outputs("training");
   // Caffe trains such a net, changing nothing, for as long as it is told to.
   // (A net whose parameters are all frozen, e.g. one refreshing BatchNorm's statistics, is fine.)
   bool has_loss = false, learns = false;
@@ -357,6 +358,7 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
   for (size_t t = 0; t < spec_.test_nets(); ++t) {
     spdlog::info("Creating test net (#{})", t);
     auto test = std::make_unique<Net>(net_spec, spec_.test_net_state(net_spec, t), ctx_);
+    test->refuse_size_following_outputs("training's test pass");
     test->share_weights_from(*net_);
     log_memory_plan(test->reuse_activation_memory());
     if (spec_.test_interval > 0)  // else the test nets never run (warned below)

@@ -80,6 +80,15 @@ void HDF5OutputLayer::reshape(const BlobVec& bottom, const BlobVec&) {
   if (bottom[0]->shape(0) != bottom[1]->shape(0))
     spec_.fail("data and label must have the same batch size; got " + bottom[0]->shape_string() + " and " +
                bottom[1]->shape_string());
+  // A dataset's rows have one shape: the first reshape's (refused here rather than in the
+  // write, so that a net fed images of their own size keeps one size for this layer).
+  for (size_t i = 0; i < 2; ++i) {
+    const std::vector<int> row(bottom[i]->shape().begin() + 1, bottom[i]->shape().end());
+    if (row_shapes_.size() <= i) row_shapes_.push_back(row);
+    if (row != row_shapes_[i])
+      spec_.fail("bottom " + std::to_string(i) + " has rows of shape " + shape_string(row) + " but had " +
+                 shape_string(row_shapes_[i]) + ": an HDF5 dataset holds rows of one shape");
+  }
 }
 
 void HDF5OutputLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec&) {

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/layer.hpp"
 #include "io/hdf5.hpp"
@@ -45,6 +46,7 @@ class HDF5OutputLayer : public Layer {
  private:
   std::string file_name_, temp_name_;
   std::unique_ptr<io::H5File> file_;
+  std::vector<std::vector<int>> row_shapes_;  // per bottom: the shape after the batch axis
 };
 
 }  // namespace crema

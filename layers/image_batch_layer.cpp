@@ -63,19 +63,12 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
   } catch (const Error& e) {
     spec_.fail(e.what());
   }
-  EpochSampler sampler;
-  sampler.init(source_->size(), params_.shuffle, order_seed(ctx, params_.shuffle));
-  // Whole passes over the source change nothing a user can tell apart: skip the remainder
-  // (a huge rand_skip would otherwise step through billions of samples at setup).
-  for (int i = 0; i < params_.rand_skip % source_->size(); ++i) sampler.next();
-  const uint64_t seed = ctx.rng().next_u32();
-  const size_t sample = static_cast<size_t>(out_shape_[0]) * out_shape_[1] * out_shape_[2];
-  std::vector<size_t> sizes = {sample};
+  order_seed_ = order_seed(ctx, params_.shuffle);
+  sample_seed_ = ctx.rng().next_u32();
+  staged_ = staged_for(ctx, params_.prefetch);
   labels_ = top.size() > 1;
-  if (labels_) sizes.push_back(1);
-  prefetcher_ = std::make_unique<Prefetcher>(staged_for(ctx, params_.prefetch), std::move(sampler), seed, params_.batch_size,
-                                             std::move(sizes),
-                                             [this](int index, Rng& rng, float* const* outs) { fill(index, rng, outs); });
+  shaped_ = params_.batch_size == 1 && transformer_.output_follows_input();
+  make_prefetcher();
   spdlog::info("{}: {} samples of {} from {}{}; {} prefetch thread(s)", spec_.name, source_->size(),
                io::shape_text(channels_, height_, width_), source_name(),
                params_.shuffle ? ", shuffled each epoch" : "", params_.prefetch.threads);
@@ -87,6 +80,31 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
         "{}: transform_param.mirror is set in a TEST net; crema flips only TRAIN images (Caffe flips TEST "
         "images at random too), so the scores are of the images as they are",
         spec_.name);
+}
+
+void ImageBatchLayer::make_prefetcher() {
+  EpochSampler sampler;
+  sampler.init(source_->size(), params_.shuffle, order_seed_);
+  // Whole passes over the source change nothing a user can tell apart: skip the remainder
+  // (a huge rand_skip would otherwise step through billions of samples at setup).
+  for (int i = 0; i < params_.rand_skip % source_->size(); ++i) sampler.next();
+  std::vector<size_t> sizes = {static_cast<size_t>(out_shape_[0]) * out_shape_[1] * out_shape_[2]};
+  if (labels_) sizes.push_back(1);
+  if (shaped_)
+    prefetcher_ =
+        std::make_unique<Prefetcher>(staged_, std::move(sampler), sample_seed_, std::move(sizes),
+                                     [this](int index, Rng& rng, ShapedSample& out) { fill_shaped(index, rng, out); });
+  else
+    prefetcher_ =
+        std::make_unique<Prefetcher>(staged_, std::move(sampler), sample_seed_, params_.batch_size, std::move(sizes),
+                                     [this](int index, Rng& rng, float* const* outs) { fill(index, rng, outs); });
+}
+
+void ImageBatchLayer::keep_one_size(const std::string& layer) {
+  if (!shaped_) return;
+  shaped_ = false;
+  one_size_layer_ = layer;
+  make_prefetcher();  // not started yet: nothing was read
 }
 
 void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
@@ -106,19 +124,54 @@ void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
                                      ? "image_data_param.new_height/new_width"
                                      : "convert the images again with convert-imageset --resize, or "
                                        "transform_param.resize with crop_size";
+    // With batch_size 1 and no crop, only a layer taking one size keeps the first one.
+    if (!why.empty() && !one_size_layer_.empty() && raw.channels == channels_)
+      why += ", the one size layer '" + one_size_layer_ + "' takes";
     if (!why.empty())
       throw BadSample(source_->describe(index) + " is " + io::shape_text(raw.channels, raw.height, raw.width) +
                       " but " + why + "; give the images one size (" + one_size +
                       ") or crop them with transform_param.crop_size");
   }
-  if (raw.floats.empty())
-    transformer_.transform(raw.bytes.data(), raw.channels, raw.height, raw.width, outs[0], rng);
-  else
-    transformer_.transform(raw.floats.data(), raw.channels, raw.height, raw.width, outs[0], rng);
+  transform(raw, rng, outs[0]);
   if (labels_) outs[1][0] = static_cast<float>(raw.label);
 }
 
+void ImageBatchLayer::transform(const RawSample& raw, Rng& rng, float* out) const {
+  if (raw.floats.empty())
+    transformer_.transform(raw.bytes.data(), raw.channels, raw.height, raw.width, out, rng);
+  else
+    transformer_.transform(raw.floats.data(), raw.channels, raw.height, raw.width, out, rng);
+}
+
+void ImageBatchLayer::fill_shaped(int index, Rng& rng, ShapedSample& out) const {
+  thread_local RawSample raw;
+  source_->read(index, raw);
+  if (raw.channels != channels_)
+    throw BadSample(source_->describe(index) + " has " + std::to_string(raw.channels) +
+                    " channel(s) where the first sample has " + std::to_string(channels_) +
+                    (spec_.type == "ImageData" ? "; image_data_param.is_color decodes every image with 3 or 1"
+                                               : "; give the images one number of channels (transform_param."
+                                                 "force_color or force_gray decode encoded records so)"));
+  std::vector<int> shape;
+  try {
+    shape = transformer_.output_shape(raw.channels, raw.height, raw.width);
+  } catch (const Error& e) {
+    throw BadSample(source_->describe(index) + " is " + io::shape_text(raw.channels, raw.height, raw.width) + ": " +
+                    e.what());
+  }
+  out.values.resize(labels_ ? 2 : 1);
+  out.shapes.resize(out.values.size());
+  out.shapes[0] = {1, shape[0], shape[1], shape[2]};
+  out.values[0].resize(static_cast<size_t>(shape[0]) * shape[1] * shape[2]);
+  transform(raw, rng, out.values[0].data());
+  if (labels_) {
+    out.shapes[1] = {1};
+    out.values[1] = {static_cast<float>(raw.label)};
+  }
+}
+
 void ImageBatchLayer::reshape(const BlobVec&, const BlobVec& top) {
+  if (shaped_ && top[0]->num_axes() == 4) return;  // the last batch's shape until forward takes the next
   top[0]->reshape({params_.batch_size, out_shape_[0], out_shape_[1], out_shape_[2]});
   if (top.size() > 1) top[1]->reshape({params_.batch_size});
 }

@@ -1,12 +1,17 @@
 // What the image data layers (Data, ImageData) share: an ImageSource read through
 // the Prefetcher, each sample checked for shape and passed through transform_param.
-// Tops: data (N, C, H', W') and, optionally, label (N). The sample shape is the
-// first readable sample's, fixed at setup (Caffe reshapes every batch to its first
-// sample, which lets batch_size 1 take images of any size; crema does not); a sample
-// of another shape is a bad sample (skipped and reported, or fatal with
-// on_bad_sample: fail) unless the transform (a crop) makes it the same size.
+// Tops: data (N, C, H', W') and, optionally, label (N). With batch_size 1 and a
+// transform whose output follows the input's size (no crop, no mean image), each
+// image keeps its own size and the tops take each batch's shape, as Caffe's do (a fully
+// convolutional net trains on images of any size), unless a layer of the net takes one
+// size only (InnerProduct: the net checks at setup). Otherwise the sample shape is the
+// first readable sample's, fixed at setup (Caffe would stop at a batch of mixed sizes);
+// a sample of another shape is a bad sample (skipped and reported, or fatal with
+// on_bad_sample: fail) unless the transform (a crop) makes it the same size. A sample
+// with another number of channels is a bad sample either way.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +43,8 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   std::vector<std::string> class_names() const override;
   int64_t source_size() const override { return source_ ? source_->size() : -1; }
+  bool gives_own_sizes() const override { return shaped_; }
+  void keep_one_size(const std::string& layer) override;
   const DataTransformer& transformer() const { return transformer_; }
 
  protected:
@@ -49,12 +56,20 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   DataTransformer transformer_;
 
  private:
+  void make_prefetcher();  // from the members below, set in layer_setup
   void fill(int index, Rng& rng, float* const* outs) const;
+  void fill_shaped(int index, Rng& rng, ShapedSample& out) const;
+  // Transforms `raw` (read as sample `index`, checked for its channels) into out: (C', H', W').
+  void transform(const RawSample& raw, Rng& rng, float* out) const;
   ImageBatchParams params_;
   std::unique_ptr<ImageSource> source_;
   int channels_ = 1, height_ = 0, width_ = 0;  // the first sample's shape
   std::vector<int> out_shape_;                  // after the transform
   bool labels_ = false;                         // a label top
+  bool shaped_ = false;                         // each batch of one image keeps its size
+  std::string one_size_layer_;                  // the layer that refused another size
+  uint64_t order_seed_ = 0, sample_seed_ = 0;
+  PrefetchOptions staged_;  // the layer's, with the device to stage batches on
 };
 
 }  // namespace crema

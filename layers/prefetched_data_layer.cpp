@@ -134,9 +134,23 @@ struct Recycler {
 };
 }  // namespace
 
+void PrefetchedDataLayer::take_shapes(const Prefetcher::Batch& batch, const BlobVec& top) {
+  for (size_t t = 0; t < batch.shapes.size() && t < top.size(); ++t) {
+    if (!said_reshaped_ && top[t]->shape() != batch.shapes[t]) {
+      said_reshaped_ = true;
+      spdlog::info(
+          "{}: a sample of shape {} after {}: with batch_size 1 and no crop, each image goes through the net at its "
+          "own size, as in Caffe",
+          spec_.name, shape_string(batch.shapes[t]), top[t]->shape_string());
+    }
+    top[t]->reshape(batch.shapes[t]);
+  }
+}
+
 void PrefetchedDataLayer::forward_cpu(Context&, const BlobVec&, const BlobVec& top) {
   Prefetcher::Batch batch = prefetcher_->next();
   Recycler recycler{*prefetcher_, batch};
+  take_shapes(batch, top);
   for (size_t t = 0; t < top.size(); ++t)  // batch.host[t]: (batch_size, sample size of top t)
     std::copy_n(batch.host[t], batch.counts[t], top[t]->mutable_cpu_data());
 }
@@ -145,6 +159,7 @@ void PrefetchedDataLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const
   if (!ctx.on_gpu() || !ctx.cuda()) return forward_cpu(ctx, bottom, top);
   Prefetcher::Batch batch = prefetcher_->next();
   Recycler recycler{*prefetcher_, batch};
+  take_shapes(batch, top);
   if (batch.device.empty()) {  // not staged: the tops are filled on the host and copied over when read
     for (size_t t = 0; t < top.size(); ++t) std::copy_n(batch.host[t], batch.counts[t], top[t]->mutable_cpu_data());
     return;

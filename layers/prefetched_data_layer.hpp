@@ -53,6 +53,11 @@ class PrefetchedDataLayer : public Layer {
   void say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options, bool own_blocks) const;
 
   std::unique_ptr<Prefetcher> prefetcher_;
+
+ private:
+  // A batch of one shaped sample: the tops take its shape (said once, when it first changes).
+  void take_shapes(const Prefetcher::Batch& batch, const BlobVec& top);
+  bool said_reshaped_ = false;
 };
 
 }  // namespace crema

@@ -13,9 +13,12 @@
 #include <set>
 
 #include "engine/net.hpp"
+#include "gpu_test_util.hpp"
 #include "io/checkpoint.hpp"
+#include "io/datum.hpp"
 #include "io/hdf5.hpp"
 #include "io/idx.hpp"
+#include "io/lmdb.hpp"
 #include "io/yaml_config.hpp"
 #include "layer_test_util.hpp"
 #include "test_util.hpp"
@@ -206,6 +209,177 @@ TEST_CASE("ImageData: a deleted file and a truncated PNG are skipped and counted
   CHECK(error.find("a1.png") != std::string::npos);
   CHECK(error.find("list.txt:2") != std::string::npos);
   CHECK(error.find("a3.png") == std::string::npos);
+}
+
+TEST_CASE(
+    "ImageData: batch_size 1 without a crop gives each image at its own size, as Caffe, and a crop or a batch fixes "
+    "it") {
+  // Four grey images of three sizes; the list goes round twice, so the arrays grow and shrink.
+  test::TempDir dir;
+  const std::vector<std::pair<int, int>> sizes = {{2, 3}, {4, 5}, {3, 2}, {2, 3}};
+  std::string list;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    write_png(dir / ("img/s" + std::to_string(i) + ".png"), sizes[i].first, sizes[i].second, 20 * static_cast<int>(i));
+    list += "img/s" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+  const std::string root = ", root_folder: '" + dir.path().string() + "', is_color: false";
+  for (const std::string threads : {"1", "2"}) {
+    INFO("threads " << threads);
+    test::CaptureLog log;
+    ImagesUnderTest d(image_yaml(dir / "list.txt", 1, root + ", threads: " + threads), Phase::TEST, 1);
+    CHECK(d.data.shape() == std::vector<int>{1, 1, 2, 3});  // the first image's, until forward
+    for (int pass = 0; pass < 2; ++pass)
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        d.next();
+        const auto [h, w] = sizes[i];
+        REQUIRE(d.data.shape() == std::vector<int>{1, 1, h, w});
+        std::vector<float> want;
+        for (int y = 0; y < h; ++y)
+          for (int x = 0; x < w; ++x) want.push_back(static_cast<float>(20 * static_cast<int>(i) + 10 * y + x));
+        test::check_values(d.data, want);
+        CHECK(d.labels() == std::vector<float>{static_cast<float>(i)});
+      }
+    CHECK(d.t.layer->data_stats().bad_samples == 0);
+    CHECK_MESSAGE(test::count_of(log.text(), "each image goes through the net at its own size") == 1, log.text());
+  }
+
+  SUBCASE("in a net, images keep their size unless a layer takes one size only, which is then named") {
+    const auto net_of = [&](const std::string& list_file, const std::string& rest) {
+      return io::parse_yaml(
+          "{name: n, layer: [{name: d, " + image_yaml(dir / list_file, 1, root).substr(1) + ", " + rest + "]}",
+          "n.yaml");
+    };
+    const Node any = net_of(
+        "list.txt",
+        "{name: c, type: Convolution, bottom: data, top: c, convolution_param: {num_output: 2, kernel_size: 1}}, "
+        "{name: s, type: Silence, bottom: [c, label]}");
+    const Node one =
+        net_of("list.txt",
+               "{name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2}}, "
+               "{name: s, type: Silence, bottom: [ip, label]}");
+    test::CaptureLog log;
+    Context ctx(3);
+    Net open(NetSpec::parse(any), NetState{Phase::TEST, 0, {}}, ctx, true);
+    Net fixed(NetSpec::parse(one), NetState{Phase::TEST, 0, {}}, ctx, true);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      open.forward(ctx);
+      CHECK(open.blob("c")->shape() == std::vector<int>{1, 2, sizes[i].first, sizes[i].second});
+    }
+    fixed.forward(ctx);
+    fixed.forward(ctx);  // s0, then s3: s1 and s2 are skipped
+    CHECK(fixed.blob("data")->shape() == std::vector<int>{1, 1, 2, 3});
+    CHECK(fixed.blob("label")->cpu_data()[0] == 3.f);
+    CHECK(fixed.data_stats().bad_samples == 2);
+    CHECK_MESSAGE(log.text().find("img/s1.png") != std::string::npos, log.text());
+    CHECK_MESSAGE(
+        log.text().find("but the first sample's is 1x2x3, the one size layer 'ip' takes") != std::string::npos,
+        log.text());
+
+    // Pooling halves each side and Deconvolution doubles it back for Eltwise to add the
+    // input: a net that takes sides of even length only. The check at setup tries a size
+    // that keeps the first image's factors of two, so images of even sides keep their size.
+    std::string even;
+    const std::vector<std::pair<int, int>> even_sizes = {{8, 12}, {4, 8}, {12, 6}};
+    for (size_t i = 0; i < even_sizes.size(); ++i) {
+      write_png(dir / ("img/e" + std::to_string(i) + ".png"), even_sizes[i].first, even_sizes[i].second, 0);
+      even += "img/e" + std::to_string(i) + ".png 0\n";
+    }
+    test::write_file(dir / "even.txt", even);
+    const Node halving =
+        net_of("even.txt",
+               "{name: p, type: Pooling, bottom: data, top: p, pooling_param: {pool: AVE, kernel_size: 2, stride: 2}}, "
+               "{name: up, type: Deconvolution, bottom: p, top: up, convolution_param: {num_output: 1, kernel_size: 2, "
+               "stride: 2}}, {name: sum, type: Eltwise, bottom: [data, up], top: sum}, "
+               "{name: s, type: Silence, bottom: [sum, label]}");
+    Net unet(NetSpec::parse(halving), NetState{Phase::TEST, 0, {}}, ctx, true);
+    for (const auto& [h, w] : even_sizes) {
+      unet.forward(ctx);
+      CHECK(unet.blob("sum")->shape() == std::vector<int>{1, 1, h, w});
+    }
+    CHECK(unet.data_stats().bad_samples == 0);
+
+    // An output that takes each image's size cannot be averaged over batches: training and
+    // `crema test` refuse such a net, naming it; consumed, the net is fine.
+    const Node dangling = net_of(
+        "list.txt",
+        "{name: c, type: Convolution, bottom: data, top: c, convolution_param: {num_output: 2, kernel_size: 1}}");
+    Net scored(NetSpec::parse(dangling), NetState{Phase::TEST, 0, {}}, ctx, true);
+    CHECK(scored.size_following_outputs() == "'c'");
+    CHECK_THROWS_WITH_AS(scored.refuse_size_following_outputs("crema test"),
+                         doctest::Contains("the TEST net's output(s) 'c' take the size of each image"), Error);
+    CHECK(open.size_following_outputs().empty());
+    CHECK_NOTHROW(open.refuse_size_following_outputs("crema test"));
+
+    // The check leaves every blob as set up, even behind a layer whose shape comes from
+    // values (Filter keeps every item until its selector has been read).
+    const Node filtered = net_of(
+        "list.txt", "{name: f, type: Filter, bottom: [data, label], top: fd}, {name: s, type: Silence, bottom: [fd]}");
+    Net filter_net(NetSpec::parse(filtered), NetState{Phase::TEST, 0, {}}, ctx, true);
+    CHECK(filter_net.blob("fd")->shape() == std::vector<int>{1, 1, 2, 3});
+
+    // HDF5Output writes rows of one shape: it is the layer taking one size.
+    const Node written = net_of("list.txt",
+                                "{name: out, type: HDF5Output, bottom: [data, label], "
+                                "hdf5_output_param: {file_name: '" +
+                                    dir / "out.h5" + "'}}");
+    Net writer(NetSpec::parse(written), NetState{Phase::TEST, 0, {}}, ctx, true);
+    writer.forward(ctx);
+    writer.forward(ctx);
+    CHECK(writer.data_stats().bad_samples == 2);
+    CHECK_MESSAGE(log.text().find("the one size layer 'out' takes") != std::string::npos, log.text());
+    writer.finish();
+  }
+  SUBCASE("a crop gives every image one shape") {
+    ImagesUnderTest d(image_yaml(dir / "list.txt", 1, root, "{crop_size: 2}"), Phase::TEST, 1);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      d.next();
+      CHECK(d.data.shape() == std::vector<int>{1, 1, 2, 2});
+      CHECK(d.labels() == std::vector<float>{static_cast<float>(i)});
+    }
+    CHECK(d.t.layer->data_stats().bad_samples == 0);
+  }
+  SUBCASE("batch_size 2 keeps the first image's shape and skips the others, as a batch has one shape") {
+    ImagesUnderTest d(image_yaml(dir / "list.txt", 2, root), Phase::TEST, 1);
+    d.next();
+    CHECK(d.data.shape() == std::vector<int>{2, 1, 2, 3});
+    CHECK(d.labels() == std::vector<float>{0, 3});
+    CHECK(d.t.layer->data_stats().bad_samples == 2);
+  }
+}
+
+TEST_CASE("GPU: ImageData with images of their own size stages each at its size: the CPU's batches") {
+  SKIP_WITHOUT_DEVICE();
+  // Sizes that grow and shrink, over more batches than the prefetcher's buffer sets (prefetch
+  // + 2), so their host and device arrays are enlarged while batches are in flight.
+  test::TempDir dir;
+  std::string list;
+  const std::vector<std::pair<int, int>> sizes = {{2, 3}, {6, 7}, {3, 2}, {9, 4}, {5, 5}, {12, 10}, {1, 1}};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    write_png(dir / ("img/g" + std::to_string(i) + ".png"), sizes[i].first, sizes[i].second, 7 * static_cast<int>(i));
+    list += "img/g" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+  const std::string yaml =
+      image_yaml(dir / "list.txt", 1, ", root_folder: '" + dir.path().string() + "', threads: 2, prefetch: 2",
+                 "{scale: 0.5, mean_value: [3, 4, 5]}");
+  Context cpu(3);
+  auto gpu = Context::gpu(0, 3);
+  auto on_cpu = test::make_layer(yaml, Phase::TEST), on_gpu = test::make_layer(yaml, Phase::TEST);
+  Blob cd, cl, gd, gl;
+  on_cpu.layer->setup(cpu, {}, {&cd, &cl});
+  on_gpu.layer->setup(*gpu, {}, {&gd, &gl});
+  for (int b = 0; b < 3 * static_cast<int>(sizes.size()); ++b) {
+    INFO("batch " << b);
+    on_cpu.layer->forward(cpu, {}, {&cd, &cl});
+    on_gpu.layer->forward(*gpu, {}, {&gd, &gl});
+    const auto [h, w] = sizes[static_cast<size_t>(b) % sizes.size()];
+    REQUIRE(gd.shape() == std::vector<int>{1, 3, h, w});
+    REQUIRE(cd.shape() == gd.shape());
+    CHECK(std::vector<float>(gd.cpu_data(), gd.cpu_data() + gd.count()) ==
+          std::vector<float>(cd.cpu_data(), cd.cpu_data() + cd.count()));
+    CHECK(gl.cpu_data()[0] == cl.cpu_data()[0]);
+  }
 }
 
 // A net of two ImageData layers, a (tops da, la) and b (db, lb), over lists of six images
@@ -593,4 +767,99 @@ TEST_CASE("an image folder's class names are kept beside the snapshots, and clas
   REQUIRE_MESSAGE(c.status == 0, c.output);
   CHECK(c.output.find("x.classes.txt") != std::string::npos);
   CHECK(c.output.find("\"dark\"") != std::string::npos);
+}
+
+TEST_CASE("a fully convolutional net learns per-pixel labels from images of many sizes, one at a time, with masks") {
+  // Caffe's way to train a segmentation net: an ImageData layer of images and one of their
+  // masks (label images), both batch_size 1, paired by position; every image has its own
+  // size. A pixel's class is whether it is brighter than 127; pixel (0, 0) is ignored (255).
+  test::TempDir dir;
+  const std::string root = dir.path().string();
+  Rng rng(77);
+  std::vector<std::pair<int, int>> test_sizes;
+  for (const std::string split : {"train", "test"}) {
+    std::string images, masks;
+    for (int i = 0; i < (split == "train" ? 40 : 12); ++i) {
+      const int h = 6 + static_cast<int>(rng.next_u32() % 9), w = 6 + static_cast<int>(rng.next_u32() % 9);
+      if (split == "test") test_sizes.emplace_back(h, w);
+      cv::Mat image(h, w, CV_8UC1), mask(h, w, CV_8UC1);
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+          const int v = static_cast<int>(rng.next_u32() % 256);
+          image.at<uint8_t>(y, x) = static_cast<uint8_t>(v);
+          mask.at<uint8_t>(y, x) = static_cast<uint8_t>(y == 0 && x == 0 ? 255 : v > 127 ? 1 : 0);
+        }
+      const std::string name = split + "/" + std::to_string(i);
+      fs::create_directories(dir / split);
+      REQUIRE(cv::imwrite(dir / (name + ".png"), image));
+      REQUIRE(cv::imwrite(dir / (name + "_mask.png"), mask));
+      images += name + ".png 0\n";
+      masks += name + "_mask.png 0\n";
+    }
+    test::write_file(dir / (split + ".txt"), images);
+    test::write_file(dir / (split + "_masks.txt"), masks);
+  }
+  std::string net;
+  for (const std::string phase : {"TRAIN", "TEST"}) {
+    const std::string split = phase == "TRAIN" ? "train" : "test";
+    net += "    - {name: image, type: ImageData, top: data, include: {phase: " + phase +
+           "}, transform_param: {scale: 0.0039215},\n       image_data_param: {source: " + root + "/" + split +
+           ".txt, root_folder: " + root + ", is_color: false, threads: 2}}\n";
+    net += "    - {name: mask, type: ImageData, top: label, include: {phase: " + phase +
+           "},\n       image_data_param: {source: " + root + "/" + split + "_masks.txt, root_folder: " + root +
+           ", is_color: false}}\n";
+  }
+  const std::string solver = dir / "solver.yaml";
+  test::write_file(
+      solver,
+      "net:\n  name: fcn\n  layer:\n" + net +
+          "    - {name: conv1, type: Convolution, bottom: data, top: conv1, convolution_param: {num_output: 8, "
+          "kernel_size: 3, pad: 1, weight_filler: {type: xavier}}}\n"
+          "    - {name: relu1, type: ReLU, bottom: conv1, top: conv1}\n"
+          "    - {name: pool1, type: Pooling, bottom: conv1, top: pool1, pooling_param: {pool: MAX, kernel_size: 2, "
+          "stride: 2}}\n"
+          "    - {name: up, type: Deconvolution, bottom: pool1, top: up, convolution_param: {num_output: 4, "
+          "kernel_size: 2, stride: 2, weight_filler: {type: xavier}}}\n"
+          "    - {name: crop, type: Crop, bottom: [up, data], top: upc, crop_param: {axis: 2}}\n"
+          "    - {name: cat, type: Concat, bottom: [conv1, upc], top: cat}\n"
+          "    - {name: score, type: Convolution, bottom: cat, top: score, convolution_param: {num_output: 2, "
+          "kernel_size: 1, weight_filler: {type: xavier}}}\n"
+          "    - {name: loss, type: SoftmaxWithLoss, bottom: [score, label], top: loss, loss_param: {ignore_label: "
+          "255}}\n"
+          "    - {name: accuracy, type: Accuracy, bottom: [score, label], top: accuracy, include: {phase: TEST}, "
+          "accuracy_param: {ignore_label: 255}}\n"
+          "base_lr: 0.05\nmomentum: 0.9\nlr_policy: fixed\ndisplay: 100\nmax_iter: 400\ntest_iter: 12\n"
+          "test_interval: 400\ntest_initialization: true\nsnapshot_prefix: " +
+          root + "/snap/fcn\nrandom_seed: 3\n");
+  const auto r = test::run(crema_cmd("train " + solver));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("each image goes through the net at its own size") != std::string::npos);
+  CHECK(r.output.find("skipped") == std::string::npos);
+  std::smatch first, last;
+  REQUIRE(std::regex_search(r.output, first, std::regex(R"(Iteration 0, Testing net[\s\S]*?accuracy = ([0-9.]+))")));
+  REQUIRE(std::regex_search(r.output, last, std::regex(R"(Iteration 400, Testing net[\s\S]*?accuracy = ([0-9.]+))")));
+  MESSAGE("per-pixel accuracy: " << first[1] << " before training, " << last[1] << " after");
+  CHECK(std::stod(last[1]) > 0.95);
+  CHECK(std::stod(last[1]) > std::stod(first[1]) + 0.2);
+
+  // extract-features: each test image's scores at its size, in an LMDB of Datums; an HDF5
+  // dataset, whose rows have one shape, is refused with the way out.
+  const std::string model =
+      " --model " + solver + " --weights " + root + "/snap/fcn_iter_400.caffemodel.h5 --iterations 12";
+  const auto h5 = test::run(crema_cmd("extract-features" + model + " --blobs score -o " + root + "/score.h5"));
+  CHECK(h5.status == 1);
+  CHECK_MESSAGE(h5.output.find("an HDF5 dataset holds rows of one shape; write one LMDB per blob") != std::string::npos,
+                h5.output);
+  CHECK_FALSE(fs::exists(dir / "score.h5"));
+  const auto db = test::run(crema_cmd("extract-features" + model + " --blobs score -o " + root + "/score_lmdb"));
+  REQUIRE_MESSAGE(db.status == 0, db.output);
+  io::LmdbReader scores(root + "/score_lmdb");
+  REQUIRE(scores.count() == 12);
+  for (int i = 0; i < 12; ++i) {
+    io::Datum d;
+    io::decode_datum(scores.get(fmt::format("{:010d}", i)), "score", d);
+    CHECK(d.channels == 2);
+    CHECK(d.height == test_sizes[static_cast<size_t>(i)].first);
+    CHECK(d.width == test_sizes[static_cast<size_t>(i)].second);
+  }
 }

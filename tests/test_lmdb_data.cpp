@@ -542,7 +542,10 @@ TEST_CASE("Data layer LMDB: encoded PNG records decode to their pixels (BGR, pla
   test::check_values(d.data, {10, 40, 20, 50, 30, 60});
   CHECK(d.labels() == std::vector<float>{3});
   // The grey record decodes to one channel, which does not fit the colour top.
-  CHECK_THROWS_WITH_AS(d.forward(), doctest::Contains("record 'b' is 1x1x2 but the first sample's is 3x1x2"), Error);
+  CHECK_THROWS_WITH_AS(d.forward(),
+                       doctest::Contains("record 'b' has 1 channel(s) where the first sample has 3; give the images "
+                                         "one number of channels (transform_param.force_color or force_gray"),
+                       Error);
 
   // force_color turns the grey record into three equal channels.
   DataUnderTest c(data_yaml(dir / "db", 2, "{force_color: true}"), Phase::TEST, 1);
@@ -586,4 +589,33 @@ TEST_CASE("Data layer LMDB: a record of another size is a bad sample naming its 
   cropped.forward();
   // k1: all ones (offset 0); k2: rows/columns 1..3 of 0..24 (offset (5-3)/2 = 1).
   test::check_values(cropped.data, {1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 7, 8, 11, 12, 13, 16, 17, 18});
+}
+
+TEST_CASE("Data layer LMDB: batch_size 1 takes each record at its size, one with other channels is a bad sample") {
+  test::TempDir dir;
+  std::vector<int> big(25);
+  for (int i = 0; i < 25; ++i) big[static_cast<size_t>(i)] = i;
+  write_db(dir / "db", {{"k1", raw_datum(1, 4, 4, std::vector<int>(16, 1), 0)},
+                        {"k2", raw_datum(1, 5, 5, big, 1)},
+                        {"k3", raw_datum(3, 2, 2, std::vector<int>(12, 7), 2)}});
+  DataUnderTest d(data_yaml(dir / "db", 1, "{scale: 2}"), Phase::TEST, 1);
+  d.forward();
+  CHECK(d.data.shape() == std::vector<int>{1, 1, 4, 4});
+  test::check_values(d.data, std::vector<float>(16, 2.f));
+  d.forward();
+  REQUIRE(d.data.shape() == std::vector<int>{1, 1, 5, 5});
+  std::vector<float> doubled;
+  for (int v : big) doubled.push_back(2.f * static_cast<float>(v));
+  test::check_values(d.data, doubled);
+  CHECK(d.labels() == std::vector<float>{1});
+  d.forward();  // k3 has 3 channels: skipped, and the epoch starts again with k1
+  CHECK(d.data.shape() == std::vector<int>{1, 1, 4, 4});
+  CHECK(d.labels() == std::vector<float>{0});
+  CHECK(d.t.layer->data_stats().bad_samples == 1);
+
+  DataUnderTest strict(data_yaml(dir / "db", 1, "{}", ", on_bad_sample: fail"), Phase::TEST, 1);
+  strict.forward();
+  strict.forward();
+  CHECK_THROWS_WITH_AS(strict.forward(), doctest::Contains("record 'k3' has 3 channel(s) where the first sample has 1"),
+                       Error);
 }

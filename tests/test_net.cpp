@@ -927,3 +927,130 @@ TEST_CASE("net: a control character in a layer, blob or parameter name, or an em
   CHECK_THROWS_WITH_AS(build(net_with("name: ip, top: [p, \"\"]")), doctest::Contains("a top has an empty name"),
                        ConfigError);
 }
+
+namespace {
+// A small fully convolutional net (FCN's shape: convolutions, a skip, an upsampling
+// Deconvolution cropped back to the input's size, a per-pixel loss that ignores label 255)
+// whose input is (1, 3, H, W) with H and W written as HH and WW.
+const char* kFcnYaml = R"(
+name: fcn
+layer:
+  - {name: input, type: Input, top: [data, label], input_param: {shape: [{dim: [1, 3, HH, WW]}, {dim: [1, 1, HH, WW]}]}}
+  - {name: conv1, type: Convolution, bottom: data, top: conv1, convolution_param: {num_output: 6, kernel_size: 3,
+     pad: 1, engine: ENGINE, weight_filler: {type: gaussian, std: 0.3}, bias_filler: {type: gaussian, std: 0.1}}}
+  - {name: bn1, type: BatchNorm, bottom: conv1, top: conv1}
+  - {name: relu1, type: ReLU, bottom: conv1, top: conv1, relu_param: {engine: ENGINE}}
+  - {name: norm1, type: LRN, bottom: conv1, top: norm1, lrn_param: {local_size: 3, engine: ENGINE}}
+  - {name: pool1, type: Pooling, bottom: norm1, top: pool1,
+     pooling_param: {pool: MAX, kernel_size: 3, stride: 2, engine: ENGINE}}
+  - {name: conv2, type: Convolution, bottom: pool1, top: conv2, convolution_param: {num_output: 4, kernel_size: 1,
+     engine: ENGINE, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: up, type: Deconvolution, bottom: conv2, top: up, convolution_param: {num_output: 4, kernel_size: 4,
+     stride: 2, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: crop, type: Crop, bottom: [up, data], top: upc, crop_param: {axis: 2, offset: 1}}
+  - {name: cat, type: Concat, bottom: [upc, conv1], top: cat}
+  - {name: score, type: Convolution, bottom: cat, top: score, convolution_param: {num_output: 3, kernel_size: 1,
+     engine: ENGINE, weight_filler: {type: gaussian, std: 0.3}}}
+  - {name: loss, type: SoftmaxWithLoss, bottom: [score, label], top: loss, loss_param: {ignore_label: 255}}
+  - {name: accuracy, type: Accuracy, bottom: [score, label], top: accuracy, accuracy_param: {ignore_label: 255}}
+)";
+
+std::string fcn_yaml(const std::string& engine, int height, int width) {
+  return replaced(replaced(replaced(kFcnYaml, "ENGINE", engine), "HH", std::to_string(height)), "WW",
+                  std::to_string(width));
+}
+
+// Random pixels in data and labels 0..2 in label, one pixel in seven ignored (255).
+void fill_fcn_inputs(Net& net, uint64_t seed) {
+  fill_random(*net.blob("data"), seed);
+  Rng rng(seed + 100);
+  Blob& label = *net.blob("label");
+  for (int i = 0; i < label.count(); ++i)
+    label.mutable_cpu_data()[i] = i % 7 == 3 ? 255.f : static_cast<float>(rng.next_u32() % 3);
+}
+
+struct PassResult {
+  float loss = 0, accuracy = 0;
+  std::vector<std::vector<float>> param_diffs;
+};
+
+PassResult fcn_pass(Built& b, uint64_t seed) {
+  fill_fcn_inputs(*b.net, seed);
+  b.net->clear_param_diffs();
+  PassResult r;
+  r.loss = b.net->forward_backward(*b.ctx);
+  r.accuracy = b.net->blob("accuracy")->cpu_data()[0];
+  for (const Blob* p : b.net->learnable_params()) r.param_diffs.push_back(diff_of(*p));
+  return r;
+}
+
+void check_same_pass(const PassResult& got, const PassResult& want, const std::string& what) {
+  INFO(what);
+  CHECK(got.loss == doctest::Approx(want.loss).epsilon(1e-5));
+  CHECK(got.accuracy == doctest::Approx(want.accuracy).epsilon(1e-6));
+  REQUIRE(got.param_diffs.size() == want.param_diffs.size());
+  for (size_t i = 0; i < got.param_diffs.size(); ++i) {
+    REQUIRE(got.param_diffs[i].size() == want.param_diffs[i].size());
+    double diff = 0, norm = 0;
+    for (size_t k = 0; k < got.param_diffs[i].size(); ++k) {
+      diff += std::pow(static_cast<double>(got.param_diffs[i][k]) - want.param_diffs[i][k], 2);
+      norm += std::pow(static_cast<double>(want.param_diffs[i][k]), 2);
+    }
+    INFO("parameter " << i);  // BatchNorm's statistics have no gradient: both zero
+    CHECK(std::sqrt(diff) <= 1e-4 * std::sqrt(norm));
+  }
+}
+
+void copy_params(Net& from, Net& to) {
+  REQUIRE(from.num_layers() == to.num_layers());
+  for (int i = 0; i < from.num_layers(); ++i) {
+    REQUIRE(from.layer(i).blobs().size() == to.layer(i).blobs().size());
+    for (size_t j = 0; j < from.layer(i).blobs().size(); ++j)
+      to.layer(i).blobs()[j]->copy_from(*from.layer(i).blobs()[j]);
+  }
+}
+}  // namespace
+
+TEST_CASE("net: a net whose input changes size between passes computes what a net built for that size does") {
+  // Caffe reshapes every layer before its forward, so a batch of one image of any size goes
+  // through a fully convolutional net: every layer's shapes, buffers and oneDNN primitives
+  // must follow the input from pass to pass, growing and shrinking.
+  for (const std::string engine : {"DEFAULT", "CAFFE"}) {
+    INFO("engine " << engine);
+    auto net = build(fcn_yaml(engine, 13, 11));
+    const PassResult first = fcn_pass(*net, 21);
+    for (const auto& [h, w] : {std::pair{19, 16}, std::pair{9, 14}, std::pair{13, 11}}) {
+      net->net->blob("data")->reshape({1, 3, h, w});
+      net->net->blob("label")->reshape({1, 1, h, w});
+      const PassResult got = fcn_pass(*net, 30 + static_cast<uint64_t>(h));
+      auto fresh = build(fcn_yaml(engine, h, w));
+      copy_params(*net->net, *fresh->net);
+      const PassResult want = fcn_pass(*fresh, 30 + static_cast<uint64_t>(h));
+      check_same_pass(got, want, "reshaped to " + std::to_string(h) + "x" + std::to_string(w));
+      CHECK(net->net->blob("score")->shape() == std::vector<int>{1, 3, h, w});
+    }
+    // Back at the first size, the first pass's inputs give its results again.
+    check_same_pass(fcn_pass(*net, 21), first, "back at 13x11");
+  }
+}
+
+TEST_CASE("net: a forward-only net with shared activation memory follows its input to a larger size") {
+  const NetState test_phase{Phase::TEST, 0, {}};
+  auto shared = build(fcn_yaml("DEFAULT", 9, 8), test_phase);
+  CHECK(shared->net->reuse_activation_memory().buffers >= 2);
+  fill_fcn_inputs(*shared->net, 5);
+  shared->net->forward(*shared->ctx);
+  shared->net->blob("data")->reshape({1, 3, 21, 17});
+  shared->net->blob("label")->reshape({1, 1, 21, 17});
+  auto plain = build(fcn_yaml("DEFAULT", 21, 17), test_phase);
+  copy_params(*shared->net, *plain->net);
+  for (uint64_t seed : {6u, 7u}) {
+    fill_fcn_inputs(*shared->net, seed);
+    fill_fcn_inputs(*plain->net, seed);
+    const float got = shared->net->forward(*shared->ctx), want = plain->net->forward(*plain->ctx);
+    CHECK(got == doctest::Approx(want).epsilon(1e-5));
+    const Blob &a = *shared->net->blob("score"), &b = *plain->net->blob("score");
+    REQUIRE(a.shape() == b.shape());
+    for (int i = 0; i < a.count(); ++i) REQUIRE(a.cpu_data()[i] == doctest::Approx(b.cpu_data()[i]).epsilon(1e-5));
+  }
+}
