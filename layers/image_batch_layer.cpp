@@ -64,7 +64,7 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
     spec_.fail(e.what());
   }
   order_seed_ = order_seed(ctx, params_.shuffle);
-  sample_seed_ = ctx.rng().next_u32();
+  sample_seed_ = augment_seed(ctx);
   staged_ = staged_for(ctx, params_.prefetch);
   labels_ = top.size() > 1;
   shaped_ = params_.batch_size == 1 && transformer_.output_follows_input();

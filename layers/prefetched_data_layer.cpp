@@ -56,6 +56,11 @@ uint64_t PrefetchedDataLayer::order_seed(Context& ctx, bool shuffle) const {
   return ctx.shared_seed("data order of net " + std::to_string(spec_.net_serial));
 }
 
+uint64_t PrefetchedDataLayer::augment_seed(Context& ctx) const {
+  if (paired_readers(spec_).empty()) return ctx.rng().next_u32();
+  return ctx.shared_seed("augmentation of net " + std::to_string(spec_.net_serial));
+}
+
 void PrefetchedDataLayer::say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options,
                                       bool own_blocks) const {
   const std::vector<std::string> others = paired_readers(spec_);

@@ -47,6 +47,10 @@ class PrefetchedDataLayer : public Layer {
   // The seed of the layer's sample order. Paired readers (above) that shuffle share one,
   // drawn once per net, so layers holding the same number of samples go in one order.
   uint64_t order_seed(Context& ctx, bool shuffle) const;
+  // The seed of the layer's per-sample augmentation seeds. Paired readers share one, so that
+  // the i-th samples of two layers draw alike: an image and its mask of one size get the
+  // same crop and the same mirror.
+  uint64_t augment_seed(Context& ctx) const;
   // Says at setup how pairing with the net's other readers set this layer's defaults, or
   // warns where a written key breaks it. `own_blocks`: the layer shuffles in blocks of its
   // own size (HDF5Data), never in another layer's order.

@@ -458,6 +458,25 @@ TEST_CASE(
     for (int k = 0; k < 24; ++k) in_order.push_back(static_cast<float>(k % 6));
     CHECK(seen != in_order);
   }
+  SUBCASE("random crops and mirrors are drawn alike for the samples that pair up") {
+    // 2x3 images cropped to 2x2 (a column offset of 0 or 1) and flipped at random, in TRAIN.
+    const std::string crop = "transform_param: {crop_size: 2, mirror: true}, image_data_param:";
+    std::string a = TwoReaders::layer("a", "list.txt", dir, ", shuffle: true"),
+                b = TwoReaders::layer("b", "list_b.txt", dir, ", shuffle: true");
+    a.replace(a.find("image_data_param:"), 17, crop);
+    b.replace(b.find("image_data_param:"), 17, crop);
+    Node root = io::parse_yaml(
+        "{name: pair, layer: [" + a + ", " + b + ", {name: s, type: Silence, bottom: [da, la, db, lb]}]}", "pair.yaml");
+    const NetSpec spec = NetSpec::parse(root);
+    Context ctx(9);
+    Net net(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true);
+    for (int step = 0; step < 6; ++step) {
+      net.forward(ctx);
+      const Blob &da = *net.blob("da"), &db = *net.blob("db");
+      REQUIRE(da.shape() == std::vector<int>{4, 1, 2, 2});
+      for (int i = 0; i < da.count(); ++i) CHECK(db.cpu_data()[i] == da.cpu_data()[i] + 100);
+    }
+  }
   SUBCASE("sources of different sizes are warned about") {
     std::string five;
     for (int i = 0; i < 5; ++i) five += "img/a" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
