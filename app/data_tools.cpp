@@ -89,7 +89,7 @@ int preview(const PreviewOptions& opt) {
         "the net in '" + opt.model + "' has no image data layer (Data or ImageData) to preview in phase " + opt.phase);
   const Blob& data = *net->top_vec(index).front();
   const Blob* label = net->top_vec(index).size() > 1 ? net->top_vec(index)[1] : nullptr;
-  const int channels = data.shape(1), height = data.shape(2), width = data.shape(3);
+  const int channels = data.shape(1);
   if (channels != 1 && channels != 3)
     throw Error("layer '" + net->layer_name(index) + "' gives " + std::to_string(channels) +
                 " channels; a preview PNG needs 1 (grey) or 3 (colour)");
@@ -97,20 +97,24 @@ int preview(const PreviewOptions& opt) {
   if (fs::create_directories(opt.out, ec); ec)  // only now: a config error leaves no empty folder
     throw ConfigError(Mark{}, "--out", "cannot make the folder '" + opt.out + "': " + ec.message());
   io::ImageU8 image;
-  image.channels = channels, image.height = height, image.width = width;
-  image.data.resize(static_cast<size_t>(data.count(1)));
+  image.channels = channels;
   if (const int64_t samples = layer->source_size(); samples > 0 && opt.count > samples)
     spdlog::warn(
         "--n {} is more than the {} samples of layer '{}': the preview goes round them {:.3g} times, writing "
         "each more than once (as transformed anew)",
         opt.count, samples, net->layer_name(index), static_cast<double>(opt.count) / static_cast<double>(samples));
   int written = 0;
+  std::set<std::string> sizes;  // "HxW" of the samples written
   std::set<std::string> names;  // the files this preview wrote
   while (written < opt.count) {
     net->forward_layer(ctx, index);
+    // Each batch's own: a layer of batch_size 1 may give each image at its size.
+    image.height = data.shape(2), image.width = data.shape(3);
+    image.data.resize(static_cast<size_t>(data.count(1)));
+    sizes.insert(std::to_string(image.height) + "x" + std::to_string(image.width));
     for (int n = 0; n < data.shape(0) && written < opt.count; ++n, ++written) {
-      layer->transformer().to_pixels(data.cpu_data() + static_cast<size_t>(n) * data.count(1), channels, height, width,
-                                     image.data.data());
+      layer->transformer().to_pixels(data.cpu_data() + static_cast<size_t>(n) * data.count(1), channels, image.height,
+                                     image.width, image.data.data());
       std::string name = "sample_" + std::to_string(written);
       if (label) {
         const int l = static_cast<int>(label->cpu_data()[n]);
@@ -133,7 +137,8 @@ int preview(const PreviewOptions& opt) {
       ++removed;
   }
   if (removed > 0) spdlog::info("Removed {} sample file(s) of an earlier preview from {}", removed, opt.out);
-  spdlog::info("Wrote {} {}x{} samples of layer '{}' ({}) to {}", written, height, width, net->layer_name(index),
+  spdlog::info("Wrote {} samples ({}) of layer '{}' ({}) to {}", written,
+               sizes.size() == 1 ? *sizes.begin() : std::to_string(sizes.size()) + " sizes", net->layer_name(index),
                opt.phase, opt.out);
   return 0;
 }

@@ -795,12 +795,12 @@ TEST_CASE("a fully convolutional net learns per-pixel labels from images of many
   test::TempDir dir;
   const std::string root = dir.path().string();
   Rng rng(77);
-  std::vector<std::pair<int, int>> test_sizes;
+  std::vector<std::pair<int, int>> train_sizes, test_sizes;
   for (const std::string split : {"train", "test"}) {
     std::string images, masks;
     for (int i = 0; i < (split == "train" ? 40 : 12); ++i) {
       const int h = 6 + static_cast<int>(rng.next_u32() % 9), w = 6 + static_cast<int>(rng.next_u32() % 9);
-      if (split == "test") test_sizes.emplace_back(h, w);
+      (split == "test" ? test_sizes : train_sizes).emplace_back(h, w);
       cv::Mat image(h, w, CV_8UC1), mask(h, w, CV_8UC1);
       for (int y = 0; y < h; ++y)
         for (int x = 0; x < w; ++x) {
@@ -860,6 +860,16 @@ TEST_CASE("a fully convolutional net learns per-pixel labels from images of many
   MESSAGE("per-pixel accuracy: " << first[1] << " before training, " << last[1] << " after");
   CHECK(std::stod(last[1]) > 0.95);
   CHECK(std::stod(last[1]) > std::stod(first[1]) + 0.2);
+
+  // preview: the TRAIN images as the net sees them, each at its size (the list is read in order).
+  const auto preview = test::run(crema_cmd("preview --model " + solver + " --out " + root + "/preview --n 5"));
+  REQUIRE_MESSAGE(preview.status == 0, preview.output);
+  for (int i = 0; i < 5; ++i) {
+    const cv::Mat png = cv::imread(root + "/preview/sample_" + std::to_string(i) + ".png", cv::IMREAD_UNCHANGED);
+    REQUIRE(!png.empty());
+    CHECK(png.rows == train_sizes[static_cast<size_t>(i)].first);
+    CHECK(png.cols == train_sizes[static_cast<size_t>(i)].second);
+  }
 
   // extract-features: each test image's scores at its size, in an LMDB of Datums; an HDF5
   // dataset, whose rows have one shape, is refused with the way out.
