@@ -231,7 +231,7 @@ void Net::check_other_sizes() {
     if (layers_[i]->gives_own_sizes()) own.push_back(i);
   if (own.empty()) return;
   // Their images' tops are made smaller for a moment (smaller, as a larger size would enlarge
-  // every buffer for good; a side of 1 grows to 2) and the other layers reshaped. Each side
+  // every buffer for good) and the other layers reshaped. Each side
   // loses its largest power-of-two factor, at most 32 and at most half the side, and so stays
   // a multiple of it: a net that halves sizes and doubles them back (pooling, then upsampling
   // added to the skip) takes the probe where it takes images of the first one's factors.
@@ -245,7 +245,7 @@ void Net::check_other_sizes() {
         int& side = probe[axis];
         int step = std::min(side & -side, 32);
         while (step > 1 && step > side / 2) step /= 2;
-        side = side < 2 ? side + 1 : side - step;
+        if (side > 1) side -= step;  // a side of 1 is left as it is
       }
       top->reshape(probe);
     }
@@ -261,7 +261,11 @@ void Net::check_other_sizes() {
   if (refusing.empty())
     for (size_t j = 0; j < output_ids_.size(); ++j) {
       const size_t id = static_cast<size_t>(output_ids_[j]);
-      if (blobs_[id]->shape() != before[id])
+      // The batch axis aside: a Filter keeps no item of the probe's empty selector.
+      const auto rows = [](const std::vector<int>& shape) {
+        return shape.empty() ? shape : std::vector<int>(shape.begin() + 1, shape.end());
+      };
+      if (rows(blobs_[id]->shape()) != rows(before[id]))
         size_following_outputs_ += (size_following_outputs_.empty() ? "'" : ", '") + output_names_[j] + "'";
     }
   for (size_t id = 0; id < blobs_.size(); ++id) blobs_[id]->reshape(before[id]);

@@ -39,6 +39,8 @@ SPPLayer::Stage SPPLayer::make_stage(const std::string& type, const std::string&
 }
 
 void SPPLayer::build_poolings(int height, int width, const BlobVec& bottom, const BlobVec& top) {
+  // A level that fails leaves the list short: the next reshape builds it again, whatever the size.
+  height_ = width_ = -1;
   poolings_.clear();
   for (int level = 0; level < params_.pyramid_height; ++level) {
     const int bins = 1 << level;

@@ -318,6 +318,23 @@ TEST_CASE(
     Net filter_net(NetSpec::parse(filtered), NetState{Phase::TEST, 0, {}}, ctx, true);
     CHECK(filter_net.blob("fd")->shape() == std::vector<int>{1, 1, 2, 3});
 
+    // SPP (4 levels) cannot pool the check's 12x12 at its 8x8 level: it takes one size, and
+    // the 14x14 images pass through it (its pyramid rebuilt for them, not left short).
+    write_png(dir / "img/q0.png", 14, 14, 0);
+    write_png(dir / "img/q1.png", 10, 10, 0);
+    test::write_file(dir / "spp.txt", "img/q0.png 0\nimg/q1.png 1\nimg/q0.png 2\n");
+    const Node pyramid =
+        net_of("spp.txt",
+               "{name: spp, type: SPP, bottom: data, top: spp, spp_param: {pyramid_height: 4, pool: MAX}}, "
+               "{name: s, type: Silence, bottom: [spp, label]}");
+    Net spp(NetSpec::parse(pyramid), NetState{Phase::TEST, 0, {}}, ctx, true);
+    for (int k = 0; k < 2; ++k) {
+      spp.forward(ctx);
+      CHECK(spp.blob("spp")->shape() == std::vector<int>{1, 85});  // 1 + 4 + 16 + 64 bins of one channel
+    }
+    CHECK(spp.blob("label")->cpu_data()[0] == 2.f);  // q1 skipped
+    CHECK_MESSAGE(log.text().find("the one size layer 'spp' takes") != std::string::npos, log.text());
+
     // HDF5Output writes rows of one shape: it is the layer taking one size.
     const Node written = net_of("list.txt",
                                 "{name: out, type: HDF5Output, bottom: [data, label], "
