@@ -781,29 +781,35 @@ int train(const TrainOptions& opt) {
   const auto exit_past_blocked_reader = [&](int status, const std::string& outcome) {
     app::exit_past_blocked_reader(status, outcome, solver.stopped_waiting_for());
   };
-  try {
-    solver.solve();
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const Error& e) {
-    // A bad sample or label, a full disk, a device fault: the snapshots stay, and the
-    // message ends with how to go on from the latest once the cause is fixed (a cluster
-    // job's log shows the command to run).
+  // A bad sample or label, a full disk, a device fault: the snapshots stay, and the message
+  // ends with how to go on from the latest once the cause is fixed (a cluster job's log shows
+  // the command to run).
+  const auto stopped_by = [&](const Error& e) {
     const bool wrote = !last_state.empty();
     std::string what = e.what();
     if (!what.empty() && what.back() == '.') what.pop_back();
     if (!wrote && resumed_iter < 0) {
       exit_past_blocked_reader(1, e.what());
-      if (dynamic_cast<const Diverged*>(&e)) throw;  // its message already says where it stopped
-      throw Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
-                  ", before its first snapshot");
+      if (dynamic_cast<const Diverged*>(&e)) return Error(e.what());  // its message already says where it stopped
+      return Error(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
+                   ", before its first snapshot");
     }
-    const Error stopped(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
-                        "; the latest snapshot is of iteration " +
-                        std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
-                        ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
+    Error stopped(what + ". Training stopped at iteration " + std::to_string(solver.iter()) +
+                  "; the latest snapshot is of iteration " + std::to_string(wrote ? last_snapshot_iter : resumed_iter) +
+                  ". Once the cause is fixed, resume with: " + resume_command(wrote ? last_state : snapshot));
     exit_past_blocked_reader(1, stopped.what());
-    throw stopped;
+    return stopped;
+  };
+  try {
+    solver.solve();
+  } catch (const ConfigError& e) {
+    // A layer refusing its input before anything was trained is a mistake in the config
+    // (exit 2); later it refuses what the data gave it (an image of its own size too small for
+    // the net), and the run ends as for any other error in the middle of training.
+    if (solver.iter() == start_iter) throw;
+    throw stopped_by(e);
+  } catch (const Error& e) {
+    throw stopped_by(e);
   }
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
   const int status = [&] {

@@ -909,3 +909,36 @@ TEST_CASE("a fully convolutional net learns per-pixel labels from images of many
     CHECK(d.width == test_sizes[static_cast<size_t>(i)].second);
   }
 }
+
+TEST_CASE("an image of its own size that a layer cannot take stops training with the command that resumes it") {
+  // SPP's two levels take any image but one of a single pixel: the sixth image stops the run
+  // at iteration 5, after the snapshot of iteration 4, as any error in the middle of training.
+  test::TempDir dir;
+  const std::string root = dir.path().string();
+  std::string list;
+  for (int i = 0; i < 8; ++i) {
+    const int side = i == 5 ? 1 : 8 + i;
+    write_png(dir / ("img/" + std::to_string(i) + ".png"), side, side, i);
+    list += "img/" + std::to_string(i) + ".png " + std::to_string(i % 2) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+  const std::string solver = dir / "solver.yaml";
+  test::write_file(solver,
+                   "net:\n  name: spp\n  layer:\n"
+                   "    - {name: d, type: ImageData, top: [data, label], image_data_param: {source: " +
+                       root + "/list.txt, root_folder: " + root +
+                       ", is_color: false, shuffle: false}}\n"
+                       "    - {name: spp, type: SPP, bottom: data, top: spp, spp_param: {pyramid_height: 2}}\n"
+                       "    - {name: ip, type: InnerProduct, bottom: spp, top: ip, inner_product_param: "
+                       "{num_output: 2, weight_filler: {type: xavier}}}\n"
+                       "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"
+                       "base_lr: 0.001\nmax_iter: 10\nsnapshot: 2\nsnapshot_prefix: " +
+                       root + "/snap/spp\n");
+  const auto r = test::run(crema_cmd("train " + solver));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("cannot pool a 1x1 bottom") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("Training stopped at iteration 5; the latest snapshot is of iteration 4. Once the cause "
+                              "is fixed, resume with: crema train " +
+                              solver + " --snapshot " + root + "/snap/spp_iter_4.solverstate.h5") != std::string::npos,
+                r.output);
+}
