@@ -309,7 +309,7 @@ bool Prefetcher::await(int count, const std::function<bool()>& give_up) {
 
 int64_t Prefetcher::bad_samples() const {
   std::lock_guard<std::mutex> lock(bad_mutex_);
-  return static_cast<int64_t>(bad_.size());
+  return static_cast<int64_t>(bad_.size() + refused_.size());
 }
 
 void Prefetcher::recycle(Batch& batch, void* stream) {
@@ -414,10 +414,16 @@ uint64_t Prefetcher::next_seed() { return seeds_.next_u64(); }
 
 void Prefetcher::report_bad(int index, const std::string& why) {
   if (why.empty()) return;  // known bad: reported when first met
+  skip_or_fail(bad_, index, why);
+}
+
+void Prefetcher::refuse(int index, const std::string& why) { skip_or_fail(refused_, index, why); }
+
+void Prefetcher::skip_or_fail(std::set<int>& met, int index, const std::string& why) {
   if (!options_.skip_bad)
     throw Error("data layer '" + options_.layer + "': " + why + " (on_bad_sample: fail; " + options_.fail_advice + ")");
   std::lock_guard<std::mutex> lock(bad_mutex_);
-  if (bad_.insert(index).second) spdlog::warn("data layer '{}': {}; skipped", options_.layer, why);
+  if (met.insert(index).second) spdlog::warn("data layer '{}': {}; skipped", options_.layer, why);
 }
 
 bool Prefetcher::fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why) {
@@ -486,11 +492,13 @@ void Prefetcher::make(Batch& batch) {
   // at the end take the sampler's next samples, filled here in the producer so that
   // the result does not depend on the workers.
   size_t filled = 0;
+  batch.indices.assign(index.size(), -1);
   for (size_t n = 0; n < index.size(); ++n) {
     if (!ok[n]) {
       report_bad(index[n], why[n]);
       continue;
     }
+    batch.indices[filled] = index[n];
     if (filled != n && fill_shaped_)
       std::swap(shaped_[filled], shaped_[n]);
     else if (filled != n)
@@ -505,7 +513,7 @@ void Prefetcher::make(Batch& batch) {
     const uint64_t s = next_seed();
     std::string reason;
     if (fill_slot(batch, static_cast<int>(filled), i, s, &reason)) {
-      ++filled;
+      batch.indices[filled++] = i;
       misses = 0;
     } else {
       report_bad(i, reason);

@@ -91,6 +91,7 @@ class Prefetcher {
     std::vector<const float*> device;  // the same on options.device; empty when host only
     std::vector<size_t> counts;        // per top: batch_size * sample_sizes[t], or a shaped sample's count
     std::vector<std::vector<int>> shapes;  // per top: the shaped sample's shape; empty for FillSample
+    std::vector<int> indices;              // per slot: the source index of its sample
     std::string state;                 // reader state after this batch
     std::exception_ptr error;          // set when the batch could not be made
     Buffers* buffers = nullptr;        // where the arrays live: give back with recycle()
@@ -120,6 +121,12 @@ class Prefetcher {
   // device arrays, has run.
   void recycle(Batch& batch, void* stream = nullptr);
 
+  // A sample handed over that the net cannot take (an image of its own size too small for
+  // its poolings): with on_bad_sample: fail an Error saying `why`, else logged once and
+  // counted in bad_samples(). It is read again in later epochs (the net refuses it again),
+  // as not reading it would shift this layer's samples against its paired readers'.
+  void refuse(int index, const std::string& why);
+
   std::string state() const { return consumed_state_; }
   // Continues from `state` (throws Error when it does not fit). While the threads run (the
   // solver rewinding a test pass to a state of this prefetcher's own), they are stopped only
@@ -131,7 +138,7 @@ class Prefetcher {
   double wait_seconds() const { return wait_seconds_; }  // time next() spent waiting
   int64_t batches() const { return batches_; }
   int samples() const { return samples_; }               // in the source: one epoch
-  int64_t bad_samples() const;                           // distinct bad samples met so far
+  int64_t bad_samples() const;                           // distinct bad and refused samples met so far
 
  private:
   void start();
@@ -146,6 +153,8 @@ class Prefetcher {
   bool fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why);
   uint64_t next_seed();
   void report_bad(int index, const std::string& why);  // throws with on_bad_sample: fail
+  // Throws with on_bad_sample: fail, else adds `index` to `met` (under bad_mutex_), logging it once.
+  void skip_or_fail(std::set<int>& met, int index, const std::string& why);
   std::string reader_state() const;
   void rewind(const std::string& state);  // threads stopped
 
@@ -182,7 +191,8 @@ class Prefetcher {
   int job_next_slot_ = 0, job_done_ = 0;
 
   mutable std::mutex bad_mutex_;
-  std::set<int> bad_;  // indices known to be bad
+  std::set<int> bad_;      // indices known to be bad
+  std::set<int> refused_;  // indices the net refused (refuse())
 
   // Buffer sets: all of them, and those free (under queue_mutex_).
   std::vector<std::unique_ptr<Buffers>> buffers_;

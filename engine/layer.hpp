@@ -92,6 +92,10 @@ class Layer {
   // where `layer` refuses one, calls keep_one_size(layer), after which the shape set up stays.
   virtual bool gives_own_sizes() const { return false; }
   virtual void keep_one_size(const std::string& /*layer*/) {}
+  // The rest of the net cannot take the last batch's shape (`why`, the refusing layer's
+  // error): the layer reports its sample as a bad one (throwing with on_bad_sample: fail),
+  // and the net takes the next batch.
+  virtual void refuse_own_size(const std::string& why) { throw Error(why); }
   // Class names by label, where the data says them (an image folder's sub-folders).
   virtual std::vector<std::string> class_names() const { return {}; }
   // Samples in one pass over a data layer's source, after setup; -1 where there is no

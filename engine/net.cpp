@@ -226,6 +226,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
 }
 
 void Net::check_other_sizes() {
+  own_sizes_ = false;
   std::vector<size_t> own;
   for (size_t i = 0; i < layers_.size(); ++i)
     if (layers_[i]->gives_own_sizes()) own.push_back(i);
@@ -278,8 +279,56 @@ void Net::check_other_sizes() {
       } catch (const Error&) {
       }
   for (size_t id = 0; id < blobs_.size(); ++id) blobs_[id]->reshape(before[id]);
-  if (!refusing.empty())
+  if (!refusing.empty()) {
     for (size_t i : own) layers_[i]->keep_one_size(refusing);
+    return;
+  }
+  own_sizes_ = true;
+  own_sizes_taken_.clear();
+  for (size_t i : own)
+    for (Blob* top : top_vecs_[i]) own_sizes_taken_.push_back(top->shape());
+}
+
+float Net::forward_own_sizes(Context& ctx) {
+  // A batch is tried on the rest of the net before any of it runs, so the data layers run
+  // first: they read no blob, so the layers between them find the same tops after them.
+  // With a refused batch every one of them takes its next, so that samples pairing up by
+  // position (an image and its mask or its targets) stay paired.
+  int64_t samples = 0;
+  for (const auto& layer : layers_) samples = std::max(samples, layer->source_size());
+  float loss = 0;
+  for (int64_t refused = 0;; ++refused) {
+    loss = 0;
+    for (int i = 0; i < num_layers(); ++i)
+      if (layers_[static_cast<size_t>(i)]->is_data()) loss += forward_layer(ctx, i);
+    const std::string why = refusal_of_own_sizes();
+    if (why.empty()) break;
+    if (refused > samples)  // a whole epoch refused
+      throw Error("the " + std::string(phase_name(state_.phase)) +
+                  " net takes none of its images at their own sizes; the last one refused: " + why);
+    for (const auto& layer : layers_)
+      if (layer->gives_own_sizes()) layer->refuse_own_size(why);
+  }
+  for (int i = 0; i < num_layers(); ++i)
+    if (!layers_[static_cast<size_t>(i)]->is_data()) loss += forward_layer(ctx, i);
+  return loss;
+}
+
+std::string Net::refusal_of_own_sizes() {
+  std::vector<std::vector<int>> shapes;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->gives_own_sizes())
+      for (Blob* top : top_vecs_[i]) shapes.push_back(top->shape());
+  if (shapes == own_sizes_taken_) return {};
+  // Reshaping is what each forward does first; the forward after this one finds the shapes set.
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (!layers_[i]->is_data()) try {
+        layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
+      } catch (const Error& e) {
+        return e.what();
+      }
+  own_sizes_taken_ = std::move(shapes);
+  return {};
 }
 
 void Net::refuse_size_following_outputs(const std::string& reporter) const {
@@ -642,6 +691,7 @@ void Net::log_update_debug_info() const {
 }
 
 float Net::forward(Context& ctx) {
+  if (own_sizes_) return forward_own_sizes(ctx);
   float loss = 0;
   for (int i = 0; i < num_layers(); ++i) loss += forward_layer(ctx, i);
   return loss;

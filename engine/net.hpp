@@ -136,6 +136,14 @@ class Net {
   // Whether the net takes inputs of another size from layers that give each batch its own
   // (Layer::gives_own_sizes); where a layer refuses one, they keep the size set up.
   void check_other_sizes();
+  // forward() of a net with layers giving their own sizes: the data layers first, taking
+  // batches until the other layers take their tops' shapes, then the others. A refused
+  // shape is the sample's (Layer::refuse_own_size), so that one image too small for the net
+  // is skipped as a bad one rather than stopping the run part way through a step.
+  float forward_own_sizes(Context& ctx);
+  // The error of the first layer other than a data layer that cannot reshape to the data
+  // layers' tops; empty when every one can (at once when the shapes are the last ones taken).
+  std::string refusal_of_own_sizes();
   // ": layer 'x' (file:line) makes it, but …" when only a left-out layer makes `blob`.
   std::string left_out_maker(const std::string& blob) const;
   void resolve_params(int layer_index);
@@ -166,6 +174,8 @@ class Net {
   std::vector<int> output_ids_;
   std::vector<float> output_loss_weights_;
   std::string size_following_outputs_;
+  bool own_sizes_ = false;                         // a layer gives its own sizes, and the others take another
+  std::vector<std::vector<int>> own_sizes_taken_;  // the own-size tops' shapes last taken
   bool forward_only_ = false;  // reuse_activation_memory was called
   bool debug_info_ = false;
 };

@@ -107,6 +107,14 @@ void ImageBatchLayer::keep_one_size(const std::string& layer) {
   make_prefetcher();  // not started yet: nothing was read
 }
 
+void ImageBatchLayer::refuse_own_size(const std::string& why) {
+  if (!shaped_ || taken_sample_ < 0 || taken_shape_.size() != 4) throw Error(why);
+  // taken_shape_: (1, C, H, W) after the transform
+  prefetcher_->refuse(taken_sample_, source_->describe(taken_sample_) + " comes to the net as " +
+                                         io::shape_text(taken_shape_[1], taken_shape_[2], taken_shape_[3]) +
+                                         ", a size it cannot take: " + why);
+}
+
 void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
   thread_local RawSample raw;  // reused: each worker decodes sample after sample
   source_->read(index, raw);

@@ -45,6 +45,7 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   int64_t source_size() const override { return source_ ? source_->size() : -1; }
   bool gives_own_sizes() const override { return shaped_; }
   void keep_one_size(const std::string& layer) override;
+  void refuse_own_size(const std::string& why) override;
   const DataTransformer& transformer() const { return transformer_; }
 
  protected:

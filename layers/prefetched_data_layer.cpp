@@ -140,6 +140,10 @@ struct Recycler {
 }  // namespace
 
 void PrefetchedDataLayer::take_shapes(const Prefetcher::Batch& batch, const BlobVec& top) {
+  if (!batch.shapes.empty() && !batch.indices.empty()) {
+    taken_sample_ = batch.indices[0];
+    taken_shape_ = batch.shapes[0];
+  }
   for (size_t t = 0; t < batch.shapes.size() && t < top.size(); ++t) {
     if (!said_reshaped_ && top[t]->shape() != batch.shapes[t]) {
       said_reshaped_ = true;

@@ -57,6 +57,9 @@ class PrefetchedDataLayer : public Layer {
   void say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options, bool own_blocks) const;
 
   std::unique_ptr<Prefetcher> prefetcher_;
+  // The last batch of one shaped sample taken: its source index and its first top's shape.
+  int taken_sample_ = -1;
+  std::vector<int> taken_shape_;
 
  private:
   // A batch of one shaped sample: the tops take its shape (said once, when it first changes).

@@ -910,11 +910,11 @@ TEST_CASE("a fully convolutional net learns per-pixel labels from images of many
   }
 }
 
-TEST_CASE("an image of its own size that a layer cannot take stops training with the command that resumes it") {
-  // SPP's two levels take any image but one of a single pixel: the sixth image stops the run
-  // at iteration 5, after the snapshot of iteration 4, as any error in the middle of training.
-  test::TempDir dir;
-  const std::string root = dir.path().string();
+namespace {
+
+// Eight grey images img/0..7.png of sides 8..15 but the sixth (img/5.png), of one pixel,
+// listed with labels 0, 1, 0, ... in dir/list.txt; SPP's two levels take any of them but it.
+void write_spp_job(const test::TempDir& dir) {
   std::string list;
   for (int i = 0; i < 8; ++i) {
     const int side = i == 5 ? 1 : 8 + i;
@@ -922,23 +922,122 @@ TEST_CASE("an image of its own size that a layer cannot take stops training with
     list += "img/" + std::to_string(i) + ".png " + std::to_string(i % 2) + "\n";
   }
   test::write_file(dir / "list.txt", list);
-  const std::string solver = dir / "solver.yaml";
-  test::write_file(solver,
+  const std::string root = dir.path().string();
+  test::write_file(dir / "solver.yaml",
                    "net:\n  name: spp\n  layer:\n"
-                   "    - {name: d, type: ImageData, top: [data, label], image_data_param: {source: " +
+                   "    - {name: d, type: ImageData, top: [data, label], transform_param: {scale: 0.00390625}, "
+                   "image_data_param: {source: " +
                        root + "/list.txt, root_folder: " + root +
                        ", is_color: false, shuffle: false}}\n"
                        "    - {name: spp, type: SPP, bottom: data, top: spp, spp_param: {pyramid_height: 2}}\n"
                        "    - {name: ip, type: InnerProduct, bottom: spp, top: ip, inner_product_param: "
                        "{num_output: 2, weight_filler: {type: xavier}}}\n"
                        "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"
-                       "base_lr: 0.001\nmax_iter: 10\nsnapshot: 2\nsnapshot_prefix: " +
-                       root + "/snap/spp\n");
-  const auto r = test::run(crema_cmd("train " + solver));
+                       "random_seed: 1\nbase_lr: 0.01\nmomentum: 0.9\nmax_iter: 16\nsnapshot: 2\nsnapshot_prefix: " +
+                       root + "/a/spp\n");
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("an image of its own size that the net cannot take is skipped as a bad sample, and again after a resume") {
+  // Seven images an epoch: the one-pixel image comes at iterations 5 and 12, refused both times
+  // (named once); a run stopped at iteration 6 resumes to the same weights.
+  test::TempDir dir;
+  write_spp_job(dir);
+  const std::string solver = dir / "solver.yaml";
+  const auto straight = test::run(crema_cmd("train " + solver));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  CHECK_MESSAGE(count_of(straight.output, "data layer 'd': image '" + (dir / "img/5.png") + "'") == 1, straight.output);
+  CHECK_MESSAGE(straight.output.find("comes to the net as 1x1x1, a size it cannot take: " + solver +
+                                     ":5:7: net.layer[1] (spp): pyramid level 1 (2x2 bins) cannot pool a 1x1 bottom") !=
+                    std::string::npos,
+                straight.output);
+  CHECK_MESSAGE(straight.output.find("1 bad sample(s) were skipped") != std::string::npos, straight.output);
+
+  const std::string b = dir / "b/spp";
+  const auto first = test::run(crema_cmd("train " + solver + " --set max_iter=6 --set snapshot_prefix=" + b));
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const auto resumed = test::run(
+      crema_cmd("train " + solver + " --set snapshot_prefix=" + b + " --snapshot " + b + "_iter_6.solverstate.h5"));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  CHECK_MESSAGE(count_of(resumed.output, "img/5.png") == 1, resumed.output);  // met again in the second epoch
+  const auto w_straight = io::load_weights(dir / "a/spp_iter_16.caffemodel.h5");
+  const auto w_resumed = io::load_weights(dir / "b/spp_iter_16.caffemodel.h5");
+  const auto w_early = io::load_weights(dir / "a/spp_iter_6.caffemodel.h5");
+  REQUIRE(w_straight.size() == w_resumed.size());
+  int differing = 0, compared = 0, moved = 0;
+  for (size_t i = 0; i < w_straight.size(); ++i)
+    for (size_t j = 0; j < w_straight[i].blobs.size(); ++j)
+      for (int k = 0; k < w_straight[i].blobs[j].second.count(); ++k, ++compared) {
+        differing += w_straight[i].blobs[j].second.cpu_data()[k] != w_resumed[i].blobs[j].second.cpu_data()[k];
+        moved += w_straight[i].blobs[j].second.cpu_data()[k] != w_early[i].blobs[j].second.cpu_data()[k];
+      }
+  CHECK(compared > 0);
+  CHECK(moved > 0);
+  CHECK(differing == 0);
+}
+
+TEST_CASE("an image of its own size that the net cannot take stops training under on_bad_sample: fail") {
+  // As any error in the middle of training: at iteration 5, after the snapshot of iteration 4.
+  test::TempDir dir;
+  write_spp_job(dir);
+  const std::string solver = dir / "solver.yaml";
+  const std::string root = dir.path().string();
+  const std::string fail = " --set 'net.layer[0].image_data_param.on_bad_sample=fail'";
+  const auto r = test::run(crema_cmd("train " + solver + fail));
   CHECK(r.status == 1);
-  CHECK_MESSAGE(r.output.find("cannot pool a 1x1 bottom") != std::string::npos, r.output);
-  CHECK_MESSAGE(r.output.find("Training stopped at iteration 5; the latest snapshot is of iteration 4. Once the cause "
-                              "is fixed, resume with: crema train " +
-                              solver + " --snapshot " + root + "/snap/spp_iter_4.solverstate.h5") != std::string::npos,
+  CHECK_MESSAGE(r.output.find("data layer 'd': image '" + (dir / "img/5.png") + "' (" + (dir / "list.txt") +
+                              ":6) comes to the net as 1x1x1, a size it cannot take: ") != std::string::npos,
                 r.output);
+  CHECK_MESSAGE(r.output.find("cannot pool a 1x1 bottom") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("(on_bad_sample: fail; ") != std::string::npos, r.output);
+  CHECK_MESSAGE(
+      r.output.find("Training stopped at iteration 5; the latest snapshot is of iteration 4. Once the cause "
+                    "is fixed, resume with: crema train " +
+                    solver + fail + " --snapshot " + root + "/a/spp_iter_4.solverstate.h5") != std::string::npos,
+      r.output);
+}
+
+TEST_CASE("an image of its own size that the net cannot take is skipped with the samples paired with it") {
+  // Two readers of one list and a third of HDF5 rows, in step: the image the SPP refuses goes
+  // with its twin and its row, so the distance of the twins stays 0, and so does that of each
+  // image's largest pixel (12·i + 77 for image i, 5 for the one-pixel one) to its row's value.
+  test::TempDir dir;
+  write_spp_job(dir);
+  const std::string root = dir.path().string();
+  std::vector<float> brightest(8);
+  for (int i = 0; i < 8; ++i) brightest[static_cast<size_t>(i)] = i == 5 ? 5.f : static_cast<float>(12 * i + 77);
+  {
+    io::H5File f(dir / "rows.h5", io::H5File::Mode::Create);
+    f.write_floats("brightest", {8, 1}, brightest.data());
+  }
+  test::write_file(dir / "rows.txt", dir / "rows.h5");
+  const std::string reader = "image_data_param: {source: " + root + "/list.txt, root_folder: " + root +
+                             ", is_color: false, shuffle: false, on_bad_sample: skip}";
+  test::write_file(dir / "net.yaml", "name: pairs\nlayer:\n  - {name: a, type: ImageData, top: [a, a_label], " +
+                                         reader + "}\n  - {name: b, type: ImageData, top: [b, b_label], " + reader +
+                                         "}\n"
+                                         "  - {name: rows, type: HDF5Data, top: brightest, hdf5_data_param: {source: " +
+                                         root +
+                                         "/rows.txt, batch_size: 1}}\n"
+                                         "  - {name: spp, type: SPP, bottom: a, top: spp, spp_param: {pyramid_height: "
+                                         "2}}\n"
+                                         "  - {name: s, type: Silence, bottom: [spp, a_label, b_label]}\n"
+                                         "  - {name: twins, type: EuclideanLoss, bottom: [a, b], top: twins}\n"
+                                         "  - {name: top_pixel, type: Pooling, bottom: a, top: top_pixel, "
+                                         "pooling_param: {pool: MAX, global_pooling: true}}\n"
+                                         "  - {name: rows_off, type: EuclideanLoss, bottom: [top_pixel, brightest], "
+                                         "top: rows_off}\n");
+  const auto r = test::run(test::crema_binary() + " test --model " + (dir / "net.yaml") + " --iterations 14");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("twins = 0 (") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("rows_off = 0 (") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("data layer 'a': image '" + (dir / "img/5.png") + "'") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("data layer 'b': image '" + (dir / "img/5.png") + "'") != std::string::npos, r.output);
 }
