@@ -232,24 +232,45 @@ void Net::check_other_sizes() {
     if (layers_[i]->gives_own_sizes()) own.push_back(i);
   if (own.empty()) return;
   // Their images' tops are made smaller for a moment (smaller, as a larger size would enlarge
-  // every buffer for good) and the other layers reshaped. Each side
-  // loses its largest power-of-two factor, at most 32 and at most half the side, and so stays
-  // a multiple of it: a net that halves sizes and doubles them back (pooling, then upsampling
-  // added to the skip) takes the probe where it takes images of the first one's factors.
+  // every buffer for good) and the other layers reshaped. Each side loses its largest
+  // power-of-two factor, at most 32 and at most half the side, and so stays a multiple of it:
+  // a net that halves sizes and doubles them back (pooling, then upsampling added to the skip)
+  // takes the probe where it takes images of the first one's factors.
+  const auto cut_of = [](long long side) {
+    long long cut = std::min(side & -side, 32LL);
+    while (cut > 1 && cut > side / 2) cut /= 2;
+    return cut;
+  };
   std::vector<std::vector<int>> before;  // every blob's shape, put back afterwards
   for (const auto& blob : blobs_) before.push_back(blob->shape());
+  std::vector<Blob*> probed;
   for (size_t i : own)
-    for (Blob* top : top_vecs_[i]) {
-      if (top->num_axes() != 4) continue;
-      std::vector<int> probe = top->shape();
-      for (size_t axis = 2; axis < 4; ++axis) {
-        int& side = probe[axis];
-        int step = std::min(side & -side, 32);
-        while (step > 1 && step > side / 2) step /= 2;
-        if (side > 1) side -= step;  // a side of 1 is left as it is
-      }
-      top->reshape(probe);
+    for (Blob* top : top_vecs_[i])
+      if (top->num_axes() == 4) probed.push_back(top);
+  std::vector<std::vector<int>> probe;
+  for (Blob* top : probed) probe.push_back(top->shape());
+  for (size_t axis = 2; axis < 4; ++axis) {
+    // Tops of several sizes (an image and its mask at half the resolution) lose one fraction,
+    // the smallest side's, so that they keep fitting each other, where every side stays a
+    // multiple of what its own cut would keep; otherwise each side its own cut. A side of 1
+    // is left as it is.
+    long long smallest = 0;
+    for (const auto& shape : probe)
+      if (shape[axis] > 1 && (smallest == 0 || shape[axis] < smallest)) smallest = shape[axis];
+    if (smallest == 0) continue;
+    const long long cut = cut_of(smallest);
+    bool together = true;
+    for (const auto& shape : probe) {
+      const long long side = shape[axis];
+      if (side > 1 && (side * cut % smallest != 0 || (side - side * cut / smallest) % cut_of(side) != 0))
+        together = false;
     }
+    for (auto& shape : probe) {
+      const long long side = shape[axis];
+      if (side > 1) shape[axis] = static_cast<int>(side - (together ? side * cut / smallest : cut_of(side)));
+    }
+  }
+  for (size_t k = 0; k < probed.size(); ++k) probed[k]->reshape(probe[k]);
   std::string refusing;
   for (size_t i = 0; i < layers_.size() && refusing.empty(); ++i)
     if (!layers_[i]->gives_own_sizes()) try {
