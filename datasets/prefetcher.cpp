@@ -414,14 +414,18 @@ uint64_t Prefetcher::next_seed() { return seeds_.next_u64(); }
 
 void Prefetcher::report_bad(int index, const std::string& why) {
   if (why.empty()) return;  // known bad: reported when first met
-  skip_or_fail(bad_, index, why);
+  skip_or_fail(bad_, index, why, !options_.skip_bad, options_.fail_advice);
 }
 
-void Prefetcher::refuse(int index, const std::string& why) { skip_or_fail(refused_, index, why); }
+void Prefetcher::refuse(int index, const std::string& why) {
+  skip_or_fail(refused_, index, why, !options_.skip_bad && options_.skip_bad_written,
+               "without it, such an image is skipped together with the samples the net's other data layers give "
+               "beside it; or take it out of the source");
+}
 
-void Prefetcher::skip_or_fail(std::set<int>& met, int index, const std::string& why) {
-  if (!options_.skip_bad)
-    throw Error("data layer '" + options_.layer + "': " + why + " (on_bad_sample: fail; " + options_.fail_advice + ")");
+void Prefetcher::skip_or_fail(std::set<int>& met, int index, const std::string& why, bool fail,
+                              const std::string& advice) {
+  if (fail) throw Error("data layer '" + options_.layer + "': " + why + " (on_bad_sample: fail; " + advice + ")");
   std::lock_guard<std::mutex> lock(bad_mutex_);
   if (met.insert(index).second) spdlog::warn("data layer '{}': {}; skipped", options_.layer, why);
 }

@@ -122,9 +122,10 @@ class Prefetcher {
   void recycle(Batch& batch, void* stream = nullptr);
 
   // A sample handed over that the net cannot take (an image of its own size too small for
-  // its poolings): with on_bad_sample: fail an Error saying `why`, else logged once and
-  // counted in bad_samples(). It is read again in later epochs (the net refuses it again),
-  // as not reading it would shift this layer's samples against its paired readers'.
+  // its poolings): logged once and counted in bad_samples(), unless on_bad_sample: fail is
+  // written (not a paired reader's default: the net skips the samples paired with it too),
+  // which makes it an Error saying `why`. It is read again in later epochs (the net refuses it
+  // again), as not reading it would shift this layer's samples against its paired readers'.
   void refuse(int index, const std::string& why);
 
   std::string state() const { return consumed_state_; }
@@ -153,8 +154,8 @@ class Prefetcher {
   bool fill_slot(Batch& batch, int slot, int index, uint64_t seed, std::string* why);
   uint64_t next_seed();
   void report_bad(int index, const std::string& why);  // throws with on_bad_sample: fail
-  // Throws with on_bad_sample: fail, else adds `index` to `met` (under bad_mutex_), logging it once.
-  void skip_or_fail(std::set<int>& met, int index, const std::string& why);
+  // Throws with `fail` (and `advice`), else adds `index` to `met` (under bad_mutex_), logging it once.
+  void skip_or_fail(std::set<int>& met, int index, const std::string& why, bool fail, const std::string& advice);
   std::string reader_state() const;
   void rewind(const std::string& state);  // threads stopped
 

@@ -95,7 +95,14 @@ class Layer {
   // The rest of the net cannot take the last batch's shape (`why`, the refusing layer's
   // error): the layer reports its sample as a bad one (throwing with on_bad_sample: fail),
   // and the net takes the next batch.
-  virtual void refuse_own_size(const std::string& why) { throw Error(why); }
+  virtual void refuse_own_size(const std::string& why) {
+    throw Error("layer '" + spec_.name + "' cannot skip an image the net refuses: " + why);
+  }
+  // Whether reshape depends on the bottoms' shapes alone and changes nothing else, so that the
+  // net may reshape the layer ahead of its forward to try an image's size. Not so for Filter
+  // (it reads its selector's values) and the recurrent layers (they clear the state carried
+  // between batches when the batch changes).
+  virtual bool reshape_is_trial_safe() const { return true; }
   // Class names by label, where the data says them (an image folder's sub-folders).
   virtual std::vector<std::string> class_names() const { return {}; }
   // Samples in one pass over a data layer's source, after setup; -1 where there is no

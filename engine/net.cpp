@@ -250,24 +250,21 @@ void Net::check_other_sizes() {
   std::vector<std::vector<int>> probe;
   for (Blob* top : probed) probe.push_back(top->shape());
   for (size_t axis = 2; axis < 4; ++axis) {
-    // Tops of several sizes (an image and its mask at half the resolution) lose one fraction,
-    // the smallest side's, so that they keep fitting each other, where every side stays a
-    // multiple of what its own cut would keep; otherwise each side its own cut. A side of 1
-    // is left as it is.
-    long long smallest = 0;
-    for (const auto& shape : probe)
-      if (shape[axis] > 1 && (smallest == 0 || shape[axis] < smallest)) smallest = shape[axis];
-    if (smallest == 0) continue;
-    const long long cut = cut_of(smallest);
-    bool together = true;
-    for (const auto& shape : probe) {
-      const long long side = shape[axis];
-      if (side > 1 && (side * cut % smallest != 0 || (side - side * cut / smallest) % cut_of(side) != 0))
-        together = false;
-    }
-    for (auto& shape : probe) {
-      const long long side = shape[axis];
-      if (side > 1) shape[axis] = static_cast<int>(side - (together ? side * cut / smallest : cut_of(side)));
+    // Tops of related sizes (an image and its mask at half the resolution) lose one fraction,
+    // that of the smallest side dividing theirs, so that they keep fitting each other. The
+    // side stays a multiple of what its own cut would keep (the smaller side's cut keeps a
+    // multiple of itself); a side of 1 is left as it is.
+    std::vector<long long> sides;
+    for (const auto& shape : probe) sides.push_back(shape[axis]);
+    for (size_t k = 0; k < probe.size(); ++k) {
+      const long long side = sides[k];
+      if (side <= 1) continue;
+      long long divisor = side;
+      for (long long other : sides)
+        if (other > 1 && other < divisor && side % other == 0) divisor = other;
+      long long cut = side / divisor * cut_of(divisor);
+      if ((side - cut) % cut_of(side) != 0) cut = cut_of(side);
+      probe[k][axis] = static_cast<int>(side - cut);
     }
   }
   for (size_t k = 0; k < probed.size(); ++k) probed[k]->reshape(probe[k]);
@@ -315,8 +312,9 @@ float Net::forward_own_sizes(Context& ctx) {
   // first: they read no blob, so the layers between them find the same tops after them.
   // With a refused batch every one of them takes its next, so that samples pairing up by
   // position (an image and its mask or its targets) stay paired.
-  int64_t samples = 0;
-  for (const auto& layer : layers_) samples = std::max(samples, layer->source_size());
+  int64_t images = 0;  // in the largest source giving its own sizes: one epoch of it
+  for (const auto& layer : layers_)
+    if (layer->gives_own_sizes()) images = std::max(images, layer->source_size());
   float loss = 0;
   for (int64_t refused = 0;; ++refused) {
     loss = 0;
@@ -324,7 +322,7 @@ float Net::forward_own_sizes(Context& ctx) {
       if (layers_[static_cast<size_t>(i)]->is_data()) loss += forward_layer(ctx, i);
     const std::string why = refusal_of_own_sizes();
     if (why.empty()) break;
-    if (refused > samples)  // a whole epoch refused
+    if (refused >= 2 * images)  // shuffled or not, every image of an epoch among them
       throw Error("the " + std::string(phase_name(state_.phase)) +
                   " net takes none of its images at their own sizes; the last one refused: " + why);
     for (const auto& layer : layers_)
@@ -341,13 +339,18 @@ std::string Net::refusal_of_own_sizes() {
     if (layers_[i]->gives_own_sizes())
       for (Blob* top : top_vecs_[i]) shapes.push_back(top->shape());
   if (shapes == own_sizes_taken_) return {};
-  // Reshaping is what each forward does first; the forward after this one finds the shapes set.
-  for (size_t i = 0; i < layers_.size(); ++i)
-    if (!layers_[i]->is_data()) try {
-        layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
-      } catch (const Error& e) {
-        return e.what();
-      }
+  // Reshaping is what each forward does first; the forward after this one finds the shapes
+  // set. The trial ends at a layer that cannot be reshaped ahead (its forward may then
+  // still refuse the image, which stops the run as any error there).
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i]->is_data()) continue;
+    if (!layers_[i]->reshape_is_trial_safe()) break;
+    try {
+      layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
+    } catch (const Error& e) {
+      return e.what();
+    }
+  }
   own_sizes_taken_ = std::move(shapes);
   return {};
 }

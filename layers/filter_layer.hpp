@@ -23,6 +23,7 @@ class FilterLayer : public Layer {
   bool allow_force_backward(int bottom_index) const override { return bottom_index < selector_index_; }
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  bool reshape_is_trial_safe() const override { return false; }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

@@ -48,6 +48,7 @@ class RecurrentLayer : public Layer {
   bool runs_in_place(int top, int bottom) const override { return top >= 1 && bottom == top + 1; }
   bool allow_force_backward(int bottom_index) const override { return bottom_index != 1; }  // cont: no gradient
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  bool reshape_is_trial_safe() const override { return false; }
 
   std::string save_state() const override;
   void restore_state(const std::string& state) override;

@@ -940,12 +940,16 @@ TEST_CASE("a fully convolutional net learns per-pixel labels from images of many
 
 namespace {
 
-// Eight grey images img/0..7.png of sides 8..15 but the sixth (img/5.png), of one pixel,
+// The sides of the images below: the one after the one-pixel image is as large as the one
+// before it, so the net takes it as set up for that one.
+int spp_side(int i) { return i == 5 ? 1 : i == 6 ? 12 : 8 + i; }
+
+// Eight grey images img/0..7.png of sides spp_side(i), the sixth (img/5.png) of one pixel,
 // listed with labels 0, 1, 0, ... in dir/list.txt; SPP's two levels take any of them but it.
 void write_spp_job(const test::TempDir& dir) {
   std::string list;
   for (int i = 0; i < 8; ++i) {
-    const int side = i == 5 ? 1 : 8 + i;
+    const int side = spp_side(i);
     write_png(dir / ("img/" + std::to_string(i) + ".png"), side, side, i);
     list += "img/" + std::to_string(i) + ".png " + std::to_string(i % 2) + "\n";
   }
@@ -1019,7 +1023,9 @@ TEST_CASE("an image of its own size that the net cannot take stops training unde
                               ":6) comes to the net as 1x1x1, a size it cannot take: ") != std::string::npos,
                 r.output);
   CHECK_MESSAGE(r.output.find("cannot pool a 1x1 bottom") != std::string::npos, r.output);
-  CHECK_MESSAGE(r.output.find("(on_bad_sample: fail; ") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("(on_bad_sample: fail; without it, such an image is skipped together with the samples") !=
+                    std::string::npos,
+                r.output);
   CHECK_MESSAGE(
       r.output.find("Training stopped at iteration 5; the latest snapshot is of iteration 4. Once the cause "
                     "is fixed, resume with: crema train " +
@@ -1028,21 +1034,22 @@ TEST_CASE("an image of its own size that the net cannot take stops training unde
 }
 
 TEST_CASE("an image of its own size that the net cannot take is skipped with the samples paired with it") {
-  // Two readers of one list and a third of HDF5 rows, in step: the image the SPP refuses goes
-  // with its twin and its row, so the distance of the twins stays 0, and so does that of each
-  // image's largest pixel (12·i + 77 for image i, 5 for the one-pixel one) to its row's value.
+  // Two readers of one list and a third of HDF5 rows, in step (paired readers skip such an
+  // image by default: the net keeps them in step): the image the SPP refuses goes with its
+  // twin and its row, so the distance of the twins stays 0, and so does that of each image's
+  // largest pixel, i + 11·(side - 1), to its row's value.
   test::TempDir dir;
   write_spp_job(dir);
   const std::string root = dir.path().string();
   std::vector<float> brightest(8);
-  for (int i = 0; i < 8; ++i) brightest[static_cast<size_t>(i)] = i == 5 ? 5.f : static_cast<float>(12 * i + 77);
+  for (int i = 0; i < 8; ++i) brightest[static_cast<size_t>(i)] = static_cast<float>(i + 11 * (spp_side(i) - 1));
   {
     io::H5File f(dir / "rows.h5", io::H5File::Mode::Create);
     f.write_floats("brightest", {8, 1}, brightest.data());
   }
   test::write_file(dir / "rows.txt", dir / "rows.h5");
-  const std::string reader = "image_data_param: {source: " + root + "/list.txt, root_folder: " + root +
-                             ", is_color: false, shuffle: false, on_bad_sample: skip}";
+  const std::string reader =
+      "image_data_param: {source: " + root + "/list.txt, root_folder: " + root + ", is_color: false, shuffle: false}";
   test::write_file(dir / "net.yaml", "name: pairs\nlayer:\n  - {name: a, type: ImageData, top: [a, a_label], " +
                                          reader + "}\n  - {name: b, type: ImageData, top: [b, b_label], " + reader +
                                          "}\n"
