@@ -225,6 +225,20 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   }
 }
 
+namespace {
+
+// Reshapes `layer` to its bottoms: the error of a layer refusing them, or empty.
+std::string reshape_refusal(Layer& layer, const BlobVec& bottom, const BlobVec& top) {
+  try {
+    layer.reshape(bottom, top);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+}  // namespace
+
 void Net::check_other_sizes() {
   own_sizes_ = false;
   std::vector<size_t> own;
@@ -270,11 +284,8 @@ void Net::check_other_sizes() {
   for (size_t k = 0; k < probed.size(); ++k) probed[k]->reshape(probe[k]);
   std::string refusing;
   for (size_t i = 0; i < layers_.size() && refusing.empty(); ++i)
-    if (!layers_[i]->gives_own_sizes()) try {
-        layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
-      } catch (const Error&) {
-        refusing = layers_[i]->name();
-      }
+    if (!layers_[i]->gives_own_sizes() && !reshape_refusal(*layers_[i], bottom_vecs_[i], top_vecs_[i]).empty())
+      refusing = layers_[i]->name();
   // Outputs that follow the image cannot be averaged over batches (Solver, `crema test`).
   size_following_outputs_.clear();
   if (refusing.empty())
@@ -292,10 +303,7 @@ void Net::check_other_sizes() {
   // selector) may still size its tops otherwise, so every blob gets its shape back too.
   // Every forward reshapes again, so a refusal here (Filter's tops of no items) changes nothing.
   for (size_t i = 0; i < layers_.size(); ++i)
-    if (!layers_[i]->gives_own_sizes()) try {
-        layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
-      } catch (const Error&) {
-      }
+    if (!layers_[i]->gives_own_sizes()) reshape_refusal(*layers_[i], bottom_vecs_[i], top_vecs_[i]);
   for (size_t id = 0; id < blobs_.size(); ++id) blobs_[id]->reshape(before[id]);
   if (!refusing.empty()) {
     for (size_t i : own) layers_[i]->keep_one_size(refusing);
@@ -345,11 +353,8 @@ std::string Net::refusal_of_own_sizes() {
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (layers_[i]->is_data()) continue;
     if (!layers_[i]->reshape_is_trial_safe()) break;
-    try {
-      layers_[i]->reshape(bottom_vecs_[i], top_vecs_[i]);
-    } catch (const Error& e) {
-      return e.what();
-    }
+    std::string why = reshape_refusal(*layers_[i], bottom_vecs_[i], top_vecs_[i]);
+    if (!why.empty()) return why;
   }
   own_sizes_taken_ = std::move(shapes);
   return {};
