@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -187,5 +188,87 @@ inline double normalised_error(const std::vector<float>& a, const std::vector<fl
   return diff / scale;
 }
 
+// What differs between two outcomes beyond `tolerance`, one "name: error" per
+// result, or "" where they agree.
+inline std::string mismatches(const Outcome& want, const Outcome& got, double tolerance) {
+  if (got.results.size() != want.results.size())
+    return "one run gave " + std::to_string(got.results.size()) + " results, the other " +
+           std::to_string(want.results.size());
+  std::ostringstream failure;
+  for (size_t r = 0; r < want.results.size(); ++r) {
+    const double err = normalised_error(want.results[r], got.results[r]);
+    if (!(err <= tolerance))
+      failure << (failure.tellp() > 0 ? "; " : "") << want.names[r] << ": normalised error " << err << " > "
+              << tolerance;
+  }
+  return failure.str();
+}
+
+// Seeded random geometries for the layers whose indexing is the easiest to get wrong:
+// Convolution, Deconvolution and Pooling with kernels, strides, pads, dilations and
+// groups drawn per axis (so height and width differ), images from the smallest that
+// takes the kernel up to a few pixels more, Caffe's CEIL and FLOOR rounding, and MAX
+// windows full of ties. `engine` is written into each layer's parameters (e.g.
+// ", engine: ENGINE"; empty for the default). Every case is valid; the tables compare
+// them as their own cases.
+inline std::vector<LayerCase> geometry_cases(uint64_t seed, int count, const std::string& engine, float tolerance) {
+  Rng rng(seed);
+  auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng.below(static_cast<uint32_t>(hi - lo + 1))); };
+  auto pair = [](const char* key, int h, int w) {
+    return std::string(key) + "_h: " + std::to_string(h) + ", " + key + "_w: " + std::to_string(w);
+  };
+  std::vector<LayerCase> cases;
+  for (int i = 0; i < count; ++i) {
+    const int n = pick(1, 3);
+    const int kind = i % 3;  // convolution, deconvolution, pooling in turn
+    if (kind < 2) {
+      const int group = std::vector<int>{1, 1, 2, 3}[rng.below(4)];
+      const int channels = group * pick(1, 3), outputs = group * pick(1, 3);
+      const int kh = pick(1, 5), kw = pick(1, 5), sh = pick(1, 3), sw = pick(1, 3);
+      const int dh = pick(1, 2), dw = pick(1, 2);
+      const int extent_h = dh * (kh - 1) + 1, extent_w = dw * (kw - 1) + 1;
+      int ph = pick(0, kh - 1), pw = pick(0, kw - 1), h = 0, w = 0;
+      if (kind == 0) {  // the padded image holds the dilated kernel at least once
+        h = pick(std::max(1, extent_h - 2 * ph), extent_h - 2 * ph + 6);
+        w = pick(std::max(1, extent_w - 2 * pw), extent_w - 2 * pw + 6);
+      } else {  // the output, stride * (in - 1) + extent - 2 pad, is at least one pixel
+        h = pick(1, 5);
+        w = pick(1, 5);
+        ph = std::min(ph, (sh * (h - 1) + extent_h - 1) / 2);
+        pw = std::min(pw, (sw * (w - 1) + extent_w - 1) / 2);
+      }
+      const std::string type = kind == 0 ? "Convolution" : "Deconvolution";
+      const std::string yaml = "{type: " + type + ", convolution_param: {num_output: " + std::to_string(outputs) +
+                               ", group: " + std::to_string(group) + ", " + pair("kernel", kh, kw) + ", " +
+                               pair("stride", sh, sw) + ", " + pair("pad", ph, pw) + ", dilation: [" +
+                               std::to_string(dh) + ", " + std::to_string(dw) + "]" +
+                               (rng.below(3) == 0 ? ", bias_term: false" : "") + engine + "}}";
+      cases.push_back({type, yaml, {gauss({n, channels, h, w})}, 1, Phase::TRAIN, tolerance});
+    } else {
+      const bool max = rng.below(2) == 0;
+      const int channels = pick(1, 4);
+      std::string geometry;
+      int h = 0, w = 0;
+      if (rng.below(6) == 0) {
+        geometry = "global_pooling: true";
+        h = pick(1, 6);
+        w = pick(1, 6);
+      } else {
+        const int kh = pick(1, 4), kw = pick(1, 4), sh = pick(1, 3), sw = pick(1, 3);
+        const int ph = pick(0, kh - 1), pw = pick(0, kw - 1);
+        h = pick(std::max(1, kh - 2 * ph), kh - 2 * ph + 7);
+        w = pick(std::max(1, kw - 2 * pw), kw - 2 * pw + 7);
+        geometry = pair("kernel", kh, kw) + ", " + pair("stride", sh, sw) + ", " + pair("pad", ph, pw) +
+                   (rng.below(2) == 0 ? ", round_mode: FLOOR" : "");
+      }
+      const std::string yaml = std::string("{type: Pooling, pooling_param: {pool: ") + (max ? "MAX" : "AVE") + ", " +
+                               geometry + engine + "}}";
+      Input in = gauss({n, channels, h, w});
+      if (max && rng.below(3) == 0) in.fill = Fill::binary;  // ties: the first maximum takes the gradient
+      cases.push_back({"Pooling", yaml, {in}, 1, Phase::TRAIN, tolerance});
+    }
+  }
+  return cases;
+}
 
 }  // namespace backend_table

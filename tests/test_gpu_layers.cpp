@@ -9,14 +9,14 @@
 #include <cmath>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "engine/cuda/cuda_runtime_api.hpp"
 #include "backend_table.hpp"
+#include "engine/cuda/cuda_runtime_api.hpp"
 #include "gpu_test_util.hpp"
 #include "layer_test_util.hpp"
+#include "random_net.hpp"
 
 using namespace crema;
 using namespace backend_table;
@@ -254,6 +254,19 @@ std::string check_dropout_mask(const LayerCase& c, const Outcome& gpu) {
   return {};
 }
 
+// Case `c` on `gpu` and on the CPU reference: what differs, or "" where they agree.
+std::string against_cpu(const LayerCase& c, Context& gpu) {
+  Context cpu(static_cast<long long>(kSeed));
+  try {
+    const Outcome want = run_case(c, cpu);
+    const Outcome got = run_case(c, gpu);
+    gpu.cuda()->synchronize();
+    return c.random ? check_dropout_mask(c, got) : mismatches(want, got, c.tolerance);
+  } catch (const std::exception& e) {
+    return std::string("threw: ") + e.what();
+  }
+}
+
 }  // namespace
 
 TEST_CASE("GPU table: every registered layer type has a case") {
@@ -307,30 +320,7 @@ TEST_CASE("GPU table: every layer on the GPU matches the CPU reference") {
       not_on_gpu.insert(c.type);
       continue;
     }
-    Context cpu(static_cast<long long>(kSeed));
-    std::string failure;
-    try {
-      const Outcome want = run_case(c, cpu);
-      const Outcome got = run_case(c, *gpu);
-      gpu->cuda()->synchronize();
-      if (c.random) {
-        failure = check_dropout_mask(c, got);
-      } else if (got.results.size() != want.results.size()) {
-        failure = "the GPU run gave " + std::to_string(got.results.size()) + " results, the CPU " +
-                  std::to_string(want.results.size());
-      } else {
-        for (size_t r = 0; r < want.results.size(); ++r) {
-          const double err = normalised_error(want.results[r], got.results[r]);
-          if (!(err <= c.tolerance)) {
-            std::ostringstream s;
-            s << want.names[r] << ": normalised error " << err << " > " << c.tolerance;
-            failure += (failure.empty() ? "" : "; ") + s.str();
-          }
-        }
-      }
-    } catch (const std::exception& e) {
-      failure = std::string("threw: ") + e.what();
-    }
+    const std::string failure = against_cpu(c, *gpu);
     ++compared;
     CHECK_MESSAGE(failure.empty(), c.type << " (" << c.name() << "): " << failure);
   }
@@ -340,6 +330,55 @@ TEST_CASE("GPU table: every layer on the GPU matches the CPU reference") {
   INFO("layer types with a runnable case but no GPU path:" << pending);
   CHECK(not_on_gpu.empty());
   CHECK(compared > 0);
+}
+
+// Random geometries (backend_table::geometry_cases) on the GPU against the CPU
+// reference: cuDNN's convolutions, deconvolutions and average pooling by default, and
+// every pooling geometry again on the hand-written kernels (engine: CAFFE).
+TEST_CASE("GPU table: random convolution, deconvolution and pooling geometries match the CPU reference") {
+  SKIP_WITHOUT_DEVICE();
+  auto gpu = Context::gpu(0, static_cast<long long>(kSeed));
+  const uint64_t seed = 20261206;
+  const int count = 90;
+  std::vector<LayerCase> all = geometry_cases(seed, count, "", 1e-3f);
+  for (const LayerCase& c : geometry_cases(seed, count, ", engine: CAFFE", 1e-3f))
+    if (c.type == "Pooling") all.push_back(c);
+  int compared = 0;
+  for (const LayerCase& c : all) {
+    const std::string failure = against_cpu(c, *gpu);
+    ++compared;
+    CHECK_MESSAGE(failure.empty(), c.name() << ": " << failure);
+  }
+  MESSAGE("compared " << compared << " random geometries on " << gpu->device().str());
+  CHECK(compared == count + count / 3);
+}
+
+// Random nets (tests/random_net.hpp) on the GPU, each layer's default engine there,
+// against the CPU reference: two TRAIN passes, every blob's value and gradient and
+// every parameter gradient; then TEST nets on the running statistics those left.
+TEST_CASE("GPU table: random nets on the GPU match the CPU reference in every blob") {
+  SKIP_WITHOUT_DEVICE();
+  using random_net::BuiltNet;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    const std::string yaml = random_net::make(seed);
+    INFO("net " << seed << ":\n" << yaml);
+    BuiltNet gpu(yaml, "DEFAULT", Phase::TRAIN, Context::gpu(0, 5));
+    BuiltNet cpu(yaml, "CAFFE", Phase::TRAIN, std::make_unique<Context>(5));
+    random_net::copy_params(*gpu.net, *cpu.net);
+    for (uint64_t pass : {1u, 2u}) {
+      CAPTURE(pass);
+      random_net::train_pass({&gpu, &cpu}, seed * 10 + pass);
+      random_net::check_agree(*cpu.net, *gpu.net, 1e-3);
+    }
+    BuiltNet gpu_test(yaml, "DEFAULT", Phase::TEST, Context::gpu(0, 5));
+    BuiltNet cpu_test(yaml, "CAFFE", Phase::TEST, std::make_unique<Context>(5));
+    random_net::copy_params(*gpu.net, *gpu_test.net);
+    random_net::copy_params(*gpu.net, *cpu_test.net);
+    random_net::fill_inputs(*gpu_test.net, seed * 10 + 3);
+    random_net::fill_inputs(*cpu_test.net, seed * 10 + 3);
+    const float want = cpu_test.net->forward(*cpu_test.ctx), got = gpu_test.net->forward(*gpu_test.ctx);
+    CHECK(std::fabs(want - got) <= 1e-3 * std::max(1.f, std::fabs(want)));
+  }
 }
 
 // The rule "every layer has a GPU path" is checked wherever crema is built, device or

@@ -8,6 +8,7 @@
 // is oneDNN).
 #include <algorithm>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "layers/base_conv_layer.hpp"
 #include "layers/onednn/onednn_support.hpp"
 #include "layers/pooling_layer.hpp"
+#include "random_net.hpp"
 
 using namespace crema;
 using namespace backend_table;
@@ -167,6 +169,48 @@ TEST_CASE("oneDNN engines: every case matches the CPU reference, forward and bot
     }
   }
   CHECK(compared == static_cast<int>(engine_cases().size()));
+}
+
+// Random geometries (backend_table::geometry_cases): DEFAULT, and ONEDNN wherever it
+// takes the geometry, against the reference. Where ONEDNN refuses one, DEFAULT must
+// still run it (on the reference).
+TEST_CASE("oneDNN engines: random convolution, deconvolution and pooling geometries match the CPU reference") {
+  int compared = 0, onednn_ran = 0;
+  for (const LayerCase& c : geometry_cases(20261206, 240, ", engine: ENGINE", 1e-5f)) {
+    INFO("case " << with_engine(c, "CAFFE").name());
+    Context r(static_cast<long long>(kSeed));
+    Outcome want;
+    try {
+      want = run_case(with_engine(c, "CAFFE"), r, 0.5f);
+    } catch (const std::exception& e) {
+      FAIL_CHECK("the reference threw: " << e.what());
+      continue;
+    }
+    for (const char* engine : {"DEFAULT", "ONEDNN"}) {
+      INFO("engine " << engine);
+      Context ctx(static_cast<long long>(kSeed));
+      Outcome got;
+      try {
+        got = run_case(with_engine(c, engine), ctx, 0.5f);
+      } catch (const Error& e) {
+        // ONEDNN refuses what oneDNN would compute differently; DEFAULT never may.
+        const bool refused =
+            std::string(engine) == "ONEDNN" && std::string(e.what()).find("oneDNN cannot") != std::string::npos;
+        CHECK_MESSAGE(refused, "threw: " << e.what());
+        continue;
+      }
+      REQUIRE(got.results.size() == want.results.size());
+      for (size_t i = 0; i < want.results.size(); ++i) {
+        INFO(want.names[i]);
+        CHECK(normalised_error(want.results[i], got.results[i]) <= c.tolerance);
+      }
+      if (std::string(engine) == "ONEDNN") ++onednn_ran;
+    }
+    ++compared;
+  }
+  CHECK(compared == 240);
+  MESSAGE("oneDNN took " << onednn_ran << " of " << compared << " random geometries");
+  CHECK(onednn_ran > compared / 2);
 }
 
 TEST_CASE("oneDNN engines: DEFAULT runs oneDNN on the CPU and the reference where oneDNN would differ") {
@@ -393,45 +437,20 @@ layer:
 - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}
 )";
 
-struct LayoutNet {
-  std::unique_ptr<Node> root;
-  NetSpec spec;
-  std::unique_ptr<Context> ctx;
-  std::unique_ptr<Net> net;
-  LayoutNet(const std::string& engine, Phase phase) {
-    std::string yaml = kLayoutNet;
-    for (size_t at; (at = yaml.find("ENGINE")) != std::string::npos;) yaml.replace(at, 6, engine);
-    root = std::make_unique<Node>(io::parse_yaml(yaml, "layouts.yaml"));
-    spec = NetSpec::parse(*root);
-    ctx = std::make_unique<Context>(5);
-    net = std::make_unique<Net>(spec, NetState{phase, 0, {}}, *ctx, /*quiet=*/true);
-  }
-};
-
-void fill_inputs(Net& net, uint64_t seed) {
-  Rng rng(seed);
-  test::fill_gaussian(*net.blob("data"), rng);
-  float* label = net.blob("label")->mutable_cpu_data();
-  for (int i = 0; i < 3; ++i) label[i] = static_cast<float>((seed + static_cast<uint64_t>(i) * 2) % 5);
+random_net::BuiltNet layout_net(const std::string& engine, Phase phase) {
+  return {kLayoutNet, engine, phase, std::make_unique<Context>(5)};
 }
 
 }  // namespace
 
 TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and matches the reference") {
-  LayoutNet onednn("DEFAULT", Phase::TRAIN), reference("CAFFE", Phase::TRAIN);
+  random_net::BuiltNet onednn = layout_net("DEFAULT", Phase::TRAIN), reference = layout_net("CAFFE", Phase::TRAIN);
   // The same parameters in both (the fillers draw alike, but this does not rely on it).
-  const auto& from = onednn.net->learnable_params();
-  const auto& to = reference.net->learnable_params();
-  REQUIRE(from.size() == to.size());
-  for (size_t i = 0; i < from.size(); ++i) to[i]->copy_from(*from[i]);
+  random_net::copy_params(*onednn.net, *reference.net);
 
   for (uint64_t pass : {1u, 2u}) {
     CAPTURE(pass);
-    for (LayoutNet* n : {&onednn, &reference}) {
-      fill_inputs(*n->net, pass);
-      n->net->clear_param_diffs();
-      n->net->forward_backward(*n->ctx);
-    }
+    random_net::train_pass({&onednn, &reference}, pass);
     // Blocked in the oneDNN net, before anything below reads them plain: forward
     // through convolutions, ReLU in place, LRN and pooling, and gradients back.
     // (conv2, grouped with 10 input channels a group, is plain: oneDNN's choice, so
@@ -449,43 +468,59 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
       CHECK(onednn.net->blob(name)->diff_memory()->layout() != nullptr);
     }
     // Every value and gradient a user could read, plain, as the reference has them.
-    for (const std::string& name : reference.net->blob_names()) {
-      INFO(name);
-      const Blob& want = *reference.net->blob(name);
-      const Blob& got = *onednn.net->blob(name);
-      REQUIRE(want.shape() == got.shape());
-      CHECK(normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count())) <= 1e-5);
-      if (name != "data" && name != "label")
-        CHECK(normalised_error(values(want.cpu_diff(), want.count()), values(got.cpu_diff(), got.count())) <= 1e-5);
-    }
-    for (size_t i = 0; i < to.size(); ++i) {
-      INFO("parameter " << i);
-      CHECK(normalised_error(values(to[i]->cpu_diff(), to[i]->count()), values(from[i]->cpu_diff(), from[i]->count())) <=
-            1e-5);
-    }
+    random_net::check_agree(*reference.net, *onednn.net, 1e-5);
   }
 
   // TEST nets (BatchNorm on its running statistics, which two TRAIN passes filled),
   // one reusing activation memory between blobs: a blob's buffer then holds other
   // blobs' layouts in turn.
-  LayoutNet shared("DEFAULT", Phase::TEST), reference_test("CAFFE", Phase::TEST);
-  for (LayoutNet* n : {&shared, &reference_test}) {
-    REQUIRE(n->net->num_layers() == onednn.net->num_layers());
-    for (int l = 0; l < n->net->num_layers(); ++l)
-      for (size_t i = 0; i < n->net->layer(l).blobs().size(); ++i)
-        n->net->layer(l).blobs()[i]->copy_from(*onednn.net->layer(l).blobs()[i]);
-  }
+  random_net::BuiltNet shared = layout_net("DEFAULT", Phase::TEST), reference_test = layout_net("CAFFE", Phase::TEST);
+  for (random_net::BuiltNet* n : {&shared, &reference_test}) random_net::copy_params(*onednn.net, *n->net);
   REQUIRE(shared.net->reuse_activation_memory().buffers >= 2);
   for (uint64_t pass : {3u, 4u}) {
     CAPTURE(pass);
-    fill_inputs(*shared.net, pass);
-    fill_inputs(*reference_test.net, pass);
+    random_net::fill_inputs(*shared.net, pass);
+    random_net::fill_inputs(*reference_test.net, pass);
     shared.net->forward(*shared.ctx);
     reference_test.net->forward(*reference_test.ctx);
     const Blob& want = *reference_test.net->blob("ip");
     const Blob& got = *shared.net->blob("ip");
     CHECK(normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count())) <= 1e-5);
   }
+}
+
+// Random nets (tests/random_net.hpp) with the oneDNN engines and with the reference,
+// from the same parameters and inputs: two TRAIN passes, then a TEST net sharing
+// activation memory.
+TEST_CASE("oneDNN engines: random nets of oneDNN and plain layers match the reference in every blob") {
+  using random_net::BuiltNet;
+  int blocked = 0;  // blobs the oneDNN nets held in a layout of oneDNN's
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    const std::string yaml = random_net::make(seed);
+    INFO("net " << seed << ":\n" << yaml);
+    BuiltNet onednn(yaml, "DEFAULT", Phase::TRAIN, std::make_unique<Context>(5));
+    BuiltNet reference(yaml, "CAFFE", Phase::TRAIN, std::make_unique<Context>(5));
+    random_net::copy_params(*onednn.net, *reference.net);
+    for (uint64_t pass : {1u, 2u}) {
+      CAPTURE(pass);
+      random_net::train_pass({&onednn, &reference}, seed * 10 + pass);
+      for (const std::string& name : onednn.net->blob_names())
+        if (onednn.net->blob(name)->data_memory()->layout() != nullptr) ++blocked;
+      random_net::check_agree(*reference.net, *onednn.net, 1e-4);
+    }
+    // TEST nets on the running statistics the passes left, one sharing activation memory.
+    BuiltNet shared(yaml, "DEFAULT", Phase::TEST, std::make_unique<Context>(5));
+    BuiltNet plain(yaml, "CAFFE", Phase::TEST, std::make_unique<Context>(5));
+    random_net::copy_params(*onednn.net, *shared.net);
+    random_net::copy_params(*onednn.net, *plain.net);
+    shared.net->reuse_activation_memory();
+    random_net::fill_inputs(*shared.net, seed * 10 + 3);
+    random_net::fill_inputs(*plain.net, seed * 10 + 3);
+    const float want = plain.net->forward(*plain.ctx), got = shared.net->forward(*shared.ctx);
+    CHECK(std::fabs(want - got) <= 1e-4 * std::max(1.f, std::fabs(want)));
+  }
+  MESSAGE(blocked << " blobs held in oneDNN's layouts over the random nets' passes");
+  CHECK(blocked > 30);
 }
 
 TEST_CASE("oneDNN engines: what activations run by DEFAULT, and ONEDNN refused where it would differ") {
