@@ -2,10 +2,9 @@
 // the reference; tests/test_gpu_layers.cpp: the GPU against the CPU): layers with
 // layouts or device paths of their own (convolutions, pooling, LRN, activations,
 // BatchNorm, Scale, Eltwise, Split) mixed with layers that read plain values (Concat,
-// Crop, Power, AbsVal, InnerProduct), joined in random branches, in place or not, with
-// channel counts on and off oneDNN's blocks. A layer that leaves its top in a form the
-// next one misreads, or a backward that loses a branch's gradient, shows as a
-// difference in some blob.
+// Slice, Crop, Reshape, PReLU, Bias, ELU, Power, AbsVal, InnerProduct), joined in random branches, in place or not,
+// with channel counts on and off oneDNN's blocks. A layer that leaves its top in a form the next one misreads, or a
+// backward that loses a branch's gradient, shows as a difference in some blob.
 #pragma once
 
 #include <algorithm>
@@ -50,7 +49,7 @@ inline std::string make(uint64_t seed) {
   for (int step = 0; step < steps; ++step) {
     Top& in = any();
     const std::string name = fresh("l");
-    switch (rng.below(12)) {
+    switch (rng.below(15)) {
       case 0:
       case 1: {  // Convolution, sometimes grouped, channels on and off the blocks of 8 and 16
         const int group = in.c % 2 == 0 && rng.below(3) == 0 ? 2 : 1;
@@ -162,6 +161,39 @@ inline std::string make(uint64_t seed) {
         tops.push_back({name, in.c, like.h, like.w});
         break;
       }
+      case 10: {  // Slice along the channels into two tops
+        if (in.c < 2) continue;
+        const int at = pick(1, in.c - 1);
+        y << "- {name: " << name << ", type: Slice, bottom: " << in.name << ", top: [" << name << "a, " << name
+          << "b], slice_param: {axis: 1, slice_point: [" << at << "]}}\n";
+        ++in.consumers;
+        const Top a{name + "a", at, in.h, in.w}, b{name + "b", in.c - at, in.h, in.w};
+        tops.push_back(a);
+        tops.push_back(b);
+        break;
+      }
+      case 11: {  // layers with a parameter per channel
+        const uint32_t t = rng.below(3);
+        if (t == 0)
+          y << "- {name: " << name << ", type: PReLU, bottom: " << in.name << ", top: " << name
+            << ", prelu_param: {filler: {type: uniform, min: 0.05, max: 0.5}}}\n";
+        else if (t == 1)
+          y << "- {name: " << name << ", type: Bias, bottom: " << in.name << ", top: " << name
+            << ", bias_param: {axis: 1, num_axes: 1, filler: {type: gaussian, std: 0.5}}}\n";
+        else
+          y << "- {name: " << name << ", type: ELU, bottom: " << in.name << ", top: " << name
+            << ", elu_param: {alpha: 0.7}}\n";
+        ++in.consumers;
+        tops.push_back({name, in.c, in.h, in.w});
+        break;
+      }
+      case 12: {  // Reshape: the image's rows laid end to end
+        y << "- {name: " << name << ", type: Reshape, bottom: " << in.name << ", top: " << name
+          << ", reshape_param: {shape: {dim: [0, 0, -1, 1]}}}\n";
+        ++in.consumers;
+        tops.push_back({name, in.c, in.h * in.w, 1});
+        break;
+      }
       default: {  // layers of the reference only, which read values plain
         if (rng.below(2))
           y << "- {name: " << name << ", type: Power, bottom: " << in.name << ", top: " << name
@@ -233,9 +265,11 @@ inline void train_pass(std::initializer_list<BuiltNet*> nets, uint64_t seed) {
   }
 }
 
-// Every blob's value and gradient (the inputs' values only) and every parameter's
-// gradient of `got` within `tolerance` of `want`'s, by normalised error.
-inline void check_agree(const Net& want, const Net& got, double tolerance) {
+// Every blob's value (the inputs' values only) within `tolerance` of `want`'s, by
+// normalised error, and every blob's and parameter's gradient within
+// `gradient_tolerance` (by default the same).
+inline void check_agree(const Net& want, const Net& got, double tolerance, double gradient_tolerance = -1) {
+  if (gradient_tolerance < 0) gradient_tolerance = tolerance;
   using backend_table::normalised_error;
   using backend_table::values;
   for (const std::string& name : want.blob_names()) {
@@ -245,7 +279,7 @@ inline void check_agree(const Net& want, const Net& got, double tolerance) {
     REQUIRE(a.shape() == b.shape());
     CHECK(normalised_error(values(a.cpu_data(), a.count()), values(b.cpu_data(), b.count())) <= tolerance);
     if (name != "data" && name != "label")
-      CHECK(normalised_error(values(a.cpu_diff(), a.count()), values(b.cpu_diff(), b.count())) <= tolerance);
+      CHECK(normalised_error(values(a.cpu_diff(), a.count()), values(b.cpu_diff(), b.count())) <= gradient_tolerance);
   }
   const auto& a = want.learnable_params();
   const auto& b = got.learnable_params();
@@ -253,7 +287,7 @@ inline void check_agree(const Net& want, const Net& got, double tolerance) {
   for (size_t i = 0; i < a.size(); ++i) {
     INFO(want.param_owner(i));
     CHECK(normalised_error(values(a[i]->cpu_diff(), a[i]->count()), values(b[i]->cpu_diff(), b[i]->count())) <=
-          tolerance);
+          gradient_tolerance);
   }
 }
 
