@@ -355,7 +355,8 @@ TEST_CASE("GPU table: random convolution, deconvolution and pooling geometries m
 
 // Random nets (tests/random_net.hpp) on the GPU, each layer's default engine there,
 // against the CPU reference: two TRAIN passes, every blob's value and gradient and
-// every parameter gradient; then TEST nets on the running statistics those left.
+// every parameter gradient; then TEST nets on the running statistics those left, the
+// GPU's sharing activation memory.
 TEST_CASE("GPU table: random nets on the GPU match the CPU reference in every blob") {
   SKIP_WITHOUT_DEVICE();
   using random_net::BuiltNet;
@@ -374,6 +375,7 @@ TEST_CASE("GPU table: random nets on the GPU match the CPU reference in every bl
     BuiltNet cpu_test(yaml, "CAFFE", Phase::TEST, std::make_unique<Context>(5));
     random_net::copy_params(*gpu.net, *gpu_test.net);
     random_net::copy_params(*gpu.net, *cpu_test.net);
+    gpu_test.net->reuse_activation_memory();  // as the test nets of training share it
     random_net::fill_inputs(*gpu_test.net, seed * 10 + 3);
     random_net::fill_inputs(*cpu_test.net, seed * 10 + 3);
     const float want = cpu_test.net->forward(*cpu_test.ctx), got = gpu_test.net->forward(*gpu_test.ctx);
