@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <sstream>
@@ -288,6 +289,25 @@ inline void check_agree(const Net& want, const Net& got, double tolerance, doubl
     INFO(want.param_owner(i));
     CHECK(normalised_error(values(a[i]->cpu_diff(), a[i]->count()), values(b[i]->cpu_diff(), b[i]->count())) <=
           gradient_tolerance);
+  }
+}
+
+// `nets` random nets under precision `p` (bf16 on the CPU, tf32 on a GPU), each layer's
+// default engine, on contexts from `make_context`, against the fp32 CPU reference after
+// one TRAIN pass: values within 0.05, gradients within 0.5 (tests/test_onednn.cpp says
+// why those bounds).
+inline void check_under_precision(Precision p, const std::function<std::unique_ptr<Context>()>& make_context,
+                                  int nets) {
+  for (uint64_t seed = 1; seed <= static_cast<uint64_t>(nets); ++seed) {
+    const std::string yaml = make(seed);
+    INFO("net " << seed << ":\n" << yaml);
+    auto context = make_context();
+    context->set_precision(p);
+    BuiltNet low(yaml, "DEFAULT", Phase::TRAIN, std::move(context));
+    BuiltNet reference(yaml, "CAFFE", Phase::TRAIN, std::make_unique<Context>(5));
+    copy_params(*low.net, *reference.net);
+    train_pass({&low, &reference}, seed * 10 + 1);
+    check_agree(*reference.net, *low.net, 0.05, 0.5);
   }
 }
 

@@ -383,6 +383,16 @@ TEST_CASE("GPU table: random nets on the GPU match the CPU reference in every bl
   }
 }
 
+// The same random nets under precision: tf32 (cuDNN's and cuBLAS's tensor cores on
+// 10-bit mantissas) against the fp32 CPU reference, within the rounding: bf16's bounds
+// (tests/test_onednn.cpp), which tf32's three more bits keep well inside. A buffer or
+// descriptor of the wrong type is off by far more.
+TEST_CASE("GPU table: random nets under precision tf32 match the fp32 CPU reference to the rounding") {
+  SKIP_WITHOUT_DEVICE();
+  random_net::check_under_precision(
+      Precision::tf32, [] { return Context::gpu(0, 5); }, 12);
+}
+
 // The rule "every layer has a GPU path" is checked wherever crema is built, device or
 // not: a CUDA build's layers must say they run on CUDA, a CPU build's that they do not.
 TEST_CASE("GPU table: every layer with a case says whether it runs on CUDA as the build allows") {

@@ -534,18 +534,8 @@ TEST_CASE("oneDNN engines: random nets under precision bf16 match the fp32 refer
     MESSAGE("skipped: " << why);
     return;
   }
-  using random_net::BuiltNet;
-  for (uint64_t seed = 1; seed <= 30; ++seed) {
-    const std::string yaml = random_net::make(seed);
-    INFO("net " << seed << ":\n" << yaml);
-    auto bf16 = std::make_unique<Context>(5);
-    bf16->set_precision(Precision::bf16);
-    BuiltNet low(yaml, "DEFAULT", Phase::TRAIN, std::move(bf16));
-    BuiltNet reference(yaml, "CAFFE", Phase::TRAIN, std::make_unique<Context>(5));
-    random_net::copy_params(*low.net, *reference.net);
-    random_net::train_pass({&low, &reference}, seed * 10 + 1);
-    random_net::check_agree(*reference.net, *low.net, 0.05, 0.5);
-  }
+  random_net::check_under_precision(
+      Precision::bf16, [] { return std::make_unique<Context>(5); }, 30);
 }
 
 TEST_CASE("oneDNN engines: what activations run by DEFAULT, and ONEDNN refused where it would differ") {
