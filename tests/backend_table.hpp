@@ -188,6 +188,22 @@ inline double normalised_error(const std::vector<float>& a, const std::vector<fl
   return diff / scale;
 }
 
+// |a - b| / |a| (L2 norms), with NaN where normalised_error has one. |a| counts as at
+// least `floor` per element (root mean square): a gradient that is zero in exact
+// arithmetic (a bias before BatchNorm) is rounding noise on both sides, of no size to
+// compare relatively.
+inline double relative_l2(const std::vector<float>& a, const std::vector<float>& b, double floor = 1e-4) {
+  if (std::isnan(normalised_error(a, b))) return std::nan("");
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) continue;  // equal on both sides (normalised_error checked)
+    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    norm += static_cast<double>(a[i]) * a[i];
+  }
+  const double least = floor * floor * static_cast<double>(a.size());
+  return diff == 0 ? 0 : std::sqrt(diff / std::max(norm, least));
+}
+
 // What differs between two outcomes beyond `tolerance`, one "name: error" per
 // result, or "" where they agree.
 inline std::string mismatches(const Outcome& want, const Outcome& got, double tolerance) {
@@ -202,6 +218,19 @@ inline std::string mismatches(const Outcome& want, const Outcome& got, double to
               << tolerance;
   }
   return failure.str();
+}
+
+// `yaml` with its "ENGINE" placeholder set to `engine`.
+inline std::string with_engine(std::string yaml, const std::string& engine) {
+  const size_t at = yaml.find("ENGINE");
+  REQUIRE(at != std::string::npos);
+  return yaml.replace(at, 6, engine);
+}
+
+inline LayerCase with_engine(const LayerCase& c, const std::string& engine) {
+  LayerCase e = c;
+  e.yaml = with_engine(c.yaml, engine);
+  return e;
 }
 
 // Seeded random geometries for the layers whose indexing is the easiest to get wrong:

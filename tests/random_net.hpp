@@ -25,7 +25,8 @@ namespace random_net {
 
 using namespace crema;
 
-// A random net's YAML, with "ENGINE" where each layer's engine goes.
+// A random net's YAML, with "ENGINE" where each layer's engine goes ("BN_ENGINE" for
+// BatchNorm's).
 inline std::string make(uint64_t seed) {
   Rng rng(seed);
   auto pick = [&](int lo, int hi) { return lo + static_cast<int>(rng.below(static_cast<uint32_t>(hi - lo + 1))); };
@@ -33,6 +34,9 @@ inline std::string make(uint64_t seed) {
     std::string name;
     int c, h, w;
     int consumers = 0;
+    bool view = false;    // a Reshape's top, sharing its bottom's values: never written in place
+    bool shaped = false;  // Crop's shape reference: read, though it gets no gradient from there
+    bool writable() const { return consumers == 0 && !view && !shaped; }
   };
   std::vector<Top> tops;
   const int n = pick(2, 3);
@@ -92,7 +96,7 @@ inline std::string make(uint64_t seed) {
         const char* types[] = {"ReLU", "Sigmoid", "TanH"};
         const char* params[] = {"relu_param", "sigmoid_param", "tanh_param"};
         const uint32_t t = rng.below(3);
-        const bool in_place = in.consumers == 0 && rng.below(2);
+        const bool in_place = in.writable() && rng.below(2);
         const std::string top = in_place ? in.name : name;
         y << "- {name: " << name << ", type: " << types[t] << ", bottom: " << in.name << ", top: " << top << ", "
           << params[t] << ": {engine: ENGINE}}\n";
@@ -110,10 +114,10 @@ inline std::string make(uint64_t seed) {
         break;
       }
       case 6: {  // BatchNorm and Scale, in place where nothing reads the top yet
-        const bool in_place = in.consumers == 0;
+        const bool in_place = in.writable();
         const std::string top = in_place ? in.name : name;
         y << "- {name: " << name << "_bn, type: BatchNorm, bottom: " << in.name << ", top: " << top
-          << ", batch_norm_param: {engine: ENGINE}}\n"
+          << ", batch_norm_param: {engine: BN_ENGINE}}\n"
           << "- {name: " << name << "_scale, type: Scale, bottom: " << top << ", top: " << top
           << ", scale_param: {bias_term: true, filler: {type: uniform, min: 0.5, max: 1.5}, "
              "bias_filler: {type: gaussian, std: 0.1}}}\n";
@@ -158,7 +162,7 @@ inline std::string make(uint64_t seed) {
         y << "- {name: " << name << ", type: Crop, bottom: [" << in.name << ", " << like.name << "], top: " << name
           << ", crop_param: {axis: 2, offset: [" << (in.h - like.h) / 2 << ", " << (in.w - like.w) / 2 << "]}}\n";
         ++in.consumers;
-        ++like.consumers;
+        like.shaped = true;  // (it gets no gradient from the Crop, so it keeps a head of its own)
         tops.push_back({name, in.c, like.h, like.w});
         break;
       }
@@ -192,7 +196,7 @@ inline std::string make(uint64_t seed) {
         y << "- {name: " << name << ", type: Reshape, bottom: " << in.name << ", top: " << name
           << ", reshape_param: {shape: {dim: [0, 0, -1, 1]}}}\n";
         ++in.consumers;
-        tops.push_back({name, in.c, in.h * in.w, 1});
+        tops.push_back({name, in.c, in.h * in.w, 1, 0, true, false});
         break;
       }
       default: {  // layers of the reference only, which read values plain
@@ -208,32 +212,34 @@ inline std::string make(uint64_t seed) {
     }
   }
   // Every top nothing reads goes to the loss through an InnerProduct of its own, so
-  // that each branch gets a gradient.
-  std::vector<std::string> scores;
-  for (const Top& t : tops) {
-    if (t.consumers > 0) continue;
-    const std::string name = fresh("ip");
-    y << "- {name: " << name << ", type: InnerProduct, bottom: " << t.name << ", top: " << name
+  // that each branch gets a gradient; their sum (or the one) is the blob "score".
+  std::vector<const Top*> heads;
+  for (const Top& t : tops)
+    if (t.consumers == 0) heads.push_back(&t);
+  std::string scores;
+  for (const Top* t : heads) {
+    const std::string name = heads.size() == 1 ? "score" : fresh("ip");
+    y << "- {name: " << fresh("head") << ", type: InnerProduct, bottom: " << t->name << ", top: " << name
       << ", inner_product_param: {num_output: 5, weight_filler: {type: gaussian, std: 0.05}}}\n";
-    scores.push_back(name);
+    scores += (scores.empty() ? "" : ", ") + name;
   }
-  std::string bottoms;
-  for (const auto& s : scores) bottoms += (bottoms.empty() ? "" : ", ") + s;
-  if (scores.size() > 1) {
-    y << "- {name: score, type: Eltwise, bottom: [" << bottoms << "], top: score}\n";
-    bottoms = "score";
-  }
-  y << "- {name: loss, type: SoftmaxWithLoss, bottom: [" << bottoms << ", label], top: loss}\n";
+  if (heads.size() > 1) y << "- {name: score, type: Eltwise, bottom: [" << scores << "], top: score}\n";
+  y << "- {name: loss, type: SoftmaxWithLoss, bottom: [score, label], top: loss}\n";
   return y.str();
 }
 
-// A net built from `yaml` with `engine` for its "ENGINE"s, on `ctx`.
+// A net built from `yaml` with `engine` for its "ENGINE"s and `bn_engine` (by default
+// `engine`) for its "BN_ENGINE"s, on `context`. (The CPU's DEFAULT runs BatchNorm on the
+// reference, so oneDNN's is asked for by name.)
 struct BuiltNet {
   std::unique_ptr<Node> root;
   std::unique_ptr<Context> ctx;
   std::unique_ptr<Net> net;
-  BuiltNet(std::string yaml, const std::string& engine, Phase phase, std::unique_ptr<Context> context)
+  BuiltNet(std::string yaml, const std::string& engine, Phase phase, std::unique_ptr<Context> context,
+           std::string bn_engine = {})
       : ctx(std::move(context)) {
+    if (bn_engine.empty()) bn_engine = engine;
+    for (size_t at; (at = yaml.find("BN_ENGINE")) != std::string::npos;) yaml.replace(at, 9, bn_engine);
     for (size_t at; (at = yaml.find("ENGINE")) != std::string::npos;) yaml.replace(at, 6, engine);
     root = std::make_unique<Node>(io::parse_yaml(yaml, "random.yaml"));
     net = std::make_unique<Net>(NetSpec::parse(*root), NetState{phase, 0, {}}, *ctx, /*quiet=*/true);
@@ -266,49 +272,90 @@ inline void train_pass(std::initializer_list<BuiltNet*> nets, uint64_t seed) {
   }
 }
 
-// Every blob's value (the inputs' values only) within `tolerance` of `want`'s, by
-// normalised error, and every blob's and parameter's gradient within
-// `gradient_tolerance` (by default the same).
-inline void check_agree(const Net& want, const Net& got, double tolerance, double gradient_tolerance = -1) {
-  if (gradient_tolerance < 0) gradient_tolerance = tolerance;
+// How far `got` may be from `want`: values and gradients by normalised error (an
+// absolute bound for values under 1), and the blobs' gradients also by relative L2 error
+// (they are small here, where the absolute bound alone would pass even a gradient lost
+// altogether; not the parameters': a bias before a BatchNorm has a gradient of zero in
+// exact arithmetic, rounding noise of no size to compare relatively).
+struct Bounds {
+  double values, gradients, gradients_l2;
+};
+
+// Every blob's value (the inputs' values only), every blob's gradient and every
+// parameter's gradient of `got` within `bounds` of `want`'s.
+inline void check_agree(const Net& want, const Net& got, const Bounds& bounds) {
   using backend_table::normalised_error;
+  using backend_table::relative_l2;
   using backend_table::values;
+  const auto check_gradient = [&](const Blob& a, const Blob& b, bool relative) {
+    const std::vector<float> x = values(a.cpu_diff(), a.count()), y = values(b.cpu_diff(), b.count());
+    CHECK(normalised_error(x, y) <= bounds.gradients);
+    if (relative) CHECK(relative_l2(x, y) <= bounds.gradients_l2);
+  };
   for (const std::string& name : want.blob_names()) {
     INFO(name);
     const Blob& a = *want.blob(name);
     const Blob& b = *got.blob(name);
     REQUIRE(a.shape() == b.shape());
-    CHECK(normalised_error(values(a.cpu_data(), a.count()), values(b.cpu_data(), b.count())) <= tolerance);
-    if (name != "data" && name != "label")
-      CHECK(normalised_error(values(a.cpu_diff(), a.count()), values(b.cpu_diff(), b.count())) <= gradient_tolerance);
+    CHECK(normalised_error(values(a.cpu_data(), a.count()), values(b.cpu_data(), b.count())) <= bounds.values);
+    if (name != "data" && name != "label") check_gradient(a, b, true);
   }
   const auto& a = want.learnable_params();
   const auto& b = got.learnable_params();
   REQUIRE(a.size() == b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     INFO(want.param_owner(i));
-    CHECK(normalised_error(values(a[i]->cpu_diff(), a[i]->count()), values(b[i]->cpu_diff(), b[i]->count())) <=
-          gradient_tolerance);
+    check_gradient(*a[i], *b[i], false);
   }
 }
 
-// `nets` random nets under precision `p` (bf16 on the CPU, tf32 on a GPU), each layer's
-// default engine, on contexts from `make_context`, against the fp32 CPU reference after
-// one TRAIN pass: values within 0.05, gradients within 0.5 (tests/test_onednn.cpp says
-// why those bounds).
-inline void check_under_precision(Precision p, const std::function<std::unique_ptr<Context>()>& make_context,
-                                  int nets) {
+// A TEST net's scores and loss (the blobs a forward-only net sharing activation memory
+// keeps) within `tolerance` of the reference's, by normalised error.
+inline void check_scores_agree(const Net& want, const Net& got, double tolerance) {
+  using backend_table::normalised_error;
+  using backend_table::values;
+  for (const char* name : {"score", "loss"}) {
+    INFO(name);
+    const Blob& a = *want.blob(name);
+    const Blob& b = *got.blob(name);
+    CHECK(normalised_error(values(a.cpu_data(), a.count()), values(b.cpu_data(), b.count())) <= tolerance);
+  }
+}
+
+// Random nets 1 to `nets`, each layer's DEFAULT engine (BatchNorm's `bn_engine`) on
+// contexts from `make_context`, against the plain CPU reference from the same parameters
+// and inputs: two TRAIN passes, every blob and parameter gradient within `bounds`; then a
+// TEST net, sharing activation memory, on the running statistics those passes left, its
+// scores and loss within `bounds.values`. Returns how many blobs the TRAIN passes left in
+// a layout of oneDNN's.
+inline int check_against_reference(const std::function<std::unique_ptr<Context>()>& make_context,
+                                   const std::string& bn_engine, const Bounds& bounds, int nets) {
+  int blocked = 0;
   for (uint64_t seed = 1; seed <= static_cast<uint64_t>(nets); ++seed) {
     const std::string yaml = make(seed);
     INFO("net " << seed << ":\n" << yaml);
-    auto context = make_context();
-    context->set_precision(p);
-    BuiltNet low(yaml, "DEFAULT", Phase::TRAIN, std::move(context));
+    BuiltNet got(yaml, "DEFAULT", Phase::TRAIN, make_context(), bn_engine);
     BuiltNet reference(yaml, "CAFFE", Phase::TRAIN, std::make_unique<Context>(5));
-    copy_params(*low.net, *reference.net);
-    train_pass({&low, &reference}, seed * 10 + 1);
-    check_agree(*reference.net, *low.net, 0.05, 0.5);
+    copy_params(*got.net, *reference.net);
+    for (uint64_t pass : {1u, 2u}) {
+      CAPTURE(pass);
+      train_pass({&got, &reference}, seed * 10 + pass);
+      for (const std::string& name : got.net->blob_names())
+        if (got.net->blob(name)->data_memory()->layout() != nullptr) ++blocked;
+      check_agree(*reference.net, *got.net, bounds);
+    }
+    BuiltNet shared(yaml, "DEFAULT", Phase::TEST, make_context(), bn_engine);
+    BuiltNet plain(yaml, "CAFFE", Phase::TEST, std::make_unique<Context>(5));
+    copy_params(*got.net, *shared.net);
+    copy_params(*got.net, *plain.net);
+    shared.net->reuse_activation_memory();  // as the test nets of training and `crema test` do
+    fill_inputs(*shared.net, seed * 10 + 3);
+    fill_inputs(*plain.net, seed * 10 + 3);
+    plain.net->forward(*plain.ctx);
+    shared.net->forward(*shared.ctx);
+    check_scores_agree(*plain.net, *shared.net, bounds.values);
   }
+  return blocked;
 }
 
 }  // namespace random_net

@@ -39,8 +39,8 @@ std::string mutate(std::string bytes, Rng& rng) {
         bytes[at(bytes.size())] = static_cast<char>(rng.below(256));
       break;
     case 1: {  // a run of 0xFF: varints and lengths as large as they go
-      const size_t from = at(bytes.size());
-      for (size_t i = from; i < std::min(bytes.size(), from + 1 + rng.below(10)); ++i) bytes[i] = '\xff';
+      const size_t from = at(bytes.size()), length = 1 + rng.below(11);  // 10 bytes: a varint past 64 bits
+      for (size_t i = from; i < std::min(bytes.size(), from + length); ++i) bytes[i] = '\xff';
       break;
     }
     case 2:  // cut short

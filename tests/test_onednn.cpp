@@ -28,19 +28,6 @@ using namespace backend_table;
 
 namespace {
 
-// `yaml` with its "ENGINE" placeholder set to `engine`.
-std::string with_engine(std::string yaml, const std::string& engine) {
-  const size_t at = yaml.find("ENGINE");
-  REQUIRE(at != std::string::npos);
-  return yaml.replace(at, 6, engine);
-}
-
-LayerCase with_engine(const LayerCase& c, const std::string& engine) {
-  LayerCase e = c;
-  e.yaml = with_engine(c.yaml, engine);
-  return e;
-}
-
 // Values 0 or 1 with a gradient: MAX pooling windows full of ties (as after a ReLU).
 Input ties(std::vector<int> shape) { return {std::move(shape), Fill::binary, 0, true}; }
 
@@ -468,7 +455,7 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
       CHECK(onednn.net->blob(name)->diff_memory()->layout() != nullptr);
     }
     // Every value and gradient a user could read, plain, as the reference has them.
-    random_net::check_agree(*reference.net, *onednn.net, 1e-5);
+    random_net::check_agree(*reference.net, *onednn.net, {1e-5, 1e-5, 1e-4});
   }
 
   // TEST nets (BatchNorm on its running statistics, which two TRAIN passes filled),
@@ -493,32 +480,8 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
 // from the same parameters and inputs: two TRAIN passes, then a TEST net sharing
 // activation memory.
 TEST_CASE("oneDNN engines: random nets of oneDNN and plain layers match the reference in every blob") {
-  using random_net::BuiltNet;
-  int blocked = 0;  // blobs the oneDNN nets held in a layout of oneDNN's
-  for (uint64_t seed = 1; seed <= 30; ++seed) {
-    const std::string yaml = random_net::make(seed);
-    INFO("net " << seed << ":\n" << yaml);
-    BuiltNet onednn(yaml, "DEFAULT", Phase::TRAIN, std::make_unique<Context>(5));
-    BuiltNet reference(yaml, "CAFFE", Phase::TRAIN, std::make_unique<Context>(5));
-    random_net::copy_params(*onednn.net, *reference.net);
-    for (uint64_t pass : {1u, 2u}) {
-      CAPTURE(pass);
-      random_net::train_pass({&onednn, &reference}, seed * 10 + pass);
-      for (const std::string& name : onednn.net->blob_names())
-        if (onednn.net->blob(name)->data_memory()->layout() != nullptr) ++blocked;
-      random_net::check_agree(*reference.net, *onednn.net, 1e-4);
-    }
-    // TEST nets on the running statistics the passes left, one sharing activation memory.
-    BuiltNet shared(yaml, "DEFAULT", Phase::TEST, std::make_unique<Context>(5));
-    BuiltNet plain(yaml, "CAFFE", Phase::TEST, std::make_unique<Context>(5));
-    random_net::copy_params(*onednn.net, *shared.net);
-    random_net::copy_params(*onednn.net, *plain.net);
-    shared.net->reuse_activation_memory();
-    random_net::fill_inputs(*shared.net, seed * 10 + 3);
-    random_net::fill_inputs(*plain.net, seed * 10 + 3);
-    const float want = plain.net->forward(*plain.ctx), got = shared.net->forward(*shared.ctx);
-    CHECK(std::fabs(want - got) <= 1e-4 * std::max(1.f, std::fabs(want)));
-  }
+  const int blocked = random_net::check_against_reference([] { return std::make_unique<Context>(5); }, "ONEDNN",
+                                                          {1e-4, 1e-4, 1e-4}, 30);
   MESSAGE(blocked << " blobs held in oneDNN's layouts over the random nets' passes");
   CHECK(blocked > 30);
 }
@@ -526,16 +489,22 @@ TEST_CASE("oneDNN engines: random nets of oneDNN and plain layers match the refe
 // The same random nets under precision: bf16 (convolutions and inner products on
 // bfloat16 inputs, their tops and everything else fp32) against the fp32 reference,
 // within bf16's rounding compounded over a net's depth: values within 0.05 (2,000 nets
-// stayed under 0.03), gradients within 0.5, as a MAX window's winner may change with the
-// rounding (under 0.3 seen). A bf16 buffer read as fp32, or a layout lost between the
-// two, is off by far more.
+// stayed under 0.03), gradients within 0.6 by normalised and by relative L2 error (1,000
+// nets: under 0.41 and 0.31), as a MAX window's or a ReLU's choice may change with the
+// rounding and BatchNorm magnifies what differs. A gradient lost is 1 off, one of the
+// wrong sign 2, a bf16 buffer read as fp32 or a layout lost far more.
 TEST_CASE("oneDNN engines: random nets under precision bf16 match the fp32 reference to bf16's rounding") {
   if (const std::string why = onednn::bf16_unsupported(); !why.empty()) {
     MESSAGE("skipped: " << why);
     return;
   }
-  random_net::check_under_precision(
-      Precision::bf16, [] { return std::make_unique<Context>(5); }, 30);
+  random_net::check_against_reference(
+      [] {
+        auto bf16 = std::make_unique<Context>(5);
+        bf16->set_precision(Precision::bf16);
+        return bf16;
+      },
+      "DEFAULT", {0.05, 0.6, 0.6}, 30);
 }
 
 TEST_CASE("oneDNN engines: what activations run by DEFAULT, and ONEDNN refused where it would differ") {
