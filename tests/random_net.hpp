@@ -2,9 +2,10 @@
 // the reference; tests/test_gpu_layers.cpp: the GPU against the CPU): layers with
 // layouts or device paths of their own (convolutions, pooling, LRN, activations,
 // BatchNorm, Scale, Eltwise, Split) mixed with layers that read plain values (Concat,
-// Slice, Crop, Reshape, PReLU, Bias, ELU, Power, AbsVal, InnerProduct), joined in random branches, in place or not,
-// with channel counts on and off oneDNN's blocks. A layer that leaves its top in a form the next one misreads, or a
-// backward that loses a branch's gradient, shows as a difference in some blob.
+// Slice, Crop, Reshape, PReLU, Bias, ELU, Power, AbsVal, InnerProduct), joined in random
+// branches, in place or not, with channel counts on and off oneDNN's blocks. A layer
+// that leaves its top in a form the next one misreads, or a backward that loses a
+// branch's gradient, shows as a difference in some blob.
 #pragma once
 
 #include <algorithm>
