@@ -125,6 +125,11 @@ class Layer {
   // Saved in snapshots for an exact resume (data readers' positions and RNGs).
   virtual std::string save_state() const { return {}; }
   virtual void restore_state(const std::string& /*state*/) {}
+  // Parameter blobs that forward itself changes for later iterations (BatchNorm's running
+  // statistics in training). The weights file holds them, so save_state leaves them out; the
+  // solver copies them before an iteration of several passes (iter_size), to put back
+  // when a stop abandons the iteration between its passes.
+  virtual std::vector<Blob*> updated_by_forward() { return {}; }
 
   // The command is done with the net: what the layer writes is completed now, and a failure
   // throws (a destructor could only log it, and the command would end with status 0).

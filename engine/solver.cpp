@@ -426,6 +426,12 @@ void Solver::step(int iters) {
       break;
     }
     UpdateOps(ctx_).clear_param_diffs(*net_);
+    // An iteration of several passes can outlast a scheduler's grace period after SIGTERM
+    // (iter_size 16 of a large net: minutes), and a later pass's batch can be held by a stuck
+    // reader, so a stop is honoured between passes too: the iteration is then undone and
+    // the snapshot is of it not begun, which a resume runs whole, as an uninterrupted run.
+    // Kept before the test pass, which a resume runs again.
+    if (spec_.iter_size > 1) mark_iteration_start();
     if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization)) {
       test_all();
       if (test_interrupted_) {
@@ -440,7 +446,21 @@ void Solver::step(int iters) {
     const bool display = spec_.display > 0 && iter_ % spec_.display == 0;
     std::optional<double> iter_per_s, data_wait_ms;  // for the display's metrics row
     float loss = 0;
-    for (int i = 0; i < spec_.iter_size; ++i) loss += net_->forward_backward(ctx_);
+    int pass = 0;
+    for (; pass < spec_.iter_size; ++pass) {
+      if (pass > 0 && (stop_requested() || !await_data(*net_, 1))) break;
+      loss += net_->forward_backward(ctx_);
+    }
+    if (pass < spec_.iter_size) {
+      spdlog::warn(
+          "Stopped in iteration {} after {} of its {} passes (iter_size): the iteration is undone, and the "
+          "resumed run does it whole",
+          iter_, pass, spec_.iter_size);
+      undo_iteration();
+      if (snapshot_iter_ != iter_) snapshot();  // the previous iteration's end may have written it
+      stopped_early_ = true;
+      break;
+    }
     loss /= static_cast<float>(spec_.iter_size);
     // Once the loss is NaN or infinite every gradient is too, and an update would make every
     // weight NaN: the run cannot recover, so it stops before the update, leaving the
@@ -548,6 +568,57 @@ bool Solver::await_data(Net& net, int batches) {
   return false;
 }
 
+namespace {
+// Each layer's Layer::save_state, in layer order.
+std::vector<std::string> layer_states(const Net& net) {
+  std::vector<std::string> states;
+  for (int i = 0; i < net.num_layers(); ++i) states.push_back(net.layer(i).save_state());
+  return states;
+}
+
+void restore_layer_states(Net& net, const std::vector<std::string>& states) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (!states[static_cast<size_t>(i)].empty()) net.layer(i).restore_state(states[static_cast<size_t>(i)]);
+}
+}  // namespace
+
+void Solver::mark_iteration_start() {
+  // Small beside an iteration of several passes: readers' positions and RNG states, a
+  // recurrent layer's carried state (read to the host on a GPU: batch × units floats),
+  // BatchNorm's per-channel statistics.
+  IterationStart& start = iteration_start_;
+  start.rng = ctx_.rng().state();
+  start.states.clear();
+  start.states.push_back(layer_states(*net_));
+  for (const auto& t : test_nets_) start.states.push_back(layer_states(*t));
+  const UpdateOps ops(ctx_);
+  size_t k = 0;
+  const auto keep = [&](Net& net) {
+    for (int i = 0; i < net.num_layers(); ++i)
+      for (Blob* b : net.layer(i).updated_by_forward()) {
+        if (k == start.updated.size()) start.updated.emplace_back();
+        ops.copy(*b, start.updated[k++]);  // device to device on a GPU
+      }
+  };
+  keep(*net_);
+  for (const auto& t : test_nets_) keep(*t);
+}
+
+void Solver::undo_iteration() {
+  const IterationStart& start = iteration_start_;
+  ctx_.rng().set_state(start.rng);
+  restore_layer_states(*net_, start.states[0]);
+  for (size_t t = 0; t < test_nets_.size(); ++t) restore_layer_states(*test_nets_[t], start.states[t + 1]);
+  const UpdateOps ops(ctx_);
+  size_t k = 0;
+  const auto put_back = [&](Net& net) {
+    for (int i = 0; i < net.num_layers(); ++i)
+      for (Blob* b : net.layer(i).updated_by_forward()) ops.copy(start.updated[k++], *b);
+  };
+  put_back(*net_);
+  for (const auto& t : test_nets_) put_back(*t);
+}
+
 bool Solver::stop_requested() {
   const Action action = poll_action ? poll_action() : Action::None;
   if (action == Action::Snapshot) snapshot_requested_ = true;
@@ -560,9 +631,8 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
   test_interrupted_ = false;
   // A long test pass must not outlast a scheduler's grace period after SIGTERM, so a stop
   // is honoured between batches; the nets' starting points are kept to rewind to.
-  std::vector<std::vector<std::string>> start_states(test_nets_.size());
-  for (size_t t = 0; t < test_nets_.size(); ++t)
-    for (int i = 0; i < test_nets_[t]->num_layers(); ++i) start_states[t].push_back(test_nets_[t]->layer(i).save_state());
+  std::vector<std::vector<std::string>> start_states;
+  for (const auto& t : test_nets_) start_states.push_back(layer_states(*t));
   const std::string start_rng = ctx_.rng().state();
   for (size_t t = 0; t < test_nets_.size(); ++t) {
     Net& test = *test_nets_[t];
@@ -573,9 +643,7 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
     for (int i = 0; i < n; ++i) {
       if (((i > 0 || t > 0) && stop_requested()) || !await_data(test, 1)) {
         spdlog::warn("Test pass of net #{} interrupted after {} of {} batches; no scores reported", t, i, n);
-        for (size_t u = 0; u < test_nets_.size(); ++u)
-          for (int l = 0; l < test_nets_[u]->num_layers(); ++l)
-            if (!start_states[u][l].empty()) test_nets_[u]->layer(l).restore_state(start_states[u][l]);
+        for (size_t u = 0; u < test_nets_.size(); ++u) restore_layer_states(*test_nets_[u], start_states[u]);
         ctx_.rng().set_state(start_rng);
         test_interrupted_ = true;
         return {};

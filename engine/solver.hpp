@@ -191,6 +191,18 @@ class Solver {
   bool stop_requested();
   // Net::await_data with stop_requested: false (said in the log) when a stop came first.
   bool await_data(Net& net, int batches);
+  // Keeps, in iteration_start_, what an iteration's passes change besides the gradients they
+  // accumulate: the layers' saved states, the blobs forward updates, the context's RNG.
+  void mark_iteration_start();
+  // Puts back what mark_iteration_start kept: the iteration is as if not begun.
+  void undo_iteration();
+
+  // The nets as an iteration of several passes (iter_size > 1) began.
+  struct IterationStart {
+    std::string rng;
+    std::vector<std::vector<std::string>> states;  // [net][layer]: the TRAIN net, then the test nets
+    std::vector<Blob> updated;                     // Layer::updated_by_forward's blobs, in the nets' and layers' order
+  };
 
   SolverSpec spec_;
   Context& ctx_;
@@ -210,6 +222,7 @@ class Solver {
   std::string stalled_layer_;
   int snapshot_iter_ = -1;  // of the latest snapshot() in this process
   std::vector<std::pair<int, float>> displayed_;
+  IterationStart iteration_start_;
 };
 
 }  // namespace crema

@@ -203,4 +203,14 @@ void UpdateOps::clear_param_diffs(Net& net) const {
 #endif
 }
 
+void UpdateOps::copy(const Blob& from, Blob& to) const {
+  to.reshape_like(from);
+  if (!cuda_) return to.copy_from(from);
+#ifdef CREMA_WITH_CUDA
+  if (from.count() > 0) cuda::gpu_copy(*cuda_, from.count(), from.gpu_data(), to.mutable_gpu_data());
+#else
+  no_cuda();
+#endif
+}
+
 }  // namespace crema

@@ -88,6 +88,8 @@ class UpdateOps {
   bool step(const UpdateRule& rule, const SolverSpec& spec, const UpdateInput& in) const;
   // Zeroes the learnable parameters' gradients.
   void clear_param_diffs(Net& net) const;
+  // to = from (values; `to` takes from's shape), on the Context's device.
+  void copy(const Blob& from, Blob& to) const;
 
  private:
   cuda::CudaContext* cuda_;  // null on the CPU

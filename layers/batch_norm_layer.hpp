@@ -51,6 +51,11 @@ class BatchNormLayer : public Layer {
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   bool use_global_stats() const { return use_global_stats_; }
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
+  // Mean, variance and the moving-average factor, which a forward on batch statistics updates.
+  std::vector<Blob*> updated_by_forward() override {
+    if (use_global_stats_) return {};
+    return {blobs_[0].get(), blobs_[1].get(), blobs_[2].get()};
+  }
   // Whether the CPU runs oneDNN (after reshape).
   bool uses_onednn() const { return use_onednn_; }
 

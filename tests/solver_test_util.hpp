@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
 #include "io/yaml_config.hpp"
+#include "test_util.hpp"
 
 namespace crema::test {
 
@@ -110,6 +113,157 @@ inline void init_tiny(Job& j) {
   set(j.blob("y"), {1});
   set(j.param("ip", 0), {0.5f, -1.f});
   set(j.param("ip", 1), {0.25f});
+}
+
+// A net whose every pass changes what a later one sees: a shuffling, cropping, mirroring
+// reader, BatchNorm's running statistics, Dropout and DummyData noise (the context's RNG), an
+// RNN carrying its state from batch to batch; a test net with a reader that one pass leaves
+// mid-way (2 of 5 batches). iter_size 3, a test pass every 3 iterations. `dir` holds
+// write_toy_idx's "train" and "test" sets.
+inline std::string passes_solver_yaml(const std::string& dir) {
+  return "net:\n"
+         "  name: passes\n"
+         "  layer:\n"
+         "  - {name: d, type: Data, top: [data, label], include: {phase: TRAIN}, transform_param: {scale: 0.004, "
+         "crop_size: 8, mirror: true}, data_param: {source: " +
+         dir +
+         "/train-images-idx3-ubyte, batch_size: 16, "
+         "shuffle: true}}\n"
+         "  - {name: d, type: Data, top: [data, label], include: {phase: TEST}, transform_param: {scale: 0.004, "
+         "crop_size: 8}, data_param: {source: " +
+         dir +
+         "/test-images-idx3-ubyte, batch_size: 16}}\n"
+         "  - {name: conv, type: Convolution, bottom: data, top: conv, convolution_param: {num_output: 4, "
+         "kernel_size: 3, weight_filler: {type: xavier}}}\n"
+         "  - {name: bn, type: BatchNorm, bottom: conv, top: conv}\n"
+         "  - {name: sc, type: Scale, bottom: conv, top: conv, scale_param: {bias_term: true}}\n"
+         "  - {name: relu, type: ReLU, bottom: conv, top: conv}\n"
+         "  - {name: fc1, type: InnerProduct, bottom: conv, top: fc1, inner_product_param: {num_output: 12, "
+         "weight_filler: {type: xavier}}}\n"
+         "  - {name: noise, type: DummyData, top: noise, dummy_data_param: {shape: {dim: [16, 12]}, data_filler: "
+         "{type: gaussian, std: 0.1}}}\n"
+         "  - {name: sum, type: Eltwise, bottom: [fc1, noise], top: fc1n}\n"
+         "  - {name: drop, type: Dropout, bottom: fc1n, top: fc1n, dropout_param: {dropout_ratio: 0.3}}\n"
+         "  - {name: seq, type: Reshape, bottom: data, top: seq, reshape_param: {shape: {dim: [4, 4, 64]}}}\n"
+         "  - {name: cont, type: DummyData, top: cont, dummy_data_param: {shape: {dim: [4, 4]}, data_filler: "
+         "{type: constant, value: 1}}}\n"
+         "  - {name: rnn, type: RNN, bottom: [seq, cont], top: rnn, recurrent_param: {num_output: 6, "
+         "weight_filler: {type: xavier}}}\n"
+         "  - {name: flat, type: Reshape, bottom: rnn, top: flat, reshape_param: {shape: {dim: [16, 6]}}}\n"
+         "  - {name: cat, type: Concat, bottom: [fc1n, flat], top: feat}\n"
+         "  - {name: fc2, type: InnerProduct, bottom: feat, top: fc2, inner_product_param: {num_output: 10, "
+         "weight_filler: {type: xavier}}}\n"
+         "  - {name: acc, type: Accuracy, bottom: [fc2, label], top: accuracy, include: {phase: TEST}}\n"
+         "  - {name: loss, type: SoftmaxWithLoss, bottom: [fc2, label], top: loss}\n"
+         "base_lr: 0.05\nmomentum: 0.9\nweight_decay: 0.001\niter_size: 3\nmax_iter: 100\ndisplay: 1\n"
+         "test_iter: 2\ntest_interval: 3\ntest_initialization: false\nrandom_seed: 42\n";
+}
+
+// Every parameter blob of the TRAIN net, BatchNorm's statistics included, layer by layer.
+inline std::vector<std::vector<float>> all_blobs(Solver& solver) {
+  std::vector<std::vector<float>> values;
+  Net& net = solver.net();
+  for (int i = 0; i < net.num_layers(); ++i)
+    for (const auto& b : net.layer(i).blobs()) values.emplace_back(b->cpu_data(), b->cpu_data() + b->count());
+  return values;
+}
+
+// A SIGTERM between the passes of an iteration of passes_solver_yaml's job, made by `make`
+// (a CPU or a GPU job), undoes the iteration: the snapshot is of it not begun, and a job
+// resumed from it ends where an uninterrupted one does (values within `tol`, relative; 0:
+// bit for bit), with the same displayed losses and test scores.
+inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(const std::string&)>& make, double tol) {
+  TempDir dir;
+  write_toy_idx(dir.path().string(), "train", 400, 1);
+  write_toy_idx(dir.path().string(), "test", 100, 2);
+  const std::string yaml = passes_solver_yaml(dir.path().string());
+  std::map<int, std::vector<double>> test_rows;  // by iteration, the test scores
+  const auto record_tests = [](std::map<int, std::vector<double>>& rows) {
+    return [&rows](const MetricsRow& row) {
+      if (row.test_net < 0) return;
+      for (const auto& [name, value] : row.values) rows[row.iter].push_back(value.value_or(-1));
+    };
+  };
+
+  auto straight = make(yaml);
+  straight->solver->on_metrics = record_tests(test_rows);
+  step(*straight, 6);
+
+  // Stopped after the first pass of iteration 3 (its 10th batch taken), the test pass at
+  // iteration 3 done.
+  auto stopped = make(yaml);
+  std::map<int, std::vector<double>> stopped_rows;
+  stopped->solver->on_metrics = record_tests(stopped_rows);
+  std::vector<int> snapshots;
+  SolverState state;
+  std::vector<std::vector<float>> weights;
+  stopped->solver->on_snapshot = [&](Solver& s) {
+    snapshots.push_back(s.iter());
+    state = s.state();
+    weights = all_blobs(s);
+  };
+  stopped->solver->poll_action = [&] {
+    Solver& s = *stopped->solver;
+    return s.iter() == 3 && s.net().data_stats().batches > 9 ? Solver::Action::Stop : Solver::Action::None;
+  };
+  std::string log;
+  {
+    CaptureLog capture;
+    step(*stopped, 6);
+    log = capture.text();
+  }
+  CHECK_MESSAGE(log.find("Stopped in iteration 3 after 1 of its 3 passes (iter_size): the iteration is undone") !=
+                    std::string::npos,
+                log);
+  CHECK(stopped->solver->stopped_early());
+  CHECK(stopped->solver->iter() == 3);
+  CHECK(snapshots == std::vector<int>{3});
+  CHECK(stopped_rows.count(3) == 1);  // the pass ran; a resumed run's metrics files drop its rows and test again
+
+  auto resumed = make(yaml);
+  std::map<int, std::vector<double>> resumed_rows;
+  resumed->solver->on_metrics = record_tests(resumed_rows);
+  Net& net = resumed->solver->net();
+  size_t k = 0;
+  for (int i = 0; i < net.num_layers(); ++i)
+    for (const auto& b : net.layer(i).blobs()) {
+      REQUIRE(k < weights.size());
+      REQUIRE(static_cast<int>(weights[k].size()) == b->count());
+      std::copy(weights[k].begin(), weights[k].end(), b->mutable_cpu_data());
+      ++k;
+    }
+  resumed->solver->restore(state);
+  step(*resumed, 3);
+  REQUIRE(resumed->solver->iter() == 6);
+
+  const auto close = [tol](double got, double want) {
+    return tol == 0 ? got == want : std::fabs(got - want) <= tol * std::max(1.0, std::fabs(want));
+  };
+  const auto want = all_blobs(*straight->solver), got = all_blobs(*resumed->solver);
+  REQUIRE(want.size() == got.size());
+  for (size_t b = 0; b < want.size(); ++b) {
+    REQUIRE(want[b].size() == got[b].size());
+    size_t differ = 0;
+    for (size_t e = 0; e < want[b].size(); ++e) differ += !close(got[b][e], want[b][e]);
+    CHECK_MESSAGE(differ == 0, "blob " << b << ": " << differ << " of " << want[b].size() << " values differ");
+  }
+  const auto& shown = straight->solver->displayed_losses();
+  const auto& resumed_shown = resumed->solver->displayed_losses();
+  REQUIRE(shown.size() == 6);
+  REQUIRE(resumed_shown.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK(resumed_shown[i].first == shown[i + 3].first);
+    CHECK(close(resumed_shown[i].second, shown[i + 3].second));
+  }
+  REQUIRE(test_rows.count(3) == 1);
+  REQUIRE(resumed_rows.count(3) == 1);
+  REQUIRE(resumed_rows[3].size() == test_rows[3].size());
+  for (size_t i = 0; i < test_rows[3].size(); ++i) CHECK(close(resumed_rows[3][i], test_rows[3][i]));
+  // The resumed iterations changed the weights (a resume that trained nothing cannot pass).
+  size_t moved = 0;
+  for (size_t b = 0; b < want.size(); ++b)
+    for (size_t e = 0; e < want[b].size(); ++e) moved += weights[b][e] != want[b][e];
+  CHECK(moved > 100);
 }
 
 }  // namespace crema::test

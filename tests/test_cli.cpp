@@ -459,11 +459,12 @@ struct StalledReaderJob {
   }
   // With image `stalled` readable again, the run resumed from the stop's snapshot (of
   // `stopped`) and an uninterrupted one end on the same weights at `iter`.
-  void check_exact_resume(int stopped, int stalled, int iter) const {
+  // `extra`: the stopped run's own options, given to both.
+  void check_exact_resume(int stopped, int stalled, int iter, const std::string& extra = "") const {
     const std::string state = dir / ("snap/stall_iter_" + std::to_string(stopped) + ".solverstate.h5");
     REQUIRE(fs::exists(state));
     unstall(stalled);
-    const std::string max_iter = " --set max_iter=" + std::to_string(iter);
+    const std::string max_iter = " --set max_iter=" + std::to_string(iter) + extra;
     const auto resumed = test::run(crema_cmd("train " + (dir / "solver.yaml") + max_iter + " --snapshot " + state));
     REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
     CHECK_MESSAGE(resumed.output.find("without letting go") == std::string::npos, resumed.output);
@@ -507,6 +508,21 @@ TEST_CASE("a stop while a reader is stuck in a read snapshots the iteration exac
   // The exit let go of the run's lock as a normal one does: the resume finds none left behind.
   CHECK_FALSE(fs::exists(job.dir / "snap/stall.lock"));
   job.check_exact_resume(4, 8, 9);  // nothing of iteration 4 was taken
+}
+
+TEST_CASE("a stop while a reader is stuck on a later pass of an iteration (iter_size) undoes the iteration exactly") {
+  // iter_size 3 over prefetch 2: iteration 1 begins with batches 3 and 4 ready; its third pass
+  // needs batch 5 (images 10 and 11), whose read never ends. The stop used to wait for it.
+  StalledReaderJob job(10, -1);
+  const std::string log = job.stop_while_stuck(
+      {"train", job.dir / "solver.yaml", "--set", "iter_size=3"}, "Iteration 0,", "Resume with:", [] {}, 0);
+  CHECK_MESSAGE(log.find("Stopped at iteration 1 while data layer 'data' waited ") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("Stopped in iteration 1 after 2 of its 3 passes (iter_size): the iteration is undone") !=
+                    std::string::npos,
+                log);
+  CHECK_MESSAGE(log.find("Training stopped at iteration 1; snapshot written.") != std::string::npos, log);
+  CHECK(log.find("Iteration 1 (") == std::string::npos);   // no display: the iteration did not end
+  job.check_exact_resume(1, 10, 7, " --set iter_size=3");  // the reader rewound to batch 3
 }
 
 TEST_CASE("a stop while a test net's reader is stuck ends the test pass with a snapshot, and the resume tests again") {

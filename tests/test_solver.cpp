@@ -457,6 +457,12 @@ TEST_CASE("solver: a stop that comes while a snapshot is written stops right aft
   CHECK(snapshots == std::vector<int>{0});
 }
 
+TEST_CASE("solver: a stop between the passes of an iteration (iter_size) undoes it, and the resume is bit for bit") {
+  // An iteration of many passes can outlast a scheduler's grace period; it used to be
+  // finished before the stop was seen.
+  check_stop_between_passes(make_job, 0);
+}
+
 TEST_CASE("solver: a gradient that stops being finite while the loss stays finite stops training at that update") {
   SUBCASE("a gradient that overflows where the output does not") {
     auto j = make_job(sqrt_at_zero_net() + "base_lr: 0.01\nmax_iter: 10\nsnapshot: 1\nsnapshot_prefix: unused\n");
