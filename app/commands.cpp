@@ -643,7 +643,10 @@ int train(const TrainOptions& opt) {
   // a snapshot of no progress is written.
   const auto no_progress = [&] {
     return Error("--time-limit " + opt.time_limit + " passed before this run finished an iteration (in its setup, " +
-                 "waiting for its first batch, or the test pass at iteration " + std::to_string(start_iter) +
+                 "waiting for its first batch, " + (spec.iter_size > 1 ? "" : "or ") + "the test pass at iteration " +
+                 std::to_string(start_iter) +
+                 (spec.iter_size > 1 ? ", or that iteration's " + std::to_string(spec.iter_size) + " passes (iter_size)"
+                                     : std::string()) +
                  "), so it made no progress, and a requeued job would do the same; raise --time-limit");
   };
   // Once the pace is known, whether the limit cuts the run short is said once, so that a job's

@@ -122,13 +122,15 @@ class Layer {
   }
   void set_param_propagate_down(int i, bool value);
 
-  // Saved in snapshots for an exact resume (data readers' positions and RNGs).
+  // Saved in snapshots for an exact resume (data readers' positions and RNGs). A data
+  // layer's is also kept before each training iteration, to undo the iteration with.
   virtual std::string save_state() const { return {}; }
   virtual void restore_state(const std::string& /*state*/) {}
-  // Parameter blobs that forward itself changes for later iterations (BatchNorm's running
-  // statistics in training). The weights file holds them, so save_state leaves them out; the
-  // solver copies them before an iteration of several passes (iter_size), to put back
-  // when a stop abandons the iteration between its passes.
+  // Blobs of its own that forward changes for later iterations: BatchNorm's running
+  // statistics in training, a recurrent layer's carried state. The solver copies them (on
+  // the device) before each training iteration, to put back when it undoes the iteration
+  // (a stop between its passes, an error in them); any other layer whose forward leaves
+  // something a later forward reads must list it here.
   virtual std::vector<Blob*> updated_by_forward() { return {}; }
 
   // The command is done with the net: what the layer writes is completed now, and a failure

@@ -426,30 +426,41 @@ void Solver::step(int iters) {
       break;
     }
     UpdateOps(ctx_).clear_param_diffs(*net_);
-    // An iteration of several passes can outlast a scheduler's grace period after SIGTERM
-    // (iter_size 16 of a large net: minutes), and a later pass's batch can be held by a stuck
-    // reader, so a stop is honoured between passes too: the iteration is then undone and
-    // the snapshot is of it not begun, which a resume runs whole, as an uninterrupted run.
-    // Kept before the test pass, which a resume runs again.
-    if (spec_.iter_size > 1) mark_iteration_start();
-    if (spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization)) {
-      test_all();
-      if (test_interrupted_) {
-        // The weights are those of iteration iter_ and the test nets are back at the pass's
-        // start, so a resumed run tests again and goes on exactly as an uninterrupted one
-        // (the snapshot the previous iteration's end wrote, if it did, is that one).
-        if (snapshot_iter_ != iter_) snapshot();
-        stopped_early_ = true;
-        break;
-      }
-    }
+    // What the iteration's test pass and passes change, kept before them. An iteration of
+    // several passes can outlast a scheduler's grace period after SIGTERM (iter_size 16 of a
+    // large net: minutes), and a later pass's batch can be held by a stuck reader, so a stop
+    // is honoured between passes too; and an error in them (a bad sample under
+    // on_bad_sample: fail, a label out of range, an image the net cannot take) leaves the
+    // weights as the iteration found them. Either way the iteration is undone and the
+    // snapshot is of it not begun, which a resume runs whole, as an uninterrupted run.
+    const bool testing =
+        spec_.test_interval > 0 && iter_ % spec_.test_interval == 0 && (iter_ > 0 || spec_.test_initialization);
+    mark_iteration_start(testing);
     const bool display = spec_.display > 0 && iter_ % spec_.display == 0;
     std::optional<double> iter_per_s, data_wait_ms;  // for the display's metrics row
     float loss = 0;
     int pass = 0;
-    for (; pass < spec_.iter_size; ++pass) {
-      if (pass > 0 && (stop_requested() || !await_data(*net_, 1))) break;
-      loss += net_->forward_backward(ctx_);
+    bool test_stopped = false;
+    try {
+      if (testing) {
+        test_all();
+        test_stopped = test_interrupted_;
+      }
+      for (; !test_stopped && pass < spec_.iter_size; ++pass) {
+        if (pass > 0 && (stop_requested() || !await_data(*net_, 1))) break;
+        loss += net_->forward_backward(ctx_);
+      }
+    } catch (const Error&) {
+      keep_work_before_failure(began_iter);
+      throw;
+    }
+    if (test_stopped) {
+      // The weights are those of iteration iter_ and the test nets are back at the pass's
+      // start, so a resumed run tests again and goes on exactly as an uninterrupted one
+      // (the snapshot the previous iteration's end wrote, if it did, is that one).
+      if (snapshot_iter_ != iter_) snapshot();
+      stopped_early_ = true;
+      break;
     }
     if (pass < spec_.iter_size) {
       spdlog::warn(
@@ -582,41 +593,62 @@ void restore_layer_states(Net& net, const std::vector<std::string>& states) {
 }
 }  // namespace
 
-void Solver::mark_iteration_start() {
-  // Small beside an iteration of several passes: readers' positions and RNG states, a
-  // recurrent layer's carried state (read to the host on a GPU: batch × units floats),
-  // BatchNorm's per-channel statistics.
+void Solver::mark_iteration_start(bool with_tests) {
+  // Small beside an iteration: the data layers' reader positions and RNG states (host
+  // strings), device copies of BatchNorm's per-channel statistics and of recurrent layers'
+  // carried state, so nothing crosses the bus.
   IterationStart& start = iteration_start_;
   start.rng = ctx_.rng().state();
+  start.with_tests = with_tests;
   start.states.clear();
-  start.states.push_back(layer_states(*net_));
-  for (const auto& t : test_nets_) start.states.push_back(layer_states(*t));
   const UpdateOps ops(ctx_);
   size_t k = 0;
   const auto keep = [&](Net& net) {
-    for (int i = 0; i < net.num_layers(); ++i)
+    std::vector<std::string>& states = start.states.emplace_back();
+    for (int i = 0; i < net.num_layers(); ++i) {
+      states.push_back(net.layer(i).is_data() ? net.layer(i).save_state() : std::string());
       for (Blob* b : net.layer(i).updated_by_forward()) {
         if (k == start.updated.size()) start.updated.emplace_back();
-        ops.copy(*b, start.updated[k++]);  // device to device on a GPU
+        ops.copy(*b, start.updated[k++]);
       }
+    }
   };
   keep(*net_);
-  for (const auto& t : test_nets_) keep(*t);
+  if (with_tests)
+    for (const auto& t : test_nets_) keep(*t);
 }
 
 void Solver::undo_iteration() {
   const IterationStart& start = iteration_start_;
   ctx_.rng().set_state(start.rng);
-  restore_layer_states(*net_, start.states[0]);
-  for (size_t t = 0; t < test_nets_.size(); ++t) restore_layer_states(*test_nets_[t], start.states[t + 1]);
   const UpdateOps ops(ctx_);
-  size_t k = 0;
+  size_t k = 0, n = 0;
   const auto put_back = [&](Net& net) {
+    restore_layer_states(net, start.states[n++]);
     for (int i = 0; i < net.num_layers(); ++i)
       for (Blob* b : net.layer(i).updated_by_forward()) ops.copy(start.updated[k++], *b);
   };
   put_back(*net_);
-  for (const auto& t : test_nets_) put_back(*t);
+  if (start.with_tests)
+    for (const auto& t : test_nets_) put_back(*t);
+  // The passes' partial sums would otherwise be what a snapshot_diff snapshot holds.
+  ops.clear_param_diffs(*net_);
+}
+
+void Solver::keep_work_before_failure(int began_iter) {
+  // Nothing to keep: this run has trained nothing yet (it started here, from a snapshot or
+  // afresh), or the previous iteration's end wrote this snapshot.
+  if (iter_ == began_iter || snapshot_iter_ == iter_) return;
+  try {
+    undo_iteration();
+    snapshot();
+    spdlog::warn(
+        "Wrote a snapshot of iteration {} as it began, to resume from once the cause of the error below is "
+        "fixed",
+        iter_);
+  } catch (const Error& e) {  // a full disk, a device that failed: the error below is the one to report
+    spdlog::warn("Could not write a snapshot of iteration {} before the error below: {}", iter_, e.what());
+  }
 }
 
 bool Solver::stop_requested() {

@@ -169,8 +169,8 @@ class Solver {
 
   // Called when a snapshot is due; the app writes files.
   std::function<void(Solver&)> on_snapshot;
-  // Polled after each iteration, between test batches and while waiting for data (signal
-  // handling).
+  // Polled after each iteration, between an iteration's passes (iter_size), between test
+  // batches and while waiting for data (signal handling).
   std::function<Action()> poll_action;
   // Called with each display's and each test pass's numbers.
   std::function<void(const MetricsRow&)> on_metrics;
@@ -191,15 +191,21 @@ class Solver {
   bool stop_requested();
   // Net::await_data with stop_requested: false (said in the log) when a stop came first.
   bool await_data(Net& net, int batches);
-  // Keeps, in iteration_start_, what an iteration's passes change besides the gradients they
-  // accumulate: the layers' saved states, the blobs forward updates, the context's RNG.
-  void mark_iteration_start();
+  // Keeps, in iteration_start_, what an iteration's passes (and its test pass, `with_tests`)
+  // change besides the gradients they accumulate: the data layers' saved states, the blobs
+  // forward updates (Layer::updated_by_forward), the context's RNG.
+  void mark_iteration_start(bool with_tests);
   // Puts back what mark_iteration_start kept: the iteration is as if not begun.
   void undo_iteration();
+  // After an error in an iteration's test pass or passes: undoes the iteration and
+  // snapshots it, unless step() began at it or a snapshot of it exists (a failure to write
+  // is logged, not thrown: the error being handled is the one to report).
+  void keep_work_before_failure(int began_iter);
 
-  // The nets as an iteration of several passes (iter_size > 1) began.
+  // The nets as an iteration began.
   struct IterationStart {
     std::string rng;
+    bool with_tests = false;                       // the test nets were kept too
     std::vector<std::vector<std::string>> states;  // [net][layer]: the TRAIN net, then the test nets
     std::vector<Blob> updated;                     // Layer::updated_by_forward's blobs, in the nets' and layers' order
   };

@@ -52,6 +52,13 @@ class RecurrentLayer : public Layer {
 
   std::string save_state() const override;
   void restore_state(const std::string& state) override;
+  // The carried states (none with expose_hidden, where the net carries them).
+  std::vector<Blob*> updated_by_forward() override {
+    if (exposed()) return {};
+    std::vector<Blob*> carried;
+    for (int k = 0; k < states_; ++k) carried.push_back(&carried_[static_cast<size_t>(k)]);
+    return carried;
+  }
 
  protected:
   // The input side's width G (4H for LSTM, H for RNN) and the parameter blobs that

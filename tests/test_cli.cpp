@@ -154,50 +154,48 @@ TEST_CASE("resuming with another solver type or a foreign net is refused clearly
   CHECK(foreign.output.find("--reinit") == std::string::npos);
 }
 
-TEST_CASE("an error in the middle of training ends with the command that resumes from the latest snapshot") {
+TEST_CASE(
+    "an error in the middle of training snapshots the iteration it stopped in, which resumes exactly once fixed") {
   test::ToyJob job(40);
   // Sample 300 of the (unshuffled) training data gets label 12 of 10 classes: batch 18 of
   // 16 samples reads it, after the snapshot of iteration 10.
   const std::string labels = job.dir / "train-labels-idx1-ubyte";
-  {
+  const auto set_label = [&](char label) {
     std::fstream f(labels, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(8 + 300);  // the IDX header, then one byte per label
-    f.put(12);
-  }
+    f.put(label);
+  };
+  set_label(12);
+  const std::string state18 = job.dir / "snap/toy_iter_18.solverstate.h5";
   const auto bad = test::run(crema_cmd("train " + job.solver + " --set snapshot=10"));
   CHECK(bad.status == 1);
   CHECK_MESSAGE(bad.output.find("label 12 is out of range") != std::string::npos, bad.output);
-  CHECK_MESSAGE(bad.output.find("Training stopped at iteration 18; the latest snapshot is of iteration 10. Once the "
-                                "cause is fixed, resume with: crema train " +
-                                job.solver +
-                                " --set snapshot=10 "
-                                "--snapshot " +
-                                (job.dir / "snap/toy_iter_10.solverstate.h5")) != std::string::npos,
+  // The eight iterations since the snapshot of iteration 10 are kept.
+  CHECK_MESSAGE(bad.output.find("Wrote a snapshot of iteration 18 as it began, to resume from once the cause of the "
+                                "error below is fixed") != std::string::npos,
                 bad.output);
-  // The data fixed, the printed command finishes the run.
-  {
-    std::fstream f(labels, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(8 + 300);
-    f.put(3);
-  }
-  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set snapshot=10 --snapshot " +
-                                           (job.dir / "snap/toy_iter_10.solverstate.h5")));
-  CHECK_MESSAGE(resumed.status == 0, resumed.output);
-  CHECK(fs::exists(job.dir / "snap/toy_iter_40.caffemodel.h5"));
-  // Resumed and failing again before a snapshot of its own: the snapshot it started from.
-  {
-    std::fstream f(labels, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(8 + 300);
-    f.put(12);
-  }
-  const auto again =
-      test::run(crema_cmd("train " + job.solver + " --snapshot " + (job.dir / "snap/toy_iter_10.solverstate.h5")));
+  CHECK_MESSAGE(bad.output.find("Training stopped at iteration 18; the latest snapshot is of iteration 18. Once the "
+                                "cause is fixed, resume with: crema train " +
+                                job.solver + " --set snapshot=10 --snapshot " + state18) != std::string::npos,
+                bad.output);
+  REQUIRE(fs::exists(state18));
+  // Resumed and failing again where it began: nothing new to keep, the snapshot it started from.
+  const auto again = test::run(crema_cmd("train " + job.solver + " --snapshot " + state18));
   CHECK(again.status == 1);
-  CHECK_MESSAGE(again.output.find("the latest snapshot is of iteration 10. Once the cause is fixed, resume with: crema "
-                                  "train " +
-                                  job.solver + " --snapshot " + (job.dir / "snap/toy_iter_10.solverstate.h5")) !=
-                    std::string::npos,
+  CHECK(again.output.find("Wrote a snapshot") == std::string::npos);
+  CHECK_MESSAGE(again.output.find("Training stopped at iteration 18; the latest snapshot is of iteration 18. Once the "
+                                  "cause is fixed, resume with: crema train " +
+                                  job.solver + " --snapshot " + state18) != std::string::npos,
                 again.output);
+  // The data fixed, the printed command finishes the run as one that was never stopped:
+  // iteration 18 is done whole, from the batch it failed on.
+  set_label(3);
+  const auto resumed = test::run(crema_cmd("train " + job.solver + " --set snapshot=10 --snapshot " + state18));
+  REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
+  const auto straight = test::run(
+      crema_cmd("train " + job.solver + " --set snapshot=10 --set snapshot_prefix=" + (job.dir / "straight/toy")));
+  REQUIRE_MESSAGE(straight.status == 0, straight.output);
+  check_same_weights(job.dir / "snap/toy_iter_40.caffemodel.h5", job.dir / "straight/toy_iter_40.caffemodel.h5");
 }
 
 TEST_CASE("under a virtual-memory limit crema trains, or says what the limit is too small for, and never hangs") {
@@ -1787,6 +1785,16 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
                     std::string::npos,
                 stuck.output);
   CHECK_FALSE(fs::exists(job.dir / "snap/toy_iter_0.solverstate.h5"));  // a snapshot of no progress is not written
+  // The same in the passes of the first iteration (iter_size): the iteration is not finished.
+  const auto long_iteration = test::run(crema_cmd(
+      "train " + job.solver + " --set iter_size=1000000 --set test_initialization=false --time-limit 1s --overwrite"));
+  CHECK(long_iteration.status == 1);
+  CHECK_MESSAGE(long_iteration.output.find("--time-limit 1s passed before this run finished an iteration (in its "
+                                           "setup, waiting for its first batch, the test pass at iteration 0, or that "
+                                           "iteration's 1000000 passes (iter_size)), so it made no progress") !=
+                    std::string::npos,
+                long_iteration.output);
+  CHECK_FALSE(fs::exists(job.dir / "snap/toy_iter_0.solverstate.h5"));
 
   // A limit that passes in the final test pass: training is complete, its weights written
   // (snapshot_after_train off: the stop writes them), exit 0, and the log says so.

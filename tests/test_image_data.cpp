@@ -1011,7 +1011,8 @@ TEST_CASE("an image of its own size that the net cannot take is skipped as a bad
 }
 
 TEST_CASE("an image of its own size that the net cannot take stops training under on_bad_sample: fail") {
-  // As any error in the middle of training: at iteration 5, after the snapshot of iteration 4.
+  // As any error in the middle of training: at iteration 5, after the snapshot of iteration 4,
+  // iteration 5 is undone and snapshotted.
   test::TempDir dir;
   write_spp_job(dir);
   const std::string solver = dir / "solver.yaml";
@@ -1027,9 +1028,9 @@ TEST_CASE("an image of its own size that the net cannot take stops training unde
                     std::string::npos,
                 r.output);
   CHECK_MESSAGE(
-      r.output.find("Training stopped at iteration 5; the latest snapshot is of iteration 4. Once the cause "
+      r.output.find("Training stopped at iteration 5; the latest snapshot is of iteration 5. Once the cause "
                     "is fixed, resume with: crema train " +
-                    solver + fail + " --snapshot " + root + "/a/spp_iter_4.solverstate.h5") != std::string::npos,
+                    solver + fail + " --snapshot " + root + "/a/spp_iter_5.solverstate.h5") != std::string::npos,
       r.output);
 }
 
