@@ -598,7 +598,7 @@ void Solver::mark_iteration_start(bool with_tests) {
   // strings), device copies of BatchNorm's per-channel statistics and of recurrent layers'
   // carried state, so nothing crosses the bus.
   IterationStart& start = iteration_start_;
-  start.rng = ctx_.rng().state();
+  start.rng = ctx_.rng();  // a copy: formatting its state as text every iteration would cost more
   start.with_tests = with_tests;
   start.states.clear();
   const UpdateOps ops(ctx_);
@@ -620,7 +620,7 @@ void Solver::mark_iteration_start(bool with_tests) {
 
 void Solver::undo_iteration() {
   const IterationStart& start = iteration_start_;
-  ctx_.rng().set_state(start.rng);
+  ctx_.rng() = start.rng;
   const UpdateOps ops(ctx_);
   size_t k = 0, n = 0;
   const auto put_back = [&](Net& net) {
@@ -646,7 +646,7 @@ void Solver::keep_work_before_failure(int began_iter) {
         "Wrote a snapshot of iteration {} as it began, to resume from once the cause of the error below is "
         "fixed",
         iter_);
-  } catch (const Error& e) {  // a full disk, a device that failed: the error below is the one to report
+  } catch (const std::exception& e) {  // a full disk, a device that failed: the error below is the one to report
     spdlog::warn("Could not write a snapshot of iteration {} before the error below: {}", iter_, e.what());
   }
 }

@@ -15,6 +15,7 @@
 #include "engine/config.hpp"
 #include "engine/context.hpp"
 #include "engine/net.hpp"
+#include "engine/rng.hpp"
 
 namespace crema {
 
@@ -204,7 +205,7 @@ class Solver {
 
   // The nets as an iteration began.
   struct IterationStart {
-    std::string rng;
+    Rng rng;
     bool with_tests = false;                       // the test nets were kept too
     std::vector<std::vector<std::string>> states;  // [net][layer]: the TRAIN net, then the test nets
     std::vector<Blob> updated;                     // Layer::updated_by_forward's blobs, in the nets' and layers' order

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -115,12 +116,12 @@ inline void init_tiny(Job& j) {
   set(j.param("ip", 1), {0.25f});
 }
 
-// A net whose every pass changes what a later one sees: a shuffling, cropping, mirroring
-// reader, BatchNorm's running statistics, Dropout and DummyData noise (the context's RNG), an
-// RNN carrying its state from batch to batch; a test net with a reader that one pass leaves
-// mid-way (2 of 5 batches). iter_size 3, a test pass every 3 iterations. `dir` holds
-// write_toy_idx's "train" and "test" sets.
-inline std::string passes_solver_yaml(const std::string& dir) {
+// A net whose every pass changes what a later one sees: a cropping, mirroring reader
+// (shuffling unless `shuffle` is false), BatchNorm's running statistics, Dropout and DummyData
+// noise (the context's RNG), an RNN carrying its state from batch to batch; a test net with a
+// reader that one pass leaves mid-way (2 of 5 batches). iter_size 3, a test pass every 3
+// iterations. `dir` holds write_toy_idx's "train" and "test" sets.
+inline std::string passes_solver_yaml(const std::string& dir, bool shuffle = true) {
   return "net:\n"
          "  name: passes\n"
          "  layer:\n"
@@ -128,7 +129,9 @@ inline std::string passes_solver_yaml(const std::string& dir) {
          "crop_size: 8, mirror: true}, data_param: {source: " +
          dir +
          "/train-images-idx3-ubyte, batch_size: 16, "
-         "shuffle: true}}\n"
+         "shuffle: " +
+         (shuffle ? "true" : "false") +
+         "}}\n"
          "  - {name: d, type: Data, top: [data, label], include: {phase: TEST}, transform_param: {scale: 0.004, "
          "crop_size: 8}, data_param: {source: " +
          dir +
@@ -168,16 +171,27 @@ inline std::vector<std::vector<float>> all_blobs(Solver& solver) {
   return values;
 }
 
-// A SIGTERM between the passes of an iteration of passes_solver_yaml's job, made by `make`
-// (a CPU or a GPU job), undoes the iteration: the snapshot is of it not begun, and a job
-// resumed from it ends where an uninterrupted one does (values within `tol`, relative; 0:
-// bit for bit), with the same displayed losses and test scores.
-inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(const std::string&)>& make, double tol) {
+// How check_cut_short cuts a run of passes_solver_yaml's job short, and what that must leave.
+struct CutShort {
+  bool shuffle = true;                                                             // the TRAIN reader's
+  std::function<void(const std::string& dir)> damage = [](const std::string&) {};  // the data, before the run
+  std::function<Solver::Action(Solver&)> poll = [](Solver&) { return Solver::Action::None; };
+  std::function<void(const std::string& dir)> mend = [](const std::string&) {};  // the data, before the resume
+  std::string error;  // in the Error the run ends with; "" for a stop
+  int iter = 0;       // the iteration snapshotted, undone
+  std::string said;   // in the log
+};
+
+// Runs passes_solver_yaml's job made by `make` (a CPU or a GPU job), cut short by `cut`: it
+// must end with one snapshot, of iteration cut.iter as it began. With the data mended, a job
+// resumed from that snapshot must end at iteration 6 where an uninterrupted one does (values
+// within `tol`, relative; 0: bit for bit), with the same displayed losses and test scores.
+inline void check_cut_short(const CutShort& cut, const std::function<std::unique_ptr<Job>(const std::string&)>& make,
+                            double tol) {
   TempDir dir;
   write_toy_idx(dir.path().string(), "train", 400, 1);
   write_toy_idx(dir.path().string(), "test", 100, 2);
-  const std::string yaml = passes_solver_yaml(dir.path().string());
-  std::map<int, std::vector<double>> test_rows;  // by iteration, the test scores
+  const std::string yaml = passes_solver_yaml(dir.path().string(), cut.shuffle);
   const auto record_tests = [](std::map<int, std::vector<double>>& rows) {
     return [&rows](const MetricsRow& row) {
       if (row.test_net < 0) return;
@@ -185,15 +199,8 @@ inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(c
     };
   };
 
-  auto straight = make(yaml);
-  straight->solver->on_metrics = record_tests(test_rows);
-  step(*straight, 6);
-
-  // Stopped after the first pass of iteration 3 (its 10th batch taken), the test pass at
-  // iteration 3 done.
+  cut.damage(dir.path().string());
   auto stopped = make(yaml);
-  std::map<int, std::vector<double>> stopped_rows;
-  stopped->solver->on_metrics = record_tests(stopped_rows);
   std::vector<int> snapshots;
   SolverState state;
   std::vector<std::vector<float>> weights;
@@ -202,26 +209,28 @@ inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(c
     state = s.state();
     weights = all_blobs(s);
   };
-  stopped->solver->poll_action = [&] {
-    Solver& s = *stopped->solver;
-    return s.iter() == 3 && s.net().data_stats().batches > 9 ? Solver::Action::Stop : Solver::Action::None;
-  };
+  stopped->solver->poll_action = [&] { return cut.poll(*stopped->solver); };
   std::string log;
   {
     CaptureLog capture;
-    step(*stopped, 6);
+    if (cut.error.empty()) {
+      step(*stopped, 6);
+      CHECK(stopped->solver->stopped_early());
+      CHECK(stopped->solver->iter() == cut.iter);
+    } else {
+      CHECK_THROWS_WITH_AS(step(*stopped, 6), doctest::Contains(cut.error.c_str()), Error);
+    }
     log = capture.text();
   }
-  CHECK_MESSAGE(log.find("Stopped in iteration 3 after 1 of its 3 passes (iter_size): the iteration is undone") !=
-                    std::string::npos,
-                log);
-  CHECK(stopped->solver->stopped_early());
-  CHECK(stopped->solver->iter() == 3);
-  CHECK(snapshots == std::vector<int>{3});
-  CHECK(stopped_rows.count(3) == 1);  // the pass ran; a resumed run's metrics files drop its rows and test again
+  CHECK_MESSAGE(log.find(cut.said) != std::string::npos, log);
+  REQUIRE(snapshots == std::vector<int>{cut.iter});
 
+  cut.mend(dir.path().string());
+  std::map<int, std::vector<double>> test_rows, resumed_rows;  // by iteration, the test scores
+  auto straight = make(yaml);
+  straight->solver->on_metrics = record_tests(test_rows);
+  step(*straight, 6);
   auto resumed = make(yaml);
-  std::map<int, std::vector<double>> resumed_rows;
   resumed->solver->on_metrics = record_tests(resumed_rows);
   Net& net = resumed->solver->net();
   size_t k = 0;
@@ -233,7 +242,7 @@ inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(c
       ++k;
     }
   resumed->solver->restore(state);
-  step(*resumed, 3);
+  step(*resumed, 6 - cut.iter);
   REQUIRE(resumed->solver->iter() == 6);
 
   const auto close = [tol](double got, double want) {
@@ -250,12 +259,12 @@ inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(c
   const auto& shown = straight->solver->displayed_losses();
   const auto& resumed_shown = resumed->solver->displayed_losses();
   REQUIRE(shown.size() == 6);
-  REQUIRE(resumed_shown.size() == 3);
-  for (size_t i = 0; i < 3; ++i) {
-    CHECK(resumed_shown[i].first == shown[i + 3].first);
-    CHECK(close(resumed_shown[i].second, shown[i + 3].second));
+  REQUIRE(resumed_shown.size() == static_cast<size_t>(6 - cut.iter));
+  for (size_t i = 0; i < resumed_shown.size(); ++i) {
+    CHECK(resumed_shown[i].first == shown[i + static_cast<size_t>(cut.iter)].first);
+    CHECK(close(resumed_shown[i].second, shown[i + static_cast<size_t>(cut.iter)].second));
   }
-  REQUIRE(test_rows.count(3) == 1);
+  REQUIRE(test_rows.count(3) == 1);  // the test pass at iteration 3, which every cut here comes at or before
   REQUIRE(resumed_rows.count(3) == 1);
   REQUIRE(resumed_rows[3].size() == test_rows[3].size());
   for (size_t i = 0; i < test_rows[3].size(); ++i) CHECK(close(resumed_rows[3][i], test_rows[3][i]));
@@ -264,6 +273,40 @@ inline void check_stop_between_passes(const std::function<std::unique_ptr<Job>(c
   for (size_t b = 0; b < want.size(); ++b)
     for (size_t e = 0; e < want[b].size(); ++e) moved += weights[b][e] != want[b][e];
   CHECK(moved > 100);
+}
+
+// A SIGTERM after the first pass of iteration 3 (its 10th batch taken), its test pass done.
+inline CutShort stop_between_passes() {
+  CutShort cut;
+  cut.poll = [](Solver& s) {
+    return s.iter() == 3 && s.net().data_stats().batches > 9 ? Solver::Action::Stop : Solver::Action::None;
+  };
+  cut.iter = 3;
+  cut.said = "Stopped in iteration 3 after 1 of its 3 passes (iter_size): the iteration is undone";
+  return cut;
+}
+
+// Label `bad` for sample `sample` of write_toy_idx's `split` set (and back to its own in mend).
+inline CutShort bad_label(const std::string& split, int sample, int iter) {
+  CutShort cut;
+  const auto saved = std::make_shared<char>();
+  const auto put = [split, sample](const std::string& dir, const char* value, char* old) {
+    std::fstream f(dir + "/" + split + "-labels-idx1-ubyte", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(8 + sample);  // the IDX header, then one byte per label
+    if (old) f.get(*old);
+    f.seekp(8 + sample);
+    f.put(*value);
+    REQUIRE(f.good());
+  };
+  cut.damage = [put, saved](const std::string& dir) {
+    const char twelve = 12;
+    put(dir, &twelve, saved.get());
+  };
+  cut.mend = [put, saved](const std::string& dir) { put(dir, saved.get(), nullptr); };
+  cut.error = "is out of range";
+  cut.iter = iter;
+  cut.said = "Wrote a snapshot of iteration " + std::to_string(iter) + " as it began";
+  return cut;
 }
 
 }  // namespace crema::test

@@ -460,7 +460,17 @@ TEST_CASE("solver: a stop that comes while a snapshot is written stops right aft
 TEST_CASE("solver: a stop between the passes of an iteration (iter_size) undoes it, and the resume is bit for bit") {
   // An iteration of many passes can outlast a scheduler's grace period; it used to be
   // finished before the stop was seen.
-  check_stop_between_passes(make_job, 0);
+  check_cut_short(stop_between_passes(), make_job, 0);
+}
+
+TEST_CASE("solver: an error in a later pass or in the test pass snapshots the iteration as it began, resumed exactly") {
+  // Batches of 16 in order: sample 131 is in batch 8, iteration 2's third pass, after two
+  // passes moved the reader, BatchNorm's statistics, the RNN's state and the random stream.
+  CutShort in_pass = bad_label("train", 131, 2);
+  in_pass.shuffle = false;
+  check_cut_short(in_pass, make_job, 0);
+  // The test pass at iteration 3 reads test samples 0 to 31.
+  check_cut_short(bad_label("test", 5, 3), make_job, 0);
 }
 
 TEST_CASE("solver: a gradient that stops being finite while the loss stays finite stops training at that update") {
