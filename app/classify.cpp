@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -13,6 +15,7 @@
 #include "engine/net.hpp"
 #include "io/caffe_binary.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/image.hpp"
 #include "io/job_config.hpp"
 
@@ -26,7 +29,12 @@ std::vector<std::string> read_labels(const std::string& path) {
     throw ConfigError(Mark{}, "--labels",
                       "'" + path + "' is a directory; give a text file with one class name per line");
   std::ifstream in(path);
-  if (!in) throw Error("cannot read the labels file '" + path + "'");
+  if (!in) throw ConfigError(Mark{}, "--labels", "cannot read the labels file '" + path + "': " + std::strerror(errno));
+  if (!io::looks_like_text(path))
+    throw ConfigError(Mark{}, "--labels",
+                      "'" + path +
+                          "' holds binary data (weights?), not class names; give a text file with one "
+                          "class name per line");
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();

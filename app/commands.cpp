@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <system_error>
 
 #include "app/data_tools.hpp"
 #include "app/signals.hpp"
@@ -222,43 +223,114 @@ std::vector<Net*> solver_test_nets(Solver& solver) {
   return nets;
 }
 
+// "a, b, c" or "a, b, c, … (12 in all)".
+std::string listed(const std::vector<std::string>& names) {
+  if (names.empty()) return "none";
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 8; ++i) text += (i ? ", " : "") + names[i];
+  return names.size() > 8 ? text + ", … (" + std::to_string(names.size()) + " in all)" : text;
+}
+
+// A weights file none of whose layers is in the net (each file is by itself: later
+// files may override earlier ones).
+[[noreturn]] void refuse_unmatched_weights(const std::string& file, const std::vector<std::string>& in_file,
+                                           const std::vector<std::string>& net_layers) {
+  std::string same_but_case;
+  const auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  for (const std::string& layer : in_file)
+    for (const std::string& n : net_layers)
+      if (same_but_case.empty() && lower(n) == lower(layer))
+        same_but_case =
+            " ('" + layer + "' in the file, '" + n + "' in the net: layer names are compared with their case)";
+  throw ConfigError(Mark{}, "--weights",
+                    "no layer with parameters of '" + file + "' is in the net, so it would load nothing (the file's: " +
+                        listed(in_file) + "; the net's: " + listed(net_layers) + ")" + same_but_case +
+                        ". Weights go to the layers of the same name, as in Caffe: name the net's layers as the "
+                        "file's, or leave the file out to train from the fillers");
+}
+
 // Copies weights by layer name from each file in turn (later files win), leaving the
 // --reinit layers at their filler initialisation, then prints where every layer with
 // parameters got its values: Caffe loads silently, and users lose runs to a layer
 // that quietly kept its random initialisation.
 // Layers only the test nets have (`test_nets`) get their weights too, as in Caffe; the
 // others share the TRAIN net's parameters.
+// `fine_tuning` (train): a file none of whose layers is in the nets is refused (the inference
+// commands refuse any layer left unloaded instead).
 // Returns the layers with parameters that no file provided (and --reinit did not name).
 std::vector<std::string> load_weight_files(Net& net, const std::vector<std::string>& files,
                                            const std::vector<std::string>& reinit = {}, bool quiet = false,
-                                           const std::vector<Net*>& test_nets = {}) {
-  for (const auto& name : reinit)
-    if (!net.layer_by_name(name) &&
-        std::none_of(test_nets.begin(), test_nets.end(), [&](const Net* t) { return t->layer_by_name(name); })) {
+                                           const std::vector<Net*>& test_nets = {}, bool fine_tuning = false) {
+  std::vector<const Net*> all_nets{&net};
+  all_nets.insert(all_nets.end(), test_nets.begin(), test_nets.end());
+  // The layers with parameters, for messages.
+  const auto with_parameters = [&] {
+    std::vector<std::string> names;
+    for (const Net* n : all_nets)
+      for (int i = 0; i < n->num_layers(); ++i)
+        if (!n->layer(i).blobs().empty() && std::find(names.begin(), names.end(), n->layer_name(i)) == names.end())
+          names.push_back(n->layer_name(i));
+    return names;
+  };
+  for (const auto& name : reinit) {
+    const Layer* layer = nullptr;
+    for (const Net* n : all_nets)
+      if (!layer) layer = n->layer_by_name(name);
+    if (!layer) {
       std::vector<std::string> names;
-      for (int i = 0; i < net.num_layers(); ++i) names.push_back(net.layer_name(i));
-      for (const Net* t : test_nets)
-        for (int i = 0; i < t->num_layers(); ++i) names.push_back(t->layer_name(i));
+      for (const Net* n : all_nets)
+        for (int i = 0; i < n->num_layers(); ++i) names.push_back(n->layer_name(i));
       throw ConfigError(Mark{}, "--reinit",
                         "names layer '" + name + "', which is not in the net" + did_you_mean(name, names));
     }
+    // Nothing to re-learn: most likely a slip for a neighbouring layer, which would then
+    // keep the file's weights unnoticed.
+    if (layer->blobs().empty())
+      throw ConfigError(Mark{}, "--reinit",
+                        "names layer '" + name + "' (" + layer->type() +
+                            "), which has no parameters to re-initialise; the layers with parameters are " +
+                            listed(with_parameters()));
+  }
   std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
   std::vector<std::pair<std::string, std::vector<std::string>>> ignored;
   for (const auto& f : files) {
     io::Weights weights = io::load_weights(f);
+    std::vector<std::string> with_values;  // the file's layers with parameters (Caffe's files list every layer)
+    for (const io::LayerWeights& lw : weights)
+      if (!lw.blobs.empty()) with_values.push_back(lw.layer);
     std::erase_if(weights, [&](const io::LayerWeights& lw) {
       return std::find(reinit.begin(), reinit.end(), lw.layer) != reinit.end();
     });
+    // A file whose every layer with parameters --reinit names was left out on purpose.
+    const bool expected = with_values.empty() ||
+                          std::any_of(weights.begin(), weights.end(), [](const auto& lw) { return !lw.blobs.empty(); });
+    // Counted: layers with parameters that took the file's (a parameter-free layer of the
+    // same name, `data` or `loss`, matches in almost any net).
+    const auto learns = [](const Net& n, const std::string& name) {
+      const Layer* layer = n.layer_by_name(name);
+      return layer && !layer->blobs().empty();
+    };
     auto report = io::copy_weights(net, weights, f);
-    for (const auto& l : report.loaded) source_of[l] = f;
+    size_t loaded = 0;
+    for (const auto& l : report.loaded) {
+      source_of[l] = f;
+      loaded += learns(net, l);
+    }
     for (Net* test : test_nets) {
       io::Weights test_only = weights;
       std::erase_if(test_only, [&](const io::LayerWeights& lw) { return net.layer_by_name(lw.layer) != nullptr; });
       for (const auto& l : io::copy_weights(*test, test_only, f).loaded) {
         source_of[l] = f;
         std::erase(report.ignored_source, l);
+        loaded += learns(*test, l);
       }
     }
+    // Caffe loads such a file without a word and trains from random weights; a fine-tuning
+    // run that learns nothing from its model is a mistake, whatever the cause.
+    if (fine_tuning && loaded == 0 && expected) refuse_unmatched_weights(f, with_values, with_parameters());
     ignored.emplace_back(f, report.ignored_source);
   }
   std::vector<std::string> loaded(reinit);  // --reinit layers count as provided
@@ -286,6 +358,37 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   }
   for (const auto& [file, layers] : ignored)
     for (const auto& l : layers) spdlog::info("    ignored '{}' from {} (no layer of that name in the net)", l, file);
+  // A layer left at its random initialisation that lr_mult 0 keeps from learning stays
+  // random for good: a fine-tuning config that froze a layer it meant to load. Not a
+  // layer whose fixed values are the point (FCN's bilinear upsampling, a constant kernel),
+  // BatchNorm (its statistics come from the data, never from a learning rate), nor a
+  // layer sharing another's parameters.
+  const auto random_filler = [](const Layer& l) {
+    static const std::set<std::string> random = {"gaussian", "uniform", "xavier", "msra", "positive_unitball"};
+    if (!l.spec().config) return false;
+    for (const auto& [key, value] : l.spec().config->entries())
+      if (value.is_map())
+        for (const char* filler : {"weight_filler", "filler"})
+          if (const Node* f = value.find(filler); f && f->is_map())
+            if (const Node* type = f->find("type"); type && type->is_scalar() && random.count(type->str())) return true;
+    return false;
+  };
+  const std::vector<Blob*>& params = net.learnable_params();
+  for (int i = 0; fine_tuning && i < net.num_layers(); ++i) {
+    const Layer& l = net.layer(i);
+    if (l.blobs().empty() || std::find(kept.begin(), kept.end(), l.name()) == kept.end() || !random_filler(l)) continue;
+    bool frozen = true;
+    for (size_t j = 0; j < l.blobs().size() && frozen; ++j) {
+      const auto it = std::find(params.begin(), params.end(), l.blobs()[j].get());
+      frozen = !net.param_is_shared(i, static_cast<int>(j)) && it != params.end() &&
+               net.params_lr()[static_cast<size_t>(it - params.begin())] == 0.f;
+    }
+    if (frozen)
+      spdlog::warn(
+          "Layer '{}' keeps its random filler initialisation and lr_mult 0 on all its parameters stops it from "
+          "learning: it will stay random. Name it as its layer in the weights files, or give it a learning rate",
+          l.name());
+  }
   return kept;
 }
 
@@ -437,6 +540,18 @@ int train(const TrainOptions& opt) {
   // From the start: a scheduler's SIGTERM or a SIGHUP during a long setup would kill the
   // process with nothing said; handled, it stops before the first iteration with a snapshot.
   install_signal_handlers(opt.signal_effects);
+  // Until the first iteration, where the solver polls for a stop, a read that never returns
+  // (a data file on a stalled network file system, a FIFO) would hold the stop for good.
+  std::optional<SetupWatch> setup_watch;
+  try {
+    setup_watch.emplace(
+        opt.time_limit_s > 0 ? std::optional(started + std::chrono::seconds(opt.time_limit_s)) : std::nullopt,
+        "--time-limit " + opt.time_limit +
+            " passed in this run's setup, so it made no progress, and a requeued job would do the same (raise "
+            "--time-limit)");
+  } catch (const std::system_error& e) {  // no thread to be had: setup goes on unwatched
+    spdlog::warn("cannot watch the setup for a read that never returns ({})", e.what());
+  }
   auto root = io::load_solver_config(opt.solver, opt.overrides);
   if (!opt.stages.empty() || opt.level) {
     // As Caffe's `caffe train --stage/--level` (the TRAIN net's state only), written into the
@@ -505,6 +620,8 @@ int train(const TrainOptions& opt) {
     for (const auto& o : opt.overrides)
       if (!without_prefix || o.rfind("snapshot_prefix=", 0) != 0) flags += " --set " + shell_quote(o);
     if (ctx->on_gpu()) flags += " --gpu " + std::to_string(ctx->device().id);
+    // On a CPU the thread count orders the sums: a resume with another is not bit for bit.
+    if (opt.threads > 0 && !ctx->on_gpu()) flags += " --threads " + std::to_string(opt.threads);
     return flags;
   };
   const std::string overrides = run_flags(false);
@@ -523,6 +640,12 @@ int train(const TrainOptions& opt) {
                       "tf32 runs on a GPU's tensor cores; train with solver_mode: GPU (or --gpu N), or use "
                       "precision: fp32 (or bf16 on a CPU with AVX512-BF16 or AMX)");
   ctx->set_precision(spec.precision);
+  // What orders this run's sums, kept with its snapshots: a resume in another order goes on
+  // as an uninterrupted run to within rounding, not bit for bit.
+  const int threads = num_threads();
+  const std::string compute = ctx->on_gpu()
+                                  ? std::string("a GPU")
+                                  : "the CPU with " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
   spdlog::info("Using {}{}{}", ctx->device().str(),
                spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string(),
                spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
@@ -614,9 +737,9 @@ int train(const TrainOptions& opt) {
     const auto save = [&] {
       keep_prefix(true);
       spdlog::info("Snapshotting to HDF5 file {}.caffemodel.h5", base);
-      io::save_weights(s.net(), base + ".caffemodel.h5", spec.snapshot_diff, {test_nets.begin(), test_nets.end()});
       spdlog::info("Snapshotting solver state to HDF5 file {}.solverstate.h5", base);
-      io::save_solver_state(s.state(), base + ".caffemodel.h5", config_yaml, base + ".solverstate.h5");
+      io::save_snapshot(s.net(), spec.snapshot_diff, {test_nets.begin(), test_nets.end()}, s.state(), config_yaml,
+                        compute, base + ".caffemodel.h5", base + ".solverstate.h5");
     };
     try {
       save();
@@ -708,7 +831,29 @@ int train(const TrainOptions& opt) {
 
   if (!snapshot.empty()) {
     spdlog::info("Resuming from {}", snapshot);
-    const io::LoadedState loaded = io::load_solver_state(snapshot);
+    // A damaged snapshot (a disk fault, a copy cut short) would stop every requeued job the
+    // same way: the error names the snapshot before it, with the command that resumes it.
+    const auto or_earlier = [&](const Error& e) {
+      const auto named = io::parse_snapshot_name(snapshot);
+      if (!named || named->kind.find("solverstate") == std::string::npos) return Error(e.what());
+      const std::vector<io::SnapshotOnDisk> beside = io::snapshots_on_disk(named->prefix);
+      for (auto it = beside.rbegin(); it != beside.rend(); ++it)
+        if (it->iter < named->iter && !it->state.empty() && !it->weights.empty())
+          return Error(std::string(e.what()) + ". The snapshot before it, of iteration " + std::to_string(it->iter) +
+                       ", resumes with: " + resume_command(it->state) +
+                       (opt.resume ? " (--resume takes the latest, iteration " + std::to_string(named->iter) +
+                                         ", for as long as its files are there)"
+                                   : ""));
+      return Error(e.what());
+    };
+    io::LoadedState loaded;
+    try {
+      loaded = io::load_solver_state(snapshot);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const Error& e) {
+      throw or_earlier(e);
+    }
     std::vector<std::string> missing;
     try {
       missing = load_weight_files(solver.net(), {loaded.weights_path}, {}, true, solver_test_nets(solver));
@@ -732,6 +877,10 @@ int train(const TrainOptions& opt) {
                   run_flags(true) + train_state_flags + " --set " +
                   shell_quote("snapshot_prefix=" + prefix + "_reinit") + " --resume --weights " +
                   shell_quote(loaded.weights_path) + " --reinit " + shell_quote(e.layer_list()));
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const Error& e) {
+      throw or_earlier(e);  // the weights file damaged
     }
     if (!missing.empty())
       throw Error(loaded.weights_path + " has no weights for layer '" + missing.front() +
@@ -747,6 +896,13 @@ int train(const TrainOptions& opt) {
     resumed_iter = solver.iter();
     warn_later_snapshots(earlier, prefix, resumed_iter);
     if (solver.iter() < spec.max_iter) warn_config_changes(snapshot, loaded.config_yaml, *root);
+    if (solver.iter() < spec.max_iter && !loaded.compute.empty() && loaded.compute != compute)
+      spdlog::warn(
+          "{} was written by a run on {}, and this one runs on {}: its sums come out in another order, so it goes on "
+          "as the uninterrupted run would to within rounding, not bit for bit{}",
+          snapshot, loaded.compute, compute,
+          loaded.compute.rfind("the CPU", 0) == 0 && !ctx->on_gpu() ? " (the snapshot's --threads repeats it exactly)"
+                                                                    : "");
     if (solver.iter() >= spec.max_iter) {
       spdlog::info(
           "The snapshot is at iteration {}, at or beyond max_iter {}: nothing left to train (raise it, e.g. "
@@ -757,7 +913,7 @@ int train(const TrainOptions& opt) {
     }
   } else {
     try {
-      load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver));
+      load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver), true);
     } catch (const io::WeightsMismatch& e) {
       std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
       reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());
@@ -766,6 +922,8 @@ int train(const TrainOptions& opt) {
                   (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
     }
   }
+  // Past the reads that could block; a forced exit must not cut the deletion short.
+  setup_watch.reset();
   // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
   if (opt.overwrite) remove_earlier_run(earlier, prefix);
   write_class_names(solver.net(), prefix);
@@ -1060,7 +1218,7 @@ int extract_features(const ExtractOptions& opt) {
 
 int time(const TimeOptions& opt) {
   std::shared_ptr<Node> solver;
-  auto root = io::load_net_config(opt.model, &solver);
+  auto root = io::load_net_config(opt.model, &solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*root);
   const Phase phase = opt.phase == "TEST" ? Phase::TEST : Phase::TRAIN;
   const NetState state = spec.state_for(phase);
@@ -1076,6 +1234,17 @@ int time(const TimeOptions& opt) {
                precision_name(ctx->precision()),
                ctx->on_gpu() ? "GPU" : "CPU with " + std::to_string(num_threads()) + " thread(s)");
   Net net(spec, state, *ctx);
+  if (phase == Phase::TRAIN) {
+    bool backward = false;
+    for (int i = 0; i < net.num_layers(); ++i) backward |= net.layer_needs_backward(i);
+    // As in Caffe, only what feeds a loss computes gradients: a deploy net's backward
+    // times come out near zero, which reads like a measurement.
+    if (!backward)
+      spdlog::warn(
+          "No layer of this net computes a gradient (it has no loss, as a deploy net, or nothing before its loss "
+          "learns), so the backward times below are of nothing; add `force_backward: true` to the net, or time the "
+          "training net, to time them");
+  }
   using clock = std::chrono::steady_clock;
   // On a GPU a layer's call only queues its kernels: waiting for them before each reading
   // charges every layer its own work (Caffe's timer does the same with CUDA events).

@@ -22,6 +22,7 @@ struct TrainOptions {
   long long time_limit_s = 0;
   std::vector<std::string> overrides;
   int gpu = -1;
+  int threads = 0;  // --threads as given (0: not given), for the commands printed
   SignalEffects signal_effects = default_signal_effects();
 };
 // Exit status of a run stopped by --time-limit (sysexits' EX_TEMPFAIL: not finished, run
@@ -57,6 +58,7 @@ struct TimeOptions {
   std::string phase = "TRAIN";
   int gpu = -1;
   std::string precision;  // fp32, bf16 or tf32; empty: a solver file's own, else fp32
+  std::vector<std::string> overrides;  // --set key.path=value
 };
 int time(const TimeOptions& opt);
 

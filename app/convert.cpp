@@ -129,6 +129,11 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
       SolverSpec::parse(checked);
       return;
     }
+    // The net file is an input too: a solver written over it leaves no net to train.
+    if (std::error_code ec; fs::equivalent(*found, output, ec))
+      throw ConfigError(Mark{}, "--output",
+                        "'" + output + "' is the net file the solver names (net: " + written +
+                            "), which the output would replace; give the output a name of its own");
     *net = io::load_net_file(*found);
     net->set_path("net");
     const std::string rewritten = net_path_for_output(written, *found, input, output);

@@ -24,8 +24,9 @@ namespace fs = std::filesystem;
 
 Phase parse_phase(const std::string& phase) { return phase == "TEST" ? Phase::TEST : Phase::TRAIN; }
 
-std::unique_ptr<Net> load_net(const std::string& model, const std::string& phase, Context& ctx) {
-  auto root = io::load_net_config(model);
+std::unique_ptr<Net> load_net(const std::string& model, const std::vector<std::string>& overrides,
+                              const std::string& phase, Context& ctx) {
+  auto root = io::load_net_config(model, nullptr, overrides);
   const NetSpec spec = NetSpec::parse(*root);
   const NetState state = spec.state_for(parse_phase(phase));
   spec.check_layer_params(&state);  // the keys of the other phase's layers too
@@ -44,7 +45,7 @@ std::vector<int> data_layers(const Net& net, const std::string& model) {
 
 int time_data(const DataTimeOptions& opt) {
   Context ctx(1701);
-  auto net = load_net(opt.model, opt.phase, ctx);
+  auto net = load_net(opt.model, opt.overrides, opt.phase, ctx);
   using clock = std::chrono::steady_clock;
   std::vector<int> readers;  // Input layers read nothing: their values come from the caller
   for (int i : data_layers(*net, opt.model))
@@ -75,11 +76,11 @@ int preview(const PreviewOptions& opt) {
     throw ConfigError(Mark{}, "--out",
                       "'" + opt.out + "' is a file, not a folder; give a folder for the sample images");
   Context ctx(1701);
-  auto net = load_net(opt.model, opt.phase, ctx);
-  const ImageBatchLayer* layer = nullptr;
+  auto net = load_net(opt.model, opt.overrides, opt.phase, ctx);
+  ImageBatchLayer* layer = nullptr;
   int index = -1;
   for (int i : data_layers(*net, opt.model))
-    if ((layer = dynamic_cast<const ImageBatchLayer*>(&net->layer(i)))) {
+    if ((layer = dynamic_cast<ImageBatchLayer*>(&net->layer(i)))) {
       index = i;
       break;
     }
@@ -94,6 +95,7 @@ int preview(const PreviewOptions& opt) {
     throw Error("layer '" + net->layer_name(index) + "' gives " + std::to_string(channels) +
                 " channels; a preview PNG needs 1 (grey) or 3 (colour)");
   const std::vector<std::string> classes = layer->class_names();
+  layer->leave_mean_image_in();  // which, once crop and mirror have moved the pixels, cannot be added back
   if (fs::create_directories(opt.out, ec); ec)  // only now: a config error leaves no empty folder
     throw ConfigError(Mark{}, "--out", "cannot make the folder '" + opt.out + "': " + ec.message());
   io::ImageU8 image;

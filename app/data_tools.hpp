@@ -18,6 +18,7 @@ struct DataTimeOptions {
   std::string model;
   int iterations = 50;
   std::string phase = "TRAIN";
+  std::vector<std::string> overrides;  // --set key.path=value
 };
 int time_data(const DataTimeOptions& opt);
 
@@ -26,6 +27,7 @@ struct PreviewOptions {
   std::string out;
   int count = 16;
   std::string phase = "TRAIN";
+  std::vector<std::string> overrides;  // --set key.path=value
 };
 int preview(const PreviewOptions& opt);
 

@@ -1,5 +1,6 @@
 // crema's command line: parses options and hands each subcommand to app/commands.
 // Every error a user can cause ends here as one line; config errors exit with 2.
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <string_view>
@@ -29,6 +31,7 @@
 #include "app/data_tools.hpp"
 #include "app/device.hpp"
 #include "app/imageset.hpp"
+#include "app/signals.hpp"
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
@@ -100,8 +103,32 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in) {
   return out;
 }
 
+// An option's comma-separated names. An empty one is a typo or an unset shell variable
+// (`--weights "$MODEL"`), which skipping would turn into a silent default: training from
+// random weights, or `--blobs ""` writing an empty file.
+std::vector<std::string> names_of(const char* option, const std::vector<std::string>& given) {
+  for (const std::string& list : given) {
+    if (list.empty())
+      throw crema::ConfigError(crema::Mark{}, option,
+                               "an empty value (an unset shell variable?); give the names or leave the option out");
+    if (list.front() == ',' || list.back() == ',' || list.find(",,") != std::string::npos)
+      throw crema::ConfigError(crema::Mark{}, option,
+                               "'" + list + "' has an empty name; give names separated by single commas");
+  }
+  return split_commas(given);
+}
+
+// Each log line is a sign of progress for a command's setup watch (app/signals.hpp): a
+// setup blocked in a read logs none.
+class ProgressSink : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg&) override { crema::app::note_progress(); }
+  void flush_() override {}
+};
+
 void setup_logging(const std::string& log_file) {
   std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<ProgressSink>());
   sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
   std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
   if (!log_file.empty()) sinks.push_back(file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, false));
@@ -137,6 +164,10 @@ std::string log_file_problem(const std::string& log_file, const std::vector<std:
       return "'" + input + "' is also an input of this command, and the log is appended to its file";
   // A device or a FIFO is written as it is (a FIFO would also block the read below).
   if (!fs::is_regular_file(log_file, ec)) return "";
+  // A config the inputs name (a solver's net file, the net of a deploy command) is lost
+  // as surely as the solver itself; no log is named like one.
+  if (fs::file_size(log_file, ec) > 0 && crema::io::config_format_for(log_file))
+    return "it is a net or solver config (by its name), and the log is appended to it";
   std::ifstream in(log_file, std::ios::binary);
   char head[512];
   in.read(head, sizeof head);
@@ -455,6 +486,8 @@ int main(int argc, char** argv) {
                        "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores "
                        "(default: a solver file's precision, else fp32)")
           ->check(CLI::IsMember(crema::precision_names()));
+  time_cmd->add_option("--set", time.overrides, "Override a key of the --model file: --set key.path=value (repeatable)")
+      ->allow_extra_args(false);
   bool time_data = false;
   time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net")
       ->excludes(time_precision)
@@ -467,6 +500,9 @@ int main(int argc, char** argv) {
   preview_cmd->add_option("--n", preview.count, "Samples to write")->check(at_least_one);
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
+  preview_cmd
+      ->add_option("--set", preview.overrides, "Override a key of the --model file: --set key.path=value (repeatable)")
+      ->allow_extra_args(false);
   time_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
       ->check(at_least_one);
 
@@ -634,42 +670,38 @@ int main(int argc, char** argv) {
         app.got_subcommand(classify_cmd) || (app.got_subcommand(time_cmd) && !time_data))
       crema::reserve_blas_buffers(threads <= 0);
     if (app.got_subcommand(train_cmd)) {
-      train.weights = split_commas(train_weights);
-      train.reinit = split_commas(train_reinit);
+      train.threads = threads;
+      train.weights = names_of("--weights", train_weights);
+      train.reinit = names_of("--reinit", train_reinit);
       if (!train.time_limit.empty()) train.time_limit_s = *parse_duration_s(train.time_limit);
-      train.stages = split_commas(train_stages);
+      train.stages = names_of("--stage", train_stages);
       if (train_level_opt->count() > 0) train.level = train_level;
       if (!sigint_effect.empty()) signal_effects.push_back("INT=" + sigint_effect);
       if (!sighup_effect.empty()) signal_effects.push_back("HUP=" + sighup_effect);
-      if (const std::string why = crema::app::apply_signal_effects(split_commas(signal_effects), train.signal_effects);
+      if (const std::string why =
+              crema::app::apply_signal_effects(names_of("--signal-effect", signal_effects), train.signal_effects);
           !why.empty())
         throw crema::ConfigError(crema::Mark{}, "--signal-effect", why);
       return crema::app::train(train);
     }
     if (app.got_subcommand(test_cmd)) {
-      test.weights = split_commas(test_weights);
+      test.weights = names_of("--weights", test_weights);
       crema::app::refuse_missing_weights(test.weights);
-      test.stages = split_commas(test_stages);
+      test.stages = names_of("--stage", test_stages);
       if (test_level_opt->count() > 0) test.level = test_level;
       return crema::app::test(test);
     }
     if (app.got_subcommand(extract_cmd)) {
-      extract.net.weights = split_commas(extract_weights);
+      extract.net.weights = names_of("--weights", extract_weights);
       crema::app::refuse_missing_weights(extract.net.weights);
-      extract.net.stages = split_commas(extract_stages);
+      extract.net.stages = names_of("--stage", extract_stages);
       if (extract_level_opt->count() > 0) extract.net.level = extract_level;
-      // An empty name among them is a typo (it was skipped, and `--blobs ""` wrote an empty file).
-      for (const auto& [option, given] : {std::pair{"--blobs", &extract_blobs}, std::pair{"-o", &extract_outputs}})
-        for (const std::string& list : *given)
-          if (list.empty() || list.front() == ',' || list.back() == ',' || list.find(",,") != std::string::npos)
-            throw crema::ConfigError(crema::Mark{}, option,
-                                     "'" + list + "' has an empty name; give names separated by single commas");
-      extract.blobs = split_commas(extract_blobs);
-      extract.outputs = split_commas(extract_outputs);
+      extract.blobs = names_of("--blobs", extract_blobs);
+      extract.outputs = names_of("-o", extract_outputs);
       return crema::app::extract_features(extract);
     }
     if (app.got_subcommand(convert_cmd)) {
-      convert.weights = split_commas(convert_weights);
+      convert.weights = names_of("--weights", convert_weights);
       convert.rankdir_given = convert_rankdir->count() > 0;
       return crema::app::convert(convert);
     }
@@ -677,7 +709,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(cifar_cmd)) return crema::app::convert_cifar(cifar);
     if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
     if (app.got_subcommand(classify_cmd)) {
-      classify.weights = split_commas(classify_weights);
+      classify.weights = names_of("--weights", classify_weights);
       crema::app::refuse_missing_weights(classify.weights);
       for (const auto& v : split_commas(classify_mean)) {
         size_t used = 0;
@@ -693,7 +725,7 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand(preview_cmd)) return crema::app::preview(preview);
     if (app.got_subcommand(device_cmd)) return crema::app::device(device);
-    if (time_data) return crema::app::time_data({time.model, time.iterations, time.phase});
+    if (time_data) return crema::app::time_data({time.model, time.iterations, time.phase, time.overrides});
     return crema::app::time(time);
   } catch (const crema::ConfigError& e) {
     spdlog::error("{}", e.what());

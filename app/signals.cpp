@@ -175,22 +175,69 @@ void install_process_signal_handlers() {
 
 bool stop_requested() { return g_stops.load() > 0; }
 
+namespace {
+std::atomic<unsigned long> g_progress{0};
+
+// Ends the process with `status`, logging `why` (as an error for a non-zero status) and doing
+// BeforeForcedExit's work, without exit handlers: one of them could wait on a blocked thread
+// too. The message goes first (the terminal's sink before a log file's), and a backstop ends
+// the process should the work or a log file hang on the same stalled file system.
+[[noreturn]] void forced_exit(int status, const std::string& why) {
+  std::thread([status] {
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    ::_exit(status);
+  }).detach();
+  std::lock_guard<std::mutex> lock(forced_exit_mutex());  // held until _exit
+  spdlog::log(status == 0 ? spdlog::level::warn : spdlog::level::err, "{}", why);
+  spdlog::default_logger()->flush();
+  for (const auto& [owner, work] : forced_exit_work()) {
+    try {
+      work();
+    } catch (...) {  // the exit goes on
+    }
+  }
+  ::_exit(status);
+}
+}  // namespace
+
+void note_progress() { g_progress.fetch_add(1, std::memory_order_relaxed); }
+
 void exit_past_blocked_reader(int status, const std::string& outcome, const std::string& layer) {
   const std::string why = outcome + " [" + (layer.empty() ? "a data reader" : "data layer '" + layer + "'") +
                           " is still blocked in a read 10 s later; crema exits without waiting for it]";
   std::thread([status, why] {
     std::this_thread::sleep_for(std::chrono::seconds(10));
-    std::lock_guard<std::mutex> lock(forced_exit_mutex());  // held until _exit
-    for (const auto& [owner, work] : forced_exit_work()) {
-      try {
-        work();
-      } catch (...) {  // the exit goes on
-      }
-    }
-    spdlog::log(status == 0 ? spdlog::level::warn : spdlog::level::err, "{}", why);
-    spdlog::default_logger()->flush();
-    ::_exit(status);  // no exit handlers: one of them could wait on the blocked thread too
+    forced_exit(status, why);
   }).detach();
+}
+
+SetupWatch::SetupWatch(std::optional<std::chrono::steady_clock::time_point> deadline, std::string late) {
+  using clock = std::chrono::steady_clock;
+  thread_ = std::thread([this, deadline, late = std::move(late)] {
+    constexpr auto kGrace = std::chrono::seconds(10);
+    // The grace counts from the stop (or the deadline), or from the latest sign of progress
+    // after it (a log line: each layer set up, each file read), so a slow setup still ends
+    // the usual way.
+    std::optional<clock::time_point> since;
+    unsigned long progress = g_progress.load();
+    while (!done_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const auto now = clock::now();
+      const bool due = stop_requested() || (deadline && now >= *deadline);
+      if (!due) continue;
+      if (const unsigned long p = g_progress.load(); !since || p != progress) since = now, progress = p;
+      if (now - *since < kGrace || done_.load()) continue;
+      const std::string why =
+          (stop_requested() ? signal_name(g_stop_signal.load()) + " came during setup, which" : late + "; setup") +
+          " has made no progress for 10 s since (a read that never returns: a data file on a stalled network file "
+          "system, a FIFO with no writer?), and nothing was trained yet, so crema exits without a snapshot";
+      forced_exit(1, why);
+    }
+  });
+}
+SetupWatch::~SetupWatch() {
+  done_.store(true);
+  thread_.join();
 }
 
 BeforeForcedExit::BeforeForcedExit(std::function<void()> work) {

@@ -6,9 +6,13 @@
 // must not kill a run before its snapshot.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/solver.hpp"
@@ -47,6 +51,28 @@ bool stop_requested();
 // non-zero status) and that the reader of data layer `layer` ("" when not known) still
 // blocks, and ends the process with `status` without waiting for it.
 void exit_past_blocked_reader(int status, const std::string& outcome, const std::string& layer = "");
+
+// While it lives (a command's setup, on the main thread: nets built, data opened, weights
+// read), a stop asked for by a signal, or the `deadline` (--time-limit's end, `late` saying
+// so), after which setup makes no progress (note_progress: every log line) for 10 s ends the
+// process with exit status 1, as exit_past_blocked_reader does: setup is then most likely
+// blocked in a read no signal ends (a data file on a stalled network file system, a FIFO with
+// no writer), which would hold the job until the scheduler kills it. Nothing was trained yet.
+// A thread that cannot be made (a process limit) throws std::system_error.
+class SetupWatch {
+ public:
+  SetupWatch(std::optional<std::chrono::steady_clock::time_point> deadline, std::string late);
+  ~SetupWatch();
+  SetupWatch(const SetupWatch&) = delete;
+  SetupWatch& operator=(const SetupWatch&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// A sign of progress for SetupWatch (the log counts each line).
+void note_progress();
 
 // What destructors would have done that such an exit must still do (let go of a run's lock
 // file, so the next run does not find it left behind): while this object lives, `work` runs

@@ -140,13 +140,6 @@ void DataTransformer::load_mean_file() {
                 ", not one mean image (C, H, W); make it with `crema compute-mean`");
   mean_shape_ = {mean.shape(-3), mean.shape(-2), mean.shape(-1)};
   mean_.assign(mean.cpu_data(), mean.cpu_data() + mean.count());
-  const size_t plane = static_cast<size_t>(mean_shape_[1]) * mean_shape_[2];
-  mean_channel_avg_.assign(mean_shape_[0], 0.f);
-  for (int c = 0; c < mean_shape_[0]; ++c) {
-    double sum = 0;
-    for (size_t i = 0; i < plane; ++i) sum += mean_[c * plane + i];
-    mean_channel_avg_[c] = static_cast<float>(sum / static_cast<double>(plane));
-  }
 }
 
 void DataTransformer::check_channels(int channels) const {
@@ -272,7 +265,8 @@ void DataTransformer::finish(const T* image, int channels, int height, int width
       for (int x = 0; x < out_w; ++x) out[x] = static_cast<float>(row[flip ? out_w - 1 - x : x]);
     }
   if (train && params_.color_jitter.enabled()) jitter(dst, channels, out_h, out_w, rng);
-  const float* mean_image = mean_.empty() ? nullptr : mean_.data();  // mean_image: (C, H, W), like image
+  // mean_image: (C, H, W), like image
+  const float* mean_image = mean_.empty() || mean_image_left_in_ ? nullptr : mean_.data();
   for (int c = 0; c < channels; ++c) {
     const float m = mean_of(c), s = std_of(c);
     for (int y = 0; y < out_h; ++y) {
@@ -309,13 +303,11 @@ void DataTransformer::jitter(float* image, int channels, int height, int width, 
 
 void DataTransformer::to_pixels(const float* sample, int channels, int height, int width, uint8_t* out) const {
   check_channels(channels);
-  if (!mean_channel_avg_.empty() && static_cast<int>(mean_channel_avg_.size()) != channels)
-    throw Error("transform_param.mean_file '" + params_.mean_file + "' has " +
-                std::to_string(mean_channel_avg_.size()) + " channels but the samples have " +
-                std::to_string(channels));
+  if (!mean_.empty() && !mean_image_left_in_)
+    throw Error("transform_param.mean_file: to_pixels needs the mean image left in (leave_mean_image_in)");
   const size_t plane = static_cast<size_t>(height) * width;
   for (int c = 0; c < channels; ++c) {
-    const float m = mean_channel_avg_.empty() ? mean_of(c) : mean_channel_avg_[c];
+    const float m = mean_of(c);
     const float s = std_of(c);
     for (size_t i = 0; i < plane; ++i) {
       const float v = std::round(sample[c * plane + i] * s / params_.scale + m);

@@ -85,8 +85,13 @@ class DataTransformer {
   // space, so worker threads may call it at once, each with its own Rng.
   template <class T>
   void transform(const T* src, int channels, int height, int width, float* dst, Rng& rng) const;
-  // Undoes step 5 for display: v = sample * std[c] / scale + mean[c], rounded and
-  // clamped to 0..255; with mean_file, mean[c] is the mean image's channel average.
+  // For display (crema preview): the mean image of mean_file is no longer subtracted, so
+  // that to_pixels gives every pixel back. The mean subtracted from an output pixel is
+  // the mean image's at the input pixel it came from, which crop and mirror choose at
+  // random: it cannot be added back afterwards. Call before any transform.
+  void leave_mean_image_in() { mean_image_left_in_ = true; }
+  // Undoes step 5 for display: v = sample * std[c] / scale + mean_value[c], rounded and
+  // clamped to 0..255. With mean_file, only after leave_mean_image_in().
   // sample, out: (C, H, W).
   void to_pixels(const float* sample, int channels, int height, int width, uint8_t* out) const;
 
@@ -108,7 +113,7 @@ class DataTransformer {
   Phase phase_;
   std::vector<int> mean_shape_;          // (C, H, W) of the mean image
   std::vector<float> mean_;              // mean_shape_
-  std::vector<float> mean_channel_avg_;  // (C): the mean image averaged per channel
+  bool mean_image_left_in_ = false;
 };
 
 }  // namespace crema

@@ -60,6 +60,9 @@ template <class Parse, class Hint>
 auto parse_file(const std::string& path, const std::string& message, const std::string& not_this_kind, Parse parse,
                 Hint hint) {
   const std::string bytes = read_whole_file(path);
+  // Said whatever its bytes happen to parse as.
+  if (bytes.rfind("\x89HDF\r\n\x1a\n", 0) == 0)
+    throw Error(path + ": " + not_this_kind + ": it is an HDF5 file (weights or a snapshot?)");
   try {
     return parse(pb::Reader(path, bytes, message));
   } catch (const pb::WireError& e) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -97,30 +98,27 @@ struct BlobEntry {
   const Blob* blob;
 };
 
-void write_weights_file(const std::string& path, const std::vector<std::string>& layers,
-                        const std::vector<BlobEntry>& blobs, bool with_diff) {
-  write_atomically(path, [&](const std::string& tmp) {
-    H5File f(tmp, H5File::Mode::Create);
-    f.create_group("data");
-    if (with_diff) f.create_group("diff");
-    for (const auto& layer : layers) {
-      f.create_group("data/" + escape_h5_name(layer));
-      if (with_diff) f.create_group("diff/" + escape_h5_name(layer));
-    }
-    for (const auto& e : blobs) {
-      const std::string name = escape_h5_name(e.layer) + "/" + std::to_string(e.index);
-      f.write_floats("data/" + name, e.blob->shape(), e.blob->cpu_data());
-      if (with_diff) f.write_floats("diff/" + name, e.blob->shape(), e.blob->cpu_diff());
-    }
-    f.flush();
-  });
+// file: written in place (callers give a temporary name).
+void write_weights_h5(const std::string& file, const std::vector<std::string>& layers,
+                      const std::vector<BlobEntry>& blobs, bool with_diff) {
+  H5File f(file, H5File::Mode::Create);
+  f.create_group("data");
+  if (with_diff) f.create_group("diff");
+  for (const auto& layer : layers) {
+    f.create_group("data/" + escape_h5_name(layer));
+    if (with_diff) f.create_group("diff/" + escape_h5_name(layer));
+  }
+  for (const auto& e : blobs) {
+    const std::string name = escape_h5_name(e.layer) + "/" + std::to_string(e.index);
+    f.write_floats("data/" + name, e.blob->shape(), e.blob->cpu_data());
+    if (with_diff) f.write_floats("diff/" + name, e.blob->shape(), e.blob->cpu_diff());
+  }
+  f.flush();
 }
 
-}  // namespace
-
-void save_weights(const Net& net, const std::string& path, bool with_diff, const std::vector<const Net*>& test_nets) {
-  std::vector<std::string> layers;
-  std::vector<BlobEntry> blobs;
+// The layers and blobs a net's weights file holds.
+void net_entries(const Net& net, const std::vector<const Net*>& test_nets, std::vector<std::string>& layers,
+                 std::vector<BlobEntry>& blobs) {
   std::set<std::string> seen;
   const auto add = [&](const Net& from, bool parameters_only) {
     for (int i = 0; i < from.num_layers(); ++i) {
@@ -136,7 +134,38 @@ void save_weights(const Net& net, const std::string& path, bool with_diff, const
   };
   add(net, false);
   for (const Net* test : test_nets) add(*test, true);  // layers the main net lacks
-  write_weights_file(path, layers, blobs, with_diff);
+}
+
+// file: written in place (callers give a temporary name).
+void write_state_h5(const std::string& file, const SolverState& s, const std::string& learned_net,
+                    const std::string& config_yaml, const std::string& compute = "") {
+  H5File f(file, H5File::Mode::Create);
+  f.write_int("iter", s.iter);
+  f.write_int("current_step", s.current_step);
+  f.write_string("learned_net", learned_net);
+  f.create_group("history");
+  for (size_t i = 0; i < s.history.size(); ++i)
+    f.write_floats("history/" + std::to_string(i), s.history[i].shape(), s.history[i].cpu_data());
+  f.create_group("crema");
+  f.write_string("crema/type", s.type);
+  f.write_bytes("crema/rng", s.rng_state);
+  f.write_floats("crema/recent_losses", {static_cast<int>(s.recent_losses.size())}, s.recent_losses.data());
+  f.write_floats("crema/smoothed_loss", {1}, &s.smoothed_loss);
+  f.write_int("crema/loss_origin", s.loss_origin);
+  f.write_bytes("crema/config", config_yaml);
+  if (!compute.empty()) f.write_bytes("crema/compute", compute);
+  f.create_group("crema/layer_state");
+  for (const auto& [key, value] : s.layer_states) f.write_bytes("crema/layer_state/" + escape_h5_name(key), value);
+  f.flush();
+}
+
+}  // namespace
+
+void save_weights(const Net& net, const std::string& path, bool with_diff, const std::vector<const Net*>& test_nets) {
+  std::vector<std::string> layers;
+  std::vector<BlobEntry> blobs;
+  net_entries(net, test_nets, layers, blobs);
+  write_atomically(path, [&](const std::string& tmp) { write_weights_h5(tmp, layers, blobs, with_diff); });
 }
 
 void save_weights(const Weights& weights, const std::string& path) {
@@ -146,7 +175,7 @@ void save_weights(const Weights& weights, const std::string& path) {
     layers.push_back(lw.layer);
     for (const auto& [index, blob] : lw.blobs) blobs.push_back({lw.layer, static_cast<size_t>(index), &blob});
   }
-  write_weights_file(path, layers, blobs, false);
+  write_atomically(path, [&](const std::string& tmp) { write_weights_h5(tmp, layers, blobs, false); });
 }
 
 namespace {
@@ -329,25 +358,45 @@ CopyReport copy_weights(Net& net, const Weights& weights, const std::string& sou
 
 void save_solver_state(const SolverState& s, const std::string& learned_net, const std::string& config_yaml,
                        const std::string& path) {
-  write_atomically(path, [&](const std::string& tmp) {
-    H5File f(tmp, H5File::Mode::Create);
-    f.write_int("iter", s.iter);
-    f.write_int("current_step", s.current_step);
-    f.write_string("learned_net", learned_net);
-    f.create_group("history");
-    for (size_t i = 0; i < s.history.size(); ++i)
-      f.write_floats("history/" + std::to_string(i), s.history[i].shape(), s.history[i].cpu_data());
-    f.create_group("crema");
-    f.write_string("crema/type", s.type);
-    f.write_bytes("crema/rng", s.rng_state);
-    f.write_floats("crema/recent_losses", {static_cast<int>(s.recent_losses.size())}, s.recent_losses.data());
-    f.write_floats("crema/smoothed_loss", {1}, &s.smoothed_loss);
-    f.write_int("crema/loss_origin", s.loss_origin);
-    f.write_bytes("crema/config", config_yaml);
-    f.create_group("crema/layer_state");
-    for (const auto& [key, value] : s.layer_states) f.write_bytes("crema/layer_state/" + escape_h5_name(key), value);
-    f.flush();
-  });
+  write_atomically(path, [&](const std::string& tmp) { write_state_h5(tmp, s, learned_net, config_yaml); });
+}
+
+void save_snapshot(const Net& net, bool with_diff, const std::vector<const Net*>& test_nets, const SolverState& state,
+                   const std::string& config_yaml, const std::string& compute, const std::string& weights_path,
+                   const std::string& state_path) {
+  std::vector<std::string> layers;
+  std::vector<BlobEntry> blobs;
+  net_entries(net, test_nets, layers, blobs);
+  const std::string weights_tmp = temp_name_for(weights_path), state_tmp = temp_name_for(state_path);
+  try {
+    write_weights_h5(weights_tmp, layers, blobs, with_diff);
+    write_state_h5(state_tmp, state, weights_path, config_yaml, compute);
+  } catch (...) {
+    std::remove(weights_tmp.c_str());  // half-written files must not stay behind
+    std::remove(state_tmp.c_str());
+    throw;
+  }
+  // Both synced first, so that the two renames follow each other closely (commit_file's own
+  // sync then finds nothing to write; a large state on a network file system takes seconds).
+  for (const std::string& tmp : {weights_tmp, state_tmp})
+    if (const int fd = ::open(tmp.c_str(), O_RDONLY); fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  std::error_code ec;
+  const bool weights_there = fs::exists(weights_path, ec);  // a resumed run writing an iteration again
+  try {
+    commit_file(weights_tmp, weights_path);
+  } catch (...) {
+    std::remove(state_tmp.c_str());
+    throw;
+  }
+  try {
+    commit_file(state_tmp, state_path);
+  } catch (...) {
+    if (!weights_there) std::remove(weights_path.c_str());  // no weights without their state
+    throw;
+  }
 }
 
 namespace {
@@ -355,8 +404,20 @@ namespace {
 // Caffe's HDF5 layout plus crema's /crema extras; returns learned_net as written.
 std::string load_h5_solver_state(const std::string& path, LoadedState& out) {
   H5File f(path, H5File::Mode::Read);
-  if (!f.exists("iter") || !f.exists("history"))
-    throw Error(path + ": not a solver state file (expected Caffe's iter/history layout, a .solverstate.h5)");
+  if (!f.exists("iter") || !f.exists("history")) {
+    // Weights given where the state goes: the way on is the state beside them, or --weights.
+    std::string advice;
+    if (f.exists("data")) {
+      const auto named = parse_snapshot_name(path);
+      const bool weights_name = named && named->kind.find("caffemodel") != std::string::npos;
+      const std::string state = weights_name ? snapshot_base(named->prefix, named->iter) + ".solverstate.h5" : "";
+      advice = "; these are weights: resume with " +
+               (weights_name && fs::exists(state) ? "the solver state beside them, --snapshot " + state
+                                                  : "a snapshot's .solverstate.h5") +
+               ", or start a new run from them with --weights";
+    }
+    throw Error(path + ": not a solver state file (expected Caffe's iter/history layout, a .solverstate.h5)" + advice);
+  }
   SolverState& s = out.state;
   // Counters beyond int would wrap to another iteration, not fail.
   const auto counter = [&](const std::string& name) {
@@ -387,6 +448,7 @@ std::string load_h5_solver_state(const std::string& path, LoadedState& out) {
     s.smoothed_loss = smoothed[0];
     s.loss_origin = counter("crema/loss_origin");
     out.config_yaml = f.read_bytes("crema/config");
+    if (f.exists("crema/compute")) out.compute = f.read_bytes("crema/compute");
     for (const auto& key : f.children("crema/layer_state"))
       s.layer_states[unescape_h5_name(key)] = f.read_bytes("crema/layer_state/" + key);
   }
@@ -410,9 +472,13 @@ LoadedState load_solver_state(const std::string& path) {
   const fs::path beside = fs::path(path).parent_path() / fs::path(learned).filename();
   if (!learned.empty() && fs::exists(beside))
     out.weights_path = beside.string();
-  else if (!learned.empty() && fs::exists(learned))
+  else if (!learned.empty() && fs::exists(learned)) {
     out.weights_path = learned;
-  else
+    // Caffe's lookup (from the working directory), but a file of that name may be another
+    // run's: said.
+    spdlog::warn("{}: its weights file is not beside it ({}); using '{}', the path the state names", path,
+                 beside.string(), learned);
+  } else
     throw Error(path + ": its weights file '" + learned + "' was found neither next to it (" + beside.string() +
                 ") nor at that path; keep the weights file (.caffemodel or .caffemodel.h5) beside the solver state");
   return out;

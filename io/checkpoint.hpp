@@ -79,10 +79,22 @@ void load_inference_weights(Net& net, const std::vector<std::string>& files);
 // load_solver_state also reads Caffe's binary .solverstate (told apart by content).
 void save_solver_state(const SolverState& state, const std::string& learned_net, const std::string& config_yaml,
                        const std::string& path);
+// A snapshot's two files (save_weights' and save_solver_state's) as a pair: both are written
+// and synced under temporary names and renamed only then, one right after the other, the
+// state last. A kill, a full disk or an error while they are written leaves neither under its
+// real name (only a kill between the two renames can still leave the weights alone); a
+// weights file without its state would make `--resume` refuse the prefix (a run's weights,
+// nothing to continue from) until someone removed it.
+// `compute`: what ordered the run's sums ("the CPU with 2 threads"), which a resume elsewhere
+// cannot repeat bit for bit.
+void save_snapshot(const Net& net, bool with_diff, const std::vector<const Net*>& test_nets, const SolverState& state,
+                   const std::string& config_yaml, const std::string& compute, const std::string& weights_path,
+                   const std::string& state_path);
 struct LoadedState {
   SolverState state;
   std::string weights_path;  // resolved path of the learned_net file
   std::string config_yaml;   // empty for Caffe-written files
+  std::string compute;       // save_snapshot's; empty for Caffe's files and older crema ones
 };
 LoadedState load_solver_state(const std::string& path);
 

@@ -109,6 +109,8 @@ void resize_to(cv::Mat& img, int height, int width) {
 cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   check_channels(channels, false);
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
+  if (std::error_code ec; std::filesystem::is_directory(path, ec))
+    throw Error("image '" + path + "' is a folder, not an image");
   if (is_png_file(path))
     if (const std::string damage = png_damage(read_file_bytes(path)); !damage.empty())
       throw Error("image '" + path + "' could not be decoded: " + damage);

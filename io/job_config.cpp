@@ -200,6 +200,12 @@ void apply_override(Node& root, const std::string& assignment) {
     if (!cur->is_map() && !cur->is_null()) throw ConfigError(mark, path, "cannot set a key inside a non-map value");
     Node* child = cur->find(part);
     if (!child) {
+      // Caffe's V1 `layers` (a V1 net is upgraded before the overrides apply), or the habit.
+      if (index >= 0 && part == "layers" && cur->find("layer"))
+        throw ConfigError(mark, path,
+                          "the net's list of layers is 'layer' (a V1 net's 'layers' is read into it, as crema "
+                          "convert writes it): write " +
+                              path.substr(0, path.size() - 1) + "[" + std::to_string(index) + "]");
       if (index >= 0) throw ConfigError(mark, path, "no list '" + part + "' to index");
       child = &cur->set(part, last ? Node() : Node::map(mark, path));
       child->set_key_mark(mark);
@@ -246,6 +252,9 @@ std::shared_ptr<Node> solver_with_overrides(Node loaded, const std::string& path
 std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vector<std::string>& overrides) {
   Node loaded = load_config_file(path);
   if (!loaded.is_map()) loaded.fail("a solver file must be a map of solver keys (base_lr, max_iter, net, ...)");
+  if (loaded.find("layer") || loaded.find("layers"))
+    loaded.fail("this is a net (it has a layer list), not a solver: give the solver file, which names the net (net: " +
+                path + ") beside the training keys (base_lr, max_iter, ...)");
   return solver_with_overrides(std::move(loaded), path, overrides);
 }
 

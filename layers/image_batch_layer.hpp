@@ -47,6 +47,10 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   void keep_one_size(const std::string& layer) override;
   void refuse_own_size(const std::string& why) override;
   const DataTransformer& transformer() const { return transformer_; }
+  // For crema preview: the samples keep the mean image in, so that the transformer's
+  // to_pixels gives back each pixel (DataTransformer::leave_mean_image_in). Before the
+  // first forward: the prefetcher's workers start there and read the transformer.
+  void leave_mean_image_in() { transformer_.leave_mean_image_in(); }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

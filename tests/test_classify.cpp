@@ -101,6 +101,27 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   CHECK_MESSAGE(
       folder.output.find("is a directory; give a text file with one class name per line") != std::string::npos,
       folder.output);
+  // Weights given as the labels (they were read as 5,649 class names), a missing labels file,
+  // weights as the mean file (called damaged), a folder as an image (called undecodable).
+  const std::string weights = dir / "snap/toy_iter_150.caffemodel.h5";
+  const auto binary = test::run(classify + weights + " " + (dir / "img0.png"));
+  CHECK(binary.status == 2);
+  CHECK_MESSAGE(binary.output.find("--labels: '" + weights + "' holds binary data (weights?), not class names") !=
+                    std::string::npos,
+                binary.output);
+  const auto no_labels = test::run(classify + (dir / "none.txt") + " " + (dir / "img0.png"));
+  CHECK(no_labels.status == 2);
+  CHECK_MESSAGE(no_labels.output.find("--labels: cannot read the labels file '" + (dir / "none.txt") +
+                                      "': No such file or directory") != std::string::npos,
+                no_labels.output);
+  const auto mean = test::run(classify + (dir / "labels.txt") + " --mean-file " + weights + " " + (dir / "img0.png"));
+  CHECK(mean.status != 0);
+  CHECK_MESSAGE(mean.output.find("it is an HDF5 file (weights or a snapshot?)") != std::string::npos, mean.output);
+  const auto image_folder = test::run(classify + (dir / "labels.txt") + " " + (dir / "snap"));
+  CHECK(image_folder.status != 0);
+  CHECK_MESSAGE(
+      image_folder.output.find("image '" + (dir / "snap") + "' is a folder, not an image") != std::string::npos,
+      image_folder.output);
   const auto both =
       test::run(classify + (dir / "labels.txt") + " --mean-value 1 --mean-file m.binaryproto " + (dir / "img0.png"));
   CHECK(both.status == 2);

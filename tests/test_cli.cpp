@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -344,6 +345,75 @@ TEST_CASE("a snapshot the disk cannot take stops training with the reason and th
                 full.output);
   for (const auto& name : io::regular_file_names(job.dir / "snap"))
     CHECK_MESSAGE(name.find("_iter_20") == std::string::npos, name);  // no partial snapshot, under any name
+
+  // The weights file written but not the solver state (Adam keeps two histories, so a limit
+  // between the two files' sizes fails the state alone; a kill between the two writes is
+  // the same): neither stays. A weights file alone once stayed, and every --resume of the
+  // prefix after it was refused (a run's weights with nothing to continue from).
+  const std::string adam = " --set type=Adam --set base_lr=0.001 --set max_iter=10 --set snapshot_prefix=";
+  REQUIRE(test::run(crema_cmd("train " + job.solver + adam + (job.dir / "sized/toy"))).status == 0);
+  const auto weights_size = fs::file_size(job.dir / "sized/toy_iter_10.caffemodel.h5");
+  const auto state_size = fs::file_size(job.dir / "sized/toy_iter_10.solverstate.h5");
+  REQUIRE(state_size > weights_size + 2048);
+  const std::string between = "ulimit -f " + std::to_string((weights_size + state_size) / 2 / 512) + "; exec ";
+  const auto cut = test::run(between + crema_cmd("train " + job.solver + adam + (job.dir / "pair/toy")));
+  CHECK(cut.status == 1);
+  CHECK_MESSAGE(cut.output.find("toy_iter_10.solverstate.h5.tmp-") != std::string::npos, cut.output);
+  for (const auto& name : io::regular_file_names(job.dir / "pair"))
+    CHECK_MESSAGE(name.find("_iter_10") == std::string::npos, name);
+  const auto again = test::run(crema_cmd("train " + job.solver + adam + (job.dir / "pair/toy") + " --resume"));
+  CHECK_MESSAGE(again.status == 0, again.output);
+}
+
+TEST_CASE(
+    "a damaged latest snapshot names the one before it with its command, and a state's weights found elsewhere are "
+    "said") {
+  test::ToyJob job(20);
+  const std::string flags = " --set snapshot=10 --threads 1";
+  REQUIRE(test::run(crema_cmd("train " + job.solver + flags)).status == 0);
+  const std::string state10 = job.dir / "snap/toy_iter_10.solverstate.h5";
+  fs::resize_file(job.dir / "snap/toy_iter_20.solverstate.h5", 3000);  // a disk fault, a copy cut short
+  // Every requeued `--resume` stops on it the same way: the way on is named.
+  const auto r = test::run(crema_cmd("train " + job.solver + flags + " --set max_iter=30 --resume"));
+  CHECK(r.status == 1);
+  const std::string command =
+      "crema train " + job.solver + " --set snapshot=10 --set max_iter=30 --threads 1 --snapshot " + state10;
+  CHECK_MESSAGE(r.output.find(". The snapshot before it, of iteration 10, resumes with: " + command +
+                              " (--resume takes the latest, iteration 20, for as long as its files are there)") !=
+                    std::string::npos,
+                r.output);
+  const auto earlier = test::run(crema_cmd(command.substr(6)));
+  CHECK_MESSAGE(earlier.status == 0, earlier.output);
+  // The weights given where the state goes: the state beside them is named.
+  const auto weights = test::run(crema_cmd("train " + job.solver + flags + " --set max_iter=30 --snapshot " +
+                                           (job.dir / "snap/toy_iter_10.caffemodel.h5")));
+  CHECK(weights.status == 1);
+  CHECK_MESSAGE(weights.output.find("these are weights: resume with the solver state beside them, --snapshot " +
+                                    state10 + ", or start a new run from them with --weights") != std::string::npos,
+                weights.output);
+  // A weights file missing beside its state is looked for where the state names it (Caffe's
+  // lookup): used, and said, as it may be another run's.
+  fs::create_directories(job.dir / "moved");
+  fs::copy_file(job.dir / "snap/toy_iter_30.solverstate.h5", job.dir / "moved/toy_iter_30.solverstate.h5");
+  const auto moved = test::run(crema_cmd("train " + job.solver + flags +
+                                         " --set max_iter=31 --set snapshot_prefix=" + (job.dir / "moved/toy") +
+                                         " --snapshot " + (job.dir / "moved/toy_iter_30.solverstate.h5")));
+  CHECK_MESSAGE(moved.status == 0, moved.output);
+  CHECK_MESSAGE(moved.output.find("toy_iter_30.solverstate.h5: its weights file is not beside it (" +
+                                  (job.dir / "moved/toy_iter_30.caffemodel.h5") + "); using '" +
+                                  (job.dir / "snap/toy_iter_30.caffemodel.h5") + "', the path the state names") !=
+                    std::string::npos,
+                moved.output);
+  // Another thread count orders the sums otherwise: the resume is not bit for bit, and says so.
+  const auto threads =
+      test::run(crema_cmd("train " + job.solver + " --threads 2 --set max_iter=31 --set snapshot_prefix=" +
+                          (job.dir / "other/toy") + " --snapshot " + (job.dir / "snap/toy_iter_30.solverstate.h5")));
+  CHECK_MESSAGE(threads.status == 0, threads.output);
+  CHECK_MESSAGE(threads.output.find(
+                    "toy_iter_30.solverstate.h5 was written by a run on the CPU with 1 thread, and this "
+                    "one runs on the CPU with 2 threads: its sums come out in another order") != std::string::npos,
+                threads.output);
+  CHECK(moved.output.find("was written by a run on") == std::string::npos);  // the same count
 }
 
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
@@ -508,6 +578,43 @@ TEST_CASE("a stop while a reader is stuck in a read snapshots the iteration exac
   job.check_exact_resume(4, 8, 9);  // nothing of iteration 4 was taken
 }
 
+TEST_CASE("a stop or --time-limit during a setup blocked in a read ends the run 10 s later, keeping nothing stale") {
+  // The first image of the TRAIN list is the FIFO: the layer's setup, which reads the first
+  // sample for its shape, blocks in it on the main thread, where no stop is polled. The job
+  // once hung there until a second Ctrl-C or the scheduler's SIGKILL.
+  StalledReaderJob job(0, -1);
+  test::Child child({test::crema_binary(), "train", job.dir / "solver.yaml"}, job.dir / "setup.log");
+  REQUIRE(child.wait_for_log("Setting up data (ImageData)", 60));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const auto signalled = std::chrono::steady_clock::now();
+  child.signal(SIGTERM);
+  const int status = child.wait_at_most(60);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled).count();
+  CHECK_MESSAGE(status == 1, child.log());
+  CHECK_MESSAGE(took > 9, took);
+  CHECK_MESSAGE(took < 20, took);
+  CHECK_MESSAGE(
+      child.log().find("SIGTERM came during setup, which has made no progress for 10 s since (a read that "
+                       "never returns: a data file on a stalled network file system, a FIFO with no "
+                       "writer?), and nothing was trained yet, so crema exits without a snapshot") != std::string::npos,
+      child.log());
+  CHECK_FALSE(fs::exists(job.dir / "snap/stall.lock"));  // let go of, as at any forced exit
+
+  const auto started = std::chrono::steady_clock::now();
+  test::Child limited({test::crema_binary(), "train", job.dir / "solver.yaml", "--time-limit", "2s"},
+                      job.dir / "limited.log");
+  const int limited_status = limited.wait_at_most(60);
+  const double limited_took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK_MESSAGE(limited_status == 1, limited.log());
+  CHECK_MESSAGE(limited_took < 25, limited_took);
+  CHECK_MESSAGE(
+      limited.log().find("--time-limit 2s passed in this run's setup, so it made no progress, and a requeued "
+                         "job would do the same (raise --time-limit); setup has made no progress for 10 s since") !=
+          std::string::npos,
+      limited.log());
+  CHECK(io::regular_file_names(job.dir / "snap").empty());
+}
+
 TEST_CASE("a stop while a reader is stuck on a later pass of an iteration (iter_size) undoes the iteration exactly") {
   // iter_size 3 over prefetch 2: iteration 1 begins with batches 3 and 4 ready; its third pass
   // needs batch 5 (images 10 and 11), whose read never ends. The stop used to wait for it.
@@ -650,6 +757,9 @@ TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choos
   const auto twice = test::run(crema_cmd("train " + job.solver + " --signal-effect INT=none --sigint-effect stop"));
   CHECK(twice.status == 2);
   CHECK_MESSAGE(twice.output.find("it gives SIGINT an effect twice") != std::string::npos, twice.output);
+  const auto empty = test::run(crema_cmd("train " + job.solver + " --signal-effect ''"));  // was taken silently
+  CHECK(empty.status == 2);
+  CHECK_MESSAGE(empty.output.find("--signal-effect: an empty value") != std::string::npos, empty.output);
 }
 
 TEST_CASE("a snapshot folder removed during a run comes back with its lock and metrics files") {
@@ -1089,6 +1199,18 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   for (const char* text : {"conv\tforward:", "conv\tbackward:", "fc2\tforward:", "Average Forward pass:",
                            "Average Backward pass:", "Average Forward-Backward:", "Peak resident memory: "})
     CHECK_MESSAGE(r.output.find(text) != std::string::npos, text);
+  CHECK(r.output.find("No layer of this net computes a gradient") == std::string::npos);
+  // A deploy net (Caffe's, no loss) computes no gradient: its backward times of nothing are said
+  // to be so, and force_backward times them.
+  const std::string deploy = test::source_dir() + "/tests/data/caffe/lenet_deploy/lenet.prototxt";
+  r = test::run(crema_cmd("time --model " + deploy + " --iterations 1"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("No layer of this net computes a gradient (it has no loss, as a deploy net, or") !=
+                    std::string::npos,
+                r.output);
+  r = test::run(crema_cmd("time --model " + deploy + " --iterations 1 --set force_backward=true"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("No layer of this net computes a gradient") == std::string::npos);
   // More threads than cores only take turns: said, not silently slower.
   const int cores = crema::available_cores();
   {
@@ -1309,6 +1431,67 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
                           weights + " --reinit fcc2"));
   CHECK(r.status == 2);
   CHECK(r.output.find("did you mean 'fc2'") != std::string::npos);
+  // A layer without parameters: nothing to re-learn, most likely a slip (it passed silently).
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
+                          weights + " --reinit relu"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--reinit: names layer 'relu' (ReLU), which has no parameters to re-initialise; the "
+                              "layers with parameters are conv, fc1, fc2") != std::string::npos,
+                r.output);
+  // An empty value (an unset shell variable) once trained from the fillers without a word.
+  r = test::run(
+      crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights ''"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--weights: an empty value (an unset shell variable?)") != std::string::npos, r.output);
+
+  // A file none of whose layers the net has loads nothing: refused (Caffe trains from the
+  // fillers, and so did crema, saying so only at info level); names differing only in
+  // case are pointed out.
+  // Only the layers with parameters: the file's data, relu, loss still match the net's (a
+  // match of those once counted as loading something).
+  io::Weights shouted = io::load_weights(weights);
+  for (io::LayerWeights& lw : shouted)
+    if (!lw.blobs.empty())
+      for (char& c : lw.layer) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  io::save_weights(shouted, job.dir / "shouted.caffemodel.h5");
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
+                          (job.dir / "shouted.caffemodel.h5")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(
+      r.output.find("--weights: no layer with parameters of '" + (job.dir / "shouted.caffemodel.h5") +
+                    "' is in the net, so it would load nothing (the file's: CONV, FC1, FC2; the net's: conv, fc1, "
+                    "fc2) ('CONV' in the file, 'conv' in the net: layer names are compared with their case)") !=
+          std::string::npos,
+      r.output);
+  // One of several files loading nothing is as much a mistake.
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
+                          weights + "," + (job.dir / "shouted.caffemodel.h5")));
+  CHECK(r.status == 2);
+  CHECK(r.output.find("so it would load nothing") != std::string::npos);
+
+  // A layer left at its fillers that lr_mult 0 freezes stays random for good: warned.
+  r = test::run(crema_cmd("train " + job.solver + retarget + " --set max_iter=1 --overwrite --weights " + weights +
+                          " --reinit fc1,fc2 --set 'net.layer[6].param=[{lr_mult: 0}, {lr_mult: 0}]'"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("keeps its random filler initialisation") == std::string::npos);  // --reinit asked for them
+  r = test::run(crema_cmd(
+      "train " + job.solver + " --set max_iter=1 --overwrite --set snapshot_prefix=" + (job.dir / "ft/toy") +
+      " --weights " + weights +
+      " --set 'net.layer[6]={name: fc3, type: InnerProduct, bottom: fc1, top: fc2, "
+      "param: [{lr_mult: 0}, {lr_mult: 0}], inner_product_param: {num_output: 10, weight_filler: {type: xavier}}}'"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("Layer 'fc3' keeps its random filler initialisation and lr_mult 0 on all its parameters "
+                              "stops it from learning") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("Layer 'fc1' keeps") == std::string::npos);
+  // Fixed values on purpose (a constant kernel, FCN's bilinear upsampling): not warned.
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --overwrite --set snapshot_prefix=" +
+                          (job.dir / "ft/toy") + " --weights " + weights +
+                          " --set 'net.layer[6]={name: fc3, type: InnerProduct, bottom: fc1, top: fc2, "
+                          "param: [{lr_mult: 0}, {lr_mult: 0}], inner_product_param: {num_output: 10, weight_filler: "
+                          "{type: constant, value: 0.1}}}'"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(r.output.find("keeps its random filler initialisation") == std::string::npos);
 }
 
 TEST_CASE("--weights also reaches a layer only the TEST net has, as in Caffe") {

@@ -55,6 +55,24 @@ TEST_CASE("convert: a V1 prototxt becomes current YAML and prototxt, and convert
   CHECK(test::read_file(dir / "again.yml") == yaml);
   REQUIRE(test::run(crema_cmd("convert " + (dir / "again.yml") + " -o " + (dir / "again.pt"))).status == 0);
   CHECK(test::read_file(dir / "again.pt") == proto);
+
+  // --set on the V1 file: its `layers` are read upgraded, so the override names `layer`
+  // (it once said "no list 'layers' to index" of a file that visibly has one).
+  const std::string v1 = caffe_data("v1_lenet/lenet_train_test.prototxt");
+  const auto v1_set = test::run(crema_cmd("time --model " + v1 + " --set 'layers[2].convolution_param.num_output=8'"));
+  CHECK(v1_set.status == 2);
+  CHECK_MESSAGE(contains(v1_set.output,
+                         "the net's list of layers is 'layer' (a V1 net's 'layers' is read into it, as "
+                         "crema convert writes it): write layer[2]"),
+                v1_set.output);
+  const auto upgraded_set = test::run(crema_cmd("time --model " + v1 + " --iterations 1 --set " +
+                                                "'layer[0].data_param.source=" + caffe_data("no_such_lmdb") + "'"));
+  CHECK(upgraded_set.status != 0);  // the advice works: the override reaches the layer, whose source is missing
+  CHECK_MESSAGE(
+      contains(upgraded_set.output, "layer[0] (mnist): LMDB '" + caffe_data("no_such_lmdb") + "' does not exist"),
+      upgraded_set.output);
+  CHECK_FALSE(contains(upgraded_set.output, "to index"));
+  CHECK_FALSE(contains(upgraded_set.output, "read into it"));
 }
 
 TEST_CASE("convert: a solver with an inline net converts both ways and trains from the prototxt") {
@@ -311,6 +329,26 @@ TEST_CASE("convert: a solver's relative net path still finds the net from the ou
   REQUIRE_MESSAGE(zoo.status == 0, zoo.output);
   CHECK(contains(test::read_file(job.dir / "examples/toy/solver2.prototxt"), "net: \"examples/toy/toy_net.yaml\"\n"));
   CHECK_FALSE(contains(zoo.output, "is written as"));
+
+  // The net file is an input too: the solver converted onto it, or a log appended to it,
+  // once left no net to train (both ran with status 0). And the net is no solver.
+  const std::string net_before = test::read_file(job.dir / "toy_net.yaml");
+  const auto onto_net = test::run(crema_cmd("convert " + job.solver + " -o " + (job.dir / "toy_net.yaml")));
+  CHECK(onto_net.status == 2);
+  CHECK_MESSAGE(contains(onto_net.output,
+                         "is the net file the solver names (net: toy_net.yaml), which the output would "
+                         "replace"),
+                onto_net.output);
+  const auto log_net = test::run(crema_cmd("train " + job.solver + " --log " + (job.dir / "toy_net.yaml")));
+  CHECK(log_net.status == 2);
+  CHECK_MESSAGE(contains(log_net.output, "it is a net or solver config (by its name), and the log is appended to it"),
+                log_net.output);
+  CHECK(test::read_file(job.dir / "toy_net.yaml") == net_before);
+  const auto net_as_solver = test::run(crema_cmd("train " + (job.dir / "toy_net.yaml")));
+  CHECK(net_as_solver.status == 2);
+  CHECK_MESSAGE(
+      contains(net_as_solver.output, "this is a net (it has a layer list), not a solver: give the solver file"),
+      net_as_solver.output);
 }
 
 TEST_CASE("convert: a .caffemodel with two layers of one name keeps the later one's parameters, as Caffe loads it") {

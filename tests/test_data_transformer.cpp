@@ -247,18 +247,50 @@ TEST_CASE("DataTransformer to_pixels undoes mean, scale and std, rounding and cl
   transformer("{}", Phase::TEST).to_pixels(extremes.data(), 1, 1, 3, clamped.data());
   CHECK(clamped == std::vector<uint8_t>{255, 0, 0});
 
-  // mean_file: the mean image's per-channel average (here each channel is constant).
+  // mean_file: the mean image at each output pixel's source, which a random crop and
+  // mirror choose, so it cannot be added back afterwards: to_pixels refuses a sample the
+  // mean image was taken from, and with the image left in gives back the window itself.
   test::TempDir dir;
-  std::vector<float> mean(2 * 2 * 3);
-  for (size_t i = 0; i < mean.size(); ++i) mean[i] = i < 6 ? 40.f : 90.f;
-  std::ofstream(dir / "mean.binaryproto", std::ios::binary) << io::encode_mean_blob(2, 2, 3, mean);
-  DataTransformer with_file = transformer("{mean_file: " + (dir / "mean.binaryproto") + ", scale: 0.1}", Phase::TEST);
+  std::vector<float> mean(2 * 4 * 5);
+  for (size_t i = 0; i < mean.size(); ++i) mean[i] = static_cast<float>((i * 37) % 101);
+  std::ofstream(dir / "mean.binaryproto", std::ios::binary) << io::encode_mean_blob(2, 4, 5, mean);
+  const std::string keys = "{mean_file: " + (dir / "mean.binaryproto") + ", scale: 0.1, crop_size: 3, mirror: true}";
+  DataTransformer with_file = transformer(keys, Phase::TRAIN);
   with_file.load_mean_file();
-  const auto pixels = random_image(2, 2, 3, 0, 255, 12);
-  const auto normalised = run(with_file, pixels, 2, 2, 3, 1);
-  std::vector<uint8_t> restored(pixels.size());
-  with_file.to_pixels(normalised.data(), 2, 2, 3, restored.data());
-  CHECK(restored == pixels);
+  const auto pixels = random_image(2, 4, 5, 0, 255, 12);
+  std::vector<uint8_t> restored(2 * 3 * 3);
+  CHECK_THROWS_AS(with_file.to_pixels(run(with_file, pixels, 2, 4, 5, 1).data(), 2, 3, 3, restored.data()), Error);
+  DataTransformer shown = transformer(keys, Phase::TRAIN);
+  shown.load_mean_file();
+  shown.leave_mean_image_in();
+  std::set<bool> flips;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    shown.to_pixels(run(shown, pixels, 2, 4, 5, seed).data(), 2, 3, 3, restored.data());
+    // The same draws as the net's sample: restored is its window of pixels, the mean
+    // image's at the same place the difference between the two.
+    const auto net_sample = run(with_file, pixels, 2, 4, 5, seed);
+    bool found = false;
+    for (int top = 0; top <= 1 && !found; ++top)
+      for (int left = 0; left <= 2 && !found; ++left)
+        for (const bool flip : {false, true}) {
+          bool same = true;
+          for (int c = 0; c < 2; ++c)
+            for (int y = 0; y < 3; ++y)
+              for (int x = 0; x < 3; ++x) {
+                const size_t in = (static_cast<size_t>(c) * 4 + top + y) * 5 + left + (flip ? 2 - x : x);
+                const size_t out = (static_cast<size_t>(c) * 3 + y) * 3 + x;
+                same = same && restored[out] == pixels[in] &&
+                       std::abs(net_sample[out] - (pixels[in] - mean[in]) * 0.1f) < 1e-4f;
+              }
+          if (same) {
+            found = true;
+            flips.insert(flip);
+            break;
+          }
+        }
+    CHECK(found);
+  }
+  CHECK(flips.size() == 2);
 }
 
 TEST_CASE("DataTransformer mean_file with resize: the mean image has the resized size") {

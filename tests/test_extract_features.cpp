@@ -137,7 +137,7 @@ TEST_CASE("extract-features refuses a mistake before it writes anything, exit st
           "one HDF5 file holds every blob: give -o FEATURES.h5 alone");
   refused(" --blobs fc2,fc2 -o " + (job.dir / "a.h5"), "names blob 'fc2' twice");
   // An empty name was skipped (`--blobs ""` wrote an empty file, status 0).
-  refused(" --blobs '' -o " + (job.dir / "a.h5"), "--blobs: '' has an empty name");
+  refused(" --blobs '' -o " + (job.dir / "a.h5"), "--blobs: an empty value (an unset shell variable?)");
   refused(" --blobs fc1,,fc2 -o " + (job.dir / "a.h5"), "--blobs: 'fc1,,fc2' has an empty name");
   refused(" --blobs fc2 -o " + (job.dir / "a.h5") + ",", "-o: '" + (job.dir / "a.h5") + ",' has an empty name");
   CHECK_FALSE(fs::exists(job.dir / "a.h5"));

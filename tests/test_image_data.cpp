@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <set>
@@ -775,6 +776,44 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
       test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "round") + " --n 150 --phase TEST"));
   REQUIRE_MESSAGE(round.status == 0, round.output);
   CHECK_MESSAGE(round.output.find("--n 150 is more than the 100 samples of layer") != std::string::npos, round.output);
+
+  // A mean image (not the same at every pixel) with a crop and a mirror: what the net got
+  // was each source image's window, flipped or not, minus the mean image there, and the
+  // preview shows that window exactly. It once added back only the mean image's average,
+  // off by up to the mean's spread; the window's offset and flip are random, so the
+  // mean cannot be added back afterwards: the preview's samples keep it in.
+  std::vector<float> mean(100);
+  for (size_t i = 0; i < mean.size(); ++i) mean[i] = static_cast<float>((i * 37) % 101);
+  test::write_file(job.dir / "mean.binaryproto", io::encode_mean_blob(1, 10, 10, mean));
+  const std::string with_mean =
+      "{scale: 0.004, crop_size: 8, mirror: true, mean_file: " + job.dir / "mean.binaryproto" + "}";
+  std::vector<cv::Mat> sources;
+  for (int i = 0; i < 200; ++i)
+    sources.push_back(cv::imread(job.dir / ("train/" + std::to_string(i) + ".png"), cv::IMREAD_UNCHANGED));
+  const auto meaned = test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "meaned") +
+                                          " --n 12 --set 'net.layer[0].transform_param=" + with_mean + "'"));
+  REQUIRE_MESSAGE(meaned.status == 0, meaned.output);
+  int matched = 0, flipped = 0;
+  for (const auto& e : fs::directory_iterator(job.dir / "meaned")) {
+    const cv::Mat seen = cv::imread(e.path().string(), cv::IMREAD_UNCHANGED);
+    REQUIRE(seen.rows == 8);
+    bool found = false;
+    for (const cv::Mat& source : sources)
+      for (int y = 0; y <= 2 && !found; ++y)
+        for (int x = 0; x <= 2 && !found; ++x)
+          for (const bool flip : {false, true}) {
+            cv::Mat window = source(cv::Rect(x, y, 8, 8)).clone();
+            if (flip) cv::flip(window, window, 1);
+            if (cv::norm(seen, window, cv::NORM_INF) == 0) {
+              found = true;
+              flipped += flip;
+              break;
+            }
+          }
+    matched += found;
+  }
+  CHECK(matched == 12);
+  CHECK(flipped > 0);  // the mirror was in play
 
   const auto t = test::run(crema_cmd("time --data --model " + job.solver + " --iterations 5"));
   REQUIRE_MESSAGE(t.status == 0, t.output);
