@@ -778,28 +778,53 @@ int train(const TrainOptions& opt) {
   // test passes in the window count).
   std::optional<std::pair<double, int>> pace_from;  // (seconds since the start, iteration)
   bool pace_told = false;
+  // Test passes at iterations from..to (the final one, at max_iter, runs after the last step).
+  const auto tests_among = [&](int from, int to) {
+    if (spec.test_interval <= 0 || spec.test_iter.empty() || to < from) return 0;
+    const int every = spec.test_interval;
+    int n = to / every - (from > 0 ? (from - 1) / every : -1);
+    if (from == 0 && !spec.test_initialization) --n;
+    return n;
+  };
+  int pace_seen_iter = -1;  // tell_pace looks once per iteration, at its start
   const auto tell_pace = [&](double elapsed) {
-    if (pace_told || solver.iter() <= start_iter) return;
+    // Only at the first poll of an iteration (before its test pass): a poll between its
+    // passes or between test batches would find a test pass done or half done.
+    if (pace_told || solver.iter() <= start_iter || solver.iter() >= spec.max_iter ||
+        std::exchange(pace_seen_iter, solver.iter()) == solver.iter())
+      return;
     if (!pace_from) pace_from = {elapsed, solver.iter()};
     const int done = solver.iter() - pace_from->second;
     const double spent = elapsed - pace_from->first;
     if (done < 10 || spent < std::min(30.0, opt.time_limit_s / 20.0)) return;
     pace_told = true;
-    const double per_iter = spent / done;
-    const double needed = per_iter * (spec.max_iter - solver.iter());
+    // Test passes are counted at the time the latest took (the display's time left counts
+    // them too): a pace of training steps alone once said a run fit that the limit then cut.
+    // None timed yet (a resumed run, test_initialization: false): said, not counted.
+    const int iters_left = spec.max_iter - solver.iter();
+    const int tests_left =
+        tests_among(solver.iter(), spec.max_iter - 1) +
+        (spec.test_interval > 0 && !spec.test_iter.empty() && spec.max_iter % spec.test_interval == 0);
+    const double per_test = solver.test_seconds();
+    const double tests_done = tests_among(pace_from->second, solver.iter() - 1);
+    const double per_iter = std::max(0.0, spent - tests_done * per_test) / done;
+    const double needed = per_iter * iters_left + tests_left * per_test;
     const double left = static_cast<double>(opt.time_limit_s) - elapsed;
+    std::string pace = fmt::format("at {:.3g} s per iteration", per_iter);
+    if (tests_left > 0 && per_test > 0)
+      pace += fmt::format(" and {:.3g} s per test pass ({} to go)", per_test, tests_left);
+    else if (tests_left > 0)
+      pace += fmt::format(" ({} test passes to go, not timed yet, not counted)", tests_left);
     if (needed <= left) {
-      spdlog::info(
-          "--time-limit {}: at {:.3g} s per iteration the {} iterations left take about {}, within the {} left",
-          opt.time_limit, per_iter, spec.max_iter - solver.iter(), duration_text(needed), duration_text(left));
+      spdlog::info("--time-limit {}: {} the {} iterations left take about {}, within the {} left", opt.time_limit, pace,
+                   iters_left, duration_text(needed), duration_text(left));
       return;
     }
     spdlog::warn(
-        "--time-limit {}: at {:.3g} s per iteration the {} iterations left take about {}, but the limit comes in {}: "
-        "expect a stop with a snapshot near iteration {} of {} (exit status {}; the same command with --resume "
-        "continues)",
-        opt.time_limit, per_iter, spec.max_iter - solver.iter(), duration_text(needed), duration_text(left),
-        solver.iter() + static_cast<int>(left / per_iter), spec.max_iter, kExitTimeLimit);
+        "--time-limit {}: {} the {} iterations left take about {}, but the limit comes in {}: expect a stop with a "
+        "snapshot near iteration {} of {} (exit status {}; the same command with --resume continues)",
+        opt.time_limit, pace, iters_left, duration_text(needed), duration_text(left),
+        solver.iter() + static_cast<int>(left / (needed / iters_left)), spec.max_iter, kExitTimeLimit);
   };
   solver.poll_action = [&]() {
     keep_prefix(false);

@@ -183,10 +183,13 @@ std::atomic<unsigned long> g_progress{0};
 // too. The message goes first (the terminal's sink before a log file's), and a backstop ends
 // the process should the work or a log file hang on the same stalled file system.
 [[noreturn]] void forced_exit(int status, const std::string& why) {
-  std::thread([status] {
-    std::this_thread::sleep_for(std::chrono::seconds(5));
-    ::_exit(status);
-  }).detach();
+  try {
+    std::thread([status] {
+      std::this_thread::sleep_for(std::chrono::seconds(5));
+      ::_exit(status);
+    }).detach();
+  } catch (...) {  // no thread to be had: the exit goes on without a backstop
+  }
   std::lock_guard<std::mutex> lock(forced_exit_mutex());  // held until _exit
   spdlog::log(status == 0 ? spdlog::level::warn : spdlog::level::err, "{}", why);
   spdlog::default_logger()->flush();
@@ -205,10 +208,13 @@ void note_progress() { g_progress.fetch_add(1, std::memory_order_relaxed); }
 void exit_past_blocked_reader(int status, const std::string& outcome, const std::string& layer) {
   const std::string why = outcome + " [" + (layer.empty() ? "a data reader" : "data layer '" + layer + "'") +
                           " is still blocked in a read 10 s later; crema exits without waiting for it]";
-  std::thread([status, why] {
-    std::this_thread::sleep_for(std::chrono::seconds(10));
-    forced_exit(status, why);
-  }).detach();
+  try {
+    std::thread([status, why] {
+      std::this_thread::sleep_for(std::chrono::seconds(10));
+      forced_exit(status, why);
+    }).detach();
+  } catch (...) {  // no thread to be had: the exit waits for the reader, as it would without this
+  }
 }
 
 SetupWatch::SetupWatch(std::optional<std::chrono::steady_clock::time_point> deadline, std::string late) {

@@ -661,6 +661,7 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
   std::vector<std::pair<std::string, float>> first;
   std::vector<MetricsRow> rows;  // emitted once every test net has finished: a pass counts whole or not at all
   test_interrupted_ = false;
+  const auto began = std::chrono::steady_clock::now();
   // A long test pass must not outlast a scheduler's grace period after SIGTERM, so a stop
   // is honoured between batches; the nets' starting points are kept to rewind to.
   std::vector<std::vector<std::string>> start_states;
@@ -710,6 +711,7 @@ std::vector<std::pair<std::string, float>> Solver::test_all() {
     rows.push_back(std::move(row));
   }
   for (const MetricsRow& row : rows) emit(row);
+  test_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   return first;
 }
 

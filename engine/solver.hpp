@@ -159,6 +159,8 @@ class Solver {
   // The data layer a stop found waiting for its next batch, "" if none: its reader may be
   // blocked for good (a stalled file system), and waiting for it to end could take for ever.
   const std::string& stopped_waiting_for() const { return stalled_layer_; }
+  // Seconds the latest complete test pass (every test net) took; 0 before the first.
+  double test_seconds() const { return test_seconds_; }
   // Losses shown at each display (smoothed), for tests.
   const std::vector<std::pair<int, float>>& displayed_losses() const { return displayed_; }
 
@@ -225,6 +227,7 @@ class Solver {
   bool keep_losses_ = false;
   bool stopped_early_ = false;
   bool test_interrupted_ = false;
+  double test_seconds_ = 0;
   bool snapshot_requested_ = false;
   std::string stalled_layer_;
   int snapshot_iter_ = -1;  // of the latest snapshot() in this process

@@ -1937,15 +1937,25 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   const int stopped = std::stoi(m[2]);
   CHECK(stopped > 0);
   // Said once, as soon as the pace is known: the limit comes before max_iter.
+  // Test passes are counted (once one is timed: this run has none at iteration 0).
   std::smatch told;
   REQUIRE_MESSAGE(
       std::regex_search(limited.output, told,
-                        std::regex(R"(--time-limit 2s: at \S+ s per iteration the \d+ iterations left take )"
+                        std::regex(R"(--time-limit 2s: at \S+ s per iteration (?:and \S+ s per test pass \((\d+) to )"
+                                   R"(go\)|\((\d+) test passes to go, not timed yet, not counted\)) the (\d+) )"
+                                   R"(iterations left take )"
                                    R"(about \S+, but the limit comes in \S+: expect a stop with a snapshot )"
                                    R"(near iteration (\d+) of 1000000 \(exit status 75)")),
       limited.output);
-  CHECK(std::stoi(told[1]) > 0);
+  CHECK(std::stoi(told[4]) > 0);
   CHECK(told.position(0) < m.position(0));
+  // The passes to go (timed, or not yet when the estimate comes before the first at
+  // iteration 20): at each multiple of test_interval from the iteration the estimate was
+  // made at, and the final one at max_iter.
+  const int at = 1000000 - std::stoi(told[3]);
+  int to_go = 0;
+  for (int k = at; k <= 1000000; ++k) to_go += k % 20 == 0;
+  CHECK(std::stoi(told[1].matched ? told[1].str() : told[2].str()) == to_go);
   CHECK(fs::exists(job.dir / ("snap/toy_iter_" + std::to_string(stopped) + ".solverstate.h5")));
   CHECK(limited.output.find("Resume with: ") != std::string::npos);
 
