@@ -24,6 +24,7 @@
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
+#include "engine/filler.hpp"
 #include "engine/math.hpp"
 #include "engine/net.hpp"
 #include "engine/solver.hpp"
@@ -191,9 +192,7 @@ void warn_config_changes(const std::string& snapshot, const std::string& stored_
   for (const auto& [k, v] : before)
     if (!now.count(k)) changes.push_back(k + " (removed, was " + v + ")");
   if (changes.empty()) return;
-  std::string list;
-  for (size_t i = 0; i < changes.size() && i < 8; ++i) list += (i ? ", " : "") + changes[i];
-  if (changes.size() > 8) list += ", and " + std::to_string(changes.size() - 8) + " more";
+  const std::string list = first_few(changes, 8);
   spdlog::warn("The config differs from the one this snapshot was written with: {}. The run continues with the new "
                "values, so it will not match an uninterrupted run beyond what you changed.",
                list);
@@ -223,31 +222,19 @@ std::vector<Net*> solver_test_nets(Solver& solver) {
   return nets;
 }
 
-// "a, b, c" or "a, b, c, … (12 in all)".
-std::string listed(const std::vector<std::string>& names) {
-  if (names.empty()) return "none";
-  std::string text;
-  for (size_t i = 0; i < names.size() && i < 8; ++i) text += (i ? ", " : "") + names[i];
-  return names.size() > 8 ? text + ", … (" + std::to_string(names.size()) + " in all)" : text;
-}
-
 // A weights file none of whose layers is in the net (each file is by itself: later
 // files may override earlier ones).
 [[noreturn]] void refuse_unmatched_weights(const std::string& file, const std::vector<std::string>& in_file,
                                            const std::vector<std::string>& net_layers) {
   std::string same_but_case;
-  const auto lower = [](std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-  };
   for (const std::string& layer : in_file)
     for (const std::string& n : net_layers)
-      if (same_but_case.empty() && lower(n) == lower(layer))
+      if (same_but_case.empty() && lowercase(n) == lowercase(layer))
         same_but_case =
             " ('" + layer + "' in the file, '" + n + "' in the net: layer names are compared with their case)";
   throw ConfigError(Mark{}, "--weights",
                     "no layer with parameters of '" + file + "' is in the net, so it would load nothing (the file's: " +
-                        listed(in_file) + "; the net's: " + listed(net_layers) + ")" + same_but_case +
+                        first_few(in_file, 8) + "; the net's: " + first_few(net_layers, 8) + ")" + same_but_case +
                         ". Weights go to the layers of the same name, as in Caffe: name the net's layers as the "
                         "file's, or leave the file out to train from the fillers");
 }
@@ -292,7 +279,7 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
       throw ConfigError(Mark{}, "--reinit",
                         "names layer '" + name + "' (" + layer->type() +
                             "), which has no parameters to re-initialise; the layers with parameters are " +
-                            listed(with_parameters()));
+                            first_few(with_parameters(), 8));
   }
   std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
   std::vector<std::pair<std::string, std::vector<std::string>>> ignored;
@@ -364,13 +351,13 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   // BatchNorm (its statistics come from the data, never from a learning rate), nor a
   // layer sharing another's parameters.
   const auto random_filler = [](const Layer& l) {
-    static const std::set<std::string> random = {"gaussian", "uniform", "xavier", "msra", "positive_unitball"};
     if (!l.spec().config) return false;
     for (const auto& [key, value] : l.spec().config->entries())
       if (value.is_map())
         for (const char* filler : {"weight_filler", "filler"})
           if (const Node* f = value.find(filler); f && f->is_map())
-            if (const Node* type = f->find("type"); type && type->is_scalar() && random.count(type->str())) return true;
+            if (const Node* type = f->find("type"); type && type->is_scalar() && is_random_filler(type->str()))
+              return true;
     return false;
   };
   const std::vector<Blob*>& params = net.learnable_params();

@@ -57,8 +57,7 @@ std::string encoding_of(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
   if (ext.size() > 1) ext = ext.substr(1);
   else ext = "png";
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext;
+  return lowercase(ext);
 }
 
 // Runs `step` of a loop over an OrderedPool's results: whatever it throws (a stop, a damaged

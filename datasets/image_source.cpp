@@ -13,6 +13,7 @@
 
 #include "datasets/list_file.hpp"
 #include "datasets/prefetcher.hpp"
+#include "engine/error.hpp"
 #include "io/datum.hpp"
 #include "io/idx.hpp"
 #include "io/image.hpp"
@@ -149,8 +150,7 @@ class ImageFileSource : public ImageSource {
 };
 
 bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = lowercase(p.extension().string());
   for (const char* known : {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pbm", ".tif", ".tiff", ".webp"})
     if (ext == known) return true;
   return false;

@@ -70,8 +70,7 @@ int Node::as_int() const {
 
 double Node::as_double() const {
   std::string s = str();
-  std::string lower;
-  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = lowercase(s);
   if (lower == "inf" || lower == ".inf" || lower == "+inf" || lower == "infinity") return INFINITY;
   if (lower == "-inf" || lower == "-.inf" || lower == "-infinity") return -INFINITY;
   if (lower == "nan" || lower == ".nan" || lower == "-nan" || lower == "-.nan")

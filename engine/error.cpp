@@ -27,6 +27,20 @@ std::vector<std::string> split_commas(const std::string& list) {
   }
 }
 
+std::string first_few(const std::vector<std::string>& items, size_t shown) {
+  if (items.empty()) return "none";
+  std::string text;
+  for (size_t i = 0; i < items.size() && i < shown; ++i) text += (i ? ", " : "") + items[i];
+  if (items.size() > shown) text += " and " + std::to_string(items.size() - shown) + " more";
+  return text;
+}
+
+std::string lowercase(std::string text) {
+  for (char& c : text)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return text;
+}
+
 std::string printable(const std::string& text) {
   static const char* const kHex = "0123456789abcdef";
   std::string out;

@@ -56,4 +56,12 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 // or kept as written.
 std::vector<std::string> split_commas(const std::string& list);
 
+// The first `shown` of `items` joined by ", ", then " and N more" for the rest, or "none":
+// a message that lists names (layers, files, changes) stays one readable line however many.
+std::string first_few(const std::vector<std::string>& items, size_t shown);
+
+// `text` with ASCII letters in lower case: file extensions, enum spellings and names compared
+// without their case (a locale's rules would make a Turkish 'I' differ).
+std::string lowercase(std::string text);
+
 }  // namespace crema

@@ -24,6 +24,10 @@ float fan_norm(const FillerSpec& spec, const Blob& blob) {
 }
 }  // namespace
 
+bool is_random_filler(const std::string& type) {
+  return type == "uniform" || type == "gaussian" || type == "xavier" || type == "msra" || type == "positive_unitball";
+}
+
 FillerSpec FillerSpec::parse(MapReader r, const std::string& default_type) {
   FillerSpec s;
   s.type = default_type;

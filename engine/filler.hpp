@@ -25,4 +25,8 @@ struct FillerSpec {
 
 void fill(const FillerSpec& spec, Blob& blob, Rng& rng);
 
+// Whether filler `type` draws its values at random (constant and bilinear do not): a layer
+// left at such a filler holds noise until it learns or loads something.
+bool is_random_filler(const std::string& type);
+
 }  // namespace crema

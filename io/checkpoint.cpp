@@ -262,11 +262,9 @@ std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std
 
 void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files) {
   if (missing.empty() || files.empty()) return;
-  std::string names, from;
-  for (size_t i = 0; i < missing.size() && i < 5; ++i) names += (i ? ", '" : "'") + missing[i] + "'";
-  if (missing.size() > 5) names += " and " + std::to_string(missing.size() - 5) + " more";
-  for (size_t i = 0; i < files.size(); ++i) from += (i ? ", " : "") + files[i];
-  throw Error(from + " hold(s) no weights for layer " + names +
+  std::vector<std::string> quoted;
+  for (const std::string& name : missing) quoted.push_back("'" + name + "'");
+  throw Error(first_few(files, files.size()) + " hold(s) no weights for layer " + first_few(quoted, 5) +
               ": the scores would come from random parameters. Give the weights this net was trained to "
               "(layers are matched by name)");
 }

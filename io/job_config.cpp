@@ -78,8 +78,7 @@ std::shared_ptr<Node> load_solver(Node loaded, const std::string& path) {
 }  // namespace
 
 std::optional<ConfigFormat> config_format_for(const std::string& path) {
-  std::string ext = fs::path(path).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string ext = lowercase(fs::path(path).extension().string());
   if (ext == ".prototxt" || ext == ".pt" || ext == ".pbtxt" || ext == ".prototext") return ConfigFormat::Prototxt;
   if (ext == ".yaml" || ext == ".yml") return ConfigFormat::Yaml;
   return std::nullopt;

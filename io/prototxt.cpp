@@ -34,11 +34,6 @@ bool is_ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c))
 bool is_ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // Appends code point `cp` as UTF-8 (for \u and \U escapes).
 void append_utf8(std::string& out, unsigned long cp) {
   if (cp < 0x80) {
@@ -348,7 +343,7 @@ class Parser {
       case Token::Kind::Symbol:
         if (t.text == "-") {
           const Token n = lex_.next();
-          const std::string l = lower(n.text);
+          const std::string l = lowercase(n.text);
           if (n.kind == Token::Kind::Number || (n.kind == Token::Kind::Ident && (l == "inf" || l == "infinity" || l == "nan")))
             return Node::scalar("-" + n.text, mark);
           fail(n.mark, "expected a number after '-', got " + describe(n));
@@ -388,7 +383,7 @@ class Parser {
 // ---- writing ----------------------------------------------------------------------
 
 bool is_number_text(const std::string& s) {
-  const std::string l = lower(s[0] == '-' ? s.substr(1) : s);
+  const std::string l = lowercase(s[0] == '-' ? s.substr(1) : s);
   if (l == "inf" || l == "infinity" || l == "nan") return true;
   if (l.empty() || !(is_digit(l[0]) || (l[0] == '.' && l.size() > 1 && is_digit(l[1])))) return false;
   char* end = nullptr;
@@ -426,7 +421,7 @@ std::string quote(const std::string& s) {
 // bare, with YAML-only spellings (.inf, yes, +1) rewritten to protobuf's.
 std::string format_scalar(const std::string& key, const std::string& v) {
   if (prototxt_string_field(key) || v.empty()) return quote(v);
-  const std::string l = lower(v);
+  const std::string l = lowercase(v);
   if (l == ".inf" || l == "+.inf" || l == "+inf") return "inf";
   if (l == "-.inf") return "-inf";
   if (l == ".nan") return "nan";

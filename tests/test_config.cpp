@@ -521,3 +521,16 @@ TEST_CASE("config: split_commas keeps every piece, empty ones included, in order
   CHECK(crema::split_commas(",") == std::vector<std::string>{"", ""});
   CHECK(crema::split_commas("one file.caffemodel") == std::vector<std::string>{"one file.caffemodel"});
 }
+
+TEST_CASE("config: first_few lists at most the first few names and counts the rest") {
+  CHECK(crema::first_few({}, 3) == "none");
+  CHECK(crema::first_few({"a"}, 3) == "a");
+  CHECK(crema::first_few({"a", "b", "c"}, 3) == "a, b, c");
+  CHECK(crema::first_few({"a", "b", "c", "d", "e"}, 3) == "a, b, c and 2 more");
+}
+
+TEST_CASE("config: lowercase changes ASCII letters only") {
+  CHECK(crema::lowercase("Conv1.PNG") == "conv1.png");
+  CHECK(crema::lowercase("\xc3\x84Z-9_") == "\xc3\x84z-9_");  // UTF-8 'Ä' kept byte for byte
+  CHECK(crema::lowercase("") == "");
+}
