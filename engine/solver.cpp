@@ -221,6 +221,15 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (s.lr_policy == "step") positive("stepsize", s.stepsize), positive("gamma", s.gamma);
   if (s.lr_policy == "exp" || s.lr_policy == "inv" || s.lr_policy == "multistep") positive("gamma", s.gamma);
   if (s.lr_policy == "multistep" && s.stepvalue.empty()) r.fail("stepvalue", "lr_policy multistep needs stepvalue");
+  // Caffe reads a missing power or gamma as 0, which makes inv and poly a fixed rate and
+  // sigmoid half of base_lr throughout: never what such a policy was written for.
+  if (s.lr_policy == "inv" || s.lr_policy == "poly") positive("power", s.power);
+  if (s.lr_policy == "sigmoid") {
+    if (!r.find("gamma") || !r.find("stepsize"))
+      r.fail("lr_policy", std::string("lr_policy sigmoid needs ") + (r.find("gamma") ? "stepsize" : "gamma") +
+                              " (gamma < 0 for a falling rate, centred at iteration stepsize)");
+    if (s.gamma == 0.f) r.fail("gamma", "gamma must not be 0 for lr_policy sigmoid (it would be base_lr/2 throughout)");
+  }
   if ((s.lr_policy == "poly" || s.lr_policy == "cosine") && s.max_iter == 0)
     r.fail("max_iter", "lr_policy " + s.lr_policy + " needs max_iter > 0");
   if (const Node* m = r.find("min_lr")) {
@@ -741,20 +750,22 @@ float Solver::apply_update() {
   // Every vector step runs on the context's device; on a GPU the pointers below are
   // device pointers and only the clipping norm comes back to the host.
   const UpdateOps ops(ctx_);
-  // 1. Average over iter_size accumulated passes.
-  if (spec_.iter_size > 1)
-    for (Blob* p : params) ops.scale(p->count(), 1.f / static_cast<float>(spec_.iter_size), ops.mutable_diff(*p));
-  // 2. Clip by the global L2 norm.
+  // 1. Clip by the global L2 norm of the gradients as summed over the iter_size passes,
+  // 2. then average them: Caffe's order (ClipGradients before Normalize), so a ported
+  // solver's threshold bounds the same sum it did in Caffe. One scaling does both.
+  float scale = 1.f / static_cast<float>(spec_.iter_size);
   if (spec_.clip_gradients > 0) {
     const double norm = std::sqrt(ops.sumsq_diffs(params));
     if (!std::isfinite(norm)) throw Diverged(diverged("the gradients' L2 norm is " + number(static_cast<float>(norm))));
     if (norm > spec_.clip_gradients) {
-      const float scale = static_cast<float>(spec_.clip_gradients / norm);
+      const float factor = static_cast<float>(spec_.clip_gradients / norm);
       spdlog::info("Gradient clipping: scaling down gradients (L2 norm {} > {}) by scale factor {}", norm,
-                   spec_.clip_gradients, scale);
-      for (Blob* p : params) ops.scale(p->count(), scale, ops.mutable_diff(*p));
+                   spec_.clip_gradients, factor);
+      scale *= factor;
     }
   }
+  if (scale != 1.f)
+    for (Blob* p : params) ops.scale(p->count(), scale, ops.mutable_diff(*p));
   for (size_t i = 0; i < params.size(); ++i) {
     Blob& p = *params[i];
     const float decay = spec_.weight_decay * net_->params_decay()[i];

@@ -136,7 +136,8 @@ TEST_CASE("solver: L1 weight decay adds wd·decay_mult·sign(w)") {
   check_close(j->param("ip", 1), {0.47});
 }
 
-TEST_CASE("solver: clip_gradients scales by the global norm before regularisation") {
+TEST_CASE(
+    "solver: clip_gradients scales the summed gradients by their global norm before averaging and regularisation") {
   // |g| = sqrt(2.25² + 4.5² + 2.25²) = 2.25·sqrt(6); clipped to 1: g = [-1, -2, -1]/sqrt(6).
   auto j = make_job(tiny_net("") + "base_lr: 1\nweight_decay: 0.1\nclip_gradients: 1\nmax_iter: 10\n");
   init_tiny(*j);
@@ -145,6 +146,14 @@ TEST_CASE("solver: clip_gradients scales by the global norm before regularisatio
   // W: g = [-r6 + 0.05, -2 r6 - 0.1]; b: g = -r6 + 0.025.
   check_close(j->param("ip", 0), {0.5 + r6 - 0.05, -1.0 + 2 * r6 + 0.1});
   check_close(j->param("ip", 1), {0.25 + r6 - 0.025});
+
+  // iter_size 2 on the same data: Caffe clips the sum of the passes (norm 4.5·sqrt(6)) to 1,
+  // then halves it, so the step is half the one above (averaging first would give the same).
+  auto m = make_job(tiny_net("") + "base_lr: 1\nweight_decay: 0.1\nclip_gradients: 1\niter_size: 2\nmax_iter: 10\n");
+  init_tiny(*m);
+  step(*m, 1);
+  check_close(m->param("ip", 0), {0.5 + r6 / 2 - 0.05, -1.0 + r6 + 0.1});
+  check_close(m->param("ip", 1), {0.25 + r6 / 2 - 0.025});
 
   // Below the threshold nothing is scaled: plain SGD with lr 0.1.
   auto k = make_job(tiny_net("") + "base_lr: 0.1\nclip_gradients: 10\nmax_iter: 10\n");
@@ -219,10 +228,11 @@ TEST_CASE("solver: iter_size 2 gives the same updates as iter_size 1 on the same
   // And the weights did move.
   CHECK(std::fabs(a->param("ip", 0).cpu_data()[0] - 0.1f) > 1e-3);
 
-  // The average over iter_size comes before clipping (caffe-compat.md's order), so an
-  // active clip_gradients also gives the same update for iter_size 1 and 2.
+  // Caffe clips the gradients summed over the iter_size passes, then averages them: with the
+  // same data in both passes the sum is twice one pass's, so iter_size 2 with clip_gradients
+  // 0.2 gives the update of iter_size 1 with 0.1 (and 0.1 would give half of it).
   auto d = make_job(net(2) + solver + "clip_gradients: 0.1\n");
-  auto e = make_job(net(2) + solver + "clip_gradients: 0.1\niter_size: 2\n");
+  auto e = make_job(net(2) + solver + "clip_gradients: 0.2\niter_size: 2\n");
   for (Job* j : {d.get(), e.get()}) {
     set(j->blob("x"), x);
     set(j->blob("y"), y);

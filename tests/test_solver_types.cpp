@@ -418,6 +418,14 @@ TEST_CASE("solver types: parsing types, the legacy solver_type enum, defaults an
   refused("lr_policy: step\nstepsize: 0\ngamma: 0.1\n", "solver.yaml:5:11: stepsize: stepsize must be positive");
   // A key the policy needs and nobody wrote: at lr_policy.
   refused("lr_policy: step\ngamma: 0.1\n", "solver.yaml:4:12: lr_policy: lr_policy step needs stepsize");
+  // Caffe's 0 for a missing power or gamma would leave the rate fixed (or at base_lr/2).
+  refused("lr_policy: inv\ngamma: 0.1\n", "solver.yaml:4:12: lr_policy: lr_policy inv needs power");
+  refused("lr_policy: poly\n", "lr_policy poly needs power (a positive number)");
+  refused("lr_policy: poly\npower: 0\n", "solver.yaml:5:8: power: power must be positive");
+  refused("lr_policy: sigmoid\nstepsize: 50\n", "solver.yaml:4:12: lr_policy: lr_policy sigmoid needs gamma");
+  refused("lr_policy: sigmoid\ngamma: -0.1\n", "lr_policy sigmoid needs stepsize");
+  refused("lr_policy: sigmoid\ngamma: 0\nstepsize: 5\n", "solver.yaml:5:8: gamma: gamma must not be 0");
+  CHECK_NOTHROW(parse("lr_policy: sigmoid\ngamma: -0.1\nstepsize: 50\n"));
   // SGD and Nesterov ignore delta, as Caffe does.
   CHECK_NOTHROW(parse("type: Nesterov\nmomentum: 0.9\ndelta: 0\n"));
 }
