@@ -78,11 +78,29 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
     }
     case YAML::NodeType::Map: {
       Node n = Node::map(mark, path);
+      // YAML's merge key (`<<: *base`, or `<<: [*a, *b]`): the keys of those maps that this
+      // map does not write itself, an earlier map's before a later one's. yaml-cpp leaves it
+      // to its reader; a net repeating a layer with a few keys changed is written so.
+      std::vector<Node> merged;
       for (const auto& kv : y) {
         const Mark key_mark = make_mark(file, kv.first.Mark());
         if (!kv.first.IsScalar()) throw ConfigError(key_mark, path, "map keys must be plain names");
         refuse_unclosed_quote(text, kv.first.Mark(), key_mark, path);
         const std::string key = kv.first.Scalar();
+        if (key == "<<" && kv.first.Tag() == "?") {  // a quoted '<<' is a name like any other
+          const std::string at = path.empty() ? key : path + "." + key;
+          if (!merged.empty())
+            throw ConfigError(key_mark, at, "a second merge key (<<) in one map; merge several with <<: [*a, *b]");
+          Node source = convert(kv.second, file, text, at, depth + 1, nodes);
+          if (source.is_map()) merged.push_back(std::move(source));
+          if (source.is_seq())
+            for (Node& item : source.items())
+              if (item.is_map()) merged.push_back(std::move(item));
+          if (merged.empty() || (source.is_seq() && merged.size() != source.items().size()))
+            throw ConfigError(key_mark, at,
+                              "a merge key (<<) takes a map or a list of maps, such as *base or [*a, *b]");
+          continue;
+        }
         if (const Node* first = n.find(key))
           throw ConfigError(key_mark, path.empty() ? key : path + "." + key,
                             "duplicate key '" + key + "' (first at line " + std::to_string(first->key_mark().line) +
@@ -93,6 +111,13 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
         child.set_key_mark(key_mark);
         n.set(key, std::move(child));
       }
+      for (Node& source : merged)
+        for (auto& [key, value] : source.entries())
+          if (!n.find(key)) {
+            Node copy = value;
+            copy.set_path(path.empty() ? key : path + "." + key);
+            n.set(key, std::move(copy));
+          }
       return n;
     }
   }

@@ -534,3 +534,40 @@ TEST_CASE("config: lowercase changes ASCII letters only") {
   CHECK(crema::lowercase("\xc3\x84Z-9_") == "\xc3\x84z-9_");  // UTF-8 'Ä' kept byte for byte
   CHECK(crema::lowercase("") == "");
 }
+
+TEST_CASE("config: YAML merge keys copy an anchored map's keys that the map does not write itself") {
+  const Node root = io::parse_yaml(
+      "base: &base {type: InnerProduct, bottom: x, top: a, inner_product_param: {num_output: 2}}\n"  // 1
+      "extra: &extra {top: b, loss_weight: 1}\n"                                                     // 2
+      "one: {<<: *base, name: ip2, top: ip2}\n"                                                      // 3
+      "two:\n"                                                                                       // 4
+      "  <<: [*extra, *base]\n"                                                                      // 5
+      "  name: ip3\n"                                                                                // 6
+      "quoted: {'<<': kept}\n",                                                                      // 7
+      "m.yaml");
+  const Node& one = *root.find("one");
+  CHECK(one.find("name")->str() == "ip2");
+  CHECK(one.find("top")->str() == "ip2");  // written here: the anchor's 'a' is not taken
+  CHECK(one.find("type")->str() == "InnerProduct");
+  CHECK(one.find("inner_product_param")->find("num_output")->str() == "2");
+  CHECK(one.find("<<") == nullptr);
+  CHECK(one.find("type")->path() == "one.type");
+  CHECK(one.find("inner_product_param")->find("num_output")->path() == "one.inner_product_param.num_output");
+  const Node& two = *root.find("two");
+  CHECK(two.find("top")->str() == "b");  // the earlier map of the list wins
+  CHECK(two.find("loss_weight")->str() == "1");
+  CHECK(two.find("bottom")->str() == "x");
+  CHECK(root.find("quoted")->find("<<")->str() == "kept");
+
+  // A merged layer builds; a merge of a scalar, and two merge keys, are errors at the key.
+  build_net(kHead +
+            "- &ip {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2}}\n"
+            "- <<: *ip\n"
+            "  name: ip2\n"
+            "  top: ip2\n");
+  const std::string scalar = config_error([&] { io::parse_yaml("a: &a 1\nb: {<<: *a}\n", "m.yaml"); });
+  CHECK_MESSAGE(starts_with(scalar, "m.yaml:2:5: b.<<: a merge key (<<) takes a map or a list of maps"), scalar);
+  const std::string twice =
+      config_error([&] { io::parse_yaml("a: &a {x: 1}\nb:\n  <<: *a\n  y: 2\n  <<: *a\n", "m.yaml"); });
+  CHECK_MESSAGE(starts_with(twice, "m.yaml:5:3: b.<<: a second merge key (<<) in one map"), twice);
+}
