@@ -120,6 +120,9 @@ std::string HDF5Source::check_file(const File& file, long long* rows) {
                   " values; HDF5Data reads numbers (integer or floating point) only");
     if (info.dims.empty())
       throw Error(where(file) + ": dataset '" + name + "' is a scalar; its first axis must index rows (samples)");
+    if (!info.missing_filter.empty())  // else every row fails to read, each a skipped sample
+      throw Error(where(file) + ": dataset '" + name + "' is compressed with " + info.missing_filter +
+                  ", which this HDF5 library lacks; " + io::kRewriteWithoutFilter);
     std::vector<int> row;
     for (size_t i = 1; i < info.dims.size(); ++i) {
       if (info.dims[i] > INT_MAX) throw Error(where(file) + ": dataset '" + name + "' has an axis too long for crema");

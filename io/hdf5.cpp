@@ -68,6 +68,35 @@ bool has_checksum(hid_t ds) {
                                                  nullptr, &filter_config) >= 0;
 }
 
+// "the 'lzf' filter (HDF5 filter 32000)" for the first filter of the dataset's pipeline that
+// this libhdf5 does not have (h5py's lzf, a plugin's blosc or zstd), or "" when it has all.
+// With `first_chunk_only`, only a filter its first chunk went through: h5py makes lzf
+// optional, and a chunk it did not shrink is stored raw and reads without it.
+std::string missing_filter(hid_t ds, bool first_chunk_only) {
+  H5Handle dcpl(H5Dget_create_plist(ds), H5Pclose);
+  if (dcpl.get() < 0) return "";
+  unsigned skipped_in_first = 0;  // bit i: filter i was not applied to the first chunk
+  if (first_chunk_only) {
+    H5Handle space(H5Dget_space(ds), H5Sclose);
+    std::vector<hsize_t> offset(static_cast<size_t>(std::max(1, H5Sget_simple_extent_ndims(space.get()))));
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info(ds, space.get(), 0, offset.data(), &skipped_in_first, &addr, &size) < 0) return "";
+  }
+  const int n = H5Pget_nfilters(dcpl.get());
+  for (int i = 0; i < n && i < 32; ++i) {
+    unsigned flags = 0, filter_config = 0;
+    size_t values = 0;
+    char name[64] = {};
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &values, nullptr, sizeof name,
+                                           name, &filter_config);
+    if (id < 0 || H5Zfilter_avail(id) > 0 || (skipped_in_first >> i & 1u)) continue;
+    const std::string named = name[0] ? "the '" + printable(name) + "' filter" : "a filter";
+    return named + " (HDF5 filter " + std::to_string(id) + ")";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string dims_string(const std::vector<hsize_t>& dims) {
@@ -120,6 +149,9 @@ void H5File::fail_write(const std::string& what) const {
 }
 
 void H5File::fail_read(hid_t dataset, const std::string& what) const {
+  if (const std::string filter = missing_filter(dataset, false); !filter.empty())
+    fail("cannot read " + what + ": it is compressed with " + filter + ", which this HDF5 library lacks; " +
+         kRewriteWithoutFilter);
   if (has_checksum(dataset))
     fail("cannot read " + what +
          ": its checksum does not match, so the file was damaged after it was written (a bad "
@@ -225,6 +257,7 @@ H5DatasetInfo H5File::dataset_info(const std::string& name) const {
   const H5T_class_t cls = H5Tget_class(type.get());
   info.numeric = cls == H5T_FLOAT || cls == H5T_INTEGER;
   info.type = type_description(type.get());
+  info.missing_filter = missing_filter(ds.get(), true);
   return info;
 }
 

@@ -58,7 +58,12 @@ struct H5DatasetInfo {
   std::vector<long long> dims;  // empty for a scalar; dims[0] counts rows
   bool numeric = false;         // integer or floating point, so readable as float
   std::string type;             // for messages: "8-byte float", "string", …
+  std::string missing_filter;   // a filter its first chunk needs that libhdf5 lacks, or ""
 };
+
+// What to do about a dataset compressed with a filter this HDF5 library lacks.
+inline constexpr const char* kRewriteWithoutFilter =
+    "rewrite it uncompressed or with gzip, which every HDF5 library reads (h5py: compression='gzip')";
 
 class H5File {
  public:

@@ -457,6 +457,26 @@ TEST_CASE("HDF5 source errors: missing file with its list line, empty list, miss
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "s.txt", data_and_label()), doctest::Contains(want.c_str()), Error);
 }
 
+TEST_CASE("HDF5: a dataset compressed with a filter libhdf5 lacks is refused at setup, naming the filter") {
+  // tests/data/hdf5/lzf.h5: h5py's lzf filter on 'data', none on 'label' (see its README).
+  const std::string lzf = std::string(CREMA_SOURCE_DIR) + "/tests/data/hdf5/lzf.h5";
+  test::TempDir dir;
+  test::write_file(dir / "list.txt", lzf + "\n");
+  const std::string want = "list.txt:1: HDF5 file '" + lzf +
+                           "': dataset 'data' is compressed with the 'lzf' filter (HDF5 filter 32000), which this "
+                           "HDF5 library lacks; rewrite it uncompressed or with gzip";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "list.txt", data_and_label()), doctest::Contains(want.c_str()), Error);
+  // A read of it elsewhere (a weights file, a mean) says the same.
+  const io::H5File file(lzf, io::H5File::Mode::Read);
+  std::vector<float> out(16);
+  CHECK_THROWS_WITH_AS(file.read_rows("data", 0, 1, out.data()),
+                       doctest::Contains("cannot read rows 0 to 1 of dataset 'data': it is compressed with the 'lzf' "
+                                         "filter (HDF5 filter 32000)"),
+                       Error);
+  file.read_rows("label", 1, 1, out.data());
+  CHECK(out[0] == 1.f);
+}
+
 TEST_CASE("HDF5 source: a row that cannot be read at run time is a BadSample naming file and row") {
   test::TempDir dir;
   write_numbered(dir / "a.h5", 0, 3);
