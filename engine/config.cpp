@@ -136,7 +136,14 @@ MapReader::MapReader(const Node* node, const Mark& fallback_mark, std::string pa
     : node_(node && !node->is_null() ? node : nullptr),
       mark_(node_ ? node_->mark() : fallback_mark),
       path_(node_ ? node_->path() : std::move(path)) {
-  if (node_ && !node_->is_map()) node_->fail("expected a map of keys");
+  if (node_ && !node_->is_map()) {
+    // A prototxt block written twice (`transform_param { … }` on two lines) reads as a list.
+    const auto& items = node_->items();
+    if (node_->is_seq() && items.size() > 1 && items[0].is_map() && items[1].is_map() && items[1].mark().line > 0)
+      node_->fail("expected one map of keys, got " + std::to_string(items.size()) + " (the second at line " +
+                  std::to_string(items[1].mark().line) + "); give it once, with all its keys in it");
+    node_->fail("expected a map of keys");
+  }
 }
 
 void MapReader::fail(const std::string& key, const std::string& message) const {

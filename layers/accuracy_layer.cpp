@@ -27,7 +27,7 @@ AccuracyLayer::AccuracyLayer(const LayerSpec& spec)
     : Layer(spec), params_(AccuracyParams::parse(spec.params("accuracy_param"))) {}
 
 void AccuracyLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
-  const int axis = bottom[0]->canonical_axis(params_.axis);
+  const int axis = class_axis(spec_, bottom, params_.axis);
   outer_ = bottom[0]->count(0, axis);
   channels_ = bottom[0]->shape(axis);
   inner_ = bottom[0]->count(axis + 1);

@@ -62,7 +62,7 @@ const float* InfogainLossLayer::infogain(const BlobVec& bottom) const {
 
 void InfogainLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   LossLayer::reshape(bottom, top);
-  const int axis = bottom[0]->canonical_axis(params_.axis);
+  const int axis = class_axis(spec_, bottom, params_.axis);
   outer_ = bottom[0]->count(0, axis);
   num_labels_ = bottom[0]->shape(axis);
   inner_ = bottom[0]->count(axis + 1);

@@ -57,6 +57,16 @@ std::optional<int> read_label(const Layer& layer, float value, int num_classes,
   return label;
 }
 
+int class_axis(const LayerSpec& spec, const BlobVec& bottom, int axis) {
+  const Blob& scores = *bottom[0];
+  if (axis >= -scores.num_axes() && axis < scores.num_axes()) return scores.canonical_axis(axis);
+  std::string message = "the scores, " + spec.bottom_label(0) + " of shape " + scores.shape_string() +
+                        ", have no axis " + std::to_string(axis) + " to hold the classes";
+  if (bottom.size() > 1 && bottom[1]->num_axes() > scores.num_axes())
+    message += "; the bottoms are (scores, labels): are they written the other way round?";
+  spec.fail(message);
+}
+
 void LossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   if (bottom[0]->num_axes() == 0 || bottom[1]->num_axes() == 0 || bottom[0]->shape(0) != bottom[1]->shape(0))
     spec_.fail(std::string(type()) + ": the data and label should have the same first dimension; got " +

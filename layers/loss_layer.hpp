@@ -32,6 +32,10 @@ float loss_normalizer(LossNormalization mode, int outer, int inner, int valid);
 std::optional<int> read_label(const Layer& layer, float value, int num_classes,
                               const std::optional<int>& ignore_label);
 
+// The class axis of a classifier's scores (bottom 0), counted from the end when negative.
+// Scores without that axis are most often the labels written first, which the error says.
+int class_axis(const LayerSpec& spec, const BlobVec& bottom, int axis);
+
 class LossLayer : public Layer {
  public:
   using Layer::Layer;

@@ -21,7 +21,7 @@ SoftmaxWithLossLayer::SoftmaxWithLossLayer(const LayerSpec& spec)
 
 void SoftmaxWithLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   LossLayer::reshape(bottom, top);
-  const int axis = bottom[0]->canonical_axis(softmax_params_.axis);
+  const int axis = class_axis(spec_, bottom, softmax_params_.axis);
   outer_ = bottom[0]->count(0, axis);
   channels_ = bottom[0]->shape(axis);
   inner_ = bottom[0]->count(axis + 1);

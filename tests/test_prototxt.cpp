@@ -341,6 +341,21 @@ TEST_CASE("prototxt: a single-valued field written twice names its second line")
                        ConfigError);
 }
 
+TEST_CASE("prototxt: a message field written twice names its second line") {
+  // protobuf's text format refuses it too; it was "expected a map of keys".
+  const Node root = io::parse_prototxt(
+      "name: \"d\"\n"                        // 1
+      "transform_param { scale: 0.1 }\n"     // 2
+      "data_param { batch_size: 4 }\n"       // 3
+      "transform_param { mirror: true }\n",  // 4
+      "dup.prototxt");
+  CHECK_THROWS_WITH_AS(MapReader(root.find("transform_param"), Mark{}, ""),
+                       "dup.prototxt:2:1: transform_param: expected one map of keys, got 2 (the second at line 4); "
+                       "give it once, with all its keys in it",
+                       ConfigError);
+  CHECK_NOTHROW(MapReader(root.find("data_param"), Mark{}, ""));
+}
+
 TEST_CASE("prototxt: a V1 net is upgraded and builds, with lr_mult from blobs_lr") {
   const std::string path = caffe_data("v1_lenet/lenet_train_test.prototxt");
   const auto root = io::load_net_config(path);

@@ -130,6 +130,25 @@ TEST_CASE("SoftmaxWithLoss rejects a label count that does not match the scores"
   CHECK_THROWS_AS(t.layer->setup(ctx, {&x, &label}, {&loss}), ConfigError);
 }
 
+TEST_CASE("SoftmaxWithLoss, Accuracy and InfogainLoss say when the labels come first") {
+  for (const char* type : {"SoftmaxWithLoss", "Accuracy", "InfogainLoss"}) {
+    CAPTURE(type);
+    const bool infogain = std::string(type) == "InfogainLoss";  // its matrix H as a third bottom
+    auto t = test::make_layer(std::string("{name: loss, type: ") + type + ", bottom: [label, ip" +
+                              (infogain ? ", H" : "") + "]}");
+    Blob scores({4, 3}), label({4}), h({3, 3}), loss;
+    Context ctx(1);
+    BlobVec bottom = {&label, &scores};
+    if (infogain) bottom.push_back(&h);
+    CHECK_THROWS_WITH_AS(
+        t.layer->setup(ctx, bottom, {&loss}),
+        doctest::Contains("(loss): the scores, bottom 0 (label) of shape 4 (4), have no axis 1 to hold "
+                          "the classes; the bottoms are (scores, labels): are they written the other "
+                          "way round?"),
+        ConfigError);
+  }
+}
+
 TEST_CASE("SoftmaxWithLoss gradient") {
   const char* cfgs[] = {
       "{type: SoftmaxWithLoss}",
