@@ -52,6 +52,27 @@ std::pair<int, int> parse_resize(const std::string& text) {
   return {w, h};
 }
 
+// Caffe's --backend (convert_imageset, compute_image_mean) and convert_cifar_data's db_type.
+void refuse_other_backend(const std::string& backend, const std::string& option) {
+  if (!backend.empty() && backend != "lmdb")
+    throw ConfigError(Mark{}, option,
+                      "'" + backend + "': crema reads and writes LMDB only (give lmdb, or leave it out)");
+}
+
+// Caffe's --resize_width/--resize_height into crema's width and height (0: kept). Caffe
+// resizes only when both are above 0, so one alone would silently resize nothing.
+std::pair<int, int> caffe_resize(const ConvertImagesetOptions& opt) {
+  if (opt.resize_width < 0 && opt.resize_height < 0) return {0, 0};
+  if (!opt.resize.empty())
+    throw ConfigError(Mark{}, "--resize", "give --resize WxH or Caffe's --resize_width and --resize_height, not both");
+  const int w = std::max(opt.resize_width, 0), h = std::max(opt.resize_height, 0);
+  if ((w > 0) != (h > 0))
+    throw ConfigError(Mark{}, w > 0 ? "--resize_width" : "--resize_height",
+                      "given without " + std::string(w > 0 ? "--resize_height" : "--resize_width") +
+                          ", which Caffe reads as 'keep each image's size'; give both (or --resize WxH)");
+  return w > 0 ? parse_resize(std::to_string(w) + "x" + std::to_string(h)) : std::pair{0, 0};
+}
+
 // The encoding a re-encoded image keeps: its file's extension, as Caffe guesses it.
 std::string encoding_of(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -85,6 +106,14 @@ std::string record_key(size_t position, const std::string& path) {
 int convert_imageset(const ConvertImagesetOptions& opt) {
   int width = 0, height = 0;
   if (!opt.resize.empty()) std::tie(width, height) = parse_resize(opt.resize);
+  if (opt.resize_width >= 0 || opt.resize_height >= 0) std::tie(width, height) = caffe_resize(opt);
+  refuse_other_backend(opt.backend, "--backend");
+  std::string encode_type = lowercase(opt.encode_type);
+  if (encode_type.starts_with(".")) encode_type.erase(0, 1);
+  if (!encode_type.empty() && !io::can_encode_image(encode_type))
+    throw ConfigError(Mark{}, "--encode_type",
+                      "'" + opt.encode_type + "' is no image format OpenCV writes here; give png or jpg");
+  const bool encoded = opt.encoded || !encode_type.empty();  // as Caffe's, which encodes whenever it is given
   std::vector<ListEntry> entries = read_list(opt.list);
   std::error_code ec;
   if (fs::exists(opt.output, ec))
@@ -112,6 +141,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   struct Converted {
     std::string record;   // the encoded Datum
     std::string problem;  // non-empty: skipped for this reason
+    int channels = 0, height = 0, width = 0;  // the decoded image's, for --check_size
   };
   const auto convert = [&](int64_t i) {
     const ListEntry& e = entries[static_cast<size_t>(i)];
@@ -129,14 +159,18 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
         throw Error("image '" + file + "' is a truncated JPEG (no end marker after its image data)");
       io::ImageU8 img;
       io::decode_image(bytes, channels, "image '" + file + "'", img, height, width);
-      if (opt.encoded) {
-        // The file as it is when it decodes as asked: not resized, and as many channels as
-        // the records hold (Caffe's ReadImageToDatum); else the converted image, encoded.
+      out.channels = img.channels, out.height = img.height, out.width = img.width;
+      if (encoded) {
+        // The file as it is when it decodes as asked: not resized, as many channels as the
+        // records hold, in the format asked for (Caffe's ReadImageToDatum); else the
+        // converted image, encoded.
         datum.encoded = true;
+        const std::string format = encode_type.empty() ? encoding_of(e.path) : encode_type;
         io::ImageU8 stored;
-        if (width <= 0 && height <= 0) io::decode_image(bytes, 0, file, stored);
-        const bool as_is = width <= 0 && height <= 0 && stored.channels == img.channels;
-        datum.data = as_is ? std::move(bytes) : io::encode_image(img, encoding_of(e.path));
+        const bool same_format = io::same_image_format(format, encoding_of(e.path));
+        if (width <= 0 && height <= 0 && same_format) io::decode_image(bytes, 0, file, stored);
+        const bool as_is = width <= 0 && height <= 0 && same_format && stored.channels == img.channels;
+        datum.data = as_is ? std::move(bytes) : io::encode_image(img, format);
       } else {
         datum.channels = img.channels, datum.height = img.height, datum.width = img.width;
         datum.data.assign(img.data.begin(), img.data.end());
@@ -154,6 +188,8 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   OrderedPool<Converted> pool(static_cast<int64_t>(entries.size()), threads, threads + 2, convert);
   io::LmdbDrafts db({opt.output});  // moved to opt.output only once complete
   size_t count = 0, skipped = 0;
+  std::string first_size;  // --check_size: the first record's "channels x height x width"
+  int first_line = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     std::optional<Converted> done;
     exit_past_stuck_reads([&] {
@@ -170,6 +206,17 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
       ++skipped;
       continue;
     }
+    if (opt.check_size) {
+      const auto size_of = [](const Converted& c) {
+        return std::to_string(c.channels) + " x " + std::to_string(c.height) + " x " + std::to_string(c.width);
+      };
+      if (count == 0) first_size = size_of(*done), first_line = entries[i].line;
+      if (size_of(*done) != first_size)
+        throw Error(opt.list + ":" + std::to_string(entries[i].line) + ": image '" + entries[i].path + "' is " +
+                    size_of(*done) + " (channels x height x width) where line " + std::to_string(first_line) +
+                    "'s is " + first_size + " (--check_size); nothing was written to '" + opt.output +
+                    "'. Give --resize WxH for one size");
+    }
     if (++count % 1000 == 0) spdlog::info("Processed {} files.", count);
   }
   if (count == 0)
@@ -179,7 +226,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
   if (count % 1000 != 0) spdlog::info("Processed {} files.", count);  // Caffe's closing line
   if (skipped > 0)
     spdlog::warn("{} of {} listed images could not be read and were skipped (see above)", skipped, entries.size());
-  spdlog::info("Wrote {} {} records to {}", count, opt.encoded ? "encoded" : "raw", opt.output);
+  spdlog::info("Wrote {} {} records to {}", count, encoded ? "encoded" : "raw", opt.output);
   return 0;
 }
 
@@ -188,8 +235,7 @@ int convert_cifar(const ConvertCifarOptions& opt) {
   for (int k = 1; k <= 5; ++k)
     inputs.push_back((fs::path(opt.input) / ("data_batch_" + std::to_string(k) + ".bin")).string());
   inputs.push_back((fs::path(opt.input) / "test_batch.bin").string());
-  if (!opt.db_type.empty() && opt.db_type != "lmdb")
-    throw ConfigError(Mark{}, "", "db_type '" + opt.db_type + "': crema writes LMDB only (give lmdb, or leave it out)");
+  refuse_other_backend(opt.db_type, "db_type");
   std::error_code ec;
   for (const std::string& file : inputs) {
     if (!fs::is_regular_file(file, ec))
@@ -255,6 +301,11 @@ int convert_cifar(const ConvertCifarOptions& opt) {
 }
 
 int compute_mean(const ComputeMeanOptions& opt) {
+  refuse_other_backend(opt.backend, "--backend");
+  if (opt.output.empty())  // Caffe's tool then only logs the channel means
+    throw ConfigError(Mark{}, "--output",
+                      "give the file to write the mean to: -o mean.binaryproto (or as the second argument, as "
+                      "Caffe's compute_image_mean takes it)");
   // The sources the Data layer reads: an LMDB directory, else an IDX images file.
   std::error_code ec;
   if (!fs::exists(opt.db, ec))

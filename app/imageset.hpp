@@ -21,6 +21,11 @@ struct ConvertImagesetOptions {
   bool encoded = false;
   int64_t seed = -1;  // shuffle seed; -1: from the clock (printed, so the order can be repeated)
   int threads = 0;    // decoding threads; 0: one per core
+  // Caffe's convert_imageset flags, so that its scripts' command lines run as written.
+  int resize_width = -1, resize_height = -1;  // -1: not given; resized only when both > 0, as Caffe
+  bool check_size = false;                    // every image of the first one's size, else stop
+  std::string encode_type;                    // re-encode to this format ("png", "jpg"); implies encoded
+  std::string backend;                        // "lmdb" or empty
 };
 int convert_imageset(const ConvertImagesetOptions& opt);
 
@@ -36,6 +41,7 @@ int convert_cifar(const ConvertCifarOptions& opt);
 struct ComputeMeanOptions {
   std::string db;
   std::string output;
+  std::string backend;  // Caffe's --backend: "lmdb" or empty
   int threads = 0;  // reading threads; 0: one per core
 };
 int compute_mean(const ComputeMeanOptions& opt);

@@ -555,6 +555,16 @@ int main(int argc, char** argv) {
       ->add_option("--threads", imageset.threads,
                    "Threads reading and decoding images (default: one per core crema may run on)")
       ->check(whole_number(1, 256));
+  // Caffe's spellings, so that create_imagenet.sh's command line runs as written.
+  imageset_cmd
+      ->add_option("--resize_width", imageset.resize_width, "Caffe's: resize to this width (with --resize_height)")
+      ->check(whole_number(0, 1 << 20));
+  imageset_cmd
+      ->add_option("--resize_height", imageset.resize_height, "Caffe's: resize to this height (with --resize_width)")
+      ->check(whole_number(0, 1 << 20));
+  imageset_cmd->add_flag("--check_size", imageset.check_size, "Stop at an image whose size differs from the first's");
+  imageset_cmd->add_option("--encode_type", imageset.encode_type, "Store images encoded in this format (png, jpg)");
+  imageset_cmd->add_option("--backend", imageset.backend, "lmdb (Caffe's; the only kind crema writes)");
 
   crema::app::ConvertCifarOptions cifar;
   auto* cifar_cmd = app.add_subcommand(
@@ -567,7 +577,11 @@ int main(int argc, char** argv) {
   crema::app::ComputeMeanOptions mean;
   auto* mean_cmd = app.add_subcommand("compute-mean", "Write the mean image of an LMDB as a .binaryproto (Caffe's compute_image_mean)");
   mean_cmd->add_option("db", mean.db, "LMDB of Datums, or an IDX images file")->required();
-  mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)")->required();
+  auto* mean_output = mean_cmd->add_option("-o,--output", mean.output, "Output mean file (.binaryproto)");
+  // Caffe's compute_image_mean takes it as its second argument.
+  mean_cmd->add_option("output_file", mean.output, "The output mean file, as Caffe's second argument")
+      ->excludes(mean_output);
+  mean_cmd->add_option("--backend", mean.backend, "lmdb (Caffe's; an IDX file needs none)");
   mean_cmd
       ->add_option("--threads", mean.threads,
                    "Threads reading and decoding records (default: one per core crema may run on)")

@@ -31,6 +31,13 @@ cv::Mat decode_bytes(const cv::Mat& bytes, int channels) { return cv::imdecode(b
 bool encode(const std::string& ext, const cv::Mat& img, std::vector<unsigned char>& out) {
   return cv::imencode(ext, img, out);
 }
+bool can_encode(const std::string& ext) {
+  try {
+    return cv::haveImageWriter(ext);
+  } catch (const cv::Exception&) {
+    return false;
+  }
+}
 #else
 [[noreturn]] void no_codecs(const std::string& what) {
   throw Error(what + ": this crema was built without image codecs (CREMA_IMAGE_CODECS=OFF); rebuild it with "
@@ -41,6 +48,7 @@ cv::Mat decode_bytes(const cv::Mat&, int) { no_codecs("an encoded image"); }
 bool encode(const std::string& ext, const cv::Mat&, std::vector<unsigned char>&) {
   no_codecs("writing a '" + ext + "' image");
 }
+bool can_encode(const std::string&) { return false; }
 #endif
 
 constexpr std::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
@@ -178,6 +186,18 @@ bool is_truncated_jpeg(std::string_view bytes) {
   // start-of-scan (0xff 0xda) is the main image's last scan, after any thumbnail's.
   const size_t scan = bytes.rfind("\xff\xda");
   return scan == std::string_view::npos || bytes.find("\xff\xd9", scan) == std::string_view::npos;
+}
+
+bool can_encode_image(const std::string& ext) { return !ext.empty() && can_encode("." + ext); }
+
+bool same_image_format(const std::string& a, const std::string& b) {
+  const auto canonical = [](const std::string& ext) {
+    const std::string e = lowercase(ext);
+    if (e == "jpeg" || e == "jpe") return std::string("jpg");
+    if (e == "tiff") return std::string("tif");
+    return e;
+  };
+  return canonical(a) == canonical(b);
 }
 
 std::string encode_image(const ImageU8& image, const std::string& ext) {

@@ -39,5 +39,9 @@ bool is_truncated_jpeg(std::string_view bytes);
 
 // The image as a file of type `ext` ("png", "jpg", …), as cv::imencode writes it.
 std::string encode_image(const ImageU8& image, const std::string& ext);
+// Whether encode_image can write `ext` with this OpenCV.
+bool can_encode_image(const std::string& ext);
+// Whether two extensions name one format (jpg, jpeg and jpe; tif and tiff; any case).
+bool same_image_format(const std::string& a, const std::string& b);
 
 }  // namespace crema::io

@@ -172,6 +172,67 @@ TEST_CASE("convert-imageset --encoded keeps the files' bytes, re-encoding only r
   CHECK(cv::imdecode(jpg, cv::IMREAD_COLOR).size() == cv::Size(10, 8));
 }
 
+TEST_CASE("convert-imageset and compute-mean take Caffe's flags and arguments, as create_imagenet.sh writes them") {
+  ImageFolder f;
+  test::write_file(f.dir / "list.txt", "a.png 3\nsub/b.jpg 1\n");
+  const std::string args = "convert-imageset " + f.root + "/ " + (f.dir / "list.txt") + " ";
+  // --resize_height/--resize_width (single dash, '=' or a space) are --resize WxH.
+  auto r = run_crema(args + (f.dir / "db") + " -resize_height=6 --resize_width 8 -backend=lmdb --gray");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  auto records = read_db(f.dir / "db");
+  REQUIRE(records.size() == 2);
+  CHECK(records[1].datum.height == 6);
+  CHECK(records[1].datum.width == 8);
+  // Both 0 is Caffe's "keep the size" (create_imagenet.sh with RESIZE=false); one alone is refused.
+  r = run_crema(args + (f.dir / "db0") + " --resize_height 0 --resize_width 0");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(read_db(f.dir / "db0")[0].datum.height == 4);
+  r = run_crema(args + (f.dir / "db1") + " --resize_height 6");
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--resize_height: given without --resize_width, which Caffe reads as 'keep each "
+                              "image's size'; give both") != std::string::npos,
+                r.output);
+  r = run_crema(args + (f.dir / "db1") + " --backend leveldb");
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--backend: 'leveldb': crema reads and writes LMDB only") != std::string::npos, r.output);
+
+  // --encode_type re-encodes every image in that format (and, as in Caffe, implies --encoded);
+  // a file already in it is kept as it is.
+  r = run_crema(args + (f.dir / "png") + " --encode_type png");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  records = read_db(f.dir / "png");
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].datum.encoded);
+  CHECK(records[0].datum.data == test::read_file(f.root + "/a.png"));
+  CHECK(records[1].datum.data.substr(1, 3) == "PNG");  // b.jpg, now a PNG of its decoded pixels
+  std::vector<uint8_t> png(records[1].datum.data.begin(), records[1].datum.data.end());
+  CHECK(planar(cv::imdecode(png, cv::IMREAD_COLOR)) == planar(cv::imread(f.root + "/sub/b.jpg", cv::IMREAD_COLOR)));
+  r = run_crema(args + (f.dir / "bad") + " --encode_type bogus");
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--encode_type: 'bogus' is no image format OpenCV writes here") != std::string::npos,
+                r.output);
+
+  // --check_size stops at the first image of another size (a.png is 4x5, b.jpg 6x3).
+  r = run_crema(args + (f.dir / "sized") + " --check_size");
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("list.txt:2: image 'sub/b.jpg' is 3 x 6 x 3 (channels x height x width) where line 1's "
+                              "is 3 x 4 x 5 (--check_size); nothing was written") != std::string::npos,
+                r.output);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "sized"));
+  r = run_crema(args + (f.dir / "sized") + " --check_size --resize 5x4");
+  CHECK_MESSAGE(r.status == 0, r.output);
+
+  // compute_image_mean's output file is its second argument.
+  r = run_crema("compute-mean " + (f.dir / "db") + " " + (f.dir / "mean.binaryproto") + " --backend lmdb");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(std::filesystem::file_size(f.dir / "mean.binaryproto") > 0);
+  r = run_crema("compute-mean " + (f.dir / "db"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("give the file to write the mean to: -o mean.binaryproto (or as the second argument") !=
+                    std::string::npos,
+                r.output);
+}
+
 TEST_CASE("convert-imageset --shuffle is reproducible with --seed") {
   test::TempDir dir;
   std::string list;
@@ -593,5 +654,5 @@ TEST_CASE("convert-cifar writes CIFAR-10's binary batches as Caffe's convert_cif
   CHECK_FALSE(std::filesystem::exists(dir / "out4"));
   const auto leveldb = run_crema("convert-cifar " + in + " " + (dir / "out5") + " leveldb");
   CHECK(leveldb.status == 2);
-  CHECK(leveldb.output.find("db_type 'leveldb': crema writes LMDB only") != std::string::npos);
+  CHECK(leveldb.output.find("db_type: 'leveldb': crema reads and writes LMDB only") != std::string::npos);
 }
