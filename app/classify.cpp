@@ -53,7 +53,8 @@ Blob* input_blob(const Net& net) {
     throw ConfigError(Mark{}, "--model",
                       "the net starts with a " + std::string(net.layer(0).type()) + " layer ('" + net.layer_name(0) +
                           "'), which reads its own data: classify needs a deploy net whose first layer is an Input "
-                          "layer giving the image blob");
+                          "layer giving the image blob (in a net that holds both, --stage selects the deploy layers "
+                          "by their include/exclude rules)");
   Blob* b = net.top_vec(0)[0];
   if (b->num_axes() != 4)
     throw ConfigError(Mark{}, "--model", "the deploy net's input must be 4-D (N, C, H, W), not " + b->shape_string());
@@ -75,7 +76,7 @@ const Blob* output_blob(const Net& net, std::string* name) {
 int classify(const ClassifyOptions& opt) {
   auto root = io::load_net_config(opt.model);
   const NetSpec spec = NetSpec::parse(*root);
-  const NetState state = spec.state_for(Phase::TEST);
+  const NetState state = merged(spec.state_for(Phase::TEST), NetStateSetting{std::nullopt, opt.level, opt.stages});
   spec.check_layer_params(&state);  // the keys of layers it leaves out too
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
   Net net(spec, state, *ctx, true);

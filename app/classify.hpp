@@ -1,6 +1,7 @@
 // `crema classify`: Caffe's cpp_classification example as a subcommand.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ struct ClassifyOptions {
   int top_k = 5;
   std::vector<std::string> images;
   int gpu = -1;
+  std::vector<std::string> stages;  // added to the TEST net's state: a DIGITS-style net's "deploy"
+  std::optional<int> level;
 };
 int classify(const ClassifyOptions& opt);
 

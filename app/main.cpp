@@ -538,6 +538,12 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
   classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
+  std::vector<std::string> classify_stages;
+  classify_cmd->add_option("--stage", classify_stages, "Stage(s) of the TEST net's state, comma-separated")
+      ->allow_extra_args(false);
+  int classify_level = 0;
+  auto* classify_level_opt =
+      classify_cmd->add_option("--level", classify_level, "Level of the TEST net's state")->check(any_level);
 
   crema::app::ConvertImagesetOptions imageset;
   auto* imageset_cmd = app.add_subcommand("convert-imageset", "Write listed images into an LMDB of Caffe Datums (Caffe's convert_imageset)");
@@ -724,6 +730,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
     if (app.got_subcommand(classify_cmd)) {
       classify.weights = names_of("--weights", classify_weights);
+      classify.stages = names_of("--stage", classify_stages);
+      if (classify_level_opt->count() > 0) classify.level = classify_level;
       crema::app::refuse_missing_weights(classify.weights);
       for (const auto& v : split_commas(classify_mean)) {
         size_t used = 0;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <filesystem>
@@ -30,7 +31,9 @@ HDF5Source::HDF5Source(const std::string& list_file, HDF5SourceOptions options)
     : list_file_(list_file), options_(std::move(options)) {
   namespace fs = std::filesystem;
   std::ifstream list(list_file_);
-  if (!list) throw Error("cannot read the HDF5 file list '" + list_file_ + "'");
+  if (!list)
+    throw Error("cannot read the HDF5 file list '" + list_file_ + "': " + std::strerror(errno ? errno : ENOENT) +
+                " (HDF5Data's source is a text file naming one .h5 file per line)");
   std::vector<File> listed;
   std::string line;
   int line_no = 0;

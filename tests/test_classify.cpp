@@ -169,3 +169,28 @@ TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and bina
                   foreign.output);
   }
 }
+
+TEST_CASE("classify --stage picks the deploy layers of a net that holds both, as DIGITS writes them") {
+  test::TempDir dir;
+  test::write_file(dir / "all.yaml",
+                   "name: both\n"
+                   "layer:\n"
+                   "- {name: data, type: DummyData, top: data, exclude: {stage: deploy},\n"
+                   "   dummy_data_param: {shape: {dim: [2, 1, 4, 4]}}}\n"
+                   "- {name: input, type: Input, top: data, include: {stage: deploy},\n"
+                   "   input_param: {shape: {dim: [1, 1, 4, 4]}}}\n"
+                   "- {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 3}}\n"
+                   "- {name: prob, type: Softmax, bottom: ip, top: prob}\n");
+  REQUIRE(cv::imwrite(dir / "img.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(9))));
+  const std::string cmd = test::crema_binary() + " classify --model " + (dir / "all.yaml") + " " + (dir / "img.png");
+  const auto without = test::run(cmd);
+  CHECK(without.status == 2);
+  CHECK_MESSAGE(without.output.find("the net starts with a DummyData layer ('data')") != std::string::npos,
+                without.output);
+  CHECK_MESSAGE(without.output.find("--stage selects the deploy layers") != std::string::npos, without.output);
+  const auto staged = test::run(cmd + " --stage deploy --top-k 3");
+  REQUIRE_MESSAGE(staged.status == 0, staged.output);
+  CHECK(std::regex_search(staged.output, std::regex(R"(Prediction for \S+img\.png -+\n[0-9]\.[0-9]{4} - "\d"\n)")));
+  const auto empty = test::run(cmd + " --stage ''");
+  CHECK(empty.status == 2);
+}

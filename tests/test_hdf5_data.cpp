@@ -431,6 +431,9 @@ TEST_CASE("HDF5 source errors: missing file with its list line, empty list, miss
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "list.txt", data_and_label()),
                        doctest::Contains("list.txt:3: HDF5 file 'missing.h5' does not exist"), Error);
 
+  const std::string absent = "cannot read the HDF5 file list '" + dir / "absent.txt" + "': No such file or directory";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "absent.txt", data_and_label()), doctest::Contains(absent.c_str()), Error);
+
   test::write_file(dir / "empty.txt", "# nothing\n\n");
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "empty.txt", data_and_label()), doctest::Contains("names no files"), Error);
 
