@@ -123,4 +123,12 @@ void LayerSpec::fail(const std::string& message) const {
   throw ConfigError(mark, where, message);
 }
 
+void LayerSpec::fail_at(const std::string& params_key, const std::string& key, const std::string& message) const {
+  const Node* params = config ? config->find(params_key) : nullptr;
+  const Node* value = params && params->is_map() ? params->find(key) : nullptr;
+  std::string where = path;
+  if (!name.empty()) where += (where.empty() ? "" : " ") + std::string("(") + printable(name) + ")";
+  throw ConfigError(value && !value->is_null() ? value->mark() : mark, where, params_key + "." + key + ": " + message);
+}
+
 }  // namespace crema

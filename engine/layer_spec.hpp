@@ -85,6 +85,9 @@ struct LayerSpec {
   MapReader params(const std::string& key) const;
   // A ConfigError at this layer: "file:line:col: net.layer[3] (conv1): message".
   [[noreturn]] void fail(const std::string& message) const;
+  // The same, at the value of `params_key`.`key` where it is written (a data layer's source
+  // that cannot be read): "file:line:col: net.layer[0] (data): data_param.source: message".
+  [[noreturn]] void fail_at(const std::string& params_key, const std::string& key, const std::string& message) const;
   // "bottom 1 (cont)" for messages about one bottom ("bottom 1" when it has no name).
   std::string bottom_label(size_t i) const;
 };

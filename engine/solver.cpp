@@ -876,9 +876,12 @@ void Solver::restore(const SolverState& s) {
                 std::to_string(params) + " parameters); it belongs to another net or another solver type");
   }
   for (size_t i = 0; i < history_.size(); ++i) {
-    if (s.history[i].count() != history_[i]->count())
-      throw Error("history blob " + std::to_string(i) + " in the snapshot has shape " + s.history[i].shape_string() +
-                  " but this solver's has shape " + history_[i]->shape_string());
+    if (s.history[i].count() != history_[i]->count())  // the blobs run over the parameters once per history
+      throw Error("history blob " + std::to_string(i) + " in the snapshot, of " +
+                  net_->param_owner(i % net_->learnable_params().size()) + ", has shape " +
+                  s.history[i].shape_string() + " but that parameter has shape " + history_[i]->shape_string() +
+                  " in this net: the snapshot belongs to another net (a changed num_output or kernel?); start from "
+                  "its weights with --weights and --reinit for the changed layers");
     // A NaN momentum would make every weight NaN at the first update, then read as a divergence.
     const float* h = s.history[i].cpu_data();  // (the parameter's shape)
     if (!std::all_of(h, h + s.history[i].count(), [](float v) { return std::isfinite(v); }))

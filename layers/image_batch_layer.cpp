@@ -35,6 +35,8 @@ void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& t
   try {
     transformer_.load_mean_file();
     source_ = open_source(top.size() > 1);
+  } catch (const ConfigError&) {
+    throw;  // already at its key
   } catch (const Error& e) {
     spec_.fail(e.what());
   }

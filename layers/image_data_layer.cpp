@@ -38,7 +38,7 @@ std::unique_ptr<ImageSource> ImageDataLayer::open_source(bool) const {
     }
     return open_image_list(params_.source, options);
   } catch (const Error& e) {
-    throw Error(std::string(e.what()) + " (image_data_param.source)");
+    spec_.fail_at("image_data_param", "source", e.what());
   }
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <tuple>
 
 #include "engine/config.hpp"
 #include "engine/context.hpp"
@@ -570,4 +571,20 @@ TEST_CASE("config: YAML merge keys copy an anchored map's keys that the map does
   const std::string twice =
       config_error([&] { io::parse_yaml("a: &a {x: 1}\nb:\n  <<: *a\n  y: 2\n  <<: *a\n", "m.yaml"); });
   CHECK_MESSAGE(starts_with(twice, "m.yaml:5:3: b.<<: a second merge key (<<) in one map"), twice);
+}
+
+TEST_CASE("config: a data layer's source that cannot be read is reported at its source key") {
+  for (const auto& [type, key, says] :
+       {std::tuple<std::string, std::string, std::string>{"Data", "data_param", "cannot open IDX file"},
+        {"ImageData", "image_data_param", "cannot open the list file"},
+        {"HDF5Data", "hdf5_data_param", "cannot read the HDF5 file list"}}) {
+    CAPTURE(type);
+    const std::string msg = config_error([&] {
+      build_net("name: n\nlayer:\n- name: d\n  type: " + type + "\n  top: [data, label]\n  " + key +
+                ": {source: /nonexistent/train-images-idx3-ubyte, batch_size: 2}\n");
+    });
+    const std::string at =
+        "net.yaml:6:" + std::to_string(key.size() + 14) + ": layer[0] (d): " + key + ".source: " + says;
+    CHECK_MESSAGE(starts_with(msg, at), msg);
+  }
 }

@@ -360,6 +360,13 @@ TEST_CASE("solver types: a state with the wrong history count or type is refused
   // A Caffe-written SGD state fits a Nesterov solver (same layout, as Caffe allows).
   auto nesterov = tiny_job("type: Nesterov\nbase_lr: 0.1\nmomentum: 0.9\n");
   CHECK_NOTHROW(nesterov->solver->restore(st));
+  // A state of a net with another shape names the parameter.
+  SolverState other = st;
+  other.history[0].reshape({5});
+  CHECK_THROWS_WITH_AS(nesterov->solver->restore(other),
+                       doctest::Contains("history blob 0 in the snapshot, of layer 'ip' parameter 0, has shape 5 (5) "
+                                         "but that parameter has shape"),
+                       Error);
   // A damaged state's NaN momentum would turn every weight NaN at the first update.
   st.history[1].mutable_cpu_data()[0] = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_WITH_AS(nesterov->solver->restore(st),
