@@ -281,7 +281,18 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
                    c->get_name() + " … " + name + " …)";
       // "-x" is a distance of one from every short option: no suggestion for those.
       const bool word = name.find_first_not_of('-') != std::string::npos && name.size() > 2;
-      const std::string hint = word ? crema::did_you_mean(name, option_names(at)) : "";
+      std::string hint = word ? crema::did_you_mean(name, option_names(at)) : "";
+      // A config key written as an option (--base_lr=0.1, --max_iter 10, PyTorch's --lr):
+      // crema's own options use dashes, config keys underscores.
+      const std::string key = name.substr(name.find_first_not_of('-'));
+      const std::string& caffe = crema::caffe_name_for(key);
+      if (word && at.get_option_no_throw("--set") && (key.find('_') != std::string::npos || !caffe.empty())) {
+        const size_t eq = arg.find('=');
+        const std::string value = eq != std::string::npos ? arg.substr(eq + 1)
+                                  : i + 1 < argc          ? std::string(argv[i + 1])
+                                                          : "VALUE";
+        hint = " (a config key is set with --set: --set " + (caffe.empty() ? key : caffe) + "=" + value + ")";
+      }
       return where + ": unknown option '" + written + "'" + hint + "; '" + where + " --help' lists the options";
     }
     if (!sub) {

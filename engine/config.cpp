@@ -179,14 +179,42 @@ const Node& MapReader::required(const std::string& key) {
   const Node* n = find(key);
   if (!n) {
     if (node_ && node_->find(key)) fail(key, "required key '" + key + "' is empty");
-    // A misspelt required key would otherwise only be reported as missing.
-    if (node_)
-      for (const auto& [k, v] : node_->entries())
-        if (k != key && closest_match(k, {key}) == key)
-          throw ConfigError(v.key_mark(), v.path(), "unknown key '" + k + "' (did you mean '" + key + "'?)");
+    refuse_misplaced(key);
     fail(key, "required key '" + key + "' is missing");
   }
   return *n;
+}
+
+void MapReader::refuse_misplaced(const std::string& key) const {
+  // Misspelt, or another framework's name (`lr` for base_lr): it would otherwise only be
+  // reported as missing, away from the line that holds it.
+  if (node_)
+    for (const auto& [k, v] : node_->entries())
+      if (k != key && closest_match(k, {key}) == key)
+        throw ConfigError(v.key_mark(), v.path(), "unknown key '" + k + "'" + did_you_mean(k, {key}));
+  // One level of nesting too many (`layer: {conv1: {type: …}, conv2: {…}}`): the key is
+  // one map down, in maps that are all this one holds.
+  if (node_ && !node_->entries().empty() &&
+      std::all_of(node_->entries().begin(), node_->entries().end(), [](const auto& e) { return e.second.is_map(); }))
+    for (const auto& [k, v] : node_->entries())
+      if (v.find(key))
+        throw ConfigError(v.key_mark(), v.path(),
+                          "'" + k + "' holds a map with '" + key + "' in it where the keys belong one level up: is '" +
+                              k + "' meant as a name? Write name: " + k +
+                              " beside the other keys instead (a net's layers are a list: - {name: " + k +
+                              ", type: …})");
+  if (!layer_ || !layer_->is_map()) return;
+  // Written at the layer's level (`num_output: 10` beside `type: InnerProduct`).
+  if (const Node* above = layer_->find(key))
+    throw ConfigError(above->key_mark(), above->path(),
+                      "'" + key + "' belongs inside the layer's " + block_ + ": write " + block_ + ": {" + key +
+                          ": …} (it is missing there)");
+  // In another type's block (`convolution_param` on an InnerProduct).
+  for (const auto& [k, v] : layer_->entries())
+    if (k != block_ && k.ends_with("_param") && v.is_map() && v.find(key))
+      throw ConfigError(v.key_mark(), v.path(),
+                        "this layer reads its parameters from " + block_ + ", not " + k + ": rename " + k + " to " +
+                            block_ + " (" + block_ + "." + key + " is missing)");
 }
 
 int MapReader::get_int(const std::string& key, int def) {

@@ -117,12 +117,20 @@ class MapReader {
   const std::string& path() const { return path_; }
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
+  // This reader is the parameter block `block` of the layer map `layer`: a required key
+  // written at the layer's level, or in another block, is then said where it is.
+  void within(const Node* layer, std::string block) { layer_ = layer, block_ = std::move(block); }
+
  private:
   const Node* find_value(const std::string& key);  // find(), refusing an empty value
+  // Throws the error for required `key` written somewhere near but not here, if it is.
+  void refuse_misplaced(const std::string& key) const;
   const Node* node_;
   Mark mark_;
   std::string path_;
   std::vector<std::string> known_;
+  const Node* layer_ = nullptr;
+  std::string block_;
 };
 
 int enum_value(const Node& n, const std::vector<std::string>& names);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <vector>
 
 namespace crema {
@@ -74,7 +75,95 @@ int edit_distance(const std::string& a, const std::string& b) {
 }
 }  // namespace
 
+const std::string& caffe_name_for(const std::string& word) {
+  static const std::map<std::string, std::string> names = {// solver keys
+                                                           {"lr", "base_lr"},
+                                                           {"learning_rate", "base_lr"},
+                                                           {"epochs", "max_iter"},
+                                                           {"num_epochs", "max_iter"},
+                                                           {"max_epochs", "max_iter"},
+                                                           {"iterations", "max_iter"},
+                                                           {"max_iters", "max_iter"},
+                                                           {"steps", "max_iter"},
+                                                           {"max_steps", "max_iter"},
+                                                           {"optimizer", "type"},
+                                                           {"optim", "type"},
+                                                           {"betas", "momentum"},
+                                                           {"beta1", "momentum"},
+                                                           {"beta2", "momentum2"},
+                                                           {"eps", "delta"},
+                                                           {"epsilon", "delta"},
+                                                           {"lr_scheduler", "lr_policy"},
+                                                           {"lr_schedule", "lr_policy"},
+                                                           {"scheduler", "lr_policy"},
+                                                           {"schedule", "lr_policy"},
+                                                           {"warmup_steps", "warmup_iter"},
+                                                           {"warmup_iters", "warmup_iter"},
+                                                           {"grad_clip", "clip_gradients"},
+                                                           {"clip_grad_norm", "clip_gradients"},
+                                                           {"max_grad_norm", "clip_gradients"},
+                                                           {"seed", "random_seed"},
+                                                           {"manual_seed", "random_seed"},
+                                                           {"accumulate_grad_batches", "iter_size"},
+                                                           {"gradient_accumulation_steps", "iter_size"},
+                                                           {"eval_interval", "test_interval"},
+                                                           {"val_interval", "test_interval"},
+                                                           {"log_interval", "display"},
+                                                           {"save_interval", "snapshot"},
+                                                           // layer types
+                                                           {"linear", "InnerProduct"},
+                                                           {"dense", "InnerProduct"},
+                                                           {"fullyconnected", "InnerProduct"},
+                                                           {"conv2d", "Convolution"},
+                                                           {"conv", "Convolution"},
+                                                           {"convtranspose2d", "Deconvolution"},
+                                                           {"maxpool2d", "Pooling"},
+                                                           {"avgpool2d", "Pooling"},
+                                                           {"maxpool", "Pooling"},
+                                                           {"avgpool", "Pooling"},
+                                                           {"batchnorm2d", "BatchNorm"},
+                                                           {"batchnorm1d", "BatchNorm"},
+                                                           {"crossentropyloss", "SoftmaxWithLoss"},
+                                                           {"crossentropy", "SoftmaxWithLoss"},
+                                                           {"nllloss", "MultinomialLogisticLoss"},
+                                                           {"mseloss", "EuclideanLoss"},
+                                                           {"bcewithlogitsloss", "SigmoidCrossEntropyLoss"},
+                                                           {"leakyrelu", "ReLU"},
+                                                           {"embedding", "Embed"},
+                                                           {"cat", "Concat"},
+                                                           {"dropout2d", "Dropout"},
+                                                           // layer keys
+                                                           {"out_features", "num_output"},
+                                                           {"out_channels", "num_output"},
+                                                           {"num_classes", "num_output"},
+                                                           {"kernel", "kernel_size"},
+                                                           {"padding", "pad"},
+                                                           {"groups", "group"},
+                                                           {"inputs", "bottom"},
+                                                           {"input", "bottom"},
+                                                           {"outputs", "top"},
+                                                           {"output", "top"},
+                                                           // filler types
+                                                           {"kaiming", "msra"},
+                                                           {"kaiming_normal", "msra"},
+                                                           {"kaiming_uniform", "msra"},
+                                                           {"he", "msra"},
+                                                           {"he_normal", "msra"},
+                                                           {"glorot", "xavier"},
+                                                           {"glorot_uniform", "xavier"},
+                                                           {"xavier_uniform", "xavier"},
+                                                           {"xavier_normal", "xavier"},
+                                                           {"normal", "gaussian"},
+                                                           {"zeros", "constant"}};
+  static const std::string none;
+  const auto it = names.find(lowercase(word));
+  return it == names.end() ? none : it->second;
+}
+
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  if (const std::string& caffe = caffe_name_for(word);
+      !caffe.empty() && std::find(candidates.begin(), candidates.end(), caffe) != candidates.end())
+    return caffe;
   std::string best;
   int best_d = 1 << 30;
   for (const auto& c : candidates) {
@@ -88,7 +177,9 @@ std::string closest_match(const std::string& word, const std::vector<std::string
 
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
   const std::string m = closest_match(word, candidates);
-  return m.empty() ? std::string() : " (did you mean '" + m + "'?)";
+  if (m.empty()) return {};
+  const bool renamed = caffe_name_for(word) == m;  // not a typo: another framework's name
+  return " (did you mean '" + m + "'?" + (renamed ? " crema uses Caffe's names" : "") + ")";
 }
 
 }  // namespace crema

@@ -46,7 +46,11 @@ class ConfigError : public Error {
 // that the one line stays one line and a terminal shows it as it is.
 std::string printable(const std::string& text);
 
-// Closest candidate within a small edit distance, or "" when nothing is close.
+// crema's name (Caffe's) for another framework's (PyTorch's `lr`, `Linear`, `kaiming`), or "".
+const std::string& caffe_name_for(const std::string& word);
+
+// Closest candidate within a small edit distance, or "" when nothing is close; another
+// framework's name for a candidate counts as close.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);
 // " (did you mean 'x'?)" or "".
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);

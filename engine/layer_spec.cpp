@@ -110,7 +110,9 @@ LayerSpec parse_layer_spec(const Node& node) {
 MapReader LayerSpec::params(const std::string& key) const {
   read_keys->push_back(key);
   const Node* n = config ? config->find(key) : nullptr;
-  return MapReader(n, mark, path.empty() ? key : path + "." + key);
+  MapReader r(n, mark, path.empty() ? key : path + "." + key);
+  r.within(config, key);
+  return r;
 }
 
 std::string LayerSpec::bottom_label(size_t i) const {

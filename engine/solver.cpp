@@ -196,7 +196,10 @@ SolverSpec SolverSpec::parse(const Node& root) {
   // A key the policy needs: where it is missing, the error points at lr_policy.
   auto positive = [&](const char* key, double v) {
     if (v > 0) return;
-    if (!r.find(key)) r.fail("lr_policy", "lr_policy " + s.lr_policy + " needs " + key + " (a positive number)");
+    if (!r.find(key))
+      r.fail("lr_policy",
+             "lr_policy " + s.lr_policy + " needs " + key + " (a positive number)" +
+                 (s.lr_policy == "step" && !s.stepvalue.empty() ? "; stepvalue is for lr_policy multistep" : ""));
     r.fail(key, std::string(key) + " must be positive");
   };
   if (!(s.base_lr >= 0.f && std::isfinite(s.base_lr)))
@@ -539,6 +542,15 @@ void Solver::step(int iters) {
 void Solver::solve() {
   spdlog::info("Solving {}", net_->name());
   spdlog::info("Learning Rate Policy: {}", spec_.lr_policy);
+  // Caffe's defaults that differ from what the names promise elsewhere (PyTorch's betas).
+  if ((spec_.type == "Adam" || spec_.type == "AdamW") && spec_.momentum == 0.f && iter_ == 0)
+    spdlog::warn(
+        "{} with momentum (beta1) 0, Caffe's default when it is not given: no moving average of the gradients. "
+        "Adam is usually run with momentum: 0.9 (PyTorch's betas[0])",
+        spec_.type);
+  if (spec_.warmup_iter > spec_.max_iter)
+    spdlog::warn("warmup_iter {} is beyond max_iter {}: the rate never reaches base_lr", spec_.warmup_iter,
+                 spec_.max_iter);
   stopped_early_ = false;
   step(spec_.max_iter - iter_);
   if (stopped_early_) {

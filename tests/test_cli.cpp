@@ -2158,3 +2158,24 @@ TEST_CASE("precision tf32 on the CPU is refused with one line naming where it wa
   CHECK(data_time.status == 2);
   CHECK(data_time.output.find("--precision excludes --data") != std::string::npos);
 }
+
+TEST_CASE("train says where Caffe's defaults differ from PyTorch's, and points config keys given as options at --set") {
+  test::ToyJob job(4);
+  const auto r = test::run(
+      crema_cmd("train " + job.solver + " --set type=Adam --set momentum=0 --set base_lr=0.001 --set warmup_iter=10"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(
+      r.output.find("Adam with momentum (beta1) 0, Caffe's default when it is not given") != std::string::npos,
+      r.output);
+  CHECK_MESSAGE(
+      r.output.find("warmup_iter 10 is beyond max_iter 4: the rate never reaches base_lr") != std::string::npos,
+      r.output);
+  for (const auto& [option, set] : {std::pair<std::string, std::string>{"--lr 0.1", "--set base_lr=0.1"},
+                                    {"--max_iter=7", "--set max_iter=7"},
+                                    {"-base_lr 0.5", "--set base_lr=0.5"}}) {
+    const auto given = test::run(crema_cmd("train " + job.solver + " " + option));
+    CHECK(given.status == 2);
+    CHECK_MESSAGE(given.output.find("(a config key is set with --set: " + set + ")") != std::string::npos,
+                  given.output);
+  }
+}

@@ -15,6 +15,7 @@
 #include "engine/solver.hpp"
 #include "io/job_config.hpp"
 #include "io/yaml_config.hpp"
+#include "test_util.hpp"
 
 using namespace crema;
 
@@ -587,4 +588,44 @@ TEST_CASE("config: a data layer's source that cannot be read is reported at its 
         "net.yaml:6:" + std::to_string(key.size() + 14) + ": layer[0] (d): " + key + ".source: " + says;
     CHECK_MESSAGE(starts_with(msg, at), msg);
   }
+}
+
+TEST_CASE("config: other frameworks' names and misplaced required keys are reported where they are written") {
+  const auto net_error = [](const std::string& layers) { return config_error([&] { build_net(kHead + layers); }); };
+  // A PyTorch layer type, filler and key name each get crema's (Caffe's) name.
+  std::string msg = net_error("- {name: fc, type: Linear, bottom: data, top: fc}\n");
+  CHECK_MESSAGE(msg.find("unknown layer type 'Linear' (did you mean 'InnerProduct'? crema uses Caffe's names)") !=
+                    std::string::npos,
+                msg);
+  msg = net_error(
+      "- {name: fc, type: InnerProduct, bottom: data, top: fc,\n"
+      "   inner_product_param: {num_output: 2, weight_filler: {type: kaiming}}}\n");
+  CHECK_MESSAGE(
+      msg.find("unknown value 'kaiming' (did you mean 'msra'? crema uses Caffe's names)") != std::string::npos, msg);
+  // A required key at the layer's level, or in another type's block, is said at its line
+  // (it was "required key 'num_output' is missing" at the layer).
+  msg = net_error("- {name: fc, type: InnerProduct, bottom: data, top: fc,\n   num_output: 10}\n");
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:8:4: layer[1].num_output: 'num_output' belongs inside the layer's "
+                            "inner_product_param: write inner_product_param: {num_output: …}"),
+                msg);
+  msg = net_error("- {name: fc, type: InnerProduct, bottom: data, top: fc,\n   convolution_param: {num_output: 10}}\n");
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:8:4: layer[1].convolution_param: this layer reads its parameters from "
+                            "inner_product_param, not convolution_param"),
+                msg);
+  // Layers written as a map of named maps (a one-layer prototxt's `layer { }` is a map too).
+  test::TempDir dir;
+  test::write_file(dir / "dict.yaml",
+                   "name: n\nlayer:\n  in: {type: Input, top: data, input_param: {shape: {dim: [1]}}}\n"
+                   "  fc: {type: InnerProduct, bottom: data, top: fc}\n");
+  msg = config_error([&] { NetSpec::parse(*io::load_net_config(dir / "dict.yaml")); });
+  CHECK_MESSAGE(msg.find("dict.yaml:3:3: layer[0].in: 'in' holds a map with 'type' in it where the keys belong one "
+                         "level up: is 'in' meant as a name? Write name: in beside the other keys instead (a net's "
+                         "layers are a list: - {name: in, type: …})") != std::string::npos,
+                msg);
+  // A solver's lr: at its line, with the name (it was "required key 'base_lr' is missing" at 1:1).
+  msg = config_error([&] { SolverSpec::parse(io::parse_yaml(kSolverNet + "lr: 0.1\nmax_iter: 1\n", "s.yaml")); });
+  CHECK_MESSAGE(starts_with(msg, "s.yaml:4:1: lr: unknown key 'lr' (did you mean 'base_lr'? crema uses Caffe's names)"),
+                msg);
 }
