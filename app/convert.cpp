@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #include "app/commands.hpp"
@@ -148,6 +149,37 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
   if (!rewritten_note.empty()) spdlog::info("{}", rewritten_note);
 }
 
+// An existing output is replaced when it is what this conversion writes: a config of the
+// same kind (net or solver) without comments, as an earlier run of it left it. Anything
+// else there (a solver where a net goes, notes in comments, another file) was written by
+// someone, and would be lost.
+void refuse_replacing_written(const std::string& output, bool solver) {
+  std::error_code ec;
+  if (!fs::is_regular_file(output, ec) || fs::file_size(output, ec) == 0) return;
+  std::string why;
+  try {
+    const Node there = io::load_config_file(output);
+    std::istringstream lines(io::read_file_bytes(output));
+    bool comments = false;
+    for (std::string line; !comments && std::getline(lines, line);) {
+      const size_t first = line.find_first_not_of(" \t");
+      comments = first != std::string::npos && line[first] == '#';
+    }
+    if (!there.is_map())
+      why = "is no net or solver";
+    else if (io::is_solver_message(there) != solver)
+      why = std::string("holds a ") + (solver ? "net" : "solver");
+    else if (comments)
+      why = "holds comments";  // a conversion writes none
+  } catch (const Error&) {
+    why = "is no config crema reads";
+  }
+  if (!why.empty())
+    throw ConfigError(Mark{}, "--output",
+                      "'" + output + "' exists and " + why + ": the conversion would replace it; remove it first, or " +
+                          "give the output another name");
+}
+
 int convert_config(const ConvertOptions& opt) {
   const auto format = io::config_format_for(opt.output);
   if (!format) {
@@ -167,6 +199,7 @@ int convert_config(const ConvertOptions& opt) {
     check_solver(root, opt.input, opt.output);
   else
     NetSpec::parse(root).check_layer_params();
+  refuse_replacing_written(opt.output, solver);
   const std::string text =
       *format == io::ConfigFormat::Yaml ? io::to_yaml(root) : io::to_prototxt(io::caffe_text_layout(root));
   io::write_file_atomically(opt.output, text);

@@ -68,9 +68,9 @@ TEST_CASE("convert: a V1 prototxt becomes current YAML and prototxt, and convert
   const auto upgraded_set = test::run(crema_cmd("time --model " + v1 + " --iterations 1 --set " +
                                                 "'layer[0].data_param.source=" + caffe_data("no_such_lmdb") + "'"));
   CHECK(upgraded_set.status != 0);  // the advice works: the override reaches the layer, whose source is missing
-  CHECK_MESSAGE(
-      contains(upgraded_set.output, "layer[0] (mnist): LMDB '" + caffe_data("no_such_lmdb") + "' does not exist"),
-      upgraded_set.output);
+  CHECK_MESSAGE(contains(upgraded_set.output, "layer[0] (mnist): data_param.source: LMDB '" +
+                                                  caffe_data("no_such_lmdb") + "' does not exist"),
+                upgraded_set.output);
   CHECK_FALSE(contains(upgraded_set.output, "to index"));
   CHECK_FALSE(contains(upgraded_set.output, "read into it"));
 }
@@ -481,4 +481,29 @@ TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draw
                                         (dir / "x.onnx") + " --rankdir LR"));
   CHECK(onnx.status == 2);
   CHECK(contains(onnx.output, "--rankdir belongs to a graph (-o NET.dot)"));
+}
+
+TEST_CASE("convert replaces an earlier conversion, never a file someone wrote") {
+  test::ToyJob job(2);
+  const std::string out = job.dir / "out.yaml";
+  const auto convert = [&] { return test::run(crema_cmd("convert " + job.solver + " -o " + out)); };
+  const auto first = convert();
+  REQUIRE_MESSAGE(first.status == 0, first.output);
+  const auto again = convert();  // a solver over the earlier conversion of a solver: replaced
+  CHECK_MESSAGE(again.status == 0, again.output);
+  // The same file with a note in it, a net where the solver goes, or no config at all: refused.
+  const std::string net = "name: n\nlayer: [{name: d, type: Input, top: d, input_param: {shape: {dim: [1]}}}]\n";
+  for (const auto& [text, why] : {std::pair<std::string, std::string>{"# tuned by hand\n", "holds comments"},
+                                  {net, "holds a net"},
+                                  {"just some notes\n", "is no net or solver"}}) {
+    const std::string before = text.starts_with("#") ? text + test::read_file(out) : text;
+    test::write_file(out, before);
+    const auto r = convert();
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(contains(r.output, "'" + out + "' exists and " + why +
+                                         ": the conversion would replace it; remove it first, or give the output "
+                                         "another name"),
+                  r.output);
+    CHECK(test::read_file(out) == before);
+  }
 }
