@@ -642,8 +642,13 @@ int train(const TrainOptions& opt) {
   const std::vector<io::SnapshotOnDisk> earlier = io::snapshots_on_disk(prefix);
   const std::string snapshot =
       opt.resume ? latest_to_resume(earlier, prefix, opt, !spec.weights.empty()) : opt.snapshot;
-  if (snapshot.empty() && !earlier.empty() && !opt.overwrite)
+  if (snapshot.empty() && !earlier.empty() && !opt.overwrite) {
+    // A mistake in the config first: fixed after the way on was taken, it would meet the
+    // user only on the next try.
+    const NetState train_state = spec.train_net_state(net_spec);
+    net_spec.check_layer_params(&train_state);
     throw ConfigError(prefix_mark, "snapshot_prefix", earlier_run_message(earlier, prefix, opt.resume));
+  }
   // A fresh run starts from the solver's `weights` (Caffe's key), then --weights: later files
   // override earlier ones, as Caffe adds --weights to the solver's list.
   std::vector<std::string> weights;

@@ -286,7 +286,11 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       // crema's own options use dashes, config keys underscores.
       const std::string key = name.substr(name.find_first_not_of('-'));
       const std::string& caffe = crema::caffe_name_for(key);
-      if (word && at.get_option_no_throw("--set") && (key.find('_') != std::string::npos || !caffe.empty())) {
+      const bool elsewhere = std::any_of(subs.begin(), subs.end(), [&](const CLI::App* c) {
+        return c->get_option_no_throw(name) != nullptr;  // another command's option (train --iterations)
+      });
+      if (word && !elsewhere && at.get_option_no_throw("--set") &&
+          (key.find('_') != std::string::npos || !caffe.empty())) {
         const size_t eq = arg.find('=');
         const std::string value = eq != std::string::npos ? arg.substr(eq + 1)
                                   : i + 1 < argc          ? std::string(argv[i + 1])

@@ -27,6 +27,10 @@ std::atomic<int> g_interrupts{0};       // SIGINTs that stopped: the second exit
 std::atomic<int> g_stop_signal{0};      // the signal of the first stop
 std::atomic<int> g_snapshot_signal{0};  // a pending snapshot's signal
 std::atomic<bool> g_stop_logged{false};
+// Whether a first Ctrl-C is answered at once on the terminal: the stop is said when the
+// current step ends, seconds later with a large batch, and a second press in between
+// would end the run without its snapshot.
+volatile sig_atomic_t g_answer_interrupt = 0;
 
 // BeforeForcedExit's work, by object. Made once and never destroyed: the forced exit's thread
 // may run while the main thread's exit destroys static objects. The lock is held from the
@@ -55,6 +59,10 @@ void on_signal(int sig) {
     static const char msg[] = "\nSecond interrupt: exiting now without a snapshot.\n";
     (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
     ::_exit(130);
+  }
+  if (sig == SIGINT && g_answer_interrupt) {
+    static const char msg[] = "\nCtrl-C: stopping once the current step is done (Ctrl-C again exits at once).\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
   }
 }
 
@@ -134,6 +142,7 @@ std::string apply_signal_effects(const std::vector<std::string>& items, SignalEf
 }
 
 void install_signal_handlers(const SignalEffects& effects, bool can_snapshot) {
+  g_answer_interrupt = ::isatty(STDERR_FILENO) ? 1 : 0;  // a terminal's Ctrl-C; a job's log has no use for it
   for (const auto& [sig, effect] : effects) {
     const SignalEffect e = effect == SignalEffect::snapshot && !can_snapshot ? SignalEffect::none : effect;
     g_effect[sig] = static_cast<sig_atomic_t>(e);

@@ -82,7 +82,7 @@ const std::string& caffe_name_for(const std::string& word) {
                                                            {"epochs", "max_iter"},
                                                            {"num_epochs", "max_iter"},
                                                            {"max_epochs", "max_iter"},
-                                                           {"iterations", "max_iter"},
+
                                                            {"max_iters", "max_iter"},
                                                            {"steps", "max_iter"},
                                                            {"max_steps", "max_iter"},

@@ -161,7 +161,8 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
   for (const auto& l : spec.layers) {
     if (!layer_included(l, state)) {
       // A bottom that only a left-out layer makes is the usual way a phase or stage goes wrong.
-      for (const auto& t : l.top) left_out_tops_.emplace(t, "layer '" + l.name + "' (" + l.mark.str() + ")");
+      for (const auto& t : l.top)
+        left_out_tops_.emplace(t, std::pair{"layer '" + l.name + "' (" + l.mark.str() + ")", l.top});
       continue;
     }
     if (l.name.empty()) l.fail("every layer needs a non-empty 'name'");
@@ -395,8 +396,20 @@ std::string Net::left_out_maker(const std::string& blob) const {
   if (it == left_out_tops_.end()) return "";
   std::string stages;
   for (const auto& st : state_.stage) stages += (stages.empty() ? "" : ", ") + st;
-  return ": " + it->second + " makes it, but its include/exclude rules leave it out of this net (phase " +
-         phase_name(state_.phase) + ", level " + std::to_string(state_.level) + ", stages [" + stages + "])";
+  std::string message =
+      ": " + it->second.first + " makes it, but its include/exclude rules leave it out of this net (phase " +
+      phase_name(state_.phase) + ", level " + std::to_string(state_.level) + ", stages [" + stages + "])";
+  // This net's twin of that layer (the TRAIN data layer of a TEST one) makes its other tops
+  // but not this one: most often the top was left out there.
+  for (const LayerSpec& l : specs_) {
+    const auto makes = [&](const std::string& t) { return std::find(l.top.begin(), l.top.end(), t) != l.top.end(); };
+    if (l.inserted_split || makes(blob)) continue;
+    for (const std::string& other : it->second.second)
+      if (other != blob && makes(other))
+        return message + "; this net's layer '" + l.name + "' (" + l.mark.str() + ") makes '" + other +
+               "' as that one does, but not '" + blob + "': if this net should have it, add it to that layer's tops";
+  }
+  return message;
 }
 
 void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet) {

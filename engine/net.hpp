@@ -153,7 +153,9 @@ class Net {
   std::string name_;
   NetState state_;
   std::vector<LayerSpec> specs_;  // after filtering and split insertion
-  std::map<std::string, std::string> left_out_tops_;  // during construction: top -> the left-out layer making it
+  // During construction: top -> the left-out layer making it ("layer 'data' (net.yaml:9:5)")
+  // and that layer's tops.
+  std::map<std::string, std::pair<std::string, std::vector<std::string>>> left_out_tops_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<BlobPtr> blobs_;
   std::vector<std::string> blob_names_;

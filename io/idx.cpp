@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -15,7 +16,16 @@ namespace crema::io {
 IdxArray read_idx(const std::string& path) {
   // gzread reads gzip and plain files alike.
   std::unique_ptr<gzFile_s, int (*)(gzFile)> f(gzopen(path.c_str(), "rb"), gzclose);
-  if (!f) throw Error("cannot open IDX file '" + path + "': " + std::strerror(errno ? errno : ENOENT));
+  if (!f) {
+    const int error = errno ? errno : ENOENT;
+    // The dataset packages ship the .gz files, a download script the plain ones.
+    const std::string other = path.ends_with(".gz") ? path.substr(0, path.size() - 3) : path + ".gz";
+    std::error_code ec;
+    const std::string hint = error == ENOENT && std::filesystem::is_regular_file(other, ec)
+                                 ? " ('" + other + "' exists: did you mean it?)"
+                                 : "";
+    throw Error("cannot open IDX file '" + path + "': " + std::strerror(error) + hint);
+  }
   auto read = [&](void* dst, size_t n, const char* what) {
     size_t done = 0;
     while (done < n) {

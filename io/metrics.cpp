@@ -37,8 +37,11 @@ std::string csv_number(const std::optional<double>& v) {
   return fmt::format("{}", static_cast<float>(*v));
 }
 
+// How every metrics CSV crema writes begins.
+constexpr const char* kHeaderStart = "iter,wall_time";
+
 std::string header_line(const MetricsRow& row) {
-  std::string line = "iter,wall_time";
+  std::string line = kHeaderStart;
   for (const auto& [name, value] : row.values) line += "," + csv_field(name);
   return line + "\n";
 }
@@ -102,8 +105,12 @@ std::vector<std::string> metrics_files_on_disk(const std::string& prefix) {
   const std::string start = fs::path(prefix).filename().string();
   std::vector<std::string> files;
   for (const std::string& name : regular_file_names(dir.string()))
-    if (name.rfind(start, 0) == 0 && std::regex_match(name.substr(start.size()), csv))
-      files.push_back((dir / name).string());
+    if (name.rfind(start, 0) == 0 && std::regex_match(name.substr(start.size()), csv)) {
+      // crema's own, by its header (or empty, cut short before it): a file someone put
+      // there under such a name is not a run's to delete or move aside.
+      const std::string first = first_line((dir / name).string());
+      if (first.empty() || first.starts_with(kHeaderStart)) files.push_back((dir / name).string());
+    }
   for (const std::string& name : regular_file_names(events_dir.string()))
     if (is_crema_events_file(name)) files.push_back((events_dir / name).string());
   std::sort(files.begin(), files.end());

@@ -53,6 +53,11 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
   std::string labels;
   if (want_labels) {
     labels = params_.label_source.empty() ? default_label_source(params_.source) : params_.label_source;
+    if (labels.empty() && params_.source.find("labels-idx1") != std::string::npos)
+      spec_.fail_at("data_param", "source",
+                    "'" + params_.source +
+                        "' is a labels file (by its name); data_param.source takes the images file "
+                        "(…-images-idx3-ubyte), whose labels file is then found beside it");
     if (labels.empty())
       throw Error("cannot derive the labels file from '" + params_.source +
                   "' (no 'images-idx3' in its name); set data_param.label_source");

@@ -136,6 +136,14 @@ TEST_CASE("IDX: a zero dimension, and a header claiming more or less than the fi
   CHECK_MESSAGE(more.find("holds more bytes than its header declares (4 values)") != std::string::npos, more);
   write_bytes(dir / "exact", std::string("\0\0\x08\x02", 4) + be32(2) + be32(2) + std::string(4, 'x'));
   CHECK(io::read_idx(dir / "exact").data.size() == 4);
+  // Written with or without the .gz the file has: the one that exists is named.
+  const std::string no_gz = test::error_of([&] { io::read_idx(dir / "exact.gz"); });
+  CHECK_MESSAGE(
+      no_gz.find("No such file or directory ('" + dir / "exact" + "' exists: did you mean it?)") != std::string::npos,
+      no_gz);
+  write_bytes(dir / "packed.gz", "x");
+  const std::string gz = test::error_of([&] { io::read_idx(dir / "packed"); });
+  CHECK_MESSAGE(gz.find("('" + dir / "packed.gz" + "' exists: did you mean it?)") != std::string::npos, gz);
 }
 
 TEST_CASE("HDF5Data: rows with an empty axis and an HDF5 file given as the list are named") {

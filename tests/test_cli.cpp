@@ -441,6 +441,41 @@ TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uni
                      job.dir / ("straight/toy_iter_" + std::to_string(finish) + ".caffemodel.h5"));
 }
 
+TEST_CASE("a first Ctrl-C on a terminal is answered at once, and never in a log that is no terminal") {
+  // script(1) (util-linux, in every Debian) runs crema on a pseudo-terminal.
+  if (std::system("command -v script > /dev/null 2>&1") != 0) {
+    MESSAGE("skipped: no script(1) to give crema a terminal");
+    return;
+  }
+  ToyJob job(1000000);
+  test::Child child(
+      {"/bin/sh", "-c", "exec script -qfec '" + crema_cmd("train " + job.solver + " --set display=1") + "' /dev/null"},
+      job.dir / "tty.log");
+  REQUIRE(child.pid() > 0);
+  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  // crema is script's child, on the terminal script made.
+  std::ifstream children("/proc/" + std::to_string(child.pid()) + "/task/" + std::to_string(child.pid()) + "/children");
+  pid_t crema = 0;
+  children >> crema;
+  REQUIRE(crema > 0);
+  ::kill(crema, SIGINT);
+  CHECK(child.wait() == 0);
+  const std::string log = child.log();
+  CHECK_MESSAGE(
+      log.find("Ctrl-C: stopping once the current step is done (Ctrl-C again exits at once).") != std::string::npos,
+      log);
+  CHECK_MESSAGE(log.find("Resume with") != std::string::npos, log);
+
+  // Without a terminal (a job's log) the stop is said once, by the log line.
+  test::Child plain({test::crema_binary(), "train", job.solver, "--set", "display=1", "--overwrite"},
+                    job.dir / "plain.log");
+  REQUIRE(plain.wait_for_log("Iteration 20,", 60));
+  plain.signal(SIGINT);
+  CHECK(plain.wait() == 0);
+  CHECK(plain.log().find("SIGINT received: stopping") != std::string::npos);
+  CHECK(plain.log().find("Ctrl-C: stopping") == std::string::npos);
+}
+
 TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot") {
   ToyJob job(1000000);
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "hup.log");
@@ -1886,6 +1921,8 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   // --overwrite starts anew and first deletes the earlier run's snapshots and metrics: a
   // later --resume must not take up its iteration 20, nor TensorBoard mix its curves in.
   // (The resume from 10 above removed an events file that held nothing before iteration 10.)
+  // A file of the user's under a metrics name, without crema's header, is not the run's.
+  test::write_file(snap + "/toy.test7.csv", "my notes\n");
   r = test::run(crema_cmd("train " + job.solver + " --set max_iter=5 --overwrite"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(r.output.find("--overwrite: deleted the earlier run's 10 snapshot files (5 snapshots, iterations 5 "
@@ -1895,6 +1932,7 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
   for (const char* gone : {"10.caffemodel.h5", "12.caffemodel.h5", "15.solverstate.h5", "20.caffemodel.h5"})
     CHECK_MESSAGE(!fs::exists(snap + "/toy_iter_" + gone), gone);
   CHECK(fs::exists(snap + "/toy_iter_5.solverstate.h5"));
+  CHECK(test::read_file(snap + "/toy.test7.csv") == "my notes\n");
   int event_files = 0;
   for (const auto& e : fs::directory_iterator(snap + "/toy.tensorboard")) event_files += e.is_regular_file();
   CHECK(event_files == 1);
@@ -2178,4 +2216,16 @@ TEST_CASE("train says where Caffe's defaults differ from PyTorch's, and points c
     CHECK_MESSAGE(given.output.find("(a config key is set with --set: " + set + ")") != std::string::npos,
                   given.output);
   }
+}
+
+TEST_CASE("a config mistake is said before an earlier run's snapshots stop a fresh run") {
+  test::ToyJob job(2);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  // The earlier run's refusal came first; taking its way on (--overwrite) then met the typo.
+  const auto r = test::run(crema_cmd("train " + job.solver + " --set net.layer[4].type=Linear"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("unknown layer type 'Linear' (did you mean 'InnerProduct'?") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("snapshots of an earlier run exist") == std::string::npos);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_2.caffemodel.h5"));
 }

@@ -629,3 +629,34 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
   CHECK_MESSAGE(starts_with(msg, "s.yaml:4:1: lr: unknown key 'lr' (did you mean 'base_lr'? crema uses Caffe's names)"),
                 msg);
 }
+
+TEST_CASE("config: a top this net's data layer lacks, which its other-phase twin has, is said to be missing there") {
+  const std::string msg = config_error([&] {
+    build_net(
+        "name: n\n"
+        "layer:\n"
+        "- {name: train_data, type: DummyData, top: data, include: {phase: TRAIN},\n"  // 3
+        "   dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+        "- {name: test_data, type: DummyData, top: [data, label], include: {phase: TEST},\n"  // 5
+        "   dummy_data_param: {shape: [{dim: [2, 3]}, {dim: [2]}]}}\n"
+        "- {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2}}\n"
+        "- {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n");
+  });
+  CHECK_MESSAGE(msg.find("layer 'test_data' (net.yaml:5:3) makes it, but its include/exclude rules leave it out of "
+                         "this net") != std::string::npos,
+                msg);
+  CHECK_MESSAGE(msg.find("; this net's layer 'train_data' (net.yaml:3:3) makes 'data' as that one does, but not "
+                         "'label': if this net should have it, add it to that layer's tops") != std::string::npos,
+                msg);
+}
+
+TEST_CASE("config: an IDX labels file given as a Data layer's source is said to be one") {
+  const std::string msg = config_error([&] {
+    build_net(
+        "name: n\nlayer:\n- name: d\n  type: Data\n  top: [data, label]\n"
+        "  data_param: {source: /somewhere/train-labels-idx1-ubyte.gz, batch_size: 2}\n");
+  });
+  CHECK_MESSAGE(msg.find("data_param.source: '/somewhere/train-labels-idx1-ubyte.gz' is a labels file (by its name); "
+                         "data_param.source takes the images file") != std::string::npos,
+                msg);
+}
