@@ -364,7 +364,9 @@ TEST_CASE("keep_events_before cuts an events file back to a step, a record cut s
   }
 }
 
-TEST_CASE("metrics_files_on_disk lists a prefix's CSV files, their asides and crema's events files only") {
+TEST_CASE(
+    "metrics_files_on_disk lists a prefix's CSV files (crema's by their header), their asides and crema's events files "
+    "only") {
   test::TempDir dir;
   fs::create_directories(dir / "run.tensorboard");
   for (const char* name :
@@ -373,12 +375,16 @@ TEST_CASE("metrics_files_on_disk lists a prefix's CSV files, their asides and cr
         // Not the run's metrics: another prefix, other files, another writer's events.
         "run_2.train.csv", "run.train.csv.bak", "run.classes.txt", "run_iter_5.caffemodel.h5",
         "run.tensorboard/events.out.tfevents.1796322488.host.v2", "run.tensorboard/notes.txt"})
-    test::write_file(dir / name, "x");
+    test::write_file(dir / name, std::string(name).ends_with(".csv") ? "iter,wall_time,loss\n1,0.5,2\n" : "x");
+  // Under a metrics name but not crema's (no header of its), and one cut short before its header.
+  test::write_file(dir / "run.test7.csv", "my notes\n");
+  test::write_file(dir / "run.test3.csv", "");
   const auto files = io::metrics_files_on_disk(dir / "run");
   const std::vector<std::string> want = {dir / "run.tensorboard/events.out.tfevents.1796322488.host.7.crema",
                                          dir / "run.test.csv",
                                          dir / "run.test.until_iter_20.2.csv",
                                          dir / "run.test1.csv",
+                                         dir / "run.test3.csv",
                                          dir / "run.train.csv",
                                          dir / "run.train.until_iter_20.csv"};
   CHECK(files == want);
