@@ -167,9 +167,16 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
     }
     if (l.name.empty()) l.fail("every layer needs a non-empty 'name'");
     auto [it, inserted] = seen.emplace(l.name, &l);
-    if (!inserted)
+    if (!inserted) {
+      // `phase: TRAIN` reads like include: {phase: TRAIN} but only sets the phase a layer runs in.
+      const bool phase_for_include = (l.phase_given || it->second->phase_given) && l.include.empty() &&
+                                     l.exclude.empty() && it->second->include.empty() && it->second->exclude.empty();
       l.fail("duplicate layer name '" + l.name + "' (also at " + it->second->mark.str() +
-             "); layer names must be unique within a " + phase_name(state.phase) + " net");
+             "); layer names must be unique within a " + phase_name(state.phase) + " net" +
+             (phase_for_include ? " (a layer's phase: sets the phase it runs in, not the net it is in: to keep a "
+                                  "layer to one net, write include: {phase: TRAIN} or include: {phase: TEST})"
+                                : ""));
+    }
     kept.push_back(l);
     if (!l.phase_given) kept.back().phase = state.phase;
   }

@@ -47,7 +47,7 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
     try {
       return open_lmdb_source(params_.source, transformer_.decode_channels(), transformer_.forces_channels());
     } catch (const Error& e) {
-      spec_.fail_at("data_param", "source", e.what());
+      refuse_source(spec_, "data_param", params_.source, e.what());
     }
   }
   std::string labels;
@@ -70,7 +70,7 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
   try {
     return open_idx_source(params_.source, labels);
   } catch (const Error& e) {
-    spec_.fail_at("data_param", "source", e.what());
+    refuse_source(spec_, "data_param", params_.source, e.what());
   }
 }
 

@@ -39,7 +39,7 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
   try {
     source_ = std::make_shared<HDF5Source>(params_.source, options);
   } catch (const Error& e) {
-    spec_.fail_at("hdf5_data_param", "source", e.what());
+    refuse_source(spec_, "hdf5_data_param", params_.source, e.what());
   }
   EpochSampler sampler;
   sampler.init_groups(source_->block_sizes(), params_.shuffle, order_seed(ctx, params_.shuffle), window);

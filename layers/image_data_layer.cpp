@@ -38,7 +38,7 @@ std::unique_ptr<ImageSource> ImageDataLayer::open_source(bool) const {
     }
     return open_image_list(params_.source, options);
   } catch (const Error& e) {
-    spec_.fail_at("image_data_param", "source", e.what());
+    refuse_source(spec_, "image_data_param", params_.source, e.what());
   }
 }
 

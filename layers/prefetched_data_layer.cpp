@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "engine/cuda/cuda_context.hpp"
@@ -40,6 +41,24 @@ std::string quoted_list(const std::vector<std::string>& names) {
   return out;
 }
 }  // namespace
+
+void refuse_source(const LayerSpec& spec, const std::string& params_key, const std::string& source,
+                   const std::string& why) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::string hint;
+  if (!source.empty() && fs::path(source).is_relative() && !fs::exists(source, ec)) {
+    hint = " (a relative source is read from the working directory, " + fs::current_path(ec).string() + ", as in Caffe";
+    const Mark& at = spec.mark;
+    if (at.file) {
+      const fs::path beside = fs::path(*at.file).parent_path() / source;
+      if (!fs::path(*at.file).parent_path().empty() && fs::exists(beside, ec))
+        hint += "; '" + beside.string() + "' exists beside the config: run from there, or write that path";
+    }
+    hint += ")";
+  }
+  spec.fail_at(params_key, "source", why + hint);
+}
 
 std::vector<std::string> paired_readers(const LayerSpec& spec) {
   std::vector<std::string> others;

@@ -29,7 +29,7 @@ std::string config_error(const std::function<void()>& f) {
   } catch (const ConfigError& e) {
     return e.what();
   } catch (const std::exception& e) {
-    FAIL_CHECK("expected a ConfigError, got another exception: " << e.what());
+    FAIL_CHECK("expected a ConfigError, got another exception: " << std::string(e.what()));
     return {};
   }
   FAIL_CHECK("expected a ConfigError, nothing was thrown");
@@ -659,4 +659,44 @@ TEST_CASE("config: an IDX labels file given as a Data layer's source is said to 
   CHECK_MESSAGE(msg.find("data_param.source: '/somewhere/train-labels-idx1-ubyte.gz' is a labels file (by its name); "
                          "data_param.source takes the images file") != std::string::npos,
                 msg);
+}
+
+TEST_CASE("config: a missing relative source says where it was looked for, and names the file beside the config") {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "data");
+  test::write_toy_idx(dir / "data", "train", 4, 1);
+  test::write_file(dir / "net.yaml",
+                   "name: n\nlayer:\n- name: d\n  type: Data\n  top: [data, label]\n"
+                   "  data_param: {source: data/train-images-idx3-ubyte, batch_size: 2}\n");
+  const std::string msg = config_error([&] {
+    const auto root = io::load_net_config(dir / "net.yaml");  // the spec points into it
+    const NetSpec spec = NetSpec::parse(*root);
+    Context ctx(1);
+    Net net(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true);
+  });
+  CHECK_MESSAGE(
+      msg.find(":6:24: layer[0] (d): data_param.source: cannot open IDX file 'data/train-images-idx3-ubyte'") !=
+          std::string::npos,
+      msg);
+  CHECK_MESSAGE(
+      msg.find("(a relative source is read from the working directory, " + std::filesystem::current_path().string() +
+               ", as in Caffe; '" + dir / "data/train-images-idx3-ubyte" +
+               "' exists beside the config: run from there, or write that "
+               "path)") != std::string::npos,
+      msg);
+}
+
+TEST_CASE(
+    "config: two layers of one name told apart by phase: instead of include are told how to keep each to its net") {
+  const std::string msg = config_error([&] {
+    build_net(
+        "name: n\nlayer:\n"
+        "- {name: d, type: Input, top: data, phase: TRAIN, input_param: {shape: {dim: [1]}}}\n"
+        "- {name: d, type: Input, top: data, phase: TEST, input_param: {shape: {dim: [1]}}}\n");
+  });
+  CHECK_MESSAGE(
+      msg.find("duplicate layer name 'd' (also at net.yaml:3:3); layer names must be unique within a TRAIN "
+               "net (a layer's phase: sets the phase it runs in, not the net it is in: to keep a layer to one "
+               "net, write include: {phase: TRAIN} or include: {phase: TEST})") != std::string::npos,
+      msg);
 }
