@@ -118,6 +118,25 @@ std::vector<std::string> names_of(const char* option, const std::vector<std::str
   return split_commas(given);
 }
 
+// Caffe's --stage and --level, for a command that builds its TRAIN or TEST net (`net`).
+struct StateFlags {
+  std::vector<std::string> stages;
+  int level = 0;
+  CLI::Option* level_option = nullptr;
+  void add_to(CLI::App* cmd, const std::string& net, const CLI::Validator& any_level) {
+    cmd->add_option("--stage", stages,
+                    "Stage(s) of the " + net + " net's state, comma-separated (include/exclude rules)")
+        ->allow_extra_args(false);
+    level_option = cmd->add_option("--level", level, "Level of the " + net + " net's state (min_level/max_level rules)")
+                       ->check(any_level);
+  }
+  // Into the command's options, once parsed.
+  void read(std::vector<std::string>& to_stages, std::optional<int>& to_level) const {
+    to_stages = names_of("--stage", stages);
+    if (level_option->count() > 0) to_level = level;
+  }
+};
+
 // Each log line is a sign of progress for a command's setup watch (app/signals.hpp): a
 // setup blocked in a read logs none.
 class ProgressSink : public spdlog::sinks::base_sink<std::mutex> {
@@ -382,12 +401,8 @@ int main(int argc, char** argv) {
   auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
   // Positional, or --solver as Caffe's `caffe train --solver=…` spells it.
   train_cmd->add_option("solver,--solver", train.solver, "Solver config (YAML or prototxt)")->required();
-  std::vector<std::string> train_stages;
-  train_cmd->add_option("--stage", train_stages, "Stage(s) added to the TRAIN net's state, comma-separated")
-      ->allow_extra_args(false);
-  int train_level = 0;
-  auto* train_level_opt =
-      train_cmd->add_option("--level", train_level, "Level of the TRAIN net's state")->check(any_level);
+  StateFlags train_state;
+  train_state.add_to(train_cmd, "TRAIN", any_level);
   train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win")->allow_extra_args(false);
   std::vector<std::string> train_reinit;
   train_cmd->add_option("--reinit", train_reinit, "Layers to re-initialise from their fillers instead of loading them")->allow_extra_args(false);
@@ -448,20 +463,15 @@ int main(int argc, char** argv) {
                        "Override a key of the --model file: --set key.path=value (repeatable; a solver file's keys "
                        "as for train)")
       ->allow_extra_args(false);
-  std::vector<std::string> test_stages;
-  test_cmd->add_option("--stage", test_stages, "Stage(s) of the TEST net's state, comma-separated (include/exclude rules)")
-      ->allow_extra_args(false);
-  int test_level = 0;
-  auto* test_level_opt =
-      test_cmd->add_option("--level", test_level, "Level of the TEST net's state (min_level/max_level rules)")
-          ->check(any_level);
+  StateFlags test_state;
+  test_state.add_to(test_cmd, "TEST", any_level);
   test_cmd->add_option("--gpu", test.gpu, "GPU device id")->check(device_id);
   test_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
       ->check(at_least_one);
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
 
   crema::app::ExtractOptions extract;
-  std::vector<std::string> extract_weights, extract_blobs, extract_outputs, extract_stages;
+  std::vector<std::string> extract_weights, extract_blobs, extract_outputs;
   auto* extract_cmd = app.add_subcommand(
       "extract-features", "Write blobs of the TEST net for every sample to HDF5 or LMDB (Caffe's extract_features)");
   extract_cmd->add_option("--model", extract.net.model, "Net or solver config (YAML or prototxt)")->required();
@@ -478,11 +488,8 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   extract_cmd->add_option("--set", extract.net.overrides, "Override a key of the --model file: --set key.path=value")
       ->allow_extra_args(false);
-  extract_cmd->add_option("--stage", extract_stages, "Stage(s) of the TEST net's state, comma-separated")
-      ->allow_extra_args(false);
-  int extract_level = 0;
-  auto* extract_level_opt =
-      extract_cmd->add_option("--level", extract_level, "Level of the TEST net's state")->check(any_level);
+  StateFlags extract_state;
+  extract_state.add_to(extract_cmd, "TEST", any_level);
   extract_cmd->add_option("--gpu", extract.net.gpu, "GPU device id")->check(device_id);
   extract_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
       ->check(at_least_one);
@@ -553,12 +560,8 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
   classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
-  std::vector<std::string> classify_stages;
-  classify_cmd->add_option("--stage", classify_stages, "Stage(s) of the TEST net's state, comma-separated")
-      ->allow_extra_args(false);
-  int classify_level = 0;
-  auto* classify_level_opt =
-      classify_cmd->add_option("--level", classify_level, "Level of the TEST net's state")->check(any_level);
+  StateFlags classify_state;
+  classify_state.add_to(classify_cmd, "TEST", any_level);
 
   crema::app::ConvertImagesetOptions imageset;
   auto* imageset_cmd = app.add_subcommand("convert-imageset", "Write listed images into an LMDB of Caffe Datums (Caffe's convert_imageset)");
@@ -709,8 +712,7 @@ int main(int argc, char** argv) {
       train.weights = names_of("--weights", train_weights);
       train.reinit = names_of("--reinit", train_reinit);
       if (!train.time_limit.empty()) train.time_limit_s = *parse_duration_s(train.time_limit);
-      train.stages = names_of("--stage", train_stages);
-      if (train_level_opt->count() > 0) train.level = train_level;
+      train_state.read(train.stages, train.level);
       if (!sigint_effect.empty()) signal_effects.push_back("INT=" + sigint_effect);
       if (!sighup_effect.empty()) signal_effects.push_back("HUP=" + sighup_effect);
       if (const std::string why =
@@ -722,15 +724,13 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(test_cmd)) {
       test.weights = names_of("--weights", test_weights);
       crema::app::refuse_missing_weights(test.weights);
-      test.stages = names_of("--stage", test_stages);
-      if (test_level_opt->count() > 0) test.level = test_level;
+      test_state.read(test.stages, test.level);
       return crema::app::test(test);
     }
     if (app.got_subcommand(extract_cmd)) {
       extract.net.weights = names_of("--weights", extract_weights);
       crema::app::refuse_missing_weights(extract.net.weights);
-      extract.net.stages = names_of("--stage", extract_stages);
-      if (extract_level_opt->count() > 0) extract.net.level = extract_level;
+      extract_state.read(extract.net.stages, extract.net.level);
       extract.blobs = names_of("--blobs", extract_blobs);
       extract.outputs = names_of("-o", extract_outputs);
       return crema::app::extract_features(extract);
@@ -745,8 +745,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(mean_cmd)) return crema::app::compute_mean(mean);
     if (app.got_subcommand(classify_cmd)) {
       classify.weights = names_of("--weights", classify_weights);
-      classify.stages = names_of("--stage", classify_stages);
-      if (classify_level_opt->count() > 0) classify.level = classify_level;
+      classify_state.read(classify.stages, classify.level);
       crema::app::refuse_missing_weights(classify.weights);
       for (const auto& v : split_commas(classify_mean)) {
         size_t used = 0;
