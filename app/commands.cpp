@@ -600,12 +600,15 @@ int train(const TrainOptions& opt) {
                  lock.left_by());
   if (lock.state() == io::FileLock::State::held) remove_unfinished_snapshots(prefix);
   auto ctx = make_context(opt.gpu, spec);
-  // This run's --set arguments and device, for the commands printed to the user; a command
+  // This run's --set and --unset arguments and device, for the commands printed to the user; a command
   // that sets its own snapshot_prefix leaves the run's out.
   auto run_flags = [&](bool without_prefix) {
     std::string flags;
     for (const auto& o : opt.overrides)
-      if (!without_prefix || o.rfind("snapshot_prefix=", 0) != 0) flags += " --set " + shell_quote(o);
+      if (o.rfind('~', 0) == 0)  // an --unset (io::apply_override)
+        flags += " --unset " + shell_quote(o.substr(1));
+      else if (!without_prefix || o.rfind("snapshot_prefix=", 0) != 0)
+        flags += " --set " + shell_quote(o);
     if (ctx->on_gpu()) flags += " --gpu " + std::to_string(ctx->device().id);
     // On a CPU the thread count orders the sums: a resume with another is not bit for bit.
     if (opt.threads > 0 && !ctx->on_gpu()) flags += " --threads " + std::to_string(opt.threads);

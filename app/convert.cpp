@@ -273,10 +273,15 @@ int convert(const ConvertOptions& opt) {
     refuse_missing_weights(opt.weights);  // before the net is built
     return convert_onnx(opt);
   }
-  if (!opt.weights.empty() || (!opt.overrides.empty() && !graph))
-    throw ConfigError(Mark{}, opt.weights.empty() ? "--set" : "--weights",
-                      opt.weights.empty() ? "--set belongs to an ONNX export (-o MODEL.onnx) or a graph (-o NET.dot)"
-                                          : "--weights belongs to an ONNX export (-o MODEL.onnx)");
+  if (!opt.weights.empty() || (!opt.overrides.empty() && !graph)) {
+    const std::string option = !opt.weights.empty()                   ? "--weights"
+                               : opt.overrides.front().front() == '~' ? "--unset"  // io::apply_override
+                                                                      : "--set";
+    throw ConfigError(
+        Mark{}, option,
+        option + (opt.weights.empty() ? " belongs to an ONNX export (-o MODEL.onnx) or a graph (-o NET.dot)"
+                                      : " belongs to an ONNX export (-o MODEL.onnx)"));
+  }
   if (graph) return convert_dot(opt);
   switch (kind) {
     case InputKind::BinaryWeights:

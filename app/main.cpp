@@ -137,6 +137,34 @@ struct StateFlags {
   }
 };
 
+// --set key.path=value and --unset key.path, into one list in the order given, so that a
+// later one acts on what an earlier one made (--unset weight_filler --set weight_filler.type=msra
+// replaces the whole map); an --unset is kept as "~key.path" (io::apply_override).
+void add_overrides(CLI::App* cmd, std::vector<std::string>& overrides, const std::string& file) {
+  cmd->add_option_function<std::vector<std::string>>(
+         "--set",
+         [&overrides](const std::vector<std::string>& v) { overrides.insert(overrides.end(), v.begin(), v.end()); },
+         "Override a key of " + file + ": --set key.path=value (repeatable)")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->trigger_on_parse()
+      ->check(
+          [](const std::string& v) -> std::string {
+            return v.rfind('~', 0) == 0 ? "a key starts with no '~'; --unset " + v.substr(1) + " removes one" : "";
+          },
+          "", "");
+  cmd->add_option_function<std::vector<std::string>>(
+         "--unset",
+         [&overrides](const std::vector<std::string>& v) {
+           for (const auto& key : v) overrides.push_back("~" + key);
+         },
+         "Remove a key or list item of " + file +
+             ": --unset key.path (repeatable; --set and --unset apply in the order given)")
+      ->type_name("KEY")
+      ->allow_extra_args(false)
+      ->trigger_on_parse();
+}
+
 // Each log line is a sign of progress for a command's setup watch (app/signals.hpp): a
 // setup blocked in a read logs none.
 class ProgressSink : public spdlog::sinks::base_sink<std::mutex> {
@@ -447,7 +475,7 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--overwrite", train.overwrite,
                       "Start anew although snapshot_prefix holds an earlier run's snapshots, deleting them and its "
                       "metrics first");
-  train_cmd->add_option("--set", train.overrides, "Override a solver key: --set key.path=value (repeatable)")->allow_extra_args(false);
+  add_overrides(train_cmd, train.overrides, "the solver (net.… for its net's)");
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)")->check(device_id);
   train_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
       ->check(at_least_one);
@@ -459,10 +487,7 @@ int main(int argc, char** argv) {
   test_cmd->add_option("--model", test.model, "Net or solver config (YAML or prototxt)")->required();
   test_cmd->add_option("--weights", test_weights, "Weights (.caffemodel or .caffemodel.h5), comma-separated")->allow_extra_args(false);
   test_cmd->add_option("--iterations", test.iterations, "Batches to run")->check(at_least_one);
-  test_cmd->add_option("--set", test.overrides,
-                       "Override a key of the --model file: --set key.path=value (repeatable; a solver file's keys "
-                       "as for train)")
-      ->allow_extra_args(false);
+  add_overrides(test_cmd, test.overrides, "the --model file (a solver file's as for train)");
   StateFlags test_state;
   test_state.add_to(test_cmd, "TEST", any_level);
   test_cmd->add_option("--gpu", test.gpu, "GPU device id")->check(device_id);
@@ -486,8 +511,7 @@ int main(int argc, char** argv) {
                    "One HDF5 file (FEATURES.h5) for all blobs, or one new LMDB folder per blob, comma-separated")
       ->required()
       ->allow_extra_args(false);
-  extract_cmd->add_option("--set", extract.net.overrides, "Override a key of the --model file: --set key.path=value")
-      ->allow_extra_args(false);
+  add_overrides(extract_cmd, extract.net.overrides, "the --model file");
   StateFlags extract_state;
   extract_state.add_to(extract_cmd, "TEST", any_level);
   extract_cmd->add_option("--gpu", extract.net.gpu, "GPU device id")->check(device_id);
@@ -508,8 +532,7 @@ int main(int argc, char** argv) {
                        "fp32; bf16 (CPU): convolutions and inner products in bfloat16; tf32 (GPU): on tensor cores "
                        "(default: a solver file's precision, else fp32)")
           ->check(CLI::IsMember(crema::precision_names()));
-  time_cmd->add_option("--set", time.overrides, "Override a key of the --model file: --set key.path=value (repeatable)")
-      ->allow_extra_args(false);
+  add_overrides(time_cmd, time.overrides, "the --model file");
   bool time_data = false;
   time_cmd->add_flag("--data", time_data, "Time the data layers alone (samples per second), not the net")
       ->excludes(time_precision)
@@ -522,9 +545,7 @@ int main(int argc, char** argv) {
   preview_cmd->add_option("--n", preview.count, "Samples to write")->check(at_least_one);
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
-  preview_cmd
-      ->add_option("--set", preview.overrides, "Override a key of the --model file: --set key.path=value (repeatable)")
-      ->allow_extra_args(false);
+  add_overrides(preview_cmd, preview.overrides, "the --model file");
   time_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
       ->check(at_least_one);
 
@@ -539,8 +560,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> convert_weights;
   convert_cmd->add_option("--weights", convert_weights, "For .onnx: the weights (.caffemodel or .caffemodel.h5), comma-separated")
       ->allow_extra_args(false);
-  convert_cmd->add_option("--set", convert.overrides, "For .onnx and .dot: override a key of the net (key.path=value)")
-      ->allow_extra_args(false);
+  add_overrides(convert_cmd, convert.overrides, "the net, for .onnx and .dot");
   auto* convert_rankdir =
       convert_cmd
           ->add_option("--rankdir", convert.rankdir,

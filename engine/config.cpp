@@ -117,6 +117,13 @@ Node& Node::set(const std::string& key, Node value) {
   return entries_.back().second;
 }
 
+bool Node::erase(const std::string& key) {
+  const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const auto& e) { return e.first == key; });
+  if (it == entries_.end()) return false;
+  entries_.erase(it);
+  return true;
+}
+
 void Node::set_path(const std::string& path) {
   path_ = path;
   for (auto& [k, v] : entries_) v.set_path(path.empty() ? k : path + "." + k);
@@ -168,8 +175,15 @@ const Node* MapReader::find(const std::string& key) {
 const Node* MapReader::find_value(const std::string& key) {
   const Node* n = find(key);
   // `snapshot:` with nothing after it: a value left out by mistake, not a wish for the default.
-  if (!n && node_ && node_->find(key))
-    fail(key, "'" + key + "' is empty; give it a value, or leave the key out for its default");
+  if (!n && node_ && node_->find(key)) {
+    // An empty --set (--set momentum=) is often meant to remove the key: that is --unset.
+    const Mark& at = node_->find(key)->key_mark();
+    const bool from_set = at.file && at.file->rfind("--set ", 0) == 0;
+    fail(key, "'" + key + "' is empty; give it a value, or " +
+                  (from_set ? "--unset " + (path_.empty() ? key : path_ + "." + key) + " to leave it out"
+                            : std::string("leave the key out")) +
+                  " for its default");
+  }
   return n;
 }
 

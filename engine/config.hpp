@@ -51,6 +51,7 @@ class Node {
   const Node* find(const std::string& key) const;
   Node* find(const std::string& key);
   Node& set(const std::string& key, Node value);  // replaces or appends
+  bool erase(const std::string& key);             // false when the map has no such key
 
   const std::vector<Node>& items() const { return items_; }
   std::vector<Node>& items() { return items_; }

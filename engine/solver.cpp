@@ -30,8 +30,8 @@ void check_rule_params(MapReader& r, const SolverSpec& s) {
   const std::string& t = s.type;
   // Caffe stops on these with a CHECK; here they are config errors.
   if ((t == "AdaGrad" || t == "RMSProp") && s.momentum != 0.f)
-    fail_at("momentum",
-            "momentum cannot be used with " + t + "; remove it (or use type: Adam, whose momentum is beta1)");
+    fail_at("momentum", "momentum cannot be used with " + t +
+                            "; remove it (for one run: --unset momentum), or use type: Adam, whose momentum is beta1");
   if (t == "RMSProp") unit_interval("rms_decay", s.rms_decay, "the decay of the squared-gradient average");
   if (t == "AdaDelta") unit_interval("momentum", s.momentum, "AdaDelta's decay");
   if (t == "Adam" || t == "AdamW") {
@@ -236,7 +236,9 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if ((s.lr_policy == "poly" || s.lr_policy == "cosine") && s.max_iter == 0)
     r.fail("max_iter", "lr_policy " + s.lr_policy + " needs max_iter > 0");
   if (const Node* m = r.find("min_lr")) {
-    if (s.lr_policy != "cosine") m->fail("min_lr is the floor of lr_policy cosine; remove it or use lr_policy: cosine");
+    if (s.lr_policy != "cosine")
+      m->fail(
+          "min_lr is the floor of lr_policy cosine; remove it (for one run: --unset min_lr) or use lr_policy: cosine");
     if (s.min_lr < 0.f || s.min_lr > s.base_lr) m->fail("min_lr must lie between 0 and base_lr");
   }
   if (s.warmup_iter < 0) r.find("warmup_iter")->fail("warmup_iter must not be negative");

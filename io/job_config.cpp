@@ -170,13 +170,20 @@ Node load_net_file(const std::string& path) {
 }
 
 void apply_override(Node& root, const std::string& assignment) {
+  // "~key.path" removes the key (--unset key.path puts it so, keeping the order of the
+  // command line's --set and --unset); anything else is "key.path=value".
+  const bool unset = !assignment.empty() && assignment[0] == '~';
   const size_t eq = assignment.find('=');
   Mark mark;
-  mark.file = std::make_shared<const std::string>("--set " + assignment);
-  if (eq == std::string::npos || eq == 0)
+  mark.file = std::make_shared<const std::string>(unset ? "--unset " + assignment.substr(1) : "--set " + assignment);
+  if (unset && eq != std::string::npos)
+    throw ConfigError(mark, "",
+                      "--unset takes a key alone (--unset key.path); a value is given with --set key.path=value");
+  if (!unset && (eq == std::string::npos || eq == 0))
     throw ConfigError(mark, "", "expected --set key.path=value, e.g. --set max_iter=1000");
-  const std::string key_path = assignment.substr(0, eq);
-  Node value = parse_yaml_value(assignment.substr(eq + 1), mark, key_path);
+  const std::string key_path = unset ? assignment.substr(1) : assignment.substr(0, eq);
+  if (key_path.empty()) throw ConfigError(mark, "", "expected --unset key.path, e.g. --unset min_lr");
+  Node value = unset ? Node() : parse_yaml_value(assignment.substr(eq + 1), mark, key_path);
   Node* cur = &root;
   std::string path;
   size_t start = 0;
@@ -193,11 +200,23 @@ void apply_override(Node& root, const std::string& assignment) {
       index = std::stoi(digits);
       part = part.substr(0, bracket);
     }
-    if (part.empty()) throw ConfigError(mark, key_path, "empty key in --set path");
+    if (part.empty())
+      throw ConfigError(mark, key_path, "empty key in " + std::string(unset ? "--unset" : "--set") + " path");
+    const std::string parent_path = path;
     path += (path.empty() ? "" : ".") + part;
     const bool last = dot == std::string::npos;
-    if (!cur->is_map() && !cur->is_null()) throw ConfigError(mark, path, "cannot set a key inside a non-map value");
+    if (!cur->is_map() && !cur->is_null())
+      throw ConfigError(mark, path,
+                        unset ? "no key to remove inside a non-map value" : "cannot set a key inside a non-map value");
     Node* child = cur->find(part);
+    if (!child && unset) {
+      std::vector<std::string> keys;
+      for (const auto& entry : cur->entries()) keys.push_back(entry.first);
+      throw ConfigError(mark, path,
+                        "there is no key '" + part + "' " +
+                            (parent_path.empty() ? "at the top level" : "in " + parent_path) + " to remove" +
+                            did_you_mean(part, keys));
+    }
     if (!child) {
       // Caffe's V1 `layers` (a V1 net is upgraded before the overrides apply), or the habit.
       if (index >= 0 && part == "layers" && cur->find("layer"))
@@ -212,10 +231,21 @@ void apply_override(Node& root, const std::string& assignment) {
     if (index >= 0) {
       if (!child->is_seq() || index >= static_cast<int>(child->items().size()))
         throw ConfigError(mark, path, "index [" + std::to_string(index) + "] is out of range");
+      if (last && unset) {
+        // The list's later items move up one (and their paths with them), as for a later --set.
+        auto& items = child->items();
+        items.erase(items.begin() + index);
+        child->set_path(path);
+        return;
+      }
       child = &child->items()[static_cast<size_t>(index)];
       path += "[" + std::to_string(index) + "]";
     }
     if (last) {
+      if (unset) {
+        cur->erase(part);
+        return;
+      }
       Node v = value;
       v.set_path(path);
       // Keep the command-line mark so errors point at the --set argument.
@@ -273,10 +303,13 @@ std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<N
   log_upgrade(path, upgrade_net(*root));
   for (const auto& o : overrides) {
     // `net.layer[0]…`, as a solver's overrides are written: a net file's keys have no `net.`.
-    if (o.rfind("net.", 0) == 0 && !root->find("net"))
-      throw ConfigError(
-          Mark{}, "--set",
-          "'" + o + "': " + path + " is a net, not a solver, so its keys are set without 'net.': --set " + o.substr(4));
+    const bool unset = o.rfind('~', 0) == 0;
+    if (o.rfind(unset ? "~net." : "net.", 0) == 0 && !root->find("net")) {
+      const std::string option = unset ? "--unset " : "--set ";
+      throw ConfigError(Mark{}, option.substr(0, option.size() - 1),
+                        "'" + o.substr(unset ? 1 : 0) + "': " + path + " is a net, not a solver, so its keys are " +
+                            (unset ? "named" : "set") + " without 'net.': " + option + o.substr(unset ? 5 : 4));
+    }
     apply_override(*root, o);
   }
   return root;

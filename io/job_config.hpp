@@ -41,7 +41,9 @@ std::shared_ptr<Node> load_solver_config(const std::string& path, const std::vec
 std::shared_ptr<Node> load_net_config(const std::string& path, std::shared_ptr<Node>* solver_root = nullptr,
                                       const std::vector<std::string>& overrides = {});
 // Applies one "key.path=value" override (e.g. "max_iter=100",
-// "net.layer[0].data_param.batch_size=32"); the value is parsed as YAML.
+// "net.layer[0].data_param.batch_size=32"; the value is parsed as YAML), or removes the
+// key (or list item) of a "~key.path" one (--unset key.path): the overrides of a command
+// line, --set and --unset, in the order given.
 void apply_override(Node& root, const std::string& assignment);
 
 }  // namespace crema::io

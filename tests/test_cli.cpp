@@ -365,6 +365,37 @@ TEST_CASE("a snapshot the disk cannot take stops training with the reason and th
   CHECK_MESSAGE(again.status == 0, again.output);
 }
 
+TEST_CASE("--unset removes a solver key for one run, and the commands crema prints keep it in its place") {
+  test::ToyJob job(20);
+  // The toy solver's momentum is refused by RMSProp: the message names --unset.
+  const auto refused = test::run(crema_cmd("train " + job.solver + " --set type=RMSProp"));
+  CHECK(refused.status == 2);
+  CHECK_MESSAGE(refused.output.find("remove it (for one run: --unset momentum)") != std::string::npos, refused.output);
+  const auto tilde = test::run(crema_cmd("train " + job.solver + " --set '~momentum'"));
+  CHECK(tilde.status == 2);
+  CHECK_MESSAGE(tilde.output.find("a key starts with no '~'; --unset momentum removes one") != std::string::npos,
+                tilde.output);
+  const auto typo = test::run(crema_cmd("train " + job.solver + " --unset momentun"));
+  CHECK(typo.status == 2);
+  CHECK_MESSAGE(typo.output.find("there is no key 'momentun' at the top level to remove (did you mean 'momentum'?)") !=
+                    std::string::npos,
+                typo.output);
+  const std::string flags = " --set type=RMSProp --unset momentum --set snapshot=10 --threads 1";
+  const auto trained = test::run(crema_cmd("train " + job.solver + flags));
+  REQUIRE_MESSAGE(trained.status == 0, trained.output);
+  // The resume command crema prints for a damaged latest snapshot repeats the --unset in order.
+  fs::resize_file(job.dir / "snap/toy_iter_20.solverstate.h5", 3000);
+  const auto r = test::run(crema_cmd("train " + job.solver + flags + " --set max_iter=30 --resume"));
+  CHECK(r.status == 1);
+  const std::string command = "crema train " + job.solver +
+                              " --set type=RMSProp --unset momentum --set snapshot=10 --set max_iter=30 --threads 1 "
+                              "--snapshot " +
+                              (job.dir / "snap/toy_iter_10.solverstate.h5");
+  CHECK_MESSAGE(r.output.find(command) != std::string::npos, r.output);
+  const auto resumed = test::run(crema_cmd(command.substr(6)));
+  CHECK_MESSAGE(resumed.status == 0, resumed.output);
+}
+
 TEST_CASE(
     "a damaged latest snapshot names the one before it with its command, and a state's weights found elsewhere are "
     "said") {

@@ -491,6 +491,76 @@ TEST_CASE("config: bad --set overrides are rejected with a reason") {
   CHECK(NetSpec::parse(*s.net).name == "n");
 }
 
+TEST_CASE("config: --unset removes a key, a nested map or a list item, in order with --set") {
+  const std::string yaml =
+      "base_lr: 0.01\nmax_iter: 10\nlr_policy: cosine\nmin_lr: 0.001\n"
+      "net:\n"
+      "  name: n\n"
+      "  layer:\n"
+      "  - {name: data, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
+      "  - {name: ip, type: InnerProduct, bottom: data, top: ip,\n"
+      "     inner_product_param: {num_output: 2, weight_filler: {type: gaussian, std: 0.5}}}\n"
+      "  - {name: extra, type: ReLU, bottom: ip, top: ip}\n";
+  Node root = io::parse_yaml(yaml, "solver.yaml");
+  // The cosine floor left behind by another policy is refused, naming the way out.
+  io::apply_override(root, "lr_policy=step");
+  io::apply_override(root, "stepsize=5");
+  io::apply_override(root, "gamma=0.5");
+  const std::string floor = config_error([&] { SolverSpec::parse(root); });
+  CHECK_MESSAGE(floor.find("--unset min_lr") != std::string::npos, floor);
+  io::apply_override(root, "~min_lr");
+  CHECK(root.find("min_lr") == nullptr);
+  CHECK(SolverSpec::parse(root).lr_policy == "step");
+  // A whole map goes, and a later --set builds a new one in its place: no std is left over.
+  io::apply_override(root, "~net.layer[1].inner_product_param.weight_filler");
+  io::apply_override(root, "net.layer[1].inner_product_param.weight_filler.type=msra");
+  const Node& filler = *root.find("net")->find("layer")->items()[1].find("inner_product_param")->find("weight_filler");
+  REQUIRE(filler.entries().size() == 1);
+  CHECK(filler.find("type")->str() == "msra");
+  // A list item goes, the later ones moving up with their paths.
+  io::apply_override(root, "~net.layer[0]");
+  const Node& layers = *root.find("net")->find("layer");
+  REQUIRE(layers.items().size() == 2);
+  CHECK(layers.items()[0].find("name")->str() == "ip");
+  CHECK(layers.items()[1].path() == "net.layer[1]");
+  CHECK(layers.items()[1].find("name")->path() == "net.layer[1].name");
+
+  // A key that is not there is an error (a typo would otherwise remove nothing, unsaid).
+  const std::string typo = config_error([&] { io::apply_override(root, "~momentun"); });
+  CHECK_MESSAGE(starts_with(typo, "--unset momentun: momentun: there is no key 'momentun' at the top level to remove"),
+                typo);
+  const std::string alias = config_error([&] { io::apply_override(root, "~lr"); });
+  CHECK_MESSAGE(alias.find("did you mean 'base_lr'?") != std::string::npos, alias);
+  const std::string nested = config_error([&] { io::apply_override(root, "~net.nme"); });
+  CHECK_MESSAGE(nested.find("there is no key 'nme' in net to remove (did you mean 'name'?)") != std::string::npos,
+                nested);
+  CHECK(config_error([&] { io::apply_override(root, "~max_iter=3"); }).find("--unset takes a key alone") !=
+        std::string::npos);
+  CHECK(config_error([&] { io::apply_override(root, "~"); }).find("expected --unset key.path") != std::string::npos);
+  CHECK(config_error([&] { io::apply_override(root, "~net.layer[2]"); }).find("index [2] is out of range") !=
+        std::string::npos);
+  CHECK(config_error([&] {
+          io::apply_override(root, "~max_iter.value");
+        }).find("no key to remove inside a non-map value") != std::string::npos);
+  CHECK(SolverSpec::parse(root).max_iter == 10);  // the failed ones changed nothing
+}
+
+TEST_CASE("config: an empty --set value is named with the --unset that leaves the key out") {
+  Node root = io::parse_yaml(kSolverNet + "base_lr: 0.01\nmax_iter: 10\nmomentum:\n", "solver.yaml");
+  const std::string in_file = config_error([&] { SolverSpec::parse(root); });
+  CHECK_MESSAGE(
+      in_file.find("'momentum' is empty; give it a value, or leave the key out for its default") != std::string::npos,
+      in_file);
+  io::apply_override(root, "momentum=");
+  const std::string msg = config_error([&] { SolverSpec::parse(root); });
+  CHECK_MESSAGE(starts_with(msg,
+                            "--set momentum=: momentum: 'momentum' is empty; give it a value, or --unset momentum "
+                            "to leave it out for its default"),
+                msg);
+  io::apply_override(root, "~momentum");
+  CHECK(SolverSpec::parse(root).momentum == 0.f);
+}
+
 TEST_CASE("config: the net's own state is the base the solver's train_state and test_state merge over") {
   const std::string yaml = "base_lr: 0.1\nmax_iter: 1\ntest_iter: [1, 1]\ntest_interval: 1\n"
                            "train_state: {level: 2}\n"
