@@ -23,27 +23,6 @@ namespace crema::app {
 
 namespace {
 
-std::vector<std::string> read_labels(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))  // an ifstream opens it and reads no line
-    throw ConfigError(Mark{}, "--labels",
-                      "'" + path + "' is a directory; give a text file with one class name per line");
-  std::ifstream in(path);
-  if (!in) throw ConfigError(Mark{}, "--labels", "cannot read the labels file '" + path + "': " + std::strerror(errno));
-  if (!io::looks_like_text(path))
-    throw ConfigError(Mark{}, "--labels",
-                      "'" + path +
-                          "' holds binary data (weights?), not class names; give a text file with one "
-                          "class name per line");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
-  }
-  while (!lines.empty() && lines.back().empty()) lines.pop_back();  // blank lines at the end name no class
-  return lines;
-}
-
 // The net's input: the first top of its first layer (an Input layer in a deploy net).
 Blob* input_blob(const Net& net) {
   if (net.num_layers() == 0 || net.top_vec(0).empty() || net.bottom_vec(0).size() != 0)
@@ -107,11 +86,11 @@ int classify(const ClassifyOptions& opt) {
   // Without --labels, the class list training wrote next to the snapshot, if any.
   std::string labels_path = opt.labels;
   if (labels_path.empty() && !opt.weights.empty()) {
-    labels_path = classes_for_weights(opt.weights.back());
+    labels_path = classes_beside_snapshot(opt.weights.back());
     if (!labels_path.empty()) spdlog::info("Class names from {}", labels_path);
   }
   std::vector<std::string> labels;
-  if (!labels_path.empty()) labels = read_labels(labels_path);
+  if (!labels_path.empty()) labels = read_class_names(labels_path, "--labels");
 
   // One batch holding every image, each resized to the net's input size.
   input->reshape({static_cast<int>(opt.images.size()), channels, height, width});

@@ -149,16 +149,6 @@ void apply_solver_precision(Context& ctx, const SolverSpec& solver, const std::s
     ctx.set_precision(solver.precision);
 }
 
-// Single-quotes an argument for a POSIX shell when it needs it.
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./,:@%") ==
-                        std::string::npos)
-    return s;
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // Flattens a config tree into key path -> scalar text, for comparing two configs.
 void flatten(const Node& n, const std::string& path, std::map<std::string, std::string>& out) {
   if (n.is_map()) {
@@ -849,6 +839,19 @@ int train(const TrainOptions& opt) {
     spdlog::info("--time-limit {}: training stops with a snapshot once {} s have passed since the start",
                  opt.time_limit, opt.time_limit_s);
 
+  // An image folder's labels are class positions: the TEST nets' folders must hold training's
+  // classes, and a resumed run's the classes its snapshots learnt.
+  if (const std::string learnt = snapshot.empty() ? "" : classes_beside_snapshot(snapshot); !learnt.empty())
+    refuse_other_classes(solver.net(), read_class_names(learnt, "--snapshot"),
+                         "in " + learnt + ", of the run being resumed");
+  for (int i = 0; i < solver.net().num_layers(); ++i) {
+    const std::vector<std::string> trained = solver.net().layer(i).class_names();
+    if (trained.empty()) continue;
+    for (const Net* t : solver_test_nets(solver))
+      refuse_other_classes(*t, trained, "of layer '" + solver.net().layer_name(i) + "' of the TRAIN net");
+    break;
+  }
+
   if (!snapshot.empty()) {
     spdlog::info("Resuming from {}", snapshot);
     // A damaged snapshot (a disk fault, a copy cut short) would stop every requeued job the
@@ -1064,6 +1067,11 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   } catch (const io::WeightsMismatch& e) {
     io::refuse_other_net(e);
   }
+  // The scores of an image folder with other classes than training's would all be wrong.
+  if (const std::string learnt = opt.weights.empty() ? "" : classes_beside_snapshot(opt.weights.back());
+      !learnt.empty())
+    refuse_other_classes(net, read_class_names(learnt, "--weights"),
+                         "in " + learnt + ", written beside the weights by training");
   // An Input layer's top would stay as set up (zeros), and everything computed from it.
   bool reads_data = false;
   for (int i = 0; i < net.num_layers(); ++i)

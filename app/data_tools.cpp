@@ -2,8 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <set>
 
@@ -160,9 +164,70 @@ void write_class_names(const Net& net, const std::string& snapshot_prefix) {
   }
 }
 
-std::string classes_for_weights(const std::string& weights) {
-  const auto name = io::parse_snapshot_name(weights);
-  if (!name || (name->kind != ".caffemodel" && name->kind != ".caffemodel.h5")) return {};
+std::vector<std::string> read_class_names(const std::string& path, const std::string& option) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))  // an ifstream opens it and reads no line
+    throw ConfigError(Mark{}, option, "'" + path + "' is a directory; give a text file with one class name per line");
+  std::ifstream in(path);
+  if (!in)
+    throw ConfigError(Mark{}, option,
+                      "cannot read the " + std::string(option == "--labels" ? "labels" : "classes") + " file '" + path +
+                          "': " + std::strerror(errno));
+  if (!io::looks_like_text(path))
+    throw ConfigError(Mark{}, option,
+                      "'" + path +
+                          "' holds binary data (weights?), not class names; give a text file with one "
+                          "class name per line");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();  // blank lines at the end name no class
+  return lines;
+}
+
+void refuse_other_classes(const Net& net, const std::vector<std::string>& trained, const std::string& trained_origin) {
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const std::vector<std::string> names = net.layer(i).class_names();
+    if (names.empty() || names == trained) continue;
+    const LayerSpec& spec = net.layer(i).spec();
+    const Node* param = spec.config ? spec.config->find("image_data_param") : nullptr;
+    const Node* source = param ? param->find("source") : nullptr;
+    const std::string folder = source && source->is_scalar() ? source->str() : "";
+    std::vector<std::string> missing, extra;
+    for (const auto& n : trained)
+      if (std::find(names.begin(), names.end(), n) == names.end()) missing.push_back(n);
+    for (const auto& n : names)
+      if (std::find(trained.begin(), trained.end(), n) == trained.end()) extra.push_back(n);
+    // The first class whose label differs: what the scores would get wrong.
+    std::string shifted;
+    for (size_t k = 0; k < names.size() && shifted.empty(); ++k) {
+      const auto at = std::find(trained.begin(), trained.end(), names[k]);
+      if (at != trained.end() && at - trained.begin() != static_cast<long>(k))
+        shifted = "; labels are class positions, so '" + names[k] + "' would be label " + std::to_string(k) +
+                  " here but is " + std::to_string(at - trained.begin()) + " in training";
+    }
+    std::string fix;
+    if (!missing.empty())
+      fix = "give " + (folder.empty() ? std::string("the folder") : "'" + folder + "'") +
+            " a sub-folder for every class of training, an empty one for a class without images (" +
+            (folder.empty() ? "" : "mkdir " + shell_quote((fs::path(folder) / missing.front()).string()) + ", ") +
+            "missing: " + first_few(missing, 5) + ")";
+    if (!extra.empty())
+      fix += (fix.empty() ? "" : ", and ") + std::string("leave out the class(es) training had none of (") +
+             first_few(extra, 5) + ")";
+    throw ConfigError(spec.mark, spec.path,
+                      "layer '" + spec.name + "' reads " + std::to_string(names.size()) +
+                          " classes from the image folder" + (folder.empty() ? "" : " '" + folder + "'") + " (" +
+                          first_few(names, 8) + "), not the " + std::to_string(trained.size()) + " " + trained_origin +
+                          ": " + first_few(trained, 8) + shifted + ": " + fix);
+  }
+}
+
+std::string classes_beside_snapshot(const std::string& file) {
+  const auto name = io::parse_snapshot_name(file);
+  if (!name) return {};
   const std::string path = classes_path(name->prefix);
   return fs::exists(path) ? path : std::string();
 }

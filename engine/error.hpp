@@ -64,6 +64,10 @@ std::vector<std::string> split_commas(const std::string& list);
 // a message that lists names (layers, files, changes) stays one readable line however many.
 std::string first_few(const std::vector<std::string>& items, size_t shown);
 
+// `s` single-quoted for a POSIX shell when it needs it: the commands a message prints
+// (to resume, to convert) can be pasted as they are.
+std::string shell_quote(const std::string& s);
+
 // `text` with ASCII letters in lower case: file extensions, enum spellings and names compared
 // without their case (a locale's rules would make a Turkish 'I' differ).
 std::string lowercase(std::string text);

@@ -872,6 +872,75 @@ TEST_CASE("an image folder's class names are kept beside the snapshots, and clas
   CHECK(c.output.find("\"dark\"") != std::string::npos);
 }
 
+TEST_CASE("an image folder with other classes than training's is refused: in training's tests, crema test, a resume") {
+  test::TempDir dir;
+  const auto images = [&](const std::string& folder, const std::vector<std::string>& classes) {
+    for (size_t k = 0; k < classes.size(); ++k)
+      for (int i = 0; i < 3; ++i)
+        write_png(dir / (folder + "/" + classes[k] + "/" + std::to_string(i) + ".png"), 2, 2,
+                  10 + 100 * static_cast<int>(k) + i);
+  };
+  images("train", {"bright", "dark", "mid"});
+  images("test", {"bright", "mid"});  // no dark images to test with: 'mid' would become label 1
+  images("more", {"bright", "dark", "extra", "mid"});
+  test::write_file(
+      dir / "solver.yaml",
+      "net:\n  layer:\n"
+      "    - {name: d, type: ImageData, top: [data, label], include: {phase: TRAIN}, transform_param: "
+      "{scale: 0.004},\n"
+      "       image_data_param: {source: " +
+          (dir / "train") +
+          ", is_color: false, batch_size: 3}}\n"
+          "    - {name: dt, type: ImageData, top: [data, label], include: {phase: TEST}, transform_param: "
+          "{scale: 0.004},\n"
+          "       image_data_param: {source: " +
+          (dir / "test") +
+          ", is_color: false, batch_size: 3}}\n"
+          "    - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 4, "
+          "weight_filler: {type: xavier}}}\n"
+          "    - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n"
+          "base_lr: 0.1\nmax_iter: 10\nsnapshot: 5\ntest_iter: 1\ntest_interval: 5\nsnapshot_prefix: " +
+          (dir / "run/x") + "\nrandom_seed: 3\n");
+  const auto refused = test::run(crema_cmd("train " + (dir / "solver.yaml")));
+  CHECK(refused.status == 2);
+  CHECK_MESSAGE(
+      refused.output.find("net.layer[1]: layer 'dt' reads 2 classes from the image folder '" + (dir / "test") +
+                          "' (bright, mid), not the 3 of layer 'd' of the TRAIN net: bright, dark, mid; "
+                          "labels are class positions, so 'mid' would be label 1 here but is 2 in "
+                          "training: give '" +
+                          (dir / "test") +
+                          "' a sub-folder for every class of training, an empty one for a class without "
+                          "images (mkdir " +
+                          (dir / "test/dark") + ", missing: dark)") != std::string::npos,
+      refused.output);
+  fs::create_directories(dir / "test/dark");  // as the message says
+  const auto trained = test::run(crema_cmd("train " + (dir / "solver.yaml")));
+  REQUIRE_MESSAGE(trained.status == 0, trained.output);
+
+  // crema test, with the classes training wrote beside the weights.
+  const std::string weights = dir / "run/x_iter_10.caffemodel.h5";
+  const std::string other = " --set net.layer[1].image_data_param.source=" + (dir / "more");
+  const auto scored = test::run(crema_cmd("test --model " + (dir / "solver.yaml") + " --weights " + weights + other));
+  CHECK(scored.status == 2);
+  CHECK_MESSAGE(
+      scored.output.find("not the 3 in " + (dir / "run/x.classes.txt") +
+                         ", written beside the weights by training: bright, dark, mid; labels are class positions, so "
+                         "'mid' would be label 3 here but is 2 in training: leave out the class(es) "
+                         "training had none of (extra)") != std::string::npos,
+      scored.output);
+  const auto same = test::run(crema_cmd("test --model " + (dir / "solver.yaml") + " --weights " + weights));
+  CHECK_MESSAGE(same.status == 0, same.output);
+
+  // A resume whose training folder has gained a class.
+  const auto resumed =
+      test::run(crema_cmd("train " + (dir / "solver.yaml") + " --snapshot " + (dir / "run/x_iter_5.solverstate.h5") +
+                          " --set net.layer[0].image_data_param.source=" + (dir / "more")));
+  CHECK(resumed.status == 2);
+  CHECK_MESSAGE(resumed.output.find("not the 3 in " + (dir / "run/x.classes.txt") +
+                                    ", of the run being resumed: bright") != std::string::npos,
+                resumed.output);
+}
+
 TEST_CASE("a fully convolutional net learns per-pixel labels from images of many sizes, one at a time, with masks") {
   // Caffe's way to train a segmentation net: an ImageData layer of images and one of their
   // masks (label images), both batch_size 1, paired by position; every image has its own
