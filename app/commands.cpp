@@ -273,6 +273,11 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   }
   std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
   std::vector<std::pair<std::string, std::vector<std::string>>> ignored;
+  struct IgnoredLayer {
+    std::string file, layer;
+    std::vector<std::vector<int>> shapes;  // of its parameter blobs, in order
+  };
+  std::vector<IgnoredLayer> ignored_with_values;
   for (const auto& f : files) {
     io::Weights weights = io::load_weights(f);
     std::vector<std::string> with_values;  // the file's layers with parameters (Caffe's files list every layer)
@@ -309,6 +314,13 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     // run that learns nothing from its model is a mistake, whatever the cause.
     if (fine_tuning && loaded == 0 && expected) refuse_unmatched_weights(f, with_values, with_parameters());
     ignored.emplace_back(f, report.ignored_source);
+    for (const io::LayerWeights& lw : weights)
+      if (!lw.blobs.empty() && std::find(report.ignored_source.begin(), report.ignored_source.end(), lw.layer) !=
+                                   report.ignored_source.end()) {
+        IgnoredLayer ig{f, lw.layer, {}};
+        for (const auto& [index, blob] : lw.blobs) ig.shapes.push_back(blob.shape());
+        ignored_with_values.push_back(std::move(ig));
+      }
   }
   std::vector<std::string> loaded(reinit);  // --reinit layers count as provided
   for (const auto& [layer, file] : source_of) loaded.push_back(layer);
@@ -350,21 +362,48 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
               return true;
     return false;
   };
+  // A layer --reinit names is meant to learn anew: frozen, it would not.
   const std::vector<Blob*>& params = net.learnable_params();
   for (int i = 0; fine_tuning && i < net.num_layers(); ++i) {
     const Layer& l = net.layer(i);
-    if (l.blobs().empty() || std::find(kept.begin(), kept.end(), l.name()) == kept.end() || !random_filler(l)) continue;
+    const bool reinit_layer = std::find(reinit.begin(), reinit.end(), l.name()) != reinit.end();
+    if (l.blobs().empty() || (!reinit_layer && std::find(kept.begin(), kept.end(), l.name()) == kept.end()) ||
+        !random_filler(l))
+      continue;
     bool frozen = true;
     for (size_t j = 0; j < l.blobs().size() && frozen; ++j) {
       const auto it = std::find(params.begin(), params.end(), l.blobs()[j].get());
       frozen = !net.param_is_shared(i, static_cast<int>(j)) && it != params.end() &&
                net.params_lr()[static_cast<size_t>(it - params.begin())] == 0.f;
     }
-    if (frozen)
+    if (frozen && reinit_layer)
+      spdlog::warn(
+          "Layer '{}' is re-initialised from its fillers (--reinit) and lr_mult 0 on all its parameters stops it from "
+          "learning: it will stay random. Give it a learning rate to re-learn it, or load it (out of --reinit) if "
+          "the weights can fit",
+          l.name());
+    else if (frozen)
       spdlog::warn(
           "Layer '{}' keeps its random filler initialisation and lr_mult 0 on all its parameters stops it from "
           "learning: it will stay random. Name it as its layer in the weights files, or give it a learning rate",
           l.name());
+  }
+  // A layer left at its fillers while the files hold an unused layer of the very same
+  // parameter shapes: most often a layer renamed by mistake (conv2 -> Conv2), which would
+  // train from random weights with only an info line to show for it.
+  for (const std::string& name : kept) {
+    const Layer* l = net.layer_by_name(name);
+    if (!l) continue;
+    std::vector<std::vector<int>> shapes;
+    for (const auto& b : l->blobs()) shapes.push_back(b->shape());
+    const auto same = std::find_if(ignored_with_values.begin(), ignored_with_values.end(),
+                                   [&](const IgnoredLayer& ig) { return ig.shapes == shapes; });
+    if (same != ignored_with_values.end())
+      spdlog::warn(
+          "Layer '{}' keeps its filler initialisation, while layer '{}' of {}, with parameters of the same shapes, is "
+          "not used: if it is that layer renamed, give it the name '{}' to load its weights (or name it in --reinit "
+          "to say it is to be learnt anew)",
+          name, same->layer, same->file, same->layer);
   }
   return kept;
 }

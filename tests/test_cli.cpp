@@ -1529,17 +1529,35 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
                     "fc2) ('CONV' in the file, 'conv' in the net: layer names are compared with their case)") !=
           std::string::npos,
       r.output);
+  // A first convolution taking colour images where the data gives grey ones: said so, with the keys.
+  io::Weights colour = io::load_weights(weights);
+  for (io::LayerWeights& lw : colour)
+    if (lw.layer == "conv") lw.blobs[0].second = Blob({4, 3, 3, 3});
+  io::save_weights(colour, job.dir / "colour.caffemodel.h5");
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
+                          (job.dir / "colour.caffemodel.h5")));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("layer 'conv' parameter 0 has shape 4 3 3 3 (108) in the file but 4 1 3 3 (36) in the "
+                              "net; the weights take colour images (3 channels) and data layer 'd' (Data) gives grey "
+                              "ones (1): set is_color: true (ImageData) or transform_param.force_color: true (Data)") !=
+                    std::string::npos,
+                r.output);
   // One of several files loading nothing is as much a mistake.
   r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
                           weights + "," + (job.dir / "shouted.caffemodel.h5")));
   CHECK(r.status == 2);
   CHECK(r.output.find("so it would load nothing") != std::string::npos);
 
-  // A layer left at its fillers that lr_mult 0 freezes stays random for good: warned.
+  // A layer left at its fillers that lr_mult 0 freezes stays random for good: warned, also
+  // when --reinit names it (as the advice for a mismatch says), since it cannot re-learn.
   r = test::run(crema_cmd("train " + job.solver + retarget + " --set max_iter=1 --overwrite --weights " + weights +
                           " --reinit fc1,fc2 --set 'net.layer[6].param=[{lr_mult: 0}, {lr_mult: 0}]'"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("keeps its random filler initialisation") == std::string::npos);  // --reinit asked for them
+  CHECK_MESSAGE(r.output.find("Layer 'fc2' is re-initialised from its fillers (--reinit) and lr_mult 0 on all its "
+                              "parameters stops it from learning: it will stay random") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("Layer 'fc1' is re-initialised") == std::string::npos);  // it learns
   r = test::run(crema_cmd(
       "train " + job.solver + " --set max_iter=1 --overwrite --set snapshot_prefix=" + (job.dir / "ft/toy") +
       " --weights " + weights +
@@ -1550,6 +1568,12 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
                               "stops it from learning") != std::string::npos,
                 r.output);
   CHECK(r.output.find("Layer 'fc1' keeps") == std::string::npos);
+  // The file's fc2 has the shapes of fc3: a renamed layer, most likely.
+  CHECK_MESSAGE(r.output.find("Layer 'fc3' keeps its filler initialisation, while layer 'fc2' of " + weights +
+                              ", with parameters of the same shapes, is not used: if it is that layer renamed, give "
+                              "it the name 'fc2'") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("Layer 'fc1' keeps its filler") == std::string::npos);
   // Fixed values on purpose (a constant kernel, FCN's bilinear upsampling): not warned.
   r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --overwrite --set snapshot_prefix=" +
                           (job.dir / "ft/toy") + " --weights " + weights +
