@@ -46,6 +46,8 @@ class IdxSource : public ImageSource {
     out.label = labels_.empty() ? 0 : labels_[static_cast<size_t>(index)];
   }
   std::string describe(int index) const override { return "IDX file '" + path_ + "' image " + std::to_string(index); }
+  bool knows_labels() const override { return !labels_.empty(); }
+  int label(int index) const override { return labels_[static_cast<size_t>(index)]; }
 
  private:
   io::IdxArray images_;
@@ -142,6 +144,8 @@ class ImageFileSource : public ImageSource {
     return "image '" + f.path + "' (" + f.origin + ")";
   }
   std::vector<std::string> class_names() const override { return classes_; }
+  bool knows_labels() const override { return true; }
+  int label(int index) const override { return files_[static_cast<size_t>(index)].label; }
 
  private:
   std::vector<File> files_;

@@ -35,6 +35,10 @@ class ImageSource {
   virtual std::string describe(int index) const = 0;
   // Class names by label, where the source knows them (image folders).
   virtual std::vector<std::string> class_names() const { return {}; }
+  // Whether label() gives every sample's label without reading it (lists, folders, IDX
+  // labels files); not so for databases, whose labels are inside the records.
+  virtual bool knows_labels() const { return false; }
+  virtual int label(int /*index*/) const { return 0; }
 };
 
 // IDX images (rank 3 or 4) and, when `labels` is not empty, their labels file.

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,22 @@ class Layer {
   virtual bool reshape_is_trial_safe() const { return true; }
   // Class names by label, where the data says them (an image folder's sub-folders).
   virtual std::vector<std::string> class_names() const { return {}; }
+  // A data layer's labels (its top 1) where its source knows them all at setup (image lists
+  // and folders, IDX files): the least and the greatest, each with a sample that has it, so
+  // that a classifier can refuse them before training rather than at the batch that holds
+  // one. Not for LMDB or HDF5, where knowing would take a pass over the data.
+  struct LabelExtent {
+    int min = 0, max = 0;
+    std::string min_sample, max_sample;  // "image 'a.png' (train.txt:12)"
+  };
+  virtual std::optional<LabelExtent> label_extent() const { return std::nullopt; }
+  // A classifier reading class labels from bottom 1 (SoftmaxWithLoss, Accuracy, …): the
+  // classes of its scores, after setup, and the label it ignores; nullopt for other layers.
+  struct LabelUse {
+    int classes = 0;
+    std::optional<int> ignore;
+  };
+  virtual std::optional<LabelUse> label_use() const { return std::nullopt; }
   // Samples in one pass over a data layer's source, after setup; -1 where there is no
   // such source (Input, DummyData, and every other layer).
   virtual int64_t source_size() const { return -1; }

@@ -220,6 +220,7 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
     output_loss_weights_.push_back(w);
   }
   check_other_sizes();
+  check_label_ranges();
   set_param_gradients();
   compute_backward_needs(spec.force_backward);
 
@@ -246,6 +247,47 @@ std::string reshape_refusal(Layer& layer, const BlobVec& bottom, const BlobVec& 
 }
 
 }  // namespace
+
+void Net::check_label_ranges() const {
+  // The layer and top making blob `id`, looking through the splits crema inserted; {-1, -1}
+  // for a blob no layer makes.
+  const auto origin = [&](int id) -> std::pair<int, int> {
+    for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+      const auto& tops = top_ids_[static_cast<size_t>(i)];
+      const auto t = std::find(tops.begin(), tops.end(), id);
+      if (t == tops.end()) continue;
+      if (!specs_[static_cast<size_t>(i)].inserted_split) return {i, static_cast<int>(t - tops.begin())};
+      id = bottom_ids_[static_cast<size_t>(i)][0];  // the split's input, made by an earlier layer
+    }
+    return {-1, -1};
+  };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::optional<Layer::LabelUse> use = layers_[i]->label_use();
+    if (!use || use->classes <= 0 || bottom_ids_[i].size() < 2) continue;
+    const auto [data, top] = origin(bottom_ids_[i][1]);
+    if (data < 0 || top != 1) continue;
+    const std::optional<Layer::LabelExtent> labels = layers_[static_cast<size_t>(data)]->label_extent();
+    if (!labels) continue;
+    const bool low = labels->min < 0 && labels->min != use->ignore;
+    const bool high = labels->max >= use->classes && labels->max != use->ignore;
+    if (!low && !high) continue;
+    const auto [scorer, scorer_top] = origin(bottom_ids_[i][0]);
+    const std::string scores = blob_names_[static_cast<size_t>(bottom_ids_[i][0])];
+    const std::string scores_name =
+        scorer >= 0 ? specs_[static_cast<size_t>(scorer)].top[static_cast<size_t>(scorer_top)] : scores;
+    const int label = high ? labels->max : labels->min;
+    specs_[static_cast<size_t>(data)].fail(
+        "label " + std::to_string(label) + " of " + (high ? labels->max_sample : labels->min_sample) +
+        " is out of range for layer '" + specs_[i].name + "' (" + layers_[i]->type() + "), whose scores '" +
+        scores_name + "' have " + std::to_string(use->classes) + " classes (labels 0 to " +
+        std::to_string(use->classes - 1) + ")" +
+        (high ? ": fix the label, or give layer '" +
+                    (scorer >= 0 ? specs_[static_cast<size_t>(scorer)].name : scores_name) + "' " +
+                    std::to_string(labels->max + 1) + " outputs (num_output) if the data has that many classes"
+              : ": labels count from 0; fix the label" +
+                    (use->ignore ? std::string() : std::string(", or mark it ignored (loss_param.ignore_label)"))));
+  }
+}
 
 void Net::check_other_sizes() {
   own_sizes_ = false;

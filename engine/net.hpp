@@ -136,6 +136,9 @@ class Net {
   // Whether the net takes inputs of another size from layers that give each batch its own
   // (Layer::gives_own_sizes); where a layer refuses one, they keep the size set up.
   void check_other_sizes();
+  // Refuses labels a data layer holds (Layer::label_extent) that a classifier fed by it
+  // (Layer::label_use) cannot take, before the first batch.
+  void check_label_ranges() const;
   // forward() of a net with layers giving their own sizes: the data layers first, taking
   // batches until the other layers take their tops' shapes, then the others. A refused
   // shape is the sample's (Layer::refuse_own_size), so that one image too small for the net

@@ -28,6 +28,7 @@ class AccuracyLayer : public Layer {
   int max_top() const override { return 2; }
   bool allow_force_backward(int) const override { return false; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  std::optional<LabelUse> label_use() const override { return LabelUse{channels_, params_.ignore_label}; }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

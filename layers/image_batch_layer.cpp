@@ -190,4 +190,15 @@ std::vector<std::string> ImageBatchLayer::class_names() const {
   return source_ ? source_->class_names() : std::vector<std::string>{};
 }
 
+std::optional<Layer::LabelExtent> ImageBatchLayer::label_extent() const {
+  if (!source_ || !source_->knows_labels() || source_->size() == 0) return std::nullopt;
+  int lo = 0, hi = 0;  // the samples holding the least and the greatest label
+  for (int i = 1; i < source_->size(); ++i) {
+    const int l = source_->label(i);
+    if (l < source_->label(lo)) lo = i;
+    if (l > source_->label(hi)) hi = i;
+  }
+  return LabelExtent{source_->label(lo), source_->label(hi), source_->describe(lo), source_->describe(hi)};
+}
+
 }  // namespace crema

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,7 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   int max_top() const override { return 2; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   std::vector<std::string> class_names() const override;
+  std::optional<LabelExtent> label_extent() const override;
   int64_t source_size() const override { return source_ ? source_->size() : -1; }
   bool gives_own_sizes() const override { return shaped_; }
   void keep_one_size(const std::string& layer) override;

@@ -22,6 +22,7 @@ class SoftmaxWithLossLayer : public LossLayer {
   int min_top() const override { return 1; }
   int max_top() const override { return 2; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
+  std::optional<LabelUse> label_use() const override { return LabelUse{channels_, loss_params_.ignore_label}; }
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

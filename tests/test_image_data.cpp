@@ -19,6 +19,7 @@
 #include "io/datum.hpp"
 #include "io/hdf5.hpp"
 #include "io/idx.hpp"
+#include "io/job_config.hpp"
 #include "io/lmdb.hpp"
 #include "io/yaml_config.hpp"
 #include "layer_test_util.hpp"
@@ -163,6 +164,51 @@ TEST_CASE("ImageData: list mistakes are one error naming the file and line, befo
       setup_error(image_yaml(dir / "outside.txt", 1, ", root_folder: '" + (dir / "img") + "'"));
   CHECK(outside.find("outside.txt:2") != std::string::npos);
   CHECK(outside.find("outside root_folder") != std::string::npos);
+}
+
+TEST_CASE("a label the classifier cannot take is refused at setup, naming the image and its list line") {
+  test::TempDir dir;
+  write_six(dir);  // labels 0..5, a5.png on line 6
+  // SoftmaxWithLoss and Accuracy both read the labels (through a split crema inserts).
+  const auto net_yaml = [&](int classes, const std::string& loss_param) {
+    return "layer:\n"
+           "  - {name: data, type: ImageData, top: [data, label], image_data_param: {source: '" +
+           (dir / "list.txt") + "', root_folder: '" + dir.path().string() +
+           "', is_color: false, batch_size: 2}}\n"
+           "  - {name: score, type: InnerProduct, bottom: data, top: score, inner_product_param: {num_output: " +
+           std::to_string(classes) +
+           "}}\n"
+           "  - {name: loss, type: SoftmaxWithLoss, bottom: [score, label], top: loss" +
+           loss_param +
+           "}\n"
+           "  - {name: acc, type: Accuracy, bottom: [score, label], top: acc}\n";
+  };
+  const auto build = [&](const std::string& yaml) {
+    test::write_file(dir / "net.yaml", yaml);
+    const auto root = io::load_net_config(dir / "net.yaml");
+    const NetSpec spec = NetSpec::parse(*root);
+    Context ctx(1);
+    Net net(spec, spec.state_for(Phase::TRAIN), ctx, true);
+  };
+  CHECK_NOTHROW(build(net_yaml(6, "")));
+  const std::string msg = test::error_of([&] { build(net_yaml(4, "")); });
+  CHECK_MESSAGE(
+      msg.find("net.yaml:2:5: layer[0] (data): label 5 of image '" + (dir / "img/a5.png") + "' (" + (dir / "list.txt") +
+               ":6) is out of range for layer 'loss' (SoftmaxWithLoss), whose scores 'score' have 4 classes "
+               "(labels 0 to 3): fix the label, or give layer 'score' 6 outputs (num_output) if the data has "
+               "that many classes") != std::string::npos,
+      msg);
+  // A label the loss ignores is no mistake for it; Accuracy, which does not ignore it, still refuses it.
+  const std::string acc = test::error_of([&] { build(net_yaml(5, ", loss_param: {ignore_label: 5}")); });
+  CHECK_MESSAGE(acc.find("is out of range for layer 'acc' (Accuracy)") != std::string::npos, acc);
+  // A negative label.
+  test::write_file(dir / "list.txt", "img/a0.png 0\nimg/a1.png -1\n");
+  const std::string negative = test::error_of([&] { build(net_yaml(6, "")); });
+  CHECK_MESSAGE(negative.find("label -1 of image '" + (dir / "img/a1.png") + "' (" + (dir / "list.txt") +
+                              ":2) is out of range for layer 'loss' (SoftmaxWithLoss), whose scores 'score' have 6 "
+                              "classes (labels 0 to 5): labels count from 0; fix the label, or mark it ignored "
+                              "(loss_param.ignore_label)") != std::string::npos,
+                negative);
 }
 
 TEST_CASE("ImageData: prefetch beyond 256 batches, or beyond half the memory, is refused at setup") {
