@@ -190,10 +190,15 @@ std::unique_ptr<ImageSource> open_image_list(const std::string& list, const Imag
     if (!options.root_folder.empty()) {
       // Caffe joins root_folder and the listed path; a path that climbs out of the
       // root (absolute, or through "..") is almost always a list made for another root.
-      const fs::path rel = path.lexically_normal();
-      if (path.is_absolute() || (!rel.empty() && *rel.begin() == ".."))
-        throw Error(where + ": '" + e.path + "' is outside root_folder '" + options.root_folder +
-                    "'; list paths relative to root_folder, or leave root_folder empty");
+      // An absolute path inside the root says where it is: it is taken as it is.
+      const fs::path rel =
+          path.is_absolute()
+              ? path.lexically_normal().lexically_relative(fs::absolute(options.root_folder).lexically_normal())
+              : path.lexically_normal();
+      if (rel.empty() || *rel.begin() == "..")
+        throw Error(where + ": '" + e.path + "' " +
+                    (path.is_absolute() ? "is an absolute path outside" : "climbs out of") + " root_folder '" +
+                    options.root_folder + "'; list paths relative to root_folder, or leave root_folder empty");
       path = fs::path(options.root_folder) / rel;
     }
     files.push_back({path.string(), where, e.label});

@@ -34,6 +34,12 @@ ImageBatchLayer::~ImageBatchLayer() { prefetcher_.reset(); }
 void ImageBatchLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top) {
   try {
     transformer_.load_mean_file();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    refuse_source(spec_, "transform_param", transformer_.params().mean_file, e.what(), "mean_file");
+  }
+  try {
     source_ = open_source(top.size() > 1);
   } catch (const ConfigError&) {
     throw;  // already at its key

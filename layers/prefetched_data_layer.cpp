@@ -43,12 +43,13 @@ std::string quoted_list(const std::vector<std::string>& names) {
 }  // namespace
 
 void refuse_source(const LayerSpec& spec, const std::string& params_key, const std::string& source,
-                   const std::string& why) {
+                   const std::string& why, const std::string& key) {
   namespace fs = std::filesystem;
   std::error_code ec;
   std::string hint;
   if (!source.empty() && fs::path(source).is_relative() && !fs::exists(source, ec)) {
-    hint = " (a relative source is read from the working directory, " + fs::current_path(ec).string() + ", as in Caffe";
+    hint = " (a relative " + key + " is read from the working directory, " + fs::current_path(ec).string() +
+           ", as in Caffe";
     const Mark& at = spec.mark;
     if (at.file) {
       const fs::path beside = fs::path(*at.file).parent_path() / source;
@@ -57,7 +58,7 @@ void refuse_source(const LayerSpec& spec, const std::string& params_key, const s
     }
     hint += ")";
   }
-  spec.fail_at(params_key, "source", why + hint);
+  spec.fail_at(params_key, key, why + hint);
 }
 
 std::vector<std::string> paired_readers(const LayerSpec& spec) {

@@ -26,11 +26,11 @@ namespace crema {
 // rather than dropping out of one layer's batches only.
 std::vector<std::string> paired_readers(const LayerSpec& spec);
 
-// Refuses, at `params_key`.source, a source that could not be opened (`why`), adding where a
-// relative path was looked for when it is missing: Caffe reads it from the working
-// directory, and a net run from another folder than its author's finds nothing there.
+// Refuses, at `params_key`.`key`, a source (or mean_file) that could not be opened (`why`),
+// adding where a relative path was looked for when it is missing: Caffe reads it from the
+// working directory, and a net run from another folder than its author's finds nothing there.
 [[noreturn]] void refuse_source(const LayerSpec& spec, const std::string& params_key, const std::string& source,
-                                const std::string& why);
+                                const std::string& why, const std::string& key = "source");
 
 class PrefetchedDataLayer : public Layer {
  public:

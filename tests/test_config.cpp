@@ -754,6 +754,26 @@ TEST_CASE("config: a missing relative source says where it was looked for, and n
                "' exists beside the config: run from there, or write that "
                "path)") != std::string::npos,
       msg);
+  // A mean_file the same way, at its own key.
+  test::write_file(dir / "data/mean.binaryproto", "");
+  test::write_file(dir / "net.yaml",
+                   "name: n\nlayer:\n- name: d\n  type: Data\n  top: [data, label]\n"
+                   "  transform_param: {mean_file: data/mean.binaryproto}\n"
+                   "  data_param: {source: " +
+                       (dir / "data/train-images-idx3-ubyte") + ", batch_size: 2}\n");
+  const std::string mean = config_error([&] {
+    const auto root = io::load_net_config(dir / "net.yaml");
+    const NetSpec spec = NetSpec::parse(*root);
+    Context ctx(1);
+    Net net(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true);
+  });
+  CHECK_MESSAGE(mean.find(":6:32: layer[0] (d): transform_param.mean_file: cannot open 'data/mean.binaryproto'") !=
+                    std::string::npos,
+                mean);
+  CHECK_MESSAGE(mean.find("(a relative mean_file is read from the working directory, " +
+                          std::filesystem::current_path().string() + ", as in Caffe; '" +
+                          dir / "data/mean.binaryproto" + "' exists beside the config") != std::string::npos,
+                mean);
 }
 
 TEST_CASE(

@@ -163,7 +163,19 @@ TEST_CASE("ImageData: list mistakes are one error naming the file and line, befo
   const std::string outside =
       setup_error(image_yaml(dir / "outside.txt", 1, ", root_folder: '" + (dir / "img") + "'"));
   CHECK(outside.find("outside.txt:2") != std::string::npos);
-  CHECK(outside.find("outside root_folder") != std::string::npos);
+  CHECK_MESSAGE(outside.find("'../../etc/passwd' climbs out of root_folder") != std::string::npos, outside);
+  test::write_file(dir / "absolute.txt", "/etc/passwd 0\n");
+  const std::string absolute =
+      setup_error(image_yaml(dir / "absolute.txt", 1, ", root_folder: '" + (dir / "img") + "'"));
+  CHECK_MESSAGE(
+      absolute.find("absolute.txt:1: '/etc/passwd' is an absolute path outside root_folder") != std::string::npos,
+      absolute);
+  // An absolute path inside the root is taken as it is (Caffe would join the two and find nothing).
+  test::write_file(dir / "inside.txt", (dir / "img/a3.png") + " 3\n");
+  ImagesUnderTest inside(image_yaml(dir / "inside.txt", 1, ", root_folder: '" + dir.path().string() + "/'"),
+                         Phase::TEST, 1);
+  inside.next();
+  CHECK(inside.labels() == std::vector<float>{3});
 }
 
 TEST_CASE("a label the classifier cannot take is refused at setup, naming the image and its list line") {

@@ -231,6 +231,15 @@ TEST_CASE("convert-imageset and compute-mean take Caffe's flags and arguments, a
   CHECK_MESSAGE(r.output.find("give the file to write the mean to: -o mean.binaryproto (or as the second argument") !=
                     std::string::npos,
                 r.output);
+  // What ImageData reads is converted first: said so, with the command.
+  for (const std::string& input : {f.dir / "list.txt", f.root}) {
+    r = run_crema("compute-mean " + input + " -o " + (f.dir / "m.binaryproto"));
+    CHECK(r.status == 2);
+    CHECK_MESSAGE(r.output.find("compute-mean reads an LMDB database or an IDX images file. Convert the images first "
+                                "(crema convert-imageset ROOT/ LIST.txt OUT_LMDB --resize WxH") != std::string::npos,
+                  r.output);
+    CHECK_FALSE(std::filesystem::exists(f.dir / "m.binaryproto"));
+  }
 }
 
 TEST_CASE("convert-imageset --shuffle is reproducible with --seed") {
