@@ -92,25 +92,8 @@ int classify(const ClassifyOptions& opt) {
   std::vector<std::string> labels;
   if (!labels_path.empty()) labels = read_class_names(labels_path, "--labels");
 
-  // One batch holding every image, each resized to the net's input size.
-  input->reshape({static_cast<int>(opt.images.size()), channels, height, width});
-  float* x = input->mutable_cpu_data();  // (N, C, H, W)
-  const size_t per_image = static_cast<size_t>(channels) * height * width;
-  for (size_t n = 0; n < opt.images.size(); ++n) {
-    const io::Image img = io::read_image(opt.images[n], channels, height, width);
-    for (int c = 0; c < channels; ++c) {
-      const float m = mean.empty() ? 0.f : mean[mean.size() == 1 ? 0 : static_cast<size_t>(c)];
-      for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
-        const size_t k = static_cast<size_t>(c) * height * width + i;
-        x[n * per_image + k] = (img.data[k] - m) * opt.scale;
-      }
-    }
-  }
-  net.forward(*ctx);
-
   std::string out_name;
-  const Blob* out = output_blob(net, &out_name);
-  const int classes = out->count(1);
+  const int classes = output_blob(net, &out_name)->count(1);  // set up already; per image
   if (!labels_path.empty() && static_cast<int>(labels.size()) != classes) {
     // As Caffe's classifier: one name per class, else the names would be shifted or missing.
     const std::string mismatch = "the labels file '" + labels_path + "' names " + std::to_string(labels.size()) +
@@ -122,20 +105,64 @@ int classify(const ClassifyOptions& opt) {
     throw ConfigError(Mark{}, "--labels", mismatch + "; give one name per line, in class order");
   }
   const int k = std::min(opt.top_k, classes);
-  for (size_t n = 0; n < opt.images.size(); ++n) {
-    const float* p = out->cpu_data() + n * static_cast<size_t>(classes);  // (classes)
-    std::vector<int> order(static_cast<size_t>(classes));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
-    std::printf("---------- Prediction for %s ----------\n", opt.images[n].c_str());
-    for (int i = 0; i < k; ++i) {
-      const int c = order[static_cast<size_t>(i)];
-      const std::string label = labels.empty() ? std::to_string(c) : labels[static_cast<size_t>(c)];
-      std::printf("%.4f - \"%s\"\n", static_cast<double>(p[c]), label.c_str());
+
+  // Batches of --batch-size images, each resized to the net's input size. An image that cannot
+  // be read is named and left out: the others still get their predictions, and the exit
+  // status says that one was missing.
+  const size_t per_image = static_cast<size_t>(channels) * height * width;
+  std::vector<std::string> unread;
+  std::vector<size_t> batch;  // indices into opt.images
+  std::vector<float> pixels;  // (batch, C, H, W)
+  const auto classify_batch = [&] {
+    if (batch.empty()) return;
+    input->reshape({static_cast<int>(batch.size()), channels, height, width});
+    std::copy(pixels.begin(), pixels.end(), input->mutable_cpu_data());
+    net.forward(*ctx);
+    const Blob* out = output_blob(net, &out_name);
+    for (size_t n = 0; n < batch.size(); ++n) {
+      const float* p = out->cpu_data() + n * static_cast<size_t>(classes);  // (classes)
+      std::vector<int> order(static_cast<size_t>(classes));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+      std::printf("---------- Prediction for %s ----------\n", opt.images[batch[n]].c_str());
+      for (int i = 0; i < k; ++i) {
+        const int c = order[static_cast<size_t>(i)];
+        const std::string label = labels.empty() ? std::to_string(c) : labels[static_cast<size_t>(c)];
+        std::printf("%.4f - \"%s\"\n", static_cast<double>(p[c]), label.c_str());
+      }
     }
+    std::fflush(stdout);
+    batch.clear();
+    pixels.clear();
+  };
+  for (size_t n = 0; n < opt.images.size(); ++n) {
+    io::Image img;
+    try {
+      img = io::read_image(opt.images[n], channels, height, width);
+    } catch (const Error& e) {
+      spdlog::error("{}; left out", e.what());
+      unread.push_back(opt.images[n]);
+      continue;
+    }
+    batch.push_back(n);
+    pixels.resize(batch.size() * per_image);
+    float* x = pixels.data() + (batch.size() - 1) * per_image;  // x: (C, H, W)
+    for (int c = 0; c < channels; ++c) {
+      const float m = mean.empty() ? 0.f : mean[mean.size() == 1 ? 0 : static_cast<size_t>(c)];
+      for (size_t i = 0; i < static_cast<size_t>(height) * width; ++i) {
+        const size_t j = static_cast<size_t>(c) * height * width + i;
+        x[j] = (img.data[j] - m) * opt.scale;
+      }
+    }
+    if (static_cast<int>(batch.size()) == opt.batch_size) classify_batch();
   }
-  std::fflush(stdout);
+  classify_batch();
   net.finish();
+  if (!unread.empty()) {
+    spdlog::error("{} of {} image(s) could not be read, so they have no prediction: {}", unread.size(),
+                  opt.images.size(), first_few(unread, 5));
+    return 1;
+  }
   return 0;
 }
 

@@ -15,6 +15,7 @@ struct ClassifyOptions {
   float scale = 1.f;
   std::string labels;
   int top_k = 5;
+  int batch_size = 32;  // images per forward pass: memory stays bounded however many are given
   std::vector<std::string> images;
   int gpu = -1;
   std::vector<std::string> stages;  // added to the TEST net's state: a DIGITS-style net's "deploy"

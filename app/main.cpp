@@ -578,6 +578,8 @@ int main(int argc, char** argv) {
       ->check(finite_number);
   classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
   classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
+  classify_cmd->add_option("--batch-size", classify.batch_size, "Images per forward pass (default 32)")
+      ->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
   classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
   StateFlags classify_state;

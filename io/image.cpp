@@ -93,11 +93,13 @@ std::string opencv_reason(const cv::Exception& e) {
   return e.err;
 }
 
-// Whether the file starts with PNG's signature (read before the whole file is).
-bool is_png_file(const std::string& path) {
+// Whether the file starts with PNG's or JPEG's signature (read before the whole file is).
+bool is_png_or_jpeg_file(const std::string& path) {
   char head[8] = {};
   std::ifstream in(path, std::ios::binary);
-  return in.read(head, sizeof head) && std::string_view(head, sizeof head) == kPngSignature;
+  if (!in.read(head, sizeof head)) return false;
+  const std::string_view h(head, sizeof head);
+  return h == kPngSignature || h.substr(0, 3) == "\xff\xd8\xff";
 }
 
 // channels 0 (as stored) only where the caller accepts whatever the file holds.
@@ -119,9 +121,13 @@ cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
   if (std::error_code ec; std::filesystem::is_directory(path, ec))
     throw Error("image '" + path + "' is a folder, not an image");
-  if (is_png_file(path))
-    if (const std::string damage = png_damage(read_file_bytes(path)); !damage.empty())
+  // Damage crema finds itself, so that libpng and libjpeg never print their own lines beside its message.
+  if (is_png_or_jpeg_file(path)) {
+    const std::string bytes = read_file_bytes(path);
+    if (const std::string damage = png_damage(bytes); !damage.empty())
       throw Error("image '" + path + "' could not be decoded: " + damage);
+    if (is_truncated_jpeg(bytes)) throw Error("image '" + path + "' is a truncated JPEG (no end marker)");
+  }
   cv::Mat img;
   try {  // OpenCV throws on some files (a header claiming more pixels than it allows)
     img = decode_file(path, channels);

@@ -1,6 +1,7 @@
 // `crema classify`: Caffe's cpp_classification output for images on disk.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -63,6 +64,35 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   }
   CHECK_MESSAGE(blocks == 6, r.output);
   CHECK(correct >= 4);  // the toy classes are easy; the trained net gets most right
+
+  // In batches of 4 (then 1), with an image missing and a truncated JPEG among them: the others
+  // get the predictions one batch gives them, in order; the two are named, and the status says so.
+  cv::Mat grey(20, 20, CV_8UC1, cv::Scalar(90));
+  REQUIRE(cv::imwrite(dir / "cut.jpg", grey));
+  std::filesystem::resize_file(dir / "cut.jpg", std::filesystem::file_size(dir / "cut.jpg") - 30);
+  const std::string mixed = " " + (dir / "img0.png") + " " + (dir / "gone.png") + " " + (dir / "img1.png") + " " +
+                            (dir / "img2.png") + " " + (dir / "cut.jpg") + " " + (dir / "img3.png") + " " +
+                            (dir / "img4.png");
+  const auto batched = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
+                                 (dir / "snap/toy_iter_150.caffemodel.h5") + " --scale 0.004 --labels " +
+                                 (dir / "labels.txt") + " --top-k 3 --batch-size 4" + mixed);
+  CHECK(batched.status == 1);
+  CHECK_MESSAGE(batched.output.find("image '" + (dir / "gone.png") + "' does not exist; left out") != std::string::npos,
+                batched.output);
+  CHECK_MESSAGE(batched.output.find("image '" + (dir / "cut.jpg") +
+                                    "' is a truncated JPEG (no end marker); left out") != std::string::npos,
+                batched.output);
+  CHECK(batched.output.find("Premature end") == std::string::npos);  // libjpeg's own line
+  CHECK_MESSAGE(batched.output.find("2 of 7 image(s) could not be read, so they have no prediction: " +
+                                    (dir / "gone.png") + ", " + (dir / "cut.jpg")) != std::string::npos,
+                batched.output);
+  std::vector<std::string> one_batch, in_batches;
+  for (auto it = std::sregex_iterator(r.output.begin(), r.output.end(), block); it != std::sregex_iterator(); ++it)
+    if (std::stoi((*it)[2]) < 5) one_batch.push_back(it->str());
+  for (auto it = std::sregex_iterator(batched.output.begin(), batched.output.end(), block);
+       it != std::sregex_iterator(); ++it)
+    in_batches.push_back(it->str());
+  CHECK(in_batches == one_batch);
 
   // Without labels the class index is printed; a missing image is one clear error.
   const auto plain = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
