@@ -393,7 +393,7 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   // train from random weights with only an info line to show for it.
   for (const std::string& name : kept) {
     const Layer* l = net.layer_by_name(name);
-    if (!l) continue;
+    if (!fine_tuning || !l || !random_filler(*l)) continue;  // not BatchNorm, whose statistics no filler sets
     std::vector<std::vector<int>> shapes;
     for (const auto& b : l->blobs()) shapes.push_back(b->shape());
     const auto same = std::find_if(ignored_with_values.begin(), ignored_with_values.end(),
@@ -883,13 +883,13 @@ int train(const TrainOptions& opt) {
   if (const std::string learnt = snapshot.empty() ? "" : classes_beside_snapshot(snapshot); !learnt.empty())
     refuse_other_classes(solver.net(), read_class_names(learnt, "--snapshot"),
                          "in " + learnt + ", of the run being resumed");
-  for (int i = 0; i < solver.net().num_layers(); ++i) {
-    const std::vector<std::string> trained = solver.net().layer(i).class_names();
-    if (trained.empty()) continue;
+  std::vector<int> folders;  // the TRAIN net's layers reading image folders
+  for (int i = 0; i < solver.net().num_layers(); ++i)
+    if (!solver.net().layer(i).class_names().empty()) folders.push_back(i);
+  if (folders.size() == 1)  // with several (a multi-task net), which TEST folder goes with which is not known
     for (const Net* t : solver_test_nets(solver))
-      refuse_other_classes(*t, trained, "of layer '" + solver.net().layer_name(i) + "' of the TRAIN net");
-    break;
-  }
+      refuse_other_classes(*t, solver.net().layer(folders[0]).class_names(),
+                           "of layer '" + solver.net().layer_name(folders[0]) + "' of the TRAIN net");
 
   if (!snapshot.empty()) {
     spdlog::info("Resuming from {}", snapshot);

@@ -274,9 +274,9 @@ int convert(const ConvertOptions& opt) {
     return convert_onnx(opt);
   }
   if (!opt.weights.empty() || (!opt.overrides.empty() && !graph)) {
-    const std::string option = !opt.weights.empty()                   ? "--weights"
-                               : opt.overrides.front().front() == '~' ? "--unset"  // io::apply_override
-                                                                      : "--set";
+    const std::string option = !opt.weights.empty()                       ? "--weights"
+                               : opt.overrides.front().rfind('~', 0) == 0 ? "--unset"  // io::apply_override
+                                                                          : "--set";
     throw ConfigError(
         Mark{}, option,
         option + (opt.weights.empty() ? " belongs to an ONNX export (-o MODEL.onnx) or a graph (-o NET.dot)"

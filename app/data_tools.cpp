@@ -188,7 +188,10 @@ std::vector<std::string> read_class_names(const std::string& path, const std::st
 }
 
 void refuse_other_classes(const Net& net, const std::vector<std::string>& trained, const std::string& trained_origin) {
-  for (int i = 0; i < net.num_layers(); ++i) {
+  // With several image folders (a multi-task net) which one `trained` belongs to is not known.
+  int folders = 0;
+  for (int i = 0; i < net.num_layers(); ++i) folders += !net.layer(i).class_names().empty();
+  for (int i = 0; folders == 1 && i < net.num_layers(); ++i) {
     const std::vector<std::string> names = net.layer(i).class_names();
     if (names.empty() || names == trained) continue;
     const LayerSpec& spec = net.layer(i).spec();
@@ -217,6 +220,7 @@ void refuse_other_classes(const Net& net, const std::vector<std::string>& traine
     if (!extra.empty())
       fix += (fix.empty() ? "" : ", and ") + std::string("leave out the class(es) training had none of (") +
              first_few(extra, 5) + ")";
+    if (fix.empty()) fix = "give the folders the same class sub-folders";
     throw ConfigError(spec.mark, spec.path,
                       "layer '" + spec.name + "' reads " + std::to_string(names.size()) +
                           " classes from the image folder" + (folder.empty() ? "" : " '" + folder + "'") + " (" +

@@ -315,14 +315,15 @@ int compute_mean(const ComputeMeanOptions& opt) {
   // the mean needs every image at the size the net takes, which the conversion sets.
   const bool folder = fs::is_directory(opt.db, ec) && !fs::exists(fs::path(opt.db) / "data.mdb", ec);
   if (folder || (!lmdb && fs::is_regular_file(opt.db, ec) && io::looks_like_text(opt.db)))
-    throw ConfigError(
-        Mark{}, "",
-        "'" + opt.db + "' is " + (folder ? "a folder but no LMDB database" : "a text file (an image list?)") +
-            ": compute-mean reads an LMDB database or an IDX images file. Convert the images first "
-            "(crema convert-imageset ROOT/ LIST.txt OUT_LMDB --resize WxH: a list of 'path label' lines, the size "
-            "the net takes), "
-            "then crema compute-mean OUT_LMDB -o mean.binaryproto; or give transform_param a "
-            "mean_value per channel instead");
+    throw ConfigError(Mark{}, "",
+                      "'" + opt.db + "' is " +
+                          (folder ? "a folder but no LMDB database" : "a text file (an image list?)") +
+                          ": compute-mean reads an LMDB database or an IDX images file. Convert the images first "
+                          "(crema convert-imageset ROOT/ LIST.txt OUT_LMDB --resize WxH: a list of 'path label' lines" +
+                          std::string(folder ? ", one per image of the class folders" : "") +
+                          ", at the size the net takes), "
+                          "then crema compute-mean OUT_LMDB -o mean.binaryproto; or give transform_param a "
+                          "mean_value per channel instead");
   const std::unique_ptr<ImageSource> source =
       lmdb ? open_lmdb_source(opt.db, 0, false)  // encoded records as stored, as Caffe
            : open_idx_source(opt.db, "");

@@ -271,19 +271,17 @@ void Net::check_label_ranges() const {
     const bool low = labels->min < 0 && labels->min != use->ignore;
     const bool high = labels->max >= use->classes && labels->max != use->ignore;
     if (!low && !high) continue;
+    // The scores by the name their maker gave them (a loss beside other readers reads a split's top).
     const auto [scorer, scorer_top] = origin(bottom_ids_[i][0]);
-    const std::string scores = blob_names_[static_cast<size_t>(bottom_ids_[i][0])];
-    const std::string scores_name =
-        scorer >= 0 ? specs_[static_cast<size_t>(scorer)].top[static_cast<size_t>(scorer_top)] : scores;
+    const std::string scores = blob_names_[static_cast<size_t>(
+        scorer >= 0 ? top_ids_[static_cast<size_t>(scorer)][static_cast<size_t>(scorer_top)] : bottom_ids_[i][0])];
     const int label = high ? labels->max : labels->min;
     specs_[static_cast<size_t>(data)].fail(
         "label " + std::to_string(label) + " of " + (high ? labels->max_sample : labels->min_sample) +
-        " is out of range for layer '" + specs_[i].name + "' (" + layers_[i]->type() + "), whose scores '" +
-        scores_name + "' have " + std::to_string(use->classes) + " classes (labels 0 to " +
-        std::to_string(use->classes - 1) + ")" +
-        (high ? ": fix the label, or give layer '" +
-                    (scorer >= 0 ? specs_[static_cast<size_t>(scorer)].name : scores_name) + "' " +
-                    std::to_string(labels->max + 1) + " outputs (num_output) if the data has that many classes"
+        " is out of range for layer '" + specs_[i].name + "' (" + layers_[i]->type() + "), whose scores '" + scores +
+        "' have " + std::to_string(use->classes) + " classes (labels 0 to " + std::to_string(use->classes - 1) + ")" +
+        (high ? ": fix the label, or give the layer making '" + scores + "' " + std::to_string(labels->max + 1) +
+                    " outputs (num_output) if the data has that many classes"
               : ": labels count from 0; fix the label" +
                     (use->ignore ? std::string() : std::string(", or mark it ignored (loss_param.ignore_label)"))));
   }

@@ -287,26 +287,32 @@ void load_inference_weights(Net& net, const std::vector<std::string>& files) {
 }
 
 namespace {
-// A layer fed straight by a data layer whose weights take other input channels than the data
-// gives (axis 1 of a convolution's kernel): nearly always colour images read for a grey model,
-// or grey ones for a colour model, which a renamed layer or --reinit would only hide.
+// A convolution fed straight by a data layer whose kernel takes other input channels (its
+// axis 1) than the data gives: nearly always colour images read for a grey model, or grey
+// ones for a colour model, which a renamed layer or --reinit would only hide.
 std::string input_channels_hint(const Net& net, int li, const std::vector<int>& file, const std::vector<int>& in_net) {
-  if (file.size() != 4 || in_net.size() != 4 || file[1] == in_net[1] || file[0] != in_net[0] || file[2] != in_net[2] ||
-      file[3] != in_net[3] || net.bottom_vec(li).empty())
+  if (std::string(net.layer(li).type()) != "Convolution" || file.size() != 4 || in_net.size() != 4 ||
+      file[1] == in_net[1] || file[0] != in_net[0] || file[2] != in_net[2] || file[3] != in_net[3] ||
+      net.bottom_vec(li).empty())
     return "";
   const Blob* input = net.bottom_vec(li)[0];
   for (int k = 0; k < li; ++k) {
     const auto& tops = net.top_vec(k);
     if (!net.layer(k).is_data() || std::find(tops.begin(), tops.end(), input) == tops.end()) continue;
-    const std::string data = "data layer '" + net.layer_name(k) + "' (" + net.layer(k).type() + ")";
-    if (file[1] == 1 && in_net[1] == 3)
-      return "; the weights take grey images (1 channel) and " + data +
-             " gives colour ones (3): set is_color: false (ImageData) or transform_param.force_gray: true (Data)";
-    if (file[1] == 3 && in_net[1] == 1)
-      return "; the weights take colour images (3 channels) and " + data +
-             " gives grey ones (1): set is_color: true (ImageData) or transform_param.force_color: true (Data)";
-    return "; the weights take " + std::to_string(file[1]) + " input channels and " + data + " gives " +
-           std::to_string(in_net[1]);
+    const std::string type = net.layer(k).type();
+    const std::string data = "data layer '" + net.layer_name(k) + "' (" + type + ")";
+    const bool grey_model = file[1] == 1 && in_net[1] == 3, colour_model = file[1] == 3 && in_net[1] == 1;
+    std::string what = "the weights take " + std::to_string(file[1]) + " input channel(s) and " + data + " gives " +
+                       std::to_string(in_net[1]);
+    if (grey_model) what = "the weights take grey images (1 channel) and " + data + " gives colour ones (3)";
+    if (colour_model) what = "the weights take colour images (3 channels) and " + data + " gives grey ones (1)";
+    if (type == "ImageData" && (grey_model || colour_model))
+      return "; " + what + ": set image_data_param.is_color: " + (grey_model ? "false" : "true");
+    if (type == "Data" && (grey_model || colour_model))
+      return "; " + what + ": set transform_param." + (grey_model ? "force_gray" : "force_color") +
+             ": true (for encoded records; raw ones keep their channels, so convert the images again)";
+    if (type == "Input") return "; " + what + ": give input_param.shape " + std::to_string(file[1]) + " channels";
+    return "; " + what;
   }
   return "";
 }

@@ -156,8 +156,12 @@ inline std::string passes_solver_yaml(const std::string& dir, bool shuffle = tru
          "  - {name: cat, type: Concat, bottom: [fc1n, flat], top: feat}\n"
          "  - {name: fc2, type: InnerProduct, bottom: feat, top: fc2, inner_product_param: {num_output: 10, "
          "weight_filler: {type: xavier}}}\n"
-         "  - {name: acc, type: Accuracy, bottom: [fc2, label], top: accuracy, include: {phase: TEST}}\n"
-         "  - {name: loss, type: SoftmaxWithLoss, bottom: [fc2, label], top: loss}\n"
+         // The labels pass through a layer (Power: x), so that net setup, which refuses an
+         // out-of-range label that a data layer hands a classifier straight, leaves bad_label's
+         // to the batch that reads it, as it does an LMDB record's.
+         "  - {name: lab, type: Power, bottom: label, top: lab}\n"
+         "  - {name: acc, type: Accuracy, bottom: [fc2, lab], top: accuracy, include: {phase: TEST}}\n"
+         "  - {name: loss, type: SoftmaxWithLoss, bottom: [fc2, lab], top: loss}\n"
          "base_lr: 0.05\nmomentum: 0.9\nweight_decay: 0.001\niter_size: 3\nmax_iter: 100\ndisplay: 1\n"
          "test_iter: 2\ntest_interval: 3\ntest_initialization: false\nrandom_seed: 42\n";
 }

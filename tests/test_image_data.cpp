@@ -205,10 +205,11 @@ TEST_CASE("a label the classifier cannot take is refused at setup, naming the im
   CHECK_NOTHROW(build(net_yaml(6, "")));
   const std::string msg = test::error_of([&] { build(net_yaml(4, "")); });
   CHECK_MESSAGE(
-      msg.find("net.yaml:2:5: layer[0] (data): label 5 of image '" + (dir / "img/a5.png") + "' (" + (dir / "list.txt") +
-               ":6) is out of range for layer 'loss' (SoftmaxWithLoss), whose scores 'score' have 4 classes "
-               "(labels 0 to 3): fix the label, or give layer 'score' 6 outputs (num_output) if the data has "
-               "that many classes") != std::string::npos,
+      msg.find(
+          "net.yaml:2:5: layer[0] (data): label 5 of image '" + (dir / "img/a5.png") + "' (" + (dir / "list.txt") +
+          ":6) is out of range for layer 'loss' (SoftmaxWithLoss), whose scores 'score' have 4 classes "
+          "(labels 0 to 3): fix the label, or give the layer making 'score' 6 outputs (num_output) if the data has "
+          "that many classes") != std::string::npos,
       msg);
   // A label the loss ignores is no mistake for it; Accuracy, which does not ignore it, still refuses it.
   const std::string acc = test::error_of([&] { build(net_yaml(5, ", loss_param: {ignore_label: 5}")); });
