@@ -32,6 +32,7 @@
 #include "app/device.hpp"
 #include "app/imageset.hpp"
 #include "app/signals.hpp"
+#include "app/startup.hpp"
 #include "engine/context.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
@@ -342,7 +343,10 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
         const std::string value = eq != std::string::npos ? arg.substr(eq + 1)
                                   : i + 1 < argc          ? std::string(argv[i + 1])
                                                           : "VALUE";
-        hint = " (a config key is set with --set: --set " + (caffe.empty() ? key : caffe) + "=" + value + ")";
+        const bool epochs = caffe == "max_iter" && crema::lowercase(key).find("epoch") != std::string::npos;
+        hint = epochs ? " (a config key is set with --set: --set max_iter=N, where N counts iterations: " + value +
+                            " epochs × training samples ÷ batch_size)"
+                      : " (a config key is set with --set: --set " + (caffe.empty() ? key : caffe) + "=" + value + ")";
       }
       return where + ": unknown option '" + written + "'" + hint + "; '" + where + " --help' lists the options";
     }
@@ -477,7 +481,9 @@ int main(int argc, char** argv) {
                       "metrics first");
   add_overrides(train_cmd, train.overrides, "the solver (net.… for its net's)");
   train_cmd->add_option("--gpu", train.gpu, "GPU device id (overrides solver_mode)")->check(device_id);
-  train_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+  train_cmd
+      ->add_option("--threads", threads,
+                   "CPU threads (default: OMP_NUM_THREADS when set, else every core this process may use)")
       ->check(at_least_one);
   train_cmd->add_option("--log", log_file, "Also write the log to this file");
 
@@ -491,7 +497,9 @@ int main(int argc, char** argv) {
   StateFlags test_state;
   test_state.add_to(test_cmd, "TEST", any_level);
   test_cmd->add_option("--gpu", test.gpu, "GPU device id")->check(device_id);
-  test_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+  test_cmd
+      ->add_option("--threads", threads,
+                   "CPU threads (default: OMP_NUM_THREADS when set, else every core this process may use)")
       ->check(at_least_one);
   test_cmd->add_option("--log", log_file, "Also write the log to this file");
 
@@ -515,7 +523,9 @@ int main(int argc, char** argv) {
   StateFlags extract_state;
   extract_state.add_to(extract_cmd, "TEST", any_level);
   extract_cmd->add_option("--gpu", extract.net.gpu, "GPU device id")->check(device_id);
-  extract_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+  extract_cmd
+      ->add_option("--threads", threads,
+                   "CPU threads (default: OMP_NUM_THREADS when set, else every core this process may use)")
       ->check(at_least_one);
   extract_cmd->add_option("--log", log_file, "Also write the log to this file");
 
@@ -546,7 +556,9 @@ int main(int argc, char** argv) {
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
       ->check(CLI::IsMember({"TRAIN", "TEST"}));
   add_overrides(preview_cmd, preview.overrides, "the --model file");
-  time_cmd->add_option("--threads", threads, "CPU threads (default: every core this process may use)")
+  time_cmd
+      ->add_option("--threads", threads,
+                   "CPU threads (default: OMP_NUM_THREADS when set, else every core this process may use)")
       ->check(at_least_one);
 
   crema::app::ConvertOptions convert;
@@ -717,11 +729,24 @@ int main(int argc, char** argv) {
     std::cerr << "crema: cannot open the --log file '" << log_file << "': " << why << "\n";
     return 2;
   }
+  // Without --threads, a count in OMP_NUM_THREADS is the user's, as for PyTorch and every OpenMP
+  // program (a job script's way to share a node), unless crema's own restart put it there.
+  const bool runs_nets = app.got_subcommand(train_cmd) || app.got_subcommand(test_cmd) ||
+                         app.got_subcommand(extract_cmd) || app.got_subcommand(classify_cmd) ||
+                         app.got_subcommand(time_cmd);
+  std::string threads_flag = "--threads " + std::to_string(threads);
+  if (runs_nets && threads <= 0 && !std::getenv(crema::app::kRestartThreadsMark))
+    if (const unsigned long n = crema::app::omp_threads(std::getenv("OMP_NUM_THREADS")); n > 0 && n <= 256) {
+      threads = static_cast<int>(n);
+      threads_flag = "OMP_NUM_THREADS=" + std::to_string(n);
+      spdlog::info("Running {} thread(s), as OMP_NUM_THREADS asks (--threads overrides it)", n);
+    }
+  unsetenv(crema::app::kRestartThreadsMark);
   if (const int cores = crema::available_cores(); threads > cores)
     spdlog::warn(
-        "--threads {} is more than the {} CPU(s) crema may use here (its CPU affinity, and its cgroup's CPU quota if "
+        "{} is more than the {} CPU(s) crema may use here (its CPU affinity, and its cgroup's CPU quota if "
         "one is set): the threads take turns, and each step runs slower than with --threads {}",
-        threads, cores, cores);
+        threads_flag, cores, cores);
   crema::set_num_threads(threads);
   try {
     // The commands that run nets: OpenBLAS's buffers are taken before anything is built (the

@@ -10,6 +10,8 @@
 // executable's pre-initialisers, which run before any shared library's constructor; main then sets
 // the thread counts itself once it knows how many threads' buffers fit (reserve_blas_buffers in
 // engine/math). Without a limit nothing changes.
+#include "app/startup.hpp"
+
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -18,7 +20,21 @@
 #include <cstring>
 #include <iterator>
 
+namespace crema::app {
+
+unsigned long omp_threads(const char* value) {
+  if (value == nullptr) return 0;
+  unsigned long n = 0;
+  const char* p = value;
+  for (; *p >= '0' && *p <= '9' && n < 1000000; ++p) n = n * 10 + static_cast<unsigned long>(*p - '0');
+  return p != value && (*p == '\0' || *p == ',') && n < 1000000 ? n : 0;
+}
+
+}  // namespace crema::app
+
 namespace {
+
+using crema::app::omp_threads;
 
 bool named(const char* entry, const char* name) {
   const size_t n = std::strlen(name);
@@ -71,15 +87,6 @@ struct Message {
   }
   void say() const { (void)!write(STDERR_FILENO, text, len); }
 };
-
-// OMP_NUM_THREADS as libgomp reads it (the first number of a list), 0 when unset or not a count.
-unsigned long omp_threads(const char* value) {
-  if (value == nullptr) return 0;
-  unsigned long n = 0;
-  const char* p = value;
-  for (; *p >= '0' && *p <= '9' && n < 1000000; ++p) n = n * 10 + static_cast<unsigned long>(*p - '0');
-  return p != value && (*p == '\0' || *p == ',') && n < 1000000 ? n : 0;
-}
 
 // Only system calls and plain string functions: libc is not initialised yet (setenv here would
 // be lost), but the arguments and the environment are there.
@@ -141,11 +148,15 @@ void prepare_process(int /*argc*/, char** argv, char** envp) {
     if (load_threads == 0) {
       // Unset, empty or not a count (which libgomp ignores): OMP_NUM_THREADS=1 takes its place.
       static char one_thread[] = "OMP_NUM_THREADS=1";
+      static char mark[sizeof(crema::app::kRestartThreadsMark) + 2];  // "<mark>=1"
+      std::memcpy(mark, crema::app::kRestartThreadsMark, sizeof(crema::app::kRestartThreadsMark) - 1);
+      std::memcpy(mark + sizeof(crema::app::kRestartThreadsMark) - 1, "=1", 3);
       static char* with_one[4096];
       size_t count = 0;
-      for (char** e = envp; *e != nullptr && count + 2 <= std::size(with_one); ++e)
-        if (!named(*e, "OMP_NUM_THREADS")) with_one[count++] = *e;
+      for (char** e = envp; *e != nullptr && count + 3 <= std::size(with_one); ++e)
+        if (!named(*e, "OMP_NUM_THREADS") && !named(*e, crema::app::kRestartThreadsMark)) with_one[count++] = *e;
       with_one[count++] = one_thread;
+      with_one[count++] = mark;
       with_one[count] = nullptr;
       env = with_one;
       load_threads = 1;

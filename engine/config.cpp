@@ -153,7 +153,26 @@ MapReader::MapReader(const Node* node, const Mark& fallback_mark, std::string pa
   }
 }
 
+void MapReader::refuse_at_layer_level(const std::string& key) const {
+  if (!layer_ || !layer_->is_map() || key.ends_with("_param") ||
+      (layer_keys_ && std::find(layer_keys_->begin(), layer_keys_->end(), key) != layer_keys_->end()))
+    return;
+  const Node* above = layer_->find(key);
+  if (!above) return;
+  const std::string where = above->path().empty() ? key : above->path();
+  if (node_ && node_->find(key))
+    throw ConfigError(above->key_mark(), where,
+                      "'" + key + "' is given twice: here, at the layer's level, where it is not read, and inside " +
+                          block_ + "; leave this one out");
+  throw ConfigError(above->key_mark(), where,
+                    "'" + key + "' belongs inside the layer's " + block_ + ": write " + block_ + ": {" + key +
+                        ": …} (at the layer's level it is not read)");
+}
+
 void MapReader::fail(const std::string& key, const std::string& message) const {
+  // A key missing here that was written beside the layer's type is a misplaced one, whatever
+  // the check that noticed it is missing (kernel_size, or kernel_h and kernel_w).
+  if (!node_ || !node_->find(key)) refuse_at_layer_level(key);
   // At the key's own value where one was written (a solver check fails after the whole
   // map is read); for an empty value (whose mark is the next token's) at its key, in the file
   // or the --set argument; else at the map.
@@ -219,10 +238,7 @@ void MapReader::refuse_misplaced(const std::string& key) const {
                               ", type: …})");
   if (!layer_ || !layer_->is_map()) return;
   // Written at the layer's level (`num_output: 10` beside `type: InnerProduct`).
-  if (const Node* above = layer_->find(key))
-    throw ConfigError(above->key_mark(), above->path(),
-                      "'" + key + "' belongs inside the layer's " + block_ + ": write " + block_ + ": {" + key +
-                          ": …} (it is missing there)");
+  refuse_at_layer_level(key);
   // In another type's block (`convolution_param` on an InnerProduct).
   for (const auto& [k, v] : layer_->entries())
     if (k != block_ && k.ends_with("_param") && v.is_map() && v.find(key))
@@ -317,15 +333,34 @@ void MapReader::allow(const std::vector<std::string>& keys) {
   for (const auto& k : keys) find(k);
 }
 
+void MapReader::refuse(const std::vector<std::string>& keys, const std::string& message) const {
+  if (node_)
+    for (const auto& k : keys)
+      if (node_->find(k)) fail(k, message);
+}
+
 void MapReader::finish(const std::function<std::string(const std::string&)>& explain) const {
-  if (!node_) return;
-  for (const auto& [key, value] : node_->entries()) {
-    if (std::find(known_.begin(), known_.end(), key) != known_.end()) continue;
-    const std::string suggestion = did_you_mean(key, known_);
-    const std::string why = suggestion.empty() && explain ? explain(key) : "";
-    throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
-                      why.empty() ? "unknown key '" + key + "'" + suggestion : why);
-  }
+  const auto known = [this](const std::string& key) {
+    return std::find(known_.begin(), known_.end(), key) != known_.end();
+  };
+  if (node_)
+    for (const auto& [key, value] : node_->entries()) {
+      if (known(key)) continue;
+      // The other way round: a key of the layer's own (`loss_weight`) inside its block.
+      if (layer_keys_ && std::find(layer_keys_->begin(), layer_keys_->end(), key) != layer_keys_->end())
+        throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
+                          "'" + key + "' is a key of the layer itself, not of " + block_ + ": write it beside type");
+      const std::string suggestion = did_you_mean(key, known_);
+      const std::string why = suggestion.empty() && explain ? explain(key) : "";
+      throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
+                        why.empty() ? "unknown key '" + key + "'" + suggestion : why);
+    }
+  // A key of this block written beside the layer's type, as PyTorch's keyword arguments are
+  // (`stride: 2` next to `type: Convolution`): the layer would call it only unknown, and an
+  // optional key has no "missing" error to say where it belongs.
+  if (layer_ && layer_->is_map())
+    for (const auto& [key, value] : layer_->entries())
+      if (known(key)) refuse_at_layer_level(key);
 }
 
 }  // namespace crema

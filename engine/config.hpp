@@ -110,6 +110,10 @@ class MapReader {
 
   // Marks keys as known without reading them (e.g. keys another reader owns).
   void allow(const std::vector<std::string>& keys);
+  // Fails with `message` at the first of `keys` given here (fields of an older format that
+  // now live elsewhere); the keys stay unknown, so one written at the layer's level is said
+  // to belong where they live now.
+  void refuse(const std::vector<std::string>& keys, const std::string& message) const;
   // Throws ConfigError at the first key nothing read; `explain(key)` may give the
   // message for it (e.g. a parameter block of another layer type), "" for the usual one.
   void finish(const std::function<std::string(const std::string&)>& explain = nullptr) const;
@@ -118,20 +122,27 @@ class MapReader {
   const std::string& path() const { return path_; }
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
-  // This reader is the parameter block `block` of the layer map `layer`: a required key
-  // written at the layer's level, or in another block, is then said where it is.
-  void within(const Node* layer, std::string block) { layer_ = layer, block_ = std::move(block); }
+  // This reader is the parameter block `block` of the layer map `layer`: a key of the block
+  // written at the layer's level (`stride: 2` beside `type:`), or a required one in another
+  // block, is then said where it is. `layer_keys` are the layer's own keys, never the block's.
+  void within(const Node* layer, std::string block, const std::vector<std::string>* layer_keys) {
+    layer_ = layer, block_ = std::move(block), layer_keys_ = layer_keys;
+  }
 
  private:
   const Node* find_value(const std::string& key);  // find(), refusing an empty value
   // Throws the error for required `key` written somewhere near but not here, if it is.
   void refuse_misplaced(const std::string& key) const;
+  // Throws "belongs inside the layer's block" if `key`, one of this block's, is written
+  // beside the layer's type.
+  void refuse_at_layer_level(const std::string& key) const;
   const Node* node_;
   Mark mark_;
   std::string path_;
   std::vector<std::string> known_;
   const Node* layer_ = nullptr;
   std::string block_;
+  const std::vector<std::string>* layer_keys_ = nullptr;
 };
 
 int enum_value(const Node& n, const std::vector<std::string>& names);

@@ -148,6 +148,8 @@ const std::string& caffe_name_for(const std::string& word) {
                                                            {"kernel", "kernel_size"},
                                                            {"padding", "pad"},
                                                            {"groups", "group"},
+                                                           {"dim", "axis"},
+                                                           {"ceil_mode", "round_mode"},
                                                            {"inputs", "bottom"},
                                                            {"input", "bottom"},
                                                            {"outputs", "top"},
@@ -188,7 +190,10 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   const std::string m = closest_match(word, candidates);
   if (m.empty()) return {};
   const bool renamed = caffe_name_for(word) == m;  // not a typo: another framework's name
-  return " (did you mean '" + m + "'?" + (renamed ? " crema uses Caffe's names" : "") + ")";
+  // Epochs are not iterations: carrying the number over would train a few batches.
+  const bool epochs = renamed && m == "max_iter" && lowercase(word).find("epoch") != std::string::npos;
+  return " (did you mean '" + m + "'?" + (renamed ? " crema uses Caffe's names" : "") +
+         (epochs ? "; max_iter counts iterations: epochs × training samples ÷ batch_size" : "") + ")";
 }
 
 }  // namespace crema

@@ -111,7 +111,7 @@ MapReader LayerSpec::params(const std::string& key) const {
   read_keys->push_back(key);
   const Node* n = config ? config->find(key) : nullptr;
   MapReader r(n, mark, path.empty() ? key : path + "." + key);
-  r.within(config, key);
+  r.within(config, key, &common_layer_keys());
   return r;
 }
 

@@ -16,7 +16,20 @@ namespace crema {
 BatchNormParams BatchNormParams::parse(MapReader r) {
   BatchNormParams p;
   if (r.has("use_global_stats")) p.use_global_stats = r.get_bool("use_global_stats", false);
+  // PyTorch's names, whose meaning differs: said so rather than "unknown key".
+  r.refuse({"momentum"},
+           "BatchNorm's running averages are set by moving_average_fraction, the weight of the old average "
+           "(Caffe's default 0.999): PyTorch's momentum m is moving_average_fraction 1 - m (0.1 is 0.9)");
+  r.refuse({"affine"},
+           "Caffe's BatchNorm only normalises; its learnt scale and shift are a Scale layer after it "
+           "(scale_param: {bias_term: true})");
   p.moving_average_fraction = r.get_float("moving_average_fraction", 0.999f);
+  // Outside [0, 1] the running averages grow without bound (or flip sign) until they overflow,
+  // which the divergence check would blame on the learning rate.
+  if (!(p.moving_average_fraction >= 0.f && p.moving_average_fraction <= 1.f))
+    r.fail("moving_average_fraction",
+           "moving_average_fraction must lie in [0, 1]: it is the weight of the old running average (Caffe's "
+           "default 0.999)");
   p.eps = r.get_float("eps", 1e-5f);
   if (p.eps < 0.f) r.fail("eps", "eps must not be negative");
   p.engine = parse_engine(r);

@@ -23,9 +23,10 @@ DataParams DataParams::parse(MapReader r, const LayerSpec& spec) {
   }
   if (p.backend == "LMDB" && !p.label_source.empty())
     r.fail("label_source", "label_source is for IDX files only: LMDB records carry their labels");
-  r.allow({"scale", "mean_file", "crop_size", "mirror", "force_encoded_color"});
-  if (r.has("scale") || r.has("mean_file") || r.has("crop_size") || r.has("mirror"))
-    r.fail("scale", "data_param's legacy transform fields are not supported; put them in transform_param");
+  // Caffe's, taken and ignored (README): transform_param's force_color/force_gray decide how records decode.
+  r.allow({"force_encoded_color"});
+  r.refuse({"scale", "mean_file", "crop_size", "mirror"},
+           "data_param's legacy transform fields are not supported; put them in transform_param");
   r.finish();
   return p;
 }

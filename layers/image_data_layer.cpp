@@ -17,9 +17,8 @@ ImageDataParams ImageDataParams::parse(MapReader r, const LayerSpec& spec) {
   if ((p.new_height > 0) != (p.new_width > 0))
     r.fail(p.new_height > 0 ? "new_height" : "new_width", "give both new_height and new_width, or neither");
   p.is_color = r.get_bool("is_color", true);
-  r.allow({"scale", "mean_file", "crop_size", "mirror"});
-  if (r.has("scale") || r.has("mean_file") || r.has("crop_size") || r.has("mirror"))
-    r.fail("scale", "image_data_param's legacy transform fields are not supported; put them in transform_param");
+  r.refuse({"scale", "mean_file", "crop_size", "mirror"},
+           "image_data_param's legacy transform fields are not supported; put them in transform_param");
   r.finish();
   return p;
 }

@@ -108,6 +108,19 @@ TEST_CASE("BatchNorm statistics are frozen: lr_mult 0 and no parameter gradient"
   CHECK_THROWS_WITH_AS(test::make_layer("{type: BatchNorm, param: [{lr_mult: 1}]}"),
                        doctest::Contains("computed, not learnt"), ConfigError);
   CHECK_NOTHROW(test::make_layer("{type: BatchNorm, param: [{lr_mult: 0}]}"));
+  // Outside [0, 1] the running sums blew up after a few hundred iterations, blamed on the learning rate.
+  for (const char* fraction : {"1.5", "-1"})
+    CHECK_THROWS_WITH_AS(
+        test::make_layer(std::string("{type: BatchNorm, batch_norm_param: {moving_average_fraction: ") + fraction +
+                         "}}"),
+        doctest::Contains("moving_average_fraction must lie in [0, 1]"), ConfigError);
+  CHECK_NOTHROW(test::make_layer("{type: BatchNorm, batch_norm_param: {moving_average_fraction: 1}}"));
+  // PyTorch's names, whose meaning differs from Caffe's, are said so.
+  CHECK_THROWS_WITH_AS(test::make_layer("{type: BatchNorm, batch_norm_param: {momentum: 0.1}}"),
+                       doctest::Contains("PyTorch's momentum m is moving_average_fraction 1 - m (0.1 is 0.9)"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(test::make_layer("{type: BatchNorm, batch_norm_param: {affine: true}}"),
+                       doctest::Contains("a Scale layer after it"), ConfigError);
 
   Blob x = two_channels(), y;
   Context ctx(1);

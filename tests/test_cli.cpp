@@ -272,6 +272,27 @@ TEST_CASE("under a virtual-memory limit crema trains, or says what the limit is 
   CHECK_MESSAGE(many.output.find(" MiB, or run fewer threads (--threads)") != std::string::npos, many.output);
 }
 
+TEST_CASE("OMP_NUM_THREADS sets the thread count without --threads, and crema's own restart's does not") {
+  test::ToyJob job(2);
+  const std::string time = crema_cmd("time --model " + job.solver + " --iterations 1");
+  const auto env = test::run("OMP_NUM_THREADS=1 " + time);
+  CHECK_MESSAGE(env.status == 0, env.output);
+  CHECK_MESSAGE(
+      env.output.find("Running 1 thread(s), as OMP_NUM_THREADS asks (--threads overrides it)") != std::string::npos,
+      env.output);
+  CHECK_MESSAGE(env.output.find("CPU with 1 thread(s)") != std::string::npos, env.output);
+  const auto flag = test::run("OMP_NUM_THREADS=1 " + time + " --threads 2");
+  CHECK_MESSAGE(flag.output.find("CPU with 2 thread(s)") != std::string::npos, flag.output);
+  CHECK(flag.output.find("as OMP_NUM_THREADS asks") == std::string::npos);
+  // Under a memory limit crema starts itself again with OMP_NUM_THREADS=1 (app/startup): not the user's.
+  const auto restarted = test::run("ulimit -v 16000000; unset OMP_NUM_THREADS; exec " + time);
+  CHECK_MESSAGE(restarted.status == 0, restarted.output);
+  CHECK_MESSAGE(restarted.output.find("as OMP_NUM_THREADS asks") == std::string::npos, restarted.output);
+  CHECK_MESSAGE(
+      restarted.output.find("CPU with " + std::to_string(crema::available_cores()) + " thread(s)") != std::string::npos,
+      restarted.output);
+}
+
 TEST_CASE("stack size and open-file limits crema cannot run under are refused or adjusted before anything runs") {
   test::ToyJob job(5);
   // Every thread's stack is the stack size limit: 128 KiB crashed in oneDNN without a word, and
@@ -2271,12 +2292,21 @@ TEST_CASE("train says where Caffe's defaults differ from PyTorch's, and points c
       r.output);
   for (const auto& [option, set] : {std::pair<std::string, std::string>{"--lr 0.1", "--set base_lr=0.1"},
                                     {"--max_iter=7", "--set max_iter=7"},
-                                    {"-base_lr 0.5", "--set base_lr=0.5"}}) {
+                                    {"-base_lr 0.5", "--set base_lr=0.5"},
+                                    // Epochs are not carried over as iterations (it said --set max_iter=3).
+                                    {"--epochs 3",
+                                     "--set max_iter=N, where N counts iterations: 3 epochs × "
+                                     "training samples ÷ batch_size"}}) {
     const auto given = test::run(crema_cmd("train " + job.solver + " " + option));
     CHECK(given.status == 2);
     CHECK_MESSAGE(given.output.find("(a config key is set with --set: " + set + ")") != std::string::npos,
                   given.output);
   }
+  const auto in_file = test::run(crema_cmd("train " + job.solver + " --set epochs=3"));
+  CHECK_MESSAGE(
+      in_file.output.find("unknown key 'epochs' (did you mean 'max_iter'? crema uses Caffe's names; "
+                          "max_iter counts iterations: epochs × training samples ÷ batch_size)") != std::string::npos,
+      in_file.output);
 }
 
 TEST_CASE("a config mistake is said before an earlier run's snapshots stop a fresh run") {

@@ -684,6 +684,45 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
                             "net.yaml:8:4: layer[1].convolution_param: this layer reads its parameters from "
                             "inner_product_param, not convolution_param"),
                 msg);
+  // An optional key beside the type, as PyTorch's keyword arguments are written (it was "unknown key 'stride'").
+  msg = net_error(
+      "- {name: c, type: Convolution, bottom: data, top: c,\n   stride: 2, convolution_param: {num_output: 2, "
+      "kernel_size: 1}}\n");
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:8:4: layer[1].stride: 'stride' belongs inside the layer's convolution_param: "
+                            "write convolution_param: {stride: …} (at the layer's level it is not read)"),
+                msg);
+  // A required one that another check finds missing (kernel_size, or kernel_h and kernel_w): at its line,
+  // not at the block's (it was "convolution_param.kernel_size: required key … is missing").
+  msg = net_error(
+      "- {name: c, type: Convolution, bottom: data, top: c,\n   kernel_size: 1, convolution_param: {num_output: 2}}\n");
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:8:4: layer[1].kernel_size: 'kernel_size' belongs inside the layer's "
+                            "convolution_param"),
+                msg);
+  msg = net_error(
+      "- {name: c, type: Convolution, bottom: data, top: c,\n   kernel_size: 1, convolution_param: {num_output: 2, "
+      "kernel_size: 1}}\n");
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:8:4: layer[1].kernel_size: 'kernel_size' is given twice: here, at the "
+                            "layer's level, where it is not read, and inside convolution_param; leave this one "
+                            "out"),
+                msg);
+  // A data layer's transform key is said to belong in transform_param, not in the legacy place that
+  // image_data_param still refuses it from.
+  msg = net_error(
+      "- {name: d2, type: ImageData, top: [d2, l2],\n   mirror: true, image_data_param: {source: x.txt, "
+      "batch_size: 1}}\n");
+  CHECK_MESSAGE(starts_with(msg, "net.yaml:8:4: layer[1].mirror: 'mirror' belongs inside the layer's transform_param"),
+                msg);
+  // And the other way round: the layer's own key inside its block.
+  msg = net_error(
+      "- {name: fc, type: InnerProduct, bottom: data, top: fc, inner_product_param: {num_output: 2}}\n"
+      "- {name: l, type: SoftmaxWithLoss, bottom: [fc, fc], top: l,\n   loss_param: {loss_weight: 0.5}}\n");
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:9:17: layer[2].loss_param.loss_weight: 'loss_weight' is a key of the "
+                            "layer itself, not of loss_param: write it beside type"),
+                msg);
   // Layers written as a map of named maps (a one-layer prototxt's `layer { }` is a map too).
   test::TempDir dir;
   test::write_file(dir / "dict.yaml",
