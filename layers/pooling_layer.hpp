@@ -66,6 +66,7 @@ class PoolingLayer : public Layer {
 
   // Whether the CPU runs oneDNN for the current shape (after reshape).
   bool uses_onednn() const { return use_onednn_; }
+  const onednn::Pooling* onednn() const { return use_onednn_ ? onednn_.get() : nullptr; }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

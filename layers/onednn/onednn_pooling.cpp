@@ -18,6 +18,7 @@ struct Pooling::Impl {
   dnnl::pooling_backward backward;
   Staged f_src, f_dst, b_diff_dst, b_diff_src;
   memory workspace;  // MAX: which input each output came from, oneDNN's format
+  std::pair<std::string, std::string> implementations;
 
   void build(const PoolShape& s, const memory::desc& src_layout);
 };
@@ -66,13 +67,18 @@ void Pooling::Impl::build(const PoolShape& s, const memory::desc& src_layout) {
   f_dst.prepare(plain_desc(dst), fpd.dst_desc(), Staged::Role::output);
   workspace = fpd.workspace_desc().get_size() ? memory(fpd.workspace_desc(), eng) : memory();
   using bwd = dnnl::pooling_backward;
-  const bwd::primitive_desc bpd(
-      bwd::desc(alg, any_desc(src), any_desc(dst), strides, kernel, pad_l, pad_r), eng, fpd);
+  // The gradients in the forward's layouts: left to oneDNN ("any"), a global pool's 1×1 output
+  // made it pick a layout (acdB16b) that only its reference code takes, 100× slower.
+  const bwd::primitive_desc bpd(bwd::desc(alg, fpd.src_desc(), fpd.dst_desc(), strides, kernel, pad_l, pad_r), eng,
+                                fpd);
   backward = bwd(bpd);
   b_diff_dst.prepare(plain_desc(dst), bpd.diff_dst_desc(), Staged::Role::input);
   b_diff_src.prepare(plain_desc(src), bpd.diff_src_desc(), Staged::Role::output);
   built_for = src_layout;
+  implementations = {fpd.impl_info_str(), bpd.impl_info_str()};
 }
+
+std::pair<std::string, std::string> Pooling::implementations() const { return impl_->implementations; }
 
 void Pooling::forward(SyncedMemory& x, SyncedMemory& y) {
   Impl& m = *impl_;

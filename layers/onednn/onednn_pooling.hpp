@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "engine/synced_memory.hpp"
 #include "layers/pool_geometry.hpp"
@@ -37,6 +38,9 @@ class Pooling {
   void forward(SyncedMemory& x, SyncedMemory& y);
   // dx (N, C, H, W) = the gradient from dy (N, C, PH, PW), overwritten; after forward.
   void backward(SyncedMemory& dy, SyncedMemory& dx);
+  // oneDNN's names of the forward and backward implementations built last ("jit:avx512_core",
+  // "ref:any"), for tests that the fast code runs.
+  std::pair<std::string, std::string> implementations() const;
 
  private:
   struct Impl;
