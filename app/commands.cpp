@@ -51,6 +51,14 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
+// Whether a layer reads samples: an Input layer's tops stay as set up (zeros), and everything
+// computed from them.
+bool reads_data(const Net& net) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer(i).is_data() && std::string(net.layer(i).type()) != "Input") return true;
+  return false;
+}
+
 std::unique_ptr<Context> make_context(int gpu, long long seed) {
   if (gpu >= 0) return Context::gpu(gpu, seed);
   return std::make_unique<Context>(seed);
@@ -408,6 +416,71 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   return kept;
 }
 
+// What a fresh start would train in silence and wrongly (`kept`: the layers no file gave
+// weights): weights that all start at 0 in more than one layer (no weight_filler, whose
+// default is Caffe's constant 0), which keeps every gradient that would move them at 0 and
+// the run at chance; a negative lr_mult, which climbs the loss; and BatchNorm told to use
+// global statistics that nothing computed.
+void warn_about_start(const Net& net, const std::vector<std::string>& kept) {
+  const auto is_kept = [&](const std::string& name) { return std::find(kept.begin(), kept.end(), name) != kept.end(); };
+  const std::vector<Blob*>& params = net.learnable_params();
+  const auto lr_of = [&](const Blob* b) {
+    const auto it = std::find(params.begin(), params.end(), b);
+    return it == params.end() ? 0.f : net.params_lr()[static_cast<size_t>(it - params.begin())];
+  };
+  std::vector<std::string> zero;
+  for (int i = 0; i < net.num_layers(); ++i) {
+    const Layer& l = net.layer(i);
+    if (l.blobs().empty()) continue;
+    for (size_t j = 0; j < l.blobs().size(); ++j)
+      if (const float lr = lr_of(l.blobs()[j].get()); lr < 0.f && !net.param_is_shared(i, static_cast<int>(j)))
+        spdlog::warn(
+            "Layer '{}' parameter {} learns at a negative rate (lr_mult {}): its updates climb the loss instead of "
+            "descending it; give lr_mult 0 to freeze it, or a positive one",
+            l.name(), j, lr);
+    if (!is_kept(l.name())) continue;
+    const Blob& w = *l.blobs()[0];
+    const std::string type = l.type();
+    if (type != "Bias" && type != "BatchNorm" && w.count() > 1 && lr_of(&w) > 0.f &&
+        std::all_of(w.cpu_data(), w.cpu_data() + w.count(), [](float v) { return v == 0.f; }))
+      zero.push_back(l.name());
+    const Node* bn = type == "BatchNorm" && l.spec().config ? l.spec().config->find("batch_norm_param") : nullptr;
+    const Node* global = bn && bn->is_map() ? bn->find("use_global_stats") : nullptr;
+    if (global && global->as_bool() && l.blobs().size() == 3 && l.blobs()[2]->count() == 1 &&
+        l.blobs()[2]->cpu_data()[0] == 0.f)
+      spdlog::warn(
+          "BatchNorm '{}' has use_global_stats: true in the TRAIN net, but no weights file gave it statistics: it "
+          "normalises with a mean and variance of 0. Leave use_global_stats out to train on each batch's statistics "
+          "(it is for fine-tuning with a model's), or load them with --weights",
+          l.name());
+  }
+  // Only zero layers that feed others through the net: one at the top (or heads side by side)
+  // learns from its first update on, as a logistic regression does.
+  std::vector<std::string> stacked;
+  for (int i = 0; i < net.num_layers(); ++i) {
+    if (std::find(zero.begin(), zero.end(), net.layer(i).name()) == zero.end()) continue;
+    std::set<std::string> reached(net.layer(i).spec().top.begin(), net.layer(i).spec().top.end());
+    for (int k = i + 1; k < net.num_layers(); ++k) {
+      const LayerSpec& s = net.layer(k).spec();
+      if (std::none_of(s.bottom.begin(), s.bottom.end(), [&](const std::string& b) { return reached.count(b) > 0; }))
+        continue;
+      reached.insert(s.top.begin(), s.top.end());
+      if (std::find(zero.begin(), zero.end(), net.layer(k).name()) != zero.end()) {
+        for (const std::string& name : {net.layer(i).name(), net.layer(k).name()})
+          if (std::find(stacked.begin(), stacked.end(), name) == stacked.end()) stacked.push_back(name);
+      }
+    }
+  }
+  zero = stacked;
+  if (!zero.empty())
+    spdlog::warn(
+        "The weights of layers {} all start at 0 (no weight_filler: Caffe's default is constant 0), one feeding "
+        "another: through zero weights every gradient that would move the layers below is 0 too, and training stays "
+        "at chance. Give them "
+        "weight_filler: {{type: xavier}} (msra before a ReLU)",
+        fmt::format("'{}'", fmt::join(zero, "', '")));
+}
+
 // "iterations 10 and 20", "12 snapshots, iterations 1000 to 12000".
 std::string iterations_of(const std::vector<io::SnapshotOnDisk>& snaps) {
   if (snaps.size() > 3)
@@ -705,6 +778,15 @@ int train(const TrainOptions& opt) {
       }
 
   Solver solver(spec, net_spec, *ctx);
+  if (!reads_data(solver.net())) {
+    const std::string why =
+        "the TRAIN net has no data layer (Data, ImageData, HDF5Data, DummyData, …): an Input layer's tops stay zeros, "
+        "so there is nothing to learn from; add a data layer with include: {phase: TRAIN} (Input describes a "
+        "deployed net's input)";
+    for (int i = 0; i < solver.net().num_layers(); ++i)
+      if (std::string(solver.net().layer(i).type()) == "Input") solver.net().layer(i).spec().fail(why);
+    throw ConfigError(Mark{}, "net", why);
+  }
   // Room for one snapshot (the weights, and the solver state with its history), checked once:
   // a cluster job learns at its start, not hours later at its first snapshot, that the disk
   // cannot take one. Only a warning: space may be freed meanwhile.
@@ -975,7 +1057,8 @@ int train(const TrainOptions& opt) {
     }
   } else {
     try {
-      load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver), true);
+      warn_about_start(solver.net(),
+                       load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver), true));
     } catch (const io::WeightsMismatch& e) {
       std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
       reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());
@@ -1111,11 +1194,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
       !learnt.empty())
     refuse_other_classes(net, read_class_names(learnt, "--weights"),
                          "in " + learnt + ", written beside the weights by training");
-  // An Input layer's top would stay as set up (zeros), and everything computed from it.
-  bool reads_data = false;
-  for (int i = 0; i < net.num_layers(); ++i)
-    reads_data |= net.layer(i).is_data() && std::string(net.layer(i).type()) != "Input";
-  if (!reads_data)
+  if (!reads_data(net))
     throw ConfigError(Mark{}, "--model",
                       "the TEST net of '" + opt.model +
                           "' has no data layer (Data, ImageData, HDF5Data, …), so there is nothing to " + purpose +

@@ -534,7 +534,7 @@ int main(int argc, char** argv) {
   time_cmd->add_option("--model", time.model, "Net or solver config (YAML or prototxt)")->required();
   time_cmd->add_option("--iterations", time.iterations, "Iterations to time")->check(at_least_one);
   time_cmd->add_option("--phase", time.phase, "TRAIN (forward+backward) or TEST")
-      ->check(CLI::IsMember({"TRAIN", "TEST"}));
+      ->transform(CLI::IsMember({"TRAIN", "TEST"}, CLI::ignore_case));
   auto* time_gpu = time_cmd->add_option("--gpu", time.gpu, "GPU device id")->check(device_id);
   auto* time_precision =
       time_cmd
@@ -554,7 +554,7 @@ int main(int argc, char** argv) {
   preview_cmd->add_option("--out", preview.out, "Folder for the PNG files (created)")->required();
   preview_cmd->add_option("--n", preview.count, "Samples to write")->check(at_least_one);
   preview_cmd->add_option("--phase", preview.phase, "TRAIN (augmented) or TEST")
-      ->check(CLI::IsMember({"TRAIN", "TEST"}));
+      ->transform(CLI::IsMember({"TRAIN", "TEST"}, CLI::ignore_case));
   add_overrides(preview_cmd, preview.overrides, "the --model file");
   time_cmd
       ->add_option("--threads", threads,

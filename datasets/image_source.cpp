@@ -28,8 +28,11 @@ namespace fs = std::filesystem;
 // IDX: the whole file in memory, one uint8 (C, H, W) image after the other.
 class IdxSource : public ImageSource {
  public:
-  IdxSource(io::IdxArray images, std::vector<uint8_t> labels, std::string path)
-      : images_(std::move(images)), labels_(std::move(labels)), path_(std::move(path)) {
+  IdxSource(io::IdxArray images, std::vector<uint8_t> labels, std::string path, std::string labels_path)
+      : images_(std::move(images)),
+        labels_(std::move(labels)),
+        path_(std::move(path)),
+        labels_path_(std::move(labels_path)) {
     const auto& d = images_.dims;
     if (d.size() == 3)
       channels_ = 1, height_ = d[1], width_ = d[2];
@@ -48,11 +51,14 @@ class IdxSource : public ImageSource {
   std::string describe(int index) const override { return "IDX file '" + path_ + "' image " + std::to_string(index); }
   bool knows_labels() const override { return !labels_.empty(); }
   int label(int index) const override { return labels_[static_cast<size_t>(index)]; }
+  std::string describe_label(int index) const override {
+    return "image " + std::to_string(index) + " in IDX labels file '" + labels_path_ + "'";
+  }
 
  private:
   io::IdxArray images_;
   std::vector<uint8_t> labels_;
-  std::string path_;
+  std::string path_, labels_path_;
   int channels_ = 1, height_ = 0, width_ = 0;
 };
 
@@ -175,7 +181,7 @@ std::unique_ptr<ImageSource> open_idx_source(const std::string& images_path, con
                   " labels but '" + images_path + "' holds " + std::to_string(d[0]) + " images");
     labels = std::move(l.data);
   }
-  return std::make_unique<IdxSource>(std::move(images), std::move(labels), images_path);
+  return std::make_unique<IdxSource>(std::move(images), std::move(labels), images_path, labels_path);
 }
 
 std::unique_ptr<ImageSource> open_lmdb_source(const std::string& path, int channels, bool forces) {

@@ -39,6 +39,9 @@ class ImageSource {
   // labels files); not so for databases, whose labels are inside the records.
   virtual bool knows_labels() const { return false; }
   virtual int label(int /*index*/) const { return 0; }
+  // Names where sample `index`'s label is written, for messages about the label (an IDX
+  // labels file is another file than its images').
+  virtual std::string describe_label(int index) const { return describe(index); }
 };
 
 // IDX images (rank 3 or 4) and, when `labels` is not empty, their labels file.

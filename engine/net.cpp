@@ -63,7 +63,15 @@ NetSpec NetSpec::parse(const Node& node) {
   spec.state = parse_state_setting(st);
   spec.debug_info = r.get_bool("debug_info", false);
   const Node* layers = r.find("layer");
-  if (!layers) r.fail("layer", "a net needs a 'layer' list");
+  if (!layers) {
+    // A solver given where the net belongs (`net: lenet_solver.yaml`, `--model solver.yaml`).
+    const Node* named = node.is_map() ? node.find("net") : nullptr;
+    if (named || (node.is_map() && node.find("base_lr") && node.find("max_iter")))
+      r.fail("layer", std::string("a net needs a 'layer' list; this looks like a solver (it has ") +
+                          (named ? "net" : "base_lr and max_iter") +
+                          "): give the net file here, or the solver to crema train");
+    r.fail("layer", "a net needs a 'layer' list");
+  }
   if (!layers->is_seq()) layers->fail("expected a list of layers");
   for (const auto& l : layers->items()) {
     if (!l.is_map()) l.fail("expected a layer map with at least 'name' and 'type'");
@@ -500,10 +508,22 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
                                  spec.top.begin() + static_cast<long>(j))
       throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
                         "top '" + top_name + "' is named twice in this layer's tops; give each top its own name");
-    if (!top_name.empty() && blob_index_.count(top_name))
+    if (!top_name.empty() && blob_index_.count(top_name)) {
+      // Two data layers making the same blob: most often a TRAIN and a TEST source without include rules.
+      std::string hint;
+      for (size_t k = 0; k < li && hint.empty(); ++k) {
+        const auto& tops = top_ids_[k];
+        if (std::find(tops.begin(), tops.end(), blob_index_.at(top_name)) != tops.end() && layers_[k]->is_data() &&
+            layer->is_data())
+          hint = "; if layer '" + specs_[k].name + "' is for one phase and this one for the other, give each an " +
+                 "include rule: include: {phase: TRAIN} on one, include: {phase: TEST} on the other";
+      }
       throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
-                        "top '" + top_name + "' is already produced by another layer; only in-place layers "
-                        "(bottom == top) may reuse a blob name");
+                        "top '" + top_name +
+                            "' is already produced by another layer; only in-place layers (bottom == top) may reuse "
+                            "a blob name" +
+                            hint);
+    }
     const int id = static_cast<int>(blobs_.size());
     const std::string name = top_name.empty() ? spec.name + "_top_" + std::to_string(j) : top_name;
     blobs_.push_back(std::make_shared<Blob>());

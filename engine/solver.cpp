@@ -223,7 +223,10 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (s.average_loss < 1) r.fail("average_loss", "average_loss must be at least 1");
   if (s.lr_policy == "step") positive("stepsize", s.stepsize), positive("gamma", s.gamma);
   if (s.lr_policy == "exp" || s.lr_policy == "inv" || s.lr_policy == "multistep") positive("gamma", s.gamma);
-  if (s.lr_policy == "multistep" && s.stepvalue.empty()) r.fail("stepvalue", "lr_policy multistep needs stepvalue");
+  if (s.lr_policy == "multistep" && s.stepvalue.empty())
+    r.fail(r.find("lr_policy") ? "lr_policy" : "stepvalue",
+           std::string("lr_policy multistep needs stepvalue (the iterations where the rate is multiplied by gamma)") +
+               (r.find("stepsize") ? "; stepsize is for lr_policy step" : ""));
   // Caffe reads a missing power or gamma as 0, which makes inv and poly a fixed rate and
   // sigmoid half of base_lr throughout: never what such a policy was written for.
   if (s.lr_policy == "inv" || s.lr_policy == "poly") positive("power", s.power);
@@ -253,7 +256,38 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (s.snapshot < 0) r.fail("snapshot", "snapshot must not be negative");
   if (const Node* ti = r.find("test_iter")) s.test_iter_mark = ti->mark();
   if (s.test_interval > 0 && s.test_iter.empty())
-    r.fail("test_iter", "test_interval is set, so test_iter (batches per test) is required");
+    r.fail("test_interval", "test_interval is set, so test_iter (batches per test) is required");
+  // Keys the policy or the update rule does not read, which Caffe ignores: a policy misremembered
+  // (stepvalue with step) trains at a rate nobody meant, so each is said once at the start.
+  static const std::map<std::string, std::vector<std::string>> kPolicyKeys = {{"fixed", {}},
+                                                                              {"step", {"stepsize", "gamma"}},
+                                                                              {"exp", {"gamma"}},
+                                                                              {"inv", {"gamma", "power"}},
+                                                                              {"multistep", {"stepvalue", "gamma"}},
+                                                                              {"poly", {"power"}},
+                                                                              {"sigmoid", {"gamma", "stepsize"}},
+                                                                              {"cosine", {}}};
+  if (const auto it = kPolicyKeys.find(s.lr_policy); it != kPolicyKeys.end())
+    for (const char* key : {"gamma", "power", "stepsize", "stepvalue"})
+      if (r.find(key) && std::find(it->second.begin(), it->second.end(), key) == it->second.end())
+        s.warnings.push_back(r.find(key)->mark().str() + ": " + key + " is not used by lr_policy " + s.lr_policy +
+                             ", and is ignored (remove it, or give the policy that reads it)");
+  const std::string& t = s.type;
+  for (const auto& [key, used] : {std::pair<const char*, bool>{"momentum2", t == "Adam" || t == "AdamW"},
+                                  {"rms_decay", t == "RMSProp"},
+                                  {"delta", t != "SGD" && t != "Nesterov"}})
+    if (!used && r.find(key))
+      s.warnings.push_back(r.find(key)->mark().str() + ": " + key + " is not used by type " + t +
+                           ", and is ignored (remove it, or give the type that reads it)");
+  if ((s.lr_policy == "step" || s.lr_policy == "multistep" || s.lr_policy == "exp") && s.gamma > 1.f)
+    s.warnings.push_back(fmt::format("gamma {} is above 1: lr_policy {} multiplies the rate by it, so the rate grows",
+                                     s.gamma, s.lr_policy));
+  if (s.lr_policy == "multistep" && !s.stepvalue.empty() && s.stepvalue.front() >= s.max_iter && s.max_iter > 0)
+    s.warnings.push_back(
+        fmt::format("stepvalue {} is not before max_iter {}: the rate never drops", s.stepvalue.front(), s.max_iter));
+  if (s.lr_policy == "step" && s.stepsize >= s.max_iter && s.max_iter > 0)
+    s.warnings.push_back(
+        fmt::format("stepsize {} is not below max_iter {}: the rate never drops", s.stepsize, s.max_iter));
   if (!s.test_state.empty() && s.test_state.size() != s.test_iter.size())
     r.fail("test_state", "test_state has " + std::to_string(s.test_state.size()) + " entr" +
                              (s.test_state.size() == 1 ? "y" : "ies") + " but test_iter has " +
@@ -364,11 +398,20 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     for (size_t j = 0; j < net_->top_vec(i).size(); ++j)
       has_loss |= net_->layer(i).loss_weight(static_cast<int>(j)) != 0.f;
   for (float lr : net_->params_lr()) learns |= lr != 0.f;
-  if (!has_loss && learns)
+  if (!has_loss && learns) {
+    std::vector<std::string> weighed_nothing;  // loss layers, all at loss_weight 0
+    for (int i = 0; i < net_->num_layers(); ++i)
+      if (std::string(net_->layer(i).type()).ends_with("Loss")) weighed_nothing.push_back(net_->layer_name(i));
+    if (!weighed_nothing.empty())
+      throw ConfigError(net_->layer_by_name(weighed_nothing[0])->spec().mark, "net",
+                        "every loss of the TRAIN net '" + net_->name() + "' (" +
+                            fmt::format("'{}'", fmt::join(weighed_nothing, "', '")) +
+                            ") has loss_weight 0, so training would change no weight; give one a positive loss_weight");
     throw ConfigError(spec_.net ? spec_.net->key_mark() : spec_.mark, "net",
                       "the TRAIN net '" + net_->name() +
                           "' has no loss (no top with a loss weight), so training would change no weight; add a loss "
                           "layer such as SoftmaxWithLoss to the TRAIN phase, or give a top a loss_weight");
+  }
   for (size_t t = 0; t < spec_.test_nets(); ++t) {
     spdlog::info("Creating test net (#{})", t);
     auto test = std::make_unique<Net>(net_spec, spec_.test_net_state(net_spec, t), ctx_);
@@ -379,6 +422,20 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
       note_pass_coverage(*test, spec_.test_iter[t], "test_iter", "test net #" + std::to_string(t));
     test_nets_.push_back(std::move(test));
   }
+  // Every output value is logged at each display or test and is a metrics column: a top left
+  // dangling (an embedding nothing reads) fills both with a line and a column per value.
+  const auto note_large_outputs = [](const Net& net, const std::string& which) {
+    const auto outs = net.outputs();
+    for (size_t j = 0; j < outs.size(); ++j)
+      if (outs[j]->count() > 100)
+        spdlog::warn(
+            "{} output '{}' holds {} values, each logged at every display or test pass and each a metrics column; "
+            "if nothing is meant to read it, end it in a Silence layer (bottom: {})",
+            which, net.output_names()[j], outs[j]->count(), net.output_names()[j]);
+  };
+  note_large_outputs(*net_, "The TRAIN net's");
+  for (size_t t = 0; t < test_nets_.size() && spec_.test_interval > 0; ++t)
+    note_large_outputs(*test_nets_[t], "Test net #" + std::to_string(t) + "'s");
   // Caffe's layout: a full set of K blobs per history kind, one after the other.
   for (int h = 0; h < rule_->histories; ++h)
     for (const Blob* p : net_->learnable_params()) history_.push_back(std::make_shared<Blob>(p->shape()));
@@ -550,6 +607,8 @@ void Solver::solve() {
         "{} with momentum (beta1) 0, Caffe's default when it is not given: no moving average of the gradients. "
         "Adam is usually run with momentum: 0.9 (PyTorch's betas[0])",
         spec_.type);
+  if (iter_ == 0)
+    for (const std::string& w : spec_.warnings) spdlog::warn("{}", w);
   if (spec_.warmup_iter > spec_.max_iter)
     spdlog::warn("warmup_iter {} is beyond max_iter {}: the rate never reaches base_lr", spec_.warmup_iter,
                  spec_.max_iter);

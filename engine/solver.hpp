@@ -31,6 +31,9 @@ struct SolverSpec {
   int stepsize = 0;
   std::vector<int> stepvalue;
   float min_lr = 0.f;  // cosine's floor
+  // What the config holds that this solver will not use, or that works against its name
+  // (gamma above 1 with step), said once when a fresh run starts.
+  std::vector<std::string> warnings;
   // Linear warm-up in front of any policy (crema's extension; 0 = off).
   int warmup_iter = 0;
   float warmup_start_lr = 0.f;

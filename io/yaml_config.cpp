@@ -3,6 +3,8 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <set>
+#include <string>
 #include <vector>
 
 namespace crema::io {
@@ -101,12 +103,19 @@ Node convert(const YAML::Node& y, const std::shared_ptr<const std::string>& file
                               "a merge key (<<) takes a map or a list of maps, such as *base or [*a, *b]");
           continue;
         }
-        if (const Node* first = n.find(key))
-          throw ConfigError(key_mark, path.empty() ? key : path + "." + key,
-                            "duplicate key '" + key + "' (first at line " + std::to_string(first->key_mark().line) +
-                                "); give it once, or, for a repeated field (top, bottom, stepvalue, …), once with a "
-                                "list: " +
-                                key + ": [a, b]");
+        if (const Node* first = n.find(key)) {
+          // Caffe's repeated fields, which a prototxt writes once per value: in YAML a list.
+          static const std::set<std::string> kRepeated = {
+              "top",       "bottom",     "stepvalue", "param",       "include",        "exclude",     "layer",
+              "test_iter", "test_state", "dim",       "loss_weight", "propagate_down", "kernel_size", "pad",
+              "stride",    "dilation",   "shape",     "mean_value",  "slice_point",    "coeff",       "weights",
+              "stage",     "not_stage",  "input",     "input_shape", "input_dim",      "offset",      "blobs"};
+          throw ConfigError(
+              key_mark, path.empty() ? key : path + "." + key,
+              "duplicate key '" + key + "' (first at line " + std::to_string(first->key_mark().line) +
+                  "); give it once" +
+                  (kRepeated.count(key) ? ", with a list for several values: " + key + ": [a, b]" : std::string()));
+        }
         Node child = convert(kv.second, file, text, path.empty() ? key : path + "." + key, depth + 1, nodes);
         child.set_key_mark(key_mark);
         n.set(key, std::move(child));

@@ -1,5 +1,7 @@
 #include "layers/contrastive_loss_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -32,6 +34,14 @@ void ContrastiveLossLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
                " values, but the third bottom has shape " + bottom[2]->shape_string());
   diff_.reshape_like(*bottom[0]);
   dist_sq_.reshape({bottom[0]->shape(0)});
+  scratch_.reshape({2});
+}
+
+void ContrastiveLossLayer::refuse_similarity(int n, float value) const {
+  throw Error(fmt::format(
+      "ContrastiveLoss layer '{}': the similarity label of pair {} in the batch is {}; it must be 1 (similar) or 0 "
+      "(dissimilar)",
+      name(), n, value));
 }
 
 void ContrastiveLossLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -42,6 +52,8 @@ void ContrastiveLossLayer::forward_cpu(Context&, const BlobVec& bottom, const Bl
   const float* y = bottom[2]->cpu_data();  // y: (N)
   float* d = diff_.mutable_cpu_data();     // d: (N, C)
   float* dist_sq = dist_sq_.mutable_cpu_data();  // dist_sq: (N)
+  for (int n = 0; n < num; ++n)
+    if (y[n] != 0.f && y[n] != 1.f) refuse_similarity(n, y[n]);
   for (int i = 0; i < bottom[0]->count(); ++i) d[i] = a[i] - b[i];
   double loss = 0;
   for (int n = 0; n < num; ++n) {
@@ -98,6 +110,9 @@ void ContrastiveLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, cons
   const cuda::CudaContext& c = *ctx.cuda();
   const int num = bottom[0]->shape(0);
   const int channels = bottom[0]->count(1);
+  // The labels stay on the device; only the verdict on the first one not 0 or 1 comes back.
+  const cuda::BadIndex bad = cuda::find_bad_label(c, num, bottom[2]->gpu_data(), 2, {}, scratch_.mutable_gpu_data());
+  if (bad.position >= 0) refuse_similarity(static_cast<int>(bad.position), bad.value);
   float* d = diff_.mutable_gpu_data();  // d: (N, C) = a - b
   cuda::gpu_sub(c, bottom[0]->count(), bottom[0]->gpu_data(), bottom[1]->gpu_data(), d);
   float* dist_sq = dist_sq_.mutable_gpu_data();  // dist_sq: (N)

@@ -1,5 +1,7 @@
 // ContrastiveLoss (Hadsell, Chopra and LeCun 2006) on pairs of feature vectors a_n, b_n
-// with a similarity label y_n (non-zero, truncated to int: similar):
+// with a similarity label y_n, 1 for similar and 0 for dissimilar (Caffe also takes any
+// value, truncated to int, non-zero as similar; crema refuses the others, which are a
+// distance or damaged data, never a similarity):
 //   loss = sum_n (y_n d_n^2 + (1 - y_n) max(margin - d_n, 0)^2) / (2 N),
 // d_n = ||a_n - b_n||, contrastive_loss_param.margin default 1. With legacy_version
 // the dissimilar term is max(margin - d_n^2, 0), as in Caffe's first version.
@@ -44,6 +46,9 @@ class ContrastiveLossLayer : public LossLayer {
   ContrastiveLossParams params_;
   Blob diff_;     // a - b: (N, C)
   Blob dist_sq_;  // ||a_n - b_n||^2: (N)
+  Blob scratch_;  // the GPU label check's: (2)
+  // Throws for a similarity label `value` of pair `n` that is neither 0 nor 1.
+  [[noreturn]] void refuse_similarity(int n, float value) const;
 };
 
 }  // namespace crema

@@ -204,7 +204,7 @@ std::optional<Layer::LabelExtent> ImageBatchLayer::label_extent() const {
     if (l < source_->label(lo)) lo = i;
     if (l > source_->label(hi)) hi = i;
   }
-  return LabelExtent{source_->label(lo), source_->label(hi), source_->describe(lo), source_->describe(hi)};
+  return LabelExtent{source_->label(lo), source_->label(hi), source_->describe_label(lo), source_->describe_label(hi)};
 }
 
 }  // namespace crema

@@ -330,9 +330,11 @@ TEST_CASE("test, time and extract-features check the layers of the phase they le
       "  - {name: d, type: Python, top: x, include: {phase: TRAIN}, python_param: {module: m}}\n"
       "  - {name: d, type: DummyData, top: x, include: {phase: TEST}, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
       "  - {name: ip, type: InnerProduct, bottom: x, top: y, inner_product_param: {num_output: 2}}\n");
+  // (--phase in any case, as PyTorch users write it: it was "test not in {TRAIN,TEST}".)
   const auto python =
-      test::run(test::crema_binary() + " time --phase TEST --iterations 1 --model " + (dir / "python.yaml"));
+      test::run(test::crema_binary() + " time --phase test --iterations 1 --model " + (dir / "python.yaml"));
   CHECK_MESSAGE(python.status == 0, python.output);
+  CHECK_MESSAGE(python.output.find("Timing the TEST phase") != std::string::npos, python.output);
   // A solver's `net.` prefix on a net file's override: said so (it was "no list 'layer' to index").
   const auto prefixed =
       test::run(test::crema_binary() + " test --model " + (dir / "net.yaml") + " --set net.layer[0].name=e");

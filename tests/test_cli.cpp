@@ -272,6 +272,74 @@ TEST_CASE("under a virtual-memory limit crema trains, or says what the limit is 
   CHECK_MESSAGE(many.output.find(" MiB, or run fewer threads (--threads)") != std::string::npos, many.output);
 }
 
+TEST_CASE("a fresh start that would train wrongly in silence is warned about, and one without data refused") {
+  test::ToyJob job(1);
+  const std::string train = "train " + job.solver + " --overwrite";
+  // No weight_filler (constant 0) on two layers, one feeding the other: the run stayed at chance.
+  const std::string zero = "The weights of layers 'fc1', 'fc2' all start at 0 (no weight_filler";
+  auto r = test::run(crema_cmd(train + " --unset net.layer[4].inner_product_param.weight_filler --unset "
+                                       "net.layer[6].inner_product_param.weight_filler"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find(zero) != std::string::npos, r.output);
+  // Calibration: the top layer alone at 0 learns from its first update, as a logistic regression does.
+  r = test::run(crema_cmd(train + " --unset net.layer[6].inner_product_param.weight_filler"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("all start at 0") == std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("negative rate") == std::string::npos, r.output);
+  // A negative lr_mult climbs the loss (it was taken without a word, as decay_mult's is refused).
+  r = test::run(crema_cmd(train + " --set 'net.layer[6].param=[{lr_mult: -1}]'"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("Layer 'fc2' parameter 0 learns at a negative rate (lr_mult -1)") != std::string::npos,
+                r.output);
+  // BatchNorm on global statistics nothing computed.
+  std::string yaml = test::read_file(job.solver);
+  const std::string relu = "    - {name: relu, type: ReLU";
+  REQUIRE(yaml.find(relu) != std::string::npos);
+  yaml.insert(
+      yaml.find(relu),
+      "    - {name: bn, type: BatchNorm, bottom: conv, top: conv, batch_norm_param: {use_global_stats: true}}\n");
+  test::write_file(job.solver, yaml);
+  r = test::run(crema_cmd(train));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("BatchNorm 'bn' has use_global_stats: true in the TRAIN net, but no weights file gave "
+                              "it statistics") != std::string::npos,
+                r.output);
+  // A TRAIN net fed by an Input layer alone trained on zeros to "Optimization Done".
+  test::write_file(
+      job.dir / "input.yaml",
+      "net:\n  name: in\n  layer:\n"
+      "    - {name: in, type: Input, top: [data, label], input_param: {shape: [{dim: [4, 3]}, {dim: [4]}]}}\n"
+      "    - {name: fc, type: InnerProduct, bottom: data, top: fc,\n"
+      "       inner_product_param: {num_output: 3, weight_filler: {type: xavier}}}\n"
+      "    - {name: loss, type: SoftmaxWithLoss, bottom: [fc, label], top: loss}\n"
+      "base_lr: 0.1\nmax_iter: 5\nsnapshot_prefix: " +
+          (job.dir / "in") + "\n");
+  r = test::run(crema_cmd("train " + (job.dir / "input.yaml")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("input.yaml:4:7: net.layer[0] (in): the TRAIN net has no data layer (Data, ImageData, "
+                              "HDF5Data, DummyData, …): an Input layer's tops stay zeros") != std::string::npos,
+                r.output);
+}
+
+TEST_CASE("an IDX label out of a classifier's range is named in its labels file, and a big output is warned about") {
+  test::ToyJob job(1);
+  // It named the images file, which holds no labels.
+  auto r = test::run(crema_cmd("train " + job.solver + " --set net.layer[6].inner_product_param.num_output=5"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(" in IDX labels file '" + (job.dir / "train-labels-idx1-ubyte") +
+                              "' is out of range for layer 'loss' (SoftmaxWithLoss)") != std::string::npos,
+                r.output);
+  // An output nobody reads, logged value by value: 16 × 32 values of fc1 made one line and one column each.
+  r = test::run(crema_cmd("train " + job.solver +
+                          " --set 'net.layer[7]={name: side, type: InnerProduct, bottom: fc1, top: side, "
+                          "inner_product_param: {num_output: 8}}'"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("The TRAIN net's output 'side' holds 128 values, each logged at every display or test "
+                              "pass and each a metrics column; if nothing is meant to read it, end it in a Silence "
+                              "layer (bottom: side)") != std::string::npos,
+                r.output);
+}
+
 TEST_CASE("OMP_NUM_THREADS sets the thread count without --threads, and crema's own restart's does not") {
   test::ToyJob job(2);
   const std::string time = crema_cmd("time --model " + job.solver + " --iterations 1");

@@ -209,6 +209,10 @@ TEST_CASE("config: a duplicate YAML key is an error at the second occurrence") {
 
   const std::string top_msg = config_error([&] { io::parse_yaml("base_lr: 0.1\nmax_iter: 1\nbase_lr: 0.2\n", "s.yaml"); });
   CHECK(starts_with(top_msg, "s.yaml:3:1: base_lr: duplicate key 'base_lr'"));
+  // A list is offered for a repeated field only (it was offered for base_lr too, which takes one value).
+  CHECK(top_msg.find("[a, b]") == std::string::npos);
+  const std::string tops = config_error([&] { io::parse_yaml("top: a\ntop: b\n", "l.yaml"); });
+  CHECK_MESSAGE(tops.find("give it once, with a list for several values: top: [a, b]") != std::string::npos, tops);
 }
 
 TEST_CASE("config: a recursive YAML alias is one short line, and text after '...' is a second document") {
@@ -736,6 +740,29 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
   // A solver's lr: at its line, with the name (it was "required key 'base_lr' is missing" at 1:1).
   msg = config_error([&] { SolverSpec::parse(io::parse_yaml(kSolverNet + "lr: 0.1\nmax_iter: 1\n", "s.yaml")); });
   CHECK_MESSAGE(starts_with(msg, "s.yaml:4:1: lr: unknown key 'lr' (did you mean 'base_lr'? crema uses Caffe's names)"),
+                msg);
+}
+
+TEST_CASE("config: a solver read as a net is said to be one") {
+  const std::string msg =
+      config_error([&] { NetSpec::parse(io::parse_yaml("net: lenet.yaml\nbase_lr: 0.1\nmax_iter: 1\n", "s.yaml")); });
+  CHECK_MESSAGE(msg.find("layer: a net needs a 'layer' list; this looks like a solver (it has net): give the net file "
+                         "here, or the solver to crema train") != std::string::npos,
+                msg);
+}
+
+TEST_CASE("config: two data layers making one blob without include rules are pointed at include") {
+  const std::string msg = config_error([&] {
+    build_net(
+        "name: n\n"
+        "layer:\n"
+        "- {name: train_data, type: DummyData, top: data, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
+        "- {name: test_data, type: DummyData, top: data, dummy_data_param: {shape: {dim: [2, 3]}}}\n");
+  });
+  CHECK_MESSAGE(msg.find("top 'data' is already produced by another layer; only in-place layers (bottom == top) may "
+                         "reuse a blob name; if layer 'train_data' is for one phase and this one for the other, give "
+                         "each an include rule: include: {phase: TRAIN} on one, include: {phase: TEST} on the "
+                         "other") != std::string::npos,
                 msg);
 }
 

@@ -1,3 +1,5 @@
+#include <spdlog/fmt/fmt.h>
+
 #include "layer_test_util.hpp"
 
 using namespace crema;
@@ -75,6 +77,21 @@ TEST_CASE("ContrastiveLoss shape errors") {
   CHECK_THROWS_AS(t.layer->setup(ctx, {&a, &b, &y}, {&loss}), ConfigError);
   CHECK_THROWS_AS(t.layer->setup(ctx, {&a, &a2, &y3}, {&loss}), ConfigError);
   CHECK_THROWS_AS(t.layer->setup(ctx, {&a, &a2}, {&loss}), ConfigError);
+}
+
+TEST_CASE("ContrastiveLoss refuses a similarity label other than 0 or 1") {
+  // Caffe truncates it (0.5 dissimilar, 2 similar): a distance or damaged data, trained on in silence.
+  for (const float bad : {0.5f, 2.f, -1.f}) {
+    CAPTURE(bad);
+    auto t = test::make_layer("{type: ContrastiveLoss}");
+    Pairs p;
+    test::set_values(p.y, {1, bad});
+    Context ctx(1);
+    t.layer->setup(ctx, {&p.a, &p.b, &p.y}, {&p.loss});
+    const std::string want = "the similarity label of pair 1 in the batch is " + fmt::format("{}", bad) +
+                             "; it must be 1 (similar) or 0 (dissimilar)";
+    CHECK_THROWS_WITH_AS(t.layer->forward(ctx, {&p.a, &p.b, &p.y}, {&p.loss}), doctest::Contains(want.c_str()), Error);
+  }
 }
 
 TEST_CASE("ContrastiveLoss gradient") {

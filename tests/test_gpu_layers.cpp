@@ -485,4 +485,15 @@ TEST_CASE("GPU table: a bad index or label stops the GPU forward with the same m
   CHECK(forward_error(infogain, *gpu, infogain_shapes,
                       {std::vector<float>(12, 0.5f), {9.f, 3.f, 0.f}, std::vector<float>(16, 1.f)})
             .empty());
+
+  // ContrastiveLoss: a similarity of 0.5 at pair 1, before 2 at pair 2.
+  const std::vector<std::vector<int>> pair_shapes = {{3, 2}, {3, 2}, {3}};
+  const std::vector<std::vector<float>> pairs = {
+      std::vector<float>(6, 1.f), std::vector<float>(6, 0.f), {1.f, 0.5f, 2.f}};
+  const std::string want_pair = forward_error("{type: ContrastiveLoss}", cpu, pair_shapes, pairs);
+  CHECK(want_pair.find("pair 1 in the batch is 0.5") != std::string::npos);
+  CHECK(forward_error("{type: ContrastiveLoss}", *gpu, pair_shapes, pairs) == want_pair);
+  CHECK(forward_error("{type: ContrastiveLoss}", *gpu, pair_shapes,
+                      {std::vector<float>(6, 1.f), std::vector<float>(6, 0.f), {1.f, 0.f, 1.f}})
+            .empty());
 }

@@ -380,32 +380,34 @@ TEST_CASE(
   CHECK(blocks.size() > 2);
 }
 
-TEST_CASE("HDF5 source: a file with rows of another shape or uneven datasets is skipped once, or an error") {
+TEST_CASE("HDF5 source: a file with uneven datasets is skipped once or an error, rows of another shape an error") {
   test::TempDir dir;
   write_numbered(dir / "a.h5", 0, 4);
   write_numbered(dir / "b.h5", 100, 3, 3);     // data rows of 3 values, not 2
   write_numbered(dir / "c.h5", 200, 2, 2, 3);  // 2 data rows, 3 labels
   write_numbered(dir / "d.h5", 4, 2);
-  test::write_file(dir / "list.txt", "a.h5\nb.h5\nc.h5\nd.h5\n");
+  test::write_file(dir / "list.txt", "a.h5\nc.h5\nd.h5\n");
   {
     test::CaptureLog log;
     HDF5Source source(dir / "list.txt", data_and_label());
     CHECK(source.size() == 6);
     CHECK(source.num_files() == 2);
-    CHECK(source.skipped_files() == 2);
+    CHECK(source.skipped_files() == 1);
     for (int i = 0; i < 6; ++i) CHECK(row(source, i).second == static_cast<float>(i));  // a's rows, then d's
     const std::string text = log.text();
-    CHECK(test::count_of(text, "b.h5") == 1);
     CHECK(test::count_of(text, "c.h5") == 1);
     CHECK(text.find("list.txt:2: HDF5 file") != std::string::npos);
-    CHECK(text.find("rows of shape (3)") != std::string::npos);
-    CHECK(text.find("list.txt:3: HDF5 file") != std::string::npos);
     CHECK(text.find("different numbers of rows") != std::string::npos);
   }
+  // Rows of another shape than the first file's: which file is the odd one is not known, so this is no
+  // bad sample to skip (skipped, the run trained on the first file alone when it was the odd one).
+  test::write_file(dir / "shapes.txt", "a.h5\nb.h5\nd.h5\n");
+  std::string want = "shapes.txt:2: HDF5 file '" + dir / "b.h5" + "': dataset 'data' has rows of shape (3) but the " +
+                     "first file's (" + dir / "shapes.txt" + ":1: HDF5 file '" + dir / "a.h5" +
+                     "') have (2); the files of a list hold rows of one shape: fix or leave out the odd one";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "shapes.txt", data_and_label()), doctest::Contains(want.c_str()), Error);
   HDF5SourceOptions fail = data_and_label();
   fail.skip_bad = false;
-  std::string want = "list.txt:2: HDF5 file '" + dir / "b.h5" + "': dataset 'data' has rows of shape (3) but the first file's have (2)";
-  CHECK_THROWS_WITH_AS(HDF5Source(dir / "list.txt", fail), doctest::Contains(want.c_str()), Error);
   test::write_file(dir / "list2.txt", "a.h5\nc.h5\n");
   want = "list2.txt:2: HDF5 file '" + dir / "c.h5" + "': its datasets have different numbers of rows ('data' 2, 'label' 3)";
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "list2.txt", fail), doctest::Contains(want.c_str()), Error);
@@ -415,7 +417,7 @@ TEST_CASE("HDF5 source: a file with rows of another shape or uneven datasets is 
   auto t = test::make_layer("{type: HDF5Data, top: [data, label], hdf5_data_param: {source: '" + dir / "list.txt" +
                             "', batch_size: 2, on_bad_sample: fail}}");
   Blob data, label;
-  want = dir / "b.h5";
+  want = dir / "c.h5";
   CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {}, {&data, &label}), doctest::Contains(want.c_str()), ConfigError);
 
   // Only bad files: nothing to read.

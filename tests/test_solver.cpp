@@ -354,11 +354,16 @@ TEST_CASE("solver: SolverSpec::parse rejects bad values") {
                        ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: step\ngamma: 0.1\n"),
                        doctest::Contains("stepsize"), ConfigError);
-  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\n"),
-                       doctest::Contains("stepvalue"), ConfigError);
+  // At lr_policy, naming step's key if that is what was given (it was at 1:1).
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\nstepsize: 3\n"),
+                       doctest::Contains("solver.yaml:4:12: lr_policy: lr_policy multistep needs stepvalue (the "
+                                         "iterations where the rate is multiplied by gamma); stepsize is for "
+                                         "lr_policy step"),
+                       ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\nstepvalue: [5, 3]\n"),
                        doctest::Contains("increasing"), ConfigError);
-  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ntest_interval: 5\n"), doctest::Contains("test_iter"),
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ntest_interval: 5\n"),
+                       doctest::Contains("solver.yaml:4:16: test_interval: test_interval is set, so test_iter"),
                        ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\niter_size: 0\n"), doctest::Contains("iter_size"), ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nregularization_type: L3\n"),
@@ -373,6 +378,23 @@ TEST_CASE("solver: SolverSpec::parse rejects bad values") {
   CHECK(s.stepsize == 4);
   CHECK(s.iter_size == 3);
   CHECK(s.gamma == doctest::Approx(0.1f));
+  CHECK(s.warnings.empty());
+  // Keys the policy or type does not read, and a step policy working against its name, are said (taken silently).
+  const SolverSpec unused = parse(
+      "base_lr: 0.1\nmax_iter: 10\nlr_policy: step\ngamma: 10\nstepsize: 20\nstepvalue: [5]\npower: 1\n"
+      "momentum2: 0.9\n");
+  const std::vector<std::string> want = {
+      "solver.yaml:8:8: power is not used by lr_policy step, and is ignored (remove it, or give the policy that "
+      "reads it)",
+      "solver.yaml:7:12: stepvalue is not used by lr_policy step, and is ignored (remove it, or give the policy that "
+      "reads it)",
+      "solver.yaml:9:12: momentum2 is not used by type SGD, and is ignored (remove it, or give the type that reads it)",
+      "gamma 10 is above 1: lr_policy step multiplies the rate by it, so the rate grows",
+      "stepsize 20 is not below max_iter 10: the rate never drops"};
+  CHECK(unused.warnings == want);
+  CHECK(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: fixed\ngamma: 0.1\n").warnings.size() == 1);
+  CHECK(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: inv\ngamma: 0.1\npower: 0.75\ntype: Adam\nmomentum2: 0.99\n")
+            .warnings.empty());
 }
 
 TEST_CASE("solver: SolverSpec::parse refuses rates, decays and momenta that cannot train") {
@@ -420,6 +442,17 @@ TEST_CASE("solver: a TRAIN net without a loss is refused (training it would chan
       "  - {name: data, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
       "  - name: ip\n    type: InnerProduct\n    bottom: x\n    top: out\n    inner_product_param: {num_output: 2}\n";
   CHECK_THROWS_WITH_AS(make_job(yaml), doctest::Contains("solver.yaml:3:1: net: the TRAIN net 'noloss' has no loss"),
+                       ConfigError);
+  // Loss layers that all weigh 0 are named as such (it said "has no loss" of a net with two losses).
+  CHECK_THROWS_WITH_AS(make_job("base_lr: 0.1\nmax_iter: 10\n"
+                                "net:\n  name: zero\n  layer:\n"
+                                "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [2, "
+                                "3]}, {dim: [2]}]}}\n"
+                                "  - {name: ip, type: InnerProduct, bottom: x, top: out, inner_product_param: "
+                                "{num_output: 2}}\n"
+                                "  - {name: loss, type: SoftmaxWithLoss, bottom: [out, y], top: l, loss_weight: 0}\n"),
+                       doctest::Contains("solver.yaml:8:5: net: every loss of the TRAIN net 'zero' ('loss') has "
+                                         "loss_weight 0"),
                        ConfigError);
   // The same net with a loss weight on its top trains.
   CHECK_NOTHROW(make_job(yaml + "    loss_weight: 1\n"));
