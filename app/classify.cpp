@@ -8,10 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <numeric>
 
 #include "app/data_tools.hpp"
 #include "engine/error.hpp"
+#include "engine/math.hpp"
 #include "engine/net.hpp"
 #include "io/caffe_binary.hpp"
 #include "io/checkpoint.hpp"
@@ -115,9 +117,19 @@ int classify(const ClassifyOptions& opt) {
   std::vector<float> pixels;  // (batch, C, H, W)
   const auto classify_batch = [&] {
     if (batch.empty()) return;
-    input->reshape({static_cast<int>(batch.size()), channels, height, width});
-    std::copy(pixels.begin(), pixels.end(), input->mutable_cpu_data());
-    net.forward(*ctx);
+    try {
+      input->reshape({static_cast<int>(batch.size()), channels, height, width});
+      std::copy(pixels.begin(), pixels.end(), input->mutable_cpu_data());
+      net.forward(*ctx);
+    } catch (const OutOfHostMemory& e) {
+      // Here --batch-size sets the batch, not the net's data layers.
+      throw Error(e.where() + "; give a smaller --batch-size (it is " + std::to_string(opt.batch_size) +
+                  "), or use a machine with more memory." + e.note());
+    } catch (const std::bad_alloc&) {
+      throw Error("out of host memory for a batch of " + std::to_string(batch.size()) +
+                  " images; give a smaller --batch-size (it is " + std::to_string(opt.batch_size) +
+                  "), or use a machine with more memory." + address_space_limit_note());
+    }
     const Blob* out = output_blob(net, &out_name);
     for (size_t n = 0; n < batch.size(); ++n) {
       const float* p = out->cpu_data() + n * static_cast<size_t>(classes);  // (classes)

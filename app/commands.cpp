@@ -441,7 +441,14 @@ void warn_about_start(const Net& net, const std::vector<std::string>& kept) {
     if (!is_kept(l.name())) continue;
     const Blob& w = *l.blobs()[0];
     const std::string type = l.type();
-    if (type != "Bias" && type != "BatchNorm" && w.count() > 1 && lr_of(&w) > 0.f &&
+    // Left to Caffe's default filler: a constant 0 written out is someone's choice (Fixup's
+    // zeroed residual branches, which their shortcuts keep learning).
+    bool filler_given = false;
+    if (l.spec().config)
+      for (const auto& [key, value] : l.spec().config->entries())
+        if (value.is_map() && (value.find("weight_filler") || value.find("filler"))) filler_given = true;
+    if (!filler_given && type != "Bias" && type != "BatchNorm" && type != "Scale" && type != "Parameter" &&
+        w.count() > 1 && lr_of(&w) > 0.f &&
         std::all_of(w.cpu_data(), w.cpu_data() + w.count(), [](float v) { return v == 0.f; }))
       zero.push_back(l.name());
     const Node* bn = type == "BatchNorm" && l.spec().config ? l.spec().config->find("batch_norm_param") : nullptr;
@@ -785,7 +792,6 @@ int train(const TrainOptions& opt) {
         "deployed net's input)";
     for (int i = 0; i < solver.net().num_layers(); ++i)
       if (std::string(solver.net().layer(i).type()) == "Input") solver.net().layer(i).spec().fail(why);
-    throw ConfigError(Mark{}, "net", why);
   }
   // Room for one snapshot (the weights, and the solver state with its history), checked once:
   // a cluster job learns at its start, not hours later at its first snapshot, that the disk

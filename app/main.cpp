@@ -735,11 +735,18 @@ int main(int argc, char** argv) {
                          app.got_subcommand(extract_cmd) || app.got_subcommand(classify_cmd) ||
                          app.got_subcommand(time_cmd);
   std::string threads_flag = "--threads " + std::to_string(threads);
+  bool threads_from_env = false;  // lowered to what fits under a memory limit, as the default is
   if (runs_nets && threads <= 0 && !std::getenv(crema::app::kRestartThreadsMark))
-    if (const unsigned long n = crema::app::omp_threads(std::getenv("OMP_NUM_THREADS")); n > 0 && n <= 256) {
-      threads = static_cast<int>(n);
-      threads_flag = "OMP_NUM_THREADS=" + std::to_string(n);
-      spdlog::info("Running {} thread(s), as OMP_NUM_THREADS asks (--threads overrides it)", n);
+    if (const unsigned long n = crema::app::omp_threads(std::getenv("OMP_NUM_THREADS")); n > 0) {
+      if (n > 256) {
+        spdlog::warn("OMP_NUM_THREADS={} is more than the 256 threads crema runs; running the default", n);
+      } else {
+        threads = static_cast<int>(n);
+        threads_from_env = true;
+        threads_flag = "OMP_NUM_THREADS=" + std::to_string(n);
+        spdlog::info("Running {} thread(s), as OMP_NUM_THREADS asks{}", n,
+                     app.got_subcommand(classify_cmd) ? "" : " (--threads overrides it)");
+      }
     }
   unsetenv(crema::app::kRestartThreadsMark);
   if (const int cores = crema::available_cores(); threads > cores)
@@ -753,7 +760,7 @@ int main(int argc, char** argv) {
     // others leave OpenBLAS as it loaded).
     if (app.got_subcommand(train_cmd) || app.got_subcommand(test_cmd) || app.got_subcommand(extract_cmd) ||
         app.got_subcommand(classify_cmd) || (app.got_subcommand(time_cmd) && !time_data))
-      crema::reserve_blas_buffers(threads <= 0);
+      crema::reserve_blas_buffers(threads <= 0 || threads_from_env);
     if (app.got_subcommand(train_cmd)) {
       train.threads = threads;
       train.weights = names_of("--weights", train_weights);

@@ -140,7 +140,7 @@ std::string HDF5Source::check_file(const File& file, long long* rows) {
     const size_t d = shapes.size();
     // Not a bad sample to skip: which of the two files is the odd one is not known, and skipping
     // by the first one trained on whatever it held (one file of three, in a user's list).
-    if (!files_.empty() && row != row_shape_[d])
+    if (wrong.empty() && !files_.empty() && row != row_shape_[d])
       throw Error(where(file) + ": dataset '" + name + "' has rows of shape " + row_text(row) +
                   " but the first file's (" + where(files_.front()) + ") have " + row_text(row_shape_[d]) +
                   "; the files of a list hold rows of one shape: fix or leave out the odd one");

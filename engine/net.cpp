@@ -37,17 +37,12 @@ std::string split_blob_name(const std::string& layer, const std::string& blob, s
 
 // What std::bad_alloc does not say: where the memory ran out, how large the layer's tops
 // are, and what to do.
-std::string out_of_host_memory(const char* during, const BlobVec& tops) {
+OutOfHostMemory layer_out_of_host_memory(const Layer& layer, const char* during, const BlobVec& tops) {
   std::string shapes;
   for (const Blob* t : tops) shapes += (shapes.empty() ? "" : ", ") + t->shape_string();
-  return std::string("out of host memory during ") + during + (shapes.empty() ? "" : " (tops " + shapes + ")") +
-         "; reduce batch_size in the data layers (or the input shapes), or use a machine with more memory." +
-         address_space_limit_note();
-}
-
-// The same, from a running layer (setup's errors name their layer by its config position).
-Error layer_out_of_host_memory(const Layer& layer, const char* during, const BlobVec& tops) {
-  return Error(std::string(layer.type()) + " layer '" + layer.name() + "': " + out_of_host_memory(during, tops));
+  return OutOfHostMemory(std::string(layer.type()) + " layer '" + layer.name() + "': out of host memory during " +
+                             during + (shapes.empty() ? "" : " (tops " + shapes + ")"),
+                         address_space_limit_note());
 }
 
 }  // namespace

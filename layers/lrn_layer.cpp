@@ -58,7 +58,7 @@ void LRNLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
     s.alpha = params_.alpha;
     s.beta = params_.beta;
     s.k = shift_;
-    const std::string why = onednn_->prepare(s);
+    const std::string why = onednn_->prepare(s, params_.engine == Engine::ONEDNN);
     if (!why.empty() && params_.engine == Engine::ONEDNN)
       spec_.fail("oneDNN cannot compute this LRN (" + why + "); use lrn_param.engine: DEFAULT or CAFFE");
     use_onednn_ = why.empty();

@@ -52,6 +52,7 @@ class LRNLayer : public Layer {
 
   // Whether the CPU runs oneDNN (after reshape).
   bool uses_onednn() const { return use_onednn_; }
+  const onednn::LRN* onednn() const { return onednn_.get(); }  // built, whether used or not
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

@@ -158,6 +158,30 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   CHECK(both.output.find("give --mean-value or --mean-file, not both") != std::string::npos);
 }
 
+TEST_CASE("classify out of memory in a batch points at --batch-size, not at the net's data layers") {
+  test::TempDir dir;
+  // 256 maps of 512x512 from each image: 256 MiB a batch of one (set up), 4 GiB a batch of 16.
+  test::write_file(dir / "big.yaml",
+                   "name: big\nlayer:\n"
+                   "  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 512, 512]}}}\n"
+                   "  - {name: conv, type: Convolution, bottom: data, top: conv,\n"
+                   "     convolution_param: {num_output: 256, kernel_size: 1}}\n"
+                   "  - {name: pool, type: Pooling, bottom: conv, top: pool, pooling_param: {pool: AVE, "
+                   "global_pooling: true}}\n");
+  std::string images;
+  for (int i = 0; i < 16; ++i) {
+    const std::string path = dir / ("img" + std::to_string(i) + ".png");
+    REQUIRE(cv::imwrite(path, cv::Mat(4, 4, CV_8UC1, cv::Scalar(i))));
+    images += " " + path;
+  }
+  const auto r = test::run("ulimit -v 3000000; exec " + test::crema_binary() + " classify --model " +
+                           (dir / "big.yaml") + " --batch-size 16" + images);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("out of host memory") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("give a smaller --batch-size (it is 16)") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("batch_size in the data layers") == std::string::npos, r.output);
+}
+
 TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and binary weights") {
   test::TempDir dir;
   // A handwritten-looking "1": a thick vertical stroke, white on black as in MNIST.

@@ -18,6 +18,7 @@
 #include "layer_test_util.hpp"
 #include "layers/activation_layer.hpp"
 #include "layers/base_conv_layer.hpp"
+#include "layers/lrn_layer.hpp"
 #include "layers/onednn/onednn_support.hpp"
 #include "layers/pooling_layer.hpp"
 #include "random_net.hpp"
@@ -381,7 +382,7 @@ layer:
 - {name: data, type: Input, top: data, input_param: {shape: {dim: [3, 3, 21, 21]}}}
 - {name: label, type: Input, top: label, input_param: {shape: {dim: [3]}}}
 - {name: conv1, type: Convolution, bottom: data, top: conv1,
-   convolution_param: {num_output: 20, kernel_size: 5, stride: 2, engine: ENGINE,
+   convolution_param: {num_output: 32, kernel_size: 5, stride: 2, engine: ENGINE,
                        weight_filler: {type: gaussian, std: 0.2}, bias_filler: {type: gaussian, std: 0.1}}}
 - {name: relu1, type: ReLU, bottom: conv1, top: conv1}
 - {name: norm1, type: LRN, bottom: conv1, top: norm1, lrn_param: {local_size: 5, alpha: 0.1, beta: 0.75, engine: ENGINE}}
@@ -436,8 +437,9 @@ TEST_CASE("oneDNN engines: a net of oneDNN layers passes blocked layouts and mat
     random_net::train_pass({&onednn, &reference}, pass);
     // Blocked in the oneDNN net, before anything below reads them plain: forward
     // through convolutions, ReLU in place, LRN and pooling, and gradients back.
-    // (conv2, grouped with 10 input channels a group, is plain: oneDNN's choice, so
-    // conv3 takes a plain input; a Deconvolution with a bias adds it plain.)
+    // (conv2, grouped, is left out: its layout is oneDNN's choice; a Deconvolution with a
+    // bias adds it plain. conv1 makes 32 channels, as on a count that is no multiple of 16
+    // LRN leaves oneDNN's reference code for crema's kernels.)
     for (const std::string name :
          {"conv1", "norm1", "pool1", "conv3", "side", "side_norm", "side_scaled", "sum", "up", "pool2", "squashed", "conv4"}) {
       INFO(name);
@@ -506,6 +508,30 @@ layer:
     CHECK(onednn.net->blob("conv1")->data_memory()->layout() != nullptr);
     CHECK(onednn.net->blob("conv1")->diff_memory()->layout() != nullptr);
     random_net::check_agree(*reference.net, *onednn.net, {1e-5, 1e-5, 1e-4});
+  }
+}
+
+// oneDNN's LRN runs its reference code on channel counts that are no multiple of 16 (5 to 11
+// times slower than crema's kernels): DEFAULT then takes crema's, ONEDNN keeps oneDNN's.
+TEST_CASE("oneDNN engines: LRN by default leaves oneDNN's reference code for crema's kernels") {
+  for (const int channels : {17, 32}) {
+    CAPTURE(channels);
+    Blob x({2, channels, 6, 6}), y;
+    Rng rng(3);
+    test::fill_gaussian(x, rng);
+    Context ctx(1);
+    auto forced = test::make_layer("{type: LRN, lrn_param: {local_size: 3, engine: ONEDNN}}");
+    forced.layer->setup(ctx, {&x}, {&y});
+    auto& lrn = dynamic_cast<LRNLayer&>(*forced.layer);
+    REQUIRE(lrn.uses_onednn());
+    const auto [forward, backward] = lrn.onednn()->implementations();
+    const bool reference = onednn::is_reference(forward) || onednn::is_reference(backward);
+    CAPTURE(forward);
+    CAPTURE(backward);
+    auto chosen = test::make_layer("{type: LRN, lrn_param: {local_size: 3}}");
+    chosen.layer->setup(ctx, {&x}, {&y});
+    CHECK(dynamic_cast<LRNLayer&>(*chosen.layer).uses_onednn() == !reference);
+    if (channels == 17) CHECK(reference);  // else this would test nothing here
   }
 }
 

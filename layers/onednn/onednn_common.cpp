@@ -43,6 +43,10 @@ std::string bf16_unsupported() {
   return std::string("this CPU has neither AVX512-BF16 nor AMX (oneDNN sees ") + best + ")";
 }
 
+bool is_reference(const std::string& implementation) {
+  return implementation.rfind("ref", 0) == 0 || implementation.find("_ref") != std::string::npos;
+}
+
 std::string describe(const dnnl::error& e) {
   return std::string(e.what()) + " (oneDNN status " + std::to_string(static_cast<int>(e.status)) + ")";
 }

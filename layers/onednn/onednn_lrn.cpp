@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "layers/onednn/onednn_common.hpp"
+#include "layers/onednn/onednn_support.hpp"
 
 namespace crema::onednn {
 
@@ -17,14 +18,21 @@ struct LRN::Impl {
   Staged f_src, f_dst, b_src, b_diff_dst, b_diff_src;
   memory workspace;
   bool b_src_as_forward = false;  // backward takes x in forward's layout: reuse forward's copy
+  bool reference = false;         // oneDNN's reference implementation, not a fast one
+  std::pair<std::string, std::string> implementations;
 };
 
 LRN::LRN() : impl_(std::make_unique<Impl>()) {}
 LRN::~LRN() = default;
 
-std::string LRN::prepare(const LrnShape& s) {
+std::string LRN::prepare(const LrnShape& s, bool reference_ok) {
   Impl& m = *impl_;
-  if (m.shape && *m.shape == s) return "";
+  const auto why = [&] {
+    return m.reference && !reference_ok
+               ? "oneDNN has only its reference code for " + std::to_string(s.channels) + " channels"
+               : std::string();
+  };
+  if (m.shape && *m.shape == s) return why();
   m.shape.reset();
   const memory::dims dims = {s.num, s.channels, s.height, s.width};
   const memory::desc plain = plain_desc(dims);
@@ -48,12 +56,16 @@ std::string LRN::prepare(const LrnShape& s) {
     m.b_src_as_forward = bpd.src_desc() == fpd.src_desc();
     m.b_diff_dst.prepare(plain, bpd.diff_dst_desc(), Role::input);
     m.b_diff_src.prepare(plain, bpd.diff_src_desc(), Role::output);
+    m.implementations = {fpd.impl_info_str(), bpd.impl_info_str()};
+    m.reference = is_reference(m.implementations.first) || is_reference(m.implementations.second);
   } catch (const dnnl::error& e) {
     return describe(e);
   }
   m.shape = s;
-  return "";
+  return why();
 }
+
+std::pair<std::string, std::string> LRN::implementations() const { return impl_->implementations; }
 
 void LRN::forward(SyncedMemory& x, SyncedMemory& y) {
   Impl& m = *impl_;
