@@ -574,29 +574,20 @@ TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uni
 }
 
 TEST_CASE("a first Ctrl-C on a terminal is answered at once, and never in a log that is no terminal") {
-  // script(1) (util-linux, in every Debian) runs crema on a pseudo-terminal.
-  if (std::system("command -v script > /dev/null 2>&1") != 0) {
-    MESSAGE("skipped: no script(1) to give crema a terminal");
+  ToyJob job(1000000);
+  test::TerminalChild terminal({test::crema_binary(), "train", job.solver, "--set", "display=1"});
+  if (terminal.pid() < 0) {
+    MESSAGE("skipped: no pseudo-terminal to be had here (forkpty failed)");
     return;
   }
-  ToyJob job(1000000);
-  test::Child child(
-      {"/bin/sh", "-c", "exec script -qfec '" + crema_cmd("train " + job.solver + " --set display=1") + "' /dev/null"},
-      job.dir / "tty.log");
-  REQUIRE(child.pid() > 0);
-  REQUIRE(child.wait_for_log("Iteration 20,", 60));
-  // crema is script's child, on the terminal script made.
-  std::ifstream children("/proc/" + std::to_string(child.pid()) + "/task/" + std::to_string(child.pid()) + "/children");
-  pid_t crema = 0;
-  children >> crema;
-  REQUIRE(crema > 0);
-  ::kill(crema, SIGINT);
-  CHECK(child.wait() == 0);
-  const std::string log = child.log();
+  REQUIRE_MESSAGE(terminal.wait_for_output("Iteration 20,", 60), terminal.output());
+  terminal.signal(SIGINT);
+  CHECK(terminal.wait() == 0);
+  const std::string shown = terminal.output();
   CHECK_MESSAGE(
-      log.find("Ctrl-C: stopping once the current step is done (Ctrl-C again exits at once).") != std::string::npos,
-      log);
-  CHECK_MESSAGE(log.find("Resume with") != std::string::npos, log);
+      shown.find("Ctrl-C: stopping once the current step is done (Ctrl-C again exits at once).") != std::string::npos,
+      shown);
+  CHECK_MESSAGE(shown.find("Resume with") != std::string::npos, shown);
 
   // Without a terminal (a job's log) the stop is said once, by the log line.
   test::Child plain({test::crema_binary(), "train", job.solver, "--set", "display=1", "--overwrite"},

@@ -114,10 +114,13 @@ inline bool fashion_mnist_available() {
 }  // namespace crema::test
 
 #include <signal.h>
+#include <pty.h>
 #include <spawn.h>
 #include <fcntl.h>
 
+#include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -208,6 +211,75 @@ class Child {
   pid_t pid_ = -1;
   bool done_ = false;
   std::string log_;
+};
+
+// A child on a pseudo-terminal of its own, as a program run from a shell is: forkpty makes
+// the terminal, and a thread reads everything the child writes to it until the child has
+// closed it, so none of the output is lost at the end. (script(1), used before, put a shell
+// and its own stdin handling in between, and failed once in CI without saying why.)
+class TerminalChild {
+ public:
+  explicit TerminalChild(const std::vector<std::string>& argv) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    int master = -1;
+    pid_ = ::forkpty(&master, nullptr, nullptr, nullptr);
+    if (pid_ == 0) {
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    if (pid_ < 0) return;  // no terminal to be had: pid() -1
+    master_ = master;
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      for (;;) {
+        const ssize_t n = ::read(master_, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;  // EIO once the child's last descriptor of the terminal is closed
+        std::lock_guard<std::mutex> lock(mutex_);
+        output_.append(buffer, static_cast<size_t>(n));
+      }
+    });
+  }
+  ~TerminalChild() {
+    if (pid_ > 0 && !done_) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+    if (master_ >= 0) ::close(master_);
+  }
+  pid_t pid() const { return pid_; }
+  // Waits (bounded) until the output contains `text`.
+  bool wait_for_output(const std::string& text, double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+      if (output().find(text) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  // The exit status, once all the child's output is read.
+  int wait() {
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    done_ = true;
+    if (reader_.joinable()) reader_.join();
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  std::string output() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return output_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int master_ = -1;
+  bool done_ = false;
+  std::thread reader_;
+  std::mutex mutex_;
+  std::string output_;
 };
 
 // A small learnable IDX data set: `n` images of 10x10 in 10 classes, each class a
