@@ -22,6 +22,7 @@
 #include "datasets/ordered_pool.hpp"
 #include "engine/error.hpp"
 #include "engine/math.hpp"
+#include "io/caffe_binary.hpp"
 #include "io/datum.hpp"
 #include "io/files.hpp"
 #include "io/image.hpp"
@@ -300,12 +301,33 @@ int convert_cifar(const ConvertCifarOptions& opt) {
   return 0;
 }
 
+namespace {
+// An existing output is replaced only when it is a mean image, as an earlier run left it:
+// anything else there (weights, a config, the database itself, all a slip of -o away) was
+// written by someone and would be lost.
+void refuse_replacing_other_than_mean(const std::string& output) {
+  std::error_code ec;
+  if (!fs::exists(output, ec) || (fs::is_regular_file(output, ec) && fs::file_size(output, ec) == 0)) return;
+  std::string what = fs::is_directory(output, ec) ? "is a folder" : "is no mean image (.binaryproto)";
+  if (fs::is_regular_file(output, ec)) {
+    try {
+      if (io::read_binaryproto(output).count() > 0) return;
+    } catch (const Error&) {
+    }
+  }
+  throw ConfigError(Mark{}, "--output",
+                    "'" + output + "' exists and " + what +
+                        ": compute-mean would replace it; remove it first, or give the output another name");
+}
+}  // namespace
+
 int compute_mean(const ComputeMeanOptions& opt) {
   refuse_other_backend(opt.backend, "--backend");
   if (opt.output.empty())  // Caffe's tool then only logs the channel means
     throw ConfigError(Mark{}, "--output",
                       "give the file to write the mean to: -o mean.binaryproto (or as the second argument, as "
                       "Caffe's compute_image_mean takes it)");
+  refuse_replacing_other_than_mean(opt.output);
   // The sources the Data layer reads: an LMDB directory, else an IDX images file.
   std::error_code ec;
   if (!fs::exists(opt.db, ec))

@@ -1,5 +1,6 @@
 #include "app/signals.hpp"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -153,6 +154,13 @@ void install_signal_handlers(const SignalEffects& effects, bool can_snapshot) {
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, nullptr);
   }
+  // A launcher or a shell's trap may hand its blocked signals down: blocked, a stop would
+  // wait in the kernel while the run went on, until a SIGKILL ended it without a snapshot.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (const auto& [sig, effect] : effects)
+    if (sig > 0 && sig < NSIG) sigaddset(&handled, sig);
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a failed write to the log is an EPIPE, not the end of the run
 }
 

@@ -601,6 +601,11 @@ void Solver::step(int iters) {
 void Solver::solve() {
   spdlog::info("Solving {}", net_->name());
   spdlog::info("Learning Rate Policy: {}", spec_.lr_policy);
+  // Caffe's default, which leaves a run without a single loss line until it ends.
+  if (spec_.display == 0)
+    spdlog::info(
+        "display is 0 (the default): the training loss is not logged and no train metrics rows are written; "
+        "display: N logs them every N iterations");
   // Caffe's defaults that differ from what the names promise elsewhere (PyTorch's betas).
   if ((spec_.type == "Adam" || spec_.type == "AdamW") && spec_.momentum == 0.f && iter_ == 0)
     spdlog::warn(

@@ -46,6 +46,7 @@ void InnerProductLayer::layer_setup(Context& ctx, const BlobVec& bottom, const B
     onednn_forward_ = std::make_unique<onednn::Gemm>();
     onednn_weight_diff_ = std::make_unique<onednn::Gemm>();
     onednn_input_diff_ = std::make_unique<onednn::Gemm>();
+    if (bf16_) rounded_weights_ = std::make_unique<onednn::RoundedCopy>();
   }
 }
 
@@ -61,11 +62,11 @@ void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   use_onednn_ = false;
   if (onednn_forward_ && m_ > 0) {
     const bool t = params_.transpose;
-    std::string why = onednn_forward_->prepare(false, !t, m_, n_, k_, false, bf16_);
+    std::string why = onednn_forward_->prepare(false, !t, m_, n_, k_, false, bf16_, /*b_rounded=*/bf16_);
     if (why.empty())
       why = t ? onednn_weight_diff_->prepare(true, false, k_, n_, m_, true, bf16_)
               : onednn_weight_diff_->prepare(true, false, n_, k_, m_, true, bf16_);
-    if (why.empty()) why = onednn_input_diff_->prepare(false, t, m_, k_, n_, false, bf16_);
+    if (why.empty()) why = onednn_input_diff_->prepare(false, t, m_, k_, n_, false, bf16_, /*b_rounded=*/bf16_);
     if (!why.empty() && bf16_)
       spec_.fail("oneDNN cannot compute this InnerProduct in bf16 (" + why + "); use precision: fp32");
     if (!why.empty() && params_.engine == Engine::ONEDNN)
@@ -75,8 +76,10 @@ void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 }
 
 void InnerProductLayer::product(onednn::Gemm* gemm, bool trans_a, bool trans_b, int m, int n, int k, const float* a,
-                                const float* b, float beta, float* c) const {
-  if (use_onednn_)
+                                const float* b, float beta, float* c, bool weights) const {
+  if (use_onednn_ && weights && rounded_weights_)  // b: the weights, blobs_[0]
+    gemm->run(a, rounded_weights_->of(*blobs_[0]->data_memory(), static_cast<size_t>(blobs_[0]->count())), c);
+  else if (use_onednn_)
     gemm->run(a, b, c);  // prepared by reshape with this shape and beta
   else
     cpu_gemm(trans_a, trans_b, m, n, k, 1.f, a, b, beta, c);
@@ -86,7 +89,7 @@ void InnerProductLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobV
   const float* x = bottom[0]->cpu_data();  // x: (M, K)
   const float* w = blobs_[0]->cpu_data();  // w: (N, K), or (K, N) with transpose
   float* y = top[0]->mutable_cpu_data();   // y: (M, N)
-  product(onednn_forward_.get(), false, !params_.transpose, m_, n_, k_, x, w, 0.f, y);
+  product(onednn_forward_.get(), false, !params_.transpose, m_, n_, k_, x, w, 0.f, y, /*weights=*/true);
   if (params_.bias_term) {
     const float* b = blobs_[1]->cpu_data();  // b: (N)
     const int m = m_, n = n_;
@@ -118,7 +121,7 @@ void InnerProductLayer::backward_cpu(Context&, const BlobVec& top, const std::ve
   if (propagate_down[0]) {
     const float* w = blobs_[0]->cpu_data();     // w: (N, K), or (K, N) with transpose
     float* dx = bottom[0]->mutable_cpu_diff();  // dx: (M, K)
-    product(onednn_input_diff_.get(), false, params_.transpose, m_, k_, n_, dy, w, 0.f, dx);
+    product(onednn_input_diff_.get(), false, params_.transpose, m_, k_, n_, dy, w, 0.f, dx, /*weights=*/true);
   }
 }
 

@@ -59,11 +59,15 @@ class InnerProductLayer : public Layer {
   std::unique_ptr<onednn::Gemm> onednn_forward_, onednn_weight_diff_, onednn_input_diff_;
   bool use_onednn_ = false;
   bool bf16_ = false;  // precision: bf16
+  // The weights in bfloat16 for the forward's and the input gradient's products, rounded
+  // once per change of their values (bf16 on oneDNN only).
+  std::unique_ptr<onednn::RoundedCopy> rounded_weights_;
   std::vector<float> ones_;  // (M) of 1: the bias gradient's column sums as a product
 
   // cpu_gemm's C = op(A) op(B) + beta C (beta 0 or 1), through `gemm` when oneDNN runs.
+  // `weights`: b is the weights, which oneDNN takes rounded in bf16.
   void product(onednn::Gemm* gemm, bool trans_a, bool trans_b, int m, int n, int k, const float* a, const float* b,
-               float beta, float* c) const;
+               float beta, float* c, bool weights = false) const;
 };
 
 }  // namespace crema

@@ -548,11 +548,24 @@ TEST_CASE(
   CHECK(moved.output.find("was written by a run on") == std::string::npos);  // the same count
 }
 
+TEST_CASE("a run without display says once that it will log no loss") {
+  ToyJob job(10);
+  const auto quiet = test::run(crema_cmd("train " + job.solver + " --unset display"));
+  CHECK_MESSAGE(quiet.status == 0, quiet.output);
+  CHECK_MESSAGE(test::count_of(quiet.output, "display is 0 (the default): the training loss is not logged") == 1,
+                quiet.output);
+  CHECK(quiet.output.find("Iteration 5 (") == std::string::npos);
+  const auto shown = test::run(crema_cmd("train " + job.solver + " --overwrite"));
+  CHECK_MESSAGE(shown.status == 0, shown.output);
+  CHECK(shown.output.find("display is 0") == std::string::npos);
+  CHECK(shown.output.find("Iteration 5 (") != std::string::npos);
+}
+
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
   ToyJob job(1000000);
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "interrupted.log");
   REQUIRE(child.pid() > 0);
-  REQUIRE(child.wait_for_log("Iteration 45,", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 45,", 60), child.log());
   child.signal(SIGINT);
   CHECK(child.wait() == 0);
   const std::string log = child.log();
@@ -592,7 +605,7 @@ TEST_CASE("a first Ctrl-C on a terminal is answered at once, and never in a log 
   // Without a terminal (a job's log) the stop is said once, by the log line.
   test::Child plain({test::crema_binary(), "train", job.solver, "--set", "display=1", "--overwrite"},
                     job.dir / "plain.log");
-  REQUIRE(plain.wait_for_log("Iteration 20,", 60));
+  REQUIRE_MESSAGE(plain.wait_for_log("Iteration 20,", 60), plain.log());
   plain.signal(SIGINT);
   CHECK(plain.wait() == 0);
   CHECK(plain.log().find("SIGINT received: stopping") != std::string::npos);
@@ -602,17 +615,29 @@ TEST_CASE("a first Ctrl-C on a terminal is answered at once, and never in a log 
 TEST_CASE("SIGHUP snapshots and training goes on, SIGTERM stops with a snapshot") {
   ToyJob job(1000000);
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "hup.log");
-  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20,", 60), child.log());
   child.signal(SIGHUP);
-  REQUIRE(child.wait_for_log("Snapshotting solver state", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("Snapshotting solver state", 30), child.log());
   // Still training afterwards.
   const std::string before = child.log();
   std::smatch m;
   REQUIRE(std::regex_search(before, m, std::regex(R"(toy_iter_(\d+)\.solverstate\.h5)")));
   const int snap_iter = std::stoi(m[1]);
-  REQUIRE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 10) + ",", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 10) + ",", 30), child.log());
   child.signal(SIGTERM);
   CHECK(child.wait() == 0);
+  CHECK(child.log().find("Resume with") != std::string::npos);
+}
+
+TEST_CASE("signals a launcher left blocked still stop training with a snapshot") {
+  ToyJob job(1000000);
+  // As a parent that blocks them (a launcher, a shell's trap) hands them down.
+  test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "blocked.log",
+                    test::Child::Output::log, {SIGINT, SIGTERM, SIGHUP});
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20,", 60), child.log());
+  child.signal(SIGTERM);
+  CHECK(child.wait(120) == 0);
+  CHECK_MESSAGE(child.log().find("SIGTERM received: stopping") != std::string::npos, child.log());
   CHECK(child.log().find("Resume with") != std::string::npos);
 }
 
@@ -671,7 +696,7 @@ struct StalledReaderJob {
     std::vector<std::string> argv{test::crema_binary()};
     argv.insert(argv.end(), args.begin(), args.end());
     test::Child child(argv, dir / "stall.log");
-    REQUIRE(child.wait_for_log(running, 60));
+    REQUIRE_MESSAGE(child.wait_for_log(running, 60), child.log());
     std::this_thread::sleep_for(std::chrono::seconds(2));
     const auto signalled = std::chrono::steady_clock::now();
     child.signal(SIGTERM);
@@ -680,7 +705,7 @@ struct StalledReaderJob {
     const int status = child.wait_at_most(60);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled).count();
     CHECK_MESSAGE(status == expected_status, child.log());
-    CHECK_MESSAGE(took < 20, took);
+    CHECK_MESSAGE(took < 30, took);  // the 10 s grace, and room for a loaded machine
     return child.log();
   }
   // With image `stalled` readable again, the run resumed from the stop's snapshot (of
@@ -742,7 +767,7 @@ TEST_CASE("a stop or --time-limit during a setup blocked in a read ends the run 
   // once hung there until a second Ctrl-C or the scheduler's SIGKILL.
   StalledReaderJob job(0, -1);
   test::Child child({test::crema_binary(), "train", job.dir / "solver.yaml"}, job.dir / "setup.log");
-  REQUIRE(child.wait_for_log("Setting up data (ImageData)", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Setting up data (ImageData)", 60), child.log());
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const auto signalled = std::chrono::steady_clock::now();
   child.signal(SIGTERM);
@@ -750,7 +775,7 @@ TEST_CASE("a stop or --time-limit during a setup blocked in a read ends the run 
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled).count();
   CHECK_MESSAGE(status == 1, child.log());
   CHECK_MESSAGE(took > 9, took);
-  CHECK_MESSAGE(took < 20, took);
+  CHECK_MESSAGE(took < 30, took);
   CHECK_MESSAGE(
       child.log().find("SIGTERM came during setup, which has made no progress for 10 s since (a read that "
                        "never returns: a data file on a stalled network file system, a FIFO with no "
@@ -764,7 +789,7 @@ TEST_CASE("a stop or --time-limit during a setup blocked in a read ends the run 
   const int limited_status = limited.wait_at_most(60);
   const double limited_took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   CHECK_MESSAGE(limited_status == 1, limited.log());
-  CHECK_MESSAGE(limited_took < 25, limited_took);
+  CHECK_MESSAGE(limited_took < 40, limited_took);
   CHECK_MESSAGE(
       limited.log().find("--time-limit 2s passed in this run's setup, so it made no progress, and a requeued "
                          "job would do the same (raise --time-limit); setup has made no progress for 10 s since") !=
@@ -833,7 +858,7 @@ TEST_CASE("an HDF5Output file that cannot be put in place at the end fails the r
   StalledReaderJob job(-1, -1, true);  // no reader stuck: the TRAIN net writes ip to out.h5
   test::Child child({test::crema_binary(), "train", job.dir / "solver.yaml", "--set", "max_iter=100000000"},
                     job.dir / "blocked_output.log");
-  REQUIRE(child.wait_for_log("Iteration 5,", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 5,", 60), child.log());
   // Something made at the name during the run (a folder, here): the rename cannot replace it.
   fs::create_directories(job.dir / "out.h5/inside");
   child.signal(SIGTERM);
@@ -870,7 +895,7 @@ TEST_CASE("a scheduler's warning signal stops with a snapshot though the log's r
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1", "--log", job.dir / "usr1.log"},
                     job.dir / "usr1.log", test::Child::Output::closed_pipe);
   REQUIRE(child.pid() > 0);
-  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20,", 60), child.log());
   child.signal(SIGUSR1);
   CHECK(child.wait() == 0);
   const std::string log = child.log();
@@ -885,21 +910,22 @@ TEST_CASE("--signal-effect and Caffe's --sigint_effect and --sighup-effect choos
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "display=1", "--sigint_effect", "snapshot",
                      "--sighup-effect", "stop", "--signal-effect", "TERM=none, sigusr2=snapshot"},
                     job.dir / "effects.log");
-  REQUIRE(child.wait_for_log("Iteration 20,", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20,", 60), child.log());
   child.signal(SIGINT);  // a snapshot, and training goes on
-  REQUIRE(child.wait_for_log("Snapshotting solver state", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("Snapshotting solver state", 30), child.log());
   std::smatch m;
   const std::string after_int = child.log();
   REQUIRE(std::regex_search(after_int, m, std::regex(R"(toy_iter_(\d+)\.solverstate\.h5)")));
   const int snap_iter = std::stoi(m[1]);
   CHECK(after_int.find("SIGINT received: a snapshot is written once the current iteration") != std::string::npos);
-  REQUIRE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 5) + ",", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration " + std::to_string(snap_iter + 5) + ",", 30), child.log());
   child.signal(SIGTERM);  // ignored
   const int term_iter = snap_iter + 5;
-  REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 10) + ",", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration " + std::to_string(term_iter + 10) + ",", 30), child.log());
   child.signal(SIGUSR2);  // a snapshot too
-  REQUIRE(child.wait_for_log("SIGUSR2 received: a snapshot is written once the current iteration", 30));
-  REQUIRE(child.wait_for_log("Iteration " + std::to_string(term_iter + 20) + ",", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("SIGUSR2 received: a snapshot is written once the current iteration", 30),
+                  child.log());
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration " + std::to_string(term_iter + 20) + ",", 30), child.log());
   child.signal(SIGHUP);  // stops
   CHECK(child.wait() == 0);
   const std::string log = child.log();
@@ -924,9 +950,11 @@ TEST_CASE("a snapshot folder removed during a run comes back with its lock and m
   // A clean-up job (or a user) empties the run's folder: the run's open files went with it.
   ToyJob job(1000000);
   const std::string snap = job.dir / "snap";
-  test::Child run({test::crema_binary(), "train", job.solver, "--set", "display=1", "--set", "snapshot=200"},
-                  job.dir / "run.log");
-  REQUIRE(run.wait_for_log("Snapshotting solver state", 60));
+  // One thread: two on a loaded machine's two cores can take a minute for 200 iterations.
+  test::Child run(
+      {test::crema_binary(), "train", job.solver, "--set", "display=1", "--set", "snapshot=200", "--threads", "1"},
+      job.dir / "run.log");
+  REQUIRE_MESSAGE(run.wait_for_log("Snapshotting solver state", 60), run.log());
   fs::rename(snap, snap + ".gone");  // at once, as the run keeps writing there
   fs::remove_all(snap + ".gone");
   // The lock is taken again at once: a second run under the prefix is still refused.
@@ -936,8 +964,8 @@ TEST_CASE("a snapshot folder removed during a run comes back with its lock and m
   CHECK(second.status == 1);
   CHECK_MESSAGE(second.output.find("another crema run is training under the prefix") != std::string::npos,
                 second.output);
-  REQUIRE(run.wait_for_log("toy.train.csv was removed during the run; the rows from iteration", 30));
-  REQUIRE(run.wait_for_log("the TensorBoard events file was removed during the run", 30));
+  REQUIRE_MESSAGE(run.wait_for_log("toy.train.csv was removed during the run; the rows from iteration", 30), run.log());
+  REQUIRE_MESSAGE(run.wait_for_log("the TensorBoard events file was removed during the run", 30), run.log());
   // A snapshot written once all that came back (not one the log held before).
   const auto snapshots = [&] { return test::count_of(run.log(), "Snapshotting solver state"); };
   const size_t before = snapshots();
@@ -964,7 +992,7 @@ TEST_CASE("one run per snapshot_prefix: a second is refused while the first trai
   const std::string lock = job.dir / "snap/toy.lock";
   {
     test::Child first({test::crema_binary(), "train", job.solver, "--set", "display=1"}, job.dir / "first.log");
-    REQUIRE(first.wait_for_log("Iteration 5,", 60));
+    REQUIRE_MESSAGE(first.wait_for_log("Iteration 5,", 60), first.log());
     CHECK(test::read_file(lock).find("crema train " + job.solver + ", pid " + std::to_string(first.pid()) +
                                      " on host ") != std::string::npos);
     // A job submitted twice, or requeued while its first instance still runs.
@@ -990,7 +1018,7 @@ TEST_CASE("one run per snapshot_prefix: a second is refused while the first trai
   // Killed outright (SIGKILL, a node's crash): the file stays, the kernel let go of the lock.
   test::Child killed({test::crema_binary(), "train", job.solver, "--resume", "--set", "display=1"},
                      job.dir / "killed.log");
-  REQUIRE(killed.wait_for_log("Iteration " + std::string(m[1]) + ",", 60));
+  REQUIRE_MESSAGE(killed.wait_for_log("Iteration " + std::string(m[1]) + ",", 60), killed.log());
   killed.signal(SIGKILL);
   killed.wait();
   CHECK(fs::exists(lock));
@@ -1023,7 +1051,7 @@ TEST_CASE("Ctrl-C during a long test pass stops at once with a snapshot, the res
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "test_initialization=false", "--set",
                      "test_iter=100000000"},
                     job.dir / "in_test.log");
-  REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20, Testing net", 60), child.log());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   child.signal(SIGINT);
   CHECK(child.wait() == 0);
@@ -1061,7 +1089,7 @@ TEST_CASE("Ctrl-C in the final test pass names the crema test command that score
                                      "--set", "test_iter=100000000"};
     args.insert(args.end(), extra.begin(), extra.end());
     test::Child child(args, job.dir / log_name);
-    REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+    REQUIRE_MESSAGE(child.wait_for_log("Iteration 20, Testing net", 60), child.log());
     child.signal(SIGINT);
     CHECK(child.wait() == 0);
     const std::string log = child.log();
@@ -1100,7 +1128,7 @@ TEST_CASE("SIGHUP in the final test pass writes the final weights when snapshot_
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "test_initialization=false", "--set",
                      "test_iter=20000", "--set", "snapshot=0", "--set", "snapshot_after_train=false"},
                     job.dir / "hup.log");
-  REQUIRE(child.wait_for_log("Iteration 20, Testing net", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 20, Testing net", 60), child.log());
   child.signal(SIGHUP);
   CHECK(child.wait() == 0);
   const std::string log = child.log();
@@ -1971,7 +1999,7 @@ TEST_CASE("resume: the printed command keeps --set overrides, changes are named,
   ToyJob job(1000000);
   test::Child child({test::crema_binary(), "train", job.solver, "--set", "base_lr=0.02", "--set", "display=1"},
                     job.dir / "run.log");
-  REQUIRE(child.wait_for_log("Iteration 15,", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 15,", 60), child.log());
   child.signal(SIGTERM);
   REQUIRE(child.wait() == 0);
   std::smatch m;
@@ -2108,17 +2136,19 @@ TEST_CASE("a fresh run never overwrites an earlier run's snapshots: --resume con
 TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as an uninterrupted run") {
   ToyJob job(1000000);
   // No test pass at iteration 0: on a loaded machine it could outlast the limit (tested below).
-  const auto limited =
-      test::run(crema_cmd("train " + job.solver + " --set display=1 --set test_initialization=false --time-limit 2s"));
+  // One thread: two on a loaded machine's two cores run ~10x slower, and the pace line
+  // needs 11 iterations within the limit.
+  const auto limited = test::run(crema_cmd(
+      "train " + job.solver + " --set display=1 --set test_initialization=false --threads 1 --time-limit 6s"));
   CHECK(limited.status == 75);
   std::smatch m;
   REQUIRE_MESSAGE(
       std::regex_search(
           limited.output, m,
           std::regex(
-              R"(--time-limit 2s has passed \((\d+) s since the start\) at iteration (\d+): stopping with a snapshot)")),
+              R"(--time-limit 6s has passed \((\d+) s since the start\) at iteration (\d+): stopping with a snapshot)")),
       limited.output);
-  CHECK(std::stoi(m[1]) >= 2);
+  CHECK(std::stoi(m[1]) >= 6);
   const int stopped = std::stoi(m[2]);
   CHECK(stopped > 0);
   // Said once, as soon as the pace is known: the limit comes before max_iter.
@@ -2126,7 +2156,7 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   std::smatch told;
   REQUIRE_MESSAGE(
       std::regex_search(limited.output, told,
-                        std::regex(R"(--time-limit 2s: at \S+ s per iteration (?:and \S+ s per test pass \((\d+) to )"
+                        std::regex(R"(--time-limit 6s: at \S+ s per iteration (?:and \S+ s per test pass \((\d+) to )"
                                    R"(go\)|\((\d+) test passes to go, not timed yet, not counted\)) the (\d+) )"
                                    R"(iterations left take )"
                                    R"(about \S+, but the limit comes in \S+: expect a stop with a snapshot )"
@@ -2144,7 +2174,8 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   CHECK(fs::exists(job.dir / ("snap/toy_iter_" + std::to_string(stopped) + ".solverstate.h5")));
   CHECK(limited.output.find("Resume with: ") != std::string::npos);
 
-  const std::string finish = " --set max_iter=" + std::to_string(stopped + 7) + " --set test_initialization=false";
+  const std::string finish =
+      " --set max_iter=" + std::to_string(stopped + 7) + " --set test_initialization=false --threads 1";
   const auto resumed = test::run(crema_cmd("train " + job.solver + finish + " --resume --time-limit 1-00:00:00"));
   REQUIRE_MESSAGE(resumed.status == 0, resumed.output);
   const auto straight =
@@ -2179,9 +2210,9 @@ TEST_CASE("--time-limit stops with a snapshot (exit 75) and --resume finishes as
   const auto final_test = test::run(crema_cmd("train " + job.solver +
                                               " --set max_iter=20 --set test_initialization=false --set "
                                               "test_iter=[100000000] --set snapshot=0 --set snapshot_after_train=false "
-                                              "--time-limit 2s --overwrite"));
+                                              "--threads 1 --time-limit 6s --overwrite"));
   CHECK_MESSAGE(final_test.status == 0, final_test.output);
-  CHECK_MESSAGE(final_test.output.find("--time-limit 2s has passed") != std::string::npos, final_test.output);
+  CHECK_MESSAGE(final_test.output.find("--time-limit 6s has passed") != std::string::npos, final_test.output);
   CHECK(final_test.output.find("in the final test pass: stopping it; training is complete (exit status 0)") !=
         std::string::npos);
   CHECK(final_test.output.find("Score its weights with: crema test") != std::string::npos);
@@ -2222,8 +2253,9 @@ TEST_CASE("train takes Caffe's --solver, --stage and --level: the TRAIN net's st
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("Setting up staged") == std::string::npos);
   CHECK(r.output.find("Setting up leveled") == std::string::npos);
-  r = test::run(crema_cmd("train " + job.solver + " --stage extra --level 2 --time-limit 1s --overwrite"));
-  CHECK(r.status == 75);
+  // The limit must pass after the first iteration (else exit 1, no progress), on a loaded machine too.
+  r = test::run(crema_cmd("train " + job.solver + " --stage extra --level 2 --threads 1 --time-limit 5s --overwrite"));
+  CHECK_MESSAGE(r.status == 75, r.output);
   CHECK(r.output.find("Setting up staged") != std::string::npos);
   CHECK(r.output.find("Setting up leveled") != std::string::npos);
   CHECK(r.output.find("Setting up test_staged") == std::string::npos);  // not the TEST net's

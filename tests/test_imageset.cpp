@@ -291,7 +291,7 @@ TEST_CASE("convert-imageset stopped by a signal leaves no database, partial or w
   test::Child child({test::crema_binary(), "convert-imageset", f.root, f.dir / "many.txt", f.dir / "db"},
                     f.dir / "convert.log");
   REQUIRE(child.pid() > 0);
-  REQUIRE(child.wait_for_log("Processed 1000 files.", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Processed 1000 files.", 60), child.log());
   child.signal(SIGTERM);
   CHECK(child.wait() == 1);
   const std::string log = test::read_file(f.dir / "convert.log");
@@ -359,7 +359,7 @@ TEST_CASE("convert-imageset stops while an image read is stuck, without waiting 
       {test::crema_binary(), "convert-imageset", f.root, f.dir / "stuck.txt", f.dir / "db", "--threads", "2"},
       f.dir / "convert.log");
   REQUIRE(child.pid() > 0);
-  REQUIRE(child.wait_for_log("A total of 3 images.", 30));
+  REQUIRE_MESSAGE(child.wait_for_log("A total of 3 images.", 30), child.log());
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // into the read
   child.signal(SIGTERM);
   const int status = child.wait_at_most(30);  // the old code waited for the read for ever
@@ -459,7 +459,7 @@ TEST_CASE("compute-mean stopped by a signal writes no mean file") {
       {test::crema_binary(), "compute-mean", dir / "db", "-o", dir / "mean.binaryproto", "--threads", "1"},
       dir / "mean.log");
   REQUIRE(child.pid() > 0);
-  REQUIRE(child.wait_for_log("Processed 10000 files.", 60));
+  REQUIRE_MESSAGE(child.wait_for_log("Processed 10000 files.", 60), child.log());
   child.signal(SIGTERM);
   CHECK(child.wait_at_most(30) == 1);
   const std::string log = test::read_file(dir / "mean.log");
@@ -489,6 +489,21 @@ TEST_CASE("compute-mean reads an IDX images file, as the Data layer does") {
   CHECK(missing.output.find("'" + (dir / "nope") + "' does not exist; give an LMDB directory or an IDX images file") !=
         std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "m2.binaryproto"));
+
+  // An earlier mean is replaced; any other file (the input itself, weights, a config) is not.
+  const auto again = run_crema("compute-mean " + (dir / "x-images-idx3-ubyte") + " -o " + (dir / "mean.binaryproto"));
+  CHECK_MESSAGE(again.status == 0, again.output);
+  test::write_file(dir / "net.yaml", "name: precious\n");
+  for (const std::string& taken : {dir / "x-images-idx3-ubyte", dir / "net.yaml"}) {
+    const std::string before = test::read_file(taken);
+    const auto r2 = run_crema("compute-mean " + (dir / "x-images-idx3-ubyte") + " -o " + taken);
+    CHECK(r2.status == 2);
+    CHECK_MESSAGE(r2.output.find("'" + taken +
+                                 "' exists and is no mean image (.binaryproto): compute-mean would replace it; remove "
+                                 "it first, or give the output another name") != std::string::npos,
+                  r2.output);
+    CHECK(test::read_file(taken) == before);
+  }
 }
 
 TEST_CASE("compute-mean refuses images of different sizes, naming the record") {

@@ -19,6 +19,7 @@
 #include "layers/activation_layer.hpp"
 #include "layers/base_conv_layer.hpp"
 #include "layers/lrn_layer.hpp"
+#include "layers/onednn/onednn_gemm.hpp"
 #include "layers/onednn/onednn_support.hpp"
 #include "layers/pooling_layer.hpp"
 #include "random_net.hpp"
@@ -348,6 +349,67 @@ TEST_CASE("oneDNN engines: precision bf16 matches the fp32 reference to bf16's r
     }
     CHECK(largest > 1e-5);
   }
+}
+
+// A bf16 InnerProduct rounds its weights once per change of their values, not in each
+// product: the forward and the input gradient share one rounding, a second forward on the
+// same weights makes none, and a change of the weights (the solver's update, a weights
+// file) is seen by the next product, be it a forward or a backward.
+TEST_CASE("oneDNN engines: bf16 InnerProduct rounds its weights once per change, and every product sees the change") {
+  if (const std::string why = onednn::bf16_unsupported(); !why.empty()) {
+    MESSAGE("skipped: " << why);
+    return;
+  }
+  Context reference_ctx(1), bf16_ctx(1);
+  bf16_ctx.set_precision(Precision::bf16);
+  auto reference = test::make_layer("{type: InnerProduct, inner_product_param: {num_output: 8, engine: CAFFE}}");
+  auto rounded = test::make_layer("{type: InnerProduct, inner_product_param: {num_output: 8, engine: DEFAULT}}");
+  Rng rng(kSeed);
+  Blob x({4, 50}), x2({4, 50}), want, got;
+  test::fill_gaussian(x, rng);
+  reference.layer->setup(reference_ctx, {&x}, {&want});
+  rounded.layer->setup(bf16_ctx, {&x2}, {&got});
+  // Both layers get these weights, written through mutable_cpu_data as an update writes them.
+  const auto set_weights = [&](float scale) {
+    Rng w_rng(kSeed + 1);
+    Blob& w = *reference.layer->blobs()[0];
+    test::fill_gaussian(w, w_rng, scale);
+    rounded.layer->blobs()[0]->copy_from(w);
+    for (auto* layer : {reference.layer.get(), rounded.layer.get()}) layer->blobs()[1]->set_data(0.25f * scale);
+  };
+  const auto forward = [&] {
+    x2.copy_from(x);
+    reference.layer->forward(reference_ctx, {&x}, {&want});
+    rounded.layer->forward(bf16_ctx, {&x2}, {&got});
+    return normalised_error(values(want.cpu_data(), want.count()), values(got.cpu_data(), got.count()));
+  };
+  const auto backward = [&] {
+    Rng dy_rng(kSeed + 2);
+    float* dy = want.mutable_cpu_diff();  // (4, 8), equal in both
+    for (int i = 0; i < want.count(); ++i) dy[i] = dy_rng.gaussian(0.f, 1.f);
+    got.copy_from(want, /*copy_diff=*/true);
+    reference.layer->backward(reference_ctx, {&want}, {true}, {&x});
+    rounded.layer->backward(bf16_ctx, {&got}, {true}, {&x2});
+    const std::vector<float> dx = values(x.cpu_diff(), x.count());
+    CHECK(*std::max_element(dx.begin(), dx.end()) > 0.1f);  // a gradient to compare
+    return normalised_error(dx, values(x2.cpu_diff(), x2.count()));
+  };
+  set_weights(1.f);
+  const long before = onednn::RoundedCopy::roundings();
+  CHECK(forward() <= 1e-2);
+  CHECK(backward() <= 1e-2);
+  CHECK(forward() <= 1e-2);
+  CHECK(onednn::RoundedCopy::roundings() - before == 1);
+  // New weights, then straight to a backward: its product rounds them.
+  set_weights(-3.f);
+  CHECK(backward() <= 1e-2);
+  CHECK(onednn::RoundedCopy::roundings() - before == 2);
+  CHECK(forward() <= 1e-2);
+  CHECK(onednn::RoundedCopy::roundings() - before == 2);
+  // And a forward after a change.
+  set_weights(0.5f);
+  CHECK(forward() <= 1e-2);
+  CHECK(onednn::RoundedCopy::roundings() - before == 3);
 }
 
 TEST_CASE("oneDNN engines: precision bf16 is refused with the reference engine, or on a CPU without bf16") {

@@ -137,7 +137,9 @@ class Child {
   // `| tee` after the same Ctrl-C ended tee), with SIGPIPE at its default action; the child
   // must write `log` itself (--log).
   enum class Output { log, closed_pipe };
-  Child(const std::vector<std::string>& argv, const std::string& log, Output output = Output::log) : log_(log) {
+  Child(const std::vector<std::string>& argv, const std::string& log, Output output = Output::log,
+        const std::vector<int>& blocked = {})
+      : log_(log) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_t attr;
@@ -152,11 +154,17 @@ class Child {
       sigemptyset(&defaults);
       sigaddset(&defaults, SIGPIPE);  // a test runner that ignores it must not hide the bug
       posix_spawnattr_setsigdefault(&attr, &defaults);
-      posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
     } else {
       posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     }
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    // The child's signal mask is `blocked`, not whatever the test runner blocks.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (const int sig : blocked) sigaddset(&mask, sig);
+    posix_spawnattr_setsigmask(&attr, &mask);
+    posix_spawnattr_setflags(&attr, static_cast<short>(POSIX_SPAWN_SETSIGMASK |
+                                                       (output == Output::closed_pipe ? POSIX_SPAWN_SETSIGDEF : 0)));
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -169,7 +177,7 @@ class Child {
   ~Child() {
     if (pid_ > 0 && !done_) {
       ::kill(pid_, SIGKILL);
-      wait();
+      ::waitpid(pid_, nullptr, 0);
     }
   }
   pid_t pid() const { return pid_; }
@@ -183,11 +191,13 @@ class Child {
     return false;
   }
   void signal(int sig) { ::kill(pid_, sig); }
-  int wait() {
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    done_ = true;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  // The exit status; a child still running after `seconds` is killed (-1), its log
+  // printed, so that a hang fails its test with what the child said.
+  int wait(double seconds = 300) {
+    const int status = wait_at_most(seconds);
+    if (status == -1)
+      std::fprintf(stderr, "child still running after %g s, killed; its log:\n%s\n", seconds, log().c_str());
+    return status;
   }
   // The exit status, or -1 if the child is still running after `seconds` (then killed, so a
   // hang fails the test instead of stalling it).
@@ -202,7 +212,9 @@ class Child {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     ::kill(pid_, SIGKILL);
-    wait();
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    done_ = true;
     return -1;
   }
   std::string log() const { return read_file(log_); }
@@ -226,6 +238,9 @@ class TerminalChild {
     int master = -1;
     pid_ = ::forkpty(&master, nullptr, nullptr, nullptr);
     if (pid_ == 0) {
+      sigset_t none;  // not the test runner's blocked signals
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::execv(args[0], args.data());
       ::_exit(127);
     }
@@ -245,7 +260,8 @@ class TerminalChild {
   ~TerminalChild() {
     if (pid_ > 0 && !done_) {
       ::kill(pid_, SIGKILL);
-      wait();
+      ::waitpid(pid_, nullptr, 0);
+      if (reader_.joinable()) reader_.join();
     }
     if (master_ >= 0) ::close(master_);
   }
@@ -260,12 +276,25 @@ class TerminalChild {
     return false;
   }
   void signal(int sig) { ::kill(pid_, sig); }
-  // The exit status, once all the child's output is read.
-  int wait() {
+  // The exit status, once all the child's output is read; a child still running after
+  // `seconds` is killed (-1), its output printed.
+  int wait(double seconds = 300) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     int st = 0;
-    ::waitpid(pid_, &st, 0);
+    bool killed = false;
+    while (::waitpid(pid_, &st, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() > end && !killed) {
+        ::kill(pid_, SIGKILL);
+        killed = true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     done_ = true;
     if (reader_.joinable()) reader_.join();
+    if (killed) {
+      std::fprintf(stderr, "child still running after %g s, killed; its output:\n%s\n", seconds, output().c_str());
+      return -1;
+    }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
   std::string output() {

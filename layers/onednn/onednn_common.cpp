@@ -121,9 +121,9 @@ void Staged::prepare(const memory::desc& plain, const memory::desc& inner, Role 
   }
 }
 
-memory& Staged::input(const float* p) {
+memory& Staged::input(const void* p) {
   // oneDNN takes a non-const handle, but an input is only read.
-  user_.set_data_handle(const_cast<float*>(p));
+  user_.set_data_handle(const_cast<void*>(p));
   staged_ = p;
   if (!own_) return user_;
   reorder_.execute(cpu_stream(), user_, own_);
