@@ -1206,7 +1206,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
                           "' has no data layer (Data, ImageData, HDF5Data, …), so there is nothing to " + purpose +
                           "; give the net with its TEST data layer (to label images with a deploy net, use crema "
                           "classify)");
-  note_pass_coverage(net, opt.iterations, "--iterations", command, command != "extract-features");
+  note_pass_coverage(net, opt.iterations, "--iterations", command, /*scored=*/command == "crema test");
   return t;
 }
 

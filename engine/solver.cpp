@@ -362,10 +362,20 @@ void note_pass_coverage(const Net& net, int batches, const std::string& knob, co
   for (const auto& [layer, samples, batch] : sourced_batches(net)) {
     const int64_t read = batch * batches;
     if (read == samples) continue;
-    if (read > samples && read % samples == 0) {
+    const bool fits = samples % batch == 0;  // a count of batches that reads each sample once
+    if (read > samples && read % samples == 0 && scored) {
       // Every sample read equally often: the scores are the data set's, only slower.
       spdlog::info("{}: {} {} x batch_size {} reads each of the {} samples of {} {} times per pass", which, knob,
                    batches, batch, samples, layer, read / samples);
+    } else if (read > samples && read % samples == 0) {
+      // Written, each repeat is a row of its own: a data set made of them holds every sample k times.
+      spdlog::warn(
+          "{}: {} {} x batch_size {} reads each of the {} samples of {} {} times, so each is written {} times; "
+          "{}",
+          which, knob, batches, batch, samples, layer, read / samples, read / samples,
+          fits ? "set " + knob + " " + std::to_string(samples / batch) + " to write each once"
+               : "a batch_size that divides " + std::to_string(samples) + ", with " + knob + " " +
+                     std::to_string(samples) + " / batch_size, writes each once");
     } else if (read > samples) {
       // Caffe's classic trap: the data wraps round within the pass, so the score
       // counts the first samples twice and is not the data set's.
@@ -378,9 +388,12 @@ void note_pass_coverage(const Net& net, int batches, const std::string& knob, co
           which, knob, batches, batch, read, layer, samples, static_cast<double>(read) / static_cast<double>(samples),
           scored ? "some samples weigh more than others in its scores" : "some samples are written more than once",
           advice);
-    } else {
+    } else if (scored || !fits) {
       spdlog::info("{}: {} {} x batch_size {} reads {} of the {} samples of {} per pass", which, knob, batches, batch,
                    read, samples, layer);
+    } else {
+      spdlog::info("{}: {} {} x batch_size {} writes {} of the {} samples of {} ({} {} writes them all)", which, knob,
+                   batches, batch, read, samples, layer, knob, samples / batch);
     }
   }
 }

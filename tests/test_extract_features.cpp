@@ -89,6 +89,34 @@ TEST_CASE("extract-features writes every test sample's blobs to HDF5 and to Caff
     CHECK_FALSE(contains(e.path().filename().string(), ".partial-"));
 }
 
+TEST_CASE(
+    "extract-features says when it writes samples twice or leaves some out, with the count that writes each once") {
+  test::ToyJob job(1);
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --threads 1")).status == 0);
+  const std::string model =
+      " --model " + job.solver + " --weights " + (job.dir / "snap/toy_iter_1.caffemodel.h5") + " --blobs fc2 -o ";
+  // The log of a run of `iterations` batches of 50 over the 100 test samples.
+  const auto extract = [&](int iterations) {
+    const auto r = test::run(crema_cmd("extract-features" + model + (job.dir / ("f" + std::to_string(iterations))) +
+                                       ".h5 --iterations " + std::to_string(iterations)));
+    CHECK_MESSAGE(r.status == 0, r.output);
+    return r.output;
+  };
+  // 4 batches: rows 100 to 199 repeat rows 0 to 99.
+  const std::string twice = extract(4);
+  CHECK_MESSAGE(contains(twice,
+                         "extract-features: --iterations 4 x batch_size 50 reads each of the 100 samples of "
+                         "layer 'd' ("),
+                twice);
+  CHECK(contains(twice, ") 2 times, so each is written 2 times; set --iterations 2 to write each once"));
+  const std::string half = extract(1);
+  CHECK_MESSAGE(
+      contains(half, "extract-features: --iterations 1 x batch_size 50 writes 50 of the 100 samples of layer 'd' ("),
+      half);
+  CHECK(contains(half, "(--iterations 2 writes them all)"));
+  CHECK_FALSE(contains(extract(2), "of the 100 samples"));
+}
+
 TEST_CASE("extract-features stopped by a signal leaves no output, partial or whole") {
   test::ToyJob job(10);
   REQUIRE(test::run(crema_cmd("train " + job.solver + " --threads 1")).status == 0);
