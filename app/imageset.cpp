@@ -1,10 +1,12 @@
 #include "app/imageset.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -308,15 +310,21 @@ namespace {
 void refuse_replacing_other_than_mean(const std::string& output) {
   std::error_code ec;
   if (!fs::exists(output, ec) || (fs::is_regular_file(output, ec) && fs::file_size(output, ec) == 0)) return;
-  std::string what = fs::is_directory(output, ec) ? "is a folder" : "is no mean image (.binaryproto)";
-  if (fs::is_regular_file(output, ec)) {
+  if (fs::is_directory(output, ec))
+    throw ConfigError(Mark{}, "--output", "'" + output + "' is a folder; give the mean image file to write in it");
+  // Read only what could be a mean image: a 3 x 2048 x 2048 one is 48 MiB; a database or
+  // weights file given by mistake may be many GiB.
+  constexpr uintmax_t kLargestMean = uintmax_t{256} << 20;
+  std::string why = "is no mean image (.binaryproto)";
+  if (fs::is_regular_file(output, ec) && fs::file_size(output, ec) <= kLargestMean) {
     try {
       if (io::read_binaryproto(output).count() > 0) return;
     } catch (const Error&) {
+      if (::access(output.c_str(), R_OK) != 0) why = "cannot be read to tell whether it is a mean image";
     }
   }
   throw ConfigError(Mark{}, "--output",
-                    "'" + output + "' exists and " + what +
+                    "'" + output + "' exists and " + why +
                         ": compute-mean would replace it; remove it first, or give the output another name");
 }
 }  // namespace

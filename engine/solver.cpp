@@ -388,9 +388,12 @@ void note_pass_coverage(const Net& net, int batches, const std::string& knob, co
           which, knob, batches, batch, read, layer, samples, static_cast<double>(read) / static_cast<double>(samples),
           scored ? "some samples weigh more than others in its scores" : "some samples are written more than once",
           advice);
-    } else if (scored || !fits) {
+    } else if (scored) {
       spdlog::info("{}: {} {} x batch_size {} reads {} of the {} samples of {} per pass", which, knob, batches, batch,
                    read, samples, layer);
+    } else if (!fits) {
+      spdlog::info("{}: {} {} x batch_size {} writes {} of the {} samples of {}", which, knob, batches, batch, read,
+                   samples, layer);
     } else {
       spdlog::info("{}: {} {} x batch_size {} writes {} of the {} samples of {} ({} {} writes them all)", which, knob,
                    batches, batch, read, samples, layer, knob, samples / batch);

@@ -78,7 +78,7 @@ void InnerProductLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 void InnerProductLayer::product(onednn::Gemm* gemm, bool trans_a, bool trans_b, int m, int n, int k, const float* a,
                                 const float* b, float beta, float* c, bool weights) const {
   if (use_onednn_ && weights && rounded_weights_)  // b: the weights, blobs_[0]
-    gemm->run(a, rounded_weights_->of(*blobs_[0]->data_memory(), static_cast<size_t>(blobs_[0]->count())), c);
+    gemm->run(a, rounded_weights_->of(blobs_[0]->data_memory(), static_cast<size_t>(blobs_[0]->count())), c);
   else if (use_onednn_)
     gemm->run(a, b, c);  // prepared by reshape with this shape and beta
   else

@@ -588,7 +588,8 @@ TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uni
 
 TEST_CASE("a first Ctrl-C on a terminal is answered at once, and never in a log that is no terminal") {
   ToyJob job(1000000);
-  test::TerminalChild terminal({test::crema_binary(), "train", job.solver, "--set", "display=1"});
+  // One thread here and below: two on a loaded machine's two cores run many times slower.
+  test::TerminalChild terminal({test::crema_binary(), "train", job.solver, "--set", "display=1", "--threads", "1"});
   if (terminal.pid() < 0) {
     MESSAGE("skipped: no pseudo-terminal to be had here (forkpty failed)");
     return;
@@ -603,7 +604,7 @@ TEST_CASE("a first Ctrl-C on a terminal is answered at once, and never in a log 
   CHECK_MESSAGE(shown.find("Resume with") != std::string::npos, shown);
 
   // Without a terminal (a job's log) the stop is said once, by the log line.
-  test::Child plain({test::crema_binary(), "train", job.solver, "--set", "display=1", "--overwrite"},
+  test::Child plain({test::crema_binary(), "train", job.solver, "--set", "display=1", "--overwrite", "--threads", "1"},
                     job.dir / "plain.log");
   REQUIRE_MESSAGE(plain.wait_for_log("Iteration 20,", 60), plain.log());
   plain.signal(SIGINT);

@@ -504,6 +504,17 @@ TEST_CASE("compute-mean reads an IDX images file, as the Data layer does") {
                   r2.output);
     CHECK(test::read_file(taken) == before);
   }
+  // An empty file (a placeholder) is taken; a folder is said to be one.
+  test::write_file(dir / "empty.binaryproto", "");
+  const auto empty = run_crema("compute-mean " + (dir / "x-images-idx3-ubyte") + " -o " + (dir / "empty.binaryproto"));
+  CHECK_MESSAGE(empty.status == 0, empty.output);
+  CHECK(io::read_binaryproto(dir / "empty.binaryproto").count() == 3);
+  std::filesystem::create_directory(dir / "means");
+  const auto folder = run_crema("compute-mean " + (dir / "x-images-idx3-ubyte") + " -o " + (dir / "means"));
+  CHECK(folder.status == 2);
+  CHECK_MESSAGE(folder.output.find("'" + (dir / "means") + "' is a folder; give the mean image file to write in it") !=
+                    std::string::npos,
+                folder.output);
 }
 
 TEST_CASE("compute-mean refuses images of different sizes, naming the record") {

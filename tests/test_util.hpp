@@ -130,6 +130,28 @@ extern char** environ;
 
 namespace crema::test {
 
+// Waits for child `pid` to end, at most `seconds`, then kills it. Its exit status (128 + the
+// signal for a signal), or -1 when it had to be killed or is no child of ours (spawn failed,
+// reaped already). Never signals a pid <= 0: kill(-1) would reach every process of the user.
+inline int reap_within(pid_t pid, double seconds) {
+  if (pid <= 0) return -1;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int st = 0;
+  bool killed = false;
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &st, killed ? 0 : WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return -1;
+    if (r == 0 && std::chrono::steady_clock::now() > end) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    } else if (r == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  return killed ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 // A child process whose stdout+stderr go to a log file; for signal tests.
 class Child {
  public:
@@ -190,38 +212,31 @@ class Child {
     }
     return false;
   }
-  void signal(int sig) { ::kill(pid_, sig); }
+  void signal(int sig) {
+    if (pid_ > 0 && !done_) ::kill(pid_, sig);
+  }
   // The exit status; a child still running after `seconds` is killed (-1), its log
   // printed, so that a hang fails its test with what the child said.
   int wait(double seconds = 300) {
+    const bool running = pid_ > 0 && !done_;
     const int status = wait_at_most(seconds);
-    if (status == -1)
+    if (running && status == -1)
       std::fprintf(stderr, "child still running after %g s, killed; its log:\n%s\n", seconds, log().c_str());
     return status;
   }
   // The exit status, or -1 if the child is still running after `seconds` (then killed, so a
-  // hang fails the test instead of stalling it).
+  // hang fails the test instead of stalling it). Again after the end: the same status.
   int wait_at_most(double seconds) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    while (std::chrono::steady_clock::now() < end) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        done_ = true;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ::kill(pid_, SIGKILL);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
+    if (!done_) status_ = reap_within(pid_, seconds);
     done_ = true;
-    return -1;
+    return status_;
   }
   std::string log() const { return read_file(log_); }
 
  private:
   pid_t pid_ = -1;
   bool done_ = false;
+  int status_ = -1;
   std::string log_;
 };
 
@@ -275,27 +290,19 @@ class TerminalChild {
     }
     return false;
   }
-  void signal(int sig) { ::kill(pid_, sig); }
+  void signal(int sig) {
+    if (pid_ > 0 && !done_) ::kill(pid_, sig);
+  }
   // The exit status, once all the child's output is read; a child still running after
-  // `seconds` is killed (-1), its output printed.
+  // `seconds` is killed (-1), its output printed. Again after the end: the same status.
   int wait(double seconds = 300) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-    int st = 0;
-    bool killed = false;
-    while (::waitpid(pid_, &st, WNOHANG) != pid_) {
-      if (std::chrono::steady_clock::now() > end && !killed) {
-        ::kill(pid_, SIGKILL);
-        killed = true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    if (done_) return status_;
+    status_ = reap_within(pid_, seconds);
     done_ = true;
-    if (reader_.joinable()) reader_.join();
-    if (killed) {
+    if (reader_.joinable()) reader_.join();  // the child's end closed the terminal: EIO
+    if (status_ == -1 && pid_ > 0)
       std::fprintf(stderr, "child still running after %g s, killed; its output:\n%s\n", seconds, output().c_str());
-      return -1;
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
   }
   std::string output() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -306,6 +313,7 @@ class TerminalChild {
   pid_t pid_ = -1;
   int master_ = -1;
   bool done_ = false;
+  int status_ = -1;
   std::thread reader_;
   std::mutex mutex_;
   std::string output_;

@@ -121,7 +121,7 @@ void Staged::prepare(const memory::desc& plain, const memory::desc& inner, Role 
   }
 }
 
-memory& Staged::input(const void* p) {
+memory& Staged::input_of_type(const void* p) {
   // oneDNN takes a non-const handle, but an input is only read.
   user_.set_data_handle(const_cast<void*>(p));
   staged_ = p;

@@ -87,8 +87,10 @@ class Staged {
   void finish_output(SyncedMemory& m);
 
   // An input: memory in the primitive's layout holding what `p` holds (`p` itself
-  // when the layouts agree, else a copy made now); of the plain desc's data type.
-  dnnl::memory& input(const void* p);
+  // when the layouts agree, else a copy made now).
+  dnnl::memory& input(const float* p) { return input_of_type(p); }
+  // The same for values of the plain desc's own data type (bf16 weights, a RoundedCopy).
+  dnnl::memory& input_of_type(const void* p);
   void forget() { staged_ = nullptr; }
   // An output the primitive fills; finish_output then moves it to `p` (output) or
   // adds it to `p` (accumulate: Caffe accumulates parameter gradients, and

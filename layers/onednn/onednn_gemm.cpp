@@ -60,8 +60,9 @@ std::string Gemm::prepare(bool trans_a, bool trans_b, int m, int n, int k, bool 
 
 void Gemm::run(const float* a, const void* b, float* c) {
   Impl& g = *impl_;
-  g.product.execute(cpu_stream(), {{DNNL_ARG_SRC, g.a.input(a)}, {DNNL_ARG_WEIGHTS, g.b.input(b)},
-                                   {DNNL_ARG_DST, g.c.output(c)}});
+  g.product.execute(
+      cpu_stream(),
+      {{DNNL_ARG_SRC, g.a.input(a)}, {DNNL_ARG_WEIGHTS, g.b.input_of_type(b)}, {DNNL_ARG_DST, g.c.output(c)}});
   g.c.finish_output();
 }
 
@@ -70,7 +71,9 @@ std::atomic<long> g_roundings{0};
 }  // namespace
 
 struct RoundedCopy::Impl {
-  const SyncedMemory* source = nullptr;  // what `rounded` holds the values of ...
+  // What `rounded` holds the values of (weak: a memory freed and another made at its
+  // address is not taken for it) ...
+  std::weak_ptr<SyncedMemory> source;
   unsigned long long writes = 0;         // ... as they were after this many writes
   size_t count = 0;
   memory from, rounded;  // (count) f32 around the source, (count) bf16 of our own
@@ -80,7 +83,7 @@ struct RoundedCopy::Impl {
 RoundedCopy::RoundedCopy() : impl_(std::make_unique<Impl>()) {}
 RoundedCopy::~RoundedCopy() = default;
 
-const void* RoundedCopy::of(SyncedMemory& m, size_t count) {
+const void* RoundedCopy::of(const std::shared_ptr<SyncedMemory>& m, size_t count) {
   Impl& r = *impl_;
   if (r.count != count) {
     const memory::dims dims = {static_cast<memory::dim>(count)};
@@ -88,13 +91,13 @@ const void* RoundedCopy::of(SyncedMemory& m, size_t count) {
     r.rounded = memory(memory::desc(dims, memory::data_type::bf16, memory::format_tag::a), cpu_engine());
     r.round = dnnl::reorder(r.from, r.rounded);  // round to nearest even, as oneDNN's own input reorders
     r.count = count;
-    r.source = nullptr;
+    r.source.reset();
   }
-  if (r.source != &m || r.writes != m.writes()) {
-    r.from.set_data_handle(const_cast<void*>(m.cpu_data()));
+  if (r.source.lock() != m || r.writes != m->writes()) {
+    r.from.set_data_handle(const_cast<void*>(m->cpu_data()));
     r.round.execute(cpu_stream(), r.from, r.rounded);
-    r.source = &m;
-    r.writes = m.writes();
+    r.source = m;
+    r.writes = m->writes();
     g_roundings.fetch_add(1, std::memory_order_relaxed);
   }
   return r.rounded.get_data_handle();

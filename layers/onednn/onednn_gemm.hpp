@@ -50,7 +50,7 @@ class RoundedCopy {
 
   // The first `count` floats of `m` in bfloat16: (count) bf16 values, valid until the
   // next call.
-  const void* of(SyncedMemory& m, size_t count);
+  const void* of(const std::shared_ptr<SyncedMemory>& m, size_t count);
   // How many times any RoundedCopy rounded (tests count them).
   static long roundings();
 
