@@ -85,6 +85,12 @@ int classify(const ClassifyOptions& opt) {
       mean.push_back(static_cast<float>(sum / plane));
     }
   }
+  // A deploy net cannot carry its training's transform_param, and nets are almost always
+  // trained on scaled or centred pixels: raw 0-255 values give confident, wrong classes.
+  if (mean.empty() && opt.scale == 1.f)
+    spdlog::warn(
+        "no --scale, --mean-value or --mean-file: the net gets raw pixel values (0 to 255); give the preprocessing "
+        "its training's transform_param applied (e.g. --scale 0.00390625 for scale: 0.00390625)");
   // Without --labels, the class list training wrote next to the snapshot, if any.
   std::string labels_path = opt.labels;
   if (labels_path.empty() && !opt.weights.empty()) {

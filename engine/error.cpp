@@ -191,8 +191,12 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   const bool renamed = caffe_name_for(word) == m;  // not a typo: another framework's name
   // Epochs are not iterations: carrying the number over would train a few batches.
   const bool epochs = renamed && m == "max_iter" && lowercase(word).find("epoch") != std::string::npos;
+  // The same switch with the opposite default: a PyTorch net's pooled sizes change without it.
+  const bool rounding = renamed && m == "round_mode";
   return " (did you mean '" + m + "'?" + (renamed ? " crema uses Caffe's names" : "") +
-         (epochs ? "; max_iter counts iterations: epochs × training samples ÷ batch_size" : "") + ")";
+         (epochs ? "; max_iter counts iterations: epochs × training samples ÷ batch_size" : "") +
+         (rounding ? "; round_mode: FLOOR is PyTorch's default (ceil_mode false), CEIL is Caffe's and crema's" : "") +
+         ")";
 }
 
 }  // namespace crema

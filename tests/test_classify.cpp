@@ -64,6 +64,13 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   }
   CHECK_MESSAGE(blocks == 6, r.output);
   CHECK(correct >= 4);  // the toy classes are easy; the trained net gets most right
+  CHECK(r.output.find("no --scale, --mean-value or --mean-file") == std::string::npos);
+  // Without the training's scale the net sees raw pixels: said.
+  const auto raw = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
+                             (dir / "snap/toy_iter_150.caffemodel.h5") + args);
+  CHECK_MESSAGE(raw.output.find("no --scale, --mean-value or --mean-file: the net gets raw pixel values (0 to 255)") !=
+                    std::string::npos,
+                raw.output);
 
   // In batches of 4 (then 1), with an image missing and a truncated JPEG among them: the others
   // get the predictions one batch gives them, in order; the two are named, and the status says so.

@@ -676,6 +676,14 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
       "   inner_product_param: {num_output: 2, weight_filler: {type: kaiming}}}\n");
   CHECK_MESSAGE(
       msg.find("unknown value 'kaiming' (did you mean 'msra'? crema uses Caffe's names)") != std::string::npos, msg);
+  // ceil_mode's answer says that the two defaults differ.
+  msg = net_error(
+      "- {name: p, type: Pooling, bottom: data, top: p,\n"
+      "   pooling_param: {pool: MAX, kernel_size: 2, stride: 2, ceil_mode: false}}\n");
+  CHECK_MESSAGE(
+      msg.find("unknown key 'ceil_mode' (did you mean 'round_mode'? crema uses Caffe's names; round_mode: "
+               "FLOOR is PyTorch's default (ceil_mode false), CEIL is Caffe's and crema's)") != std::string::npos,
+      msg);
   // A required key at the layer's level, or in another type's block, is said at its line
   // (it was "required key 'num_output' is missing" at the layer).
   msg = net_error("- {name: fc, type: InnerProduct, bottom: data, top: fc,\n   num_output: 10}\n");
