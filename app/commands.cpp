@@ -1210,6 +1210,21 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   return t;
 }
 
+// Before each batch of a pass over a TEST net (crema test, extract-features): whether a
+// signal asked for a stop, or one came while the batch's data was awaited. A reader stuck in
+// a read (a stalled file system) does not hold the stop up: its data layer is put in `stuck`.
+bool pass_stopped(Net& net, std::string& stuck) {
+  const auto stop = [] { return poll_signal_action() == Solver::Action::Stop; };
+  return stop() || !(stuck = net.await_data(1, stop)).empty();
+}
+
+// Ends a pass a stop interrupted with the error `what`, exit status 1. It is printed once the
+// net is gone, and a stuck reader (its data layer `stuck`) may keep it from going.
+[[noreturn]] void end_interrupted_pass(const std::string& what, const std::string& stuck) {
+  exit_past_blocked_reader(1, what, stuck);
+  throw Error(what);
+}
+
 }  // namespace
 
 int test(const TestOptions& opt) {
@@ -1217,8 +1232,14 @@ int test(const TestOptions& opt) {
   Net& net = *t.net;
   net.refuse_size_following_outputs("crema test");
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
+  // Ctrl-C, SIGTERM, …: stop between batches and say the scores of those done (a long pass
+  // killed outright said nothing), marked as partial; what output layers drafted is removed.
+  install_signal_handlers(default_signal_effects(), false);
   std::vector<double> sums;
-  for (int i = 0; i < opt.iterations; ++i) {
+  int done = 0;
+  std::string stuck;
+  for (; done < opt.iterations; ++done) {
+    if (pass_stopped(net, stuck)) break;
     net.forward(*t.ctx);
     size_t k = 0;
     for (size_t j = 0; j < net.outputs().size(); ++j) {
@@ -1226,21 +1247,26 @@ int test(const TestOptions& opt) {
       for (int e = 0; e < out->count(); ++e, ++k) {
         if (sums.size() <= k) sums.push_back(0);
         sums[k] += out->cpu_data()[e];
-        spdlog::info("Batch {}, {} = {}", i, net.output_names()[j], out->cpu_data()[e]);
+        spdlog::info("Batch {}, {} = {}", done, net.output_names()[j], out->cpu_data()[e]);
       }
     }
   }
   size_t k = 0;
-  for (size_t j = 0; j < net.outputs().size(); ++j) {
+  for (size_t j = 0; done > 0 && j < net.outputs().size(); ++j) {
     const float w = net.output_loss_weight(j);
     for (int e = 0; e < net.outputs()[j]->count(); ++e, ++k) {
-      const double mean = sums[k] / opt.iterations;
+      const double mean = sums[k] / done;
       if (w != 0.f)
         spdlog::info("{} = {:.6g} (* {} = {:.6g} loss)", net.output_names()[j], mean, w, w * mean);
       else
         spdlog::info("{} = {:.6g}", net.output_names()[j], mean);
     }
   }
+  if (done < opt.iterations)
+    end_interrupted_pass("interrupted after " + std::to_string(done) + " of " + std::to_string(opt.iterations) +
+                             " batches" +
+                             (done > 0 ? ": the scores above are of those " + std::to_string(done) + " only" : ""),
+                         stuck);
   net.finish();
   return 0;
 }
@@ -1303,18 +1329,11 @@ int extract_features(const ExtractOptions& opt) {
   spdlog::info("Extracting {} from {} batches", fmt::join(opt.blobs, ", "), opt.net.iterations);
   // Runs the batches; after each, `write(k, blob)` for the k-th blob of --blobs.
   const auto run = [&](const auto& write) {
-    const auto stop = [] { return poll_signal_action() == Solver::Action::Stop; };
     for (int i = 0; i < opt.net.iterations; ++i) {
-      // A reader stuck in a read (a stalled file system) does not hold the stop up.
-      std::string stuck;
-      if (stop() || !(stuck = net.await_data(1, stop)).empty()) {
-        const std::string what = "interrupted after " + std::to_string(i) + " of " +
-                                 std::to_string(opt.net.iterations) + " batches; nothing was written to " +
-                                 fmt::format("{}", fmt::join(opt.outputs, ", "));
-        // The error is printed once the net is gone, and the stuck reader may keep it from going.
-        exit_past_blocked_reader(1, what, stuck);
-        throw Error(what);
-      }
+      if (std::string stuck; pass_stopped(net, stuck))
+        end_interrupted_pass("interrupted after " + std::to_string(i) + " of " + std::to_string(opt.net.iterations) +
+                                 " batches; nothing was written to " + fmt::format("{}", fmt::join(opt.outputs, ", ")),
+                             stuck);
       net.forward(*t.ctx);
       for (size_t k = 0; k < blobs.size(); ++k) write(k, blobs[k]);
     }
@@ -1418,7 +1437,11 @@ int time(const TimeOptions& opt) {
     // written as it would makes the layers that keep a copy of them made from their
     // values (a bf16 InnerProduct's rounded weights) make it again each iteration.
     if (phase == Phase::TRAIN)
-      for (Blob* p : net.learnable_params()) ctx->on_gpu() ? p->mutable_gpu_data() : p->mutable_cpu_data();
+      for (size_t j = 0; j < net.learnable_params().size(); ++j) {
+        if (net.params_lr()[j] == 0.f) continue;  // frozen: the update leaves it alone
+        Blob* p = net.learnable_params()[j];
+        ctx->on_gpu() ? p->mutable_gpu_data() : p->mutable_cpu_data();
+      }
     auto t = now();
     for (int i = 0; i < n; ++i) {
       const auto l = now();

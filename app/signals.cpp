@@ -154,17 +154,18 @@ void install_signal_handlers(const SignalEffects& effects, bool can_snapshot) {
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, nullptr);
   }
-  // A launcher or a shell's trap may hand its blocked signals down: blocked, a stop would
-  // wait in the kernel while the run went on, until a SIGKILL ended it without a snapshot.
-  sigset_t handled;
-  sigemptyset(&handled);
-  for (const auto& [sig, effect] : effects)
-    if (sig > 0 && sig < NSIG) sigaddset(&handled, sig);
-  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);
   std::signal(SIGPIPE, SIG_IGN);  // a failed write to the log is an EPIPE, not the end of the run
 }
 
 void install_process_signal_handlers() {
+  // A launcher or a shell's trap may hand its blocked signals down: blocked, a stop would
+  // wait in the kernel while the run went on, until a SIGKILL ended it without a snapshot
+  // (and `crema test` or `classify` would not end at all). Unblocked here, before any thread
+  // starts, every thread inherits the mask.
+  sigset_t stops;
+  sigemptyset(&stops);
+  for (const auto& [sig, name] : kSignals) sigaddset(&stops, sig);
+  pthread_sigmask(SIG_UNBLOCK, &stops, nullptr);
   std::signal(SIGXFSZ, SIG_IGN);
   struct sigaction sa {};
   sa.sa_handler = on_bus_error;

@@ -34,7 +34,8 @@ std::string apply_signal_effects(const std::vector<std::string>& items, SignalEf
 // "SIGUSR1".
 std::string signal_name(int sig);
 
-// For every command, first thing in main: SIGXFSZ ignored (a file past `ulimit -f` fails its
+// For every command, first thing in main: the signals above unblocked (a launcher may leave
+// them blocked: a stop would never come), SIGXFSZ ignored (a file past `ulimit -f` fails its
 // write, which is reported with the file, instead of the signal killing crema mid-snapshot), and
 // SIGBUS (a memory-mapped LMDB cut short while read) ends in a line saying so, exit 1.
 void install_process_signal_handlers();

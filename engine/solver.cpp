@@ -858,9 +858,12 @@ float Solver::apply_update() {
       scale *= factor;
     }
   }
+  if (frozen_.empty()) find_frozen();
   if (scale != 1.f)
-    for (Blob* p : params) ops.scale(p->count(), scale, ops.mutable_diff(*p));
+    for (size_t i = 0; i < params.size(); ++i)
+      if (!frozen_[i]) ops.scale(params[i]->count(), scale, ops.mutable_diff(*params[i]));
   for (size_t i = 0; i < params.size(); ++i) {
+    if (frozen_[i]) continue;
     Blob& p = *params[i];
     const float decay = spec_.weight_decay * net_->params_decay()[i];
     UpdateInput in;
@@ -886,6 +889,25 @@ float Solver::apply_update() {
   }
   if (net_->debug_info()) net_->log_update_debug_info();
   return rate;
+}
+
+void Solver::find_frozen() {
+  // With lr_mult 0 every rule's step is 0 but for the momentum a restored history may still
+  // carry (SGD, Nesterov), and such a parameter's gradient is never computed. Leaving it
+  // alone spares a pass over it, and its memory stays unwritten, so what is made from its
+  // values (a bf16 InnerProduct's rounded weights) is not made again each iteration.
+  // Its histories stay 0 where Caffe's would gather the weight decay: unread while frozen.
+  const auto& params = net_->learnable_params();
+  frozen_.assign(params.size(), 0);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (net_->params_lr()[i] != 0.f) continue;
+    bool still = true;
+    for (size_t h = i; h < history_.size() && still; h += params.size()) {
+      const float* v = history_[h]->cpu_data();  // (the parameter's shape)
+      still = std::all_of(v, v + history_[h]->count(), [](float x) { return x == 0.f; });
+    }
+    frozen_[i] = still;
+  }
 }
 
 std::string Solver::non_finite_losses() const {
@@ -984,6 +1006,7 @@ void Solver::restore(const SolverState& s) {
                   "snapshot); resume from an earlier one");
     history_[i]->copy_from(s.history[i]);
   }
+  frozen_.clear();  // a restored momentum may still move a parameter of lr_mult 0
   if (s.type.empty()) {
     // Caffe's solver states do not record their type; a state of another rule with as
     // many histories (SGD's signed momentum read as RMSProp's squares) would turn into

@@ -183,6 +183,8 @@ class Solver {
 
  private:
   float apply_update();  // returns the learning rate it used
+  // Fills frozen_: the parameters of lr_mult 0 that no history can move, which the update skips.
+  void find_frozen();
   void update_smoothed_loss(float loss);
   // A training row with the TRAIN net's current outputs; the caller fills in the rest.
   MetricsRow train_metrics(std::optional<double> lr, std::optional<double> iter_per_s, std::optional<double> data_wait_ms) const;
@@ -224,6 +226,7 @@ class Solver {
   int iter_ = 0;
   int current_step_ = 0;
   std::vector<BlobPtr> history_;
+  std::vector<char> frozen_;  // [param]: skipped by the update; empty until its first one after setup or a restore
   std::vector<float> losses_;
   float smoothed_loss_ = 0.f;
   int loss_origin_ = 0;

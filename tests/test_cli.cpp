@@ -640,6 +640,15 @@ TEST_CASE("signals a launcher left blocked still stop training with a snapshot")
   CHECK(child.wait(120) == 0);
   CHECK_MESSAGE(child.log().find("SIGTERM received: stopping") != std::string::npos, child.log());
   CHECK(child.log().find("Resume with") != std::string::npos);
+  // A command with no handlers (crema time) ends as the signal's default action has it,
+  // rather than running on until a SIGKILL.
+  test::Child timing(
+      {test::crema_binary(), "time", "--model", job.solver, "--iterations", "100000000", "--threads", "1"},
+      job.dir / "blocked_time.log", test::Child::Output::log, {SIGINT, SIGTERM, SIGHUP});
+  REQUIRE_MESSAGE(timing.wait_for_log("Performing Forward", 60), timing.log());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  timing.signal(SIGTERM);
+  CHECK_MESSAGE(timing.wait(60) == 128 + SIGTERM, timing.log());
 }
 
 // A job whose reader gets stuck: small grey images listed in order (no shuffle), one list
@@ -887,6 +896,19 @@ TEST_CASE("extract-features stopped while its reader is stuck ends, writing noth
   CHECK_FALSE(fs::exists(out));
   for (const auto& name : io::regular_file_names(job.dir.path()))
     CHECK_MESSAGE(name.rfind("features.h5", 0) != 0, name);  // no draft left either
+}
+
+TEST_CASE("crema test stopped while its reader is stuck ends, saying the scores of the batch it did") {
+  StalledReaderJob job(-1, 2);  // the TEST net's first batch is read, the second waits
+  const std::string log = job.stop_while_stuck(
+      {"test", "--model", job.dir / "solver.yaml", "--iterations", "2"},
+      "Batch 0, loss = ", "interrupted after 1 of 2 batches", [] {}, 1);
+  CHECK_MESSAGE(log.find("SIGTERM received: stopping") != std::string::npos, log);
+  CHECK_MESSAGE(
+      log.find("interrupted after 1 of 2 batches: the scores above are of those 1 only [data layer 'data' "
+               "is still blocked in a read 10 s later; crema exits without waiting for it]") != std::string::npos,
+      log);
+  CHECK_MESSAGE(log.find("] loss = ") != std::string::npos, log);
 }
 
 TEST_CASE("a scheduler's warning signal stops with a snapshot though the log's reader is gone") {
@@ -1703,6 +1725,36 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
                           "{type: constant, value: 0.1}}}'"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("keeps its random filler initialisation") == std::string::npos);
+}
+
+TEST_CASE("a signal stops a long crema test between batches and it says the scores of the batches done") {
+  ToyJob job(10);
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --threads 1")).status == 0);
+  // A pass far longer than the test waits; SIGINT's default action ended it with nothing said.
+  test::Child child({test::crema_binary(), "test", "--model", job.solver, "--weights",
+                     job.dir / "snap/toy_iter_10.caffemodel.h5", "--iterations", "100000000", "--threads", "1"},
+                    job.dir / "score.log");
+  REQUIRE_MESSAGE(child.wait_for_log("Batch 3,", 60), child.log());
+  child.signal(SIGINT);
+  CHECK(child.wait() == 1);
+  const std::string log = child.log();
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(log, m,
+                                    std::regex(R"(interrupted after (\d+) of 100000000 batches: the scores )"
+                                               R"(above are of those (\d+) only)")),
+                  log);
+  CHECK(m[1] == m[2]);
+  const int done = std::stoi(m[1]);
+  CHECK(done >= 4);
+  // The summary is the mean over exactly the batches logged.
+  CHECK_MESSAGE(log.find("Batch " + std::to_string(done - 1) + ", accuracy = ") != std::string::npos, log);
+  CHECK(log.find("Batch " + std::to_string(done) + ", accuracy = ") == std::string::npos);
+  double sum = 0;
+  const std::regex batch(R"(Batch \d+, accuracy = ([0-9.e-]+))");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), batch); it != std::sregex_iterator(); ++it)
+    sum += std::stod((*it)[1]);
+  REQUIRE_MESSAGE(std::regex_search(log, m, std::regex(R"(\] accuracy = ([0-9.e-]+)\n)")), log);
+  CHECK(std::stod(m[1]) == doctest::Approx(sum / done).epsilon(1e-4));
 }
 
 TEST_CASE("--weights also reaches a layer only the TEST net has, as in Caffe") {

@@ -179,9 +179,24 @@ TEST_CASE("solver: the policy's rate is used for each step (step policy, stepsiz
 TEST_CASE("solver: lr_mult 0 freezes a parameter even with momentum and weight decay") {
   auto j = make_job(tiny_net("[{lr_mult: 0}, {}]") + "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.1\nmax_iter: 10\n");
   init_tiny(*j);
+  const unsigned long long writes = j->param("ip", 0).data_memory()->writes();
   step(*j, 3);
   check_close(j->param("ip", 0), {0.5, -1.0}, 0.0);
   CHECK(j->param("ip", 1).cpu_data()[0] != doctest::Approx(0.25));
+  // The update leaves it alone: its memory is never written (what is made from its values,
+  // a bf16 InnerProduct's rounded copy, is not made again), and its momentum stays 0.
+  CHECK(j->param("ip", 0).data_memory()->writes() == writes);
+  check_close(j->solver->state().history[0], {0, 0}, 0.0);
+
+  // A momentum a resume brings (the snapshot of a run that trained it) still moves it, as
+  // in Caffe: V = 0.9·V, w -= V.
+  SolverState s = j->solver->state();
+  set(s.history[0], {0.2f, -0.4f});
+  auto k = make_job(tiny_net("[{lr_mult: 0}, {}]") + "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.1\nmax_iter: 10\n");
+  init_tiny(*k);
+  k->solver->restore(s);
+  step(*k, 2);
+  check_close(k->param("ip", 0), {0.5 - 0.18 - 0.162, -1.0 + 0.36 + 0.324}, 1e-6);
 }
 
 TEST_CASE("solver: iter_size 2 gives the same updates as iter_size 1 on the same data") {
