@@ -58,6 +58,8 @@ int classify(const ClassifyOptions& opt) {
   auto root = io::load_net_config(opt.model);
   const NetSpec spec = NetSpec::parse(*root);
   const NetState state = merged(spec.state_for(Phase::TEST), NetStateSetting{std::nullopt, opt.level, opt.stages});
+  if (const std::string unnamed = spec.stages_no_rule_names(opt.stages); !unnamed.empty())
+    spdlog::warn("--stage: {}", unnamed);
   spec.check_layer_params(&state);  // the keys of layers it leaves out too
   auto ctx = opt.gpu >= 0 ? Context::gpu(opt.gpu, 1701) : std::make_unique<Context>(1701);
   Net net(spec, state, *ctx, true);

@@ -664,6 +664,8 @@ int train(const TrainOptions& opt) {
   }
   const SolverSpec spec = SolverSpec::parse(*root);
   const NetSpec net_spec = NetSpec::parse(*spec.net);
+  if (const std::string unnamed = net_spec.stages_no_rule_names(opt.stages); !unnamed.empty())
+    spdlog::warn("--stage: {}", unnamed);
   // The solver's `weights` files, found as its net is (beside it, then from the working
   // directory); one that is not there is refused at its line.
   const auto solver_weights = [&] {
@@ -1186,6 +1188,8 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   if (solver_spec) apply_solver_precision(*t.ctx, *solver_spec, "testing");
   const NetState base = solver_spec ? solver_spec->test_net_state(spec, 0) : spec.state_for(Phase::TEST);
   const NetState state = merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages});
+  if (const std::string unnamed = spec.stages_no_rule_names(opt.stages); !unnamed.empty())
+    spdlog::warn("--stage: {}", unnamed);
   spec.check_layer_params(&state);  // the keys of the TRAIN-only layers too (a typo there passed)
   t.net = std::make_unique<Net>(spec, state, *t.ctx);
   Net& net = *t.net;

@@ -121,7 +121,8 @@ int preview(const PreviewOptions& opt) {
     for (int n = 0; n < data.shape(0) && written < opt.count; ++n, ++written) {
       layer->transformer().to_pixels(data.cpu_data() + static_cast<size_t>(n) * data.count(1), channels, image.height,
                                      image.width, image.data.data());
-      std::string name = "sample_" + std::to_string(written);
+      // Zero-padded to the widest number, so that a file listing sorts them in order.
+      std::string name = fmt::format("sample_{:0{}d}", written, std::to_string(opt.count - 1).size());
       if (label) {
         const int l = static_cast<int>(label->cpu_data()[n]);
         name += "_label_" + (l >= 0 && l < static_cast<int>(classes.size()) ? classes[static_cast<size_t>(l)]

@@ -1,5 +1,6 @@
 #include "engine/net.hpp"
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -83,6 +84,27 @@ void NetSpec::check_layer_params(const NetState* built) const {
     if (built && !layer_included(layer, *built) && !LayerRegistry::instance().has(layer.type)) continue;
     LayerRegistry::instance().create(layer);
   }
+}
+
+std::string NetSpec::stages_no_rule_names(const std::vector<std::string>& stages) const {
+  std::set<std::string> named;
+  for (const LayerSpec& layer : layers)
+    for (const auto* rules : {&layer.include, &layer.exclude})
+      for (const NetStateRule& rule : *rules) {
+        named.insert(rule.stage.begin(), rule.stage.end());
+        named.insert(rule.not_stage.begin(), rule.not_stage.end());
+      }
+  std::string said;
+  for (const std::string& stage : stages) {
+    if (named.count(stage)) continue;
+    said += (said.empty() ? "" : "; ") +
+            ("stage '" + stage + "' is named by no include/exclude rule of net '" + name + "', so it changes nothing");
+    const std::string near = did_you_mean(stage, {named.begin(), named.end()});
+    said += named.empty()  ? " (its layers have no stage rules)"
+            : near.empty() ? " (its rules name " + fmt::format("{}", fmt::join(named, ", ")) + ")"
+                           : near;
+  }
+  return said;
 }
 
 bool layer_included(const LayerSpec& spec, const NetState& state) {

@@ -34,6 +34,10 @@ struct NetSpec {
   // commands that build one net (`built`, its state), which check the layers it leaves out
   // too, except those of a type crema does not have (a layer they never build may be).
   void check_layer_params(const NetState* built = nullptr) const;
+  // Of `stages` (a command line's --stage), those that no layer's include/exclude rule names:
+  // they change nothing, a misspelling most likely (Caffe takes them without a word). Said as
+  // a sentence for a warning; "" when every one is named.
+  std::string stages_no_rule_names(const std::vector<std::string>& stages) const;
   // The state a net of this spec is built in for `phase`: the phase, then `state` merged.
   NetState state_for(Phase phase) const { return merged(NetState{phase, 0, {}}, state); }
 };

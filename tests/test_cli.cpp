@@ -1832,6 +1832,21 @@ TEST_CASE("several test nets, one per test_iter with its test_state, crema test 
   t = test::run(crema_cmd("test --model " + job.dir / "two.yaml" + " --weights " + weights + " --stage train_subset"));
   CHECK(t.status != 0);
   CHECK_MESSAGE(t.output.find("d_train") != std::string::npos, t.output);
+  CHECK(t.output.find("--stage:") == std::string::npos);  // a stage the rules name
+  // A stage no rule names changes nothing (Caffe takes it without a word): most likely a slip.
+  t = test::run(crema_cmd("test --model " + job.dir / "two.yaml" + " --weights " + weights +
+                          " --iterations 1 --stage trian_subset,deploy"));
+  REQUIRE_MESSAGE(t.status == 0, t.output);
+  CHECK_MESSAGE(t.output.find("--stage: stage 'trian_subset' is named by no include/exclude rule of net 'toy', so it "
+                              "changes nothing (did you mean 'train_subset'?); stage 'deploy' is named by no "
+                              "include/exclude rule of net 'toy', so it changes nothing (its rules name train_subset, "
+                              "val)") != std::string::npos,
+                t.output);
+  t = test::run(crema_cmd("test --model " + job.solver + " --weights " + weights + " --iterations 1 --stage deploy"));
+  REQUIRE_MESSAGE(t.status == 0, t.output);
+  CHECK_MESSAGE(t.output.find("stage 'deploy' is named by no include/exclude rule of net 'toy', so it changes nothing "
+                              "(its layers have no stage rules)") != std::string::npos,
+                t.output);
 
   // A test_state count that does not match test_iter is refused.
   const auto bad = test::run(crema_cmd("train " + job.dir / "two.yaml" + " --set test_iter=[2]"));

@@ -3,8 +3,10 @@
 // same batches whatever the number of workers, and a mid-epoch resume that continues
 // with the next sample, down to a real training run.
 #include <doctest/doctest.h>
+#include <spdlog/fmt/fmt.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -812,6 +814,16 @@ TEST_CASE("crema preview writes viewable PNGs of what the net sees, crema time -
   const auto train = test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "train_preview") + " --n 3"));
   REQUIRE_MESSAGE(train.status == 0, train.output);
   CHECK(std::distance(fs::directory_iterator(job.dir / "train_preview"), fs::directory_iterator()) == 3);
+  // Numbers of two digits are padded, so that a listing sorts them in order.
+  const auto twelve =
+      test::run(crema_cmd("preview --model " + job.solver + " --out " + (job.dir / "twelve") + " --n 12 --phase TEST"));
+  REQUIRE_MESSAGE(twelve.status == 0, twelve.output);
+  std::vector<std::string> listed;
+  for (const auto& e : fs::directory_iterator(job.dir / "twelve")) listed.push_back(e.path().filename().string());
+  std::sort(listed.begin(), listed.end());
+  REQUIRE(listed.size() == 12);
+  for (size_t k = 0; k < listed.size(); ++k)
+    CHECK_MESSAGE(listed[k].rfind(fmt::format("sample_{:02d}_label_", k), 0) == 0, listed[k]);
   // A second, shorter preview into the same folder replaces the first's samples (they
   // mixed before) and leaves the user's other files alone.
   test::write_file(out + "/notes.txt", "mine");
