@@ -818,7 +818,11 @@ int main(int argc, char** argv) {
     if (time_data) return crema::app::time_data({time.model, time.iterations, time.phase, time.overrides});
     return crema::app::time(time);
   } catch (const crema::ConfigError& e) {
-    spdlog::error("{}", e.what());
+    // A mistake in the options is said with the command, as the parser's own are.
+    std::string what = e.what();
+    if (static const std::string unnamed = crema::Mark{}.str() + ": "; what.rfind(unnamed, 0) == 0)
+      what.replace(0, unnamed.size(), "crema " + app.get_subcommands().front()->get_name() + ": ");
+    spdlog::error("{}", what);
     return 2;
   } catch (const crema::Error& e) {
     spdlog::error("{}", e.what());

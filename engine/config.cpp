@@ -206,6 +206,21 @@ const Node* MapReader::find_value(const std::string& key) {
   return n;
 }
 
+namespace {
+
+// "max_iter 10" on a file's last line is a key with no value to the YAML parser (the same
+// line above another key is a syntax error, said as such): when `key` is one of `known`
+// followed by a value, what to write instead; else "".
+std::string no_colon(const std::string& key, const Node& value, const std::vector<std::string>& known) {
+  const size_t space = key.find(' ');
+  if (!value.is_null() || space == std::string::npos || key.find(':') != std::string::npos ||
+      std::find(known.begin(), known.end(), key.substr(0, space)) == known.end())
+    return "";
+  return "'" + key + "' has no ':' after its key; write '" + key.substr(0, space) + ":" + key.substr(space) + "'";
+}
+
+}  // namespace
+
 bool MapReader::has(const std::string& key) { return find(key) != nullptr; }
 
 const Node& MapReader::required(const std::string& key) {
@@ -223,8 +238,11 @@ void MapReader::refuse_misplaced(const std::string& key) const {
   // reported as missing, away from the line that holds it.
   if (node_)
     for (const auto& [k, v] : node_->entries())
-      if (k != key && closest_match(k, {key}) == key)
-        throw ConfigError(v.key_mark(), v.path(), "unknown key '" + k + "'" + did_you_mean(k, {key}));
+      if (k != key && closest_match(k, {key}) == key) {
+        const std::string said = no_colon(k, v, {key});
+        throw ConfigError(v.key_mark(), v.path(),
+                          said.empty() ? "unknown key '" + k + "'" + did_you_mean(k, {key}) : said);
+      }
   // One level of nesting too many (`layer: {conv1: {type: …}, conv2: {…}}`): the key is
   // one map down, in maps that are all this one holds.
   if (node_ && !node_->entries().empty() &&
@@ -350,6 +368,8 @@ void MapReader::finish(const std::function<std::string(const std::string&)>& exp
       if (layer_keys_ && std::find(layer_keys_->begin(), layer_keys_->end(), key) != layer_keys_->end())
         throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
                           "'" + key + "' is a key of the layer itself, not of " + block_ + ": write it beside type");
+      if (const std::string said = no_colon(key, value, known_); !said.empty())
+        throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(), said);
       const std::string suggestion = did_you_mean(key, known_);
       const std::string why = suggestion.empty() && explain ? explain(key) : "";
       throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),

@@ -148,6 +148,7 @@ const std::string& caffe_name_for(const std::string& word) {
                                                            {"kernel", "kernel_size"},
                                                            {"padding", "pad"},
                                                            {"groups", "group"},
+                                                           {"dim", "axis"},
                                                            {"ceil_mode", "round_mode"},
                                                            {"inputs", "bottom"},
                                                            {"input", "bottom"},

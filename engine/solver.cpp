@@ -383,7 +383,7 @@ void note_pass_coverage(const Net& net, int batches, const std::string& knob, co
                                                         std::to_string(samples / batch * batch) + " samples)"
                                                   : "a batch_size of " + std::to_string(samples) + " or less";
       spdlog::warn(
-          "{}: {} {} x batch_size {} = {} samples per pass, but {} holds {}: the pass goes round the data {:.3g} "
+          "{}: {} {} x batch_size {} = {} samples per pass, but {} holds {}: the pass goes round the data {:.6g} "
           "times, so {}; set {} to read each at most once",
           which, knob, batches, batch, read, layer, samples, static_cast<double>(read) / static_cast<double>(samples),
           scored ? "some samples weigh more than others in its scores" : "some samples are written more than once",

@@ -80,6 +80,14 @@ std::string first_line(const std::string& path) {
   return line;
 }
 
+// Whether a file under a metrics CSV's name is crema's, by its header (or empty, cut short
+// before it): a file someone put there under such a name is not a run's to replace, delete or
+// move aside.
+bool crema_csv(const std::string& path) {
+  const std::string first = first_line(path);
+  return first.empty() || first.starts_with(kHeaderStart);
+}
+
 // "<stem>.until_iter_<N>.csv", or with ".2", ".3", … before ".csv" when that exists.
 std::string aside_name(const std::string& csv_path, int iter) {
   const std::string stem = csv_path.substr(0, csv_path.size() - 4) + ".until_iter_" + std::to_string(iter);
@@ -106,10 +114,7 @@ std::vector<std::string> metrics_files_on_disk(const std::string& prefix) {
   std::vector<std::string> files;
   for (const std::string& name : regular_file_names(dir.string()))
     if (name.rfind(start, 0) == 0 && std::regex_match(name.substr(start.size()), csv)) {
-      // crema's own, by its header (or empty, cut short before it): a file someone put
-      // there under such a name is not a run's to delete or move aside.
-      const std::string first = first_line((dir / name).string());
-      if (first.empty() || first.starts_with(kHeaderStart)) files.push_back((dir / name).string());
+      if (crema_csv((dir / name).string())) files.push_back((dir / name).string());
     }
   for (const std::string& name : regular_file_names(events_dir.string()))
     if (is_crema_events_file(name)) files.push_back((events_dir / name).string());
@@ -127,7 +132,12 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
       CsvFile f{metrics_csv_path(prefix_, k)};
       try {
         std::error_code ec;
-        if (resumed)
+        if (fs::is_regular_file(f.path, ec) && !crema_csv(f.path))
+          fail(f.path,
+               "a file crema did not write is there (its first line is not crema's 'iter,wall_time,…' header), and "
+               "it is left as it is; move it away, or give the run another snapshot_prefix, to have the rows",
+               f.failed);
+        else if (resumed)
           keep_rows_before(f.path, start_iter);
         else if (fs::is_regular_file(f.path, ec))
           fs::remove(f.path, ec);  // a fresh run's rows start anew, as its snapshots do

@@ -59,9 +59,11 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
                     "'" + params_.source +
                         "' is a labels file (by its name); data_param.source takes the images file "
                         "(…-images-idx3-ubyte), whose labels file is then found beside it");
-    if (labels.empty())
-      throw Error("cannot derive the labels file from '" + params_.source +
-                  "' (no 'images-idx3' in its name); set data_param.label_source");
+    // A source that is not there is said as such first, by the open below.
+    if (std::error_code ec; labels.empty() && std::filesystem::exists(params_.source, ec))
+      spec_.fail_at("data_param", "source",
+                    "cannot derive the labels file from '" + params_.source +
+                        "' (no 'images-idx3' in its name); set data_param.label_source");
   }
   if (transformer_.forces_channels())  // as for raw LMDB records: the pixels come as stored
     spdlog::warn(

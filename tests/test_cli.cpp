@@ -1328,6 +1328,25 @@ TEST_CASE("YAML mistakes are reported at the line to change, saying what to chan
                               ":1: YAML syntax error: 'max_iter 10' has "
                               "no ':' after its key; write 'max_iter: 10'") != std::string::npos,
                 r.output);
+  // The same as the file's last line is no syntax error to YAML, but a key 'max_iter 10' with no
+  // value (it was "unknown key 'max_iter 10' (did you mean 'max_iter'?)"); a layer's key too.
+  bad = yaml;
+  const size_t max_iter_line = bad.find("max_iter:");
+  bad.erase(max_iter_line, bad.find('\n', max_iter_line) + 1 - max_iter_line);
+  bad += "max_iter 10\n\n";
+  test::write_file(job.solver, bad);
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(job.solver + ":" + line_of(bad, "max_iter") +
+                              ":1: max_iter 10: 'max_iter 10' has no ':' after its key; write 'max_iter: 10'") !=
+                    std::string::npos,
+                r.output);
+  bad = yaml + "display 1\n";
+  test::write_file(job.solver, bad);
+  r = test::run(crema_cmd("train " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("'display 1' has no ':' after its key; write 'display: 1'") != std::string::npos,
+                r.output);
   // A tab in the indentation.
   bad = yaml;
   const size_t layer = bad.find("\n    - {name: conv");
@@ -1409,6 +1428,12 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
                            "Average Backward pass:", "Average Forward-Backward:", "Peak resident memory: "})
     CHECK_MESSAGE(r.output.find(text) != std::string::npos, text);
   CHECK(r.output.find("No layer of this net computes a gradient") == std::string::npos);
+  // TEST runs forward only, and says so: no backward lines, no forward-backward summary.
+  r = test::run(crema_cmd("time --model " + job.solver + " --iterations 2 --phase TEST"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("Iteration: 2 forward time: ") != std::string::npos, r.output);
+  CHECK(r.output.find("Average Forward pass:") != std::string::npos);
+  for (const char* text : {"backward", "Backward"}) CHECK_MESSAGE(r.output.find(text) == std::string::npos, text);
   // A deploy net (Caffe's, no loss) computes no gradient: its backward times of nothing are said
   // to be so, and force_backward times them.
   const std::string deploy = test::source_dir() + "/tests/data/caffe/lenet_deploy/lenet.prototxt";

@@ -676,6 +676,10 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
       "   inner_product_param: {num_output: 2, weight_filler: {type: kaiming}}}\n");
   CHECK_MESSAGE(
       msg.find("unknown value 'kaiming' (did you mean 'msra'? crema uses Caffe's names)") != std::string::npos, msg);
+  // PyTorch's dim (torch.cat, softmax, flatten) is Caffe's axis.
+  msg = net_error("- {name: s, type: Softmax, bottom: data, top: s, softmax_param: {dim: 1}}\n");
+  CHECK_MESSAGE(msg.find("unknown key 'dim' (did you mean 'axis'? crema uses Caffe's names)") != std::string::npos,
+                msg);
   // ceil_mode's answer says that the two defaults differ.
   msg = net_error(
       "- {name: p, type: Pooling, bottom: data, top: p,\n"
@@ -803,6 +807,28 @@ TEST_CASE("config: an IDX labels file given as a Data layer's source is said to 
   CHECK_MESSAGE(msg.find("data_param.source: '/somewhere/train-labels-idx1-ubyte.gz' is a labels file (by its name); "
                          "data_param.source takes the images file") != std::string::npos,
                 msg);
+}
+
+TEST_CASE("config: an IDX source whose name does not give its labels file is said at its key, or missing") {
+  test::TempDir dir;
+  test::write_file(dir / "images.gz", "not read");
+  const auto refusal = [&](const std::string& source) {
+    return config_error([&] {
+      build_net("name: n\nlayer:\n- name: d\n  type: Data\n  top: [data, label]\n  data_param: {source: " + source +
+                ", batch_size: 2}\n");
+    });
+  };
+  std::string msg = refusal(dir / "images.gz");
+  CHECK_MESSAGE(
+      msg.find(":6:24: layer[0] (d): data_param.source: cannot derive the labels file from '" + (dir / "images.gz") +
+               "' (no 'images-idx3' in its name); set data_param.label_source") != std::string::npos,
+      msg);
+  // A source that is not there at all was told to set label_source.
+  msg = refusal(dir / "nothere.gz");
+  CHECK_MESSAGE(msg.find("data_param.source: cannot open IDX file '" + (dir / "nothere.gz") +
+                         "': No such file or directory") != std::string::npos,
+                msg);
+  CHECK(msg.find("label_source") == std::string::npos);
 }
 
 TEST_CASE("config: a missing relative source says where it was looked for, and names the file beside the config") {

@@ -169,6 +169,25 @@ TEST_CASE("a metrics file that cannot be written is reported once and training g
     CHECK(log.text().find("File too large") != std::string::npos);
     CHECK(test::read_file(dir / "run.train.csv").rfind("iter,wall_time,smoothed_loss\n0,", 0) == 0);
   }
+  for (const bool resumed : {false, true}) {
+    // A file of the user's under the name, without crema's header: it was replaced by a fresh
+    // run (and moved aside by a resume). It stays as it is, and no rows go there.
+    test::CaptureLog log;
+    const std::string mine = dir / (resumed ? "mine_resumed.test.csv" : "mine.train.csv");
+    test::write_file(mine, "my,own,data\n1,2,3\n");
+    io::MetricsWriter w(dir / (resumed ? "mine_resumed" : "mine"), true, false, 1, resumed ? 20 : 0, resumed);
+    CHECK_NOTHROW(w.write(row(20, -1, {{"smoothed_loss", 1}})));
+    CHECK_NOTHROW(w.write(row(20, 0, {{"accuracy", 0.5}})));
+    CHECK(test::read_file(mine) == "my,own,data\n1,2,3\n");
+    CHECK(warnings(log) == 1);
+    CHECK_MESSAGE(log.text().find("cannot write metrics to " + mine + ": a file crema did not write is there") !=
+                      std::string::npos,
+                  log.text());
+    const std::string other = dir / (resumed ? "mine_resumed.train.csv" : "mine.test.csv");
+    CHECK(test::read_file(other).rfind("iter,wall_time,", 0) == 0);  // the run's other file is written
+    for (const auto& e : fs::directory_iterator(dir.path()))
+      CHECK_MESSAGE(e.path().filename().string().find("until_iter") == std::string::npos, e.path());
+  }
   {
     // A FIFO where the file should be: opening it would wait for a reader, so it is left alone.
     test::CaptureLog log;
