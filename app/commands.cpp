@@ -3,6 +3,7 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1275,6 +1276,42 @@ int test(const TestOptions& opt) {
   return 0;
 }
 
+namespace {
+
+// What extract-features writes at least (4 bytes a value, from the blobs' shapes at setup,
+// without the files' own overhead), per file system, against the space free there: a pass
+// that would fill the disk is said before it starts, not when the disk is full hours later.
+void refuse_filling_the_disk(const ExtractOptions& opt, const std::vector<const Blob*>& blobs) {
+  struct Need {
+    double bytes = 0;
+    std::uintmax_t free = 0;
+    std::string folder;
+  };
+  std::map<dev_t, Need> by_device;
+  for (size_t k = 0; k < blobs.size(); ++k) {
+    const std::string& out = opt.outputs[opt.outputs.size() == 1 ? 0 : k];
+    std::string folder = fs::path(out).parent_path().string();
+    if (folder.empty()) folder = ".";
+    struct stat st {};
+    std::error_code ec;
+    const fs::space_info space = fs::space(folder, ec);
+    if (ec || ::stat(folder.c_str(), &st) != 0) continue;  // the write will say what is wrong
+    Need& need = by_device[st.st_dev];
+    need.bytes += 4.0 * static_cast<double>(blobs[k]->count()) * opt.net.iterations;
+    need.free = space.available;
+    need.folder = folder;
+  }
+  for (const auto& [device, need] : by_device)
+    if (need.bytes > static_cast<double>(need.free))
+      throw Error(fmt::format(
+          "extract-features would write at least {:.1f} GB ({} batches of {}) to '{}', whose file system has {:.1f} GB "
+          "free; free some space, write elsewhere (-o), or lower --iterations",
+          need.bytes / 1e9, opt.net.iterations, fmt::join(opt.blobs, ", "), need.folder,
+          static_cast<double>(need.free) / 1e9));
+}
+
+}  // namespace
+
 int extract_features(const ExtractOptions& opt) {
   const auto is_h5 = [](const std::string& name) {
     return io::ends_with_nocase(name, ".h5") || io::ends_with_nocase(name, ".hdf5");
@@ -1327,6 +1364,7 @@ int extract_features(const ExtractOptions& opt) {
                             "first axis is the batch");
     blobs.push_back(b);
   }
+  refuse_filling_the_disk(opt, blobs);
   // Ctrl-C, SIGTERM, …: stop between batches, so that the drafts are removed (a long pass
   // killed outright would leave them).
   install_signal_handlers(default_signal_effects(), false);

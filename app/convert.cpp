@@ -1,5 +1,6 @@
 #include "app/convert.hpp"
 
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include "io/dot.hpp"
 #include "io/files.hpp"
 #include "io/job_config.hpp"
+#include "io/lmdb.hpp"
 #include "io/onnx.hpp"
 #include "io/prototxt.hpp"
 #include "io/yaml_config.hpp"
@@ -180,6 +182,47 @@ void refuse_replacing_written(const std::string& output, bool solver) {
                           "give the output another name");
 }
 
+// What a prototxt for Caffe holds that Caffe cannot read, said once it is written: crema's
+// own IDX backend (Caffe's DataParameter knows LEVELDB and LMDB, and takes LEVELDB when none
+// is written), and a solver's net named as a YAML file (Caffe parses `net` as prototxt).
+void warn_not_for_caffe(const Node& root, bool solver, const std::string& output) {
+  std::vector<std::string> said;
+  const Node* net = &root;
+  if (solver) {
+    net = root.find("net");
+    if (net && net->is_scalar() &&
+        (io::ends_with_nocase(net->str(), ".yaml") || io::ends_with_nocase(net->str(), ".yml")))
+      said.push_back("net: '" + net->str() + "' is a YAML file (convert it to .prototxt too, and name that)");
+  }
+  const Node* layers = net && net->is_map() ? net->find("layer") : nullptr;
+  std::vector<const Node*> each;
+  if (layers && layers->is_seq())
+    for (const Node& l : layers->items()) each.push_back(&l);
+  else if (layers && layers->is_map())
+    each.push_back(layers);
+  for (const Node* l : each) {
+    const Node* data = l->is_map() ? l->find("data_param") : nullptr;
+    if (!data || !data->is_map()) continue;
+    const Node* name = l->find("name");
+    const std::string layer = "layer '" + (name && name->is_scalar() ? name->str() : std::string("?")) + "'";
+    const Node* backend = data->find("backend");
+    const Node* source = data->find("source");
+    std::error_code ec;
+    // Without a backend crema tells by the source, and Caffe takes LEVELDB.
+    const bool found = !backend && source && source->is_scalar() && fs::exists(source->str(), ec);
+    if ((backend && backend->is_scalar() && backend->str() == "IDX") || (found && !io::is_lmdb(source->str())))
+      said.push_back(layer +
+                     " reads IDX files, which Caffe's Data layer does not (LMDB or LEVELDB: crema convert-imageset "
+                     "writes an LMDB)");
+    else if (found)
+      said.push_back(layer + " has no backend, which Caffe takes as LEVELDB: write backend: LMDB");
+  }
+  said.erase(std::unique(said.begin(), said.end()), said.end());  // a TRAIN and a TEST layer of one name
+  if (!said.empty())
+    spdlog::warn("{}: Caffe cannot read it as written, crema can: {}", output,
+                 fmt::format("{}", fmt::join(said, "; ")));
+}
+
 int convert_config(const ConvertOptions& opt) {
   const auto format = io::config_format_for(opt.output);
   if (!format) {
@@ -207,6 +250,7 @@ int convert_config(const ConvertOptions& opt) {
   for (const auto& n : notes) upgraded += (upgraded.empty() ? " (upgraded: " : "; ") + n;
   if (!upgraded.empty()) upgraded += ")";
   spdlog::info("Wrote {} {} to {}{}", solver ? "solver" : "net", opt.input, opt.output, upgraded);
+  if (*format == io::ConfigFormat::Prototxt) warn_not_for_caffe(root, solver, opt.output);
   return 0;
 }
 

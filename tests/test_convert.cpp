@@ -87,6 +87,25 @@ TEST_CASE("convert: a solver with an inline net converts both ways and trains fr
   CHECK(proto.rfind("net_param {\n  name: \"toy\"\n", 0) == 0);
   CHECK(contains(proto, "\nbase_lr: 0.05\n"));
   CHECK(contains(proto, "      dropout_ratio: 0.3\n"));
+  // Caffe's Data layer reads no IDX file: the prototxt is crema's, and the warning says so once.
+  CHECK(contains(r.output,
+                 "solver.prototxt: Caffe cannot read it as written, crema can: layer 'd' reads IDX files, "
+                 "which Caffe's Data layer does not (LMDB or LEVELDB: crema convert-imageset writes an "
+                 "LMDB)\n"));
+  // A solver naming its net's YAML file: Caffe would parse that as prototxt.
+  test::write_file(dir / "net.yaml",
+                   "name: n\nlayer:\n- {name: x, type: Input, top: x, input_param: {shape: {dim: [1, "
+                   "2]}}}\n- {name: ip, type: InnerProduct, bottom: x, top: y, inner_product_param: "
+                   "{num_output: 2}}\n");
+  test::write_file(dir / "by_file.yaml", "net: net.yaml\nbase_lr: 0.1\nmax_iter: 1\n");
+  const auto by_file = test::run(crema_cmd("convert " + (dir / "by_file.yaml") + " -o " + (dir / "by_file.prototxt")));
+  REQUIRE_MESSAGE(by_file.status == 0, by_file.output);
+  CHECK_MESSAGE(contains(by_file.output,
+                         "by_file.prototxt: Caffe cannot read it as written, crema can: net: 'net.yaml' "
+                         "is a YAML file (convert it to .prototxt too, and name that)"),
+                by_file.output);
+  const auto as_yaml = test::run(crema_cmd("convert " + (dir / "solver.yaml") + " -o " + (dir / "again.yaml")));
+  CHECK_MESSAGE(!contains(as_yaml.output, "Caffe cannot read"), as_yaml.output);
 
   const auto back = test::run(crema_cmd("convert " + (dir / "solver.prototxt") + " -o " + (dir / "back.yaml")));
   REQUIRE(back.status == 0);
