@@ -171,8 +171,13 @@ bool is_image_file(const fs::path& p) {
 std::unique_ptr<ImageSource> open_idx_source(const std::string& images_path, const std::string& labels_path) {
   io::IdxArray images = io::read_idx(images_path);
   const auto& d = images.dims;
+  if (d.size() == 1)  // one value per sample: the labels of an images file
+    throw Error("IDX file '" + images_path + "' holds " + std::to_string(d[0]) +
+                " single values (rank 1), as a labels file does; give the images file (…-images-idx3-ubyte), "
+                "whose labels file is found beside it");
   if (d.size() != 3 && d.size() != 4)
-    throw Error("IDX images file '" + images_path + "' should have rank 3 (N, H, W) or 4 (N, C, H, W)");
+    throw Error("IDX images file '" + images_path + "' has rank " + std::to_string(d.size()) +
+                "; it should have rank 3 (N, H, W) or 4 (N, C, H, W)");
   std::vector<uint8_t> labels;
   if (!labels_path.empty()) {
     io::IdxArray l = io::read_idx(labels_path);

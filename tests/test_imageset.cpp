@@ -240,6 +240,14 @@ TEST_CASE("convert-imageset and compute-mean take Caffe's flags and arguments, a
                   r.output);
     CHECK_FALSE(std::filesystem::exists(f.dir / "m.binaryproto"));
   }
+  // An IDX labels file for the images file: said to be one (it was "should have rank 3").
+  test::write_toy_idx(f.dir.path().string(), "t", 4, 1);
+  r = run_crema("compute-mean " + (f.dir / "t-labels-idx1-ubyte") + " -o " + (f.dir / "m.binaryproto"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("t-labels-idx1-ubyte' holds 4 single values (rank 1), as a labels file does; give the "
+                              "images file") != std::string::npos,
+                r.output);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "m.binaryproto"));
 }
 
 TEST_CASE("convert-imageset --shuffle is reproducible with --seed") {
