@@ -334,7 +334,7 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   std::vector<std::string> loaded(reinit);  // --reinit layers count as provided
   for (const auto& [layer, file] : source_of) loaded.push_back(layer);
   const std::vector<std::string> kept = io::layers_not_loaded(net, loaded);
-  if (files.empty() || quiet) return kept;
+  if (quiet) return kept;
   std::vector<const Layer*> shown;
   for (int i = 0; i < net.num_layers(); ++i) shown.push_back(&net.layer(i));
   for (const Net* test : test_nets)
@@ -342,8 +342,10 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
       if (!net.layer_by_name(test->layer_name(i)) &&
           std::none_of(shown.begin(), shown.end(), [&](const Layer* l) { return l->name() == test->layer_name(i); }))
         shown.push_back(&test->layer(i));
-  spdlog::info("Weights of the {} net{}:", phase_name(net.phase()), shown.size() > static_cast<size_t>(net.num_layers()) ? " and test-only layers" : "");
-  for (const Layer* layer : shown) {
+  if (!files.empty())
+    spdlog::info("Weights of the {} net{}:", phase_name(net.phase()),
+                 shown.size() > static_cast<size_t>(net.num_layers()) ? " and test-only layers" : "");
+  for (const Layer* layer : files.empty() ? std::vector<const Layer*>{} : shown) {
     const Layer& l = *layer;
     if (l.blobs().empty()) continue;
     const std::string& name = l.name();
@@ -394,8 +396,10 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     else if (frozen)
       spdlog::warn(
           "Layer '{}' keeps its random filler initialisation and lr_mult 0 on all its parameters stops it from "
-          "learning: it will stay random. Name it as its layer in the weights files, or give it a learning rate",
-          l.name());
+          "learning: it will stay random. {}, or give it a learning rate",
+          l.name(),
+          files.empty() ? "No weights file was given (--weights, or the solver's weights): start from one that holds it"
+                        : "Name it as its layer in the weights files");
   }
   // A layer left at its fillers while the files hold an unused layer of the very same
   // parameter shapes: most often a layer renamed by mistake (conv2 -> Conv2), which would

@@ -1742,6 +1742,18 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
                               "it the name 'fc2'") != std::string::npos,
                 r.output);
   CHECK(r.output.find("Layer 'fc1' keeps its filler") == std::string::npos);
+  // No weights file at all (a fine-tuning config run without its --weights): the frozen
+  // layer is as random, and it was not warned.
+  r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --overwrite --set snapshot_prefix=" +
+                          (job.dir / "scratch/toy") + " --set 'net.layer[6].param=[{lr_mult: 0}, {lr_mult: 0}]'"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("Layer 'fc2' keeps its random filler initialisation and lr_mult 0 on all its parameters "
+                              "stops it from learning: it will stay random. No weights file was given (--weights, or "
+                              "the solver's weights): start from one that holds it, or give it a learning rate") !=
+                    std::string::npos,
+                r.output);
+  CHECK(r.output.find("Layer 'fc1' keeps") == std::string::npos);
+  CHECK(r.output.find("Weights of the") == std::string::npos);
   // Fixed values on purpose (a constant kernel, FCN's bilinear upsampling): not warned.
   r = test::run(crema_cmd("train " + job.solver + " --set max_iter=1 --overwrite --set snapshot_prefix=" +
                           (job.dir / "ft/toy") + " --weights " + weights +
