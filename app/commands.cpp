@@ -1089,6 +1089,7 @@ int train(const TrainOptions& opt) {
   if (spec.metrics_csv || spec.metrics_tensorboard) {
     metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,
                                                   static_cast<int>(spec.test_nets()), solver.iter(), !snapshot.empty());
+    metrics->announce(spec.display > 0, spec.test_interval > 0 && spec.test_nets() > 0);
     solver.on_metrics = [&metrics](const MetricsRow& row) { metrics->write(row); };
   }
   start_iter = solver.iter();

@@ -127,7 +127,6 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
     : prefix_(std::move(prefix)), start_iter_(start_iter) {
   // Nothing here stops the training: a file that cannot be prepared is reported and left out.
   if (csv) {
-    std::string paths;
     for (int k = -1; k < test_nets; ++k) {
       CsvFile f{metrics_csv_path(prefix_, k)};
       try {
@@ -144,10 +143,8 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
       } catch (const std::exception& e) {  // crema's Error, or the file system's
         fail(f.path, e.what(), f.failed);
       }
-      paths += (paths.empty() ? "" : ", ") + f.path;
       csv_.push_back(std::move(f));
     }
-    spdlog::info("Metrics: {}", paths);
   }
   if (tensorboard) {
     // The earlier events: a resumed run cuts them back to its snapshot, a fresh run's start anew.
@@ -190,6 +187,16 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
       fail(tensorboard_dir(prefix_), e.what(), events_failed_);
     }
   }
+}
+
+void MetricsWriter::announce(bool train_rows, bool test_rows) const {
+  std::string paths;
+  for (size_t slot = 0; slot < csv_.size(); ++slot)
+    if (slot == 0 ? train_rows : test_rows) paths += (paths.empty() ? "" : ", ") + csv_[slot].path;
+  if (!paths.empty())
+    spdlog::info("Metrics: {}", paths);
+  else if (!csv_.empty())
+    spdlog::info("Metrics: no CSV rows come in this run (display: 0, and no test_interval)");
 }
 
 MetricsWriter::~MetricsWriter() {

@@ -38,6 +38,9 @@ class MetricsWriter {
   MetricsWriter& operator=(const MetricsWriter&) = delete;
 
   void write(const MetricsRow& row);
+  // Logs the CSV files that will get rows: the training rows' with `train_rows` (display is
+  // on), the test nets' with `test_rows` (a test_interval).
+  void announce(bool train_rows, bool test_rows) const;
 
  private:
   struct CsvFile {

@@ -141,6 +141,25 @@ TEST_CASE("a resumed run keeps the rows before its iteration and drops the rest,
   }
 }
 
+TEST_CASE("the metrics line names only the CSV files that will get rows") {
+  test::TempDir dir;
+  io::MetricsWriter w(dir / "run", true, false, 2, 0, false);
+  const auto said = [&](bool train_rows, bool test_rows) {
+    test::CaptureLog log;
+    w.announce(train_rows, test_rows);
+    return log.text();
+  };
+  const auto contains = [](const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+  };
+  const std::string train = dir / "run.train.csv", test0 = dir / "run.test.csv", test1 = dir / "run.test1.csv";
+  CHECK(contains(said(true, true), "Metrics: " + train + ", " + test0 + ", " + test1 + "\n"));
+  // display: 0 (the files were named, and never made).
+  CHECK(contains(said(false, true), "Metrics: " + test0 + ", " + test1 + "\n"));
+  CHECK(contains(said(true, false), "Metrics: " + train + "\n"));
+  CHECK(contains(said(false, false), "Metrics: no CSV rows come in this run (display: 0, and no test_interval)"));
+}
+
 TEST_CASE("a metrics file that cannot be written is reported once and training goes on") {
   test::TempDir dir;
   auto warnings = [](const test::CaptureLog& log) { return test::count_of(log.text(), "cannot write metrics to"); };
