@@ -249,7 +249,8 @@ std::vector<Net*> solver_test_nets(Solver& solver) {
 // Returns the layers with parameters that no file provided (and --reinit did not name).
 std::vector<std::string> load_weight_files(Net& net, const std::vector<std::string>& files,
                                            const std::vector<std::string>& reinit = {}, bool quiet = false,
-                                           const std::vector<Net*>& test_nets = {}, bool fine_tuning = false) {
+                                           const std::vector<Net*>& test_nets = {}, bool fine_tuning = false,
+                                           std::vector<std::string>* renamed = nullptr) {
   std::vector<const Net*> all_nets{&net};
   all_nets.insert(all_nets.end(), test_nets.begin(), test_nets.end());
   // The layers with parameters, for messages.
@@ -404,19 +405,25 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   // A layer left at its fillers while the files hold an unused layer of the very same
   // parameter shapes: most often a layer renamed by mistake (conv2 -> Conv2), which would
   // train from random weights with only an info line to show for it.
+  // Training warns (not of BatchNorm, whose statistics no filler sets); scoring, which
+  // refuses any layer left unloaded, says it in the refusal (`renamed`).
   for (const std::string& name : kept) {
     const Layer* l = net.layer_by_name(name);
-    if (!fine_tuning || !l || !random_filler(*l)) continue;  // not BatchNorm, whose statistics no filler sets
+    if (!l || l->blobs().empty() || (fine_tuning ? !random_filler(*l) : !renamed)) continue;
     std::vector<std::vector<int>> shapes;
     for (const auto& b : l->blobs()) shapes.push_back(b->shape());
     const auto same = std::find_if(ignored_with_values.begin(), ignored_with_values.end(),
                                    [&](const IgnoredLayer& ig) { return ig.shapes == shapes; });
-    if (same != ignored_with_values.end())
+    if (same == ignored_with_values.end()) continue;
+    const std::string unused = "layer '" + same->layer + "' of " + same->file + ", with parameters of the same shapes";
+    if (fine_tuning)
       spdlog::warn(
-          "Layer '{}' keeps its filler initialisation, while layer '{}' of {}, with parameters of the same shapes, is "
-          "not used: if it is that layer renamed, give it the name '{}' to load its weights (or name it in --reinit "
-          "to say it is to be learnt anew)",
-          name, same->layer, same->file, same->layer);
+          "Layer '{}' keeps its filler initialisation, while {}, is not used: if it is that layer renamed, give it the "
+          "name '{}' to load its weights (or name it in --reinit to say it is to be learnt anew)",
+          name, unused, same->layer);
+    if (renamed)
+      renamed->push_back(unused + ", is not used: if '" + name + "' is that layer renamed, give it the name '" +
+                         same->layer + "'");
   }
   return kept;
 }
@@ -1201,7 +1208,9 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   Net& net = *t.net;
   if (opt.weights.empty()) spdlog::warn("no --weights given: the parameters are freshly initialised");
   try {
-    io::refuse_unloaded(load_weight_files(net, opt.weights), opt.weights);
+    std::vector<std::string> renamed;
+    const std::vector<std::string> kept = load_weight_files(net, opt.weights, {}, false, {}, false, &renamed);
+    io::refuse_unloaded(kept, opt.weights, renamed);
   } catch (const io::WeightsMismatch& e) {
     io::refuse_other_net(e);
   }

@@ -260,13 +260,17 @@ std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std
   return out;
 }
 
-void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files) {
+void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files,
+                     const std::vector<std::string>& hints) {
   if (missing.empty() || files.empty()) return;
   std::vector<std::string> quoted;
   for (const std::string& name : missing) quoted.push_back("'" + name + "'");
+  std::string said;
+  for (const std::string& hint : hints) said += "; " + hint;
   throw Error(first_few(files, files.size()) + " hold(s) no weights for layer " + first_few(quoted, 5) +
               ": the scores would come from random parameters. Give the weights this net was trained to "
-              "(layers are matched by name)");
+              "(layers are matched by name)" +
+              said);
 }
 
 std::string WeightsMismatch::layer_list() const { return fmt::format("{}", fmt::join(layers_, ",")); }

@@ -68,8 +68,10 @@ CopyReport copy_weights(Net& net, const Weights& weights, const std::string& sou
 // The net's layers with parameters whose names are not in `loaded`, in net order.
 std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std::string>& loaded);
 // For scoring (test, classify): a layer with parameters that none of `files` provided
-// would score with random parameters. Throws Error naming the `missing` layers, if any.
-void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files);
+// would score with random parameters. Throws Error naming the `missing` layers, if any, and
+// ending with the `hints` (a likely rename).
+void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files,
+                     const std::vector<std::string>& hints = {});
 // For inference (classify, export): copies each file's weights in turn (later files win),
 // then refuse_unloaded.
 void load_inference_weights(Net& net, const std::vector<std::string>& files);

@@ -1421,6 +1421,16 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
                           " --iterations 2 --set net.force_backwards=true"));
   CHECK(r.status != 0);
   CHECK_MESSAGE(r.output.find("force_backwards") != std::string::npos, r.output);
+  // A layer renamed in the net (fc2 -> Fc2) is refused, pointing at the file's unused layer of its shapes.
+  r = test::run(crema_cmd("test --model " + job.solver + " --weights " + weights +
+                          " --iterations 1 --set net.layer[6].name=Fc2"));
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("hold(s) no weights for layer 'Fc2': the scores would come from random parameters. Give "
+                              "the weights this net was trained to (layers are matched by name); layer 'fc2' of " +
+                              weights +
+                              ", with parameters of the same shapes, is not used: if 'Fc2' is that layer renamed, give "
+                              "it the name 'fc2'") != std::string::npos,
+                r.output);
 
   r = test::run(crema_cmd("time --model " + job.solver + " --iterations 3"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
