@@ -1252,7 +1252,7 @@ int test(const TestOptions& opt) {
   net.refuse_size_following_outputs("crema test");
   log_memory_plan(net.reuse_activation_memory());  // only the outputs are read
   // Ctrl-C, SIGTERM, …: stop between batches and say the scores of those done (a long pass
-  // killed outright said nothing), marked as partial; what output layers drafted is removed.
+  // killed outright said nothing), marked as partial; output layers put the rows of those in place.
   install_signal_handlers(default_signal_effects(), false);
   std::vector<double> sums;
   int done = 0;
@@ -1295,10 +1295,12 @@ namespace {
 // What extract-features writes at least (4 bytes a value, from the blobs' shapes at setup,
 // without the files' own overhead), per file system, against the space free there: a pass
 // that would fill the disk is said before it starts, not when the disk is full hours later.
-void refuse_filling_the_disk(const ExtractOptions& opt, const std::vector<const Blob*>& blobs) {
+// Only a warning, as for training's snapshots: space may be freed meanwhile, and some file
+// systems (FUSE mounts, quotas, compression) report free space that means little.
+void warn_filling_the_disk(const ExtractOptions& opt, const std::vector<const Blob*>& blobs) {
   struct Need {
     double bytes = 0;
-    std::uintmax_t free = 0;
+    unsigned long long free = 0;
     std::string folder;
   };
   std::map<dev_t, Need> by_device;
@@ -1307,21 +1309,21 @@ void refuse_filling_the_disk(const ExtractOptions& opt, const std::vector<const 
     std::string folder = fs::path(out).parent_path().string();
     if (folder.empty()) folder = ".";
     struct stat st {};
-    std::error_code ec;
-    const fs::space_info space = fs::space(folder, ec);
-    if (ec || ::stat(folder.c_str(), &st) != 0) continue;  // the write will say what is wrong
+    const auto free = io::free_bytes(folder);
+    if (!free || ::stat(folder.c_str(), &st) != 0) continue;  // the write will say what is wrong
     Need& need = by_device[st.st_dev];
     need.bytes += 4.0 * static_cast<double>(blobs[k]->count()) * opt.net.iterations;
-    need.free = space.available;
+    need.free = *free;
     need.folder = folder;
   }
   for (const auto& [device, need] : by_device)
     if (need.bytes > static_cast<double>(need.free))
-      throw Error(fmt::format(
-          "extract-features would write at least {:.1f} GB ({} batches of {}) to '{}', whose file system has {:.1f} GB "
-          "free; free some space, write elsewhere (-o), or lower --iterations",
+      spdlog::warn(
+          "extract-features will write at least {:.1f} GB ({} batches of {}) to '{}', whose file system has {:.1f} GB "
+          "free: it will fail when the disk is full unless space is freed; write elsewhere (-o), or lower "
+          "--iterations",
           need.bytes / 1e9, opt.net.iterations, fmt::join(opt.blobs, ", "), need.folder,
-          static_cast<double>(need.free) / 1e9));
+          static_cast<double>(need.free) / 1e9);
 }
 
 }  // namespace
@@ -1378,7 +1380,7 @@ int extract_features(const ExtractOptions& opt) {
                             "first axis is the batch");
     blobs.push_back(b);
   }
-  refuse_filling_the_disk(opt, blobs);
+  warn_filling_the_disk(opt, blobs);
   // Ctrl-C, SIGTERM, …: stop between batches, so that the drafts are removed (a long pass
   // killed outright would leave them).
   install_signal_handlers(default_signal_effects(), false);

@@ -210,11 +210,13 @@ void warn_not_for_caffe(const Node& root, bool solver, const std::string& output
     std::error_code ec;
     // Without a backend crema tells by the source, and Caffe takes LEVELDB.
     const bool found = !backend && source && source->is_scalar() && fs::exists(source->str(), ec);
-    if ((backend && backend->is_scalar() && backend->str() == "IDX") || (found && !io::is_lmdb(source->str())))
+    // IDX data is a file; LMDB and LevelDB are folders.
+    if ((backend && backend->is_scalar() && backend->str() == "IDX") ||
+        (found && fs::is_regular_file(source->str(), ec)))
       said.push_back(layer +
                      " reads IDX files, which Caffe's Data layer does not (LMDB or LEVELDB: crema convert-imageset "
                      "writes an LMDB)");
-    else if (found)
+    else if (found && io::is_lmdb(source->str()))
       said.push_back(layer + " has no backend, which Caffe takes as LEVELDB: write backend: LMDB");
   }
   said.erase(std::unique(said.begin(), said.end()), said.end());  // a TRAIN and a TEST layer of one name

@@ -172,8 +172,11 @@ const std::string& caffe_name_for(const std::string& word) {
 }
 
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
-  if (const std::string& caffe = caffe_name_for(word);
-      !caffe.empty() && std::find(candidates.begin(), candidates.end(), caffe) != candidates.end())
+  const auto has = [&](const std::string& c) {
+    return std::find(candidates.begin(), candidates.end(), c) != candidates.end();
+  };
+  // Beside a `shape` (Reshape's), a dim is Caffe's own, one level too high: not PyTorch's axis.
+  if (const std::string& caffe = caffe_name_for(word); !caffe.empty() && has(caffe) && !(word == "dim" && has("shape")))
     return caffe;
   std::string best;
   int best_d = 1 << 30;

@@ -251,7 +251,14 @@ SolverSpec SolverSpec::parse(const Node& root) {
   }
   check_rule_params(r, s);
   for (size_t i = 1; i < s.stepvalue.size(); ++i)
-    if (s.stepvalue[i] <= s.stepvalue[i - 1]) r.fail("stepvalue", "stepvalue must be increasing");
+    if (s.stepvalue[i] <= s.stepvalue[i - 1]) {
+      // At the item, so that the value to change is pointed at (in a --set too).
+      const std::string why = "stepvalue must be increasing, and " + std::to_string(s.stepvalue[i]) + " follows " +
+                              std::to_string(s.stepvalue[i - 1]);
+      const Node* list = r.find("stepvalue");
+      if (list && list->is_seq() && i < list->items().size()) list->items()[i].fail(why);
+      r.fail("stepvalue", why);
+    }
   if (s.test_interval < 0) r.fail("test_interval", "test_interval must not be negative");
   if (s.snapshot < 0) r.fail("snapshot", "snapshot must not be negative");
   if (const Node* ti = r.find("test_iter")) s.test_iter_mark = ti->mark();
@@ -862,8 +869,19 @@ float Solver::apply_update() {
   if (scale != 1.f)
     for (size_t i = 0; i < params.size(); ++i)
       if (!frozen_[i]) ops.scale(params[i]->count(), scale, ops.mutable_diff(*params[i]));
+  const auto broken = [&](size_t i) {
+    return Diverged(diverged("after the update, " + net_->param_owner(i) + " holds NaN or infinite values" + kHiddenNaN,
+                             "Stopped in the update"));
+  };
   for (size_t i = 0; i < params.size(); ++i) {
-    if (frozen_[i]) continue;
+    if (frozen_[i]) {
+      // What a layer's forward writes into one (BatchNorm's statistics) is checked as the
+      // step checks the others, with a read only; on a GPU snapshot() checks every parameter.
+      if (frozen_[i] == kWrittenByForward && !ctx_.on_gpu() &&
+          cpu_count_non_finite(params[i]->count(), params[i]->cpu_data()) > 0)
+        throw broken(i);
+      continue;
+    }
     Blob& p = *params[i];
     const float decay = spec_.weight_decay * net_->params_decay()[i];
     UpdateInput in;
@@ -882,10 +900,7 @@ float Solver::apply_update() {
       in.coupled_decay = decay;
     in.l1 = spec_.regularization_type == "L1";
     // 4. The type's rule turns g into the step; 5. w −= step.
-    if (!ops.step(*rule_, spec_, in))
-      throw Diverged(
-          diverged("after the update, " + net_->param_owner(i) + " holds NaN or infinite values" + kHiddenNaN,
-                   "Stopped in the update"));
+    if (!ops.step(*rule_, spec_, in)) throw broken(i);
   }
   if (net_->debug_info()) net_->log_update_debug_info();
   return rate;
@@ -898,6 +913,9 @@ void Solver::find_frozen() {
   // values (a bf16 InnerProduct's rounded weights) is not made again each iteration.
   // Its histories stay 0 where Caffe's would gather the weight decay: unread while frozen.
   const auto& params = net_->learnable_params();
+  std::set<const Blob*> written;  // by the layers' forward
+  for (int l = 0; l < net_->num_layers(); ++l)
+    for (const Blob* b : net_->layer(l).updated_by_forward()) written.insert(b);
   frozen_.assign(params.size(), 0);
   for (size_t i = 0; i < params.size(); ++i) {
     if (net_->params_lr()[i] != 0.f) continue;
@@ -906,7 +924,7 @@ void Solver::find_frozen() {
       const float* v = history_[h]->cpu_data();  // (the parameter's shape)
       still = std::all_of(v, v + history_[h]->count(), [](float x) { return x == 0.f; });
     }
-    frozen_[i] = still;
+    if (still) frozen_[i] = written.count(params[i]) ? kWrittenByForward : kFrozen;
   }
 }
 

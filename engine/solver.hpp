@@ -226,7 +226,10 @@ class Solver {
   int iter_ = 0;
   int current_step_ = 0;
   std::vector<BlobPtr> history_;
-  std::vector<char> frozen_;  // [param]: skipped by the update; empty until its first one after setup or a restore
+  // [param]: 0, or skipped by the update (kFrozen; kWrittenByForward: a layer's forward writes
+  // it, and the update checks it stayed finite); empty until its first update after setup or a restore.
+  static constexpr char kFrozen = 1, kWrittenByForward = 2;
+  std::vector<char> frozen_;
   std::vector<float> losses_;
   float smoothed_loss_ = 0.f;
   int loss_origin_ = 0;

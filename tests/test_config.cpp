@@ -680,6 +680,10 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
   msg = net_error("- {name: s, type: Softmax, bottom: data, top: s, softmax_param: {dim: 1}}\n");
   CHECK_MESSAGE(msg.find("unknown key 'dim' (did you mean 'axis'? crema uses Caffe's names)") != std::string::npos,
                 msg);
+  // Beside Reshape's shape, a dim is Caffe's own written a level too high: not answered with axis.
+  msg = net_error("- {name: r, type: Reshape, bottom: data, top: r, reshape_param: {dim: [0, -1]}}\n");
+  CHECK_MESSAGE(msg.find("unknown key 'dim'") != std::string::npos, msg);
+  CHECK_MESSAGE(msg.find("axis") == std::string::npos, msg);
   // ceil_mode's answer says that the two defaults differ.
   msg = net_error(
       "- {name: p, type: Pooling, bottom: data, top: p,\n"

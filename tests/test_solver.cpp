@@ -197,6 +197,11 @@ TEST_CASE("solver: lr_mult 0 freezes a parameter even with momentum and weight d
   k->solver->restore(s);
   step(*k, 2);
   check_close(k->param("ip", 0), {0.5 - 0.18 - 0.162, -1.0 + 0.36 + 0.324}, 1e-6);
+  // The same restored into the solver that had found the parameter frozen at its first update.
+  init_tiny(*j);
+  j->solver->restore(s);
+  step(*j, 2);
+  check_close(j->param("ip", 0), {0.5 - 0.18 - 0.162, -1.0 + 0.36 + 0.324}, 1e-6);
 }
 
 TEST_CASE("solver: iter_size 2 gives the same updates as iter_size 1 on the same data") {
@@ -570,6 +575,25 @@ TEST_CASE("solver: a gradient that stops being finite while the loss stays finit
     CHECK_THROWS_WITH_AS(
         step(*j, 3),
         doctest::Contains("training diverged at iteration 0: after the update, layer 'ip1' parameter 0 holds NaN"),
+        Diverged);
+  }
+  SUBCASE("NaN that only BatchNorm's running statistics keep (frozen parameters, which the update skips)") {
+    auto j = make_job(
+        "net:\n"
+        "  name: stats\n"
+        "  layer:\n"
+        "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [2, 2]}, {dim: [2, 1]}]}}\n"
+        "  - {name: bn, type: BatchNorm, bottom: x, top: n}\n"
+        "  - {name: relu, type: ReLU, bottom: n, top: n, relu_param: {engine: ONEDNN}}\n"
+        "  - {name: ip, type: InnerProduct, bottom: n, top: out, inner_product_param: {num_output: 1, weight_filler: "
+        "{type: constant, value: 1}}}\n"
+        "  - {name: loss, type: EuclideanLoss, bottom: [out, y], top: loss}\n"
+        "base_lr: 0.1\nmax_iter: 10\n");
+    set(j->blob("x"), {std::nanf(""), 1, 2, 3});
+    set(j->blob("y"), {1, 0});
+    CHECK_THROWS_WITH_AS(
+        step(*j, 3),
+        doctest::Contains("training diverged at iteration 0: after the update, layer 'bn' parameter 0 holds NaN"),
         Diverged);
   }
   SUBCASE("the same with Caffe's ReLU, where the loss shows it") {
