@@ -18,7 +18,9 @@ ReshapeParams ReshapeParams::parse(MapReader r) {
   }
   p.axis = r.get_int("axis", 0);
   p.num_axes = r.get_int("num_axes", -1);
-  r.finish();
+  r.finish([](const std::string& key) -> std::string {
+    return key == "dim" ? "'dim' belongs inside shape: write reshape_param: {shape: {dim: [...]}}" : "";
+  });
   if (p.num_axes < -1) r.fail("num_axes", "must be >= 0, or -1 for all axes; got " + std::to_string(p.num_axes));
   return p;
 }

@@ -682,7 +682,9 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
                 msg);
   // Beside Reshape's shape, a dim is Caffe's own written a level too high: not answered with axis.
   msg = net_error("- {name: r, type: Reshape, bottom: data, top: r, reshape_param: {dim: [0, -1]}}\n");
-  CHECK_MESSAGE(msg.find("unknown key 'dim'") != std::string::npos, msg);
+  CHECK_MESSAGE(msg.find("reshape_param.dim: 'dim' belongs inside shape: write reshape_param: {shape: {dim: [...]}}") !=
+                    std::string::npos,
+                msg);
   CHECK_MESSAGE(msg.find("axis") == std::string::npos, msg);
   // ceil_mode's answer says that the two defaults differ.
   msg = net_error(
