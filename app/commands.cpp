@@ -878,6 +878,7 @@ int train(const TrainOptions& opt) {
     last_state = base + ".solverstate.h5";
     last_weights = base + ".caffemodel.h5";
     last_snapshot_iter = s.iter();
+    note_snapshot_written(s.iter());
     if (spec.snapshot_keep > 0) prune_snapshots(prefix, s.iter(), spec.snapshot_keep);
   };
   // --time-limit stops as a scheduler's SIGTERM does, but while there is still time to
@@ -1284,7 +1285,9 @@ int test(const TestOptions& opt) {
   if (done < opt.iterations)
     end_interrupted_pass("interrupted after " + std::to_string(done) + " of " + std::to_string(opt.iterations) +
                              " batches" +
-                             (done > 0 ? ": the scores above are of those " + std::to_string(done) + " only" : ""),
+                             (done == 1  ? ": the scores above are of that one batch only"
+                              : done > 1 ? ": the scores above are of those " + std::to_string(done) + " batches only"
+                                         : ""),
                          stuck);
   net.finish();
   return 0;

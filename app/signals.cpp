@@ -28,6 +28,7 @@ std::atomic<int> g_interrupts{0};       // SIGINTs that stopped: the second exit
 std::atomic<int> g_stop_signal{0};      // the signal of the first stop
 std::atomic<int> g_snapshot_signal{0};  // a pending snapshot's signal
 std::atomic<bool> g_stop_logged{false};
+std::atomic<int> g_written_iter{-1};  // the iteration of the latest snapshot written in full, -1: none
 // Whether a first Ctrl-C is answered at once on the terminal: the stop is said when the
 // current step ends, seconds later with a large batch, and a second press in between
 // would end the run without its snapshot.
@@ -57,8 +58,25 @@ void on_signal(int sig) {
   g_stop_signal.compare_exchange_strong(first, sig);
   g_stops.fetch_add(1);
   if (sig == SIGINT && g_interrupts.fetch_add(1) > 0) {
-    static const char msg[] = "\nSecond interrupt: exiting now without a snapshot.\n";
-    (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    // Async-signal-safe: no formatting library, the iteration's digits by hand.
+    static const char none[] = "\nSecond interrupt: exiting now without a snapshot.\n";
+    static const char head[] = "\nSecond interrupt: exiting now; the latest snapshot written is of iteration ";
+    const int iter = g_written_iter.load();
+    if (iter < 0) {
+      (void)!::write(STDERR_FILENO, none, sizeof(none) - 1);
+    } else {
+      char msg[sizeof(head) + 16];
+      size_t size = 0;
+      for (size_t i = 0; i + 1 < sizeof(head); ++i) msg[size++] = head[i];
+      char digits[12];
+      size_t n = 0;
+      for (unsigned v = static_cast<unsigned>(iter); n == 0 || v > 0; v /= 10)
+        digits[n++] = static_cast<char>('0' + v % 10);
+      while (n > 0) msg[size++] = digits[--n];
+      msg[size++] = '.';
+      msg[size++] = '\n';
+      (void)!::write(STDERR_FILENO, msg, size);
+    }
     ::_exit(130);
   }
   if (sig == SIGINT && g_answer_interrupt) {
@@ -190,6 +208,8 @@ void install_process_signal_handlers() {
     sigaction(SIGSEGV, &crash, nullptr);
   }
 }
+
+void note_snapshot_written(int iter) { g_written_iter.store(iter); }
 
 bool stop_requested() { return g_stops.load() > 0; }
 

@@ -46,6 +46,9 @@ void install_signal_handlers(const SignalEffects& effects = default_signal_effec
 Solver::Action poll_signal_action();
 // Whether a stop was asked for (consumes nothing).
 bool stop_requested();
+// A snapshot of iteration `iter` is written in full: a second Ctrl-C, which exits at once
+// (status 130), then says so rather than that it leaves none.
+void note_snapshot_written(int iter);
 // A data layer's clean-up waits for its reader, which may be blocked in a read no signal
 // ends (a stalled network file system, a FIFO nobody writes): if the process is still
 // running 10 s from now (a thread of its own waits), this logs `outcome` (as an error for a

@@ -430,6 +430,19 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
                         "every loss of the TRAIN net '" + net_->name() + "' (" +
                             fmt::format("'{}'", fmt::join(weighed_nothing, "', '")) +
                             ") has loss_weight 0, so training would change no weight; give one a positive loss_weight");
+    // A loss the state's rules leave out (a --stage deploy, a train_state stage): that is the slip to name.
+    std::vector<std::string> left_out;
+    const NetState state = spec_.train_net_state(net_spec);
+    for (const LayerSpec& l : net_spec.layers)
+      if (l.type.ends_with("Loss") && !layer_included(l, state)) left_out.push_back(l.name);
+    std::string stages;
+    for (const std::string& stage : state.stage) stages += (stages.empty() ? "" : ", ") + stage;
+    if (!left_out.empty())
+      throw ConfigError(spec_.net ? spec_.net->key_mark() : spec_.mark, "net",
+                        "the TRAIN net '" + net_->name() + "' has no loss: its include/exclude rules leave out " +
+                            fmt::format("'{}'", fmt::join(left_out, "', '")) + " in the TRAIN state (level " +
+                            std::to_string(state.level) + (stages.empty() ? ", no stage" : ", stages " + stages) +
+                            "), so training would change no weight; check train_state and --stage/--level");
     throw ConfigError(spec_.net ? spec_.net->key_mark() : spec_.mark, "net",
                       "the TRAIN net '" + net_->name() +
                           "' has no loss (no top with a loss weight), so training would change no weight; add a loss "
@@ -911,21 +924,30 @@ void Solver::find_frozen() {
   // carry (SGD, Nesterov), and such a parameter's gradient is never computed. Leaving it
   // alone spares a pass over it, and its memory stays unwritten, so what is made from its
   // values (a bf16 InnerProduct's rounded weights) is not made again each iteration.
-  // Its histories stay 0 where Caffe's would gather the weight decay: unread while frozen.
+  // Its histories keep their values where Caffe's would gather the weight decay: unread while frozen.
+  const bool momentum = spec_.type == "SGD" || spec_.type == "Nesterov";
   const auto& params = net_->learnable_params();
   std::set<const Blob*> written;  // by the layers' forward
   for (int l = 0; l < net_->num_layers(); ++l)
     for (const Blob* b : net_->layer(l).updated_by_forward()) written.insert(b);
   frozen_.assign(params.size(), 0);
+  std::vector<std::string> carried;  // frozen by lr_mult, moved by a resumed momentum
   for (size_t i = 0; i < params.size(); ++i) {
     if (net_->params_lr()[i] != 0.f) continue;
-    bool still = true;
-    for (size_t h = i; h < history_.size() && still; h += params.size()) {
-      const float* v = history_[h]->cpu_data();  // (the parameter's shape)
-      still = std::all_of(v, v + history_[h]->count(), [](float x) { return x == 0.f; });
+    const float* v = history_[i]->cpu_data();  // (the parameter's shape): SGD's and Nesterov's V
+    if (momentum && !std::all_of(v, v + history_[i]->count(), [](float x) { return x == 0.f; })) {
+      carried.push_back(net_->param_owner(i));
+      continue;
     }
-    if (still) frozen_[i] = written.count(params[i]) ? kWrittenByForward : kFrozen;
+    frozen_[i] = written.count(params[i]) ? kWrittenByForward : kFrozen;
   }
+  if (!carried.empty())
+    spdlog::warn(
+        "{} {} lr_mult 0, but the resumed solver state holds a momentum for {}, which still moves {} as in Caffe "
+        "(w -= V, V = momentum x V each iteration, fading); to keep {} fixed, start from the snapshot's weights with "
+        "--weights instead of resuming",
+        first_few(carried, 4), carried.size() > 1 ? "have" : "has", carried.size() > 1 ? "them" : "it",
+        carried.size() > 1 ? "them" : "it", carried.size() > 1 ? "them" : "it");
 }
 
 std::string Solver::non_finite_losses() const {

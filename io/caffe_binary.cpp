@@ -274,8 +274,10 @@ CaffeSolverState read_binary_solver_state(const std::string& path) {
       },
       [](unsigned char first) -> std::string {
         // NetParameter starts with its name (field 1, a string) or a layer.
-        return first == 0x0a || first == 0x12 || first == 0xa2 ? "; it looks like a .caffemodel, not a solver state"
-                                                                : "";
+        return first == 0x0a || first == 0x12 || first == 0xa2
+                   ? "; it looks like a .caffemodel, not a solver state: resume with the .solverstate written beside "
+                     "it, or start a new run from these weights with --weights"
+                   : "";
       });
 }
 

@@ -192,7 +192,8 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
 void MetricsWriter::announce(bool train_rows, bool test_rows) const {
   std::string paths;
   for (size_t slot = 0; slot < csv_.size(); ++slot)
-    if (slot == 0 ? train_rows : test_rows) paths += (paths.empty() ? "" : ", ") + csv_[slot].path;
+    if ((slot == 0 ? train_rows : test_rows) && !csv_[slot].failed)  // not one already said to be left out
+      paths += (paths.empty() ? "" : ", ") + csv_[slot].path;
   if (!paths.empty())
     spdlog::info("Metrics: {}", paths);
   else if (!csv_.empty())

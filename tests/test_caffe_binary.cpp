@@ -498,6 +498,12 @@ TEST_CASE("load_solver_state reads a binary solverstate and finds its caffemodel
   const io::LoadedState v1 = io::load_solver_state(caffe_data("v1_lenet/lenet_iter_5000.solverstate"));
   CHECK(v1.state.iter == 5000);
   CHECK(v1.weights_path == caffe_data("v1_lenet/lenet_iter_5000.caffemodel"));
+  // A .caffemodel given where the state goes: said so, with the two ways on.
+  const std::string weights =
+      test::error_of([&] { io::load_solver_state(caffe_data("v1_lenet/lenet_iter_5000.caffemodel")); });
+  CHECK_MESSAGE(weights.find("it looks like a .caffemodel, not a solver state: resume with the .solverstate written "
+                             "beside it, or start a new run from these weights with --weights") != std::string::npos,
+                weights);
 
   // Not beside it: the path as written (here absolute) is used.
   fs::create_directories(dir.path() / "elsewhere");

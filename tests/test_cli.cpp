@@ -846,6 +846,24 @@ TEST_CASE("a stop while a test net's reader is stuck ends the test pass with a s
   job.check_exact_resume(5, 2, 11);
 }
 
+TEST_CASE("a second Ctrl-C exits at once, status 130, naming the latest snapshot written") {
+  // The reader stuck on the fifth batch holds the exit 10 s after the stop's snapshot: a
+  // second Ctrl-C then comes after it for sure. It said "without a snapshot" whatever was on disk.
+  StalledReaderJob job(8, -1);
+  test::Child child({test::crema_binary(), "train", job.dir / "solver.yaml"}, job.dir / "twice.log");
+  REQUIRE_MESSAGE(child.wait_for_log("Iteration 3,", 60), child.log());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  child.signal(SIGINT);
+  REQUIRE_MESSAGE(child.wait_for_log("Resume with:", 30), child.log());
+  child.signal(SIGINT);
+  CHECK(child.wait_at_most(60) == 130);
+  const std::string log = child.log();
+  CHECK_MESSAGE(
+      log.find("Second interrupt: exiting now; the latest snapshot written is of iteration 4.\n") != std::string::npos,
+      log);
+  CHECK(fs::exists(job.dir / "snap/stall_iter_4.solverstate.h5"));
+}
+
 TEST_CASE("a run that finishes while its reader is stuck reading ahead still ends") {
   // Iterations 0 to 3 take images 0 to 7; the reader, working ahead, is stuck on image 8.
   StalledReaderJob job(8, -1, true);
@@ -905,7 +923,7 @@ TEST_CASE("crema test stopped while its reader is stuck ends, saying the scores 
       "Batch 0, loss = ", "interrupted after 1 of 2 batches", [] {}, 1);
   CHECK_MESSAGE(log.find("SIGTERM received: stopping") != std::string::npos, log);
   CHECK_MESSAGE(
-      log.find("interrupted after 1 of 2 batches: the scores above are of those 1 only [data layer 'data' "
+      log.find("interrupted after 1 of 2 batches: the scores above are of that one batch only [data layer 'data' "
                "is still blocked in a read 10 s later; crema exits without waiting for it]") != std::string::npos,
       log);
   CHECK_MESSAGE(log.find("] loss = ") != std::string::npos, log);
@@ -1788,7 +1806,7 @@ TEST_CASE("a signal stops a long crema test between batches and it says the scor
   std::smatch m;
   REQUIRE_MESSAGE(std::regex_search(log, m,
                                     std::regex(R"(interrupted after (\d+) of 100000000 batches: the scores )"
-                                               R"(above are of those (\d+) only)")),
+                                               R"(above are of those (\d+) batches only)")),
                   log);
   CHECK(m[1] == m[2]);
   const int done = std::stoi(m[1]);

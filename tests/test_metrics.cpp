@@ -195,6 +195,9 @@ TEST_CASE("a metrics file that cannot be written is reported once and training g
     const std::string mine = dir / (resumed ? "mine_resumed.test.csv" : "mine.train.csv");
     test::write_file(mine, "my,own,data\n1,2,3\n");
     io::MetricsWriter w(dir / (resumed ? "mine_resumed" : "mine"), true, false, 1, resumed ? 20 : 0, resumed);
+    w.announce(true, true);  // names the run's other file only
+    const std::string text = log.text(), line = text.substr(text.find("Metrics: "));
+    CHECK_MESSAGE(line.substr(0, line.find('\n')).find(mine) == std::string::npos, line);
     CHECK_NOTHROW(w.write(row(20, -1, {{"smoothed_loss", 1}})));
     CHECK_NOTHROW(w.write(row(20, 0, {{"accuracy", 0.5}})));
     CHECK(test::read_file(mine) == "my,own,data\n1,2,3\n");

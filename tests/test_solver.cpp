@@ -195,8 +195,27 @@ TEST_CASE("solver: lr_mult 0 freezes a parameter even with momentum and weight d
   auto k = make_job(tiny_net("[{lr_mult: 0}, {}]") + "base_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.1\nmax_iter: 10\n");
   init_tiny(*k);
   k->solver->restore(s);
-  step(*k, 2);
+  {
+    test::CaptureLog log;
+    step(*k, 2);
+    CHECK_MESSAGE(log.text().find("layer 'ip' parameter 0 has lr_mult 0, but the resumed solver state holds a momentum "
+                                  "for it, which still moves it as in Caffe") != std::string::npos,
+                  log.text());
+  }
   check_close(k->param("ip", 0), {0.5 - 0.18 - 0.162, -1.0 + 0.36 + 0.324}, 1e-6);
+  // An adaptive rule's histories move nothing at rate 0, whatever they hold: such a parameter
+  // stays frozen, untouched, even with a restored Adam state.
+  auto adam = make_job(tiny_net("[{lr_mult: 0}, {}]") +
+                       "type: Adam\nbase_lr: 0.1\nmomentum: 0.9\nweight_decay: 0.1\nmax_iter: 10\n");
+  init_tiny(*adam);
+  SolverState moments = adam->solver->state();
+  set(moments.history[0], {0.2f, -0.4f});  // m of W
+  set(moments.history[2], {0.1f, 0.3f});   // v of W
+  adam->solver->restore(moments);
+  const unsigned long long adam_writes = adam->param("ip", 0).data_memory()->writes();
+  step(*adam, 2);
+  check_close(adam->param("ip", 0), {0.5, -1.0}, 0.0);
+  CHECK(adam->param("ip", 0).data_memory()->writes() == adam_writes);
   // The same restored into the solver that had found the parameter frozen at its first update.
   init_tiny(*j);
   j->solver->restore(s);
@@ -473,6 +492,20 @@ TEST_CASE("solver: a TRAIN net without a loss is refused (training it would chan
                                 "  - {name: loss, type: SoftmaxWithLoss, bottom: [out, y], top: l, loss_weight: 0}\n"),
                        doctest::Contains("solver.yaml:8:5: net: every loss of the TRAIN net 'zero' ('loss') has "
                                          "loss_weight 0"),
+                       ConfigError);
+  // A loss the TRAIN state's rules leave out (a stage meant for deploying) is named, with the state.
+  CHECK_THROWS_WITH_AS(make_job("base_lr: 0.1\nmax_iter: 10\ntrain_state: {stage: [deploy]}\n"
+                                "net:\n  name: staged\n  layer:\n"
+                                "  - {name: data, type: DummyData, top: [x, y], dummy_data_param: {shape: [{dim: [2, "
+                                "3]}, {dim: [2]}]}}\n"
+                                "  - {name: ip, type: InnerProduct, bottom: x, top: out, inner_product_param: "
+                                "{num_output: 2}}\n"
+                                "  - {name: loss, type: SoftmaxWithLoss, bottom: [out, y], top: l, exclude: {stage: "
+                                "deploy}}\n"
+                                "  - {name: silence, type: Silence, bottom: y, include: {stage: deploy}}\n"),
+                       doctest::Contains("net: the TRAIN net 'staged' has no loss: its include/exclude rules leave out "
+                                         "'loss' in the TRAIN state (level 0, stages deploy), so training would change "
+                                         "no weight; check train_state and --stage/--level"),
                        ConfigError);
   // The same net with a loss weight on its top trains.
   CHECK_NOTHROW(make_job(yaml + "    loss_weight: 1\n"));
