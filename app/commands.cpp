@@ -180,21 +180,37 @@ void warn_config_changes(const std::string& snapshot, const std::string& stored_
     return;
   }
   flatten(current, "", now);
-  std::vector<std::string> changes;
+  // Keys that say where and how often the run reports and snapshots, not what it trains.
+  static const std::set<std::string> bookkeeping = {"snapshot_prefix",      "snapshot",      "snapshot_keep",
+                                                    "snapshot_after_train", "snapshot_diff", "display",
+                                                    "average_loss",         "metrics",       "debug_info"};
+  // max_iter says when to stop, except where the rate is scheduled over it.
+  const auto policy = now.find("lr_policy");
+  const bool scheduled = policy != now.end() && (policy->second == "poly" || policy->second == "cosine");
+  std::vector<std::string> changes, reporting;
+  const auto note = [&](const std::string& key, const std::string& what) {
+    const std::string top = key.substr(0, key.find_first_of(".["));
+    const bool same_training = bookkeeping.count(top) || (top == "max_iter" && !scheduled);
+    (same_training ? reporting : changes).push_back(key + " (" + what + ")");
+  };
   for (const auto& [k, v] : now) {
     auto it = before.find(k);
     if (it == before.end())
-      changes.push_back(k + " (added: " + v + ")");
+      note(k, "added: " + v);
     else if (it->second != v)
-      changes.push_back(k + " (" + it->second + " -> " + v + ")");
+      note(k, it->second + " -> " + v);
   }
   for (const auto& [k, v] : before)
-    if (!now.count(k)) changes.push_back(k + " (removed, was " + v + ")");
-  if (changes.empty()) return;
-  const std::string list = first_few(changes, 8);
-  spdlog::warn("The config differs from the one this snapshot was written with: {}. The run continues with the new "
-               "values, so it will not match an uninterrupted run beyond what you changed.",
-               list);
+    if (!now.count(k)) note(k, "removed, was " + v);
+  if (!changes.empty())
+    spdlog::warn(
+        "The config differs from the one this snapshot was written with: {}. The run continues with the new "
+        "values, so it will not match an uninterrupted run beyond what you changed.",
+        first_few(changes, 8));
+  if (!reporting.empty())
+    spdlog::info(
+        "Changed since the snapshot, in when the run stops, reports and snapshots only (the steps are the same): {}",
+        first_few(reporting, 8));
 }
 
 // Caffe's UpgradeSnapshotPrefixProperty: no prefix is the solver's path without its

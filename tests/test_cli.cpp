@@ -2412,6 +2412,31 @@ TEST_CASE("train takes Caffe's --solver, --stage and --level: the TRAIN net's st
                 without.output);
 }
 
+TEST_CASE("a resume warns of config changes that change the training, and only notes those that do not") {
+  ToyJob job(10);
+  REQUIRE(test::run(crema_cmd("train " + job.solver + " --threads 1")).status == 0);
+  const std::string state = job.dir / "snap/toy_iter_10.solverstate.h5";
+  // Training on (max_iter, under lr_policy inv), elsewhere, reporting more often: the steps are the same.
+  auto r = test::run(
+      crema_cmd("train " + job.solver + " --snapshot " + state +
+                " --threads 1 --set max_iter=12 --set display=2 --set snapshot_prefix=" + (job.dir / "moved/toy")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("The config differs") == std::string::npos, r.output);
+  CHECK_MESSAGE(std::regex_search(r.output, std::regex("Changed since the snapshot, in when the run stops, reports and "
+                                                       "snapshots only \\(the steps are the same\\): [^\\n]*display "
+                                                       "\\(")),
+                r.output);
+  CHECK(std::regex_search(r.output, std::regex("only \\(the steps are the same\\): [^\\n]*max_iter \\(10 -> 12\\)")));
+  // A rate changes the steps: warned, and the notes stay apart.
+  r = test::run(
+      crema_cmd("train " + job.solver + " --snapshot " + state +
+                " --threads 1 --set max_iter=12 --set base_lr=0.01 --set snapshot_prefix=" + (job.dir / "moved2/toy")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(std::regex_search(r.output, std::regex("The config differs from the one this snapshot was written "
+                                                       "with: base_lr \\(0.05 -> 0.01\\)\\. The run continues")),
+                r.output);
+}
+
 TEST_CASE("snapshot_keep: N keeps the latest N snapshots on disk, a resumed run's included") {
   ToyJob job(30);
   const std::string snap = job.dir / "snap/toy_iter_";
