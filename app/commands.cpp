@@ -1075,6 +1075,7 @@ int train(const TrainOptions& opt) {
       throw Error(snapshot + ": " + e.what());  // which file, wherever restoring it failed
     }
     resumed_iter = solver.iter();
+    note_snapshot_written(resumed_iter);  // what a second Ctrl-C leaves, until this run writes one
     warn_later_snapshots(earlier, prefix, resumed_iter);
     if (solver.iter() < spec.max_iter) warn_config_changes(snapshot, loaded.config_yaml, *root);
     if (solver.iter() < spec.max_iter && !loaded.compute.empty() && loaded.compute != compute)

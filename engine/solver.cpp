@@ -433,15 +433,18 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
     // A loss the state's rules leave out (a --stage deploy, a train_state stage): that is the slip to name.
     std::vector<std::string> left_out;
     const NetState state = spec_.train_net_state(net_spec);
+    const NetState plain{Phase::TRAIN, 0, {}};  // what the stages and level leave out, not a TEST-only loss
     for (const LayerSpec& l : net_spec.layers)
-      if (l.type.ends_with("Loss") && !layer_included(l, state)) left_out.push_back(l.name);
+      if (l.type.ends_with("Loss") && layer_included(l, plain) && !layer_included(l, state)) left_out.push_back(l.name);
     std::string stages;
     for (const std::string& stage : state.stage) stages += (stages.empty() ? "" : ", ") + stage;
+    if (state.stage.size() == 1) stages = "stage " + stages;
+    if (state.stage.size() > 1) stages = "stages " + stages;
     if (!left_out.empty())
       throw ConfigError(spec_.net ? spec_.net->key_mark() : spec_.mark, "net",
                         "the TRAIN net '" + net_->name() + "' has no loss: its include/exclude rules leave out " +
                             fmt::format("'{}'", fmt::join(left_out, "', '")) + " in the TRAIN state (level " +
-                            std::to_string(state.level) + (stages.empty() ? ", no stage" : ", stages " + stages) +
+                            std::to_string(state.level) + (stages.empty() ? ", no stage" : ", " + stages) +
                             "), so training would change no weight; check train_state and --stage/--level");
     throw ConfigError(spec_.net ? spec_.net->key_mark() : spec_.mark, "net",
                       "the TRAIN net '" + net_->name() +
@@ -925,7 +928,7 @@ void Solver::find_frozen() {
   // alone spares a pass over it, and its memory stays unwritten, so what is made from its
   // values (a bf16 InnerProduct's rounded weights) is not made again each iteration.
   // Its histories keep their values where Caffe's would gather the weight decay: unread while frozen.
-  const bool momentum = spec_.type == "SGD" || spec_.type == "Nesterov";
+  const bool momentum = (spec_.type == "SGD" || spec_.type == "Nesterov") && spec_.momentum != 0.f;
   const auto& params = net_->learnable_params();
   std::set<const Blob*> written;  // by the layers' forward
   for (int l = 0; l < net_->num_layers(); ++l)
@@ -943,9 +946,9 @@ void Solver::find_frozen() {
   }
   if (!carried.empty())
     spdlog::warn(
-        "{} {} lr_mult 0, but the resumed solver state holds a momentum for {}, which still moves {} as in Caffe "
-        "(w -= V, V = momentum x V each iteration, fading); to keep {} fixed, start from the snapshot's weights with "
-        "--weights instead of resuming",
+        "{} {} lr_mult 0, but the resumed solver state holds a momentum for {}, which still moves {} as in Caffe, "
+        "less each iteration (V = momentum x V); to keep {} fixed, start from the snapshot's weights with --weights "
+        "instead of resuming (which starts every parameter's momentum afresh)",
         first_few(carried, 4), carried.size() > 1 ? "have" : "has", carried.size() > 1 ? "them" : "it",
         carried.size() > 1 ? "them" : "it", carried.size() > 1 ? "them" : "it");
 }

@@ -191,12 +191,15 @@ MetricsWriter::MetricsWriter(std::string prefix, bool csv, bool tensorboard, int
 
 void MetricsWriter::announce(bool train_rows, bool test_rows) const {
   std::string paths;
+  bool asked = false;  // a file that rows are meant for, even one already said to be left out
   for (size_t slot = 0; slot < csv_.size(); ++slot)
-    if ((slot == 0 ? train_rows : test_rows) && !csv_[slot].failed)  // not one already said to be left out
-      paths += (paths.empty() ? "" : ", ") + csv_[slot].path;
+    if (slot == 0 ? train_rows : test_rows) {
+      asked = true;
+      if (!csv_[slot].failed) paths += (paths.empty() ? "" : ", ") + csv_[slot].path;
+    }
   if (!paths.empty())
     spdlog::info("Metrics: {}", paths);
-  else if (!csv_.empty())
+  else if (!csv_.empty() && !asked)
     spdlog::info("Metrics: no CSV rows come in this run (display: 0, and no test_interval)");
 }
 

@@ -158,6 +158,13 @@ TEST_CASE("the metrics line names only the CSV files that will get rows") {
   CHECK(contains(said(false, true), "Metrics: " + test0 + ", " + test1 + "\n"));
   CHECK(contains(said(true, false), "Metrics: " + train + "\n"));
   CHECK(contains(said(false, false), "Metrics: no CSV rows come in this run (display: 0, and no test_interval)"));
+  // Rows meant for a file already said to be left out (a file of the user's there): no line
+  // that blames display.
+  test::write_file(dir / "mine.train.csv", "my,notes\n");
+  io::MetricsWriter mine(dir / "mine", true, false, 0, 0, false);
+  test::CaptureLog log;
+  mine.announce(true, false);
+  CHECK_MESSAGE(!contains(log.text(), "Metrics:"), log.text());
 }
 
 TEST_CASE("a metrics file that cannot be written is reported once and training goes on") {

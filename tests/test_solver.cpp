@@ -203,6 +203,16 @@ TEST_CASE("solver: lr_mult 0 freezes a parameter even with momentum and weight d
                   log.text());
   }
   check_close(k->param("ip", 0), {0.5 - 0.18 - 0.162, -1.0 + 0.36 + 0.324}, 1e-6);
+  // Without momentum an SGD history moves nothing either (V = 0·V + 0): frozen, not warned.
+  auto plain = make_job(tiny_net("[{lr_mult: 0}, {}]") + "base_lr: 0.1\nmax_iter: 10\n");
+  init_tiny(*plain);
+  plain->solver->restore(s);  // V of W = (0.2, -0.4)
+  {
+    test::CaptureLog log;
+    step(*plain, 2);
+    CHECK_MESSAGE(log.text().find("holds a momentum") == std::string::npos, log.text());
+  }
+  check_close(plain->param("ip", 0), {0.5, -1.0}, 0.0);
   // An adaptive rule's histories move nothing at rate 0, whatever they hold: such a parameter
   // stays frozen, untouched, even with a restored Adam state.
   auto adam = make_job(tiny_net("[{lr_mult: 0}, {}]") +
@@ -504,7 +514,7 @@ TEST_CASE("solver: a TRAIN net without a loss is refused (training it would chan
                                 "deploy}}\n"
                                 "  - {name: silence, type: Silence, bottom: y, include: {stage: deploy}}\n"),
                        doctest::Contains("net: the TRAIN net 'staged' has no loss: its include/exclude rules leave out "
-                                         "'loss' in the TRAIN state (level 0, stages deploy), so training would change "
+                                         "'loss' in the TRAIN state (level 0, stage deploy), so training would change "
                                          "no weight; check train_state and --stage/--level"),
                        ConfigError);
   // The same net with a loss weight on its top trains.
