@@ -299,11 +299,7 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   }
   std::map<std::string, std::string> source_of;  // layer -> file it was loaded from
   std::vector<std::pair<std::string, std::vector<std::string>>> ignored;
-  struct IgnoredLayer {
-    std::string file, layer;
-    std::vector<std::vector<int>> shapes;  // of its parameter blobs, in order
-  };
-  std::vector<IgnoredLayer> ignored_with_values;
+  std::vector<io::UnusedLayer> ignored_with_values;
   for (const auto& f : files) {
     io::Weights weights = io::load_weights(f);
     std::vector<std::string> with_values;  // the file's layers with parameters (Caffe's files list every layer)
@@ -340,13 +336,8 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     // run that learns nothing from its model is a mistake, whatever the cause.
     if (fine_tuning && loaded == 0 && expected) refuse_unmatched_weights(f, with_values, with_parameters());
     ignored.emplace_back(f, report.ignored_source);
-    for (const io::LayerWeights& lw : weights)
-      if (!lw.blobs.empty() && std::find(report.ignored_source.begin(), report.ignored_source.end(), lw.layer) !=
-                                   report.ignored_source.end()) {
-        IgnoredLayer ig{f, lw.layer, {}};
-        for (const auto& [index, blob] : lw.blobs) ig.shapes.push_back(blob.shape());
-        ignored_with_values.push_back(std::move(ig));
-      }
+    for (io::UnusedLayer& u : io::unused_layers(weights, report.ignored_source, f))
+      ignored_with_values.push_back(std::move(u));
   }
   std::vector<std::string> loaded(reinit);  // --reinit layers count as provided
   for (const auto& [layer, file] : source_of) loaded.push_back(layer);
@@ -426,20 +417,15 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
   for (const std::string& name : kept) {
     const Layer* l = net.layer_by_name(name);
     if (!l || l->blobs().empty() || (fine_tuning ? !random_filler(*l) : !renamed)) continue;
-    std::vector<std::vector<int>> shapes;
-    for (const auto& b : l->blobs()) shapes.push_back(b->shape());
-    const auto same = std::find_if(ignored_with_values.begin(), ignored_with_values.end(),
-                                   [&](const IgnoredLayer& ig) { return ig.shapes == shapes; });
-    if (same == ignored_with_values.end()) continue;
-    const std::string unused = "layer '" + same->layer + "' of " + same->file + ", with parameters of the same shapes";
+    const io::UnusedLayer* same = io::same_shapes(*l, ignored_with_values);
+    if (!same) continue;
     if (fine_tuning)
       spdlog::warn(
-          "Layer '{}' keeps its filler initialisation, while {}, is not used: if it is that layer renamed, give it the "
-          "name '{}' to load its weights (or name it in --reinit to say it is to be learnt anew)",
-          name, unused, same->layer);
-    if (renamed)
-      renamed->push_back(unused + ", is not used: if '" + name + "' is that layer renamed, give it the name '" +
-                         same->layer + "'");
+          "Layer '{}' keeps its filler initialisation, while layer '{}' of {}, with parameters of the same shapes, is "
+          "not used: if it is that layer renamed, give it the name '{}' to load its weights (or name it in --reinit "
+          "to say it is to be learnt anew)",
+          name, same->layer, same->file, same->layer);
+    if (renamed) renamed->push_back(io::rename_hint(net, name, ignored_with_values));
   }
   return kept;
 }
@@ -1100,9 +1086,10 @@ int train(const TrainOptions& opt) {
     } catch (const io::WeightsMismatch& e) {
       std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
       reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());
-      throw Error(std::string(e.what()) + "; rename the layer in the net, or pass --reinit " +
-                  shell_quote(fmt::format("{}", fmt::join(reinit, ","))) + " to re-learn " +
-                  (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
+      throw ConfigError(Mark{}, "--weights",
+                        std::string(e.what()) + "; rename the layer in the net, or pass --reinit " +
+                            shell_quote(fmt::format("{}", fmt::join(reinit, ","))) + " to re-learn " +
+                            (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
     }
   }
   // Past the reads that could block; a forced exit must not cut the deletion short.

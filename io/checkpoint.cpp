@@ -267,27 +267,66 @@ void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<
   for (const std::string& name : missing) quoted.push_back("'" + name + "'");
   std::string said;
   for (const std::string& hint : hints) said += "; " + hint;
-  throw Error(first_few(files, files.size()) + " hold(s) no weights for layer " + first_few(quoted, 5) +
-              ": the scores would come from random parameters. Give the weights this net was trained to "
-              "(layers are matched by name)" +
-              said);
+  throw ConfigError(Mark{}, "--weights",
+                    first_few(files, files.size()) + " hold(s) no weights for layer " + first_few(quoted, 5) +
+                        ": the scores would come from random parameters. Give the weights this net was trained to "
+                        "(layers are matched by name)" +
+                        said);
+}
+
+std::vector<UnusedLayer> unused_layers(const Weights& weights, const std::vector<std::string>& ignored,
+                                       const std::string& file) {
+  std::vector<UnusedLayer> out;
+  for (const LayerWeights& lw : weights)
+    if (!lw.blobs.empty() && std::find(ignored.begin(), ignored.end(), lw.layer) != ignored.end()) {
+      UnusedLayer u{file, lw.layer, {}};
+      for (const auto& [index, blob] : lw.blobs) u.shapes.push_back(blob.shape());
+      out.push_back(std::move(u));
+    }
+  return out;
+}
+
+const UnusedLayer* same_shapes(const Layer& layer, const std::vector<UnusedLayer>& unused) {
+  if (layer.blobs().empty()) return nullptr;
+  std::vector<std::vector<int>> shapes;
+  for (const auto& b : layer.blobs()) shapes.push_back(b->shape());
+  const auto it = std::find_if(unused.begin(), unused.end(), [&](const UnusedLayer& u) { return u.shapes == shapes; });
+  return it == unused.end() ? nullptr : &*it;
+}
+
+std::string rename_hint(const Net& net, const std::string& name, const std::vector<UnusedLayer>& unused) {
+  const Layer* layer = net.layer_by_name(name);
+  const UnusedLayer* same = layer ? same_shapes(*layer, unused) : nullptr;
+  if (!same) return "";
+  return "layer '" + same->layer + "' of " + same->file + ", with parameters of the same shapes, is not used: if '" +
+         name + "' is that layer renamed, give it the name '" + same->layer + "'";
 }
 
 std::string WeightsMismatch::layer_list() const { return fmt::format("{}", fmt::join(layers_, ",")); }
 
 void refuse_other_net(const WeightsMismatch& e) {
-  throw Error(std::string(e.what()) + ": the weights were trained for another net; give this net's weights");
+  throw ConfigError(Mark{}, "--weights",
+                    std::string(e.what()) + ": the weights were trained for another net; give this net's weights");
 }
 
 void load_inference_weights(Net& net, const std::vector<std::string>& files) {
   std::vector<std::string> loaded;
+  std::vector<UnusedLayer> unused;
   try {
-    for (const auto& f : files)
-      for (const auto& l : copy_weights(net, load_weights(f), f).loaded) loaded.push_back(l);
+    for (const auto& f : files) {
+      const Weights weights = load_weights(f);
+      const CopyReport report = copy_weights(net, weights, f);
+      loaded.insert(loaded.end(), report.loaded.begin(), report.loaded.end());
+      for (UnusedLayer& u : unused_layers(weights, report.ignored_source, f)) unused.push_back(std::move(u));
+    }
   } catch (const WeightsMismatch& e) {
     refuse_other_net(e);
   }
-  refuse_unloaded(layers_not_loaded(net, loaded), files);
+  const std::vector<std::string> missing = layers_not_loaded(net, loaded);
+  std::vector<std::string> hints;
+  for (const std::string& name : missing)
+    if (std::string hint = rename_hint(net, name, unused); !hint.empty()) hints.push_back(std::move(hint));
+  refuse_unloaded(missing, files, hints);
 }
 
 namespace {

@@ -58,7 +58,8 @@ class WeightsMismatch : public Error {
   std::vector<std::string> layers_;
 };
 
-// For scoring (test, classify, export): such a file holds another net's weights.
+// For scoring (test, classify, export): such a file holds another net's weights
+// (ConfigError on --weights).
 [[noreturn]] void refuse_other_net(const WeightsMismatch& e);
 
 // Copies by layer name; throws WeightsMismatch on a mismatch.
@@ -67,13 +68,28 @@ class WeightsMismatch : public Error {
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name);
 // The net's layers with parameters whose names are not in `loaded`, in net order.
 std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std::string>& loaded);
-// For scoring (test, classify): a layer with parameters that none of `files` provided
-// would score with random parameters. Throws Error naming the `missing` layers, if any, and
-// ending with the `hints` (a likely rename).
+// A file's layer with parameters that no layer of the net took (no layer of its name).
+struct UnusedLayer {
+  std::string file, layer;
+  std::vector<std::vector<int>> shapes;  // of its parameter blobs, in order
+};
+// Of `weights` (read from `file`), the layers with parameters among `ignored` (the names no
+// net took).
+std::vector<UnusedLayer> unused_layers(const Weights& weights, const std::vector<std::string>& ignored,
+                                       const std::string& file);
+// The unused layer whose parameter shapes are those of `layer`, or nullptr: beside a layer
+// that no file gave weights, most often that layer renamed by mistake (conv2 -> Conv2).
+const UnusedLayer* same_shapes(const Layer& layer, const std::vector<UnusedLayer>& unused);
+// "layer 'conv2' of F, with parameters of the same shapes, is not used: if 'Conv2' is that
+// layer renamed, give it the name 'conv2'", or "" when no unused layer has `name`'s shapes.
+std::string rename_hint(const Net& net, const std::string& name, const std::vector<UnusedLayer>& unused);
+// For scoring (test, classify, export): a layer with parameters that none of `files`
+// provided would score with random parameters. Throws ConfigError (on --weights) naming
+// the `missing` layers, if any, and ending with the `hints` (a likely rename).
 void refuse_unloaded(const std::vector<std::string>& missing, const std::vector<std::string>& files,
                      const std::vector<std::string>& hints = {});
 // For inference (classify, export): copies each file's weights in turn (later files win),
-// then refuse_unloaded.
+// then refuse_unloaded, with a rename_hint for each layer left out.
 void load_inference_weights(Net& net, const std::vector<std::string>& files);
 
 // learned_net is stored as written (Caffe does the same); it is looked up relative

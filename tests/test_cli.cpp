@@ -1442,7 +1442,7 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   // A layer renamed in the net (fc2 -> Fc2) is refused, pointing at the file's unused layer of its shapes.
   r = test::run(crema_cmd("test --model " + job.solver + " --weights " + weights +
                           " --iterations 1 --set net.layer[6].name=Fc2"));
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);  // a mistake in the command: the weights of another net
   CHECK_MESSAGE(r.output.find("hold(s) no weights for layer 'Fc2': the scores would come from random parameters. Give "
                               "the weights this net was trained to (layers are matched by name); layer 'fc2' of " +
                               weights +
@@ -1677,7 +1677,8 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
   const std::string retarget = " --set net.layer[4].inner_product_param.num_output=16 --set snapshot_prefix=" + (job.dir / "ft/toy");
 
   auto r = test::run(crema_cmd("train " + job.solver + retarget + " --weights " + weights));
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);  // a mistake in the command, as the README's exit statuses say
+  CHECK_MESSAGE(r.output.find("crema train: --weights: ") != std::string::npos, r.output);
   CHECK_MESSAGE(r.output.find("fc1") != std::string::npos, r.output);
   CHECK(r.output.find("32 256 (8192)") != std::string::npos);
   CHECK(r.output.find("16 256 (4096)") != std::string::npos);
@@ -1732,7 +1733,7 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
   io::save_weights(colour, job.dir / "colour.caffemodel.h5");
   r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") + " --weights " +
                           (job.dir / "colour.caffemodel.h5")));
-  CHECK(r.status == 1);
+  CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("layer 'conv' parameter 0 has shape 4 3 3 3 (108) in the file but 4 1 3 3 (36) in the "
                               "net; the weights take colour images (3 channels) and data layer 'd' (Data) gives grey "
                               "ones (1): set transform_param.force_color: true (for encoded records; raw ones keep "

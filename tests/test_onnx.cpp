@@ -320,6 +320,23 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
                     std::string::npos,
                 back.output);
 
+  // A layer renamed in the net (ip2 -> IP2) is refused as a mistake in the command (exit 2), pointing at the
+  // file's unused layer of its shapes.
+  const auto renamed = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --weights " + caffe +
+                                           "lenet_deploy/lenet_iter_10000.caffemodel --set layer[7].name=IP2 -o " +
+                                           (dir / "renamed.onnx")));
+  CHECK(renamed.status == 2);
+  CHECK_MESSAGE(renamed.output.find("crema convert: --weights: " + caffe +
+                                    "lenet_deploy/lenet_iter_10000.caffemodel hold(s) no weights for layer 'IP2'") !=
+                    std::string::npos,
+                renamed.output);
+  CHECK_MESSAGE(
+      renamed.output.find("layer 'ip2' of " + caffe +
+                          "lenet_deploy/lenet_iter_10000.caffemodel, with parameters of the same shapes, is "
+                          "not used: if 'IP2' is that layer renamed, give it the name 'ip2'") != std::string::npos,
+      renamed.output);
+  CHECK_FALSE(fs::exists(dir / "renamed.onnx"));
+
   // No weights: an ONNX model carries them.
   const auto no_weights = test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt -o " + (dir / "x.onnx")));
   CHECK(no_weights.status == 2);
