@@ -1251,6 +1251,41 @@ bool pass_stopped(Net& net, std::string& stuck) {
 
 }  // namespace
 
+namespace {
+
+// After a pass whose first data layer gave `read` samples: the bad samples skipped (each named
+// in a warning when met) have no part in it, and a pass that read more than the source's good
+// samples went round them, which the count said before the pass could not know.
+void report_bad_samples(const Net& net, int64_t read, bool written) {
+  const int64_t bad = net.data_stats().bad_samples;
+  if (bad == 0) return;
+  int64_t source = -1;
+  for (int i = 0; i < net.num_layers() && source < 0; ++i) source = net.layer(i).data_stats().samples;
+  const int64_t good = source - bad;
+  if (source >= 0 && read > good)
+    spdlog::warn(
+        "{} bad sample(s) were skipped (each named in a warning above), leaving {} good sample(s) of the {} in the "
+        "source, and the pass read {}: {}",
+        bad, good, source, read,
+        written ? fmt::format("the rows after the first {} repeat earlier ones; lower --iterations to write each "
+                              "sample once, or mend the samples",
+                              good)
+                : "some samples weigh more than others in the scores");
+  else
+    spdlog::warn("{} bad sample(s) were skipped (each named in a warning above){}", bad,
+                 written ? ": they have no rows" : ": the scores leave them out");
+}
+
+// The samples a batch of the net's first data layer gave.
+int64_t batch_samples(const Net& net) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer(i).data_stats().samples >= 0 && !net.top_vec(i).empty() && net.top_vec(i)[0]->num_axes() > 0)
+      return net.top_vec(i)[0]->shape(0);
+  return 0;
+}
+
+}  // namespace
+
 int test(const TestOptions& opt) {
   const TestNet t = build_test_net(opt, "crema test", "score");
   Net& net = *t.net;
@@ -1261,10 +1296,12 @@ int test(const TestOptions& opt) {
   install_signal_handlers(default_signal_effects(), false);
   std::vector<double> sums;
   int done = 0;
+  int64_t read = 0;
   std::string stuck;
   for (; done < opt.iterations; ++done) {
     if (pass_stopped(net, stuck)) break;
     net.forward(*t.ctx);
+    read += batch_samples(net);
     size_t k = 0;
     for (size_t j = 0; j < net.outputs().size(); ++j) {
       const Blob* out = net.outputs()[j];
@@ -1286,6 +1323,7 @@ int test(const TestOptions& opt) {
         spdlog::info("{} = {:.6g}", net.output_names()[j], mean);
     }
   }
+  report_bad_samples(net, read, false);
   if (done < opt.iterations)
     end_interrupted_pass("interrupted after " + std::to_string(done) + " of " + std::to_string(opt.iterations) +
                              " batches" +
@@ -1448,6 +1486,7 @@ int extract_features(const ExtractOptions& opt) {
     what += (what.empty() ? "" : ", ") + opt.blobs[k] + " " + blobs[k]->shape_string();
   spdlog::info("Wrote {} samples ({} batches) of {} to {}", samples, opt.net.iterations, what,
                fmt::join(opt.outputs, ", "));
+  report_bad_samples(net, samples, true);
   t.net->finish();
   return 0;
 }

@@ -157,6 +157,7 @@ int convert_imageset(const ConvertImagesetOptions& opt) {
       // fill the missing rows with grey, printing a line of its own that names no file).
       std::error_code unknown;  // a file that cannot be checked is reported by the read
       if (!fs::exists(file, unknown) && !unknown) throw Error("image '" + file + "' does not exist");
+      if (fs::is_directory(file, unknown)) throw Error("image '" + file + "' is a folder, not an image");
       std::string bytes = io::read_file_bytes(file);
       if (io::is_truncated_jpeg(bytes))
         throw Error("image '" + file + "' is a truncated JPEG (no end marker after its image data)");

@@ -129,9 +129,17 @@ class ImageFileSource : public ImageSource {
   int size() const override { return static_cast<int>(files_.size()); }
   void read(int index, RawSample& out) const override {
     const File& f = files_[static_cast<size_t>(index)];
+    // A folder opens as a stream on Linux, and its first read throws from the stream buffer.
+    if (std::error_code ec; fs::is_directory(f.path, ec))
+      throw BadSample(describe(index) + " is a folder, not an image");
     std::ifstream in(f.path, std::ios::binary);
     if (!in) throw BadSample(describe(index) + " cannot be opened: " + std::strerror(errno ? errno : ENOENT));
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string bytes;
+    try {
+      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    } catch (const std::ios_base::failure&) {
+      throw BadSample(describe(index) + " cannot be read: " + std::strerror(errno ? errno : EIO));
+    }
     if (in.bad()) throw BadSample(describe(index) + " cannot be read");
     if (io::is_truncated_jpeg(bytes)) throw BadSample(describe(index) + " is a truncated JPEG (no end marker)");
     io::ImageU8 image;

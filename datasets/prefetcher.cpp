@@ -510,7 +510,6 @@ void Prefetcher::make(Batch& batch) {
         std::copy_n(batch.host[t] + n * sample_sizes_[t], sample_sizes_[t], batch.host[t] + filled * sample_sizes_[t]);
     ++filled;
   }
-  int64_t misses = 0;
   while (filled < index.size()) {
     check_abandoned();
     const int i = sampler_.next();
@@ -518,12 +517,14 @@ void Prefetcher::make(Batch& batch) {
     std::string reason;
     if (fill_slot(batch, static_cast<int>(filled), i, s, &reason)) {
       batch.indices[filled++] = i;
-      misses = 0;
-    } else {
-      report_bad(i, reason);
-      if (++misses > static_cast<int64_t>(sampler_.size()))
-        throw Error("data layer '" + options_.layer + "': every sample of the source is bad; nothing to train on");
+      continue;
     }
+    report_bad(i, reason);
+    // Every sample known bad (not a count of misses in a row: a shuffled source's run of bad
+    // samples can span two epochs, meeting some bad ones twice before a good one comes round).
+    std::lock_guard<std::mutex> lock(bad_mutex_);
+    if (bad_.size() >= static_cast<size_t>(sampler_.size()))
+      throw Error("data layer '" + options_.layer + "': every sample of the source is bad; nothing to train on");
   }
   if (fill_shaped_) place_shaped(batch);
   batch.state = reader_state();

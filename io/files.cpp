@@ -22,11 +22,17 @@ namespace crema::io {
 namespace fs = std::filesystem;
 
 std::string read_file_bytes(const std::string& path) {
+  // A folder opens as a stream on Linux; its first read fails (libstdc++ throws from underflow).
+  if (std::error_code ec; fs::is_directory(path, ec)) throw Error("cannot read '" + path + "': it is a folder");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : ENOENT));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : EIO));
-  return bytes;
+  try {
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : EIO));
+    return bytes;
+  } catch (const std::ios_base::failure&) {  // a read error the stream buffer reports by throwing
+    throw Error("cannot read '" + path + "': " + std::strerror(errno ? errno : EIO));
+  }
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes, const std::string& tmp_name) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
 #include <regex>
 #include <string>
 #include <thread>
@@ -115,6 +116,38 @@ TEST_CASE(
       half);
   CHECK(contains(half, "(--iterations 2 writes them all)"));
   CHECK_FALSE(contains(extract(2), "of the 100 samples"));
+}
+
+TEST_CASE("extract-features and test say when bad samples skipped made the pass go round the good ones") {
+  // Two images of four listed are missing: four batches of one read a, b, a, b, whatever the
+  // count before the pass said (4 samples, 4 batches: each once).
+  test::TempDir dir;
+  REQUIRE(cv::imwrite(dir / "a.png", cv::Mat(2, 2, CV_8UC1, cv::Scalar(10))));
+  REQUIRE(cv::imwrite(dir / "b.png", cv::Mat(2, 2, CV_8UC1, cv::Scalar(20))));
+  test::write_file(dir / "list.txt", "a.png 0\nmissing1.png 1\nb.png 2\nmissing2.png 3\n");
+  test::write_file(
+      dir / "net.yaml",
+      "name: n\nlayer:\n"
+      "  - {name: d, type: ImageData, top: [data, label], image_data_param: {source: '" +
+          (dir / "list.txt") + "', root_folder: '" + dir.path().string() +
+          "/', batch_size: 1, is_color: false}}\n"
+          "  - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 4}}\n"
+          "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n");
+  const std::string model = " --model " + (dir / "net.yaml") + " --iterations 4 --threads 1";
+  const auto r = test::run(crema_cmd("extract-features" + model + " --blobs label -o " + (dir / "f.h5")));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(contains(r.output,
+                         "2 bad sample(s) were skipped (each named in a warning above), leaving 2 good sample(s) of "
+                         "the 4 in the source, and the pass read 4: the rows after the first 2 repeat earlier ones; "
+                         "lower --iterations to write each sample once, or mend the samples"),
+                r.output);
+  io::H5File file(dir / "f.h5", io::H5File::Mode::Read);
+  std::vector<int> shape;
+  CHECK(file.read_floats("label", &shape) == std::vector<float>{0, 2, 0, 2});
+  const auto scored = test::run(crema_cmd("test" + model));
+  REQUIRE_MESSAGE(scored.status == 0, scored.output);
+  CHECK_MESSAGE(contains(scored.output, "and the pass read 4: some samples weigh more than others in the scores"),
+                scored.output);
 }
 
 TEST_CASE("extract-features stopped by a signal leaves no output, partial or whole") {

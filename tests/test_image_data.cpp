@@ -271,6 +271,24 @@ TEST_CASE("ImageData: a deleted file and a truncated PNG are skipped and counted
   CHECK(error.find("a1.png") != std::string::npos);
   CHECK(error.find("list.txt:2") != std::string::npos);
   CHECK(error.find("a3.png") == std::string::npos);
+
+  // A folder where the list names an image is a bad sample like any other (its read used to
+  // throw from the stream buffer, an "unexpected error" naming nothing).
+  fs::create_directory(dir / "img/a1.png");
+  ImagesUnderTest folder(image_yaml(dir / "list.txt", 4, root + ", is_color: false"), Phase::TEST, 1);
+  folder.next();
+  CHECK(folder.labels() == std::vector<float>{0, 2, 4, 5});
+  ImagesUnderTest strict_folder(image_yaml(dir / "list.txt", 4, root + ", is_color: false, on_bad_sample: fail"),
+                                Phase::TEST, 1);
+  error.clear();
+  try {
+    strict_folder.next();
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  CHECK_MESSAGE(error.find("a1.png' (" + (dir / "list.txt") + ":2) is a folder, not an image (on_bad_sample: fail") !=
+                    std::string::npos,
+                error);
 }
 
 TEST_CASE(

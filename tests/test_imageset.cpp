@@ -86,7 +86,8 @@ struct ImageFolder {
     REQUIRE(cv::imwrite(root + "/f.jpg", pattern(40, 40, 5)));
     const std::string jpeg = test::read_file(root + "/f.jpg");
     std::ofstream(root + "/f.jpg", std::ios::binary | std::ios::trunc) << jpeg.substr(0, jpeg.size() * 3 / 4);
-    test::write_file(dir / "list.txt", "a.png 3\nsub/b.jpg 1\nc.png 2\nd.png 0\n\ne.png 5\nf.jpg 6\n");
+    std::filesystem::create_directory(root + "/g");
+    test::write_file(dir / "list.txt", "a.png 3\nsub/b.jpg 1\nc.png 2\nd.png 0\n\ne.png 5\nf.jpg 6\ng 7\n");
   }
 };
 
@@ -99,8 +100,9 @@ TEST_CASE("convert-imageset writes raw BGR Datums in list order and skips missin
   CHECK(r.output.find("list.txt:3: image '" + f.root + "/c.png' does not exist; skipped") != std::string::npos);
   CHECK(r.output.find("list.txt:4: image '" + f.root + "/d.png': the encoded PNG image (") != std::string::npos);
   CHECK(r.output.find("list.txt:7: image '" + f.root + "/f.jpg' is a truncated JPEG") != std::string::npos);
+  CHECK(r.output.find("list.txt:8: image '" + f.root + "/g' is a folder, not an image; skipped") != std::string::npos);
   CHECK(r.output.find("Processed 3 files.") != std::string::npos);
-  CHECK(r.output.find("3 of 6 listed images could not be read") != std::string::npos);
+  CHECK(r.output.find("4 of 7 listed images could not be read") != std::string::npos);
 
   const auto records = read_db(f.dir / "db");
   // Keys number the list's entries (blank lines aside), skipped ones included.

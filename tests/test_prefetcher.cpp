@@ -71,3 +71,35 @@ TEST_CASE("Prefetcher::await: a stop leaves a wait for a stuck reader with nothi
   CHECK(asked < 50);
   CHECK_THROWS_WITH_AS(p.next(), doctest::Contains("sample 5 is unreadable"), Error);
 }
+
+TEST_CASE("Prefetcher: one good sample among bad ones keeps a shuffled source going, none left stops it") {
+  // Samples 1 and 2 are missing; batches of 2 of a shuffled epoch of 3 meet runs of bad samples
+  // that span two epochs (4 misses in a row for 3 samples), which once read as "every sample is bad".
+  const auto fill = [](int good) {
+    return [good](int index, Rng&, float* const* outs) {
+      if (index != good) throw BadSample("sample " + std::to_string(index) + " is missing");
+      outs[0][0] = static_cast<float>(index);
+    };
+  };
+  for (int threads : {0, 2}) {
+    CAPTURE(threads);
+    EpochSampler sampler;
+    sampler.init(3, true, 5);
+    PrefetchOptions options;
+    options.threads = threads;
+    options.layer = "d";
+    Prefetcher p(options, std::move(sampler), 7, 2, {1}, fill(0));
+    for (int b = 0; b < 60; ++b) {
+      Prefetcher::Batch batch = p.next();
+      CHECK(batch.host[0][0] == 0.f);
+      CHECK(batch.host[0][1] == 0.f);
+      p.recycle(batch);
+    }
+  }
+  EpochSampler sampler;
+  sampler.init(3, true, 5);
+  PrefetchOptions options;
+  options.layer = "d";
+  Prefetcher none(options, std::move(sampler), 7, 2, {1}, fill(-1));
+  CHECK_THROWS_WITH_AS(none.next(), "data layer 'd': every sample of the source is bad; nothing to train on", Error);
+}
