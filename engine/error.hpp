@@ -31,6 +31,17 @@ class Diverged : public Error {
   using Error::Error;
 };
 
+// A classifier met a label it cannot take (out of range, not a whole number). `value` is
+// that label, so the net can find the sample it came from and add it to the message.
+class BadLabel : public Error {
+ public:
+  BadLabel(const std::string& message, float value) : Error(message), value_(value) {}
+  float value() const { return value_; }
+
+ private:
+  float value_;
+};
+
 // The host's memory ran out while a net ran. `where` names the layer, the pass and its tops,
 // `note` any memory limit in force; the advice between them is the usual one (smaller batches
 // in the data layers), which a command that sets the batch itself words its own way.

@@ -122,6 +122,9 @@ class Layer {
     std::optional<int> ignore;
   };
   virtual std::optional<LabelUse> label_use() const { return std::nullopt; }
+  // Data layers: where item n of the batch the last forward gave came from, for messages
+  // ("record '00000007' of LMDB 'train_lmdb'"); "" where the layer cannot say.
+  virtual std::string describe_taken(int /*n*/) const { return ""; }
   // Samples in one pass over a data layer's source, after setup; -1 where there is no
   // such source (Input, DummyData, and every other layer).
   virtual int64_t source_size() const { return -1; }

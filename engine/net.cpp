@@ -273,19 +273,37 @@ std::string reshape_refusal(Layer& layer, const BlobVec& bottom, const BlobVec& 
 
 }  // namespace
 
-void Net::check_label_ranges() const {
-  // The layer and top making blob `id`, looking through the splits crema inserted; {-1, -1}
-  // for a blob no layer makes.
-  const auto origin = [&](int id) -> std::pair<int, int> {
-    for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
-      const auto& tops = top_ids_[static_cast<size_t>(i)];
-      const auto t = std::find(tops.begin(), tops.end(), id);
-      if (t == tops.end()) continue;
-      if (!specs_[static_cast<size_t>(i)].inserted_split) return {i, static_cast<int>(t - tops.begin())};
-      id = bottom_ids_[static_cast<size_t>(i)][0];  // the split's input, made by an earlier layer
+std::pair<int, int> Net::maker_of(int id) const {
+  for (int i = static_cast<int>(layers_.size()) - 1; i >= 0; --i) {
+    const auto& tops = top_ids_[static_cast<size_t>(i)];
+    const auto t = std::find(tops.begin(), tops.end(), id);
+    if (t == tops.end()) continue;
+    if (!specs_[static_cast<size_t>(i)].inserted_split) return {i, static_cast<int>(t - tops.begin())};
+    id = bottom_ids_[static_cast<size_t>(i)][0];  // the split's input, made by an earlier layer
+  }
+  return {-1, -1};
+}
+
+std::string Net::label_origin(int i, float value) const {
+  const size_t k = static_cast<size_t>(i);
+  if (bottom_ids_[k].size() < 2) return "";
+  const auto [data, top] = maker_of(bottom_ids_[k][1]);
+  if (data < 0) return "";
+  // The first label of that value is the one the classifier met: they read the labels in order.
+  const Blob& labels = *bottom_vecs_[k][1];
+  if (labels.num_axes() < 1 || labels.count() == 0) return "";
+  const float* v = labels.cpu_data();  // (N, per item)
+  const int per_item = labels.count() / labels.shape(0);
+  for (int j = 0; j < labels.count(); ++j)
+    if (v[j] == value || (std::isnan(value) && std::isnan(v[j]))) {
+      const std::string where = layers_[static_cast<size_t>(data)]->describe_taken(j / per_item);
+      return where.empty() ? "" : "; it is the label of " + where;
     }
-    return {-1, -1};
-  };
+  return "";
+}
+
+void Net::check_label_ranges() const {
+  const auto origin = [&](int id) { return maker_of(id); };
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::optional<Layer::LabelUse> use = layers_[i]->label_use();
     if (!use || use->classes <= 0 || bottom_ids_[i].size() < 2) continue;
@@ -741,6 +759,8 @@ float Net::forward_layer(Context& ctx, int i) {
     loss = layers_[k]->forward(ctx, bottom_vecs_[k], top_vecs_[k]);
   } catch (const std::bad_alloc&) {
     throw layer_out_of_host_memory(*layers_[k], "forward pass", top_vecs_[k]);
+  } catch (const BadLabel& e) {  // the data layers know where each sample of the batch came from
+    throw BadLabel(e.what() + label_origin(i, e.value()), e.value());
   }
   if (debug_info_) {
     for (size_t j = 0; j < top_vecs_[k].size(); ++j) {

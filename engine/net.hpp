@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/config.hpp"
@@ -143,6 +144,11 @@ class Net {
   // Refuses labels a data layer holds (Layer::label_extent) that a classifier fed by it
   // (Layer::label_use) cannot take, before the first batch.
   void check_label_ranges() const;
+  // The layer and top making blob `id`, looking through the splits crema inserted; {-1, -1}
+  // for a blob no layer makes.
+  std::pair<int, int> maker_of(int id) const;
+  // For a BadLabel of classifier `i`: where the label came from (the data layer's sample), or "".
+  std::string label_origin(int i, float value) const;
   // forward() of a net with layers giving their own sizes: the data layers first, taking
   // batches until the other layers take their tops' shapes, then the others. A refused
   // shape is the sample's (Layer::refuse_own_size), so that one image too small for the net

@@ -38,6 +38,7 @@ class HDF5DataLayer : public PrefetchedDataLayer {
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
+  std::string describe_sample(int index) const override { return source_ ? source_->describe(index) : ""; }
 
  private:
   HDF5DataParams params_;

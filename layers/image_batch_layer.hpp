@@ -55,6 +55,7 @@ class ImageBatchLayer : public PrefetchedDataLayer {
   void leave_mean_image_in() { transformer_.leave_mean_image_in(); }
 
  protected:
+  std::string describe_sample(int index) const override { return source_ ? source_->describe_label(index) : ""; }
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
   // The layer's source; throws Error saying what is wrong with it.
   virtual std::unique_ptr<ImageSource> open_source(bool want_labels) const = 0;

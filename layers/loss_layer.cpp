@@ -44,7 +44,7 @@ std::optional<int> read_label(const Layer& layer, float value, int num_classes,
                           "; labels must be class indices in [0, " + std::to_string(num_classes) + ")";
     message += ignore_label ? " or the ignore_label " + std::to_string(*ignore_label)
                             : " (set ignore_label to skip a label value)";
-    throw Error(message);
+    throw BadLabel(message, value);
   };
   // The truncation to int is undefined for NaN and values beyond int's range.
   if (!(std::fabs(value) < 2147483520.f)) fail(fmt::format("{}", value) + " is out of range");

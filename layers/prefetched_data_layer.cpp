@@ -159,7 +159,13 @@ struct Recycler {
 };
 }  // namespace
 
+std::string PrefetchedDataLayer::describe_taken(int n) const {
+  if (n < 0 || static_cast<size_t>(n) >= taken_indices_.size() || taken_indices_[static_cast<size_t>(n)] < 0) return "";
+  return describe_sample(taken_indices_[static_cast<size_t>(n)]);
+}
+
 void PrefetchedDataLayer::take_shapes(const Prefetcher::Batch& batch, const BlobVec& top) {
+  taken_indices_ = batch.indices;
   if (!batch.shapes.empty() && !batch.indices.empty()) {
     taken_sample_ = batch.indices[0];
     taken_shape_ = batch.shapes[0];

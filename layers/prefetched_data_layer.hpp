@@ -44,6 +44,7 @@ class PrefetchedDataLayer : public Layer {
   bool await_batches(int batches, const std::function<bool()>& give_up) override {
     return !prefetcher_ || prefetcher_->await(batches, give_up);
   }
+  std::string describe_taken(int n) const override;
 
  protected:
   void forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
@@ -61,11 +62,14 @@ class PrefetchedDataLayer : public Layer {
   // warns where a written key breaks it. `own_blocks`: the layer shuffles in blocks of its
   // own size (HDF5Data), never in another layer's order.
   void say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options, bool own_blocks) const;
+  // Names source sample `index` for messages (describe_taken); "" where the layer cannot say.
+  virtual std::string describe_sample(int /*index*/) const { return ""; }
 
   std::unique_ptr<Prefetcher> prefetcher_;
   // The last batch of one shaped sample taken: its source index and its first top's shape.
   int taken_sample_ = -1;
   std::vector<int> taken_shape_;
+  std::vector<int> taken_indices_;  // the source index of each item of the last batch taken
 
  private:
   // A batch of one shaped sample: the tops take its shape (said once, when it first changes).

@@ -14,6 +14,7 @@
 
 #include "engine/context.hpp"
 #include "engine/layer.hpp"
+#include "engine/net.hpp"
 #include "io/yaml_config.hpp"
 
 namespace crema::test {
@@ -258,6 +259,19 @@ struct DataUnderTest {
     out.insert(out.end(), l.begin(), l.end());
     return out;
   }
+};
+
+// A TEST net built from YAML text, with what it points into.
+struct TestNet {
+  TestNet(const std::string& yaml, uint64_t seed)
+      : root(io::parse_yaml(yaml, "net.yaml")),
+        spec(NetSpec::parse(root)),
+        ctx(seed),
+        net(spec, spec.state_for(Phase::TEST), ctx, true) {}
+  Node root;
+  NetSpec spec;
+  Context ctx;
+  Net net;
 };
 
 }  // namespace crema::test

@@ -15,6 +15,7 @@
 #include "datasets/hdf5_source.hpp"
 #include "datasets/prefetcher.hpp"
 #include "engine/context.hpp"
+#include "engine/net.hpp"
 #include "gpu_test_util.hpp"
 #include "io/hdf5.hpp"
 #include "layer_test_util.hpp"
@@ -493,6 +494,29 @@ TEST_CASE("HDF5 source: a row that cannot be read at run time is a BadSample nam
   const std::string want = "row 1 of HDF5 file '" + dir / "b.h5" + "' (" + dir / "list.txt" + ":2) cannot be read";
   CHECK_THROWS_WITH_AS(row(source, 4), doctest::Contains(want.c_str()), BadSample);
   CHECK_THROWS_AS(row(source, 5), BadSample);  // the block's other rows too
+}
+
+TEST_CASE("a label out of range met by a classifier names the HDF5 file and row it came from") {
+  test::TempDir dir;
+  write_numbered(dir / "a.h5", 0, 3);  // labels 0, 1, 2
+  write_numbered(dir / "b.h5", 3, 3);  // labels 3, 4, 5
+  test::write_file(dir / "list.txt", dir / "a.h5\n" + dir / "b.h5\n");
+  // Four classes: the first batch (rows 0-3) fits, the second (rows 4, 5, 0, 1) starts with label 4.
+  test::TestNet t(
+      "name: n\nlayer:\n"
+      "  - {name: d, type: HDF5Data, top: [data, label], hdf5_data_param: {source: '" +
+          dir / "list.txt" +
+          "', batch_size: 4}}\n"
+          "  - {name: ip, type: InnerProduct, bottom: data, top: ip, "
+          "inner_product_param: {num_output: 4}}\n"
+          "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n",
+      1);
+  t.net.forward(t.ctx);
+  const std::string want =
+      "SoftmaxWithLoss layer 'loss': label 4 is out of range; labels must be class indices in "
+      "[0, 4) (set ignore_label to skip a label value); it is the label of row 1 of HDF5 file '" +
+      dir / "b.h5" + "' (" + dir / "list.txt" + ":2)";
+  CHECK_THROWS_WITH_AS(t.net.forward(t.ctx), want.c_str(), BadLabel);
 }
 
 TEST_CASE("HDF5 source: a row holding NaN or infinity is a BadSample naming file, row and dataset") {

@@ -346,6 +346,29 @@ TEST_CASE("Data layer LMDB: values, labels and key order") {
   CHECK(d.labels() == std::vector<float>{7, 1, 2, 7});
 }
 
+TEST_CASE("Data layer LMDB: a label out of range met by a classifier names the record it came from") {
+  // Through a split (two readers of the labels) and an Accuracy layer, on the record's key.
+  test::TempDir dir;
+  write_db(dir / "db", {{"a", raw_datum(1, 1, 2, {0, 1}, 0)},
+                        {"b", raw_datum(1, 1, 2, {2, 3}, 1)},
+                        {"c", raw_datum(1, 1, 2, {4, 5}, 7)}});
+  test::TestNet t(
+      "name: n\nlayer:\n"
+      "  - {name: d, type: Data, top: [data, label], data_param: {source: '" +
+          dir / "db" +
+          "', batch_size: 3}}\n"
+          "  - {name: ip, type: InnerProduct, bottom: data, top: ip, "
+          "inner_product_param: {num_output: 3}}\n"
+          "  - {name: acc, type: Accuracy, bottom: [ip, label], top: acc}\n"
+          "  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label], top: loss}\n",
+      1);
+  const std::string want =
+      "Accuracy layer 'acc': label 7 is out of range; labels must be class indices in [0, 3) "
+      "(set ignore_label to skip a label value); it is the label of LMDB '" +
+      dir / "db" + "' record 'c'";
+  CHECK_THROWS_WITH_AS(t.net.forward(t.ctx), want.c_str(), BadLabel);
+}
+
 TEST_CASE("Data layer LMDB: float_data records with mean_value and scale") {
   test::TempDir dir;
   io::Datum f;

@@ -157,17 +157,6 @@ io::OnnxModel check_in_onnxruntime(Net& net, Context& ctx, const test::TempDir& 
   return exported;
 }
 
-// A TEST net built from YAML text, with what it points into.
-struct TestNet {
-  TestNet(const std::string& yaml, uint64_t seed)
-      : root(io::parse_yaml(yaml, "net.yaml")), spec(NetSpec::parse(root)), ctx(seed),
-        net(spec, spec.state_for(Phase::TEST), ctx, true) {}
-  Node root;
-  NetSpec spec;
-  Context ctx;
-  Net net;
-};
-
 // Every parameter away from its filler's constant; BatchNorm's running sums with the
 // given scale factor and positive variances.
 void randomise_parameters(Net& net, Context& ctx, float batch_norm_factor) {
@@ -184,7 +173,7 @@ void randomise_parameters(Net& net, Context& ctx, float batch_norm_factor) {
 }  // namespace
 
 TEST_CASE("ONNX export: a net of every exported type gives crema's outputs in onnxruntime") {
-  TestNet t(kEveryType, 7);
+  test::TestNet t(kEveryType, 7);
   Net& net = t.net;
   // Every type of the list is in the net (the list is what the README promises).
   for (const auto& type : io::onnx_exportable_types()) {
@@ -207,7 +196,7 @@ TEST_CASE("ONNX export: a net of every exported type gives crema's outputs in on
     std::string yaml = kEveryType;
     const std::string shape = "dim: [2, 3, 11, 11]";
     yaml.replace(yaml.find(shape), shape.size(), "dim: [" + std::to_string(batch) + ", 3, 11, 11]");
-    TestNet other(yaml, 8);
+    test::TestNet other(yaml, 8);
     for (int i = 0; i < net.num_layers(); ++i)
       for (size_t j = 0; j < net.layer(i).blobs().size(); ++j)
         other.net.layer(i).blobs()[j]->copy_from(*net.layer(i).blobs()[j]);
@@ -225,7 +214,7 @@ TEST_CASE("ONNX export: the edge cases of Caffe's geometry and layer parameters 
   // bias, on a negative axis, over every axis, as a scalar; PReLU shared; Power's
   // constant case; Exp base e; Eltwise PROD of two; InnerProduct on axis 0; BatchNorm
   // with a zero scale factor (mean and variance 0).
-  TestNet t(R"(
+  test::TestNet t(R"(
 name: edge_cases
 layer:
   - {name: data, type: Input, top: [data, gain], input_param: {shape: [{dim: [2, 2, 4, 4]}, {dim: [2]}]}}
@@ -247,7 +236,7 @@ layer:
   - {name: scale_all, type: Scale, bottom: data, top: scale_all, scale_param: {axis: 0, num_axes: -1}}
   - {name: scale_scalar, type: Scale, bottom: data, top: scale_scalar, scale_param: {num_axes: 0}}
 )",
-             11);
+                  11);
   Net& net = t.net;
   randomise_parameters(net, t.ctx, 0.f);
   CHECK(net.blob("sparse_max")->shape(2) == 3);  // its third row of windows starts past the image
@@ -264,14 +253,14 @@ layer:
 TEST_CASE("ONNX export: a model whose shapes cannot follow the batch keeps the net's and says why") {
   // The batch folded into axis 2 by a Reshape: pooling it would round differently at
   // other sizes, which two probes cannot rule out.
-  TestNet folded(R"(
+  test::TestNet folded(R"(
 name: folded
 layer:
   - {name: data, type: Input, top: data, input_param: {shape: {dim: [3, 2, 1, 1]}}}
   - {name: fold, type: Reshape, bottom: data, top: folded, reshape_param: {shape: {dim: [1, 1, -1, 1]}}}
   - {name: pool, type: Pooling, bottom: folded, top: pool, pooling_param: {pool: MAX, kernel_h: 2, kernel_w: 1, stride_h: 4, stride_w: 1}}
 )",
-                 5);
+                       5);
   test::TempDir dir;
   const io::OnnxModel exported = check_in_onnxruntime(folded.net, folded.ctx, dir);
   CHECK_MESSAGE(exported.fixed_batch.find("the model takes batches of exactly 3: layer 'fold' moves the batch off the "
@@ -283,7 +272,7 @@ layer:
   CHECK(folded.net.blob("pool")->shape() == std::vector<int>{1, 1, 2, 1});
 
   // A batch of 0 has nothing to scale.
-  TestNet empty(
+  test::TestNet empty(
       "name: e\nlayer:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [0, 3]}}}\n"
       "  - {name: prob, type: Softmax, bottom: data, top: prob}\n",
       5);
@@ -370,7 +359,7 @@ TEST_CASE("ONNX export picks the model out of a net: what scores or discards is 
   // A learnt Parameter as Scale's operand; fc read by the prediction and by a loss (Caffe
   // puts a Split between); a layer reading the loss; a branch ending in an in-place
   // layer; a blob only Silence reads; an Input only the loss reads.
-  TestNet t(R"(
+  test::TestNet t(R"(
 name: plan
 layer:
   - {name: data, type: Input, top: [data, target], input_param: {shape: [{dim: [2, 3]}, {dim: [2, 4]}]}}
@@ -385,7 +374,7 @@ layer:
   - {name: quiet, type: ReLU, bottom: scaled, top: quiet}
   - {name: silence, type: Silence, bottom: quiet}
 )",
-             13);
+                  13);
   Net& net = t.net;
   randomise_parameters(net, t.ctx, 1.f);
   test::TempDir dir;
@@ -399,7 +388,7 @@ layer:
 
   // An input that an in-place layer rewrites, and nothing reads after: the input keeps the
   // name, the output is its last value.
-  TestNet in_place(
+  test::TestNet in_place(
       "name: p\nlayer:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [2, 3]}}}\n"
       "  - {name: relu, type: ReLU, bottom: data, top: data}\n",
       17);
