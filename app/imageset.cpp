@@ -344,17 +344,27 @@ int compute_mean(const ComputeMeanOptions& opt) {
   const bool lmdb = io::is_lmdb(opt.db);
   // What an ImageData layer reads (a list, a folder of class folders) is made a database first:
   // the mean needs every image at the size the net takes, which the conversion sets.
-  const bool folder = fs::is_directory(opt.db, ec) && !fs::exists(fs::path(opt.db) / "data.mdb", ec);
-  if (folder || (!lmdb && fs::is_regular_file(opt.db, ec) && io::looks_like_text(opt.db)))
+  const std::string kind = io::what_is(opt.db);
+  const bool folder = kind == "a folder";
+  if (folder || kind == "a text file" || kind == "an image")
     throw ConfigError(Mark{}, "",
                       "'" + opt.db + "' is " +
-                          (folder ? "a folder but no LMDB database" : "a text file (an image list?)") +
+                          (folder               ? "a folder but no LMDB database"
+                           : kind == "an image" ? "an image"
+                                                : "a text file (an image list?)") +
                           ": compute-mean reads an LMDB database or an IDX images file. Convert the images first "
                           "(crema convert-imageset ROOT/ LIST.txt OUT_LMDB --resize WxH: a list of 'path label' lines" +
                           std::string(folder ? ", one per image of the class folders" : "") +
                           ", at the size the net takes), "
                           "then crema compute-mean OUT_LMDB -o mean.binaryproto; or give transform_param a "
                           "mean_value per channel instead");
+  if (kind == "an HDF5 file" || kind == "a LevelDB database")
+    throw ConfigError(Mark{}, "",
+                      "'" + opt.db + "' is " + kind + ": compute-mean reads an LMDB database or an IDX images file" +
+                          (kind == "an HDF5 file"
+                               ? std::string(" (HDF5 data is read as it is stored: compute its mean with h5py, say)")
+                               : std::string(" (LevelDB is not read: convert the images into an LMDB with crema "
+                                             "convert-imageset)")));
   const std::unique_ptr<ImageSource> source =
       lmdb ? open_lmdb_source(opt.db, 0, false)  // encoded records as stored, as Caffe
            : open_idx_source(opt.db, "");

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "datasets/prefetcher.hpp"
 #include "engine/error.hpp"
@@ -49,7 +50,15 @@ HDF5Source::HDF5Source(const std::string& list_file, HDF5SourceOptions options)
     // Relative paths: as Caffe (from the working directory), else next to the list.
     fs::path p(line);
     if (p.is_relative() && !fs::exists(p)) p = fs::path(list_file_).parent_path() / p;
-    if (!fs::exists(p)) throw Error(list_file_ + ":" + std::to_string(line_no) + ": HDF5 file '" + line + "' does not exist");
+    if (!fs::exists(p)) {
+      // "img/cat.png 3": a line of an image list, given where HDF5 files are listed.
+      static const std::regex image_line(R"(.*\S\s+-?[0-9]+)");
+      throw Error(list_file_ + ":" + std::to_string(line_no) + ": HDF5 file '" + line + "' does not exist" +
+                  (std::regex_match(line, image_line)
+                       ? std::string("; the line reads as an image list's (a path and a label): HDF5Data's source "
+                                     "lists HDF5 files, and an image list is an ImageData layer's source")
+                       : std::string()));
+    }
     listed.push_back({p.string(), line_no});
   }
   if (listed.empty()) throw Error("the HDF5 file list '" + list_file_ + "' names no files");

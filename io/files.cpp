@@ -62,6 +62,31 @@ bool looks_like_text(const std::string& path) {
   });
 }
 
+std::string what_is(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(fs::path(path) / "data.mdb", ec)) return "an LMDB database";
+    if (fs::exists(fs::path(path) / "CURRENT", ec)) return "a LevelDB database";
+    return "a folder";
+  }
+  if (!fs::is_regular_file(path, ec)) return "";
+  std::ifstream in(path, std::ios::binary);
+  unsigned char head[20] = {};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  const std::string_view h(reinterpret_cast<const char*>(head), static_cast<size_t>(in.gcount()));
+  if (h.size() >= 8 && h.substr(0, 8) == "\x89HDF\r\n\x1a\n") return "an HDF5 file";
+  // LMDB's meta page opens with a 16-byte page header, then MDB_MAGIC (little-endian).
+  if (h.size() >= 20 && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe)
+    return "an LMDB database";
+  if (h.size() >= 8 && (h.substr(0, 8) == "\x89PNG\r\n\x1a\n" || h.substr(0, 3) == "\xff\xd8\xff")) return "an image";
+  // IDX: two zero bytes, the type code (unsigned byte … double), then the number of axes.
+  if (h.size() >= 4 && head[0] == 0 && head[1] == 0 && (head[2] == 0x08 || (head[2] >= 0x09 && head[2] <= 0x0e)) &&
+      head[3] >= 1 && head[3] <= 4)
+    return "an IDX file";
+  if (!h.empty() && looks_like_text(path)) return "a text file";
+  return "";
+}
+
 bool ends_with_nocase(std::string_view name, std::string_view suffix) {
   if (name.size() < suffix.size()) return false;
   return std::equal(suffix.begin(), suffix.end(), name.end() - static_cast<long>(suffix.size()), [](char a, char b) {

@@ -24,6 +24,11 @@ void write_file_atomically(const std::string& path, std::string_view bytes, cons
 // data (weights, databases): a control byte that no text file has decides. Anything
 // but a regular file (a pipe) counts as text, since sniffing would consume it.
 bool looks_like_text(const std::string& path);
+// What `path` holds, told by its first bytes (or a folder's files), for messages refusing a
+// source of another kind: "an LMDB database", "a LevelDB database", "an HDF5 file", "an IDX
+// file", "an image", "a text file", "a folder"; "" when it does not exist, cannot be read, is
+// not a regular file or folder (a pipe is not read), or is none of these.
+std::string what_is(const std::string& path);
 // Whether `name` ends with `suffix`, letter case aside (MODEL.ONNX, W.CAFFEMODEL.H5).
 bool ends_with_nocase(std::string_view name, std::string_view suffix);
 // Why `path` cannot be written because its folder does not exist, or nothing.

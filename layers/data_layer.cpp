@@ -41,6 +41,7 @@ std::string default_label_source(const std::string& images) {
 }
 
 std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
+  refuse_source_of_another_layer(spec_, "data_param", params_.source);
   std::string backend = params_.backend;
   if (backend.empty()) backend = io::is_lmdb(params_.source) ? "LMDB" : "IDX";
   if (backend == "LMDB") {
@@ -70,6 +71,10 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
         "layer '{}': force_color/force_gray apply to encoded (JPEG/PNG) LMDB records only; the IDX images "
         "in '{}' are used as stored",
         name(), params_.source);
+  // Missing, it may have been meant as an LMDB as well as an IDX file.
+  if (std::error_code ec; params_.backend.empty() && !std::filesystem::exists(params_.source, ec))
+    refuse_source(spec_, "data_param", params_.source,
+                  "'" + params_.source + "' does not exist; give an LMDB database (a folder) or an IDX images file");
   try {
     return open_idx_source(params_.source, labels);
   } catch (const Error& e) {

@@ -36,6 +36,7 @@ void HDF5DataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& top
   // otherwise give batches of one class), all of which stay cached while they are read.
   const int window = params_.shuffle ? kHDF5MixedBlocks : 1;
   options.cached_blocks = window + 2 * params_.prefetch.threads + 1;  // the blocks in use plus the next ones
+  refuse_source_of_another_layer(spec_, "hdf5_data_param", params_.source);
   try {
     source_ = std::make_shared<HDF5Source>(params_.source, options);
   } catch (const Error& e) {

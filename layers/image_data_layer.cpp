@@ -29,6 +29,7 @@ std::unique_ptr<ImageSource> ImageDataLayer::open_source(bool) const {
   options.channels = params_.is_color ? 3 : 1;
   options.height = params_.new_height;
   options.width = params_.new_width;
+  refuse_source_of_another_layer(spec_, "image_data_param", params_.source);
   try {
     if (std::filesystem::is_directory(params_.source)) {
       if (!params_.root_folder.empty())

@@ -9,6 +9,7 @@
 #include "engine/cuda/cuda_context.hpp"
 #include "engine/cuda/cuda_runtime_api.hpp"
 #include "engine/error.hpp"
+#include "io/files.hpp"
 
 namespace crema {
 
@@ -59,6 +60,41 @@ void refuse_source(const LayerSpec& spec, const std::string& params_key, const s
     hint += ")";
   }
   spec.fail_at(params_key, key, why + hint);
+}
+
+void refuse_source_of_another_layer(const LayerSpec& spec, const std::string& params_key, const std::string& source) {
+  const std::string kind = io::what_is(source);
+  if (kind.empty()) return;
+  // What each layer reads, and what reads the others' sources.
+  const bool data = spec.type == "Data", images = spec.type == "ImageData", hdf5 = spec.type == "HDF5Data";
+  const bool own = (data && (kind == "an LMDB database" || kind == "an IDX file" || kind == "a LevelDB database")) ||
+                   (images && (kind == "a text file" || kind == "a folder")) ||
+                   (hdf5 && (kind == "a text file" || kind == "an HDF5 file"));
+  if (own) return;
+  std::string reader;
+  if (kind == "an LMDB database" || kind == "an IDX file")
+    reader = "a Data layer reads it (data_param.source)";
+  else if (kind == "an HDF5 file")
+    reader = "an HDF5Data layer reads it, listed in a text file (hdf5_data_param.source names the list)";
+  else if (kind == "a text file")
+    reader =
+        "an image list ('path label' lines) is an ImageData layer's source (image_data_param.source), or make an "
+        "LMDB of it with crema convert-imageset";
+  else if (kind == "a folder")
+    reader = "a folder of class folders of images is an ImageData layer's source (image_data_param.source)";
+  else if (kind == "an image")
+    reader = "list it with its label in a text file ('path label' lines), which an ImageData layer reads";
+  else
+    return;  // a LevelDB database outside Data: the reader says what to do
+  const std::string reads = data     ? "an LMDB database or an IDX images file"
+                            : images ? "a text file listing images with their labels, or a folder of class folders"
+                                     : "a text file listing HDF5 files, one per line";
+  const std::string said = data && kind == "a folder" ? "a folder with no LMDB database in it (no data.mdb)" : kind;
+  spec.fail_at(params_key, "source",
+               "'" + source + "' is " + said + ": " + reader +
+                   (images && kind == "an image"
+                        ? ""  // the advice was this layer's
+                        : "; " + std::string(data ? "a " : "an ") + spec.type + " layer reads " + reads));
 }
 
 std::vector<std::string> paired_readers(const LayerSpec& spec) {

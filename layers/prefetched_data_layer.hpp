@@ -32,6 +32,12 @@ std::vector<std::string> paired_readers(const LayerSpec& spec);
 [[noreturn]] void refuse_source(const LayerSpec& spec, const std::string& params_key, const std::string& source,
                                 const std::string& why, const std::string& key = "source");
 
+// Refuses, at `params_key`.source, a source holding what another data layer reads (an image
+// list given to Data, an LMDB given to ImageData, an HDF5 file given to Data), naming the
+// layer that reads it: the readers' own errors (a labels file that cannot be derived, a
+// folder without class folders) would send the user after the wrong fix.
+void refuse_source_of_another_layer(const LayerSpec& spec, const std::string& params_key, const std::string& source);
+
 class PrefetchedDataLayer : public Layer {
  public:
   using Layer::Layer;

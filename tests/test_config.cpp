@@ -650,7 +650,10 @@ TEST_CASE("config: YAML merge keys copy an anchored map's keys that the map does
 
 TEST_CASE("config: a data layer's source that cannot be read is reported at its source key") {
   for (const auto& [type, key, says] :
-       {std::tuple<std::string, std::string, std::string>{"Data", "data_param", "cannot open IDX file"},
+       {std::tuple<std::string, std::string, std::string>{
+            "Data", "data_param",
+            "'/nonexistent/train-images-idx3-ubyte' does not exist; give an LMDB database (a folder) or an IDX images "
+            "file"},
         {"ImageData", "image_data_param", "cannot open the list file"},
         {"HDF5Data", "hdf5_data_param", "cannot read the HDF5 file list"}}) {
     CAPTURE(type);
@@ -804,6 +807,47 @@ TEST_CASE("config: a top this net's data layer lacks, which its other-phase twin
                 msg);
 }
 
+TEST_CASE("config: a data layer given another data layer's source (by its contents) names the layer that reads it") {
+  test::TempDir dir;
+  test::write_file(dir / "list.txt", "img/a.png 0\nimg/b.png 1\n");
+  test::write_file(dir / "a.h5", std::string("\x89HDF\r\n\x1a\n", 8) + std::string(64, '\0'));
+  test::write_file(dir / "images", std::string("\0\0\x08\x03\0\0\0\x01", 8) + std::string(16, '\0'));
+  std::filesystem::create_directories(dir / "db");
+  test::write_file(dir / "db/data.mdb", "");
+  std::filesystem::create_directories(dir / "empty");
+  const auto refusal = [&](const std::string& type, const std::string& key, const std::string& source) {
+    return config_error([&] {
+      build_net("name: n\nlayer:\n- name: d\n  type: " + type + "\n  top: [data, label]\n  " + key + ": {source: '" +
+                source + "', batch_size: 2}\n");
+    });
+  };
+  const auto says = [](const std::string& msg, const std::string& part) {
+    CHECK_MESSAGE(msg.find(part) != std::string::npos, msg);
+  };
+  // An image list given to Data was told to set data_param.label_source (no 'images-idx3' in its name).
+  says(refusal("Data", "data_param", dir / "list.txt"),
+       "data_param.source: '" + dir / "list.txt" +
+           "' is a text file: an image list ('path label' lines) is an ImageData layer's source "
+           "(image_data_param.source), or make an LMDB of it with crema convert-imageset; a Data layer reads an LMDB "
+           "database or an IDX images file");
+  says(refusal("Data", "data_param", dir / "a.h5"),
+       "' is an HDF5 file: an HDF5Data layer reads it, listed in a text file (hdf5_data_param.source names the list)");
+  says(refusal("Data", "data_param", dir / "empty"),
+       "' is a folder with no LMDB database in it (no data.mdb): a folder of class folders of images is an ImageData "
+       "layer's source (image_data_param.source)");
+  // An LMDB given to ImageData was "a folder of class folders" or "has no sub-folders".
+  says(refusal("ImageData", "image_data_param", dir / "db"),
+       "image_data_param.source: '" + dir / "db" +
+           "' is an LMDB database: a Data layer reads it (data_param.source); an ImageData layer reads a text file "
+           "listing images with their labels, or a folder of class folders");
+  says(refusal("ImageData", "image_data_param", dir / "images"), "' is an IDX file: a Data layer reads it");
+  says(refusal("HDF5Data", "hdf5_data_param", dir / "db"), "an HDF5Data layer reads a text file listing HDF5 files");
+  // An image list given to HDF5Data: its first line is no HDF5 file, and reads as an image list's.
+  says(refusal("HDF5Data", "hdf5_data_param", dir / "list.txt"),
+       "list.txt:1: HDF5 file 'img/a.png 0' does not exist; the line reads as an image list's (a path and a label): "
+       "HDF5Data's source lists HDF5 files, and an image list is an ImageData layer's source");
+}
+
 TEST_CASE("config: an IDX labels file given as a Data layer's source is said to be one") {
   const std::string msg = config_error([&] {
     build_net(
@@ -817,7 +861,7 @@ TEST_CASE("config: an IDX labels file given as a Data layer's source is said to 
 
 TEST_CASE("config: an IDX source whose name does not give its labels file is said at its key, or missing") {
   test::TempDir dir;
-  test::write_file(dir / "images.gz", "not read");
+  test::write_file(dir / "images.gz", std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00", 8));  // gzip's header
   const auto refusal = [&](const std::string& source) {
     return config_error([&] {
       build_net("name: n\nlayer:\n- name: d\n  type: Data\n  top: [data, label]\n  data_param: {source: " + source +
@@ -831,9 +875,10 @@ TEST_CASE("config: an IDX source whose name does not give its labels file is sai
       msg);
   // A source that is not there at all was told to set label_source.
   msg = refusal(dir / "nothere.gz");
-  CHECK_MESSAGE(msg.find("data_param.source: cannot open IDX file '" + (dir / "nothere.gz") +
-                         "': No such file or directory") != std::string::npos,
-                msg);
+  CHECK_MESSAGE(
+      msg.find("data_param.source: '" + (dir / "nothere.gz") +
+               "' does not exist; give an LMDB database (a folder) or an IDX images file") != std::string::npos,
+      msg);
   CHECK(msg.find("label_source") == std::string::npos);
 }
 
@@ -851,8 +896,8 @@ TEST_CASE("config: a missing relative source says where it was looked for, and n
     Net net(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true);
   });
   CHECK_MESSAGE(
-      msg.find(":6:24: layer[0] (d): data_param.source: cannot open IDX file 'data/train-images-idx3-ubyte'") !=
-          std::string::npos,
+      msg.find(":6:24: layer[0] (d): data_param.source: 'data/train-images-idx3-ubyte' does not exist; give an LMDB "
+               "database (a folder) or an IDX images file (a relative source") != std::string::npos,
       msg);
   CHECK_MESSAGE(
       msg.find("(a relative source is read from the working directory, " + std::filesystem::current_path().string() +

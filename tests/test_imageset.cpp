@@ -499,6 +499,25 @@ TEST_CASE("compute-mean reads an IDX images file, as the Data layer does") {
   CHECK(missing.output.find("'" + (dir / "nope") + "' does not exist; give an LMDB directory or an IDX images file") !=
         std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "m2.binaryproto"));
+  // What other layers read is named, with what to do: an image list, a folder of images, an HDF5 file.
+  test::write_file(dir / "list.txt", "a.png 0\n");
+  std::filesystem::create_directories(dir / "images/cat");
+  test::write_file(dir / "x.h5", std::string("\x89HDF\r\n\x1a\n", 8) + std::string(64, '\0'));
+  for (const auto& [input, says] : {std::pair<std::string, std::string>{"list.txt",
+                                                                        "' is a text file (an image list?): "
+                                                                        "compute-mean reads an LMDB database "
+                                                                        "or an IDX images file. Convert the "
+                                                                        "images first (crema convert-imageset"},
+                                    {"images", "' is a folder but no LMDB database: compute-mean reads"},
+                                    {"x.h5",
+                                     "' is an HDF5 file: compute-mean reads an LMDB database or an IDX images "
+                                     "file (HDF5 data is read as it is stored: compute its mean with h5py, "
+                                     "say)"}}) {
+    const auto other = run_crema("compute-mean " + (dir / input) + " -o " + (dir / "m2.binaryproto"));
+    CHECK(other.status == 2);
+    CHECK_MESSAGE(other.output.find("crema compute-mean: '" + (dir / input) + says) != std::string::npos, other.output);
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "m2.binaryproto"));
 
   // An earlier mean is replaced; any other file (the input itself, weights, a config) is not.
   const auto again = run_crema("compute-mean " + (dir / "x-images-idx3-ubyte") + " -o " + (dir / "mean.binaryproto"));
