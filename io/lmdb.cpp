@@ -1,6 +1,7 @@
 #include "io/lmdb.hpp"
 
 #include <lmdb.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -280,10 +281,36 @@ void LmdbWriter::commit() {
 
 // ---- drafts -----------------------------------------------------------------------
 
+namespace {
+// Drafts of `path` by other processes ("db.partial-PID"): a writer killed outright (SIGKILL, a
+// node lost) leaves its draft behind for good. Said, not removed: on a shared file system the
+// writer may be alive on another host, where its pid means nothing here.
+void warn_other_drafts(const std::string& path) {
+  const fs::path final_path(path);
+  const fs::path dir = final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path();
+  const std::string prefix = final_path.filename().string() + ".partial-";
+  const std::string ours = prefix + std::to_string(::getpid());
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || name == ours || name.size() == prefix.size() ||
+        name.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
+      continue;
+    std::error_code size_ec;
+    const auto bytes = fs::file_size(it->path() / "data.mdb", size_ec);
+    spdlog::warn(
+        "'{}' ({:.1f} MiB) is the unfinished database of another writer of '{}' (pid {}), most likely one killed "
+        "before it could remove it; remove it unless that writer is still running",
+        it->path().string(), size_ec ? 0.0 : static_cast<double>(bytes) / (1 << 20), path, name.substr(prefix.size()));
+  }
+}
+}  // namespace
+
 LmdbDrafts::LmdbDrafts(const std::vector<std::string>& paths) : final_paths_(paths) {
   // "db/" names the folder db: its draft goes beside it ("db.partial-PID"), not into it.
   for (std::string& path : final_paths_)
     while (path.size() > 1 && path.back() == '/') path.pop_back();
+  for (const std::string& path : final_paths_) warn_other_drafts(path);
   std::vector<std::string> made;  // drafts this constructor creates, the one that fails included
   try {
     for (const std::string& path : final_paths_) {

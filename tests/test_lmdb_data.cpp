@@ -291,6 +291,27 @@ TEST_CASE("LMDB drafts appear under their names all together, or not at all") {
   test::write_file(dir / "file", "");
   CHECK(contains(test::error_of([&] { io::LmdbDrafts dbs({dir / "f", dir / "file/g"}); }), "file/g.partial-"));
   CHECK(names() == std::set<std::string>{"a", "b", "e", "file"});
+
+  // A draft another writer left (killed outright: SIGKILL) is said, and left where it is: on a
+  // shared file system its writer may be running on another host.
+  fs::create_directory(dir / "h.partial-77");
+  test::write_file(dir / "h.partial-77/data.mdb", std::string(3 << 19, 'x'));
+  fs::create_directory(dir / "h.partial-x");  // not a draft's name
+  {
+    test::CaptureLog log;
+    io::LmdbDrafts dbs({dir / "h"});
+    dbs[0].put("k", "v");
+    dbs.publish();
+    CHECK_MESSAGE(contains(log.text(), "'" + (dir / "h.partial-77") +
+                                           "' (1.5 MiB) is the unfinished database of "
+                                           "another writer of '" +
+                                           (dir / "h") +
+                                           "' (pid 77), most likely one killed before it could remove it; remove it "
+                                           "unless that writer is still running"),
+                  log.text());
+    CHECK_FALSE(contains(log.text(), "partial-x"));
+  }
+  CHECK(fs::exists(dir / "h.partial-77/data.mdb"));
 }
 
 TEST_CASE("LMDB errors name the path and say what to do") {
