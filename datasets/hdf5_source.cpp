@@ -120,11 +120,13 @@ std::string HDF5Source::check_file(const File& file, long long* rows) {
   long long first_rows = -1;
   std::string wrong;
   for (const std::string& name : options_.datasets) {
-    if (!f->exists(name)) {
+    if (!f->is_dataset(name)) {
       std::string has;
       for (const auto& child : f->children("/")) has += (has.empty() ? "" : ", ") + child;
-      throw Error(where(file) + " has no dataset '" + name + "' (datasets are named after the tops; it has: " +
-                  (has.empty() ? "nothing" : has) + ")");
+      throw Error(
+          where(file) +
+          (f->exists(name) ? " has a group '" + name + "' where a dataset is read" : " has no dataset '" + name + "'") +
+          " (datasets are named after the tops; it has: " + (has.empty() ? "nothing" : has) + ")");
     }
     const io::H5DatasetInfo info = f->dataset_info(name);
     if (!info.numeric)

@@ -135,7 +135,7 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
     throw Error("cannot open HDF5 file '" + path + "'" +
                 (ec ? std::string() : " (" + std::to_string(size) + " bytes)") +
                 ": it starts as an HDF5 file but is damaged or cut short (an interrupted copy or download?); use "
-                "another copy, or an earlier snapshot");
+                "another copy (of a snapshot: an earlier one)");
   }
   if (id < 0) throw Error("cannot create HDF5 file '" + path + "'");
   file_ = H5Handle(id, H5Fclose);
@@ -155,7 +155,7 @@ void H5File::fail_read(hid_t dataset, const std::string& what) const {
   if (has_checksum(dataset))
     fail("cannot read " + what +
          ": its checksum does not match, so the file was damaged after it was written (a bad "
-         "disk, or a broken copy); use another copy, or an earlier snapshot");
+         "disk, or a broken copy); use another copy (of a snapshot: an earlier one)");
   fail("cannot read " + what);
 }
 
@@ -177,6 +177,13 @@ bool H5File::exists(const std::string& object) const {
     start = slash + 1;
   }
   return true;
+}
+
+bool H5File::is_dataset(const std::string& object) const {
+  const Lock lock(hdf5_mutex());
+  if (!exists(object)) return false;
+  const H5Handle ds(H5Dopen2(file_.get(), object.c_str(), H5P_DEFAULT), H5Dclose);
+  return ds.get() >= 0;
 }
 
 void H5File::create_group(const std::string& group) {

@@ -76,6 +76,7 @@ class H5File {
 
   // Object paths are relative to the file root, e.g. "data/conv1/0".
   bool exists(const std::string& object) const;
+  bool is_dataset(const std::string& object) const;  // exists, and is a dataset (not a group)
   void create_group(const std::string& group);
   std::vector<std::string> children(const std::string& group) const;  // in creation/name order
 

@@ -129,11 +129,13 @@ void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
   if (raw.channels != channels_ || raw.height != height_ || raw.width != width_) {
     // Samples of another size fit only where the transform cuts both to one shape.
     std::string why = "the first sample's is " + io::shape_text(channels_, height_, width_);
+    bool under_crop = false;  // smaller than the crop: cropping is not the way out
     try {
       if (raw.channels == channels_ && transformer_.output_shape(raw.channels, raw.height, raw.width) == out_shape_)
         why.clear();
     } catch (const Error& e) {
       why = e.what();
+      under_crop = true;
     }
     // The keys this layer has: ImageData resizes as it reads, a Data layer's records are as stored.
     const std::string one_size = spec_.type == "ImageData"
@@ -144,9 +146,11 @@ void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
     if (!why.empty() && !one_size_layer_.empty() && raw.channels == channels_)
       why += ", the one size layer '" + one_size_layer_ + "' takes";
     if (!why.empty())
-      throw BadSample(source_->describe(index) + " is " + io::shape_text(raw.channels, raw.height, raw.width) +
-                      " but " + why + "; give the images one size (" + one_size +
-                      ") or crop them with transform_param.crop_size");
+      throw BadSample(
+          source_->describe(index) + " is " + io::shape_text(raw.channels, raw.height, raw.width) + " but " + why +
+          (under_crop ? "; give the images one size of at least the crop (" + one_size +
+                            "), or a smaller transform_param.crop_size"
+                      : "; give the images one size (" + one_size + ") or crop them with transform_param.crop_size"));
   }
   transform(raw, rng, outs[0]);
   if (labels_) outs[1][0] = static_cast<float>(raw.label);

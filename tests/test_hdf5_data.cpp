@@ -446,6 +446,18 @@ TEST_CASE("HDF5 source errors: missing file with its list line, empty list, miss
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "one.txt", other),
                        doctest::Contains("has no dataset 'target' (datasets are named after the tops; it has: data, label)"),
                        Error);
+  // A group where a top's dataset is read (it was "missing dataset", without the list line).
+  {
+    io::H5File g(dir / "g.h5", io::H5File::Mode::Create);
+    g.create_group("data");
+    const std::vector<float> labels = {0, 1};
+    g.write_floats("label", {2}, labels.data());
+  }
+  test::write_file(dir / "g.txt", "g.h5\n");
+  const std::string group = "g.txt:1: HDF5 file '" + dir / "g.h5" +
+                            "' has a group 'data' where a dataset is read (datasets are named after the tops; it has: "
+                            "data, label)";
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "g.txt", data_and_label()), doctest::Contains(group.c_str()), Error);
 
   // Strings are no numbers, whatever on_bad_sample says.
   const char names[2][8] = {"cat", "dog"};

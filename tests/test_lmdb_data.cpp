@@ -621,7 +621,11 @@ TEST_CASE("Data layer LMDB: a record of another size is a bad sample naming its 
   for (int i = 0; i < 25; ++i) big[static_cast<size_t>(i)] = i;
   write_db(dir / "db", {{"k1", raw_datum(1, 4, 4, std::vector<int>(16, 1), 0)}, {"k2", raw_datum(1, 5, 5, big, 1)}});
   DataUnderTest strict(data_yaml(dir / "db", 2, "{}", ", on_bad_sample: fail"), Phase::TEST, 1);
-  CHECK_THROWS_WITH_AS(strict.forward(), doctest::Contains("record 'k2' is 1x5x5 but the first sample's is 1x4x4"),
+  CHECK_THROWS_WITH_AS(strict.forward(),
+                       doctest::Contains("record 'k2' is 1x5x5 but the first sample's is 1x4x4; give the images one "
+                                         "size (convert the images again with convert-imageset --resize, or "
+                                         "transform_param.resize with crop_size) or crop them with "
+                                         "transform_param.crop_size"),
                        Error);
   // Skipped by default: the batch is filled from k1 again, and the skip is counted.
   DataUnderTest skipping(data_yaml(dir / "db", 2), Phase::TEST, 1);
@@ -633,6 +637,17 @@ TEST_CASE("Data layer LMDB: a record of another size is a bad sample naming its 
   cropped.forward();
   // k1: all ones (offset 0); k2: rows/columns 1..3 of 0..24 (offset (5-3)/2 = 1).
   test::check_values(cropped.data, {1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 7, 8, 11, 12, 13, 16, 17, 18});
+  // A record smaller than the crop: a crop is no way out of it (the advice said to crop).
+  write_db(dir / "small", {{"k1", raw_datum(1, 5, 5, big, 0)}, {"k2", raw_datum(1, 4, 4, std::vector<int>(16, 1), 1)}});
+  DataUnderTest under(data_yaml(dir / "small", 2, "{crop_size: 5}", ", on_bad_sample: fail"), Phase::TEST, 1);
+  const std::string err = test::error_of([&] { under.forward(); });
+  CHECK_MESSAGE(contains(err, "record 'k2' is 1x4x4 but transform_param.crop_size 5 is larger than"), err);
+  CHECK_MESSAGE(contains(err,
+                         "; give the images one size of at least the crop (convert the images again with "
+                         "convert-imageset --resize, or transform_param.resize with crop_size), or a smaller "
+                         "transform_param.crop_size"),
+                err);
+  CHECK_FALSE(contains(err, "or crop them"));
 }
 
 TEST_CASE("Data layer LMDB: batch_size 1 takes each record at its size, one with other channels is a bad sample") {
