@@ -103,7 +103,17 @@ int classify(const ClassifyOptions& opt) {
   if (!labels_path.empty()) labels = read_class_names(labels_path, "--labels");
 
   std::string out_name;
-  const int classes = output_blob(net, &out_name)->count(1);  // set up already; per image
+  const Blob& output = *output_blob(net, &out_name);
+  // A fully convolutional net's output holds C scores at each of H x W positions: ranked as
+  // one list it would mix classes and positions.
+  if (output.num_axes() > 2 && output.count(2) > 1)
+    throw ConfigError(Mark{}, "--model",
+                      "the net's output '" + out_name + "' is " + output.shape_string() + ": scores of " +
+                          std::to_string(output.shape(1)) + " classes at each of " + std::to_string(output.count(2)) +
+                          " positions, not one score per class, which classify ranks; end the net in one score "
+                          "per class (global pooling or an InnerProduct before the Softmax), or read the maps "
+                          "elsewhere (crema convert -o MODEL.onnx exports the net with its weights)");
+  const int classes = output.count(1);  // set up already; per image
   if (!labels_path.empty() && static_cast<int>(labels.size()) != classes) {
     // As Caffe's classifier: one name per class, else the names would be shifted or missing.
     const std::string mismatch = "the labels file '" + labels_path + "' names " + std::to_string(labels.size()) +

@@ -240,10 +240,19 @@ int convert_config(const ConvertOptions& opt) {
   const std::vector<std::string> notes = solver ? io::upgrade_solver(root) : io::upgrade_net(root);
   // A file crema would refuse to train is refused here, where its mistakes still
   // have the input's line numbers.
-  if (solver)
+  if (solver) {
     check_solver(root, opt.input, opt.output);
-  else
-    NetSpec::parse(root).check_layer_params();
+  } else {
+    // A Caffe layer crema cannot run (a Python data layer, in FCN and Faster R-CNN nets) is
+    // written as it is, so that the converted net can be edited to replace it; its keys are
+    // Caffe's, which crema does not check.
+    std::vector<const LayerSpec*> caffe_only;
+    const NetSpec spec = NetSpec::parse(root);
+    spec.check_layer_params(nullptr, &caffe_only);
+    for (const LayerSpec* layer : caffe_only)
+      spdlog::warn("layer '{}' ({}) is written as it is, but crema cannot build it: {}; replace it before training",
+                   layer->name, layer->type, LayerRegistry::caffe_only(layer->type));
+  }
   refuse_replacing_written(opt.output, solver);
   const std::string text =
       *format == io::ConfigFormat::Yaml ? io::to_yaml(root) : io::to_prototxt(io::caffe_text_layout(root));

@@ -19,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <new>
 #include <optional>
@@ -354,8 +355,20 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       if (std::find(commands.begin(), commands.end(), arg) == commands.end()) {
         std::string list;
         for (const auto& c : commands) list += (list.empty() ? "" : ", ") + c;
-        return "crema: unknown command '" + arg + "'" + crema::did_you_mean(arg, commands) + "; the commands are " +
-               list + " ('crema --help' describes them)";
+        // Caffe's tools by their own names (build/tools/…), as its users type them.
+        static const std::map<std::string, std::string> caffe_tools = {{"device_query", "device"},
+                                                                       {"compute_image_mean", "compute-mean"},
+                                                                       {"convert_imageset", "convert-imageset"},
+                                                                       {"extract_features", "extract-features"},
+                                                                       {"convert_cifar_data", "convert-cifar"},
+                                                                       {"upgrade_net_proto_text", "convert"},
+                                                                       {"upgrade_solver_proto_text", "convert"},
+                                                                       {"upgrade_net_proto_binary", "convert"}};
+        const auto tool = caffe_tools.find(arg);
+        const std::string hint = tool != caffe_tools.end() ? " (Caffe's " + arg + " is crema " + tool->second + ")"
+                                                           : crema::did_you_mean(arg, commands);
+        return "crema: unknown command '" + arg + "'" + hint + "; the commands are " + list +
+               " ('crema --help' describes them)";
       }
       sub = app.get_subcommand(arg);
     } else {

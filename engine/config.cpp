@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cfloat>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 
@@ -130,12 +131,19 @@ void Node::set_path(const std::string& path) {
   for (size_t i = 0; i < items_.size(); ++i) items_[i].set_path(path + "[" + std::to_string(i) + "]");
 }
 
-int enum_value(const Node& n, const std::vector<std::string>& names) {
+int enum_value(const Node& n, const std::vector<std::string>& names, std::optional<int> first_number) {
   const std::string& s = n.str();
   for (size_t i = 0; i < names.size(); ++i)
     if (names[i] == s) return static_cast<int>(i);
+  int number = 0;
+  if (const auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), number);
+      first_number && err == std::errc() && end == s.data() + s.size() && number >= *first_number &&
+      number - *first_number < static_cast<int>(names.size()))
+    return number - *first_number;
   std::string list;
-  for (const auto& name : names) list += (list.empty() ? "" : ", ") + name;
+  for (size_t i = 0; i < names.size(); ++i)
+    list += (list.empty() ? "" : ", ") + names[i] +
+            (first_number ? " (" + std::to_string(*first_number + static_cast<int>(i)) + ")" : "");
   n.fail("unknown value '" + s + "'" + did_you_mean(s, names) + "; expected one of: " + list);
 }
 
@@ -325,9 +333,10 @@ std::vector<std::string> MapReader::get_strings(const std::string& key) {
   return repeated<std::string>(find_value(key), [](const Node& x) { return x.str(); });
 }
 
-int MapReader::get_enum(const std::string& key, const std::vector<std::string>& names, int def) {
+int MapReader::get_enum(const std::string& key, const std::vector<std::string>& names, int def,
+                        std::optional<int> first_number) {
   const Node* n = find_value(key);
-  return n ? enum_value(*n, names) : def;
+  return n ? enum_value(*n, names, first_number) : def;
 }
 
 MapReader MapReader::sub(const std::string& key) {

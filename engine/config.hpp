@@ -101,8 +101,11 @@ class MapReader {
   std::vector<float> get_floats(const std::string& key);  // finite numbers only
   std::vector<std::string> get_strings(const std::string& key);
 
-  // Enums by name. `names` lists the accepted spellings in value order.
-  int get_enum(const std::string& key, const std::vector<std::string>& names, int def);
+  // Enums by name. `names` lists the accepted spellings in value order. For Caffe's enums,
+  // `first_number` is the number caffe.proto gives names[0] (the others follow on), and the
+  // numbers are accepted as protobuf's text format accepts them (`pool: 1` is AVE).
+  int get_enum(const std::string& key, const std::vector<std::string>& names, int def,
+               std::optional<int> first_number = std::nullopt);
 
   // Nested message (absent → empty reader) and repeated messages.
   MapReader sub(const std::string& key);
@@ -145,6 +148,7 @@ class MapReader {
   const std::vector<std::string>* layer_keys_ = nullptr;
 };
 
-int enum_value(const Node& n, const std::vector<std::string>& names);
+// The index in `names` of n's value; see get_enum for `first_number`.
+int enum_value(const Node& n, const std::vector<std::string>& names, std::optional<int> first_number = std::nullopt);
 
 }  // namespace crema

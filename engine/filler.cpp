@@ -38,7 +38,7 @@ FillerSpec FillerSpec::parse(MapReader r, const std::string& default_type) {
   s.mean = r.get_float("mean", 0.f);
   s.std = r.get_float("std", 1.f);
   s.sparse = r.get_int("sparse", -1);
-  s.variance_norm = static_cast<VarianceNorm>(r.get_enum("variance_norm", {"FAN_IN", "FAN_OUT", "AVERAGE"}, 0));
+  s.variance_norm = static_cast<VarianceNorm>(r.get_enum("variance_norm", {"FAN_IN", "FAN_OUT", "AVERAGE"}, 0, 0));
   if (s.min > s.max) r.fail("min", "uniform filler needs min <= max");
   if (s.std < 0) r.fail("std", "gaussian filler needs std >= 0");
   r.finish();

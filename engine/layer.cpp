@@ -144,14 +144,18 @@ const std::map<std::string, std::string>& caffe_types_left_out() {
 }
 }  // namespace
 
+std::string LayerRegistry::caffe_only(const std::string& type) {
+  const auto it = caffe_types_left_out().find(type);
+  return it == caffe_types_left_out().end() ? "" : it->second;
+}
+
 std::unique_ptr<Layer> LayerRegistry::create(const LayerSpec& spec) const {
   auto it = factories_.find(spec.type);
   if (it == factories_.end()) {
     const Node* type_node = spec.config ? spec.config->find("type") : nullptr;
     const Mark& m = type_node ? type_node->mark() : spec.mark;
-    const auto left_out = caffe_types_left_out().find(spec.type);
-    if (left_out != caffe_types_left_out().end())
-      throw ConfigError(m, spec.path + ".type", "layer type '" + spec.type + "' is not supported: " + left_out->second);
+    if (const std::string why = caffe_only(spec.type); !why.empty())
+      throw ConfigError(m, spec.path + ".type", "layer type '" + spec.type + "' is not supported: " + why);
     throw ConfigError(m, spec.path + ".type", "unknown layer type '" + spec.type + "'" + did_you_mean(spec.type, types()));
   }
   auto layer = it->second(spec);

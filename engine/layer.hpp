@@ -185,6 +185,9 @@ class LayerRegistry {
   std::unique_ptr<Layer> create(const LayerSpec& spec) const;
   bool has(const std::string& type) const { return factories_.count(type) > 0; }
   std::vector<std::string> types() const;
+  // For a type Caffe has and crema does not (Python, MemoryData, WindowData): why, and what
+  // to use instead; "" for any other type.
+  static std::string caffe_only(const std::string& type);
 
  private:
   std::map<std::string, LayerFactory> factories_;

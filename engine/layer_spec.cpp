@@ -19,7 +19,7 @@ bool rule_matches(const NetStateRule& rule, const NetState& state) {
 
 NetStateRule parse_rule(MapReader& r) {
   NetStateRule rule;
-  if (r.has("phase")) rule.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+  if (r.has("phase")) rule.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}, 0));
   if (r.has("min_level")) rule.min_level = r.get_int("min_level", 0);
   if (r.has("max_level")) rule.max_level = r.get_int("max_level", 0);
   rule.stage = r.get_strings("stage");
@@ -37,7 +37,7 @@ NetState merged(NetState base, const NetStateSetting& setting) {
 
 NetStateSetting parse_state_setting(MapReader& r) {
   NetStateSetting s;
-  if (r.has("phase")) s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+  if (r.has("phase")) s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}, 0));
   if (r.has("level")) s.level = r.get_int("level", 0);
   s.stage = r.get_strings("stage");
   r.finish();
@@ -70,7 +70,7 @@ LayerSpec parse_layer_spec(const Node& node) {
     // A negative decay pushes weights away from zero without bound: never what was meant.
     if (!(ps.decay_mult >= 0.f && std::isfinite(ps.decay_mult)))
       p.fail("decay_mult", "decay_mult must be a finite number >= 0 (0 switches weight decay off for this blob)");
-    ps.permissive = p.get_enum("share_mode", {"STRICT", "PERMISSIVE"}, 0) == 1;
+    ps.permissive = p.get_enum("share_mode", {"STRICT", "PERMISSIVE"}, 0, 0) == 1;
     p.finish();
     s.param.push_back(ps);
   }
@@ -101,7 +101,7 @@ LayerSpec parse_layer_spec(const Node& node) {
   if (!s.include.empty() && !s.exclude.empty())
     s.fail("a layer may have include rules or exclude rules, not both");
   if (r.has("phase")) {
-    s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}));
+    s.phase = static_cast<Phase>(enum_value(*r.find("phase"), {"TRAIN", "TEST"}, 0));
     s.phase_given = true;
   }
   return s;

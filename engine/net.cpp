@@ -77,11 +77,15 @@ NetSpec NetSpec::parse(const Node& node) {
   return spec;
 }
 
-void NetSpec::check_layer_params(const NetState* built) const {
+void NetSpec::check_layer_params(const NetState* built, std::vector<const LayerSpec*>* caffe_only) const {
   for (const LayerSpec& layer : layers) {
     // A layer the command leaves out may be of a type crema lacks (Caffe's Python data layer
     // in a trainval net scored by `crema test`): only its keys are checked, where the type is known.
     if (built && !layer_included(layer, *built) && !LayerRegistry::instance().has(layer.type)) continue;
+    if (caffe_only && !LayerRegistry::caffe_only(layer.type).empty()) {
+      caffe_only->push_back(&layer);
+      continue;
+    }
     LayerRegistry::instance().create(layer);
   }
 }

@@ -34,7 +34,9 @@ struct NetSpec {
   // nothing is set up, no data opened, and no shape checked. For `crema convert`; and for the
   // commands that build one net (`built`, its state), which check the layers it leaves out
   // too, except those of a type crema does not have (a layer they never build may be).
-  void check_layer_params(const NetState* built = nullptr) const;
+  // With `caffe_only`, a layer of a Caffe type crema lacks (LayerRegistry::caffe_only) is
+  // listed there rather than refused: `crema convert` writes it for the user to replace.
+  void check_layer_params(const NetState* built = nullptr, std::vector<const LayerSpec*>* caffe_only = nullptr) const;
   // Of `stages` (a command line's --stage), those that no layer's include/exclude rule names:
   // they change nothing, a misspelling most likely (Caffe takes them without a word). Said as
   // a sentence for a warning; "" when every one is named.

@@ -147,13 +147,14 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.snapshot_keep = r.get_int("snapshot_keep", 0);
   if (s.snapshot_keep < 0)
     r.fail("snapshot_keep", "must be 0 (keep every snapshot) or how many of the latest snapshots to keep");
-  if (const Node* f = r.find("snapshot_format")) {
-    enum_value(*f, {"BINARYPROTO", "HDF5"});
-    if (f->str() != "HDF5") f->fail("crema writes HDF5 snapshots only; use snapshot_format: HDF5");
-  }
+  // Caffe's default is BINARYPROTO, and old solver files spell it out: such a file runs as it is.
+  if (const Node* f = r.find("snapshot_format"); f && enum_value(*f, {"HDF5", "BINARYPROTO"}, 0) == 1)
+    s.warnings.push_back(f->mark().str() +
+                         ": snapshot_format BINARYPROTO: crema writes its snapshots in HDF5 (.caffemodel.h5 and "
+                         ".solverstate.h5), which Caffe reads as well; write snapshot_format: HDF5 to say so");
   s.random_seed = r.get_int64("random_seed", -1);
   if (const Node* m = r.find("solver_mode")) s.solver_mode_mark = m->mark();
-  s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0) == 0 ? "CPU" : "GPU";
+  s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0, 0) == 0 ? "CPU" : "GPU";
   if (const Node* d = r.find("device_id")) s.device_id_mark = d->mark();
   s.device_id = r.get_int("device_id", 0);
   if (const Node* p = r.find("precision")) s.precision_mark = p->mark();

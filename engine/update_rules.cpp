@@ -136,7 +136,7 @@ const UpdateRule& legacy_update_rule(const Node& solver_type) {
   std::vector<std::string> names;
   for (const UpdateRule& r : update_rules())
     if (*r.legacy) names.push_back(r.legacy);
-  return update_rules()[static_cast<size_t>(enum_value(solver_type, names))];
+  return update_rules()[static_cast<size_t>(enum_value(solver_type, names, 0))];
 }
 
 void UpdateOps::scale(int n, float alpha, float* x) const {

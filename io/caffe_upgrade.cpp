@@ -219,7 +219,8 @@ bool upgrade_batch_norm(Node& layer) {
 
 // Net-level `input: "data"` with `input_dim` ×4 or `input_shape { dim ... }` → an
 // Input layer named "input" (UpgradeNetInput). Without shapes (old .caffemodel
-// files) the input fields are only dropped, as in Caffe.
+// files) the input fields are only dropped, as in Caffe, unless a layer reads them: that
+// layer's "not produced by any earlier layer" would hide why.
 std::optional<Node> input_layer(const Node& net) {
   const Node* input = net.find("input");
   const Node* dims = net.find("input_dim");
@@ -232,7 +233,18 @@ std::optional<Node> input_layer(const Node& net) {
     return std::nullopt;
   }
   const std::vector<const Node*> names = values_of(input);
-  if (!dims && !shapes) return std::nullopt;
+  if (!dims && !shapes) {
+    const Node* layers = net.find("layer") ? net.find("layer") : net.find("layers");
+    for (const Node* layer : values_of(layers))
+      for (const Node* bottom : layer->is_map() ? values_of(layer->find("bottom")) : std::vector<const Node*>{})
+        for (const Node* name : names)
+          if (bottom->is_scalar() && name->is_scalar() && bottom->str() == name->str())
+            throw ConfigError(input->key_mark(), input->path(),
+                              "input '" + name->str() +
+                                  "' has no shape, and the net's layers read it: give input_dim lines (N, C, H, W) "
+                                  "or an input_shape { dim: … } after it, as a deploy net's header does");
+    return std::nullopt;
+  }
   if (names.empty()) throw ConfigError(input->key_mark(), input->path(), "'input' names no blob; name at least one");
   if (dims && shapes)
     throw ConfigError(shapes->key_mark(), shapes->path(), "give the inputs' shapes with input_shape or input_dim, not both");

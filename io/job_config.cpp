@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/error.hpp"
+#include "io/caffe_binary.hpp"
 #include "io/caffe_upgrade.hpp"
 #include "io/prototxt.hpp"
 #include "io/yaml_config.hpp"
@@ -98,7 +99,9 @@ Node load_config_file(const std::string& path) {
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     text.append(chunk, static_cast<size_t>(in.gcount()));
     if (text.size() > kMaxConfigBytes)
-      throw Error("config file '" + path + "' is larger than 64 MiB, so it is not a config: give the solver or net file");
+      throw Error("config file '" + path +
+                  "' is larger than 64 MiB, so it is not a config (weights or a database given as the config?): give "
+                  "the solver or net file, and weights with --weights");
   }
   // A binary file (weights, a snapshot, an image) given as the config: the parsers would stop
   // at some byte of it with a message about escapes or keys.
@@ -110,6 +113,17 @@ Node load_config_file(const std::string& path) {
       throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
                         "this is an HDF5 file (weights or a snapshot), not a config: give the solver or net file, "
                         "weights with --weights and a solver state with --snapshot");
+    // Caffe's binary weights: most often given in place of the net, the two options swapped.
+    bool weights = false;
+    try {
+      const Weights layers = read_caffemodel(path);
+      weights = std::any_of(layers.begin(), layers.end(), [](const LayerWeights& l) { return !l.blobs.empty(); });
+    } catch (const Error&) {
+    }
+    if (weights)
+      throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
+                        "this is a binary .caffemodel (Caffe's weights), not a config: give the net or solver file as "
+                        "the config and the weights with --weights (were the two swapped?)");
     const size_t line_start = text.rfind('\n', nul);
     const Mark m{std::make_shared<const std::string>(path),
                  static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n')) + 1,

@@ -229,8 +229,16 @@ void MetricsWriter::write_csv(CsvFile& csv, const MetricsRow& row) {
     const bool exists = fs::exists(csv.path, ec);
     // Never a FIFO or a device: opening one could block the training.
     if (exists && !fs::is_regular_file(csv.path, ec)) return fail(csv.path, "it is not a regular file", csv.failed);
-    // A resumed run appends to its earlier rows when the columns are still the same.
-    if (exists && first_line(csv.path) != header) {
+    // A resumed run appends to its earlier rows when the columns are still the same, in their
+    // line ends (a file saved again by a program that writes CRLF keeps them).
+    std::string before = exists ? first_line(csv.path) : "";
+    csv.line_end = "\n";
+    if (before.ends_with("\r\n")) {
+      before.erase(before.size() - 2, 1);
+      csv.line_end = "\r\n";
+    }
+    if (exists && before != header) {
+      csv.line_end = "\n";  // a new file, written as crema writes them
       if (fs::file_size(csv.path, ec) == 0) {
         fs::remove(csv.path, ec);
       } else {
@@ -247,7 +255,7 @@ void MetricsWriter::write_csv(CsvFile& csv, const MetricsRow& row) {
   }
   std::string line = std::to_string(row.iter) + "," + fmt::format("{:.3f}", row.wall_time);
   for (const auto& [name, value] : row.values) line += "," + csv_number(value);
-  line += "\n";
+  line += csv.line_end;
   if (std::fputs(line.c_str(), csv.file) < 0 || std::fflush(csv.file) != 0)
     fail(csv.path, std::strerror(errno), csv.failed);
 }

@@ -47,6 +47,7 @@ class MetricsWriter {
     std::string path;
     std::FILE* file = nullptr;  // opened at the first row, when the columns are known
     bool failed = false;
+    const char* line_end = "\n";  // "\r\n" when appending to rows saved that way (a spreadsheet on Windows)
   };
   void write_csv(CsvFile& csv, const MetricsRow& row);
   void fail(const std::string& path, const std::string& why, bool& failed);

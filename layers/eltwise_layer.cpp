@@ -13,7 +13,7 @@ namespace crema {
 
 EltwiseParams EltwiseParams::parse(MapReader r) {
   EltwiseParams p;
-  p.operation = static_cast<EltwiseOp>(r.get_enum("operation", {"PROD", "SUM", "MAX"}, 1));
+  p.operation = static_cast<EltwiseOp>(r.get_enum("operation", {"PROD", "SUM", "MAX"}, 1, 0));
   p.coeff = r.get_floats("coeff");
   p.stable_prod_grad = r.get_bool("stable_prod_grad", true);
   r.finish();

@@ -25,7 +25,7 @@ namespace crema {
 enum class Engine { DEFAULT, CAFFE, CUDNN, ONEDNN };
 
 inline Engine parse_engine(MapReader& r) {
-  return static_cast<Engine>(r.get_enum("engine", {"DEFAULT", "CAFFE", "CUDNN", "ONEDNN"}, 0));
+  return static_cast<Engine>(r.get_enum("engine", {"DEFAULT", "CAFFE", "CUDNN", "ONEDNN"}, 0, 0));
 }
 
 // Whether a layer set up on the CPU with `engine` should run oneDNN (when oneDNN

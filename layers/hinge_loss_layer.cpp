@@ -13,7 +13,7 @@ namespace crema {
 
 HingeLossParams HingeLossParams::parse(MapReader r) {
   HingeLossParams p;
-  p.norm = static_cast<Norm>(r.get_enum("norm", {"L1", "L2"}, 0));
+  p.norm = static_cast<Norm>(r.get_enum("norm", {"L1", "L2"}, 0, 1));
   r.finish();
   return p;
 }

@@ -16,8 +16,8 @@ LossParams LossParams::parse(MapReader r) {
   const bool has_normalize = r.has("normalize");
   const bool normalize = r.get_bool("normalize", true);
   if (r.has("normalization"))
-    p.normalization = static_cast<LossNormalization>(
-        r.get_enum("normalization", {"FULL", "VALID", "BATCH_SIZE", "NONE"}, 1));
+    p.normalization =
+        static_cast<LossNormalization>(r.get_enum("normalization", {"FULL", "VALID", "BATCH_SIZE", "NONE"}, 1, 0));
   else if (has_normalize)
     p.normalization = normalize ? LossNormalization::VALID : LossNormalization::BATCH_SIZE;
   r.finish();

@@ -14,7 +14,7 @@ LRNParams LRNParams::parse(MapReader r) {
   p.alpha = r.get_float("alpha", 1.f);
   p.beta = r.get_float("beta", 0.75f);
   p.k = r.get_float("k", 1.f);
-  p.norm_region = static_cast<NormRegion>(r.get_enum("norm_region", {"ACROSS_CHANNELS", "WITHIN_CHANNEL"}, 0));
+  p.norm_region = static_cast<NormRegion>(r.get_enum("norm_region", {"ACROSS_CHANNELS", "WITHIN_CHANNEL"}, 0, 0));
   if (p.norm_region == NormRegion::WITHIN_CHANNEL && p.k != 1.f)
     r.fail("k",
            "Caffe's WITHIN_CHANNEL LRN ignores k and always adds 1 (scale = 1 + alpha / local_size² * sum of "

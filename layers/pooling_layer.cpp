@@ -7,10 +7,10 @@ namespace crema {
 
 PoolingParams PoolingParams::parse(MapReader r) {
   PoolingParams p;
-  p.pool = static_cast<Method>(r.get_enum("pool", {"MAX", "AVE", "STOCHASTIC"}, 0));
+  p.pool = static_cast<Method>(r.get_enum("pool", {"MAX", "AVE", "STOCHASTIC"}, 0, 0));
   if (p.pool == Method::STOCHASTIC) r.fail("pool", "STOCHASTIC pooling is not supported yet; use MAX or AVE");
   p.global_pooling = r.get_bool("global_pooling", false);
-  p.round_mode = static_cast<RoundMode>(r.get_enum("round_mode", {"CEIL", "FLOOR"}, 0));
+  p.round_mode = static_cast<RoundMode>(r.get_enum("round_mode", {"CEIL", "FLOOR"}, 0, 0));
 
   // Each size is `name` for both axes, or `prefix_h` and `prefix_w` together.
   auto read_pair = [&](const std::string& name, const std::string& prefix, int def, int& h, int& w) {

@@ -11,7 +11,7 @@ namespace crema {
 
 ReductionParams ReductionParams::parse(MapReader r) {
   ReductionParams p;
-  p.operation = static_cast<ReductionOp>(r.get_enum("operation", {"SUM", "ASUM", "SUMSQ", "MEAN"}, 0));
+  p.operation = static_cast<ReductionOp>(r.get_enum("operation", {"SUM", "ASUM", "SUMSQ", "MEAN"}, 0, 1));
   p.axis = r.get_int("axis", 0);
   p.coeff = r.get_float("coeff", 1.f);
   r.finish();

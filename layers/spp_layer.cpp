@@ -10,7 +10,7 @@ SPPParams SPPParams::parse(MapReader r) {
   if (p.pyramid_height < 1) r.fail("pyramid_height", "pyramid_height must be at least 1");
   // Keeps 2^(pyramid_height - 1) bins per side within int range.
   if (p.pyramid_height > 16) r.fail("pyramid_height", "pyramid_height must be at most 16");
-  const int pool = r.get_enum("pool", {"MAX", "AVE", "STOCHASTIC"}, 0);
+  const int pool = r.get_enum("pool", {"MAX", "AVE", "STOCHASTIC"}, 0, 0);
   if (pool == 2) r.fail("pool", "STOCHASTIC pooling is not supported yet; use MAX or AVE");
   p.pool = static_cast<Method>(pool);
   r.allow({"engine"});

@@ -208,6 +208,31 @@ TEST_CASE("classify runs Caffe's lenet_deploy model on its own prototxt and bina
   CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"re(Prediction for \S+one\.png -+\n[01]\.\d{4} - "1"\n)re")), r.output);
   CHECK_MESSAGE(std::regex_search(r.output, std::regex(R"re(Prediction for \S+zero\.png -+\n[01]\.\d{4} - "0"\n)re")), r.output);
 
+  // A fully convolutional net's output (2 classes at 4x4 positions) is not ranked as 32 classes.
+  test::write_file(dir / "fcn.yaml",
+                   "name: fcn\nlayer:\n"
+                   "  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 4, 4]}}}\n"
+                   "  - {name: score, type: Convolution, bottom: data, top: score, convolution_param: {num_output: 2, "
+                   "kernel_size: 1, weight_filler: {type: xavier}}}\n"
+                   "  - {name: prob, type: Softmax, bottom: score, top: prob}\n");
+  const auto fcn =
+      test::run(test::crema_binary() + " classify --model " + (dir / "fcn.yaml") + " " + (dir / "one.png"));
+  CHECK(fcn.status == 2);
+  CHECK_MESSAGE(
+      fcn.output.find("crema classify: --model: the net's output 'prob' is 1 2 4 4 (32): scores of 2 classes at "
+                      "each of 16 positions, not one score per class, which classify ranks") != std::string::npos,
+      fcn.output);
+
+  // The weights given as the model, the two options swapped: said so (it was "not a text file").
+  const auto swapped =
+      test::run(test::crema_binary() + " classify --model " + caffe + "lenet_iter_10000.caffemodel --weights " + caffe +
+                "lenet.prototxt " + (dir / "one.png"));
+  CHECK(swapped.status == 2);
+  CHECK_MESSAGE(swapped.output.find("lenet_iter_10000.caffemodel: this is a binary .caffemodel (Caffe's weights), not "
+                                    "a config: give the net or solver file as the config and the weights with "
+                                    "--weights (were the two swapped?)") != std::string::npos,
+                swapped.output);
+
   // Images straight after --weights are images, not more weight files.
   const auto direct = test::run(test::crema_binary() + " classify --model " + caffe + "lenet.prototxt --scale 0.00390625 " +
                                 "--top-k 2 --weights " + caffe + "lenet_iter_10000.caffemodel " + (dir / "one.png") + " " +

@@ -1251,6 +1251,12 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
       r.output.find("crema: unknown command 'trian' (did you mean 'train'?); the commands are train, test,") !=
           std::string::npos,
       r.output);
+  // Caffe's tools by their own names.
+  r = test::run(crema_cmd("device_query"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema: unknown command 'device_query' (Caffe's device_query is crema device); the "
+                              "commands are") != std::string::npos,
+                r.output);
   // The net without --model: said so, not only "--model is required".
   r = test::run(crema_cmd("time " + job.solver));
   CHECK(r.status == 2);

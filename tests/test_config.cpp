@@ -15,6 +15,7 @@
 #include "engine/solver.hpp"
 #include "io/job_config.hpp"
 #include "io/yaml_config.hpp"
+#include "layer_test_util.hpp"
 #include "test_util.hpp"
 
 using namespace crema;
@@ -376,7 +377,7 @@ TEST_CASE("config: an unknown enum value suggests the closest and lists the choi
   const std::string msg = config_error([&] { build_net(yaml); });
   CHECK(starts_with(msg, "net.yaml:11:25: layer[1].pooling_param.pool: "));
   CHECK(msg.find("unknown value 'MAXX' (did you mean 'MAX'?)") != std::string::npos);
-  CHECK(msg.find("expected one of: MAX, AVE, STOCHASTIC") != std::string::npos);
+  CHECK(msg.find("expected one of: MAX (0), AVE (1), STOCHASTIC (2)") != std::string::npos);
 
   // Rule phases are enums too: "  include: {phase: TRAN}" -> column 20.
   const std::string phase = kHead +
@@ -388,6 +389,35 @@ TEST_CASE("config: an unknown enum value suggests the closest and lists the choi
   const std::string msg2 = config_error([&] { build_net(phase); });
   CHECK(starts_with(msg2, "net.yaml:9:20: layer[1].include.phase: "));
   CHECK(msg2.find("did you mean 'TRAIN'?") != std::string::npos);
+}
+
+TEST_CASE("config: Caffe's enums are taken by number too, as protobuf's text format takes them") {
+  // pool: 1 is AVE; Reduction's operations count from 1 in caffe.proto (4 is MEAN), Eltwise's from 0.
+  test::TestNet t(
+      "name: n\nlayer:\n"
+      "  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 2, 2]}}}\n"
+      "  - {name: pool, type: Pooling, bottom: data, top: pool, pooling_param: {pool: 1, kernel_size: 2}}\n"
+      "  - {name: mean, type: Reduction, bottom: data, top: mean, reduction_param: {operation: 4}}\n"
+      "  - {name: max, type: Eltwise, bottom: [data, data], top: max, eltwise_param: {operation: 2}}\n",
+      1);
+  float* x = t.net.blob("data")->mutable_cpu_data();
+  x[0] = 1, x[1] = 2, x[2] = 3, x[3] = 6;
+  t.net.forward(t.ctx);
+  CHECK(t.net.blob("pool")->cpu_data()[0] == 3.f);  // AVE, not MAX (6)
+  CHECK(t.net.blob("mean")->cpu_data()[0] == 3.f);  // MEAN, not SUM (12)
+  CHECK(t.net.blob("max")->cpu_data()[3] == 6.f);   // MAX, not PROD (36)
+  // A number past the enum's is refused with the numbers listed; crema's own enums take names only.
+  const std::string past = config_error([&] {
+    build_net(kHead + "- {name: r, type: Reduction, bottom: data, top: r, reduction_param: {operation: 0}}\n");
+  });
+  CHECK_MESSAGE(
+      past.find("unknown value '0'; expected one of: SUM (1), ASUM (2), SUMSQ (3), MEAN (4)") != std::string::npos,
+      past);
+  const std::string own = config_error([&] {
+    build_net(kHead +
+              "- {name: d, type: Data, top: [a, b], data_param: {source: x, batch_size: 1, on_bad_sample: 0}}\n");
+  });
+  CHECK_MESSAGE(own.find("unknown value '0'; expected one of: fail, skip") != std::string::npos, own);
 }
 
 TEST_CASE("config: a net embedded in a solver reports paths under net.") {

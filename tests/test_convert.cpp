@@ -293,6 +293,32 @@ TEST_CASE("convert: a net or solver crema would refuse to train is refused at th
   CHECK(split.status == 2);
   CHECK_MESSAGE(contains(split.output, "'train_net' (separate train and test nets) is not supported"), split.output);
 
+  // Caffe's Python data layer (FCN, Faster R-CNN) is written as it is, with a warning, for the user to
+  // replace; its keys are Caffe's. A net-level input with no shape that a layer reads is refused.
+  test::write_file(dir / "fcn.prototxt",
+                   "name: \"fcn\"\n"
+                   "layer { name: \"data\" type: \"Python\" top: \"data\" top: \"label\" include { phase: TRAIN }\n"
+                   "  python_param { module: \"voc_layers\" layer: \"VOCSegDataLayer\" param_str: \"{}\" } }\n"
+                   "layer { name: \"score\" type: \"Convolution\" bottom: \"data\" top: \"score\"\n"
+                   "  convolution_param { num_output: 2 kernel_size: 1 } }\n");
+  const auto convert = [&](const std::string& in, const std::string& out) {
+    return test::run(crema_cmd("convert " + (dir / in) + " -o " + (dir / out)));
+  };
+  const auto fcn = convert("fcn.prototxt", "fcn.yaml");
+  CHECK_MESSAGE(fcn.status == 0, fcn.output);
+  CHECK(contains(fcn.output,
+                 "layer 'data' (Python) is written as it is, but crema cannot build it: Caffe's Python "
+                 "layer runs Python code inside pycaffe"));
+  CHECK(contains(test::read_file(dir / "fcn.yaml"), "module: voc_layers"));
+  test::write_file(dir / "input.prototxt",
+                   "name: \"x\"\ninput: \"data\"\nlayer { name: \"r\" type: \"ReLU\" bottom: \"data\" top: \"r\" }\n");
+  const auto input = convert("input.prototxt", "input.yaml");
+  CHECK(input.status == 2);
+  CHECK_MESSAGE(contains(input.output, (dir / "input.prototxt") +
+                                           ":2:1: input: input 'data' has no shape, and the "
+                                           "net's layers read it: give input_dim lines (N, C, H, W) or an input_shape"),
+                input.output);
+
   // A net through a pipe converts (sniffing the input must not consume it).
   const auto piped = test::run("cat " + caffe_data("lenet_deploy/lenet.prototxt") + " | " +
                                crema_cmd("convert /dev/stdin -o " + (dir / "piped.yaml")));

@@ -134,6 +134,17 @@ TEST_CASE("a resumed run keeps the rows before its iteration and drops the rest,
   CHECK(test::read_file(prefix + ".train.until_iter_20.csv") ==
         "iter,wall_time,smoothed_loss\n0,1796322488.000,0\n10,1796322498.000,10\n");
 
+  // Saved again with CRLF line ends (a spreadsheet on Windows), same columns: the rows go on, in
+  // CRLF (it was moved aside as if its columns had changed).
+  test::write_file(path, "iter,wall_time,smoothed_loss,accuracy\r\n20,1796322508.000,22,0.5\r\n");
+  {
+    io::MetricsWriter w(prefix, true, false, 0, 30, true);
+    w.write(row(30, -1, {{"smoothed_loss", 23}, {"accuracy", 0.75}}));
+  }
+  CHECK(test::read_file(path) ==
+        "iter,wall_time,smoothed_loss,accuracy\r\n20,1796322508.000,22,0.5\r\n30,1796322518.000,23,0.75\r\n");
+  CHECK_FALSE(fs::exists(prefix + ".train.until_iter_30.csv"));
+
   // A fresh run on the same prefix starts anew.
   {
     io::MetricsWriter w(prefix, true, false, 0, 0, false);

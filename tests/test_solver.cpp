@@ -441,6 +441,13 @@ TEST_CASE("solver: SolverSpec::parse rejects bad values") {
       "gamma 10 is above 1: lr_policy step multiplies the rate by it, so the rate grows",
       "stepsize 20 is not below max_iter 10: the rate never drops"};
   CHECK(unused.warnings == want);
+  // Caffe's default snapshot_format, spelled out in old solver files, runs as HDF5 (it was refused).
+  for (const char* format : {"BINARYPROTO", "1"})
+    CHECK(parse("base_lr: 0.1\nmax_iter: 10\nsnapshot_format: " + std::string(format) + "\n").warnings ==
+          std::vector<std::string>{"solver.yaml:4:18: snapshot_format BINARYPROTO: crema writes its snapshots in HDF5 "
+                                   "(.caffemodel.h5 and .solverstate.h5), which Caffe reads as well; write "
+                                   "snapshot_format: HDF5 to say so"});
+  CHECK(parse("base_lr: 0.1\nmax_iter: 10\nsnapshot_format: HDF5\n").warnings.empty());
   CHECK(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: fixed\ngamma: 0.1\n").warnings.size() == 1);
   CHECK(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: inv\ngamma: 0.1\npower: 0.75\ntype: Adam\nmomentum2: 0.99\n")
             .warnings.empty());
