@@ -106,7 +106,7 @@ int classify(const ClassifyOptions& opt) {
   const Blob& output = *output_blob(net, &out_name);
   // A fully convolutional net's output holds C scores at each of H x W positions: ranked as
   // one list it would mix classes and positions.
-  if (output.num_axes() > 2 && output.count(2) > 1)
+  if (output.num_axes() > 2 && output.shape(1) > 1 && output.count(2) > 1)
     throw ConfigError(Mark{}, "--model",
                       "the net's output '" + out_name + "' is " + output.shape_string() + ": scores of " +
                           std::to_string(output.shape(1)) + " classes at each of " + std::to_string(output.count(2)) +

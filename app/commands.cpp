@@ -1086,7 +1086,9 @@ int train(const TrainOptions& opt) {
     } catch (const io::WeightsMismatch& e) {
       std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
       reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());
-      throw ConfigError(Mark{}, "--weights",
+      // Said at the solver's `weights` key when the files all come from there.
+      const bool from_solver = opt.weights.empty() && !spec.weights_marks.empty();
+      throw ConfigError(from_solver ? spec.weights_marks.front() : Mark{}, from_solver ? "weights" : "--weights",
                         std::string(e.what()) + "; rename the layer in the net, or pass --reinit " +
                             shell_quote(fmt::format("{}", fmt::join(reinit, ","))) + " to re-learn " +
                             (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
@@ -1257,10 +1259,14 @@ namespace {
 // in a warning when met) have no part in it, and a pass that read more than the source's good
 // samples went round them, which the count said before the pass could not know.
 void report_bad_samples(const Net& net, int64_t read, bool written) {
-  const int64_t bad = net.data_stats().bad_samples;
+  // The first data layer's, whose samples `read` counts (a net's other readers skip alike).
+  int64_t source = -1, bad = 0;
+  for (int i = 0; i < net.num_layers() && source < 0; ++i) {
+    const Layer::DataStats stats = net.layer(i).data_stats();
+    source = stats.samples;
+    bad = stats.bad_samples;
+  }
   if (bad == 0) return;
-  int64_t source = -1;
-  for (int i = 0; i < net.num_layers() && source < 0; ++i) source = net.layer(i).data_stats().samples;
   const int64_t good = source - bad;
   if (source >= 0 && read > good)
     spdlog::warn(

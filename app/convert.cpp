@@ -110,6 +110,18 @@ void rewrite_weights_paths(Node& root, const std::string& input, const std::stri
   }
 }
 
+// A net's layers, checked as building the net does; a Caffe layer crema cannot run (a Python
+// data layer, in FCN and Faster R-CNN nets) is written as it is, so that the converted net can
+// be edited to replace it (its keys are Caffe's, which crema does not check).
+void check_net_layers(const Node& net) {
+  std::vector<const LayerSpec*> caffe_only;
+  const NetSpec spec = NetSpec::parse(net);
+  spec.check_layer_params(nullptr, &caffe_only);
+  for (const LayerSpec* layer : caffe_only)
+    spdlog::warn("layer '{}' ({}) is written as it is, but crema cannot build it: {}; replace it before training",
+                 layer->name, layer->type, LayerRegistry::caffe_only(layer->type));
+}
+
 // The upgraded solver `root` (read from `input`), checked as `crema train` reads it:
 // its keys, and its net's layers when the net is inline or its file is found. A `net:`
 // path is rewritten so that the converted solver finds the net from `output`.
@@ -147,7 +159,7 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
     }
   }
   const SolverSpec spec = SolverSpec::parse(checked);
-  NetSpec::parse(*spec.net).check_layer_params();
+  check_net_layers(*spec.net);
   if (!rewritten_note.empty()) spdlog::info("{}", rewritten_note);
 }
 
@@ -243,15 +255,7 @@ int convert_config(const ConvertOptions& opt) {
   if (solver) {
     check_solver(root, opt.input, opt.output);
   } else {
-    // A Caffe layer crema cannot run (a Python data layer, in FCN and Faster R-CNN nets) is
-    // written as it is, so that the converted net can be edited to replace it; its keys are
-    // Caffe's, which crema does not check.
-    std::vector<const LayerSpec*> caffe_only;
-    const NetSpec spec = NetSpec::parse(root);
-    spec.check_layer_params(nullptr, &caffe_only);
-    for (const LayerSpec* layer : caffe_only)
-      spdlog::warn("layer '{}' ({}) is written as it is, but crema cannot build it: {}; replace it before training",
-                   layer->name, layer->type, LayerRegistry::caffe_only(layer->type));
+    check_net_layers(root);
   }
   refuse_replacing_written(opt.output, solver);
   const std::string text =

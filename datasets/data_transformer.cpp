@@ -153,6 +153,12 @@ void DataTransformer::check_channels(int channels) const {
   check(params_.std_dev, "std");
 }
 
+bool DataTransformer::crop_too_large(int height, int width) const {
+  if (params_.resize > 0) std::tie(height, width) = shorter_side_to(height, width, params_.resize);
+  const int crop = params_.crop_size;
+  return params_.random_resized_crop.size == 0 && crop > 0 && (crop > height || crop > width);
+}
+
 std::vector<int> DataTransformer::output_shape(int channels, int height, int width) const {
   check_channels(channels);
   const int resize = params_.resize;

@@ -72,6 +72,8 @@ class DataTransformer {
   // Checks that mean_value and std have 1 or C values, that the mean image is the
   // (resized) input's size and that the crop fits. Throws Error saying what to change.
   std::vector<int> output_shape(int channels, int height, int width) const;
+  // Whether crop_size is larger than an input of height x width (after resize).
+  bool crop_too_large(int height, int width) const;
   // Whether the output's size follows the input's (no crop, no mean image of one size):
   // then a batch of one image may have any size.
   bool output_follows_input() const {

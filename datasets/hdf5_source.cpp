@@ -8,7 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "datasets/prefetcher.hpp"
 #include "engine/error.hpp"
@@ -52,9 +51,13 @@ HDF5Source::HDF5Source(const std::string& list_file, HDF5SourceOptions options)
     if (p.is_relative() && !fs::exists(p)) p = fs::path(list_file_).parent_path() / p;
     if (!fs::exists(p)) {
       // "img/cat.png 3": a line of an image list, given where HDF5 files are listed.
-      static const std::regex image_line(R"(.*\S\s+-?[0-9]+)");
+      const size_t blank = line.find_last_of(" \t");
+      const std::string label = blank == std::string::npos ? "" : line.substr(blank + 1);
+      const bool image_line = blank != std::string::npos && line.find_first_not_of(" \t") < blank &&
+                              label.find_first_not_of("-0123456789") == std::string::npos &&
+                              label.find_first_of("0123456789") != std::string::npos;
       throw Error(list_file_ + ":" + std::to_string(line_no) + ": HDF5 file '" + line + "' does not exist" +
-                  (std::regex_match(line, image_line)
+                  (image_line
                        ? std::string("; the line reads as an image list's (a path and a label): HDF5Data's source "
                                      "lists HDF5 files, and an image list is an ImageData layer's source")
                        : std::string()));

@@ -136,14 +136,14 @@ int enum_value(const Node& n, const std::vector<std::string>& names, std::option
   for (size_t i = 0; i < names.size(); ++i)
     if (names[i] == s) return static_cast<int>(i);
   int number = 0;
-  if (const auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), number);
-      first_number && err == std::errc() && end == s.data() + s.size() && number >= *first_number &&
-      number - *first_number < static_cast<int>(names.size()))
+  const auto [end, err] = std::from_chars(s.data(), s.data() + s.size(), number);
+  const bool numeric = first_number && err == std::errc() && end == s.data() + s.size();
+  if (numeric && number >= *first_number && number - *first_number < static_cast<int>(names.size()))
     return number - *first_number;
-  std::string list;
+  std::string list;  // with the numbers when a number was given
   for (size_t i = 0; i < names.size(); ++i)
     list += (list.empty() ? "" : ", ") + names[i] +
-            (first_number ? " (" + std::to_string(*first_number + static_cast<int>(i)) + ")" : "");
+            (numeric ? " (" + std::to_string(*first_number + static_cast<int>(i)) + ")" : "");
   n.fail("unknown value '" + s + "'" + did_you_mean(s, names) + "; expected one of: " + list);
 }
 

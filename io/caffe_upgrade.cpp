@@ -235,14 +235,18 @@ std::optional<Node> input_layer(const Node& net) {
   const std::vector<const Node*> names = values_of(input);
   if (!dims && !shapes) {
     const Node* layers = net.find("layer") ? net.find("layer") : net.find("layers");
-    for (const Node* layer : values_of(layers))
-      for (const Node* bottom : layer->is_map() ? values_of(layer->find("bottom")) : std::vector<const Node*>{})
-        for (const Node* name : names)
-          if (bottom->is_scalar() && name->is_scalar() && bottom->str() == name->str())
-            throw ConfigError(input->key_mark(), input->path(),
-                              "input '" + name->str() +
-                                  "' has no shape, and the net's layers read it: give input_dim lines (N, C, H, W) "
-                                  "or an input_shape { dim: … } after it, as a deploy net's header does");
+    const auto listed = [&](const char* key, const std::string& blob) {
+      for (const Node* layer : values_of(layers))
+        for (const Node* b : layer->is_map() ? values_of(layer->find(key)) : std::vector<const Node*>{})
+          if (b->is_scalar() && b->str() == blob) return true;
+      return false;
+    };
+    for (const Node* name : names)
+      if (name->is_scalar() && listed("bottom", name->str()) && !listed("top", name->str()))
+        throw ConfigError(input->key_mark(), input->path(),
+                          "input '" + name->str() +
+                              "' has no shape, and the net's layers read it: give input_dim lines (N, C, H, W) "
+                              "or an input_shape { dim: … } after it, as a deploy net's header does");
     return std::nullopt;
   }
   if (names.empty()) throw ConfigError(input->key_mark(), input->path(), "'input' names no blob; name at least one");

@@ -15,7 +15,7 @@ DataParams DataParams::parse(MapReader r, const LayerSpec& spec) {
   p.label_source = r.get_string("label_source", "");
   p.batch = ImageBatchParams::parse(r, spec, 0);
   if (const Node* b = r.find("backend")) {
-    const int v = enum_value(*b, {"LEVELDB", "LMDB", "IDX"});
+    const int v = enum_value(*b, {"LEVELDB", "LMDB", "IDX"}, 0);
     if (v == 0)
       b->fail("backend LEVELDB is not supported: crema reads LMDB and IDX; convert the images into an LMDB with "
               "`crema convert-imageset`");

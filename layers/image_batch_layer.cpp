@@ -129,13 +129,13 @@ void ImageBatchLayer::fill(int index, Rng& rng, float* const* outs) const {
   if (raw.channels != channels_ || raw.height != height_ || raw.width != width_) {
     // Samples of another size fit only where the transform cuts both to one shape.
     std::string why = "the first sample's is " + io::shape_text(channels_, height_, width_);
-    bool under_crop = false;  // smaller than the crop: cropping is not the way out
+    // Smaller than the crop: cropping is not the way out.
+    const bool under_crop = transformer_.crop_too_large(raw.height, raw.width);
     try {
       if (raw.channels == channels_ && transformer_.output_shape(raw.channels, raw.height, raw.width) == out_shape_)
         why.clear();
     } catch (const Error& e) {
       why = e.what();
-      under_crop = true;
     }
     // The keys this layer has: ImageData resizes as it reads, a Data layer's records are as stored.
     const std::string one_size = spec_.type == "ImageData"

@@ -377,7 +377,7 @@ TEST_CASE("config: an unknown enum value suggests the closest and lists the choi
   const std::string msg = config_error([&] { build_net(yaml); });
   CHECK(starts_with(msg, "net.yaml:11:25: layer[1].pooling_param.pool: "));
   CHECK(msg.find("unknown value 'MAXX' (did you mean 'MAX'?)") != std::string::npos);
-  CHECK(msg.find("expected one of: MAX (0), AVE (1), STOCHASTIC (2)") != std::string::npos);
+  CHECK(msg.find("expected one of: MAX, AVE, STOCHASTIC") != std::string::npos);
 
   // Rule phases are enums too: "  include: {phase: TRAN}" -> column 20.
   const std::string phase = kHead +

@@ -310,8 +310,19 @@ TEST_CASE("convert: a net or solver crema would refuse to train is refused at th
                  "layer 'data' (Python) is written as it is, but crema cannot build it: Caffe's Python "
                  "layer runs Python code inside pycaffe"));
   CHECK(contains(test::read_file(dir / "fcn.yaml"), "module: voc_layers"));
+  test::write_file(dir / "fcn_solver.prototxt", "net: \"fcn.prototxt\"\nbase_lr: 0.1\nmax_iter: 1\n");
+  const auto fcn_solver = convert("fcn_solver.prototxt", "fcn_solver.yaml");
+  CHECK_MESSAGE(fcn_solver.status == 0, fcn_solver.output);
+  CHECK(contains(fcn_solver.output, "layer 'data' (Python) is written as it is"));
   test::write_file(dir / "input.prototxt",
                    "name: \"x\"\ninput: \"data\"\nlayer { name: \"r\" type: \"ReLU\" bottom: \"data\" top: \"r\" }\n");
+  // A leftover input that a layer of the net makes is dropped, as Caffe drops it.
+  test::write_file(dir / "made.prototxt",
+                   "name: \"x\"\ninput: \"data\"\nlayer { name: \"d\" type: \"Input\" top: \"data\" "
+                   "input_param { shape { dim: 1 } } }\nlayer { name: \"r\" type: \"ReLU\" bottom: \"data\" top: "
+                   "\"r\" }\n");
+  const auto made = convert("made.prototxt", "made.yaml");
+  CHECK_MESSAGE(made.status == 0, made.output);
   const auto input = convert("input.prototxt", "input.yaml");
   CHECK(input.status == 2);
   CHECK_MESSAGE(contains(input.output, (dir / "input.prototxt") +
