@@ -1255,20 +1255,25 @@ bool pass_stopped(Net& net, std::string& stuck) {
 
 namespace {
 
+// The first layer that reads samples (whose count a pass reports: a net's other readers
+// skip alike), or -1.
+int first_data_layer(const Net& net) {
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (net.layer(i).data_stats().samples >= 0) return i;
+  return -1;
+}
+
 // After a pass whose first data layer gave `read` samples: the bad samples skipped (each named
 // in a warning when met) have no part in it, and a pass that read more than the source's good
 // samples went round them, which the count said before the pass could not know.
 void report_bad_samples(const Net& net, int64_t read, bool written) {
-  // The first data layer's, whose samples `read` counts (a net's other readers skip alike).
-  int64_t source = -1, bad = 0;
-  for (int i = 0; i < net.num_layers() && source < 0; ++i) {
-    const Layer::DataStats stats = net.layer(i).data_stats();
-    source = stats.samples;
-    bad = stats.bad_samples;
-  }
+  const int first = first_data_layer(net);
+  if (first < 0) return;
+  const Layer::DataStats stats = net.layer(first).data_stats();
+  const int64_t source = stats.samples, bad = stats.bad_samples;
   if (bad == 0) return;
   const int64_t good = source - bad;
-  if (source >= 0 && read > good)
+  if (read > good)
     spdlog::warn(
         "{} bad sample(s) were skipped (each named in a warning above), leaving {} good sample(s) of the {} in the "
         "source, and the pass read {}: {}",
@@ -1284,10 +1289,9 @@ void report_bad_samples(const Net& net, int64_t read, bool written) {
 
 // The samples a batch of the net's first data layer gave.
 int64_t batch_samples(const Net& net) {
-  for (int i = 0; i < net.num_layers(); ++i)
-    if (net.layer(i).data_stats().samples >= 0 && !net.top_vec(i).empty() && net.top_vec(i)[0]->num_axes() > 0)
-      return net.top_vec(i)[0]->shape(0);
-  return 0;
+  const int first = first_data_layer(net);
+  if (first < 0 || net.top_vec(first).empty() || net.top_vec(first)[0]->num_axes() == 0) return 0;
+  return net.top_vec(first)[0]->shape(0);
 }
 
 }  // namespace

@@ -161,6 +161,7 @@ bool DataTransformer::crop_too_large(int height, int width) const {
 
 std::vector<int> DataTransformer::output_shape(int channels, int height, int width) const {
   check_channels(channels);
+  const bool under_crop = crop_too_large(height, width);
   const int resize = params_.resize;
   if (resize > 0) std::tie(height, width) = shorter_side_to(height, width, resize);
   const std::string resized = resize > 0 ? " after resize: " + std::to_string(resize) : "";
@@ -171,7 +172,7 @@ std::vector<int> DataTransformer::output_shape(int channels, int height, int wid
                 "; compute the mean of this data with `crema compute-mean`");
   if (const int size = params_.random_resized_crop.size; size > 0) return {channels, size, size};
   const int crop = params_.crop_size;
-  if (crop > 0 && (crop > height || crop > width))
+  if (under_crop)
     throw Error("transform_param.crop_size " + std::to_string(crop) + " is larger than the " + std::to_string(height) +
                 "x" + std::to_string(width) + " input" + resized);
   return {channels, crop > 0 ? crop : height, crop > 0 ? crop : width};

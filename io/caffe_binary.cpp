@@ -61,15 +61,14 @@ auto parse_file(const std::string& path, const std::string& message, const std::
                 Hint hint) {
   const std::string bytes = read_whole_file(path);
   // Said whatever its bytes happen to parse as.
-  if (bytes.rfind("\x89HDF\r\n\x1a\n", 0) == 0)
-    throw Error(path + ": " + not_this_kind + ": it is an HDF5 file (weights or a snapshot?)");
+  if (starts_as_hdf5(bytes)) throw Error(path + ": " + not_this_kind + ": it is an HDF5 file (weights or a snapshot?)");
   try {
     return parse(pb::Reader(path, bytes, message));
   } catch (const pb::WireError& e) {
     const std::string kind = path + ": " + not_this_kind;
     if (looks_like_text(bytes)) throw Error(kind + ": it holds text (a .prototxt or a YAML config?)");
-    if (bytes.rfind("\x89PNG", 0) == 0) throw Error(kind + ": it is a PNG image");
-    if (bytes.rfind("\xff\xd8\xff", 0) == 0) throw Error(kind + ": it is a JPEG image");
+    if (starts_as_png(bytes)) throw Error(kind + ": it is a PNG image");
+    if (starts_as_jpeg(bytes)) throw Error(kind + ": it is a JPEG image");
     if (e.offset() == 0)
       throw Error(kind + " (at byte 0: " + e.detail() + ")" + hint(static_cast<unsigned char>(bytes[0])));
     throw Error(std::string(e.what()) + "; the file is damaged or incomplete: copy or download it again");
@@ -202,16 +201,15 @@ Weights merge_same_names(Weights in, const std::string& path) {
 }  // namespace
 
 bool has_hdf5_signature(const std::string& path) {
-  static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error("cannot open '" + path + "': " + std::strerror(errno ? errno : ENOENT));
   const std::streamoff size = in.tellg();
   // HDF5 looks at 0, then at every power of two from 512 (files with a user block).
   for (std::streamoff at = 0; at + 8 <= size; at = at == 0 ? 512 : at * 2) {
-    char head[8];
+    std::string head(8, '\0');
     in.seekg(at);
-    if (!in.read(head, 8)) break;
-    if (std::equal(head, head + 8, kSignature)) return true;
+    if (!in.read(head.data(), 8)) break;
+    if (starts_as_hdf5(head)) return true;
   }
   return false;
 }

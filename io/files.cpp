@@ -62,6 +62,21 @@ bool looks_like_text(const std::string& path) {
   });
 }
 
+bool starts_as_hdf5(std::string_view head) { return head.substr(0, 8) == std::string_view("\x89HDF\r\n\x1a\n", 8); }
+bool starts_as_png(std::string_view head) { return head.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8); }
+bool starts_as_jpeg(std::string_view head) { return head.substr(0, 3) == "\xff\xd8\xff"; }
+bool starts_as_lmdb(std::string_view head) { return head.size() >= 20 && head.substr(16, 4) == "\xde\xc0\xef\xbe"; }
+
+std::string file_head(const std::string& path, size_t n) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return "";
+  std::ifstream in(path, std::ios::binary);
+  std::string head(n, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0)));
+  return head;
+}
+
 std::string what_is(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
@@ -69,17 +84,12 @@ std::string what_is(const std::string& path) {
     if (fs::exists(fs::path(path) / "CURRENT", ec)) return "a LevelDB database";
     return "a folder";
   }
-  if (!fs::is_regular_file(path, ec)) return "";
-  std::ifstream in(path, std::ios::binary);
-  unsigned char head[20] = {};
-  in.read(reinterpret_cast<char*>(head), sizeof head);
-  const std::string_view h(reinterpret_cast<const char*>(head), static_cast<size_t>(in.gcount()));
-  if (h.size() >= 8 && h.substr(0, 8) == "\x89HDF\r\n\x1a\n") return "an HDF5 file";
-  // LMDB's meta page opens with a 16-byte page header, then MDB_MAGIC (little-endian).
-  if (h.size() >= 20 && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe)
-    return "an LMDB database";
-  if (h.size() >= 8 && (h.substr(0, 8) == "\x89PNG\r\n\x1a\n" || h.substr(0, 3) == "\xff\xd8\xff")) return "an image";
+  const std::string h = file_head(path, 20);
+  if (starts_as_hdf5(h)) return "an HDF5 file";
+  if (starts_as_lmdb(h)) return "an LMDB database";
+  if (starts_as_png(h) || starts_as_jpeg(h)) return "an image";
   // IDX: two zero bytes, the type code (unsigned byte … double), then the number of axes.
+  const auto* head = reinterpret_cast<const unsigned char*>(h.data());
   if (h.size() >= 4 && head[0] == 0 && head[1] == 0 && (head[2] == 0x08 || (head[2] >= 0x09 && head[2] <= 0x0e)) &&
       head[3] >= 1 && head[3] <= 4)
     return "an IDX file";

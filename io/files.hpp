@@ -24,6 +24,17 @@ void write_file_atomically(const std::string& path, std::string_view bytes, cons
 // data (weights, databases): a control byte that no text file has decides. Anything
 // but a regular file (a pipe) counts as text, since sniffing would consume it.
 bool looks_like_text(const std::string& path);
+// Formats' signatures, tested on a file's first bytes (what file_head returns, or the whole
+// file): each is false on bytes too short to hold it.
+bool starts_as_hdf5(std::string_view head);
+bool starts_as_png(std::string_view head);
+bool starts_as_jpeg(std::string_view head);
+// LMDB's data file opens with a meta page: a 16-byte page header, then MDB_MAGIC stored in
+// the machine's (little-endian) order — 20 bytes.
+bool starts_as_lmdb(std::string_view head);
+// Up to `n` first bytes of a regular file; none for anything else (a pipe's bytes would be
+// consumed, and a FIFO without a writer would block) or when it cannot be read.
+std::string file_head(const std::string& path, size_t n);
 // What `path` holds, told by its first bytes (or a folder's files), for messages refusing a
 // source of another kind: "an LMDB database", "a LevelDB database", "an HDF5 file", "an IDX
 // file", "an image", "a text file", "a folder"; "" when it does not exist, cannot be read, is

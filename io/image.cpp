@@ -51,8 +51,6 @@ bool encode(const std::string& ext, const cv::Mat&, std::vector<unsigned char>&)
 bool can_encode(const std::string&) { return false; }
 #endif
 
-constexpr std::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
-
 uint32_t be32(const unsigned char* p) {
   return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
 }
@@ -63,7 +61,7 @@ uint32_t be32(const unsigned char* p) {
 // stderr (OpenCV gives it no handler) beside crema's own error; checked first, such a
 // file never reaches it. Ancillary chunks' CRCs are libpng's business (it drops them).
 std::string png_damage(std::string_view bytes) {
-  if (bytes.substr(0, 8) != kPngSignature) return "";
+  if (!starts_as_png(bytes)) return "";
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
   size_t at = 8;
   for (;;) {
@@ -95,11 +93,8 @@ std::string opencv_reason(const cv::Exception& e) {
 
 // Whether the file starts with PNG's or JPEG's signature (read before the whole file is).
 bool is_png_or_jpeg_file(const std::string& path) {
-  char head[8] = {};
-  std::ifstream in(path, std::ios::binary);
-  if (!in.read(head, sizeof head)) return false;
-  const std::string_view h(head, sizeof head);
-  return h == kPngSignature || h.substr(0, 3) == "\xff\xd8\xff";
+  const std::string head = file_head(path, 8);
+  return starts_as_png(head) || starts_as_jpeg(head);
 }
 
 // channels 0 (as stored) only where the caller accepts whatever the file holds.
@@ -187,7 +182,7 @@ void decode_image(std::string_view bytes, int channels, const std::string& what,
 }
 
 bool is_truncated_jpeg(std::string_view bytes) {
-  if (bytes.size() < 3 || bytes.substr(0, 3) != "\xff\xd8\xff") return false;  // not a JPEG
+  if (!starts_as_jpeg(bytes)) return false;
   // Inside scan data every 0xff is followed by 0x00 or a restart marker, so the last
   // start-of-scan (0xff 0xda) is the main image's last scan, after any thumbnail's.
   const size_t scan = bytes.rfind("\xff\xda");

@@ -13,6 +13,7 @@
 #include "engine/error.hpp"
 #include "io/caffe_binary.hpp"
 #include "io/caffe_upgrade.hpp"
+#include "io/files.hpp"
 #include "io/prototxt.hpp"
 #include "io/yaml_config.hpp"
 
@@ -109,7 +110,7 @@ Node load_config_file(const std::string& path) {
     if (text.rfind("\xff\xfe", 0) == 0 || text.rfind("\xfe\xff", 0) == 0)  // PowerShell's `>` writes these
       throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
                         "this file is UTF-16 text; save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)");
-    if (text.rfind("\x89HDF\r\n\x1a\n", 0) == 0)
+    if (starts_as_hdf5(text))
       throw ConfigError(Mark{std::make_shared<const std::string>(path)}, "",
                         "this is an HDF5 file (weights or a snapshot), not a config: give the solver or net file, "
                         "weights with --weights and a solver state with --snapshot");

@@ -62,16 +62,7 @@ void LmdbReader::fail(int rc, const std::string& what) const {
 
 bool is_lmdb(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return true;
-  // Only a regular file is looked into: a pipe's bytes would be gone for the IDX reader (a
-  // `<(zcat …)` source), and a FIFO without a writer would block here.
-  if (!fs::is_regular_file(path, ec)) return false;
-  // Page 0 is a meta page: a 16-byte page header (page number, flags, bounds), then the
-  // meta record, which opens with MDB_MAGIC, stored in the machine's (little-endian) order.
-  std::ifstream in(path, std::ios::binary);
-  unsigned char head[20] = {};
-  if (!in.read(reinterpret_cast<char*>(head), sizeof(head))) return false;
-  return head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe;
+  return fs::is_directory(path, ec) || starts_as_lmdb(file_head(path, 20));
 }
 
 LmdbReader::LmdbReader(const std::string& path) : path_(path) {
@@ -99,15 +90,12 @@ LmdbReader::LmdbReader(const std::string& path) : path_(path) {
   // magic number follows the 16-byte page header.
   const std::string file = (flags & MDB_NOSUBDIR) ? path : (fs::path(path) / "data.mdb").string();
   if (std::ifstream f(file, std::ios::binary); f.is_open()) {  // else LMDB says why it cannot open it
-    unsigned char head[20] = {};
-    f.read(reinterpret_cast<char*>(head), sizeof head);
-    const auto got = f.gcount();
-    if (got == 0 && fs::file_size(file, ec) == 0)
+    const std::string head = file_head(file, 20);
+    if (head.empty() && fs::file_size(file, ec) == 0)
       throw Error("LMDB '" + path + "': " + file +
                   " is empty (a copy or a conversion that did not finish?); copy it again or re-create it with "
                   "`crema convert-imageset`");
-    const bool lmdb_magic = got == 20 && head[16] == 0xde && head[17] == 0xc0 && head[18] == 0xef && head[19] == 0xbe;
-    if (!lmdb_magic)
+    if (!starts_as_lmdb(head))
       throw Error("LMDB '" + path + "': not an LMDB database (" + file +
                   " does not start with LMDB's magic number: another format, or damaged from its start; crema reads "
                   "LMDB, not LevelDB" +
