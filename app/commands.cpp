@@ -111,6 +111,9 @@ void ensure_snapshots_writable(const std::string& prefix, int max_iter, const Ma
                           " bytes) are longer than the file system allows; choose a "
                           "shorter prefix (e.g. --set snapshot_prefix=runs/myjob)");
   }
+  // The folder is there, so "No such file or directory" is about the file: a file system such
+  // as /proc creates none.
+  if (!f && errno == ENOENT) throw cannot_write("the folder exists, but no file can be created in it");
   if (!f) throw cannot_write(std::strerror(errno));
   std::fclose(f);
   fs::remove(longest, ec);
@@ -433,7 +436,7 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
 // What a fresh start would train in silence and wrongly (`kept`: the layers no file gave
 // weights): weights that all start at 0 in more than one layer (no weight_filler, whose
 // default is Caffe's constant 0), which keeps every gradient that would move them at 0 and
-// the run at chance; a negative lr_mult, which climbs the loss; and BatchNorm told to use
+// the run at chance; a negative lr_mult or loss_weight, which climbs the loss; and BatchNorm told to use
 // global statistics that nothing computed.
 void warn_about_start(const Net& net, const std::vector<std::string>& kept) {
   const auto is_kept = [&](const std::string& name) { return std::find(kept.begin(), kept.end(), name) != kept.end(); };
@@ -445,6 +448,13 @@ void warn_about_start(const Net& net, const std::vector<std::string>& kept) {
   std::vector<std::string> zero;
   for (int i = 0; i < net.num_layers(); ++i) {
     const Layer& l = net.layer(i);
+    for (size_t j = 0; j < net.top_vec(i).size(); ++j)
+      if (const float w = l.loss_weight(static_cast<int>(j)); w < 0.f)
+        // A split inserted for a loss's other readers carries its weight: the blob is the split's input.
+        spdlog::warn(
+            "Top '{}' has a negative loss_weight ({}): training climbs that loss instead of descending it; give a "
+            "positive loss_weight, or 0 to only log it",
+            l.spec().inserted_split ? net.bottom_name(i, 0) : net.top_name(i, j), w);
     if (l.blobs().empty()) continue;
     for (size_t j = 0; j < l.blobs().size(); ++j)
       if (const float lr = lr_of(l.blobs()[j].get()); lr < 0.f && !net.param_is_shared(i, static_cast<int>(j)))
@@ -761,9 +771,15 @@ int train(const TrainOptions& opt) {
   const std::string compute = ctx->on_gpu()
                                   ? std::string("a GPU")
                                   : "the CPU with " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
-  spdlog::info("Using {}{}{}", ctx->device().str(),
-               spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed) : std::string(),
-               spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
+  spdlog::info(
+      "Using {}{}{}", ctx->device().str(),
+      spec.random_seed >= 0 ? ", random_seed " + std::to_string(spec.random_seed)
+      // A resume takes its random state from the snapshot, not from this seed.
+      : opt.resume || !opt.snapshot.empty()
+          ? fmt::format(", random_seed {} (drawn from the clock)", ctx->seed())
+          : fmt::format(", random_seed {} (drawn from the clock; random_seed: {} draws the same numbers again)",
+                        ctx->seed(), ctx->seed()),
+      spec.precision != Precision::fp32 ? std::string(", precision ") + precision_name(spec.precision) : "");
 
   // Before the nets are built: which snapshot this run resumes from, and whether a fresh
   // start would overwrite another run's.

@@ -298,6 +298,7 @@ int convert_onnx(const ConvertOptions& opt) {
 // A net, or a solver's net, drawn as a Graphviz graph (io/dot.hpp), as draw_net.py.
 int convert_dot(const ConvertOptions& opt) {
   const auto root = io::load_net_config(opt.input, nullptr, opt.overrides);
+  check_net_layers(*root);  // a misspelt type or key drawn as written would look right
   const NetSpec spec = NetSpec::parse(*root);
   io::write_file_atomically(opt.output, io::to_dot(spec, opt.rankdir));
   spdlog::info("Wrote the graph of net '{}' ({} layers) to {}; draw it with: dot -Tpng {} -o net.png", spec.name,

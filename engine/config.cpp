@@ -244,9 +244,13 @@ const Node& MapReader::required(const std::string& key) {
 void MapReader::refuse_misplaced(const std::string& key) const {
   // Misspelt, or another framework's name (`lr` for base_lr): it would otherwise only be
   // reported as missing, away from the line that holds it.
+  // A key this map reads already, or one nearer to another it reads (`tops` beside `top`),
+  // is not the misspelling.
+  std::vector<std::string> read = {key};  // first, so that a tie goes to it
+  read.insert(read.end(), known_.begin(), known_.end());
   if (node_)
     for (const auto& [k, v] : node_->entries())
-      if (k != key && closest_match(k, {key}) == key) {
+      if (k != key && std::find(known_.begin(), known_.end(), k) == known_.end() && closest_match(k, read) == key) {
         const std::string said = no_colon(k, v, {key});
         throw ConfigError(v.key_mark(), v.path(),
                           said.empty() ? "unknown key '" + k + "'" + did_you_mean(k, {key}) : said);

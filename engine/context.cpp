@@ -8,13 +8,13 @@
 namespace crema {
 
 namespace {
-uint64_t resolve_seed(long long seed) {
-  if (seed >= 0) return static_cast<uint64_t>(seed);
-  return static_cast<uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
+uint32_t resolve_seed(long long seed) {
+  if (seed >= 0) return static_cast<uint32_t>(seed);
+  return static_cast<uint32_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
 }
 }  // namespace
 
-Context::Context(long long seed) : rng_(resolve_seed(seed)), seed_(seed) {}
+Context::Context(long long seed) : seed_(resolve_seed(seed)), rng_(seed_) {}
 
 uint64_t Context::shared_seed(const std::string& key) {
   const auto [it, drawn] = shared_seeds_.try_emplace(key, 0);

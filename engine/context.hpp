@@ -48,7 +48,9 @@ class Context {
   // A seed drawn from rng() the first time `key` is asked for, and the same one after: for
   // layers that must draw alike (data layers shuffling their paired samples in one order).
   uint64_t shared_seed(const std::string& key);
-  long long seed() const { return seed_; }
+  // The seed the random stream started from: the one given, or the clock's draw for a
+  // negative one (32 bits, as the stream takes), so that a log can say how to repeat it.
+  uint32_t seed() const { return seed_; }
   Precision precision() const { return precision_; }
   // tf32 also lets the GPU's cuBLAS handle use tensor cores; it throws Error on the CPU.
   void set_precision(Precision p);
@@ -56,9 +58,9 @@ class Context {
  private:
   Device device_;
   std::unique_ptr<cuda::CudaContext> cuda_;
+  uint32_t seed_;
   Rng rng_;
   std::map<std::string, uint64_t> shared_seeds_;
-  long long seed_;
   Precision precision_ = Precision::fp32;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <set>
 #include <vector>
 
 namespace crema {
@@ -119,6 +120,19 @@ const std::string& caffe_name_for(const std::string& word) {
                                                            {"val_interval", "test_interval"},
                                                            {"log_interval", "display"},
                                                            {"save_interval", "snapshot"},
+                                                           {"milestones", "stepvalue"},
+                                                           {"weight_decay_type", "regularization_type"},
+                                                           // lr_policy values
+                                                           {"constant", "fixed"},
+                                                           {"cos", "cosine"},
+                                                           {"cosineannealing", "cosine"},
+                                                           {"cosine_annealing", "cosine"},
+                                                           {"cosineannealinglr", "cosine"},
+                                                           {"steplr", "step"},
+                                                           {"multisteplr", "multistep"},
+                                                           {"exponential", "exp"},
+                                                           {"exponentiallr", "exp"},
+                                                           {"polynomial", "poly"},
                                                            // layer types
                                                            {"linear", "InnerProduct"},
                                                            {"dense", "InnerProduct"},
@@ -141,6 +155,19 @@ const std::string& caffe_name_for(const std::string& word) {
                                                            {"embedding", "Embed"},
                                                            {"cat", "Concat"},
                                                            {"dropout2d", "Dropout"},
+                                                           {"batchnormalization", "BatchNorm"},
+                                                           {"add", "Eltwise"},
+                                                           {"concatenate", "Concat"},
+                                                           {"adaptiveavgpool2d", "Pooling"},
+                                                           {"adaptivemaxpool2d", "Pooling"},
+                                                           {"globalaveragepooling2d", "Pooling"},
+                                                           {"globalavgpool", "Pooling"},
+                                                           {"softplus", "BNLL"},
+                                                           {"upsample", "Deconvolution"},
+                                                           {"convtranspose", "Deconvolution"},
+                                                           {"silu", "Swish"},
+                                                           {"hardtanh", "Clip"},
+                                                           {"relu6", "Clip"},
                                                            // layer keys
                                                            {"out_features", "num_output"},
                                                            {"out_channels", "num_output"},
@@ -175,6 +202,10 @@ std::string closest_match(const std::string& word, const std::vector<std::string
   const auto has = [&](const std::string& c) {
     return std::find(candidates.begin(), candidates.end(), c) != candidates.end();
   };
+  // Other frameworks' layers that crema lacks, a letter away from one it has that does
+  // something else (GELU is not ELU): no name is better than that one.
+  static const std::set<std::string> unlike = {"gelu", "gru", "selu", "celu", "glu", "mish"};
+  if (unlike.count(lowercase(word)) && has("ELU")) return "";
   // Beside a `shape` (Reshape's), a dim is Caffe's own, one level too high: not PyTorch's axis.
   if (const std::string& caffe = caffe_name_for(word); !caffe.empty() && has(caffe) && !(word == "dim" && has("shape")))
     return caffe;
@@ -197,10 +228,16 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   const bool epochs = renamed && m == "max_iter" && lowercase(word).find("epoch") != std::string::npos;
   // The same switch with the opposite default: a PyTorch net's pooled sizes change without it.
   const bool rounding = renamed && m == "round_mode";
+  const std::string w = lowercase(word);
+  const bool global = renamed && m == "Pooling" && (w.starts_with("adaptive") || w.starts_with("global"));
+  const bool upsample = renamed && w == "upsample";
+  const bool betas = renamed && w == "betas";
   return " (did you mean '" + m + "'?" + (renamed ? " crema uses Caffe's names" : "") +
          (epochs ? "; max_iter counts iterations: epochs × training samples ÷ batch_size" : "") +
          (rounding ? "; round_mode: FLOOR is PyTorch's default (ceil_mode false), CEIL is Caffe's and crema's" : "") +
-         ")";
+         (global ? "; pooling_param: {global_pooling: true} pools each channel to 1x1" : "") +
+         (upsample ? "; with a bilinear weight_filler, group and num_output the channels, and lr_mult 0" : "") +
+         (betas ? "; momentum takes the first beta and momentum2 the second" : "") + ")";
 }
 
 }  // namespace crema

@@ -43,17 +43,15 @@ class BadLabel : public Error {
 };
 
 // The host's memory ran out while a net ran. `where` names the layer, the pass and its tops,
-// `note` any memory limit in force; the advice between them is the usual one (smaller batches
-// in the data layers), which a command that sets the batch itself words its own way.
+// `note` any memory limit in force; the advice between them is by default the usual one
+// (smaller batches in the data layers), which a command that sets the batch itself words its
+// own way.
 class OutOfHostMemory : public Error {
  public:
-  OutOfHostMemory(const std::string& where, const std::string& note)
-      : Error(where +
-              "; reduce batch_size in the data layers (or the input shapes), or use a machine with more "
-              "memory." +
-              note),
-        where_(where),
-        note_(note) {}
+  OutOfHostMemory(const std::string& where, const std::string& note,
+                  const std::string& advice =
+                      "reduce batch_size in the data layers (or the input shapes), or use a machine with more memory.")
+      : Error(where + "; " + advice + note), where_(where), note_(note) {}
   const std::string& where() const { return where_; }
   const std::string& note() const { return note_; }
 

@@ -9,9 +9,7 @@
 namespace crema {
 
 void Layer::check_blob_counts(const BlobVec& bottom, const BlobVec& top) const {
-  auto fail = [&](const std::string& what) {
-    spec_.fail(std::string(type()) + " layer " + what);
-  };
+  auto fail = [&](const std::string& what) { spec_.fail(std::string(type()) + " layer " + what + blob_count_hint()); };
   const int nb = static_cast<int>(bottom.size()), nt = static_cast<int>(top.size());
   if (exact_num_bottom() >= 0 && nb != exact_num_bottom())
     fail("takes " + std::to_string(exact_num_bottom()) + " bottom blob(s), got " + std::to_string(nb));
@@ -168,6 +166,9 @@ std::unique_ptr<Layer> LayerRegistry::create(const LayerSpec& spec) const {
     // usual way to get here: say which block this type reads.
     r.finish([&](const std::string& key) -> std::string {
       const auto is_block = [](const std::string& k) { return k.size() > 6 && k.ends_with("_param"); };
+      if (key == "lr_mult" || key == "decay_mult")
+        return "'" + key + "' belongs in the layer's param list, one entry per parameter blob (weights, then bias): " +
+               "write param: [{" + key + ": …}, {" + key + ": …}]";
       if (!is_block(key)) return "";
       std::string own;
       for (const auto& k : *spec.read_keys)

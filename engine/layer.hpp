@@ -56,6 +56,8 @@ class Layer {
   virtual int exact_num_top() const { return -1; }
   virtual int min_top() const { return -1; }
   virtual int max_top() const { return -1; }
+  // Appended to a wrong bottom or top count's message ("; ..."): a setting that changes the count.
+  virtual std::string blob_count_hint() const { return ""; }
   // Whether top `top` may be bottom `bottom` (in place: one blob). Only layers whose forward
   // and backward stay right when that top overwrites that input say so; setup refuses the
   // rest by name, where Caffe would compute a wrong gradient without a word.
@@ -69,6 +71,9 @@ class Layer {
   // whose Caffe backward just leaves that input alone (Crop's reference, ContrastiveLoss's
   // similarity, HDF5Output) say false.
   virtual bool backward_refuses(int bottom_index) const { return !allow_force_backward(bottom_index); }
+  // Whether the tops carry a gradient back at all: piecewise-constant layers (Accuracy, ArgMax,
+  // Threshold) pass zeros, so a loss_weight on them is refused at setup.
+  virtual bool has_gradient() const { return true; }
   // Loss layers get loss_weight 1 on their first top by default.
   virtual bool is_loss() const { return false; }
   // Data layers: the net treats their tops as inputs (no backward).

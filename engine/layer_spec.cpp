@@ -56,6 +56,7 @@ LayerSpec parse_layer_spec(const Node& node) {
   s.config = &node;
   s.mark = node.mark();
   s.path = node.path();
+  r.allow(common_layer_keys());  // so a missing type is not blamed on a `top` beside it
   s.type = r.required("type").str();
   if (const Node* n = r.find("name")) s.name = n->str();
   s.bottom = r.get_strings("bottom");

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <new>
 #include <set>
+#include <string_view>
 
 #include "engine/error.hpp"
 #include "engine/math.hpp"
@@ -38,12 +39,34 @@ std::string split_blob_name(const std::string& layer, const std::string& blob, s
 
 // What std::bad_alloc does not say: where the memory ran out, how large the layer's tops
 // are, and what to do.
+// A YAML list written without its brackets or commas: `bottom: fc, label` is one name, as is
+// a `top: [data label]`; "" when the missing bottom `b` looks like neither.
+std::string list_slip(const std::string& b, const std::vector<std::string>& blobs) {
+  if (b.find(',') != std::string::npos)
+    return "; '" + b + "' is one name: write a list of bottoms as [" + b + "] (brackets, or one '- ' item each)";
+  for (const std::string& blob : blobs)
+    if (blob.find(' ') != std::string::npos && (" " + blob + " ").find(" " + b + " ") != std::string::npos)
+      return "; a top is named '" + blob + "', one name: a list of tops needs commas, [" + [&] {
+        std::string listed = blob;
+        for (size_t at = listed.find(' '); at != std::string::npos; at = listed.find(' ', at + 2))
+          listed.replace(at, 1, ", ");
+        return listed;
+      }() + "]";
+  return "";
+}
+
 OutOfHostMemory layer_out_of_host_memory(const Layer& layer, const char* during, const BlobVec& tops) {
   std::string shapes;
   for (const Blob* t : tops) shapes += (shapes.empty() ? "" : ", ") + t->shape_string();
-  return OutOfHostMemory(std::string(layer.type()) + " layer '" + layer.name() + "': out of host memory during " +
-                             during + (shapes.empty() ? "" : " (tops " + shapes + ")"),
-                         address_space_limit_note());
+  const std::string where = std::string(layer.type()) + " layer '" + layer.name() + "': out of host memory during " +
+                            during + (shapes.empty() ? "" : " (tops " + shapes + ")");
+  // What setup allocates, the parameters above all, does not shrink with the batch.
+  if (std::string_view(during) == "setup")
+    return OutOfHostMemory(where, address_space_limit_note(),
+                           "what a layer allocates at setup (its parameters) grows with its num_output, kernel and "
+                           "input size, not with batch_size: make the layer smaller, or use a machine with more "
+                           "memory.");
+  return OutOfHostMemory(where, address_space_limit_note());
 }
 
 }  // namespace
@@ -506,6 +529,57 @@ std::string Net::left_out_maker(const std::string& blob) const {
   return message;
 }
 
+void Net::refuse_loss_without_gradient(const Layer& layer, const LayerSpec& spec, size_t li) const {
+  for (size_t j = 0; j < top_vecs_[li].size(); ++j) {
+    if (layer.loss_weight(static_cast<int>(j)) == 0.f) continue;
+    // A top that others read too hands its weight to the split inserted for them.
+    const int maker = spec.inserted_split ? maker_of(bottom_ids_[li][0]).first : static_cast<int>(li);
+    const Layer& made_by = maker == static_cast<int>(li) ? layer : *layers_[static_cast<size_t>(maker)];
+    if (made_by.has_gradient()) continue;
+    const std::string type = made_by.type();
+    made_by.spec().fail("loss_weight on " +
+                        std::string(std::string_view("AEIOU").find(type[0]) != std::string_view::npos ? "an " : "a ") +
+                        type +
+                        " layer: its output is piecewise constant and has no gradient, so it cannot be trained as a "
+                        "loss (Caffe aborts in its backward); leave loss_weight out in the TRAIN net, and the top is "
+                        "still logged as an output");
+  }
+}
+
+void Net::refuse_late_in_place(const LayerSpec& spec, size_t li, const std::string& top, size_t j) const {
+  // The user wrote the layer in place, but a layer before it reads the same blob: the split
+  // inserted for those readers gave this layer one of its outputs as its bottom.
+  for (const int bottom : bottom_ids_[li]) {
+    int split = -1;
+    for (size_t k = 0; k < li && split < 0; ++k) {
+      const auto& tops = top_ids_[k];
+      if (specs_[k].inserted_split && specs_[k].bottom[0] == top &&
+          std::find(tops.begin(), tops.end(), bottom) != tops.end())
+        split = static_cast<int>(k);
+    }
+    if (split < 0) continue;
+    std::vector<std::string> readers;
+    for (size_t k = 0; k < li; ++k)
+      for (const int id : bottom_ids_[k]) {
+        const auto& tops = top_ids_[static_cast<size_t>(split)];
+        if (std::find(tops.begin(), tops.end(), id) != tops.end() &&
+            std::find(readers.begin(), readers.end(), specs_[k].name) == readers.end())
+          readers.push_back(specs_[k].name);
+      }
+    // The split was inserted for the blob's loss_weight alone: nothing read it yet.
+    if (readers.empty())
+      throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
+                        "this layer works in place on '" + top + "', which has a loss_weight where it is made: the " +
+                            "loss is of the blob before this layer, so give this layer a top of its own");
+    throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
+                      "this layer works in place on '" + top + "', but " +
+                          fmt::format("'{}'", fmt::join(readers, "', '")) + (readers.size() == 1 ? " reads" : " read") +
+                          " '" + top + "' before it, and an in-place layer must come before every other reader of " +
+                          "its blob (Caffe refuses it too); move it above " +
+                          (readers.size() == 1 ? "that layer" : "those layers") + ", or give it a top of its own");
+  }
+}
+
 void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string, int>& available, bool quiet) {
   const size_t li = layers_.size();
   auto layer = LayerRegistry::instance().create(spec);
@@ -524,10 +598,10 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
       for (const auto& [n, id] : available) candidates.push_back(n);
       const bool produced = blob_index_.count(b) > 0;
       throw ConfigError(entry_mark(spec, "bottom", j), spec.path + " (" + spec.name + ").bottom",
-                        produced
-                            ? "bottom '" + b + "' was already consumed by another layer"
-                            : "bottom '" + b + "' is not produced by any earlier layer in the " +
-                                  phase_name(state_.phase) + " net" + left_out_maker(b) + did_you_mean(b, candidates));
+                        produced ? "bottom '" + b + "' was already consumed by another layer"
+                                 : "bottom '" + b + "' is not produced by any earlier layer in the " +
+                                       phase_name(state_.phase) + " net" + left_out_maker(b) +
+                                       did_you_mean(b, candidates) + list_slip(b, candidates));
     }
     bottom_ids_[li].push_back(it->second);
     bottom_vecs_[li].push_back(blobs_[static_cast<size_t>(it->second)].get());
@@ -548,6 +622,7 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
       throw ConfigError(entry_mark(spec, "top", j), spec.path + " (" + spec.name + ").top",
                         "top '" + top_name + "' is named twice in this layer's tops; give each top its own name");
     if (!top_name.empty() && blob_index_.count(top_name)) {
+      refuse_late_in_place(spec, li, top_name, j);
       // Two data layers making the same blob: most often a TRAIN and a TEST source without include rules.
       std::string hint;
       for (size_t k = 0; k < li && hint.empty(); ++k) {
@@ -590,6 +665,7 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
     // Not the config's fault (exit 1, not 2), and the tops have no shapes yet.
     throw layer_out_of_host_memory(*layer, "setup", {});
   }
+  if (state_.phase == Phase::TRAIN) refuse_loss_without_gradient(*layer, spec, li);
   if (!quiet)
     for (size_t j = 0; j < top_vecs_[li].size(); ++j) {
       spdlog::info("Top shape: {}", top_vecs_[li][j]->shape_string());

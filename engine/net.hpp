@@ -92,6 +92,13 @@ class Net {
 
   Blob* blob(const std::string& name) const;  // nullptr when absent
   const std::vector<std::string>& blob_names() const { return blob_names_; }
+  // The name of top j or bottom j of layer i (an anonymous top's made-up one included).
+  const std::string& top_name(int i, size_t j) const {
+    return blob_names_[static_cast<size_t>(top_ids_[static_cast<size_t>(i)][j])];
+  }
+  const std::string& bottom_name(int i, size_t j) const {
+    return blob_names_[static_cast<size_t>(bottom_ids_[static_cast<size_t>(i)][j])];
+  }
 
   // Learnable parameters: one entry per owner (shared copies excluded).
   const std::vector<Blob*>& learnable_params() const { return learnable_params_; }
@@ -149,6 +156,12 @@ class Net {
   // The layer and top making blob `id`, looking through the splits crema inserted; {-1, -1}
   // for a blob no layer makes.
   std::pair<int, int> maker_of(int id) const;
+  // Throws, naming the readers, where layer li (being appended) was written in place on `top`
+  // after other layers read it.
+  void refuse_late_in_place(const LayerSpec& spec, size_t li, const std::string& top, size_t j) const;
+  // Throws, naming the layer, where a TRAIN net puts a loss_weight on a top without a gradient
+  // (Accuracy's), which layer li (being appended: it or the split carrying its weight) has.
+  void refuse_loss_without_gradient(const Layer& layer, const LayerSpec& spec, size_t li) const;
   // For a BadLabel of classifier `i`: where the label came from (the data layer's sample), or "".
   std::string label_origin(int i, float value) const;
   // forward() of a net with layers giving their own sizes: the data layers first, taking

@@ -153,6 +153,11 @@ SolverSpec SolverSpec::parse(const Node& root) {
                          ": snapshot_format BINARYPROTO: crema writes its snapshots in HDF5 (.caffemodel.h5 and "
                          ".solverstate.h5), which Caffe reads as well; write snapshot_format: HDF5 to say so");
   s.random_seed = r.get_int64("random_seed", -1);
+  // The random stream takes 32 bits: a larger seed would run as another one while the log named it.
+  if (s.random_seed > 4294967295LL)
+    r.fail("random_seed",
+           "random_seed must be at most 4294967295 (seeds are 32-bit, as Caffe's); -1 draws one from "
+           "the clock");
   if (const Node* m = r.find("solver_mode")) s.solver_mode_mark = m->mark();
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0, 0) == 0 ? "CPU" : "GPU";
   if (const Node* d = r.find("device_id")) s.device_id_mark = d->mark();
@@ -249,8 +254,20 @@ SolverSpec SolverSpec::parse(const Node& root) {
   if (const Node* w = r.find("warmup_start_lr")) {
     if (s.warmup_iter == 0) w->fail("warmup_start_lr needs warmup_iter (the number of warm-up iterations)");
     if (s.warmup_start_lr < 0.f) w->fail("warmup_start_lr must not be negative");
+    if (s.warmup_start_lr > s.base_lr)
+      s.warnings.push_back(w->mark().str() + ": warmup_start_lr " + fmt::format("{:g}", s.warmup_start_lr) +
+                           " is above base_lr " + fmt::format("{:g}", s.base_lr) +
+                           ": the warm-up lowers the rate to base_lr instead of raising it to it");
   }
   check_rule_params(r, s);
+  for (size_t i = 0; i < s.stepvalue.size(); ++i)
+    if (s.stepvalue[i] < 0) {
+      const std::string why = "stepvalue " + std::to_string(s.stepvalue[i]) +
+                              " is negative: step values are the iterations where the rate is multiplied by gamma";
+      const Node* list = r.find("stepvalue");
+      if (list && list->is_seq() && i < list->items().size()) list->items()[i].fail(why);
+      r.fail("stepvalue", why);
+    }
   for (size_t i = 1; i < s.stepvalue.size(); ++i)
     if (s.stepvalue[i] <= s.stepvalue[i - 1]) {
       // At the item, so that the value to change is pointed at (in a --set too).
@@ -417,12 +434,14 @@ Solver::Solver(const SolverSpec& spec, const NetSpec& net_spec, Context& ctx)
   net_->refuse_size_following_outputs("training");
   // Caffe trains such a net, changing nothing, for as long as it is told to.
   // (A net whose parameters are all frozen, e.g. one refreshing BatchNorm's statistics, is fine.)
+  // Without a loss only a net whose layers keep statistics (BatchNorm, its lr_mult 0) has a
+  // use in training; one with no parameters at all would only log a column of zero losses.
   bool has_loss = false, learns = false;
   for (int i = 0; i < net_->num_layers(); ++i)
     for (size_t j = 0; j < net_->top_vec(i).size(); ++j)
       has_loss |= net_->layer(i).loss_weight(static_cast<int>(j)) != 0.f;
   for (float lr : net_->params_lr()) learns |= lr != 0.f;
-  if (!has_loss && learns) {
+  if (!has_loss && (learns || net_->learnable_params().empty())) {
     std::vector<std::string> weighed_nothing;  // loss layers, all at loss_weight 0
     for (int i = 0; i < net_->num_layers(); ++i)
       if (std::string(net_->layer(i).type()).ends_with("Loss")) weighed_nothing.push_back(net_->layer_name(i));
@@ -646,6 +665,15 @@ void Solver::solve() {
     spdlog::info(
         "display is 0 (the default): the training loss is not logged and no train metrics rows are written; "
         "display: N logs them every N iterations");
+  // As Caffe: the start is tested and snapshotted, which is how a model is scored as it starts.
+  if (spec_.max_iter == 0 && iter_ == 0) {
+    const bool tested = spec_.test_interval > 0 && !test_nets_.empty(), kept = spec_.snapshot_after_train;
+    spdlog::info("max_iter is 0: nothing is trained{}", tested && kept
+                                                            ? "; the weights are tested and kept as they start"
+                                                        : tested ? "; the weights are tested as they start"
+                                                        : kept   ? "; the weights are kept as they start"
+                                                                 : "");
+  }
   // Caffe's defaults that differ from what the names promise elsewhere (PyTorch's betas).
   if ((spec_.type == "Adam" || spec_.type == "AdamW") && spec_.momentum == 0.f && iter_ == 0)
     spdlog::warn(

@@ -56,6 +56,16 @@ void log_upgrade(const std::string& path, const std::vector<std::string>& notes)
                path, what, path);
 }
 
+// Where a solver's `net: <written>` may be, in the order looked at.
+std::vector<fs::path> places_beside_solver(const std::string& written, const std::string& solver_path) {
+  const fs::path path(written);
+  std::vector<fs::path> candidates;
+  const fs::path solver_dir = fs::path(solver_path).parent_path();
+  if (path.is_relative() && !solver_dir.empty()) candidates.push_back(solver_dir / path);
+  candidates.push_back(path);
+  return candidates;
+}
+
 // Replaces a `net: path` entry by the net file's contents.
 void resolve_net(Node& root, const std::string& solver_path) {
   reject_split_nets(root);
@@ -63,8 +73,19 @@ void resolve_net(Node& root, const std::string& solver_path) {
   if (!net || !net->is_scalar()) return;
   std::string looked;
   const auto found = find_beside_solver(net->str(), solver_path, &looked);
-  if (!found) net->fail("net file '" + net->str() + "' does not exist (looked for " + looked + ")");
-  Node loaded = load_net_file(*found);
+  if (!found) {
+    for (const fs::path& place : places_beside_solver(net->str(), solver_path))
+      if (std::error_code ec; fs::is_directory(place, ec))
+        net->fail("'" + place.string() + "' is a folder; give the net file in it");
+    net->fail("net file '" + net->str() + "' does not exist (looked for " + looked + ")");
+  }
+  Node loaded;
+  try {
+    loaded = load_net_file(*found);
+  } catch (const ConfigError& e) {
+    if (e.mark().line > 0) throw;  // a mistake inside the net file, at its line
+    net->fail(e.what());           // not a net at all (weights, a snapshot): the solver's line names it
+  }
   loaded.set_path("net");
   *net = std::move(loaded);
 }
@@ -161,11 +182,7 @@ void reject_split_nets(const Node& root) {
 
 std::optional<std::string> find_beside_solver(const std::string& written, const std::string& solver_path,
                                               std::string* looked) {
-  const fs::path path(written);
-  std::vector<fs::path> candidates;
-  const fs::path solver_dir = fs::path(solver_path).parent_path();
-  if (path.is_relative() && !solver_dir.empty()) candidates.push_back(solver_dir / path);
-  candidates.push_back(path);
+  const std::vector<fs::path> candidates = places_beside_solver(written, solver_path);
   if (looked)
     *looked = (candidates.size() > 1 ? "'" + candidates[0].string() + "' next to the solver and " : std::string()) +
               "'" + written + "' from the working directory";

@@ -22,6 +22,7 @@ class AccuracyLayer : public Layer {
  public:
   explicit AccuracyLayer(const LayerSpec& spec);
   const char* type() const override { return "Accuracy"; }
+  bool has_gradient() const override { return false; }  // piecewise constant
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int exact_num_bottom() const override { return 2; }
   int min_top() const override { return 1; }

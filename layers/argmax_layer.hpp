@@ -24,6 +24,7 @@ class ArgMaxLayer : public Layer {
  public:
   explicit ArgMaxLayer(const LayerSpec& spec);
   const char* type() const override { return "ArgMax"; }
+  bool has_gradient() const override { return false; }  // piecewise constant
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   int exact_num_bottom() const override { return 1; }
   int exact_num_top() const override { return 1; }

@@ -22,8 +22,13 @@ void read_hw_pair(MapReader& r, const std::string& name, std::vector<int>& value
 }
 
 void check_all(MapReader& r, const std::string& key, const std::vector<int>& values, int min, const char* what) {
-  for (int v : values)
-    if (v < min) r.fail(key, key + " must be " + what + ", got " + std::to_string(v));
+  // Values read from an `x_h`/`x_w` pair are said at their own key (kernel_w: 0, not kernel_size).
+  const std::string name = key.substr(0, key.find('_'));
+  const bool pair = !r.has(key) && (r.has(name + "_h") || r.has(name + "_w"));
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string at = pair ? name + (i == 0 ? "_h" : "_w") : key;
+    if (values[i] < min) r.fail(at, at + " must be " + what + ", got " + std::to_string(values[i]));
+  }
 }
 
 std::string count_str(size_t n) { return std::to_string(n) + " value" + (n == 1 ? "" : "s"); }

@@ -13,6 +13,7 @@ namespace crema {
 
 ClipParams ClipParams::parse(MapReader r) {
   ClipParams p;
+  r.allow({"min", "max"});  // a missing min is not blamed on the max beside it
   p.min = r.required("min").as_float();
   p.max = r.required("max").as_float();
   r.finish();

@@ -1,5 +1,7 @@
 #include "layers/pooling_layer.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <string>
 
@@ -74,6 +76,22 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   if (pooled_height_ <= 0 || pooled_width_ <= 0)
     spec_.fail("the pooling kernel " + std::to_string(kernel_h_) + "x" + std::to_string(kernel_w_) +
                " does not fit the padded bottom of shape " + in.shape_string());
+  // Caffe's ceil rounding without padding keeps a last window that starts past the image:
+  // its output is no pooling of anything (crema writes 0; Caffe's MAX leaves -FLT_MAX there).
+  const bool past_h = (pooled_height_ - 1) * params_.stride_h - params_.pad_h >= height_;
+  const bool past_w = (pooled_width_ - 1) * params_.stride_w - params_.pad_w >= width_;
+  past_image_ = past_h || past_w;
+  if (past_image_ && !warned_past_image_) {
+    warned_past_image_ = true;
+    spdlog::warn(
+        "Pooling '{}': with kernel {}x{} and stride {}x{} over a {}x{} bottom, the last {} of windows lies wholly "
+        "past the image (Caffe's ceil rounding), and crema writes 0 there (Caffe's MAX leaves -3.4e38, its AVE 0); "
+        "round_mode: FLOOR drops it (PyTorch's default), or choose a kernel and stride that fit",
+        name(), kernel_h_, kernel_w_, params_.stride_h, params_.stride_w, height_, width_,
+        past_h && past_w ? "row and column"
+        : past_h         ? "row"
+                         : "column");
+  }
   const std::vector<int> shape = {in.shape(0), in.shape(1), pooled_height_, pooled_width_};
   top[0]->reshape(shape);
   if (params_.pool == PoolingParams::Method::MAX) {
@@ -112,7 +130,7 @@ std::string PoolingLayer::onednn_shape(const BlobVec& bottom, const BlobVec& top
   const int last_h = (pooled_height_ - 1) * params_.stride_h - pad_h;  // where the last window starts
   const int last_w = (pooled_width_ - 1) * params_.stride_w - pad_w;
   if (top.size() > 1) return "a mask top is asked for";
-  if (last_h >= height_ || last_w >= width_) return "the last window lies wholly past the image";
+  if (past_image_) return "the last window lies wholly past the image";
   using Method = onednn::PoolShape::Method;
   s.method = Method::max;
   if (params_.pool == PoolingParams::Method::AVE) {

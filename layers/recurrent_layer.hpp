@@ -43,6 +43,11 @@ class RecurrentLayer : public Layer {
   bool supports(const Device& d) const override { return cpu_or_cuda(d); }
   int min_bottom() const override { return 2 + exposed(); }
   int max_bottom() const override { return 3 + exposed(); }
+  std::string blob_count_hint() const override {
+    return params_.expose_hidden ? ""
+                                 : "; initial states as bottoms (and final states as tops) need recurrent_param: "
+                                   "{expose_hidden: true}";
+  }
   int exact_num_top() const override { return 1 + exposed(); }
   // h_T may be h_0's blob and c_T c_0's (a deploy net stepping through a sequence).
   bool runs_in_place(int top, int bottom) const override { return top >= 1 && bottom == top + 1; }

@@ -17,6 +17,7 @@ class ThresholdLayer : public NeuronLayer {
  public:
   explicit ThresholdLayer(const LayerSpec& spec);
   const char* type() const override { return "Threshold"; }
+  bool has_gradient() const override { return false; }  // piecewise constant
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
 
  protected:

@@ -293,6 +293,18 @@ TEST_CASE("a fresh start that would train wrongly in silence is warned about, an
   CHECK_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(r.output.find("Layer 'fc2' parameter 0 learns at a negative rate (lr_mult -1)") != std::string::npos,
                 r.output);
+  // So does a negative loss_weight.
+  r = test::run(crema_cmd(train + " --set net.layer[8].loss_weight=-1"));
+  CHECK_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(
+      r.output.find("Top 'loss' has a negative loss_weight (-1): training climbs that loss") != std::string::npos,
+      r.output);
+  // A loss_weight on Accuracy, which has no gradient, was added to the loss in silence.
+  r = test::run(crema_cmd(train + " --set net.layer[7].loss_weight=1 --set net.layer[7].include.phase=TRAIN"));
+  CHECK_MESSAGE(r.status == 2, r.output);
+  CHECK_MESSAGE(r.output.find("(acc): loss_weight on an Accuracy layer: its output is piecewise constant and has no "
+                              "gradient") != std::string::npos,
+                r.output);
   // BatchNorm on global statistics nothing computed.
   std::string yaml = test::read_file(job.solver);
   const std::string relu = "    - {name: relu, type: ReLU";
@@ -559,6 +571,25 @@ TEST_CASE("a run without display says once that it will log no loss") {
   CHECK_MESSAGE(shown.status == 0, shown.output);
   CHECK(shown.output.find("display is 0") == std::string::npos);
   CHECK(shown.output.find("Iteration 5 (") != std::string::npos);
+  // Without random_seed the clock's seed is logged, and giving it draws the run again.
+  const auto clock = test::run(crema_cmd("train " + job.solver + " --overwrite --unset random_seed"));
+  REQUIRE_MESSAGE(clock.status == 0, clock.output);
+  const std::string said = "(drawn from the clock; random_seed: ";
+  const size_t at = clock.output.find(said);
+  REQUIRE_MESSAGE(at != std::string::npos, clock.output);
+  const std::string seed =
+      clock.output.substr(at + said.size(), clock.output.find(' ', at + said.size()) - (at + said.size()));
+  const auto again = test::run(crema_cmd("train " + job.solver + " --overwrite --set random_seed=" + seed));
+  REQUIRE_MESSAGE(again.status == 0, again.output);
+  const auto losses = [](const std::string& log) {
+    std::string lines;
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);)
+      if (line.find(", loss = ") != std::string::npos) lines += line.substr(line.find(", loss = ")) + "\n";
+    return lines;
+  };
+  CHECK(!losses(clock.output).empty());
+  CHECK(losses(again.output) == losses(clock.output));
 }
 
 TEST_CASE("Ctrl-C stops with a snapshot, and resuming finishes exactly as an uninterrupted run") {
@@ -2083,20 +2114,34 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   CHECK(r.status != 0);
   CHECK_MESSAGE(r.output.find("is larger than 64 MiB, so it is not a config") != std::string::npos, r.output);
 #if !defined(__SANITIZE_ADDRESS__)  // ASan's shadow memory needs more address space than the limit below
-  // Host memory running out in a layer used to be "unexpected error: std::bad_alloc": a
-  // 3.6 GB top under a 2.5 GB address-space limit.
-  test::write_file(job.dir / "big.yaml",
-                   "name: big\nlayer:\n"
-                   "- {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 1, 100, 100]}}}\n"
-                   "- {name: tile, type: Tile, bottom: data, top: tiled, tile_param: {axis: 1, tiles: 90000}}\n");
-  r = test::run("(ulimit -v 2500000; exec " + crema_cmd("time --model " + (job.dir / "big.yaml") + " --iterations 1") +
-                ")");
+  // `crema time` of a net of Input `shape` and layer `layer` under a 2.5 GB address-space limit.
+  const auto time_limited = [&](const std::string& shape, const std::string& layer) {
+    test::write_file(job.dir / "big.yaml",
+                     "name: big\nlayer:\n- {name: data, type: Input, top: data, input_param: "
+                     "{shape: {dim: " +
+                         shape + "}}}\n- " + layer + "\n");
+    return test::run("(ulimit -v 2500000; exec " +
+                     crema_cmd("time --model " + (job.dir / "big.yaml") + " --iterations 1") + ")");
+  };
+  // Host memory running out in a layer used to be "unexpected error: std::bad_alloc": a 3.6 GB top.
+  r = time_limited("[1, 1, 100, 100]",
+                   "{name: tile, type: Tile, bottom: data, top: tiled, tile_param: {axis: 1, "
+                   "tiles: 90000}}");
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find("Tile layer 'tile': out of host memory during forward pass (tops 1 90000 100 100 (900000000)") !=
                     std::string::npos,
                 r.output);
   CHECK(r.output.find("reduce batch_size") != std::string::npos);
   CHECK(r.output.find("bad_alloc") == std::string::npos);
+  // At setup it is the parameters, which a smaller batch does not shrink: 4.6 GB of weights.
+  r = time_limited("[1, 576]",
+                   "{name: fc, type: InnerProduct, bottom: data, top: fc, inner_product_param: "
+                   "{num_output: 2000000}}");
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("InnerProduct layer 'fc': out of host memory during setup; what a layer allocates at "
+                              "setup (its parameters) grows with its num_output") != std::string::npos,
+                r.output);
+  CHECK(r.output.find("reduce batch_size") == std::string::npos);
 #endif
 }
 

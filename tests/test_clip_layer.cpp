@@ -10,6 +10,9 @@ TEST_CASE("Clip forward clamps to min and max, the gradient passes at the bounds
 TEST_CASE("Clip requires min and max, with min <= max") {
   CHECK_THROWS_AS(test::make_layer("{type: Clip, clip_param: {min: 0}}"), ConfigError);
   CHECK_THROWS_AS(test::make_layer("{type: Clip, clip_param: {max: 0}}"), ConfigError);
+  // The missing min is said, not the max beside it taken for a misspelt min.
+  CHECK_THROWS_WITH_AS(test::make_layer("{type: Clip, clip_param: {max: 6}}"),
+                       doctest::Contains("required key 'min' is missing"), ConfigError);
   CHECK_THROWS_AS(test::make_layer("{type: Clip}"), ConfigError);
   CHECK_THROWS_AS(test::make_layer("{type: Clip, clip_param: {min: 1, max: 0}}"), ConfigError);
   CHECK_NOTHROW(test::make_layer("{type: Clip, clip_param: {min: 1, max: 1}}"));

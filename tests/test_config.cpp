@@ -194,6 +194,16 @@ TEST_CASE("config: a missing required solver field (base_lr) names the key and t
   const std::string type_msg = config_error([&] { build_net(kHead + "- name: relu\n  bottom: data\n"); });
   CHECK(starts_with(type_msg, "net.yaml:7:3: layer[1].type: "));
   CHECK(type_msg.find("required key 'type' is missing") != std::string::npos);
+  // A top beside it is a key of the layer, not the misspelt type; the misspelling is named at its line.
+  CHECK(starts_with(config_error([&] { build_net(kHead + "- name: relu\n  bottom: data\n  top: data\n"); }),
+                    "net.yaml:7:3: layer[1].type: required key 'type' is missing"));
+  CHECK(
+      starts_with(config_error([&] { build_net(kHead + "- name: relu\n  bottom: data\n  top: data\n  typ: ReLU\n"); }),
+                  "net.yaml:10:3: layer[1].typ: unknown key 'typ' (did you mean 'type'?)"));
+  // Nearer to a key of the layer than to type: not taken for the type.
+  CHECK(config_error([&] {
+          build_net(kHead + "- name: relu\n  bottom: data\n  tops: data\n");
+        }).find("'type' is missing") != std::string::npos);
 }
 
 TEST_CASE("config: a duplicate YAML key is an error at the second occurrence") {
@@ -704,6 +714,23 @@ TEST_CASE("config: other frameworks' names and misplaced required keys are repor
   CHECK_MESSAGE(msg.find("unknown layer type 'Linear' (did you mean 'InnerProduct'? crema uses Caffe's names)") !=
                     std::string::npos,
                 msg);
+  for (const auto& [theirs, ours] :
+       {std::pair{"BatchNormalization", "BatchNorm"}, std::pair{"Add", "Eltwise"}, std::pair{"Concatenate", "Concat"},
+        std::pair{"Softplus", "BNLL"}, std::pair{"SiLU", "Swish"}}) {
+    msg = net_error(std::string("- {name: l, type: ") + theirs + ", bottom: data, top: l}\n");
+    CHECK_MESSAGE(msg.find(std::string("(did you mean '") + ours + "'? crema uses Caffe's names)") != std::string::npos,
+                  msg);
+  }
+  msg = net_error("- {name: l, type: AdaptiveAvgPool2d, bottom: data, top: l}\n");
+  CHECK_MESSAGE(msg.find("(did you mean 'Pooling'? crema uses Caffe's names; pooling_param: {global_pooling: true} "
+                         "pools each channel to 1x1)") != std::string::npos,
+                msg);
+  // A layer crema lacks is not answered with another a letter away (GELU is not ELU).
+  for (const char* lacking : {"GELU", "GRU", "SELU"}) {
+    msg = net_error(std::string("- {name: l, type: ") + lacking + ", bottom: data, top: l}\n");
+    CHECK_MESSAGE(msg.find("did you mean") == std::string::npos, msg);
+    CHECK_MESSAGE(msg.find(std::string("unknown layer type '") + lacking + "'") != std::string::npos, msg);
+  }
   msg = net_error(
       "- {name: fc, type: InnerProduct, bottom: data, top: fc,\n"
       "   inner_product_param: {num_output: 2, weight_filler: {type: kaiming}}}\n");
@@ -814,6 +841,77 @@ TEST_CASE("config: two data layers making one blob without include rules are poi
                          "reuse a blob name; if layer 'train_data' is for one phase and this one for the other, give "
                          "each an include rule: include: {phase: TRAIN} on one, include: {phase: TEST} on the "
                          "other") != std::string::npos,
+                msg);
+}
+
+TEST_CASE("config: an in-place layer after another reader of its blob is told to move above it") {
+  const std::string msg = config_error([&] {
+    build_net(kHead +
+              "- {name: pool, type: Pooling, bottom: data, top: pool, pooling_param: {pool: MAX, kernel_size: 2}}\n"
+              "- {name: relu, type: ReLU, bottom: data, top: data}\n");
+  });
+  CHECK_MESSAGE(starts_with(msg,
+                            "net.yaml:8:47: layer[2] (relu).top: this layer works in place on 'data', but 'pool' "
+                            "reads 'data' before it"),
+                msg);
+  CHECK(msg.find("move it above that layer, or give it a top of its own") != std::string::npos);
+  // Above its reader it is in place as usual.
+  CHECK_NOTHROW(build_net(kHead + "- {name: relu, type: ReLU, bottom: data, top: data}\n"
+                                  "- {name: pool, type: Pooling, bottom: data, top: pool, pooling_param: {pool: MAX, "
+                                  "kernel_size: 2}}\n"));
+  // Where the only earlier use is the blob's own loss_weight, that is what is said.
+  const std::string weighted = config_error([&] {
+    build_net(kHead +
+              "- {name: p, type: Pooling, bottom: data, top: pool, loss_weight: 1, pooling_param: {pool: MAX, "
+              "kernel_size: 2}}\n"
+              "- {name: relu, type: ReLU, bottom: pool, top: pool}\n");
+  });
+  CHECK_MESSAGE(weighted.find("this layer works in place on 'pool', which has a loss_weight where it is made") !=
+                    std::string::npos,
+                weighted);
+}
+
+TEST_CASE("config: a loss_weight on a layer without a gradient is refused") {
+  CHECK(config_error([&] {
+          build_net(kHead + "- {name: t, type: Threshold, bottom: data, top: t, loss_weight: 1}\n");
+        }).find("(t): loss_weight on a Threshold layer: its output is piecewise constant") != std::string::npos);
+  CHECK(config_error([&] {
+          build_net(kHead + "- {name: m, type: ArgMax, bottom: data, top: m, loss_weight: 1}\n");
+        }).find("(m): loss_weight on an ArgMax layer") != std::string::npos);
+  // 0, as a monitor's, is no loss.
+  CHECK_NOTHROW(build_net(kHead + "- {name: m, type: ArgMax, bottom: data, top: m, loss_weight: 0}\n"));
+  // Read by another layer too, the top hands its weight to the split inserted for the readers.
+  CHECK(config_error([&] {
+          build_net(kHead +
+                    "- {name: t, type: Threshold, bottom: data, top: t, loss_weight: 1}\n"
+                    "- {name: r, type: ReLU, bottom: t, top: r}\n");
+        }).find("(t): loss_weight on a Threshold layer") != std::string::npos);
+  // A TEST net runs no backward: there the weighted value only joins the logged loss, as in Caffe.
+  CHECK_NOTHROW(build_net(kHead + "- {name: t, type: Threshold, bottom: data, top: t, loss_weight: 1}\n",
+                          NetState{Phase::TEST, 0, {}}));
+}
+
+TEST_CASE("config: a list written without brackets or commas is said to be one name") {
+  std::string msg = config_error([&] {
+    build_net(kHead +
+              "- {name: p, type: Pooling, bottom: data, top: pool, pooling_param: {pool: MAX, kernel_size: 2}}\n"
+              "- name: c\n  type: Concat\n  bottom: data, pool\n  top: c\n");
+  });
+  CHECK_MESSAGE(msg.find("bottom 'data, pool' is not produced by any earlier layer in the TRAIN net; 'data, pool' is "
+                         "one name: write a list of bottoms as [data, pool]") != std::string::npos,
+                msg);
+  msg = config_error([&] {
+    build_net(
+        "name: n\nlayer:\n- {name: d, type: DummyData, top: [data label], dummy_data_param: {shape: {dim: [2, "
+        "3]}}}\n- {name: r, type: ReLU, bottom: data, top: r}\n");
+  });
+  CHECK_MESSAGE(msg.find("bottom 'data' is not produced by any earlier layer in the TRAIN net; a top is named 'data "
+                         "label', one name: a list of tops needs commas, [data, label]") != std::string::npos,
+                msg);
+  // lr_mult beside the type belongs in param.
+  msg = config_error([&] { build_net(kHead + "- {name: r, type: ReLU, bottom: data, top: r, lr_mult: 0}\n"); });
+  CHECK_MESSAGE(msg.find("'lr_mult' belongs in the layer's param list, one entry per parameter blob (weights, then "
+                         "bias): write param: [{lr_mult: …}, {lr_mult: …}]") != std::string::npos,
                 msg);
 }
 

@@ -524,6 +524,17 @@ TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draw
   const std::string staged = test::read_file(dir / "staged.dot");
   CHECK(contains(staged, "(only stage deploy)\""));
   CHECK(contains(staged, "(except TEST)\""));
+  // A misspelt type or parameter key is refused as `crema train` refuses it, not drawn as written.
+  for (const auto& [bad, said] : {std::pair{"type: ReLu", "unknown layer type 'ReLu'"},
+                                  std::pair{"type: ReLU, relu_param: {negative_slop: 0.1}", "'negative_slop'"}}) {
+    test::write_file(dir / "bad.yaml", std::string("name: b\nlayer:\n- {name: in, type: Input, top: d, input_param: "
+                                                   "{shape: {dim: [1, 2]}}}\n- {name: r, bottom: d, top: d, ") +
+                                           bad + "}\n");
+    const auto refused = test::run(crema_cmd("convert " + (dir / "bad.yaml") + " -o " + (dir / "bad.dot")));
+    CHECK_MESSAGE(refused.status == 2, refused.output);
+    CHECK_MESSAGE(contains(refused.output, said), refused.output);
+    CHECK_FALSE(fs::exists(dir / "bad.dot"));
+  }
   const auto weights = test::run(
       crema_cmd("convert " + caffe_data("lenet_deploy/lenet_iter_10000.caffemodel") + " -o " + (dir / "w.dot")));
   CHECK(weights.status == 2);

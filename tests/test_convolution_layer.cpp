@@ -249,6 +249,8 @@ TEST_CASE("Convolution rejects bad configurations with clear messages") {
   parse_error("num_output: 2, kernel_size: 3, kernel_h: 3, kernel_w: 3", "not both");
   parse_error("num_output: 2, kernel_h: 3", "go together");
   parse_error("num_output: 2, kernel_size: 3, stride: 0", "stride must be positive");
+  parse_error("num_output: 2, kernel_h: 5, kernel_w: 0", "kernel_w: kernel_w must be positive, got 0");
+  parse_error("num_output: 2, kernel_size: 3, stride_h: -1, stride_w: 1", "stride_h: stride_h must be positive");
   parse_error("num_output: 2, kernel_size: 3, padd: 1", "did you mean 'pad'");
 }
 

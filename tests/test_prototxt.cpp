@@ -631,6 +631,18 @@ TEST_CASE("prototxt: solver files find their net next to them, then from the wor
       (dir / "models/lenet/models/lenet/deploy.prototxt") +
       "' next to the solver and 'models/lenet/deploy.prototxt' from the working directory)";
   CHECK_THROWS_WITH_AS(io::load_solver_config(dir / "models/lenet/solver.prototxt"), not_found.c_str(), ConfigError);
+  // A folder, or weights, named as the net are said at the solver's line.
+  test::write_file(dir / "models/folder.solver", "net: \"lenet\"\nbase_lr: 0.1\nmax_iter: 1\n");
+  CHECK_THROWS_WITH_AS(io::load_solver_config(dir / "models/folder.solver"),
+                       ((dir / "models/folder.solver") + ":1:6: net: '" + (dir / "models/lenet") +
+                        "' is a folder; give the net file in it")
+                           .c_str(),
+                       ConfigError);
+  fs::copy_file(caffe_data("lenet_deploy/lenet_iter_10000.caffemodel"), dir / "models/w.caffemodel");
+  test::write_file(dir / "models/weights.solver", "net: \"w.caffemodel\"\nbase_lr: 0.1\nmax_iter: 1\n");
+  const std::string weights_at = (dir / "models/weights.solver") + ":1:6: net: ";
+  CHECK_THROWS_WITH_AS(io::load_solver_config(dir / "models/weights.solver"), doctest::Contains(weights_at.c_str()),
+                       ConfigError);
   CHECK(strings(at(*local, "stepvalue")) == std::vector<std::string>{"1", "2"});
   for (const auto& s : {caffe_style, local}) {
     const SolverSpec spec = SolverSpec::parse(*s);

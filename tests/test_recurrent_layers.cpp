@@ -302,6 +302,16 @@ TEST_CASE("LSTM gradient check: input, static input, initial states, final-state
   test::check_gradients(*t.layer, {&x, &cont, &xs, &h0, &c0}, {&y, &h_t, &c_t}, {.bottoms = {0, 2, 3, 4}});
 }
 
+TEST_CASE("an initial state given without expose_hidden is pointed at it") {
+  auto t = test::make_layer(rnn_yaml(3, ""));
+  Blob x({4, 2, 3}), cont({4, 2}), xs({2, 2}), h0({1, 2, 3}), y;
+  Context ctx(1);
+  CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&x, &cont, &xs, &h0}, {&y}),
+                       doctest::Contains("RNN layer takes at most 3 bottom blob(s), got 4; initial states as bottoms "
+                                         "(and final states as tops) need recurrent_param: {expose_hidden: true}"),
+                       ConfigError);
+}
+
 TEST_CASE("RNN gradient check: input, static input, initial state, final-state top and parameters") {
   auto t = test::make_layer(rnn_yaml(3, ", expose_hidden: true"));
   Blob x({4, 2, 3}), cont({4, 2}), xs({2, 2}), h0({1, 2, 3});

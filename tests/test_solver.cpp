@@ -411,6 +411,19 @@ TEST_CASE("solver: SolverSpec::parse rejects bad values") {
                        ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\nstepvalue: [5, 3]\n"),
                        doctest::Contains("increasing"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\ngamma: 0.1\nstepvalue: [-3, 2]\n"),
+                       doctest::Contains("solver.yaml:6:13: stepvalue[0]: stepvalue -3 is negative"), ConfigError);
+  // Seeds are 32-bit: a larger one ran as another while the log named it.
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nrandom_seed: 4294967296\n"),
+                       doctest::Contains("random_seed must be at most 4294967295"), ConfigError);
+  CHECK_NOTHROW(parse("base_lr: 0.1\nmax_iter: 10\nrandom_seed: 4294967295\n"));
+  // Other frameworks' names for the schedule and its keys.
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: multistep\nmilestones: [3]\n"),
+                       doctest::Contains("unknown key 'milestones' (did you mean 'stepvalue'?"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\nlr_policy: constant\n"),
+                       doctest::Contains("unknown value 'constant' (did you mean 'fixed'?"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ntype: Adam\nbetas: [0.9, 0.99]\n"),
+                       doctest::Contains("momentum takes the first beta and momentum2 the second"), ConfigError);
   CHECK_THROWS_WITH_AS(parse("base_lr: 0.1\nmax_iter: 10\ntest_interval: 5\n"),
                        doctest::Contains("solver.yaml:4:16: test_interval: test_interval is set, so test_iter"),
                        ConfigError);
@@ -532,6 +545,13 @@ TEST_CASE("solver: a TRAIN net without a loss is refused (training it would chan
                "net:\n  name: stats\n  layer:\n"
                "  - {name: data, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"
                "  - {name: bn, type: BatchNorm, bottom: x, top: y}\n"));
+  // Nor a net without any parameters: it would train nothing at all.
+  CHECK_THROWS_WITH_AS(
+      make_job("base_lr: 0.1\nmax_iter: 10\nnet:\n  name: reader\n  layer:\n"
+               "  - {name: data, type: DummyData, top: x, dummy_data_param: {shape: {dim: [2, 3]}}}\n"),
+      doctest::Contains("the TRAIN net 'reader' has no loss"), ConfigError);
+  CHECK_THROWS_WITH_AS(make_job("base_lr: 0.1\nmax_iter: 10\nnet:\n  name: empty\n  layer: []\n"),
+                       doctest::Contains("the TRAIN net 'empty' has no loss"), ConfigError);
 }
 
 TEST_CASE("solver: a stop that comes while a snapshot is written stops right after it") {
