@@ -78,8 +78,12 @@ int classify(const ClassifyOptions& opt) {
   if (!opt.mean_file.empty()) {
     const Blob m = io::read_binaryproto(opt.mean_file);
     if (m.num_axes() < 3 || m.shape(-3) != channels)
-      throw Error(opt.mean_file + ": the mean image has shape " + m.shape_string() + " but the net's input has " +
-                  std::to_string(channels) + " channels");
+      throw ConfigError(Mark{}, "--mean-file",
+                        "'" + opt.mean_file + "' is a mean image of shape " + m.shape_string() +
+                            " but the net's input has " + std::to_string(channels) +
+                            (channels == 1 ? " channel" : " channels") +
+                            "; give the mean of the data the net was trained on (crema compute-mean writes one), or "
+                            "--mean-value");
     const int plane = m.shape(-1) * m.shape(-2);
     for (int c = 0; c < channels; ++c) {
       double sum = 0;
@@ -125,6 +129,9 @@ int classify(const ClassifyOptions& opt) {
     throw ConfigError(Mark{}, "--labels", mismatch + "; give one name per line, in class order");
   }
   const int k = std::min(opt.top_k, classes);
+  if (opt.top_k > classes)
+    spdlog::info("--top-k {} is more than the {} classes of the net's output '{}': each image lists all {}", opt.top_k,
+                 classes, out_name, classes);
 
   // Batches of --batch-size images, each resized to the net's input size. An image that cannot
   // be read is named and left out: the others still get their predictions, and the exit
@@ -170,7 +177,11 @@ int classify(const ClassifyOptions& opt) {
     try {
       img = io::read_image(opt.images[n], channels, height, width);
     } catch (const Error& e) {
-      spdlog::error("{}; left out", e.what());
+      std::error_code ec;  // a folder named where its images were meant: the shell lists them
+      spdlog::error("{}; left out{}", e.what(),
+                    std::filesystem::is_directory(opt.images[n], ec)
+                        ? " (give the images in it: " + opt.images[n] + "/*.png)"
+                        : "");
       unread.push_back(opt.images[n]);
       continue;
     }

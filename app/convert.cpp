@@ -167,6 +167,12 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
 // same kind (net or solver) without comments, as an earlier run of it left it. Anything
 // else there (a solver where a net goes, notes in comments, another file) was written by
 // someone, and would be lost.
+[[noreturn]] void refuse_replacing(const std::string& output, const std::string& why) {
+  throw ConfigError(Mark{}, "--output",
+                    "'" + output + "' exists and " + why + ": the conversion would replace it; remove it first, or " +
+                        "give the output another name");
+}
+
 void refuse_replacing_written(const std::string& output, bool solver) {
   std::error_code ec;
   if (!fs::is_regular_file(output, ec) || fs::file_size(output, ec) == 0) return;
@@ -188,10 +194,19 @@ void refuse_replacing_written(const std::string& output, bool solver) {
   } catch (const Error&) {
     why = "is no config crema reads";
   }
-  if (!why.empty())
-    throw ConfigError(Mark{}, "--output",
-                      "'" + output + "' exists and " + why + ": the conversion would replace it; remove it first, or " +
-                          "give the output another name");
+  if (!why.empty()) refuse_replacing(output, why);
+}
+
+// An ONNX model or a graph replaces only an earlier one (an ONNX ModelProto opens with its
+// ir_version, tag 0x08; a graph with `digraph`), not a file the name was given to by a slip.
+void refuse_replacing_other_than(const std::string& output, bool graph) {
+  std::error_code ec;
+  if (!fs::is_regular_file(output, ec) || fs::file_size(output, ec) == 0) return;
+  const std::string head = io::file_head(output, 8);
+  if (graph ? head.starts_with("digraph") : head.starts_with('\x08')) return;
+  const std::string kind = io::what_is(output);
+  refuse_replacing(
+      output, std::string("is no ") + (graph ? "graph" : "ONNX model") + (kind.empty() ? "" : " (it is " + kind + ")"));
 }
 
 // What a prototxt for Caffe holds that Caffe cannot read, said once it is written: crema's
@@ -277,10 +292,14 @@ int convert_onnx(const ConvertOptions& opt) {
   auto root = io::load_net_config(opt.input, &solver, opt.overrides);
   const NetSpec spec = NetSpec::parse(*root);
   // A solver file's net in the state of its first test net, as `crema test` builds it.
-  const NetState state = solver ? SolverSpec::parse(*solver).test_net_state(spec, 0) : spec.state_for(Phase::TEST);
+  const NetState base = solver ? SolverSpec::parse(*solver).test_net_state(spec, 0) : spec.state_for(Phase::TEST);
+  const NetState state = merged(base, NetStateSetting{std::nullopt, opt.level, opt.stages});
+  if (const std::string unnamed = spec.stages_no_rule_names(opt.stages); !unnamed.empty())
+    spdlog::warn("--stage: {}", unnamed);
   Context ctx(1701);
   Net net(spec, state, ctx, true);
   io::load_inference_weights(net, opt.weights);
+  refuse_replacing_other_than(opt.output, false);
   const io::OnnxModel model = io::save_onnx(net, opt.output, CREMA_VERSION);
   auto describe = [](const std::vector<io::OnnxTensor>& tensors) {
     std::string text;
@@ -300,6 +319,7 @@ int convert_dot(const ConvertOptions& opt) {
   const auto root = io::load_net_config(opt.input, nullptr, opt.overrides);
   check_net_layers(*root);  // a misspelt type or key drawn as written would look right
   const NetSpec spec = NetSpec::parse(*root);
+  refuse_replacing_other_than(opt.output, true);
   io::write_file_atomically(opt.output, io::to_dot(spec, opt.rankdir));
   spdlog::info("Wrote the graph of net '{}' ({} layers) to {}; draw it with: dot -Tpng {} -o net.png", spec.name,
                spec.layers.size(), opt.output, opt.output);
@@ -325,6 +345,11 @@ int convert(const ConvertOptions& opt) {
   const bool onnx = io::ends_with_nocase(opt.output, ".onnx");
   const bool graph = io::ends_with_nocase(opt.output, ".dot") || io::ends_with_nocase(opt.output, ".gv");
   if (opt.rankdir_given && !graph) throw ConfigError(Mark{}, "--rankdir", "--rankdir belongs to a graph (-o NET.dot)");
+  // A graph draws every layer with its rules, and a converted config keeps them all.
+  if (!onnx && (!opt.stages.empty() || opt.level))
+    throw ConfigError(Mark{}, opt.stages.empty() ? "--level" : "--stage",
+                      "--stage and --level pick the net exported to ONNX (-o MODEL.onnx); other outputs keep every "
+                      "layer with its rules");
   const InputKind kind = input_kind(opt.input);
   if ((onnx || graph) && kind != InputKind::Config)
     throw input_error(opt.input, "these are weights, not a net: give the net's .prototxt or .yaml as the input" +

@@ -6,6 +6,7 @@
 // Graphviz graph (io/dot.hpp), as Caffe's draw_net.py.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct ConvertOptions {
   std::vector<std::string> overrides;  // --set, applied to the net for an ONNX or a graph output
   std::string rankdir = "LR";          // for a graph output (.dot, .gv): Graphviz's direction, draw_net's default
   bool rankdir_given = false;
+  std::vector<std::string> stages;  // for an ONNX output: the exported (TEST) net's state, as classify's
+  std::optional<int> level;
 };
 int convert(const ConvertOptions& opt);
 

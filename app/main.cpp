@@ -591,6 +591,8 @@ int main(int argc, char** argv) {
           ->add_option("--rankdir", convert.rankdir,
                        "For .dot: the graph's direction, LR (left to right, the default), RL, TB or BT")
           ->check(CLI::IsMember({"TB", "BT", "LR", "RL"}));
+  StateFlags convert_state;
+  convert_state.add_to(convert_cmd, "exported (TEST)", any_level);
 
   crema::app::ClassifyOptions classify;
   std::vector<std::string> classify_weights, classify_mean;
@@ -606,6 +608,10 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--batch-size", classify.batch_size, "Images per forward pass (default 32)")
       ->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
+  classify_cmd
+      ->add_option("--threads", threads,
+                   "CPU threads (default: OMP_NUM_THREADS when set, else every core this process may use)")
+      ->check(at_least_one);
   classify_cmd->add_option("images", classify.images, "Image files (JPEG, PNG, ...)")->required();
   StateFlags classify_state;
   classify_state.add_to(classify_cmd, "TEST", any_level);
@@ -757,8 +763,7 @@ int main(int argc, char** argv) {
         threads = static_cast<int>(n);
         threads_from_env = true;
         threads_flag = "OMP_NUM_THREADS=" + std::to_string(n);
-        spdlog::info("Running {} thread(s), as OMP_NUM_THREADS asks{}", n,
-                     app.got_subcommand(classify_cmd) ? "" : " (--threads overrides it)");
+        spdlog::info("Running {} thread(s), as OMP_NUM_THREADS asks (--threads overrides it)", n);
       }
     }
   unsetenv(crema::app::kRestartThreadsMark);
@@ -805,6 +810,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(convert_cmd)) {
       convert.weights = names_of("--weights", convert_weights);
       convert.rankdir_given = convert_rankdir->count() > 0;
+      convert_state.read(convert.stages, convert.level);
       return crema::app::convert(convert);
     }
     if (app.got_subcommand(imageset_cmd)) return crema::app::convert_imageset(imageset);

@@ -94,8 +94,11 @@ float Node::as_float() const {
 
 bool Node::as_bool() const {
   const std::string& s = str();
-  if (s == "true" || s == "True" || s == "TRUE" || s == "t" || s == "1" || s == "yes") return true;
-  if (s == "false" || s == "False" || s == "FALSE" || s == "f" || s == "0" || s == "no") return false;
+  // Protobuf's text spellings and YAML 1.1's (yes/no, on/off), each in the three cases YAML allows.
+  for (const char* yes : {"true", "True", "TRUE", "t", "1", "yes", "Yes", "YES", "on", "On", "ON"})
+    if (s == yes) return true;
+  for (const char* no : {"false", "False", "FALSE", "f", "0", "no", "No", "NO", "off", "Off", "OFF"})
+    if (s == no) return false;
   fail("expected true or false, got '" + s + "'");
 }
 

@@ -116,6 +116,8 @@ cv::Mat read_mat(const std::string& path, int channels, int height, int width) {
   if (!std::filesystem::exists(path)) throw Error("image '" + path + "' does not exist");
   if (std::error_code ec; std::filesystem::is_directory(path, ec))
     throw Error("image '" + path + "' is a folder, not an image");
+  if (std::error_code ec; std::filesystem::is_regular_file(path, ec) && std::filesystem::file_size(path, ec) == 0)
+    throw Error("image '" + path + "' is empty (0 bytes: a copy or a download that did not finish?)");
   // Damage crema finds itself, so that libpng and libjpeg never print their own lines beside its message.
   if (is_png_or_jpeg_file(path)) {
     const std::string bytes = read_file_bytes(path);

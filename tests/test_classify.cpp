@@ -82,7 +82,7 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
                             (dir / "img4.png");
   const auto batched = test::run(test::crema_binary() + " classify --model " + (dir / "deploy.yaml") + " --weights " +
                                  (dir / "snap/toy_iter_150.caffemodel.h5") + " --scale 0.004 --labels " +
-                                 (dir / "labels.txt") + " --top-k 3 --batch-size 4" + mixed);
+                                 (dir / "labels.txt") + " --top-k 3 --batch-size 4 --threads 1" + mixed);
   CHECK(batched.status == 1);
   CHECK_MESSAGE(batched.output.find("image '" + (dir / "gone.png") + "' does not exist; left out") != std::string::npos,
                 batched.output);
@@ -156,13 +156,32 @@ TEST_CASE("classify prints the top classes per image, resizing the batch to the 
   CHECK_MESSAGE(mean.output.find("it is an HDF5 file (weights or a snapshot?)") != std::string::npos, mean.output);
   const auto image_folder = test::run(classify + (dir / "labels.txt") + " " + (dir / "snap"));
   CHECK(image_folder.status != 0);
-  CHECK_MESSAGE(
-      image_folder.output.find("image '" + (dir / "snap") + "' is a folder, not an image") != std::string::npos,
-      image_folder.output);
+  CHECK_MESSAGE(image_folder.output.find("image '" + (dir / "snap") +
+                                         "' is a folder, not an image; left out (give the images "
+                                         "in it: " +
+                                         (dir / "snap") + "/*.png)") != std::string::npos,
+                image_folder.output);
+  test::write_file(dir / "empty.png", "");
+  const auto empty = test::run(classify + (dir / "labels.txt") + " " + (dir / "empty.png"));
+  CHECK(empty.status != 0);
+  CHECK_MESSAGE(empty.output.find("image '" + (dir / "empty.png") + "' is empty (0 bytes") != std::string::npos,
+                empty.output);
   const auto both =
       test::run(classify + (dir / "labels.txt") + " --mean-value 1 --mean-file m.binaryproto " + (dir / "img0.png"));
   CHECK(both.status == 2);
   CHECK(both.output.find("give --mean-value or --mean-file, not both") != std::string::npos);
+  // A colour mean for a grey net: a mistake in the command (it was exit 1, saying no way out).
+  // A BlobProto in Caffe's legacy fields: num 1, channels 3, height 1, width 1, then 3 packed floats.
+  std::string colour("\x08\x01\x10\x03\x18\x01\x20\x01\x2a\x0c", 10);
+  colour.append(12, '\0');
+  test::write_file(dir / "colour.binaryproto", colour);
+  const auto grey = test::run(classify + (dir / "labels.txt") + " --mean-file " + (dir / "colour.binaryproto") + " " +
+                              (dir / "img0.png"));
+  CHECK(grey.status == 2);
+  CHECK_MESSAGE(
+      grey.output.find("--mean-file: '" + (dir / "colour.binaryproto") +
+                       "' is a mean image of shape 1 3 1 1 (3) but the net's input has 1 channel") != std::string::npos,
+      grey.output);
 }
 
 TEST_CASE("classify out of memory in a batch points at --batch-size, not at the net's data layers") {

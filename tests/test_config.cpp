@@ -161,6 +161,11 @@ TEST_CASE("config: a wrong type names the value's position and path") {
   });
   CHECK(starts_with(bool_msg, "net.yaml:2:17: force_backward: "));
   CHECK(bool_msg.find("expected true or false, got 'maybe'") != std::string::npos);
+  // YAML 1.1's spellings are booleans in every case YAML allows (On was refused while yes was read).
+  for (const char* yes : {"yes", "Yes", "on", "On", "ON", "t", "1"})
+    CHECK_MESSAGE(io::parse_yaml(std::string("b: ") + yes, "x.yaml").find("b")->as_bool(), yes);
+  for (const char* no : {"no", "NO", "off", "Off", "f", "0"})
+    CHECK_MESSAGE(!io::parse_yaml(std::string("b: ") + no, "x.yaml").find("b")->as_bool(), no);
 
   // A number where a map is expected.
   const std::string map_msg = config_error([&] {

@@ -524,6 +524,16 @@ TEST_CASE("convert: a net drawn as a Graphviz graph, as Caffe's draw_net.py draw
   const std::string staged = test::read_file(dir / "staged.dot");
   CHECK(contains(staged, "(only stage deploy)\""));
   CHECK(contains(staged, "(except TEST)\""));
+  // An existing file that is no graph is not replaced by one; an earlier graph is.
+  test::write_file(dir / "notes.dot", "meeting notes\n");
+  const auto notes = test::run(crema_cmd("convert " + (dir / "staged.yaml") + " -o " + (dir / "notes.dot")));
+  CHECK(notes.status == 2);
+  CHECK_MESSAGE(contains(notes.output,
+                         "notes.dot' exists and is no graph (it is a text file): the conversion would "
+                         "replace it"),
+                notes.output);
+  CHECK(test::read_file(dir / "notes.dot") == "meeting notes\n");
+  CHECK(test::run(crema_cmd("convert " + (dir / "staged.yaml") + " -o " + (dir / "staged.dot"))).status == 0);
   // A misspelt type or parameter key is refused as `crema train` refuses it, not drawn as written.
   for (const auto& [bad, said] : {std::pair{"type: ReLu", "unknown layer type 'ReLu'"},
                                   std::pair{"type: ReLU, relu_param: {negative_slop: 0.1}", "'negative_slop'"}}) {

@@ -301,6 +301,27 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   CHECK(ok.output.find("inputs data [N, 1, 28, 28]") != std::string::npos);
   CHECK(ok.output.find("outputs prob [N, 10]") != std::string::npos);
   CHECK(fs::file_size(dir / "lenet.onnx") > 1'000'000);  // LeNet's 431,080 weights as float32
+  // --stage picks the exported net's layers: prob only in stage deploy.
+  const std::string staged = "convert " + caffe + "lenet_deploy/lenet.prototxt --weights " + caffe +
+                             "lenet_deploy/lenet_iter_10000.caffemodel --set 'layer[8].include={stage: deploy}' -o ";
+  const auto plain = test::run(crema_cmd(staged + (dir / "plain.onnx")));
+  CHECK_MESSAGE(plain.output.find("outputs ip2 [N, 10]") != std::string::npos, plain.output);
+  const auto deploy = test::run(crema_cmd(staged + (dir / "deploy.onnx") + " --stage deploy"));
+  CHECK_MESSAGE(deploy.output.find("outputs prob [N, 10]") != std::string::npos, deploy.output);
+  const auto graph =
+      test::run(crema_cmd("convert " + caffe + "lenet_deploy/lenet.prototxt --stage deploy -o " + (dir / "g.dot")));
+  CHECK(graph.status == 2);
+  CHECK_MESSAGE(graph.output.find("--stage and --level pick the net exported to ONNX") != std::string::npos,
+                graph.output);
+  // Exported again over itself it is replaced; over a file of another kind it is refused.
+  const std::string export_to = "convert " + caffe + "lenet_deploy/lenet.prototxt --weights " + caffe +
+                                "lenet_deploy/lenet_iter_10000.caffemodel -o ";
+  CHECK(test::run(crema_cmd(export_to + (dir / "lenet.onnx"))).status == 0);
+  fs::copy_file(caffe + "lenet_deploy/lenet.prototxt", dir / "notes.onnx");
+  const auto other = test::run(crema_cmd(export_to + (dir / "notes.onnx")));
+  CHECK(other.status == 2);
+  CHECK_MESSAGE(other.output.find("notes.onnx' exists and is no ONNX model (it is a text file)") != std::string::npos,
+                other.output);
   // The model given back as weights: named as what it is (it "looked like a .solverstate").
   const auto back = test::run(crema_cmd("test --model " + caffe + "lenet_deploy/lenet.prototxt --weights " +
                                         (dir / "lenet.onnx") + " --iterations 1"));
