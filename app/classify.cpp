@@ -129,7 +129,7 @@ int classify(const ClassifyOptions& opt) {
     throw ConfigError(Mark{}, "--labels", mismatch + "; give one name per line, in class order");
   }
   const int k = std::min(opt.top_k, classes);
-  if (opt.top_k > classes)
+  if (opt.top_k_given && opt.top_k > classes)
     spdlog::info("--top-k {} is more than the {} classes of the net's output '{}': each image lists all {}", opt.top_k,
                  classes, out_name, classes);
 
@@ -180,7 +180,7 @@ int classify(const ClassifyOptions& opt) {
       std::error_code ec;  // a folder named where its images were meant: the shell lists them
       spdlog::error("{}; left out{}", e.what(),
                     std::filesystem::is_directory(opt.images[n], ec)
-                        ? " (give the images in it: " + opt.images[n] + "/*.png)"
+                        ? " (give the images in it: " + (std::filesystem::path(opt.images[n]) / "").string() + "*)"
                         : "");
       unread.push_back(opt.images[n]);
       continue;

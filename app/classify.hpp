@@ -15,6 +15,7 @@ struct ClassifyOptions {
   float scale = 1.f;
   std::string labels;
   int top_k = 5;
+  bool top_k_given = false;  // a --top-k above the classes is said; the default is not
   int batch_size = 32;  // images per forward pass: memory stays bounded however many are given
   std::vector<std::string> images;
   int gpu = -1;

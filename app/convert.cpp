@@ -163,16 +163,16 @@ void check_solver(Node& root, const std::string& input, const std::string& outpu
   if (!rewritten_note.empty()) spdlog::info("{}", rewritten_note);
 }
 
-// An existing output is replaced when it is what this conversion writes: a config of the
-// same kind (net or solver) without comments, as an earlier run of it left it. Anything
-// else there (a solver where a net goes, notes in comments, another file) was written by
-// someone, and would be lost.
 [[noreturn]] void refuse_replacing(const std::string& output, const std::string& why) {
   throw ConfigError(Mark{}, "--output",
                     "'" + output + "' exists and " + why + ": the conversion would replace it; remove it first, or " +
                         "give the output another name");
 }
 
+// An existing output is replaced when it is what this conversion writes: a config of the
+// same kind (net or solver) without comments, as an earlier run of it left it. Anything
+// else there (a solver where a net goes, notes in comments, another file) was written by
+// someone, and would be lost.
 void refuse_replacing_written(const std::string& output, bool solver) {
   std::error_code ec;
   if (!fs::is_regular_file(output, ec) || fs::file_size(output, ec) == 0) return;
@@ -299,7 +299,6 @@ int convert_onnx(const ConvertOptions& opt) {
   Context ctx(1701);
   Net net(spec, state, ctx, true);
   io::load_inference_weights(net, opt.weights);
-  refuse_replacing_other_than(opt.output, false);
   const io::OnnxModel model = io::save_onnx(net, opt.output, CREMA_VERSION);
   auto describe = [](const std::vector<io::OnnxTensor>& tensors) {
     std::string text;
@@ -319,7 +318,6 @@ int convert_dot(const ConvertOptions& opt) {
   const auto root = io::load_net_config(opt.input, nullptr, opt.overrides);
   check_net_layers(*root);  // a misspelt type or key drawn as written would look right
   const NetSpec spec = NetSpec::parse(*root);
-  refuse_replacing_other_than(opt.output, true);
   io::write_file_atomically(opt.output, io::to_dot(spec, opt.rankdir));
   spdlog::info("Wrote the graph of net '{}' ({} layers) to {}; draw it with: dot -Tpng {} -o net.png", spec.name,
                spec.layers.size(), opt.output, opt.output);
@@ -350,6 +348,7 @@ int convert(const ConvertOptions& opt) {
     throw ConfigError(Mark{}, opt.stages.empty() ? "--level" : "--stage",
                       "--stage and --level pick the net exported to ONNX (-o MODEL.onnx); other outputs keep every "
                       "layer with its rules");
+  if (onnx || graph) refuse_replacing_other_than(opt.output, graph);  // before weights are read and a net built
   const InputKind kind = input_kind(opt.input);
   if ((onnx || graph) && kind != InputKind::Config)
     throw input_error(opt.input, "these are weights, not a net: give the net's .prototxt or .yaml as the input" +

@@ -604,7 +604,8 @@ int main(int argc, char** argv) {
   classify_cmd->add_option("--scale", classify.scale, "Multiplier applied after the mean (e.g. 0.00390625)")
       ->check(finite_number);
   classify_cmd->add_option("--labels", classify.labels, "Text file with one class name per line");
-  classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image")->check(at_least_one);
+  auto* classify_top_k =
+      classify_cmd->add_option("--top-k", classify.top_k, "Classes printed per image (default 5)")->check(at_least_one);
   classify_cmd->add_option("--batch-size", classify.batch_size, "Images per forward pass (default 32)")
       ->check(at_least_one);
   classify_cmd->add_option("--gpu", classify.gpu, "GPU device id")->check(device_id);
@@ -819,6 +820,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand(classify_cmd)) {
       classify.weights = names_of("--weights", classify_weights);
       classify_state.read(classify.stages, classify.level);
+      classify.top_k_given = classify_top_k->count() > 0;
       crema::app::refuse_missing_weights(classify.weights);
       for (const auto& v : split_commas(classify_mean)) {
         size_t used = 0;

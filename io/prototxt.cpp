@@ -434,8 +434,9 @@ std::string format_scalar(const std::string& key, const std::string& v) {
     return unsigned_v;
   }
   if (v == "true" || v == "false" || v == "True" || v == "False" || v == "t" || v == "f") return v;
-  if (l == "yes" || v == "TRUE") return "true";
-  if (l == "no" || v == "FALSE") return "false";
+  // YAML 1.1's booleans in protobuf's spelling, which Caffe's text parser reads.
+  if (l == "yes" || l == "on" || v == "TRUE") return "true";
+  if (l == "no" || l == "off" || v == "FALSE") return "false";
   if (is_enum_name(v)) return v;
   return quote(v);
 }

@@ -273,7 +273,7 @@ TEST_CASE("prototxt: the writer quotes strings, leaves numbers, bools and enums 
       "name: 1\n"
       "layer:\n"
       "  - {name: 'say \"hi\"\\n', type: Pooling, top: [a, b], pooling_param: {pool: MAX, kernel_size: 3},\n"
-      "     param: [{lr_mult: 1e-4}, {lr_mult: .inf}], propagate_down: [yes, False], loss_weight: +2,\n"
+      "     param: [{lr_mult: 1e-4}, {lr_mult: .inf}], propagate_down: [yes, False, ON, off], loss_weight: +2,\n"
       "     weight_filler: {type: xavier}, skipped: ~, data_param: {source: 'a\\b'}}\n",
       "w.yaml");
   const std::string text = io::to_prototxt(yaml);
@@ -296,6 +296,8 @@ TEST_CASE("prototxt: the writer quotes strings, leaves numbers, bools and enums 
         "  }\n"
         "  propagate_down: true\n"
         "  propagate_down: False\n"
+        "  propagate_down: true\n"
+        "  propagate_down: false\n"
         "  loss_weight: 2\n"
         "  weight_filler {\n"
         "    type: \"xavier\"\n"
