@@ -122,10 +122,11 @@ int classify(const ClassifyOptions& opt) {
     // As Caffe's classifier: one name per class, else the names would be shifted or missing.
     const std::string mismatch = "the labels file '" + labels_path + "' names " + std::to_string(labels.size()) +
                                  " classes but the net's output '" + out_name + "' has " + std::to_string(classes);
-    if (opt.labels.empty())
-      throw Error(mismatch +
-                  "; crema found it beside the weights, where training wrote the class names of its data; "
-                  "give --labels FILE to use other names");
+    if (opt.labels.empty())  // a mistake in the command as much as a wrong --labels: exit status 2 too
+      throw ConfigError(Mark{}, "--weights",
+                        mismatch +
+                            "; crema found it beside the weights, where training wrote the class names of its data; "
+                            "give --labels FILE to use other names");
     throw ConfigError(Mark{}, "--labels", mismatch + "; give one name per line, in class order");
   }
   const int k = std::min(opt.top_k, classes);

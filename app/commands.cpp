@@ -1535,6 +1535,12 @@ int time(const TimeOptions& opt) {
                precision_name(ctx->precision()),
                ctx->on_gpu() ? "GPU" : "CPU with " + std::to_string(num_threads()) + " thread(s)");
   Net net(spec, state, *ctx);
+  // Averages over no layers read as a measurement of a fast net.
+  if (net.num_layers() == 0)
+    throw ConfigError(Mark{}, "--model",
+                      "the " + std::string(phase == Phase::TEST ? "TEST" : "TRAIN") + " net of '" + opt.model +
+                          "' has no layers, so there is nothing to time; check its `layer:` list and its include/"
+                          "exclude rules (--phase picks the net)");
   if (phase == Phase::TRAIN) {
     bool backward = false;
     for (int i = 0; i < net.num_layers(); ++i) backward |= net.layer_needs_backward(i);

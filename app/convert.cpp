@@ -197,13 +197,12 @@ void refuse_replacing_written(const std::string& output, bool solver) {
   if (!why.empty()) refuse_replacing(output, why);
 }
 
-// An ONNX model or a graph replaces only an earlier one (an ONNX ModelProto opens with its
-// ir_version, tag 0x08; a graph with `digraph`), not a file the name was given to by a slip.
+// An ONNX model or a graph replaces only an earlier one (a graph opens with `digraph`), not
+// a file the name was given to by a slip.
 void refuse_replacing_other_than(const std::string& output, bool graph) {
   std::error_code ec;
   if (!fs::is_regular_file(output, ec) || fs::file_size(output, ec) == 0) return;
-  const std::string head = io::file_head(output, 8);
-  if (graph ? head.starts_with("digraph") : head.starts_with('\x08')) return;
+  if (graph ? io::file_head(output, 8).starts_with("digraph") : io::is_onnx_model(output)) return;
   const std::string kind = io::what_is(output);
   refuse_replacing(
       output, std::string("is no ") + (graph ? "graph" : "ONNX model") + (kind.empty() ? "" : " (it is " + kind + ")"));

@@ -283,6 +283,15 @@ std::vector<std::string> with_caffe_single_dash_flags(CLI::App& app, int argc, c
   return args;
 }
 
+// train's solver: positional or --solver (Caffe's spelling), once.
+std::string train_solver_count_error(int positionals, int solver_flags) {
+  if (positionals + solver_flags == 0)
+    return "crema train: give the solver config: crema train SOLVER.yaml (or --solver SOLVER.yaml)";
+  return "crema train: the solver is given " +
+         std::string(positionals > 0 && solver_flags > 0 ? "both as an argument and with --solver" : "more than once") +
+         "; give it once: crema train SOLVER.yaml (or --solver SOLVER.yaml)";
+}
+
 std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
   const std::vector<CLI::App*> subs = app.get_subcommands([](CLI::App*) { return true; });
   std::vector<std::string> commands;
@@ -297,7 +306,8 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
   };
   CLI::App* sub = nullptr;
   std::string config_positional;  // a config file given without --model (crema time lenet.yaml)
-  bool model_given = false, solver_given = false;
+  bool model_given = false;
+  int solver_flags = 0;
   int positionals = 0;  // after the command
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -315,7 +325,7 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       }
       if (name == "-h" || name == "--help") continue;
       model_given |= name == "--model";
-      solver_given |= sub && name == "--solver";
+      solver_flags += sub && name == "--solver";
       if (const CLI::Option* o = at.get_option_no_throw(name)) {
         // Its value is the next argument, whatever it looks like (--set -x, --log -f).
         if (o->get_items_expected_min() > 0 && name.size() == arg.size()) ++i;  // not a flag
@@ -376,13 +386,8 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       if (config_positional.empty() && crema::io::config_format_for(arg)) config_positional = arg;
     }
   }
-  // train's solver: positional or --solver (Caffe's spelling), once.
-  if (sub && sub->get_name() == "train" && (positionals + solver_given != 1))
-    return positionals + solver_given == 0
-               ? "crema train: give the solver config: crema train SOLVER.yaml (or --solver SOLVER.yaml)"
-               : "crema train: the solver is given " +
-                     std::string(solver_given ? "both as an argument and with --solver" : "more than once") +
-                     "; give it once: crema train SOLVER.yaml (or --solver SOLVER.yaml)";
+  if (sub && sub->get_name() == "train" && (positionals + solver_flags != 1))
+    return train_solver_count_error(positionals, solver_flags);
   if (sub && !model_given && !config_positional.empty() && sub->get_option_no_throw("--model"))
     return "crema " + sub->get_name() + ": give the net with --model (crema " + sub->get_name() + " --model " +
            config_positional + " …)";
@@ -444,8 +449,11 @@ int main(int argc, char** argv) {
   // option swallows the positional arguments after it (classify's images).
   std::vector<std::string> train_weights;
   auto* train_cmd = app.add_subcommand("train", "Train a net from a solver config");
-  // Positional, or --solver as Caffe's `caffe train --solver=…` spells it.
-  train_cmd->add_option("solver,--solver", train.solver, "Solver config (YAML or prototxt)")->required();
+  // Positional, or --solver as Caffe's `caffe train --solver=…` spells it: two options on one
+  // value, so that help lists the solver once; explain_unexpected requires exactly one of them.
+  train_cmd->add_option("solver", train.solver,
+                        "Solver config (YAML or prototxt); required (--solver SOLVER also works)");
+  train_cmd->add_option("--solver", train.solver, "The solver config, as Caffe spells it")->group("");
   StateFlags train_state;
   train_state.add_to(train_cmd, "TRAIN", any_level);
   train_cmd->add_option("--weights", train_weights, "Initial weights (.caffemodel or .caffemodel.h5), comma-separated; later files win")->allow_extra_args(false);
@@ -722,6 +730,14 @@ int main(int argc, char** argv) {
       }
     std::cerr << where << ": " << e.what() << "; '" << where << " --help' lists the options\n";
     return 2;
+  }
+  if (train_cmd->parsed()) {
+    const auto positional = static_cast<int>(train_cmd->get_option("solver")->count());
+    const auto flags = static_cast<int>(train_cmd->get_option("--solver")->count());
+    if (positional + flags != 1) {
+      std::cerr << train_solver_count_error(positional, flags) << "\n";
+      return 2;
+    }
   }
   if (show_version) {
     std::cout << crema::app::version_text();

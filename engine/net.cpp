@@ -45,13 +45,11 @@ std::string list_slip(const std::string& b, const std::vector<std::string>& blob
   if (b.find(',') != std::string::npos)
     return "; '" + b + "' is one name: write a list of bottoms as [" + b + "] (brackets, or one '- ' item each)";
   for (const std::string& blob : blobs)
-    if (blob.find(' ') != std::string::npos && (" " + blob + " ").find(" " + b + " ") != std::string::npos)
-      return "; a top is named '" + blob + "', one name: a list of tops needs commas, [" + [&] {
-        std::string listed = blob;
-        for (size_t at = listed.find(' '); at != std::string::npos; at = listed.find(' ', at + 2))
-          listed.replace(at, 1, ", ");
-        return listed;
-      }() + "]";
+    if (blob.find(' ') != std::string::npos && (" " + blob + " ").find(" " + b + " ") != std::string::npos) {
+      std::string listed;
+      for (char c : blob) listed += c == ' ' ? std::string(", ") : std::string(1, c);
+      return "; a top is named '" + blob + "', one name: a list of tops needs commas, [" + listed + "]";
+    }
   return "";
 }
 
@@ -682,9 +680,13 @@ void Net::resolve_params(int li) {
   // param entries in its constructor (BatchNorm gives its statistics lr_mult 0).
   const LayerSpec& spec = layer.spec();
   auto& blobs = layer.blobs();
-  if (spec.param.size() > blobs.size())
-    spec.fail("has " + std::to_string(spec.param.size()) + " 'param' entries but the " + layer.type() + " layer has " +
-              std::to_string(blobs.size()) + " parameter blob(s)");
+  if (spec.param.size() > blobs.size())  // said at the first entry too many
+    throw ConfigError(entry_mark(spec, "param", blobs.size()),
+                      spec.path + " (" + spec.name + ").param[" + std::to_string(blobs.size()) + "]",
+                      "has " + std::to_string(spec.param.size()) + " 'param' entries but the " + layer.type() +
+                          " layer has " + std::to_string(blobs.size()) +
+                          " parameter blob(s): one entry per blob, in order; remove the entries from this one on "
+                          "(in a V1 net each blobs_lr or weight_decay line makes an entry)");
   param_shared_.emplace_back(blobs.size(), false);
   param_ids_.emplace_back(blobs.size(), -1);
   for (size_t j = 0; j < blobs.size(); ++j) {

@@ -151,10 +151,16 @@ Node upgrade_v1_layer(const Node& v1) {
     if (const Node* n = v1.find(key)) out.set(key, key == "type" ? upgrade_v1_type(*n) : *n);
   Node params = v1_param_specs(v1);
   if (!params.is_null()) out.set("param", std::move(params));
-  for (const auto& [key, value] : v1.entries())
-    if (std::find(first.begin(), first.end(), key) == first.end() &&
-        std::find(per_blob.begin(), per_blob.end(), key) == per_blob.end())
-      out.set(key, value);
+  for (const auto& [key, value] : v1.entries()) {
+    if (std::find(first.begin(), first.end(), key) != first.end() ||
+        std::find(per_blob.begin(), per_blob.end(), key) != per_blob.end())
+      continue;
+    // A misspelt V1 list key would otherwise be checked against the current keys only,
+    // which have no blobs_lr to suggest.
+    if (const std::string hint = did_you_mean(key, {"blobs_lr", "weight_decay", "blob_share_mode"}); !hint.empty())
+      throw ConfigError(value.key_mark(), value.path(), "unknown key '" + key + "'" + hint);
+    out.set(key, value);
+  }
   return out;
 }
 

@@ -209,8 +209,9 @@ Weights read_weights(const std::string& path) {
   if (!f.exists("data")) {
     if (f.exists("iter") && f.exists("history"))  // the other file of a snapshot
       throw Error(path +
-                  ": this is a solver state (the .solverstate.h5 of a snapshot), not weights: resume from it "
-                  "with --snapshot, or give its .caffemodel.h5 as weights");
+                  ": this is a solver state (the .solverstate.h5 of a snapshot), not weights: give the "
+                  "snapshot's .caffemodel.h5, beside it, as weights (crema train resumes from a solver state "
+                  "with --snapshot)");
     throw Error(path + ": not a Caffe HDF5 weights file (no /data group); expected a .caffemodel.h5");
   }
   Weights out;

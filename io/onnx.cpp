@@ -789,6 +789,26 @@ const std::map<std::string, Exporter>& exporters() {
 
 }  // namespace
 
+bool is_onnx_model(const std::string& path) {
+  // A solver state or a legacy mean BlobProto also opens with a varint field 1; neither has
+  // both a message field 7 (ModelProto's graph) and 8 (its opset_import).
+  try {
+    const std::string bytes = read_file_bytes(path);
+    pb::Reader r(path, bytes, "ModelProto");
+    bool ir_version = false, graph = false, opset = false;
+    while (r.next()) {
+      const bool is_bytes = r.wire_type() == pb::WireType::Bytes;
+      ir_version |= r.field() == 1 && r.wire_type() == pb::WireType::Varint;
+      graph |= r.field() == 7 && is_bytes;
+      opset |= r.field() == 8 && is_bytes;
+      r.skip();
+    }
+    return ir_version && graph && opset;
+  } catch (const Error&) {
+    return false;  // unreadable or no protobuf at all
+  }
+}
+
 const std::vector<std::string>& onnx_exportable_types() {
   static const std::vector<std::string> types = [] {
     std::vector<std::string> t = {"Input"};  // and data layers, whose tops become inputs

@@ -49,6 +49,10 @@ std::string describe(const OnnxTensor& t);
 // reshaped to another batch size for a moment and put back as it was, values included.
 OnnxModel save_onnx(Net& net, const std::string& path, const std::string& producer_version);
 
+// Whether the file at `path` holds an ONNX model (its top-level fields parse as a ModelProto's,
+// with ir_version, a graph and an opset): what an export may replace.
+bool is_onnx_model(const std::string& path);
+
 // The layer types save_onnx translates.
 const std::vector<std::string>& onnx_exportable_types();
 

@@ -1,8 +1,11 @@
 #include "layers/pooling_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 #include <string>
 
 namespace crema {
@@ -81,9 +84,8 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
   const bool past_h = (pooled_height_ - 1) * params_.stride_h - params_.pad_h >= height_;
   const bool past_w = (pooled_width_ - 1) * params_.stride_w - params_.pad_w >= width_;
   past_image_ = past_h || past_w;
-  if (past_image_ && !warned_past_image_) {
-    warned_past_image_ = true;
-    spdlog::warn(
+  if (past_image_) {
+    const std::string warning = fmt::format(
         "Pooling '{}': with kernel {}x{} and stride {}x{} over a {}x{} bottom, the last {} of windows lies wholly "
         "past the image (Caffe's ceil rounding), and crema writes 0 there (Caffe's MAX leaves -3.4e38, its AVE 0); "
         "round_mode: FLOOR drops it (PyTorch's default), or choose a kernel and stride that fit",
@@ -91,6 +93,12 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
         past_h && past_w ? "row and column"
         : past_h         ? "row"
                          : "column");
+    // Once per process: the TRAIN net and each TEST net have their own copy of the layer, and
+    // a reshape repeats the setup.
+    static std::mutex mutex;
+    static std::set<std::string> said;
+    const std::lock_guard lock(mutex);
+    if (said.insert(warning).second) spdlog::warn("{}", warning);
   }
   const std::vector<int> shape = {in.shape(0), in.shape(1), pooled_height_, pooled_width_};
   top[0]->reshape(shape);

@@ -100,8 +100,7 @@ class PoolingLayer : public Layer {
   // is one where oneDNN computes Caffe's result.
   std::unique_ptr<onednn::Pooling> onednn_;
   bool use_onednn_ = false;
-  bool past_image_ = false;         // the last window starts past the image (Caffe's ceil rounding, no pad)
-  bool warned_past_image_ = false;  // once per layer, not at every reshape
+  bool past_image_ = false;  // the last window starts past the image (Caffe's ceil rounding, no pad)
   // The oneDNN pooling for the current shape, or "" and why it would differ from Caffe's.
   std::string onednn_shape(const BlobVec& bottom, const BlobVec& top, onednn::PoolShape& s) const;
   // The plane and window every engine pools with.

@@ -233,10 +233,12 @@ TEST_CASE("solver state round trip keeps crema's resume extras") {
   CHECK(l.state.layer_states.at("train/mnist") == s.layer_states.at("train/mnist"));
   CHECK(l.config_yaml == "base_lr: 0.1\n");
   // Given as weights (an easy slip: the two files of a snapshot differ in one word).
-  CHECK_THROWS_WITH_AS(io::load_weights(dir / "moved/x_iter_30.solverstate.h5"),
-                       doctest::Contains("this is a solver state (the .solverstate.h5 of a snapshot), not weights: "
-                                         "resume from it with --snapshot"),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      io::load_weights(dir / "moved/x_iter_30.solverstate.h5"),
+      doctest::Contains("this is a solver state (the .solverstate.h5 of a snapshot), not weights: "
+                        "give the snapshot's .caffemodel.h5, beside it, as weights (crema train resumes from a "
+                        "solver state with --snapshot)"),
+      Error);
 }
 
 TEST_CASE("reading a file that is not a checkpoint gives one clear error") {

@@ -1276,6 +1276,16 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   CHECK_MESSAGE(r.output.find("crema train: give the solver config: crema train SOLVER.yaml (or --solver "
                               "SOLVER.yaml)") != std::string::npos,
                 r.output);
+  r = test::run(crema_cmd("train --solver=" + job.solver + " --solver " + job.solver));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("crema train: the solver is given more than once; give it once") != std::string::npos,
+                r.output);
+  // Help lists the solver once, not as a required positional and a required --solver.
+  r = test::run(crema_cmd("train --help"));
+  CHECK(r.status == 0);
+  CHECK_MESSAGE(r.output.find("REQUIRED") == std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("solver TEXT") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find("--solver TEXT") == std::string::npos, r.output);
   r = test::run(crema_cmd("trian " + job.solver));
   CHECK(r.status == 2);
   CHECK_MESSAGE(
@@ -1510,6 +1520,12 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   r = test::run(crema_cmd("time --model " + deploy + " --iterations 1 --set force_backward=true"));
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(r.output.find("No layer of this net computes a gradient") == std::string::npos);
+  // A net with no layers (in this phase) has nothing to time: averages of nothing read as a fast net.
+  test::TempDir dir;
+  test::write_file(dir / "empty.yaml", "name: empty\nlayer: []\n");
+  r = test::run(crema_cmd("time --model " + (dir / "empty.yaml") + " --iterations 1"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("has no layers, so there is nothing to time") != std::string::npos, r.output);
   // More threads than cores only take turns: said, not silently slower.
   const int cores = crema::available_cores();
   {

@@ -959,6 +959,16 @@ TEST_CASE("an image folder's class names are kept beside the snapshots, and clas
   REQUIRE_MESSAGE(c.status == 0, c.output);
   CHECK(c.output.find("x.classes.txt") != std::string::npos);
   CHECK(c.output.find("\"dark\"") != std::string::npos);
+  // A class list beside the weights that does not fit the net: a mistake in the command (exit
+  // status 2, as a wrong --labels), with the way out.
+  test::write_file(dir / "run/x.classes.txt", "bright\ndark\n");
+  const auto mismatch =
+      test::run(crema_cmd("classify --model " + (dir / "deploy.yaml") + " --weights " +
+                          (dir / "run/x_iter_60.caffemodel.h5") + " --scale 0.004 " + (dir / "data/dark/0.png")));
+  CHECK(mismatch.status == 2);
+  CHECK_MESSAGE(mismatch.output.find("names 2 classes but the net's output 'prob' has 3; crema found it beside the "
+                                     "weights") != std::string::npos,
+                mismatch.output);
 }
 
 TEST_CASE("an image folder with other classes than training's is refused: in training's tests, crema test, a resume") {

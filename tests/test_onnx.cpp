@@ -322,6 +322,12 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   CHECK(other.status == 2);
   CHECK_MESSAGE(other.output.find("notes.onnx' exists and is no ONNX model (it is a text file)") != std::string::npos,
                 other.output);
+  // A solver state opens with a varint field 1 as a model does (ir_version): it is still no model.
+  fs::copy_file(caffe + "cifar10_quick_iter_4000.solverstate", dir / "state.onnx");
+  const auto state = test::run(crema_cmd(export_to + (dir / "state.onnx")));
+  CHECK(state.status == 2);
+  CHECK_MESSAGE(state.output.find("state.onnx' exists and is no ONNX model") != std::string::npos, state.output);
+  CHECK(fs::file_size(dir / "state.onnx") == fs::file_size(caffe + "cifar10_quick_iter_4000.solverstate"));
   // The model given back as weights: named as what it is (it "looked like a .solverstate").
   const auto back = test::run(crema_cmd("test --model " + caffe + "lenet_deploy/lenet.prototxt --weights " +
                                         (dir / "lenet.onnx") + " --iterations 1"));

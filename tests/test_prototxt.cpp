@@ -484,6 +484,27 @@ TEST_CASE("prototxt: upgrade errors point at the V1 field") {
                        "v1.prototxt:2:1: layers: the net has both 'layer' (current format) and 'layers' (V1 format); "
                        "use one of them",
                        ConfigError);
+  // A misspelt V1 list key gets the V1 spelling (the current keys have no blobs_lr).
+  CHECK_THROWS_WITH_AS(upgrade("layers {\n  name: \"c\"\n  type: CONVOLUTION\n  blob_lr: 1\n}"),
+                       "v1.prototxt:4:3: layers.blob_lr: unknown key 'blob_lr' (did you mean 'blobs_lr'?)",
+                       ConfigError);
+  // One blobs_lr line too many is said at that line, not at the layer.
+  {
+    Node n = io::parse_prototxt(
+        "input: \"data\"\ninput_dim: 1\ninput_dim: 1\ninput_dim: 4\ninput_dim: 4\nlayers {\n  name: \"c\"\n"
+        "  type: CONVOLUTION\n  bottom: \"data\"\n  top: \"c\"\n  blobs_lr: 1\n  blobs_lr: 2\n  blobs_lr: 3\n"
+        "  convolution_param { num_output: 2 kernel_size: 3 }\n}\n",
+        "v1.prototxt");
+    io::upgrade_net(n);
+    const NetSpec spec = NetSpec::parse(n);
+    Context ctx(1);
+    CHECK_THROWS_WITH_AS(Net(spec, NetState{Phase::TRAIN, 0, {}}, ctx, true),
+                         doctest::Contains("v1.prototxt:13:13: layer[1] (c).param[2]: has 3 'param' entries but the "
+                                           "Convolution layer has 2 parameter blob(s): one entry per blob, in order; "
+                                           "remove the entries from this one on (in a V1 net each blobs_lr or "
+                                           "weight_decay line makes an entry)"),
+                         ConfigError);
+  }
   CHECK_THROWS_WITH_AS(upgrade("layers { layer { name: \"conv\" type: \"conv\" } }"),
                        "v1.prototxt:1:10: layers.layer: this is a V0 net (layers { layer { ... } }, before 2014), "
                        "which crema cannot read; upgrade it with Caffe's upgrade_net_proto_text first",
