@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -120,6 +122,39 @@ void check_net_layers(const Node& net) {
   for (const LayerSpec* layer : caffe_only)
     spdlog::warn("layer '{}' ({}) is written as it is, but crema cannot build it: {}; replace it before training",
                  layer->name, layer->type, LayerRegistry::caffe_only(layer->type));
+  // A bottom no earlier layer makes: the file is converted as written, but no net builds from
+  // it. Said when no net the layer is in (TRAIN, TEST) has the blob before it: a net of one
+  // phase only (a train.prototxt without a TEST data layer) is not taken for a mistake.
+  struct Reading {
+    std::vector<const char*> phases;  // the nets the layer is in without the blob
+    std::vector<std::string> made;    // the blobs made before it, in the first of them
+    bool found = false;               // some net the layer is in has the blob
+  };
+  std::map<std::pair<size_t, std::string>, Reading> reads;
+  for (const Phase phase : {Phase::TRAIN, Phase::TEST}) {
+    const NetState state = spec.state_for(phase);
+    std::set<std::string> made;
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      const LayerSpec& layer = spec.layers[i];
+      if (!layer_included(layer, state)) continue;
+      for (const std::string& b : layer.bottom) {
+        Reading& r = reads[{i, b}];
+        if (made.count(b)) {
+          r.found = true;
+        } else {
+          if (r.phases.empty()) r.made.assign(made.begin(), made.end());
+          r.phases.push_back(phase_name(phase));
+        }
+      }
+      made.insert(layer.top.begin(), layer.top.end());
+    }
+  }
+  for (const auto& [at, r] : reads)
+    if (!r.found)
+      spdlog::warn(
+          "layer '{}' reads '{}', which no earlier layer of the {} net makes{}: the net is written as it "
+          "is, but will not build; fix the name or add the layer that makes it",
+          spec.layers[at.first].name, at.second, fmt::join(r.phases, " or "), did_you_mean(at.second, r.made));
 }
 
 // The upgraded solver `root` (read from `input`), checked as `crema train` reads it:

@@ -310,6 +310,20 @@ TEST_CASE("convert: a net or solver crema would refuse to train is refused at th
                  "layer 'data' (Python) is written as it is, but crema cannot build it: Caffe's Python "
                  "layer runs Python code inside pycaffe"));
   CHECK(contains(test::read_file(dir / "fcn.yaml"), "module: voc_layers"));
+  // A net of one phase (no TEST data layer) is no mistake; a bottom no net makes is said, and
+  // still written as it is.
+  CHECK_MESSAGE(!contains(fcn.output, "which no earlier layer"), fcn.output);
+  test::write_file(dir / "typo.prototxt",
+                   "name: \"t\"\nlayer { name: \"in\" type: \"Input\" top: \"data\" input_param { shape { dim: 1 "
+                   "dim: 4 } } }\nlayer { name: \"ip\" type: \"InnerProduct\" bottom: \"dat\" top: \"ip\"\n"
+                   "  inner_product_param { num_output: 2 } }\n");
+  const auto typo = convert("typo.prototxt", "typo.yaml");
+  CHECK_MESSAGE(typo.status == 0, typo.output);
+  CHECK_MESSAGE(contains(typo.output,
+                         "layer 'ip' reads 'dat', which no earlier layer of the TRAIN or TEST net makes "
+                         "(did you mean 'data'?): the net is written as it is, but will not build"),
+                typo.output);
+  CHECK(contains(test::read_file(dir / "typo.yaml"), "bottom: dat"));
   test::write_file(dir / "fcn_solver.prototxt", "net: \"fcn.prototxt\"\nbase_lr: 0.1\nmax_iter: 1\n");
   const auto fcn_solver = convert("fcn_solver.prototxt", "fcn_solver.yaml");
   CHECK_MESSAGE(fcn_solver.status == 0, fcn_solver.output);
