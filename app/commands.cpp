@@ -242,7 +242,14 @@ std::vector<Net*> solver_test_nets(Solver& solver) {
 
 // A weights file none of whose layers is in the net (each file is by itself: later
 // files may override earlier ones).
-[[noreturn]] void refuse_unmatched_weights(const std::string& file, const std::vector<std::string>& in_file,
+// Where train's weights were given: --weights, or the solver's `weights` key.
+struct FineTuning {
+  Mark mark;
+  std::string key;
+};
+
+[[noreturn]] void refuse_unmatched_weights(const FineTuning& given, const std::string& file,
+                                           const std::vector<std::string>& in_file,
                                            const std::vector<std::string>& net_layers) {
   std::string same_but_case;
   for (const std::string& layer : in_file)
@@ -250,7 +257,7 @@ std::vector<Net*> solver_test_nets(Solver& solver) {
       if (same_but_case.empty() && lowercase(n) == lowercase(layer))
         same_but_case =
             " ('" + layer + "' in the file, '" + n + "' in the net: layer names are compared with their case)";
-  throw ConfigError(Mark{}, "--weights",
+  throw ConfigError(given.mark, given.key,
                     "no layer with parameters of '" + file + "' is in the net, so it would load nothing (the file's: " +
                         first_few(in_file, 8) + "; the net's: " + first_few(net_layers, 8) + ")" + same_but_case +
                         ". Weights go to the layers of the same name, as in Caffe: name the net's layers as the "
@@ -263,12 +270,13 @@ std::vector<Net*> solver_test_nets(Solver& solver) {
 // that quietly kept its random initialisation.
 // Layers only the test nets have (`test_nets`) get their weights too, as in Caffe; the
 // others share the TRAIN net's parameters.
-// `fine_tuning` (train): a file none of whose layers is in the nets is refused (the inference
-// commands refuse any layer left unloaded instead).
-// Returns the layers with parameters that no file provided (and --reinit did not name).
+// `fine_tuning` (train, with where its weights were given): a file none of whose layers is in the nets is refused (the
+// inference commands refuse any layer left unloaded instead). Returns the layers with parameters that no file provided
+// (and --reinit did not name).
 std::vector<std::string> load_weight_files(Net& net, const std::vector<std::string>& files,
                                            const std::vector<std::string>& reinit = {}, bool quiet = false,
-                                           const std::vector<Net*>& test_nets = {}, bool fine_tuning = false,
+                                           const std::vector<Net*>& test_nets = {},
+                                           const FineTuning* fine_tuning = nullptr,
                                            std::vector<std::string>* renamed = nullptr) {
   std::vector<const Net*> all_nets{&net};
   all_nets.insert(all_nets.end(), test_nets.begin(), test_nets.end());
@@ -337,7 +345,8 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     }
     // Caffe loads such a file without a word and trains from random weights; a fine-tuning
     // run that learns nothing from its model is a mistake, whatever the cause.
-    if (fine_tuning && loaded == 0 && expected) refuse_unmatched_weights(f, with_values, with_parameters());
+    if (fine_tuning && loaded == 0 && expected)
+      refuse_unmatched_weights(*fine_tuning, f, with_values, with_parameters());
     ignored.emplace_back(f, report.ignored_source);
     for (io::UnusedLayer& u : io::unused_layers(weights, report.ignored_source, f))
       ignored_with_values.push_back(std::move(u));
@@ -1096,15 +1105,16 @@ int train(const TrainOptions& opt) {
       return 0;
     }
   } else {
+    // Said at the solver's `weights` key when the files all come from there.
+    const bool from_solver = opt.weights.empty() && !spec.weights_marks.empty();
+    const FineTuning given{from_solver ? spec.weights_marks.front() : Mark{}, from_solver ? "weights" : "--weights"};
     try {
       warn_about_start(solver.net(),
-                       load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver), true));
+                       load_weight_files(solver.net(), weights, opt.reinit, false, solver_test_nets(solver), &given));
     } catch (const io::WeightsMismatch& e) {
       std::vector<std::string> reinit = opt.reinit;  // the layers already given and these
       reinit.insert(reinit.end(), e.layers().begin(), e.layers().end());
-      // Said at the solver's `weights` key when the files all come from there.
-      const bool from_solver = opt.weights.empty() && !spec.weights_marks.empty();
-      throw ConfigError(from_solver ? spec.weights_marks.front() : Mark{}, from_solver ? "weights" : "--weights",
+      throw ConfigError(given.mark, given.key,
                         std::string(e.what()) + "; rename the layer in the net, or pass --reinit " +
                             shell_quote(fmt::format("{}", fmt::join(reinit, ","))) + " to re-learn " +
                             (e.layers().size() > 1 ? "them" : "it") + " from the fillers");
@@ -1232,7 +1242,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
   if (opt.weights.empty()) spdlog::warn("no --weights given: the parameters are freshly initialised");
   try {
     std::vector<std::string> renamed;
-    const std::vector<std::string> kept = load_weight_files(net, opt.weights, {}, false, {}, false, &renamed);
+    const std::vector<std::string> kept = load_weight_files(net, opt.weights, {}, false, {}, nullptr, &renamed);
     io::refuse_unloaded(kept, opt.weights, renamed);
   } catch (const io::WeightsMismatch& e) {
     io::refuse_other_net(e);

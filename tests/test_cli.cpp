@@ -1779,6 +1779,14 @@ TEST_CASE("fine-tuning: --weights reports each layer's source, --reinit re-learn
                     "fc2) ('CONV' in the file, 'conv' in the net: layer names are compared with their case)") !=
           std::string::npos,
       r.output);
+  // The same file named by the solver's `weights` key: said at that key, not as --weights.
+  r = test::run(crema_cmd("train " + job.solver + " --set snapshot_prefix=" + (job.dir / "typo/toy") +
+                          " --set weights=" + (job.dir / "shouted.caffemodel.h5")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(": weights: no layer with parameters of '" + (job.dir / "shouted.caffemodel.h5")) !=
+                    std::string::npos,
+                r.output);
+  CHECK_MESSAGE(r.output.find("--weights") == std::string::npos, r.output);
   // A first convolution taking colour images where the data gives grey ones: said so, with the keys.
   io::Weights colour = io::load_weights(weights);
   for (io::LayerWeights& lw : colour)
