@@ -1622,7 +1622,7 @@ int time(const TimeOptions& opt) {
   }
   spdlog::info("Total Time: {:.3f} ms.", ms_since(start));
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
-  net.finish();
+  net.abandon();  // the timing passes are no outputs: an HDF5Output file keeps what it held
   return 0;
 }
 

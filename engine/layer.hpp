@@ -161,6 +161,9 @@ class Layer {
   // The command is done with the net: what the layer writes is completed now, and a failure
   // throws (a destructor could only log it, and the command would end with status 0).
   virtual void finish() {}
+  // The command is done with the net and keeps none of what the layer wrote (crema time's
+  // passes are no outputs): it is discarded, and what the layer writes to is left as it was.
+  virtual void abandon() {}
 
  protected:
   virtual void layer_setup(Context& /*ctx*/, const BlobVec& /*bottom*/, const BlobVec& /*top*/) {}

@@ -1052,6 +1052,10 @@ void Net::finish() {
   for (const auto& l : layers_) l->finish();
 }
 
+void Net::abandon() {
+  for (const auto& l : layers_) l->abandon();
+}
+
 Net::~Net() {
   while (!layers_.empty()) layers_.pop_back();
 }

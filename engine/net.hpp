@@ -55,6 +55,8 @@ class Net {
 
   // Layer::finish of every layer, first to last: the command is done with the net.
   void finish();
+  // Layer::abandon of every layer: the command keeps nothing the net's layers wrote.
+  void abandon();
 
   // Runs every layer; returns the total weighted loss.
   float forward(Context& ctx);

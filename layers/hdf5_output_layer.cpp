@@ -6,12 +6,37 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "engine/error.hpp"
 #include "io/checkpoint.hpp"
 #include "io/hdf5_append.hpp"
 
 namespace crema {
+
+namespace {
+// The temporary files this process's HDF5Output layers write, with the layer writing each:
+// two layers on one file are told apart from one layer in both the TRAIN and a TEST net.
+std::mutex writers_mutex;
+std::map<std::string, std::string>& writers() {
+  static std::map<std::string, std::string> by_temp_name;
+  return by_temp_name;
+}
+std::string writer_of(const std::string& temp) {
+  const std::lock_guard lock(writers_mutex);
+  const auto it = writers().find(temp);
+  return it == writers().end() ? "" : it->second;
+}
+void set_writer(const std::string& temp, const std::string& layer) {
+  const std::lock_guard lock(writers_mutex);
+  if (layer.empty())
+    writers().erase(temp);
+  else
+    writers()[temp] = layer;
+}
+}  // namespace
 
 HDF5OutputLayer::HDF5OutputLayer(const LayerSpec& spec) : Layer(spec) {
   MapReader r = spec.params("hdf5_output_param");
@@ -20,16 +45,33 @@ HDF5OutputLayer::HDF5OutputLayer(const LayerSpec& spec) : Layer(spec) {
   r.finish();
 }
 
+// Not finished: the command failed before it was done with the net. file_name keeps what it
+// held (a typo in a re-run must not empty the last run's predictions).
 HDF5OutputLayer::~HDF5OutputLayer() {
-  try {
-    finish();
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
+  if (!file_) return;
+  if (rows_ == 0) {
+    abandon();
+    return;
   }
+  file_.reset();
+  set_writer(temp_name_, "");
+  spdlog::warn(
+      "{}: the command ended before it was done with the net, so '{}' is left as it was; the {} row(s) "
+      "written are in '{}'",
+      spec_.name, file_name_, rows_, temp_name_);
+}
+
+void HDF5OutputLayer::abandon() {
+  if (!file_) return;
+  file_.reset();
+  set_writer(temp_name_, "");
+  std::error_code ignored;
+  std::filesystem::remove(temp_name_, ignored);
 }
 
 void HDF5OutputLayer::finish() {
   if (!file_) return;
+  set_writer(temp_name_, "");
   try {
     file_->flush();
     file_.reset();
@@ -59,14 +101,22 @@ void HDF5OutputLayer::layer_setup(Context&, const BlobVec&, const BlobVec&) {
   } catch (const Error& e) {
     spec_.params("hdf5_output_param").fail("file_name", e.what());
   }
-  std::error_code unknown;
-  const bool shared = std::filesystem::exists(temp_name_, unknown);  // this process's name: another layer's file
+  // This process's name: a file another layer (or this layer in another net) writes.
+  if (const std::string other = writer_of(temp_name_); !other.empty())
+    spec_.params("hdf5_output_param")
+        .fail("file_name", other == spec_.name
+                               ? "layer '" + other +
+                                     "' is in more than one net of this run (the TRAIN net and a TEST net, " +
+                                     "or two TEST nets), and each would write '" + file_name_ +
+                                     "'; keep it in one: include: {phase: TEST} (or TRAIN), or a stage rule"
+                               : "HDF5Output layer '" + other + "' of this run writes '" + file_name_ +
+                                     "' too; give each layer its own file_name");
   try {
     file_ = std::make_unique<io::H5File>(temp_name_, io::H5File::Mode::Create);
+    set_writer(temp_name_, spec_.name);
   } catch (const Error& e) {
     const std::string folder = dir.empty() ? "." : dir.string();
-    const std::string why = shared ? "another HDF5Output layer of this run writes the same file; give each its own"
-                            : ::access(folder.c_str(), W_OK) != 0
+    const std::string why = ::access(folder.c_str(), W_OK) != 0
                                 ? "crema cannot write in the folder '" + folder + "': " + std::strerror(errno)
                                 : "";
     spec_.params("hdf5_output_param").fail("file_name", std::string(e.what()) + (why.empty() ? "" : " (" + why + ")"));
@@ -95,6 +145,7 @@ void HDF5OutputLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec
   io::append_rows(*file_, "data", bottom[0]->shape(), bottom[0]->cpu_data());   // (N, ...)
   io::append_rows(*file_, "label", bottom[1]->shape(), bottom[1]->cpu_data());  // (N, ...)
   file_->flush();
+  rows_ += bottom[0]->shape(0);
 }
 
 CREMA_REGISTER_LAYER("HDF5Output", HDF5OutputLayer);

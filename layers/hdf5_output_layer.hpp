@@ -4,10 +4,12 @@
 // bottoms must have the same first dimension; datasets keep the bottoms' own shapes.
 // hdf5_output_param: file_name (required; its folder must exist).
 // The rows go to a temporary file next to file_name (`<file_name>.tmp-<pid>`,
-// flushed after every batch) that is synced and renamed to file_name when the net is
-// finished (end of `crema test` or training; or destroyed), so file_name only ever holds a
-// complete file. No tops, no gradient. On a GPU the layer still reads its bottoms on
-// the host: writing them to a file is its whole job.
+// flushed after every batch) that is synced and renamed to file_name when the command is
+// done with the net (finish(): the end of `crema test`, training, a stopped run), so
+// file_name only ever holds a complete file. A command that fails first, or that writes no
+// outputs (crema time, abandon()), leaves file_name as it was: the temporary file is
+// removed, or kept with a warning when it holds the rows of a failed run. No tops, no gradient. On a GPU the layer
+// still reads its bottoms on the host: writing them to a file is its whole job.
 #pragma once
 
 #include <memory>
@@ -33,6 +35,7 @@ class HDF5OutputLayer : public Layer {
   // Renames the finished file into place (also done on destruction, where a failure can only
   // be logged); a failure throws, naming the layer and where the rows are.
   void finish() override;
+  void abandon() override;
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;
@@ -47,6 +50,7 @@ class HDF5OutputLayer : public Layer {
   std::string file_name_, temp_name_;
   std::unique_ptr<io::H5File> file_;
   std::vector<std::vector<int>> row_shapes_;  // per bottom: the shape after the batch axis
+  long long rows_ = 0;                        // written to temp_name_
 };
 
 }  // namespace crema

@@ -22,8 +22,9 @@ TEST_CASE("HDF5Output appends every batch to data and label, and renames the fil
       set_values(label, {static_cast<float>(batch * 2), static_cast<float>(batch * 2 + 1)});
       t.layer->forward(ctx, {&data, &label}, {});
     }
-    // Until the layer is done, the rows live in a temporary file.
+    // Until the command is done with the layer, the rows live in a temporary file.
     CHECK_FALSE(std::filesystem::exists(path));
+    t.layer->finish();
   }
   REQUIRE(std::filesystem::exists(path));
   for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
@@ -60,13 +61,24 @@ TEST_CASE("HDF5Output errors: missing folder, a folder at the name, one file twi
     CHECK_THROWS_WITH_AS(t.layer->setup(ctx, {&data, &label}, {}), doctest::Contains(expected.c_str()), ConfigError);
   }
   {
-    // Two layers writing one file.
-    auto first = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "one.h5") + "'}}");
-    auto second = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "one.h5") + "'}}");
+    // Two layers writing one file; one layer in two nets (no include rule) gets the rule to write.
+    const std::string one = "hdf5_output_param: {file_name: '" + (dir / "one.h5") + "'}}";
+    auto first = test::make_layer("{name: a, type: HDF5Output, " + one);
+    auto second = test::make_layer("{name: b, type: HDF5Output, " + one);
+    auto again = test::make_layer("{name: a, type: HDF5Output, " + one, Phase::TEST);
     Blob data({2, 3}), label({2});
     first.layer->setup(ctx, {&data, &label}, {});
     CHECK_THROWS_WITH_AS(second.layer->setup(ctx, {&data, &label}, {}),
-                         doctest::Contains("another HDF5Output layer of this run writes the same file"), ConfigError);
+                         doctest::Contains(("HDF5Output layer 'a' of this run writes '" + (dir / "one.h5") +
+                                            "' too; give each layer its own file_name")
+                                               .c_str()),
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(again.layer->setup(ctx, {&data, &label}, {}),
+                         doctest::Contains(("layer 'a' is in more than one net of this run (the TRAIN net and a "
+                                            "TEST net, or two TEST nets), and each would write '" +
+                                            (dir / "one.h5") + "'; keep it in one: include: {phase: TEST} (or TRAIN)")
+                                               .c_str()),
+                         ConfigError);
   }
   {
     auto t = test::make_layer("{type: HDF5Output, hdf5_output_param: {file_name: '" + (dir / "a.h5") + "'}}");
@@ -84,4 +96,59 @@ TEST_CASE("HDF5Output errors: missing folder, a folder at the name, one file twi
                                            "of one shape"),
                          Error);
   }
+}
+
+TEST_CASE("HDF5Output leaves an earlier file as it was when the command fails or keeps no outputs") {
+  test::TempDir dir;
+  const std::string path = dir / "out.h5";
+  const auto earlier = [&] {
+    io::H5File f(path, io::H5File::Mode::Create);
+    const float value = 42.f;
+    f.write_floats("data", {1}, &value);
+  };
+  const auto holds_earlier = [&] {
+    io::H5File f(path, io::H5File::Mode::Read);
+    std::vector<int> shape;
+    return f.read_floats("data", &shape) == std::vector<float>{42.f};
+  };
+  const auto files = [&] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir.path())) ++n;
+    return n;
+  };
+  earlier();
+  Context ctx(1);
+  Blob data({2, 3}), label({2});
+  const std::string yaml = "{name: out, type: HDF5Output, hdf5_output_param: {file_name: '" + path + "'}}";
+  {
+    // Set up, then a later layer's setup failed: nothing written, nothing left.
+    auto t = test::make_layer(yaml);
+    t.layer->setup(ctx, {&data, &label}, {});
+  }
+  CHECK(holds_earlier());
+  CHECK(files() == 1);
+  {
+    // crema time: its passes are no outputs.
+    auto t = test::make_layer(yaml);
+    t.layer->setup(ctx, {&data, &label}, {});
+    t.layer->forward(ctx, {&data, &label}, {});
+    t.layer->abandon();
+  }
+  CHECK(holds_earlier());
+  CHECK(files() == 1);
+  {
+    // A command that failed after some batches: the rows are kept aside, and said where.
+    test::CaptureLog log;
+    {
+      auto t = test::make_layer(yaml);
+      t.layer->setup(ctx, {&data, &label}, {});
+      t.layer->forward(ctx, {&data, &label}, {});
+    }
+    CHECK_MESSAGE(
+        log.text().find("out: the command ended before it was done with the net, so '" + path +
+                        "' is left as it was; the 2 row(s) written are in '" + path + ".tmp-") != std::string::npos,
+        log.text());
+  }
+  CHECK(holds_earlier());
+  CHECK(files() == 2);
 }
