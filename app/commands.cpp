@@ -534,16 +534,25 @@ std::string iterations_of(const std::vector<io::SnapshotOnDisk>& snaps) {
 // --resume: the state file of the latest snapshot under `prefix` (by iteration, not by
 // name: 100 comes after 20), or "" when there is none and the run starts anew (or, with
 // weights only there, is refused by earlier_run_message).
+// Caffe's binary solver states count too: a Caffe run's folder is resumed where Caffe left it.
 std::string latest_to_resume(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
                              const TrainOptions& opt, bool solver_weights) {
+  const std::vector<io::SnapshotOnDisk> any = io::snapshots_on_disk(prefix, /*caffe_binary=*/true);
   const auto latest =
-      std::find_if(earlier.rbegin(), earlier.rend(), [](const io::SnapshotOnDisk& s) { return !s.state.empty(); });
-  if (latest == earlier.rend()) {
+      std::find_if(any.rbegin(), any.rend(), [](const io::SnapshotOnDisk& s) { return !s.state.empty(); });
+  if (latest == any.rend()) {
     // A mistyped prefix, or a requeued job in another working directory, lands here too.
-    if (earlier.empty())
+    if (any.empty())
       spdlog::warn("--resume: no snapshot under {} yet, so the run starts anew", fs::absolute(prefix).string());
+    else if (earlier.empty())  // Caffe's binary weights only: nothing to continue, nothing overwritten
+      spdlog::warn(
+          "--resume: under {} are Caffe's weights ({}) but no solver state, so the run starts anew; give "
+          "them with --weights to start from them",
+          fs::absolute(prefix).string(), any.back().weights);
     return {};
   }
+  if (!io::ends_with_nocase(latest->state, ".h5"))
+    spdlog::info("--resume: the latest snapshot under {} is Caffe's binary {}", prefix, latest->state);
   std::vector<std::string> unused;
   if (!opt.weights.empty()) unused.push_back("--weights");
   if (solver_weights) unused.push_back("the solver's weights");

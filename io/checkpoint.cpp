@@ -72,16 +72,19 @@ std::optional<SnapshotName> parse_snapshot_name(const std::string& path) {
   return std::nullopt;
 }
 
-std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix) {
+std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix, bool caffe_binary) {
   const fs::path dir = fs::path(prefix).parent_path();
   const std::string base = fs::path(prefix).filename().string();
   std::map<int, SnapshotOnDisk> found;
   for (const std::string& file : regular_file_names(dir.string())) {
     const auto name = parse_snapshot_name(file);
-    if (!name || name->prefix != base || (name->kind != ".solverstate.h5" && name->kind != ".caffemodel.h5")) continue;
+    if (!name || name->prefix != base) continue;
+    const bool h5 = name->kind.ends_with(".h5");
+    if (!h5 && !caffe_binary) continue;
     SnapshotOnDisk& s = found[name->iter];
     s.iter = name->iter;
-    (name->kind == ".solverstate.h5" ? s.state : s.weights) = (dir / file).string();
+    std::string& slot = name->kind.starts_with(".solverstate") ? s.state : s.weights;
+    if (h5 || slot.empty()) slot = (dir / file).string();  // the .h5 file where both are there
   }
   std::vector<SnapshotOnDisk> out;
   for (auto& [iter, s] : found) out.push_back(std::move(s));

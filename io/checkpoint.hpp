@@ -130,10 +130,12 @@ std::optional<SnapshotName> parse_snapshot_name(const std::string& path);
 
 // The snapshots crema wrote under `prefix` (its <prefix>_iter_<N>.solverstate.h5 and
 // .caffemodel.h5 files), by iteration; a file of a pair may be missing (removed by hand).
+// With `caffe_binary`, Caffe's binary .solverstate and .caffemodel files count too (where
+// an iteration has no .h5 file of that kind): a resume may continue a Caffe run.
 struct SnapshotOnDisk {
   int iter = 0;
   std::string state, weights;  // "" where that file is not there
 };
-std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix);
+std::vector<SnapshotOnDisk> snapshots_on_disk(const std::string& prefix, bool caffe_binary = false);
 
 }  // namespace crema::io
