@@ -30,6 +30,7 @@ class EpochSampler {
   int next();  // index of the next sample; starts a new epoch when one ends
   int epoch() const { return epoch_; }
   int size() const { return group_start_.empty() ? 0 : group_start_.back(); }
+  bool shuffles() const { return shuffle_; }
   std::string save() const;
   // Throws Error on a mismatched state. The saved window is taken for the rest of the saved
   // epoch (a state saved before windows existed has 1), so a resume goes on in the order

@@ -121,6 +121,7 @@ Prefetcher::Prefetcher(PrefetchOptions options, EpochSampler sampler, uint64_t s
     : options_(std::move(options)), sampler_(std::move(sampler)), seeds_(seed), batch_size_(batch_size),
       sample_sizes_(std::move(sample_sizes)), fill_(std::move(fill)) {
   samples_ = sampler_.size();
+  shuffled_ = sampler_.shuffles();
   if (options_.prefetch < 1) options_.prefetch = 1;
   if (options_.threads < 1) options_.threads = 1;
   // The batches held ahead are allocated as they fill, so too many would take the machine's

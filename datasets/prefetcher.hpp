@@ -139,6 +139,7 @@ class Prefetcher {
   double wait_seconds() const { return wait_seconds_; }  // time next() spent waiting
   int64_t batches() const { return batches_; }
   int samples() const { return samples_; }               // in the source: one epoch
+  bool shuffled() const { return shuffled_; }            // each epoch in a new order
   int64_t bad_samples() const;                           // distinct bad and refused samples met so far
 
  private:
@@ -164,6 +165,7 @@ class Prefetcher {
   Rng seeds_;
   int batch_size_;
   int samples_ = 0;
+  bool shuffled_ = false;
   std::vector<size_t> sample_sizes_;
   FillSample fill_;
   FillShaped fill_shaped_;            // instead of fill_, for shaped samples

@@ -490,20 +490,25 @@ void Net::warn_unequal_sources() const {
   // sources of different sizes pair up only until the smaller one's epoch ends.
   std::string sizes;
   int64_t first = -1;
-  bool differ = false;
+  bool differ = false, shuffled = false;
   for (const auto& layer : layers_) {
     const int64_t n = layer->data_stats().samples;
     if (n < 0) continue;
+    shuffled |= layer->data_stats().shuffled;
     if (first >= 0 && n != first) differ = true;
     if (first < 0) first = n;
     sizes += (sizes.empty() ? "'" : ", '") + std::string(layer->name()) + "' " + std::to_string(n);
   }
+  // Shuffled, each source's order is drawn for its own size: no pairs from the first batch on.
   if (differ)
     spdlog::warn(
         "the {} net's data layers read sources of different sizes ({} samples): their samples pair up by position "
-        "only until the smallest source's first epoch ends, after which they drift apart; give them sources of one "
-        "size",
-        phase_name(state_.phase), sizes);
+        "{}; give them sources of one size",
+        phase_name(state_.phase), sizes,
+        shuffled ? "only in the same order, and shuffled sources of different sizes are in different orders from "
+                   "the first batch on, so no sample meets its pair (shuffle: false keeps them in step until the "
+                   "smallest source's first epoch ends)"
+                 : "only until the smallest source's first epoch ends, after which they drift apart");
 }
 
 std::string Net::left_out_maker(const std::string& blob) const {

@@ -170,7 +170,8 @@ void PrefetchedDataLayer::restore_state(const std::string& state) {
 
 Layer::DataStats PrefetchedDataLayer::data_stats() const {
   if (!prefetcher_) return {};
-  return {prefetcher_->wait_seconds(), prefetcher_->batches(), prefetcher_->bad_samples(), prefetcher_->samples()};
+  return {prefetcher_->wait_seconds(), prefetcher_->batches(), prefetcher_->bad_samples(), prefetcher_->samples(),
+          prefetcher_->shuffled()};
 }
 
 PrefetchOptions PrefetchedDataLayer::staged_for(const Context& ctx, PrefetchOptions options) {

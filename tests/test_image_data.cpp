@@ -607,9 +607,17 @@ TEST_CASE(
     for (int i = 0; i < 5; ++i) five += "img/a" + std::to_string(i) + ".png " + std::to_string(i) + "\n";
     test::write_file(dir / "five.txt", five);
     test::CaptureLog log;
-    TwoReaders n(dir, "five.txt", "", "");
-    CHECK_MESSAGE(log.text().find("the TRAIN net's data layers read sources of different sizes ('a' 5, 'b' 6 "
-                                  "samples)") != std::string::npos,
+    {
+      TwoReaders n(dir, "five.txt", "", "");
+      CHECK_MESSAGE(log.text().find("the TRAIN net's data layers read sources of different sizes ('a' 5, 'b' 6 "
+                                    "samples): their samples pair up by position only until the smallest source's "
+                                    "first epoch ends") != std::string::npos,
+                    log.text());
+    }
+    // Shuffled, each in the order drawn for its own size: no pairs from the first batch on.
+    TwoReaders shuffled(dir, "five.txt", ", shuffle: true", ", shuffle: true");
+    CHECK_MESSAGE(log.text().find("shuffled sources of different sizes are in different orders from the first batch "
+                                  "on, so no sample meets its pair") != std::string::npos,
                   log.text());
   }
   SUBCASE("shuffle: true on one of them only is warned about") {
