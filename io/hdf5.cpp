@@ -128,6 +128,17 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
     id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   }
   if (id < 0 && mode == Mode::Read) {
+    // Another program holding the file open for writing (h5py.File(path, 'a') in a notebook)
+    // locks it: opened without the lock, it reads, and that is the reason to give.
+    H5Handle no_lock(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (no_lock.get() >= 0 && H5Pset_file_locking(no_lock.get(), false, true) >= 0)
+      if (const hid_t unlocked = H5Fopen(path.c_str(), H5F_ACC_RDONLY, no_lock.get()); unlocked >= 0) {
+        H5Fclose(unlocked);
+        throw Error("cannot open HDF5 file '" + path +
+                    "': another program has it open for writing, and HDF5 locks it meanwhile (a Python session "
+                    "with h5py.File(..., 'a' or 'w')?); close it there and run again (HDF5_USE_FILE_LOCKING=FALSE "
+                    "reads it anyway, at the risk of half-written data)");
+      }
     // HDF5's signature is there but the library refuses the rest: most often a file cut
     // short by an interrupted copy or download (HDF5 checks the stored end of file).
     std::error_code ec;

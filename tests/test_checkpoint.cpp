@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 
 #include "engine/net.hpp"
@@ -256,6 +257,20 @@ TEST_CASE("reading a file that is not a checkpoint gives one clear error") {
   const std::string expected = "cannot open HDF5 file '" + (dir / "cut.h5") + "' (" + std::to_string(whole.size() / 2) +
                                " bytes): it starts as an HDF5 file but is damaged or cut short";
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "cut.h5"), doctest::Contains(expected.c_str()), Error);
+  // A whole file that another program holds open for writing (HDF5 locks it, as flock -x
+  // does here) is said to be so, not taken for a damaged one.
+  // -o: the lock stays with flock itself, which the SIGKILL below ends.
+  test::Child holder({"/usr/bin/flock", "-x", "-o", dir / "w.h5", "-c", "echo locked; exec sleep 60"},
+                     dir / "flock.log");
+  REQUIRE_MESSAGE(holder.wait_for_log("locked", 30), holder.log());
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "w.h5"),
+                       doctest::Contains(("cannot open HDF5 file '" + (dir / "w.h5") +
+                                          "': another program has it open for writing, and HDF5 locks it meanwhile")
+                                             .c_str()),
+                       Error);
+  holder.signal(SIGKILL);
+  holder.wait_at_most(30);
+  CHECK(io::load_weights(dir / "w.h5").size() > 0);
 }
 
 TEST_CASE("a checkpoint damaged after it was written fails its checksum instead of loading wrong weights") {
