@@ -23,6 +23,7 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <thread>
 
@@ -348,8 +349,21 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       const bool elsewhere = std::any_of(subs.begin(), subs.end(), [&](const CLI::App* c) {
         return c->get_option_no_throw(name) != nullptr;  // another command's option (train --iterations)
       });
-      if (word && !elsewhere && at.get_option_no_throw("--set") &&
-          (key.find('_') != std::string::npos || !caffe.empty())) {
+      // Options other tools take that are no config keys here: their crema spelling.
+      static const std::map<std::string, std::string> other_tools = {
+          {"log_dir", "crema logs to stderr and reads no glog flags: --log FILE writes a copy"},
+          {"logtostderr", "not needed: crema logs to stderr, and --log FILE writes a copy"},
+          {"alsologtostderr", "not needed: crema logs to stderr, and --log FILE writes a copy"},
+          {"gpu_id", "crema's spelling: --gpu N"},
+          {"batch_size", "a key of the net's data layer I: --set net.layer[I].data_param.batch_size=N"}};
+      // The solver's keys of one word, which the underscore test below does not catch.
+      static const std::set<std::string> one_word_keys = {"momentum",  "momentum2", "gamma",  "power",
+                                                          "display",   "type",      "delta",  "stepsize",
+                                                          "stepvalue", "precision", "metrics"};
+      if (const auto tool = other_tools.find(crema::lowercase(key)); word && tool != other_tools.end()) {
+        hint = " (" + tool->second + ")";
+      } else if (word && !elsewhere && at.get_option_no_throw("--set") &&
+                 (key.find('_') != std::string::npos || !caffe.empty() || one_word_keys.count(key))) {
         const size_t eq = arg.find('=');
         const std::string value = eq != std::string::npos ? arg.substr(eq + 1)
                                   : i + 1 < argc          ? std::string(argv[i + 1])

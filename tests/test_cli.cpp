@@ -2624,6 +2624,7 @@ TEST_CASE("train says where Caffe's defaults differ from PyTorch's, and points c
   for (const auto& [option, set] : {std::pair<std::string, std::string>{"--lr 0.1", "--set base_lr=0.1"},
                                     {"--max_iter=7", "--set max_iter=7"},
                                     {"-base_lr 0.5", "--set base_lr=0.5"},
+                                    {"--momentum 0.8", "--set momentum=0.8"},  // a key of one word
                                     // Epochs are not carried over as iterations (it said --set max_iter=3).
                                     {"--epochs 3",
                                      "--set max_iter=N, where N counts iterations: 3 epochs × "
@@ -2632,6 +2633,15 @@ TEST_CASE("train says where Caffe's defaults differ from PyTorch's, and points c
     CHECK(given.status == 2);
     CHECK_MESSAGE(given.output.find("(a config key is set with --set: " + set + ")") != std::string::npos,
                   given.output);
+  }
+  // Other tools' options that are no config keys get crema's way, not a --set that fails.
+  for (const auto& [option, said] : {std::pair<std::string, std::string>{"-log_dir /tmp/x", "--log FILE writes a copy"},
+                                     {"--gpu_id 0", "crema's spelling: --gpu N"},
+                                     {"--batch_size 32", "--set net.layer[I].data_param.batch_size=N"}}) {
+    const auto given = test::run(crema_cmd("train " + job.solver + " " + option));
+    CHECK(given.status == 2);
+    CHECK_MESSAGE(given.output.find(said) != std::string::npos, given.output);
+    CHECK_MESSAGE(given.output.find("a config key is set with --set") == std::string::npos, given.output);
   }
   const auto in_file = test::run(crema_cmd("train " + job.solver + " --set epochs=3"));
   CHECK_MESSAGE(
