@@ -1,5 +1,7 @@
 #include "layers/sigmoid_cross_entropy_loss_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <cmath>
 
 #include "engine/math.hpp"
@@ -33,6 +35,15 @@ void SigmoidCrossEntropyLossLayer::reshape(const BlobVec& bottom, const BlobVec&
                bottom[0]->shape_string() + " and targets of shape " + bottom[1]->shape_string());
   sigmoid_.reshape_like(*bottom[0]);
   device_normalizer_.reshape({1});
+  scratch_.reshape({2});
+}
+
+void SigmoidCrossEntropyLossLayer::refuse_target(int64_t position, float value) const {
+  throw Error(fmt::format(
+      "SigmoidCrossEntropyLoss layer '{}': the target at position {} of the batch is {}; targets are probabilities in "
+      "[0, 1] (a mask saved as 0 and 255 needs scaling by 1/255, e.g. transform_param scale: 0.00392156862745098{})",
+      name(), position, value,
+      loss_params_.ignore_label ? "" : "; loss_param ignore_label skips the elements of one value"));
 }
 
 bool SigmoidCrossEntropyLossLayer::ignored(float target) const {
@@ -44,6 +55,8 @@ void SigmoidCrossEntropyLossLayer::forward_cpu(Context&, const BlobVec& bottom, 
   const float* x = bottom[0]->cpu_data();  // x: (N, ...)
   const float* t = bottom[1]->cpu_data();  // t: (n) targets
   float* p = sigmoid_.mutable_cpu_data();  // p: (N, ...)
+  for (int i = 0; i < n; ++i)
+    if (!(std::fabs(t[i]) < 2147483520.f) || (!ignored(t[i]) && !(t[i] >= 0.f && t[i] <= 1.f))) refuse_target(i, t[i]);
   double loss = 0;
   int valid = 0;
   for (int i = 0; i < n; ++i) {
@@ -84,6 +97,10 @@ cuda::TargetRule SigmoidCrossEntropyLossLayer::target_rule(const Blob& scores) c
 void SigmoidCrossEntropyLossLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
   const cuda::CudaContext& c = *ctx.cuda();
   const int n = bottom[0]->count();
+  // The targets stay on the device; only the verdict on the first bad one comes back.
+  const cuda::BadIndex bad =
+      cuda::find_bad_probability(c, n, bottom[1]->gpu_data(), target_rule(*bottom[0]), scratch_.mutable_gpu_data());
+  if (bad.position >= 0) refuse_target(bad.position, bad.value);
   // x, p: (N, ...); t: (n); the loss (1) and the normalizer (1) are written on the device.
   cuda::sigmoid_forward(c, n, bottom[0]->gpu_data(), sigmoid_.mutable_gpu_data());
   cuda::sigmoid_cross_entropy_forward(c, n, bottom[0]->gpu_data(), bottom[1]->gpu_data(), target_rule(*bottom[0]),

@@ -496,4 +496,19 @@ TEST_CASE("GPU table: a bad index or label stops the GPU forward with the same m
   CHECK(forward_error("{type: ContrastiveLoss}", *gpu, pair_shapes,
                       {std::vector<float>(6, 1.f), std::vector<float>(6, 0.f), {1.f, 0.f, 1.f}})
             .empty());
+
+  // SigmoidCrossEntropyLoss: a target of 255 (an unscaled mask) at position 1, skipped where it is the
+  // ignore_label; NaN refused either way.
+  const std::string sigmoid = "{type: SigmoidCrossEntropyLoss}";
+  const std::vector<std::vector<int>> target_shapes = {{2, 2}, {2, 2}};
+  const std::vector<std::vector<float>> targets = {{0.f, 1.f, -1.f, 2.f}, {0.5f, 255.f, 1.f, 0.f}};
+  const std::string want_target = forward_error(sigmoid, cpu, target_shapes, targets);
+  CHECK(want_target.find("the target at position 1 of the batch is 255") != std::string::npos);
+  CHECK(forward_error(sigmoid, *gpu, target_shapes, targets) == want_target);
+  const std::string ignoring = "{type: SigmoidCrossEntropyLoss, loss_param: {ignore_label: 255}}";
+  CHECK(forward_error(ignoring, *gpu, target_shapes, targets).empty());
+  const std::vector<std::vector<float>> nan_target = {{0.f, 1.f, -1.f, 2.f}, {0.5f, 1.f, std::nanf(""), 0.f}};
+  const std::string want_nan = forward_error(ignoring, cpu, target_shapes, nan_target);
+  CHECK(want_nan.find("position 2 of the batch is nan") != std::string::npos);
+  CHECK(forward_error(ignoring, *gpu, target_shapes, nan_target) == want_nan);
 }

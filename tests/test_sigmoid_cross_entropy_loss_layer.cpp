@@ -1,3 +1,5 @@
+#include <spdlog/fmt/fmt.h>
+
 #include <cmath>
 
 #include "layer_test_util.hpp"
@@ -53,6 +55,21 @@ TEST_CASE("SigmoidCrossEntropyLoss ignore_label skips targets that equal it") {
   CHECK(forward_loss(head + ", normalization: FULL}}", t) == doctest::Approx(sum / 4));
 }
 
+TEST_CASE("SigmoidCrossEntropyLoss refuses a target outside [0, 1], unless ignore_label skips it") {
+  // A mask saved as 0/255 gave a loss of -1e7 and trained on (exit 0).
+  for (const float bad : {255.f, -0.5f, 1.5f, std::nanf("")}) {
+    CAPTURE(bad);
+    const std::string want = "the target at position 2 of the batch is " + fmt::format("{}", bad) +
+                             "; targets are probabilities in [0, 1] (a mask saved as 0 and 255 needs scaling by "
+                             "1/255";
+    CHECK_THROWS_WITH_AS(forward_loss("{type: SigmoidCrossEntropyLoss}", {1, 0, bad, 1}),
+                         doctest::Contains(want.c_str()), Error);
+  }
+  // 255 as the ignore_label is skipped, as Caffe's segmentation masks mark their borders.
+  CHECK(forward_loss("{type: SigmoidCrossEntropyLoss, loss_param: {ignore_label: 255}}", {1, 0, 255, 1}) ==
+        doctest::Approx((kTerms[0] + kTerms[1] + kTerms[3]) / 2));
+}
+
 TEST_CASE("SigmoidCrossEntropyLoss is stable for large scores") {
   auto t = test::make_layer("{type: SigmoidCrossEntropyLoss, loss_param: {normalization: NONE}}");
   Blob x({1, 2}), target({1, 2}), loss;
@@ -106,7 +123,8 @@ TEST_CASE("SigmoidCrossEntropyLoss gradient") {
     Rng rng(11);
     test::fill_gaussian(x, rng, 2.f);
     test::fill_uniform(target, rng, 0.f, 1.f);
-    for (int i = 0; i < target.count(); i += 5) target.mutable_cpu_data()[i] = -1.f;  // ignored where asked
+    if (std::string(cfg).find("ignore_label") != std::string::npos)  // ignored targets
+      for (int i = 0; i < target.count(); i += 5) target.mutable_cpu_data()[i] = -1.f;
     test::GradCheck opt;
     opt.bottoms = {0};
     test::check_gradients(*t.layer, {&x, &target}, {&loss}, opt);

@@ -116,15 +116,30 @@ __device__ bool counted(float v, int limit, const TargetRule& rule, int* label) 
   return *label >= 0 && *label < limit;  // never read out of bounds
 }
 
+struct BadLabel {
+  int limit;
+  TargetRule rule;
+  __device__ bool operator()(float v) const { return bad_label(v, limit, rule); }
+};
+// A target that is no probability in [0, 1] (NaN included), unless rule ignores it.
+struct BadProbability {
+  TargetRule rule;
+  __device__ bool operator()(float v) const {
+    if (rule.has_ignore && fabsf(v) < 2147483520.f && static_cast<int>(v) == rule.ignore_label) return false;
+    return !(v >= 0.f && v <= 1.f);
+  }
+};
+
 // One block. out: (2) = {the first bad position (n when none), its bit pattern kept
-// in a float; the label there}. labels: (n)
-__global__ void find_bad_label_kernel(int n, const float* labels, int limit, TargetRule rule, float* out) {
+// in a float; the value there}. values: (n)
+template <class Bad>
+__global__ void find_first_bad_kernel(int n, const float* values, Bad bad, float* out) {
   __shared__ int first;
   if (threadIdx.x == 0) first = n;
   __syncthreads();
   // 64-bit steps: n near INT_MAX would wrap an int past the end.
   for (int64_t p = threadIdx.x; p < n; p += blockDim.x) {
-    if (bad_label(labels[p], limit, rule)) {
+    if (bad(values[p])) {
       atomicMin(&first, static_cast<int>(p));  // the thread's positions rise, so its first is its lowest
       break;
     }
@@ -132,7 +147,7 @@ __global__ void find_bad_label_kernel(int n, const float* labels, int limit, Tar
   __syncthreads();
   if (threadIdx.x != 0) return;
   out[0] = __int_as_float(first);
-  out[1] = first < n ? labels[first] : 0.f;
+  out[1] = first < n ? values[first] : 0.f;
 }
 
 // ---- InfogainLoss -------------------------------------------------------------------
@@ -318,10 +333,11 @@ void hinge_backward(const CudaContext& ctx, int num, int dim, bool l1, const flo
   launch(ctx, static_cast<int64_t>(num) * dim, hinge_backward_kernel, num, dim, l1, m, label, top_diff, dx);
 }
 
-BadIndex find_bad_label(const CudaContext& ctx, int n, const float* labels, int limit, const TargetRule& rule,
-                        float* scratch) {
+namespace {
+template <class Bad>
+BadIndex find_first_bad(const CudaContext& ctx, int n, const float* values, Bad bad, float* scratch) {
   if (n <= 0) return {};
-  find_bad_label_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, labels, limit, rule, scratch);
+  find_first_bad_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, values, bad, scratch);
   CREMA_CUDA_LAUNCHED(stream_of(ctx));
   float host[2] = {0.f, 0.f};
   CREMA_CUDA_CHECK(cudaMemcpyAsync(host, scratch, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
@@ -330,6 +346,17 @@ BadIndex find_bad_label(const CudaContext& ctx, int n, const float* labels, int 
   std::memcpy(&first, &host[0], sizeof(first));
   if (first >= n) return {};
   return {first, host[1]};
+}
+}  // namespace
+
+BadIndex find_bad_label(const CudaContext& ctx, int n, const float* labels, int limit, const TargetRule& rule,
+                        float* scratch) {
+  return find_first_bad(ctx, n, labels, BadLabel{limit, rule}, scratch);
+}
+
+BadIndex find_bad_probability(const CudaContext& ctx, int n, const float* targets, const TargetRule& rule,
+                              float* scratch) {
+  return find_first_bad(ctx, n, targets, BadProbability{rule}, scratch);
 }
 
 void infogain_forward(const CudaContext& ctx, int outer, int classes, int inner, float threshold, const float* prob,

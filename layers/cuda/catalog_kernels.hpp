@@ -44,6 +44,10 @@ void hinge_backward(const CudaContext& ctx, int num, int dim, bool l1, const flo
 // values beyond int's range included). Waits for the stream. labels: (n); scratch: (2)
 BadIndex find_bad_label(const CudaContext& ctx, int n, const float* labels, int limit, const TargetRule& rule,
                         float* scratch);
+// The first target that is no probability in [0, 1] (NaN included) nor rule's ignore_label.
+// Waits for the stream. targets: (n); scratch: (2)
+BadIndex find_bad_probability(const CudaContext& ctx, int n, const float* targets, const TargetRule& rule,
+                              float* scratch);
 
 // ---- InfogainLoss: prob (outer, K, inner), labels (outer, inner) already checked, H (K, K) ----
 // loss[0] = -sum_valid sum_k H[l, k] log(max(p_k, threshold)) / normalizer, summed in
