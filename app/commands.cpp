@@ -184,16 +184,29 @@ void warn_config_changes(const std::string& snapshot, const std::string& stored_
   }
   flatten(current, "", now);
   // Keys that say where and how often the run reports and snapshots, not what it trains.
-  static const std::set<std::string> bookkeeping = {"snapshot_prefix",      "snapshot",      "snapshot_keep",
-                                                    "snapshot_after_train", "snapshot_diff", "display",
-                                                    "average_loss",         "metrics",       "debug_info"};
+  // (test_initialization tests at iteration 0 only, which a resume is past.)
+  static const std::set<std::string> bookkeeping = {"snapshot_prefix",
+                                                    "snapshot",
+                                                    "snapshot_keep",
+                                                    "snapshot_after_train",
+                                                    "snapshot_diff",
+                                                    "snapshot_format",
+                                                    "display",
+                                                    "average_loss",
+                                                    "metrics",
+                                                    "debug_info",
+                                                    "test_initialization"};
+  // device_id picks a GPU: on the CPU it changes nothing.
+  const auto mode = now.find("solver_mode");
+  const bool on_cpu = mode == now.end() || mode->second == "CPU" || mode->second == "0";
   // max_iter says when to stop, except where the rate is scheduled over it.
   const auto policy = now.find("lr_policy");
   const bool scheduled = policy != now.end() && (policy->second == "poly" || policy->second == "cosine");
   std::vector<std::string> changes, reporting;
   const auto note = [&](const std::string& key, const std::string& what) {
     const std::string top = key.substr(0, key.find_first_of(".["));
-    const bool same_training = bookkeeping.count(top) || (top == "max_iter" && !scheduled);
+    const bool same_training =
+        bookkeeping.count(top) || (top == "max_iter" && !scheduled) || (top == "device_id" && on_cpu);
     (same_training ? reporting : changes).push_back(key + " (" + what + ")");
   };
   for (const auto& [k, v] : now) {
