@@ -658,6 +658,12 @@ void warn_later_snapshots(const std::vector<io::SnapshotOnDisk>& earlier, const 
 void refuse_missing_input(const std::string& option, const std::string& path, const std::string& what) {
   std::error_code ec;
   if (!fs::is_directory(path, ec) && fs::exists(path, ec)) return;
+  // Caffe's name for a snapshot file, typed by habit, where crema wrote its .h5 twin.
+  const bool named_as_caffe = io::ends_with_nocase(path, ".caffemodel") || io::ends_with_nocase(path, ".solverstate");
+  if (named_as_caffe && fs::is_regular_file(path + ".h5", ec))
+    throw ConfigError(Mark{}, option,
+                      "'" + path + "' does not exist, but '" + path +
+                          ".h5' does: crema writes its snapshots in HDF5; give that file");
   throw ConfigError(
       Mark{}, option,
       "'" + path + "' " + (fs::is_directory(path, ec) ? "is a directory" : "does not exist") + "; give " + what);

@@ -2026,6 +2026,14 @@ TEST_CASE("snapshot_prefix: unset is beside the solver, a directory gets the sol
         r.output);
     CHECK(r.output.find("Creating training net") == std::string::npos);
   }
+  // Caffe's file name, typed by habit, where crema wrote its .h5 twin: that file is named.
+  test::write_file(job.dir / "w.caffemodel.h5", "");
+  r = test::run(crema_cmd("train " + job.dir / "jobs/a/solver.yaml" + " --weights " + (job.dir / "w.caffemodel")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--weights: '" + (job.dir / "w.caffemodel") + "' does not exist, but '" +
+                              (job.dir / "w.caffemodel.h5") +
+                              "' does: crema writes its snapshots in HDF5; give that file") != std::string::npos,
+                r.output);
 }
 
 TEST_CASE("debug_info logs each layer's data and gradient magnitudes and each update, as Caffe") {
