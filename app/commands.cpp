@@ -639,6 +639,21 @@ void prune_snapshots(const std::string& prefix, int iter, int keep) {
   spdlog::info("snapshot_keep {}: removed the snapshot{} of {}", keep, upto.size() > 1 ? "s" : "", iterations_of(upto));
 }
 
+// Caffe's HDF5 loader looks layers up by the name as written: one stored as conv1%2F7x7_s2
+// is skipped there, and the layer silently keeps its fillers.
+void warn_names_caffe_cannot_read(const Net& net) {
+  std::vector<std::string> slashed;
+  for (int i = 0; i < net.num_layers(); ++i)
+    if (!net.layer(i).blobs().empty() && net.layer_name(i).find('/') != std::string::npos)
+      slashed.push_back(net.layer_name(i));
+  if (slashed.empty()) return;
+  spdlog::warn(
+      "layer name(s) with '/' ({}) are stored in the snapshots with '/' as %2F ({}): crema reads them back, but "
+      "Caffe's HDF5 loader does not find them and keeps those layers at their fillers; rename them (e.g. '/' to "
+      "'_') for weights Caffe can use",
+      first_few(slashed, 4), io::escape_h5_name(slashed.front()));
+}
+
 // A resume at iteration `iter` under a prefix that holds later snapshots (resuming an
 // earlier one on purpose): they are of the run this one replaces from there on.
 void warn_later_snapshots(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix, int iter) {
@@ -1153,6 +1168,7 @@ int train(const TrainOptions& opt) {
   // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
   if (opt.overwrite) remove_earlier_run(earlier, prefix);
   write_class_names(solver.net(), prefix);
+  warn_names_caffe_cannot_read(solver.net());
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
     metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,

@@ -2036,6 +2036,18 @@ TEST_CASE("snapshot_prefix: unset is beside the solver, a directory gets the sol
                 r.output);
 }
 
+TEST_CASE("a layer name with '/' is warned about once: Caffe's loader skips its escaped group") {
+  ToyJob job(2);
+  const auto r =
+      test::run(crema_cmd("train " + job.solver + " --set 'net.layer[2].name=block/conv' --set test_interval=0"));
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK(test::count_of(r.output, "are stored in the snapshots with '/' as %2F") == 1);
+  CHECK_MESSAGE(r.output.find("layer name(s) with '/' (block/conv) are stored in the snapshots with '/' as %2F "
+                              "(block%2Fconv): crema reads them back, but Caffe's HDF5 loader does not find them") !=
+                    std::string::npos,
+                r.output);
+}
+
 TEST_CASE("debug_info logs each layer's data and gradient magnitudes and each update, as Caffe") {
   ToyJob job(2);
   const auto r = test::run(crema_cmd("train " + job.solver + " --set debug_info=true --set test_interval=0 --set test_iter=[]"));
