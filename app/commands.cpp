@@ -654,6 +654,38 @@ void warn_names_caffe_cannot_read(const Net& net) {
       first_few(slashed, 4), io::escape_h5_name(slashed.front()));
 }
 
+// A file an output layer (HDF5Output) of `nets` writes that the command also reads: a data
+// layer's file or a weights file (`inputs`, each with what names it). Writing it would replace
+// the data it came from. (extract-features' own outputs must not exist at all.)
+struct NamedFile {
+  std::string path, named_by;
+};
+void refuse_writing_over_inputs(const std::vector<const Net*>& nets, const std::vector<NamedFile>& inputs) {
+  std::vector<NamedFile> read(inputs);
+  for (const Net* net : nets)
+    for (int i = 0; i < net->num_layers(); ++i)
+      for (const std::string& f : net->layer(i).files_read())
+        read.push_back({f, "layer '" + net->layer_name(i) + "' of the " + phase_name(net->phase()) +
+                               " net reads its samples from it"});
+  const auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return fs::equivalent(a, b, ec);  // false where either is missing
+  };
+  for (const Net* net : nets)
+    for (int i = 0; i < net->num_layers(); ++i)
+      for (const std::string& w : net->layer(i).files_written())
+        for (const NamedFile& r : read)
+          if (same(w, r.path))
+            net->layer(i).spec().fail("it writes '" + w + "', which this command reads (" + r.named_by +
+                                      "): the output would replace it; give the output another file name");
+}
+
+std::vector<NamedFile> named_weights(const std::vector<std::string>& files, const std::string& option) {
+  std::vector<NamedFile> named;
+  for (const std::string& f : files) named.push_back({f, "the weights given with " + option});
+  return named;
+}
+
 // A resume at iteration `iter` under a prefix that holds later snapshots (resuming an
 // earlier one on purpose): they are of the run this one replaces from there on.
 void warn_later_snapshots(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix, int iter) {
@@ -1169,6 +1201,13 @@ int train(const TrainOptions& opt) {
   if (opt.overwrite) remove_earlier_run(earlier, prefix);
   write_class_names(solver.net(), prefix);
   warn_names_caffe_cannot_read(solver.net());
+  {
+    std::vector<const Net*> nets{&solver.net()};
+    for (Net* test_net : solver_test_nets(solver)) nets.push_back(test_net);
+    std::vector<NamedFile> inputs = named_weights(weights, opt.weights.empty() ? "the solver's weights" : "--weights");
+    if (!snapshot.empty()) inputs.push_back({snapshot, "the snapshot resumed"});
+    refuse_writing_over_inputs(nets, inputs);
+  }
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
     metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,
@@ -1302,6 +1341,7 @@ TestNet build_test_net(const TestOptions& opt, const std::string& command, const
                           "' has no data layer (Data, ImageData, HDF5Data, …), so there is nothing to " + purpose +
                           "; give the net with its TEST data layer (to label images with a deploy net, use crema "
                           "classify)");
+  refuse_writing_over_inputs({&net}, named_weights(opt.weights, "--weights"));
   note_pass_coverage(net, opt.iterations, "--iterations", command, /*scored=*/command == "crema test");
   return t;
 }

@@ -27,6 +27,12 @@ std::string row_text(const std::vector<int>& row) {
 
 }  // namespace
 
+std::vector<std::string> HDF5Source::file_paths() const {
+  std::vector<std::string> paths;
+  for (const File& f : files_) paths.push_back(f.path);
+  return paths;
+}
+
 HDF5Source::HDF5Source(const std::string& list_file, HDF5SourceOptions options)
     : list_file_(list_file), options_(std::move(options)) {
   namespace fs = std::filesystem;

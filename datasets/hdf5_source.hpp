@@ -47,6 +47,7 @@ class HDF5Source {
   int size() const { return blocks_.empty() ? 0 : blocks_.back().start + blocks_.back().count; }
   int num_files() const { return static_cast<int>(files_.size()); }  // usable ones
   int skipped_files() const { return skipped_files_; }
+  std::vector<std::string> file_paths() const;  // the usable files, as the list names them
   const std::vector<int>& row_shape(size_t dataset) const { return row_shape_[dataset]; }
   size_t row_size(size_t dataset) const { return row_size_[dataset]; }  // floats in one row
   int num_blocks() const { return static_cast<int>(blocks_.size()); }

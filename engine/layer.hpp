@@ -134,6 +134,10 @@ class Layer {
   // Samples in one pass over a data layer's source, after setup; -1 where there is no
   // such source (Input, DummyData, and every other layer).
   virtual int64_t source_size() const { return -1; }
+  // The files a layer reads its samples from (HDF5Data's .h5 files) and those it writes
+  // (HDF5Output's), after setup: a command refuses a net that would write over its own data.
+  virtual std::vector<std::string> files_read() const { return {}; }
+  virtual std::vector<std::string> files_written() const { return {}; }
 
   const LayerSpec& spec() const { return spec_; }
   const std::string& name() const { return spec_.name; }

@@ -35,6 +35,9 @@ class HDF5DataLayer : public PrefetchedDataLayer {
   int min_top() const override { return 1; }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
   int64_t source_size() const override { return source_ ? source_->size() : -1; }
+  std::vector<std::string> files_read() const override {
+    return source_ ? source_->file_paths() : std::vector<std::string>{};
+  }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

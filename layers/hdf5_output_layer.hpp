@@ -36,6 +36,7 @@ class HDF5OutputLayer : public Layer {
   // be logged); a failure throws, naming the layer and where the rows are.
   void finish() override;
   void abandon() override;
+  std::vector<std::string> files_written() const override { return {file_name_}; }
 
  protected:
   void layer_setup(Context& ctx, const BlobVec& bottom, const BlobVec& top) override;

@@ -22,6 +22,7 @@
 #include "engine/solver.hpp"
 #include "io/checkpoint.hpp"
 #include "io/files.hpp"
+#include "io/hdf5.hpp"
 #include "io/job_config.hpp"
 #include "test_util.hpp"
 
@@ -2034,6 +2035,47 @@ TEST_CASE("snapshot_prefix: unset is beside the solver, a directory gets the sol
                               (job.dir / "w.caffemodel.h5") +
                               "' does: crema writes its snapshots in HDF5; give that file") != std::string::npos,
                 r.output);
+}
+
+TEST_CASE("an HDF5Output writing the net's own data or weights file is refused, and the file kept") {
+  test::TempDir dir;
+  {
+    io::H5File f(dir / "d.h5", io::H5File::Mode::Create);
+    const std::vector<float> data(12, 0.5f), label(3, 1.f);
+    f.write_floats("data", {3, 4}, data.data());
+    f.write_floats("label", {3}, label.data());
+  }
+  test::write_file(dir / "list.txt", dir / "d.h5" + "\n");
+  const auto net = [&](const std::string& out) {
+    return "layer:\n"
+           "  - {name: d, type: HDF5Data, top: [data, label], hdf5_data_param: {source: " +
+           (dir / "list.txt") +
+           ", batch_size: 3}}\n"
+           "  - {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2}}\n"
+           "  - {name: out, type: HDF5Output, bottom: [ip, label], hdf5_output_param: {file_name: " +
+           out + "}}\n";
+  };
+  test::write_file(dir / "over_data.yaml", net(dir / "d.h5"));
+  auto r = test::run(crema_cmd("test --model " + (dir / "over_data.yaml") + " --iterations 1"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("layer[2] (out): it writes '" + (dir / "d.h5") +
+                              "', which this command reads (layer 'd' of the TEST net reads its samples from it): the "
+                              "output would replace it") != std::string::npos,
+                r.output);
+  std::vector<int> shape;
+  CHECK(io::H5File(dir / "d.h5", io::H5File::Mode::Read).read_floats("data", &shape).size() == 12);
+  // The weights file given with --weights.
+  Context ctx(1);
+  test::write_file(dir / "plain.yaml", net(dir / "plain.h5"));
+  Net plain(NetSpec::parse(*io::load_net_config(dir / "plain.yaml")), NetState{Phase::TEST, 0, {}}, ctx, true);
+  io::save_weights(plain, dir / "w.caffemodel.h5");
+  test::write_file(dir / "over_weights.yaml", net(dir / "w.caffemodel.h5"));
+  r = test::run(crema_cmd("test --model " + (dir / "over_weights.yaml") + " --weights " + (dir / "w.caffemodel.h5") +
+                          " --iterations 1"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("which this command reads (the weights given with --weights)") != std::string::npos,
+                r.output);
+  CHECK(io::load_weights(dir / "w.caffemodel.h5").size() == 3);
 }
 
 TEST_CASE("a layer name with '/' is warned about once: Caffe's loader skips its escaped group") {
