@@ -547,21 +547,23 @@ std::string iterations_of(const std::vector<io::SnapshotOnDisk>& snaps) {
 // --resume: the state file of the latest snapshot under `prefix` (by iteration, not by
 // name: 100 comes after 20), or "" when there is none and the run starts anew (or, with
 // weights only there, is refused by earlier_run_message).
-// Caffe's binary solver states count too: a Caffe run's folder is resumed where Caffe left it.
+// Where crema has written no solver state under the prefix, Caffe's binary ones count: a
+// Caffe run's folder is resumed where Caffe left it. Once crema's run has its own, those are
+// taken, whatever iteration Caffe's files there name.
 std::string latest_to_resume(const std::vector<io::SnapshotOnDisk>& earlier, const std::string& prefix,
                              const TrainOptions& opt, bool solver_weights) {
-  const std::vector<io::SnapshotOnDisk> any = io::snapshots_on_disk(prefix, /*caffe_binary=*/true);
-  const auto latest =
-      std::find_if(any.rbegin(), any.rend(), [](const io::SnapshotOnDisk& s) { return !s.state.empty(); });
+  const auto has_state = [](const io::SnapshotOnDisk& s) { return !s.state.empty(); };
+  const bool own = std::any_of(earlier.begin(), earlier.end(), has_state);
+  const std::vector<io::SnapshotOnDisk> any = own ? earlier : io::snapshots_on_disk(prefix, /*caffe_binary=*/true);
+  const auto latest = std::find_if(any.rbegin(), any.rend(), has_state);
   if (latest == any.rend()) {
     // A mistyped prefix, or a requeued job in another working directory, lands here too.
     if (any.empty())
       spdlog::warn("--resume: no snapshot under {} yet, so the run starts anew", fs::absolute(prefix).string());
     else if (earlier.empty())  // Caffe's binary weights only: nothing to continue, nothing overwritten
-      spdlog::warn(
-          "--resume: under {} are Caffe's weights ({}) but no solver state, so the run starts anew; give "
-          "them with --weights to start from them",
-          fs::absolute(prefix).string(), any.back().weights);
+      spdlog::warn("--resume: under {} are Caffe's weights ({}) but no solver state, so the run starts anew{}",
+                   fs::absolute(prefix).string(), any.back().weights,
+                   opt.weights.empty() && !solver_weights ? "; give them with --weights to start from them" : "");
     return {};
   }
   if (!io::ends_with_nocase(latest->state, ".h5"))
@@ -870,6 +872,7 @@ int train(const TrainOptions& opt) {
   const std::vector<io::SnapshotOnDisk> earlier = io::snapshots_on_disk(prefix);
   const std::string snapshot =
       opt.resume ? latest_to_resume(earlier, prefix, opt, !spec.weights.empty()) : opt.snapshot;
+  std::string resumed_weights;  // the weights file of the snapshot, once its state is read
   if (snapshot.empty() && !earlier.empty() && !opt.overwrite) {
     // A mistake in the config first: fixed after the way on was taken, it would meet the
     // user only on the next try.
@@ -1116,6 +1119,7 @@ int train(const TrainOptions& opt) {
     io::LoadedState loaded;
     try {
       loaded = io::load_solver_state(snapshot);
+      resumed_weights = loaded.weights_path;
     } catch (const ConfigError&) {
       throw;
     } catch (const Error& e) {
@@ -1197,17 +1201,18 @@ int train(const TrainOptions& opt) {
   }
   // Past the reads that could block; a forced exit must not cut the deletion short.
   setup_watch.reset();
-  // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
-  if (opt.overwrite) remove_earlier_run(earlier, prefix);
-  write_class_names(solver.net(), prefix);
-  warn_names_caffe_cannot_read(solver.net());
   {
     std::vector<const Net*> nets{&solver.net()};
     for (Net* test_net : solver_test_nets(solver)) nets.push_back(test_net);
     std::vector<NamedFile> inputs = named_weights(weights, opt.weights.empty() ? "the solver's weights" : "--weights");
     if (!snapshot.empty()) inputs.push_back({snapshot, "the snapshot resumed"});
+    if (!resumed_weights.empty()) inputs.push_back({resumed_weights, "the weights of the snapshot resumed"});
     refuse_writing_over_inputs(nets, inputs);
   }
+  // Only now, the nets built and the weights loaded: a mistake in the config keeps the files.
+  if (opt.overwrite) remove_earlier_run(earlier, prefix);
+  write_class_names(solver.net(), prefix);
+  warn_names_caffe_cannot_read(solver.net());
   std::unique_ptr<io::MetricsWriter> metrics;
   if (spec.metrics_csv || spec.metrics_tensorboard) {
     metrics = std::make_unique<io::MetricsWriter>(prefix, spec.metrics_csv, spec.metrics_tensorboard,
@@ -1513,14 +1518,8 @@ int extract_features(const ExtractOptions& opt) {
   for (size_t k = 0; k < opt.outputs.size(); ++k) {
     const std::string& out = opt.outputs[k];
     std::error_code ec;
-    // The same file however it is spelt (./db, a link); lexically where a path cannot be resolved.
-    const auto resolved = [](const std::string& path) {
-      std::error_code failed;
-      const fs::path p = fs::weakly_canonical(path, failed);
-      return failed ? fs::absolute(path).lexically_normal() : p;
-    };
     for (size_t earlier = 0; earlier < k; ++earlier)
-      if (resolved(out) == resolved(opt.outputs[earlier]))
+      if (io::resolved_path(out) == io::resolved_path(opt.outputs[earlier]))
         throw ConfigError(Mark{}, "--output", "'" + out + "' is named twice; give each blob a database of its own");
     if (fs::exists(out, ec))
       throw ConfigError(Mark{}, "--output",
@@ -1629,6 +1628,12 @@ int time(const TimeOptions& opt) {
                precision_name(ctx->precision()),
                ctx->on_gpu() ? "GPU" : "CPU with " + std::to_string(num_threads()) + " thread(s)");
   Net net(spec, state, *ctx);
+  // The timing passes are no outputs, whichever way the command ends: an HDF5Output file keeps
+  // what it held.
+  struct Abandon {
+    Net& net;
+    ~Abandon() { net.abandon(); }
+  } abandon{net};
   // Averages over no layers read as a measurement of a fast net.
   if (net.num_layers() == 0)
     throw ConfigError(Mark{}, "--model",
@@ -1706,7 +1711,6 @@ int time(const TimeOptions& opt) {
   }
   spdlog::info("Total Time: {:.3f} ms.", ms_since(start));
   spdlog::info("Peak resident memory: {:.1f} MiB", peak_rss_mib());
-  net.abandon();  // the timing passes are no outputs: an HDF5Output file keeps what it held
   return 0;
 }
 

@@ -131,6 +131,16 @@ void check_net_layers(const Node& net) {
     bool found = false;               // some net the layer is in has the blob
   };
   std::map<std::pair<size_t, std::string>, Reading> reads;
+  // A blob a layer makes under some stage or level (a deploy Input) may be there when the net
+  // is built with --stage/--level: not taken for a missing one.
+  std::set<std::string> staged_tops;
+  for (const LayerSpec& layer : spec.layers) {
+    bool staged = false;
+    for (const auto* rules : {&layer.include, &layer.exclude})
+      for (const NetStateRule& r : *rules)
+        staged |= !r.stage.empty() || !r.not_stage.empty() || r.min_level || r.max_level;
+    if (staged) staged_tops.insert(layer.top.begin(), layer.top.end());
+  }
   for (const Phase phase : {Phase::TRAIN, Phase::TEST}) {
     const NetState state = spec.state_for(phase);
     std::set<std::string> made;
@@ -150,7 +160,7 @@ void check_net_layers(const Node& net) {
     }
   }
   for (const auto& [at, r] : reads)
-    if (!r.found)
+    if (!r.found && !staged_tops.count(at.second))
       spdlog::warn(
           "layer '{}' reads '{}', which no earlier layer of the {} net makes{}: the net is written as it "
           "is, but will not build; fix the name or add the layer that makes it",

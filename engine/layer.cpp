@@ -169,6 +169,15 @@ std::unique_ptr<Layer> LayerRegistry::create(const LayerSpec& spec) const {
       if (key == "lr_mult" || key == "decay_mult")
         return "'" + key + "' belongs in the layer's param list, one entry per parameter blob (weights, then bias): " +
                "write param: [{" + key + ": …}, {" + key + ": …}]";
+      // V1's per-blob lists inside a current-format layer (only a `layers` net is upgraded).
+      if (key == "blobs_lr" || key == "weight_decay") {
+        // Caffe's usual values: the bias learns twice as fast and takes no decay.
+        const bool lr = key == "blobs_lr";
+        const std::string now = lr ? "lr_mult" : "decay_mult", bias = lr ? "2" : "0";
+        return "'" + key + "' is the V1 format's (layers { … }); in a layer { … } it is " + now +
+               " in the param list, one entry per parameter blob: param { " + now + ": 1 } param { " + now + ": " +
+               bias + " } (YAML: param: [{" + now + ": 1}, {" + now + ": " + bias + "}])";
+      }
       if (!is_block(key)) return "";
       std::string own;
       for (const auto& k : *spec.read_keys)

@@ -67,6 +67,12 @@ bool starts_as_png(std::string_view head) { return head.substr(0, 8) == std::str
 bool starts_as_jpeg(std::string_view head) { return head.substr(0, 3) == "\xff\xd8\xff"; }
 bool starts_as_lmdb(std::string_view head) { return head.size() >= 20 && head.substr(16, 4) == "\xde\xc0\xef\xbe"; }
 
+std::string resolved_path(const std::string& path) {
+  std::error_code failed;
+  const fs::path p = fs::weakly_canonical(path, failed);
+  return (failed ? fs::absolute(path, failed).lexically_normal() : p).string();
+}
+
 std::string file_head(const std::string& path, size_t n) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return "";

@@ -35,6 +35,9 @@ bool starts_as_lmdb(std::string_view head);
 // Up to `n` first bytes of a regular file; none for anything else (a pipe's bytes would be
 // consumed, and a FIFO without a writer would block) or when it cannot be read.
 std::string file_head(const std::string& path, size_t n);
+// One spelling for one file (./db, a link, a folder named twice), existing or not: the path
+// with its links resolved, or lexically normalised where it cannot be resolved.
+std::string resolved_path(const std::string& path);
 // What `path` holds, told by its first bytes (or a folder's files), for messages refusing a
 // source of another kind: "an LMDB database", "a LevelDB database", "an HDF5 file", "an IDX
 // file", "an image", "a text file", "a folder"; "" when it does not exist, cannot be read, is

@@ -135,9 +135,10 @@ H5File::H5File(const std::string& path, Mode mode) : path_(path) {
       if (const hid_t unlocked = H5Fopen(path.c_str(), H5F_ACC_RDONLY, no_lock.get()); unlocked >= 0) {
         H5Fclose(unlocked);
         throw Error("cannot open HDF5 file '" + path +
-                    "': another program has it open for writing, and HDF5 locks it meanwhile (a Python session "
-                    "with h5py.File(..., 'a' or 'w')?); close it there and run again (HDF5_USE_FILE_LOCKING=FALSE "
-                    "reads it anyway, at the risk of half-written data)");
+                    "': HDF5 cannot lock it: another program has it open for writing (a Python session with "
+                    "h5py.File(..., 'a' or 'w')?), or its file system takes no locks; close it there and run "
+                    "again (HDF5_USE_FILE_LOCKING=FALSE reads it without the lock, at the risk of half-written "
+                    "data)");
       }
     // HDF5's signature is there but the library refuses the rest: most often a file cut
     // short by an interrupted copy or download (HDF5 checks the stored end of file).

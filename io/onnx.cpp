@@ -804,8 +804,8 @@ bool is_onnx_model(const std::string& path) {
       r.skip();
     }
     return ir_version && graph && opset;
-  } catch (const Error&) {
-    return false;  // unreadable or no protobuf at all
+  } catch (const std::exception&) {
+    return false;  // unreadable, no protobuf at all, or too large to hold
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "engine/error.hpp"
 #include "io/checkpoint.hpp"
+#include "io/files.hpp"
 #include "io/hdf5_append.hpp"
 
 namespace crema {
@@ -54,7 +55,7 @@ HDF5OutputLayer::~HDF5OutputLayer() {
     return;
   }
   file_.reset();
-  set_writer(temp_name_, "");
+  set_writer(io::resolved_path(temp_name_), "");
   spdlog::warn(
       "{}: the command ended before it was done with the net, so '{}' is left as it was; the {} row(s) "
       "written are in '{}'",
@@ -64,14 +65,14 @@ HDF5OutputLayer::~HDF5OutputLayer() {
 void HDF5OutputLayer::abandon() {
   if (!file_) return;
   file_.reset();
-  set_writer(temp_name_, "");
+  set_writer(io::resolved_path(temp_name_), "");
   std::error_code ignored;
   std::filesystem::remove(temp_name_, ignored);
 }
 
 void HDF5OutputLayer::finish() {
   if (!file_) return;
-  set_writer(temp_name_, "");
+  set_writer(io::resolved_path(temp_name_), "");
   try {
     file_->flush();
     file_.reset();
@@ -101,8 +102,9 @@ void HDF5OutputLayer::layer_setup(Context&, const BlobVec&, const BlobVec&) {
   } catch (const Error& e) {
     spec_.params("hdf5_output_param").fail("file_name", e.what());
   }
-  // This process's name: a file another layer (or this layer in another net) writes.
-  if (const std::string other = writer_of(temp_name_); !other.empty())
+  // This process's name: a file another layer (or this layer in another net) writes, however
+  // its file_name is spelt.
+  if (const std::string other = writer_of(io::resolved_path(temp_name_)); !other.empty())
     spec_.params("hdf5_output_param")
         .fail("file_name", other == spec_.name
                                ? "layer '" + other +
@@ -113,7 +115,7 @@ void HDF5OutputLayer::layer_setup(Context&, const BlobVec&, const BlobVec&) {
                                      "' too; give each layer its own file_name");
   try {
     file_ = std::make_unique<io::H5File>(temp_name_, io::H5File::Mode::Create);
-    set_writer(temp_name_, spec_.name);
+    set_writer(io::resolved_path(temp_name_), spec_.name);
   } catch (const Error& e) {
     const std::string folder = dir.empty() ? "." : dir.string();
     const std::string why = ::access(folder.c_str(), W_OK) != 0

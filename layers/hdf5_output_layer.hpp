@@ -32,8 +32,8 @@ class HDF5OutputLayer : public Layer {
   bool backward_refuses(int) const override { return false; }  // as Caffe's backward
   bool supports(const Device& device) const override { return cpu_or_cuda(device); }
   void reshape(const BlobVec& bottom, const BlobVec& top) override;
-  // Renames the finished file into place (also done on destruction, where a failure can only
-  // be logged); a failure throws, naming the layer and where the rows are.
+  // Renames the finished file into place; a failure throws, naming the layer and where the rows
+  // are. Not called (a failed command), the destructor leaves file_name as it was.
   void finish() override;
   void abandon() override;
   std::vector<std::string> files_written() const override { return {file_name_}; }

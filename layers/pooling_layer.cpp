@@ -93,12 +93,14 @@ void PoolingLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
         past_h && past_w ? "row and column"
         : past_h         ? "row"
                          : "column");
-    // Once per process: the TRAIN net and each TEST net have their own copy of the layer, and
-    // a reshape repeats the setup.
+    // Once per layer and geometry in the process: the TRAIN net and each TEST net have their
+    // own copy of the layer, and images of their own size reshape it at every batch.
     static std::mutex mutex;
     static std::set<std::string> said;
     const std::lock_guard lock(mutex);
-    if (said.insert(warning).second) spdlog::warn("{}", warning);
+    const std::string geometry = fmt::format("{} {}x{} {}x{} {}x{}", name(), kernel_h_, kernel_w_, params_.stride_h,
+                                             params_.stride_w, params_.pad_h, params_.pad_w);
+    if (said.insert(geometry).second) spdlog::warn("{}", warning);
   }
   const std::vector<int> shape = {in.shape(0), in.shape(1), pooled_height_, pooled_width_};
   top[0]->reshape(shape);

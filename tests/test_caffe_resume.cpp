@@ -65,14 +65,12 @@ TEST_CASE("cifar10_quick: the 4000-iteration binary snapshot and the 5000-iterat
   REQUIRE_MESSAGE(r.status == 0, r.output);
   CHECK(last_iteration(r.output) >= 4005);
   CHECK(std::filesystem::exists(dir / "cifar_iter_4010.caffemodel.h5"));
-  // --resume finds Caffe's binary pair under the prefix, later than a crema snapshot there.
+  // --resume finds Caffe's binary pair under the prefix where crema has written no state yet;
+  // once it has, crema's own are taken.
   test::TempDir run;
   for (const char* kind : {".solverstate", ".caffemodel"})
     std::filesystem::copy_file(caffe(std::string("cifar10_quick_iter_4000") + kind),
                                run / (std::string("cifar10_quick_iter_4000") + kind));
-  for (const char* kind : {".solverstate.h5", ".caffemodel.h5"})
-    std::filesystem::copy_file(dir / (std::string("cifar_iter_4010") + kind),
-                               run / (std::string("cifar10_quick_iter_10") + kind));
   const std::string in_run = " --set snapshot_prefix=" + (run / "cifar10_quick");
   r = test::run(test::crema_binary() + " train " + solver + common + in_run + " --set max_iter=4010 --resume");
   REQUIRE_MESSAGE(r.status == 0, r.output);
@@ -80,7 +78,11 @@ TEST_CASE("cifar10_quick: the 4000-iteration binary snapshot and the 5000-iterat
                               (run / "cifar10_quick_iter_4000.solverstate")) != std::string::npos,
                 r.output);
   CHECK(last_iteration(r.output) >= 4005);
-  CHECK(std::filesystem::exists(run / "cifar10_quick_iter_4010.caffemodel.h5"));
+  CHECK(std::filesystem::exists(run / "cifar10_quick_iter_4010.solverstate.h5"));
+  r = test::run(test::crema_binary() + " train " + solver + common + in_run + " --set max_iter=4012 --resume");
+  REQUIRE_MESSAGE(r.status == 0, r.output);
+  CHECK_MESSAGE(r.output.find("Resuming from " + (run / "cifar10_quick_iter_4010.solverstate.h5")) != std::string::npos,
+                r.output);
 
   // The HDF5 pair was written by Caffe resuming with solver_lr1 (base_lr 0.0001).
   r = test::run(test::crema_binary() + " train " + caffe("cifar10_quick_solver_lr1.prototxt") + common +

@@ -2078,6 +2078,31 @@ TEST_CASE("an HDF5Output writing the net's own data or weights file is refused, 
   CHECK(io::load_weights(dir / "w.caffemodel.h5").size() == 3);
 }
 
+TEST_CASE("train refuses an HDF5Output over its --weights before --overwrite deletes anything") {
+  ToyJob job(2);
+  REQUIRE(test::run(crema_cmd("train " + job.solver)).status == 0);
+  const std::string weights = job.dir / "w.caffemodel.h5";
+  fs::copy_file(job.dir / "snap/toy_iter_2.caffemodel.h5", weights);
+  std::string yaml = test::read_file(job.solver);
+  const std::string loss = "    - {name: loss,";
+  REQUIRE(yaml.find(loss) != std::string::npos);
+  yaml.insert(yaml.find(loss),
+              "    - {name: out, type: HDF5Output, bottom: [fc2, label], include: {phase: TRAIN}, "
+              "hdf5_output_param: {file_name: " +
+                  weights + "}}\n");
+  test::write_file(job.dir / "out.yaml", yaml);
+  const auto r = test::run(crema_cmd("train " + job.dir / "out.yaml" + " --overwrite --weights " + weights +
+                                     " --set snapshot_prefix=" + (job.dir / "snap/toy")));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("(out): it writes '" + weights +
+                              "', which this command reads (the weights given with "
+                              "--weights)") != std::string::npos,
+                r.output);
+  CHECK_MESSAGE(r.output.find("--overwrite: deleted") == std::string::npos, r.output);
+  CHECK(fs::exists(job.dir / "snap/toy_iter_2.solverstate.h5"));
+  CHECK(io::load_weights(weights).size() > 0);
+}
+
 TEST_CASE("a layer name with '/' is warned about once: Caffe's loader skips its escaped group") {
   ToyJob job(2);
   const auto r =
@@ -2708,6 +2733,12 @@ TEST_CASE("train says where Caffe's defaults differ from PyTorch's, and points c
     CHECK_MESSAGE(given.output.find(said) != std::string::npos, given.output);
     CHECK_MESSAGE(given.output.find("a config key is set with --set") == std::string::npos, given.output);
   }
+  // Only where the command has the option: convert has no --gpu (nor a gpu_id key to --set).
+  const auto no_gpu = test::run(crema_cmd("convert " + job.solver + " -o x.prototxt --gpu_id 0"));
+  CHECK(no_gpu.status == 2);
+  CHECK_MESSAGE(no_gpu.output.find("crema convert: unknown option '--gpu_id'; ") != std::string::npos, no_gpu.output);
+  const auto classify = test::run(crema_cmd("classify --model " + job.solver + " --batch_size 3 x.png"));
+  CHECK_MESSAGE(classify.output.find("(crema's spelling: --batch-size N)") != std::string::npos, classify.output);
   const auto in_file = test::run(crema_cmd("train " + job.solver + " --set epochs=3"));
   CHECK_MESSAGE(
       in_file.output.find("unknown key 'epochs' (did you mean 'max_iter'? crema uses Caffe's names; "

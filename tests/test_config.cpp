@@ -918,6 +918,12 @@ TEST_CASE("config: a list written without brackets or commas is said to be one n
   CHECK_MESSAGE(msg.find("'lr_mult' belongs in the layer's param list, one entry per parameter blob (weights, then "
                          "bias): write param: [{lr_mult: …}, {lr_mult: …}]") != std::string::npos,
                 msg);
+  // V1's blobs_lr in a current-format layer (only a V1 `layers` net is upgraded).
+  msg = config_error([&] { build_net(kHead + "- {name: r, type: ReLU, bottom: data, top: r, blobs_lr: 1}\n"); });
+  CHECK_MESSAGE(
+      msg.find("'blobs_lr' is the V1 format's (layers { … }); in a layer { … } it is lr_mult in the param "
+               "list, one entry per parameter blob: param { lr_mult: 1 } param { lr_mult: 2 }") != std::string::npos,
+      msg);
 }
 
 TEST_CASE("config: a top this net's data layer lacks, which its other-phase twin has, is said to be missing there") {

@@ -324,6 +324,14 @@ TEST_CASE("convert: a net or solver crema would refuse to train is refused at th
                          "(did you mean 'data'?): the net is written as it is, but will not build"),
                 typo.output);
   CHECK(contains(test::read_file(dir / "typo.yaml"), "bottom: dat"));
+  // A blob made only under a stage (a deploy Input) is there when the net is built with --stage.
+  test::write_file(dir / "staged.prototxt",
+                   "layer { name: \"in\" type: \"Input\" top: \"data\" include { stage: \"deploy\" } input_param { "
+                   "shape { dim: 1 dim: 4 } } }\nlayer { name: \"ip\" type: \"InnerProduct\" bottom: \"data\" top: "
+                   "\"ip\" inner_product_param { num_output: 2 } }\n");
+  const auto staged = convert("staged.prototxt", "staged.yaml");
+  CHECK_MESSAGE(staged.status == 0, staged.output);
+  CHECK_MESSAGE(!contains(staged.output, "which no earlier layer"), staged.output);
   test::write_file(dir / "fcn_solver.prototxt", "net: \"fcn.prototxt\"\nbase_lr: 0.1\nmax_iter: 1\n");
   const auto fcn_solver = convert("fcn_solver.prototxt", "fcn_solver.yaml");
   CHECK_MESSAGE(fcn_solver.status == 0, fcn_solver.output);

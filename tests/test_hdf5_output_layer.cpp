@@ -64,13 +64,15 @@ TEST_CASE("HDF5Output errors: missing folder, a folder at the name, one file twi
     // Two layers writing one file; one layer in two nets (no include rule) gets the rule to write.
     const std::string one = "hdf5_output_param: {file_name: '" + (dir / "one.h5") + "'}}";
     auto first = test::make_layer("{name: a, type: HDF5Output, " + one);
-    auto second = test::make_layer("{name: b, type: HDF5Output, " + one);
+    // Spelt otherwise, the same file.
+    auto second = test::make_layer("{name: b, type: HDF5Output, hdf5_output_param: {file_name: '" +
+                                   dir.path().string() + "/./one.h5'}}");
     auto again = test::make_layer("{name: a, type: HDF5Output, " + one, Phase::TEST);
     Blob data({2, 3}), label({2});
     first.layer->setup(ctx, {&data, &label}, {});
     CHECK_THROWS_WITH_AS(second.layer->setup(ctx, {&data, &label}, {}),
-                         doctest::Contains(("HDF5Output layer 'a' of this run writes '" + (dir / "one.h5") +
-                                            "' too; give each layer its own file_name")
+                         doctest::Contains(("HDF5Output layer 'a' of this run writes '" + dir.path().string() +
+                                            "/./one.h5" + "' too; give each layer its own file_name")
                                                .c_str()),
                          ConfigError);
     CHECK_THROWS_WITH_AS(again.layer->setup(ctx, {&data, &label}, {}),

@@ -141,9 +141,13 @@ TEST_CASE("Pooling keeps Caffe's size when a window starts past the image, and w
                   log.text());
   }
   {
-    // Once per process: the TEST nets' copies of the layer (another object) say nothing more.
+    // Once per layer and geometry: the TEST nets' copies of the layer (another object), and
+    // images of their own size (another bottom), say nothing more.
     test::CaptureLog log;
     pool("pool: MAX, kernel_size: 1, stride: 3", x, {&y});
+    Blob other({1, 1, 8, 8}), other_top;  // windows at 0, 3, 6, 9: the last past the image too
+    pool("pool: MAX, kernel_size: 1, stride: 3", other, {&other_top});
+    CHECK(other_top.shape() == std::vector<int>{1, 1, 4, 4});
     CHECK_MESSAGE(log.text().find("lies wholly past the image") == std::string::npos, log.text());
   }
   CHECK(y.shape() == std::vector<int>{1, 1, 3, 3});
