@@ -61,8 +61,17 @@ bool reads_data(const Net& net) {
 }
 
 std::unique_ptr<Context> make_context(int gpu, long long seed) {
-  if (gpu >= 0) return Context::gpu(gpu, seed);
-  return std::make_unique<Context>(seed);
+  if (gpu < 0) return std::make_unique<Context>(seed);
+  try {
+    return Context::gpu(gpu, seed);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const Error& e) {
+    // No device at all (Caffe's -gpu 0 typed by habit on a CPU machine): the way to the CPU.
+    std::string why;
+    if (cuda::device_count(&why) > 0) throw;
+    throw Error(std::string(e.what()) + "; leave out --gpu to run on the CPU");
+  }
 }
 
 // Training's: --gpu N, or else the solver's solver_mode and device_id.
@@ -1420,12 +1429,13 @@ int test(const TestOptions& opt) {
   // killed outright said nothing), marked as partial; output layers put the rows of those in place.
   install_signal_handlers(default_signal_effects(), false);
   std::vector<double> sums;
+  double loss = 0;  // the weighted total, as Caffe's `caffe test` prints it
   int done = 0;
   int64_t read = 0;
   std::string stuck;
   for (; done < opt.iterations; ++done) {
     if (pass_stopped(net, stuck)) break;
-    net.forward(*t.ctx);
+    loss += net.forward(*t.ctx);
     read += batch_samples(net);
     size_t k = 0;
     for (size_t j = 0; j < net.outputs().size(); ++j) {
@@ -1437,6 +1447,7 @@ int test(const TestOptions& opt) {
       }
     }
   }
+  if (done > 0) spdlog::info("Loss: {:.6g}", loss / done);
   size_t k = 0;
   for (size_t j = 0; done > 0 && j < net.outputs().size(); ++j) {
     const float w = net.output_loss_weight(j);

@@ -69,10 +69,13 @@ std::pair<int, int> caffe_resize(const ConvertImagesetOptions& opt) {
   if (!opt.resize.empty())
     throw ConfigError(Mark{}, "--resize", "give --resize WxH or Caffe's --resize_width and --resize_height, not both");
   const int w = std::max(opt.resize_width, 0), h = std::max(opt.resize_height, 0);
-  if ((w > 0) != (h > 0))
+  if ((w > 0) != (h > 0)) {
+    const std::string other = w > 0 ? "--resize_height" : "--resize_width";
+    const bool other_zero = (w > 0 ? opt.resize_height : opt.resize_width) == 0;  // given as 0, not left out
     throw ConfigError(Mark{}, w > 0 ? "--resize_width" : "--resize_height",
-                      "given without " + std::string(w > 0 ? "--resize_height" : "--resize_width") +
-                          ", which Caffe reads as 'keep each image's size'; give both (or --resize WxH)");
+                      (other_zero ? "given with " + other + " 0" : "given without " + other) +
+                          ", which Caffe reads as 'keep each image's size'; give both above 0 (or --resize WxH)");
+  }
   return w > 0 ? parse_resize(std::to_string(w) + "x" + std::to_string(h)) : std::pair{0, 0};
 }
 

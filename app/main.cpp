@@ -399,10 +399,18 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
                                                                        {"convert_cifar_data", "convert-cifar"},
                                                                        {"upgrade_net_proto_text", "convert"},
                                                                        {"upgrade_solver_proto_text", "convert"},
-                                                                       {"upgrade_net_proto_binary", "convert"}};
+                                                                       {"upgrade_net_proto_binary", "convert"},
+                                                                       {"classification", "classify"},
+                                                                       {"draw_net", "convert NET -o NET.dot"},
+                                                                       {"draw_net.py", "convert NET -o NET.dot"},
+                                                                       {"convert_mnist_data",
+                                                                        "not needed: crema's Data layer reads MNIST's "
+                                                                        "IDX files as they are"}};
         const auto tool = caffe_tools.find(arg);
-        const std::string hint = tool != caffe_tools.end() ? " (Caffe's " + arg + " is crema " + tool->second + ")"
-                                                           : crema::did_you_mean(arg, commands);
+        const std::string hint = tool != caffe_tools.end()
+                                     ? " (Caffe's " + arg + " is " +
+                                           (tool->second.starts_with("not needed") ? "" : "crema ") + tool->second + ")"
+                                     : crema::did_you_mean(arg, commands);
         return "crema: unknown command '" + arg + "'" + hint + "; the commands are " + list +
                " ('crema --help' describes them)";
       }

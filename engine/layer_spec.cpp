@@ -117,7 +117,16 @@ MapReader LayerSpec::params(const std::string& key) const {
 }
 
 std::string LayerSpec::bottom_label(size_t i) const {
-  return "bottom " + std::to_string(i) + (i < bottom.size() ? " (" + bottom[i] + ")" : std::string());
+  if (i >= bottom.size()) return "bottom " + std::to_string(i);
+  std::string name = bottom[i];
+  // Once the net has inserted its splits, the bottom is a split's copy (label_data_1_split_0):
+  // the name the user wrote is in the config.
+  if (const Node* written = config ? config->find("bottom") : nullptr) {
+    const Node* item = written->is_seq() ? (i < written->items().size() ? &written->items()[i] : nullptr)
+                                         : (i == 0 ? written : nullptr);
+    if (item && item->is_scalar()) name = item->str();
+  }
+  return "bottom " + std::to_string(i) + " (" + name + ")";
 }
 
 void LayerSpec::fail(const std::string& message) const {

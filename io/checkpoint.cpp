@@ -217,6 +217,10 @@ Weights read_weights(const std::string& path) {
                   "with --snapshot)");
     throw Error(path + ": not a Caffe HDF5 weights file (no /data group); expected a .caffemodel.h5");
   }
+  if (f.is_dataset("data"))  // an HDF5Data file given for weights: both name their first dataset "data"
+    throw Error(path +
+                ": not weights: its 'data' is a dataset, as in the files HDF5Data reads (weights hold groups "
+                "/data/<layer> with datasets 0, 1, …); expected a .caffemodel.h5");
   Weights out;
   for (const auto& g : f.children("data")) {
     LayerWeights lw;
@@ -226,7 +230,15 @@ Weights read_weights(const std::string& path) {
     for (const auto& n : names) {
       char* end = nullptr;
       const long v = std::strtol(n.c_str(), &end, 10);
-      if (n.empty() || *end != '\0') f.fail("unexpected dataset 'data/" + g + "/" + n + "' (expected 0, 1, ...)");
+      if (n.empty() || *end != '\0') {
+        const std::string at = "data/" + g + "/" + n;
+        // h5py writes f['data/enc/fc/0'] as nested groups: the layer name's '/' must be escaped.
+        if (!f.is_dataset(at))
+          f.fail("unexpected group '" + at + "' (expected datasets 0, 1, ...): a layer named '" + lw.layer + "/" + n +
+                 "' is stored with its '/' as %2F, as " + "data/" + g + "%2F" + n + "/0 (in h5py: f['data/" + g +
+                 "%2F" + n + "/0'] = …)");
+        f.fail("unexpected dataset '" + at + "' (expected 0, 1, ...)");
+      }
       indices.push_back(static_cast<int>(v));
     }
     std::sort(indices.begin(), indices.end());
@@ -376,7 +388,15 @@ std::string misfit(const Net& net, int li, const LayerWeights& lw, const std::st
         std::find_if(lw.blobs.begin(), lw.blobs.end(), [&](const auto& p) { return p.first == static_cast<int>(j); });
     if (it == lw.blobs.end()) {
       if (net.param_is_shared(li, static_cast<int>(j))) continue;  // tied weights are stored once
-      return count_differs;
+      if (lw.blobs.size() != blobs.size()) return count_differs;
+      // As many blobs, numbered otherwise (0 and 2, or from 1).
+      std::string numbered;
+      for (const auto& [index, blob] : lw.blobs) numbered += (numbered.empty() ? "" : ", ") + std::to_string(index);
+      return source_name + ": layer '" + lw.layer + "' has its " + std::to_string(lw.blobs.size()) +
+             " parameter blob(s) numbered " + numbered + ", but the net's " + target.type() +
+             " layer reads them as 0 to " + std::to_string(blobs.size() - 1) +
+             " (datasets data/<layer>/0, /1, … in the layer's order: weights, then "
+             "bias)";
     }
     if (!shape_fits(it->second.shape(), blobs[j]->shape()))
       return source_name + ": layer '" + lw.layer + "' parameter " + std::to_string(j) + " has shape " +

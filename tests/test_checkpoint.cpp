@@ -257,6 +257,39 @@ TEST_CASE("reading a file that is not a checkpoint gives one clear error") {
   const std::string expected = "cannot open HDF5 file '" + (dir / "cut.h5") + "' (" + std::to_string(whole.size() / 2) +
                                " bytes): it starts as an HDF5 file but is damaged or cut short";
   CHECK_THROWS_WITH_AS(io::load_weights(dir / "cut.h5"), doctest::Contains(expected.c_str()), Error);
+  // An HDF5Data file given for weights; a layer name's '/' written unescaped by h5py (nested groups).
+  {
+    io::H5File f(dir / "rows.h5", io::H5File::Mode::Create);
+    const std::vector<float> rows(6, 1.f);
+    f.write_floats("data", {2, 3}, rows.data());
+  }
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "rows.h5"),
+                       doctest::Contains("not weights: its 'data' is a dataset, as in the files HDF5Data reads"),
+                       Error);
+  {
+    io::H5File f(dir / "nested.h5", io::H5File::Mode::Create);
+    for (const char* g : {"data", "data/enc", "data/enc/fc"}) f.create_group(g);
+    const std::vector<float> w(6, 1.f);
+    f.write_floats("data/enc/fc/0", {2, 3}, w.data());
+  }
+  CHECK_THROWS_WITH_AS(io::load_weights(dir / "nested.h5"),
+                       doctest::Contains("unexpected group 'data/enc/fc' (expected datasets 0, 1, ...): a layer named "
+                                         "'enc/fc' is stored with its '/' as %2F, as data/enc%2Ffc/0"),
+                       Error);
+  // Blobs numbered 0 and 2 for a layer of 2: said so, not "has 2 but the layer has 2".
+  {
+    auto gap = parse(kSmallNet);
+    Context gap_ctx(1);
+    Net gap_net(gap.spec, NetState{}, gap_ctx, true);
+    io::save_weights(gap_net, dir / "gap.h5");
+    io::Weights w = io::load_weights(dir / "gap.h5");
+    for (io::LayerWeights& lw : w)
+      if (lw.layer == "block/fc") lw.blobs[1].first = 2;
+    CHECK_THROWS_WITH_AS(io::copy_weights(gap_net, w, "gap.h5"),
+                         doctest::Contains("gap.h5: layer 'block/fc' has its 2 parameter blob(s) numbered 0, 2, but "
+                                           "the net's InnerProduct layer reads them as 0 to 1"),
+                         Error);
+  }
   // A whole file that another program holds open for writing (HDF5 locks it, as flock -x
   // does here) is said to be so, not taken for a damaged one.
   // -o: the lock stays with flock itself, which the SIGKILL below ends.

@@ -1299,6 +1299,12 @@ TEST_CASE("a misspelt option or command is named with its closest spelling, in o
   CHECK_MESSAGE(r.output.find("crema: unknown command 'device_query' (Caffe's device_query is crema device); the "
                               "commands are") != std::string::npos,
                 r.output);
+  r = test::run(crema_cmd("classification"));
+  CHECK_MESSAGE(r.output.find("(Caffe's classification is crema classify)") != std::string::npos, r.output);
+  r = test::run(crema_cmd("convert_mnist_data"));
+  CHECK_MESSAGE(r.output.find("(Caffe's convert_mnist_data is not needed: crema's Data layer reads MNIST's IDX files "
+                              "as they are)") != std::string::npos,
+                r.output);
   // The net without --model: said so, not only "--model is required".
   r = test::run(crema_cmd("time " + job.solver));
   CHECK(r.status == 2);
@@ -1482,6 +1488,11 @@ TEST_CASE("crema test scores a trained model, crema time prints per-layer times"
   REQUIRE(std::regex_search(r.output, m, std::regex(R"(\] accuracy = ([0-9.]+))")));
   CHECK(std::stod(m[1]) > 0.3);
   CHECK(r.output.find("] loss = ") != std::string::npos);
+  // Caffe's closing `Loss: X` (the weighted total), which log parsers read, equals the loss line.
+  std::smatch total, each;
+  REQUIRE(std::regex_search(r.output, total, std::regex(R"(\] Loss: ([0-9.e+-]+))")));
+  REQUIRE(std::regex_search(r.output, each, std::regex(R"(\] loss = ([0-9.e+-]+))")));
+  CHECK(std::stod(total[1]) == doctest::Approx(std::stod(each[1])).epsilon(1e-4));
   // --set reaches the model file as for train: a net key that does not exist is refused by name.
   r = test::run(crema_cmd("test --model " + job.solver + " --weights " + weights +
                           " --iterations 2 --set net.force_backwards=true"));
@@ -1611,6 +1622,7 @@ TEST_CASE("asking for a GPU without a usable one gives one clear message") {
   const auto r = test::run(crema_cmd("train " + job.solver + " --gpu 0"));
   CHECK(r.status == 1);
   CHECK(r.output.find("no usable CUDA device") != std::string::npos);
+  CHECK_MESSAGE(r.output.find("; leave out --gpu to run on the CPU") != std::string::npos, r.output);
   CHECK(r.output.find("terminate") == std::string::npos);
   // A model-zoo solver as it is (solver_mode: GPU): the line is named, and the way to the CPU.
   const std::string zoo = job.dir / "zoo_solver.yaml";

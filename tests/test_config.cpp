@@ -918,6 +918,16 @@ TEST_CASE("config: a list written without brackets or commas is said to be one n
   CHECK_MESSAGE(msg.find("'lr_mult' belongs in the layer's param list, one entry per parameter blob (weights, then "
                          "bias): write param: [{lr_mult: …}, {lr_mult: …}]") != std::string::npos,
                 msg);
+  // Swapped bottoms of an Accuracy beside a loss: the label is named as written, not as the copy
+  // the inserted split gives it (label_d_1_split_0).
+  msg = config_error([&] {
+    build_net(
+        "name: n\nlayer:\n- {name: d, type: DummyData, top: [data, label], dummy_data_param: {shape: [{dim: [4, "
+        "3]}, {dim: [4]}]}}\n- {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: "
+        "{num_output: 2}}\n- {name: acc, type: Accuracy, bottom: [label, ip], top: acc}\n- {name: loss, type: "
+        "SoftmaxWithLoss, bottom: [ip, label], top: loss}\n");
+  });
+  CHECK_MESSAGE(msg.find("the scores, bottom 0 (label) of shape 4 (4), have no axis 1") != std::string::npos, msg);
   // V1's blobs_lr in a current-format layer (only a V1 `layers` net is upgraded).
   msg = config_error([&] { build_net(kHead + "- {name: r, type: ReLU, bottom: data, top: r, blobs_lr: 1}\n"); });
   CHECK_MESSAGE(

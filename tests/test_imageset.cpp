@@ -194,6 +194,11 @@ TEST_CASE("convert-imageset and compute-mean take Caffe's flags and arguments, a
   CHECK_MESSAGE(r.output.find("--resize_height: given without --resize_width, which Caffe reads as 'keep each "
                               "image's size'; give both") != std::string::npos,
                 r.output);
+  r = run_crema(args + (f.dir / "db1") + " --resize_height=32 --resize_width=0");
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find("--resize_height: given with --resize_width 0, which Caffe reads as 'keep each "
+                              "image's size'; give both above 0") != std::string::npos,
+                r.output);
   r = run_crema(args + (f.dir / "db1") + " --backend leveldb");
   CHECK(r.status == 2);
   CHECK_MESSAGE(r.output.find("--backend: 'leveldb': crema reads and writes LMDB only") != std::string::npos, r.output);

@@ -55,7 +55,7 @@ TEST_CASE("SigmoidCrossEntropyLoss ignore_label skips targets that equal it") {
   CHECK(forward_loss(head + ", normalization: FULL}}", t) == doctest::Approx(sum / 4));
 }
 
-TEST_CASE("SigmoidCrossEntropyLoss refuses a target outside [0, 1], unless ignore_label skips it") {
+TEST_CASE("SigmoidCrossEntropyLoss refuses a target outside 0 to 1, unless ignore_label skips it") {
   // A mask saved as 0/255 gave a loss of -1e7 and trained on (exit 0).
   for (const float bad : {255.f, -0.5f, 1.5f, std::nanf("")}) {
     CAPTURE(bad);
