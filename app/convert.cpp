@@ -255,15 +255,22 @@ void refuse_replacing_other_than(const std::string& output, bool graph) {
 
 // What a prototxt for Caffe holds that Caffe cannot read, said once it is written: crema's
 // own IDX backend (Caffe's DataParameter knows LEVELDB and LMDB, and takes LEVELDB when none
-// is written), and a solver's net named as a YAML file (Caffe parses `net` as prototxt).
+// is written), a solver's net named as a YAML file (Caffe parses `net` as prototxt), and the
+// keys and values crema adds to Caffe's messages (BVLC Caffe 1.0's caffe.proto has none of
+// them, and its parser stops at the first).
 void warn_not_for_caffe(const Node& root, bool solver, const std::string& output) {
   std::vector<std::string> said;
   const Node* net = &root;
+  const auto value_is = [](const Node* n, const char* value) { return n && n->is_scalar() && n->str() == value; };
   if (solver) {
     net = root.find("net");
     if (net && net->is_scalar() &&
         (io::ends_with_nocase(net->str(), ".yaml") || io::ends_with_nocase(net->str(), ".yml")))
       said.push_back("net: '" + net->str() + "' is a YAML file (convert it to .prototxt too, and name that)");
+    for (const char* key : {"min_lr", "warmup_iter", "warmup_start_lr", "snapshot_keep", "metrics", "precision"})
+      if (root.find(key)) said.push_back(std::string(key) + " is crema's");
+    if (value_is(root.find("type"), "AdamW")) said.push_back("type: AdamW is crema's");
+    if (value_is(root.find("lr_policy"), "cosine")) said.push_back("lr_policy: cosine is crema's");
   }
   const Node* layers = net && net->is_map() ? net->find("layer") : nullptr;
   std::vector<const Node*> each;
@@ -272,10 +279,24 @@ void warn_not_for_caffe(const Node& root, bool solver, const std::string& output
   else if (layers && layers->is_map())
     each.push_back(layers);
   for (const Node* l : each) {
-    const Node* data = l->is_map() ? l->find("data_param") : nullptr;
-    if (!data || !data->is_map()) continue;
+    if (!l->is_map()) continue;
     const Node* name = l->find("name");
     const std::string layer = "layer '" + (name && name->is_scalar() ? name->str() : std::string("?")) + "'";
+    // The data layers' reader keys, and the transform's std, are crema's.
+    for (const char* block : {"data_param", "image_data_param", "hdf5_data_param"}) {
+      const Node* params = l->find(block);
+      if (!params || !params->is_map()) continue;
+      for (const char* key : {"on_bad_sample", "threads"})
+        if (params->find(key)) said.push_back(layer + " has " + block + "." + key + ", crema's");
+      if (std::string_view(block) == "data_param" && params->find("shuffle"))
+        said.push_back(layer + " has data_param.shuffle, crema's (Caffe's Data layer reads in key order)");
+      if (std::string_view(block) != "data_param" && params->find("prefetch"))  // Caffe's Data has one
+        said.push_back(layer + " has " + block + ".prefetch, crema's");
+    }
+    if (const Node* t = l->find("transform_param"); t && t->is_map() && t->find("std"))
+      said.push_back(layer + " has transform_param.std, crema's");
+    const Node* data = l->find("data_param");
+    if (!data || !data->is_map()) continue;
     const Node* backend = data->find("backend");
     const Node* source = data->find("source");
     std::error_code ec;

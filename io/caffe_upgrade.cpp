@@ -143,7 +143,8 @@ Node upgrade_v1_layer(const Node& v1) {
   if (const Node* v0 = v1.find("layer"))
     throw ConfigError(v0->key_mark(), v0->path(),
                       "this is a V0 net (layers { layer { ... } }, before 2014), which crema cannot read; upgrade it "
-                      "with Caffe's upgrade_net_proto_text first");
+                      "with Caffe's own build/tools/upgrade_net_proto_text first (a Caffe build's tool: crema's "
+                      "convert reads V1 nets and later)");
   static const std::vector<std::string> first = {"name", "type", "bottom", "top"};
   static const std::vector<std::string> per_blob = {"param", "blob_share_mode", "blobs_lr", "weight_decay"};
   Node out = empty_like(v1);

@@ -104,6 +104,19 @@ TEST_CASE("convert: a solver with an inline net converts both ways and trains fr
                          "by_file.prototxt: Caffe cannot read it as written, crema can: net: 'net.yaml' "
                          "is a YAML file (convert it to .prototxt too, and name that)"),
                 by_file.output);
+  // crema's own keys and values, which Caffe's parser stops at.
+  test::write_file(dir / "own.yaml",
+                   "net:\n  layer:\n  - {name: d, type: ImageData, top: [data, label], transform_param: {std: [2]}, "
+                   "image_data_param: {source: list.txt, prefetch: 2, on_bad_sample: skip}}\n"
+                   "base_lr: 0.1\nmax_iter: 10\ntype: AdamW\nlr_policy: cosine\nmin_lr: 0.01\nsnapshot_keep: 2\n");
+  const auto own = test::run(crema_cmd("convert " + (dir / "own.yaml") + " -o " + (dir / "own.prototxt")));
+  REQUIRE_MESSAGE(own.status == 0, own.output);
+  CHECK_MESSAGE(contains(own.output,
+                         "own.prototxt: Caffe cannot read it as written, crema can: min_lr is crema's; snapshot_keep "
+                         "is crema's; type: AdamW is crema's; lr_policy: cosine is crema's; layer 'd' has "
+                         "image_data_param.on_bad_sample, crema's; layer 'd' has image_data_param.prefetch, crema's; "
+                         "layer 'd' has transform_param.std, crema's"),
+                own.output);
   const auto as_yaml = test::run(crema_cmd("convert " + (dir / "solver.yaml") + " -o " + (dir / "again.yaml")));
   CHECK_MESSAGE(!contains(as_yaml.output, "Caffe cannot read"), as_yaml.output);
 

@@ -507,7 +507,8 @@ TEST_CASE("prototxt: upgrade errors point at the V1 field") {
   }
   CHECK_THROWS_WITH_AS(upgrade("layers { layer { name: \"conv\" type: \"conv\" } }"),
                        "v1.prototxt:1:10: layers.layer: this is a V0 net (layers { layer { ... } }, before 2014), "
-                       "which crema cannot read; upgrade it with Caffe's upgrade_net_proto_text first",
+                       "which crema cannot read; upgrade it with Caffe's own build/tools/upgrade_net_proto_text first "
+                       "(a Caffe build's tool: crema's convert reads V1 nets and later)",
                        ConfigError);
 }
 

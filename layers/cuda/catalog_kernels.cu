@@ -337,7 +337,7 @@ namespace {
 template <class Bad>
 BadIndex find_first_bad(const CudaContext& ctx, int n, const float* values, Bad bad, float* scratch) {
   if (n <= 0) return {};
-  find_first_bad_kernel<<<1, kThreads, 0, stream_of(ctx)>>>(n, values, bad, scratch);
+  find_first_bad_kernel<Bad><<<1, kThreads, 0, stream_of(ctx)>>>(n, values, bad, scratch);
   CREMA_CUDA_LAUNCHED(stream_of(ctx));
   float host[2] = {0.f, 0.f};
   CREMA_CUDA_CHECK(cudaMemcpyAsync(host, scratch, sizeof(host), cudaMemcpyDeviceToHost, stream_of(ctx)));
