@@ -349,32 +349,40 @@ std::string explain_unexpected(CLI::App& app, int argc, char** argv) {
       const bool elsewhere = std::any_of(subs.begin(), subs.end(), [&](const CLI::App* c) {
         return c->get_option_no_throw(name) != nullptr;  // another command's option (train --iterations)
       });
-      // Options other tools take that are no config keys here: this command's spelling, where
-      // it has one.
+      // Options other tools take that are no config keys here (glog's, Caffe's, PyTorch scripts'),
+      // each with this command's way where it has the option that hint needs.
       const bool is_train = sub && sub->get_name() == "train";
-      std::string tool_hint;
       const std::string lower = crema::lowercase(key);
-      if ((lower == "log_dir" || lower == "logtostderr" || lower == "alsologtostderr") &&
-          at.get_option_no_throw("--log"))
-        tool_hint = lower == "log_dir" ? "crema logs to stderr and reads no glog flags: --log FILE writes a copy"
-                                       : "not needed: crema logs to stderr, and --log FILE writes a copy";
-      else if (lower == "gpu_id" && at.get_option_no_throw("--gpu"))
-        tool_hint = "crema's spelling: --gpu N";
-      else if (lower == "batch_size" && at.get_option_no_throw("--batch-size"))
-        tool_hint = "crema's spelling: --batch-size N";
-      else if (lower == "batch_size" && at.get_option_no_throw("--set"))
-        tool_hint = std::string("a key of the net's data layer I: --set ") + (is_train ? "net." : "") +
-                    "layer[I].data_param.batch_size=N, image_data_param or hdf5_data_param for those layers" +
-                    (is_train ? "" : ", net.layer[I]… when the file is a solver");
+      const std::string batch_key = std::string("a key of the net's data layer I: --set ") + (is_train ? "net." : "") +
+                                    "layer[I].data_param.batch_size=N, image_data_param or hdf5_data_param for "
+                                    "those layers" +
+                                    (is_train ? "" : ", net.layer[I]… when the file is a solver");
+      const struct {
+        const char* name;
+        const char* needs;  // the option of this command the hint names
+        std::string hint;
+      } other_tools[] = {
+          {"log_dir", "--log", "crema logs to stderr and reads no glog flags: --log FILE writes a copy"},
+          {"logtostderr", "--log", "not needed: crema logs to stderr, and --log FILE writes a copy"},
+          {"alsologtostderr", "--log", "not needed: crema logs to stderr, and --log FILE writes a copy"},
+          {"gpu_id", "--gpu", "crema's spelling: --gpu N"},
+          {"batch_size", "--batch-size", "crema's spelling: --batch-size N"},
+          {"batch_size", "--set", batch_key},
+      };
+      bool other_tool = false;
+      std::string tool_hint;
+      for (const auto& t : other_tools) {
+        if (lower != t.name) continue;
+        other_tool = true;
+        if (tool_hint.empty() && at.get_option_no_throw(t.needs)) tool_hint = t.hint;
+      }
       // The solver's keys of one word, which the underscore test below does not catch.
       static const std::set<std::string> one_word_keys = {"momentum",  "momentum2", "gamma",  "power",
                                                           "display",   "type",      "delta",  "stepsize",
                                                           "stepvalue", "precision", "metrics"};
       if (word && !tool_hint.empty()) {
         hint = " (" + tool_hint + ")";
-      } else if (static const std::set<std::string> other_tools_keys = {"log_dir", "logtostderr", "alsologtostderr",
-                                                                        "gpu_id", "batch_size"};
-                 word && !elsewhere && !other_tools_keys.count(lower) && at.get_option_no_throw("--set") &&
+      } else if (word && !elsewhere && !other_tool && at.get_option_no_throw("--set") &&
                  (key.find('_') != std::string::npos || !caffe.empty() || one_word_keys.count(key))) {
         const size_t eq = arg.find('=');
         const std::string value = eq != std::string::npos ? arg.substr(eq + 1)

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -791,22 +792,52 @@ const std::map<std::string, Exporter>& exporters() {
 
 bool is_onnx_model(const std::string& path) {
   // A solver state or a legacy mean BlobProto also opens with a varint field 1; neither has
-  // both a message field 7 (ModelProto's graph) and 8 (its opset_import).
-  try {
-    const std::string bytes = read_file_bytes(path);
-    pb::Reader r(path, bytes, "ModelProto");
-    bool ir_version = false, graph = false, opset = false;
-    while (r.next()) {
-      const bool is_bytes = r.wire_type() == pb::WireType::Bytes;
-      ir_version |= r.field() == 1 && r.wire_type() == pb::WireType::Varint;
-      graph |= r.field() == 7 && is_bytes;
-      opset |= r.field() == 8 && is_bytes;
-      r.skip();
+  // both a message field 7 (ModelProto's graph) and 8 (its opset_import). The top-level tags
+  // are read from the stream, and the payloads (the graph holds every weight) sought past, so
+  // an earlier export of any size is told without holding it.
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  in.seekg(0);
+  auto varint = [&in](uint64_t& v) {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      const int c = in.get();
+      if (c == EOF) return false;
+      v |= static_cast<uint64_t>(c & 0x7f) << shift;
+      if (!(c & 0x80)) return true;
     }
-    return ir_version && graph && opset;
-  } catch (const std::exception&) {
-    return false;  // unreadable, no protobuf at all, or too large to hold
+    return false;  // longer than 10 bytes: no protobuf
+  };
+  bool ir_version = false, graph = false, opset = false;
+  uint64_t tag = 0, value = 0;
+  while (in.tellg() < size) {
+    if (!varint(tag)) return false;
+    const uint64_t field = tag >> 3;
+    switch (static_cast<pb::WireType>(tag & 7)) {
+      case pb::WireType::Varint:
+        if (!varint(value)) return false;
+        ir_version |= field == 1;
+        break;
+      case pb::WireType::Bytes:
+        if (!varint(value) || value > static_cast<uint64_t>(size - in.tellg())) return false;
+        in.seekg(static_cast<std::streamoff>(value), std::ios::cur);
+        graph |= field == 7;
+        opset |= field == 8;
+        break;
+      case pb::WireType::Fixed64:
+        in.seekg(8, std::ios::cur);
+        break;
+      case pb::WireType::Fixed32:
+        in.seekg(4, std::ios::cur);
+        break;
+      default:
+        return false;  // groups are no part of ModelProto
+    }
+    if (!in || in.tellg() > size) return false;
   }
+  return ir_version && graph && opset;
 }
 
 const std::vector<std::string>& onnx_exportable_types() {

@@ -55,11 +55,12 @@ void SigmoidCrossEntropyLossLayer::forward_cpu(Context&, const BlobVec& bottom, 
   const float* x = bottom[0]->cpu_data();  // x: (N, ...)
   const float* t = bottom[1]->cpu_data();  // t: (n) targets
   float* p = sigmoid_.mutable_cpu_data();  // p: (N, ...)
-  for (int i = 0; i < n; ++i)
-    if (!(std::fabs(t[i]) < 2147483520.f) || (!ignored(t[i]) && !(t[i] >= 0.f && t[i] <= 1.f))) refuse_target(i, t[i]);
   double loss = 0;
   int valid = 0;
   for (int i = 0; i < n; ++i) {
+    // The range test comes first: ignored() compares the target as an integer label. A refusal
+    // throws before the top is written.
+    if (!(std::fabs(t[i]) < 2147483520.f) || (!ignored(t[i]) && !(t[i] >= 0.f && t[i] <= 1.f))) refuse_target(i, t[i]);
     p[i] = sigmoid(x[i]);
     if (ignored(t[i])) continue;
     const float positive = x[i] >= 0.f ? 1.f : 0.f;

@@ -317,6 +317,11 @@ TEST_CASE("crema convert exports ONNX from the command line and refuses what it 
   const std::string export_to = "convert " + caffe + "lenet_deploy/lenet.prototxt --weights " + caffe +
                                 "lenet_deploy/lenet_iter_10000.caffemodel -o ";
   CHECK(test::run(crema_cmd(export_to + (dir / "lenet.onnx"))).status == 0);
+  CHECK(test::run(crema_cmd(export_to + (dir / "lenet.onnx"))).status == 0);
+  // An export cut short (its graph runs past the end) is not told for a model.
+  fs::copy_file(dir / "lenet.onnx", dir / "cut.onnx");
+  fs::resize_file(dir / "cut.onnx", fs::file_size(dir / "lenet.onnx") / 2);
+  CHECK(test::run(crema_cmd(export_to + (dir / "cut.onnx"))).status == 2);
   fs::copy_file(caffe + "lenet_deploy/lenet.prototxt", dir / "notes.onnx");
   const auto other = test::run(crema_cmd(export_to + (dir / "notes.onnx")));
   CHECK(other.status == 2);
