@@ -393,9 +393,22 @@ std::vector<std::string> load_weight_files(Net& net, const std::vector<std::stri
     const std::string& name = l.name();
     const bool reinit_layer = std::find(reinit.begin(), reinit.end(), name) != reinit.end();
     auto it = source_of.find(name);
+    const int index = net.layer_index(name);
+    const std::vector<std::string> sharing = it == source_of.end() && !reinit_layer && index >= 0
+                                                 ? io::loaded_through_sharing(net, index, loaded)
+                                                 : std::vector<std::string>{};
+    // Each sharer with where its parameters came from (a file, or --reinit).
+    std::string through;
+    for (const std::string& s : sharing) {
+      const auto file = source_of.find(s);
+      through += (through.empty() ? "'" : ", '") + s + "' (" +
+                 (file != source_of.end() ? "loaded from " + file->second : std::string("--reinit")) + ")";
+    }
     const std::string from = it != source_of.end() ? "loaded from " + it->second
                              : reinit_layer        ? "re-initialised from its fillers (--reinit)"
-                                                   : "kept at its filler initialisation (no layer of that name in the files)";
+                             : !sharing.empty()
+                                 ? "shares its parameters with " + through
+                                 : "kept at its filler initialisation (no layer of that name in the files)";
     spdlog::info("    {:<20} {}", name, from);
   }
   for (const auto& [file, layers] : ignored)
@@ -785,6 +798,23 @@ int train(const TrainOptions& opt) {
   const NetSpec net_spec = NetSpec::parse(*spec.net);
   if (const std::string unnamed = net_spec.stages_no_rule_names(opt.stages); !unnamed.empty())
     spdlog::warn("--stage: {}", unnamed);
+  // The stages the solver's own train_state and test_state name: a misspelt one keeps out the
+  // layers it was to let in, as --stage's would.
+  {
+    std::vector<std::string> written = spec.train_state.stage;
+    std::erase_if(written, [&](const std::string& s) {
+      return std::find(opt.stages.begin(), opt.stages.end(), s) != opt.stages.end();
+    });
+    const auto where = [&](const char* key) {
+      const Node* n = root->find(key);
+      return n && !n->mark().str().empty() ? n->mark().str() + ": " + key : std::string(key);
+    };
+    if (const std::string unnamed = net_spec.stages_no_rule_names(written); !unnamed.empty())
+      spdlog::warn("{}: {}", where("train_state"), unnamed);
+    for (const NetStateSetting& test : spec.test_state)
+      if (const std::string unnamed = net_spec.stages_no_rule_names(test.stage); !unnamed.empty())
+        spdlog::warn("{}: {}", where("test_state"), unnamed);
+  }
   // The solver's `weights` files, found as its net is (beside it, then from the working
   // directory); one that is not there is refused at its line.
   const auto solver_weights = [&] {

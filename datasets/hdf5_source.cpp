@@ -140,7 +140,11 @@ std::string HDF5Source::check_file(const File& file, long long* rows) {
     const io::H5DatasetInfo info = f->dataset_info(name);
     if (!info.numeric)
       throw Error(where(file) + ": dataset '" + name + "' holds " + info.type +
-                  " values; HDF5Data reads numbers (integer or floating point) only");
+                  " values; HDF5Data reads numbers (integer or floating point) only" +
+                  // h5py stores a numpy bool array as an HDF5 enum (FALSE, TRUE).
+                  (info.type == "enum" ? " (a numpy bool array is stored as an enum: write it with .astype('uint8') "
+                                         "or .astype('float32'))"
+                                       : ""));
     if (info.dims.empty())
       throw Error(where(file) + ": dataset '" + name + "' is a scalar; its first axis must index rows (samples)");
     if (!info.missing_filter.empty())  // else every row fails to read, each a skipped sample

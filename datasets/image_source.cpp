@@ -189,7 +189,10 @@ std::unique_ptr<ImageSource> open_idx_source(const std::string& images_path, con
   std::vector<uint8_t> labels;
   if (!labels_path.empty()) {
     io::IdxArray l = io::read_idx(labels_path);
-    if (l.dims.size() != 1 || l.dims[0] != d[0])
+    if (l.dims.size() != 1)
+      throw Error("labels file '" + labels_path + "' has rank " + std::to_string(l.dims.size()) +
+                  " (an images file?); a labels file holds one value per image, rank 1 (…-labels-idx1-ubyte)");
+    if (l.dims[0] != d[0])
       throw Error("labels file '" + labels_path + "' holds " + std::to_string(l.dims.empty() ? 0 : l.dims[0]) +
                   " labels but '" + images_path + "' holds " + std::to_string(d[0]) + " images");
     labels = std::move(l.data);

@@ -98,7 +98,7 @@ struct Prefetcher::Buffers {
   }
 };
 
-PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, bool paired) {
+PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, const std::string& in_step) {
   PrefetchOptions o;
   o.layer = layer;
   o.prefetch = r.get_int("prefetch", 4);
@@ -108,11 +108,8 @@ PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, b
   o.threads = r.get_int("threads", std::clamp(cores / 2, 1, 4));
   if (o.threads < 1 || o.threads > 256) r.fail("threads", "threads must be between 1 and 256");
   o.skip_bad_written = r.has("on_bad_sample");
-  o.skip_bad = r.get_enum("on_bad_sample", {"fail", "skip"}, paired ? 0 : 1) == 1;
-  if (paired)
-    o.fail_advice =
-        "fix the sample or take it out of the source: this layer's samples pair up with another data "
-        "layer's by position, so skipping it would shift every pair after it";
+  o.skip_bad = r.get_enum("on_bad_sample", {"fail", "skip"}, in_step.empty() ? 1 : 0) == 1;
+  if (!in_step.empty()) o.fail_advice = in_step;
   return o;
 }
 

@@ -63,9 +63,10 @@ struct PrefetchOptions {
 
 // crema's keys in a data layer's parameters: prefetch, threads, on_bad_sample.
 // threads defaults to half the cores, at most 4: the other half computes; on_bad_sample
-// to skip, or to fail for a layer whose samples are `paired` with another layer's by
-// position (skipping one in one layer would shift all the pairs after it).
-PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, bool paired = false);
+// to skip, or to fail where `in_step` says why the layer's samples must all be read in
+// order (they pair up with another layer's by position, or are a sequence's timesteps):
+// it is the advice given with the failure.
+PrefetchOptions parse_prefetch_options(MapReader& r, const std::string& layer, const std::string& in_step = "");
 
 // How to fill one slot: read sample `index` and write its values, one array per
 // top, at outs[t] (each sample_sizes[t] floats). Called from several threads at
@@ -140,6 +141,7 @@ class Prefetcher {
   int64_t batches() const { return batches_; }
   int samples() const { return samples_; }               // in the source: one epoch
   bool shuffled() const { return shuffled_; }            // each epoch in a new order
+  int batch_size() const { return batch_size_; }
   int64_t bad_samples() const;                           // distinct bad and refused samples met so far
 
  private:

@@ -76,6 +76,9 @@ double Node::as_double() const {
   if (lower == "-inf" || lower == "-.inf" || lower == "-infinity") return -INFINITY;
   if (lower == "nan" || lower == ".nan" || lower == "-nan" || lower == "-.nan")
     fail("NaN is not a usable value here; give a number");
+  // strtod reads C's hexadecimal floats (0x10, 0x1p-4), which neither YAML nor Caffe's
+  // text format has: integer keys refuse them, and so do these.
+  if (lower.find('x') != std::string::npos) fail("expected a decimal number, got '" + s + "'");
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(s.c_str(), &end);
@@ -83,12 +86,21 @@ double Node::as_double() const {
   if (std::isnan(v)) fail("NaN is not a usable value here; give a number");  // +nan, nan(1)
   // Overflow gives ±inf: written as a number it is a typo, not a wish (inf is spelt out).
   if (errno == ERANGE && std::isinf(v)) fail("number " + s + " is out of range");
+  // Underflow gives 0 for a number written as non-zero (1e-400): as much a typo.
+  const std::string mantissa = lower.substr(0, lower.find('e'));
+  if (v == 0.0 && mantissa.find_first_of("123456789") != std::string::npos)
+    fail("number " + s + " is too small to hold: it would be 0; write 0 if that is meant");
   return v;
 }
 
 float Node::as_float() const {
   const double v = as_double();
   if (std::isfinite(v) && std::abs(v) > FLT_MAX) fail("number " + str() + " is out of range for a float (at most ~3.4e38)");
+  // A value written as non-zero that a float holds as 0 (1e-400, 1e-50) would switch off what it sets.
+  if (v != 0.0 && static_cast<float>(v) == 0.f)
+    fail("number " + str() +
+         " is too small for a float (which holds down to ~1.4e-45): it would be 0; write 0 if "
+         "that is meant");
   return static_cast<float>(v);
 }
 
@@ -183,7 +195,7 @@ void MapReader::refuse_at_layer_level(const std::string& key) const {
 void MapReader::fail(const std::string& key, const std::string& message) const {
   // A key missing here that was written beside the layer's type is a misplaced one, whatever
   // the check that noticed it is missing (kernel_size, or kernel_h and kernel_w).
-  if (!node_ || !node_->find(key)) refuse_at_layer_level(key);
+  if (!node_ || !node_->find(key)) refuse_misplaced(key);
   // At the key's own value where one was written (a solver check fails after the whole
   // map is read); for an empty value (whose mark is the next token's) at its key, in the file
   // or the --set argument; else at the map.
@@ -270,6 +282,14 @@ void MapReader::refuse_misplaced(const std::string& key) const {
                               " beside the other keys instead (a net's layers are a list: - {name: " + k +
                               ", type: …})");
   if (!layer_ || !layer_->is_map()) return;
+  // The block itself misspelt (convolution_parm): its keys were all written, in a map no
+  // one reads.
+  if (!node_ && !block_.empty())
+    for (const auto& [k, v] : layer_->entries())
+      if (k != block_ && v.is_map() && closest_match(k, {block_}) == block_ &&
+          !(layer_keys_ && std::find(layer_keys_->begin(), layer_keys_->end(), k) != layer_keys_->end()))
+        throw ConfigError(v.key_mark(), v.path().empty() ? k : v.path(),
+                          "unknown key '" + k + "'" + did_you_mean(k, {block_}));
   // Written at the layer's level (`num_output: 10` beside `type: InnerProduct`).
   refuse_at_layer_level(key);
   // In another type's block (`convolution_param` on an InnerProduct).
@@ -386,7 +406,14 @@ void MapReader::finish(const std::function<std::string(const std::string&)>& exp
                           "'" + key + "' is a key of the layer itself, not of " + block_ + ": write it beside type");
       if (const std::string said = no_colon(key, value, known_); !said.empty())
         throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(), said);
-      const std::string suggestion = did_you_mean(key, known_);
+      // A key not written yet is the likelier one a slip meant (tpo: beside type: is top); a
+      // written one still answers where no other is near (pooling_parm beside pooling_param), and
+      // another framework's name is said as crema's either way.
+      std::vector<std::string> unwritten;
+      for (const std::string& k : known_)
+        if (!node_->find(k)) unwritten.push_back(k);
+      std::string suggestion = caffe_name_for(key).empty() ? did_you_mean(key, unwritten) : "";
+      if (suggestion.empty()) suggestion = did_you_mean(key, known_);
       const std::string why = suggestion.empty() && explain ? explain(key) : "";
       throw ConfigError(value.key_mark(), value.path().empty() ? key : value.path(),
                         why.empty() ? "unknown key '" + key + "'" + suggestion : why);

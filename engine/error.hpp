@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace crema {
@@ -35,11 +36,19 @@ class Diverged : public Error {
 // that label, so the net can find the sample it came from and add it to the message.
 class BadLabel : public Error {
  public:
-  BadLabel(const std::string& message, float value) : Error(message), value_(value) {}
+  // `bottom`: the layer's bottom holding it (a loss's labels are its second; Embed's indices
+  // its first), whose data layer the net asks where the sample came from; `noun`: what the
+  // value is to that sample ("it is the label of row 3 …").
+  BadLabel(const std::string& message, float value, int bottom = 1, std::string noun = "label")
+      : Error(message), value_(value), bottom_(bottom), noun_(std::move(noun)) {}
   float value() const { return value_; }
+  int bottom() const { return bottom_; }
+  const std::string& noun() const { return noun_; }
 
  private:
   float value_;
+  int bottom_;
+  std::string noun_;
 };
 
 // The host's memory ran out while a net ran. `where` names the layer, the pass and its tops,

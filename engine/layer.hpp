@@ -86,6 +86,7 @@ class Layer {
     int64_t bad_samples = 0;
     int64_t samples = -1;  // in its source, one epoch; -1 where it reads none (Input, DummyData)
     bool shuffled = false;  // its samples come in a new order each epoch
+    int batch_size = 0;     // samples a batch takes from its source
   };
   virtual DataStats data_stats() const { return {}; }
   // Data layers: waits until the next `batches` batches are ready to be taken (at most as

@@ -88,6 +88,9 @@ LayerSpec parse_layer_spec(const Node& node) {
     for (const char c : name)
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
         s.fail(key + " '" + printable(name) + "' holds a control character; use printable characters");
+    // Blanks only: no name to see in a log or a file's group list (an empty one is refused too).
+    if (!name.empty() && name.find_first_not_of(' ') == std::string::npos)
+      s.fail(key + " '" + name + "' is only spaces; give it a visible name");
   };
   check_name("name", s.name);
   for (const auto& b : s.bottom) check_name("bottom", b);

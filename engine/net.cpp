@@ -215,7 +215,16 @@ Net::Net(const NetSpec& spec, const NetState& state, Context& ctx, bool quiet)
         left_out_tops_.emplace(t, std::pair{"layer '" + l.name + "' (" + l.mark.str() + ")", l.top});
       continue;
     }
-    if (l.name.empty()) l.fail("every layer needs a non-empty 'name'");
+    if (l.name.empty()) {
+      // A misspelt name key (nmae:) leaves the layer without one: say the key written.
+      if (l.config && l.config->is_map())
+        for (const auto& [key, value] : l.config->entries())
+          if (key != "name" && closest_match(key, {"name"}) == "name" &&
+              std::find(common_layer_keys().begin(), common_layer_keys().end(), key) == common_layer_keys().end())
+            throw ConfigError(value.key_mark(), l.path + "." + key,
+                              "unknown key '" + key + "'" + did_you_mean(key, {"name"}));
+      l.fail("every layer needs a non-empty 'name'");
+    }
     auto [it, inserted] = seen.emplace(l.name, &l);
     if (!inserted) {
       // `phase: TRAIN` reads like include: {phase: TRAIN} but only sets the phase a layer runs in.
@@ -309,20 +318,20 @@ std::pair<int, int> Net::maker_of(int id) const {
   return {-1, -1};
 }
 
-std::string Net::label_origin(int i, float value) const {
-  const size_t k = static_cast<size_t>(i);
-  if (bottom_ids_[k].size() < 2) return "";
-  const auto [data, top] = maker_of(bottom_ids_[k][1]);
+std::string Net::label_origin(int i, int bottom, float value, const std::string& noun) const {
+  const size_t k = static_cast<size_t>(i), b = static_cast<size_t>(bottom);
+  if (bottom < 0 || bottom_ids_[k].size() <= b) return "";
+  const auto [data, top] = maker_of(bottom_ids_[k][b]);
   if (data < 0) return "";
   // The first label of that value is the one the classifier met: they read the labels in order.
-  const Blob& labels = *bottom_vecs_[k][1];
+  const Blob& labels = *bottom_vecs_[k][b];
   if (labels.num_axes() < 1 || labels.count() == 0) return "";
   const float* v = labels.cpu_data();  // (N, per item)
   const int per_item = labels.count() / labels.shape(0);
   for (int j = 0; j < labels.count(); ++j)
     if (v[j] == value || (std::isnan(value) && std::isnan(v[j]))) {
       const std::string where = layers_[static_cast<size_t>(data)]->describe_taken(j / per_item);
-      return where.empty() ? "" : "; it is the label of " + where;
+      return where.empty() ? "" : "; it is the " + noun + " of " + where;
     }
   return "";
 }
@@ -486,29 +495,41 @@ void Net::refuse_size_following_outputs(const std::string& reporter) const {
 }
 
 void Net::warn_unequal_sources() const {
-  // Data layers of one net pair up their samples by position (layers/prefetched_data_layer.hpp):
-  // sources of different sizes pair up only until the smaller one's epoch ends.
+  // Data layers of one net pair up their batches by position (layers/prefetched_data_layer.hpp),
+  // each reading on from where it stopped: they stay in step when their sources take the same
+  // number of batches per epoch (a time-major sequence file of T rows per batch beside a label
+  // file of one row per batch), and drift apart after the first epoch otherwise.
   std::string sizes;
-  int64_t first = -1;
-  bool differ = false, shuffled = false;
+  int64_t first = -1, first_batch = 0;
+  bool differ = false, drift = false, shuffled = false;
   for (const auto& layer : layers_) {
-    const int64_t n = layer->data_stats().samples;
+    const Layer::DataStats stats = layer->data_stats();
+    const int64_t n = stats.samples;
     if (n < 0) continue;
-    shuffled |= layer->data_stats().shuffled;
-    if (first >= 0 && n != first) differ = true;
-    if (first < 0) first = n;
+    shuffled |= stats.shuffled;
+    if (first >= 0) {
+      differ |= n != first;
+      drift |= n * first_batch != first * stats.batch_size;  // batches per epoch, compared without rounding
+    }
+    if (first < 0) first = n, first_batch = stats.batch_size;
     sizes += (sizes.empty() ? "'" : ", '") + std::string(layer->name()) + "' " + std::to_string(n);
   }
   // Shuffled, each source's order is drawn for its own size: no pairs from the first batch on.
-  if (differ)
+  if (differ && shuffled)
     spdlog::warn(
         "the {} net's data layers read sources of different sizes ({} samples): their samples pair up by position "
-        "{}; give them sources of one size",
+        "only in the same order, and shuffled sources of different sizes are in different orders from the first "
+        "batch on, so no sample meets its pair; give them sources of one size{}",
         phase_name(state_.phase), sizes,
-        shuffled ? "only in the same order, and shuffled sources of different sizes are in different orders from "
-                   "the first batch on, so no sample meets its pair (shuffle: false keeps them in step until the "
-                   "smallest source's first epoch ends)"
-                 : "only until the smallest source's first epoch ends, after which they drift apart");
+        drift ? " (shuffle: false keeps them in step only until the smallest source's first epoch ends)"
+              : ", or shuffle: false to keep them in step");
+  else if (drift)
+    spdlog::warn(
+        "the {} net's data layers read sources{} ({} samples) that take different numbers of batches per epoch: "
+        "their batches pair up by position only until the smallest source's first epoch ends, after which they "
+        "drift apart; give them sources of one size and one batch_size (or of sizes in the ratio of their "
+        "batch_size)",
+        phase_name(state_.phase), differ ? " of different sizes" : " of one size but with different batch_size", sizes);
 }
 
 std::string Net::left_out_maker(const std::string& blob) const {
@@ -600,11 +621,20 @@ void Net::append_layer(const LayerSpec& spec, Context& ctx, std::map<std::string
       std::vector<std::string> candidates;
       for (const auto& [n, id] : available) candidates.push_back(n);
       const bool produced = blob_index_.count(b) > 0;
+      // Made further down: layers run in the order written, as in Caffe.
+      std::string later;
+      for (size_t k = li + 1; k < specs_.size() && later.empty() && !produced; ++k)
+        if (std::find(specs_[k].top.begin(), specs_[k].top.end(), b) != specs_[k].top.end())
+          later = ": layer '" + specs_[k].name + "' (" + specs_[k].mark.str() +
+                  ") makes it further down, and layers run in the order written; move this layer below it (where "
+                  "that layer reads what this one makes, the two form a cycle, which a net cannot have)";
       throw ConfigError(entry_mark(spec, "bottom", j), spec.path + " (" + spec.name + ").bottom",
-                        produced ? "bottom '" + b + "' was already consumed by another layer"
-                                 : "bottom '" + b + "' is not produced by any earlier layer in the " +
-                                       phase_name(state_.phase) + " net" + left_out_maker(b) +
-                                       did_you_mean(b, candidates) + list_slip(b, candidates));
+                        produced         ? "bottom '" + b + "' was already consumed by another layer"
+                        : !later.empty() ? "bottom '" + b + "' is not produced by any earlier layer in the " +
+                                               phase_name(state_.phase) + " net" + later
+                                         : "bottom '" + b + "' is not produced by any earlier layer in the " +
+                                               phase_name(state_.phase) + " net" + left_out_maker(b) +
+                                               did_you_mean(b, candidates) + list_slip(b, candidates));
     }
     bottom_ids_[li].push_back(it->second);
     bottom_vecs_[li].push_back(blobs_[static_cast<size_t>(it->second)].get());
@@ -847,7 +877,7 @@ float Net::forward_layer(Context& ctx, int i) {
   } catch (const std::bad_alloc&) {
     throw layer_out_of_host_memory(*layers_[k], "forward pass", top_vecs_[k]);
   } catch (const BadLabel& e) {  // the data layers know where each sample of the batch came from
-    throw BadLabel(e.what() + label_origin(i, e.value()), e.value());
+    throw BadLabel(e.what() + label_origin(i, e.bottom(), e.value(), e.noun()), e.value(), e.bottom(), e.noun());
   }
   if (debug_info_) {
     for (size_t j = 0; j < top_vecs_[k].size(); ++j) {
@@ -1072,9 +1102,14 @@ std::string Net::await_data(int batches, const std::function<bool()>& give_up) {
 }
 
 Layer* Net::layer_by_name(const std::string& name) const {
-  for (const auto& l : layers_)
-    if (l->name() == name) return l.get();
-  return nullptr;
+  const int i = layer_index(name);
+  return i < 0 ? nullptr : layers_[static_cast<size_t>(i)].get();
+}
+
+int Net::layer_index(const std::string& name) const {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->name() == name) return static_cast<int>(i);
+  return -1;
 }
 
 Blob* Net::blob(const std::string& name) const {

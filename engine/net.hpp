@@ -83,6 +83,7 @@ class Net {
   const Layer& layer(int i) const { return *layers_[static_cast<size_t>(i)]; }
   const std::string& layer_name(int i) const { return layers_[static_cast<size_t>(i)]->name(); }
   Layer* layer_by_name(const std::string& name) const;
+  int layer_index(const std::string& name) const;  // -1 when absent
   // The data layers' statistics, summed.
   Layer::DataStats data_stats() const;
   // Layer::await_batches over the data layers: "" once every one is ready, else the name
@@ -108,6 +109,8 @@ class Net {
   const std::vector<float>& params_decay() const { return params_decay_; }
   // Whether parameter j of layer i is a shared copy of another layer's parameter.
   bool param_is_shared(int layer, int j) const;
+  // The index in learnable_params() of parameter j of layer i; equal for layers sharing it.
+  int param_id(int layer, int j) const { return param_ids_[static_cast<size_t>(layer)][static_cast<size_t>(j)]; }
   // "layer 'conv1' parameter 0": the owner of learnable_params()[id], for messages.
   std::string param_owner(size_t id) const;
 
@@ -164,8 +167,9 @@ class Net {
   // Throws, naming the layer, where a TRAIN net puts a loss_weight on a top without a gradient
   // (Accuracy's), which layer li (being appended: it or the split carrying its weight) has.
   void refuse_loss_without_gradient(const Layer& layer, const LayerSpec& spec, size_t li) const;
-  // For a BadLabel of classifier `i`: where the label came from (the data layer's sample), or "".
-  std::string label_origin(int i, float value) const;
+  // For a BadLabel of layer `i` (a classifier's label, Embed's index, LSTM's cont) read from its
+  // bottom `bottom`: where the value came from (the data layer's sample), or "".
+  std::string label_origin(int i, int bottom, float value, const std::string& noun) const;
   // forward() of a net with layers giving their own sizes: the data layers first, taking
   // batches until the other layers take their tops' shapes, then the others. A refused
   // shape is the sample's (Layer::refuse_own_size), so that one image too small for the net

@@ -162,6 +162,9 @@ SolverSpec SolverSpec::parse(const Node& root) {
   s.solver_mode = r.get_enum("solver_mode", {"CPU", "GPU"}, 0, 0) == 0 ? "CPU" : "GPU";
   if (const Node* d = r.find("device_id")) s.device_id_mark = d->mark();
   s.device_id = r.get_int("device_id", 0);
+  // On the CPU the device is not used (in Caffe neither): only a GPU run needs a real number.
+  if (s.device_id < 0 && s.solver_mode == "GPU")
+    r.fail("device_id", "device_id must be 0 or more (the GPU's number, as crema device lists them)");
   if (const Node* p = r.find("precision")) s.precision_mark = p->mark();
   s.precision = static_cast<Precision>(r.get_enum("precision", precision_names(), 0));
   s.debug_info = r.get_bool("debug_info", false);
@@ -219,6 +222,9 @@ SolverSpec SolverSpec::parse(const Node& root) {
       p->fail(
           "snapshot_prefix is empty; give a path prefix such as runs/lenet (or remove the key for the solver "
           "file's name)");
+    for (const char c : s.snapshot_prefix)  // it names files: a control character would be in every one
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        p->fail("snapshot_prefix holds a control character; use printable characters");
     if (s.snapshot_prefix[0] == '~')  // a folder literally named "~" would be made
       p->fail("snapshot_prefix '" + s.snapshot_prefix +
               "' starts with '~', which only a shell expands, not a config; write the whole path (or one relative to "

@@ -1,5 +1,7 @@
 #include "io/caffe_upgrade.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -123,6 +125,13 @@ Node v1_param_specs(const Node& v1) {
       {"param", "name"}, {"blob_share_mode", "share_mode"}, {"blobs_lr", "lr_mult"}, {"weight_decay", "decay_mult"}};
   std::vector<Node> specs;
   Mark first_key;
+  // A V1 param is a blob's name; a map there is the current format's ({lr_mult: 1}) under
+  // the plural key, which would otherwise be said as a name that is a map.
+  for (const Node* p : values_of(v1.find("param")))
+    if (p->is_map())
+      p->fail(
+          "a param map ({lr_mult: …}) is the current format's, but this net lists its layers under 'layers', "
+          "Caffe's V1 key, where a param is a shared blob's name: write 'layer:' for the net's list");
   for (const auto& [v1_key, key] : fields) {
     const std::vector<const Node*> values = values_of(v1.find(v1_key));
     for (size_t i = 0; i < values.size(); ++i) {
@@ -171,8 +180,26 @@ std::string type_of(const Node& layer) {
 }
 
 // Caffe moved scale, mean_file, crop_size and mirror from the data layers' own
-// parameters into transform_param (UpgradeNetDataTransformation); the moved value
-// wins over one already there, as in Caffe.
+// parameters into transform_param (UpgradeNetDataTransformation). Where transform_param
+// holds the key too with another value, transform_param's is kept (a current-format net's
+// data layer reads only that one in Caffe) and the old one is warned about: silently, either
+// would leave a value the user wrote unused.
+// Two scalars that read as one value: numbers by value (1 and 1.0), booleans by meaning
+// (true and 1), else their text.
+bool same_value(const Node& a, const Node& b) {
+  if (!a.is_scalar() || !b.is_scalar()) return false;
+  if (a.str() == b.str()) return true;
+  try {
+    return a.as_double() == b.as_double();
+  } catch (const Error&) {
+  }
+  try {
+    return a.as_bool() == b.as_bool();
+  } catch (const Error&) {
+  }
+  return false;
+}
+
 bool upgrade_data_transform(Node& layer) {
   static const std::vector<std::pair<std::string, std::string>> owners = {
       {"Data", "data_param"}, {"ImageData", "image_data_param"}, {"WindowData", "window_data_param"}};
@@ -199,7 +226,17 @@ bool upgrade_data_transform(Node& layer) {
       fresh.set_key_mark(params_key_mark);
       transform = &layer.set("transform_param", std::move(fresh));
     }
-    for (auto& [key, value] : taken) transform->set(key, std::move(value));
+    for (auto& [key, value] : taken) {
+      if (const Node* there = transform->find(key)) {
+        if (!same_value(*there, value))
+          spdlog::warn(
+              "{}: {}.{}: '{}' is set both here (Caffe's old place for it) and in transform_param ({}), with "
+              "different values; transform_param's {} is used: remove this one",
+              value.key_mark().str(), param_key, key, key, there->mark().str(), there->is_scalar() ? there->str() : "");
+        continue;
+      }
+      transform->set(key, std::move(value));
+    }
     return true;
   }
   return false;

@@ -268,10 +268,30 @@ bool shape_fits(const std::vector<int>& file, const std::vector<int>& net) {
 
 }  // namespace
 
+std::vector<std::string> loaded_through_sharing(const Net& net, int layer, const std::vector<std::string>& loaded) {
+  std::vector<std::string> from;
+  const int n = static_cast<int>(net.layer(layer).blobs().size());
+  for (int j = 0; j < n; ++j) {
+    const int id = net.param_id(layer, j);
+    bool supplied = false;
+    for (int k = 0; k < net.num_layers() && !supplied; ++k) {
+      if (k == layer) continue;
+      for (int jj = 0; jj < static_cast<int>(net.layer(k).blobs().size()) && !supplied; ++jj)
+        if (net.param_id(k, jj) == id && std::find(loaded.begin(), loaded.end(), net.layer_name(k)) != loaded.end()) {
+          supplied = true;
+          if (std::find(from.begin(), from.end(), net.layer_name(k)) == from.end()) from.push_back(net.layer_name(k));
+        }
+    }
+    if (!supplied) return {};
+  }
+  return from;
+}
+
 std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std::string>& loaded) {
   std::vector<std::string> out;
   for (int i = 0; i < net.num_layers(); ++i)
-    if (!net.layer(i).blobs().empty() && std::find(loaded.begin(), loaded.end(), net.layer_name(i)) == loaded.end())
+    if (!net.layer(i).blobs().empty() && std::find(loaded.begin(), loaded.end(), net.layer_name(i)) == loaded.end() &&
+        loaded_through_sharing(net, i, loaded).empty())
       out.push_back(net.layer_name(i));
   return out;
 }

@@ -66,8 +66,12 @@ class WeightsMismatch : public Error {
 // A 4-D blob also fits a net blob of fewer axes right-aligned with leading 1s, as
 // Caffe reads the legacy num/channels/height/width of old binary files.
 CopyReport copy_weights(Net& net, const Weights& weights, const std::string& source_name);
-// The net's layers with parameters whose names are not in `loaded`, in net order.
+// The net's layers with parameters that are neither in `loaded` by name nor get every
+// parameter through sharing (param names) from layers in it, in net order.
 std::vector<std::string> layers_not_loaded(const Net& net, const std::vector<std::string>& loaded);
+// The layers in `loaded` whose shared parameters are all of layer i's (a tied LSTM's second
+// copy), in net order; empty when some parameter of it comes from none of them.
+std::vector<std::string> loaded_through_sharing(const Net& net, int layer, const std::vector<std::string>& loaded);
 // A file's layer with parameters that no layer of the net took (no layer of its name).
 struct UnusedLayer {
   std::string file, layer;

@@ -108,11 +108,22 @@ std::optional<ConfigFormat> config_format_for(const std::string& path) {
 }
 
 Node load_config_file(const std::string& path) {
+  // A path that names no config is a mistake in the command (exit 2), said at the file; the
+  // solver's net: line is named instead where the net file is the one (resolve_net).
+  const Mark at_file{std::make_shared<const std::string>(path)};
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
-    throw Error("config file '" + path + "' is a folder; give the solver or net file in it");
+    throw ConfigError(at_file, "", "this is a folder; give the solver or net file in it");
+  // A named pipe with no writer blocks the open below until one comes: say what it waits for.
+  if (std::filesystem::is_fifo(path, ec) && path != "/dev/stdin" && !path.starts_with("/dev/fd/") &&
+      !path.starts_with("/proc/self/fd/"))  // a pipe the shell made (<(…)) has its writer already
+    spdlog::info("{}: a named pipe; reading the config waits until a program writes to it", path);
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read config file '" + path + "': " + std::strerror(errno));
+  if (!in) {
+    const int error = errno;
+    if (error == ENOENT) throw ConfigError(at_file, "", "no such file; check the path");
+    throw Error("cannot read config file '" + path + "': " + std::strerror(error));
+  }
   // A config is a few kilobytes; reading one from /dev/zero, or a dataset given by mistake,
   // would fill the memory first.
   constexpr size_t kMaxConfigBytes = 64 << 20;
@@ -121,9 +132,10 @@ Node load_config_file(const std::string& path) {
   while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
     text.append(chunk, static_cast<size_t>(in.gcount()));
     if (text.size() > kMaxConfigBytes)
-      throw Error("config file '" + path +
-                  "' is larger than 64 MiB, so it is not a config (weights or a database given as the config?): give "
-                  "the solver or net file, and weights with --weights");
+      throw ConfigError(
+          at_file, "",
+          std::string("this file is larger than 64 MiB, so it is not a config (weights or a database given as the "
+                      "config?): give the solver or net file, and weights with --weights"));
   }
   // A binary file (weights, a snapshot, an image) given as the config: the parsers would stop
   // at some byte of it with a message about escapes or keys.

@@ -5,6 +5,7 @@
 
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crema::io {
@@ -293,8 +294,77 @@ std::string explain_syntax_error(const std::string& text, const std::string& yam
   return yaml_message;
 }
 
+// Characters pasted in from web pages, word processors and chats that look like YAML's own
+// (or like nothing) but are not: yaml-cpp takes them as part of a key or value, or stops a line
+// later with a message about indentation, and a key or name holding one prints like the right
+// one. Said at their line and column. NBSP and lookalike punctuation inside quotes are values
+// and left alone; invisible ones never are.
+void refuse_lookalikes(const std::string& text, const std::shared_ptr<const std::string>& file) {
+  struct Lookalike {
+    const char* bytes;  // UTF-8
+    const char* what;
+    bool in_quotes;  // refused inside quoted strings too
+  };
+  static const Lookalike kLookalikes[] = {
+      {"\u00a0", "a non-breaking space (U+00A0); YAML needs plain spaces", false},
+      {"\u3000", "an ideographic space (U+3000); YAML needs plain spaces", false},
+      {"\u202f", "a narrow non-breaking space (U+202F); YAML needs plain spaces", false},
+      {"\uff1a", "a full-width colon (U+FF1A); write ':'", false},
+      {"\u201c", "a curly quote (U+201C); YAML quotes with straight \" or '", false},
+      {"\u201d", "a curly quote (U+201D); YAML quotes with straight \" or '", false},
+      {"\u200b", "an invisible zero-width space (U+200B); delete it", true},
+      {"\u200c", "an invisible zero-width non-joiner (U+200C); delete it", true},
+      {"\u200d", "an invisible zero-width joiner (U+200D); delete it", true},
+      {"\u2060", "an invisible word joiner (U+2060); delete it", true},
+      {"\ufeff", "an invisible byte-order mark (U+FEFF) inside the file; delete it", true},
+  };
+  int line = 1;
+  size_t line_start = 0;
+  char quote = 0;  // the quote a string on this line is open with
+  bool comment = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      ++line, line_start = i + 1, comment = false;
+      if (quote == '\'') quote = 0;  // multi-line double-quoted strings stay open; rare either way
+      continue;
+    }
+    if (comment) continue;  // text for people, whatever it holds
+    const char before = i == line_start ? ' ' : text[i - 1];
+    if (!quote && c == '#' && (before == ' ' || before == '\t')) {
+      comment = true;
+      continue;
+    }
+    // A quote opens a string only where a value starts (an apostrophe inside a plain value,
+    // Caffe's net, is text).
+    if (!quote && (c == '"' || c == '\'') && std::string_view(" \t[{,:-").find(before) != std::string_view::npos) {
+      quote = c;
+      continue;
+    }
+    if (quote && c == quote) {
+      size_t backslashes = 0;  // "C:\\data\\" ends at its quote; "a\"b" does not
+      while (quote == '"' && backslashes < i && text[i - 1 - backslashes] == '\\') ++backslashes;
+      if (backslashes % 2 == 0) {
+        quote = 0;
+        continue;
+      }
+    }
+    if (static_cast<unsigned char>(c) < 0x80) continue;
+    for (const Lookalike& l : kLookalikes) {
+      const std::string_view bytes(l.bytes);
+      if ((quote && !l.in_quotes) || text.compare(i, bytes.size(), bytes) != 0) continue;
+      if (i == 0 && bytes == "\ufeff") continue;  // a BOM at the start is the editor's, and fine
+      Mark m{file};
+      m.line = line;
+      m.col = static_cast<int>(i - line_start + 1);
+      throw ConfigError(m, "", std::string("this line holds ") + l.what);
+    }
+  }
+}
+
 Node parse_with_name(const std::string& text, const std::string& name) {
   auto file = std::make_shared<const std::string>(name);
+  refuse_lookalikes(text, file);
   try {
     const std::vector<YAML::Node> docs = YAML::LoadAll(text);
     // A second document (after a '---' line) would be ignored: a config pasted twice, or

@@ -13,7 +13,7 @@
 namespace crema {
 
 namespace {
-const char* const kIndexAdvice = "BatchReindex indices (bottom 1) must name items of bottom 0's batch";
+const char* const kIndexAdvice = "BatchReindex indices (bottom 1) name items of bottom 0's batch";
 }  // namespace
 
 void BatchReindexLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
@@ -31,7 +31,7 @@ void BatchReindexLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 }
 
 int BatchReindexLayer::source(const BlobVec& bottom, int k) const {
-  return read_index(*this, bottom[1]->cpu_data()[k], bottom[0]->shape(0), k, kIndexAdvice);
+  return read_index(*this, bottom[1]->cpu_data()[k], bottom[0]->shape(0), k, *bottom[1], 1, kIndexAdvice);
 }
 
 void BatchReindexLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -63,7 +63,8 @@ void BatchReindexLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const B
       cuda::find_bad_index(c, items, bottom[1]->gpu_data(), num, cuda::IndexRule::index,
                            index_check_.mutable_gpu_data());
   if (bad.position >= 0) {
-    read_index(*this, bad.value, num, static_cast<long>(bad.position), kIndexAdvice);  // throws the CPU's message
+    read_index(*this, bad.value, num, static_cast<long>(bad.position), *bottom[1], 1,
+               kIndexAdvice);  // throws the CPU's message
     throw Error(std::string(type()) + " layer '" + name() + "': an index is out of range; " + kIndexAdvice);
   }
   // x: (N, inner); y: (K, inner)

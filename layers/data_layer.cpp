@@ -78,7 +78,10 @@ std::unique_ptr<ImageSource> DataLayer::open_source(bool want_labels) const {
   try {
     return open_idx_source(params_.source, labels);
   } catch (const Error& e) {
-    refuse_source(spec_, "data_param", params_.source, e.what());
+    // Said at label_source where that file is the one at fault.
+    const bool labels_at_fault = !params_.label_source.empty() && std::string(e.what()).starts_with("labels file '");
+    refuse_source(spec_, "data_param", labels_at_fault ? params_.label_source : params_.source, e.what(),
+                  labels_at_fault ? "label_source" : "source");
   }
 }
 

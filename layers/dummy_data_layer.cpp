@@ -24,7 +24,8 @@ void DummyDataLayer::layer_setup(Context& ctx, const BlobVec&, const BlobVec& to
   if (shapes_.size() != 1 && shapes_.size() != n)
     spec_.fail("dummy_data_param needs one shape for all tops or one per top (" + std::to_string(n) + ")");
   if (fillers_.size() > 1 && fillers_.size() != n)
-    spec_.fail("dummy_data_param needs 0, 1 or " + std::to_string(n) + " data_filler entries");
+    spec_.fail("dummy_data_param has " + std::to_string(fillers_.size()) + " data_filler entries for " +
+               std::to_string(n) + " top(s): give none (constant 0), one shared by all tops, or one per top");
   if (fillers_.empty()) fillers_.push_back(FillerSpec{});  // constant 0
   refill_.clear();
   for (size_t i = 0; i < n; ++i) {

@@ -15,7 +15,7 @@
 namespace crema {
 
 namespace {
-const char* const kIndexAdvice = "check the input data or raise embed_param.input_dim";
+const char* const kIndexAdvice = "raise embed_param.input_dim above the largest index, or check the input data";
 }  // namespace
 
 EmbedParams EmbedParams::parse(MapReader r) {
@@ -49,8 +49,8 @@ void EmbedLayer::reshape(const BlobVec& bottom, const BlobVec& top) {
 #endif
 }
 
-int EmbedLayer::row(float value, long i) const {
-  return read_index(*this, value, params_.input_dim, i, kIndexAdvice);
+int EmbedLayer::row(const Blob& indices, float value, long i) const {
+  return read_index(*this, value, params_.input_dim, i, indices, 0, kIndexAdvice);
 }
 
 void EmbedLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top) {
@@ -61,7 +61,7 @@ void EmbedLayer::forward_cpu(Context&, const BlobVec& bottom, const BlobVec& top
   const float* bias = params_.bias_term ? blobs_[1]->cpu_data() : nullptr;  // bias: (n)
   for (int i = 0; i < m; ++i) {
     float* out = y + static_cast<long>(i) * n;  // (n)
-    cpu_copy(n, w + static_cast<long>(row(index[i], i)) * n, out);
+    cpu_copy(n, w + static_cast<long>(row(*bottom[0], index[i], i)) * n, out);
     if (bias) cpu_axpy(n, 1.f, bias, out);
   }
 }
@@ -74,7 +74,7 @@ void EmbedLayer::backward_cpu(Context&, const BlobVec& top, const std::vector<bo
   if (param_propagate_down(0)) {
     float* dw = blobs_[0]->mutable_cpu_diff();  // dw: (input_dim, n), accumulates
     for (int i = 0; i < m; ++i)
-      cpu_axpy(n, 1.f, dy + static_cast<long>(i) * n, dw + static_cast<long>(row(index[i], i)) * n);
+      cpu_axpy(n, 1.f, dy + static_cast<long>(i) * n, dw + static_cast<long>(row(*bottom[0], index[i], i)) * n);
   }
   if (params_.bias_term && param_propagate_down(1)) {
     float* db = blobs_[1]->mutable_cpu_diff();  // db: (n), accumulates
@@ -93,7 +93,7 @@ void EmbedLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec&
   const cuda::BadIndex bad =
       cuda::find_bad_index(c, m, index, params_.input_dim, cuda::IndexRule::index, index_check_.mutable_gpu_data());
   if (bad.position >= 0) {
-    row(bad.value, static_cast<long>(bad.position));  // throws the CPU's message
+    row(*bottom[0], bad.value, static_cast<long>(bad.position));  // throws the CPU's message
     throw Error(std::string(type()) + " layer '" + name() + "': an index is out of range; " + kIndexAdvice);
   }
   // w: (input_dim, n); bias: (n) or none; y: (M, n)

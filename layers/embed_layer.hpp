@@ -43,8 +43,8 @@ class EmbedLayer : public Layer {
 #endif
 
  private:
-  // The table row that bottom element i names; throws Error when invalid.
-  int row(float value, long i) const;
+  // The table row that element i of `indices` (bottom 0), holding `value`, names; throws when invalid.
+  int row(const Blob& indices, float value, long i) const;
 
   EmbedParams params_;
   Blob index_check_;  // (3) scratch of the GPU path's index check

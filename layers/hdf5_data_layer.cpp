@@ -15,8 +15,9 @@ HDF5DataParams HDF5DataParams::parse(MapReader r, const LayerSpec& spec) {
   if (p.batch_size <= 0) r.fail("batch_size", "batch_size must be positive");
   p.shuffle_written = r.has("shuffle");
   p.shuffle = r.get_bool("shuffle", false);
-  // With other data layers in the net their samples pair up by position (see paired_readers).
-  p.prefetch = parse_prefetch_options(r, spec.name, !paired_readers(spec).empty());
+  // With other data layers in the net their samples pair up by position (see paired_readers),
+  // and a recurrent layer's cont makes them timesteps (sequence_readers): none left out.
+  p.prefetch = parse_prefetch_options(r, spec.name, in_step_reason(spec));
   // Every HDF5 read holds the one library lock, so more reader threads mostly wait.
   if (!r.has("threads")) p.prefetch.threads = 1;
   r.finish();

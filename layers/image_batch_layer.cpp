@@ -13,13 +13,14 @@ ImageBatchParams ImageBatchParams::parse(MapReader& r, const LayerSpec& spec, in
   ImageBatchParams p;
   p.batch_size = default_batch_size > 0 ? r.get_int("batch_size", default_batch_size) : r.required("batch_size").as_int();
   if (p.batch_size <= 0) r.fail("batch_size", "batch_size must be positive");
-  // With other data layers in the net their samples pair up by position: read in order, as Caffe.
-  const bool paired = !paired_readers(spec).empty();
+  // With other data layers in the net their samples pair up by position, and a recurrent
+  // layer's cont makes them timesteps: read in order, as Caffe.
+  const std::string in_step = in_step_reason(spec);
   p.shuffle_written = r.has("shuffle");
-  p.shuffle = r.get_bool("shuffle", spec.phase == Phase::TRAIN && !paired);
+  p.shuffle = r.get_bool("shuffle", spec.phase == Phase::TRAIN && in_step.empty());
   p.rand_skip = r.get_int("rand_skip", 0);
   if (p.rand_skip < 0) r.fail("rand_skip", "rand_skip must not be negative");
-  p.prefetch = parse_prefetch_options(r, spec.name, paired);
+  p.prefetch = parse_prefetch_options(r, spec.name, in_step);
   return p;
 }
 

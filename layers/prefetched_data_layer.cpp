@@ -34,11 +34,11 @@ bool reader_shuffles(const NetLayerRef& l) {
   }
 }
 
-// "'a'", "'a' and 'b'", "'a', 'b' and 'c'".
-std::string quoted_list(const std::vector<std::string>& names) {
+// "'a'", "'a' and 'b'", "'a', 'b' and 'c'"; unquoted, names already quoted ("LSTM 'lstm'").
+std::string quoted_list(const std::vector<std::string>& names, bool quote = true) {
   std::string out;
   for (size_t i = 0; i < names.size(); ++i)
-    out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + ("'" + names[i] + "'");
+    out += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + (quote ? "'" + names[i] + "'" : names[i]);
   return out;
 }
 }  // namespace
@@ -105,6 +105,32 @@ std::vector<std::string> paired_readers(const LayerSpec& spec) {
   return others;
 }
 
+std::vector<std::string> sequence_readers(const LayerSpec& spec) {
+  std::vector<std::string> readers;
+  if (!spec.net_layers) return readers;
+  for (const NetLayerRef& l : *spec.net_layers) {
+    if ((l.type != "LSTM" && l.type != "RNN") || !l.config) continue;
+    const Node* bottom = l.config->find("bottom");
+    if (!bottom || !bottom->is_seq() || bottom->items().size() < 2 || !bottom->items()[1].is_scalar()) continue;
+    const std::string cont = bottom->items()[1].str();
+    if (std::find(spec.top.begin(), spec.top.end(), cont) != spec.top.end())
+      readers.push_back(l.type + " '" + l.name + "'");
+  }
+  return readers;
+}
+
+std::string in_step_reason(const LayerSpec& spec) {
+  if (!paired_readers(spec).empty())
+    return "fix the sample or take it out of the source: this layer's samples pair up with another data "
+           "layer's by position, so skipping it would shift every pair after it";
+  const std::vector<std::string> sequences = sequence_readers(spec);
+  if (!sequences.empty())
+    return "fix the sample or take it out of the source: this layer's samples are the timesteps of the sequences read "
+           "by " +
+           quoted_list(sequences, false) + ", so skipping one would join the timesteps on either side of it";
+  return "";
+}
+
 uint64_t PrefetchedDataLayer::order_seed(Context& ctx, bool shuffle) const {
   const std::vector<std::string> others = paired_readers(spec_);
   if (!shuffle || others.empty()) return ctx.rng().next_u32();
@@ -119,6 +145,25 @@ uint64_t PrefetchedDataLayer::augment_seed(Context& ctx) const {
 
 void PrefetchedDataLayer::say_pairing(bool shuffle, bool shuffle_written, const PrefetchOptions& options,
                                       bool own_blocks) const {
+  if (const std::vector<std::string> sequences = sequence_readers(spec_); !sequences.empty()) {
+    const std::string readers = quoted_list(sequences, false);
+    if (!shuffle_written && !options.skip_bad_written && paired_readers(spec_).empty())
+      spdlog::info(
+          "{}: its samples are the timesteps of the sequences read by {} (one of its tops is the cont): read in "
+          "order, and a bad sample is an error (on_bad_sample: fail)",
+          spec_.name, readers);
+    if (shuffle)
+      spdlog::warn(
+          "{}: shuffle: true reorders the timesteps of the sequences read by {} (one of its tops is the cont), "
+          "which then learns from steps out of order; leave shuffle out (a sequence file holds T rows of N streams "
+          "a batch, one row per timestep; see README, Recurrent layers)",
+          spec_.name, readers);
+    if (options.skip_bad)
+      spdlog::warn(
+          "{}: on_bad_sample: skip drops a bad row, a timestep of every stream of the sequences read by {}, joining "
+          "the steps on either side of it; on_bad_sample: fail stops at it",
+          spec_.name, readers);
+  }
   const std::vector<std::string> others = paired_readers(spec_);
   if (others.empty()) return;
   const std::string with = quoted_list(others);
@@ -170,8 +215,8 @@ void PrefetchedDataLayer::restore_state(const std::string& state) {
 
 Layer::DataStats PrefetchedDataLayer::data_stats() const {
   if (!prefetcher_) return {};
-  return {prefetcher_->wait_seconds(), prefetcher_->batches(), prefetcher_->bad_samples(), prefetcher_->samples(),
-          prefetcher_->shuffled()};
+  return {prefetcher_->wait_seconds(), prefetcher_->batches(),  prefetcher_->bad_samples(),
+          prefetcher_->samples(),      prefetcher_->shuffled(), prefetcher_->batch_size()};
 }
 
 PrefetchOptions PrefetchedDataLayer::staged_for(const Context& ctx, PrefetchOptions options) {

@@ -26,6 +26,16 @@ namespace crema {
 // rather than dropping out of one layer's batches only.
 std::vector<std::string> paired_readers(const LayerSpec& spec);
 
+// The recurrent layers (LSTM, RNN) of `spec`'s net whose sequence-continuation bottom (cont,
+// the second) is one of `spec`'s tops, as "LSTM 'lstm'": the layer's samples are then the
+// timesteps of time-major sequences (T rows of N streams a batch), which only make sequences
+// read in order with none left out. Empty when none is.
+std::vector<std::string> sequence_readers(const LayerSpec& spec);
+
+// Why `spec`'s samples must all be read in order (paired_readers, sequence_readers), as the
+// advice given when a bad one stops the layer; "" when nothing requires it.
+std::string in_step_reason(const LayerSpec& spec);
+
 // Refuses, at `params_key`.`key`, a source (or mean_file) that could not be opened (`why`),
 // adding where a relative path was looked for when it is missing: Caffe reads it from the
 // working directory, and a net run from another folder than its author's finds nothing there.

@@ -1,6 +1,9 @@
 #include "layers/recurrent_layer.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <cstring>
+#include <map>
 #include <sstream>
 
 #include "engine/error.hpp"
@@ -17,7 +20,22 @@ RecurrentParams RecurrentParams::parse(MapReader r) {
   // net's own debug_info prints this layer's tops and parameters.
   r.get_bool("debug_info", false);
   p.expose_hidden = r.get_bool("expose_hidden", false);
-  r.finish();
+  // PyTorch's LSTM/RNN arguments that have no key here, with crema's way to the same net.
+  r.finish([](const std::string& key) -> std::string {
+    static const std::map<std::string, std::string> ways = {
+        {"batch_first",
+         "crema's LSTM and RNN read time-major input, as Caffe's: x (T, N, ...) and cont (T, N); there is no "
+         "batch_first: store the sequences time-major (README, Recurrent layers)"},
+        {"num_layers",
+         "one LSTM or RNN layer is one recurrent layer: stack as many, each reading the previous one's top"},
+        {"bidirectional",
+         "crema's recurrent layers run forward in time, as Caffe's: the backward direction is a second layer over the "
+         "time-reversed sequence"},
+        {"dropout", "PyTorch's dropout between stacked layers is a Dropout layer between them here"},
+        {"input_size", "the input size comes from bottom 0's shape; leave it out"}};
+    const auto it = ways.find(key);
+    return it == ways.end() ? "" : "unknown key '" + key + "': " + it->second;
+  });
   return p;
 }
 
@@ -92,8 +110,21 @@ SequenceMath& RecurrentLayer::math(Context& ctx) {
   return *math_;
 }
 
+void RecurrentLayer::check_cont(const SequenceMath& m, const Blob& cont) {
+  cont_check_.reshape({2});
+  const auto [position, value] = m.first_outside_unit(cont.count(), m.data(cont), m.mutable_data(cont_check_));
+  if (position < 0) return;
+  const int t = static_cast<int>(position / n_), n = static_cast<int>(position % n_);
+  throw BadLabel(fmt::format("{} layer '{}': {} holds {} at (t {}, n {}); the sequence continuation flags are 0 where "
+                             "a sequence starts and 1 where it continues (values between scale the carried state)",
+                             type(), name(), spec_.bottom_label(1), value, t, n),
+                 value, 1, "value");
+}
+
 void RecurrentLayer::forward_cpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
-  run_forward(math(ctx), bottom, top);
+  SequenceMath& m = math(ctx);
+  check_cont(m, *bottom[1]);
+  run_forward(m, bottom, top);
 }
 
 void RecurrentLayer::backward_cpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,
@@ -103,7 +134,9 @@ void RecurrentLayer::backward_cpu(Context& ctx, const BlobVec& top, const std::v
 
 #ifdef CREMA_WITH_CUDA
 void RecurrentLayer::forward_gpu(Context& ctx, const BlobVec& bottom, const BlobVec& top) {
-  run_forward(math(ctx), bottom, top);
+  SequenceMath& m = math(ctx);
+  check_cont(m, *bottom[1]);
+  run_forward(m, bottom, top);
 }
 
 void RecurrentLayer::backward_gpu(Context& ctx, const BlobVec& top, const std::vector<bool>& propagate_down,

@@ -44,7 +44,9 @@ class RecurrentLayer : public Layer {
   int min_bottom() const override { return 2 + exposed(); }
   int max_bottom() const override { return 3 + exposed(); }
   std::string blob_count_hint() const override {
-    return params_.expose_hidden ? ""
+    const std::string states = exposed() == 2 ? "h_0, c_0" : "h_0";
+    return params_.expose_hidden ? "; with expose_hidden the bottoms are x, cont, [x_static,] " + states +
+                                       " and the tops the output, " + (exposed() == 2 ? "h_T, c_T" : "h_T")
                                  : "; initial states as bottoms (and final states as tops) need recurrent_param: "
                                    "{expose_hidden: true}";
   }
@@ -123,9 +125,13 @@ class RecurrentLayer : public Layer {
   std::array<Blob, 2> initial_;  // (1, N, H) each: the state this forward started from
   Blob conted_;                 // (T, N, H): cont_t ⊙ h_{t-1}, the recurrent products' input
   Blob static_gates_;           // (N, G): W_static x_static; in backward its gradient
+  Blob cont_check_;             // (2): scratch of the check that cont lies in [0, 1]
 
  private:
   void check_bottoms(const BlobVec& bottom) const;
+  // Refuses a cont value outside [0, 1] (a label wired in as cont, flags of 2): no
+  // sequence boundary means that, and the state would grow or flip sign step by step.
+  void check_cont(const SequenceMath& m, const Blob& cont);
   // The math for ctx's device (the CPU's kept across passes: it caches its products).
   SequenceMath& math(Context& ctx);
   std::unique_ptr<SequenceMath> math_;

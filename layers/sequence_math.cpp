@@ -12,6 +12,7 @@
 #ifdef CREMA_WITH_CUDA
 #include "engine/cuda/math_kernels.hpp"
 #include "layers/cuda/blas_kernels.hpp"
+#include "layers/cuda/catalog_kernels.hpp"
 #include "layers/cuda/neuron_kernels.hpp"
 #include "layers/cuda/recurrent_kernels.hpp"
 #endif
@@ -119,6 +120,11 @@ class CpuSequenceMath final : public SequenceMath {
                           const float* dc, const float* dh, float* dx, float* dc_prev) const override {
     unit_backward_rows(num, hidden, c_prev, x, cont, dc, dh, dx, dc_prev);
   }
+  std::pair<int64_t, float> first_outside_unit(int n, const float* x, float*) const override {
+    for (int i = 0; i < n; ++i)
+      if (!(x[i] >= 0.f && x[i] <= 1.f)) return {i, x[i]};
+    return {-1, 0.f};
+  }
 
  private:
   using Shape = std::tuple<bool, bool, int, int, int, bool>;  // trans_a, trans_b, m, n, k, accumulate
@@ -158,6 +164,10 @@ class GpuSequenceMath final : public SequenceMath {
   void lstm_unit_backward(int num, int hidden, const float* c_prev, const float* x, const float* cont,
                           const float* dc, const float* dh, float* dx, float* dc_prev) const override {
     cuda::lstm_unit_backward(ctx_, num, hidden, c_prev, x, cont, dc, dh, dx, dc_prev);
+  }
+  std::pair<int64_t, float> first_outside_unit(int n, const float* x, float* scratch) const override {
+    const cuda::BadIndex bad = cuda::find_bad_probability(ctx_, n, x, cuda::TargetRule{}, scratch);
+    return {bad.position, bad.value};
   }
 
  private:

@@ -4,7 +4,9 @@
 // data()/diff() and belong to the device the math runs on.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "engine/blob.hpp"
 #include "engine/context.hpp"
@@ -44,6 +46,9 @@ class SequenceMath {
                                  float* c, float* h) const = 0;
   virtual void lstm_unit_backward(int num, int hidden, const float* c_prev, const float* x, const float* cont,
                                   const float* dc, const float* dh, float* dx, float* dc_prev) const = 0;
+  // The position of the first of x's n values outside [0, 1] (NaN included), with the value;
+  // position -1 when there is none. A GPU's waits for the stream. x: (n); scratch: (2)
+  virtual std::pair<int64_t, float> first_outside_unit(int n, const float* x, float* scratch) const = 0;
 };
 
 }  // namespace crema

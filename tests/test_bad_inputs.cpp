@@ -271,6 +271,18 @@ TEST_CASE("config numbers: overflow and NaN are errors with their position, inf 
                        ConfigError);
   CHECK(std::isinf(parse("max: .inf\n").find("max")->as_float()));
   CHECK(parse("x: 2.5e-3\n").find("x")->as_float() == doctest::Approx(0.0025));
+  // C's hexadecimal floats are no YAML numbers (integer keys refuse 0x10 too).
+  for (const char* hex : {"0x10", "0x1p-4", "-0X.8p-3"})
+    CHECK_THROWS_WITH_AS(parse(std::string("x: ") + hex + "\n").find("x")->as_double(),
+                         doctest::Contains("expected a decimal number"), ConfigError);
+  // A non-zero number that would be held as 0 switches off what it sets: refused.
+  CHECK_THROWS_WITH_AS(parse("base_lr: 1e-400\n").find("base_lr")->as_double(), doctest::Contains("too small"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(parse("base_lr: 1e-50\n").find("base_lr")->as_float(),
+                       doctest::Contains("too small for a float"), ConfigError);
+  CHECK(parse("x: 0e-400\n").find("x")->as_double() == 0.0);
+  CHECK(parse("x: -0.000\n").find("x")->as_float() == 0.f);
+  CHECK(parse("x: 1e-40\n").find("x")->as_float() > 0.f);  // a float's subnormal, still not 0
 }
 
 TEST_CASE("config numbers: a key with a default refuses infinity at its position") {
@@ -445,7 +457,8 @@ TEST_CASE(
                 inf_scale.output);
   // A folder given as the config says so, not that it is no map of solver keys.
   const auto folder = test::run(test::crema_binary() + " train " + dir.path().string());
-  CHECK(folder.status == 1);
-  CHECK_MESSAGE(folder.output.find("config file '" + dir.path().string() + "' is a folder") != std::string::npos,
+  CHECK(folder.status == 2);  // a mistake in the command
+  CHECK_MESSAGE(folder.output.find(dir.path().string() + ": this is a folder; give the solver or net file in it") !=
+                    std::string::npos,
                 folder.output);
 }

@@ -44,8 +44,8 @@ TEST_CASE("BatchReindex errors: bad indices and shapes") {
   for (float bad : {3.f, -1.f, 1.5f}) {
     CAPTURE(bad);
     set_values(idx, {0, bad});
-    CHECK_THROWS_WITH_AS(t.layer->forward(ctx, {&x, &idx}, {&y}),
-                         doctest::Contains("at position 1 is not an index in [0, 3)"), Error);
+    CHECK_THROWS_WITH_AS(t.layer->forward(ctx, {&x, &idx}, {&y}), doctest::Contains("at position 1 of bottom 1 is "),
+                         Error);
   }
   Blob idx2({2, 1}), y2;
   auto t2 = test::make_layer("{type: BatchReindex}");

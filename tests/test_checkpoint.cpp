@@ -73,6 +73,26 @@ TEST_CASE("escaping keeps '/' and '%' in layer names round-trippable") {
   }
 }
 
+TEST_CASE("a layer whose parameters are all shared with a loaded layer counts as loaded") {
+  auto b = parse(kSmallNet);
+  Context ctx(11);
+  Net net(b.spec, NetState{}, ctx, true);
+  const int tied = net.layer_index("50%/tied"), again = net.layer_index("tied_again");
+  REQUIRE(tied >= 0);
+  REQUIRE(again >= 0);
+  CHECK(net.layer_index("no such layer") == -1);
+  // Either of the tied layers supplies the other (a file with only the copy, as an untied
+  // Caffe list or a PyTorch conversion writes it, also loads the owner).
+  CHECK(io::layers_not_loaded(net, {"block/fc", "50%/tied"}).empty());
+  CHECK(io::layers_not_loaded(net, {"block/fc", "tied_again"}).empty());
+  CHECK(io::loaded_through_sharing(net, again, {"block/fc", "50%/tied"}) == std::vector<std::string>{"50%/tied"});
+  CHECK(io::loaded_through_sharing(net, tied, {"tied_again"}) == std::vector<std::string>{"tied_again"});
+  CHECK(io::layers_not_loaded(net, {"block/fc"}) == std::vector<std::string>{"50%/tied", "tied_again"});
+  CHECK(io::loaded_through_sharing(net, again, {"block/fc"}).empty());
+  // block/fc shares nothing: the others cannot supply it.
+  CHECK(io::layers_not_loaded(net, {"50%/tied"}) == std::vector<std::string>{"block/fc"});
+}
+
 TEST_CASE("weights round-trip in Caffe's layout, shared copies written once") {
   test::TempDir dir;
   auto b = parse(kSmallNet);

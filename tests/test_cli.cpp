@@ -1988,6 +1988,18 @@ TEST_CASE("several test nets, one per test_iter with its test_state, crema test 
                               "(its layers have no stage rules)") != std::string::npos,
                 t.output);
 
+  // A stage the solver's own test_state misspells is said at its line, as --stage's is.
+  std::string slip = yaml;
+  slip.replace(slip.find("{stage: [val]}"), 14, "{stage: [vall]}");
+  test::write_file(job.dir / "slip.yaml", slip);
+  const auto slipped = test::run(crema_cmd("train " + job.dir / "slip.yaml" +
+                                           " --set max_iter=1 --set snapshot_prefix=" + (job.dir / "slip/toy")));
+  CHECK_MESSAGE(slipped.output.find("slip.yaml:") != std::string::npos, slipped.output);
+  CHECK_MESSAGE(slipped.output.find(": test_state: stage 'vall' is named by no include/exclude rule of net 'toy', so "
+                                    "it changes nothing (did you mean 'val'?)") != std::string::npos,
+                slipped.output);
+  CHECK(slipped.output.find("train_subset' is named") == std::string::npos);
+
   // A test_state count that does not match test_iter is refused.
   const auto bad = test::run(crema_cmd("train " + job.dir / "two.yaml" + " --set test_iter=[2]"));
   CHECK(bad.status == 2);
@@ -2234,8 +2246,14 @@ TEST_CASE("review regressions: bad inputs end with one clear error, never a cras
   CHECK_MESSAGE(r.output.find("not in range 1 to 2147483647") != std::string::npos, r.output);
   // /dev/zero as the solver used to fill the memory and end in std::bad_alloc.
   r = test::run(crema_cmd("train /dev/zero"));
-  CHECK(r.status != 0);
+  CHECK(r.status == 2);  // a mistake in the command, as a config path that names nothing
   CHECK_MESSAGE(r.output.find("is larger than 64 MiB, so it is not a config") != std::string::npos, r.output);
+  r = test::run(crema_cmd("train " + job.dir / "nope.yaml"));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(job.dir / "nope.yaml" + ": no such file; check the path") != std::string::npos, r.output);
+  r = test::run(crema_cmd("test --model " + job.dir.path().string()));
+  CHECK(r.status == 2);
+  CHECK_MESSAGE(r.output.find(": this is a folder; give the solver or net file in it") != std::string::npos, r.output);
 #if !defined(__SANITIZE_ADDRESS__)  // ASan's shadow memory needs more address space than the limit below
   // `crema time` of a net of Input `shape` and layer `layer` under a 2.5 GB address-space limit.
   const auto time_limited = [&](const std::string& shape, const std::string& layer) {

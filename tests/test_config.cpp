@@ -195,6 +195,16 @@ TEST_CASE("config: a missing required solver field (base_lr) names the key and t
   CHECK_MESSAGE(starts_with(empty_msg, "solver.yaml:" + std::to_string(key_line) + ":1: base_lr: "), empty_msg);
   CHECK(empty_msg.find("empty") != std::string::npos);
 
+  // Values that could only be slips: a negative device, a control character in file names.
+  const auto solver_error = [](const std::string& extra) {
+    const Node r = io::parse_yaml(kSolverNet + "max_iter: 10\nbase_lr: 0.1\n" + extra, "solver.yaml");
+    return config_error([&] { SolverSpec::parse(r); });
+  };
+  CHECK(solver_error("solver_mode: GPU\ndevice_id: -1\n").find("device_id: device_id must be 0 or more") !=
+        std::string::npos);
+  CHECK(solver_error("snapshot_prefix: \"runs/a\\x01b\"\n").find("snapshot_prefix holds a control character") !=
+        std::string::npos);
+
   // A layer without a type.
   const std::string type_msg = config_error([&] { build_net(kHead + "- name: relu\n  bottom: data\n"); });
   CHECK(starts_with(type_msg, "net.yaml:7:3: layer[1].type: "));
@@ -244,6 +254,30 @@ TEST_CASE("config: a YAML syntax error carries its position") {
   const std::string msg = config_error([&] { io::parse_yaml("name: n\nlayer: [a, b\n", "net.yaml"); });
   CHECK(starts_with(msg, "net.yaml:"));
   CHECK(msg.find("YAML syntax error") != std::string::npos);
+}
+
+TEST_CASE(
+    "config: pasted lookalikes of spaces, colons and quotes, and invisible characters, are named where they are") {
+  const auto error = [](const std::string& yaml) { return config_error([&] { io::parse_yaml(yaml, "t.yaml"); }); };
+  CHECK(error("a: 1\n\u00a0 b: 2\n") ==
+        "t.yaml:2:1: this line holds a non-breaking space (U+00A0); YAML needs plain spaces");
+  CHECK(error("a:\u00a02\n") == "t.yaml:1:3: this line holds a non-breaking space (U+00A0); YAML needs plain spaces");
+  CHECK(error("num_output\uff1a 20\n") == "t.yaml:1:11: this line holds a full-width colon (U+FF1A); write ':'");
+  CHECK(error("type: \u201cConvolution\u201d\n").find("t.yaml:1:7: this line holds a curly quote (U+201C)") !=
+        std::string::npos);
+  CHECK(error("num_\u200boutput: 2\n") ==
+        "t.yaml:1:5: this line holds an invisible zero-width space (U+200B); delete it");
+  CHECK(error("name: 'a\u200bb'\n").find("zero-width space") != std::string::npos);  // in quotes too
+  // Inside quotes and comments a non-breaking space is text; a BOM opening the file is fine.
+  CHECK(io::parse_yaml("name: 'a\u00a0b'  # x\u00a0y\n", "t.yaml").find("name")->str() == "a\u00a0b");
+  CHECK(io::parse_yaml("\ufeffa: 1\n", "t.yaml").find("a") != nullptr);
+  // A comment after a tab, an apostrophe in a plain value, a double-quoted path ending in a backslash:
+  // none opens or keeps open a string that would hide (or fake) a lookalike.
+  CHECK(io::parse_yaml("a: 1\t# rate\uff1a \u201cx\u201d\n", "t.yaml").find("a")->str() == "1");
+  CHECK(error("name: Caffe's net\nb:\u00a01\n").find("t.yaml:2:3: this line holds a non-breaking space") !=
+        std::string::npos);
+  CHECK(error("p: \"C:\\\\data\\\\\"\nb:\u00a01\n").find("t.yaml:2:3: this line holds a non-breaking space") !=
+        std::string::npos);
 }
 
 TEST_CASE("config: a quote that is never closed is an error at the value that opens it") {
@@ -326,6 +360,69 @@ TEST_CASE("config: an empty or missing layer name is rejected") {
   const std::string msg2 = config_error([&] { build_net(missing); });
   CHECK(starts_with(msg2, "net.yaml:7:3: layer[1]: "));
   CHECK(msg2.find("non-empty 'name'") != std::string::npos);
+
+  // The name key misspelt: said at the key written, not as a layer without a name.
+  const std::string slip = kHead +
+                           "- nmae: relu\n"    // 7
+                           "  type: ReLU\n"    // 8
+                           "  bottom: data\n"  // 9
+                           "  top: data\n";    // 10
+  CHECK(config_error([&] { build_net(slip); }) ==
+        "net.yaml:7:3: layer[1].nmae: unknown key 'nmae' (did you mean 'name'?)");
+  // Spaces only: no name to see.
+  CHECK(config_error([&] {
+          build_net(kHead + "- {name: '   ', type: ReLU, bottom: data, top: data}\n");
+        }).find("name '   ' is only spaces; give it a visible name") != std::string::npos);
+}
+
+TEST_CASE("config: a misspelt key that holds a required one, or is one, is said as written") {
+  // convolution_parm: its num_output was written, in a block no one reads.
+  const std::string block = kHead +
+                            "- name: conv\n"                                          // 7
+                            "  type: Convolution\n"                                   // 8
+                            "  bottom: data\n"                                        // 9
+                            "  top: conv\n"                                           // 10
+                            "  convolution_parm: {num_output: 2, kernel_size: 3}\n";  // 11
+  CHECK(config_error([&] { build_net(block); }) ==
+        "net.yaml:11:3: layer[1].convolution_parm: unknown key 'convolution_parm' (did you mean 'convolution_param'?)");
+  // kernal_size: the check that finds kernel_size missing names the slip.
+  const std::string kernel = kHead +
+                             "- name: conv\n"                                           // 7
+                             "  type: Convolution\n"                                    // 8
+                             "  bottom: data\n"                                         // 9
+                             "  top: conv\n"                                            // 10
+                             "  convolution_param: {num_output: 2, kernal_size: 3}\n";  // 11
+  CHECK(config_error([&] { build_net(kernel); }).find("unknown key 'kernal_size' (did you mean 'kernel_size'?)") !=
+        std::string::npos);
+  // layr: the net's list misspelt.
+  CHECK(config_error([&] { build_net("name: n\nlayr:\n- {name: data, type: Input, top: data}\n"); }) ==
+        "net.yaml:2:1: layr: unknown key 'layr' (did you mean 'layer'?)");
+  // tpo: beside a type already written, the key meant is top.
+  CHECK(config_error([&] {
+          build_net(kHead + "- {name: r, type: ReLU, bottom: data, tpo: r}\n");
+        }).find("unknown key 'tpo' (did you mean 'top'?)") != std::string::npos);
+}
+
+TEST_CASE("config: DummyData's filler count is said with what it may be") {
+  const std::string yaml =
+      "name: n\nlayer:\n- {name: x, type: DummyData, top: x, dummy_data_param: {shape: [{dim: "
+      "[2]}], data_filler: [{type: constant}, {type: constant}]}}\n";
+  CHECK(config_error([&] { build_net(yaml); })
+            .find("dummy_data_param has 2 data_filler entries for 1 top(s): give none (constant 0), one shared by all "
+                  "tops, or one per top") != std::string::npos);
+}
+
+TEST_CASE("config: a bottom made further down names the layer that makes it") {
+  const std::string yaml =
+      kHead +
+      "- {name: relu, type: ReLU, bottom: ip, top: r}\n"                                                  // 7
+      "- {name: ip, type: InnerProduct, bottom: data, top: ip, inner_product_param: {num_output: 2}}\n";  // 8
+  const std::string msg = config_error([&] { build_net(yaml); });
+  CHECK_MESSAGE(msg.find("bottom 'ip' is not produced by any earlier layer in the TRAIN net: layer 'ip' (net.yaml:8:3) "
+                         "makes it further down, and layers run in the order written; move this layer below it") !=
+                    std::string::npos,
+                msg);
+  CHECK(msg.find("did you mean") == std::string::npos);
 }
 
 TEST_CASE("config: a bottom that no earlier layer produces suggests a close blob name") {

@@ -61,12 +61,23 @@ TEST_CASE("Embed: an index outside the table or not whole is a clear error") {
   Blob x({2}), y;
   Context ctx(1);
   t.layer->setup(ctx, {&x}, {&y});
-  for (float bad : {3.f, -1.f, 0.5f}) {
+  // Each kind of bad value with its own advice: only a value past the end needs a larger table.
+  for (const auto& [bad, said] : std::vector<std::pair<float, std::string>>{
+           {3.f, "value 3 at position 1 of bottom 0 is past the last index 2; raise embed_param.input_dim"},
+           {-1.f, "value -1 at position 1 of bottom 0 is negative; indices count from 0, in [0, 3)"},
+           {0.5f, "value 0.5 at position 1 of bottom 0 is not a whole number; indices are whole numbers in [0, 3)"},
+           {std::nanf(""), "is not a finite number; check the input data"}}) {
     CAPTURE(bad);
     set_values(x, {0, bad});
-    CHECK_THROWS_WITH_AS(t.layer->forward(ctx, {&x}, {&y}),
-                         doctest::Contains("at position 1 is not an index in [0, 3); check the input data"), Error);
+    CHECK_THROWS_WITH_AS(t.layer->forward(ctx, {&x}, {&y}), doctest::Contains(said.c_str()), Error);
   }
+  // Indices of a sequence (T, N): the position as coordinates.
+  Blob seq({2, 3}), seq_y;
+  t.layer->reshape({&seq}, {&seq_y});
+  set_values(seq, {0, 1, 2, 1, 7, 0});
+  CHECK_THROWS_WITH_AS(
+      t.layer->forward(ctx, {&seq}, {&seq_y}),
+      doctest::Contains("value 7 at position (1, 1) of bottom 0 of shape 2 3 (6) is past the last index"), Error);
   CHECK_THROWS_WITH_AS(test::make_layer("{type: Embed, embed_param: {num_output: 2}}"), doctest::Contains("input_dim"),
                        ConfigError);
   CHECK_THROWS_WITH_AS(test::make_layer("{type: Embed, embed_param: {input_dim: 2}}"), doctest::Contains("num_output"),

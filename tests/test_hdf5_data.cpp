@@ -473,6 +473,25 @@ TEST_CASE("HDF5 source errors: missing file with its list line, empty list, miss
   test::write_file(dir / "s.txt", "s.h5\n");
   const std::string want = "s.txt:1: HDF5 file '" + dir / "s.h5" + "': dataset 'label' holds fixed-length string values";
   CHECK_THROWS_WITH_AS(HDF5Source(dir / "s.txt", data_and_label()), doctest::Contains(want.c_str()), Error);
+
+  // A numpy bool array, as h5py writes it: an enum of int8 FALSE 0, TRUE 1. Its way out is named.
+  io::H5Handle bool_type;
+  {
+    const std::lock_guard<std::recursive_mutex> lock(io::hdf5_mutex());
+    bool_type = io::H5Handle(H5Tenum_create(H5T_NATIVE_INT8), H5Tclose);
+    const int8_t no = 0, yes = 1;
+    H5Tenum_insert(bool_type.get(), "FALSE", &no);
+    H5Tenum_insert(bool_type.get(), "TRUE", &yes);
+  }
+  const int8_t flags[2] = {0, 1};
+  write_h5(dir / "b.h5", {{"data", {2, 2}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, rows.data()},
+                          {"label", {2}, bool_type.get(), bool_type.get(), flags}});
+  test::write_file(dir / "b.txt", "b.h5\n");
+  CHECK_THROWS_WITH_AS(HDF5Source(dir / "b.txt", data_and_label()),
+                       doctest::Contains("dataset 'label' holds enum values; HDF5Data reads numbers (integer or "
+                                         "floating point) only (a numpy bool array is stored as an enum: write it "
+                                         "with .astype('uint8') or .astype('float32'))"),
+                       Error);
 }
 
 TEST_CASE("HDF5: a dataset compressed with a filter libhdf5 lacks is refused at setup, naming the filter") {
@@ -529,6 +548,70 @@ TEST_CASE("a label out of range met by a classifier names the HDF5 file and row 
       "[0, 4) (set ignore_label to skip a label value); it is the label of row 1 of HDF5 file '" +
       dir / "b.h5" + "' (" + dir / "list.txt" + ":2)";
   CHECK_THROWS_WITH_AS(t.net.forward(t.ctx), want.c_str(), BadLabel);
+}
+
+TEST_CASE("HDF5Data giving an LSTM its cont: rows are timesteps, read in order, none skipped, a bad flag named") {
+  // Six timesteps of two streams, read three at a time (batch_size T = 3).
+  test::TempDir dir;
+  const auto write_sequences = [&](const std::string& name, std::vector<float> cont) {
+    std::vector<float> x(12);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+    io::H5File f(dir / name, io::H5File::Mode::Create);
+    f.write_floats("x", {6, 2, 1}, x.data());
+    f.write_floats("cont", {6, 2}, cont.data());
+    test::write_file(dir / (name + ".txt"), dir / name + "\n");
+    return dir / (name + ".txt");
+  };
+  const auto net_yaml = [](const std::string& list, const std::string& extra) {
+    return "name: n\nlayer:\n"
+           "  - {name: d, type: HDF5Data, top: [x, cont], hdf5_data_param: {source: '" +
+           list + "', batch_size: 3" + extra +
+           "}}\n"
+           "  - {name: lstm, type: LSTM, bottom: [x, cont], top: h, recurrent_param: {num_output: 2}}\n";
+  };
+  const std::vector<float> flags = {0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1};
+  {
+    test::CaptureLog log;
+    test::TestNet t(net_yaml(write_sequences("good.h5", flags), ""), 1);
+    CHECK_MESSAGE(
+        log.text().find("d: its samples are the timesteps of the sequences read by LSTM 'lstm' (one of its "
+                        "tops is the cont): read in order, and a bad sample is an error") != std::string::npos,
+        log.text());
+    for (int batch = 0; batch < 2; ++batch) {
+      t.net.forward(t.ctx);
+      CHECK(t.net.blob("x")->cpu_data()[0] == static_cast<float>(6 * batch));  // row 3 batch
+    }
+  }
+  // A flag of 2 in row 4 (the second batch's t 1, stream 1): named with the row it came from.
+  std::vector<float> two = flags;
+  two[9] = 2.f;
+  const std::string list = write_sequences("two.h5", two);
+  test::TestNet bad(net_yaml(list, ""), 1);
+  bad.net.forward(bad.ctx);
+  const std::string want =
+      "LSTM layer 'lstm': bottom 1 (cont) holds 2 at (t 1, n 1); the sequence continuation flags "
+      "are 0 where a sequence starts and 1 where it continues (values between scale the carried "
+      "state); it is the value of row 4 of HDF5 file '" +
+      dir / "two.h5" + "' (" + list + ":1)";
+  CHECK_THROWS_WITH_AS(bad.net.forward(bad.ctx), want.c_str(), BadLabel);
+  // A NaN row is not skipped (its timestep would go missing from every stream), and a
+  // shuffle or a skip written on the layer is warned about.
+  std::vector<float> nan = flags;
+  nan[8] = std::nanf("");
+  test::TestNet stop(net_yaml(write_sequences("nan.h5", nan), ""), 1);
+  stop.net.forward(stop.ctx);
+  CHECK_THROWS_WITH_AS(stop.net.forward(stop.ctx),
+                       doctest::Contains("this layer's samples are the timesteps of the sequences read by LSTM 'lstm', "
+                                         "so skipping one would join the timesteps on either side of it"),
+                       Error);
+  test::CaptureLog log;
+  test::TestNet warned(net_yaml(write_sequences("w.h5", flags), ", shuffle: true, on_bad_sample: skip"), 1);
+  CHECK_MESSAGE(log.text().find("d: shuffle: true reorders the timesteps of the sequences read by LSTM 'lstm'") !=
+                    std::string::npos,
+                log.text());
+  CHECK_MESSAGE(
+      log.text().find("d: on_bad_sample: skip drops a bad row, a timestep of every stream") != std::string::npos,
+      log.text());
 }
 
 TEST_CASE("HDF5 source: a row holding NaN or infinity is a BadSample naming file, row and dataset") {

@@ -465,6 +465,38 @@ TEST_CASE("prototxt: V1 input fields become an Input layer and weight_decay beco
   const Node& d = item(at(data, "layer"), 0);
   CHECK(same_tree(at(d, "data_param"), io::parse_yaml("{source: db}")));
   CHECK(same_tree(at(d, "transform_param"), io::parse_yaml("{mean_value: 4, scale: 0.5, mirror: true, crop_size: 3}")));
+  // Both places with different values: transform_param's is kept (a current-format data layer reads
+  // only that one in Caffe), and the other is warned about; the same value in both is no news.
+  Node both = io::parse_yaml(
+      "layer:\n- name: d\n  type: Data\n  top: x\n  transform_param: {scale: 0.00390625, mirror: true}\n  "
+      "data_param: {source: db, scale: 0.5, mirror: 1}\n",
+      "both.yaml");
+  {
+    test::CaptureLog log;
+    io::upgrade_net(both);
+    CHECK_MESSAGE(log.text().find("both.yaml:6:28: data_param.scale: 'scale' is set both here (Caffe's old place for "
+                                  "it) and in transform_param (both.yaml:5:28), with different values; "
+                                  "transform_param's 0.00390625 is used: remove this one") != std::string::npos,
+                  log.text());
+    CHECK(log.text().find("mirror") == std::string::npos);  // true and 1 are one value
+  }
+  CHECK(same_tree(at(item(at(both, "layer"), 0), "transform_param"),
+                  io::parse_yaml("{scale: 0.00390625, mirror: true}")));
+  CHECK(same_tree(at(item(at(both, "layer"), 0), "data_param"), io::parse_yaml("{source: db}")));
+  // 'layers' (V1's key) holding layers of the current format: their param maps are said to be so.
+  Node plural =
+      io::parse_yaml("layers:\n- name: c\n  type: Convolution\n  param: [{lr_mult: 1}, {lr_mult: 2}]\n", "plural.yaml");
+  CHECK_THROWS_WITH_AS(io::upgrade_net(plural),
+                       doctest::Contains("a param map ({lr_mult: …}) is the current format's, but this net lists its "
+                                         "layers under 'layers', Caffe's V1 key, where a param is a shared blob's "
+                                         "name: write 'layer:'"),
+                       ConfigError);
+  Node same = io::parse_yaml(
+      "layer:\n- name: d\n  type: Data\n  top: x\n  transform_param: {scale: 0.5}\n  data_param: {source: db, "
+      "scale: 0.5}\n",
+      "same.yaml");
+  io::upgrade_net(same);
+  CHECK(same_tree(at(item(at(same, "layer"), 0), "transform_param"), io::parse_yaml("{scale: 0.5}")));
 }
 
 TEST_CASE("prototxt: upgrade errors point at the V1 field") {

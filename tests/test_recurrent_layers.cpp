@@ -471,8 +471,19 @@ TEST_CASE("LSTM, RNN and LSTMUnit: bad shapes and settings are clear errors") {
   CHECK(setup_error(lstm_yaml(2, ", expose_hidden: true"), {{3, 2, 4}, {3, 2}, {1, 2, 2}, {1, 2, 3}}, 3)
             .find("bottom 3 is an initial state (expose_hidden) and must be (1, N, num_output) = (1, 2, 2)") !=
         std::string::npos);
-  CHECK(setup_error(lstm_yaml(2, ", expose_hidden: true"), {{3, 2, 4}, {3, 2}}, 1).find("bottom") !=
-        std::string::npos);  // h_0 and c_0 missing
+  CHECK(setup_error(lstm_yaml(2, ", expose_hidden: true"), {{3, 2, 4}, {3, 2}}, 1)
+            .find("takes at least 4 bottom blob(s), got 2; with expose_hidden the bottoms are x, cont, [x_static,] "
+                  "h_0, c_0 and the tops the output, h_T, c_T") != std::string::npos);  // h_0 and c_0 missing
+  // PyTorch's arguments: renamed, or crema's way to the same net.
+  CHECK(setup_error("{type: LSTM, recurrent_param: {hidden_size: 2}}", {{3, 2, 4}, {3, 2}}, 1)
+            .find("unknown key 'hidden_size' (did you mean 'num_output'? crema uses Caffe's names)") !=
+        std::string::npos);
+  CHECK(setup_error("{type: LSTM, recurrent_param: {num_output: 2, batch_first: true}}", {{3, 2, 4}, {3, 2}}, 1)
+            .find("unknown key 'batch_first': crema's LSTM and RNN read time-major input") != std::string::npos);
+  CHECK(setup_error("{type: RNN, recurrent_param: {num_output: 2, num_layers: 2}}", {{3, 2, 4}, {3, 2}}, 1)
+            .find("stack as many, each reading the previous one's top") != std::string::npos);
+  CHECK(setup_error("{type: Embed, embed_param: {num_embeddings: 5, num_output: 2}}", {{3, 2}}, 1)
+            .find("did you mean 'input_dim'?") != std::string::npos);
   CHECK(setup_error("{type: RNN, recurrent_param: {}}", {{3, 2, 4}, {3, 2}}, 1).find("num_output") !=
         std::string::npos);
   CHECK(setup_error("{type: RNN, recurrent_param: {num_output: 2, unknown_key: 1}}", {{3, 2, 4}, {3, 2}}, 1)
@@ -488,6 +499,27 @@ TEST_CASE("LSTM, RNN and LSTMUnit: bad shapes and settings are clear errors") {
         std::string::npos);
   CHECK(test::error_of([&] { t.layer->reshape({&x, &cont}, {&x}); }).find("does not compute in place") !=
         std::string::npos);
+}
+
+TEST_CASE("LSTM and RNN: a cont value outside 0 to 1 stops the forward, naming t and n, and values between are taken") {
+  for (const std::string& yaml : {lstm_yaml(2), rnn_yaml(2, "")}) {
+    CAPTURE(yaml);
+    auto t = test::make_layer(yaml);
+    Blob x({3, 2, 4}), cont({3, 2}), y;
+    Context ctx(1);
+    t.layer->setup(ctx, {&x, &cont}, {&y});
+    set_values(cont, {0, 0, 1, 0.5f, 1, 1});
+    t.layer->forward(ctx, {&x, &cont}, {&y});
+    for (const float bad : {2.f, -1.f, std::nanf("")}) {
+      CAPTURE(bad);
+      set_values(cont, {0, 0, 1, 1, 1, bad});
+      const std::string said = test::error_of([&] { t.layer->forward(ctx, {&x, &cont}, {&y}); });
+      CHECK_MESSAGE(said.find("layer '" + t.layer->name() + "': bottom 1 holds " + fmt::format("{}", bad) +
+                              " at (t 2, n 1); the sequence continuation flags are 0 where a sequence starts and 1 "
+                              "where it continues") != std::string::npos,
+                    said);
+    }
+  }
 }
 
 namespace {
